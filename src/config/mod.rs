@@ -1,0 +1,32 @@
+//! Configuration: strict TOML parsing, then named validation rules that
+//! report every problem at once with file, line, column and key.
+
+mod model;
+mod parse;
+
+pub use model::*;
+pub use parse::{ConfigError, ConfigErrors, load, parse};
+
+/// The embedded default configuration (`config/default.toml`), used by
+/// `linkwatch run` without `--config`.
+pub const DEFAULT_CONFIG: &str = include_str!("../../config/default.toml");
+
+/// The name the embedded default is reported under.
+pub const DEFAULT_SOURCE: &str = "<embedded default>";
+
+/// DNS record types a `dns` target may ask for.
+pub const RECORD_TYPES: &[&str] = &[
+    "A", "AAAA", "CAA", "CNAME", "DNSKEY", "DS", "HTTPS", "MX", "NAPTR", "NS", "PTR", "SOA",
+    "SRV", "SSHFP", "SVCB", "TLSA", "TXT",
+];
+
+/// DNS response codes an `expect_rcode` may name.
+pub const RCODES: &[&str] = &[
+    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET",
+    "NXRRSET", "NOTAUTH", "NOTZONE",
+];
+
+/// Parses the embedded default configuration.
+pub fn default_config() -> Result<Config, ConfigErrors> {
+    parse(DEFAULT_CONFIG, DEFAULT_SOURCE)
+}
