@@ -1,7 +1,15 @@
 //! linkwatch: a connectivity monitoring daemon.
 //!
 //! Data flow: [`config`] → [`scheduler`] → [`probe`] workers → [`probe::ProbeResult`]s
-//! consumed by [`metrics`] and the status store ([`status`]), served by [`server`].
+//! consumed by [`metrics`] and the status store ([`status`]), served by [`server`];
+//! [`daemon`] wires them together and [`cli`] is the command line.
 
+pub mod cli;
 pub mod config;
+pub mod daemon;
+pub mod metrics;
 pub mod probe;
+pub mod scheduler;
+pub mod server;
+pub mod status;
+pub mod timeparse;

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `linkwatch` binary: all behaviour lives in the library.
+
+fn main() -> std::process::ExitCode {
+    linkwatch::cli::main()
+}

@@ -20,3 +20,13 @@ pub fn parse(_text: &str, _source: &str) -> Result<Config, ConfigErrors> {
 pub fn load(_path: &std::path::Path) -> Result<Config, ConfigErrors> {
     Err(ConfigErrors(Vec::new()))
 }
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: key `{}`: {}",
+            self.file, self.line, self.column, self.key, self.message
+        )
+    }
+}

@@ -38,7 +38,18 @@ impl IcmpProber {
         IcmpMode::Dgram
     }
 
-    pub async fn probe(&self, _index: usize, _target: &Target, _spec: &IcmpSpec, _deadline: Instant) -> Report {
+    /// The socket mode per open address family (`ipv4`, `ipv6`).
+    pub fn modes(&self) -> Vec<(&'static str, IcmpMode)> {
+        vec![("ipv4", IcmpMode::Dgram)]
+    }
+
+    pub async fn probe(
+        &self,
+        _index: usize,
+        _target: &Target,
+        _spec: &IcmpSpec,
+        _deadline: Instant,
+    ) -> Report {
         Report::new(Outcome::error(Reason::Io, "icmp probe not built yet"))
     }
 }

@@ -1,0 +1,349 @@
+//! The command line: `run`, `check`, `probe` (and `outages`).
+//!
+//! Exit codes: 0 ok, 1 runtime failure (or, for `probe`, a failing target),
+//! 2 bad usage or config.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{self, Config, ConfigErrors, LogFormat};
+use crate::probe::{Outcome, Probers};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "linkwatch",
+    version,
+    about = "Measures internet connectivity around the clock, exports it to Prometheus and records every outage.",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Log level or tracing filter (e.g. `debug`, `linkwatch=trace`); overrides RUST_LOG.
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log_level: Option<String>,
+    /// Log format; overrides `daemon.log_format`.
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormatArg>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon (without --config: the embedded default configuration).
+    Run {
+        #[arg(long, short, value_name = "PATH")]
+        config: Option<PathBuf>,
+    },
+    /// Validate a configuration file; print every problem with file, line and column.
+    Check {
+        #[arg(long, short, value_name = "PATH")]
+        config: PathBuf,
+    },
+    /// Probe each target once and print a table (exit 1 if any failed).
+    Probe {
+        #[arg(long, short, value_name = "PATH")]
+        config: Option<PathBuf>,
+        /// Only this target (repeatable).
+        #[arg(long, short, value_name = "NAME")]
+        target: Vec<String>,
+    },
+}
+
+/// Parses the arguments and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { ref config } => check(config),
+        Command::Run { ref config } => {
+            let Some(cfg) = load_or_default(config.as_deref()) else {
+                return ExitCode::from(2);
+            };
+            init_logging(&cli, cfg.daemon.log_format);
+            run_daemon(cfg)
+        }
+        Command::Probe {
+            ref config,
+            ref target,
+        } => {
+            let Some(cfg) = load_or_default(config.as_deref()) else {
+                return ExitCode::from(2);
+            };
+            init_logging(&cli, LogFormat::Text);
+            probe_once(cfg, target)
+        }
+    }
+}
+
+fn load_or_default(path: Option<&Path>) -> Option<Config> {
+    let loaded = match path {
+        Some(p) => config::load(p),
+        None => config::default_config(),
+    };
+    match loaded {
+        Ok(c) => Some(c),
+        Err(errors) => {
+            print_config_errors(&errors);
+            None
+        }
+    }
+}
+
+fn print_config_errors(errors: &ConfigErrors) {
+    let mut err = std::io::stderr().lock();
+    for e in &errors.0 {
+        let _ = writeln!(err, "{e}");
+    }
+    let n = errors.0.len();
+    let _ = writeln!(
+        err,
+        "{n} problem{} found; linkwatch did not start",
+        if n == 1 { "" } else { "s" }
+    );
+}
+
+fn check(path: &Path) -> ExitCode {
+    match config::load(path) {
+        Ok(cfg) => {
+            println!(
+                "{}: ok ({} groups, {} targets)",
+                path.display(),
+                cfg.groups.len(),
+                cfg.targets.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            print_config_errors(&errors);
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(cli: &Cli, configured: LogFormat) {
+    let filter = match &cli.log_level {
+        Some(level) => EnvFilter::try_new(level),
+        None => EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new("info")),
+    }
+    .unwrap_or_else(|e| {
+        eprintln!("invalid --log-level/RUST_LOG filter ({e}); using `info`");
+        EnvFilter::new("info")
+    });
+    let format = match cli.log_format {
+        Some(LogFormatArg::Json) => LogFormat::Json,
+        Some(LogFormatArg::Text) => LogFormat::Text,
+        None => configured,
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("linkwatch")
+        .build()
+}
+
+fn run_daemon(cfg: Config) -> ExitCode {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("failed to start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = rt.block_on(async {
+        let signals = crate::daemon::shutdown_signal();
+        crate::daemon::run(
+            cfg,
+            async {
+                if let Err(e) = signals.await {
+                    tracing::error!(error = %e, "failed to listen for signals; stopping");
+                }
+            },
+            None,
+        )
+        .await
+    });
+    // Do not wait for blocking-pool threads (e.g. a getaddrinfo stuck on a dead resolver).
+    rt.shutdown_timeout(std::time::Duration::from_millis(50));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "linkwatch could not start");
+            eprintln!("linkwatch: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn probe_once(cfg: Config, only: &[String]) -> ExitCode {
+    for name in only {
+        if cfg.target(name).is_none() {
+            let names: Vec<&str> = cfg.targets.iter().map(|t| t.name.as_str()).collect();
+            eprintln!(
+                "no target named `{name}` in {}; targets: {}",
+                cfg.source,
+                names.join(", ")
+            );
+            return ExitCode::from(2);
+        }
+    }
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("failed to start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let cfg = Arc::new(cfg);
+    let rows = rt.block_on(async {
+        let probers = match Probers::new(&cfg).await {
+            Ok(p) => Arc::new(p),
+            Err(e) => return Err(e),
+        };
+        let mut set = tokio::task::JoinSet::new();
+        for (i, t) in cfg.targets.iter().enumerate() {
+            if !only.is_empty() && !only.contains(&t.name) {
+                continue;
+            }
+            let probers = probers.clone();
+            let cfg = cfg.clone();
+            set.spawn(async move {
+                let t = &cfg.targets[i];
+                let deadline = tokio::time::Instant::now() + t.timeout;
+                (i, probers.probe(i, t, deadline).await)
+            });
+        }
+        let mut rows = Vec::new();
+        while let Some(r) = set.join_next().await {
+            if let Ok(r) = r {
+                rows.push(r);
+            }
+        }
+        rows.sort_by_key(|(i, _)| *i);
+        Ok(rows)
+    });
+    rt.shutdown_timeout(std::time::Duration::from_millis(50));
+    let rows = match rows {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("linkwatch: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let table: Vec<[String; 6]> = rows
+        .iter()
+        .map(|(i, report)| {
+            let t = &cfg.targets[*i];
+            let (result, time, reason) = match &report.outcome {
+                Outcome::Success { duration, phases } => {
+                    let mut extra = Vec::new();
+                    let ph: Vec<String> = phases
+                        .iter()
+                        .map(|(p, d)| format!("{}={}", p.as_str(), fmt_ms(d)))
+                        .collect();
+                    if ph.len() > 1 {
+                        extra.push(ph.join(" "));
+                    }
+                    if let Some(s) = report.info.status {
+                        extra.push(format!("status={s}"));
+                    }
+                    if let Some(rc) = &report.info.rcode {
+                        extra.push(format!(
+                            "rcode={rc} answers=[{}]",
+                            report.info.answers.join(", ")
+                        ));
+                    }
+                    if let Some(peer) = report.info.peer {
+                        extra.push(format!("peer={peer}"));
+                    }
+                    ("ok".to_string(), fmt_ms(*duration), extra.join(" "))
+                }
+                Outcome::Timeout { phase } => (
+                    "timeout".to_string(),
+                    "-".to_string(),
+                    match phase {
+                        Some(p) => {
+                            format!("no answer within {:?} (during {})", t.timeout, p.as_str())
+                        }
+                        None => format!("no answer within {:?}", t.timeout),
+                    },
+                ),
+                Outcome::Error(e) => (
+                    "error".to_string(),
+                    "-".to_string(),
+                    format!("{}: {}", e.reason, e.detail),
+                ),
+            };
+            [
+                t.name.clone(),
+                t.group.clone(),
+                t.kind().to_string(),
+                result,
+                time,
+                reason,
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        render_table(
+            &["TARGET", "GROUP", "KIND", "RESULT", "TIME", "DETAIL"],
+            &table
+        )
+    );
+    if rows.iter().all(|(_, r)| r.outcome.is_success()) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn fmt_ms(d: std::time::Duration) -> String {
+    format!("{:.3}ms", d.as_secs_f64() * 1e3)
+}
+
+/// Renders rows as a left-aligned table with two spaces between columns.
+pub fn render_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let mut l = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == N {
+                l.push_str(cell);
+            } else {
+                l.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+    out
+}

@@ -1,0 +1,187 @@
+//! `linkwatch run`: wires config, probers, scheduler, metrics and the HTTP
+//! server together, and shuts them down in order.
+//!
+//! Shutdown order (one cancellation tree, bounded by [`SHUTDOWN_BUDGET`]):
+//! 1. stop scheduling; probes in flight finish or hit their deadline, and are
+//!    cut after [`PROBE_GRACE`] at the latest;
+//! 2. the collector drains the results that were produced;
+//! 3. the HTTP server stops last, so a final scrape still sees everything.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::probe::{Outcome, ProbeResult, Probers};
+use crate::scheduler::Scheduler;
+use crate::server::{self, AppState};
+use crate::status::StatusStore;
+
+/// Longest in-flight probes may run after a stop signal.
+pub const PROBE_GRACE: Duration = Duration::from_millis(1200);
+/// Longest the HTTP server waits for requests in progress at the end.
+pub const HTTP_GRACE: Duration = Duration::from_millis(300);
+/// Upper bound on the whole shutdown (the contract promises exit within 2 s).
+pub const SHUTDOWN_BUDGET: Duration = Duration::from_millis(1900);
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("failed to set up probes: {0}")]
+    Probe(#[from] crate::probe::SetupError),
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
+    #[error("{0}")]
+    Listen(std::io::Error),
+}
+
+/// Runs the daemon until `shutdown` resolves. `on_listen` receives the bound
+/// HTTP address (useful with port 0).
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+    on_listen: Option<oneshot::Sender<SocketAddr>>,
+) -> Result<(), StartError> {
+    let config = Arc::new(config);
+    for t in &config.targets {
+        if let crate::config::TargetSpec::Http(h) = &t.spec
+            && !h.tls_verify
+        {
+            tracing::warn!(target_name = %t.name, url = %h.url, "TLS certificate verification is disabled for this target (tls_verify = false)");
+        }
+    }
+    let probers = Arc::new(Probers::new(&config).await?);
+    let metrics = Arc::new(Metrics::new(&config)?);
+    if let Some(icmp) = probers.icmp() {
+        for (family, mode) in icmp.modes() {
+            metrics.set_icmp_mode(family, mode.as_str());
+            tracing::info!(family, mode = mode.as_str(), "ICMP socket open");
+        }
+    }
+    let status = Arc::new(StatusStore::new(&config));
+    let listener = server::bind(config.daemon.listen)
+        .await
+        .map_err(StartError::Listen)?;
+    let addr = listener.local_addr().map_err(StartError::Listen)?;
+    tracing::info!(
+        addr = %addr,
+        config = %config.source,
+        targets = config.targets.len(),
+        groups = config.groups.len(),
+        version = env!("CARGO_PKG_VERSION"),
+        "linkwatch listening on http://{addr}/metrics"
+    );
+    if let Some(tx) = on_listen {
+        let _ = tx.send(addr);
+    }
+
+    let scheduler_alive = Arc::new(AtomicBool::new(true));
+    let state = Arc::new(AppState {
+        metrics: metrics.clone(),
+        status: status.clone(),
+        outages: None,
+        scheduler_alive: scheduler_alive.clone(),
+        started: jiff::Timestamp::now(),
+    });
+    let server_stop = CancellationToken::new();
+    let server = tokio::spawn(server::serve(
+        listener,
+        state,
+        server_stop.clone().cancelled_owned(),
+        HTTP_GRACE,
+    ));
+
+    let (tx, rx) = mpsc::channel::<ProbeResult>(config.targets.len().clamp(64, 65_536));
+    let collector = tokio::spawn(collect(rx, metrics.clone(), status.clone(), config.clone()));
+    let cancel = CancellationToken::new();
+    let mut scheduler = tokio::spawn(
+        Scheduler::new(config.clone(), probers.clone(), tx, Some(metrics.clone()))
+            .run(cancel.clone()),
+    );
+
+    tokio::select! {
+        () = shutdown => {}
+        res = &mut scheduler => {
+            tracing::error!(error = ?res.err(), "the scheduler stopped unexpectedly");
+            scheduler_alive.store(false, Ordering::Release);
+        }
+    }
+    let begun = tokio::time::Instant::now();
+    tracing::info!("stopping: no new probes; waiting for probes in flight");
+    cancel.cancel();
+    if !scheduler.is_finished()
+        && tokio::time::timeout(PROBE_GRACE, &mut scheduler)
+            .await
+            .is_err()
+    {
+        tracing::warn!(grace = ?PROBE_GRACE, "probes still in flight after the grace period; abandoning them");
+        scheduler.abort();
+    }
+    scheduler_alive.store(false, Ordering::Release);
+    let remaining = SHUTDOWN_BUDGET.saturating_sub(begun.elapsed());
+    if tokio::time::timeout(remaining, collector).await.is_err() {
+        tracing::warn!("result collector did not drain in time");
+    }
+    server_stop.cancel();
+    let remaining = SHUTDOWN_BUDGET.saturating_sub(begun.elapsed());
+    if tokio::time::timeout(remaining, server).await.is_err() {
+        tracing::warn!("HTTP server did not stop in time");
+    }
+    tracing::info!(took = ?begun.elapsed(), "stopped");
+    Ok(())
+}
+
+/// Consumes probe results: metrics, status store, debug log of failures.
+async fn collect(
+    mut rx: mpsc::Receiver<ProbeResult>,
+    metrics: Arc<Metrics>,
+    status: Arc<StatusStore>,
+    config: Arc<Config>,
+) {
+    while let Some(r) = rx.recv().await {
+        metrics.record(&r);
+        status.record(&r);
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let name = config
+                .targets
+                .get(r.target)
+                .map_or("?", |t| t.name.as_str());
+            match &r.report.outcome {
+                Outcome::Success { duration, .. } => {
+                    tracing::debug!(target_name = name, duration = ?duration, "probe succeeded");
+                }
+                Outcome::Timeout { phase } => {
+                    tracing::debug!(target_name = name, phase = ?phase, "probe timed out");
+                }
+                Outcome::Error(e) => {
+                    tracing::debug!(target_name = name, reason = %e.reason, detail = %e.detail, "probe failed");
+                }
+            }
+        }
+    }
+}
+
+/// Resolves on the first SIGINT or SIGTERM. SIGHUP is logged and ignored
+/// (configuration reload is not supported; restart to apply a new config)
+/// rather than killing the daemon, which is its default action.
+pub async fn shutdown_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!(signal = "SIGTERM", "received stop signal"); return Ok(()); }
+            _ = int.recv() => { tracing::info!(signal = "SIGINT", "received stop signal"); return Ok(()); }
+            _ = hup.recv() => {
+                tracing::warn!(signal = "SIGHUP", "configuration reload is not supported; restart linkwatch to apply a changed config");
+            }
+        }
+    }
+}

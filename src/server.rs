@@ -1,0 +1,312 @@
+//! The HTTP server: `/metrics`, `/healthz`, `/api/v1/*` and a small status page.
+//!
+//! Hardened for a hostile or broken client: header size and count limits, a
+//! header read timeout (a slowloris client is dropped), a cap on concurrent
+//! connections (extra ones are closed at once), and a lifetime cap per
+//! connection. Requests carry no body we read.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::metrics::{self, Metrics};
+use crate::status::StatusStore;
+
+/// Connections served at once; more are closed immediately.
+pub const MAX_CONNECTIONS: usize = 64;
+/// Time a client has to send a request's headers.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest a single connection may live.
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
+/// Request head buffer limit.
+pub const MAX_BUF: usize = 16 * 1024;
+/// Header count limit.
+pub const MAX_HEADERS: usize = 32;
+
+/// Source of outage records for `/api/v1/outages` and group states for
+/// `/api/v1/status` (implemented by the outage service).
+pub trait OutageView: Send + Sync + 'static {
+    /// Outages overlapping `[since, until]`, oldest first, as JSON values.
+    fn outages_json(
+        &self,
+        since: Option<jiff::Timestamp>,
+        until: Option<jiff::Timestamp>,
+    ) -> serde_json::Value;
+    /// Every group with its state, as JSON values.
+    fn groups_json(&self) -> serde_json::Value;
+    /// Every target's state after hysteresis (`up`, `down`, `unknown`), by target index.
+    fn target_states(&self) -> Vec<&'static str>;
+}
+
+/// Everything the handlers read.
+pub struct AppState {
+    pub metrics: Arc<Metrics>,
+    pub status: Arc<StatusStore>,
+    pub outages: Option<Arc<dyn OutageView>>,
+    /// Cleared when the scheduler has stopped or died; `/healthz` then fails.
+    pub scheduler_alive: Arc<AtomicBool>,
+    pub started: jiff::Timestamp,
+}
+
+type Body = Full<Bytes>;
+
+/// Serves `listener` until `shutdown` resolves, then closes idle connections
+/// and waits (bounded by `grace`) for requests in progress.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) {
+    let graceful = GracefulShutdown::new();
+    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_BUF)
+        .max_headers(MAX_HEADERS)
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "failed to accept an HTTP connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "too many HTTP connections; closing the new one");
+            drop(stream);
+            continue;
+        };
+        let state = state.clone();
+        let conn = builder.serve_connection(
+            TokioIo::new(stream),
+            service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(handle(&state, req)) }
+            }),
+        );
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            match tokio::time::timeout(CONNECTION_LIFETIME, conn).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "HTTP connection ended with an error")
+                }
+                Err(_) => tracing::debug!(%peer, "HTTP connection reached its lifetime cap"),
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::debug!("HTTP connections still open after the grace period; dropping them");
+    }
+}
+
+/// Routes one request.
+pub fn handle(state: &AppState, req: Request<Incoming>) -> Response<Body> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        r.headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    let query = req.uri().query().unwrap_or("");
+    match req.uri().path() {
+        "/metrics" => match state.metrics.encode() {
+            Ok(body) => response(StatusCode::OK, metrics::CONTENT_TYPE, body),
+            Err(e) => {
+                tracing::error!(error = %e, "failed to encode metrics");
+                text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "failed to encode metrics\n",
+                )
+            }
+        },
+        "/healthz" => {
+            if state.scheduler_alive.load(Ordering::Acquire) {
+                text(StatusCode::OK, "ok\n")
+            } else {
+                text(StatusCode::SERVICE_UNAVAILABLE, "scheduler stopped\n")
+            }
+        }
+        "/api/v1/status" => json(StatusCode::OK, &status_json(state)),
+        "/api/v1/outages" => match parse_range(query) {
+            Ok((since, until)) => match &state.outages {
+                Some(o) => json(StatusCode::OK, &o.outages_json(since, until)),
+                None => json(StatusCode::OK, &serde_json::Value::Array(Vec::new())),
+            },
+            Err(msg) => json(
+                StatusCode::BAD_REQUEST,
+                &serde_json::json!({ "error": msg }),
+            ),
+        },
+        "/" => response(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            status_page(state).into_bytes(),
+        ),
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+fn status_json(state: &AppState) -> serde_json::Value {
+    let mut targets = serde_json::to_value(state.status.snapshot())
+        .unwrap_or_else(|_| serde_json::Value::Array(Vec::new()));
+    let groups = match &state.outages {
+        Some(o) => {
+            let states = o.target_states();
+            if let Some(arr) = targets.as_array_mut() {
+                for (t, s) in arr.iter_mut().zip(states) {
+                    if let Some(obj) = t.as_object_mut() {
+                        obj.insert("state".into(), serde_json::Value::from(s));
+                    }
+                }
+            }
+            o.groups_json()
+        }
+        None => serde_json::Value::Array(Vec::new()),
+    };
+    serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "started": crate::status::format_ts(state.started),
+        "now": crate::status::format_ts(jiff::Timestamp::now()),
+        "groups": groups,
+        "targets": targets,
+    })
+}
+
+/// Parses `since` and `until` query parameters (RFC 3339, a date, or a span like `7d`).
+fn parse_range(query: &str) -> Result<(Option<jiff::Timestamp>, Option<jiff::Timestamp>), String> {
+    let mut since = None;
+    let mut until = None;
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        let t = crate::timeparse::parse_time(&v, jiff::Timestamp::now())
+            .map_err(|e| format!("bad `{k}`: {e}"))?;
+        match k.as_ref() {
+            "since" => since = Some(t),
+            "until" => until = Some(t),
+            _ => return Err(format!("unknown query parameter `{k}`")),
+        }
+    }
+    Ok((since, until))
+}
+
+fn status_page(state: &AppState) -> String {
+    let states = state
+        .outages
+        .as_ref()
+        .map(|o| o.target_states())
+        .unwrap_or_default();
+    let mut rows = String::new();
+    for (i, t) in state.status.snapshot().iter().enumerate() {
+        let (result, detail, at) = match &t.last {
+            Some(l) => (
+                l.result,
+                l.detail
+                    .clone()
+                    .or_else(|| l.duration_seconds.map(|d| format!("{:.3} ms", d * 1e3)))
+                    .unwrap_or_default(),
+                l.at.clone(),
+            ),
+            None => ("pending", String::new(), String::new()),
+        };
+        rows.push_str(&format!(
+            "<tr class=\"{result}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            escape(&t.name),
+            escape(&t.group),
+            t.kind,
+            escape(&t.probes),
+            states.get(i).copied().unwrap_or("-"),
+            result,
+            escape(&detail),
+            at
+        ));
+    }
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>linkwatch</title>\
+<meta http-equiv=\"refresh\" content=\"10\">\
+<style>body{{font-family:sans-serif}}td,th{{padding:2px 8px;text-align:left}}\
+.success td:nth-child(6){{color:green}}.timeout td:nth-child(6),.error td:nth-child(6){{color:#b00}}</style>\
+</head><body><h1>linkwatch {}</h1><p>Started {}. <a href=\"/metrics\">metrics</a> · \
+<a href=\"/api/v1/status\">status JSON</a> · <a href=\"/api/v1/outages\">outages JSON</a></p>\
+<table><tr><th>target</th><th>group</th><th>kind</th><th>probes</th><th>state</th><th>last result</th>\
+<th>detail</th><th>at (UTC)</th></tr>\n{rows}</table></body></html>\n",
+        env!("CARGO_PKG_VERSION"),
+        crate::status::format_ts(state.started),
+    )
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn response(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    r
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    response(
+        status,
+        "text/plain; charset=utf-8",
+        body.as_bytes().to_vec(),
+    )
+}
+
+fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
+    match serde_json::to_vec_pretty(value) {
+        Ok(mut body) => {
+            body.push(b'\n');
+            response(status, "application/json", body)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "failed to serialize a JSON response");
+            text(StatusCode::INTERNAL_SERVER_ERROR, "serialization failed\n")
+        }
+    }
+}
+
+/// Binds the listen address with a clear error.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, std::io::Error> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("failed to listen on {addr} (daemon.listen): {e}"),
+        )
+    })
+}

@@ -1,0 +1,163 @@
+//! The latest result of every target, for `/api/v1/status` and the status page.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::probe::{Info, Outcome, ProbeResult};
+
+/// A target's configuration summary and last result.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetStatus {
+    pub name: String,
+    pub group: String,
+    pub kind: &'static str,
+    /// Where the probe goes (host, host:port, URL or DNS question).
+    pub probes: String,
+    pub interval_seconds: f64,
+    pub timeout_seconds: f64,
+    pub probes_total: u64,
+    pub successes_total: u64,
+    /// `None` until the first probe completed.
+    pub last: Option<LastResult>,
+}
+
+/// One probe result as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LastResult {
+    /// Wall-clock start, RFC 3339 UTC with milliseconds.
+    pub at: String,
+    /// `success`, `timeout` or `error`.
+    pub result: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<f64>,
+    /// Failure reason (`timeout`, `connect_refused`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub phases: BTreeMap<&'static str, f64>,
+    #[serde(flatten)]
+    pub info: Info,
+}
+
+impl LastResult {
+    pub fn from_result(r: &ProbeResult) -> Self {
+        let (duration_seconds, reason, detail, phases) = match &r.report.outcome {
+            Outcome::Success { duration, phases } => (
+                Some(duration.as_secs_f64()),
+                None,
+                None,
+                phases
+                    .iter()
+                    .map(|(p, d)| (p.as_str(), d.as_secs_f64()))
+                    .collect(),
+            ),
+            Outcome::Timeout { phase } => (
+                None,
+                Some("timeout".to_string()),
+                Some(match phase {
+                    Some(p) => format!("no answer within the timeout (during {})", p.as_str()),
+                    None => "no answer within the timeout".to_string(),
+                }),
+                BTreeMap::new(),
+            ),
+            Outcome::Error(e) => (
+                None,
+                Some(e.reason.as_str().to_string()),
+                Some(e.detail.clone()),
+                BTreeMap::new(),
+            ),
+        };
+        Self {
+            at: format_ts(r.at),
+            result: r.report.outcome.result_label(),
+            duration_seconds,
+            reason,
+            detail,
+            phases,
+            info: r.report.info.clone(),
+        }
+    }
+}
+
+/// RFC 3339 UTC with milliseconds, the format of every timestamp linkwatch writes.
+pub fn format_ts(ts: jiff::Timestamp) -> String {
+    format!("{:.3}", ts)
+}
+
+/// Thread-safe store of the latest status of each target.
+pub struct StatusStore {
+    targets: Mutex<Vec<TargetStatus>>,
+}
+
+impl StatusStore {
+    pub fn new(config: &Config) -> Self {
+        let targets = config
+            .targets
+            .iter()
+            .map(|t| TargetStatus {
+                name: t.name.clone(),
+                group: t.group.clone(),
+                kind: t.kind().as_str(),
+                probes: describe(&t.spec),
+                interval_seconds: t.interval.as_secs_f64(),
+                timeout_seconds: t.timeout.as_secs_f64(),
+                probes_total: 0,
+                successes_total: 0,
+                last: None,
+            })
+            .collect();
+        Self {
+            targets: Mutex::new(targets),
+        }
+    }
+
+    pub fn record(&self, r: &ProbeResult) {
+        let mut targets = self.targets.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = targets.get_mut(r.target) {
+            t.probes_total += 1;
+            if r.report.outcome.is_success() {
+                t.successes_total += 1;
+            }
+            t.last = Some(LastResult::from_result(r));
+        }
+    }
+
+    pub fn snapshot(&self) -> Vec<TargetStatus> {
+        self.targets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// A short description of what a target probes, for tables and the API.
+pub fn describe(spec: &crate::config::TargetSpec) -> String {
+    use crate::config::{DnsServer, TargetSpec};
+    match spec {
+        TargetSpec::Icmp(s) => s.host.to_string(),
+        TargetSpec::Tcp(s) => match &s.host {
+            crate::config::Host::Ip(std::net::IpAddr::V6(ip)) => format!("[{ip}]:{}", s.port),
+            h => format!("{h}:{}", s.port),
+        },
+        TargetSpec::Http(s) => format!("{} {}", s.method.as_str(), s.url),
+        TargetSpec::Dns(s) => {
+            let server = match &s.server {
+                DnsServer::System => "system resolver".to_string(),
+                DnsServer::Addr { host, port } => format!("{host}:{port}"),
+                DnsServer::Url(u) => u.to_string(),
+            };
+            format!(
+                "{} {} @{} ({})",
+                s.query,
+                s.record,
+                server,
+                s.transport.as_str()
+            )
+        }
+    }
+}
