@@ -216,17 +216,12 @@ eth0\t0001A8C0\t00000000\t0001\t0\t0\t100\t00FFFFFF\t0\t0\t0\n";
     }
 
     #[tokio::test]
-    async fn localhost_resolves_and_unknown_name_is_resolve_error() {
+    async fn localhost_resolves_from_hosts_file() {
+        // `localhost` comes from /etc/hosts: no DNS query leaves the machine.
+        // (Resolution failures are tested in a namespace with its own resolv.conf.)
         let (ip, _) = resolve(&Host::Name("localhost".into()), IpVersion::V4)
             .await
             .unwrap();
         assert!(ip.is_loopback());
-        let err = resolve(&Host::Name("does-not-exist.invalid".into()), IpVersion::Any)
-            .await
-            .unwrap_err();
-        match err {
-            Outcome::Error(e) => assert_eq!(e.reason, Reason::Resolve),
-            other => panic!("unexpected {other:?}"),
-        }
     }
 }

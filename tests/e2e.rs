@@ -1,0 +1,346 @@
+//! End-to-end tests of the real binary on loopback: config → probes →
+//! `/metrics` (checked by promtool) → API → ordered shutdown.
+
+mod support;
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use linkwatch::metrics as m;
+use support::{Daemon, promtool_check_metrics, require, sample, sum};
+
+fn loopback_config(tcp_open: u16, tcp_closed: u16) -> String {
+    format!(
+        r#"
+[daemon]
+listen = "127.0.0.1:0"
+data_dir = "{{data_dir}}"
+
+[defaults]
+interval = "500ms"
+timeout = "400ms"
+
+[[group]]
+name = "lan"
+
+[[group]]
+name = "internet"
+needs = "lan"
+
+[[target]]
+name = "loop-icmp"
+group = "lan"
+kind = "icmp"
+host = "127.0.0.1"
+
+[[target]]
+name = "loop-tcp"
+group = "internet"
+kind = "tcp"
+host = "127.0.0.1"
+port = {tcp_open}
+
+[[target]]
+name = "closed-tcp"
+group = "internet"
+kind = "tcp"
+host = "127.0.0.1"
+port = {tcp_closed}
+"#
+    )
+}
+
+fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[test]
+fn serves_metrics_api_and_stops_on_sigterm() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let open = listener.local_addr().unwrap().port();
+    // Accept and drop connections in the background.
+    std::thread::spawn(move || for _ in listener.incoming() {});
+    let mut d = Daemon::start(&loopback_config(open, closed_port()));
+
+    // Every label set exists before the first probe has completed.
+    let first = d.metrics();
+    for t in ["loop-icmp", "loop-tcp", "closed-tcp"] {
+        for result in ["success", "timeout", "error"] {
+            assert!(
+                sample(
+                    &first,
+                    m::PROBES_TOTAL,
+                    &[("target", t), ("result", result)]
+                )
+                .is_some(),
+                "missing {} for {t}/{result}:\n{first}",
+                m::PROBES_TOTAL
+            );
+        }
+        assert!(sample(&first, m::PROBE_SUCCESS, &[("target", t)]).is_some());
+    }
+    assert_eq!(
+        sample(
+            &first,
+            m::BUILD_INFO,
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        Some(1.0)
+    );
+
+    let body = d.wait_for(Duration::from_secs(10), |d| {
+        let b = d.metrics();
+        let done = ["loop-icmp", "loop-tcp", "closed-tcp"]
+            .iter()
+            .all(|t| sum(&b, m::PROBES_TOTAL, &[("target", t)]) >= 2.0);
+        done.then_some(b)
+    });
+    assert_eq!(
+        sample(&body, m::PROBE_SUCCESS, &[("target", "loop-icmp")]),
+        Some(1.0),
+        "{}",
+        d.log()
+    );
+    assert_eq!(
+        sample(&body, m::PROBE_SUCCESS, &[("target", "loop-tcp")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&body, m::PROBE_SUCCESS, &[("target", "closed-tcp")]),
+        Some(0.0)
+    );
+    assert!(
+        sample(
+            &body,
+            m::PROBE_ERRORS_TOTAL,
+            &[("target", "closed-tcp"), ("reason", "connect_refused")]
+        )
+        .unwrap_or(0.0)
+            >= 1.0,
+        "{body}"
+    );
+    assert!(
+        sample(
+            &body,
+            m::PROBE_PHASE_SECONDS,
+            &[("target", "loop-tcp"), ("phase", "connect")]
+        )
+        .unwrap()
+            > 0.0
+    );
+    assert!(
+        sample(
+            &body,
+            "linkwatch_probe_duration_seconds_count",
+            &[("target", "loop-icmp")]
+        )
+        .unwrap()
+            >= 1.0
+    );
+    assert!(sample(&body, "process_resident_memory_bytes", &[]).unwrap() > 0.0);
+    assert!(body.contains(m::ICMP_SOCKET_MODE), "{body}");
+
+    // promtool accepts the exposition (exit 0: no parse error, no lint finding).
+    if require(
+        promtool_check_metrics("").is_some(),
+        "promtool (Debian package `prometheus`) is not installed",
+    ) {
+        let (code, out) = promtool_check_metrics(&body).unwrap();
+        assert_eq!(code, 0, "promtool check metrics failed:\n{out}");
+    }
+
+    let (status, health) = d.get("/healthz");
+    assert_eq!((status, health.as_str()), (200, "ok\n"));
+
+    let (status, api) = d.get("/api/v1/status");
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&api).unwrap();
+    let targets = v["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 3);
+    let closed = targets.iter().find(|t| t["name"] == "closed-tcp").unwrap();
+    assert_eq!(closed["kind"], "tcp");
+    assert_eq!(closed["group"], "internet");
+    assert_eq!(closed["last"]["result"], "error");
+    assert_eq!(closed["last"]["reason"], "connect_refused");
+    assert!(closed["last"]["at"].as_str().unwrap().ends_with('Z'));
+
+    let (status, _) = d.get("/nope");
+    assert_eq!(status, 404);
+    let (status, page) = d.get("/");
+    assert_eq!(status, 200);
+    assert!(page.contains("loop-tcp"));
+
+    let (status, took) = d.terminate(Duration::from_secs(5));
+    assert!(
+        status.success(),
+        "exit status {status:?}; log:\n{}",
+        d.log()
+    );
+    assert!(took < Duration::from_secs(2), "took {took:?} to stop");
+}
+
+#[test]
+fn five_hundred_icmp_targets_at_one_second() {
+    let mut cfg = String::from(
+        r#"
+[daemon]
+listen = "127.0.0.1:0"
+data_dir = "{data_dir}"
+
+[defaults]
+interval = "1s"
+timeout = "900ms"
+
+[[group]]
+name = "lan"
+"#,
+    );
+    for i in 0..500 {
+        let host = format!("127.0.{}.{}", 1 + i / 250, 1 + i % 250);
+        cfg.push_str(&format!(
+            "\n[[target]]\nname = \"t{i}\"\ngroup = \"lan\"\nkind = \"icmp\"\nhost = \"{host}\"\n"
+        ));
+    }
+    let mut d = Daemon::start(&cfg);
+    // Let every target complete a few probes.
+    std::thread::sleep(Duration::from_millis(2500));
+    let t0 = Instant::now();
+    let a = d.metrics();
+    std::thread::sleep(Duration::from_secs(3));
+    let b = d.metrics();
+    let dt = t0.elapsed().as_secs_f64();
+    let ok = (0..500)
+        .filter(|i| sample(&b, m::PROBE_SUCCESS, &[("target", &format!("t{i}"))]) == Some(1.0))
+        .count();
+    assert_eq!(ok, 500, "targets not succeeding; log:\n{}", d.log());
+    let rate = (sum(&b, m::PROBES_TOTAL, &[]) - sum(&a, m::PROBES_TOTAL, &[])) / dt;
+    assert!(
+        (450.0..=550.0).contains(&rate),
+        "probe rate {rate:.0}/s, expected ~500/s"
+    );
+    assert_eq!(sum(&b, m::PROBES_TOTAL, &[("result", "timeout")]), 0.0);
+    assert_eq!(sum(&b, m::PROBES_SKIPPED_TOTAL, &[]), 0.0, "slots skipped");
+    // No bunching: probes start on schedule (lateness histogram: nearly all under 50 ms).
+    let late_total = sample(&b, "linkwatch_schedule_lateness_seconds_count", &[]).unwrap();
+    let late_50ms = sample(
+        &b,
+        "linkwatch_schedule_lateness_seconds_bucket",
+        &[("le", "0.05")],
+    )
+    .unwrap();
+    assert!(
+        late_50ms / late_total > 0.99,
+        "{late_50ms}/{late_total} probes within 50 ms of schedule"
+    );
+    let (status, took) = d.terminate(Duration::from_secs(5));
+    assert!(status.success());
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+}
+
+#[test]
+fn check_accepts_a_valid_config_and_probe_prints_a_table() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let open = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || for _ in listener.incoming() {});
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    let text = loopback_config(open, closed_port()).replace("{data_dir}", "/tmp/unused");
+    std::fs::write(&path, text).unwrap();
+
+    let out = std::process::Command::new(support::BIN)
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = std::process::Command::new(support::BIN)
+        .args(["probe", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    // One failing target (the closed port) → exit 1.
+    assert_eq!(out.status.code(), Some(1), "{table}");
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("TARGET"), "{table}");
+    assert_eq!(lines.len(), 4, "{table}");
+    let col = lines[0].find("RESULT").unwrap();
+    for l in &lines[1..] {
+        assert!(
+            l[col..].starts_with("ok") || l[col..].starts_with("error"),
+            "column misaligned: {l}"
+        );
+    }
+    assert!(table.contains("connect_refused"));
+
+    let out = std::process::Command::new(support::BIN)
+        .args(["probe", "--config"])
+        .arg(&path)
+        .args(["--target", "loop-tcp"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
+
+    let out = std::process::Command::new(support::BIN)
+        .args(["probe", "--config"])
+        .arg(&path)
+        .args(["--target", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn hostile_http_clients_do_not_pin_the_daemon() {
+    use std::io::{Read, Write};
+    let d = Daemon::start(&loopback_config(closed_port(), closed_port()));
+    // A slowloris client that never finishes its headers, and an oversized header.
+    let mut slow = std::net::TcpStream::connect(d.addr).unwrap();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nX-Slow: ")
+        .unwrap();
+    let mut big = std::net::TcpStream::connect(d.addr).unwrap();
+    let huge = format!(
+        "GET /metrics HTTP/1.1\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(64 * 1024)
+    );
+    let _ = big.write_all(huge.as_bytes());
+    let mut buf = Vec::new();
+    big.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = big.read_to_end(&mut buf);
+    let resp = String::from_utf8_lossy(&buf);
+    assert!(
+        resp.is_empty() || resp.starts_with("HTTP/1.1 431") || resp.starts_with("HTTP/1.1 400"),
+        "oversized header answered: {resp}"
+    );
+    // Meanwhile normal scrapes work.
+    let (status, _) = d.get("/healthz");
+    assert_eq!(status, 200);
+    // The slow client is dropped after the header read timeout.
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let start = Instant::now();
+    let mut buf = Vec::new();
+    let _ = slow.read_to_end(&mut buf);
+    assert!(
+        start.elapsed() < Duration::from_secs(9),
+        "slow client kept open"
+    );
+    // POST is refused.
+    let mut post = std::net::TcpStream::connect(d.addr).unwrap();
+    post.write_all(b"POST /metrics HTTP/1.0\r\nContent-Length: 0\r\n\r\n")
+        .unwrap();
+    let mut buf = Vec::new();
+    post.read_to_end(&mut buf).unwrap();
+    assert!(
+        String::from_utf8_lossy(&buf).starts_with("HTTP/1.0 405")
+            || String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 405")
+    );
+}
