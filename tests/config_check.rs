@@ -20,6 +20,12 @@ const FIXTURES: &str = "tests/config";
 /// `line:column: key `k`: message` after the file name.
 const INVALID: &[(&str, &[&str])] = &[
     (
+        "invalid-body-regex.toml",
+        &[
+            "9:14: key `target[0].body_regex`: `body_regex` (<title>(Example) is not a valid regex: unclosed group",
+        ],
+    ),
+    (
         "invalid-dns.toml",
         &[
             "9:10: key `target[0].server`: `server` (1.1.1.1) must be an https:// URL with `transport = \"https\"`: relative URL without a base",
@@ -56,6 +62,7 @@ const INVALID: &[(&str, &[&str])] = &[
         &[
             "8:8: key `target[0].host`: `host` (my router) must be an IPv4 address, an IPv6 address, a DNS name or \"@gateway\": label `my router` contains ' '; only letters, digits and `-` are allowed",
             "14:8: key `target[1].host`: `host` (192.168.1.300) must be an IPv4 address, an IPv6 address, a DNS name or \"@gateway\": it looks like an IP address but is not a valid one",
+            "21:8: key `target[2].host`: `host` (example.com:443) must be an IPv4 address, an IPv6 address, a DNS name or \"@gateway\": a port belongs in `port`, not in `host`",
         ],
     ),
     (
@@ -655,6 +662,43 @@ fn minimal_example_takes_every_default() {
     assert_eq!(
         (t.interval, t.timeout, t.fail_after, t.recover_after),
         (Duration::from_secs(5), Duration::from_secs(2), 3, 2)
+    );
+}
+
+#[test]
+fn timing_messages_name_where_each_value_came_from() {
+    let base = "[[group]]\nname = \"g\"\n[[target]]\nname = \"t\"\ngroup = \"g\"\n\
+                kind = \"icmp\"\nhost = \"192.0.2.1\"\n";
+    let cases = [
+        (
+            "timeout = \"6s\"\n",
+            "mem:8:11: key `target[0].timeout`: \
+             `timeout` (6s) must be less than `interval` (5s, the built-in default)",
+        ),
+        (
+            "interval = \"1s\"\n",
+            "mem:8:12: key `target[0].interval`: \
+             `timeout` (2s, the built-in default) must be less than `interval` (1s)",
+        ),
+        (
+            "interval = \"1s\"\ntimeout = \"1s\"\n",
+            "mem:9:11: key `target[0].timeout`: `timeout` (1s) must be less than `interval` (1s)",
+        ),
+        (
+            "timeout = \"0ms\"\n",
+            "mem:8:11: key `target[0].timeout`: `timeout` (0ms) must be greater than zero",
+        ),
+    ];
+    for (extra, want) in cases {
+        let errors = config::parse(&format!("{base}{extra}"), "mem").unwrap_err();
+        assert_eq!(errors.to_string(), want);
+    }
+    let text = format!("[defaults]\ninterval = \"1s\"\n{base}");
+    let errors = config::parse(&text, "mem").unwrap_err();
+    assert_eq!(
+        errors.to_string(),
+        "mem:2:12: key `defaults.interval`: \
+         `timeout` (2s, the built-in default) must be less than `interval` (1s)"
     );
 }
 

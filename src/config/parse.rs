@@ -58,14 +58,17 @@ impl std::error::Error for ConfigError {}
 pub struct ConfigErrors(pub Vec<ConfigError>);
 
 impl ConfigErrors {
+    /// The problems, in file order.
     pub fn iter(&self) -> std::slice::Iter<'_, ConfigError> {
         self.0.iter()
     }
 
+    /// How many problems were found.
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    /// True when no problem was recorded (never the case for a returned error).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -1048,7 +1051,7 @@ impl<'t> Walker<'t> {
             regex::Regex::new(s).map(BodyMatch::Regex).map_err(|e| {
                 format!(
                     "`body_regex` ({s}) is not a valid regex: {}",
-                    one_line(&e.to_string())
+                    regex_reason(&e)
                 )
             })
         });
@@ -1486,6 +1489,9 @@ fn timing_message(
     )
 }
 
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+/// The reason in a regex error, without the pattern and caret lines above it.
+fn regex_reason(e: &regex::Error) -> String {
+    let text = e.to_string();
+    let last = text.lines().last().unwrap_or("").trim();
+    last.strip_prefix("error: ").unwrap_or(last).to_owned()
 }

@@ -114,8 +114,13 @@ pub(crate) fn host(text: &str) -> Result<Host, String> {
     if text.contains("://") {
         return Err("it is a URL; give only the host name or address".to_owned());
     }
-    if text.contains(':') {
-        return Err("it is not a valid IPv6 address, and a port belongs in `port`".to_owned());
+    if text.contains('%') {
+        return Err("IPv6 zone indexes (`%eth0`) are not supported".to_owned());
+    }
+    match text.matches(':').count() {
+        0 => {}
+        1 => return Err("a port belongs in `port`, not in `host`".to_owned()),
+        _ => return Err("it is not a valid IPv6 address".to_owned()),
     }
     dns_name(text, true)?;
     Ok(Host::Name(text.to_owned()))
@@ -311,6 +316,8 @@ mod tests {
             "@router",
             "http://example.com",
             "example.com:80",
+            "fe80::1%eth0",
+            "2001:db8::g",
             "..",
             ".",
         ] {
