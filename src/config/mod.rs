@@ -3,6 +3,7 @@
 
 mod model;
 mod parse;
+mod validate;
 
 pub use model::*;
 pub use parse::{ConfigError, ConfigErrors, load, parse};

@@ -1,0 +1,433 @@
+//! Pure value rules used by the config walker: durations, hosts, DNS names,
+//! DNS server addresses and the `needs` graph. Each returns the reason a value
+//! is wrong as prose; the walker adds file, line, column and key.
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use super::model::{DnsServer, DnsTransport, Host};
+
+/// Shortest interval a target may use.
+pub(crate) const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// Longest interval a target may use.
+pub(crate) const MAX_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Parses a humane duration string (`500ms`, `5s`, `1m`, `1h 30m`); the
+/// error is the reason it is not one.
+pub(crate) fn duration(text: &str) -> Result<Duration, String> {
+    if text.trim().is_empty() {
+        return Err("it is empty".to_owned());
+    }
+    humantime::parse_duration(text).map_err(|e| {
+        // humantime appends the whole unit list to unknown-unit errors.
+        let reason = e.to_string();
+        match reason.split_once(", supported units") {
+            Some((head, _)) => head.to_owned(),
+            None => reason,
+        }
+    })
+}
+
+/// Formats a duration the way users write them (`2s`, `500ms`, `1m 30s`).
+pub(crate) fn format_duration(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+/// Checks an interval against [`MIN_INTERVAL`]..=[`MAX_INTERVAL`].
+pub(crate) fn interval_in_range(d: Duration) -> bool {
+    (MIN_INTERVAL..=MAX_INTERVAL).contains(&d)
+}
+
+/// Checks DNS name syntax. `hostname` restricts labels to letters, digits and
+/// `-` (no leading or trailing `-`), as for a host to connect to; otherwise
+/// any printable non-space ASCII is allowed in a label (`_dmarc`, `_443._tcp`),
+/// as for a name to query. A single trailing dot (fully qualified) is allowed.
+pub(crate) fn dns_name(name: &str, hostname: bool) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("it is empty".to_owned());
+    }
+    if name == "." {
+        return if hostname {
+            Err("the root name `.` is not a host".to_owned())
+        } else {
+            Ok(())
+        };
+    }
+    let bare = name.strip_suffix('.').unwrap_or(name);
+    if bare.len() > 253 {
+        return Err(format!(
+            "it is {} characters long; at most 253 are allowed",
+            bare.len()
+        ));
+    }
+    let labels: Vec<&str> = bare.split('.').collect();
+    for label in &labels {
+        if label.is_empty() {
+            return Err("it has an empty label (two dots in a row, or a leading dot)".to_owned());
+        }
+        if label.len() > 63 {
+            return Err(format!(
+                "label `{label}` is {} characters long; at most 63 are allowed",
+                label.len()
+            ));
+        }
+        if hostname {
+            if let Some(c) = label
+                .chars()
+                .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
+            {
+                return Err(format!(
+                    "label `{label}` contains {c:?}; only letters, digits and `-` are allowed"
+                ));
+            }
+            if label.starts_with('-') || label.ends_with('-') {
+                return Err(format!("label `{label}` starts or ends with `-`"));
+            }
+        } else if let Some(c) = label.chars().find(|c| !c.is_ascii_graphic()) {
+            return Err(format!("label `{label}` contains {c:?}"));
+        }
+    }
+    if hostname
+        && labels
+            .last()
+            .is_some_and(|l| l.chars().all(|c| c.is_ascii_digit()))
+    {
+        return Err("it looks like an IP address but is not a valid one".to_owned());
+    }
+    Ok(())
+}
+
+/// Parses a probe host: an IPv4 or IPv6 address, a DNS name, or `@gateway`.
+pub(crate) fn host(text: &str) -> Result<Host, String> {
+    if text == "@gateway" {
+        return Ok(Host::Gateway);
+    }
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok(Host::Ip(ip));
+    }
+    if text.starts_with('[') && text.ends_with(']') {
+        return Err("IPv6 addresses are written without brackets here".to_owned());
+    }
+    if text.starts_with('@') {
+        return Err("the only special host is \"@gateway\"".to_owned());
+    }
+    if text.contains("://") {
+        return Err("it is a URL; give only the host name or address".to_owned());
+    }
+    if text.contains('%') {
+        return Err("IPv6 zone indexes (`%eth0`) are not supported".to_owned());
+    }
+    match text.matches(':').count() {
+        0 => {}
+        1 => return Err("a port belongs in `port`, not in `host`".to_owned()),
+        _ => return Err("it is not a valid IPv6 address".to_owned()),
+    }
+    dns_name(text, true)?;
+    Ok(Host::Name(text.to_owned()))
+}
+
+/// The port a DNS transport uses when `server` names none.
+pub(crate) fn default_dns_port(transport: DnsTransport) -> u16 {
+    match transport {
+        DnsTransport::Tls => 853,
+        DnsTransport::Https => 443,
+        DnsTransport::Udp | DnsTransport::Tcp => 53,
+    }
+}
+
+/// Parses a `server` for the udp, tcp and tls transports:
+/// `addr`, `addr:port`, `[v6]:port`, `[v6]`, `v6`, `name` or `name:port`.
+pub(crate) fn dns_server_addr(text: &str, default_port: u16) -> Result<DnsServer, String> {
+    if text.contains("://") {
+        return Err("it is a URL; a URL `server` needs `transport = \"https\"`".to_owned());
+    }
+    if let Ok(sa) = text.parse::<SocketAddr>() {
+        if sa.port() == 0 {
+            return Err("port 0 is not a valid port; use 1..=65535".to_owned());
+        }
+        return Ok(DnsServer::Addr {
+            host: Host::Ip(sa.ip()),
+            port: sa.port(),
+        });
+    }
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok(DnsServer::Addr {
+            host: Host::Ip(ip),
+            port: default_port,
+        });
+    }
+    if let Some(inner) = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+        let ip: Ipv6Addr = inner
+            .parse()
+            .map_err(|_| format!("`{inner}` is not an IPv6 address"))?;
+        return Ok(DnsServer::Addr {
+            host: Host::Ip(IpAddr::V6(ip)),
+            port: default_port,
+        });
+    }
+    let (name, port) = match text.rsplit_once(':') {
+        Some((name, port)) => (name, parse_port(port)?),
+        None => (text, default_port),
+    };
+    let host = host(name)?;
+    Ok(DnsServer::Addr { host, port })
+}
+
+fn parse_port(text: &str) -> Result<u16, String> {
+    match text.parse::<u32>() {
+        Ok(p @ 1..=65535) => Ok(p as u16),
+        Ok(p) => Err(format!("port {p} must be in the range 1..=65535")),
+        Err(_) => Err(format!("port `{text}` is not a number")),
+    }
+}
+
+/// Finds every cycle in the `needs` graph, where `needs[i]` is the index of
+/// the group that group `i` needs. Each cycle is returned once, starting at
+/// its member with the lowest index, without repeating that member at the end.
+pub(crate) fn needs_cycles(needs: &[Option<usize>]) -> Vec<Vec<usize>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum State {
+        New,
+        OnPath,
+        Done,
+    }
+    let mut state = vec![State::New; needs.len()];
+    let mut cycles = Vec::new();
+    for start in 0..needs.len() {
+        let mut path = Vec::new();
+        let mut at = Some(start);
+        while let Some(i) = at {
+            match state.get(i).copied() {
+                Some(State::New) => {
+                    state[i] = State::OnPath;
+                    path.push(i);
+                    at = needs[i];
+                }
+                Some(State::OnPath) => {
+                    if let Some(pos) = path.iter().position(|&p| p == i) {
+                        let mut cycle = path[pos..].to_vec();
+                        if let Some(min_pos) = cycle
+                            .iter()
+                            .enumerate()
+                            .min_by_key(|(_, g)| **g)
+                            .map(|(p, _)| p)
+                        {
+                            cycle.rotate_left(min_pos);
+                        }
+                        cycles.push(cycle);
+                    }
+                    break;
+                }
+                Some(State::Done) | None => break,
+            }
+        }
+        for i in path {
+            state[i] = State::Done;
+        }
+    }
+    cycles
+}
+
+/// Maps byte offsets to 1-based line and column (columns count characters).
+pub(crate) struct LineIndex<'a> {
+    text: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    pub(crate) fn new(text: &'a str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        LineIndex { text, starts }
+    }
+
+    /// 1-based (line, column) of a byte offset.
+    pub(crate) fn position(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let line = match self.starts.binary_search(&offset) {
+            Ok(i) => i,
+            Err(i) => i - 1,
+        };
+        let start = self.starts[line];
+        let column = self
+            .text
+            .get(start..offset)
+            .map_or(offset - start, |s| s.chars().count());
+        (line + 1, column + 1)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(duration("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(duration("0"), Ok(Duration::ZERO));
+        let e = duration("5 parsecs").unwrap_err();
+        assert_eq!(e, "unknown time unit \"parsecs\"");
+        assert_eq!(duration(" ").unwrap_err(), "it is empty");
+        assert!(duration("fast").is_err());
+        assert!(duration("-5s").is_err());
+        assert_eq!(format_duration(Duration::from_millis(2500)), "2s 500ms");
+    }
+
+    #[test]
+    fn interval_bounds() {
+        assert!(!interval_in_range(Duration::ZERO));
+        assert!(!interval_in_range(Duration::from_millis(99)));
+        assert!(interval_in_range(Duration::from_millis(100)));
+        assert!(interval_in_range(Duration::from_secs(86_400)));
+        assert!(!interval_in_range(Duration::from_secs(86_401)));
+    }
+
+    #[test]
+    fn hosts() {
+        assert_eq!(host("@gateway"), Ok(Host::Gateway));
+        assert_eq!(
+            host("192.0.2.1"),
+            Ok(Host::Ip("192.0.2.1".parse().unwrap()))
+        );
+        assert_eq!(
+            host("2001:db8::1"),
+            Ok(Host::Ip("2001:db8::1".parse().unwrap()))
+        );
+        assert_eq!(host("example.com"), Ok(Host::Name("example.com".into())));
+        assert_eq!(host("example.com."), Ok(Host::Name("example.com.".into())));
+        assert_eq!(host("localhost"), Ok(Host::Name("localhost".into())));
+        assert_eq!(host("a-b.c0"), Ok(Host::Name("a-b.c0".into())));
+        for bad in [
+            "",
+            "exa mple.com",
+            "a..b",
+            ".a",
+            "-a.com",
+            "a-.com",
+            "under_score.com",
+            "1.2.3",
+            "256.1.1.1",
+            "[::1]",
+            "@router",
+            "http://example.com",
+            "example.com:80",
+            "fe80::1%eth0",
+            "2001:db8::g",
+            "..",
+            ".",
+        ] {
+            assert!(host(bad).is_err(), "{bad:?} accepted");
+        }
+        let long_label = "a".repeat(64);
+        assert!(
+            host(&format!("{long_label}.com"))
+                .unwrap_err()
+                .contains("63")
+        );
+        let ok_label = "a".repeat(63);
+        assert!(host(&format!("{ok_label}.com")).is_ok());
+        let long_name = vec!["abcdefghi"; 26].join(".");
+        assert_eq!(long_name.len(), 259);
+        assert!(host(&long_name).unwrap_err().contains("253"));
+    }
+
+    #[test]
+    fn query_names() {
+        assert!(dns_name("_dmarc.example.com", false).is_ok());
+        assert!(dns_name(".", false).is_ok());
+        assert!(dns_name("1.0.0.127.in-addr.arpa", false).is_ok());
+        assert!(dns_name("a b", false).is_err());
+        assert!(dns_name("a..b", false).is_err());
+    }
+
+    #[test]
+    fn dns_servers() {
+        let addr = |h: &str, port| DnsServer::Addr {
+            host: host(h).unwrap(),
+            port,
+        };
+        assert_eq!(dns_server_addr("1.1.1.1", 53), Ok(addr("1.1.1.1", 53)));
+        assert_eq!(
+            dns_server_addr("1.1.1.1:5353", 53),
+            Ok(addr("1.1.1.1", 5353))
+        );
+        assert_eq!(
+            dns_server_addr("2606:4700::1111", 853),
+            Ok(addr("2606:4700::1111", 853))
+        );
+        assert_eq!(
+            dns_server_addr("[2606:4700::1111]", 53),
+            Ok(addr("2606:4700::1111", 53))
+        );
+        assert_eq!(dns_server_addr("[::1]:5353", 53), Ok(addr("::1", 5353)));
+        assert_eq!(
+            dns_server_addr("dns.google", 853),
+            Ok(addr("dns.google", 853))
+        );
+        assert_eq!(
+            dns_server_addr("dns.google:8853", 853),
+            Ok(addr("dns.google", 8853))
+        );
+        assert_eq!(
+            dns_server_addr("@gateway", 53),
+            Ok(DnsServer::Addr {
+                host: Host::Gateway,
+                port: 53
+            })
+        );
+        assert!(dns_server_addr("1.1.1.1:0", 53).is_err());
+        assert!(
+            dns_server_addr("dns.google:70000", 53)
+                .unwrap_err()
+                .contains("1..=65535")
+        );
+        assert!(dns_server_addr("dns.google:x", 53).is_err());
+        assert!(dns_server_addr("[nope]", 53).is_err());
+        assert!(
+            dns_server_addr("https://dns.google/dns-query", 53)
+                .unwrap_err()
+                .contains("https")
+        );
+    }
+
+    #[test]
+    fn cycles() {
+        assert!(needs_cycles(&[]).is_empty());
+        // lan <- isp <- internet: a chain, no cycle.
+        assert!(needs_cycles(&[None, Some(0), Some(1)]).is_empty());
+        // Self loop.
+        assert_eq!(needs_cycles(&[Some(0)]), vec![vec![0]]);
+        // 0 -> 1 -> 2 -> 1: the cycle is 1 -> 2 -> 1 and 0 only leads into it.
+        assert_eq!(needs_cycles(&[Some(1), Some(2), Some(1)]), vec![vec![1, 2]]);
+        // Entered at 2 first? No: starts at lowest index; rotated to lowest member.
+        assert_eq!(
+            needs_cycles(&[None, Some(2), Some(3), Some(1)]),
+            vec![vec![1, 2, 3]]
+        );
+        assert_eq!(
+            needs_cycles(&[Some(3), Some(2), Some(1), Some(0)]),
+            vec![vec![0, 3], vec![1, 2]]
+        );
+        // A needs pointing outside the list is ignored.
+        assert!(needs_cycles(&[Some(7)]).is_empty());
+    }
+
+    #[test]
+    fn line_index() {
+        let text = "ab\ncé d\n\nx";
+        let idx = LineIndex::new(text);
+        assert_eq!(idx.position(0), (1, 1));
+        assert_eq!(idx.position(1), (1, 2));
+        assert_eq!(idx.position(3), (2, 1));
+        // 'é' is two bytes: ' ' at byte 6 is the third character.
+        assert_eq!(idx.position(6), (2, 3));
+        assert_eq!(idx.position(9), (3, 1));
+        assert_eq!(idx.position(10), (4, 1));
+        assert_eq!(idx.position(99), (4, 2));
+    }
+}
