@@ -1495,13 +1495,3 @@ fn regex_reason(e: &regex::Error) -> String {
     let last = text.lines().last().unwrap_or("").trim();
     last.strip_prefix("error: ").unwrap_or(last).to_owned()
 }
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: key `{}`: {}",
-            self.file, self.line, self.column, self.key, self.message
-        )
-    }
-}
