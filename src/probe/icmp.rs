@@ -12,8 +12,13 @@
 //! target therefore keeps its own increasing sequence, and targets configured
 //! with the same host start evenly spaced apart in the 16-bit sequence space,
 //! so neither a concurrent request nor a late reply of one target is taken for
-//! the other's. A sequence is never reused within one probe's lifetime, and an
-//! RTT at or above the timeout is discarded.
+//! the other's. A target's sequence repeats only after 65536 of its probes,
+//! and an RTT at or above the timeout is discarded.
+//!
+//! ICMP errors: an unconnected DGRAM socket never sees them (the kernel drops
+//! them), so an unreachable host reads as a timeout. In RAW mode surge returns
+//! the error as `Ok`, matched through the request it quotes; anything but an
+//! echo reply becomes `Reason::Unreachable` with its type and code.
 //!
 //! RTT accuracy: surge takes the send instant after `send_to` returns and the
 //! receive instant in its receive task right after `recv_from` returns, both
