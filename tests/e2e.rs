@@ -1,6 +1,8 @@
 //! End-to-end tests of the real binary on loopback: config → probes →
 //! `/metrics` (checked by promtool) → API → ordered shutdown.
 
+#![allow(clippy::unwrap_used, clippy::disallowed_types)]
+
 mod support;
 
 use std::net::TcpListener;
