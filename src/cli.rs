@@ -44,6 +44,9 @@ pub enum Command {
     Run {
         #[arg(long, short, value_name = "PATH")]
         config: Option<PathBuf>,
+        /// Overrides `daemon.data_dir` (where the outage journal lives).
+        #[arg(long, value_name = "DIR", env = "LINKWATCH_DATA_DIR")]
+        data_dir: Option<PathBuf>,
     },
     /// Validate a configuration file; print every problem with file, line and column.
     Check {
@@ -65,10 +68,16 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { ref config } => check(config),
-        Command::Run { ref config } => {
-            let Some(cfg) = load_or_default(config.as_deref()) else {
+        Command::Run {
+            ref config,
+            ref data_dir,
+        } => {
+            let Some(mut cfg) = load_or_default(config.as_deref()) else {
                 return ExitCode::from(2);
             };
+            if let Some(dir) = data_dir {
+                cfg.daemon.data_dir = dir.clone();
+            }
             init_logging(&cli, cfg.daemon.log_format);
             run_daemon(cfg)
         }
