@@ -28,7 +28,9 @@ use super::http::{self as http_probe, Acc};
 use super::stream::{self, add_phase};
 use super::tls::{self, TlsConfigs, TlsSetupError};
 use super::{Info, Outcome, Phase, Phases, Reason, Report, resolve, tcp};
-use crate::config::{Config, DnsServer, DnsSpec, DnsTransport, Host, IpVersion, Target, TargetSpec};
+use crate::config::{
+    Config, DnsServer, DnsSpec, DnsTransport, Host, IpVersion, Target, TargetSpec,
+};
 
 /// Where the system resolver is configured.
 pub const RESOLV_CONF: &str = "/etc/resolv.conf";
@@ -126,7 +128,10 @@ impl DnsProber {
             (DnsServer::Url(url), other) => {
                 return Err(Outcome::error(
                     Reason::Io,
-                    format!("server {url} is a URL but the transport is {}", other.as_str()),
+                    format!(
+                        "server {url} is a URL but the transport is {}",
+                        other.as_str()
+                    ),
                 ));
             }
             (server, DnsTransport::Https) => {
@@ -164,8 +169,8 @@ pub fn build_query(spec: &DnsSpec) -> Result<Message, String> {
     let mut name =
         Name::from_ascii(&spec.query).map_err(|e| format!("query {:?}: {e}", spec.query))?;
     name.set_fqdn(true);
-    let record = RecordType::from_str(&spec.record)
-        .map_err(|e| format!("record {:?}: {e}", spec.record))?;
+    let record =
+        RecordType::from_str(&spec.record).map_err(|e| format!("record {:?}: {e}", spec.record))?;
     let mut message = Message::query();
     message.metadata.recursion_desired = true;
     message.add_query(Query::query(name, record));
@@ -187,7 +192,11 @@ async fn server_addr(
         DnsServer::Addr { host, port } => (host.clone(), *port),
         DnsServer::System => {
             let ip = system_nameserver(Path::new(RESOLV_CONF))?;
-            let port = if transport == DnsTransport::Tls { 853 } else { 53 };
+            let port = if transport == DnsTransport::Tls {
+                853
+            } else {
+                53
+            };
             (Host::Ip(ip), port)
         }
         DnsServer::Url(url) => {
@@ -240,16 +249,23 @@ pub fn parse_resolv_conf(text: &str) -> Option<IpAddr> {
 }
 
 /// One datagram on a connected socket; the reply's round trip.
-async fn udp(addr: SocketAddr, wire: &[u8], deadline: Instant) -> Result<(Vec<u8>, Duration), Outcome> {
+async fn udp(
+    addr: SocketAddr,
+    wire: &[u8],
+    deadline: Instant,
+) -> Result<(Vec<u8>, Duration), Outcome> {
     let local: SocketAddr = if addr.is_ipv4() {
         (Ipv4Addr::UNSPECIFIED, 0).into()
     } else {
         (Ipv6Addr::UNSPECIFIED, 0).into()
     };
-    let socket = UdpSocket::bind(local).await.map_err(|e| {
-        Outcome::error(Reason::Io, format!("failed to open a UDP socket: {e}"))
-    })?;
-    socket.connect(addr).await.map_err(|e| tcp::classify(&e, addr))?;
+    let socket = UdpSocket::bind(local)
+        .await
+        .map_err(|e| Outcome::error(Reason::Io, format!("failed to open a UDP socket: {e}")))?;
+    socket
+        .connect(addr)
+        .await
+        .map_err(|e| tcp::classify(&e, addr))?;
     let sent = Instant::now();
     socket
         .send(wire)
@@ -415,7 +431,10 @@ fn decode_reply(query: &Message, bytes: &[u8], server: &str) -> Result<Message, 
     let reply = Message::from_vec(bytes).map_err(|e| {
         Outcome::error(
             Reason::Malformed,
-            format!("failed to decode the reply from {server} ({} bytes): {e}", bytes.len()),
+            format!(
+                "failed to decode the reply from {server} ({} bytes): {e}",
+                bytes.len()
+            ),
         )
     })?;
     if reply.metadata.id != query.metadata.id {
@@ -540,7 +559,10 @@ mod tests {
     #[test]
     fn resolv_conf_without_nameserver() {
         assert_eq!(parse_resolv_conf(""), None);
-        assert_eq!(parse_resolv_conf("search a.test\noptions ndots:2\nnameserver\n"), None);
+        assert_eq!(
+            parse_resolv_conf("search a.test\noptions ndots:2\nnameserver\n"),
+            None
+        );
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("resolv.conf");
         std::fs::write(&path, "search a.test\n").unwrap();
@@ -568,7 +590,10 @@ mod tests {
 
     #[test]
     fn answers_compare_loosely() {
-        assert_eq!(normalize("WWW.Example.TEST."), normalize("www.example.test"));
+        assert_eq!(
+            normalize("WWW.Example.TEST."),
+            normalize("www.example.test")
+        );
     }
 
     #[test]

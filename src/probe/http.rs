@@ -138,7 +138,8 @@ impl HttpProber {
             };
             let response = exchange(&request, tls, deadline, acc, &want_body).await?;
             acc.info.status = Some(response.status.as_u16());
-            if following && let Some(location) = redirect_location(response.status, &response.headers)
+            if following
+                && let Some(location) = redirect_location(response.status, &response.headers)
             {
                 if redirects >= spec.follow_redirects {
                     return Err(Outcome::error(
@@ -175,8 +176,12 @@ impl HttpProber {
             if let Some(check) = &spec.body_match {
                 let text = String::from_utf8_lossy(&response.body);
                 let (ok, what) = match check {
-                    BodyMatch::Substring(s) => (text.contains(s.as_str()), format!("contain {s:?}")),
-                    BodyMatch::Regex(re) => (re.is_match(&text), format!("match /{}/", re.as_str())),
+                    BodyMatch::Substring(s) => {
+                        (text.contains(s.as_str()), format!("contain {s:?}"))
+                    }
+                    BodyMatch::Regex(re) => {
+                        (re.is_match(&text), format!("match /{}/", re.as_str()))
+                    }
                 };
                 if !ok {
                     return Err(Outcome::error(
@@ -256,7 +261,9 @@ pub(crate) async fn exchange(
             ));
         }
     };
-    let port = url.port_or_known_default().unwrap_or(if https { 443 } else { 80 });
+    let port = url
+        .port_or_known_default()
+        .unwrap_or(if https { 443 } else { 80 });
     let http_request = build_request(req)?;
 
     let (ip, resolve_time) =
@@ -298,7 +305,11 @@ pub(crate) async fn exchange(
     let sent = Instant::now();
     let response = match tokio::time::timeout_at(
         deadline,
-        drive(conn.as_mut(), &mut conn_done, sender.send_request(http_request)),
+        drive(
+            conn.as_mut(),
+            &mut conn_done,
+            sender.send_request(http_request),
+        ),
     )
     .await
     {
@@ -314,7 +325,11 @@ pub(crate) async fn exchange(
         }
     };
     let first = first_byte.get().copied().unwrap_or_else(Instant::now);
-    add_phase(&mut acc.phases, Phase::FirstByte, first.saturating_duration_since(sent));
+    add_phase(
+        &mut acc.phases,
+        Phase::FirstByte,
+        first.saturating_duration_since(sent),
+    );
 
     let (parts, mut body) = response.into_parts();
     let mut kept = Vec::new();
@@ -527,7 +542,10 @@ mod tests {
         let mut headers = HeaderMap::new();
         assert_eq!(redirect_location(StatusCode::FOUND, &headers), None);
         headers.insert(header::LOCATION, HeaderValue::from_static("/next"));
-        assert_eq!(redirect_location(StatusCode::FOUND, &headers), Some("/next"));
+        assert_eq!(
+            redirect_location(StatusCode::FOUND, &headers),
+            Some("/next")
+        );
         assert_eq!(redirect_location(StatusCode::NOT_MODIFIED, &headers), None);
     }
 }

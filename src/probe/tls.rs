@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
@@ -60,10 +62,12 @@ pub fn client_config(
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = ca_file {
         let mut added = 0;
-        for cert in CertificateDer::pem_file_iter(path).map_err(|source| TlsSetupError::ReadCaFile {
-            path: path.to_path_buf(),
-            source,
-        })? {
+        for cert in
+            CertificateDer::pem_file_iter(path).map_err(|source| TlsSetupError::ReadCaFile {
+                path: path.to_path_buf(),
+                source,
+            })?
+        {
             let cert = cert.map_err(|source| TlsSetupError::ReadCaFile {
                 path: path.to_path_buf(),
                 source,
@@ -204,7 +208,10 @@ pub fn server_name(host: &str) -> Result<ServerName<'static>, Outcome> {
 
 /// Maps a failed handshake (or a TLS failure mid-stream) to `Reason::Tls` with its cause.
 pub fn classify_error(e: &io::Error, peer: &str) -> Outcome {
-    if let Some(tls) = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+    if let Some(tls) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
         return Outcome::error(
             Reason::Tls,
             format!("TLS handshake with {peer} failed: {}", describe(tls)),
@@ -295,7 +302,9 @@ fn der_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
         }
         let (bytes, after) = rest.split_at(n);
         rest = after;
-        bytes.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
+        bytes
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
     };
     if rest.len() < len {
         return None;
