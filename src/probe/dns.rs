@@ -539,6 +539,7 @@ pub fn rcode_name(code: u16) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

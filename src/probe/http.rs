@@ -500,6 +500,7 @@ pub(crate) fn classify_hyper(e: &hyper::Error, url: &Url) -> Outcome {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -164,6 +164,7 @@ pub fn parse_route_v6(table: &str) -> Option<Ipv6Addr> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -344,6 +344,7 @@ fn parse_time(tag: u8, value: &[u8]) -> Option<i64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
