@@ -406,3 +406,33 @@ async fn an_unresolvable_name_is_a_resolve_failure() {
     let (r, _) = reason(&probe(http_spec(url), Duration::from_secs(2)).await);
     assert_eq!(r, Reason::Resolve);
 }
+
+#[tokio::test]
+async fn a_full_accept_queue_times_out_in_connect() {
+    // A listener that never accepts: once its queue is full the kernel drops
+    // further SYNs, so the connect hangs like a silent drop on the path.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        match tokio::time::timeout(
+            Duration::from_millis(100),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+        {
+            Ok(Ok(s)) => fillers.push(s),
+            _ => break,
+        }
+    }
+    let url = url::Url::parse(&format!("http://{addr}/")).unwrap();
+    let report = probe(http_spec(url), Duration::from_millis(300)).await;
+    assert_eq!(
+        report.outcome,
+        Outcome::Timeout {
+            phase: Some(Phase::Connect)
+        }
+    );
+}

@@ -94,6 +94,8 @@ impl HttpProber {
         let outcome = match outcome {
             Ok(()) => {
                 let duration = start.elapsed();
+                // Throughput only from a body actually transferred: a HEAD, a 204
+                // or a failed probe says nothing about the link's speed.
                 if let (Some(bytes), Some(transfer)) =
                     (info.body_bytes, acc.phases.get(Phase::Transfer))
                     && bytes > 0
