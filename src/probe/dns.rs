@@ -1,27 +1,625 @@
-//! DNS probe. (Being written: see issue 3.)
+//! DNS probe: exactly one query per probe, no cache, no retry, over UDP (a
+//! connected socket, so an ICMP port unreachable is seen at once), TCP, DoT or
+//! DoH (RFC 8484 POST over the HTTP probe's connection code).
+//!
+//! The probe duration is the query round trip: send → reply for UDP; for TCP,
+//! DoT and DoH the exchange after the connection (and TLS) is up, which are
+//! reported as the `connect` and `tls` phases. A timeout while waiting for the
+//! reply has no phase (`Timeout { phase: None }`).
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hickory_proto::op::{Edns, Message, MessageType, Query};
+use hickory_proto::rr::{Name, RecordType};
+use http::Method;
+use rustls::ClientConfig;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UdpSocket;
 use tokio::time::Instant;
+use url::Url;
 
-use super::{Outcome, Reason, Report};
-use crate::config::{Config, DnsSpec, Target};
+use super::http::{self as http_probe, Acc};
+use super::stream::{self, add_phase};
+use super::tls::{self, TlsConfigs, TlsSetupError};
+use super::{Info, Outcome, Phase, Phases, Reason, Report, resolve, tcp};
+use crate::config::{
+    Config, DnsServer, DnsSpec, DnsTransport, Host, IpVersion, Target, TargetSpec,
+};
 
+/// Where the system resolver is configured.
+pub const RESOLV_CONF: &str = "/etc/resolv.conf";
+
+/// EDNS UDP payload size offered (the DNS flag day 2020 value).
+const EDNS_PAYLOAD: u16 = 1232;
+
+/// Largest DoH response body read.
+const DOH_MAX_BODY: u64 = 65_535;
+
+/// The DNS prober could not be set up.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot set up the DNS prober")]
-pub struct DnsSetupError;
+pub enum DnsSetupError {
+    #[error("failed to set up TLS for target {target}")]
+    Tls {
+        target: String,
+        #[source]
+        source: TlsSetupError,
+    },
+    #[error("target {target}: invalid query: {detail}")]
+    Query { target: String, detail: String },
+}
 
-pub struct DnsProber;
+/// Probes DNS targets with TLS configs (DoT, DoH) built once at start.
+pub struct DnsProber {
+    dot: TlsConfigs,
+    doh: TlsConfigs,
+}
 
 impl DnsProber {
-    pub fn new(_config: &Config) -> Result<Self, DnsSetupError> {
-        Ok(Self)
+    /// Checks every DNS target's question and builds its TLS config.
+    pub fn new(config: &Config) -> Result<Self, DnsSetupError> {
+        let mut dot = TlsConfigs::new(&[]);
+        let mut doh = TlsConfigs::new(&[tls::ALPN_HTTP1]);
+        for target in &config.targets {
+            let TargetSpec::Dns(spec) = &target.spec else {
+                continue;
+            };
+            build_query(spec).map_err(|detail| DnsSetupError::Query {
+                target: target.name.clone(),
+                detail,
+            })?;
+            let configs = match spec.transport {
+                DnsTransport::Tls => &mut dot,
+                DnsTransport::Https => &mut doh,
+                DnsTransport::Udp | DnsTransport::Tcp => continue,
+            };
+            configs
+                .prepare(spec.ca_file.as_deref(), true)
+                .map_err(|source| DnsSetupError::Tls {
+                    target: target.name.clone(),
+                    source,
+                })?;
+        }
+        Ok(Self { dot, doh })
     }
 
+    /// Sends one query for `spec` and checks the reply.
     pub async fn probe(
         &self,
         _index: usize,
         _target: &Target,
-        _spec: &DnsSpec,
-        _deadline: Instant,
+        spec: &DnsSpec,
+        deadline: Instant,
     ) -> Report {
-        Report::new(Outcome::error(Reason::Io, "dns probe not built yet"))
+        let mut info = Info::default();
+        let mut phases = Phases::default();
+        let outcome = match self.run(spec, deadline, &mut phases, &mut info).await {
+            Ok(rtt) => Outcome::Success {
+                duration: rtt,
+                phases,
+            },
+            Err(outcome) => outcome,
+        };
+        Report::with_info(outcome, info)
+    }
+
+    async fn run(
+        &self,
+        spec: &DnsSpec,
+        deadline: Instant,
+        phases: &mut Phases,
+        info: &mut Info,
+    ) -> Result<Duration, Outcome> {
+        let query = build_query(spec).map_err(|e| Outcome::error(Reason::Io, e))?;
+        let wire = query
+            .to_vec()
+            .map_err(|e| Outcome::error(Reason::Io, format!("failed to encode the query: {e}")))?;
+        let (reply, rtt, server) = match (&spec.server, spec.transport) {
+            (DnsServer::Url(url), DnsTransport::Https) => {
+                let config = self.doh.for_probe(spec.ca_file.as_deref(), true)?;
+                let (reply, rtt) = doh(url, config, wire, deadline, phases, info).await?;
+                (reply, rtt, url.to_string())
+            }
+            (DnsServer::Url(url), other) => {
+                return Err(Outcome::error(
+                    Reason::Io,
+                    format!(
+                        "server {url} is a URL but the transport is {}",
+                        other.as_str()
+                    ),
+                ));
+            }
+            (server, DnsTransport::Https) => {
+                return Err(Outcome::error(
+                    Reason::Io,
+                    format!("transport https needs a URL server, not {server:?}"),
+                ));
+            }
+            (server, transport) => {
+                let (addr, name) = server_addr(server, transport, deadline, phases).await?;
+                info.peer = Some(addr.ip());
+                let (reply, rtt) = match transport {
+                    DnsTransport::Udp => udp(addr, &wire, deadline).await?,
+                    DnsTransport::Tcp => stream_query(addr, None, &wire, deadline, phases).await?,
+                    _ => {
+                        let config = self.dot.for_probe(spec.ca_file.as_deref(), true)?;
+                        let sni = tls::server_name(spec.tls_name.as_deref().unwrap_or(&name))?;
+                        let (reply, rtt, not_after) =
+                            stream_query_tls(addr, config, sni, &wire, deadline, phases).await?;
+                        info.cert_not_after = not_after;
+                        (reply, rtt)
+                    }
+                };
+                (reply, rtt, addr.to_string())
+            }
+        };
+        let reply = decode_reply(&query, &reply, &server)?;
+        check_reply(spec, &reply, info)?;
+        Ok(rtt)
+    }
+}
+
+/// The question for `spec`: random id, RD set, EDNS with a 1232-byte payload.
+pub fn build_query(spec: &DnsSpec) -> Result<Message, String> {
+    let mut name =
+        Name::from_ascii(&spec.query).map_err(|e| format!("query {:?}: {e}", spec.query))?;
+    name.set_fqdn(true);
+    let record =
+        RecordType::from_str(&spec.record).map_err(|e| format!("record {:?}: {e}", spec.record))?;
+    let mut message = Message::query();
+    message.metadata.recursion_desired = true;
+    message.add_query(Query::query(name, record));
+    let mut edns = Edns::new();
+    edns.set_max_payload(EDNS_PAYLOAD);
+    message.set_edns(edns);
+    Ok(message)
+}
+
+/// Resolves the server to an address (phase `resolve`); returns it with the
+/// host as text (the default TLS name).
+async fn server_addr(
+    server: &DnsServer,
+    transport: DnsTransport,
+    deadline: Instant,
+    phases: &mut Phases,
+) -> Result<(SocketAddr, String), Outcome> {
+    let (host, port) = match server {
+        DnsServer::Addr { host, port } => (host.clone(), *port),
+        DnsServer::System => {
+            let ip = system_nameserver(Path::new(RESOLV_CONF))?;
+            let port = if transport == DnsTransport::Tls {
+                853
+            } else {
+                53
+            };
+            (Host::Ip(ip), port)
+        }
+        DnsServer::Url(url) => {
+            return Err(Outcome::error(
+                Reason::Io,
+                format!("server {url} is a URL, not an address"),
+            ));
+        }
+    };
+    let (ip, took) =
+        match tokio::time::timeout_at(deadline, resolve::resolve(&host, IpVersion::Any)).await {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(Outcome::Timeout {
+                    phase: Some(Phase::Resolve),
+                });
+            }
+        };
+    add_phase(phases, Phase::Resolve, took);
+    Ok((SocketAddr::new(ip, port), host.to_string()))
+}
+
+/// The first `nameserver` of a resolv.conf file.
+pub fn system_nameserver(path: &Path) -> Result<IpAddr, Outcome> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Outcome::error(
+            Reason::Resolve,
+            format!("failed to read {}: {e}", path.display()),
+        )
+    })?;
+    parse_resolv_conf(&text).ok_or_else(|| {
+        Outcome::error(
+            Reason::Resolve,
+            format!("no usable nameserver line in {}", path.display()),
+        )
+    })
+}
+
+/// The first parsable `nameserver` address of resolv.conf text (a `%zone` suffix is dropped).
+pub fn parse_resolv_conf(text: &str) -> Option<IpAddr> {
+    text.lines().find_map(|line| {
+        let line = line.split(['#', ';']).next().unwrap_or_default();
+        let mut words = line.split_whitespace();
+        if words.next() != Some("nameserver") {
+            return None;
+        }
+        let addr = words.next()?;
+        addr.split('%').next().unwrap_or(addr).parse().ok()
+    })
+}
+
+/// One datagram on a connected socket; the reply's round trip.
+async fn udp(
+    addr: SocketAddr,
+    wire: &[u8],
+    deadline: Instant,
+) -> Result<(Vec<u8>, Duration), Outcome> {
+    let local: SocketAddr = if addr.is_ipv4() {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = UdpSocket::bind(local)
+        .await
+        .map_err(|e| Outcome::error(Reason::Io, format!("failed to open a UDP socket: {e}")))?;
+    socket
+        .connect(addr)
+        .await
+        .map_err(|e| tcp::classify(&e, addr))?;
+    let sent = Instant::now();
+    socket
+        .send(wire)
+        .await
+        .map_err(|e| udp_error(&e, addr, "send the query to"))?;
+    let mut buf = vec![0u8; 4096];
+    let len = match tokio::time::timeout_at(deadline, socket.recv(&mut buf)).await {
+        Ok(Ok(len)) => len,
+        Ok(Err(e)) => return Err(udp_error(&e, addr, "receive the reply from")),
+        Err(_) => return Err(Outcome::Timeout { phase: None }),
+    };
+    let rtt = sent.elapsed();
+    buf.truncate(len);
+    Ok((buf, rtt))
+}
+
+fn udp_error(e: &std::io::Error, addr: SocketAddr, what: &str) -> Outcome {
+    if e.kind() == std::io::ErrorKind::ConnectionRefused {
+        return Outcome::error(
+            Reason::ConnectRefused,
+            format!("failed to {what} {addr}: port unreachable ({e})"),
+        );
+    }
+    let mut outcome = tcp::classify(e, addr);
+    if let Outcome::Error(err) = &mut outcome {
+        err.detail = format!("failed to {what} {addr}: {e}");
+    }
+    outcome
+}
+
+/// A query over a new TCP connection (2-byte length prefix).
+async fn stream_query(
+    addr: SocketAddr,
+    tls: Option<(&Arc<ClientConfig>, rustls_pki_types::ServerName<'static>)>,
+    wire: &[u8],
+    deadline: Instant,
+    phases: &mut Phases,
+) -> Result<(Vec<u8>, Duration), Outcome> {
+    let (mut stream, _) = stream::open(addr, tls, deadline, phases).await?;
+    framed_exchange(&mut stream, addr, wire, deadline).await
+}
+
+/// DoT: [`stream_query`] with TLS; also returns the certificate expiry.
+async fn stream_query_tls(
+    addr: SocketAddr,
+    config: &Arc<ClientConfig>,
+    sni: rustls_pki_types::ServerName<'static>,
+    wire: &[u8],
+    deadline: Instant,
+    phases: &mut Phases,
+) -> Result<(Vec<u8>, Duration, Option<i64>), Outcome> {
+    let (mut stream, opened) = stream::open(addr, Some((config, sni)), deadline, phases).await?;
+    let (reply, rtt) = framed_exchange(&mut stream, addr, wire, deadline).await?;
+    Ok((reply, rtt, opened.cert_not_after))
+}
+
+async fn framed_exchange(
+    stream: &mut stream::Stream,
+    addr: SocketAddr,
+    wire: &[u8],
+    deadline: Instant,
+) -> Result<(Vec<u8>, Duration), Outcome> {
+    let len = u16::try_from(wire.len())
+        .map_err(|_| Outcome::error(Reason::Io, "the query is longer than 65535 bytes"))?;
+    let mut framed = Vec::with_capacity(wire.len() + 2);
+    framed.extend_from_slice(&len.to_be_bytes());
+    framed.extend_from_slice(wire);
+    let sent = Instant::now();
+    let exchange = async {
+        stream.write_all(&framed).await?;
+        stream.flush().await?;
+        let len = stream.read_u16().await?;
+        let mut reply = vec![0u8; usize::from(len)];
+        stream.read_exact(&mut reply).await?;
+        Ok::<_, std::io::Error>(reply)
+    };
+    match tokio::time::timeout_at(deadline, exchange).await {
+        Ok(Ok(reply)) => Ok((reply, sent.elapsed())),
+        Ok(Err(e)) => Err(stream_error(&e, addr)),
+        Err(_) => Err(Outcome::Timeout { phase: None }),
+    }
+}
+
+fn stream_error(e: &std::io::Error, addr: SocketAddr) -> Outcome {
+    if e.get_ref()
+        .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+    {
+        return tls::classify_error(e, &addr.to_string());
+    }
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => Outcome::error(
+            Reason::ConnectionReset,
+            format!("{addr} closed the connection before a complete reply"),
+        ),
+        std::io::ErrorKind::ConnectionReset
+        | std::io::ErrorKind::ConnectionAborted
+        | std::io::ErrorKind::BrokenPipe => Outcome::error(
+            Reason::ConnectionReset,
+            format!("{addr} reset the connection: {e}"),
+        ),
+        _ => Outcome::error(Reason::Io, format!("query to {addr} failed: {e}")),
+    }
+}
+
+/// DoH (RFC 8484): POST `application/dns-message` on a new HTTP/1.1 connection.
+async fn doh(
+    url: &Url,
+    config: &Arc<ClientConfig>,
+    wire: Vec<u8>,
+    deadline: Instant,
+    phases: &mut Phases,
+    info: &mut Info,
+) -> Result<(Vec<u8>, Duration), Outcome> {
+    const MEDIA_TYPE: &str = "application/dns-message";
+    let headers = [
+        ("content-type".to_string(), MEDIA_TYPE.to_string()),
+        ("accept".to_string(), MEDIA_TYPE.to_string()),
+    ];
+    let request = http_probe::Request {
+        url,
+        method: Method::POST,
+        headers: &headers,
+        body: Bytes::from(wire),
+        ip_version: IpVersion::Any,
+        max_body: DOH_MAX_BODY,
+        keep_body: true,
+    };
+    let mut acc = Acc::default();
+    let result = http_probe::exchange(&request, config, deadline, &mut acc, &|status, _| {
+        status == http::StatusCode::OK
+    })
+    .await;
+    // DNS reports only the phases its metric labels know.
+    for phase in [Phase::Resolve, Phase::Connect, Phase::Tls] {
+        if let Some(d) = acc.phases.get(phase) {
+            phases.set(phase, d);
+        }
+    }
+    info.peer = acc.info.peer;
+    info.cert_not_after = acc.info.cert_not_after;
+    let response = match result {
+        Ok(r) => r,
+        // The HTTP phases first_byte/transfer are the DNS exchange itself.
+        Err(Outcome::Timeout {
+            phase: Some(Phase::FirstByte | Phase::Transfer),
+        }) => return Err(Outcome::Timeout { phase: None }),
+        Err(other) => return Err(other),
+    };
+    if response.status != http::StatusCode::OK {
+        return Err(Outcome::error(
+            Reason::StatusMismatch,
+            format!(
+                "DoH server {url} answered HTTP {}, expected 200",
+                response.status.as_u16()
+            ),
+        ));
+    }
+    Ok((response.body, response.exchange))
+}
+
+/// Decodes a reply and checks it answers `query` (id, response flag, question).
+fn decode_reply(query: &Message, bytes: &[u8], server: &str) -> Result<Message, Outcome> {
+    let reply = Message::from_vec(bytes).map_err(|e| {
+        Outcome::error(
+            Reason::Malformed,
+            format!(
+                "failed to decode the reply from {server} ({} bytes): {e}",
+                bytes.len()
+            ),
+        )
+    })?;
+    if reply.metadata.id != query.metadata.id {
+        return Err(Outcome::error(
+            Reason::Malformed,
+            format!(
+                "reply from {server} has id {}, the query had id {}",
+                reply.metadata.id, query.metadata.id
+            ),
+        ));
+    }
+    if reply.metadata.message_type != MessageType::Response {
+        return Err(Outcome::error(
+            Reason::Malformed,
+            format!("{server} sent a query, not a response"),
+        ));
+    }
+    let asked = &query.queries[..];
+    // Error replies (FORMERR, REFUSED, …) may come without the question.
+    let question_ok = reply.queries[..] == *asked
+        || (reply.queries.is_empty() && u16::from(reply.metadata.response_code) != 0);
+    if !question_ok {
+        let got: Vec<String> = reply.queries.iter().map(ToString::to_string).collect();
+        return Err(Outcome::error(
+            Reason::Malformed,
+            format!("reply from {server} answers a different question: {got:?}"),
+        ));
+    }
+    Ok(reply)
+}
+
+/// Applies `expect_rcode`, `min_answers` and `expect`, filling `info`.
+fn check_reply(spec: &DnsSpec, reply: &Message, info: &mut Info) -> Result<(), Outcome> {
+    let rcode = rcode_name(u16::from(reply.metadata.response_code));
+    info.rcode = Some(rcode.clone());
+    info.answers = reply
+        .answers
+        .iter()
+        .filter_map(|record| {
+            let mut text = String::new();
+            write!(text, "{}", record.data).ok().map(|()| text)
+        })
+        .collect();
+    if !rcode.eq_ignore_ascii_case(&spec.expect_rcode) {
+        return Err(Outcome::error(
+            Reason::Rcode,
+            format!(
+                "{} {} answered {rcode}, expected {}",
+                spec.query, spec.record, spec.expect_rcode
+            ),
+        ));
+    }
+    if (info.answers.len() as u64) < u64::from(spec.min_answers) {
+        return Err(Outcome::error(
+            Reason::AnswerMismatch,
+            format!(
+                "{} {} has {} answers, expected at least {}",
+                spec.query,
+                spec.record,
+                info.answers.len(),
+                spec.min_answers
+            ),
+        ));
+    }
+    let have: Vec<String> = info.answers.iter().map(|a| normalize(a)).collect();
+    let missing: Vec<&str> = spec
+        .expect
+        .iter()
+        .filter(|e| !have.contains(&normalize(e)))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Err(Outcome::error(
+            Reason::AnswerMismatch,
+            format!(
+                "{} {} answers {:?}, missing {:?}",
+                spec.query, spec.record, info.answers, missing
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Case- and trailing-dot-insensitive form of presentation-format RDATA.
+fn normalize(value: &str) -> String {
+    value.trim().trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// The mnemonic of an rcode (`RCODE<n>` when it has none).
+pub fn rcode_name(code: u16) -> String {
+    const NAMES: [&str; 11] = [
+        "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET",
+        "NXRRSET", "NOTAUTH", "NOTZONE",
+    ];
+    match code {
+        16 => "BADVERS".to_string(),
+        23 => "BADCOOKIE".to_string(),
+        n => NAMES
+            .get(usize::from(n))
+            .map_or_else(|| format!("RCODE{n}"), |s| s.to_string()),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolv_conf_first_nameserver() {
+        let text = "# generated\nsearch example.test\n; nameserver 10.9.9.9\nnameserver   192.0.2.53 # primary\nnameserver 192.0.2.54\n";
+        assert_eq!(parse_resolv_conf(text), Some("192.0.2.53".parse().unwrap()));
+        assert_eq!(
+            parse_resolv_conf("nameserver fe80::1%eth0\n"),
+            Some("fe80::1".parse().unwrap())
+        );
+        assert_eq!(
+            parse_resolv_conf("nameserver bogus\nnameserver ::1\n"),
+            Some("::1".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn resolv_conf_without_nameserver() {
+        assert_eq!(parse_resolv_conf(""), None);
+        assert_eq!(
+            parse_resolv_conf("search a.test\noptions ndots:2\nnameserver\n"),
+            None
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("resolv.conf");
+        std::fs::write(&path, "search a.test\n").unwrap();
+        match system_nameserver(&path).unwrap_err() {
+            Outcome::Error(e) => {
+                assert_eq!(e.reason, Reason::Resolve);
+                assert!(e.detail.contains("no usable nameserver"), "{}", e.detail);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        match system_nameserver(&dir.path().join("missing")).unwrap_err() {
+            Outcome::Error(e) => assert_eq!(e.reason, Reason::Resolve),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rcode_names() {
+        assert_eq!(rcode_name(0), "NOERROR");
+        assert_eq!(rcode_name(3), "NXDOMAIN");
+        assert_eq!(rcode_name(10), "NOTZONE");
+        assert_eq!(rcode_name(16), "BADVERS");
+        assert_eq!(rcode_name(12), "RCODE12");
+    }
+
+    #[test]
+    fn answers_compare_loosely() {
+        assert_eq!(
+            normalize("WWW.Example.TEST."),
+            normalize("www.example.test")
+        );
+    }
+
+    #[test]
+    fn query_is_fully_qualified_with_rd_and_edns() {
+        let spec = DnsSpec {
+            server: DnsServer::System,
+            query: "example.test".into(),
+            record: "AAAA".into(),
+            transport: DnsTransport::Udp,
+            tls_name: None,
+            expect_rcode: "NOERROR".into(),
+            expect: vec![],
+            min_answers: 0,
+            ca_file: None,
+        };
+        let q = build_query(&spec).unwrap();
+        assert!(q.metadata.recursion_desired);
+        assert_eq!(q.queries.len(), 1);
+        assert!(q.queries[0].name().is_fqdn());
+        assert_eq!(q.queries[0].query_type(), RecordType::AAAA);
+        assert_eq!(q.edns.as_ref().map(Edns::max_payload), Some(EDNS_PAYLOAD));
+        let bad = DnsSpec {
+            query: "a..b".into(),
+            ..spec
+        };
+        assert!(build_query(&bad).is_err());
     }
 }

@@ -1,27 +1,554 @@
-//! HTTP(S) probe. (Being written: see issue 3.)
+//! HTTP(S) probe over a hand-driven hyper HTTP/1.1 connection, so that every
+//! phase is timed on its own: `resolve`, `connect`, `tls`, `first_byte` (request
+//! sent → first response byte) and `transfer` (first byte → body read, up to
+//! `max_body`). Each redirect hop is a new connection; phases add up over hops.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use rustls::ClientConfig;
 use tokio::time::Instant;
+use url::Url;
 
-use super::{Outcome, Reason, Report};
-use crate::config::{Config, HttpSpec, Target};
+use super::stream::{self, Timed, add_phase};
+use super::tls::{self, TlsConfigs, TlsSetupError};
+use super::{Info, Outcome, Phase, Phases, Reason, Report, resolve};
+use crate::config::{BodyMatch, Config, Host, HttpSpec, IpVersion, Target, TargetSpec};
 
+/// The User-Agent sent unless a target's `headers` set one.
+pub const USER_AGENT: &str = concat!("linkwatch/", env!("CARGO_PKG_VERSION"));
+
+/// The HTTP prober could not be set up.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot set up the HTTP prober")]
-pub struct HttpSetupError;
+pub enum HttpSetupError {
+    #[error("failed to set up TLS for target {target}")]
+    Tls {
+        target: String,
+        #[source]
+        source: TlsSetupError,
+    },
+    #[error("target {target}: invalid header {name:?}: {detail}")]
+    Header {
+        target: String,
+        name: String,
+        detail: String,
+    },
+}
 
-pub struct HttpProber;
+/// Probes HTTP(S) targets with TLS configs built once at start.
+pub struct HttpProber {
+    tls: TlsConfigs,
+}
 
 impl HttpProber {
-    pub fn new(_config: &Config) -> Result<Self, HttpSetupError> {
-        Ok(Self)
+    /// Builds one TLS config per distinct `(ca_file, tls_verify)` among the HTTP
+    /// targets and checks their headers. Warns about targets without verification.
+    pub fn new(config: &Config) -> Result<Self, HttpSetupError> {
+        let mut tls = TlsConfigs::new(&[tls::ALPN_HTTP1]);
+        for target in &config.targets {
+            let TargetSpec::Http(spec) = &target.spec else {
+                continue;
+            };
+            tls.prepare(spec.ca_file.as_deref(), spec.tls_verify)
+                .map_err(|source| HttpSetupError::Tls {
+                    target: target.name.clone(),
+                    source,
+                })?;
+            if !spec.tls_verify {
+                tracing::warn!(
+                    target_name = %target.name,
+                    url = %spec.url,
+                    "TLS certificate verification is disabled for this target (tls_verify = false)"
+                );
+            }
+            for (name, value) in &spec.headers {
+                parse_header(name, value).map_err(|detail| HttpSetupError::Header {
+                    target: target.name.clone(),
+                    name: name.clone(),
+                    detail,
+                })?;
+            }
+        }
+        Ok(Self { tls })
     }
 
+    /// Probes `spec.url` once, following up to `follow_redirects` redirects.
     pub async fn probe(
         &self,
         _index: usize,
         _target: &Target,
-        _spec: &HttpSpec,
-        _deadline: Instant,
+        spec: &HttpSpec,
+        deadline: Instant,
     ) -> Report {
-        Report::new(Outcome::error(Reason::Io, "http probe not built yet"))
+        let start = Instant::now();
+        let mut acc = Acc::default();
+        let outcome = self.run(spec, deadline, &mut acc).await;
+        let mut info = acc.info;
+        let outcome = match outcome {
+            Ok(()) => {
+                let duration = start.elapsed();
+                // Throughput only from a body actually transferred: a HEAD, a 204
+                // or a failed probe says nothing about the link's speed.
+                if let (Some(bytes), Some(transfer)) =
+                    (info.body_bytes, acc.phases.get(Phase::Transfer))
+                    && bytes > 0
+                    && !transfer.is_zero()
+                {
+                    info.bytes_per_second = Some(bytes as f64 / transfer.as_secs_f64());
+                }
+                Outcome::Success {
+                    duration,
+                    phases: acc.phases,
+                }
+            }
+            Err(outcome) => outcome,
+        };
+        Report::with_info(outcome, info)
+    }
+
+    async fn run(&self, spec: &HttpSpec, deadline: Instant, acc: &mut Acc) -> Result<(), Outcome> {
+        let tls = self
+            .tls
+            .for_probe(spec.ca_file.as_deref(), spec.tls_verify)?;
+        let method = match spec.method {
+            crate::config::HttpMethod::Get => Method::GET,
+            crate::config::HttpMethod::Head => Method::HEAD,
+        };
+        let mut url = spec.url.clone();
+        let mut redirects = 0u8;
+        loop {
+            let following = spec.follow_redirects > 0;
+            let want_body = |status: StatusCode, headers: &HeaderMap| {
+                !(following && redirect_location(status, headers).is_some())
+                    && status_ok(status, &spec.expect_status)
+            };
+            let request = Request {
+                url: &url,
+                method: method.clone(),
+                headers: &spec.headers,
+                body: Bytes::new(),
+                ip_version: spec.ip_version,
+                max_body: spec.max_body,
+                keep_body: spec.body_match.is_some(),
+            };
+            let response = exchange(&request, tls, deadline, acc, &want_body).await?;
+            acc.info.status = Some(response.status.as_u16());
+            if following
+                && let Some(location) = redirect_location(response.status, &response.headers)
+            {
+                if redirects >= spec.follow_redirects {
+                    return Err(Outcome::error(
+                        Reason::TooManyRedirects,
+                        format!(
+                            "{url} redirects again (HTTP {}) after {redirects} redirects, the limit",
+                            response.status.as_u16()
+                        ),
+                    ));
+                }
+                url = url.join(location).map_err(|e| {
+                    Outcome::error(
+                        Reason::Malformed,
+                        format!("{url} redirects to an invalid Location {location:?}: {e}"),
+                    )
+                })?;
+                redirects += 1;
+                continue;
+            }
+            if !status_ok(response.status, &spec.expect_status) {
+                let expected = if spec.expect_status.is_empty() {
+                    "any 2xx or 3xx".to_string()
+                } else {
+                    format!("one of {:?}", spec.expect_status)
+                };
+                return Err(Outcome::error(
+                    Reason::StatusMismatch,
+                    format!(
+                        "{url} answered HTTP {}, expected {expected}",
+                        response.status.as_u16()
+                    ),
+                ));
+            }
+            if let Some(check) = &spec.body_match {
+                let text = String::from_utf8_lossy(&response.body);
+                let (ok, what) = match check {
+                    BodyMatch::Substring(s) => {
+                        (text.contains(s.as_str()), format!("contain {s:?}"))
+                    }
+                    BodyMatch::Regex(re) => {
+                        (re.is_match(&text), format!("match /{}/", re.as_str()))
+                    }
+                };
+                if !ok {
+                    return Err(Outcome::error(
+                        Reason::BodyMismatch,
+                        format!(
+                            "the body of {url} ({} bytes read) does not {what}",
+                            response.body_bytes
+                        ),
+                    ));
+                }
+            }
+            return Ok(());
+        }
+    }
+}
+
+/// What a probe accumulates over its hops.
+#[derive(Default)]
+pub(crate) struct Acc {
+    pub phases: Phases,
+    pub info: Info,
+}
+
+/// One HTTP/1.1 request on a new connection.
+pub(crate) struct Request<'a> {
+    pub url: &'a Url,
+    pub method: Method,
+    /// Headers that replace the defaults of the same name (or add to them).
+    pub headers: &'a [(String, String)],
+    pub body: Bytes,
+    pub ip_version: IpVersion,
+    /// Body bytes read at most; the rest is left unread and the connection dropped.
+    pub max_body: u64,
+    /// Keep the bytes read (for body checks); otherwise only count them.
+    pub keep_body: bool,
+}
+
+/// The response of [`exchange`].
+pub(crate) struct Response {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    /// The bytes read, when `keep_body` (at most `max_body`).
+    pub body: Vec<u8>,
+    pub body_bytes: u64,
+    /// Request written → body read (or head received, when the body was not wanted).
+    pub exchange: Duration,
+}
+
+/// Sends `req` on a new connection and reads the response, timing each phase into `acc`.
+/// The body is read only when `want_body(status, headers)`.
+pub(crate) async fn exchange(
+    req: &Request<'_>,
+    tls: &Arc<ClientConfig>,
+    deadline: Instant,
+    acc: &mut Acc,
+    want_body: &dyn Fn(StatusCode, &HeaderMap) -> bool,
+) -> Result<Response, Outcome> {
+    let url = req.url;
+    let https = match url.scheme() {
+        "https" => true,
+        "http" => false,
+        other => {
+            return Err(Outcome::error(
+                Reason::Malformed,
+                format!("cannot probe {url}: unsupported scheme {other:?}"),
+            ));
+        }
+    };
+    let (host, host_text) = match url.host() {
+        Some(url::Host::Domain(d)) => (Host::Name(d.to_string()), d.to_string()),
+        Some(url::Host::Ipv4(ip)) => (Host::Ip(ip.into()), ip.to_string()),
+        Some(url::Host::Ipv6(ip)) => (Host::Ip(ip.into()), ip.to_string()),
+        None => {
+            return Err(Outcome::error(
+                Reason::Malformed,
+                format!("cannot probe {url}: no host"),
+            ));
+        }
+    };
+    let port = url
+        .port_or_known_default()
+        .unwrap_or(if https { 443 } else { 80 });
+    let http_request = build_request(req)?;
+
+    let (ip, resolve_time) =
+        match tokio::time::timeout_at(deadline, resolve::resolve(&host, req.ip_version)).await {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(Outcome::Timeout {
+                    phase: Some(Phase::Resolve),
+                });
+            }
+        };
+    add_phase(&mut acc.phases, Phase::Resolve, resolve_time);
+    acc.info.peer = Some(ip);
+    let addr = std::net::SocketAddr::new(ip, port);
+
+    let tls = if https {
+        Some((tls, tls::server_name(&host_text)?))
+    } else {
+        None
+    };
+    let (stream, opened) = stream::open(addr, tls, deadline, &mut acc.phases).await?;
+    if let Some(not_after) = opened.cert_not_after {
+        acc.info.cert_not_after = Some(
+            acc.info
+                .cert_not_after
+                .map_or(not_after, |seen| seen.min(not_after)),
+        );
+    }
+
+    let (timed, first_byte) = Timed::new(stream);
+    let (mut sender, conn) =
+        match hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(timed)).await {
+            Ok(pair) => pair,
+            Err(e) => return Err(classify_hyper(&e, url)),
+        };
+    let mut conn = std::pin::pin!(conn);
+    let mut conn_done = false;
+
+    let sent = Instant::now();
+    let response = match tokio::time::timeout_at(
+        deadline,
+        drive(
+            conn.as_mut(),
+            &mut conn_done,
+            sender.send_request(http_request),
+        ),
+    )
+    .await
+    {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return Err(classify_hyper(&e, url)),
+        Err(_) => {
+            let phase = if first_byte.get().is_some() {
+                Phase::Transfer
+            } else {
+                Phase::FirstByte
+            };
+            return Err(Outcome::Timeout { phase: Some(phase) });
+        }
+    };
+    let first = first_byte.get().copied().unwrap_or_else(Instant::now);
+    add_phase(
+        &mut acc.phases,
+        Phase::FirstByte,
+        first.saturating_duration_since(sent),
+    );
+
+    let (parts, mut body) = response.into_parts();
+    let mut kept = Vec::new();
+    let mut count = 0u64;
+    if want_body(parts.status, &parts.headers) {
+        while count < req.max_body {
+            let frame = match tokio::time::timeout_at(
+                deadline,
+                drive(conn.as_mut(), &mut conn_done, body.frame()),
+            )
+            .await
+            {
+                Err(_) => {
+                    add_phase(&mut acc.phases, Phase::Transfer, first.elapsed());
+                    acc.info.body_bytes = Some(count);
+                    return Err(Outcome::Timeout {
+                        phase: Some(Phase::Transfer),
+                    });
+                }
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    acc.info.body_bytes = Some(count);
+                    return Err(classify_hyper(&e, url));
+                }
+                Ok(Some(Ok(frame))) => frame,
+            };
+            if let Ok(data) = frame.into_data() {
+                let room = req.max_body - count;
+                let take = usize::try_from(room).map_or(data.len(), |room| data.len().min(room));
+                if req.keep_body {
+                    kept.extend_from_slice(&data[..take]);
+                }
+                count += take as u64;
+            }
+        }
+    }
+    add_phase(&mut acc.phases, Phase::Transfer, first.elapsed());
+    acc.info.body_bytes = Some(count);
+    Ok(Response {
+        status: parts.status,
+        headers: parts.headers,
+        body: kept,
+        body_bytes: count,
+        exchange: sent.elapsed(),
+    })
+    // The connection (and any unread rest of the body) is dropped here.
+}
+
+/// Polls `fut` while driving the connection that serves it.
+async fn drive<C, F>(conn: Pin<&mut C>, conn_done: &mut bool, fut: F) -> F::Output
+where
+    C: Future<Output = Result<(), hyper::Error>>,
+    F: Future,
+{
+    if *conn_done {
+        return fut.await;
+    }
+    let mut fut = std::pin::pin!(fut);
+    tokio::select! {
+        biased;
+        out = &mut fut => out,
+        _ = conn => {
+            // The connection ended (closed or failed); a failure is also
+            // delivered to the pending request or body, which finishes now.
+            *conn_done = true;
+            fut.await
+        }
+    }
+}
+
+fn build_request(req: &Request<'_>) -> Result<http::Request<Full<Bytes>>, Outcome> {
+    let url = req.url;
+    let target = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
+    let host = match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_string(),
+        (None, _) => String::new(),
+    };
+    let mut builder = http::Request::builder()
+        .method(req.method.clone())
+        .uri(if target.is_empty() { "/" } else { &target });
+    let Some(headers) = builder.headers_mut() else {
+        return Err(invalid_request(url, "invalid method or URI"));
+    };
+    let host = HeaderValue::from_str(&host).map_err(|e| invalid_request(url, e))?;
+    headers.insert(header::HOST, host);
+    headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
+    headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    let mut seen: Vec<HeaderName> = Vec::new();
+    for (name, value) in req.headers {
+        let (name, value) = parse_header(name, value).map_err(|e| invalid_request(url, e))?;
+        if seen.contains(&name) {
+            headers.append(name, value);
+        } else {
+            headers.insert(name.clone(), value);
+            seen.push(name);
+        }
+    }
+    builder
+        .body(Full::new(req.body.clone()))
+        .map_err(|e| invalid_request(url, e))
+}
+
+fn invalid_request(url: &Url, e: impl std::fmt::Display) -> Outcome {
+    Outcome::error(
+        Reason::Io,
+        format!("failed to build the request for {url}: {e}"),
+    )
+}
+
+fn parse_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), String> {
+    let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| e.to_string())?;
+    let value = HeaderValue::from_str(value).map_err(|e| e.to_string())?;
+    Ok((name, value))
+}
+
+/// The `Location` of a followable redirect (301, 302, 303, 307, 308).
+fn redirect_location(status: StatusCode, headers: &HeaderMap) -> Option<&str> {
+    if !matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308) {
+        return None;
+    }
+    headers.get(header::LOCATION)?.to_str().ok()
+}
+
+/// `expect` empty: any 2xx or 3xx.
+fn status_ok(status: StatusCode, expect: &[u16]) -> bool {
+    if expect.is_empty() {
+        status.is_success() || status.is_redirection()
+    } else {
+        expect.contains(&status.as_u16())
+    }
+}
+
+/// Classifies a hyper error by walking its `source()` chain.
+pub(crate) fn classify_hyper(e: &hyper::Error, url: &Url) -> Outcome {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(err) = cause {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+            {
+                return tls::classify_error(io, url.as_str());
+            }
+            let reason = match io.kind() {
+                std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::BrokenPipe
+                | std::io::ErrorKind::UnexpectedEof => Reason::ConnectionReset,
+                _ => Reason::Io,
+            };
+            return Outcome::error(reason, format!("request to {url} failed: {e}: {io}"));
+        }
+        cause = err.source();
+    }
+    let reason = if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
+        Reason::Malformed
+    } else if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
+        Reason::ConnectionReset
+    } else {
+        Reason::Io
+    };
+    Outcome::error(reason, format!("request to {url} failed: {e}"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_status_range_is_2xx_3xx() {
+        assert!(status_ok(StatusCode::NO_CONTENT, &[]));
+        assert!(status_ok(StatusCode::FOUND, &[]));
+        assert!(!status_ok(StatusCode::NOT_FOUND, &[]));
+        assert!(!status_ok(StatusCode::OK, &[204]));
+        assert!(status_ok(StatusCode::NO_CONTENT, &[204]));
+    }
+
+    #[test]
+    fn spec_headers_override_defaults() {
+        let url = Url::parse("http://example.test:8080/a/b?x=1").unwrap();
+        let headers = vec![
+            ("User-Agent".to_string(), "custom".to_string()),
+            ("X-A".to_string(), "1".to_string()),
+            ("x-a".to_string(), "2".to_string()),
+        ];
+        let req = Request {
+            url: &url,
+            method: Method::GET,
+            headers: &headers,
+            body: Bytes::new(),
+            ip_version: IpVersion::Any,
+            max_body: 10,
+            keep_body: false,
+        };
+        let built = build_request(&req).unwrap();
+        assert_eq!(built.uri(), "/a/b?x=1");
+        assert_eq!(built.headers()[header::HOST], "example.test:8080");
+        assert_eq!(built.headers()[header::USER_AGENT], "custom");
+        let xa: Vec<_> = built.headers().get_all("x-a").iter().collect();
+        assert_eq!(xa, ["1", "2"]);
+    }
+
+    #[test]
+    fn only_real_redirects_with_location_are_followed() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(redirect_location(StatusCode::FOUND, &headers), None);
+        headers.insert(header::LOCATION, HeaderValue::from_static("/next"));
+        assert_eq!(
+            redirect_location(StatusCode::FOUND, &headers),
+            Some("/next")
+        );
+        assert_eq!(redirect_location(StatusCode::NOT_MODIFIED, &headers), None);
     }
 }

@@ -1,0 +1,350 @@
+//! Test helpers for the HTTP and DNS probes: a test PKI (CA + leaf made with
+//! rcgen), a small scripted HTTP/1.1 server on loopback (plain or TLS), and
+//! builders for `Config`/`Target` values.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use linkwatch::config::{
+    Config, DaemonConfig, Defaults, DnsServer, DnsSpec, DnsTransport, Group, Host, HttpMethod,
+    HttpSpec, IpVersion, LogFormat, Target, TargetSpec,
+};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use rustls::ServerConfig;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+/// `notAfter` of the test leaf: 2039-01-01T00:00:00Z.
+pub const LEAF_NOT_AFTER: i64 = 2_177_452_800;
+
+/// A test CA, a leaf it signed, and the CA written to a PEM file.
+pub struct TestPki {
+    pub dir: tempfile::TempDir,
+    pub ca_file: PathBuf,
+    pub server_config: Arc<ServerConfig>,
+}
+
+/// How the leaf certificate is made.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Leaf {
+    /// Valid for `localhost` and 127.0.0.1 until 2039.
+    Good,
+    /// Expired in 2021.
+    Expired,
+    /// Valid, but only for `other.test`.
+    WrongName,
+}
+
+impl TestPki {
+    pub fn new(leaf: Leaf) -> Self {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "linkwatch test CA");
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        ca_params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        ca_params.not_after = rcgen::date_time_ymd(2040, 1, 1);
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+
+        let names = match leaf {
+            Leaf::WrongName => vec!["other.test".to_string()],
+            _ => vec!["localhost".to_string(), "127.0.0.1".to_string()],
+        };
+        let mut leaf_params = CertificateParams::new(names).unwrap();
+        leaf_params
+            .distinguished_name
+            .push(DnType::CommonName, "linkwatch test server");
+        leaf_params.use_authority_key_identifier_extension = true;
+        leaf_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        leaf_params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        leaf_params.not_after = if leaf == Leaf::Expired {
+            rcgen::date_time_ymd(2021, 1, 1)
+        } else {
+            rcgen::date_time_ymd(2039, 1, 1)
+        };
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf_cert = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, ca_cert.pem()).unwrap();
+
+        let chain: Vec<CertificateDer<'static>> =
+            vec![leaf_cert.der().clone(), ca_cert.der().clone()];
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
+        let server_config =
+            ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(chain, key)
+                .unwrap();
+        Self {
+            dir,
+            ca_file,
+            server_config: Arc::new(server_config),
+        }
+    }
+}
+
+/// What the scripted server does with one request.
+pub enum Reply {
+    /// Write these bytes, then close.
+    Raw(Vec<u8>),
+    /// Accept and never answer (hold the connection open).
+    Never,
+    /// A 200 with a 1 GiB Content-Length, written in 64 KiB chunks until the client goes.
+    Huge,
+    /// A 200 announcing `len` bytes, sent one byte per `every`.
+    Trickle { len: usize, every: Duration },
+}
+
+/// A full HTTP/1.1 response with `Content-Length`.
+pub fn response(status: &str, extra_headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    let mut out = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in extra_headers {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(body);
+    Reply::Raw(bytes)
+}
+
+/// One request as the server saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+/// A scripted HTTP/1.1 server on 127.0.0.1:0.
+pub struct HttpServer {
+    pub addr: SocketAddr,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+type Route = dyn Fn(&Seen, SocketAddr) -> Reply + Send + Sync;
+
+impl HttpServer {
+    /// Starts a server answering each request with `route(request, own address)`.
+    pub async fn start(
+        tls: Option<Arc<ServerConfig>>,
+        route: impl Fn(&Seen, SocketAddr) -> Reply + Send + Sync + 'static,
+    ) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let route: Arc<Route> = Arc::new(route);
+        let acceptor = tls.map(TlsAcceptor::from);
+        let seen2 = Arc::clone(&seen);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let route = Arc::clone(&route);
+                let seen = Arc::clone(&seen2);
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    match acceptor {
+                        Some(acceptor) => {
+                            if let Ok(tls) = acceptor.accept(tcp).await {
+                                serve_one(tls, addr, &*route, &seen).await;
+                            }
+                        }
+                        None => serve_one(tcp, addr, &*route, &seen).await,
+                    }
+                });
+            }
+        });
+        Self { addr, seen, task }
+    }
+
+    /// `http(s)://127.0.0.1:<port><path>`.
+    pub fn url(&self, scheme: &str, path: &str) -> url::Url {
+        url::Url::parse(&format!("{scheme}://127.0.0.1:{}{path}", self.addr.port())).unwrap()
+    }
+}
+
+async fn serve_one<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    addr: SocketAddr,
+    route: &Route,
+    seen: &Mutex<Vec<Seen>>,
+) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        if buf.len() > 64 * 1024 {
+            return;
+        }
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let mut words = head.split_whitespace();
+    let method = words.next().unwrap_or_default().to_string();
+    let path = words.next().unwrap_or_default().to_string();
+    let len = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0)
+        .min(1 << 20);
+    let mut body = buf[head_end..].to_vec();
+    while body.len() < len {
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => body.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let request = Seen {
+        method,
+        path,
+        head,
+        body,
+    };
+    seen.lock().unwrap().push(request.clone());
+    match route(&request, addr) {
+        Reply::Raw(bytes) => {
+            let _ = s.write_all(&bytes).await;
+            let _ = s.shutdown().await;
+        }
+        Reply::Never => std::future::pending::<()>().await,
+        Reply::Huge => {
+            let total: u64 = 1 << 30;
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {total}\r\n\r\n");
+            if s.write_all(head.as_bytes()).await.is_err() {
+                return;
+            }
+            let block = vec![b'x'; 64 * 1024];
+            let mut sent = 0u64;
+            while sent < total {
+                if s.write_all(&block).await.is_err() {
+                    return;
+                }
+                sent += block.len() as u64;
+            }
+        }
+        Reply::Trickle { len, every } => {
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n");
+            if s.write_all(head.as_bytes()).await.is_err() {
+                return;
+            }
+            for _ in 0..len {
+                tokio::time::sleep(every).await;
+                if s.write_all(b"x").await.is_err() || s.flush().await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A `Config` holding exactly `targets` (in group `g`).
+pub fn config_with(targets: Vec<Target>) -> Config {
+    Config {
+        source: "<test>".into(),
+        digest: String::new(),
+        daemon: DaemonConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: PathBuf::from("/nonexistent"),
+            log_format: LogFormat::Text,
+            max_concurrency: 16,
+        },
+        defaults: Defaults {
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(2),
+            fail_after: 3,
+            recover_after: 2,
+        },
+        groups: vec![Group {
+            name: "g".into(),
+            needs: None,
+            down_when: linkwatch::config::DownWhen::All,
+        }],
+        targets,
+    }
+}
+
+/// A target named `name` with `spec`.
+pub fn target(name: &str, spec: TargetSpec) -> Target {
+    Target {
+        name: name.into(),
+        group: "g".into(),
+        interval: Duration::from_secs(5),
+        timeout: Duration::from_secs(2),
+        fail_after: 3,
+        recover_after: 2,
+        spec,
+    }
+}
+
+/// A GET of `url` with every option at its default.
+pub fn http_spec(url: url::Url) -> HttpSpec {
+    HttpSpec {
+        url,
+        method: HttpMethod::Get,
+        headers: Vec::new(),
+        expect_status: Vec::new(),
+        body_match: None,
+        follow_redirects: 0,
+        ip_version: IpVersion::Any,
+        max_body: 1 << 20,
+        ca_file: None,
+        tls_verify: true,
+    }
+}
+
+/// An `A` query for `query` to `server` over `transport`, expecting NOERROR.
+pub fn dns_spec(server: DnsServer, transport: DnsTransport, query: &str) -> DnsSpec {
+    DnsSpec {
+        server,
+        query: query.into(),
+        record: "A".into(),
+        transport,
+        tls_name: None,
+        expect_rcode: "NOERROR".into(),
+        expect: Vec::new(),
+        min_answers: 0,
+        ca_file: None,
+    }
+}
+
+/// `DnsServer::Addr` for a loopback socket address.
+pub fn dns_addr(addr: SocketAddr) -> DnsServer {
+    DnsServer::Addr {
+        host: Host::Ip(addr.ip()),
+        port: addr.port(),
+    }
+}
