@@ -6,7 +6,7 @@
 //! thread's utime+stime from /proc/thread-self/stat, i.e. the prober alone;
 //! "process" CPU adds the servers. Run with `cargo bench --bench probe_cost`
 //! (optional argument: a multiplier for the probe counts).
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::disallowed_types)]
 
 #[path = "../tests/support_probe/mod.rs"]
 mod support_probe;

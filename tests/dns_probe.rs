@@ -1,5 +1,5 @@
 //! DNS probe against test servers on loopback: UDP, TCP, DoT and DoH.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::disallowed_types)]
 
 mod support_probe;
 

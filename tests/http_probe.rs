@@ -1,5 +1,5 @@
 //! HTTP(S) probe against real servers on loopback started by each test.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::disallowed_types)]
 
 mod support_probe;
 

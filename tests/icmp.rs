@@ -1,7 +1,7 @@
 //! ICMP probe: loopback, many targets on one socket, privileges, and faults
 //! injected between test network namespaces.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::disallowed_types)]
 
 mod common;
 

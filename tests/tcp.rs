@@ -1,7 +1,7 @@
 //! TCP connect probe: loopback listener and closed port, and faults injected
 //! between test network namespaces.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::disallowed_types)]
 
 mod common;
 

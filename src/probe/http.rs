@@ -239,7 +239,7 @@ pub(crate) async fn exchange(
     tls: &Arc<ClientConfig>,
     deadline: Instant,
     acc: &mut Acc,
-    want_body: &dyn Fn(StatusCode, &HeaderMap) -> bool,
+    want_body: &(dyn Fn(StatusCode, &HeaderMap) -> bool + Sync),
 ) -> Result<Response, Outcome> {
     let url = req.url;
     let https = match url.scheme() {
