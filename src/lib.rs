@@ -4,4 +4,5 @@
 //! consumed by [`metrics`] and the status store ([`status`]), served by [`server`].
 
 pub mod config;
+pub mod outage;
 pub mod probe;

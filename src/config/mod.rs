@@ -16,8 +16,8 @@ pub const DEFAULT_SOURCE: &str = "<embedded default>";
 
 /// DNS record types a `dns` target may ask for.
 pub const RECORD_TYPES: &[&str] = &[
-    "A", "AAAA", "CAA", "CNAME", "DNSKEY", "DS", "HTTPS", "MX", "NAPTR", "NS", "PTR", "SOA",
-    "SRV", "SSHFP", "SVCB", "TLSA", "TXT",
+    "A", "AAAA", "CAA", "CNAME", "DNSKEY", "DS", "HTTPS", "MX", "NAPTR", "NS", "PTR", "SOA", "SRV",
+    "SSHFP", "SVCB", "TLSA", "TXT",
 ];
 
 /// DNS response codes an `expect_rcode` may name.

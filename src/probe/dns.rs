@@ -15,7 +15,13 @@ impl DnsProber {
         Ok(Self)
     }
 
-    pub async fn probe(&self, _index: usize, _target: &Target, _spec: &DnsSpec, _deadline: Instant) -> Report {
+    pub async fn probe(
+        &self,
+        _index: usize,
+        _target: &Target,
+        _spec: &DnsSpec,
+        _deadline: Instant,
+    ) -> Report {
         Report::new(Outcome::error(Reason::Io, "dns probe not built yet"))
     }
 }

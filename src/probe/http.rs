@@ -15,7 +15,13 @@ impl HttpProber {
         Ok(Self)
     }
 
-    pub async fn probe(&self, _index: usize, _target: &Target, _spec: &HttpSpec, _deadline: Instant) -> Report {
+    pub async fn probe(
+        &self,
+        _index: usize,
+        _target: &Target,
+        _spec: &HttpSpec,
+        _deadline: Instant,
+    ) -> Report {
         Report::new(Outcome::error(Reason::Io, "http probe not built yet"))
     }
 }

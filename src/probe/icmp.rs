@@ -38,7 +38,13 @@ impl IcmpProber {
         IcmpMode::Dgram
     }
 
-    pub async fn probe(&self, _index: usize, _target: &Target, _spec: &IcmpSpec, _deadline: Instant) -> Report {
+    pub async fn probe(
+        &self,
+        _index: usize,
+        _target: &Target,
+        _spec: &IcmpSpec,
+        _deadline: Instant,
+    ) -> Report {
         Report::new(Outcome::error(Reason::Io, "icmp probe not built yet"))
     }
 }

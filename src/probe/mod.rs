@@ -171,9 +171,14 @@ impl std::fmt::Display for ProbeError {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// Total duration (RTT for ICMP, connect time for TCP, whole exchange for HTTP/DNS).
-    Success { duration: Duration, phases: Phases },
+    Success {
+        duration: Duration,
+        phases: Phases,
+    },
     /// The deadline passed; `phase` is the phase that was running, when known.
-    Timeout { phase: Option<Phase> },
+    Timeout {
+        phase: Option<Phase>,
+    },
     Error(ProbeError),
 }
 

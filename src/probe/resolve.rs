@@ -21,8 +21,9 @@ pub async fn resolve(host: &Host, ip_version: IpVersion) -> Result<(IpAddr, Dura
     let start = Instant::now();
     let ip = match host {
         Host::Ip(ip) => return Ok((*ip, Duration::ZERO)),
-        Host::Gateway => default_gateway(ip_version)
-            .map_err(|e| Outcome::error(Reason::NoGateway, e))?,
+        Host::Gateway => {
+            default_gateway(ip_version).map_err(|e| Outcome::error(Reason::NoGateway, e))?
+        }
         Host::Name(name) => resolve_name(name, ip_version).await?,
     };
     Ok((ip, start.elapsed()))
@@ -111,7 +112,10 @@ pub fn parse_route_v4(table: &str) -> Option<Ipv4Addr> {
         ) else {
             continue;
         };
-        if dest != 0 || mask != 0 || gw == 0 || flags & (RTF_UP | RTF_GATEWAY) != RTF_UP | RTF_GATEWAY
+        if dest != 0
+            || mask != 0
+            || gw == 0
+            || flags & (RTF_UP | RTF_GATEWAY) != RTF_UP | RTF_GATEWAY
         {
             continue;
         }
@@ -144,7 +148,10 @@ pub fn parse_route_v6(table: &str) -> Option<Ipv6Addr> {
         ) else {
             continue;
         };
-        if dest != 0 || plen != 0 || gw == 0 || flags & (RTF_UP | RTF_GATEWAY) != RTF_UP | RTF_GATEWAY
+        if dest != 0
+            || plen != 0
+            || gw == 0
+            || flags & (RTF_UP | RTF_GATEWAY) != RTF_UP | RTF_GATEWAY
         {
             continue;
         }
@@ -178,7 +185,10 @@ eth0\t0001A8C0\t00000000\t0001\t0\t0\t100\t00FFFFFF\t0\t0\t0
 eth0\t0001A8C0\t00000000\t0001\t0\t0\t100\t00FFFFFF\t0\t0\t0\n";
         assert_eq!(parse_route_v4(only_link), None);
         assert_eq!(parse_route_v4(""), None);
-        assert_eq!(parse_route_v4("garbage\nmore garbage here x y z 1 2 3\n"), None);
+        assert_eq!(
+            parse_route_v4("garbage\nmore garbage here x y z 1 2 3\n"),
+            None
+        );
     }
 
     #[test]

@@ -23,20 +23,18 @@ impl TcpProber {
     }
 
     pub async fn probe(&self, _target: &Target, spec: &TcpSpec, deadline: Instant) -> Report {
-        let (ip, resolve_time) = match tokio::time::timeout_at(
-            deadline,
-            resolve::resolve(&spec.host, spec.ip_version),
-        )
-        .await
-        {
-            Ok(Ok(r)) => r,
-            Ok(Err(outcome)) => return Report::new(outcome),
-            Err(_) => {
-                return Report::new(Outcome::Timeout {
-                    phase: Some(Phase::Resolve),
-                });
-            }
-        };
+        let (ip, resolve_time) =
+            match tokio::time::timeout_at(deadline, resolve::resolve(&spec.host, spec.ip_version))
+                .await
+            {
+                Ok(Ok(r)) => r,
+                Ok(Err(outcome)) => return Report::new(outcome),
+                Err(_) => {
+                    return Report::new(Outcome::Timeout {
+                        phase: Some(Phase::Resolve),
+                    });
+                }
+            };
         let addr = SocketAddr::new(ip, spec.port);
         let mut report = Report::new(Outcome::Timeout {
             phase: Some(Phase::Connect),
@@ -64,7 +62,10 @@ impl TcpProber {
 pub async fn connect(
     addr: SocketAddr,
     deadline: Instant,
-) -> (Result<std::time::Duration, Outcome>, Option<tokio::net::TcpStream>) {
+) -> (
+    Result<std::time::Duration, Outcome>,
+    Option<tokio::net::TcpStream>,
+) {
     let socket = match if addr.is_ipv4() {
         TcpSocket::new_v4()
     } else {
