@@ -722,3 +722,373 @@ fn add(ts: Timestamp, d: Duration) -> Timestamp {
 fn wall_seconds(from: Timestamp, to: Timestamp) -> f64 {
     to.duration_since(from).as_secs_f64().max(0.0)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::outage::testutil::{chain, config, wall};
+
+    /// Feeds `(target, second, success)` with wall = base + second and mono = second.
+    fn run(d: &mut Detector, stream: &[(usize, f64, bool)]) -> Vec<Event> {
+        stream
+            .iter()
+            .flat_map(|(t, s, ok)| d.observe(*t, wall(*s), Duration::from_secs_f64(*s), *ok))
+            .collect()
+    }
+
+    fn started(ev: &[Event]) -> Vec<&OutageStarted> {
+        ev.iter()
+            .filter_map(|e| match e {
+                Event::Started(s) => Some(s),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn ended(ev: &[Event]) -> Vec<&OutageEnded> {
+        ev.iter()
+            .filter_map(|e| match e {
+                Event::Ended(s) => Some(s),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn single() -> Detector {
+        Detector::new(&config(
+            &[("internet", None, DownWhen::All)],
+            &[("a", "internet")],
+            Path::new("/nonexistent"),
+        ))
+    }
+
+    /// One target, probes every second from `from`, `pattern` of successes.
+    fn seq(t: usize, from: f64, pattern: &str) -> Vec<(usize, f64, bool)> {
+        pattern
+            .chars()
+            .enumerate()
+            .map(|(i, c)| (t, from + i as f64, c == '+'))
+            .collect()
+    }
+
+    #[test]
+    fn down_after_fail_after_and_up_after_recover_after_backdated() {
+        let mut d = single();
+        let ev = run(&mut d, &seq(0, 0.0, "++---"));
+        let s = started(&ev);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].start, wall(2.0), "back-dated to the first failure");
+        assert_eq!(s[0].cause, "internet");
+        assert_eq!(s[0].targets, vec!["a".to_string()]);
+        assert_eq!(s[0].id, format!("{}-internet", wall(2.0).as_millisecond()));
+        let ev = run(&mut d, &seq(0, 5.0, "-+"));
+        assert!(ended(&ev).is_empty(), "one success is not a recovery");
+        let ev = run(&mut d, &seq(0, 7.0, "+"));
+        let e = ended(&ev);
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].end, wall(6.0), "back-dated to the first success of the streak");
+        assert_eq!(e[0].duration_seconds, 4.0);
+        assert_eq!(e[0].duration_clock, DurationClock::Monotonic);
+        assert!(e[0].end_observed);
+    }
+
+    #[test]
+    fn flapping_shorter_than_fail_after_is_no_outage() {
+        let mut d = single();
+        let ev = run(&mut d, &seq(0, 0.0, "++--+--+-+--+--++"));
+        assert!(started(&ev).is_empty());
+        assert_eq!(d.target_state(0).unwrap().0, State::Up);
+    }
+
+    #[test]
+    fn recovery_streak_broken_by_a_failure_restarts() {
+        let mut d = single();
+        run(&mut d, &seq(0, 0.0, "++---"));
+        // +-+-+ never gives two successes in a row; then ++ at 10,11.
+        let ev = run(&mut d, &seq(0, 5.0, "+-+-+-"));
+        assert!(ended(&ev).is_empty());
+        let ev = run(&mut d, &seq(0, 11.0, "++"));
+        let e = ended(&ev);
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].end, wall(11.0));
+        assert_eq!(e[0].duration_seconds, 9.0);
+    }
+
+    fn three(dw: DownWhen) -> Detector {
+        Detector::new(&config(
+            &[("g", None, dw)],
+            &[("a", "g"), ("b", "g"), ("c", "g")],
+            Path::new("/nonexistent"),
+        ))
+    }
+
+    /// All three targets up, then the first `down` targets fail from second 10
+    /// (staggered by 0.1 s). Returns the outage starts.
+    fn fail_some(d: &mut Detector, down: usize) -> Vec<Event> {
+        let mut ev = Vec::new();
+        for s in 0..2 {
+            for t in 0..3 {
+                ev.extend(d.observe(t, wall(s as f64), Duration::from_secs(s), true));
+            }
+        }
+        for s in 10..14 {
+            for t in 0..3 {
+                let at = s as f64 + t as f64 * 0.1;
+                ev.extend(d.observe(t, wall(at), Duration::from_secs_f64(at), t >= down));
+            }
+        }
+        ev
+    }
+
+    #[test]
+    fn group_all_needs_every_target_down() {
+        for (down, expect) in [(1, 0), (2, 0), (3, 1)] {
+            let mut d = three(DownWhen::All);
+            let ev = fail_some(&mut d, down);
+            assert_eq!(started(&ev).len(), expect, "{down} down");
+        }
+        let mut d = three(DownWhen::All);
+        let ev = fail_some(&mut d, 3);
+        // All three were down from the moment the last one was: its first failure.
+        assert_eq!(started(&ev)[0].start, wall(10.2));
+        assert_eq!(started(&ev)[0].targets, vec!["a", "b", "c"]);
+    }
+
+    #[test]
+    fn group_any_needs_one_target_down() {
+        let mut d = three(DownWhen::Any);
+        let ev = fail_some(&mut d, 1);
+        let s = started(&ev);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].start, wall(10.0));
+        assert_eq!(s[0].targets, vec!["a"]);
+    }
+
+    #[test]
+    fn group_count_needs_n_targets_down() {
+        for (down, expect) in [(1, 0), (2, 1), (3, 1)] {
+            let mut d = three(DownWhen::AtLeast(2));
+            let ev = fail_some(&mut d, down);
+            assert_eq!(started(&ev).len(), expect, "{down} down");
+            if expect == 1 {
+                assert_eq!(started(&ev)[0].start, wall(10.1), "the second target's first failure");
+            }
+        }
+    }
+
+    /// Probes the chain's three targets each second, internet first and lan last
+    /// within the second; `ok(target, second)` says which succeed.
+    fn drive(d: &mut Detector, secs: std::ops::Range<u32>, ok: impl Fn(usize, u32) -> bool) -> Vec<Event> {
+        let mut ev = Vec::new();
+        for s in secs {
+            for (i, t) in [2usize, 1, 0].into_iter().enumerate() {
+                let at = s as f64 + i as f64 * 0.3;
+                ev.extend(d.observe(t, wall(at), Duration::from_secs_f64(at), ok(t, s)));
+            }
+        }
+        ev
+    }
+
+    #[test]
+    fn cause_is_farthest_upstream_on_three_level_chain() {
+        let mut d = Detector::new(&chain(Path::new("/x")));
+        drive(&mut d, 0..3, |_, _| true);
+        // LAN fault at 10: everything fails. The internet target is probed first
+        // in each second, so the internet group is judged down before lan is.
+        let ev = drive(&mut d, 10..15, |_, _| false);
+        let s = started(&ev);
+        assert_eq!(s.len(), 3);
+        for o in &s {
+            assert_eq!(o.cause, "lan", "{} outage", o.group);
+        }
+        let ev = drive(&mut d, 20..23, |_, _| true);
+        assert_eq!(ended(&ev).len(), 3);
+        assert!(ended(&ev).iter().all(|e| e.cause == "lan"));
+    }
+
+    #[test]
+    fn isp_fault_gives_cause_isp_and_no_lan_outage() {
+        let mut d = Detector::new(&chain(Path::new("/x")));
+        drive(&mut d, 0..3, |_, _| true);
+        let ev = drive(&mut d, 10..15, |t, _| t == 0);
+        let s = started(&ev);
+        assert_eq!(s.len(), 2);
+        assert!(s.iter().all(|o| o.cause == "isp"));
+        assert!(s.iter().all(|o| o.group != "lan"));
+    }
+
+    #[test]
+    fn far_side_fault_is_only_that_group() {
+        let mut d = Detector::new(&chain(Path::new("/x")));
+        drive(&mut d, 0..3, |_, _| true);
+        let ev = drive(&mut d, 10..15, |t, _| t != 2);
+        let s = started(&ev);
+        assert_eq!(s.len(), 1);
+        assert_eq!((s[0].group.as_str(), s[0].cause.as_str()), ("internet", "internet"));
+    }
+
+    #[test]
+    fn upstream_failing_later_is_not_the_cause() {
+        let mut d = Detector::new(&chain(Path::new("/x")));
+        drive(&mut d, 0..3, |_, _| true);
+        // internet fails from 10, lan only from 20: internet's cause stays internet.
+        let ev = drive(&mut d, 10..25, |t, s| match t {
+            2 => false,
+            0 => s < 20,
+            _ => true,
+        });
+        let s = started(&ev);
+        let internet = s.iter().find(|o| o.group == "internet").unwrap();
+        assert_eq!(internet.cause, "internet");
+        let lan = s.iter().find(|o| o.group == "lan").unwrap();
+        assert_eq!(lan.cause, "lan");
+    }
+
+    #[test]
+    fn wall_clock_jump_mid_outage_does_not_bend_duration() {
+        let mut d = single();
+        run(&mut d, &seq(0, 0.0, "++---"));
+        // The wall clock steps back one hour at mono 6; mono goes on.
+        let mut ev = Vec::new();
+        for (i, ok) in [false, false, true, true].into_iter().enumerate() {
+            let mono = 6.0 + i as f64;
+            ev.extend(d.observe(0, wall(mono - 3600.0), Duration::from_secs_f64(mono), ok));
+        }
+        let e = ended(&ev);
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].duration_seconds, 6.0, "from 2 to 8 by the monotonic clock");
+        assert_eq!(e[0].start, wall(2.0));
+        assert_eq!(e[0].end, wall(8.0), "start + monotonic duration, not the stepped wall clock");
+        // And a forward jump of a day.
+        let mut d = single();
+        run(&mut d, &seq(0, 0.0, "++---"));
+        let ev: Vec<Event> = [false, true, true]
+            .into_iter()
+            .enumerate()
+            .flat_map(|(i, ok)| {
+                let mono = 5.0 + i as f64;
+                d.observe(0, wall(mono + 86400.0), Duration::from_secs_f64(mono), ok)
+            })
+            .collect();
+        assert_eq!(ended(&ev)[0].duration_seconds, 4.0);
+    }
+
+    #[test]
+    fn never_answered_target_is_not_a_phantom_up() {
+        let mut d = Detector::new(&config(
+            &[("g", None, DownWhen::All)],
+            &[("a", "g"), ("b", "g")],
+            Path::new("/x"),
+        ));
+        // b is never probed; a answers once: nothing is decided.
+        d.observe(0, wall(0.0), Duration::ZERO, true);
+        assert_eq!(d.target_state(0).unwrap().0, State::Unknown);
+        assert_eq!(d.group_state(0).unwrap().0, State::Unknown);
+        // a fails three times: a is down, b unknown → the group is not judged.
+        let ev = run(&mut d, &seq(0, 1.0, "---"));
+        assert_eq!(d.target_state(0).unwrap().0, State::Down);
+        assert_eq!(d.group_state(0).unwrap().0, State::Unknown);
+        assert!(started(&ev).is_empty());
+        // b never answered and fails three times: it is down (never up), group down.
+        let ev = run(&mut d, &seq(1, 1.5, "---"));
+        assert_eq!(started(&ev).len(), 1);
+        assert_eq!(started(&ev)[0].start, wall(1.5), "the moment both were down");
+        // A group with no targets is reported unknown.
+        let d = Detector::new(&config(
+            &[("empty", None, DownWhen::All), ("g", None, DownWhen::Any)],
+            &[("a", "g")],
+            Path::new("/x"),
+        ));
+        assert_eq!(d.group_state(0).unwrap().0, State::Unknown);
+    }
+
+    #[test]
+    fn failing_from_start_is_down_back_dated_to_first_probe() {
+        let mut d = single();
+        let ev = run(&mut d, &seq(0, 0.0, "---"));
+        assert_eq!(started(&ev)[0].start, wall(0.0));
+    }
+
+    #[test]
+    fn adopted_outage_resumes_with_a_gap_when_still_down() {
+        let mut d = single();
+        assert!(d.adopt(
+            "internet",
+            Adopted {
+                id: "old-internet".into(),
+                cause: "internet".into(),
+                start: wall(-100.0),
+                targets: vec!["a".into()],
+                gaps: vec![],
+                last_seen: wall(-50.0),
+            }
+        ));
+        assert_eq!(d.open_outage(0), Some("old-internet"));
+        let ev = run(&mut d, &seq(0, 0.0, "---"));
+        assert!(started(&ev).is_empty(), "the same outage continues");
+        let r = ev
+            .iter()
+            .find_map(|e| match e {
+                Event::Resumed(r) => Some(r),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(r.id, "old-internet");
+        assert_eq!(r.gap, Gap { from: wall(-50.0), to: wall(0.0) });
+        let ev = run(&mut d, &seq(0, 3.0, "++"));
+        let e = ended(&ev);
+        assert_eq!(e[0].id, "old-internet");
+        assert_eq!(e[0].end, wall(3.0));
+        assert_eq!(e[0].gaps.len(), 1);
+        assert!(e[0].end_observed);
+        assert_eq!(e[0].duration_clock, DurationClock::Wall);
+        assert_eq!(e[0].duration_seconds, 103.0);
+    }
+
+    #[test]
+    fn adopted_outage_found_up_is_closed_unobserved() {
+        let mut d = single();
+        d.adopt(
+            "internet",
+            Adopted {
+                id: "old".into(),
+                cause: "internet".into(),
+                start: wall(-100.0),
+                targets: vec!["a".into()],
+                gaps: vec![],
+                last_seen: wall(-50.0),
+            },
+        );
+        let ev = run(&mut d, &seq(0, 0.0, "++"));
+        let e = ended(&ev);
+        assert_eq!(e.len(), 1);
+        assert!(!e[0].end_observed);
+        assert_eq!(e[0].end, wall(-50.0), "the last moment it was seen down");
+        assert_eq!(e[0].gaps, vec![Gap { from: wall(-50.0), to: wall(0.0) }]);
+        assert_eq!(e[0].duration_seconds, 50.0);
+    }
+
+    #[test]
+    fn ids_never_collide() {
+        let mut d = single();
+        d.reserve_ids([format!("{}-internet", wall(2.0).as_millisecond())]);
+        let ev = run(&mut d, &seq(0, 0.0, "++---"));
+        assert_eq!(started(&ev)[0].id, format!("{}-internet-2", wall(2.0).as_millisecond()));
+    }
+
+    #[test]
+    fn downtime_never_counts_past_the_recovery() {
+        let mut d = single();
+        run(&mut d, &seq(0, 0.0, "++---"));
+        let mut total = Duration::ZERO;
+        total += d.take_downtime(Duration::from_secs(5)).iter().map(|x| x.1).sum::<Duration>();
+        run(&mut d, &seq(0, 5.0, "+"));
+        total += d.take_downtime(Duration::from_secs(6)).iter().map(|x| x.1).sum::<Duration>();
+        run(&mut d, &seq(0, 6.0, "+"));
+        total += d.take_downtime(Duration::from_secs(7)).iter().map(|x| x.1).sum::<Duration>();
+        assert_eq!(total, Duration::from_secs(3), "down from 2 to 5");
+        assert!(d.take_downtime(Duration::from_secs(9)).is_empty());
+    }
+}

@@ -705,3 +705,8 @@ async fn heartbeat_task(
 pub fn journal_path(data_dir: &Path) -> PathBuf {
     data_dir.join(journal::JOURNAL_FILE)
 }
+
+#[cfg(test)]
+pub(crate) mod testutil;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1 @@
+//! Service-level tests: recovery across restarts and disk errors.
