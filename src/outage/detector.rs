@@ -304,7 +304,12 @@ impl Detector {
         let Some(t) = self.targets.get_mut(target) else {
             return events;
         };
-        let stamp = Stamp { wall, mono };
+        // Evidence is kept at millisecond precision, the journal's, so that the
+        // journal, the API and the logs show identical times.
+        let stamp = Stamp {
+            wall: truncate_ms(wall),
+            mono,
+        };
         if let Some(since) = t.feed(stamp, success) {
             let (state, group, name) = (t.state, t.group, t.name.clone());
             events.push(Event::Target {
@@ -716,7 +721,12 @@ impl Detector {
 }
 
 fn add(ts: Timestamp, d: Duration) -> Timestamp {
-    ts.checked_add(d).unwrap_or(ts)
+    truncate_ms(ts.checked_add(d).unwrap_or(ts))
+}
+
+/// `ts` truncated to whole milliseconds (the journal's precision).
+pub fn truncate_ms(ts: Timestamp) -> Timestamp {
+    Timestamp::from_millisecond(ts.as_millisecond()).unwrap_or(ts)
 }
 
 fn wall_seconds(from: Timestamp, to: Timestamp) -> f64 {
@@ -724,6 +734,7 @@ fn wall_seconds(from: Timestamp, to: Timestamp) -> f64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::path::Path;
 
@@ -788,7 +799,11 @@ mod tests {
         let ev = run(&mut d, &seq(0, 7.0, "+"));
         let e = ended(&ev);
         assert_eq!(e.len(), 1);
-        assert_eq!(e[0].end, wall(6.0), "back-dated to the first success of the streak");
+        assert_eq!(
+            e[0].end,
+            wall(6.0),
+            "back-dated to the first success of the streak"
+        );
         assert_eq!(e[0].duration_seconds, 4.0);
         assert_eq!(e[0].duration_clock, DurationClock::Monotonic);
         assert!(e[0].end_observed);
@@ -873,14 +888,22 @@ mod tests {
             let ev = fail_some(&mut d, down);
             assert_eq!(started(&ev).len(), expect, "{down} down");
             if expect == 1 {
-                assert_eq!(started(&ev)[0].start, wall(10.1), "the second target's first failure");
+                assert_eq!(
+                    started(&ev)[0].start,
+                    wall(10.1),
+                    "the second target's first failure"
+                );
             }
         }
     }
 
     /// Probes the chain's three targets each second, internet first and lan last
     /// within the second; `ok(target, second)` says which succeed.
-    fn drive(d: &mut Detector, secs: std::ops::Range<u32>, ok: impl Fn(usize, u32) -> bool) -> Vec<Event> {
+    fn drive(
+        d: &mut Detector,
+        secs: std::ops::Range<u32>,
+        ok: impl Fn(usize, u32) -> bool,
+    ) -> Vec<Event> {
         let mut ev = Vec::new();
         for s in secs {
             for (i, t) in [2usize, 1, 0].into_iter().enumerate() {
@@ -926,7 +949,10 @@ mod tests {
         let ev = drive(&mut d, 10..15, |t, _| t != 2);
         let s = started(&ev);
         assert_eq!(s.len(), 1);
-        assert_eq!((s[0].group.as_str(), s[0].cause.as_str()), ("internet", "internet"));
+        assert_eq!(
+            (s[0].group.as_str(), s[0].cause.as_str()),
+            ("internet", "internet")
+        );
     }
 
     #[test]
@@ -958,9 +984,16 @@ mod tests {
         }
         let e = ended(&ev);
         assert_eq!(e.len(), 1);
-        assert_eq!(e[0].duration_seconds, 6.0, "from 2 to 8 by the monotonic clock");
+        assert_eq!(
+            e[0].duration_seconds, 6.0,
+            "from 2 to 8 by the monotonic clock"
+        );
         assert_eq!(e[0].start, wall(2.0));
-        assert_eq!(e[0].end, wall(8.0), "start + monotonic duration, not the stepped wall clock");
+        assert_eq!(
+            e[0].end,
+            wall(8.0),
+            "start + monotonic duration, not the stepped wall clock"
+        );
         // And a forward jump of a day.
         let mut d = single();
         run(&mut d, &seq(0, 0.0, "++---"));
@@ -994,7 +1027,11 @@ mod tests {
         // b never answered and fails three times: it is down (never up), group down.
         let ev = run(&mut d, &seq(1, 1.5, "---"));
         assert_eq!(started(&ev).len(), 1);
-        assert_eq!(started(&ev)[0].start, wall(1.5), "the moment both were down");
+        assert_eq!(
+            started(&ev)[0].start,
+            wall(1.5),
+            "the moment both were down"
+        );
         // A group with no targets is reported unknown.
         let d = Detector::new(&config(
             &[("empty", None, DownWhen::All), ("g", None, DownWhen::Any)],
@@ -1036,7 +1073,13 @@ mod tests {
             })
             .unwrap();
         assert_eq!(r.id, "old-internet");
-        assert_eq!(r.gap, Gap { from: wall(-50.0), to: wall(0.0) });
+        assert_eq!(
+            r.gap,
+            Gap {
+                from: wall(-50.0),
+                to: wall(0.0)
+            }
+        );
         let ev = run(&mut d, &seq(0, 3.0, "++"));
         let e = ended(&ev);
         assert_eq!(e[0].id, "old-internet");
@@ -1066,7 +1109,13 @@ mod tests {
         assert_eq!(e.len(), 1);
         assert!(!e[0].end_observed);
         assert_eq!(e[0].end, wall(-50.0), "the last moment it was seen down");
-        assert_eq!(e[0].gaps, vec![Gap { from: wall(-50.0), to: wall(0.0) }]);
+        assert_eq!(
+            e[0].gaps,
+            vec![Gap {
+                from: wall(-50.0),
+                to: wall(0.0)
+            }]
+        );
         assert_eq!(e[0].duration_seconds, 50.0);
     }
 
@@ -1075,7 +1124,10 @@ mod tests {
         let mut d = single();
         d.reserve_ids([format!("{}-internet", wall(2.0).as_millisecond())]);
         let ev = run(&mut d, &seq(0, 0.0, "++---"));
-        assert_eq!(started(&ev)[0].id, format!("{}-internet-2", wall(2.0).as_millisecond()));
+        assert_eq!(
+            started(&ev)[0].id,
+            format!("{}-internet-2", wall(2.0).as_millisecond())
+        );
     }
 
     #[test]
@@ -1083,11 +1135,23 @@ mod tests {
         let mut d = single();
         run(&mut d, &seq(0, 0.0, "++---"));
         let mut total = Duration::ZERO;
-        total += d.take_downtime(Duration::from_secs(5)).iter().map(|x| x.1).sum::<Duration>();
+        total += d
+            .take_downtime(Duration::from_secs(5))
+            .iter()
+            .map(|x| x.1)
+            .sum::<Duration>();
         run(&mut d, &seq(0, 5.0, "+"));
-        total += d.take_downtime(Duration::from_secs(6)).iter().map(|x| x.1).sum::<Duration>();
+        total += d
+            .take_downtime(Duration::from_secs(6))
+            .iter()
+            .map(|x| x.1)
+            .sum::<Duration>();
         run(&mut d, &seq(0, 6.0, "+"));
-        total += d.take_downtime(Duration::from_secs(7)).iter().map(|x| x.1).sum::<Duration>();
+        total += d
+            .take_downtime(Duration::from_secs(7))
+            .iter()
+            .map(|x| x.1)
+            .sum::<Duration>();
         assert_eq!(total, Duration::from_secs(3), "down from 2 to 5");
         assert!(d.take_downtime(Duration::from_secs(9)).is_empty());
     }

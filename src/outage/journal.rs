@@ -273,7 +273,8 @@ pub fn parse(bytes: &[u8]) -> JournalContents {
                         Some(p) => format!(
                             "hash chain broken: prev does not match the hash of line {p} (a line was edited, removed or inserted)"
                         ),
-                        None => "hash chain broken: the first line's prev is not the genesis value".to_string(),
+                        None => "hash chain broken: the first line's prev is not the genesis value"
+                            .to_string(),
                     },
                 }
             } else {
@@ -503,7 +504,10 @@ pub struct Heartbeat {
 /// Replaces `<data_dir>/heartbeat` atomically (temp file, fsync, rename, fsync dir).
 pub fn write_heartbeat(data_dir: &Path, hb: &Heartbeat) -> io::Result<()> {
     let path = data_dir.join(HEARTBEAT_FILE);
-    let tmp = data_dir.join(format!("{HEARTBEAT_FILE}.tmp"));
+    // A unique temporary name: an older write still in flight must not collide.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = data_dir.join(format!(".{HEARTBEAT_FILE}.{}.{n}.tmp", std::process::id()));
     let bytes = serde_json::to_vec(hb).map_err(io::Error::other)?;
     let write = || -> io::Result<()> {
         let mut f = File::create(&tmp)?;
@@ -513,6 +517,7 @@ pub fn write_heartbeat(data_dir: &Path, hb: &Heartbeat) -> io::Result<()> {
         sync_dir(data_dir)
     };
     write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
         io::Error::new(
             e.kind(),
             format!("failed to write heartbeat {}: {e}", path.display()),
@@ -537,6 +542,7 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::outage::event::DaemonStop;
@@ -559,7 +565,8 @@ mod tests {
         let tail = read(dir).unwrap().tail;
         let mut w = JournalWriter::new(Box::new(FileSink::open(dir).unwrap()), &tail, counters());
         for i in 0..n {
-            w.append(crate::outage::testutil::wall(i as f64 + 0.1234), stop(i)).unwrap();
+            w.append(crate::outage::testutil::wall(i as f64 + 0.1234), stop(i))
+                .unwrap();
         }
     }
 
@@ -592,19 +599,28 @@ mod tests {
         write_lines(dir.path(), 2);
         let c = read(dir.path()).unwrap();
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
-        assert_eq!(c.lines.iter().map(|l| l.line.seq).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+        assert_eq!(
+            c.lines.iter().map(|l| l.line.seq).collect::<Vec<_>>(),
+            vec![0, 1, 2, 3, 4]
+        );
     }
 
     #[test]
     fn torn_last_line_is_skipped_and_the_next_writer_chains_around_it() {
         let dir = tempfile::tempdir().unwrap();
         write_lines(dir.path(), 3);
-        let mut f = OpenOptions::new().append(true).open(dir.path().join(JOURNAL_FILE)).unwrap();
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(JOURNAL_FILE))
+            .unwrap();
         f.write_all(br#"{"seq":3,"prev":"ab"#).unwrap();
         let c = read(dir.path()).unwrap();
         assert_eq!(c.lines.len(), 3, "nothing else lost");
         assert_eq!(c.warnings.len(), 1);
-        assert_eq!((c.warnings[0].line, c.warnings[0].kind), (4, WarningKind::TornLastLine));
+        assert_eq!(
+            (c.warnings[0].line, c.warnings[0].kind),
+            (4, WarningKind::TornLastLine)
+        );
         assert_eq!(c.tail.torn_line, Some(4));
         assert!(c.tail.needs_newline);
         write_lines(dir.path(), 1);
@@ -612,8 +628,14 @@ mod tests {
         assert_eq!(c.lines.len(), 4);
         assert_eq!(c.lines[3].number, 5);
         assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
-        assert_eq!((c.warnings[0].line, c.warnings[0].kind), (4, WarningKind::Corrupt));
-        assert!(c.first_chain_break().is_none(), "the writer chained around the torn line");
+        assert_eq!(
+            (c.warnings[0].line, c.warnings[0].kind),
+            (4, WarningKind::Corrupt)
+        );
+        assert!(
+            c.first_chain_break().is_none(),
+            "the writer chained around the torn line"
+        );
     }
 
     #[test]
@@ -624,11 +646,24 @@ mod tests {
         raw[1] = "{\"seq\":1,garbage".to_string();
         rewrite(dir.path(), &raw);
         let c = read(dir.path()).unwrap();
-        assert_eq!(c.lines.iter().map(|l| l.number).collect::<Vec<_>>(), vec![1, 3, 4, 5]);
-        assert_eq!((c.warnings[0].line, c.warnings[0].kind), (2, WarningKind::Corrupt));
+        assert_eq!(
+            c.lines.iter().map(|l| l.number).collect::<Vec<_>>(),
+            vec![1, 3, 4, 5]
+        );
+        assert_eq!(
+            (c.warnings[0].line, c.warnings[0].kind),
+            (2, WarningKind::Corrupt)
+        );
         // Line 3 chained to the original line 2, which is gone: that is reported too.
-        assert_eq!((c.warnings[1].line, c.warnings[1].kind), (3, WarningKind::ChainBroken));
-        assert!(c.warnings[1].message.contains("line 2"), "{}", c.warnings[1].message);
+        assert_eq!(
+            (c.warnings[1].line, c.warnings[1].kind),
+            (3, WarningKind::ChainBroken)
+        );
+        assert!(
+            c.warnings[1].message.contains("line 2"),
+            "{}",
+            c.warnings[1].message
+        );
         assert_eq!(c.warnings.len(), 2);
     }
 
@@ -640,7 +675,11 @@ mod tests {
         raw[2] = raw[2].replace("\"o2\"", "\"forged\"");
         rewrite(dir.path(), &raw);
         let c = read(dir.path()).unwrap();
-        assert_eq!(c.lines.len(), 5, "the edited line is still valid JSON and read");
+        assert_eq!(
+            c.lines.len(),
+            5,
+            "the edited line is still valid JSON and read"
+        );
         let w = c.first_chain_break().unwrap();
         assert_eq!(w.line, 4);
         assert!(w.message.contains("line 3"), "{}", w.message);
@@ -663,10 +702,30 @@ mod tests {
     fn heartbeat_is_replaced_atomically() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(read_heartbeat(dir.path()).unwrap(), None);
-        let hb = Heartbeat { run: 7, wall: crate::outage::testutil::wall(1.0), mono_ms: 1000, pid: 1 };
+        let hb = Heartbeat {
+            run: 7,
+            wall: crate::outage::testutil::wall(1.0),
+            mono_ms: 1000,
+            pid: 1,
+        };
         write_heartbeat(dir.path(), &hb).unwrap();
-        write_heartbeat(dir.path(), &Heartbeat { mono_ms: 2000, ..hb }).unwrap();
+        write_heartbeat(
+            dir.path(),
+            &Heartbeat {
+                mono_ms: 2000,
+                ..hb
+            },
+        )
+        .unwrap();
         assert_eq!(read_heartbeat(dir.path()).unwrap().unwrap().mono_ms, 2000);
-        assert!(!dir.path().join("heartbeat.tmp").exists());
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            names,
+            vec![std::ffi::OsString::from(HEARTBEAT_FILE)],
+            "no temporary file left"
+        );
     }
 }

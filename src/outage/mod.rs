@@ -301,7 +301,7 @@ impl OutageService {
         };
         let mut writer = JournalWriter::new(sink, &contents.tail, counters);
         let epoch = Instant::now();
-        let now = Timestamp::now();
+        let now = detector::truncate_ms(Timestamp::now());
         let run = writer.next_seq();
         // Proves the directory is writable before anything else happens.
         journal::write_heartbeat(
@@ -601,6 +601,13 @@ impl OutageService {
         }
     }
 
+    /// Simulates `kill -9`: stops the heartbeat and writes nothing more.
+    #[cfg(test)]
+    pub(crate) async fn crash(self) {
+        self.heartbeat.abort();
+        let _ = self.heartbeat.await;
+    }
+
     /// Stops cleanly: a last heartbeat and `daemon_stop`. Outages still open stay
     /// open in the journal; the next start continues or closes them, with a gap.
     pub async fn shutdown(self) {
@@ -707,6 +714,6 @@ pub fn journal_path(data_dir: &Path) -> PathBuf {
 }
 
 #[cfg(test)]
-pub(crate) mod testutil;
-#[cfg(test)]
 mod tests;
+#[cfg(test)]
+pub(crate) mod testutil;

@@ -1,4 +1,5 @@
 //! Test helpers: small configurations built in code.
+#![allow(clippy::unwrap_used)]
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
@@ -64,7 +65,11 @@ pub fn chain(data_dir: &Path) -> Config {
             ("isp", Some("lan"), DownWhen::All),
             ("internet", Some("isp"), DownWhen::All),
         ],
-        &[("router", "lan"), ("isp-dns", "isp"), ("google", "internet")],
+        &[
+            ("router", "lan"),
+            ("isp-dns", "isp"),
+            ("google", "internet"),
+        ],
         data_dir,
     )
 }
@@ -72,5 +77,6 @@ pub fn chain(data_dir: &Path) -> Config {
 /// Wall time `secs` after a fixed base (2026-11-01T10:00:00Z).
 pub fn wall(secs: f64) -> jiff::Timestamp {
     let base: jiff::Timestamp = "2026-11-01T10:00:00Z".parse().unwrap();
-    base.checked_add(jiff::SignedDuration::from_secs_f64(secs)).unwrap()
+    base.checked_add(jiff::SignedDuration::from_secs_f64(secs))
+        .unwrap()
 }
