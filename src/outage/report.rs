@@ -204,3 +204,119 @@ pub fn verify(data_dir: &Path) -> Result<VerifyReport, ReadError> {
         problems: contents.warnings,
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::outage::event::{DurationClock, OutageEnded, OutageStarted};
+    use crate::outage::journal::{Entry, FileSink, JournalCounters, JournalWriter};
+    use crate::outage::testutil::wall;
+
+    fn write(dir: &Path) {
+        let counters = JournalCounters {
+            writes: prometheus::IntCounter::new("w", "w").unwrap(),
+            errors: prometheus::IntCounter::new("e", "e").unwrap(),
+        };
+        let tail = journal::read(dir).unwrap().tail;
+        let mut w = JournalWriter::new(Box::new(FileSink::open(dir).unwrap()), &tail, counters);
+        for i in 0..4 {
+            let id = format!("o{i}");
+            let start = wall(i as f64 * 100.0);
+            w.append(
+                start,
+                Entry::OutageStart(OutageStarted {
+                    id: id.clone(),
+                    group: "isp".into(),
+                    cause: "lan".into(),
+                    start,
+                    targets: vec!["isp-dns".into()],
+                }),
+            )
+            .unwrap();
+            let end = wall(i as f64 * 100.0 + 12.5);
+            w.append(
+                end,
+                Entry::OutageEnd(OutageEnded {
+                    id,
+                    group: "isp".into(),
+                    cause: "lan".into(),
+                    start,
+                    end,
+                    duration_seconds: 12.5,
+                    duration_clock: DurationClock::Monotonic,
+                    end_observed: true,
+                    targets: vec!["isp-dns".into()],
+                    gaps: vec![],
+                }),
+            )
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn torn_corrupt_and_broken_lines_are_each_named_and_nothing_else_is_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path());
+        let path = dir.path().join(journal::JOURNAL_FILE);
+        let mut lines: Vec<String> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(lines.len(), 8);
+        lines[2] = "not json at all".into(); // o1's start: corrupt
+        lines[5] = lines[5].replace("\"cause\":\"lan\"", "\"cause\":\"isp\""); // o2's end edited
+        let mut text = lines.join("\n") + "\n";
+        text.push_str("{\"seq\":8,\"prev\":\"12"); // torn tail
+        std::fs::write(&path, text).unwrap();
+
+        let rep = verify(dir.path()).unwrap();
+        assert!(!rep.ok());
+        assert_eq!(rep.lines, 9);
+        assert_eq!(rep.valid, 7);
+        let kinds: Vec<(u64, WarningKind)> =
+            rep.problems.iter().map(|p| (p.line, p.kind)).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (3, WarningKind::Corrupt),
+                (4, WarningKind::ChainBroken),
+                (7, WarningKind::ChainBroken),
+                (9, WarningKind::TornLastLine),
+            ]
+        );
+        assert_eq!(rep.first_broken_line, Some(4));
+        let text = rep.render();
+        assert!(text.contains("line 3: corrupt line skipped"), "{text}");
+        assert!(text.contains("line 7: hash chain broken"), "{text}");
+        assert!(text.contains("line 9: incomplete last line"), "{text}");
+
+        let (recs, warnings) = read_outages(dir.path(), None).unwrap();
+        assert_eq!(warnings.len(), 4);
+        // o1 lost its start line but its end carries the whole record.
+        assert_eq!(
+            recs.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            ["o0", "o1", "o2", "o3"]
+        );
+        assert!(
+            recs.iter()
+                .all(|r| r.end.is_some() && r.duration_seconds == 12.5)
+        );
+        let since = read_outages(dir.path(), Some(wall(150.0))).unwrap().0;
+        assert_eq!(since.len(), 2);
+        let table = render_table(&recs);
+        assert_eq!(table.lines().count(), 5);
+        assert!(
+            table
+                .lines()
+                .nth(1)
+                .unwrap()
+                .contains("2026-11-01T10:00:12.500Z"),
+            "{table}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&render_json(&recs).unwrap()).unwrap();
+        assert_eq!(json[0]["end"], "2026-11-01T10:00:12.500Z");
+        assert_eq!(json[0]["gaps"], serde_json::json!([]));
+    }
+}
