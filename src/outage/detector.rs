@@ -1,0 +1,1158 @@
+//! The outage detector: a pure state machine (no I/O, no clock of its own) fed
+//! probe results with their wall and monotonic times; it emits target, group and
+//! outage events.
+//!
+//! Rules (the DESIGN contract, plus the decisions noted here):
+//! - A target starts `Unknown`; it becomes `Down` after `fail_after` consecutive
+//!   failures and `Up` after `recover_after` consecutive successes, from any state.
+//!   The change is back-dated to the first probe of the streak.
+//! - A group is judged only when its state no longer depends on its `Unknown`
+//!   targets: with `k` = the number of down targets `down_when` asks for (`all`
+//!   = every target, `any` = 1, a count capped at the number of targets), it is
+//!   `Down` when at least `k` targets are down, `Up` when fewer than `k` could be
+//!   down even if every `Unknown` target turned out down, and `Unknown` otherwise
+//!   (also when it has no targets). An outage ends only when its group is `Up`.
+//! - Downstream groups are judged from their own targets even while an upstream
+//!   group is down (so a LAN failure gives every group an outage); the `cause`
+//!   of an outage is the farthest-upstream group on its `needs` chain that was
+//!   down when it started. Since each target only sees a fault at its next probe,
+//!   an upstream group counts as down at a moment `s` when its down period, widened
+//!   back by one probe interval of its targets, contains `s`. While an upstream
+//!   group could still turn out to have been down at `s` (it is `Unknown`, or has
+//!   failing streaks reaching back to `s`), the outage is held back, not announced
+//!   with a guessed cause; that wait is bounded by `fail_after` probes.
+//! - Durations are monotonic differences; the end's wall time is the start's wall
+//!   time plus that duration, so a wall-clock step cannot bend an outage.
+//! - Outage ids are `<start unix ms>-<group>` (a `-N` suffix if already taken).
+
+use std::collections::{HashSet, VecDeque};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::event::{DurationClock, Gap, OutageEnded, OutageResumed, OutageStarted};
+use crate::config::{Config, DownWhen};
+
+/// A moment: wall-clock time and monotonic offset since an arbitrary fixed epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub wall: Timestamp,
+    pub mono: Duration,
+}
+
+/// State of a target or group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Not decided yet (too few probes since start, or no usable targets).
+    Unknown,
+    Up,
+    Down,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Unknown => "unknown",
+            State::Up => "up",
+            State::Down => "down",
+        }
+    }
+
+    /// The gauge value: 1 up, 0 down, NaN unknown.
+    pub fn gauge(self) -> f64 {
+        match self {
+            State::Unknown => f64::NAN,
+            State::Up => 1.0,
+            State::Down => 0.0,
+        }
+    }
+}
+
+/// What the detector reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A target's state changed, effective at `since` (back-dated).
+    Target {
+        target: usize,
+        state: State,
+        since: Stamp,
+    },
+    /// A group's state changed, effective at `since`.
+    Group {
+        group: usize,
+        state: State,
+        since: Stamp,
+    },
+    Started(OutageStarted),
+    Resumed(OutageResumed),
+    Ended(OutageEnded),
+}
+
+/// An outage left open by a previous run, handed to [`Detector::adopt`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Adopted {
+    pub id: String,
+    pub cause: String,
+    pub start: Timestamp,
+    pub targets: Vec<String>,
+    /// Gaps already recorded for it.
+    pub gaps: Vec<Gap>,
+    /// The last moment it was known to be down (the previous run's last sign of life).
+    pub last_seen: Timestamp,
+}
+
+#[derive(Debug)]
+struct TargetTrack {
+    name: String,
+    group: usize,
+    fail_after: u32,
+    recover_after: u32,
+    interval: Duration,
+    state: State,
+    since: Option<Stamp>,
+    fail_streak: u32,
+    fail_first: Option<Stamp>,
+    ok_streak: u32,
+    ok_first: Option<Stamp>,
+}
+
+impl TargetTrack {
+    fn feed(&mut self, s: Stamp, success: bool) -> Option<Stamp> {
+        if success {
+            self.fail_streak = 0;
+            self.fail_first = None;
+            if self.ok_streak == 0 {
+                self.ok_first = Some(s);
+            }
+            self.ok_streak = self.ok_streak.saturating_add(1);
+            if self.state != State::Up && self.ok_streak >= self.recover_after {
+                self.state = State::Up;
+                self.since = self.ok_first;
+                return self.since;
+            }
+        } else {
+            self.ok_streak = 0;
+            self.ok_first = None;
+            if self.fail_streak == 0 {
+                self.fail_first = Some(s);
+            }
+            self.fail_streak = self.fail_streak.saturating_add(1);
+            if self.state != State::Down && self.fail_streak >= self.fail_after {
+                self.state = State::Down;
+                self.since = self.fail_first;
+                return self.since;
+            }
+        }
+        None
+    }
+
+    /// Earliest moment the current down period (or failing streak) may have begun:
+    /// one probe interval before its first failure.
+    fn down_lower(&self) -> Option<Duration> {
+        let first = match self.state {
+            State::Down => self.since,
+            _ => self.fail_first,
+        }?;
+        Some(first.mono.saturating_sub(self.interval))
+    }
+}
+
+#[derive(Debug)]
+struct Open {
+    id: String,
+    cause: String,
+    start: Timestamp,
+    /// Set when the outage started in this process.
+    start_mono: Option<Duration>,
+    /// Set when the outage was adopted from a previous run and seen down again.
+    resumed: Option<Stamp>,
+    targets: Vec<String>,
+    gaps: Vec<Gap>,
+}
+
+#[derive(Debug)]
+struct GroupTrack {
+    name: String,
+    needs: Option<usize>,
+    down_when: DownWhen,
+    targets: Vec<usize>,
+    state: State,
+    since: Option<Stamp>,
+    /// Back-dated start of the current down period, and its lower bound.
+    down_start: Option<Stamp>,
+    down_lower: Duration,
+    /// Down, outage not announced yet (its cause is still being settled).
+    pending: bool,
+    open: Option<Open>,
+    adopted: Option<Adopted>,
+    /// Recent finished down periods of this process, `(lower bound, end)` in mono.
+    history: VecDeque<(Duration, Duration)>,
+    /// Downtime accounted up to here (mono) while down.
+    accounted: Option<Duration>,
+    /// Downtime of ended outages not yet handed out.
+    owed: Duration,
+}
+
+const HISTORY: usize = 16;
+
+/// The outage state machine for one configuration.
+#[derive(Debug)]
+pub struct Detector {
+    targets: Vec<TargetTrack>,
+    groups: Vec<GroupTrack>,
+    /// Groups ordered upstream first.
+    order: Vec<usize>,
+    ids: HashSet<String>,
+}
+
+impl Detector {
+    pub fn new(config: &Config) -> Self {
+        let index = |name: &str| config.groups.iter().position(|g| g.name == name);
+        let targets: Vec<TargetTrack> = config
+            .targets
+            .iter()
+            .map(|t| TargetTrack {
+                name: t.name.clone(),
+                group: index(&t.group).unwrap_or(usize::MAX),
+                fail_after: t.fail_after.max(1),
+                recover_after: t.recover_after.max(1),
+                interval: t.interval,
+                state: State::Unknown,
+                since: None,
+                fail_streak: 0,
+                fail_first: None,
+                ok_streak: 0,
+                ok_first: None,
+            })
+            .collect();
+        let groups: Vec<GroupTrack> = config
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(gi, g)| GroupTrack {
+                name: g.name.clone(),
+                needs: g.needs.as_deref().and_then(index),
+                down_when: g.down_when,
+                targets: (0..targets.len())
+                    .filter(|ti| targets[*ti].group == gi)
+                    .collect(),
+                state: State::Unknown,
+                since: None,
+                down_start: None,
+                down_lower: Duration::ZERO,
+                pending: false,
+                open: None,
+                adopted: None,
+                history: VecDeque::new(),
+                accounted: None,
+                owed: Duration::ZERO,
+            })
+            .collect();
+        let mut order = Vec::with_capacity(groups.len());
+        let depth = |mut g: usize| {
+            let mut d = 0;
+            while let Some(u) = groups[g].needs {
+                d += 1;
+                g = u;
+                if d > groups.len() {
+                    break;
+                }
+            }
+            d
+        };
+        order.extend(0..groups.len());
+        order.sort_by_key(|g| depth(*g));
+        Self {
+            targets,
+            groups,
+            order,
+            ids: HashSet::new(),
+        }
+    }
+
+    /// Marks ids as taken (ids already in the journal), so new ones never collide.
+    pub fn reserve_ids<I: IntoIterator<Item = String>>(&mut self, ids: I) {
+        self.ids.extend(ids);
+    }
+
+    /// Hands over an outage left open by a previous run. When the group is next
+    /// judged `Down` it continues (a `Resumed` event, with the gap); when judged
+    /// `Up` it is closed with `end_observed: false`. Returns `false` if the group
+    /// does not exist in this configuration.
+    pub fn adopt(&mut self, group: &str, outage: Adopted) -> bool {
+        match self.groups.iter_mut().find(|g| g.name == group) {
+            Some(g) => {
+                self.ids.insert(outage.id.clone());
+                g.adopted = Some(outage);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Feeds one probe result of target index `target` (into `Config::targets`).
+    pub fn observe(
+        &mut self,
+        target: usize,
+        wall: Timestamp,
+        mono: Duration,
+        success: bool,
+    ) -> Vec<Event> {
+        let mut events = Vec::new();
+        let Some(t) = self.targets.get_mut(target) else {
+            return events;
+        };
+        // Evidence is kept at millisecond precision, the journal's, so that the
+        // journal, the API and the logs show identical times.
+        let stamp = Stamp {
+            wall: truncate_ms(wall),
+            mono,
+        };
+        if let Some(since) = t.feed(stamp, success) {
+            let (state, group, name) = (t.state, t.group, t.name.clone());
+            events.push(Event::Target {
+                target,
+                state,
+                since,
+            });
+            if let Some(g) = self.groups.get_mut(group) {
+                if state == State::Down
+                    && let Some(open) = g.open.as_mut()
+                    && !open.targets.contains(&name)
+                {
+                    open.targets.push(name);
+                }
+                self.update_group(group, since, &mut events);
+            }
+        }
+        self.resolve_pending(&mut events);
+        events
+    }
+
+    fn k(&self, g: usize) -> usize {
+        let n = self.groups[g].targets.len();
+        match self.groups[g].down_when {
+            DownWhen::All => n,
+            DownWhen::Any => 1,
+            DownWhen::AtLeast(k) => (k as usize).clamp(1, n.max(1)),
+        }
+    }
+
+    fn evaluate(&self, g: usize) -> State {
+        let grp = &self.groups[g];
+        if grp.targets.is_empty() {
+            return State::Unknown;
+        }
+        let k = self.k(g);
+        let count = |s: State| {
+            grp.targets
+                .iter()
+                .filter(|t| self.targets[**t].state == s)
+                .count()
+        };
+        let (down, unknown) = (count(State::Down), count(State::Unknown));
+        if down >= k {
+            State::Down
+        } else if down + unknown < k {
+            State::Up
+        } else {
+            State::Unknown
+        }
+    }
+
+    /// The k-th earliest value among the group's targets (the moment k were down).
+    fn kth(&self, g: usize, mut values: Vec<Duration>) -> Option<Duration> {
+        values.sort();
+        values.get(self.k(g).checked_sub(1)?).copied()
+    }
+
+    fn update_group(&mut self, g: usize, trigger: Stamp, events: &mut Vec<Event>) {
+        let new = self.evaluate(g);
+        let old = self.groups[g].state;
+        if new == old {
+            return;
+        }
+        match new {
+            State::Down => {
+                let downs: Vec<Stamp> = self.groups[g]
+                    .targets
+                    .iter()
+                    .filter(|t| self.targets[**t].state == State::Down)
+                    .filter_map(|t| self.targets[*t].since)
+                    .collect();
+                let k = self.k(g);
+                let mut sorted = downs.clone();
+                sorted.sort_by_key(|s| s.mono);
+                let start = sorted.get(k.saturating_sub(1)).copied().unwrap_or(trigger);
+                let lowers = self.groups[g]
+                    .targets
+                    .iter()
+                    .filter(|t| self.targets[**t].state == State::Down)
+                    .filter_map(|t| self.targets[*t].down_lower())
+                    .collect();
+                let lower = self.kth(g, lowers).unwrap_or(start.mono);
+                let down_names = self.down_target_names(g);
+                let grp = &mut self.groups[g];
+                grp.state = State::Down;
+                grp.since = Some(start);
+                events.push(Event::Group {
+                    group: g,
+                    state: State::Down,
+                    since: start,
+                });
+                if grp.open.is_some() || grp.pending {
+                    // Down → Unknown → Down: the same outage goes on.
+                    return;
+                }
+                grp.down_start = Some(start);
+                grp.down_lower = lower;
+                grp.accounted = Some(start.mono);
+                if let Some(a) = grp.adopted.take() {
+                    let gap = Gap {
+                        from: a.last_seen,
+                        to: start.wall.max(a.last_seen),
+                    };
+                    let mut gaps = a.gaps;
+                    gaps.push(gap);
+                    let mut targets = a.targets;
+                    for n in down_names {
+                        if !targets.contains(&n) {
+                            targets.push(n);
+                        }
+                    }
+                    events.push(Event::Resumed(OutageResumed {
+                        id: a.id.clone(),
+                        group: grp.name.clone(),
+                        cause: a.cause.clone(),
+                        start: a.start,
+                        gap,
+                        targets: targets.clone(),
+                    }));
+                    grp.open = Some(Open {
+                        id: a.id,
+                        cause: a.cause,
+                        start: a.start,
+                        start_mono: None,
+                        resumed: Some(start),
+                        targets,
+                        gaps,
+                    });
+                } else {
+                    grp.pending = true;
+                }
+            }
+            State::Up => {
+                let floor = self.groups[g].down_start;
+                let mut since = trigger;
+                if let Some(f) = floor
+                    && old != State::Up
+                    && since.mono < f.mono
+                {
+                    since = f;
+                }
+                self.groups[g].state = State::Up;
+                self.groups[g].since = Some(since);
+                events.push(Event::Group {
+                    group: g,
+                    state: State::Up,
+                    since,
+                });
+                if self.groups[g].pending {
+                    // Ending before its cause settled: decide with what is known now.
+                    let cause = self.cause_of(g, true).unwrap_or(g);
+                    self.announce(g, cause, events);
+                }
+                self.end(g, since, events);
+            }
+            State::Unknown => {
+                let grp = &mut self.groups[g];
+                grp.state = State::Unknown;
+                grp.since = Some(trigger);
+                events.push(Event::Group {
+                    group: g,
+                    state: State::Unknown,
+                    since: trigger,
+                });
+            }
+        }
+    }
+
+    fn down_target_names(&self, g: usize) -> Vec<String> {
+        self.groups[g]
+            .targets
+            .iter()
+            .filter(|t| self.targets[**t].state == State::Down)
+            .map(|t| self.targets[*t].name.clone())
+            .collect()
+    }
+
+    fn end(&mut self, g: usize, at: Stamp, events: &mut Vec<Event>) {
+        let grp = &mut self.groups[g];
+        if let Some(a) = grp.adopted.take() {
+            // Adopted, never seen down again: it ended while nobody watched.
+            let mut gaps = a.gaps;
+            gaps.push(Gap {
+                from: a.last_seen,
+                to: at.wall.max(a.last_seen),
+            });
+            events.push(Event::Ended(OutageEnded {
+                id: a.id,
+                group: grp.name.clone(),
+                cause: a.cause,
+                start: a.start,
+                end: a.last_seen,
+                duration_seconds: wall_seconds(a.start, a.last_seen),
+                duration_clock: DurationClock::Wall,
+                end_observed: false,
+                targets: a.targets,
+                gaps,
+            }));
+        }
+        if let Some(open) = grp.open.take() {
+            if let Some(start) = grp.down_start {
+                let lower = grp.down_lower;
+                if grp.history.len() == HISTORY {
+                    grp.history.pop_front();
+                }
+                grp.history.push_back((lower, at.mono.max(start.mono)));
+            }
+            if let Some(acc) = grp.accounted.take() {
+                grp.owed += at.mono.saturating_sub(acc);
+            }
+            let (end, duration_seconds, clock) = match (open.start_mono, open.resumed) {
+                (Some(start_mono), _) => {
+                    let d = at.mono.saturating_sub(start_mono);
+                    (
+                        add(open.start, d),
+                        d.as_secs_f64(),
+                        DurationClock::Monotonic,
+                    )
+                }
+                (None, Some(resumed)) => {
+                    let end = add(resumed.wall, at.mono.saturating_sub(resumed.mono));
+                    (end, wall_seconds(open.start, end), DurationClock::Wall)
+                }
+                (None, None) => (
+                    at.wall,
+                    wall_seconds(open.start, at.wall),
+                    DurationClock::Wall,
+                ),
+            };
+            events.push(Event::Ended(OutageEnded {
+                id: open.id,
+                group: grp.name.clone(),
+                cause: open.cause,
+                start: open.start,
+                end,
+                duration_seconds,
+                duration_clock: clock,
+                end_observed: true,
+                targets: open.targets,
+                gaps: open.gaps,
+            }));
+        }
+        grp.down_start = None;
+        grp.pending = false;
+    }
+
+    fn announce(&mut self, g: usize, cause: usize, events: &mut Vec<Event>) {
+        let Some(start) = self.groups[g].down_start else {
+            return;
+        };
+        let targets = self.down_target_names(g);
+        let cause = self.groups[cause].name.clone();
+        let name = self.groups[g].name.clone();
+        let base = format!("{}-{}", start.wall.as_millisecond(), name);
+        let mut id = base.clone();
+        let mut n = 2;
+        while self.ids.contains(&id) {
+            id = format!("{base}-{n}");
+            n += 1;
+        }
+        self.ids.insert(id.clone());
+        events.push(Event::Started(OutageStarted {
+            id: id.clone(),
+            group: name,
+            cause: cause.clone(),
+            start: start.wall,
+            targets: targets.clone(),
+        }));
+        let grp = &mut self.groups[g];
+        grp.pending = false;
+        grp.open = Some(Open {
+            id,
+            cause,
+            start: start.wall,
+            start_mono: Some(start.mono),
+            resumed: None,
+            targets,
+            gaps: Vec::new(),
+        });
+    }
+
+    fn resolve_pending(&mut self, events: &mut Vec<Event>) {
+        for i in 0..self.order.len() {
+            let g = self.order[i];
+            if self.groups[g].pending
+                && let Some(cause) = self.cause_of(g, false)
+            {
+                self.announce(g, cause, events);
+            }
+        }
+    }
+
+    /// The farthest-upstream group down when `g`'s down period started; `None`
+    /// while an upstream group could still turn out to have been down then
+    /// (unless `force`, which treats those as not down).
+    fn cause_of(&self, g: usize, force: bool) -> Option<usize> {
+        let s = self.groups[g].down_start?.mono;
+        let mut cause = g;
+        let mut cur = self.groups[g].needs;
+        let mut hops = 0;
+        while let Some(u) = cur {
+            hops += 1;
+            if hops > self.groups.len() {
+                break;
+            }
+            cur = self.groups[u].needs;
+            if self.groups[u].targets.is_empty() {
+                continue; // cannot be judged; look further upstream
+            }
+            match self.down_at(u, s) {
+                Some(true) => cause = u,
+                Some(false) => {}
+                None if force => {}
+                None => return None,
+            }
+        }
+        Some(cause)
+    }
+
+    /// Whether group `u` was down at mono `s`: `Some(true/false)`, or `None` when
+    /// that is not settled yet.
+    fn down_at(&self, u: usize, s: Duration) -> Option<bool> {
+        let grp = &self.groups[u];
+        if grp.history.iter().any(|(lo, end)| *lo <= s && s < *end) {
+            return Some(true);
+        }
+        if grp.down_start.is_some()
+            && (grp.state == State::Down || grp.open.is_some() || grp.pending)
+        {
+            return Some(grp.down_lower <= s);
+        }
+        match grp.state {
+            State::Unknown => None,
+            State::Down => Some(false),
+            State::Up => {
+                // Could failing streaks in progress make it down, back-dated to before s?
+                let reaching = grp
+                    .targets
+                    .iter()
+                    .filter(|t| {
+                        let t = &self.targets[**t];
+                        t.state == State::Down || t.down_lower().is_some_and(|lo| lo <= s)
+                    })
+                    .count();
+                if reaching >= self.k(u) {
+                    None
+                } else {
+                    Some(false)
+                }
+            }
+        }
+    }
+
+    /// Downtime to add per group since the last call, counting only time that is
+    /// certainly down: never past the first success of a recovery still in progress.
+    pub fn take_downtime(&mut self, now: Duration) -> Vec<(usize, Duration)> {
+        let mut out = Vec::new();
+        for g in 0..self.groups.len() {
+            let certain = self.groups[g]
+                .targets
+                .iter()
+                .filter_map(|t| {
+                    let t = &self.targets[*t];
+                    (t.ok_streak > 0).then_some(t.ok_first?.mono)
+                })
+                .min()
+                .map_or(now, |m| m.min(now));
+            let grp = &mut self.groups[g];
+            let mut add = std::mem::take(&mut grp.owed);
+            if let Some(acc) = grp.accounted.as_mut()
+                && certain > *acc
+            {
+                add += certain - *acc;
+                *acc = certain;
+            }
+            if !add.is_zero() {
+                out.push((g, add));
+            }
+        }
+        out
+    }
+
+    /// State of target `t` and since when.
+    pub fn target_state(&self, t: usize) -> Option<(State, Option<Stamp>)> {
+        self.targets.get(t).map(|t| (t.state, t.since))
+    }
+
+    /// State of group `g` and since when.
+    pub fn group_state(&self, g: usize) -> Option<(State, Option<Stamp>)> {
+        self.groups.get(g).map(|g| (g.state, g.since))
+    }
+
+    /// Id of the outage open for group `g` (announced or adopted).
+    pub fn open_outage(&self, g: usize) -> Option<&str> {
+        let grp = self.groups.get(g)?;
+        grp.open
+            .as_ref()
+            .map(|o| o.id.as_str())
+            .or(grp.adopted.as_ref().map(|a| a.id.as_str()))
+    }
+
+    /// Ids of every outage open or adopted and not yet settled.
+    pub fn open_ids(&self) -> Vec<String> {
+        (0..self.groups.len())
+            .filter_map(|g| self.open_outage(g).map(str::to_string))
+            .collect()
+    }
+}
+
+fn add(ts: Timestamp, d: Duration) -> Timestamp {
+    truncate_ms(ts.checked_add(d).unwrap_or(ts))
+}
+
+/// `ts` truncated to whole milliseconds (the journal's precision).
+pub fn truncate_ms(ts: Timestamp) -> Timestamp {
+    Timestamp::from_millisecond(ts.as_millisecond()).unwrap_or(ts)
+}
+
+fn wall_seconds(from: Timestamp, to: Timestamp) -> f64 {
+    to.duration_since(from).as_secs_f64().max(0.0)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::outage::testutil::{chain, config, wall};
+
+    /// Feeds `(target, second, success)` with wall = base + second and mono = second.
+    fn run(d: &mut Detector, stream: &[(usize, f64, bool)]) -> Vec<Event> {
+        stream
+            .iter()
+            .flat_map(|(t, s, ok)| d.observe(*t, wall(*s), Duration::from_secs_f64(*s), *ok))
+            .collect()
+    }
+
+    fn started(ev: &[Event]) -> Vec<&OutageStarted> {
+        ev.iter()
+            .filter_map(|e| match e {
+                Event::Started(s) => Some(s),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn ended(ev: &[Event]) -> Vec<&OutageEnded> {
+        ev.iter()
+            .filter_map(|e| match e {
+                Event::Ended(s) => Some(s),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn single() -> Detector {
+        Detector::new(&config(
+            &[("internet", None, DownWhen::All)],
+            &[("a", "internet")],
+            Path::new("/nonexistent"),
+        ))
+    }
+
+    /// One target, probes every second from `from`, `pattern` of successes.
+    fn seq(t: usize, from: f64, pattern: &str) -> Vec<(usize, f64, bool)> {
+        pattern
+            .chars()
+            .enumerate()
+            .map(|(i, c)| (t, from + i as f64, c == '+'))
+            .collect()
+    }
+
+    #[test]
+    fn down_after_fail_after_and_up_after_recover_after_backdated() {
+        let mut d = single();
+        let ev = run(&mut d, &seq(0, 0.0, "++---"));
+        let s = started(&ev);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].start, wall(2.0), "back-dated to the first failure");
+        assert_eq!(s[0].cause, "internet");
+        assert_eq!(s[0].targets, vec!["a".to_string()]);
+        assert_eq!(s[0].id, format!("{}-internet", wall(2.0).as_millisecond()));
+        let ev = run(&mut d, &seq(0, 5.0, "-+"));
+        assert!(ended(&ev).is_empty(), "one success is not a recovery");
+        let ev = run(&mut d, &seq(0, 7.0, "+"));
+        let e = ended(&ev);
+        assert_eq!(e.len(), 1);
+        assert_eq!(
+            e[0].end,
+            wall(6.0),
+            "back-dated to the first success of the streak"
+        );
+        assert_eq!(e[0].duration_seconds, 4.0);
+        assert_eq!(e[0].duration_clock, DurationClock::Monotonic);
+        assert!(e[0].end_observed);
+    }
+
+    #[test]
+    fn flapping_shorter_than_fail_after_is_no_outage() {
+        let mut d = single();
+        let ev = run(&mut d, &seq(0, 0.0, "++--+--+-+--+--++"));
+        assert!(started(&ev).is_empty());
+        assert_eq!(d.target_state(0).unwrap().0, State::Up);
+    }
+
+    #[test]
+    fn recovery_streak_broken_by_a_failure_restarts() {
+        let mut d = single();
+        run(&mut d, &seq(0, 0.0, "++---"));
+        // +-+-+ never gives two successes in a row; then ++ at 10,11.
+        let ev = run(&mut d, &seq(0, 5.0, "+-+-+-"));
+        assert!(ended(&ev).is_empty());
+        let ev = run(&mut d, &seq(0, 11.0, "++"));
+        let e = ended(&ev);
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].end, wall(11.0));
+        assert_eq!(e[0].duration_seconds, 9.0);
+    }
+
+    fn three(dw: DownWhen) -> Detector {
+        Detector::new(&config(
+            &[("g", None, dw)],
+            &[("a", "g"), ("b", "g"), ("c", "g")],
+            Path::new("/nonexistent"),
+        ))
+    }
+
+    /// All three targets up, then the first `down` targets fail from second 10
+    /// (staggered by 0.1 s). Returns the outage starts.
+    fn fail_some(d: &mut Detector, down: usize) -> Vec<Event> {
+        let mut ev = Vec::new();
+        for s in 0..2 {
+            for t in 0..3 {
+                ev.extend(d.observe(t, wall(s as f64), Duration::from_secs(s), true));
+            }
+        }
+        for s in 10..14 {
+            for t in 0..3 {
+                let at = s as f64 + t as f64 * 0.1;
+                ev.extend(d.observe(t, wall(at), Duration::from_secs_f64(at), t >= down));
+            }
+        }
+        ev
+    }
+
+    #[test]
+    fn group_all_needs_every_target_down() {
+        for (down, expect) in [(1, 0), (2, 0), (3, 1)] {
+            let mut d = three(DownWhen::All);
+            let ev = fail_some(&mut d, down);
+            assert_eq!(started(&ev).len(), expect, "{down} down");
+        }
+        let mut d = three(DownWhen::All);
+        let ev = fail_some(&mut d, 3);
+        // All three were down from the moment the last one was: its first failure.
+        assert_eq!(started(&ev)[0].start, wall(10.2));
+        assert_eq!(started(&ev)[0].targets, vec!["a", "b", "c"]);
+    }
+
+    #[test]
+    fn group_any_needs_one_target_down() {
+        let mut d = three(DownWhen::Any);
+        let ev = fail_some(&mut d, 1);
+        let s = started(&ev);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].start, wall(10.0));
+        assert_eq!(s[0].targets, vec!["a"]);
+    }
+
+    #[test]
+    fn group_count_needs_n_targets_down() {
+        for (down, expect) in [(1, 0), (2, 1), (3, 1)] {
+            let mut d = three(DownWhen::AtLeast(2));
+            let ev = fail_some(&mut d, down);
+            assert_eq!(started(&ev).len(), expect, "{down} down");
+            if expect == 1 {
+                assert_eq!(
+                    started(&ev)[0].start,
+                    wall(10.1),
+                    "the second target's first failure"
+                );
+            }
+        }
+    }
+
+    /// Probes the chain's three targets each second, internet first and lan last
+    /// within the second; `ok(target, second)` says which succeed.
+    fn drive(
+        d: &mut Detector,
+        secs: std::ops::Range<u32>,
+        ok: impl Fn(usize, u32) -> bool,
+    ) -> Vec<Event> {
+        let mut ev = Vec::new();
+        for s in secs {
+            for (i, t) in [2usize, 1, 0].into_iter().enumerate() {
+                let at = s as f64 + i as f64 * 0.3;
+                ev.extend(d.observe(t, wall(at), Duration::from_secs_f64(at), ok(t, s)));
+            }
+        }
+        ev
+    }
+
+    #[test]
+    fn cause_is_farthest_upstream_on_three_level_chain() {
+        let mut d = Detector::new(&chain(Path::new("/x")));
+        drive(&mut d, 0..3, |_, _| true);
+        // LAN fault at 10: everything fails. The internet target is probed first
+        // in each second, so the internet group is judged down before lan is.
+        let ev = drive(&mut d, 10..15, |_, _| false);
+        let s = started(&ev);
+        assert_eq!(s.len(), 3);
+        for o in &s {
+            assert_eq!(o.cause, "lan", "{} outage", o.group);
+        }
+        let ev = drive(&mut d, 20..23, |_, _| true);
+        assert_eq!(ended(&ev).len(), 3);
+        assert!(ended(&ev).iter().all(|e| e.cause == "lan"));
+    }
+
+    #[test]
+    fn isp_fault_gives_cause_isp_and_no_lan_outage() {
+        let mut d = Detector::new(&chain(Path::new("/x")));
+        drive(&mut d, 0..3, |_, _| true);
+        let ev = drive(&mut d, 10..15, |t, _| t == 0);
+        let s = started(&ev);
+        assert_eq!(s.len(), 2);
+        assert!(s.iter().all(|o| o.cause == "isp"));
+        assert!(s.iter().all(|o| o.group != "lan"));
+    }
+
+    #[test]
+    fn far_side_fault_is_only_that_group() {
+        let mut d = Detector::new(&chain(Path::new("/x")));
+        drive(&mut d, 0..3, |_, _| true);
+        let ev = drive(&mut d, 10..15, |t, _| t != 2);
+        let s = started(&ev);
+        assert_eq!(s.len(), 1);
+        assert_eq!(
+            (s[0].group.as_str(), s[0].cause.as_str()),
+            ("internet", "internet")
+        );
+    }
+
+    #[test]
+    fn upstream_failing_later_is_not_the_cause() {
+        let mut d = Detector::new(&chain(Path::new("/x")));
+        drive(&mut d, 0..3, |_, _| true);
+        // internet fails from 10, lan only from 20: internet's cause stays internet.
+        let ev = drive(&mut d, 10..25, |t, s| match t {
+            2 => false,
+            0 => s < 20,
+            _ => true,
+        });
+        let s = started(&ev);
+        let internet = s.iter().find(|o| o.group == "internet").unwrap();
+        assert_eq!(internet.cause, "internet");
+        let lan = s.iter().find(|o| o.group == "lan").unwrap();
+        assert_eq!(lan.cause, "lan");
+    }
+
+    #[test]
+    fn wall_clock_jump_mid_outage_does_not_bend_duration() {
+        let mut d = single();
+        run(&mut d, &seq(0, 0.0, "++---"));
+        // The wall clock steps back one hour at mono 6; mono goes on.
+        let mut ev = Vec::new();
+        for (i, ok) in [false, false, true, true].into_iter().enumerate() {
+            let mono = 6.0 + i as f64;
+            ev.extend(d.observe(0, wall(mono - 3600.0), Duration::from_secs_f64(mono), ok));
+        }
+        let e = ended(&ev);
+        assert_eq!(e.len(), 1);
+        assert_eq!(
+            e[0].duration_seconds, 6.0,
+            "from 2 to 8 by the monotonic clock"
+        );
+        assert_eq!(e[0].start, wall(2.0));
+        assert_eq!(
+            e[0].end,
+            wall(8.0),
+            "start + monotonic duration, not the stepped wall clock"
+        );
+        // And a forward jump of a day.
+        let mut d = single();
+        run(&mut d, &seq(0, 0.0, "++---"));
+        let ev: Vec<Event> = [false, true, true]
+            .into_iter()
+            .enumerate()
+            .flat_map(|(i, ok)| {
+                let mono = 5.0 + i as f64;
+                d.observe(0, wall(mono + 86400.0), Duration::from_secs_f64(mono), ok)
+            })
+            .collect();
+        assert_eq!(ended(&ev)[0].duration_seconds, 4.0);
+    }
+
+    #[test]
+    fn never_answered_target_is_not_a_phantom_up() {
+        let mut d = Detector::new(&config(
+            &[("g", None, DownWhen::All)],
+            &[("a", "g"), ("b", "g")],
+            Path::new("/x"),
+        ));
+        // b is never probed; a answers once: nothing is decided.
+        d.observe(0, wall(0.0), Duration::ZERO, true);
+        assert_eq!(d.target_state(0).unwrap().0, State::Unknown);
+        assert_eq!(d.group_state(0).unwrap().0, State::Unknown);
+        // a fails three times: a is down, b unknown → the group is not judged.
+        let ev = run(&mut d, &seq(0, 1.0, "---"));
+        assert_eq!(d.target_state(0).unwrap().0, State::Down);
+        assert_eq!(d.group_state(0).unwrap().0, State::Unknown);
+        assert!(started(&ev).is_empty());
+        // b never answered and fails three times: it is down (never up), group down.
+        let ev = run(&mut d, &seq(1, 1.5, "---"));
+        assert_eq!(started(&ev).len(), 1);
+        assert_eq!(
+            started(&ev)[0].start,
+            wall(1.5),
+            "the moment both were down"
+        );
+        // A group with no targets is reported unknown.
+        let d = Detector::new(&config(
+            &[("empty", None, DownWhen::All), ("g", None, DownWhen::Any)],
+            &[("a", "g")],
+            Path::new("/x"),
+        ));
+        assert_eq!(d.group_state(0).unwrap().0, State::Unknown);
+    }
+
+    #[test]
+    fn failing_from_start_is_down_back_dated_to_first_probe() {
+        let mut d = single();
+        let ev = run(&mut d, &seq(0, 0.0, "---"));
+        assert_eq!(started(&ev)[0].start, wall(0.0));
+    }
+
+    #[test]
+    fn adopted_outage_resumes_with_a_gap_when_still_down() {
+        let mut d = single();
+        assert!(d.adopt(
+            "internet",
+            Adopted {
+                id: "old-internet".into(),
+                cause: "internet".into(),
+                start: wall(-100.0),
+                targets: vec!["a".into()],
+                gaps: vec![],
+                last_seen: wall(-50.0),
+            }
+        ));
+        assert_eq!(d.open_outage(0), Some("old-internet"));
+        let ev = run(&mut d, &seq(0, 0.0, "---"));
+        assert!(started(&ev).is_empty(), "the same outage continues");
+        let r = ev
+            .iter()
+            .find_map(|e| match e {
+                Event::Resumed(r) => Some(r),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(r.id, "old-internet");
+        assert_eq!(
+            r.gap,
+            Gap {
+                from: wall(-50.0),
+                to: wall(0.0)
+            }
+        );
+        let ev = run(&mut d, &seq(0, 3.0, "++"));
+        let e = ended(&ev);
+        assert_eq!(e[0].id, "old-internet");
+        assert_eq!(e[0].end, wall(3.0));
+        assert_eq!(e[0].gaps.len(), 1);
+        assert!(e[0].end_observed);
+        assert_eq!(e[0].duration_clock, DurationClock::Wall);
+        assert_eq!(e[0].duration_seconds, 103.0);
+    }
+
+    #[test]
+    fn adopted_outage_found_up_is_closed_unobserved() {
+        let mut d = single();
+        d.adopt(
+            "internet",
+            Adopted {
+                id: "old".into(),
+                cause: "internet".into(),
+                start: wall(-100.0),
+                targets: vec!["a".into()],
+                gaps: vec![],
+                last_seen: wall(-50.0),
+            },
+        );
+        let ev = run(&mut d, &seq(0, 0.0, "++"));
+        let e = ended(&ev);
+        assert_eq!(e.len(), 1);
+        assert!(!e[0].end_observed);
+        assert_eq!(e[0].end, wall(-50.0), "the last moment it was seen down");
+        assert_eq!(
+            e[0].gaps,
+            vec![Gap {
+                from: wall(-50.0),
+                to: wall(0.0)
+            }]
+        );
+        assert_eq!(e[0].duration_seconds, 50.0);
+    }
+
+    #[test]
+    fn ids_never_collide() {
+        let mut d = single();
+        d.reserve_ids([format!("{}-internet", wall(2.0).as_millisecond())]);
+        let ev = run(&mut d, &seq(0, 0.0, "++---"));
+        assert_eq!(
+            started(&ev)[0].id,
+            format!("{}-internet-2", wall(2.0).as_millisecond())
+        );
+    }
+
+    #[test]
+    fn downtime_never_counts_past_the_recovery() {
+        let mut d = single();
+        run(&mut d, &seq(0, 0.0, "++---"));
+        let mut total = Duration::ZERO;
+        total += d
+            .take_downtime(Duration::from_secs(5))
+            .iter()
+            .map(|x| x.1)
+            .sum::<Duration>();
+        run(&mut d, &seq(0, 5.0, "+"));
+        total += d
+            .take_downtime(Duration::from_secs(6))
+            .iter()
+            .map(|x| x.1)
+            .sum::<Duration>();
+        run(&mut d, &seq(0, 6.0, "+"));
+        total += d
+            .take_downtime(Duration::from_secs(7))
+            .iter()
+            .map(|x| x.1)
+            .sum::<Duration>();
+        assert_eq!(total, Duration::from_secs(3), "down from 2 to 5");
+        assert!(d.take_downtime(Duration::from_secs(9)).is_empty());
+    }
+}

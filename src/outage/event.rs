@@ -1,0 +1,181 @@
+//! One struct per noteworthy outage event. Each is what the journal serialises,
+//! and its `emit` writes the log line and updates the metrics, so a journal
+//! record, a log line and a metric cannot disagree.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::journal::ts_ms;
+use super::metrics::OutageMetrics;
+
+/// A period the daemon did not observe (it was not running, or not yet decided).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gap {
+    #[serde(with = "ts_ms")]
+    pub from: Timestamp,
+    #[serde(with = "ts_ms")]
+    pub to: Timestamp,
+}
+
+impl Gap {
+    /// Length by the wall clock (the only clock spanning two processes), never negative.
+    pub fn seconds(&self) -> f64 {
+        self.to.duration_since(self.from).as_secs_f64().max(0.0)
+    }
+}
+
+/// Which clock a duration was measured with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DurationClock {
+    /// Both ends seen by one process: the monotonic clock.
+    Monotonic,
+    /// The outage spans a restart: wall-clock difference of start and end.
+    Wall,
+}
+
+/// `daemon_start`: a run begins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DaemonStart {
+    pub version: String,
+    pub config_digest: String,
+    pub config_source: String,
+    pub pid: u32,
+    /// `true`/`false` from the kernel's NTP state; `null` when it could not be read.
+    pub clock_synchronized: Option<bool>,
+    /// How `clock_synchronized` was determined, or why it is unknown.
+    pub clock_check: String,
+    /// Last moment the previous run was known alive (heartbeat or last line).
+    #[serde(with = "ts_ms::option", default)]
+    pub previous_run_alive_until: Option<Timestamp>,
+    /// Whether the previous run wrote `daemon_stop` (`null` for the first run).
+    #[serde(default)]
+    pub previous_run_clean: Option<bool>,
+    /// A torn last line left by the previous run, skipped (1-based line number).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub torn_line: Option<u64>,
+}
+
+impl DaemonStart {
+    pub fn emit(&self) {
+        tracing::info!(
+            version = %self.version,
+            config_digest = %self.config_digest,
+            clock_synchronized = ?self.clock_synchronized,
+            clock_check = %self.clock_check,
+            previous_run_alive_until = ?self.previous_run_alive_until.map(|t| ts_ms::format(&t)),
+            previous_run_clean = ?self.previous_run_clean,
+            "outage journal opened"
+        );
+    }
+}
+
+/// `daemon_stop`: a clean stop. Outages still open stay open.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DaemonStop {
+    pub open_outages: Vec<String>,
+}
+
+/// `outage_start`: a group went down.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutageStarted {
+    pub id: String,
+    pub group: String,
+    pub cause: String,
+    #[serde(with = "ts_ms")]
+    pub start: Timestamp,
+    /// Targets of the group that were down when it started.
+    pub targets: Vec<String>,
+}
+
+impl OutageStarted {
+    pub fn emit(&self, metrics: &OutageMetrics) {
+        tracing::warn!(
+            id = %self.id,
+            group = %self.group,
+            cause = %self.cause,
+            start = %ts_ms::format(&self.start),
+            end = "open",
+            duration_seconds = 0.0,
+            targets = %self.targets.join(","),
+            "outage started"
+        );
+        let labels = [self.group.as_str(), self.cause.as_str()];
+        metrics.outages_total.with_label_values(&labels).inc();
+        metrics.outage_active.with_label_values(&labels).set(1.0);
+    }
+}
+
+/// `outage_resume`: an outage open when the previous run ended is still down.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutageResumed {
+    pub id: String,
+    pub group: String,
+    pub cause: String,
+    #[serde(with = "ts_ms")]
+    pub start: Timestamp,
+    /// The unobserved period: from the last moment seen down to the first failure seen again.
+    pub gap: Gap,
+    pub targets: Vec<String>,
+}
+
+impl OutageResumed {
+    pub fn emit(&self, metrics: &OutageMetrics) {
+        tracing::warn!(
+            id = %self.id,
+            group = %self.group,
+            cause = %self.cause,
+            start = %ts_ms::format(&self.start),
+            gap_from = %ts_ms::format(&self.gap.from),
+            gap_to = %ts_ms::format(&self.gap.to),
+            targets = %self.targets.join(","),
+            "outage continues after a restart"
+        );
+        metrics
+            .outage_active
+            .with_label_values(&[self.group.as_str(), self.cause.as_str()])
+            .set(1.0);
+    }
+}
+
+/// `outage_end`: a group is up again (or was found up after a restart).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutageEnded {
+    pub id: String,
+    pub group: String,
+    pub cause: String,
+    #[serde(with = "ts_ms")]
+    pub start: Timestamp,
+    /// With `end_observed: false`: the last moment the group was seen down.
+    #[serde(with = "ts_ms")]
+    pub end: Timestamp,
+    pub duration_seconds: f64,
+    pub duration_clock: DurationClock,
+    /// `false` when the group came up while the daemon was not running: the true
+    /// end lies in the last gap, somewhere between `end` and that gap's `to`.
+    pub end_observed: bool,
+    /// Targets of the group that were down at any time during the outage.
+    pub targets: Vec<String>,
+    pub gaps: Vec<Gap>,
+}
+
+impl OutageEnded {
+    pub fn emit(&self, metrics: &OutageMetrics) {
+        tracing::info!(
+            id = %self.id,
+            group = %self.group,
+            cause = %self.cause,
+            start = %ts_ms::format(&self.start),
+            end = %ts_ms::format(&self.end),
+            duration_seconds = self.duration_seconds,
+            end_observed = self.end_observed,
+            gaps = self.gaps.len(),
+            targets = %self.targets.join(","),
+            "outage ended"
+        );
+        metrics
+            .outage_active
+            .with_label_values(&[self.group.as_str(), self.cause.as_str()])
+            .set(0.0);
+    }
+}

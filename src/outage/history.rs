@@ -1,0 +1,197 @@
+//! Rebuilding outages and daemon runs from journal lines (used by recovery at
+//! start and by the CLI without a daemon).
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::event::{DurationClock, Gap};
+use super::journal::{Entry, NumberedLine, ts_ms};
+
+/// One outage as the API and CLI show it (`GET /api/v1/outages`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutageRecord {
+    pub id: String,
+    pub group: String,
+    pub cause: String,
+    #[serde(with = "ts_ms")]
+    pub start: Timestamp,
+    /// `null` while open.
+    #[serde(with = "ts_ms::option")]
+    pub end: Option<Timestamp>,
+    /// Closed: the outage's length. Open: the time since it started, so far.
+    pub duration_seconds: f64,
+    /// Targets of the group that were down during the outage.
+    pub targets: Vec<String>,
+    /// Periods nobody observed (the daemon was not running).
+    pub gaps: Vec<Gap>,
+    /// `false` when the end lies in the last gap; `null` while open.
+    pub end_observed: Option<bool>,
+    /// Which clock `duration_seconds` comes from.
+    pub duration_clock: DurationClock,
+}
+
+impl OutageRecord {
+    /// Whether the outage overlaps `[since, until)`.
+    pub fn overlaps(&self, since: Option<Timestamp>, until: Option<Timestamp>) -> bool {
+        let ends_after = match (since, self.end) {
+            (Some(s), Some(e)) => e >= s,
+            _ => true,
+        };
+        let starts_before = until.is_none_or(|u| self.start < u);
+        ends_after && starts_before
+    }
+}
+
+/// One daemon run, from its `daemon_start` to its last sign of life.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    /// `seq` of its `daemon_start` line.
+    pub start_seq: u64,
+    pub started: Timestamp,
+    /// Last moment known alive: its last line, or what the next run recorded.
+    pub alive_until: Timestamp,
+    /// Ended with `daemon_stop`.
+    pub clean: bool,
+    pub clock_synchronized: Option<bool>,
+}
+
+/// An outage still open at the end of the journal, with its bookkeeping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenOutage {
+    pub record: OutageRecord,
+    /// Index into [`History::runs`] of the last run that saw it down.
+    pub last_run: Option<usize>,
+}
+
+/// Everything the journal says.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct History {
+    /// Closed outages in journal order.
+    pub closed: Vec<OutageRecord>,
+    /// Outages with no `outage_end`, in journal order.
+    pub open: Vec<OpenOutage>,
+    pub runs: Vec<Run>,
+    /// Every outage id seen.
+    pub ids: Vec<String>,
+}
+
+impl History {
+    /// Replays journal lines in order.
+    pub fn rebuild(lines: &[NumberedLine]) -> Self {
+        let mut h = History::default();
+        for nl in lines {
+            let line = &nl.line;
+            if let Some(run) = h.runs.last_mut()
+                && !matches!(line.entry, Entry::DaemonStart(_))
+            {
+                run.alive_until = run.alive_until.max(line.ts);
+            }
+            match &line.entry {
+                Entry::DaemonStart(ds) => {
+                    if let (Some(prev), Some(until)) =
+                        (h.runs.last_mut(), ds.previous_run_alive_until)
+                    {
+                        prev.alive_until = prev.alive_until.max(until);
+                    }
+                    h.runs.push(Run {
+                        start_seq: line.seq,
+                        started: line.ts,
+                        alive_until: line.ts,
+                        clean: false,
+                        clock_synchronized: ds.clock_synchronized,
+                    });
+                }
+                Entry::DaemonStop(_) => {
+                    if let Some(run) = h.runs.last_mut() {
+                        run.clean = true;
+                    }
+                }
+                Entry::OutageStart(e) => {
+                    h.ids.push(e.id.clone());
+                    h.open.push(OpenOutage {
+                        record: OutageRecord {
+                            id: e.id.clone(),
+                            group: e.group.clone(),
+                            cause: e.cause.clone(),
+                            start: e.start,
+                            end: None,
+                            duration_seconds: 0.0,
+                            targets: e.targets.clone(),
+                            gaps: Vec::new(),
+                            end_observed: None,
+                            duration_clock: DurationClock::Monotonic,
+                        },
+                        last_run: h.runs.len().checked_sub(1),
+                    });
+                }
+                Entry::OutageResume(e) => {
+                    let last_run = h.runs.len().checked_sub(1);
+                    if let Some(o) = h.open.iter_mut().find(|o| o.record.id == e.id) {
+                        o.record.gaps.push(e.gap);
+                        o.record.targets = e.targets.clone();
+                        o.record.duration_clock = DurationClock::Wall;
+                        o.last_run = last_run;
+                    } else {
+                        // Its start line is lost (corrupt); keep what this line says.
+                        h.ids.push(e.id.clone());
+                        h.open.push(OpenOutage {
+                            record: OutageRecord {
+                                id: e.id.clone(),
+                                group: e.group.clone(),
+                                cause: e.cause.clone(),
+                                start: e.start,
+                                end: None,
+                                duration_seconds: 0.0,
+                                targets: e.targets.clone(),
+                                gaps: vec![e.gap],
+                                end_observed: None,
+                                duration_clock: DurationClock::Wall,
+                            },
+                            last_run,
+                        });
+                    }
+                }
+                Entry::OutageEnd(e) => {
+                    h.open.retain(|o| o.record.id != e.id);
+                    if !h.ids.contains(&e.id) {
+                        h.ids.push(e.id.clone());
+                    }
+                    h.closed.push(OutageRecord {
+                        id: e.id.clone(),
+                        group: e.group.clone(),
+                        cause: e.cause.clone(),
+                        start: e.start,
+                        end: Some(e.end),
+                        duration_seconds: e.duration_seconds,
+                        targets: e.targets.clone(),
+                        gaps: e.gaps.clone(),
+                        end_observed: Some(e.end_observed),
+                        duration_clock: e.duration_clock,
+                    });
+                }
+            }
+        }
+        h
+    }
+
+    /// Last moment outage `o` was known down: the end of the last run that saw it.
+    pub fn last_seen(&self, o: &OpenOutage) -> Timestamp {
+        o.last_run
+            .and_then(|r| self.runs.get(r))
+            .map_or(o.record.start, |r| r.alive_until)
+            .max(o.record.start)
+    }
+
+    /// All outages, oldest start first; open ones have `end: None` and a duration up to `now`.
+    pub fn records(&self, now: Timestamp) -> Vec<OutageRecord> {
+        let mut out: Vec<OutageRecord> = self.closed.clone();
+        for o in &self.open {
+            let mut r = o.record.clone();
+            r.duration_seconds = now.duration_since(r.start).as_secs_f64().max(0.0);
+            r.duration_clock = DurationClock::Wall;
+            out.push(r);
+        }
+        out.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.id.cmp(&b.id)));
+        out
+    }
+}

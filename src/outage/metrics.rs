@@ -1,0 +1,113 @@
+//! The outage metrics, registered in the caller's registry with every label set
+//! created at start.
+
+use prometheus::{CounterVec, GaugeVec, IntCounter, IntCounterVec, Opts, Registry};
+
+use crate::config::Config;
+
+pub const TARGET_UP: &str = "linkwatch_target_up";
+pub const GROUP_UP: &str = "linkwatch_group_up";
+pub const OUTAGE_ACTIVE: &str = "linkwatch_outage_active";
+pub const OUTAGES_TOTAL: &str = "linkwatch_outages_total";
+pub const DOWNTIME_SECONDS_TOTAL: &str = "linkwatch_downtime_seconds_total";
+pub const JOURNAL_WRITES_TOTAL: &str = "linkwatch_journal_writes_total";
+pub const JOURNAL_ERRORS_TOTAL: &str = "linkwatch_journal_errors_total";
+
+/// Handles to the outage metrics.
+#[derive(Clone)]
+pub struct OutageMetrics {
+    /// 1 up, 0 down, NaN while unknown (not yet decided since start).
+    pub target_up: GaugeVec,
+    /// 1 up, 0 down, NaN while unknown (no decided targets, or none at all).
+    pub group_up: GaugeVec,
+    pub outage_active: GaugeVec,
+    pub outages_total: IntCounterVec,
+    pub downtime_seconds_total: CounterVec,
+    pub journal_writes_total: IntCounter,
+    pub journal_errors_total: IntCounter,
+}
+
+impl OutageMetrics {
+    /// Creates and registers the metrics, with a series for every target, group
+    /// and (group, possible cause) pair.
+    pub fn register(config: &Config, registry: &Registry) -> Result<Self, prometheus::Error> {
+        let m = Self {
+            target_up: GaugeVec::new(
+                Opts::new(
+                    TARGET_UP,
+                    "Target state after hysteresis: 1 up, 0 down, NaN not yet known",
+                ),
+                &["target", "group", "kind"],
+            )?,
+            group_up: GaugeVec::new(
+                Opts::new(GROUP_UP, "Group state: 1 up, 0 down, NaN not known"),
+                &["group"],
+            )?,
+            outage_active: GaugeVec::new(
+                Opts::new(OUTAGE_ACTIVE, "1 while an outage of the group is open"),
+                &["group", "cause"],
+            )?,
+            outages_total: IntCounterVec::new(
+                Opts::new(OUTAGES_TOTAL, "Outages started, by group and cause"),
+                &["group", "cause"],
+            )?,
+            downtime_seconds_total: CounterVec::new(
+                Opts::new(
+                    DOWNTIME_SECONDS_TOTAL,
+                    "Seconds the group has been down, as observed by this process",
+                ),
+                &["group"],
+            )?,
+            journal_writes_total: IntCounter::new(
+                JOURNAL_WRITES_TOTAL,
+                "Journal lines written and fsynced",
+            )?,
+            journal_errors_total: IntCounter::new(
+                JOURNAL_ERRORS_TOTAL,
+                "Failed journal write attempts (the lines are kept and retried)",
+            )?,
+        };
+        registry.register(Box::new(m.target_up.clone()))?;
+        registry.register(Box::new(m.group_up.clone()))?;
+        registry.register(Box::new(m.outage_active.clone()))?;
+        registry.register(Box::new(m.outages_total.clone()))?;
+        registry.register(Box::new(m.downtime_seconds_total.clone()))?;
+        registry.register(Box::new(m.journal_writes_total.clone()))?;
+        registry.register(Box::new(m.journal_errors_total.clone()))?;
+
+        for t in &config.targets {
+            m.target_up
+                .with_label_values(&[t.name.as_str(), t.group.as_str(), t.kind().as_str()])
+                .set(f64::NAN);
+        }
+        for g in &config.groups {
+            m.group_up
+                .with_label_values(&[g.name.as_str()])
+                .set(f64::NAN);
+            m.downtime_seconds_total
+                .with_label_values(&[g.name.as_str()]);
+            for cause in possible_causes(config, &g.name) {
+                m.outage_active
+                    .with_label_values(&[g.name.as_str(), cause.as_str()])
+                    .set(0.0);
+                m.outages_total
+                    .with_label_values(&[g.name.as_str(), cause.as_str()]);
+            }
+        }
+        Ok(m)
+    }
+}
+
+/// The group itself and every group upstream of it on its `needs` chain.
+pub fn possible_causes(config: &Config, group: &str) -> Vec<String> {
+    let mut out = vec![group.to_string()];
+    let mut cur = config.group(group).and_then(|g| g.needs.clone());
+    while let Some(name) = cur {
+        if out.contains(&name) {
+            break; // validated acyclic; guard anyway
+        }
+        cur = config.group(&name).and_then(|g| g.needs.clone());
+        out.push(name);
+    }
+    out
+}

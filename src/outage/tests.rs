@@ -1,0 +1,395 @@
+//! Service-level tests: recovery across restarts (clean and `kill -9`) and disk errors.
+#![allow(clippy::unwrap_used)]
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use super::journal::{self, Entry, FileSink, JournalSink, WarningKind};
+use super::testutil::{chain, config};
+use super::*;
+use crate::config::DownWhen;
+
+fn clock() -> Option<ClockSync> {
+    Some(ClockSync {
+        synchronized: Some(true),
+        check: "test".into(),
+    })
+}
+
+async fn start(
+    cfg: &Config,
+    sink: Option<Box<dyn JournalSink>>,
+) -> (OutageService, OutageHandle, prometheus::Registry) {
+    let registry = prometheus::Registry::new();
+    let (s, h) = OutageService::start_with(
+        cfg,
+        &registry,
+        StartOptions {
+            heartbeat_interval: Duration::from_millis(50),
+            sink,
+            clock: clock(),
+        },
+    )
+    .await
+    .unwrap();
+    (s, h, registry)
+}
+
+/// Feeds `n` rounds of one probe per target, `ok(target)` deciding the outcome,
+/// with real wall time and monotonic offsets 100 ms apart.
+async fn feed(s: &mut OutageService, targets: usize, n: usize, ok: impl Fn(usize) -> bool) {
+    for _ in 0..n {
+        for t in 0..targets {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            let mono = Instant::now().saturating_duration_since(s.epoch());
+            s.observe_at(t, Timestamp::now(), mono, ok(t)).await;
+        }
+    }
+}
+
+fn entries(dir: &Path) -> Vec<Entry> {
+    let c = journal::read(dir).unwrap();
+    assert!(c.first_chain_break().is_none(), "{:?}", c.warnings);
+    c.lines.into_iter().map(|l| l.line.entry).collect()
+}
+
+fn gauge(registry: &prometheus::Registry, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    registry
+        .gather()
+        .into_iter()
+        .find(|f| f.name() == name)
+        .and_then(|f| {
+            f.get_metric()
+                .iter()
+                .find(|m| {
+                    labels.iter().all(|(k, v)| {
+                        m.get_label()
+                            .iter()
+                            .any(|l| l.name() == *k && l.value() == *v)
+                    })
+                })
+                .map(|m| match f.get_field_type() {
+                    prometheus::proto::MetricType::GAUGE => m.get_gauge().get_value(),
+                    _ => m.get_counter().get_value(),
+                })
+        })
+}
+
+#[tokio::test]
+async fn outage_is_journaled_logged_counted_and_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("missing/nested");
+    let cfg = chain(&data);
+    let (mut s, h, reg) = start(&cfg, None).await;
+    assert!(data.join("journal.jsonl").exists(), "data dir created");
+    feed(&mut s, 3, 3, |_| true).await;
+    feed(&mut s, 3, 3, |t| t != 2).await;
+    let open = h.outages(None, None);
+    assert_eq!(open.len(), 1);
+    assert_eq!(
+        (open[0].group.as_str(), open[0].cause.as_str(), open[0].end),
+        ("internet", "internet", None)
+    );
+    assert_eq!(
+        gauge(
+            &reg,
+            metrics::OUTAGE_ACTIVE,
+            &[("group", "internet"), ("cause", "internet")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        gauge(&reg, metrics::GROUP_UP, &[("group", "internet")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        gauge(&reg, metrics::GROUP_UP, &[("group", "lan")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        gauge(
+            &reg,
+            metrics::TARGET_UP,
+            &[("target", "google"), ("kind", "tcp")]
+        ),
+        Some(0.0)
+    );
+    feed(&mut s, 3, 2, |_| true).await;
+    let all = h.outages(None, None);
+    assert_eq!(all.len(), 1);
+    assert!(all[0].end.is_some());
+    assert!(all[0].duration_seconds > 0.0);
+    assert_eq!(
+        gauge(
+            &reg,
+            metrics::OUTAGE_ACTIVE,
+            &[("group", "internet"), ("cause", "internet")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        gauge(
+            &reg,
+            metrics::OUTAGES_TOTAL,
+            &[("group", "internet"), ("cause", "internet")]
+        ),
+        Some(1.0)
+    );
+    let downtime = gauge(
+        &reg,
+        metrics::DOWNTIME_SECONDS_TOTAL,
+        &[("group", "internet")],
+    )
+    .unwrap();
+    assert!(
+        (downtime - all[0].duration_seconds).abs() < 1e-6,
+        "{downtime} vs {}",
+        all[0].duration_seconds
+    );
+    // The API shape.
+    let v = serde_json::to_value(&all[0]).unwrap();
+    for k in [
+        "id",
+        "group",
+        "cause",
+        "start",
+        "end",
+        "duration_seconds",
+        "targets",
+        "gaps",
+    ] {
+        assert!(v.get(k).is_some(), "missing {k}");
+    }
+    assert!(
+        h.outages(
+            Some(
+                Timestamp::now()
+                    .checked_add(Duration::from_secs(60))
+                    .unwrap()
+            ),
+            None
+        )
+        .is_empty()
+    );
+    s.shutdown().await;
+    let names: Vec<&str> = entries(&data)
+        .iter()
+        .map(|e| e.name())
+        .collect::<Vec<_>>()
+        .leak()
+        .to_vec();
+    assert_eq!(
+        names,
+        ["daemon_start", "outage_start", "outage_end", "daemon_stop"]
+    );
+    let (recs, warnings) = report::read_outages(&data, None).unwrap();
+    assert!(warnings.is_empty());
+    assert_eq!(recs, all);
+    assert!(report::render_table(&recs).contains("internet"));
+    assert!(report::verify(&data).unwrap().ok());
+}
+
+#[tokio::test]
+async fn kill_9_then_restart_still_down_continues_the_same_outage_with_a_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = chain(dir.path());
+    let (mut s, _h, _) = start(&cfg, None).await;
+    feed(&mut s, 3, 2, |_| true).await;
+    feed(&mut s, 3, 3, |t| t == 0).await; // isp down
+    tokio::time::sleep(Duration::from_millis(120)).await; // a heartbeat or two
+    let hb = journal::read_heartbeat(dir.path()).unwrap().unwrap();
+    s.crash().await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    let (mut s, h, _) = start(&cfg, None).await;
+    let before = h.outages(None, None);
+    assert_eq!(
+        before.len(),
+        2,
+        "both open outages are shown while undecided"
+    );
+    assert!(before.iter().all(|o| o.end.is_none() && o.gaps.len() == 1));
+    feed(&mut s, 3, 3, |t| t == 0).await;
+    let after = h.outages(None, None);
+    assert_eq!(after.len(), 2, "the same outages, not new ones: {after:?}");
+    for o in &after {
+        assert_eq!(o.cause, "isp");
+        assert_eq!(o.end, None);
+        assert_eq!(o.gaps.len(), 1);
+        assert_eq!(o.gaps[0].from, hb.wall.max(o.gaps[0].from));
+        assert!(o.gaps[0].to > o.gaps[0].from);
+    }
+    feed(&mut s, 3, 2, |_| true).await;
+    let done = h.outages(None, None);
+    assert_eq!(done.len(), 2);
+    assert!(
+        done.iter()
+            .all(|o| o.end_observed == Some(true) && o.gaps.len() == 1)
+    );
+    s.shutdown().await;
+    let names: Vec<&str> = entries(dir.path())
+        .iter()
+        .map(|e| e.name())
+        .collect::<Vec<_>>()
+        .leak()
+        .to_vec();
+    assert_eq!(
+        names,
+        [
+            "daemon_start",
+            "outage_start",
+            "outage_start",
+            "daemon_start",
+            "outage_resume",
+            "outage_resume",
+            "outage_end",
+            "outage_end",
+            "daemon_stop"
+        ]
+    );
+    let (recs, _) = report::read_outages(dir.path(), None).unwrap();
+    assert_eq!(recs, done);
+}
+
+#[tokio::test]
+async fn restart_with_group_up_closes_the_outage_in_the_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = chain(dir.path());
+    let (mut s, _, _) = start(&cfg, None).await;
+    feed(&mut s, 3, 2, |_| true).await;
+    feed(&mut s, 3, 3, |t| t != 2).await;
+    s.crash().await;
+    let (mut s, h, _) = start(&cfg, None).await;
+    feed(&mut s, 3, 2, |_| true).await;
+    let recs = h.outages(None, None);
+    assert_eq!(recs.len(), 1);
+    let o = &recs[0];
+    assert_eq!(o.end_observed, Some(false));
+    assert_eq!(o.gaps.len(), 1);
+    assert_eq!(o.end, Some(o.gaps[0].from), "end = last moment seen down");
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn clean_stop_leaves_the_outage_open_and_the_next_start_resumes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = chain(dir.path());
+    let (mut s, _, _) = start(&cfg, None).await;
+    feed(&mut s, 3, 3, |t| t != 2).await;
+    let id = s.handle().outages(None, None)[0].id.clone();
+    s.shutdown().await;
+    match entries(dir.path()).last().unwrap() {
+        Entry::DaemonStop(d) => assert_eq!(d.open_outages, vec![id.clone()]),
+        other => panic!("{other:?}"),
+    }
+    let (recs, _) = report::read_outages(dir.path(), None).unwrap();
+    assert_eq!(recs[0].end, None);
+    assert_eq!(recs[0].gaps.len(), 1, "nobody is watching: shown as a gap");
+    let (mut s, h, _) = start(&cfg, None).await;
+    feed(&mut s, 3, 3, |t| t != 2).await;
+    let recs = h.outages(None, None);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].id, id);
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn torn_tail_after_a_crash_is_named_in_the_next_daemon_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = chain(dir.path());
+    let (s, _, _) = start(&cfg, None).await;
+    s.crash().await;
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.path().join("journal.jsonl"))
+        .unwrap()
+        .write_all(b"{\"seq\":1,\"pr")
+        .unwrap();
+    let (s, _, _) = start(&cfg, None).await;
+    s.shutdown().await;
+    let rep = report::verify(dir.path()).unwrap();
+    assert!(rep.ok(), "{}", rep.render());
+    assert_eq!(rep.problems.len(), 1);
+    assert_eq!(
+        (rep.problems[0].line, rep.problems[0].kind),
+        (2, WarningKind::TornLine)
+    );
+}
+
+/// A sink that fails while `fail` is set, like a full disk.
+struct Flaky {
+    inner: FileSink,
+    fail: Arc<AtomicBool>,
+}
+
+impl JournalSink for Flaky {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(io::Error::other("No space left on device (simulated)"));
+        }
+        self.inner.append(bytes)
+    }
+}
+
+#[tokio::test]
+async fn disk_errors_queue_events_and_retry_until_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&[("g", None, DownWhen::All)], &[("a", "g")], dir.path());
+    let fail = Arc::new(AtomicBool::new(false));
+    let sink = Flaky {
+        inner: FileSink::open(dir.path()).unwrap(),
+        fail: fail.clone(),
+    };
+    let (mut s, h, reg) = start(&cfg, Some(Box::new(sink))).await;
+    fail.store(true, Ordering::SeqCst);
+    feed(&mut s, 1, 3, |_| false).await;
+    feed(&mut s, 1, 2, |_| true).await;
+    // Monitoring went on: the outage was detected, counted and served.
+    assert_eq!(h.outages(None, None).len(), 1);
+    assert_eq!(
+        gauge(&reg, metrics::OUTAGES_TOTAL, &[("group", "g")]),
+        Some(1.0)
+    );
+    assert!(gauge(&reg, metrics::JOURNAL_ERRORS_TOTAL, &[]).unwrap() >= 2.0);
+    assert_eq!(entries(dir.path()).len(), 1, "only daemon_start is on disk");
+    fail.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(150)).await; // heartbeat retries
+    let names: Vec<&str> = entries(dir.path())
+        .iter()
+        .map(|e| e.name())
+        .collect::<Vec<_>>()
+        .leak()
+        .to_vec();
+    assert_eq!(names, ["daemon_start", "outage_start", "outage_end"]);
+    assert_eq!(gauge(&reg, metrics::JOURNAL_WRITES_TOTAL, &[]), Some(3.0));
+    s.shutdown().await;
+    assert!(report::verify(dir.path()).unwrap().ok());
+}
+
+#[tokio::test]
+async fn unusable_data_dir_fails_start_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let cfg = chain(&file);
+    let err = OutageService::start_with(
+        &cfg,
+        &prometheus::Registry::new(),
+        StartOptions {
+            clock: clock(),
+            ..StartOptions::default()
+        },
+    )
+    .await
+    .err()
+    .unwrap();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("failed to create data directory") && msg.contains("not-a-dir"),
+        "{msg}"
+    );
+}
