@@ -61,6 +61,24 @@ pub enum Command {
         #[arg(long, short, value_name = "NAME")]
         target: Vec<String>,
     },
+    /// List recorded outages from the journal (no running daemon needed).
+    Outages {
+        /// Directory holding journal.jsonl (default: the config's data_dir, else /var/lib/linkwatch).
+        #[arg(long, value_name = "DIR", env = "LINKWATCH_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// Take data_dir from this configuration file.
+        #[arg(long, short, value_name = "PATH")]
+        config: Option<PathBuf>,
+        /// Only outages ending at or after T (RFC 3339, 2026-11-01, or a span back from now: 7d, 12h).
+        #[arg(long, value_name = "T")]
+        since: Option<String>,
+        /// Print JSON (the API's shape) instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Check the journal's hash chain and name the first broken line; exit 1 if broken.
+        #[arg(long)]
+        verify: bool,
+    },
 }
 
 /// Parses the arguments and runs the command.
@@ -90,6 +108,98 @@ pub fn main() -> ExitCode {
             };
             init_logging(&cli, LogFormat::Text);
             probe_once(cfg, target)
+        }
+        Command::Outages {
+            ref data_dir,
+            ref config,
+            ref since,
+            json,
+            verify,
+        } => outages(
+            data_dir.as_deref(),
+            config.as_deref(),
+            since.as_deref(),
+            json,
+            verify,
+        ),
+    }
+}
+
+fn outages(
+    data_dir: Option<&Path>,
+    config_path: Option<&Path>,
+    since: Option<&str>,
+    json: bool,
+    verify: bool,
+) -> ExitCode {
+    use crate::outage::report;
+    let dir = match (data_dir, config_path) {
+        (Some(d), _) => d.to_path_buf(),
+        (None, Some(p)) => match config::load(p) {
+            Ok(c) => c.daemon.data_dir,
+            Err(errors) => {
+                print_config_errors(&errors);
+                return ExitCode::from(2);
+            }
+        },
+        (None, None) => match config::default_config() {
+            Ok(c) => c.daemon.data_dir,
+            Err(_) => PathBuf::from("/var/lib/linkwatch"),
+        },
+    };
+    let since = match since.map(|s| crate::timeparse::parse_time(s, jiff::Timestamp::now())) {
+        None => None,
+        Some(Ok(t)) => Some(t),
+        Some(Err(e)) => {
+            eprintln!("linkwatch: --since: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if verify {
+        return match report::verify(&dir) {
+            Ok(r) => {
+                print!("{}", r.render());
+                if r.ok() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                }
+            }
+            Err(e) => {
+                eprintln!("linkwatch: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
+    match report::read_outages(&dir, since) {
+        Ok((records, warnings)) => {
+            for w in &warnings {
+                eprintln!(
+                    "warning: {}: {w}",
+                    crate::outage::journal_path(&dir).display()
+                );
+            }
+            if json {
+                match report::render_json(&records) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => {
+                        eprintln!("linkwatch: failed to render JSON: {e}");
+                        return ExitCode::from(1);
+                    }
+                }
+            } else if records.is_empty() {
+                println!(
+                    "no outages recorded in {}",
+                    crate::outage::journal_path(&dir).display()
+                );
+            } else {
+                print!("{}", report::render_table(&records));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("linkwatch: {e}");
+            ExitCode::from(1)
         }
     }
 }

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::outage::OutageService;
 use crate::probe::{Outcome, ProbeResult, Probers};
 use crate::scheduler::Scheduler;
 use crate::server::{self, AppState};
@@ -39,6 +40,8 @@ pub enum StartError {
     Metrics(#[from] crate::metrics::MetricsError),
     #[error("{0}")]
     Listen(std::io::Error),
+    #[error(transparent)]
+    Outage(#[from] crate::outage::StartError),
 }
 
 /// Runs the daemon until `shutdown` resolves. `on_listen` receives the bound
@@ -65,6 +68,8 @@ pub async fn run(
         }
     }
     let status = Arc::new(StatusStore::new(&config));
+    let (outages, outage_handle) = OutageService::start(&config, metrics.registry()).await?;
+    tracing::info!(data_dir = %config.daemon.data_dir.display(), "outage journal open");
     let listener = server::bind(config.daemon.listen)
         .await
         .map_err(StartError::Listen)?;
@@ -85,7 +90,7 @@ pub async fn run(
     let state = Arc::new(AppState {
         metrics: metrics.clone(),
         status: status.clone(),
-        outages: None,
+        outages: Some(outage_handle),
         scheduler_alive: scheduler_alive.clone(),
         started: jiff::Timestamp::now(),
     });
@@ -98,7 +103,13 @@ pub async fn run(
     ));
 
     let (tx, rx) = mpsc::channel::<ProbeResult>(config.targets.len().clamp(64, 65_536));
-    let collector = tokio::spawn(collect(rx, metrics.clone(), status.clone(), config.clone()));
+    let collector = tokio::spawn(collect(
+        rx,
+        metrics.clone(),
+        status.clone(),
+        outages,
+        config.clone(),
+    ));
     let cancel = CancellationToken::new();
     let mut scheduler = tokio::spawn(
         Scheduler::new(config.clone(), probers.clone(), tx, Some(metrics.clone()))
@@ -125,8 +136,20 @@ pub async fn run(
     }
     scheduler_alive.store(false, Ordering::Release);
     let remaining = SHUTDOWN_BUDGET.saturating_sub(begun.elapsed());
-    if tokio::time::timeout(remaining, collector).await.is_err() {
-        tracing::warn!("result collector did not drain in time");
+    match tokio::time::timeout(remaining, collector).await {
+        Ok(Ok(outages)) => {
+            // Writes daemon_stop; outages still open stay open and are
+            // resumed or closed (with a gap) by the next start.
+            let remaining = SHUTDOWN_BUDGET.saturating_sub(begun.elapsed());
+            if tokio::time::timeout(remaining, outages.shutdown())
+                .await
+                .is_err()
+            {
+                tracing::warn!("outage journal did not close in time");
+            }
+        }
+        Ok(Err(e)) => tracing::error!(error = %e, "result collector failed"),
+        Err(_) => tracing::warn!("result collector did not drain in time"),
     }
     server_stop.cancel();
     let remaining = SHUTDOWN_BUDGET.saturating_sub(begun.elapsed());
@@ -137,16 +160,20 @@ pub async fn run(
     Ok(())
 }
 
-/// Consumes probe results: metrics, status store, debug log of failures.
+/// Consumes probe results: metrics, status store, outage detector (which
+/// journals before it announces), debug log of failures. Returns the outage
+/// service once every sender is gone, for an orderly close.
 async fn collect(
     mut rx: mpsc::Receiver<ProbeResult>,
     metrics: Arc<Metrics>,
     status: Arc<StatusStore>,
+    mut outages: OutageService,
     config: Arc<Config>,
-) {
+) -> OutageService {
     while let Some(r) = rx.recv().await {
         metrics.record(&r);
         status.record(&r);
+        outages.observe(&r).await;
         if tracing::enabled!(tracing::Level::DEBUG) {
             let name = config
                 .targets
@@ -165,6 +192,7 @@ async fn collect(
             }
         }
     }
+    outages
 }
 
 /// Resolves on the first SIGINT or SIGTERM. SIGHUP is logged and ignored

@@ -24,6 +24,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::metrics::{self, Metrics};
+use crate::outage::OutageHandle;
 use crate::status::StatusStore;
 
 /// Connections served at once; more are closed immediately.
@@ -37,26 +38,11 @@ pub const MAX_BUF: usize = 16 * 1024;
 /// Header count limit.
 pub const MAX_HEADERS: usize = 32;
 
-/// Source of outage records for `/api/v1/outages` and group states for
-/// `/api/v1/status` (implemented by the outage service).
-pub trait OutageView: Send + Sync + 'static {
-    /// Outages overlapping `[since, until]`, oldest first, as JSON values.
-    fn outages_json(
-        &self,
-        since: Option<jiff::Timestamp>,
-        until: Option<jiff::Timestamp>,
-    ) -> serde_json::Value;
-    /// Every group with its state, as JSON values.
-    fn groups_json(&self) -> serde_json::Value;
-    /// Every target's state after hysteresis (`up`, `down`, `unknown`), by target index.
-    fn target_states(&self) -> Vec<&'static str>;
-}
-
 /// Everything the handlers read.
 pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub status: Arc<StatusStore>,
-    pub outages: Option<Arc<dyn OutageView>>,
+    pub outages: Option<OutageHandle>,
     /// Cleared when the scheduler has stopped or died; `/healthz` then fails.
     pub scheduler_alive: Arc<AtomicBool>,
     pub started: jiff::Timestamp,
@@ -159,7 +145,7 @@ pub fn handle(state: &AppState, req: Request<Incoming>) -> Response<Body> {
         "/api/v1/status" => json(StatusCode::OK, &status_json(state)),
         "/api/v1/outages" => match parse_range(query) {
             Ok((since, until)) => match &state.outages {
-                Some(o) => json(StatusCode::OK, &o.outages_json(since, until)),
+                Some(o) => json(StatusCode::OK, &o.outages(since, until)),
                 None => json(StatusCode::OK, &serde_json::Value::Array(Vec::new())),
             },
             Err(msg) => json(
@@ -181,15 +167,20 @@ fn status_json(state: &AppState) -> serde_json::Value {
         .unwrap_or_else(|_| serde_json::Value::Array(Vec::new()));
     let groups = match &state.outages {
         Some(o) => {
-            let states = o.target_states();
             if let Some(arr) = targets.as_array_mut() {
-                for (t, s) in arr.iter_mut().zip(states) {
+                for (t, s) in arr.iter_mut().zip(o.targets()) {
                     if let Some(obj) = t.as_object_mut() {
-                        obj.insert("state".into(), serde_json::Value::from(s));
+                        obj.insert("state".into(), serde_json::Value::from(s.state.as_str()));
+                        obj.insert(
+                            "state_since".into(),
+                            s.since
+                                .map(|ts| serde_json::Value::from(crate::status::format_ts(ts)))
+                                .unwrap_or(serde_json::Value::Null),
+                        );
                     }
                 }
             }
-            o.groups_json()
+            serde_json::to_value(o.groups()).unwrap_or(serde_json::Value::Null)
         }
         None => serde_json::Value::Array(Vec::new()),
     };
@@ -219,10 +210,10 @@ fn parse_range(query: &str) -> Result<(Option<jiff::Timestamp>, Option<jiff::Tim
 }
 
 fn status_page(state: &AppState) -> String {
-    let states = state
+    let states: Vec<&'static str> = state
         .outages
         .as_ref()
-        .map(|o| o.target_states())
+        .map(|o| o.targets().iter().map(|t| t.state.as_str()).collect())
         .unwrap_or_default();
     let mut rows = String::new();
     for (i, t) in state.status.snapshot().iter().enumerate() {
