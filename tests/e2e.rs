@@ -6,6 +6,8 @@
 mod support;
 
 use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use linkwatch::metrics as m;
@@ -344,5 +346,176 @@ fn hostile_http_clients_do_not_pin_the_daemon() {
     assert!(
         String::from_utf8_lossy(&buf).starts_with("HTTP/1.0 405")
             || String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 405")
+    );
+}
+
+/// A TCP service on loopback goes away and comes back: the real binary
+/// records one outage with the right cause, serves it on the API, journals it,
+/// and the offline CLI reads the same record and verifies the hash chain.
+#[test]
+fn outage_is_recorded_served_and_journaled() {
+    let lan = TcpListener::bind("127.0.0.1:0").unwrap();
+    let lan_port = lan.local_addr().unwrap().port();
+    std::thread::spawn(move || for _ in lan.incoming() {});
+    let svc = TcpListener::bind("127.0.0.1:0").unwrap();
+    let svc_port = svc.local_addr().unwrap().port();
+    let cfg = format!(
+        r#"
+[daemon]
+listen = "127.0.0.1:0"
+data_dir = "{{data_dir}}"
+
+[defaults]
+interval = "200ms"
+timeout = "150ms"
+fail_after = 3
+recover_after = 2
+
+[[group]]
+name = "lan"
+
+[[group]]
+name = "internet"
+needs = "lan"
+
+[[target]]
+name = "router"
+group = "lan"
+kind = "tcp"
+host = "127.0.0.1"
+port = {lan_port}
+
+[[target]]
+name = "service"
+group = "internet"
+kind = "tcp"
+host = "127.0.0.1"
+port = {svc_port}
+"#
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let accept = {
+        let stop = stop.clone();
+        svc.set_nonblocking(true).unwrap();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let _ = svc.accept();
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            // Dropping the listener closes the port: connects are refused.
+        })
+    };
+    let mut d = Daemon::start(&cfg);
+    // Both groups up first.
+    d.wait_for(Duration::from_secs(10), |d| {
+        let b = d.metrics();
+        (sample(&b, "linkwatch_group_up", &[("group", "internet")]) == Some(1.0)
+            && sample(&b, "linkwatch_group_up", &[("group", "lan")]) == Some(1.0))
+        .then_some(())
+    });
+    // Fault: the service's port closes (connection refused). Rebinding the
+    // same port later restores it.
+    stop.store(true, Ordering::Relaxed);
+    accept.join().unwrap();
+    let fault_at = jiff::Timestamp::now();
+    d.wait_for(Duration::from_secs(10), |d| {
+        let b = d.metrics();
+        (sample(
+            &b,
+            "linkwatch_outage_active",
+            &[("group", "internet"), ("cause", "internet")],
+        ) == Some(1.0))
+        .then_some(())
+    });
+    let restored = TcpListener::bind(("127.0.0.1", svc_port)).unwrap();
+    let restore_at = jiff::Timestamp::now();
+    std::thread::spawn(move || for _ in restored.incoming() {});
+    let outages = d.wait_for(Duration::from_secs(10), |d| {
+        let (status, body) = d.get("/api/v1/outages");
+        assert_eq!(status, 200);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let arr = v.as_array().unwrap().clone();
+        (arr.len() == 1 && !arr[0]["end"].is_null()).then_some(arr)
+    });
+    let o = &outages[0];
+    assert_eq!(o["group"], "internet");
+    assert_eq!(o["cause"], "internet");
+    assert_eq!(o["targets"], serde_json::json!(["service"]));
+    assert_eq!(o["gaps"], serde_json::json!([]));
+    let start: jiff::Timestamp = o["start"].as_str().unwrap().parse().unwrap();
+    let end: jiff::Timestamp = o["end"].as_str().unwrap().parse().unwrap();
+    // Back-dated start: the first failed probe, within one interval + timeout of the fault.
+    let tol = 0.35;
+    let start_err = start.duration_since(fault_at).as_secs_f64();
+    let end_err = end.duration_since(restore_at).as_secs_f64();
+    assert!(
+        (-0.01..=tol).contains(&start_err),
+        "start error {start_err}s"
+    );
+    assert!((-0.01..=tol).contains(&end_err), "end error {end_err}s");
+    let dur = o["duration_seconds"].as_f64().unwrap();
+    assert!((dur - end.duration_since(start).as_secs_f64()).abs() < 0.01);
+    let metrics = d.metrics();
+    assert_eq!(
+        sample(
+            &metrics,
+            "linkwatch_outages_total",
+            &[("group", "internet"), ("cause", "internet")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sum(&metrics, "linkwatch_outages_total", &[("group", "lan")]),
+        0.0
+    );
+    let downtime = sample(
+        &metrics,
+        "linkwatch_downtime_seconds_total",
+        &[("group", "internet")],
+    )
+    .unwrap();
+    assert!(
+        (downtime - dur).abs() < 0.5,
+        "downtime {downtime} vs duration {dur}"
+    );
+
+    let (status, _) = d.terminate(Duration::from_secs(5));
+    assert!(status.success());
+
+    // The offline CLI reads the same outage and verifies the chain.
+    let data = d.data_dir();
+    let out = std::process::Command::new(support::BIN)
+        .args(["outages", "--json", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["id"], o["id"]);
+    assert_eq!(v[0]["start"], o["start"]);
+    assert_eq!(v[0]["end"], o["end"]);
+    let out = std::process::Command::new(support::BIN)
+        .args(["outages", "--verify", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let journal = std::fs::read_to_string(data.join("journal.jsonl")).unwrap();
+    let events: Vec<String> = journal
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["event"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        events,
+        ["daemon_start", "outage_start", "outage_end", "daemon_stop"]
     );
 }
