@@ -79,6 +79,26 @@ pub enum Command {
         #[arg(long)]
         verify: bool,
     },
+    /// Evidence report for a period: coverage, journal integrity, outages by group and cause.
+    Report {
+        /// Directory holding journal.jsonl (default: the config's data_dir, else /var/lib/linkwatch).
+        #[arg(long, value_name = "DIR", env = "LINKWATCH_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// Take data_dir from this configuration file.
+        #[arg(long, short, value_name = "PATH")]
+        config: Option<PathBuf>,
+        /// Start of the period (RFC 3339, 2026-11-01, or a span back from now: 7d).
+        #[arg(long, value_name = "T")]
+        since: String,
+        /// End of the period (default: now).
+        #[arg(long, value_name = "T")]
+        until: Option<String>,
+        #[arg(long, value_enum, default_value = "markdown")]
+        format: crate::report::Format,
+        /// Time zone for the times shown (IANA name, e.g. Asia/Almaty; default UTC).
+        #[arg(long, value_name = "ZONE", default_value = "UTC")]
+        tz: String,
+    },
 }
 
 /// Parses the arguments and runs the command.
@@ -122,6 +142,88 @@ pub fn main() -> ExitCode {
             json,
             verify,
         ),
+        Command::Report {
+            ref data_dir,
+            ref config,
+            ref since,
+            ref until,
+            format,
+            ref tz,
+        } => report(
+            data_dir.as_deref(),
+            config.as_deref(),
+            since,
+            until.as_deref(),
+            format,
+            tz,
+        ),
+    }
+}
+
+/// The data directory for offline commands: `--data-dir`, else the config's, else the default's.
+fn resolve_data_dir(
+    data_dir: Option<&Path>,
+    config_path: Option<&Path>,
+) -> Result<PathBuf, ExitCode> {
+    match (data_dir, config_path) {
+        (Some(d), _) => Ok(d.to_path_buf()),
+        (None, Some(p)) => match config::load(p) {
+            Ok(c) => Ok(c.daemon.data_dir),
+            Err(errors) => {
+                print_config_errors(&errors);
+                Err(ExitCode::from(2))
+            }
+        },
+        (None, None) => Ok(config::default_config()
+            .map(|c| c.daemon.data_dir)
+            .unwrap_or_else(|_| PathBuf::from("/var/lib/linkwatch"))),
+    }
+}
+
+fn report(
+    data_dir: Option<&Path>,
+    config_path: Option<&Path>,
+    since: &str,
+    until: Option<&str>,
+    format: crate::report::Format,
+    tz: &str,
+) -> ExitCode {
+    use crate::report::ReportError;
+    let dir = match resolve_data_dir(data_dir, config_path) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let now = jiff::Timestamp::now();
+    let since = match crate::timeparse::parse_time(since, now) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("linkwatch: --since: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let until = match until.map(|u| crate::timeparse::parse_time(u, now)) {
+        None => now,
+        Some(Ok(t)) => t,
+        Some(Err(e)) => {
+            eprintln!("linkwatch: --until: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match crate::report::build(&dir, since, until, tz)
+        .and_then(|r| crate::report::render(&r, format))
+    {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e @ (ReportError::EmptyPeriod { .. } | ReportError::TimeZone(_))) => {
+            eprintln!("linkwatch: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("linkwatch: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 
@@ -133,19 +235,9 @@ fn outages(
     verify: bool,
 ) -> ExitCode {
     use crate::outage::report;
-    let dir = match (data_dir, config_path) {
-        (Some(d), _) => d.to_path_buf(),
-        (None, Some(p)) => match config::load(p) {
-            Ok(c) => c.daemon.data_dir,
-            Err(errors) => {
-                print_config_errors(&errors);
-                return ExitCode::from(2);
-            }
-        },
-        (None, None) => match config::default_config() {
-            Ok(c) => c.daemon.data_dir,
-            Err(_) => PathBuf::from("/var/lib/linkwatch"),
-        },
+    let dir = match resolve_data_dir(data_dir, config_path) {
+        Ok(d) => d,
+        Err(code) => return code,
     };
     let since = match since.map(|s| crate::timeparse::parse_time(s, jiff::Timestamp::now())) {
         None => None,

@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod metrics;
 pub mod outage;
 pub mod probe;
+pub mod report;
 pub mod scheduler;
 pub mod server;
 pub mod status;

@@ -518,4 +518,57 @@ port = {svc_port}
         events,
         ["daemon_start", "outage_start", "outage_end", "daemon_stop"]
     );
+
+    // The evidence report over the last hour, in every format.
+    let report = |format: &str| {
+        let out = std::process::Command::new(support::BIN)
+            .args([
+                "report",
+                "--since",
+                "1h",
+                "--format",
+                format,
+                "--tz",
+                "UTC",
+                "--data-dir",
+            ])
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let r: serde_json::Value = serde_json::from_str(&report("json")).unwrap();
+    assert_eq!(r["journal_ok"], true);
+    assert_eq!(r["runs"], 1);
+    assert_eq!(r["outages"].as_array().unwrap().len(), 1);
+    assert_eq!(r["outages"][0]["cause"], "internet");
+    assert_eq!(r["groups"][0]["group"], "internet");
+    assert_eq!(r["groups"][0]["outages"], 1);
+    let monitored = r["monitored_seconds"].as_f64().unwrap();
+    assert!(monitored > 1.0 && monitored < 60.0, "{monitored}");
+    let md = report("markdown");
+    assert!(md.contains("| internet | 1 |"), "{md}");
+    assert!(md.contains("Journal integrity (hash chain): intact"));
+    let csv = report("csv");
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    assert!(csv.lines().nth(1).unwrap().contains(",internet,internet,"));
+    assert!(report("html").contains("<td>internet</td>"));
+    let out = std::process::Command::new(support::BIN)
+        .args([
+            "report",
+            "--since",
+            "1h",
+            "--tz",
+            "Nowhere/Atlantis",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
 }
