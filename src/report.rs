@@ -350,6 +350,24 @@ fn caveats(r: &Report) -> Vec<String> {
     v
 }
 
+/// An outage's end for people: a time, "ongoing", or a time marked unobserved.
+fn end_text(o: &ReportOutage) -> String {
+    match (&o.end, o.end_observed) {
+        (None, _) => "ongoing".to_string(),
+        (Some(e), Some(false)) => format!("{e} (not observed)"),
+        (Some(e), _) => e.clone(),
+    }
+}
+
+fn gaps_text(o: &ReportOutage) -> String {
+    let gaps: Vec<String> = o
+        .gaps
+        .iter()
+        .map(|g| format!("{} to {}", g[0], g[1]))
+        .collect();
+    gaps.join("; ")
+}
+
 fn render_markdown(r: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# Connectivity report: {} to {}\n", r.since, r.until);
@@ -422,16 +440,7 @@ fn render_markdown(r: &Report) -> String {
         );
         let _ = writeln!(out, "|---|---|---:|---|---|---|---|");
         for o in &r.outages {
-            let end = match (&o.end, o.end_observed) {
-                (None, _) => "ongoing".to_string(),
-                (Some(e), Some(false)) => format!("{e} (not observed)"),
-                (Some(e), _) => e.clone(),
-            };
-            let gaps: Vec<String> = o
-                .gaps
-                .iter()
-                .map(|g| format!("{} to {}", g[0], g[1]))
-                .collect();
+            let (end, gaps) = (end_text(o), gaps_text(o));
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} | {} | {} | {} |",
@@ -441,11 +450,7 @@ fn render_markdown(r: &Report) -> String {
                 o.group,
                 o.cause,
                 o.targets.join(", "),
-                if gaps.is_empty() {
-                    "-".to_string()
-                } else {
-                    gaps.join("; ")
-                }
+                if gaps.is_empty() { "-" } else { &gaps }
             );
         }
         let _ = writeln!(
@@ -466,16 +471,7 @@ fn esc(s: &str) -> String {
 fn render_html(r: &Report) -> String {
     let mut rows = String::new();
     for o in &r.outages {
-        let end = match (&o.end, o.end_observed) {
-            (None, _) => "ongoing".to_string(),
-            (Some(e), Some(false)) => format!("{e} (not observed)"),
-            (Some(e), _) => e.clone(),
-        };
-        let gaps: Vec<String> = o
-            .gaps
-            .iter()
-            .map(|g| format!("{} to {}", g[0], g[1]))
-            .collect();
+        let (end, gaps) = (end_text(o), gaps_text(o));
         let _ = writeln!(
             rows,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -485,7 +481,7 @@ fn render_html(r: &Report) -> String {
             esc(&o.group),
             esc(&o.cause),
             esc(&o.targets.join(", ")),
-            esc(&gaps.join("; "))
+            esc(&gaps)
         );
     }
     let mut groups = String::new();

@@ -206,15 +206,7 @@ async fn server_addr(
             ));
         }
     };
-    let (ip, took) =
-        match tokio::time::timeout_at(deadline, resolve::resolve(&host, IpVersion::Any)).await {
-            Ok(r) => r?,
-            Err(_) => {
-                return Err(Outcome::Timeout {
-                    phase: Some(Phase::Resolve),
-                });
-            }
-        };
+    let (ip, took) = resolve::resolve_by(&host, IpVersion::Any, deadline).await?;
     add_phase(phases, Phase::Resolve, took);
     Ok((SocketAddr::new(ip, port), host.to_string()))
 }

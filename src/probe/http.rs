@@ -268,15 +268,7 @@ pub(crate) async fn exchange(
         .unwrap_or(if https { 443 } else { 80 });
     let http_request = build_request(req)?;
 
-    let (ip, resolve_time) =
-        match tokio::time::timeout_at(deadline, resolve::resolve(&host, req.ip_version)).await {
-            Ok(r) => r?,
-            Err(_) => {
-                return Err(Outcome::Timeout {
-                    phase: Some(Phase::Resolve),
-                });
-            }
-        };
+    let (ip, resolve_time) = resolve::resolve_by(&host, req.ip_version, deadline).await?;
     add_phase(&mut acc.phases, Phase::Resolve, resolve_time);
     acc.info.peer = Some(ip);
     let addr = std::net::SocketAddr::new(ip, port);

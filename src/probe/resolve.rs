@@ -29,6 +29,21 @@ pub async fn resolve(host: &Host, ip_version: IpVersion) -> Result<(IpAddr, Dura
     Ok((ip, start.elapsed()))
 }
 
+/// [`resolve`] bounded by `deadline`: a resolver that does not answer in
+/// time is a timeout in the `resolve` phase.
+pub async fn resolve_by(
+    host: &Host,
+    ip_version: IpVersion,
+    deadline: Instant,
+) -> Result<(IpAddr, Duration), Outcome> {
+    match tokio::time::timeout_at(deadline, resolve(host, ip_version)).await {
+        Ok(r) => r,
+        Err(_) => Err(Outcome::Timeout {
+            phase: Some(Phase::Resolve),
+        }),
+    }
+}
+
 async fn resolve_name(name: &str, ip_version: IpVersion) -> Result<IpAddr, Outcome> {
     let addrs = tokio::net::lookup_host((name, 0))
         .await
