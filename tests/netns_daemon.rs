@@ -150,3 +150,85 @@ fn which(cmd: &str) -> bool {
         .map(|o| o.status.success())
         .unwrap_or(false)
 }
+
+/// Names are resolved on every probe and a resolution failure is its own
+/// reason. The namespace gets its own resolv.conf (`ip netns exec` bind-mounts
+/// /etc/netns/<ns>/resolv.conf) naming a resolver on its own loopback, so no
+/// query can leave it.
+#[test]
+fn unresolvable_names_fail_with_reason_resolve() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let etc = std::path::PathBuf::from("/etc/netns").join(ns.name());
+    std::fs::create_dir_all(&etc).unwrap();
+    let _cleanup = RemoveDir(etc.clone());
+    std::fs::write(
+        etc.join("resolv.conf"),
+        "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        r#"
+[daemon]
+listen = "127.0.0.1:0"
+data_dir = "/tmp/unused"
+[defaults]
+interval = "5s"
+timeout = "3s"
+[[group]]
+name = "g"
+[[target]]
+name = "web"
+group = "g"
+kind = "http"
+url = "http://does-not-exist.invalid/"
+[[target]]
+name = "port"
+group = "g"
+kind = "tcp"
+host = "nowhere.invalid"
+port = 443
+[[target]]
+name = "ping"
+group = "g"
+kind = "icmp"
+host = "nowhere.invalid"
+"#,
+    )
+    .unwrap();
+    let out = ns
+        .command(&[BIN, "probe", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{table}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in ["web", "port", "ping"] {
+        let row = table
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no row for {name}:\n{table}"));
+        assert!(
+            row.contains("error") && row.contains("resolve: failed to resolve"),
+            "{row}"
+        );
+    }
+}
+
+/// Removes a directory on drop (the namespace's /etc/netns entry).
+struct RemoveDir(std::path::PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
