@@ -64,12 +64,10 @@ pub async fn run(
     if let Some(icmp) = probers.icmp() {
         for (family, mode) in icmp.modes() {
             metrics.set_icmp_mode(family, mode.as_str());
-            tracing::info!(family, mode = mode.as_str(), "ICMP socket open");
         }
     }
     let status = Arc::new(StatusStore::new(&config));
     let (outages, outage_handle) = OutageService::start(&config, metrics.registry()).await?;
-    tracing::info!(data_dir = %config.daemon.data_dir.display(), "outage journal open");
     let listener = server::bind(config.daemon.listen)
         .await
         .map_err(StartError::Listen)?;
