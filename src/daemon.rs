@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::outage::OutageService;
 use crate::probe::{Outcome, ProbeResult, Probers};
 use crate::scheduler::Scheduler;
+use crate::sdnotify::Notifier;
 use crate::server::{self, AppState};
 use crate::status::StatusStore;
 
@@ -114,6 +115,27 @@ pub async fn run(
             .run(cancel.clone()),
     );
 
+    let notifier = Arc::new(Notifier::from_env());
+    notifier.notify(&format!(
+        "READY=1\nSTATUS=probing {} targets, serving http://{addr}",
+        config.targets.len()
+    ));
+    let watchdog = notifier.watchdog_interval().map(|every| {
+        let notifier = notifier.clone();
+        let alive = scheduler_alive.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                // This task running at all shows the runtime is not stalled.
+                if alive.load(Ordering::Acquire) {
+                    notifier.notify("WATCHDOG=1");
+                }
+            }
+        })
+    });
+
     tokio::select! {
         () = shutdown => {}
         res = &mut scheduler => {
@@ -122,6 +144,10 @@ pub async fn run(
         }
     }
     let begun = tokio::time::Instant::now();
+    notifier.notify("STOPPING=1");
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     tracing::info!("stopping: no new probes; waiting for probes in flight");
     cancel.cancel();
     if !scheduler.is_finished()

@@ -12,6 +12,7 @@ pub mod outage;
 pub mod probe;
 pub mod report;
 pub mod scheduler;
+pub mod sdnotify;
 pub mod server;
 pub mod status;
 pub mod timeparse;

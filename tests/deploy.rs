@@ -200,7 +200,8 @@ fn systemd_analyze_verifies_the_unit() {
         "ProtectSystem=strict",
         "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK",
         "SystemCallFilter=@system-service",
-        "Type=simple",
+        "Type=notify",
+        "WatchdogSec=30s",
         "KillSignal=SIGTERM",
         "Restart=on-failure",
     ] {

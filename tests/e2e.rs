@@ -572,3 +572,41 @@ port = {svc_port}
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Under systemd (`Type=notify`, `WatchdogSec=`): READY once listening,
+/// WATCHDOG pings while alive, STOPPING at shutdown.
+#[test]
+fn notifies_systemd_ready_watchdog_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut d = Daemon::start_with(
+        &loopback_config(closed_port(), closed_port()),
+        &[
+            ("NOTIFY_SOCKET", sock_path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "400000"),
+        ],
+    );
+    let mut recv = || {
+        let mut buf = [0u8; 512];
+        let n = sock.recv(&mut buf).expect("notification within 5 s");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let ready = recv();
+    assert!(ready.starts_with("READY=1\n"), "{ready}");
+    assert!(ready.contains(&d.addr.to_string()), "{ready}");
+    // Pings every WATCHDOG_USEC / 2.
+    let t0 = Instant::now();
+    assert_eq!(recv(), "WATCHDOG=1");
+    assert_eq!(recv(), "WATCHDOG=1");
+    assert!(t0.elapsed() < Duration::from_secs(2));
+    let (status, _) = d.terminate(Duration::from_secs(5));
+    assert!(status.success());
+    let mut last = recv();
+    while last == "WATCHDOG=1" {
+        last = recv();
+    }
+    assert_eq!(last, "STOPPING=1");
+}

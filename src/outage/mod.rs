@@ -73,6 +73,11 @@ impl ClockSync {
     /// `adjtimex` safely, so without systemd the state is recorded as unknown.
     pub async fn detect() -> Self {
         let mut cmd = tokio::process::Command::new("timedatectl");
+        // systemd tools report their exit status to $NOTIFY_SOCKET; keep the
+        // child from speaking to the service manager in our name.
+        cmd.env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID");
         cmd.args(["show", "-p", "NTPSynchronized", "--value"])
             .kill_on_drop(true)
             .stdin(std::process::Stdio::null());
