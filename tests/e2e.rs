@@ -589,7 +589,7 @@ fn notifies_systemd_ready_watchdog_and_stopping() {
             ("WATCHDOG_USEC", "400000"),
         ],
     );
-    let mut recv = || {
+    let recv = || {
         let mut buf = [0u8; 512];
         let n = sock.recv(&mut buf).expect("notification within 5 s");
         String::from_utf8_lossy(&buf[..n]).into_owned()
