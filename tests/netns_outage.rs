@@ -160,3 +160,172 @@ fn dns_servers_stopped_is_a_dns_outage_only() {
     let (_, timings) = finish("dns-stop", &mut w, &[("dns", "dns")], injected, removed);
     report(timings);
 }
+
+/// Sum of `linkwatch_probes_total` over the groups behind the router, by result.
+fn probes_behind_router(metrics: &str, result: Option<&str>) -> f64 {
+    ["isp", "internet", "dns"]
+        .iter()
+        .map(|g| {
+            let mut labels = vec![("group", *g)];
+            if let Some(r) = result {
+                labels.push(("result", r));
+            }
+            support::sum(metrics, "linkwatch_probes_total", &labels)
+        })
+        .sum()
+}
+
+/// 20 % of the packets leaving the router towards the ISP are dropped for 20
+/// probe intervals: probes fail, no outage is recorded.
+///
+/// Why a false outage is extremely unlikely: the rule drops requests only
+/// (one direction), so every probe behind the router fails independently with
+/// q = 0.2 (ICMP echo, TCP SYN and DNS query are one packet each, and a
+/// retransmission would come after the 200 ms timeout), HTTP with at most
+/// q = 1 - 0.8² = 0.36 (SYN or request segment). A target goes down after
+/// fail_after = 4 consecutive failures. Over at most 25 probes (20 under loss
+/// plus margin) a run of 4 occurs with probability 0.0282 for q = 0.2 and
+/// 0.224 for q = 0.36 (exact, by a Markov chain over the current run length).
+/// A group outage needs every one of its targets down at some point, and the
+/// targets are independent: isp (3 × ICMP) and dns (3 servers) each at most
+/// 0.0282³ = 2.2e-5, internet at most 0.0282³ × 0.224 = 5e-6; lan is in front
+/// of the rule. So below 5e-5 per run. (With fail_after 3 and q = 0.3 a single
+/// target would go down in 38 % of runs, hence these numbers.)
+#[test]
+fn random_packet_loss_is_not_an_outage() {
+    if !require_root() {
+        return;
+    }
+    let net = FakeNet::new();
+    let p = Params {
+        fail_after: 4,
+        ..Params::FAST
+    };
+    let mut w = net.watch(p);
+    let before = w.api_text("/metrics");
+    let rule = [
+        "FORWARD",
+        "-o",
+        net.uplink.b_if.as_str(),
+        "-m",
+        "statistic",
+        "--mode",
+        "random",
+        "--probability",
+        "0.2",
+        "-j",
+        "DROP",
+    ];
+    let iptables = |op: &str| {
+        let mut args = vec!["iptables", "-w", op];
+        args.extend(rule);
+        net.router.exec(&args);
+    };
+    iptables("-A");
+    std::thread::sleep(p.interval * 20);
+    let dropped = net
+        .router
+        .exec(&["iptables", "-w", "-L", "FORWARD", "-v", "-x", "-n"]);
+    iptables("-D");
+    let after = w.api_text("/metrics");
+    let probes = probes_behind_router(&after, None) - probes_behind_router(&before, None);
+    let failed = probes
+        - (probes_behind_router(&after, Some("success"))
+            - probes_behind_router(&before, Some("success")));
+    eprintln!("LOSS: {failed} of {probes} probes behind the router failed under 20 % loss");
+    // The loss was real: about 22 % of the probes are expected to fail.
+    assert!(probes >= 100.0, "{probes} probes\n{after}");
+    assert!(
+        failed >= 0.08 * probes && failed <= 0.45 * probes,
+        "{failed} of {probes} probes failed\n{dropped}"
+    );
+    // A target whose streak was cut off by the end of the loss settles now.
+    std::thread::sleep(p.interval * (p.fail_after + 2));
+    w.wait_all_up(NOTICE);
+    assert_eq!(w.api_outages(), Vec::new());
+    w.stop();
+    assert_eq!(w.cli_outages(), Vec::new());
+    w.verify();
+    let events = w.journal_events();
+    assert!(
+        events.keys().all(|e| e.starts_with("daemon_")),
+        "{events:?}"
+    );
+}
+
+/// `kill -9` while the ISP uplink is down, restart while it is still down:
+/// one outage per affected group from the fault to the repair, the same ids
+/// before and after, and a gap covering the time no daemon ran.
+#[test]
+fn kill9_mid_outage_and_restart_while_down_is_one_outage_with_a_gap() {
+    if !require_root() {
+        return;
+    }
+    let net = FakeNet::new();
+    let mut w = net.watch(Params::FAST);
+    let p = w.params;
+    let expect = [("isp", "isp"), ("internet", "isp"), ("dns", "isp")];
+    let affected = expect.map(|(g, _)| g);
+    let injected = net.break_link(Hop::Uplink);
+    let first = w.wait_open(&affected, NOTICE);
+    std::thread::sleep(p.interval * 3);
+    let killed = w.kill9();
+    std::thread::sleep(Duration::from_millis(1500));
+    let restarted = Timestamp::now();
+    w.start();
+    let resumed = w.wait("the outages resumed by the new run", NOTICE, |w| {
+        let states = w.group_states();
+        (affected.iter().all(|g| states[*g] == "down") && states["lan"] == "up")
+            .then(|| w.api_outages())
+    });
+    for g in affected {
+        let before: Vec<&Outage> = first.iter().filter(|o| o.group == g).collect();
+        let after: Vec<&Outage> = resumed.iter().filter(|o| o.group == g).collect();
+        assert_eq!(before.len(), 1, "{first:#?}");
+        assert_eq!(after.len(), 1, "{resumed:#?}");
+        assert_eq!(
+            after[0].id, before[0].id,
+            "{g}: the id changed across the restart"
+        );
+        assert_eq!(after[0].end, None, "{resumed:#?}");
+        assert_eq!(after[0].gaps.len(), 1, "{resumed:#?}");
+    }
+    std::thread::sleep(p.interval * 3);
+    let removed = net.repair(Hop::Uplink);
+    let (cli, timings) = finish("kill9", &mut w, &expect, injected, removed);
+    for o in &cli {
+        let was = first.iter().find(|f| f.group == o.group).unwrap();
+        assert_eq!(o.id, was.id, "{o:#?}");
+        assert_eq!(o.gaps.len(), 1, "{o:#?}");
+        let (from, to) = o.gaps[0];
+        // The gap covers the time no daemon ran; it begins at the killed run's
+        // last sign of life (a journal line or its heartbeat, written every
+        // 5 s) and ends at the new run's first failed probe.
+        assert!(
+            from <= killed && to >= restarted,
+            "gap {from}..{to} does not cover {killed}..{restarted}"
+        );
+        let hb = (linkwatch::outage::HEARTBEAT_INTERVAL + Duration::from_secs(1)).as_secs_f64();
+        assert!(
+            from >= o.start && fakenet::ms_between(killed, from) <= hb * 1e3,
+            "gap starts at {from}, killed at {killed}: {o:#?}"
+        );
+        assert!(
+            fakenet::ms_between(to, restarted) <= 3000.0,
+            "gap ends at {to}, restarted at {restarted}: {o:#?}"
+        );
+        assert_eq!(o.duration_clock, "wall", "{o:#?}");
+        let span = o.end.unwrap().duration_since(o.start).as_secs_f64();
+        assert!((o.duration_seconds - span).abs() < 0.002, "{o:#?}");
+        eprintln!(
+            "GAP kill9 {:<9} from {:+.0} ms (vs kill) to {:+.0} ms (vs restart)",
+            o.group,
+            fakenet::ms_between(from, killed),
+            fakenet::ms_between(to, restarted)
+        );
+    }
+    let events = w.journal_events();
+    assert_eq!(events.get("daemon_start"), Some(&2), "{events:?}");
+    assert_eq!(events.get("outage_resume"), Some(&3), "{events:?}");
+    report(timings);
+}
