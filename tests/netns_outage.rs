@@ -15,7 +15,6 @@ mod support;
 
 use std::time::Duration;
 
-use common::netns::require_root;
 use fakenet::{FakeNet, GROUPS, Hop, Outage, Params, Timing, Watcher, check_outage, report};
 use jiff::Timestamp;
 
@@ -93,7 +92,7 @@ fn finish(
 /// Takes a link down on its far side, then repairs it, and checks the
 /// outages `expect` (group, cause).
 fn link_down_scenario(scenario: &'static str, hop: Hop, expect: &[(&str, &str)]) {
-    if !require_root() {
+    if !fakenet::can_run() {
         return;
     }
     let net = FakeNet::new();
@@ -145,7 +144,7 @@ fn far_link_down_is_an_internet_outage_only() {
 
 #[test]
 fn dns_servers_stopped_is_a_dns_outage_only() {
-    if !require_root() {
+    if !fakenet::can_run() {
         return;
     }
     let mut net = FakeNet::new();
@@ -193,7 +192,7 @@ fn probes_behind_router(metrics: &str, result: Option<&str>) -> f64 {
 /// target would go down in 38 % of runs, hence these numbers.)
 #[test]
 fn random_packet_loss_is_not_an_outage() {
-    if !require_root() {
+    if !fakenet::can_run() {
         return;
     }
     let net = FakeNet::new();
@@ -258,7 +257,7 @@ fn random_packet_loss_is_not_an_outage() {
 /// before and after, and a gap covering the time no daemon ran.
 #[test]
 fn kill9_mid_outage_and_restart_while_down_is_one_outage_with_a_gap() {
-    if !require_root() {
+    if !fakenet::can_run() {
         return;
     }
     let net = FakeNet::new();
@@ -328,4 +327,64 @@ fn kill9_mid_outage_and_restart_while_down_is_one_outage_with_a_gap() {
     assert_eq!(events.get("daemon_start"), Some(&2), "{events:?}");
     assert_eq!(events.get("outage_resume"), Some(&3), "{events:?}");
     report(timings);
+}
+
+/// `kill -9` mid-outage, repaired while no daemon runs: the next run closes
+/// each outage at the killed run's last sign of life, marks the end as not
+/// observed, records the gap, and starts nothing new.
+#[test]
+fn kill9_mid_outage_and_repair_while_stopped_closes_unobserved() {
+    if !fakenet::can_run() {
+        return;
+    }
+    let net = FakeNet::new();
+    let mut w = net.watch(Params::FAST);
+    let p = w.params;
+    let affected = ["internet", "dns"];
+    let injected = net.break_link(Hop::Far);
+    let first = w.wait_open(&affected, NOTICE);
+    std::thread::sleep(p.interval * 3);
+    let killed = w.kill9();
+    net.repair(Hop::Far);
+    std::thread::sleep(Duration::from_millis(500));
+    let restarted = Timestamp::now();
+    w.start();
+    w.wait_all_up(NOTICE);
+    let api = w.wait_all_closed(NOTICE);
+    w.stop();
+    let cli = w.cli_outages();
+    assert_eq!(api, cli, "the API and the CLI disagree");
+    assert_eq!(cli.len(), 2, "{cli:#?}");
+    for o in &cli {
+        let was = first.iter().find(|f| f.group == o.group).unwrap();
+        assert_eq!(o.id, was.id, "{o:#?}");
+        assert_eq!(o.cause, "internet", "{o:#?}");
+        assert_eq!(o.end_observed, Some(false), "{o:#?}");
+        let tol = p.tolerance().as_secs_f64() * 1e3;
+        assert!(
+            fakenet::ms_between(o.start, injected).abs() <= tol,
+            "{o:#?}"
+        );
+        let end = o.end.unwrap();
+        let hb = (linkwatch::outage::HEARTBEAT_INTERVAL + Duration::from_secs(1)).as_secs_f64();
+        assert!(
+            end <= killed && fakenet::ms_between(killed, end) <= hb * 1e3,
+            "end {end} vs killed {killed}: {o:#?}"
+        );
+        assert_eq!(o.gaps.len(), 1, "{o:#?}");
+        let (from, to) = o.gaps[0];
+        assert_eq!(from, end, "{o:#?}");
+        assert!(to >= restarted, "{o:#?}");
+        eprintln!(
+            "UNOBSERVED {:<9} end {:+.0} ms (vs kill), gap to {:+.0} ms (vs restart)",
+            o.group,
+            fakenet::ms_between(end, killed),
+            fakenet::ms_between(to, restarted)
+        );
+    }
+    w.verify();
+    let events = w.journal_events();
+    assert_eq!(events.get("outage_start"), Some(&2), "{events:?}");
+    assert_eq!(events.get("outage_end"), Some(&2), "{events:?}");
+    assert_eq!(events.get("outage_resume"), None, "{events:?}");
 }

@@ -52,6 +52,19 @@ pub const DNS: [&str; 3] = ["10.231.100.53", "10.231.100.54", "10.231.100.55"];
 /// The groups, upstream first.
 pub const GROUPS: [&str; 4] = ["lan", "isp", "internet", "dns"];
 
+/// True when the scenarios can run: root, `ip netns`, `curl` and `iptables`.
+/// Otherwise prints why and returns false (panics when `CI=true`).
+pub fn can_run() -> bool {
+    crate::common::netns::require_root()
+        && ["curl", "iptables"].iter().all(|tool| {
+            let found = Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            crate::support::require(found, &format!("`{tool}` is not installed"))
+        })
+}
+
 /// Probe timing of every target.
 #[derive(Debug, Clone, Copy)]
 pub struct Params {
