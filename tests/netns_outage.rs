@@ -39,11 +39,13 @@ fn finish(
     expect: &[(&str, &str)],
     injected: Timestamp,
     removed: Timestamp,
+    restarted: bool,
 ) -> (Vec<Outage>, Vec<Timing>) {
     // Anything still settling (a late, wrongly attributed outage) would show
     // up within a few probe intervals.
     std::thread::sleep(w.params.interval * (w.params.fail_after + 2));
     let api = w.wait_all_closed(NOTICE);
+    let metrics = w.api_text("/metrics");
     w.stop();
     let cli = w.cli_outages();
     assert_eq!(
@@ -80,6 +82,7 @@ fn finish(
             ),
         }
     }
+    check_metrics(scenario, &metrics, &cli, restarted, &w.params);
     w.verify();
     let events = w.journal_events();
     let count = |e: &str| events.get(e).copied().unwrap_or(0);
@@ -87,6 +90,41 @@ fn finish(
     assert_eq!(count("outage_end"), expect.len(), "{events:?}");
     assert_eq!(count("daemon_stop"), 1, "{events:?}");
     (cli, timings)
+}
+
+/// The outage metrics of the last run agree with the recorded outages: none
+/// active, one started per outage (unless they began in an earlier run), and
+/// the downtime counted within one probe interval of each outage's length.
+fn check_metrics(scenario: &str, m: &str, outages: &[Outage], restarted: bool, p: &Params) {
+    use support::{sample, sum};
+    assert_eq!(
+        sum(m, "linkwatch_outage_active", &[]),
+        0.0,
+        "{scenario}: {m}"
+    );
+    if restarted {
+        return;
+    }
+    assert_eq!(
+        sum(m, "linkwatch_outages_total", &[]),
+        outages.len() as f64,
+        "{scenario}: {m}"
+    );
+    for o in outages {
+        let labels = [("group", o.group.as_str()), ("cause", o.cause.as_str())];
+        assert_eq!(
+            sample(m, "linkwatch_outages_total", &labels),
+            Some(1.0),
+            "{scenario}: {m}"
+        );
+        let down = sample(m, "linkwatch_downtime_seconds_total", &labels[..1]).unwrap();
+        assert!(
+            (down - o.duration_seconds).abs() <= p.interval.as_secs_f64(),
+            "{scenario}: {} downtime {down} s, outage {} s",
+            o.group,
+            o.duration_seconds
+        );
+    }
 }
 
 /// Takes a link down on its far side, then repairs it, and checks the
@@ -105,7 +143,7 @@ fn link_down_scenario(scenario: &'static str, hop: Hop, expect: &[(&str, &str)])
     // not be missed.
     std::thread::sleep(w.params.interval * 3);
     let removed = net.repair(hop);
-    let (_, timings) = finish(scenario, &mut w, expect, injected, removed);
+    let (_, timings) = finish(scenario, &mut w, expect, injected, removed, false);
     report(timings);
 }
 
@@ -156,7 +194,14 @@ fn dns_servers_stopped_is_a_dns_outage_only() {
     w.wait_open(&["dns"], NOTICE);
     std::thread::sleep(w.params.interval * 3);
     let removed = net.start_dns();
-    let (_, timings) = finish("dns-stop", &mut w, &[("dns", "dns")], injected, removed);
+    let (_, timings) = finish(
+        "dns-stop",
+        &mut w,
+        &[("dns", "dns")],
+        injected,
+        removed,
+        false,
+    );
     report(timings);
 }
 
@@ -291,7 +336,7 @@ fn kill9_mid_outage_and_restart_while_down_is_one_outage_with_a_gap() {
     }
     std::thread::sleep(p.interval * 3);
     let removed = net.repair(Hop::Uplink);
-    let (cli, timings) = finish("kill9", &mut w, &expect, injected, removed);
+    let (cli, timings) = finish("kill9", &mut w, &expect, injected, removed, true);
     for o in &cli {
         let was = first.iter().find(|f| f.group == o.group).unwrap();
         assert_eq!(o.id, was.id, "{o:#?}");
@@ -351,6 +396,7 @@ fn kill9_mid_outage_and_repair_while_stopped_closes_unobserved() {
     w.start();
     w.wait_all_up(NOTICE);
     let api = w.wait_all_closed(NOTICE);
+    let metrics = w.api_text("/metrics");
     w.stop();
     let cli = w.cli_outages();
     assert_eq!(api, cli, "the API and the CLI disagree");
