@@ -401,6 +401,7 @@ fn kill9_mid_outage_and_repair_while_stopped_closes_unobserved() {
     let cli = w.cli_outages();
     assert_eq!(api, cli, "the API and the CLI disagree");
     assert_eq!(cli.len(), 2, "{cli:#?}");
+    check_metrics("unobserved", &metrics, &cli, true, &p);
     for o in &cli {
         let was = first.iter().find(|f| f.group == o.group).unwrap();
         assert_eq!(o.id, was.id, "{o:#?}");
