@@ -113,10 +113,14 @@ pub fn main() -> ExitCode {
             let Some(mut cfg) = load_or_default(config.as_deref()) else {
                 return ExitCode::from(2);
             };
-            if let Some(dir) = data_dir {
-                cfg.daemon.data_dir = dir.clone();
-            }
             init_logging(&cli, cfg.daemon.log_format);
+            match (data_dir, config) {
+                (Some(dir), _) => cfg.daemon.data_dir = dir.clone(),
+                // The embedded default must run for anyone: fall back from
+                // /var/lib/linkwatch to a per-user directory when needed.
+                (None, None) => cfg.daemon.data_dir = default_data_dir(&cfg.daemon.data_dir),
+                (None, Some(_)) => {}
+            }
             run_daemon(cfg)
         }
         Command::Probe {
@@ -294,6 +298,59 @@ fn outages(
             ExitCode::from(1)
         }
     }
+}
+
+/// Where the embedded default keeps its journal: `$STATE_DIRECTORY` (set by
+/// systemd's `StateDirectory=`), else `preferred` if it can be created and
+/// written, else `$XDG_STATE_HOME/linkwatch` or `~/.local/state/linkwatch`.
+fn default_data_dir(preferred: &Path) -> PathBuf {
+    if let Some(dir) = std::env::var_os("STATE_DIRECTORY").filter(|d| !d.is_empty()) {
+        // May be a colon-separated list; the first is ours.
+        let first = dir
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        if !first.is_empty() {
+            return PathBuf::from(first);
+        }
+    }
+    if writable_dir(preferred) {
+        return preferred.to_path_buf();
+    }
+    let fallback = std::env::var_os("XDG_STATE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|d| !d.is_empty())
+                .map(|h| PathBuf::from(h).join(".local/state"))
+        })
+        .map(|base| base.join("linkwatch"));
+    match fallback {
+        Some(dir) if writable_dir(&dir) => {
+            tracing::warn!(
+                preferred = %preferred.display(),
+                data_dir = %dir.display(),
+                "cannot write the default data directory; keeping the outage journal in a per-user directory instead (set --data-dir to choose)"
+            );
+            dir
+        }
+        // Nothing better: let the outage service report the original problem.
+        _ => preferred.to_path_buf(),
+    }
+}
+
+/// Whether `dir` exists or can be created, and a file can be written in it.
+fn writable_dir(dir: &Path) -> bool {
+    if std::fs::create_dir_all(dir).is_err() {
+        return false;
+    }
+    let probe = dir.join(format!(".linkwatch-write-test.{}", std::process::id()));
+    let ok = std::fs::write(&probe, b"").is_ok();
+    let _ = std::fs::remove_file(&probe);
+    ok
 }
 
 fn load_or_default(path: Option<&Path>) -> Option<Config> {

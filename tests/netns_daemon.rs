@@ -232,3 +232,66 @@ impl Drop for RemoveDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// `linkwatch run` with no arguments works for an ordinary user: when
+/// /var/lib/linkwatch cannot be written, the embedded default keeps its
+/// journal under ~/.local/state/linkwatch and says so.
+#[test]
+fn embedded_default_runs_as_an_unprivileged_user() {
+    if !require_root()
+        || !support::require(which("setpriv"), "setpriv is not installed")
+        || !support::require(which("curl"), "curl is not installed")
+    {
+        return;
+    }
+    let ns = Netns::new();
+    // Unprivileged ICMP for everyone, inside this namespace only.
+    ns.sysctl("net.ipv4.ping_group_range", "0 2147483647");
+    let home = tempfile::tempdir().unwrap();
+    assert!(
+        Command::new("chown")
+            .args(["65534:65534", home.path().to_str().unwrap()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let child = ns
+        .command(&[
+            "setpriv",
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            BIN,
+            "run",
+        ])
+        .env("HOME", home.path())
+        .env_remove("XDG_STATE_HOME")
+        .env_remove("STATE_DIRECTORY")
+        .env_remove("LINKWATCH_DATA_DIR")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut d = Daemon::attach(child, tempfile::tempdir().unwrap());
+    assert_eq!(get_in(&ns, "http://127.0.0.1:9898/healthz"), "ok\n");
+    let journal = home.path().join(".local/state/linkwatch/journal.jsonl");
+    d.wait_for(Duration::from_secs(5), |_| journal.exists().then_some(()));
+    assert!(d.log().contains("per-user directory"), "{}", d.log());
+    assert!(
+        d.log().contains("mode=\"dgram\"") || d.log().contains("v4=\"dgram\""),
+        "{}",
+        d.log()
+    );
+    let (status, took) = d.terminate(Duration::from_secs(5));
+    assert!(status.success(), "{status:?}\n{}", d.log());
+    assert!(took < Duration::from_secs(2));
+    let text = std::fs::read_to_string(&journal).unwrap();
+    assert!(
+        text.contains("\"daemon_start\"") && text.contains("\"daemon_stop\""),
+        "{text}"
+    );
+}
