@@ -368,6 +368,10 @@ fn load_or_default(path: Option<&Path>) -> Option<Config> {
 }
 
 fn print_config_errors(errors: &ConfigErrors) {
+    print_config_problems(errors, "; linkwatch did not start");
+}
+
+fn print_config_problems(errors: &ConfigErrors, suffix: &str) {
     let mut err = std::io::stderr().lock();
     for e in &errors.0 {
         let _ = writeln!(err, "{e}");
@@ -375,7 +379,7 @@ fn print_config_errors(errors: &ConfigErrors) {
     let n = errors.0.len();
     let _ = writeln!(
         err,
-        "{n} problem{} found; linkwatch did not start",
+        "{n} problem{} found{suffix}",
         if n == 1 { "" } else { "s" }
     );
 }
@@ -392,7 +396,7 @@ fn check(path: &Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(errors) => {
-            print_config_errors(&errors);
+            print_config_problems(&errors, "");
             ExitCode::from(2)
         }
     }
