@@ -791,3 +791,45 @@ fn unknown_key_in_every_table_of_every_example_is_rejected_at_its_line() {
     }
     assert!(checked > 30, "only {checked} tables mutated");
 }
+
+/// The real binary: `linkwatch check` on every broken fixture prints each
+/// problem as `file:line:column: ...` (exactly the library's lines), exits 2
+/// and never panics; on every valid example it exits 0.
+#[test]
+fn check_command_reports_every_fixture_and_exits_2() {
+    let bin = env!("CARGO_BIN_EXE_linkwatch");
+    let mut seen = 0;
+    for entry in std::fs::read_dir("tests/config").unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.ends_with(".toml") {
+            continue;
+        }
+        let out = std::process::Command::new(bin)
+            .args(["check", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{name}: {stderr}");
+        if name.starts_with("invalid-") {
+            assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+            let errors = linkwatch::config::load(&path).unwrap_err();
+            for e in errors.iter() {
+                let line = e.to_string();
+                assert!(
+                    line.starts_with(&format!("{}:{}:{}: ", path.display(), e.line, e.column)),
+                    "{line}"
+                );
+                assert!(
+                    stderr.lines().any(|l| l == line),
+                    "{name}: missing `{line}` in\n{stderr}"
+                );
+            }
+            seen += 1;
+        } else {
+            assert_eq!(out.status.code(), Some(0), "{name}: {stderr}");
+        }
+    }
+    assert!(seen >= 20, "only {seen} invalid fixtures found");
+}
