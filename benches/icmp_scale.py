@@ -207,6 +207,14 @@ def lw_rtts(base):
     return out
 
 
+def lw_env(args):
+    env = dict(os.environ)
+    for kv in args.lw_env:
+        k, _, v = kv.partition("=")
+        env[k] = v
+    return env
+
+
 LW_NAMES = [
     "linkwatch_probes_total",
     "linkwatch_probes_skipped_total",
@@ -221,7 +229,7 @@ def run_linkwatch(args, work, addrs, rtt_samples):
     os.makedirs(data, exist_ok=True)
     lw_config(cfg, data, addrs)
     logf = open(os.path.join(work, f"linkwatch-{n}.log"), "w")
-    proc = subprocess.Popen([args.binary, "run", "--config", cfg],
+    proc = subprocess.Popen([args.binary, "run", "--config", cfg], env=lw_env(args),
                             stdout=logf, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{LW_PORT}"
     try:
@@ -459,7 +467,7 @@ def inner(args):
             os.makedirs(data, exist_ok=True)
             lw_config(cfg, data, ["127.0.0.1"] + addresses(9))
             logf = open(os.path.join(work, "idle.log"), "w")
-            proc = subprocess.Popen([args.binary, "run", "--config", cfg],
+            proc = subprocess.Popen([args.binary, "run", "--config", cfg], env=lw_env(args),
                                     stdout=logf, stderr=subprocess.STDOUT)
             rtts = []
             try:
@@ -563,6 +571,8 @@ def main():
     p.add_argument("--binary", default="target/release/linkwatch")
     p.add_argument("--rtt-samples", type=int, default=3,
                    help="snapshots of every target's last RTT taken after the window")
+    p.add_argument("--lw-env", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra environment for linkwatch, e.g. TOKIO_WORKER_THREADS=1")
     p.add_argument("--json", help="also write the results as JSON to this file")
     p.add_argument("--keep", action="store_true", help="keep configs and logs")
     p.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)

@@ -644,6 +644,38 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn overload_is_counted_in_metrics() {
+        // Three targets share one permit; probes take 0.98 s: most slots wait or are skipped.
+        let cfg = config(3, Duration::from_secs(1), Duration::from_millis(990), 1);
+        let metrics = Arc::new(Metrics::new(&cfg).unwrap());
+        let fake = Fake::new(|_, _| Duration::from_millis(980));
+        let (tx, mut rx) = mpsc::channel(1024);
+        let cancel = CancellationToken::new();
+        let sched = Scheduler::new(cfg, fake.clone(), tx, Some(metrics.clone()));
+        let handle = tokio::spawn(sched.run(cancel.clone()));
+        let collect = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        cancel.cancel();
+        handle.await.unwrap();
+        collect.await.unwrap();
+        let text = String::from_utf8(metrics.encode().unwrap()).unwrap();
+        let value = |prefix: &str| -> f64 {
+            text.lines()
+                .filter(|l| l.starts_with(prefix))
+                .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+                .sum()
+        };
+        assert!(value("linkwatch_probes_skipped_total{") >= 10.0, "{text}");
+        assert!(value("linkwatch_probes_queued_total ") >= 5.0, "{text}");
+        assert_eq!(value("linkwatch_probes_in_flight "), 0.0);
+        // Probes that waited started late, and the histogram says so.
+        assert!(
+            value("linkwatch_schedule_lateness_seconds_sum ") > 1.0,
+            "{text}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn cancellation_stops_scheduling_but_lets_in_flight_finish() {
         let cfg = config(1, Duration::from_secs(10), Duration::from_secs(5), 10);
         let fake = Fake::new(|_, _| Duration::from_secs(2));
