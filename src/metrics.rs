@@ -1,20 +1,30 @@
-//! The Prometheus exporter's probe and scheduler metrics, in an owned registry.
+//! The Prometheus exporter's probe and scheduler metrics.
 //!
 //! Every per-target label set is created at start, so each series exists (at 0)
 //! before the first probe and a dashboard never shows "no data" for a target
-//! that simply has not been probed yet. Handles are resolved once per target,
-//! so recording a result does no label hashing or allocation.
+//! that simply has not been probed yet.
+//!
+//! The per-target families (success, probes, duration histogram, phases,
+//! errors, skipped slots) are plain atomics per target, written out by
+//! [`Metrics::encode`] itself with each target's label set escaped once at
+//! start: with thousands of targets, gathering them through the `prometheus`
+//! crate rebuilt every label pair and bucket on every scrape and dominated
+//! its cost. Recording a result is a few relaxed atomic operations. The
+//! remaining families (scheduler, build info, HTTP/DNS details, outage and
+//! process metrics) stay in an owned `prometheus` registry, encoded after.
 
+use std::io::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::config::{Config, Kind, Target};
-use crate::probe::{Outcome, Phase, ProbeResult, RESULTS};
+use crate::probe::{Outcome, Phase, ProbeResult, RESULTS, Reason};
 
 pub const PROBE_SUCCESS: &str = "linkwatch_probe_success";
 pub const PROBES_TOTAL: &str = "linkwatch_probes_total";
@@ -32,6 +42,7 @@ pub const PROBES_SKIPPED_TOTAL: &str = "linkwatch_probes_skipped_total";
 pub const PROBES_IN_FLIGHT: &str = "linkwatch_probes_in_flight";
 pub const PROBE_CONCURRENCY_LIMIT: &str = "linkwatch_probe_concurrency_limit";
 pub const TARGETS: &str = "linkwatch_targets";
+pub const PROBES_QUEUED_TOTAL: &str = "linkwatch_probes_queued_total";
 
 /// Buckets for probe durations: 0.5 ms (a LAN ping) to 10 s (a crawling HTTPS
 /// fetch over a congested international link), roughly ×2-2.5 per step so
@@ -40,37 +51,90 @@ pub const DURATION_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// Buckets for schedule lateness: a healthy scheduler starts probes within
-/// microseconds; anything past 5 ms is the scaling limit showing.
+/// Buckets for schedule lateness: tokio's timers tick every millisecond, so a
+/// healthy scheduler starts probes within 0-1.x ms; the finer steps around
+/// that keep p50/p99 readable, and anything past 5 ms is the scaling limit
+/// showing.
 pub const LATENESS_BUCKETS: &[f64] = &[
-    0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0,
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0,
 ];
 
 const TARGET_LABELS: [&str; 3] = ["target", "group", "kind"];
 
-/// Per-target metric handles, resolved once at start.
+/// Every [`Reason`], indexed by its discriminant; `reason` label values after "timeout".
+const REASONS: [Reason; 15] = [
+    Reason::Resolve,
+    Reason::NoAddress,
+    Reason::NoGateway,
+    Reason::ConnectRefused,
+    Reason::Unreachable,
+    Reason::Blocked,
+    Reason::Tls,
+    Reason::StatusMismatch,
+    Reason::BodyMismatch,
+    Reason::TooManyRedirects,
+    Reason::Rcode,
+    Reason::AnswerMismatch,
+    Reason::Malformed,
+    Reason::ConnectionReset,
+    Reason::Io,
+];
+
+/// A float stored as its bits.
+#[derive(Default)]
+struct AtomicF64(AtomicU64);
+
+impl AtomicF64 {
+    fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+    fn set(&self, v: f64) {
+        self.0.store(v.to_bits(), Ordering::Relaxed);
+    }
+    fn add(&self, v: f64) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                Some((f64::from_bits(b) + v).to_bits())
+            });
+    }
+}
+
+/// One target's series.
 struct TargetMetrics {
-    success: IntGauge,
-    probes: [IntCounter; 3],
-    duration: Histogram,
-    phases: [Option<Gauge>; 5],
-    labels: [String; 3],
+    /// `target="…",group="…",kind="…"`, escaped once.
+    labels: String,
+    /// The same values unescaped, for the registry-held HTTP/DNS families.
+    values: [String; 3],
+    kind: Kind,
+    success: AtomicI64,
+    /// By result: success, timeout, error.
+    probes: [AtomicU64; 3],
+    /// Non-cumulative counts per [`DURATION_BUCKETS`] bound, then +Inf.
+    buckets: [AtomicU64; DURATION_BUCKETS.len() + 1],
+    duration_sum: AtomicF64,
+    phases: [AtomicF64; 5],
+    /// Failures by reason: index 0 is "timeout", then [`REASONS`].
+    errors: [AtomicU64; 16],
+    skipped: AtomicU64,
 }
 
 /// All metrics of the probe pipeline.
 pub struct Metrics {
     registry: Registry,
     targets: Vec<TargetMetrics>,
-    probe_errors: IntCounterVec,
     icmp_mode: IntGaugeVec,
     cert_expiry: GaugeVec,
     download_bps: GaugeVec,
     http_status: IntGaugeVec,
     dns_answers: IntGaugeVec,
+    /// Bytes of the last scrape, to size the next buffer.
+    last_size: AtomicUsize,
     pub lateness: Histogram,
-    pub skipped: IntCounterVec,
     pub in_flight: IntGauge,
     pub concurrency_limit: IntGauge,
+    /// Probes that waited for a permit under `max_concurrency`.
+    pub queued: IntCounter,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,42 +146,6 @@ impl Metrics {
     pub fn new(config: &Config) -> Result<Self, MetricsError> {
         let registry = Registry::new_custom(None, None)?;
 
-        let success = IntGaugeVec::new(
-            Opts::new(
-                PROBE_SUCCESS,
-                "1 if the target's last probe succeeded, else 0.",
-            ),
-            &TARGET_LABELS,
-        )?;
-        let probes = IntCounterVec::new(
-            Opts::new(
-                PROBES_TOTAL,
-                "Probes completed, by result (success, timeout, error).",
-            ),
-            &["target", "group", "kind", "result"],
-        )?;
-        let duration = HistogramVec::new(
-            HistogramOpts::new(
-                PROBE_DURATION_SECONDS,
-                "Duration of successful probes in seconds (round-trip time for icmp, connect time for tcp).",
-            )
-            .buckets(DURATION_BUCKETS.to_vec()),
-            &TARGET_LABELS,
-        )?;
-        let phases = GaugeVec::new(
-            Opts::new(
-                PROBE_PHASE_SECONDS,
-                "Duration of each phase of the target's last successful probe, in seconds.",
-            ),
-            &["target", "group", "kind", "phase"],
-        )?;
-        let probe_errors = IntCounterVec::new(
-            Opts::new(
-                PROBE_ERRORS_TOTAL,
-                "Failed probes by reason (timeout included as reason \"timeout\").",
-            ),
-            &["target", "group", "kind", "reason"],
-        )?;
         let build_info = IntGaugeVec::new(
             Opts::new(BUILD_INFO, "Always 1; labelled with the linkwatch version."),
             &["version"],
@@ -161,13 +189,6 @@ impl Metrics {
             )
             .buckets(LATENESS_BUCKETS.to_vec()),
         )?;
-        let skipped = IntCounterVec::new(
-            Opts::new(
-                PROBES_SKIPPED_TOTAL,
-                "Scheduled probes not sent because the target's previous slot overran (the process fell behind).",
-            ),
-            &TARGET_LABELS,
-        )?;
         let in_flight = IntGauge::new(PROBES_IN_FLIGHT, "Probes currently in flight.")?;
         let concurrency_limit = IntGauge::new(
             PROBE_CONCURRENCY_LIMIT,
@@ -175,13 +196,12 @@ impl Metrics {
         )?;
         let targets_gauge =
             IntGaugeVec::new(Opts::new(TARGETS, "Configured targets by kind."), &["kind"])?;
+        let queued = IntCounter::new(
+            PROBES_QUEUED_TOTAL,
+            "Probes that waited for a free slot because daemon.max_concurrency probes were in flight.",
+        )?;
 
         let collectors: Vec<Box<dyn Collector>> = vec![
-            Box::new(success.clone()),
-            Box::new(probes.clone()),
-            Box::new(duration.clone()),
-            Box::new(phases.clone()),
-            Box::new(probe_errors.clone()),
             Box::new(build_info.clone()),
             Box::new(icmp_mode.clone()),
             Box::new(cert_expiry.clone()),
@@ -189,7 +209,7 @@ impl Metrics {
             Box::new(http_status.clone()),
             Box::new(dns_answers.clone()),
             Box::new(lateness.clone()),
-            Box::new(skipped.clone()),
+            Box::new(queued.clone()),
             Box::new(in_flight.clone()),
             Box::new(concurrency_limit.clone()),
             Box::new(targets_gauge.clone()),
@@ -216,15 +236,8 @@ impl Metrics {
             .targets
             .iter()
             .map(|t| {
-                let labels = target_labels(t);
-                let l = [labels[0].as_str(), labels[1].as_str(), labels[2].as_str()];
-                let probes = RESULTS.map(|r| probes.with_label_values(&[l[0], l[1], l[2], r]));
-                let mut phase_gauges: [Option<Gauge>; 5] = Default::default();
-                for p in Phase::for_kind(t.kind()) {
-                    phase_gauges[*p as usize] =
-                        Some(phases.with_label_values(&[l[0], l[1], l[2], p.as_str()]));
-                }
-                skipped.with_label_values(&l);
+                let values = target_labels(t);
+                let l = [values[0].as_str(), values[1].as_str(), values[2].as_str()];
                 match t.kind() {
                     Kind::Http => {
                         download_bps.with_label_values(&l);
@@ -240,11 +253,21 @@ impl Metrics {
                     Kind::Icmp | Kind::Tcp => {}
                 }
                 TargetMetrics {
-                    success: success.with_label_values(&l),
-                    probes,
-                    duration: duration.with_label_values(&l),
-                    phases: phase_gauges,
-                    labels,
+                    labels: format!(
+                        "target=\"{}\",group=\"{}\",kind=\"{}\"",
+                        escape(l[0]),
+                        escape(l[1]),
+                        escape(l[2])
+                    ),
+                    values,
+                    kind: t.kind(),
+                    success: AtomicI64::new(0),
+                    probes: Default::default(),
+                    buckets: Default::default(),
+                    duration_sum: AtomicF64::default(),
+                    phases: Default::default(),
+                    errors: Default::default(),
+                    skipped: AtomicU64::new(0),
                 }
             })
             .collect();
@@ -252,16 +275,16 @@ impl Metrics {
         Ok(Self {
             registry,
             targets,
-            probe_errors,
             icmp_mode,
             cert_expiry,
             download_bps,
             http_status,
             dns_answers,
+            last_size: AtomicUsize::new(64 * 1024),
             lateness,
-            skipped,
             in_flight,
             concurrency_limit,
+            queued,
         })
     }
 
@@ -286,36 +309,33 @@ impl Metrics {
             Outcome::Timeout { .. } => 1,
             Outcome::Error(_) => 2,
         };
-        t.probes[idx].inc();
+        t.probes[idx].fetch_add(1, Ordering::Relaxed);
         let l = [
-            t.labels[0].as_str(),
-            t.labels[1].as_str(),
-            t.labels[2].as_str(),
+            t.values[0].as_str(),
+            t.values[1].as_str(),
+            t.values[2].as_str(),
         ];
         match outcome {
             Outcome::Success { duration, phases } => {
-                t.success.set(1);
-                t.duration.observe(duration.as_secs_f64());
+                t.success.store(1, Ordering::Relaxed);
+                let secs = duration.as_secs_f64();
+                let b = DURATION_BUCKETS.partition_point(|le| *le < secs);
+                t.buckets[b].fetch_add(1, Ordering::Relaxed);
+                t.duration_sum.add(secs);
                 for (phase, d) in phases.iter() {
-                    if let Some(g) = &t.phases[phase as usize] {
-                        g.set(d.as_secs_f64());
-                    }
+                    t.phases[phase as usize].set(d.as_secs_f64());
                 }
                 if let Some(bps) = result.report.info.bytes_per_second {
                     self.download_bps.with_label_values(&l).set(bps);
                 }
             }
             Outcome::Timeout { .. } => {
-                t.success.set(0);
-                self.probe_errors
-                    .with_label_values(&[l[0], l[1], l[2], "timeout"])
-                    .inc();
+                t.success.store(0, Ordering::Relaxed);
+                t.errors[0].fetch_add(1, Ordering::Relaxed);
             }
             Outcome::Error(e) => {
-                t.success.set(0);
-                self.probe_errors
-                    .with_label_values(&[l[0], l[1], l[2], e.reason.as_str()])
-                    .inc();
+                t.success.store(0, Ordering::Relaxed);
+                t.errors[1 + e.reason as usize].fetch_add(1, Ordering::Relaxed);
             }
         }
         let info = &result.report.info;
@@ -344,21 +364,192 @@ impl Metrics {
     /// Counts probe slots skipped for a target.
     pub fn add_skipped(&self, target: usize, n: u64) {
         if let Some(t) = self.targets.get(target) {
-            let l = [
-                t.labels[0].as_str(),
-                t.labels[1].as_str(),
-                t.labels[2].as_str(),
-            ];
-            self.skipped.with_label_values(&l).inc_by(n);
+            t.skipped.fetch_add(n, Ordering::Relaxed);
         }
     }
 
     /// Encodes every metric in the Prometheus text format 0.0.4.
     pub fn encode(&self) -> Result<Vec<u8>, MetricsError> {
-        let mut buf = Vec::with_capacity(64 * 1024);
+        let mut buf = Vec::with_capacity(self.last_size.load(Ordering::Relaxed) + 4096);
+        self.encode_targets(&mut buf);
         TextEncoder::new().encode(&self.registry.gather(), &mut buf)?;
+        self.last_size.store(buf.len(), Ordering::Relaxed);
         Ok(buf)
     }
+
+    /// Writes the per-target families, in the layout `TextEncoder` uses.
+    fn encode_targets(&self, w: &mut Vec<u8>) {
+        let ts = &self.targets;
+        family(
+            w,
+            PROBE_SUCCESS,
+            "1 if the target's last probe succeeded, else 0.",
+            "gauge",
+        );
+        for t in ts {
+            line(
+                w,
+                PROBE_SUCCESS,
+                &t.labels,
+                "",
+                Value::Int(t.success.load(Ordering::Relaxed)),
+            );
+        }
+        family(
+            w,
+            PROBES_TOTAL,
+            "Probes completed, by result (success, timeout, error).",
+            "counter",
+        );
+        for t in ts {
+            for (i, r) in RESULTS.iter().enumerate() {
+                let v = t.probes[i].load(Ordering::Relaxed);
+                line(
+                    w,
+                    PROBES_TOTAL,
+                    &t.labels,
+                    &format_label("result", r),
+                    Value::Uint(v),
+                );
+            }
+        }
+        family(
+            w,
+            PROBE_DURATION_SECONDS,
+            "Duration of successful probes in seconds (round-trip time for icmp, connect time for tcp).",
+            "histogram",
+        );
+        let bucket = format!("{PROBE_DURATION_SECONDS}_bucket");
+        let sum = format!("{PROBE_DURATION_SECONDS}_sum");
+        let count = format!("{PROBE_DURATION_SECONDS}_count");
+        let les: Vec<String> = DURATION_BUCKETS
+            .iter()
+            .map(|b| format_label("le", &b.to_string()))
+            .chain(std::iter::once(format_label("le", "+Inf")))
+            .collect();
+        for t in ts {
+            let mut cum = 0;
+            for (b, le) in t.buckets.iter().zip(&les) {
+                cum += b.load(Ordering::Relaxed);
+                line(w, &bucket, &t.labels, le, Value::Uint(cum));
+            }
+            line(w, &sum, &t.labels, "", Value::Float(t.duration_sum.get()));
+            line(w, &count, &t.labels, "", Value::Uint(cum));
+        }
+        family(
+            w,
+            PROBE_PHASE_SECONDS,
+            "Duration of each phase of the target's last successful probe, in seconds.",
+            "gauge",
+        );
+        let phase_labels: Vec<String> = Phase::ALL
+            .iter()
+            .map(|p| format_label("phase", p.as_str()))
+            .collect();
+        for t in ts {
+            for p in Phase::for_kind(t.kind) {
+                let v = t.phases[*p as usize].get();
+                line(
+                    w,
+                    PROBE_PHASE_SECONDS,
+                    &t.labels,
+                    &phase_labels[*p as usize],
+                    Value::Float(v),
+                );
+            }
+        }
+        // Failure series appear with a target's first failure of that reason.
+        let mark = w.len();
+        family(
+            w,
+            PROBE_ERRORS_TOTAL,
+            "Failed probes by reason (timeout included as reason \"timeout\").",
+            "counter",
+        );
+        let header = w.len();
+        let reason_labels: Vec<String> = std::iter::once("timeout")
+            .chain(REASONS.iter().map(|r| r.as_str()))
+            .map(|r| format_label("reason", r))
+            .collect();
+        for t in ts {
+            for (e, label) in t.errors.iter().zip(&reason_labels) {
+                let v = e.load(Ordering::Relaxed);
+                if v > 0 {
+                    line(w, PROBE_ERRORS_TOTAL, &t.labels, label, Value::Uint(v));
+                }
+            }
+        }
+        if w.len() == header {
+            w.truncate(mark);
+        }
+        family(
+            w,
+            PROBES_SKIPPED_TOTAL,
+            "Scheduled probes not sent because the target's previous slot overran (the process fell behind).",
+            "counter",
+        );
+        for t in ts {
+            line(
+                w,
+                PROBES_SKIPPED_TOTAL,
+                &t.labels,
+                "",
+                Value::Uint(t.skipped.load(Ordering::Relaxed)),
+            );
+        }
+    }
+}
+
+/// A sample value.
+enum Value {
+    Int(i64),
+    Uint(u64),
+    Float(f64),
+}
+
+fn family(w: &mut Vec<u8>, name: &str, help: &str, kind: &str) {
+    let _ = write!(w, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+}
+
+/// `,name="value"` (value escaped), appended after the target labels.
+fn format_label(name: &str, value: &str) -> String {
+    format!(",{name}=\"{}\"", escape(value))
+}
+
+fn line(w: &mut Vec<u8>, name: &str, labels: &str, extra: &str, v: Value) {
+    w.extend_from_slice(name.as_bytes());
+    w.push(b'{');
+    w.extend_from_slice(labels.as_bytes());
+    w.extend_from_slice(extra.as_bytes());
+    w.extend_from_slice(b"} ");
+    match v {
+        Value::Int(i) => {
+            let _ = write!(w, "{i}");
+        }
+        Value::Uint(u) => {
+            let _ = write!(w, "{u}");
+        }
+        Value::Float(f) if f.is_nan() => w.extend_from_slice(b"NaN"),
+        Value::Float(f) if f.is_infinite() => {
+            w.extend_from_slice(if f > 0.0 { b"+Inf" } else { b"-Inf" })
+        }
+        Value::Float(f) => {
+            let _ = write!(w, "{f}");
+        }
+    }
+    w.push(b'\n');
+}
+
+/// Escapes a label value for the text format: backslash, double quote, newline.
+fn escape(v: &str) -> std::borrow::Cow<'_, str> {
+    if !v.contains(['\\', '"', '\n']) {
+        return std::borrow::Cow::Borrowed(v);
+    }
+    std::borrow::Cow::Owned(
+        v.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n"),
+    )
 }
 
 fn target_labels(t: &Target) -> [String; 3] {

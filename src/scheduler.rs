@@ -1,4 +1,4 @@
-//! Drives every target on its own interval.
+//! Drives every target on its own interval, from one task.
 //!
 //! Invariants:
 //! - **Spread start**: target `i` of `n` first fires at `interval * i / n`, so
@@ -6,19 +6,33 @@
 //! - **Drift-free**: slot `k` of a target is at `first + k * interval`,
 //!   whatever the previous probe took. A probe's timeout is always shorter
 //!   than its interval, so only a stalled process (or a saturated concurrency
-//!   bound) can miss a slot; missed slots are skipped, counted and logged, and
-//!   the next probe goes at the next slot, never in a catch-up burst.
-//! - **One in flight per target**: each target's loop awaits its own probe.
-//! - **Global bound**: a semaphore caps probes in flight over all targets.
+//!   bound) can miss a slot; missed slots are skipped, counted and logged
+//!   (rate-limited), and the next probe goes at the next slot, never in a
+//!   catch-up burst.
+//! - **One in flight per target**: a slot that comes due while the target's
+//!   previous probe still runs (or still waits for a concurrency permit) is
+//!   skipped.
+//! - **Global bound**: a semaphore caps probes in flight over all targets;
+//!   probes that find it exhausted wait in arrival order, and that is counted
+//!   and logged too.
 //! - **Bounded**: every probe is cut at its deadline (start + timeout).
 //! - **Cancellation**: once `cancel` fires no new probe starts; probes in
 //!   flight finish or hit their deadline; [`Scheduler::run`] then returns.
+//!
+//! Cost: one timer and one wake-up per due instant for all targets together
+//! (a binary heap of next slots), not one task per target. A prober that can
+//! complete a probe without a task of its own ([`Probe::start`], the shared
+//! ICMP socket) gets a [`Job`] and no task or allocation is made per probe;
+//! other probes run in a task each.
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -36,6 +50,13 @@ pub trait Probe: Send + Sync + 'static {
         target: &Target,
         deadline: Instant,
     ) -> impl Future<Output = Report> + Send;
+
+    /// Starts a probe that the prober completes itself, without a task per
+    /// probe, when it can; otherwise hands the job back and the scheduler
+    /// runs [`Probe::probe`] in a task.
+    fn start(&self, _index: usize, _target: &Target, job: Job) -> Start {
+        Start::Declined(job)
+    }
 }
 
 impl Probe for Probers {
@@ -46,6 +67,83 @@ impl Probe for Probers {
         deadline: Instant,
     ) -> impl Future<Output = Report> + Send {
         Probers::probe(self, index, target, deadline)
+    }
+
+    fn start(&self, index: usize, target: &Target, job: Job) -> Start {
+        Probers::start(self, index, target, job)
+    }
+}
+
+/// What [`Probe::start`] did with a job. (Moved once per probe; boxing the
+/// large variants would allocate per probe instead.)
+#[allow(clippy::large_enum_variant)]
+pub enum Start {
+    /// The prober owns the job and completes it by its deadline.
+    Running,
+    /// The probe ended at once (e.g. the send failed); the scheduler delivers the report.
+    Done(Job, Report),
+    /// The prober cannot run this probe without a task.
+    Declined(Job),
+}
+
+/// A started probe. Completing it delivers its [`ProbeResult`]; dropping it
+/// (completed or not) frees its concurrency permit and its target.
+pub struct Job {
+    index: usize,
+    at: jiff::Timestamp,
+    started: Instant,
+    lateness: Duration,
+    deadline: Instant,
+    results: mpsc::Sender<ProbeResult>,
+    _slot: Slot,
+}
+
+impl Job {
+    /// Index of the target in `Config::targets`.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// When the probe must have ended (start + the target's timeout).
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// When the scheduler started the probe.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Delivers the probe's report (waits while the results queue is full).
+    pub async fn complete(self, report: Report) {
+        let result = ProbeResult {
+            target: self.index,
+            at: self.at,
+            mono: self.started,
+            lateness: self.lateness,
+            report,
+        };
+        // An error means the collector is gone: the daemon is stopping.
+        let _ = self.results.send(result).await;
+    }
+}
+
+/// A probe's hold on the concurrency bound and on its target, released on drop.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    busy: Arc<[AtomicBool]>,
+    index: usize,
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(b) = self.busy.get(self.index) {
+            b.store(false, Ordering::Release);
+        }
+        if let Some(m) = &self.metrics {
+            m.in_flight.dec();
+        }
     }
 }
 
@@ -80,6 +178,51 @@ pub fn next_slot(slot: Instant, interval: Duration, now: Instant) -> (Instant, u
     (next + step, missed64)
 }
 
+/// For a slot that came due at or before `now`: the latest slot of the grid
+/// at or before `now` (the one to probe), the slot after it, and how many
+/// earlier slots were passed over.
+pub fn catch_up(slot: Instant, interval: Duration, now: Instant) -> (Instant, Instant, u64) {
+    let behind = now.saturating_duration_since(slot).as_nanos();
+    let k = behind / interval.as_nanos().max(1);
+    let k32 = u32::try_from(k).unwrap_or(u32::MAX);
+    let current = slot + interval.saturating_mul(k32);
+    (
+        current,
+        current + interval,
+        u64::try_from(k).unwrap_or(u64::MAX),
+    )
+}
+
+/// How often at most the scheduler warns about skipped or delayed probes.
+pub const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// Accumulates a condition between rate-limited warnings.
+#[derive(Debug, Default)]
+pub struct RateLimited {
+    last: Option<Instant>,
+    /// Occurrences since the last warning.
+    pub count: u64,
+    /// Worst lateness seen since the last warning.
+    pub worst: Duration,
+}
+
+impl RateLimited {
+    /// Records `n` occurrences; returns true when a warning is due (then the
+    /// caller logs `count`/`worst` and calls [`RateLimited::reset`]).
+    pub fn note(&mut self, n: u64, lateness: Duration, now: Instant) -> bool {
+        self.count += n;
+        self.worst = self.worst.max(lateness);
+        self.last
+            .is_none_or(|t| now.duration_since(t) >= WARN_EVERY)
+    }
+
+    pub fn reset(&mut self, now: Instant) {
+        self.last = Some(now);
+        self.count = 0;
+        self.worst = Duration::ZERO;
+    }
+}
+
 impl<P: Probe> Scheduler<P> {
     pub fn new(
         config: Arc<Config>,
@@ -97,98 +240,204 @@ impl<P: Probe> Scheduler<P> {
         }
     }
 
-    /// Runs until `cancel` fires and every target's loop has ended.
+    /// Runs until `cancel` fires and every probe in flight has ended.
     pub async fn run(self, cancel: CancellationToken) {
-        let start = Instant::now();
-        let count = self.config.targets.len();
-        let mut tasks = JoinSet::new();
-        for index in 0..count {
-            let first = start + first_offset(self.config.targets[index].interval, index, count);
-            tasks.spawn(target_loop(
-                index,
-                first,
-                self.config.clone(),
-                self.prober.clone(),
-                self.results.clone(),
-                self.metrics.clone(),
-                self.semaphore.clone(),
-                cancel.clone(),
-            ));
-        }
-        drop(self.results);
-        while let Some(joined) = tasks.join_next().await {
-            if let Err(e) = joined
-                && e.is_panic()
-            {
-                tracing::error!(error = %e, "a target's probe loop panicked");
-            }
-        }
+        let mut run = Run::new(self);
+        run.schedule(&cancel).await;
+        run.drain().await;
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn target_loop<P: Probe>(
-    index: usize,
-    first: Instant,
-    config: Arc<Config>,
-    prober: Arc<P>,
-    results: mpsc::Sender<ProbeResult>,
-    metrics: Option<Arc<Metrics>>,
-    semaphore: Arc<Semaphore>,
-    cancel: CancellationToken,
-) {
-    let target = &config.targets[index];
-    let mut slot = first;
-    loop {
-        tokio::select! {
-            biased;
-            () = cancel.cancelled() => return,
-            () = tokio::time::sleep_until(slot) => {}
+/// The scheduler's state while it runs.
+struct Run<P: Probe> {
+    s: Scheduler<P>,
+    /// Next slot of every target not waiting for a permit.
+    heap: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// Probes due but waiting for a concurrency permit, oldest first.
+    waiting: VecDeque<(usize, Instant)>,
+    queued: Vec<bool>,
+    busy: Arc<[AtomicBool]>,
+    tasks: JoinSet<()>,
+    skipped: RateLimited,
+    delayed: RateLimited,
+}
+
+impl<P: Probe> Run<P> {
+    fn new(s: Scheduler<P>) -> Self {
+        let start = Instant::now();
+        let n = s.config.targets.len();
+        let heap = s
+            .config
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Reverse((start + first_offset(t.interval, i, n), i)))
+            .collect();
+        Self {
+            heap,
+            waiting: VecDeque::new(),
+            queued: vec![false; n],
+            busy: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            tasks: JoinSet::new(),
+            skipped: RateLimited::default(),
+            delayed: RateLimited::default(),
+            s,
         }
-        let permit = tokio::select! {
-            biased;
-            () = cancel.cancelled() => return,
-            p = semaphore.acquire() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
+    }
+
+    async fn schedule(&mut self, cancel: &CancellationToken) {
+        let Some(&Reverse((first, _))) = self.heap.peek() else {
+            cancel.cancelled().await;
+            return;
         };
+        let sleep = tokio::time::sleep_until(first);
+        tokio::pin!(sleep);
+        let mut armed = first;
+        loop {
+            if let Some(&Reverse((next, _))) = self.heap.peek()
+                && next != armed
+            {
+                sleep.as_mut().reset(next);
+                armed = next;
+            }
+            let semaphore = self.s.semaphore.clone();
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => return,
+                permit = semaphore.acquire_owned(), if !self.waiting.is_empty() => {
+                    let Ok(permit) = permit else { return };
+                    if let Some((i, slot)) = self.waiting.pop_front() {
+                        self.queued[i] = false;
+                        self.launch(i, slot, permit);
+                    }
+                }
+                () = &mut sleep, if !self.heap.is_empty() => self.due(Instant::now()),
+                Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => log_panic(joined),
+            }
+        }
+    }
+
+    /// Starts (or queues, or skips) every target whose slot is at or before `now`.
+    fn due(&mut self, now: Instant) {
+        while let Some(&Reverse((slot, i))) = self.heap.peek() {
+            if slot > now {
+                break;
+            }
+            self.heap.pop();
+            let interval = self.s.config.targets[i].interval;
+            let (slot, next, mut missed) = catch_up(slot, interval, now);
+            self.heap.push(Reverse((next, i)));
+            let occupied = self.queued[i] || self.busy[i].load(Ordering::Acquire);
+            if occupied {
+                missed += 1;
+            }
+            if missed > 0 {
+                self.skip(i, missed, now.saturating_duration_since(slot), now);
+            }
+            if occupied {
+                continue;
+            }
+            if !self.waiting.is_empty() {
+                self.wait(i, slot, now);
+                continue;
+            }
+            match self.s.semaphore.clone().try_acquire_owned() {
+                Ok(permit) => self.launch(i, slot, permit),
+                Err(TryAcquireError::NoPermits) => self.wait(i, slot, now),
+                Err(TryAcquireError::Closed) => {}
+            }
+        }
+    }
+
+    fn skip(&mut self, i: usize, missed: u64, lateness: Duration, now: Instant) {
+        if let Some(m) = &self.s.metrics {
+            m.add_skipped(i, missed);
+        }
+        if self.skipped.note(missed, lateness, now) {
+            tracing::warn!(
+                skipped = self.skipped.count,
+                last_target = %self.s.config.targets[i].name,
+                worst_lateness = ?self.skipped.worst,
+                "fell behind schedule; skipped probe slots (process stalled or max_concurrency reached); \
+                 see linkwatch_probes_skipped_total"
+            );
+            self.skipped.reset(now);
+        }
+    }
+
+    fn wait(&mut self, i: usize, slot: Instant, now: Instant) {
+        self.queued[i] = true;
+        self.waiting.push_back((i, slot));
+        if let Some(m) = &self.s.metrics {
+            m.queued.inc();
+        }
+        if self.delayed.note(1, Duration::ZERO, now) {
+            tracing::warn!(
+                delayed = self.delayed.count,
+                max_concurrency = self.s.config.daemon.max_concurrency,
+                "max_concurrency reached; probes wait for a free slot and start late; \
+                 see linkwatch_probes_queued_total"
+            );
+            self.delayed.reset(now);
+        }
+    }
+
+    fn launch(&mut self, i: usize, slot: Instant, permit: OwnedSemaphorePermit) {
+        let config = &self.s.config;
+        let target = &config.targets[i];
         let started = Instant::now();
-        let at = jiff::Timestamp::now();
         let lateness = started.saturating_duration_since(slot);
-        if let Some(m) = &metrics {
+        if let Some(m) = &self.s.metrics {
             m.observe_lateness(lateness);
             m.in_flight.inc();
         }
-        let report = prober.probe(index, target, started + target.timeout).await;
-        drop(permit);
-        if let Some(m) = &metrics {
-            m.in_flight.dec();
-        }
-        let result = ProbeResult {
-            target: index,
-            at,
-            mono: started,
+        self.busy[i].store(true, Ordering::Release);
+        let job = Job {
+            index: i,
+            at: jiff::Timestamp::now(),
+            started,
             lateness,
-            report,
+            deadline: started + target.timeout,
+            results: self.s.results.clone(),
+            _slot: Slot {
+                _permit: permit,
+                busy: self.busy.clone(),
+                index: i,
+                metrics: self.s.metrics.clone(),
+            },
         };
-        if results.send(result).await.is_err() {
-            return;
-        }
-        let (next, missed) = next_slot(slot, target.interval, Instant::now());
-        if missed > 0 {
-            tracing::warn!(
-                target_name = %target.name,
-                missed,
-                interval = ?target.interval,
-                lateness = ?Instant::now().saturating_duration_since(slot + target.interval),
-                "fell behind schedule; skipping missed probe slots (process stalled or max_concurrency reached)"
-            );
-            if let Some(m) = &metrics {
-                m.add_skipped(index, missed);
+        match self.s.prober.start(i, target, job) {
+            Start::Running => {}
+            Start::Done(job, report) => {
+                self.tasks.spawn(job.complete(report));
+            }
+            Start::Declined(job) => {
+                let (prober, config) = (self.s.prober.clone(), self.s.config.clone());
+                self.tasks.spawn(async move {
+                    let report = prober.probe(i, &config.targets[i], job.deadline).await;
+                    job.complete(report).await;
+                });
             }
         }
-        slot = next;
+    }
+
+    /// After cancellation: waits for every probe in flight (each ends by its deadline).
+    async fn drain(mut self) {
+        self.waiting.clear();
+        while let Some(joined) = self.tasks.join_next().await {
+            log_panic(joined);
+        }
+        // Every job holds a permit until it is completed or dropped.
+        let all = u32::try_from(self.s.config.daemon.max_concurrency.max(1)).unwrap_or(u32::MAX);
+        let _ = self.s.semaphore.acquire_many(all).await;
+    }
+}
+
+fn log_panic(joined: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = joined
+        && e.is_panic()
+    {
+        tracing::error!(error = %e, "a probe task panicked");
     }
 }
 
@@ -395,6 +644,38 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn overload_is_counted_in_metrics() {
+        // Three targets share one permit; probes take 0.98 s: most slots wait or are skipped.
+        let cfg = config(3, Duration::from_secs(1), Duration::from_millis(990), 1);
+        let metrics = Arc::new(Metrics::new(&cfg).unwrap());
+        let fake = Fake::new(|_, _| Duration::from_millis(980));
+        let (tx, mut rx) = mpsc::channel(1024);
+        let cancel = CancellationToken::new();
+        let sched = Scheduler::new(cfg, fake.clone(), tx, Some(metrics.clone()));
+        let handle = tokio::spawn(sched.run(cancel.clone()));
+        let collect = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        cancel.cancel();
+        handle.await.unwrap();
+        collect.await.unwrap();
+        let text = String::from_utf8(metrics.encode().unwrap()).unwrap();
+        let value = |prefix: &str| -> f64 {
+            text.lines()
+                .filter(|l| l.starts_with(prefix))
+                .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+                .sum()
+        };
+        assert!(value("linkwatch_probes_skipped_total{") >= 10.0, "{text}");
+        assert!(value("linkwatch_probes_queued_total ") >= 5.0, "{text}");
+        assert_eq!(value("linkwatch_probes_in_flight "), 0.0);
+        // Probes that waited started late, and the histogram says so.
+        assert!(
+            value("linkwatch_schedule_lateness_seconds_sum ") > 1.0,
+            "{text}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn cancellation_stops_scheduling_but_lets_in_flight_finish() {
         let cfg = config(1, Duration::from_secs(10), Duration::from_secs(5), 10);
         let fake = Fake::new(|_, _| Duration::from_secs(2));
@@ -426,6 +707,40 @@ mod tests {
             (t0 + 2 * i, 1)
         );
         assert_eq!(next_slot(t0, i, t0 + 3 * i), (t0 + 4 * i, 3));
+    }
+
+    #[test]
+    fn catch_up_probes_the_latest_due_slot_and_counts_the_rest() {
+        let t0 = Instant::now();
+        let i = Duration::from_secs(1);
+        assert_eq!(catch_up(t0, i, t0), (t0, t0 + i, 0));
+        assert_eq!(
+            catch_up(t0, i, t0 + Duration::from_millis(999)),
+            (t0, t0 + i, 0)
+        );
+        assert_eq!(
+            catch_up(t0, i, t0 + Duration::from_millis(3500)),
+            (t0 + 3 * i, t0 + 4 * i, 3)
+        );
+    }
+
+    #[test]
+    fn warnings_are_rate_limited_and_accumulate() {
+        let t0 = Instant::now();
+        let mut r = RateLimited::default();
+        assert!(r.note(2, Duration::from_millis(5), t0));
+        r.reset(t0);
+        for k in 1..100 {
+            assert!(!r.note(
+                1,
+                Duration::from_millis(k),
+                t0 + Duration::from_millis(k * 10)
+            ));
+        }
+        assert_eq!(r.count, 99);
+        assert_eq!(r.worst, Duration::from_millis(99));
+        assert!(r.note(1, Duration::ZERO, t0 + WARN_EVERY));
+        assert_eq!(r.count, 100);
     }
 
     #[test]

@@ -669,6 +669,11 @@ impl Detector {
     pub fn take_downtime(&mut self, now: Duration) -> Vec<(usize, Duration)> {
         let mut out = Vec::new();
         for g in 0..self.groups.len() {
+            // Only a down group (or one owed time) accrues: skip the scan of
+            // its targets otherwise, which per probe is O(targets).
+            if self.groups[g].accounted.is_none() && self.groups[g].owed.is_zero() {
+                continue;
+            }
             let certain = self.groups[g]
                 .targets
                 .iter()

@@ -244,7 +244,14 @@ pub struct OutageService {
     heartbeat: JoinHandle<()>,
     target_labels: Vec<[String; 3]>,
     group_names: Vec<String>,
+    /// When downtime was last accrued (monotonic offset).
+    downtime_at: Duration,
 }
+
+/// How often downtime is accrued without an event: accruing walks every
+/// target of every down group, too much to do for each of thousands of
+/// probes a second.
+const DOWNTIME_EVERY: Duration = Duration::from_millis(250);
 
 impl OutageService {
     /// Opens (creating if needed) the data directory and journal, recovers outages
@@ -450,6 +457,7 @@ impl OutageService {
                 })
                 .collect(),
             group_names: config.groups.iter().map(|g| g.name.clone()).collect(),
+            downtime_at: Duration::ZERO,
         };
         Ok((service, OutageHandle { shared, epoch }))
     }
@@ -488,9 +496,14 @@ impl OutageService {
         success: bool,
     ) {
         let events = self.detector.observe(target, wall, mono, success);
+        let changed = !events.is_empty();
         for ev in events {
             self.handle_event(ev).await;
         }
+        if !changed && mono.saturating_sub(self.downtime_at) < DOWNTIME_EVERY {
+            return;
+        }
+        self.downtime_at = mono;
         for (g, d) in self.detector.take_downtime(mono) {
             if let Some(name) = self.group_names.get(g) {
                 self.metrics

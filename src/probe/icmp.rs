@@ -1,51 +1,60 @@
 //! ICMP echo probe over one shared socket per address family.
 //!
-//! One `surge_ping::Client` (one socket and one receive task) serves every
-//! target of its family: N raw sockets would each receive a copy of every ICMP
-//! packet on the host. The unprivileged datagram socket is tried first and
-//! surge falls back to a raw socket by itself; the mode actually obtained is
-//! read back from the socket.
+//! One socket per family serves every ICMP target, drained by one receive
+//! task: N raw sockets would each receive a copy of every ICMP packet on the
+//! host. The unprivileged datagram socket is tried first, then a raw socket;
+//! the mode obtained is exported.
 //!
-//! Matching: surge pairs a reply with its request by (host, identifier,
-//! sequence), but in DGRAM mode the kernel owns the identifier (it is the
-//! socket's "port"), so only (host, sequence) distinguishes requests. Each
-//! target therefore keeps its own increasing sequence, and targets configured
-//! with the same host start evenly spaced apart in the 16-bit sequence space,
-//! so neither a concurrent request nor a late reply of one target is taken for
-//! the other's. A target's sequence repeats only after 65536 of its probes,
+//! Two ways in. [`IcmpProber::start`] is the scheduler's path for literal
+//! addresses: the request goes out at once and the receive task completes the
+//! [`Job`] from the reply, or at its deadline; there is no task, timer or
+//! allocation per probe. [`IcmpProber::probe`] is a future (names,
+//! `@gateway`, `linkwatch probe`, tests) over the same socket and table.
+//!
+//! Matching: a reply is looked up by (destination, sequence); in RAW mode the
+//! identifier must match too. In DGRAM mode the kernel owns the identifier (it
+//! is the socket's "port"), so only (host, sequence) distinguishes requests.
+//! Each target therefore keeps its own increasing sequence, and targets
+//! configured with the same host start evenly spaced apart in the 16-bit
+//! sequence space, so neither a concurrent request nor a late reply of one
+//! target is taken for the other's. A target's sequence repeats only after
+//! 65536 of its probes, a reply after the request's deadline finds nothing,
 //! and an RTT at or above the timeout is discarded.
 //!
 //! ICMP errors: an unconnected DGRAM socket never sees them (the kernel drops
-//! them), so an unreachable host reads as a timeout. In RAW mode surge returns
-//! the error as `Ok`, matched through the request it quotes; anything but an
+//! them), so an unreachable host reads as a timeout. A RAW socket receives
+//! them; they are matched through the request they quote, and anything but an
 //! echo reply becomes `Reason::Unreachable` with its type and code.
 //!
-//! RTT accuracy: surge takes the send instant after `send_to` returns and the
-//! receive instant in its receive task right after `recv_from` returns, both
-//! in userspace; the probe reports that difference, the closest to the wire
-//! the crate allows. `ping(8)` stamps the send before `sendmsg` and the receipt
-//! in the kernel. Measured on loopback (`examples/icmp_rtt.rs`, 500 pings each,
-//! 2 busy cores): surge median 23-33 µs against ping(8) mean 32-39 µs, i.e.
-//! 5-15 µs low, in RAW and DGRAM mode, IPv4 and IPv6. In 2-8 % of loopback
-//! pings the reply is handled before `send_to` returns and surge reads 0; the
-//! probe then reports the time around the whole `ping()` call instead, which
-//! reads 45-65 µs high (two task wake-ups). Off loopback the reply cannot
-//! beat the send and the error stays at the ~10 µs scale.
+//! RTT: the send instant is read just before `sendto`, the receive instant is
+//! stamped by the kernel when the reply arrives (`SO_TIMESTAMPNS`), as
+//! ping(8) does, so the RTT does not include the time the receive task waits
+//! to run on a busy host. Both are CLOCK_REALTIME; a wall-clock step between
+//! them is caught against the monotonic clock, whose reading at receipt is
+//! used instead (also when the kernel gives no timestamp).
 
-use std::collections::{HashMap, HashSet};
-use std::io;
-use std::net::{IpAddr, Ipv6Addr};
+use std::cmp::Reverse;
+use std::collections::hash_map::Entry as MapEntry;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::io::{self, IoSliceMut};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU16, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use socket2::{Domain, Protocol, Socket, Type};
-use surge_ping::{Client, ICMP, IcmpPacket, PingIdentifier, PingSequence, SurgeError};
-use tokio::sync::Semaphore;
+use nix::sys::socket::{
+    ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg, setsockopt, sockopt,
+};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use tokio::io::unix::AsyncFd;
+use tokio::sync::{Notify, Semaphore, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::{Info, Outcome, Phase, Phases, ProbeError, Reason, Report, resolve};
 use crate::config::{Config, IcmpSpec, Target, TargetSpec};
+use crate::scheduler::{Job, Start};
 
 /// Which kind of ICMP socket is in use (exported as `linkwatch_icmp_socket_mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,14 +70,6 @@ impl IcmpMode {
         match self {
             IcmpMode::Dgram => "dgram",
             IcmpMode::Raw => "raw",
-        }
-    }
-
-    fn of(sock_type: Type) -> Self {
-        if sock_type == Type::RAW {
-            IcmpMode::Raw
-        } else {
-            IcmpMode::Dgram
         }
     }
 }
@@ -115,22 +116,27 @@ impl std::error::Error for IcmpSetupError {
     }
 }
 
-/// One address family's shared socket.
-struct Family {
-    client: Client,
-    mode: IcmpMode,
-    /// RAW mode only: bounds the requests in flight (see [`RAW_IN_FLIGHT`]).
-    in_flight: Option<Semaphore>,
-}
-
-/// Echo requests in flight at once on a raw socket. A raw socket queues every
-/// ICMP packet of the host (on loopback our own requests too) in its default
-/// 208 KiB receive buffer, which holds about 180 small packets; 200 concurrent
-/// loopback pings lost ~12 % of replies to overflow. Datagram sockets get only
-/// their own replies, demultiplexed by the kernel, and are not limited.
-/// (Raising `SO_RCVBUF` would need the socket's fd as `AsFd`, which surge only
-/// exposes as a raw fd, and `unsafe` is not used here.)
+/// Echo requests in flight at once on a raw socket, for [`IcmpProber::probe`].
+/// A raw socket queues every ICMP packet of the host (on loopback our own
+/// requests too); 200 simultaneous loopback pings once lost ~12 % of replies
+/// to a full 208 KiB receive buffer. The scheduler's path is not bounded by
+/// this: it spreads requests over the interval and the receive task drains
+/// the socket in batches. Datagram sockets get only their own replies.
 pub const RAW_IN_FLIGHT: usize = 64;
+
+/// Receive buffer asked for (the kernel caps it at `net.core.rmem_max`).
+const RECV_BUFFER: usize = 4 << 20;
+
+/// Packets read per wake-up before other tasks get a turn.
+const RECV_BATCH: usize = 256;
+
+/// Tries left after a sequence collision before the probe gives up.
+const COLLISION_RETRIES: usize = 4;
+
+/// Least time between two sweeps for expired requests: one wake-up per
+/// request deadline (every 0.1 ms at 10 000 probes a second) cost more than
+/// the sweep itself. A timeout is reported at most this much after its deadline.
+const SWEEP_EVERY: Duration = Duration::from_millis(10);
 
 /// Per-target request state: a fixed identifier and an increasing sequence.
 struct TargetState {
@@ -138,8 +144,524 @@ struct TargetState {
     seq: AtomicU16,
 }
 
-/// Tries left after a sequence collision before the probe gives up.
-const COLLISION_RETRIES: usize = 4;
+/// Who waits for a reply.
+enum Waiter {
+    /// An [`IcmpProber::probe`] future.
+    Task(oneshot::Sender<Result<Duration, Outcome>>),
+    /// A scheduler job, completed by the receive task.
+    Job(Job),
+}
+
+/// A request in flight.
+struct Pending {
+    token: u64,
+    ident: u16,
+    sent: Instant,
+    /// CLOCK_REALTIME at send, to compare with the kernel's receive stamp.
+    sent_wall: Option<Duration>,
+    timeout: Duration,
+    waiter: Waiter,
+}
+
+/// Requests in flight on one socket.
+#[derive(Default)]
+struct Table {
+    by_key: HashMap<(IpAddr, u16), Pending>,
+    /// Every request's deadline; entries already answered are skipped when popped.
+    deadlines: BinaryHeap<Reverse<(Instant, u64, IpAddr, u16)>>,
+    next_token: u64,
+}
+
+/// What the socket and its receive task share.
+struct Shared {
+    sock: AsyncFd<Socket>,
+    table: Mutex<Table>,
+    /// Wakes the receive task when a deadline earlier than all others arrives.
+    wake: Notify,
+    v6: bool,
+    mode: IcmpMode,
+}
+
+/// One address family's shared socket.
+struct Family {
+    shared: Arc<Shared>,
+    mode: IcmpMode,
+    /// RAW mode only: bounds [`IcmpProber::probe`] requests in flight.
+    in_flight: Option<Semaphore>,
+    receiver: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Family {
+    fn drop(&mut self) {
+        self.receiver.abort();
+    }
+}
+
+fn lock(m: &Mutex<Table>) -> MutexGuard<'_, Table> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn wall_now() -> Option<Duration> {
+    SystemTime::now().duration_since(UNIX_EPOCH).ok()
+}
+
+impl Family {
+    /// Opens the family's socket (DGRAM, else RAW) and starts its receive task.
+    /// On failure returns why each socket type failed.
+    fn open(v6: bool) -> Result<Self, (io::Error, io::Error)> {
+        let (domain, proto) = if v6 {
+            (Domain::IPV6, Protocol::ICMPV6)
+        } else {
+            (Domain::IPV4, Protocol::ICMPV4)
+        };
+        let (sock, mode) = match Socket::new(domain, Type::DGRAM, Some(proto)) {
+            Ok(s) => (s, IcmpMode::Dgram),
+            Err(dgram) => match Socket::new(domain, Type::RAW, Some(proto)) {
+                Ok(s) => (s, IcmpMode::Raw),
+                Err(raw) => return Err((dgram, raw)),
+            },
+        };
+        let configured = |e: io::Error| {
+            (
+                io::Error::new(
+                    e.kind(),
+                    format!("failed to configure the ICMP socket: {e}"),
+                ),
+                io::Error::other("not tried: a socket was opened"),
+            )
+        };
+        sock.set_nonblocking(true).map_err(configured)?;
+        if let Err(e) = sock.set_recv_buffer_size(RECV_BUFFER) {
+            debug!(error = %e, "failed to enlarge the ICMP receive buffer");
+        }
+        if let Err(e) = setsockopt(&sock, sockopt::ReceiveTimestampns, &true) {
+            warn!(error = %e, "kernel receive timestamps (SO_TIMESTAMPNS) unavailable; ICMP RTT is taken in userspace");
+        }
+        // Deprecated for types that do not own their fd (tokio#8587); a
+        // `Socket` owns it and closes it only when the `AsyncFd` is dropped.
+        #[allow(deprecated)]
+        let sock = AsyncFd::new(sock).map_err(configured)?;
+        let shared = Arc::new(Shared {
+            sock,
+            table: Mutex::new(Table::default()),
+            wake: Notify::new(),
+            v6,
+            mode,
+        });
+        let receiver = tokio::spawn(receive_loop(shared.clone()));
+        Ok(Self {
+            shared,
+            mode,
+            in_flight: (mode == IcmpMode::Raw).then(|| Semaphore::new(RAW_IN_FLIGHT)),
+            receiver,
+        })
+    }
+
+    /// Sends one echo request and registers `waiter` for its reply. On a
+    /// failure nothing stays registered and the waiter is handed back.
+    // The error carries the caller's waiter back by value; boxing it would
+    // allocate on every send to save a copy on the rare failure.
+    #[allow(clippy::too_many_arguments, clippy::result_large_err)]
+    fn send(
+        &self,
+        ip: IpAddr,
+        scope_id: u32,
+        state: &TargetState,
+        payload: &[u8],
+        timeout: Duration,
+        deadline: Instant,
+        waiter: Waiter,
+    ) -> Result<(), (Waiter, Outcome)> {
+        let shared = &self.shared;
+        let mut stack = [0u8; 8 + 128];
+        let mut heap = Vec::new();
+        let len = 8 + payload.len();
+        let packet: &mut [u8] = if len <= stack.len() {
+            &mut stack[..len]
+        } else {
+            heap.resize(len, 0);
+            &mut heap
+        };
+        let addr = SockAddr::from(match ip {
+            IpAddr::V4(_) => SocketAddr::new(ip, 0),
+            IpAddr::V6(v6) => SocketAddr::V6(SocketAddrV6::new(v6, 0, 0, scope_id)),
+        });
+        let mut table = lock(&shared.table);
+        let mut seq = state.seq.fetch_add(1, Ordering::Relaxed);
+        let mut tries = 1;
+        // Nothing is sent while another request waits on (host, seq): skip to the next seq.
+        while table.by_key.contains_key(&(ip, seq)) {
+            if tries == COLLISION_RETRIES {
+                return Err((
+                    waiter,
+                    Outcome::error(
+                        Reason::Io,
+                        format!(
+                            "failed to send ICMP echo to {ip}: sequence {seq} already in flight after {COLLISION_RETRIES} tries"
+                        ),
+                    ),
+                ));
+            }
+            seq = state.seq.fetch_add(1, Ordering::Relaxed);
+            tries += 1;
+        }
+        write_echo(packet, shared.v6, state.ident, seq, payload);
+        let token = table.next_token;
+        table.next_token += 1;
+        let earliest = table
+            .deadlines
+            .peek()
+            .is_none_or(|Reverse((d, ..))| deadline < *d);
+        table.deadlines.push(Reverse((deadline, token, ip, seq)));
+        let (sent, sent_wall) = (Instant::now(), wall_now());
+        table.by_key.insert(
+            (ip, seq),
+            Pending {
+                token,
+                ident: state.ident,
+                sent,
+                sent_wall,
+                timeout,
+                waiter,
+            },
+        );
+        drop(table);
+        let res = shared.sock.get_ref().send_to(packet, &addr);
+        if earliest {
+            shared.wake.notify_one();
+        }
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let mut table = lock(&shared.table);
+                match table.by_key.entry((ip, seq)) {
+                    MapEntry::Occupied(o) if o.get().token == token => {
+                        Err((o.remove().waiter, send_error(&e, ip)))
+                    }
+                    // Already answered (cannot happen for a failed send) or swept.
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// The RTT from the send instants and the receipt: the kernel's stamp when it
+/// is consistent with the monotonic clock, else the monotonic reading.
+fn rtt(
+    sent: Instant,
+    sent_wall: Option<Duration>,
+    now: Instant,
+    rx_wall: Option<Duration>,
+) -> Duration {
+    let mono = now.saturating_duration_since(sent);
+    // Realtime may be slewed by NTP (at most 500 ppm) but not stepped.
+    let tolerance = mono / 1000 + Duration::from_micros(50);
+    match (sent_wall, rx_wall) {
+        (Some(s), Some(r)) => match r.checked_sub(s) {
+            Some(k) if k <= mono + tolerance => k,
+            _ => mono,
+        },
+        _ => mono,
+    }
+}
+
+/// A reply as read off the socket.
+struct Received {
+    len: usize,
+    from: Option<IpAddr>,
+    wall: Option<Duration>,
+}
+
+fn recv_one(sock: &Socket, buf: &mut [u8], cmsg: &mut [u8]) -> io::Result<Received> {
+    let mut iov = [IoSliceMut::new(buf)];
+    let msg = recvmsg::<SockaddrStorage>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(cmsg),
+        MsgFlags::MSG_DONTWAIT,
+    )
+    .map_err(io::Error::from)?;
+    let from = msg.address.as_ref().and_then(|a| {
+        a.as_sockaddr_in()
+            .map(|s| IpAddr::V4(s.ip()))
+            .or_else(|| a.as_sockaddr_in6().map(|s| IpAddr::V6(s.ip())))
+    });
+    let mut wall = None;
+    if let Ok(cmsgs) = msg.cmsgs() {
+        for c in cmsgs {
+            if let ControlMessageOwned::ScmTimestampns(ts) = c
+                && let (Ok(s), Ok(ns)) = (u64::try_from(ts.tv_sec()), u32::try_from(ts.tv_nsec()))
+            {
+                wall = Some(Duration::new(s, ns));
+            }
+        }
+    }
+    Ok(Received {
+        len: msg.bytes,
+        from,
+        wall,
+    })
+}
+
+/// Drains the socket, matches replies to requests, and times out requests
+/// at their deadlines. Runs until the family is dropped.
+async fn receive_loop(shared: Arc<Shared>) {
+    let raw_v4 = !shared.v6 && shared.mode == IcmpMode::Raw;
+    let mut buf = vec![0u8; 65_536];
+    let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
+    let mut done: Vec<(Job, Report)> = Vec::new();
+    let mut expired: Vec<(IpAddr, Pending)> = Vec::new();
+    let sleep = tokio::time::sleep(Duration::from_secs(3600));
+    tokio::pin!(sleep);
+    let mut armed: Option<Instant> = None;
+    let mut swept = Instant::now();
+    loop {
+        let next = lock(&shared.table)
+            .deadlines
+            .peek()
+            .map(|Reverse((d, ..))| (*d).max(swept + SWEEP_EVERY));
+        if next != armed {
+            if let Some(d) = next {
+                sleep.as_mut().reset(d);
+            }
+            armed = next;
+        }
+        tokio::select! {
+            ready = shared.sock.readable() => match ready {
+                Ok(mut guard) => {
+                    for _ in 0..RECV_BATCH {
+                        match guard.try_io(|s| recv_one(s.get_ref(), &mut buf, &mut cmsg)) {
+                            Ok(Ok(r)) => {
+                                let now = Instant::now();
+                                let Some(from) = r.from else { continue };
+                                let Some(packet) = buf.get(..r.len) else { continue };
+                                let Some(answer) = decode(packet, from, raw_v4) else { continue };
+                                if let Some((job, report)) = deliver(&shared, answer, from, now, r.wall) {
+                                    done.push((job, report));
+                                }
+                            }
+                            Ok(Err(e)) => {
+                                debug!(error = %e, "failed to receive from the ICMP socket");
+                                break;
+                            }
+                            Err(_would_block) => break,
+                        }
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, "ICMP socket failed; retrying in 1 s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            },
+            () = &mut sleep, if armed.is_some() => {
+                armed = None;
+                swept = Instant::now();
+                sweep(&shared, swept, &mut expired);
+                for (ip, p) in expired.drain(..) {
+                    // A `probe` future times out by itself at the same deadline.
+                    if let Waiter::Job(job) = p.waiter {
+                        done.push((job, Report::with_info(Outcome::Timeout { phase: None }, peer(ip))));
+                    }
+                }
+            }
+            () = shared.wake.notified() => {}
+        }
+        for (job, report) in done.drain(..) {
+            job.complete(report).await;
+        }
+    }
+}
+
+fn peer(ip: IpAddr) -> Info {
+    Info {
+        peer: Some(ip),
+        ..Info::default()
+    }
+}
+
+/// Removes the requests whose deadline is at or before `now` into `out`.
+fn sweep(shared: &Shared, now: Instant, out: &mut Vec<(IpAddr, Pending)>) {
+    let mut table = lock(&shared.table);
+    while let Some(&Reverse((deadline, token, ip, seq))) = table.deadlines.peek() {
+        if deadline > now {
+            break;
+        }
+        table.deadlines.pop();
+        if let MapEntry::Occupied(o) = table.by_key.entry((ip, seq))
+            && o.get().token == token
+        {
+            out.push((ip, o.remove()));
+        }
+    }
+}
+
+/// Completes the request an answer belongs to; returns a job to complete.
+fn deliver(
+    shared: &Shared,
+    answer: Answer,
+    from: IpAddr,
+    now: Instant,
+    rx_wall: Option<Duration>,
+) -> Option<(Job, Report)> {
+    let pending = {
+        let mut table = lock(&shared.table);
+        match table.by_key.entry((answer.dest, answer.seq)) {
+            MapEntry::Occupied(o)
+                if shared.mode == IcmpMode::Dgram || o.get().ident == answer.ident =>
+            {
+                o.remove()
+            }
+            _ => return None,
+        }
+    };
+    let ip = answer.dest;
+    let result = match answer.error {
+        None => {
+            let d = rtt(pending.sent, pending.sent_wall, now, rx_wall);
+            if d >= pending.timeout {
+                Err(Outcome::Timeout { phase: None })
+            } else {
+                Ok(d)
+            }
+        }
+        Some((ty, code)) => {
+            let what = classify_icmp(shared.v6, ty, code)
+                .err()
+                .unwrap_or("echo reply");
+            Err(Outcome::Error(ProbeError::new(
+                Reason::Unreachable,
+                format!("ICMP echo to {ip} answered by {from}: {what} (type {ty}, code {code})"),
+            )))
+        }
+    };
+    match pending.waiter {
+        Waiter::Task(tx) => {
+            let _ = tx.send(result);
+            None
+        }
+        Waiter::Job(job) => Some((job, Report::with_info(success_outcome(result), peer(ip)))),
+    }
+}
+
+/// The outcome of an echo whose address needed no resolution.
+fn success_outcome(result: Result<Duration, Outcome>) -> Outcome {
+    match result {
+        Ok(rtt) => {
+            let mut phases = Phases::default();
+            phases.set(Phase::Resolve, Duration::ZERO);
+            Outcome::Success {
+                duration: rtt,
+                phases,
+            }
+        }
+        Err(o) => o,
+    }
+}
+
+/// What a received packet answers.
+#[derive(Debug, PartialEq, Eq)]
+struct Answer {
+    /// The destination of the request answered.
+    dest: IpAddr,
+    ident: u16,
+    seq: u16,
+    /// ICMP type and code when the answer is an error, not an echo reply.
+    error: Option<(u8, u8)>,
+}
+
+/// Decodes an echo reply, or an ICMP error quoting one of our echo requests.
+/// `from` is the sender; `ip_header` is set for raw IPv4 sockets, which
+/// deliver the IP header too. Anything else (our own requests seen on a raw
+/// socket, neighbour discovery, …) is `None`.
+fn decode(packet: &[u8], from: IpAddr, ip_header: bool) -> Option<Answer> {
+    let v6 = from.is_ipv6();
+    let icmp = if ip_header {
+        packet.get(usize::from(packet.first()? & 0x0f) * 4..)?
+    } else {
+        packet
+    };
+    let (ty, code) = (*icmp.first()?, *icmp.get(1)?);
+    let ident_seq = |h: &[u8]| -> Option<(u16, u16)> {
+        Some((
+            u16::from_be_bytes([*h.get(4)?, *h.get(5)?]),
+            u16::from_be_bytes([*h.get(6)?, *h.get(7)?]),
+        ))
+    };
+    if (!v6 && ty == 0) || (v6 && ty == 129) {
+        let (ident, seq) = ident_seq(icmp)?;
+        return Some(Answer {
+            dest: from,
+            ident,
+            seq,
+            error: None,
+        });
+    }
+    let is_error = if v6 {
+        (1..=4).contains(&ty)
+    } else {
+        matches!(ty, 3 | 4 | 5 | 11 | 12)
+    };
+    if !is_error {
+        return None;
+    }
+    let quoted = icmp.get(8..)?;
+    let (dest, request, echo_request) = if v6 {
+        // Next header must be ICMPv6 (extension headers are not followed).
+        if *quoted.get(6)? != 58 {
+            return None;
+        }
+        let d: [u8; 16] = quoted.get(24..40)?.try_into().ok()?;
+        (IpAddr::V6(d.into()), quoted.get(40..)?, 128)
+    } else {
+        if *quoted.get(9)? != 1 {
+            return None;
+        }
+        let d: [u8; 4] = quoted.get(16..20)?.try_into().ok()?;
+        let ihl = usize::from(quoted.first()? & 0x0f) * 4;
+        (IpAddr::V4(d.into()), quoted.get(ihl..)?, 8)
+    };
+    if *request.first()? != echo_request {
+        return None;
+    }
+    let (ident, seq) = ident_seq(request)?;
+    Some(Answer {
+        dest,
+        ident,
+        seq,
+        error: Some((ty, code)),
+    })
+}
+
+/// Writes an echo request; `packet` is 8 bytes longer than `payload`. The
+/// kernel computes ICMPv6 checksums itself.
+fn write_echo(packet: &mut [u8], v6: bool, ident: u16, seq: u16, payload: &[u8]) {
+    packet[0] = if v6 { 128 } else { 8 };
+    packet[1..4].fill(0);
+    packet[4..6].copy_from_slice(&ident.to_be_bytes());
+    packet[6..8].copy_from_slice(&seq.to_be_bytes());
+    packet[8..].copy_from_slice(payload);
+    if !v6 {
+        let sum = checksum(packet);
+        packet[2..4].copy_from_slice(&sum.to_be_bytes());
+    }
+}
+
+/// The Internet checksum (RFC 1071).
+fn checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = 0;
+    let mut chunks = data.chunks_exact(2);
+    for c in &mut chunks {
+        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
+    }
+    if let [last] = chunks.remainder() {
+        sum += u32::from(*last) << 8;
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
 
 /// Sends ICMP echo requests for every ICMP target over two shared sockets.
 pub struct IcmpProber {
@@ -158,10 +680,18 @@ impl IcmpProber {
     /// Fails only when no IPv4 ICMP socket can be opened; a missing IPv6 stack
     /// is logged and turns IPv6 probes into errors.
     pub fn new(config: &Config) -> Result<Self, IcmpSetupError> {
-        let v4 = open(ICMP::V4).map_err(|e| setup_error(Domain::IPV4, Protocol::ICMPV4, e))?;
-        let v6 = open(ICMP::V6).map_err(|e| {
-            warn!(error = %e, "failed to open an ICMPv6 socket; IPv6 ICMP targets will fail");
-            format!("IPv6 ICMP is unavailable: failed to open an ICMPv6 socket: {e}")
+        let v4 = Family::open(false).map_err(|(dgram, raw)| IcmpSetupError {
+            dgram,
+            raw,
+            exe: std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "/path/to/linkwatch".to_string()),
+        })?;
+        let v6 = Family::open(true).map_err(|(dgram, raw)| {
+            warn!(dgram = %dgram, raw = %raw, "failed to open an ICMPv6 socket; IPv6 ICMP targets will fail");
+            format!(
+                "IPv6 ICMP is unavailable: failed to open an ICMPv6 socket: datagram: {dgram}; raw: {raw}"
+            )
         });
         info!(
             v4 = v4.mode.as_str(),
@@ -204,6 +734,62 @@ impl IcmpProber {
         self.v6.as_ref().ok().map(|f| f.mode)
     }
 
+    fn family(&self, ip: IpAddr) -> Result<&Family, Outcome> {
+        match ip {
+            IpAddr::V4(_) => Ok(&self.v4),
+            IpAddr::V6(_) => self
+                .v6
+                .as_ref()
+                .map_err(|e| Outcome::error(Reason::Io, e.clone())),
+        }
+    }
+
+    /// Starts a probe of a literal address for the scheduler: sends the
+    /// request now; the receive task completes `job` from the reply or at
+    /// its deadline.
+    pub fn start(
+        &self,
+        index: usize,
+        target: &Target,
+        spec: &IcmpSpec,
+        ip: IpAddr,
+        job: Job,
+    ) -> Start {
+        let family = match self.family(ip) {
+            Ok(f) => f,
+            Err(o) => return Start::Done(job, Report::with_info(o, peer(ip))),
+        };
+        let (Some(state), Some(payload)) = (
+            self.targets.get(index),
+            self.payload.get(..spec.payload_size),
+        ) else {
+            return Start::Declined(job);
+        };
+        // Link-local IPv6 needs its interface looked up: the future path does that.
+        if let IpAddr::V6(v6) = ip
+            && is_link_local(v6)
+        {
+            return Start::Declined(job);
+        }
+        let deadline = job.deadline();
+        match family.send(
+            ip,
+            0,
+            state,
+            payload,
+            target.timeout,
+            deadline,
+            Waiter::Job(job),
+        ) {
+            Ok(()) => Start::Running,
+            Err((Waiter::Job(job), outcome)) => {
+                Start::Done(job, Report::with_info(outcome, peer(ip)))
+            }
+            // `send` hands back the waiter it was given.
+            Err((Waiter::Task(_), _)) => Start::Running,
+        }
+    }
+
     /// Sends one echo request for target `index` and waits for its reply until `deadline`.
     pub async fn probe(
         &self,
@@ -224,10 +810,6 @@ impl IcmpProber {
                     });
                 }
             };
-        let info = Info {
-            peer: Some(ip),
-            ..Info::default()
-        };
         let outcome = match self.echo(index, target, spec, ip, deadline).await {
             Ok(rtt) => {
                 let mut phases = Phases::default();
@@ -239,7 +821,7 @@ impl IcmpProber {
             }
             Err(outcome) => outcome,
         };
-        Report::with_info(outcome, info)
+        Report::with_info(outcome, peer(ip))
     }
 
     async fn echo(
@@ -250,13 +832,7 @@ impl IcmpProber {
         ip: IpAddr,
         deadline: Instant,
     ) -> Result<Duration, Outcome> {
-        let family = match ip {
-            IpAddr::V4(_) => &self.v4,
-            IpAddr::V6(_) => self
-                .v6
-                .as_ref()
-                .map_err(|e| Outcome::error(Reason::Io, e.clone()))?,
-        };
+        let family = self.family(ip)?;
         let state = self.targets.get(index).ok_or_else(|| {
             Outcome::error(
                 Reason::Io,
@@ -279,78 +855,31 @@ impl IcmpProber {
             },
             None => None,
         };
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
+        if deadline <= Instant::now() {
             return Err(Outcome::Timeout { phase: None });
         }
-        let mut pinger = family.client.pinger(ip, PingIdentifier(state.ident)).await;
-        pinger.timeout(remaining);
-        if let IpAddr::V6(v6) = ip
-            && is_link_local(v6)
-        {
-            pinger.scope_id(link_local_scope(v6).unwrap_or(0));
-        }
-        let mut attempt = 0;
-        let (packet, wire_rtt, outer_rtt) = loop {
-            let seq = PingSequence(state.seq.fetch_add(1, Ordering::Relaxed));
-            let start = Instant::now();
-            match pinger.ping(seq, payload).await {
-                Ok((packet, rtt)) => break (packet, rtt, start.elapsed()),
-                // Nothing was sent: another request waits on (host, seq). Skip to the next seq.
-                Err(SurgeError::IdenticalRequests { .. }) if attempt + 1 < COLLISION_RETRIES => {
-                    attempt += 1;
-                }
-                Err(e) => return Err(surge_outcome(e, ip)),
-            }
+        let scope_id = match ip {
+            IpAddr::V6(v6) if is_link_local(v6) => link_local_scope(v6).unwrap_or(0),
+            _ => 0,
         };
-        classify_reply(&packet, ip).map_err(Outcome::Error)?;
-        let rtt = if wire_rtt.is_zero() {
-            outer_rtt
-        } else {
-            wire_rtt
-        };
-        if rtt >= target.timeout {
-            return Err(Outcome::Timeout { phase: None });
+        let (tx, rx) = oneshot::channel();
+        family
+            .send(
+                ip,
+                scope_id,
+                state,
+                payload,
+                target.timeout,
+                deadline,
+                Waiter::Task(tx),
+            )
+            .map_err(|(_, outcome)| outcome)?;
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(result)) => result,
+            // Swept at the deadline, or timed out here: the sweep removes the entry.
+            Ok(Err(_)) | Err(_) => Err(Outcome::Timeout { phase: None }),
         }
-        Ok(rtt)
     }
-}
-
-fn open(kind: ICMP) -> io::Result<Family> {
-    let config = surge_ping::Config::builder()
-        .kind(kind)
-        .sock_type_hint(Type::DGRAM)
-        .build();
-    let client = Client::new(&config)?;
-    let mode = IcmpMode::of(client.get_socket().get_type());
-    let in_flight = (mode == IcmpMode::Raw).then(|| Semaphore::new(RAW_IN_FLIGHT));
-    Ok(Family {
-        client,
-        mode,
-        in_flight,
-    })
-}
-
-/// Builds the setup error with both underlying errors. surge reports only the
-/// first (and names a sysctl that does not exist for IPv6), so each socket
-/// type is tried once more here to capture its own error.
-fn setup_error(domain: Domain, proto: Protocol, surge_err: io::Error) -> IcmpSetupError {
-    let attempt = |ty: Type| Socket::new(domain, ty, Some(proto)).err();
-    let dgram = attempt(Type::DGRAM);
-    let raw = attempt(Type::RAW);
-    let (dgram, raw) = match (dgram, raw) {
-        (Some(d), Some(r)) => (d, r),
-        (Some(d), None) => (d, surge_err),
-        (None, Some(r)) => (surge_err, r),
-        (None, None) => (
-            surge_err,
-            io::Error::other("opened on retry; the failure above came from configuring it"),
-        ),
-    };
-    let exe = std::env::current_exe()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| "/path/to/linkwatch".to_string());
-    IcmpSetupError { dgram, raw, exe }
 }
 
 /// Distinct random identifiers, and sequence starts that put targets sharing a
@@ -401,31 +930,6 @@ fn payload(len: usize) -> Vec<u8> {
     (0..len).map(|i| i as u8).collect()
 }
 
-/// Accepts an echo reply and turns an ICMP error (which surge returns as `Ok`
-/// in RAW mode, matched through the request quoted inside it) into an outcome.
-fn classify_reply(packet: &IcmpPacket, ip: IpAddr) -> Result<(), ProbeError> {
-    let (v6, ty, code, from) = match packet {
-        IcmpPacket::V4(p) => (
-            false,
-            p.get_icmp_type().0,
-            p.get_icmp_code().0,
-            IpAddr::V4(p.get_source()),
-        ),
-        IcmpPacket::V6(p) => (
-            true,
-            p.get_icmpv6_type().0,
-            p.get_icmpv6_code().0,
-            IpAddr::V6(p.get_source()),
-        ),
-    };
-    classify_icmp(v6, ty, code).map_err(|what| {
-        ProbeError::new(
-            Reason::Unreachable,
-            format!("ICMP echo to {ip} answered by {from}: {what} (type {ty}, code {code})"),
-        )
-    })
-}
-
 /// `Ok` for an echo reply (type 0 in ICMPv4, 129 in ICMPv6), else a description.
 fn classify_icmp(v6: bool, ty: u8, code: u8) -> Result<(), &'static str> {
     let what = if !v6 {
@@ -459,30 +963,6 @@ fn classify_icmp(v6: bool, ty: u8, code: u8) -> Result<(), &'static str> {
         }
     };
     Err(what)
-}
-
-/// Maps a surge error to the outcome label it stands for.
-fn surge_outcome(e: SurgeError, ip: IpAddr) -> Outcome {
-    match e {
-        SurgeError::Timeout { .. } => Outcome::Timeout { phase: None },
-        SurgeError::IOError(e) => send_error(&e, ip),
-        SurgeError::MalformedPacket(e) => Outcome::error(
-            Reason::Malformed,
-            format!("failed to decode the ICMP reply from {ip}: {e}"),
-        ),
-        SurgeError::IdenticalRequests { seq, .. } => Outcome::error(
-            Reason::Io,
-            format!(
-                "failed to send ICMP echo to {ip}: sequence {seq} already in flight after {COLLISION_RETRIES} tries"
-            ),
-        ),
-        e @ (SurgeError::ClientDestroyed
-        | SurgeError::NetworkError
-        | SurgeError::IncorrectBufferSize
-        | SurgeError::EchoRequestPacket) => {
-            Outcome::error(Reason::Io, format!("failed to ping {ip}: {e}"))
-        }
-    }
 }
 
 /// Classifies an error from `send_to`. EPERM here is a firewall rule
@@ -546,8 +1026,6 @@ fn gateway_device(table: &str, gw: Ipv6Addr) -> Option<String> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
-    use surge_ping::{Icmpv4Packet, Icmpv6Packet};
 
     #[test]
     fn echo_replies_pass_and_errors_are_described() {
@@ -580,30 +1058,95 @@ mod tests {
     }
 
     #[test]
-    fn raw_v4_unreachable_is_an_unreachable_error() {
-        let packet = Icmpv4Packet::decode(
-            &v4_unreachable(),
-            Type::RAW,
-            Ipv4Addr::new(10, 0, 0, 1),
-            Ipv4Addr::new(10, 0, 0, 2),
-        )
-        .unwrap();
-        assert_eq!(packet.get_real_dest(), Ipv4Addr::new(10, 9, 9, 9));
-        assert_eq!(packet.get_sequence(), PingSequence(7));
-        let target: IpAddr = "10.9.9.9".parse().unwrap();
-        let err = classify_reply(&IcmpPacket::V4(packet), target).unwrap_err();
-        assert_eq!(err.reason, Reason::Unreachable);
-        assert!(err.detail.contains("host unreachable"), "{}", err.detail);
-        assert!(err.detail.contains("type 3, code 1"), "{}", err.detail);
-        assert!(err.detail.contains("10.0.0.1"), "{}", err.detail);
+    fn raw_v4_unreachable_is_matched_through_the_quoted_request() {
+        let from: IpAddr = "10.0.0.1".parse().unwrap();
+        let a = decode(&v4_unreachable(), from, true).unwrap();
+        assert_eq!(
+            a,
+            Answer {
+                dest: "10.9.9.9".parse().unwrap(),
+                ident: 0x1234,
+                seq: 7,
+                error: Some((3, 1)),
+            }
+        );
+        assert_eq!(classify_icmp(false, 3, 1), Err("host unreachable"));
     }
 
     #[test]
-    fn v6_echo_reply_is_accepted() {
+    fn echo_replies_decode_with_and_without_ip_header() {
+        let reply = [0, 0, 0, 0, 0x12, 0x34, 0, 9, 1, 2, 3, 4];
+        let from: IpAddr = "127.0.0.5".parse().unwrap();
+        let want = Answer {
+            dest: from,
+            ident: 0x1234,
+            seq: 9,
+            error: None,
+        };
+        assert_eq!(decode(&reply, from, false), Some(want));
+        let mut with_header = vec![0x45u8; 1];
+        with_header.extend([0u8; 19]);
+        with_header.extend(reply);
+        assert_eq!(decode(&with_header, from, true).map(|a| a.seq), Some(9));
+        // Our own request, seen by a raw socket on loopback, is ignored.
+        let request = [8, 0, 0, 0, 0x12, 0x34, 0, 9];
+        assert_eq!(decode(&request, from, false), None);
+        // Truncated packets are ignored, not a panic.
+        assert_eq!(decode(&reply[..5], from, false), None);
+        assert_eq!(decode(&[], from, false), None);
+    }
+
+    #[test]
+    fn v6_echo_reply_and_error_decode() {
+        let host: IpAddr = "fd00::2".parse().unwrap();
         let reply = [129, 0, 0, 0, 0x12, 0x34, 0, 9, 1, 2, 3, 4];
-        let host: Ipv6Addr = "fd00::2".parse().unwrap();
-        let packet = Icmpv6Packet::decode(&reply, host).unwrap();
-        assert!(classify_reply(&IcmpPacket::V6(packet), IpAddr::V6(host)).is_ok());
+        assert_eq!(decode(&reply, host, false).unwrap().error, None);
+        // Address unreachable quoting an echo request to fd00:232::5.
+        let mut err = vec![1u8, 3, 0, 0, 0, 0, 0, 0];
+        let mut ip6 = vec![0x60u8, 0, 0, 0, 0, 16, 58, 64];
+        ip6.extend("fd00::1".parse::<Ipv6Addr>().unwrap().octets());
+        ip6.extend("fd00:232::5".parse::<Ipv6Addr>().unwrap().octets());
+        err.extend(ip6);
+        err.extend([128, 0, 0, 0, 0xab, 0xcd, 0x01, 0x02]);
+        let a = decode(&err, "fd00::9".parse().unwrap(), false).unwrap();
+        assert_eq!(a.dest, "fd00:232::5".parse::<IpAddr>().unwrap());
+        assert_eq!((a.ident, a.seq, a.error), (0xabcd, 0x0102, Some((1, 3))));
+        // Neighbour solicitation (135) is not ours.
+        assert_eq!(decode(&[135, 0, 0, 0, 0, 0, 0, 0], host, false), None);
+    }
+
+    #[test]
+    fn echo_request_has_a_valid_checksum() {
+        let payload: Vec<u8> = payload(56);
+        let mut p = vec![0u8; 64];
+        write_echo(&mut p, false, 0xbeef, 42, &payload);
+        assert_eq!(&p[..2], &[8, 0]);
+        assert_eq!(&p[4..8], &[0xbe, 0xef, 0, 42]);
+        // A packet including its checksum sums to zero.
+        assert_eq!(checksum(&p), 0);
+        let mut odd = vec![0u8; 8 + 3];
+        write_echo(&mut odd, false, 1, 2, &[1, 2, 3]);
+        assert_eq!(checksum(&odd), 0);
+        let mut v6 = vec![0u8; 8];
+        write_echo(&mut v6, true, 1, 2, &[]);
+        assert_eq!(v6, [128, 0, 0, 0, 0, 1, 0, 2]);
+    }
+
+    #[test]
+    fn rtt_prefers_the_kernel_stamp_unless_the_wall_clock_stepped() {
+        let t0 = Instant::now();
+        let now = t0 + Duration::from_micros(500);
+        let wall = Duration::from_secs(1_700_000_000);
+        // Kernel says 40 µs; the task ran later.
+        let rx = Some(wall + Duration::from_micros(40));
+        assert_eq!(rtt(t0, Some(wall), now, rx), Duration::from_micros(40));
+        // Wall clock stepped forward by a second: monotonic reading.
+        let rx = Some(wall + Duration::from_secs(1));
+        assert_eq!(rtt(t0, Some(wall), now, rx), Duration::from_micros(500));
+        // Stepped backwards, or no stamp: monotonic reading.
+        let rx = Some(wall - Duration::from_secs(1));
+        assert_eq!(rtt(t0, Some(wall), now, rx), Duration::from_micros(500));
+        assert_eq!(rtt(t0, Some(wall), now, None), Duration::from_micros(500));
     }
 
     #[test]
@@ -635,28 +1178,6 @@ mod tests {
             Outcome::Error(e) => assert!(e.detail.contains("firewall"), "{}", e.detail),
             other => panic!("unexpected {other:?}"),
         }
-    }
-
-    #[test]
-    fn surge_timeout_is_a_timeout_without_phase() {
-        let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        assert_eq!(
-            surge_outcome(
-                SurgeError::Timeout {
-                    seq: PingSequence(3)
-                },
-                ip
-            ),
-            Outcome::Timeout { phase: None }
-        );
-        let collision = SurgeError::IdenticalRequests {
-            host: ip,
-            ident: None,
-            seq: PingSequence(3),
-        };
-        assert!(
-            matches!(surge_outcome(collision, ip), Outcome::Error(e) if e.reason == Reason::Io)
-        );
     }
 
     #[test]

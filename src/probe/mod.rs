@@ -312,6 +312,24 @@ impl Probers {
         self.icmp.as_ref()
     }
 
+    /// Starts a probe without a task of its own when one can run that way
+    /// (ICMP to a literal address, completed by the shared socket's receive
+    /// task); otherwise hands the job back for [`Probers::probe`].
+    pub fn start(
+        &self,
+        index: usize,
+        target: &Target,
+        job: crate::scheduler::Job,
+    ) -> crate::scheduler::Start {
+        if let TargetSpec::Icmp(spec) = &target.spec
+            && let crate::config::Host::Ip(ip) = spec.host
+            && let Some(icmp) = &self.icmp
+        {
+            return icmp.start(index, target, spec, ip, job);
+        }
+        crate::scheduler::Start::Declined(job)
+    }
+
     /// Probes `target` once. Returns by `deadline` (a timeout outcome at the latest).
     pub async fn probe(&self, index: usize, target: &Target, deadline: Instant) -> Report {
         let fut = async {
