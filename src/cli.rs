@@ -426,11 +426,16 @@ fn init_logging(cli: &Cli, configured: LogFormat) {
     };
 }
 
+/// The async runtime. One worker thread unless `TOKIO_WORKER_THREADS` says
+/// otherwise: probing is I/O-bound, and at 10 000 targets a second worker
+/// costs ~4 % of a core in context switches alone (BENCHMARKS.md). Blocking
+/// work (name resolution, fsync, /metrics encoding) runs on the blocking pool.
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("linkwatch")
-        .build()
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        b.worker_threads(1);
+    }
+    b.enable_all().thread_name("linkwatch").build()
 }
 
 fn run_daemon(cfg: Config) -> ExitCode {

@@ -89,9 +89,21 @@ pub async fn serve(
         let state = state.clone();
         let conn = builder.serve_connection(
             TokioIo::new(stream),
-            service_fn(move |req| {
+            service_fn(move |req: Request<Incoming>| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(&state, req)) }
+                let (method, uri) = (req.method().clone(), req.uri().clone());
+                async move {
+                    // Encoding 10 000 targets' metrics takes tens of
+                    // milliseconds: do it off the runtime's worker threads so
+                    // probes keep their schedule during a scrape.
+                    let resp = tokio::task::spawn_blocking(move || handle(&state, &method, &uri))
+                        .await
+                        .unwrap_or_else(|e| {
+                            tracing::error!(error = %e, "HTTP handler failed");
+                            text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
+                        });
+                    Ok::<_, Infallible>(resp)
+                }
             }),
         );
         let conn = graceful.watch(conn);
@@ -116,15 +128,15 @@ pub async fn serve(
 }
 
 /// Routes one request.
-pub fn handle(state: &AppState, req: Request<Incoming>) -> Response<Body> {
-    if req.method() != Method::GET && req.method() != Method::HEAD {
+pub fn handle(state: &AppState, method: &Method, uri: &http::Uri) -> Response<Body> {
+    if method != Method::GET && method != Method::HEAD {
         let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
         r.headers_mut()
             .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
         return r;
     }
-    let query = req.uri().query().unwrap_or("");
-    match req.uri().path() {
+    let query = uri.query().unwrap_or("");
+    match uri.path() {
         "/metrics" => match state.metrics.encode() {
             Ok(body) => response(StatusCode::OK, metrics::CONTENT_TYPE, body),
             Err(e) => {
