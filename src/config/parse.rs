@@ -977,13 +977,7 @@ impl<'t> Walker<'t> {
         let host = self.host(t);
         let ip_version = self.ip_version(t);
         let payload_size = self.integer(t, "payload_size", 0, MAX_PAYLOAD_SIZE);
-        let ip = match &host {
-            Ok(At {
-                value: Host::Ip(ip),
-                ..
-            }) => Some(*ip),
-            _ => None,
-        };
+        let ip = literal_ip(&host);
         self.check_family(t, ip, "host", &ip_version);
         Some(IcmpSpec {
             host: host.ok()?.value,
@@ -997,13 +991,7 @@ impl<'t> Walker<'t> {
         let port = self.integer(t, "port", 1, 65535);
         let port = self.missing(t, "port", port);
         let ip_version = self.ip_version(t);
-        let ip = match &host {
-            Ok(At {
-                value: Host::Ip(ip),
-                ..
-            }) => Some(*ip),
-            _ => None,
-        };
+        let ip = literal_ip(&host);
         self.check_family(t, ip, "host", &ip_version);
         Some(TcpSpec {
             host: host.ok()?.value,
@@ -1494,4 +1482,15 @@ fn regex_reason(e: &regex::Error) -> String {
     let text = e.to_string();
     let last = text.lines().last().unwrap_or("").trim();
     last.strip_prefix("error: ").unwrap_or(last).to_owned()
+}
+
+/// The address of a host that was written as a literal IP, if it parsed.
+fn literal_ip<E>(host: &Result<At<Host>, E>) -> Option<std::net::IpAddr> {
+    match host {
+        Ok(At {
+            value: Host::Ip(ip),
+            ..
+        }) => Some(*ip),
+        _ => None,
+    }
 }

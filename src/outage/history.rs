@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::event::{DurationClock, Gap};
+use super::event::{DurationClock, Gap, OutageEnded};
 use super::journal::{Entry, NumberedLine, ts_ms};
 
 /// One outage as the API and CLI show it (`GET /api/v1/outages`).
@@ -30,7 +30,48 @@ pub struct OutageRecord {
     pub duration_clock: DurationClock,
 }
 
+impl From<&OutageEnded> for OutageRecord {
+    fn from(e: &OutageEnded) -> Self {
+        Self {
+            id: e.id.clone(),
+            group: e.group.clone(),
+            cause: e.cause.clone(),
+            start: e.start,
+            end: Some(e.end),
+            duration_seconds: e.duration_seconds,
+            targets: e.targets.clone(),
+            gaps: e.gaps.clone(),
+            end_observed: Some(e.end_observed),
+            duration_clock: e.duration_clock,
+        }
+    }
+}
+
 impl OutageRecord {
+    /// An outage that has not ended (yet), as recorded at its start or resume.
+    pub fn open(
+        id: &str,
+        group: &str,
+        cause: &str,
+        start: Timestamp,
+        targets: &[String],
+        gaps: Vec<Gap>,
+        duration_clock: DurationClock,
+    ) -> Self {
+        Self {
+            id: id.to_string(),
+            group: group.to_string(),
+            cause: cause.to_string(),
+            start,
+            end: None,
+            duration_seconds: 0.0,
+            targets: targets.to_vec(),
+            gaps,
+            end_observed: None,
+            duration_clock,
+        }
+    }
+
     /// Whether the outage overlaps `[since, until)`.
     pub fn overlaps(&self, since: Option<Timestamp>, until: Option<Timestamp>) -> bool {
         let ends_after = match (since, self.end) {
@@ -109,18 +150,15 @@ impl History {
                 Entry::OutageStart(e) => {
                     h.ids.push(e.id.clone());
                     h.open.push(OpenOutage {
-                        record: OutageRecord {
-                            id: e.id.clone(),
-                            group: e.group.clone(),
-                            cause: e.cause.clone(),
-                            start: e.start,
-                            end: None,
-                            duration_seconds: 0.0,
-                            targets: e.targets.clone(),
-                            gaps: Vec::new(),
-                            end_observed: None,
-                            duration_clock: DurationClock::Monotonic,
-                        },
+                        record: OutageRecord::open(
+                            &e.id,
+                            &e.group,
+                            &e.cause,
+                            e.start,
+                            &e.targets,
+                            Vec::new(),
+                            DurationClock::Monotonic,
+                        ),
                         last_run: h.runs.len().checked_sub(1),
                     });
                 }
@@ -135,18 +173,15 @@ impl History {
                         // Its start line is lost (corrupt); keep what this line says.
                         h.ids.push(e.id.clone());
                         h.open.push(OpenOutage {
-                            record: OutageRecord {
-                                id: e.id.clone(),
-                                group: e.group.clone(),
-                                cause: e.cause.clone(),
-                                start: e.start,
-                                end: None,
-                                duration_seconds: 0.0,
-                                targets: e.targets.clone(),
-                                gaps: vec![e.gap],
-                                end_observed: None,
-                                duration_clock: DurationClock::Wall,
-                            },
+                            record: OutageRecord::open(
+                                &e.id,
+                                &e.group,
+                                &e.cause,
+                                e.start,
+                                &e.targets,
+                                vec![e.gap],
+                                DurationClock::Wall,
+                            ),
                             last_run,
                         });
                     }
@@ -156,18 +191,7 @@ impl History {
                     if !h.ids.contains(&e.id) {
                         h.ids.push(e.id.clone());
                     }
-                    h.closed.push(OutageRecord {
-                        id: e.id.clone(),
-                        group: e.group.clone(),
-                        cause: e.cause.clone(),
-                        start: e.start,
-                        end: Some(e.end),
-                        duration_seconds: e.duration_seconds,
-                        targets: e.targets.clone(),
-                        gaps: e.gaps.clone(),
-                        end_observed: Some(e.end_observed),
-                        duration_clock: e.duration_clock,
-                    });
+                    h.closed.push(OutageRecord::from(e));
                 }
             }
         }

@@ -400,7 +400,7 @@ impl OutageService {
                     tracing::error!(error = %e, id = %ended.id, "outage_end not yet written; queued");
                 }
                 ended.emit(&metrics);
-                shared.closed.push(record_of_end(&ended));
+                shared.closed.push(OutageRecord::from(&ended));
             }
         }
         history.open.clear();
@@ -614,7 +614,7 @@ impl OutageService {
                 if let Some(g) = shared.groups.iter_mut().find(|g| g.name == e.group) {
                     g.outage = None;
                 }
-                shared.closed.push(record_of_end(&e));
+                shared.closed.push(OutageRecord::from(&e));
             }
         }
     }
@@ -661,21 +661,6 @@ impl OutageService {
             }
             Err(e) => tracing::error!(error = %e, "journal writer task failed at shutdown"),
         }
-    }
-}
-
-fn record_of_end(e: &event::OutageEnded) -> OutageRecord {
-    OutageRecord {
-        id: e.id.clone(),
-        group: e.group.clone(),
-        cause: e.cause.clone(),
-        start: e.start,
-        end: Some(e.end),
-        duration_seconds: e.duration_seconds,
-        targets: e.targets.clone(),
-        gaps: e.gaps.clone(),
-        end_observed: Some(e.end_observed),
-        duration_clock: e.duration_clock,
     }
 }
 

@@ -194,35 +194,33 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     (status, body.to_string())
 }
 
-/// The value of the first sample whose name and labels contain all of `parts`.
-pub fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+/// Sample lines of `name` whose labels contain all of `labels`, as values.
+fn samples<'a>(
+    metrics: &'a str,
+    name: &'a str,
+    labels: &'a [(&'a str, &'a str)],
+) -> impl Iterator<Item = f64> + 'a {
     metrics
         .lines()
         .filter(|l| !l.starts_with('#'))
-        .filter(|l| {
+        .filter(move |l| {
             l.starts_with(name)
                 && l[name.len()..].starts_with(['{', ' '])
                 && labels
                     .iter()
                     .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
         })
-        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// The value of the first sample whose name and labels contain all of `parts`.
+pub fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    samples(metrics, name, labels).next()
 }
 
 /// Sum of all samples of `name` whose labels contain all of `labels`.
 pub fn sum(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| {
-            l.starts_with(name)
-                && l[name.len()..].starts_with(['{', ' '])
-                && labels
-                    .iter()
-                    .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    samples(metrics, name, labels).fold(0.0, |a, b| a + b)
 }
 
 /// Whether we are root (needed for namespaces and some ICMP modes).
