@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::probe::{Info, Outcome, ProbeResult};
+use crate::probe::{Info, Outcome, ProbeResult, Report};
 
 /// A target's configuration summary and last result.
 #[derive(Debug, Clone, Serialize)]
@@ -46,7 +46,12 @@ pub struct LastResult {
 
 impl LastResult {
     pub fn from_result(r: &ProbeResult) -> Self {
-        let (duration_seconds, reason, detail, phases) = match &r.report.outcome {
+        Self::from_parts(r.at, &r.report)
+    }
+
+    /// The API's view of a report of a probe started at `at`.
+    pub fn from_parts(at: jiff::Timestamp, report: &Report) -> Self {
+        let (duration_seconds, reason, detail, phases) = match &report.outcome {
             Outcome::Success { duration, phases } => (
                 Some(duration.as_secs_f64()),
                 None,
@@ -73,13 +78,13 @@ impl LastResult {
             ),
         };
         Self {
-            at: format_ts(r.at),
-            result: r.report.outcome.result_label(),
+            at: format_ts(at),
+            result: report.outcome.result_label(),
             duration_seconds,
             reason,
             detail,
             phases,
-            info: r.report.info.clone(),
+            info: report.info.clone(),
         }
     }
 }
@@ -90,9 +95,15 @@ pub fn format_ts(ts: jiff::Timestamp) -> String {
 }
 
 /// Thread-safe store of the latest status of each target.
+///
+/// Recording is on the probe hot path (10 000 results a second at scale), so
+/// it only copies the report; formatting for the API happens in `snapshot`.
 pub struct StatusStore {
-    targets: Mutex<Vec<TargetStatus>>,
+    targets: Mutex<Vec<(TargetStatus, Option<Latest>)>>,
 }
+
+/// A target's latest report and when its probe started.
+type Latest = (jiff::Timestamp, Report);
 
 impl StatusStore {
     pub fn new(config: &Config) -> Self {
@@ -110,6 +121,7 @@ impl StatusStore {
                 successes_total: 0,
                 last: None,
             })
+            .map(|t| (t, None))
             .collect();
         Self {
             targets: Mutex::new(targets),
@@ -118,20 +130,26 @@ impl StatusStore {
 
     pub fn record(&self, r: &ProbeResult) {
         let mut targets = self.targets.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(t) = targets.get_mut(r.target) {
+        if let Some((t, last)) = targets.get_mut(r.target) {
             t.probes_total += 1;
             if r.report.outcome.is_success() {
                 t.successes_total += 1;
             }
-            t.last = Some(LastResult::from_result(r));
+            *last = Some((r.at, r.report.clone()));
         }
     }
 
     pub fn snapshot(&self) -> Vec<TargetStatus> {
-        self.targets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        let targets = self.targets.lock().unwrap_or_else(|p| p.into_inner());
+        targets
+            .iter()
+            .map(|(t, last)| TargetStatus {
+                last: last
+                    .as_ref()
+                    .map(|(at, report)| LastResult::from_parts(*at, report)),
+                ..t.clone()
+            })
+            .collect()
     }
 }
 
