@@ -283,6 +283,11 @@ fn outages(
                         return ExitCode::from(1);
                     }
                 }
+            } else if !crate::outage::journal_path(&dir).exists() {
+                eprintln!(
+                    "no journal at {}: linkwatch has not run with this data directory; pass --data-dir DIR, or --config PATH of the running daemon",
+                    crate::outage::journal_path(&dir).display()
+                );
             } else if records.is_empty() {
                 println!(
                     "no outages recorded in {}",

@@ -164,20 +164,6 @@ pub fn first_offset(interval: Duration, index: usize, count: usize) -> Duration 
     Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
 }
 
-/// Given the slot just used and the current time, the next slot to use and
-/// how many slots were missed in between.
-pub fn next_slot(slot: Instant, interval: Duration, now: Instant) -> (Instant, u64) {
-    let next = slot + interval;
-    if next > now {
-        return (next, 0);
-    }
-    let behind = now.duration_since(next).as_nanos();
-    let missed = behind / interval.as_nanos().max(1) + 1;
-    let missed64 = u64::try_from(missed).unwrap_or(u64::MAX);
-    let step = interval.saturating_mul(u32::try_from(missed).unwrap_or(u32::MAX));
-    (next + step, missed64)
-}
-
 /// For a slot that came due at or before `now`: the latest slot of the grid
 /// at or before `now` (the one to probe), the slot after it, and how many
 /// earlier slots were passed over.
@@ -692,21 +678,6 @@ mod tests {
         assert!(Instant::now() - start >= Duration::from_secs(2));
         assert!(rx.recv().await.is_none());
         assert_eq!(fake.starts(0).len(), 1);
-    }
-
-    #[test]
-    fn next_slot_skips_missed_slots() {
-        let t0 = Instant::now();
-        let i = Duration::from_secs(1);
-        assert_eq!(
-            next_slot(t0, i, t0 + Duration::from_millis(10)),
-            (t0 + i, 0)
-        );
-        assert_eq!(
-            next_slot(t0, i, t0 + Duration::from_millis(1500)),
-            (t0 + 2 * i, 1)
-        );
-        assert_eq!(next_slot(t0, i, t0 + 3 * i), (t0 + 4 * i, 3));
     }
 
     #[test]

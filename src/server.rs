@@ -309,7 +309,18 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, std::io::Error> {
     TcpListener::bind(addr).await.map_err(|e| {
         std::io::Error::new(
             e.kind(),
-            format!("failed to listen on {addr} (daemon.listen): {e}"),
+            format!(
+                "failed to listen on {addr} (daemon.listen): {e}; {}",
+                match e.kind() {
+                    std::io::ErrorKind::AddrInUse =>
+                        "another process (perhaps another linkwatch) uses this port: stop it or choose another port",
+                    std::io::ErrorKind::PermissionDenied =>
+                        "ports below 1024 need privileges: choose a port of 1024 or above",
+                    std::io::ErrorKind::AddrNotAvailable =>
+                        "this machine has no such address: use 127.0.0.1, 0.0.0.0 or one of its own addresses",
+                    _ => "check daemon.listen",
+                }
+            ),
         )
     })
 }

@@ -38,13 +38,17 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 /// Why the outage service could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("failed to create data directory {path}: {source}")]
+    #[error(
+        "failed to create data directory {path}: {source}; set daemon.data_dir (or --data-dir) to a directory linkwatch's user can create and write"
+    )]
     CreateDataDir {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("data directory {path} is not writable (journal and heartbeat live there): {source}")]
+    #[error(
+        "data directory {path} is not writable (journal and heartbeat live there): {source}; give linkwatch's user write access (e.g. chown it) or set daemon.data_dir / --data-dir"
+    )]
     NotWritable {
         path: PathBuf,
         #[source]

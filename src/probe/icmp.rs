@@ -799,16 +799,9 @@ impl IcmpProber {
         deadline: Instant,
     ) -> Report {
         let (ip, resolve_time) =
-            match tokio::time::timeout_at(deadline, resolve::resolve(&spec.host, spec.ip_version))
-                .await
-            {
-                Ok(Ok(r)) => r,
-                Ok(Err(outcome)) => return Report::new(outcome),
-                Err(_) => {
-                    return Report::new(Outcome::Timeout {
-                        phase: Some(Phase::Resolve),
-                    });
-                }
+            match resolve::resolve_by(&spec.host, spec.ip_version, deadline).await {
+                Ok(r) => r,
+                Err(outcome) => return Report::new(outcome),
             };
         let outcome = match self.echo(index, target, spec, ip, deadline).await {
             Ok(rtt) => {
