@@ -8,12 +8,17 @@
 //! (optional argument: a multiplier for the probe counts).
 #![allow(clippy::unwrap_used, clippy::disallowed_types)]
 
-#[path = "../tests/support_probe/mod.rs"]
+#[allow(dead_code)] // the tests use more of it than the benchmark
+#[path = "../tests/integration/harness/configs.rs"]
+mod configs;
+#[allow(dead_code)]
+#[path = "../tests/integration/harness/servers.rs"]
 mod support_probe;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use configs::{config_with, target};
 use hickory_proto::op::{Message, OpCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{RData, Record};
@@ -22,9 +27,7 @@ use linkwatch::probe::Report;
 use linkwatch::probe::dns::DnsProber;
 use linkwatch::probe::http::HttpProber;
 use linkwatch::probe::tcp::TcpProber;
-use support_probe::{
-    HttpServer, Leaf, TestPki, config_with, dns_addr, dns_spec, http_spec, target,
-};
+use support_probe::{HttpServer, Leaf, TestPki, dns_addr, dns_spec, http_spec};
 
 /// Kernel clock ticks per second for /proc stat times (USER_HZ, 100 on Linux).
 const TICKS_PER_SECOND: f64 = 100.0;

@@ -7,25 +7,12 @@
 //! Each test builds its own namespaces, so they run in parallel. Timing errors
 //! are printed as `TIMING` lines (run with `--nocapture` to see them).
 
-#![allow(clippy::unwrap_used, clippy::disallowed_types)]
-
-mod common;
-mod fakenet;
-mod support;
-
 use std::time::Duration;
 
-use fakenet::{FakeNet, GROUPS, Hop, Outage, Params, Timing, Watcher, check_outage, report};
+use crate::harness::fakenet::{
+    FakeNet, GROUPS, Hop, Outage, Params, Timing, Watcher, check_outage, report,
+};
 use jiff::Timestamp;
-
-/// The server half, run inside `inet` by `fakenet::Server`.
-#[test]
-#[ignore = "inner half: started inside a namespace by the outage scenarios"]
-fn inner_serve() {
-    if common::is_inner() {
-        fakenet::serve_main();
-    }
-}
 
 /// How long to wait for the daemon to notice a fault or a repair.
 const NOTICE: Duration = Duration::from_secs(8);
@@ -96,7 +83,7 @@ fn finish(
 /// active, one started per outage (unless they began in an earlier run), and
 /// the downtime counted within one probe interval of each outage's length.
 fn check_metrics(scenario: &str, m: &str, outages: &[Outage], restarted: bool, p: &Params) {
-    use support::{sample, sum};
+    use crate::harness::daemon::{sample, sum};
     assert_eq!(
         sum(m, "linkwatch_outage_active", &[]),
         0.0,
@@ -130,7 +117,7 @@ fn check_metrics(scenario: &str, m: &str, outages: &[Outage], restarted: bool, p
 /// Takes a link down on its far side, then repairs it, and checks the
 /// outages `expect` (group, cause).
 fn link_down_scenario(scenario: &'static str, hop: Hop, expect: &[(&str, &str)]) {
-    if !fakenet::can_run() {
+    if !crate::harness::fakenet::can_run() {
         return;
     }
     let net = FakeNet::new();
@@ -182,7 +169,7 @@ fn far_link_down_is_an_internet_outage_only() {
 
 #[test]
 fn dns_servers_stopped_is_a_dns_outage_only() {
-    if !fakenet::can_run() {
+    if !crate::harness::fakenet::can_run() {
         return;
     }
     let mut net = FakeNet::new();
@@ -214,7 +201,7 @@ fn probes_behind_router(metrics: &str, result: Option<&str>) -> f64 {
             if let Some(r) = result {
                 labels.push(("result", r));
             }
-            support::sum(metrics, "linkwatch_probes_total", &labels)
+            crate::harness::daemon::sum(metrics, "linkwatch_probes_total", &labels)
         })
         .sum()
 }
@@ -237,7 +224,7 @@ fn probes_behind_router(metrics: &str, result: Option<&str>) -> f64 {
 /// target would go down in 38 % of runs, hence these numbers.)
 #[test]
 fn random_packet_loss_is_not_an_outage() {
-    if !fakenet::can_run() {
+    if !crate::harness::fakenet::can_run() {
         return;
     }
     let net = FakeNet::new();
@@ -302,7 +289,7 @@ fn random_packet_loss_is_not_an_outage() {
 /// before and after, and a gap covering the time no daemon ran.
 #[test]
 fn kill9_mid_outage_and_restart_while_down_is_one_outage_with_a_gap() {
-    if !fakenet::can_run() {
+    if !crate::harness::fakenet::can_run() {
         return;
     }
     let net = FakeNet::new();
@@ -351,11 +338,11 @@ fn kill9_mid_outage_and_restart_while_down_is_one_outage_with_a_gap() {
         );
         let hb = (linkwatch::outage::HEARTBEAT_INTERVAL + Duration::from_secs(1)).as_secs_f64();
         assert!(
-            from >= o.start && fakenet::ms_between(killed, from) <= hb * 1e3,
+            from >= o.start && crate::harness::fakenet::ms_between(killed, from) <= hb * 1e3,
             "gap starts at {from}, killed at {killed}: {o:#?}"
         );
         assert!(
-            fakenet::ms_between(to, restarted) <= 3000.0,
+            crate::harness::fakenet::ms_between(to, restarted) <= 3000.0,
             "gap ends at {to}, restarted at {restarted}: {o:#?}"
         );
         assert_eq!(o.duration_clock, "wall", "{o:#?}");
@@ -364,8 +351,8 @@ fn kill9_mid_outage_and_restart_while_down_is_one_outage_with_a_gap() {
         eprintln!(
             "GAP kill9 {:<9} from {:+.0} ms (vs kill) to {:+.0} ms (vs restart)",
             o.group,
-            fakenet::ms_between(from, killed),
-            fakenet::ms_between(to, restarted)
+            crate::harness::fakenet::ms_between(from, killed),
+            crate::harness::fakenet::ms_between(to, restarted)
         );
     }
     let events = w.journal_events();
@@ -379,7 +366,7 @@ fn kill9_mid_outage_and_restart_while_down_is_one_outage_with_a_gap() {
 /// observed, records the gap, and starts nothing new.
 #[test]
 fn kill9_mid_outage_and_repair_while_stopped_closes_unobserved() {
-    if !fakenet::can_run() {
+    if !crate::harness::fakenet::can_run() {
         return;
     }
     let net = FakeNet::new();
@@ -409,13 +396,13 @@ fn kill9_mid_outage_and_repair_while_stopped_closes_unobserved() {
         assert_eq!(o.end_observed, Some(false), "{o:#?}");
         let tol = p.tolerance().as_secs_f64() * 1e3;
         assert!(
-            fakenet::ms_between(o.start, injected).abs() <= tol,
+            crate::harness::fakenet::ms_between(o.start, injected).abs() <= tol,
             "{o:#?}"
         );
         let end = o.end.unwrap();
         let hb = (linkwatch::outage::HEARTBEAT_INTERVAL + Duration::from_secs(1)).as_secs_f64();
         assert!(
-            end <= killed && fakenet::ms_between(killed, end) <= hb * 1e3,
+            end <= killed && crate::harness::fakenet::ms_between(killed, end) <= hb * 1e3,
             "end {end} vs killed {killed}: {o:#?}"
         );
         assert_eq!(o.gaps.len(), 1, "{o:#?}");
@@ -425,8 +412,8 @@ fn kill9_mid_outage_and_repair_while_stopped_closes_unobserved() {
         eprintln!(
             "UNOBSERVED {:<9} end {:+.0} ms (vs kill), gap to {:+.0} ms (vs restart)",
             o.group,
-            fakenet::ms_between(end, killed),
-            fakenet::ms_between(to, restarted)
+            crate::harness::fakenet::ms_between(end, killed),
+            crate::harness::fakenet::ms_between(to, restarted)
         );
     }
     w.verify();

@@ -1,17 +1,13 @@
 //! Test helpers for the HTTP and DNS probes: a test PKI (CA + leaf made with
 //! rcgen), a small scripted HTTP/1.1 server on loopback (plain or TLS), and
 //! builders for `Config`/`Target` values.
-#![allow(dead_code, clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use linkwatch::config::{
-    Config, DaemonConfig, Defaults, DnsServer, DnsSpec, DnsTransport, Group, Host, HttpMethod,
-    HttpSpec, IpVersion, LogFormat, Target, TargetSpec,
-};
+use linkwatch::config::{DnsServer, DnsSpec, DnsTransport, Host, HttpMethod, HttpSpec, IpVersion};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
@@ -268,45 +264,6 @@ async fn serve_one<S: AsyncRead + AsyncWrite + Unpin>(
                 }
             }
         }
-    }
-}
-
-/// A `Config` holding exactly `targets` (in group `g`).
-pub fn config_with(targets: Vec<Target>) -> Config {
-    Config {
-        source: "<test>".into(),
-        digest: String::new(),
-        daemon: DaemonConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: PathBuf::from("/nonexistent"),
-            log_format: LogFormat::Text,
-            max_concurrency: 16,
-        },
-        defaults: Defaults {
-            interval: Duration::from_secs(5),
-            timeout: Duration::from_secs(2),
-            fail_after: 3,
-            recover_after: 2,
-        },
-        groups: vec![Group {
-            name: "g".into(),
-            needs: None,
-            down_when: linkwatch::config::DownWhen::All,
-        }],
-        targets,
-    }
-}
-
-/// A target named `name` with `spec`.
-pub fn target(name: &str, spec: TargetSpec) -> Target {
-    Target {
-        name: name.into(),
-        group: "g".into(),
-        interval: Duration::from_secs(5),
-        timeout: Duration::from_secs(2),
-        fail_after: 3,
-        recover_after: 2,
-        spec,
     }
 }
 

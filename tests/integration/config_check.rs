@@ -3,8 +3,6 @@
 //! and the full example parse to the expected model, and an unknown key in any
 //! table of any valid example is rejected at its line.
 
-#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
-
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -4,8 +4,6 @@
 //! `listen = 127.0.0.1:0`, reads the bound address from its startup log line,
 //! and kills it on drop, printing its log when the test failed.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::disallowed_types)]
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};

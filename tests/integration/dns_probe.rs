@@ -1,20 +1,18 @@
 //! DNS probe against test servers on loopback: UDP, TCP, DoT and DoH.
-#![allow(clippy::unwrap_used, clippy::disallowed_types)]
-
-mod support_probe;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::harness::configs::{config_with, target};
+use crate::harness::servers::{HttpServer, Leaf, Reply, TestPki, dns_addr, dns_spec};
 use hickory_proto::op::{Message, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{Name, RData, Record};
 use linkwatch::config::{DnsServer, DnsSpec, DnsTransport, TargetSpec};
 use linkwatch::probe::dns::DnsProber;
 use linkwatch::probe::{Outcome, Phase, Reason, Report};
-use support_probe::{HttpServer, Leaf, Reply, TestPki, config_with, dns_addr, dns_spec, target};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::time::Instant;
@@ -193,7 +191,7 @@ async fn check_transport(server: DnsServer, transport: DnsTransport, ca: Option<
             assert!(phases.get(Phase::Tls).is_some());
             assert_eq!(
                 report.info.cert_not_after,
-                Some(support_probe::LEAF_NOT_AFTER)
+                Some(crate::harness::servers::LEAF_NOT_AFTER)
             );
         }
     }
@@ -289,10 +287,10 @@ async fn dns_over_https() {
                 .to_ascii_lowercase()
                 .contains("content-type: application/dns-message");
         if !ok {
-            return support_probe::response("400 Bad Request", &[], b"");
+            return crate::harness::servers::response("400 Bad Request", &[], b"");
         }
         match script(&req.body) {
-            Script::Answer(reply) => support_probe::response(
+            Script::Answer(reply) => crate::harness::servers::response(
                 "200 OK",
                 &[("Content-Type", "application/dns-message")],
                 &reply,

@@ -2,17 +2,12 @@
 //! a namespace holding nothing but `lo` (its public targets fail locally and
 //! nothing leaves the machine), and start-up without any ICMP privilege.
 
-#![allow(clippy::unwrap_used, clippy::disallowed_types)]
-
-mod common;
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::netns::{Netns, require_root};
-use support::{BIN, Daemon, sample};
+use crate::harness::daemon::{BIN, Daemon, sample};
+use crate::harness::netns::{Netns, require_root};
 
 /// `curl` inside the namespace; returns the body.
 fn get_in(ns: &Netns, url: &str) -> String {
@@ -30,7 +25,7 @@ fn get_in(ns: &Netns, url: &str) -> String {
 
 #[test]
 fn embedded_default_runs_in_an_lo_only_namespace() {
-    if !require_root() || !support::require(which("curl"), "curl is not installed") {
+    if !require_root() || !crate::harness::daemon::require(which("curl"), "curl is not installed") {
         return;
     }
     let ns = Netns::new();
@@ -94,7 +89,9 @@ fn embedded_default_runs_in_an_lo_only_namespace() {
 
 #[test]
 fn without_icmp_privilege_start_fails_naming_both_fixes() {
-    if !require_root() || !support::require(which("setpriv"), "setpriv is not installed") {
+    if !require_root()
+        || !crate::harness::daemon::require(which("setpriv"), "setpriv is not installed")
+    {
         return;
     }
     let ns = Netns::new();
@@ -239,8 +236,8 @@ impl Drop for RemoveDir {
 #[test]
 fn embedded_default_runs_as_an_unprivileged_user() {
     if !require_root()
-        || !support::require(which("setpriv"), "setpriv is not installed")
-        || !support::require(which("curl"), "curl is not installed")
+        || !crate::harness::daemon::require(which("setpriv"), "setpriv is not installed")
+        || !crate::harness::daemon::require(which("curl"), "curl is not installed")
     {
         return;
     }

@@ -1,29 +1,14 @@
 //! TCP connect probe: loopback listener and closed port, and faults injected
 //! between test network namespaces.
 
-#![allow(clippy::unwrap_used, clippy::disallowed_types)]
-
-mod common;
-
 use std::time::Duration;
 
-use common::netns::{Netns, link, require_root};
-use common::{config, inner_lines, is_inner, tcp};
+use crate::harness::configs::{config, inner_lines, tcp};
+use crate::harness::netns::{Netns, link, require_root};
 use linkwatch::config::TargetSpec;
 use linkwatch::probe::tcp::TcpProber;
 use linkwatch::probe::{Outcome, Phase, Reason, Report};
 use tokio::time::Instant;
-
-const INNER: &str = "inner";
-
-/// The in-namespace half of the tests below (see `common::netns`).
-#[test]
-#[ignore = "run by the namespace tests through `ip netns exec`"]
-fn inner() {
-    if is_inner() {
-        common::inner_main();
-    }
-}
 
 async fn probe_once(host: &str, port: u16) -> Report {
     let cfg = config(vec![tcp(host, port)], Duration::from_secs(1));
@@ -66,7 +51,7 @@ async fn closed_port_is_connect_refused() {
 fn run(ns: &Netns, targets: &[String]) -> Vec<String> {
     let out = ns.run_inner(
         None,
-        INNER,
+        crate::harness::INNER_PROBE,
         &[
             ("LWT_TARGETS", &targets.join(",")),
             ("LWT_TIMEOUT_MS", "1000"),
@@ -84,7 +69,10 @@ fn far_link_down_turns_success_into_timeout() {
     }
     let (a, b) = (Netns::new(), Netns::new());
     let l = link(&a, &b, 11);
-    b.spawn_inner(INNER, &[("LWT_LISTEN", &format!("[::]:{PORT}"))]);
+    b.spawn_inner(
+        crate::harness::INNER_PROBE,
+        &[("LWT_LISTEN", &format!("[::]:{PORT}"))],
+    );
     b.wait_listening(PORT);
     let targets = [
         format!("tcp:{}:{PORT}", l.b_v4),

@@ -1,28 +1,13 @@
 //! ICMP probe: loopback, many targets on one socket, privileges, and faults
 //! injected between test network namespaces.
 
-#![allow(clippy::unwrap_used, clippy::disallowed_types)]
-
-mod common;
-
 use std::time::Duration;
 
-use common::netns::{Netns, link, require_root};
-use common::{config, icmp, inner_lines, is_inner};
+use crate::harness::configs::{config, icmp, inner_lines};
+use crate::harness::netns::{Netns, link, require_root};
 use linkwatch::probe::icmp::{FIX_SYSCTL, IcmpProber};
 use linkwatch::probe::{Outcome, Report};
 use tokio::time::Instant;
-
-const INNER: &str = "inner";
-
-/// The in-namespace half of the tests below (see `common::netns`).
-#[test]
-#[ignore = "run by the namespace tests through `ip netns exec`"]
-fn inner() {
-    if is_inner() {
-        common::inner_main();
-    }
-}
 
 /// Opens the prober on the host, or skips (panics when `CI=true`) when the
 /// host grants neither unprivileged nor raw ICMP.
@@ -108,7 +93,7 @@ fn run(
     let rounds = rounds.to_string();
     let out = ns.run_inner(
         user,
-        INNER,
+        crate::harness::INNER_PROBE,
         &[
             ("LWT_TARGETS", &targets),
             ("LWT_TIMEOUT_MS", "1000"),
@@ -212,7 +197,12 @@ fn far_link_down_turns_success_into_timeout() {
 
 /// `b` routes 10.232.<n>.0/24 and fd00:232:<n>::/64 to "unreachable" and
 /// answers `a`'s packets for them with ICMP errors.
-fn unreachable_behind(a: &Netns, b: &Netns, l: &common::netns::Link, n: u8) -> (String, String) {
+fn unreachable_behind(
+    a: &Netns,
+    b: &Netns,
+    l: &crate::harness::netns::Link,
+    n: u8,
+) -> (String, String) {
     let (v4, v6) = (format!("10.232.{n}.0/24"), format!("fd00:232:{n}::/64"));
     b.sysctl("net.ipv4.ip_forward", "1");
     b.sysctl("net.ipv6.conf.all.forwarding", "1");

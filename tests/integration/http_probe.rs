@@ -1,14 +1,12 @@
 //! HTTP(S) probe against real servers on loopback started by each test.
-#![allow(clippy::unwrap_used, clippy::disallowed_types)]
-
-mod support_probe;
 
 use std::time::Duration;
 
+use crate::harness::configs::{config_with, target};
+use crate::harness::servers::{HttpServer, Leaf, Reply, TestPki, http_spec, response};
 use linkwatch::config::{BodyMatch, HttpMethod, HttpSpec, TargetSpec};
 use linkwatch::probe::http::{HttpProber, USER_AGENT};
 use linkwatch::probe::{Outcome, Phase, Reason, Report};
-use support_probe::{HttpServer, Leaf, Reply, TestPki, config_with, http_spec, response, target};
 use tokio::time::Instant;
 
 async fn probe(spec: HttpSpec, timeout: Duration) -> Report {
@@ -99,7 +97,7 @@ async fn https_trusted_via_ca_file_reports_tls_phase_and_expiry() {
     // Leaf (2039) expires before the CA (2040), both are in the chain sent.
     assert_eq!(
         report.info.cert_not_after,
-        Some(support_probe::LEAF_NOT_AFTER)
+        Some(crate::harness::servers::LEAF_NOT_AFTER)
     );
 }
 

@@ -1,17 +1,13 @@
 //! End-to-end tests of the real binary on loopback: config → probes →
 //! `/metrics` (checked by promtool) → API → ordered shutdown.
 
-#![allow(clippy::unwrap_used, clippy::disallowed_types)]
-
-mod support;
-
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::harness::daemon::{Daemon, promtool_check_metrics, require, sample, sum};
 use linkwatch::metrics as m;
-use support::{Daemon, promtool_check_metrics, require, sample, sum};
 
 fn loopback_config(tcp_open: u16, tcp_closed: u16) -> String {
     format!(
@@ -252,7 +248,7 @@ fn check_accepts_a_valid_config_and_probe_prints_a_table() {
     let text = loopback_config(open, closed_port()).replace("{data_dir}", "/tmp/unused");
     std::fs::write(&path, text).unwrap();
 
-    let out = std::process::Command::new(support::BIN)
+    let out = std::process::Command::new(crate::harness::daemon::BIN)
         .args(["check", "--config"])
         .arg(&path)
         .output()
@@ -264,7 +260,7 @@ fn check_accepts_a_valid_config_and_probe_prints_a_table() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let out = std::process::Command::new(support::BIN)
+    let out = std::process::Command::new(crate::harness::daemon::BIN)
         .args(["probe", "--config"])
         .arg(&path)
         .output()
@@ -284,7 +280,7 @@ fn check_accepts_a_valid_config_and_probe_prints_a_table() {
     }
     assert!(table.contains("connect_refused"));
 
-    let out = std::process::Command::new(support::BIN)
+    let out = std::process::Command::new(crate::harness::daemon::BIN)
         .args(["probe", "--config"])
         .arg(&path)
         .args(["--target", "loop-tcp"])
@@ -293,7 +289,7 @@ fn check_accepts_a_valid_config_and_probe_prints_a_table() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
 
-    let out = std::process::Command::new(support::BIN)
+    let out = std::process::Command::new(crate::harness::daemon::BIN)
         .args(["probe", "--config"])
         .arg(&path)
         .args(["--target", "nope"])
@@ -484,7 +480,7 @@ port = {svc_port}
 
     // The offline CLI reads the same outage and verifies the chain.
     let data = d.data_dir();
-    let out = std::process::Command::new(support::BIN)
+    let out = std::process::Command::new(crate::harness::daemon::BIN)
         .args(["outages", "--json", "--data-dir"])
         .arg(&data)
         .output()
@@ -494,7 +490,7 @@ port = {svc_port}
     assert_eq!(v[0]["id"], o["id"]);
     assert_eq!(v[0]["start"], o["start"]);
     assert_eq!(v[0]["end"], o["end"]);
-    let out = std::process::Command::new(support::BIN)
+    let out = std::process::Command::new(crate::harness::daemon::BIN)
         .args(["outages", "--verify", "--data-dir"])
         .arg(&data)
         .output()
@@ -521,7 +517,7 @@ port = {svc_port}
 
     // The evidence report over the last hour, in every format.
     let report = |format: &str| {
-        let out = std::process::Command::new(support::BIN)
+        let out = std::process::Command::new(crate::harness::daemon::BIN)
             .args([
                 "report",
                 "--since",
@@ -558,7 +554,7 @@ port = {svc_port}
     assert_eq!(csv.lines().count(), 2, "{csv}");
     assert!(csv.lines().nth(1).unwrap().contains(",internet,internet,"));
     assert!(report("html").contains("<td>internet</td>"));
-    let out = std::process::Command::new(support::BIN)
+    let out = std::process::Command::new(crate::harness::daemon::BIN)
         .args([
             "report",
             "--since",

@@ -5,9 +5,6 @@
 // Test helpers (and the shared `support` module) panic on unexpected I/O
 // errors: that is a failed test with a message. They wait on real processes
 // from plain threads, where tokio's pausable Instant has nothing to offer.
-#![allow(clippy::unwrap_used, clippy::disallowed_types)]
-
-mod support;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::{Read, Write};
@@ -16,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::harness::daemon::{BIN, Daemon, require};
 use linkwatch::metrics as m;
 use serde_json::Value;
-use support::{BIN, Daemon, require};
 
 /// Contract metrics from DESIGN.md that the outage work exports; until the
 /// daemon registers them, expressions built on them are allowed to be empty

@@ -18,8 +18,6 @@
 //! binary, re-executed inside `inet` with `LWT_SERVE` naming what to serve
 //! (see [`serve_main`]).
 
-#![allow(dead_code, clippy::unwrap_used, clippy::disallowed_types)]
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -31,11 +29,20 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use serde_json::Value;
 
-use crate::common::netns::{Link, Netns, link};
-use crate::support::{BIN, Daemon};
+use crate::harness::daemon::{BIN, Daemon};
+use crate::harness::netns::{Link, Netns, link};
 
 /// Name of the inner test that runs the servers.
-pub const INNER: &str = "inner_serve";
+pub const INNER: &str = "harness::fakenet::inner_serve";
+
+/// The server half, run inside `inet` by [`Server`].
+#[test]
+#[ignore = "inner half: started inside a namespace by the outage scenarios"]
+fn inner_serve() {
+    if crate::harness::configs::is_inner() {
+        serve_main();
+    }
+}
 
 /// The router's address on the LAN (the `lan` group's target).
 pub const ROUTER: &str = "10.231.1.1";
@@ -55,13 +62,13 @@ pub const GROUPS: [&str; 4] = ["lan", "isp", "internet", "dns"];
 /// True when the scenarios can run: root, `ip netns`, `curl` and `iptables`.
 /// Otherwise prints why and returns false (panics when `CI=true`).
 pub fn can_run() -> bool {
-    crate::common::netns::require_root()
+    crate::harness::netns::require_root()
         && ["curl", "iptables"].iter().all(|tool| {
             let found = Command::new("sh")
                 .args(["-c", &format!("command -v {tool}")])
                 .output()
                 .is_ok_and(|o| o.status.success());
-            crate::support::require(found, &format!("`{tool}` is not installed"))
+            crate::harness::daemon::require(found, &format!("`{tool}` is not installed"))
         })
 }
 

@@ -1,8 +1,5 @@
 //! Shared test helpers: configs built in code, the namespace fixture, and the
 //! "inner" half that runs probes inside a namespace (see [`netns`]).
-#![allow(dead_code)]
-
-pub mod netns;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -39,14 +36,9 @@ pub fn tcp(h: &str, port: u16) -> TargetSpec {
     })
 }
 
-/// A config with one group and the given targets (named `t0`, `t1`, …).
-pub fn config(specs: Vec<TargetSpec>, timeout: Duration) -> Config {
-    let defaults = Defaults {
-        interval: timeout * 2,
-        timeout,
-        fail_after: 3,
-        recover_after: 2,
-    };
+/// A `Config` holding exactly `targets` (in group `g`): the one place tests
+/// and benchmarks build a `Config` literal, so a new field is added here only.
+pub fn config_with(targets: Vec<Target>) -> Config {
     Config {
         source: "<test>".into(),
         digest: String::new(),
@@ -56,26 +48,50 @@ pub fn config(specs: Vec<TargetSpec>, timeout: Duration) -> Config {
             log_format: LogFormat::Text,
             max_concurrency: 1024,
         },
+        defaults: Defaults {
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(2),
+            fail_after: 3,
+            recover_after: 2,
+        },
         groups: vec![Group {
             name: "g".into(),
             needs: None,
             down_when: DownWhen::All,
         }],
-        targets: specs
-            .into_iter()
-            .enumerate()
-            .map(|(i, spec)| Target {
-                name: format!("t{i}"),
-                group: "g".into(),
-                interval: defaults.interval,
-                timeout,
-                fail_after: 3,
-                recover_after: 2,
-                spec,
-            })
-            .collect(),
-        defaults,
+        targets,
     }
+}
+
+/// A target named `name` in group `g` with `spec` (5 s interval, 2 s timeout).
+pub fn target(name: &str, spec: TargetSpec) -> Target {
+    Target {
+        name: name.into(),
+        group: "g".into(),
+        interval: Duration::from_secs(5),
+        timeout: Duration::from_secs(2),
+        fail_after: 3,
+        recover_after: 2,
+        spec,
+    }
+}
+
+/// A config with one group and the given targets (named `t0`, `t1`, …),
+/// probed every `2 × timeout`.
+pub fn config(specs: Vec<TargetSpec>, timeout: Duration) -> Config {
+    let targets = specs
+        .into_iter()
+        .enumerate()
+        .map(|(i, spec)| Target {
+            interval: timeout * 2,
+            timeout,
+            ..target(&format!("t{i}"), spec)
+        })
+        .collect();
+    let mut cfg = config_with(targets);
+    cfg.defaults.interval = timeout * 2;
+    cfg.defaults.timeout = timeout;
+    cfg
 }
 
 /// One word for an outcome (`success`, `timeout`, or the reason), then details.

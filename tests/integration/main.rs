@@ -1,0 +1,21 @@
+//! linkwatch's integration tests: one test binary (linking the library once)
+//! with one module per area. Shared scaffolding lives in [`harness`].
+//!
+//! Tests that need root or network namespaces skip with a message when they
+//! can't run, and fail instead when `CI=true`.
+
+// Tests: a panic is the failure report, and timing uses std's clock.
+#![allow(clippy::unwrap_used, clippy::disallowed_types)]
+
+#[allow(dead_code)] // not every test uses every helper
+mod harness;
+
+mod config_check;
+mod deploy;
+mod dns_probe;
+mod e2e;
+mod http_probe;
+mod icmp;
+mod netns_daemon;
+mod netns_outage;
+mod tcp;
