@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use super::print_config_problems;
+use super::setup::print_config_problems;
 use crate::config;
 
 pub(super) fn check(path: &Path) -> ExitCode {

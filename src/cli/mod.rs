@@ -1,6 +1,6 @@
 //! The command line: `run`, `check`, `probe`, `outages` and `report`, one
-//! module each; this module holds the arguments, the dispatch and what the
-//! commands share (config loading, logging, the runtime).
+//! module each; this module holds the arguments and the dispatch, [`setup`]
+//! what the commands share (config loading, logging, the runtime).
 //!
 //! Exit codes: 0 ok, 1 runtime failure (or, for `probe`, a failing target),
 //! 2 bad usage or config.
@@ -10,15 +10,15 @@ mod outages;
 mod probe;
 mod report;
 mod run;
+mod setup;
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use tracing_subscriber::EnvFilter;
 
-use crate::config::{self, Config, ConfigErrors, LogFormat};
+use crate::config::LogFormat;
+use setup::Logging;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -110,10 +110,19 @@ pub enum Command {
 /// Parses the arguments and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    let logging = Logging {
+        filter: cli.log_level.clone(),
+        format: cli.log_format.map(|f| match f {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        }),
+    };
     match &cli.command {
-        Command::Run { config, data_dir } => run::run(&cli, config.as_deref(), data_dir.as_deref()),
+        Command::Run { config, data_dir } => {
+            run::run(&logging, config.as_deref(), data_dir.as_deref())
+        }
         Command::Check { config } => check::check(config),
-        Command::Probe { config, target } => probe::probe(&cli, config.as_deref(), target),
+        Command::Probe { config, target } => probe::probe(&logging, config.as_deref(), target),
         Command::Outages {
             data_dir,
             config,
@@ -143,91 +152,4 @@ pub fn main() -> ExitCode {
             tz,
         ),
     }
-}
-
-/// The data directory for offline commands: `--data-dir`, else the config's, else the default's.
-fn resolve_data_dir(
-    data_dir: Option<&Path>,
-    config_path: Option<&Path>,
-) -> Result<PathBuf, ExitCode> {
-    match (data_dir, config_path) {
-        (Some(d), _) => Ok(d.to_path_buf()),
-        (None, Some(p)) => match config::load(p) {
-            Ok(c) => Ok(c.daemon.data_dir),
-            Err(errors) => {
-                print_config_errors(&errors);
-                Err(ExitCode::from(2))
-            }
-        },
-        (None, None) => Ok(config::default_config()
-            .map(|c| c.daemon.data_dir)
-            .unwrap_or_else(|_| PathBuf::from("/var/lib/linkwatch"))),
-    }
-}
-
-fn load_or_default(path: Option<&Path>) -> Option<Config> {
-    let loaded = match path {
-        Some(p) => config::load(p),
-        None => config::default_config(),
-    };
-    match loaded {
-        Ok(c) => Some(c),
-        Err(errors) => {
-            print_config_errors(&errors);
-            None
-        }
-    }
-}
-
-fn print_config_errors(errors: &ConfigErrors) {
-    print_config_problems(errors, "; linkwatch did not start");
-}
-
-fn print_config_problems(errors: &ConfigErrors, suffix: &str) {
-    let mut err = std::io::stderr().lock();
-    for e in &errors.0 {
-        let _ = writeln!(err, "{e}");
-    }
-    let n = errors.0.len();
-    let _ = writeln!(
-        err,
-        "{n} problem{} found{suffix}",
-        if n == 1 { "" } else { "s" }
-    );
-}
-
-fn init_logging(cli: &Cli, configured: LogFormat) {
-    let filter = match &cli.log_level {
-        Some(level) => EnvFilter::try_new(level),
-        None => EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new("info")),
-    }
-    .unwrap_or_else(|e| {
-        eprintln!("invalid --log-level/RUST_LOG filter ({e}); using `info`");
-        EnvFilter::new("info")
-    });
-    let format = match cli.log_format {
-        Some(LogFormatArg::Json) => LogFormat::Json,
-        Some(LogFormatArg::Text) => LogFormat::Text,
-        None => configured,
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
-}
-
-/// The async runtime. One worker thread unless `TOKIO_WORKER_THREADS` says
-/// otherwise: probing is I/O-bound, and at 10 000 targets a second worker
-/// costs ~4 % of a core in context switches alone (BENCHMARKS.md). Blocking
-/// work (name resolution, fsync, /metrics encoding) runs on the blocking pool.
-fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    let mut b = tokio::runtime::Builder::new_multi_thread();
-    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
-        b.worker_threads(1);
-    }
-    b.enable_all().thread_name("linkwatch").build()
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Cli, init_logging, load_or_default, runtime};
+use super::setup::{Logging, load_or_default, runtime};
 use crate::config::{Config, LogFormat, Target};
 use crate::probe::{Outcome, Probers, Report};
 
@@ -13,11 +13,11 @@ const HEADER: [&str; 6] = ["TARGET", "GROUP", "KIND", "RESULT", "TIME", "DETAIL"
 
 /// Exit 0 if every probed target succeeded, 1 if one failed, 2 for an unknown
 /// `--target`.
-pub(super) fn probe(cli: &Cli, config: Option<&Path>, only: &[String]) -> ExitCode {
+pub(super) fn probe(logging: &Logging, config: Option<&Path>, only: &[String]) -> ExitCode {
     let Some(cfg) = load_or_default(config) else {
         return ExitCode::from(2);
     };
-    init_logging(cli, LogFormat::Text);
+    logging.init(LogFormat::Text);
     if let Some(name) = only.iter().find(|name| cfg.target(name).is_none()) {
         let names: Vec<&str> = cfg.targets.iter().map(|t| t.name.as_str()).collect();
         eprintln!(

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use super::resolve_data_dir;
+use super::setup::resolve_data_dir;
 
 pub(super) fn report(
     data_dir: Option<&Path>,

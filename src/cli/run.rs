@@ -3,14 +3,14 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::{Cli, init_logging, load_or_default, runtime};
+use super::setup::{Logging, load_or_default, runtime};
 use crate::config::Config;
 
-pub(super) fn run(cli: &Cli, config: Option<&Path>, data_dir: Option<&Path>) -> ExitCode {
+pub(super) fn run(logging: &Logging, config: Option<&Path>, data_dir: Option<&Path>) -> ExitCode {
     let Some(mut cfg) = load_or_default(config) else {
         return ExitCode::from(2);
     };
-    init_logging(cli, cfg.daemon.log_format);
+    logging.init(cfg.daemon.log_format);
     match (data_dir, config) {
         (Some(dir), _) => cfg.daemon.data_dir = dir.to_path_buf(),
         // The embedded default must run for anyone: fall back from
