@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::outage::OutageService;
-use crate::probe::{Outcome, ProbeResult, Probers};
+use crate::probe::{ProbeResult, Probers};
 use crate::scheduler::Scheduler;
 use crate::sdnotify::Notifier;
 use crate::server::{self, AppState};
@@ -68,7 +68,8 @@ pub async fn run(
         }
     }
     let status = Arc::new(StatusStore::new(&config));
-    let (outages, outage_handle) = OutageService::start(&config, metrics.registry()).await?;
+    let (mut outages, outage_handle) = OutageService::start(&config, metrics.registry()).await?;
+    outages.publish_target_states(status.clone());
     let listener = server::bind(config.daemon.listen)
         .await
         .map_err(StartError::Listen)?;
@@ -89,7 +90,7 @@ pub async fn run(
     let state = Arc::new(AppState {
         metrics: metrics.clone(),
         status: status.clone(),
-        outages: Some(outage_handle),
+        outages: outage_handle,
         scheduler_alive: scheduler_alive.clone(),
         started: jiff::Timestamp::now(),
     });
@@ -203,17 +204,8 @@ async fn collect(
                 .targets
                 .get(r.target)
                 .map_or("?", |t| t.name.as_str());
-            match &r.report.outcome {
-                Outcome::Success { duration, .. } => {
-                    tracing::debug!(target_name = name, duration = ?duration, "probe succeeded");
-                }
-                Outcome::Timeout { phase } => {
-                    tracing::debug!(target_name = name, phase = ?phase, "probe timed out");
-                }
-                Outcome::Error(e) => {
-                    tracing::debug!(target_name = name, reason = %e.reason, detail = %e.detail, "probe failed");
-                }
-            }
+            let outcome = &r.report.outcome;
+            tracing::debug!(target_name = name, result = outcome.result_label(), outcome = %outcome, "probe finished");
         }
     }
     outages

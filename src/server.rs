@@ -42,7 +42,7 @@ pub const MAX_HEADERS: usize = 32;
 pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub status: Arc<StatusStore>,
-    pub outages: Option<OutageHandle>,
+    pub outages: OutageHandle,
     /// Cleared when the scheduler has stopped or died; `/healthz` then fails.
     pub scheduler_alive: Arc<AtomicBool>,
     pub started: jiff::Timestamp,
@@ -154,12 +154,20 @@ pub fn handle(state: &AppState, method: &Method, uri: &http::Uri) -> Response<Bo
                 text(StatusCode::SERVICE_UNAVAILABLE, "scheduler stopped\n")
             }
         }
-        "/api/v1/status" => json(StatusCode::OK, &status_json(state)),
+        "/api/v1/status" => {
+            let status = state.status.status(&state.outages, state.started);
+            // Through `Value`, whose maps sort their keys: the API has always
+            // listed every object's keys in alphabetical order.
+            match serde_json::to_value(status) {
+                Ok(v) => json(StatusCode::OK, &v),
+                Err(e) => {
+                    tracing::error!(error = %e, "failed to serialize the status");
+                    text(StatusCode::INTERNAL_SERVER_ERROR, "serialization failed\n")
+                }
+            }
+        }
         "/api/v1/outages" => match parse_range(query) {
-            Ok((since, until)) => match &state.outages {
-                Some(o) => json(StatusCode::OK, &o.outages(since, until)),
-                None => json(StatusCode::OK, &serde_json::Value::Array(Vec::new())),
-            },
+            Ok((since, until)) => json(StatusCode::OK, &state.outages.outages(since, until)),
             Err(msg) => json(
                 StatusCode::BAD_REQUEST,
                 &serde_json::json!({ "error": msg }),
@@ -172,37 +180,6 @@ pub fn handle(state: &AppState, method: &Method, uri: &http::Uri) -> Response<Bo
         ),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
-}
-
-fn status_json(state: &AppState) -> serde_json::Value {
-    let mut targets = serde_json::to_value(state.status.snapshot())
-        .unwrap_or_else(|_| serde_json::Value::Array(Vec::new()));
-    let groups = match &state.outages {
-        Some(o) => {
-            if let Some(arr) = targets.as_array_mut() {
-                for (t, s) in arr.iter_mut().zip(o.targets()) {
-                    if let Some(obj) = t.as_object_mut() {
-                        obj.insert("state".into(), serde_json::Value::from(s.state.as_str()));
-                        obj.insert(
-                            "state_since".into(),
-                            s.since
-                                .map(|ts| serde_json::Value::from(crate::status::format_ts(ts)))
-                                .unwrap_or(serde_json::Value::Null),
-                        );
-                    }
-                }
-            }
-            serde_json::to_value(o.groups()).unwrap_or(serde_json::Value::Null)
-        }
-        None => serde_json::Value::Array(Vec::new()),
-    };
-    serde_json::json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "started": crate::status::format_ts(state.started),
-        "now": crate::status::format_ts(jiff::Timestamp::now()),
-        "groups": groups,
-        "targets": targets,
-    })
 }
 
 /// Parses `since` and `until` query parameters (RFC 3339, a date, or a span like `7d`).
@@ -222,13 +199,9 @@ fn parse_range(query: &str) -> Result<(Option<jiff::Timestamp>, Option<jiff::Tim
 }
 
 fn status_page(state: &AppState) -> String {
-    let states: Vec<&'static str> = state
-        .outages
-        .as_ref()
-        .map(|o| o.targets().iter().map(|t| t.state.as_str()).collect())
-        .unwrap_or_default();
+    let status = state.status.status(&state.outages, state.started);
     let mut rows = String::new();
-    for (i, t) in state.status.snapshot().iter().enumerate() {
+    for t in &status.targets {
         let (result, detail, at) = match &t.last {
             Some(l) => (
                 l.result,
@@ -246,7 +219,7 @@ fn status_page(state: &AppState) -> String {
             escape(&t.group),
             t.kind,
             escape(&t.probes),
-            states.get(i).copied().unwrap_or("-"),
+            t.state.as_str(),
             result,
             escape(&detail),
             at
@@ -261,8 +234,8 @@ fn status_page(state: &AppState) -> String {
 <a href=\"/api/v1/status\">status JSON</a> · <a href=\"/api/v1/outages\">outages JSON</a></p>\
 <table><tr><th>target</th><th>group</th><th>kind</th><th>probes</th><th>state</th><th>last result</th>\
 <th>detail</th><th>at (UTC)</th></tr>\n{rows}</table></body></html>\n",
-        env!("CARGO_PKG_VERSION"),
-        crate::status::format_ts(state.started),
+        status.version,
+        crate::status::format_ts(status.started),
     )
 }
 

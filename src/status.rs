@@ -1,14 +1,37 @@
-//! The latest result of every target, for `/api/v1/status` and the status page.
+//! The status read model: for every target its configuration summary, last
+//! result and state after hysteresis, and every group's state — what
+//! `/api/v1/status` returns and the status page `/` shows.
+//!
+//! Probe results arrive from the collector ([`StatusStore::record`]), target
+//! states from the outage service when they change ([`TargetStates`]); group
+//! states are read from the outage service when a [`Status`] is taken.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use serde::Serialize;
+use jiff::Timestamp;
+use serde::{Serialize, Serializer};
 
 use crate::config::Config;
+use crate::outage::detector::State;
+use crate::outage::{GroupStatus, OutageHandle, TargetStates};
 use crate::probe::{Info, Outcome, ProbeResult, Report};
 
-/// A target's configuration summary and last result.
+/// The whole status at one moment, as `/api/v1/status` returns it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub version: &'static str,
+    #[serde(serialize_with = "ts")]
+    pub started: Timestamp,
+    #[serde(serialize_with = "ts")]
+    pub now: Timestamp,
+    /// In configuration order.
+    pub groups: Vec<GroupStatus>,
+    /// In configuration order.
+    pub targets: Vec<TargetStatus>,
+}
+
+/// A target's configuration summary, last result and state.
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetStatus {
     pub name: String,
@@ -22,6 +45,11 @@ pub struct TargetStatus {
     pub successes_total: u64,
     /// `None` until the first probe completed.
     pub last: Option<LastResult>,
+    /// After hysteresis; `unknown` until decided.
+    pub state: State,
+    /// When `state` began (back-dated to the first probe that showed it).
+    #[serde(serialize_with = "ts_option")]
+    pub state_since: Option<Timestamp>,
 }
 
 /// One probe result as the API shows it.
@@ -50,7 +78,7 @@ impl LastResult {
     }
 
     /// The API's view of a report of a probe started at `at`.
-    pub fn from_parts(at: jiff::Timestamp, report: &Report) -> Self {
+    pub fn from_parts(at: Timestamp, report: &Report) -> Self {
         let (duration_seconds, reason, detail, phases) = match &report.outcome {
             Outcome::Success { duration, phases } => (
                 Some(duration.as_secs_f64()),
@@ -61,13 +89,10 @@ impl LastResult {
                     .map(|(p, d)| (p.as_str(), d.as_secs_f64()))
                     .collect(),
             ),
-            Outcome::Timeout { phase } => (
+            timeout @ Outcome::Timeout { .. } => (
                 None,
                 Some("timeout".to_string()),
-                Some(match phase {
-                    Some(p) => format!("no answer within the timeout (during {})", p.as_str()),
-                    None => "no answer within the timeout".to_string(),
-                }),
+                Some(timeout.to_string()),
                 BTreeMap::new(),
             ),
             Outcome::Error(e) => (
@@ -90,11 +115,22 @@ impl LastResult {
 }
 
 /// RFC 3339 UTC with milliseconds, the format of every timestamp linkwatch writes.
-pub fn format_ts(ts: jiff::Timestamp) -> String {
+pub fn format_ts(ts: Timestamp) -> String {
     format!("{:.3}", ts)
 }
 
-/// Thread-safe store of the latest status of each target.
+fn ts<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_ts(*t))
+}
+
+fn ts_option<S: Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => ts(t, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// Thread-safe store of every target's status.
 ///
 /// Recording is on the probe hot path (10 000 results a second at scale), so
 /// it only copies the report; formatting for the API happens in `snapshot`.
@@ -103,7 +139,7 @@ pub struct StatusStore {
 }
 
 /// A target's latest report and when its probe started.
-type Latest = (jiff::Timestamp, Report);
+type Latest = (Timestamp, Report);
 
 impl StatusStore {
     pub fn new(config: &Config) -> Self {
@@ -120,6 +156,8 @@ impl StatusStore {
                 probes_total: 0,
                 successes_total: 0,
                 last: None,
+                state: State::Unknown,
+                state_since: None,
             })
             .map(|t| (t, None))
             .collect();
@@ -128,9 +166,12 @@ impl StatusStore {
         }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(TargetStatus, Option<Latest>)>> {
+        self.targets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub fn record(&self, r: &ProbeResult) {
-        let mut targets = self.targets.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((t, last)) = targets.get_mut(r.target) {
+        if let Some((t, last)) = self.lock().get_mut(r.target) {
             t.probes_total += 1;
             if r.report.outcome.is_success() {
                 t.successes_total += 1;
@@ -139,9 +180,9 @@ impl StatusStore {
         }
     }
 
+    /// Every target's status, in configuration order.
     pub fn snapshot(&self) -> Vec<TargetStatus> {
-        let targets = self.targets.lock().unwrap_or_else(|p| p.into_inner());
-        targets
+        self.lock()
             .iter()
             .map(|(t, last)| TargetStatus {
                 last: last
@@ -150,6 +191,26 @@ impl StatusStore {
                 ..t.clone()
             })
             .collect()
+    }
+
+    /// The whole status now: targets from this store, groups from `outages`.
+    pub fn status(&self, outages: &OutageHandle, started: Timestamp) -> Status {
+        Status {
+            version: env!("CARGO_PKG_VERSION"),
+            started,
+            now: Timestamp::now(),
+            groups: outages.groups(),
+            targets: self.snapshot(),
+        }
+    }
+}
+
+impl TargetStates for StatusStore {
+    fn set(&self, target: usize, state: State, since: Timestamp) {
+        if let Some((t, _)) = self.lock().get_mut(target) {
+            t.state = state;
+            t.state_since = Some(since);
+        }
     }
 }
 

@@ -139,15 +139,10 @@ impl Default for StartOptions {
     }
 }
 
-/// A target's state for the status page.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TargetStatus {
-    pub name: String,
-    pub group: String,
-    pub kind: String,
-    pub state: State,
-    #[serde(with = "ts_ms::option")]
-    pub since: Option<Timestamp>,
+/// Receives each target's state after hysteresis when it changes: the
+/// status read model, which the API and the status page show.
+pub trait TargetStates: Send + Sync {
+    fn set(&self, target: usize, state: State, since: Timestamp);
 }
 
 /// A group's state for the status page.
@@ -174,7 +169,6 @@ struct Shared {
     closed: Vec<OutageRecord>,
     open: Vec<OpenEntry>,
     groups: Vec<GroupStatus>,
-    targets: Vec<TargetStatus>,
 }
 
 /// Cheap, cloneable read access for the HTTP API and status page.
@@ -215,11 +209,6 @@ impl OutageHandle {
     pub fn groups(&self) -> Vec<GroupStatus> {
         read(&self.shared).groups.clone()
     }
-
-    /// Every target with its state after hysteresis, in configuration order.
-    pub fn targets(&self) -> Vec<TargetStatus> {
-        read(&self.shared).targets.clone()
-    }
 }
 
 fn read(lock: &RwLock<Shared>) -> std::sync::RwLockReadGuard<'_, Shared> {
@@ -250,6 +239,7 @@ pub struct OutageService {
     group_names: Vec<String>,
     /// When downtime was last accrued (monotonic offset).
     downtime_at: Duration,
+    target_states: Option<Arc<dyn TargetStates>>,
 }
 
 /// How often downtime is accrued without an event: accruing walks every
@@ -408,17 +398,6 @@ impl OutageService {
             }
         }
         history.open.clear();
-        shared.targets = config
-            .targets
-            .iter()
-            .map(|t| TargetStatus {
-                name: t.name.clone(),
-                group: t.group.clone(),
-                kind: t.kind().as_str().to_string(),
-                state: State::Unknown,
-                since: None,
-            })
-            .collect();
         shared.groups = config
             .groups
             .iter()
@@ -462,6 +441,7 @@ impl OutageService {
                 .collect(),
             group_names: config.groups.iter().map(|g| g.name.clone()).collect(),
             downtime_at: Duration::ZERO,
+            target_states: None,
         };
         Ok((service, OutageHandle { shared, epoch }))
     }
@@ -472,6 +452,11 @@ impl OutageService {
             shared: self.shared.clone(),
             epoch: self.epoch,
         }
+    }
+
+    /// Sends every later change of a target's state to `states`.
+    pub fn publish_target_states(&mut self, states: Arc<dyn TargetStates>) {
+        self.target_states = Some(states);
     }
 
     /// The instant monotonic offsets are measured from.
@@ -546,9 +531,8 @@ impl OutageService {
                         .with_label_values(&[l[0].as_str(), l[1].as_str(), l[2].as_str()])
                         .set(state.gauge());
                 }
-                if let Some(t) = write(&self.shared).targets.get_mut(target) {
-                    t.state = state;
-                    t.since = Some(since.wall);
+                if let Some(states) = &self.target_states {
+                    states.set(target, state, since.wall);
                 }
             }
             Event::Group {

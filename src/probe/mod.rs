@@ -349,3 +349,50 @@ impl Probers {
         }
     }
 }
+
+/// The one text of an outcome, shared by the status API, `linkwatch probe`
+/// and the log: `ok in 1.234ms`, `no answer within the timeout (during
+/// connect)`, `connect_refused: failed to connect to …`.
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.text(None).fmt(f)
+    }
+}
+
+impl Outcome {
+    /// The outcome's text, naming the deadline a timeout missed when it is
+    /// known (`no answer within 400ms`) instead of "the timeout".
+    pub fn text(&self, timeout: Option<Duration>) -> OutcomeText<'_> {
+        OutcomeText {
+            outcome: self,
+            timeout,
+        }
+    }
+}
+
+/// An [`Outcome`] in words; made by [`Outcome::text`].
+pub struct OutcomeText<'a> {
+    outcome: &'a Outcome,
+    timeout: Option<Duration>,
+}
+
+impl std::fmt::Display for OutcomeText<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.outcome {
+            Outcome::Success { duration, .. } => {
+                write!(f, "ok in {:.3}ms", duration.as_secs_f64() * 1e3)
+            }
+            Outcome::Timeout { phase } => {
+                match self.timeout {
+                    Some(t) => write!(f, "no answer within {t:?}")?,
+                    None => f.write_str("no answer within the timeout")?,
+                }
+                match phase {
+                    Some(p) => write!(f, " (during {})", p.as_str()),
+                    None => Ok(()),
+                }
+            }
+            Outcome::Error(e) => e.fmt(f),
+        }
+    }
+}

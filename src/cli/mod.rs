@@ -1,0 +1,155 @@
+//! The command line: `run`, `check`, `probe`, `outages` and `report`, one
+//! module each; this module holds the arguments and the dispatch, [`setup`]
+//! what the commands share (config loading, logging, the runtime).
+//!
+//! Exit codes: 0 ok, 1 runtime failure (or, for `probe`, a failing target),
+//! 2 bad usage or config.
+
+mod check;
+mod outages;
+mod probe;
+mod report;
+mod run;
+mod setup;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::LogFormat;
+use setup::Logging;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "linkwatch",
+    version,
+    about = "Measures internet connectivity around the clock, exports it to Prometheus and records every outage.",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Log level or tracing filter (e.g. `debug`, `linkwatch=trace`); overrides RUST_LOG.
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log_level: Option<String>,
+    /// Log format; overrides `daemon.log_format`.
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormatArg>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon (without --config: the embedded default configuration).
+    Run {
+        #[arg(long, short, value_name = "PATH")]
+        config: Option<PathBuf>,
+        /// Overrides `daemon.data_dir` (where the outage journal lives).
+        #[arg(long, value_name = "DIR", env = "LINKWATCH_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Validate a configuration file; print every problem with file, line and column.
+    Check {
+        #[arg(long, short, value_name = "PATH")]
+        config: PathBuf,
+    },
+    /// Probe each target once and print a table (exit 1 if any failed).
+    Probe {
+        #[arg(long, short, value_name = "PATH")]
+        config: Option<PathBuf>,
+        /// Only this target (repeatable).
+        #[arg(long, short, value_name = "NAME")]
+        target: Vec<String>,
+    },
+    /// List recorded outages from the journal (no running daemon needed).
+    Outages {
+        /// Directory holding journal.jsonl (default: the config's data_dir, else /var/lib/linkwatch).
+        #[arg(long, value_name = "DIR", env = "LINKWATCH_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// Take data_dir from this configuration file.
+        #[arg(long, short, value_name = "PATH")]
+        config: Option<PathBuf>,
+        /// Only outages ending at or after T (RFC 3339, 2026-11-01, or a span back from now: 7d, 12h).
+        #[arg(long, value_name = "T")]
+        since: Option<String>,
+        /// Print JSON (the API's shape) instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Check the journal's hash chain and name the first broken line; exit 1 if broken.
+        #[arg(long)]
+        verify: bool,
+    },
+    /// Evidence report for a period: coverage, journal integrity, outages by group and cause.
+    Report {
+        /// Directory holding journal.jsonl (default: the config's data_dir, else /var/lib/linkwatch).
+        #[arg(long, value_name = "DIR", env = "LINKWATCH_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// Take data_dir from this configuration file.
+        #[arg(long, short, value_name = "PATH")]
+        config: Option<PathBuf>,
+        /// Start of the period (RFC 3339, 2026-11-01, or a span back from now: 7d).
+        #[arg(long, value_name = "T")]
+        since: String,
+        /// End of the period (default: now).
+        #[arg(long, value_name = "T")]
+        until: Option<String>,
+        #[arg(long, value_enum, default_value = "markdown")]
+        format: crate::report::Format,
+        /// Time zone for the times shown (IANA name, e.g. Asia/Almaty; default UTC).
+        #[arg(long, value_name = "ZONE", default_value = "UTC")]
+        tz: String,
+    },
+}
+
+/// Parses the arguments and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let logging = Logging {
+        filter: cli.log_level.clone(),
+        format: cli.log_format.map(|f| match f {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        }),
+    };
+    match &cli.command {
+        Command::Run { config, data_dir } => {
+            run::run(&logging, config.as_deref(), data_dir.as_deref())
+        }
+        Command::Check { config } => check::check(config),
+        Command::Probe { config, target } => probe::probe(&logging, config.as_deref(), target),
+        Command::Outages {
+            data_dir,
+            config,
+            since,
+            json,
+            verify,
+        } => outages::outages(
+            data_dir.as_deref(),
+            config.as_deref(),
+            since.as_deref(),
+            *json,
+            *verify,
+        ),
+        Command::Report {
+            data_dir,
+            config,
+            since,
+            until,
+            format,
+            tz,
+        } => report::report(
+            data_dir.as_deref(),
+            config.as_deref(),
+            since,
+            until.as_deref(),
+            *format,
+            tz,
+        ),
+    }
+}

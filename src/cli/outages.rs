@@ -1,0 +1,80 @@
+//! `linkwatch outages`: list (or verify) the recorded outages, offline.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::setup::resolve_data_dir;
+
+pub(super) fn outages(
+    data_dir: Option<&Path>,
+    config_path: Option<&Path>,
+    since: Option<&str>,
+    json: bool,
+    verify: bool,
+) -> ExitCode {
+    use crate::outage::report;
+    let dir = match resolve_data_dir(data_dir, config_path) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let since = match since.map(|s| crate::timeparse::parse_time(s, jiff::Timestamp::now())) {
+        None => None,
+        Some(Ok(t)) => Some(t),
+        Some(Err(e)) => {
+            eprintln!("linkwatch: --since: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if verify {
+        return match report::verify(&dir) {
+            Ok(r) => {
+                print!("{}", r.render());
+                if r.ok() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                }
+            }
+            Err(e) => {
+                eprintln!("linkwatch: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
+    match report::read_outages(&dir, since) {
+        Ok((records, warnings)) => {
+            for w in &warnings {
+                eprintln!(
+                    "warning: {}: {w}",
+                    crate::outage::journal_path(&dir).display()
+                );
+            }
+            if json {
+                match report::render_json(&records) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => {
+                        eprintln!("linkwatch: failed to render JSON: {e}");
+                        return ExitCode::from(1);
+                    }
+                }
+            } else if !crate::outage::journal_path(&dir).exists() {
+                eprintln!(
+                    "no journal at {}: linkwatch has not run with this data directory; pass --data-dir DIR, or --config PATH of the running daemon",
+                    crate::outage::journal_path(&dir).display()
+                );
+            } else if records.is_empty() {
+                println!(
+                    "no outages recorded in {}",
+                    crate::outage::journal_path(&dir).display()
+                );
+            } else {
+                print!("{}", report::render_table(&records));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("linkwatch: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! `linkwatch probe`: probe each target once and print a table.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::setup::{Logging, load_or_default, runtime};
+use crate::config::{Config, LogFormat, Target};
+use crate::probe::{Outcome, Probers, Report};
+
+const HEADER: [&str; 6] = ["TARGET", "GROUP", "KIND", "RESULT", "TIME", "DETAIL"];
+
+/// Exit 0 if every probed target succeeded, 1 if one failed, 2 for an unknown
+/// `--target`.
+pub(super) fn probe(logging: &Logging, config: Option<&Path>, only: &[String]) -> ExitCode {
+    let Some(cfg) = load_or_default(config) else {
+        return ExitCode::from(2);
+    };
+    logging.init(LogFormat::Text);
+    if let Some(name) = only.iter().find(|name| cfg.target(name).is_none()) {
+        let names: Vec<&str> = cfg.targets.iter().map(|t| t.name.as_str()).collect();
+        eprintln!(
+            "no target named `{name}` in {}; targets: {}",
+            cfg.source,
+            names.join(", ")
+        );
+        return ExitCode::from(2);
+    }
+    let cfg = Arc::new(cfg);
+    let reports = match probe_all(&cfg, only) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let table: Vec<[String; 6]> = reports
+        .iter()
+        .map(|(i, report)| row(&cfg.targets[*i], report))
+        .collect();
+    print!("{}", render_table(&HEADER, &table));
+    if reports.iter().all(|(_, r)| r.outcome.is_success()) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// Probes the selected targets (all when `only` is empty) at once, each with
+/// its own timeout; returns their reports by target index, in config order.
+fn probe_all(cfg: &Arc<Config>, only: &[String]) -> Result<Vec<(usize, Report)>, ExitCode> {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("failed to start the async runtime: {e}");
+            return Err(ExitCode::from(1));
+        }
+    };
+    let reports = rt.block_on(async {
+        let probers = Arc::new(Probers::new(cfg).await?);
+        let mut set = tokio::task::JoinSet::new();
+        for (i, t) in cfg.targets.iter().enumerate() {
+            if !only.is_empty() && !only.contains(&t.name) {
+                continue;
+            }
+            let probers = probers.clone();
+            let cfg = cfg.clone();
+            set.spawn(async move {
+                let t = &cfg.targets[i];
+                let deadline = tokio::time::Instant::now() + t.timeout;
+                (i, probers.probe(i, t, deadline).await)
+            });
+        }
+        let mut reports = Vec::new();
+        while let Some(r) = set.join_next().await {
+            if let Ok(r) = r {
+                reports.push(r);
+            }
+        }
+        reports.sort_by_key(|(i, _)| *i);
+        Ok(reports)
+    });
+    rt.shutdown_timeout(Duration::from_millis(50));
+    reports.map_err(|e: crate::probe::SetupError| {
+        eprintln!("linkwatch: {e}");
+        ExitCode::from(1)
+    })
+}
+
+/// One line of the table: target, group, kind, result, time, detail.
+fn row(t: &Target, report: &Report) -> [String; 6] {
+    let (result, time, detail) = match &report.outcome {
+        Outcome::Success { duration, .. } => ("ok", fmt_ms(*duration), success_detail(report)),
+        timeout @ Outcome::Timeout { .. } => (
+            "timeout",
+            "-".to_string(),
+            timeout.text(Some(t.timeout)).to_string(),
+        ),
+        error @ Outcome::Error(_) => ("error", "-".to_string(), error.to_string()),
+    };
+    [
+        t.name.clone(),
+        t.group.clone(),
+        t.kind().to_string(),
+        result.to_string(),
+        time,
+        detail,
+    ]
+}
+
+/// What a success learned: its phases (when more than one), HTTP status, DNS
+/// answers, the peer.
+fn success_detail(report: &Report) -> String {
+    let mut extra = Vec::new();
+    if let Outcome::Success { phases, .. } = &report.outcome {
+        let phases: Vec<String> = phases
+            .iter()
+            .map(|(p, d)| format!("{}={}", p.as_str(), fmt_ms(d)))
+            .collect();
+        if phases.len() > 1 {
+            extra.push(phases.join(" "));
+        }
+    }
+    let info = &report.info;
+    if let Some(s) = info.status {
+        extra.push(format!("status={s}"));
+    }
+    if let Some(rc) = &info.rcode {
+        extra.push(format!("rcode={rc} answers=[{}]", info.answers.join(", ")));
+    }
+    if let Some(peer) = info.peer {
+        extra.push(format!("peer={peer}"));
+    }
+    extra.join(" ")
+}
+
+fn fmt_ms(d: Duration) -> String {
+    format!("{:.3}ms", d.as_secs_f64() * 1e3)
+}
+
+/// Renders rows as a left-aligned table with two spaces between columns.
+fn render_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let mut l = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == N {
+                l.push_str(cell);
+            } else {
+                l.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+    out
+}

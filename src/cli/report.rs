@@ -1,0 +1,53 @@
+//! `linkwatch report`: the evidence report for a period, offline.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::setup::resolve_data_dir;
+
+pub(super) fn report(
+    data_dir: Option<&Path>,
+    config_path: Option<&Path>,
+    since: &str,
+    until: Option<&str>,
+    format: crate::report::Format,
+    tz: &str,
+) -> ExitCode {
+    use crate::report::ReportError;
+    let dir = match resolve_data_dir(data_dir, config_path) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let now = jiff::Timestamp::now();
+    let since = match crate::timeparse::parse_time(since, now) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("linkwatch: --since: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let until = match until.map(|u| crate::timeparse::parse_time(u, now)) {
+        None => now,
+        Some(Ok(t)) => t,
+        Some(Err(e)) => {
+            eprintln!("linkwatch: --until: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match crate::report::build(&dir, since, until, tz)
+        .and_then(|r| crate::report::render(&r, format))
+    {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e @ (ReportError::EmptyPeriod { .. } | ReportError::TimeZone(_))) => {
+            eprintln!("linkwatch: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("linkwatch: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
