@@ -27,7 +27,7 @@ use linkwatch::probe::Report;
 use linkwatch::probe::dns::DnsProber;
 use linkwatch::probe::http::HttpProber;
 use linkwatch::probe::tcp::TcpProber;
-use support_probe::{HttpServer, Leaf, TestPki, dns_addr, dns_spec, http_spec};
+use support_probe::{HttpServer, Leaf, TestPki, dns_server, dns_spec, http_spec};
 
 /// Kernel clock ticks per second for /proc stat times (USER_HZ, 100 on Linux).
 const TICKS_PER_SECOND: f64 = 100.0;
@@ -169,7 +169,7 @@ fn main() {
         let http_target = target("https", TargetSpec::Http(h.clone()));
         let http_prober = HttpProber::new(&config_with(vec![http_target.clone()])).unwrap();
 
-        let d = dns_spec(dns_addr(dns), DnsTransport::Udp, "bench.test");
+        let d = dns_spec(dns_server(dns, DnsTransport::Udp), "bench.test");
         let dns_target = target("dns", TargetSpec::Dns(d.clone()));
         let dns_prober = DnsProber::new(&config_with(vec![dns_target.clone()])).unwrap();
 

@@ -53,13 +53,6 @@ pub async fn run(
     on_listen: Option<oneshot::Sender<SocketAddr>>,
 ) -> Result<(), StartError> {
     let config = Arc::new(config);
-    for t in &config.targets {
-        if let crate::config::TargetSpec::Http(h) = &t.spec
-            && !h.tls_verify
-        {
-            tracing::warn!(target_name = %t.name, url = %h.url, "TLS certificate verification is disabled for this target (tls_verify = false)");
-        }
-    }
     let probers = Arc::new(Probers::new(&config).await?);
     let metrics = Arc::new(Metrics::new(&config)?);
     if let Some(icmp) = probers.icmp() {

@@ -216,7 +216,7 @@ impl TargetStates for StatusStore {
 
 /// A short description of what a target probes, for tables and the API.
 pub fn describe(spec: &crate::config::TargetSpec) -> String {
-    use crate::config::{DnsServer, TargetSpec};
+    use crate::config::TargetSpec;
     match spec {
         TargetSpec::Icmp(s) => s.host.to_string(),
         TargetSpec::Tcp(s) => match &s.host {
@@ -224,19 +224,12 @@ pub fn describe(spec: &crate::config::TargetSpec) -> String {
             h => format!("{h}:{}", s.port),
         },
         TargetSpec::Http(s) => format!("{} {}", s.method.as_str(), s.url),
-        TargetSpec::Dns(s) => {
-            let server = match &s.server {
-                DnsServer::System => "system resolver".to_string(),
-                DnsServer::Addr { host, port } => format!("{host}:{port}"),
-                DnsServer::Url(u) => u.to_string(),
-            };
-            format!(
-                "{} {} @{} ({})",
-                s.query,
-                s.record,
-                server,
-                s.transport.as_str()
-            )
-        }
+        TargetSpec::Dns(s) => format!(
+            "{} {} @{} ({})",
+            s.query,
+            s.record,
+            s.server,
+            s.server.transport().as_str()
+        ),
     }
 }

@@ -1,12 +1,21 @@
 //! Configuration: strict TOML parsing, then named validation rules that
 //! report every problem at once with file, line, column and key.
+//!
+//! `model` is the typed result; `parse` reads the document's own tables
+//! through the generic `walk`er, each kind's keys in `spec`, the checks
+//! across tables in `graph`; `validate` holds the pure value rules.
 
+mod error;
+mod graph;
 mod model;
 mod parse;
+mod spec;
 mod validate;
+mod walk;
 
+pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
-pub use parse::{ConfigError, ConfigErrors, load, parse};
+pub use parse::{load, parse};
 
 /// The embedded default configuration (`config/default.toml`), used by
 /// `linkwatch run` without `--config`.

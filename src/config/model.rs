@@ -5,6 +5,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{Name, RecordType};
+use http::{HeaderName, HeaderValue};
 use url::Url;
 
 /// A fully validated linkwatch configuration.
@@ -44,6 +47,18 @@ pub struct DaemonConfig {
     pub max_concurrency: usize,
 }
 
+impl Default for DaemonConfig {
+    /// The values a configuration without `[daemon]` gets.
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9898)),
+            data_dir: PathBuf::from("/var/lib/linkwatch"),
+            log_format: LogFormat::Text,
+            max_concurrency: 1024,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -59,12 +74,35 @@ pub struct Defaults {
     pub recover_after: u32,
 }
 
+impl Default for Defaults {
+    /// The built-in defaults, used where `[defaults]` says nothing.
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(2),
+            fail_after: 3,
+            recover_after: 2,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Group {
     pub name: String,
     /// The upstream group this one can only be judged through (`lan` for `isp`).
     pub needs: Option<String>,
     pub down_when: DownWhen,
+}
+
+impl Group {
+    /// A group that needs nothing and is down when all its targets are.
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            needs: None,
+            down_when: DownWhen::All,
+        }
+    }
 }
 
 /// When a group counts as down, over its targets that are down.
@@ -91,6 +129,19 @@ pub struct Target {
 }
 
 impl Target {
+    /// A target that takes its timing from `defaults`.
+    pub fn new(name: &str, group: &str, defaults: &Defaults, spec: TargetSpec) -> Self {
+        Self {
+            name: name.to_owned(),
+            group: group.to_owned(),
+            interval: defaults.interval,
+            timeout: defaults.timeout,
+            fail_after: defaults.fail_after,
+            recover_after: defaults.recover_after,
+            spec,
+        }
+    }
+
     pub fn kind(&self) -> Kind {
         self.spec.kind()
     }
@@ -179,6 +230,22 @@ pub struct IcmpSpec {
     pub payload_size: usize,
 }
 
+impl IcmpSpec {
+    /// Largest `payload_size` a target may set.
+    pub const MAX_PAYLOAD_SIZE: usize = 65_000;
+    /// `payload_size` when a target sets none (as `ping` sends).
+    pub const DEFAULT_PAYLOAD_SIZE: usize = 56;
+
+    /// Echo requests to `host` with the default payload, either family.
+    pub fn new(host: Host) -> Self {
+        Self {
+            host,
+            ip_version: IpVersion::Any,
+            payload_size: Self::DEFAULT_PAYLOAD_SIZE,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TcpSpec {
     pub host: Host,
@@ -223,7 +290,9 @@ pub struct HttpSpec {
     /// `http` or `https` only.
     pub url: Url,
     pub method: HttpMethod,
-    pub headers: Vec<(String, String)>,
+    /// Request headers in file order; each name replaces the default header of
+    /// that name, and a name given twice (in two spellings) is sent twice.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
     /// Accepted status codes; empty means any 2xx or 3xx.
     pub expect_status: Vec<u16>,
     pub body_match: Option<BodyMatch>,
@@ -238,6 +307,30 @@ pub struct HttpSpec {
     pub tls_verify: bool,
 }
 
+impl HttpSpec {
+    /// Largest `max_body` a target may set (64 MiB).
+    pub const MAX_BODY_LIMIT: u64 = 64 * 1024 * 1024;
+    /// `max_body` when a target sets none (1 MiB).
+    pub const DEFAULT_MAX_BODY: u64 = 1024 * 1024;
+
+    /// A GET of `url` with every option at its default.
+    pub fn new(url: Url) -> Self {
+        Self {
+            url,
+            method: HttpMethod::Get,
+            headers: Vec::new(),
+            expect_status: Vec::new(),
+            body_match: None,
+            follow_redirects: 0,
+            ip_version: IpVersion::Any,
+            max_body: Self::DEFAULT_MAX_BODY,
+            ca_file: None,
+            tls_verify: true,
+        }
+    }
+}
+
+/// The `transport` a DNS target names; carried by [`DnsServer`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DnsTransport {
     Udp,
@@ -257,33 +350,101 @@ impl DnsTransport {
             DnsTransport::Https => "https",
         }
     }
+
+    /// The port used when `server` names none.
+    pub fn default_port(self) -> u16 {
+        match self {
+            DnsTransport::Tls => 853,
+            DnsTransport::Https => 443,
+            DnsTransport::Udp | DnsTransport::Tcp => 53,
+        }
+    }
 }
 
-/// The resolver a DNS probe asks.
+/// A plain-DNS (udp or tcp) resolver.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DnsServer {
+pub enum Nameserver {
     /// `server` omitted: the first nameserver in /etc/resolv.conf, read per probe.
     System,
-    /// `address[:port]` or `name[:port]` for udp, tcp and tls.
+    /// `address[:port]` or `name[:port]`.
     Addr { host: Host, port: u16 },
-    /// A DoH endpoint URL (`https://…/dns-query`).
-    Url(Url),
+}
+
+/// The resolver a DNS probe asks, with the transport it is asked over: each
+/// transport carries exactly the settings that apply to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DnsServer {
+    /// `transport = "udp"` (the default): one datagram per probe.
+    Udp(Nameserver),
+    /// `transport = "tcp"`.
+    Tcp(Nameserver),
+    /// `transport = "tls"`: DNS over TLS (RFC 7858) to `host:port`.
+    Tls {
+        host: Host,
+        port: u16,
+        /// Name checked in the server's certificate (the host when `None`).
+        tls_name: Option<String>,
+        /// Extra PEM CA bundle trusted in addition to the web PKI roots.
+        ca_file: Option<PathBuf>,
+    },
+    /// `transport = "https"`: DNS over HTTPS (RFC 8484) to a `https://…/dns-query` URL.
+    Https {
+        url: Url,
+        /// Extra PEM CA bundle trusted in addition to the web PKI roots.
+        ca_file: Option<PathBuf>,
+    },
+}
+
+impl DnsServer {
+    pub fn transport(&self) -> DnsTransport {
+        match self {
+            DnsServer::Udp(_) => DnsTransport::Udp,
+            DnsServer::Tcp(_) => DnsTransport::Tcp,
+            DnsServer::Tls { .. } => DnsTransport::Tls,
+            DnsServer::Https { .. } => DnsTransport::Https,
+        }
+    }
+}
+
+impl std::fmt::Display for DnsServer {
+    /// `system resolver`, `host:port` or the DoH URL.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DnsServer::Udp(Nameserver::System) | DnsServer::Tcp(Nameserver::System) => {
+                f.write_str("system resolver")
+            }
+            DnsServer::Udp(Nameserver::Addr { host, port })
+            | DnsServer::Tcp(Nameserver::Addr { host, port })
+            | DnsServer::Tls { host, port, .. } => write!(f, "{host}:{port}"),
+            DnsServer::Https { url, .. } => write!(f, "{url}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DnsSpec {
     pub server: DnsServer,
-    /// The name asked for (fully qualified or not; the probe does not search).
-    pub query: String,
-    /// Upper-case record type mnemonic, validated against [`super::RECORD_TYPES`].
-    pub record: String,
-    pub transport: DnsTransport,
-    /// Name checked in the server's certificate for `tls` (defaults to the server host).
-    pub tls_name: Option<String>,
-    /// Upper-case rcode mnemonic expected (`NOERROR` by default).
-    pub expect_rcode: String,
+    /// The name asked for, as written (fully qualified or not; the probe does
+    /// not search, it always asks for the name as fully qualified).
+    pub query: Name,
+    pub record: RecordType,
+    /// The response code expected (`NOERROR` by default).
+    pub expect_rcode: ResponseCode,
     /// Answers (as presentation-format RDATA, e.g. `192.0.2.1`) that must all be present.
     pub expect: Vec<String>,
     pub min_answers: u32,
-    pub ca_file: Option<PathBuf>,
+}
+
+impl DnsSpec {
+    /// An `A` query for `query` to `server`, expecting NOERROR and nothing else.
+    pub fn new(server: DnsServer, query: Name) -> Self {
+        Self {
+            server,
+            query,
+            record: RecordType::A,
+            expect_rcode: ResponseCode::NoError,
+            expect: Vec::new(),
+            min_answers: 0,
+        }
+    }
 }

@@ -5,7 +5,7 @@
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use super::model::{DnsServer, DnsTransport, Host};
+use super::model::Host;
 
 /// Shortest interval a target may use.
 pub(crate) const MIN_INTERVAL: Duration = Duration::from_millis(100);
@@ -126,18 +126,9 @@ pub(crate) fn host(text: &str) -> Result<Host, String> {
     Ok(Host::Name(text.to_owned()))
 }
 
-/// The port a DNS transport uses when `server` names none.
-pub(crate) fn default_dns_port(transport: DnsTransport) -> u16 {
-    match transport {
-        DnsTransport::Tls => 853,
-        DnsTransport::Https => 443,
-        DnsTransport::Udp | DnsTransport::Tcp => 53,
-    }
-}
-
 /// Parses a `server` for the udp, tcp and tls transports:
 /// `addr`, `addr:port`, `[v6]:port`, `[v6]`, `v6`, `name` or `name:port`.
-pub(crate) fn dns_server_addr(text: &str, default_port: u16) -> Result<DnsServer, String> {
+pub(crate) fn dns_server_addr(text: &str, default_port: u16) -> Result<(Host, u16), String> {
     if text.contains("://") {
         return Err("it is a URL; a URL `server` needs `transport = \"https\"`".to_owned());
     }
@@ -145,32 +136,23 @@ pub(crate) fn dns_server_addr(text: &str, default_port: u16) -> Result<DnsServer
         if sa.port() == 0 {
             return Err("port 0 is not a valid port; use 1..=65535".to_owned());
         }
-        return Ok(DnsServer::Addr {
-            host: Host::Ip(sa.ip()),
-            port: sa.port(),
-        });
+        return Ok((Host::Ip(sa.ip()), sa.port()));
     }
     if let Ok(ip) = text.parse::<IpAddr>() {
-        return Ok(DnsServer::Addr {
-            host: Host::Ip(ip),
-            port: default_port,
-        });
+        return Ok((Host::Ip(ip), default_port));
     }
     if let Some(inner) = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
         let ip: Ipv6Addr = inner
             .parse()
             .map_err(|_| format!("`{inner}` is not an IPv6 address"))?;
-        return Ok(DnsServer::Addr {
-            host: Host::Ip(IpAddr::V6(ip)),
-            port: default_port,
-        });
+        return Ok((Host::Ip(IpAddr::V6(ip)), default_port));
     }
     let (name, port) = match text.rsplit_once(':') {
         Some((name, port)) => (name, parse_port(port)?),
         None => (text, default_port),
     };
     let host = host(name)?;
-    Ok(DnsServer::Addr { host, port })
+    Ok((host, port))
 }
 
 fn parse_port(text: &str) -> Result<u16, String> {
@@ -226,36 +208,6 @@ pub(crate) fn needs_cycles(needs: &[Option<usize>]) -> Vec<Vec<usize>> {
         }
     }
     cycles
-}
-
-/// Maps byte offsets to 1-based line and column (columns count characters).
-pub(crate) struct LineIndex<'a> {
-    text: &'a str,
-    starts: Vec<usize>,
-}
-
-impl<'a> LineIndex<'a> {
-    pub(crate) fn new(text: &'a str) -> Self {
-        let starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
-        LineIndex { text, starts }
-    }
-
-    /// 1-based (line, column) of a byte offset.
-    pub(crate) fn position(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
-        let line = match self.starts.binary_search(&offset) {
-            Ok(i) => i,
-            Err(i) => i - 1,
-        };
-        let start = self.starts[line];
-        let column = self
-            .text
-            .get(start..offset)
-            .map_or(offset - start, |s| s.chars().count());
-        (line + 1, column + 1)
-    }
 }
 
 #[cfg(test)]
@@ -347,10 +299,7 @@ mod tests {
 
     #[test]
     fn dns_servers() {
-        let addr = |h: &str, port| DnsServer::Addr {
-            host: host(h).unwrap(),
-            port,
-        };
+        let addr = |h: &str, port| (host(h).unwrap(), port);
         assert_eq!(dns_server_addr("1.1.1.1", 53), Ok(addr("1.1.1.1", 53)));
         assert_eq!(
             dns_server_addr("1.1.1.1:5353", 53),
@@ -373,13 +322,7 @@ mod tests {
             dns_server_addr("dns.google:8853", 853),
             Ok(addr("dns.google", 8853))
         );
-        assert_eq!(
-            dns_server_addr("@gateway", 53),
-            Ok(DnsServer::Addr {
-                host: Host::Gateway,
-                port: 53
-            })
-        );
+        assert_eq!(dns_server_addr("@gateway", 53), Ok((Host::Gateway, 53)));
         assert!(dns_server_addr("1.1.1.1:0", 53).is_err());
         assert!(
             dns_server_addr("dns.google:70000", 53)
@@ -415,19 +358,5 @@ mod tests {
         );
         // A needs pointing outside the list is ignored.
         assert!(needs_cycles(&[Some(7)]).is_empty());
-    }
-
-    #[test]
-    fn line_index() {
-        let text = "ab\ncé d\n\nx";
-        let idx = LineIndex::new(text);
-        assert_eq!(idx.position(0), (1, 1));
-        assert_eq!(idx.position(1), (1, 2));
-        assert_eq!(idx.position(3), (2, 1));
-        // 'é' is two bytes: ' ' at byte 6 is the third character.
-        assert_eq!(idx.position(6), (2, 3));
-        assert_eq!(idx.position(9), (3, 1));
-        assert_eq!(idx.position(10), (4, 1));
-        assert_eq!(idx.position(99), (4, 2));
     }
 }

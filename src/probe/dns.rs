@@ -10,15 +10,14 @@
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use hickory_proto::op::{Edns, Message, MessageType, Query};
-use hickory_proto::rr::{Name, RecordType};
-use http::Method;
+use http::{HeaderValue, Method};
 use rustls::ClientConfig;
+use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
@@ -29,7 +28,7 @@ use super::stream::{self, add_phase};
 use super::tls::{self, TlsConfigs, TlsSetupError};
 use super::{Info, Outcome, Phase, Phases, Reason, Report, resolve, tcp};
 use crate::config::{
-    Config, DnsServer, DnsSpec, DnsTransport, Host, IpVersion, Target, TargetSpec,
+    Config, DnsServer, DnsSpec, DnsTransport, Host, IpVersion, Nameserver, Target, TargetSpec,
 };
 
 /// Where the system resolver is configured.
@@ -50,58 +49,144 @@ pub enum DnsSetupError {
         #[source]
         source: TlsSetupError,
     },
-    #[error("target {target}: invalid query: {detail}")]
+    #[error("target {target}: failed to encode the query: {detail}")]
     Query { target: String, detail: String },
 }
 
-/// Probes DNS targets with TLS configs (DoT, DoH) built once at start.
+/// Probes DNS targets with their questions and TLS configs (DoT, DoH) built once at start.
 pub struct DnsProber {
     dot: TlsConfigs,
     doh: TlsConfigs,
+    /// The question of each DNS target, by index in `Config::targets`.
+    questions: Vec<Option<Question>>,
+}
+
+/// A DNS target's query, built once: the message (to check replies against)
+/// and its wire form, into which each probe writes a fresh id.
+pub struct Question {
+    target: String,
+    message: Message,
+    wire: Vec<u8>,
+    /// The name checked in a DoT server's certificate (`tls_name`, else the host).
+    sni: Option<Result<ServerName<'static>, Outcome>>,
+}
+
+impl Question {
+    /// The question for `spec`: RD set, EDNS with a 1232-byte payload, the
+    /// name asked for as fully qualified (the probe does not search).
+    pub fn new(target: &str, spec: &DnsSpec) -> Result<Self, String> {
+        let mut name = spec.query.clone();
+        name.set_fqdn(true);
+        let mut message = Message::query();
+        message.metadata.recursion_desired = true;
+        message.add_query(Query::query(name, spec.record));
+        let mut edns = Edns::new();
+        edns.set_max_payload(EDNS_PAYLOAD);
+        message.set_edns(edns);
+        let wire = message.to_vec().map_err(|e| e.to_string())?;
+        let sni = match &spec.server {
+            DnsServer::Tls { host, tls_name, .. } => Some(match tls_name {
+                Some(name) => tls::server_name(name),
+                None => tls::server_name(&host.to_string()),
+            }),
+            _ => None,
+        };
+        Ok(Self {
+            target: target.to_owned(),
+            message,
+            wire,
+            sni,
+        })
+    }
+
+    /// The message as asked.
+    pub fn message(&self) -> &Message {
+        &self.message
+    }
+
+    /// The wire form with a fresh random id, and that id.
+    fn with_fresh_id(&self) -> (Vec<u8>, u16) {
+        let id: u16 = rand::random();
+        let mut wire = self.wire.clone();
+        if let Some(header) = wire.get_mut(..2) {
+            header.copy_from_slice(&id.to_be_bytes());
+        }
+        (wire, id)
+    }
 }
 
 impl DnsProber {
-    /// Checks every DNS target's question and builds its TLS config.
+    /// Builds every DNS target's question and TLS config.
     pub fn new(config: &Config) -> Result<Self, DnsSetupError> {
         let mut dot = TlsConfigs::new(&[]);
         let mut doh = TlsConfigs::new(&[tls::ALPN_HTTP1]);
+        let mut questions = Vec::with_capacity(config.targets.len());
         for target in &config.targets {
             let TargetSpec::Dns(spec) = &target.spec else {
+                questions.push(None);
                 continue;
             };
-            build_query(spec).map_err(|detail| DnsSetupError::Query {
-                target: target.name.clone(),
-                detail,
-            })?;
-            let configs = match spec.transport {
-                DnsTransport::Tls => &mut dot,
-                DnsTransport::Https => &mut doh,
-                DnsTransport::Udp | DnsTransport::Tcp => continue,
+            let question =
+                Question::new(&target.name, spec).map_err(|detail| DnsSetupError::Query {
+                    target: target.name.clone(),
+                    detail,
+                })?;
+            questions.push(Some(question));
+            let (configs, ca_file) = match &spec.server {
+                DnsServer::Tls { ca_file, .. } => (&mut dot, ca_file),
+                DnsServer::Https { ca_file, .. } => (&mut doh, ca_file),
+                DnsServer::Udp(_) | DnsServer::Tcp(_) => continue,
             };
             configs
-                .prepare(spec.ca_file.as_deref(), true)
+                .prepare(ca_file.as_deref(), true)
                 .map_err(|source| DnsSetupError::Tls {
                     target: target.name.clone(),
                     source,
                 })?;
         }
-        Ok(Self { dot, doh })
+        Ok(Self {
+            dot,
+            doh,
+            questions,
+        })
     }
 
-    /// Sends one query for `spec` and checks the reply.
+    /// Sends one query for `spec` (target `index` of the config the prober
+    /// was built from) and checks the reply.
     pub async fn probe(
         &self,
-        _index: usize,
-        _target: &Target,
+        index: usize,
+        target: &Target,
         spec: &DnsSpec,
         deadline: Instant,
     ) -> Report {
         let mut info = Info::default();
         let mut phases = Phases::default();
-        let outcome = match self.run(spec, deadline, &mut phases, &mut info).await {
-            Ok(rtt) => Outcome::Success {
-                duration: rtt,
-                phases,
+        let built;
+        let question = match self.questions.get(index) {
+            Some(Some(q)) if q.target == target.name => Ok(q),
+            // A target the prober was not built for: ask its question anyway.
+            _ => match Question::new(&target.name, spec) {
+                Ok(q) => {
+                    built = q;
+                    Ok(&built)
+                }
+                Err(e) => Err(Outcome::error(
+                    Reason::Io,
+                    format!("failed to encode the query: {e}"),
+                )),
+            },
+        };
+        let outcome = match question {
+            Ok(question) => match self
+                .run(spec, question, deadline, &mut phases, &mut info)
+                .await
+            {
+                Ok(rtt) => Outcome::Success {
+                    duration: rtt,
+                    phases,
+                },
+                Err(outcome) => outcome,
             },
             Err(outcome) => outcome,
         };
@@ -111,104 +196,78 @@ impl DnsProber {
     async fn run(
         &self,
         spec: &DnsSpec,
+        question: &Question,
         deadline: Instant,
         phases: &mut Phases,
         info: &mut Info,
     ) -> Result<Duration, Outcome> {
-        let query = build_query(spec).map_err(|e| Outcome::error(Reason::Io, e))?;
-        let wire = query
-            .to_vec()
-            .map_err(|e| Outcome::error(Reason::Io, format!("failed to encode the query: {e}")))?;
-        let (reply, rtt, server) = match (&spec.server, spec.transport) {
-            (DnsServer::Url(url), DnsTransport::Https) => {
-                let config = self.doh.for_probe(spec.ca_file.as_deref(), true)?;
+        let (wire, id) = question.with_fresh_id();
+        let (reply, rtt, server) = match &spec.server {
+            DnsServer::Https { url, ca_file } => {
+                let config = self.doh.for_probe(ca_file.as_deref(), true)?;
                 let (reply, rtt) = doh(url, config, wire, deadline, phases, info).await?;
                 (reply, rtt, url.to_string())
             }
-            (DnsServer::Url(url), other) => {
-                return Err(Outcome::error(
-                    Reason::Io,
-                    format!(
-                        "server {url} is a URL but the transport is {}",
-                        other.as_str()
-                    ),
-                ));
-            }
-            (server, DnsTransport::Https) => {
-                return Err(Outcome::error(
-                    Reason::Io,
-                    format!("transport https needs a URL server, not {server:?}"),
-                ));
-            }
-            (server, transport) => {
-                let (addr, name) = server_addr(server, transport, deadline, phases).await?;
+            DnsServer::Udp(ns) => {
+                let (host, port) = nameserver(ns)?;
+                let addr = server_addr(&host, port, deadline, phases).await?;
                 info.peer = Some(addr.ip());
-                let (reply, rtt) = match transport {
-                    DnsTransport::Udp => udp(addr, &wire, deadline).await?,
-                    DnsTransport::Tcp => stream_query(addr, None, &wire, deadline, phases).await?,
-                    _ => {
-                        let config = self.dot.for_probe(spec.ca_file.as_deref(), true)?;
-                        let sni = tls::server_name(spec.tls_name.as_deref().unwrap_or(&name))?;
-                        let (reply, rtt, not_after) =
-                            stream_query_tls(addr, config, sni, &wire, deadline, phases).await?;
-                        info.cert_not_after = not_after;
-                        (reply, rtt)
-                    }
+                let (reply, rtt) = udp(addr, &wire, deadline).await?;
+                (reply, rtt, addr.to_string())
+            }
+            DnsServer::Tcp(ns) => {
+                let (host, port) = nameserver(ns)?;
+                let addr = server_addr(&host, port, deadline, phases).await?;
+                info.peer = Some(addr.ip());
+                let (reply, rtt) = stream_query(addr, None, &wire, deadline, phases).await?;
+                (reply, rtt, addr.to_string())
+            }
+            DnsServer::Tls {
+                host,
+                port,
+                ca_file,
+                ..
+            } => {
+                let addr = server_addr(host, *port, deadline, phases).await?;
+                info.peer = Some(addr.ip());
+                let config = self.dot.for_probe(ca_file.as_deref(), true)?;
+                let sni = match &question.sni {
+                    Some(sni) => sni.clone()?,
+                    None => tls::server_name(&host.to_string())?,
                 };
+                let (reply, rtt, not_after) =
+                    stream_query_tls(addr, config, sni, &wire, deadline, phases).await?;
+                info.cert_not_after = not_after;
                 (reply, rtt, addr.to_string())
             }
         };
-        let reply = decode_reply(&query, &reply, &server)?;
+        let reply = decode_reply(id, &question.message, &reply, &server)?;
         check_reply(spec, &reply, info)?;
         Ok(rtt)
     }
 }
 
-/// The question for `spec`: random id, RD set, EDNS with a 1232-byte payload.
-pub fn build_query(spec: &DnsSpec) -> Result<Message, String> {
-    let mut name =
-        Name::from_ascii(&spec.query).map_err(|e| format!("query {:?}: {e}", spec.query))?;
-    name.set_fqdn(true);
-    let record =
-        RecordType::from_str(&spec.record).map_err(|e| format!("record {:?}: {e}", spec.record))?;
-    let mut message = Message::query();
-    message.metadata.recursion_desired = true;
-    message.add_query(Query::query(name, record));
-    let mut edns = Edns::new();
-    edns.set_max_payload(EDNS_PAYLOAD);
-    message.set_edns(edns);
-    Ok(message)
+/// The host and port of a udp or tcp resolver (the system's is read per probe).
+fn nameserver(ns: &Nameserver) -> Result<(Host, u16), Outcome> {
+    match ns {
+        Nameserver::System => Ok((
+            Host::Ip(system_nameserver(Path::new(RESOLV_CONF))?),
+            DnsTransport::Udp.default_port(),
+        )),
+        Nameserver::Addr { host, port } => Ok((host.clone(), *port)),
+    }
 }
 
-/// Resolves the server to an address (phase `resolve`); returns it with the
-/// host as text (the default TLS name).
+/// Resolves the server to an address (phase `resolve`).
 async fn server_addr(
-    server: &DnsServer,
-    transport: DnsTransport,
+    host: &Host,
+    port: u16,
     deadline: Instant,
     phases: &mut Phases,
-) -> Result<(SocketAddr, String), Outcome> {
-    let (host, port) = match server {
-        DnsServer::Addr { host, port } => (host.clone(), *port),
-        DnsServer::System => {
-            let ip = system_nameserver(Path::new(RESOLV_CONF))?;
-            let port = if transport == DnsTransport::Tls {
-                853
-            } else {
-                53
-            };
-            (Host::Ip(ip), port)
-        }
-        DnsServer::Url(url) => {
-            return Err(Outcome::error(
-                Reason::Io,
-                format!("server {url} is a URL, not an address"),
-            ));
-        }
-    };
-    let (ip, took) = resolve::resolve_by(&host, IpVersion::Any, deadline).await?;
+) -> Result<SocketAddr, Outcome> {
+    let (ip, took) = resolve::resolve_by(host, IpVersion::Any, deadline).await?;
     add_phase(phases, Phase::Resolve, took);
-    Ok((SocketAddr::new(ip, port), host.to_string()))
+    Ok(SocketAddr::new(ip, port))
 }
 
 /// The first `nameserver` of a resolv.conf file.
@@ -373,8 +432,11 @@ async fn doh(
 ) -> Result<(Vec<u8>, Duration), Outcome> {
     const MEDIA_TYPE: &str = "application/dns-message";
     let headers = [
-        ("content-type".to_string(), MEDIA_TYPE.to_string()),
-        ("accept".to_string(), MEDIA_TYPE.to_string()),
+        (
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static(MEDIA_TYPE),
+        ),
+        (http::header::ACCEPT, HeaderValue::from_static(MEDIA_TYPE)),
     ];
     let request = http_probe::Request {
         url,
@@ -418,8 +480,8 @@ async fn doh(
     Ok((response.body, response.exchange))
 }
 
-/// Decodes a reply and checks it answers `query` (id, response flag, question).
-fn decode_reply(query: &Message, bytes: &[u8], server: &str) -> Result<Message, Outcome> {
+/// Decodes a reply and checks it answers `query`, sent with `id` (id, response flag, question).
+fn decode_reply(id: u16, query: &Message, bytes: &[u8], server: &str) -> Result<Message, Outcome> {
     let reply = Message::from_vec(bytes).map_err(|e| {
         Outcome::error(
             Reason::Malformed,
@@ -429,12 +491,12 @@ fn decode_reply(query: &Message, bytes: &[u8], server: &str) -> Result<Message, 
             ),
         )
     })?;
-    if reply.metadata.id != query.metadata.id {
+    if reply.metadata.id != id {
         return Err(Outcome::error(
             Reason::Malformed,
             format!(
-                "reply from {server} has id {}, the query had id {}",
-                reply.metadata.id, query.metadata.id
+                "reply from {server} has id {}, the query had id {id}",
+                reply.metadata.id
             ),
         ));
     }
@@ -460,7 +522,8 @@ fn decode_reply(query: &Message, bytes: &[u8], server: &str) -> Result<Message, 
 
 /// Applies `expect_rcode`, `min_answers` and `expect`, filling `info`.
 fn check_reply(spec: &DnsSpec, reply: &Message, info: &mut Info) -> Result<(), Outcome> {
-    let rcode = rcode_name(u16::from(reply.metadata.response_code));
+    let code = u16::from(reply.metadata.response_code);
+    let rcode = rcode_name(code);
     info.rcode = Some(rcode.clone());
     info.answers = reply
         .answers
@@ -470,12 +533,15 @@ fn check_reply(spec: &DnsSpec, reply: &Message, info: &mut Info) -> Result<(), O
             write!(text, "{}", record.data).ok().map(|()| text)
         })
         .collect();
-    if !rcode.eq_ignore_ascii_case(&spec.expect_rcode) {
+    let expected = u16::from(spec.expect_rcode);
+    if code != expected {
         return Err(Outcome::error(
             Reason::Rcode,
             format!(
                 "{} {} answered {rcode}, expected {}",
-                spec.query, spec.record, spec.expect_rcode
+                spec.query,
+                spec.record,
+                rcode_name(expected)
             ),
         ));
     }
@@ -534,6 +600,7 @@ pub fn rcode_name(code: u16) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use hickory_proto::rr::{Name, RecordType};
 
     #[test]
     fn resolv_conf_first_nameserver() {
@@ -590,28 +657,29 @@ mod tests {
     }
 
     #[test]
-    fn query_is_fully_qualified_with_rd_and_edns() {
-        let spec = DnsSpec {
-            server: DnsServer::System,
-            query: "example.test".into(),
-            record: "AAAA".into(),
-            transport: DnsTransport::Udp,
-            tls_name: None,
-            expect_rcode: "NOERROR".into(),
-            expect: vec![],
-            min_answers: 0,
-            ca_file: None,
-        };
-        let q = build_query(&spec).unwrap();
-        assert!(q.metadata.recursion_desired);
-        assert_eq!(q.queries.len(), 1);
-        assert!(q.queries[0].name().is_fqdn());
-        assert_eq!(q.queries[0].query_type(), RecordType::AAAA);
-        assert_eq!(q.edns.as_ref().map(Edns::max_payload), Some(EDNS_PAYLOAD));
-        let bad = DnsSpec {
-            query: "a..b".into(),
-            ..spec
-        };
-        assert!(build_query(&bad).is_err());
+    fn question_is_fully_qualified_with_rd_and_edns_and_a_fresh_id() {
+        let mut spec = DnsSpec::new(
+            DnsServer::Udp(Nameserver::System),
+            Name::from_ascii("example.test").unwrap(),
+        );
+        spec.record = RecordType::AAAA;
+        let q = Question::new("t", &spec).unwrap();
+        let m = q.message();
+        assert!(m.metadata.recursion_desired);
+        assert_eq!(m.queries.len(), 1);
+        assert!(m.queries[0].name().is_fqdn());
+        assert_eq!(m.queries[0].query_type(), RecordType::AAAA);
+        assert_eq!(m.edns.as_ref().map(Edns::max_payload), Some(EDNS_PAYLOAD));
+        // Each probe's wire form carries its own id and otherwise the same question.
+        let ids: Vec<u16> = (0..8)
+            .map(|_| {
+                let (wire, id) = q.with_fresh_id();
+                let parsed = Message::from_vec(&wire).unwrap();
+                assert_eq!(parsed.metadata.id, id);
+                assert_eq!(parsed.queries, m.queries);
+                id
+            })
+            .collect();
+        assert!(ids.iter().any(|&id| id != ids[0]), "{ids:?}");
     }
 }

@@ -34,12 +34,6 @@ pub enum HttpSetupError {
         #[source]
         source: TlsSetupError,
     },
-    #[error("target {target}: invalid header {name:?}: {detail}")]
-    Header {
-        target: String,
-        name: String,
-        detail: String,
-    },
 }
 
 /// Probes HTTP(S) targets with TLS configs built once at start.
@@ -49,7 +43,7 @@ pub struct HttpProber {
 
 impl HttpProber {
     /// Builds one TLS config per distinct `(ca_file, tls_verify)` among the HTTP
-    /// targets and checks their headers. Warns about targets without verification.
+    /// targets. Warns (once, here) about targets without verification.
     pub fn new(config: &Config) -> Result<Self, HttpSetupError> {
         let mut tls = TlsConfigs::new(&[tls::ALPN_HTTP1]);
         for target in &config.targets {
@@ -67,13 +61,6 @@ impl HttpProber {
                     url = %spec.url,
                     "TLS certificate verification is disabled for this target (tls_verify = false)"
                 );
-            }
-            for (name, value) in &spec.headers {
-                parse_header(name, value).map_err(|detail| HttpSetupError::Header {
-                    target: target.name.clone(),
-                    name: name.clone(),
-                    detail,
-                })?;
             }
         }
         Ok(Self { tls })
@@ -212,7 +199,7 @@ pub(crate) struct Request<'a> {
     pub url: &'a Url,
     pub method: Method,
     /// Headers that replace the defaults of the same name (or add to them).
-    pub headers: &'a [(String, String)],
+    pub headers: &'a [(HeaderName, HeaderValue)],
     pub body: Bytes,
     pub ip_version: IpVersion,
     /// Body bytes read at most; the rest is left unread and the connection dropped.
@@ -416,13 +403,12 @@ fn build_request(req: &Request<'_>) -> Result<http::Request<Full<Bytes>>, Outcom
     headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
     headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
     headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-    let mut seen: Vec<HeaderName> = Vec::new();
+    let mut seen: Vec<&HeaderName> = Vec::new();
     for (name, value) in req.headers {
-        let (name, value) = parse_header(name, value).map_err(|e| invalid_request(url, e))?;
         if seen.contains(&name) {
-            headers.append(name, value);
+            headers.append(name, value.clone());
         } else {
-            headers.insert(name.clone(), value);
+            headers.insert(name, value.clone());
             seen.push(name);
         }
     }
@@ -436,12 +422,6 @@ fn invalid_request(url: &Url, e: impl std::fmt::Display) -> Outcome {
         Reason::Io,
         format!("failed to build the request for {url}: {e}"),
     )
-}
-
-fn parse_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), String> {
-    let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| e.to_string())?;
-    let value = HeaderValue::from_str(value).map_err(|e| e.to_string())?;
-    Ok((name, value))
 }
 
 /// The `Location` of a followable redirect (301, 302, 303, 307, 308).
@@ -510,10 +490,16 @@ mod tests {
     #[test]
     fn spec_headers_override_defaults() {
         let url = Url::parse("http://example.test:8080/a/b?x=1").unwrap();
+        let header = |n: &str, v: &str| {
+            (
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            )
+        };
         let headers = vec![
-            ("User-Agent".to_string(), "custom".to_string()),
-            ("X-A".to_string(), "1".to_string()),
-            ("x-a".to_string(), "2".to_string()),
+            header("User-Agent", "custom"),
+            header("X-A", "1"),
+            header("x-a", "2"),
         ];
         let req = Request {
             url: &url,

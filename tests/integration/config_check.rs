@@ -7,9 +7,13 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{Name, RecordType};
+use http::{HeaderName, HeaderValue};
 use linkwatch::config::{
     self, BodyMatch, Config, ConfigError, ConfigErrors, DnsServer, DnsSpec, DnsTransport, DownWhen,
-    Host, HttpMethod, HttpSpec, IcmpSpec, IpVersion, Kind, LogFormat, TargetSpec, TcpSpec,
+    Host, HttpMethod, HttpSpec, IcmpSpec, IpVersion, Kind, LogFormat, Nameserver, TargetSpec,
+    TcpSpec,
 };
 
 const FIXTURES: &str = "tests/config";
@@ -229,6 +233,10 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
+fn name(s: &str) -> Name {
+    Name::from_ascii(s).unwrap()
+}
+
 #[test]
 fn invalid_fixtures_report_exactly_the_pinned_problems() {
     let mut failures = Vec::new();
@@ -367,7 +375,9 @@ fn default_config_parses_with_the_expected_groups_and_targets() {
     );
     let resolver = c.target("system-resolver").unwrap();
     assert_eq!(resolver.group, "isp");
-    assert!(matches!(&resolver.spec, TargetSpec::Dns(d) if d.server == DnsServer::System));
+    assert!(
+        matches!(&resolver.spec, TargetSpec::Dns(d) if d.server == DnsServer::Udp(Nameserver::System))
+    );
 
     let internet: Vec<&config::Target> =
         c.targets.iter().filter(|t| t.group == "internet").collect();
@@ -412,32 +422,38 @@ fn default_config_parses_with_the_expected_groups_and_targets() {
             ("https://cp.cloudflare.com/generate_204".into(), vec![204]),
         ]
     );
-    let dns: Vec<(DnsServer, DnsTransport, &str, &str)> = internet
+    let dns: Vec<(DnsServer, DnsTransport, String, RecordType)> = internet
         .iter()
         .filter_map(|t| match &t.spec {
             TargetSpec::Dns(s) => Some((
                 s.server.clone(),
-                s.transport,
-                s.query.as_str(),
-                s.record.as_str(),
+                s.server.transport(),
+                s.query.to_string(),
+                s.record,
             )),
             _ => None,
         })
         .collect();
-    let udp = |s: &str| DnsServer::Addr {
-        host: Host::Ip(ip(s)),
-        port: 53,
+    let udp = |s: &str| {
+        DnsServer::Udp(Nameserver::Addr {
+            host: Host::Ip(ip(s)),
+            port: 53,
+        })
     };
+    let example = || "example.com".to_owned();
     assert_eq!(
         dns,
         [
-            (udp("1.1.1.1"), DnsTransport::Udp, "example.com", "A"),
-            (udp("8.8.8.8"), DnsTransport::Udp, "example.com", "A"),
+            (udp("1.1.1.1"), DnsTransport::Udp, example(), RecordType::A),
+            (udp("8.8.8.8"), DnsTransport::Udp, example(), RecordType::A),
             (
-                DnsServer::Url("https://cloudflare-dns.com/dns-query".parse().unwrap()),
+                DnsServer::Https {
+                    url: "https://cloudflare-dns.com/dns-query".parse().unwrap(),
+                    ca_file: None
+                },
                 DnsTransport::Https,
-                "example.com",
-                "A"
+                example(),
+                RecordType::A
             ),
         ]
     );
@@ -513,8 +529,14 @@ fn full_example_parses_to_the_expected_model() {
                     url: "https://example.org/health?x=1".parse().unwrap(),
                     method: HttpMethod::Head,
                     headers: vec![
-                        ("Accept".into(), "*/*".into()),
-                        ("User-Agent".into(), "linkwatch-test".into()),
+                        (
+                            HeaderName::from_static("accept"),
+                            HeaderValue::from_static("*/*"),
+                        ),
+                        (
+                            HeaderName::from_static("user-agent"),
+                            HeaderValue::from_static("linkwatch-test"),
+                        ),
                     ],
                     expect_status: vec![200, 204],
                     body_match: Some(BodyMatch::Substring("ok".into())),
@@ -545,68 +567,55 @@ fn full_example_parses_to_the_expected_model() {
                 "dmarc",
                 "internet",
                 TargetSpec::Dns(DnsSpec {
-                    server: DnsServer::Addr {
-                        host: Host::Ip(ip("2001:db8::53")),
-                        port: 5353,
-                    },
-                    query: "_dmarc.example.com".into(),
-                    record: "TXT".into(),
-                    transport: DnsTransport::Udp,
-                    tls_name: None,
-                    expect_rcode: "NXDOMAIN".into(),
+                    expect_rcode: ResponseCode::NXDomain,
+                    record: RecordType::TXT,
                     expect: vec!["v=DMARC1; p=none".into()],
                     min_answers: 2,
-                    ca_file: None,
+                    ..DnsSpec::new(
+                        DnsServer::Udp(Nameserver::Addr {
+                            host: Host::Ip(ip("2001:db8::53")),
+                            port: 5353,
+                        }),
+                        name("_dmarc.example.com"),
+                    )
                 }),
             ),
             inherit(
                 "quad9-dot",
                 "internet",
                 TargetSpec::Dns(DnsSpec {
-                    server: DnsServer::Addr {
-                        host: Host::Name("dns.quad9.net".into()),
-                        port: 853,
-                    },
-                    query: "example.com".into(),
-                    record: "AAAA".into(),
-                    transport: DnsTransport::Tls,
-                    tls_name: Some("dns.quad9.net".into()),
-                    expect_rcode: "NOERROR".into(),
+                    record: RecordType::AAAA,
                     // Normalised so the probe can compare addresses as text.
                     expect: vec!["2620:fe::fe".into()],
-                    min_answers: 0,
-                    ca_file: Some("/etc/ssl/dot.pem".into()),
+                    ..DnsSpec::new(
+                        DnsServer::Tls {
+                            host: Host::Name("dns.quad9.net".into()),
+                            port: 853,
+                            tls_name: Some("dns.quad9.net".into()),
+                            ca_file: Some("/etc/ssl/dot.pem".into()),
+                        },
+                        name("example.com"),
+                    )
                 }),
             ),
             inherit(
                 "doh",
                 "internet",
-                TargetSpec::Dns(DnsSpec {
-                    server: DnsServer::Url("https://dns.example/dns-query".parse().unwrap()),
-                    query: "example.com".into(),
-                    record: "A".into(),
-                    transport: DnsTransport::Https,
-                    tls_name: None,
-                    expect_rcode: "NOERROR".into(),
-                    expect: vec![],
-                    min_answers: 0,
-                    ca_file: None,
-                }),
+                TargetSpec::Dns(DnsSpec::new(
+                    DnsServer::Https {
+                        url: "https://dns.example/dns-query".parse().unwrap(),
+                        ca_file: None,
+                    },
+                    name("example.com"),
+                )),
             ),
             inherit(
                 "system-tcp",
                 "isp",
-                TargetSpec::Dns(DnsSpec {
-                    server: DnsServer::System,
-                    query: "example.com.".into(),
-                    record: "A".into(),
-                    transport: DnsTransport::Tcp,
-                    tls_name: None,
-                    expect_rcode: "NOERROR".into(),
-                    expect: vec![],
-                    min_answers: 0,
-                    ca_file: None,
-                }),
+                TargetSpec::Dns(DnsSpec::new(
+                    DnsServer::Tcp(Nameserver::System),
+                    name("example.com."),
+                )),
             ),
         ],
     };

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::harness::configs::{config_with, target};
-use crate::harness::servers::{HttpServer, Leaf, Reply, TestPki, dns_addr, dns_spec};
+use crate::harness::servers::{
+    HttpServer, Leaf, Reply, TestPki, dns_server, dns_spec, doh, with_ca_file, with_tls_name,
+};
 use hickory_proto::op::{Message, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{Name, RData, Record};
@@ -166,9 +168,10 @@ fn error(report: &Report) -> (Reason, String) {
 /// The common checks, run for one transport against `server`.
 async fn check_transport(server: DnsServer, transport: DnsTransport, ca: Option<&TestPki>) {
     let spec = |q: &str| {
-        let mut s = dns_spec(server.clone(), transport, q);
-        s.ca_file = ca.map(|p| p.ca_file.clone());
-        s
+        dns_spec(
+            with_ca_file(server.clone(), ca.map(|p| p.ca_file.clone())),
+            q,
+        )
     };
     let t = Duration::from_secs(2);
 
@@ -217,7 +220,7 @@ async fn check_transport(server: DnsServer, transport: DnsTransport, ca: Option<
     assert_eq!(report.info.rcode.as_deref(), Some("NXDOMAIN"));
 
     let mut expect_nx = spec("nx.test");
-    expect_nx.expect_rcode = "NXDOMAIN".into();
+    expect_nx.expect_rcode = ResponseCode::NXDomain;
     assert!(probe(expect_nx, t).await.outcome.is_success());
 
     let (r, detail) = error(&probe(spec("fail.test"), t).await);
@@ -238,7 +241,12 @@ async fn check_transport(server: DnsServer, transport: DnsTransport, ca: Option<
 #[tokio::test]
 async fn dns_over_udp() {
     let server = udp_server().await;
-    check_transport(dns_addr(server.addr), DnsTransport::Udp, None).await;
+    check_transport(
+        dns_server(server.addr, DnsTransport::Udp),
+        DnsTransport::Udp,
+        None,
+    )
+    .await;
     // One datagram per probe: 10 probes, 10 queries, no retries.
     assert_eq!(server.queries.load(Ordering::SeqCst), 10);
 }
@@ -246,7 +254,12 @@ async fn dns_over_udp() {
 #[tokio::test]
 async fn dns_over_tcp() {
     let server = tcp_server(None).await;
-    check_transport(dns_addr(server.addr), DnsTransport::Tcp, None).await;
+    check_transport(
+        dns_server(server.addr, DnsTransport::Tcp),
+        DnsTransport::Tcp,
+        None,
+    )
+    .await;
     assert_eq!(server.queries.load(Ordering::SeqCst), 10);
 }
 
@@ -254,20 +267,28 @@ async fn dns_over_tcp() {
 async fn dns_over_tls() {
     let pki = TestPki::new(Leaf::Good);
     let server = tcp_server(Some(pki.server_config.clone())).await;
-    check_transport(dns_addr(server.addr), DnsTransport::Tls, Some(&pki)).await;
+    check_transport(
+        dns_server(server.addr, DnsTransport::Tls),
+        DnsTransport::Tls,
+        Some(&pki),
+    )
+    .await;
 
     // Without the CA the handshake fails; with a wrong tls_name too.
-    let spec = dns_spec(dns_addr(server.addr), DnsTransport::Tls, "ok.test");
-    let (r, detail) = error(&probe(spec.clone(), Duration::from_secs(2)).await);
+    let dot = dns_server(server.addr, DnsTransport::Tls);
+    let spec = dns_spec(dot.clone(), "ok.test");
+    let (r, detail) = error(&probe(spec, Duration::from_secs(2)).await);
     assert_eq!(r, Reason::Tls);
     assert!(detail.contains("unknown issuer"), "{detail}");
-    let mut named = spec;
-    named.ca_file = Some(pki.ca_file.clone());
-    named.tls_name = Some("dns.example.test".into());
-    let (r, detail) = error(&probe(named.clone(), Duration::from_secs(2)).await);
+    let trusted = with_ca_file(dot, Some(pki.ca_file.clone()));
+    let named = dns_spec(
+        with_tls_name(trusted.clone(), "dns.example.test"),
+        "ok.test",
+    );
+    let (r, detail) = error(&probe(named, Duration::from_secs(2)).await);
     assert_eq!(r, Reason::Tls);
     assert!(detail.contains("name mismatch"), "{detail}");
-    named.tls_name = Some("localhost".into());
+    let named = dns_spec(with_tls_name(trusted, "localhost"), "ok.test");
     assert!(
         probe(named, Duration::from_secs(2))
             .await
@@ -300,14 +321,15 @@ async fn dns_over_https() {
     })
     .await;
     let url = server.url("https", "/dns-query");
-    check_transport(DnsServer::Url(url), DnsTransport::Https, Some(&pki)).await;
+    check_transport(doh(url), DnsTransport::Https, Some(&pki)).await;
 
-    let mut wrong_path = dns_spec(
-        DnsServer::Url(server.url("https", "/other")),
-        DnsTransport::Https,
+    let wrong_path = dns_spec(
+        with_ca_file(
+            doh(server.url("https", "/other")),
+            Some(pki.ca_file.clone()),
+        ),
         "ok.test",
     );
-    wrong_path.ca_file = Some(pki.ca_file.clone());
     let (r, detail) = error(&probe(wrong_path, Duration::from_secs(2)).await);
     assert_eq!(r, Reason::StatusMismatch);
     assert!(detail.contains("400"), "{detail}");
@@ -318,7 +340,7 @@ async fn udp_port_unreachable_is_connect_refused() {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = socket.local_addr().unwrap();
     drop(socket);
-    let spec = dns_spec(dns_addr(addr), DnsTransport::Udp, "ok.test");
+    let spec = dns_spec(dns_server(addr, DnsTransport::Udp), "ok.test");
     let (r, detail) = error(&probe(spec, Duration::from_secs(2)).await);
     assert_eq!(r, Reason::ConnectRefused, "{detail}");
 }
@@ -328,7 +350,7 @@ async fn tcp_connection_refused() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
-    let spec = dns_spec(dns_addr(addr), DnsTransport::Tcp, "ok.test");
+    let spec = dns_spec(dns_server(addr, DnsTransport::Tcp), "ok.test");
     assert_eq!(
         error(&probe(spec, Duration::from_secs(2)).await).0,
         Reason::ConnectRefused
@@ -337,12 +359,13 @@ async fn tcp_connection_refused() {
 
 #[tokio::test]
 async fn missing_dot_ca_file_fails_setup() {
-    let mut spec = dns_spec(
-        dns_addr("127.0.0.1:853".parse().unwrap()),
-        DnsTransport::Tls,
+    let spec = dns_spec(
+        with_ca_file(
+            dns_server("127.0.0.1:853".parse().unwrap(), DnsTransport::Tls),
+            Some("/nonexistent/dot-ca.pem".into()),
+        ),
         "ok.test",
     );
-    spec.ca_file = Some("/nonexistent/dot-ca.pem".into());
     let config = config_with(vec![target("dot", TargetSpec::Dns(spec))]);
     let Err(err) = DnsProber::new(&config) else {
         panic!("setup succeeded");

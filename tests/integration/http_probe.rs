@@ -73,8 +73,14 @@ async fn headers_override_the_user_agent() {
     let server = hello_server(None).await;
     let mut spec = http_spec(server.url("http", "/"));
     spec.headers = vec![
-        ("User-Agent".into(), "probe-test".into()),
-        ("X-Extra".into(), "1".into()),
+        (
+            http::header::USER_AGENT,
+            http::HeaderValue::from_static("probe-test"),
+        ),
+        (
+            http::HeaderName::from_static("x-extra"),
+            http::HeaderValue::from_static("1"),
+        ),
     ];
     let report = probe(spec, Duration::from_secs(2)).await;
     assert!(report.outcome.is_success(), "{report:?}");

@@ -6,8 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use linkwatch::config::{
-    Config, DaemonConfig, Defaults, DownWhen, Group, Host, IcmpSpec, IpVersion, LogFormat, Target,
-    TargetSpec, TcpSpec,
+    Config, DaemonConfig, Defaults, Group, Host, IcmpSpec, IpVersion, Target, TargetSpec, TcpSpec,
 };
 use linkwatch::probe::{Outcome, Report};
 
@@ -21,11 +20,7 @@ pub fn host(s: &str) -> Host {
 }
 
 pub fn icmp(h: &str) -> TargetSpec {
-    TargetSpec::Icmp(IcmpSpec {
-        host: host(h),
-        ip_version: IpVersion::Any,
-        payload_size: 56,
-    })
+    TargetSpec::Icmp(IcmpSpec::new(host(h)))
 }
 
 pub fn tcp(h: &str, port: u16) -> TargetSpec {
@@ -37,7 +32,8 @@ pub fn tcp(h: &str, port: u16) -> TargetSpec {
 }
 
 /// A `Config` holding exactly `targets` (in group `g`): the one place tests
-/// and benchmarks build a `Config` literal, so a new field is added here only.
+/// and benchmarks build a `Config` value (from the model's own defaults), so
+/// a new field is added in the model only.
 pub fn config_with(targets: Vec<Target>) -> Config {
     Config {
         source: "<test>".into(),
@@ -45,35 +41,17 @@ pub fn config_with(targets: Vec<Target>) -> Config {
         daemon: DaemonConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: PathBuf::from("/nonexistent"),
-            log_format: LogFormat::Text,
-            max_concurrency: 1024,
+            ..DaemonConfig::default()
         },
-        defaults: Defaults {
-            interval: Duration::from_secs(5),
-            timeout: Duration::from_secs(2),
-            fail_after: 3,
-            recover_after: 2,
-        },
-        groups: vec![Group {
-            name: "g".into(),
-            needs: None,
-            down_when: DownWhen::All,
-        }],
+        defaults: Defaults::default(),
+        groups: vec![Group::new("g")],
         targets,
     }
 }
 
-/// A target named `name` in group `g` with `spec` (5 s interval, 2 s timeout).
+/// A target named `name` with `spec`, in group `g`, with the default timing.
 pub fn target(name: &str, spec: TargetSpec) -> Target {
-    Target {
-        name: name.into(),
-        group: "g".into(),
-        interval: Duration::from_secs(5),
-        timeout: Duration::from_secs(2),
-        fail_after: 3,
-        recover_after: 2,
-        spec,
-    }
+    Target::new(name, "g", &Defaults::default(), spec)
 }
 
 /// A config with one group and the given targets (named `t0`, `t1`, …),

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use linkwatch::config::{DnsServer, DnsSpec, DnsTransport, Host, HttpMethod, HttpSpec, IpVersion};
+use hickory_proto::rr::Name;
+use linkwatch::config::{DnsServer, DnsSpec, DnsTransport, Host, HttpSpec, Nameserver};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
@@ -269,39 +270,67 @@ async fn serve_one<S: AsyncRead + AsyncWrite + Unpin>(
 
 /// A GET of `url` with every option at its default.
 pub fn http_spec(url: url::Url) -> HttpSpec {
-    HttpSpec {
-        url,
-        method: HttpMethod::Get,
-        headers: Vec::new(),
-        expect_status: Vec::new(),
-        body_match: None,
-        follow_redirects: 0,
-        ip_version: IpVersion::Any,
-        max_body: 1 << 20,
-        ca_file: None,
-        tls_verify: true,
+    HttpSpec::new(url)
+}
+
+/// An `A` query for `query` to `server`, expecting NOERROR.
+pub fn dns_spec(server: DnsServer, query: &str) -> DnsSpec {
+    DnsSpec::new(server, Name::from_ascii(query).unwrap())
+}
+
+/// A loopback resolver at `addr` over `transport` (`https` takes [`doh`]).
+pub fn dns_server(addr: SocketAddr, transport: DnsTransport) -> DnsServer {
+    let (host, port) = (Host::Ip(addr.ip()), addr.port());
+    match transport {
+        DnsTransport::Udp => DnsServer::Udp(Nameserver::Addr { host, port }),
+        DnsTransport::Tcp => DnsServer::Tcp(Nameserver::Addr { host, port }),
+        DnsTransport::Tls | DnsTransport::Https => DnsServer::Tls {
+            host,
+            port,
+            tls_name: None,
+            ca_file: None,
+        },
     }
 }
 
-/// An `A` query for `query` to `server` over `transport`, expecting NOERROR.
-pub fn dns_spec(server: DnsServer, transport: DnsTransport, query: &str) -> DnsSpec {
-    DnsSpec {
-        server,
-        query: query.into(),
-        record: "A".into(),
-        transport,
-        tls_name: None,
-        expect_rcode: "NOERROR".into(),
-        expect: Vec::new(),
-        min_answers: 0,
-        ca_file: None,
+/// A DoH resolver at `url`.
+pub fn doh(url: url::Url) -> DnsServer {
+    DnsServer::Https { url, ca_file: None }
+}
+
+/// `server` trusting `ca_file` (DoT and DoH only; other transports have no CA).
+pub fn with_ca_file(server: DnsServer, ca: Option<PathBuf>) -> DnsServer {
+    match server {
+        DnsServer::Tls {
+            host,
+            port,
+            tls_name,
+            ..
+        } => DnsServer::Tls {
+            host,
+            port,
+            tls_name,
+            ca_file: ca,
+        },
+        DnsServer::Https { url, .. } => DnsServer::Https { url, ca_file: ca },
+        other => other,
     }
 }
 
-/// `DnsServer::Addr` for a loopback socket address.
-pub fn dns_addr(addr: SocketAddr) -> DnsServer {
-    DnsServer::Addr {
-        host: Host::Ip(addr.ip()),
-        port: addr.port(),
+/// A DoT `server` checking `name` in the certificate.
+pub fn with_tls_name(server: DnsServer, name: &str) -> DnsServer {
+    match server {
+        DnsServer::Tls {
+            host,
+            port,
+            ca_file,
+            ..
+        } => DnsServer::Tls {
+            host,
+            port,
+            tls_name: Some(name.to_owned()),
+            ca_file,
+        },
+        other => other,
     }
 }

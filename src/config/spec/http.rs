@@ -1,0 +1,166 @@
+//! `kind = "http"`: a GET or HEAD of `url`, with header, status and body checks.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use http::{HeaderName, HeaderValue};
+use toml::de::DeValue;
+use url::Url;
+
+use super::super::model::{BodyMatch, HttpMethod, HttpSpec, IpVersion};
+use super::super::walk::{Reported, Tbl, Walker, all_or_reported};
+
+pub(super) const KEYS: &[&str] = &[
+    "url",
+    "method",
+    "headers",
+    "expect_status",
+    "body_contains",
+    "body_regex",
+    "follow_redirects",
+    "ip_version",
+    "max_body",
+    "ca_file",
+    "tls_verify",
+];
+
+/// Redirects a target may follow at most.
+const MAX_REDIRECTS: i64 = 10;
+
+pub(super) fn parse(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Option<HttpSpec> {
+    let url = w.string(t, "url");
+    let url = w.check(t, "url", url, |s| url_value(s));
+    let url = w.missing(t, "url", url);
+    let method = w.string(t, "method");
+    let method = w.check(t, "method", method, |s| {
+        match s.to_ascii_uppercase().as_str() {
+            "GET" => Ok(HttpMethod::Get),
+            "HEAD" => Ok(HttpMethod::Head),
+            _ => Err(format!("`method` ({s}) must be \"GET\" or \"HEAD\"")),
+        }
+    });
+    let headers = headers(w, t);
+    let expect_status = expect_status(w, t);
+    let body_contains = w.string(t, "body_contains");
+    let body_contains = w.check(t, "body_contains", body_contains, |s| {
+        if s.is_empty() {
+            Err("`body_contains` must not be empty".to_owned())
+        } else {
+            Ok(BodyMatch::Substring(s.clone()))
+        }
+    });
+    let body_regex = w.string(t, "body_regex");
+    let mut body_regex = w.check(t, "body_regex", body_regex, |s| {
+        regex::Regex::new(s).map(BodyMatch::Regex).map_err(|e| {
+            format!(
+                "`body_regex` ({s}) is not a valid regex: {}",
+                regex_reason(&e)
+            )
+        })
+    });
+    if let (Ok(Some(_)), Ok(Some(re))) = (&body_contains, &body_regex) {
+        let r = w.report(
+            re.span.clone(),
+            t.key("body_regex"),
+            "`body_contains` and `body_regex` cannot both be set; keep one".into(),
+        );
+        body_regex = Err(r);
+    }
+    let follow_redirects = w.integer(t, "follow_redirects", 0, MAX_REDIRECTS);
+    let ip_version = super::ip_version(w, t);
+    let max_body = w.integer(t, "max_body", 1, HttpSpec::MAX_BODY_LIMIT as i64);
+    let ca_file = w.nonempty(t, "ca_file");
+    let tls_verify = w.boolean(t, "tls_verify");
+    let ip = match &url {
+        Ok(u) => match u.value.host() {
+            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+            _ => None,
+        },
+        Err(_) => None,
+    };
+    super::check_family(w, t, ip, "url", &ip_version);
+    let body_match = match (body_contains.ok()?, body_regex.ok()?) {
+        (Some(m), _) | (None, Some(m)) => Some(m.value),
+        (None, None) => None,
+    };
+    Some(HttpSpec {
+        url: url.ok()?.value,
+        method: method.ok()?.map_or(HttpMethod::Get, |v| v.value),
+        headers: headers.ok()?,
+        expect_status: expect_status.ok()?,
+        body_match,
+        follow_redirects: follow_redirects.ok()?.map_or(0, |v| v.value) as u8,
+        ip_version: ip_version.ok()?.map_or(IpVersion::Any, |v| v.value),
+        max_body: max_body
+            .ok()?
+            .map_or(HttpSpec::DEFAULT_MAX_BODY, |v| v.value as u64),
+        ca_file: ca_file.ok()?.map(|v| PathBuf::from(v.value)),
+        tls_verify: tls_verify.ok()?.is_none_or(|v| v.value),
+    })
+}
+
+/// An http or https URL with a host.
+fn url_value(s: &str) -> Result<Url, String> {
+    let url = Url::parse(s).map_err(|e| format!("`url` ({s}) is not a valid URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "`url` ({s}) has scheme `{}`; only http and https are supported",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("`url` ({s}) has no host"));
+    }
+    Ok(url)
+}
+
+/// `[target.headers]`: names and values parsed into their HTTP types here, once.
+fn headers(
+    w: &mut Walker<'_>,
+    t: &Tbl<'_, '_>,
+) -> Result<Vec<(HeaderName, HeaderValue)>, Reported> {
+    let Some(h) = w.table(t, "headers")? else {
+        return Ok(Vec::new());
+    };
+    let mut headers = Vec::new();
+    for (k, v) in h.map.iter() {
+        let name: &str = k.get_ref();
+        let key = h.key(name);
+        let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
+            let message = format!("header name `{name}` is not a valid HTTP header name");
+            headers.push(Err(w.report(k.span(), key, message)));
+            continue;
+        };
+        let DeValue::String(value) = v.get_ref() else {
+            headers.push(Err(w.wrong_type(key, v, "a string")));
+            continue;
+        };
+        let Ok(value) = HeaderValue::from_str(value) else {
+            let message = format!(
+                "header value `{}` contains characters not allowed in HTTP headers",
+                value.escape_debug()
+            );
+            headers.push(Err(w.report(v.span(), key, message)));
+            continue;
+        };
+        headers.push(Ok((name, value)));
+    }
+    all_or_reported(headers)
+}
+
+fn expect_status(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Result<Vec<u16>, Reported> {
+    let items = w.array(t, "expect_status", "an array of status codes")?;
+    let codes = items
+        .into_iter()
+        .map(|(key, item)| w.integer_value(key, item, 100, 599).map(|c| c.value as u16))
+        .collect();
+    all_or_reported(codes)
+}
+
+/// The reason in a regex error, without the pattern and caret lines above it.
+fn regex_reason(e: &regex::Error) -> String {
+    let text = e.to_string();
+    let last = text.lines().last().unwrap_or("").trim();
+    last.strip_prefix("error: ").unwrap_or(last).to_owned()
+}
