@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -94,88 +95,124 @@ pub async fn run(
         server_stop.clone().cancelled_owned(),
         HTTP_GRACE,
     ));
-
     let (tx, rx) = mpsc::channel::<ProbeResult>(config.targets.len().clamp(64, 65_536));
     let collector = tokio::spawn(collect(
         rx,
         metrics.clone(),
-        status.clone(),
+        status,
         outages,
         config.clone(),
     ));
     let cancel = CancellationToken::new();
-    let mut scheduler = tokio::spawn(
-        Scheduler::new(config.clone(), probers.clone(), tx, Some(metrics.clone()))
-            .run(cancel.clone()),
+    let scheduler = tokio::spawn(
+        Scheduler::new(config.clone(), probers, tx, Some(metrics)).run(cancel.clone()),
     );
-
     let notifier = Arc::new(Notifier::from_env());
     notifier.notify(&format!(
         "READY=1\nSTATUS=probing {} targets, serving http://{addr}",
         config.targets.len()
     ));
-    let watchdog = notifier.watchdog_interval().map(|every| {
-        let notifier = notifier.clone();
-        let alive = scheduler_alive.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                // This task running at all shows the runtime is not stalled.
-                if alive.load(Ordering::Acquire) {
-                    notifier.notify("WATCHDOG=1");
+    let watchdog = spawn_watchdog(&notifier, &scheduler_alive);
+    let running = Running {
+        scheduler,
+        cancel,
+        scheduler_alive,
+        collector,
+        server,
+        server_stop,
+        notifier,
+        watchdog,
+    };
+    running.until_stopped(shutdown).await;
+    Ok(())
+}
+
+/// Sends `WATCHDOG=1` at the manager's pace while the scheduler is alive.
+fn spawn_watchdog(notifier: &Arc<Notifier>, alive: &Arc<AtomicBool>) -> Option<JoinHandle<()>> {
+    let every = notifier.watchdog_interval()?;
+    let notifier = notifier.clone();
+    let alive = alive.clone();
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            // This task running at all shows the runtime is not stalled.
+            if alive.load(Ordering::Acquire) {
+                notifier.notify("WATCHDOG=1");
+            }
+        }
+    }))
+}
+
+/// The daemon's tasks while it runs, stopped in order by [`Running::until_stopped`].
+struct Running {
+    scheduler: JoinHandle<()>,
+    cancel: CancellationToken,
+    scheduler_alive: Arc<AtomicBool>,
+    collector: JoinHandle<OutageService>,
+    server: JoinHandle<()>,
+    server_stop: CancellationToken,
+    notifier: Arc<Notifier>,
+    watchdog: Option<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Waits for `shutdown` (or the scheduler dying), then stops everything
+    /// within [`SHUTDOWN_BUDGET`]: scheduler, collector and journal, server.
+    async fn until_stopped(mut self, shutdown: impl Future<Output = ()>) {
+        tokio::select! {
+            () = shutdown => {}
+            res = &mut self.scheduler => {
+                tracing::error!(error = ?res.err(), "the scheduler stopped unexpectedly");
+                self.scheduler_alive.store(false, Ordering::Release);
+            }
+        }
+        let begun = tokio::time::Instant::now();
+        let remaining = || SHUTDOWN_BUDGET.saturating_sub(begun.elapsed());
+        self.notifier.notify("STOPPING=1");
+        if let Some(w) = &self.watchdog {
+            w.abort();
+        }
+        self.stop_scheduler().await;
+        match tokio::time::timeout(remaining(), self.collector).await {
+            Ok(Ok(outages)) => {
+                // Writes daemon_stop; outages still open stay open and are
+                // resumed or closed (with a gap) by the next start.
+                if tokio::time::timeout(remaining(), outages.shutdown())
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!("outage journal did not close in time");
                 }
             }
-        })
-    });
-
-    tokio::select! {
-        () = shutdown => {}
-        res = &mut scheduler => {
-            tracing::error!(error = ?res.err(), "the scheduler stopped unexpectedly");
-            scheduler_alive.store(false, Ordering::Release);
+            Ok(Err(e)) => tracing::error!(error = %e, "result collector failed"),
+            Err(_) => tracing::warn!("result collector did not drain in time"),
         }
-    }
-    let begun = tokio::time::Instant::now();
-    notifier.notify("STOPPING=1");
-    if let Some(w) = watchdog {
-        w.abort();
-    }
-    tracing::info!("stopping: no new probes; waiting for probes in flight");
-    cancel.cancel();
-    if !scheduler.is_finished()
-        && tokio::time::timeout(PROBE_GRACE, &mut scheduler)
+        self.server_stop.cancel();
+        if tokio::time::timeout(remaining(), self.server)
             .await
             .is_err()
-    {
-        tracing::warn!(grace = ?PROBE_GRACE, "probes still in flight after the grace period; abandoning them");
-        scheduler.abort();
+        {
+            tracing::warn!("HTTP server did not stop in time");
+        }
+        tracing::info!(took = ?begun.elapsed(), "stopped");
     }
-    scheduler_alive.store(false, Ordering::Release);
-    let remaining = SHUTDOWN_BUDGET.saturating_sub(begun.elapsed());
-    match tokio::time::timeout(remaining, collector).await {
-        Ok(Ok(outages)) => {
-            // Writes daemon_stop; outages still open stay open and are
-            // resumed or closed (with a gap) by the next start.
-            let remaining = SHUTDOWN_BUDGET.saturating_sub(begun.elapsed());
-            if tokio::time::timeout(remaining, outages.shutdown())
+
+    /// No new probes; probes in flight finish or are cut after [`PROBE_GRACE`].
+    async fn stop_scheduler(&mut self) {
+        tracing::info!("stopping: no new probes; waiting for probes in flight");
+        self.cancel.cancel();
+        if !self.scheduler.is_finished()
+            && tokio::time::timeout(PROBE_GRACE, &mut self.scheduler)
                 .await
                 .is_err()
-            {
-                tracing::warn!("outage journal did not close in time");
-            }
+        {
+            tracing::warn!(grace = ?PROBE_GRACE, "probes still in flight after the grace period; abandoning them");
+            self.scheduler.abort();
         }
-        Ok(Err(e)) => tracing::error!(error = %e, "result collector failed"),
-        Err(_) => tracing::warn!("result collector did not drain in time"),
+        self.scheduler_alive.store(false, Ordering::Release);
     }
-    server_stop.cancel();
-    let remaining = SHUTDOWN_BUDGET.saturating_sub(begun.elapsed());
-    if tokio::time::timeout(remaining, server).await.is_err() {
-        tracing::warn!("HTTP server did not stop in time");
-    }
-    tracing::info!(took = ?begun.elapsed(), "stopped");
-    Ok(())
 }
 
 /// Consumes probe results: metrics, status store, outage detector (which

@@ -13,9 +13,8 @@ use std::path::Path;
 use jiff::{Timestamp, tz::TimeZone};
 use serde::Serialize;
 
-use crate::outage::history::History;
-use crate::outage::journal;
-use crate::outage::report as outage_report;
+use crate::outage::history::{History, ReadError};
+use crate::outage::listing::{self, VerifyReport};
 
 /// Output formats of `linkwatch report`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -30,7 +29,7 @@ pub enum Format {
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error(transparent)]
-    Read(#[from] outage_report::ReadError),
+    Read(#[from] ReadError),
     #[error("`--until` ({until}) must be after `--since` ({since})")]
     EmptyPeriod { since: String, until: String },
     #[error("unknown time zone `{0}`: use an IANA name such as Asia/Almaty, or UTC")]
@@ -114,20 +113,10 @@ pub fn build(
     };
     let fmt = |t: Timestamp| format_in(t, &tz);
 
-    let (records, _warnings) = outage_report::read_outages(data_dir, Some(since))?;
-    let verify = outage_report::verify(data_dir)?;
-    let contents = journal::read(data_dir).map_err(|source| outage_report::ReadError {
-        dir: data_dir.display().to_string(),
-        source,
-    })?;
-    let mut history = History::rebuild(&contents.lines);
-    if let Ok(Some(hb)) = journal::read_heartbeat(data_dir)
-        && let Some(run) = history.runs.last_mut()
-        && hb.run == run.start_seq
-        && !run.clean
-    {
-        run.alive_until = run.alive_until.max(hb.wall);
-    }
+    let history = History::load(data_dir)?;
+    let now = Timestamp::now();
+    let records = listing::outages(&history, Some(since), now);
+    let verify = VerifyReport::of(&history);
 
     // Coverage: union of runs clipped to the period.
     let mut spans: Vec<(Timestamp, Timestamp)> = history
@@ -165,7 +154,6 @@ pub fn build(
         .collect();
     let period = secs(since, until);
 
-    let now = Timestamp::now();
     let outages: Vec<ReportOutage> = records
         .iter()
         .filter(|r| r.overlaps(Some(since), Some(until)))

@@ -12,7 +12,7 @@ pub(super) fn outages(
     json: bool,
     verify: bool,
 ) -> ExitCode {
-    use crate::outage::report;
+    use crate::outage::listing;
     let dir = match resolve_data_dir(data_dir, config_path) {
         Ok(d) => d,
         Err(code) => return code,
@@ -26,7 +26,7 @@ pub(super) fn outages(
         }
     };
     if verify {
-        return match report::verify(&dir) {
+        return match listing::verify(&dir) {
             Ok(r) => {
                 print!("{}", r.render());
                 if r.ok() {
@@ -41,7 +41,7 @@ pub(super) fn outages(
             }
         };
     }
-    match report::read_outages(&dir, since) {
+    match listing::read_outages(&dir, since) {
         Ok((records, warnings)) => {
             for w in &warnings {
                 eprintln!(
@@ -50,7 +50,7 @@ pub(super) fn outages(
                 );
             }
             if json {
-                match report::render_json(&records) {
+                match listing::render_json(&records) {
                     Ok(s) => println!("{s}"),
                     Err(e) => {
                         eprintln!("linkwatch: failed to render JSON: {e}");
@@ -68,7 +68,7 @@ pub(super) fn outages(
                     crate::outage::journal_path(&dir).display()
                 );
             } else {
-                print!("{}", report::render_table(&records));
+                print!("{}", listing::render_table(&records));
             }
             ExitCode::SUCCESS
         }

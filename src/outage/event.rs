@@ -5,8 +5,8 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::journal::ts_ms;
 use super::metrics::OutageMetrics;
+use super::ts_ms;
 
 /// A period the daemon did not observe (it was not running, or not yet decided).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,11 +1,24 @@
-//! Rebuilding outages and daemon runs from journal lines (used by recovery at
-//! start and by the CLI without a daemon).
+//! Everything on disk about past runs, loaded once: the journal's outages and
+//! runs, its problems and chain tail, and the heartbeat. Used by recovery at
+//! start, by `linkwatch outages` and by `linkwatch report`.
+
+use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 use serde::Serialize;
 
 use super::event::{DurationClock, Gap, OutageEnded};
-use super::journal::{Entry, NumberedLine, ts_ms};
+use super::journal::{self, ChainTail, Entry, Heartbeat, JournalWarning, NumberedLine};
+use super::ts_ms;
+
+/// Reading the journal failed as a whole (the file exists but cannot be read).
+#[derive(Debug, thiserror::Error)]
+#[error("failed to read the outage journal in {}: {source}", dir.display())]
+pub struct ReadError {
+    pub dir: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
 
 /// One outage as the API and CLI show it (`GET /api/v1/outages`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -104,7 +117,7 @@ pub struct OpenOutage {
     pub last_run: Option<usize>,
 }
 
-/// Everything the journal says.
+/// Everything the journal and the heartbeat say.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct History {
     /// Closed outages in journal order.
@@ -114,12 +127,62 @@ pub struct History {
     pub runs: Vec<Run>,
     /// Every outage id seen.
     pub ids: Vec<String>,
+    /// Every problem found in the journal, by line number.
+    pub warnings: Vec<JournalWarning>,
+    /// Where the next line continues the chain.
+    pub tail: ChainTail,
+    /// Lines in the file, skipped ones included.
+    pub total_lines: u64,
+    /// Lines that parsed as journal lines.
+    pub valid_lines: u64,
+    /// The heartbeat file, when there is a readable one.
+    pub heartbeat: Option<Heartbeat>,
+    /// Why the heartbeat file could not be read, when it exists but cannot.
+    pub heartbeat_error: Option<String>,
 }
 
 impl History {
+    /// Reads `<data_dir>/journal.jsonl` once (a missing file is an empty
+    /// journal) and the heartbeat, and replays them.
+    ///
+    /// The heartbeat extends its run's `alive_until` whether or not that run
+    /// stopped cleanly: a clean stop writes its last heartbeat just before
+    /// `daemon_stop`, so the `max` changes nothing there, and where the stop
+    /// line is missing the heartbeat is the best evidence of life there is.
+    pub fn load(data_dir: &Path) -> Result<Self, ReadError> {
+        let contents = journal::read(data_dir).map_err(|source| ReadError {
+            dir: data_dir.to_path_buf(),
+            source,
+        })?;
+        let mut history = Self::rebuild(&contents.lines);
+        history.warnings = contents.warnings;
+        history.tail = contents.tail;
+        history.total_lines = contents.total_lines;
+        match journal::read_heartbeat(data_dir) {
+            Ok(hb) => history.heartbeat = hb,
+            Err(e) => history.heartbeat_error = Some(e),
+        }
+        if let (Some(hb), Some(run)) = (history.heartbeat, history.runs.last_mut())
+            && hb.run == run.start_seq
+        {
+            run.alive_until = run.alive_until.max(hb.wall);
+        }
+        Ok(history)
+    }
+
+    /// The first line where the hash chain is broken.
+    pub fn first_chain_break(&self) -> Option<&JournalWarning> {
+        self.warnings
+            .iter()
+            .find(|w| w.kind == journal::WarningKind::ChainBroken)
+    }
+
     /// Replays journal lines in order.
     pub fn rebuild(lines: &[NumberedLine]) -> Self {
-        let mut h = History::default();
+        let mut h = History {
+            valid_lines: lines.len() as u64,
+            ..History::default()
+        };
         for nl in lines {
             let line = &nl.line;
             if let Some(run) = h.runs.last_mut()

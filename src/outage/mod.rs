@@ -7,29 +7,37 @@
 //! stays queued in memory (retried on every event and heartbeat) and monitoring
 //! goes on.
 
+pub mod clock;
 pub mod detector;
 pub mod event;
 pub mod history;
 pub mod journal;
+pub mod listing;
+pub mod live;
 pub mod metrics;
-pub mod report;
+mod recovery;
+pub mod ts_ms;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde::Serialize;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::probe::ProbeResult;
-use detector::{Adopted, Detector, Event, State};
-use event::{DaemonStart, DaemonStop, DurationClock, Gap};
-use journal::{Entry, FileSink, Heartbeat, JournalCounters, JournalSink, JournalWriter, ts_ms};
+use clock::Anchor;
+use detector::{Detector, Event, State};
+use event::{DaemonStart, DaemonStop};
+use history::History;
+use journal::{Entry, FileSink, Heartbeat, JournalCounters, JournalSink, JournalWriter};
+use live::{LiveOutages, write};
 
+pub use clock::ClockSync;
 pub use history::OutageRecord;
+pub use live::{GroupStatus, OutageHandle};
 pub use metrics::OutageMetrics;
 
 /// How often the heartbeat file is replaced (and queued journal lines retried).
@@ -54,70 +62,10 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
-    #[error("failed to read the outage journal in {path}: {source}")]
-    ReadJournal {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    ReadJournal(#[from] history::ReadError),
     #[error("failed to register outage metrics: {0}")]
     Metrics(#[from] prometheus::Error),
-}
-
-/// Whether the system clock was synchronized at start, and how that was found out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClockSync {
-    pub synchronized: Option<bool>,
-    pub check: String,
-}
-
-impl ClockSync {
-    /// Asks `timedatectl` (systemd-timedated reports the kernel's NTP state from
-    /// `adjtimex`); `unsafe` is denied in this crate and no maintained crate wraps
-    /// `adjtimex` safely, so without systemd the state is recorded as unknown.
-    pub async fn detect() -> Self {
-        let mut cmd = tokio::process::Command::new("timedatectl");
-        // systemd tools report their exit status to $NOTIFY_SOCKET; keep the
-        // child from speaking to the service manager in our name.
-        cmd.env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC")
-            .env_remove("WATCHDOG_PID");
-        cmd.args(["show", "-p", "NTPSynchronized", "--value"])
-            .kill_on_drop(true)
-            .stdin(std::process::Stdio::null());
-        match tokio::time::timeout(Duration::from_secs(2), cmd.output()).await {
-            Ok(Ok(out)) if out.status.success() => {
-                let v = String::from_utf8_lossy(&out.stdout).trim().to_string();
-                let synchronized = match v.as_str() {
-                    "yes" => Some(true),
-                    "no" => Some(false),
-                    _ => None,
-                };
-                Self {
-                    synchronized,
-                    check: format!("timedatectl NTPSynchronized={v}"),
-                }
-            }
-            Ok(Ok(out)) => Self {
-                synchronized: None,
-                check: format!(
-                    "unknown: timedatectl failed: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                        .lines()
-                        .next()
-                        .unwrap_or("no output")
-                ),
-            },
-            Ok(Err(e)) => Self {
-                synchronized: None,
-                check: format!("unknown: failed to run timedatectl: {e}"),
-            },
-            Err(_) => Self {
-                synchronized: None,
-                check: "unknown: timedatectl did not answer within 2s".to_string(),
-            },
-        }
-    }
 }
 
 /// Knobs for [`OutageService::start_with`]; `Default` is what the daemon uses.
@@ -145,80 +93,6 @@ pub trait TargetStates: Send + Sync {
     fn set(&self, target: usize, state: State, since: Timestamp);
 }
 
-/// A group's state for the status page.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct GroupStatus {
-    pub name: String,
-    pub needs: Option<String>,
-    pub state: State,
-    #[serde(with = "ts_ms::option")]
-    pub since: Option<Timestamp>,
-    /// Id of the open outage, if any.
-    pub outage: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-struct OpenEntry {
-    record: OutageRecord,
-    /// Monotonic offset of the start, when it started in this process.
-    start_mono: Option<Duration>,
-}
-
-#[derive(Debug, Default)]
-struct Shared {
-    closed: Vec<OutageRecord>,
-    open: Vec<OpenEntry>,
-    groups: Vec<GroupStatus>,
-}
-
-/// Cheap, cloneable read access for the HTTP API and status page.
-#[derive(Clone)]
-pub struct OutageHandle {
-    shared: Arc<RwLock<Shared>>,
-    epoch: Instant,
-}
-
-impl OutageHandle {
-    /// Outages overlapping `[since, until)`, oldest first; open ones have `end: None`
-    /// and their duration so far.
-    pub fn outages(&self, since: Option<Timestamp>, until: Option<Timestamp>) -> Vec<OutageRecord> {
-        let shared = read(&self.shared);
-        let now_mono = Instant::now().saturating_duration_since(self.epoch);
-        let now = Timestamp::now();
-        let mut out: Vec<OutageRecord> = shared
-            .closed
-            .iter()
-            .filter(|r| r.overlaps(since, until))
-            .cloned()
-            .collect();
-        for o in &shared.open {
-            let mut r = o.record.clone();
-            r.duration_seconds = match o.start_mono {
-                Some(s) => now_mono.saturating_sub(s).as_secs_f64(),
-                None => now.duration_since(r.start).as_secs_f64().max(0.0),
-            };
-            if r.overlaps(since, until) {
-                out.push(r);
-            }
-        }
-        out.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.id.cmp(&b.id)));
-        out
-    }
-
-    /// Every group with its state, in configuration order.
-    pub fn groups(&self) -> Vec<GroupStatus> {
-        read(&self.shared).groups.clone()
-    }
-}
-
-fn read(lock: &RwLock<Shared>) -> std::sync::RwLockReadGuard<'_, Shared> {
-    lock.read().unwrap_or_else(|p| p.into_inner())
-}
-
-fn write(lock: &RwLock<Shared>) -> std::sync::RwLockWriteGuard<'_, Shared> {
-    lock.write().unwrap_or_else(|p| p.into_inner())
-}
-
 type SharedWriter = Arc<Mutex<JournalWriter>>;
 
 fn lock(w: &SharedWriter) -> std::sync::MutexGuard<'_, JournalWriter> {
@@ -230,8 +104,8 @@ pub struct OutageService {
     detector: Detector,
     journal: SharedWriter,
     metrics: OutageMetrics,
-    shared: Arc<RwLock<Shared>>,
-    epoch: Instant,
+    live: Arc<RwLock<LiveOutages>>,
+    anchor: Anchor,
     data_dir: PathBuf,
     run: u64,
     heartbeat: JoinHandle<()>,
@@ -264,167 +138,59 @@ impl OutageService {
         registry: &prometheus::Registry,
         options: StartOptions,
     ) -> Result<(OutageService, OutageHandle), StartError> {
-        let data_dir = config.daemon.data_dir.clone();
-        std::fs::create_dir_all(&data_dir).map_err(|source| StartError::CreateDataDir {
-            path: data_dir.clone(),
-            source,
-        })?;
+        let data_dir = create_data_dir(config)?;
         let metrics = OutageMetrics::register(config, registry)?;
-        let contents = journal::read(&data_dir).map_err(|source| StartError::ReadJournal {
-            path: data_dir.clone(),
-            source,
-        })?;
-        for w in &contents.warnings {
-            tracing::warn!(line = w.line, kind = ?w.kind, problem = %w.message, "outage journal problem");
-        }
-        let mut history = history::History::rebuild(&contents.lines);
-        let heartbeat = journal::read_heartbeat(&data_dir).unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "heartbeat unreadable; the previous run's end is taken from the journal");
-            None
-        });
-        if let (Some(hb), Some(run)) = (heartbeat, history.runs.last_mut())
-            && hb.run == run.start_seq
-        {
-            run.alive_until = run.alive_until.max(hb.wall);
-        }
+        let history = load_history(&data_dir)?;
         let clock = match options.clock {
             Some(c) => c,
             None => ClockSync::detect().await,
         };
-        let sink: Box<dyn JournalSink> =
-            match options.sink {
-                Some(s) => s,
-                None => Box::new(FileSink::open(&data_dir).map_err(|source| {
-                    StartError::NotWritable {
-                        path: data_dir.clone(),
-                        source,
-                    }
-                })?),
-            };
-        let counters = JournalCounters {
-            writes: metrics.journal_writes_total.clone(),
-            errors: metrics.journal_errors_total.clone(),
-        };
-        let mut writer = JournalWriter::new(sink, &contents.tail, counters);
-        let epoch = Instant::now();
-        let now = detector::truncate_ms(Timestamp::now());
+        let mut writer = open_writer(&data_dir, options.sink, &history, &metrics)?;
+        let anchor = Anchor::now();
         let run = writer.next_seq();
         // Proves the directory is writable before anything else happens.
-        journal::write_heartbeat(
-            &data_dir,
-            &Heartbeat {
-                run,
-                wall: now,
-                mono_ms: 0,
-                pid: std::process::id(),
+        journal::write_heartbeat(&data_dir, &heartbeat(run, &anchor, anchor.wall)).map_err(
+            |source| StartError::NotWritable {
+                path: data_dir.clone(),
+                source,
             },
-        )
-        .map_err(|source| StartError::NotWritable {
-            path: data_dir.clone(),
-            source,
-        })?;
-        let previous = history.runs.last();
-        let start = DaemonStart {
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            config_digest: config.digest.clone(),
-            config_source: config.source.clone(),
-            pid: std::process::id(),
-            clock_synchronized: clock.synchronized,
-            clock_check: clock.check.clone(),
-            previous_run_alive_until: previous.map(|r| r.alive_until),
-            previous_run_clean: previous.map(|r| r.clean),
-            torn_line: contents.tail.torn_line,
-        };
-        if let Err(e) = writer.append(now, Entry::DaemonStart(start.clone())) {
+        )?;
+        let start = daemon_start(config, &clock, &history);
+        if let Err(e) = writer.append(anchor.wall, Entry::DaemonStart(start.clone())) {
             tracing::error!(error = %e, "daemon_start not yet written; queued");
         }
         start.emit();
 
         let mut detector = Detector::new(config);
-        detector.reserve_ids(history.ids.iter().cloned());
-        let mut shared = Shared {
-            closed: history.closed.clone(),
-            ..Shared::default()
-        };
-        for o in &history.open {
-            let last_seen = history.last_seen(o);
-            let adopted = Adopted {
-                id: o.record.id.clone(),
-                cause: o.record.cause.clone(),
-                start: o.record.start,
-                targets: o.record.targets.clone(),
-                gaps: o.record.gaps.clone(),
-                last_seen,
-            };
-            let mut record = o.record.clone();
-            record.duration_clock = DurationClock::Wall;
-            if detector.adopt(&o.record.group, adopted) {
-                tracing::warn!(id = %o.record.id, group = %o.record.group, last_seen = %ts_ms::format(&last_seen), "outage open at the last run; waiting to see whether it goes on");
-                record.gaps.push(Gap {
-                    from: last_seen,
-                    to: now.max(last_seen),
-                });
-                shared.open.push(OpenEntry {
-                    record,
-                    start_mono: None,
-                });
-            } else {
-                // Its group is gone from the configuration: close it honestly, unobserved.
-                let mut gaps = o.record.gaps.clone();
-                gaps.push(Gap {
-                    from: last_seen,
-                    to: now.max(last_seen),
-                });
-                let ended = event::OutageEnded {
-                    id: o.record.id.clone(),
-                    group: o.record.group.clone(),
-                    cause: o.record.cause.clone(),
-                    start: o.record.start,
-                    end: last_seen,
-                    duration_seconds: last_seen
-                        .duration_since(o.record.start)
-                        .as_secs_f64()
-                        .max(0.0),
-                    duration_clock: DurationClock::Wall,
-                    end_observed: false,
-                    targets: o.record.targets.clone(),
-                    gaps,
-                };
-                if let Err(e) = writer.append(now, Entry::OutageEnd(ended.clone())) {
-                    tracing::error!(error = %e, id = %ended.id, "outage_end not yet written; queued");
-                }
-                ended.emit(&metrics);
-                shared.closed.push(OutageRecord::from(&ended));
+        let recovered = recovery::recover(&history, &mut detector, anchor.wall);
+        let mut closed = history.closed.clone();
+        for ended in recovered.closed {
+            if let Err(e) = writer.append(anchor.wall, Entry::OutageEnd(ended.clone())) {
+                tracing::error!(error = %e, id = %ended.id, "outage_end not yet written; queued");
             }
+            ended.emit(&metrics);
+            closed.push(OutageRecord::from(&ended));
         }
-        history.open.clear();
-        shared.groups = config
-            .groups
-            .iter()
-            .enumerate()
-            .map(|(g, grp)| GroupStatus {
-                name: grp.name.clone(),
-                needs: grp.needs.clone(),
-                state: State::Unknown,
-                since: None,
-                outage: detector.open_outage(g).map(str::to_string),
-            })
-            .collect();
-        let shared = Arc::new(RwLock::new(shared));
+        let live = Arc::new(RwLock::new(LiveOutages::new(
+            config,
+            &detector,
+            closed,
+            recovered.open,
+        )));
         let journal = Arc::new(Mutex::new(writer));
         let heartbeat = tokio::spawn(heartbeat_task(
             data_dir.clone(),
             journal.clone(),
             run,
-            epoch,
+            anchor,
             options.heartbeat_interval,
         ));
         let service = OutageService {
             detector,
             journal,
             metrics,
-            shared: shared.clone(),
-            epoch,
+            live,
+            anchor,
             data_dir,
             run,
             heartbeat,
@@ -443,14 +209,15 @@ impl OutageService {
             downtime_at: Duration::ZERO,
             target_states: None,
         };
-        Ok((service, OutageHandle { shared, epoch }))
+        let handle = service.handle();
+        Ok((service, handle))
     }
 
     /// A read handle (same as the one returned by `start`).
     pub fn handle(&self) -> OutageHandle {
         OutageHandle {
-            shared: self.shared.clone(),
-            epoch: self.epoch,
+            live: self.live.clone(),
+            anchor: self.anchor,
         }
     }
 
@@ -461,12 +228,12 @@ impl OutageService {
 
     /// The instant monotonic offsets are measured from.
     pub fn epoch(&self) -> Instant {
-        self.epoch
+        self.anchor.epoch
     }
 
     /// Feeds one probe result (from the collector, in any target order).
     pub async fn observe(&mut self, result: &ProbeResult) {
-        let mono = result.mono.saturating_duration_since(self.epoch);
+        let mono = result.mono.saturating_duration_since(self.anchor.epoch);
         self.observe_at(
             result.target,
             result.at,
@@ -547,11 +314,7 @@ impl OutageService {
                         .set(state.gauge());
                 }
                 let outage = self.detector.open_outage(group).map(str::to_string);
-                if let Some(g) = write(&self.shared).groups.get_mut(group) {
-                    g.state = state;
-                    g.since = Some(since.wall);
-                    g.outage = outage;
-                }
+                write(&self.live).set_group(group, state, since.wall, outage);
             }
             Event::Started(e) => {
                 self.append(Entry::OutageStart(e.clone())).await;
@@ -563,46 +326,17 @@ impl OutageService {
                     .and_then(|g| self.detector.group_state(g))
                     .and_then(|(_, since)| since)
                     .map(|s| s.mono);
-                let mut shared = write(&self.shared);
-                if let Some(g) = shared.groups.iter_mut().find(|g| g.name == e.group) {
-                    g.outage = Some(e.id.clone());
-                }
-                shared.open.push(OpenEntry {
-                    record: OutageRecord {
-                        id: e.id,
-                        group: e.group,
-                        cause: e.cause,
-                        start: e.start,
-                        end: None,
-                        duration_seconds: 0.0,
-                        targets: e.targets,
-                        gaps: Vec::new(),
-                        end_observed: None,
-                        duration_clock: DurationClock::Monotonic,
-                    },
-                    start_mono,
-                });
+                write(&self.live).started(&e, start_mono);
             }
             Event::Resumed(e) => {
                 self.append(Entry::OutageResume(e.clone())).await;
                 e.emit(&self.metrics);
-                let mut shared = write(&self.shared);
-                if let Some(o) = shared.open.iter_mut().find(|o| o.record.id == e.id) {
-                    // Replace the provisional gap with the recorded one.
-                    o.record.gaps.pop();
-                    o.record.gaps.push(e.gap);
-                    o.record.targets = e.targets;
-                }
+                write(&self.live).resumed(&e);
             }
             Event::Ended(e) => {
                 self.append(Entry::OutageEnd(e.clone())).await;
                 e.emit(&self.metrics);
-                let mut shared = write(&self.shared);
-                shared.open.retain(|o| o.record.id != e.id);
-                if let Some(g) = shared.groups.iter_mut().find(|g| g.name == e.group) {
-                    g.outage = None;
-                }
-                shared.closed.push(OutageRecord::from(&e));
+                write(&self.live).ended(&e);
             }
         }
     }
@@ -621,14 +355,7 @@ impl OutageService {
         let _ = self.heartbeat.await;
         let open = self.detector.open_ids();
         let data_dir = self.data_dir.clone();
-        let hb = Heartbeat {
-            run: self.run,
-            wall: Timestamp::now(),
-            mono_ms: Instant::now()
-                .saturating_duration_since(self.epoch)
-                .as_millis() as u64,
-            pid: std::process::id(),
-        };
+        let hb = heartbeat(self.run, &self.anchor, Timestamp::now());
         let journal = self.journal.clone();
         let res = tokio::task::spawn_blocking(move || {
             if let Err(e) = journal::write_heartbeat(&data_dir, &hb) {
@@ -656,7 +383,7 @@ async fn heartbeat_task(
     data_dir: PathBuf,
     journal: SharedWriter,
     run: u64,
-    epoch: Instant,
+    anchor: Anchor,
     every: Duration,
 ) {
     let mut tick = tokio::time::interval(every);
@@ -665,12 +392,7 @@ async fn heartbeat_task(
     let mut failing = false;
     loop {
         tick.tick().await;
-        let hb = Heartbeat {
-            run,
-            wall: Timestamp::now(),
-            mono_ms: Instant::now().saturating_duration_since(epoch).as_millis() as u64,
-            pid: std::process::id(),
-        };
+        let hb = heartbeat(run, &anchor, Timestamp::now());
         let dir = data_dir.clone();
         let journal = journal.clone();
         let res = tokio::task::spawn_blocking(move || {
@@ -696,6 +418,76 @@ async fn heartbeat_task(
             }
             Err(e) => tracing::error!(error = %e, "heartbeat task failed"),
         }
+    }
+}
+
+/// Creates the data directory if needed.
+fn create_data_dir(config: &Config) -> Result<PathBuf, StartError> {
+    let data_dir = config.daemon.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).map_err(|source| StartError::CreateDataDir {
+        path: data_dir.clone(),
+        source,
+    })?;
+    Ok(data_dir)
+}
+
+/// The previous runs, with every journal problem logged.
+fn load_history(data_dir: &Path) -> Result<History, StartError> {
+    let history = History::load(data_dir)?;
+    for w in &history.warnings {
+        tracing::warn!(line = w.line, kind = ?w.kind, problem = %w.message, "outage journal problem");
+    }
+    if let Some(e) = &history.heartbeat_error {
+        tracing::warn!(error = %e, "heartbeat unreadable; the previous run's end is taken from the journal");
+    }
+    Ok(history)
+}
+
+/// The writer continuing the chain where `history` ends.
+fn open_writer(
+    data_dir: &Path,
+    sink: Option<Box<dyn JournalSink>>,
+    history: &History,
+    metrics: &OutageMetrics,
+) -> Result<JournalWriter, StartError> {
+    let sink: Box<dyn JournalSink> = match sink {
+        Some(s) => s,
+        None => Box::new(
+            FileSink::open(data_dir).map_err(|source| StartError::NotWritable {
+                path: data_dir.to_path_buf(),
+                source,
+            })?,
+        ),
+    };
+    let counters = JournalCounters {
+        writes: metrics.journal_writes_total.clone(),
+        errors: metrics.journal_errors_total.clone(),
+    };
+    Ok(JournalWriter::new(sink, &history.tail, counters))
+}
+
+/// This run's `daemon_start`, with what is known of the previous run.
+fn daemon_start(config: &Config, clock: &ClockSync, history: &History) -> DaemonStart {
+    let previous = history.runs.last();
+    DaemonStart {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        config_digest: config.digest.clone(),
+        config_source: config.source.clone(),
+        pid: std::process::id(),
+        clock_synchronized: clock.synchronized,
+        clock_check: clock.check.clone(),
+        previous_run_alive_until: previous.map(|r| r.alive_until),
+        previous_run_clean: previous.map(|r| r.clean),
+        torn_line: history.tail.torn_line,
+    }
+}
+
+fn heartbeat(run: u64, anchor: &Anchor, wall: Timestamp) -> Heartbeat {
+    Heartbeat {
+        run,
+        wall,
+        mono_ms: anchor.elapsed().as_millis() as u64,
+        pid: std::process::id(),
     }
 }
 

@@ -185,11 +185,11 @@ async fn outage_is_journaled_logged_counted_and_served() {
         names,
         ["daemon_start", "outage_start", "outage_end", "daemon_stop"]
     );
-    let (recs, warnings) = report::read_outages(&data, None).unwrap();
+    let (recs, warnings) = listing::read_outages(&data, None).unwrap();
     assert!(warnings.is_empty());
     assert_eq!(recs, all);
-    assert!(report::render_table(&recs).contains("internet"));
-    assert!(report::verify(&data).unwrap().ok());
+    assert!(listing::render_table(&recs).contains("internet"));
+    assert!(listing::verify(&data).unwrap().ok());
 }
 
 #[tokio::test]
@@ -250,7 +250,7 @@ async fn kill_9_then_restart_still_down_continues_the_same_outage_with_a_gap() {
             "daemon_stop"
         ]
     );
-    let (recs, _) = report::read_outages(dir.path(), None).unwrap();
+    let (recs, _) = listing::read_outages(dir.path(), None).unwrap();
     assert_eq!(recs, done);
 }
 
@@ -285,7 +285,7 @@ async fn clean_stop_leaves_the_outage_open_and_the_next_start_resumes_it() {
         Entry::DaemonStop(d) => assert_eq!(d.open_outages, vec![id.clone()]),
         other => panic!("{other:?}"),
     }
-    let (recs, _) = report::read_outages(dir.path(), None).unwrap();
+    let (recs, _) = listing::read_outages(dir.path(), None).unwrap();
     assert_eq!(recs[0].end, None);
     assert_eq!(recs[0].gaps.len(), 1, "nobody is watching: shown as a gap");
     let (mut s, h, _) = start(&cfg, None).await;
@@ -311,7 +311,7 @@ async fn torn_tail_after_a_crash_is_named_in_the_next_daemon_start() {
         .unwrap();
     let (s, _, _) = start(&cfg, None).await;
     s.shutdown().await;
-    let rep = report::verify(dir.path()).unwrap();
+    let rep = listing::verify(dir.path()).unwrap();
     assert!(rep.ok(), "{}", rep.render());
     assert_eq!(rep.problems.len(), 1);
     assert_eq!(
@@ -367,7 +367,7 @@ async fn disk_errors_queue_events_and_retry_until_written() {
     assert_eq!(names, ["daemon_start", "outage_start", "outage_end"]);
     assert_eq!(gauge(&reg, metrics::JOURNAL_WRITES_TOTAL, &[]), Some(3.0));
     s.shutdown().await;
-    assert!(report::verify(dir.path()).unwrap().ok());
+    assert!(listing::verify(dir.path()).unwrap().ok());
 }
 
 #[tokio::test]

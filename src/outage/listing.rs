@@ -1,5 +1,5 @@
-//! What `linkwatch outages` does without a daemon: read the journal, rebuild
-//! outages, render them as a table or JSON, and verify the hash chain.
+//! The `linkwatch outages` listing: outages from the loaded history as a table
+//! or JSON, and the hash chain check (`--verify`).
 
 use std::path::Path;
 use std::time::Duration;
@@ -8,50 +8,39 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::event::Gap;
-use super::history::{History, OutageRecord};
-use super::journal::{self, JournalWarning, WarningKind, ts_ms};
+use super::history::{History, OutageRecord, ReadError};
+use super::journal::{JournalWarning, WarningKind};
+use super::ts_ms;
 
 /// A heartbeat older than this means no daemon is watching right now.
 const STALE_HEARTBEAT: Duration = Duration::from_secs(30);
 
-/// Reading the journal failed as a whole (the file exists but cannot be read).
-#[derive(Debug, thiserror::Error)]
-#[error("failed to read the outage journal in {dir}: {source}")]
-pub struct ReadError {
-    pub dir: String,
-    #[source]
-    pub source: std::io::Error,
-}
-
 /// Outages recorded in `<data_dir>/journal.jsonl` that end at or after `since`
 /// (open ones always), oldest first, plus every problem found in the file.
-///
-/// An outage still open in the journal gets `end: null`; if no daemon has
-/// written a heartbeat recently, the time since its last sign of life is shown
-/// as a trailing gap (nobody is watching it).
 pub fn read_outages(
     data_dir: &Path,
     since: Option<Timestamp>,
 ) -> Result<(Vec<OutageRecord>, Vec<JournalWarning>), ReadError> {
-    let contents = journal::read(data_dir).map_err(|source| ReadError {
-        dir: data_dir.display().to_string(),
-        source,
-    })?;
-    let mut history = History::rebuild(&contents.lines);
-    let now = Timestamp::now();
-    let heartbeat = journal::read_heartbeat(data_dir).ok().flatten();
-    if let (Some(hb), Some(run)) = (heartbeat, history.runs.last_mut())
-        && hb.run == run.start_seq
-    {
-        run.alive_until = run.alive_until.max(hb.wall);
-    }
-    let watched = heartbeat.is_some_and(|hb| {
+    let history = History::load(data_dir)?;
+    let records = outages(&history, since, Timestamp::now());
+    Ok((records, history.warnings))
+}
+
+/// The outages of `history` that end at or after `since` (open ones always),
+/// oldest first, as read at `now`.
+///
+/// An outage still open in the journal gets `end: null`; if no daemon has
+/// written a heartbeat recently, the time since its last sign of life is shown
+/// as a trailing gap (nobody is watching it).
+pub fn outages(history: &History, since: Option<Timestamp>, now: Timestamp) -> Vec<OutageRecord> {
+    let watched = history.heartbeat.is_some_and(|hb| {
         history
             .runs
             .last()
             .is_some_and(|r| hb.run == r.start_seq && !r.clean)
             && now.duration_since(hb.wall).as_secs_f64() < STALE_HEARTBEAT.as_secs_f64()
     });
+    let mut history = history.clone();
     if !watched {
         let seen: Vec<_> = history.open.iter().map(|o| history.last_seen(o)).collect();
         for (o, last) in history.open.iter_mut().zip(seen) {
@@ -61,12 +50,11 @@ pub fn read_outages(
             });
         }
     }
-    let records = history
+    history
         .records(now)
         .into_iter()
         .filter(|r| r.overlaps(since, None))
-        .collect();
-    Ok((records, contents.warnings))
+        .collect()
 }
 
 /// Renders outages as a text table, one row per outage.
@@ -159,6 +147,16 @@ pub struct VerifyReport {
 }
 
 impl VerifyReport {
+    /// The chain check of a loaded journal.
+    pub fn of(history: &History) -> Self {
+        Self {
+            lines: history.total_lines,
+            valid: history.valid_lines,
+            first_broken_line: history.first_chain_break().map(|w| w.line),
+            problems: history.warnings.clone(),
+        }
+    }
+
     /// No broken link and no corrupt line (a torn line left by a crash is not tampering).
     pub fn ok(&self) -> bool {
         self.first_broken_line.is_none()
@@ -193,16 +191,7 @@ impl VerifyReport {
 
 /// Checks the journal's hash chain and names every problem by line number.
 pub fn verify(data_dir: &Path) -> Result<VerifyReport, ReadError> {
-    let contents = journal::read(data_dir).map_err(|source| ReadError {
-        dir: data_dir.display().to_string(),
-        source,
-    })?;
-    Ok(VerifyReport {
-        lines: contents.total_lines,
-        valid: contents.lines.len() as u64,
-        first_broken_line: contents.first_chain_break().map(|w| w.line),
-        problems: contents.warnings,
-    })
+    Ok(VerifyReport::of(&History::load(data_dir)?))
 }
 
 #[cfg(test)]
@@ -210,7 +199,7 @@ pub fn verify(data_dir: &Path) -> Result<VerifyReport, ReadError> {
 mod tests {
     use super::*;
     use crate::outage::event::{DurationClock, OutageEnded, OutageStarted};
-    use crate::outage::journal::{Entry, FileSink, JournalCounters, JournalWriter};
+    use crate::outage::journal::{self, Entry, FileSink, JournalCounters, JournalWriter};
     use crate::outage::testutil::wall;
 
     fn write(dir: &Path) {

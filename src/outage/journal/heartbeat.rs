@@ -1,0 +1,59 @@
+//! The heartbeat file: the last moment the daemon was known alive.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::Path;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::{HEARTBEAT_FILE, sync_dir};
+use crate::outage::ts_ms;
+
+/// The heartbeat file's content: the last moment the daemon was known alive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// `seq` of this run's `daemon_start` line.
+    pub run: u64,
+    #[serde(with = "ts_ms")]
+    pub wall: Timestamp,
+    /// Milliseconds since the run started, by the monotonic clock.
+    pub mono_ms: u64,
+    pub pid: u32,
+}
+
+/// Replaces `<data_dir>/heartbeat` atomically (temp file, fsync, rename, fsync dir).
+pub fn write_heartbeat(data_dir: &Path, hb: &Heartbeat) -> io::Result<()> {
+    let path = data_dir.join(HEARTBEAT_FILE);
+    // A unique temporary name: an older write still in flight must not collide.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = data_dir.join(format!(".{HEARTBEAT_FILE}.{}.{n}.tmp", std::process::id()));
+    let bytes = serde_json::to_vec(hb).map_err(io::Error::other)?;
+    let write = || -> io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        sync_dir(data_dir)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io::Error::new(
+            e.kind(),
+            format!("failed to write heartbeat {}: {e}", path.display()),
+        )
+    })
+}
+
+/// Reads the heartbeat; `Ok(None)` when there is none, `Err` with a message when unreadable.
+pub fn read_heartbeat(data_dir: &Path) -> Result<Option<Heartbeat>, String> {
+    let path = data_dir.join(HEARTBEAT_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| format!("failed to parse heartbeat {}: {e}", path.display())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("failed to read heartbeat {}: {e}", path.display())),
+    }
+}

@@ -1,0 +1,194 @@
+//! Reading the journal: parse every line, check the chain, name every problem.
+
+use std::io;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::{Entry, GENESIS, JOURNAL_FILE, Line, line_hash};
+
+/// What went wrong with one line of the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WarningKind {
+    /// The last line is incomplete (a crash mid-write); it is skipped.
+    TornLastLine,
+    /// A torn line left by a crash, terminated by the next run (named in its `daemon_start`).
+    TornLine,
+    /// A line in the middle that is not a valid journal line; skipped.
+    Corrupt,
+    /// A valid line whose `prev`/`seq` does not continue the chain.
+    ChainBroken,
+}
+
+/// A problem found while reading the journal, by 1-based line number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JournalWarning {
+    pub line: u64,
+    pub kind: WarningKind,
+    pub message: String,
+}
+
+impl std::fmt::Display for JournalWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
+/// A valid journal line with its position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NumberedLine {
+    /// 1-based line number in the file.
+    pub number: u64,
+    pub line: Line,
+}
+
+/// Where the next line continues the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainTail {
+    pub next_seq: u64,
+    /// Hash of the last valid line ([`GENESIS`] for an empty journal).
+    pub last_hash: String,
+    /// The file does not end with a newline: the next write must start with one.
+    pub needs_newline: bool,
+    /// Line number of a torn last line, if any.
+    pub torn_line: Option<u64>,
+}
+
+impl Default for ChainTail {
+    fn default() -> Self {
+        Self {
+            next_seq: 0,
+            last_hash: GENESIS.to_string(),
+            needs_newline: false,
+            torn_line: None,
+        }
+    }
+}
+
+/// The parsed journal: valid lines in file order, warnings, and the chain tail.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct JournalContents {
+    pub lines: Vec<NumberedLine>,
+    pub warnings: Vec<JournalWarning>,
+    pub tail: ChainTail,
+    /// Number of lines in the file (including skipped ones).
+    pub total_lines: u64,
+}
+
+impl JournalContents {
+    /// The first line where the hash chain is broken.
+    pub fn first_chain_break(&self) -> Option<&JournalWarning> {
+        self.warnings
+            .iter()
+            .find(|w| w.kind == WarningKind::ChainBroken)
+    }
+}
+
+/// Reads `<data_dir>/journal.jsonl`; a missing file is an empty journal.
+pub fn read(data_dir: &Path) -> io::Result<JournalContents> {
+    let path = data_dir.join(JOURNAL_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(parse(&bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(JournalContents::default()),
+        Err(e) => Err(io::Error::new(
+            e.kind(),
+            format!("failed to read journal {}: {e}", path.display()),
+        )),
+    }
+}
+
+/// Parses journal bytes. Never fails: every problem becomes a [`JournalWarning`].
+pub fn parse(bytes: &[u8]) -> JournalContents {
+    let mut out = JournalContents::default();
+    let ends_with_newline = bytes.last().is_none_or(|b| *b == b'\n');
+    let mut segments: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
+    if ends_with_newline {
+        // `split` yields an empty segment after the final newline.
+        segments.pop();
+    }
+    let count = segments.len();
+    out.total_lines = count as u64;
+    let mut prev_hash = GENESIS.to_string();
+    let mut next_seq = 0u64;
+    let mut after_corrupt: Option<u64> = None;
+    let mut prev_number: Option<u64> = None;
+    for (i, raw) in segments.into_iter().enumerate() {
+        let number = i as u64 + 1;
+        let is_last_unterminated = i + 1 == count && !ends_with_newline;
+        let parsed = std::str::from_utf8(raw)
+            .map_err(|e| format!("not UTF-8: {e}"))
+            .and_then(|s| serde_json::from_str::<Line>(s).map_err(|e| e.to_string()));
+        let line = match (parsed, is_last_unterminated) {
+            (Ok(line), false) => line,
+            // A complete, chained line that only lacks its newline is kept.
+            (Ok(line), true) if line.prev == prev_hash => line,
+            (_, true) => {
+                out.tail.torn_line = Some(number);
+                out.warnings.push(JournalWarning {
+                    line: number,
+                    kind: WarningKind::TornLastLine,
+                    message: format!(
+                        "incomplete last line ({} bytes, no newline; a crash mid-write), skipped",
+                        raw.len()
+                    ),
+                });
+                continue;
+            }
+            (Err(msg), false) => {
+                out.warnings.push(JournalWarning {
+                    line: number,
+                    kind: WarningKind::Corrupt,
+                    message: format!("corrupt line skipped: {msg}"),
+                });
+                after_corrupt = Some(number);
+                continue;
+            }
+        };
+        if line.prev != prev_hash || line.seq != next_seq {
+            let why = if line.prev != prev_hash {
+                match after_corrupt {
+                    Some(c) => format!(
+                        "hash chain broken: prev does not match the last valid line (line {c} before it is corrupt)"
+                    ),
+                    None => match prev_number {
+                        Some(p) => format!(
+                            "hash chain broken: prev does not match the hash of line {p} (a line was edited, removed or inserted)"
+                        ),
+                        None => "hash chain broken: the first line's prev is not the genesis value"
+                            .to_string(),
+                    },
+                }
+            } else {
+                format!(
+                    "hash chain broken: seq {} where {next_seq} was expected",
+                    line.seq
+                )
+            };
+            out.warnings.push(JournalWarning {
+                line: number,
+                kind: WarningKind::ChainBroken,
+                message: why,
+            });
+        }
+        after_corrupt = None;
+        prev_number = Some(number);
+        prev_hash = line_hash(raw);
+        next_seq = line.seq + 1;
+        if let Entry::DaemonStart(ds) = &line.entry
+            && let Some(torn) = ds.torn_line
+        {
+            for w in out.warnings.iter_mut().filter(|w| w.line == torn) {
+                w.kind = WarningKind::TornLine;
+                w.message = format!(
+                    "torn line left by a crash (noted by the daemon_start on line {number}), skipped"
+                );
+            }
+        }
+        out.lines.push(NumberedLine { number, line });
+    }
+    out.tail.next_seq = next_seq;
+    out.tail.last_hash = prev_hash;
+    out.tail.needs_newline = !ends_with_newline;
+    out
+}

@@ -1,0 +1,171 @@
+//! The live view of outages and states that the HTTP API and status page read:
+//! written by the service as the detector decides, read through [`OutageHandle`].
+
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::clock::Anchor;
+use super::detector::{Detector, State};
+use super::event::{DurationClock, OutageEnded, OutageResumed, OutageStarted};
+use super::history::OutageRecord;
+use super::ts_ms;
+use crate::config::Config;
+
+/// A group's state for the status page.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupStatus {
+    pub name: String,
+    pub needs: Option<String>,
+    pub state: State,
+    #[serde(with = "ts_ms::option")]
+    pub since: Option<Timestamp>,
+    /// Id of the open outage, if any.
+    pub outage: Option<String>,
+}
+
+/// An outage open in this process.
+#[derive(Debug, Clone)]
+pub struct OpenEntry {
+    pub record: OutageRecord,
+    /// Monotonic offset of the start, when it started in this process.
+    pub start_mono: Option<Duration>,
+}
+
+/// Outages and states as this process knows them.
+#[derive(Debug, Default)]
+pub struct LiveOutages {
+    closed: Vec<OutageRecord>,
+    open: Vec<OpenEntry>,
+    groups: Vec<GroupStatus>,
+}
+
+impl LiveOutages {
+    /// Every target and group unknown; `closed` and `open` from the journal
+    /// and recovery; groups show the outage the detector adopted.
+    pub fn new(
+        config: &Config,
+        detector: &Detector,
+        closed: Vec<OutageRecord>,
+        open: Vec<OpenEntry>,
+    ) -> Self {
+        let groups = config
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(g, grp)| GroupStatus {
+                name: grp.name.clone(),
+                needs: grp.needs.clone(),
+                state: State::Unknown,
+                since: None,
+                outage: detector.open_outage(g).map(str::to_string),
+            })
+            .collect();
+        Self {
+            closed,
+            open,
+            groups,
+        }
+    }
+
+    pub fn set_group(
+        &mut self,
+        group: usize,
+        state: State,
+        since: Timestamp,
+        outage: Option<String>,
+    ) {
+        if let Some(g) = self.groups.get_mut(group) {
+            g.state = state;
+            g.since = Some(since);
+            g.outage = outage;
+        }
+    }
+
+    pub fn started(&mut self, e: &OutageStarted, start_mono: Option<Duration>) {
+        if let Some(g) = self.groups.iter_mut().find(|g| g.name == e.group) {
+            g.outage = Some(e.id.clone());
+        }
+        self.open.push(OpenEntry {
+            record: OutageRecord::open(
+                &e.id,
+                &e.group,
+                &e.cause,
+                e.start,
+                &e.targets,
+                Vec::new(),
+                DurationClock::Monotonic,
+            ),
+            start_mono,
+        });
+    }
+
+    pub fn resumed(&mut self, e: &OutageResumed) {
+        if let Some(o) = self.open.iter_mut().find(|o| o.record.id == e.id) {
+            // Replace the provisional gap with the recorded one.
+            o.record.gaps.pop();
+            o.record.gaps.push(e.gap);
+            o.record.targets = e.targets.clone();
+        }
+    }
+
+    pub fn ended(&mut self, e: &OutageEnded) {
+        self.open.retain(|o| o.record.id != e.id);
+        if let Some(g) = self.groups.iter_mut().find(|g| g.name == e.group) {
+            g.outage = None;
+        }
+        self.closed.push(OutageRecord::from(e));
+    }
+}
+
+/// Cheap, cloneable read access for the HTTP API and status page.
+#[derive(Clone)]
+pub struct OutageHandle {
+    pub(super) live: Arc<RwLock<LiveOutages>>,
+    pub(super) anchor: Anchor,
+}
+
+impl OutageHandle {
+    /// Outages overlapping `[since, until)`, oldest first; open ones have `end: None`
+    /// and their duration so far.
+    pub fn outages(&self, since: Option<Timestamp>, until: Option<Timestamp>) -> Vec<OutageRecord> {
+        let live = read(&self.live);
+        let now_mono = self.anchor.elapsed();
+        let now = Timestamp::now();
+        let mut out: Vec<OutageRecord> = live
+            .closed
+            .iter()
+            .filter(|r| r.overlaps(since, until))
+            .cloned()
+            .collect();
+        for o in &live.open {
+            let mut r = o.record.clone();
+            r.duration_seconds = match o.start_mono {
+                Some(s) => now_mono.saturating_sub(s).as_secs_f64(),
+                None => now.duration_since(r.start).as_secs_f64().max(0.0),
+            };
+            if r.overlaps(since, until) {
+                out.push(r);
+            }
+        }
+        out.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.id.cmp(&b.id)));
+        out
+    }
+
+    /// Every group with its state, in configuration order.
+    pub fn groups(&self) -> Vec<GroupStatus> {
+        read(&self.live).groups.clone()
+    }
+}
+
+/// A poisoned lock still holds consistent data here (every writer does one
+/// small update), so the guard is taken either way.
+pub(super) fn read(lock: &RwLock<LiveOutages>) -> RwLockReadGuard<'_, LiveOutages> {
+    lock.read().unwrap_or_else(|p| p.into_inner())
+}
+
+pub(super) fn write(lock: &RwLock<LiveOutages>) -> RwLockWriteGuard<'_, LiveOutages> {
+    lock.write().unwrap_or_else(|p| p.into_inner())
+}
