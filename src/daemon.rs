@@ -203,7 +203,7 @@ async fn collect(
                 .targets
                 .get(r.target)
                 .map_or("?", |t| t.name.as_str());
-            match &r.report.outcome {
+            match &r.observation.outcome {
                 Outcome::Success { duration, .. } => {
                     tracing::debug!(target_name = name, duration = ?duration, "probe succeeded");
                 }

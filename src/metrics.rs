@@ -303,7 +303,7 @@ impl Metrics {
         let Some(t) = self.targets.get(result.target) else {
             return;
         };
-        let outcome = &result.report.outcome;
+        let outcome = &result.observation.outcome;
         let idx = match outcome {
             Outcome::Success { .. } => 0,
             Outcome::Timeout { .. } => 1,
@@ -325,7 +325,7 @@ impl Metrics {
                 for (phase, d) in phases.iter() {
                     t.phases[phase as usize].set(d.as_secs_f64());
                 }
-                if let Some(bps) = result.report.info.bytes_per_second {
+                if let Some(bps) = result.observation.info.bytes_per_second {
                     self.download_bps.with_label_values(&l).set(bps);
                 }
             }
@@ -338,7 +338,7 @@ impl Metrics {
                 t.errors[1 + e.reason as usize].fetch_add(1, Ordering::Relaxed);
             }
         }
-        let info = &result.report.info;
+        let info = &result.observation.info;
         if let Some(status) = info.status {
             self.http_status
                 .with_label_values(&l)

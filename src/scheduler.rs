@@ -39,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Target};
 use crate::metrics::Metrics;
-use crate::probe::{ProbeResult, Probers, Report};
+use crate::probe::{Observation, ProbeResult, Probers};
 
 /// Something that probes a target once, by a deadline. [`Probers`] in the
 /// daemon; a scripted fake in the scheduler's tests.
@@ -49,7 +49,7 @@ pub trait Probe: Send + Sync + 'static {
         index: usize,
         target: &Target,
         deadline: Instant,
-    ) -> impl Future<Output = Report> + Send;
+    ) -> impl Future<Output = Observation> + Send;
 
     /// Starts a probe that the prober completes itself, without a task per
     /// probe, when it can; otherwise hands the job back and the scheduler
@@ -65,7 +65,7 @@ impl Probe for Probers {
         index: usize,
         target: &Target,
         deadline: Instant,
-    ) -> impl Future<Output = Report> + Send {
+    ) -> impl Future<Output = Observation> + Send {
         Probers::probe(self, index, target, deadline)
     }
 
@@ -81,7 +81,7 @@ pub enum Start {
     /// The prober owns the job and completes it by its deadline.
     Running,
     /// The probe ended at once (e.g. the send failed); the scheduler delivers the report.
-    Done(Job, Report),
+    Done(Job, Observation),
     /// The prober cannot run this probe without a task.
     Declined(Job),
 }
@@ -115,13 +115,13 @@ impl Job {
     }
 
     /// Delivers the probe's report (waits while the results queue is full).
-    pub async fn complete(self, report: Report) {
+    pub async fn complete(self, report: Observation) {
         let result = ProbeResult {
             target: self.index,
             at: self.at,
             mono: self.started,
             lateness: self.lateness,
-            report,
+            observation: report,
         };
         // An error means the collector is gone: the daemon is stopping.
         let _ = self.results.send(result).await;
@@ -465,7 +465,7 @@ mod tests {
     }
 
     impl Probe for Fake {
-        async fn probe(&self, index: usize, _target: &Target, deadline: Instant) -> Report {
+        async fn probe(&self, index: usize, _target: &Target, deadline: Instant) -> Observation {
             let n = {
                 let mut calls = self.calls.lock().unwrap();
                 calls.push((index, Instant::now()));
@@ -493,7 +493,7 @@ mod tests {
             if let Some(pos) = f.iter().position(|t| *t == index) {
                 f.remove(pos);
             }
-            Report::new(outcome)
+            Observation::new(outcome)
         }
     }
 
@@ -601,7 +601,7 @@ mod tests {
         assert!(
             results
                 .iter()
-                .all(|r| matches!(r.report.outcome, Outcome::Timeout { .. }))
+                .all(|r| matches!(r.observation.outcome, Outcome::Timeout { .. }))
         );
         assert_eq!(*fake.max_in_flight_per_target.lock().unwrap(), 1);
     }
@@ -674,7 +674,7 @@ mod tests {
         handle.await.unwrap();
         // The probe in flight at cancellation finished and was delivered.
         let r = rx.recv().await.expect("in-flight result delivered");
-        assert!(r.report.outcome.is_success());
+        assert!(r.observation.outcome.is_success());
         assert!(Instant::now() - start >= Duration::from_secs(2));
         assert!(rx.recv().await.is_none());
         assert_eq!(fake.starts(0).len(), 1);

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::probe::{Info, Outcome, ProbeResult, Report};
+use crate::probe::{Info, Observation, Outcome, ProbeResult};
 
 /// A target's configuration summary and last result.
 #[derive(Debug, Clone, Serialize)]
@@ -46,11 +46,11 @@ pub struct LastResult {
 
 impl LastResult {
     pub fn from_result(r: &ProbeResult) -> Self {
-        Self::from_parts(r.at, &r.report)
+        Self::from_parts(r.at, &r.observation)
     }
 
     /// The API's view of a report of a probe started at `at`.
-    pub fn from_parts(at: jiff::Timestamp, report: &Report) -> Self {
+    pub fn from_parts(at: jiff::Timestamp, report: &Observation) -> Self {
         let (duration_seconds, reason, detail, phases) = match &report.outcome {
             Outcome::Success { duration, phases } => (
                 Some(duration.as_secs_f64()),
@@ -103,7 +103,7 @@ pub struct StatusStore {
 }
 
 /// A target's latest report and when its probe started.
-type Latest = (jiff::Timestamp, Report);
+type Latest = (jiff::Timestamp, Observation);
 
 impl StatusStore {
     pub fn new(config: &Config) -> Self {
@@ -132,10 +132,10 @@ impl StatusStore {
         let mut targets = self.targets.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((t, last)) = targets.get_mut(r.target) {
             t.probes_total += 1;
-            if r.report.outcome.is_success() {
+            if r.observation.outcome.is_success() {
                 t.successes_total += 1;
             }
-            *last = Some((r.at, r.report.clone()));
+            *last = Some((r.at, r.observation.clone()));
         }
     }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::netns::{Netns, link, require_root};
 use common::{config, icmp, inner_lines, is_inner};
 use linkwatch::probe::icmp::{FIX_SYSCTL, IcmpProber};
-use linkwatch::probe::{Outcome, Report};
+use linkwatch::probe::{Observation, Outcome};
 use tokio::time::Instant;
 
 const INNER: &str = "inner";
@@ -37,7 +37,7 @@ fn prober(cfg: &linkwatch::config::Config) -> Option<IcmpProber> {
     }
 }
 
-async fn probe(p: &IcmpProber, cfg: &linkwatch::config::Config, i: usize) -> Report {
+async fn probe(p: &IcmpProber, cfg: &linkwatch::config::Config, i: usize) -> Observation {
     let t = &cfg.targets[i];
     let linkwatch::config::TargetSpec::Icmp(spec) = &t.spec else {
         panic!("not an icmp target")
@@ -45,7 +45,7 @@ async fn probe(p: &IcmpProber, cfg: &linkwatch::config::Config, i: usize) -> Rep
     p.probe(i, t, spec, Instant::now() + t.timeout).await
 }
 
-fn assert_plausible(report: &Report) {
+fn assert_plausible(report: &Observation) {
     match &report.outcome {
         Outcome::Success { duration, .. } => {
             assert!(*duration > Duration::ZERO, "{report:?}");

@@ -11,7 +11,7 @@ use common::netns::{Netns, link, require_root};
 use common::{config, inner_lines, is_inner, tcp};
 use linkwatch::config::TargetSpec;
 use linkwatch::probe::tcp::TcpProber;
-use linkwatch::probe::{Outcome, Phase, Reason, Report};
+use linkwatch::probe::{Observation, Outcome, Phase, Reason};
 use tokio::time::Instant;
 
 const INNER: &str = "inner";
@@ -25,7 +25,7 @@ fn inner() {
     }
 }
 
-async fn probe_once(host: &str, port: u16) -> Report {
+async fn probe_once(host: &str, port: u16) -> Observation {
     let cfg = config(vec![tcp(host, port)], Duration::from_secs(1));
     let t = &cfg.targets[0];
     let TargetSpec::Tcp(spec) = &t.spec else {

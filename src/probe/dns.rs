@@ -27,7 +27,7 @@ use url::Url;
 use super::http::{self as http_probe, Acc};
 use super::stream::{self, add_phase};
 use super::tls::{self, TlsConfigs, TlsSetupError};
-use super::{Info, Outcome, Phase, Phases, Reason, Report, resolve, tcp};
+use super::{Info, Observation, Outcome, Phase, Phases, Reason, resolve, tcp};
 use crate::config::{
     Config, DnsServer, DnsSpec, DnsTransport, Host, IpVersion, Target, TargetSpec,
 };
@@ -95,7 +95,7 @@ impl DnsProber {
         _target: &Target,
         spec: &DnsSpec,
         deadline: Instant,
-    ) -> Report {
+    ) -> Observation {
         let mut info = Info::default();
         let mut phases = Phases::default();
         let outcome = match self.run(spec, deadline, &mut phases, &mut info).await {
@@ -105,7 +105,7 @@ impl DnsProber {
             },
             Err(outcome) => outcome,
         };
-        Report::with_info(outcome, info)
+        Observation::with_info(outcome, info)
     }
 
     async fn run(

@@ -19,7 +19,7 @@ use url::Url;
 
 use super::stream::{self, Timed, add_phase};
 use super::tls::{self, TlsConfigs, TlsSetupError};
-use super::{Info, Outcome, Phase, Phases, Reason, Report, resolve};
+use super::{Info, Observation, Outcome, Phase, Phases, Reason, resolve};
 use crate::config::{BodyMatch, Config, Host, HttpSpec, IpVersion, Target, TargetSpec};
 
 /// The User-Agent sent unless a target's `headers` set one.
@@ -86,7 +86,7 @@ impl HttpProber {
         _target: &Target,
         spec: &HttpSpec,
         deadline: Instant,
-    ) -> Report {
+    ) -> Observation {
         let start = Instant::now();
         let mut acc = Acc::default();
         let outcome = self.run(spec, deadline, &mut acc).await;
@@ -110,7 +110,7 @@ impl HttpProber {
             }
             Err(outcome) => outcome,
         };
-        Report::with_info(outcome, info)
+        Observation::with_info(outcome, info)
     }
 
     async fn run(&self, spec: &HttpSpec, deadline: Instant, acc: &mut Acc) -> Result<(), Outcome> {

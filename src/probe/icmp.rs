@@ -52,7 +52,7 @@ use tokio::sync::{Notify, Semaphore, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::{Info, Outcome, Phase, Phases, ProbeError, Reason, Report, resolve};
+use super::{Info, Observation, Outcome, Phase, Phases, ProbeError, Reason, resolve};
 use crate::config::{Config, IcmpSpec, Target, TargetSpec};
 use crate::scheduler::{Job, Start};
 
@@ -410,7 +410,7 @@ async fn receive_loop(shared: Arc<Shared>) {
     let raw_v4 = !shared.v6 && shared.mode == IcmpMode::Raw;
     let mut buf = vec![0u8; 65_536];
     let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
-    let mut done: Vec<(Job, Report)> = Vec::new();
+    let mut done: Vec<(Job, Observation)> = Vec::new();
     let mut expired: Vec<(IpAddr, Pending)> = Vec::new();
     let sleep = tokio::time::sleep(Duration::from_secs(3600));
     tokio::pin!(sleep);
@@ -461,7 +461,7 @@ async fn receive_loop(shared: Arc<Shared>) {
                 for (ip, p) in expired.drain(..) {
                     // A `probe` future times out by itself at the same deadline.
                     if let Waiter::Job(job) = p.waiter {
-                        done.push((job, Report::with_info(Outcome::Timeout { phase: None }, peer(ip))));
+                        done.push((job, Observation::with_info(Outcome::Timeout { phase: None }, peer(ip))));
                     }
                 }
             }
@@ -503,7 +503,7 @@ fn deliver(
     from: IpAddr,
     now: Instant,
     rx_wall: Option<Duration>,
-) -> Option<(Job, Report)> {
+) -> Option<(Job, Observation)> {
     let pending = {
         let mut table = lock(&shared.table);
         match table.by_key.entry((answer.dest, answer.seq)) {
@@ -540,7 +540,10 @@ fn deliver(
             let _ = tx.send(result);
             None
         }
-        Waiter::Job(job) => Some((job, Report::with_info(success_outcome(result), peer(ip)))),
+        Waiter::Job(job) => Some((
+            job,
+            Observation::with_info(success_outcome(result), peer(ip)),
+        )),
     }
 }
 
@@ -757,7 +760,7 @@ impl IcmpProber {
     ) -> Start {
         let family = match self.family(ip) {
             Ok(f) => f,
-            Err(o) => return Start::Done(job, Report::with_info(o, peer(ip))),
+            Err(o) => return Start::Done(job, Observation::with_info(o, peer(ip))),
         };
         let (Some(state), Some(payload)) = (
             self.targets.get(index),
@@ -783,7 +786,7 @@ impl IcmpProber {
         ) {
             Ok(()) => Start::Running,
             Err((Waiter::Job(job), outcome)) => {
-                Start::Done(job, Report::with_info(outcome, peer(ip)))
+                Start::Done(job, Observation::with_info(outcome, peer(ip)))
             }
             // `send` hands back the waiter it was given.
             Err((Waiter::Task(_), _)) => Start::Running,
@@ -797,11 +800,11 @@ impl IcmpProber {
         target: &Target,
         spec: &IcmpSpec,
         deadline: Instant,
-    ) -> Report {
+    ) -> Observation {
         let (ip, resolve_time) =
             match resolve::resolve_by(&spec.host, spec.ip_version, deadline).await {
                 Ok(r) => r,
-                Err(outcome) => return Report::new(outcome),
+                Err(outcome) => return Observation::new(outcome),
             };
         let outcome = match self.echo(index, target, spec, ip, deadline).await {
             Ok(rtt) => {
@@ -814,7 +817,7 @@ impl IcmpProber {
             }
             Err(outcome) => outcome,
         };
-        Report::with_info(outcome, peer(ip))
+        Observation::with_info(outcome, peer(ip))
     }
 
     async fn echo(

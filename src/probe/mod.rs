@@ -1,7 +1,7 @@
 //! Probe kinds behind one signature, and the typed result every probe returns.
 //!
 //! Each kind lives in its own file and exposes `async fn probe(&self, target,
-//! spec, deadline) -> Report`. A probe never returns a bare bool: it returns an
+//! spec, deadline) -> Observation`. A probe never returns a bare bool: it returns an
 //! [`Outcome`] (success with duration and phases, timeout, or an error with a
 //! [`Reason`]) plus optional kind-specific [`Info`]. The scheduler bounds every
 //! probe by its deadline; probes also use the deadline to attribute a timeout to
@@ -235,14 +235,15 @@ pub struct Info {
     pub answers: Vec<String>,
 }
 
-/// What a probe function returns.
+/// What one probe observed: the outcome and kind-specific facts. (Not a
+/// "report": that word is kept for `linkwatch report`.)
 #[derive(Debug, Clone, PartialEq)]
-pub struct Report {
+pub struct Observation {
     pub outcome: Outcome,
     pub info: Info,
 }
 
-impl Report {
+impl Observation {
     pub fn new(outcome: Outcome) -> Self {
         Self {
             outcome,
@@ -266,7 +267,7 @@ pub struct ProbeResult {
     pub mono: Instant,
     /// How late the probe started against its schedule.
     pub lateness: Duration,
-    pub report: Report,
+    pub observation: Observation,
 }
 
 /// How a failed probe start-up is explained to the user.
@@ -331,12 +332,14 @@ impl Probers {
     }
 
     /// Probes `target` once. Returns by `deadline` (a timeout outcome at the latest).
-    pub async fn probe(&self, index: usize, target: &Target, deadline: Instant) -> Report {
+    pub async fn probe(&self, index: usize, target: &Target, deadline: Instant) -> Observation {
         let fut = async {
             match &target.spec {
                 TargetSpec::Icmp(spec) => match &self.icmp {
                     Some(p) => p.probe(index, target, spec, deadline).await,
-                    None => Report::new(Outcome::error(Reason::Io, "ICMP prober not initialised")),
+                    None => {
+                        Observation::new(Outcome::error(Reason::Io, "ICMP prober not initialised"))
+                    }
                 },
                 TargetSpec::Tcp(spec) => self.tcp.probe(target, spec, deadline).await,
                 TargetSpec::Http(spec) => self.http.probe(index, target, spec, deadline).await,
@@ -345,7 +348,7 @@ impl Probers {
         };
         match tokio::time::timeout_at(deadline, fut).await {
             Ok(report) => report,
-            Err(_) => Report::new(Outcome::Timeout { phase: None }),
+            Err(_) => Observation::new(Outcome::Timeout { phase: None }),
         }
     }
 }

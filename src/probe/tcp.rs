@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use tokio::net::TcpSocket;
 use tokio::time::Instant;
 
-use super::{Outcome, Phase, Phases, Reason, Report, resolve};
+use super::{Observation, Outcome, Phase, Phases, Reason, resolve};
 use crate::config::{Target, TcpSpec};
 
 pub struct TcpProber;
@@ -22,14 +22,14 @@ impl TcpProber {
         Self
     }
 
-    pub async fn probe(&self, _target: &Target, spec: &TcpSpec, deadline: Instant) -> Report {
+    pub async fn probe(&self, _target: &Target, spec: &TcpSpec, deadline: Instant) -> Observation {
         let (ip, resolve_time) =
             match resolve::resolve_by(&spec.host, spec.ip_version, deadline).await {
                 Ok(r) => r,
-                Err(outcome) => return Report::new(outcome),
+                Err(outcome) => return Observation::new(outcome),
             };
         let addr = SocketAddr::new(ip, spec.port);
-        let mut report = Report::new(Outcome::Timeout {
+        let mut report = Observation::new(Outcome::Timeout {
             phase: Some(Phase::Connect),
         });
         report.info.peer = Some(ip);

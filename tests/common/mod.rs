@@ -12,7 +12,7 @@ use linkwatch::config::{
     Config, DaemonConfig, Defaults, DownWhen, Group, Host, IcmpSpec, IpVersion, LogFormat, Target,
     TargetSpec, TcpSpec,
 };
-use linkwatch::probe::{Outcome, Report};
+use linkwatch::probe::{Observation, Outcome};
 
 /// A host as the config parser would produce it: an address or a name.
 pub fn host(s: &str) -> Host {
@@ -79,7 +79,7 @@ pub fn config(specs: Vec<TargetSpec>, timeout: Duration) -> Config {
 }
 
 /// One word for an outcome (`success`, `timeout`, or the reason), then details.
-pub fn describe(report: &Report) -> String {
+pub fn describe(report: &Observation) -> String {
     let peer = report.info.peer.map(|p| p.to_string()).unwrap_or_default();
     match &report.outcome {
         Outcome::Success { duration, .. } => {
