@@ -23,36 +23,56 @@ use tokio::time::Instant;
 
 use crate::config::{Config, Kind, Target, TargetSpec};
 
-/// A probe phase, the `phase` label of `linkwatch_probe_phase_seconds`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    Resolve,
-    Connect,
-    Tls,
-    FirstByte,
-    Transfer,
+/// Defines a closed enum together with its label, `ALL` table, `COUNT` and
+/// `index()`, from one list: a new variant is in every table by construction,
+/// and a table sized `[_; COUNT]` grows with it (no `1 + x as usize` to keep
+/// in step by hand, no run-time index panic).
+macro_rules! closed_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident => $label:literal, )+
+        }
+    ) => {
+        $(#[$meta])*
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )+
+        }
+
+        impl $name {
+            /// Every variant, in declaration (= [`Self::index`]) order.
+            pub const ALL: [$name; [$($label),+].len()] = [$($name::$variant),+];
+            pub const COUNT: usize = Self::ALL.len();
+
+            /// Position in [`Self::ALL`], for tables sized `[_; Self::COUNT]`.
+            pub const fn index(self) -> usize {
+                self as usize
+            }
+
+            /// The label value (`phase`, `reason`) of this variant.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $( $name::$variant => $label, )+
+                }
+            }
+        }
+    };
+}
+
+closed_enum! {
+    /// A probe phase, the `phase` label of `linkwatch_probe_phase_seconds`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Phase {
+        Resolve => "resolve",
+        Connect => "connect",
+        Tls => "tls",
+        FirstByte => "first_byte",
+        Transfer => "transfer",
+    }
 }
 
 impl Phase {
-    pub const ALL: [Phase; 5] = [
-        Phase::Resolve,
-        Phase::Connect,
-        Phase::Tls,
-        Phase::FirstByte,
-        Phase::Transfer,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Resolve => "resolve",
-            Phase::Connect => "connect",
-            Phase::Tls => "tls",
-            Phase::FirstByte => "first_byte",
-            Phase::Transfer => "transfer",
-        }
-    }
-
     /// The phases a kind can report (the label sets created at start).
     pub fn for_kind(kind: Kind) -> &'static [Phase] {
         match kind {
@@ -66,15 +86,15 @@ impl Phase {
 
 /// Durations of the phases a probe went through; `None` for phases it did not have.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Phases([Option<Duration>; 5]);
+pub struct Phases([Option<Duration>; Phase::COUNT]);
 
 impl Phases {
     pub fn set(&mut self, phase: Phase, d: Duration) {
-        self.0[phase as usize] = Some(d);
+        self.0[phase.index()] = Some(d);
     }
 
     pub fn get(&self, phase: Phase) -> Option<Duration> {
-        self.0[phase as usize]
+        self.0[phase.index()]
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (Phase, Duration)> + '_ {
@@ -84,60 +104,40 @@ impl Phases {
     }
 }
 
-/// Why a probe failed. Closed set: each variant is a distinct diagnosis.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
-    /// The name did not resolve (NXDOMAIN, no resolver, resolver failure).
-    Resolve,
-    /// The name resolved, but to no address of the requested family.
-    NoAddress,
-    /// `@gateway`: the routing table has no default route.
-    NoGateway,
-    /// TCP RST / ICMP port unreachable.
-    ConnectRefused,
-    /// No route, host or network unreachable (locally or by an ICMP error).
-    Unreachable,
-    /// The kernel refused to send (EPERM at send time: a local firewall rule).
-    Blocked,
-    /// TLS handshake or certificate failure.
-    Tls,
-    /// HTTP status not in `expect_status`.
-    StatusMismatch,
-    /// Body did not contain `body_contains` / match `body_regex`.
-    BodyMismatch,
-    TooManyRedirects,
-    /// DNS rcode other than `expect_rcode`.
-    Rcode,
-    /// DNS answers missing an expected value or fewer than `min_answers`.
-    AnswerMismatch,
-    /// The peer sent something that is not valid for the protocol.
-    Malformed,
-    /// The peer closed or reset the connection mid-exchange.
-    ConnectionReset,
-    /// Any other local I/O error.
-    Io,
-}
-
-impl Reason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Resolve => "resolve",
-            Reason::NoAddress => "no_address",
-            Reason::NoGateway => "no_gateway",
-            Reason::ConnectRefused => "connect_refused",
-            Reason::Unreachable => "unreachable",
-            Reason::Blocked => "blocked",
-            Reason::Tls => "tls",
-            Reason::StatusMismatch => "status_mismatch",
-            Reason::BodyMismatch => "body_mismatch",
-            Reason::TooManyRedirects => "too_many_redirects",
-            Reason::Rcode => "rcode",
-            Reason::AnswerMismatch => "answer_mismatch",
-            Reason::Malformed => "malformed",
-            Reason::ConnectionReset => "connection_reset",
-            Reason::Io => "io",
-        }
+closed_enum! {
+    /// Why a probe failed. Closed set: each variant is a distinct diagnosis.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Reason {
+        /// The name did not resolve (NXDOMAIN, no resolver, resolver failure).
+        Resolve => "resolve",
+        /// The name resolved, but to no address of the requested family.
+        NoAddress => "no_address",
+        /// `@gateway`: the routing table has no default route.
+        NoGateway => "no_gateway",
+        /// TCP RST / ICMP port unreachable.
+        ConnectRefused => "connect_refused",
+        /// No route, host or network unreachable (locally or by an ICMP error).
+        Unreachable => "unreachable",
+        /// The kernel refused to send (EPERM at send time: a local firewall rule).
+        Blocked => "blocked",
+        /// TLS handshake or certificate failure.
+        Tls => "tls",
+        /// HTTP status not in `expect_status`.
+        StatusMismatch => "status_mismatch",
+        /// Body did not contain `body_contains` / match `body_regex`.
+        BodyMismatch => "body_mismatch",
+        TooManyRedirects => "too_many_redirects",
+        /// DNS rcode other than `expect_rcode`.
+        Rcode => "rcode",
+        /// DNS answers missing an expected value or fewer than `min_answers`.
+        AnswerMismatch => "answer_mismatch",
+        /// The peer sent something that is not valid for the protocol.
+        Malformed => "malformed",
+        /// The peer closed or reset the connection mid-exchange.
+        ConnectionReset => "connection_reset",
+        /// Any other local I/O error.
+        Io => "io",
     }
 }
 
@@ -191,10 +191,15 @@ impl Outcome {
 
     /// The `result` label of `linkwatch_probes_total`.
     pub fn result_label(&self) -> &'static str {
+        RESULTS[self.result_index()]
+    }
+
+    /// Position of the `result` label in [`RESULTS`].
+    pub const fn result_index(&self) -> usize {
         match self {
-            Outcome::Success { .. } => RESULT_SUCCESS,
-            Outcome::Timeout { .. } => RESULT_TIMEOUT,
-            Outcome::Error(_) => RESULT_ERROR,
+            Outcome::Success { .. } => 0,
+            Outcome::Timeout { .. } => 1,
+            Outcome::Error(_) => 2,
         }
     }
 
@@ -206,7 +211,7 @@ impl Outcome {
 pub const RESULT_SUCCESS: &str = "success";
 pub const RESULT_TIMEOUT: &str = "timeout";
 pub const RESULT_ERROR: &str = "error";
-/// Every value of the `result` label.
+/// Every value of the `result` label, in [`Outcome::result_index`] order.
 pub const RESULTS: [&str; 3] = [RESULT_SUCCESS, RESULT_TIMEOUT, RESULT_ERROR];
 
 /// Kind-specific facts a probe learned, reported next to the outcome.
@@ -350,5 +355,26 @@ impl Probers {
             Ok(report) => report,
             Err(_) => Observation::new(Outcome::Timeout { phase: None }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_are_in_index_order() {
+        for (i, p) in Phase::ALL.iter().enumerate() {
+            assert_eq!(p.index(), i, "{p:?}");
+        }
+        for (i, r) in Reason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i, "{r:?}");
+        }
+        assert_eq!(Reason::COUNT, 15);
+        assert_eq!(Reason::ConnectRefused.as_str(), "connect_refused");
+        assert_eq!(Phase::FirstByte.as_str(), "first_byte");
+        let timeout = Outcome::Timeout { phase: None };
+        assert_eq!(timeout.result_label(), RESULT_TIMEOUT);
+        assert_eq!(Outcome::error(Reason::Io, "x").result_label(), RESULT_ERROR);
     }
 }
