@@ -25,9 +25,10 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::http::{self as http_probe, Acc};
-use super::stream::{self, add_phase};
-use super::tls::{self, TlsConfigs, TlsSetupError};
-use super::{Info, Observation, Outcome, Phase, Phases, Reason, resolve, tcp};
+use super::net::stream::{self, add_phase};
+use super::net::tls::{self, TlsConfigs, TlsSetupError};
+use super::net::{connect, resolve};
+use super::{Info, Observation, Outcome, Phase, Phases, Reason};
 use crate::config::{
     Config, DnsServer, DnsSpec, DnsTransport, Host, IpVersion, Target, TargetSpec,
 };
@@ -257,7 +258,7 @@ async fn udp(
     socket
         .connect(addr)
         .await
-        .map_err(|e| tcp::classify(&e, addr))?;
+        .map_err(|e| connect::classify(&e, addr))?;
     let sent = Instant::now();
     socket
         .send(wire)
@@ -281,7 +282,7 @@ fn udp_error(e: &std::io::Error, addr: SocketAddr, what: &str) -> Outcome {
             format!("failed to {what} {addr}: port unreachable ({e})"),
         );
     }
-    let mut outcome = tcp::classify(e, addr);
+    let mut outcome = connect::classify(e, addr);
     if let Outcome::Error(err) = &mut outcome {
         err.detail = format!("failed to {what} {addr}: {e}");
     }

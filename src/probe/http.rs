@@ -17,9 +17,10 @@ use rustls::ClientConfig;
 use tokio::time::Instant;
 use url::Url;
 
-use super::stream::{self, Timed, add_phase};
-use super::tls::{self, TlsConfigs, TlsSetupError};
-use super::{Info, Observation, Outcome, Phase, Phases, Reason, resolve};
+use super::net::resolve;
+use super::net::stream::{self, Timed, add_phase};
+use super::net::tls::{self, TlsConfigs, TlsSetupError};
+use super::{Info, Observation, Outcome, Phase, Phases, Reason};
 use crate::config::{BodyMatch, Config, Host, HttpSpec, IpVersion, Target, TargetSpec};
 
 /// The User-Agent sent unless a target's `headers` set one.

@@ -52,7 +52,8 @@ use tokio::sync::{Notify, Semaphore, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::{Info, Observation, Outcome, Phase, Phases, ProbeError, Reason, resolve};
+use super::net::{resolve, routes};
+use super::{Info, Observation, Outcome, Phase, Phases, ProbeError, Reason};
 use crate::config::{Config, IcmpSpec, Target, TargetSpec};
 use crate::scheduler::{Job, Start};
 
@@ -855,7 +856,7 @@ impl IcmpProber {
             return Err(Outcome::Timeout { phase: None });
         }
         let scope_id = match ip {
-            IpAddr::V6(v6) if is_link_local(v6) => link_local_scope(v6).unwrap_or(0),
+            IpAddr::V6(v6) if is_link_local(v6) => routes::link_local_scope(v6).unwrap_or(0),
             _ => 0,
         };
         let (tx, rx) = oneshot::channel();
@@ -995,27 +996,6 @@ const ENOBUFS: i32 = 105;
 
 fn is_link_local(ip: Ipv6Addr) -> bool {
     ip.segments()[0] & 0xffc0 == 0xfe80
-}
-
-/// The interface a link-local address is reached on, from the route that uses
-/// it as gateway (how `@gateway` yields link-local IPv6 addresses).
-fn link_local_scope(ip: Ipv6Addr) -> Option<u32> {
-    let table = std::fs::read_to_string("/proc/net/ipv6_route").ok()?;
-    let dev = gateway_device(&table, ip)?;
-    std::fs::read_to_string(format!("/sys/class/net/{dev}/ifindex"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// The device of the first route in `/proc/net/ipv6_route` whose next hop is `gw`.
-fn gateway_device(table: &str, gw: Ipv6Addr) -> Option<String> {
-    table.lines().find_map(|line| {
-        let cols: Vec<&str> = line.split_whitespace().collect();
-        let hop = u128::from_str_radix(cols.get(4)?, 16).ok()?;
-        (Ipv6Addr::from(hop) == gw).then(|| cols.get(9).map(|d| d.to_string()))?
-    })
 }
 
 #[cfg(test)]
@@ -1204,15 +1184,9 @@ mod tests {
     }
 
     #[test]
-    fn gateway_device_is_found_for_link_local_next_hop() {
-        let table = "\
-00000000000000000000000000000000 00 00000000000000000000000000000000 00 fe800000000000000000000000000001 00000400 00000001 00000000 00000003     eth0
-fe800000000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001     eth0
-";
-        let gw: Ipv6Addr = "fe80::1".parse().unwrap();
-        assert_eq!(gateway_device(table, gw).as_deref(), Some("eth0"));
-        assert_eq!(gateway_device(table, "fe80::2".parse().unwrap()), None);
-        assert!(is_link_local(gw));
+    fn link_local_is_fe80_slash_10() {
+        assert!(is_link_local("fe80::1".parse().unwrap()));
+        assert!(is_link_local("febf::1".parse().unwrap()));
         assert!(!is_link_local("fd00::1".parse().unwrap()));
     }
 }

@@ -10,10 +10,8 @@
 pub mod dns;
 pub mod http;
 pub mod icmp;
-pub mod resolve;
-pub mod stream;
+pub mod net;
 pub mod tcp;
-pub mod tls;
 
 use std::net::IpAddr;
 use std::time::Duration;
