@@ -5,12 +5,14 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::netns::{Netns, link, require_root};
 use common::{config, icmp, inner_lines, is_inner};
+use linkwatch::config::Config;
 use linkwatch::probe::icmp::{FIX_SYSCTL, IcmpProber};
-use linkwatch::probe::{Observation, Outcome};
+use linkwatch::probe::{Observation, Outcome, Request, seam};
 use tokio::time::Instant;
 
 const INNER: &str = "inner";
@@ -26,9 +28,9 @@ fn inner() {
 
 /// Opens the prober on the host, or skips (panics when `CI=true`) when the
 /// host grants neither unprivileged nor raw ICMP.
-fn prober(cfg: &linkwatch::config::Config) -> Option<IcmpProber> {
+fn prober(cfg: &Config) -> Option<Arc<IcmpProber>> {
     match IcmpProber::new(cfg) {
-        Ok(p) => Some(p),
+        Ok(p) => Some(Arc::new(p)),
         Err(e) if std::env::var("CI").as_deref() == Ok("true") => panic!("{e}"),
         Err(e) => {
             eprintln!("SKIPPED: no ICMP socket on this host: {e}");
@@ -37,12 +39,9 @@ fn prober(cfg: &linkwatch::config::Config) -> Option<IcmpProber> {
     }
 }
 
-async fn probe(p: &IcmpProber, cfg: &linkwatch::config::Config, i: usize) -> Observation {
-    let t = &cfg.targets[i];
-    let linkwatch::config::TargetSpec::Icmp(spec) = &t.spec else {
-        panic!("not an icmp target")
-    };
-    p.probe(i, t, spec, Instant::now() + t.timeout).await
+async fn probe(p: &Arc<IcmpProber>, cfg: &Arc<Config>, i: usize) -> Observation {
+    let deadline = Instant::now() + cfg.targets[i].timeout;
+    seam::observe(p, Request::new(cfg.clone(), i, deadline).unwrap()).await
 }
 
 fn assert_plausible(report: &Observation) {
@@ -57,10 +56,10 @@ fn assert_plausible(report: &Observation) {
 
 #[tokio::test]
 async fn loopback_v4_v6_and_name_succeed_with_plausible_rtt() {
-    let cfg = config(
+    let cfg = Arc::new(config(
         vec![icmp("127.0.0.1"), icmp("::1"), icmp("localhost")],
         Duration::from_secs(1),
-    );
+    ));
     let Some(p) = prober(&cfg) else { return };
     assert!(p.mode_v6().is_some(), "IPv6 ICMP unavailable on loopback");
     for round in 0..20 {
@@ -82,9 +81,8 @@ async fn two_hundred_targets_and_same_host_pairs_share_one_socket() {
     // Four targets on one host and two on ::1: their requests must not collide.
     specs.extend([icmp("127.0.0.1"), icmp("127.0.0.1"), icmp("127.0.0.1")]);
     specs.extend([icmp("::1"), icmp("::1")]);
-    let cfg = std::sync::Arc::new(config(specs, Duration::from_secs(2)));
+    let cfg = Arc::new(config(specs, Duration::from_secs(2)));
     let Some(p) = prober(&cfg) else { return };
-    let p = std::sync::Arc::new(p);
     for _ in 0..3 {
         let mut set = tokio::task::JoinSet::new();
         for i in 0..cfg.targets.len() {

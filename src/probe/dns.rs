@@ -28,6 +28,7 @@ use super::http::{self as http_probe, Acc};
 use super::net::stream::{self, add_phase};
 use super::net::tls::{self, TlsConfigs, TlsSetupError};
 use super::net::{connect, resolve};
+use super::seam::{self, Completion, Probe};
 use super::{Info, Observation, Outcome, Phase, Phases, Reason};
 use crate::config::{
     Config, DnsServer, DnsSpec, DnsTransport, Host, IpVersion, Target, TargetSpec,
@@ -59,6 +60,22 @@ pub enum DnsSetupError {
 pub struct DnsProber {
     dot: TlsConfigs,
     doh: TlsConfigs,
+}
+
+/// The seam's entry point; the work is [`DnsProber::probe`], in a task of its own.
+impl Probe for DnsProber {
+    fn start(self: &Arc<Self>, req: seam::Request, done: Completion) {
+        let me = self.clone();
+        seam::spawn(&req.clone(), done, async move {
+            match req.spec::<DnsSpec>() {
+                Ok(spec) => {
+                    me.probe(req.index(), req.target(), spec, req.deadline())
+                        .await
+                }
+                Err(o) => Observation::new(o),
+            }
+        });
+    }
 }
 
 impl DnsProber {

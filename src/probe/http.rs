@@ -20,6 +20,7 @@ use url::Url;
 use super::net::resolve;
 use super::net::stream::{self, Timed, add_phase};
 use super::net::tls::{self, TlsConfigs, TlsSetupError};
+use super::seam::{self, Completion, Probe};
 use super::{Info, Observation, Outcome, Phase, Phases, Reason};
 use crate::config::{BodyMatch, Config, Host, HttpSpec, IpVersion, Target, TargetSpec};
 
@@ -46,6 +47,22 @@ pub enum HttpSetupError {
 /// Probes HTTP(S) targets with TLS configs built once at start.
 pub struct HttpProber {
     tls: TlsConfigs,
+}
+
+/// The seam's entry point; the work is [`HttpProber::probe`], in a task of its own.
+impl Probe for HttpProber {
+    fn start(self: &Arc<Self>, req: seam::Request, done: Completion) {
+        let me = self.clone();
+        seam::spawn(&req.clone(), done, async move {
+            match req.spec::<HttpSpec>() {
+                Ok(spec) => {
+                    me.probe(req.index(), req.target(), spec, req.deadline())
+                        .await
+                }
+                Err(o) => Observation::new(o),
+            }
+        });
+    }
 }
 
 impl HttpProber {

@@ -1,25 +1,29 @@
 //! Probe kinds behind one signature, and the typed result every probe returns.
 //!
-//! Each kind lives in its own file and exposes `async fn probe(&self, target,
-//! spec, deadline) -> Observation`. A probe never returns a bare bool: it returns an
+//! Each kind lives in its own file and is started through the one seam,
+//! [`Probe::start`] (see [`seam`] for why it takes a completion rather than
+//! returning a future). A probe never returns a bare bool: it observes an
 //! [`Outcome`] (success with duration and phases, timeout, or an error with a
-//! [`Reason`]) plus optional kind-specific [`Info`]. The scheduler bounds every
-//! probe by its deadline; probes also use the deadline to attribute a timeout to
-//! the phase that was running.
+//! [`Reason`]) plus optional kind-specific [`Info`]. Every probe ends by its
+//! deadline; probes also use the deadline to attribute a timeout to the phase
+//! that was running. `net/` holds the network helpers the kinds share.
 
 pub mod dns;
 pub mod http;
 pub mod icmp;
 pub mod net;
+pub mod seam;
 pub mod tcp;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::config::{Config, Kind, Target, TargetSpec};
+use crate::config::{Config, Kind, Target};
+pub use seam::{Completion, Probe, Request};
 
 /// Defines a closed enum together with its label, `ALL` table, `COUNT` and
 /// `index()`, from one list: a new variant is in every table by construction,
@@ -287,71 +291,71 @@ pub enum SetupError {
 /// All probe kinds, each created once with its shared resources (ICMP sockets,
 /// TLS configs). Dispatch is a `match` over the closed [`TargetSpec`] set.
 pub struct Probers {
-    icmp: Option<icmp::IcmpProber>,
-    tcp: tcp::TcpProber,
-    http: http::HttpProber,
-    dns: dns::DnsProber,
+    config: Arc<Config>,
+    icmp: Option<Arc<icmp::IcmpProber>>,
+    tcp: Arc<tcp::TcpProber>,
+    http: Arc<http::HttpProber>,
+    dns: Arc<dns::DnsProber>,
 }
 
 impl Probers {
     /// Creates the probers a configuration needs. Must run inside the tokio runtime.
     /// ICMP sockets are opened only when the configuration has ICMP targets.
-    pub async fn new(config: &Config) -> Result<Self, SetupError> {
+    pub async fn new(config: &Arc<Config>) -> Result<Self, SetupError> {
         let has_icmp = config.targets.iter().any(|t| t.kind() == Kind::Icmp);
         let icmp = if has_icmp {
-            Some(icmp::IcmpProber::new(config)?)
+            Some(Arc::new(icmp::IcmpProber::new(config)?))
         } else {
             None
         };
         Ok(Self {
+            config: config.clone(),
             icmp,
-            tcp: tcp::TcpProber::new(),
-            http: http::HttpProber::new(config)?,
-            dns: dns::DnsProber::new(config)?,
+            tcp: Arc::new(tcp::TcpProber::new()),
+            http: Arc::new(http::HttpProber::new(config)?),
+            dns: Arc::new(dns::DnsProber::new(config)?),
         })
     }
 
     /// ICMP socket mode in use, when ICMP is in use.
     pub fn icmp(&self) -> Option<&icmp::IcmpProber> {
-        self.icmp.as_ref()
+        self.icmp.as_deref()
     }
 
-    /// Starts a probe without a task of its own when one can run that way
-    /// (ICMP to a literal address, completed by the shared socket's receive
-    /// task); otherwise hands the job back for [`Probers::probe`].
-    pub fn start(
-        &self,
+    /// Probes target `index` (`target`) once and waits for the observation,
+    /// by `deadline` (a timeout at the latest): [`seam::observe`] over [`Probe::start`].
+    pub async fn probe(
+        self: &Arc<Self>,
         index: usize,
         target: &Target,
-        job: crate::scheduler::Job,
-    ) -> crate::scheduler::Start {
-        if let TargetSpec::Icmp(spec) = &target.spec
-            && let crate::config::Host::Ip(ip) = spec.host
-            && let Some(icmp) = &self.icmp
-        {
-            return icmp.start(index, target, spec, ip, job);
+        deadline: Instant,
+    ) -> Observation {
+        match Request::new(self.config.clone(), index, deadline) {
+            Some(req) => seam::observe(self, req).await,
+            None => Observation::new(Outcome::error(
+                Reason::Io,
+                format!(
+                    "target {} is not in the prober's configuration",
+                    target.name
+                ),
+            )),
         }
-        crate::scheduler::Start::Declined(job)
     }
+}
 
-    /// Probes `target` once. Returns by `deadline` (a timeout outcome at the latest).
-    pub async fn probe(&self, index: usize, target: &Target, deadline: Instant) -> Observation {
-        let fut = async {
-            match &target.spec {
-                TargetSpec::Icmp(spec) => match &self.icmp {
-                    Some(p) => p.probe(index, target, spec, deadline).await,
-                    None => {
-                        Observation::new(Outcome::error(Reason::Io, "ICMP prober not initialised"))
-                    }
-                },
-                TargetSpec::Tcp(spec) => self.tcp.probe(target, spec, deadline).await,
-                TargetSpec::Http(spec) => self.http.probe(index, target, spec, deadline).await,
-                TargetSpec::Dns(spec) => self.dns.probe(index, target, spec, deadline).await,
-            }
-        };
-        match tokio::time::timeout_at(deadline, fut).await {
-            Ok(report) => report,
-            Err(_) => Observation::new(Outcome::Timeout { phase: None }),
+impl Probe for Probers {
+    fn start(self: &Arc<Self>, req: Request, done: Completion) {
+        match req.target().kind() {
+            Kind::Icmp => match &self.icmp {
+                Some(p) => p.start(req, done),
+                None => seam::finish(
+                    done,
+                    Observation::new(Outcome::error(Reason::Io, "ICMP prober not initialised")),
+                ),
+            },
+            Kind::Tcp => self.tcp.start(req, done),
+            Kind::Http => self.http.start(req, done),
+            Kind::Dns => self.dns.start(req, done),
         }
     }
 }

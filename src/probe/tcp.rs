@@ -1,10 +1,12 @@
 //! TCP connect probe: the time from `connect()` to an established connection.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use tokio::time::Instant;
 
 use super::net::{connect::connect, resolve};
+use super::seam::{self, Completion, Probe, Request};
 use super::{Observation, Outcome, Phase, Phases};
 use crate::config::{Target, TcpSpec};
 
@@ -21,6 +23,7 @@ impl TcpProber {
         Self
     }
 
+    /// Connects to the target once; the connect time is the probe's duration.
     pub async fn probe(&self, _target: &Target, spec: &TcpSpec, deadline: Instant) -> Observation {
         let (ip, resolve_time) =
             match resolve::resolve_by(&spec.host, spec.ip_version, deadline).await {
@@ -46,5 +49,17 @@ impl TcpProber {
             Err(outcome) => outcome,
         };
         report
+    }
+}
+
+impl Probe for TcpProber {
+    fn start(self: &Arc<Self>, req: Request, done: Completion) {
+        let me = self.clone();
+        seam::spawn(&req.clone(), done, async move {
+            match req.spec::<TcpSpec>() {
+                Ok(spec) => me.probe(req.target(), spec, req.deadline()).await,
+                Err(o) => Observation::new(o),
+            }
+        });
     }
 }

@@ -150,6 +150,7 @@ pub fn kernel_icmp_sockets() -> (usize, usize) {
 pub fn inner_main() {
     use linkwatch::probe::icmp::IcmpProber;
     use linkwatch::probe::tcp::TcpProber;
+    use linkwatch::probe::{Request, seam};
     use std::sync::Arc;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -195,9 +196,10 @@ pub fn inner_main() {
                     let t = &config.targets[i];
                     let deadline = tokio::time::Instant::now() + t.timeout;
                     let report = match &t.spec {
-                        TargetSpec::Icmp(s) => {
+                        TargetSpec::Icmp(_) => {
                             let p = icmp.as_ref().expect("icmp prober");
-                            p.probe(i, t, s, deadline).await
+                            let req = Request::new(config.clone(), i, deadline).expect("target");
+                            seam::observe(p, req).await
                         }
                         TargetSpec::Tcp(s) => TcpProber::new().probe(t, s, deadline).await,
                         other => panic!("inner runner cannot probe {other:?}"),
