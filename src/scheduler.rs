@@ -578,6 +578,35 @@ mod tests {
         assert_eq!(fake.starts(0).len(), 1);
     }
 
+    /// Drops every completion unanswered, as a panicking probe does.
+    #[derive(Default)]
+    struct Dropper(Mutex<usize>);
+
+    impl Probe for Dropper {
+        fn start(self: &Arc<Self>, _req: Request, done: Completion) {
+            *self.0.lock().unwrap() += 1;
+            drop(done);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_completion_frees_its_slot() {
+        // One permit: had a dropped completion kept it, only one probe would ever start.
+        let cfg = config(2, Duration::from_secs(1), Duration::from_millis(500), 1);
+        let metrics = Arc::new(Metrics::new(&cfg).unwrap());
+        let dropper = Arc::new(Dropper::default());
+        let (tx, mut rx) = mpsc::channel(16);
+        let cancel = CancellationToken::new();
+        let sched = Scheduler::new(cfg, dropper.clone(), tx, Some(metrics.clone()));
+        let handle = tokio::spawn(sched.run(cancel.clone()));
+        tokio::time::sleep(Duration::from_millis(4_900)).await;
+        cancel.cancel();
+        handle.await.unwrap();
+        assert_eq!(*dropper.0.lock().unwrap(), 10);
+        assert!(rx.recv().await.is_none());
+        assert_eq!(metrics.in_flight.get(), 0);
+    }
+
     #[test]
     fn catch_up_probes_the_latest_due_slot_and_counts_the_rest() {
         let t0 = Instant::now();

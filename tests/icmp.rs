@@ -12,7 +12,7 @@ use common::netns::{Netns, link, require_root};
 use common::{config, icmp, inner_lines, is_inner};
 use linkwatch::config::Config;
 use linkwatch::probe::icmp::{FIX_SYSCTL, IcmpProber};
-use linkwatch::probe::{Observation, Outcome, Request, seam};
+use linkwatch::probe::{Observation, Outcome, Phase, Request, seam};
 use tokio::time::Instant;
 
 const INNER: &str = "inner";
@@ -71,6 +71,12 @@ async fn loopback_v4_v6_and_name_succeed_with_plausible_rtt() {
             if round == 0 && i < 2 {
                 assert_eq!(peer.to_string(), ["127.0.0.1", "::1"][i]);
             }
+            // Only a name has a resolve phase; a literal address has none.
+            let resolved = match &report.outcome {
+                Outcome::Success { phases, .. } => phases.get(Phase::Resolve),
+                _ => None,
+            };
+            assert_eq!(resolved.is_some(), i == 2, "target {i}: {report:?}");
         }
     }
 }

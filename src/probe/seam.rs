@@ -257,3 +257,132 @@ pub async fn observe<P: Probe>(prober: &Arc<P>, req: Request) -> Observation {
         Err(_) => Observation::new(Outcome::Timeout { phase: None }),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    use crate::config::{DaemonConfig, Defaults, DownWhen, Group, Host, IpVersion, LogFormat};
+
+    /// Records every release.
+    #[derive(Default)]
+    struct Released(Mutex<Vec<usize>>);
+
+    impl Slots for Released {
+        fn release(&self, index: usize) {
+            self.0.lock().unwrap().push(index);
+        }
+    }
+
+    fn completion(index: usize) -> (Completion, mpsc::Receiver<ProbeResult>, Arc<Released>) {
+        let (tx, rx) = mpsc::channel(4);
+        let released = Arc::new(Released::default());
+        let slots: Arc<dyn Slots> = released.clone();
+        let done = Completion::new(index, Instant::now(), Duration::ZERO, tx, slots);
+        (done, rx, released)
+    }
+
+    #[tokio::test]
+    async fn completing_queues_the_result_then_releases_the_slot() {
+        let (done, mut rx, released) = completion(3);
+        done.complete(Observation::new(Outcome::Timeout { phase: None }))
+            .await;
+        let r = rx.recv().await.unwrap();
+        assert_eq!(r.target, 3);
+        assert_eq!(r.observation.outcome, Outcome::Timeout { phase: None });
+        assert_eq!(*released.0.lock().unwrap(), vec![3]);
+    }
+
+    #[tokio::test]
+    async fn dropping_releases_the_slot_without_a_result() {
+        let (done, mut rx, released) = completion(1);
+        drop(done);
+        assert_eq!(*released.0.lock().unwrap(), vec![1]);
+        assert!(rx.recv().await.is_none());
+    }
+
+    /// A prober that drops every completion, or keeps it forever.
+    struct Lossy {
+        keep: Mutex<Vec<Completion>>,
+        hold: bool,
+    }
+
+    impl Probe for Lossy {
+        fn start(self: &Arc<Self>, _req: Request, done: Completion) {
+            if self.hold {
+                self.keep.lock().unwrap().push(done);
+            }
+        }
+    }
+
+    fn config() -> Arc<Config> {
+        let t = Duration::from_secs(1);
+        Arc::new(Config {
+            source: "test".into(),
+            digest: String::new(),
+            daemon: DaemonConfig {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                data_dir: "/nonexistent".into(),
+                log_format: LogFormat::Text,
+                max_concurrency: 1,
+            },
+            defaults: Defaults {
+                interval: t,
+                timeout: t,
+                fail_after: 3,
+                recover_after: 2,
+            },
+            groups: vec![Group {
+                name: "g".into(),
+                needs: None,
+                down_when: DownWhen::All,
+            }],
+            targets: vec![Target {
+                name: "t".into(),
+                group: "g".into(),
+                interval: t,
+                timeout: t / 2,
+                fail_after: 3,
+                recover_after: 2,
+                spec: TargetSpec::Icmp(IcmpSpec {
+                    host: Host::Ip("127.0.0.1".parse().unwrap()),
+                    ip_version: IpVersion::Any,
+                    payload_size: 56,
+                }),
+            }],
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_future_path_ends_by_the_deadline_whatever_the_prober_does() {
+        let cfg = config();
+        let deadline = Instant::now() + Duration::from_millis(500);
+        let dropped = Arc::new(Lossy {
+            keep: Mutex::new(Vec::new()),
+            hold: false,
+        });
+        let o = observe(&dropped, Request::new(cfg.clone(), 0, deadline).unwrap()).await;
+        assert!(matches!(o.outcome, Outcome::Error(ref e) if e.reason == Reason::Io));
+        let kept = Arc::new(Lossy {
+            keep: Mutex::new(Vec::new()),
+            hold: true,
+        });
+        let o = observe(&kept, Request::new(cfg.clone(), 0, deadline).unwrap()).await;
+        assert_eq!(o.outcome, Outcome::Timeout { phase: None });
+        assert_eq!(Instant::now(), deadline);
+    }
+
+    #[test]
+    fn requests_name_a_target_and_its_spec() {
+        let cfg = config();
+        assert!(Request::new(cfg.clone(), 1, Instant::now()).is_none());
+        let req = Request::new(cfg, 0, Instant::now()).unwrap();
+        assert!(req.spec::<IcmpSpec>().is_ok());
+        let Err(Outcome::Error(e)) = req.spec::<TcpSpec>() else {
+            panic!("an ICMP target has no TCP spec")
+        };
+        assert!(e.detail.contains("icmp target, not tcp"), "{}", e.detail);
+    }
+}
