@@ -23,7 +23,7 @@ use hickory_proto::op::{Message, OpCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{RData, Record};
 use linkwatch::config::{DnsTransport, Host, IpVersion, TargetSpec, TcpSpec};
-use linkwatch::probe::Report;
+use linkwatch::probe::Observation;
 use linkwatch::probe::dns::DnsProber;
 use linkwatch::probe::http::HttpProber;
 use linkwatch::probe::tcp::TcpProber;
@@ -61,7 +61,7 @@ impl Cost {
 async fn measure<F, Fut>(name: &'static str, n: usize, mut probe: F) -> Cost
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Report>,
+    Fut: std::future::Future<Output = Observation>,
 {
     // Warm up (first handshake, page faults, socket caches).
     for _ in 0..20 {

@@ -234,7 +234,7 @@ async fn collect(
                 .targets
                 .get(r.target)
                 .map_or("?", |t| t.name.as_str());
-            let outcome = &r.report.outcome;
+            let outcome = &r.observation.outcome;
             tracing::debug!(target_name = name, result = outcome.result_label(), outcome = %outcome, "probe finished");
         }
     }

@@ -61,24 +61,17 @@ pub const LATENESS_BUCKETS: &[f64] = &[
 
 const TARGET_LABELS: [&str; 3] = ["target", "group", "kind"];
 
-/// Every [`Reason`], indexed by its discriminant; `reason` label values after "timeout".
-const REASONS: [Reason; 15] = [
-    Reason::Resolve,
-    Reason::NoAddress,
-    Reason::NoGateway,
-    Reason::ConnectRefused,
-    Reason::Unreachable,
-    Reason::Blocked,
-    Reason::Tls,
-    Reason::StatusMismatch,
-    Reason::BodyMismatch,
-    Reason::TooManyRedirects,
-    Reason::Rcode,
-    Reason::AnswerMismatch,
-    Reason::Malformed,
-    Reason::ConnectionReset,
-    Reason::Io,
-];
+/// Failures by reason: "timeout", then every [`Reason`] in [`Reason::ALL`] order.
+const FAILURES: usize = 1 + Reason::COUNT;
+
+/// Index of a failed outcome in a [`FAILURES`] table; `None` for a success.
+fn failure_index(outcome: &Outcome) -> Option<usize> {
+    match outcome {
+        Outcome::Success { .. } => None,
+        Outcome::Timeout { .. } => Some(0),
+        Outcome::Error(e) => Some(1 + e.reason.index()),
+    }
+}
 
 /// A float stored as its bits.
 #[derive(Default)]
@@ -108,14 +101,14 @@ struct TargetMetrics {
     values: [String; 3],
     kind: Kind,
     success: AtomicI64,
-    /// By result: success, timeout, error.
-    probes: [AtomicU64; 3],
+    /// By result, in [`RESULTS`] order.
+    probes: [AtomicU64; RESULTS.len()],
     /// Non-cumulative counts per [`DURATION_BUCKETS`] bound, then +Inf.
     buckets: [AtomicU64; DURATION_BUCKETS.len() + 1],
     duration_sum: AtomicF64,
-    phases: [AtomicF64; 5],
-    /// Failures by reason: index 0 is "timeout", then [`REASONS`].
-    errors: [AtomicU64; 16],
+    phases: [AtomicF64; Phase::COUNT],
+    /// Failures by [`failure_index`].
+    errors: [AtomicU64; FAILURES],
     skipped: AtomicU64,
 }
 
@@ -303,13 +296,8 @@ impl Metrics {
         let Some(t) = self.targets.get(result.target) else {
             return;
         };
-        let outcome = &result.report.outcome;
-        let idx = match outcome {
-            Outcome::Success { .. } => 0,
-            Outcome::Timeout { .. } => 1,
-            Outcome::Error(_) => 2,
-        };
-        t.probes[idx].fetch_add(1, Ordering::Relaxed);
+        let outcome = &result.observation.outcome;
+        t.probes[outcome.result_index()].fetch_add(1, Ordering::Relaxed);
         let l = [
             t.values[0].as_str(),
             t.values[1].as_str(),
@@ -323,22 +311,20 @@ impl Metrics {
                 t.buckets[b].fetch_add(1, Ordering::Relaxed);
                 t.duration_sum.add(secs);
                 for (phase, d) in phases.iter() {
-                    t.phases[phase as usize].set(d.as_secs_f64());
+                    t.phases[phase.index()].set(d.as_secs_f64());
                 }
-                if let Some(bps) = result.report.info.bytes_per_second {
+                if let Some(bps) = result.observation.info.bytes_per_second {
                     self.download_bps.with_label_values(&l).set(bps);
                 }
             }
-            Outcome::Timeout { .. } => {
+            Outcome::Timeout { .. } | Outcome::Error(_) => {
                 t.success.store(0, Ordering::Relaxed);
-                t.errors[0].fetch_add(1, Ordering::Relaxed);
-            }
-            Outcome::Error(e) => {
-                t.success.store(0, Ordering::Relaxed);
-                t.errors[1 + e.reason as usize].fetch_add(1, Ordering::Relaxed);
+                if let Some(i) = failure_index(outcome) {
+                    t.errors[i].fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
-        let info = &result.report.info;
+        let info = &result.observation.info;
         if let Some(status) = info.status {
             self.http_status
                 .with_label_values(&l)
@@ -448,12 +434,12 @@ impl Metrics {
             .collect();
         for t in ts {
             for p in Phase::for_kind(t.kind) {
-                let v = t.phases[*p as usize].get();
+                let v = t.phases[p.index()].get();
                 line(
                     w,
                     PROBE_PHASE_SECONDS,
                     &t.labels,
-                    &phase_labels[*p as usize],
+                    &phase_labels[p.index()],
                     Value::Float(v),
                 );
             }
@@ -468,7 +454,7 @@ impl Metrics {
         );
         let header = w.len();
         let reason_labels: Vec<String> = std::iter::once("timeout")
-            .chain(REASONS.iter().map(|r| r.as_str()))
+            .chain(Reason::ALL.iter().map(|r| r.as_str()))
             .map(|r| format_label("reason", r))
             .collect();
         for t in ts {

@@ -20,130 +20,46 @@
 //!   flight finish or hit their deadline; [`Scheduler::run`] then returns.
 //!
 //! Cost: one timer and one wake-up per due instant for all targets together
-//! (a binary heap of next slots), not one task per target. A prober that can
-//! complete a probe without a task of its own ([`Probe::start`], the shared
-//! ICMP socket) gets a [`Job`] and no task or allocation is made per probe;
-//! other probes run in a task each.
+//! (a binary heap of next slots), not one task per target. Every probe is
+//! started through the one seam, [`Probe::start`], with a [`Completion`]
+//! that carries the probe's slot; the prober decides whether it needs a task
+//! (the shared ICMP socket completes literal-address probes without one).
+//! The scheduler never waits on a probe: it learns that one ended when its
+//! slot is released ([`Slots::release`]), after the result is queued.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc};
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, Target};
+use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::probe::{ProbeResult, Probers, Report};
+use crate::probe::seam::Slots;
+use crate::probe::{Completion, Probe, ProbeResult, Request};
 
-/// Something that probes a target once, by a deadline. [`Probers`] in the
-/// daemon; a scripted fake in the scheduler's tests.
-pub trait Probe: Send + Sync + 'static {
-    fn probe(
-        &self,
-        index: usize,
-        target: &Target,
-        deadline: Instant,
-    ) -> impl Future<Output = Report> + Send;
-
-    /// Starts a probe that the prober completes itself, without a task per
-    /// probe, when it can; otherwise hands the job back and the scheduler
-    /// runs [`Probe::probe`] in a task.
-    fn start(&self, _index: usize, _target: &Target, job: Job) -> Start {
-        Start::Declined(job)
-    }
-}
-
-impl Probe for Probers {
-    fn probe(
-        &self,
-        index: usize,
-        target: &Target,
-        deadline: Instant,
-    ) -> impl Future<Output = Report> + Send {
-        Probers::probe(self, index, target, deadline)
-    }
-
-    fn start(&self, index: usize, target: &Target, job: Job) -> Start {
-        Probers::start(self, index, target, job)
-    }
-}
-
-/// What [`Probe::start`] did with a job. (Moved once per probe; boxing the
-/// large variants would allocate per probe instead.)
-#[allow(clippy::large_enum_variant)]
-pub enum Start {
-    /// The prober owns the job and completes it by its deadline.
-    Running,
-    /// The probe ended at once (e.g. the send failed); the scheduler delivers the report.
-    Done(Job, Report),
-    /// The prober cannot run this probe without a task.
-    Declined(Job),
-}
-
-/// A started probe. Completing it delivers its [`ProbeResult`]; dropping it
-/// (completed or not) frees its concurrency permit and its target.
-pub struct Job {
-    index: usize,
-    at: jiff::Timestamp,
-    started: Instant,
-    lateness: Duration,
-    deadline: Instant,
-    results: mpsc::Sender<ProbeResult>,
-    _slot: Slot,
-}
-
-impl Job {
-    /// Index of the target in `Config::targets`.
-    pub fn index(&self) -> usize {
-        self.index
-    }
-
-    /// When the probe must have ended (start + the target's timeout).
-    pub fn deadline(&self) -> Instant {
-        self.deadline
-    }
-
-    /// When the scheduler started the probe.
-    pub fn started(&self) -> Instant {
-        self.started
-    }
-
-    /// Delivers the probe's report (waits while the results queue is full).
-    pub async fn complete(self, report: Report) {
-        let result = ProbeResult {
-            target: self.index,
-            at: self.at,
-            mono: self.started,
-            lateness: self.lateness,
-            report,
-        };
-        // An error means the collector is gone: the daemon is stopping.
-        let _ = self.results.send(result).await;
-    }
-}
-
-/// A probe's hold on the concurrency bound and on its target, released on drop.
-struct Slot {
-    _permit: OwnedSemaphorePermit,
-    busy: Arc<[AtomicBool]>,
-    index: usize,
+/// What a probe in flight holds, released through [`Slots`]: one
+/// concurrency permit (forgotten at launch, added back on release) and its
+/// target's busy flag, counted in `linkwatch_probes_in_flight`.
+struct Bookkeeping {
+    semaphore: Arc<Semaphore>,
+    busy: Box<[AtomicBool]>,
     metrics: Option<Arc<Metrics>>,
 }
 
-impl Drop for Slot {
-    fn drop(&mut self) {
-        if let Some(b) = self.busy.get(self.index) {
+impl Slots for Bookkeeping {
+    fn release(&self, index: usize) {
+        if let Some(b) = self.busy.get(index) {
             b.store(false, Ordering::Release);
         }
         if let Some(m) = &self.metrics {
             m.in_flight.dec();
         }
+        self.semaphore.add_permits(1);
     }
 }
 
@@ -242,8 +158,7 @@ struct Run<P: Probe> {
     /// Probes due but waiting for a concurrency permit, oldest first.
     waiting: VecDeque<(usize, Instant)>,
     queued: Vec<bool>,
-    busy: Arc<[AtomicBool]>,
-    tasks: JoinSet<()>,
+    slots: Arc<Bookkeeping>,
     skipped: RateLimited,
     delayed: RateLimited,
 }
@@ -263,8 +178,11 @@ impl<P: Probe> Run<P> {
             heap,
             waiting: VecDeque::new(),
             queued: vec![false; n],
-            busy: (0..n).map(|_| AtomicBool::new(false)).collect(),
-            tasks: JoinSet::new(),
+            slots: Arc::new(Bookkeeping {
+                semaphore: s.semaphore.clone(),
+                busy: (0..n).map(|_| AtomicBool::new(false)).collect(),
+                metrics: s.metrics.clone(),
+            }),
             skipped: RateLimited::default(),
             delayed: RateLimited::default(),
             s,
@@ -298,7 +216,6 @@ impl<P: Probe> Run<P> {
                     }
                 }
                 () = &mut sleep, if !self.heap.is_empty() => self.due(Instant::now()),
-                Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => log_panic(joined),
             }
         }
     }
@@ -313,7 +230,7 @@ impl<P: Probe> Run<P> {
             let interval = self.s.config.targets[i].interval;
             let (slot, next, mut missed) = catch_up(slot, interval, now);
             self.heap.push(Reverse((next, i)));
-            let occupied = self.queued[i] || self.busy[i].load(Ordering::Acquire);
+            let occupied = self.queued[i] || self.slots.busy[i].load(Ordering::Acquire);
             if occupied {
                 missed += 1;
             }
@@ -370,70 +287,41 @@ impl<P: Probe> Run<P> {
 
     fn launch(&mut self, i: usize, slot: Instant, permit: OwnedSemaphorePermit) {
         let config = &self.s.config;
-        let target = &config.targets[i];
         let started = Instant::now();
         let lateness = started.saturating_duration_since(slot);
+        let deadline = started + config.targets[i].timeout;
+        let Some(req) = Request::new(config.clone(), i, deadline) else {
+            return;
+        };
         if let Some(m) = &self.s.metrics {
             m.observe_lateness(lateness);
             m.in_flight.inc();
         }
-        self.busy[i].store(true, Ordering::Release);
-        let job = Job {
-            index: i,
-            at: jiff::Timestamp::now(),
-            started,
-            lateness,
-            deadline: started + target.timeout,
-            results: self.s.results.clone(),
-            _slot: Slot {
-                _permit: permit,
-                busy: self.busy.clone(),
-                index: i,
-                metrics: self.s.metrics.clone(),
-            },
-        };
-        match self.s.prober.start(i, target, job) {
-            Start::Running => {}
-            Start::Done(job, report) => {
-                self.tasks.spawn(job.complete(report));
-            }
-            Start::Declined(job) => {
-                let (prober, config) = (self.s.prober.clone(), self.s.config.clone());
-                self.tasks.spawn(async move {
-                    let report = prober.probe(i, &config.targets[i], job.deadline).await;
-                    job.complete(report).await;
-                });
-            }
-        }
+        self.slots.busy[i].store(true, Ordering::Release);
+        // The permit is given back by `Bookkeeping::release`.
+        permit.forget();
+        let slots: Arc<dyn Slots> = self.slots.clone();
+        let done = Completion::new(i, started, lateness, self.s.results.clone(), slots);
+        self.s.prober.start(req, done);
     }
 
-    /// After cancellation: waits for every probe in flight (each ends by its deadline).
+    /// After cancellation: waits for every probe in flight (each ends by its
+    /// deadline and gives its permit back then).
     async fn drain(mut self) {
         self.waiting.clear();
-        while let Some(joined) = self.tasks.join_next().await {
-            log_panic(joined);
-        }
-        // Every job holds a permit until it is completed or dropped.
         let all = u32::try_from(self.s.config.daemon.max_concurrency.max(1)).unwrap_or(u32::MAX);
         let _ = self.s.semaphore.acquire_many(all).await;
-    }
-}
-
-fn log_panic(joined: Result<(), tokio::task::JoinError>) {
-    if let Err(e) = joined
-        && e.is_panic()
-    {
-        tracing::error!(error = %e, "a probe task panicked");
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Target;
     use crate::config::{
         DaemonConfig, Defaults, DownWhen, Group, Host, IcmpSpec, IpVersion, LogFormat, TargetSpec,
     };
-    use crate::probe::{Outcome, Phases};
+    use crate::probe::{Observation, Outcome, Phases};
     use std::sync::Mutex;
 
     /// A fake prober that records (target, start) and takes a scripted time.
@@ -465,7 +353,17 @@ mod tests {
     }
 
     impl Probe for Fake {
-        async fn probe(&self, index: usize, _target: &Target, deadline: Instant) -> Report {
+        fn start(self: &Arc<Self>, req: Request, done: Completion) {
+            let me = self.clone();
+            tokio::spawn(async move {
+                let observation = me.probe(req.index(), req.deadline()).await;
+                done.complete(observation).await;
+            });
+        }
+    }
+
+    impl Fake {
+        async fn probe(&self, index: usize, deadline: Instant) -> Observation {
             let n = {
                 let mut calls = self.calls.lock().unwrap();
                 calls.push((index, Instant::now()));
@@ -493,7 +391,7 @@ mod tests {
             if let Some(pos) = f.iter().position(|t| *t == index) {
                 f.remove(pos);
             }
-            Report::new(outcome)
+            Observation::new(outcome)
         }
     }
 
@@ -601,7 +499,7 @@ mod tests {
         assert!(
             results
                 .iter()
-                .all(|r| matches!(r.report.outcome, Outcome::Timeout { .. }))
+                .all(|r| matches!(r.observation.outcome, Outcome::Timeout { .. }))
         );
         assert_eq!(*fake.max_in_flight_per_target.lock().unwrap(), 1);
     }
@@ -674,10 +572,39 @@ mod tests {
         handle.await.unwrap();
         // The probe in flight at cancellation finished and was delivered.
         let r = rx.recv().await.expect("in-flight result delivered");
-        assert!(r.report.outcome.is_success());
+        assert!(r.observation.outcome.is_success());
         assert!(Instant::now() - start >= Duration::from_secs(2));
         assert!(rx.recv().await.is_none());
         assert_eq!(fake.starts(0).len(), 1);
+    }
+
+    /// Drops every completion unanswered, as a panicking probe does.
+    #[derive(Default)]
+    struct Dropper(Mutex<usize>);
+
+    impl Probe for Dropper {
+        fn start(self: &Arc<Self>, _req: Request, done: Completion) {
+            *self.0.lock().unwrap() += 1;
+            drop(done);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_completion_frees_its_slot() {
+        // One permit: had a dropped completion kept it, only one probe would ever start.
+        let cfg = config(2, Duration::from_secs(1), Duration::from_millis(500), 1);
+        let metrics = Arc::new(Metrics::new(&cfg).unwrap());
+        let dropper = Arc::new(Dropper::default());
+        let (tx, mut rx) = mpsc::channel(16);
+        let cancel = CancellationToken::new();
+        let sched = Scheduler::new(cfg, dropper.clone(), tx, Some(metrics.clone()));
+        let handle = tokio::spawn(sched.run(cancel.clone()));
+        tokio::time::sleep(Duration::from_millis(4_900)).await;
+        cancel.cancel();
+        handle.await.unwrap();
+        assert_eq!(*dropper.0.lock().unwrap(), 10);
+        assert!(rx.recv().await.is_none());
+        assert_eq!(metrics.in_flight.get(), 0);
     }
 
     #[test]

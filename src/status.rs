@@ -15,7 +15,7 @@ use serde::{Serialize, Serializer};
 use crate::config::Config;
 use crate::outage::detector::State;
 use crate::outage::{GroupStatus, OutageHandle, TargetStates};
-use crate::probe::{Info, Outcome, ProbeResult, Report};
+use crate::probe::{Info, Observation, Outcome, ProbeResult};
 
 /// The whole status at one moment, as `/api/v1/status` returns it.
 #[derive(Debug, Clone, Serialize)]
@@ -74,11 +74,11 @@ pub struct LastResult {
 
 impl LastResult {
     pub fn from_result(r: &ProbeResult) -> Self {
-        Self::from_parts(r.at, &r.report)
+        Self::from_parts(r.at, &r.observation)
     }
 
     /// The API's view of a report of a probe started at `at`.
-    pub fn from_parts(at: Timestamp, report: &Report) -> Self {
+    pub fn from_parts(at: Timestamp, report: &Observation) -> Self {
         let (duration_seconds, reason, detail, phases) = match &report.outcome {
             Outcome::Success { duration, phases } => (
                 Some(duration.as_secs_f64()),
@@ -139,7 +139,7 @@ pub struct StatusStore {
 }
 
 /// A target's latest report and when its probe started.
-type Latest = (Timestamp, Report);
+type Latest = (Timestamp, Observation);
 
 impl StatusStore {
     pub fn new(config: &Config) -> Self {
@@ -173,10 +173,10 @@ impl StatusStore {
     pub fn record(&self, r: &ProbeResult) {
         if let Some((t, last)) = self.lock().get_mut(r.target) {
             t.probes_total += 1;
-            if r.report.outcome.is_success() {
+            if r.observation.outcome.is_success() {
                 t.successes_total += 1;
             }
-            *last = Some((r.at, r.report.clone()));
+            *last = Some((r.at, r.observation.clone()));
         }
     }
 

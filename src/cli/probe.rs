@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::setup::{Logging, load_or_default, runtime};
 use crate::config::{Config, LogFormat, Target};
-use crate::probe::{Outcome, Probers, Report};
+use crate::probe::{Observation, Outcome, Probers};
 
 const HEADER: [&str; 6] = ["TARGET", "GROUP", "KIND", "RESULT", "TIME", "DETAIL"];
 
@@ -46,7 +46,7 @@ pub(super) fn probe(logging: &Logging, config: Option<&Path>, only: &[String]) -
 
 /// Probes the selected targets (all when `only` is empty) at once, each with
 /// its own timeout; returns their reports by target index, in config order.
-fn probe_all(cfg: &Arc<Config>, only: &[String]) -> Result<Vec<(usize, Report)>, ExitCode> {
+fn probe_all(cfg: &Arc<Config>, only: &[String]) -> Result<Vec<(usize, Observation)>, ExitCode> {
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
@@ -86,7 +86,7 @@ fn probe_all(cfg: &Arc<Config>, only: &[String]) -> Result<Vec<(usize, Report)>,
 }
 
 /// One line of the table: target, group, kind, result, time, detail.
-fn row(t: &Target, report: &Report) -> [String; 6] {
+fn row(t: &Target, report: &Observation) -> [String; 6] {
     let (result, time, detail) = match &report.outcome {
         Outcome::Success { duration, .. } => ("ok", fmt_ms(*duration), success_detail(report)),
         timeout @ Outcome::Timeout { .. } => (
@@ -108,7 +108,7 @@ fn row(t: &Target, report: &Report) -> [String; 6] {
 
 /// What a success learned: its phases (when more than one), HTTP status, DNS
 /// answers, the peer.
-fn success_detail(report: &Report) -> String {
+fn success_detail(report: &Observation) -> String {
     let mut extra = Vec::new();
     if let Outcome::Success { phases, .. } = &report.outcome {
         let phases: Vec<String> = phases

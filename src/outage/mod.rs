@@ -238,7 +238,7 @@ impl OutageService {
             result.target,
             result.at,
             mono,
-            result.report.outcome.is_success(),
+            result.observation.outcome.is_success(),
         )
         .await;
     }

@@ -24,9 +24,11 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::http::{self as http_probe, Acc};
-use super::stream::{self, add_phase};
-use super::tls::{self, TlsConfigs, TlsSetupError};
-use super::{Info, Outcome, Phase, Phases, Reason, Report, resolve, tcp};
+use super::net::stream::{self, add_phase};
+use super::net::tls::{self, TlsConfigs, TlsSetupError};
+use super::net::{connect, resolve};
+use super::seam::{self, Completion, Probe};
+use super::{Info, Observation, Outcome, Phase, Phases, Reason};
 use crate::config::{
     Config, DnsServer, DnsSpec, DnsTransport, Host, IpVersion, Nameserver, Target, TargetSpec,
 };
@@ -115,6 +117,22 @@ impl Question {
     }
 }
 
+/// The seam's entry point; the work is [`DnsProber::probe`], in a task of its own.
+impl Probe for DnsProber {
+    fn start(self: &Arc<Self>, req: seam::Request, done: Completion) {
+        let me = self.clone();
+        seam::spawn(&req.clone(), done, async move {
+            match req.spec::<DnsSpec>() {
+                Ok(spec) => {
+                    me.probe(req.index(), req.target(), spec, req.deadline())
+                        .await
+                }
+                Err(o) => Observation::new(o),
+            }
+        });
+    }
+}
+
 impl DnsProber {
     /// Builds every DNS target's question and TLS config.
     pub fn new(config: &Config) -> Result<Self, DnsSetupError> {
@@ -159,7 +177,7 @@ impl DnsProber {
         target: &Target,
         spec: &DnsSpec,
         deadline: Instant,
-    ) -> Report {
+    ) -> Observation {
         let mut info = Info::default();
         let mut phases = Phases::default();
         let built;
@@ -190,7 +208,7 @@ impl DnsProber {
             },
             Err(outcome) => outcome,
         };
-        Report::with_info(outcome, info)
+        Observation::with_info(outcome, info)
     }
 
     async fn run(
@@ -316,7 +334,7 @@ async fn udp(
     socket
         .connect(addr)
         .await
-        .map_err(|e| tcp::classify(&e, addr))?;
+        .map_err(|e| connect::classify(&e, addr))?;
     let sent = Instant::now();
     socket
         .send(wire)
@@ -340,7 +358,7 @@ fn udp_error(e: &std::io::Error, addr: SocketAddr, what: &str) -> Outcome {
             format!("failed to {what} {addr}: port unreachable ({e})"),
         );
     }
-    let mut outcome = tcp::classify(e, addr);
+    let mut outcome = connect::classify(e, addr);
     if let Outcome::Error(err) = &mut outcome {
         err.detail = format!("failed to {what} {addr}: {e}");
     }

@@ -17,9 +17,11 @@ use rustls::ClientConfig;
 use tokio::time::Instant;
 use url::Url;
 
-use super::stream::{self, Timed, add_phase};
-use super::tls::{self, TlsConfigs, TlsSetupError};
-use super::{Info, Outcome, Phase, Phases, Reason, Report, resolve};
+use super::net::resolve;
+use super::net::stream::{self, Timed, add_phase};
+use super::net::tls::{self, TlsConfigs, TlsSetupError};
+use super::seam::{self, Completion, Probe};
+use super::{Info, Observation, Outcome, Phase, Phases, Reason};
 use crate::config::{BodyMatch, Config, Host, HttpSpec, IpVersion, Target, TargetSpec};
 
 /// The User-Agent sent unless a target's `headers` set one.
@@ -39,6 +41,22 @@ pub enum HttpSetupError {
 /// Probes HTTP(S) targets with TLS configs built once at start.
 pub struct HttpProber {
     tls: TlsConfigs,
+}
+
+/// The seam's entry point; the work is [`HttpProber::probe`], in a task of its own.
+impl Probe for HttpProber {
+    fn start(self: &Arc<Self>, req: seam::Request, done: Completion) {
+        let me = self.clone();
+        seam::spawn(&req.clone(), done, async move {
+            match req.spec::<HttpSpec>() {
+                Ok(spec) => {
+                    me.probe(req.index(), req.target(), spec, req.deadline())
+                        .await
+                }
+                Err(o) => Observation::new(o),
+            }
+        });
+    }
 }
 
 impl HttpProber {
@@ -73,7 +91,7 @@ impl HttpProber {
         _target: &Target,
         spec: &HttpSpec,
         deadline: Instant,
-    ) -> Report {
+    ) -> Observation {
         let start = Instant::now();
         let mut acc = Acc::default();
         let outcome = self.run(spec, deadline, &mut acc).await;
@@ -97,7 +115,7 @@ impl HttpProber {
             }
             Err(outcome) => outcome,
         };
-        Report::with_info(outcome, info)
+        Observation::with_info(outcome, info)
     }
 
     async fn run(&self, spec: &HttpSpec, deadline: Instant, acc: &mut Acc) -> Result<(), Outcome> {

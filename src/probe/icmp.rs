@@ -5,11 +5,13 @@
 //! host. The unprivileged datagram socket is tried first, then a raw socket;
 //! the mode obtained is exported.
 //!
-//! Two ways in. [`IcmpProber::start`] is the scheduler's path for literal
-//! addresses: the request goes out at once and the receive task completes the
-//! [`Job`] from the reply, or at its deadline; there is no task, timer or
-//! allocation per probe. [`IcmpProber::probe`] is a future (names,
-//! `@gateway`, `linkwatch probe`, tests) over the same socket and table.
+//! One way in, [`Probe::start`]: a literal address is sent to at once, a name
+//! or `@gateway` is resolved in a task first (and only then has a `resolve`
+//! phase). Either way the request is registered with its [`Completion`] and
+//! the receive task completes it from the reply, or at its deadline; for a
+//! literal address there is no task, timer or allocation per probe. The same
+//! limits hold for every request: [`RAW_IN_FLIGHT`] on a raw socket, and the
+//! interface lookup for link-local IPv6.
 //!
 //! Matching: a reply is looked up by (destination, sequence); in RAW mode the
 //! identifier must match too. In DGRAM mode the kernel owns the identifier (it
@@ -48,13 +50,14 @@ use nix::sys::socket::{
 };
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::io::unix::AsyncFd;
-use tokio::sync::{Notify, Semaphore, oneshot};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::{Info, Outcome, Phase, Phases, ProbeError, Reason, Report, resolve};
-use crate::config::{Config, IcmpSpec, Target, TargetSpec};
-use crate::scheduler::{Job, Start};
+use super::net::{resolve, routes};
+use super::seam::{self, Completion, Probe, Request};
+use super::{Info, Observation, Outcome, Phase, Phases, ProbeError, Reason};
+use crate::config::{Config, Host, IcmpSpec, TargetSpec};
 
 /// Which kind of ICMP socket is in use (exported as `linkwatch_icmp_socket_mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,12 +119,12 @@ impl std::error::Error for IcmpSetupError {
     }
 }
 
-/// Echo requests in flight at once on a raw socket, for [`IcmpProber::probe`].
-/// A raw socket queues every ICMP packet of the host (on loopback our own
-/// requests too); 200 simultaneous loopback pings once lost ~12 % of replies
-/// to a full 208 KiB receive buffer. The scheduler's path is not bounded by
-/// this: it spreads requests over the interval and the receive task drains
-/// the socket in batches. Datagram sockets get only their own replies.
+/// Echo requests in flight at once on a raw socket. A raw socket queues every
+/// ICMP packet of the host (on loopback our own requests too); 200
+/// simultaneous loopback pings once lost ~12 % of replies to a full 208 KiB
+/// receive buffer. A request over the limit waits (in a task) for a free
+/// place until its deadline. Datagram sockets get only their own replies and
+/// are not limited.
 pub const RAW_IN_FLIGHT: usize = 64;
 
 /// Receive buffer asked for (the kernel caps it at `net.core.rmem_max`).
@@ -144,12 +147,13 @@ struct TargetState {
     seq: AtomicU16,
 }
 
-/// Who waits for a reply.
-enum Waiter {
-    /// An [`IcmpProber::probe`] future.
-    Task(oneshot::Sender<Result<Duration, Outcome>>),
-    /// A scheduler job, completed by the receive task.
-    Job(Job),
+/// Who waits for a reply, and what the observation needs besides the RTT.
+struct Waiter {
+    done: Completion,
+    /// How long resolving the host took; `None` for a literal address.
+    resolved: Option<Duration>,
+    /// RAW mode: the request's place under [`RAW_IN_FLIGHT`], freed with it.
+    _permit: Option<OwnedSemaphorePermit>,
 }
 
 /// A request in flight.
@@ -186,8 +190,8 @@ struct Shared {
 struct Family {
     shared: Arc<Shared>,
     mode: IcmpMode,
-    /// RAW mode only: bounds [`IcmpProber::probe`] requests in flight.
-    in_flight: Option<Semaphore>,
+    /// RAW mode only: bounds requests in flight ([`RAW_IN_FLIGHT`]).
+    in_flight: Option<Arc<Semaphore>>,
     receiver: tokio::task::JoinHandle<()>,
 }
 
@@ -252,9 +256,22 @@ impl Family {
         Ok(Self {
             shared,
             mode,
-            in_flight: (mode == IcmpMode::Raw).then(|| Semaphore::new(RAW_IN_FLIGHT)),
+            in_flight: (mode == IcmpMode::Raw).then(|| Arc::new(Semaphore::new(RAW_IN_FLIGHT))),
             receiver,
         })
+    }
+
+    /// A place for one more request: `Ok(None)` when unlimited (DGRAM), the
+    /// permit when one is free, else the semaphore to wait on.
+    fn try_permit(&self) -> Result<Option<OwnedSemaphorePermit>, Arc<Semaphore>> {
+        match &self.in_flight {
+            None => Ok(None),
+            Some(sem) => sem
+                .clone()
+                .try_acquire_owned()
+                .map(Some)
+                .map_err(|_| sem.clone()),
+        }
     }
 
     /// Sends one echo request and registers `waiter` for its reply. On a
@@ -410,7 +427,7 @@ async fn receive_loop(shared: Arc<Shared>) {
     let raw_v4 = !shared.v6 && shared.mode == IcmpMode::Raw;
     let mut buf = vec![0u8; 65_536];
     let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
-    let mut done: Vec<(Job, Report)> = Vec::new();
+    let mut done: Vec<(Completion, Observation)> = Vec::new();
     let mut expired: Vec<(IpAddr, Pending)> = Vec::new();
     let sleep = tokio::time::sleep(Duration::from_secs(3600));
     tokio::pin!(sleep);
@@ -437,8 +454,8 @@ async fn receive_loop(shared: Arc<Shared>) {
                                 let Some(from) = r.from else { continue };
                                 let Some(packet) = buf.get(..r.len) else { continue };
                                 let Some(answer) = decode(packet, from, raw_v4) else { continue };
-                                if let Some((job, report)) = deliver(&shared, answer, from, now, r.wall) {
-                                    done.push((job, report));
+                                if let Some(d) = deliver(&shared, answer, from, now, r.wall) {
+                                    done.push(d);
                                 }
                             }
                             Ok(Err(e)) => {
@@ -459,25 +476,24 @@ async fn receive_loop(shared: Arc<Shared>) {
                 swept = Instant::now();
                 sweep(&shared, swept, &mut expired);
                 for (ip, p) in expired.drain(..) {
-                    // A `probe` future times out by itself at the same deadline.
-                    if let Waiter::Job(job) = p.waiter {
-                        done.push((job, Report::with_info(Outcome::Timeout { phase: None }, peer(ip))));
-                    }
+                    done.push((p.waiter.done, observed(Outcome::Timeout { phase: None }, ip)));
                 }
             }
             () = shared.wake.notified() => {}
         }
-        for (job, report) in done.drain(..) {
-            job.complete(report).await;
+        for (completion, observation) in done.drain(..) {
+            completion.complete(observation).await;
         }
     }
 }
 
-fn peer(ip: IpAddr) -> Info {
-    Info {
+/// An observation of a probe to `ip`.
+fn observed(outcome: Outcome, ip: IpAddr) -> Observation {
+    let info = Info {
         peer: Some(ip),
         ..Info::default()
-    }
+    };
+    Observation::with_info(outcome, info)
 }
 
 /// Removes the requests whose deadline is at or before `now` into `out`.
@@ -496,14 +512,15 @@ fn sweep(shared: &Shared, now: Instant, out: &mut Vec<(IpAddr, Pending)>) {
     }
 }
 
-/// Completes the request an answer belongs to; returns a job to complete.
+/// Takes the request an answer belongs to out of the table; returns its
+/// completion and observation.
 fn deliver(
     shared: &Shared,
     answer: Answer,
     from: IpAddr,
     now: Instant,
     rx_wall: Option<Duration>,
-) -> Option<(Job, Report)> {
+) -> Option<(Completion, Observation)> {
     let pending = {
         let mut table = lock(&shared.table);
         match table.by_key.entry((answer.dest, answer.seq)) {
@@ -516,46 +533,38 @@ fn deliver(
         }
     };
     let ip = answer.dest;
-    let result = match answer.error {
+    let outcome = match answer.error {
         None => {
             let d = rtt(pending.sent, pending.sent_wall, now, rx_wall);
             if d >= pending.timeout {
-                Err(Outcome::Timeout { phase: None })
+                Outcome::Timeout { phase: None }
             } else {
-                Ok(d)
+                success(d, pending.waiter.resolved)
             }
         }
         Some((ty, code)) => {
             let what = classify_icmp(shared.v6, ty, code)
                 .err()
                 .unwrap_or("echo reply");
-            Err(Outcome::Error(ProbeError::new(
+            Outcome::Error(ProbeError::new(
                 Reason::Unreachable,
                 format!("ICMP echo to {ip} answered by {from}: {what} (type {ty}, code {code})"),
-            )))
+            ))
         }
     };
-    match pending.waiter {
-        Waiter::Task(tx) => {
-            let _ = tx.send(result);
-            None
-        }
-        Waiter::Job(job) => Some((job, Report::with_info(success_outcome(result), peer(ip)))),
-    }
+    Some((pending.waiter.done, observed(outcome, ip)))
 }
 
-/// The outcome of an echo whose address needed no resolution.
-fn success_outcome(result: Result<Duration, Outcome>) -> Outcome {
-    match result {
-        Ok(rtt) => {
-            let mut phases = Phases::default();
-            phases.set(Phase::Resolve, Duration::ZERO);
-            Outcome::Success {
-                duration: rtt,
-                phases,
-            }
-        }
-        Err(o) => o,
+/// A successful echo: the RTT, and the `resolve` phase when there was one
+/// (a literal address has none).
+fn success(rtt: Duration, resolved: Option<Duration>) -> Outcome {
+    let mut phases = Phases::default();
+    if let Some(d) = resolved {
+        phases.set(Phase::Resolve, d);
+    }
+    Outcome::Success {
+        duration: rtt,
+        phases,
     }
 }
 
@@ -744,118 +753,94 @@ impl IcmpProber {
         }
     }
 
-    /// Starts a probe of a literal address for the scheduler: sends the
-    /// request now; the receive task completes `job` from the reply or at
-    /// its deadline.
-    pub fn start(
-        &self,
-        index: usize,
-        target: &Target,
-        spec: &IcmpSpec,
+    /// Sends the echo request once `ip` is known, when a place under
+    /// [`RAW_IN_FLIGHT`] is free (waiting for one in a task otherwise).
+    fn echo(
+        self: &Arc<Self>,
+        req: Request,
         ip: IpAddr,
-        job: Job,
-    ) -> Start {
+        resolved: Option<Duration>,
+        done: Completion,
+    ) {
+        let place = match self.family(ip) {
+            Ok(family) => family.try_permit(),
+            Err(outcome) => return seam::finish(done, observed(outcome, ip)),
+        };
+        match place {
+            Ok(permit) => self.send(&req, ip, resolved, permit, done),
+            Err(sem) => {
+                let me = self.clone();
+                tokio::spawn(async move {
+                    let outcome = match tokio::time::timeout_at(req.deadline(), sem.acquire_owned())
+                        .await
+                    {
+                        Ok(Ok(permit)) => return me.send(&req, ip, resolved, Some(permit), done),
+                        Ok(Err(_)) => Outcome::error(Reason::Io, "ICMP prober shut down"),
+                        Err(_) => Outcome::Timeout { phase: None },
+                    };
+                    done.complete(observed(outcome, ip)).await;
+                });
+            }
+        }
+    }
+
+    /// Sends the echo request and registers `done` for its reply; a failure
+    /// to send completes it at once.
+    fn send(
+        &self,
+        req: &Request,
+        ip: IpAddr,
+        resolved: Option<Duration>,
+        permit: Option<OwnedSemaphorePermit>,
+        done: Completion,
+    ) {
+        if let Err((done, outcome)) = self.try_send(req, ip, resolved, permit, done) {
+            seam::finish(done, observed(outcome, ip));
+        }
+    }
+
+    // The error hands the completion back by value; boxing it would allocate
+    // on every send to save a copy on the rare failure.
+    #[allow(clippy::result_large_err)]
+    fn try_send(
+        &self,
+        req: &Request,
+        ip: IpAddr,
+        resolved: Option<Duration>,
+        permit: Option<OwnedSemaphorePermit>,
+        done: Completion,
+    ) -> Result<(), (Completion, Outcome)> {
         let family = match self.family(ip) {
             Ok(f) => f,
-            Err(o) => return Start::Done(job, Report::with_info(o, peer(ip))),
+            Err(outcome) => return Err((done, outcome)),
         };
-        let (Some(state), Some(payload)) = (
-            self.targets.get(index),
-            self.payload.get(..spec.payload_size),
-        ) else {
-            return Start::Declined(job);
+        let target = req.target();
+        let (Some(state), Ok(spec)) = (self.targets.get(req.index()), req.spec::<IcmpSpec>())
+        else {
+            let detail = format!("no ICMP state for target {}", target.name);
+            return Err((done, Outcome::error(Reason::Io, detail)));
         };
-        // Link-local IPv6 needs its interface looked up: the future path does that.
-        if let IpAddr::V6(v6) = ip
-            && is_link_local(v6)
-        {
-            return Start::Declined(job);
-        }
-        let deadline = job.deadline();
-        match family.send(
-            ip,
-            0,
-            state,
-            payload,
-            target.timeout,
-            deadline,
-            Waiter::Job(job),
-        ) {
-            Ok(()) => Start::Running,
-            Err((Waiter::Job(job), outcome)) => {
-                Start::Done(job, Report::with_info(outcome, peer(ip)))
-            }
-            // `send` hands back the waiter it was given.
-            Err((Waiter::Task(_), _)) => Start::Running,
-        }
-    }
-
-    /// Sends one echo request for target `index` and waits for its reply until `deadline`.
-    pub async fn probe(
-        &self,
-        index: usize,
-        target: &Target,
-        spec: &IcmpSpec,
-        deadline: Instant,
-    ) -> Report {
-        let (ip, resolve_time) =
-            match resolve::resolve_by(&spec.host, spec.ip_version, deadline).await {
-                Ok(r) => r,
-                Err(outcome) => return Report::new(outcome),
-            };
-        let outcome = match self.echo(index, target, spec, ip, deadline).await {
-            Ok(rtt) => {
-                let mut phases = Phases::default();
-                phases.set(Phase::Resolve, resolve_time);
-                Outcome::Success {
-                    duration: rtt,
-                    phases,
-                }
-            }
-            Err(outcome) => outcome,
-        };
-        Report::with_info(outcome, peer(ip))
-    }
-
-    async fn echo(
-        &self,
-        index: usize,
-        target: &Target,
-        spec: &IcmpSpec,
-        ip: IpAddr,
-        deadline: Instant,
-    ) -> Result<Duration, Outcome> {
-        let family = self.family(ip)?;
-        let state = self.targets.get(index).ok_or_else(|| {
-            Outcome::error(
-                Reason::Io,
-                format!("no ICMP state for target index {index} ({})", target.name),
-            )
-        })?;
         let fallback;
         let payload = match self.payload.get(..spec.payload_size) {
             Some(p) => p,
+            // Sized at start to the largest payload_size of its configuration.
             None => {
                 fallback = payload(spec.payload_size);
                 &fallback[..]
             }
         };
-        let _permit = match &family.in_flight {
-            Some(sem) => match tokio::time::timeout_at(deadline, sem.acquire()).await {
-                Ok(Ok(permit)) => Some(permit),
-                Ok(Err(_)) => return Err(Outcome::error(Reason::Io, "ICMP prober shut down")),
-                Err(_) => return Err(Outcome::Timeout { phase: None }),
-            },
-            None => None,
-        };
-        if deadline <= Instant::now() {
-            return Err(Outcome::Timeout { phase: None });
+        if req.deadline() <= Instant::now() {
+            return Err((done, Outcome::Timeout { phase: None }));
         }
         let scope_id = match ip {
-            IpAddr::V6(v6) if is_link_local(v6) => link_local_scope(v6).unwrap_or(0),
+            IpAddr::V6(v6) if is_link_local(v6) => routes::link_local_scope(v6).unwrap_or(0),
             _ => 0,
         };
-        let (tx, rx) = oneshot::channel();
+        let waiter = Waiter {
+            done,
+            resolved,
+            _permit: permit,
+        };
         family
             .send(
                 ip,
@@ -863,15 +848,31 @@ impl IcmpProber {
                 state,
                 payload,
                 target.timeout,
-                deadline,
-                Waiter::Task(tx),
+                req.deadline(),
+                waiter,
             )
-            .map_err(|(_, outcome)| outcome)?;
-        match tokio::time::timeout_at(deadline, rx).await {
-            Ok(Ok(result)) => result,
-            // Swept at the deadline, or timed out here: the sweep removes the entry.
-            Ok(Err(_)) | Err(_) => Err(Outcome::Timeout { phase: None }),
+            .map_err(|(waiter, outcome)| (waiter.done, outcome))
+    }
+}
+
+impl Probe for IcmpProber {
+    /// A literal address is sent to at once; a name or `@gateway` is
+    /// resolved in a task first, bounded by the deadline.
+    fn start(self: &Arc<Self>, req: Request, done: Completion) {
+        let (host, ip_version) = match req.spec::<IcmpSpec>() {
+            Ok(spec) => (&spec.host, spec.ip_version),
+            Err(outcome) => return seam::finish(done, Observation::new(outcome)),
+        };
+        if let Host::Ip(ip) = *host {
+            return self.echo(req, ip, None, done);
         }
+        let (me, host) = (self.clone(), host.clone());
+        tokio::spawn(async move {
+            match resolve::resolve_by(&host, ip_version, req.deadline()).await {
+                Ok((ip, took)) => me.echo(req, ip, Some(took), done),
+                Err(outcome) => done.complete(Observation::new(outcome)).await,
+            }
+        });
     }
 }
 
@@ -992,27 +993,6 @@ const ENOBUFS: i32 = 105;
 
 fn is_link_local(ip: Ipv6Addr) -> bool {
     ip.segments()[0] & 0xffc0 == 0xfe80
-}
-
-/// The interface a link-local address is reached on, from the route that uses
-/// it as gateway (how `@gateway` yields link-local IPv6 addresses).
-fn link_local_scope(ip: Ipv6Addr) -> Option<u32> {
-    let table = std::fs::read_to_string("/proc/net/ipv6_route").ok()?;
-    let dev = gateway_device(&table, ip)?;
-    std::fs::read_to_string(format!("/sys/class/net/{dev}/ifindex"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// The device of the first route in `/proc/net/ipv6_route` whose next hop is `gw`.
-fn gateway_device(table: &str, gw: Ipv6Addr) -> Option<String> {
-    table.lines().find_map(|line| {
-        let cols: Vec<&str> = line.split_whitespace().collect();
-        let hop = u128::from_str_radix(cols.get(4)?, 16).ok()?;
-        (Ipv6Addr::from(hop) == gw).then(|| cols.get(9).map(|d| d.to_string()))?
-    })
 }
 
 #[cfg(test)]
@@ -1201,15 +1181,9 @@ mod tests {
     }
 
     #[test]
-    fn gateway_device_is_found_for_link_local_next_hop() {
-        let table = "\
-00000000000000000000000000000000 00 00000000000000000000000000000000 00 fe800000000000000000000000000001 00000400 00000001 00000000 00000003     eth0
-fe800000000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001     eth0
-";
-        let gw: Ipv6Addr = "fe80::1".parse().unwrap();
-        assert_eq!(gateway_device(table, gw).as_deref(), Some("eth0"));
-        assert_eq!(gateway_device(table, "fe80::2".parse().unwrap()), None);
-        assert!(is_link_local(gw));
+    fn link_local_is_fe80_slash_10() {
+        assert!(is_link_local("fe80::1".parse().unwrap()));
+        assert!(is_link_local("febf::1".parse().unwrap()));
         assert!(!is_link_local("fd00::1".parse().unwrap()));
     }
 }

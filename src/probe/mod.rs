@@ -1,58 +1,80 @@
 //! Probe kinds behind one signature, and the typed result every probe returns.
 //!
-//! Each kind lives in its own file and exposes `async fn probe(&self, target,
-//! spec, deadline) -> Report`. A probe never returns a bare bool: it returns an
+//! Each kind lives in its own file and is started through the one seam,
+//! [`Probe::start`] (see [`seam`] for why it takes a completion rather than
+//! returning a future). A probe never returns a bare bool: it observes an
 //! [`Outcome`] (success with duration and phases, timeout, or an error with a
-//! [`Reason`]) plus optional kind-specific [`Info`]. The scheduler bounds every
-//! probe by its deadline; probes also use the deadline to attribute a timeout to
-//! the phase that was running.
+//! [`Reason`]) plus optional kind-specific [`Info`]. Every probe ends by its
+//! deadline; probes also use the deadline to attribute a timeout to the phase
+//! that was running. `net/` holds the network helpers the kinds share.
 
 pub mod dns;
 pub mod http;
 pub mod icmp;
-pub mod resolve;
-pub mod stream;
+pub mod net;
+pub mod seam;
 pub mod tcp;
-pub mod tls;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::config::{Config, Kind, Target, TargetSpec};
+use crate::config::{Config, Kind, Target};
+pub use seam::{Completion, Probe, Request};
 
-/// A probe phase, the `phase` label of `linkwatch_probe_phase_seconds`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    Resolve,
-    Connect,
-    Tls,
-    FirstByte,
-    Transfer,
+/// Defines a closed enum together with its label, `ALL` table, `COUNT` and
+/// `index()`, from one list: a new variant is in every table by construction,
+/// and a table sized `[_; COUNT]` grows with it (no `1 + x as usize` to keep
+/// in step by hand, no run-time index panic).
+macro_rules! closed_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident => $label:literal, )+
+        }
+    ) => {
+        $(#[$meta])*
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )+
+        }
+
+        impl $name {
+            /// Every variant, in declaration (= [`Self::index`]) order.
+            pub const ALL: [$name; [$($label),+].len()] = [$($name::$variant),+];
+            pub const COUNT: usize = Self::ALL.len();
+
+            /// Position in [`Self::ALL`], for tables sized `[_; Self::COUNT]`.
+            pub const fn index(self) -> usize {
+                self as usize
+            }
+
+            /// The label value (`phase`, `reason`) of this variant.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $( $name::$variant => $label, )+
+                }
+            }
+        }
+    };
+}
+
+closed_enum! {
+    /// A probe phase, the `phase` label of `linkwatch_probe_phase_seconds`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Phase {
+        Resolve => "resolve",
+        Connect => "connect",
+        Tls => "tls",
+        FirstByte => "first_byte",
+        Transfer => "transfer",
+    }
 }
 
 impl Phase {
-    pub const ALL: [Phase; 5] = [
-        Phase::Resolve,
-        Phase::Connect,
-        Phase::Tls,
-        Phase::FirstByte,
-        Phase::Transfer,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Resolve => "resolve",
-            Phase::Connect => "connect",
-            Phase::Tls => "tls",
-            Phase::FirstByte => "first_byte",
-            Phase::Transfer => "transfer",
-        }
-    }
-
     /// The phases a kind can report (the label sets created at start).
     pub fn for_kind(kind: Kind) -> &'static [Phase] {
         match kind {
@@ -66,15 +88,15 @@ impl Phase {
 
 /// Durations of the phases a probe went through; `None` for phases it did not have.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Phases([Option<Duration>; 5]);
+pub struct Phases([Option<Duration>; Phase::COUNT]);
 
 impl Phases {
     pub fn set(&mut self, phase: Phase, d: Duration) {
-        self.0[phase as usize] = Some(d);
+        self.0[phase.index()] = Some(d);
     }
 
     pub fn get(&self, phase: Phase) -> Option<Duration> {
-        self.0[phase as usize]
+        self.0[phase.index()]
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (Phase, Duration)> + '_ {
@@ -84,60 +106,40 @@ impl Phases {
     }
 }
 
-/// Why a probe failed. Closed set: each variant is a distinct diagnosis.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
-    /// The name did not resolve (NXDOMAIN, no resolver, resolver failure).
-    Resolve,
-    /// The name resolved, but to no address of the requested family.
-    NoAddress,
-    /// `@gateway`: the routing table has no default route.
-    NoGateway,
-    /// TCP RST / ICMP port unreachable.
-    ConnectRefused,
-    /// No route, host or network unreachable (locally or by an ICMP error).
-    Unreachable,
-    /// The kernel refused to send (EPERM at send time: a local firewall rule).
-    Blocked,
-    /// TLS handshake or certificate failure.
-    Tls,
-    /// HTTP status not in `expect_status`.
-    StatusMismatch,
-    /// Body did not contain `body_contains` / match `body_regex`.
-    BodyMismatch,
-    TooManyRedirects,
-    /// DNS rcode other than `expect_rcode`.
-    Rcode,
-    /// DNS answers missing an expected value or fewer than `min_answers`.
-    AnswerMismatch,
-    /// The peer sent something that is not valid for the protocol.
-    Malformed,
-    /// The peer closed or reset the connection mid-exchange.
-    ConnectionReset,
-    /// Any other local I/O error.
-    Io,
-}
-
-impl Reason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Resolve => "resolve",
-            Reason::NoAddress => "no_address",
-            Reason::NoGateway => "no_gateway",
-            Reason::ConnectRefused => "connect_refused",
-            Reason::Unreachable => "unreachable",
-            Reason::Blocked => "blocked",
-            Reason::Tls => "tls",
-            Reason::StatusMismatch => "status_mismatch",
-            Reason::BodyMismatch => "body_mismatch",
-            Reason::TooManyRedirects => "too_many_redirects",
-            Reason::Rcode => "rcode",
-            Reason::AnswerMismatch => "answer_mismatch",
-            Reason::Malformed => "malformed",
-            Reason::ConnectionReset => "connection_reset",
-            Reason::Io => "io",
-        }
+closed_enum! {
+    /// Why a probe failed. Closed set: each variant is a distinct diagnosis.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Reason {
+        /// The name did not resolve (NXDOMAIN, no resolver, resolver failure).
+        Resolve => "resolve",
+        /// The name resolved, but to no address of the requested family.
+        NoAddress => "no_address",
+        /// `@gateway`: the routing table has no default route.
+        NoGateway => "no_gateway",
+        /// TCP RST / ICMP port unreachable.
+        ConnectRefused => "connect_refused",
+        /// No route, host or network unreachable (locally or by an ICMP error).
+        Unreachable => "unreachable",
+        /// The kernel refused to send (EPERM at send time: a local firewall rule).
+        Blocked => "blocked",
+        /// TLS handshake or certificate failure.
+        Tls => "tls",
+        /// HTTP status not in `expect_status`.
+        StatusMismatch => "status_mismatch",
+        /// Body did not contain `body_contains` / match `body_regex`.
+        BodyMismatch => "body_mismatch",
+        TooManyRedirects => "too_many_redirects",
+        /// DNS rcode other than `expect_rcode`.
+        Rcode => "rcode",
+        /// DNS answers missing an expected value or fewer than `min_answers`.
+        AnswerMismatch => "answer_mismatch",
+        /// The peer sent something that is not valid for the protocol.
+        Malformed => "malformed",
+        /// The peer closed or reset the connection mid-exchange.
+        ConnectionReset => "connection_reset",
+        /// Any other local I/O error.
+        Io => "io",
     }
 }
 
@@ -191,10 +193,15 @@ impl Outcome {
 
     /// The `result` label of `linkwatch_probes_total`.
     pub fn result_label(&self) -> &'static str {
+        RESULTS[self.result_index()]
+    }
+
+    /// Position of the `result` label in [`RESULTS`].
+    pub const fn result_index(&self) -> usize {
         match self {
-            Outcome::Success { .. } => RESULT_SUCCESS,
-            Outcome::Timeout { .. } => RESULT_TIMEOUT,
-            Outcome::Error(_) => RESULT_ERROR,
+            Outcome::Success { .. } => 0,
+            Outcome::Timeout { .. } => 1,
+            Outcome::Error(_) => 2,
         }
     }
 
@@ -206,7 +213,7 @@ impl Outcome {
 pub const RESULT_SUCCESS: &str = "success";
 pub const RESULT_TIMEOUT: &str = "timeout";
 pub const RESULT_ERROR: &str = "error";
-/// Every value of the `result` label.
+/// Every value of the `result` label, in [`Outcome::result_index`] order.
 pub const RESULTS: [&str; 3] = [RESULT_SUCCESS, RESULT_TIMEOUT, RESULT_ERROR];
 
 /// Kind-specific facts a probe learned, reported next to the outcome.
@@ -235,14 +242,15 @@ pub struct Info {
     pub answers: Vec<String>,
 }
 
-/// What a probe function returns.
+/// What one probe observed: the outcome and kind-specific facts. (Not a
+/// "report": that word is kept for `linkwatch report`.)
 #[derive(Debug, Clone, PartialEq)]
-pub struct Report {
+pub struct Observation {
     pub outcome: Outcome,
     pub info: Info,
 }
 
-impl Report {
+impl Observation {
     pub fn new(outcome: Outcome) -> Self {
         Self {
             outcome,
@@ -266,7 +274,7 @@ pub struct ProbeResult {
     pub mono: Instant,
     /// How late the probe started against its schedule.
     pub lateness: Duration,
-    pub report: Report,
+    pub observation: Observation,
 }
 
 /// How a failed probe start-up is explained to the user.
@@ -283,69 +291,71 @@ pub enum SetupError {
 /// All probe kinds, each created once with its shared resources (ICMP sockets,
 /// TLS configs). Dispatch is a `match` over the closed [`TargetSpec`] set.
 pub struct Probers {
-    icmp: Option<icmp::IcmpProber>,
-    tcp: tcp::TcpProber,
-    http: http::HttpProber,
-    dns: dns::DnsProber,
+    config: Arc<Config>,
+    icmp: Option<Arc<icmp::IcmpProber>>,
+    tcp: Arc<tcp::TcpProber>,
+    http: Arc<http::HttpProber>,
+    dns: Arc<dns::DnsProber>,
 }
 
 impl Probers {
     /// Creates the probers a configuration needs. Must run inside the tokio runtime.
     /// ICMP sockets are opened only when the configuration has ICMP targets.
-    pub async fn new(config: &Config) -> Result<Self, SetupError> {
+    pub async fn new(config: &Arc<Config>) -> Result<Self, SetupError> {
         let has_icmp = config.targets.iter().any(|t| t.kind() == Kind::Icmp);
         let icmp = if has_icmp {
-            Some(icmp::IcmpProber::new(config)?)
+            Some(Arc::new(icmp::IcmpProber::new(config)?))
         } else {
             None
         };
         Ok(Self {
+            config: config.clone(),
             icmp,
-            tcp: tcp::TcpProber::new(),
-            http: http::HttpProber::new(config)?,
-            dns: dns::DnsProber::new(config)?,
+            tcp: Arc::new(tcp::TcpProber::new()),
+            http: Arc::new(http::HttpProber::new(config)?),
+            dns: Arc::new(dns::DnsProber::new(config)?),
         })
     }
 
     /// ICMP socket mode in use, when ICMP is in use.
     pub fn icmp(&self) -> Option<&icmp::IcmpProber> {
-        self.icmp.as_ref()
+        self.icmp.as_deref()
     }
 
-    /// Starts a probe without a task of its own when one can run that way
-    /// (ICMP to a literal address, completed by the shared socket's receive
-    /// task); otherwise hands the job back for [`Probers::probe`].
-    pub fn start(
-        &self,
+    /// Probes target `index` (`target`) once and waits for the observation,
+    /// by `deadline` (a timeout at the latest): [`seam::observe`] over [`Probe::start`].
+    pub async fn probe(
+        self: &Arc<Self>,
         index: usize,
         target: &Target,
-        job: crate::scheduler::Job,
-    ) -> crate::scheduler::Start {
-        if let TargetSpec::Icmp(spec) = &target.spec
-            && let crate::config::Host::Ip(ip) = spec.host
-            && let Some(icmp) = &self.icmp
-        {
-            return icmp.start(index, target, spec, ip, job);
+        deadline: Instant,
+    ) -> Observation {
+        match Request::new(self.config.clone(), index, deadline) {
+            Some(req) => seam::observe(self, req).await,
+            None => Observation::new(Outcome::error(
+                Reason::Io,
+                format!(
+                    "target {} is not in the prober's configuration",
+                    target.name
+                ),
+            )),
         }
-        crate::scheduler::Start::Declined(job)
     }
+}
 
-    /// Probes `target` once. Returns by `deadline` (a timeout outcome at the latest).
-    pub async fn probe(&self, index: usize, target: &Target, deadline: Instant) -> Report {
-        let fut = async {
-            match &target.spec {
-                TargetSpec::Icmp(spec) => match &self.icmp {
-                    Some(p) => p.probe(index, target, spec, deadline).await,
-                    None => Report::new(Outcome::error(Reason::Io, "ICMP prober not initialised")),
-                },
-                TargetSpec::Tcp(spec) => self.tcp.probe(target, spec, deadline).await,
-                TargetSpec::Http(spec) => self.http.probe(index, target, spec, deadline).await,
-                TargetSpec::Dns(spec) => self.dns.probe(index, target, spec, deadline).await,
-            }
-        };
-        match tokio::time::timeout_at(deadline, fut).await {
-            Ok(report) => report,
-            Err(_) => Report::new(Outcome::Timeout { phase: None }),
+impl Probe for Probers {
+    fn start(self: &Arc<Self>, req: Request, done: Completion) {
+        match req.target().kind() {
+            Kind::Icmp => match &self.icmp {
+                Some(p) => p.start(req, done),
+                None => seam::finish(
+                    done,
+                    Observation::new(Outcome::error(Reason::Io, "ICMP prober not initialised")),
+                ),
+            },
+            Kind::Tcp => self.tcp.start(req, done),
+            Kind::Http => self.http.start(req, done),
+            Kind::Dns => self.dns.start(req, done),
         }
     }
 }
@@ -394,5 +404,26 @@ impl std::fmt::Display for OutcomeText<'_> {
             }
             Outcome::Error(e) => e.fmt(f),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_are_in_index_order() {
+        for (i, p) in Phase::ALL.iter().enumerate() {
+            assert_eq!(p.index(), i, "{p:?}");
+        }
+        for (i, r) in Reason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i, "{r:?}");
+        }
+        assert_eq!(Reason::COUNT, 15);
+        assert_eq!(Reason::ConnectRefused.as_str(), "connect_refused");
+        assert_eq!(Phase::FirstByte.as_str(), "first_byte");
+        let timeout = Outcome::Timeout { phase: None };
+        assert_eq!(timeout.result_label(), RESULT_TIMEOUT);
+        assert_eq!(Outcome::error(Reason::Io, "x").result_label(), RESULT_ERROR);
     }
 }

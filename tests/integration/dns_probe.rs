@@ -14,7 +14,7 @@ use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{Name, RData, Record};
 use linkwatch::config::{DnsServer, DnsSpec, DnsTransport, TargetSpec};
 use linkwatch::probe::dns::DnsProber;
-use linkwatch::probe::{Outcome, Phase, Reason, Report};
+use linkwatch::probe::{Observation, Outcome, Phase, Reason};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::time::Instant;
@@ -152,13 +152,13 @@ async fn serve_tcp<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, counter: &Atomic
     }
 }
 
-async fn probe(spec: DnsSpec, timeout: Duration) -> Report {
+async fn probe(spec: DnsSpec, timeout: Duration) -> Observation {
     let t = target("dns", TargetSpec::Dns(spec.clone()));
     let prober = DnsProber::new(&config_with(vec![t.clone()])).unwrap();
     prober.probe(0, &t, &spec, Instant::now() + timeout).await
 }
 
-fn error(report: &Report) -> (Reason, String) {
+fn error(report: &Observation) -> (Reason, String) {
     match &report.outcome {
         Outcome::Error(e) => (e.reason, e.detail.clone()),
         other => panic!("expected an error, got {other:?}"),

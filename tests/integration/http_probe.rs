@@ -6,23 +6,23 @@ use crate::harness::configs::{config_with, target};
 use crate::harness::servers::{HttpServer, Leaf, Reply, TestPki, http_spec, response};
 use linkwatch::config::{BodyMatch, HttpMethod, HttpSpec, TargetSpec};
 use linkwatch::probe::http::{HttpProber, USER_AGENT};
-use linkwatch::probe::{Outcome, Phase, Reason, Report};
+use linkwatch::probe::{Observation, Outcome, Phase, Reason};
 use tokio::time::Instant;
 
-async fn probe(spec: HttpSpec, timeout: Duration) -> Report {
+async fn probe(spec: HttpSpec, timeout: Duration) -> Observation {
     let t = target("web", TargetSpec::Http(spec.clone()));
     let prober = HttpProber::new(&config_with(vec![t.clone()])).unwrap();
     prober.probe(0, &t, &spec, Instant::now() + timeout).await
 }
 
-fn reason(report: &Report) -> (Reason, String) {
+fn reason(report: &Observation) -> (Reason, String) {
     match &report.outcome {
         Outcome::Error(e) => (e.reason, e.detail.clone()),
         other => panic!("expected an error, got {other:?}"),
     }
 }
 
-fn phases(report: &Report) -> linkwatch::probe::Phases {
+fn phases(report: &Observation) -> linkwatch::probe::Phases {
     match &report.outcome {
         Outcome::Success { phases, .. } => *phases,
         other => panic!("expected success, got {other:?} ({:?})", report.info),

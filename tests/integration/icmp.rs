@@ -1,19 +1,21 @@
 //! ICMP probe: loopback, many targets on one socket, privileges, and faults
 //! injected between test network namespaces.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::harness::configs::{config, icmp, inner_lines};
 use crate::harness::netns::{Netns, link, require_root};
+use linkwatch::config::Config;
 use linkwatch::probe::icmp::{FIX_SYSCTL, IcmpProber};
-use linkwatch::probe::{Outcome, Report};
+use linkwatch::probe::{Observation, Outcome, Phase, Request, seam};
 use tokio::time::Instant;
 
 /// Opens the prober on the host, or skips (panics when `CI=true`) when the
 /// host grants neither unprivileged nor raw ICMP.
-fn prober(cfg: &linkwatch::config::Config) -> Option<IcmpProber> {
+fn prober(cfg: &Config) -> Option<Arc<IcmpProber>> {
     match IcmpProber::new(cfg) {
-        Ok(p) => Some(p),
+        Ok(p) => Some(Arc::new(p)),
         Err(e) if std::env::var("CI").as_deref() == Ok("true") => panic!("{e}"),
         Err(e) => {
             eprintln!("SKIPPED: no ICMP socket on this host: {e}");
@@ -22,15 +24,12 @@ fn prober(cfg: &linkwatch::config::Config) -> Option<IcmpProber> {
     }
 }
 
-async fn probe(p: &IcmpProber, cfg: &linkwatch::config::Config, i: usize) -> Report {
-    let t = &cfg.targets[i];
-    let linkwatch::config::TargetSpec::Icmp(spec) = &t.spec else {
-        panic!("not an icmp target")
-    };
-    p.probe(i, t, spec, Instant::now() + t.timeout).await
+async fn probe(p: &Arc<IcmpProber>, cfg: &Arc<Config>, i: usize) -> Observation {
+    let deadline = Instant::now() + cfg.targets[i].timeout;
+    seam::observe(p, Request::new(cfg.clone(), i, deadline).unwrap()).await
 }
 
-fn assert_plausible(report: &Report) {
+fn assert_plausible(report: &Observation) {
     match &report.outcome {
         Outcome::Success { duration, .. } => {
             assert!(*duration > Duration::ZERO, "{report:?}");
@@ -42,10 +41,10 @@ fn assert_plausible(report: &Report) {
 
 #[tokio::test]
 async fn loopback_v4_v6_and_name_succeed_with_plausible_rtt() {
-    let cfg = config(
+    let cfg = Arc::new(config(
         vec![icmp("127.0.0.1"), icmp("::1"), icmp("localhost")],
         Duration::from_secs(1),
-    );
+    ));
     let Some(p) = prober(&cfg) else { return };
     assert!(p.mode_v6().is_some(), "IPv6 ICMP unavailable on loopback");
     for round in 0..20 {
@@ -57,6 +56,12 @@ async fn loopback_v4_v6_and_name_succeed_with_plausible_rtt() {
             if round == 0 && i < 2 {
                 assert_eq!(peer.to_string(), ["127.0.0.1", "::1"][i]);
             }
+            // Only a name has a resolve phase; a literal address has none.
+            let resolved = match &report.outcome {
+                Outcome::Success { phases, .. } => phases.get(Phase::Resolve),
+                _ => None,
+            };
+            assert_eq!(resolved.is_some(), i == 2, "target {i}: {report:?}");
         }
     }
 }
@@ -67,9 +72,8 @@ async fn two_hundred_targets_and_same_host_pairs_share_one_socket() {
     // Four targets on one host and two on ::1: their requests must not collide.
     specs.extend([icmp("127.0.0.1"), icmp("127.0.0.1"), icmp("127.0.0.1")]);
     specs.extend([icmp("::1"), icmp("::1")]);
-    let cfg = std::sync::Arc::new(config(specs, Duration::from_secs(2)));
+    let cfg = Arc::new(config(specs, Duration::from_secs(2)));
     let Some(p) = prober(&cfg) else { return };
-    let p = std::sync::Arc::new(p);
     for _ in 0..3 {
         let mut set = tokio::task::JoinSet::new();
         for i in 0..cfg.targets.len() {

@@ -16,6 +16,7 @@ mod dns_probe;
 mod e2e;
 mod http_probe;
 mod icmp;
+mod layering;
 mod netns_daemon;
 mod netns_outage;
 mod tcp;

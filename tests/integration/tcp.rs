@@ -7,10 +7,10 @@ use crate::harness::configs::{config, inner_lines, tcp};
 use crate::harness::netns::{Netns, link, require_root};
 use linkwatch::config::TargetSpec;
 use linkwatch::probe::tcp::TcpProber;
-use linkwatch::probe::{Outcome, Phase, Reason, Report};
+use linkwatch::probe::{Observation, Outcome, Phase, Reason};
 use tokio::time::Instant;
 
-async fn probe_once(host: &str, port: u16) -> Report {
+async fn probe_once(host: &str, port: u16) -> Observation {
     let cfg = config(vec![tcp(host, port)], Duration::from_secs(1));
     let t = &cfg.targets[0];
     let TargetSpec::Tcp(spec) = &t.spec else {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use linkwatch::config::{
     Config, DaemonConfig, Defaults, Group, Host, IcmpSpec, IpVersion, Target, TargetSpec, TcpSpec,
 };
-use linkwatch::probe::{Outcome, Report};
+use linkwatch::probe::{Observation, Outcome};
 
 /// A host as the config parser would produce it: an address or a name.
 pub fn host(s: &str) -> Host {
@@ -73,7 +73,7 @@ pub fn config(specs: Vec<TargetSpec>, timeout: Duration) -> Config {
 }
 
 /// One word for an outcome (`success`, `timeout`, or the reason), then details.
-pub fn describe(report: &Report) -> String {
+pub fn describe(report: &Observation) -> String {
     let peer = report.info.peer.map(|p| p.to_string()).unwrap_or_default();
     match &report.outcome {
         Outcome::Success { duration, .. } => {
@@ -144,6 +144,7 @@ pub fn kernel_icmp_sockets() -> (usize, usize) {
 pub fn inner_main() {
     use linkwatch::probe::icmp::IcmpProber;
     use linkwatch::probe::tcp::TcpProber;
+    use linkwatch::probe::{Request, seam};
     use std::sync::Arc;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -189,9 +190,10 @@ pub fn inner_main() {
                     let t = &config.targets[i];
                     let deadline = tokio::time::Instant::now() + t.timeout;
                     let report = match &t.spec {
-                        TargetSpec::Icmp(s) => {
+                        TargetSpec::Icmp(_) => {
                             let p = icmp.as_ref().expect("icmp prober");
-                            p.probe(i, t, s, deadline).await
+                            let req = Request::new(config.clone(), i, deadline).expect("target");
+                            seam::observe(p, req).await
                         }
                         TargetSpec::Tcp(s) => TcpProber::new().probe(t, s, deadline).await,
                         other => panic!("inner runner cannot probe {other:?}"),

@@ -16,7 +16,7 @@ use rustls::{
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
-use super::{Outcome, Reason};
+use crate::probe::{Outcome, Reason};
 
 /// ALPN for HTTP/1.1 (HTTPS and DoH).
 pub const ALPN_HTTP1: &[u8] = b"http/1.1";

@@ -1,81 +1,11 @@
-//! Turning a configured [`Host`] into an address, once per probe.
-//!
-//! Names go through the system resolver (`getaddrinfo` on tokio's blocking
-//! pool) every time, so a changed DNS record is followed. `@gateway` is read
-//! from `/proc/net/route` (and `/proc/net/ipv6_route`) every time, so a new
-//! DHCP lease or a default route that appears later is followed too.
+//! The kernel's routing tables, read from `/proc/net/route` and
+//! `/proc/net/ipv6_route` on every use (a new DHCP lease or a route that
+//! appears later is followed). Each file is parsed here and only here.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
-use std::time::Duration;
 
-use tokio::time::Instant;
-
-use super::{Outcome, Phase, Reason};
-use crate::config::{Host, IpVersion};
-
-/// Resolves `host` for a probe, honouring `ip_version`.
-///
-/// Returns the address and how long resolution took (zero for literal addresses).
-pub async fn resolve(host: &Host, ip_version: IpVersion) -> Result<(IpAddr, Duration), Outcome> {
-    let start = Instant::now();
-    let ip = match host {
-        Host::Ip(ip) => return Ok((*ip, Duration::ZERO)),
-        Host::Gateway => {
-            default_gateway(ip_version).map_err(|e| Outcome::error(Reason::NoGateway, e))?
-        }
-        Host::Name(name) => resolve_name(name, ip_version).await?,
-    };
-    Ok((ip, start.elapsed()))
-}
-
-/// [`resolve`] bounded by `deadline`: a resolver that does not answer in
-/// time is a timeout in the `resolve` phase.
-pub async fn resolve_by(
-    host: &Host,
-    ip_version: IpVersion,
-    deadline: Instant,
-) -> Result<(IpAddr, Duration), Outcome> {
-    match tokio::time::timeout_at(deadline, resolve(host, ip_version)).await {
-        Ok(r) => r,
-        Err(_) => Err(Outcome::Timeout {
-            phase: Some(Phase::Resolve),
-        }),
-    }
-}
-
-async fn resolve_name(name: &str, ip_version: IpVersion) -> Result<IpAddr, Outcome> {
-    let addrs = tokio::net::lookup_host((name, 0))
-        .await
-        .map_err(|e| Outcome::error(Reason::Resolve, format!("failed to resolve {name}: {e}")))?;
-    let mut first_any = None;
-    for addr in addrs {
-        let ip = addr.ip();
-        match ip_version {
-            IpVersion::Any => return Ok(ip),
-            IpVersion::V4 if ip.is_ipv4() => return Ok(ip),
-            IpVersion::V6 if ip.is_ipv6() => return Ok(ip),
-            _ => {
-                first_any.get_or_insert(ip);
-            }
-        }
-    }
-    let family = match ip_version {
-        IpVersion::V4 => "IPv4",
-        IpVersion::V6 => "IPv6",
-        IpVersion::Any => "any",
-    };
-    Err(match first_any {
-        Some(other) => Outcome::error(
-            Reason::NoAddress,
-            format!("{name} has no {family} address (only {other})"),
-        ),
-        None => Outcome::error(Reason::NoAddress, format!("{name} resolved to no address")),
-    })
-}
-
-/// The phase a resolution timeout is attributed to.
-pub const PHASE: Phase = Phase::Resolve;
+use crate::config::IpVersion;
 
 /// Reads the default route's gateway from the kernel routing table.
 pub fn default_gateway(ip_version: IpVersion) -> Result<IpAddr, String> {
@@ -148,34 +78,64 @@ pub fn parse_route_v4(table: &str) -> Option<Ipv4Addr> {
 pub fn parse_route_v6(table: &str) -> Option<Ipv6Addr> {
     const RTF_UP: u32 = 0x1;
     const RTF_GATEWAY: u32 = 0x2;
-    let mut best: Option<(u32, Ipv6Addr)> = None;
-    for line in table.lines() {
+    v6_routes(table)
+        .filter(|r| {
+            r.dest == 0
+                && r.prefix_len == 0
+                && !r.gateway.is_unspecified()
+                && r.flags & (RTF_UP | RTF_GATEWAY) == RTF_UP | RTF_GATEWAY
+        })
+        // The first of equal metrics wins, as before.
+        .fold(None, |best: Option<V6Route<'_>>, r| match best {
+            Some(b) if b.metric <= r.metric => Some(b),
+            _ => Some(r),
+        })
+        .map(|r| r.gateway)
+}
+
+/// The device of the first route in `/proc/net/ipv6_route` whose next hop is `gw`.
+pub fn gateway_device(table: &str, gw: Ipv6Addr) -> Option<String> {
+    v6_routes(table).find_map(|r| (r.gateway == gw).then(|| r.device.to_string()))
+}
+
+/// The interface index a link-local next hop is reached on, from the route
+/// that uses it as gateway (how `@gateway` yields link-local IPv6 addresses).
+pub fn link_local_scope(gw: Ipv6Addr) -> Option<u32> {
+    let table = std::fs::read_to_string("/proc/net/ipv6_route").ok()?;
+    let dev = gateway_device(&table, gw)?;
+    std::fs::read_to_string(format!("/sys/class/net/{dev}/ifindex"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// One row of `/proc/net/ipv6_route`.
+struct V6Route<'a> {
+    dest: u128,
+    prefix_len: u8,
+    gateway: Ipv6Addr,
+    metric: u32,
+    flags: u32,
+    device: &'a str,
+}
+
+/// The rows of `/proc/net/ipv6_route`; malformed lines are skipped.
+fn v6_routes(table: &str) -> impl Iterator<Item = V6Route<'_>> {
+    table.lines().filter_map(|line| {
         let cols: Vec<&str> = line.split_whitespace().collect();
         if cols.len() < 10 {
-            continue;
+            return None;
         }
-        let (Ok(dest), Ok(plen), Ok(gw), Ok(metric), Ok(flags)) = (
-            u128::from_str_radix(cols[0], 16),
-            u8::from_str_radix(cols[1], 16),
-            u128::from_str_radix(cols[4], 16),
-            u32::from_str_radix(cols[5], 16),
-            u32::from_str_radix(cols[8], 16),
-        ) else {
-            continue;
-        };
-        if dest != 0
-            || plen != 0
-            || gw == 0
-            || flags & (RTF_UP | RTF_GATEWAY) != RTF_UP | RTF_GATEWAY
-        {
-            continue;
-        }
-        let ip = Ipv6Addr::from(gw);
-        if best.is_none_or(|(m, _)| metric < m) {
-            best = Some((metric, ip));
-        }
-    }
-    best.map(|(_, ip)| ip)
+        Some(V6Route {
+            dest: u128::from_str_radix(cols[0], 16).ok()?,
+            prefix_len: u8::from_str_radix(cols[1], 16).ok()?,
+            gateway: Ipv6Addr::from(u128::from_str_radix(cols[4], 16).ok()?),
+            metric: u32::from_str_radix(cols[5], 16).ok()?,
+            flags: u32::from_str_radix(cols[8], 16).ok()?,
+            device: cols[9],
+        })
+    })
 }
 
 #[cfg(test)]
@@ -222,22 +182,14 @@ eth0\t0001A8C0\t00000000\t0001\t0\t0\t100\t00FFFFFF\t0\t0\t0\n";
         assert!(err.contains("no default route"), "{err}");
     }
 
-    #[tokio::test]
-    async fn literal_needs_no_resolution() {
-        let (ip, d) = resolve(&Host::Ip("127.0.0.1".parse().unwrap()), IpVersion::Any)
-            .await
-            .unwrap();
-        assert_eq!(ip, IpAddr::from([127, 0, 0, 1]));
-        assert_eq!(d, Duration::ZERO);
-    }
-
-    #[tokio::test]
-    async fn localhost_resolves_from_hosts_file() {
-        // `localhost` comes from /etc/hosts: no DNS query leaves the machine.
-        // (Resolution failures are tested in a namespace with its own resolv.conf.)
-        let (ip, _) = resolve(&Host::Name("localhost".into()), IpVersion::V4)
-            .await
-            .unwrap();
-        assert!(ip.is_loopback());
+    #[test]
+    fn gateway_device_is_found_for_link_local_next_hop() {
+        let table = "\
+00000000000000000000000000000000 00 00000000000000000000000000000000 00 fe800000000000000000000000000001 00000400 00000001 00000000 00000003     eth0
+fe800000000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001     eth0
+";
+        let gw: Ipv6Addr = "fe80::1".parse().unwrap();
+        assert_eq!(gateway_device(table, gw).as_deref(), Some("eth0"));
+        assert_eq!(gateway_device(table, "fe80::2".parse().unwrap()), None);
     }
 }

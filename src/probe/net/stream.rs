@@ -16,7 +16,8 @@ use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use super::{Outcome, Phase, Phases, tcp, tls};
+use super::{connect, tls};
+use crate::probe::{Outcome, Phase, Phases};
 
 /// A plain or TLS client connection.
 pub enum Stream {
@@ -45,12 +46,12 @@ pub async fn open(
     deadline: Instant,
     phases: &mut Phases,
 ) -> Result<(Stream, Opened), Outcome> {
-    let (connected, tcp) = tcp::connect(addr, deadline).await;
+    let (connected, tcp) = connect::connect(addr, deadline).await;
     let connect_time = connected?;
     add_phase(phases, Phase::Connect, connect_time);
     let Some(tcp) = tcp else {
         return Err(Outcome::error(
-            super::Reason::Io,
+            crate::probe::Reason::Io,
             format!("failed to connect to {addr}: no stream"),
         ));
     };
