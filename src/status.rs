@@ -73,10 +73,6 @@ pub struct LastResult {
 }
 
 impl LastResult {
-    pub fn from_result(r: &ProbeResult) -> Self {
-        Self::from_parts(r.at, &r.observation)
-    }
-
     /// The API's view of a report of a probe started at `at`.
     pub fn from_parts(at: Timestamp, report: &Observation) -> Self {
         let (duration_seconds, reason, detail, phases) = match &report.outcome {
@@ -133,7 +129,7 @@ fn ts_option<S: Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Err
 /// Thread-safe store of every target's status.
 ///
 /// Recording is on the probe hot path (10 000 results a second at scale), so
-/// it only copies the report; formatting for the API happens in `snapshot`.
+/// it only copies the report; formatting for the API happens in `status`.
 pub struct StatusStore {
     targets: Mutex<Vec<(TargetStatus, Option<Latest>)>>,
 }
@@ -181,7 +177,7 @@ impl StatusStore {
     }
 
     /// Every target's status, in configuration order.
-    pub fn snapshot(&self) -> Vec<TargetStatus> {
+    fn snapshot(&self) -> Vec<TargetStatus> {
         self.lock()
             .iter()
             .map(|(t, last)| TargetStatus {

@@ -15,6 +15,7 @@ mod deploy;
 mod dns_probe;
 mod e2e;
 mod http_probe;
+mod http_slow_clients;
 mod icmp;
 mod layering;
 mod netns_daemon;

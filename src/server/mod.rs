@@ -1,9 +1,15 @@
 //! The HTTP server: `/metrics`, `/healthz`, `/api/v1/*` and a small status page.
 //!
-//! Hardened for a hostile or broken client: header size and count limits, a
-//! header read timeout (a slowloris client is dropped), a cap on concurrent
-//! connections (extra ones are closed at once), and a lifetime cap per
-//! connection. Requests carry no body we read.
+//! Hardened for a hostile or broken client: a connection cap in all and per
+//! peer ([`admission`]: extra connections are closed at once, counted and
+//! logged), a short header read timeout (a slowloris client is dropped),
+//! header size and count limits, and a lifetime cap per connection. Requests
+//! carry no body we read.
+//!
+//! [`bind`] and [`serve`] are two steps, so that the daemon can fail on a
+//! taken port before it touches anything else.
+
+pub mod admission;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -21,16 +27,18 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use serde::Serialize;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
 use crate::metrics::{self, Metrics};
 use crate::outage::OutageHandle;
 use crate::status::StatusStore;
+use admission::Admission;
 
-/// Connections served at once; more are closed immediately.
-pub const MAX_CONNECTIONS: usize = 64;
-/// Time a client has to send a request's headers.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time a client has to send a request's headers (and, on a kept-alive
+/// connection, the next request's). A scrape's head is one packet: 3 s
+/// allows for a retransmission or two on a poor link, and bounds how long a
+/// silent or trickling client holds one of its peer's slots.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(3);
 /// Longest a single connection may live.
 pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
 /// Request head buffer limit.
@@ -59,7 +67,7 @@ pub async fn serve(
     grace: Duration,
 ) {
     let graceful = GracefulShutdown::new();
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut admission = Admission::new(state.metrics.registry());
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -69,8 +77,13 @@ pub async fn serve(
         .keep_alive(true);
     tokio::pin!(shutdown);
     loop {
+        let warn_due = admission.warn_due();
         let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
+            () = tokio::time::sleep_until(warn_due.unwrap_or_else(Instant::now)), if warn_due.is_some() => {
+                admission.warn(Instant::now());
+                continue;
+            }
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -81,8 +94,7 @@ pub async fn serve(
                 }
             },
         };
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
-            tracing::debug!(%peer, "too many HTTP connections; closing the new one");
+        let Some(permit) = admission.admit(peer.ip(), Instant::now()) else {
             drop(stream);
             continue;
         };
