@@ -121,7 +121,7 @@ impl Question {
 impl Probe for DnsProber {
     fn start(self: &Arc<Self>, req: seam::Request, done: Completion) {
         let me = self.clone();
-        seam::spawn(&req.clone(), done, async move {
+        seam::spawn(req.deadline(), done, async move {
             match req.spec::<DnsSpec>() {
                 Ok(spec) => {
                     me.probe(req.index(), req.target(), spec, req.deadline())

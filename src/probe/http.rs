@@ -47,7 +47,7 @@ pub struct HttpProber {
 impl Probe for HttpProber {
     fn start(self: &Arc<Self>, req: seam::Request, done: Completion) {
         let me = self.clone();
-        seam::spawn(&req.clone(), done, async move {
+        seam::spawn(req.deadline(), done, async move {
             match req.spec::<HttpSpec>() {
                 Ok(spec) => {
                     me.probe(req.index(), req.target(), spec, req.deadline())

@@ -219,14 +219,13 @@ impl Completion {
     }
 }
 
-/// Runs `probe` in a task of its own, cut at the request's deadline, and
-/// completes `done` with its observation.
+/// Runs `probe` in a task of its own, cut at `deadline`, and completes
+/// `done` with its observation.
 pub fn spawn(
-    req: &Request,
+    deadline: Instant,
     done: Completion,
     probe: impl Future<Output = Observation> + Send + 'static,
 ) {
-    let deadline = req.deadline();
     tokio::spawn(async move {
         let observation = match tokio::time::timeout_at(deadline, probe).await {
             Ok(o) => o,

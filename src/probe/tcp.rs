@@ -55,7 +55,7 @@ impl TcpProber {
 impl Probe for TcpProber {
     fn start(self: &Arc<Self>, req: Request, done: Completion) {
         let me = self.clone();
-        seam::spawn(&req.clone(), done, async move {
+        seam::spawn(req.deadline(), done, async move {
             match req.spec::<TcpSpec>() {
                 Ok(spec) => me.probe(req.target(), spec, req.deadline()).await,
                 Err(o) => Observation::new(o),
