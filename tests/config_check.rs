@@ -225,6 +225,61 @@ const INVALID: &[(&str, &[&str])] = &[
             "12:8: key `target[0].port`: expected an integer, found string `\"443\"`",
         ],
     ),
+    (
+        "invalid-daemon-values.toml",
+        &[
+            "2:10: key `daemon.listen`: `listen` (224.0.0.1:9898) cannot be used: it is a multicast address; a TCP server cannot listen on one",
+            "3:12: key `daemon.data_dir`: `data_dir` (/var/lib/link\\0watch) cannot be used: it contains a NUL byte, which no path can hold",
+        ],
+    ),
+    (
+        "invalid-data-dir-relative.toml",
+        &[
+            "2:12: key `daemon.data_dir`: `data_dir` (linkwatch-data) cannot be used: it must be an absolute path; a relative one would depend on the directory linkwatch is started from",
+        ],
+    ),
+    (
+        "invalid-empty-group.toml",
+        &[
+            "5:8: key `group[1]`: group `isp` has no targets, so it could never be judged; add a [[target]] with `group = \"isp\"` or remove the group",
+        ],
+    ),
+    (
+        "invalid-escaped-values.toml",
+        &[
+            "2:14: key `daemon.log_format`: `log_format` (json\\u{85}fake.toml:1:1: forged) must be \"text\" or \"json\"",
+            "5:8: key `group[0].name`: `name` (lan\\u{2028}x) must not contain control or invisible characters",
+            "9:9: key `target[0].group`: `group` (lan) names no [[group]]; no groups are defined",
+            "11:8: key `target[0].host`: `host` (a\\nfake.toml:1:1: forged) must be an IPv4 address, an IPv6 address, a DNS name or \"@gateway\": it is not a valid IPv6 address",
+            "12:1: key `target[0].odd\\u{2029}key`: unknown key `odd\\u{2029}key`; valid keys for kind `icmp`: name, group, kind, interval, timeout, fail_after, recover_after, host, ip_version, payload_size",
+            "16:9: key `target[1].group`: `group` (lan) names no [[group]]; no groups are defined",
+            "18:9: key `target[1].query`: `query` (two\\nlines) is not a valid DNS name: label `two\\nlines` contains '\\n'",
+            "20:10: key `target[1].record`: `record` (A\\u{202e}) is not a supported record type; supported: A, AAAA, CAA, CNAME, DNSKEY, DS, HTTPS, MX, NAPTR, NS, PTR, SOA, SRV, SSHFP, SVCB, TLSA, TXT",
+        ],
+    ),
+    (
+        "invalid-not-utf8.toml",
+        &[
+            "3:8: the file is not valid UTF-8 (byte 0xff at offset 31); configuration files must be UTF-8",
+        ],
+    ),
+    (
+        "invalid-timeout-bounds.toml",
+        &[
+            "2:11: key `defaults.timeout`: `timeout` (1ns) is below the minimum of 10ms",
+            "12:11: key `target[0].timeout`: `timeout` (5ms) is below the minimum of 10ms",
+            "21:11: key `target[1].timeout`: `timeout` (2m) is above the maximum of 1m",
+        ],
+    ),
+    (
+        "invalid-url-values.toml",
+        &[
+            "8:7: key `target[0].url`: `url` (http://example.com:0/health) is not usable: it has port 0; use a port in 1..=65535 or none",
+            "14:7: key `target[1].url`: `url` (https://my_host.example/) is not usable: its host `my_host.example` is not a valid DNS name: label `my_host` contains '_'; only letters, digits and `-` are allowed",
+            "21:10: key `target[2].server`: `server` (https://dns.example:0/dns-query) is not usable: it has port 0; use a port in 1..=65535 or none",
+            "29:10: key `target[3].server`: `server` (@gateway) with `transport = \"tls\"` needs `tls_name`, the name in the resolver's certificate",
+        ],
+    ),
 ];
 
 fn fixture(name: &str) -> PathBuf {
@@ -315,16 +370,24 @@ fn several_problems_are_all_reported_in_file_order() {
 }
 
 #[test]
-fn unreadable_file_is_one_error_without_position() {
+fn unreadable_file_is_one_error_at_its_start() {
     let errors = config::load(Path::new("tests/config/does-not-exist.toml")).unwrap_err();
     assert_eq!(errors.len(), 1);
     let e = &errors.0[0];
-    assert_eq!((e.line, e.column, e.key.as_str()), (0, 0, ""));
+    assert_eq!((e.line, e.column, e.key.as_str()), (1, 1, ""));
     assert!(
         e.to_string().starts_with(
-            "tests/config/does-not-exist.toml: failed to read the configuration file: "
+            "tests/config/does-not-exist.toml:1:1: failed to read the configuration file: "
         ),
         "{e}"
+    );
+    // A directory is not a file either.
+    let errors = config::load(Path::new("tests/config")).unwrap_err();
+    assert!(
+        errors
+            .to_string()
+            .starts_with("tests/config:1:1: failed to read"),
+        "{errors}"
     );
 }
 
@@ -695,7 +758,7 @@ fn timing_messages_name_where_each_value_came_from() {
         ),
         (
             "timeout = \"0ms\"\n",
-            "mem:8:11: key `target[0].timeout`: `timeout` (0ms) must be greater than zero",
+            "mem:8:11: key `target[0].timeout`: `timeout` (0ms) is below the minimum of 10ms",
         ),
     ];
     for (extra, want) in cases {

@@ -8,6 +8,7 @@ use toml::de::DeValue;
 use url::Url;
 
 use super::super::model::{BodyMatch, HttpMethod, HttpSpec, IpVersion};
+use super::super::validate;
 use super::super::walk::{Reported, Tbl, Walker, all_or_reported};
 
 pub(super) const KEYS: &[&str] = &[
@@ -112,6 +113,7 @@ fn url_value(s: &str) -> Result<Url, String> {
     if url.host_str().is_none_or(str::is_empty) {
         return Err(format!("`url` ({s}) has no host"));
     }
+    validate::http_url(&url).map_err(|reason| format!("`url` ({s}) is not usable: {reason}"))?;
     Ok(url)
 }
 
