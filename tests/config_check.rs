@@ -544,12 +544,7 @@ fn full_example_parses_to_the_expected_model() {
             log_format: LogFormat::Json,
             max_concurrency: 64,
         },
-        defaults: config::Defaults {
-            interval: Duration::from_secs(10),
-            timeout: Duration::from_secs(3),
-            fail_after: 4,
-            recover_after: 1,
-        },
+        defaults: full_defaults(),
         groups: vec![
             group("lan", None, DownWhen::Any),
             group("isp", Some("lan"), DownWhen::AtLeast(1)),
@@ -572,11 +567,7 @@ fn full_example_parses_to_the_expected_model() {
             inherit(
                 "gateway",
                 "lan",
-                TargetSpec::Icmp(IcmpSpec {
-                    host: Host::Gateway,
-                    ip_version: IpVersion::Any,
-                    payload_size: 56,
-                }),
+                TargetSpec::Icmp(IcmpSpec::new(Host::Gateway)),
             ),
             inherit(
                 "isp-web",
@@ -696,23 +687,25 @@ fn full_example_parses_to_the_expected_model() {
 
 fn group(name: &str, needs: Option<&str>, down_when: DownWhen) -> config::Group {
     config::Group {
-        name: name.into(),
         needs: needs.map(Into::into),
         down_when,
+        ..config::Group::new(name)
+    }
+}
+
+/// `[defaults]` of `valid-full.toml`.
+fn full_defaults() -> config::Defaults {
+    config::Defaults {
+        interval: Duration::from_secs(10),
+        timeout: Duration::from_secs(3),
+        fail_after: 4,
+        recover_after: 1,
     }
 }
 
 /// A `valid-full.toml` target that takes every common value from its `[defaults]`.
 fn inherit(name: &str, group: &str, spec: TargetSpec) -> config::Target {
-    config::Target {
-        name: name.into(),
-        group: group.into(),
-        interval: Duration::from_secs(10),
-        timeout: Duration::from_secs(3),
-        fail_after: 4,
-        recover_after: 1,
-        spec,
-    }
+    config::Target::new(name, group, &full_defaults(), spec)
 }
 
 fn sha256_hex(text: &str) -> String {
