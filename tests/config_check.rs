@@ -228,7 +228,7 @@ const INVALID: &[(&str, &[&str])] = &[
     (
         "invalid-daemon-values.toml",
         &[
-            "2:10: key `daemon.listen`: `listen` (224.0.0.1:9898) cannot be used: it is a multicast address; a TCP server cannot listen on one",
+            "2:10: key `daemon.listen`: `listen` (224.0.0.1:9898) cannot be used: 224.0.0.1 is a multicast address, which no client can connect to",
             "3:12: key `daemon.data_dir`: `data_dir` (/var/lib/link\\0watch) cannot be used: it contains a NUL byte, which no path can hold",
         ],
     ),
@@ -255,6 +255,12 @@ const INVALID: &[(&str, &[&str])] = &[
             "16:9: key `target[1].group`: `group` (lan) names no [[group]]; no groups are defined",
             "18:9: key `target[1].query`: `query` (two\\nlines) is not a valid DNS name: label `two\\nlines` contains '\\n'",
             "20:10: key `target[1].record`: `record` (A\\u{202e}) is not a supported record type; supported: A, AAAA, CAA, CNAME, DNSKEY, DS, HTTPS, MX, NAPTR, NS, PTR, SOA, SRV, SSHFP, SVCB, TLSA, TXT",
+        ],
+    ),
+    (
+        "invalid-listen-link-local.toml",
+        &[
+            "2:10: key `daemon.listen`: `listen` ([fe80::1]:9898) cannot be used: fe80::1 is a link-local address and needs its interface index, e.g. \"[fe80::1%2]:9898\"",
         ],
     ),
     (
@@ -972,6 +978,7 @@ const ABSURD: &[&str] = &[
     "\"127.0.0.1:0\"",
     "\"224.0.0.1:9898\"",
     "\"255.255.255.255:1\"",
+    "\"[fe80::1]:9898\"",
     "\"/\"",
     "\"relative/dir\"",
     "\"/tmp/a\\u0000b\"",
@@ -1115,6 +1122,13 @@ fn start_time_problems(c: &Config, ca: &Path) -> Option<String> {
     let dir = c.daemon.data_dir.to_string_lossy();
     if !dir.starts_with('/') || dir.contains('\0') {
         return Some(format!("data_dir {dir:?}"));
+    }
+    // What binding would refuse whatever the host (EINVAL).
+    if let std::net::SocketAddr::V6(a) = c.daemon.listen
+        && a.ip().is_unicast_link_local()
+        && a.scope_id() == 0
+    {
+        return Some(format!("listen {a}"));
     }
     if c.daemon.listen.ip().is_multicast() {
         return Some(format!("listen {}", c.daemon.listen));

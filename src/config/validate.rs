@@ -68,17 +68,32 @@ pub(crate) fn timeout_in_range(d: Duration, shown: &str) -> Result<(), String> {
     }
 }
 
-/// The reason `listen` cannot be bound whatever the host: a multicast or
-/// broadcast address is not one a TCP server can listen on.
+/// The reason `listen` cannot serve on any host: a multicast or broadcast
+/// address binds but no client can connect to it, and an IPv6 link-local
+/// address without a scope (`%2`, the interface index) cannot be bound at all.
 pub(crate) fn listen(addr: SocketAddr) -> Result<(), String> {
-    let ip = addr.ip();
-    if ip.is_multicast() {
-        return Err("it is a multicast address; a TCP server cannot listen on one".to_owned());
+    match addr {
+        SocketAddr::V4(a) if a.ip().is_multicast() || a.ip().is_broadcast() => Err(format!(
+            "{} is a {} address, which no client can connect to",
+            a.ip(),
+            if a.ip().is_multicast() {
+                "multicast"
+            } else {
+                "broadcast"
+            }
+        )),
+        SocketAddr::V6(a) if a.ip().is_multicast() => Err(format!(
+            "{} is a multicast address, which no client can connect to",
+            a.ip()
+        )),
+        SocketAddr::V6(a) if a.ip().is_unicast_link_local() && a.scope_id() == 0 => Err(format!(
+            "{} is a link-local address and needs its interface index, e.g. \"[{}%2]:{}\"",
+            a.ip(),
+            a.ip(),
+            a.port()
+        )),
+        _ => Ok(()),
     }
-    if ip == IpAddr::V4(std::net::Ipv4Addr::BROADCAST) {
-        return Err("it is the broadcast address; a TCP server cannot listen on it".to_owned());
-    }
-    Ok(())
 }
 
 /// Checks `data_dir`: an absolute path the kernel can take (no NUL byte,
@@ -358,6 +373,12 @@ mod tests {
         assert!(listen("224.0.0.1:9898".parse().unwrap()).is_err());
         assert!(listen("[ff02::1]:9898".parse().unwrap()).is_err());
         assert!(listen("255.255.255.255:9898".parse().unwrap()).is_err());
+        assert!(
+            listen("[fe80::1]:9898".parse().unwrap())
+                .unwrap_err()
+                .contains("[fe80::1%2]:9898")
+        );
+        assert!(listen("[fe80::1%2]:9898".parse().unwrap()).is_ok());
         assert!(data_dir("/var/lib/linkwatch").is_ok());
         assert!(data_dir("/a\0b").unwrap_err().contains("NUL"));
         assert!(data_dir("data").unwrap_err().contains("absolute"));
