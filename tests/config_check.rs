@@ -258,6 +258,12 @@ const INVALID: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "invalid-http-headers.toml",
+        &[
+            "9:57: key `target[0].headers.Content-Length`: header `Content-Length` (5) announces a body the probe never sends, so every request would wait for it until the timeout; remove it",
+        ],
+    ),
+    (
         "invalid-listen-link-local.toml",
         &[
             "2:10: key `daemon.listen`: `listen` ([fe80::1]:9898) cannot be used: fe80::1 is a link-local address and needs its interface index, e.g. \"[fe80::1%2]:9898\"",

@@ -138,6 +138,16 @@ fn headers(
             headers.push(Err(w.wrong_type(key, v, "a string")));
             continue;
         };
+        if name == http::header::CONTENT_LENGTH && value.trim() != "0" {
+            // The request has no body: the server would wait for it until the timeout.
+            let message = format!(
+                "header `{}` ({value}) announces a body the probe never sends, \
+                 so every request would wait for it until the timeout; remove it",
+                k.get_ref()
+            );
+            headers.push(Err(w.report(v.span(), key, message)));
+            continue;
+        }
         let Ok(value) = HeaderValue::from_str(value) else {
             let message = format!(
                 "header value `{}` contains characters not allowed in HTTP headers",
