@@ -7,9 +7,9 @@ use std::fmt;
 pub struct ConfigError {
     /// The file path, or the source name given to [`super::parse`].
     pub file: String,
-    /// 1-based line; 0 when the problem is not at a position (unreadable file).
+    /// 1-based line (1 for a file that could not be read at all).
     pub line: usize,
-    /// 1-based column in characters; 0 when `line` is 0.
+    /// 1-based column in characters.
     pub column: usize,
     /// Dotted path of the offending key (`target[2].port`); empty for syntax errors.
     pub key: String,
@@ -17,16 +17,57 @@ pub struct ConfigError {
 }
 
 impl fmt::Display for ConfigError {
+    /// `file:line:column: key `k`: message`, always on one line: characters
+    /// that could end or fake a line (and other invisible ones) in the file
+    /// name, the key or an echoed value are shown escaped.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:", self.file)?;
-        if self.line > 0 {
-            write!(f, "{}:{}:", self.line, self.column)?;
-        }
+        write!(f, "{}:{}:{}:", escaped(&self.file), self.line, self.column)?;
         if !self.key.is_empty() {
-            write!(f, " key `{}`:", self.key)?;
+            write!(f, " key `{}`:", escaped(&self.key))?;
         }
-        write!(f, " {}", self.message)
+        write!(f, " {}", escaped(&self.message))
     }
+}
+
+/// True for characters that must not reach a terminal or a log line as they
+/// are: controls (C0, DEL, C1 with U+0085), the line and paragraph separators
+/// U+2028/U+2029, and invisible format characters (zero-width, bidi controls,
+/// the byte order mark), which can hide or reorder text.
+pub(crate) fn is_unprintable(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{061C}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+        )
+}
+
+/// `text` with every [`is_unprintable`] character written as a Rust escape
+/// (`\n`, `\u{2028}`); everything else, quotes and backslashes included, as is.
+pub fn escaped(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(is_unprintable) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if is_unprintable(c) {
+            out.extend(c.escape_debug());
+            if c.escape_debug().len() == 1 {
+                // escape_debug leaves some format characters alone; never these.
+                out.pop();
+                out.push_str(&format!("\\u{{{:x}}}", c as u32));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 impl std::error::Error for ConfigError {}
@@ -74,3 +115,38 @@ impl fmt::Display for ConfigErrors {
 }
 
 impl std::error::Error for ConfigErrors {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_keeps_one_problem_on_one_line() {
+        assert_eq!(
+            escaped("plain \"quoted\" \\d+ é"),
+            "plain \"quoted\" \\d+ é"
+        );
+        assert_eq!(escaped("a\nb\rc\td"), "a\\nb\\rc\\td");
+        assert_eq!(
+            escaped("x\u{2028}y\u{2029}z\u{85}"),
+            "x\\u{2028}y\\u{2029}z\\u{85}"
+        );
+        assert_eq!(
+            escaped("\u{202e}evil\u{feff}\u{200b}\0"),
+            "\\u{202e}evil\\u{feff}\\u{200b}\\0"
+        );
+        let e = ConfigError {
+            file: "a\nb.toml".into(),
+            line: 3,
+            column: 7,
+            key: "target[0].headers.x\u{2028}y".into(),
+            message: "`name` (p\u{85}q) is bad".into(),
+        };
+        let shown = e.to_string();
+        assert_eq!(
+            shown,
+            "a\\nb.toml:3:7: key `target[0].headers.x\\u{2028}y`: `name` (p\\u{85}q) is bad"
+        );
+        assert!(!shown.chars().any(is_unprintable));
+    }
+}

@@ -1,6 +1,6 @@
 //! The checks across tables: unique group and target names, every target's
 //! `group` and every `needs` naming a group, no `needs` cycle, and
-//! `down_when` counts a group can reach.
+//! `down_when` counts a group can reach, and no group without targets.
 
 use std::collections::HashMap;
 
@@ -77,21 +77,7 @@ pub(super) fn check(
         }
     }
 
-    for (name, (i, _)) in &group_index {
-        if let Ok(Some(At {
-            value: DownWhen::AtLeast(n),
-            span,
-        })) = &groups[*i].down_when
-        {
-            let count = members.get(name).copied().unwrap_or(0);
-            if *n > count {
-                let message = format!(
-                    "`down_when` ({n}) is more than the number of targets in group `{name}` ({count})"
-                );
-                w.report(span.clone(), format!("group[{i}].down_when"), message);
-            }
-        }
-    }
+    group_sizes(w, groups, targets, &group_index, &members);
 }
 
 /// The index and name span of each group name's first definition; reports the repeats.
@@ -147,6 +133,49 @@ fn needs(
                 format!("group[{}].needs", cycle[0]),
                 message,
             );
+        }
+    }
+}
+
+/// Every group has a target, and `down_when = N` is reachable: N at most its
+/// number of targets.
+fn group_sizes(
+    w: &mut Walker<'_>,
+    groups: &[GroupDraft],
+    targets: &[Result<TargetDraft, Reported>],
+    group_index: &HashMap<&str, (usize, Span)>,
+    members: &HashMap<&str, u32>,
+) {
+    // Only when every target's group is known: a target whose group could not
+    // be read, or that names no group (a typo), may be meant for an empty one.
+    let all_members_known = !targets.is_empty()
+        && targets.iter().all(|t| {
+            t.as_ref().is_ok_and(|t| {
+                t.group
+                    .as_ref()
+                    .is_ok_and(|g| group_index.contains_key(g.value.as_str()))
+            })
+        });
+    for (name, (i, span)) in group_index {
+        if all_members_known && !members.contains_key(name) {
+            let message = format!(
+                "group `{name}` has no targets, so it could never be judged; \
+                 add a [[target]] with `group = \"{name}\"` or remove the group"
+            );
+            w.report(span.clone(), format!("group[{i}]"), message);
+        }
+        if let Ok(Some(At {
+            value: DownWhen::AtLeast(n),
+            span,
+        })) = &groups[*i].down_when
+        {
+            let count = members.get(name).copied().unwrap_or(0);
+            if *n > count {
+                let message = format!(
+                    "`down_when` ({n}) is more than the number of targets in group `{name}` ({count})"
+                );
+                w.report(span.clone(), format!("group[{i}].down_when"), message);
+            }
         }
     }
 }

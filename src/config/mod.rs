@@ -13,9 +13,9 @@ mod spec;
 mod validate;
 mod walk;
 
-pub use error::{ConfigError, ConfigErrors};
+pub use error::{ConfigError, ConfigErrors, escaped};
 pub use model::*;
-pub use parse::{load, parse};
+pub use parse::{load, parse, parse_bytes};
 
 /// The embedded default configuration (`config/default.toml`), used by
 /// `linkwatch run` without `--config`.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use toml::de::{DeTable, DeValue};
 
-use super::error::{ConfigError, ConfigErrors};
+use super::error::{ConfigError, ConfigErrors, is_unprintable};
 use super::graph::{self, GroupDraft, TargetDraft};
 use super::model::{Config, DaemonConfig, Defaults, DownWhen, Group, Kind, LogFormat, Target};
 use super::spec;
@@ -20,15 +20,41 @@ use super::walk::{At, Got, LineIndex, Need, Problem, Reported, Span, Tbl, Walker
 /// Reads and validates the configuration file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let file = path.display().to_string();
-    match std::fs::read_to_string(path) {
-        Ok(text) => parse(&text, &file),
+    match std::fs::read(path) {
+        Ok(bytes) => parse_bytes(&bytes, &file),
         Err(e) => Err(ConfigErrors(vec![ConfigError {
             file,
-            line: 0,
-            column: 0,
+            line: 1,
+            column: 1,
             key: String::new(),
             message: format!("failed to read the configuration file: {e}"),
         }])),
+    }
+}
+
+/// Validates configuration file contents, which must be UTF-8 (the first
+/// byte that is not is reported at its line and column).
+pub fn parse_bytes(bytes: &[u8], source: &str) -> Result<Config, ConfigErrors> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => parse(text, source),
+        Err(e) => {
+            let valid = &bytes[..e.valid_up_to()];
+            // The prefix is valid UTF-8 by definition; count on it.
+            let prefix = std::str::from_utf8(valid).unwrap_or_default();
+            let (line, column) = LineIndex::new(prefix).position(prefix.len());
+            let bad = bytes.get(e.valid_up_to()).copied().unwrap_or_default();
+            Err(ConfigErrors(vec![ConfigError {
+                file: source.to_owned(),
+                line,
+                column,
+                key: String::new(),
+                message: format!(
+                    "the file is not valid UTF-8 (byte 0x{bad:02x} at offset {}); \
+                     configuration files must be UTF-8",
+                    e.valid_up_to()
+                ),
+            }]))
+        }
     }
 }
 
@@ -139,13 +165,7 @@ fn interval(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Got<Duration> {
 }
 
 fn timeout(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Got<Duration> {
-    w.duration_with(t, "timeout", |d, s| {
-        if d.is_zero() {
-            Err(format!("`timeout` ({s}) must be greater than zero"))
-        } else {
-            Ok(())
-        }
-    })
+    w.duration_with(t, "timeout", validate::timeout_in_range)
 }
 
 fn document(w: &mut Walker<'_>, root: &DeTable<'_>) -> Option<Config> {
@@ -222,14 +242,22 @@ fn daemon(w: &mut Walker<'_>, root: &Tbl<'_, '_>) -> Option<DaemonConfig> {
     w.check_keys(&t, DAEMON_KEYS);
     let listen = w.string(&t, "listen");
     let listen = w.check(&t, "listen", listen, |s| {
-        s.parse::<SocketAddr>().map_err(|_| {
+        let addr = s.parse::<SocketAddr>().map_err(|_| {
             format!(
                 "`listen` ({s}) must be an IP address and a port, \
                  e.g. \"127.0.0.1:9898\" or \"[::1]:9898\""
             )
-        })
+        })?;
+        validate::listen(addr)
+            .map_err(|reason| format!("`listen` ({s}) cannot be used: {reason}"))?;
+        Ok(addr)
     });
     let data_dir = w.nonempty(&t, "data_dir");
+    let data_dir = w.check(&t, "data_dir", data_dir, |s| {
+        validate::data_dir(s)
+            .map(|()| s.clone())
+            .map_err(|reason| format!("`data_dir` ({s}) cannot be used: {reason}"))
+    });
     let log_format = w.string(&t, "log_format");
     let log_format = w.check(&t, "log_format", log_format, |s| match s.as_str() {
         "text" => Ok(LogFormat::Text),
@@ -368,9 +396,9 @@ fn name(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Need<String> {
             Err(format!(
                 "`name` ({s}) must not start or end with whitespace"
             ))
-        } else if s.chars().any(char::is_control) {
+        } else if s.chars().any(is_unprintable) {
             Err(format!(
-                "`name` ({}) must not contain control characters",
+                "`name` ({}) must not contain control or invisible characters",
                 s.escape_debug()
             ))
         } else if s.chars().count() > MAX_NAME_LEN {

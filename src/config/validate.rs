@@ -12,6 +12,18 @@ pub(crate) const MIN_INTERVAL: Duration = Duration::from_millis(100);
 /// Longest interval a target may use.
 pub(crate) const MAX_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// Shortest timeout a target may use: tokio's timers tick in milliseconds, so
+/// below this a probe can time out before any answer had a chance to arrive,
+/// and a healthy loopback would be reported down.
+pub(crate) const MIN_TIMEOUT: Duration = Duration::from_millis(10);
+/// Longest timeout a target may use (it must also be shorter than its interval).
+pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Longest `data_dir` in bytes (Linux `PATH_MAX` less the terminating NUL).
+const MAX_PATH_BYTES: usize = 4095;
+/// Longest component of `data_dir` in bytes (Linux `NAME_MAX`).
+const MAX_NAME_BYTES: usize = 255;
+
 /// Parses a humane duration string (`500ms`, `5s`, `1m`, `1h 30m`); the
 /// error is the reason it is not one.
 pub(crate) fn duration(text: &str) -> Result<Duration, String> {
@@ -36,6 +48,104 @@ pub(crate) fn format_duration(d: Duration) -> String {
 /// Checks an interval against [`MIN_INTERVAL`]..=[`MAX_INTERVAL`].
 pub(crate) fn interval_in_range(d: Duration) -> bool {
     (MIN_INTERVAL..=MAX_INTERVAL).contains(&d)
+}
+
+/// Checks a timeout against [`MIN_TIMEOUT`]..=[`MAX_TIMEOUT`]; the error is
+/// the whole message, `shown` is the value as written.
+pub(crate) fn timeout_in_range(d: Duration, shown: &str) -> Result<(), String> {
+    if d < MIN_TIMEOUT {
+        Err(format!(
+            "`timeout` ({shown}) is below the minimum of {}",
+            format_duration(MIN_TIMEOUT)
+        ))
+    } else if d > MAX_TIMEOUT {
+        Err(format!(
+            "`timeout` ({shown}) is above the maximum of {}",
+            format_duration(MAX_TIMEOUT)
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// The reason `listen` cannot serve on any host: a multicast or broadcast
+/// address binds but no client can connect to it, and an IPv6 link-local
+/// address without a scope (`%2`, the interface index) cannot be bound at all.
+pub(crate) fn listen(addr: SocketAddr) -> Result<(), String> {
+    match addr {
+        SocketAddr::V4(a) if a.ip().is_multicast() || a.ip().is_broadcast() => Err(format!(
+            "{} is a {} address, which no client can connect to",
+            a.ip(),
+            if a.ip().is_multicast() {
+                "multicast"
+            } else {
+                "broadcast"
+            }
+        )),
+        SocketAddr::V6(a) if a.ip().is_multicast() => Err(format!(
+            "{} is a multicast address, which no client can connect to",
+            a.ip()
+        )),
+        SocketAddr::V6(a) if a.ip().is_unicast_link_local() && a.scope_id() == 0 => Err(format!(
+            "{} is a link-local address and needs its interface index, e.g. \"[{}%2]:{}\"",
+            a.ip(),
+            a.ip(),
+            a.port()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Checks `data_dir`: an absolute path the kernel can take (no NUL byte,
+/// at most 4095 bytes, each component at most 255 bytes).
+pub(crate) fn data_dir(text: &str) -> Result<(), String> {
+    if text.contains('\0') {
+        return Err("it contains a NUL byte, which no path can hold".to_owned());
+    }
+    if !text.starts_with('/') {
+        return Err(
+            "it must be an absolute path; a relative one would depend on the directory \
+             linkwatch is started from"
+                .to_owned(),
+        );
+    }
+    if text.len() > MAX_PATH_BYTES {
+        return Err(format!(
+            "it is {} bytes long; a path holds at most {MAX_PATH_BYTES}",
+            text.len()
+        ));
+    }
+    if let Some(long) = text.split('/').find(|c| c.len() > MAX_NAME_BYTES) {
+        return Err(format!(
+            "a component is {} bytes long; at most {MAX_NAME_BYTES} are allowed",
+            long.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Checks what a probe takes from an http(s) URL: a host that is a valid DNS
+/// name (or an IP address), a port other than 0, and a request target
+/// (path and query) that HTTP/1.1 can send.
+pub(crate) fn http_url(url: &url::Url) -> Result<(), String> {
+    match url.host() {
+        None => return Err("it has no host".to_owned()),
+        Some(url::Host::Domain(d)) => dns_name(d, true)
+            .map_err(|reason| format!("its host `{d}` is not a valid DNS name: {reason}"))?,
+        Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) => {}
+    }
+    if url.port() == Some(0) {
+        return Err("it has port 0; use a port in 1..=65535 or none".to_owned());
+    }
+    let target = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
+    };
+    if !target.is_empty() {
+        http::uri::PathAndQuery::try_from(target.as_str())
+            .map_err(|e| format!("its path and query cannot be sent in a request: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Checks DNS name syntax. `hostname` restricts labels to letters, digits and
@@ -237,6 +347,54 @@ mod tests {
         assert!(interval_in_range(Duration::from_millis(100)));
         assert!(interval_in_range(Duration::from_secs(86_400)));
         assert!(!interval_in_range(Duration::from_secs(86_401)));
+    }
+
+    #[test]
+    fn timeout_bounds() {
+        assert!(timeout_in_range(Duration::from_nanos(1), "1ns").is_err());
+        assert!(timeout_in_range(Duration::from_millis(9), "9ms").is_err());
+        assert!(timeout_in_range(Duration::from_millis(10), "10ms").is_ok());
+        assert!(timeout_in_range(Duration::from_secs(60), "1m").is_ok());
+        assert_eq!(
+            timeout_in_range(Duration::from_secs(61), "61s"),
+            Err("`timeout` (61s) is above the maximum of 1m".to_owned())
+        );
+        assert_eq!(
+            timeout_in_range(Duration::from_nanos(1), "1ns"),
+            Err("`timeout` (1ns) is below the minimum of 10ms".to_owned())
+        );
+    }
+
+    #[test]
+    fn listen_and_data_dir() {
+        assert!(listen("127.0.0.1:0".parse().unwrap()).is_ok());
+        assert!(listen("0.0.0.0:9898".parse().unwrap()).is_ok());
+        assert!(listen("[::]:9898".parse().unwrap()).is_ok());
+        assert!(listen("224.0.0.1:9898".parse().unwrap()).is_err());
+        assert!(listen("[ff02::1]:9898".parse().unwrap()).is_err());
+        assert!(listen("255.255.255.255:9898".parse().unwrap()).is_err());
+        assert!(
+            listen("[fe80::1]:9898".parse().unwrap())
+                .unwrap_err()
+                .contains("[fe80::1%2]:9898")
+        );
+        assert!(listen("[fe80::1%2]:9898".parse().unwrap()).is_ok());
+        assert!(data_dir("/var/lib/linkwatch").is_ok());
+        assert!(data_dir("/a\0b").unwrap_err().contains("NUL"));
+        assert!(data_dir("data").unwrap_err().contains("absolute"));
+        assert!(data_dir("~/data").is_err());
+        assert!(data_dir(&format!("/{}", "a".repeat(256))).is_err());
+        assert!(data_dir(&format!("/{}", "a".repeat(255))).is_ok());
+        assert!(data_dir(&"/abc".repeat(1024)).is_err());
+    }
+
+    #[test]
+    fn http_urls() {
+        let ok = |s: &str| http_url(&url::Url::parse(s).unwrap());
+        assert!(ok("https://example.com/x?y=1").is_ok());
+        assert!(ok("http://[::1]:8080/").is_ok());
+        assert!(ok("http://example.com:0/").unwrap_err().contains("port 0"));
+        assert!(ok("http://a_b.example/").unwrap_err().contains("a_b"));
     }
 
     #[test]

@@ -675,6 +675,24 @@ mod tests {
     }
 
     #[test]
+    fn dot_server_names_are_usable_tls_names() {
+        for host in ["dns.quad9.net", "dns.quad9.net.", "2620:fe::fe", "9.9.9.9"] {
+            let host = crate::config::Host::Name(host.to_owned());
+            let spec = DnsSpec::new(
+                DnsServer::Tls {
+                    host,
+                    port: 853,
+                    tls_name: None,
+                    ca_file: None,
+                },
+                Name::from_ascii("example.test").unwrap(),
+            );
+            let q = Question::new("t", &spec).unwrap();
+            assert!(matches!(q.sni, Some(Ok(_))), "{:?}", q.sni);
+        }
+    }
+
+    #[test]
     fn question_is_fully_qualified_with_rd_and_edns_and_a_fresh_id() {
         let mut spec = DnsSpec::new(
             DnsServer::Udp(Nameserver::System),

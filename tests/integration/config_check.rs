@@ -223,6 +223,73 @@ const INVALID: &[(&str, &[&str])] = &[
             "12:8: key `target[0].port`: expected an integer, found string `\"443\"`",
         ],
     ),
+    (
+        "invalid-daemon-values.toml",
+        &[
+            "2:10: key `daemon.listen`: `listen` (224.0.0.1:9898) cannot be used: 224.0.0.1 is a multicast address, which no client can connect to",
+            "3:12: key `daemon.data_dir`: `data_dir` (/var/lib/link\\0watch) cannot be used: it contains a NUL byte, which no path can hold",
+        ],
+    ),
+    (
+        "invalid-data-dir-relative.toml",
+        &[
+            "2:12: key `daemon.data_dir`: `data_dir` (linkwatch-data) cannot be used: it must be an absolute path; a relative one would depend on the directory linkwatch is started from",
+        ],
+    ),
+    (
+        "invalid-empty-group.toml",
+        &[
+            "5:8: key `group[1]`: group `isp` has no targets, so it could never be judged; add a [[target]] with `group = \"isp\"` or remove the group",
+        ],
+    ),
+    (
+        "invalid-escaped-values.toml",
+        &[
+            "2:14: key `daemon.log_format`: `log_format` (json\\u{85}fake.toml:1:1: forged) must be \"text\" or \"json\"",
+            "5:8: key `group[0].name`: `name` (lan\\u{2028}x) must not contain control or invisible characters",
+            "9:9: key `target[0].group`: `group` (lan) names no [[group]]; no groups are defined",
+            "11:8: key `target[0].host`: `host` (a\\nfake.toml:1:1: forged) must be an IPv4 address, an IPv6 address, a DNS name or \"@gateway\": it is not a valid IPv6 address",
+            "12:1: key `target[0].odd\\u{2029}key`: unknown key `odd\\u{2029}key`; valid keys for kind `icmp`: name, group, kind, interval, timeout, fail_after, recover_after, host, ip_version, payload_size",
+            "16:9: key `target[1].group`: `group` (lan) names no [[group]]; no groups are defined",
+            "18:9: key `target[1].query`: `query` (two\\nlines) is not a valid DNS name: label `two\\nlines` contains '\\n'",
+            "20:10: key `target[1].record`: `record` (A\\u{202e}) is not a supported record type; supported: A, AAAA, CAA, CNAME, DNSKEY, DS, HTTPS, MX, NAPTR, NS, PTR, SOA, SRV, SSHFP, SVCB, TLSA, TXT",
+        ],
+    ),
+    (
+        "invalid-http-headers.toml",
+        &[
+            "9:57: key `target[0].headers.Content-Length`: header `Content-Length` (5) announces a body the probe never sends, so every request would wait for it until the timeout; remove it",
+        ],
+    ),
+    (
+        "invalid-listen-link-local.toml",
+        &[
+            "2:10: key `daemon.listen`: `listen` ([fe80::1]:9898) cannot be used: fe80::1 is a link-local address and needs its interface index, e.g. \"[fe80::1%2]:9898\"",
+        ],
+    ),
+    (
+        "invalid-not-utf8.toml",
+        &[
+            "3:8: the file is not valid UTF-8 (byte 0xff at offset 31); configuration files must be UTF-8",
+        ],
+    ),
+    (
+        "invalid-timeout-bounds.toml",
+        &[
+            "2:11: key `defaults.timeout`: `timeout` (1ns) is below the minimum of 10ms",
+            "12:11: key `target[0].timeout`: `timeout` (5ms) is below the minimum of 10ms",
+            "21:11: key `target[1].timeout`: `timeout` (2m) is above the maximum of 1m",
+        ],
+    ),
+    (
+        "invalid-url-values.toml",
+        &[
+            "8:7: key `target[0].url`: `url` (http://example.com:0/health) is not usable: it has port 0; use a port in 1..=65535 or none",
+            "14:7: key `target[1].url`: `url` (https://my_host.example/) is not usable: its host `my_host.example` is not a valid DNS name: label `my_host` contains '_'; only letters, digits and `-` are allowed",
+            "21:10: key `target[2].server`: `server` (https://dns.example:0/dns-query) is not usable: it has port 0; use a port in 1..=65535 or none",
+            "29:10: key `target[3].server`: `server` (@gateway) with `transport = \"tls\"` needs `tls_name`, the name in the resolver's certificate",
+        ],
+    ),
 ];
 
 fn fixture(name: &str) -> PathBuf {
@@ -313,16 +380,24 @@ fn several_problems_are_all_reported_in_file_order() {
 }
 
 #[test]
-fn unreadable_file_is_one_error_without_position() {
+fn unreadable_file_is_one_error_at_its_start() {
     let errors = config::load(Path::new("tests/config/does-not-exist.toml")).unwrap_err();
     assert_eq!(errors.len(), 1);
     let e = &errors.0[0];
-    assert_eq!((e.line, e.column, e.key.as_str()), (0, 0, ""));
+    assert_eq!((e.line, e.column, e.key.as_str()), (1, 1, ""));
     assert!(
         e.to_string().starts_with(
-            "tests/config/does-not-exist.toml: failed to read the configuration file: "
+            "tests/config/does-not-exist.toml:1:1: failed to read the configuration file: "
         ),
         "{e}"
+    );
+    // A directory is not a file either.
+    let errors = config::load(Path::new("tests/config")).unwrap_err();
+    assert!(
+        errors
+            .to_string()
+            .starts_with("tests/config:1:1: failed to read"),
+        "{errors}"
     );
 }
 
@@ -479,12 +554,7 @@ fn full_example_parses_to_the_expected_model() {
             log_format: LogFormat::Json,
             max_concurrency: 64,
         },
-        defaults: config::Defaults {
-            interval: Duration::from_secs(10),
-            timeout: Duration::from_secs(3),
-            fail_after: 4,
-            recover_after: 1,
-        },
+        defaults: full_defaults(),
         groups: vec![
             group("lan", None, DownWhen::Any),
             group("isp", Some("lan"), DownWhen::AtLeast(1)),
@@ -507,11 +577,7 @@ fn full_example_parses_to_the_expected_model() {
             inherit(
                 "gateway",
                 "lan",
-                TargetSpec::Icmp(IcmpSpec {
-                    host: Host::Gateway,
-                    ip_version: IpVersion::Any,
-                    payload_size: 56,
-                }),
+                TargetSpec::Icmp(IcmpSpec::new(Host::Gateway)),
             ),
             inherit(
                 "isp-web",
@@ -631,23 +697,25 @@ fn full_example_parses_to_the_expected_model() {
 
 fn group(name: &str, needs: Option<&str>, down_when: DownWhen) -> config::Group {
     config::Group {
-        name: name.into(),
         needs: needs.map(Into::into),
         down_when,
+        ..config::Group::new(name)
+    }
+}
+
+/// `[defaults]` of `valid-full.toml`.
+fn full_defaults() -> config::Defaults {
+    config::Defaults {
+        interval: Duration::from_secs(10),
+        timeout: Duration::from_secs(3),
+        fail_after: 4,
+        recover_after: 1,
     }
 }
 
 /// A `valid-full.toml` target that takes every common value from its `[defaults]`.
 fn inherit(name: &str, group: &str, spec: TargetSpec) -> config::Target {
-    config::Target {
-        name: name.into(),
-        group: group.into(),
-        interval: Duration::from_secs(10),
-        timeout: Duration::from_secs(3),
-        fail_after: 4,
-        recover_after: 1,
-        spec,
-    }
+    config::Target::new(name, group, &full_defaults(), spec)
 }
 
 fn sha256_hex(text: &str) -> String {
@@ -693,7 +761,7 @@ fn timing_messages_name_where_each_value_came_from() {
         ),
         (
             "timeout = \"0ms\"\n",
-            "mem:8:11: key `target[0].timeout`: `timeout` (0ms) must be greater than zero",
+            "mem:8:11: key `target[0].timeout`: `timeout` (0ms) is below the minimum of 10ms",
         ),
     ];
     for (extra, want) in cases {
@@ -839,4 +907,399 @@ fn check_command_reports_every_fixture_and_exits_2() {
         }
     }
     assert!(seen >= 20, "only {seen} invalid fixtures found");
+}
+
+/// A deterministic xorshift64* generator: the mutants are the same on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+/// Values a mutant puts where a valid one was: empty, absurdly small or large,
+/// negative, of the wrong type, unicode, control characters, line breaks and
+/// invisible characters, and values that are valid somewhere else.
+const ABSURD: &[&str] = &[
+    "\"\"",
+    "\" \"",
+    "\"1ns\"",
+    "\"0s\"",
+    "\"9ms\"",
+    "\"-5s\"",
+    "\"1h\"",
+    "\"25h\"",
+    "\"99999999999999999999d\"",
+    "\"5 parsecs\"",
+    "0",
+    "-1",
+    "1",
+    "65535",
+    "65536",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "0x7fffffff",
+    "1e309",
+    "nan",
+    "-inf",
+    "3.5",
+    "true",
+    "[]",
+    "[1, \"a\"]",
+    "{}",
+    "{ a = 1 }",
+    "1979-05-27T07:32:00Z",
+    "\"\\u0000\"",
+    "\"a\\u0000b\"",
+    "\"a\\nfake.toml:1:1: forged\"",
+    "\"x\\u2028y\"",
+    "\"x\\u2029y\"",
+    "\"x\\u0085y\"",
+    "\"\\u202eevil\"",
+    "\"\\ufeff\"",
+    "\"\\u001b[31mred\"",
+    "\"é\"",
+    "\"日本語.example\"",
+    "\"\"\"two\nlines\"\"\"",
+    "'''raw\\nvalue'''",
+    "\"\\\\\"",
+    "\"@gateway\"",
+    "\"@router\"",
+    "\"::1\"",
+    "\"[::1]:0\"",
+    "\"127.0.0.1:0\"",
+    "\"224.0.0.1:9898\"",
+    "\"255.255.255.255:1\"",
+    "\"[fe80::1]:9898\"",
+    "\"/\"",
+    "\"relative/dir\"",
+    "\"/tmp/a\\u0000b\"",
+    "\"http://127.0.0.1:0/\"",
+    "\"http://a_b.example/\"",
+    "\"https://x/\\u0001\"",
+    "\"ftp://x/\"",
+    "\"https://127.0.0.1/dns-query\"",
+    "\"udp\"",
+    "\"tcp\"",
+    "\"tls\"",
+    "\"https\"",
+    "\"A\"",
+    "\"TXT\"",
+    "\"NXDOMAIN\"",
+    "\"any\"",
+    "\"all\"",
+    "4",
+    "6",
+    "\"lan\"",
+    "\"internet\"",
+    "\"icmp\"",
+    "\"http\"",
+    "\"dns\"",
+    "\"(\"",
+];
+
+/// One mutation of `text`: byte flips, inserted bytes, truncation, line
+/// deletion, duplication and swaps, value replacement and key swaps.
+fn mutate(text: &[u8], rng: &mut Rng) -> Vec<u8> {
+    let lines: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
+    let assignments: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].contains(&b'=') && !lines[i].starts_with(b"["))
+        .collect();
+    let join = |lines: &[Vec<u8>]| lines.join(&b'\n');
+    let mut owned: Vec<Vec<u8>> = lines.iter().map(|l| l.to_vec()).collect();
+    match rng.below(9) {
+        0 => {
+            let mut out = text.to_vec();
+            let at = rng.below(out.len());
+            out[at] ^= 1 + rng.below(255) as u8;
+            out
+        }
+        1 => {
+            let mut out = text.to_vec();
+            const INSERTED: &[&[u8]] = &[
+                b"\0",
+                b"\xff",
+                b"\xc2\x85",
+                b"\xe2\x80\xa8",
+                b"\"",
+                b"[",
+                b"\n",
+                b"\r",
+                b"=",
+                b"#",
+            ];
+            let inserted = *rng.pick(INSERTED);
+            let at = rng.below(out.len() + 1);
+            out.splice(at..at, inserted.iter().copied());
+            out
+        }
+        2 => text[..rng.below(text.len() + 1)].to_vec(),
+        3 => {
+            owned.remove(rng.below(owned.len()));
+            join(&owned)
+        }
+        4 => {
+            let i = rng.below(owned.len());
+            let line = owned[i].clone();
+            owned.insert(i, line);
+            join(&owned)
+        }
+        5 => {
+            let (a, b) = (rng.below(owned.len()), rng.below(owned.len()));
+            owned.swap(a, b);
+            join(&owned)
+        }
+        6 | 7 if !assignments.is_empty() => {
+            let i = *rng.pick(&assignments);
+            let eq = owned[i].iter().position(|&b| b == b'=').unwrap_or(0);
+            let mut line = owned[i][..=eq].to_vec();
+            line.push(b' ');
+            line.extend_from_slice(rng.pick(ABSURD).as_bytes());
+            owned[i] = line;
+            join(&owned)
+        }
+        _ if assignments.len() >= 2 => {
+            let (a, b) = (*rng.pick(&assignments), *rng.pick(&assignments));
+            let split = |l: &[u8]| {
+                let eq = l.iter().position(|&c| c == b'=').unwrap_or(0);
+                (l[..eq].to_vec(), l[eq..].to_vec())
+            };
+            let ((ka, va), (kb, vb)) = (split(&owned[a]), split(&owned[b]));
+            owned[a] = [kb, va].concat();
+            owned[b] = [ka, vb].concat();
+            join(&owned)
+        }
+        _ => text.to_vec(),
+    }
+}
+
+/// Mutants per valid example; with three examples, over 3 000 in all.
+const MUTANTS_PER_EXAMPLE: usize = 1_100;
+
+/// A throwaway CA certificate the mutants' `ca_file` keys point at, so that
+/// an accepted mutant must also pass the probers' own start-time setup.
+fn test_ca(dir: &Path) -> PathBuf {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let cert = params.self_signed(&key).unwrap();
+    let path = dir.join("ca.pem");
+    std::fs::write(&path, cert.pem()).unwrap();
+    path
+}
+
+/// What the daemon sets up from a configuration before it probes: it must
+/// accept every configuration `check` accepts. A `ca_file` a mutant renamed
+/// is a missing file (the host, not the value); those probers are skipped.
+fn start_time_problems(c: &Config, ca: &Path) -> Option<String> {
+    use linkwatch::probe::dns::DnsProber;
+    use linkwatch::probe::http::HttpProber;
+    for t in &c.targets {
+        if t.timeout < Duration::from_millis(10)
+            || t.timeout > Duration::from_secs(60)
+            || t.timeout >= t.interval
+        {
+            return Some(format!("{}: timeout {:?}", t.name, t.timeout));
+        }
+        if !c.groups.iter().any(|g| g.name == t.group) {
+            return Some(format!("{}: group {}", t.name, t.group));
+        }
+    }
+    for g in &c.groups {
+        if !c.targets.iter().any(|t| t.group == g.name) {
+            return Some(format!("group {} has no targets", g.name));
+        }
+    }
+    let dir = c.daemon.data_dir.to_string_lossy();
+    if !dir.starts_with('/') || dir.contains('\0') {
+        return Some(format!("data_dir {dir:?}"));
+    }
+    // What binding would refuse whatever the host (EINVAL).
+    if let std::net::SocketAddr::V6(a) = c.daemon.listen
+        && a.ip().is_unicast_link_local()
+        && a.scope_id() == 0
+    {
+        return Some(format!("listen {a}"));
+    }
+    if c.daemon.listen.ip().is_multicast() {
+        return Some(format!("listen {}", c.daemon.listen));
+    }
+    if let Err(e) = linkwatch::metrics::Metrics::new(c) {
+        return Some(format!("metrics: {e}"));
+    }
+    let foreign_ca = c.targets.iter().any(|t| {
+        let file = match &t.spec {
+            TargetSpec::Http(h) => h.ca_file.as_deref(),
+            TargetSpec::Dns(DnsSpec {
+                server: DnsServer::Tls { ca_file, .. } | DnsServer::Https { ca_file, .. },
+                ..
+            }) => ca_file.as_deref(),
+            _ => None,
+        };
+        file.is_some_and(|f| f != ca)
+    });
+    if !foreign_ca {
+        if let Err(e) = HttpProber::new(c) {
+            return Some(format!("http prober: {e:?}"));
+        }
+        if let Err(e) = DnsProber::new(c) {
+            return Some(format!("dns prober: {e:?}"));
+        }
+    }
+    None
+}
+
+/// Every rejected configuration's output: one line per problem, each
+/// `<file>:<line>:<col>: `, with nothing unprintable in it.
+fn format_problems(name: &str, text: &[u8], errors: &ConfigErrors) -> Option<String> {
+    let shown = errors.to_string();
+    let lines: Vec<&str> = shown.split('\n').collect();
+    if lines.len() != errors.len() {
+        return Some(format!(
+            "{} lines for {} problems",
+            lines.len(),
+            errors.len()
+        ));
+    }
+    let last_line = text.split(|&b| b == b'\n').count();
+    for (line, e) in lines.iter().zip(errors.iter()) {
+        let prefix = format!("{}:{}:{}: ", config::escaped(name), e.line, e.column);
+        if !line.starts_with(&prefix) || e.line == 0 || e.column == 0 || e.line > last_line {
+            return Some(format!("bad position or prefix: {line}"));
+        }
+        if let Some(c) = line.chars().find(|&c| {
+            c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202e}' | '\u{feff}')
+        }) {
+            return Some(format!("unescaped {c:?} in: {line}"));
+        }
+    }
+    None
+}
+
+#[test]
+#[allow(clippy::disallowed_types)] // wall time of a synchronous run, reported against its budget
+fn mutated_configs_never_panic_and_report_one_positioned_line_per_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = test_ca(dir.path());
+    let ca_toml = format!("ca_file = \"{}\"", ca.display());
+    let started = std::time::Instant::now();
+    let (mut accepted, mut rejected) = (0, 0);
+    let mut failures = Vec::new();
+    let mut for_binary = Vec::new();
+    for (e, (name, text)) in valid_examples().into_iter().enumerate() {
+        let text: String = text
+            .lines()
+            .map(|l| {
+                if l.trim_start().starts_with("ca_file") {
+                    ca_toml.clone()
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (e as u64 + 1));
+        for m in 0..MUTANTS_PER_EXAMPLE {
+            let mut mutant = mutate(text.as_bytes(), &mut rng);
+            if rng.below(4) == 0 {
+                mutant = mutate(&mutant, &mut rng);
+            }
+            let result = std::panic::catch_unwind(|| config::parse_bytes(&mutant, &name));
+            let problem = match result {
+                Err(_) => Some("panicked".to_owned()),
+                Ok(Ok(c)) => {
+                    accepted += 1;
+                    start_time_problems(&c, &ca)
+                        .map(|p| format!("accepted, but the daemon would refuse it: {p}"))
+                }
+                Ok(Err(errors)) => {
+                    rejected += 1;
+                    format_problems(&name, &mutant, &errors)
+                }
+            };
+            if let Some(p) = problem {
+                failures.push(format!(
+                    "{name} mutant {m}: {p}\n--- mutant ---\n{}\n---",
+                    String::from_utf8_lossy(&mutant)
+                ));
+            }
+            if m % 200 == 0 {
+                for_binary.push(mutant);
+            }
+        }
+    }
+    let total = accepted + rejected;
+    eprintln!(
+        "{total} mutants: {accepted} accepted, {rejected} rejected, in {:?}",
+        started.elapsed()
+    );
+    assert!(total >= 3_000, "only {total} mutants");
+    assert!(
+        rejected > total / 3 && accepted > total / 20,
+        "{accepted} accepted, {rejected} rejected: the mutations are not probing both sides"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {total} mutants failed:\n{}",
+        failures.len(),
+        failures[..failures.len().min(5)].join("\n")
+    );
+    check_mutants_with_the_binary(dir.path(), &for_binary);
+}
+
+/// A handful of the mutants through the real `linkwatch check`: exit 0 or 2,
+/// never a panic, and on 2 exactly the library's lines and a count.
+fn check_mutants_with_the_binary(dir: &Path, mutants: &[Vec<u8>]) {
+    let bin = env!("CARGO_BIN_EXE_linkwatch");
+    assert!(
+        mutants.len() >= 10,
+        "only {} mutants for the binary",
+        mutants.len()
+    );
+    for (i, mutant) in mutants.iter().enumerate() {
+        // One file name holds a newline: it must come out escaped too.
+        let file = if i == 0 {
+            dir.join("mutant\nforged:1:1: x.toml")
+        } else {
+            dir.join(format!("mutant-{i}.toml"))
+        };
+        std::fs::write(&file, mutant).unwrap();
+        let out = std::process::Command::new(bin)
+            .args(["check", "--config"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        match config::load(&file) {
+            Ok(_) => assert_eq!(out.status.code(), Some(0), "{stderr}"),
+            Err(errors) => {
+                assert_eq!(out.status.code(), Some(2), "{stderr}");
+                let mut lines: Vec<&str> = stderr.lines().collect();
+                let count = lines.pop().unwrap_or_default();
+                let n = errors.len();
+                let plural = if n == 1 { "" } else { "s" };
+                assert_eq!(count, format!("{n} problem{plural} found"), "{stderr}");
+                let want = errors.to_string();
+                assert_eq!(lines, want.lines().collect::<Vec<_>>());
+                let name = config::escaped(&file.display().to_string()).into_owned();
+                for line in lines {
+                    assert!(line.starts_with(&format!("{name}:")), "{line}");
+                }
+            }
+        }
+    }
 }

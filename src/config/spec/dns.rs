@@ -74,6 +74,22 @@ pub(super) fn parse(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Option<DnsSpec> {
         &[DnsTransport::Tls, DnsTransport::Https],
     );
 
+    if let (
+        Ok(At {
+            value: ServerAt::Addr(Host::Gateway, _),
+            span,
+        }),
+        Ok(None),
+    ) = (&server, &tls_name)
+        && known_transport == Some(DnsTransport::Tls)
+    {
+        // The gateway has no name to check its certificate against.
+        let message = "`server` (@gateway) with `transport = \"tls\"` needs `tls_name`, \
+                       the name in the resolver's certificate"
+            .to_owned();
+        w.report(span.clone(), t.key("server"), message);
+        return None;
+    }
     let ca_file = ca_file.ok()?.map(|v| PathBuf::from(v.value));
     let tls_name = tls_name.ok()?.map(|v| v.value);
     let server = join(known_transport?, server.ok()?.value, tls_name, ca_file)?;
@@ -210,6 +226,8 @@ fn server_value(s: &str, transport: DnsTransport) -> Result<ServerAt, String> {
                 "`server` ({s}) must be an https:// URL with `transport = \"https\"`"
             ));
         }
+        validate::http_url(&url)
+            .map_err(|reason| format!("`server` ({s}) is not usable: {reason}"))?;
         return Ok(ServerAt::Url(url));
     }
     validate::dns_server_addr(s, transport.default_port())

@@ -8,6 +8,7 @@ use toml::de::DeValue;
 use url::Url;
 
 use super::super::model::{BodyMatch, HttpMethod, HttpSpec, IpVersion};
+use super::super::validate;
 use super::super::walk::{Reported, Tbl, Walker, all_or_reported};
 
 pub(super) const KEYS: &[&str] = &[
@@ -112,6 +113,7 @@ fn url_value(s: &str) -> Result<Url, String> {
     if url.host_str().is_none_or(str::is_empty) {
         return Err(format!("`url` ({s}) has no host"));
     }
+    validate::http_url(&url).map_err(|reason| format!("`url` ({s}) is not usable: {reason}"))?;
     Ok(url)
 }
 
@@ -136,6 +138,16 @@ fn headers(
             headers.push(Err(w.wrong_type(key, v, "a string")));
             continue;
         };
+        if name == http::header::CONTENT_LENGTH && value.trim() != "0" {
+            // The request has no body: the server would wait for it until the timeout.
+            let message = format!(
+                "header `{}` ({value}) announces a body the probe never sends, \
+                 so every request would wait for it until the timeout; remove it",
+                k.get_ref()
+            );
+            headers.push(Err(w.report(v.span(), key, message)));
+            continue;
+        }
         let Ok(value) = HeaderValue::from_str(value) else {
             let message = format!(
                 "header value `{}` contains characters not allowed in HTTP headers",
