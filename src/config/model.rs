@@ -42,6 +42,8 @@ pub struct DaemonConfig {
     pub log_format: LogFormat,
     /// Upper bound on probes in flight at once, over all targets.
     pub max_concurrency: usize,
+    /// Follow a symlinked journal, heartbeat or lock file in `data_dir` (refused by default).
+    pub allow_symlinks: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

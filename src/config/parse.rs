@@ -171,7 +171,13 @@ fn hex_sha256(text: &str) -> String {
 }
 
 const ROOT_KEYS: &[&str] = &["daemon", "defaults", "group", "target"];
-const DAEMON_KEYS: &[&str] = &["listen", "data_dir", "log_format", "max_concurrency"];
+const DAEMON_KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "log_format",
+    "max_concurrency",
+    "allow_symlinks",
+];
 const DEFAULTS_KEYS: &[&str] = &["interval", "timeout", "fail_after", "recover_after"];
 const GROUP_KEYS: &[&str] = &["name", "needs", "down_when"];
 const TARGET_KEYS: &[&str] = &[
@@ -642,6 +648,7 @@ impl<'t> Walker<'t> {
             _ => Err(format!("`log_format` ({s}) must be \"text\" or \"json\"")),
         });
         let max_concurrency = self.integer(&t, "max_concurrency", 1, 1_000_000);
+        let allow_symlinks = self.boolean(&t, "allow_symlinks");
         let default_listen = DEFAULT_LISTEN.parse::<SocketAddr>().ok()?;
         Some(DaemonConfig {
             listen: listen.ok()?.map_or(default_listen, |v| v.value),
@@ -654,6 +661,7 @@ impl<'t> Walker<'t> {
             max_concurrency: max_concurrency
                 .ok()?
                 .map_or(DEFAULT_MAX_CONCURRENCY, |v| v.value) as usize,
+            allow_symlinks: allow_symlinks.ok()?.is_some_and(|v| v.value),
         })
     }
 

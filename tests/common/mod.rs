@@ -55,6 +55,7 @@ pub fn config(specs: Vec<TargetSpec>, timeout: Duration) -> Config {
             data_dir: PathBuf::from("/nonexistent"),
             log_format: LogFormat::Text,
             max_concurrency: 1024,
+            allow_symlinks: false,
         },
         groups: vec![Group {
             name: "g".into(),

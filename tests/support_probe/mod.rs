@@ -281,6 +281,7 @@ pub fn config_with(targets: Vec<Target>) -> Config {
             data_dir: PathBuf::from("/nonexistent"),
             log_format: LogFormat::Text,
             max_concurrency: 16,
+            allow_symlinks: false,
         },
         defaults: Defaults {
             interval: Duration::from_secs(5),
