@@ -1,11 +1,17 @@
 //! `linkwatch run`: wires config, probers, scheduler, metrics and the HTTP
 //! server together, and shuts them down in order.
 //!
+//! Start-up order: the data directory's lock, the HTTP listener, probes and
+//! metrics, and only then the journal, so that a start that fails (a second
+//! daemon, a port in use, no ICMP privilege) writes nothing.
+//!
 //! Shutdown order (one cancellation tree, bounded by [`SHUTDOWN_BUDGET`]):
 //! 1. stop scheduling; probes in flight finish or hit their deadline, and are
 //!    cut after [`PROBE_GRACE`] at the latest;
 //! 2. the collector drains the results that were produced;
-//! 3. the HTTP server stops last, so a final scrape still sees everything.
+//! 3. the journal writes `daemon_stop`; what the disk does not take in time is
+//!    logged in full and saved to a fallback file; the lock is released;
+//! 4. the HTTP server stops last, so a final scrape still sees everything.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,7 +25,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::outage::OutageService;
+use crate::outage::lock::{DataDirLock, LockError};
+use crate::outage::{OutageHandle, OutageService, StartOptions};
 use crate::probe::{Outcome, ProbeResult, Probers};
 use crate::scheduler::Scheduler;
 use crate::sdnotify::Notifier;
@@ -44,6 +51,8 @@ pub enum StartError {
     Listen(std::io::Error),
     #[error(transparent)]
     Outage(#[from] crate::outage::StartError),
+    #[error(transparent)]
+    DataDir(#[from] LockError),
 }
 
 /// Runs the daemon until `shutdown` resolves. `on_listen` receives the bound
@@ -55,6 +64,15 @@ pub async fn run(
 ) -> Result<(), StartError> {
     let config = Arc::new(config);
     warn_unverified_tls(&config);
+    // Start-up order: everything that can fail comes before the journal is
+    // touched, so a start that fails writes nothing. The data directory's
+    // lock first (one writer per directory), then the listener, then probes
+    // and metrics; the outage service reads and writes the journal last.
+    let dir_lock = DataDirLock::acquire(&config.daemon.data_dir, config.daemon.allow_symlinks)?;
+    let listener = server::bind(config.daemon.listen)
+        .await
+        .map_err(StartError::Listen)?;
+    let addr = listener.local_addr().map_err(StartError::Listen)?;
     let probers = Arc::new(Probers::new(&config).await?);
     let metrics = Arc::new(Metrics::new(&config)?);
     if let Some(icmp) = probers.icmp() {
@@ -63,11 +81,15 @@ pub async fn run(
         }
     }
     let status = Arc::new(StatusStore::new(&config));
-    let (outages, outage_handle) = OutageService::start(&config, metrics.registry()).await?;
-    let listener = server::bind(config.daemon.listen)
-        .await
-        .map_err(StartError::Listen)?;
-    let addr = listener.local_addr().map_err(StartError::Listen)?;
+    let (outages, outage_handle) = OutageService::start_with(
+        &config,
+        metrics.registry(),
+        StartOptions {
+            lock: Some(dir_lock),
+            ..StartOptions::default()
+        },
+    )
+    .await?;
     tracing::info!(
         addr = %addr,
         config = %config.source,
@@ -81,6 +103,7 @@ pub async fn run(
     }
 
     let scheduler_alive = Arc::new(AtomicBool::new(true));
+    let journal_health = outage_handle.clone();
     let state = Arc::new(AppState {
         metrics: metrics.clone(),
         status: status.clone(),
@@ -112,7 +135,7 @@ pub async fn run(
         "READY=1\nSTATUS=probing {} targets, serving http://{addr}",
         config.targets.len()
     ));
-    let watchdog = spawn_watchdog(&notifier, &scheduler_alive);
+    let watchdog = spawn_watchdog(&notifier, &scheduler_alive, journal_health);
     let running = Running {
         scheduler,
         cancel,
@@ -138,19 +161,37 @@ fn warn_unverified_tls(config: &Config) {
     }
 }
 
-/// Sends `WATCHDOG=1` at the manager's pace while the scheduler is alive.
-fn spawn_watchdog(notifier: &Arc<Notifier>, alive: &Arc<AtomicBool>) -> Option<JoinHandle<()>> {
+/// Sends `WATCHDOG=1` at the manager's pace while the scheduler is alive and
+/// the journal keeps up; a stalled journal is also said in `STATUS=`.
+fn spawn_watchdog(
+    notifier: &Arc<Notifier>,
+    alive: &Arc<AtomicBool>,
+    outages: OutageHandle,
+) -> Option<JoinHandle<()>> {
     let every = notifier.watchdog_interval()?;
     let notifier = notifier.clone();
     let alive = alive.clone();
     Some(tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut stalled = false;
         loop {
             tick.tick().await;
             // This task running at all shows the runtime is not stalled.
-            if alive.load(Ordering::Acquire) {
-                notifier.notify("WATCHDOG=1");
+            match outages.journal_health() {
+                Err(why) => {
+                    if !stalled {
+                        tracing::error!(reason = %why, "journal stalled; withholding the systemd watchdog ping");
+                        notifier.notify(&format!("STATUS={why}"));
+                    }
+                    stalled = true;
+                }
+                Ok(()) => {
+                    stalled = false;
+                    if alive.load(Ordering::Acquire) {
+                        notifier.notify("WATCHDOG=1");
+                    }
+                }
             }
         }
     }))
@@ -187,16 +228,10 @@ impl Running {
         }
         self.stop_scheduler().await;
         match tokio::time::timeout(remaining(), self.collector).await {
-            Ok(Ok(outages)) => {
-                // Writes daemon_stop; outages still open stay open and are
-                // resumed or closed (with a gap) by the next start.
-                if tokio::time::timeout(remaining(), outages.shutdown())
-                    .await
-                    .is_err()
-                {
-                    tracing::warn!("outage journal did not close in time");
-                }
-            }
+            // Writes daemon_stop; outages still open stay open and are
+            // resumed or closed (with a gap) by the next start. Bounded by
+            // itself: what the disk does not take in time is dumped, not lost.
+            Ok(Ok(outages)) => outages.shutdown(remaining()).await,
             Ok(Err(e)) => tracing::error!(error = %e, "result collector failed"),
             Err(_) => tracing::warn!("result collector did not drain in time"),
         }

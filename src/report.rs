@@ -13,8 +13,10 @@ use std::path::Path;
 use jiff::{Timestamp, tz::TimeZone};
 use serde::Serialize;
 
+use crate::outage::chain::ChainHead;
 use crate::outage::history::{History, ReadError};
 use crate::outage::listing::{self, VerifyReport};
+use crate::outage::lock;
 
 /// Output formats of `linkwatch report`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -55,6 +57,10 @@ pub struct ReportOutage {
     pub gaps: Vec<[String; 2]>,
     /// `false` when the end is only known to lie in an unobserved gap.
     pub end_observed: Option<bool>,
+    /// Still open, with no daemon running: nobody has watched it since this
+    /// moment, and its durations end here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_until: Option<String>,
 }
 
 /// Per-group totals over the period.
@@ -89,6 +95,9 @@ pub struct Report {
     pub runs: usize,
     pub journal_ok: bool,
     pub journal_problems: Vec<String>,
+    /// The journal's last line (`seq`, full hash): hold it against the
+    /// metrics a Prometheus elsewhere recorded (see [`witness_check`]).
+    pub journal_head: Option<ChainHead>,
     pub groups: Vec<GroupSummary>,
     pub outages: Vec<ReportOutage>,
 }
@@ -115,7 +124,8 @@ pub fn build(
 
     let history = History::load(data_dir)?;
     let now = Timestamp::now();
-    let records = listing::outages(&history, Some(since), now);
+    let liveness = lock::probe(data_dir);
+    let records = listing::outages(&history, Some(since), now, &liveness);
     let verify = VerifyReport::of(&history);
 
     // Coverage: union of runs clipped to the period.
@@ -158,7 +168,7 @@ pub fn build(
         .iter()
         .filter(|r| r.overlaps(Some(since), Some(until)))
         .map(|r| {
-            let end = r.end.unwrap_or(now);
+            let end = r.end.or(r.observed_until).unwrap_or(now);
             let in_period = clip(r.start, end, since, until).map_or(0.0, |(a, b)| secs(a, b));
             ReportOutage {
                 id: r.id.clone(),
@@ -171,6 +181,7 @@ pub fn build(
                 targets: r.targets.clone(),
                 gaps: r.gaps.iter().map(|g| [fmt(g.from), fmt(g.to)]).collect(),
                 end_observed: r.end_observed,
+                observed_until: r.observed_until.map(fmt),
             }
         })
         .collect();
@@ -226,6 +237,7 @@ pub fn build(
         runs: overlapping_runs.len(),
         journal_ok: verify.ok(),
         journal_problems: verify.problems.iter().map(|p| p.to_string()).collect(),
+        journal_head: verify.head,
         groups,
         outages,
     })
@@ -338,10 +350,33 @@ fn caveats(r: &Report) -> Vec<String> {
     v
 }
 
+/// The journal's head and how to check it against the metrics a Prometheus
+/// elsewhere scraped: a journal cut short or rewritten after the fact shows
+/// fewer lines, or another hash, than the witness saw.
+pub fn witness_check(r: &Report) -> String {
+    match &r.journal_head {
+        None => "Journal head: the journal is empty".to_string(),
+        Some(h) => format!(
+            "Journal head: line seq {seq}, SHA-256 {hash}. To check it against an independent \
+             witness, query the Prometheus that scraped this daemon: \
+             every value of linkwatch_journal_events_total it recorded before this report was \
+             generated must be at most {total}, and wherever it was exactly {total}, \
+             linkwatch_journal_head_info must carry hash=\"{prefix}\"",
+            seq = h.seq,
+            hash = h.hash,
+            total = h.seq + 1,
+            prefix = h.hash_prefix(),
+        ),
+    }
+}
+
 /// An outage's end for people: a time, "ongoing", or a time marked unobserved.
 fn end_text(o: &ReportOutage) -> String {
     match (&o.end, o.end_observed) {
-        (None, _) => "ongoing".to_string(),
+        (None, _) => match &o.observed_until {
+            Some(t) => format!("open, not observed after {t}"),
+            None => "ongoing".to_string(),
+        },
         (Some(e), Some(false)) => format!("{e} (not observed)"),
         (Some(e), _) => e.clone(),
     }
@@ -378,6 +413,7 @@ fn render_markdown(r: &Report) -> String {
         "- Journal integrity (hash chain): {}",
         if r.journal_ok { "intact" } else { "BROKEN" }
     );
+    let _ = writeln!(out, "- {}", witness_check(r));
     let _ = writeln!(
         out,
         "- Runs without a confirmed synchronized clock: {}",
@@ -495,7 +531,7 @@ fn render_html(r: &Report) -> String {
     td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}</style></head><body>\n\
     <h1>Connectivity report</h1><p>{since} to {until} (times in {tz}). Generated {gen} by linkwatch {ver}.</p>\n\
     <h2>Evidence quality</h2><ul><li>Monitoring coverage: {cov:.2} % of the period, {runs} run(s)</li>\
-    <li>Journal integrity (hash chain): {integrity}</li>{notes}</ul>\n\
+    <li>Journal integrity (hash chain): {integrity}</li><li>{witness}</li>{notes}</ul>\n\
     <h2>Summary by group</h2><table><tr><th>group</th><th>outages</th><th>downtime</th><th>availability</th><th>longest</th></tr>\n{groups}</table>\n\
     <h2>Outages</h2><table><tr><th>start</th><th>end</th><th>duration</th><th>group</th><th>likely cause</th><th>failing targets</th><th>unobserved</th></tr>\n{rows}</table>\n\
     </body></html>\n",
@@ -507,6 +543,7 @@ fn render_html(r: &Report) -> String {
         cov = r.coverage_percent,
         runs = r.runs,
         integrity = if r.journal_ok { "intact" } else { "BROKEN" },
+        witness = esc(&witness_check(r)),
     )
 }
 

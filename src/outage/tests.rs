@@ -31,6 +31,7 @@ async fn start(
             heartbeat_interval: Duration::from_millis(50),
             sink,
             clock: clock(),
+            ..StartOptions::default()
         },
     )
     .await
@@ -174,7 +175,7 @@ async fn outage_is_journaled_logged_counted_and_served() {
         )
         .is_empty()
     );
-    s.shutdown().await;
+    s.shutdown(Duration::from_secs(2)).await;
     let names: Vec<&str> = entries(&data)
         .iter()
         .map(|e| e.name())
@@ -229,7 +230,7 @@ async fn kill_9_then_restart_still_down_continues_the_same_outage_with_a_gap() {
         done.iter()
             .all(|o| o.end_observed == Some(true) && o.gaps.len() == 1)
     );
-    s.shutdown().await;
+    s.shutdown(Duration::from_secs(2)).await;
     let names: Vec<&str> = entries(dir.path())
         .iter()
         .map(|e| e.name())
@@ -261,6 +262,9 @@ async fn restart_with_group_up_closes_the_outage_in_the_gap() {
     let (mut s, _, _) = start(&cfg, None).await;
     feed(&mut s, 3, 2, |_| true).await;
     feed(&mut s, 3, 3, |t| t != 2).await;
+    // The writer thread has the outage_start on disk within milliseconds;
+    // a kill -9 before that loses it, as it loses anything in memory.
+    tokio::time::sleep(Duration::from_millis(100)).await;
     s.crash().await;
     let (mut s, h, _) = start(&cfg, None).await;
     feed(&mut s, 3, 2, |_| true).await;
@@ -270,7 +274,7 @@ async fn restart_with_group_up_closes_the_outage_in_the_gap() {
     assert_eq!(o.end_observed, Some(false));
     assert_eq!(o.gaps.len(), 1);
     assert_eq!(o.end, Some(o.gaps[0].from), "end = last moment seen down");
-    s.shutdown().await;
+    s.shutdown(Duration::from_secs(2)).await;
 }
 
 #[tokio::test]
@@ -280,20 +284,24 @@ async fn clean_stop_leaves_the_outage_open_and_the_next_start_resumes_it() {
     let (mut s, _, _) = start(&cfg, None).await;
     feed(&mut s, 3, 3, |t| t != 2).await;
     let id = s.handle().outages(None, None)[0].id.clone();
-    s.shutdown().await;
+    s.shutdown(Duration::from_secs(2)).await;
     match entries(dir.path()).last().unwrap() {
         Entry::DaemonStop(d) => assert_eq!(d.open_outages, vec![id.clone()]),
         other => panic!("{other:?}"),
     }
     let (recs, _) = listing::read_outages(dir.path(), None).unwrap();
     assert_eq!(recs[0].end, None);
-    assert_eq!(recs[0].gaps.len(), 1, "nobody is watching: shown as a gap");
+    assert!(recs[0].gaps.is_empty());
+    assert!(
+        recs[0].observed_until.is_some(),
+        "nobody is watching: unobserved after its last sign of life"
+    );
     let (mut s, h, _) = start(&cfg, None).await;
     feed(&mut s, 3, 3, |t| t != 2).await;
     let recs = h.outages(None, None);
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0].id, id);
-    s.shutdown().await;
+    s.shutdown(Duration::from_secs(2)).await;
 }
 
 #[tokio::test]
@@ -310,7 +318,7 @@ async fn torn_tail_after_a_crash_is_named_in_the_next_daemon_start() {
         .write_all(b"{\"seq\":1,\"pr")
         .unwrap();
     let (s, _, _) = start(&cfg, None).await;
-    s.shutdown().await;
+    s.shutdown(Duration::from_secs(2)).await;
     let rep = listing::verify(dir.path()).unwrap();
     assert!(rep.ok(), "{}", rep.render());
     assert_eq!(rep.problems.len(), 1);
@@ -341,7 +349,7 @@ async fn disk_errors_queue_events_and_retry_until_written() {
     let cfg = config(&[("g", None, DownWhen::All)], &[("a", "g")], dir.path());
     let fail = Arc::new(AtomicBool::new(false));
     let sink = Flaky {
-        inner: FileSink::open(dir.path()).unwrap(),
+        inner: FileSink::open(dir.path(), false).unwrap(),
         fail: fail.clone(),
     };
     let (mut s, h, reg) = start(&cfg, Some(Box::new(sink))).await;
@@ -354,10 +362,18 @@ async fn disk_errors_queue_events_and_retry_until_written() {
         gauge(&reg, metrics::OUTAGES_TOTAL, &[("group", "g")]),
         Some(1.0)
     );
+    // The writer keeps retrying (every heartbeat interval, 50 ms here).
+    tokio::time::sleep(Duration::from_millis(150)).await;
     assert!(gauge(&reg, metrics::JOURNAL_ERRORS_TOTAL, &[]).unwrap() >= 2.0);
+    assert_eq!(
+        gauge(&reg, metrics::JOURNAL_BACKLOG_EVENTS, &[]),
+        Some(2.0),
+        "outage_start and outage_end wait in the queue"
+    );
+    assert!(gauge(&reg, metrics::JOURNAL_BACKLOG_OLDEST_SECONDS, &[]).unwrap() > 0.1);
     assert_eq!(entries(dir.path()).len(), 1, "only daemon_start is on disk");
     fail.store(false, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(150)).await; // heartbeat retries
+    tokio::time::sleep(Duration::from_millis(150)).await; // retried
     let names: Vec<&str> = entries(dir.path())
         .iter()
         .map(|e| e.name())
@@ -366,7 +382,9 @@ async fn disk_errors_queue_events_and_retry_until_written() {
         .to_vec();
     assert_eq!(names, ["daemon_start", "outage_start", "outage_end"]);
     assert_eq!(gauge(&reg, metrics::JOURNAL_WRITES_TOTAL, &[]), Some(3.0));
-    s.shutdown().await;
+    assert_eq!(gauge(&reg, metrics::JOURNAL_BACKLOG_EVENTS, &[]), Some(0.0));
+    assert_eq!(gauge(&reg, metrics::JOURNAL_EVENTS_TOTAL, &[]), Some(3.0));
+    s.shutdown(Duration::from_secs(2)).await;
     assert!(listing::verify(dir.path()).unwrap().ok());
 }
 

@@ -25,9 +25,13 @@ fn stop(n: usize) -> Entry {
 /// Writes `n` lines into a fresh journal in `dir`.
 fn write_lines(dir: &Path, n: usize) {
     let tail = read(dir).unwrap().tail;
-    let mut w = JournalWriter::new(Box::new(FileSink::open(dir).unwrap()), &tail, counters());
+    let mut w = JournalWriter::new(
+        Box::new(FileSink::open(dir, false).unwrap()),
+        &tail,
+        counters(),
+    );
     for i in 0..n {
-        w.append(crate::outage::testutil::wall(i as f64 + 0.1234), stop(i))
+        w.append(crate::outage::testutil::wall(i as f64 + 0.1234), &stop(i))
             .unwrap();
     }
 }
@@ -175,13 +179,14 @@ fn heartbeat_is_replaced_atomically() {
         wall: crate::outage::testutil::wall(1.0),
         mono_ms: 1000,
         pid: 1,
+        head: None,
     };
     write_heartbeat(dir.path(), &hb).unwrap();
     write_heartbeat(
         dir.path(),
         &Heartbeat {
             mono_ms: 2000,
-            ..hb
+            ..hb.clone()
         },
     )
     .unwrap();
