@@ -411,3 +411,178 @@ async fn unusable_data_dir_fails_start_with_a_clear_message() {
         "{msg}"
     );
 }
+
+#[tokio::test]
+async fn a_second_service_on_the_same_data_dir_is_refused_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = chain(dir.path());
+    let (s, _, _) = start(&cfg, None).await;
+    let journal_before = std::fs::read(journal_path(dir.path())).unwrap();
+    let err = OutageService::start_with(
+        &cfg,
+        &prometheus::Registry::new(),
+        StartOptions {
+            clock: clock(),
+            ..StartOptions::default()
+        },
+    )
+    .await
+    .err()
+    .unwrap();
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!("pid {}", std::process::id())),
+        "{msg}"
+    );
+    assert_eq!(
+        std::fs::read(journal_path(dir.path())).unwrap(),
+        journal_before
+    );
+    s.shutdown(Duration::from_secs(2)).await;
+    // Released at shutdown.
+    let (s, _, _) = start(&cfg, None).await;
+    s.shutdown(Duration::from_secs(2)).await;
+}
+
+#[tokio::test]
+async fn a_cut_tail_fails_verify_through_the_heartbeat_and_the_next_daemon_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = chain(dir.path());
+    let (mut s, _, _) = start(&cfg, None).await;
+    feed(&mut s, 3, 3, |t| t != 2).await;
+    s.shutdown(Duration::from_secs(2)).await;
+    assert!(listing::verify(dir.path()).unwrap().ok());
+    let path = journal_path(dir.path());
+    let text = std::fs::read_to_string(&path).unwrap();
+    let kept: Vec<&str> = text.lines().collect();
+    std::fs::write(&path, kept[..kept.len() - 1].join("\n") + "\n").unwrap();
+    let rep = listing::verify(dir.path()).unwrap();
+    assert!(!rep.ok(), "{}", rep.render());
+    assert!(rep.render().contains("ends before"), "{}", rep.render());
+    // A restart carries the heartbeat's anchor into its daemon_start: even
+    // with the heartbeat gone afterwards, the cut stays visible.
+    let (s, _, _) = start(&cfg, None).await;
+    s.shutdown(Duration::from_secs(2)).await;
+    std::fs::remove_file(dir.path().join(journal::HEARTBEAT_FILE)).unwrap();
+    let rep = listing::verify(dir.path()).unwrap();
+    assert!(!rep.ok(), "{}", rep.render());
+    assert!(
+        rep.problems
+            .iter()
+            .any(|p| p.kind == WarningKind::AnchorMissing && p.message.contains("daemon_start")),
+        "{}",
+        rep.render()
+    );
+}
+
+#[tokio::test]
+async fn an_open_outage_read_offline_does_not_grow_with_the_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = chain(dir.path());
+    let (mut s, _, _) = start(&cfg, None).await;
+    feed(&mut s, 3, 3, |t| t != 2).await;
+    s.crash().await;
+    let (first, _) = listing::read_outages(dir.path(), None).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (second, _) = listing::read_outages(dir.path(), None).unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first, second, "the same record at two moments");
+    assert!(first[0].end.is_none() && first[0].observed_until.is_some());
+}
+
+#[tokio::test]
+async fn unwritten_events_at_stop_are_saved_to_a_fallback_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&[("g", None, DownWhen::All)], &[("a", "g")], dir.path());
+    let fail = Arc::new(AtomicBool::new(false));
+    let sink = Flaky {
+        inner: FileSink::open(dir.path(), false).unwrap(),
+        fail: fail.clone(),
+    };
+    let (mut s, h, _) = start(&cfg, Some(Box::new(sink))).await;
+    fail.store(true, Ordering::SeqCst);
+    feed(&mut s, 1, 3, |_| false).await;
+    let id = h.outages(None, None)[0].id.clone();
+    let begun = Instant::now();
+    s.shutdown(Duration::from_millis(600)).await;
+    assert!(begun.elapsed() < Duration::from_millis(900));
+    let saved: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("journal.unwritten."))
+        .collect();
+    assert_eq!(saved.len(), 1, "{saved:?}");
+    let text = std::fs::read_to_string(&saved[0]).unwrap();
+    let names: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event"].to_string())
+        .collect();
+    assert_eq!(names, ["\"outage_start\"", "\"daemon_stop\""]);
+    assert!(text.contains(&id));
+    // Chained where the journal ends: appending them by hand keeps it valid.
+    let mut journal = std::fs::read(journal_path(dir.path())).unwrap();
+    journal.extend_from_slice(text.as_bytes());
+    std::fs::write(journal_path(dir.path()), journal).unwrap();
+    assert!(journal::read(dir.path()).unwrap().warnings.is_empty());
+}
+
+/// A sink whose writes block while `stall` is set, like a frozen filesystem.
+struct Stalling {
+    inner: FileSink,
+    stall: Arc<AtomicBool>,
+}
+
+impl JournalSink for Stalling {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        while self.stall.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.inner.append(bytes)
+    }
+}
+
+#[tokio::test]
+async fn a_stalled_writer_blocks_nothing_and_is_reported_unhealthy() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&[("g", None, DownWhen::All)], &[("a", "g")], dir.path());
+    let stall = Arc::new(AtomicBool::new(false));
+    let sink = Stalling {
+        inner: FileSink::open(dir.path(), false).unwrap(),
+        stall: stall.clone(),
+    };
+    let registry = prometheus::Registry::new();
+    let (mut s, h) = OutageService::start_with(
+        &cfg,
+        &registry,
+        StartOptions {
+            heartbeat_interval: Duration::from_millis(50),
+            sink: Some(Box::new(sink)),
+            clock: clock(),
+            stall_bound: Duration::from_millis(200),
+            ..StartOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    stall.store(true, Ordering::SeqCst);
+    let begun = Instant::now();
+    feed(&mut s, 1, 3, |_| false).await;
+    assert!(
+        begun.elapsed() < Duration::from_millis(200),
+        "nobody waited"
+    );
+    assert_eq!(h.outages(None, None).len(), 1, "shown before it is durable");
+    assert!(h.journal_health().is_ok());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let why = h.journal_health().unwrap_err();
+    assert!(why.contains("stalled"), "{why}");
+    assert_eq!(
+        gauge(&registry, metrics::JOURNAL_BACKLOG_EVENTS, &[]),
+        Some(1.0)
+    );
+    stall.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(h.journal_health().is_ok());
+    assert_eq!(entries(dir.path()).len(), 2);
+    s.shutdown(Duration::from_secs(2)).await;
+}
