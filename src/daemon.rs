@@ -296,18 +296,25 @@ async fn collect(
     outages
 }
 
-/// Resolves on the first SIGINT or SIGTERM. SIGHUP is logged and ignored
-/// (configuration reload is not supported; restart to apply a new config)
-/// rather than killing the daemon, which is its default action.
+/// Resolves on the first SIGINT, SIGTERM or SIGABRT. SIGABRT is what
+/// systemd sends when the watchdog is not fed (a stalled journal withholds
+/// it): handled like a stop, queued journal lines are written or dumped
+/// rather than lost. SIGHUP is logged and ignored (configuration reload is
+/// not supported; restart to apply a new config) rather than killing the
+/// daemon, which is its default action.
 pub async fn shutdown_signal() -> std::io::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
+    /// `SIGABRT` on Linux (tokio names no kind for it).
+    const SIGABRT: i32 = 6;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    let mut abrt = signal(SignalKind::from_raw(SIGABRT))?;
     let mut hup = signal(SignalKind::hangup())?;
     loop {
         tokio::select! {
             _ = term.recv() => { tracing::info!(signal = "SIGTERM", "received stop signal"); return Ok(()); }
             _ = int.recv() => { tracing::info!(signal = "SIGINT", "received stop signal"); return Ok(()); }
+            _ = abrt.recv() => { tracing::error!(signal = "SIGABRT", "received abort signal (systemd watchdog?); stopping in order"); return Ok(()); }
             _ = hup.recv() => {
                 tracing::warn!(signal = "SIGHUP", "configuration reload is not supported; restart linkwatch to apply a changed config");
             }

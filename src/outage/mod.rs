@@ -40,7 +40,6 @@ use journal::{
 };
 use live::{LiveOutages, write};
 use lock::{DataDirLock, LockError};
-use metrics::JournalCollector;
 
 pub use clock::ClockSync;
 pub use history::OutageRecord;
@@ -202,7 +201,7 @@ impl OutageService {
             },
         )
         .map_err(StartError::Thread)?;
-        JournalCollector::register(registry, journal.health())?;
+        journal::metrics::JournalCollector::register(registry, journal.health())?;
         let service = OutageService {
             detector,
             journal,

@@ -79,6 +79,18 @@ fn gauge(registry: &prometheus::Registry, name: &str, labels: &[(&str, &str)]) -
         })
 }
 
+/// Waits until the writer thread has everything queued on disk (a kill -9
+/// before that loses what is in memory, as it would in a real process).
+async fn settle(registry: &prometheus::Registry) {
+    for _ in 0..200 {
+        if gauge(registry, journal::metrics::JOURNAL_BACKLOG_EVENTS, &[]) == Some(0.0) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the journal writer did not catch up within 2 s");
+}
+
 #[tokio::test]
 async fn outage_is_journaled_logged_counted_and_served() {
     let dir = tempfile::tempdir().unwrap();
@@ -197,9 +209,10 @@ async fn outage_is_journaled_logged_counted_and_served() {
 async fn kill_9_then_restart_still_down_continues_the_same_outage_with_a_gap() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = chain(dir.path());
-    let (mut s, _h, _) = start(&cfg, None).await;
+    let (mut s, _h, reg) = start(&cfg, None).await;
     feed(&mut s, 3, 2, |_| true).await;
     feed(&mut s, 3, 3, |t| t == 0).await; // isp down
+    settle(&reg).await;
     tokio::time::sleep(Duration::from_millis(120)).await; // a heartbeat or two
     let hb = journal::read_heartbeat(dir.path()).unwrap().unwrap();
     s.crash().await;
@@ -259,12 +272,10 @@ async fn kill_9_then_restart_still_down_continues_the_same_outage_with_a_gap() {
 async fn restart_with_group_up_closes_the_outage_in_the_gap() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = chain(dir.path());
-    let (mut s, _, _) = start(&cfg, None).await;
+    let (mut s, _, reg) = start(&cfg, None).await;
     feed(&mut s, 3, 2, |_| true).await;
     feed(&mut s, 3, 3, |t| t != 2).await;
-    // The writer thread has the outage_start on disk within milliseconds;
-    // a kill -9 before that loses it, as it loses anything in memory.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    settle(&reg).await;
     s.crash().await;
     let (mut s, h, _) = start(&cfg, None).await;
     feed(&mut s, 3, 2, |_| true).await;
@@ -366,11 +377,11 @@ async fn disk_errors_queue_events_and_retry_until_written() {
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert!(gauge(&reg, metrics::JOURNAL_ERRORS_TOTAL, &[]).unwrap() >= 2.0);
     assert_eq!(
-        gauge(&reg, metrics::JOURNAL_BACKLOG_EVENTS, &[]),
+        gauge(&reg, journal::metrics::JOURNAL_BACKLOG_EVENTS, &[]),
         Some(2.0),
         "outage_start and outage_end wait in the queue"
     );
-    assert!(gauge(&reg, metrics::JOURNAL_BACKLOG_OLDEST_SECONDS, &[]).unwrap() > 0.1);
+    assert!(gauge(&reg, journal::metrics::JOURNAL_BACKLOG_OLDEST_SECONDS, &[]).unwrap() > 0.1);
     assert_eq!(entries(dir.path()).len(), 1, "only daemon_start is on disk");
     fail.store(false, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(150)).await; // retried
@@ -382,8 +393,14 @@ async fn disk_errors_queue_events_and_retry_until_written() {
         .to_vec();
     assert_eq!(names, ["daemon_start", "outage_start", "outage_end"]);
     assert_eq!(gauge(&reg, metrics::JOURNAL_WRITES_TOTAL, &[]), Some(3.0));
-    assert_eq!(gauge(&reg, metrics::JOURNAL_BACKLOG_EVENTS, &[]), Some(0.0));
-    assert_eq!(gauge(&reg, metrics::JOURNAL_EVENTS_TOTAL, &[]), Some(3.0));
+    assert_eq!(
+        gauge(&reg, journal::metrics::JOURNAL_BACKLOG_EVENTS, &[]),
+        Some(0.0)
+    );
+    assert_eq!(
+        gauge(&reg, journal::metrics::JOURNAL_EVENTS_TOTAL, &[]),
+        Some(3.0)
+    );
     s.shutdown(Duration::from_secs(2)).await;
     assert!(listing::verify(dir.path()).unwrap().ok());
 }
@@ -479,8 +496,9 @@ async fn a_cut_tail_fails_verify_through_the_heartbeat_and_the_next_daemon_start
 async fn an_open_outage_read_offline_does_not_grow_with_the_clock() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = chain(dir.path());
-    let (mut s, _, _) = start(&cfg, None).await;
+    let (mut s, _, reg) = start(&cfg, None).await;
     feed(&mut s, 3, 3, |t| t != 2).await;
+    settle(&reg).await;
     s.crash().await;
     let (first, _) = listing::read_outages(dir.path(), None).unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -577,7 +595,7 @@ async fn a_stalled_writer_blocks_nothing_and_is_reported_unhealthy() {
     let why = h.journal_health().unwrap_err();
     assert!(why.contains("stalled"), "{why}");
     assert_eq!(
-        gauge(&registry, metrics::JOURNAL_BACKLOG_EVENTS, &[]),
+        gauge(&registry, journal::metrics::JOURNAL_BACKLOG_EVENTS, &[]),
         Some(1.0)
     );
     stall.store(false, Ordering::SeqCst);

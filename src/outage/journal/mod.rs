@@ -26,6 +26,7 @@ use super::event::{
 use super::ts_ms;
 
 mod heartbeat;
+pub mod metrics;
 mod queue;
 mod read;
 mod write;
