@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -64,90 +65,71 @@ pub async fn run(
 ) -> Result<(), StartError> {
     let config = Arc::new(config);
     warn_unverified_tls(&config);
-    // Start-up order: everything that can fail comes before the journal is
-    // touched, so a start that fails writes nothing. The data directory's
-    // lock first (one writer per directory), then the listener, then probes
-    // and metrics; the outage service reads and writes the journal last.
-    let dir_lock = DataDirLock::acquire(&config.daemon.data_dir, config.daemon.allow_symlinks)?;
-    let listener = server::bind(config.daemon.listen)
-        .await
-        .map_err(StartError::Listen)?;
-    let addr = listener.local_addr().map_err(StartError::Listen)?;
-    let probers = Arc::new(Probers::new(&config).await?);
-    let metrics = Arc::new(Metrics::new(&config)?);
-    if let Some(icmp) = probers.icmp() {
-        for (family, mode) in icmp.modes() {
-            metrics.set_icmp_mode(family, mode.as_str());
-        }
-    }
-    let status = Arc::new(StatusStore::new(&config));
-    let (outages, outage_handle) = OutageService::start_with(
-        &config,
-        metrics.registry(),
-        StartOptions {
-            lock: Some(dir_lock),
-            ..StartOptions::default()
-        },
-    )
-    .await?;
+    let parts = Parts::start(&config).await?;
     tracing::info!(
-        addr = %addr,
+        addr = %parts.addr,
         config = %config.source,
         targets = config.targets.len(),
         groups = config.groups.len(),
         version = env!("CARGO_PKG_VERSION"),
-        "linkwatch listening on http://{addr}/metrics"
+        "linkwatch listening on http://{}/metrics", parts.addr
     );
     if let Some(tx) = on_listen {
-        let _ = tx.send(addr);
+        let _ = tx.send(parts.addr);
     }
-
-    let scheduler_alive = Arc::new(AtomicBool::new(true));
-    let journal_health = outage_handle.clone();
-    let state = Arc::new(AppState {
-        metrics: metrics.clone(),
-        status: status.clone(),
-        outages: Some(outage_handle),
-        scheduler_alive: scheduler_alive.clone(),
-        started: jiff::Timestamp::now(),
-    });
-    let server_stop = CancellationToken::new();
-    let server = tokio::spawn(server::serve(
-        listener,
-        state,
-        server_stop.clone().cancelled_owned(),
-        HTTP_GRACE,
-    ));
-    let (tx, rx) = mpsc::channel::<ProbeResult>(config.targets.len().clamp(64, 65_536));
-    let collector = tokio::spawn(collect(
-        rx,
-        metrics.clone(),
-        status,
-        outages,
-        config.clone(),
-    ));
-    let cancel = CancellationToken::new();
-    let scheduler = tokio::spawn(
-        Scheduler::new(config.clone(), probers, tx, Some(metrics)).run(cancel.clone()),
-    );
-    let notifier = Arc::new(Notifier::from_env());
-    notifier.notify(&format!(
-        "READY=1\nSTATUS=probing {} targets, serving http://{addr}",
-        config.targets.len()
-    ));
-    let watchdog = spawn_watchdog(&notifier, &scheduler_alive, journal_health);
-    let running = Running {
-        scheduler,
-        cancel,
-        scheduler_alive,
-        collector,
-        server,
-        server_stop,
-        notifier,
-        watchdog,
-    };
-    running.until_stopped(shutdown).await;
+    Running::spawn(config, parts).until_stopped(shutdown).await;
     Ok(())
+}
+
+/// What start-up builds before anything runs.
+struct Parts {
+    listener: TcpListener,
+    addr: SocketAddr,
+    probers: Arc<Probers>,
+    metrics: Arc<Metrics>,
+    status: Arc<StatusStore>,
+    outages: OutageService,
+    outage_handle: OutageHandle,
+}
+
+impl Parts {
+    /// Everything that can fail comes before the journal is touched, so a
+    /// start that fails writes nothing: the data directory's lock first (one
+    /// writer per directory), then the listener, then probes and metrics; the
+    /// outage service reads and writes the journal last.
+    async fn start(config: &Arc<Config>) -> Result<Self, StartError> {
+        let dir_lock = DataDirLock::acquire(&config.daemon.data_dir, config.daemon.allow_symlinks)?;
+        let listener = server::bind(config.daemon.listen)
+            .await
+            .map_err(StartError::Listen)?;
+        let addr = listener.local_addr().map_err(StartError::Listen)?;
+        let probers = Arc::new(Probers::new(config).await?);
+        let metrics = Arc::new(Metrics::new(config)?);
+        if let Some(icmp) = probers.icmp() {
+            for (family, mode) in icmp.modes() {
+                metrics.set_icmp_mode(family, mode.as_str());
+            }
+        }
+        let status = Arc::new(StatusStore::new(config));
+        let (outages, outage_handle) = OutageService::start_with(
+            config,
+            metrics.registry(),
+            StartOptions {
+                lock: Some(dir_lock),
+                ..StartOptions::default()
+            },
+        )
+        .await?;
+        Ok(Self {
+            listener,
+            addr,
+            probers,
+            metrics,
+            status,
+            outages,
+            outage_handle,
+        })
+    }
 }
 
 /// Warns once per target that skips certificate verification.
@@ -210,6 +192,56 @@ struct Running {
 }
 
 impl Running {
+    /// Starts the server, the collector, the scheduler and the watchdog, and
+    /// tells systemd we are ready.
+    fn spawn(config: Arc<Config>, parts: Parts) -> Self {
+        let scheduler_alive = Arc::new(AtomicBool::new(true));
+        let state = Arc::new(AppState {
+            metrics: parts.metrics.clone(),
+            status: parts.status.clone(),
+            outages: Some(parts.outage_handle.clone()),
+            scheduler_alive: scheduler_alive.clone(),
+            started: jiff::Timestamp::now(),
+        });
+        let server_stop = CancellationToken::new();
+        let server = tokio::spawn(server::serve(
+            parts.listener,
+            state,
+            server_stop.clone().cancelled_owned(),
+            HTTP_GRACE,
+        ));
+        let (tx, rx) = mpsc::channel::<ProbeResult>(config.targets.len().clamp(64, 65_536));
+        let collector = tokio::spawn(collect(
+            rx,
+            parts.metrics.clone(),
+            parts.status,
+            parts.outages,
+            config.clone(),
+        ));
+        let cancel = CancellationToken::new();
+        let scheduler = tokio::spawn(
+            Scheduler::new(config.clone(), parts.probers, tx, Some(parts.metrics))
+                .run(cancel.clone()),
+        );
+        let notifier = Arc::new(Notifier::from_env());
+        notifier.notify(&format!(
+            "READY=1\nSTATUS=probing {} targets, serving http://{}",
+            config.targets.len(),
+            parts.addr
+        ));
+        let watchdog = spawn_watchdog(&notifier, &scheduler_alive, parts.outage_handle);
+        Self {
+            scheduler,
+            cancel,
+            scheduler_alive,
+            collector,
+            server,
+            server_stop,
+            notifier,
+            watchdog,
+        }
+    }
+
     /// Waits for `shutdown` (or the scheduler dying), then stops everything
     /// within [`SHUTDOWN_BUDGET`]: scheduler, collector and journal, server.
     async fn until_stopped(mut self, shutdown: impl Future<Output = ()>) {

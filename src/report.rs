@@ -128,35 +128,15 @@ pub fn build(
     let records = listing::outages(&history, Some(since), now, &liveness);
     let verify = VerifyReport::of(&history);
 
-    // Coverage: union of runs clipped to the period.
-    let mut spans: Vec<(Timestamp, Timestamp)> = history
-        .runs
-        .iter()
-        .filter_map(|r| clip(r.started, r.alive_until, since, until))
-        .collect();
-    spans.sort();
-    let mut merged: Vec<(Timestamp, Timestamp)> = Vec::new();
-    for (a, b) in spans {
-        match merged.last_mut() {
-            Some(last) if a <= last.1 => last.1 = last.1.max(b),
-            _ => merged.push((a, b)),
-        }
-    }
-    let monitored = merged
+    let monitored_spans = monitored_spans(&history, since, until);
+    let monitored = monitored_spans
         .iter()
         .map(|(a, b)| secs(*a, *b))
         .fold(0.0, |x, y| x + y);
-    let mut unmonitored = Vec::new();
-    let mut cursor = since;
-    for (a, b) in &merged {
-        if *a > cursor {
-            unmonitored.push([fmt(cursor), fmt(*a)]);
-        }
-        cursor = cursor.max(*b);
-    }
-    if cursor < until {
-        unmonitored.push([fmt(cursor), fmt(until)]);
-    }
+    let unmonitored = unmonitored(&monitored_spans, since, until)
+        .into_iter()
+        .map(|(a, b)| [fmt(a), fmt(b)])
+        .collect();
     let overlapping_runs: Vec<_> = history
         .runs
         .iter()
@@ -186,35 +166,7 @@ pub fn build(
         })
         .collect();
 
-    let mut group_names: Vec<String> = outages.iter().map(|o| o.group.clone()).collect();
-    group_names.sort();
-    group_names.dedup();
-    let groups = group_names
-        .into_iter()
-        .map(|g| {
-            let of: Vec<&ReportOutage> = outages.iter().filter(|o| o.group == g).collect();
-            let downtime = of
-                .iter()
-                .map(|o| o.duration_in_period_seconds)
-                .fold(0.0, |x, y| x + y);
-            let mut by_cause: Vec<(String, f64)> = Vec::new();
-            for o in &of {
-                match by_cause.iter_mut().find(|(c, _)| *c == o.cause) {
-                    Some((_, d)) => *d += o.duration_in_period_seconds,
-                    None => by_cause.push((o.cause.clone(), o.duration_in_period_seconds)),
-                }
-            }
-            GroupSummary {
-                availability_percent: (monitored > 0.0)
-                    .then(|| (100.0 * (1.0 - downtime / monitored)).clamp(0.0, 100.0)),
-                outages: of.len(),
-                downtime_seconds: downtime,
-                longest_outage_seconds: of.iter().map(|o| o.duration_seconds).fold(0.0, f64::max),
-                downtime_by_cause: by_cause,
-                group: g,
-            }
-        })
-        .collect();
+    let groups = group_summaries(&outages, monitored);
 
     Ok(Report {
         generated: fmt(now),
@@ -241,6 +193,82 @@ pub fn build(
         groups,
         outages,
     })
+}
+
+/// When a daemon was running within `[since, until)`: the union of runs,
+/// clipped, in order.
+fn monitored_spans(
+    history: &History,
+    since: Timestamp,
+    until: Timestamp,
+) -> Vec<(Timestamp, Timestamp)> {
+    let mut spans: Vec<(Timestamp, Timestamp)> = history
+        .runs
+        .iter()
+        .filter_map(|r| clip(r.started, r.alive_until, since, until))
+        .collect();
+    spans.sort();
+    let mut merged: Vec<(Timestamp, Timestamp)> = Vec::new();
+    for (a, b) in spans {
+        match merged.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    merged
+}
+
+/// The holes between `monitored` spans within `[since, until)`.
+fn unmonitored(
+    monitored: &[(Timestamp, Timestamp)],
+    since: Timestamp,
+    until: Timestamp,
+) -> Vec<(Timestamp, Timestamp)> {
+    let mut out = Vec::new();
+    let mut cursor = since;
+    for (a, b) in monitored {
+        if *a > cursor {
+            out.push((cursor, *a));
+        }
+        cursor = cursor.max(*b);
+    }
+    if cursor < until {
+        out.push((cursor, until));
+    }
+    out
+}
+
+/// Per-group totals, groups by name.
+fn group_summaries(outages: &[ReportOutage], monitored: f64) -> Vec<GroupSummary> {
+    let mut group_names: Vec<String> = outages.iter().map(|o| o.group.clone()).collect();
+    group_names.sort();
+    group_names.dedup();
+    group_names
+        .into_iter()
+        .map(|g| {
+            let of: Vec<&ReportOutage> = outages.iter().filter(|o| o.group == g).collect();
+            let downtime = of
+                .iter()
+                .map(|o| o.duration_in_period_seconds)
+                .fold(0.0, |x, y| x + y);
+            let mut by_cause: Vec<(String, f64)> = Vec::new();
+            for o in &of {
+                match by_cause.iter_mut().find(|(c, _)| *c == o.cause) {
+                    Some((_, d)) => *d += o.duration_in_period_seconds,
+                    None => by_cause.push((o.cause.clone(), o.duration_in_period_seconds)),
+                }
+            }
+            GroupSummary {
+                availability_percent: (monitored > 0.0)
+                    .then(|| (100.0 * (1.0 - downtime / monitored)).clamp(0.0, 100.0)),
+                outages: of.len(),
+                downtime_seconds: downtime,
+                longest_outage_seconds: of.iter().map(|o| o.duration_seconds).fold(0.0, f64::max),
+                downtime_by_cause: by_cause,
+                group: g,
+            }
+        })
+        .collect()
 }
 
 fn clip(

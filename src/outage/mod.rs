@@ -141,9 +141,7 @@ impl OutageService {
             Some(l) => l,
             None => DataDirLock::acquire(&data_dir, allow_symlinks)?,
         };
-        for name in [journal::JOURNAL_FILE, journal::HEARTBEAT_FILE] {
-            lock::refuse_symlink(&data_dir.join(name), allow_symlinks)?;
-        }
+        refuse_symlinks(&data_dir, allow_symlinks)?;
         let metrics = OutageMetrics::register(config, registry)?;
         let history = load_history(&data_dir)?;
         let clock = match options.clock {
@@ -208,17 +206,7 @@ impl OutageService {
             metrics,
             live,
             anchor,
-            target_labels: config
-                .targets
-                .iter()
-                .map(|t| {
-                    [
-                        t.name.clone(),
-                        t.group.clone(),
-                        t.kind().as_str().to_string(),
-                    ]
-                })
-                .collect(),
+            target_labels: target_labels(config),
             group_names: config.groups.iter().map(|g| g.name.clone()).collect(),
             downtime_at: Duration::ZERO,
             _lock: dir_lock,
@@ -358,6 +346,29 @@ impl OutageService {
             .stop(Entry::DaemonStop(DaemonStop { open_outages: open }), budget)
             .await;
     }
+}
+
+/// The label values of `linkwatch_target_up`, by target index.
+fn target_labels(config: &Config) -> Vec<[String; 3]> {
+    config
+        .targets
+        .iter()
+        .map(|t| {
+            [
+                t.name.clone(),
+                t.group.clone(),
+                t.kind().as_str().to_string(),
+            ]
+        })
+        .collect()
+}
+
+/// Refuses a symbolic link at the journal's or the heartbeat's path unless allowed.
+fn refuse_symlinks(data_dir: &Path, allow_symlinks: bool) -> Result<(), LockError> {
+    for name in [journal::JOURNAL_FILE, journal::HEARTBEAT_FILE] {
+        lock::refuse_symlink(&data_dir.join(name), allow_symlinks)?;
+    }
+    Ok(())
 }
 
 /// Writes one start-up line at once; what the disk refuses is queued for the writer thread.
