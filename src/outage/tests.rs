@@ -79,6 +79,17 @@ fn gauge(registry: &prometheus::Registry, name: &str, labels: &[(&str, &str)]) -
         })
 }
 
+/// Polls `cond` every 10 ms for up to 3 s (the writer thread works on its own time).
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..300 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("not within 3 s: {what}");
+}
+
 /// Waits until the writer thread has everything queued on disk (a kill -9
 /// before that loses what is in memory, as it would in a real process).
 async fn settle(registry: &prometheus::Registry) {
@@ -374,17 +385,22 @@ async fn disk_errors_queue_events_and_retry_until_written() {
         Some(1.0)
     );
     // The writer keeps retrying (every heartbeat interval, 50 ms here).
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    assert!(gauge(&reg, metrics::JOURNAL_ERRORS_TOTAL, &[]).unwrap() >= 2.0);
+    eventually("a retry failed too", || {
+        gauge(&reg, metrics::JOURNAL_ERRORS_TOTAL, &[]).unwrap() >= 2.0
+    })
+    .await;
     assert_eq!(
         gauge(&reg, journal::metrics::JOURNAL_BACKLOG_EVENTS, &[]),
         Some(2.0),
         "outage_start and outage_end wait in the queue"
     );
-    assert!(gauge(&reg, journal::metrics::JOURNAL_BACKLOG_OLDEST_SECONDS, &[]).unwrap() > 0.1);
+    assert!(gauge(&reg, journal::metrics::JOURNAL_BACKLOG_OLDEST_SECONDS, &[]).unwrap() > 0.0);
     assert_eq!(entries(dir.path()).len(), 1, "only daemon_start is on disk");
     fail.store(false, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(150)).await; // retried
+    eventually("the retry succeeded", || {
+        gauge(&reg, journal::metrics::JOURNAL_BACKLOG_EVENTS, &[]) == Some(0.0)
+    })
+    .await;
     let names: Vec<&str> = entries(dir.path())
         .iter()
         .map(|e| e.name())
@@ -523,7 +539,10 @@ async fn unwritten_events_at_stop_are_saved_to_a_fallback_file() {
     let id = h.outages(None, None)[0].id.clone();
     let begun = Instant::now();
     s.shutdown(Duration::from_millis(600)).await;
-    assert!(begun.elapsed() < Duration::from_millis(900));
+    assert!(
+        begun.elapsed() < Duration::from_millis(1500),
+        "bounded by the budget"
+    );
     let saved: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -585,13 +604,11 @@ async fn a_stalled_writer_blocks_nothing_and_is_reported_unhealthy() {
     stall.store(true, Ordering::SeqCst);
     let begun = Instant::now();
     feed(&mut s, 1, 3, |_| false).await;
-    assert!(
-        begun.elapsed() < Duration::from_millis(200),
-        "nobody waited"
-    );
+    assert!(begun.elapsed() < Duration::from_secs(1), "nobody waited");
     assert_eq!(h.outages(None, None).len(), 1, "shown before it is durable");
     assert!(h.journal_health().is_ok());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    eventually("unhealthy after the bound", || h.journal_health().is_err()).await;
+    assert!(begun.elapsed() >= Duration::from_millis(200));
     let why = h.journal_health().unwrap_err();
     assert!(why.contains("stalled"), "{why}");
     assert_eq!(
@@ -599,8 +616,7 @@ async fn a_stalled_writer_blocks_nothing_and_is_reported_unhealthy() {
         Some(1.0)
     );
     stall.store(false, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(h.journal_health().is_ok());
-    assert_eq!(entries(dir.path()).len(), 2);
+    eventually("written after the stall", || entries(dir.path()).len() == 2).await;
+    eventually("healthy again", || h.journal_health().is_ok()).await;
     s.shutdown(Duration::from_secs(2)).await;
 }

@@ -53,7 +53,7 @@ struct Queued {
 }
 
 #[derive(Debug, Default)]
-struct State {
+struct BacklogState {
     events: VecDeque<Queued>,
     /// When the write (or heartbeat) in progress began.
     busy_since: Option<Instant>,
@@ -67,8 +67,8 @@ struct State {
     abandon: bool,
 }
 
-struct Shared {
-    state: Mutex<State>,
+struct Backlog {
+    state: Mutex<BacklogState>,
     stall_bound: Duration,
     /// Wakes the thread: an event queued, stop or abandon requested.
     wake: Condvar,
@@ -76,8 +76,8 @@ struct Shared {
     room: Notify,
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
+impl Backlog {
+    fn lock(&self) -> MutexGuard<'_, BacklogState> {
         // Every critical section is a few field updates; a panic mid-way
         // leaves nothing half-done worth refusing.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
@@ -97,7 +97,7 @@ pub struct QueueOptions {
 
 /// The producer side: push events, read the backlog, stop.
 pub struct JournalQueue {
-    shared: Arc<Shared>,
+    backlog: Arc<Backlog>,
     finished: Option<oneshot::Receiver<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -105,7 +105,7 @@ pub struct JournalQueue {
 /// Read access to the backlog for `/healthz`, the watchdog and metrics.
 #[derive(Clone)]
 pub struct JournalHealth {
-    shared: Arc<Shared>,
+    backlog: Arc<Backlog>,
 }
 
 impl JournalQueue {
@@ -117,7 +117,7 @@ impl JournalQueue {
         options: QueueOptions,
     ) -> io::Result<Self> {
         let now = Instant::now();
-        let state = State {
+        let state = BacklogState {
             events: initial
                 .into_iter()
                 .map(|(ts, entry)| Queued {
@@ -128,9 +128,9 @@ impl JournalQueue {
                 .collect(),
             head: writer.head(),
             events_total: writer.next_seq(),
-            ..State::default()
+            ..BacklogState::default()
         };
-        let shared = Arc::new(Shared {
+        let backlog = Arc::new(Backlog {
             state: Mutex::new(state),
             stall_bound: options.stall_bound,
             wake: Condvar::new(),
@@ -139,7 +139,7 @@ impl JournalQueue {
         let (done, finished) = oneshot::channel();
         let thread = WriterThread {
             writer,
-            shared: shared.clone(),
+            backlog: backlog.clone(),
             options,
             done: Some(done),
         };
@@ -147,7 +147,7 @@ impl JournalQueue {
             .name("journal-writer".into())
             .spawn(move || thread.run())?;
         Ok(Self {
-            shared,
+            backlog,
             finished: Some(finished),
             thread: Some(thread),
         })
@@ -156,9 +156,9 @@ impl JournalQueue {
     /// Queues one event; waits only while the queue is full.
     pub async fn push(&self, ts: Timestamp, entry: Entry) {
         loop {
-            let room = self.shared.room.notified();
+            let room = self.backlog.room.notified();
             {
-                let mut s = self.shared.lock();
+                let mut s = self.backlog.lock();
                 if s.events.len() < QUEUE_CAPACITY {
                     s.events.push_back(Queued {
                         queued_at: Instant::now(),
@@ -166,7 +166,7 @@ impl JournalQueue {
                         entry,
                     });
                     drop(s);
-                    self.shared.wake.notify_one();
+                    self.backlog.wake.notify_one();
                     return;
                 }
             }
@@ -182,7 +182,7 @@ impl JournalQueue {
     /// A cloneable view of the backlog.
     pub fn health(&self) -> JournalHealth {
         JournalHealth {
-            shared: self.shared.clone(),
+            backlog: self.backlog.clone(),
         }
     }
 
@@ -193,7 +193,7 @@ impl JournalQueue {
     pub async fn stop(mut self, last: Entry, within: Duration) {
         let begun = Instant::now();
         {
-            let mut s = self.shared.lock();
+            let mut s = self.backlog.lock();
             s.events.push_back(Queued {
                 queued_at: begun,
                 ts: Timestamp::now(),
@@ -201,7 +201,7 @@ impl JournalQueue {
             });
             s.stop_by = Some(begun + within.saturating_sub(DUMP_MARGIN));
         }
-        self.shared.wake.notify_one();
+        self.backlog.wake.notify_one();
         let finished = self.finished.take();
         let waited = match finished {
             Some(rx) => tokio::time::timeout(within.saturating_sub(DUMP_MARGIN / 2), rx)
@@ -218,7 +218,7 @@ impl JournalQueue {
         // The thread is stuck in a write: dump from here. Only the temporary
         // directory: the data directory's filesystem is the one not answering.
         let (events, head) = {
-            let mut s = self.shared.lock();
+            let mut s = self.backlog.lock();
             s.abandon = true;
             (std::mem::take(&mut s.events), s.head.clone())
         };
@@ -238,8 +238,8 @@ impl JournalQueue {
     /// Simulates `kill -9`: the thread exits without writing anything more.
     #[cfg(test)]
     pub(crate) async fn abandon(mut self) {
-        self.shared.lock().abandon = true;
-        self.shared.wake.notify_one();
+        self.backlog.lock().abandon = true;
+        self.backlog.wake.notify_one();
         if let Some(t) = self.thread.take() {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
@@ -251,8 +251,8 @@ impl Drop for JournalQueue {
     /// still writes or dumps what is queued, then exits.
     fn drop(&mut self) {
         if self.thread.is_some() {
-            self.shared.lock().stop_by.get_or_insert_with(Instant::now);
-            self.shared.wake.notify_one();
+            self.backlog.lock().stop_by.get_or_insert_with(Instant::now);
+            self.backlog.wake.notify_one();
         }
     }
 }
@@ -260,12 +260,12 @@ impl Drop for JournalQueue {
 impl JournalHealth {
     /// Events queued and not yet durable.
     pub fn backlog(&self) -> usize {
-        self.shared.lock().events.len()
+        self.backlog.lock().events.len()
     }
 
     /// Age of the oldest unwritten event or of the write in progress.
     pub fn oldest(&self) -> Option<Duration> {
-        let s = self.shared.lock();
+        let s = self.backlog.lock();
         let oldest = match (s.events.front().map(|q| q.queued_at), s.busy_since) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -276,7 +276,7 @@ impl JournalHealth {
     /// `Err` with a reason when the journal has fallen behind by more than
     /// the stall bound ([`STALL_BOUND`] in the daemon).
     pub fn check(&self) -> Result<(), String> {
-        let bound = self.shared.stall_bound;
+        let bound = self.backlog.stall_bound;
         match self.oldest() {
             Some(age) if age > bound => Err(format!(
                 "journal writes stalled: {} event(s) unwritten, oldest {:.1}s (bound {:.1}s)",
@@ -290,7 +290,7 @@ impl JournalHealth {
 
     /// The last durable line and the number of lines in the chain.
     pub fn head(&self) -> (Option<ChainHead>, u64) {
-        let s = self.shared.lock();
+        let s = self.backlog.lock();
         (s.head.clone(), s.events_total)
     }
 }
@@ -305,7 +305,7 @@ enum Job {
 
 struct WriterThread {
     writer: JournalWriter,
-    shared: Arc<Shared>,
+    backlog: Arc<Backlog>,
     options: QueueOptions,
     done: Option<oneshot::Sender<()>>,
 }
@@ -320,7 +320,7 @@ impl WriterThread {
                 Job::Exit => return,
                 Job::Write(q) => {
                     let res = self.writer.append(q.ts, &q.entry);
-                    let mut s = self.shared.lock();
+                    let mut s = self.backlog.lock();
                     s.busy_since = None;
                     s.head = self.writer.head();
                     s.events_total = self.writer.next_seq();
@@ -329,7 +329,7 @@ impl WriterThread {
                             s.events.pop_front();
                             retry_at = None;
                             drop(s);
-                            self.shared.room.notify_waiters();
+                            self.backlog.room.notify_waiters();
                         }
                         Err(_) => {
                             let every = if s.stop_by.is_some() {
@@ -363,7 +363,7 @@ impl WriterThread {
                         tracing::warn!(error = %e, "final heartbeat not written");
                     }
                     let (events, head) = {
-                        let mut s = self.shared.lock();
+                        let mut s = self.backlog.lock();
                         (std::mem::take(&mut s.events), s.head.clone())
                     };
                     if events.is_empty() {
@@ -383,7 +383,7 @@ impl WriterThread {
 
     /// Waits until there is something to do.
     fn next_job(&self, next_heartbeat: Instant, retry_at: Option<Instant>) -> Job {
-        let mut s = self.shared.lock();
+        let mut s = self.backlog.lock();
         loop {
             if s.abandon {
                 return Job::Exit;
@@ -411,7 +411,7 @@ impl WriterThread {
                 until = until.min(t);
             }
             s = self
-                .shared
+                .backlog
                 .wake
                 .wait_timeout(s, until.saturating_duration_since(now))
                 .unwrap_or_else(|p| p.into_inner())
@@ -431,7 +431,7 @@ impl WriterThread {
             head: self.writer.head(),
         };
         let written = write_heartbeat(&self.options.data_dir, &hb);
-        let mut s = self.shared.lock();
+        let mut s = self.backlog.lock();
         s.busy_since = None;
         s.head = self.writer.head();
         s.events_total = self.writer.next_seq();
