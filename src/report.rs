@@ -13,8 +13,10 @@ use std::path::Path;
 use jiff::{Timestamp, tz::TimeZone};
 use serde::Serialize;
 
+use crate::outage::chain::ChainHead;
 use crate::outage::history::{History, ReadError};
 use crate::outage::listing::{self, VerifyReport};
+use crate::outage::lock;
 
 /// Output formats of `linkwatch report`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -55,6 +57,10 @@ pub struct ReportOutage {
     pub gaps: Vec<[String; 2]>,
     /// `false` when the end is only known to lie in an unobserved gap.
     pub end_observed: Option<bool>,
+    /// Still open, with no daemon running: nobody has watched it since this
+    /// moment, and its durations end here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_until: Option<String>,
 }
 
 /// Per-group totals over the period.
@@ -89,6 +95,9 @@ pub struct Report {
     pub runs: usize,
     pub journal_ok: bool,
     pub journal_problems: Vec<String>,
+    /// The journal's last line (`seq`, full hash): hold it against the
+    /// metrics a Prometheus elsewhere recorded (see [`witness_check`]).
+    pub journal_head: Option<ChainHead>,
     pub groups: Vec<GroupSummary>,
     pub outages: Vec<ReportOutage>,
 }
@@ -115,10 +124,84 @@ pub fn build(
 
     let history = History::load(data_dir)?;
     let now = Timestamp::now();
-    let records = listing::outages(&history, Some(since), now);
+    let liveness = lock::probe(data_dir);
+    let records = listing::outages(&history, Some(since), now, &liveness);
     let verify = VerifyReport::of(&history);
 
-    // Coverage: union of runs clipped to the period.
+    let monitored_spans = monitored_spans(&history, since, until);
+    let monitored = monitored_spans
+        .iter()
+        .map(|(a, b)| secs(*a, *b))
+        .fold(0.0, |x, y| x + y);
+    let unmonitored = unmonitored(&monitored_spans, since, until)
+        .into_iter()
+        .map(|(a, b)| [fmt(a), fmt(b)])
+        .collect();
+    let overlapping_runs: Vec<_> = history
+        .runs
+        .iter()
+        .filter(|r| clip(r.started, r.alive_until, since, until).is_some())
+        .collect();
+    let period = secs(since, until);
+
+    let outages: Vec<ReportOutage> = records
+        .iter()
+        .filter(|r| r.overlaps(Some(since), Some(until)))
+        .map(|r| {
+            let end = r.end.or(r.observed_until).unwrap_or(now);
+            let in_period = clip(r.start, end, since, until).map_or(0.0, |(a, b)| secs(a, b));
+            ReportOutage {
+                id: r.id.clone(),
+                group: r.group.clone(),
+                cause: r.cause.clone(),
+                start: fmt(r.start),
+                end: r.end.map(fmt),
+                duration_seconds: r.duration_seconds,
+                duration_in_period_seconds: in_period,
+                targets: r.targets.clone(),
+                gaps: r.gaps.iter().map(|g| [fmt(g.from), fmt(g.to)]).collect(),
+                end_observed: r.end_observed,
+                observed_until: r.observed_until.map(fmt),
+            }
+        })
+        .collect();
+
+    let groups = group_summaries(&outages, monitored);
+
+    Ok(Report {
+        generated: fmt(now),
+        version: env!("CARGO_PKG_VERSION"),
+        time_zone: tz_name.to_string(),
+        since: fmt(since),
+        until: fmt(until),
+        period_seconds: period,
+        monitored_seconds: monitored,
+        coverage_percent: if period > 0.0 {
+            100.0 * monitored / period
+        } else {
+            0.0
+        },
+        unmonitored,
+        unsynchronized_runs: overlapping_runs
+            .iter()
+            .filter(|r| r.clock_synchronized != Some(true))
+            .count(),
+        runs: overlapping_runs.len(),
+        journal_ok: verify.ok(),
+        journal_problems: verify.problems.iter().map(|p| p.to_string()).collect(),
+        journal_head: verify.head,
+        groups,
+        outages,
+    })
+}
+
+/// When a daemon was running within `[since, until)`: the union of runs,
+/// clipped, in order.
+fn monitored_spans(
+    history: &History,
+    since: Timestamp,
+    until: Timestamp,
+) -> Vec<(Timestamp, Timestamp)> {
     let mut spans: Vec<(Timestamp, Timestamp)> = history
         .runs
         .iter()
@@ -132,53 +215,35 @@ pub fn build(
             _ => merged.push((a, b)),
         }
     }
-    let monitored = merged
-        .iter()
-        .map(|(a, b)| secs(*a, *b))
-        .fold(0.0, |x, y| x + y);
-    let mut unmonitored = Vec::new();
+    merged
+}
+
+/// The holes between `monitored` spans within `[since, until)`.
+fn unmonitored(
+    monitored: &[(Timestamp, Timestamp)],
+    since: Timestamp,
+    until: Timestamp,
+) -> Vec<(Timestamp, Timestamp)> {
+    let mut out = Vec::new();
     let mut cursor = since;
-    for (a, b) in &merged {
+    for (a, b) in monitored {
         if *a > cursor {
-            unmonitored.push([fmt(cursor), fmt(*a)]);
+            out.push((cursor, *a));
         }
         cursor = cursor.max(*b);
     }
     if cursor < until {
-        unmonitored.push([fmt(cursor), fmt(until)]);
+        out.push((cursor, until));
     }
-    let overlapping_runs: Vec<_> = history
-        .runs
-        .iter()
-        .filter(|r| clip(r.started, r.alive_until, since, until).is_some())
-        .collect();
-    let period = secs(since, until);
+    out
+}
 
-    let outages: Vec<ReportOutage> = records
-        .iter()
-        .filter(|r| r.overlaps(Some(since), Some(until)))
-        .map(|r| {
-            let end = r.end.unwrap_or(now);
-            let in_period = clip(r.start, end, since, until).map_or(0.0, |(a, b)| secs(a, b));
-            ReportOutage {
-                id: r.id.clone(),
-                group: r.group.clone(),
-                cause: r.cause.clone(),
-                start: fmt(r.start),
-                end: r.end.map(fmt),
-                duration_seconds: r.duration_seconds,
-                duration_in_period_seconds: in_period,
-                targets: r.targets.clone(),
-                gaps: r.gaps.iter().map(|g| [fmt(g.from), fmt(g.to)]).collect(),
-                end_observed: r.end_observed,
-            }
-        })
-        .collect();
-
+/// Per-group totals, groups by name.
+fn group_summaries(outages: &[ReportOutage], monitored: f64) -> Vec<GroupSummary> {
     let mut group_names: Vec<String> = outages.iter().map(|o| o.group.clone()).collect();
     group_names.sort();
     group_names.dedup();
-    let groups = group_names
+    group_names
         .into_iter()
         .map(|g| {
             let of: Vec<&ReportOutage> = outages.iter().filter(|o| o.group == g).collect();
@@ -203,32 +268,7 @@ pub fn build(
                 group: g,
             }
         })
-        .collect();
-
-    Ok(Report {
-        generated: fmt(now),
-        version: env!("CARGO_PKG_VERSION"),
-        time_zone: tz_name.to_string(),
-        since: fmt(since),
-        until: fmt(until),
-        period_seconds: period,
-        monitored_seconds: monitored,
-        coverage_percent: if period > 0.0 {
-            100.0 * monitored / period
-        } else {
-            0.0
-        },
-        unmonitored,
-        unsynchronized_runs: overlapping_runs
-            .iter()
-            .filter(|r| r.clock_synchronized != Some(true))
-            .count(),
-        runs: overlapping_runs.len(),
-        journal_ok: verify.ok(),
-        journal_problems: verify.problems.iter().map(|p| p.to_string()).collect(),
-        groups,
-        outages,
-    })
+        .collect()
 }
 
 fn clip(
@@ -338,10 +378,33 @@ fn caveats(r: &Report) -> Vec<String> {
     v
 }
 
+/// The journal's head and how to check it against the metrics a Prometheus
+/// elsewhere scraped: a journal cut short or rewritten after the fact shows
+/// fewer lines, or another hash, than the witness saw.
+pub fn witness_check(r: &Report) -> String {
+    match &r.journal_head {
+        None => "Journal head: the journal is empty".to_string(),
+        Some(h) => format!(
+            "Journal head: line seq {seq}, SHA-256 {hash}. To check it against an independent \
+             witness, query the Prometheus that scraped this daemon: \
+             every value of linkwatch_journal_events_total it recorded before this report was \
+             generated must be at most {total}, and wherever it was exactly {total}, \
+             linkwatch_journal_head_info must carry hash=\"{prefix}\"",
+            seq = h.seq,
+            hash = h.hash,
+            total = h.seq + 1,
+            prefix = h.hash_prefix(),
+        ),
+    }
+}
+
 /// An outage's end for people: a time, "ongoing", or a time marked unobserved.
 fn end_text(o: &ReportOutage) -> String {
     match (&o.end, o.end_observed) {
-        (None, _) => "ongoing".to_string(),
+        (None, _) => match &o.observed_until {
+            Some(t) => format!("open, not observed after {t}"),
+            None => "ongoing".to_string(),
+        },
         (Some(e), Some(false)) => format!("{e} (not observed)"),
         (Some(e), _) => e.clone(),
     }
@@ -378,6 +441,7 @@ fn render_markdown(r: &Report) -> String {
         "- Journal integrity (hash chain): {}",
         if r.journal_ok { "intact" } else { "BROKEN" }
     );
+    let _ = writeln!(out, "- {}", witness_check(r));
     let _ = writeln!(
         out,
         "- Runs without a confirmed synchronized clock: {}",
@@ -495,7 +559,7 @@ fn render_html(r: &Report) -> String {
     td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}</style></head><body>\n\
     <h1>Connectivity report</h1><p>{since} to {until} (times in {tz}). Generated {gen} by linkwatch {ver}.</p>\n\
     <h2>Evidence quality</h2><ul><li>Monitoring coverage: {cov:.2} % of the period, {runs} run(s)</li>\
-    <li>Journal integrity (hash chain): {integrity}</li>{notes}</ul>\n\
+    <li>Journal integrity (hash chain): {integrity}</li><li>{witness}</li>{notes}</ul>\n\
     <h2>Summary by group</h2><table><tr><th>group</th><th>outages</th><th>downtime</th><th>availability</th><th>longest</th></tr>\n{groups}</table>\n\
     <h2>Outages</h2><table><tr><th>start</th><th>end</th><th>duration</th><th>group</th><th>likely cause</th><th>failing targets</th><th>unobserved</th></tr>\n{rows}</table>\n\
     </body></html>\n",
@@ -507,6 +571,7 @@ fn render_html(r: &Report) -> String {
         cov = r.coverage_percent,
         runs = r.runs,
         integrity = if r.journal_ok { "intact" } else { "BROKEN" },
+        witness = esc(&witness_check(r)),
     )
 }
 

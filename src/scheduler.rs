@@ -419,6 +419,7 @@ mod tests {
                 data_dir: "/nonexistent".into(),
                 log_format: LogFormat::Text,
                 max_concurrency: max_conc,
+                allow_symlinks: false,
             },
             defaults: Defaults {
                 interval,

@@ -45,6 +45,8 @@ pub struct DaemonConfig {
     pub log_format: LogFormat,
     /// Upper bound on probes in flight at once, over all targets.
     pub max_concurrency: usize,
+    /// Follow a symlinked journal, heartbeat or lock file in `data_dir` (refused by default).
+    pub allow_symlinks: bool,
 }
 
 impl Default for DaemonConfig {
@@ -55,6 +57,7 @@ impl Default for DaemonConfig {
             data_dir: PathBuf::from("/var/lib/linkwatch"),
             log_format: LogFormat::Text,
             max_concurrency: 1024,
+            allow_symlinks: false,
         }
     }
 }

@@ -113,7 +113,13 @@ fn hex_sha256(text: &str) -> String {
 }
 
 const ROOT_KEYS: &[&str] = &["daemon", "defaults", "group", "target"];
-const DAEMON_KEYS: &[&str] = &["listen", "data_dir", "log_format", "max_concurrency"];
+const DAEMON_KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "log_format",
+    "max_concurrency",
+    "allow_symlinks",
+];
 const DEFAULTS_KEYS: &[&str] = &["interval", "timeout", "fail_after", "recover_after"];
 const GROUP_KEYS: &[&str] = &["name", "needs", "down_when"];
 const TARGET_KEYS: &[&str] = &[
@@ -265,6 +271,7 @@ fn daemon(w: &mut Walker<'_>, root: &Tbl<'_, '_>) -> Option<DaemonConfig> {
         _ => Err(format!("`log_format` ({s}) must be \"text\" or \"json\"")),
     });
     let max_concurrency = w.integer(&t, "max_concurrency", 1, 1_000_000);
+    let allow_symlinks = w.boolean(&t, "allow_symlinks");
     let default = DaemonConfig::default();
     Some(DaemonConfig {
         listen: listen.ok()?.map_or(default.listen, |v| v.value),
@@ -275,6 +282,9 @@ fn daemon(w: &mut Walker<'_>, root: &Tbl<'_, '_>) -> Option<DaemonConfig> {
         max_concurrency: max_concurrency
             .ok()?
             .map_or(default.max_concurrency, |v| v.value as usize),
+        allow_symlinks: allow_symlinks
+            .ok()?
+            .map_or(default.allow_symlinks, |v| v.value),
     })
 }
 

@@ -5,6 +5,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::chain::ChainHead;
 use super::metrics::OutageMetrics;
 use super::ts_ms;
 
@@ -54,6 +55,10 @@ pub struct DaemonStart {
     /// A torn last line left by the previous run, skipped (1-based line number).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub torn_line: Option<u64>,
+    /// The chain head named by the previous run's last heartbeat: `--verify`
+    /// checks that the journal still holds that line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_head: Option<ChainHead>,
 }
 
 impl DaemonStart {
@@ -178,4 +183,18 @@ impl OutageEnded {
             .with_label_values(&[self.group.as_str(), self.cause.as_str()])
             .set(0.0);
     }
+}
+
+/// `journal_reopened`: the journal path no longer named the file being written
+/// (renamed, removed or replaced); the path was reopened and the chain goes on
+/// in it from the last line written to the previous file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalReopened {
+    /// What was found at the path.
+    pub reason: String,
+    /// Device and inode of the file written until now.
+    pub previous_device: u64,
+    pub previous_inode: u64,
+    /// Bytes in that file when it was left.
+    pub previous_bytes: u64,
 }

@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::event::{DurationClock, Gap, OutageEnded};
-use super::journal::{self, ChainTail, Entry, Heartbeat, JournalWarning, NumberedLine};
+use super::journal::{self, ChainHead, ChainTail, Entry, Heartbeat, JournalWarning, NumberedLine};
 use super::ts_ms;
 
 /// Reading the journal failed as a whole (the file exists but cannot be read).
@@ -41,6 +41,15 @@ pub struct OutageRecord {
     pub end_observed: Option<bool>,
     /// Which clock `duration_seconds` comes from.
     pub duration_clock: DurationClock,
+    /// Read offline while no daemon runs: the outage is still open in the
+    /// journal, nobody has watched it since this moment (its last heartbeat),
+    /// and `duration_seconds` ends here.
+    #[serde(
+        with = "ts_ms::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub observed_until: Option<Timestamp>,
 }
 
 impl From<&OutageEnded> for OutageRecord {
@@ -56,6 +65,7 @@ impl From<&OutageEnded> for OutageRecord {
             gaps: e.gaps.clone(),
             end_observed: Some(e.end_observed),
             duration_clock: e.duration_clock,
+            observed_until: None,
         }
     }
 }
@@ -82,6 +92,7 @@ impl OutageRecord {
             gaps,
             end_observed: None,
             duration_clock,
+            observed_until: None,
         }
     }
 
@@ -155,19 +166,32 @@ impl History {
             source,
         })?;
         let mut history = Self::rebuild(&contents.lines);
-        history.warnings = contents.warnings;
-        history.tail = contents.tail;
-        history.total_lines = contents.total_lines;
         match journal::read_heartbeat(data_dir) {
             Ok(hb) => history.heartbeat = hb,
             Err(e) => history.heartbeat_error = Some(e),
         }
-        if let (Some(hb), Some(run)) = (history.heartbeat, history.runs.last_mut())
+        if let (Some(hb), Some(run)) = (&history.heartbeat, history.runs.last_mut())
             && hb.run == run.start_seq
         {
             run.alive_until = run.alive_until.max(hb.wall);
         }
+        let anchors = journal::check_anchors(
+            &contents,
+            history.heartbeat.as_ref().and_then(|hb| hb.head.as_ref()),
+        );
+        history.warnings = contents.warnings;
+        history.warnings.extend(anchors);
+        history.tail = contents.tail;
+        history.total_lines = contents.total_lines;
         Ok(history)
+    }
+
+    /// The last line of the chain, `None` for an empty journal.
+    pub fn head(&self) -> Option<ChainHead> {
+        self.tail.next_seq.checked_sub(1).map(|seq| ChainHead {
+            seq,
+            hash: self.tail.last_hash.clone(),
+        })
     }
 
     /// The first line where the hash chain is broken.
@@ -249,6 +273,7 @@ impl History {
                         });
                     }
                 }
+                Entry::JournalReopened(_) => {}
                 Entry::OutageEnd(e) => {
                     h.open.retain(|o| o.record.id != e.id);
                     if !h.ids.contains(&e.id) {
@@ -267,18 +292,5 @@ impl History {
             .and_then(|r| self.runs.get(r))
             .map_or(o.record.start, |r| r.alive_until)
             .max(o.record.start)
-    }
-
-    /// All outages, oldest start first; open ones have `end: None` and a duration up to `now`.
-    pub fn records(&self, now: Timestamp) -> Vec<OutageRecord> {
-        let mut out: Vec<OutageRecord> = self.closed.clone();
-        for o in &self.open {
-            let mut r = o.record.clone();
-            r.duration_seconds = now.duration_since(r.start).as_secs_f64().max(0.0);
-            r.duration_clock = DurationClock::Wall;
-            out.push(r);
-        }
-        out.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.id.cmp(&b.id)));
-        out
     }
 }

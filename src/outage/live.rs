@@ -11,6 +11,7 @@ use super::clock::Anchor;
 use super::detector::{Detector, State};
 use super::event::{DurationClock, OutageEnded, OutageResumed, OutageStarted};
 use super::history::OutageRecord;
+use super::journal::JournalHealth;
 use super::ts_ms;
 use crate::config::Config;
 
@@ -125,6 +126,7 @@ impl LiveOutages {
 pub struct OutageHandle {
     pub(super) live: Arc<RwLock<LiveOutages>>,
     pub(super) anchor: Anchor,
+    pub(super) journal: JournalHealth,
 }
 
 impl OutageHandle {
@@ -152,6 +154,12 @@ impl OutageHandle {
         }
         out.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.id.cmp(&b.id)));
         out
+    }
+
+    /// `Err` with a reason when journal writes have stalled beyond
+    /// [`super::journal::STALL_BOUND`] (`/healthz` and the watchdog use it).
+    pub fn journal_health(&self) -> Result<(), String> {
+        self.journal.check()
     }
 
     /// Every group with its state, in configuration order.

@@ -2,11 +2,13 @@
 //! evidence file and heartbeat), recovery across restarts, and the async
 //! [`OutageService`] tying them to metrics, logs and the HTTP API.
 //!
-//! Order per event: the journal line is written and fsynced first; only then is
-//! the event logged, counted and shown by the API. If the disk refuses, the line
-//! stays queued in memory (retried on every event and heartbeat) and monitoring
-//! goes on.
+//! Order per event: the detector's decision is shown by the API, logged and
+//! counted at once, and its journal line is queued for the journal's own
+//! writer thread, which fsyncs it. If the disk refuses or stalls, the line
+//! stays queued (retried every second, reported by `/healthz`, the watchdog and
+//! `linkwatch_journal_backlog_*`) and monitoring goes on.
 
+pub mod chain;
 pub mod clock;
 pub mod detector;
 pub mod event;
@@ -14,16 +16,16 @@ pub mod history;
 pub mod journal;
 pub mod listing;
 pub mod live;
+pub mod lock;
 pub mod metrics;
 mod recovery;
 pub mod ts_ms;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::Config;
@@ -32,28 +34,27 @@ use clock::Anchor;
 use detector::{Detector, Event, State};
 use event::{DaemonStart, DaemonStop};
 use history::History;
-use journal::{Entry, FileSink, Heartbeat, JournalCounters, JournalSink, JournalWriter};
+use journal::{
+    Entry, FileSink, Heartbeat, JournalCounters, JournalQueue, JournalSink, JournalWriter,
+    QueueOptions,
+};
 use live::{LiveOutages, write};
+use lock::{DataDirLock, LockError};
 
 pub use clock::ClockSync;
 pub use history::OutageRecord;
+pub use journal::JournalHealth;
 pub use live::{GroupStatus, OutageHandle};
 pub use metrics::OutageMetrics;
 
-/// How often the heartbeat file is replaced (and queued journal lines retried).
+/// How often the heartbeat file is replaced (and the journal file checked).
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Why the outage service could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error(
-        "failed to create data directory {path}: {source}; set daemon.data_dir (or --data-dir) to a directory linkwatch's user can create and write"
-    )]
-    CreateDataDir {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    DataDir(#[from] LockError),
     #[error(
         "data directory {path} is not writable (journal and heartbeat live there): {source}; give linkwatch's user write access (e.g. chown it) or set daemon.data_dir / --data-dir"
     )]
@@ -66,6 +67,8 @@ pub enum StartError {
     ReadJournal(#[from] history::ReadError),
     #[error("failed to register outage metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error("failed to start the journal writer thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// Knobs for [`OutageService::start_with`]; `Default` is what the daemon uses.
@@ -75,6 +78,11 @@ pub struct StartOptions {
     pub sink: Option<Box<dyn JournalSink>>,
     /// Skips detection and records this instead.
     pub clock: Option<ClockSync>,
+    /// The data directory's lock, when the caller took it already (the
+    /// daemon does, before it binds its listener); else it is taken here.
+    pub lock: Option<DataDirLock>,
+    /// Backlog age beyond which the journal reports unhealthy.
+    pub stall_bound: Duration,
 }
 
 impl Default for StartOptions {
@@ -83,6 +91,8 @@ impl Default for StartOptions {
             heartbeat_interval: HEARTBEAT_INTERVAL,
             sink: None,
             clock: None,
+            lock: None,
+            stall_bound: journal::STALL_BOUND,
         }
     }
 }
@@ -93,27 +103,20 @@ pub trait TargetStates: Send + Sync {
     fn set(&self, target: usize, state: State, since: Timestamp);
 }
 
-type SharedWriter = Arc<Mutex<JournalWriter>>;
-
-fn lock(w: &SharedWriter) -> std::sync::MutexGuard<'_, JournalWriter> {
-    w.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// The outage service: feed it every probe result; it journals, logs and counts outages.
 pub struct OutageService {
     detector: Detector,
-    journal: SharedWriter,
+    journal: JournalQueue,
     metrics: OutageMetrics,
     live: Arc<RwLock<LiveOutages>>,
     anchor: Anchor,
-    data_dir: PathBuf,
-    run: u64,
-    heartbeat: JoinHandle<()>,
     target_labels: Vec<[String; 3]>,
     group_names: Vec<String>,
     /// When downtime was last accrued (monotonic offset).
     downtime_at: Duration,
     target_states: Option<Arc<dyn TargetStates>>,
+    /// Held until the journal is closed: one writer per data directory.
+    _lock: DataDirLock,
 }
 
 /// How often downtime is accrued without an event: accruing walks every
@@ -122,9 +125,10 @@ pub struct OutageService {
 const DOWNTIME_EVERY: Duration = Duration::from_millis(250);
 
 impl OutageService {
-    /// Opens (creating if needed) the data directory and journal, recovers outages
-    /// left open by the previous run, writes `daemon_start` and starts the
-    /// heartbeat task. Must run inside the tokio runtime.
+    /// Locks the data directory (unless the caller did), reads the journal,
+    /// writes the heartbeat and `daemon_start`, recovers outages left open by
+    /// the previous run and starts the journal's writer thread. Must run
+    /// inside the tokio runtime.
     pub async fn start(
         config: &Config,
         registry: &prometheus::Registry,
@@ -138,36 +142,49 @@ impl OutageService {
         registry: &prometheus::Registry,
         options: StartOptions,
     ) -> Result<(OutageService, OutageHandle), StartError> {
-        let data_dir = create_data_dir(config)?;
+        let data_dir = config.daemon.data_dir.clone();
+        let allow_symlinks = config.daemon.allow_symlinks;
+        let dir_lock = match options.lock {
+            Some(l) => l,
+            None => DataDirLock::acquire(&data_dir, allow_symlinks)?,
+        };
+        refuse_symlinks(&data_dir, allow_symlinks)?;
         let metrics = OutageMetrics::register(config, registry)?;
         let history = load_history(&data_dir)?;
         let clock = match options.clock {
             Some(c) => c,
             None => ClockSync::detect().await,
         };
-        let mut writer = open_writer(&data_dir, options.sink, &history, &metrics)?;
+        let mut writer = open_writer(&data_dir, allow_symlinks, options.sink, &history, &metrics)?;
         let anchor = Anchor::now();
         let run = writer.next_seq();
         // Proves the directory is writable before anything else happens.
-        journal::write_heartbeat(&data_dir, &heartbeat(run, &anchor, anchor.wall)).map_err(
+        journal::write_heartbeat(&data_dir, &heartbeat(run, &anchor, &writer)).map_err(
             |source| StartError::NotWritable {
                 path: data_dir.clone(),
                 source,
             },
         )?;
         let start = daemon_start(config, &clock, &history);
-        if let Err(e) = writer.append(anchor.wall, Entry::DaemonStart(start.clone())) {
-            tracing::error!(error = %e, "daemon_start not yet written; queued");
-        }
+        let mut unwritten = Vec::new();
+        write_now(
+            &mut writer,
+            &mut unwritten,
+            anchor.wall,
+            Entry::DaemonStart(start.clone()),
+        );
         start.emit();
 
         let mut detector = Detector::new(config);
         let recovered = recovery::recover(&history, &mut detector, anchor.wall);
         let mut closed = history.closed.clone();
         for ended in recovered.closed {
-            if let Err(e) = writer.append(anchor.wall, Entry::OutageEnd(ended.clone())) {
-                tracing::error!(error = %e, id = %ended.id, "outage_end not yet written; queued");
-            }
+            write_now(
+                &mut writer,
+                &mut unwritten,
+                anchor.wall,
+                Entry::OutageEnd(ended.clone()),
+            );
             ended.emit(&metrics);
             closed.push(OutageRecord::from(&ended));
         }
@@ -177,37 +194,30 @@ impl OutageService {
             closed,
             recovered.open,
         )));
-        let journal = Arc::new(Mutex::new(writer));
-        let heartbeat = tokio::spawn(heartbeat_task(
-            data_dir.clone(),
-            journal.clone(),
-            run,
-            anchor,
-            options.heartbeat_interval,
-        ));
+        let journal = JournalQueue::spawn(
+            writer,
+            unwritten,
+            QueueOptions {
+                data_dir,
+                run,
+                anchor,
+                heartbeat_interval: options.heartbeat_interval,
+                stall_bound: options.stall_bound,
+            },
+        )
+        .map_err(StartError::Thread)?;
+        journal::metrics::JournalCollector::register(registry, journal.health())?;
         let service = OutageService {
             detector,
             journal,
             metrics,
             live,
             anchor,
-            data_dir,
-            run,
-            heartbeat,
-            target_labels: config
-                .targets
-                .iter()
-                .map(|t| {
-                    [
-                        t.name.clone(),
-                        t.group.clone(),
-                        t.kind().as_str().to_string(),
-                    ]
-                })
-                .collect(),
+            target_labels: target_labels(config),
             group_names: config.groups.iter().map(|g| g.name.clone()).collect(),
             downtime_at: Duration::ZERO,
             target_states: None,
+            _lock: dir_lock,
         };
         let handle = service.handle();
         Ok((service, handle))
@@ -218,6 +228,7 @@ impl OutageService {
         OutageHandle {
             live: self.live.clone(),
             anchor: self.anchor,
+            journal: self.journal.health(),
         }
     }
 
@@ -270,21 +281,8 @@ impl OutageService {
         }
     }
 
-    async fn append(&self, entry: Entry) {
-        let journal = self.journal.clone();
-        let name = entry.name();
-        let res =
-            tokio::task::spawn_blocking(move || lock(&journal).append(Timestamp::now(), entry))
-                .await;
-        match res {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                tracing::warn!(event = name, error = %e, "journal line queued in memory until the disk accepts it");
-            }
-            Err(e) => tracing::error!(event = name, error = %e, "journal writer task failed"),
-        }
-    }
-
+    /// Shows, logs and counts one event, and queues its journal line. The
+    /// writer thread makes it durable; nothing here waits for the disk.
     async fn handle_event(&mut self, ev: Event) {
         match ev {
             Event::Target {
@@ -317,8 +315,6 @@ impl OutageService {
                 write(&self.live).set_group(group, state, since.wall, outage);
             }
             Event::Started(e) => {
-                self.append(Entry::OutageStart(e.clone())).await;
-                e.emit(&self.metrics);
                 let start_mono = self
                     .group_names
                     .iter()
@@ -327,115 +323,91 @@ impl OutageService {
                     .and_then(|(_, since)| since)
                     .map(|s| s.mono);
                 write(&self.live).started(&e, start_mono);
+                e.emit(&self.metrics);
+                self.journal
+                    .push(Timestamp::now(), Entry::OutageStart(e))
+                    .await;
             }
             Event::Resumed(e) => {
-                self.append(Entry::OutageResume(e.clone())).await;
-                e.emit(&self.metrics);
                 write(&self.live).resumed(&e);
+                e.emit(&self.metrics);
+                self.journal
+                    .push(Timestamp::now(), Entry::OutageResume(e))
+                    .await;
             }
             Event::Ended(e) => {
-                self.append(Entry::OutageEnd(e.clone())).await;
-                e.emit(&self.metrics);
                 write(&self.live).ended(&e);
+                e.emit(&self.metrics);
+                self.journal
+                    .push(Timestamp::now(), Entry::OutageEnd(e))
+                    .await;
             }
         }
     }
 
-    /// Simulates `kill -9`: stops the heartbeat and writes nothing more.
+    /// Simulates `kill -9`: the writer stops at once and writes nothing more.
     #[cfg(test)]
     pub(crate) async fn crash(self) {
-        self.heartbeat.abort();
-        let _ = self.heartbeat.await;
+        self.journal.abandon().await;
     }
 
-    /// Stops cleanly: a last heartbeat and `daemon_stop`. Outages still open stay
-    /// open in the journal; the next start continues or closes them, with a gap.
-    pub async fn shutdown(self) {
-        self.heartbeat.abort();
-        let _ = self.heartbeat.await;
+    /// Stops cleanly within `budget`: `daemon_stop` and a last heartbeat.
+    /// Outages still open stay open; the next start continues or closes them,
+    /// with a gap. What cannot be written in time is logged in full at ERROR
+    /// and saved to a fallback file; the data directory's lock is released last.
+    pub async fn shutdown(self, budget: Duration) {
         let open = self.detector.open_ids();
-        let data_dir = self.data_dir.clone();
-        let hb = heartbeat(self.run, &self.anchor, Timestamp::now());
-        let journal = self.journal.clone();
-        let res = tokio::task::spawn_blocking(move || {
-            if let Err(e) = journal::write_heartbeat(&data_dir, &hb) {
-                tracing::warn!(error = %e, "final heartbeat not written");
-            }
-            let mut j = lock(&journal);
-            let r = j.append(
-                hb.wall,
-                Entry::DaemonStop(DaemonStop { open_outages: open }),
-            );
-            (r, j.pending())
-        })
-        .await;
-        match res {
-            Ok((Ok(_), _)) => tracing::info!("outage journal closed"),
-            Ok((Err(e), pending)) => {
-                tracing::error!(error = %e, pending, "journal lines could not be written before exit and are lost")
-            }
-            Err(e) => tracing::error!(error = %e, "journal writer task failed at shutdown"),
-        }
+        self.journal
+            .stop(Entry::DaemonStop(DaemonStop { open_outages: open }), budget)
+            .await;
     }
 }
 
-async fn heartbeat_task(
-    data_dir: PathBuf,
-    journal: SharedWriter,
-    run: u64,
-    anchor: Anchor,
-    every: Duration,
+/// The label values of `linkwatch_target_up`, by target index.
+fn target_labels(config: &Config) -> Vec<[String; 3]> {
+    config
+        .targets
+        .iter()
+        .map(|t| {
+            [
+                t.name.clone(),
+                t.group.clone(),
+                t.kind().as_str().to_string(),
+            ]
+        })
+        .collect()
+}
+
+/// Refuses a symbolic link at the journal's or the heartbeat's path unless allowed.
+fn refuse_symlinks(data_dir: &Path, allow_symlinks: bool) -> Result<(), LockError> {
+    for name in [journal::JOURNAL_FILE, journal::HEARTBEAT_FILE] {
+        lock::refuse_symlink(&data_dir.join(name), allow_symlinks)?;
+    }
+    Ok(())
+}
+
+/// Writes one start-up line at once; what the disk refuses is queued for the writer thread.
+fn write_now(
+    writer: &mut JournalWriter,
+    unwritten: &mut Vec<(Timestamp, Entry)>,
+    ts: Timestamp,
+    entry: Entry,
 ) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    let mut failing = false;
-    loop {
-        tick.tick().await;
-        let hb = heartbeat(run, &anchor, Timestamp::now());
-        let dir = data_dir.clone();
-        let journal = journal.clone();
-        let res = tokio::task::spawn_blocking(move || {
-            let hb_res = journal::write_heartbeat(&dir, &hb);
-            let mut j = lock(&journal);
-            if j.pending() > 0 {
-                let _ = j.flush();
-            }
-            hb_res
-        })
-        .await;
-        match res {
-            Ok(Ok(())) if failing => {
-                tracing::info!("heartbeat written again");
-                failing = false;
-            }
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                if !failing {
-                    tracing::error!(error = %e, "heartbeat write failed; retrying every interval");
-                }
-                failing = true;
-            }
-            Err(e) => tracing::error!(error = %e, "heartbeat task failed"),
-        }
+    if !unwritten.is_empty() || writer.append(ts, &entry).is_err() {
+        tracing::error!(event = entry.name(), "journal line not yet written; queued");
+        unwritten.push((ts, entry));
     }
-}
-
-/// Creates the data directory if needed.
-fn create_data_dir(config: &Config) -> Result<PathBuf, StartError> {
-    let data_dir = config.daemon.data_dir.clone();
-    std::fs::create_dir_all(&data_dir).map_err(|source| StartError::CreateDataDir {
-        path: data_dir.clone(),
-        source,
-    })?;
-    Ok(data_dir)
 }
 
 /// The previous runs, with every journal problem logged.
 fn load_history(data_dir: &Path) -> Result<History, StartError> {
     let history = History::load(data_dir)?;
     for w in &history.warnings {
-        tracing::warn!(line = w.line, kind = ?w.kind, problem = %w.message, "outage journal problem");
+        if w.kind == journal::WarningKind::AnchorMissing {
+            tracing::error!(line = w.line, kind = ?w.kind, problem = %w.message, "outage journal problem");
+        } else {
+            tracing::warn!(line = w.line, kind = ?w.kind, problem = %w.message, "outage journal problem");
+        }
     }
     if let Some(e) = &history.heartbeat_error {
         tracing::warn!(error = %e, "heartbeat unreadable; the previous run's end is taken from the journal");
@@ -446,18 +418,19 @@ fn load_history(data_dir: &Path) -> Result<History, StartError> {
 /// The writer continuing the chain where `history` ends.
 fn open_writer(
     data_dir: &Path,
+    allow_symlinks: bool,
     sink: Option<Box<dyn JournalSink>>,
     history: &History,
     metrics: &OutageMetrics,
 ) -> Result<JournalWriter, StartError> {
     let sink: Box<dyn JournalSink> = match sink {
         Some(s) => s,
-        None => Box::new(
-            FileSink::open(data_dir).map_err(|source| StartError::NotWritable {
+        None => Box::new(FileSink::open(data_dir, allow_symlinks).map_err(|source| {
+            StartError::NotWritable {
                 path: data_dir.to_path_buf(),
                 source,
-            })?,
-        ),
+            }
+        })?),
     };
     let counters = JournalCounters {
         writes: metrics.journal_writes_total.clone(),
@@ -479,15 +452,17 @@ fn daemon_start(config: &Config, clock: &ClockSync, history: &History) -> Daemon
         previous_run_alive_until: previous.map(|r| r.alive_until),
         previous_run_clean: previous.map(|r| r.clean),
         torn_line: history.tail.torn_line,
+        previous_head: history.heartbeat.as_ref().and_then(|hb| hb.head.clone()),
     }
 }
 
-fn heartbeat(run: u64, anchor: &Anchor, wall: Timestamp) -> Heartbeat {
+fn heartbeat(run: u64, anchor: &Anchor, writer: &JournalWriter) -> Heartbeat {
     Heartbeat {
         run,
-        wall,
+        wall: anchor.wall,
         mono_ms: anchor.elapsed().as_millis() as u64,
         pid: std::process::id(),
+        head: writer.head(),
     }
 }
 

@@ -23,6 +23,7 @@ pub fn config(groups: &[G<'_>], targets: &[(&str, &str)], data_dir: &Path) -> Co
             data_dir: data_dir.to_path_buf(),
             log_format: LogFormat::Text,
             max_concurrency: 8,
+            allow_symlinks: false,
         },
         defaults: Defaults {
             interval: Duration::from_secs(1),

@@ -263,7 +263,7 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
-    use crate::config::{DaemonConfig, Defaults, DownWhen, Group, Host, IpVersion, LogFormat};
+    use crate::config::{DaemonConfig, Defaults, DownWhen, Group, Host, IpVersion};
 
     /// Records every release.
     #[derive(Default)]
@@ -324,8 +324,8 @@ mod tests {
             daemon: DaemonConfig {
                 listen: "127.0.0.1:0".parse().unwrap(),
                 data_dir: "/nonexistent".into(),
-                log_format: LogFormat::Text,
                 max_concurrency: 1,
+                ..DaemonConfig::default()
             },
             defaults: Defaults {
                 interval: t,

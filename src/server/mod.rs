@@ -160,10 +160,17 @@ pub fn handle(state: &AppState, method: &Method, uri: &http::Uri) -> Response<Bo
             }
         },
         "/healthz" => {
-            if state.scheduler_alive.load(Ordering::Acquire) {
-                text(StatusCode::OK, "ok\n")
-            } else {
+            let journal = state.outages.journal_health();
+            if !state.scheduler_alive.load(Ordering::Acquire) {
                 text(StatusCode::SERVICE_UNAVAILABLE, "scheduler stopped\n")
+            } else if let Err(why) = journal {
+                response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain; charset=utf-8",
+                    format!("{why}\n").into_bytes(),
+                )
+            } else {
+                text(StatusCode::OK, "ok\n")
             }
         }
         "/api/v1/status" => {
