@@ -24,6 +24,16 @@
 //! - Durations are monotonic differences; the end's wall time is the start's wall
 //!   time plus that duration, so a wall-clock step cannot bend an outage.
 //! - Outage ids are `<start unix ms>-<group>` (a `-N` suffix if already taken).
+//! - Stalls: the service reports periods in which the process observed nothing
+//!   ([`Detector::stall`]: it was stopped, or the system suspended). Each is a
+//!   gap of every outage open across it. A target's state change is
+//!   *unobserved* when the first observation of its new streak follows the
+//!   previous (opposite) observation by more than twice the target's interval,
+//!   or a stall lies between them: the change is then placed at the earliest
+//!   moment it could have happened (the stall's start, or that previous
+//!   observation), and an outage whose start or end is decided by such a change
+//!   has `start_observed` / `end_observed` false and the unobserved window in its
+//!   gaps. Downtime is not accrued over a stall.
 
 use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
@@ -31,7 +41,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::event::{DurationClock, Gap, OutageEnded, OutageResumed, OutageStarted};
+use super::event::{DurationClock, Gap, OutageEnded, OutageResumed, OutageStarted, push_gap};
 use crate::config::{Config, DownWhen};
 
 /// A moment: wall-clock time and monotonic offset since an arbitrary fixed epoch.
@@ -88,7 +98,34 @@ pub enum Event {
     Started(OutageStarted),
     Resumed(OutageResumed),
     Ended(OutageEnded),
+    /// A stall overlapped the open outage `id`: its gaps are now `gaps`.
+    Gaps {
+        id: String,
+        gaps: Vec<Gap>,
+    },
 }
+
+/// A window in which a target's state changed unseen: after `lo` (the last
+/// observation of the old state, or a stall's start) and by `hi` (the first
+/// observation of the new state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Edge {
+    lo: Stamp,
+    hi: Stamp,
+}
+
+impl Edge {
+    fn gap(&self) -> Gap {
+        Gap {
+            from: self.lo.wall,
+            to: self.hi.wall.max(self.lo.wall),
+        }
+    }
+}
+
+/// Stalls remembered to judge edges that straddle them (results arrive a
+/// probe's timeout late at most, so a few are plenty).
+const STALLS: usize = 16;
 
 /// An outage left open by a previous run, handed to [`Detector::adopt`].
 #[derive(Debug, Clone, PartialEq)]
@@ -116,36 +153,60 @@ struct TargetTrack {
     fail_first: Option<Stamp>,
     ok_streak: u32,
     ok_first: Option<Stamp>,
+    /// The last observation, and the one before the current streak's first.
+    last: Option<Stamp>,
+    streak_prev: Option<Stamp>,
+    /// Set when the last state change was not observed.
+    edge: Option<Edge>,
 }
 
 impl TargetTrack {
-    fn feed(&mut self, s: Stamp, success: bool) -> Option<Stamp> {
-        if success {
-            self.fail_streak = 0;
-            self.fail_first = None;
-            if self.ok_streak == 0 {
-                self.ok_first = Some(s);
-            }
-            self.ok_streak = self.ok_streak.saturating_add(1);
-            if self.state != State::Up && self.ok_streak >= self.recover_after {
-                self.state = State::Up;
-                self.since = self.ok_first;
-                return self.since;
-            }
+    /// Feeds one observation; on a state change returns since when (back-dated,
+    /// to the lower bound of an unobserved change).
+    fn feed(
+        &mut self,
+        s: Stamp,
+        success: bool,
+        stalls: &VecDeque<(Stamp, Stamp)>,
+    ) -> Option<Stamp> {
+        let prev = self.last.replace(s);
+        let (streak, first, other_streak, other_first, new) = if success {
+            (
+                &mut self.ok_streak,
+                &mut self.ok_first,
+                &mut self.fail_streak,
+                &mut self.fail_first,
+                State::Up,
+            )
         } else {
-            self.ok_streak = 0;
-            self.ok_first = None;
-            if self.fail_streak == 0 {
-                self.fail_first = Some(s);
-            }
-            self.fail_streak = self.fail_streak.saturating_add(1);
-            if self.state != State::Down && self.fail_streak >= self.fail_after {
-                self.state = State::Down;
-                self.since = self.fail_first;
-                return self.since;
-            }
+            (
+                &mut self.fail_streak,
+                &mut self.fail_first,
+                &mut self.ok_streak,
+                &mut self.ok_first,
+                State::Down,
+            )
+        };
+        *other_streak = 0;
+        *other_first = None;
+        if *streak == 0 {
+            *first = Some(s);
+            self.streak_prev = prev;
         }
-        None
+        *streak = streak.saturating_add(1);
+        let needed = if success {
+            self.recover_after
+        } else {
+            self.fail_after
+        };
+        if self.state == new || *streak < needed {
+            return None;
+        }
+        let first = (*first)?;
+        self.state = new;
+        self.edge = unobserved(self.streak_prev, first, self.interval, stalls);
+        self.since = Some(self.edge.map_or(first, |e| e.lo));
+        self.since
     }
 
     /// Earliest moment the current down period (or failing streak) may have begun:
@@ -159,6 +220,30 @@ impl TargetTrack {
     }
 }
 
+/// The window of a change first seen at `first` after the observation `prev`,
+/// when nobody could have seen it: a stall lies between the two (the change is
+/// then bounded by the stall's start), or they are more than twice the
+/// interval apart.
+fn unobserved(
+    prev: Option<Stamp>,
+    first: Stamp,
+    interval: Duration,
+    stalls: &VecDeque<(Stamp, Stamp)>,
+) -> Option<Edge> {
+    let prev = prev?;
+    if let Some((from, _)) = stalls
+        .iter()
+        .find(|(from, to)| from.mono < first.mono && to.mono > prev.mono)
+    {
+        let lo = if from.mono > prev.mono { *from } else { prev };
+        return Some(Edge { lo, hi: first });
+    }
+    (first.mono.saturating_sub(prev.mono) > interval.saturating_mul(2)).then_some(Edge {
+        lo: prev,
+        hi: first,
+    })
+}
+
 #[derive(Debug)]
 struct Open {
     id: String,
@@ -166,6 +251,7 @@ struct Open {
     start: Timestamp,
     /// Set when the outage started in this process.
     start_mono: Option<Duration>,
+    start_observed: bool,
     /// Set when the outage was adopted from a previous run and seen down again.
     resumed: Option<Stamp>,
     targets: Vec<String>,
@@ -183,6 +269,10 @@ struct GroupTrack {
     /// Back-dated start of the current down period, and its lower bound.
     down_start: Option<Stamp>,
     down_lower: Duration,
+    /// Set when the current down period began unseen.
+    down_edge: Option<Edge>,
+    /// Stalls met while down and not yet announced.
+    pending_gaps: Vec<Gap>,
     /// Down, outage not announced yet (its cause is still being settled).
     pending: bool,
     open: Option<Open>,
@@ -205,6 +295,8 @@ pub struct Detector {
     /// Groups ordered upstream first.
     order: Vec<usize>,
     ids: HashSet<String>,
+    /// Recent stalls, oldest first.
+    stalls: VecDeque<(Stamp, Stamp)>,
 }
 
 impl Detector {
@@ -225,6 +317,9 @@ impl Detector {
                 fail_first: None,
                 ok_streak: 0,
                 ok_first: None,
+                last: None,
+                streak_prev: None,
+                edge: None,
             })
             .collect();
         let groups: Vec<GroupTrack> = config
@@ -242,6 +337,8 @@ impl Detector {
                 since: None,
                 down_start: None,
                 down_lower: Duration::ZERO,
+                down_edge: None,
+                pending_gaps: Vec::new(),
                 pending: false,
                 open: None,
                 adopted: None,
@@ -269,6 +366,7 @@ impl Detector {
             groups,
             order,
             ids: HashSet::new(),
+            stalls: VecDeque::new(),
         }
     }
 
@@ -310,8 +408,8 @@ impl Detector {
             wall: truncate_ms(wall),
             mono,
         };
-        if let Some(since) = t.feed(stamp, success) {
-            let (state, group, name) = (t.state, t.group, t.name.clone());
+        if let Some(since) = t.feed(stamp, success, &self.stalls) {
+            let (state, group, name, edge) = (t.state, t.group, t.name.clone(), t.edge);
             events.push(Event::Target {
                 target,
                 state,
@@ -324,10 +422,50 @@ impl Detector {
                 {
                     open.targets.push(name);
                 }
-                self.update_group(group, since, &mut events);
+                self.update_group(group, since, edge, &mut events);
             }
         }
         self.resolve_pending(&mut events);
+        events
+    }
+
+    /// The process observed nothing from `from` to `to` (both in the clocks of
+    /// [`Self::observe`]; report it before any observation made after it). The
+    /// stall becomes a gap of every outage open across it, bounds target
+    /// changes that straddle it, and is not downtime.
+    pub fn stall(&mut self, from: Stamp, to: Stamp) -> Vec<Event> {
+        let from = Stamp {
+            wall: truncate_ms(from.wall),
+            mono: from.mono,
+        };
+        let to = Stamp {
+            wall: truncate_ms(to.wall).max(from.wall),
+            mono: to.mono.max(from.mono),
+        };
+        if self.stalls.len() == STALLS {
+            self.stalls.pop_front();
+        }
+        self.stalls.push_back((from, to));
+        let gap = Gap {
+            from: from.wall,
+            to: to.wall,
+        };
+        let mut events = Vec::new();
+        for grp in &mut self.groups {
+            if let Some(acc) = grp.accounted.as_mut() {
+                grp.owed += from.mono.saturating_sub(*acc);
+                *acc = (*acc).max(to.mono);
+            }
+            if let Some(open) = grp.open.as_mut() {
+                push_gap(&mut open.gaps, gap);
+                events.push(Event::Gaps {
+                    id: open.id.clone(),
+                    gaps: open.gaps.clone(),
+                });
+            } else if grp.pending {
+                push_gap(&mut grp.pending_gaps, gap);
+            }
+        }
         events
     }
 
@@ -368,7 +506,13 @@ impl Detector {
         values.get(self.k(g).checked_sub(1)?).copied()
     }
 
-    fn update_group(&mut self, g: usize, trigger: Stamp, events: &mut Vec<Event>) {
+    fn update_group(
+        &mut self,
+        g: usize,
+        trigger: Stamp,
+        edge: Option<Edge>,
+        events: &mut Vec<Event>,
+    ) {
         let new = self.evaluate(g);
         let old = self.groups[g].state;
         if new == old {
@@ -376,16 +520,20 @@ impl Detector {
         }
         match new {
             State::Down => {
-                let downs: Vec<Stamp> = self.groups[g]
+                let mut downs: Vec<(Stamp, Option<Edge>)> = self.groups[g]
                     .targets
                     .iter()
-                    .filter(|t| self.targets[**t].state == State::Down)
-                    .filter_map(|t| self.targets[*t].since)
+                    .map(|t| &self.targets[*t])
+                    .filter(|t| t.state == State::Down)
+                    .filter_map(|t| Some((t.since?, t.edge)))
                     .collect();
                 let k = self.k(g);
-                let mut sorted = downs.clone();
-                sorted.sort_by_key(|s| s.mono);
-                let start = sorted.get(k.saturating_sub(1)).copied().unwrap_or(trigger);
+                downs.sort_by_key(|(s, _)| s.mono);
+                // The k-th target to go down decides the start, and whether it was seen.
+                let (start, start_edge) = downs
+                    .get(k.saturating_sub(1))
+                    .copied()
+                    .unwrap_or((trigger, edge));
                 let lowers = self.groups[g]
                     .targets
                     .iter()
@@ -408,7 +556,10 @@ impl Detector {
                 }
                 grp.down_start = Some(start);
                 grp.down_lower = lower;
-                grp.accounted = Some(start.mono);
+                grp.down_edge = start_edge;
+                grp.pending_gaps.clear();
+                // Downtime counts from the first failure seen, not from a guess.
+                grp.accounted = Some(start_edge.map_or(start.mono, |e| e.hi.mono));
                 if let Some(a) = grp.adopted.take() {
                     let gap = Gap {
                         from: a.last_seen,
@@ -435,6 +586,7 @@ impl Detector {
                         cause: a.cause,
                         start: a.start,
                         start_mono: None,
+                        start_observed: true,
                         resumed: Some(start),
                         targets,
                         gaps,
@@ -464,7 +616,7 @@ impl Detector {
                     let cause = self.cause_of(g, true).unwrap_or(g);
                     self.announce(g, cause, events);
                 }
-                self.end(g, since, events);
+                self.end(g, since, edge, events);
             }
             State::Unknown => {
                 let grp = &mut self.groups[g];
@@ -488,7 +640,9 @@ impl Detector {
             .collect()
     }
 
-    fn end(&mut self, g: usize, at: Stamp, events: &mut Vec<Event>) {
+    /// Ends group `g`'s outage at `at`; `edge` is set when the recovery was
+    /// not seen (then `at` is the last moment it was known down).
+    fn end(&mut self, g: usize, at: Stamp, edge: Option<Edge>, events: &mut Vec<Event>) {
         let grp = &mut self.groups[g];
         if let Some(a) = grp.adopted.take() {
             // Adopted, never seen down again: it ended while nobody watched.
@@ -502,6 +656,7 @@ impl Detector {
                 group: grp.name.clone(),
                 cause: a.cause,
                 start: a.start,
+                start_observed: true,
                 end: a.last_seen,
                 duration_seconds: wall_seconds(a.start, a.last_seen),
                 duration_clock: DurationClock::Wall,
@@ -540,20 +695,35 @@ impl Detector {
                     DurationClock::Wall,
                 ),
             };
+            let mut gaps = open.gaps;
+            if let Some(e) = edge {
+                // The true end lies in this gap: from the last moment seen
+                // down to the first success seen.
+                push_gap(
+                    &mut gaps,
+                    Gap {
+                        from: end,
+                        to: add(end, e.hi.mono.saturating_sub(at.mono)),
+                    },
+                );
+            }
             events.push(Event::Ended(OutageEnded {
                 id: open.id,
                 group: grp.name.clone(),
                 cause: open.cause,
                 start: open.start,
+                start_observed: open.start_observed,
                 end,
                 duration_seconds,
                 duration_clock: clock,
-                end_observed: true,
+                end_observed: edge.is_none(),
                 targets: open.targets,
-                gaps: open.gaps,
+                gaps,
             }));
         }
         grp.down_start = None;
+        grp.down_edge = None;
+        grp.pending_gaps.clear();
         grp.pending = false;
     }
 
@@ -572,23 +742,31 @@ impl Detector {
             n += 1;
         }
         self.ids.insert(id.clone());
+        let grp = &mut self.groups[g];
+        let mut gaps = std::mem::take(&mut grp.pending_gaps);
+        if let Some(e) = grp.down_edge {
+            push_gap(&mut gaps, e.gap());
+        }
+        let start_observed = grp.down_edge.is_none();
         events.push(Event::Started(OutageStarted {
             id: id.clone(),
             group: name,
             cause: cause.clone(),
             start: start.wall,
+            start_observed,
             targets: targets.clone(),
+            gaps: gaps.clone(),
         }));
-        let grp = &mut self.groups[g];
         grp.pending = false;
         grp.open = Some(Open {
             id,
             cause,
             start: start.wall,
             start_mono: Some(start.mono),
+            start_observed,
             resumed: None,
             targets,
-            gaps: Vec::new(),
+            gaps,
         });
     }
 
@@ -848,7 +1026,7 @@ mod tests {
     /// (staggered by 0.1 s). Returns the outage starts.
     fn fail_some(d: &mut Detector, down: usize) -> Vec<Event> {
         let mut ev = Vec::new();
-        for s in 0..2 {
+        for s in 0..10 {
             for t in 0..3 {
                 ev.extend(d.observe(t, wall(s as f64), Duration::from_secs(s), true));
             }
@@ -922,7 +1100,7 @@ mod tests {
     #[test]
     fn cause_is_farthest_upstream_on_three_level_chain() {
         let mut d = Detector::new(&chain(Path::new("/x")));
-        drive(&mut d, 0..3, |_, _| true);
+        drive(&mut d, 0..10, |_, _| true);
         // LAN fault at 10: everything fails. The internet target is probed first
         // in each second, so the internet group is judged down before lan is.
         let ev = drive(&mut d, 10..15, |_, _| false);
@@ -939,7 +1117,7 @@ mod tests {
     #[test]
     fn isp_fault_gives_cause_isp_and_no_lan_outage() {
         let mut d = Detector::new(&chain(Path::new("/x")));
-        drive(&mut d, 0..3, |_, _| true);
+        drive(&mut d, 0..10, |_, _| true);
         let ev = drive(&mut d, 10..15, |t, _| t == 0);
         let s = started(&ev);
         assert_eq!(s.len(), 2);
@@ -950,7 +1128,7 @@ mod tests {
     #[test]
     fn far_side_fault_is_only_that_group() {
         let mut d = Detector::new(&chain(Path::new("/x")));
-        drive(&mut d, 0..3, |_, _| true);
+        drive(&mut d, 0..10, |_, _| true);
         let ev = drive(&mut d, 10..15, |t, _| t != 2);
         let s = started(&ev);
         assert_eq!(s.len(), 1);
@@ -963,7 +1141,7 @@ mod tests {
     #[test]
     fn upstream_failing_later_is_not_the_cause() {
         let mut d = Detector::new(&chain(Path::new("/x")));
-        drive(&mut d, 0..3, |_, _| true);
+        drive(&mut d, 0..10, |_, _| true);
         // internet fails from 10, lan only from 20: internet's cause stays internet.
         let ev = drive(&mut d, 10..25, |t, s| match t {
             2 => false,

@@ -219,7 +219,9 @@ mod tests {
                     group: "isp".into(),
                     cause: "lan".into(),
                     start,
+                    start_observed: true,
                     targets: vec!["isp-dns".into()],
+                    gaps: vec![],
                 }),
             )
             .unwrap();
@@ -231,6 +233,7 @@ mod tests {
                     group: "isp".into(),
                     cause: "lan".into(),
                     start,
+                    start_observed: true,
                     end,
                     duration_seconds: 12.5,
                     duration_clock: DurationClock::Monotonic,

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::clock::Anchor;
 use super::detector::{Detector, State};
-use super::event::{DurationClock, OutageEnded, OutageResumed, OutageStarted};
+use super::event::{DurationClock, Gap, OutageEnded, OutageResumed, OutageStarted};
 use super::history::OutageRecord;
 use super::ts_ms;
 use crate::config::Config;
@@ -88,18 +88,24 @@ impl LiveOutages {
         if let Some(g) = self.groups.iter_mut().find(|g| g.name == e.group) {
             g.outage = Some(e.id.clone());
         }
-        self.open.push(OpenEntry {
-            record: OutageRecord::open(
-                &e.id,
-                &e.group,
-                &e.cause,
-                e.start,
-                &e.targets,
-                Vec::new(),
-                DurationClock::Monotonic,
-            ),
-            start_mono,
-        });
+        let mut record = OutageRecord::open(
+            &e.id,
+            &e.group,
+            &e.cause,
+            e.start,
+            &e.targets,
+            e.gaps.clone(),
+            DurationClock::Monotonic,
+        );
+        record.start_observed = e.start_observed;
+        self.open.push(OpenEntry { record, start_mono });
+    }
+
+    /// The gaps of open outage `id` are now `gaps` (a stall overlapped it).
+    pub fn set_gaps(&mut self, id: &str, gaps: &[Gap]) {
+        if let Some(o) = self.open.iter_mut().find(|o| o.record.id == id) {
+            o.record.gaps = gaps.to_vec();
+        }
     }
 
     pub fn resumed(&mut self, e: &OutageResumed) {

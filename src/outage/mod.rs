@@ -16,6 +16,7 @@ pub mod listing;
 pub mod live;
 pub mod metrics;
 mod recovery;
+pub mod stall;
 pub mod ts_ms;
 
 use std::path::{Path, PathBuf};
@@ -30,10 +31,11 @@ use crate::config::Config;
 use crate::probe::ProbeResult;
 use clock::Anchor;
 use detector::{Detector, Event, State};
-use event::{DaemonStart, DaemonStop};
+use event::{DaemonStart, DaemonStop, Stalled};
 use history::History;
 use journal::{Entry, FileSink, Heartbeat, JournalCounters, JournalSink, JournalWriter};
 use live::{LiveOutages, write};
+use stall::StallWatch;
 
 pub use clock::ClockSync;
 pub use history::OutageRecord;
@@ -95,7 +97,7 @@ pub trait TargetStates: Send + Sync {
 
 type SharedWriter = Arc<Mutex<JournalWriter>>;
 
-fn lock(w: &SharedWriter) -> std::sync::MutexGuard<'_, JournalWriter> {
+fn lock<T>(w: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     w.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -114,6 +116,13 @@ pub struct OutageService {
     /// When downtime was last accrued (monotonic offset).
     downtime_at: Duration,
     target_states: Option<Arc<dyn TargetStates>>,
+    /// Stall detection, shared with the `stall_tick` task.
+    stalls: Arc<Mutex<StallWatch>>,
+    stall_tick: JoinHandle<()>,
+    /// Each target's probe timeout (to tell which results a stall cut).
+    timeouts: Vec<Duration>,
+    /// Start of the last stall whose voided probes were logged.
+    voided_logged: Option<Timestamp>,
 }
 
 /// How often downtime is accrued without an event: accruing walks every
@@ -185,6 +194,18 @@ impl OutageService {
             anchor,
             options.heartbeat_interval,
         ));
+        let stalls = Arc::new(Mutex::new(StallWatch::new(
+            stall::threshold(config.targets.iter().map(|t| t.interval).min()),
+            anchor.elapsed(),
+            Timestamp::now(),
+            stall::suspended_since_boot(),
+        )));
+        let stall_tick = tokio::spawn(stall_task(
+            stalls.clone(),
+            journal.clone(),
+            metrics.clone(),
+            anchor,
+        ));
         let service = OutageService {
             detector,
             journal,
@@ -208,6 +229,10 @@ impl OutageService {
             group_names: config.groups.iter().map(|g| g.name.clone()).collect(),
             downtime_at: Duration::ZERO,
             target_states: None,
+            stalls,
+            stall_tick,
+            timeouts: config.targets.iter().map(|t| t.timeout).collect(),
+            voided_logged: None,
         };
         let handle = service.handle();
         Ok((service, handle))
@@ -232,8 +257,30 @@ impl OutageService {
     }
 
     /// Feeds one probe result (from the collector, in any target order).
+    ///
+    /// A stall found since the last check is recorded first. A timeout whose
+    /// probe a stall cut (the deadline passed while the process was stopped)
+    /// is no evidence of failure: it is counted in
+    /// `linkwatch_probes_voided_total` and not fed to the detector.
     pub async fn observe(&mut self, result: &ProbeResult) {
-        let mono = result.mono.saturating_duration_since(self.anchor.epoch);
+        self.check_stalls().await;
+        let raw = result.mono.saturating_duration_since(self.anchor.epoch);
+        let timeout = self.timeouts.get(result.target).copied();
+        let (mono, cut) = {
+            let w = lock(&self.stalls);
+            let start = w.elapsed(raw);
+            let cut = match (&result.observation.outcome, timeout) {
+                (crate::probe::Outcome::Timeout { .. }, Some(t)) => w
+                    .crossed(start, w.elapsed(raw + t))
+                    .map(|d| d.event.clone()),
+                _ => None,
+            };
+            (start, cut)
+        };
+        if let Some(stall) = cut {
+            self.void(result, &stall);
+            return;
+        }
         self.observe_at(
             result.target,
             result.at,
@@ -241,6 +288,47 @@ impl OutageService {
             result.observation.outcome.is_success(),
         )
         .await;
+    }
+
+    /// Drops a timeout that a stall cut, counting it and logging once per stall.
+    fn void(&mut self, result: &ProbeResult, stall: &Stalled) {
+        self.metrics.probes_voided_total.inc();
+        if self.voided_logged != Some(stall.from) {
+            self.voided_logged = Some(stall.from);
+            let target = self
+                .target_labels
+                .get(result.target)
+                .map_or("?", |l| l[0].as_str());
+            tracing::warn!(
+                target_name = target,
+                probe_start = %ts_ms::format(&result.at),
+                stall_from = %ts_ms::format(&stall.from),
+                stall_to = %ts_ms::format(&stall.to),
+                "probe timed out across a stall; not counted as a failure (further ones of this stall: linkwatch_probes_voided_total)"
+            );
+        }
+    }
+
+    /// Checks the clocks now; journals a stall found here, and hands every
+    /// stall not yet known to the detector (found here or by the tick).
+    async fn check_stalls(&mut self) {
+        let (found, unseen) = {
+            let mut w = lock(&self.stalls);
+            let found = w.check(
+                self.anchor.elapsed(),
+                Timestamp::now(),
+                stall::suspended_since_boot(),
+            );
+            (found, w.take_unseen())
+        };
+        if let Some(s) = found {
+            record_stall(&self.journal, &self.metrics, s).await;
+        }
+        for d in unseen {
+            for ev in self.detector.stall(d.from, d.to) {
+                self.handle_event(ev).await;
+            }
+        }
     }
 
     /// [`Self::observe`] with explicit times (`mono` = offset since [`Self::epoch`]).
@@ -271,18 +359,7 @@ impl OutageService {
     }
 
     async fn append(&self, entry: Entry) {
-        let journal = self.journal.clone();
-        let name = entry.name();
-        let res =
-            tokio::task::spawn_blocking(move || lock(&journal).append(Timestamp::now(), entry))
-                .await;
-        match res {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                tracing::warn!(event = name, error = %e, "journal line queued in memory until the disk accepts it");
-            }
-            Err(e) => tracing::error!(event = name, error = %e, "journal writer task failed"),
-        }
+        append_to(&self.journal, entry).await;
     }
 
     async fn handle_event(&mut self, ev: Event) {
@@ -338,12 +415,14 @@ impl OutageService {
                 e.emit(&self.metrics);
                 write(&self.live).ended(&e);
             }
+            Event::Gaps { id, gaps } => write(&self.live).set_gaps(&id, &gaps),
         }
     }
 
     /// Simulates `kill -9`: stops the heartbeat and writes nothing more.
     #[cfg(test)]
     pub(crate) async fn crash(self) {
+        self.stall_tick.abort();
         self.heartbeat.abort();
         let _ = self.heartbeat.await;
     }
@@ -351,6 +430,7 @@ impl OutageService {
     /// Stops cleanly: a last heartbeat and `daemon_stop`. Outages still open stay
     /// open in the journal; the next start continues or closes them, with a gap.
     pub async fn shutdown(self) {
+        self.stall_tick.abort();
         self.heartbeat.abort();
         let _ = self.heartbeat.await;
         let open = self.detector.open_ids();
@@ -375,6 +455,50 @@ impl OutageService {
                 tracing::error!(error = %e, pending, "journal lines could not be written before exit and are lost")
             }
             Err(e) => tracing::error!(error = %e, "journal writer task failed at shutdown"),
+        }
+    }
+}
+
+/// Appends one line (queued in memory if the disk refuses).
+async fn append_to(journal: &SharedWriter, entry: Entry) {
+    let journal = journal.clone();
+    let name = entry.name();
+    let res =
+        tokio::task::spawn_blocking(move || lock(&journal).append(Timestamp::now(), entry)).await;
+    match res {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(event = name, error = %e, "journal line queued in memory until the disk accepts it");
+        }
+        Err(e) => tracing::error!(event = name, error = %e, "journal writer task failed"),
+    }
+}
+
+/// Journals a stall, then logs and counts it.
+async fn record_stall(journal: &SharedWriter, metrics: &OutageMetrics, s: Stalled) {
+    append_to(journal, Entry::Stall(s.clone())).await;
+    s.emit(metrics);
+}
+
+/// The service's tick: checks the clocks every [`stall::TICK`], so a stall is
+/// recorded when the process runs again even if no probe result follows.
+async fn stall_task(
+    watch: Arc<Mutex<StallWatch>>,
+    journal: SharedWriter,
+    metrics: OutageMetrics,
+    anchor: Anchor,
+) {
+    let mut tick = tokio::time::interval(stall::TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let found = lock(&watch).check(
+            anchor.elapsed(),
+            Timestamp::now(),
+            stall::suspended_since_boot(),
+        );
+        if let Some(s) = found {
+            record_stall(&journal, &metrics, s).await;
         }
     }
 }

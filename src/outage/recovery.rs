@@ -66,6 +66,7 @@ fn close_unobserved(record: &OutageRecord, last_seen: Timestamp, gap: Gap) -> Ou
         group: record.group.clone(),
         cause: record.cause.clone(),
         start: record.start,
+        start_observed: record.start_observed,
         end: last_seen,
         duration_seconds: last_seen
             .duration_since(record.start)

@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::event::{DaemonStart, DaemonStop, OutageEnded, OutageResumed, OutageStarted};
+use super::event::{DaemonStart, DaemonStop, OutageEnded, OutageResumed, OutageStarted, Stalled};
 use super::ts_ms;
 
 mod heartbeat;
@@ -56,6 +56,8 @@ pub enum Entry {
     OutageResume(OutageResumed),
     OutageEnd(OutageEnded),
     DaemonStop(DaemonStop),
+    /// A period the running daemon observed nothing (a gap; not monitored time).
+    Stall(Stalled),
 }
 
 impl Entry {
@@ -67,6 +69,7 @@ impl Entry {
             Entry::OutageResume(_) => "outage_resume",
             Entry::OutageEnd(_) => "outage_end",
             Entry::DaemonStop(_) => "daemon_stop",
+            Entry::Stall(_) => "stall",
         }
     }
 }
