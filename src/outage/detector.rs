@@ -153,9 +153,11 @@ struct TargetTrack {
     fail_first: Option<Stamp>,
     ok_streak: u32,
     ok_first: Option<Stamp>,
-    /// The last observation, and the one before the current streak's first.
+    /// The last observation.
     last: Option<Stamp>,
-    streak_prev: Option<Stamp>,
+    /// Set when the current streak's first observation did not see the
+    /// change (judged when the streak begins).
+    streak_edge: Option<Edge>,
     /// Set when the last state change was not observed.
     edge: Option<Edge>,
 }
@@ -191,7 +193,7 @@ impl TargetTrack {
         *other_first = None;
         if *streak == 0 {
             *first = Some(s);
-            self.streak_prev = prev;
+            self.streak_edge = unobserved(prev, s, self.interval, stalls);
         }
         *streak = streak.saturating_add(1);
         let needed = if success {
@@ -204,7 +206,7 @@ impl TargetTrack {
         }
         let first = (*first)?;
         self.state = new;
-        self.edge = unobserved(self.streak_prev, first, self.interval, stalls);
+        self.edge = self.streak_edge;
         self.since = Some(self.edge.map_or(first, |e| e.lo));
         self.since
     }
@@ -214,7 +216,8 @@ impl TargetTrack {
     fn down_lower(&self) -> Option<Duration> {
         let first = match self.state {
             State::Down => self.since,
-            _ => self.fail_first,
+            _ if self.fail_streak > 0 => self.streak_edge.map(|e| e.lo).or(self.fail_first),
+            _ => None,
         }?;
         Some(first.mono.saturating_sub(self.interval))
     }
@@ -318,7 +321,7 @@ impl Detector {
                 ok_streak: 0,
                 ok_first: None,
                 last: None,
-                streak_prev: None,
+                streak_edge: None,
                 edge: None,
             })
             .collect();
@@ -1337,5 +1340,154 @@ mod tests {
             .sum::<Duration>();
         assert_eq!(total, Duration::from_secs(3), "down from 2 to 5");
         assert!(d.take_downtime(Duration::from_secs(9)).is_empty());
+    }
+
+    fn at(s: f64) -> Stamp {
+        Stamp {
+            wall: wall(s),
+            mono: Duration::from_secs_f64(s),
+        }
+    }
+
+    fn gap(from: f64, to: f64) -> Gap {
+        Gap {
+            from: wall(from),
+            to: wall(to),
+        }
+    }
+
+    #[test]
+    fn outage_ending_inside_a_stall_has_an_unobserved_end_bounded_by_it() {
+        let mut d = single();
+        run(&mut d, &seq(0, 0.0, "++--------"));
+        // Stopped from 9.5 to 39.5; the fault ended at about 14.5.
+        let ev = d.stall(at(9.5), at(39.5));
+        assert_eq!(
+            ev,
+            vec![Event::Gaps {
+                id: d.open_outage(0).unwrap().to_string(),
+                gaps: vec![gap(9.5, 39.5)]
+            }],
+            "the open outage shows the stall at once"
+        );
+        let ev = run(&mut d, &seq(0, 40.0, "++"));
+        let e = ended(&ev);
+        assert_eq!(e.len(), 1);
+        assert!(!e[0].end_observed, "nobody saw it end");
+        assert!(e[0].start_observed);
+        assert_eq!(e[0].end, wall(9.5), "the last moment it was known down");
+        assert_eq!(
+            e[0].gaps,
+            vec![gap(9.5, 40.0)],
+            "the end lies in the last gap"
+        );
+        assert_eq!(e[0].duration_seconds, 7.5);
+        assert_eq!(e[0].duration_clock, DurationClock::Monotonic);
+    }
+
+    #[test]
+    fn outage_starting_inside_a_stall_has_an_unobserved_start_at_its_beginning() {
+        let mut d = single();
+        run(&mut d, &seq(0, 0.0, "++++++++++"));
+        assert!(d.stall(at(9.5), at(39.5)).is_empty(), "nothing open");
+        let ev = run(&mut d, &seq(0, 40.0, "---"));
+        let s = started(&ev);
+        assert_eq!(s.len(), 1);
+        assert!(!s[0].start_observed);
+        assert_eq!(s[0].start, wall(9.5), "the earliest it could have begun");
+        assert_eq!(s[0].gaps, vec![gap(9.5, 40.0)]);
+        let ev = run(&mut d, &seq(0, 43.0, "++"));
+        let e = ended(&ev);
+        assert!(!e[0].start_observed);
+        assert!(e[0].end_observed);
+        assert_eq!(e[0].end, wall(43.0));
+        assert_eq!(e[0].gaps, vec![gap(9.5, 40.0)]);
+        assert_eq!(e[0].duration_seconds, 33.5);
+    }
+
+    #[test]
+    fn a_stall_with_no_outage_changes_nothing() {
+        let mut d = single();
+        run(&mut d, &seq(0, 0.0, "++++++++++"));
+        assert!(d.stall(at(9.5), at(39.5)).is_empty());
+        let ev = run(&mut d, &seq(0, 40.0, "++++"));
+        assert!(ev.is_empty(), "{ev:?}");
+        assert_eq!(d.target_state(0).unwrap().0, State::Up);
+        assert!(d.take_downtime(Duration::from_secs(44)).is_empty());
+    }
+
+    #[test]
+    fn a_stall_during_an_outage_that_goes_on_is_one_of_its_gaps_and_not_downtime() {
+        let mut d = single();
+        run(&mut d, &seq(0, 0.0, "++--------"));
+        let mut downtime = Duration::ZERO;
+        let mut take = |d: &mut Detector, now: f64| {
+            downtime += d
+                .take_downtime(Duration::from_secs_f64(now))
+                .iter()
+                .map(|x| x.1)
+                .sum::<Duration>();
+        };
+        take(&mut d, 9.0);
+        d.stall(at(9.5), at(39.5));
+        let ev = run(&mut d, &seq(0, 40.0, "-----"));
+        assert!(ended(&ev).is_empty() && started(&ev).is_empty());
+        take(&mut d, 44.0);
+        let ev = run(&mut d, &seq(0, 45.0, "++"));
+        take(&mut d, 46.0);
+        let e = ended(&ev);
+        assert!(e[0].start_observed && e[0].end_observed, "both edges seen");
+        assert_eq!(e[0].end, wall(45.0));
+        assert_eq!(e[0].gaps, vec![gap(9.5, 39.5)]);
+        assert_eq!(e[0].duration_seconds, 43.0);
+        assert_eq!(
+            downtime,
+            Duration::from_secs(13),
+            "2 to 9.5 and 39.5 to 45: the stall is not counted"
+        );
+    }
+
+    #[test]
+    fn edges_between_observations_more_than_two_intervals_apart_are_unobserved() {
+        // Exactly two intervals apart: still seen.
+        let mut d = single();
+        let mut stream = seq(0, 0.0, "+++");
+        stream.extend(seq(0, 4.0, "---"));
+        let s = run(&mut d, &stream);
+        assert!(started(&s)[0].start_observed);
+        assert_eq!(started(&s)[0].start, wall(4.0));
+        // Six seconds without an observation (no stall reported: a starved
+        // scheduler, say): the start is bounded by the two observations.
+        let mut d = single();
+        let mut stream = seq(0, 0.0, "++++++++++");
+        stream.extend(seq(0, 15.0, "------"));
+        let ev = run(&mut d, &stream);
+        let s = started(&ev);
+        assert!(!s[0].start_observed);
+        assert_eq!(s[0].start, wall(9.0), "just after the last success");
+        assert_eq!(s[0].gaps, vec![gap(9.0, 15.0)]);
+        // And the end: last failure at 20, next observation at 30.
+        let ev = run(&mut d, &seq(0, 30.0, "++"));
+        let e = ended(&ev);
+        assert!(!e[0].end_observed);
+        assert_eq!(e[0].end, wall(20.0));
+        assert_eq!(e[0].gaps, vec![gap(9.0, 15.0), gap(20.0, 30.0)]);
+        assert_eq!(e[0].duration_seconds, 11.0);
+    }
+
+    #[test]
+    fn a_group_start_inside_a_stall_is_unobserved_for_every_group_on_the_chain() {
+        let mut d = Detector::new(&chain(Path::new("/x")));
+        drive(&mut d, 0..10, |_, _| true);
+        d.stall(at(9.95), at(39.5));
+        // A LAN fault began during the stall: everything fails after it.
+        let ev = drive(&mut d, 40..45, |_, _| false);
+        let s = started(&ev);
+        assert_eq!(s.len(), 3);
+        for o in &s {
+            assert_eq!(o.cause, "lan", "{}", o.group);
+            assert!(!o.start_observed);
+            assert_eq!(o.start, wall(9.95));
+        }
     }
 }
