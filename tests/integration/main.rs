@@ -19,4 +19,5 @@ mod icmp;
 mod layering;
 mod netns_daemon;
 mod netns_outage;
+mod netns_stall;
 mod tcp;
