@@ -1,7 +1,7 @@
 //! The live view of outages and states that the HTTP API and status page read:
 //! written by the service as the detector decides, read through [`OutageHandle`].
 
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -11,6 +11,7 @@ use super::clock::Anchor;
 use super::detector::{Detector, State};
 use super::event::{DurationClock, Gap, OutageEnded, OutageResumed, OutageStarted};
 use super::history::OutageRecord;
+use super::stall::StallWatch;
 use super::ts_ms;
 use crate::config::Config;
 
@@ -131,14 +132,19 @@ impl LiveOutages {
 pub struct OutageHandle {
     pub(super) live: Arc<RwLock<LiveOutages>>,
     pub(super) anchor: Anchor,
+    /// Maps the monotonic clock to the detector's (which counts suspends).
+    pub(super) stalls: Arc<Mutex<StallWatch>>,
 }
 
 impl OutageHandle {
     /// Outages overlapping `[since, until)`, oldest first; open ones have `end: None`
     /// and their duration so far.
     pub fn outages(&self, since: Option<Timestamp>, until: Option<Timestamp>) -> Vec<OutageRecord> {
+        let now_mono = {
+            let w = self.stalls.lock().unwrap_or_else(|p| p.into_inner());
+            w.elapsed(self.anchor.elapsed())
+        };
         let live = read(&self.live);
-        let now_mono = self.anchor.elapsed();
         let now = Timestamp::now();
         let mut out: Vec<OutageRecord> = live
             .closed

@@ -243,6 +243,7 @@ impl OutageService {
         OutageHandle {
             live: self.live.clone(),
             anchor: self.anchor,
+            stalls: self.stalls.clone(),
         }
     }
 
