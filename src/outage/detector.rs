@@ -133,6 +133,8 @@ pub struct Adopted {
     pub id: String,
     pub cause: String,
     pub start: Timestamp,
+    /// Whether its start was seen (by the run that started it).
+    pub start_observed: bool,
     pub targets: Vec<String>,
     /// Gaps already recorded for it.
     pub gaps: Vec<Gap>,
@@ -589,7 +591,7 @@ impl Detector {
                         cause: a.cause,
                         start: a.start,
                         start_mono: None,
-                        start_observed: true,
+                        start_observed: a.start_observed,
                         resumed: Some(start),
                         targets,
                         gaps,
@@ -659,7 +661,7 @@ impl Detector {
                 group: grp.name.clone(),
                 cause: a.cause,
                 start: a.start,
-                start_observed: true,
+                start_observed: a.start_observed,
                 end: a.last_seen,
                 duration_seconds: wall_seconds(a.start, a.last_seen),
                 duration_clock: DurationClock::Wall,
@@ -1246,6 +1248,7 @@ mod tests {
                 targets: vec!["a".into()],
                 gaps: vec![],
                 last_seen: wall(-50.0),
+                start_observed: true,
             }
         ));
         assert_eq!(d.open_outage(0), Some("old-internet"));
@@ -1288,6 +1291,7 @@ mod tests {
                 targets: vec!["a".into()],
                 gaps: vec![],
                 last_seen: wall(-50.0),
+                start_observed: true,
             },
         );
         let ev = run(&mut d, &seq(0, 0.0, "++"));

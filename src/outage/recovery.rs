@@ -35,6 +35,7 @@ pub fn recover(history: &History, detector: &mut Detector, now: Timestamp) -> Re
             id: o.record.id.clone(),
             cause: o.record.cause.clone(),
             start: o.record.start,
+            start_observed: o.record.start_observed,
             targets: o.record.targets.clone(),
             gaps: o.record.gaps.clone(),
             last_seen,
