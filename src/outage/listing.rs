@@ -83,7 +83,11 @@ pub fn render_table(records: &[OutageRecord]) -> String {
                 r.id.clone(),
                 r.group.clone(),
                 r.cause.clone(),
-                ts_ms::format(&r.start),
+                if r.start_observed {
+                    ts_ms::format(&r.start)
+                } else {
+                    format!("{} (unobserved)", ts_ms::format(&r.start))
+                },
                 end,
                 human_duration(r.duration_seconds),
                 r.targets.join(","),
