@@ -263,6 +263,19 @@ struct Open {
     gaps: Vec<Gap>,
 }
 
+impl Open {
+    /// The wall time of moment `s` in this outage's frame: its start plus the
+    /// monotonic time since (so that a wall-clock step cannot bend it, and
+    /// its end and its gaps line up to the millisecond).
+    fn wall_at(&self, s: Stamp) -> Timestamp {
+        match (self.start_mono, self.resumed) {
+            (Some(start_mono), _) => add(self.start, s.mono.saturating_sub(start_mono)),
+            (None, Some(resumed)) => add(resumed.wall, s.mono.saturating_sub(resumed.mono)),
+            (None, None) => s.wall,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct GroupTrack {
     name: String,
@@ -462,6 +475,10 @@ impl Detector {
                 *acc = (*acc).max(to.mono);
             }
             if let Some(open) = grp.open.as_mut() {
+                let gap = Gap {
+                    from: open.wall_at(from),
+                    to: open.wall_at(to),
+                };
                 push_gap(&mut open.gaps, gap);
                 events.push(Event::Gaps {
                     id: open.id.clone(),
@@ -681,36 +698,33 @@ impl Detector {
             if let Some(acc) = grp.accounted.take() {
                 grp.owed += at.mono.saturating_sub(acc);
             }
-            let (end, duration_seconds, clock) = match (open.start_mono, open.resumed) {
-                (Some(start_mono), _) => {
-                    let d = at.mono.saturating_sub(start_mono);
-                    (
-                        add(open.start, d),
-                        d.as_secs_f64(),
-                        DurationClock::Monotonic,
-                    )
-                }
-                (None, Some(resumed)) => {
-                    let end = add(resumed.wall, at.mono.saturating_sub(resumed.mono));
-                    (end, wall_seconds(open.start, end), DurationClock::Wall)
-                }
-                (None, None) => (
-                    at.wall,
-                    wall_seconds(open.start, at.wall),
-                    DurationClock::Wall,
+            let end = open.wall_at(at);
+            let (duration_seconds, clock) = match open.start_mono {
+                Some(start_mono) => (
+                    at.mono.saturating_sub(start_mono).as_secs_f64(),
+                    DurationClock::Monotonic,
                 ),
+                None => (wall_seconds(open.start, end), DurationClock::Wall),
             };
             let mut gaps = open.gaps;
             if let Some(e) = edge {
-                // The true end lies in this gap: from the last moment seen
-                // down to the first success seen.
-                push_gap(
-                    &mut gaps,
-                    Gap {
-                        from: end,
-                        to: add(end, e.hi.mono.saturating_sub(at.mono)),
-                    },
-                );
+                // The true end lies in the last gap: from the last moment seen
+                // down to the first success seen. A stall that began before
+                // `end` is folded in from `end` on: the group was seen down
+                // then, so the process ran (a stall's start is its last tick
+                // before stopping, a little early).
+                let mut last = Gap {
+                    from: end,
+                    to: add(end, e.hi.mono.saturating_sub(at.mono)),
+                };
+                gaps.retain(|g| {
+                    let after = g.to >= end;
+                    if after {
+                        last.to = last.to.max(g.to);
+                    }
+                    !after
+                });
+                gaps.push(last);
             }
             events.push(Event::Ended(OutageEnded {
                 id: open.id,
@@ -1387,6 +1401,19 @@ mod tests {
         );
         assert_eq!(e[0].duration_seconds, 7.5);
         assert_eq!(e[0].duration_clock, DurationClock::Monotonic);
+
+        // The stall's start is the last tick before the stop; a failure seen
+        // after it is the last moment seen down, and the last gap starts there.
+        let mut d = single();
+        let mut stream = seq(0, 0.0, "++--------");
+        stream.push((0, 9.7, false));
+        run(&mut d, &stream);
+        d.stall(at(9.5), at(39.5));
+        let ev = run(&mut d, &seq(0, 40.0, "++"));
+        let e = ended(&ev);
+        assert!(!e[0].end_observed);
+        assert_eq!(e[0].end, wall(9.7));
+        assert_eq!(e[0].gaps, vec![gap(9.7, 40.0)]);
     }
 
     #[test]
