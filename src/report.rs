@@ -2,7 +2,7 @@
 //! alone (no daemon needed), in Markdown, CSV, JSON or HTML.
 //!
 //! The report states what was measured and what was not: monitoring coverage
-//! (when a daemon was running), the journal's integrity (hash chain), whether
+//! (when a daemon was running and not stalled), the journal's integrity (hash chain), whether
 //! the system clock was synchronized in each run, and for every outage its
 //! group, cause, start, end, duration and unobserved gaps. Durations and
 //! availability are clipped to the requested period.
@@ -47,6 +47,9 @@ pub struct ReportOutage {
     pub group: String,
     pub cause: String,
     pub start: String,
+    /// `false` when the start is only known to lie in the first gap (`start`
+    /// is then the earliest it could have been).
+    pub start_observed: bool,
     /// `null` while still open.
     pub end: Option<String>,
     pub duration_seconds: f64,
@@ -85,11 +88,16 @@ pub struct Report {
     pub since: String,
     pub until: String,
     pub period_seconds: f64,
-    /// Seconds of the period during which a daemon was running.
+    /// Seconds of the period during which a daemon was running and not stalled.
     pub monitored_seconds: f64,
     pub coverage_percent: f64,
-    /// Periods inside the period when no daemon was running.
+    /// Periods inside the period when no daemon was running, or one was stalled.
     pub unmonitored: Vec<[String; 2]>,
+    /// Seconds of the period in which a running daemon was stalled (stopped,
+    /// or the system suspended) and observed nothing; not monitored time.
+    pub stalled_seconds: f64,
+    /// Stalls overlapping the period.
+    pub stalls: usize,
     /// Runs overlapping the period whose clock was not known to be synchronized.
     pub unsynchronized_runs: usize,
     pub runs: usize,
@@ -128,11 +136,18 @@ pub fn build(
     let records = listing::outages(&history, Some(since), now, &liveness);
     let verify = VerifyReport::of(&history);
 
-    let monitored_spans = monitored_spans(&history, since, until);
-    let monitored = monitored_spans
-        .iter()
-        .map(|(a, b)| secs(*a, *b))
-        .fold(0.0, |x, y| x + y);
+    // Coverage: the union of runs clipped to the period, less their stalls.
+    let runs = monitored_spans(&history, since, until);
+    let stall_spans = union(
+        history
+            .stalls
+            .iter()
+            .filter_map(|s| clip(s.from, s.to, since, until))
+            .collect(),
+    );
+    let monitored_spans = subtract(&runs, &stall_spans);
+    let monitored = total_seconds(&monitored_spans);
+    let stalled = (total_seconds(&runs) - monitored).max(0.0);
     let unmonitored = unmonitored(&monitored_spans, since, until)
         .into_iter()
         .map(|(a, b)| [fmt(a), fmt(b)])
@@ -155,6 +170,7 @@ pub fn build(
                 group: r.group.clone(),
                 cause: r.cause.clone(),
                 start: fmt(r.start),
+                start_observed: r.start_observed,
                 end: r.end.map(fmt),
                 duration_seconds: r.duration_seconds,
                 duration_in_period_seconds: in_period,
@@ -182,6 +198,8 @@ pub fn build(
             0.0
         },
         unmonitored,
+        stalled_seconds: stalled,
+        stalls: stall_spans.len(),
         unsynchronized_runs: overlapping_runs
             .iter()
             .filter(|r| r.clock_synchronized != Some(true))
@@ -202,20 +220,20 @@ fn monitored_spans(
     since: Timestamp,
     until: Timestamp,
 ) -> Vec<(Timestamp, Timestamp)> {
-    let mut spans: Vec<(Timestamp, Timestamp)> = history
-        .runs
+    union(
+        history
+            .runs
+            .iter()
+            .filter_map(|r| clip(r.started, r.alive_until, since, until))
+            .collect(),
+    )
+}
+
+fn total_seconds(spans: &[(Timestamp, Timestamp)]) -> f64 {
+    spans
         .iter()
-        .filter_map(|r| clip(r.started, r.alive_until, since, until))
-        .collect();
-    spans.sort();
-    let mut merged: Vec<(Timestamp, Timestamp)> = Vec::new();
-    for (a, b) in spans {
-        match merged.last_mut() {
-            Some(last) if a <= last.1 => last.1 = last.1.max(b),
-            _ => merged.push((a, b)),
-        }
-    }
-    merged
+        .map(|(a, b)| secs(*a, *b))
+        .fold(0.0, |x, y| x + y)
 }
 
 /// The holes between `monitored` spans within `[since, until)`.
@@ -280,6 +298,43 @@ fn clip(
     let a = a.max(lo);
     let b = b.min(hi);
     (b > a).then_some((a, b))
+}
+
+/// Sorted, disjoint union of `spans`.
+fn union(mut spans: Vec<(Timestamp, Timestamp)>) -> Vec<(Timestamp, Timestamp)> {
+    spans.sort();
+    let mut merged: Vec<(Timestamp, Timestamp)> = Vec::new();
+    for (a, b) in spans {
+        match merged.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    merged
+}
+
+/// `spans` less `holes`, both sorted and disjoint.
+fn subtract(
+    spans: &[(Timestamp, Timestamp)],
+    holes: &[(Timestamp, Timestamp)],
+) -> Vec<(Timestamp, Timestamp)> {
+    let mut out = Vec::new();
+    for &(a, b) in spans {
+        let mut cursor = a;
+        for &(ha, hb) in holes {
+            if hb <= cursor || ha >= b {
+                continue;
+            }
+            if ha > cursor {
+                out.push((cursor, ha));
+            }
+            cursor = cursor.max(hb);
+        }
+        if cursor < b {
+            out.push((cursor, b));
+        }
+    }
+    out
 }
 
 fn secs(a: Timestamp, b: Timestamp) -> f64 {
@@ -410,6 +465,14 @@ fn end_text(o: &ReportOutage) -> String {
     }
 }
 
+fn start_text(o: &ReportOutage) -> String {
+    if o.start_observed {
+        o.start.clone()
+    } else {
+        format!("{} (not observed)", o.start)
+    }
+}
+
 fn gaps_text(o: &ReportOutage) -> String {
     let gaps: Vec<String> = o
         .gaps
@@ -436,6 +499,14 @@ fn render_markdown(r: &Report) -> String {
         human(r.period_seconds),
         r.runs
     );
+    if r.stalls > 0 {
+        let _ = writeln!(
+            out,
+            "- Stalls (the daemon was stopped or the system suspended; not monitored): {}, {} in all",
+            r.stalls,
+            human(r.stalled_seconds)
+        );
+    }
     let _ = writeln!(
         out,
         "- Journal integrity (hash chain): {}",
@@ -496,7 +567,7 @@ fn render_markdown(r: &Report) -> String {
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} | {} | {} | {} |",
-                o.start,
+                start_text(o),
                 end,
                 human(o.duration_seconds),
                 o.group,
@@ -507,7 +578,7 @@ fn render_markdown(r: &Report) -> String {
         }
         let _ = writeln!(
             out,
-            "\nStart is the first failed probe of the streak that declared the outage; end is the first successful probe of the streak that ended it. \"Likely cause\" is the farthest-upstream group that was down when the outage started."
+            "\nStart is the first failed probe of the streak that declared the outage; end is the first successful probe of the streak that ended it. An edge marked \"not observed\" happened while linkwatch was not running or stalled: a start is then the earliest moment it could have been and an end the last moment the group was seen down, and the true moment lies in the adjacent unobserved period. \"Likely cause\" is the farthest-upstream group that was down when the outage started."
         );
     }
     out
@@ -527,7 +598,7 @@ fn render_html(r: &Report) -> String {
         let _ = writeln!(
             rows,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&o.start),
+            esc(&start_text(o)),
             esc(&end),
             human(o.duration_seconds),
             esc(&o.group),
@@ -622,5 +693,70 @@ mod tests {
             build(dir.path(), since, until, "Mars/Olympus"),
             Err(ReportError::TimeZone(_))
         ));
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn stalls_are_not_monitored_time() {
+        use crate::outage::event::{DaemonStart, DaemonStop, StallCause, Stalled};
+        use crate::outage::journal::{self, Entry, FileSink, JournalCounters, JournalWriter};
+        let dir = tempfile::tempdir().unwrap();
+        let t0: Timestamp = "2026-11-01T10:00:00Z".parse().unwrap();
+        let at = |s: i64| t0.checked_add(jiff::SignedDuration::from_secs(s)).unwrap();
+        let counters = JournalCounters {
+            writes: prometheus::IntCounter::new("w", "w").unwrap(),
+            errors: prometheus::IntCounter::new("e", "e").unwrap(),
+        };
+        let tail = journal::read(dir.path()).unwrap().tail;
+        let mut w = JournalWriter::new(
+            Box::new(FileSink::open(dir.path(), false).unwrap()),
+            &tail,
+            counters,
+        );
+        let start = DaemonStart {
+            version: "test".into(),
+            config_digest: "d".into(),
+            config_source: "<test>".into(),
+            pid: 1,
+            clock_synchronized: Some(true),
+            clock_check: "test".into(),
+            previous_run_alive_until: None,
+            previous_run_clean: None,
+            torn_line: None,
+            previous_head: None,
+        };
+        w.append(at(0), &Entry::DaemonStart(start)).unwrap();
+        let stall = Stalled {
+            from: at(10),
+            to: at(40),
+            cause: StallCause::ProcessStopped,
+            seconds: 30.0,
+        };
+        w.append(at(40), &Entry::Stall(stall)).unwrap();
+        w.append(
+            at(100),
+            &Entry::DaemonStop(DaemonStop {
+                open_outages: vec![],
+            }),
+        )
+        .unwrap();
+        let r = build(dir.path(), at(0), at(100), "UTC").unwrap();
+        assert!(
+            (r.monitored_seconds - 70.0).abs() < 1e-6,
+            "{}",
+            r.monitored_seconds
+        );
+        assert!((r.coverage_percent - 70.0).abs() < 1e-6);
+        assert!((r.stalled_seconds - 30.0).abs() < 1e-6);
+        assert_eq!(r.stalls, 1);
+        assert_eq!(r.unmonitored.len(), 1);
+        assert!(r.unmonitored[0][0].starts_with("2026-11-01T10:00:10.000"));
+        assert!(r.unmonitored[0][1].starts_with("2026-11-01T10:00:40.000"));
+        let md = render(&r, Format::Markdown).unwrap();
+        assert!(md.contains("Stalls (the daemon was stopped"), "{md}");
+        // A period that starts inside the stall sees only its part.
+        let r = build(dir.path(), at(30), at(100), "UTC").unwrap();
+        assert!((r.monitored_seconds - 60.0).abs() < 1e-6);
+        assert!((r.stalled_seconds - 10.0).abs() < 1e-6);
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::event::{DurationClock, Gap, OutageEnded};
+use super::event::{DurationClock, Gap, OutageEnded, Stalled, push_gap};
 use super::journal::{self, ChainHead, ChainTail, Entry, Heartbeat, JournalWarning, NumberedLine};
 use super::ts_ms;
 
@@ -26,8 +26,12 @@ pub struct OutageRecord {
     pub id: String,
     pub group: String,
     pub cause: String,
+    /// With `start_observed: false`, the earliest moment it could have begun.
     #[serde(with = "ts_ms")]
     pub start: Timestamp,
+    /// `false` when the start lies in the first gap (the group went down
+    /// while the daemon observed nothing).
+    pub start_observed: bool,
     /// `null` while open.
     #[serde(with = "ts_ms::option")]
     pub end: Option<Timestamp>,
@@ -35,7 +39,7 @@ pub struct OutageRecord {
     pub duration_seconds: f64,
     /// Targets of the group that were down during the outage.
     pub targets: Vec<String>,
-    /// Periods nobody observed (the daemon was not running).
+    /// Periods nobody observed (the daemon was not running, or stalled).
     pub gaps: Vec<Gap>,
     /// `false` when the end lies in the last gap; `null` while open.
     pub end_observed: Option<bool>,
@@ -59,6 +63,7 @@ impl From<&OutageEnded> for OutageRecord {
             group: e.group.clone(),
             cause: e.cause.clone(),
             start: e.start,
+            start_observed: e.start_observed,
             end: Some(e.end),
             duration_seconds: e.duration_seconds,
             targets: e.targets.clone(),
@@ -86,6 +91,7 @@ impl OutageRecord {
             group: group.to_string(),
             cause: cause.to_string(),
             start,
+            start_observed: true,
             end: None,
             duration_seconds: 0.0,
             targets: targets.to_vec(),
@@ -135,6 +141,8 @@ pub struct History {
     pub closed: Vec<OutageRecord>,
     /// Outages with no `outage_end`, in journal order.
     pub open: Vec<OpenOutage>,
+    /// Stalls of running daemons (periods they observed nothing), in journal order.
+    pub stalls: Vec<Stalled>,
     pub runs: Vec<Run>,
     /// Every outage id seen.
     pub ids: Vec<String>,
@@ -236,18 +244,27 @@ impl History {
                 }
                 Entry::OutageStart(e) => {
                     h.ids.push(e.id.clone());
+                    let mut record = OutageRecord::open(
+                        &e.id,
+                        &e.group,
+                        &e.cause,
+                        e.start,
+                        &e.targets,
+                        e.gaps.clone(),
+                        DurationClock::Monotonic,
+                    );
+                    record.start_observed = e.start_observed;
                     h.open.push(OpenOutage {
-                        record: OutageRecord::open(
-                            &e.id,
-                            &e.group,
-                            &e.cause,
-                            e.start,
-                            &e.targets,
-                            Vec::new(),
-                            DurationClock::Monotonic,
-                        ),
+                        record,
                         last_run: h.runs.len().checked_sub(1),
                     });
+                }
+                Entry::Stall(st) => {
+                    // Every outage open at this point was open across it.
+                    for o in &mut h.open {
+                        push_gap(&mut o.record.gaps, st.gap());
+                    }
+                    h.stalls.push(st.clone());
                 }
                 Entry::OutageResume(e) => {
                     let last_run = h.runs.len().checked_sub(1);

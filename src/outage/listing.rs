@@ -101,7 +101,11 @@ pub fn render_table(records: &[OutageRecord]) -> String {
                 r.id.clone(),
                 r.group.clone(),
                 r.cause.clone(),
-                ts_ms::format(&r.start),
+                if r.start_observed {
+                    ts_ms::format(&r.start)
+                } else {
+                    format!("{} (unobserved)", ts_ms::format(&r.start))
+                },
                 end,
                 human_duration(r.duration_seconds),
                 r.targets.join(","),
@@ -254,7 +258,9 @@ mod tests {
                     group: "isp".into(),
                     cause: "lan".into(),
                     start,
+                    start_observed: true,
                     targets: vec!["isp-dns".into()],
+                    gaps: vec![],
                 }),
             )
             .unwrap();
@@ -266,6 +272,7 @@ mod tests {
                     group: "isp".into(),
                     cause: "lan".into(),
                     start,
+                    start_observed: true,
                     end,
                     duration_seconds: 12.5,
                     duration_clock: DurationClock::Monotonic,

@@ -19,27 +19,30 @@ pub mod live;
 pub mod lock;
 pub mod metrics;
 mod recovery;
+pub mod stall;
 pub mod ts_ms;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use jiff::Timestamp;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::probe::ProbeResult;
 use clock::Anchor;
 use detector::{Detector, Event, State};
-use event::{DaemonStart, DaemonStop};
+use event::{DaemonStart, DaemonStop, Stalled};
 use history::History;
 use journal::{
-    Entry, FileSink, Heartbeat, JournalCounters, JournalQueue, JournalSink, JournalWriter,
-    QueueOptions,
+    Entry, FileSink, Heartbeat, JournalCounters, JournalPusher, JournalQueue, JournalSink,
+    JournalWriter, QueueOptions,
 };
 use live::{LiveOutages, write};
 use lock::{DataDirLock, LockError};
+use stall::StallWatch;
 
 pub use clock::ClockSync;
 pub use history::OutageRecord;
@@ -103,6 +106,10 @@ pub trait TargetStates: Send + Sync {
     fn set(&self, target: usize, state: State, since: Timestamp);
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// The outage service: feed it every probe result; it journals, logs and counts outages.
 pub struct OutageService {
     detector: Detector,
@@ -117,6 +124,13 @@ pub struct OutageService {
     target_states: Option<Arc<dyn TargetStates>>,
     /// Held until the journal is closed: one writer per data directory.
     _lock: DataDirLock,
+    /// Stall detection, shared with the `stall_tick` task.
+    stalls: Arc<Mutex<StallWatch>>,
+    stall_tick: JoinHandle<()>,
+    /// Each target's probe timeout (to tell which results a stall cut).
+    timeouts: Vec<Duration>,
+    /// Start of the last stall whose voided probes were logged.
+    voided_logged: Option<Timestamp>,
 }
 
 /// How often downtime is accrued without an event: accruing walks every
@@ -207,6 +221,18 @@ impl OutageService {
         )
         .map_err(StartError::Thread)?;
         journal::metrics::JournalCollector::register(registry, journal.health())?;
+        let stalls = Arc::new(Mutex::new(StallWatch::new(
+            stall::threshold(config.targets.iter().map(|t| t.interval).min()),
+            anchor.elapsed(),
+            Timestamp::now(),
+            stall::suspended_since_boot(),
+        )));
+        let stall_tick = tokio::spawn(stall_task(
+            stalls.clone(),
+            journal.pusher(),
+            metrics.clone(),
+            anchor,
+        ));
         let service = OutageService {
             detector,
             journal,
@@ -218,6 +244,10 @@ impl OutageService {
             downtime_at: Duration::ZERO,
             target_states: None,
             _lock: dir_lock,
+            stalls,
+            stall_tick,
+            timeouts: config.targets.iter().map(|t| t.timeout).collect(),
+            voided_logged: None,
         };
         let handle = service.handle();
         Ok((service, handle))
@@ -229,6 +259,7 @@ impl OutageService {
             live: self.live.clone(),
             anchor: self.anchor,
             journal: self.journal.health(),
+            stalls: self.stalls.clone(),
         }
     }
 
@@ -243,8 +274,30 @@ impl OutageService {
     }
 
     /// Feeds one probe result (from the collector, in any target order).
+    ///
+    /// A stall found since the last check is recorded first. A timeout whose
+    /// probe a stall cut (the deadline passed while the process was stopped)
+    /// is no evidence of failure: it is counted in
+    /// `linkwatch_probes_voided_total` and not fed to the detector.
     pub async fn observe(&mut self, result: &ProbeResult) {
-        let mono = result.mono.saturating_duration_since(self.anchor.epoch);
+        self.check_stalls().await;
+        let raw = result.mono.saturating_duration_since(self.anchor.epoch);
+        let timeout = self.timeouts.get(result.target).copied();
+        let (mono, cut) = {
+            let w = lock(&self.stalls);
+            let start = w.elapsed(raw);
+            let cut = match (&result.observation.outcome, timeout) {
+                (crate::probe::Outcome::Timeout { .. }, Some(t)) => w
+                    .crossed(start, w.elapsed(raw + t))
+                    .map(|d| d.event.clone()),
+                _ => None,
+            };
+            (start, cut)
+        };
+        if let Some(stall) = cut {
+            self.void(result, &stall);
+            return;
+        }
         self.observe_at(
             result.target,
             result.at,
@@ -252,6 +305,47 @@ impl OutageService {
             result.observation.outcome.is_success(),
         )
         .await;
+    }
+
+    /// Drops a timeout that a stall cut, counting it and logging once per stall.
+    fn void(&mut self, result: &ProbeResult, stall: &Stalled) {
+        self.metrics.probes_voided_total.inc();
+        if self.voided_logged != Some(stall.from) {
+            self.voided_logged = Some(stall.from);
+            let target = self
+                .target_labels
+                .get(result.target)
+                .map_or("?", |l| l[0].as_str());
+            tracing::warn!(
+                target_name = target,
+                probe_start = %ts_ms::format(&result.at),
+                stall_from = %ts_ms::format(&stall.from),
+                stall_to = %ts_ms::format(&stall.to),
+                "probe timed out across a stall; not counted as a failure (further ones of this stall: linkwatch_probes_voided_total)"
+            );
+        }
+    }
+
+    /// Checks the clocks now; journals a stall found here, and hands every
+    /// stall not yet known to the detector (found here or by the tick).
+    async fn check_stalls(&mut self) {
+        let (found, unseen) = {
+            let mut w = lock(&self.stalls);
+            let found = w.check(
+                self.anchor.elapsed(),
+                Timestamp::now(),
+                stall::suspended_since_boot(),
+            );
+            (found, w.take_unseen())
+        };
+        if let Some(s) = found {
+            record_stall(&self.journal.pusher(), &self.metrics, s).await;
+        }
+        for d in unseen {
+            for ev in self.detector.stall(d.from, d.to) {
+                self.handle_event(ev).await;
+            }
+        }
     }
 
     /// [`Self::observe`] with explicit times (`mono` = offset since [`Self::epoch`]).
@@ -342,12 +436,14 @@ impl OutageService {
                     .push(Timestamp::now(), Entry::OutageEnd(e))
                     .await;
             }
+            Event::Gaps { id, gaps } => write(&self.live).set_gaps(&id, &gaps),
         }
     }
 
     /// Simulates `kill -9`: the writer stops at once and writes nothing more.
     #[cfg(test)]
     pub(crate) async fn crash(self) {
+        self.stall_tick.abort();
         self.journal.abandon().await;
     }
 
@@ -356,10 +452,40 @@ impl OutageService {
     /// with a gap. What cannot be written in time is logged in full at ERROR
     /// and saved to a fallback file; the data directory's lock is released last.
     pub async fn shutdown(self, budget: Duration) {
+        self.stall_tick.abort();
         let open = self.detector.open_ids();
         self.journal
             .stop(Entry::DaemonStop(DaemonStop { open_outages: open }), budget)
             .await;
+    }
+}
+
+/// Journals a stall, then logs and counts it.
+async fn record_stall(journal: &JournalPusher, metrics: &OutageMetrics, s: Stalled) {
+    s.emit(metrics);
+    journal.push(Timestamp::now(), Entry::Stall(s)).await;
+}
+
+/// The service's tick: checks the clocks every [`stall::TICK`], so a stall is
+/// recorded when the process runs again even if no probe result follows.
+async fn stall_task(
+    watch: Arc<Mutex<StallWatch>>,
+    journal: JournalPusher,
+    metrics: OutageMetrics,
+    anchor: Anchor,
+) {
+    let mut tick = tokio::time::interval(stall::TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let found = lock(&watch).check(
+            anchor.elapsed(),
+            Timestamp::now(),
+            stall::suspended_since_boot(),
+        );
+        if let Some(s) = found {
+            record_stall(&journal, &metrics, s).await;
+        }
     }
 }
 

@@ -620,3 +620,74 @@ async fn a_stalled_writer_blocks_nothing_and_is_reported_unhealthy() {
     eventually("healthy again", || h.journal_health().is_ok()).await;
     s.shutdown(Duration::from_secs(2)).await;
 }
+
+/// A result of target 0 started `ago` before now.
+fn result(s: &OutageService, ago: Duration, outcome: crate::probe::Outcome) -> ProbeResult {
+    let mono = Instant::now().checked_sub(ago).unwrap().max(s.epoch());
+    ProbeResult {
+        target: 0,
+        at: Timestamp::now(),
+        mono,
+        lateness: Duration::ZERO,
+        observation: crate::probe::Observation::new(outcome),
+    }
+}
+
+#[tokio::test]
+async fn a_stall_is_journaled_once_and_timeouts_it_cut_are_voided() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        &[("internet", None, DownWhen::All)],
+        &[("a", "internet")],
+        dir.path(),
+    );
+    let (mut s, _h, registry) = start(&cfg, None).await;
+    // The tick is stopped and the threshold lowered, so the test's own sleep
+    // is the stall.
+    s.stall_tick.abort();
+    *lock(&s.stalls) = StallWatch::new(
+        Duration::from_millis(100),
+        s.anchor.elapsed(),
+        Timestamp::now(),
+        None,
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Started 250 ms ago, its 500 ms deadline fell in the stall: voided.
+    let timeout = crate::probe::Outcome::Timeout { phase: None };
+    s.observe(&result(&s, Duration::from_millis(250), timeout.clone()))
+        .await;
+    // A success across the stall is evidence; a timeout after it is too.
+    let ok = crate::probe::Outcome::Success {
+        duration: Duration::from_millis(1),
+        phases: Default::default(),
+    };
+    s.observe(&result(&s, Duration::from_millis(200), ok)).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    s.observe(&result(&s, Duration::ZERO, timeout)).await;
+    assert_eq!(
+        gauge(&registry, metrics::PROBES_VOIDED_TOTAL, &[]),
+        Some(1.0)
+    );
+    assert_eq!(
+        gauge(
+            &registry,
+            metrics::STALLS_TOTAL,
+            &[("cause", "process_stopped")]
+        ),
+        Some(1.0)
+    );
+    let stalled = gauge(&registry, metrics::STALLED_SECONDS_TOTAL, &[]).unwrap();
+    assert!((0.25..1.0).contains(&stalled), "{stalled}");
+    s.shutdown(Duration::from_secs(2)).await;
+    let stalls: Vec<_> = entries(dir.path())
+        .into_iter()
+        .filter_map(|e| match e {
+            Entry::Stall(st) => Some(st),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stalls.len(), 1, "{stalls:?}");
+    assert_eq!(stalls[0].cause, event::StallCause::ProcessStopped);
+    let history = History::load(dir.path()).unwrap();
+    assert_eq!(history.stalls, stalls);
+}

@@ -21,7 +21,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::event::{
-    DaemonStart, DaemonStop, JournalReopened, OutageEnded, OutageResumed, OutageStarted,
+    DaemonStart, DaemonStop, JournalReopened, OutageEnded, OutageResumed, OutageStarted, Stalled,
 };
 use super::ts_ms;
 
@@ -34,7 +34,7 @@ mod write;
 pub use super::chain::{ChainHead, GENESIS, line_hash};
 
 pub use heartbeat::{Heartbeat, read_heartbeat, write_heartbeat};
-pub use queue::{JournalHealth, JournalQueue, QueueOptions, STALL_BOUND};
+pub use queue::{JournalHealth, JournalPusher, JournalQueue, QueueOptions, STALL_BOUND};
 pub use read::{
     ChainTail, JournalContents, JournalWarning, NumberedLine, WarningKind, check_anchors, parse,
     read,
@@ -70,6 +70,8 @@ pub enum Entry {
     OutageEnd(OutageEnded),
     DaemonStop(DaemonStop),
     JournalReopened(JournalReopened),
+    /// A period the running daemon observed nothing (a gap; not monitored time).
+    Stall(Stalled),
 }
 
 impl Entry {
@@ -82,6 +84,7 @@ impl Entry {
             Entry::OutageEnd(_) => "outage_end",
             Entry::DaemonStop(_) => "daemon_stop",
             Entry::JournalReopened(_) => "journal_reopened",
+            Entry::Stall(_) => "stall",
         }
     }
 }

@@ -108,6 +108,46 @@ pub struct JournalHealth {
     backlog: Arc<Backlog>,
 }
 
+/// Another producer of the same queue (the stall tick), pushing as the
+/// service does.
+#[derive(Clone)]
+pub struct JournalPusher {
+    backlog: Arc<Backlog>,
+}
+
+impl JournalPusher {
+    /// Queues one event; waits only while the queue is full.
+    pub async fn push(&self, ts: Timestamp, entry: Entry) {
+        push_to(&self.backlog, ts, entry).await;
+    }
+}
+
+/// Queues one event on `backlog`; waits only while the queue is full.
+async fn push_to(backlog: &Backlog, ts: Timestamp, entry: Entry) {
+    loop {
+        let room = backlog.room.notified();
+        {
+            let mut s = backlog.lock();
+            if s.events.len() < QUEUE_CAPACITY {
+                s.events.push_back(Queued {
+                    queued_at: Instant::now(),
+                    ts,
+                    entry,
+                });
+                drop(s);
+                backlog.wake.notify_one();
+                return;
+            }
+        }
+        tracing::warn!(
+            capacity = QUEUE_CAPACITY,
+            event = entry.name(),
+            "journal queue full; waiting for the disk"
+        );
+        room.await;
+    }
+}
+
 impl JournalQueue {
     /// Starts the writer thread with `initial` events already queued (the
     /// run's `daemon_start` and what recovery closed).
@@ -155,27 +195,13 @@ impl JournalQueue {
 
     /// Queues one event; waits only while the queue is full.
     pub async fn push(&self, ts: Timestamp, entry: Entry) {
-        loop {
-            let room = self.backlog.room.notified();
-            {
-                let mut s = self.backlog.lock();
-                if s.events.len() < QUEUE_CAPACITY {
-                    s.events.push_back(Queued {
-                        queued_at: Instant::now(),
-                        ts,
-                        entry,
-                    });
-                    drop(s);
-                    self.backlog.wake.notify_one();
-                    return;
-                }
-            }
-            tracing::warn!(
-                capacity = QUEUE_CAPACITY,
-                event = entry.name(),
-                "journal queue full; waiting for the disk"
-            );
-            room.await;
+        push_to(&self.backlog, ts, entry).await;
+    }
+
+    /// A cloneable producer for tasks beside the service (the stall tick).
+    pub fn pusher(&self) -> JournalPusher {
+        JournalPusher {
+            backlog: self.backlog.clone(),
         }
     }
 

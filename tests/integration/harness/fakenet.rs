@@ -480,6 +480,7 @@ pub struct Outage {
     pub start: Timestamp,
     pub end: Option<Timestamp>,
     pub gaps: Vec<(Timestamp, Timestamp)>,
+    pub start_observed: Option<bool>,
     pub end_observed: Option<bool>,
     pub duration_clock: String,
     pub duration_seconds: f64,
@@ -509,6 +510,7 @@ pub fn parse_outages(v: &Value) -> Vec<Outage> {
                 .iter()
                 .map(|g| (ts(&g["from"]), ts(&g["to"])))
                 .collect(),
+            start_observed: o["start_observed"].as_bool(),
             end_observed: o["end_observed"].as_bool(),
             duration_clock: o["duration_clock"].as_str().unwrap_or("").to_string(),
             duration_seconds: o["duration_seconds"].as_f64().unwrap(),
