@@ -419,6 +419,7 @@ mod tests {
                 data_dir: "/nonexistent".into(),
                 log_format: LogFormat::Text,
                 max_concurrency: max_conc,
+                trace: Default::default(),
             },
             defaults: Defaults {
                 interval,
@@ -430,6 +431,7 @@ mod tests {
                 name: "g".into(),
                 needs: None,
                 down_when: DownWhen::All,
+                trace: Default::default(),
             }],
             targets,
         })

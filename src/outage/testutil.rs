@@ -23,6 +23,7 @@ pub fn config(groups: &[G<'_>], targets: &[(&str, &str)], data_dir: &Path) -> Co
             data_dir: data_dir.to_path_buf(),
             log_format: LogFormat::Text,
             max_concurrency: 8,
+            trace: Default::default(),
         },
         defaults: Defaults {
             interval: Duration::from_secs(1),
@@ -36,6 +37,7 @@ pub fn config(groups: &[G<'_>], targets: &[(&str, &str)], data_dir: &Path) -> Co
                 name: n.to_string(),
                 needs: needs.map(str::to_string),
                 down_when: *dw,
+                trace: Default::default(),
             })
             .collect(),
         targets: targets

@@ -326,6 +326,7 @@ mod tests {
                 data_dir: "/nonexistent".into(),
                 log_format: LogFormat::Text,
                 max_concurrency: 1,
+                trace: Default::default(),
             },
             defaults: Defaults {
                 interval: t,
@@ -337,6 +338,7 @@ mod tests {
                 name: "g".into(),
                 needs: None,
                 down_when: DownWhen::All,
+                trace: Default::default(),
             }],
             targets: vec![Target {
                 name: "t".into(),

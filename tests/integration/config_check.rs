@@ -553,6 +553,7 @@ fn full_example_parses_to_the_expected_model() {
             data_dir: "/tmp/linkwatch-test".into(),
             log_format: LogFormat::Json,
             max_concurrency: 64,
+            trace: Default::default(),
         },
         defaults: full_defaults(),
         groups: vec![
