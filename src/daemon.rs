@@ -64,6 +64,9 @@ pub async fn run(
     let status = Arc::new(StatusStore::new(&config));
     let (mut outages, outage_handle) = OutageService::start(&config, metrics.registry()).await?;
     outages.publish_target_states(status.clone());
+    outages
+        .enable_path_tracer(&config, metrics.registry())
+        .map_err(crate::outage::StartError::Metrics)?;
     let listener = server::bind(config.daemon.listen)
         .await
         .map_err(StartError::Listen)?;

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::event::{DurationClock, Gap, OutageEnded};
 use super::journal::{self, ChainTail, Entry, Heartbeat, JournalWarning, NumberedLine};
+use super::path::PathEvent;
 use super::ts_ms;
 
 /// Reading the journal failed as a whole (the file exists but cannot be read).
@@ -129,6 +130,8 @@ pub struct History {
     pub ids: Vec<String>,
     /// Every problem found in the journal, by line number.
     pub warnings: Vec<JournalWarning>,
+    /// Path snapshots in journal order.
+    pub paths: Vec<PathEvent>,
     /// Where the next line continues the chain.
     pub tail: ChainTail,
     /// Lines in the file, skipped ones included.
@@ -249,6 +252,7 @@ impl History {
                         });
                     }
                 }
+                Entry::Path(p) => h.paths.push(p.clone()),
                 Entry::OutageEnd(e) => {
                     h.open.retain(|o| o.record.id != e.id);
                     if !h.ids.contains(&e.id) {

@@ -11,6 +11,7 @@ use super::clock::Anchor;
 use super::detector::{Detector, State};
 use super::event::{DurationClock, OutageEnded, OutageResumed, OutageStarted};
 use super::history::OutageRecord;
+use super::path::{OutageWithPaths, PathEvent, PathStore};
 use super::ts_ms;
 use crate::config::Config;
 
@@ -125,6 +126,8 @@ impl LiveOutages {
 pub struct OutageHandle {
     pub(super) live: Arc<RwLock<LiveOutages>>,
     pub(super) anchor: Anchor,
+    /// Path snapshots (earlier runs' and this run's).
+    pub(super) paths: PathStore,
 }
 
 impl OutageHandle {
@@ -152,6 +155,20 @@ impl OutageHandle {
         }
         out.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.id.cmp(&b.id)));
         out
+    }
+
+    /// [`Self::outages`] with each outage's path snapshot summaries.
+    pub fn outages_with_paths(
+        &self,
+        since: Option<Timestamp>,
+        until: Option<Timestamp>,
+    ) -> Vec<OutageWithPaths> {
+        self.paths.annotate(self.outages(since, until))
+    }
+
+    /// Path snapshots of `group` (every group when `None`) since `since`, oldest first.
+    pub fn paths(&self, group: Option<&str>, since: Option<Timestamp>) -> Vec<PathEvent> {
+        self.paths.query(group, since)
     }
 
     /// Every group with its state, in configuration order.

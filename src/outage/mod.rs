@@ -15,6 +15,7 @@ pub mod journal;
 pub mod listing;
 pub mod live;
 pub mod metrics;
+pub mod path;
 mod recovery;
 pub mod ts_ms;
 
@@ -39,6 +40,7 @@ pub use clock::ClockSync;
 pub use history::OutageRecord;
 pub use live::{GroupStatus, OutageHandle};
 pub use metrics::OutageMetrics;
+pub use path::{PathTracer, When};
 
 /// How often the heartbeat file is replaced (and queued journal lines retried).
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
@@ -114,6 +116,10 @@ pub struct OutageService {
     /// When downtime was last accrued (monotonic offset).
     downtime_at: Duration,
     target_states: Option<Arc<dyn TargetStates>>,
+    /// Path snapshots for the API (earlier runs' from the journal).
+    paths: path::PathStore,
+    /// Set by [`Self::enable_path_tracer`]: traces at outage start and end.
+    tracer: Option<PathTracer>,
 }
 
 /// How often downtime is accrued without an event: accruing walks every
@@ -208,6 +214,8 @@ impl OutageService {
             group_names: config.groups.iter().map(|g| g.name.clone()).collect(),
             downtime_at: Duration::ZERO,
             target_states: None,
+            paths: path::PathStore::new(&history.paths),
+            tracer: None,
         };
         let handle = service.handle();
         Ok((service, handle))
@@ -218,12 +226,39 @@ impl OutageService {
         OutageHandle {
             live: self.live.clone(),
             anchor: self.anchor,
+            paths: self.paths.clone(),
         }
     }
 
     /// Sends every later change of a target's state to `states`.
     pub fn publish_target_states(&mut self, states: Arc<dyn TargetStates>) {
         self.target_states = Some(states);
+    }
+
+    /// Starts the path tracer (baselines, and a snapshot at every outage
+    /// start and end) unless `max_traces_per_minute` is 0. Must run inside
+    /// the tokio runtime.
+    pub fn enable_path_tracer(
+        &mut self,
+        config: &Config,
+        registry: &prometheus::Registry,
+    ) -> Result<(), prometheus::Error> {
+        if config.daemon.trace.max_per_minute == 0 {
+            tracing::info!("path tracing is off (daemon.max_traces_per_minute = 0)");
+            return Ok(());
+        }
+        self.tracer = Some(PathTracer::start(
+            config,
+            registry,
+            self.journal.clone(),
+            self.paths.clone(),
+        )?);
+        Ok(())
+    }
+
+    /// The path tracer, when enabled (degradation periods request through it too).
+    pub fn path_tracer(&self) -> Option<&PathTracer> {
+        self.tracer.as_ref()
     }
 
     /// The instant monotonic offsets are measured from.
@@ -327,6 +362,9 @@ impl OutageService {
                     .and_then(|(_, since)| since)
                     .map(|s| s.mono);
                 write(&self.live).started(&e, start_mono);
+                if let Some(t) = &self.tracer {
+                    t.request(&e.group, Some(e.id.clone()), When::Start);
+                }
             }
             Event::Resumed(e) => {
                 self.append(Entry::OutageResume(e.clone())).await;
@@ -337,6 +375,9 @@ impl OutageService {
                 self.append(Entry::OutageEnd(e.clone())).await;
                 e.emit(&self.metrics);
                 write(&self.live).ended(&e);
+                if let Some(t) = &self.tracer {
+                    t.request(&e.group, Some(e.id.clone()), When::End);
+                }
             }
         }
     }
@@ -351,6 +392,9 @@ impl OutageService {
     /// Stops cleanly: a last heartbeat and `daemon_stop`. Outages still open stay
     /// open in the journal; the next start continues or closes them, with a gap.
     pub async fn shutdown(self) {
+        if let Some(t) = &self.tracer {
+            t.stop().await;
+        }
         self.heartbeat.abort();
         let _ = self.heartbeat.await;
         let open = self.detector.open_ids();

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::event::{DaemonStart, DaemonStop, OutageEnded, OutageResumed, OutageStarted};
+use super::path::PathEvent;
 use super::ts_ms;
 
 mod heartbeat;
@@ -56,6 +57,8 @@ pub enum Entry {
     OutageResume(OutageResumed),
     OutageEnd(OutageEnded),
     DaemonStop(DaemonStop),
+    /// A traceroute snapshot (see [`super::path`]).
+    Path(PathEvent),
 }
 
 impl Entry {
@@ -67,6 +70,7 @@ impl Entry {
             Entry::OutageResume(_) => "outage_resume",
             Entry::OutageEnd(_) => "outage_end",
             Entry::DaemonStop(_) => "daemon_stop",
+            Entry::Path(_) => "path",
         }
     }
 }
