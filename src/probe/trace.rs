@@ -587,7 +587,7 @@ pub async fn trace(dest: IpAddr, options: &TraceOptions) -> Result<Trace, TraceE
                 continue;
             };
             hop.received += 1;
-            hop.rtt_ms.push(rtt.as_secs_f64() * 1e3);
+            hop.rtt_ms.push(micros_as_ms(rtt));
             match hop.addr {
                 None => hop.addr = Some(reply.from),
                 Some(a) if a != reply.from && !hop.also.contains(&reply.from) => {
@@ -621,11 +621,16 @@ pub async fn trace(dest: IpAddr, options: &TraceOptions) -> Result<Trace, TraceE
         mode: sock.mode.as_str().to_string(),
         reached,
         partial,
-        duration_ms: started.elapsed().as_secs_f64() * 1e3,
+        duration_ms: micros_as_ms(started.elapsed()),
         packets,
         hops,
         error,
     })
+}
+
+/// Milliseconds to the microsecond (what the clocks here resolve honestly).
+fn micros_as_ms(d: Duration) -> f64 {
+    d.as_micros() as f64 / 1e3
 }
 
 /// Silent TTLs in a row at the top of what was sent, all of whose requests
