@@ -61,6 +61,8 @@ pub const SPACING: Duration = Duration::from_millis(10);
 /// window: no TTL further than this beyond the farthest answer is sent, so
 /// a break costs this many hops' requests and one probe timeout.
 pub const GIVE_UP_SILENT: u8 = 5;
+/// Longest wait between two reads of the socket while requests are out.
+const POLL_EVERY: Duration = Duration::from_millis(20);
 /// Echo payload bytes (small: routers quote only the first 8 anyway).
 const PAYLOAD: usize = 32;
 /// Messages read per wake-up and queue before yielding.
@@ -558,7 +560,9 @@ pub async fn trace(dest: IpAddr, options: &TraceOptions) -> Result<Trace, TraceE
             wake = wake.min(next_send.max(now + Duration::from_millis(1)));
         }
         if let Some(first) = requests.iter().filter(|r| !r.done).map(|r| r.sent).min() {
-            wake = wake.min(first + options.probe_timeout);
+            wake = wake
+                .min(first + options.probe_timeout)
+                .min(now + POLL_EVERY);
         }
         tokio::select! {
             ready = sock.fd.ready(Interest::READABLE | Interest::ERROR) => match ready {
@@ -570,7 +574,10 @@ pub async fn trace(dest: IpAddr, options: &TraceOptions) -> Result<Trace, TraceE
                     error = Some(format!("trace socket failed: {e}"));
                 }
             },
-            () = tokio::time::sleep_until(wake) => {}
+            // A safety net: were a readiness notification for the error
+            // queue ever missed, its answer would otherwise wait there until
+            // its request timed out. Reading costs one syscall per queue.
+            () = tokio::time::sleep_until(wake) => sock.drain(dest, &mut buf, &mut replies),
         }
         for reply in replies.drain(..) {
             let index = usize::from(reply.seq.wrapping_sub(base));

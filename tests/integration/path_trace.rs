@@ -392,3 +392,80 @@ fn a_flood_of_outages_starts_no_more_traces_than_the_limit() {
     }
     w.verify();
 }
+
+#[test]
+fn trace_keys_are_validated_with_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        r#"[daemon]
+max_traces_per_minute = -1
+trace_max_hops = 100
+trace_timeout = "90s"
+
+[[group]]
+name = "g"
+trace_every = "10s"
+trace_target = "not a host!"
+
+[[target]]
+name = "t"
+group = "g"
+kind = "icmp"
+host = "127.0.0.1"
+"#,
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let p = path.display();
+    for want in [
+        format!(
+            "{p}:2:25: key `daemon.max_traces_per_minute`: `max_traces_per_minute` (-1) must be in the range 0..=600"
+        ),
+        format!(
+            "{p}:3:18: key `daemon.trace_max_hops`: `trace_max_hops` (100) must be in the range 1..=64"
+        ),
+        format!(
+            "{p}:4:17: key `daemon.trace_timeout`: `trace_timeout` (90s) must be in the range 1s..=60s"
+        ),
+        format!(
+            "{p}:8:15: key `group[0].trace_every`: `trace_every` (10s) must be in the range 1m..=7d"
+        ),
+        format!(
+            "{p}:9:16: key `group[0].trace_target`: `trace_target` (not a host!) must be an IPv4 address"
+        ),
+    ] {
+        assert!(err.contains(&want), "missing {want}\nin:\n{err}");
+    }
+    assert!(err.contains("5 problems found"), "{err}");
+
+    // Valid values parse into the model, defaults where unset.
+    let cfg = linkwatch::config::parse(
+        "[daemon]\nmax_traces_per_minute = 0\n[[group]]\nname = \"g\"\ntrace_every = \"2h\"\ntrace_target = \"10.0.0.1\"\n[[group]]\nname = \"h\"\n[[target]]\nname = \"t\"\ngroup = \"g\"\nkind = \"icmp\"\nhost = \"127.0.0.1\"\n[[target]]\nname = \"u\"\ngroup = \"h\"\nkind = \"icmp\"\nhost = \"127.0.0.2\"\n",
+        "inline",
+    )
+    .unwrap();
+    assert_eq!(cfg.daemon.trace.max_per_minute, 0);
+    assert_eq!(cfg.daemon.trace.max_hops, 30);
+    assert_eq!(cfg.daemon.trace.timeout, Duration::from_secs(10));
+    let g = &cfg.groups[0];
+    assert_eq!(g.trace.every, Duration::from_secs(7200));
+    assert_eq!(
+        linkwatch::probe::trace::group_trace_host(&cfg, g).map(|h| h.to_string()),
+        Some("10.0.0.1".to_string())
+    );
+    let h = &cfg.groups[1];
+    assert_eq!(h.trace.every, Duration::from_secs(3600));
+    assert_eq!(
+        linkwatch::probe::trace::group_trace_host(&cfg, h).map(|h| h.to_string()),
+        Some("127.0.0.2".to_string()),
+        "the group's first target with a host"
+    );
+}
