@@ -370,6 +370,9 @@ impl OutageService {
                 self.append(Entry::OutageResume(e.clone())).await;
                 e.emit(&self.metrics);
                 write(&self.live).resumed(&e);
+                if let Some(t) = &self.tracer {
+                    t.outage_continues(&e.group);
+                }
             }
             Event::Ended(e) => {
                 self.append(Entry::OutageEnd(e.clone())).await;

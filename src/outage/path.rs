@@ -250,23 +250,24 @@ impl PathStore {
             .cloned()
     }
 
+    /// The summary of the snapshot taken at `when` of the outage or
+    /// degradation `id` (the latest, should there be more than one).
+    pub fn summary(&self, id: &str, when: When) -> Option<PathSummary> {
+        self.read()
+            .iter()
+            .rev()
+            .find(|e| e.when == when && e.id.as_deref() == Some(id))
+            .map(PathEvent::summary)
+    }
+
     /// `records`, each with its start and end snapshot summaries.
     pub fn annotate(&self, records: Vec<OutageRecord>) -> Vec<OutageWithPaths> {
-        let v = self.read();
         records
             .into_iter()
-            .map(|record| {
-                let find = |when| {
-                    v.iter()
-                        .rev()
-                        .find(|e| e.when == when && e.id.as_deref() == Some(record.id.as_str()))
-                        .map(PathEvent::summary)
-                };
-                OutageWithPaths {
-                    path_at_start: find(When::Start),
-                    path_at_end: find(When::End),
-                    record,
-                }
+            .map(|record| OutageWithPaths {
+                path_at_start: self.summary(&record.id, When::Start),
+                path_at_end: self.summary(&record.id, When::End),
+                record,
             })
             .collect()
     }
@@ -472,6 +473,15 @@ impl PathTracer {
         }
         drop(st);
         self.shared.wake.notify_one();
+    }
+
+    /// Marks `group` as in an outage without a snapshot (one continued
+    /// after a restart): no baseline until its end.
+    pub fn outage_continues(&self, group: &str) {
+        let mut st = lock(&self.shared.state);
+        if let Some(slot) = st.slots.iter_mut().find(|s| s.group == group) {
+            slot.in_outage = true;
+        }
     }
 
     /// The store the snapshots go to.

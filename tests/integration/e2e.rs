@@ -509,6 +509,8 @@ port = {svc_port}
                 .unwrap()
                 .to_string()
         })
+        // Path snapshots are tested in `path_trace`.
+        .filter(|e| e != "path")
         .collect();
     assert_eq!(
         events,
