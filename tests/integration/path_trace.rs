@@ -278,6 +278,9 @@ fn outage_start_snapshot_ends_before_the_break_and_end_snapshot_reaches_the_targ
     );
     assert_eq!(of_outage[1]["when"], "end");
     assert_eq!(addrs(of_outage[1]), some(&PATH));
+    println!("start snapshot: {}", of_outage[0]);
+    println!("end snapshot: {}", of_outage[1]);
+    println!("outage record: {o}");
 
     let m = w.api_text("/metrics");
     assert_eq!(
