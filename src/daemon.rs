@@ -120,6 +120,9 @@ impl Parts {
         )
         .await?;
         outages.publish_target_states(status.clone());
+        outages
+            .enable_path_tracer(config, metrics.registry())
+            .map_err(crate::outage::StartError::Metrics)?;
         Ok(Self {
             listener,
             addr,

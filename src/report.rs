@@ -17,6 +17,7 @@ use crate::outage::chain::ChainHead;
 use crate::outage::history::{History, ReadError};
 use crate::outage::listing::{self, VerifyReport};
 use crate::outage::lock;
+use crate::outage::path::{self, When};
 
 /// Output formats of `linkwatch report`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -108,6 +109,21 @@ pub struct Report {
     pub journal_head: Option<ChainHead>,
     pub groups: Vec<GroupSummary>,
     pub outages: Vec<ReportOutage>,
+    /// Where the path stopped at each outage's start and end, against the baseline.
+    pub paths: Vec<OutagePath>,
+}
+
+/// An outage's path snapshots in words (see [`crate::outage::path::compare`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct OutagePath {
+    pub id: String,
+    pub group: String,
+    pub start: String,
+    /// "stopped after hop 3 (10.20.0.1); the baseline reaches the target in 6 hops".
+    pub at_start: Option<String>,
+    pub at_end: Option<String>,
+    /// The responding addresses at the start, `*` for a silent hop.
+    pub hops_at_start: Vec<String>,
 }
 
 /// Builds the report for `[since, until)` from the journal in `data_dir`.
@@ -182,6 +198,42 @@ pub fn build(
         })
         .collect();
 
+    let paths: Vec<OutagePath> = records
+        .iter()
+        .filter(|r| r.overlaps(Some(since), Some(until)))
+        .filter_map(|r| {
+            let snapshot = |when| {
+                history
+                    .paths
+                    .iter()
+                    .rev()
+                    .find(|p| p.when == when && p.id.as_deref() == Some(r.id.as_str()))
+            };
+            let (start, end) = (snapshot(When::Start), snapshot(When::End));
+            if start.is_none() && end.is_none() {
+                return None;
+            }
+            // The group's last complete baseline before the snapshot.
+            let baseline = |at: Timestamp| {
+                history.paths.iter().rev().find(|p| {
+                    p.group == r.group
+                        && p.when == When::Baseline
+                        && p.at <= at
+                        && !p.partial
+                        && p.error.is_none()
+                })
+            };
+            Some(OutagePath {
+                id: r.id.clone(),
+                group: r.group.clone(),
+                start: fmt(r.start),
+                at_start: start.map(|p| path::compare(p, baseline(p.at))),
+                at_end: end.map(|p| path::compare(p, baseline(p.at))),
+                hops_at_start: start.map_or_else(Vec::new, |p| hop_list(&p.hops)),
+            })
+        })
+        .collect();
+
     let groups = group_summaries(&outages, monitored);
 
     Ok(Report {
@@ -210,6 +262,7 @@ pub fn build(
         journal_head: verify.head,
         groups,
         outages,
+        paths,
     })
 }
 
@@ -287,6 +340,24 @@ fn group_summaries(outages: &[ReportOutage], monitored: f64) -> Vec<GroupSummary
             }
         })
         .collect()
+}
+
+/// Each hop's address, `*` for a silent one; trailing silent hops as one `* xN`.
+fn hop_list(hops: &[crate::probe::trace::Hop]) -> Vec<String> {
+    let answered = hops
+        .iter()
+        .rposition(|h| h.addr.is_some())
+        .map_or(0, |i| i + 1);
+    let mut out: Vec<String> = hops[..answered]
+        .iter()
+        .map(|h| h.addr.map_or_else(|| "*".to_string(), |a| a.to_string()))
+        .collect();
+    match hops.len() - answered {
+        0 => {}
+        1 => out.push("*".to_string()),
+        n => out.push(format!("* x{n}")),
+    }
+    out
 }
 
 fn clip(
@@ -579,6 +650,25 @@ fn render_markdown(r: &Report) -> String {
         let _ = writeln!(
             out,
             "\nStart is the first failed probe of the streak that declared the outage; end is the first successful probe of the streak that ended it. An edge marked \"not observed\" happened while linkwatch was not running or stalled: a start is then the earliest moment it could have been and an end the last moment the group was seen down, and the true moment lies in the adjacent unobserved period. \"Likely cause\" is the farthest-upstream group that was down when the outage started."
+        );
+    }
+    if !r.paths.is_empty() {
+        let _ = writeln!(out, "\n## Where the path stopped\n");
+        for p in &r.paths {
+            let _ = writeln!(out, "- {} outage of {} (`{}`):", p.group, p.start, p.id);
+            if let Some(s) = &p.at_start {
+                let _ = writeln!(out, "  - at the start: {s}");
+            }
+            if !p.hops_at_start.is_empty() {
+                let _ = writeln!(out, "    (hops: {})", p.hops_at_start.join(" > "));
+            }
+            if let Some(e) = &p.at_end {
+                let _ = writeln!(out, "  - at the end: {e}");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "\nA traceroute (ICMP echo with increasing TTL) is taken when an outage starts and when it ends, and a baseline every `trace_every`; `*` is a hop that did not answer."
         );
     }
     out

@@ -420,6 +420,7 @@ mod tests {
                 log_format: LogFormat::Text,
                 max_concurrency: max_conc,
                 allow_symlinks: false,
+                trace: Default::default(),
             },
             defaults: Defaults {
                 interval,
@@ -431,6 +432,7 @@ mod tests {
                 name: "g".into(),
                 needs: None,
                 down_when: DownWhen::All,
+                trace: Default::default(),
             }],
             targets,
         })

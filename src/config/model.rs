@@ -47,6 +47,35 @@ pub struct DaemonConfig {
     pub max_concurrency: usize,
     /// Follow a symlinked journal, heartbeat or lock file in `data_dir` (refused by default).
     pub allow_symlinks: bool,
+    /// Path tracing limits (`max_traces_per_minute`, `trace_max_hops`, `trace_timeout`).
+    pub trace: TraceLimits,
+}
+
+/// The daemon-wide limits on path traces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceLimits {
+    /// Traces started in any 60 s, over all groups; 0 turns tracing off.
+    pub max_per_minute: u32,
+    /// TTLs probed at most.
+    pub max_hops: u8,
+    /// A trace is cut (and recorded as partial) after this.
+    pub timeout: Duration,
+}
+
+impl TraceLimits {
+    pub const DEFAULT_MAX_PER_MINUTE: u32 = 10;
+    pub const DEFAULT_MAX_HOPS: u8 = 30;
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+}
+
+impl Default for TraceLimits {
+    fn default() -> Self {
+        Self {
+            max_per_minute: Self::DEFAULT_MAX_PER_MINUTE,
+            max_hops: Self::DEFAULT_MAX_HOPS,
+            timeout: Self::DEFAULT_TIMEOUT,
+        }
+    }
 }
 
 impl Default for DaemonConfig {
@@ -58,6 +87,7 @@ impl Default for DaemonConfig {
             log_format: LogFormat::Text,
             max_concurrency: 1024,
             allow_symlinks: false,
+            trace: TraceLimits::default(),
         }
     }
 }
@@ -95,6 +125,8 @@ pub struct Group {
     /// The upstream group this one can only be judged through (`lan` for `isp`).
     pub needs: Option<String>,
     pub down_when: DownWhen,
+    /// Path tracing towards this group (`trace_target`, `trace_every`).
+    pub trace: GroupTrace,
 }
 
 impl Group {
@@ -104,6 +136,29 @@ impl Group {
             name: name.to_owned(),
             needs: None,
             down_when: DownWhen::All,
+            trace: GroupTrace::default(),
+        }
+    }
+}
+
+/// Where and how often a group's path is traced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupTrace {
+    /// `trace_target`; `None`: the host of the group's first target that has one.
+    pub target: Option<Host>,
+    /// `trace_every`: the baseline interval.
+    pub every: Duration,
+}
+
+impl GroupTrace {
+    pub const DEFAULT_EVERY: Duration = Duration::from_secs(3600);
+}
+
+impl Default for GroupTrace {
+    fn default() -> Self {
+        Self {
+            target: None,
+            every: Self::DEFAULT_EVERY,
         }
     }
 }

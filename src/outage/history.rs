@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::event::{DurationClock, Gap, OutageEnded, Stalled, push_gap};
 use super::journal::{self, ChainHead, ChainTail, Entry, Heartbeat, JournalWarning, NumberedLine};
+use super::path::PathEvent;
 use super::ts_ms;
 
 /// Reading the journal failed as a whole (the file exists but cannot be read).
@@ -148,6 +149,8 @@ pub struct History {
     pub ids: Vec<String>,
     /// Every problem found in the journal, by line number.
     pub warnings: Vec<JournalWarning>,
+    /// Path snapshots in journal order.
+    pub paths: Vec<PathEvent>,
     /// Where the next line continues the chain.
     pub tail: ChainTail,
     /// Lines in the file, skipped ones included.
@@ -291,6 +294,7 @@ impl History {
                     }
                 }
                 Entry::JournalReopened(_) => {}
+                Entry::Path(p) => h.paths.push(p.clone()),
                 Entry::OutageEnd(e) => {
                     h.open.retain(|o| o.record.id != e.id);
                     if !h.ids.contains(&e.id) {

@@ -12,6 +12,7 @@ use super::detector::{Detector, State};
 use super::event::{DurationClock, Gap, OutageEnded, OutageResumed, OutageStarted};
 use super::history::OutageRecord;
 use super::journal::JournalHealth;
+use super::path::{OutageWithPaths, PathEvent, PathStore};
 use super::stall::StallWatch;
 use super::ts_ms;
 use crate::config::Config;
@@ -136,6 +137,8 @@ pub struct OutageHandle {
     pub(super) journal: JournalHealth,
     /// Maps the monotonic clock to the detector's (which counts suspends).
     pub(super) stalls: Arc<Mutex<StallWatch>>,
+    /// Path snapshots (earlier runs' and this run's).
+    pub(super) paths: PathStore,
 }
 
 impl OutageHandle {
@@ -172,6 +175,20 @@ impl OutageHandle {
     /// [`super::journal::STALL_BOUND`] (`/healthz` and the watchdog use it).
     pub fn journal_health(&self) -> Result<(), String> {
         self.journal.check()
+    }
+
+    /// [`Self::outages`] with each outage's path snapshot summaries.
+    pub fn outages_with_paths(
+        &self,
+        since: Option<Timestamp>,
+        until: Option<Timestamp>,
+    ) -> Vec<OutageWithPaths> {
+        self.paths.annotate(self.outages(since, until))
+    }
+
+    /// Path snapshots of `group` (every group when `None`) since `since`, oldest first.
+    pub fn paths(&self, group: Option<&str>, since: Option<Timestamp>) -> Vec<PathEvent> {
+        self.paths.query(group, since)
     }
 
     /// Every group with its state, in configuration order.

@@ -18,6 +18,7 @@ pub mod listing;
 pub mod live;
 pub mod lock;
 pub mod metrics;
+pub mod path;
 mod recovery;
 pub mod stall;
 pub mod ts_ms;
@@ -49,6 +50,7 @@ pub use history::OutageRecord;
 pub use journal::JournalHealth;
 pub use live::{GroupStatus, OutageHandle};
 pub use metrics::OutageMetrics;
+pub use path::{PathTracer, When};
 
 /// How often the heartbeat file is replaced (and the journal file checked).
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
@@ -131,6 +133,10 @@ pub struct OutageService {
     timeouts: Vec<Duration>,
     /// Start of the last stall whose voided probes were logged.
     voided_logged: Option<Timestamp>,
+    /// Path snapshots for the API (earlier runs' from the journal).
+    paths: path::PathStore,
+    /// Set by [`Self::enable_path_tracer`]: traces at outage start and end.
+    tracer: Option<PathTracer>,
 }
 
 /// How often downtime is accrued without an event: accruing walks every
@@ -248,6 +254,8 @@ impl OutageService {
             stall_tick,
             timeouts: config.targets.iter().map(|t| t.timeout).collect(),
             voided_logged: None,
+            paths: path::PathStore::new(&history.paths),
+            tracer: None,
         };
         let handle = service.handle();
         Ok((service, handle))
@@ -260,12 +268,39 @@ impl OutageService {
             anchor: self.anchor,
             journal: self.journal.health(),
             stalls: self.stalls.clone(),
+            paths: self.paths.clone(),
         }
     }
 
     /// Sends every later change of a target's state to `states`.
     pub fn publish_target_states(&mut self, states: Arc<dyn TargetStates>) {
         self.target_states = Some(states);
+    }
+
+    /// Starts the path tracer (baselines, and a snapshot at every outage
+    /// start and end) unless `max_traces_per_minute` is 0. Must run inside
+    /// the tokio runtime.
+    pub fn enable_path_tracer(
+        &mut self,
+        config: &Config,
+        registry: &prometheus::Registry,
+    ) -> Result<(), prometheus::Error> {
+        if config.daemon.trace.max_per_minute == 0 {
+            tracing::info!("path tracing is off (daemon.max_traces_per_minute = 0)");
+            return Ok(());
+        }
+        self.tracer = Some(PathTracer::start(
+            config,
+            registry,
+            self.journal.pusher(),
+            self.paths.clone(),
+        )?);
+        Ok(())
+    }
+
+    /// The path tracer, when enabled (degradation periods request through it too).
+    pub fn path_tracer(&self) -> Option<&PathTracer> {
+        self.tracer.as_ref()
     }
 
     /// The instant monotonic offsets are measured from.
@@ -417,6 +452,9 @@ impl OutageService {
                     .and_then(|(_, since)| since)
                     .map(|s| s.mono);
                 write(&self.live).started(&e, start_mono);
+                if let Some(t) = &self.tracer {
+                    t.request(&e.group, Some(e.id.clone()), When::Start);
+                }
                 e.emit(&self.metrics);
                 self.journal
                     .push(Timestamp::now(), Entry::OutageStart(e))
@@ -424,6 +462,9 @@ impl OutageService {
             }
             Event::Resumed(e) => {
                 write(&self.live).resumed(&e);
+                if let Some(t) = &self.tracer {
+                    t.outage_continues(&e.group);
+                }
                 e.emit(&self.metrics);
                 self.journal
                     .push(Timestamp::now(), Entry::OutageResume(e))
@@ -431,6 +472,9 @@ impl OutageService {
             }
             Event::Ended(e) => {
                 write(&self.live).ended(&e);
+                if let Some(t) = &self.tracer {
+                    t.request(&e.group, Some(e.id.clone()), When::End);
+                }
                 e.emit(&self.metrics);
                 self.journal
                     .push(Timestamp::now(), Entry::OutageEnd(e))
@@ -452,6 +496,9 @@ impl OutageService {
     /// with a gap. What cannot be written in time is logged in full at ERROR
     /// and saved to a fallback file; the data directory's lock is released last.
     pub async fn shutdown(self, budget: Duration) {
+        if let Some(t) = &self.tracer {
+            t.stop().await;
+        }
         self.stall_tick.abort();
         let open = self.detector.open_ids();
         self.journal

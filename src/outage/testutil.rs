@@ -24,6 +24,7 @@ pub fn config(groups: &[G<'_>], targets: &[(&str, &str)], data_dir: &Path) -> Co
             log_format: LogFormat::Text,
             max_concurrency: 8,
             allow_symlinks: false,
+            trace: Default::default(),
         },
         defaults: Defaults {
             interval: Duration::from_secs(1),
@@ -37,6 +38,7 @@ pub fn config(groups: &[G<'_>], targets: &[(&str, &str)], data_dir: &Path) -> Co
                 name: n.to_string(),
                 needs: needs.map(str::to_string),
                 down_when: *dw,
+                trace: Default::default(),
             })
             .collect(),
         targets: targets

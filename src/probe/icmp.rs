@@ -205,7 +205,7 @@ fn lock(m: &Mutex<Table>) -> MutexGuard<'_, Table> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn wall_now() -> Option<Duration> {
+pub(super) fn wall_now() -> Option<Duration> {
     SystemTime::now().duration_since(UNIX_EPOCH).ok()
 }
 
@@ -365,7 +365,7 @@ impl Family {
 
 /// The RTT from the send instants and the receipt: the kernel's stamp when it
 /// is consistent with the monotonic clock, else the monotonic reading.
-fn rtt(
+pub(super) fn rtt(
     sent: Instant,
     sent_wall: Option<Duration>,
     now: Instant,
@@ -384,13 +384,13 @@ fn rtt(
 }
 
 /// A reply as read off the socket.
-struct Received {
-    len: usize,
-    from: Option<IpAddr>,
-    wall: Option<Duration>,
+pub(super) struct Received {
+    pub(super) len: usize,
+    pub(super) from: Option<IpAddr>,
+    pub(super) wall: Option<Duration>,
 }
 
-fn recv_one(sock: &Socket, buf: &mut [u8], cmsg: &mut [u8]) -> io::Result<Received> {
+pub(super) fn recv_one(sock: &Socket, buf: &mut [u8], cmsg: &mut [u8]) -> io::Result<Received> {
     let mut iov = [IoSliceMut::new(buf)];
     let msg = recvmsg::<SockaddrStorage>(
         sock.as_raw_fd(),
@@ -570,20 +570,20 @@ fn success(rtt: Duration, resolved: Option<Duration>) -> Outcome {
 
 /// What a received packet answers.
 #[derive(Debug, PartialEq, Eq)]
-struct Answer {
+pub(super) struct Answer {
     /// The destination of the request answered.
-    dest: IpAddr,
-    ident: u16,
-    seq: u16,
+    pub(super) dest: IpAddr,
+    pub(super) ident: u16,
+    pub(super) seq: u16,
     /// ICMP type and code when the answer is an error, not an echo reply.
-    error: Option<(u8, u8)>,
+    pub(super) error: Option<(u8, u8)>,
 }
 
 /// Decodes an echo reply, or an ICMP error quoting one of our echo requests.
 /// `from` is the sender; `ip_header` is set for raw IPv4 sockets, which
 /// deliver the IP header too. Anything else (our own requests seen on a raw
 /// socket, neighbour discovery, …) is `None`.
-fn decode(packet: &[u8], from: IpAddr, ip_header: bool) -> Option<Answer> {
+pub(super) fn decode(packet: &[u8], from: IpAddr, ip_header: bool) -> Option<Answer> {
     let v6 = from.is_ipv6();
     let icmp = if ip_header {
         packet.get(usize::from(packet.first()? & 0x0f) * 4..)?
@@ -644,7 +644,7 @@ fn decode(packet: &[u8], from: IpAddr, ip_header: bool) -> Option<Answer> {
 
 /// Writes an echo request; `packet` is 8 bytes longer than `payload`. The
 /// kernel computes ICMPv6 checksums itself.
-fn write_echo(packet: &mut [u8], v6: bool, ident: u16, seq: u16, payload: &[u8]) {
+pub(super) fn write_echo(packet: &mut [u8], v6: bool, ident: u16, seq: u16, payload: &[u8]) {
     packet[0] = if v6 { 128 } else { 8 };
     packet[1..4].fill(0);
     packet[4..6].copy_from_slice(&ident.to_be_bytes());
@@ -920,12 +920,12 @@ fn spaced_starts(base: u16, n: usize) -> Vec<u16> {
 }
 
 /// A payload of `len` bytes in ping(8)'s pattern (0x00, 0x01, …).
-fn payload(len: usize) -> Vec<u8> {
+pub(super) fn payload(len: usize) -> Vec<u8> {
     (0..len).map(|i| i as u8).collect()
 }
 
 /// `Ok` for an echo reply (type 0 in ICMPv4, 129 in ICMPv6), else a description.
-fn classify_icmp(v6: bool, ty: u8, code: u8) -> Result<(), &'static str> {
+pub(super) fn classify_icmp(v6: bool, ty: u8, code: u8) -> Result<(), &'static str> {
     let what = if !v6 {
         match (ty, code) {
             (0, _) => return Ok(()),

@@ -337,6 +337,7 @@ mod tests {
                 name: "g".into(),
                 needs: None,
                 down_when: DownWhen::All,
+                trace: Default::default(),
             }],
             targets: vec![Target {
                 name: "t".into(),

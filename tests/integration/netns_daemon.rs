@@ -431,6 +431,8 @@ fn disk_config(data: &Path, lan_port: u16, svc_port: u16) -> String {
 [daemon]
 listen = "127.0.0.1:0"
 data_dir = "{}"
+# The disk fills with outage lines alone: no path snapshots.
+max_traces_per_minute = 0
 
 [defaults]
 interval = "200ms"

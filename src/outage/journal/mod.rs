@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::event::{
     DaemonStart, DaemonStop, JournalReopened, OutageEnded, OutageResumed, OutageStarted, Stalled,
 };
+use super::path::PathEvent;
 use super::ts_ms;
 
 mod heartbeat;
@@ -72,6 +73,8 @@ pub enum Entry {
     JournalReopened(JournalReopened),
     /// A period the running daemon observed nothing (a gap; not monitored time).
     Stall(Stalled),
+    /// A traceroute snapshot (see [`super::path`]).
+    Path(PathEvent),
 }
 
 impl Entry {
@@ -85,6 +88,7 @@ impl Entry {
             Entry::DaemonStop(_) => "daemon_stop",
             Entry::JournalReopened(_) => "journal_reopened",
             Entry::Stall(_) => "stall",
+            Entry::Path(_) => "path",
         }
     }
 }

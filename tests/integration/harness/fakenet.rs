@@ -408,10 +408,15 @@ impl FakeNet {
 
     /// Starts linkwatch in `home` and waits until every group is up.
     pub fn watch(&self, params: Params) -> Watcher {
+        self.watch_with(params, |c| c)
+    }
+
+    /// [`Self::watch`] with the configuration text passed through `edit` first.
+    pub fn watch_with(&self, params: Params, edit: impl FnOnce(String) -> String) -> Watcher {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let config = dir.path().join("config.toml");
-        std::fs::write(&config, config_toml(&params, &data)).unwrap();
+        std::fs::write(&config, edit(config_toml(&params, &data))).unwrap();
         let mut w = Watcher {
             home: self.home.name().to_string(),
             params,
