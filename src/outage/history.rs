@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::event::{DurationClock, Gap, OutageEnded, Stalled, push_gap};
+use super::event::{DurationClock, Gap, OutageEnded, OutageStarted, Stalled, push_gap};
 use super::journal::{self, ChainHead, ChainTail, Entry, Heartbeat, JournalWarning, NumberedLine};
 use super::path::PathEvent;
 use super::ts_ms;
@@ -100,6 +100,22 @@ impl OutageRecord {
             end_observed: None,
             duration_clock,
             observed_until: None,
+        }
+    }
+
+    /// The record of an outage as its `outage_start` line says it began.
+    pub fn started(e: &OutageStarted) -> Self {
+        Self {
+            start_observed: e.start_observed,
+            ..Self::open(
+                &e.id,
+                &e.group,
+                &e.cause,
+                e.start,
+                &e.targets,
+                e.gaps.clone(),
+                DurationClock::Monotonic,
+            )
         }
     }
 
@@ -247,16 +263,7 @@ impl History {
                 }
                 Entry::OutageStart(e) => {
                     h.ids.push(e.id.clone());
-                    let mut record = OutageRecord::open(
-                        &e.id,
-                        &e.group,
-                        &e.cause,
-                        e.start,
-                        &e.targets,
-                        e.gaps.clone(),
-                        DurationClock::Monotonic,
-                    );
-                    record.start_observed = e.start_observed;
+                    let record = OutageRecord::started(e);
                     h.open.push(OpenOutage {
                         record,
                         last_run: h.runs.len().checked_sub(1),

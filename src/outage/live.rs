@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::clock::Anchor;
 use super::detector::{Detector, State};
-use super::event::{DurationClock, Gap, OutageEnded, OutageResumed, OutageStarted};
+use super::event::{Gap, OutageEnded, OutageResumed, OutageStarted};
 use super::history::OutageRecord;
 use super::journal::JournalHealth;
 use super::path::{OutageWithPaths, PathEvent, PathStore};
@@ -91,16 +91,7 @@ impl LiveOutages {
         if let Some(g) = self.groups.iter_mut().find(|g| g.name == e.group) {
             g.outage = Some(e.id.clone());
         }
-        let mut record = OutageRecord::open(
-            &e.id,
-            &e.group,
-            &e.cause,
-            e.start,
-            &e.targets,
-            e.gaps.clone(),
-            DurationClock::Monotonic,
-        );
-        record.start_observed = e.start_observed;
+        let record = OutageRecord::started(e);
         self.open.push(OpenEntry { record, start_mono });
     }
 

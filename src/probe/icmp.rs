@@ -91,7 +91,36 @@ pub struct IcmpSetupError {
     pub exe: String,
 }
 
+/// Opens an ICMP socket of the family: the unprivileged datagram kind, else
+/// raw. Shared by the probe engine and the path tracer, so both follow the
+/// same privilege story and fail with the same advice.
+pub(super) fn open_socket(v6: bool) -> Result<(Socket, IcmpMode), IcmpSetupError> {
+    let (domain, proto) = if v6 {
+        (Domain::IPV6, Protocol::ICMPV6)
+    } else {
+        (Domain::IPV4, Protocol::ICMPV4)
+    };
+    match Socket::new(domain, Type::DGRAM, Some(proto)) {
+        Ok(s) => Ok((s, IcmpMode::Dgram)),
+        Err(dgram) => match Socket::new(domain, Type::RAW, Some(proto)) {
+            Ok(s) => Ok((s, IcmpMode::Raw)),
+            Err(raw) => Err(IcmpSetupError::new(dgram, raw)),
+        },
+    }
+}
+
 impl IcmpSetupError {
+    /// Why both socket kinds failed, naming this executable for the fix.
+    pub fn new(dgram: io::Error, raw: io::Error) -> Self {
+        Self {
+            dgram,
+            raw,
+            exe: std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "/path/to/linkwatch".to_string()),
+        }
+    }
+
     /// The command that grants the raw-socket capability to this executable.
     pub fn setcap_fix(&self) -> String {
         format!("sudo setcap cap_net_raw+ep {}", self.exe)
@@ -213,18 +242,7 @@ impl Family {
     /// Opens the family's socket (DGRAM, else RAW) and starts its receive task.
     /// On failure returns why each socket type failed.
     fn open(v6: bool) -> Result<Self, (io::Error, io::Error)> {
-        let (domain, proto) = if v6 {
-            (Domain::IPV6, Protocol::ICMPV6)
-        } else {
-            (Domain::IPV4, Protocol::ICMPV4)
-        };
-        let (sock, mode) = match Socket::new(domain, Type::DGRAM, Some(proto)) {
-            Ok(s) => (s, IcmpMode::Dgram),
-            Err(dgram) => match Socket::new(domain, Type::RAW, Some(proto)) {
-                Ok(s) => (s, IcmpMode::Raw),
-                Err(raw) => return Err((dgram, raw)),
-            },
-        };
+        let (sock, mode) = open_socket(v6).map_err(|e| (e.dgram, e.raw))?;
         let configured = |e: io::Error| {
             (
                 io::Error::new(
@@ -689,13 +707,7 @@ impl IcmpProber {
     /// Fails only when no IPv4 ICMP socket can be opened; a missing IPv6 stack
     /// is logged and turns IPv6 probes into errors.
     pub fn new(config: &Config) -> Result<Self, IcmpSetupError> {
-        let v4 = Family::open(false).map_err(|(dgram, raw)| IcmpSetupError {
-            dgram,
-            raw,
-            exe: std::env::current_exe()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|_| "/path/to/linkwatch".to_string()),
-        })?;
+        let v4 = Family::open(false).map_err(|(dgram, raw)| IcmpSetupError::new(dgram, raw))?;
         let v6 = Family::open(true).map_err(|(dgram, raw)| {
             warn!(dgram = %dgram, raw = %raw, "failed to open an ICMPv6 socket; IPv6 ICMP targets will fail");
             format!(

@@ -35,7 +35,7 @@ use nix::sys::socket::{
     ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg, setsockopt, sockopt,
 };
 use serde::{Deserialize, Serialize};
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use socket2::{SockAddr, Socket};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::time::Instant;
@@ -251,26 +251,7 @@ struct TraceSocket {
 
 impl TraceSocket {
     fn open(v6: bool) -> Result<Self, TraceError> {
-        let (domain, proto) = if v6 {
-            (Domain::IPV6, Protocol::ICMPV6)
-        } else {
-            (Domain::IPV4, Protocol::ICMPV4)
-        };
-        let (sock, mode) = match Socket::new(domain, Type::DGRAM, Some(proto)) {
-            Ok(s) => (s, IcmpMode::Dgram),
-            Err(dgram) => match Socket::new(domain, Type::RAW, Some(proto)) {
-                Ok(s) => (s, IcmpMode::Raw),
-                Err(raw) => {
-                    return Err(TraceError::Setup(IcmpSetupError {
-                        dgram,
-                        raw,
-                        exe: std::env::current_exe()
-                            .map(|p| p.display().to_string())
-                            .unwrap_or_else(|_| "/path/to/linkwatch".to_string()),
-                    }));
-                }
-            },
-        };
+        let (sock, mode) = super::icmp::open_socket(v6).map_err(TraceError::Setup)?;
         let io = |e: nix::Error| TraceError::Socket(io::Error::from(e));
         sock.set_nonblocking(true).map_err(TraceError::Socket)?;
         if mode == IcmpMode::Dgram {
