@@ -193,5 +193,7 @@ port = {port}
     assert!((10.0..15.0).contains(&since_last), "{warns:#?}");
     let (status, took) = d.terminate(Duration::from_secs(5));
     assert!(status.success(), "{status:?}");
-    assert!(took < Duration::from_secs(2), "took {took:?} to stop");
+    // Slow clients do not hold the stop up: well inside the 5 s we wait (the
+    // stop takes ~30 ms idle; a loaded CI machine has taken over 2 s).
+    assert!(took < Duration::from_secs(4), "took {took:?} to stop");
 }
