@@ -13,6 +13,7 @@ pub mod icmp;
 pub mod resolve;
 pub mod stream;
 pub mod tcp;
+pub mod throughput;
 pub mod tls;
 
 use std::net::IpAddr;
@@ -117,6 +118,10 @@ pub enum Reason {
     ConnectionReset,
     /// Any other local I/O error.
     Io,
+    /// Throughput: the object ended (closed, or a smaller `Content-Length`) before `min_bytes`.
+    ShortBody,
+    /// Throughput: the transfer made no progress for `timeout` (a partial figure).
+    Stall,
 }
 
 impl Reason {
@@ -137,6 +142,8 @@ impl Reason {
             Reason::Malformed => "malformed",
             Reason::ConnectionReset => "connection_reset",
             Reason::Io => "io",
+            Reason::ShortBody => "short_body",
+            Reason::Stall => "stall",
         }
     }
 }
