@@ -19,3 +19,4 @@ mod icmp;
 mod netns_daemon;
 mod netns_outage;
 mod tcp;
+mod throughput;
