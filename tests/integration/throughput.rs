@@ -458,3 +458,19 @@ async fn setup_failures_have_their_reasons() {
     );
     assert!(started.elapsed() < Duration::from_millis(600));
 }
+
+#[tokio::test]
+async fn upload_to_a_server_that_stops_reading_is_a_stall() {
+    // Reads 1 MiB, then nothing for 10 s: the socket fills and writes stop.
+    let sink = UploadSink::start(None, 200, Some((1 << 20, Duration::from_secs(10)))).await;
+    let mut s = spec(sink.url("http", "/upload"), Direction::Upload);
+    s.max_bytes = 200 * MB;
+    s.max_duration = Duration::from_secs(2);
+    s.timeout = Duration::from_millis(400);
+    let r = run(&s).await;
+    let (why, detail) = reason(&r);
+    assert_eq!(why, Reason::Stall, "{detail}");
+    assert!(r.partial);
+    assert!(r.bytes >= 1 << 20, "{r:?}");
+    assert_eq!(r.ended_by, None);
+}
