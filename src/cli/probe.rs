@@ -65,7 +65,7 @@ fn probe_all(cfg: &Arc<Config>, only: &[String]) -> Result<Vec<(usize, Observati
             let cfg = cfg.clone();
             set.spawn(async move {
                 let t = &cfg.targets[i];
-                let deadline = tokio::time::Instant::now() + t.timeout;
+                let deadline = tokio::time::Instant::now() + t.max_probe_time();
                 (i, probers.probe(i, t, deadline).await)
             });
         }

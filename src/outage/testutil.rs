@@ -54,6 +54,7 @@ pub fn config(groups: &[G<'_>], targets: &[(&str, &str)], data_dir: &Path) -> Co
                 }),
             })
             .collect(),
+        plan: None,
     }
 }
 

@@ -21,3 +21,4 @@ mod layering;
 mod netns_daemon;
 mod netns_outage;
 mod tcp;
+mod throughput;
