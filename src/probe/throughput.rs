@@ -543,7 +543,13 @@ async fn download(
         )
         .await
         {
-            Err(_) if wake == end_at => return Ok(StreamEnd::MaxDuration),
+            Err(_) if wake == end_at => {
+                // The measurement window closed: the transfer ran until now,
+                // even if the last byte came earlier (a burst, then nothing,
+                // for less than `timeout`, must not read as a fast link).
+                report.last = Some(end_at);
+                return Ok(StreamEnd::MaxDuration);
+            }
             Err(_) => return Err(ctx.stall(report.bytes)),
             Ok(None) => {
                 if report.bytes < ctx.min_bytes {
@@ -675,10 +681,16 @@ async fn upload(
     let response = outcome.map_err(|e| classify_hyper(&e, &ctx.url))?;
     report.status = Some(response.status().as_u16());
     check_status(ctx, response.status())?;
+    let end = state.end.load(Ordering::Relaxed);
     if report.bytes == 0 {
+        // The other streams had taken all of `max_bytes` before this one
+        // sent a byte: nothing to measure here, and nothing wrong.
+        if end == END_MAX_BYTES {
+            return Ok(StreamEnd::Stopped);
+        }
         return Err(ctx.stall(0));
     }
-    Ok(match state.end.load(Ordering::Relaxed) {
+    Ok(match end {
         END_MAX_BYTES => StreamEnd::MaxBytes,
         END_MAX_DURATION => StreamEnd::MaxDuration,
         END_STOPPED => StreamEnd::Stopped,
@@ -689,6 +701,10 @@ async fn upload(
 /// Copies an upload's counters into its report; `answered` ends its transfer phase.
 fn record_upload(report: &mut StreamReport, state: &UploadState, answered: Option<Instant>) {
     report.bytes = state.bytes.load(Ordering::Relaxed);
+    if report.bytes == 0 {
+        // A stream that sent no body byte has no place in the transfer phase.
+        return;
+    }
     report.first = state.first.get().copied();
     report.last = match answered {
         Some(at) if report.first.is_some() => Some(at),

@@ -22,3 +22,4 @@ mod netns_daemon;
 mod netns_outage;
 mod tcp;
 mod throughput;
+mod throughput_wired;

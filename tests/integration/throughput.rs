@@ -364,6 +364,21 @@ async fn upload_is_capped_by_max_bytes_and_needs_a_2xx() {
 }
 
 #[tokio::test]
+async fn upload_streams_left_without_bytes_by_the_cap_are_not_stalls() {
+    // 16 streams share two 64 KiB chunks: most streams get nothing to send.
+    // They stopped because the test had all it needed, not because the link stalled.
+    let sink = UploadSink::start(None, 200, None).await;
+    let mut s = spec(sink.url("http", "/upload"), Direction::Upload);
+    s.streams = 16;
+    s.max_bytes = 128 * 1024;
+    s.min_bytes = 1;
+    let r = run(&s).await;
+    good(&r);
+    assert_eq!((r.bytes, r.ended_by), (128 * 1024, Some(EndedBy::MaxBytes)));
+    assert!(r.streams_finished >= 1 && r.streams_finished <= 2, "{r:?}");
+}
+
+#[tokio::test]
 async fn https_download_and_upload_with_the_test_ca() {
     let pki = TestPki::new(Leaf::Good);
     let server = HttpServer::start(Some(pki.server_config.clone()), |_, _| Reply::Huge).await;
