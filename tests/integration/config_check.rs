@@ -867,6 +867,56 @@ fn ip_version_accepts_strings_and_integers() {
     }
 }
 
+/// The commented examples shipped next to the default: `config/*.example.toml`.
+fn shipped_examples() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().ends_with(".example.toml"))
+        })
+        .collect()
+}
+
+#[test]
+fn throughput_example_compares_domestic_and_international_within_budget() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/throughput.example.toml");
+    let c = config::load(&path).unwrap();
+    let plan = c.plan.unwrap();
+    assert_eq!(
+        (plan.download_bps, plan.upload_bps),
+        (Some(100e6), Some(20e6))
+    );
+    let tests: Vec<&config::Target> = c
+        .targets
+        .iter()
+        .filter(|t| t.kind() == Kind::Throughput)
+        .collect();
+    let groups: Vec<&str> = tests.iter().map(|t| t.group.as_str()).collect();
+    assert_eq!(groups, ["isp", "international"]);
+    for t in tests {
+        let TargetSpec::Throughput(s) = &t.spec else {
+            unreachable!()
+        };
+        // A day of tests fits the budget: no evening without figures.
+        let per_day = 86_400 / t.interval.as_secs();
+        assert!(per_day * s.max_bytes <= s.max_bytes_per_day, "{}", t.name);
+    }
+    assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+    // `linkwatch check` accepts it.
+    let out = std::process::Command::new(crate::harness::daemon::BIN)
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    // The embedded default spends no data.
+    let default = config::default_config().unwrap();
+    assert!(default.targets.iter().all(|t| t.kind() != Kind::Throughput));
+}
+
 /// Every valid example configuration shipped or used as a fixture.
 fn valid_examples() -> Vec<(String, String)> {
     let mut examples = vec![(
@@ -880,6 +930,7 @@ fn valid_examples() -> Vec<(String, String)> {
             p.file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with("valid-"))
         })
+        .chain(shipped_examples())
         .collect();
     paths.sort();
     for p in paths {
