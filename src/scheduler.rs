@@ -22,6 +22,11 @@
 //!   many homes running the same config do not test one server at the same
 //!   second. The grid itself does not move (no drift), and the next slot is
 //!   always after the current one (skip, never burst).
+//! - **One speed test at a time**: a throughput test that comes due while
+//!   another throughput target's test runs waits for it (rechecked every
+//!   [`TEST_RETRY`]); two tests sharing the link would each read about half
+//!   of it. Its grid slot stays where it was; if the wait passes the next
+//!   slot, the slot is skipped as usual.
 //! - **Daily budget** (throughput targets only): a test starts only when its
 //!   `max_bytes` fit in what is left of `max_bytes_per_day` for the local day
 //!   (bytes of failed and partial tests are spent too); otherwise the slot is
@@ -218,6 +223,9 @@ impl Budgets {
     }
 }
 
+/// How often a throughput test that waits for another one rechecks.
+pub const TEST_RETRY: Duration = Duration::from_secs(1);
+
 /// The random offset of one slot of a target whose slots may move by up to `max`.
 fn jitter(max: Duration) -> Duration {
     match u64::try_from(max.as_nanos()) {
@@ -307,6 +315,8 @@ struct Run<P: Probe> {
     grid: Vec<Instant>,
     /// How far each target's slots may be moved ([`max_jitter`]).
     jitter: Vec<Duration>,
+    /// The throughput targets (speed tests), which never run two at a time.
+    tests: Vec<usize>,
     /// Probes due but waiting for a concurrency permit, oldest first.
     waiting: VecDeque<(usize, Instant)>,
     queued: Vec<bool>,
@@ -333,10 +343,19 @@ impl<P: Probe> Run<P> {
             .enumerate()
             .map(|(i, (g, m))| Reverse((*g + jitter(*m), i)))
             .collect();
+        let tests = s
+            .config
+            .targets
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.kind() == Kind::Throughput)
+            .map(|(i, _)| i)
+            .collect();
         Self {
             heap,
             grid,
             jitter: max,
+            tests,
             waiting: VecDeque::new(),
             queued: vec![false; n],
             slots: Arc::new(Bookkeeping {
@@ -389,6 +408,11 @@ impl<P: Probe> Run<P> {
                 break;
             }
             self.heap.pop();
+            if self.another_test_runs(i) {
+                // Same grid slot, a little later.
+                self.heap.push(Reverse((now + TEST_RETRY, i)));
+                continue;
+            }
             let interval = self.s.config.targets[i].interval;
             let grid = self.grid[i];
             let (current, next, mut missed) = catch_up(grid, interval, now);
@@ -436,6 +460,16 @@ impl<P: Probe> Run<P> {
             );
             self.skipped.reset(now);
         }
+    }
+
+    /// True when `i` is a throughput target and another one's test is in
+    /// flight (or waits for a permit).
+    fn another_test_runs(&self, i: usize) -> bool {
+        self.tests.contains(&i)
+            && self
+                .tests
+                .iter()
+                .any(|&j| j != i && (self.queued[j] || self.slots.busy[j].load(Ordering::Acquire)))
     }
 
     /// False (and the slot counted as skipped) when a throughput target's
@@ -838,15 +872,30 @@ mod tests {
         assert_eq!(r.count, 100);
     }
 
-    /// Completes every probe at once as a throughput test that moved `bytes`.
+    /// Completes every probe after `hold` as a throughput test that moved `bytes`.
     struct Spender {
         bytes: u64,
+        hold: Duration,
         starts: Mutex<Vec<Instant>>,
+        /// (target, start, end) of every test.
+        runs: Arc<Mutex<Vec<(usize, Instant, Instant)>>>,
+    }
+
+    impl Spender {
+        fn new(bytes: u64, hold: Duration) -> Arc<Self> {
+            Arc::new(Self {
+                bytes,
+                hold,
+                starts: Mutex::new(Vec::new()),
+                runs: Arc::new(Mutex::new(Vec::new())),
+            })
+        }
     }
 
     impl Probe for Spender {
-        fn start(self: &Arc<Self>, _req: Request, done: Completion) {
-            self.starts.lock().unwrap().push(Instant::now());
+        fn start(self: &Arc<Self>, req: Request, done: Completion) {
+            let started = Instant::now();
+            self.starts.lock().unwrap().push(started);
             let info = crate::probe::Info {
                 throughput: Some(crate::probe::throughput::ThroughputInfo {
                     direction: crate::config::Direction::Download,
@@ -868,7 +917,12 @@ mod tests {
                 },
                 info,
             );
-            tokio::spawn(done.complete(o));
+            let (hold, runs, i) = (self.hold, self.runs.clone(), req.index());
+            tokio::spawn(async move {
+                tokio::time::sleep(hold).await;
+                runs.lock().unwrap().push((i, started, Instant::now()));
+                done.complete(o).await;
+            });
         }
     }
 
@@ -889,10 +943,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn throughput_slots_are_jittered_around_a_grid_that_does_not_drift() {
         let cfg = throughput_config(1, u64::MAX);
-        let spender = Arc::new(Spender {
-            bytes: 1,
-            starts: Mutex::new(Vec::new()),
-        });
+        let spender = Spender::new(1, Duration::ZERO);
         let (tx, mut rx) = mpsc::channel(1024);
         let cancel = CancellationToken::new();
         let start = Instant::now();
@@ -931,10 +982,7 @@ mod tests {
         // 10 bytes a test, 25 a day: two tests fit (20), the third would pass 25.
         let cfg = throughput_config(10, 25);
         let metrics = Arc::new(Metrics::new(&cfg).unwrap());
-        let spender = Arc::new(Spender {
-            bytes: 10,
-            starts: Mutex::new(Vec::new()),
-        });
+        let spender = Spender::new(10, Duration::ZERO);
         let (tx, mut rx) = mpsc::channel(1024);
         let cancel = CancellationToken::new();
         let sched = Scheduler::new(cfg, spender.clone(), tx, Some(metrics.clone()));
@@ -963,6 +1011,47 @@ mod tests {
                     && l.ends_with("reason=\"behind\"} 0")),
             "{text}"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn speed_tests_never_overlap_and_keep_their_slots() {
+        // Two throughput targets at 100 s (first slots at 0 and 50 s) whose
+        // tests take 70 s: each second test must wait for the first to end.
+        let mut cfg = (*throughput_config(1, u64::MAX)).clone();
+        let second = cfg.targets[0].clone();
+        cfg.targets.push(Target {
+            name: "t1".into(),
+            ..second
+        });
+        let cfg = Arc::new(cfg);
+        let spender = Spender::new(1, Duration::from_secs(70));
+        let (tx, mut rx) = mpsc::channel(1024);
+        let cancel = CancellationToken::new();
+        let start = Instant::now();
+        let handle =
+            tokio::spawn(Scheduler::new(cfg, spender.clone(), tx, None).run(cancel.clone()));
+        let collect = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        tokio::time::sleep(Duration::from_secs(1000)).await;
+        cancel.cancel();
+        handle.await.unwrap();
+        collect.await.unwrap();
+        let mut runs = spender.runs.lock().unwrap().clone();
+        runs.sort_by_key(|r| r.1);
+        for w in runs.windows(2) {
+            assert!(w[1].1 >= w[0].2, "tests overlap: {:?} and {:?}", w[0], w[1]);
+        }
+        // Both targets keep testing (no starvation), and never more than once a slot.
+        for t in 0..2 {
+            let n = runs.iter().filter(|r| r.0 == t).count();
+            assert!((4..=10).contains(&n), "target {t}: {n} tests in 1000 s");
+        }
+        // A waiting test starts within TEST_RETRY of the other's end.
+        let waited = runs
+            .windows(2)
+            .filter(|w| w[1].1 - w[0].2 <= TEST_RETRY)
+            .count();
+        assert!(waited >= 2, "{runs:?}");
+        assert!(runs.iter().all(|r| r.1 >= start));
     }
 
     #[test]
