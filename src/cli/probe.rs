@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::setup::{Logging, load_or_default, runtime};
-use crate::config::{Config, LogFormat, Target, format_bytes, format_rate};
+use crate::config::{Config, Kind, LogFormat, Target, format_bytes, format_rate};
 use crate::probe::throughput::{EndedBy, ThroughputInfo};
 use crate::probe::{Observation, Outcome, Probers, Reason};
 
@@ -46,7 +46,8 @@ pub(super) fn probe(logging: &Logging, config: Option<&Path>, only: &[String]) -
 }
 
 /// Probes the selected targets (all when `only` is empty) at once, each with
-/// its own timeout; returns their reports by target index, in config order.
+/// its own timeout (throughput tests one after another); returns their
+/// reports by target index, in config order.
 fn probe_all(cfg: &Arc<Config>, only: &[String]) -> Result<Vec<(usize, Observation)>, ExitCode> {
     let rt = match runtime() {
         Ok(rt) => rt,
@@ -57,6 +58,9 @@ fn probe_all(cfg: &Arc<Config>, only: &[String]) -> Result<Vec<(usize, Observati
     };
     let reports = rt.block_on(async {
         let probers = Arc::new(Probers::new(cfg).await?);
+        // Throughput tests run one after another (each with the link to
+        // itself, as the daemon runs them); everything else at once.
+        let one_test = Arc::new(tokio::sync::Mutex::new(()));
         let mut set = tokio::task::JoinSet::new();
         for (i, t) in cfg.targets.iter().enumerate() {
             if !only.is_empty() && !only.contains(&t.name) {
@@ -64,8 +68,13 @@ fn probe_all(cfg: &Arc<Config>, only: &[String]) -> Result<Vec<(usize, Observati
             }
             let probers = probers.clone();
             let cfg = cfg.clone();
+            let one_test = one_test.clone();
             set.spawn(async move {
                 let t = &cfg.targets[i];
+                let _turn = match t.kind() {
+                    Kind::Throughput => Some(one_test.lock().await),
+                    _ => None,
+                };
                 let deadline = tokio::time::Instant::now() + t.max_probe_time();
                 (i, probers.probe(i, t, deadline).await)
             });

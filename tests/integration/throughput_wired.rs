@@ -178,8 +178,8 @@ fn probe_command_prints_figures_and_every_bad_server_has_its_reason() {
         .output()
         .unwrap();
     let table = String::from_utf8_lossy(&out.stdout).into_owned();
-    // All at once, each within its worst case (2 × 1 s + 1 s).
-    assert!(started.elapsed() < Duration::from_secs(6), "{table}");
+    // One after another (tests never share the link), each within its worst case.
+    assert!(started.elapsed() < Duration::from_secs(20), "{table}");
     assert_eq!(out.status.code(), Some(1), "{table}");
 
     let down = row(&table, "down");
