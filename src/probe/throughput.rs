@@ -3,7 +3,9 @@
 //! bytes), until `max_bytes` (all streams together) or `max_duration` is reached.
 //!
 //! The figure is body bytes over the transfer phase, from the first byte of
-//! any stream to the last byte of any stream. Bytes are counted as they come
+//! any stream to the last byte of any stream, or to the end of the
+//! `max_duration` window when that cut the download (silence at the end of the
+//! window is part of what the link delivered). Bytes are counted as they come
 //! off the wire: `Accept-Encoding: identity` is sent and a compressed body is
 //! never decoded, so a gzip bomb costs at most `max_bytes`. Each body frame is
 //! counted and dropped (no growing buffer); one shared atomic counter caps all
