@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::config::{Config, Kind, Target};
@@ -43,6 +43,37 @@ pub const PROBES_IN_FLIGHT: &str = "linkwatch_probes_in_flight";
 pub const PROBE_CONCURRENCY_LIMIT: &str = "linkwatch_probe_concurrency_limit";
 pub const TARGETS: &str = "linkwatch_targets";
 pub const PROBES_QUEUED_TOTAL: &str = "linkwatch_probes_queued_total";
+pub const THROUGHPUT_BPS: &str = "linkwatch_throughput_bits_per_second";
+pub const THROUGHPUT_TESTS_BPS: &str = "linkwatch_throughput_tests_bits_per_second";
+pub const THROUGHPUT_BYTES_TOTAL: &str = "linkwatch_throughput_bytes_total";
+
+/// Buckets for throughput tests in bits per second: 100 kbit/s (a throttled
+/// mobile link) to 10 Gbit/s, 1-2-5 per decade (log-spaced, steps of ×2-2.5,
+/// so a halving of the rate always moves a test by at least one bucket).
+pub const THROUGHPUT_BUCKETS: &[f64] = &[
+    1e5, 2e5, 5e5, 1e6, 2e6, 5e6, 1e7, 2e7, 5e7, 1e8, 2e8, 5e8, 1e9, 2e9, 5e9, 1e10,
+];
+
+/// Why a scheduled probe was not sent: the `reason` label of
+/// `linkwatch_probes_skipped_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// The target's previous probe still ran, or the process fell behind.
+    Behind,
+    /// A throughput target's `max_bytes_per_day` is spent for today.
+    Budget,
+}
+
+impl Skip {
+    pub const ALL: [Skip; 2] = [Skip::Behind, Skip::Budget];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Skip::Behind => "behind",
+            Skip::Budget => "budget",
+        }
+    }
+}
 
 /// Buckets for probe durations: 0.5 ms (a LAN ping) to 10 s (a crawling HTTPS
 /// fetch over a congested international link), roughly ×2-2.5 per step so
@@ -109,7 +140,8 @@ struct TargetMetrics {
     phases: [AtomicF64; Phase::COUNT],
     /// Failures by [`failure_index`].
     errors: [AtomicU64; FAILURES],
-    skipped: AtomicU64,
+    /// By [`Skip`], in [`Skip::ALL`] order.
+    skipped: [AtomicU64; Skip::ALL.len()],
 }
 
 /// All metrics of the probe pipeline.
@@ -121,6 +153,9 @@ pub struct Metrics {
     download_bps: GaugeVec,
     http_status: IntGaugeVec,
     dns_answers: IntGaugeVec,
+    throughput_bps: GaugeVec,
+    throughput_tests: HistogramVec,
+    throughput_bytes: IntCounterVec,
     /// Bytes of the last scrape, to size the next buffer.
     last_size: AtomicUsize,
     pub lateness: Histogram,
@@ -175,6 +210,29 @@ impl Metrics {
             ),
             &TARGET_LABELS,
         )?;
+        let throughput_labels = ["target", "group", "direction"];
+        let throughput_bps = GaugeVec::new(
+            Opts::new(
+                THROUGHPUT_BPS,
+                "Goodput of the target's last good throughput test, bits per second over the transfer phase.",
+            ),
+            &throughput_labels,
+        )?;
+        let throughput_tests = HistogramVec::new(
+            HistogramOpts::new(
+                THROUGHPUT_TESTS_BPS,
+                "Good throughput tests by goodput, bits per second (for percentiles).",
+            )
+            .buckets(THROUGHPUT_BUCKETS.to_vec()),
+            &throughput_labels,
+        )?;
+        let throughput_bytes = IntCounterVec::new(
+            Opts::new(
+                THROUGHPUT_BYTES_TOTAL,
+                "Body bytes moved by throughput tests, failed and partial tests included (data spent).",
+            ),
+            &throughput_labels,
+        )?;
         let lateness = Histogram::with_opts(
             HistogramOpts::new(
                 SCHEDULE_LATENESS_SECONDS,
@@ -201,6 +259,9 @@ impl Metrics {
             Box::new(download_bps.clone()),
             Box::new(http_status.clone()),
             Box::new(dns_answers.clone()),
+            Box::new(throughput_bps.clone()),
+            Box::new(throughput_tests.clone()),
+            Box::new(throughput_bytes.clone()),
             Box::new(lateness.clone()),
             Box::new(queued.clone()),
             Box::new(in_flight.clone()),
@@ -243,6 +304,16 @@ impl Metrics {
                     Kind::Dns => {
                         dns_answers.with_label_values(&l);
                     }
+                    Kind::Throughput => {
+                        if let crate::config::TargetSpec::Throughput(s) = &t.spec {
+                            let tl = [l[0], l[1], s.direction.as_str()];
+                            throughput_tests.with_label_values(&tl);
+                            throughput_bytes.with_label_values(&tl);
+                            if s.url.scheme() == "https" {
+                                cert_expiry.with_label_values(&l);
+                            }
+                        }
+                    }
                     Kind::Icmp | Kind::Tcp => {}
                 }
                 TargetMetrics {
@@ -260,7 +331,7 @@ impl Metrics {
                     duration_sum: AtomicF64::default(),
                     phases: Default::default(),
                     errors: Default::default(),
-                    skipped: AtomicU64::new(0),
+                    skipped: Default::default(),
                 }
             })
             .collect();
@@ -273,6 +344,9 @@ impl Metrics {
             download_bps,
             http_status,
             dns_answers,
+            throughput_bps,
+            throughput_tests,
+            throughput_bytes,
             last_size: AtomicUsize::new(64 * 1024),
             lateness,
             in_flight,
@@ -335,6 +409,18 @@ impl Metrics {
             #[allow(clippy::cast_precision_loss)]
             self.cert_expiry.with_label_values(&l).set(not_after as f64);
         }
+        if let Some(tp) = &info.throughput {
+            let tl = [l[0], l[1], tp.direction.as_str()];
+            self.throughput_bytes
+                .with_label_values(&tl)
+                .inc_by(tp.bytes);
+            // Only a good test is a figure; a partial one never is.
+            if let (true, false, Some(bps)) = (outcome.is_success(), tp.partial, tp.bits_per_second)
+            {
+                self.throughput_bps.with_label_values(&tl).set(bps);
+                self.throughput_tests.with_label_values(&tl).observe(bps);
+            }
+        }
         if info.rcode.is_some() {
             self.dns_answers
                 .with_label_values(&l)
@@ -347,10 +433,10 @@ impl Metrics {
         self.lateness.observe(lateness.as_secs_f64());
     }
 
-    /// Counts probe slots skipped for a target.
-    pub fn add_skipped(&self, target: usize, n: u64) {
+    /// Counts probe slots skipped for a target, and why.
+    pub fn add_skipped(&self, target: usize, why: Skip, n: u64) {
         if let Some(t) = self.targets.get(target) {
-            t.skipped.fetch_add(n, Ordering::Relaxed);
+            t.skipped[why as usize].fetch_add(n, Ordering::Relaxed);
         }
     }
 
@@ -471,17 +557,24 @@ impl Metrics {
         family(
             w,
             PROBES_SKIPPED_TOTAL,
-            "Scheduled probes not sent because the target's previous slot overran (the process fell behind).",
+            "Scheduled probes not sent: reason \"behind\" when the target's previous slot overran \
+             (the process fell behind), \"budget\" when a throughput target's max_bytes_per_day is spent.",
             "counter",
         );
+        let skip_labels = Skip::ALL.map(|r| format_label("reason", r.as_str()));
         for t in ts {
-            line(
-                w,
-                PROBES_SKIPPED_TOTAL,
-                &t.labels,
-                "",
-                Value::Uint(t.skipped.load(Ordering::Relaxed)),
-            );
+            for why in Skip::ALL {
+                if why == Skip::Budget && t.kind != Kind::Throughput {
+                    continue;
+                }
+                line(
+                    w,
+                    PROBES_SKIPPED_TOTAL,
+                    &t.labels,
+                    &skip_labels[why as usize],
+                    Value::Uint(t.skipped[why as usize].load(Ordering::Relaxed)),
+                );
+            }
         }
     }
 }

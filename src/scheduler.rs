@@ -15,7 +15,22 @@
 //! - **Global bound**: a semaphore caps probes in flight over all targets;
 //!   probes that find it exhausted wait in arrival order, and that is counted
 //!   and logged too.
-//! - **Bounded**: every probe is cut at its deadline (start + timeout).
+//! - **Bounded**: every probe is cut at its deadline (start + timeout; for
+//!   a throughput test, start + its whole worst case).
+//! - **Jitter** (throughput targets only): each slot fires at a random
+//!   offset of up to 10 % of the interval after its grid position, so that
+//!   many homes running the same config do not test one server at the same
+//!   second. The grid itself does not move (no drift), and the next slot is
+//!   always after the current one (skip, never burst).
+//! - **One speed test at a time**: a throughput test that comes due while
+//!   another throughput target's test runs waits for it (rechecked every
+//!   [`TEST_RETRY`]); two tests sharing the link would each read about half
+//!   of it. Its grid slot stays where it was; if the wait passes the next
+//!   slot, the slot is skipped as usual.
+//! - **Daily budget** (throughput targets only): a test starts only when its
+//!   `max_bytes` fit in what is left of `max_bytes_per_day` for the local day
+//!   (bytes of failed and partial tests are spent too); otherwise the slot is
+//!   skipped and counted (`reason="budget"`). Budgets reset at local midnight.
 //! - **Cancellation**: once `cancel` fires no new probe starts; probes in
 //!   flight finish or hit their deadline; [`Scheduler::run`] then returns.
 //!
@@ -29,16 +44,20 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
-use crate::metrics::Metrics;
+use jiff::Timestamp;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+
+use crate::config::{Config, Kind, TargetSpec};
+use crate::metrics::{Metrics, Skip};
 use crate::probe::seam::Slots;
 use crate::probe::{Completion, Probe, ProbeResult, Request};
 
@@ -49,9 +68,17 @@ struct Bookkeeping {
     semaphore: Arc<Semaphore>,
     busy: Box<[AtomicBool]>,
     metrics: Option<Arc<Metrics>>,
+    budgets: Budgets,
 }
 
 impl Slots for Bookkeeping {
+    fn observed(&self, result: &ProbeResult) {
+        if let Some(tp) = &result.observation.info.throughput {
+            self.budgets
+                .charge(result.target, tp.bytes, jiff::Timestamp::now());
+        }
+    }
+
     fn release(&self, index: usize) {
         if let Some(b) = self.busy.get(index) {
             b.store(false, Ordering::Release);
@@ -93,6 +120,128 @@ pub fn catch_up(slot: Instant, interval: Duration, now: Instant) -> (Instant, In
         current + interval,
         u64::try_from(k).unwrap_or(u64::MAX),
     )
+}
+
+/// The daily data budgets of throughput targets, by target index.
+pub struct Budgets {
+    tz: TimeZone,
+    targets: Box<[Option<Budget>]>,
+}
+
+/// One throughput target's budget.
+struct Budget {
+    per_test: u64,
+    per_day: u64,
+    day: Mutex<Day>,
+}
+
+/// Bytes spent on one local day.
+struct Day {
+    date: Option<Date>,
+    spent: u64,
+    /// The "budget spent" message was logged for this day.
+    told: bool,
+}
+
+/// What [`Budgets::admit`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    /// Not a metered target, or its test fits.
+    Yes,
+    /// Today's budget cannot hold another test; `first` on the first refusal of the day.
+    Spent {
+        spent: u64,
+        per_day: u64,
+        first: bool,
+    },
+}
+
+impl Budgets {
+    /// Budgets for `config`'s throughput targets, by days of time zone `tz`.
+    pub fn new(config: &Config, tz: TimeZone) -> Self {
+        let targets = config
+            .targets
+            .iter()
+            .map(|t| match &t.spec {
+                TargetSpec::Throughput(s) => Some(Budget {
+                    per_test: s.max_bytes,
+                    per_day: s.max_bytes_per_day,
+                    day: Mutex::new(Day {
+                        date: None,
+                        spent: 0,
+                        told: false,
+                    }),
+                }),
+                _ => None,
+            })
+            .collect();
+        Self { tz, targets }
+    }
+
+    /// The day record of target `i` as of `now`, reset on a new local day.
+    fn today<'a>(&self, b: &'a Budget, now: Timestamp) -> std::sync::MutexGuard<'a, Day> {
+        let date = now.to_zoned(self.tz.clone()).date();
+        let mut day = b
+            .day
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if day.date != Some(date) {
+            *day = Day {
+                date: Some(date),
+                spent: 0,
+                told: false,
+            };
+        }
+        day
+    }
+
+    /// Whether target `i` may start a test at `now`: its `max_bytes` fit in
+    /// what is left today.
+    pub fn admit(&self, i: usize, now: Timestamp) -> Admit {
+        let Some(Some(b)) = self.targets.get(i) else {
+            return Admit::Yes;
+        };
+        let mut day = self.today(b, now);
+        if day.spent.saturating_add(b.per_test) <= b.per_day {
+            return Admit::Yes;
+        }
+        let first = !day.told;
+        day.told = true;
+        Admit::Spent {
+            spent: day.spent,
+            per_day: b.per_day,
+            first,
+        }
+    }
+
+    /// Charges `bytes` moved by a test of target `i` (ended at `now`).
+    pub fn charge(&self, i: usize, bytes: u64, now: Timestamp) {
+        if let Some(Some(b)) = self.targets.get(i) {
+            let mut day = self.today(b, now);
+            day.spent = day.spent.saturating_add(bytes);
+        }
+    }
+}
+
+/// How often a throughput test that waits for another one rechecks.
+pub const TEST_RETRY: Duration = Duration::from_secs(1);
+
+/// The random offset of one slot of a target whose slots may move by up to `max`.
+fn jitter(max: Duration) -> Duration {
+    match u64::try_from(max.as_nanos()) {
+        Ok(0) | Err(_) => Duration::ZERO,
+        Ok(n) => Duration::from_nanos(rand::random_range(0..n)),
+    }
+}
+
+/// How far a target's slots may move: 10 % of the interval for throughput
+/// targets, none for the rest.
+pub fn max_jitter(target: &crate::config::Target) -> Duration {
+    if target.kind() == Kind::Throughput {
+        target.interval / 10
+    } else {
+        Duration::ZERO
+    }
 }
 
 /// How often at most the scheduler warns about skipped or delayed probes.
@@ -143,8 +292,14 @@ impl<P: Probe> Scheduler<P> {
     }
 
     /// Runs until `cancel` fires and every probe in flight has ended.
+    /// Throughput budgets follow the system time zone's days.
     pub async fn run(self, cancel: CancellationToken) {
-        let mut run = Run::new(self);
+        self.run_in(cancel, TimeZone::system()).await;
+    }
+
+    /// [`Scheduler::run`] with budget days in time zone `tz`.
+    pub async fn run_in(self, cancel: CancellationToken, tz: TimeZone) {
+        let mut run = Run::new(self, tz);
         run.schedule(&cancel).await;
         run.drain().await;
     }
@@ -153,8 +308,15 @@ impl<P: Probe> Scheduler<P> {
 /// The scheduler's state while it runs.
 struct Run<P: Probe> {
     s: Scheduler<P>,
-    /// Next slot of every target not waiting for a permit.
+    /// When every target not waiting for a permit fires next: its next grid
+    /// slot plus that slot's jitter.
     heap: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// Next grid slot of every target (`first + k * interval`).
+    grid: Vec<Instant>,
+    /// How far each target's slots may be moved ([`max_jitter`]).
+    jitter: Vec<Duration>,
+    /// The throughput targets (speed tests), which never run two at a time.
+    tests: Vec<usize>,
     /// Probes due but waiting for a concurrency permit, oldest first.
     waiting: VecDeque<(usize, Instant)>,
     queued: Vec<bool>,
@@ -164,24 +326,43 @@ struct Run<P: Probe> {
 }
 
 impl<P: Probe> Run<P> {
-    fn new(s: Scheduler<P>) -> Self {
+    fn new(s: Scheduler<P>, tz: TimeZone) -> Self {
         let start = Instant::now();
         let n = s.config.targets.len();
-        let heap = s
+        let grid: Vec<Instant> = s
             .config
             .targets
             .iter()
             .enumerate()
-            .map(|(i, t)| Reverse((start + first_offset(t.interval, i, n), i)))
+            .map(|(i, t)| start + first_offset(t.interval, i, n))
+            .collect();
+        let max: Vec<Duration> = s.config.targets.iter().map(max_jitter).collect();
+        let heap = grid
+            .iter()
+            .zip(&max)
+            .enumerate()
+            .map(|(i, (g, m))| Reverse((*g + jitter(*m), i)))
+            .collect();
+        let tests = s
+            .config
+            .targets
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.kind() == Kind::Throughput)
+            .map(|(i, _)| i)
             .collect();
         Self {
             heap,
+            grid,
+            jitter: max,
+            tests,
             waiting: VecDeque::new(),
             queued: vec![false; n],
             slots: Arc::new(Bookkeeping {
                 semaphore: s.semaphore.clone(),
                 busy: (0..n).map(|_| AtomicBool::new(false)).collect(),
                 metrics: s.metrics.clone(),
+                budgets: Budgets::new(&s.config, tz),
             }),
             skipped: RateLimited::default(),
             delayed: RateLimited::default(),
@@ -222,14 +403,24 @@ impl<P: Probe> Run<P> {
 
     /// Starts (or queues, or skips) every target whose slot is at or before `now`.
     fn due(&mut self, now: Instant) {
-        while let Some(&Reverse((slot, i))) = self.heap.peek() {
-            if slot > now {
+        while let Some(&Reverse((fire, i))) = self.heap.peek() {
+            if fire > now {
                 break;
             }
             self.heap.pop();
+            if self.another_test_runs(i) {
+                // Same grid slot, a little later.
+                self.heap.push(Reverse((now + TEST_RETRY, i)));
+                continue;
+            }
             let interval = self.s.config.targets[i].interval;
-            let (slot, next, mut missed) = catch_up(slot, interval, now);
-            self.heap.push(Reverse((next, i)));
+            let grid = self.grid[i];
+            let (current, next, mut missed) = catch_up(grid, interval, now);
+            // The planned start: the slot plus its jitter when on time, the
+            // grid position of the latest slot when slots were passed over.
+            let slot = if current == grid { fire } else { current };
+            self.grid[i] = next;
+            self.heap.push(Reverse((next + jitter(self.jitter[i]), i)));
             let occupied = self.queued[i] || self.slots.busy[i].load(Ordering::Acquire);
             if occupied {
                 missed += 1;
@@ -238,6 +429,9 @@ impl<P: Probe> Run<P> {
                 self.skip(i, missed, now.saturating_duration_since(slot), now);
             }
             if occupied {
+                continue;
+            }
+            if !self.within_budget(i) {
                 continue;
             }
             if !self.waiting.is_empty() {
@@ -254,7 +448,7 @@ impl<P: Probe> Run<P> {
 
     fn skip(&mut self, i: usize, missed: u64, lateness: Duration, now: Instant) {
         if let Some(m) = &self.s.metrics {
-            m.add_skipped(i, missed);
+            m.add_skipped(i, Skip::Behind, missed);
         }
         if self.skipped.note(missed, lateness, now) {
             tracing::warn!(
@@ -266,6 +460,42 @@ impl<P: Probe> Run<P> {
             );
             self.skipped.reset(now);
         }
+    }
+
+    /// True when `i` is a throughput target and another one's test is in
+    /// flight (or waits for a permit).
+    fn another_test_runs(&self, i: usize) -> bool {
+        self.tests.contains(&i)
+            && self
+                .tests
+                .iter()
+                .any(|&j| j != i && (self.queued[j] || self.slots.busy[j].load(Ordering::Acquire)))
+    }
+
+    /// False (and the slot counted as skipped) when a throughput target's
+    /// daily budget cannot hold another test.
+    fn within_budget(&self, i: usize) -> bool {
+        let Admit::Spent {
+            spent,
+            per_day,
+            first,
+        } = self.slots.budgets.admit(i, Timestamp::now())
+        else {
+            return true;
+        };
+        if let Some(m) = &self.s.metrics {
+            m.add_skipped(i, Skip::Budget, 1);
+        }
+        if first {
+            tracing::warn!(
+                target_name = %self.s.config.targets[i].name,
+                spent_bytes = spent,
+                max_bytes_per_day = per_day,
+                "daily data budget spent: throughput tests of this target are skipped until \
+                 local midnight; see linkwatch_probes_skipped_total{{reason=\"budget\"}}"
+            );
+        }
+        false
     }
 
     fn wait(&mut self, i: usize, slot: Instant, now: Instant) {
@@ -289,7 +519,7 @@ impl<P: Probe> Run<P> {
         let config = &self.s.config;
         let started = Instant::now();
         let lateness = started.saturating_duration_since(slot);
-        let deadline = started + config.targets[i].timeout;
+        let deadline = started + config.targets[i].max_probe_time();
         let Some(req) = Request::new(config.clone(), i, deadline) else {
             return;
         };
@@ -608,6 +838,222 @@ mod tests {
         assert_eq!(r.worst, Duration::from_millis(99));
         assert!(r.note(1, Duration::ZERO, t0 + WARN_EVERY));
         assert_eq!(r.count, 100);
+    }
+
+    /// Completes every probe after `hold` as a throughput test that moved `bytes`.
+    struct Spender {
+        bytes: u64,
+        hold: Duration,
+        starts: Mutex<Vec<Instant>>,
+        /// (target, start, end) of every test.
+        runs: Arc<Mutex<Vec<(usize, Instant, Instant)>>>,
+    }
+
+    impl Spender {
+        fn new(bytes: u64, hold: Duration) -> Arc<Self> {
+            Arc::new(Self {
+                bytes,
+                hold,
+                starts: Mutex::new(Vec::new()),
+                runs: Arc::new(Mutex::new(Vec::new())),
+            })
+        }
+    }
+
+    impl Probe for Spender {
+        fn start(self: &Arc<Self>, req: Request, done: Completion) {
+            let started = Instant::now();
+            self.starts.lock().unwrap().push(started);
+            let info = crate::probe::Info {
+                throughput: Some(crate::probe::throughput::ThroughputInfo {
+                    direction: crate::config::Direction::Download,
+                    bits_per_second: Some(1e6),
+                    bytes: self.bytes,
+                    transfer_seconds: 1.0,
+                    time_to_first_byte_seconds: None,
+                    streams: 1,
+                    streams_finished: 1,
+                    ended_by: None,
+                    partial: false,
+                }),
+                ..Default::default()
+            };
+            let o = Observation::with_info(
+                Outcome::Success {
+                    duration: Duration::from_millis(1),
+                    phases: Phases::default(),
+                },
+                info,
+            );
+            let (hold, runs, i) = (self.hold, self.runs.clone(), req.index());
+            tokio::spawn(async move {
+                tokio::time::sleep(hold).await;
+                runs.lock().unwrap().push((i, started, Instant::now()));
+                done.complete(o).await;
+            });
+        }
+    }
+
+    /// One throughput target (interval 100 s) spending `per_test` of `per_day`.
+    fn throughput_config(per_test: u64, per_day: u64) -> Arc<Config> {
+        let mut cfg = (*config(1, Duration::from_secs(100), Duration::from_secs(5), 10)).clone();
+        let mut spec = crate::config::ThroughputSpec::new(
+            "http://127.0.0.1:9/x".parse().unwrap(),
+            crate::config::Direction::Download,
+        );
+        spec.max_bytes = per_test;
+        spec.max_bytes_per_day = per_day;
+        spec.max_duration = Duration::from_secs(10);
+        cfg.targets[0].spec = TargetSpec::Throughput(spec);
+        Arc::new(cfg)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throughput_slots_are_jittered_around_a_grid_that_does_not_drift() {
+        let cfg = throughput_config(1, u64::MAX);
+        let spender = Spender::new(1, Duration::ZERO);
+        let (tx, mut rx) = mpsc::channel(1024);
+        let cancel = CancellationToken::new();
+        let start = Instant::now();
+        let handle =
+            tokio::spawn(Scheduler::new(cfg, spender.clone(), tx, None).run(cancel.clone()));
+        let collect = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        tokio::time::sleep(Duration::from_secs(100 * 50 - 1)).await;
+        cancel.cancel();
+        handle.await.unwrap();
+        collect.await.unwrap();
+        let starts = spender.starts.lock().unwrap().clone();
+        // One test per slot, no slot lost or doubled over 50 intervals.
+        assert_eq!(starts.len(), 50);
+        let mut offsets = Vec::new();
+        for (k, s) in starts.iter().enumerate() {
+            let grid = start + Duration::from_secs(100 * k as u64);
+            let offset = *s - grid;
+            // Within 10 % of the interval after its own grid slot: no drift.
+            assert!(
+                *s >= grid && offset < Duration::from_secs(10),
+                "slot {k}: {offset:?}"
+            );
+            offsets.push(offset);
+        }
+        // Random: not one fixed offset (50 draws from 10 s of nanoseconds).
+        offsets.sort();
+        offsets.dedup();
+        assert!(offsets.len() > 40, "{offsets:?}");
+        // Spread: some in each half of the jitter window.
+        assert!(offsets.iter().any(|o| *o < Duration::from_secs(5)));
+        assert!(offsets.iter().any(|o| *o >= Duration::from_secs(5)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_spent_budget_skips_tests_and_counts_them() {
+        // 10 bytes a test, 25 a day: two tests fit (20), the third would pass 25.
+        let cfg = throughput_config(10, 25);
+        let metrics = Arc::new(Metrics::new(&cfg).unwrap());
+        let spender = Spender::new(10, Duration::ZERO);
+        let (tx, mut rx) = mpsc::channel(1024);
+        let cancel = CancellationToken::new();
+        let sched = Scheduler::new(cfg, spender.clone(), tx, Some(metrics.clone()));
+        // A zone where it is about noon now: local midnight is hours away
+        // from this (wall-clock) run, whatever the machine's zone and time.
+        let utc_hour = jiff::Timestamp::now().to_zoned(TimeZone::UTC).hour();
+        let tz = TimeZone::fixed(jiff::tz::offset(12 - utc_hour));
+        let handle = tokio::spawn(sched.run_in(cancel.clone(), tz));
+        let collect = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        tokio::time::sleep(Duration::from_secs(100 * 10 - 1)).await;
+        cancel.cancel();
+        handle.await.unwrap();
+        collect.await.unwrap();
+        assert_eq!(spender.starts.lock().unwrap().len(), 2);
+        let text = String::from_utf8(metrics.encode().unwrap()).unwrap();
+        let budget = text
+            .lines()
+            .find(|l| {
+                l.starts_with("linkwatch_probes_skipped_total{") && l.contains("reason=\"budget\"")
+            })
+            .unwrap();
+        assert!(budget.ends_with(" 8"), "{budget}");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("linkwatch_probes_skipped_total{")
+                    && l.ends_with("reason=\"behind\"} 0")),
+            "{text}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn speed_tests_never_overlap_and_keep_their_slots() {
+        // Two throughput targets at 100 s (first slots at 0 and 50 s) whose
+        // tests take 70 s: each second test must wait for the first to end.
+        let mut cfg = (*throughput_config(1, u64::MAX)).clone();
+        let second = cfg.targets[0].clone();
+        cfg.targets.push(Target {
+            name: "t1".into(),
+            ..second
+        });
+        let cfg = Arc::new(cfg);
+        let spender = Spender::new(1, Duration::from_secs(70));
+        let (tx, mut rx) = mpsc::channel(1024);
+        let cancel = CancellationToken::new();
+        let start = Instant::now();
+        let handle =
+            tokio::spawn(Scheduler::new(cfg, spender.clone(), tx, None).run(cancel.clone()));
+        let collect = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        tokio::time::sleep(Duration::from_secs(1000)).await;
+        cancel.cancel();
+        handle.await.unwrap();
+        collect.await.unwrap();
+        let mut runs = spender.runs.lock().unwrap().clone();
+        runs.sort_by_key(|r| r.1);
+        for w in runs.windows(2) {
+            assert!(w[1].1 >= w[0].2, "tests overlap: {:?} and {:?}", w[0], w[1]);
+        }
+        // Both targets keep testing (no starvation), and never more than once a slot.
+        for t in 0..2 {
+            let n = runs.iter().filter(|r| r.0 == t).count();
+            assert!((4..=10).contains(&n), "target {t}: {n} tests in 1000 s");
+        }
+        // A waiting test starts within TEST_RETRY of the other's end.
+        let waited = runs
+            .windows(2)
+            .filter(|w| w[1].1 - w[0].2 <= TEST_RETRY)
+            .count();
+        assert!(waited >= 2, "{runs:?}");
+        assert!(runs.iter().all(|r| r.1 >= start));
+    }
+
+    #[test]
+    fn budgets_reset_at_local_midnight_and_count_every_byte() {
+        let cfg = throughput_config(10, 25);
+        // UTC+5 (Almaty): local midnight is 19:00 UTC.
+        let tz = TimeZone::fixed(jiff::tz::offset(5));
+        let b = Budgets::new(&cfg, tz);
+        let at = |s: &str| s.parse::<Timestamp>().unwrap();
+        assert_eq!(b.admit(0, at("2026-11-30T10:00:00Z")), Admit::Yes);
+        b.charge(0, 10, at("2026-11-30T10:00:05Z"));
+        // A failed test that moved 6 bytes spends them too: 16 + 10 > 25.
+        b.charge(0, 6, at("2026-11-30T11:00:05Z"));
+        assert_eq!(
+            b.admit(0, at("2026-11-30T18:59:59Z")),
+            Admit::Spent {
+                spent: 16,
+                per_day: 25,
+                first: true
+            }
+        );
+        assert!(matches!(
+            b.admit(0, at("2026-11-30T18:59:59Z")),
+            Admit::Spent { first: false, .. }
+        ));
+        // 19:00 UTC is midnight in UTC+5: a new day, a new budget.
+        assert_eq!(b.admit(0, at("2026-11-30T19:00:00Z")), Admit::Yes);
+        // Targets that are not throughput tests are never metered.
+        let icmp = Budgets::new(
+            &config(1, Duration::from_secs(1), Duration::from_millis(500), 1),
+            TimeZone::UTC,
+        );
+        icmp.charge(0, u64::MAX, at("2026-11-30T10:00:00Z"));
+        assert_eq!(icmp.admit(0, at("2026-11-30T10:00:00Z")), Admit::Yes);
     }
 
     #[test]

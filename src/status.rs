@@ -227,5 +227,8 @@ pub fn describe(spec: &crate::config::TargetSpec) -> String {
             s.server,
             s.server.transport().as_str()
         ),
+        TargetSpec::Throughput(s) => {
+            format!("{} {} ({} streams)", s.direction.as_str(), s.url, s.streams)
+        }
     }
 }

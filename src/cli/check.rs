@@ -15,6 +15,9 @@ pub(super) fn check(path: &Path) -> ExitCode {
                 cfg.groups.len(),
                 cfg.targets.len()
             );
+            for warning in cfg.warnings() {
+                eprintln!("warning: {warning}");
+            }
             ExitCode::SUCCESS
         }
         Err(errors) => {

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::setup::{Logging, load_or_default, runtime};
-use crate::config::{Config, LogFormat, Target};
-use crate::probe::{Observation, Outcome, Probers};
+use crate::config::{Config, Kind, LogFormat, Target, format_bytes, format_rate};
+use crate::probe::throughput::{EndedBy, ThroughputInfo};
+use crate::probe::{Observation, Outcome, Probers, Reason};
 
 const HEADER: [&str; 6] = ["TARGET", "GROUP", "KIND", "RESULT", "TIME", "DETAIL"];
 
@@ -45,7 +46,8 @@ pub(super) fn probe(logging: &Logging, config: Option<&Path>, only: &[String]) -
 }
 
 /// Probes the selected targets (all when `only` is empty) at once, each with
-/// its own timeout; returns their reports by target index, in config order.
+/// its own timeout (throughput tests one after another); returns their
+/// reports by target index, in config order.
 fn probe_all(cfg: &Arc<Config>, only: &[String]) -> Result<Vec<(usize, Observation)>, ExitCode> {
     let rt = match runtime() {
         Ok(rt) => rt,
@@ -56,6 +58,9 @@ fn probe_all(cfg: &Arc<Config>, only: &[String]) -> Result<Vec<(usize, Observati
     };
     let reports = rt.block_on(async {
         let probers = Arc::new(Probers::new(cfg).await?);
+        // Throughput tests run one after another (each with the link to
+        // itself, as the daemon runs them); everything else at once.
+        let one_test = Arc::new(tokio::sync::Mutex::new(()));
         let mut set = tokio::task::JoinSet::new();
         for (i, t) in cfg.targets.iter().enumerate() {
             if !only.is_empty() && !only.contains(&t.name) {
@@ -63,9 +68,14 @@ fn probe_all(cfg: &Arc<Config>, only: &[String]) -> Result<Vec<(usize, Observati
             }
             let probers = probers.clone();
             let cfg = cfg.clone();
+            let one_test = one_test.clone();
             set.spawn(async move {
                 let t = &cfg.targets[i];
-                let deadline = tokio::time::Instant::now() + t.timeout;
+                let _turn = match t.kind() {
+                    Kind::Throughput => Some(one_test.lock().await),
+                    _ => None,
+                };
+                let deadline = tokio::time::Instant::now() + t.max_probe_time();
                 (i, probers.probe(i, t, deadline).await)
             });
         }
@@ -92,9 +102,13 @@ fn row(t: &Target, report: &Observation) -> [String; 6] {
         timeout @ Outcome::Timeout { .. } => (
             "timeout",
             "-".to_string(),
-            timeout.text(Some(t.timeout)).to_string(),
+            with_figures(timeout.text(Some(t.timeout)).to_string(), report),
         ),
-        error @ Outcome::Error(_) => ("error", "-".to_string(), error.to_string()),
+        error @ Outcome::Error(_) => (
+            "error",
+            "-".to_string(),
+            with_figures(error.to_string(), report),
+        ),
     };
     [
         t.name.clone(),
@@ -120,6 +134,16 @@ fn success_detail(report: &Observation) -> String {
         }
     }
     let info = &report.info;
+    if let Some(tp) = &info.throughput {
+        extra.push(throughput_figures(tp, true));
+    } else if let (Some(bytes), Some(bps)) = (info.body_bytes, info.bytes_per_second) {
+        // An HTTP download: its size and rate.
+        extra.push(format!(
+            "bytes={} rate={}",
+            format_bytes(bytes),
+            format_rate(bps * 8.0)
+        ));
+    }
     if let Some(s) = info.status {
         extra.push(format!("status={s}"));
     }
@@ -130,6 +154,45 @@ fn success_detail(report: &Observation) -> String {
         extra.push(format!("peer={peer}"));
     }
     extra.join(" ")
+}
+
+/// A throughput test's figures: rate (when `rate`), bytes, streams, time to
+/// first byte and what ended it (`partial_rate` on a failed test).
+fn throughput_figures(tp: &ThroughputInfo, rate: bool) -> String {
+    let mut parts = vec![format!("{}", tp.direction)];
+    if let (true, Some(bps)) = (rate, tp.bits_per_second) {
+        let label = if tp.partial { "partial_rate" } else { "rate" };
+        parts.push(format!("{label}={}", format_rate(bps)));
+    }
+    parts.push(format!("bytes={}", format_bytes(tp.bytes)));
+    parts.push(format!("streams={}/{}", tp.streams_finished, tp.streams));
+    if let Some(ttfb) = tp.time_to_first_byte_seconds {
+        parts.push(format!("ttfb={}", fmt_ms(Duration::from_secs_f64(ttfb))));
+    }
+    if let Some(end) = tp.ended_by {
+        let end = match end {
+            EndedBy::MaxBytes => "max_bytes",
+            EndedBy::MaxDuration => "max_duration",
+            EndedBy::EndOfObject => "end_of_object",
+        };
+        parts.push(format!("ended_by={end}"));
+    }
+    parts.join(" ")
+}
+
+/// A failure's detail, followed by the figures a throughput test gathered:
+/// the partial rate of a transfer that stalled or ran out of time, but never
+/// a rate for an object that was too short to measure anything.
+fn with_figures(detail: String, report: &Observation) -> String {
+    let measured = match &report.outcome {
+        Outcome::Timeout { .. } => true,
+        Outcome::Error(e) => e.reason == Reason::Stall,
+        Outcome::Success { .. } => false,
+    };
+    match &report.info.throughput {
+        Some(tp) if tp.bytes > 0 => format!("{detail} ({})", throughput_figures(tp, measured)),
+        _ => detail,
+    }
 }
 
 fn fmt_ms(d: Duration) -> String {

@@ -10,12 +10,14 @@ mod graph;
 mod model;
 mod parse;
 mod spec;
+mod throughput;
 mod validate;
 mod walk;
 
 pub use error::{ConfigError, ConfigErrors, escaped};
 pub use model::*;
 pub use parse::{load, parse, parse_bytes};
+pub use throughput::{RATE_UNITS, format_bytes, format_rate, parse_rate};
 
 /// The embedded default configuration (`config/default.toml`), used by
 /// `linkwatch run` without `--config`.

@@ -10,6 +10,8 @@ use hickory_proto::rr::{Name, RecordType};
 use http::{HeaderName, HeaderValue};
 use url::Url;
 
+pub use super::throughput::{Direction, Plan, ThroughputSpec};
+
 /// A fully validated linkwatch configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -24,6 +26,8 @@ pub struct Config {
     pub groups: Vec<Group>,
     /// Targets in file order. Every `group` names a group in [`Config::groups`].
     pub targets: Vec<Target>,
+    /// `[plan]`: the rates the ISP contract promises, when given.
+    pub plan: Option<Plan>,
 }
 
 impl Config {
@@ -38,6 +42,7 @@ impl Config {
             defaults: Defaults::default(),
             groups,
             targets,
+            plan: None,
         }
     }
 
@@ -217,6 +222,16 @@ impl Target {
     pub fn kind(&self) -> Kind {
         self.spec.kind()
     }
+
+    /// The longest one probe of this target may take: its `timeout`, or for
+    /// a throughput test set-up, transfer and answer
+    /// ([`ThroughputSpec::worst_case`]). Probes are cut at start + this.
+    pub fn max_probe_time(&self) -> Duration {
+        match &self.spec {
+            TargetSpec::Throughput(t) => t.worst_case(),
+            _ => self.timeout,
+        }
+    }
 }
 
 /// The closed set of probe kinds; the `kind` metric label.
@@ -226,10 +241,17 @@ pub enum Kind {
     Tcp,
     Http,
     Dns,
+    Throughput,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Icmp, Kind::Tcp, Kind::Http, Kind::Dns];
+    pub const ALL: [Kind; 5] = [
+        Kind::Icmp,
+        Kind::Tcp,
+        Kind::Http,
+        Kind::Dns,
+        Kind::Throughput,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -237,6 +259,7 @@ impl Kind {
             Kind::Tcp => "tcp",
             Kind::Http => "http",
             Kind::Dns => "dns",
+            Kind::Throughput => "throughput",
         }
     }
 }
@@ -253,6 +276,7 @@ pub enum TargetSpec {
     Tcp(TcpSpec),
     Http(HttpSpec),
     Dns(DnsSpec),
+    Throughput(ThroughputSpec),
 }
 
 impl TargetSpec {
@@ -262,6 +286,7 @@ impl TargetSpec {
             TargetSpec::Tcp(_) => Kind::Tcp,
             TargetSpec::Http(_) => Kind::Http,
             TargetSpec::Dns(_) => Kind::Dns,
+            TargetSpec::Throughput(_) => Kind::Throughput,
         }
     }
 }

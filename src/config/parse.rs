@@ -14,7 +14,7 @@ use super::error::{ConfigError, ConfigErrors, is_unprintable};
 use super::graph::{self, GroupDraft, TargetDraft};
 use super::model::{
     Config, DaemonConfig, Defaults, DownWhen, Group, GroupTrace, Kind, LogFormat, Target,
-    TraceLimits,
+    TargetSpec, ThroughputSpec, TraceLimits,
 };
 use super::spec;
 use super::validate;
@@ -115,7 +115,7 @@ fn hex_sha256(text: &str) -> String {
         .collect()
 }
 
-const ROOT_KEYS: &[&str] = &["daemon", "defaults", "group", "target"];
+const ROOT_KEYS: &[&str] = &["daemon", "defaults", "group", "target", "plan"];
 const DAEMON_KEYS: &[&str] = &[
     "listen",
     "data_dir",
@@ -189,6 +189,7 @@ fn document(w: &mut Walker<'_>, root: &DeTable<'_>) -> Option<Config> {
     w.check_keys(&root, ROOT_KEYS);
     let daemon = daemon(w, &root);
     let defaults = defaults(w, &root);
+    let plan = spec::plan(w, &root);
     let groups: Vec<GroupDraft> = w
         .array_of_tables(&root, "group")
         .into_iter()
@@ -210,6 +211,7 @@ fn document(w: &mut Walker<'_>, root: &DeTable<'_>) -> Option<Config> {
     graph::check(w, &groups, &targets);
 
     let daemon = daemon?;
+    let plan = plan.ok()?;
     let defaults = Defaults {
         interval: defaults.interval.ok()?.0,
         timeout: defaults.timeout.ok()?.0,
@@ -244,6 +246,7 @@ fn document(w: &mut Walker<'_>, root: &DeTable<'_>) -> Option<Config> {
         defaults,
         groups,
         targets,
+        plan,
     })
 }
 
@@ -483,10 +486,16 @@ fn target(w: &mut Walker<'_>, t: &Tbl<'_, '_>, defaults: &DefaultsDraft) -> Targ
         "tcp" => Ok(Kind::Tcp),
         "http" => Ok(Kind::Http),
         "dns" => Ok(Kind::Dns),
-        _ => Err(format!("`kind` ({s}) must be one of icmp, tcp, http, dns")),
+        "throughput" => Ok(Kind::Throughput),
+        _ => Err(format!(
+            "`kind` ({s}) must be one of icmp, tcp, http, dns, throughput"
+        )),
     });
     let kind = w.missing(t, "kind", kind);
     check_target_keys(w, t, kind.as_ref().ok().map(|k| k.value));
+    // Throughput tests do not take [defaults] interval and timeout (meant
+    // for probes of a few bytes): theirs are 30 min and 5 s unless set here.
+    let throughput = matches!(&kind, Ok(k) if k.value == Kind::Throughput);
     let name = name(w, t);
     let group = w.nonempty(t, "group");
     let group = w.missing(t, "group", group);
@@ -499,11 +508,13 @@ fn target(w: &mut Walker<'_>, t: &Tbl<'_, '_>, defaults: &DefaultsDraft) -> Targ
     // taken whole from [defaults] was checked there.
     let eff_interval = match &interval {
         Ok(Some(v)) => Ok((v.value, Origin::Target)),
+        Ok(None) if throughput => Ok((ThroughputSpec::DEFAULT_INTERVAL, Origin::BuiltIn)),
         Ok(None) => defaults.interval,
         Err(r) => Err(*r),
     };
     let eff_timeout = match &timeout {
         Ok(Some(v)) => Ok((v.value, Origin::Target)),
+        Ok(None) if throughput => Ok((ThroughputSpec::DEFAULT_TIMEOUT, Origin::BuiltIn)),
         Ok(None) => defaults.timeout,
         Err(r) => Err(*r),
     };
@@ -521,10 +532,19 @@ fn target(w: &mut Walker<'_>, t: &Tbl<'_, '_>, defaults: &DefaultsDraft) -> Targ
         timing_ok = false;
     }
 
-    let spec = match &kind {
+    let mut spec = match &kind {
         Ok(k) => spec::parse(w, t, k.value),
         Err(_) => None,
     };
+    if let (Some(TargetSpec::Throughput(tp)), true, Ok((i, _)), Ok((to, _))) =
+        (&mut spec, timing_ok, eff_interval, eff_timeout)
+    {
+        let span = match &interval {
+            Ok(Some(v)) => Some(v.span.clone()),
+            _ => None,
+        };
+        timing_ok = spec::throughput_timing(w, t, tp, i, span, to);
+    }
 
     let target = (|| {
         if !timing_ok {

@@ -247,39 +247,16 @@ pub(crate) async fn exchange(
     want_body: &(dyn Fn(StatusCode, &HeaderMap) -> bool + Sync),
 ) -> Result<Response, Outcome> {
     let url = req.url;
-    let https = match url.scheme() {
-        "https" => true,
-        "http" => false,
-        other => {
-            return Err(Outcome::error(
-                Reason::Malformed,
-                format!("cannot probe {url}: unsupported scheme {other:?}"),
-            ));
-        }
-    };
-    let (host, host_text) = match url.host() {
-        Some(url::Host::Domain(d)) => (Host::Name(d.to_string()), d.to_string()),
-        Some(url::Host::Ipv4(ip)) => (Host::Ip(ip.into()), ip.to_string()),
-        Some(url::Host::Ipv6(ip)) => (Host::Ip(ip.into()), ip.to_string()),
-        None => {
-            return Err(Outcome::error(
-                Reason::Malformed,
-                format!("cannot probe {url}: no host"),
-            ));
-        }
-    };
-    let port = url
-        .port_or_known_default()
-        .unwrap_or(if https { 443 } else { 80 });
+    let end = Endpoint::of(url, "probe")?;
     let http_request = build_request(req)?;
 
-    let (ip, resolve_time) = resolve::resolve_by(&host, req.ip_version, deadline).await?;
+    let (ip, resolve_time) = resolve::resolve_by(&end.host, req.ip_version, deadline).await?;
     add_phase(&mut acc.phases, Phase::Resolve, resolve_time);
     acc.info.peer = Some(ip);
-    let addr = std::net::SocketAddr::new(ip, port);
+    let addr = std::net::SocketAddr::new(ip, end.port);
 
-    let tls = if https {
-        Some((tls, tls::server_name(&host_text)?))
+    let tls = if end.https {
+        Some((tls, tls::server_name(&end.host_text)?))
     } else {
         None
     };
@@ -377,8 +354,53 @@ pub(crate) async fn exchange(
     // The connection (and any unread rest of the body) is dropped here.
 }
 
+/// Where an `http`/`https` URL points: scheme, host (as configured and as
+/// text for TLS) and port.
+pub(crate) struct Endpoint {
+    pub https: bool,
+    pub host: Host,
+    pub host_text: String,
+    pub port: u16,
+}
+
+impl Endpoint {
+    /// `verb` names the use in messages (`cannot probe …`, `cannot test …`).
+    pub(crate) fn of(url: &Url, verb: &str) -> Result<Self, Outcome> {
+        let https = match url.scheme() {
+            "https" => true,
+            "http" => false,
+            other => {
+                return Err(Outcome::error(
+                    Reason::Malformed,
+                    format!("cannot {verb} {url}: unsupported scheme {other:?}"),
+                ));
+            }
+        };
+        let (host, host_text) = match url.host() {
+            Some(url::Host::Domain(d)) => (Host::Name(d.to_string()), d.to_string()),
+            Some(url::Host::Ipv4(ip)) => (Host::Ip(ip.into()), ip.to_string()),
+            Some(url::Host::Ipv6(ip)) => (Host::Ip(ip.into()), ip.to_string()),
+            None => {
+                return Err(Outcome::error(
+                    Reason::Malformed,
+                    format!("cannot {verb} {url}: no host"),
+                ));
+            }
+        };
+        let port = url
+            .port_or_known_default()
+            .unwrap_or(if https { 443 } else { 80 });
+        Ok(Self {
+            https,
+            host,
+            host_text,
+            port,
+        })
+    }
+}
+
 /// Polls `fut` while driving the connection that serves it.
-async fn drive<C, F>(conn: Pin<&mut C>, conn_done: &mut bool, fut: F) -> F::Output
+pub(crate) async fn drive<C, F>(conn: Pin<&mut C>, conn_done: &mut bool, fut: F) -> F::Output
 where
     C: Future<Output = Result<(), hyper::Error>>,
     F: Future,
@@ -401,28 +423,54 @@ where
 
 fn build_request(req: &Request<'_>) -> Result<http::Request<Full<Bytes>>, Outcome> {
     let url = req.url;
+    let mut builder = http::Request::builder()
+        .method(req.method.clone())
+        .uri(request_target(url));
+    let Some(headers) = builder.headers_mut() else {
+        return Err(invalid_request(url, "invalid method or URI"));
+    };
+    *headers = default_headers(url)?;
+    apply_headers(headers, req.headers);
+    builder
+        .body(Full::new(req.body.clone()))
+        .map_err(|e| invalid_request(url, e))
+}
+
+/// The request target of `url`: its path and query (`/` at least).
+pub(crate) fn request_target(url: &Url) -> String {
     let target = match url.query() {
         Some(q) => format!("{}?{q}", url.path()),
         None => url.path().to_string(),
     };
+    if target.is_empty() {
+        "/".into()
+    } else {
+        target
+    }
+}
+
+/// The headers every request of ours carries: `Host`, `User-Agent`,
+/// `Accept: */*` and `Connection: close` (one request per connection).
+pub(crate) fn default_headers(url: &Url) -> Result<HeaderMap, Outcome> {
     let host = match (url.host_str(), url.port()) {
         (Some(h), Some(p)) => format!("{h}:{p}"),
         (Some(h), None) => h.to_string(),
         (None, _) => String::new(),
     };
-    let mut builder = http::Request::builder()
-        .method(req.method.clone())
-        .uri(if target.is_empty() { "/" } else { &target });
-    let Some(headers) = builder.headers_mut() else {
-        return Err(invalid_request(url, "invalid method or URI"));
-    };
+    let mut headers = HeaderMap::new();
     let host = HeaderValue::from_str(&host).map_err(|e| invalid_request(url, e))?;
     headers.insert(header::HOST, host);
     headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
     headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
     headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    Ok(headers)
+}
+
+/// Applies a target's `headers`: each name replaces the default of that
+/// name; a name given twice (in two spellings) is sent twice.
+pub(crate) fn apply_headers(headers: &mut HeaderMap, extra: &[(HeaderName, HeaderValue)]) {
     let mut seen: Vec<&HeaderName> = Vec::new();
-    for (name, value) in req.headers {
+    for (name, value) in extra {
         if seen.contains(&name) {
             headers.append(name, value.clone());
         } else {
@@ -430,12 +478,9 @@ fn build_request(req: &Request<'_>) -> Result<http::Request<Full<Bytes>>, Outcom
             seen.push(name);
         }
     }
-    builder
-        .body(Full::new(req.body.clone()))
-        .map_err(|e| invalid_request(url, e))
 }
 
-fn invalid_request(url: &Url, e: impl std::fmt::Display) -> Outcome {
+pub(crate) fn invalid_request(url: &Url, e: impl std::fmt::Display) -> Outcome {
     Outcome::error(
         Reason::Io,
         format!("failed to build the request for {url}: {e}"),

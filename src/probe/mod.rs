@@ -14,6 +14,7 @@ pub mod icmp;
 pub mod net;
 pub mod seam;
 pub mod tcp;
+pub mod throughput;
 pub mod trace;
 
 use std::net::IpAddr;
@@ -81,7 +82,7 @@ impl Phase {
         match kind {
             Kind::Icmp => &[Phase::Resolve],
             Kind::Tcp => &[Phase::Resolve, Phase::Connect],
-            Kind::Http => &Phase::ALL,
+            Kind::Http | Kind::Throughput => &Phase::ALL,
             Kind::Dns => &[Phase::Resolve, Phase::Connect, Phase::Tls],
         }
     }
@@ -141,6 +142,10 @@ closed_enum! {
         ConnectionReset => "connection_reset",
         /// Any other local I/O error.
         Io => "io",
+        /// Throughput: the object ended (closed, or a smaller `Content-Length`) before `min_bytes`.
+        ShortBody => "short_body",
+        /// Throughput: the transfer made no progress for `timeout` (a partial figure).
+        Stall => "stall",
     }
 }
 
@@ -241,6 +246,9 @@ pub struct Info {
     /// DNS: answers in presentation format.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub answers: Vec<String>,
+    /// Throughput: the test's figures (also on a failed test, marked partial).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<throughput::ThroughputInfo>,
 }
 
 /// What one probe observed: the outcome and kind-specific facts. (Not a
@@ -287,6 +295,8 @@ pub enum SetupError {
     Http(#[from] http::HttpSetupError),
     #[error(transparent)]
     Dns(#[from] dns::DnsSetupError),
+    #[error(transparent)]
+    Throughput(#[from] throughput::ThroughputSetupError),
 }
 
 /// All probe kinds, each created once with its shared resources (ICMP sockets,
@@ -297,6 +307,7 @@ pub struct Probers {
     tcp: Arc<tcp::TcpProber>,
     http: Arc<http::HttpProber>,
     dns: Arc<dns::DnsProber>,
+    throughput: Arc<throughput::ThroughputProber>,
 }
 
 impl Probers {
@@ -315,6 +326,7 @@ impl Probers {
             tcp: Arc::new(tcp::TcpProber::new()),
             http: Arc::new(http::HttpProber::new(config)?),
             dns: Arc::new(dns::DnsProber::new(config)?),
+            throughput: Arc::new(throughput::ThroughputProber::for_config(config)?),
         })
     }
 
@@ -357,6 +369,7 @@ impl Probe for Probers {
             Kind::Tcp => self.tcp.start(req, done),
             Kind::Http => self.http.start(req, done),
             Kind::Dns => self.dns.start(req, done),
+            Kind::Throughput => self.throughput.start(req, done),
         }
     }
 }
@@ -420,7 +433,8 @@ mod tests {
         for (i, r) in Reason::ALL.iter().enumerate() {
             assert_eq!(r.index(), i, "{r:?}");
         }
-        assert_eq!(Reason::COUNT, 15);
+        assert_eq!(Reason::COUNT, 17);
+        assert_eq!(Reason::ShortBody.as_str(), "short_body");
         assert_eq!(Reason::ConnectRefused.as_str(), "connect_refused");
         assert_eq!(Phase::FirstByte.as_str(), "first_byte");
         let timeout = Outcome::Timeout { phase: None };

@@ -25,7 +25,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::{Observation, Outcome, ProbeResult, Reason};
-use crate::config::{Config, DnsSpec, HttpSpec, IcmpSpec, Kind, Target, TargetSpec, TcpSpec};
+use crate::config::{
+    Config, DnsSpec, HttpSpec, IcmpSpec, Kind, Target, TargetSpec, TcpSpec, ThroughputSpec,
+};
 
 /// Starts one probe; the one signature every kind implements.
 pub trait Probe: Send + Sync + 'static {
@@ -111,6 +113,7 @@ kind_spec!(IcmpSpec, Icmp);
 kind_spec!(TcpSpec, Tcp);
 kind_spec!(HttpSpec, Http);
 kind_spec!(DnsSpec, Dns);
+kind_spec!(ThroughputSpec, Throughput);
 
 /// The caller's bookkeeping for probes in flight (the scheduler's permits,
 /// busy flags, in-flight gauge). Probes never see it.
@@ -118,6 +121,10 @@ pub trait Slots: Send + Sync + 'static {
     /// Called exactly once per probe, when its completion is completed
     /// (after the result is queued) or dropped.
     fn release(&self, index: usize);
+
+    /// Sees a probe's result before it is queued (the scheduler charges a
+    /// throughput test's bytes to its daily budget here).
+    fn observed(&self, _result: &ProbeResult) {}
 }
 
 /// Takes a probe's observation to whoever started it; releases the caller's
@@ -213,6 +220,9 @@ impl Completion {
             lateness,
             observation,
         };
+        if let Some(slots) = &hold.slots {
+            slots.observed(&result);
+        }
         // An error means the receiver is gone: the daemon is stopping.
         let _ = results.send(result).await;
         drop(hold);

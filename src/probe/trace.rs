@@ -178,7 +178,7 @@ pub enum TraceError {
 }
 
 /// The host a target's probes go to, if it has one (the server of a DNS
-/// target, the URL's host of an HTTP target).
+/// target, the URL's host of an HTTP or throughput target).
 pub fn target_host(target: &Target) -> Option<Host> {
     let url_host = |url: &url::Url| match url.host()? {
         url::Host::Ipv4(ip) => Some(Host::Ip(ip.into())),
@@ -189,6 +189,7 @@ pub fn target_host(target: &Target) -> Option<Host> {
         TargetSpec::Icmp(s) => Some(s.host.clone()),
         TargetSpec::Tcp(s) => Some(s.host.clone()),
         TargetSpec::Http(s) => url_host(&s.url),
+        TargetSpec::Throughput(s) => url_host(&s.url),
         TargetSpec::Dns(s) => match &s.server {
             DnsServer::Udp(Nameserver::Addr { host, .. })
             | DnsServer::Tcp(Nameserver::Addr { host, .. })

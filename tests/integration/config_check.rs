@@ -11,9 +11,9 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RecordType};
 use http::{HeaderName, HeaderValue};
 use linkwatch::config::{
-    self, BodyMatch, Config, ConfigError, ConfigErrors, DnsServer, DnsSpec, DnsTransport, DownWhen,
-    Host, HttpMethod, HttpSpec, IcmpSpec, IpVersion, Kind, LogFormat, Nameserver, TargetSpec,
-    TcpSpec,
+    self, BodyMatch, Config, ConfigError, ConfigErrors, Direction, DnsServer, DnsSpec,
+    DnsTransport, DownWhen, Host, HttpMethod, HttpSpec, IcmpSpec, IpVersion, Kind, LogFormat,
+    Nameserver, Plan, TargetSpec, TcpSpec, ThroughputSpec,
 };
 
 const FIXTURES: &str = "tests/config";
@@ -95,7 +95,7 @@ const INVALID: &[(&str, &[&str])] = &[
     (
         "invalid-kind.toml",
         &[
-            "7:8: key `target[0].kind`: `kind` (ping) must be one of icmp, tcp, http, dns",
+            "7:8: key `target[0].kind`: `kind` (ping) must be one of icmp, tcp, http, dns, throughput",
             "9:1: key `target[0].color`: unknown key `color`; valid keys: name, group, kind, interval, timeout, fail_after, recover_after and the keys of the target's kind",
             "11:1: key `target[1].kind`: missing required key `kind`",
             "11:1: key `target[1].name`: missing required key `name`",
@@ -183,6 +183,23 @@ const INVALID: &[(&str, &[&str])] = &[
         &["10:11: key `target[0].timeout`: `timeout` (5s) must be less than `interval` (2s)"],
     ),
     (
+        "invalid-throughput.toml",
+        &[
+            "9:13: key `target[0].max_bytes`: `max_bytes` (0) must be more than 0",
+            "16:11: key `target[1].streams`: `streams` (0) must be in the range 1..=16",
+            "17:13: key `target[1].direction`: `direction` (sideways) must be \"download\" or \"upload\"",
+            "23:7: key `target[2].url`: `url` (ftp://speed.example/x) has scheme `ftp`; only http and https are supported",
+            "24:11: key `target[2].streams`: `streams` (17) must be in the range 1..=16",
+            "25:13: key `target[2].max_bytes`: `max_bytes` (\"25 mb\") is not a byte size (unknown unit `mb`; use one of B, kB, MB, GB, TB, KiB, MiB, GiB, TiB); write e.g. 25000000, \"25 MB\" or \"1 GiB\"",
+            "33:13: key `target[3].min_bytes`: `min_bytes` (\"2 MB\") must not be more than `max_bytes` (1000000): every test would end as short_body",
+            "34:21: key `target[3].max_bytes_per_day`: `max_bytes_per_day` (500000) is less than one test's `max_bytes` (1000000): no test could ever run",
+            "41:12: key `target[4].interval`: `interval` (5s) of a throughput target must be at least 10s; each test spends up to `max_bytes` of data",
+            "49:12: key `target[5].interval`: `interval` (15s) must be longer than a whole test can take: 2 × `timeout` (5s) + `max_duration` (10s) = 20s",
+            "53:12: key `plan.download`: `download` (100 Mbps) is not a rate (unknown unit `Mbps`; use one of bit/s, kbit/s, Mbit/s, Gbit/s, B/s, kB/s, MB/s, GB/s); write e.g. \"100 Mbit/s\"",
+            "54:10: key `plan.upload`: expected a rate such as \"100 Mbit/s\", found integer `20`",
+        ],
+    ),
+    (
         "invalid-unknown-group.toml",
         &[
             "9:9: key `target[0].group`: `group` (wan) names no [[group]]; defined groups: lan, internet",
@@ -202,7 +219,9 @@ const INVALID: &[(&str, &[&str])] = &[
     ),
     (
         "invalid-unknown-key-top.toml",
-        &["1:1: key `colour`: unknown key `colour`; valid keys: daemon, defaults, group, target"],
+        &[
+            "1:1: key `colour`: unknown key `colour`; valid keys: daemon, defaults, group, target, plan",
+        ],
     ),
     (
         "invalid-url-scheme.toml",
@@ -685,7 +704,49 @@ fn full_example_parses_to_the_expected_model() {
                     name("example.com."),
                 )),
             ),
+            config::Target {
+                name: "intl-upload".into(),
+                group: "internet".into(),
+                interval: Duration::from_secs(3600),
+                timeout: Duration::from_secs(3),
+                fail_after: full_defaults().fail_after,
+                recover_after: full_defaults().recover_after,
+                spec: TargetSpec::Throughput(ThroughputSpec {
+                    url: "https://speed.example.net/upload".parse().unwrap(),
+                    direction: Direction::Upload,
+                    streams: 8,
+                    max_bytes: 50_000_000,
+                    max_duration: Duration::from_secs(15),
+                    min_bytes: 2_000_000,
+                    max_bytes_per_day: 2 << 30,
+                    timeout: Duration::from_secs(3),
+                    headers: vec![(
+                        HeaderName::from_static("authorization"),
+                        HeaderValue::from_static("Bearer x"),
+                    )],
+                    ip_version: IpVersion::V4,
+                    ca_file: Some("/etc/ssl/speed.pem".into()),
+                    tls_verify: false,
+                }),
+            },
+            config::Target {
+                name: "domestic-download".into(),
+                group: "isp".into(),
+                // Not the [defaults] 1s/500ms: a throughput test's own defaults.
+                interval: Duration::from_secs(30 * 60),
+                timeout: Duration::from_secs(5),
+                fail_after: full_defaults().fail_after,
+                recover_after: full_defaults().recover_after,
+                spec: TargetSpec::Throughput(ThroughputSpec::new(
+                    "http://speed.isp.example/25MB.bin".parse().unwrap(),
+                    Direction::Download,
+                )),
+            },
         ],
+        plan: Some(Plan {
+            download_bps: Some(100e6),
+            upload_bps: Some(100e6),
+        }),
     };
     assert_eq!(c, expected);
     let kinds: Vec<Kind> = c.targets.iter().map(|t| t.kind()).collect();
@@ -808,6 +869,56 @@ fn ip_version_accepts_strings_and_integers() {
     }
 }
 
+/// The commented examples shipped next to the default: `config/*.example.toml`.
+fn shipped_examples() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().ends_with(".example.toml"))
+        })
+        .collect()
+}
+
+#[test]
+fn throughput_example_compares_domestic_and_international_within_budget() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/throughput.example.toml");
+    let c = config::load(&path).unwrap();
+    let plan = c.plan.unwrap();
+    assert_eq!(
+        (plan.download_bps, plan.upload_bps),
+        (Some(100e6), Some(20e6))
+    );
+    let tests: Vec<&config::Target> = c
+        .targets
+        .iter()
+        .filter(|t| t.kind() == Kind::Throughput)
+        .collect();
+    let groups: Vec<&str> = tests.iter().map(|t| t.group.as_str()).collect();
+    assert_eq!(groups, ["isp", "international"]);
+    for t in tests {
+        let TargetSpec::Throughput(s) = &t.spec else {
+            unreachable!()
+        };
+        // A day of tests fits the budget: no evening without figures.
+        let per_day = 86_400 / t.interval.as_secs();
+        assert!(per_day * s.max_bytes <= s.max_bytes_per_day, "{}", t.name);
+    }
+    assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+    // `linkwatch check` accepts it.
+    let out = std::process::Command::new(crate::harness::daemon::BIN)
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    // The embedded default spends no data.
+    let default = config::default_config().unwrap();
+    assert!(default.targets.iter().all(|t| t.kind() != Kind::Throughput));
+}
+
 /// Every valid example configuration shipped or used as a fixture.
 fn valid_examples() -> Vec<(String, String)> {
     let mut examples = vec![(
@@ -821,6 +932,7 @@ fn valid_examples() -> Vec<(String, String)> {
             p.file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with("valid-"))
         })
+        .chain(shipped_examples())
         .collect();
     paths.sort();
     for p in paths {

@@ -23,3 +23,5 @@ mod netns_outage;
 mod netns_stall;
 mod path_trace;
 mod tcp;
+mod throughput;
+mod throughput_wired;

@@ -102,7 +102,7 @@ pub(super) fn parse(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Option<HttpSpec> {
 }
 
 /// An http or https URL with a host.
-fn url_value(s: &str) -> Result<Url, String> {
+pub(super) fn url_value(s: &str) -> Result<Url, String> {
     let url = Url::parse(s).map_err(|e| format!("`url` ({s}) is not a valid URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!(
@@ -118,7 +118,7 @@ fn url_value(s: &str) -> Result<Url, String> {
 }
 
 /// `[target.headers]`: names and values parsed into their HTTP types here, once.
-fn headers(
+pub(super) fn headers(
     w: &mut Walker<'_>,
     t: &Tbl<'_, '_>,
 ) -> Result<Vec<(HeaderName, HeaderValue)>, Reported> {

@@ -1,12 +1,16 @@
 //! The per-kind target specs: which keys each kind takes and how they become
 //! an [`IcmpSpec`](super::IcmpSpec), [`TcpSpec`](super::TcpSpec),
-//! [`HttpSpec`](super::HttpSpec) or [`DnsSpec`](super::DnsSpec), plus the
+//! [`HttpSpec`](super::HttpSpec), [`DnsSpec`](super::DnsSpec) or
+//! [`ThroughputSpec`](super::ThroughputSpec), plus the
 //! keys several kinds share (`host`, `ip_version`).
 
 mod dns;
 mod http;
 mod icmp;
 mod tcp;
+mod throughput;
+
+pub(super) use throughput::{plan, timing as throughput_timing};
 
 use std::net::IpAddr;
 
@@ -23,6 +27,7 @@ pub(super) fn keys(kind: Kind) -> &'static [&'static str] {
         Kind::Tcp => tcp::KEYS,
         Kind::Http => http::KEYS,
         Kind::Dns => dns::KEYS,
+        Kind::Throughput => throughput::KEYS,
     }
 }
 
@@ -33,6 +38,7 @@ pub(super) fn parse(w: &mut Walker<'_>, t: &Tbl<'_, '_>, kind: Kind) -> Option<T
         Kind::Tcp => tcp::parse(w, t).map(TargetSpec::Tcp),
         Kind::Http => http::parse(w, t).map(TargetSpec::Http),
         Kind::Dns => dns::parse(w, t).map(TargetSpec::Dns),
+        Kind::Throughput => throughput::parse(w, t).map(TargetSpec::Throughput),
     }
 }
 

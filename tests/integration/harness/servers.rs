@@ -334,3 +334,119 @@ pub fn with_tls_name(server: DnsServer, name: &str) -> DnsServer {
         other => other,
     }
 }
+
+/// What an [`UploadSink`] read: body bytes and its own transfer time.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SinkCount {
+    pub bytes: u64,
+    pub requests: u64,
+    pub first: Option<tokio::time::Instant>,
+    pub last: Option<tokio::time::Instant>,
+}
+
+impl SinkCount {
+    /// Bits per second over the server's own transfer time (first to last body byte read).
+    pub fn bits_per_second(&self) -> Option<f64> {
+        let secs = self.last?.duration_since(self.first?).as_secs_f64();
+        (secs > 0.0).then(|| self.bytes as f64 * 8.0 / secs)
+    }
+}
+
+/// A hyper HTTP/1.1 server on 127.0.0.1:0 that reads and counts every request
+/// body (optionally at a pace: `pace = (bytes, pause)` sleeps `pause` after each
+/// `bytes` read), then answers `status` with an empty body.
+pub struct UploadSink {
+    pub addr: SocketAddr,
+    pub count: Arc<Mutex<SinkCount>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for UploadSink {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl UploadSink {
+    pub async fn start(
+        tls: Option<Arc<ServerConfig>>,
+        status: u16,
+        pace: Option<(u64, Duration)>,
+    ) -> Self {
+        use http_body_util::BodyExt;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let count = Arc::new(Mutex::new(SinkCount::default()));
+        let acceptor = tls.map(TlsAcceptor::from);
+        let count2 = Arc::clone(&count);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let count = Arc::clone(&count2);
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |req: hyper::Request<hyper::body::Incoming>| {
+                            let count = Arc::clone(&count);
+                            async move {
+                                let mut body = req.into_body();
+                                let mut since_pause = 0u64;
+                                while let Some(Ok(frame)) = body.frame().await {
+                                    let Ok(data) = frame.into_data() else {
+                                        continue;
+                                    };
+                                    let now = tokio::time::Instant::now();
+                                    {
+                                        let mut c = count.lock().unwrap();
+                                        c.bytes += data.len() as u64;
+                                        c.first.get_or_insert(now);
+                                        c.last = Some(now);
+                                    }
+                                    since_pause += data.len() as u64;
+                                    if let Some((every, pause)) = pace
+                                        && since_pause >= every
+                                    {
+                                        since_pause = 0;
+                                        tokio::time::sleep(pause).await;
+                                    }
+                                }
+                                count.lock().unwrap().requests += 1;
+                                let mut response = hyper::Response::new(http_body_util::Full::new(
+                                    bytes::Bytes::new(),
+                                ));
+                                *response.status_mut() =
+                                    hyper::StatusCode::from_u16(status).unwrap();
+                                Ok::<_, std::convert::Infallible>(response)
+                            }
+                        },
+                    );
+                    let builder = hyper::server::conn::http1::Builder::new();
+                    match acceptor {
+                        Some(acceptor) => {
+                            if let Ok(tls) = acceptor.accept(tcp).await {
+                                let io = hyper_util::rt::TokioIo::new(tls);
+                                let _ = builder.serve_connection(io, service).await;
+                            }
+                        }
+                        None => {
+                            let io = hyper_util::rt::TokioIo::new(tcp);
+                            let _ = builder.serve_connection(io, service).await;
+                        }
+                    }
+                });
+            }
+        });
+        Self { addr, count, task }
+    }
+
+    /// `http(s)://127.0.0.1:<port><path>`.
+    pub fn url(&self, scheme: &str, path: &str) -> url::Url {
+        url::Url::parse(&format!("{scheme}://127.0.0.1:{}{path}", self.addr.port())).unwrap()
+    }
+
+    pub fn count(&self) -> SinkCount {
+        *self.count.lock().unwrap()
+    }
+}

@@ -1,0 +1,294 @@
+//! `kind = "throughput"`: a speed test of `streams` parallel connections to
+//! `url`, downloading or uploading until `max_bytes` or `max_duration`.
+//!
+//! The URL, headers and TLS keys are those of `kind = "http"`. Byte sizes are
+//! integers (bytes) or strings with a decimal or binary unit (`"25 MB"`,
+//! `"1 GiB"`). The target's `timeout` (5 s unless set on the target) and
+//! `interval` (30 min unless set on the target) are applied by the caller,
+//! which knows the effective values ([`super::super::parse`]).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use toml::de::DeValue;
+
+use super::super::model::{Direction, IpVersion, Plan, ThroughputSpec};
+use super::super::throughput::parse_rate;
+use super::super::validate;
+use super::super::walk::{At, Got, Reported, Span, Tbl, Walker};
+
+pub(super) const KEYS: &[&str] = &[
+    "url",
+    "direction",
+    "streams",
+    "max_bytes",
+    "max_duration",
+    "min_bytes",
+    "max_bytes_per_day",
+    "headers",
+    "ip_version",
+    "ca_file",
+    "tls_verify",
+];
+
+/// Byte units, decimal and binary, as (unit, bytes).
+const BYTE_UNITS: &[(&str, u64)] = &[
+    ("B", 1),
+    ("kB", 1_000),
+    ("MB", 1_000_000),
+    ("GB", 1_000_000_000),
+    ("TB", 1_000_000_000_000),
+    ("KiB", 1 << 10),
+    ("MiB", 1 << 20),
+    ("GiB", 1 << 30),
+    ("TiB", 1 << 40),
+];
+
+pub(super) fn parse(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Option<ThroughputSpec> {
+    let url = w.string(t, "url");
+    let url = w.check(t, "url", url, |s| super::http::url_value(s));
+    let url = w.missing(t, "url", url);
+    let direction = w.string(t, "direction");
+    let direction = w.check(t, "direction", direction, |s| match s.as_str() {
+        "download" => Ok(Direction::Download),
+        "upload" => Ok(Direction::Upload),
+        _ => Err(format!(
+            "`direction` ({s}) must be \"download\" or \"upload\""
+        )),
+    });
+    let streams = w.integer(t, "streams", 1, ThroughputSpec::MAX_STREAMS as i64);
+    let max_bytes = bytes(w, t, "max_bytes");
+    let min_bytes = bytes(w, t, "min_bytes");
+    let max_bytes_per_day = bytes(w, t, "max_bytes_per_day");
+    let max_duration = w.duration_with(t, "max_duration", |d, s| {
+        if d < Duration::from_millis(100) {
+            Err(format!("`max_duration` ({s}) must be at least 100ms"))
+        } else if d > ThroughputSpec::MAX_DURATION_LIMIT {
+            Err(format!(
+                "`max_duration` ({s}) is above the maximum of {}",
+                validate::format_duration(ThroughputSpec::MAX_DURATION_LIMIT)
+            ))
+        } else {
+            Ok(())
+        }
+    });
+    let headers = super::http::headers(w, t);
+    let ip_version = super::ip_version(w, t);
+    let ca_file = w.nonempty(t, "ca_file");
+    let tls_verify = w.boolean(t, "tls_verify");
+    let ip = match &url {
+        Ok(u) => match u.value.host() {
+            Some(url::Host::Ipv4(ip)) => Some(ip.into()),
+            Some(url::Host::Ipv6(ip)) => Some(ip.into()),
+            _ => None,
+        },
+        Err(_) => None,
+    };
+    super::check_family(w, t, ip, "url", &ip_version);
+
+    let max = match &max_bytes {
+        Ok(Some(v)) => v.value,
+        _ => ThroughputSpec::DEFAULT_MAX_BYTES,
+    };
+    let mut min_bytes = min_bytes;
+    if let (Ok(Some(min)), true) = (&min_bytes, max_bytes.is_ok())
+        && min.value > max
+    {
+        let message = format!(
+            "`min_bytes` ({}) must not be more than `max_bytes` ({max}{}): \
+             every test would end as short_body",
+            w.snippet(&min.span),
+            if matches!(max_bytes, Ok(None)) {
+                ", the default"
+            } else {
+                ""
+            }
+        );
+        min_bytes = Err(w.report(min.span.clone(), t.key("min_bytes"), message));
+    }
+    let mut max_bytes_per_day = max_bytes_per_day;
+    if let (Ok(Some(day)), true) = (&max_bytes_per_day, max_bytes.is_ok())
+        && day.value < max
+    {
+        let message = format!(
+            "`max_bytes_per_day` ({}) is less than one test's `max_bytes` ({max}): \
+             no test could ever run",
+            w.snippet(&day.span)
+        );
+        max_bytes_per_day = Err(w.report(day.span.clone(), t.key("max_bytes_per_day"), message));
+    }
+
+    Some(ThroughputSpec {
+        url: url.ok()?.value,
+        direction: direction.ok()?.map_or(Direction::Download, |v| v.value),
+        streams: streams
+            .ok()?
+            .map_or(ThroughputSpec::DEFAULT_STREAMS, |v| v.value as usize),
+        max_bytes: max,
+        max_duration: max_duration
+            .ok()?
+            .map_or(ThroughputSpec::DEFAULT_MAX_DURATION, |v| v.value),
+        min_bytes: min_bytes
+            .ok()?
+            .map_or(ThroughputSpec::DEFAULT_MIN_BYTES.min(max), |v| v.value),
+        max_bytes_per_day: max_bytes_per_day
+            .ok()?
+            .map_or(ThroughputSpec::DEFAULT_MAX_BYTES_PER_DAY, |v| v.value),
+        timeout: ThroughputSpec::DEFAULT_TIMEOUT,
+        headers: headers.ok()?,
+        ip_version: ip_version.ok()?.map_or(IpVersion::Any, |v| v.value),
+        ca_file: ca_file.ok()?.map(|v| PathBuf::from(v.value)),
+        tls_verify: tls_verify.ok()?.is_none_or(|v| v.value),
+    })
+}
+
+/// Applies the target's effective `timeout` to its test and checks its
+/// `interval` (written at `interval_span`, or the 30 min default): at least
+/// [`ThroughputSpec::MIN_INTERVAL`], and longer than a whole test can take.
+/// Returns false when a problem was reported.
+pub(in super::super) fn timing(
+    w: &mut Walker<'_>,
+    t: &Tbl<'_, '_>,
+    spec: &mut ThroughputSpec,
+    interval: Duration,
+    interval_span: Option<Span>,
+    timeout: Duration,
+) -> bool {
+    spec.timeout = timeout;
+    let span = interval_span.unwrap_or_else(|| t.span.clone());
+    let shown = validate::format_duration(interval);
+    if interval < ThroughputSpec::MIN_INTERVAL {
+        let message = format!(
+            "`interval` ({shown}) of a throughput target must be at least {}; \
+             each test spends up to `max_bytes` of data",
+            validate::format_duration(ThroughputSpec::MIN_INTERVAL)
+        );
+        w.report(span, t.key("interval"), message);
+        return false;
+    }
+    if spec.worst_case() >= interval {
+        let message = format!(
+            "`interval` ({shown}) must be longer than a whole test can take: \
+             2 × `timeout` ({}) + `max_duration` ({}) = {}",
+            validate::format_duration(timeout),
+            validate::format_duration(spec.max_duration),
+            validate::format_duration(spec.worst_case())
+        );
+        w.report(span, t.key("interval"), message);
+        return false;
+    }
+    true
+}
+
+/// `[plan]`: the promised `download` and `upload` rates, each optional.
+pub(in super::super) fn plan(
+    w: &mut Walker<'_>,
+    root: &Tbl<'_, '_>,
+) -> Result<Option<Plan>, Reported> {
+    let Some(t) = w.table(root, "plan")? else {
+        return Ok(None);
+    };
+    w.check_keys(&t, PLAN_KEYS);
+    let rate = |w: &mut Walker<'_>, key: &str| {
+        let got = w.string_as(&t, key, "a rate such as \"100 Mbit/s\"");
+        w.check(&t, key, got, |s| {
+            parse_rate(s).map_err(|reason| {
+                format!("`{key}` ({s}) is not a rate ({reason}); write e.g. \"100 Mbit/s\"")
+            })
+        })
+    };
+    let download = rate(w, "download");
+    let upload = rate(w, "upload");
+    let (download, upload) = (download?, upload?);
+    if download.is_none() && upload.is_none() {
+        let message =
+            "`[plan]` names no rate; set `download`, `upload` or both, or remove it".into();
+        return Err(w.report(t.span.clone(), t.key("download"), message));
+    }
+    Ok(Some(Plan {
+        download_bps: download.map(|v| v.value),
+        upload_bps: upload.map(|v| v.value),
+    }))
+}
+
+const PLAN_KEYS: &[&str] = &["download", "upload"];
+
+/// A byte size: an integer of bytes, or a string with a unit; more than 0.
+fn bytes(w: &mut Walker<'_>, t: &Tbl<'_, '_>, key: &str) -> Got<u64> {
+    let Some(v) = t.get(key) else {
+        return Ok(None);
+    };
+    let parsed = match v.get_ref() {
+        DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
+            .ok()
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| "it must be a whole number of bytes".to_owned()),
+        DeValue::String(s) => byte_size(s),
+        _ => {
+            return Err(w.wrong_type(
+                t.key(key),
+                v,
+                "a number of bytes or a size such as \"25 MB\"",
+            ));
+        }
+    };
+    match parsed {
+        Ok(n) if n > 0 => Ok(Some(At {
+            value: n,
+            span: v.span(),
+        })),
+        Ok(_) => {
+            let message = format!("`{key}` ({}) must be more than 0", w.snippet(&v.span()));
+            Err(w.report(v.span(), t.key(key), message))
+        }
+        Err(reason) => {
+            let message = format!(
+                "`{key}` ({}) is not a byte size ({reason}); write e.g. 25000000, \"25 MB\" or \"1 GiB\"",
+                w.snippet(&v.span())
+            );
+            Err(w.report(v.span(), t.key(key), message))
+        }
+    }
+}
+
+/// `"25 MB"`, `"1.5 GB"`, `"512 KiB"`, `"1000 B"` → bytes.
+fn byte_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let unit = unit.trim();
+    let value: f64 = number
+        .parse()
+        .map_err(|_| "it does not start with a number".to_owned())?;
+    let Some(&(_, scale)) = BYTE_UNITS.iter().find(|(u, _)| *u == unit) else {
+        let units: Vec<&str> = BYTE_UNITS.iter().map(|(u, _)| *u).collect();
+        return Err(format!(
+            "unknown unit `{unit}`; use one of {}",
+            units.join(", ")
+        ));
+    };
+    let bytes = (value * scale as f64).round();
+    if !(bytes.is_finite() && bytes < u64::MAX as f64) {
+        return Err("it is too large".to_owned());
+    }
+    // Range checked above.
+    Ok(bytes as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(byte_size("25 MB"), Ok(25_000_000));
+        assert_eq!(byte_size("1GiB"), Ok(1 << 30));
+        assert_eq!(byte_size("1.5 GB"), Ok(1_500_000_000));
+        assert_eq!(byte_size("0 B"), Ok(0));
+        assert!(byte_size("25").is_err());
+        assert!(byte_size("25 mb").is_err());
+        assert!(byte_size("MB").is_err());
+    }
+}
