@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::history::HistoryStore;
 use crate::metrics::Metrics;
 use crate::outage::OutageService;
 use crate::probe::{ProbeResult, Probers};
@@ -44,6 +45,8 @@ pub enum StartError {
     Listen(std::io::Error),
     #[error(transparent)]
     Outage(#[from] crate::outage::StartError),
+    #[error(transparent)]
+    History(#[from] crate::history::HistoryError),
 }
 
 /// Runs the daemon until `shutdown` resolves. `on_listen` receives the bound
@@ -64,6 +67,7 @@ pub async fn run(
     let status = Arc::new(StatusStore::new(&config));
     let (mut outages, outage_handle) = OutageService::start(&config, metrics.registry()).await?;
     outages.publish_target_states(status.clone());
+    let history = Arc::new(HistoryStore::open(&config)?);
     let listener = server::bind(config.daemon.listen)
         .await
         .map_err(StartError::Listen)?;
@@ -85,6 +89,7 @@ pub async fn run(
         metrics: metrics.clone(),
         status: status.clone(),
         outages: outage_handle,
+        history: history.clone(),
         scheduler_alive: scheduler_alive.clone(),
         started: jiff::Timestamp::now(),
     });
@@ -100,9 +105,12 @@ pub async fn run(
         rx,
         metrics.clone(),
         status,
+        history.clone(),
         outages,
         config.clone(),
     ));
+    let history_stop = CancellationToken::new();
+    tokio::spawn(history.clone().flush_periodically(history_stop.clone()));
     let cancel = CancellationToken::new();
     let scheduler = tokio::spawn(
         Scheduler::new(config.clone(), probers, tx, Some(metrics)).run(cancel.clone()),
@@ -122,6 +130,8 @@ pub async fn run(
         server_stop,
         notifier,
         watchdog,
+        history,
+        history_stop,
     };
     running.until_stopped(shutdown).await;
     Ok(())
@@ -155,6 +165,8 @@ struct Running {
     server_stop: CancellationToken,
     notifier: Arc<Notifier>,
     watchdog: Option<JoinHandle<()>>,
+    history: Arc<HistoryStore>,
+    history_stop: CancellationToken,
 }
 
 impl Running {
@@ -189,6 +201,10 @@ impl Running {
             Ok(Err(e)) => tracing::error!(error = %e, "result collector failed"),
             Err(_) => tracing::warn!("result collector did not drain in time"),
         }
+        self.history_stop.cancel();
+        if let Err(e) = self.history.flush(jiff::Timestamp::now(), true) {
+            tracing::warn!(error = %e, "failed to write the last history rows");
+        }
         self.server_stop.cancel();
         if tokio::time::timeout(remaining(), self.server)
             .await
@@ -222,12 +238,14 @@ async fn collect(
     mut rx: mpsc::Receiver<ProbeResult>,
     metrics: Arc<Metrics>,
     status: Arc<StatusStore>,
+    history: Arc<HistoryStore>,
     mut outages: OutageService,
     config: Arc<Config>,
 ) -> OutageService {
     while let Some(r) = rx.recv().await {
         metrics.record(&r);
         status.record(&r);
+        history.record(&r);
         outages.observe(&r).await;
         if tracing::enabled!(tracing::Level::DEBUG) {
             let name = config

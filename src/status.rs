@@ -176,6 +176,11 @@ impl StatusStore {
         }
     }
 
+    /// Every target's name, in configuration order.
+    pub fn target_names(&self) -> Vec<String> {
+        self.lock().iter().map(|(t, _)| t.name.clone()).collect()
+    }
+
     /// Every target's status, in configuration order.
     fn snapshot(&self) -> Vec<TargetStatus> {
         self.lock()
