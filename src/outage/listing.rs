@@ -120,10 +120,10 @@ pub fn render_json(records: &[OutageRecord]) -> Result<String, serde_json::Error
 }
 
 fn human_duration(secs: f64) -> String {
-    let total = secs.max(0.0);
-    let whole = total as u64;
+    // Round to milliseconds first, so that 19.99994 s carries into 20.000 s.
+    let total_ms = (secs.max(0.0) * 1000.0).round() as u64;
+    let (whole, ms) = (total_ms / 1000, total_ms % 1000);
     let (h, m, s) = (whole / 3600, whole % 3600 / 60, whole % 60);
-    let ms = ((total - whole as f64) * 1000.0).round() as u64 % 1000;
     if h > 0 {
         format!("{h}h{m:02}m{s:02}s")
     } else if m > 0 {
@@ -144,6 +144,9 @@ pub struct VerifyReport {
     pub first_broken_line: Option<u64>,
     /// Every problem, by line number.
     pub problems: Vec<JournalWarning>,
+    /// Hash of the last valid line: what a report names, so that a reader
+    /// can compare it with `linkwatch outages --verify` on the machine.
+    pub head: String,
 }
 
 impl VerifyReport {
@@ -154,6 +157,7 @@ impl VerifyReport {
             valid: history.valid_lines,
             first_broken_line: history.first_chain_break().map(|w| w.line),
             problems: history.warnings.clone(),
+            head: history.tail.last_hash.clone(),
         }
     }
 
@@ -171,8 +175,8 @@ impl VerifyReport {
         let mut out = String::new();
         if self.ok() {
             out.push_str(&format!(
-                "journal ok: {} lines, hash chain intact\n",
-                self.valid
+                "journal ok: {} lines, hash chain intact, head {}\n",
+                self.valid, self.head
             ));
         } else {
             match self.first_broken_line {
@@ -307,5 +311,13 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(&render_json(&recs).unwrap()).unwrap();
         assert_eq!(json[0]["end"], "2026-11-01T10:00:12.500Z");
         assert_eq!(json[0]["gaps"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn durations_carry_rounded_milliseconds() {
+        assert_eq!(human_duration(19.99994), "20.000s");
+        assert_eq!(human_duration(19.0004), "19.000s");
+        assert_eq!(human_duration(59.9996), "1m00s");
+        assert_eq!(human_duration(3599.9999), "1h00m00s");
     }
 }

@@ -373,49 +373,53 @@ fn group_targets<'a>(d: &'a PageData, group: &str) -> Vec<&'a str> {
         .collect()
 }
 
-/// Which coverage steps of a group were monitored (any target probed).
-fn monitored_steps(d: &PageData, group: &str) -> Vec<bool> {
-    let targets = group_targets(d, group);
-    let mut out: Vec<bool> = Vec::new();
-    for s in d
-        .coverage
-        .iter()
-        .filter(|s| targets.contains(&s.target.as_str()))
-    {
+/// Seconds of each coverage step a group was monitored: per target,
+/// probes × interval (a probe speaks for one interval), at most the step;
+/// the group's is its best-covered target's.
+fn monitored_steps(d: &PageData, group: &str) -> Vec<f64> {
+    let mut out: Vec<f64> = Vec::new();
+    for t in d.status.targets.iter().filter(|t| t.group == group) {
+        let Some(s) = d.coverage.iter().find(|s| s.target == t.name) else {
+            continue;
+        };
         if out.is_empty() {
-            out = vec![false; s.points.len()];
+            out = vec![0.0; s.points.len()];
         }
         for (o, p) in out.iter_mut().zip(&s.points) {
-            *o |= p.summary.probes > 0;
+            let secs = (f64::from(p.summary.probes) * t.interval_seconds).min(COVERAGE_STEP as f64);
+            *o = o.max(secs);
         }
     }
     out
 }
 
-/// Seconds monitored in `[from, to)` according to `steps`.
-fn monitored_secs(d: &PageData, steps: &[bool], from: Timestamp, to: Timestamp) -> f64 {
+/// Seconds monitored in `[from, to)` according to `steps` (a step partly
+/// inside counts in proportion).
+fn monitored_secs(d: &PageData, steps: &[f64], from: Timestamp, to: Timestamp) -> f64 {
     let Some(first) = d.coverage.first() else {
         return 0.0;
     };
     let base = first.since.as_second();
     let mut total = 0.0;
-    for (i, on) in steps.iter().enumerate() {
-        if !on {
+    for (i, secs) in steps.iter().enumerate() {
+        if *secs <= 0.0 {
             continue;
         }
-        let a = (base + i as i64 * COVERAGE_STEP).max(from.as_second());
-        let b = (base + (i as i64 + 1) * COVERAGE_STEP)
-            .min(to.as_second())
-            .min(d.status.now.as_second());
+        let (sa, sb) = (
+            base + i as i64 * COVERAGE_STEP,
+            base + (i as i64 + 1) * COVERAGE_STEP,
+        );
+        let a = sa.max(from.as_second());
+        let b = sb.min(to.as_second());
         if b > a {
-            total += (b - a) as f64;
+            total += secs * (b - a) as f64 / COVERAGE_STEP as f64;
         }
     }
     total
 }
 
 /// Availability of `group` over `[from, now)`: 1 − down / monitored.
-fn availability(d: &PageData, group: &str, steps: &[bool], from: Timestamp) -> Option<f64> {
+fn availability(d: &PageData, group: &str, steps: &[f64], from: Timestamp) -> Option<f64> {
     let now = d.status.now;
     let monitored = monitored_secs(d, steps, from, now);
     if monitored <= 0.0 {
@@ -439,7 +443,7 @@ fn pct(a: Option<f64>) -> String {
 }
 
 /// The segments of a group's bar over the last `span` seconds in `n` parts.
-fn segments(d: &PageData, group: &str, steps: &[bool], span: i64, n: i64) -> Vec<Segment> {
+fn segments(d: &PageData, group: &str, steps: &[f64], span: i64, n: i64) -> Vec<Segment> {
     let now = d.status.now.as_second();
     let seg_len = span / n;
     let end = (now / seg_len + 1) * seg_len;
@@ -466,8 +470,7 @@ fn segments(d: &PageData, group: &str, steps: &[bool], span: i64, n: i64) -> Vec
                     usize::try_from(idx)
                         .ok()
                         .and_then(|i| steps.get(i))
-                        .copied()
-                        .unwrap_or(false)
+                        .is_some_and(|s| *s > 0.0)
                 });
             let (seg, note) = if let Some(p) = hits.iter().find(|p| p.kind == Kind::Outage) {
                 (

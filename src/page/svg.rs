@@ -11,7 +11,7 @@ use crate::history::{Point, Series};
 
 /// Chart width in viewBox units; the SVG scales to its container.
 const W: f64 = 600.0;
-const PAD_L: f64 = 46.0;
+const PAD_L: f64 = 58.0;
 const PAD_R: f64 = 6.0;
 
 /// One segment's state on an uptime bar, worst first.
@@ -182,6 +182,15 @@ pub fn latency_chart(
         s,
         "<rect class=\"plot\" x=\"{PAD_L}\" y=\"{TOP}\" width=\"{plot_w:.1}\" height=\"{plot_h}\"/>"
     );
+    let now = Timestamp::now();
+    for (i, p) in pts.iter().enumerate() {
+        if p.start > now {
+            break; // the future is neither monitored nor not
+        }
+        let x = PAD_L + i as f64 * step_w;
+        let sw = (step_w - 0.2).max(0.3);
+        point(&mut s, p, x, sw, TOP, plot_h, &y);
+    }
     for m in marks {
         let from = x_of(m.start.max(series.since));
         let to = x_of(m.end.unwrap_or(series.until).min(series.until));
@@ -194,20 +203,33 @@ pub fn latency_chart(
                 } else {
                     "m-deg"
                 },
-                (to - from).max(1.0),
+                (to - from).max(3.0),
                 m.kind.word(),
                 esc(&m.group),
                 esc(&human(m.duration_seconds)),
             );
         }
     }
-    for (i, p) in pts.iter().enumerate() {
-        let x = PAD_L + i as f64 * step_w;
-        let sw = (step_w - 0.2).max(0.3);
-        point(&mut s, p, x, sw, TOP, plot_h, &y);
+    // Axes: three RTT labels (none without an RTT), three time labels.
+    if sorted.is_empty() {
+        let _ = write!(
+            s,
+            "<text class=\"ax none\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+            PAD_L + plot_w / 2.0,
+            TOP + plot_h / 2.0,
+            if probes == 0 {
+                "no probes in this period"
+            } else {
+                "no successful probe in this period"
+            }
+        );
     }
-    // Axes: three RTT labels, three time labels.
-    for frac in [0.0, 0.5, 1.0] {
+    for frac in if sorted.is_empty() {
+        &[][..]
+    } else {
+        &[0.0, 0.5, 1.0][..]
+    } {
+        let frac = *frac;
         let v = top * frac;
         let _ = write!(
             s,

@@ -352,11 +352,10 @@ fn detail_page(state: &AppState, id: &str) -> Option<String> {
         .into_iter()
         .find(|p| p.id == id)?;
     let end = p.end.unwrap_or(status.now);
-    let pad = ((end.as_second() - p.start.as_second()) / 2).clamp(1800, 86_400);
+    let pad = ((end.as_second() - p.start.as_second()) * 2).clamp(600, 86_400);
     let since = jiff::Timestamp::from_second(p.start.as_second() - pad).unwrap_or(p.start);
-    let until = jiff::Timestamp::from_second(end.as_second() + pad)
-        .unwrap_or(end)
-        .min(status.now.max(end));
+    // Up to now, or further if the outage is recent: it stays in the middle.
+    let until = jiff::Timestamp::from_second(end.as_second() + pad).unwrap_or(end);
     let span = (until.as_second() - since.as_second()).max(60);
     let step = ((span + 240 * 60 - 1) / (240 * 60)).max(1) * 60;
     let targets: Vec<String> = status

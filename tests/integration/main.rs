@@ -20,4 +20,5 @@ mod icmp;
 mod layering;
 mod netns_daemon;
 mod netns_outage;
+mod page_browser;
 mod tcp;
