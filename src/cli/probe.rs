@@ -27,6 +27,21 @@ pub(super) fn probe(logging: &Logging, config: Option<&Path>, only: &[String]) -
         );
         return ExitCode::from(2);
     }
+    // Only the chosen targets: probers are set up for them alone, so that
+    // `probe -t some-http-target` opens no ICMP socket.
+    let cfg = if only.is_empty() {
+        cfg
+    } else {
+        Config {
+            targets: cfg
+                .targets
+                .iter()
+                .filter(|t| only.contains(&t.name))
+                .cloned()
+                .collect(),
+            ..cfg
+        }
+    };
     let cfg = Arc::new(cfg);
     let reports = match probe_all(&cfg, only) {
         Ok(r) => r,
@@ -126,10 +141,28 @@ fn success_detail(report: &Observation) -> String {
     if let Some(rc) = &info.rcode {
         extra.push(format!("rcode={rc} answers=[{}]", info.answers.join(", ")));
     }
+    if let Some(bytes) = info.body_bytes {
+        extra.push(format!("bytes={bytes}"));
+    }
+    if let Some(rate) = info.bytes_per_second {
+        extra.push(format!("rate={}", fmt_rate(rate)));
+    }
     if let Some(peer) = info.peer {
         extra.push(format!("peer={peer}"));
     }
     extra.join(" ")
+}
+
+/// A download rate in bits per second, as speed tests show it.
+fn fmt_rate(bytes_per_second: f64) -> String {
+    let bps = bytes_per_second * 8.0;
+    if bps >= 1e9 {
+        format!("{:.2}Gbit/s", bps / 1e9)
+    } else if bps >= 1e6 {
+        format!("{:.1}Mbit/s", bps / 1e6)
+    } else {
+        format!("{:.0}kbit/s", bps / 1e3)
+    }
 }
 
 fn fmt_ms(d: Duration) -> String {

@@ -88,7 +88,9 @@ fn chromium(ns: &Netns, url: &str, width: u32, height: u32, extra: &[&str]) -> O
     out
 }
 
-/// Console messages (script errors, CSP refusals, failed loads) in Chromium's log.
+/// Console messages of the page (script errors, CSP refusals, failed
+/// loads) in Chromium's log; Chromium's own internal pages (`chrome://`,
+/// e.g. its new-tab components) are not the page under test.
 fn console_messages(stderr: &[u8]) -> Vec<String> {
     String::from_utf8_lossy(stderr)
         .lines()
@@ -98,6 +100,7 @@ fn console_messages(stderr: &[u8]) -> Vec<String> {
                 || l.contains("Uncaught")
                 || l.contains("net::ERR_")
         })
+        .filter(|l| !l.contains("source: chrome://"))
         .map(str::to_string)
         .collect()
 }
@@ -217,6 +220,8 @@ fail_after = 2
 recover_after = 2
 
 [[group]]
+name = "vault"
+[[group]]
 name = "lan"
 [[group]]
 name = "isp"
@@ -224,6 +229,14 @@ needs = "lan"
 [[group]]
 name = "internet"
 needs = "isp"
+
+# Down throughout (nothing listens on port 9); its secrets must never show.
+[[target]]
+name = "secret-api"
+group = "vault"
+kind = "http"
+url = "http://alice:hunter22@127.0.0.1:9/health?token=abc123xyz&region=eu"
+headers = { Authorization = "Bearer sekrit-token-42" }
 
 [[target]]
 name = "router"
@@ -256,7 +269,16 @@ kind = "icmp"
 host = "127.0.0.6"
 "#;
 
+/// Targets with seeded history (the secret one has none: it starts now).
 const TARGETS: [&str; 5] = ["router", "isp-gw", "isp-dns", "one-one", "quad-nine"];
+const SECRETS: [&str; 4] = ["alice", "hunter22", "abc123xyz", "sekrit-token-42"];
+
+/// No secret of the config in `text`.
+fn no_secrets(text: &str, what: &str) {
+    for s in SECRETS {
+        assert!(!text.contains(s), "{what} shows the secret `{s}`");
+    }
+}
 
 /// Three days of plausible per-minute history before `now`, four probes a
 /// minute, with five unmonitored hours two days ago and an evening of loss
@@ -429,15 +451,24 @@ fn status_page_detail_view_and_report_in_chromium() {
     }
     assert_eq!(
         dom.matches("class=\"bar\"").count(),
-        3 * 3,
+        4 * 3,
         "three bars per group"
+    );
+    no_secrets(&dom, "the status page");
+    no_secrets(
+        &curl(&ns, &format!("http://{addr}/api/v1/status"), false),
+        "/api/v1/status",
+    );
+    assert!(
+        dom.contains("http://***@127.0.0.1:9/health?token=***&amp;region=eu"),
+        "the URL is not shown redacted"
     );
     assert!(dom.contains("class=\"s-down\""), "no outage on a bar");
     assert!(
         dom.contains("class=\"s-gap\""),
         "no unmonitored segment on a bar"
     );
-    assert_eq!(dom.matches("class=\"chart\"").count(), TARGETS.len());
+    assert_eq!(dom.matches("class=\"chart\"").count(), TARGETS.len() + 1);
     for chunk in dom.split("<svg").skip(1) {
         let after = chunk.split_once('>').map(|(_, a)| a).unwrap_or("");
         assert!(
@@ -507,6 +538,7 @@ fn status_page_detail_view_and_report_in_chromium() {
         ])
         .output()
         .unwrap();
+    no_secrets(&dom, "the report");
     assert!(
         report.status.success(),
         "{}",
