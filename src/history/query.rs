@@ -64,7 +64,8 @@ impl HistoryQuery {
         Ok(q)
     }
 
-    fn points(&self) -> i64 {
+    /// Points per series.
+    pub fn points(&self) -> i64 {
         let span = self.until.as_second() - self.since.as_second();
         (span + self.step - 1) / self.step
     }

@@ -48,6 +48,31 @@ fn code_spans(s: &str) -> String {
         .collect()
 }
 
+/// RFC 3339 times with room to wrap: `2026-12-01 15:59:34.600 +00:00`.
+fn spaced(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len() + 8);
+    for (i, &c) in chars.iter().enumerate() {
+        let prev = i.checked_sub(1).and_then(|j| chars.get(j)).copied();
+        let next = chars.get(i + 1).copied();
+        let digit = |c: Option<char>| c.is_some_and(|c| c.is_ascii_digit());
+        if c == 'T' && digit(prev) && digit(next) {
+            out.push(' ');
+            continue;
+        }
+        // The offset after milliseconds: `.600+00:00`.
+        if (c == '+' || c == '-')
+            && i >= 4
+            && chars[i - 4] == '.'
+            && chars[i - 3..i].iter().all(char::is_ascii_digit)
+        {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn ts(s: &str) -> Option<Timestamp> {
     s.parse().ok()
 }
@@ -315,9 +340,9 @@ fn outage_rows(outages: &[ReportOutage]) -> String {
         let (end, gaps) = (end_text(o), gaps_text(o));
         let _ = write!(
             rows,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"id\">{}</td></tr>",
-            esc(&o.start),
-            esc(&end),
+            "<tr><td data-label=\"start\">{}</td><td data-label=\"end\">{}</td><td data-label=\"duration\">{}</td><td data-label=\"group\">{}</td><td data-label=\"likely cause\">{}</td><td data-label=\"failing targets\">{}</td><td data-label=\"unobserved\">{}</td><td class=\"id\" data-label=\"id\">{}</td></tr>",
+            esc(&spaced(&o.start)),
+            esc(&spaced(&end)),
             esc(&human(o.duration_seconds)),
             esc(&o.group),
             esc(&o.cause),
@@ -325,7 +350,7 @@ fn outage_rows(outages: &[ReportOutage]) -> String {
             if gaps.is_empty() {
                 "–".into()
             } else {
-                esc(&gaps)
+                esc(&spaced(&gaps))
             },
             esc(&o.id)
         );
@@ -373,7 +398,7 @@ pub fn render(r: &Report, caveats: &[String], verify: &str, definitions: &str) -
     if !r.unmonitored.is_empty() {
         b.push_str("<p>Not monitored:</p><ul class=\"unmonitored\">");
         for [x, y] in &r.unmonitored {
-            let _ = write!(b, "<li>{} to {}</li>", esc(x), esc(y));
+            let _ = write!(b, "<li>{} to {}</li>", esc(&spaced(x)), esc(&spaced(y)));
         }
         b.push_str("</ul>");
     }
@@ -438,12 +463,12 @@ journal {head_short}… · hash chain {integrity}</div></td></tr></thead><tbody>
 
 const STYLE: &str = "\
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1b1e23;background:#fff;margin:0 auto;max-width:1000px;padding:0 12px}\
-table.page{width:100%;border-collapse:collapse}table.page>thead>tr>td,table.page>tbody>tr>td{border:0;padding:0}\
+table.page{width:100%;border-collapse:collapse;table-layout:fixed}table.page>thead>tr>td,table.page>tbody>tr>td{border:0;padding:0}\
 .running{font-size:11px;color:#5b626b;border-bottom:1px solid #d5d8dd;padding:6px 0;margin-bottom:6px;overflow-wrap:anywhere}\
 h1{font-size:1.5rem;margin:8px 0 2px}h2{font-size:1.1rem;margin:18px 0 6px;break-after:avoid}\
 .lead{color:#5b626b;margin:0 0 8px}\
-table{border-collapse:collapse;width:100%;margin:4px 0}th,td{border:1px solid #d5d8dd;padding:3px 6px;text-align:left;vertical-align:top;font-size:13px}\
-th{background:#f1f2f4}tr{break-inside:avoid}td.id{font-size:11px;color:#5b626b}\
+table{border-collapse:collapse;width:100%;margin:4px 0}th,td{border:1px solid #d5d8dd;padding:3px 6px;text-align:left;vertical-align:top;font-size:13px;overflow-wrap:break-word}\
+th{background:#f1f2f4}tr{break-inside:avoid}td.id{font-size:11px;color:#5b626b;word-break:break-all}\
 code{font-size:12px;overflow-wrap:anywhere}.note{color:#a11}\
 svg.timeline{width:100%;height:auto;display:block}\
 .grid{stroke:#d5d8dd;stroke-width:.6}.ax,.day{font-size:10px;fill:#5b626b;font-family:system-ui,sans-serif}\
@@ -451,6 +476,20 @@ svg.timeline{width:100%;height:auto;display:block}\
 .k{font-size:14px}.k.mon{color:#9fd3ae}.k.out{color:#c8252c}.k.slow{color:#d08700}.k.gap{color:#9aa0a6}.legend{font-size:12px;color:#5b626b}\
 svg.av{width:60px;height:8px;vertical-align:middle}.avbg{fill:#e3e5e8}.avok{fill:#1f8a44}.avbad{fill:#c8252c}td.na{color:#5b626b}\
 footer{margin-top:18px;border-top:1px solid #d5d8dd;font-size:12px;color:#3b4047}\
-@media (max-width:600px){th,td{font-size:12px;padding:2px 4px}.perday svg.av{width:36px}#outages table{display:block;overflow-x:auto}}\
+@media (max-width:600px){body{padding:0 8px}th,td{font-size:12px;padding:2px 4px}.perday svg.av{display:none}li,.lead,code{overflow-wrap:anywhere}#groups table{display:block;overflow-x:auto}#outages thead{display:none}#outages table,#outages tbody,#outages tr,#outages td{display:block;width:auto}#outages tr{border:1px solid #d5d8dd;margin:0 0 8px;padding:4px 0}#outages td{border:0;padding:1px 6px}#outages td::before{content:attr(data-label) \": \";color:#5b626b}}\
 @media print{@page{size:A4;margin:12mm 10mm 14mm}body{max-width:none;padding:0;font-size:11px}\
 th,td{font-size:10.5px}a{color:inherit;text-decoration:none}svg.timeline{break-inside:avoid}}";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_get_room_to_wrap_and_nothing_else_changes() {
+        assert_eq!(
+            spaced("2026-12-01T15:59:34.600+00:00 to 2026-12-01T16:00:02.951-05:00"),
+            "2026-12-01 15:59:34.600 +00:00 to 2026-12-01 16:00:02.951 -05:00"
+        );
+        assert_eq!(spaced("isp-gw, T-Mobile 5G"), "isp-gw, T-Mobile 5G");
+    }
+}

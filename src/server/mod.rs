@@ -280,8 +280,20 @@ fn history_query(state: &AppState, query: &str) -> Result<HistoryQuery, String> 
         let span = (until.as_second() - since.as_second()).max(60);
         ((span + 1440 * 60 - 1) / (1440 * 60)).max(1) * 60
     });
-    HistoryQuery::new(targets, since, until, step).map_err(|e| e.to_string())
+    let q = HistoryQuery::new(targets, since, until, step).map_err(|e| e.to_string())?;
+    let total = q.points().saturating_mul(q.targets.len() as i64);
+    if total > MAX_API_POINTS {
+        return Err(format!(
+            "{total} points asked for ({} targets × {}); name fewer targets, a shorter period or a larger `step` (at most {MAX_API_POINTS})",
+            q.targets.len(),
+            q.points()
+        ));
+    }
+    Ok(q)
 }
+
+/// Most points one `/api/v1/history` response carries (~100 MB of JSON).
+const MAX_API_POINTS: i64 = 500_000;
 
 /// How many targets the status page charts.
 pub const PAGE_CHARTS: usize = 60;

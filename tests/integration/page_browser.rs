@@ -522,6 +522,19 @@ fn status_page_detail_view_and_report_in_chromium() {
             .any(|p| p["probes"].as_u64() > Some(0))
     );
 
+    let bad = curl(
+        &ns,
+        &format!("http://{addr}/api/v1/history?target=one-one&step=90"),
+        false,
+    );
+    assert!(bad.contains("whole number of minutes"), "{bad}");
+    let bad = curl(
+        &ns,
+        &format!("http://{addr}/api/v1/history?target=nope"),
+        false,
+    );
+    assert!(bad.contains("unknown target"), "{bad}");
+
     d.terminate(Duration::from_secs(5));
     drop_icmp(&ns, "127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6", false);
 
@@ -538,7 +551,7 @@ fn status_page_detail_view_and_report_in_chromium() {
         ])
         .output()
         .unwrap();
-    no_secrets(&dom, "the report");
+
     assert!(
         report.status.success(),
         "{}",
@@ -550,8 +563,25 @@ fn status_page_detail_view_and_report_in_chromium() {
         &ns,
         &format!("file://{}", file.display()),
         "report",
-        (3000, 1800),
+        (2400, 1800),
     );
+    no_secrets(&dom, "the report");
+    // "Print to PDF", as a reader would: A4 pages with the running header.
+    let pdf = shots_dir().join("report.pdf");
+    let _ = std::fs::remove_file(&pdf);
+    let arg = format!("--print-to-pdf={}", pdf.display());
+    chromium(
+        &ns,
+        &format!("file://{}", file.display()),
+        1280,
+        1800,
+        &[&arg, "--no-pdf-header-footer"],
+    );
+    assert!(
+        std::fs::metadata(&pdf).is_ok_and(|m| m.len() > 10_000),
+        "no PDF of the report"
+    );
+    println!("PDF {}", pdf.display());
     assert!(
         dom.contains("linkwatch outages --verify"),
         "the report does not say how to verify"
