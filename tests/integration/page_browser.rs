@@ -477,6 +477,20 @@ fn status_page_detail_view_and_report_in_chromium() {
             &chunk[..chunk.len().min(200)]
         );
     }
+    // The same page in dark mode (prefers-color-scheme: dark).
+    let dark = shots_dir().join("status-dark-1280.png");
+    let _ = std::fs::remove_file(&dark);
+    let arg = format!("--screenshot={}", dark.display());
+    let out = chromium(
+        &ns,
+        &format!("http://{addr}/"),
+        1280,
+        2200,
+        &["--force-dark-mode", &arg],
+    );
+    assert!(console_messages(&out.stderr).is_empty());
+    assert!(std::fs::metadata(&dark).is_ok_and(|m| m.len() > 5_000));
+    println!("SCREENSHOT {}", dark.display());
     // The 7-day charts show the seeded history.
     let week = look_at(
         &ns,
