@@ -46,11 +46,14 @@ fn dir_size(dir: &std::path::Path) -> u64 {
 }
 
 fn main() {
+    // `cargo test --all-targets` runs this without `--bench`: a quick smoke
+    // run of the same code, so the suite stays fast.
+    let smoke = !std::env::args().any(|a| a == "--bench");
     let targets: usize = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())
-        .unwrap_or(50);
-    let days = 30i64;
+        .unwrap_or(if smoke { 5 } else { 50 });
+    let days = if smoke { 2i64 } else { 30 };
     let per_minute = 60u32; // a 1 s interval: the densest common setting
     let tmp = tempfile::tempdir().unwrap();
     let names: Vec<(String, bool)> = (0..targets).map(|i| (format!("t{i}"), false)).collect();
@@ -103,7 +106,7 @@ fn main() {
     );
     // A minute's batch at 10 000 targets, as the daemon writes it.
     let big = tempfile::tempdir().unwrap();
-    let n = 10_000;
+    let n = if smoke { 100 } else { 10_000 };
     let many = HistoryStore::open_at(
         big.path(),
         (0..n).map(|i| (format!("target-{i}"), false)).collect(),
@@ -162,13 +165,13 @@ fn main() {
     let one = HistoryQuery::new(vec!["t0".into()], begin, end, 7200).unwrap();
     let (d, p) = time(&one);
     println!(
-        "serve 30 days of one target (2 h steps): {:.1} ms, {p} points",
+        "serve {days} days of one target (2 h steps): {:.1} ms, {p} points",
         d.as_secs_f64() * 1e3
     );
     let one_fine = HistoryQuery::new(vec!["t0".into()], begin, end, 1800).unwrap();
     let (d, p) = time(&one_fine);
     println!(
-        "serve 30 days of one target (30 min steps): {:.1} ms, {p} points",
+        "serve {days} days of one target (30 min steps): {:.1} ms, {p} points",
         d.as_secs_f64() * 1e3
     );
     let fifty: Vec<String> = (0..targets.min(50)).map(|i| format!("t{i}")).collect();
