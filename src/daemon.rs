@@ -248,12 +248,15 @@ async fn collect(
         history.record(&r);
         outages.observe(&r).await;
         if tracing::enabled!(tracing::Level::DEBUG) {
-            let name = config
-                .targets
-                .get(r.target)
-                .map_or("?", |t| t.name.as_str());
+            let target = config.targets.get(r.target);
+            let name = target.map_or("?", |t| t.name.as_str());
             let outcome = &r.observation.outcome;
-            tracing::debug!(target_name = name, result = outcome.result_label(), outcome = %outcome, "probe finished");
+            // Error texts quote URLs: no credentials in the log either.
+            let text = target.map_or_else(
+                || outcome.to_string(),
+                |t| crate::status::Secrets::of(&t.spec).scrub(&outcome.to_string()),
+            );
+            tracing::debug!(target_name = name, result = outcome.result_label(), outcome = %text, "probe finished");
         }
     }
     outages

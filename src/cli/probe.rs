@@ -111,6 +111,8 @@ fn row(t: &Target, report: &Observation) -> [String; 6] {
         ),
         error @ Outcome::Error(_) => ("error", "-".to_string(), error.to_string()),
     };
+    // Error texts quote URLs: never show their credentials.
+    let detail = crate::status::Secrets::of(&t.spec).scrub(&detail);
     [
         t.name.clone(),
         t.group.clone(),
