@@ -176,38 +176,44 @@ pub fn read_dir(dir: &Path, since: Timestamp, until: Timestamp, acc: &mut Accumu
 }
 
 /// Reads one file; a torn last line and malformed lines are skipped.
+///
+/// Bytes first: a row of a target the query does not ask for is dropped
+/// after reading its index, without UTF-8 checks or field parsing (most rows
+/// of a store with many targets).
 fn read_file(path: &Path, acc: &mut Accumulator) -> std::io::Result<()> {
     let mut reader = std::io::BufReader::with_capacity(1 << 16, std::fs::File::open(path)?);
     let mut names: Vec<Option<usize>> = Vec::new();
-    let mut line = String::new();
+    let mut line = Vec::with_capacity(128);
     loop {
         line.clear();
-        if reader.read_line(&mut line)? == 0 {
+        if reader.read_until(b'\n', &mut line)? == 0 {
             break;
         }
-        let Some(l) = line.strip_suffix('\n') else {
+        if line.pop() != Some(b'\n') {
             break; // torn tail
-        };
-        let mut f = l.split('\t');
-        match f.next() {
-            Some("N") => {
-                let (Some(Ok(i)), Some(name)) = (f.next().map(str::parse::<usize>), f.next())
+        }
+        match line.first() {
+            Some(b'M' | b'T') => {
+                // `K \t time \t idx \t …`: the index is the third field.
+                let mut fields = line.split(|b| *b == b'\t');
+                let (Some(kind), Some(t), Some(idx)) =
+                    (fields.next(), fields.next(), fields.next())
                 else {
                     continue;
                 };
-                if names.len() <= i {
-                    names.resize(i + 1, None);
-                }
-                names[i] = acc.wanted(name);
-            }
-            Some(kind @ ("M" | "T")) => {
-                let (Some(t), Some(Ok(idx))) = (f.next(), f.next().map(str::parse::<usize>)) else {
-                    continue;
-                };
-                let Some(Some(series)) = names.get(idx).copied() else {
+                let Some(Some(series)) = parse_usize(idx).and_then(|i| names.get(i)).copied()
+                else {
                     continue; // a target the query does not ask for
                 };
-                if kind == "M" {
+                let start = kind.len() + t.len() + idx.len() + 3;
+                let Ok(rest) = std::str::from_utf8(line.get(start..).unwrap_or_default()) else {
+                    continue;
+                };
+                let Ok(t) = std::str::from_utf8(t) else {
+                    continue;
+                };
+                let mut f = rest.split('\t');
+                if kind == b"M" {
                     if let (Ok(m), Some(s)) = (t.parse::<i64>(), parse_minute(&mut f)) {
                         acc.add_minute_to(series, m, &s);
                     }
@@ -217,10 +223,36 @@ fn read_file(path: &Path, acc: &mut Accumulator) -> std::io::Result<()> {
                     acc.add_throughput_to(series, Throughput { at, ..tp });
                 }
             }
+            Some(b'N') => {
+                let Ok(l) = std::str::from_utf8(&line) else {
+                    continue;
+                };
+                let mut f = l.split('\t').skip(1);
+                let (Some(Ok(i)), Some(name)) = (f.next().map(str::parse::<usize>), f.next())
+                else {
+                    continue;
+                };
+                if i > 10_000_000 {
+                    continue; // not a plausible index: a corrupt line
+                }
+                if names.len() <= i {
+                    names.resize(i + 1, None);
+                }
+                names[i] = acc.wanted(name);
+            }
             _ => {}
         }
     }
     Ok(())
+}
+
+fn parse_usize(b: &[u8]) -> Option<usize> {
+    if b.is_empty() || b.len() > 12 {
+        return None;
+    }
+    b.iter().try_fold(0usize, |n, d| {
+        d.is_ascii_digit().then(|| n * 10 + usize::from(d - b'0'))
+    })
 }
 
 fn parse_minute<'a>(f: &mut impl Iterator<Item = &'a str>) -> Option<Minute> {

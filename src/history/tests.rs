@@ -104,7 +104,7 @@ fn a_torn_tail_and_garbage_are_skipped() {
         .unwrap()
         .path();
     let mut text = std::fs::read_to_string(&file).unwrap();
-    text.push_str("M\tnot a number\n\u{1}garbage\nM\t29440201\t0\t5\t0\t1");
+    text.push_str("M\tnot a number\nM\t29440200\t0\nM\t29440200\t99999999999999\t1\nN\t99999999999\tx\n\u{1}garbage\nM\t29440201\t0\t5\t0\t1");
     std::fs::write(&file, text).unwrap();
     let q = HistoryQuery::new(
         vec!["a".into()],
