@@ -86,6 +86,12 @@ pub struct Throughput {
 pub struct Point {
     pub start: Timestamp,
     pub summary: Minute,
+    /// Minutes of the step with at least one probe: how much of it was
+    /// monitored, whatever the probe interval was.
+    pub minutes: u32,
+    /// Which minutes (steps up to an hour): a minute split over two runs
+    /// comes in two rows and counts once.
+    seen: u64,
 }
 
 impl Point {
@@ -109,6 +115,7 @@ impl Serialize for Point {
         let mut map = s.serialize_map(None)?;
         map.serialize_entry("start", &format!("{:.3}", self.start))?;
         map.serialize_entry("probes", &m.probes)?;
+        map.serialize_entry("monitored_minutes", &self.minutes)?;
         map.serialize_entry("failures", &m.failures)?;
         map.serialize_entry("loss_ratio", &self.loss().map(|l| (l * 1e4).round() / 1e4))?;
         let ok = m.successes() > 0;
@@ -165,6 +172,8 @@ impl Accumulator {
                 start: Timestamp::from_second(q.since.as_second() + i as i64 * q.step)
                     .unwrap_or(q.since),
                 summary: Minute::default(),
+                minutes: 0,
+                seen: 0,
             })
             .collect();
         let mut index = HashMap::new();
@@ -207,6 +216,16 @@ impl Accumulator {
             .and_then(|s| s.points.get_mut(usize::try_from(i).unwrap_or(usize::MAX)))
         {
             p.summary.merge(s);
+            if s.probes > 0 {
+                let nth = (at - p.start.as_second()) / 60;
+                if self.q.step <= 3600 {
+                    p.seen |= 1u64 << nth.clamp(0, 63);
+                    p.minutes = p.seen.count_ones();
+                } else if i64::from(p.minutes) < self.q.step / 60 {
+                    // Longer steps: rows, at most the step's minutes.
+                    p.minutes += 1;
+                }
+            }
         }
     }
 

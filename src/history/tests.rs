@@ -86,6 +86,10 @@ fn minutes_survive_a_restart_and_partial_minutes_add_up() {
     let got = store.query(&q5);
     assert_eq!(got.len(), 3);
     assert_eq!(got[0].points[0].summary.probes, 13);
+    assert_eq!(
+        got[0].points[0].minutes, 2,
+        "10:01 counted once over two runs"
+    );
     assert_eq!(got[1].points[0].summary.probes, 12);
     assert_eq!(got[2].points[0].summary.probes, 0);
 }

@@ -373,9 +373,9 @@ fn group_targets<'a>(d: &'a PageData, group: &str) -> Vec<&'a str> {
         .collect()
 }
 
-/// Seconds of each coverage step a group was monitored: per target,
-/// probes × interval (a probe speaks for one interval), at most the step;
-/// the group's is its best-covered target's.
+/// Seconds of each coverage step a group was monitored: minutes with a
+/// probe of its best-covered target (exact to the minute, whatever the
+/// probe interval was when the history was written).
 fn monitored_steps(d: &PageData, group: &str) -> Vec<f64> {
     let mut out: Vec<f64> = Vec::new();
     for t in d.status.targets.iter().filter(|t| t.group == group) {
@@ -386,7 +386,7 @@ fn monitored_steps(d: &PageData, group: &str) -> Vec<f64> {
             out = vec![0.0; s.points.len()];
         }
         for (o, p) in out.iter_mut().zip(&s.points) {
-            let secs = (f64::from(p.summary.probes) * t.interval_seconds).min(COVERAGE_STEP as f64);
+            let secs = (f64::from(p.minutes) * 60.0).min(COVERAGE_STEP as f64);
             *o = o.max(secs);
         }
     }
