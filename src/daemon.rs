@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::history::HistoryStore;
 use crate::metrics::Metrics;
 use crate::outage::lock::{DataDirLock, LockError};
 use crate::outage::{OutageHandle, OutageService, StartOptions};
@@ -54,6 +55,8 @@ pub enum StartError {
     Outage(#[from] crate::outage::StartError),
     #[error(transparent)]
     DataDir(#[from] LockError),
+    #[error(transparent)]
+    History(#[from] crate::history::HistoryError),
 }
 
 /// Runs the daemon until `shutdown` resolves. `on_listen` receives the bound
@@ -89,6 +92,7 @@ struct Parts {
     status: Arc<StatusStore>,
     outages: OutageService,
     outage_handle: OutageHandle,
+    history: Arc<HistoryStore>,
 }
 
 impl Parts {
@@ -110,6 +114,8 @@ impl Parts {
             }
         }
         let status = Arc::new(StatusStore::new(config));
+        // Reads the stored history; like everything above, before the journal.
+        let history = Arc::new(HistoryStore::open(config)?);
         let (mut outages, outage_handle) = OutageService::start_with(
             config,
             metrics.registry(),
@@ -131,6 +137,7 @@ impl Parts {
             status,
             outages,
             outage_handle,
+            history,
         })
     }
 }
@@ -181,6 +188,8 @@ struct Running {
     server_stop: CancellationToken,
     notifier: Arc<Notifier>,
     watchdog: Option<JoinHandle<()>>,
+    history: Arc<HistoryStore>,
+    history_stop: CancellationToken,
 }
 
 impl Running {
@@ -192,6 +201,7 @@ impl Running {
             metrics: parts.metrics.clone(),
             status: parts.status.clone(),
             outages: parts.outage_handle.clone(),
+            history: parts.history.clone(),
             scheduler_alive: scheduler_alive.clone(),
             started: jiff::Timestamp::now(),
         });
@@ -207,9 +217,17 @@ impl Running {
             rx,
             parts.metrics.clone(),
             parts.status,
+            parts.history.clone(),
             parts.outages,
             config.clone(),
         ));
+        let history_stop = CancellationToken::new();
+        tokio::spawn(
+            parts
+                .history
+                .clone()
+                .flush_periodically(history_stop.clone()),
+        );
         let cancel = CancellationToken::new();
         let scheduler = tokio::spawn(
             Scheduler::new(config.clone(), parts.probers, tx, Some(parts.metrics))
@@ -231,6 +249,8 @@ impl Running {
             server_stop,
             notifier,
             watchdog,
+            history: parts.history,
+            history_stop,
         }
     }
 
@@ -258,6 +278,10 @@ impl Running {
             Ok(Ok(outages)) => outages.shutdown(remaining()).await,
             Ok(Err(e)) => tracing::error!(error = %e, "result collector failed"),
             Err(_) => tracing::warn!("result collector did not drain in time"),
+        }
+        self.history_stop.cancel();
+        if let Err(e) = self.history.flush(jiff::Timestamp::now(), true) {
+            tracing::warn!(error = %e, "failed to write the last history rows");
         }
         self.server_stop.cancel();
         if tokio::time::timeout(remaining(), self.server)
@@ -292,20 +316,25 @@ async fn collect(
     mut rx: mpsc::Receiver<ProbeResult>,
     metrics: Arc<Metrics>,
     status: Arc<StatusStore>,
+    history: Arc<HistoryStore>,
     mut outages: OutageService,
     config: Arc<Config>,
 ) -> OutageService {
     while let Some(r) = rx.recv().await {
         metrics.record(&r);
         status.record(&r);
+        history.record(&r);
         outages.observe(&r).await;
         if tracing::enabled!(tracing::Level::DEBUG) {
-            let name = config
-                .targets
-                .get(r.target)
-                .map_or("?", |t| t.name.as_str());
+            let target = config.targets.get(r.target);
+            let name = target.map_or("?", |t| t.name.as_str());
             let outcome = &r.observation.outcome;
-            tracing::debug!(target_name = name, result = outcome.result_label(), outcome = %outcome, "probe finished");
+            // Error texts quote URLs: no credentials in the log either.
+            let text = target.map_or_else(
+                || outcome.to_string(),
+                |t| crate::status::Secrets::of(&t.spec).scrub(&outcome.to_string()),
+            );
+            tracing::debug!(target_name = name, result = outcome.result_label(), outcome = %text, "probe finished");
         }
     }
     outages

@@ -7,8 +7,10 @@
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod history;
 pub mod metrics;
 pub mod outage;
+pub mod page;
 pub mod probe;
 pub mod report;
 pub mod scheduler;

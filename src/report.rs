@@ -19,6 +19,8 @@ use crate::outage::listing::{self, VerifyReport};
 use crate::outage::lock;
 use crate::outage::path::{self, When};
 
+mod html;
+
 /// Output formats of `linkwatch report`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -33,6 +35,10 @@ pub enum Format {
 pub enum ReportError {
     #[error(transparent)]
     Read(#[from] ReadError),
+    #[error(
+        "no journal at {0}: linkwatch has not run with this data directory; pass --data-dir DIR, or --config PATH of the running daemon"
+    )]
+    NoJournal(std::path::PathBuf),
     #[error("`--until` ({until}) must be after `--since` ({since})")]
     EmptyPeriod { since: String, until: String },
     #[error("unknown time zone `{0}`: use an IANA name such as Asia/Almaty, or UTC")]
@@ -53,8 +59,10 @@ pub struct ReportOutage {
     pub start_observed: bool,
     /// `null` while still open.
     pub end: Option<String>,
+    #[serde(serialize_with = "millis")]
     pub duration_seconds: f64,
     /// The part of the outage inside the period.
+    #[serde(serialize_with = "millis")]
     pub duration_in_period_seconds: f64,
     pub targets: Vec<String>,
     /// Unobserved periods inside the outage, as `[from, to]` strings.
@@ -72,12 +80,40 @@ pub struct ReportOutage {
 pub struct GroupSummary {
     pub group: String,
     pub outages: usize,
+    #[serde(serialize_with = "millis")]
     pub downtime_seconds: f64,
     /// Up time / monitored time, in percent; `null` when nothing was monitored.
+    #[serde(serialize_with = "percent_option")]
     pub availability_percent: Option<f64>,
+    #[serde(serialize_with = "millis")]
     pub longest_outage_seconds: f64,
-    /// Downtime by cause.
-    pub downtime_by_cause: Vec<(String, f64)>,
+    /// Downtime by cause, largest first.
+    pub downtime_by_cause: Vec<CauseDowntime>,
+}
+
+/// Downtime of a group attributed to one cause.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CauseDowntime {
+    pub cause: String,
+    #[serde(serialize_with = "millis")]
+    pub downtime_seconds: f64,
+}
+
+/// Seconds rounded to milliseconds (no `31.198999999999998`).
+fn millis<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((v * 1000.0).round() / 1000.0)
+}
+
+/// Percentages rounded to 1/1000 of a percent.
+fn percent<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((v * 1000.0).round() / 1000.0)
+}
+
+fn percent_option<S: serde::Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => percent(v, s),
+        None => s.serialize_none(),
+    }
 }
 
 /// The whole report.
@@ -88,9 +124,12 @@ pub struct Report {
     pub time_zone: String,
     pub since: String,
     pub until: String,
+    #[serde(serialize_with = "millis")]
     pub period_seconds: f64,
     /// Seconds of the period during which a daemon was running and not stalled.
+    #[serde(serialize_with = "millis")]
     pub monitored_seconds: f64,
+    #[serde(serialize_with = "percent")]
     pub coverage_percent: f64,
     /// Periods inside the period when no daemon was running, or one was stalled.
     pub unmonitored: Vec<[String; 2]>,
@@ -146,6 +185,10 @@ pub fn build(
     };
     let fmt = |t: Timestamp| format_in(t, &tz);
 
+    let journal = crate::outage::journal_path(data_dir);
+    if !journal.exists() {
+        return Err(ReportError::NoJournal(journal));
+    }
     let history = History::load(data_dir)?;
     let now = Timestamp::now();
     let liveness = lock::probe(data_dir);
@@ -322,13 +365,17 @@ fn group_summaries(outages: &[ReportOutage], monitored: f64) -> Vec<GroupSummary
                 .iter()
                 .map(|o| o.duration_in_period_seconds)
                 .fold(0.0, |x, y| x + y);
-            let mut by_cause: Vec<(String, f64)> = Vec::new();
+            let mut by_cause: Vec<CauseDowntime> = Vec::new();
             for o in &of {
-                match by_cause.iter_mut().find(|(c, _)| *c == o.cause) {
-                    Some((_, d)) => *d += o.duration_in_period_seconds,
-                    None => by_cause.push((o.cause.clone(), o.duration_in_period_seconds)),
+                match by_cause.iter_mut().find(|c| c.cause == o.cause) {
+                    Some(c) => c.downtime_seconds += o.duration_in_period_seconds,
+                    None => by_cause.push(CauseDowntime {
+                        cause: o.cause.clone(),
+                        downtime_seconds: o.duration_in_period_seconds,
+                    }),
                 }
             }
+            by_cause.sort_by(|a, b| b.downtime_seconds.total_cmp(&a.downtime_seconds));
             GroupSummary {
                 availability_percent: (monitored > 0.0)
                     .then(|| (100.0 * (1.0 - downtime / monitored)).clamp(0.0, 100.0)),
@@ -525,7 +572,7 @@ pub fn witness_check(r: &Report) -> String {
 }
 
 /// An outage's end for people: a time, "ongoing", or a time marked unobserved.
-fn end_text(o: &ReportOutage) -> String {
+pub(crate) fn end_text(o: &ReportOutage) -> String {
     match (&o.end, o.end_observed) {
         (None, _) => match &o.observed_until {
             Some(t) => format!("open, not observed after {t}"),
@@ -536,7 +583,7 @@ fn end_text(o: &ReportOutage) -> String {
     }
 }
 
-fn start_text(o: &ReportOutage) -> String {
+pub(crate) fn start_text(o: &ReportOutage) -> String {
     if o.start_observed {
         o.start.clone()
     } else {
@@ -544,7 +591,7 @@ fn start_text(o: &ReportOutage) -> String {
     }
 }
 
-fn gaps_text(o: &ReportOutage) -> String {
+pub(crate) fn gaps_text(o: &ReportOutage) -> String {
     let gaps: Vec<String> = o
         .gaps
         .iter()
@@ -584,6 +631,7 @@ fn render_markdown(r: &Report) -> String {
         if r.journal_ok { "intact" } else { "BROKEN" }
     );
     let _ = writeln!(out, "- {}", witness_check(r));
+    let _ = writeln!(out, "- {VERIFY}");
     let _ = writeln!(
         out,
         "- Runs without a confirmed synchronized clock: {}",
@@ -611,7 +659,7 @@ fn render_markdown(r: &Report) -> String {
             let causes: Vec<String> = g
                 .downtime_by_cause
                 .iter()
-                .map(|(c, d)| format!("{c}: {}", human(*d)))
+                .map(|c| format!("{}: {}", c.cause, human(c.downtime_seconds)))
                 .collect();
             let _ = writeln!(
                 out,
@@ -647,10 +695,6 @@ fn render_markdown(r: &Report) -> String {
                 if gaps.is_empty() { "-" } else { &gaps }
             );
         }
-        let _ = writeln!(
-            out,
-            "\nStart is the first failed probe of the streak that declared the outage; end is the first successful probe of the streak that ended it. An edge marked \"not observed\" happened while linkwatch was not running or stalled: a start is then the earliest moment it could have been and an end the last moment the group was seen down, and the true moment lies in the adjacent unobserved period. \"Likely cause\" is the farthest-upstream group that was down when the outage started."
-        );
     }
     if !r.paths.is_empty() {
         let _ = writeln!(out, "\n## Where the path stopped\n");
@@ -671,69 +715,18 @@ fn render_markdown(r: &Report) -> String {
             "\nA traceroute (ICMP echo with increasing TTL) is taken when an outage starts and when it ends, and a baseline every `trace_every`; `*` is a hop that did not answer."
         );
     }
+    let _ = writeln!(out, "\n---\n\n{DEFINITIONS}");
     out
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+/// How a reader checks the journal behind a report (both formats say it).
+const VERIFY: &str = "To verify: run `linkwatch outages --verify` on the monitoring machine; it recomputes the journal's hash chain and prints the head hash, which must equal the one above unless lines were added since.";
+
+/// The footer that defines the report's terms (both formats).
+const DEFINITIONS: &str = "Start is the first failed probe of the streak that declared the outage; end is the first successful probe of the streak that ended it. An edge marked \"not observed\" happened while linkwatch was not running or stalled: a start is then the earliest moment it could have been and an end the last moment the group was seen down, and the true moment lies in the adjacent unobserved period. \"Likely cause\" is the farthest-upstream group that was down when the outage started. Durations come from the monotonic clock when one process saw both ends, otherwise from the wall clock. Availability is up time divided by monitored time; unmonitored time counts neither way.";
 
 fn render_html(r: &Report) -> String {
-    let mut rows = String::new();
-    for o in &r.outages {
-        let (end, gaps) = (end_text(o), gaps_text(o));
-        let _ = writeln!(
-            rows,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&start_text(o)),
-            esc(&end),
-            human(o.duration_seconds),
-            esc(&o.group),
-            esc(&o.cause),
-            esc(&o.targets.join(", ")),
-            esc(&gaps)
-        );
-    }
-    let mut groups = String::new();
-    for g in &r.groups {
-        let _ = writeln!(
-            groups,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&g.group),
-            g.outages,
-            human(g.downtime_seconds),
-            g.availability_percent
-                .map_or("n/a".to_string(), |a| format!("{a:.3} %")),
-            human(g.longest_outage_seconds)
-        );
-    }
-    let notes: String = caveats(r)
-        .iter()
-        .map(|c| format!("<li><strong>Note:</strong> {}</li>", esc(c)))
-        .collect();
-    format!(
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Connectivity report {since} to {until}</title>\
-    <style>body{{font-family:sans-serif;max-width:70em;margin:2em auto}}table{{border-collapse:collapse}}\
-    td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}</style></head><body>\n\
-    <h1>Connectivity report</h1><p>{since} to {until} (times in {tz}). Generated {gen} by linkwatch {ver}.</p>\n\
-    <h2>Evidence quality</h2><ul><li>Monitoring coverage: {cov:.2} % of the period, {runs} run(s)</li>\
-    <li>Journal integrity (hash chain): {integrity}</li><li>{witness}</li>{notes}</ul>\n\
-    <h2>Summary by group</h2><table><tr><th>group</th><th>outages</th><th>downtime</th><th>availability</th><th>longest</th></tr>\n{groups}</table>\n\
-    <h2>Outages</h2><table><tr><th>start</th><th>end</th><th>duration</th><th>group</th><th>likely cause</th><th>failing targets</th><th>unobserved</th></tr>\n{rows}</table>\n\
-    </body></html>\n",
-        since = esc(&r.since),
-        until = esc(&r.until),
-        tz = esc(&r.time_zone),
-        gen = esc(&r.generated),
-        ver = r.version,
-        cov = r.coverage_percent,
-        runs = r.runs,
-        integrity = if r.journal_ok { "intact" } else { "BROKEN" },
-        witness = esc(&witness_check(r)),
-    )
+    html::render(r, &caveats(r), VERIFY, DEFINITIONS)
 }
 
 #[cfg(test)]
@@ -771,6 +764,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let since: Timestamp = "2026-11-01T00:00:00Z".parse().unwrap();
         let until: Timestamp = "2026-11-02T00:00:00Z".parse().unwrap();
+        assert!(matches!(
+            build(dir.path(), since, until, "UTC"),
+            Err(ReportError::NoJournal(_))
+        ));
+        std::fs::write(crate::outage::journal_path(dir.path()), "").unwrap();
         let r = build(dir.path(), since, until, "UTC").unwrap();
         assert_eq!(r.coverage_percent, 0.0);
         assert_eq!(r.unmonitored.len(), 1);
@@ -778,6 +776,28 @@ mod tests {
         let md = render(&r, Format::Markdown).unwrap();
         assert!(md.contains("No outages were recorded"));
         assert!(md.contains("Monitoring covered 0.00 %"));
+        let html = render(&r, Format::Html).unwrap();
+        for part in [
+            "No outages were recorded",
+            "Monitoring covered 0.00 %",
+            "Not monitored:",
+            "linkwatch outages --verify",
+            "Journal head hash",
+            "synchronized clock",
+            "farthest-upstream group",
+            "<svg class=\"timeline\"",
+        ] {
+            assert!(
+                md.contains(part.trim_start_matches('<')) || html.contains(part),
+                "{part}"
+            );
+            assert!(
+                html.contains(part)
+                    || part.contains("--verify") && html.contains("linkwatch outages --verify"),
+                "HTML lacks {part}"
+            );
+        }
+        assert!(md.contains("linkwatch outages --verify") && md.contains("Not monitored:"));
         assert!(build(dir.path(), until, since, "UTC").is_err());
         assert!(matches!(
             build(dir.path(), since, until, "Mars/Olympus"),

@@ -132,6 +132,8 @@ fn ts_option<S: Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Err
 /// it only copies the report; formatting for the API happens in `status`.
 pub struct StatusStore {
     targets: Mutex<Vec<(TargetStatus, Option<Latest>)>>,
+    /// Per target, what to scrub from the details shown.
+    secrets: Vec<Secrets>,
 }
 
 /// A target's latest report and when its probe started.
@@ -159,6 +161,11 @@ impl StatusStore {
             .collect();
         Self {
             targets: Mutex::new(targets),
+            secrets: config
+                .targets
+                .iter()
+                .map(|t| Secrets::of(&t.spec))
+                .collect(),
         }
     }
 
@@ -176,14 +183,22 @@ impl StatusStore {
         }
     }
 
+    /// Every target's name, in configuration order.
+    pub fn target_names(&self) -> Vec<String> {
+        self.lock().iter().map(|(t, _)| t.name.clone()).collect()
+    }
+
     /// Every target's status, in configuration order.
     fn snapshot(&self) -> Vec<TargetStatus> {
         self.lock()
             .iter()
-            .map(|(t, last)| TargetStatus {
-                last: last
-                    .as_ref()
-                    .map(|(at, report)| LastResult::from_parts(*at, report)),
+            .zip(&self.secrets)
+            .map(|((t, last), secrets)| TargetStatus {
+                last: last.as_ref().map(|(at, report)| {
+                    let mut l = LastResult::from_parts(*at, report);
+                    l.detail = l.detail.map(|d| secrets.scrub(&d));
+                    l
+                }),
                 ..t.clone()
             })
             .collect()
@@ -210,7 +225,8 @@ impl TargetStates for StatusStore {
     }
 }
 
-/// A short description of what a target probes, for tables and the API.
+/// A short description of what a target probes, for tables and the API;
+/// URL credentials and secret-looking query values are redacted.
 pub fn describe(spec: &crate::config::TargetSpec) -> String {
     use crate::config::TargetSpec;
     match spec {
@@ -219,16 +235,175 @@ pub fn describe(spec: &crate::config::TargetSpec) -> String {
             crate::config::Host::Ip(std::net::IpAddr::V6(ip)) => format!("[{ip}]:{}", s.port),
             h => format!("{h}:{}", s.port),
         },
-        TargetSpec::Http(s) => format!("{} {}", s.method.as_str(), s.url),
+        TargetSpec::Http(s) => format!("{} {}", s.method.as_str(), redact_url(&s.url)),
         TargetSpec::Dns(s) => format!(
             "{} {} @{} ({})",
             s.query,
             s.record,
-            s.server,
+            Secrets::of(spec).scrub(&s.server.to_string()),
             s.server.transport().as_str()
         ),
         TargetSpec::Throughput(s) => {
             format!("{} {} ({} streams)", s.direction.as_str(), s.url, s.streams)
         }
+    }
+}
+
+/// What replaces a secret wherever linkwatch shows configuration.
+pub const REDACTED: &str = "***";
+
+/// Query parameters whose values are taken for secrets.
+const SECRET_PARAMS: &[&str] = &[
+    "token",
+    "access_token",
+    "auth",
+    "key",
+    "apikey",
+    "api_key",
+    "secret",
+    "password",
+    "pass",
+    "sig",
+    "signature",
+    "session",
+];
+
+fn secret_param(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    SECRET_PARAMS
+        .iter()
+        .any(|p| n == *p || n.ends_with(&format!("_{p}")))
+}
+
+/// `url` without its user name and password (`https://***@host/…`) and with
+/// the values of secret-looking query parameters replaced.
+pub fn redact_url(url: &url::Url) -> String {
+    let mut u = url.clone();
+    if !u.username().is_empty() || u.password().is_some() {
+        let _ = u.set_password(None);
+        let _ = u.set_username(REDACTED);
+    }
+    if u.query().is_some() {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if secret_param(&k) {
+                    REDACTED.to_string()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
+}
+
+/// The secrets of one target's configuration (URL credentials, header
+/// values, secret query values), to scrub from any text shown about it:
+/// error details quote URLs, and a server may echo a header.
+#[derive(Debug, Clone, Default)]
+pub struct Secrets {
+    /// `(text to find, replacement)`, longest first.
+    pairs: Vec<(String, String)>,
+}
+
+impl Secrets {
+    pub fn of(spec: &crate::config::TargetSpec) -> Self {
+        use crate::config::{DnsServer, TargetSpec};
+        let mut pairs = Vec::new();
+        let mut url = |u: &url::Url| {
+            pairs.push((u.to_string(), redact_url(u)));
+            if !u.username().is_empty() || u.password().is_some() {
+                let userinfo = match u.password() {
+                    Some(p) => format!("{}:{p}@", u.username()),
+                    None => format!("{}@", u.username()),
+                };
+                pairs.push((userinfo, format!("{REDACTED}@")));
+            }
+            for (k, v) in u.query_pairs() {
+                if secret_param(&k) && !v.is_empty() {
+                    pairs.push((format!("{k}={v}"), format!("{k}={REDACTED}")));
+                }
+            }
+        };
+        match spec {
+            TargetSpec::Http(s) => {
+                url(&s.url);
+                for (_, v) in &s.headers {
+                    // Short values (`1`, `no`) are not secrets and would
+                    // mangle unrelated text.
+                    if let Ok(v) = v.to_str()
+                        && v.len() >= 4
+                    {
+                        pairs.push((v.to_string(), REDACTED.to_string()));
+                    }
+                }
+            }
+            TargetSpec::Dns(s) => {
+                if let DnsServer::Https { url: u, .. } = &s.server {
+                    url(u);
+                }
+            }
+            _ => {}
+        }
+        pairs.sort_by_key(|(find, _)| std::cmp::Reverse(find.len()));
+        pairs.dedup();
+        Self { pairs }
+    }
+
+    /// `text` with every secret replaced.
+    pub fn scrub(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for (find, with) in &self.pairs {
+            if find != with && out.contains(find.as_str()) {
+                out = out.replace(find.as_str(), with);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{HttpMethod, HttpSpec, TargetSpec};
+
+    fn http(url: &str, headers: &[(&str, &str)]) -> TargetSpec {
+        TargetSpec::Http(HttpSpec {
+            method: HttpMethod::Get,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.parse().unwrap(), v.parse().unwrap()))
+                .collect(),
+            ..HttpSpec::new(url.parse().unwrap())
+        })
+    }
+
+    #[test]
+    fn url_credentials_and_secret_parameters_are_redacted() {
+        let spec = http(
+            "https://alice:s3cr%40t@example.test/health?api_key=abc123&region=eu",
+            &[("Authorization", "Bearer eyJhbGciOi"), ("X-Env", "1")],
+        );
+        let shown = describe(&spec);
+        assert_eq!(
+            shown,
+            "GET https://***@example.test/health?api_key=***&region=eu"
+        );
+        let s = Secrets::of(&spec);
+        let detail = "request to https://alice:s3cr%40t@example.test/health?api_key=abc123&region=eu failed; \
+                      server said: Bearer eyJhbGciOi; retry alice:s3cr%40t@other api_key=abc123";
+        let clean = s.scrub(detail);
+        for secret in ["s3cr", "eyJhbGciOi", "abc123", "alice"] {
+            assert!(!clean.contains(secret), "{clean}");
+        }
+        assert!(
+            clean.contains("https://***@example.test/health?api_key=***&region=eu"),
+            "{clean}"
+        );
+        // A short header value does not mangle other text.
+        assert!(s.scrub("1 target").contains("1 target"));
     }
 }

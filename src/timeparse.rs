@@ -30,7 +30,7 @@ pub fn parse_time(s: &str, now: Timestamp) -> Result<Timestamp, String> {
 }
 
 /// `<n><unit>` with unit s, m, h, d or w, in seconds.
-fn parse_span(s: &str) -> Option<i64> {
+pub fn parse_span(s: &str) -> Option<i64> {
     let unit_at = s.find(|c: char| !c.is_ascii_digit())?;
     let (num, unit) = s.split_at(unit_at);
     let n: i64 = num.parse().ok()?;

@@ -10,10 +10,10 @@ pub(super) fn check(path: &Path) -> ExitCode {
     match config::load(path) {
         Ok(cfg) => {
             println!(
-                "{}: ok ({} groups, {} targets)",
+                "{}: ok ({}, {})",
                 path.display(),
-                cfg.groups.len(),
-                cfg.targets.len()
+                plural(cfg.groups.len(), "group"),
+                plural(cfg.targets.len(), "target")
             );
             for warning in cfg.warnings() {
                 eprintln!("warning: {warning}");
@@ -25,4 +25,9 @@ pub(super) fn check(path: &Path) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `1 group`, `2 groups`.
+fn plural(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
 }

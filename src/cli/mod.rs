@@ -49,6 +49,7 @@ pub enum LogFormatArg {
 pub enum Command {
     /// Run the daemon (without --config: the embedded default configuration).
     Run {
+        /// Configuration file (TOML); without it, the embedded default.
         #[arg(long, short, value_name = "PATH")]
         config: Option<PathBuf>,
         /// Overrides `daemon.data_dir` (where the outage journal lives).
@@ -57,11 +58,13 @@ pub enum Command {
     },
     /// Validate a configuration file; print every problem with file, line and column.
     Check {
+        /// Configuration file (TOML) to check.
         #[arg(long, short, value_name = "PATH")]
         config: PathBuf,
     },
     /// Probe each target once and print a table (exit 1 if any failed).
     Probe {
+        /// Configuration file (TOML); without it, the embedded default.
         #[arg(long, short, value_name = "PATH")]
         config: Option<PathBuf>,
         /// Only this target (repeatable).

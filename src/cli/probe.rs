@@ -28,6 +28,21 @@ pub(super) fn probe(logging: &Logging, config: Option<&Path>, only: &[String]) -
         );
         return ExitCode::from(2);
     }
+    // Only the chosen targets: probers are set up for them alone, so that
+    // `probe -t some-http-target` opens no ICMP socket.
+    let cfg = if only.is_empty() {
+        cfg
+    } else {
+        Config {
+            targets: cfg
+                .targets
+                .iter()
+                .filter(|t| only.contains(&t.name))
+                .cloned()
+                .collect(),
+            ..cfg
+        }
+    };
     let cfg = Arc::new(cfg);
     let reports = match probe_all(&cfg, only) {
         Ok(r) => r,
@@ -110,6 +125,8 @@ fn row(t: &Target, report: &Observation) -> [String; 6] {
             with_figures(error.to_string(), report),
         ),
     };
+    // Error texts quote URLs: never show their credentials.
+    let detail = crate::status::Secrets::of(&t.spec).scrub(&detail);
     [
         t.name.clone(),
         t.group.clone(),

@@ -11,6 +11,8 @@ pub(super) fn run(logging: &Logging, config: Option<&Path>, data_dir: Option<&Pa
         return ExitCode::from(2);
     };
     logging.init(cfg.daemon.log_format);
+    let json_logs =
+        logging.format.unwrap_or(cfg.daemon.log_format) == crate::config::LogFormat::Json;
     match (data_dir, config) {
         (Some(dir), _) => cfg.daemon.data_dir = dir.to_path_buf(),
         // The embedded default must run for anyone: fall back from
@@ -18,10 +20,10 @@ pub(super) fn run(logging: &Logging, config: Option<&Path>, data_dir: Option<&Pa
         (None, None) => cfg.daemon.data_dir = default_data_dir(&cfg.daemon.data_dir),
         (None, Some(_)) => {}
     }
-    run_daemon(cfg)
+    run_daemon(cfg, json_logs)
 }
 
-fn run_daemon(cfg: Config) -> ExitCode {
+fn run_daemon(cfg: Config, json_logs: bool) -> ExitCode {
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
@@ -47,8 +49,13 @@ fn run_daemon(cfg: Config) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = %e, "linkwatch could not start");
-            eprintln!("linkwatch: {e}");
+            // Once: as a JSON event for log collectors, else as plain text
+            // (the hints read better without a log line's prefix).
+            if json_logs {
+                tracing::error!(error = %e, "linkwatch could not start");
+            } else {
+                eprintln!("linkwatch: {e}");
+            }
             ExitCode::from(1)
         }
     }

@@ -142,10 +142,10 @@ pub fn render_json(records: &[OutageRecord]) -> Result<String, serde_json::Error
 }
 
 fn human_duration(secs: f64) -> String {
-    let total = secs.max(0.0);
-    let whole = total as u64;
+    // Round to milliseconds first, so that 19.99994 s carries into 20.000 s.
+    let total_ms = (secs.max(0.0) * 1000.0).round() as u64;
+    let (whole, ms) = (total_ms / 1000, total_ms % 1000);
     let (h, m, s) = (whole / 3600, whole % 3600 / 60, whole % 60);
-    let ms = ((total - whole as f64) * 1000.0).round() as u64 % 1000;
     if h > 0 {
         format!("{h}h{m:02}m{s:02}s")
     } else if m > 0 {
@@ -349,5 +349,13 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(&render_json(&recs).unwrap()).unwrap();
         assert_eq!(json[0]["end"], "2026-11-01T10:00:12.500Z");
         assert_eq!(json[0]["gaps"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn durations_carry_rounded_milliseconds() {
+        assert_eq!(human_duration(19.99994), "20.000s");
+        assert_eq!(human_duration(19.0004), "19.000s");
+        assert_eq!(human_duration(59.9996), "1m00s");
+        assert_eq!(human_duration(3599.9999), "1h00m00s");
     }
 }

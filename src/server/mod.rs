@@ -29,8 +29,10 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
+use crate::history::{HistoryQuery, HistoryStore};
 use crate::metrics::{self, Metrics};
 use crate::outage::OutageHandle;
+use crate::page::{self, Period, Range};
 use crate::status::StatusStore;
 use admission::Admission;
 
@@ -51,6 +53,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub status: Arc<StatusStore>,
     pub outages: OutageHandle,
+    pub history: Arc<HistoryStore>,
     /// Cleared when the scheduler has stopped or died; `/healthz` then fails.
     pub scheduler_alive: Arc<AtomicBool>,
     pub started: jiff::Timestamp,
@@ -205,12 +208,33 @@ pub fn handle(state: &AppState, method: &Method, uri: &http::Uri) -> Response<Bo
                 &serde_json::json!({ "error": msg }),
             ),
         },
-        "/" => response(
-            StatusCode::OK,
-            "text/html; charset=utf-8",
-            status_page(state).into_bytes(),
-        ),
-        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+        "/api/v1/history" => match history_query(state, query) {
+            Ok(q) => json(StatusCode::OK, &state.history.query(&q)),
+            Err(msg) => json(
+                StatusCode::BAD_REQUEST,
+                &serde_json::json!({ "error": msg }),
+            ),
+        },
+        "/" => html(status_page(state, query)),
+        "/static/page.css" => {
+            let mut r = response(
+                StatusCode::OK,
+                "text/css; charset=utf-8",
+                page::STYLESHEET.as_bytes().to_vec(),
+            );
+            r.headers_mut().insert(
+                header::CACHE_CONTROL,
+                header::HeaderValue::from_static("max-age=300"),
+            );
+            r
+        }
+        path => match path.strip_prefix("/outage/") {
+            Some(id) => match detail_page(state, id) {
+                Some(body) => html(body),
+                None => text(StatusCode::NOT_FOUND, "no such outage\n"),
+            },
+            None => text(StatusCode::NOT_FOUND, "not found\n"),
+        },
     }
 }
 
@@ -249,52 +273,177 @@ fn parse_paths_query(query: &str) -> Result<(Option<String>, Option<jiff::Timest
     Ok((group, since))
 }
 
-fn status_page(state: &AppState) -> String {
-    let status = state.status.status(&state.outages, state.started);
-    let mut rows = String::new();
-    for t in &status.targets {
-        let (result, detail, at) = match &t.last {
-            Some(l) => (
-                l.result,
-                l.detail
-                    .clone()
-                    .or_else(|| l.duration_seconds.map(|d| format!("{:.3} ms", d * 1e3)))
-                    .unwrap_or_default(),
-                l.at.clone(),
-            ),
-            None => ("pending", String::new(), String::new()),
-        };
-        rows.push_str(&format!(
-            "<tr class=\"{result}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-            escape(&t.name),
-            escape(&t.group),
-            t.kind,
-            escape(&t.probes),
-            t.state.as_str(),
-            result,
-            escape(&detail),
-            at
+/// `target` (repeated or comma separated; default every target), `since`
+/// (default 24 h ago), `until` (default now), `step` (seconds or a span like
+/// `5m`; default the smallest whole minute giving at most 1440 points).
+fn history_query(state: &AppState, query: &str) -> Result<HistoryQuery, String> {
+    let now = jiff::Timestamp::now();
+    let mut targets = Vec::new();
+    let (mut since, mut until, mut step) = (None, None, None);
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        match k.as_ref() {
+            "target" => targets.extend(v.split(',').filter(|s| !s.is_empty()).map(str::to_string)),
+            "since" | "until" => {
+                let t =
+                    crate::timeparse::parse_time(&v, now).map_err(|e| format!("bad `{k}`: {e}"))?;
+                if k == "since" {
+                    since = Some(t)
+                } else {
+                    until = Some(t)
+                }
+            }
+            "step" => {
+                step = Some(
+                    v.parse::<i64>()
+                        .ok()
+                        .or_else(|| crate::timeparse::parse_span(&v))
+                        .ok_or_else(|| {
+                            format!("bad `step`: `{v}` is not seconds or a span like 5m")
+                        })?,
+                )
+            }
+            _ => return Err(format!("unknown query parameter `{k}`")),
+        }
+    }
+    let known = state.status.target_names();
+    if targets.is_empty() {
+        targets = known;
+    } else if let Some(bad) = targets.iter().find(|t| !known.contains(t)) {
+        return Err(format!("unknown target `{bad}`"));
+    }
+    let until = until.unwrap_or(now);
+    let since = since.unwrap_or_else(|| {
+        jiff::Timestamp::from_second(until.as_second() - 86_400).unwrap_or(until)
+    });
+    let step = step.unwrap_or_else(|| {
+        let span = (until.as_second() - since.as_second()).max(60);
+        ((span + 1440 * 60 - 1) / (1440 * 60)).max(1) * 60
+    });
+    let q = HistoryQuery::new(targets, since, until, step).map_err(|e| e.to_string())?;
+    let total = q.points().saturating_mul(q.targets.len() as i64);
+    if total > MAX_API_POINTS {
+        return Err(format!(
+            "{total} points asked for ({} targets × {}); name fewer targets, a shorter period or a larger `step` (at most {MAX_API_POINTS})",
+            q.targets.len(),
+            q.points()
         ));
     }
-    format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>linkwatch</title>\
-<meta http-equiv=\"refresh\" content=\"10\">\
-<style>body{{font-family:sans-serif}}td,th{{padding:2px 8px;text-align:left}}\
-.success td:nth-child(6){{color:green}}.timeout td:nth-child(6),.error td:nth-child(6){{color:#b00}}</style>\
-</head><body><h1>linkwatch {}</h1><p>Started {}. <a href=\"/metrics\">metrics</a> · \
-<a href=\"/api/v1/status\">status JSON</a> · <a href=\"/api/v1/outages\">outages JSON</a></p>\
-<table><tr><th>target</th><th>group</th><th>kind</th><th>probes</th><th>state</th><th>last result</th>\
-<th>detail</th><th>at (UTC)</th></tr>\n{rows}</table></body></html>\n",
-        status.version,
-        crate::status::format_ts(status.started),
-    )
+    Ok(q)
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+/// Most points one `/api/v1/history` response carries (~100 MB of JSON).
+const MAX_API_POINTS: i64 = 500_000;
+
+/// How many targets the status page charts.
+pub const PAGE_CHARTS: usize = 60;
+/// How many targets per group the bars' coverage reads.
+const COVERAGE_TARGETS: usize = 20;
+
+/// Outages (and, later, degradations) of the last 30 days and open ones.
+fn periods(state: &AppState, now: jiff::Timestamp) -> Vec<Period> {
+    let since = jiff::Timestamp::from_second(now.as_second() - 31 * 86_400).unwrap_or(now);
+    state
+        .outages
+        .outages(Some(since), None)
+        .iter()
+        .map(Period::from)
+        .collect()
+}
+
+fn status_page(state: &AppState, query: &str) -> String {
+    let status = state.status.status(&state.outages, state.started);
+    let now = status.now;
+    let range = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "range")
+        .and_then(|(_, v)| Range::parse(&v))
+        .unwrap_or(Range::H24);
+    let periods = periods(state, now);
+    let mut per_group: std::collections::HashMap<&str, usize> = Default::default();
+    let coverage_targets: Vec<String> = status
+        .targets
+        .iter()
+        .filter(|t| {
+            let n = per_group.entry(t.group.as_str()).or_default();
+            *n += 1;
+            *n <= COVERAGE_TARGETS
+        })
+        .map(|t| t.name.clone())
+        .collect();
+    let ago = |s: i64| jiff::Timestamp::from_second(now.as_second() - s).unwrap_or(now);
+    let coverage = HistoryQuery::new(coverage_targets, ago(30 * 86_400), now, page::COVERAGE_STEP)
+        .map(|q| state.history.query(&q))
+        .unwrap_or_default();
+    let charted: Vec<String> = status
+        .targets
+        .iter()
+        .take(PAGE_CHARTS)
+        .map(|t| t.name.clone())
+        .collect();
+    let charts = HistoryQuery::new(charted, ago(range.seconds()), now, range.step())
+        .map(|q| state.history.query(&q))
+        .unwrap_or_default();
+    let tz = jiff::tz::TimeZone::system();
+    page::status_page(&page::PageData {
+        status: &status,
+        periods: &periods,
+        coverage: &coverage,
+        charts: &charts,
+        range,
+        uncharted: status.targets.len().saturating_sub(PAGE_CHARTS),
+        tz: &tz,
+    })
+}
+
+fn detail_page(state: &AppState, id: &str) -> Option<String> {
+    let id: String = url::form_urlencoded::parse(format!("id={id}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())?;
+    let status = state.status.status(&state.outages, state.started);
+    let p = periods(state, status.now)
+        .into_iter()
+        .find(|p| p.id == id)?;
+    let end = p.end.unwrap_or(status.now);
+    let pad = ((end.as_second() - p.start.as_second()) * 2).clamp(600, 86_400);
+    let since = jiff::Timestamp::from_second(p.start.as_second() - pad).unwrap_or(p.start);
+    // Up to now, or further if the outage is recent: it stays in the middle.
+    let until = jiff::Timestamp::from_second(end.as_second() + pad).unwrap_or(end);
+    let span = (until.as_second() - since.as_second()).max(60);
+    let step = ((span + 240 * 60 - 1) / (240 * 60)).max(1) * 60;
+    let targets: Vec<String> = status
+        .targets
+        .iter()
+        .filter(|t| t.group == p.group)
+        .take(PAGE_CHARTS)
+        .map(|t| t.name.clone())
+        .collect();
+    let charts = HistoryQuery::new(targets, since, until, step)
+        .map(|q| state.history.query(&q))
+        .unwrap_or_default();
+    let tz = jiff::tz::TimeZone::system();
+    Some(page::detail_page(&p, &charts, &status, &tz))
+}
+
+/// An HTML response under the page's CSP.
+fn html(body: String) -> Response<Body> {
+    let mut r = response(
+        StatusCode::OK,
+        "text/html; charset=utf-8",
+        body.into_bytes(),
+    );
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static(page::CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        header::HeaderValue::from_static("no-referrer"),
+    );
+    r
 }
 
 fn response(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Body> {

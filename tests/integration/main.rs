@@ -21,6 +21,7 @@ mod layering;
 mod netns_daemon;
 mod netns_outage;
 mod netns_stall;
+mod page_browser;
 mod path_trace;
 mod tcp;
 mod throughput;

@@ -1,0 +1,192 @@
+//! The history store's costs: recording a probe result (the hot path),
+//! writing a minute's batch, disk per target per day, and serving 30 days of
+//! one target and 24 h of 50 targets from 30 days of files.
+//!
+//! ```sh
+//! cargo bench --bench history_store            # 50 targets × 30 days
+//! cargo bench --bench history_store -- 200     # more targets in the store
+//! ```
+//!
+//! Every figure is wall-clock on a shared machine: compare, don't quote to
+//! the microsecond.
+
+#![allow(clippy::unwrap_used, clippy::disallowed_types)]
+
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use linkwatch::history::{HistoryQuery, HistoryStore};
+use linkwatch::probe::{Info, Observation, Outcome, ProbeResult};
+
+fn result(target: usize, at: Timestamp, rtt_us: u64, ok: bool) -> ProbeResult {
+    ProbeResult {
+        target,
+        at,
+        mono: tokio::time::Instant::now(),
+        lateness: Duration::ZERO,
+        observation: Observation {
+            outcome: if ok {
+                Outcome::Success {
+                    duration: Duration::from_micros(rtt_us),
+                    phases: Default::default(),
+                }
+            } else {
+                Outcome::Timeout { phase: None }
+            },
+            info: Info::default(),
+        },
+    }
+}
+
+fn dir_size(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum()
+}
+
+fn main() {
+    // `cargo test --all-targets` runs this without `--bench`: a quick smoke
+    // run of the same code, so the suite stays fast.
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let targets: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(if smoke { 5 } else { 50 });
+    let days = if smoke { 2i64 } else { 30 };
+    let per_minute = 60u32; // a 1 s interval: the densest common setting
+    let tmp = tempfile::tempdir().unwrap();
+    let names: Vec<(String, bool)> = (0..targets).map(|i| (format!("t{i}"), false)).collect();
+    let now = Timestamp::now();
+    let start = now.as_second() / 86_400 * 86_400 - days * 86_400;
+    let store =
+        HistoryStore::open_at(tmp.path(), names, Timestamp::from_second(start).unwrap()).unwrap();
+
+    // 1. Recording: one call per probe result.
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut recorded = 0u64;
+    let mut record_time = Duration::ZERO;
+    let mut flush_time = Duration::ZERO;
+    let mut flushes = 0u32;
+    let mut rows = 0usize;
+    for minute in 0..days * 1440 {
+        let t0 = Instant::now();
+        for k in 0..per_minute {
+            let at = Timestamp::from_second(start + minute * 60 + i64::from(k)).unwrap();
+            for i in 0..targets {
+                let r = next();
+                store.record(&result(i, at, 5_000 + r % 20_000, r % 100 != 0));
+                recorded += 1;
+            }
+        }
+        record_time += t0.elapsed();
+        // Filling 30 days: one batch per hour of data (the daemon writes one
+        // per minute; that cost is measured below at 10 000 targets).
+        if minute % 60 == 59 {
+            rows += store
+                .flush(
+                    Timestamp::from_second(start + minute * 60 + 60).unwrap(),
+                    false,
+                )
+                .unwrap();
+        }
+    }
+    store.flush(now, true).unwrap();
+    let bytes = dir_size(store.dir());
+    println!("targets={targets} days={days} probes/minute/target={per_minute}");
+    println!(
+        "record: {:.0} ns per probe result ({recorded} results)",
+        record_time.as_nanos() as f64 / recorded as f64
+    );
+    // A minute's batch at 10 000 targets, as the daemon writes it.
+    let big = tempfile::tempdir().unwrap();
+    let n = if smoke { 100 } else { 10_000 };
+    let many = HistoryStore::open_at(
+        big.path(),
+        (0..n).map(|i| (format!("target-{i}"), false)).collect(),
+        now,
+    )
+    .unwrap();
+    for m in 0..10i64 {
+        let base = now.as_second() / 60 * 60 + m * 60;
+        for k in 0..60 {
+            let at = Timestamp::from_second(base + k).unwrap();
+            for i in 0..n {
+                let r = next();
+                many.record(&result(i, at, 5_000 + r % 20_000, r % 100 != 0));
+            }
+        }
+        let t0 = Instant::now();
+        let written = many
+            .flush(Timestamp::from_second(base + 60).unwrap(), false)
+            .unwrap();
+        if m > 0 {
+            flush_time += t0.elapsed();
+            flushes += 1;
+            assert_eq!(written, n);
+        }
+    }
+    println!(
+        "flush at {n} targets: {:.2} ms per minute batch ({:.2} µs per row, fsync included; {:.3} % of a core)",
+        flush_time.as_secs_f64() * 1e3 / f64::from(flushes),
+        flush_time.as_secs_f64() * 1e6 / (f64::from(flushes) * n as f64),
+        flush_time.as_secs_f64() * 100.0 / (f64::from(flushes) * 60.0)
+    );
+    let _ = rows;
+    println!(
+        "disk: {} bytes in all, {:.1} KB per target per day",
+        bytes,
+        bytes as f64 / targets as f64 / days as f64 / 1e3
+    );
+
+    // 2. Serving.
+    let end = Timestamp::from_second(start + days * 86_400).unwrap();
+    let day_ago = Timestamp::from_second(end.as_second() - 86_400).unwrap();
+    let begin = Timestamp::from_second(start).unwrap();
+    let time = |q: &HistoryQuery| {
+        let mut best = Duration::MAX;
+        let mut points = 0;
+        for _ in 0..3 {
+            let t0 = Instant::now();
+            let s = store.query(q);
+            best = best.min(t0.elapsed());
+            points = s.iter().map(|s| s.points.len()).sum::<usize>();
+            let json = serde_json::to_vec(&s).unwrap();
+            assert!(!json.is_empty());
+        }
+        (best, points)
+    };
+    let one = HistoryQuery::new(vec!["t0".into()], begin, end, 7200).unwrap();
+    let (d, p) = time(&one);
+    println!(
+        "serve {days} days of one target (2 h steps): {:.1} ms, {p} points",
+        d.as_secs_f64() * 1e3
+    );
+    let one_fine = HistoryQuery::new(vec!["t0".into()], begin, end, 1800).unwrap();
+    let (d, p) = time(&one_fine);
+    println!(
+        "serve {days} days of one target (30 min steps): {:.1} ms, {p} points",
+        d.as_secs_f64() * 1e3
+    );
+    let fifty: Vec<String> = (0..targets.min(50)).map(|i| format!("t{i}")).collect();
+    let q = HistoryQuery::new(fifty.clone(), day_ago, end, 300).unwrap();
+    let (d, p) = time(&q);
+    println!(
+        "serve 24 h of {} targets (5 min steps): {:.1} ms, {p} points",
+        fifty.len(),
+        d.as_secs_f64() * 1e3
+    );
+    let q = HistoryQuery::new(fifty.clone(), day_ago, end, 60).unwrap();
+    let (d, p) = time(&q);
+    println!(
+        "serve 24 h of {} targets (1 min steps): {:.1} ms, {p} points",
+        fifty.len(),
+        d.as_secs_f64() * 1e3
+    );
+}

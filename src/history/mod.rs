@@ -1,0 +1,269 @@
+//! The history store: per target, one summary per minute (probes, failures
+//! and an RTT histogram good for median, p10/p90, min and max), plus every
+//! throughput test as it was measured. It is what the status page's charts
+//! and `GET /api/v1/history` read, and it survives restarts.
+//!
+//! # On disk
+//! `<data_dir>/history/<YYYY-MM-DD>.<run>.lwh`, one text file per UTC day and
+//! daemon run (`run` = the run's start in Unix milliseconds), so two runs never
+//! share a file and nothing is rewritten. Lines, tab separated:
+//!
+//! ```text
+//! N  <idx> <target name>                                  (names of this run, first)
+//! M  <minute> <idx> <probes> <failures> <sum_us> <min_us> <max_us> <bucket:count,…>
+//! T  <at_ms> <idx> <bytes> <seconds> <bits_per_second>     (a throughput test)
+//! ```
+//!
+//! `minute` is Unix seconds / 60. Rows are appended in batches by
+//! [`HistoryStore::flush`] (the daemon calls it every [`FLUSH_INTERVAL`] and at
+//! shutdown): one `write` and one `fsync` per batch, never one per probe. A
+//! minute may appear in several rows (a partial minute flushed at shutdown,
+//! then continued by the next run): readers add them up. A torn last line (a
+//! crash mid-write) and any malformed line are skipped.
+//!
+//! # Bound
+//! Files of days older than [`RETENTION_DAYS`] are deleted at the first flush
+//! of each hour. Disk use is at most about
+//! `targets × 1440 rows/day × ~62 bytes × (RETENTION_DAYS + 1)`, plus one
+//! `T` line (~40 bytes) per throughput test: measured 89.5 KB per target per
+//! day at a 1 s interval with RTTs spread over five buckets
+//! (`benches/history_store.rs`), ~2.8 MB per target for the whole retention.
+
+mod bucket;
+mod file;
+mod query;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use crate::config::Config;
+use crate::probe::{Outcome, ProbeResult};
+
+pub use bucket::{BUCKETS, Minute};
+pub use query::{HistoryQuery, Point, QueryError, Series, Throughput};
+
+/// How often buffered rows are written (and fsynced).
+pub const FLUSH_INTERVAL: Duration = Duration::from_secs(60);
+/// Days of per-minute rows kept.
+pub const RETENTION_DAYS: i64 = 30;
+/// An HTTP response body at least this long counts as a throughput test.
+pub const THROUGHPUT_MIN_BYTES: u64 = 1 << 20;
+
+/// Why the history store could not be opened or written.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error(
+        "failed to create the history directory {path}: {source}; give linkwatch's user write access to daemon.data_dir"
+    )]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to write history file {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The store: in-memory accumulators for the current minute, rows waiting
+/// for the next flush, and the files of earlier batches and runs.
+pub struct HistoryStore {
+    dir: PathBuf,
+    names: Vec<String>,
+    /// Throughput targets (by index): every successful result is a test.
+    throughput: Vec<bool>,
+    inner: Mutex<Inner>,
+    /// Serialises flushes (the buffer lock is not held while writing).
+    writer: Mutex<file::Writer>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Per target: the minute being accumulated.
+    current: Vec<Option<(i64, Minute)>>,
+    /// Finished minutes and throughput tests not yet written.
+    pending: Vec<file::Row>,
+}
+
+impl HistoryStore {
+    /// Opens (creates) `<data_dir>/history` for a run starting now.
+    pub fn open(config: &Config) -> Result<Self, HistoryError> {
+        Self::open_at(
+            &config.daemon.data_dir,
+            config
+                .targets
+                .iter()
+                .map(|t| (t.name.clone(), t.kind().as_str() == "throughput"))
+                .collect(),
+            Timestamp::now(),
+        )
+    }
+
+    /// Opens the store under `data_dir` for targets `(name, is_throughput)`.
+    pub fn open_at(
+        data_dir: &Path,
+        targets: Vec<(String, bool)>,
+        now: Timestamp,
+    ) -> Result<Self, HistoryError> {
+        let dir = data_dir.join("history");
+        std::fs::create_dir_all(&dir).map_err(|source| HistoryError::CreateDir {
+            path: dir.clone(),
+            source,
+        })?;
+        let (names, throughput): (Vec<String>, Vec<bool>) = targets.into_iter().unzip();
+        let run = now.as_millisecond();
+        Ok(Self {
+            writer: Mutex::new(file::Writer::new(dir.clone(), run, names.clone())),
+            dir,
+            inner: Mutex::new(Inner {
+                current: vec![None; names.len()],
+                pending: Vec::new(),
+            }),
+            names,
+            throughput,
+        })
+    }
+
+    /// The directory holding the files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds one probe result (the probe hot path: no I/O, no allocation
+    /// unless a minute ends).
+    pub fn record(&self, r: &ProbeResult) {
+        let minute = r.at.as_second().div_euclid(60);
+        let outcome = &r.observation.outcome;
+        let rtt = match outcome {
+            Outcome::Success { duration, .. } => Some(*duration),
+            _ => None,
+        };
+        let test = self.throughput_test(r);
+        let mut inner = self.lock();
+        let Inner { current, pending } = &mut *inner;
+        let Some(slot) = current.get_mut(r.target) else {
+            return;
+        };
+        match slot {
+            Some((m, acc)) if *m == minute => acc.add(rtt),
+            _ => {
+                if let Some((m, acc)) = slot.take() {
+                    pending.push(file::Row::Minute(m, r.target, acc));
+                }
+                let mut acc = Minute::default();
+                acc.add(rtt);
+                *slot = Some((minute, acc));
+            }
+        }
+        if let Some(t) = test {
+            pending.push(file::Row::Throughput(r.target, t));
+        }
+    }
+
+    fn throughput_test(&self, r: &ProbeResult) -> Option<Throughput> {
+        let Outcome::Success { duration, .. } = &r.observation.outcome else {
+            return None;
+        };
+        let info = &r.observation.info;
+        let bytes = info.body_bytes?;
+        let declared = self.throughput.get(r.target).copied().unwrap_or(false);
+        if !declared && bytes < THROUGHPUT_MIN_BYTES {
+            return None;
+        }
+        let seconds = duration.as_secs_f64();
+        let bps = info
+            .bytes_per_second
+            .map(|b| b * 8.0)
+            .unwrap_or_else(|| bytes as f64 * 8.0 / seconds.max(1e-6));
+        Some(Throughput {
+            at: r.at,
+            bytes,
+            seconds,
+            bits_per_second: bps,
+        })
+    }
+
+    /// Writes every finished minute (and, with `all`, the minutes still
+    /// being accumulated: at shutdown) in one batch, then fsyncs. Deletes
+    /// files past the retention once an hour.
+    pub fn flush(&self, now: Timestamp, all: bool) -> Result<usize, HistoryError> {
+        let now_minute = now.as_second().div_euclid(60);
+        let rows = {
+            let mut inner = self.lock();
+            let Inner { current, pending } = &mut *inner;
+            for (idx, slot) in current.iter_mut().enumerate() {
+                let done = matches!(slot, Some((m, _)) if all || *m < now_minute);
+                if done && let Some((m, acc)) = slot.take() {
+                    pending.push(file::Row::Minute(m, idx, acc));
+                }
+            }
+            std::mem::take(pending)
+        };
+        let n = rows.len();
+        let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = writer.write(&rows, now) {
+            // Keep the rows for the next attempt (the disk may come back).
+            self.lock().pending.splice(0..0, rows);
+            return Err(e);
+        }
+        writer.expire(now, RETENTION_DAYS);
+        Ok(n)
+    }
+
+    /// Rows of `names` between `since` and `until`, in steps of `step`,
+    /// from disk and from memory (what is not flushed yet).
+    pub fn query(&self, q: &HistoryQuery) -> Vec<Series> {
+        let mut acc = query::Accumulator::new(q);
+        file::read_dir(&self.dir, q.since, q.until, &mut acc);
+        {
+            let inner = self.lock();
+            for row in &inner.pending {
+                acc.add_row(&self.names, row);
+            }
+            for (idx, slot) in inner.current.iter().enumerate() {
+                if let Some((m, minute)) = slot {
+                    acc.add_minute(self.names.get(idx).map(String::as_str), *m, minute);
+                }
+            }
+        }
+        acc.finish()
+    }
+
+    /// Runs until `stop`, flushing every [`FLUSH_INTERVAL`]; the final
+    /// flush (with partial minutes) is the caller's, after the last result.
+    pub async fn flush_periodically(
+        self: std::sync::Arc<Self>,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(FLUSH_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let store = self.clone();
+            match tokio::task::spawn_blocking(move || store.flush(Timestamp::now(), false)).await {
+                Ok(Ok(rows)) => tracing::trace!(rows, "history flushed"),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "history flush failed; rows kept for the next attempt")
+                }
+                Err(e) => tracing::error!(error = %e, "history flush task failed"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

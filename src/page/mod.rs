@@ -1,0 +1,813 @@
+//! The status page `/` and the outage detail view `/outage/<id>`: HTML
+//! rendered by the daemon, charts as inline SVG ([`svg`]), one stylesheet of
+//! our own ([`STYLESHEET`], served at `/static/page.css`) and no script, so
+//! the page works with the internet down and under a CSP of `'self'` only.
+//!
+//! What the page shows comes in as plain data ([`PageData`]): the status read
+//! model, the outage and degradation periods (one list, each with a
+//! [`Kind`]), and history series. Degradations slot in by adding periods of
+//! [`Kind::Degradation`]; nothing else changes.
+//!
+//! Contract (tests and scripts rely on it): each group's card carries
+//! `data-group="NAME"` and `data-state="up|down|degraded|unknown"`; each chart
+//! is an `<svg>` with a `<title>`.
+
+pub mod svg;
+
+use std::fmt::Write as _;
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+use crate::history::Series;
+use crate::outage::OutageRecord;
+use crate::outage::detector::State;
+use crate::status::Status;
+use svg::{Seg, Segment};
+
+/// The page's stylesheet.
+pub const STYLESHEET: &str = include_str!("page.css");
+
+/// The Content-Security-Policy of every HTML response: nothing but the
+/// daemon itself, no scripts at all, no inline styles.
+pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
+base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// Outage or degradation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Outage,
+    Degradation,
+}
+
+impl Kind {
+    pub fn word(self) -> &'static str {
+        match self {
+            Kind::Outage => "outage",
+            Kind::Degradation => "degradation",
+        }
+    }
+}
+
+/// An outage or a degradation period, as the page shows it.
+#[derive(Debug, Clone)]
+pub struct Period {
+    pub kind: Kind,
+    pub id: String,
+    pub group: String,
+    pub cause: String,
+    pub start: Timestamp,
+    pub end: Option<Timestamp>,
+    pub duration_seconds: f64,
+    pub targets: Vec<String>,
+    pub gaps: Vec<(Timestamp, Timestamp)>,
+    pub end_observed: Option<bool>,
+    /// Which clock the duration comes from (`monotonic` or `wall`).
+    pub duration_clock: String,
+    /// Degradations: the thresholds crossed (`loss`, `rtt_p50`, …).
+    pub triggers: Vec<String>,
+}
+
+impl From<&OutageRecord> for Period {
+    fn from(r: &OutageRecord) -> Self {
+        Self {
+            kind: Kind::Outage,
+            id: r.id.clone(),
+            group: r.group.clone(),
+            cause: r.cause.clone(),
+            start: r.start,
+            end: r.end,
+            duration_seconds: r.duration_seconds,
+            targets: r.targets.clone(),
+            gaps: r.gaps.iter().map(|g| (g.from, g.to)).collect(),
+            end_observed: r.end_observed,
+            duration_clock: serde_json::to_value(r.duration_clock)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            triggers: Vec::new(),
+        }
+    }
+}
+
+impl Period {
+    fn overlap(&self, from: Timestamp, to: Timestamp, now: Timestamp) -> f64 {
+        let end = self.end.unwrap_or(now);
+        let a = self.start.max(from);
+        let b = end.min(to);
+        if b > a {
+            b.duration_since(a).as_secs_f64()
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Chart periods the page offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Range {
+    H3,
+    H24,
+    D7,
+    D30,
+}
+
+impl Range {
+    pub const ALL: [Range; 4] = [Range::H3, Range::H24, Range::D7, Range::D30];
+
+    pub fn parse(s: &str) -> Option<Range> {
+        Range::ALL.into_iter().find(|r| r.label() == s)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Range::H3 => "3h",
+            Range::H24 => "24h",
+            Range::D7 => "7d",
+            Range::D30 => "30d",
+        }
+    }
+
+    pub fn seconds(self) -> i64 {
+        match self {
+            Range::H3 => 3 * 3600,
+            Range::H24 => 86_400,
+            Range::D7 => 7 * 86_400,
+            Range::D30 => 30 * 86_400,
+        }
+    }
+
+    /// Seconds per chart point (180–360 points per chart).
+    pub fn step(self) -> i64 {
+        match self {
+            Range::H3 => 60,
+            Range::H24 => 300,
+            Range::D7 => 1800,
+            Range::D30 => 7200,
+        }
+    }
+}
+
+/// Step of the coverage series the bars and availability use.
+pub const COVERAGE_STEP: i64 = 900;
+
+/// Everything the status page shows.
+pub struct PageData<'a> {
+    pub status: &'a Status,
+    /// Outages and degradations of the last 30 days (and open ones), any order.
+    pub periods: &'a [Period],
+    /// Per target, the last 30 days in [`COVERAGE_STEP`] steps: which
+    /// quarter hours were monitored at all.
+    pub coverage: &'a [Series],
+    /// The charted targets over `range`.
+    pub charts: &'a [Series],
+    pub range: Range,
+    /// Targets not charted (the page charts a bounded number).
+    pub uncharted: usize,
+    pub tz: &'a TimeZone,
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// `38 min`, `2 h 5 min`, `6 days`: a rough length for sentences.
+pub fn human(secs: f64) -> String {
+    let s = secs.max(0.0).round() as i64;
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s / 60),
+        3600..86_400 => {
+            let m = (s % 3600) / 60;
+            if m == 0 {
+                format!("{} h", s / 3600)
+            } else {
+                format!("{} h {m} min", s / 3600)
+            }
+        }
+        _ => {
+            let d = s / 86_400;
+            format!("{d} day{}", if d == 1 { "" } else { "s" })
+        }
+    }
+}
+
+/// `12.3 ms`.
+pub fn fmt_ms(secs: f64) -> String {
+    let ms = secs * 1e3;
+    if ms >= 100.0 {
+        format!("{ms:.0} ms")
+    } else if ms >= 10.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{ms:.2} ms")
+    }
+}
+
+/// `2026-12-01 10:02:13` in `tz`.
+pub fn fmt_time(t: Timestamp, tz: &TimeZone) -> String {
+    t.to_zoned(tz.clone())
+        .strftime("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+/// `Dec 01 10:02` in `tz`.
+pub fn fmt_time_short(t: Timestamp, tz: &TimeZone) -> String {
+    t.to_zoned(tz.clone()).strftime("%b %d %H:%M").to_string()
+}
+
+fn clock(t: Timestamp, tz: &TimeZone) -> String {
+    t.to_zoned(tz.clone()).strftime("%H:%M:%S").to_string()
+}
+
+/// The time zone's name for labels.
+pub fn tz_name(tz: &TimeZone) -> String {
+    tz.iana_name().unwrap_or("local time").to_string()
+}
+
+/// A group's state on the page: the detector's, or `degraded` while a
+/// degradation of the group is open.
+fn card_state(state: State, group: &str, periods: &[Period]) -> &'static str {
+    match state {
+        State::Down => "down",
+        State::Unknown => "unknown",
+        State::Up => {
+            if periods
+                .iter()
+                .any(|p| p.kind == Kind::Degradation && p.end.is_none() && p.group == group)
+            {
+                "degraded"
+            } else {
+                "up"
+            }
+        }
+    }
+}
+
+fn icon(state: &str) -> &'static str {
+    match state {
+        "up" => "✔",
+        "down" => "✖",
+        "degraded" => "▲",
+        _ => "?",
+    }
+}
+
+/// The sentence at the top.
+pub fn verdict(d: &PageData) -> (String, &'static str) {
+    let now = d.status.now;
+    let open: Vec<&Period> = d
+        .periods
+        .iter()
+        .filter(|p| p.kind == Kind::Outage && p.end.is_none())
+        .collect();
+    // The most downstream open outage (last group in configuration order)
+    // names what the user feels; its cause names whom to call.
+    let rank = |g: &str| d.status.groups.iter().position(|x| x.name == g);
+    if let Some(o) = open.iter().max_by_key(|p| rank(&p.group)) {
+        let others: Vec<&str> = open
+            .iter()
+            .filter(|p| p.id != o.id)
+            .map(|p| p.group.as_str())
+            .collect();
+        let mut s = format!(
+            "{} is down since {} ({}) — likely cause: {}",
+            title_case(&o.group),
+            clock(o.start, d.tz),
+            human(now.duration_since(o.start).as_secs_f64()),
+            o.cause
+        );
+        if !others.is_empty() {
+            s.push_str(&format!(". Also down: {}", others.join(", ")));
+        }
+        return (s, "down");
+    }
+    if let Some(g) = d.status.groups.iter().find(|g| g.state == State::Down) {
+        return (
+            format!("{} is down — likely cause: {}", title_case(&g.name), g.name),
+            "down",
+        );
+    }
+    if let Some(p) = d
+        .periods
+        .iter()
+        .find(|p| p.kind == Kind::Degradation && p.end.is_none())
+    {
+        return (
+            format!(
+                "{} is slow since {} ({}){}",
+                title_case(&p.group),
+                clock(p.start, d.tz),
+                human(now.duration_since(p.start).as_secs_f64()),
+                if p.triggers.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", p.triggers.join(", "))
+                }
+            ),
+            "degraded",
+        );
+    }
+    if d.status.groups.is_empty() || d.status.groups.iter().all(|g| g.state == State::Unknown) {
+        return (
+            "Waiting for the first results (no group decided yet)".into(),
+            "unknown",
+        );
+    }
+    let unknown: Vec<&str> = d
+        .status
+        .groups
+        .iter()
+        .filter(|g| g.state == State::Unknown)
+        .map(|g| g.name.as_str())
+        .collect();
+    let last_end = d
+        .periods
+        .iter()
+        .filter(|p| p.kind == Kind::Outage)
+        .filter_map(|p| p.end)
+        .max();
+    let since = last_end.unwrap_or(d.status.started).max(d.status.started);
+    let what = if last_end.is_some_and(|e| e >= d.status.started) {
+        "since the last outage"
+    } else {
+        "since linkwatch started"
+    };
+    let mut s = format!(
+        "All good for {} ({what})",
+        human(now.duration_since(since).as_secs_f64())
+    );
+    if !unknown.is_empty() {
+        s.push_str(&format!("; not decided yet: {}", unknown.join(", ")));
+    }
+    (s, "up")
+}
+
+fn title_case(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// Targets of `group` in the status.
+fn group_targets<'a>(d: &'a PageData, group: &str) -> Vec<&'a str> {
+    d.status
+        .targets
+        .iter()
+        .filter(|t| t.group == group)
+        .map(|t| t.name.as_str())
+        .collect()
+}
+
+/// Seconds of each coverage step a group was monitored: minutes with a
+/// probe of its best-covered target (exact to the minute, whatever the
+/// probe interval was when the history was written).
+fn monitored_steps(d: &PageData, group: &str) -> Vec<f64> {
+    let mut out: Vec<f64> = Vec::new();
+    for t in d.status.targets.iter().filter(|t| t.group == group) {
+        let Some(s) = d.coverage.iter().find(|s| s.target == t.name) else {
+            continue;
+        };
+        if out.is_empty() {
+            out = vec![0.0; s.points.len()];
+        }
+        for (o, p) in out.iter_mut().zip(&s.points) {
+            let secs = (f64::from(p.minutes) * 60.0).min(COVERAGE_STEP as f64);
+            *o = o.max(secs);
+        }
+    }
+    out
+}
+
+/// Seconds monitored in `[from, to)` according to `steps` (a step partly
+/// inside counts in proportion).
+fn monitored_secs(d: &PageData, steps: &[f64], from: Timestamp, to: Timestamp) -> f64 {
+    let Some(first) = d.coverage.first() else {
+        return 0.0;
+    };
+    let base = first.since.as_second();
+    let mut total = 0.0;
+    for (i, secs) in steps.iter().enumerate() {
+        if *secs <= 0.0 {
+            continue;
+        }
+        let (sa, sb) = (
+            base + i as i64 * COVERAGE_STEP,
+            base + (i as i64 + 1) * COVERAGE_STEP,
+        );
+        let a = sa.max(from.as_second());
+        let b = sb.min(to.as_second());
+        if b > a {
+            total += secs * (b - a) as f64 / COVERAGE_STEP as f64;
+        }
+    }
+    total
+}
+
+/// Availability of `group` over `[from, now)`: 1 − down / monitored.
+fn availability(d: &PageData, group: &str, steps: &[f64], from: Timestamp) -> Option<f64> {
+    let now = d.status.now;
+    let monitored = monitored_secs(d, steps, from, now);
+    if monitored <= 0.0 {
+        return None;
+    }
+    let down: f64 = d
+        .periods
+        .iter()
+        .filter(|p| p.kind == Kind::Outage && p.group == group)
+        .map(|p| p.overlap(from, now, now))
+        .sum();
+    Some((1.0 - down / monitored).clamp(0.0, 1.0))
+}
+
+fn pct(a: Option<f64>) -> String {
+    match a {
+        None => "no data".into(),
+        Some(a) if a >= 1.0 => "100 %".into(),
+        Some(a) => format!("{:.2} %", (a * 1e4).floor() / 100.0),
+    }
+}
+
+/// The segments of a group's bar over the last `span` seconds in `n` parts.
+fn segments(d: &PageData, group: &str, steps: &[f64], span: i64, n: i64) -> Vec<Segment> {
+    let now = d.status.now.as_second();
+    let seg_len = span / n;
+    let end = (now / seg_len + 1) * seg_len;
+    let base = d
+        .coverage
+        .first()
+        .map(|s| s.since.as_second())
+        .unwrap_or(now);
+    (0..n)
+        .map(|i| {
+            let a = end - (n - i) * seg_len;
+            let b = a + seg_len;
+            let from = Timestamp::from_second(a).unwrap_or(d.status.now);
+            let to = Timestamp::from_second(b).unwrap_or(d.status.now);
+            let hits: Vec<&Period> = d
+                .periods
+                .iter()
+                .filter(|p| p.group == group && p.overlap(from, to, d.status.now) > 0.0)
+                .collect();
+            let monitored = (a.max(base)..b.min(now + 1))
+                .step_by(COVERAGE_STEP as usize)
+                .any(|t| {
+                    let idx = (t - base) / COVERAGE_STEP;
+                    usize::try_from(idx)
+                        .ok()
+                        .and_then(|i| steps.get(i))
+                        .is_some_and(|s| *s > 0.0)
+                });
+            let (seg, note) = if let Some(p) = hits.iter().find(|p| p.kind == Kind::Outage) {
+                (
+                    Seg::Down,
+                    format!(
+                        "outage from {}, {}, cause {}",
+                        fmt_time_short(p.start, d.tz),
+                        human(p.duration_seconds),
+                        p.cause
+                    ),
+                )
+            } else if let Some(p) = hits.first() {
+                (
+                    Seg::Degraded,
+                    format!(
+                        "slow from {}, cause {}",
+                        fmt_time_short(p.start, d.tz),
+                        p.cause
+                    ),
+                )
+            } else if !monitored || a > now {
+                (Seg::Unmonitored, String::new())
+            } else {
+                (Seg::Up, String::new())
+            };
+            Segment {
+                from,
+                to,
+                seg,
+                note,
+            }
+        })
+        .collect()
+}
+
+/// The document around `body`.
+fn document(title: &str, body: &str, refresh: bool) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<meta name=\"color-scheme\" content=\"light dark\">{}\
+<title>{}</title><link rel=\"stylesheet\" href=\"/static/page.css\"></head>\n<body>{body}</body></html>\n",
+        if refresh {
+            "<meta http-equiv=\"refresh\" content=\"60\">"
+        } else {
+            ""
+        },
+        esc(title)
+    )
+}
+
+/// The status page.
+pub fn status_page(d: &PageData) -> String {
+    let mut b = String::new();
+    let (verdict, vstate) = verdict(d);
+    let _ = write!(
+        b,
+        "<header><h1>linkwatch</h1><p class=\"meta\">{} · times in {} · version {} · \
+<a href=\"/api/v1/status\">status JSON</a> · <a href=\"/api/v1/outages\">outages JSON</a> · <a href=\"/metrics\">metrics</a></p></header>\
+<main><section id=\"verdict\" class=\"verdict v-{vstate}\" data-state=\"{vstate}\"><span class=\"icon\" aria-hidden=\"true\">{}</span> <strong>{}</strong></section>",
+        esc(&fmt_time(d.status.now, d.tz)),
+        esc(&tz_name(d.tz)),
+        esc(d.status.version),
+        icon(vstate),
+        esc(&verdict)
+    );
+    b.push_str("<section class=\"groups\"><h2>Groups</h2>");
+    let now = d.status.now;
+    let today = now
+        .to_zoned(d.tz.clone())
+        .start_of_day()
+        .map(|z| z.timestamp())
+        .unwrap_or(now);
+    let ago = |days: i64| Timestamp::from_second(now.as_second() - days * 86_400).unwrap_or(now);
+    for g in &d.status.groups {
+        let state = card_state(g.state, &g.name, d.periods);
+        let steps = monitored_steps(d, &g.name);
+        let targets = group_targets(d, &g.name);
+        let _ = write!(
+            b,
+            "<article class=\"card c-{state}\" data-group=\"{}\" data-state=\"{state}\">\
+<h3>{}<span class=\"state\"><span aria-hidden=\"true\">{}</span> {state}</span></h3><p class=\"since\">{}{}</p>\
+<dl class=\"avail\"><div><dt>today</dt><dd>{}</dd></div><div><dt>7 days</dt><dd>{}</dd></div><div><dt>30 days</dt><dd>{}</dd></div></dl>",
+            esc(&g.name),
+            esc(&g.name),
+            icon(state),
+            match g.since {
+                Some(s) => format!(
+                    "since {} ({})",
+                    esc(&fmt_time(s, d.tz)),
+                    human(now.duration_since(s).as_secs_f64())
+                ),
+                None => "no decision yet".into(),
+            },
+            match &g.needs {
+                Some(n) => format!(" · needs {}", esc(n)),
+                None => String::new(),
+            },
+            pct(availability(d, &g.name, &steps, today)),
+            pct(availability(d, &g.name, &steps, ago(7))),
+            pct(availability(d, &g.name, &steps, ago(30))),
+        );
+        for (label, span, n) in [
+            ("24 h", 86_400, 96),
+            ("7 days", 7 * 86_400, 168),
+            ("30 days", 30 * 86_400, 120),
+        ] {
+            let segs = segments(d, &g.name, &steps, span, n);
+            let _ = write!(
+                b,
+                "<div class=\"barrow\"><span class=\"barlabel\">{label}</span>{}</div>",
+                svg::uptime_bar(&format!("{} last {label}", g.name), &segs, d.tz)
+            );
+        }
+        let _ = write!(
+            b,
+            "<p class=\"targets\">{} target{}: {}</p></article>",
+            targets.len(),
+            if targets.len() == 1 { "" } else { "s" },
+            esc(&targets.join(", "))
+        );
+    }
+    b.push_str(
+        "<p class=\"legend\"><span class=\"k s-up\">█</span> up <span class=\"k s-down\">█</span> outage \
+<span class=\"k s-degraded\">▆</span> degraded <span class=\"k s-gap\">▁</span> not monitored</p></section>",
+    );
+    periods_section(&mut b, d);
+    targets_section(&mut b, d);
+    b.push_str("</main>");
+    document("linkwatch status", &b, true)
+}
+
+fn periods_section(b: &mut String, d: &PageData) {
+    let mut list: Vec<&Period> = d.periods.iter().collect();
+    list.sort_by_key(|p| std::cmp::Reverse(p.start));
+    b.push_str("<section id=\"periods\"><h2>Last outages and slow periods</h2>");
+    if list.is_empty() {
+        b.push_str("<p>None recorded in the last 30 days.</p></section>");
+        return;
+    }
+    b.push_str("<ul class=\"periods\">");
+    for p in list.iter().take(30) {
+        let _ = write!(
+            b,
+            "<li class=\"p-{}\" data-period=\"{}\"><a href=\"/{}/{}\"><span class=\"kind\">{} {}</span> \
+<strong>{}</strong> {} – {} · {} · cause {}{}</a></li>",
+            p.kind.word(),
+            esc(&p.id),
+            p.kind.word(),
+            esc(&url_segment(&p.id)),
+            if p.kind == Kind::Outage { "✖" } else { "▲" },
+            p.kind.word(),
+            esc(&p.group),
+            esc(&fmt_time(p.start, d.tz)),
+            match p.end {
+                Some(e) => esc(&fmt_time(e, d.tz)),
+                None => "<em>ongoing</em>".into(),
+            },
+            esc(&human(p.duration_seconds)),
+            esc(&p.cause),
+            if p.gaps.is_empty() {
+                String::new()
+            } else {
+                format!(" · {} unobserved gap(s)", p.gaps.len())
+            }
+        );
+    }
+    b.push_str("</ul></section>");
+}
+
+/// Percent-encodes an id for a path segment.
+fn url_segment(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn targets_section(b: &mut String, d: &PageData) {
+    let _ = write!(
+        b,
+        "<section id=\"targets\"><h2>Latency and loss per target</h2><nav class=\"ranges\">"
+    );
+    for r in Range::ALL {
+        let _ = write!(
+            b,
+            "<a href=\"/?range={0}#targets\"{1}>{0}</a> ",
+            r.label(),
+            if r == d.range {
+                " aria-current=\"page\""
+            } else {
+                ""
+            }
+        );
+    }
+    b.push_str("</nav>");
+    b.push_str(svg::LOSS_LEGEND);
+    for s in d.charts {
+        let t = d.status.targets.iter().find(|t| t.name == s.target);
+        let marks: Vec<&Period> = d
+            .periods
+            .iter()
+            .filter(|p| t.is_some_and(|t| t.group == p.group))
+            .collect();
+        let _ = write!(
+            b,
+            "<figure class=\"target\" data-target=\"{}\"><figcaption><strong>{}</strong> {} <span class=\"probes\">{}</span>{}</figcaption>{}",
+            esc(&s.target),
+            esc(&s.target),
+            t.map(|t| esc(t.kind)).unwrap_or_default(),
+            t.map(|t| esc(&t.probes)).unwrap_or_default(),
+            t.map(|t| format!(
+                " <span class=\"state st-{0}\">{1} {0}</span>",
+                t.state.as_str(),
+                icon(t.state.as_str())
+            ))
+            .unwrap_or_default(),
+            svg::latency_chart(
+                s,
+                &marks,
+                d.tz,
+                &format!("Latency of {} over the last {}", s.target, d.range.label())
+            )
+        );
+        if !s.throughput.is_empty() {
+            b.push_str(&svg::throughput_chart(s, d.tz));
+        }
+        if let Some(l) = t.and_then(|t| t.last.as_ref())
+            && l.result != "success"
+        {
+            let _ = write!(
+                b,
+                "<p class=\"last\">last probe: {} — {}</p>",
+                esc(l.result),
+                esc(l.detail.as_deref().unwrap_or(""))
+            );
+        }
+        b.push_str("</figure>");
+    }
+    if d.uncharted > 0 {
+        let _ = write!(
+            b,
+            "<p>{} more targets are not charted here: see <a href=\"/api/v1/history\">/api/v1/history</a>.</p>",
+            d.uncharted
+        );
+    }
+    b.push_str("</section>");
+}
+
+/// The detail view of one outage or degradation, with charts of its
+/// targets from an hour before to an hour after.
+pub fn detail_page(p: &Period, charts: &[Series], status: &Status, tz: &TimeZone) -> String {
+    let mut b = String::new();
+    let _ = write!(
+        b,
+        "<header><h1><a href=\"/\">linkwatch</a> · {} {}</h1><p class=\"meta\">times in {}</p></header><main>\
+<section class=\"detail p-{}\" data-period=\"{}\" data-kind=\"{}\"><dl class=\"facts\">",
+        p.kind.word(),
+        esc(&p.id),
+        esc(&tz_name(tz)),
+        p.kind.word(),
+        esc(&p.id),
+        p.kind.word()
+    );
+    let mut fact = |k: &str, v: String| {
+        let _ = write!(b, "<div><dt>{}</dt><dd>{v}</dd></div>", esc(k));
+    };
+    fact("group", esc(&p.group));
+    fact("likely cause", esc(&p.cause));
+    fact("start", esc(&fmt_time(p.start, tz)));
+    fact(
+        "end",
+        match p.end {
+            Some(e) => esc(&fmt_time(e, tz)),
+            None => "ongoing".into(),
+        },
+    );
+    fact(
+        "duration",
+        format!(
+            "{} ({:.3} s, {} clock)",
+            esc(&human(p.duration_seconds)),
+            p.duration_seconds,
+            esc(&p.duration_clock)
+        ),
+    );
+    fact(
+        "end observed",
+        match p.end_observed {
+            Some(true) => "yes".into(),
+            Some(false) => "no — the end lies in an unobserved gap".into(),
+            None => "not yet".into(),
+        },
+    );
+    fact("targets down", esc(&p.targets.join(", ")));
+    fact(
+        "unobserved gaps",
+        if p.gaps.is_empty() {
+            "none".into()
+        } else {
+            p.gaps
+                .iter()
+                .map(|(a, b)| {
+                    format!(
+                        "{} – {} ({})",
+                        esc(&fmt_time(*a, tz)),
+                        esc(&fmt_time(*b, tz)),
+                        esc(&human(b.duration_since(*a).as_secs_f64()))
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("<br>")
+        },
+    );
+    if !p.triggers.is_empty() {
+        fact("triggers", esc(&p.triggers.join(", ")));
+    }
+    b.push_str(
+        "</dl></section><section id=\"evidence\"><h2>Evidence: the group's targets around it</h2>",
+    );
+    b.push_str(svg::LOSS_LEGEND);
+    for s in charts {
+        let t = status.targets.iter().find(|t| t.name == s.target);
+        let _ = write!(
+            b,
+            "<figure class=\"target\" data-target=\"{}\"><figcaption><strong>{}</strong> {}</figcaption>{}</figure>",
+            esc(&s.target),
+            esc(&s.target),
+            t.map(|t| esc(&t.probes)).unwrap_or_default(),
+            svg::latency_chart(
+                s,
+                &[p],
+                tz,
+                &format!("Latency of {} around {} {}", s.target, p.kind.word(), p.id)
+            )
+        );
+    }
+    b.push_str("</section></main>");
+    document(&format!("linkwatch {} {}", p.kind.word(), p.id), &b, false)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,538 @@
+//! The printable HTML report: everything the Markdown report says, plus a
+//! day-by-day timeline (one row per day on a 24-hour axis: outages red, slow
+//! periods amber, unmonitored time grey) and availability per day. One file,
+//! no external resource; a print stylesheet gives A4 pages with the period,
+//! time zone, journal head hash and verify result repeated on every page.
+//!
+//! It reads only the [`Report`] (times are parsed back from its RFC 3339
+//! strings), so it stays in step with whatever `build` computes.
+
+use std::fmt::Write as _;
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+
+use super::{Report, ReportOutage, end_text, gaps_text, human, start_text, witness_check};
+
+/// Most day rows the timeline draws (the most recent ones).
+const MAX_DAYS: usize = 62;
+
+fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// Inline code in the shared sentences (`like this`) as `<code>`.
+fn code_spans(s: &str) -> String {
+    esc(s)
+        .split('`')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 {
+                format!("<code>{part}</code>")
+            } else {
+                part.to_string()
+            }
+        })
+        .collect()
+}
+
+/// RFC 3339 times with room to wrap: `2026-12-01 15:59:34.600 +00:00`.
+fn spaced(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len() + 8);
+    for (i, &c) in chars.iter().enumerate() {
+        let prev = i.checked_sub(1).and_then(|j| chars.get(j)).copied();
+        let next = chars.get(i + 1).copied();
+        let digit = |c: Option<char>| c.is_some_and(|c| c.is_ascii_digit());
+        if c == 'T' && digit(prev) && digit(next) {
+            out.push(' ');
+            continue;
+        }
+        // The offset after milliseconds: `.600+00:00`.
+        if (c == '+' || c == '-')
+            && i >= 4
+            && chars[i - 4] == '.'
+            && chars[i - 3..i].iter().all(char::is_ascii_digit)
+        {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn ts(s: &str) -> Option<Timestamp> {
+    s.parse().ok()
+}
+
+/// A marked span on the timeline.
+struct Mark {
+    from: Timestamp,
+    to: Timestamp,
+    class: &'static str,
+    title: String,
+}
+
+/// The report's periods as timestamps, the zone, and the marks.
+struct Timeline {
+    since: Timestamp,
+    until: Timestamp,
+    tz: TimeZone,
+    marks: Vec<Mark>,
+    outages: Vec<(String, Timestamp, Timestamp)>,
+}
+
+impl Timeline {
+    fn of(r: &Report) -> Option<Self> {
+        let since = ts(&r.since)?;
+        let until = ts(&r.until)?;
+        let tz = if r.time_zone.eq_ignore_ascii_case("utc") {
+            TimeZone::UTC
+        } else {
+            TimeZone::get(&r.time_zone).unwrap_or(TimeZone::UTC)
+        };
+        let generated = ts(&r.generated).unwrap_or(until);
+        let mut marks = Vec::new();
+        for [a, b] in &r.unmonitored {
+            if let (Some(a), Some(b)) = (ts(a), ts(b)) {
+                marks.push(Mark {
+                    from: a,
+                    to: b,
+                    class: "gap",
+                    title: format!(
+                        "not monitored {a} to {b}",
+                        a = short(a, &tz),
+                        b = short(b, &tz)
+                    ),
+                });
+            }
+        }
+        let mut outages = Vec::new();
+        for o in &r.outages {
+            let Some(start) = ts(&o.start) else { continue };
+            let end = o
+                .end
+                .as_deref()
+                .and_then(ts)
+                .unwrap_or(generated.min(until));
+            outages.push((o.group.clone(), start, end));
+            marks.push(Mark {
+                from: start,
+                to: end,
+                class: "out",
+                title: format!(
+                    "outage of {} from {} ({}), likely cause {}",
+                    o.group,
+                    short(start, &tz),
+                    human(o.duration_seconds),
+                    o.cause
+                ),
+            });
+        }
+        Some(Self {
+            since,
+            until,
+            tz,
+            marks,
+            outages,
+        })
+    }
+
+    /// Local days touching the period, oldest first (at most [`MAX_DAYS`]).
+    fn days(&self) -> Vec<(Date, Timestamp, Timestamp)> {
+        let mut out = Vec::new();
+        let mut day = self.since.to_zoned(self.tz.clone()).date();
+        let last = self.until.to_zoned(self.tz.clone()).date();
+        while day <= last {
+            let start = day
+                .to_zoned(self.tz.clone())
+                .map(|z| z.timestamp())
+                .unwrap_or(self.since);
+            let Ok(next) = day.tomorrow() else { break };
+            let end = next
+                .to_zoned(self.tz.clone())
+                .map(|z| z.timestamp())
+                .unwrap_or(self.until);
+            if end > self.since && start < self.until {
+                out.push((day, start, end));
+            }
+            day = next;
+        }
+        let skip = out.len().saturating_sub(MAX_DAYS);
+        out.split_off(skip)
+    }
+
+    /// Seconds of `[a, b)` inside the period and monitored.
+    fn monitored(&self, a: Timestamp, b: Timestamp) -> f64 {
+        let (a, b) = (a.max(self.since), b.min(self.until));
+        if b <= a {
+            return 0.0;
+        }
+        let gaps: f64 = self
+            .marks
+            .iter()
+            .filter(|m| m.class == "gap")
+            .map(|m| overlap(m.from, m.to, a, b))
+            .sum();
+        (b.duration_since(a).as_secs_f64() - gaps).max(0.0)
+    }
+
+    fn down(&self, group: &str, a: Timestamp, b: Timestamp) -> f64 {
+        let (a, b) = (a.max(self.since), b.min(self.until));
+        self.outages
+            .iter()
+            .filter(|(g, _, _)| g == group)
+            .map(|(_, s, e)| overlap(*s, *e, a, b))
+            .sum()
+    }
+}
+
+fn overlap(a: Timestamp, b: Timestamp, lo: Timestamp, hi: Timestamp) -> f64 {
+    let (a, b) = (a.max(lo), b.min(hi));
+    if b > a {
+        b.duration_since(a).as_secs_f64()
+    } else {
+        0.0
+    }
+}
+
+fn short(t: Timestamp, tz: &TimeZone) -> String {
+    t.to_zoned(tz.clone())
+        .strftime("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+/// One row per day on a 24-hour axis.
+fn timeline_svg(t: &Timeline) -> String {
+    const LABEL: f64 = 86.0;
+    const W: f64 = 700.0;
+    const ROW: f64 = 16.0;
+    let days = t.days();
+    let plot = W - LABEL - 4.0;
+    let h = 22.0 + ROW * days.len() as f64;
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<svg class=\"timeline\" viewBox=\"0 0 {W} {h}\" role=\"img\"><title>Day-by-day timeline, {} day(s): outages red, slow periods amber, not monitored grey</title>",
+        days.len()
+    );
+    for hour in (0..=24).step_by(3) {
+        let x = LABEL + plot * f64::from(hour) / 24.0;
+        let _ = write!(
+            s,
+            "<line class=\"grid\" x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"14\" y2=\"{h}\"/><text class=\"ax\" x=\"{x:.1}\" y=\"10\" text-anchor=\"middle\">{hour:02}</text>"
+        );
+    }
+    for (i, (day, a, b)) in days.iter().enumerate() {
+        let y = 16.0 + ROW * i as f64;
+        let len = b.duration_since(*a).as_secs_f64().max(1.0);
+        let x_of = |t: Timestamp| {
+            LABEL + plot * (t.duration_since(*a).as_secs_f64() / len).clamp(0.0, 1.0)
+        };
+        let _ = write!(
+            s,
+            "<text class=\"day\" x=\"0\" y=\"{:.1}\">{}</text>",
+            y + ROW - 5.0,
+            day.strftime("%a %Y-%m-%d")
+        );
+        // The part of the day inside the period: monitored unless marked.
+        let (pa, pb) = ((*a).max(t.since), (*b).min(t.until));
+        if pb > pa {
+            let _ = write!(
+                s,
+                "<rect class=\"mon\" x=\"{:.2}\" y=\"{:.1}\" width=\"{:.2}\" height=\"{:.1}\"><title>{} monitored</title></rect>",
+                x_of(pa),
+                y + 2.0,
+                x_of(pb) - x_of(pa),
+                ROW - 4.0,
+                day
+            );
+        }
+        for m in &t.marks {
+            let (ma, mb) = (m.from.max(pa), m.to.min(pb));
+            if mb <= ma {
+                continue;
+            }
+            let (yy, hh) = if m.class == "gap" {
+                (y + ROW / 2.0, ROW / 2.0 - 2.0)
+            } else {
+                (y + 1.0, ROW - 2.0)
+            };
+            let _ = write!(
+                s,
+                "<rect class=\"{}\" x=\"{:.2}\" y=\"{yy:.1}\" width=\"{:.2}\" height=\"{hh:.1}\"><title>{}</title></rect>",
+                m.class,
+                x_of(ma),
+                (x_of(mb) - x_of(ma)).max(1.2),
+                esc(&m.title)
+            );
+        }
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// Availability per day and group: a table with a bar in each cell.
+fn per_day_table(r: &Report, t: &Timeline) -> String {
+    let days = t.days();
+    let groups: Vec<&str> = r.groups.iter().map(|g| g.group.as_str()).collect();
+    let mut s = String::from("<table class=\"perday\"><thead><tr><th>day</th><th>monitored</th>");
+    for g in &groups {
+        let _ = write!(s, "<th>{}</th>", esc(g));
+    }
+    if groups.is_empty() {
+        s.push_str("<th>availability</th>");
+    }
+    s.push_str("</tr></thead><tbody>");
+    for (day, a, b) in days.iter().rev() {
+        let mon = t.monitored(*a, *b);
+        let span = overlap(*a, *b, t.since, t.until);
+        let _ = write!(
+            s,
+            "<tr><td>{}</td><td>{}</td>",
+            day.strftime("%a %Y-%m-%d"),
+            if span > 0.0 {
+                format!("{:.1} %", 100.0 * mon / span)
+            } else {
+                "–".into()
+            }
+        );
+        let cell = |down: f64| -> String {
+            if mon <= 0.0 {
+                return "<td class=\"na\">no data</td>".into();
+            }
+            let av = (1.0 - down / mon).clamp(0.0, 1.0);
+            format!(
+                "<td><svg class=\"av\" viewBox=\"0 0 100 8\" preserveAspectRatio=\"none\" role=\"img\"><title>{:.3} % available</title><rect class=\"avbg\" width=\"100\" height=\"8\"/><rect class=\"{}\" width=\"{:.2}\" height=\"8\"/></svg> {:.3} %</td>",
+                av * 100.0,
+                if av >= 0.999 { "avok" } else { "avbad" },
+                av * 100.0,
+                av * 100.0
+            )
+        };
+        if groups.is_empty() {
+            s.push_str(&cell(0.0));
+        }
+        for g in &groups {
+            s.push_str(&cell(t.down(g, *a, *b)));
+        }
+        s.push_str("</tr>");
+    }
+    s.push_str("</tbody></table>");
+    s
+}
+
+fn outage_rows(outages: &[ReportOutage]) -> String {
+    let mut rows = String::new();
+    for o in outages {
+        let (end, gaps) = (end_text(o), gaps_text(o));
+        let _ = write!(
+            rows,
+            "<tr><td data-label=\"start\">{}</td><td data-label=\"end\">{}</td><td data-label=\"duration\">{}</td><td data-label=\"group\">{}</td><td data-label=\"likely cause\">{}</td><td data-label=\"failing targets\">{}</td><td data-label=\"unobserved\">{}</td><td class=\"id\" data-label=\"id\">{}</td></tr>",
+            esc(&spaced(&start_text(o))),
+            esc(&spaced(&end)),
+            esc(&human(o.duration_seconds)),
+            esc(&o.group),
+            esc(&o.cause),
+            esc(&o.targets.join(", ")),
+            if gaps.is_empty() {
+                "–".into()
+            } else {
+                esc(&spaced(&gaps))
+            },
+            esc(&o.id)
+        );
+    }
+    rows
+}
+
+/// The whole document.
+pub fn render(r: &Report, caveats: &[String], verify: &str, definitions: &str) -> String {
+    let integrity = if r.journal_ok { "intact" } else { "BROKEN" };
+    let head_hash = r
+        .journal_head
+        .as_ref()
+        .map_or_else(|| "(the journal is empty)".to_string(), |h| h.hash.clone());
+    let head_short: String = head_hash.chars().take(16).collect();
+    let mut b = String::new();
+    let _ = write!(
+        b,
+        "<h1>Connectivity report</h1><p class=\"lead\">{} to {} (times in {}). Generated {} by linkwatch {}.</p>",
+        esc(&r.since),
+        esc(&r.until),
+        esc(&r.time_zone),
+        esc(&r.generated),
+        esc(r.version)
+    );
+    b.push_str("<section id=\"evidence\"><h2>Evidence quality</h2><ul>");
+    let _ = write!(
+        b,
+        "<li>Monitoring coverage: {:.2} % of the period ({} of {}), {} run(s)</li>\
+<li>Journal integrity (hash chain): <strong>{integrity}</strong></li>\
+<li>Journal head hash: <code class=\"hash\">{}</code></li><li>{}</li><li>{}</li>\
+<li>Runs without a confirmed synchronized clock: {}</li>",
+        r.coverage_percent,
+        esc(&human(r.monitored_seconds)),
+        esc(&human(r.period_seconds)),
+        r.runs,
+        esc(&head_hash),
+        code_spans(verify),
+        esc(&witness_check(r)),
+        r.unsynchronized_runs
+    );
+    if r.stalls > 0 {
+        let _ = write!(
+            b,
+            "<li>Stalls (the daemon was stopped or the system suspended; not monitored): {}, {} in all</li>",
+            r.stalls,
+            esc(&human(r.stalled_seconds))
+        );
+    }
+    for c in caveats {
+        let _ = write!(
+            b,
+            "<li class=\"note\"><strong>Note:</strong> {}</li>",
+            esc(c)
+        );
+    }
+    b.push_str("</ul>");
+    if !r.unmonitored.is_empty() {
+        b.push_str("<p>Not monitored:</p><ul class=\"unmonitored\">");
+        for [x, y] in &r.unmonitored {
+            let _ = write!(b, "<li>{} to {}</li>", esc(&spaced(x)), esc(&spaced(y)));
+        }
+        b.push_str("</ul>");
+    }
+    b.push_str("</section>");
+    if let Some(t) = Timeline::of(r) {
+        let _ = write!(
+            b,
+            "<section id=\"timeline\"><h2>Day by day</h2>{}<p class=\"legend\"><span class=\"k mon\">■</span> monitored, up \
+<span class=\"k out\">■</span> outage (any group) <span class=\"k slow\">■</span> slow <span class=\"k gap\">▄</span> not monitored</p>\
+<h2>Availability per day</h2>{}</section>",
+            timeline_svg(&t),
+            per_day_table(r, &t)
+        );
+    }
+    b.push_str("<section id=\"groups\"><h2>Summary by group</h2>");
+    if r.groups.is_empty() {
+        b.push_str("<p>No outages were recorded in this period.</p>");
+    } else {
+        b.push_str("<table><thead><tr><th>group</th><th>outages</th><th>downtime</th><th>availability</th><th>longest</th><th>downtime by cause</th></tr></thead><tbody>");
+        for g in &r.groups {
+            let causes: Vec<String> = g
+                .downtime_by_cause
+                .iter()
+                .map(|c| format!("{}: {}", c.cause, human(c.downtime_seconds)))
+                .collect();
+            let _ = write!(
+                b,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&g.group),
+                g.outages,
+                esc(&human(g.downtime_seconds)),
+                g.availability_percent
+                    .map_or("n/a".to_string(), |a| format!("{a:.3} %")),
+                esc(&human(g.longest_outage_seconds)),
+                esc(&causes.join(", "))
+            );
+        }
+        b.push_str("</tbody></table>");
+    }
+    b.push_str("</section>");
+    if !r.outages.is_empty() {
+        let _ = write!(
+            b,
+            "<section id=\"outages\"><h2>Outages</h2><table><thead><tr><th>start</th><th>end</th><th>duration</th><th>group</th><th>likely cause</th><th>failing targets</th><th>unobserved</th><th>id</th></tr></thead><tbody>{}</tbody></table></section>",
+            outage_rows(&r.outages)
+        );
+    }
+    paths_section(&mut b, r);
+    let _ = write!(b, "<footer><p>{}</p></footer>", esc(definitions));
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\
+<title>Connectivity report {since} to {until}</title><style>{STYLE}</style></head><body>\
+<table class=\"page\"><thead><tr><td><div class=\"running\">Connectivity report · {since} to {until} · times in {tz} · \
+journal {head_short}… · hash chain {integrity}</div></td></tr></thead><tbody><tr><td>{b}</td></tr></tbody></table></body></html>\n",
+        since = esc(&r.since),
+        until = esc(&r.until),
+        tz = esc(&r.time_zone),
+        head_short = esc(&head_short),
+    )
+}
+
+const STYLE: &str = "\
+body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1b1e23;background:#fff;margin:0 auto;max-width:1000px;padding:0 12px}\
+table.page{width:100%;border-collapse:collapse;table-layout:fixed}table.page>thead>tr>td,table.page>tbody>tr>td{border:0;padding:0}\
+.running{font-size:11px;color:#5b626b;border-bottom:1px solid #d5d8dd;padding:6px 0;margin-bottom:6px;overflow-wrap:anywhere}\
+h1{font-size:1.5rem;margin:8px 0 2px}h2{font-size:1.1rem;margin:18px 0 6px;break-after:avoid}\
+.lead{color:#5b626b;margin:0 0 8px}\
+table{border-collapse:collapse;width:100%;margin:4px 0}th,td{border:1px solid #d5d8dd;padding:3px 6px;text-align:left;vertical-align:top;font-size:13px;overflow-wrap:break-word}\
+th{background:#f1f2f4}tr{break-inside:avoid}td.id{font-size:11px;color:#5b626b;word-break:break-all}\
+code{font-size:12px;overflow-wrap:anywhere}.note{color:#a11}\
+svg.timeline{width:100%;height:auto;display:block}\
+.grid{stroke:#d5d8dd;stroke-width:.6}.ax,.day{font-size:10px;fill:#5b626b;font-family:system-ui,sans-serif}\
+.mon{fill:#cfe8d6}.out{fill:#c8252c}.slow{fill:#d08700}.gap{fill:#9aa0a6}\
+.k{font-size:14px}.k.mon{color:#9fd3ae}.k.out{color:#c8252c}.k.slow{color:#d08700}.k.gap{color:#9aa0a6}.legend{font-size:12px;color:#5b626b}\
+svg.av{width:60px;height:8px;vertical-align:middle}.avbg{fill:#e3e5e8}.avok{fill:#1f8a44}.avbad{fill:#c8252c}td.na{color:#5b626b}\
+footer{margin-top:18px;border-top:1px solid #d5d8dd;font-size:12px;color:#3b4047}\
+@media (max-width:600px){body{padding:0 8px}th,td{font-size:12px;padding:2px 4px}.perday svg.av{display:none}li,.lead,code{overflow-wrap:anywhere}#groups table{display:block;overflow-x:auto}#outages thead{display:none}#outages table,#outages tbody,#outages tr,#outages td{display:block;width:auto}#outages tr{border:1px solid #d5d8dd;margin:0 0 8px;padding:4px 0}#outages td{border:0;padding:1px 6px}#outages td::before{content:attr(data-label) \": \";color:#5b626b}}\
+@media print{@page{size:A4;margin:12mm 10mm 14mm}body{max-width:none;padding:0;font-size:11px}\
+th,td{font-size:10.5px}a{color:inherit;text-decoration:none}svg.timeline{break-inside:avoid}}";
+
+/// "Where the path stopped", as the Markdown report says it.
+fn paths_section(b: &mut String, r: &Report) {
+    if r.paths.is_empty() {
+        return;
+    }
+    b.push_str("<section id=\"paths\"><h2>Where the path stopped</h2><ul>");
+    for p in &r.paths {
+        let _ = write!(
+            b,
+            "<li>{} outage of {} (<code>{}</code>)<ul>",
+            esc(&p.group),
+            esc(&spaced(&p.start)),
+            esc(&p.id)
+        );
+        if let Some(s) = &p.at_start {
+            let _ = write!(b, "<li>at the start: {}", esc(s));
+            if !p.hops_at_start.is_empty() {
+                let _ = write!(b, " (hops: {})", esc(&p.hops_at_start.join(" > ")));
+            }
+            b.push_str("</li>");
+        }
+        if let Some(e) = &p.at_end {
+            let _ = write!(b, "<li>at the end: {}</li>", esc(e));
+        }
+        b.push_str("</ul></li>");
+    }
+    b.push_str("</ul><p>A traceroute (ICMP echo with increasing TTL) is taken when an outage starts and when it ends, and a baseline every <code>trace_every</code>; <code>*</code> is a hop that did not answer.</p></section>");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_get_room_to_wrap_and_nothing_else_changes() {
+        assert_eq!(
+            spaced("2026-12-01T15:59:34.600+00:00 to 2026-12-01T16:00:02.951-05:00"),
+            "2026-12-01 15:59:34.600 +00:00 to 2026-12-01 16:00:02.951 -05:00"
+        );
+        assert_eq!(spaced("isp-gw, T-Mobile 5G"), "isp-gw, T-Mobile 5G");
+    }
+}
