@@ -34,7 +34,7 @@ use super::history::OutageRecord;
 use super::journal::{Entry, JournalPusher};
 use super::ts_ms;
 use crate::config::{Config, Host};
-use crate::probe::trace::{self, Hop, Trace, TraceOptions};
+use crate::probe::trace::{self, Hop, Trace, TraceOptions, TraceProtocol};
 
 pub const PATH_HOPS: &str = "linkwatch_path_hops";
 pub const PATH_CHANGES_TOTAL: &str = "linkwatch_path_changes_total";
@@ -91,11 +91,16 @@ pub struct PathEvent {
     pub dest: Option<IpAddr>,
     /// `dgram` or `raw`; `null` when no socket was opened.
     pub mode: Option<String>,
+    /// `icmp` (echo requests) or `udp` (datagrams to ports 33434 and up):
+    /// the group's `trace_protocol`. Lines written before UDP traces
+    /// existed lack it and were ICMP.
+    #[serde(default)]
+    pub protocol: TraceProtocol,
     pub reached: bool,
     /// Cut at the time bound.
     pub partial: bool,
     pub duration_ms: f64,
-    /// Echo requests sent.
+    /// Requests sent (echo requests or UDP datagrams).
     pub packets: u32,
     pub last_hop: Option<LastHop>,
     pub hops: Vec<Hop>,
@@ -117,7 +122,13 @@ pub struct PathSummary {
 }
 
 impl PathEvent {
-    fn new(group: &str, req: &Request, target: &Host, at: Timestamp) -> Self {
+    fn new(
+        group: &str,
+        req: &Request,
+        target: &Host,
+        protocol: TraceProtocol,
+        at: Timestamp,
+    ) -> Self {
         Self {
             id: req.id.clone(),
             group: group.to_string(),
@@ -126,6 +137,7 @@ impl PathEvent {
             at,
             dest: None,
             mode: None,
+            protocol,
             reached: false,
             partial: false,
             duration_ms: 0.0,
@@ -142,6 +154,7 @@ impl PathEvent {
             .and_then(|h| h.addr.map(|addr| LastHop { ttl: h.ttl, addr }));
         self.dest = Some(t.dest);
         self.mode = Some(t.mode);
+        self.protocol = t.protocol;
         self.reached = t.reached;
         self.partial = t.partial;
         self.duration_ms = t.duration_ms;
@@ -302,6 +315,8 @@ struct Slot {
     /// `None`: the group has no target with a host; it is never traced.
     host: Option<Host>,
     every: Duration,
+    /// The group's `trace_protocol`.
+    protocol: TraceProtocol,
     busy: bool,
     pending: Option<Request>,
     /// Between a start and its end: no baseline (it would not be the normal path).
@@ -408,6 +423,7 @@ impl PathTracer {
                     group: g.name.clone(),
                     host,
                     every: g.trace.every,
+                    protocol: g.trace.protocol,
                     busy: false,
                     pending: None,
                     in_outage: false,
@@ -581,10 +597,10 @@ async fn dispatch(shared: Arc<Shared>) {
 
 /// Runs one trace and records it.
 async fn run_one(shared: &Shared, slot: usize, host: &Host, req: Request) {
-    let group = lock(&shared.state)
+    let (group, protocol) = lock(&shared.state)
         .slots
         .get(slot)
-        .map(|s| s.group.clone())
+        .map(|s| (s.group.clone(), s.protocol))
         .unwrap_or_default();
     shared
         .metrics
@@ -592,8 +608,12 @@ async fn run_one(shared: &Shared, slot: usize, host: &Host, req: Request) {
         .with_label_values(&[group.as_str(), req.when.as_str()])
         .inc();
     let at = Timestamp::now();
-    let event = PathEvent::new(&group, &req, host, at);
-    let event = match trace::trace_host(host, &shared.options).await {
+    let event = PathEvent::new(&group, &req, host, protocol, at);
+    let options = TraceOptions {
+        protocol,
+        ..shared.options
+    };
+    let event = match trace::trace_host(host, &options).await {
         Ok(t) => event.with_trace(t),
         Err(e) => PathEvent {
             error: Some(e.to_string()),
@@ -648,6 +668,7 @@ mod tests {
             group: group.into(),
             host: Some(Host::Ip("10.0.0.1".parse().unwrap())),
             every,
+            protocol: TraceProtocol::Icmp,
             busy: false,
             pending: None,
             in_outage: false,
@@ -740,6 +761,7 @@ mod tests {
             at: Timestamp::UNIX_EPOCH,
             dest: Some("10.0.0.9".parse().unwrap()),
             mode: Some("dgram".into()),
+            protocol: TraceProtocol::Icmp,
             reached,
             partial,
             duration_ms: 1.0,
@@ -774,6 +796,19 @@ mod tests {
         assert!(line.contains(r#""event":"path""#), "{line}");
         assert!(line.contains(r#""when":"baseline""#), "{line}");
         let back: Entry = serde_json::from_str(&line).unwrap();
-        assert_eq!(back, Entry::Path(e));
+        assert_eq!(back, Entry::Path(e.clone()));
+        assert!(line.contains(r#""protocol":"icmp""#), "{line}");
+
+        // A line from before UDP traces (no `protocol`) reads as ICMP.
+        let old = line.replace(r#""protocol":"icmp","#, "");
+        assert!(!old.contains("protocol"), "{old}");
+        let back: Entry = serde_json::from_str(&old).unwrap();
+        assert_eq!(back, Entry::Path(e.clone()));
+        let udp = PathEvent {
+            protocol: TraceProtocol::Udp,
+            ..e
+        };
+        let line = serde_json::to_string(&Entry::Path(udp)).unwrap();
+        assert!(line.contains(r#""protocol":"udp""#), "{line}");
     }
 }

@@ -10,6 +10,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
+use linkwatch::config::TraceProtocol;
 use linkwatch::probe::icmp::FIX_SYSCTL;
 use serde_json::Value;
 
@@ -192,6 +193,69 @@ fn unprivileged_trace_works_with_the_ping_group_range_or_names_both_fixes() {
     let t = t.unwrap();
     assert_eq!(t["mode"], "raw");
     assert_eq!(addrs(&t), some(&PATH), "{t:#}");
+}
+
+#[test]
+fn udp_trace_lists_each_router_reaches_the_target_and_needs_no_privilege() {
+    if !fakenet::can_run() {
+        return;
+    }
+    let net = FakeNet::new();
+    no_icmp_rate_limit(&net);
+    let (t, out) = trace_in(&net.home, None, &[INET_ICMP[0], "--udp"]);
+    let t = t.unwrap_or_else(|| panic!("no JSON: {out:?}"));
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(t["protocol"], "udp", "{t:#}");
+    assert_eq!(t["mode"], "dgram", "{t:#}");
+    assert_eq!(addrs(&t), some(&PATH), "{t:#}");
+    assert_eq!(t["reached"], true, "the target's port unreachable: {t:#}");
+    assert_eq!(t["partial"], false);
+    assert_eq!(t["packets"], 9, "3 hops x 3 datagrams: {t:#}");
+    for h in t["hops"].as_array().unwrap() {
+        assert_eq!(h["received"], 3, "{t:#}");
+        assert!(h.get("unreachable").is_none(), "{t:#}");
+    }
+    let text = net
+        .home
+        .command(&[BIN, "trace", "--udp", INET_ICMP[0]])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    println!("{text}");
+    assert!(
+        text.contains("reached 10.231.100.1 in 3 hops; 9 packets"),
+        "{text}"
+    );
+    assert!(text.contains("(udp dgram socket)"), "{text}");
+
+    // As nobody with the ping group range closed and no capability: a UDP
+    // socket needs neither.
+    let found = Command::new("sh")
+        .args(["-c", "command -v setpriv"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if crate::harness::daemon::require(found, "`setpriv` is not installed") {
+        net.home.sysctl("net.ipv4.ping_group_range", "1 0");
+        let (t, out) = trace_in(&net.home, Some("--reuid=nobody"), &[INET_ICMP[0], "--udp"]);
+        let t = t.unwrap_or_else(|| panic!("no JSON: {out:?}"));
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(addrs(&t), some(&PATH), "{t:#}");
+        assert_eq!(t["reached"], true);
+    }
+
+    // The far link down: the trace ends at the last router before it, after
+    // five silent hops.
+    net.break_link(Hop::Far);
+    let (t, out) = trace_in(&net.home, None, &[INET_ICMP[0], "--udp"]);
+    let t = t.unwrap_or_else(|| panic!("no JSON: {out:?}"));
+    assert_eq!(out.status.code(), Some(1), "not reached: exit 1");
+    assert_eq!(t["reached"], false, "{t:#}");
+    assert_eq!(t["partial"], false, "{t:#}");
+    let a = addrs(&t);
+    assert_eq!(a[..2], some(&PATH[..2]), "{t:#}");
+    assert_eq!(a.len(), 2 + 5, "{t:#}");
+    assert!(a[2..].iter().all(Option::is_none), "{t:#}");
+    assert_eq!(t["packets"], 3 * 7);
 }
 
 /// The outage of `group` in `/api/v1/outages` once its snapshot `key`
@@ -411,6 +475,7 @@ trace_timeout = "90s"
 name = "g"
 trace_every = "10s"
 trace_target = "not a host!"
+trace_protocol = "tcp"
 
 [[target]]
 name = "t"
@@ -444,14 +509,17 @@ host = "127.0.0.1"
         format!(
             "{p}:9:16: key `group[0].trace_target`: `trace_target` (not a host!) must be an IPv4 address"
         ),
+        format!(
+            "{p}:10:18: key `group[0].trace_protocol`: `trace_protocol` (tcp) must be \"icmp\" or \"udp\""
+        ),
     ] {
         assert!(err.contains(&want), "missing {want}\nin:\n{err}");
     }
-    assert!(err.contains("5 problems found"), "{err}");
+    assert!(err.contains("6 problems found"), "{err}");
 
     // Valid values parse into the model, defaults where unset.
     let cfg = linkwatch::config::parse(
-        "[daemon]\nmax_traces_per_minute = 0\n[[group]]\nname = \"g\"\ntrace_every = \"2h\"\ntrace_target = \"10.0.0.1\"\n[[group]]\nname = \"h\"\n[[target]]\nname = \"t\"\ngroup = \"g\"\nkind = \"icmp\"\nhost = \"127.0.0.1\"\n[[target]]\nname = \"u\"\ngroup = \"h\"\nkind = \"icmp\"\nhost = \"127.0.0.2\"\n",
+        "[daemon]\nmax_traces_per_minute = 0\n[[group]]\nname = \"g\"\ntrace_every = \"2h\"\ntrace_target = \"10.0.0.1\"\ntrace_protocol = \"udp\"\n[[group]]\nname = \"h\"\n[[target]]\nname = \"t\"\ngroup = \"g\"\nkind = \"icmp\"\nhost = \"127.0.0.1\"\n[[target]]\nname = \"u\"\ngroup = \"h\"\nkind = \"icmp\"\nhost = \"127.0.0.2\"\n",
         "inline",
     )
     .unwrap();
@@ -460,12 +528,14 @@ host = "127.0.0.1"
     assert_eq!(cfg.daemon.trace.timeout, Duration::from_secs(10));
     let g = &cfg.groups[0];
     assert_eq!(g.trace.every, Duration::from_secs(7200));
+    assert_eq!(g.trace.protocol, TraceProtocol::Udp);
     assert_eq!(
         linkwatch::probe::trace::group_trace_host(&cfg, g).map(|h| h.to_string()),
         Some("10.0.0.1".to_string())
     );
     let h = &cfg.groups[1];
     assert_eq!(h.trace.every, Duration::from_secs(3600));
+    assert_eq!(h.trace.protocol, TraceProtocol::Icmp, "the default");
     assert_eq!(
         linkwatch::probe::trace::group_trace_host(&cfg, h).map(|h| h.to_string()),
         Some("127.0.0.2".to_string()),
