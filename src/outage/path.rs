@@ -47,7 +47,7 @@ pub const MAX_KEPT: usize = 4096;
 const RATE_WINDOW: Duration = Duration::from_secs(60);
 
 /// Why a snapshot was taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum When {
     /// An outage or degradation period started.
@@ -283,6 +283,39 @@ impl PathStore {
                 record,
             })
             .collect()
+    }
+}
+
+/// `records`, each with the summaries of its start and end snapshots among
+/// `paths` (the journal's, all of them: what `linkwatch outages` shows).
+pub fn with_paths(records: Vec<OutageRecord>, paths: &[PathEvent]) -> Vec<OutageWithPaths> {
+    let mut latest: HashMap<(&str, When), &PathEvent> = HashMap::new();
+    for p in paths {
+        if let Some(id) = p.id.as_deref() {
+            latest.insert((id, p.when), p);
+        }
+    }
+    let summary = |id: &str, when: When| latest.get(&(id, when)).map(|p| p.summary());
+    records
+        .into_iter()
+        .map(|record| OutageWithPaths {
+            path_at_start: summary(&record.id, When::Start),
+            path_at_end: summary(&record.id, When::End),
+            record,
+        })
+        .collect()
+}
+
+impl PathSummary {
+    /// "stopped after hop 2 (10.231.2.1)", "reached in 3 hops", "no hop
+    /// answered"; a `*` when the trace was cut at its time bound.
+    pub fn short(&self) -> String {
+        let s = match (self.reached, self.last_hop) {
+            (true, _) => format!("reached in {} hops", self.hops),
+            (false, Some(h)) => format!("stopped after hop {} ({})", h.ttl, h.addr),
+            (false, None) => "no hop answered".to_string(),
+        };
+        if self.partial { s + "*" } else { s }
     }
 }
 

@@ -387,6 +387,36 @@ fn outage_start_snapshot_ends_before_the_break_and_end_snapshot_reaches_the_targ
         section.contains("(hops: 10.231.1.1 > 10.231.2.1 > * x5)"),
         "{section}"
     );
+
+    // `linkwatch outages` carries the same summaries as the API.
+    let out = Command::new(BIN)
+        .args(["outages", "--json", "--data-dir"])
+        .arg(&w.data)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let listed = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id)
+        .unwrap_or_else(|| panic!("{id} not listed: {listed:#}"));
+    assert_eq!(listed["path_at_start"], o["path_at_start"], "{listed:#}");
+    assert_eq!(listed["path_at_end"], o["path_at_end"], "{listed:#}");
+    let out = Command::new(BIN)
+        .args(["outages", "--data-dir"])
+        .arg(&w.data)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{table}");
+    assert!(table.lines().next().unwrap().ends_with("PATH"), "{table}");
+    let row = table.lines().find(|l| l.starts_with(id)).unwrap();
+    assert!(
+        row.ends_with("start: stopped after hop 2 (10.231.2.1); end: reached in 3 hops"),
+        "{table}"
+    );
 }
 
 #[test]
