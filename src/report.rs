@@ -455,9 +455,13 @@ fn csv_field(s: &str) -> String {
 
 fn render_csv(r: &Report) -> String {
     let mut out = String::from(
-        "id,group,cause,start,end,duration_seconds,duration_in_period_seconds,targets,gaps,end_observed\n",
+        "id,group,cause,start,end,duration_seconds,duration_in_period_seconds,targets,gaps,end_observed,path_at_start,path_at_end\n",
     );
     for o in &r.outages {
+        let path = r.paths.iter().find(|p| p.id == o.id);
+        let at = |f: fn(&OutagePath) -> &Option<String>| {
+            csv_field(path.and_then(|p| f(p).as_deref()).unwrap_or(""))
+        };
         let gaps: Vec<String> = o
             .gaps
             .iter()
@@ -465,7 +469,7 @@ fn render_csv(r: &Report) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{:.3},{:.3},{},{},{}",
+            "{},{},{},{},{},{:.3},{:.3},{},{},{},{},{}",
             csv_field(&o.id),
             csv_field(&o.group),
             csv_field(&o.cause),
@@ -476,6 +480,8 @@ fn render_csv(r: &Report) -> String {
             csv_field(&o.targets.join(" ")),
             csv_field(&gaps.join(" ")),
             o.end_observed.map_or(String::new(), |b| b.to_string()),
+            at(|p| &p.at_start),
+            at(|p| &p.at_end),
         );
     }
     out
@@ -668,7 +674,7 @@ fn render_markdown(r: &Report) -> String {
         }
         let _ = writeln!(
             out,
-            "\nA traceroute (ICMP echo with increasing TTL) is taken when an outage starts and when it ends, and a baseline every `trace_every`; `*` is a hop that did not answer."
+            "\nA traceroute (ICMP echo, or UDP with the group's `trace_protocol = \"udp\"`, with increasing TTL) is taken when an outage starts and when it ends, and a baseline every `trace_every`; `*` is a hop that did not answer."
         );
     }
     out
@@ -679,6 +685,38 @@ fn esc(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+/// The HTML report's "Where the path stopped" section (empty without snapshots).
+fn html_paths(r: &Report) -> String {
+    if r.paths.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("<h2>Where the path stopped</h2><ul>\n");
+    for p in &r.paths {
+        let _ = write!(
+            out,
+            "<li>{} outage of {} (<code>{}</code>)<ul>",
+            esc(&p.group),
+            esc(&p.start),
+            esc(&p.id)
+        );
+        if let Some(s) = &p.at_start {
+            let _ = write!(out, "<li>at the start: {}", esc(s));
+            if !p.hops_at_start.is_empty() {
+                let _ = write!(out, " (hops: {})", esc(&p.hops_at_start.join(" > ")));
+            }
+            out.push_str("</li>");
+        }
+        if let Some(e) = &p.at_end {
+            let _ = write!(out, "<li>at the end: {}</li>", esc(e));
+        }
+        out.push_str("</ul></li>\n");
+    }
+    out.push_str(
+        "</ul><p>A traceroute is taken when an outage starts and when it ends, and a baseline every <code>trace_every</code>; <code>*</code> is a hop that did not answer.</p>\n",
+    );
+    out
 }
 
 fn render_html(r: &Report) -> String {
@@ -722,7 +760,7 @@ fn render_html(r: &Report) -> String {
     <h2>Evidence quality</h2><ul><li>Monitoring coverage: {cov:.2} % of the period, {runs} run(s)</li>\
     <li>Journal integrity (hash chain): {integrity}</li><li>{witness}</li>{notes}</ul>\n\
     <h2>Summary by group</h2><table><tr><th>group</th><th>outages</th><th>downtime</th><th>availability</th><th>longest</th></tr>\n{groups}</table>\n\
-    <h2>Outages</h2><table><tr><th>start</th><th>end</th><th>duration</th><th>group</th><th>likely cause</th><th>failing targets</th><th>unobserved</th></tr>\n{rows}</table>\n\
+    <h2>Outages</h2><table><tr><th>start</th><th>end</th><th>duration</th><th>group</th><th>likely cause</th><th>failing targets</th><th>unobserved</th></tr>\n{rows}</table>\n{paths}\
     </body></html>\n",
         since = esc(&r.since),
         until = esc(&r.until),
@@ -733,6 +771,7 @@ fn render_html(r: &Report) -> String {
         runs = r.runs,
         integrity = if r.journal_ok { "intact" } else { "BROKEN" },
         witness = esc(&witness_check(r)),
+        paths = html_paths(r),
     )
 }
 

@@ -388,6 +388,52 @@ fn outage_start_snapshot_ends_before_the_break_and_end_snapshot_reaches_the_targ
         "{section}"
     );
 
+    // The HTML and CSV reports say the same.
+    let report_as = |format: &str| {
+        let out = Command::new(BIN)
+            .args(["report", "--since", "1h", "--format", format, "--data-dir"])
+            .arg(&w.data)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let html = report_as("html");
+    let at = html
+        .find("<h2>Where the path stopped</h2>")
+        .unwrap_or_else(|| panic!("no path section: {html}"));
+    println!("{}", &html[at..]);
+    assert!(
+        html[at..].contains(&format!("(<code>{id}</code>)")),
+        "{html}"
+    );
+    assert!(
+        html[at..].contains(
+            "<li>at the start: stopped after hop 2 (10.231.2.1); the baseline reaches the target in 3 hops (hops: 10.231.1.1 &gt; 10.231.2.1 &gt; * x5)</li>"
+        ),
+        "{html}"
+    );
+    assert!(
+        html[at..].contains("<li>at the end: reaches the target in 3 hops; the baseline reaches the target in 3 hops</li>"),
+        "{html}"
+    );
+    let csv = report_as("csv");
+    println!("{csv}");
+    assert!(
+        csv.lines()
+            .next()
+            .unwrap()
+            .ends_with(",end_observed,path_at_start,path_at_end"),
+        "{csv}"
+    );
+    let row = csv.lines().find(|l| l.starts_with(id)).unwrap();
+    assert!(
+        row.ends_with(
+            ",stopped after hop 2 (10.231.2.1); the baseline reaches the target in 3 hops,reaches the target in 3 hops; the baseline reaches the target in 3 hops"
+        ),
+        "{csv}"
+    );
+
     // `linkwatch outages` carries the same summaries as the API.
     let out = Command::new(BIN)
         .args(["outages", "--json", "--data-dir"])
