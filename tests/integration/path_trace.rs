@@ -466,6 +466,68 @@ fn outage_start_snapshot_ends_before_the_break_and_end_snapshot_reaches_the_targ
 }
 
 #[test]
+fn an_outage_resumed_after_a_restart_gets_its_start_snapshot_then() {
+    if !fakenet::can_run() {
+        return;
+    }
+    let net = FakeNet::new();
+    no_icmp_rate_limit(&net);
+    // The first run does not trace: its outage has no start snapshot. The
+    // internet group traces with UDP (recorded in each path event).
+    let mut w = net.watch_with(Params::FAST, |c| {
+        c.replacen("[daemon]\n", "[daemon]\nmax_traces_per_minute = 0\n", 1)
+            .replacen(
+                "name = \"internet\"\n",
+                "name = \"internet\"\ntrace_protocol = \"udp\"\n",
+                1,
+            )
+    });
+    net.break_link(Hop::Far);
+    let open = w.wait_open(&["internet"], Duration::from_secs(15));
+    let id = open
+        .iter()
+        .find(|o| o.group == "internet")
+        .unwrap()
+        .id
+        .clone();
+    w.stop();
+    assert!(path_lines(&w).is_empty(), "tracing was off");
+
+    let config = std::fs::read_to_string(&w.config).unwrap().replacen(
+        "max_traces_per_minute = 0\n",
+        "max_traces_per_minute = 30\n",
+        1,
+    );
+    std::fs::write(&w.config, config).unwrap();
+    w.start();
+    let o = outage_with(&w, "internet", "path_at_start");
+    assert_eq!(o["id"], id.as_str(), "the same outage, resumed: {o:#}");
+    let start = &o["path_at_start"];
+    assert_eq!(start["reached"], false, "{o:#}");
+    assert_eq!(start["last_hop"]["addr"], ISP[0], "{o:#}");
+    let at: Timestamp = start["at"].as_str().unwrap().parse().unwrap();
+    let began: Timestamp = o["start"].as_str().unwrap().parse().unwrap();
+    assert!(at > began, "taken when the daemon came back: {o:#}");
+
+    net.repair(Hop::Far);
+    w.wait_all_closed(Duration::from_secs(15));
+    let o = outage_with(&w, "internet", "path_at_end");
+    assert_eq!(o["id"], id.as_str());
+    assert_eq!(o["path_at_end"]["reached"], true, "{o:#}");
+    let snaps: Vec<Value> = path_lines(&w)
+        .into_iter()
+        .filter(|p| p["id"] == id.as_str())
+        .collect();
+    let whens: Vec<&str> = snaps.iter().map(|p| p["when"].as_str().unwrap()).collect();
+    assert_eq!(whens, ["start", "end"], "{snaps:#?}");
+    for p in &snaps {
+        assert_eq!(p["protocol"], "udp", "{p:#}");
+        assert_eq!(p["mode"], "dgram", "{p:#}");
+    }
+    w.verify();
+}
+
+#[test]
 fn a_flood_of_outages_starts_no_more_traces_than_the_limit() {
     if !fakenet::can_run() {
         return;
