@@ -819,6 +819,19 @@ mod tests {
     }
 
     #[test]
+    fn a_udp_trace_ends_at_port_unreachable_only() {
+        assert!(is_port_unreachable(false, 3, 3));
+        assert!(is_port_unreachable(true, 1, 4));
+        // Host unreachable, admin prohibited: the path ends, not reached.
+        assert!(!is_port_unreachable(false, 3, 1));
+        assert!(!is_port_unreachable(false, 3, 13));
+        assert!(!is_port_unreachable(true, 1, 3));
+        // Time exceeded is a hop.
+        assert!(!is_port_unreachable(false, 11, 0));
+        assert!(!is_port_unreachable(true, 3, 0));
+    }
+
+    #[test]
     fn last_hop_is_the_farthest_answer() {
         let t = Trace {
             dest: "10.0.0.9".parse().unwrap(),

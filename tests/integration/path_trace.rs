@@ -256,6 +256,15 @@ fn udp_trace_lists_each_router_reaches_the_target_and_needs_no_privilege() {
     assert_eq!(a.len(), 2 + 5, "{t:#}");
     assert!(a[2..].iter().all(Option::is_none), "{t:#}");
     assert_eq!(t["packets"], 3 * 7);
+    let ms = t["duration_ms"].as_f64().unwrap();
+    assert!((2000.0..3000.0).contains(&ms), "one probe timeout: {ms} ms");
+    println!("broken after hop 2: {} datagrams in {ms} ms", t["packets"]);
+
+    // IPv6 (IPV6_RECVERR, port unreachable is type 1 code 4): loopback.
+    let (t, out) = trace_in(&net.home, None, &["::1", "--udp"]);
+    let t = t.unwrap_or_else(|| panic!("no JSON: {out:?}"));
+    assert_eq!(addrs(&t), some(&["::1"]), "{t:#}");
+    assert_eq!(t["reached"], true, "{t:#}");
 }
 
 /// The outage of `group` in `/api/v1/outages` once its snapshot `key`
