@@ -522,16 +522,23 @@ impl PathTracer {
         self.shared.wake.notify_one();
     }
 
+    /// Marks `group` as in an outage without taking a snapshot: no
+    /// baseline until its end (see [`Self::outage_resumed`], which also
+    /// takes the start snapshot a resumed outage lacks).
+    pub fn outage_continues(&self, group: &str) {
+        let mut st = lock(&self.shared.state);
+        if let Some(slot) = st.slots.iter_mut().find(|s| s.group == group) {
+            slot.in_outage = true;
+        }
+    }
+
     /// The outage `id` of `group` continues after a restart: no baseline
     /// until its end, and, unless the run before took one, its start
     /// snapshot now (`when: "start"` with the outage's id; its `at` says it
     /// was taken when linkwatch came back, after the outage started).
     pub fn outage_resumed(&self, group: &str, id: &str) {
         if self.shared.store.summary(id, When::Start).is_some() {
-            let mut st = lock(&self.shared.state);
-            if let Some(slot) = st.slots.iter_mut().find(|s| s.group == group) {
-                slot.in_outage = true;
-            }
+            self.outage_continues(group);
         } else {
             tracing::info!(
                 group,
