@@ -502,9 +502,13 @@ fn csv_field(s: &str) -> String {
 
 fn render_csv(r: &Report) -> String {
     let mut out = String::from(
-        "id,group,cause,start,end,duration_seconds,duration_in_period_seconds,targets,gaps,end_observed\n",
+        "id,group,cause,start,end,duration_seconds,duration_in_period_seconds,targets,gaps,end_observed,path_at_start,path_at_end\n",
     );
     for o in &r.outages {
+        let path = r.paths.iter().find(|p| p.id == o.id);
+        let at = |f: fn(&OutagePath) -> &Option<String>| {
+            csv_field(path.and_then(|p| f(p).as_deref()).unwrap_or(""))
+        };
         let gaps: Vec<String> = o
             .gaps
             .iter()
@@ -512,7 +516,7 @@ fn render_csv(r: &Report) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{:.3},{:.3},{},{},{}",
+            "{},{},{},{},{},{:.3},{:.3},{},{},{},{},{}",
             csv_field(&o.id),
             csv_field(&o.group),
             csv_field(&o.cause),
@@ -523,6 +527,8 @@ fn render_csv(r: &Report) -> String {
             csv_field(&o.targets.join(" ")),
             csv_field(&gaps.join(" ")),
             o.end_observed.map_or(String::new(), |b| b.to_string()),
+            at(|p| &p.at_start),
+            at(|p| &p.at_end),
         );
     }
     out
@@ -712,7 +718,7 @@ fn render_markdown(r: &Report) -> String {
         }
         let _ = writeln!(
             out,
-            "\nA traceroute (ICMP echo with increasing TTL) is taken when an outage starts and when it ends, and a baseline every `trace_every`; `*` is a hop that did not answer."
+            "\nA traceroute (ICMP echo, or UDP with the group's `trace_protocol = \"udp\"`, with increasing TTL) is taken when an outage starts and when it ends, and a baseline every `trace_every`; `*` is a hop that did not answer."
         );
     }
     let _ = writeln!(out, "\n---\n\n{DEFINITIONS}");

@@ -122,9 +122,13 @@ pub enum Command {
         /// Cut the trace after this long (default: daemon.trace_timeout, else 10s).
         #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
         timeout: Option<std::time::Duration>,
-        /// Echo requests per hop.
+        /// Requests per hop.
         #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=10))]
         probes: u8,
+        /// UDP datagrams to ports 33434 and up instead of ICMP echo (needs no
+        /// privilege; default: a group's trace_protocol, else ICMP).
+        #[arg(long)]
+        udp: bool,
         /// Print the snapshot as JSON (the journal's hop format).
         #[arg(long)]
         json: bool,
@@ -181,6 +185,7 @@ pub fn main() -> ExitCode {
             max_hops,
             timeout,
             probes,
+            udp,
             json,
         } => trace::trace(
             &logging,
@@ -190,6 +195,7 @@ pub fn main() -> ExitCode {
                 max_hops: *max_hops,
                 timeout: *timeout,
                 probes: *probes,
+                udp: *udp,
                 json: *json,
             },
         ),

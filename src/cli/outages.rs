@@ -41,7 +41,7 @@ pub(super) fn outages(
             }
         };
     }
-    match listing::read_outages(&dir, since) {
+    match listing::read_outages_with_paths(&dir, since) {
         Ok((records, warnings)) => {
             for w in &warnings {
                 eprintln!(
@@ -50,7 +50,7 @@ pub(super) fn outages(
                 );
             }
             if json {
-                match listing::render_json(&records) {
+                match listing::render_json_with_paths(&records) {
                     Ok(s) => println!("{s}"),
                     Err(e) => {
                         eprintln!("linkwatch: failed to render JSON: {e}");
@@ -68,7 +68,7 @@ pub(super) fn outages(
                     crate::outage::journal_path(&dir).display()
                 );
             } else {
-                print!("{}", listing::render_table(&records));
+                print!("{}", listing::render_table_with_paths(&records));
             }
             ExitCode::SUCCESS
         }

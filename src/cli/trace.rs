@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::setup::{Logging, load_or_default, runtime};
 use crate::config::{Config, Host, LogFormat};
-use crate::probe::trace::{self, Trace, TraceOptions};
+use crate::probe::trace::{self, Trace, TraceOptions, TraceProtocol};
 
 /// What the command line asked for.
 pub(super) struct TraceArgs<'a> {
@@ -18,6 +18,8 @@ pub(super) struct TraceArgs<'a> {
     pub max_hops: Option<u8>,
     pub timeout: Option<Duration>,
     pub probes: u8,
+    /// UDP rather than the group's `trace_protocol` (or ICMP).
+    pub udp: bool,
     pub json: bool,
 }
 
@@ -40,10 +42,18 @@ pub(super) fn trace(logging: &Logging, args: &TraceArgs<'_>) -> ExitCode {
         }
     };
     let limits = cfg.as_ref().map(|c| c.daemon.trace).unwrap_or_default();
+    let protocol = if args.udp {
+        TraceProtocol::Udp
+    } else {
+        cfg.as_ref()
+            .and_then(|c| c.group(args.target))
+            .map_or(TraceProtocol::Icmp, |g| g.trace.protocol)
+    };
     let options = TraceOptions {
         max_hops: args.max_hops.unwrap_or(limits.max_hops),
         probes_per_hop: args.probes,
         bound: args.timeout.unwrap_or(limits.timeout),
+        protocol,
         ..TraceOptions::default()
     };
     let rt = match runtime() {
@@ -167,9 +177,10 @@ fn render(t: &Trace, label: &str, started: jiff::Timestamp) -> String {
     };
     let _ = writeln!(
         out,
-        "{verdict}; {} packets in {:.2} s ({} socket){}",
+        "{verdict}; {} packets in {:.2} s ({} {} socket){}",
         t.packets,
         t.duration_ms / 1e3,
+        t.protocol.as_str(),
         t.mode,
         if t.partial {
             "; PARTIAL: cut at the time bound"

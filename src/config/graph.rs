@@ -15,6 +15,7 @@ pub(super) struct GroupDraft {
     pub down_when: Got<DownWhen>,
     pub trace_target: Got<Host>,
     pub trace_every: Got<std::time::Duration>,
+    pub trace_protocol: Got<super::model::TraceProtocol>,
 }
 
 /// A `[[target]]` as far as it is valid; `target` is `None` when any of it was reported.

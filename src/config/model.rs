@@ -167,6 +167,29 @@ pub struct GroupTrace {
     pub target: Option<Host>,
     /// `trace_every`: the baseline interval.
     pub every: Duration,
+    /// `trace_protocol`: what the trace sends (ICMP echo by default).
+    pub protocol: TraceProtocol,
+}
+
+/// What a path trace sends with increasing TTL.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TraceProtocol {
+    /// ICMP echo requests; the destination answers with an echo reply.
+    #[default]
+    Icmp,
+    /// UDP datagrams to ports 33434 and up (classic traceroute); the
+    /// destination answers with a port unreachable. Needs no privilege.
+    Udp,
+}
+
+impl TraceProtocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TraceProtocol::Icmp => "icmp",
+            TraceProtocol::Udp => "udp",
+        }
+    }
 }
 
 impl GroupTrace {
@@ -178,6 +201,7 @@ impl Default for GroupTrace {
         Self {
             target: None,
             every: Self::DEFAULT_EVERY,
+            protocol: TraceProtocol::Icmp,
         }
     }
 }

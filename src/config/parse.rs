@@ -14,7 +14,7 @@ use super::error::{ConfigError, ConfigErrors, is_unprintable};
 use super::graph::{self, GroupDraft, TargetDraft};
 use super::model::{
     Config, DaemonConfig, Defaults, DownWhen, Group, GroupTrace, Kind, LogFormat, Target,
-    TargetSpec, ThroughputSpec, TraceLimits,
+    TargetSpec, ThroughputSpec, TraceLimits, TraceProtocol,
 };
 use super::spec;
 use super::validate;
@@ -127,7 +127,14 @@ const DAEMON_KEYS: &[&str] = &[
     "trace_timeout",
 ];
 const DEFAULTS_KEYS: &[&str] = &["interval", "timeout", "fail_after", "recover_after"];
-const GROUP_KEYS: &[&str] = &["name", "needs", "down_when", "trace_target", "trace_every"];
+const GROUP_KEYS: &[&str] = &[
+    "name",
+    "needs",
+    "down_when",
+    "trace_target",
+    "trace_every",
+    "trace_protocol",
+];
 const TARGET_KEYS: &[&str] = &[
     "name",
     "group",
@@ -231,6 +238,10 @@ fn document(w: &mut Walker<'_>, root: &DeTable<'_>) -> Option<Config> {
                         .trace_every
                         .ok()?
                         .map_or(GroupTrace::DEFAULT_EVERY, |e| e.value),
+                    protocol: g
+                        .trace_protocol
+                        .ok()?
+                        .map_or(TraceProtocol::default(), |p| p.value),
                 },
             })
         })
@@ -444,12 +455,21 @@ fn group(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> GroupDraft {
             Err(format!("`trace_every` ({s}) must be in the range 1m..=7d"))
         }
     });
+    let trace_protocol = w.string(t, "trace_protocol");
+    let trace_protocol = w.check(t, "trace_protocol", trace_protocol, |s| match s.as_str() {
+        "icmp" => Ok(TraceProtocol::Icmp),
+        "udp" => Ok(TraceProtocol::Udp),
+        _ => Err(format!(
+            "`trace_protocol` ({s}) must be \"icmp\" or \"udp\""
+        )),
+    });
     GroupDraft {
         name,
         needs,
         down_when,
         trace_target,
         trace_every,
+        trace_protocol,
     }
 }
 

@@ -11,10 +11,22 @@ use super::event::DurationClock;
 use super::history::{History, OutageRecord, ReadError};
 use super::journal::{ChainHead, JournalWarning, WarningKind};
 use super::lock::{self, Liveness};
+use super::path::{self, OutageWithPaths};
 use super::ts_ms;
 
 /// A heartbeat older than this means no daemon is watching right now.
 const STALE_HEARTBEAT: Duration = Duration::from_secs(30);
+
+/// [`read_outages`], each outage with the summaries of its start and end
+/// path snapshots (`path_at_start`, `path_at_end`) as the API gives them.
+pub fn read_outages_with_paths(
+    data_dir: &Path,
+    since: Option<Timestamp>,
+) -> Result<(Vec<OutageWithPaths>, Vec<JournalWarning>), ReadError> {
+    let history = History::load(data_dir)?;
+    let records = outages(&history, since, Timestamp::now(), &lock::probe(data_dir));
+    Ok((path::with_paths(records, &history.paths), history.warnings))
+}
 
 /// Outages recorded in `<data_dir>/journal.jsonl` that end at or after `since`
 /// (open ones always), oldest first, plus every problem found in the file.
@@ -74,12 +86,38 @@ pub fn outages(
 
 /// Renders outages as a text table, one row per outage.
 pub fn render_table(records: &[OutageRecord]) -> String {
+    let with: Vec<OutageWithPaths> = path::with_paths(records.to_vec(), &[]);
+    table(&with, false)
+}
+
+/// Renders outages as a text table with a last column saying where the path
+/// stopped at the outage's start and end (`-` without snapshots).
+pub fn render_table_with_paths(records: &[OutageWithPaths]) -> String {
+    table(records, true)
+}
+
+/// "start: stopped after hop 2 (10.231.2.1); end: reached in 3 hops".
+fn path_cell(o: &OutageWithPaths) -> String {
+    let parts: Vec<String> = [("start", &o.path_at_start), ("end", &o.path_at_end)]
+        .into_iter()
+        .filter_map(|(w, s)| s.as_ref().map(|s| format!("{w}: {}", s.short())))
+        .collect();
+    if parts.is_empty() {
+        "-".to_string()
+    } else {
+        parts.join("; ")
+    }
+}
+
+fn table(records: &[OutageWithPaths], with_path: bool) -> String {
     let header = [
-        "ID", "GROUP", "CAUSE", "START", "END", "DURATION", "TARGETS", "GAPS",
+        "ID", "GROUP", "CAUSE", "START", "END", "DURATION", "TARGETS", "GAPS", "PATH",
     ];
-    let rows: Vec<[String; 8]> = records
+    let columns = if with_path { 9 } else { 8 };
+    let rows: Vec<[String; 9]> = records
         .iter()
-        .map(|r| {
+        .map(|o| {
+            let r = &o.record;
             let end = match (r.end, r.end_observed) {
                 (None, _) => match r.observed_until {
                     Some(t) => format!("open, unobserved after {}", ts_ms::format(&t)),
@@ -110,6 +148,7 @@ pub fn render_table(records: &[OutageRecord]) -> String {
                 human_duration(r.duration_seconds),
                 r.targets.join(","),
                 gaps,
+                path_cell(o),
             ]
         })
         .collect();
@@ -123,6 +162,7 @@ pub fn render_table(records: &[OutageRecord]) -> String {
     let mut push_row = |cells: &[&str]| {
         let line: Vec<String> = cells
             .iter()
+            .take(columns)
             .zip(widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
@@ -138,6 +178,12 @@ pub fn render_table(records: &[OutageRecord]) -> String {
 
 /// Renders outages as the API's JSON array.
 pub fn render_json(records: &[OutageRecord]) -> Result<String, serde_json::Error> {
+    serde_json::to_string_pretty(records)
+}
+
+/// Renders outages as `/api/v1/outages` does: with `path_at_start` and
+/// `path_at_end` (`null` when no snapshot was taken).
+pub fn render_json_with_paths(records: &[OutageWithPaths]) -> Result<String, serde_json::Error> {
     serde_json::to_string_pretty(records)
 }
 

@@ -463,7 +463,7 @@ impl OutageService {
             Event::Resumed(e) => {
                 write(&self.live).resumed(&e);
                 if let Some(t) = &self.tracer {
-                    t.outage_continues(&e.group);
+                    t.outage_resumed(&e.group, &e.id);
                 }
                 e.emit(&self.metrics);
                 self.journal

@@ -34,7 +34,7 @@ use super::history::OutageRecord;
 use super::journal::{Entry, JournalPusher};
 use super::ts_ms;
 use crate::config::{Config, Host};
-use crate::probe::trace::{self, Hop, Trace, TraceOptions};
+use crate::probe::trace::{self, Hop, Trace, TraceOptions, TraceProtocol};
 
 pub const PATH_HOPS: &str = "linkwatch_path_hops";
 pub const PATH_CHANGES_TOTAL: &str = "linkwatch_path_changes_total";
@@ -47,7 +47,7 @@ pub const MAX_KEPT: usize = 4096;
 const RATE_WINDOW: Duration = Duration::from_secs(60);
 
 /// Why a snapshot was taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum When {
     /// An outage or degradation period started.
@@ -91,11 +91,16 @@ pub struct PathEvent {
     pub dest: Option<IpAddr>,
     /// `dgram` or `raw`; `null` when no socket was opened.
     pub mode: Option<String>,
+    /// `icmp` (echo requests) or `udp` (datagrams to ports 33434 and up):
+    /// the group's `trace_protocol`. Lines written before UDP traces
+    /// existed lack it and were ICMP.
+    #[serde(default)]
+    pub protocol: TraceProtocol,
     pub reached: bool,
     /// Cut at the time bound.
     pub partial: bool,
     pub duration_ms: f64,
-    /// Echo requests sent.
+    /// Requests sent (echo requests or UDP datagrams).
     pub packets: u32,
     pub last_hop: Option<LastHop>,
     pub hops: Vec<Hop>,
@@ -117,7 +122,13 @@ pub struct PathSummary {
 }
 
 impl PathEvent {
-    fn new(group: &str, req: &Request, target: &Host, at: Timestamp) -> Self {
+    fn new(
+        group: &str,
+        req: &Request,
+        target: &Host,
+        protocol: TraceProtocol,
+        at: Timestamp,
+    ) -> Self {
         Self {
             id: req.id.clone(),
             group: group.to_string(),
@@ -126,6 +137,7 @@ impl PathEvent {
             at,
             dest: None,
             mode: None,
+            protocol,
             reached: false,
             partial: false,
             duration_ms: 0.0,
@@ -142,6 +154,7 @@ impl PathEvent {
             .and_then(|h| h.addr.map(|addr| LastHop { ttl: h.ttl, addr }));
         self.dest = Some(t.dest);
         self.mode = Some(t.mode);
+        self.protocol = t.protocol;
         self.reached = t.reached;
         self.partial = t.partial;
         self.duration_ms = t.duration_ms;
@@ -273,6 +286,39 @@ impl PathStore {
     }
 }
 
+/// `records`, each with the summaries of its start and end snapshots among
+/// `paths` (the journal's, all of them: what `linkwatch outages` shows).
+pub fn with_paths(records: Vec<OutageRecord>, paths: &[PathEvent]) -> Vec<OutageWithPaths> {
+    let mut latest: HashMap<(&str, When), &PathEvent> = HashMap::new();
+    for p in paths {
+        if let Some(id) = p.id.as_deref() {
+            latest.insert((id, p.when), p);
+        }
+    }
+    let summary = |id: &str, when: When| latest.get(&(id, when)).map(|p| p.summary());
+    records
+        .into_iter()
+        .map(|record| OutageWithPaths {
+            path_at_start: summary(&record.id, When::Start),
+            path_at_end: summary(&record.id, When::End),
+            record,
+        })
+        .collect()
+}
+
+impl PathSummary {
+    /// "stopped after hop 2 (10.231.2.1)", "reached in 3 hops", "no hop
+    /// answered"; a `*` when the trace was cut at its time bound.
+    pub fn short(&self) -> String {
+        let s = match (self.reached, self.last_hop) {
+            (true, _) => format!("reached in {} hops", self.hops),
+            (false, Some(h)) => format!("stopped after hop {} ({})", h.ttl, h.addr),
+            (false, None) => "no hop answered".to_string(),
+        };
+        if self.partial { s + "*" } else { s }
+    }
+}
+
 /// An outage record as the API shows it: the record and its path summaries.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OutageWithPaths {
@@ -302,6 +348,8 @@ struct Slot {
     /// `None`: the group has no target with a host; it is never traced.
     host: Option<Host>,
     every: Duration,
+    /// The group's `trace_protocol`.
+    protocol: TraceProtocol,
     busy: bool,
     pending: Option<Request>,
     /// Between a start and its end: no baseline (it would not be the normal path).
@@ -408,6 +456,7 @@ impl PathTracer {
                     group: g.name.clone(),
                     host,
                     every: g.trace.every,
+                    protocol: g.trace.protocol,
                     busy: false,
                     pending: None,
                     in_outage: false,
@@ -473,12 +522,30 @@ impl PathTracer {
         self.shared.wake.notify_one();
     }
 
-    /// Marks `group` as in an outage without a snapshot (one continued
-    /// after a restart): no baseline until its end.
+    /// Marks `group` as in an outage without taking a snapshot: no
+    /// baseline until its end (see [`Self::outage_resumed`], which also
+    /// takes the start snapshot a resumed outage lacks).
     pub fn outage_continues(&self, group: &str) {
         let mut st = lock(&self.shared.state);
         if let Some(slot) = st.slots.iter_mut().find(|s| s.group == group) {
             slot.in_outage = true;
+        }
+    }
+
+    /// The outage `id` of `group` continues after a restart: no baseline
+    /// until its end, and, unless the run before took one, its start
+    /// snapshot now (`when: "start"` with the outage's id; its `at` says it
+    /// was taken when linkwatch came back, after the outage started).
+    pub fn outage_resumed(&self, group: &str, id: &str) {
+        if self.shared.store.summary(id, When::Start).is_some() {
+            self.outage_continues(group);
+        } else {
+            tracing::info!(
+                group,
+                id,
+                "outage resumed without a start snapshot: tracing its path now"
+            );
+            self.request(group, Some(id.to_string()), When::Start);
         }
     }
 
@@ -581,10 +648,10 @@ async fn dispatch(shared: Arc<Shared>) {
 
 /// Runs one trace and records it.
 async fn run_one(shared: &Shared, slot: usize, host: &Host, req: Request) {
-    let group = lock(&shared.state)
+    let (group, protocol) = lock(&shared.state)
         .slots
         .get(slot)
-        .map(|s| s.group.clone())
+        .map(|s| (s.group.clone(), s.protocol))
         .unwrap_or_default();
     shared
         .metrics
@@ -592,8 +659,12 @@ async fn run_one(shared: &Shared, slot: usize, host: &Host, req: Request) {
         .with_label_values(&[group.as_str(), req.when.as_str()])
         .inc();
     let at = Timestamp::now();
-    let event = PathEvent::new(&group, &req, host, at);
-    let event = match trace::trace_host(host, &shared.options).await {
+    let event = PathEvent::new(&group, &req, host, protocol, at);
+    let options = TraceOptions {
+        protocol,
+        ..shared.options
+    };
+    let event = match trace::trace_host(host, &options).await {
         Ok(t) => event.with_trace(t),
         Err(e) => PathEvent {
             error: Some(e.to_string()),
@@ -648,6 +719,7 @@ mod tests {
             group: group.into(),
             host: Some(Host::Ip("10.0.0.1".parse().unwrap())),
             every,
+            protocol: TraceProtocol::Icmp,
             busy: false,
             pending: None,
             in_outage: false,
@@ -740,6 +812,7 @@ mod tests {
             at: Timestamp::UNIX_EPOCH,
             dest: Some("10.0.0.9".parse().unwrap()),
             mode: Some("dgram".into()),
+            protocol: TraceProtocol::Icmp,
             reached,
             partial,
             duration_ms: 1.0,
@@ -774,6 +847,19 @@ mod tests {
         assert!(line.contains(r#""event":"path""#), "{line}");
         assert!(line.contains(r#""when":"baseline""#), "{line}");
         let back: Entry = serde_json::from_str(&line).unwrap();
-        assert_eq!(back, Entry::Path(e));
+        assert_eq!(back, Entry::Path(e.clone()));
+        assert!(line.contains(r#""protocol":"icmp""#), "{line}");
+
+        // A line from before UDP traces (no `protocol`) reads as ICMP.
+        let old = line.replace(r#""protocol":"icmp","#, "");
+        assert!(!old.contains("protocol"), "{old}");
+        let back: Entry = serde_json::from_str(&old).unwrap();
+        assert_eq!(back, Entry::Path(e.clone()));
+        let udp = PathEvent {
+            protocol: TraceProtocol::Udp,
+            ..e
+        };
+        let line = serde_json::to_string(&Entry::Path(udp)).unwrap();
+        assert!(line.contains(r#""protocol":"udp""#), "{line}");
     }
 }

@@ -22,6 +22,14 @@
 //! router), [`GIVE_UP_SILENT`] silent TTLs in a row after the last answer,
 //! or `max_hops`. It is cut at [`TraceOptions::bound`] and then `partial`.
 //!
+//! With [`TraceProtocol::Udp`] (classic traceroute) the requests are UDP
+//! datagrams to port [`UDP_BASE_PORT`] plus the request's index, on an
+//! ordinary UDP socket with `IP_RECVERR` / `IPV6_RECVERR`: it needs no
+//! privilege at all. Routers answer with time-exceeded and the destination
+//! with port unreachable ("reached"), both read off the error queue; the
+//! request is told by the destination port the kernel reports with each
+//! error (`msg_name`), the router by the extended error's offender address.
+//!
 //! RTTs are the kernel's receive stamp (`SO_TIMESTAMPNS`, also delivered
 //! with error-queue messages) minus the wall clock just before `sendto`,
 //! checked against the monotonic clock like the probes' (see `icmp::rtt`).
@@ -43,6 +51,7 @@ use tracing::debug;
 
 use super::icmp::{self, IcmpMode, IcmpSetupError};
 use super::net::resolve;
+pub use crate::config::TraceProtocol;
 use crate::config::{Config, DnsServer, Group, Host, IpVersion, Nameserver, Target, TargetSpec};
 
 /// Hops probed at most when nothing else is said (as traceroute and mtr).
@@ -65,6 +74,8 @@ pub const GIVE_UP_SILENT: u8 = 5;
 const POLL_EVERY: Duration = Duration::from_millis(20);
 /// Echo payload bytes (small: routers quote only the first 8 anyway).
 const PAYLOAD: usize = 32;
+/// UDP requests go to this port plus their index (traceroute's 33434 + n).
+pub const UDP_BASE_PORT: u16 = 33434;
 /// Messages read per wake-up and queue before yielding.
 const RECV_BATCH: usize = 64;
 
@@ -75,6 +86,8 @@ pub struct TraceOptions {
     pub probes_per_hop: u8,
     pub bound: Duration,
     pub probe_timeout: Duration,
+    /// What is sent: ICMP echo or UDP.
+    pub protocol: TraceProtocol,
 }
 
 impl Default for TraceOptions {
@@ -84,6 +97,7 @@ impl Default for TraceOptions {
             probes_per_hop: DEFAULT_PROBES_PER_HOP,
             bound: DEFAULT_BOUND,
             probe_timeout: DEFAULT_PROBE_TIMEOUT,
+            protocol: TraceProtocol::Icmp,
         }
     }
 }
@@ -140,12 +154,15 @@ pub struct Trace {
     pub dest: IpAddr,
     /// `dgram` or `raw`: the socket used.
     pub mode: String,
+    /// `icmp` (echo requests) or `udp` (datagrams to high ports).
+    #[serde(default)]
+    pub protocol: TraceProtocol,
     /// The destination answered.
     pub reached: bool,
     /// Cut at the time bound with requests still unanswered.
     pub partial: bool,
     pub duration_ms: f64,
-    /// Echo requests sent.
+    /// Requests sent (echo requests or UDP datagrams).
     pub packets: u32,
     /// TTL 1 up to the last one probed that matters (see the module doc).
     pub hops: Vec<Hop>,
@@ -171,6 +188,8 @@ impl Trace {
 pub enum TraceError {
     #[error("{0}")]
     Setup(#[from] IcmpSetupError),
+    #[error("failed to open a UDP socket for the trace: {0}")]
+    Udp(io::Error),
     #[error("failed to set up the trace socket: {0}")]
     Socket(io::Error),
     #[error("failed to resolve {host}: {detail}")]
@@ -248,11 +267,25 @@ struct TraceSocket {
     v6: bool,
     /// RAW mode: our identifier (DGRAM: the kernel's).
     ident: u16,
+    /// UDP datagrams rather than ICMP echo requests.
+    udp: bool,
 }
 
 impl TraceSocket {
-    fn open(v6: bool) -> Result<Self, TraceError> {
-        let (sock, mode) = super::icmp::open_socket(v6).map_err(TraceError::Setup)?;
+    fn open(v6: bool, protocol: TraceProtocol) -> Result<Self, TraceError> {
+        let udp = protocol == TraceProtocol::Udp;
+        let (sock, mode) = if udp {
+            let domain = if v6 {
+                socket2::Domain::IPV6
+            } else {
+                socket2::Domain::IPV4
+            };
+            let sock = Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))
+                .map_err(TraceError::Udp)?;
+            (sock, IcmpMode::Dgram)
+        } else {
+            super::icmp::open_socket(v6).map_err(TraceError::Setup)?
+        };
         let io = |e: nix::Error| TraceError::Socket(io::Error::from(e));
         sock.set_nonblocking(true).map_err(TraceError::Socket)?;
         if mode == IcmpMode::Dgram {
@@ -274,6 +307,7 @@ impl TraceSocket {
             mode,
             v6,
             ident: rand::random(),
+            udp,
         })
     }
 
@@ -292,10 +326,17 @@ impl TraceSocket {
     /// the next `sendto` would fail with (EHOSTUNREACH for a time-exceeded):
     /// it is cleared first, and a send that fails right after an error
     /// arrived is tried once more.
+    ///
+    /// A UDP request is `payload` sent to port `seq`.
     fn send(&self, dest: IpAddr, seq: u16, payload: &[u8]) -> io::Result<()> {
-        let mut packet = vec![0u8; 8 + payload.len()];
-        icmp::write_echo(&mut packet, self.v6, self.ident, seq, payload);
-        let addr = SockAddr::from(SocketAddr::new(dest, 0));
+        let (packet, addr) = if self.udp {
+            (payload.to_vec(), SocketAddr::new(dest, seq))
+        } else {
+            let mut packet = vec![0u8; 8 + payload.len()];
+            icmp::write_echo(&mut packet, self.v6, self.ident, seq, payload);
+            (packet, SocketAddr::new(dest, 0))
+        };
+        let addr = SockAddr::from(addr);
         let sock = self.fd.get_ref();
         let mut retried = false;
         loop {
@@ -317,7 +358,15 @@ impl TraceSocket {
         let sock = self.fd.get_ref();
         let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
         let raw_v4 = !self.v6 && self.mode == IcmpMode::Raw;
-        for _ in 0..RECV_BATCH {
+        // UDP: our datagrams' answers are errors; the normal queue is
+        // read for a service that answers (see `drain_udp`).
+        let normal = if self.udp {
+            self.drain_udp(dest, buf, out);
+            0
+        } else {
+            RECV_BATCH
+        };
+        for _ in 0..normal {
             match icmp::recv_one(sock, buf, &mut cmsg) {
                 Ok(r) => {
                     let now = Instant::now();
@@ -353,7 +402,7 @@ impl TraceSocket {
             nix::sys::time::TimeSpec
         );
         for _ in 0..RECV_BATCH {
-            match recv_error(sock, buf, &mut cmsg, self.v6) {
+            match recv_error(sock, buf, &mut cmsg, self.v6, self.udp.then_some(dest)) {
                 Ok(Some(r)) => out.push(r),
                 Ok(None) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -366,13 +415,56 @@ impl TraceSocket {
     }
 }
 
+impl TraceSocket {
+    /// The normal queue of a UDP trace socket: a datagram back from the
+    /// destination port of one of our requests (a UDP service that answers)
+    /// means the destination was reached; anything else is read and dropped.
+    fn drain_udp(&self, dest: IpAddr, buf: &mut [u8], out: &mut Vec<Reply>) {
+        let fd = self.fd.get_ref().as_raw_fd();
+        for _ in 0..RECV_BATCH {
+            match nix::sys::socket::recvfrom::<SockaddrStorage>(fd, buf) {
+                Ok((_, Some(from))) => {
+                    if let Some(from) = socket_addr(&from)
+                        && from.ip() == dest
+                    {
+                        out.push(Reply {
+                            seq: from.port(),
+                            from: from.ip(),
+                            error: None,
+                            now: Instant::now(),
+                            wall: None,
+                        });
+                    }
+                }
+                Ok((_, None)) => {}
+                Err(nix::errno::Errno::EAGAIN) => break,
+                // A pending ICMP error is also reported once by a plain
+                // receive (the socket's error); it is read off the error queue.
+                Err(e) => debug!(error = %e, "trace socket receive"),
+            }
+        }
+    }
+}
+
+fn socket_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = a.as_sockaddr_in() {
+        Some(SocketAddr::from((v4.ip(), v4.port())))
+    } else {
+        a.as_sockaddr_in6()
+            .map(|v6| SocketAddr::from((v6.ip(), v6.port())))
+    }
+}
+
 /// One message off a DGRAM socket's error queue: the ICMP error a router
-/// sent, with our request (its ICMP header at least) as the data.
+/// sent, with our request (its ICMP header at least) as the data. For a UDP
+/// request (`udp_dest` set) the data is our payload and the request is told
+/// by the destination port in the message's address.
 fn recv_error(
     sock: &Socket,
     buf: &mut [u8],
     cmsg: &mut [u8],
     v6: bool,
+    udp_dest: Option<IpAddr>,
 ) -> io::Result<Option<Reply>> {
     let mut iov = [IoSliceMut::new(buf)];
     let msg = recvmsg::<SockaddrStorage>(
@@ -384,6 +476,7 @@ fn recv_error(
     .map_err(io::Error::from)?;
     let now = Instant::now();
     let len = msg.bytes;
+    let original = msg.address.as_ref().and_then(socket_addr);
     let mut wall = None;
     let mut err: Option<(u8, u8, u8, Option<IpAddr>)> = None;
     for c in msg.cmsgs().map_err(io::Error::from)? {
@@ -416,6 +509,15 @@ fn recv_error(
     if origin != icmp_origin {
         return Ok(None);
     }
+    if let Some(dest) = udp_dest {
+        return Ok(original.filter(|o| o.ip() == dest).map(|o| Reply {
+            seq: o.port(),
+            from,
+            error: Some((ty, code)),
+            now,
+            wall,
+        }));
+    }
     // The data is the request we sent: an echo request with our sequence.
     let Some(request) = buf.get(..len) else {
         return Ok(None);
@@ -441,16 +543,28 @@ fn is_time_exceeded(v6: bool, ty: u8) -> bool {
     if v6 { ty == 3 } else { ty == 11 }
 }
 
+/// Is this ICMP error the destination saying nobody listens on the port
+/// (the end of a UDP trace)?
+fn is_port_unreachable(v6: bool, ty: u8, code: u8) -> bool {
+    if v6 {
+        ty == 1 && code == 4
+    } else {
+        ty == 3 && code == 3
+    }
+}
+
 /// Traces the path to `dest`. Must run inside the tokio runtime.
 pub async fn trace(dest: IpAddr, options: &TraceOptions) -> Result<Trace, TraceError> {
     let v6 = dest.is_ipv6();
-    let sock = TraceSocket::open(v6)?;
+    let udp = options.protocol == TraceProtocol::Udp;
+    let sock = TraceSocket::open(v6, options.protocol)?;
     let started = Instant::now();
     let deadline = started + options.bound;
     let max_hops = options.max_hops.max(1);
     let per_hop = options.probes_per_hop.max(1);
     let payload = icmp::payload(PAYLOAD);
-    let base: u16 = rand::random();
+    // ICMP: a random first sequence; UDP: the first destination port.
+    let base: u16 = if udp { UDP_BASE_PORT } else { rand::random() };
 
     let mut hops: Vec<Hop> = (1..=max_hops)
         .map(|ttl| Hop {
@@ -590,6 +704,10 @@ pub async fn trace(dest: IpAddr, options: &TraceOptions) -> Result<Trace, TraceE
                     end_ttl = Some(end_ttl.map_or(ttl, |e| e.min(ttl)));
                 }
                 Some((ty, _)) if is_time_exceeded(v6, ty) => {}
+                Some((ty, code)) if udp && is_port_unreachable(v6, ty, code) => {
+                    reached = true;
+                    end_ttl = Some(end_ttl.map_or(ttl, |e| e.min(ttl)));
+                }
                 Some((ty, code)) => {
                     let what = icmp::classify_icmp(v6, ty, code)
                         .err()
@@ -608,6 +726,7 @@ pub async fn trace(dest: IpAddr, options: &TraceOptions) -> Result<Trace, TraceE
     Ok(Trace {
         dest,
         mode: sock.mode.as_str().to_string(),
+        protocol: options.protocol,
         reached,
         partial,
         duration_ms: micros_as_ms(started.elapsed()),
@@ -701,10 +820,24 @@ mod tests {
     }
 
     #[test]
+    fn a_udp_trace_ends_at_port_unreachable_only() {
+        assert!(is_port_unreachable(false, 3, 3));
+        assert!(is_port_unreachable(true, 1, 4));
+        // Host unreachable, admin prohibited: the path ends, not reached.
+        assert!(!is_port_unreachable(false, 3, 1));
+        assert!(!is_port_unreachable(false, 3, 13));
+        assert!(!is_port_unreachable(true, 1, 3));
+        // Time exceeded is a hop.
+        assert!(!is_port_unreachable(false, 11, 0));
+        assert!(!is_port_unreachable(true, 3, 0));
+    }
+
+    #[test]
     fn last_hop_is_the_farthest_answer() {
         let t = Trace {
             dest: "10.0.0.9".parse().unwrap(),
             mode: "dgram".into(),
+            protocol: TraceProtocol::Udp,
             reached: false,
             partial: false,
             duration_ms: 1.0,

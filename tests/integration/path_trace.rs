@@ -10,6 +10,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
+use linkwatch::config::TraceProtocol;
 use linkwatch::probe::icmp::FIX_SYSCTL;
 use serde_json::Value;
 
@@ -194,6 +195,78 @@ fn unprivileged_trace_works_with_the_ping_group_range_or_names_both_fixes() {
     assert_eq!(addrs(&t), some(&PATH), "{t:#}");
 }
 
+#[test]
+fn udp_trace_lists_each_router_reaches_the_target_and_needs_no_privilege() {
+    if !fakenet::can_run() {
+        return;
+    }
+    let net = FakeNet::new();
+    no_icmp_rate_limit(&net);
+    let (t, out) = trace_in(&net.home, None, &[INET_ICMP[0], "--udp"]);
+    let t = t.unwrap_or_else(|| panic!("no JSON: {out:?}"));
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(t["protocol"], "udp", "{t:#}");
+    assert_eq!(t["mode"], "dgram", "{t:#}");
+    assert_eq!(addrs(&t), some(&PATH), "{t:#}");
+    assert_eq!(t["reached"], true, "the target's port unreachable: {t:#}");
+    assert_eq!(t["partial"], false);
+    assert_eq!(t["packets"], 9, "3 hops x 3 datagrams: {t:#}");
+    for h in t["hops"].as_array().unwrap() {
+        assert_eq!(h["received"], 3, "{t:#}");
+        assert!(h.get("unreachable").is_none(), "{t:#}");
+    }
+    let text = net
+        .home
+        .command(&[BIN, "trace", "--udp", INET_ICMP[0]])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    println!("{text}");
+    assert!(
+        text.contains("reached 10.231.100.1 in 3 hops; 9 packets"),
+        "{text}"
+    );
+    assert!(text.contains("(udp dgram socket)"), "{text}");
+
+    // As nobody with the ping group range closed and no capability: a UDP
+    // socket needs neither.
+    let found = Command::new("sh")
+        .args(["-c", "command -v setpriv"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if crate::harness::daemon::require(found, "`setpriv` is not installed") {
+        net.home.sysctl("net.ipv4.ping_group_range", "1 0");
+        let (t, out) = trace_in(&net.home, Some("--reuid=nobody"), &[INET_ICMP[0], "--udp"]);
+        let t = t.unwrap_or_else(|| panic!("no JSON: {out:?}"));
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(addrs(&t), some(&PATH), "{t:#}");
+        assert_eq!(t["reached"], true);
+    }
+
+    // The far link down: the trace ends at the last router before it, after
+    // five silent hops.
+    net.break_link(Hop::Far);
+    let (t, out) = trace_in(&net.home, None, &[INET_ICMP[0], "--udp"]);
+    let t = t.unwrap_or_else(|| panic!("no JSON: {out:?}"));
+    assert_eq!(out.status.code(), Some(1), "not reached: exit 1");
+    assert_eq!(t["reached"], false, "{t:#}");
+    assert_eq!(t["partial"], false, "{t:#}");
+    let a = addrs(&t);
+    assert_eq!(a[..2], some(&PATH[..2]), "{t:#}");
+    assert_eq!(a.len(), 2 + 5, "{t:#}");
+    assert!(a[2..].iter().all(Option::is_none), "{t:#}");
+    assert_eq!(t["packets"], 3 * 7);
+    let ms = t["duration_ms"].as_f64().unwrap();
+    assert!((2000.0..3000.0).contains(&ms), "one probe timeout: {ms} ms");
+    println!("broken after hop 2: {} datagrams in {ms} ms", t["packets"]);
+
+    // IPv6 (IPV6_RECVERR, port unreachable is type 1 code 4): loopback.
+    let (t, out) = trace_in(&net.home, None, &["::1", "--udp"]);
+    let t = t.unwrap_or_else(|| panic!("no JSON: {out:?}"));
+    assert_eq!(addrs(&t), some(&["::1"]), "{t:#}");
+    assert_eq!(t["reached"], true, "{t:#}");
+}
+
 /// The outage of `group` in `/api/v1/outages` once its snapshot `key`
 /// (`path_at_start`, `path_at_end`) is there.
 fn outage_with(w: &Watcher, group: &str, key: &str) -> Value {
@@ -323,6 +396,144 @@ fn outage_start_snapshot_ends_before_the_break_and_end_snapshot_reaches_the_targ
         section.contains("(hops: 10.231.1.1 > 10.231.2.1 > * x5)"),
         "{section}"
     );
+
+    // The HTML and CSV reports say the same.
+    let report_as = |format: &str| {
+        let out = Command::new(BIN)
+            .args(["report", "--since", "1h", "--format", format, "--data-dir"])
+            .arg(&w.data)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let html = report_as("html");
+    let at = html
+        .find("<h2>Where the path stopped</h2>")
+        .unwrap_or_else(|| panic!("no path section: {html}"));
+    println!("{}", &html[at..]);
+    assert!(
+        html[at..].contains(&format!("(<code>{id}</code>)")),
+        "{html}"
+    );
+    assert!(
+        html[at..].contains(
+            "<li>at the start: stopped after hop 2 (10.231.2.1); the baseline reaches the target in 3 hops (hops: 10.231.1.1 &gt; 10.231.2.1 &gt; * x5)</li>"
+        ),
+        "{html}"
+    );
+    assert!(
+        html[at..].contains("<li>at the end: reaches the target in 3 hops; the baseline reaches the target in 3 hops</li>"),
+        "{html}"
+    );
+    let csv = report_as("csv");
+    println!("{csv}");
+    assert!(
+        csv.lines()
+            .next()
+            .unwrap()
+            .ends_with(",end_observed,path_at_start,path_at_end"),
+        "{csv}"
+    );
+    let row = csv.lines().find(|l| l.starts_with(id)).unwrap();
+    assert!(
+        row.ends_with(
+            ",stopped after hop 2 (10.231.2.1); the baseline reaches the target in 3 hops,reaches the target in 3 hops; the baseline reaches the target in 3 hops"
+        ),
+        "{csv}"
+    );
+
+    // `linkwatch outages` carries the same summaries as the API.
+    let out = Command::new(BIN)
+        .args(["outages", "--json", "--data-dir"])
+        .arg(&w.data)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let listed = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id)
+        .unwrap_or_else(|| panic!("{id} not listed: {listed:#}"));
+    assert_eq!(listed["path_at_start"], o["path_at_start"], "{listed:#}");
+    assert_eq!(listed["path_at_end"], o["path_at_end"], "{listed:#}");
+    let out = Command::new(BIN)
+        .args(["outages", "--data-dir"])
+        .arg(&w.data)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{table}");
+    assert!(table.lines().next().unwrap().ends_with("PATH"), "{table}");
+    let row = table.lines().find(|l| l.starts_with(id)).unwrap();
+    assert!(
+        row.ends_with("start: stopped after hop 2 (10.231.2.1); end: reached in 3 hops"),
+        "{table}"
+    );
+}
+
+#[test]
+fn an_outage_resumed_after_a_restart_gets_its_start_snapshot_then() {
+    if !fakenet::can_run() {
+        return;
+    }
+    let net = FakeNet::new();
+    no_icmp_rate_limit(&net);
+    // The first run does not trace: its outage has no start snapshot. The
+    // internet group traces with UDP (recorded in each path event).
+    let mut w = net.watch_with(Params::FAST, |c| {
+        c.replacen("[daemon]\n", "[daemon]\nmax_traces_per_minute = 0\n", 1)
+            .replacen(
+                "name = \"internet\"\n",
+                "name = \"internet\"\ntrace_protocol = \"udp\"\n",
+                1,
+            )
+    });
+    net.break_link(Hop::Far);
+    let open = w.wait_open(&["internet"], Duration::from_secs(15));
+    let id = open
+        .iter()
+        .find(|o| o.group == "internet")
+        .unwrap()
+        .id
+        .clone();
+    w.stop();
+    assert!(path_lines(&w).is_empty(), "tracing was off");
+
+    let config = std::fs::read_to_string(&w.config).unwrap().replacen(
+        "max_traces_per_minute = 0\n",
+        "max_traces_per_minute = 30\n",
+        1,
+    );
+    std::fs::write(&w.config, config).unwrap();
+    w.start();
+    let o = outage_with(&w, "internet", "path_at_start");
+    assert_eq!(o["id"], id.as_str(), "the same outage, resumed: {o:#}");
+    let start = &o["path_at_start"];
+    assert_eq!(start["reached"], false, "{o:#}");
+    assert_eq!(start["last_hop"]["addr"], ISP[0], "{o:#}");
+    let at: Timestamp = start["at"].as_str().unwrap().parse().unwrap();
+    let began: Timestamp = o["start"].as_str().unwrap().parse().unwrap();
+    assert!(at > began, "taken when the daemon came back: {o:#}");
+
+    net.repair(Hop::Far);
+    w.wait_all_closed(Duration::from_secs(15));
+    let o = outage_with(&w, "internet", "path_at_end");
+    assert_eq!(o["id"], id.as_str());
+    assert_eq!(o["path_at_end"]["reached"], true, "{o:#}");
+    let snaps: Vec<Value> = path_lines(&w)
+        .into_iter()
+        .filter(|p| p["id"] == id.as_str())
+        .collect();
+    let whens: Vec<&str> = snaps.iter().map(|p| p["when"].as_str().unwrap()).collect();
+    assert_eq!(whens, ["start", "end"], "{snaps:#?}");
+    for p in &snaps {
+        assert_eq!(p["protocol"], "udp", "{p:#}");
+        assert_eq!(p["mode"], "dgram", "{p:#}");
+    }
+    w.verify();
 }
 
 #[test]
@@ -411,6 +622,7 @@ trace_timeout = "90s"
 name = "g"
 trace_every = "10s"
 trace_target = "not a host!"
+trace_protocol = "tcp"
 
 [[target]]
 name = "t"
@@ -444,14 +656,17 @@ host = "127.0.0.1"
         format!(
             "{p}:9:16: key `group[0].trace_target`: `trace_target` (not a host!) must be an IPv4 address"
         ),
+        format!(
+            "{p}:10:18: key `group[0].trace_protocol`: `trace_protocol` (tcp) must be \"icmp\" or \"udp\""
+        ),
     ] {
         assert!(err.contains(&want), "missing {want}\nin:\n{err}");
     }
-    assert!(err.contains("5 problems found"), "{err}");
+    assert!(err.contains("6 problems found"), "{err}");
 
     // Valid values parse into the model, defaults where unset.
     let cfg = linkwatch::config::parse(
-        "[daemon]\nmax_traces_per_minute = 0\n[[group]]\nname = \"g\"\ntrace_every = \"2h\"\ntrace_target = \"10.0.0.1\"\n[[group]]\nname = \"h\"\n[[target]]\nname = \"t\"\ngroup = \"g\"\nkind = \"icmp\"\nhost = \"127.0.0.1\"\n[[target]]\nname = \"u\"\ngroup = \"h\"\nkind = \"icmp\"\nhost = \"127.0.0.2\"\n",
+        "[daemon]\nmax_traces_per_minute = 0\n[[group]]\nname = \"g\"\ntrace_every = \"2h\"\ntrace_target = \"10.0.0.1\"\ntrace_protocol = \"udp\"\n[[group]]\nname = \"h\"\n[[target]]\nname = \"t\"\ngroup = \"g\"\nkind = \"icmp\"\nhost = \"127.0.0.1\"\n[[target]]\nname = \"u\"\ngroup = \"h\"\nkind = \"icmp\"\nhost = \"127.0.0.2\"\n",
         "inline",
     )
     .unwrap();
@@ -460,12 +675,14 @@ host = "127.0.0.1"
     assert_eq!(cfg.daemon.trace.timeout, Duration::from_secs(10));
     let g = &cfg.groups[0];
     assert_eq!(g.trace.every, Duration::from_secs(7200));
+    assert_eq!(g.trace.protocol, TraceProtocol::Udp);
     assert_eq!(
         linkwatch::probe::trace::group_trace_host(&cfg, g).map(|h| h.to_string()),
         Some("10.0.0.1".to_string())
     );
     let h = &cfg.groups[1];
     assert_eq!(h.trace.every, Duration::from_secs(3600));
+    assert_eq!(h.trace.protocol, TraceProtocol::Icmp, "the default");
     assert_eq!(
         linkwatch::probe::trace::group_trace_host(&cfg, h).map(|h| h.to_string()),
         Some("127.0.0.2".to_string()),
