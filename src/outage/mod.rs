@@ -7,6 +7,7 @@
 //! stays queued in memory (retried on every event and heartbeat) and monitoring
 //! goes on.
 
+pub mod degradation;
 pub mod detector;
 pub mod event;
 pub mod history;
