@@ -941,13 +941,13 @@ impl PeriodStats {
         }
     }
 
+    /// Whether a snapshot is due at `at` (the figures cost a histogram scan).
+    fn due(&self, at: Duration) -> bool {
+        self.last
+            .is_none_or(|l| at.saturating_sub(l) >= SNAPSHOT_EVERY)
+    }
+
     fn record(&mut self, at: Duration, f: &Figures) {
-        if self
-            .last
-            .is_some_and(|l| at.saturating_sub(l) < SNAPSHOT_EVERY)
-        {
-            return;
-        }
         self.last = Some(at);
         self.snapshots += 1;
         let values = [
@@ -1301,7 +1301,9 @@ impl Degradations {
             Phase::Pending(p) => p.triggers |= mask,
             Phase::Open(o) => {
                 o.triggers |= mask;
-                o.period.record(now.mono, &t.win.figures());
+                if o.period.due(now.mono) {
+                    o.period.record(now.mono, &t.win.figures());
+                }
                 if clean_window && let Some(gs) = t.good_since {
                     self.end(g, gs, false, events);
                 }
@@ -1320,7 +1322,7 @@ impl Degradations {
             let Phase::Pending(p) = &self.groups[g].phase else {
                 continue;
             };
-            if now.mono < p.trip.mono + self.groups[g].settle {
+            if now.mono < p.trip.mono.saturating_add(self.groups[g].settle) {
                 continue;
             }
             if let Some(cause) = self.cause_of(g, p.start.mono, now.mono) {
@@ -1332,7 +1334,7 @@ impl Degradations {
     /// The farthest-upstream group degraded or down at `start` of `g`'s
     /// degradation; `None` while an upstream group could still turn out to be.
     fn cause_of(&self, g: usize, start: Duration, now: Duration) -> Option<usize> {
-        let limit = start + self.groups[g].th.window / 10;
+        let limit = start.saturating_add(self.groups[g].th.window / 10);
         let mut cause = g;
         let mut cur = self.groups[g].needs;
         let mut hops = 0;
