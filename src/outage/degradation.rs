@@ -668,7 +668,11 @@ impl Window {
                 if let Some(bps) = s.throughput_bps.filter(|b| s.success && b.is_finite())
                     && bps >= 0.0
                 {
-                    self.tests.push_back(Test { at: s.at, bps });
+                    let at = Stamp {
+                        wall: truncate_ms(s.at.wall),
+                        mono: s.at.mono,
+                    };
+                    self.tests.push_back(Test { at, bps });
                     // The previous newest may have been kept only because it was the newest.
                     self.advance(s.at, th);
                     self.median = median(self.tests.iter().map(|t| t.bps));
@@ -831,10 +835,12 @@ impl Window {
                 start = Some(at);
             }
         }
-        let start = start.or(self.now).unwrap_or(Stamp {
-            wall: Timestamp::UNIX_EPOCH,
-            mono: Duration::ZERO,
-        });
+        let start = start
+            .or(self.now.map(|n| self.stamp_of(ms(n.mono))))
+            .unwrap_or(Stamp {
+                wall: Timestamp::UNIX_EPOCH,
+                mono: Duration::ZERO,
+            });
         let from = ms(start.mono);
         let n = self.ring.iter().filter(|e| e.ms() >= from).count() as u64;
         (start, n)
@@ -1152,10 +1158,9 @@ impl Degradations {
     /// Feeds one probe sample.
     pub fn observe(&mut self, s: &Sample) -> Vec<DegradationEvent> {
         let mut events = Vec::new();
-        let at = Stamp {
-            wall: truncate_ms(s.at.wall),
-            mono: s.at.mono,
-        };
+        // Wall times are truncated to milliseconds where they leave the module
+        // (starts, ends, gaps), not here on the hot path.
+        let at = s.at;
         self.bump(at);
         let Some(g) = self.groups.get_mut(s.group) else {
             return events;
@@ -1163,8 +1168,7 @@ impl Degradations {
         if g.state == State::Down || ms(at.mono) < g.floor_ms {
             return events;
         }
-        let sample = Sample { at, ..*s };
-        if !g.win.push(&sample, &g.th) {
+        if !g.win.push(s, &g.th) {
             return events;
         }
         if matches!(g.phase, Phase::Pending(_) | Phase::Open(_)) {
@@ -1186,10 +1190,6 @@ impl Degradations {
     /// call it every second or so.
     pub fn tick(&mut self, now: Stamp) -> Vec<DegradationEvent> {
         let mut events = Vec::new();
-        let now = Stamp {
-            wall: truncate_ms(now.wall),
-            mono: now.mono,
-        };
         self.bump(now);
         for g in 0..self.groups.len() {
             let t = &mut self.groups[g];
@@ -1460,6 +1460,10 @@ impl Degradations {
     }
 
     fn end(&mut self, g: usize, at: Stamp, superseded: bool, events: &mut Vec<DegradationEvent>) {
+        let at = Stamp {
+            wall: truncate_ms(at.wall),
+            mono: at.mono,
+        };
         let t = &mut self.groups[g];
         let Phase::Open(o) = std::mem::replace(&mut t.phase, Phase::Idle) else {
             return;
@@ -1579,7 +1583,7 @@ fn unobserved_end(
     let mut gaps = a.gaps;
     gaps.push(Gap {
         from: a.last_seen,
-        to: seen_again.max(a.last_seen),
+        to: truncate_ms(seen_again).max(a.last_seen),
     });
     DegradationEvent::Ended(DegradedEnded {
         id: a.id,
