@@ -430,8 +430,10 @@ mod tests {
                 name: "g".into(),
                 needs: None,
                 down_when: DownWhen::All,
+                degraded: Default::default(),
             }],
             targets,
+            plan: None,
         })
     }
 

@@ -5,17 +5,21 @@
 //! through the generic `walk`er, each kind's keys in `spec`, the checks
 //! across tables in `graph`; `validate` holds the pure value rules.
 
+mod degraded;
 mod error;
 mod graph;
 mod model;
 mod parse;
+mod plan;
 mod spec;
 mod validate;
 mod walk;
 
+pub use degraded::{Degraded, ThroughputFloor, describe_floor};
 pub use error::{ConfigError, ConfigErrors, escaped};
 pub use model::*;
 pub use parse::{load, parse, parse_bytes};
+pub use plan::{Plan, format_rate, parse_rate};
 
 /// The embedded default configuration (`config/default.toml`), used by
 /// `linkwatch run` without `--config`.

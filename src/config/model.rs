@@ -10,6 +10,9 @@ use hickory_proto::rr::{Name, RecordType};
 use http::{HeaderName, HeaderValue};
 use url::Url;
 
+use super::degraded::Degraded;
+use super::plan::Plan;
+
 /// A fully validated linkwatch configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -24,6 +27,8 @@ pub struct Config {
     pub groups: Vec<Group>,
     /// Targets in file order. Every `group` names a group in [`Config::groups`].
     pub targets: Vec<Target>,
+    /// `[plan]`: the rates the ISP contract promises, when given.
+    pub plan: Option<Plan>,
 }
 
 impl Config {
@@ -92,6 +97,8 @@ pub struct Group {
     /// The upstream group this one can only be judged through (`lan` for `isp`).
     pub needs: Option<String>,
     pub down_when: DownWhen,
+    /// `[group.degraded]` over `[defaults.degraded]` over the built-in defaults.
+    pub degraded: Degraded,
 }
 
 impl Group {
@@ -101,6 +108,7 @@ impl Group {
             name: name.to_owned(),
             needs: None,
             down_when: DownWhen::All,
+            degraded: Degraded::default(),
         }
     }
 }

@@ -16,6 +16,7 @@ use super::model::{Config, DaemonConfig, Defaults, DownWhen, Group, Kind, LogFor
 use super::spec;
 use super::validate;
 use super::walk::{At, Got, LineIndex, Need, Problem, Reported, Span, Tbl, Walker};
+use super::{degraded, plan};
 
 /// Reads and validates the configuration file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
@@ -112,10 +113,16 @@ fn hex_sha256(text: &str) -> String {
         .collect()
 }
 
-const ROOT_KEYS: &[&str] = &["daemon", "defaults", "group", "target"];
+const ROOT_KEYS: &[&str] = &["daemon", "defaults", "group", "target", "plan"];
 const DAEMON_KEYS: &[&str] = &["listen", "data_dir", "log_format", "max_concurrency"];
-const DEFAULTS_KEYS: &[&str] = &["interval", "timeout", "fail_after", "recover_after"];
-const GROUP_KEYS: &[&str] = &["name", "needs", "down_when"];
+const DEFAULTS_KEYS: &[&str] = &[
+    "interval",
+    "timeout",
+    "fail_after",
+    "recover_after",
+    "degraded",
+];
+const GROUP_KEYS: &[&str] = &["name", "needs", "down_when", "degraded"];
 const TARGET_KEYS: &[&str] = &[
     "name",
     "group",
@@ -177,12 +184,24 @@ fn document(w: &mut Walker<'_>, root: &DeTable<'_>) -> Option<Config> {
     w.check_keys(&root, ROOT_KEYS);
     let daemon = daemon(w, &root);
     let defaults = defaults(w, &root);
-    let groups: Vec<GroupDraft> = w
+    let plan = plan::parse(w, &root);
+    let defaults_degraded = match root.get("defaults").map(|v| v.get_ref()) {
+        Some(DeValue::Table(map)) => degraded::table(
+            w,
+            &Tbl {
+                map,
+                span: 0..0,
+                path: "defaults".into(),
+            },
+        ),
+        _ => degraded::Partial::default(),
+    };
+    let (groups, groups_degraded): (Vec<GroupDraft>, Vec<degraded::Partial>) = w
         .array_of_tables(&root, "group")
         .into_iter()
         .filter_map(Result::ok)
-        .map(|t| group(w, &t))
-        .collect();
+        .map(|t| (group(w, &t), degraded::table(w, &t)))
+        .unzip();
     let target_tables = w.array_of_tables(&root, "target");
     if target_tables.is_empty() {
         w.report(
@@ -196,21 +215,53 @@ fn document(w: &mut Walker<'_>, root: &DeTable<'_>) -> Option<Config> {
         .map(|t| t.map(|t| target(w, &t, &defaults)))
         .collect();
     graph::check(w, &groups, &targets);
+    let plan = plan.ok();
+    let group_inputs: Vec<degraded::GroupInput<'_>> = groups
+        .iter()
+        .zip(&groups_degraded)
+        .enumerate()
+        .filter_map(|(index, (g, own))| {
+            let name = g.name.as_ref().ok()?;
+            Some(degraded::GroupInput {
+                index,
+                name: &name.value,
+                name_span: name.span.clone(),
+                own,
+            })
+        })
+        .collect();
+    let valid_targets: Vec<&Target> = targets
+        .iter()
+        .filter_map(|t| t.as_ref().ok()?.target.as_ref())
+        .collect();
+    let degraded = degraded::resolve(
+        w,
+        &defaults_degraded,
+        &group_inputs,
+        &valid_targets,
+        plan.flatten().as_ref(),
+    );
 
     let daemon = daemon?;
+    let plan = plan?;
     let defaults = Defaults {
         interval: defaults.interval.ok()?.0,
         timeout: defaults.timeout.ok()?.0,
         fail_after: defaults.fail_after.ok()?,
         recover_after: defaults.recover_after.ok()?,
     };
+    if group_inputs.len() != groups.len() {
+        return None;
+    }
     let groups = groups
         .into_iter()
-        .map(|g| {
+        .zip(degraded)
+        .map(|(g, degraded)| {
             Some(Group {
                 name: g.name.ok()?.value,
                 needs: g.needs.ok()?.map(|n| n.value),
                 down_when: g.down_when.ok()?.map_or(DownWhen::All, |d| d.value),
+                degraded: degraded?,
             })
         })
         .collect::<Option<Vec<_>>>()?;
@@ -225,6 +276,7 @@ fn document(w: &mut Walker<'_>, root: &DeTable<'_>) -> Option<Config> {
         defaults,
         groups,
         targets,
+        plan,
     })
 }
 

@@ -8,6 +8,7 @@
 //! goes on.
 
 pub mod clock;
+pub mod degradation;
 pub mod detector;
 pub mod event;
 pub mod history;

@@ -36,6 +36,7 @@ pub fn config(groups: &[G<'_>], targets: &[(&str, &str)], data_dir: &Path) -> Co
                 name: n.to_string(),
                 needs: needs.map(str::to_string),
                 down_when: *dw,
+                degraded: Default::default(),
             })
             .collect(),
         targets: targets
@@ -54,6 +55,7 @@ pub fn config(groups: &[G<'_>], targets: &[(&str, &str)], data_dir: &Path) -> Co
                 }),
             })
             .collect(),
+        plan: None,
     }
 }
 

@@ -337,6 +337,7 @@ mod tests {
                 name: "g".into(),
                 needs: None,
                 down_when: DownWhen::All,
+                degraded: Default::default(),
             }],
             targets: vec![Target {
                 name: "t".into(),
@@ -351,6 +352,7 @@ mod tests {
                     payload_size: 56,
                 }),
             }],
+            plan: None,
         })
     }
 

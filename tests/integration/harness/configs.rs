@@ -46,6 +46,7 @@ pub fn config_with(targets: Vec<Target>) -> Config {
         defaults: Defaults::default(),
         groups: vec![Group::new("g")],
         targets,
+        plan: None,
     }
 }
 
