@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use serde::Serialize;
 
+use super::degraded::DegradationHistory;
 use super::event::{DurationClock, Gap, OutageEnded};
 use super::journal::{self, ChainTail, Entry, Heartbeat, JournalWarning, NumberedLine};
 use super::ts_ms;
@@ -139,6 +140,8 @@ pub struct History {
     pub heartbeat: Option<Heartbeat>,
     /// Why the heartbeat file could not be read, when it exists but cannot.
     pub heartbeat_error: Option<String>,
+    /// Degradation periods (slow, not down).
+    pub degradations: DegradationHistory,
 }
 
 impl History {
@@ -248,6 +251,10 @@ impl History {
                             last_run,
                         });
                     }
+                }
+                Entry::DegradedStart(_) | Entry::DegradedResume(_) | Entry::DegradedEnd(_) => {
+                    let run = h.runs.len().checked_sub(1);
+                    h.degradations.apply(&line.entry, run);
                 }
                 Entry::OutageEnd(e) => {
                     h.open.retain(|o| o.record.id != e.id);

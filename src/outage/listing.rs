@@ -33,13 +33,7 @@ pub fn read_outages(
 /// written a heartbeat recently, the time since its last sign of life is shown
 /// as a trailing gap (nobody is watching it).
 pub fn outages(history: &History, since: Option<Timestamp>, now: Timestamp) -> Vec<OutageRecord> {
-    let watched = history.heartbeat.is_some_and(|hb| {
-        history
-            .runs
-            .last()
-            .is_some_and(|r| hb.run == r.start_seq && !r.clean)
-            && now.duration_since(hb.wall).as_secs_f64() < STALE_HEARTBEAT.as_secs_f64()
-    });
+    let watched = watched(history, now);
     let mut history = history.clone();
     if !watched {
         let seen: Vec<_> = history.open.iter().map(|o| history.last_seen(o)).collect();
@@ -55,6 +49,18 @@ pub fn outages(history: &History, since: Option<Timestamp>, now: Timestamp) -> V
         .into_iter()
         .filter(|r| r.overlaps(since, None))
         .collect()
+}
+
+/// Whether a daemon is watching this journal at `now` (its last run has not
+/// stopped and wrote a heartbeat recently).
+pub fn watched(history: &History, now: Timestamp) -> bool {
+    history.heartbeat.is_some_and(|hb| {
+        history
+            .runs
+            .last()
+            .is_some_and(|r| hb.run == r.start_seq && !r.clean)
+            && now.duration_since(hb.wall).as_secs_f64() < STALE_HEARTBEAT.as_secs_f64()
+    })
 }
 
 /// Renders outages as a text table, one row per outage.
@@ -119,7 +125,7 @@ pub fn render_json(records: &[OutageRecord]) -> Result<String, serde_json::Error
     serde_json::to_string_pretty(records)
 }
 
-fn human_duration(secs: f64) -> String {
+pub(super) fn human_duration(secs: f64) -> String {
     let total = secs.max(0.0);
     let whole = total as u64;
     let (h, m, s) = (whole / 3600, whole % 3600 / 60, whole % 60);

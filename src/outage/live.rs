@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::clock::Anchor;
+use super::degraded::{self, DegradationRecord, LiveDegradations};
 use super::detector::{Detector, State};
 use super::event::{DurationClock, OutageEnded, OutageResumed, OutageStarted};
 use super::history::OutageRecord;
@@ -124,6 +125,7 @@ impl LiveOutages {
 #[derive(Clone)]
 pub struct OutageHandle {
     pub(super) live: Arc<RwLock<LiveOutages>>,
+    pub(super) degradations: Arc<RwLock<LiveDegradations>>,
     pub(super) anchor: Anchor,
 }
 
@@ -152,6 +154,26 @@ impl OutageHandle {
         }
         out.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.id.cmp(&b.id)));
         out
+    }
+
+    /// Degradations overlapping `[since, until)`, oldest first; open ones have
+    /// `end: None` and their duration so far.
+    pub fn degradations(
+        &self,
+        since: Option<Timestamp>,
+        until: Option<Timestamp>,
+    ) -> Vec<DegradationRecord> {
+        degraded::read(&self.degradations).records(
+            since,
+            until,
+            Timestamp::now(),
+            self.anchor.elapsed(),
+        )
+    }
+
+    /// Whether group `name` is degraded now (`None`: not yet known).
+    pub fn group_degraded(&self, name: &str) -> Option<bool> {
+        degraded::read(&self.degradations).group_degraded(name)
     }
 
     /// Every group with its state, in configuration order.

@@ -9,6 +9,7 @@
 
 pub mod clock;
 pub mod degradation;
+pub mod degraded;
 pub mod detector;
 pub mod event;
 pub mod history;
@@ -30,6 +31,7 @@ use tokio::time::Instant;
 use crate::config::Config;
 use crate::probe::ProbeResult;
 use clock::Anchor;
+use degraded::SlowPeriods;
 use detector::{Detector, Event, State};
 use event::{DaemonStart, DaemonStop};
 use history::History;
@@ -115,6 +117,8 @@ pub struct OutageService {
     /// When downtime was last accrued (monotonic offset).
     downtime_at: Duration,
     target_states: Option<Arc<dyn TargetStates>>,
+    /// Degradation periods (slow, not down).
+    slow: SlowPeriods,
 }
 
 /// How often downtime is accrued without an event: accruing walks every
@@ -172,6 +176,13 @@ impl OutageService {
             ended.emit(&metrics);
             closed.push(OutageRecord::from(&ended));
         }
+        let (mut slow, unobserved) = SlowPeriods::new(config, registry, &history, anchor.wall)?;
+        for ev in unobserved {
+            if let Err(e) = writer.append(anchor.wall, degraded::entry(&ev)) {
+                tracing::error!(error = %e, "degraded_end not yet written; queued");
+            }
+            slow.publish(&ev);
+        }
         let live = Arc::new(RwLock::new(LiveOutages::new(
             config,
             &detector,
@@ -209,6 +220,7 @@ impl OutageService {
             group_names: config.groups.iter().map(|g| g.name.clone()).collect(),
             downtime_at: Duration::ZERO,
             target_states: None,
+            slow,
         };
         let handle = service.handle();
         Ok((service, handle))
@@ -218,6 +230,7 @@ impl OutageService {
     pub fn handle(&self) -> OutageHandle {
         OutageHandle {
             live: self.live.clone(),
+            degradations: self.slow.live(),
             anchor: self.anchor,
         }
     }
@@ -242,6 +255,34 @@ impl OutageService {
             result.observation.outcome.is_success(),
         )
         .await;
+        let at = detector::Stamp {
+            wall: result.at,
+            mono,
+        };
+        let events = self
+            .slow
+            .observe(result.target, at, &result.observation.outcome);
+        self.degradation_events(events).await;
+    }
+
+    /// Lets time pass for the degradation windows (expiry, hysteresis, the
+    /// wait for a cause) and exports their figures; call it every
+    /// [`degraded::TICK_EVERY`].
+    pub async fn tick(&mut self) {
+        let now = detector::Stamp {
+            wall: Timestamp::now(),
+            mono: self.anchor.elapsed(),
+        };
+        let events = self.slow.tick(now);
+        self.degradation_events(events).await;
+    }
+
+    /// Journals, then logs, counts and shows each degradation event.
+    async fn degradation_events(&mut self, events: Vec<degradation::DegradationEvent>) {
+        for ev in events {
+            self.append(degraded::entry(&ev)).await;
+            self.slow.publish(&ev);
+        }
     }
 
     /// [`Self::observe`] with explicit times (`mono` = offset since [`Self::epoch`]).
@@ -302,6 +343,7 @@ impl OutageService {
                 if let Some(states) = &self.target_states {
                     states.set(target, state, since.wall);
                 }
+                self.slow.target_state(target, state);
             }
             Event::Group {
                 group,
@@ -316,6 +358,8 @@ impl OutageService {
                 }
                 let outage = self.detector.open_outage(group).map(str::to_string);
                 write(&self.live).set_group(group, state, since.wall, outage);
+                let events = self.slow.group_state(group, state, since);
+                self.degradation_events(events).await;
             }
             Event::Started(e) => {
                 self.append(Entry::OutageStart(e.clone())).await;

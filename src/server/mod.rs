@@ -185,6 +185,13 @@ pub fn handle(state: &AppState, method: &Method, uri: &http::Uri) -> Response<Bo
                 &serde_json::json!({ "error": msg }),
             ),
         },
+        "/api/v1/degradations" => match parse_range(query) {
+            Ok((since, until)) => json(StatusCode::OK, &state.outages.degradations(since, until)),
+            Err(msg) => json(
+                StatusCode::BAD_REQUEST,
+                &serde_json::json!({ "error": msg }),
+            ),
+        },
         "/" => response(
             StatusCode::OK,
             "text/html; charset=utf-8",

@@ -13,6 +13,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::degradation::{DegradedEnded, DegradedResumed, DegradedStarted};
 use super::event::{DaemonStart, DaemonStop, OutageEnded, OutageResumed, OutageStarted};
 use super::ts_ms;
 
@@ -56,6 +57,9 @@ pub enum Entry {
     OutageResume(OutageResumed),
     OutageEnd(OutageEnded),
     DaemonStop(DaemonStop),
+    DegradedStart(DegradedStarted),
+    DegradedResume(DegradedResumed),
+    DegradedEnd(DegradedEnded),
 }
 
 impl Entry {
@@ -67,6 +71,9 @@ impl Entry {
             Entry::OutageResume(_) => "outage_resume",
             Entry::OutageEnd(_) => "outage_end",
             Entry::DaemonStop(_) => "daemon_stop",
+            Entry::DegradedStart(_) => "degraded_start",
+            Entry::DegradedResume(_) => "degraded_resume",
+            Entry::DegradedEnd(_) => "degraded_end",
         }
     }
 }
