@@ -16,6 +16,9 @@ use serde::Serialize;
 use crate::outage::history::{History, ReadError};
 use crate::outage::listing::{self, VerifyReport};
 
+mod slow;
+pub use slow::ReportSlowPeriod;
+
 /// Output formats of `linkwatch report`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -91,6 +94,8 @@ pub struct Report {
     pub journal_problems: Vec<String>,
     pub groups: Vec<GroupSummary>,
     pub outages: Vec<ReportOutage>,
+    /// Degradation periods: up, but slow or lossy.
+    pub slow_periods: Vec<ReportSlowPeriod>,
 }
 
 /// Builds the report for `[since, until)` from the journal in `data_dir`.
@@ -228,6 +233,7 @@ pub fn build(
         journal_problems: verify.problems.iter().map(|p| p.to_string()).collect(),
         groups,
         outages,
+        slow_periods: slow::build(&history, since, until, now, &fmt),
     })
 }
 
@@ -312,6 +318,7 @@ fn render_csv(r: &Report) -> String {
             o.end_observed.map_or(String::new(), |b| b.to_string()),
         );
     }
+    slow::csv(&mut out, &r.slow_periods);
     out
 }
 
@@ -446,6 +453,7 @@ fn render_markdown(r: &Report) -> String {
             "\nStart is the first failed probe of the streak that declared the outage; end is the first successful probe of the streak that ended it. \"Likely cause\" is the farthest-upstream group that was down when the outage started."
         );
     }
+    slow::markdown(&mut out, &r.slow_periods);
     out
 }
 
@@ -498,7 +506,7 @@ fn render_html(r: &Report) -> String {
     <li>Journal integrity (hash chain): {integrity}</li>{notes}</ul>\n\
     <h2>Summary by group</h2><table><tr><th>group</th><th>outages</th><th>downtime</th><th>availability</th><th>longest</th></tr>\n{groups}</table>\n\
     <h2>Outages</h2><table><tr><th>start</th><th>end</th><th>duration</th><th>group</th><th>likely cause</th><th>failing targets</th><th>unobserved</th></tr>\n{rows}</table>\n\
-    </body></html>\n",
+    {slow}</body></html>\n",
         since = esc(&r.since),
         until = esc(&r.until),
         tz = esc(&r.time_zone),
@@ -507,6 +515,7 @@ fn render_html(r: &Report) -> String {
         cov = r.coverage_percent,
         runs = r.runs,
         integrity = if r.journal_ok { "intact" } else { "BROKEN" },
+        slow = slow::html(&r.slow_periods),
     )
 }
 

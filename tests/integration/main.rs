@@ -19,5 +19,6 @@ mod http_slow_clients;
 mod icmp;
 mod layering;
 mod netns_daemon;
+mod netns_degraded;
 mod netns_outage;
 mod tcp;

@@ -408,10 +408,16 @@ impl FakeNet {
 
     /// Starts linkwatch in `home` and waits until every group is up.
     pub fn watch(&self, params: Params) -> Watcher {
+        self.watch_with(params, "")
+    }
+
+    /// [`Self::watch`] with `extra` appended to the configuration (tables
+    /// such as `[defaults.degraded]`).
+    pub fn watch_with(&self, params: Params, extra: &str) -> Watcher {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let config = dir.path().join("config.toml");
-        std::fs::write(&config, config_toml(&params, &data)).unwrap();
+        std::fs::write(&config, config_toml(&params, &data) + extra).unwrap();
         let mut w = Watcher {
             home: self.home.name().to_string(),
             params,
