@@ -25,6 +25,8 @@ pub struct GroupStatus {
     pub since: Option<Timestamp>,
     /// Id of the open outage, if any.
     pub outage: Option<String>,
+    /// Slow while up (see `[group.degraded]`); `null` while not yet known.
+    pub degraded: Option<bool>,
 }
 
 /// An outage open in this process.
@@ -62,6 +64,7 @@ impl LiveOutages {
                 state: State::Unknown,
                 since: None,
                 outage: detector.open_outage(g).map(str::to_string),
+                degraded: None,
             })
             .collect();
         Self {
@@ -178,7 +181,12 @@ impl OutageHandle {
 
     /// Every group with its state, in configuration order.
     pub fn groups(&self) -> Vec<GroupStatus> {
-        read(&self.live).groups.clone()
+        let mut groups = read(&self.live).groups.clone();
+        let slow = degraded::read(&self.degradations);
+        for g in &mut groups {
+            g.degraded = slow.group_degraded(&g.name);
+        }
+        groups
     }
 }
 

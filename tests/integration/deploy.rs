@@ -53,6 +53,10 @@ const MAY_BE_EMPTY: &[(&str, &str)] = &[
         "a handful of loopback targets never fall behind",
     ),
     (
+        "alert LinkwatchDegraded",
+        "the run sets no [group.degraded] threshold, so no group is degraded",
+    ),
+    (
         "alert LinkwatchHighLatency",
         "loopback round trips are far below the limits",
     ),
