@@ -192,7 +192,8 @@ pub struct Figures {
 }
 
 /// Figures over a whole degradation: the window figures are sampled once a
-/// second (monotonic) from the announcement to the end.
+/// second (monotonic) from the announcement to the end, while a figure is
+/// over its threshold (not over the clean window that confirms the end).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct PeriodFigures {
     /// Medians of the sampled figures (`samples`: the median window count).
@@ -1301,7 +1302,10 @@ impl Degradations {
             Phase::Pending(p) => p.triggers |= mask,
             Phase::Open(o) => {
                 o.triggers |= mask;
-                if o.period.due(now.mono) {
+                // Only while a figure is over: once all are good the period's
+                // (back-dated) end has passed, and the clean window that
+                // confirms it is not part of the period.
+                if mask != 0 && o.period.due(now.mono) {
                     o.period.record(now.mono, &t.win.figures());
                 }
                 if clean_window && let Some(gs) = t.good_since {

@@ -96,7 +96,7 @@ fn over_period(p: &ReportSlowPeriod) -> (String, String) {
     }
 }
 
-const EXPLAIN: &str = "A slow period is a time when a group was up but one of its [group.degraded] thresholds was crossed over the sliding window (\"triggers\"). Start is back-dated to the first probe from which the figure was over its threshold; end is the first moment every figure was back on the good side, confirmed by a whole clean window. \"At start\" are the window's figures when it was declared; median and worst are over the whole period, sampled once a second. \"Likely cause\" is the farthest-upstream group that was slow or down at the start.";
+const EXPLAIN: &str = "A slow period is a time when a group was up but one of its [group.degraded] thresholds was crossed over the sliding window (\"triggers\"). Start is back-dated to the first probe from which the figure was over its threshold; end is the first moment every figure was back on the good side, confirmed by a whole clean window. \"At start\" are the window's figures when it was declared; median and worst are of the window's figures sampled once a second over the period (while a threshold was crossed). \"Likely cause\" is the farthest-upstream group that was slow or down at the start.";
 
 pub(super) fn markdown(out: &mut String, periods: &[ReportSlowPeriod]) {
     let _ = writeln!(out, "\n## Slow periods\n");
