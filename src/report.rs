@@ -2,7 +2,7 @@
 //! alone (no daemon needed), in Markdown, CSV, JSON or HTML.
 //!
 //! The report states what was measured and what was not: monitoring coverage
-//! (when a daemon was running), the journal's integrity (hash chain), whether
+//! (when a daemon was running and not stalled), the journal's integrity (hash chain), whether
 //! the system clock was synchronized in each run, and for every outage its
 //! group, cause, start, end, duration and unobserved gaps. Durations and
 //! availability are clipped to the requested period.
@@ -13,8 +13,11 @@ use std::path::Path;
 use jiff::{Timestamp, tz::TimeZone};
 use serde::Serialize;
 
+use crate::outage::chain::ChainHead;
 use crate::outage::history::{History, ReadError};
 use crate::outage::listing::{self, VerifyReport};
+use crate::outage::lock;
+use crate::outage::path::{self, When};
 
 mod slow;
 pub use slow::ReportSlowPeriod;
@@ -48,6 +51,9 @@ pub struct ReportOutage {
     pub group: String,
     pub cause: String,
     pub start: String,
+    /// `false` when the start is only known to lie in the first gap (`start`
+    /// is then the earliest it could have been).
+    pub start_observed: bool,
     /// `null` while still open.
     pub end: Option<String>,
     pub duration_seconds: f64,
@@ -58,6 +64,10 @@ pub struct ReportOutage {
     pub gaps: Vec<[String; 2]>,
     /// `false` when the end is only known to lie in an unobserved gap.
     pub end_observed: Option<bool>,
+    /// Still open, with no daemon running: nobody has watched it since this
+    /// moment, and its durations end here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_until: Option<String>,
 }
 
 /// Per-group totals over the period.
@@ -82,20 +92,43 @@ pub struct Report {
     pub since: String,
     pub until: String,
     pub period_seconds: f64,
-    /// Seconds of the period during which a daemon was running.
+    /// Seconds of the period during which a daemon was running and not stalled.
     pub monitored_seconds: f64,
     pub coverage_percent: f64,
-    /// Periods inside the period when no daemon was running.
+    /// Periods inside the period when no daemon was running, or one was stalled.
     pub unmonitored: Vec<[String; 2]>,
+    /// Seconds of the period in which a running daemon was stalled (stopped,
+    /// or the system suspended) and observed nothing; not monitored time.
+    pub stalled_seconds: f64,
+    /// Stalls overlapping the period.
+    pub stalls: usize,
     /// Runs overlapping the period whose clock was not known to be synchronized.
     pub unsynchronized_runs: usize,
     pub runs: usize,
     pub journal_ok: bool,
     pub journal_problems: Vec<String>,
+    /// The journal's last line (`seq`, full hash): hold it against the
+    /// metrics a Prometheus elsewhere recorded (see [`witness_check`]).
+    pub journal_head: Option<ChainHead>,
     pub groups: Vec<GroupSummary>,
     pub outages: Vec<ReportOutage>,
     /// Degradation periods: up, but slow or lossy.
     pub slow_periods: Vec<ReportSlowPeriod>,
+    /// Where the path stopped at each outage's start and end, against the baseline.
+    pub paths: Vec<OutagePath>,
+}
+
+/// An outage's path snapshots in words (see [`crate::outage::path::compare`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct OutagePath {
+    pub id: String,
+    pub group: String,
+    pub start: String,
+    /// "stopped after hop 3 (10.20.0.1); the baseline reaches the target in 6 hops".
+    pub at_start: Option<String>,
+    pub at_end: Option<String>,
+    /// The responding addresses at the start, `*` for a silent hop.
+    pub hops_at_start: Vec<String>,
 }
 
 /// Builds the report for `[since, until)` from the journal in `data_dir`.
@@ -120,38 +153,26 @@ pub fn build(
 
     let history = History::load(data_dir)?;
     let now = Timestamp::now();
-    let records = listing::outages(&history, Some(since), now);
+    let liveness = lock::probe(data_dir);
+    let records = listing::outages(&history, Some(since), now, &liveness);
     let verify = VerifyReport::of(&history);
 
-    // Coverage: union of runs clipped to the period.
-    let mut spans: Vec<(Timestamp, Timestamp)> = history
-        .runs
-        .iter()
-        .filter_map(|r| clip(r.started, r.alive_until, since, until))
+    // Coverage: the union of runs clipped to the period, less their stalls.
+    let runs = monitored_spans(&history, since, until);
+    let stall_spans = union(
+        history
+            .stalls
+            .iter()
+            .filter_map(|s| clip(s.from, s.to, since, until))
+            .collect(),
+    );
+    let monitored_spans = subtract(&runs, &stall_spans);
+    let monitored = total_seconds(&monitored_spans);
+    let stalled = (total_seconds(&runs) - monitored).max(0.0);
+    let unmonitored = unmonitored(&monitored_spans, since, until)
+        .into_iter()
+        .map(|(a, b)| [fmt(a), fmt(b)])
         .collect();
-    spans.sort();
-    let mut merged: Vec<(Timestamp, Timestamp)> = Vec::new();
-    for (a, b) in spans {
-        match merged.last_mut() {
-            Some(last) if a <= last.1 => last.1 = last.1.max(b),
-            _ => merged.push((a, b)),
-        }
-    }
-    let monitored = merged
-        .iter()
-        .map(|(a, b)| secs(*a, *b))
-        .fold(0.0, |x, y| x + y);
-    let mut unmonitored = Vec::new();
-    let mut cursor = since;
-    for (a, b) in &merged {
-        if *a > cursor {
-            unmonitored.push([fmt(cursor), fmt(*a)]);
-        }
-        cursor = cursor.max(*b);
-    }
-    if cursor < until {
-        unmonitored.push([fmt(cursor), fmt(until)]);
-    }
     let overlapping_runs: Vec<_> = history
         .runs
         .iter()
@@ -163,27 +184,143 @@ pub fn build(
         .iter()
         .filter(|r| r.overlaps(Some(since), Some(until)))
         .map(|r| {
-            let end = r.end.unwrap_or(now);
+            let end = r.end.or(r.observed_until).unwrap_or(now);
             let in_period = clip(r.start, end, since, until).map_or(0.0, |(a, b)| secs(a, b));
             ReportOutage {
                 id: r.id.clone(),
                 group: r.group.clone(),
                 cause: r.cause.clone(),
                 start: fmt(r.start),
+                start_observed: r.start_observed,
                 end: r.end.map(fmt),
                 duration_seconds: r.duration_seconds,
                 duration_in_period_seconds: in_period,
                 targets: r.targets.clone(),
                 gaps: r.gaps.iter().map(|g| [fmt(g.from), fmt(g.to)]).collect(),
                 end_observed: r.end_observed,
+                observed_until: r.observed_until.map(fmt),
             }
         })
         .collect();
 
+    let paths: Vec<OutagePath> = records
+        .iter()
+        .filter(|r| r.overlaps(Some(since), Some(until)))
+        .filter_map(|r| {
+            let snapshot = |when| {
+                history
+                    .paths
+                    .iter()
+                    .rev()
+                    .find(|p| p.when == when && p.id.as_deref() == Some(r.id.as_str()))
+            };
+            let (start, end) = (snapshot(When::Start), snapshot(When::End));
+            if start.is_none() && end.is_none() {
+                return None;
+            }
+            // The group's last complete baseline before the snapshot.
+            let baseline = |at: Timestamp| {
+                history.paths.iter().rev().find(|p| {
+                    p.group == r.group
+                        && p.when == When::Baseline
+                        && p.at <= at
+                        && !p.partial
+                        && p.error.is_none()
+                })
+            };
+            Some(OutagePath {
+                id: r.id.clone(),
+                group: r.group.clone(),
+                start: fmt(r.start),
+                at_start: start.map(|p| path::compare(p, baseline(p.at))),
+                at_end: end.map(|p| path::compare(p, baseline(p.at))),
+                hops_at_start: start.map_or_else(Vec::new, |p| hop_list(&p.hops)),
+            })
+        })
+        .collect();
+
+    let groups = group_summaries(&outages, monitored);
+
+    Ok(Report {
+        generated: fmt(now),
+        version: env!("CARGO_PKG_VERSION"),
+        time_zone: tz_name.to_string(),
+        since: fmt(since),
+        until: fmt(until),
+        period_seconds: period,
+        monitored_seconds: monitored,
+        coverage_percent: if period > 0.0 {
+            100.0 * monitored / period
+        } else {
+            0.0
+        },
+        unmonitored,
+        stalled_seconds: stalled,
+        stalls: stall_spans.len(),
+        unsynchronized_runs: overlapping_runs
+            .iter()
+            .filter(|r| r.clock_synchronized != Some(true))
+            .count(),
+        runs: overlapping_runs.len(),
+        journal_ok: verify.ok(),
+        journal_problems: verify.problems.iter().map(|p| p.to_string()).collect(),
+        journal_head: verify.head,
+        groups,
+        outages,
+        paths,
+        slow_periods: slow::build(&history, since, until, now, &liveness, &fmt),
+    })
+}
+
+/// When a daemon was running within `[since, until)`: the union of runs,
+/// clipped, in order.
+fn monitored_spans(
+    history: &History,
+    since: Timestamp,
+    until: Timestamp,
+) -> Vec<(Timestamp, Timestamp)> {
+    union(
+        history
+            .runs
+            .iter()
+            .filter_map(|r| clip(r.started, r.alive_until, since, until))
+            .collect(),
+    )
+}
+
+fn total_seconds(spans: &[(Timestamp, Timestamp)]) -> f64 {
+    spans
+        .iter()
+        .map(|(a, b)| secs(*a, *b))
+        .fold(0.0, |x, y| x + y)
+}
+
+/// The holes between `monitored` spans within `[since, until)`.
+fn unmonitored(
+    monitored: &[(Timestamp, Timestamp)],
+    since: Timestamp,
+    until: Timestamp,
+) -> Vec<(Timestamp, Timestamp)> {
+    let mut out = Vec::new();
+    let mut cursor = since;
+    for (a, b) in monitored {
+        if *a > cursor {
+            out.push((cursor, *a));
+        }
+        cursor = cursor.max(*b);
+    }
+    if cursor < until {
+        out.push((cursor, until));
+    }
+    out
+}
+
+/// Per-group totals, groups by name.
+fn group_summaries(outages: &[ReportOutage], monitored: f64) -> Vec<GroupSummary> {
     let mut group_names: Vec<String> = outages.iter().map(|o| o.group.clone()).collect();
     group_names.sort();
     group_names.dedup();
-    let groups = group_names
+    group_names
         .into_iter()
         .map(|g| {
             let of: Vec<&ReportOutage> = outages.iter().filter(|o| o.group == g).collect();
@@ -208,33 +345,25 @@ pub fn build(
                 group: g,
             }
         })
-        .collect();
+        .collect()
+}
 
-    Ok(Report {
-        generated: fmt(now),
-        version: env!("CARGO_PKG_VERSION"),
-        time_zone: tz_name.to_string(),
-        since: fmt(since),
-        until: fmt(until),
-        period_seconds: period,
-        monitored_seconds: monitored,
-        coverage_percent: if period > 0.0 {
-            100.0 * monitored / period
-        } else {
-            0.0
-        },
-        unmonitored,
-        unsynchronized_runs: overlapping_runs
-            .iter()
-            .filter(|r| r.clock_synchronized != Some(true))
-            .count(),
-        runs: overlapping_runs.len(),
-        journal_ok: verify.ok(),
-        journal_problems: verify.problems.iter().map(|p| p.to_string()).collect(),
-        groups,
-        outages,
-        slow_periods: slow::build(&history, since, until, now, &fmt),
-    })
+/// Each hop's address, `*` for a silent one; trailing silent hops as one `* xN`.
+fn hop_list(hops: &[crate::probe::trace::Hop]) -> Vec<String> {
+    let answered = hops
+        .iter()
+        .rposition(|h| h.addr.is_some())
+        .map_or(0, |i| i + 1);
+    let mut out: Vec<String> = hops[..answered]
+        .iter()
+        .map(|h| h.addr.map_or_else(|| "*".to_string(), |a| a.to_string()))
+        .collect();
+    match hops.len() - answered {
+        0 => {}
+        1 => out.push("*".to_string()),
+        n => out.push(format!("* x{n}")),
+    }
+    out
 }
 
 fn clip(
@@ -246,6 +375,43 @@ fn clip(
     let a = a.max(lo);
     let b = b.min(hi);
     (b > a).then_some((a, b))
+}
+
+/// Sorted, disjoint union of `spans`.
+fn union(mut spans: Vec<(Timestamp, Timestamp)>) -> Vec<(Timestamp, Timestamp)> {
+    spans.sort();
+    let mut merged: Vec<(Timestamp, Timestamp)> = Vec::new();
+    for (a, b) in spans {
+        match merged.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    merged
+}
+
+/// `spans` less `holes`, both sorted and disjoint.
+fn subtract(
+    spans: &[(Timestamp, Timestamp)],
+    holes: &[(Timestamp, Timestamp)],
+) -> Vec<(Timestamp, Timestamp)> {
+    let mut out = Vec::new();
+    for &(a, b) in spans {
+        let mut cursor = a;
+        for &(ha, hb) in holes {
+            if hb <= cursor || ha >= b {
+                continue;
+            }
+            if ha > cursor {
+                out.push((cursor, ha));
+            }
+            cursor = cursor.max(hb);
+        }
+        if cursor < b {
+            out.push((cursor, b));
+        }
+    }
+    out
 }
 
 fn secs(a: Timestamp, b: Timestamp) -> f64 {
@@ -345,12 +511,43 @@ fn caveats(r: &Report) -> Vec<String> {
     v
 }
 
+/// The journal's head and how to check it against the metrics a Prometheus
+/// elsewhere scraped: a journal cut short or rewritten after the fact shows
+/// fewer lines, or another hash, than the witness saw.
+pub fn witness_check(r: &Report) -> String {
+    match &r.journal_head {
+        None => "Journal head: the journal is empty".to_string(),
+        Some(h) => format!(
+            "Journal head: line seq {seq}, SHA-256 {hash}. To check it against an independent \
+             witness, query the Prometheus that scraped this daemon: \
+             every value of linkwatch_journal_events_total it recorded before this report was \
+             generated must be at most {total}, and wherever it was exactly {total}, \
+             linkwatch_journal_head_info must carry hash=\"{prefix}\"",
+            seq = h.seq,
+            hash = h.hash,
+            total = h.seq + 1,
+            prefix = h.hash_prefix(),
+        ),
+    }
+}
+
 /// An outage's end for people: a time, "ongoing", or a time marked unobserved.
 fn end_text(o: &ReportOutage) -> String {
     match (&o.end, o.end_observed) {
-        (None, _) => "ongoing".to_string(),
+        (None, _) => match &o.observed_until {
+            Some(t) => format!("open, not observed after {t}"),
+            None => "ongoing".to_string(),
+        },
         (Some(e), Some(false)) => format!("{e} (not observed)"),
         (Some(e), _) => e.clone(),
+    }
+}
+
+fn start_text(o: &ReportOutage) -> String {
+    if o.start_observed {
+        o.start.clone()
+    } else {
+        format!("{} (not observed)", o.start)
     }
 }
 
@@ -380,11 +577,20 @@ fn render_markdown(r: &Report) -> String {
         human(r.period_seconds),
         r.runs
     );
+    if r.stalls > 0 {
+        let _ = writeln!(
+            out,
+            "- Stalls (the daemon was stopped or the system suspended; not monitored): {}, {} in all",
+            r.stalls,
+            human(r.stalled_seconds)
+        );
+    }
     let _ = writeln!(
         out,
         "- Journal integrity (hash chain): {}",
         if r.journal_ok { "intact" } else { "BROKEN" }
     );
+    let _ = writeln!(out, "- {}", witness_check(r));
     let _ = writeln!(
         out,
         "- Runs without a confirmed synchronized clock: {}",
@@ -439,7 +645,7 @@ fn render_markdown(r: &Report) -> String {
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} | {} | {} | {} |",
-                o.start,
+                start_text(o),
                 end,
                 human(o.duration_seconds),
                 o.group,
@@ -450,7 +656,26 @@ fn render_markdown(r: &Report) -> String {
         }
         let _ = writeln!(
             out,
-            "\nStart is the first failed probe of the streak that declared the outage; end is the first successful probe of the streak that ended it. \"Likely cause\" is the farthest-upstream group that was down when the outage started."
+            "\nStart is the first failed probe of the streak that declared the outage; end is the first successful probe of the streak that ended it. An edge marked \"not observed\" happened while linkwatch was not running or stalled: a start is then the earliest moment it could have been and an end the last moment the group was seen down, and the true moment lies in the adjacent unobserved period. \"Likely cause\" is the farthest-upstream group that was down when the outage started."
+        );
+    }
+    if !r.paths.is_empty() {
+        let _ = writeln!(out, "\n## Where the path stopped\n");
+        for p in &r.paths {
+            let _ = writeln!(out, "- {} outage of {} (`{}`):", p.group, p.start, p.id);
+            if let Some(s) = &p.at_start {
+                let _ = writeln!(out, "  - at the start: {s}");
+            }
+            if !p.hops_at_start.is_empty() {
+                let _ = writeln!(out, "    (hops: {})", p.hops_at_start.join(" > "));
+            }
+            if let Some(e) = &p.at_end {
+                let _ = writeln!(out, "  - at the end: {e}");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "\nA traceroute (ICMP echo with increasing TTL) is taken when an outage starts and when it ends, and a baseline every `trace_every`; `*` is a hop that did not answer."
         );
     }
     slow::markdown(&mut out, &r.slow_periods);
@@ -471,7 +696,7 @@ fn render_html(r: &Report) -> String {
         let _ = writeln!(
             rows,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&o.start),
+            esc(&start_text(o)),
             esc(&end),
             human(o.duration_seconds),
             esc(&o.group),
@@ -503,7 +728,7 @@ fn render_html(r: &Report) -> String {
     td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}</style></head><body>\n\
     <h1>Connectivity report</h1><p>{since} to {until} (times in {tz}). Generated {gen} by linkwatch {ver}.</p>\n\
     <h2>Evidence quality</h2><ul><li>Monitoring coverage: {cov:.2} % of the period, {runs} run(s)</li>\
-    <li>Journal integrity (hash chain): {integrity}</li>{notes}</ul>\n\
+    <li>Journal integrity (hash chain): {integrity}</li><li>{witness}</li>{notes}</ul>\n\
     <h2>Summary by group</h2><table><tr><th>group</th><th>outages</th><th>downtime</th><th>availability</th><th>longest</th></tr>\n{groups}</table>\n\
     <h2>Outages</h2><table><tr><th>start</th><th>end</th><th>duration</th><th>group</th><th>likely cause</th><th>failing targets</th><th>unobserved</th></tr>\n{rows}</table>\n\
     {slow}</body></html>\n",
@@ -516,6 +741,7 @@ fn render_html(r: &Report) -> String {
         runs = r.runs,
         integrity = if r.journal_ok { "intact" } else { "BROKEN" },
         slow = slow::html(&r.slow_periods),
+        witness = esc(&witness_check(r)),
     )
 }
 
@@ -566,5 +792,70 @@ mod tests {
             build(dir.path(), since, until, "Mars/Olympus"),
             Err(ReportError::TimeZone(_))
         ));
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn stalls_are_not_monitored_time() {
+        use crate::outage::event::{DaemonStart, DaemonStop, StallCause, Stalled};
+        use crate::outage::journal::{self, Entry, FileSink, JournalCounters, JournalWriter};
+        let dir = tempfile::tempdir().unwrap();
+        let t0: Timestamp = "2026-11-01T10:00:00Z".parse().unwrap();
+        let at = |s: i64| t0.checked_add(jiff::SignedDuration::from_secs(s)).unwrap();
+        let counters = JournalCounters {
+            writes: prometheus::IntCounter::new("w", "w").unwrap(),
+            errors: prometheus::IntCounter::new("e", "e").unwrap(),
+        };
+        let tail = journal::read(dir.path()).unwrap().tail;
+        let mut w = JournalWriter::new(
+            Box::new(FileSink::open(dir.path(), false).unwrap()),
+            &tail,
+            counters,
+        );
+        let start = DaemonStart {
+            version: "test".into(),
+            config_digest: "d".into(),
+            config_source: "<test>".into(),
+            pid: 1,
+            clock_synchronized: Some(true),
+            clock_check: "test".into(),
+            previous_run_alive_until: None,
+            previous_run_clean: None,
+            torn_line: None,
+            previous_head: None,
+        };
+        w.append(at(0), &Entry::DaemonStart(start)).unwrap();
+        let stall = Stalled {
+            from: at(10),
+            to: at(40),
+            cause: StallCause::ProcessStopped,
+            seconds: 30.0,
+        };
+        w.append(at(40), &Entry::Stall(stall)).unwrap();
+        w.append(
+            at(100),
+            &Entry::DaemonStop(DaemonStop {
+                open_outages: vec![],
+            }),
+        )
+        .unwrap();
+        let r = build(dir.path(), at(0), at(100), "UTC").unwrap();
+        assert!(
+            (r.monitored_seconds - 70.0).abs() < 1e-6,
+            "{}",
+            r.monitored_seconds
+        );
+        assert!((r.coverage_percent - 70.0).abs() < 1e-6);
+        assert!((r.stalled_seconds - 30.0).abs() < 1e-6);
+        assert_eq!(r.stalls, 1);
+        assert_eq!(r.unmonitored.len(), 1);
+        assert!(r.unmonitored[0][0].starts_with("2026-11-01T10:00:10.000"));
+        assert!(r.unmonitored[0][1].starts_with("2026-11-01T10:00:40.000"));
+        let md = render(&r, Format::Markdown).unwrap();
+        assert!(md.contains("Stalls (the daemon was stopped"), "{md}");
+        // A period that starts inside the stall sees only its part.
+        let r = build(dir.path(), at(30), at(100), "UTC").unwrap();
+        assert!((r.monitored_seconds - 60.0).abs() < 1e-6);
+        assert!((r.stalled_seconds - 10.0).abs() < 1e-6);
     }
 }

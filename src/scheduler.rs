@@ -317,10 +317,7 @@ impl<P: Probe> Run<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Target;
-    use crate::config::{
-        DaemonConfig, Defaults, DownWhen, Group, Host, IcmpSpec, IpVersion, LogFormat, TargetSpec,
-    };
+    use crate::config::{Group, Host, IcmpSpec, Target, TargetSpec};
     use crate::probe::{Observation, Outcome, Phases};
     use std::sync::Mutex;
 
@@ -396,45 +393,15 @@ mod tests {
     }
 
     fn config(n: usize, interval: Duration, timeout: Duration, max_conc: usize) -> Arc<Config> {
-        let targets = (0..n)
-            .map(|i| Target {
-                name: format!("t{i}"),
-                group: "g".into(),
-                interval,
-                timeout,
-                fail_after: 3,
-                recover_after: 2,
-                spec: TargetSpec::Icmp(IcmpSpec {
-                    host: Host::Ip("127.0.0.1".parse().unwrap()),
-                    ip_version: IpVersion::Any,
-                    payload_size: 56,
-                }),
-            })
+        let mut cfg = Config::new(vec![Group::new("g")], Vec::new());
+        cfg.daemon.max_concurrency = max_conc;
+        cfg.defaults.interval = interval;
+        cfg.defaults.timeout = timeout;
+        let spec = TargetSpec::Icmp(IcmpSpec::new(Host::Ip("127.0.0.1".parse().unwrap())));
+        cfg.targets = (0..n)
+            .map(|i| Target::new(&format!("t{i}"), "g", &cfg.defaults, spec.clone()))
             .collect();
-        Arc::new(Config {
-            source: "test".into(),
-            digest: String::new(),
-            daemon: DaemonConfig {
-                listen: "127.0.0.1:0".parse().unwrap(),
-                data_dir: "/nonexistent".into(),
-                log_format: LogFormat::Text,
-                max_concurrency: max_conc,
-            },
-            defaults: Defaults {
-                interval,
-                timeout,
-                fail_after: 3,
-                recover_after: 2,
-            },
-            groups: vec![Group {
-                name: "g".into(),
-                needs: None,
-                down_when: DownWhen::All,
-                degraded: Default::default(),
-            }],
-            targets,
-            plan: None,
-        })
+        Arc::new(cfg)
     }
 
     /// Runs the scheduler for `run_for` of paused time and returns the fake.

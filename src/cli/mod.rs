@@ -1,4 +1,4 @@
-//! The command line: `run`, `check`, `probe`, `outages` and `report`, one
+//! The command line: `run`, `check`, `probe`, `outages`, `report` and `trace`, one
 //! module each; this module holds the arguments and the dispatch, [`setup`]
 //! what the commands share (config loading, logging, the runtime).
 //!
@@ -11,6 +11,7 @@ mod probe;
 mod report;
 mod run;
 mod setup;
+mod trace;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -109,6 +110,26 @@ pub enum Command {
         #[arg(long, value_name = "ZONE", default_value = "UTC")]
         tz: String,
     },
+    /// Trace the path to a target once (hop by hop, like `mtr --report`); exit 1 if it is not reached.
+    Trace {
+        /// A target or group name from --config, or a host (IP address or DNS name).
+        #[arg(value_name = "TARGET")]
+        target: String,
+        #[arg(long, short, value_name = "PATH")]
+        config: Option<PathBuf>,
+        /// TTLs probed at most (default: daemon.trace_max_hops, else 30).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=64))]
+        max_hops: Option<u8>,
+        /// Cut the trace after this long (default: daemon.trace_timeout, else 10s).
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        timeout: Option<std::time::Duration>,
+        /// Echo requests per hop.
+        #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=10))]
+        probes: u8,
+        /// Print the snapshot as JSON (the journal's hop format).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Parses the arguments and runs the command.
@@ -156,6 +177,24 @@ pub fn main() -> ExitCode {
             until.as_deref(),
             *format,
             tz,
+        ),
+        Command::Trace {
+            target,
+            config,
+            max_hops,
+            timeout,
+            probes,
+            json,
+        } => trace::trace(
+            &logging,
+            &trace::TraceArgs {
+                target,
+                config: config.as_deref(),
+                max_hops: *max_hops,
+                timeout: *timeout,
+                probes: *probes,
+                json: *json,
+            },
         ),
     }
 }

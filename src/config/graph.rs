@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::model::{DownWhen, Target};
+use super::model::{DownWhen, Host, Target};
 use super::validate;
 use super::walk::{At, Got, Need, Reported, Span, Walker};
 
@@ -13,6 +13,8 @@ pub(super) struct GroupDraft {
     pub name: Need<String>,
     pub needs: Got<String>,
     pub down_when: Got<DownWhen>,
+    pub trace_target: Got<Host>,
+    pub trace_every: Got<std::time::Duration>,
 }
 
 /// A `[[target]]` as far as it is valid; `target` is `None` when any of it was reported.

@@ -32,6 +32,21 @@ pub struct Config {
 }
 
 impl Config {
+    /// `groups` and `targets` with every other setting at its default (as a
+    /// file holding only those tables would give): the one place code builds
+    /// a `Config` without parsing one, so a new setting is added here only.
+    pub fn new(groups: Vec<Group>, targets: Vec<Target>) -> Self {
+        Self {
+            source: "<built in code>".into(),
+            digest: String::new(),
+            daemon: DaemonConfig::default(),
+            defaults: Defaults::default(),
+            groups,
+            targets,
+            plan: None,
+        }
+    }
+
     pub fn group(&self, name: &str) -> Option<&Group> {
         self.groups.iter().find(|g| g.name == name)
     }
@@ -50,6 +65,37 @@ pub struct DaemonConfig {
     pub log_format: LogFormat,
     /// Upper bound on probes in flight at once, over all targets.
     pub max_concurrency: usize,
+    /// Follow a symlinked journal, heartbeat or lock file in `data_dir` (refused by default).
+    pub allow_symlinks: bool,
+    /// Path tracing limits (`max_traces_per_minute`, `trace_max_hops`, `trace_timeout`).
+    pub trace: TraceLimits,
+}
+
+/// The daemon-wide limits on path traces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceLimits {
+    /// Traces started in any 60 s, over all groups; 0 turns tracing off.
+    pub max_per_minute: u32,
+    /// TTLs probed at most.
+    pub max_hops: u8,
+    /// A trace is cut (and recorded as partial) after this.
+    pub timeout: Duration,
+}
+
+impl TraceLimits {
+    pub const DEFAULT_MAX_PER_MINUTE: u32 = 10;
+    pub const DEFAULT_MAX_HOPS: u8 = 30;
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+}
+
+impl Default for TraceLimits {
+    fn default() -> Self {
+        Self {
+            max_per_minute: Self::DEFAULT_MAX_PER_MINUTE,
+            max_hops: Self::DEFAULT_MAX_HOPS,
+            timeout: Self::DEFAULT_TIMEOUT,
+        }
+    }
 }
 
 impl Default for DaemonConfig {
@@ -60,6 +106,8 @@ impl Default for DaemonConfig {
             data_dir: PathBuf::from("/var/lib/linkwatch"),
             log_format: LogFormat::Text,
             max_concurrency: 1024,
+            allow_symlinks: false,
+            trace: TraceLimits::default(),
         }
     }
 }
@@ -99,6 +147,8 @@ pub struct Group {
     pub down_when: DownWhen,
     /// `[group.degraded]` over `[defaults.degraded]` over the built-in defaults.
     pub degraded: Degraded,
+    /// Path tracing towards this group (`trace_target`, `trace_every`).
+    pub trace: GroupTrace,
 }
 
 impl Group {
@@ -109,6 +159,29 @@ impl Group {
             needs: None,
             down_when: DownWhen::All,
             degraded: Degraded::default(),
+            trace: GroupTrace::default(),
+        }
+    }
+}
+
+/// Where and how often a group's path is traced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupTrace {
+    /// `trace_target`; `None`: the host of the group's first target that has one.
+    pub target: Option<Host>,
+    /// `trace_every`: the baseline interval.
+    pub every: Duration,
+}
+
+impl GroupTrace {
+    pub const DEFAULT_EVERY: Duration = Duration::from_secs(3600);
+}
+
+impl Default for GroupTrace {
+    fn default() -> Self {
+        Self {
+            target: None,
+            every: Self::DEFAULT_EVERY,
         }
     }
 }

@@ -12,7 +12,10 @@ use toml::de::{DeTable, DeValue};
 
 use super::error::{ConfigError, ConfigErrors, is_unprintable};
 use super::graph::{self, GroupDraft, TargetDraft};
-use super::model::{Config, DaemonConfig, Defaults, DownWhen, Group, Kind, LogFormat, Target};
+use super::model::{
+    Config, DaemonConfig, Defaults, DownWhen, Group, GroupTrace, Kind, LogFormat, Target,
+    TraceLimits,
+};
 use super::spec;
 use super::validate;
 use super::walk::{At, Got, LineIndex, Need, Problem, Reported, Span, Tbl, Walker};
@@ -114,7 +117,16 @@ fn hex_sha256(text: &str) -> String {
 }
 
 const ROOT_KEYS: &[&str] = &["daemon", "defaults", "group", "target", "plan"];
-const DAEMON_KEYS: &[&str] = &["listen", "data_dir", "log_format", "max_concurrency"];
+const DAEMON_KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "log_format",
+    "max_concurrency",
+    "allow_symlinks",
+    "max_traces_per_minute",
+    "trace_max_hops",
+    "trace_timeout",
+];
 const DEFAULTS_KEYS: &[&str] = &[
     "interval",
     "timeout",
@@ -122,7 +134,14 @@ const DEFAULTS_KEYS: &[&str] = &[
     "recover_after",
     "degraded",
 ];
-const GROUP_KEYS: &[&str] = &["name", "needs", "down_when", "degraded"];
+const GROUP_KEYS: &[&str] = &[
+    "name",
+    "needs",
+    "down_when",
+    "trace_target",
+    "trace_every",
+    "degraded",
+];
 const TARGET_KEYS: &[&str] = &[
     "name",
     "group",
@@ -262,6 +281,13 @@ fn document(w: &mut Walker<'_>, root: &DeTable<'_>) -> Option<Config> {
                 needs: g.needs.ok()?.map(|n| n.value),
                 down_when: g.down_when.ok()?.map_or(DownWhen::All, |d| d.value),
                 degraded: degraded?,
+                trace: GroupTrace {
+                    target: g.trace_target.ok()?.map(|t| t.value),
+                    every: g
+                        .trace_every
+                        .ok()?
+                        .map_or(GroupTrace::DEFAULT_EVERY, |e| e.value),
+                },
             })
         })
         .collect::<Option<Vec<_>>>()?;
@@ -317,7 +343,30 @@ fn daemon(w: &mut Walker<'_>, root: &Tbl<'_, '_>) -> Option<DaemonConfig> {
         _ => Err(format!("`log_format` ({s}) must be \"text\" or \"json\"")),
     });
     let max_concurrency = w.integer(&t, "max_concurrency", 1, 1_000_000);
+    let allow_symlinks = w.boolean(&t, "allow_symlinks");
+    let max_traces = w.integer(&t, "max_traces_per_minute", 0, 600);
+    let max_hops = w.integer(&t, "trace_max_hops", 1, 64);
+    let trace_timeout = w.duration_with(&t, "trace_timeout", |d, s| {
+        if (Duration::from_secs(1)..=Duration::from_secs(60)).contains(&d) {
+            Ok(())
+        } else {
+            Err(format!(
+                "`trace_timeout` ({s}) must be in the range 1s..=60s"
+            ))
+        }
+    });
     let default = DaemonConfig::default();
+    let trace = TraceLimits {
+        max_per_minute: max_traces
+            .ok()?
+            .map_or(default.trace.max_per_minute, |v| v.value as u32),
+        max_hops: max_hops
+            .ok()?
+            .map_or(default.trace.max_hops, |v| v.value as u8),
+        timeout: trace_timeout
+            .ok()?
+            .map_or(default.trace.timeout, |v| v.value),
+    };
     Some(DaemonConfig {
         listen: listen.ok()?.map_or(default.listen, |v| v.value),
         data_dir: data_dir
@@ -327,6 +376,10 @@ fn daemon(w: &mut Walker<'_>, root: &Tbl<'_, '_>) -> Option<DaemonConfig> {
         max_concurrency: max_concurrency
             .ok()?
             .map_or(default.max_concurrency, |v| v.value as usize),
+        allow_symlinks: allow_symlinks
+            .ok()?
+            .map_or(default.allow_symlinks, |v| v.value),
+        trace,
     })
 }
 
@@ -431,10 +484,28 @@ fn group(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> GroupDraft {
             }
         }
     };
+    let trace_target = w.string(t, "trace_target");
+    let trace_target = w.check(t, "trace_target", trace_target, |s| {
+        validate::host(s).map_err(|reason| {
+            format!(
+                "`trace_target` ({s}) must be an IPv4 address, an IPv6 address, \
+                 a DNS name or \"@gateway\": {reason}"
+            )
+        })
+    });
+    let trace_every = w.duration_with(t, "trace_every", |d, s| {
+        if (Duration::from_secs(60)..=Duration::from_secs(7 * 86_400)).contains(&d) {
+            Ok(())
+        } else {
+            Err(format!("`trace_every` ({s}) must be in the range 1m..=7d"))
+        }
+    });
     GroupDraft {
         name,
         needs,
         down_when,
+        trace_target,
+        trace_every,
     }
 }
 

@@ -24,6 +24,16 @@
 //! - Durations are monotonic differences; the end's wall time is the start's wall
 //!   time plus that duration, so a wall-clock step cannot bend an outage.
 //! - Outage ids are `<start unix ms>-<group>` (a `-N` suffix if already taken).
+//! - Stalls: the service reports periods in which the process observed nothing
+//!   ([`Detector::stall`]: it was stopped, or the system suspended). Each is a
+//!   gap of every outage open across it. A target's state change is
+//!   *unobserved* when the first observation of its new streak follows the
+//!   previous (opposite) observation by more than twice the target's interval,
+//!   or a stall lies between them: the change is then placed at the earliest
+//!   moment it could have happened (the stall's start, or that previous
+//!   observation), and an outage whose start or end is decided by such a change
+//!   has `start_observed` / `end_observed` false and the unobserved window in its
+//!   gaps. Downtime is not accrued over a stall.
 
 use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
@@ -31,7 +41,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::event::{DurationClock, Gap, OutageEnded, OutageResumed, OutageStarted};
+use super::event::{DurationClock, Gap, OutageEnded, OutageResumed, OutageStarted, push_gap};
 use crate::config::{Config, DownWhen};
 
 /// A moment: wall-clock time and monotonic offset since an arbitrary fixed epoch.
@@ -88,7 +98,34 @@ pub enum Event {
     Started(OutageStarted),
     Resumed(OutageResumed),
     Ended(OutageEnded),
+    /// A stall overlapped the open outage `id`: its gaps are now `gaps`.
+    Gaps {
+        id: String,
+        gaps: Vec<Gap>,
+    },
 }
+
+/// A window in which a target's state changed unseen: after `lo` (the last
+/// observation of the old state, or a stall's start) and by `hi` (the first
+/// observation of the new state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Edge {
+    lo: Stamp,
+    hi: Stamp,
+}
+
+impl Edge {
+    fn gap(&self) -> Gap {
+        Gap {
+            from: self.lo.wall,
+            to: self.hi.wall.max(self.lo.wall),
+        }
+    }
+}
+
+/// Stalls remembered to judge edges that straddle them (results arrive a
+/// probe's timeout late at most, so a few are plenty).
+const STALLS: usize = 16;
 
 /// An outage left open by a previous run, handed to [`Detector::adopt`].
 #[derive(Debug, Clone, PartialEq)]
@@ -96,6 +133,8 @@ pub struct Adopted {
     pub id: String,
     pub cause: String,
     pub start: Timestamp,
+    /// Whether its start was seen (by the run that started it).
+    pub start_observed: bool,
     pub targets: Vec<String>,
     /// Gaps already recorded for it.
     pub gaps: Vec<Gap>,
@@ -116,36 +155,62 @@ struct TargetTrack {
     fail_first: Option<Stamp>,
     ok_streak: u32,
     ok_first: Option<Stamp>,
+    /// The last observation.
+    last: Option<Stamp>,
+    /// Set when the current streak's first observation did not see the
+    /// change (judged when the streak begins).
+    streak_edge: Option<Edge>,
+    /// Set when the last state change was not observed.
+    edge: Option<Edge>,
 }
 
 impl TargetTrack {
-    fn feed(&mut self, s: Stamp, success: bool) -> Option<Stamp> {
-        if success {
-            self.fail_streak = 0;
-            self.fail_first = None;
-            if self.ok_streak == 0 {
-                self.ok_first = Some(s);
-            }
-            self.ok_streak = self.ok_streak.saturating_add(1);
-            if self.state != State::Up && self.ok_streak >= self.recover_after {
-                self.state = State::Up;
-                self.since = self.ok_first;
-                return self.since;
-            }
+    /// Feeds one observation; on a state change returns since when (back-dated,
+    /// to the lower bound of an unobserved change).
+    fn feed(
+        &mut self,
+        s: Stamp,
+        success: bool,
+        stalls: &VecDeque<(Stamp, Stamp)>,
+    ) -> Option<Stamp> {
+        let prev = self.last.replace(s);
+        let (streak, first, other_streak, other_first, new) = if success {
+            (
+                &mut self.ok_streak,
+                &mut self.ok_first,
+                &mut self.fail_streak,
+                &mut self.fail_first,
+                State::Up,
+            )
         } else {
-            self.ok_streak = 0;
-            self.ok_first = None;
-            if self.fail_streak == 0 {
-                self.fail_first = Some(s);
-            }
-            self.fail_streak = self.fail_streak.saturating_add(1);
-            if self.state != State::Down && self.fail_streak >= self.fail_after {
-                self.state = State::Down;
-                self.since = self.fail_first;
-                return self.since;
-            }
+            (
+                &mut self.fail_streak,
+                &mut self.fail_first,
+                &mut self.ok_streak,
+                &mut self.ok_first,
+                State::Down,
+            )
+        };
+        *other_streak = 0;
+        *other_first = None;
+        if *streak == 0 {
+            *first = Some(s);
+            self.streak_edge = unobserved(prev, s, self.interval, stalls);
         }
-        None
+        *streak = streak.saturating_add(1);
+        let needed = if success {
+            self.recover_after
+        } else {
+            self.fail_after
+        };
+        if self.state == new || *streak < needed {
+            return None;
+        }
+        let first = (*first)?;
+        self.state = new;
+        self.edge = self.streak_edge;
+        self.since = Some(self.edge.map_or(first, |e| e.lo));
+        self.since
     }
 
     /// Earliest moment the current down period (or failing streak) may have begun:
@@ -153,10 +218,35 @@ impl TargetTrack {
     fn down_lower(&self) -> Option<Duration> {
         let first = match self.state {
             State::Down => self.since,
-            _ => self.fail_first,
+            _ if self.fail_streak > 0 => self.streak_edge.map(|e| e.lo).or(self.fail_first),
+            _ => None,
         }?;
         Some(first.mono.saturating_sub(self.interval))
     }
+}
+
+/// The window of a change first seen at `first` after the observation `prev`,
+/// when nobody could have seen it: a stall lies between the two (the change is
+/// then bounded by the stall's start), or they are more than twice the
+/// interval apart.
+fn unobserved(
+    prev: Option<Stamp>,
+    first: Stamp,
+    interval: Duration,
+    stalls: &VecDeque<(Stamp, Stamp)>,
+) -> Option<Edge> {
+    let prev = prev?;
+    if let Some((from, _)) = stalls
+        .iter()
+        .find(|(from, to)| from.mono < first.mono && to.mono > prev.mono)
+    {
+        let lo = if from.mono > prev.mono { *from } else { prev };
+        return Some(Edge { lo, hi: first });
+    }
+    (first.mono.saturating_sub(prev.mono) > interval.saturating_mul(2)).then_some(Edge {
+        lo: prev,
+        hi: first,
+    })
 }
 
 #[derive(Debug)]
@@ -166,10 +256,24 @@ struct Open {
     start: Timestamp,
     /// Set when the outage started in this process.
     start_mono: Option<Duration>,
+    start_observed: bool,
     /// Set when the outage was adopted from a previous run and seen down again.
     resumed: Option<Stamp>,
     targets: Vec<String>,
     gaps: Vec<Gap>,
+}
+
+impl Open {
+    /// The wall time of moment `s` in this outage's frame: its start plus the
+    /// monotonic time since (so that a wall-clock step cannot bend it, and
+    /// its end and its gaps line up to the millisecond).
+    fn wall_at(&self, s: Stamp) -> Timestamp {
+        match (self.start_mono, self.resumed) {
+            (Some(start_mono), _) => add(self.start, s.mono.saturating_sub(start_mono)),
+            (None, Some(resumed)) => add(resumed.wall, s.mono.saturating_sub(resumed.mono)),
+            (None, None) => s.wall,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -183,6 +287,10 @@ struct GroupTrack {
     /// Back-dated start of the current down period, and its lower bound.
     down_start: Option<Stamp>,
     down_lower: Duration,
+    /// Set when the current down period began unseen.
+    down_edge: Option<Edge>,
+    /// Stalls met while down and not yet announced.
+    pending_gaps: Vec<Gap>,
     /// Down, outage not announced yet (its cause is still being settled).
     pending: bool,
     open: Option<Open>,
@@ -205,6 +313,8 @@ pub struct Detector {
     /// Groups ordered upstream first.
     order: Vec<usize>,
     ids: HashSet<String>,
+    /// Recent stalls, oldest first.
+    stalls: VecDeque<(Stamp, Stamp)>,
 }
 
 impl Detector {
@@ -225,6 +335,9 @@ impl Detector {
                 fail_first: None,
                 ok_streak: 0,
                 ok_first: None,
+                last: None,
+                streak_edge: None,
+                edge: None,
             })
             .collect();
         let groups: Vec<GroupTrack> = config
@@ -242,6 +355,8 @@ impl Detector {
                 since: None,
                 down_start: None,
                 down_lower: Duration::ZERO,
+                down_edge: None,
+                pending_gaps: Vec::new(),
                 pending: false,
                 open: None,
                 adopted: None,
@@ -269,6 +384,7 @@ impl Detector {
             groups,
             order,
             ids: HashSet::new(),
+            stalls: VecDeque::new(),
         }
     }
 
@@ -310,8 +426,8 @@ impl Detector {
             wall: truncate_ms(wall),
             mono,
         };
-        if let Some(since) = t.feed(stamp, success) {
-            let (state, group, name) = (t.state, t.group, t.name.clone());
+        if let Some(since) = t.feed(stamp, success, &self.stalls) {
+            let (state, group, name, edge) = (t.state, t.group, t.name.clone(), t.edge);
             events.push(Event::Target {
                 target,
                 state,
@@ -324,10 +440,54 @@ impl Detector {
                 {
                     open.targets.push(name);
                 }
-                self.update_group(group, since, &mut events);
+                self.update_group(group, since, edge, &mut events);
             }
         }
         self.resolve_pending(&mut events);
+        events
+    }
+
+    /// The process observed nothing from `from` to `to` (both in the clocks of
+    /// [`Self::observe`]; report it before any observation made after it). The
+    /// stall becomes a gap of every outage open across it, bounds target
+    /// changes that straddle it, and is not downtime.
+    pub fn stall(&mut self, from: Stamp, to: Stamp) -> Vec<Event> {
+        let from = Stamp {
+            wall: truncate_ms(from.wall),
+            mono: from.mono,
+        };
+        let to = Stamp {
+            wall: truncate_ms(to.wall).max(from.wall),
+            mono: to.mono.max(from.mono),
+        };
+        if self.stalls.len() == STALLS {
+            self.stalls.pop_front();
+        }
+        self.stalls.push_back((from, to));
+        let gap = Gap {
+            from: from.wall,
+            to: to.wall,
+        };
+        let mut events = Vec::new();
+        for grp in &mut self.groups {
+            if let Some(acc) = grp.accounted.as_mut() {
+                grp.owed += from.mono.saturating_sub(*acc);
+                *acc = (*acc).max(to.mono);
+            }
+            if let Some(open) = grp.open.as_mut() {
+                let gap = Gap {
+                    from: open.wall_at(from),
+                    to: open.wall_at(to),
+                };
+                push_gap(&mut open.gaps, gap);
+                events.push(Event::Gaps {
+                    id: open.id.clone(),
+                    gaps: open.gaps.clone(),
+                });
+            } else if grp.pending {
+                push_gap(&mut grp.pending_gaps, gap);
+            }
+        }
         events
     }
 
@@ -368,7 +528,13 @@ impl Detector {
         values.get(self.k(g).checked_sub(1)?).copied()
     }
 
-    fn update_group(&mut self, g: usize, trigger: Stamp, events: &mut Vec<Event>) {
+    fn update_group(
+        &mut self,
+        g: usize,
+        trigger: Stamp,
+        edge: Option<Edge>,
+        events: &mut Vec<Event>,
+    ) {
         let new = self.evaluate(g);
         let old = self.groups[g].state;
         if new == old {
@@ -376,16 +542,20 @@ impl Detector {
         }
         match new {
             State::Down => {
-                let downs: Vec<Stamp> = self.groups[g]
+                let mut downs: Vec<(Stamp, Option<Edge>)> = self.groups[g]
                     .targets
                     .iter()
-                    .filter(|t| self.targets[**t].state == State::Down)
-                    .filter_map(|t| self.targets[*t].since)
+                    .map(|t| &self.targets[*t])
+                    .filter(|t| t.state == State::Down)
+                    .filter_map(|t| Some((t.since?, t.edge)))
                     .collect();
                 let k = self.k(g);
-                let mut sorted = downs.clone();
-                sorted.sort_by_key(|s| s.mono);
-                let start = sorted.get(k.saturating_sub(1)).copied().unwrap_or(trigger);
+                downs.sort_by_key(|(s, _)| s.mono);
+                // The k-th target to go down decides the start, and whether it was seen.
+                let (start, start_edge) = downs
+                    .get(k.saturating_sub(1))
+                    .copied()
+                    .unwrap_or((trigger, edge));
                 let lowers = self.groups[g]
                     .targets
                     .iter()
@@ -408,7 +578,10 @@ impl Detector {
                 }
                 grp.down_start = Some(start);
                 grp.down_lower = lower;
-                grp.accounted = Some(start.mono);
+                grp.down_edge = start_edge;
+                grp.pending_gaps.clear();
+                // Downtime counts from the first failure seen, not from a guess.
+                grp.accounted = Some(start_edge.map_or(start.mono, |e| e.hi.mono));
                 if let Some(a) = grp.adopted.take() {
                     let gap = Gap {
                         from: a.last_seen,
@@ -435,6 +608,7 @@ impl Detector {
                         cause: a.cause,
                         start: a.start,
                         start_mono: None,
+                        start_observed: a.start_observed,
                         resumed: Some(start),
                         targets,
                         gaps,
@@ -464,7 +638,7 @@ impl Detector {
                     let cause = self.cause_of(g, true).unwrap_or(g);
                     self.announce(g, cause, events);
                 }
-                self.end(g, since, events);
+                self.end(g, since, edge, events);
             }
             State::Unknown => {
                 let grp = &mut self.groups[g];
@@ -488,7 +662,9 @@ impl Detector {
             .collect()
     }
 
-    fn end(&mut self, g: usize, at: Stamp, events: &mut Vec<Event>) {
+    /// Ends group `g`'s outage at `at`; `edge` is set when the recovery was
+    /// not seen (then `at` is the last moment it was known down).
+    fn end(&mut self, g: usize, at: Stamp, edge: Option<Edge>, events: &mut Vec<Event>) {
         let grp = &mut self.groups[g];
         if let Some(a) = grp.adopted.take() {
             // Adopted, never seen down again: it ended while nobody watched.
@@ -502,6 +678,7 @@ impl Detector {
                 group: grp.name.clone(),
                 cause: a.cause,
                 start: a.start,
+                start_observed: a.start_observed,
                 end: a.last_seen,
                 duration_seconds: wall_seconds(a.start, a.last_seen),
                 duration_clock: DurationClock::Wall,
@@ -521,39 +698,51 @@ impl Detector {
             if let Some(acc) = grp.accounted.take() {
                 grp.owed += at.mono.saturating_sub(acc);
             }
-            let (end, duration_seconds, clock) = match (open.start_mono, open.resumed) {
-                (Some(start_mono), _) => {
-                    let d = at.mono.saturating_sub(start_mono);
-                    (
-                        add(open.start, d),
-                        d.as_secs_f64(),
-                        DurationClock::Monotonic,
-                    )
-                }
-                (None, Some(resumed)) => {
-                    let end = add(resumed.wall, at.mono.saturating_sub(resumed.mono));
-                    (end, wall_seconds(open.start, end), DurationClock::Wall)
-                }
-                (None, None) => (
-                    at.wall,
-                    wall_seconds(open.start, at.wall),
-                    DurationClock::Wall,
+            let end = open.wall_at(at);
+            let (duration_seconds, clock) = match open.start_mono {
+                Some(start_mono) => (
+                    at.mono.saturating_sub(start_mono).as_secs_f64(),
+                    DurationClock::Monotonic,
                 ),
+                None => (wall_seconds(open.start, end), DurationClock::Wall),
             };
+            let mut gaps = open.gaps;
+            if let Some(e) = edge {
+                // The true end lies in the last gap: from the last moment seen
+                // down to the first success seen. A stall that began before
+                // `end` is folded in from `end` on: the group was seen down
+                // then, so the process ran (a stall's start is its last tick
+                // before stopping, a little early).
+                let mut last = Gap {
+                    from: end,
+                    to: add(end, e.hi.mono.saturating_sub(at.mono)),
+                };
+                gaps.retain(|g| {
+                    let after = g.to >= end;
+                    if after {
+                        last.to = last.to.max(g.to);
+                    }
+                    !after
+                });
+                gaps.push(last);
+            }
             events.push(Event::Ended(OutageEnded {
                 id: open.id,
                 group: grp.name.clone(),
                 cause: open.cause,
                 start: open.start,
+                start_observed: open.start_observed,
                 end,
                 duration_seconds,
                 duration_clock: clock,
-                end_observed: true,
+                end_observed: edge.is_none(),
                 targets: open.targets,
-                gaps: open.gaps,
+                gaps,
             }));
         }
         grp.down_start = None;
+        grp.down_edge = None;
+        grp.pending_gaps.clear();
         grp.pending = false;
     }
 
@@ -572,23 +761,31 @@ impl Detector {
             n += 1;
         }
         self.ids.insert(id.clone());
+        let grp = &mut self.groups[g];
+        let mut gaps = std::mem::take(&mut grp.pending_gaps);
+        if let Some(e) = grp.down_edge {
+            push_gap(&mut gaps, e.gap());
+        }
+        let start_observed = grp.down_edge.is_none();
         events.push(Event::Started(OutageStarted {
             id: id.clone(),
             group: name,
             cause: cause.clone(),
             start: start.wall,
+            start_observed,
             targets: targets.clone(),
+            gaps: gaps.clone(),
         }));
-        let grp = &mut self.groups[g];
         grp.pending = false;
         grp.open = Some(Open {
             id,
             cause,
             start: start.wall,
             start_mono: Some(start.mono),
+            start_observed,
             resumed: None,
             targets,
-            gaps: Vec::new(),
+            gaps,
         });
     }
 
@@ -848,7 +1045,7 @@ mod tests {
     /// (staggered by 0.1 s). Returns the outage starts.
     fn fail_some(d: &mut Detector, down: usize) -> Vec<Event> {
         let mut ev = Vec::new();
-        for s in 0..2 {
+        for s in 0..10 {
             for t in 0..3 {
                 ev.extend(d.observe(t, wall(s as f64), Duration::from_secs(s), true));
             }
@@ -922,7 +1119,7 @@ mod tests {
     #[test]
     fn cause_is_farthest_upstream_on_three_level_chain() {
         let mut d = Detector::new(&chain(Path::new("/x")));
-        drive(&mut d, 0..3, |_, _| true);
+        drive(&mut d, 0..10, |_, _| true);
         // LAN fault at 10: everything fails. The internet target is probed first
         // in each second, so the internet group is judged down before lan is.
         let ev = drive(&mut d, 10..15, |_, _| false);
@@ -939,7 +1136,7 @@ mod tests {
     #[test]
     fn isp_fault_gives_cause_isp_and_no_lan_outage() {
         let mut d = Detector::new(&chain(Path::new("/x")));
-        drive(&mut d, 0..3, |_, _| true);
+        drive(&mut d, 0..10, |_, _| true);
         let ev = drive(&mut d, 10..15, |t, _| t == 0);
         let s = started(&ev);
         assert_eq!(s.len(), 2);
@@ -950,7 +1147,7 @@ mod tests {
     #[test]
     fn far_side_fault_is_only_that_group() {
         let mut d = Detector::new(&chain(Path::new("/x")));
-        drive(&mut d, 0..3, |_, _| true);
+        drive(&mut d, 0..10, |_, _| true);
         let ev = drive(&mut d, 10..15, |t, _| t != 2);
         let s = started(&ev);
         assert_eq!(s.len(), 1);
@@ -963,7 +1160,7 @@ mod tests {
     #[test]
     fn upstream_failing_later_is_not_the_cause() {
         let mut d = Detector::new(&chain(Path::new("/x")));
-        drive(&mut d, 0..3, |_, _| true);
+        drive(&mut d, 0..10, |_, _| true);
         // internet fails from 10, lan only from 20: internet's cause stays internet.
         let ev = drive(&mut d, 10..25, |t, s| match t {
             2 => false,
@@ -1065,6 +1262,7 @@ mod tests {
                 targets: vec!["a".into()],
                 gaps: vec![],
                 last_seen: wall(-50.0),
+                start_observed: true,
             }
         ));
         assert_eq!(d.open_outage(0), Some("old-internet"));
@@ -1107,6 +1305,7 @@ mod tests {
                 targets: vec!["a".into()],
                 gaps: vec![],
                 last_seen: wall(-50.0),
+                start_observed: true,
             },
         );
         let ev = run(&mut d, &seq(0, 0.0, "++"));
@@ -1159,5 +1358,167 @@ mod tests {
             .sum::<Duration>();
         assert_eq!(total, Duration::from_secs(3), "down from 2 to 5");
         assert!(d.take_downtime(Duration::from_secs(9)).is_empty());
+    }
+
+    fn at(s: f64) -> Stamp {
+        Stamp {
+            wall: wall(s),
+            mono: Duration::from_secs_f64(s),
+        }
+    }
+
+    fn gap(from: f64, to: f64) -> Gap {
+        Gap {
+            from: wall(from),
+            to: wall(to),
+        }
+    }
+
+    #[test]
+    fn outage_ending_inside_a_stall_has_an_unobserved_end_bounded_by_it() {
+        let mut d = single();
+        run(&mut d, &seq(0, 0.0, "++--------"));
+        // Stopped from 9.5 to 39.5; the fault ended at about 14.5.
+        let ev = d.stall(at(9.5), at(39.5));
+        assert_eq!(
+            ev,
+            vec![Event::Gaps {
+                id: d.open_outage(0).unwrap().to_string(),
+                gaps: vec![gap(9.5, 39.5)]
+            }],
+            "the open outage shows the stall at once"
+        );
+        let ev = run(&mut d, &seq(0, 40.0, "++"));
+        let e = ended(&ev);
+        assert_eq!(e.len(), 1);
+        assert!(!e[0].end_observed, "nobody saw it end");
+        assert!(e[0].start_observed);
+        assert_eq!(e[0].end, wall(9.5), "the last moment it was known down");
+        assert_eq!(
+            e[0].gaps,
+            vec![gap(9.5, 40.0)],
+            "the end lies in the last gap"
+        );
+        assert_eq!(e[0].duration_seconds, 7.5);
+        assert_eq!(e[0].duration_clock, DurationClock::Monotonic);
+
+        // The stall's start is the last tick before the stop; a failure seen
+        // after it is the last moment seen down, and the last gap starts there.
+        let mut d = single();
+        let mut stream = seq(0, 0.0, "++--------");
+        stream.push((0, 9.7, false));
+        run(&mut d, &stream);
+        d.stall(at(9.5), at(39.5));
+        let ev = run(&mut d, &seq(0, 40.0, "++"));
+        let e = ended(&ev);
+        assert!(!e[0].end_observed);
+        assert_eq!(e[0].end, wall(9.7));
+        assert_eq!(e[0].gaps, vec![gap(9.7, 40.0)]);
+    }
+
+    #[test]
+    fn outage_starting_inside_a_stall_has_an_unobserved_start_at_its_beginning() {
+        let mut d = single();
+        run(&mut d, &seq(0, 0.0, "++++++++++"));
+        assert!(d.stall(at(9.5), at(39.5)).is_empty(), "nothing open");
+        let ev = run(&mut d, &seq(0, 40.0, "---"));
+        let s = started(&ev);
+        assert_eq!(s.len(), 1);
+        assert!(!s[0].start_observed);
+        assert_eq!(s[0].start, wall(9.5), "the earliest it could have begun");
+        assert_eq!(s[0].gaps, vec![gap(9.5, 40.0)]);
+        let ev = run(&mut d, &seq(0, 43.0, "++"));
+        let e = ended(&ev);
+        assert!(!e[0].start_observed);
+        assert!(e[0].end_observed);
+        assert_eq!(e[0].end, wall(43.0));
+        assert_eq!(e[0].gaps, vec![gap(9.5, 40.0)]);
+        assert_eq!(e[0].duration_seconds, 33.5);
+    }
+
+    #[test]
+    fn a_stall_with_no_outage_changes_nothing() {
+        let mut d = single();
+        run(&mut d, &seq(0, 0.0, "++++++++++"));
+        assert!(d.stall(at(9.5), at(39.5)).is_empty());
+        let ev = run(&mut d, &seq(0, 40.0, "++++"));
+        assert!(ev.is_empty(), "{ev:?}");
+        assert_eq!(d.target_state(0).unwrap().0, State::Up);
+        assert!(d.take_downtime(Duration::from_secs(44)).is_empty());
+    }
+
+    #[test]
+    fn a_stall_during_an_outage_that_goes_on_is_one_of_its_gaps_and_not_downtime() {
+        let mut d = single();
+        run(&mut d, &seq(0, 0.0, "++--------"));
+        let mut downtime = Duration::ZERO;
+        let mut take = |d: &mut Detector, now: f64| {
+            downtime += d
+                .take_downtime(Duration::from_secs_f64(now))
+                .iter()
+                .map(|x| x.1)
+                .sum::<Duration>();
+        };
+        take(&mut d, 9.0);
+        d.stall(at(9.5), at(39.5));
+        let ev = run(&mut d, &seq(0, 40.0, "-----"));
+        assert!(ended(&ev).is_empty() && started(&ev).is_empty());
+        take(&mut d, 44.0);
+        let ev = run(&mut d, &seq(0, 45.0, "++"));
+        take(&mut d, 46.0);
+        let e = ended(&ev);
+        assert!(e[0].start_observed && e[0].end_observed, "both edges seen");
+        assert_eq!(e[0].end, wall(45.0));
+        assert_eq!(e[0].gaps, vec![gap(9.5, 39.5)]);
+        assert_eq!(e[0].duration_seconds, 43.0);
+        assert_eq!(
+            downtime,
+            Duration::from_secs(13),
+            "2 to 9.5 and 39.5 to 45: the stall is not counted"
+        );
+    }
+
+    #[test]
+    fn edges_between_observations_more_than_two_intervals_apart_are_unobserved() {
+        // Exactly two intervals apart: still seen.
+        let mut d = single();
+        let mut stream = seq(0, 0.0, "+++");
+        stream.extend(seq(0, 4.0, "---"));
+        let s = run(&mut d, &stream);
+        assert!(started(&s)[0].start_observed);
+        assert_eq!(started(&s)[0].start, wall(4.0));
+        // Six seconds without an observation (no stall reported: a starved
+        // scheduler, say): the start is bounded by the two observations.
+        let mut d = single();
+        let mut stream = seq(0, 0.0, "++++++++++");
+        stream.extend(seq(0, 15.0, "------"));
+        let ev = run(&mut d, &stream);
+        let s = started(&ev);
+        assert!(!s[0].start_observed);
+        assert_eq!(s[0].start, wall(9.0), "just after the last success");
+        assert_eq!(s[0].gaps, vec![gap(9.0, 15.0)]);
+        // And the end: last failure at 20, next observation at 30.
+        let ev = run(&mut d, &seq(0, 30.0, "++"));
+        let e = ended(&ev);
+        assert!(!e[0].end_observed);
+        assert_eq!(e[0].end, wall(20.0));
+        assert_eq!(e[0].gaps, vec![gap(9.0, 15.0), gap(20.0, 30.0)]);
+        assert_eq!(e[0].duration_seconds, 11.0);
+    }
+
+    #[test]
+    fn a_group_start_inside_a_stall_is_unobserved_for_every_group_on_the_chain() {
+        let mut d = Detector::new(&chain(Path::new("/x")));
+        drive(&mut d, 0..10, |_, _| true);
+        d.stall(at(9.95), at(39.5));
+        // A LAN fault began during the stall: everything fails after it.
+        let ev = drive(&mut d, 40..45, |_, _| false);
+        let s = started(&ev);
+        assert_eq!(s.len(), 3);
+        for o in &s {
+            assert_eq!(o.cause, "lan", "{}", o.group);
+            assert!(!o.start_observed);
+            assert_eq!(o.start, wall(9.95));
+        }
     }
 }

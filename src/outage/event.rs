@@ -5,10 +5,12 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::chain::ChainHead;
 use super::metrics::OutageMetrics;
 use super::ts_ms;
 
-/// A period the daemon did not observe (it was not running, or not yet decided).
+/// A period the daemon did not observe (it was not running, it was stopped or
+/// the system suspended, or a target's edge fell between two observations).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Gap {
     #[serde(with = "ts_ms")]
@@ -22,6 +24,96 @@ impl Gap {
     pub fn seconds(&self) -> f64 {
         self.to.duration_since(self.from).as_secs_f64().max(0.0)
     }
+
+    /// Whether the two gaps overlap or touch.
+    pub fn touches(&self, other: &Gap) -> bool {
+        self.from <= other.to && other.from <= self.to
+    }
+}
+
+/// Adds `gap` to `gaps` (kept in time order), merging it with any gap it
+/// overlaps or touches, so one unobserved period is listed once.
+pub fn push_gap(gaps: &mut Vec<Gap>, gap: Gap) {
+    let mut merged = gap;
+    gaps.retain(|g| {
+        if g.touches(&merged) {
+            merged.from = merged.from.min(g.from);
+            merged.to = merged.to.max(g.to);
+            false
+        } else {
+            true
+        }
+    });
+    let at = gaps.partition_point(|g| g.from < merged.from);
+    gaps.insert(at, merged);
+}
+
+/// Why the process did not observe for a while.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StallCause {
+    /// The process did not run (SIGSTOP, a VM pause, a swap storm, a starved
+    /// runtime): its monotonic clock jumped past the service's tick.
+    ProcessStopped,
+    /// The system was suspended: `CLOCK_BOOTTIME` advanced past `CLOCK_MONOTONIC`.
+    SystemSuspended,
+}
+
+impl StallCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StallCause::ProcessStopped => "process_stopped",
+            StallCause::SystemSuspended => "system_suspended",
+        }
+    }
+}
+
+/// `stall`: a period in which the running daemon observed nothing. It is a gap
+/// of every outage it overlaps and is not monitored time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stalled {
+    /// Last moment the process was seen running before the stall.
+    #[serde(with = "ts_ms")]
+    pub from: Timestamp,
+    /// First moment it ran again.
+    #[serde(with = "ts_ms")]
+    pub to: Timestamp,
+    pub cause: StallCause,
+    /// Length measured by the clock that showed it (monotonic for a stopped
+    /// process, boot time for a suspend), in seconds.
+    pub seconds: f64,
+}
+
+impl Stalled {
+    pub fn gap(&self) -> Gap {
+        Gap {
+            from: self.from,
+            to: self.to.max(self.from),
+        }
+    }
+
+    pub fn emit(&self, metrics: &OutageMetrics) {
+        tracing::warn!(
+            from = %ts_ms::format(&self.from),
+            to = %ts_ms::format(&self.to),
+            cause = self.cause.as_str(),
+            seconds = self.seconds,
+            "the daemon observed nothing for a while (stall); recorded as a gap"
+        );
+        metrics
+            .stalls_total
+            .with_label_values(&[self.cause.as_str()])
+            .inc();
+        metrics.stalled_seconds_total.inc_by(self.seconds.max(0.0));
+    }
+}
+
+fn observed() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// Which clock a duration was measured with.
@@ -54,6 +146,10 @@ pub struct DaemonStart {
     /// A torn last line left by the previous run, skipped (1-based line number).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub torn_line: Option<u64>,
+    /// The chain head named by the previous run's last heartbeat: `--verify`
+    /// checks that the journal still holds that line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_head: Option<ChainHead>,
 }
 
 impl DaemonStart {
@@ -82,10 +178,19 @@ pub struct OutageStarted {
     pub id: String,
     pub group: String,
     pub cause: String,
+    /// With `start_observed: false`: the earliest moment it could have begun.
     #[serde(with = "ts_ms")]
     pub start: Timestamp,
+    /// `false` when the group went down while the daemon observed nothing: the
+    /// true start lies in the first gap, between `start` and that gap's `to`.
+    /// Absent (older journals) means `true`.
+    #[serde(default = "observed", skip_serializing_if = "is_true")]
+    pub start_observed: bool,
     /// Targets of the group that were down when it started.
     pub targets: Vec<String>,
+    /// Unobserved periods already known at the start (with `start_observed: false`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gaps: Vec<Gap>,
 }
 
 impl OutageStarted {
@@ -95,6 +200,7 @@ impl OutageStarted {
             group = %self.group,
             cause = %self.cause,
             start = %ts_ms::format(&self.start),
+            start_observed = self.start_observed,
             end = "open",
             duration_seconds = 0.0,
             targets = %self.targets.join(","),
@@ -146,13 +252,17 @@ pub struct OutageEnded {
     pub cause: String,
     #[serde(with = "ts_ms")]
     pub start: Timestamp,
+    /// As in `outage_start`; absent (older journals) means `true`.
+    #[serde(default = "observed", skip_serializing_if = "is_true")]
+    pub start_observed: bool,
     /// With `end_observed: false`: the last moment the group was seen down.
     #[serde(with = "ts_ms")]
     pub end: Timestamp,
     pub duration_seconds: f64,
     pub duration_clock: DurationClock,
-    /// `false` when the group came up while the daemon was not running: the true
-    /// end lies in the last gap, somewhere between `end` and that gap's `to`.
+    /// `false` when the group came up while the daemon was not running or not
+    /// observing (a stall): the true end lies in the last gap, somewhere between
+    /// `end` and that gap's `to`.
     pub end_observed: bool,
     /// Targets of the group that were down at any time during the outage.
     pub targets: Vec<String>,
@@ -168,6 +278,7 @@ impl OutageEnded {
             start = %ts_ms::format(&self.start),
             end = %ts_ms::format(&self.end),
             duration_seconds = self.duration_seconds,
+            start_observed = self.start_observed,
             end_observed = self.end_observed,
             gaps = self.gaps.len(),
             targets = %self.targets.join(","),
@@ -178,4 +289,18 @@ impl OutageEnded {
             .with_label_values(&[self.group.as_str(), self.cause.as_str()])
             .set(0.0);
     }
+}
+
+/// `journal_reopened`: the journal path no longer named the file being written
+/// (renamed, removed or replaced); the path was reopened and the chain goes on
+/// in it from the last line written to the previous file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalReopened {
+    /// What was found at the path.
+    pub reason: String,
+    /// Device and inode of the file written until now.
+    pub previous_device: u64,
+    pub previous_inode: u64,
+    /// Bytes in that file when it was left.
+    pub previous_bytes: u64,
 }

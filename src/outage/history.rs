@@ -8,8 +8,9 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::degraded::DegradationHistory;
-use super::event::{DurationClock, Gap, OutageEnded};
-use super::journal::{self, ChainTail, Entry, Heartbeat, JournalWarning, NumberedLine};
+use super::event::{DurationClock, Gap, OutageEnded, OutageStarted, Stalled, push_gap};
+use super::journal::{self, ChainHead, ChainTail, Entry, Heartbeat, JournalWarning, NumberedLine};
+use super::path::PathEvent;
 use super::ts_ms;
 
 /// Reading the journal failed as a whole (the file exists but cannot be read).
@@ -27,8 +28,12 @@ pub struct OutageRecord {
     pub id: String,
     pub group: String,
     pub cause: String,
+    /// With `start_observed: false`, the earliest moment it could have begun.
     #[serde(with = "ts_ms")]
     pub start: Timestamp,
+    /// `false` when the start lies in the first gap (the group went down
+    /// while the daemon observed nothing).
+    pub start_observed: bool,
     /// `null` while open.
     #[serde(with = "ts_ms::option")]
     pub end: Option<Timestamp>,
@@ -36,12 +41,21 @@ pub struct OutageRecord {
     pub duration_seconds: f64,
     /// Targets of the group that were down during the outage.
     pub targets: Vec<String>,
-    /// Periods nobody observed (the daemon was not running).
+    /// Periods nobody observed (the daemon was not running, or stalled).
     pub gaps: Vec<Gap>,
     /// `false` when the end lies in the last gap; `null` while open.
     pub end_observed: Option<bool>,
     /// Which clock `duration_seconds` comes from.
     pub duration_clock: DurationClock,
+    /// Read offline while no daemon runs: the outage is still open in the
+    /// journal, nobody has watched it since this moment (its last heartbeat),
+    /// and `duration_seconds` ends here.
+    #[serde(
+        with = "ts_ms::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub observed_until: Option<Timestamp>,
 }
 
 impl From<&OutageEnded> for OutageRecord {
@@ -51,12 +65,14 @@ impl From<&OutageEnded> for OutageRecord {
             group: e.group.clone(),
             cause: e.cause.clone(),
             start: e.start,
+            start_observed: e.start_observed,
             end: Some(e.end),
             duration_seconds: e.duration_seconds,
             targets: e.targets.clone(),
             gaps: e.gaps.clone(),
             end_observed: Some(e.end_observed),
             duration_clock: e.duration_clock,
+            observed_until: None,
         }
     }
 }
@@ -77,12 +93,30 @@ impl OutageRecord {
             group: group.to_string(),
             cause: cause.to_string(),
             start,
+            start_observed: true,
             end: None,
             duration_seconds: 0.0,
             targets: targets.to_vec(),
             gaps,
             end_observed: None,
             duration_clock,
+            observed_until: None,
+        }
+    }
+
+    /// The record of an outage as its `outage_start` line says it began.
+    pub fn started(e: &OutageStarted) -> Self {
+        Self {
+            start_observed: e.start_observed,
+            ..Self::open(
+                &e.id,
+                &e.group,
+                &e.cause,
+                e.start,
+                &e.targets,
+                e.gaps.clone(),
+                DurationClock::Monotonic,
+            )
         }
     }
 
@@ -125,11 +159,15 @@ pub struct History {
     pub closed: Vec<OutageRecord>,
     /// Outages with no `outage_end`, in journal order.
     pub open: Vec<OpenOutage>,
+    /// Stalls of running daemons (periods they observed nothing), in journal order.
+    pub stalls: Vec<Stalled>,
     pub runs: Vec<Run>,
     /// Every outage id seen.
     pub ids: Vec<String>,
     /// Every problem found in the journal, by line number.
     pub warnings: Vec<JournalWarning>,
+    /// Path snapshots in journal order.
+    pub paths: Vec<PathEvent>,
     /// Where the next line continues the chain.
     pub tail: ChainTail,
     /// Lines in the file, skipped ones included.
@@ -158,19 +196,32 @@ impl History {
             source,
         })?;
         let mut history = Self::rebuild(&contents.lines);
-        history.warnings = contents.warnings;
-        history.tail = contents.tail;
-        history.total_lines = contents.total_lines;
         match journal::read_heartbeat(data_dir) {
             Ok(hb) => history.heartbeat = hb,
             Err(e) => history.heartbeat_error = Some(e),
         }
-        if let (Some(hb), Some(run)) = (history.heartbeat, history.runs.last_mut())
+        if let (Some(hb), Some(run)) = (&history.heartbeat, history.runs.last_mut())
             && hb.run == run.start_seq
         {
             run.alive_until = run.alive_until.max(hb.wall);
         }
+        let anchors = journal::check_anchors(
+            &contents,
+            history.heartbeat.as_ref().and_then(|hb| hb.head.as_ref()),
+        );
+        history.warnings = contents.warnings;
+        history.warnings.extend(anchors);
+        history.tail = contents.tail;
+        history.total_lines = contents.total_lines;
         Ok(history)
+    }
+
+    /// The last line of the chain, `None` for an empty journal.
+    pub fn head(&self) -> Option<ChainHead> {
+        self.tail.next_seq.checked_sub(1).map(|seq| ChainHead {
+            seq,
+            hash: self.tail.last_hash.clone(),
+        })
     }
 
     /// The first line where the hash chain is broken.
@@ -215,18 +266,18 @@ impl History {
                 }
                 Entry::OutageStart(e) => {
                     h.ids.push(e.id.clone());
+                    let record = OutageRecord::started(e);
                     h.open.push(OpenOutage {
-                        record: OutageRecord::open(
-                            &e.id,
-                            &e.group,
-                            &e.cause,
-                            e.start,
-                            &e.targets,
-                            Vec::new(),
-                            DurationClock::Monotonic,
-                        ),
+                        record,
                         last_run: h.runs.len().checked_sub(1),
                     });
+                }
+                Entry::Stall(st) => {
+                    // Every outage open at this point was open across it.
+                    for o in &mut h.open {
+                        push_gap(&mut o.record.gaps, st.gap());
+                    }
+                    h.stalls.push(st.clone());
                 }
                 Entry::OutageResume(e) => {
                     let last_run = h.runs.len().checked_sub(1);
@@ -256,6 +307,8 @@ impl History {
                     let run = h.runs.len().checked_sub(1);
                     h.degradations.apply(&line.entry, run);
                 }
+                Entry::JournalReopened(_) => {}
+                Entry::Path(p) => h.paths.push(p.clone()),
                 Entry::OutageEnd(e) => {
                     h.open.retain(|o| o.record.id != e.id);
                     if !h.ids.contains(&e.id) {
@@ -274,18 +327,5 @@ impl History {
             .and_then(|r| self.runs.get(r))
             .map_or(o.record.start, |r| r.alive_until)
             .max(o.record.start)
-    }
-
-    /// All outages, oldest start first; open ones have `end: None` and a duration up to `now`.
-    pub fn records(&self, now: Timestamp) -> Vec<OutageRecord> {
-        let mut out: Vec<OutageRecord> = self.closed.clone();
-        for o in &self.open {
-            let mut r = o.record.clone();
-            r.duration_seconds = now.duration_since(r.start).as_secs_f64().max(0.0);
-            r.duration_clock = DurationClock::Wall;
-            out.push(r);
-        }
-        out.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.id.cmp(&b.id)));
-        out
     }
 }

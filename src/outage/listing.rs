@@ -7,9 +7,10 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::event::Gap;
+use super::event::DurationClock;
 use super::history::{History, OutageRecord, ReadError};
-use super::journal::{JournalWarning, WarningKind};
+use super::journal::{ChainHead, JournalWarning, WarningKind};
+use super::lock::{self, Liveness};
 use super::ts_ms;
 
 /// A heartbeat older than this means no daemon is watching right now.
@@ -22,45 +23,60 @@ pub fn read_outages(
     since: Option<Timestamp>,
 ) -> Result<(Vec<OutageRecord>, Vec<JournalWarning>), ReadError> {
     let history = History::load(data_dir)?;
-    let records = outages(&history, since, Timestamp::now());
+    let records = outages(&history, since, Timestamp::now(), &lock::probe(data_dir));
     Ok((records, history.warnings))
 }
 
 /// The outages of `history` that end at or after `since` (open ones always),
 /// oldest first, as read at `now`.
 ///
-/// An outage still open in the journal gets `end: null`; if no daemon has
-/// written a heartbeat recently, the time since its last sign of life is shown
-/// as a trailing gap (nobody is watching it).
-pub fn outages(history: &History, since: Option<Timestamp>, now: Timestamp) -> Vec<OutageRecord> {
-    let watched = watched(history, now);
-    let mut history = history.clone();
-    if !watched {
-        let seen: Vec<_> = history.open.iter().map(|o| history.last_seen(o)).collect();
-        for (o, last) in history.open.iter_mut().zip(seen) {
-            o.record.gaps.push(Gap {
-                from: last,
-                to: now.max(last),
-            });
-        }
+/// An outage still open in the journal gets `end: null`. While a daemon
+/// watches it (it holds the data directory's lock) its duration runs to
+/// `now`. With none alive it ends, for reading, at its last sign of life
+/// (`observed_until`) and never grows with the reader's clock.
+pub fn outages(
+    history: &History,
+    since: Option<Timestamp>,
+    now: Timestamp,
+    liveness: &Liveness,
+) -> Vec<OutageRecord> {
+    let watched = watched(history, now, liveness);
+    let mut out = history.closed.clone();
+    for o in &history.open {
+        let mut r = o.record.clone();
+        r.duration_clock = DurationClock::Wall;
+        let until = if watched {
+            now
+        } else {
+            let last = history.last_seen(o);
+            r.observed_until = Some(last);
+            last
+        };
+        r.duration_seconds = until.duration_since(r.start).as_secs_f64().max(0.0);
+        out.push(r);
     }
-    history
-        .records(now)
-        .into_iter()
-        .filter(|r| r.overlaps(since, None))
-        .collect()
+    out.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.id.cmp(&b.id)));
+    out.retain(|r| r.overlaps(since, None));
+    out
 }
 
-/// Whether a daemon is watching this journal at `now` (its last run has not
-/// stopped and wrote a heartbeat recently).
-pub fn watched(history: &History, now: Timestamp) -> bool {
-    history.heartbeat.is_some_and(|hb| {
-        history
-            .runs
-            .last()
-            .is_some_and(|r| hb.run == r.start_seq && !r.clean)
-            && now.duration_since(hb.wall).as_secs_f64() < STALE_HEARTBEAT.as_secs_f64()
-    })
+/// Whether a daemon is watching this journal at `now`: it holds the data
+/// directory's lock, or (no lock file) its run has not stopped and wrote a
+/// heartbeat recently.
+pub fn watched(history: &History, now: Timestamp, liveness: &Liveness) -> bool {
+    match liveness {
+        Liveness::Alive { .. } => true,
+        Liveness::NotRunning => false,
+        // No lock file (a daemon older than the lock, or none ever ran here):
+        // a fresh heartbeat of a run that has not stopped says someone watches.
+        Liveness::Unknown => history.heartbeat.as_ref().is_some_and(|hb| {
+            history
+                .runs
+                .last()
+                .is_some_and(|r| hb.run == r.start_seq && !r.clean)
+                && now.duration_since(hb.wall).as_secs_f64() < STALE_HEARTBEAT.as_secs_f64()
+        }),
+    }
 }
 
 /// Renders outages as a text table, one row per outage.
@@ -72,7 +88,10 @@ pub fn render_table(records: &[OutageRecord]) -> String {
         .iter()
         .map(|r| {
             let end = match (r.end, r.end_observed) {
-                (None, _) => "open".to_string(),
+                (None, _) => match r.observed_until {
+                    Some(t) => format!("open, unobserved after {}", ts_ms::format(&t)),
+                    None => "open".to_string(),
+                },
                 (Some(e), Some(false)) => format!("{} (unobserved)", ts_ms::format(&e)),
                 (Some(e), _) => ts_ms::format(&e),
             };
@@ -89,7 +108,11 @@ pub fn render_table(records: &[OutageRecord]) -> String {
                 r.id.clone(),
                 r.group.clone(),
                 r.cause.clone(),
-                ts_ms::format(&r.start),
+                if r.start_observed {
+                    ts_ms::format(&r.start)
+                } else {
+                    format!("{} (unobserved)", ts_ms::format(&r.start))
+                },
                 end,
                 human_duration(r.duration_seconds),
                 r.targets.join(","),
@@ -150,6 +173,9 @@ pub struct VerifyReport {
     pub first_broken_line: Option<u64>,
     /// Every problem, by line number.
     pub problems: Vec<JournalWarning>,
+    /// The last line of the chain, to hold against a witness (the metrics
+    /// `linkwatch_journal_events_total` and `linkwatch_journal_head_info`).
+    pub head: Option<ChainHead>,
 }
 
 impl VerifyReport {
@@ -160,16 +186,14 @@ impl VerifyReport {
             valid: history.valid_lines,
             first_broken_line: history.first_chain_break().map(|w| w.line),
             problems: history.warnings.clone(),
+            head: history.head(),
         }
     }
 
     /// No broken link and no corrupt line (a torn line left by a crash is not tampering).
     pub fn ok(&self) -> bool {
         self.first_broken_line.is_none()
-            && !self
-                .problems
-                .iter()
-                .any(|p| p.kind == WarningKind::Corrupt || p.kind == WarningKind::ChainBroken)
+            && !self.problems.iter().any(|p| p.kind.is_integrity_failure())
     }
 
     /// Human summary, one problem per line.
@@ -180,10 +204,22 @@ impl VerifyReport {
                 "journal ok: {} lines, hash chain intact\n",
                 self.valid
             ));
+            if let Some(h) = &self.head {
+                out.push_str(&format!("head: seq {} hash {}\n", h.seq, h.hash));
+            }
         } else {
             match self.first_broken_line {
                 Some(n) => {
                     out.push_str(&format!("journal NOT ok: hash chain broken at line {n}\n"))
+                }
+                None if self
+                    .problems
+                    .iter()
+                    .any(|p| p.kind == WarningKind::AnchorMissing) =>
+                {
+                    out.push_str(
+                        "journal NOT ok: its end does not hold the chain head recorded earlier\n",
+                    )
                 }
                 None => out.push_str("journal NOT ok: corrupt lines\n"),
             }
@@ -214,29 +250,36 @@ mod tests {
             errors: prometheus::IntCounter::new("e", "e").unwrap(),
         };
         let tail = journal::read(dir).unwrap().tail;
-        let mut w = JournalWriter::new(Box::new(FileSink::open(dir).unwrap()), &tail, counters);
+        let mut w = JournalWriter::new(
+            Box::new(FileSink::open(dir, false).unwrap()),
+            &tail,
+            counters,
+        );
         for i in 0..4 {
             let id = format!("o{i}");
             let start = wall(i as f64 * 100.0);
             w.append(
                 start,
-                Entry::OutageStart(OutageStarted {
+                &Entry::OutageStart(OutageStarted {
                     id: id.clone(),
                     group: "isp".into(),
                     cause: "lan".into(),
                     start,
+                    start_observed: true,
                     targets: vec!["isp-dns".into()],
+                    gaps: vec![],
                 }),
             )
             .unwrap();
             let end = wall(i as f64 * 100.0 + 12.5);
             w.append(
                 end,
-                Entry::OutageEnd(OutageEnded {
+                &Entry::OutageEnd(OutageEnded {
                     id,
                     group: "isp".into(),
                     cause: "lan".into(),
                     start,
+                    start_observed: true,
                     end,
                     duration_seconds: 12.5,
                     duration_clock: DurationClock::Monotonic,

@@ -1,7 +1,7 @@
 //! The live view of outages and states that the HTTP API and status page read:
 //! written by the service as the detector decides, read through [`OutageHandle`].
 
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -10,8 +10,11 @@ use serde::Serialize;
 use super::clock::Anchor;
 use super::degraded::{self, DegradationRecord, LiveDegradations};
 use super::detector::{Detector, State};
-use super::event::{DurationClock, OutageEnded, OutageResumed, OutageStarted};
+use super::event::{Gap, OutageEnded, OutageResumed, OutageStarted};
 use super::history::OutageRecord;
+use super::journal::JournalHealth;
+use super::path::{OutageWithPaths, PathEvent, PathStore};
+use super::stall::StallWatch;
 use super::ts_ms;
 use crate::config::Config;
 
@@ -92,18 +95,15 @@ impl LiveOutages {
         if let Some(g) = self.groups.iter_mut().find(|g| g.name == e.group) {
             g.outage = Some(e.id.clone());
         }
-        self.open.push(OpenEntry {
-            record: OutageRecord::open(
-                &e.id,
-                &e.group,
-                &e.cause,
-                e.start,
-                &e.targets,
-                Vec::new(),
-                DurationClock::Monotonic,
-            ),
-            start_mono,
-        });
+        let record = OutageRecord::started(e);
+        self.open.push(OpenEntry { record, start_mono });
+    }
+
+    /// The gaps of open outage `id` are now `gaps` (a stall overlapped it).
+    pub fn set_gaps(&mut self, id: &str, gaps: &[Gap]) {
+        if let Some(o) = self.open.iter_mut().find(|o| o.record.id == id) {
+            o.record.gaps = gaps.to_vec();
+        }
     }
 
     pub fn resumed(&mut self, e: &OutageResumed) {
@@ -130,14 +130,22 @@ pub struct OutageHandle {
     pub(super) live: Arc<RwLock<LiveOutages>>,
     pub(super) degradations: Arc<RwLock<LiveDegradations>>,
     pub(super) anchor: Anchor,
+    pub(super) journal: JournalHealth,
+    /// Maps the monotonic clock to the detector's (which counts suspends).
+    pub(super) stalls: Arc<Mutex<StallWatch>>,
+    /// Path snapshots (earlier runs' and this run's).
+    pub(super) paths: PathStore,
 }
 
 impl OutageHandle {
     /// Outages overlapping `[since, until)`, oldest first; open ones have `end: None`
     /// and their duration so far.
     pub fn outages(&self, since: Option<Timestamp>, until: Option<Timestamp>) -> Vec<OutageRecord> {
+        let now_mono = {
+            let w = self.stalls.lock().unwrap_or_else(|p| p.into_inner());
+            w.elapsed(self.anchor.elapsed())
+        };
         let live = read(&self.live);
-        let now_mono = self.anchor.elapsed();
         let now = Timestamp::now();
         let mut out: Vec<OutageRecord> = live
             .closed
@@ -177,6 +185,26 @@ impl OutageHandle {
     /// Whether group `name` is degraded now (`None`: not yet known).
     pub fn group_degraded(&self, name: &str) -> Option<bool> {
         degraded::read(&self.degradations).group_degraded(name)
+    }
+
+    /// `Err` with a reason when journal writes have stalled beyond
+    /// [`super::journal::STALL_BOUND`] (`/healthz` and the watchdog use it).
+    pub fn journal_health(&self) -> Result<(), String> {
+        self.journal.check()
+    }
+
+    /// [`Self::outages`] with each outage's path snapshot summaries.
+    pub fn outages_with_paths(
+        &self,
+        since: Option<Timestamp>,
+        until: Option<Timestamp>,
+    ) -> Vec<OutageWithPaths> {
+        self.paths.annotate(self.outages(since, until))
+    }
+
+    /// Path snapshots of `group` (every group when `None`) since `since`, oldest first.
+    pub fn paths(&self, group: Option<&str>, since: Option<Timestamp>) -> Vec<PathEvent> {
+        self.paths.query(group, since)
     }
 
     /// Every group with its state, in configuration order.

@@ -1,8 +1,9 @@
 //! The outage metrics, registered in the caller's registry with every label set
 //! created at start.
 
-use prometheus::{CounterVec, GaugeVec, IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{Counter, CounterVec, GaugeVec, IntCounter, IntCounterVec, Opts, Registry};
 
+use super::event::StallCause;
 use crate::config::Config;
 
 pub const TARGET_UP: &str = "linkwatch_target_up";
@@ -12,6 +13,9 @@ pub const OUTAGES_TOTAL: &str = "linkwatch_outages_total";
 pub const DOWNTIME_SECONDS_TOTAL: &str = "linkwatch_downtime_seconds_total";
 pub const JOURNAL_WRITES_TOTAL: &str = "linkwatch_journal_writes_total";
 pub const JOURNAL_ERRORS_TOTAL: &str = "linkwatch_journal_errors_total";
+pub const STALLS_TOTAL: &str = "linkwatch_stalls_total";
+pub const STALLED_SECONDS_TOTAL: &str = "linkwatch_stalled_seconds_total";
+pub const PROBES_VOIDED_TOTAL: &str = "linkwatch_probes_voided_total";
 
 /// Handles to the outage metrics.
 #[derive(Clone)]
@@ -25,6 +29,11 @@ pub struct OutageMetrics {
     pub downtime_seconds_total: CounterVec,
     pub journal_writes_total: IntCounter,
     pub journal_errors_total: IntCounter,
+    /// Stalls (periods the daemon observed nothing), by cause.
+    pub stalls_total: IntCounterVec,
+    pub stalled_seconds_total: Counter,
+    /// Failed probes whose deadline passed during a stall, not used as evidence.
+    pub probes_voided_total: IntCounter,
 }
 
 impl OutageMetrics {
@@ -66,7 +75,25 @@ impl OutageMetrics {
                 JOURNAL_ERRORS_TOTAL,
                 "Failed journal write attempts (the lines are kept and retried)",
             )?,
+            stalls_total: IntCounterVec::new(
+                Opts::new(
+                    STALLS_TOTAL,
+                    "Periods the daemon observed nothing (process stopped, system suspended), by cause",
+                ),
+                &["cause"],
+            )?,
+            stalled_seconds_total: Counter::new(
+                STALLED_SECONDS_TOTAL,
+                "Seconds of stalls: time the running daemon observed nothing",
+            )?,
+            probes_voided_total: IntCounter::new(
+                PROBES_VOIDED_TOTAL,
+                "Timed-out probes whose deadline passed during a stall; not counted as failures by the outage detector",
+            )?,
         };
+        for cause in [StallCause::ProcessStopped, StallCause::SystemSuspended] {
+            m.stalls_total.with_label_values(&[cause.as_str()]);
+        }
         registry.register(Box::new(m.target_up.clone()))?;
         registry.register(Box::new(m.group_up.clone()))?;
         registry.register(Box::new(m.outage_active.clone()))?;
@@ -74,6 +101,9 @@ impl OutageMetrics {
         registry.register(Box::new(m.downtime_seconds_total.clone()))?;
         registry.register(Box::new(m.journal_writes_total.clone()))?;
         registry.register(Box::new(m.journal_errors_total.clone()))?;
+        registry.register(Box::new(m.stalls_total.clone()))?;
+        registry.register(Box::new(m.stalled_seconds_total.clone()))?;
+        registry.register(Box::new(m.probes_voided_total.clone()))?;
 
         for t in &config.targets {
             m.target_up

@@ -2,11 +2,13 @@
 //! evidence file and heartbeat), recovery across restarts, and the async
 //! [`OutageService`] tying them to metrics, logs and the HTTP API.
 //!
-//! Order per event: the journal line is written and fsynced first; only then is
-//! the event logged, counted and shown by the API. If the disk refuses, the line
-//! stays queued in memory (retried on every event and heartbeat) and monitoring
-//! goes on.
+//! Order per event: the detector's decision is shown by the API, logged and
+//! counted at once, and its journal line is queued for the journal's own
+//! writer thread, which fsyncs it. If the disk refuses or stalls, the line
+//! stays queued (retried every second, reported by `/healthz`, the watchdog and
+//! `linkwatch_journal_backlog_*`) and monitoring goes on.
 
+pub mod chain;
 pub mod clock;
 pub mod degradation;
 pub mod degraded;
@@ -16,8 +18,11 @@ pub mod history;
 pub mod journal;
 pub mod listing;
 pub mod live;
+pub mod lock;
 pub mod metrics;
+pub mod path;
 mod recovery;
+pub mod stall;
 pub mod ts_ms;
 
 use std::path::{Path, PathBuf};
@@ -33,30 +38,31 @@ use crate::probe::ProbeResult;
 use clock::Anchor;
 use degraded::SlowPeriods;
 use detector::{Detector, Event, State};
-use event::{DaemonStart, DaemonStop};
+use event::{DaemonStart, DaemonStop, Stalled};
 use history::History;
-use journal::{Entry, FileSink, Heartbeat, JournalCounters, JournalSink, JournalWriter};
+use journal::{
+    Entry, FileSink, Heartbeat, JournalCounters, JournalPusher, JournalQueue, JournalSink,
+    JournalWriter, QueueOptions,
+};
 use live::{LiveOutages, write};
+use lock::{DataDirLock, LockError};
+use stall::StallWatch;
 
 pub use clock::ClockSync;
 pub use history::OutageRecord;
+pub use journal::JournalHealth;
 pub use live::{GroupStatus, OutageHandle};
 pub use metrics::OutageMetrics;
+pub use path::{PathTracer, When};
 
-/// How often the heartbeat file is replaced (and queued journal lines retried).
+/// How often the heartbeat file is replaced (and the journal file checked).
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Why the outage service could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error(
-        "failed to create data directory {path}: {source}; set daemon.data_dir (or --data-dir) to a directory linkwatch's user can create and write"
-    )]
-    CreateDataDir {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    DataDir(#[from] LockError),
     #[error(
         "data directory {path} is not writable (journal and heartbeat live there): {source}; give linkwatch's user write access (e.g. chown it) or set daemon.data_dir / --data-dir"
     )]
@@ -69,6 +75,8 @@ pub enum StartError {
     ReadJournal(#[from] history::ReadError),
     #[error("failed to register outage metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error("failed to start the journal writer thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// Knobs for [`OutageService::start_with`]; `Default` is what the daemon uses.
@@ -78,6 +86,11 @@ pub struct StartOptions {
     pub sink: Option<Box<dyn JournalSink>>,
     /// Skips detection and records this instead.
     pub clock: Option<ClockSync>,
+    /// The data directory's lock, when the caller took it already (the
+    /// daemon does, before it binds its listener); else it is taken here.
+    pub lock: Option<DataDirLock>,
+    /// Backlog age beyond which the journal reports unhealthy.
+    pub stall_bound: Duration,
 }
 
 impl Default for StartOptions {
@@ -86,6 +99,8 @@ impl Default for StartOptions {
             heartbeat_interval: HEARTBEAT_INTERVAL,
             sink: None,
             clock: None,
+            lock: None,
+            stall_bound: journal::STALL_BOUND,
         }
     }
 }
@@ -96,22 +111,17 @@ pub trait TargetStates: Send + Sync {
     fn set(&self, target: usize, state: State, since: Timestamp);
 }
 
-type SharedWriter = Arc<Mutex<JournalWriter>>;
-
-fn lock(w: &SharedWriter) -> std::sync::MutexGuard<'_, JournalWriter> {
-    w.lock().unwrap_or_else(|p| p.into_inner())
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The outage service: feed it every probe result; it journals, logs and counts outages.
 pub struct OutageService {
     detector: Detector,
-    journal: SharedWriter,
+    journal: JournalQueue,
     metrics: OutageMetrics,
     live: Arc<RwLock<LiveOutages>>,
     anchor: Anchor,
-    data_dir: PathBuf,
-    run: u64,
-    heartbeat: JoinHandle<()>,
     target_labels: Vec<[String; 3]>,
     group_names: Vec<String>,
     /// When downtime was last accrued (monotonic offset).
@@ -119,6 +129,19 @@ pub struct OutageService {
     target_states: Option<Arc<dyn TargetStates>>,
     /// Degradation periods (slow, not down).
     slow: SlowPeriods,
+    /// Held until the journal is closed: one writer per data directory.
+    _lock: DataDirLock,
+    /// Stall detection, shared with the `stall_tick` task.
+    stalls: Arc<Mutex<StallWatch>>,
+    stall_tick: JoinHandle<()>,
+    /// Each target's probe timeout (to tell which results a stall cut).
+    timeouts: Vec<Duration>,
+    /// Start of the last stall whose voided probes were logged.
+    voided_logged: Option<Timestamp>,
+    /// Path snapshots for the API (earlier runs' from the journal).
+    paths: path::PathStore,
+    /// Set by [`Self::enable_path_tracer`]: traces at outage start and end.
+    tracer: Option<PathTracer>,
 }
 
 /// How often downtime is accrued without an event: accruing walks every
@@ -127,9 +150,10 @@ pub struct OutageService {
 const DOWNTIME_EVERY: Duration = Duration::from_millis(250);
 
 impl OutageService {
-    /// Opens (creating if needed) the data directory and journal, recovers outages
-    /// left open by the previous run, writes `daemon_start` and starts the
-    /// heartbeat task. Must run inside the tokio runtime.
+    /// Locks the data directory (unless the caller did), reads the journal,
+    /// writes the heartbeat and `daemon_start`, recovers outages left open by
+    /// the previous run and starts the journal's writer thread. Must run
+    /// inside the tokio runtime.
     pub async fn start(
         config: &Config,
         registry: &prometheus::Registry,
@@ -143,44 +167,60 @@ impl OutageService {
         registry: &prometheus::Registry,
         options: StartOptions,
     ) -> Result<(OutageService, OutageHandle), StartError> {
-        let data_dir = create_data_dir(config)?;
+        let data_dir = config.daemon.data_dir.clone();
+        let allow_symlinks = config.daemon.allow_symlinks;
+        let dir_lock = match options.lock {
+            Some(l) => l,
+            None => DataDirLock::acquire(&data_dir, allow_symlinks)?,
+        };
+        refuse_symlinks(&data_dir, allow_symlinks)?;
         let metrics = OutageMetrics::register(config, registry)?;
         let history = load_history(&data_dir)?;
         let clock = match options.clock {
             Some(c) => c,
             None => ClockSync::detect().await,
         };
-        let mut writer = open_writer(&data_dir, options.sink, &history, &metrics)?;
+        let mut writer = open_writer(&data_dir, allow_symlinks, options.sink, &history, &metrics)?;
         let anchor = Anchor::now();
         let run = writer.next_seq();
         // Proves the directory is writable before anything else happens.
-        journal::write_heartbeat(&data_dir, &heartbeat(run, &anchor, anchor.wall)).map_err(
+        journal::write_heartbeat(&data_dir, &heartbeat(run, &anchor, &writer)).map_err(
             |source| StartError::NotWritable {
                 path: data_dir.clone(),
                 source,
             },
         )?;
         let start = daemon_start(config, &clock, &history);
-        if let Err(e) = writer.append(anchor.wall, Entry::DaemonStart(start.clone())) {
-            tracing::error!(error = %e, "daemon_start not yet written; queued");
-        }
+        let mut unwritten = Vec::new();
+        write_now(
+            &mut writer,
+            &mut unwritten,
+            anchor.wall,
+            Entry::DaemonStart(start.clone()),
+        );
         start.emit();
 
         let mut detector = Detector::new(config);
         let recovered = recovery::recover(&history, &mut detector, anchor.wall);
         let mut closed = history.closed.clone();
         for ended in recovered.closed {
-            if let Err(e) = writer.append(anchor.wall, Entry::OutageEnd(ended.clone())) {
-                tracing::error!(error = %e, id = %ended.id, "outage_end not yet written; queued");
-            }
+            write_now(
+                &mut writer,
+                &mut unwritten,
+                anchor.wall,
+                Entry::OutageEnd(ended.clone()),
+            );
             ended.emit(&metrics);
             closed.push(OutageRecord::from(&ended));
         }
         let (mut slow, unobserved) = SlowPeriods::new(config, registry, &history, anchor.wall)?;
         for ev in unobserved {
-            if let Err(e) = writer.append(anchor.wall, degraded::entry(&ev)) {
-                tracing::error!(error = %e, "degraded_end not yet written; queued");
-            }
+            write_now(
+                &mut writer,
+                &mut unwritten,
+                anchor.wall,
+                degraded::entry(&ev),
+            );
             slow.publish(&ev);
         }
         let live = Arc::new(RwLock::new(LiveOutages::new(
@@ -189,13 +229,30 @@ impl OutageService {
             closed,
             recovered.open,
         )));
-        let journal = Arc::new(Mutex::new(writer));
-        let heartbeat = tokio::spawn(heartbeat_task(
-            data_dir.clone(),
-            journal.clone(),
-            run,
+        let journal = JournalQueue::spawn(
+            writer,
+            unwritten,
+            QueueOptions {
+                data_dir,
+                run,
+                anchor,
+                heartbeat_interval: options.heartbeat_interval,
+                stall_bound: options.stall_bound,
+            },
+        )
+        .map_err(StartError::Thread)?;
+        journal::metrics::JournalCollector::register(registry, journal.health())?;
+        let stalls = Arc::new(Mutex::new(StallWatch::new(
+            stall::threshold(config.targets.iter().map(|t| t.interval).min()),
+            anchor.elapsed(),
+            Timestamp::now(),
+            stall::suspended_since_boot(),
+        )));
+        let stall_tick = tokio::spawn(stall_task(
+            stalls.clone(),
+            journal.pusher(),
+            metrics.clone(),
             anchor,
-            options.heartbeat_interval,
         ));
         let service = OutageService {
             detector,
@@ -203,24 +260,18 @@ impl OutageService {
             metrics,
             live,
             anchor,
-            data_dir,
-            run,
-            heartbeat,
-            target_labels: config
-                .targets
-                .iter()
-                .map(|t| {
-                    [
-                        t.name.clone(),
-                        t.group.clone(),
-                        t.kind().as_str().to_string(),
-                    ]
-                })
-                .collect(),
+            target_labels: target_labels(config),
             group_names: config.groups.iter().map(|g| g.name.clone()).collect(),
             downtime_at: Duration::ZERO,
             target_states: None,
             slow,
+            _lock: dir_lock,
+            stalls,
+            stall_tick,
+            timeouts: config.targets.iter().map(|t| t.timeout).collect(),
+            voided_logged: None,
+            paths: path::PathStore::new(&history.paths),
+            tracer: None,
         };
         let handle = service.handle();
         Ok((service, handle))
@@ -232,6 +283,9 @@ impl OutageService {
             live: self.live.clone(),
             degradations: self.slow.live(),
             anchor: self.anchor,
+            journal: self.journal.health(),
+            stalls: self.stalls.clone(),
+            paths: self.paths.clone(),
         }
     }
 
@@ -240,14 +294,62 @@ impl OutageService {
         self.target_states = Some(states);
     }
 
+    /// Starts the path tracer (baselines, and a snapshot at every outage
+    /// start and end) unless `max_traces_per_minute` is 0. Must run inside
+    /// the tokio runtime.
+    pub fn enable_path_tracer(
+        &mut self,
+        config: &Config,
+        registry: &prometheus::Registry,
+    ) -> Result<(), prometheus::Error> {
+        if config.daemon.trace.max_per_minute == 0 {
+            tracing::info!("path tracing is off (daemon.max_traces_per_minute = 0)");
+            return Ok(());
+        }
+        self.tracer = Some(PathTracer::start(
+            config,
+            registry,
+            self.journal.pusher(),
+            self.paths.clone(),
+        )?);
+        Ok(())
+    }
+
+    /// The path tracer, when enabled (degradation periods request through it too).
+    pub fn path_tracer(&self) -> Option<&PathTracer> {
+        self.tracer.as_ref()
+    }
+
     /// The instant monotonic offsets are measured from.
     pub fn epoch(&self) -> Instant {
         self.anchor.epoch
     }
 
     /// Feeds one probe result (from the collector, in any target order).
+    ///
+    /// A stall found since the last check is recorded first. A timeout whose
+    /// probe a stall cut (the deadline passed while the process was stopped)
+    /// is no evidence of failure: it is counted in
+    /// `linkwatch_probes_voided_total` and not fed to the detector.
     pub async fn observe(&mut self, result: &ProbeResult) {
-        let mono = result.mono.saturating_duration_since(self.anchor.epoch);
+        self.check_stalls().await;
+        let raw = result.mono.saturating_duration_since(self.anchor.epoch);
+        let timeout = self.timeouts.get(result.target).copied();
+        let (mono, cut) = {
+            let w = lock(&self.stalls);
+            let start = w.elapsed(raw);
+            let cut = match (&result.observation.outcome, timeout) {
+                (crate::probe::Outcome::Timeout { .. }, Some(t)) => w
+                    .crossed(start, w.elapsed(raw + t))
+                    .map(|d| d.event.clone()),
+                _ => None,
+            };
+            (start, cut)
+        };
+        if let Some(stall) = cut {
+            self.void(result, &stall);
+            return;
+        }
         self.observe_at(
             result.target,
             result.at,
@@ -277,11 +379,55 @@ impl OutageService {
         self.degradation_events(events).await;
     }
 
-    /// Journals, then logs, counts and shows each degradation event.
+    /// Logs, counts and shows each degradation event, and queues it for the
+    /// journal (as outage events are).
     async fn degradation_events(&mut self, events: Vec<degradation::DegradationEvent>) {
         for ev in events {
-            self.append(degraded::entry(&ev)).await;
             self.slow.publish(&ev);
+            self.journal
+                .push(Timestamp::now(), degraded::entry(&ev))
+                .await;
+        }
+    }
+
+    /// Drops a timeout that a stall cut, counting it and logging once per stall.
+    fn void(&mut self, result: &ProbeResult, stall: &Stalled) {
+        self.metrics.probes_voided_total.inc();
+        if self.voided_logged != Some(stall.from) {
+            self.voided_logged = Some(stall.from);
+            let target = self
+                .target_labels
+                .get(result.target)
+                .map_or("?", |l| l[0].as_str());
+            tracing::warn!(
+                target_name = target,
+                probe_start = %ts_ms::format(&result.at),
+                stall_from = %ts_ms::format(&stall.from),
+                stall_to = %ts_ms::format(&stall.to),
+                "probe timed out across a stall; not counted as a failure (further ones of this stall: linkwatch_probes_voided_total)"
+            );
+        }
+    }
+
+    /// Checks the clocks now; journals a stall found here, and hands every
+    /// stall not yet known to the detector (found here or by the tick).
+    async fn check_stalls(&mut self) {
+        let (found, unseen) = {
+            let mut w = lock(&self.stalls);
+            let found = w.check(
+                self.anchor.elapsed(),
+                Timestamp::now(),
+                stall::suspended_since_boot(),
+            );
+            (found, w.take_unseen())
+        };
+        if let Some(s) = found {
+            record_stall(&self.journal.pusher(), &self.metrics, s).await;
+        }
+        for d in unseen {
+            for ev in self.detector.stall(d.from, d.to) {
+                self.handle_event(ev).await;
+            }
         }
     }
 
@@ -312,21 +458,8 @@ impl OutageService {
         }
     }
 
-    async fn append(&self, entry: Entry) {
-        let journal = self.journal.clone();
-        let name = entry.name();
-        let res =
-            tokio::task::spawn_blocking(move || lock(&journal).append(Timestamp::now(), entry))
-                .await;
-        match res {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                tracing::warn!(event = name, error = %e, "journal line queued in memory until the disk accepts it");
-            }
-            Err(e) => tracing::error!(event = name, error = %e, "journal writer task failed"),
-        }
-    }
-
+    /// Shows, logs and counts one event, and queues its journal line. The
+    /// writer thread makes it durable; nothing here waits for the disk.
     async fn handle_event(&mut self, ev: Event) {
         match ev {
             Event::Target {
@@ -362,8 +495,6 @@ impl OutageService {
                 self.degradation_events(events).await;
             }
             Event::Started(e) => {
-                self.append(Entry::OutageStart(e.clone())).await;
-                e.emit(&self.metrics);
                 let start_mono = self
                     .group_names
                     .iter()
@@ -372,115 +503,135 @@ impl OutageService {
                     .and_then(|(_, since)| since)
                     .map(|s| s.mono);
                 write(&self.live).started(&e, start_mono);
+                if let Some(t) = &self.tracer {
+                    t.request(&e.group, Some(e.id.clone()), When::Start);
+                }
+                e.emit(&self.metrics);
+                self.journal
+                    .push(Timestamp::now(), Entry::OutageStart(e))
+                    .await;
             }
             Event::Resumed(e) => {
-                self.append(Entry::OutageResume(e.clone())).await;
-                e.emit(&self.metrics);
                 write(&self.live).resumed(&e);
+                if let Some(t) = &self.tracer {
+                    t.outage_continues(&e.group);
+                }
+                e.emit(&self.metrics);
+                self.journal
+                    .push(Timestamp::now(), Entry::OutageResume(e))
+                    .await;
             }
             Event::Ended(e) => {
-                self.append(Entry::OutageEnd(e.clone())).await;
-                e.emit(&self.metrics);
                 write(&self.live).ended(&e);
+                if let Some(t) = &self.tracer {
+                    t.request(&e.group, Some(e.id.clone()), When::End);
+                }
+                e.emit(&self.metrics);
+                self.journal
+                    .push(Timestamp::now(), Entry::OutageEnd(e))
+                    .await;
             }
+            Event::Gaps { id, gaps } => write(&self.live).set_gaps(&id, &gaps),
         }
     }
 
-    /// Simulates `kill -9`: stops the heartbeat and writes nothing more.
+    /// Simulates `kill -9`: the writer stops at once and writes nothing more.
     #[cfg(test)]
     pub(crate) async fn crash(self) {
-        self.heartbeat.abort();
-        let _ = self.heartbeat.await;
+        self.stall_tick.abort();
+        self.journal.abandon().await;
     }
 
-    /// Stops cleanly: a last heartbeat and `daemon_stop`. Outages still open stay
-    /// open in the journal; the next start continues or closes them, with a gap.
-    pub async fn shutdown(self) {
-        self.heartbeat.abort();
-        let _ = self.heartbeat.await;
-        let open = self.detector.open_ids();
-        let data_dir = self.data_dir.clone();
-        let hb = heartbeat(self.run, &self.anchor, Timestamp::now());
-        let journal = self.journal.clone();
-        let res = tokio::task::spawn_blocking(move || {
-            if let Err(e) = journal::write_heartbeat(&data_dir, &hb) {
-                tracing::warn!(error = %e, "final heartbeat not written");
-            }
-            let mut j = lock(&journal);
-            let r = j.append(
-                hb.wall,
-                Entry::DaemonStop(DaemonStop { open_outages: open }),
-            );
-            (r, j.pending())
-        })
-        .await;
-        match res {
-            Ok((Ok(_), _)) => tracing::info!("outage journal closed"),
-            Ok((Err(e), pending)) => {
-                tracing::error!(error = %e, pending, "journal lines could not be written before exit and are lost")
-            }
-            Err(e) => tracing::error!(error = %e, "journal writer task failed at shutdown"),
+    /// Stops cleanly within `budget`: `daemon_stop` and a last heartbeat.
+    /// Outages still open stay open; the next start continues or closes them,
+    /// with a gap. What cannot be written in time is logged in full at ERROR
+    /// and saved to a fallback file; the data directory's lock is released last.
+    pub async fn shutdown(self, budget: Duration) {
+        if let Some(t) = &self.tracer {
+            t.stop().await;
         }
+        self.stall_tick.abort();
+        let open = self.detector.open_ids();
+        self.journal
+            .stop(Entry::DaemonStop(DaemonStop { open_outages: open }), budget)
+            .await;
     }
 }
 
-async fn heartbeat_task(
-    data_dir: PathBuf,
-    journal: SharedWriter,
-    run: u64,
+/// Journals a stall, then logs and counts it.
+async fn record_stall(journal: &JournalPusher, metrics: &OutageMetrics, s: Stalled) {
+    s.emit(metrics);
+    journal.push(Timestamp::now(), Entry::Stall(s)).await;
+}
+
+/// The service's tick: checks the clocks every [`stall::TICK`], so a stall is
+/// recorded when the process runs again even if no probe result follows.
+async fn stall_task(
+    watch: Arc<Mutex<StallWatch>>,
+    journal: JournalPusher,
+    metrics: OutageMetrics,
     anchor: Anchor,
-    every: Duration,
 ) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    let mut failing = false;
+    let mut tick = tokio::time::interval(stall::TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tick.tick().await;
-        let hb = heartbeat(run, &anchor, Timestamp::now());
-        let dir = data_dir.clone();
-        let journal = journal.clone();
-        let res = tokio::task::spawn_blocking(move || {
-            let hb_res = journal::write_heartbeat(&dir, &hb);
-            let mut j = lock(&journal);
-            if j.pending() > 0 {
-                let _ = j.flush();
-            }
-            hb_res
-        })
-        .await;
-        match res {
-            Ok(Ok(())) if failing => {
-                tracing::info!("heartbeat written again");
-                failing = false;
-            }
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                if !failing {
-                    tracing::error!(error = %e, "heartbeat write failed; retrying every interval");
-                }
-                failing = true;
-            }
-            Err(e) => tracing::error!(error = %e, "heartbeat task failed"),
+        let found = lock(&watch).check(
+            anchor.elapsed(),
+            Timestamp::now(),
+            stall::suspended_since_boot(),
+        );
+        if let Some(s) = found {
+            record_stall(&journal, &metrics, s).await;
         }
     }
 }
 
-/// Creates the data directory if needed.
-fn create_data_dir(config: &Config) -> Result<PathBuf, StartError> {
-    let data_dir = config.daemon.data_dir.clone();
-    std::fs::create_dir_all(&data_dir).map_err(|source| StartError::CreateDataDir {
-        path: data_dir.clone(),
-        source,
-    })?;
-    Ok(data_dir)
+/// The label values of `linkwatch_target_up`, by target index.
+fn target_labels(config: &Config) -> Vec<[String; 3]> {
+    config
+        .targets
+        .iter()
+        .map(|t| {
+            [
+                t.name.clone(),
+                t.group.clone(),
+                t.kind().as_str().to_string(),
+            ]
+        })
+        .collect()
+}
+
+/// Refuses a symbolic link at the journal's or the heartbeat's path unless allowed.
+fn refuse_symlinks(data_dir: &Path, allow_symlinks: bool) -> Result<(), LockError> {
+    for name in [journal::JOURNAL_FILE, journal::HEARTBEAT_FILE] {
+        lock::refuse_symlink(&data_dir.join(name), allow_symlinks)?;
+    }
+    Ok(())
+}
+
+/// Writes one start-up line at once; what the disk refuses is queued for the writer thread.
+fn write_now(
+    writer: &mut JournalWriter,
+    unwritten: &mut Vec<(Timestamp, Entry)>,
+    ts: Timestamp,
+    entry: Entry,
+) {
+    if !unwritten.is_empty() || writer.append(ts, &entry).is_err() {
+        tracing::error!(event = entry.name(), "journal line not yet written; queued");
+        unwritten.push((ts, entry));
+    }
 }
 
 /// The previous runs, with every journal problem logged.
 fn load_history(data_dir: &Path) -> Result<History, StartError> {
     let history = History::load(data_dir)?;
     for w in &history.warnings {
-        tracing::warn!(line = w.line, kind = ?w.kind, problem = %w.message, "outage journal problem");
+        if w.kind == journal::WarningKind::AnchorMissing {
+            tracing::error!(line = w.line, kind = ?w.kind, problem = %w.message, "outage journal problem");
+        } else {
+            tracing::warn!(line = w.line, kind = ?w.kind, problem = %w.message, "outage journal problem");
+        }
     }
     if let Some(e) = &history.heartbeat_error {
         tracing::warn!(error = %e, "heartbeat unreadable; the previous run's end is taken from the journal");
@@ -491,18 +642,19 @@ fn load_history(data_dir: &Path) -> Result<History, StartError> {
 /// The writer continuing the chain where `history` ends.
 fn open_writer(
     data_dir: &Path,
+    allow_symlinks: bool,
     sink: Option<Box<dyn JournalSink>>,
     history: &History,
     metrics: &OutageMetrics,
 ) -> Result<JournalWriter, StartError> {
     let sink: Box<dyn JournalSink> = match sink {
         Some(s) => s,
-        None => Box::new(
-            FileSink::open(data_dir).map_err(|source| StartError::NotWritable {
+        None => Box::new(FileSink::open(data_dir, allow_symlinks).map_err(|source| {
+            StartError::NotWritable {
                 path: data_dir.to_path_buf(),
                 source,
-            })?,
-        ),
+            }
+        })?),
     };
     let counters = JournalCounters {
         writes: metrics.journal_writes_total.clone(),
@@ -524,15 +676,17 @@ fn daemon_start(config: &Config, clock: &ClockSync, history: &History) -> Daemon
         previous_run_alive_until: previous.map(|r| r.alive_until),
         previous_run_clean: previous.map(|r| r.clean),
         torn_line: history.tail.torn_line,
+        previous_head: history.heartbeat.as_ref().and_then(|hb| hb.head.clone()),
     }
 }
 
-fn heartbeat(run: u64, anchor: &Anchor, wall: Timestamp) -> Heartbeat {
+fn heartbeat(run: u64, anchor: &Anchor, writer: &JournalWriter) -> Heartbeat {
     Heartbeat {
         run,
-        wall,
+        wall: anchor.wall,
         mono_ms: anchor.elapsed().as_millis() as u64,
         pid: std::process::id(),
+        head: writer.head(),
     }
 }
 

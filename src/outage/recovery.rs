@@ -35,6 +35,7 @@ pub fn recover(history: &History, detector: &mut Detector, now: Timestamp) -> Re
             id: o.record.id.clone(),
             cause: o.record.cause.clone(),
             start: o.record.start,
+            start_observed: o.record.start_observed,
             targets: o.record.targets.clone(),
             gaps: o.record.gaps.clone(),
             last_seen,
@@ -66,6 +67,7 @@ fn close_unobserved(record: &OutageRecord, last_seen: Timestamp, gap: Gap) -> Ou
         group: record.group.clone(),
         cause: record.cause.clone(),
         start: record.start,
+        start_observed: record.start_observed,
         end: last_seen,
         duration_seconds: last_seen
             .duration_since(record.start)

@@ -31,6 +31,7 @@ async fn start(
             heartbeat_interval: Duration::from_millis(50),
             sink,
             clock: clock(),
+            ..StartOptions::default()
         },
     )
     .await
@@ -76,6 +77,29 @@ fn gauge(registry: &prometheus::Registry, name: &str, labels: &[(&str, &str)]) -
                     _ => m.get_counter().get_value(),
                 })
         })
+}
+
+/// Polls `cond` every 10 ms for up to 3 s (the writer thread works on its own time).
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..300 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("not within 3 s: {what}");
+}
+
+/// Waits until the writer thread has everything queued on disk (a kill -9
+/// before that loses what is in memory, as it would in a real process).
+async fn settle(registry: &prometheus::Registry) {
+    for _ in 0..200 {
+        if gauge(registry, journal::metrics::JOURNAL_BACKLOG_EVENTS, &[]) == Some(0.0) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the journal writer did not catch up within 2 s");
 }
 
 #[tokio::test]
@@ -174,7 +198,7 @@ async fn outage_is_journaled_logged_counted_and_served() {
         )
         .is_empty()
     );
-    s.shutdown().await;
+    s.shutdown(Duration::from_secs(2)).await;
     let names: Vec<&str> = entries(&data)
         .iter()
         .map(|e| e.name())
@@ -196,9 +220,10 @@ async fn outage_is_journaled_logged_counted_and_served() {
 async fn kill_9_then_restart_still_down_continues_the_same_outage_with_a_gap() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = chain(dir.path());
-    let (mut s, _h, _) = start(&cfg, None).await;
+    let (mut s, _h, reg) = start(&cfg, None).await;
     feed(&mut s, 3, 2, |_| true).await;
     feed(&mut s, 3, 3, |t| t == 0).await; // isp down
+    settle(&reg).await;
     tokio::time::sleep(Duration::from_millis(120)).await; // a heartbeat or two
     let hb = journal::read_heartbeat(dir.path()).unwrap().unwrap();
     s.crash().await;
@@ -229,7 +254,7 @@ async fn kill_9_then_restart_still_down_continues_the_same_outage_with_a_gap() {
         done.iter()
             .all(|o| o.end_observed == Some(true) && o.gaps.len() == 1)
     );
-    s.shutdown().await;
+    s.shutdown(Duration::from_secs(2)).await;
     let names: Vec<&str> = entries(dir.path())
         .iter()
         .map(|e| e.name())
@@ -258,9 +283,10 @@ async fn kill_9_then_restart_still_down_continues_the_same_outage_with_a_gap() {
 async fn restart_with_group_up_closes_the_outage_in_the_gap() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = chain(dir.path());
-    let (mut s, _, _) = start(&cfg, None).await;
+    let (mut s, _, reg) = start(&cfg, None).await;
     feed(&mut s, 3, 2, |_| true).await;
     feed(&mut s, 3, 3, |t| t != 2).await;
+    settle(&reg).await;
     s.crash().await;
     let (mut s, h, _) = start(&cfg, None).await;
     feed(&mut s, 3, 2, |_| true).await;
@@ -270,7 +296,7 @@ async fn restart_with_group_up_closes_the_outage_in_the_gap() {
     assert_eq!(o.end_observed, Some(false));
     assert_eq!(o.gaps.len(), 1);
     assert_eq!(o.end, Some(o.gaps[0].from), "end = last moment seen down");
-    s.shutdown().await;
+    s.shutdown(Duration::from_secs(2)).await;
 }
 
 #[tokio::test]
@@ -280,20 +306,24 @@ async fn clean_stop_leaves_the_outage_open_and_the_next_start_resumes_it() {
     let (mut s, _, _) = start(&cfg, None).await;
     feed(&mut s, 3, 3, |t| t != 2).await;
     let id = s.handle().outages(None, None)[0].id.clone();
-    s.shutdown().await;
+    s.shutdown(Duration::from_secs(2)).await;
     match entries(dir.path()).last().unwrap() {
         Entry::DaemonStop(d) => assert_eq!(d.open_outages, vec![id.clone()]),
         other => panic!("{other:?}"),
     }
     let (recs, _) = listing::read_outages(dir.path(), None).unwrap();
     assert_eq!(recs[0].end, None);
-    assert_eq!(recs[0].gaps.len(), 1, "nobody is watching: shown as a gap");
+    assert!(recs[0].gaps.is_empty());
+    assert!(
+        recs[0].observed_until.is_some(),
+        "nobody is watching: unobserved after its last sign of life"
+    );
     let (mut s, h, _) = start(&cfg, None).await;
     feed(&mut s, 3, 3, |t| t != 2).await;
     let recs = h.outages(None, None);
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0].id, id);
-    s.shutdown().await;
+    s.shutdown(Duration::from_secs(2)).await;
 }
 
 #[tokio::test]
@@ -310,7 +340,7 @@ async fn torn_tail_after_a_crash_is_named_in_the_next_daemon_start() {
         .write_all(b"{\"seq\":1,\"pr")
         .unwrap();
     let (s, _, _) = start(&cfg, None).await;
-    s.shutdown().await;
+    s.shutdown(Duration::from_secs(2)).await;
     let rep = listing::verify(dir.path()).unwrap();
     assert!(rep.ok(), "{}", rep.render());
     assert_eq!(rep.problems.len(), 1);
@@ -341,7 +371,7 @@ async fn disk_errors_queue_events_and_retry_until_written() {
     let cfg = config(&[("g", None, DownWhen::All)], &[("a", "g")], dir.path());
     let fail = Arc::new(AtomicBool::new(false));
     let sink = Flaky {
-        inner: FileSink::open(dir.path()).unwrap(),
+        inner: FileSink::open(dir.path(), false).unwrap(),
         fail: fail.clone(),
     };
     let (mut s, h, reg) = start(&cfg, Some(Box::new(sink))).await;
@@ -354,10 +384,23 @@ async fn disk_errors_queue_events_and_retry_until_written() {
         gauge(&reg, metrics::OUTAGES_TOTAL, &[("group", "g")]),
         Some(1.0)
     );
-    assert!(gauge(&reg, metrics::JOURNAL_ERRORS_TOTAL, &[]).unwrap() >= 2.0);
+    // The writer keeps retrying (every heartbeat interval, 50 ms here).
+    eventually("a retry failed too", || {
+        gauge(&reg, metrics::JOURNAL_ERRORS_TOTAL, &[]).unwrap() >= 2.0
+    })
+    .await;
+    assert_eq!(
+        gauge(&reg, journal::metrics::JOURNAL_BACKLOG_EVENTS, &[]),
+        Some(2.0),
+        "outage_start and outage_end wait in the queue"
+    );
+    assert!(gauge(&reg, journal::metrics::JOURNAL_BACKLOG_OLDEST_SECONDS, &[]).unwrap() > 0.0);
     assert_eq!(entries(dir.path()).len(), 1, "only daemon_start is on disk");
     fail.store(false, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(150)).await; // heartbeat retries
+    eventually("the retry succeeded", || {
+        gauge(&reg, journal::metrics::JOURNAL_BACKLOG_EVENTS, &[]) == Some(0.0)
+    })
+    .await;
     let names: Vec<&str> = entries(dir.path())
         .iter()
         .map(|e| e.name())
@@ -366,7 +409,15 @@ async fn disk_errors_queue_events_and_retry_until_written() {
         .to_vec();
     assert_eq!(names, ["daemon_start", "outage_start", "outage_end"]);
     assert_eq!(gauge(&reg, metrics::JOURNAL_WRITES_TOTAL, &[]), Some(3.0));
-    s.shutdown().await;
+    assert_eq!(
+        gauge(&reg, journal::metrics::JOURNAL_BACKLOG_EVENTS, &[]),
+        Some(0.0)
+    );
+    assert_eq!(
+        gauge(&reg, journal::metrics::JOURNAL_EVENTS_TOTAL, &[]),
+        Some(3.0)
+    );
+    s.shutdown(Duration::from_secs(2)).await;
     assert!(listing::verify(dir.path()).unwrap().ok());
 }
 
@@ -392,4 +443,251 @@ async fn unusable_data_dir_fails_start_with_a_clear_message() {
         msg.contains("failed to create data directory") && msg.contains("not-a-dir"),
         "{msg}"
     );
+}
+
+#[tokio::test]
+async fn a_second_service_on_the_same_data_dir_is_refused_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = chain(dir.path());
+    let (s, _, _) = start(&cfg, None).await;
+    let journal_before = std::fs::read(journal_path(dir.path())).unwrap();
+    let err = OutageService::start_with(
+        &cfg,
+        &prometheus::Registry::new(),
+        StartOptions {
+            clock: clock(),
+            ..StartOptions::default()
+        },
+    )
+    .await
+    .err()
+    .unwrap();
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!("pid {}", std::process::id())),
+        "{msg}"
+    );
+    assert_eq!(
+        std::fs::read(journal_path(dir.path())).unwrap(),
+        journal_before
+    );
+    s.shutdown(Duration::from_secs(2)).await;
+    // Released at shutdown.
+    let (s, _, _) = start(&cfg, None).await;
+    s.shutdown(Duration::from_secs(2)).await;
+}
+
+#[tokio::test]
+async fn a_cut_tail_fails_verify_through_the_heartbeat_and_the_next_daemon_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = chain(dir.path());
+    let (mut s, _, _) = start(&cfg, None).await;
+    feed(&mut s, 3, 3, |t| t != 2).await;
+    s.shutdown(Duration::from_secs(2)).await;
+    assert!(listing::verify(dir.path()).unwrap().ok());
+    let path = journal_path(dir.path());
+    let text = std::fs::read_to_string(&path).unwrap();
+    let kept: Vec<&str> = text.lines().collect();
+    std::fs::write(&path, kept[..kept.len() - 1].join("\n") + "\n").unwrap();
+    let rep = listing::verify(dir.path()).unwrap();
+    assert!(!rep.ok(), "{}", rep.render());
+    assert!(rep.render().contains("ends before"), "{}", rep.render());
+    // A restart carries the heartbeat's anchor into its daemon_start: even
+    // with the heartbeat gone afterwards, the cut stays visible.
+    let (s, _, _) = start(&cfg, None).await;
+    s.shutdown(Duration::from_secs(2)).await;
+    std::fs::remove_file(dir.path().join(journal::HEARTBEAT_FILE)).unwrap();
+    let rep = listing::verify(dir.path()).unwrap();
+    assert!(!rep.ok(), "{}", rep.render());
+    assert!(
+        rep.problems
+            .iter()
+            .any(|p| p.kind == WarningKind::AnchorMissing && p.message.contains("daemon_start")),
+        "{}",
+        rep.render()
+    );
+}
+
+#[tokio::test]
+async fn an_open_outage_read_offline_does_not_grow_with_the_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = chain(dir.path());
+    let (mut s, _, reg) = start(&cfg, None).await;
+    feed(&mut s, 3, 3, |t| t != 2).await;
+    settle(&reg).await;
+    s.crash().await;
+    let (first, _) = listing::read_outages(dir.path(), None).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (second, _) = listing::read_outages(dir.path(), None).unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first, second, "the same record at two moments");
+    assert!(first[0].end.is_none() && first[0].observed_until.is_some());
+}
+
+#[tokio::test]
+async fn unwritten_events_at_stop_are_saved_to_a_fallback_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&[("g", None, DownWhen::All)], &[("a", "g")], dir.path());
+    let fail = Arc::new(AtomicBool::new(false));
+    let sink = Flaky {
+        inner: FileSink::open(dir.path(), false).unwrap(),
+        fail: fail.clone(),
+    };
+    let (mut s, h, _) = start(&cfg, Some(Box::new(sink))).await;
+    fail.store(true, Ordering::SeqCst);
+    feed(&mut s, 1, 3, |_| false).await;
+    let id = h.outages(None, None)[0].id.clone();
+    let begun = Instant::now();
+    s.shutdown(Duration::from_millis(600)).await;
+    assert!(
+        begun.elapsed() < Duration::from_millis(1500),
+        "bounded by the budget"
+    );
+    let saved: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("journal.unwritten."))
+        .collect();
+    assert_eq!(saved.len(), 1, "{saved:?}");
+    let text = std::fs::read_to_string(&saved[0]).unwrap();
+    let names: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event"].to_string())
+        .collect();
+    assert_eq!(names, ["\"outage_start\"", "\"daemon_stop\""]);
+    assert!(text.contains(&id));
+    // Chained where the journal ends: appending them by hand keeps it valid.
+    let mut journal = std::fs::read(journal_path(dir.path())).unwrap();
+    journal.extend_from_slice(text.as_bytes());
+    std::fs::write(journal_path(dir.path()), journal).unwrap();
+    assert!(journal::read(dir.path()).unwrap().warnings.is_empty());
+}
+
+/// A sink whose writes block while `stall` is set, like a frozen filesystem.
+struct Stalling {
+    inner: FileSink,
+    stall: Arc<AtomicBool>,
+}
+
+impl JournalSink for Stalling {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        while self.stall.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.inner.append(bytes)
+    }
+}
+
+#[tokio::test]
+async fn a_stalled_writer_blocks_nothing_and_is_reported_unhealthy() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&[("g", None, DownWhen::All)], &[("a", "g")], dir.path());
+    let stall = Arc::new(AtomicBool::new(false));
+    let sink = Stalling {
+        inner: FileSink::open(dir.path(), false).unwrap(),
+        stall: stall.clone(),
+    };
+    let registry = prometheus::Registry::new();
+    let (mut s, h) = OutageService::start_with(
+        &cfg,
+        &registry,
+        StartOptions {
+            heartbeat_interval: Duration::from_millis(50),
+            sink: Some(Box::new(sink)),
+            clock: clock(),
+            stall_bound: Duration::from_millis(200),
+            ..StartOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    stall.store(true, Ordering::SeqCst);
+    let begun = Instant::now();
+    feed(&mut s, 1, 3, |_| false).await;
+    assert!(begun.elapsed() < Duration::from_secs(1), "nobody waited");
+    assert_eq!(h.outages(None, None).len(), 1, "shown before it is durable");
+    assert!(h.journal_health().is_ok());
+    eventually("unhealthy after the bound", || h.journal_health().is_err()).await;
+    assert!(begun.elapsed() >= Duration::from_millis(200));
+    let why = h.journal_health().unwrap_err();
+    assert!(why.contains("stalled"), "{why}");
+    assert_eq!(
+        gauge(&registry, journal::metrics::JOURNAL_BACKLOG_EVENTS, &[]),
+        Some(1.0)
+    );
+    stall.store(false, Ordering::SeqCst);
+    eventually("written after the stall", || entries(dir.path()).len() == 2).await;
+    eventually("healthy again", || h.journal_health().is_ok()).await;
+    s.shutdown(Duration::from_secs(2)).await;
+}
+
+/// A result of target 0 started `ago` before now.
+fn result(s: &OutageService, ago: Duration, outcome: crate::probe::Outcome) -> ProbeResult {
+    let mono = Instant::now().checked_sub(ago).unwrap().max(s.epoch());
+    ProbeResult {
+        target: 0,
+        at: Timestamp::now(),
+        mono,
+        lateness: Duration::ZERO,
+        observation: crate::probe::Observation::new(outcome),
+    }
+}
+
+#[tokio::test]
+async fn a_stall_is_journaled_once_and_timeouts_it_cut_are_voided() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        &[("internet", None, DownWhen::All)],
+        &[("a", "internet")],
+        dir.path(),
+    );
+    let (mut s, _h, registry) = start(&cfg, None).await;
+    // The tick is stopped and the threshold lowered, so the test's own sleep
+    // is the stall.
+    s.stall_tick.abort();
+    *lock(&s.stalls) = StallWatch::new(
+        Duration::from_millis(100),
+        s.anchor.elapsed(),
+        Timestamp::now(),
+        None,
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Started 250 ms ago, its 500 ms deadline fell in the stall: voided.
+    let timeout = crate::probe::Outcome::Timeout { phase: None };
+    s.observe(&result(&s, Duration::from_millis(250), timeout.clone()))
+        .await;
+    // A success across the stall is evidence; a timeout after it is too.
+    let ok = crate::probe::Outcome::Success {
+        duration: Duration::from_millis(1),
+        phases: Default::default(),
+    };
+    s.observe(&result(&s, Duration::from_millis(200), ok)).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    s.observe(&result(&s, Duration::ZERO, timeout)).await;
+    assert_eq!(
+        gauge(&registry, metrics::PROBES_VOIDED_TOTAL, &[]),
+        Some(1.0)
+    );
+    assert_eq!(
+        gauge(
+            &registry,
+            metrics::STALLS_TOTAL,
+            &[("cause", "process_stopped")]
+        ),
+        Some(1.0)
+    );
+    let stalled = gauge(&registry, metrics::STALLED_SECONDS_TOTAL, &[]).unwrap();
+    assert!((0.25..1.0).contains(&stalled), "{stalled}");
+    s.shutdown(Duration::from_secs(2)).await;
+    let stalls: Vec<_> = entries(dir.path())
+        .into_iter()
+        .filter_map(|e| match e {
+            Entry::Stall(st) => Some(st),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stalls.len(), 1, "{stalls:?}");
+    assert_eq!(stalls[0].cause, event::StallCause::ProcessStopped);
+    let history = History::load(dir.path()).unwrap();
+    assert_eq!(history.stalls, stalls);
 }

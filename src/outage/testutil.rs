@@ -6,8 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::config::{
-    Config, DaemonConfig, Defaults, DownWhen, Group, Host, IpVersion, LogFormat, Target,
-    TargetSpec, TcpSpec,
+    Config, Defaults, DownWhen, Group, Host, IpVersion, Target, TargetSpec, TcpSpec,
 };
 
 /// A group: name, needs, down_when.
@@ -15,48 +14,37 @@ pub type G<'a> = (&'a str, Option<&'a str>, DownWhen);
 
 /// Config with 1 s intervals, `fail_after` 3, `recover_after` 2; targets are `(name, group)`.
 pub fn config(groups: &[G<'_>], targets: &[(&str, &str)], data_dir: &Path) -> Config {
-    Config {
-        source: "<test>".into(),
-        digest: "d1g3st".into(),
-        daemon: DaemonConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: data_dir.to_path_buf(),
-            log_format: LogFormat::Text,
-            max_concurrency: 8,
-        },
-        defaults: Defaults {
-            interval: Duration::from_secs(1),
-            timeout: Duration::from_millis(500),
-            fail_after: 3,
-            recover_after: 2,
-        },
-        groups: groups
+    let mut cfg = Config::new(
+        groups
             .iter()
             .map(|(n, needs, dw)| Group {
-                name: n.to_string(),
                 needs: needs.map(str::to_string),
                 down_when: *dw,
-                degraded: Default::default(),
+                ..Group::new(n)
             })
             .collect(),
-        targets: targets
-            .iter()
-            .map(|(n, g)| Target {
-                name: n.to_string(),
-                group: g.to_string(),
-                interval: Duration::from_secs(1),
-                timeout: Duration::from_millis(500),
-                fail_after: 3,
-                recover_after: 2,
-                spec: TargetSpec::Tcp(TcpSpec {
-                    host: Host::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-                    port: 9,
-                    ip_version: IpVersion::Any,
-                }),
-            })
-            .collect(),
-        plan: None,
-    }
+        Vec::new(),
+    );
+    cfg.source = "<test>".into();
+    cfg.digest = "d1g3st".into();
+    cfg.daemon.data_dir = data_dir.to_path_buf();
+    cfg.daemon.max_concurrency = 8;
+    cfg.defaults = Defaults {
+        interval: Duration::from_secs(1),
+        timeout: Duration::from_millis(500),
+        fail_after: 3,
+        recover_after: 2,
+    };
+    let spec = TargetSpec::Tcp(TcpSpec {
+        host: Host::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        port: 9,
+        ip_version: IpVersion::Any,
+    });
+    cfg.targets = targets
+        .iter()
+        .map(|(n, g)| Target::new(n, g, &cfg.defaults, spec.clone()))
+        .collect();
+    cfg
 }
 
 /// lan → isp → internet, one target each (`router`, `isp-dns`, `google`).

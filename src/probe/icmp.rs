@@ -91,7 +91,36 @@ pub struct IcmpSetupError {
     pub exe: String,
 }
 
+/// Opens an ICMP socket of the family: the unprivileged datagram kind, else
+/// raw. Shared by the probe engine and the path tracer, so both follow the
+/// same privilege story and fail with the same advice.
+pub(super) fn open_socket(v6: bool) -> Result<(Socket, IcmpMode), IcmpSetupError> {
+    let (domain, proto) = if v6 {
+        (Domain::IPV6, Protocol::ICMPV6)
+    } else {
+        (Domain::IPV4, Protocol::ICMPV4)
+    };
+    match Socket::new(domain, Type::DGRAM, Some(proto)) {
+        Ok(s) => Ok((s, IcmpMode::Dgram)),
+        Err(dgram) => match Socket::new(domain, Type::RAW, Some(proto)) {
+            Ok(s) => Ok((s, IcmpMode::Raw)),
+            Err(raw) => Err(IcmpSetupError::new(dgram, raw)),
+        },
+    }
+}
+
 impl IcmpSetupError {
+    /// Why both socket kinds failed, naming this executable for the fix.
+    pub fn new(dgram: io::Error, raw: io::Error) -> Self {
+        Self {
+            dgram,
+            raw,
+            exe: std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "/path/to/linkwatch".to_string()),
+        }
+    }
+
     /// The command that grants the raw-socket capability to this executable.
     pub fn setcap_fix(&self) -> String {
         format!("sudo setcap cap_net_raw+ep {}", self.exe)
@@ -205,7 +234,7 @@ fn lock(m: &Mutex<Table>) -> MutexGuard<'_, Table> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn wall_now() -> Option<Duration> {
+pub(super) fn wall_now() -> Option<Duration> {
     SystemTime::now().duration_since(UNIX_EPOCH).ok()
 }
 
@@ -213,18 +242,7 @@ impl Family {
     /// Opens the family's socket (DGRAM, else RAW) and starts its receive task.
     /// On failure returns why each socket type failed.
     fn open(v6: bool) -> Result<Self, (io::Error, io::Error)> {
-        let (domain, proto) = if v6 {
-            (Domain::IPV6, Protocol::ICMPV6)
-        } else {
-            (Domain::IPV4, Protocol::ICMPV4)
-        };
-        let (sock, mode) = match Socket::new(domain, Type::DGRAM, Some(proto)) {
-            Ok(s) => (s, IcmpMode::Dgram),
-            Err(dgram) => match Socket::new(domain, Type::RAW, Some(proto)) {
-                Ok(s) => (s, IcmpMode::Raw),
-                Err(raw) => return Err((dgram, raw)),
-            },
-        };
+        let (sock, mode) = open_socket(v6).map_err(|e| (e.dgram, e.raw))?;
         let configured = |e: io::Error| {
             (
                 io::Error::new(
@@ -365,7 +383,7 @@ impl Family {
 
 /// The RTT from the send instants and the receipt: the kernel's stamp when it
 /// is consistent with the monotonic clock, else the monotonic reading.
-fn rtt(
+pub(super) fn rtt(
     sent: Instant,
     sent_wall: Option<Duration>,
     now: Instant,
@@ -384,13 +402,13 @@ fn rtt(
 }
 
 /// A reply as read off the socket.
-struct Received {
-    len: usize,
-    from: Option<IpAddr>,
-    wall: Option<Duration>,
+pub(super) struct Received {
+    pub(super) len: usize,
+    pub(super) from: Option<IpAddr>,
+    pub(super) wall: Option<Duration>,
 }
 
-fn recv_one(sock: &Socket, buf: &mut [u8], cmsg: &mut [u8]) -> io::Result<Received> {
+pub(super) fn recv_one(sock: &Socket, buf: &mut [u8], cmsg: &mut [u8]) -> io::Result<Received> {
     let mut iov = [IoSliceMut::new(buf)];
     let msg = recvmsg::<SockaddrStorage>(
         sock.as_raw_fd(),
@@ -570,20 +588,20 @@ fn success(rtt: Duration, resolved: Option<Duration>) -> Outcome {
 
 /// What a received packet answers.
 #[derive(Debug, PartialEq, Eq)]
-struct Answer {
+pub(super) struct Answer {
     /// The destination of the request answered.
-    dest: IpAddr,
-    ident: u16,
-    seq: u16,
+    pub(super) dest: IpAddr,
+    pub(super) ident: u16,
+    pub(super) seq: u16,
     /// ICMP type and code when the answer is an error, not an echo reply.
-    error: Option<(u8, u8)>,
+    pub(super) error: Option<(u8, u8)>,
 }
 
 /// Decodes an echo reply, or an ICMP error quoting one of our echo requests.
 /// `from` is the sender; `ip_header` is set for raw IPv4 sockets, which
 /// deliver the IP header too. Anything else (our own requests seen on a raw
 /// socket, neighbour discovery, …) is `None`.
-fn decode(packet: &[u8], from: IpAddr, ip_header: bool) -> Option<Answer> {
+pub(super) fn decode(packet: &[u8], from: IpAddr, ip_header: bool) -> Option<Answer> {
     let v6 = from.is_ipv6();
     let icmp = if ip_header {
         packet.get(usize::from(packet.first()? & 0x0f) * 4..)?
@@ -644,7 +662,7 @@ fn decode(packet: &[u8], from: IpAddr, ip_header: bool) -> Option<Answer> {
 
 /// Writes an echo request; `packet` is 8 bytes longer than `payload`. The
 /// kernel computes ICMPv6 checksums itself.
-fn write_echo(packet: &mut [u8], v6: bool, ident: u16, seq: u16, payload: &[u8]) {
+pub(super) fn write_echo(packet: &mut [u8], v6: bool, ident: u16, seq: u16, payload: &[u8]) {
     packet[0] = if v6 { 128 } else { 8 };
     packet[1..4].fill(0);
     packet[4..6].copy_from_slice(&ident.to_be_bytes());
@@ -689,13 +707,7 @@ impl IcmpProber {
     /// Fails only when no IPv4 ICMP socket can be opened; a missing IPv6 stack
     /// is logged and turns IPv6 probes into errors.
     pub fn new(config: &Config) -> Result<Self, IcmpSetupError> {
-        let v4 = Family::open(false).map_err(|(dgram, raw)| IcmpSetupError {
-            dgram,
-            raw,
-            exe: std::env::current_exe()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|_| "/path/to/linkwatch".to_string()),
-        })?;
+        let v4 = Family::open(false).map_err(|(dgram, raw)| IcmpSetupError::new(dgram, raw))?;
         let v6 = Family::open(true).map_err(|(dgram, raw)| {
             warn!(dgram = %dgram, raw = %raw, "failed to open an ICMPv6 socket; IPv6 ICMP targets will fail");
             format!(
@@ -920,12 +932,12 @@ fn spaced_starts(base: u16, n: usize) -> Vec<u16> {
 }
 
 /// A payload of `len` bytes in ping(8)'s pattern (0x00, 0x01, …).
-fn payload(len: usize) -> Vec<u8> {
+pub(super) fn payload(len: usize) -> Vec<u8> {
     (0..len).map(|i| i as u8).collect()
 }
 
 /// `Ok` for an echo reply (type 0 in ICMPv4, 129 in ICMPv6), else a description.
-fn classify_icmp(v6: bool, ty: u8, code: u8) -> Result<(), &'static str> {
+pub(super) fn classify_icmp(v6: bool, ty: u8, code: u8) -> Result<(), &'static str> {
     let what = if !v6 {
         match (ty, code) {
             (0, _) => return Ok(()),

@@ -14,6 +14,7 @@ pub mod icmp;
 pub mod net;
 pub mod seam;
 pub mod tcp;
+pub mod trace;
 
 use std::net::IpAddr;
 use std::sync::Arc;

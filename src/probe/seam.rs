@@ -263,7 +263,7 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
-    use crate::config::{DaemonConfig, Defaults, DownWhen, Group, Host, IpVersion, LogFormat};
+    use crate::config::{Group, Host};
 
     /// Records every release.
     #[derive(Default)]
@@ -318,42 +318,13 @@ mod tests {
 
     fn config() -> Arc<Config> {
         let t = Duration::from_secs(1);
-        Arc::new(Config {
-            source: "test".into(),
-            digest: String::new(),
-            daemon: DaemonConfig {
-                listen: "127.0.0.1:0".parse().unwrap(),
-                data_dir: "/nonexistent".into(),
-                log_format: LogFormat::Text,
-                max_concurrency: 1,
-            },
-            defaults: Defaults {
-                interval: t,
-                timeout: t,
-                fail_after: 3,
-                recover_after: 2,
-            },
-            groups: vec![Group {
-                name: "g".into(),
-                needs: None,
-                down_when: DownWhen::All,
-                degraded: Default::default(),
-            }],
-            targets: vec![Target {
-                name: "t".into(),
-                group: "g".into(),
-                interval: t,
-                timeout: t / 2,
-                fail_after: 3,
-                recover_after: 2,
-                spec: TargetSpec::Icmp(IcmpSpec {
-                    host: Host::Ip("127.0.0.1".parse().unwrap()),
-                    ip_version: IpVersion::Any,
-                    payload_size: 56,
-                }),
-            }],
-            plan: None,
-        })
+        let mut cfg = Config::new(vec![Group::new("g")], Vec::new());
+        cfg.daemon.max_concurrency = 1;
+        cfg.defaults.interval = t;
+        cfg.defaults.timeout = t / 2;
+        let spec = TargetSpec::Icmp(IcmpSpec::new(Host::Ip("127.0.0.1".parse().unwrap())));
+        cfg.targets = vec![Target::new("t", "g", &cfg.defaults, spec)];
+        Arc::new(cfg)
     }
 
     #[tokio::test(start_paused = true)]

@@ -10,6 +10,7 @@ use super::{clip, csv_field, esc, human, secs};
 use crate::outage::degradation::{Figures, PeriodFigures};
 use crate::outage::degraded::listing::{degradations, figures_text};
 use crate::outage::history::History;
+use crate::outage::lock::Liveness;
 
 /// One degradation period as the report shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -40,9 +41,10 @@ pub(super) fn build(
     since: Timestamp,
     until: Timestamp,
     now: Timestamp,
+    liveness: &Liveness,
     fmt: &dyn Fn(Timestamp) -> String,
 ) -> Vec<ReportSlowPeriod> {
-    degradations(history, Some(since), Some(until), now)
+    degradations(history, Some(since), Some(until), now, liveness)
         .into_iter()
         .map(|r| {
             let end = r.end.unwrap_or(now);

@@ -160,10 +160,17 @@ pub fn handle(state: &AppState, method: &Method, uri: &http::Uri) -> Response<Bo
             }
         },
         "/healthz" => {
-            if state.scheduler_alive.load(Ordering::Acquire) {
-                text(StatusCode::OK, "ok\n")
-            } else {
+            let journal = state.outages.journal_health();
+            if !state.scheduler_alive.load(Ordering::Acquire) {
                 text(StatusCode::SERVICE_UNAVAILABLE, "scheduler stopped\n")
+            } else if let Err(why) = journal {
+                response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain; charset=utf-8",
+                    format!("{why}\n").into_bytes(),
+                )
+            } else {
+                text(StatusCode::OK, "ok\n")
             }
         }
         "/api/v1/status" => {
@@ -179,7 +186,20 @@ pub fn handle(state: &AppState, method: &Method, uri: &http::Uri) -> Response<Bo
             }
         }
         "/api/v1/outages" => match parse_range(query) {
-            Ok((since, until)) => json(StatusCode::OK, &state.outages.outages(since, until)),
+            Ok((since, until)) => json(
+                StatusCode::OK,
+                &state.outages.outages_with_paths(since, until),
+            ),
+            Err(msg) => json(
+                StatusCode::BAD_REQUEST,
+                &serde_json::json!({ "error": msg }),
+            ),
+        },
+        "/api/v1/paths" => match parse_paths_query(query) {
+            Ok((group, since)) => json(
+                StatusCode::OK,
+                &state.outages.paths(group.as_deref(), since),
+            ),
             Err(msg) => json(
                 StatusCode::BAD_REQUEST,
                 &serde_json::json!({ "error": msg }),
@@ -215,6 +235,25 @@ fn parse_range(query: &str) -> Result<(Option<jiff::Timestamp>, Option<jiff::Tim
         }
     }
     Ok((since, until))
+}
+
+/// Parses the `group` and `since` query parameters of `/api/v1/paths`.
+fn parse_paths_query(query: &str) -> Result<(Option<String>, Option<jiff::Timestamp>), String> {
+    let mut group = None;
+    let mut since = None;
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        match k.as_ref() {
+            "group" => group = Some(v.into_owned()),
+            "since" => {
+                since = Some(
+                    crate::timeparse::parse_time(&v, jiff::Timestamp::now())
+                        .map_err(|e| format!("bad `since`: {e}"))?,
+                )
+            }
+            _ => return Err(format!("unknown query parameter `{k}`")),
+        }
+    }
+    Ok((group, since))
 }
 
 fn status_page(state: &AppState) -> String {

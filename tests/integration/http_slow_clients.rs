@@ -182,11 +182,18 @@ port = {port}
         eprintln!("  {w}");
     }
     assert_eq!(warns.len(), 2, "{warns:#?}");
-    assert!(
-        warns[1].contains("seconds_since_last_warning=10."),
-        "{warns:#?}"
-    );
+    // At most one line per 10 s: the second comes once the period has passed
+    // (later on a loaded machine, never earlier).
+    let since_last: f64 = warns[1]
+        .split("seconds_since_last_warning=")
+        .nth(1)
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no seconds_since_last_warning in {warns:#?}"));
+    assert!((10.0..15.0).contains(&since_last), "{warns:#?}");
     let (status, took) = d.terminate(Duration::from_secs(5));
     assert!(status.success(), "{status:?}");
-    assert!(took < Duration::from_secs(2), "took {took:?} to stop");
+    // Slow clients do not hold the stop up: well inside the 5 s we wait (the
+    // stop takes ~30 ms idle; a loaded CI machine has taken over 2 s).
+    assert!(took < Duration::from_secs(4), "took {took:?} to stop");
 }

@@ -21,4 +21,6 @@ mod layering;
 mod netns_daemon;
 mod netns_degraded;
 mod netns_outage;
+mod netns_stall;
+mod path_trace;
 mod tcp;

@@ -269,7 +269,7 @@ fn isp_loss_is_an_isp_degradation_with_downstream_cause_isp_and_ends_when_the_lo
         return;
     }
     let net = FakeNet::new();
-    let mut w = net.watch_with(PARAMS, &degraded_toml("loss_above = \"5%\"\n"));
+    let mut w = net.watch_with(PARAMS, |c| c + &degraded_toml("loss_above = \"5%\"\n"));
     wait_all_fine(&w);
     let (loss, injected) = Loss::start(&net);
     let affected = ["isp", "internet", "dns"];
@@ -373,7 +373,7 @@ fn kill9_during_a_degradation_and_restart_is_one_degradation_with_a_gap() {
         return;
     }
     let net = FakeNet::new();
-    let mut w = net.watch_with(PARAMS, &degraded_toml("loss_above = \"5%\"\n"));
+    let mut w = net.watch_with(PARAMS, |c| c + &degraded_toml("loss_above = \"5%\"\n"));
     wait_all_fine(&w);
     let (loss, injected) = Loss::start(&net);
     let before = wait_degradations(&w, WINDOW + Duration::from_secs(10), "isp degraded", |d| {
@@ -430,7 +430,7 @@ fn bufferbloat_trips_rtt_p95() {
         fail_after: 8,
         recover_after: 2,
     };
-    let mut w = net.watch_with(p, &degraded_toml("rtt_p95_above = \"80ms\"\n"));
+    let mut w = net.watch_with(p, |c| c + &degraded_toml("rtt_p95_above = \"80ms\"\n"));
     wait_all_fine(&w);
     let dev = net.uplink.a_if.as_str();
     let home = net.lan.b_v4.to_string();

@@ -11,6 +11,7 @@ use crate::outage::degradation::{Figures, Trigger};
 use crate::outage::history::{History, ReadError};
 use crate::outage::journal::JournalWarning;
 use crate::outage::listing::{human_duration, watched};
+use crate::outage::lock::{self, Liveness};
 use crate::outage::ts_ms;
 
 /// Degradations recorded in `<data_dir>/journal.jsonl` that end at or after
@@ -20,7 +21,8 @@ pub fn read_degradations(
     since: Option<Timestamp>,
 ) -> Result<(Vec<DegradationRecord>, Vec<JournalWarning>), ReadError> {
     let history = History::load(data_dir)?;
-    let records = degradations(&history, since, None, Timestamp::now());
+    let liveness = lock::probe(data_dir);
+    let records = degradations(&history, since, None, Timestamp::now(), &liveness);
     Ok((records, history.warnings))
 }
 
@@ -30,10 +32,11 @@ pub fn degradations(
     since: Option<Timestamp>,
     until: Option<Timestamp>,
     now: Timestamp,
+    liveness: &Liveness,
 ) -> Vec<DegradationRecord> {
     history
         .degradations
-        .records(&history.runs, now, watched(history, now))
+        .records(&history.runs, now, watched(history, now, liveness))
         .into_iter()
         .filter(|r| r.overlaps(since, until))
         .collect()

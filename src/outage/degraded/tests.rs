@@ -38,11 +38,11 @@ async fn start(c: &Config) -> (OutageService, prometheus::Registry) {
         &registry,
         StartOptions {
             heartbeat_interval: Duration::from_millis(50),
-            sink: None,
             clock: Some(ClockSync {
                 synchronized: Some(true),
                 check: "test".into(),
             }),
+            ..StartOptions::default()
         },
     )
     .await
@@ -172,9 +172,15 @@ async fn isp_loss_degrades_isp_and_internet_with_cause_isp_and_survives_a_crash(
     assert_eq!(starts, 1);
     // The history and the listing agree.
     let h = crate::outage::history::History::load(dir.path()).unwrap();
-    let recs = super::listing::degradations(&h, None, None, Timestamp::now());
+    let recs = super::listing::degradations(
+        &h,
+        None,
+        None,
+        Timestamp::now(),
+        &crate::outage::lock::Liveness::NotRunning,
+    );
     let rec = recs.iter().find(|r| r.id == isp_id).unwrap();
     assert_eq!(rec.gaps.len(), 1);
     assert!(rec.figures.loss_ratio.is_some() && rec.period.is_some());
-    s.shutdown().await;
+    s.shutdown(Duration::from_secs(2)).await;
 }

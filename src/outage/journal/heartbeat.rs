@@ -1,17 +1,17 @@
 //! The heartbeat file: the last moment the daemon was known alive.
 
-use std::fs::File;
+use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::path::Path;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::{HEARTBEAT_FILE, sync_dir};
+use super::{ChainHead, HEARTBEAT_FILE, sync_dir};
 use crate::outage::ts_ms;
 
 /// The heartbeat file's content: the last moment the daemon was known alive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Heartbeat {
     /// `seq` of this run's `daemon_start` line.
     pub run: u64,
@@ -20,6 +20,10 @@ pub struct Heartbeat {
     /// Milliseconds since the run started, by the monotonic clock.
     pub mono_ms: u64,
     pub pid: u32,
+    /// The last journal line written when this heartbeat was (absent in
+    /// heartbeats of older versions and before the first line).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<ChainHead>,
 }
 
 /// Replaces `<data_dir>/heartbeat` atomically (temp file, fsync, rename, fsync dir).
@@ -31,7 +35,8 @@ pub fn write_heartbeat(data_dir: &Path, hb: &Heartbeat) -> io::Result<()> {
     let tmp = data_dir.join(format!(".{HEARTBEAT_FILE}.{}.{n}.tmp", std::process::id()));
     let bytes = serde_json::to_vec(hb).map_err(io::Error::other)?;
     let write = || -> io::Result<()> {
-        let mut f = File::create(&tmp)?;
+        // create_new (O_EXCL) never follows a link planted at the temporary name.
+        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         f.write_all(&bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, &path)?;

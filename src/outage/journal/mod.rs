@@ -8,31 +8,45 @@
 //! line's `prev` is 64 zeros. The file is never rewritten: a torn tail left by a
 //! crash is terminated with a newline by the next writer and stays in the file
 //! as a skipped line, named in that run's `daemon_start` (`torn_line`).
+//!
+//! One writer per data directory (see [`super::lock`]); the writer runs on a
+//! thread of its own behind a bounded queue ([`JournalQueue`]), so probing,
+//! metrics and the API never wait for `fsync`. It checks before each line and
+//! each heartbeat that the path still names the file it has open; when it does
+//! not (a `mv` or `rm`), it reopens the path and continues the same chain with
+//! a `journal_reopened` line. The heartbeat and the next `daemon_start` carry
+//! the chain head, so lines removed from the end fail `--verify`.
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::degradation::{DegradedEnded, DegradedResumed, DegradedStarted};
-use super::event::{DaemonStart, DaemonStop, OutageEnded, OutageResumed, OutageStarted};
+use super::event::{
+    DaemonStart, DaemonStop, JournalReopened, OutageEnded, OutageResumed, OutageStarted, Stalled,
+};
+use super::path::PathEvent;
 use super::ts_ms;
 
 mod heartbeat;
+pub mod metrics;
+mod queue;
 mod read;
 mod write;
 
+pub use super::chain::{ChainHead, GENESIS, line_hash};
+
 pub use heartbeat::{Heartbeat, read_heartbeat, write_heartbeat};
+pub use queue::{JournalHealth, JournalPusher, JournalQueue, QueueOptions, STALL_BOUND};
 pub use read::{
-    ChainTail, JournalContents, JournalWarning, NumberedLine, WarningKind, parse, read,
+    ChainTail, JournalContents, JournalWarning, NumberedLine, WarningKind, check_anchors, parse,
+    read,
 };
-pub use write::{FileSink, JournalCounters, JournalSink, JournalWriter};
+pub use write::{FileId, FileSink, JournalCounters, JournalSink, JournalWriter, Replaced};
 
 /// File name of the journal inside the data directory.
 pub const JOURNAL_FILE: &str = "journal.jsonl";
 /// File name of the heartbeat inside the data directory.
 pub const HEARTBEAT_FILE: &str = "heartbeat";
-/// `prev` of the first line.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// One journal line: the chain envelope and the event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,6 +74,11 @@ pub enum Entry {
     DegradedStart(DegradedStarted),
     DegradedResume(DegradedResumed),
     DegradedEnd(DegradedEnded),
+    JournalReopened(JournalReopened),
+    /// A period the running daemon observed nothing (a gap; not monitored time).
+    Stall(Stalled),
+    /// A traceroute snapshot (see [`super::path`]).
+    Path(PathEvent),
 }
 
 impl Entry {
@@ -74,18 +93,11 @@ impl Entry {
             Entry::DegradedStart(_) => "degraded_start",
             Entry::DegradedResume(_) => "degraded_resume",
             Entry::DegradedEnd(_) => "degraded_end",
+            Entry::JournalReopened(_) => "journal_reopened",
+            Entry::Stall(_) => "stall",
+            Entry::Path(_) => "path",
         }
     }
-}
-
-/// Hex SHA-256 of one line's bytes (without the newline).
-pub fn line_hash(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
 }
 
 /// Makes a new directory entry durable (fsync of the directory).

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::{Entry, GENESIS, JOURNAL_FILE, Line, line_hash};
+use super::{ChainHead, Entry, GENESIS, JOURNAL_FILE, Line, line_hash};
 
 /// What went wrong with one line of the journal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -19,6 +19,20 @@ pub enum WarningKind {
     Corrupt,
     /// A valid line whose `prev`/`seq` does not continue the chain.
     ChainBroken,
+    /// The file ends before, or differs from, a chain head that the heartbeat
+    /// or a `daemon_start` named: lines were removed or edited at its end.
+    AnchorMissing,
+}
+
+impl WarningKind {
+    /// Whether the problem means the journal is not what was written
+    /// (a torn line left by a crash is not tampering).
+    pub fn is_integrity_failure(self) -> bool {
+        matches!(
+            self,
+            WarningKind::Corrupt | WarningKind::ChainBroken | WarningKind::AnchorMissing
+        )
+    }
 }
 
 /// A problem found while reading the journal, by 1-based line number.
@@ -41,6 +55,8 @@ pub struct NumberedLine {
     /// 1-based line number in the file.
     pub number: u64,
     pub line: Line,
+    /// Hex SHA-256 of the line's bytes.
+    pub hash: String,
 }
 
 /// Where the next line continues the chain.
@@ -145,7 +161,10 @@ pub fn parse(bytes: &[u8]) -> JournalContents {
                 continue;
             }
         };
-        if line.prev != prev_hash || line.seq != next_seq {
+        // A file reopened by the writer (after a `mv` or `rm`) continues the
+        // chain of the file it replaced: its first line starts from there.
+        let continues = prev_number.is_none() && matches!(line.entry, Entry::JournalReopened(_));
+        if (line.prev != prev_hash || line.seq != next_seq) && !continues {
             let why = if line.prev != prev_hash {
                 match after_corrupt {
                     Some(c) => format!(
@@ -173,7 +192,8 @@ pub fn parse(bytes: &[u8]) -> JournalContents {
         }
         after_corrupt = None;
         prev_number = Some(number);
-        prev_hash = line_hash(raw);
+        let hash = line_hash(raw);
+        prev_hash = hash.clone();
         next_seq = line.seq + 1;
         if let Entry::DaemonStart(ds) = &line.entry
             && let Some(torn) = ds.torn_line
@@ -185,10 +205,71 @@ pub fn parse(bytes: &[u8]) -> JournalContents {
                 );
             }
         }
-        out.lines.push(NumberedLine { number, line });
+        out.lines.push(NumberedLine { number, line, hash });
     }
     out.tail.next_seq = next_seq;
     out.tail.last_hash = prev_hash;
     out.tail.needs_newline = !ends_with_newline;
+    out
+}
+
+/// Checks the chain heads that `daemon_start` lines and the heartbeat name:
+/// each must be a line of this file with that hash. A head before the file's
+/// first line, in a file that continues a reopened one, cannot be checked here.
+pub fn check_anchors(
+    contents: &JournalContents,
+    heartbeat: Option<&ChainHead>,
+) -> Vec<JournalWarning> {
+    let first_seq = contents
+        .lines
+        .first()
+        .and_then(|l| matches!(l.line.entry, Entry::JournalReopened(_)).then_some(l.line.seq));
+    let check = |head: &ChainHead, before: usize, by: &str| -> Option<String> {
+        if first_seq.is_some_and(|f| head.seq < f) {
+            return None;
+        }
+        match contents.lines[..before]
+            .iter()
+            .rev()
+            .find(|l| l.line.seq == head.seq)
+        {
+            Some(l) if l.hash == head.hash => None,
+            Some(l) => Some(format!(
+                "{by} names seq {} with hash {}, but line {} (seq {}) hashes to {}: the line was edited",
+                head.seq,
+                head.hash_prefix(),
+                l.number,
+                head.seq,
+                &l.hash[..16.min(l.hash.len())]
+            )),
+            None => Some(format!(
+                "{by} names seq {} (hash {}), but the journal ends before it: lines were removed from its end",
+                head.seq,
+                head.hash_prefix()
+            )),
+        }
+    };
+    let mut out = Vec::new();
+    for (i, l) in contents.lines.iter().enumerate() {
+        if let Entry::DaemonStart(ds) = &l.line.entry
+            && let Some(head) = &ds.previous_head
+            && let Some(message) = check(head, i, &format!("the daemon_start on line {}", l.number))
+        {
+            out.push(JournalWarning {
+                line: l.number,
+                kind: WarningKind::AnchorMissing,
+                message,
+            });
+        }
+    }
+    if let Some(head) = heartbeat
+        && let Some(message) = check(head, contents.lines.len(), "the heartbeat")
+    {
+        out.push(JournalWarning {
+            line: contents.total_lines,
+            kind: WarningKind::AnchorMissing,
+            message,
+        });
+    }
     out
 }

@@ -25,9 +25,13 @@ fn stop(n: usize) -> Entry {
 /// Writes `n` lines into a fresh journal in `dir`.
 fn write_lines(dir: &Path, n: usize) {
     let tail = read(dir).unwrap().tail;
-    let mut w = JournalWriter::new(Box::new(FileSink::open(dir).unwrap()), &tail, counters());
+    let mut w = JournalWriter::new(
+        Box::new(FileSink::open(dir, false).unwrap()),
+        &tail,
+        counters(),
+    );
     for i in 0..n {
-        w.append(crate::outage::testutil::wall(i as f64 + 0.1234), stop(i))
+        w.append(crate::outage::testutil::wall(i as f64 + 0.1234), &stop(i))
             .unwrap();
     }
 }
@@ -175,13 +179,14 @@ fn heartbeat_is_replaced_atomically() {
         wall: crate::outage::testutil::wall(1.0),
         mono_ms: 1000,
         pid: 1,
+        head: None,
     };
     write_heartbeat(dir.path(), &hb).unwrap();
     write_heartbeat(
         dir.path(),
         &Heartbeat {
             mono_ms: 2000,
-            ..hb
+            ..hb.clone()
         },
     )
     .unwrap();
@@ -195,4 +200,100 @@ fn heartbeat_is_replaced_atomically() {
         vec![std::ffi::OsString::from(HEARTBEAT_FILE)],
         "no temporary file left"
     );
+}
+
+/// The file `dir/journal.jsonl` as parsed on its own.
+fn contents(dir: &Path) -> JournalContents {
+    read(dir).unwrap()
+}
+
+#[test]
+fn a_moved_or_removed_journal_is_reopened_and_the_chain_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(JOURNAL_FILE);
+    let mut w = JournalWriter::new(
+        Box::new(FileSink::open(dir.path(), false).unwrap()),
+        &ChainTail::default(),
+        counters(),
+    );
+    let t = crate::outage::testutil::wall;
+    w.append(t(0.0), &stop(0)).unwrap();
+    w.append(t(1.0), &stop(1)).unwrap();
+    let before = contents(dir.path());
+    // logrotate's `mv`: the next append notices and reopens the path.
+    std::fs::rename(&path, dir.path().join("journal.jsonl.1")).unwrap();
+    w.append(t(2.0), &stop(2)).unwrap();
+    let after = contents(dir.path());
+    assert!(after.warnings.is_empty(), "{:?}", after.warnings);
+    let names: Vec<&str> = after.lines.iter().map(|l| l.line.entry.name()).collect();
+    assert_eq!(names, ["journal_reopened", "daemon_stop"]);
+    let first = &after.lines[0].line;
+    assert_eq!(first.seq, 2);
+    assert_eq!(
+        first.prev, before.tail.last_hash,
+        "chained to the moved file"
+    );
+    match &first.entry {
+        Entry::JournalReopened(r) => {
+            assert!(r.reason.contains("no longer exists"), "{}", r.reason);
+            assert!(r.previous_bytes > 0);
+        }
+        other => panic!("{other:?}"),
+    }
+    // `rm`: noticed at the next check (the heartbeat's), the same way.
+    let moved_tail = contents(dir.path()).tail;
+    std::fs::remove_file(&path).unwrap();
+    w.check_file(t(3.0)).unwrap();
+    let again = contents(dir.path());
+    assert_eq!(again.lines.len(), 1);
+    assert_eq!(again.lines[0].line.seq, 4);
+    assert_eq!(again.lines[0].line.prev, moved_tail.last_hash);
+    assert!(again.warnings.is_empty(), "{:?}", again.warnings);
+}
+
+#[test]
+fn a_symlinked_journal_is_refused_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    std::os::unix::fs::symlink(&victim, dir.path().join(JOURNAL_FILE)).unwrap();
+    let err = FileSink::open(dir.path(), false).err().unwrap();
+    assert!(err.to_string().contains("allow_symlinks"), "{err}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    // Explicitly allowed: followed.
+    let mut w = JournalWriter::new(
+        Box::new(FileSink::open(dir.path(), true).unwrap()),
+        &ChainTail::default(),
+        counters(),
+    );
+    w.append(crate::outage::testutil::wall(0.0), &stop(0))
+        .unwrap();
+    assert!(std::fs::read_to_string(&victim).unwrap().lines().count() == 2);
+}
+
+#[test]
+fn a_cut_or_edited_tail_fails_the_anchor_check() {
+    let dir = tempfile::tempdir().unwrap();
+    write_lines(dir.path(), 4);
+    let c = contents(dir.path());
+    let head = ChainHead {
+        seq: 3,
+        hash: c.tail.last_hash.clone(),
+    };
+    assert!(check_anchors(&c, Some(&head)).is_empty());
+    let mut raw = lines_of(dir.path());
+    // Cut: the chain that is left is intact, the anchor is not.
+    rewrite(dir.path(), &raw[..3]);
+    let cut = contents(dir.path());
+    assert!(cut.first_chain_break().is_none());
+    let w = check_anchors(&cut, Some(&head));
+    assert_eq!(w.len(), 1);
+    assert_eq!(w[0].kind, WarningKind::AnchorMissing);
+    assert!(w[0].message.contains("ends before"), "{}", w[0].message);
+    // Edited last line.
+    raw[3] = raw[3].replace("\"o3\"", "\"o9\"");
+    rewrite(dir.path(), &raw);
+    let w = check_anchors(&contents(dir.path()), Some(&head));
+    assert_eq!(w.len(), 1);
+    assert!(w[0].message.contains("edited"), "{}", w[0].message);
 }

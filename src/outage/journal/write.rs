@@ -1,26 +1,62 @@
-//! Writing the journal: chained lines through a sink, queued and retried on error.
+//! Writing the journal: chained lines through a sink that knows its file.
 
-use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
+use nix::fcntl::OFlag;
 use prometheus::IntCounter;
 
-use super::{ChainTail, Entry, JOURNAL_FILE, Line, line_hash, sync_dir};
+use super::{ChainHead, ChainTail, Entry, JOURNAL_FILE, Line, line_hash, sync_dir};
+use crate::outage::event::JournalReopened;
 
 /// Where journal lines go. The seam that lets tests inject disk errors.
 pub trait JournalSink: Send {
     /// Appends `bytes` (whole lines, newline included) and makes them durable.
     /// On error nothing of `bytes` may remain visible as a complete line.
     fn append(&mut self, bytes: &[u8]) -> io::Result<()>;
+
+    /// Checks that the journal path still names the open file; when it does
+    /// not, reopens the path and says what was found. Sinks without a path
+    /// never move.
+    fn reopen_if_replaced(&mut self) -> io::Result<Option<Replaced>> {
+        Ok(None)
+    }
+}
+
+/// Device and inode: which file a descriptor or a path names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileId {
+    pub device: u64,
+    pub inode: u64,
+}
+
+impl FileId {
+    fn of(m: &std::fs::Metadata) -> Self {
+        Self {
+            device: m.dev(),
+            inode: m.ino(),
+        }
+    }
+}
+
+/// The journal path named another file (or none) and was reopened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replaced {
+    pub reason: String,
+    pub previous: FileId,
+    pub previous_bytes: u64,
 }
 
 /// The real sink: an `O_APPEND` file, `fdatasync` after every write.
 pub struct FileSink {
     file: File,
     path: PathBuf,
+    dir: PathBuf,
+    id: FileId,
+    allow_symlinks: bool,
     /// Length of the durable content; a failed write is cut back to it.
     len: u64,
     /// A failed write could not be cut back: start the next one on a fresh line.
@@ -28,32 +64,81 @@ pub struct FileSink {
 }
 
 impl FileSink {
-    /// Opens (creating if needed) `<data_dir>/journal.jsonl` for appending.
-    pub fn open(data_dir: &Path) -> io::Result<Self> {
+    /// Opens (creating if needed) `<data_dir>/journal.jsonl` for appending;
+    /// a symbolic link there is refused (`O_NOFOLLOW`) unless allowed.
+    pub fn open(data_dir: &Path, allow_symlinks: bool) -> io::Result<Self> {
         let path = data_dir.join(JOURNAL_FILE);
-        let existed = path.exists();
-        let file = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(&path)
-            .map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("failed to open journal {}: {e}", path.display()),
-                )
-            })?;
-        if !existed {
-            // The new directory entry must survive a power loss too.
-            sync_dir(data_dir)?;
-        }
-        let len = file.metadata()?.len();
+        let (file, id, len, dirty) = open_append(&path, data_dir, allow_symlinks)?;
         Ok(Self {
             file,
             path,
+            dir: data_dir.to_path_buf(),
+            id,
+            allow_symlinks,
             len,
-            dirty: false,
+            dirty,
         })
     }
+
+    /// What the path names now, if it differs from the open file.
+    fn replaced(&self) -> Option<String> {
+        let at_path = if self.allow_symlinks {
+            std::fs::metadata(&self.path)
+        } else {
+            std::fs::symlink_metadata(&self.path)
+        };
+        match at_path {
+            Ok(m) if FileId::of(&m) == self.id => None,
+            Ok(m) if m.file_type().is_symlink() => {
+                Some("the journal path is now a symbolic link".to_string())
+            }
+            Ok(m) => Some(format!(
+                "the journal path names another file (device {} inode {}): renamed or replaced",
+                m.dev(),
+                m.ino()
+            )),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Some("the journal path no longer exists: renamed or removed".to_string())
+            }
+            Err(e) => Some(format!("the journal path cannot be examined: {e}")),
+        }
+    }
+}
+
+/// Opens `path` with `O_APPEND|O_CREAT` (and `O_NOFOLLOW` unless links are
+/// allowed); returns the file, its identity, length, and whether it ends
+/// without a newline.
+fn open_append(
+    path: &Path,
+    dir: &Path,
+    allow_symlinks: bool,
+) -> io::Result<(File, FileId, u64, bool)> {
+    let existed = std::fs::symlink_metadata(path).is_ok();
+    let mut opts = OpenOptions::new();
+    opts.append(true).create(true).mode(0o644);
+    if !allow_symlinks {
+        opts.custom_flags(OFlag::O_NOFOLLOW.bits());
+    }
+    let file = opts.open(path).map_err(|e| {
+        let hint = if e.raw_os_error() == Some(nix::errno::Errno::ELOOP as i32) {
+            " (a symbolic link; set daemon.allow_symlinks = true to follow it)"
+        } else {
+            ""
+        };
+        io::Error::new(
+            e.kind(),
+            format!("failed to open journal {}{hint}: {e}", path.display()),
+        )
+    })?;
+    if !existed {
+        // The new directory entry must survive a power loss too.
+        sync_dir(dir)?;
+    }
+    let meta = file.metadata()?;
+    let len = meta.len();
+    let mut last = [0u8; 1];
+    let unterminated = len > 0 && file.read_at(&mut last, len - 1).is_ok() && last[0] != b'\n';
+    Ok((file, FileId::of(&meta), len, unterminated))
 }
 
 impl JournalSink for FileSink {
@@ -86,6 +171,30 @@ impl JournalSink for FileSink {
             }
         }
     }
+
+    fn reopen_if_replaced(&mut self) -> io::Result<Option<Replaced>> {
+        let Some(reason) = self.replaced() else {
+            return Ok(None);
+        };
+        tracing::error!(
+            path = %self.path.display(),
+            reason = %reason,
+            device = self.id.device,
+            inode = self.id.inode,
+            "the journal file was moved or replaced under the daemon; reopening the path and continuing the chain there"
+        );
+        let (file, id, len, dirty) = open_append(&self.path, &self.dir, self.allow_symlinks)?;
+        let replaced = Replaced {
+            reason,
+            previous: self.id,
+            previous_bytes: self.len,
+        };
+        self.file = file;
+        self.id = id;
+        self.len = len;
+        self.dirty = dirty;
+        Ok(Some(replaced))
+    }
 }
 
 /// Counters the writer updates (`linkwatch_journal_writes_total`, `…_errors_total`).
@@ -95,89 +204,120 @@ pub struct JournalCounters {
     pub errors: IntCounter,
 }
 
-/// Appends chained lines through a [`JournalSink`]; lines that could not be
-/// written stay queued in memory, in order, and are retried by [`Self::flush`].
+/// Chains lines and appends them through a [`JournalSink`], one at a time.
+/// A line that fails is not chained: the next attempt gets the same `seq`
+/// and `prev`. Queueing and retrying belong to the caller ([`super::JournalQueue`]).
 pub struct JournalWriter {
     sink: Box<dyn JournalSink>,
     next_seq: u64,
     last_hash: String,
-    pending: VecDeque<Vec<u8>>,
+    /// The file ended in a torn line: the next write starts with a newline.
+    needs_newline: bool,
     counters: JournalCounters,
     failing: bool,
 }
 
 impl JournalWriter {
-    /// Continues the chain at `tail` (from [`read`]).
+    /// Continues the chain at `tail` (from [`super::read`]).
     pub fn new(sink: Box<dyn JournalSink>, tail: &ChainTail, counters: JournalCounters) -> Self {
-        let mut pending = VecDeque::new();
-        if tail.needs_newline {
-            // Terminate a torn tail so it stays a line of its own.
-            pending.push_back(b"\n".to_vec());
-        }
         Self {
             sink,
             next_seq: tail.next_seq,
             last_hash: tail.last_hash.clone(),
-            pending,
+            needs_newline: tail.needs_newline,
             counters,
             failing: false,
         }
     }
 
-    /// Chains, queues and tries to write one event. `Ok` means it (and every
-    /// line queued before it) is durable; `Err` means it is queued for retry.
-    pub fn append(&mut self, ts: Timestamp, entry: Entry) -> io::Result<Line> {
-        let line = Line {
-            seq: self.next_seq,
-            prev: self.last_hash.clone(),
-            ts,
-            entry,
-        };
-        let mut bytes = serde_json::to_vec(&line).map_err(io::Error::other)?;
-        self.last_hash = line_hash(&bytes);
-        self.next_seq += 1;
-        bytes.push(b'\n');
-        self.pending.push_back(bytes);
-        self.flush()?;
-        Ok(line)
+    /// The line `entry` would be if written now (without the newline).
+    pub fn line_bytes(&self, ts: Timestamp, entry: &Entry) -> io::Result<Vec<u8>> {
+        chained(self.next_seq, &self.last_hash, ts, entry)
     }
 
-    /// Writes queued lines in order; stops at the first error (counted, kept queued).
-    pub fn flush(&mut self) -> io::Result<()> {
-        while let Some(bytes) = self.pending.front() {
-            match self.sink.append(bytes) {
-                Ok(()) => {
-                    if bytes.len() > 1 {
-                        self.counters.writes.inc();
-                    }
-                    self.pending.pop_front();
-                }
-                Err(e) => {
-                    self.counters.errors.inc();
-                    if !self.failing {
-                        tracing::error!(error = %e, pending = self.pending.len(), "journal write failed; events are kept in memory and retried");
-                    } else {
-                        tracing::debug!(error = %e, pending = self.pending.len(), "journal write retry failed");
-                    }
-                    self.failing = true;
-                    return Err(e);
-                }
-            }
-        }
-        if self.failing {
-            tracing::info!("journal writes succeed again; queued events written");
-            self.failing = false;
+    /// Checks the file (see [`Self::check_file`]), then chains and writes one
+    /// event. `Ok` means it is durable; `Err` means nothing was chained.
+    pub fn append(&mut self, ts: Timestamp, entry: &Entry) -> io::Result<()> {
+        self.check_file(ts)?;
+        self.write_line(ts, entry)
+    }
+
+    /// When the journal path no longer names the open file, reopens it and
+    /// writes `journal_reopened` there, continuing the chain.
+    pub fn check_file(&mut self, ts: Timestamp) -> io::Result<()> {
+        let replaced = self.sink.reopen_if_replaced().inspect_err(|e| {
+            self.counters.errors.inc();
+            tracing::error!(error = %e, "failed to reopen the journal; events are kept in memory and retried");
+        })?;
+        if let Some(r) = replaced {
+            // The new file starts a line of its own whatever the old one held.
+            self.needs_newline = false;
+            let entry = Entry::JournalReopened(JournalReopened {
+                reason: r.reason,
+                previous_device: r.previous.device,
+                previous_inode: r.previous.inode,
+                previous_bytes: r.previous_bytes,
+            });
+            self.write_line(ts, &entry)?;
         }
         Ok(())
     }
 
-    /// Lines queued in memory, not yet durable.
-    pub fn pending(&self) -> usize {
-        self.pending.len()
+    fn write_line(&mut self, ts: Timestamp, entry: &Entry) -> io::Result<()> {
+        let line = self.line_bytes(ts, entry)?;
+        let mut bytes = Vec::with_capacity(line.len() + 2);
+        if self.needs_newline {
+            // Terminate a torn tail so it stays a line of its own.
+            bytes.push(b'\n');
+        }
+        bytes.extend_from_slice(&line);
+        bytes.push(b'\n');
+        match self.sink.append(&bytes) {
+            Ok(()) => {
+                self.counters.writes.inc();
+                self.needs_newline = false;
+                self.last_hash = line_hash(&line);
+                self.next_seq += 1;
+                if self.failing {
+                    tracing::info!("journal writes succeed again; queued events written");
+                    self.failing = false;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.counters.errors.inc();
+                if !self.failing {
+                    tracing::error!(event = entry.name(), error = %e, "journal write failed; events are kept in memory and retried");
+                } else {
+                    tracing::debug!(event = entry.name(), error = %e, "journal write retry failed");
+                }
+                self.failing = true;
+                Err(e)
+            }
+        }
     }
 
     /// Sequence number the next line gets.
     pub fn next_seq(&self) -> u64 {
         self.next_seq
     }
+
+    /// The last line written (or found at open), `None` for an empty chain.
+    pub fn head(&self) -> Option<ChainHead> {
+        self.next_seq.checked_sub(1).map(|seq| ChainHead {
+            seq,
+            hash: self.last_hash.clone(),
+        })
+    }
+}
+
+/// Serialises `entry` as the line at `seq` after `prev`.
+fn chained(seq: u64, prev: &str, ts: Timestamp, entry: &Entry) -> io::Result<Vec<u8>> {
+    let line = Line {
+        seq,
+        prev: prev.to_string(),
+        ts,
+        entry: entry.clone(),
+    };
+    serde_json::to_vec(&line).map_err(io::Error::other)
 }

@@ -408,16 +408,15 @@ impl FakeNet {
 
     /// Starts linkwatch in `home` and waits until every group is up.
     pub fn watch(&self, params: Params) -> Watcher {
-        self.watch_with(params, "")
+        self.watch_with(params, |c| c)
     }
 
-    /// [`Self::watch`] with `extra` appended to the configuration (tables
-    /// such as `[defaults.degraded]`).
-    pub fn watch_with(&self, params: Params, extra: &str) -> Watcher {
+    /// [`Self::watch`] with the configuration text passed through `edit` first.
+    pub fn watch_with(&self, params: Params, edit: impl FnOnce(String) -> String) -> Watcher {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let config = dir.path().join("config.toml");
-        std::fs::write(&config, config_toml(&params, &data) + extra).unwrap();
+        std::fs::write(&config, edit(config_toml(&params, &data))).unwrap();
         let mut w = Watcher {
             home: self.home.name().to_string(),
             params,
@@ -486,6 +485,7 @@ pub struct Outage {
     pub start: Timestamp,
     pub end: Option<Timestamp>,
     pub gaps: Vec<(Timestamp, Timestamp)>,
+    pub start_observed: Option<bool>,
     pub end_observed: Option<bool>,
     pub duration_clock: String,
     pub duration_seconds: f64,
@@ -515,6 +515,7 @@ pub fn parse_outages(v: &Value) -> Vec<Outage> {
                 .iter()
                 .map(|g| (ts(&g["from"]), ts(&g["to"])))
                 .collect(),
+            start_observed: o["start_observed"].as_bool(),
             end_observed: o["end_observed"].as_bool(),
             duration_clock: o["duration_clock"].as_str().unwrap_or("").to_string(),
             duration_seconds: o["duration_seconds"].as_f64().unwrap(),

@@ -1,0 +1,533 @@
+//! The journal's own writer thread behind a bounded queue.
+//!
+//! The service pushes events into the queue and goes on: the live view, logs
+//! and metrics never wait for `fsync`. The thread writes the queue in order,
+//! retries a failing disk every [`RETRY_EVERY`], and writes the heartbeat
+//! (with the chain head) every heartbeat interval. An event leaves the queue
+//! only once it is durable, so the queue is also the unwritten backlog that
+//! health checks and metrics report on.
+//!
+//! At stop the thread retries until its deadline; whatever is still unwritten
+//! is then logged in full at ERROR and written to a fallback file
+//! (`journal.unwritten.<pid>.<ms>.jsonl` in the data directory, else in the
+//! temporary directory). If the thread itself is stuck (a frozen filesystem),
+//! the stopping service does the same from its side of the queue.
+
+use std::collections::VecDeque;
+use std::fs::OpenOptions;
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use nix::fcntl::OFlag;
+use tokio::sync::{Notify, oneshot};
+use tokio::time::Instant;
+
+use super::{ChainHead, Entry, Heartbeat, JournalWriter, write_heartbeat};
+use crate::outage::clock::Anchor;
+use crate::outage::ts_ms;
+
+/// Events the queue holds before a producer waits for room. Outage events
+/// are rare (a few per outage), so this is hours of a stalled disk.
+pub const QUEUE_CAPACITY: usize = 4096;
+/// `/healthz` and the watchdog report unhealthy when an unwritten event, or
+/// the write in progress, is older than this. A healthy `fsync` takes
+/// milliseconds; ten seconds is a stall, not a slow disk.
+pub const STALL_BOUND: Duration = Duration::from_secs(10);
+/// How often a failing write is retried (or every heartbeat, if that is sooner).
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+/// How often a failing write is retried while stopping.
+const RETRY_WHILE_STOPPING: Duration = Duration::from_millis(100);
+/// Kept from the stop budget for dumping what could not be written.
+const DUMP_MARGIN: Duration = Duration::from_millis(250);
+
+/// One event waiting to be written.
+#[derive(Debug, Clone)]
+struct Queued {
+    queued_at: Instant,
+    ts: Timestamp,
+    entry: Entry,
+}
+
+#[derive(Debug, Default)]
+struct BacklogState {
+    events: VecDeque<Queued>,
+    /// When the write (or heartbeat) in progress began.
+    busy_since: Option<Instant>,
+    /// The last durable line.
+    head: Option<ChainHead>,
+    /// Lines in the chain (the head's `seq` + 1).
+    events_total: u64,
+    /// Set by [`JournalQueue::stop`]: write what can be written until then.
+    stop_by: Option<Instant>,
+    /// Set by a simulated crash: exit at once, writing nothing more.
+    abandon: bool,
+}
+
+struct Backlog {
+    state: Mutex<BacklogState>,
+    stall_bound: Duration,
+    /// Wakes the thread: an event queued, stop or abandon requested.
+    wake: Condvar,
+    /// Wakes a producer waiting for room.
+    room: Notify,
+}
+
+impl Backlog {
+    fn lock(&self) -> MutexGuard<'_, BacklogState> {
+        // Every critical section is a few field updates; a panic mid-way
+        // leaves nothing half-done worth refusing.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What the thread needs besides the writer.
+pub struct QueueOptions {
+    pub data_dir: PathBuf,
+    /// `seq` of this run's `daemon_start` (the heartbeat's `run`).
+    pub run: u64,
+    pub anchor: Anchor,
+    pub heartbeat_interval: Duration,
+    /// Backlog age beyond which the journal reports unhealthy ([`STALL_BOUND`]).
+    pub stall_bound: Duration,
+}
+
+/// The producer side: push events, read the backlog, stop.
+pub struct JournalQueue {
+    backlog: Arc<Backlog>,
+    finished: Option<oneshot::Receiver<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Read access to the backlog for `/healthz`, the watchdog and metrics.
+#[derive(Clone)]
+pub struct JournalHealth {
+    backlog: Arc<Backlog>,
+}
+
+/// Another producer of the same queue (the stall tick), pushing as the
+/// service does.
+#[derive(Clone)]
+pub struct JournalPusher {
+    backlog: Arc<Backlog>,
+}
+
+impl JournalPusher {
+    /// Queues one event; waits only while the queue is full.
+    pub async fn push(&self, ts: Timestamp, entry: Entry) {
+        push_to(&self.backlog, ts, entry).await;
+    }
+}
+
+/// Queues one event on `backlog`; waits only while the queue is full.
+async fn push_to(backlog: &Backlog, ts: Timestamp, entry: Entry) {
+    loop {
+        let room = backlog.room.notified();
+        {
+            let mut s = backlog.lock();
+            if s.events.len() < QUEUE_CAPACITY {
+                s.events.push_back(Queued {
+                    queued_at: Instant::now(),
+                    ts,
+                    entry,
+                });
+                drop(s);
+                backlog.wake.notify_one();
+                return;
+            }
+        }
+        tracing::warn!(
+            capacity = QUEUE_CAPACITY,
+            event = entry.name(),
+            "journal queue full; waiting for the disk"
+        );
+        room.await;
+    }
+}
+
+impl JournalQueue {
+    /// Starts the writer thread with `initial` events already queued (the
+    /// run's `daemon_start` and what recovery closed).
+    pub fn spawn(
+        writer: JournalWriter,
+        initial: Vec<(Timestamp, Entry)>,
+        options: QueueOptions,
+    ) -> io::Result<Self> {
+        let now = Instant::now();
+        let state = BacklogState {
+            events: initial
+                .into_iter()
+                .map(|(ts, entry)| Queued {
+                    queued_at: now,
+                    ts,
+                    entry,
+                })
+                .collect(),
+            head: writer.head(),
+            events_total: writer.next_seq(),
+            ..BacklogState::default()
+        };
+        let backlog = Arc::new(Backlog {
+            state: Mutex::new(state),
+            stall_bound: options.stall_bound,
+            wake: Condvar::new(),
+            room: Notify::new(),
+        });
+        let (done, finished) = oneshot::channel();
+        let thread = WriterThread {
+            writer,
+            backlog: backlog.clone(),
+            options,
+            done: Some(done),
+        };
+        let thread = std::thread::Builder::new()
+            .name("journal-writer".into())
+            .spawn(move || thread.run())?;
+        Ok(Self {
+            backlog,
+            finished: Some(finished),
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues one event; waits only while the queue is full.
+    pub async fn push(&self, ts: Timestamp, entry: Entry) {
+        push_to(&self.backlog, ts, entry).await;
+    }
+
+    /// A cloneable producer for tasks beside the service (the stall tick).
+    pub fn pusher(&self) -> JournalPusher {
+        JournalPusher {
+            backlog: self.backlog.clone(),
+        }
+    }
+
+    /// A cloneable view of the backlog.
+    pub fn health(&self) -> JournalHealth {
+        JournalHealth {
+            backlog: self.backlog.clone(),
+        }
+    }
+
+    /// Queues `last` (the run's `daemon_stop`), lets the thread write until
+    /// `within` is nearly spent, and makes sure nothing unwritten is silently
+    /// gone: the thread dumps what it could not write, or, if it is stuck
+    /// inside the kernel, this side does.
+    pub async fn stop(mut self, last: Entry, within: Duration) {
+        let begun = Instant::now();
+        {
+            let mut s = self.backlog.lock();
+            s.events.push_back(Queued {
+                queued_at: begun,
+                ts: Timestamp::now(),
+                entry: last,
+            });
+            s.stop_by = Some(begun + within.saturating_sub(DUMP_MARGIN));
+        }
+        self.backlog.wake.notify_one();
+        let finished = self.finished.take();
+        let waited = match finished {
+            Some(rx) => tokio::time::timeout(within.saturating_sub(DUMP_MARGIN / 2), rx)
+                .await
+                .is_ok(),
+            None => false,
+        };
+        if waited {
+            if let Some(t) = self.thread.take() {
+                let _ = tokio::task::spawn_blocking(move || t.join()).await;
+            }
+            return;
+        }
+        // The thread is stuck in a write: dump from here. Only the temporary
+        // directory: the data directory's filesystem is the one not answering.
+        let (events, head) = {
+            let mut s = self.backlog.lock();
+            s.abandon = true;
+            (std::mem::take(&mut s.events), s.head.clone())
+        };
+        tracing::error!(
+            pending = events.len(),
+            "the journal writer is stuck (a frozen or hung filesystem?); dumping what it has not confirmed"
+        );
+        let dirs = [std::env::temp_dir()];
+        let dump = tokio::task::spawn_blocking(move || dump_unwritten(&events, head, &dirs));
+        if tokio::time::timeout(DUMP_MARGIN / 2, dump).await.is_err() {
+            tracing::error!(
+                "the fallback file could not be written in time; the events above are in the log only"
+            );
+        }
+    }
+
+    /// Simulates `kill -9`: the thread exits without writing anything more.
+    #[cfg(test)]
+    pub(crate) async fn abandon(mut self) {
+        self.backlog.lock().abandon = true;
+        self.backlog.wake.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+    }
+}
+
+impl Drop for JournalQueue {
+    /// Dropped without [`Self::stop`] (the service went away): the thread
+    /// still writes or dumps what is queued, then exits.
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            self.backlog.lock().stop_by.get_or_insert_with(Instant::now);
+            self.backlog.wake.notify_one();
+        }
+    }
+}
+
+impl JournalHealth {
+    /// Events queued and not yet durable.
+    pub fn backlog(&self) -> usize {
+        self.backlog.lock().events.len()
+    }
+
+    /// Age of the oldest unwritten event or of the write in progress.
+    pub fn oldest(&self) -> Option<Duration> {
+        let s = self.backlog.lock();
+        let oldest = match (s.events.front().map(|q| q.queued_at), s.busy_since) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        oldest.map(|t| t.elapsed())
+    }
+
+    /// `Err` with a reason when the journal has fallen behind by more than
+    /// the stall bound ([`STALL_BOUND`] in the daemon).
+    pub fn check(&self) -> Result<(), String> {
+        let bound = self.backlog.stall_bound;
+        match self.oldest() {
+            Some(age) if age > bound => Err(format!(
+                "journal writes stalled: {} event(s) unwritten, oldest {:.1}s (bound {:.1}s)",
+                self.backlog(),
+                age.as_secs_f64(),
+                bound.as_secs_f64()
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The last durable line and the number of lines in the chain.
+    pub fn head(&self) -> (Option<ChainHead>, u64) {
+        let s = self.backlog.lock();
+        (s.head.clone(), s.events_total)
+    }
+}
+
+/// What the thread decided to do next, taken under the lock.
+enum Job {
+    Write(Box<Queued>),
+    Heartbeat,
+    Finish,
+    Exit,
+}
+
+struct WriterThread {
+    writer: JournalWriter,
+    backlog: Arc<Backlog>,
+    options: QueueOptions,
+    done: Option<oneshot::Sender<()>>,
+}
+
+impl WriterThread {
+    fn run(mut self) {
+        let mut next_heartbeat = Instant::now() + self.options.heartbeat_interval;
+        let mut retry_at: Option<Instant> = None;
+        let mut heartbeat_failing = false;
+        loop {
+            match self.next_job(next_heartbeat, retry_at) {
+                Job::Exit => return,
+                Job::Write(q) => {
+                    let res = self.writer.append(q.ts, &q.entry);
+                    let mut s = self.backlog.lock();
+                    s.busy_since = None;
+                    s.head = self.writer.head();
+                    s.events_total = self.writer.next_seq();
+                    match res {
+                        Ok(()) => {
+                            s.events.pop_front();
+                            retry_at = None;
+                            drop(s);
+                            self.backlog.room.notify_waiters();
+                        }
+                        Err(_) => {
+                            let every = if s.stop_by.is_some() {
+                                RETRY_WHILE_STOPPING
+                            } else {
+                                RETRY_EVERY.min(self.options.heartbeat_interval)
+                            };
+                            retry_at = Some(Instant::now() + every);
+                        }
+                    }
+                }
+                Job::Heartbeat => {
+                    let res = self.heartbeat();
+                    next_heartbeat = Instant::now() + self.options.heartbeat_interval;
+                    match res {
+                        Ok(()) if heartbeat_failing => {
+                            tracing::info!("heartbeat written again");
+                            heartbeat_failing = false;
+                        }
+                        Ok(()) => {}
+                        Err(e) => {
+                            if !heartbeat_failing {
+                                tracing::error!(error = %e, "heartbeat write failed; retrying every interval");
+                            }
+                            heartbeat_failing = true;
+                        }
+                    }
+                }
+                Job::Finish => {
+                    if let Err(e) = self.heartbeat() {
+                        tracing::warn!(error = %e, "final heartbeat not written");
+                    }
+                    let (events, head) = {
+                        let mut s = self.backlog.lock();
+                        (std::mem::take(&mut s.events), s.head.clone())
+                    };
+                    if events.is_empty() {
+                        tracing::info!("outage journal closed");
+                    } else {
+                        let dirs = [self.options.data_dir.clone(), std::env::temp_dir()];
+                        dump_unwritten(&events, head, &dirs);
+                    }
+                    if let Some(done) = self.done.take() {
+                        let _ = done.send(());
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Waits until there is something to do.
+    fn next_job(&self, next_heartbeat: Instant, retry_at: Option<Instant>) -> Job {
+        let mut s = self.backlog.lock();
+        loop {
+            if s.abandon {
+                return Job::Exit;
+            }
+            let now = Instant::now();
+            let retry_due = retry_at.is_none_or(|t| now >= t);
+            if let Some(stop_by) = s.stop_by
+                && (s.events.is_empty() || now >= stop_by)
+            {
+                return Job::Finish;
+            }
+            if retry_due && let Some(front) = s.events.front().cloned() {
+                s.busy_since = Some(now);
+                return Job::Write(Box::new(front));
+            }
+            if now >= next_heartbeat {
+                s.busy_since = Some(now);
+                return Job::Heartbeat;
+            }
+            let mut until = next_heartbeat;
+            if let Some(t) = retry_at.filter(|_| !s.events.is_empty()) {
+                until = until.min(t);
+            }
+            if let Some(t) = s.stop_by {
+                until = until.min(t);
+            }
+            s = self
+                .backlog
+                .wake
+                .wait_timeout(s, until.saturating_duration_since(now))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// Checks the journal file and replaces the heartbeat, naming the head.
+    fn heartbeat(&mut self) -> io::Result<()> {
+        let wall = Timestamp::now();
+        let checked = self.writer.check_file(wall);
+        let hb = Heartbeat {
+            run: self.options.run,
+            wall,
+            mono_ms: self.options.anchor.elapsed().as_millis() as u64,
+            pid: std::process::id(),
+            head: self.writer.head(),
+        };
+        let written = write_heartbeat(&self.options.data_dir, &hb);
+        let mut s = self.backlog.lock();
+        s.busy_since = None;
+        s.head = self.writer.head();
+        s.events_total = self.writer.next_seq();
+        drop(s);
+        checked.and(written)
+    }
+}
+
+/// Logs every unwritten event in full at ERROR, chained after `head` as it
+/// would have been, and writes them to a fallback file in the first of
+/// `dirs` that takes it.
+fn dump_unwritten(events: &VecDeque<Queued>, head: Option<ChainHead>, dirs: &[PathBuf]) {
+    let first = head.as_ref().map_or(0, |h| h.seq + 1);
+    let mut prev = head.map_or_else(|| super::GENESIS.to_string(), |h| h.hash);
+    let mut text = Vec::new();
+    for (seq, q) in (first..).zip(events) {
+        let line = super::Line {
+            seq,
+            prev: prev.clone(),
+            ts: q.ts,
+            entry: q.entry.clone(),
+        };
+        let bytes = serde_json::to_vec(&line).unwrap_or_else(|e| {
+            format!(
+                "{{\"unserialisable\":\"{e}\",\"event\":\"{}\"}}",
+                q.entry.name()
+            )
+            .into_bytes()
+        });
+        let json = String::from_utf8_lossy(&bytes).into_owned();
+        tracing::error!(
+            event = q.entry.name(),
+            ts = %ts_ms::format(&q.ts),
+            line = %json,
+            "journal event could not be written before exit; its full line follows"
+        );
+        prev = super::line_hash(&bytes);
+        text.extend_from_slice(&bytes);
+        text.push(b'\n');
+    }
+    let name = format!(
+        "journal.unwritten.{}.{}.jsonl",
+        std::process::id(),
+        Timestamp::now().as_millisecond()
+    );
+    for dir in dirs {
+        let path = dir.join(&name);
+        match write_new(&path, &text) {
+            Ok(()) => {
+                tracing::error!(path = %path.display(), events = events.len(), "unwritten journal events saved to a fallback file");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "failed to write the fallback file")
+            }
+        }
+    }
+    tracing::error!(
+        events = events.len(),
+        "no fallback file could be written; the unwritten events are in the log above only"
+    );
+}
+
+fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(OFlag::O_NOFOLLOW.bits())
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}

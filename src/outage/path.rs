@@ -1,0 +1,779 @@
+//! Path snapshots: where the path breaks when an outage starts, whether it
+//! is whole again when it ends, and a baseline per group to compare with.
+//!
+//! [`PathTracer`] is the one entry point: [`PathTracer::request`] with a
+//! group, the outage (or degradation) id and [`When`]. Its dispatcher runs a
+//! trace ([`crate::probe::trace`]) per request under three bounds: at most
+//! one trace in flight per group (a request arriving meanwhile waits in the
+//! group's single pending slot, where a newer request replaces an older one
+//! and an outage's start or end is never replaced by a baseline), at most
+//! `max_traces_per_minute` started in any 60 s over all groups (requests
+//! over the limit wait in their slot), and each trace cut at its time bound.
+//! A flood of outages therefore starts no more traces than the limit and
+//! keeps, per group, the latest request.
+//!
+//! Each result is a `path` journal line ([`PathEvent`], in the hash chain
+//! like every event), then kept for the API ([`PathStore`]) and counted:
+//! `linkwatch_path_hops{group}` (the last baseline's hops) and
+//! `linkwatch_path_changes_total{group}` (baselines whose responding
+//! addresses differ from the previous complete baseline's).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use prometheus::{GaugeVec, IntCounterVec, Opts, Registry};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+
+use super::history::OutageRecord;
+use super::journal::{Entry, JournalPusher};
+use super::ts_ms;
+use crate::config::{Config, Host};
+use crate::probe::trace::{self, Hop, Trace, TraceOptions};
+
+pub const PATH_HOPS: &str = "linkwatch_path_hops";
+pub const PATH_CHANGES_TOTAL: &str = "linkwatch_path_changes_total";
+pub const PATH_TRACES_TOTAL: &str = "linkwatch_path_traces_total";
+
+/// Snapshots kept in memory for the API (the journal keeps them all).
+pub const MAX_KEPT: usize = 4096;
+
+/// The window of the global rate limit.
+const RATE_WINDOW: Duration = Duration::from_secs(60);
+
+/// Why a snapshot was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum When {
+    /// An outage or degradation period started.
+    Start,
+    /// It ended.
+    End,
+    /// The regular snapshot of the normal path.
+    Baseline,
+}
+
+impl When {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            When::Start => "start",
+            When::End => "end",
+            When::Baseline => "baseline",
+        }
+    }
+}
+
+/// The farthest hop that answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastHop {
+    pub ttl: u8,
+    pub addr: IpAddr,
+}
+
+/// `path`: one traceroute snapshot, tied to an outage or degradation id
+/// (`null` for a baseline).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PathEvent {
+    pub id: Option<String>,
+    pub group: String,
+    pub when: When,
+    /// The host traced to, as configured.
+    pub target: String,
+    /// When the trace started.
+    #[serde(with = "ts_ms")]
+    pub at: Timestamp,
+    /// The address traced to; `null` when the host could not be resolved.
+    pub dest: Option<IpAddr>,
+    /// `dgram` or `raw`; `null` when no socket was opened.
+    pub mode: Option<String>,
+    pub reached: bool,
+    /// Cut at the time bound.
+    pub partial: bool,
+    pub duration_ms: f64,
+    /// Echo requests sent.
+    pub packets: u32,
+    pub last_hop: Option<LastHop>,
+    pub hops: Vec<Hop>,
+    /// Why the trace did not run, or stopped early.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What an outage record says about a snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PathSummary {
+    #[serde(with = "ts_ms")]
+    pub at: Timestamp,
+    pub last_hop: Option<LastHop>,
+    /// Hops to the last one that answered (the destination when reached).
+    pub hops: u8,
+    pub reached: bool,
+    pub partial: bool,
+}
+
+impl PathEvent {
+    fn new(group: &str, req: &Request, target: &Host, at: Timestamp) -> Self {
+        Self {
+            id: req.id.clone(),
+            group: group.to_string(),
+            when: req.when,
+            target: target.to_string(),
+            at,
+            dest: None,
+            mode: None,
+            reached: false,
+            partial: false,
+            duration_ms: 0.0,
+            packets: 0,
+            last_hop: None,
+            hops: Vec::new(),
+            error: None,
+        }
+    }
+
+    fn with_trace(mut self, t: Trace) -> Self {
+        self.last_hop = t
+            .last_hop()
+            .and_then(|h| h.addr.map(|addr| LastHop { ttl: h.ttl, addr }));
+        self.dest = Some(t.dest);
+        self.mode = Some(t.mode);
+        self.reached = t.reached;
+        self.partial = t.partial;
+        self.duration_ms = t.duration_ms;
+        self.packets = t.packets;
+        self.hops = t.hops;
+        self.error = t.error;
+        self
+    }
+
+    /// Hops to the farthest answer (0 when nothing answered).
+    pub fn hop_count(&self) -> u8 {
+        self.last_hop.map_or(0, |h| h.ttl)
+    }
+
+    /// Every responding address in TTL order.
+    pub fn addresses(&self) -> Vec<IpAddr> {
+        self.hops.iter().filter_map(|h| h.addr).collect()
+    }
+
+    pub fn summary(&self) -> PathSummary {
+        PathSummary {
+            at: self.at,
+            last_hop: self.last_hop,
+            hops: self.hop_count(),
+            reached: self.reached,
+            partial: self.partial,
+        }
+    }
+
+    /// "stopped after hop 3 (10.20.0.1)", "reaches the target in 6 hops", …
+    pub fn describe(&self) -> String {
+        let mut s = match (self.reached, self.last_hop) {
+            (true, _) => format!("reaches the target in {} hops", self.hop_count()),
+            (false, Some(h)) => format!("stopped after hop {} ({})", h.ttl, h.addr),
+            (false, None) => match &self.error {
+                Some(e) if self.hops.is_empty() => format!("not traced: {e}"),
+                _ => "no hop answered".to_string(),
+            },
+        };
+        if self.partial {
+            s.push_str(" (partial: cut at the time bound)");
+        }
+        s
+    }
+
+    /// The log line for a recorded snapshot.
+    pub fn emit(&self) {
+        tracing::info!(
+            id = self.id.as_deref().unwrap_or(""),
+            group = %self.group,
+            when = self.when.as_str(),
+            target = %self.target,
+            reached = self.reached,
+            partial = self.partial,
+            hops = self.hop_count(),
+            last_hop = ?self.last_hop.map(|h| h.addr),
+            packets = self.packets,
+            duration_ms = self.duration_ms,
+            error = self.error.as_deref().unwrap_or(""),
+            "path snapshot recorded"
+        );
+    }
+}
+
+/// The snapshots the API serves: those of earlier runs (from the journal)
+/// and this run's, oldest first, at most [`MAX_KEPT`].
+#[derive(Clone, Default)]
+pub struct PathStore(Arc<RwLock<VecDeque<PathEvent>>>);
+
+impl PathStore {
+    pub fn new(earlier: &[PathEvent]) -> Self {
+        let skip = earlier.len().saturating_sub(MAX_KEPT);
+        Self(Arc::new(RwLock::new(
+            earlier.iter().skip(skip).cloned().collect(),
+        )))
+    }
+
+    fn push(&self, e: PathEvent) {
+        let mut v = self.0.write().unwrap_or_else(|p| p.into_inner());
+        if v.len() >= MAX_KEPT {
+            v.pop_front();
+        }
+        v.push_back(e);
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, VecDeque<PathEvent>> {
+        self.0.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Snapshots of `group` (all when `None`) taken at or after `since`, oldest first.
+    pub fn query(&self, group: Option<&str>, since: Option<Timestamp>) -> Vec<PathEvent> {
+        self.read()
+            .iter()
+            .filter(|e| group.is_none_or(|g| e.group == g))
+            .filter(|e| since.is_none_or(|s| e.at >= s))
+            .cloned()
+            .collect()
+    }
+
+    /// The last baseline of `group`.
+    pub fn last_baseline(&self, group: &str) -> Option<PathEvent> {
+        self.read()
+            .iter()
+            .rev()
+            .find(|e| e.group == group && e.when == When::Baseline)
+            .cloned()
+    }
+
+    /// The summary of the snapshot taken at `when` of the outage or
+    /// degradation `id` (the latest, should there be more than one).
+    pub fn summary(&self, id: &str, when: When) -> Option<PathSummary> {
+        self.read()
+            .iter()
+            .rev()
+            .find(|e| e.when == when && e.id.as_deref() == Some(id))
+            .map(PathEvent::summary)
+    }
+
+    /// `records`, each with its start and end snapshot summaries.
+    pub fn annotate(&self, records: Vec<OutageRecord>) -> Vec<OutageWithPaths> {
+        records
+            .into_iter()
+            .map(|record| OutageWithPaths {
+                path_at_start: self.summary(&record.id, When::Start),
+                path_at_end: self.summary(&record.id, When::End),
+                record,
+            })
+            .collect()
+    }
+}
+
+/// An outage record as the API shows it: the record and its path summaries.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutageWithPaths {
+    #[serde(flatten)]
+    pub record: OutageRecord,
+    pub path_at_start: Option<PathSummary>,
+    pub path_at_end: Option<PathSummary>,
+}
+
+/// A request waiting for its trace.
+#[derive(Debug, Clone)]
+struct Request {
+    id: Option<String>,
+    when: When,
+}
+
+impl Request {
+    /// Outage starts and ends go before baselines.
+    fn urgent(&self) -> bool {
+        self.when != When::Baseline
+    }
+}
+
+/// One group's place in the dispatcher.
+struct Slot {
+    group: String,
+    /// `None`: the group has no target with a host; it is never traced.
+    host: Option<Host>,
+    every: Duration,
+    busy: bool,
+    pending: Option<Request>,
+    /// Between a start and its end: no baseline (it would not be the normal path).
+    in_outage: bool,
+    next_baseline: Instant,
+}
+
+struct State {
+    slots: Vec<Slot>,
+    /// Start instants of the traces in the last [`RATE_WINDOW`].
+    started: VecDeque<Instant>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    wake: Notify,
+    max_per_minute: usize,
+    options: TraceOptions,
+    journal: JournalPusher,
+    store: PathStore,
+    metrics: PathMetrics,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The path metrics.
+#[derive(Clone)]
+pub struct PathMetrics {
+    pub hops: GaugeVec,
+    pub changes: IntCounterVec,
+    pub traces: IntCounterVec,
+}
+
+impl PathMetrics {
+    pub fn register(config: &Config, registry: &Registry) -> Result<Self, prometheus::Error> {
+        let m = Self {
+            hops: GaugeVec::new(
+                Opts::new(
+                    PATH_HOPS,
+                    "Hops to the farthest answer in the group's last baseline path snapshot",
+                ),
+                &["group"],
+            )?,
+            changes: IntCounterVec::new(
+                Opts::new(
+                    PATH_CHANGES_TOTAL,
+                    "Baselines whose responding addresses differ from the previous baseline's",
+                ),
+                &["group"],
+            )?,
+            traces: IntCounterVec::new(
+                Opts::new(PATH_TRACES_TOTAL, "Path traces run, by group and reason"),
+                &["group", "when"],
+            )?,
+        };
+        registry.register(Box::new(m.hops.clone()))?;
+        registry.register(Box::new(m.changes.clone()))?;
+        registry.register(Box::new(m.traces.clone()))?;
+        for g in &config.groups {
+            m.changes.with_label_values(&[g.name.as_str()]);
+            for w in [When::Start, When::End, When::Baseline] {
+                m.traces.with_label_values(&[g.name.as_str(), w.as_str()]);
+            }
+        }
+        Ok(m)
+    }
+}
+
+/// The path tracer service: cheap to clone, stopped with [`PathTracer::stop`].
+#[derive(Clone)]
+pub struct PathTracer {
+    shared: Arc<Shared>,
+    task: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl PathTracer {
+    /// Registers the metrics and starts the dispatcher (the first baselines
+    /// are due at once). Must run inside the tokio runtime.
+    pub fn start(
+        config: &Config,
+        registry: &Registry,
+        journal: JournalPusher,
+        store: PathStore,
+    ) -> Result<Self, prometheus::Error> {
+        let metrics = PathMetrics::register(config, registry)?;
+        let now = Instant::now();
+        let slots = config
+            .groups
+            .iter()
+            .map(|g| {
+                let host = trace::group_trace_host(config, g);
+                if host.is_none() {
+                    tracing::info!(group = %g.name, "no target with a host and no trace_target: the group's path is not traced");
+                }
+                if let Some(b) = store.last_baseline(&g.name) {
+                    metrics
+                        .hops
+                        .with_label_values(&[g.name.as_str()])
+                        .set(f64::from(b.hop_count()));
+                }
+                Slot {
+                    group: g.name.clone(),
+                    host,
+                    every: g.trace.every,
+                    busy: false,
+                    pending: None,
+                    in_outage: false,
+                    next_baseline: now,
+                }
+            })
+            .collect();
+        let limits = config.daemon.trace;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                slots,
+                started: VecDeque::new(),
+            }),
+            wake: Notify::new(),
+            max_per_minute: limits.max_per_minute as usize,
+            options: TraceOptions {
+                max_hops: limits.max_hops,
+                bound: limits.timeout,
+                ..TraceOptions::default()
+            },
+            journal,
+            store,
+            metrics,
+        });
+        let task = tokio::spawn(dispatch(shared.clone()));
+        Ok(Self {
+            shared,
+            task: Arc::new(Mutex::new(Some(task))),
+        })
+    }
+
+    /// Asks for a snapshot of `group`'s path: at the start or end of the
+    /// outage or degradation `id`, or a baseline. Never waits; see the
+    /// module doc for what happens to a request that cannot start now.
+    pub fn request(&self, group: &str, id: Option<String>, when: When) {
+        let mut st = lock(&self.shared.state);
+        let Some(slot) = st.slots.iter_mut().find(|s| s.group == group) else {
+            return;
+        };
+        match when {
+            When::Start => slot.in_outage = true,
+            When::End => slot.in_outage = false,
+            When::Baseline => {}
+        }
+        if slot.host.is_none() {
+            return;
+        }
+        let req = Request { id, when };
+        match &slot.pending {
+            Some(p) if p.urgent() && !req.urgent() => {}
+            Some(p) => {
+                tracing::debug!(
+                    group,
+                    replaced = p.when.as_str(),
+                    by = when.as_str(),
+                    "pending path trace replaced by a newer request"
+                );
+                slot.pending = Some(req);
+            }
+            None => slot.pending = Some(req),
+        }
+        drop(st);
+        self.shared.wake.notify_one();
+    }
+
+    /// Marks `group` as in an outage without a snapshot (one continued
+    /// after a restart): no baseline until its end.
+    pub fn outage_continues(&self, group: &str) {
+        let mut st = lock(&self.shared.state);
+        if let Some(slot) = st.slots.iter_mut().find(|s| s.group == group) {
+            slot.in_outage = true;
+        }
+    }
+
+    /// The store the snapshots go to.
+    pub fn store(&self) -> &PathStore {
+        &self.shared.store
+    }
+
+    /// Stops the dispatcher and any trace in flight (before `daemon_stop`).
+    pub async fn stop(&self) {
+        let task = lock(&self.task).take();
+        if let Some(t) = task {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+}
+
+/// The requests that may start now (marked busy and counted against the
+/// rate limit), and when to look again.
+fn due(
+    st: &mut State,
+    max_per_minute: usize,
+    now: Instant,
+) -> (Vec<(usize, Host, Request)>, Instant) {
+    while st
+        .started
+        .front()
+        .is_some_and(|t| now.saturating_duration_since(*t) >= RATE_WINDOW)
+    {
+        st.started.pop_front();
+    }
+    let mut next = now + RATE_WINDOW;
+    for s in st.slots.iter_mut().filter(|s| s.host.is_some()) {
+        if now >= s.next_baseline {
+            s.next_baseline = now + s.every;
+            if !s.in_outage && s.pending.is_none() {
+                s.pending = Some(Request {
+                    id: None,
+                    when: When::Baseline,
+                });
+            }
+        }
+        next = next.min(s.next_baseline);
+    }
+    let mut order: Vec<usize> = (0..st.slots.len())
+        .filter(|&i| !st.slots[i].busy && st.slots[i].pending.is_some())
+        .collect();
+    order.sort_by_key(|&i| !st.slots[i].pending.as_ref().is_some_and(Request::urgent));
+    let mut start = Vec::new();
+    for i in order {
+        if st.started.len() >= max_per_minute {
+            // Look again when the oldest start leaves the window.
+            if let Some(first) = st.started.front() {
+                next = next.min(*first + RATE_WINDOW);
+            }
+            break;
+        }
+        let slot = &mut st.slots[i];
+        if let (Some(host), Some(req)) = (slot.host.clone(), slot.pending.take()) {
+            slot.busy = true;
+            st.started.push_back(now);
+            start.push((i, host, req));
+        }
+    }
+    (start, next)
+}
+
+async fn dispatch(shared: Arc<Shared>) {
+    let mut running: JoinSet<()> = JoinSet::new();
+    let mut slots_of: HashMap<tokio::task::Id, usize> = HashMap::new();
+    loop {
+        let now = Instant::now();
+        let (start, next) = due(&mut lock(&shared.state), shared.max_per_minute, now);
+        for (slot, host, req) in start {
+            let shared = shared.clone();
+            let h = running.spawn(async move { run_one(&shared, slot, &host, req).await });
+            slots_of.insert(h.id(), slot);
+        }
+        tokio::select! {
+            () = shared.wake.notified() => {}
+            () = tokio::time::sleep_until(next) => {}
+            Some(done) = running.join_next_with_id(), if !running.is_empty() => {
+                let id = match done {
+                    Ok((id, ())) => id,
+                    Err(e) => {
+                        tracing::error!(error = %e, "path trace task failed");
+                        e.id()
+                    }
+                };
+                if let Some(i) = slots_of.remove(&id)
+                    && let Some(s) = lock(&shared.state).slots.get_mut(i)
+                {
+                    s.busy = false;
+                }
+            }
+        }
+    }
+}
+
+/// Runs one trace and records it.
+async fn run_one(shared: &Shared, slot: usize, host: &Host, req: Request) {
+    let group = lock(&shared.state)
+        .slots
+        .get(slot)
+        .map(|s| s.group.clone())
+        .unwrap_or_default();
+    shared
+        .metrics
+        .traces
+        .with_label_values(&[group.as_str(), req.when.as_str()])
+        .inc();
+    let at = Timestamp::now();
+    let event = PathEvent::new(&group, &req, host, at);
+    let event = match trace::trace_host(host, &shared.options).await {
+        Ok(t) => event.with_trace(t),
+        Err(e) => PathEvent {
+            error: Some(e.to_string()),
+            ..event
+        },
+    };
+    let previous = (event.when == When::Baseline)
+        .then(|| shared.store.last_baseline(&group))
+        .flatten();
+    shared
+        .journal
+        .push(Timestamp::now(), Entry::Path(event.clone()))
+        .await;
+    event.emit();
+    if event.when == When::Baseline && !event.partial && event.error.is_none() {
+        shared
+            .metrics
+            .hops
+            .with_label_values(&[group.as_str()])
+            .set(f64::from(event.hop_count()));
+        if let Some(p) = previous.filter(|p| !p.partial && p.error.is_none())
+            && p.addresses() != event.addresses()
+        {
+            tracing::info!(group = %group, before = ?p.addresses(), after = ?event.addresses(), "path changed between baselines");
+            shared
+                .metrics
+                .changes
+                .with_label_values(&[group.as_str()])
+                .inc();
+        }
+    }
+    shared.store.push(event);
+}
+
+/// "stopped after hop 3 (10.20.0.1); the baseline reaches the target in 6
+/// hops": a snapshot against the group's last baseline before it.
+pub fn compare(snapshot: &PathEvent, baseline: Option<&PathEvent>) -> String {
+    let now = snapshot.describe();
+    match baseline {
+        Some(b) => format!("{now}; the baseline {}", b.describe()),
+        None => format!("{now}; no baseline recorded before it"),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn slot(group: &str, every: Duration, now: Instant) -> Slot {
+        Slot {
+            group: group.into(),
+            host: Some(Host::Ip("10.0.0.1".parse().unwrap())),
+            every,
+            busy: false,
+            pending: None,
+            in_outage: false,
+            next_baseline: now + every,
+        }
+    }
+
+    fn state(groups: &[&str], now: Instant) -> State {
+        State {
+            slots: groups
+                .iter()
+                .map(|g| slot(g, Duration::from_secs(3600), now))
+                .collect(),
+            started: VecDeque::new(),
+        }
+    }
+
+    fn req(when: When, id: &str) -> Request {
+        Request {
+            id: Some(id.into()),
+            when,
+        }
+    }
+
+    #[test]
+    fn a_flood_starts_no_more_than_the_limit_and_keeps_the_latest_per_group() {
+        let now = Instant::now();
+        let mut st = state(&["a", "b", "c"], now);
+        for s in &mut st.slots {
+            s.pending = Some(req(When::Start, "x"));
+        }
+        let (start, next) = due(&mut st, 2, now);
+        assert_eq!(start.len(), 2);
+        assert_eq!(next, now + RATE_WINDOW);
+        // Finished, but the window is full: nothing more starts.
+        for s in &mut st.slots {
+            s.busy = false;
+        }
+        let (start, _) = due(&mut st, 2, now + Duration::from_secs(59));
+        assert!(start.is_empty());
+        // The window frees: the waiting group goes.
+        let (start, _) = due(&mut st, 2, now + Duration::from_secs(60));
+        assert_eq!(start.len(), 1);
+        assert_eq!(st.slots[start[0].0].group, "c");
+    }
+
+    #[test]
+    fn one_trace_per_group_in_flight() {
+        let now = Instant::now();
+        let mut st = state(&["a"], now);
+        st.slots[0].pending = Some(req(When::Start, "x"));
+        let (start, _) = due(&mut st, 10, now);
+        assert_eq!(start.len(), 1);
+        st.slots[0].pending = Some(req(When::End, "x"));
+        let (start, _) = due(&mut st, 10, now);
+        assert!(start.is_empty(), "the group is busy");
+        st.slots[0].busy = false;
+        let (start, _) = due(&mut st, 10, now);
+        assert_eq!(start[0].2.when, When::End);
+    }
+
+    #[test]
+    fn baselines_come_due_except_during_an_outage_and_go_after_outage_requests() {
+        let now = Instant::now();
+        let mut st = state(&["a", "b"], now);
+        let later = now + Duration::from_secs(3600);
+        st.slots[1].in_outage = true;
+        let (start, next) = due(&mut st, 1, later);
+        assert_eq!(start.len(), 1);
+        assert_eq!(start[0].2.when, When::Baseline);
+        assert_eq!(st.slots[start[0].0].group, "a");
+        assert!(next > later);
+        // An urgent request is served before a waiting baseline.
+        let mut st = state(&["a", "b"], now);
+        st.slots[0].pending = Some(Request {
+            id: None,
+            when: When::Baseline,
+        });
+        st.slots[1].pending = Some(req(When::Start, "y"));
+        let (start, _) = due(&mut st, 1, now);
+        assert_eq!(start[0].2.when, When::Start);
+    }
+
+    fn event(reached: bool, last: Option<(u8, &str)>, partial: bool) -> PathEvent {
+        PathEvent {
+            id: None,
+            group: "isp".into(),
+            when: When::Baseline,
+            target: "10.0.0.9".into(),
+            at: Timestamp::UNIX_EPOCH,
+            dest: Some("10.0.0.9".parse().unwrap()),
+            mode: Some("dgram".into()),
+            reached,
+            partial,
+            duration_ms: 1.0,
+            packets: 3,
+            last_hop: last.map(|(ttl, a)| LastHop {
+                ttl,
+                addr: a.parse().unwrap(),
+            }),
+            hops: Vec::new(),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn comparison_wording() {
+        let broken = event(false, Some((3, "10.20.0.1")), false);
+        let base = event(true, Some((6, "10.0.0.9")), false);
+        assert_eq!(
+            compare(&broken, Some(&base)),
+            "stopped after hop 3 (10.20.0.1); the baseline reaches the target in 6 hops"
+        );
+        assert_eq!(
+            compare(&event(false, None, true), None),
+            "no hop answered (partial: cut at the time bound); no baseline recorded before it"
+        );
+    }
+
+    #[test]
+    fn the_journal_line_round_trips() {
+        let e = event(false, Some((2, "10.0.0.2")), true);
+        let line = serde_json::to_string(&Entry::Path(e.clone())).unwrap();
+        assert!(line.contains(r#""event":"path""#), "{line}");
+        assert!(line.contains(r#""when":"baseline""#), "{line}");
+        let back: Entry = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, Entry::Path(e));
+    }
+}

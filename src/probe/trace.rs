@@ -1,0 +1,726 @@
+//! Path tracing: ICMP echo requests with increasing TTL, hop by hop, on the
+//! ICMP engine's packet code ([`super::icmp`]) and its privilege story.
+//!
+//! Each trace opens its own socket and closes it at the end. Unprivileged
+//! first: a datagram ICMP socket (`net.ipv4.ping_group_range`) with
+//! `IP_RECVERR`, which makes the kernel queue the time-exceeded and
+//! unreachable messages routers send back on the socket's error queue
+//! (`MSG_ERRQUEUE`, with the router's address in the extended error). A
+//! datagram socket is demultiplexed by the kernel (its identifier is the
+//! socket's "port"), so a trace never sees the probes' replies or another
+//! trace's. Otherwise a raw socket (`CAP_NET_RAW`), which receives every
+//! ICMP packet of the host: the requests are matched by identifier and
+//! sequence through the quoted header, as the probes do. When neither opens
+//! the error is [`IcmpSetupError`], the same words as the ICMP probes'.
+//!
+//! Schedule: [`TraceOptions::probes_per_hop`] requests per TTL sent together,
+//! the next TTL [`SPACING`] later, never more than [`GIVE_UP_SILENT`] TTLs
+//! beyond the farthest answer. A request is lost after
+//! [`TraceOptions::probe_timeout`]. The trace ends when every request up to
+//! the last useful TTL is answered or lost: the destination's echo reply
+//! (hops past it are dropped), an unreachable error (the path ends at that
+//! router), [`GIVE_UP_SILENT`] silent TTLs in a row after the last answer,
+//! or `max_hops`. It is cut at [`TraceOptions::bound`] and then `partial`.
+//!
+//! RTTs are the kernel's receive stamp (`SO_TIMESTAMPNS`, also delivered
+//! with error-queue messages) minus the wall clock just before `sendto`,
+//! checked against the monotonic clock like the probes' (see `icmp::rtt`).
+
+use std::io::{self, IoSliceMut};
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use nix::sys::socket::{
+    ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg, setsockopt, sockopt,
+};
+use serde::{Deserialize, Serialize};
+use socket2::{SockAddr, Socket};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+use tokio::time::Instant;
+use tracing::debug;
+
+use super::icmp::{self, IcmpMode, IcmpSetupError};
+use super::net::resolve;
+use crate::config::{Config, DnsServer, Group, Host, IpVersion, Nameserver, Target, TargetSpec};
+
+/// Hops probed at most when nothing else is said (as traceroute and mtr).
+pub const DEFAULT_MAX_HOPS: u8 = 30;
+/// Requests per hop (as traceroute).
+pub const DEFAULT_PROBES_PER_HOP: u8 = 3;
+/// The whole trace ends by this; what is unanswered then makes it `partial`.
+pub const DEFAULT_BOUND: Duration = Duration::from_secs(10);
+/// A request unanswered this long is lost.
+pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Between sending one TTL's requests and the next TTL's.
+pub const SPACING: Duration = Duration::from_millis(10);
+/// Silent TTLs in a row (after the last answer) that end the trace early:
+/// past a broken link nothing more will answer. A single router that sends
+/// no time-exceeded is one silent hop and the trace goes on. Also the
+/// window: no TTL further than this beyond the farthest answer is sent, so
+/// a break costs this many hops' requests and one probe timeout.
+pub const GIVE_UP_SILENT: u8 = 5;
+/// Longest wait between two reads of the socket while requests are out.
+const POLL_EVERY: Duration = Duration::from_millis(20);
+/// Echo payload bytes (small: routers quote only the first 8 anyway).
+const PAYLOAD: usize = 32;
+/// Messages read per wake-up and queue before yielding.
+const RECV_BATCH: usize = 64;
+
+/// How a trace is run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceOptions {
+    pub max_hops: u8,
+    pub probes_per_hop: u8,
+    pub bound: Duration,
+    pub probe_timeout: Duration,
+}
+
+impl Default for TraceOptions {
+    fn default() -> Self {
+        Self {
+            max_hops: DEFAULT_MAX_HOPS,
+            probes_per_hop: DEFAULT_PROBES_PER_HOP,
+            bound: DEFAULT_BOUND,
+            probe_timeout: DEFAULT_PROBE_TIMEOUT,
+        }
+    }
+}
+
+/// One TTL of a trace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hop {
+    pub ttl: u8,
+    /// The first address that answered at this TTL; `null` for a silent hop.
+    pub addr: Option<IpAddr>,
+    /// Other addresses that answered at this TTL (load-balanced paths).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<IpAddr>,
+    pub sent: u32,
+    pub received: u32,
+    /// Round-trip times of the answered requests, in milliseconds.
+    pub rtt_ms: Vec<f64>,
+    /// The ICMP error that ended the path at this hop (`host unreachable`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreachable: Option<String>,
+}
+
+impl Hop {
+    /// Lost requests over sent ones (0 when none was sent).
+    pub fn loss(&self) -> f64 {
+        if self.sent == 0 {
+            0.0
+        } else {
+            f64::from(self.sent - self.received.min(self.sent)) / f64::from(self.sent)
+        }
+    }
+
+    fn stat(&self, f: impl Fn(&[f64]) -> f64) -> Option<f64> {
+        (!self.rtt_ms.is_empty()).then(|| f(&self.rtt_ms))
+    }
+
+    pub fn best_ms(&self) -> Option<f64> {
+        self.stat(|r| r.iter().copied().fold(f64::INFINITY, f64::min))
+    }
+
+    pub fn worst_ms(&self) -> Option<f64> {
+        self.stat(|r| r.iter().copied().fold(0.0, f64::max))
+    }
+
+    pub fn avg_ms(&self) -> Option<f64> {
+        self.stat(|r| r.iter().sum::<f64>() / r.len() as f64)
+    }
+}
+
+/// The result of one trace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trace {
+    /// The address traced to.
+    pub dest: IpAddr,
+    /// `dgram` or `raw`: the socket used.
+    pub mode: String,
+    /// The destination answered.
+    pub reached: bool,
+    /// Cut at the time bound with requests still unanswered.
+    pub partial: bool,
+    pub duration_ms: f64,
+    /// Echo requests sent.
+    pub packets: u32,
+    /// TTL 1 up to the last one probed that matters (see the module doc).
+    pub hops: Vec<Hop>,
+    /// Why the trace stopped early for a local reason (a send failed), if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Trace {
+    /// The farthest hop that answered.
+    pub fn last_hop(&self) -> Option<&Hop> {
+        self.hops.iter().rev().find(|h| h.addr.is_some())
+    }
+
+    /// Every responding address in TTL order (what a route change changes).
+    pub fn addresses(&self) -> Vec<IpAddr> {
+        self.hops.iter().filter_map(|h| h.addr).collect()
+    }
+}
+
+/// Why a trace could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    #[error("{0}")]
+    Setup(#[from] IcmpSetupError),
+    #[error("failed to set up the trace socket: {0}")]
+    Socket(io::Error),
+    #[error("failed to resolve {host}: {detail}")]
+    Resolve { host: String, detail: String },
+}
+
+/// The host a target's probes go to, if it has one (the server of a DNS
+/// target, the URL's host of an HTTP target).
+pub fn target_host(target: &Target) -> Option<Host> {
+    let url_host = |url: &url::Url| match url.host()? {
+        url::Host::Ipv4(ip) => Some(Host::Ip(ip.into())),
+        url::Host::Ipv6(ip) => Some(Host::Ip(ip.into())),
+        url::Host::Domain(d) => Some(Host::Name(d.to_string())),
+    };
+    match &target.spec {
+        TargetSpec::Icmp(s) => Some(s.host.clone()),
+        TargetSpec::Tcp(s) => Some(s.host.clone()),
+        TargetSpec::Http(s) => url_host(&s.url),
+        TargetSpec::Dns(s) => match &s.server {
+            DnsServer::Udp(Nameserver::Addr { host, .. })
+            | DnsServer::Tcp(Nameserver::Addr { host, .. })
+            | DnsServer::Tls { host, .. } => Some(host.clone()),
+            DnsServer::Udp(Nameserver::System) | DnsServer::Tcp(Nameserver::System) => None,
+            DnsServer::Https { url, .. } => url_host(url),
+        },
+    }
+}
+
+/// Where a group's path is traced to: its `trace_target`, else the host of
+/// its first target that has one.
+pub fn group_trace_host(config: &Config, group: &Group) -> Option<Host> {
+    group.trace.target.clone().or_else(|| {
+        config
+            .targets
+            .iter()
+            .filter(|t| t.group == group.name)
+            .find_map(target_host)
+    })
+}
+
+/// Resolves `host` (a name is looked up now) and traces the path to it.
+pub async fn trace_host(host: &Host, options: &TraceOptions) -> Result<Trace, TraceError> {
+    let (ip, _) = resolve::resolve(host, IpVersion::Any)
+        .await
+        .map_err(|outcome| TraceError::Resolve {
+            host: host.to_string(),
+            detail: outcome.to_string(),
+        })?;
+    trace(ip, options).await
+}
+
+/// One request.
+struct Request {
+    ttl: u8,
+    sent: Instant,
+    sent_wall: Option<Duration>,
+    done: bool,
+}
+
+/// An answer to one of our requests.
+struct Reply {
+    seq: u16,
+    from: IpAddr,
+    /// ICMP type and code of an error; `None` for the echo reply.
+    error: Option<(u8, u8)>,
+    now: Instant,
+    wall: Option<Duration>,
+}
+
+/// The socket of one trace.
+struct TraceSocket {
+    fd: AsyncFd<Socket>,
+    mode: IcmpMode,
+    v6: bool,
+    /// RAW mode: our identifier (DGRAM: the kernel's).
+    ident: u16,
+}
+
+impl TraceSocket {
+    fn open(v6: bool) -> Result<Self, TraceError> {
+        let (sock, mode) = super::icmp::open_socket(v6).map_err(TraceError::Setup)?;
+        let io = |e: nix::Error| TraceError::Socket(io::Error::from(e));
+        sock.set_nonblocking(true).map_err(TraceError::Socket)?;
+        if mode == IcmpMode::Dgram {
+            if v6 {
+                setsockopt(&sock, sockopt::Ipv6RecvErr, &true).map_err(io)?;
+            } else {
+                setsockopt(&sock, sockopt::Ipv4RecvErr, &true).map_err(io)?;
+            }
+        }
+        if let Err(e) = setsockopt(&sock, sockopt::ReceiveTimestampns, &true) {
+            debug!(error = %e, "no kernel receive timestamps for the trace socket");
+        }
+        // See `icmp::Family::open` on the deprecation.
+        #[allow(deprecated)]
+        let fd = AsyncFd::with_interest(sock, Interest::READABLE | Interest::ERROR)
+            .map_err(TraceError::Socket)?;
+        Ok(Self {
+            fd,
+            mode,
+            v6,
+            ident: rand::random(),
+        })
+    }
+
+    fn set_ttl(&self, ttl: u8) -> io::Result<()> {
+        let sock = self.fd.get_ref();
+        let r = if self.v6 {
+            setsockopt(sock, sockopt::Ipv6Ttl, &i32::from(ttl))
+        } else {
+            setsockopt(sock, sockopt::Ipv4Ttl, &i32::from(ttl))
+        };
+        r.map_err(io::Error::from)
+    }
+
+    /// Sends one echo request. With `IP_RECVERR`, an ICMP error a router
+    /// sent for an earlier request is also the socket's pending error, which
+    /// the next `sendto` would fail with (EHOSTUNREACH for a time-exceeded):
+    /// it is cleared first, and a send that fails right after an error
+    /// arrived is tried once more.
+    fn send(&self, dest: IpAddr, seq: u16, payload: &[u8]) -> io::Result<()> {
+        let mut packet = vec![0u8; 8 + payload.len()];
+        icmp::write_echo(&mut packet, self.v6, self.ident, seq, payload);
+        let addr = SockAddr::from(SocketAddr::new(dest, 0));
+        let sock = self.fd.get_ref();
+        let mut retried = false;
+        loop {
+            let stale = sock.take_error().ok().flatten();
+            match sock.send_to(&packet, &addr) {
+                Ok(_) => return Ok(()),
+                Err(e) if self.mode == IcmpMode::Dgram && !retried => {
+                    debug!(error = %e, stale = ?stale, "trace send failed; trying once more");
+                    retried = true;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Reads every queued answer (normal queue and, in DGRAM mode, the
+    /// error queue) into `out`.
+    fn drain(&self, dest: IpAddr, buf: &mut [u8], out: &mut Vec<Reply>) {
+        let sock = self.fd.get_ref();
+        let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
+        let raw_v4 = !self.v6 && self.mode == IcmpMode::Raw;
+        for _ in 0..RECV_BATCH {
+            match icmp::recv_one(sock, buf, &mut cmsg) {
+                Ok(r) => {
+                    let now = Instant::now();
+                    let (Some(from), Some(packet)) = (r.from, buf.get(..r.len)) else {
+                        continue;
+                    };
+                    let Some(a) = icmp::decode(packet, from, raw_v4) else {
+                        continue;
+                    };
+                    if a.dest != dest || (self.mode == IcmpMode::Raw && a.ident != self.ident) {
+                        continue;
+                    }
+                    out.push(Reply {
+                        seq: a.seq,
+                        from,
+                        error: a.error,
+                        now,
+                        wall: r.wall,
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // A pending ICMP error is also reported once by a plain
+                // receive (the socket's error); it is read off the error queue.
+                Err(e) => debug!(error = %e, "trace socket receive"),
+            }
+        }
+        if self.mode != IcmpMode::Dgram {
+            return;
+        }
+        let mut cmsg = nix::cmsg_space!(
+            nix::libc::sock_extended_err,
+            nix::libc::sockaddr_in6,
+            nix::sys::time::TimeSpec
+        );
+        for _ in 0..RECV_BATCH {
+            match recv_error(sock, buf, &mut cmsg, self.v6) {
+                Ok(Some(r)) => out.push(r),
+                Ok(None) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    debug!(error = %e, "trace socket error queue");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// One message off a DGRAM socket's error queue: the ICMP error a router
+/// sent, with our request (its ICMP header at least) as the data.
+fn recv_error(
+    sock: &Socket,
+    buf: &mut [u8],
+    cmsg: &mut [u8],
+    v6: bool,
+) -> io::Result<Option<Reply>> {
+    let mut iov = [IoSliceMut::new(buf)];
+    let msg = recvmsg::<SockaddrStorage>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(cmsg),
+        MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT,
+    )
+    .map_err(io::Error::from)?;
+    let now = Instant::now();
+    let len = msg.bytes;
+    let mut wall = None;
+    let mut err: Option<(u8, u8, u8, Option<IpAddr>)> = None;
+    for c in msg.cmsgs().map_err(io::Error::from)? {
+        match c {
+            ControlMessageOwned::ScmTimestampns(ts) => {
+                if let (Ok(s), Ok(ns)) = (u64::try_from(ts.tv_sec()), u32::try_from(ts.tv_nsec())) {
+                    wall = Some(Duration::new(s, ns));
+                }
+            }
+            ControlMessageOwned::Ipv4RecvErr(e, addr) => {
+                let from =
+                    addr.map(|a| IpAddr::from(u32::from_be(a.sin_addr.s_addr).to_be_bytes()));
+                err = Some((e.ee_origin, e.ee_type, e.ee_code, from));
+            }
+            ControlMessageOwned::Ipv6RecvErr(e, addr) => {
+                let from = addr.map(|a| IpAddr::from(a.sin6_addr.s6_addr));
+                err = Some((e.ee_origin, e.ee_type, e.ee_code, from));
+            }
+            _ => {}
+        }
+    }
+    let Some((origin, ty, code, Some(from))) = err else {
+        return Ok(None);
+    };
+    let icmp_origin = if v6 {
+        nix::libc::SO_EE_ORIGIN_ICMP6
+    } else {
+        nix::libc::SO_EE_ORIGIN_ICMP
+    };
+    if origin != icmp_origin {
+        return Ok(None);
+    }
+    // The data is the request we sent: an echo request with our sequence.
+    let Some(request) = buf.get(..len) else {
+        return Ok(None);
+    };
+    let echo_request = if v6 { 128 } else { 8 };
+    if request.first() != Some(&echo_request) {
+        return Ok(None);
+    }
+    let (Some(&hi), Some(&lo)) = (request.get(6), request.get(7)) else {
+        return Ok(None);
+    };
+    Ok(Some(Reply {
+        seq: u16::from_be_bytes([hi, lo]),
+        from,
+        error: Some((ty, code)),
+        now,
+        wall,
+    }))
+}
+
+/// Is this ICMP error a router saying the TTL ran out (not an unreachable)?
+fn is_time_exceeded(v6: bool, ty: u8) -> bool {
+    if v6 { ty == 3 } else { ty == 11 }
+}
+
+/// Traces the path to `dest`. Must run inside the tokio runtime.
+pub async fn trace(dest: IpAddr, options: &TraceOptions) -> Result<Trace, TraceError> {
+    let v6 = dest.is_ipv6();
+    let sock = TraceSocket::open(v6)?;
+    let started = Instant::now();
+    let deadline = started + options.bound;
+    let max_hops = options.max_hops.max(1);
+    let per_hop = options.probes_per_hop.max(1);
+    let payload = icmp::payload(PAYLOAD);
+    let base: u16 = rand::random();
+
+    let mut hops: Vec<Hop> = (1..=max_hops)
+        .map(|ttl| Hop {
+            ttl,
+            addr: None,
+            also: Vec::new(),
+            sent: 0,
+            received: 0,
+            rtt_ms: Vec::new(),
+            unreachable: None,
+        })
+        .collect();
+    let mut requests: Vec<Request> = Vec::new();
+    let mut next_ttl: u8 = 1;
+    let mut next_send = started;
+    // The TTL at which the path ends (destination reached or unreachable).
+    let mut end_ttl: Option<u8> = None;
+    let mut reached = false;
+    let mut error = None;
+    let mut partial = false;
+    let mut buf = vec![0u8; 65_536];
+    let mut replies = Vec::new();
+
+    loop {
+        let now = Instant::now();
+        for r in requests.iter_mut().filter(|r| !r.done) {
+            if now.saturating_duration_since(r.sent) >= options.probe_timeout {
+                r.done = true;
+            }
+        }
+        let waiting_below =
+            |requests: &[Request], limit: u8| requests.iter().any(|r| !r.done && r.ttl <= limit);
+        let farthest_answer = hops
+            .iter()
+            .rev()
+            .find(|h| h.received > 0)
+            .map_or(0, |h| h.ttl);
+        let gave_up = silent_run(&hops, &requests) >= GIVE_UP_SILENT;
+        let sending = error.is_none()
+            && !gave_up
+            && next_ttl <= max_hops
+            && end_ttl.is_none_or(|e| next_ttl <= e);
+        let limit = end_ttl.unwrap_or(next_ttl.saturating_sub(1));
+        if !sending && !waiting_below(&requests, limit) {
+            break;
+        }
+        if now >= deadline {
+            partial = true;
+            break;
+        }
+        if sending && now >= next_send && next_ttl <= farthest_answer.saturating_add(GIVE_UP_SILENT)
+        {
+            if let Err(e) = sock.set_ttl(next_ttl) {
+                error = Some(format!("failed to set TTL {next_ttl}: {e}"));
+                continue;
+            }
+            for _ in 0..per_hop {
+                let Ok(index) = u16::try_from(requests.len()) else {
+                    break;
+                };
+                let sent_wall = icmp::wall_now();
+                let sent = Instant::now();
+                match sock.send(dest, base.wrapping_add(index), &payload) {
+                    Ok(()) => {
+                        requests.push(Request {
+                            ttl: next_ttl,
+                            sent,
+                            sent_wall,
+                            done: false,
+                        });
+                        if let Some(h) = hops.get_mut(usize::from(next_ttl) - 1) {
+                            h.sent += 1;
+                        }
+                    }
+                    Err(e) => {
+                        error = Some(format!("failed to send to {dest} with TTL {next_ttl}: {e}"));
+                        break;
+                    }
+                }
+            }
+            next_ttl += 1;
+            next_send = Instant::now() + SPACING;
+            continue;
+        }
+        // Sleep until the next send, the next request timeout or the bound,
+        // unless an answer arrives first.
+        let mut wake = deadline;
+        if sending {
+            wake = wake.min(next_send.max(now + Duration::from_millis(1)));
+        }
+        if let Some(first) = requests.iter().filter(|r| !r.done).map(|r| r.sent).min() {
+            wake = wake
+                .min(first + options.probe_timeout)
+                .min(now + POLL_EVERY);
+        }
+        tokio::select! {
+            ready = sock.fd.ready(Interest::READABLE | Interest::ERROR) => match ready {
+                Ok(mut guard) => {
+                    sock.drain(dest, &mut buf, &mut replies);
+                    guard.clear_ready();
+                }
+                Err(e) => {
+                    error = Some(format!("trace socket failed: {e}"));
+                }
+            },
+            // A safety net: were a readiness notification for the error
+            // queue ever missed, its answer would otherwise wait there until
+            // its request timed out. Reading costs one syscall per queue.
+            () = tokio::time::sleep_until(wake) => sock.drain(dest, &mut buf, &mut replies),
+        }
+        for reply in replies.drain(..) {
+            let index = usize::from(reply.seq.wrapping_sub(base));
+            let Some(req) = requests.get_mut(index) else {
+                continue;
+            };
+            if req.done {
+                continue;
+            }
+            req.done = true;
+            let ttl = req.ttl;
+            let rtt = icmp::rtt(req.sent, req.sent_wall, reply.now, reply.wall);
+            let Some(hop) = hops.get_mut(usize::from(ttl) - 1) else {
+                continue;
+            };
+            hop.received += 1;
+            hop.rtt_ms.push(micros_as_ms(rtt));
+            match hop.addr {
+                None => hop.addr = Some(reply.from),
+                Some(a) if a != reply.from && !hop.also.contains(&reply.from) => {
+                    hop.also.push(reply.from)
+                }
+                Some(_) => {}
+            }
+            match reply.error {
+                None => {
+                    reached = true;
+                    end_ttl = Some(end_ttl.map_or(ttl, |e| e.min(ttl)));
+                }
+                Some((ty, _)) if is_time_exceeded(v6, ty) => {}
+                Some((ty, code)) => {
+                    let what = icmp::classify_icmp(v6, ty, code)
+                        .err()
+                        .unwrap_or("destination unreachable");
+                    hop.unreachable = Some(format!("{what} (type {ty}, code {code})"));
+                    end_ttl = Some(end_ttl.map_or(ttl, |e| e.min(ttl)));
+                }
+            }
+        }
+    }
+    let probed = next_ttl.saturating_sub(1);
+    let keep = end_ttl.map_or(probed, |e| e.min(probed));
+    hops.truncate(usize::from(keep));
+    // Requests sent past the end (before it was known) are not part of the path.
+    let packets = requests.len() as u32;
+    Ok(Trace {
+        dest,
+        mode: sock.mode.as_str().to_string(),
+        reached,
+        partial,
+        duration_ms: micros_as_ms(started.elapsed()),
+        packets,
+        hops,
+        error,
+    })
+}
+
+/// Milliseconds to the microsecond (what the clocks here resolve honestly).
+fn micros_as_ms(d: Duration) -> f64 {
+    d.as_micros() as f64 / 1e3
+}
+
+/// Silent TTLs in a row at the top of what was sent, all of whose requests
+/// are settled: counted down from the highest TTL sent, stopping at the
+/// first hop that answered or still waits.
+fn silent_run(hops: &[Hop], requests: &[Request]) -> u8 {
+    let settled = |ttl: u8| {
+        requests.iter().any(|r| r.ttl == ttl) && requests.iter().all(|r| r.ttl != ttl || r.done)
+    };
+    let mut run = 0u8;
+    for h in hops.iter().rev() {
+        if h.sent == 0 {
+            continue;
+        }
+        if h.received > 0 {
+            break;
+        }
+        if !settled(h.ttl) {
+            break;
+        }
+        run = run.saturating_add(1);
+    }
+    run
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn hop(ttl: u8, addr: Option<&str>, sent: u32, rtts: &[f64]) -> Hop {
+        Hop {
+            ttl,
+            addr: addr.map(|a| a.parse().unwrap()),
+            also: Vec::new(),
+            sent,
+            received: rtts.len() as u32,
+            rtt_ms: rtts.to_vec(),
+            unreachable: None,
+        }
+    }
+
+    fn req(ttl: u8, done: bool) -> Request {
+        Request {
+            ttl,
+            sent: Instant::now(),
+            sent_wall: None,
+            done,
+        }
+    }
+
+    #[test]
+    fn hop_figures() {
+        let h = hop(1, Some("10.0.0.1"), 3, &[1.0, 3.0]);
+        assert!((h.loss() - 1.0 / 3.0).abs() < 1e-9);
+        assert_eq!(h.best_ms(), Some(1.0));
+        assert_eq!(h.worst_ms(), Some(3.0));
+        assert_eq!(h.avg_ms(), Some(2.0));
+        assert_eq!(hop(2, None, 3, &[]).avg_ms(), None);
+        assert_eq!(hop(2, None, 0, &[]).loss(), 0.0);
+    }
+
+    #[test]
+    fn silence_counts_settled_hops_after_the_last_answer() {
+        let hops = vec![
+            hop(1, Some("10.0.0.1"), 1, &[1.0]),
+            hop(2, None, 1, &[]),
+            hop(3, None, 1, &[]),
+            hop(4, None, 1, &[]),
+        ];
+        let all_done = vec![req(1, true), req(2, true), req(3, true), req(4, true)];
+        assert_eq!(silent_run(&hops, &all_done), 3);
+        // A hop still waiting hides the silence above it from the count.
+        let waiting = vec![req(1, true), req(2, false), req(3, true), req(4, true)];
+        assert_eq!(silent_run(&hops, &waiting), 2);
+        // A silent hop below an answered one does not count.
+        let mid = vec![hop(1, None, 1, &[]), hop(2, Some("10.0.0.2"), 1, &[1.0])];
+        assert_eq!(silent_run(&mid, &[req(1, true), req(2, true)]), 0);
+    }
+
+    #[test]
+    fn last_hop_is_the_farthest_answer() {
+        let t = Trace {
+            dest: "10.0.0.9".parse().unwrap(),
+            mode: "dgram".into(),
+            reached: false,
+            partial: false,
+            duration_ms: 1.0,
+            packets: 9,
+            hops: vec![
+                hop(1, Some("10.0.0.1"), 3, &[1.0]),
+                hop(2, Some("10.0.0.2"), 3, &[1.0]),
+                hop(3, None, 3, &[]),
+            ],
+            error: None,
+        };
+        assert_eq!(t.last_hop().unwrap().ttl, 2);
+        assert_eq!(t.addresses().len(), 2);
+        let json = serde_json::to_value(&t).unwrap();
+        assert_eq!(json["hops"][2]["addr"], serde_json::Value::Null);
+        assert!(json.get("error").is_none());
+        let back: Trace = serde_json::from_value(json).unwrap();
+        assert_eq!(back, t);
+    }
+}
