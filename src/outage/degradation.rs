@@ -1547,6 +1547,21 @@ impl Degradations {
         Some(false)
     }
 
+    /// Successful ICMP/TCP probes in group `g`'s window and the sum of their
+    /// RTTs in seconds (from the histogram: each at its bucket's midpoint,
+    /// within 1.6 %), for the summary's `_count` and `_sum`.
+    pub fn window_rtt_count_sum(&self, g: usize) -> Option<(u64, f64)> {
+        let h = &self.groups.get(g)?.win.rtt.hist;
+        let sum: f64 = h
+            .counts
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c > 0)
+            .map(|(b, c)| f64::from(*c) * representative(b))
+            .sum();
+        Some((h.total, sum / 1e9))
+    }
+
     /// The current window figures of group `g` (for the metrics).
     pub fn window_figures(&self, g: usize) -> Option<Figures> {
         self.groups.get(g).map(|t| t.win.figures())

@@ -371,9 +371,11 @@ impl OutageService {
     /// wait for a cause) and exports their figures; call it every
     /// [`degraded::TICK_EVERY`].
     pub async fn tick(&mut self) {
+        // The detector's clock (it counts suspends), as the samples carry.
+        let mono = lock(&self.stalls).elapsed(self.anchor.elapsed());
         let now = detector::Stamp {
             wall: Timestamp::now(),
-            mono: self.anchor.elapsed(),
+            mono,
         };
         let events = self.slow.tick(now);
         self.degradation_events(events).await;

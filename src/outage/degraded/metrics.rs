@@ -1,5 +1,10 @@
 //! The degradation metrics, with every series created at start.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{LabelPair, Metric, MetricFamily, MetricType, Quantile, Summary};
 use prometheus::{CounterVec, Gauge, GaugeVec, IntCounterVec, Opts, Registry};
 
 use crate::config::Config;
@@ -20,9 +25,95 @@ pub struct DegradationMetrics {
     pub degradations_total: IntCounterVec,
     pub degraded_seconds_total: CounterVec,
     pub group_loss_ratio: GaugeVec,
-    pub group_rtt_seconds: GaugeVec,
-    /// Per group (config order): degraded, loss ratio, RTT p50, RTT p95.
-    per_group: Vec<[Gauge; 4]>,
+    /// A summary (quantile 0.5 and 0.95, `_sum`, `_count`): promtool accepts a
+    /// `quantile` label only on a summary.
+    pub group_rtt_seconds: WindowRtt,
+    /// Per group (config order): degraded, loss ratio.
+    per_group: Vec<[Gauge; 2]>,
+}
+
+/// One group's window RTT figures.
+#[derive(Debug, Clone, Copy, Default)]
+struct Rtt {
+    p50: Option<f64>,
+    p95: Option<f64>,
+    count: u64,
+    sum: f64,
+}
+
+/// `linkwatch_group_rtt_seconds{group,quantile}` as a summary over the window.
+#[derive(Clone)]
+pub struct WindowRtt {
+    desc: Arc<Desc>,
+    groups: Arc<Vec<String>>,
+    values: Arc<Mutex<Vec<Rtt>>>,
+}
+
+impl WindowRtt {
+    fn new(groups: Vec<String>) -> Result<Self, prometheus::Error> {
+        let desc = Desc::new(
+            GROUP_RTT_SECONDS.into(),
+            "RTT quantiles of the group's successful ICMP/TCP probes over its degradation window (NaN: none)".into(),
+            vec!["group".into()],
+            HashMap::new(),
+        )?;
+        let n = groups.len();
+        Ok(Self {
+            desc: Arc::new(desc),
+            groups: Arc::new(groups),
+            values: Arc::new(Mutex::new(vec![Rtt::default(); n])),
+        })
+    }
+
+    fn set(&self, g: usize, v: Rtt) {
+        let mut values = self.values.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(slot) = values.get_mut(g) {
+            *slot = v;
+        }
+    }
+}
+
+impl Collector for WindowRtt {
+    fn desc(&self) -> Vec<&Desc> {
+        vec![&self.desc]
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let values = self.values.lock().unwrap_or_else(|p| p.into_inner());
+        let metrics = self
+            .groups
+            .iter()
+            .zip(values.iter())
+            .map(|(name, v)| {
+                let mut label = LabelPair::default();
+                label.set_name("group".into());
+                label.set_value(name.clone());
+                let quantiles = [(0.5, v.p50), (0.95, v.p95)]
+                    .into_iter()
+                    .map(|(q, value)| {
+                        let mut quantile = Quantile::default();
+                        quantile.set_quantile(q);
+                        quantile.set_value(value.unwrap_or(f64::NAN));
+                        quantile
+                    })
+                    .collect();
+                let mut summary = Summary::default();
+                summary.set_sample_count(v.count);
+                summary.set_sample_sum(v.sum);
+                summary.set_quantile(quantiles);
+                let mut m = Metric::default();
+                m.set_label(vec![label]);
+                m.set_summary(summary);
+                m
+            })
+            .collect();
+        let mut family = MetricFamily::default();
+        family.set_name(GROUP_RTT_SECONDS.into());
+        family.set_help(self.desc.help.clone());
+        family.set_field_type(MetricType::SUMMARY);
+        family.set_metric(metrics);
+        vec![family]
+    }
 }
 
 impl DegradationMetrics {
@@ -55,13 +146,8 @@ impl DegradationMetrics {
             ),
             &["group"],
         )?;
-        let group_rtt_seconds = GaugeVec::new(
-            Opts::new(
-                GROUP_RTT_SECONDS,
-                "RTT quantiles of the group's successful ICMP/TCP probes over its degradation window (NaN: none)",
-            ),
-            &["group", "quantile"],
-        )?;
+        let group_rtt_seconds =
+            WindowRtt::new(config.groups.iter().map(|g| g.name.clone()).collect())?;
         for c in [
             Box::new(group_degraded.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(degradations_total.clone()),
@@ -81,8 +167,6 @@ impl DegradationMetrics {
             let gauges = [
                 group_degraded.with_label_values(&[name]),
                 group_loss_ratio.with_label_values(&[name]),
-                group_rtt_seconds.with_label_values(&[name, "0.5"]),
-                group_rtt_seconds.with_label_values(&[name, "0.95"]),
             ];
             for gauge in &gauges {
                 gauge.set(f64::NAN);
@@ -99,9 +183,16 @@ impl DegradationMetrics {
         })
     }
 
-    /// Sets group `g`'s gauges from its state and window figures.
-    pub fn set_group(&self, g: usize, degraded: Option<bool>, f: Option<&Figures>) {
-        let Some([deg, loss, p50, p95]) = self.per_group.get(g) else {
+    /// Sets group `g`'s series from its state and window figures (and the
+    /// window's RTT count and sum).
+    pub fn set_group(
+        &self,
+        g: usize,
+        degraded: Option<bool>,
+        f: Option<&Figures>,
+        rtt: Option<(u64, f64)>,
+    ) {
+        let Some([deg, loss]) = self.per_group.get(g) else {
             return;
         };
         deg.set(match degraded {
@@ -111,7 +202,15 @@ impl DegradationMetrics {
         });
         let or_nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
         loss.set(or_nan(f.and_then(|f| f.loss_ratio)));
-        p50.set(or_nan(f.and_then(|f| f.rtt_p50_seconds)));
-        p95.set(or_nan(f.and_then(|f| f.rtt_p95_seconds)));
+        let (count, sum) = rtt.unwrap_or_default();
+        self.group_rtt_seconds.set(
+            g,
+            Rtt {
+                p50: f.and_then(|f| f.rtt_p50_seconds),
+                p95: f.and_then(|f| f.rtt_p95_seconds),
+                count,
+                sum,
+            },
+        );
     }
 }

@@ -334,8 +334,12 @@ impl SlowPeriods {
         let mut live = write(&self.live);
         for g in 0..self.group_names.len() {
             let degraded = self.tracker.degraded(g);
-            self.metrics
-                .set_group(g, degraded, self.tracker.window_figures(g).as_ref());
+            self.metrics.set_group(
+                g,
+                degraded,
+                self.tracker.window_figures(g).as_ref(),
+                self.tracker.window_rtt_count_sum(g),
+            );
             if let Some(slot) = live.degraded.get_mut(g) {
                 slot.1 = degraded;
             }
