@@ -176,7 +176,7 @@ def idle_ping(count):
     return [float(x) / 1e3 for x in re.findall(r"time=([\d.]+) ms", out)]
 
 
-def lw_config(path, data_dir, addrs, interval="1s", timeout="900ms"):
+def lw_config(path, data_dir, addrs, interval="1s", timeout="900ms", extra=None):
     lines = [
         "[daemon]",
         f'listen = "127.0.0.1:{LW_PORT}"',
@@ -192,8 +192,13 @@ def lw_config(path, data_dir, addrs, interval="1s", timeout="900ms"):
     for i, a in enumerate(addrs):
         lines += ["", "[[target]]", f'name = "t{i}"', 'group = "bench"',
                   'kind = "icmp"', f'host = "{a}"']
+    text = "\n".join(lines) + "\n"
+    if extra:
+        # e.g. a [defaults.degraded] table, to measure the degradation windows.
+        with open(extra) as e:
+            text += "\n" + e.read()
     with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
+        f.write(text)
 
 
 def lw_rtts(base):
@@ -227,7 +232,7 @@ def run_linkwatch(args, work, addrs, rtt_samples):
     cfg = os.path.join(work, f"linkwatch-{n}.toml")
     data = os.path.join(work, f"data-{n}")
     os.makedirs(data, exist_ok=True)
-    lw_config(cfg, data, addrs)
+    lw_config(cfg, data, addrs, extra=args.lw_extra)
     logf = open(os.path.join(work, f"linkwatch-{n}.log"), "w")
     proc = subprocess.Popen([args.binary, "run", "--config", cfg], env=lw_env(args),
                             stdout=logf, stderr=subprocess.STDOUT)
@@ -573,6 +578,8 @@ def main():
                    help="snapshots of every target's last RTT taken after the window")
     p.add_argument("--lw-env", action="append", default=[], metavar="KEY=VALUE",
                    help="extra environment for linkwatch, e.g. TOKIO_WORKER_THREADS=1")
+    p.add_argument("--lw-extra", metavar="FILE",
+                   help="TOML appended to linkwatch's config (e.g. a [defaults.degraded] table)")
     p.add_argument("--json", help="also write the results as JSON to this file")
     p.add_argument("--keep", action="store_true", help="keep configs and logs")
     p.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)

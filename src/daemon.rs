@@ -320,7 +320,20 @@ async fn collect(
     mut outages: OutageService,
     config: Arc<Config>,
 ) -> OutageService {
-    while let Some(r) = rx.recv().await {
+    // The degradation windows need time to pass without results too.
+    let mut tick = tokio::time::interval(crate::outage::degraded::TICK_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let r = tokio::select! {
+            r = rx.recv() => match r {
+                Some(r) => r,
+                None => break,
+            },
+            _ = tick.tick() => {
+                outages.tick().await;
+                continue;
+            }
+        };
         metrics.record(&r);
         status.record(&r);
         history.record(&r);

@@ -20,6 +20,8 @@ use crate::outage::lock;
 use crate::outage::path::{self, When};
 
 mod html;
+mod slow;
+pub use slow::ReportSlowPeriod;
 
 /// Output formats of `linkwatch report`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -148,6 +150,8 @@ pub struct Report {
     pub journal_head: Option<ChainHead>,
     pub groups: Vec<GroupSummary>,
     pub outages: Vec<ReportOutage>,
+    /// Degradation periods: up, but slow or lossy.
+    pub slow_periods: Vec<ReportSlowPeriod>,
     /// Where the path stopped at each outage's start and end, against the baseline.
     pub paths: Vec<OutagePath>,
 }
@@ -306,6 +310,7 @@ pub fn build(
         groups,
         outages,
         paths,
+        slow_periods: slow::build(&history, since, until, now, &liveness, &fmt),
     })
 }
 
@@ -531,6 +536,7 @@ fn render_csv(r: &Report) -> String {
             at(|p| &p.at_end),
         );
     }
+    slow::csv(&mut out, &r.slow_periods);
     out
 }
 
@@ -721,6 +727,7 @@ fn render_markdown(r: &Report) -> String {
             "\nA traceroute (ICMP echo, or UDP with the group's `trace_protocol = \"udp\"`, with increasing TTL) is taken when an outage starts and when it ends, and a baseline every `trace_every`; `*` is a hop that did not answer."
         );
     }
+    slow::markdown(&mut out, &r.slow_periods);
     let _ = writeln!(out, "\n---\n\n{DEFINITIONS}");
     out
 }

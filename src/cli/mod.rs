@@ -88,6 +88,10 @@ pub enum Command {
         /// Check the journal's hash chain and name the first broken line; exit 1 if broken.
         #[arg(long)]
         verify: bool,
+        /// List degradation periods (slow or lossy, not down) instead of outages,
+        /// with their triggers and figures.
+        #[arg(long, conflicts_with = "verify")]
+        degraded: bool,
     },
     /// Evidence report for a period: coverage, journal integrity, outages by group and cause.
     Report {
@@ -157,12 +161,14 @@ pub fn main() -> ExitCode {
             since,
             json,
             verify,
+            degraded,
         } => outages::outages(
             data_dir.as_deref(),
             config.as_deref(),
             since.as_deref(),
             *json,
             *verify,
+            *degraded,
         ),
         Command::Report {
             data_dir,

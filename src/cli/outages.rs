@@ -11,6 +11,7 @@ pub(super) fn outages(
     since: Option<&str>,
     json: bool,
     verify: bool,
+    degraded: bool,
 ) -> ExitCode {
     use crate::outage::listing;
     let dir = match resolve_data_dir(data_dir, config_path) {
@@ -41,6 +42,9 @@ pub(super) fn outages(
             }
         };
     }
+    if degraded {
+        return degradations(&dir, since, json);
+    }
     match listing::read_outages_with_paths(&dir, since) {
         Ok((records, warnings)) => {
             for w in &warnings {
@@ -69,6 +73,42 @@ pub(super) fn outages(
                 );
             } else {
                 print!("{}", listing::render_table_with_paths(&records));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("linkwatch: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `linkwatch outages --degraded`: the degradation periods.
+fn degradations(dir: &Path, since: Option<jiff::Timestamp>, json: bool) -> ExitCode {
+    use crate::outage::degraded::listing;
+    let journal = crate::outage::journal_path(dir);
+    match listing::read_degradations(dir, since) {
+        Ok((records, warnings)) => {
+            for w in &warnings {
+                eprintln!("warning: {}: {w}", journal.display());
+            }
+            if json {
+                match listing::render_json(&records) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => {
+                        eprintln!("linkwatch: failed to render JSON: {e}");
+                        return ExitCode::from(1);
+                    }
+                }
+            } else if !journal.exists() {
+                eprintln!(
+                    "no journal at {}: linkwatch has not run with this data directory; pass --data-dir DIR, or --config PATH of the running daemon",
+                    journal.display()
+                );
+            } else if records.is_empty() {
+                println!("no degradations recorded in {}", journal.display());
+            } else {
+                print!("{}", listing::render_table(&records));
             }
             ExitCode::SUCCESS
         }

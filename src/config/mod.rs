@@ -5,6 +5,7 @@
 //! through the generic `walk`er, each kind's keys in `spec`, the checks
 //! across tables in `graph`; `validate` holds the pure value rules.
 
+mod degraded;
 mod error;
 mod graph;
 mod model;
@@ -14,6 +15,7 @@ mod throughput;
 mod validate;
 mod walk;
 
+pub use degraded::{Degraded, ThroughputFloor, describe_floor};
 pub use error::{ConfigError, ConfigErrors, escaped};
 pub use model::*;
 pub use parse::{load, parse, parse_bytes};

@@ -10,6 +10,7 @@ use hickory_proto::rr::{Name, RecordType};
 use http::{HeaderName, HeaderValue};
 use url::Url;
 
+use super::degraded::Degraded;
 pub use super::throughput::{Direction, Plan, ThroughputSpec};
 
 /// A fully validated linkwatch configuration.
@@ -144,6 +145,8 @@ pub struct Group {
     /// The upstream group this one can only be judged through (`lan` for `isp`).
     pub needs: Option<String>,
     pub down_when: DownWhen,
+    /// `[group.degraded]` over `[defaults.degraded]` over the built-in defaults.
+    pub degraded: Degraded,
     /// Path tracing towards this group (`trace_target`, `trace_every`).
     pub trace: GroupTrace,
 }
@@ -155,6 +158,7 @@ impl Group {
             name: name.to_owned(),
             needs: None,
             down_when: DownWhen::All,
+            degraded: Degraded::default(),
             trace: GroupTrace::default(),
         }
     }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use toml::de::{DeTable, DeValue};
 
+use super::degraded;
 use super::error::{ConfigError, ConfigErrors, is_unprintable};
 use super::graph::{self, GroupDraft, TargetDraft};
 use super::model::{
@@ -126,7 +127,13 @@ const DAEMON_KEYS: &[&str] = &[
     "trace_max_hops",
     "trace_timeout",
 ];
-const DEFAULTS_KEYS: &[&str] = &["interval", "timeout", "fail_after", "recover_after"];
+const DEFAULTS_KEYS: &[&str] = &[
+    "interval",
+    "timeout",
+    "fail_after",
+    "recover_after",
+    "degraded",
+];
 const GROUP_KEYS: &[&str] = &[
     "name",
     "needs",
@@ -134,6 +141,7 @@ const GROUP_KEYS: &[&str] = &[
     "trace_target",
     "trace_every",
     "trace_protocol",
+    "degraded",
 ];
 const TARGET_KEYS: &[&str] = &[
     "name",
@@ -197,12 +205,23 @@ fn document(w: &mut Walker<'_>, root: &DeTable<'_>) -> Option<Config> {
     let daemon = daemon(w, &root);
     let defaults = defaults(w, &root);
     let plan = spec::plan(w, &root);
-    let groups: Vec<GroupDraft> = w
+    let defaults_degraded = match root.get("defaults").map(|v| v.get_ref()) {
+        Some(DeValue::Table(map)) => degraded::table(
+            w,
+            &Tbl {
+                map,
+                span: 0..0,
+                path: "defaults".into(),
+            },
+        ),
+        _ => degraded::Partial::default(),
+    };
+    let (groups, groups_degraded): (Vec<GroupDraft>, Vec<degraded::Partial>) = w
         .array_of_tables(&root, "group")
         .into_iter()
         .filter_map(Result::ok)
-        .map(|t| group(w, &t))
-        .collect();
+        .map(|t| (group(w, &t), degraded::table(w, &t)))
+        .unzip();
     let target_tables = w.array_of_tables(&root, "target");
     if target_tables.is_empty() {
         w.report(
@@ -216,22 +235,53 @@ fn document(w: &mut Walker<'_>, root: &DeTable<'_>) -> Option<Config> {
         .map(|t| t.map(|t| target(w, &t, &defaults)))
         .collect();
     graph::check(w, &groups, &targets);
+    let plan = plan.ok();
+    let group_inputs: Vec<degraded::GroupInput<'_>> = groups
+        .iter()
+        .zip(&groups_degraded)
+        .enumerate()
+        .filter_map(|(index, (g, own))| {
+            let name = g.name.as_ref().ok()?;
+            Some(degraded::GroupInput {
+                index,
+                name: &name.value,
+                name_span: name.span.clone(),
+                own,
+            })
+        })
+        .collect();
+    let valid_targets: Vec<&Target> = targets
+        .iter()
+        .filter_map(|t| t.as_ref().ok()?.target.as_ref())
+        .collect();
+    let degraded = degraded::resolve(
+        w,
+        &defaults_degraded,
+        &group_inputs,
+        &valid_targets,
+        plan.as_ref().and_then(Option::as_ref),
+    );
 
     let daemon = daemon?;
-    let plan = plan.ok()?;
+    let plan = plan?;
     let defaults = Defaults {
         interval: defaults.interval.ok()?.0,
         timeout: defaults.timeout.ok()?.0,
         fail_after: defaults.fail_after.ok()?,
         recover_after: defaults.recover_after.ok()?,
     };
+    if group_inputs.len() != groups.len() {
+        return None;
+    }
     let groups = groups
         .into_iter()
-        .map(|g| {
+        .zip(degraded)
+        .map(|(g, degraded)| {
             Some(Group {
                 name: g.name.ok()?.value,
                 needs: g.needs.ok()?.map(|n| n.value),
                 down_when: g.down_when.ok()?.map_or(DownWhen::All, |d| d.value),
+                degraded: degraded?,
                 trace: GroupTrace {
                     target: g.trace_target.ok()?.map(|t| t.value),
                     every: g

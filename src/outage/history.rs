@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use serde::Serialize;
 
+use super::degraded::DegradationHistory;
 use super::event::{DurationClock, Gap, OutageEnded, OutageStarted, Stalled, push_gap};
 use super::journal::{self, ChainHead, ChainTail, Entry, Heartbeat, JournalWarning, NumberedLine};
 use super::path::PathEvent;
@@ -177,6 +178,8 @@ pub struct History {
     pub heartbeat: Option<Heartbeat>,
     /// Why the heartbeat file could not be read, when it exists but cannot.
     pub heartbeat_error: Option<String>,
+    /// Degradation periods (slow, not down).
+    pub degradations: DegradationHistory,
 }
 
 impl History {
@@ -299,6 +302,10 @@ impl History {
                             last_run,
                         });
                     }
+                }
+                Entry::DegradedStart(_) | Entry::DegradedResume(_) | Entry::DegradedEnd(_) => {
+                    let run = h.runs.len().checked_sub(1);
+                    h.degradations.apply(&line.entry, run);
                 }
                 Entry::JournalReopened(_) => {}
                 Entry::Path(p) => h.paths.push(p.clone()),

@@ -52,19 +52,7 @@ pub fn outages(
     now: Timestamp,
     liveness: &Liveness,
 ) -> Vec<OutageRecord> {
-    let watched = match liveness {
-        Liveness::Alive { .. } => true,
-        Liveness::NotRunning => false,
-        // No lock file (a daemon older than the lock, or none ever ran here):
-        // a fresh heartbeat of a run that has not stopped says someone watches.
-        Liveness::Unknown => history.heartbeat.as_ref().is_some_and(|hb| {
-            history
-                .runs
-                .last()
-                .is_some_and(|r| hb.run == r.start_seq && !r.clean)
-                && now.duration_since(hb.wall).as_secs_f64() < STALE_HEARTBEAT.as_secs_f64()
-        }),
-    };
+    let watched = watched(history, now, liveness);
     let mut out = history.closed.clone();
     for o in &history.open {
         let mut r = o.record.clone();
@@ -82,6 +70,25 @@ pub fn outages(
     out.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.id.cmp(&b.id)));
     out.retain(|r| r.overlaps(since, None));
     out
+}
+
+/// Whether a daemon is watching this journal at `now`: it holds the data
+/// directory's lock, or (no lock file) its run has not stopped and wrote a
+/// heartbeat recently.
+pub fn watched(history: &History, now: Timestamp, liveness: &Liveness) -> bool {
+    match liveness {
+        Liveness::Alive { .. } => true,
+        Liveness::NotRunning => false,
+        // No lock file (a daemon older than the lock, or none ever ran here):
+        // a fresh heartbeat of a run that has not stopped says someone watches.
+        Liveness::Unknown => history.heartbeat.as_ref().is_some_and(|hb| {
+            history
+                .runs
+                .last()
+                .is_some_and(|r| hb.run == r.start_seq && !r.clean)
+                && now.duration_since(hb.wall).as_secs_f64() < STALE_HEARTBEAT.as_secs_f64()
+        }),
+    }
 }
 
 /// Renders outages as a text table, one row per outage.
@@ -187,7 +194,7 @@ pub fn render_json_with_paths(records: &[OutageWithPaths]) -> Result<String, ser
     serde_json::to_string_pretty(records)
 }
 
-fn human_duration(secs: f64) -> String {
+pub(super) fn human_duration(secs: f64) -> String {
     // Round to milliseconds first, so that 19.99994 s carries into 20.000 s.
     let total_ms = (secs.max(0.0) * 1000.0).round() as u64;
     let (whole, ms) = (total_ms / 1000, total_ms % 1000);

@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::clock::Anchor;
+use super::degraded::{self, DegradationRecord, LiveDegradations};
 use super::detector::{Detector, State};
 use super::event::{Gap, OutageEnded, OutageResumed, OutageStarted};
 use super::history::OutageRecord;
@@ -27,6 +28,8 @@ pub struct GroupStatus {
     pub since: Option<Timestamp>,
     /// Id of the open outage, if any.
     pub outage: Option<String>,
+    /// Slow while up (see `[group.degraded]`); `null` while not yet known.
+    pub degraded: Option<bool>,
 }
 
 /// An outage open in this process.
@@ -64,6 +67,7 @@ impl LiveOutages {
                 state: State::Unknown,
                 since: None,
                 outage: detector.open_outage(g).map(str::to_string),
+                degraded: None,
             })
             .collect();
         Self {
@@ -124,6 +128,7 @@ impl LiveOutages {
 #[derive(Clone)]
 pub struct OutageHandle {
     pub(super) live: Arc<RwLock<LiveOutages>>,
+    pub(super) degradations: Arc<RwLock<LiveDegradations>>,
     pub(super) anchor: Anchor,
     pub(super) journal: JournalHealth,
     /// Maps the monotonic clock to the detector's (which counts suspends).
@@ -162,6 +167,26 @@ impl OutageHandle {
         out
     }
 
+    /// Degradations overlapping `[since, until)`, oldest first; open ones have
+    /// `end: None` and their duration so far.
+    pub fn degradations(
+        &self,
+        since: Option<Timestamp>,
+        until: Option<Timestamp>,
+    ) -> Vec<DegradationRecord> {
+        degraded::read(&self.degradations).records(
+            since,
+            until,
+            Timestamp::now(),
+            self.anchor.elapsed(),
+        )
+    }
+
+    /// Whether group `name` is degraded now (`None`: not yet known).
+    pub fn group_degraded(&self, name: &str) -> Option<bool> {
+        degraded::read(&self.degradations).group_degraded(name)
+    }
+
     /// `Err` with a reason when journal writes have stalled beyond
     /// [`super::journal::STALL_BOUND`] (`/healthz` and the watchdog use it).
     pub fn journal_health(&self) -> Result<(), String> {
@@ -184,7 +209,12 @@ impl OutageHandle {
 
     /// Every group with its state, in configuration order.
     pub fn groups(&self) -> Vec<GroupStatus> {
-        read(&self.live).groups.clone()
+        let mut groups = read(&self.live).groups.clone();
+        let slow = degraded::read(&self.degradations);
+        for g in &mut groups {
+            g.degraded = slow.group_degraded(&g.name);
+        }
+        groups
     }
 }
 

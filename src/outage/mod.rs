@@ -10,6 +10,8 @@
 
 pub mod chain;
 pub mod clock;
+pub mod degradation;
+pub mod degraded;
 pub mod detector;
 pub mod event;
 pub mod history;
@@ -34,6 +36,7 @@ use tokio::time::Instant;
 use crate::config::Config;
 use crate::probe::ProbeResult;
 use clock::Anchor;
+use degraded::SlowPeriods;
 use detector::{Detector, Event, State};
 use event::{DaemonStart, DaemonStop, Stalled};
 use history::History;
@@ -124,6 +127,8 @@ pub struct OutageService {
     /// When downtime was last accrued (monotonic offset).
     downtime_at: Duration,
     target_states: Option<Arc<dyn TargetStates>>,
+    /// Degradation periods (slow, not down).
+    slow: SlowPeriods,
     /// Held until the journal is closed: one writer per data directory.
     _lock: DataDirLock,
     /// Stall detection, shared with the `stall_tick` task.
@@ -208,6 +213,16 @@ impl OutageService {
             ended.emit(&metrics);
             closed.push(OutageRecord::from(&ended));
         }
+        let (mut slow, unobserved) = SlowPeriods::new(config, registry, &history, anchor.wall)?;
+        for ev in unobserved {
+            write_now(
+                &mut writer,
+                &mut unwritten,
+                anchor.wall,
+                degraded::entry(&ev),
+            );
+            slow.publish(&ev);
+        }
         let live = Arc::new(RwLock::new(LiveOutages::new(
             config,
             &detector,
@@ -249,6 +264,7 @@ impl OutageService {
             group_names: config.groups.iter().map(|g| g.name.clone()).collect(),
             downtime_at: Duration::ZERO,
             target_states: None,
+            slow,
             _lock: dir_lock,
             stalls,
             stall_tick,
@@ -265,6 +281,7 @@ impl OutageService {
     pub fn handle(&self) -> OutageHandle {
         OutageHandle {
             live: self.live.clone(),
+            degradations: self.slow.live(),
             anchor: self.anchor,
             journal: self.journal.health(),
             stalls: self.stalls.clone(),
@@ -340,6 +357,49 @@ impl OutageService {
             result.observation.outcome.is_success(),
         )
         .await;
+        let at = detector::Stamp {
+            wall: result.at,
+            mono,
+        };
+        let events = self.slow.observe(result.target, at, &result.observation);
+        self.degradation_events(events).await;
+    }
+
+    /// Lets time pass for the degradation windows (expiry, hysteresis, the
+    /// wait for a cause) and exports their figures; call it every
+    /// [`degraded::TICK_EVERY`].
+    pub async fn tick(&mut self) {
+        // The detector's clock (it counts suspends), as the samples carry.
+        let mono = lock(&self.stalls).elapsed(self.anchor.elapsed());
+        let now = detector::Stamp {
+            wall: Timestamp::now(),
+            mono,
+        };
+        let events = self.slow.tick(now);
+        self.degradation_events(events).await;
+    }
+
+    /// Logs, counts and shows each degradation event, and queues it for the
+    /// journal (as outage events are).
+    async fn degradation_events(&mut self, events: Vec<degradation::DegradationEvent>) {
+        for ev in events {
+            self.slow.publish(&ev);
+            // A path snapshot at the edges of a slow period too, tied to its id.
+            if let Some(t) = &self.tracer {
+                match &ev {
+                    degradation::DegradationEvent::Started(e) => {
+                        t.request(&e.group, Some(e.id.clone()), When::Start)
+                    }
+                    degradation::DegradationEvent::Resumed(e) => t.outage_resumed(&e.group, &e.id),
+                    degradation::DegradationEvent::Ended(e) => {
+                        t.request(&e.group, Some(e.id.clone()), When::End)
+                    }
+                }
+            }
+            self.journal
+                .push(Timestamp::now(), degraded::entry(&ev))
+                .await;
+        }
     }
 
     /// Drops a timeout that a stall cut, counting it and logging once per stall.
@@ -428,6 +488,7 @@ impl OutageService {
                 if let Some(states) = &self.target_states {
                     states.set(target, state, since.wall);
                 }
+                self.slow.target_state(target, state);
             }
             Event::Group {
                 group,
@@ -442,6 +503,8 @@ impl OutageService {
                 }
                 let outage = self.detector.open_outage(group).map(str::to_string);
                 write(&self.live).set_group(group, state, since.wall, outage);
+                let events = self.slow.group_state(group, state, since);
+                self.degradation_events(events).await;
             }
             Event::Started(e) => {
                 let start_mono = self

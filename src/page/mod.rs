@@ -21,6 +21,7 @@ use jiff::tz::TimeZone;
 
 use crate::history::Series;
 use crate::outage::OutageRecord;
+use crate::outage::degraded::DegradationRecord;
 use crate::outage::detector::State;
 use crate::status::Status;
 use svg::{Seg, Segment};
@@ -86,6 +87,28 @@ impl From<&OutageRecord> for Period {
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default(),
             triggers: Vec::new(),
+        }
+    }
+}
+
+impl From<&DegradationRecord> for Period {
+    fn from(r: &DegradationRecord) -> Self {
+        Self {
+            kind: Kind::Degradation,
+            id: r.id.clone(),
+            group: r.group.clone(),
+            cause: r.cause.clone(),
+            start: r.start,
+            end: r.end,
+            duration_seconds: r.duration_seconds,
+            targets: Vec::new(),
+            gaps: r.gaps.iter().map(|g| (g.from, g.to)).collect(),
+            end_observed: r.end_observed,
+            duration_clock: serde_json::to_value(r.duration_clock)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            triggers: r.triggers.iter().map(|t| t.as_str().to_string()).collect(),
         }
     }
 }

@@ -23,6 +23,7 @@ fn status(now: Timestamp, states: &[(&str, State)]) -> Status {
                 state: *s,
                 since: Some(ts("2026-12-01T09:00:00Z")),
                 outage: None,
+                degraded: None,
             })
             .collect(),
         targets: states

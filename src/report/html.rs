@@ -18,7 +18,7 @@ use super::{Report, ReportOutage, end_text, gaps_text, human, start_text, witnes
 /// Most day rows the timeline draws (the most recent ones).
 const MAX_DAYS: usize = 62;
 
-fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -459,6 +459,7 @@ pub fn render(r: &Report, caveats: &[String], verify: &str, definitions: &str) -
             outage_rows(&r.outages)
         );
     }
+    b.push_str(&super::slow::html(&r.slow_periods));
     paths_section(&mut b, r);
     let _ = write!(b, "<footer><p>{}</p></footer>", esc(definitions));
     format!(

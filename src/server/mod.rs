@@ -215,6 +215,13 @@ pub fn handle(state: &AppState, method: &Method, uri: &http::Uri) -> Response<Bo
                 &serde_json::json!({ "error": msg }),
             ),
         },
+        "/api/v1/degradations" => match parse_range(query) {
+            Ok((since, until)) => json(StatusCode::OK, &state.outages.degradations(since, until)),
+            Err(msg) => json(
+                StatusCode::BAD_REQUEST,
+                &serde_json::json!({ "error": msg }),
+            ),
+        },
         "/" => html(status_page(state, query)),
         "/static/page.css" => {
             let mut r = response(
@@ -339,14 +346,15 @@ pub const PAGE_CHARTS: usize = 60;
 /// How many targets per group the bars' coverage reads.
 const COVERAGE_TARGETS: usize = 20;
 
-/// Outages (and, later, degradations) of the last 30 days and open ones.
+/// Outages and slow periods (degradations) of the last 30 days, and open ones.
 fn periods(state: &AppState, now: jiff::Timestamp) -> Vec<Period> {
     let since = jiff::Timestamp::from_second(now.as_second() - 31 * 86_400).unwrap_or(now);
-    state
-        .outages
-        .outages(Some(since), None)
+    let outages = state.outages.outages(Some(since), None);
+    let slow = state.outages.degradations(Some(since), None);
+    outages
         .iter()
         .map(Period::from)
+        .chain(slow.iter().map(Period::from))
         .collect()
 }
 

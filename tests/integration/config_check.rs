@@ -38,6 +38,20 @@ const INVALID: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "invalid-degraded.toml",
+        &[
+            "3:14: key `defaults.degraded.loss_above`: `loss_above` (150%) must be in the range 0%..=100%",
+            "4:1: key `defaults.degraded.throughput_bogus`: unknown key `throughput_bogus`; valid keys: window, min_samples, loss_above, rtt_p50_above, rtt_p95_above, throughput_below, dns_p95_above, http_p95_above",
+            "9:17: key `group[0].degraded.rtt_p95_above`: `rtt_p95_above` (0ms) must be in the range 1ms..=10m",
+            "10:17: key `group[0].degraded.dns_p95_above`: `dns_p95_above` is set for group `lan`, but none of its targets measures it (it is computed over dns targets)",
+            "16:20: key `group[1].degraded.throughput_below`: `throughput_below` (50%) is a percentage of the plan's download rate, but no [plan] download is set; add [plan] download = \"100 Mbit/s\" or write an absolute rate such as \"5 Mbit/s\"",
+            "17:15: key `group[1].degraded.min_samples`: `min_samples` (0) must be in the range 1..=1000000",
+            "23:10: key `group[2].degraded.window`: group `intl`: `window` (10s) holds at most 2 probes of the icmp and tcp targets that feed `rtt_p50_above` (far every 5s), fewer than `min_samples` (20); lengthen the window, probe more often or lower `min_samples`",
+            "25:14: key `group[2].degraded.loss_above`: `loss_above` (5) must be a percentage such as \"5%\"",
+            "30:10: key `group[3].degraded.window`: group `slow`: `window` (30s) holds at most 6 probes of the icmp and tcp targets that feed `rtt_p95_above` (slowpoke every 5s), fewer than `min_samples` (20); lengthen the window, probe more often or lower `min_samples`",
+        ],
+    ),
+    (
         "invalid-down-when.toml",
         &[
             "3:13: key `group[0].down_when`: `down_when` (2) is more than the number of targets in group `lan` (1)",

@@ -29,6 +29,11 @@ const OUTAGE_METRICS: &[&str] = &[
     "linkwatch_downtime_seconds_total",
     "linkwatch_journal_writes_total",
     "linkwatch_journal_errors_total",
+    "linkwatch_group_degraded",
+    "linkwatch_degradations_total",
+    "linkwatch_degraded_seconds_total",
+    "linkwatch_group_loss_ratio",
+    "linkwatch_group_rtt_seconds",
 ];
 
 /// Expressions that are legitimately empty in a loopback-only run, by
@@ -46,6 +51,10 @@ const MAY_BE_EMPTY: &[(&str, &str)] = &[
     (
         "alert LinkwatchFallingBehind",
         "a handful of loopback targets never fall behind",
+    ),
+    (
+        "alert LinkwatchDegraded",
+        "the run sets no [group.degraded] threshold, so no group is degraded",
     ),
     (
         "alert LinkwatchHighLatency",

@@ -19,6 +19,7 @@ mod http_slow_clients;
 mod icmp;
 mod layering;
 mod netns_daemon;
+mod netns_degraded;
 mod netns_outage;
 mod netns_stall;
 mod page_browser;

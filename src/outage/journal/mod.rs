@@ -20,6 +20,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::degradation::{DegradedEnded, DegradedResumed, DegradedStarted};
 use super::event::{
     DaemonStart, DaemonStop, JournalReopened, OutageEnded, OutageResumed, OutageStarted, Stalled,
 };
@@ -70,6 +71,9 @@ pub enum Entry {
     OutageResume(OutageResumed),
     OutageEnd(OutageEnded),
     DaemonStop(DaemonStop),
+    DegradedStart(DegradedStarted),
+    DegradedResume(DegradedResumed),
+    DegradedEnd(DegradedEnded),
     JournalReopened(JournalReopened),
     /// A period the running daemon observed nothing (a gap; not monitored time).
     Stall(Stalled),
@@ -86,6 +90,9 @@ impl Entry {
             Entry::OutageResume(_) => "outage_resume",
             Entry::OutageEnd(_) => "outage_end",
             Entry::DaemonStop(_) => "daemon_stop",
+            Entry::DegradedStart(_) => "degraded_start",
+            Entry::DegradedResume(_) => "degraded_resume",
+            Entry::DegradedEnd(_) => "degraded_end",
             Entry::JournalReopened(_) => "journal_reopened",
             Entry::Stall(_) => "stall",
             Entry::Path(_) => "path",

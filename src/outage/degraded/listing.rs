@@ -1,0 +1,155 @@
+//! `linkwatch outages --degraded`: degradation periods from the loaded
+//! history, as a table or JSON.
+
+use std::path::Path;
+
+use jiff::Timestamp;
+
+use super::record::DegradationRecord;
+use crate::config::format_rate;
+use crate::outage::degradation::{Figures, Trigger};
+use crate::outage::history::{History, ReadError};
+use crate::outage::journal::JournalWarning;
+use crate::outage::listing::{human_duration, watched};
+use crate::outage::lock::{self, Liveness};
+use crate::outage::ts_ms;
+
+/// Degradations recorded in `<data_dir>/journal.jsonl` that end at or after
+/// `since` (open ones always), oldest first, plus the journal's problems.
+pub fn read_degradations(
+    data_dir: &Path,
+    since: Option<Timestamp>,
+) -> Result<(Vec<DegradationRecord>, Vec<JournalWarning>), ReadError> {
+    let history = History::load(data_dir)?;
+    let liveness = lock::probe(data_dir);
+    let records = degradations(&history, since, None, Timestamp::now(), &liveness);
+    Ok((records, history.warnings))
+}
+
+/// The degradations of `history` overlapping `[since, until)`, as read at `now`.
+pub fn degradations(
+    history: &History,
+    since: Option<Timestamp>,
+    until: Option<Timestamp>,
+    now: Timestamp,
+    liveness: &Liveness,
+) -> Vec<DegradationRecord> {
+    history
+        .degradations
+        .records(&history.runs, now, watched(history, now, liveness))
+        .into_iter()
+        .filter(|r| r.overlaps(since, until))
+        .collect()
+}
+
+/// Triggers as `loss,rtt_p95`.
+pub fn triggers_text(t: &[Trigger]) -> String {
+    t.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(",")
+}
+
+/// The figures that were measured, for people: `loss 15.2% · rtt p95 41.0 ms`.
+pub fn figures_text(f: &Figures) -> String {
+    let ms = |s: f64| {
+        if s < 0.01 {
+            format!("{:.2} ms", s * 1e3)
+        } else {
+            format!("{:.0} ms", s * 1e3)
+        }
+    };
+    let mut parts = Vec::new();
+    if let Some(l) = f.loss_ratio {
+        parts.push(format!("loss {:.1}%", l * 100.0));
+    }
+    if let Some(v) = f.rtt_p50_seconds {
+        parts.push(format!("rtt p50 {}", ms(v)));
+    }
+    if let Some(v) = f.rtt_p95_seconds {
+        parts.push(format!("rtt p95 {}", ms(v)));
+    }
+    if let Some(v) = f.dns_p95_seconds {
+        parts.push(format!("dns p95 {}", ms(v)));
+    }
+    if let Some(v) = f.http_p95_seconds {
+        parts.push(format!("http p95 {}", ms(v)));
+    }
+    if let Some(v) = f.throughput_bps {
+        parts.push(format!("throughput {}", format_rate(v)));
+    }
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join(" · ")
+    }
+}
+
+/// Renders degradations as a text table, one row per period: the window
+/// figures at the start, and the period's medians once it ended.
+pub fn render_table(records: &[DegradationRecord]) -> String {
+    let header = [
+        "ID", "GROUP", "CAUSE", "START", "END", "DURATION", "TRIGGERS", "FIGURES", "GAPS",
+    ];
+    let rows: Vec<[String; 9]> = records
+        .iter()
+        .map(|r| {
+            let end = match (r.end, r.end_observed) {
+                (None, _) => "open".to_string(),
+                (Some(e), Some(false)) => format!("{} (unobserved)", ts_ms::format(&e)),
+                (Some(e), _) => ts_ms::format(&e),
+            };
+            let figures = match &r.period {
+                Some(p) if p.snapshots > 0 => format!(
+                    "start: {}; median: {}",
+                    figures_text(&r.figures),
+                    figures_text(&p.median)
+                ),
+                _ => format!("start: {}", figures_text(&r.figures)),
+            };
+            let gaps = if r.gaps.is_empty() {
+                "-".to_string()
+            } else {
+                r.gaps
+                    .iter()
+                    .map(|g| format!("{}..{}", ts_ms::format(&g.from), ts_ms::format(&g.to)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            [
+                r.id.clone(),
+                r.group.clone(),
+                r.cause.clone(),
+                ts_ms::format(&r.start),
+                end,
+                human_duration(r.duration_seconds),
+                triggers_text(&r.triggers),
+                figures,
+                gaps,
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut push_row = |cells: &[&str]| {
+        let line: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    };
+    push_row(&header);
+    for row in &rows {
+        push_row(&row.each_ref().map(String::as_str));
+    }
+    out
+}
+
+/// Renders degradations as the API's JSON array.
+pub fn render_json(records: &[DegradationRecord]) -> Result<String, serde_json::Error> {
+    serde_json::to_string_pretty(records)
+}

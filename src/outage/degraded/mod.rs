@@ -1,0 +1,437 @@
+//! Degradation periods wired to the daemon: the pure
+//! [`Degradations`](super::degradation::Degradations) tracker fed every probe
+//! result and the detector's group states, its events journaled (by the
+//! outage service, in the same hash chain), logged, counted and shown by the
+//! API; periods left open by the previous run adopted as outages are.
+//!
+//! Decisions:
+//! - A target's samples are fed while it is not down (after hysteresis): a
+//!   target that is down (an IPv6 target on an IPv4-only line, a host that
+//!   is gone) is an outage of that target, not packet loss of its group.
+//!   The failures of its streak before it was called down do count.
+//! - `settle` = `fail_after` × the longest interval of the group's targets,
+//!   so that a failing streak about to become an outage never leaves a
+//!   degradation behind; `throughput_hold` = 1.5 × the longest interval of
+//!   its throughput targets (none yet: the window).
+//! - Per probe the cost is index lookups and the tracker's amortised O(1)
+//!   update; no lock, no allocation. Gauges are set once a second, on tick.
+
+pub mod listing;
+pub mod metrics;
+pub mod record;
+#[cfg(test)]
+mod tests;
+
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use super::degradation::{
+    AdoptedDegradation, DegradationEvent, Degradations, DegradedEnded, DegradedResumed,
+    DegradedStarted, GroupSpec, Sample, SampleKind, Thresholds,
+};
+use super::detector::{Stamp, State};
+use super::event::{DurationClock, Gap};
+use super::history::History;
+use super::journal::Entry;
+use super::ts_ms;
+use crate::config::Direction;
+use crate::config::{Config, Kind};
+use crate::probe::{Observation, Outcome};
+pub use metrics::DegradationMetrics;
+pub use record::{DegradationHistory, DegradationRecord};
+
+/// How often the window figures are exported and time passes in the tracker.
+pub const TICK_EVERY: Duration = Duration::from_secs(1);
+
+/// The tracker's view of the configuration.
+pub fn group_specs(config: &Config) -> Vec<GroupSpec> {
+    config
+        .groups
+        .iter()
+        .map(|g| {
+            let members = config.targets.iter().filter(|t| t.group == g.name);
+            let settle = members
+                .clone()
+                .map(|t| t.interval * t.fail_after)
+                .max()
+                .unwrap_or_default();
+            let d = &g.degraded;
+            GroupSpec {
+                name: g.name.clone(),
+                needs: g
+                    .needs
+                    .as_ref()
+                    .and_then(|n| config.groups.iter().position(|x| &x.name == n)),
+                thresholds: Thresholds {
+                    window: d.window,
+                    min_samples: d.min_samples,
+                    loss_above: d.loss_above,
+                    rtt_p50_above: d.rtt_p50_above,
+                    rtt_p95_above: d.rtt_p95_above,
+                    throughput_below: d.throughput_below.map(|f| f.bps),
+                    // The last test counts until about the next one is due
+                    // (never less than a window).
+                    throughput_hold: members
+                        .clone()
+                        .filter(|t| t.kind() == Kind::Throughput)
+                        .map(|t| t.interval.mul_f64(1.5))
+                        .max()
+                        .unwrap_or_default()
+                        .max(d.window),
+                    dns_p95_above: d.dns_p95_above,
+                    http_p95_above: d.http_p95_above,
+                },
+                settle,
+            }
+        })
+        .collect()
+}
+
+/// Which figures a target's results feed.
+fn sample_kind(kind: Kind) -> SampleKind {
+    match kind {
+        Kind::Icmp => SampleKind::Icmp,
+        Kind::Tcp => SampleKind::Tcp,
+        Kind::Http => SampleKind::Http,
+        Kind::Dns => SampleKind::Dns,
+        Kind::Throughput => SampleKind::Throughput,
+    }
+}
+
+/// Degradations as this process knows them, for the API.
+#[derive(Debug, Default)]
+pub struct LiveDegradations {
+    closed: Vec<DegradationRecord>,
+    /// Open ones with their monotonic start, when it is this process's.
+    open: Vec<(DegradationRecord, Option<Duration>)>,
+    /// Per group (config order): degraded, not, or not yet known.
+    degraded: Vec<(String, Option<bool>)>,
+}
+
+impl LiveDegradations {
+    fn started(&mut self, e: &DegradedStarted, start_mono: Option<Duration>) {
+        self.open.push((DegradationRecord::open(e), start_mono));
+    }
+
+    fn resumed(&mut self, e: &DegradedResumed) {
+        if let Some((r, _)) = self.open.iter_mut().find(|(r, _)| r.id == e.id) {
+            r.gaps.pop();
+            r.gaps.push(e.gap);
+        }
+    }
+
+    fn ended(&mut self, e: &DegradedEnded) {
+        let figures = self
+            .open
+            .iter()
+            .find(|(r, _)| r.id == e.id)
+            .map(|(r, _)| r.figures.clone());
+        self.open.retain(|(r, _)| r.id != e.id);
+        self.closed.push(DegradationRecord::ended(e, figures));
+    }
+
+    /// Degradations overlapping `[since, until)`, oldest first; open ones
+    /// have `end: null` and their duration so far (`now_mono`: this
+    /// process's monotonic offset).
+    pub fn records(
+        &self,
+        since: Option<Timestamp>,
+        until: Option<Timestamp>,
+        now: Timestamp,
+        now_mono: Duration,
+    ) -> Vec<DegradationRecord> {
+        let mut out: Vec<DegradationRecord> = self
+            .closed
+            .iter()
+            .filter(|r| r.overlaps(since, until))
+            .cloned()
+            .collect();
+        for (r, start_mono) in &self.open {
+            let mut r = r.clone();
+            r.duration_seconds = match start_mono {
+                Some(s) => now_mono.saturating_sub(*s).as_secs_f64(),
+                None => now.duration_since(r.start).as_secs_f64().max(0.0),
+            };
+            if r.overlaps(since, until) {
+                out.push(r);
+            }
+        }
+        out.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.id.cmp(&b.id)));
+        out
+    }
+
+    /// Whether group `name` is degraded (`None`: not yet known or no such group).
+    pub fn group_degraded(&self, name: &str) -> Option<bool> {
+        self.degraded
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, d)| *d)
+    }
+}
+
+pub(super) fn read(lock: &RwLock<LiveDegradations>) -> RwLockReadGuard<'_, LiveDegradations> {
+    lock.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write(lock: &RwLock<LiveDegradations>) -> RwLockWriteGuard<'_, LiveDegradations> {
+    lock.write().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Degradation tracking inside the outage service.
+pub struct SlowPeriods {
+    tracker: Degradations,
+    /// Per target: its group index and what its results feed.
+    targets: Vec<(usize, SampleKind)>,
+    /// Per target: down after hysteresis (its samples are not fed).
+    target_down: Vec<bool>,
+    metrics: DegradationMetrics,
+    live: Arc<RwLock<LiveDegradations>>,
+    group_names: Vec<String>,
+}
+
+impl SlowPeriods {
+    /// The tracker for `config`, with the previous run's open degradations
+    /// adopted (`now` is this run's start). Returns the `degraded_end`s of
+    /// periods whose group no longer exists, to be journaled.
+    pub fn new(
+        config: &Config,
+        registry: &prometheus::Registry,
+        history: &History,
+        now: Timestamp,
+    ) -> Result<(Self, Vec<DegradationEvent>), prometheus::Error> {
+        let metrics = DegradationMetrics::register(config, registry)?;
+        let mut tracker = Degradations::new(group_specs(config));
+        tracker.reserve_ids(history.degradations.ids.iter().cloned());
+        let mut live = LiveDegradations {
+            closed: history.degradations.closed.clone(),
+            open: Vec::new(),
+            degraded: config
+                .groups
+                .iter()
+                .map(|g| (g.name.clone(), None))
+                .collect(),
+        };
+        let mut closed = Vec::new();
+        for o in &history.degradations.open {
+            let last_seen = DegradationHistory::last_seen(o, &history.runs);
+            let r = &o.record;
+            let adopted = AdoptedDegradation {
+                id: r.id.clone(),
+                cause: r.cause.clone(),
+                start: r.start,
+                triggers: r.triggers.clone(),
+                gaps: r.gaps.clone(),
+                last_seen,
+            };
+            let unobserved = Gap {
+                from: last_seen,
+                to: now.max(last_seen),
+            };
+            if tracker.adopt(&r.group, adopted) {
+                tracing::warn!(id = %r.id, group = %r.group, last_seen = %ts_ms::format(&last_seen), "degradation open at the last run; waiting to see whether it goes on");
+                let mut shown = r.clone();
+                shown.duration_clock = DurationClock::Wall;
+                shown.gaps.push(unobserved);
+                live.open.push((shown, None));
+            } else {
+                let mut gaps = r.gaps.clone();
+                gaps.push(unobserved);
+                closed.push(DegradationEvent::Ended(DegradedEnded {
+                    id: r.id.clone(),
+                    group: r.group.clone(),
+                    cause: r.cause.clone(),
+                    start: r.start,
+                    end: last_seen,
+                    duration_seconds: last_seen.duration_since(r.start).as_secs_f64().max(0.0),
+                    duration_clock: DurationClock::Wall,
+                    end_observed: false,
+                    superseded: false,
+                    triggers: r.triggers.clone(),
+                    figures: Default::default(),
+                    gaps,
+                }));
+            }
+        }
+        let targets = config
+            .targets
+            .iter()
+            .map(|t| {
+                let g = config
+                    .groups
+                    .iter()
+                    .position(|g| g.name == t.group)
+                    .unwrap_or(usize::MAX);
+                (g, sample_kind(t.kind()))
+            })
+            .collect();
+        Ok((
+            Self {
+                tracker,
+                targets,
+                target_down: vec![false; config.targets.len()],
+                metrics,
+                live: Arc::new(RwLock::new(live)),
+                group_names: config.groups.iter().map(|g| g.name.clone()).collect(),
+            },
+            closed,
+        ))
+    }
+
+    /// The live view the API reads.
+    pub fn live(&self) -> Arc<RwLock<LiveDegradations>> {
+        self.live.clone()
+    }
+
+    /// Feeds one probe result of `target` started at `at`. A throughput test
+    /// feeds only a good download's goodput (`throughput_below` compares
+    /// downloads with `[plan] download`); a failed, partial or upload test
+    /// says nothing about that figure, and throughput is not in the loss.
+    pub fn observe(
+        &mut self,
+        target: usize,
+        at: Stamp,
+        observation: &Observation,
+    ) -> Vec<DegradationEvent> {
+        let outcome = &observation.outcome;
+        let Some(&(group, kind)) = self.targets.get(target) else {
+            return Vec::new();
+        };
+        if self.target_down.get(target).copied().unwrap_or(false) {
+            return Vec::new();
+        }
+        let (success, latency) = match outcome {
+            Outcome::Success { duration, .. } => (true, Some(*duration)),
+            _ => (false, None),
+        };
+        let throughput_bps = match &observation.info.throughput {
+            Some(tp) if success && !tp.partial && tp.direction == Direction::Download => {
+                tp.bits_per_second
+            }
+            _ => None,
+        };
+        if kind == SampleKind::Throughput && throughput_bps.is_none() {
+            return Vec::new();
+        }
+        self.tracker.observe(&Sample {
+            group,
+            at,
+            kind,
+            success,
+            latency,
+            throughput_bps,
+        })
+    }
+
+    /// A target's state after hysteresis changed.
+    pub fn target_state(&mut self, target: usize, state: State) {
+        if let Some(d) = self.target_down.get_mut(target) {
+            *d = state == State::Down;
+        }
+    }
+
+    /// A group's state changed (`since`: back-dated).
+    pub fn group_state(
+        &mut self,
+        group: usize,
+        state: State,
+        since: Stamp,
+    ) -> Vec<DegradationEvent> {
+        self.tracker.set_group_state(group, state, since)
+    }
+
+    /// Lets time pass; exports the window figures and degraded time.
+    pub fn tick(&mut self, now: Stamp) -> Vec<DegradationEvent> {
+        let events = self.tracker.tick(now);
+        for (g, d) in self.tracker.take_degraded_time(now.mono) {
+            if let Some(name) = self.group_names.get(g) {
+                self.metrics
+                    .degraded_seconds_total
+                    .with_label_values(&[name.as_str()])
+                    .inc_by(d.as_secs_f64());
+            }
+        }
+        let mut live = write(&self.live);
+        for g in 0..self.group_names.len() {
+            let degraded = self.tracker.degraded(g);
+            self.metrics.set_group(
+                g,
+                degraded,
+                self.tracker.window_figures(g).as_ref(),
+                self.tracker.window_rtt_count_sum(g),
+            );
+            if let Some(slot) = live.degraded.get_mut(g) {
+                slot.1 = degraded;
+            }
+        }
+        events
+    }
+
+    /// After `ev` is journaled: logs, counts and shows it.
+    pub fn publish(&mut self, ev: &DegradationEvent) {
+        match ev {
+            DegradationEvent::Started(e) => {
+                tracing::warn!(
+                    id = %e.id,
+                    group = %e.group,
+                    cause = %e.cause,
+                    start = %ts_ms::format(&e.start),
+                    triggers = %listing::triggers_text(&e.triggers),
+                    figures = %listing::figures_text(&e.figures),
+                    "degradation started"
+                );
+                self.metrics
+                    .degradations_total
+                    .with_label_values(&[e.group.as_str(), e.cause.as_str()])
+                    .inc();
+                let g = self.group_names.iter().position(|n| *n == e.group);
+                let start_mono = g.and_then(|g| self.tracker.open_start_mono(g));
+                write(&self.live).started(e, start_mono);
+            }
+            DegradationEvent::Resumed(e) => {
+                tracing::warn!(
+                    id = %e.id,
+                    group = %e.group,
+                    cause = %e.cause,
+                    start = %ts_ms::format(&e.start),
+                    gap_from = %ts_ms::format(&e.gap.from),
+                    gap_to = %ts_ms::format(&e.gap.to),
+                    triggers = %listing::triggers_text(&e.triggers),
+                    "degradation continues after a restart"
+                );
+                write(&self.live).resumed(e);
+            }
+            DegradationEvent::Ended(e) => {
+                tracing::info!(
+                    id = %e.id,
+                    group = %e.group,
+                    cause = %e.cause,
+                    start = %ts_ms::format(&e.start),
+                    end = %ts_ms::format(&e.end),
+                    duration_seconds = e.duration_seconds,
+                    end_observed = e.end_observed,
+                    superseded = e.superseded,
+                    triggers = %listing::triggers_text(&e.triggers),
+                    median = %listing::figures_text(&e.figures.median),
+                    "degradation ended"
+                );
+                write(&self.live).ended(e);
+            }
+        }
+    }
+
+    /// Ids of the degradations open or adopted.
+    pub fn open_ids(&self) -> Vec<String> {
+        self.tracker.open_ids()
+    }
+}
+
+/// The journal entry of an event.
+pub fn entry(ev: &DegradationEvent) -> Entry {
+    match ev {
+        DegradationEvent::Started(e) => Entry::DegradedStart(e.clone()),
+        DegradationEvent::Resumed(e) => Entry::DegradedResume(e.clone()),
+        DegradationEvent::Ended(e) => Entry::DegradedEnd(e.clone()),
+    }
+}

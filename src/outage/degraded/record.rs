@@ -1,0 +1,201 @@
+//! Degradation periods as the API, the CLI and the report show them, and
+//! their replay from the journal (`degraded_start`, `degraded_resume`,
+//! `degraded_end`).
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::outage::degradation::{
+    DegradedEnded, DegradedResumed, DegradedStarted, Figures, PeriodFigures, Trigger,
+};
+use crate::outage::event::{DurationClock, Gap};
+use crate::outage::history::Run;
+use crate::outage::journal::Entry;
+use crate::outage::ts_ms;
+
+/// One degradation period (`GET /api/v1/degradations`): the outage record's
+/// shape (without `targets`: a degradation is a group's figure, not a set of
+/// targets down) plus `triggers` and `figures`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DegradationRecord {
+    pub id: String,
+    pub group: String,
+    pub cause: String,
+    #[serde(with = "ts_ms")]
+    pub start: Timestamp,
+    /// `null` while open.
+    #[serde(with = "ts_ms::option")]
+    pub end: Option<Timestamp>,
+    /// Closed: its length. Open: the time since it started, so far.
+    pub duration_seconds: f64,
+    /// Periods nobody observed (the daemon was not running).
+    pub gaps: Vec<Gap>,
+    /// `false` when the end lies in the last gap; `null` while open.
+    pub end_observed: Option<bool>,
+    pub duration_clock: DurationClock,
+    /// The thresholds crossed (at the start; every one crossed, once ended).
+    pub triggers: Vec<Trigger>,
+    /// The window's figures when it started.
+    pub figures: Figures,
+    /// Medians, worst values and sample counts over the whole period, once ended.
+    pub period: Option<PeriodFigures>,
+    /// Ended because the group went down (an outage followed); `null` while open.
+    pub superseded: Option<bool>,
+}
+
+impl DegradationRecord {
+    /// A degradation that has not ended (yet).
+    pub fn open(e: &DegradedStarted) -> Self {
+        Self {
+            id: e.id.clone(),
+            group: e.group.clone(),
+            cause: e.cause.clone(),
+            start: e.start,
+            end: None,
+            duration_seconds: 0.0,
+            gaps: Vec::new(),
+            end_observed: None,
+            duration_clock: DurationClock::Monotonic,
+            triggers: e.triggers.clone(),
+            figures: e.figures.clone(),
+            period: None,
+            superseded: None,
+        }
+    }
+
+    /// A resumed one whose start line is lost.
+    fn resumed(e: &DegradedResumed) -> Self {
+        Self {
+            id: e.id.clone(),
+            group: e.group.clone(),
+            cause: e.cause.clone(),
+            start: e.start,
+            end: None,
+            duration_seconds: 0.0,
+            gaps: vec![e.gap],
+            end_observed: None,
+            duration_clock: DurationClock::Wall,
+            triggers: e.triggers.clone(),
+            figures: e.figures.clone(),
+            period: None,
+            superseded: None,
+        }
+    }
+
+    /// The closed record; `figures` are the start's when known.
+    pub fn ended(e: &DegradedEnded, figures: Option<Figures>) -> Self {
+        Self {
+            id: e.id.clone(),
+            group: e.group.clone(),
+            cause: e.cause.clone(),
+            start: e.start,
+            end: Some(e.end),
+            duration_seconds: e.duration_seconds,
+            gaps: e.gaps.clone(),
+            end_observed: Some(e.end_observed),
+            duration_clock: e.duration_clock,
+            triggers: e.triggers.clone(),
+            figures: figures.unwrap_or_default(),
+            period: Some(e.figures.clone()),
+            superseded: Some(e.superseded),
+        }
+    }
+
+    /// Whether it overlaps `[since, until)`.
+    pub fn overlaps(&self, since: Option<Timestamp>, until: Option<Timestamp>) -> bool {
+        let ends_after = match (since, self.end) {
+            (Some(s), Some(e)) => e >= s,
+            _ => true,
+        };
+        ends_after && until.is_none_or(|u| self.start < u)
+    }
+}
+
+/// A degradation still open at the end of the journal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenDegradation {
+    pub record: DegradationRecord,
+    /// Index into the runs of the last run that saw it.
+    pub last_run: Option<usize>,
+}
+
+/// The journal's degradations, replayed in order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DegradationHistory {
+    pub closed: Vec<DegradationRecord>,
+    pub open: Vec<OpenDegradation>,
+    /// Every degradation id seen.
+    pub ids: Vec<String>,
+}
+
+impl DegradationHistory {
+    /// Replays one journal entry (others are ignored); `run` is the index of
+    /// the run that wrote it.
+    pub fn apply(&mut self, entry: &Entry, run: Option<usize>) {
+        match entry {
+            Entry::DegradedStart(e) => {
+                self.ids.push(e.id.clone());
+                self.open.push(OpenDegradation {
+                    record: DegradationRecord::open(e),
+                    last_run: run,
+                });
+            }
+            Entry::DegradedResume(e) => {
+                if let Some(o) = self.open.iter_mut().find(|o| o.record.id == e.id) {
+                    o.record.gaps.push(e.gap);
+                    o.record.duration_clock = DurationClock::Wall;
+                    o.last_run = run;
+                } else {
+                    self.ids.push(e.id.clone());
+                    self.open.push(OpenDegradation {
+                        record: DegradationRecord::resumed(e),
+                        last_run: run,
+                    });
+                }
+            }
+            Entry::DegradedEnd(e) => {
+                let figures = self
+                    .open
+                    .iter()
+                    .find(|o| o.record.id == e.id)
+                    .map(|o| o.record.figures.clone());
+                self.open.retain(|o| o.record.id != e.id);
+                if !self.ids.contains(&e.id) {
+                    self.ids.push(e.id.clone());
+                }
+                self.closed.push(DegradationRecord::ended(e, figures));
+            }
+            _ => {}
+        }
+    }
+
+    /// Last moment `o` was known on: the end of the last run that saw it.
+    pub fn last_seen(o: &OpenDegradation, runs: &[Run]) -> Timestamp {
+        o.last_run
+            .and_then(|r| runs.get(r))
+            .map_or(o.record.start, |r| r.alive_until)
+            .max(o.record.start)
+    }
+
+    /// Every degradation, oldest start first; open ones get a duration up to
+    /// `now` and, when `watched` is false (no daemon is running), the time
+    /// since their last sign of life as a trailing gap.
+    pub fn records(&self, runs: &[Run], now: Timestamp, watched: bool) -> Vec<DegradationRecord> {
+        let mut out = self.closed.clone();
+        for o in &self.open {
+            let mut r = o.record.clone();
+            r.duration_seconds = now.duration_since(r.start).as_secs_f64().max(0.0);
+            r.duration_clock = DurationClock::Wall;
+            if !watched {
+                let last = Self::last_seen(o, runs);
+                r.gaps.push(Gap {
+                    from: last,
+                    to: now.max(last),
+                });
+            }
+            out.push(r);
+        }
+        out.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.id.cmp(&b.id)));
+        out
+    }
+}

@@ -1,0 +1,186 @@
+//! The degradation path through the outage service: journaled in the hash
+//! chain, counted, shown, and resumed with a gap after a `kill -9`.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::time::Instant;
+
+use crate::config::{Config, Degraded};
+use crate::outage::degradation::Trigger;
+use crate::outage::journal::{self, Entry};
+use crate::outage::testutil::chain;
+use crate::outage::{ClockSync, OutageService, StartOptions};
+use crate::probe::{Observation, Outcome, Phases, ProbeResult};
+
+fn cfg(dir: &std::path::Path) -> Config {
+    let mut c = chain(dir);
+    for t in &mut c.targets {
+        t.interval = Duration::from_millis(100);
+        t.timeout = Duration::from_millis(50);
+    }
+    for g in &mut c.groups {
+        g.degraded = Degraded {
+            window: Duration::from_secs(2),
+            min_samples: 10,
+            loss_above: Some(0.10),
+            ..Degraded::default()
+        };
+    }
+    c
+}
+
+async fn start(c: &Config) -> (OutageService, prometheus::Registry) {
+    let registry = prometheus::Registry::new();
+    let (s, _) = OutageService::start_with(
+        c,
+        &registry,
+        StartOptions {
+            heartbeat_interval: Duration::from_millis(50),
+            clock: Some(ClockSync {
+                synchronized: Some(true),
+                check: "test".into(),
+            }),
+            ..StartOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    (s, registry)
+}
+
+/// `rounds` of one probe per target 20 ms apart; `lossy(target, round)` fails it.
+async fn feed(s: &mut OutageService, rounds: usize, lossy: impl Fn(usize, usize) -> bool) {
+    for round in 0..rounds {
+        for target in 0..3 {
+            let outcome = if lossy(target, round) {
+                Outcome::Timeout { phase: None }
+            } else {
+                Outcome::Success {
+                    duration: Duration::from_millis(5),
+                    phases: Phases::default(),
+                }
+            };
+            let r = ProbeResult {
+                target,
+                at: Timestamp::now(),
+                mono: Instant::now(),
+                lateness: Duration::ZERO,
+                observation: Observation::new(outcome),
+            };
+            s.observe(&r).await;
+        }
+        s.tick().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn entries(dir: &std::path::Path) -> Vec<Entry> {
+    let c = journal::read(dir).unwrap();
+    assert!(c.first_chain_break().is_none(), "{:?}", c.warnings);
+    c.lines.into_iter().map(|l| l.line.entry).collect()
+}
+
+#[tokio::test]
+async fn isp_loss_degrades_isp_and_internet_with_cause_isp_and_survives_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path());
+    let (mut s, registry) = start(&c).await;
+    // Every third isp/internet probe lost (33 %), never three in a row: no outage.
+    let lossy = |t: usize, round: usize| t > 0 && round.is_multiple_of(3);
+    feed(&mut s, 60, lossy).await;
+    let started: Vec<_> = entries(dir.path())
+        .into_iter()
+        .filter_map(|e| match e {
+            Entry::DegradedStart(d) => Some(d),
+            _ => None,
+        })
+        .collect();
+    let by_group: Vec<(&str, &str)> = started
+        .iter()
+        .map(|d| (d.group.as_str(), d.cause.as_str()))
+        .collect();
+    assert_eq!(by_group.len(), 2, "{started:?}");
+    assert!(by_group.contains(&("isp", "isp")), "{by_group:?}");
+    assert!(by_group.contains(&("internet", "isp")), "{by_group:?}");
+    assert!(started.iter().all(|d| d.triggers == vec![Trigger::Loss]));
+    let loss = started[0].figures.loss_ratio.unwrap();
+    assert!((0.25..=0.45).contains(&loss), "{loss}");
+    let mut buf = Vec::new();
+    prometheus::Encoder::encode(
+        &prometheus::TextEncoder::new(),
+        &registry.gather(),
+        &mut buf,
+    )
+    .unwrap();
+    let text = String::from_utf8(buf).unwrap();
+    assert!(
+        text.contains("linkwatch_group_degraded{group=\"isp\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("linkwatch_degradations_total{cause=\"isp\",group=\"internet\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("linkwatch_group_degraded{group=\"lan\"} 0"),
+        "{text}"
+    );
+    assert!(
+        !entries(dir.path())
+            .iter()
+            .any(|e| matches!(e, Entry::OutageStart(_)))
+    );
+    let isp_id = started
+        .iter()
+        .find(|d| d.group == "isp")
+        .unwrap()
+        .id
+        .clone();
+
+    // kill -9, then the loss goes on: one degradation, resumed with a gap.
+    s.crash().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (mut s, _registry) = start(&c).await;
+    feed(&mut s, 40, lossy).await;
+    let resumed: Vec<_> = entries(dir.path())
+        .into_iter()
+        .filter_map(|e| match e {
+            Entry::DegradedResume(d) => Some(d),
+            _ => None,
+        })
+        .collect();
+    assert!(resumed.iter().any(|d| d.id == isp_id), "{resumed:?}");
+    // Loss stops: it ends once a whole window is clean.
+    feed(&mut s, 250, |_, _| false).await;
+    let ended: Vec<_> = entries(dir.path())
+        .into_iter()
+        .filter_map(|e| match e {
+            Entry::DegradedEnd(d) => Some(d),
+            _ => None,
+        })
+        .collect();
+    let isp = ended.iter().find(|d| d.id == isp_id).unwrap();
+    assert_eq!(isp.gaps.len(), 1, "{isp:?}");
+    assert!(isp.end_observed);
+    assert!(isp.figures.worst.loss_ratio.unwrap() > 0.25, "{isp:?}");
+    let starts = entries(dir.path())
+        .iter()
+        .filter(|e| matches!(e, Entry::DegradedStart(d) if d.group == "isp"))
+        .count();
+    assert_eq!(starts, 1);
+    // The history and the listing agree.
+    let h = crate::outage::history::History::load(dir.path()).unwrap();
+    let recs = super::listing::degradations(
+        &h,
+        None,
+        None,
+        Timestamp::now(),
+        &crate::outage::lock::Liveness::NotRunning,
+    );
+    let rec = recs.iter().find(|r| r.id == isp_id).unwrap();
+    assert_eq!(rec.gaps.len(), 1);
+    assert!(rec.figures.loss_ratio.is_some() && rec.period.is_some());
+    s.shutdown(Duration::from_secs(2)).await;
+}
