@@ -422,7 +422,26 @@ fn compose_file_is_valid_and_mounts_existing_files() {
             let src = src.split(':').next().unwrap();
             assert!(deploy(src).exists(), "compose mounts missing ./{src}");
         }
+        if let Some(src) = l.strip_prefix("../") {
+            let src = src.split(':').next().unwrap();
+            assert!(root().join(src).exists(), "compose mounts missing ../{src}");
+        }
     }
+    // linkwatch measures the host's real link: its gateway, resolver and
+    // source address (not Docker's bridge and embedded DNS).
+    let linkwatch = compose
+        .split("\n  linkwatch:\n")
+        .nth(1)
+        .and_then(|s| s.split("\n\n").next())
+        .expect("compose.yml has a linkwatch service");
+    assert!(
+        linkwatch.contains("network_mode: host"),
+        "linkwatch must use the host network"
+    );
+    assert!(
+        !compose.contains("grafana/grafana-oss"),
+        "grafana-oss is no longer published after 12.4"
+    );
     for want in [
         "dockerfile: deploy/docker/Dockerfile",
         "prom/prometheus:",
@@ -881,8 +900,8 @@ port = {tcp_closed}
 fn e2e_prometheus_config(linkwatch: SocketAddr, alertmanager: SocketAddr) -> String {
     let mut text = read(&deploy("prometheus/prometheus.yml"));
     for (from, to) in [
-        ("\"linkwatch:9898\"", format!("\"{linkwatch}\"")),
-        ("\"alertmanager:9093\"", format!("\"{alertmanager}\"")),
+        ("\"127.0.0.1:9898\"", format!("\"{linkwatch}\"")),
+        ("\"127.0.0.1:9093\"", format!("\"{alertmanager}\"")),
         ("scrape_interval: 15s", "scrape_interval: 1s".to_string()),
         (
             "evaluation_interval: 15s",
