@@ -85,6 +85,9 @@ pub struct GroupSummary {
 pub struct Report {
     pub generated: String,
     pub version: &'static str,
+    /// The sites (`[daemon] site`) of the runs overlapping the period, in
+    /// order of first appearance; "" for runs without one.
+    pub sites: Vec<String>,
     pub time_zone: String,
     pub since: String,
     pub until: String,
@@ -239,6 +242,13 @@ pub fn build(
     Ok(Report {
         generated: fmt(now),
         version: env!("CARGO_PKG_VERSION"),
+        sites: overlapping_runs.iter().fold(Vec::new(), |mut v, r| {
+            let s = r.site.clone().unwrap_or_default();
+            if !v.contains(&s) {
+                v.push(s);
+            }
+            v
+        }),
         time_zone: tz_name.to_string(),
         since: fmt(since),
         until: fmt(until),
@@ -553,6 +563,25 @@ fn gaps_text(o: &ReportOutage) -> String {
     gaps.join("; ")
 }
 
+/// The report header's site line: the configured site of the period's runs.
+fn site_line(sites: &[String]) -> String {
+    match sites {
+        [] => "no run in the period".to_string(),
+        [one] if one.is_empty() => "not set ([daemon] site)".to_string(),
+        _ => sites
+            .iter()
+            .map(|s| {
+                if s.is_empty() {
+                    "(not set)"
+                } else {
+                    s.as_str()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
 fn render_markdown(r: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# Connectivity report: {} to {}\n", r.since, r.until);
@@ -561,6 +590,7 @@ fn render_markdown(r: &Report) -> String {
         "Generated {} by linkwatch {} (times in {}).\n",
         r.generated, r.version, r.time_zone
     );
+    let _ = writeln!(out, "Site: {}.\n", site_line(&r.sites));
     let _ = writeln!(out, "## Evidence quality\n");
     let _ = writeln!(
         out,
@@ -719,6 +749,7 @@ fn render_html(r: &Report) -> String {
     <style>body{{font-family:sans-serif;max-width:70em;margin:2em auto}}table{{border-collapse:collapse}}\
     td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}</style></head><body>\n\
     <h1>Connectivity report</h1><p>{since} to {until} (times in {tz}). Generated {gen} by linkwatch {ver}.</p>\n\
+    <p>Site: {site}.</p>\n\
     <h2>Evidence quality</h2><ul><li>Monitoring coverage: {cov:.2} % of the period, {runs} run(s)</li>\
     <li>Journal integrity (hash chain): {integrity}</li><li>{witness}</li>{notes}</ul>\n\
     <h2>Summary by group</h2><table><tr><th>group</th><th>outages</th><th>downtime</th><th>availability</th><th>longest</th></tr>\n{groups}</table>\n\
@@ -729,6 +760,7 @@ fn render_html(r: &Report) -> String {
         tz = esc(&r.time_zone),
         gen = esc(&r.generated),
         ver = r.version,
+        site = esc(&site_line(&r.sites)),
         cov = r.coverage_percent,
         runs = r.runs,
         integrity = if r.journal_ok { "intact" } else { "BROKEN" },
@@ -814,6 +846,7 @@ mod tests {
             previous_run_clean: None,
             torn_line: None,
             previous_head: None,
+            site: Some("almaty-home".into()),
         };
         w.append(at(0), &Entry::DaemonStart(start)).unwrap();
         let stall = Stalled {
@@ -844,6 +877,13 @@ mod tests {
         assert!(r.unmonitored[0][1].starts_with("2026-11-01T10:00:40.000"));
         let md = render(&r, Format::Markdown).unwrap();
         assert!(md.contains("Stalls (the daemon was stopped"), "{md}");
+        // The header names the site the journal's run was configured with.
+        assert_eq!(r.sites, ["almaty-home"]);
+        assert!(md.contains("\nSite: almaty-home.\n"), "{md}");
+        let html = render(&r, Format::Html).unwrap();
+        assert!(html.contains("<p>Site: almaty-home.</p>"), "{html}");
+        assert_eq!(site_line(&[String::new()]), "not set ([daemon] site)");
+        assert_eq!(site_line(&["a".into(), String::new()]), "a, (not set)");
         // A period that starts inside the stall sees only its part.
         let r = build(dir.path(), at(30), at(100), "UTC").unwrap();
         assert!((r.monitored_seconds - 60.0).abs() < 1e-6);

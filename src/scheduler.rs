@@ -421,6 +421,7 @@ mod tests {
                 max_concurrency: max_conc,
                 allow_symlinks: false,
                 trace: Default::default(),
+                site: None,
             },
             defaults: Defaults {
                 interval,

@@ -125,6 +125,7 @@ const DAEMON_KEYS: &[&str] = &[
     "max_traces_per_minute",
     "trace_max_hops",
     "trace_timeout",
+    "site",
 ];
 const DEFAULTS_KEYS: &[&str] = &["interval", "timeout", "fail_after", "recover_after"];
 const GROUP_KEYS: &[&str] = &["name", "needs", "down_when", "trace_target", "trace_every"];
@@ -296,6 +297,12 @@ fn daemon(w: &mut Walker<'_>, root: &Tbl<'_, '_>) -> Option<DaemonConfig> {
             ))
         }
     });
+    let site = w.string(&t, "site");
+    let site = w.check(&t, "site", site, |s| {
+        validate::site(s)
+            .map(|()| s.clone())
+            .map_err(|reason| format!("`site` ({s}) {reason}"))
+    });
     let default = DaemonConfig::default();
     let trace = TraceLimits {
         max_per_minute: max_traces
@@ -321,6 +328,7 @@ fn daemon(w: &mut Walker<'_>, root: &Tbl<'_, '_>) -> Option<DaemonConfig> {
             .ok()?
             .map_or(default.allow_symlinks, |v| v.value),
         trace,
+        site: site.ok()?.map(|v| v.value),
     })
 }
 

@@ -25,6 +25,7 @@ pub fn config(groups: &[G<'_>], targets: &[(&str, &str)], data_dir: &Path) -> Co
             max_concurrency: 8,
             allow_symlinks: false,
             trace: Default::default(),
+            site: None,
         },
         defaults: Defaults {
             interval: Duration::from_secs(1),
