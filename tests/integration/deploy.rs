@@ -231,6 +231,67 @@ fn systemd_analyze_verifies_the_unit() {
     assert!(ours.is_empty(), "systemd-analyze verify warned:\n{out}");
 }
 
+#[test]
+fn agent_config_unit_and_compose_service_are_valid() {
+    let agent = read(&deploy("agent/agent.yml"));
+    for want in [
+        "external_labels:",
+        "site:",
+        "remote_write:",
+        "/api/v1/write",
+        "\"127.0.0.1:9898\"",
+    ] {
+        assert!(agent.contains(want), "agent.yml lacks {want}");
+    }
+    let unit = read(&deploy("agent/linkwatch-agent.service"));
+    for want in [
+        "--enable-feature=agent",
+        "--storage.agent.path=/var/lib/linkwatch-agent",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "DynamicUser=yes",
+        "StateDirectory=linkwatch-agent",
+    ] {
+        assert!(unit.contains(want), "linkwatch-agent.service lacks {want}");
+    }
+    let compose = read(&deploy("agent/compose.yml"));
+    for want in [
+        "network_mode: host",
+        "--agent",
+        "./agent.yml:/etc/prometheus/agent.yml:ro",
+    ] {
+        assert!(compose.contains(want), "agent/compose.yml lacks {want}");
+    }
+    if require(have("promtool"), "promtool (Debian package prometheus)") {
+        let (ok, out) = run(Command::new("promtool")
+            .args(["check", "config", "--agent", "agent.yml"])
+            .current_dir(deploy("agent")));
+        assert!(
+            ok && out.contains("SUCCESS"),
+            "promtool check config --agent:\n{out}"
+        );
+    }
+    if require(
+        have("systemd-analyze"),
+        "systemd-analyze (Debian package systemd)",
+    ) {
+        let (ok, out) = run(Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(deploy("agent/linkwatch-agent.service")));
+        let ours: Vec<&str> = out
+            .lines()
+            .filter(|l| l.contains("linkwatch-agent.service"))
+            .collect();
+        assert!(ok && ours.is_empty(), "systemd-analyze verify:\n{out}");
+    }
+    if have("docker-compose") {
+        let (ok, out) = run(Command::new("docker-compose")
+            .arg("-f")
+            .arg(deploy("agent/compose.yml"))
+            .args(["config", "-q"]));
+        assert!(ok, "docker-compose config (agent):\n{out}");
+    }
+}
+
 /// All panels, rows' nested panels included.
 fn panels(dash: &Value) -> Vec<&Value> {
     let mut out = Vec::new();
