@@ -558,12 +558,14 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 #[cfg(test)]
 mod build_info_tests {
     use super::*;
-    use crate::outage::testutil;
 
     fn build_info_line(site: Option<&str>) -> String {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = testutil::config(&[], &[], dir.path());
-        config.daemon.site = site.map(str::to_owned);
+        let daemon = site.map_or(String::new(), |s| format!("[daemon]\nsite = \"{s}\"\n"));
+        let text = format!(
+            "{daemon}[[group]]\nname = \"lan\"\n\n[[target]]\nname = \"router\"\n\
+             group = \"lan\"\nkind = \"tcp\"\nhost = \"127.0.0.1\"\nport = 9\n"
+        );
+        let config = crate::config::parse(&text, "<test>").unwrap();
         let m = Metrics::new(&config).unwrap();
         let text = String::from_utf8(m.encode().unwrap()).unwrap();
         text.lines()

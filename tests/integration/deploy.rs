@@ -404,8 +404,29 @@ fn dashboard_is_valid_and_uses_the_datasource_variable() {
         assert!(titles.contains(&want), "no panel {want:?}: {titles:?}");
     }
     // Every query is filtered by the site variable, so several vantage points never mix.
+    // With "All" (or several) sites selected, no aggregation merges two
+    // sites' series (their targets and groups often share names, and behind a
+    // Prometheus agent their instance is the same 127.0.0.1:9898).
     for (id, expr) in dashboard_exprs(&dash) {
         assert!(expr.contains("$site"), "{id} ignores $site: {expr}");
+        for clause in expr.split("by (").skip(1) {
+            let labels = clause.split(')').next().unwrap_or("");
+            assert!(
+                labels.split(',').any(|l| l.trim() == "site"),
+                "{id} aggregates away the site (by ({labels})): {expr}"
+            );
+        }
+    }
+    for p in panels(&dash) {
+        for t in p["targets"].as_array().into_iter().flatten() {
+            if let Some(legend) = t["legendFormat"].as_str() {
+                assert!(
+                    legend.contains("{{site}}") || !legend.contains("{{"),
+                    "panel {:?}: legend {legend:?} does not name the site",
+                    p["title"]
+                );
+            }
+        }
     }
 }
 
