@@ -175,8 +175,11 @@ impl Metrics {
         let registry = Registry::new_custom(None, None)?;
 
         let build_info = IntGaugeVec::new(
-            Opts::new(BUILD_INFO, "Always 1; labelled with the linkwatch version."),
-            &["version"],
+            Opts::new(
+                BUILD_INFO,
+                "Always 1; labelled with the linkwatch version and [daemon] site (empty when unset).",
+            ),
+            &["version", "site"],
         )?;
         let icmp_mode = IntGaugeVec::new(
             Opts::new(
@@ -276,7 +279,10 @@ impl Metrics {
         ))?;
 
         build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .with_label_values(&[
+                env!("CARGO_PKG_VERSION"),
+                config.daemon.site.as_deref().unwrap_or(""),
+            ])
             .set(1);
         concurrency_limit.set(i64::try_from(config.daemon.max_concurrency).unwrap_or(i64::MAX));
         for kind in Kind::ALL {
@@ -641,3 +647,38 @@ fn target_labels(t: &Target) -> [String; 3] {
 
 /// The content type of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+#[cfg(test)]
+mod build_info_tests {
+    use super::*;
+
+    fn build_info_line(site: Option<&str>) -> String {
+        let daemon = site.map_or(String::new(), |s| format!("[daemon]\nsite = \"{s}\"\n"));
+        let text = format!(
+            "{daemon}[[group]]\nname = \"lan\"\n\n[[target]]\nname = \"router\"\n\
+             group = \"lan\"\nkind = \"tcp\"\nhost = \"127.0.0.1\"\nport = 9\n"
+        );
+        let config = crate::config::parse(&text, "<test>").unwrap();
+        let m = Metrics::new(&config).unwrap();
+        let text = String::from_utf8(m.encode().unwrap()).unwrap();
+        text.lines()
+            .find(|l| l.starts_with(BUILD_INFO))
+            .unwrap()
+            .to_owned()
+    }
+
+    #[test]
+    fn build_info_carries_the_site() {
+        let v = env!("CARGO_PKG_VERSION");
+        assert_eq!(
+            build_info_line(Some("almaty-home")),
+            format!("{BUILD_INFO}{{site=\"almaty-home\",version=\"{v}\"}} 1")
+        );
+        // Unset: an empty label, which Prometheus treats as absent (so a
+        // scrape-side `site` label does not collide with it).
+        assert_eq!(
+            build_info_line(None),
+            format!("{BUILD_INFO}{{site=\"\",version=\"{v}\"}} 1")
+        );
+    }
+}

@@ -123,6 +123,9 @@ fn percent_option<S: serde::Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, 
 pub struct Report {
     pub generated: String,
     pub version: &'static str,
+    /// The sites (`[daemon] site`) of the runs overlapping the period, in
+    /// order of first appearance; "" for runs without one.
+    pub sites: Vec<String>,
     pub time_zone: String,
     pub since: String,
     pub until: String,
@@ -286,6 +289,13 @@ pub fn build(
     Ok(Report {
         generated: fmt(now),
         version: env!("CARGO_PKG_VERSION"),
+        sites: overlapping_runs.iter().fold(Vec::new(), |mut v, r| {
+            let s = r.site.clone().unwrap_or_default();
+            if !v.contains(&s) {
+                v.push(s);
+            }
+            v
+        }),
         time_zone: tz_name.to_string(),
         since: fmt(since),
         until: fmt(until),
@@ -612,6 +622,25 @@ pub(crate) fn gaps_text(o: &ReportOutage) -> String {
     gaps.join("; ")
 }
 
+/// The report header's site line: the configured site of the period's runs.
+fn site_line(sites: &[String]) -> String {
+    match sites {
+        [] => "no run in the period".to_string(),
+        [one] if one.is_empty() => "not set ([daemon] site)".to_string(),
+        _ => sites
+            .iter()
+            .map(|s| {
+                if s.is_empty() {
+                    "(not set)"
+                } else {
+                    s.as_str()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
 fn render_markdown(r: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# Connectivity report: {} to {}\n", r.since, r.until);
@@ -620,6 +649,7 @@ fn render_markdown(r: &Report) -> String {
         "Generated {} by linkwatch {} (times in {}).\n",
         r.generated, r.version, r.time_zone
     );
+    let _ = writeln!(out, "Site: {}.\n", site_line(&r.sites));
     let _ = writeln!(out, "## Evidence quality\n");
     let _ = writeln!(
         out,
@@ -847,6 +877,7 @@ mod tests {
             previous_run_clean: None,
             torn_line: None,
             previous_head: None,
+            site: Some("almaty-home".into()),
         };
         w.append(at(0), &Entry::DaemonStart(start)).unwrap();
         let stall = Stalled {
@@ -877,6 +908,13 @@ mod tests {
         assert!(r.unmonitored[0][1].starts_with("2026-11-01T10:00:40.000"));
         let md = render(&r, Format::Markdown).unwrap();
         assert!(md.contains("Stalls (the daemon was stopped"), "{md}");
+        // The header names the site the journal's run was configured with.
+        assert_eq!(r.sites, ["almaty-home"]);
+        assert!(md.contains("\nSite: almaty-home.\n"), "{md}");
+        let html = render(&r, Format::Html).unwrap();
+        assert!(html.contains("<p>Site: almaty-home.</p>"), "{html}");
+        assert_eq!(site_line(&[String::new()]), "not set ([daemon] site)");
+        assert_eq!(site_line(&["a".into(), String::new()]), "a, (not set)");
         // A period that starts inside the stall sees only its part.
         let r = build(dir.path(), at(30), at(100), "UTC").unwrap();
         assert!((r.monitored_seconds - 60.0).abs() < 1e-6);

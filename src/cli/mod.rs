@@ -1,11 +1,12 @@
-//! The command line: `run`, `check`, `probe`, `outages`, `report` and `trace`, one
-//! module each; this module holds the arguments and the dispatch, [`setup`]
+//! The command line: `run`, `check`, `probe`, `outages`, `report`, `trace` and
+//! `healthcheck`, one module each; this module holds the arguments and the dispatch, [`setup`]
 //! what the commands share (config loading, logging, the runtime).
 //!
 //! Exit codes: 0 ok, 1 runtime failure (or, for `probe`, a failing target),
 //! 2 bad usage or config.
 
 mod check;
+mod healthcheck;
 mod outages;
 mod probe;
 mod report;
@@ -137,6 +138,18 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Ask a running daemon's /healthz (exit 0 healthy, 1 not); for container HEALTHCHECKs.
+    Healthcheck {
+        #[arg(
+            long,
+            value_name = "URL",
+            default_value = "http://127.0.0.1:9898/healthz"
+        )]
+        url: String,
+        /// Give up after this long.
+        #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
 }
 
 /// Parses the arguments and runs the command.
@@ -154,6 +167,7 @@ pub fn main() -> ExitCode {
             run::run(&logging, config.as_deref(), data_dir.as_deref())
         }
         Command::Check { config } => check::check(config),
+        Command::Healthcheck { url, timeout } => healthcheck::healthcheck(url, *timeout),
         Command::Probe { config, target } => probe::probe(&logging, config.as_deref(), target),
         Command::Outages {
             data_dir,

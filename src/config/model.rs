@@ -69,6 +69,9 @@ pub struct DaemonConfig {
     pub allow_symlinks: bool,
     /// Path tracing limits (`max_traces_per_minute`, `trace_max_hops`, `trace_timeout`).
     pub trace: TraceLimits,
+    /// This vantage point's name (`site`, e.g. "almaty-home"): written into
+    /// `daemon_start`, every report's header and `linkwatch_build_info`.
+    pub site: Option<String>,
 }
 
 /// The daemon-wide limits on path traces.
@@ -108,6 +111,7 @@ impl Default for DaemonConfig {
             max_concurrency: 1024,
             allow_symlinks: false,
             trace: TraceLimits::default(),
+            site: None,
         }
     }
 }

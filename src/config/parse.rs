@@ -126,6 +126,7 @@ const DAEMON_KEYS: &[&str] = &[
     "max_traces_per_minute",
     "trace_max_hops",
     "trace_timeout",
+    "site",
 ];
 const DEFAULTS_KEYS: &[&str] = &[
     "interval",
@@ -360,6 +361,12 @@ fn daemon(w: &mut Walker<'_>, root: &Tbl<'_, '_>) -> Option<DaemonConfig> {
             ))
         }
     });
+    let site = w.string(&t, "site");
+    let site = w.check(&t, "site", site, |s| {
+        validate::site(s)
+            .map(|()| s.clone())
+            .map_err(|reason| format!("`site` ({s}) {reason}"))
+    });
     let default = DaemonConfig::default();
     let trace = TraceLimits {
         max_per_minute: max_traces
@@ -385,6 +392,7 @@ fn daemon(w: &mut Walker<'_>, root: &Tbl<'_, '_>) -> Option<DaemonConfig> {
             .ok()?
             .map_or(default.allow_symlinks, |v| v.value),
         trace,
+        site: site.ok()?.map(|v| v.value),
     })
 }
 

@@ -320,6 +320,22 @@ pub(crate) fn needs_cycles(needs: &[Option<usize>]) -> Vec<Vec<usize>> {
     cycles
 }
 
+/// A site name: a Prometheus label value and a word in reports and file
+/// names, so 1 to 63 of `A-Z a-z 0-9 . _ -`, starting with a letter or digit.
+pub fn site(s: &str) -> Result<(), String> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if s.is_empty() || s.len() > 63 {
+        return Err("must be 1 to 63 characters long".into());
+    }
+    if !s.starts_with(|c: char| c.is_ascii_alphanumeric()) || !s.chars().all(ok_char) {
+        return Err(
+            "must start with a letter or digit and use only A-Z a-z 0-9 . _ - (e.g. \"almaty-home\")"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -150,12 +150,16 @@ pub struct DaemonStart {
     /// checks that the journal still holds that line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_head: Option<ChainHead>,
+    /// `[daemon] site`, when set (absent in older journals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
 }
 
 impl DaemonStart {
     pub fn emit(&self) {
         tracing::info!(
             version = %self.version,
+            site = self.site.as_deref().unwrap_or(""),
             config_digest = %self.config_digest,
             clock_synchronized = ?self.clock_synchronized,
             clock_check = %self.clock_check,

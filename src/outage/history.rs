@@ -142,6 +142,8 @@ pub struct Run {
     /// Ended with `daemon_stop`.
     pub clean: bool,
     pub clock_synchronized: Option<bool>,
+    /// Its `daemon_start`'s site (`[daemon] site`), when set.
+    pub site: Option<String>,
 }
 
 /// An outage still open at the end of the journal, with its bookkeeping.
@@ -257,6 +259,7 @@ impl History {
                         alive_until: line.ts,
                         clean: false,
                         clock_synchronized: ds.clock_synchronized,
+                        site: ds.site.clone(),
                     });
                 }
                 Entry::DaemonStop(_) => {

@@ -689,6 +689,7 @@ fn daemon_start(config: &Config, clock: &ClockSync, history: &History) -> Daemon
         previous_run_clean: previous.map(|r| r.clean),
         torn_line: history.tail.torn_line,
         previous_head: history.heartbeat.as_ref().and_then(|hb| hb.head.clone()),
+        site: config.daemon.site.clone(),
     }
 }
 

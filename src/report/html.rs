@@ -376,6 +376,7 @@ pub fn render(r: &Report, caveats: &[String], verify: &str, definitions: &str) -
         esc(&r.generated),
         esc(r.version)
     );
+    let _ = write!(b, "<p>Site: {}.</p>", esc(&super::site_line(&r.sites)));
     b.push_str("<section id=\"evidence\"><h2>Evidence quality</h2><ul>");
     let _ = write!(
         b,

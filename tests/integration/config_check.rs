@@ -161,7 +161,7 @@ const INVALID: &[(&str, &[&str])] = &[
     (
         "invalid-several.toml",
         &[
-            "4:1: key `daemon.log_fromat`: unknown key `log_fromat`; valid keys: listen, data_dir, log_format, max_concurrency, allow_symlinks, max_traces_per_minute, trace_max_hops, trace_timeout",
+            "4:1: key `daemon.log_fromat`: unknown key `log_fromat`; valid keys: listen, data_dir, log_format, max_concurrency, allow_symlinks, max_traces_per_minute, trace_max_hops, trace_timeout, site",
             "8:11: key `defaults.timeout`: `timeout` (10s) must be less than `interval` (5s)",
             "24:8: key `target[1].name`: duplicate target name `router` (first defined at line 18)",
             "27:8: key `target[1].host`: `host` (isp-gw..example) must be an IPv4 address, an IPv6 address, a DNS name or \"@gateway\": it has an empty label (two dots in a row, or a leading dot)",
@@ -222,7 +222,7 @@ const INVALID: &[(&str, &[&str])] = &[
     (
         "invalid-unknown-key-daemon.toml",
         &[
-            "3:1: key `daemon.port`: unknown key `port`; valid keys: listen, data_dir, log_format, max_concurrency, allow_symlinks, max_traces_per_minute, trace_max_hops, trace_timeout",
+            "3:1: key `daemon.port`: unknown key `port`; valid keys: listen, data_dir, log_format, max_concurrency, allow_symlinks, max_traces_per_minute, trace_max_hops, trace_timeout, site",
         ],
     ),
     (
@@ -261,6 +261,7 @@ const INVALID: &[(&str, &[&str])] = &[
         &[
             "2:10: key `daemon.listen`: `listen` (224.0.0.1:9898) cannot be used: 224.0.0.1 is a multicast address, which no client can connect to",
             "3:12: key `daemon.data_dir`: `data_dir` (/var/lib/link\\0watch) cannot be used: it contains a NUL byte, which no path can hold",
+            "4:8: key `daemon.site`: `site` (almaty home) must start with a letter or digit and use only A-Z a-z 0-9 . _ - (e.g. \"almaty-home\")",
         ],
     ),
     (
@@ -588,6 +589,7 @@ fn full_example_parses_to_the_expected_model() {
             max_concurrency: 64,
             allow_symlinks: false,
             trace: Default::default(),
+            site: Some("almaty-home".into()),
         },
         defaults: full_defaults(),
         groups: vec![

@@ -240,6 +240,67 @@ fn systemd_analyze_verifies_the_unit() {
     assert!(ours.is_empty(), "systemd-analyze verify warned:\n{out}");
 }
 
+#[test]
+fn agent_config_unit_and_compose_service_are_valid() {
+    let agent = read(&deploy("agent/agent.yml"));
+    for want in [
+        "external_labels:",
+        "site:",
+        "remote_write:",
+        "/api/v1/write",
+        "\"127.0.0.1:9898\"",
+    ] {
+        assert!(agent.contains(want), "agent.yml lacks {want}");
+    }
+    let unit = read(&deploy("agent/linkwatch-agent.service"));
+    for want in [
+        "--enable-feature=agent",
+        "--storage.agent.path=/var/lib/linkwatch-agent",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "DynamicUser=yes",
+        "StateDirectory=linkwatch-agent",
+    ] {
+        assert!(unit.contains(want), "linkwatch-agent.service lacks {want}");
+    }
+    let compose = read(&deploy("agent/compose.yml"));
+    for want in [
+        "network_mode: host",
+        "--agent",
+        "./agent.yml:/etc/prometheus/agent.yml:ro",
+    ] {
+        assert!(compose.contains(want), "agent/compose.yml lacks {want}");
+    }
+    if require(have("promtool"), "promtool (Debian package prometheus)") {
+        let (ok, out) = run(Command::new("promtool")
+            .args(["check", "config", "--agent", "agent.yml"])
+            .current_dir(deploy("agent")));
+        assert!(
+            ok && out.contains("SUCCESS"),
+            "promtool check config --agent:\n{out}"
+        );
+    }
+    if require(
+        have("systemd-analyze"),
+        "systemd-analyze (Debian package systemd)",
+    ) {
+        let (ok, out) = run(Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(deploy("agent/linkwatch-agent.service")));
+        let ours: Vec<&str> = out
+            .lines()
+            .filter(|l| l.contains("linkwatch-agent.service"))
+            .collect();
+        assert!(ok && ours.is_empty(), "systemd-analyze verify:\n{out}");
+    }
+    if have("docker-compose") {
+        let (ok, out) = run(Command::new("docker-compose")
+            .arg("-f")
+            .arg(deploy("agent/compose.yml"))
+            .args(["config", "-q"]));
+        assert!(ok, "docker-compose config (agent):\n{out}");
+    }
+}
+
 /// All panels, rows' nested panels included.
 fn panels(dash: &Value) -> Vec<&Value> {
     let mut out = Vec::new();
@@ -352,8 +413,29 @@ fn dashboard_is_valid_and_uses_the_datasource_variable() {
         assert!(titles.contains(&want), "no panel {want:?}: {titles:?}");
     }
     // Every query is filtered by the site variable, so several vantage points never mix.
+    // With "All" (or several) sites selected, no aggregation merges two
+    // sites' series (their targets and groups often share names, and behind a
+    // Prometheus agent their instance is the same 127.0.0.1:9898).
     for (id, expr) in dashboard_exprs(&dash) {
         assert!(expr.contains("$site"), "{id} ignores $site: {expr}");
+        for clause in expr.split("by (").skip(1) {
+            let labels = clause.split(')').next().unwrap_or("");
+            assert!(
+                labels.split(',').any(|l| l.trim() == "site"),
+                "{id} aggregates away the site (by ({labels})): {expr}"
+            );
+        }
+    }
+    for p in panels(&dash) {
+        for t in p["targets"].as_array().into_iter().flatten() {
+            if let Some(legend) = t["legendFormat"].as_str() {
+                assert!(
+                    legend.contains("{{site}}") || !legend.contains("{{"),
+                    "panel {:?}: legend {legend:?} does not name the site",
+                    p["title"]
+                );
+            }
+        }
     }
 }
 
@@ -431,7 +513,26 @@ fn compose_file_is_valid_and_mounts_existing_files() {
             let src = src.split(':').next().unwrap();
             assert!(deploy(src).exists(), "compose mounts missing ./{src}");
         }
+        if let Some(src) = l.strip_prefix("../") {
+            let src = src.split(':').next().unwrap();
+            assert!(root().join(src).exists(), "compose mounts missing ../{src}");
+        }
     }
+    // linkwatch measures the host's real link: its gateway, resolver and
+    // source address (not Docker's bridge and embedded DNS).
+    let linkwatch = compose
+        .split("\n  linkwatch:\n")
+        .nth(1)
+        .and_then(|s| s.split("\n\n").next())
+        .expect("compose.yml has a linkwatch service");
+    assert!(
+        linkwatch.contains("network_mode: host"),
+        "linkwatch must use the host network"
+    );
+    assert!(
+        !compose.contains("grafana/grafana-oss"),
+        "grafana-oss is no longer published after 12.4"
+    );
     for want in [
         "dockerfile: deploy/docker/Dockerfile",
         "prom/prometheus:",
@@ -467,39 +568,202 @@ fn compose_file_is_valid_and_mounts_existing_files() {
     assert!(ok, "compose config failed:\n{out}");
 }
 
+/// `COPY` lines of a Dockerfile that read the build context (not
+/// `--from=` another stage): (the stage's index, sources, destination).
+fn context_copies(dockerfile: &str) -> Vec<(usize, Vec<String>, String)> {
+    let mut stage = 0usize;
+    let mut out = Vec::new();
+    for line in dockerfile.lines().map(str::trim) {
+        if line.starts_with("FROM ") {
+            stage += 1;
+        }
+        let Some(rest) = line.strip_prefix("COPY ") else {
+            continue;
+        };
+        assert!(
+            !rest.ends_with('\\') && !rest.contains('*') && !rest.contains('['),
+            "COPY form this test does not understand (one line, no globs, no JSON): {line}"
+        );
+        if rest.contains("--from") {
+            continue;
+        }
+        let parts: Vec<&str> = rest
+            .split_whitespace()
+            .filter(|p| !p.starts_with("--"))
+            .collect();
+        assert!(parts.len() >= 2, "COPY without a destination: {line}");
+        let (dest, srcs) = parts.split_last().unwrap();
+        out.push((
+            stage,
+            srcs.iter().map(|s| s.to_string()).collect(),
+            dest.to_string(),
+        ));
+    }
+    out
+}
+
+/// The `.dockerignore` rules, in order: (is an exception `!`, pattern).
+/// Supports what the file uses: `*` (everything) and plain paths (a path
+/// covers everything beneath it); anything else fails the test, so the
+/// emulation never silently differs from Docker's.
+fn dockerignore_rules(text: &str) -> Vec<(bool, String)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (except, pat) = match l.strip_prefix('!') {
+                Some(p) => (true, p),
+                None => (false, l),
+            };
+            let pat = pat.trim_start_matches("./").trim_end_matches('/');
+            assert!(
+                pat == "*" || !pat.contains(['*', '?', '[']),
+                "dockerignore pattern this test does not understand: {l}"
+            );
+            (except, pat.to_string())
+        })
+        .collect()
+}
+
+/// Whether Docker sends `rel` (a path relative to the context root) with the
+/// build context: the last matching rule decides.
+fn in_context(rules: &[(bool, String)], rel: &str) -> bool {
+    let mut included = true;
+    for (except, pat) in rules {
+        let matches = pat == "*"
+            || rel == pat
+            || rel.starts_with(&format!("{pat}/"))
+            // An exception for a file inside a directory keeps that directory.
+            || (*except && pat.starts_with(&format!("{rel}/")));
+        if matches {
+            included = *except;
+        }
+    }
+    included
+}
+
+/// Copies `src` (relative to the repository root) to `dst`, leaving out what
+/// the context excludes.
+fn copy_context_path(rules: &[(bool, String)], rel: &str, dst: &Path) {
+    let from = root().join(rel);
+    if !in_context(rules, rel) {
+        return;
+    }
+    if from.is_dir() {
+        std::fs::create_dir_all(dst).unwrap();
+        for e in std::fs::read_dir(&from).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().into_string().unwrap();
+            copy_context_path(rules, &format!("{rel}/{name}"), &dst.join(&name));
+        }
+    } else {
+        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        std::fs::copy(&from, dst)
+            .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", from.display(), dst.display()));
+    }
+}
+
 #[test]
 fn container_image_files_are_consistent() {
     let dockerfile = read(&deploy("docker/Dockerfile"));
     for want in [
         "FROM rust:1-bookworm AS build",
+        "WORKDIR /src",
         "cargo build --release --locked",
         "FROM debian:bookworm-slim",
         "setcap cap_net_raw+ep /usr/local/bin/linkwatch",
         "USER linkwatch:linkwatch",
         "EXPOSE 9898",
         "VOLUME [\"/var/lib/linkwatch\"]",
+        "HEALTHCHECK",
+        "linkwatch\", \"healthcheck\"",
     ] {
         assert!(dockerfile.contains(want), "Dockerfile lacks {want}");
     }
-    // Every path the build copies from the context exists (and is let
-    // through by the Dockerfile's .dockerignore).
-    let ignore = read(&deploy("docker/Dockerfile.dockerignore"));
-    for line in dockerfile
-        .lines()
-        .filter(|l| l.starts_with("COPY ") && !l.contains("--from"))
-    {
-        let parts: Vec<&str> = line.split_whitespace().collect();
-        for src in &parts[1..parts.len() - 1] {
+    // Every path the build copies from the context exists and is let through
+    // by the Dockerfile's .dockerignore.
+    let rules = dockerignore_rules(&read(&deploy("docker/Dockerfile.dockerignore")));
+    let copies = context_copies(&dockerfile);
+    assert!(!copies.is_empty(), "no COPY from the build context?");
+    for (_, srcs, _) in &copies {
+        for src in srcs {
+            let src = src.trim_start_matches("./").trim_end_matches('/');
             assert!(root().join(src).exists(), "Dockerfile copies missing {src}");
-            let src = src.trim_end_matches('/');
             assert!(
-                ignore
-                    .lines()
-                    .any(|l| l.trim_end_matches('/') == format!("!{src}")),
+                in_context(&rules, src),
                 "{src} is excluded by Dockerfile.dockerignore"
             );
         }
     }
+}
+
+/// The image builds from the context it declares: exactly what the build
+/// stage copies (minus `.dockerignore`) is laid out in a temporary directory
+/// as it is under the stage's `WORKDIR /src`, and cargo must accept the
+/// manifest there and check the release build (`cargo check --locked
+/// --release`, offline: the dependencies come from the local registry cache,
+/// as the image's build would fetch them). A manifest that names a file the
+/// context lacks (a `[[bench]]`, an `[[example]]`, a `build.rs`, a readme)
+/// fails here, as it would fail `docker build`.
+#[test]
+fn container_build_context_builds() {
+    let dockerfile = read(&deploy("docker/Dockerfile"));
+    let rules = dockerignore_rules(&read(&deploy("docker/Dockerfile.dockerignore")));
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path().join("src-root");
+    std::fs::create_dir_all(&ctx).unwrap();
+    for (stage, srcs, dest) in context_copies(&dockerfile) {
+        // The build stage (the first) works in /src; later stages copy
+        // runtime files to absolute paths, which the build does not see.
+        if stage != 1 || dest.starts_with('/') {
+            continue;
+        }
+        let dest_is_dir = dest.ends_with('/') || dest == ".";
+        let dest = dest.trim_start_matches("./").trim_end_matches('/');
+        let dest_dir = ctx.join(dest);
+        for src in &srcs {
+            let rel = src.trim_start_matches("./").trim_end_matches('/');
+            let from = root().join(rel);
+            // Docker: a directory source copies its contents into dest; a file
+            // source goes into dest as a directory when there are several
+            // sources or dest ends with '/', else it becomes dest.
+            let target = if from.is_dir() {
+                dest_dir.clone()
+            } else if srcs.len() > 1 || dest_is_dir || dest.is_empty() || dest_dir.is_dir() {
+                dest_dir.join(from.file_name().unwrap())
+            } else {
+                dest_dir.clone()
+            };
+            if from.is_dir() {
+                std::fs::create_dir_all(&target).unwrap();
+                for e in std::fs::read_dir(&from).unwrap() {
+                    let name = e.unwrap().file_name().into_string().unwrap();
+                    copy_context_path(&rules, &format!("{rel}/{name}"), &target.join(&name));
+                }
+            } else {
+                copy_context_path(&rules, rel, &target);
+            }
+        }
+    }
+    assert!(
+        ctx.join("Cargo.toml").is_file(),
+        "the build stage does not copy Cargo.toml"
+    );
+    // Own target directory (nothing reused from the workspace's, nothing
+    // clobbered); kept between runs so that only linkwatch itself is checked
+    // again.
+    let target_dir = root().join("target").join("docker-context-check");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let (ok, out) = run(Command::new(cargo)
+        .args(["check", "--locked", "--offline", "--release"])
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .env_remove("RUSTFLAGS")
+        .current_dir(&ctx));
+    assert!(
+        ok,
+        "cargo check --locked --release fails in the Dockerfile's build context \
+         (copy what Cargo.toml references):\n{out}"
+    );
 }
 
 #[test]
@@ -727,8 +991,8 @@ port = {tcp_closed}
 fn e2e_prometheus_config(linkwatch: SocketAddr, alertmanager: SocketAddr) -> String {
     let mut text = read(&deploy("prometheus/prometheus.yml"));
     for (from, to) in [
-        ("\"linkwatch:9898\"", format!("\"{linkwatch}\"")),
-        ("\"alertmanager:9093\"", format!("\"{alertmanager}\"")),
+        ("\"127.0.0.1:9898\"", format!("\"{linkwatch}\"")),
+        ("\"127.0.0.1:9093\"", format!("\"{alertmanager}\"")),
         ("scrape_interval: 15s", "scrape_interval: 1s".to_string()),
         (
             "evaluation_interval: 15s",

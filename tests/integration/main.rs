@@ -10,6 +10,7 @@
 #[allow(dead_code)] // not every test uses every helper
 mod harness;
 
+mod agent_backfill;
 mod config_check;
 mod deploy;
 mod dns_probe;
