@@ -13,6 +13,7 @@ use jiff::Timestamp;
 use serde::{Serialize, Serializer};
 
 use crate::config::Config;
+pub use crate::config::redact::{REDACTED, redact_url, secret_param};
 use crate::outage::detector::State;
 use crate::outage::{GroupStatus, OutageHandle, TargetStates};
 use crate::probe::{Info, Observation, Outcome, ProbeResult};
@@ -247,57 +248,6 @@ pub fn describe(spec: &crate::config::TargetSpec) -> String {
             format!("{} {} ({} streams)", s.direction.as_str(), s.url, s.streams)
         }
     }
-}
-
-/// What replaces a secret wherever linkwatch shows configuration.
-pub const REDACTED: &str = "***";
-
-/// Query parameters whose values are taken for secrets.
-const SECRET_PARAMS: &[&str] = &[
-    "token",
-    "access_token",
-    "auth",
-    "key",
-    "apikey",
-    "api_key",
-    "secret",
-    "password",
-    "pass",
-    "sig",
-    "signature",
-    "session",
-];
-
-fn secret_param(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    SECRET_PARAMS
-        .iter()
-        .any(|p| n == *p || n.ends_with(&format!("_{p}")))
-}
-
-/// `url` without its user name and password (`https://***@host/…`) and with
-/// the values of secret-looking query parameters replaced.
-pub fn redact_url(url: &url::Url) -> String {
-    let mut u = url.clone();
-    if !u.username().is_empty() || u.password().is_some() {
-        let _ = u.set_password(None);
-        let _ = u.set_username(REDACTED);
-    }
-    if u.query().is_some() {
-        let pairs: Vec<(String, String)> = u
-            .query_pairs()
-            .map(|(k, v)| {
-                let v = if secret_param(&k) {
-                    REDACTED.to_string()
-                } else {
-                    v.into_owned()
-                };
-                (k.into_owned(), v)
-            })
-            .collect();
-        u.query_pairs_mut().clear().extend_pairs(pairs);
-    }
-    u.to_string()
 }
 
 /// The secrets of one target's configuration (URL credentials, header

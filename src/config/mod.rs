@@ -10,6 +10,7 @@ mod error;
 mod graph;
 mod model;
 mod parse;
+pub mod redact;
 mod spec;
 mod throughput;
 mod validate;

@@ -76,7 +76,7 @@ impl HttpProber {
             if !spec.tls_verify {
                 tracing::warn!(
                     target_name = %target.name,
-                    url = %spec.url,
+                    url = %crate::config::redact::redact_url(&spec.url),
                     "TLS certificate verification is disabled for this target (tls_verify = false)"
                 );
             }
