@@ -159,8 +159,18 @@ fn table(records: &[OutageWithPaths], with_path: bool) -> String {
             ]
         })
         .collect();
+    text_table(&header, &rows, columns)
+}
+
+/// A plain text table: left-aligned columns two spaces apart, the first
+/// `columns` of each row (the listings of outages and of slow periods).
+pub(super) fn text_table<const N: usize>(
+    header: &[&str; N],
+    rows: &[[String; N]],
+    columns: usize,
+) -> String {
     let mut widths = header.map(str::len);
-    for row in &rows {
+    for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
@@ -176,8 +186,8 @@ fn table(records: &[OutageWithPaths], with_path: bool) -> String {
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     };
-    push_row(&header);
-    for row in &rows {
+    push_row(header);
+    for row in rows {
         push_row(&row.each_ref().map(String::as_str));
     }
     out

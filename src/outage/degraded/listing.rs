@@ -10,7 +10,7 @@ use crate::config::format_rate;
 use crate::outage::degradation::{Figures, Trigger};
 use crate::outage::history::{History, ReadError};
 use crate::outage::journal::JournalWarning;
-use crate::outage::listing::{human_duration, watched};
+use crate::outage::listing::{human_duration, text_table, watched};
 use crate::outage::lock::{self, Liveness};
 use crate::outage::ts_ms;
 
@@ -126,27 +126,7 @@ pub fn render_table(records: &[DegradationRecord]) -> String {
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let mut push_row = |cells: &[&str]| {
-        let line: Vec<String> = cells
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    };
-    push_row(&header);
-    for row in &rows {
-        push_row(&row.each_ref().map(String::as_str));
-    }
-    out
+    text_table(&header, &rows, header.len())
 }
 
 /// Renders degradations as the API's JSON array.
