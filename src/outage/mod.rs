@@ -331,36 +331,53 @@ impl OutageService {
     /// probe a stall cut (the deadline passed while the process was stopped)
     /// is no evidence of failure: it is counted in
     /// `linkwatch_probes_voided_total` and not fed to the detector.
+    ///
+    /// A success whose exchange a stall cut (it started before the process
+    /// stopped and completed after — the kernel finished a TCP handshake
+    /// while nobody watched) proves the target answered at some unknown
+    /// moment of the stall, not at the probe's start: it is fed to the
+    /// detector at the stall's end, so a recovery it reports is bounded by
+    /// the stall (unobserved), and its duration, which holds the stall, is no
+    /// RTT sample for the degradation windows.
     pub async fn observe(&mut self, result: &ProbeResult) {
         self.check_stalls().await;
         let raw = result.mono.saturating_duration_since(self.anchor.epoch);
         let timeout = self.timeouts.get(result.target).copied();
-        let (mono, cut) = {
+        let (at, crossed) = {
             let w = lock(&self.stalls);
             let start = w.elapsed(raw);
-            let cut = match (&result.observation.outcome, timeout) {
-                (crate::probe::Outcome::Timeout { .. }, Some(t)) => w
-                    .crossed(start, w.elapsed(raw + t))
-                    .map(|d| d.event.clone()),
-                _ => None,
+            let span = match &result.observation.outcome {
+                crate::probe::Outcome::Success { duration, .. } => Some(*duration),
+                crate::probe::Outcome::Timeout { .. } => timeout,
+                crate::probe::Outcome::Error(_) => None,
             };
-            (start, cut)
+            let crossed = span
+                .and_then(|d| w.crossed(start, w.elapsed(raw + d)))
+                .cloned();
+            let at = detector::Stamp {
+                wall: result.at,
+                mono: start,
+            };
+            (at, crossed)
         };
-        if let Some(stall) = cut {
-            self.void(result, &stall);
+        let success = result.observation.outcome.is_success();
+        if let Some(stall) = crossed {
+            if !success {
+                self.void(result, &stall.event);
+                return;
+            }
+            tracing::debug!(
+                target_index = result.target,
+                probe_start = %ts_ms::format(&result.at),
+                stall_to = %ts_ms::format(&stall.event.to),
+                "probe succeeded across a stall; counted as seen at the stall's end"
+            );
+            self.observe_at(result.target, stall.to.wall, stall.to.mono, true)
+                .await;
             return;
         }
-        self.observe_at(
-            result.target,
-            result.at,
-            mono,
-            result.observation.outcome.is_success(),
-        )
-        .await;
-        let at = detector::Stamp {
-            wall: result.at,
-            mono,
-        };
+        self.observe_at(result.target, at.wall, at.mono, success)
+            .await;
         let events = self.slow.observe(result.target, at, &result.observation);
         self.degradation_events(events).await;
     }

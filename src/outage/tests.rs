@@ -691,3 +691,69 @@ async fn a_stall_is_journaled_once_and_timeouts_it_cut_are_voided() {
     let history = History::load(dir.path()).unwrap();
     assert_eq!(history.stalls, stalls);
 }
+
+/// A TCP probe sent just before SIGSTOP can complete in the kernel while the
+/// process is stopped: its success is seen after the resume with a start
+/// before the stall. The recovery it shows happened at an unknown moment of
+/// the stall, so the outage's end is unobserved and bounded by the stall.
+#[tokio::test]
+async fn a_success_that_crossed_a_stall_ends_an_outage_unobserved_within_the_stall() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        &[("internet", None, DownWhen::All)],
+        &[("a", "internet")],
+        dir.path(),
+    );
+    let (mut s, _h, _registry) = start(&cfg, None).await;
+    s.stall_tick.abort();
+    feed(&mut s, 1, 3, |_| false).await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let (sent_mono, sent_wall) = (Instant::now(), Timestamp::now());
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    *lock(&s.stalls) = StallWatch::new(
+        Duration::from_millis(100),
+        s.anchor.elapsed(),
+        Timestamp::now(),
+        None,
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ok = |duration| crate::probe::Outcome::Success {
+        duration,
+        phases: Default::default(),
+    };
+    let crossed = ProbeResult {
+        target: 0,
+        at: sent_wall,
+        mono: sent_mono,
+        lateness: Duration::ZERO,
+        observation: crate::probe::Observation::new(ok(sent_mono.elapsed())),
+    };
+    s.observe(&crossed).await;
+    s.observe(&result(&s, Duration::ZERO, ok(Duration::from_millis(1))))
+        .await;
+    s.shutdown(Duration::from_secs(2)).await;
+    let all = entries(dir.path());
+    let stall = all
+        .iter()
+        .find_map(|e| match e {
+            Entry::Stall(st) => Some(st.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let end = all
+        .iter()
+        .find_map(|e| match e {
+            Entry::OutageEnd(o) => Some(o.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(!end.end_observed, "nobody saw it end: {end:?}");
+    assert!(
+        stall.from <= end.end && end.end <= stall.to,
+        "end {} outside the stall {}..{}",
+        end.end,
+        stall.from,
+        stall.to
+    );
+    assert!(sent_wall < stall.from);
+}
