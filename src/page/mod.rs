@@ -22,6 +22,7 @@ use jiff::tz::TimeZone;
 use crate::history::Series;
 use crate::outage::OutageRecord;
 use crate::outage::degraded::DegradationRecord;
+use crate::outage::degraded::listing::figures_text;
 use crate::outage::detector::State;
 use crate::status::Status;
 use svg::{Seg, Segment};
@@ -67,6 +68,9 @@ pub struct Period {
     pub duration_clock: String,
     /// Degradations: the thresholds crossed (`loss`, `rtt_p50`, …).
     pub triggers: Vec<String>,
+    /// Degradations: how bad, in words — the window's figures at the start,
+    /// and the period's median and worst once it ended (empty otherwise).
+    pub figures: Vec<(&'static str, String)>,
 }
 
 impl From<&OutageRecord> for Period {
@@ -87,6 +91,7 @@ impl From<&OutageRecord> for Period {
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default(),
             triggers: Vec::new(),
+            figures: Vec::new(),
         }
     }
 }
@@ -109,6 +114,14 @@ impl From<&DegradationRecord> for Period {
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default(),
             triggers: r.triggers.iter().map(|t| t.as_str().to_string()).collect(),
+            figures: {
+                let mut f = vec![("at start", figures_text(&r.figures))];
+                if let Some(p) = r.period.as_ref().filter(|p| p.snapshots > 0) {
+                    f.push(("median over the period", figures_text(&p.median)));
+                    f.push(("worst", figures_text(&p.worst)));
+                }
+                f
+            },
         }
     }
 }
@@ -785,7 +798,9 @@ pub fn detail_page(p: &Period, charts: &[Series], status: &Status, tz: &TimeZone
             None => "not yet".into(),
         },
     );
-    fact("targets down", esc(&p.targets.join(", ")));
+    if p.kind == Kind::Outage {
+        fact("targets down", esc(&p.targets.join(", ")));
+    }
     fact(
         "unobserved gaps",
         if p.gaps.is_empty() {
@@ -807,6 +822,9 @@ pub fn detail_page(p: &Period, charts: &[Series], status: &Status, tz: &TimeZone
     );
     if !p.triggers.is_empty() {
         fact("triggers", esc(&p.triggers.join(", ")));
+    }
+    for (k, v) in &p.figures {
+        fact(k, esc(v));
     }
     b.push_str(
         "</dl></section><section id=\"evidence\"><h2>Evidence: the group's targets around it</h2>",

@@ -59,6 +59,7 @@ fn period(kind: Kind, group: &str, start: &str, end: Option<&str>) -> Period {
         end_observed: None,
         duration_clock: "monotonic".into(),
         triggers: vec!["loss".into()],
+        figures: vec![("at start", "loss 12.5% · rtt p50 31 ms".into())],
     }
 }
 
@@ -134,6 +135,14 @@ fn degradation_slots_in_as_a_period_kind() {
     assert!(html.contains("International is slow since 10:00:13 (40 min): loss"));
     assert!(html.contains("data-group=\"international\" data-state=\"degraded\""));
     assert!(html.contains("class=\"s-degraded\""));
+    // Its detail view says how bad it was, and lists no "targets down".
+    let tz = jiff::tz::TimeZone::UTC;
+    let detail = detail_page(&ps[0], &[], &st, &tz);
+    assert!(
+        detail.contains("<dt>at start</dt><dd>loss 12.5% · rtt p50 31 ms</dd>"),
+        "{detail}"
+    );
+    assert!(!detail.contains("targets down"), "{detail}");
 }
 
 #[test]

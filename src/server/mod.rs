@@ -235,10 +235,16 @@ pub fn handle(state: &AppState, method: &Method, uri: &http::Uri) -> Response<Bo
             );
             r
         }
-        path => match path.strip_prefix("/outage/") {
-            Some(id) => match detail_page(state, id) {
+        path => match detail_path(path) {
+            Some((kind, id)) => match detail_page(state, kind, id) {
                 Some(body) => html(body),
-                None => text(StatusCode::NOT_FOUND, "no such outage\n"),
+                None => text(
+                    StatusCode::NOT_FOUND,
+                    match kind {
+                        page::Kind::Outage => "no such outage\n",
+                        page::Kind::Degradation => "no such slow period\n",
+                    },
+                ),
             },
             None => text(StatusCode::NOT_FOUND, "not found\n"),
         },
@@ -402,14 +408,27 @@ fn status_page(state: &AppState, query: &str) -> String {
     })
 }
 
-fn detail_page(state: &AppState, id: &str) -> Option<String> {
+/// The period kind and id of a detail view's path: `/outage/ID` or
+/// `/degradation/ID` (the page links each period by its kind).
+fn detail_path(path: &str) -> Option<(page::Kind, &str)> {
+    [page::Kind::Outage, page::Kind::Degradation]
+        .into_iter()
+        .find_map(|k| {
+            path.strip_prefix('/')?
+                .strip_prefix(k.word())?
+                .strip_prefix('/')
+                .map(|id| (k, id))
+        })
+}
+
+fn detail_page(state: &AppState, kind: page::Kind, id: &str) -> Option<String> {
     let id: String = url::form_urlencoded::parse(format!("id={id}").as_bytes())
         .next()
         .map(|(_, v)| v.into_owned())?;
     let status = state.status.status(&state.outages, state.started);
     let p = periods(state, status.now)
         .into_iter()
-        .find(|p| p.id == id)?;
+        .find(|p| p.kind == kind && p.id == id)?;
     let end = p.end.unwrap_or(status.now);
     let pad = ((end.as_second() - p.start.as_second()) * 2).clamp(600, 86_400);
     let since = jiff::Timestamp::from_second(p.start.as_second() - pad).unwrap_or(p.start);

@@ -229,6 +229,10 @@ needs = "lan"
 [[group]]
 name = "internet"
 needs = "isp"
+[group.degraded]
+window = "6s"
+min_samples = 12
+loss_above = "20%"
 
 # Down throughout (nothing listens on port 9); its secrets must never show.
 [[target]]
@@ -356,6 +360,57 @@ fn start_daemon(ns: &Netns, config: &Path, dir: tempfile::TempDir) -> Daemon {
     Daemon::attach(child, dir)
 }
 
+/// Drops every third echo request to each of `hosts` (33 % loss, never two
+/// in a row: a target stays up while its group's loss is high).
+fn thin_icmp(ns: &Netns, hosts: &[&str], on: bool) {
+    for h in hosts {
+        ns.exec(&[
+            "iptables",
+            if on { "-A" } else { "-D" },
+            "OUTPUT",
+            "-p",
+            "icmp",
+            "-d",
+            h,
+            "-m",
+            "statistic",
+            "--mode",
+            "nth",
+            "--every",
+            "3",
+            "--packet",
+            "0",
+            "-j",
+            "DROP",
+        ]);
+    }
+}
+
+/// The degradations of `group` as the API lists them, once one satisfies `done`.
+fn wait_degradation(
+    ns: &Netns,
+    addr: &str,
+    group: &str,
+    done: impl Fn(&Value) -> bool,
+    within: Duration,
+) -> Value {
+    let t0 = std::time::Instant::now();
+    loop {
+        let all = api(ns, addr, "/api/v1/degradations");
+        if let Some(d) = all
+            .as_array()
+            .and_then(|a| a.iter().find(|d| d["group"] == group && done(d)))
+        {
+            return d.clone();
+        }
+        assert!(
+            t0.elapsed() < within,
+            "no such degradation of {group}: {all:#}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 fn drop_icmp(ns: &Netns, hosts: &str, on: bool) {
     ns.exec(&[
         "iptables",
@@ -393,6 +448,38 @@ fn status_page_detail_view_and_report_in_chromium() {
         addr,
         &[("lan", "up"), ("isp", "up"), ("internet", "up")],
         Duration::from_secs(15),
+    );
+    // A slow period: a third of the internet probes lost for a while.
+    thin_icmp(&ns, &["127.0.0.5", "127.0.0.6"], true);
+    let slow = wait_degradation(
+        &ns,
+        addr,
+        "internet",
+        |d| d["end"].is_null(),
+        Duration::from_secs(20),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    thin_icmp(&ns, &["127.0.0.5", "127.0.0.6"], false);
+    let slow_id = slow["id"].as_str().unwrap().to_string();
+    let slow = wait_degradation(
+        &ns,
+        addr,
+        "internet",
+        |d| d["id"] == slow_id.as_str() && !d["end"].is_null(),
+        Duration::from_secs(20),
+    );
+    assert!(
+        slow["triggers"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t == "loss")),
+        "{slow:#}"
+    );
+    assert_eq!(
+        api(&ns, addr, "/api/v1/outages")
+            .as_array()
+            .map_or(0, |a| a.iter().filter(|o| o["group"] == "internet").count()),
+        0,
+        "the slow period made an outage"
     );
     // An internet outage that spans a kill -9 and a restart.
     drop_icmp(&ns, "127.0.0.5,127.0.0.6", true);
@@ -525,6 +612,25 @@ fn status_page_detail_view_and_report_in_chromium() {
         detail.contains("data-chart=\"one-one\"") && detail.contains("data-chart=\"quad-nine\"")
     );
 
+    // The slow period: listed on the page, with its own detail view.
+    assert!(
+        dom.contains(&format!("data-period=\"{slow_id}\"")),
+        "the slow period is not listed on the page"
+    );
+    assert!(dom.contains("class=\"p-degradation\""));
+    let detail = look_at(
+        &ns,
+        &format!("http://{addr}/degradation/{slow_id}"),
+        "degradation-detail",
+        (1800, 1100),
+    );
+    assert!(detail.contains("data-kind=\"degradation\""), "{detail}");
+    assert!(
+        detail.contains("<dt>at start</dt><dd>loss "),
+        "the slow period's detail does not say how bad: {detail}"
+    );
+    assert!(detail.contains("data-chart=\"one-one\""));
+
     // The history API over the restart.
     let h = api(&ns, addr, "/api/v1/history?target=one-one&since=3h&step=60");
     assert_eq!(h[0]["target"], "one-one");
@@ -601,6 +707,14 @@ fn status_page_detail_view_and_report_in_chromium() {
         "the report does not say how to verify"
     );
     assert!(dom.contains("<svg"), "the report has no timeline");
+    let slow_section = dom
+        .split("<h2>Slow periods</h2>")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no slow periods in the report"));
+    assert!(
+        slow_section.contains("loss"),
+        "the slow period's trigger is not in the report"
+    );
 }
 
 /// What a new user sees with the embedded default and no network at all.
