@@ -5,19 +5,26 @@ use std::process::ExitCode;
 
 use super::setup::print_config_problems;
 use crate::config;
+use crate::probe::Probers;
 
 pub(super) fn check(path: &Path) -> ExitCode {
     match config::load(path) {
         Ok(cfg) => {
+            for warning in cfg.warnings() {
+                eprintln!("warning: {warning}");
+            }
+            // What the daemon would fail on at start without touching the
+            // network: CA files that cannot be read or parsed.
+            if let Err(e) = Probers::check_offline(&cfg) {
+                eprintln!("{}: error: {}", path.display(), chain(&e));
+                return ExitCode::from(2);
+            }
             println!(
                 "{}: ok ({}, {})",
                 path.display(),
                 plural(cfg.groups.len(), "group"),
                 plural(cfg.targets.len(), "target")
             );
-            for warning in cfg.warnings() {
-                eprintln!("warning: {warning}");
-            }
             ExitCode::SUCCESS
         }
         Err(errors) => {
@@ -25,6 +32,21 @@ pub(super) fn check(path: &Path) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// An error and its causes on one line, each cause once (some errors repeat
+/// their source in their own message).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !msg.ends_with(&text) {
+            msg = format!("{msg}: {text}");
+        }
+        source = s.source();
+    }
+    msg
 }
 
 /// `1 group`, `2 groups`.

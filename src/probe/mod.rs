@@ -330,6 +330,17 @@ impl Probers {
         })
     }
 
+    /// What `linkwatch check` verifies beyond the file itself, without a
+    /// socket or a runtime: every TLS configuration the probers would build
+    /// (each `ca_file` read and parsed) and every DNS question. The first
+    /// problem is returned, naming the target.
+    pub fn check_offline(config: &Config) -> Result<(), SetupError> {
+        http::HttpProber::new(config)?;
+        dns::DnsProber::new(config)?;
+        throughput::ThroughputProber::for_config(config)?;
+        Ok(())
+    }
+
     /// ICMP socket mode in use, when ICMP is in use.
     pub fn icmp(&self) -> Option<&icmp::IcmpProber> {
         self.icmp.as_deref()

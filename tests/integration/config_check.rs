@@ -1032,11 +1032,80 @@ fn check_command_reports_every_fixture_and_exits_2() {
                 );
             }
             seen += 1;
+        } else if name == "valid-full.toml" {
+            // Valid as a file, but its CA files do not exist on this
+            // machine: `check` opens them as the daemon would.
+            assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+            assert!(
+                stderr.contains("failed to read CA file /etc/ssl/extra.pem"),
+                "{name}: {stderr}"
+            );
         } else {
             assert_eq!(out.status.code(), Some(0), "{name}: {stderr}");
         }
     }
     assert!(seen >= 20, "only {seen} invalid fixtures found");
+}
+
+/// `check` reads every `ca_file` as the daemon's start would: a missing or
+/// unparsable one fails the check, naming the target and the file; a real
+/// PEM bundle passes.
+#[test]
+fn check_command_opens_every_ca_file() {
+    let bin = env!("CARGO_BIN_EXE_linkwatch");
+    let pki = crate::harness::servers::TestPki::new(crate::harness::servers::Leaf::Good);
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate\n").unwrap();
+    let missing = dir.path().join("missing.pem");
+    let run = |kind: &str, ca: &Path| {
+        let target = match kind {
+            "http" => "kind = \"http\"\nurl = \"https://127.0.0.1:9/\"",
+            "dns" => {
+                "kind = \"dns\"\nserver = \"127.0.0.1:853\"\ntransport = \"tls\"\ntls_name = \"localhost\"\nquery = \"example.test\""
+            }
+            _ => "kind = \"throughput\"\nurl = \"https://127.0.0.1:9/big\"\ninterval = \"30m\"",
+        };
+        let cfg = dir.path().join(format!("{kind}.toml"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "[[group]]\nname = \"g\"\n[[target]]\nname = \"t-{kind}\"\ngroup = \"g\"\n{target}\nca_file = \"{}\"\n",
+                ca.display()
+            ),
+        )
+        .unwrap();
+        let out = std::process::Command::new(bin)
+            .args(["check", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    for kind in ["http", "dns", "throughput"] {
+        let (code, stderr, stdout) = run(kind, &pki.ca_file);
+        assert_eq!(code, Some(0), "{kind}: {stderr}");
+        assert!(stdout.contains(": ok ("), "{kind}: {stdout}");
+        let (code, stderr, stdout) = run(kind, &missing);
+        assert_eq!(code, Some(2), "{kind}: {stderr}");
+        assert!(!stdout.contains(": ok ("), "{kind}: {stdout}");
+        assert!(
+            stderr.contains(&format!("t-{kind}"))
+                && stderr.contains(&format!("failed to read CA file {}", missing.display()))
+                && stderr.contains("No such file"),
+            "{kind}: {stderr}"
+        );
+        let (code, stderr, _) = run(kind, &garbage);
+        assert_eq!(code, Some(2), "{kind}: {stderr}");
+        assert!(
+            stderr.contains(&garbage.display().to_string()),
+            "{kind}: {stderr}"
+        );
+    }
 }
 
 /// A deterministic xorshift64* generator: the mutants are the same on every run.
