@@ -61,6 +61,23 @@ pub struct PlanRow {
     pub failed_tests: u64,
 }
 
+/// One target's tests against the plan (all hours), so that a slow route
+/// (an international server) stands apart from a fast one.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetRow {
+    pub target: String,
+    pub group: String,
+    pub direction: String,
+    pub tests: usize,
+    pub below_50_percent: usize,
+    pub below_25_percent: usize,
+    pub median_percent_of_plan: Option<f64>,
+    /// The same median over the evening peak only, and over the rest.
+    pub median_peak_percent_of_plan: Option<f64>,
+    pub median_rest_percent_of_plan: Option<f64>,
+    pub failed_tests: u64,
+}
+
 /// The table and what it leaves out.
 #[derive(Debug, Clone, Serialize)]
 pub struct SpeedAgainstPlan {
@@ -68,6 +85,8 @@ pub struct SpeedAgainstPlan {
     pub peak_hours: String,
     /// Per direction with a plan: evening peak, rest of the day, all day.
     pub rows: Vec<PlanRow>,
+    /// Per target with a plan, in name order.
+    pub by_target: Vec<TargetRow>,
     /// Good tests in the period with no promised rate for their direction.
     pub tests_without_plan: usize,
     /// Failed tests in the period with no promised rate for their direction.
@@ -78,6 +97,8 @@ pub struct SpeedAgainstPlan {
 
 /// A test as the table counts it.
 struct Judged<'a> {
+    target: &'a str,
+    group: &'a str,
     direction: &'a str,
     peak: bool,
     /// The promised rate in force, `None` without one.
@@ -127,12 +148,14 @@ pub(super) fn build(
                 .plan
                 .and_then(|p| p.rate(&t.direction))
                 .filter(|r| *r > 0.0);
-            Some((t.direction.as_str(), plan))
+            Some((t, plan))
         };
         for t in &target.tests {
-            if let Some((direction, plan)) = of(t.at) {
+            if let Some((record, plan)) = of(t.at) {
                 judged.push(Judged {
-                    direction,
+                    target: &record.target,
+                    group: &record.group,
+                    direction: &record.direction,
                     peak: peak(t.at),
                     plan,
                     percent: plan.map(|p| 100.0 * t.bits_per_second / p),
@@ -145,9 +168,11 @@ pub(super) fn build(
             let last = minute
                 .checked_add(jiff::SignedDuration::from_secs(59))
                 .unwrap_or(minute);
-            if let Some((direction, plan)) = of(last) {
+            if let Some((record, plan)) = of(last) {
                 judged.push(Judged {
-                    direction,
+                    target: &record.target,
+                    group: &record.group,
+                    direction: &record.direction,
                     peak: peak(minute),
                     plan,
                     percent: None,
@@ -198,6 +223,41 @@ fn summarise(judged: &[Judged<'_>]) -> SpeedAgainstPlan {
             });
         }
     }
+    let mut targets: Vec<(&str, &str, &str)> = judged
+        .iter()
+        .filter(|j| j.plan.is_some())
+        .map(|j| (j.target, j.group, j.direction))
+        .collect();
+    targets.sort();
+    targets.dedup();
+    let by_target = targets
+        .into_iter()
+        .map(|(target, group, direction)| {
+            let of: Vec<&Judged> = judged
+                .iter()
+                .filter(|j| j.target == target && j.direction == direction && j.plan.is_some())
+                .collect();
+            let percents = |peak: Option<bool>| -> Vec<f64> {
+                of.iter()
+                    .filter(|j| peak.is_none_or(|p| j.peak == p))
+                    .filter_map(|j| j.percent)
+                    .collect()
+            };
+            let all = percents(None);
+            TargetRow {
+                target: target.to_string(),
+                group: group.to_string(),
+                direction: direction.to_string(),
+                tests: all.len(),
+                below_50_percent: all.iter().filter(|p| **p < 50.0).count(),
+                below_25_percent: all.iter().filter(|p| **p < 25.0).count(),
+                median_percent_of_plan: median(all),
+                median_peak_percent_of_plan: median(percents(Some(true))),
+                median_rest_percent_of_plan: median(percents(Some(false))),
+                failed_tests: of.iter().map(|j| j.failures).sum(),
+            }
+        })
+        .collect();
     let without: Vec<&Judged> = judged.iter().filter(|j| j.plan.is_none()).collect();
     let tests_without_plan = without.iter().filter(|j| j.failures == 0).count();
     let failed_tests_without_plan: u64 = without.iter().map(|j| j.failures).sum();
@@ -216,6 +276,7 @@ fn summarise(judged: &[Judged<'_>]) -> SpeedAgainstPlan {
     SpeedAgainstPlan {
         peak_hours: format!("{:02}:00-{:02}:00", PEAK_HOURS.start, PEAK_HOURS.end),
         rows,
+        by_target,
         tests_without_plan,
         failed_tests_without_plan,
         notes,
@@ -252,15 +313,48 @@ fn share(n: usize, of: usize) -> String {
     }
 }
 
-fn median_text(r: &PlanRow) -> String {
-    r.median_percent_of_plan
-        .map_or("-".into(), |m| format!("{m:.0} %"))
+fn lead(tz: &str) -> String {
+    let hint = if tz.eq_ignore_ascii_case("utc") {
+        " (pass --tz with the local zone for local hours)"
+    } else {
+        ""
+    };
+    format!(
+        "Throughput tests against the rate the contract promises ([plan]), by the hour they started in {tz}{hint}; the evening peak is 18:00 to 23:00."
+    )
 }
 
-fn lead(tz: &str) -> String {
-    format!(
-        "Throughput tests against the rate the contract promises ([plan]), by the hour they started in {tz}; the evening peak is 18:00 to 23:00."
-    )
+fn percent_text(v: Option<f64>) -> String {
+    v.map_or("-".into(), |m| format!("{m:.0} %"))
+}
+
+const TARGET_HEAD: [&str; 8] = [
+    "target",
+    "group",
+    "direction",
+    "tests",
+    "below 50 %",
+    "below 25 %",
+    "median of plan: peak / rest / all",
+    "failed tests",
+];
+
+fn target_cells(r: &TargetRow) -> [String; 8] {
+    [
+        r.target.clone(),
+        r.group.clone(),
+        r.direction.clone(),
+        r.tests.to_string(),
+        share(r.below_50_percent, r.tests),
+        share(r.below_25_percent, r.tests),
+        format!(
+            "{} / {} / {}",
+            percent_text(r.median_peak_percent_of_plan),
+            percent_text(r.median_rest_percent_of_plan),
+            percent_text(r.median_percent_of_plan)
+        ),
+        r.failed_tests.to_string(),
+    ]
 }
 
 const EXPLAIN: &str = "A test's figure is its goodput (bits per second over the transfer, all streams together) as a share of the rate [plan] promised for its direction in the configuration in force when it ran. Failed tests (a stall, a body shorter than min_bytes, a time-out) have no figure and are only counted; tests skipped for the daily data budget are not tests.";
@@ -273,7 +367,7 @@ fn cells(r: &PlanRow) -> [String; 8] {
         r.tests.to_string(),
         share(r.below_50_percent, r.tests),
         share(r.below_25_percent, r.tests),
-        median_text(r),
+        percent_text(r.median_percent_of_plan),
         r.failed_tests.to_string(),
     ]
 }
@@ -298,6 +392,12 @@ pub(super) fn markdown(out: &mut String, table: Option<&SpeedAgainstPlan>, tz: &
         let _ = writeln!(out, "|---|---:|---|---:|---:|---:|---:|---:|");
         for r in &t.rows {
             let _ = writeln!(out, "| {} |", cells(r).join(" | "));
+        }
+        let _ = writeln!(out, "\nBy target:\n");
+        let _ = writeln!(out, "| {} |", TARGET_HEAD.join(" | "));
+        let _ = writeln!(out, "|---|---|---|---:|---:|---:|---:|---:|");
+        for r in &t.by_target {
+            let _ = writeln!(out, "| {} |", target_cells(r).join(" | "));
         }
         let _ = writeln!(out);
     }
@@ -328,6 +428,19 @@ pub(super) fn html(table: Option<&SpeedAgainstPlan>, tz: &str) -> String {
             };
             let _ = write!(b, "<tr{class}>");
             for (i, c) in cells(r).iter().enumerate() {
+                let num = if i >= 3 { " class=\"num\"" } else { "" };
+                let _ = write!(b, "<td{num}>{}</td>", esc(c));
+            }
+            b.push_str("</tr>");
+        }
+        b.push_str("</tbody></table><p>By target:</p><table><thead><tr>");
+        for h in TARGET_HEAD {
+            let _ = write!(b, "<th>{}</th>", esc(h));
+        }
+        b.push_str("</tr></thead><tbody>");
+        for r in &t.by_target {
+            b.push_str("<tr>");
+            for (i, c) in target_cells(r).iter().enumerate() {
                 let num = if i >= 3 { " class=\"num\"" } else { "" };
                 let _ = write!(b, "<td{num}>{}</td>", esc(c));
             }
@@ -511,6 +624,19 @@ mod tests {
         );
         assert_eq!(all.median_percent_of_plan, Some(30.0));
         assert_eq!(t.rows.len(), 3, "no upload rows without an upload plan");
+        assert_eq!(t.by_target.len(), 1, "{:?}", t.by_target);
+        let intl = &t.by_target[0];
+        assert_eq!(
+            (intl.target.as_str(), intl.group.as_str()),
+            ("intl", "international")
+        );
+        assert_eq!(
+            (
+                intl.median_peak_percent_of_plan,
+                intl.median_rest_percent_of_plan
+            ),
+            (Some(25.0), Some(60.0))
+        );
         assert_eq!(t.tests_without_plan, 1);
         assert!(t.notes[0].starts_with("1 test(s)"), "{:?}", t.notes);
 
@@ -520,6 +646,10 @@ mod tests {
             md.contains(
                 "| download | 100 Mbit/s, then 200 Mbit/s | evening peak 18–23 | 3 | 3 (100 %) | 1 (33 %) | 25 % | 1 |"
             ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| intl | international | download | 5 | 4 (80 %) | 1 (20 %) | 25 % / 60 % / 30 % | 1 |"),
             "{md}"
         );
         let html = render(&r, Format::Html).unwrap();
