@@ -184,6 +184,18 @@ pub fn build(
     until: Timestamp,
     tz_name: &str,
 ) -> Result<Report, ReportError> {
+    build_with_plan(data_dir, since, until, tz_name, None)
+}
+
+/// [`build`], with `[plan]` rates given by the user (`report --plan-download
+/// …`) replacing the ones the journal recorded, for the directions they name.
+pub fn build_with_plan(
+    data_dir: &Path,
+    since: Timestamp,
+    until: Timestamp,
+    tz_name: &str,
+    plan: Option<crate::outage::event::PlanRecord>,
+) -> Result<Report, ReportError> {
     if until <= since {
         return Err(ReportError::EmptyPeriod {
             since: since.to_string(),
@@ -326,7 +338,7 @@ pub fn build(
         outages,
         paths,
         slow_periods: slow::build(&history, since, until, now, &liveness, &fmt),
-        speed_against_plan: plan::build(data_dir, &history, since, until, &tz),
+        speed_against_plan: plan::build(data_dir, &history, since, until, &tz, plan),
     })
 }
 

@@ -119,6 +119,28 @@ impl Timeline {
                 });
             }
         }
+        // Slow periods under the outages (an outage supersedes them).
+        for p in &r.slow_periods {
+            let Some(start) = ts(&p.start) else { continue };
+            let end = p
+                .end
+                .as_deref()
+                .and_then(ts)
+                .unwrap_or(generated.min(until));
+            marks.push(Mark {
+                from: start,
+                to: end,
+                class: "slow",
+                title: format!(
+                    "{} slow from {} ({}), {}, likely cause {}",
+                    p.group,
+                    short(start, &tz),
+                    human(p.duration_seconds),
+                    p.triggers.join(", "),
+                    p.cause
+                ),
+            });
+        }
         let mut outages = Vec::new();
         for o in &r.outages {
             let Some(start) = ts(&o.start) else { continue };

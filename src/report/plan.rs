@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::csv_field;
 use super::html::esc;
 use crate::config::format_rate;
+use crate::outage::event::PlanRecord;
 use crate::outage::history::{History, Run};
 
 /// The evening peak: tests starting from 18:00 to before 23:00 local time,
@@ -116,12 +117,15 @@ fn run_at(runs: &[Run], at: Timestamp) -> Option<&Run> {
 
 /// The table for `[since, until)`, or `None` when the period has no
 /// throughput test at all (good or failed).
+/// `given`: rates from the command line, replacing the recorded ones for the
+/// directions they name.
 pub(super) fn build(
     data_dir: &Path,
     history: &History,
     since: Timestamp,
     until: Timestamp,
     tz: &TimeZone,
+    given: Option<PlanRecord>,
 ) -> Option<SpeedAgainstPlan> {
     let runs = &history.runs;
     let mut names: Vec<String> = runs
@@ -144,9 +148,9 @@ pub(super) fn build(
                 .throughput_targets
                 .iter()
                 .find(|t| t.target == target.target)?;
-            let plan = run
-                .plan
+            let plan = given
                 .and_then(|p| p.rate(&t.direction))
+                .or_else(|| run.plan.and_then(|p| p.rate(&t.direction)))
                 .filter(|r| *r > 0.0);
             Some((t, plan))
         };
@@ -181,7 +185,18 @@ pub(super) fn build(
             }
         }
     }
-    (!judged.is_empty()).then(|| summarise(&judged))
+    let mut table = (!judged.is_empty()).then(|| summarise(&judged))?;
+    if let Some(p) = given {
+        let named: Vec<String> = [("download", p.download_bps), ("upload", p.upload_bps)]
+            .iter()
+            .filter_map(|(d, r)| r.map(|r| format!("{d} {}", format_rate(r))))
+            .collect();
+        table.notes.push(format!(
+            "The plan ({}) was given on the command line (--plan-download/--plan-upload), not taken from the journal.",
+            named.join(", ")
+        ));
+    }
+    Some(table)
 }
 
 fn summarise(judged: &[Judged<'_>]) -> SpeedAgainstPlan {
@@ -697,6 +712,31 @@ mod tests {
             render(&r, Format::Html)
                 .unwrap()
                 .contains("but no [plan] was configured")
+        );
+        // The plan given on the command line, for a journal without one.
+        let given = PlanRecord {
+            download_bps: Some(40e6),
+            upload_bps: None,
+        };
+        let r = crate::report::build_with_plan(
+            dir.path(),
+            at("00:00:00"),
+            at("23:00:00"),
+            "UTC",
+            Some(given),
+        )
+        .unwrap();
+        let t = r.speed_against_plan.as_ref().unwrap();
+        let all = t.rows.iter().find(|r| r.hours == Hours::All).unwrap();
+        assert_eq!(
+            (all.tests, all.below_50_percent, all.failed_tests),
+            (1, 0, 1)
+        );
+        assert_eq!(all.median_percent_of_plan, Some(50.0));
+        assert!(
+            t.notes[0].contains("given on the command line"),
+            "{:?}",
+            t.notes
         );
         // A period without tests: no section at all.
         let r = build(dir.path(), at("00:00:00"), at("01:00:00"), "UTC").unwrap();

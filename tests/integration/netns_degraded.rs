@@ -765,5 +765,44 @@ fn throttled_international_is_one_throughput_degradation_and_domestic_none() {
         "{json}"
     );
     assert_eq!(target(domestic)["below_50_percent"], 0, "{json}");
-    assert!(report("html").contains("<section id=\"plan\">"));
+    let html = report("html");
+    assert!(html.contains("<section id=\"plan\">"), "{html}");
+    assert!(
+        html.contains("<rect class=\"slow\""),
+        "slow period on the timeline: {html}"
+    );
+    // A plan given on the command line replaces the recorded one.
+    let out = Command::new(BIN)
+        .args([
+            "report",
+            "--since",
+            "1d",
+            "--format",
+            "json",
+            "--plan-download",
+            "1 Gbit/s",
+            "--data-dir",
+        ])
+        .arg(&w.data)
+        .output()
+        .unwrap();
+    let given: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        given["speed_against_plan"]["rows"][2]["plan_bps"][0].as_f64(),
+        Some(1e9),
+        "{given}"
+    );
+    let bad = Command::new(BIN)
+        .args([
+            "report",
+            "--since",
+            "1d",
+            "--plan-download",
+            "100 mbps",
+            "--data-dir",
+        ])
+        .arg(&w.data)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
 }
