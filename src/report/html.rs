@@ -49,7 +49,7 @@ fn code_spans(s: &str) -> String {
 }
 
 /// RFC 3339 times with room to wrap: `2026-12-01 15:59:34.600 +00:00`.
-fn spaced(s: &str) -> String {
+pub(super) fn spaced(s: &str) -> String {
     let chars: Vec<char> = s.chars().collect();
     let mut out = String::with_capacity(s.len() + 8);
     for (i, &c) in chars.iter().enumerate() {
