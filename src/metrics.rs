@@ -23,7 +23,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::config::{Config, Kind, Target};
+use crate::config::{Config, Direction, Kind, Plan, Target};
 use crate::probe::{Outcome, Phase, ProbeResult, RESULTS, Reason};
 
 pub const PROBE_SUCCESS: &str = "linkwatch_probe_success";
@@ -46,6 +46,7 @@ pub const PROBES_QUEUED_TOTAL: &str = "linkwatch_probes_queued_total";
 pub const THROUGHPUT_BPS: &str = "linkwatch_throughput_bits_per_second";
 pub const THROUGHPUT_TESTS_BPS: &str = "linkwatch_throughput_tests_bits_per_second";
 pub const THROUGHPUT_BYTES_TOTAL: &str = "linkwatch_throughput_bytes_total";
+pub const PLAN_BPS: &str = "linkwatch_plan_bits_per_second";
 
 /// Buckets for throughput tests in bits per second: 100 kbit/s (a throttled
 /// mobile link) to 10 Gbit/s, 1-2-5 per decade (log-spaced, steps of ×2-2.5,
@@ -156,6 +157,8 @@ pub struct Metrics {
     throughput_bps: GaugeVec,
     throughput_tests: HistogramVec,
     throughput_bytes: IntCounterVec,
+    /// `[plan]`, one series per direction it names.
+    plan: GaugeVec,
     /// Bytes of the last scrape, to size the next buffer.
     last_size: AtomicUsize,
     pub lateness: Histogram,
@@ -236,6 +239,14 @@ impl Metrics {
             ),
             &throughput_labels,
         )?;
+        let plan = GaugeVec::new(
+            Opts::new(
+                PLAN_BPS,
+                "The rate [plan] promises, bits per second, by direction (absent without [plan]): \
+                 divide linkwatch_throughput_bits_per_second by it for the share of the plan.",
+            ),
+            &["direction"],
+        )?;
         let lateness = Histogram::with_opts(
             HistogramOpts::new(
                 SCHEDULE_LATENESS_SECONDS,
@@ -265,6 +276,7 @@ impl Metrics {
             Box::new(throughput_bps.clone()),
             Box::new(throughput_tests.clone()),
             Box::new(throughput_bytes.clone()),
+            Box::new(plan.clone()),
             Box::new(lateness.clone()),
             Box::new(queued.clone()),
             Box::new(in_flight.clone()),
@@ -342,7 +354,7 @@ impl Metrics {
             })
             .collect();
 
-        Ok(Self {
+        let metrics = Self {
             registry,
             targets,
             icmp_mode,
@@ -353,12 +365,26 @@ impl Metrics {
             throughput_bps,
             throughput_tests,
             throughput_bytes,
+            plan,
             last_size: AtomicUsize::new(64 * 1024),
             lateness,
             in_flight,
             concurrency_limit,
             queued,
-        })
+        };
+        metrics.set_plan(config.plan.as_ref());
+        Ok(metrics)
+    }
+
+    /// Exports `[plan]` (at start, and again after a reload): one series per
+    /// direction the plan names, none for a direction it leaves out.
+    pub fn set_plan(&self, plan: Option<&Plan>) {
+        self.plan.reset();
+        for d in Direction::ALL {
+            if let Some(bps) = plan.and_then(|p| p.rate(d)) {
+                self.plan.with_label_values(&[d.as_str()]).set(bps);
+            }
+        }
     }
 
     /// The registry, for other parts (outage metrics) to register into.
@@ -665,6 +691,34 @@ mod build_info_tests {
             .find(|l| l.starts_with(BUILD_INFO))
             .unwrap()
             .to_owned()
+    }
+
+    #[test]
+    fn the_plan_is_exported_per_direction_it_names() {
+        let base = "[[group]]\nname = \"lan\"\n\n[[target]]\nname = \"router\"\n\
+                    group = \"lan\"\nkind = \"tcp\"\nhost = \"127.0.0.1\"\nport = 9\n";
+        let lines = |text: &str| -> Vec<String> {
+            let config = crate::config::parse(text, "<test>").unwrap();
+            let m = Metrics::new(&config).unwrap();
+            String::from_utf8(m.encode().unwrap())
+                .unwrap()
+                .lines()
+                .filter(|l| l.starts_with(PLAN_BPS))
+                .map(str::to_owned)
+                .collect()
+        };
+        assert_eq!(
+            lines(&format!("[plan]\ndownload = \"100 Mbit/s\"\n{base}")),
+            [format!("{PLAN_BPS}{{direction=\"download\"}} 100000000")]
+        );
+        assert_eq!(
+            lines(&format!(
+                "[plan]\ndownload = \"100 Mbit/s\"\nupload = \"20 Mbit/s\"\n{base}"
+            ))
+            .len(),
+            2
+        );
+        assert!(lines(base).is_empty(), "no series without [plan]");
     }
 
     #[test]

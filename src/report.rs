@@ -20,7 +20,9 @@ use crate::outage::lock;
 use crate::outage::path::{self, When};
 
 mod html;
+mod plan;
 mod slow;
+pub use plan::{Hours, PlanRow, SpeedAgainstPlan};
 pub use slow::ReportSlowPeriod;
 
 /// Output formats of `linkwatch report`.
@@ -155,6 +157,9 @@ pub struct Report {
     pub outages: Vec<ReportOutage>,
     /// Degradation periods: up, but slow or lossy.
     pub slow_periods: Vec<ReportSlowPeriod>,
+    /// Throughput tests against `[plan]`, by evening peak and the rest;
+    /// `null` when the period has no throughput test.
+    pub speed_against_plan: Option<SpeedAgainstPlan>,
     /// Where the path stopped at each outage's start and end, against the baseline.
     pub paths: Vec<OutagePath>,
 }
@@ -178,6 +183,18 @@ pub fn build(
     since: Timestamp,
     until: Timestamp,
     tz_name: &str,
+) -> Result<Report, ReportError> {
+    build_with_plan(data_dir, since, until, tz_name, None)
+}
+
+/// [`build`], with `[plan]` rates given by the user (`report --plan-download
+/// …`) replacing the ones the journal recorded, for the directions they name.
+pub fn build_with_plan(
+    data_dir: &Path,
+    since: Timestamp,
+    until: Timestamp,
+    tz_name: &str,
+    plan: Option<crate::outage::event::PlanRecord>,
 ) -> Result<Report, ReportError> {
     if until <= since {
         return Err(ReportError::EmptyPeriod {
@@ -321,6 +338,7 @@ pub fn build(
         outages,
         paths,
         slow_periods: slow::build(&history, since, until, now, &liveness, &fmt),
+        speed_against_plan: plan::build(data_dir, &history, since, until, &tz, plan),
     })
 }
 
@@ -547,6 +565,7 @@ fn render_csv(r: &Report) -> String {
         );
     }
     slow::csv(&mut out, &r.slow_periods);
+    plan::csv(&mut out, r.speed_against_plan.as_ref());
     out
 }
 
@@ -758,6 +777,7 @@ fn render_markdown(r: &Report) -> String {
         );
     }
     slow::markdown(&mut out, &r.slow_periods);
+    plan::markdown(&mut out, r.speed_against_plan.as_ref(), &r.time_zone);
     let _ = writeln!(out, "\n---\n\n{DEFINITIONS}");
     out
 }
@@ -878,6 +898,8 @@ mod tests {
             torn_line: None,
             previous_head: None,
             site: Some("almaty-home".into()),
+            plan: None,
+            throughput_targets: Vec::new(),
         };
         w.append(at(0), &Entry::DaemonStart(start)).unwrap();
         let stall = Stalled {

@@ -113,6 +113,13 @@ pub enum Command {
         /// Time zone for the times shown (IANA name, e.g. Asia/Almaty; default UTC).
         #[arg(long, value_name = "ZONE", default_value = "UTC")]
         tz: String,
+        /// Judge throughput tests against this download rate ("100 Mbit/s")
+        /// instead of the [plan] the journal recorded.
+        #[arg(long, value_name = "RATE")]
+        plan_download: Option<String>,
+        /// The same for upload tests.
+        #[arg(long, value_name = "RATE")]
+        plan_upload: Option<String>,
     },
     /// Trace the path to a target once (hop by hop, like `mtr --report`); exit 1 if it is not reached.
     Trace {
@@ -191,6 +198,8 @@ pub fn main() -> ExitCode {
             until,
             format,
             tz,
+            plan_download,
+            plan_upload,
         } => report::report(
             data_dir.as_deref(),
             config.as_deref(),
@@ -198,6 +207,7 @@ pub fn main() -> ExitCode {
             until.as_deref(),
             *format,
             tz,
+            [plan_download.as_deref(), plan_upload.as_deref()],
         ),
         Command::Trace {
             target,

@@ -12,6 +12,7 @@ pub(super) fn report(
     until: Option<&str>,
     format: crate::report::Format,
     tz: &str,
+    plan: [Option<&str>; 2],
 ) -> ExitCode {
     use crate::report::ReportError;
     let dir = match resolve_data_dir(data_dir, config_path) {
@@ -34,7 +35,28 @@ pub(super) fn report(
             return ExitCode::from(2);
         }
     };
-    match crate::report::build(&dir, since, until, tz)
+    // `--plan-download`/`--plan-upload`: rates as `[plan]` writes them.
+    let mut rates = [None, None];
+    for (i, (text, flag)) in plan
+        .iter()
+        .zip(["--plan-download", "--plan-upload"])
+        .enumerate()
+    {
+        if let Some(text) = text {
+            match crate::config::parse_rate(text) {
+                Ok(bps) => rates[i] = Some(bps),
+                Err(e) => {
+                    eprintln!("linkwatch: {flag} ({text}): {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    }
+    let plan = (rates != [None, None]).then_some(crate::outage::event::PlanRecord {
+        download_bps: rates[0],
+        upload_bps: rates[1],
+    });
+    match crate::report::build_with_plan(&dir, since, until, tz, plan)
         .and_then(|r| crate::report::render(&r, format))
     {
         Ok(text) => {

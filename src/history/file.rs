@@ -8,7 +8,7 @@ use jiff::civil::Date;
 
 use super::HistoryError;
 use super::bucket::Minute;
-use super::query::{Accumulator, Throughput};
+use super::query::{RowSink, Throughput};
 
 const EXT: &str = "lwh";
 
@@ -153,7 +153,7 @@ fn file_day(path: &Path) -> Option<Date> {
 }
 
 /// Feeds every row of files whose day may hold `[since, until)` to `acc`.
-pub fn read_dir(dir: &Path, since: Timestamp, until: Timestamp, acc: &mut Accumulator) {
+pub fn read_dir(dir: &Path, since: Timestamp, until: Timestamp, acc: &mut impl RowSink) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -180,7 +180,7 @@ pub fn read_dir(dir: &Path, since: Timestamp, until: Timestamp, acc: &mut Accumu
 /// Bytes first: a row of a target the query does not ask for is dropped
 /// after reading its index, without UTF-8 checks or field parsing (most rows
 /// of a store with many targets).
-fn read_file(path: &Path, acc: &mut Accumulator) -> std::io::Result<()> {
+fn read_file(path: &Path, acc: &mut impl RowSink) -> std::io::Result<()> {
     let mut reader = std::io::BufReader::with_capacity(1 << 16, std::fs::File::open(path)?);
     let mut names: Vec<Option<usize>> = Vec::new();
     let mut line = Vec::with_capacity(128);

@@ -43,7 +43,7 @@ use crate::config::Config;
 use crate::probe::{Outcome, ProbeResult};
 
 pub use bucket::{BUCKETS, Minute};
-pub use query::{HistoryQuery, Point, QueryError, Series, Throughput};
+pub use query::{HistoryQuery, Point, QueryError, RowSink, Series, TargetTests, Throughput};
 
 /// How often buffered rows are written (and fsynced).
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(60);
@@ -263,6 +263,23 @@ impl HistoryStore {
             }
         }
     }
+}
+
+/// The throughput tests of `targets` in `[since, until)` as the files under
+/// `<data_dir>/history` hold them (what a running daemon has not flushed
+/// yet, at most its last [`FLUSH_INTERVAL`], is not there): for
+/// `linkwatch report`, which runs without a daemon.
+pub fn read_tests(
+    data_dir: &Path,
+    targets: &[String],
+    since: Timestamp,
+    until: Timestamp,
+) -> Vec<TargetTests> {
+    let mut acc = query::TestCollector::new(targets, since, until);
+    if !targets.is_empty() {
+        file::read_dir(&data_dir.join("history"), since, until, &mut acc);
+    }
+    acc.finish()
 }
 
 #[cfg(test)]

@@ -157,6 +157,16 @@ fn ts<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format!("{:.3}", t))
 }
 
+/// What the file reader feeds rows of the wanted targets to.
+pub trait RowSink {
+    /// The index of target `name`, if it is wanted.
+    fn wanted(&self, name: &str) -> Option<usize>;
+    /// A per-minute summary (`minute` = Unix seconds / 60) of wanted target `series`.
+    fn add_minute_to(&mut self, series: usize, minute: i64, s: &Minute);
+    /// A throughput test of wanted target `series`.
+    fn add_throughput_to(&mut self, series: usize, t: Throughput);
+}
+
 /// Collects rows into series.
 pub struct Accumulator {
     q: HistoryQuery,
@@ -199,12 +209,39 @@ impl Accumulator {
         }
     }
 
+    pub fn add_minute(&mut self, name: Option<&str>, minute: i64, s: &Minute) {
+        if let Some(i) = name.and_then(|n| self.wanted(n)) {
+            self.add_minute_to(i, minute, s);
+        }
+    }
+
+    /// A row not written yet, of this run (`names` by index).
+    pub fn add_row(&mut self, names: &[String], row: &Row) {
+        match row {
+            Row::Minute(m, idx, s) => self.add_minute(names.get(*idx).map(String::as_str), *m, s),
+            Row::Throughput(idx, t) => {
+                if let Some(i) = names.get(*idx).and_then(|n| self.wanted(n)) {
+                    self.add_throughput_to(i, t.clone());
+                }
+            }
+        }
+    }
+
+    pub fn finish(mut self) -> Vec<Series> {
+        for s in &mut self.series {
+            s.throughput.sort_by_key(|t| t.at);
+        }
+        self.series
+    }
+}
+
+impl RowSink for Accumulator {
     /// The series index of target `name`, if the query asks for it.
-    pub fn wanted(&self, name: &str) -> Option<usize> {
+    fn wanted(&self, name: &str) -> Option<usize> {
         self.index.get(name).copied()
     }
 
-    pub fn add_minute_to(&mut self, series: usize, minute: i64, s: &Minute) {
+    fn add_minute_to(&mut self, series: usize, minute: i64, s: &Minute) {
         let at = minute * 60;
         if at < self.q.since.as_second() || at >= self.q.until.as_second() {
             return;
@@ -229,7 +266,7 @@ impl Accumulator {
         }
     }
 
-    pub fn add_throughput_to(&mut self, series: usize, t: Throughput) {
+    fn add_throughput_to(&mut self, series: usize, t: Throughput) {
         if t.at < self.q.since || t.at >= self.q.until {
             return;
         }
@@ -237,29 +274,88 @@ impl Accumulator {
             s.throughput.push(t);
         }
     }
+}
 
-    pub fn add_minute(&mut self, name: Option<&str>, minute: i64, s: &Minute) {
-        if let Some(i) = name.and_then(|n| self.wanted(n)) {
-            self.add_minute_to(i, minute, s);
-        }
-    }
+/// One target's throughput tests over a period, read offline (the report).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TargetTests {
+    pub target: String,
+    /// Good tests as measured, oldest first.
+    pub tests: Vec<Throughput>,
+    /// Failed tests (stalls, short bodies, time-outs, …: never a figure) by
+    /// the minute they started in, oldest first.
+    pub failures: Vec<(Timestamp, u32)>,
+}
 
-    /// A row not written yet, of this run (`names` by index).
-    pub fn add_row(&mut self, names: &[String], row: &Row) {
-        match row {
-            Row::Minute(m, idx, s) => self.add_minute(names.get(*idx).map(String::as_str), *m, s),
-            Row::Throughput(idx, t) => {
-                if let Some(i) = names.get(*idx).and_then(|n| self.wanted(n)) {
-                    self.add_throughput_to(i, t.clone());
-                }
+/// Collects the tests of a few targets over `[since, until)`.
+pub(super) struct TestCollector {
+    since: Timestamp,
+    until: Timestamp,
+    index: HashMap<String, usize>,
+    out: Vec<TargetTests>,
+}
+
+impl TestCollector {
+    pub(super) fn new(targets: &[String], since: Timestamp, until: Timestamp) -> Self {
+        let mut index = HashMap::new();
+        let mut out = Vec::new();
+        for t in targets {
+            if !index.contains_key(t) {
+                index.insert(t.clone(), out.len());
+                out.push(TargetTests {
+                    target: t.clone(),
+                    ..TargetTests::default()
+                });
             }
         }
+        Self {
+            since,
+            until,
+            index,
+            out,
+        }
     }
 
-    pub fn finish(mut self) -> Vec<Series> {
-        for s in &mut self.series {
-            s.throughput.sort_by_key(|t| t.at);
+    pub(super) fn finish(mut self) -> Vec<TargetTests> {
+        for t in &mut self.out {
+            t.tests.sort_by_key(|t| t.at);
+            // A minute split over two runs comes in two rows: add them up.
+            t.failures.sort_by_key(|f| f.0);
+            t.failures.dedup_by(|later, first| {
+                let same = later.0 == first.0;
+                if same {
+                    first.1 += later.1;
+                }
+                same
+            });
         }
-        self.series
+        self.out
+    }
+}
+
+impl RowSink for TestCollector {
+    fn wanted(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    fn add_minute_to(&mut self, series: usize, minute: i64, s: &Minute) {
+        let Ok(at) = Timestamp::from_second(minute.saturating_mul(60)) else {
+            return;
+        };
+        if s.failures == 0 || at < self.since || at >= self.until {
+            return;
+        }
+        if let Some(t) = self.out.get_mut(series) {
+            t.failures.push((at, s.failures));
+        }
+    }
+
+    fn add_throughput_to(&mut self, series: usize, t: Throughput) {
+        if t.at < self.since || t.at >= self.until {
+            return;
+        }
+        if let Some(s) = self.out.get_mut(series) {
+            s.tests.push(t);
+        }
     }
 }

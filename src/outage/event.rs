@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::chain::ChainHead;
 use super::metrics::OutageMetrics;
 use super::ts_ms;
+use crate::config::{Config, TargetSpec};
 
 /// A period the daemon did not observe (it was not running, it was stopped or
 /// the system suspended, or a target's edge fell between two observations).
@@ -153,6 +154,69 @@ pub struct DaemonStart {
     /// `[daemon] site`, when set (absent in older journals).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub site: Option<String>,
+    /// `[plan]`, when configured (absent in older journals): `linkwatch
+    /// report` has no configuration and judges throughput tests against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PlanRecord>,
+    /// The run's `kind = "throughput"` targets, so that the report knows
+    /// which tests of the history store are speed tests and which way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub throughput_targets: Vec<ThroughputTarget>,
+}
+
+/// `[plan]` as configured, in bits per second.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PlanRecord {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download_bps: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_bps: Option<f64>,
+}
+
+impl PlanRecord {
+    /// The configuration's `[plan]`, if it has one.
+    pub fn of(config: &Config) -> Option<Self> {
+        config.plan.map(|p| Self {
+            download_bps: p.download_bps,
+            upload_bps: p.upload_bps,
+        })
+    }
+
+    /// The promised rate for `direction` (`"download"`/`"upload"`).
+    pub fn rate(&self, direction: &str) -> Option<f64> {
+        match direction {
+            "download" => self.download_bps,
+            "upload" => self.upload_bps,
+            _ => None,
+        }
+    }
+}
+
+/// One throughput target of a run: its name, group and direction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThroughputTarget {
+    pub target: String,
+    pub group: String,
+    /// `download` or `upload`.
+    pub direction: String,
+}
+
+impl ThroughputTarget {
+    /// The configuration's throughput targets, in config order.
+    pub fn of(config: &Config) -> Vec<Self> {
+        config
+            .targets
+            .iter()
+            .filter_map(|t| match &t.spec {
+                TargetSpec::Throughput(s) => Some(Self {
+                    target: t.name.clone(),
+                    group: t.group.clone(),
+                    direction: s.direction.as_str().to_string(),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 impl DaemonStart {

@@ -8,7 +8,9 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::degraded::DegradationHistory;
-use super::event::{DurationClock, Gap, OutageEnded, OutageStarted, Stalled, push_gap};
+use super::event::{
+    DurationClock, Gap, OutageEnded, OutageStarted, PlanRecord, Stalled, ThroughputTarget, push_gap,
+};
 use super::journal::{self, ChainHead, ChainTail, Entry, Heartbeat, JournalWarning, NumberedLine};
 use super::path::PathEvent;
 use super::ts_ms;
@@ -144,6 +146,10 @@ pub struct Run {
     pub clock_synchronized: Option<bool>,
     /// Its `daemon_start`'s site (`[daemon] site`), when set.
     pub site: Option<String>,
+    /// Its `[plan]`, when configured and recorded.
+    pub plan: Option<PlanRecord>,
+    /// Its throughput targets.
+    pub throughput_targets: Vec<ThroughputTarget>,
 }
 
 /// An outage still open at the end of the journal, with its bookkeeping.
@@ -260,6 +266,8 @@ impl History {
                         clean: false,
                         clock_synchronized: ds.clock_synchronized,
                         site: ds.site.clone(),
+                        plan: ds.plan,
+                        throughput_targets: ds.throughput_targets.clone(),
                     });
                 }
                 Entry::DaemonStop(_) => {

@@ -707,6 +707,8 @@ fn daemon_start(config: &Config, clock: &ClockSync, history: &History) -> Daemon
         torn_line: history.tail.torn_line,
         previous_head: history.heartbeat.as_ref().and_then(|hb| hb.head.clone()),
         site: config.daemon.site.clone(),
+        plan: event::PlanRecord::of(config),
+        throughput_targets: event::ThroughputTarget::of(config),
     }
 }
 

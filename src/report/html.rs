@@ -49,7 +49,7 @@ fn code_spans(s: &str) -> String {
 }
 
 /// RFC 3339 times with room to wrap: `2026-12-01 15:59:34.600 +00:00`.
-fn spaced(s: &str) -> String {
+pub(super) fn spaced(s: &str) -> String {
     let chars: Vec<char> = s.chars().collect();
     let mut out = String::with_capacity(s.len() + 8);
     for (i, &c) in chars.iter().enumerate() {
@@ -118,6 +118,28 @@ impl Timeline {
                     ),
                 });
             }
+        }
+        // Slow periods under the outages (an outage supersedes them).
+        for p in &r.slow_periods {
+            let Some(start) = ts(&p.start) else { continue };
+            let end = p
+                .end
+                .as_deref()
+                .and_then(ts)
+                .unwrap_or(generated.min(until));
+            marks.push(Mark {
+                from: start,
+                to: end,
+                class: "slow",
+                title: format!(
+                    "{} slow from {} ({}), {}, likely cause {}",
+                    p.group,
+                    short(start, &tz),
+                    human(p.duration_seconds),
+                    p.triggers.join(", "),
+                    p.cause
+                ),
+            });
         }
         let mut outages = Vec::new();
         for o in &r.outages {
@@ -461,6 +483,10 @@ pub fn render(r: &Report, caveats: &[String], verify: &str, definitions: &str) -
         );
     }
     b.push_str(&super::slow::html(&r.slow_periods));
+    b.push_str(&super::plan::html(
+        r.speed_against_plan.as_ref(),
+        &r.time_zone,
+    ));
     paths_section(&mut b, r);
     let _ = write!(b, "<footer><p>{}</p></footer>", esc(definitions));
     format!(
@@ -484,7 +510,7 @@ table.page{width:100%;border-collapse:collapse;table-layout:fixed}table.page>the
 h1{font-size:1.5rem;margin:8px 0 2px}h2{font-size:1.1rem;margin:18px 0 6px;break-after:avoid}\
 .lead{color:#5b626b;margin:0 0 8px}\
 table{border-collapse:collapse;width:100%;margin:4px 0}th,td{border:1px solid #d5d8dd;padding:3px 6px;text-align:left;vertical-align:top;font-size:13px;overflow-wrap:break-word}\
-th{background:#f1f2f4}tr{break-inside:avoid}td.id{font-size:11px;color:#5b626b;word-break:break-all}\
+th{background:#f1f2f4}tr{break-inside:avoid}td.num{text-align:right;font-variant-numeric:tabular-nums}tr.total td{font-weight:600}td.id{font-size:11px;color:#5b626b;word-break:break-all}\
 code{font-size:12px;overflow-wrap:anywhere}.note{color:#a11}\
 svg.timeline{width:100%;height:auto;display:block}\
 .grid{stroke:#d5d8dd;stroke-width:.6}.ax,.day{font-size:10px;fill:#5b626b;font-family:system-ui,sans-serif}\

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::html::esc;
+use super::html::{esc, spaced};
 use super::{clip, csv_field, human, secs};
 use crate::outage::degradation::{Figures, PeriodFigures};
 use crate::outage::degraded::listing::{degradations, figures_text};
@@ -139,8 +139,8 @@ pub(super) fn html(periods: &[ReportSlowPeriod]) -> String {
         let _ = writeln!(
             rows,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&p.start),
-            esc(&end_text(p)),
+            esc(&spaced(&p.start)),
+            esc(&spaced(&end_text(p))),
             human(p.duration_seconds),
             esc(&p.group),
             esc(&p.cause),
@@ -148,7 +148,7 @@ pub(super) fn html(periods: &[ReportSlowPeriod]) -> String {
             esc(&figures_text(&p.figures)),
             esc(&median),
             esc(&worst),
-            esc(&gaps_text(p))
+            esc(&spaced(&gaps_text(p)))
         );
     }
     if periods.is_empty() {

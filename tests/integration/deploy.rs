@@ -409,6 +409,8 @@ fn dashboard_is_valid_and_uses_the_datasource_variable() {
         "DNS query time per resolver",
         "Download throughput",
         "Certificate expiry",
+        "Throughput tests and the plan",
+        "Throughput against the plan",
     ] {
         assert!(titles.contains(&want), "no panel {want:?}: {titles:?}");
     }
@@ -456,6 +458,8 @@ fn known_metrics() -> BTreeSet<String> {
         m::PROBES_IN_FLIGHT,
         m::PROBE_CONCURRENCY_LIMIT,
         m::TARGETS,
+        m::THROUGHPUT_BPS,
+        m::PLAN_BPS,
     ]
     .iter()
     .chain(OUTAGE_METRICS)
@@ -981,6 +985,22 @@ group = "broken"
 kind = "tcp"
 host = "127.0.0.1"
 port = {tcp_closed}
+
+# The "against the plan" panels divide the last test by [plan].
+[plan]
+download = "100 Mbit/s"
+
+[[target]]
+name = "loop-throughput"
+group = "internet"
+kind = "throughput"
+url = "http://127.0.0.1:{http}/64k.bin"
+streams = 1
+interval = "10s"
+timeout = "1s"
+max_bytes = "1 MB"
+min_bytes = "32 kB"
+max_duration = "2s"
 "#
     )
 }
@@ -1051,12 +1071,16 @@ fn prometheus_evaluates_every_dashboard_and_rule_expression() {
             .scalar(r#"count_over_time(up{job="linkwatch"}[1m])"#)
             .unwrap_or(0.0);
         let up = prom.scalar(r#"min(up{job="linkwatch"})"#).unwrap_or(0.0);
-        if scrapes >= 8.0 && up == 1.0 {
+        // The throughput target's first test falls somewhere in its 10 s interval.
+        let tests = prom
+            .scalar(&format!("count({})", m::THROUGHPUT_BPS))
+            .unwrap_or(0.0);
+        if scrapes >= 8.0 && up == 1.0 && tests >= 1.0 {
             break;
         }
         assert!(
             start.elapsed() < Duration::from_secs(60),
-            "prometheus did not scrape linkwatch 8 times within 60 s (scrapes {scrapes}, up {up})\n{}",
+            "prometheus did not scrape linkwatch 8 times and a throughput test within 60 s (scrapes {scrapes}, up {up}, tests {tests})\n{}",
             daemon.log()
         );
         std::thread::sleep(Duration::from_millis(500));

@@ -5,6 +5,9 @@
 //!
 //! Short windows (20 s) and intervals (150 ms) keep each scenario around a
 //! minute. Fidelity figures are printed as `FIDELITY` lines (`--nocapture`).
+//!
+//! Throughput: a domestic speed-test server in the ISP's network and an
+//! international one behind the far link, and tbf on the far link only.
 
 use std::process::Command;
 use std::time::Duration;
@@ -13,7 +16,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 use crate::harness::daemon::{BIN, sample};
-use crate::harness::fakenet::{FakeNet, ISP, Params, Watcher, ms_between, timed};
+use crate::harness::fakenet::{FakeNet, INET_ICMP, ISP, Params, Watcher, ms_between, timed};
 
 /// The degradation window of these scenarios.
 const WINDOW: Duration = Duration::from_secs(20);
@@ -486,4 +489,320 @@ fn bufferbloat_trips_rtt_p95() {
     );
     w.stop();
     w.verify();
+}
+
+/// The speed-test servers' port; the international one's address (on
+/// `inet`'s `lo`, behind the far link), and the domestic one's (the ISP's own
+/// network, `isp`'s `lo`: its path never crosses the far link).
+const TP_PORT: u16 = 8080;
+const INTL_TP: &str = "10.231.100.10";
+const DOMESTIC_TP: &str = ISP[2];
+/// The international bottleneck, Mbit/s.
+const THROTTLE_MBIT: u32 = 4;
+/// Throughput targets test every 10 s (the minimum), at most 3 s each.
+const TP_INTERVAL: Duration = Duration::from_secs(10);
+const TP_MAX_DURATION: Duration = Duration::from_secs(3);
+/// The promise, and the threshold as a share of it: 20 Mbit/s.
+const PLAN_MBIT: f64 = 100.0;
+const BELOW_PERCENT: f64 = 20.0;
+
+/// `[plan]`, two groups below `isp` with a throughput threshold of their
+/// own, each with an ICMP target (so it is judged up at once) and a
+/// download test (2 streams, at most 4 MB or 3 s). The tests have
+/// `fail_after = 1`: a degradation is announced only once the group could
+/// have been called down (`fail_after` × the longest interval of its
+/// targets), which this scenario's `fail_after` (8) would stretch to 80 s.
+fn throughput_toml(config: String) -> String {
+    let mut s = config;
+    s += &format!("\n[plan]\ndownload = \"{PLAN_MBIT} Mbit/s\"\n");
+    for (group, icmp, server) in [
+        ("domestic", DOMESTIC_TP, DOMESTIC_TP),
+        ("international", INET_ICMP[0], INTL_TP),
+    ] {
+        s += &format!(
+            "\n[[group]]\nname = \"{group}\"\nneeds = \"isp\"\n[group.degraded]\nwindow = \"{}s\"\nmin_samples = 20\nthroughput_below = \"{BELOW_PERCENT}%\"\n",
+            WINDOW.as_secs()
+        );
+        s += &format!(
+            "\n[[target]]\nname = \"{group}-icmp\"\ngroup = \"{group}\"\nkind = \"icmp\"\nhost = \"{icmp}\"\n"
+        );
+        s += &format!(
+            "\n[[target]]\nname = \"{group}-download\"\ngroup = \"{group}\"\nkind = \"throughput\"\n\
+             url = \"http://{server}:{TP_PORT}/big.bin\"\nstreams = 2\ninterval = \"{}s\"\ntimeout = \"2s\"\n\
+             max_duration = \"{}s\"\nmax_bytes = \"4 MB\"\nmin_bytes = \"100 kB\"\nfail_after = 1\n",
+            TP_INTERVAL.as_secs(),
+            TP_MAX_DURATION.as_secs()
+        );
+    }
+    s
+}
+
+/// The last good test of `target`, bits per second, from `/metrics`.
+fn last_test(metrics: &str, target: &str) -> Option<f64> {
+    sample(
+        metrics,
+        "linkwatch_throughput_bits_per_second",
+        &[("target", target), ("direction", "download")],
+    )
+}
+
+/// Good tests of `target` so far.
+fn tests_of(metrics: &str, target: &str) -> f64 {
+    sample(
+        metrics,
+        "linkwatch_throughput_tests_bits_per_second_count",
+        &[("target", target)],
+    )
+    .unwrap_or(0.0)
+}
+
+/// International throttled by tbf (4 Mbit/s, on the far link only) while
+/// domestic stays fast: exactly one `international` degradation, trigger
+/// `throughput`, cause `international`, its edges within one window + one
+/// test interval of the throttle's start and removal (a test already running
+/// when the throttle starts may date it up to one test earlier); none for
+/// domestic. The report then judges the tests against `[plan]`.
+#[test]
+fn throttled_international_is_one_throughput_degradation_and_domestic_none() {
+    if !crate::harness::fakenet::can_run() {
+        return;
+    }
+    let net = FakeNet::new();
+    net.inet
+        .ip(&["addr", "add", &format!("{INTL_TP}/32"), "dev", "lo"]);
+    for (ns, addr) in [(&net.inet, INTL_TP), (&net.isp, DOMESTIC_TP)] {
+        ns.spawn_inner(
+            "throughput_wired::inner_throughput_server",
+            &[("LWT_TP_LISTEN", &format!("{addr}:{TP_PORT}"))],
+        );
+        ns.wait_listening(TP_PORT);
+    }
+    // Probes wait behind at most 64 ms of tbf queue: a 250 ms timeout never
+    // turns the throttle into loss or an outage.
+    let p = Params {
+        interval: Duration::from_millis(300),
+        timeout: Duration::from_millis(250),
+        fail_after: 8,
+        recover_after: 2,
+    };
+    let mut w = net.watch_with(p, throughput_toml);
+    let (intl, domestic) = ("international-download", "domestic-download");
+    // Baseline: a good test of each, both fast, nothing degraded.
+    let until = std::time::Instant::now() + TP_INTERVAL * 2 + Duration::from_secs(5);
+    let baseline = loop {
+        let m = w.api_text("/metrics");
+        if tests_of(&m, intl) >= 1.0 && tests_of(&m, domestic) >= 1.0 {
+            break m;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "no tests:\n{m}\n{}",
+            w.log()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let threshold = PLAN_MBIT * 1e6 * BELOW_PERCENT / 100.0;
+    for t in [intl, domestic] {
+        let bps = last_test(&baseline, t).unwrap();
+        eprintln!("FIDELITY throughput baseline {t}: {:.1} Mbit/s", bps / 1e6);
+        assert!(
+            bps > threshold * 2.0,
+            "{t} is slow before the throttle: {bps}"
+        );
+    }
+    assert_eq!(
+        sample(
+            &baseline,
+            "linkwatch_plan_bits_per_second",
+            &[("direction", "download")]
+        ),
+        Some(PLAN_MBIT * 1e6)
+    );
+    assert_eq!(api_degradations(&w).len(), 0);
+
+    let dev = net.far.a_if.clone();
+    let limit = (THROTTLE_MBIT * 1_000_000 / 8 * 64 / 1000).to_string();
+    let injected = timed(|| {
+        net.inet.exec(&[
+            "tc",
+            "qdisc",
+            "add",
+            "dev",
+            &dev,
+            "root",
+            "tbf",
+            "rate",
+            &format!("{THROTTLE_MBIT}mbit"),
+            "burst",
+            "5000",
+            "limit",
+            &limit,
+        ]);
+    });
+    let open = wait_degradations(
+        &w,
+        WINDOW + TP_INTERVAL * 2 + Duration::from_secs(10),
+        "international degraded",
+        |d| open_groups(d).contains(&"international"),
+    );
+    // Two throttled tests of each target since the throttle.
+    let from = (
+        tests_of(&w.api_text("/metrics"), intl),
+        tests_of(&w.api_text("/metrics"), domestic),
+    );
+    let until = std::time::Instant::now() + TP_INTERVAL * 3;
+    let throttled = loop {
+        let m = w.api_text("/metrics");
+        if tests_of(&m, intl) >= from.0 + 1.0 && tests_of(&m, domestic) >= from.1 + 1.0 {
+            break m;
+        }
+        assert!(std::time::Instant::now() < until, "no new tests:\n{m}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let measured = last_test(&throttled, intl).unwrap();
+    let shaped = f64::from(THROTTLE_MBIT) * 1e6;
+    let fast = last_test(&throttled, domestic).unwrap();
+    let d = open.iter().find(|d| d.group == "international").unwrap();
+    let at_start = d.raw["figures"]["throughput_bps"].as_f64().unwrap();
+    eprintln!(
+        "FIDELITY throughput throttled: international {:.2} Mbit/s under a {THROTTLE_MBIT} Mbit/s tbf ({:+.1} %), window median at the start {:.2} Mbit/s; domestic {:.1} Mbit/s",
+        measured / 1e6,
+        (measured - shaped) / shaped * 100.0,
+        at_start / 1e6,
+        fast / 1e6
+    );
+    assert!(
+        (measured - shaped).abs() / shaped <= 0.25,
+        "international {measured} bit/s under a {shaped} bit/s tbf"
+    );
+    assert!(at_start < threshold, "{d:#?}");
+    assert!(fast > threshold * 2.0, "domestic slowed down: {fast}");
+    assert_eq!(
+        sample(
+            &throttled,
+            "linkwatch_group_degraded",
+            &[("group", "domestic")]
+        ),
+        Some(0.0),
+        "{throttled}"
+    );
+
+    let removed = timed(|| {
+        net.inet.exec(&["tc", "qdisc", "del", "dev", &dev, "root"]);
+    });
+    let all = wait_degradations(
+        &w,
+        WINDOW * 2 + TP_INTERVAL * 2 + Duration::from_secs(5),
+        "the international degradation to end",
+        |d| open_groups(d).is_empty(),
+    );
+    assert_eq!(all.len(), 1, "exactly one degradation: {all:#?}");
+    let d = &all[0];
+    assert_eq!(
+        (d.group.as_str(), d.cause.as_str()),
+        ("international", "international"),
+        "{d:#?}"
+    );
+    assert_eq!(d.triggers, ["throughput"], "{d:#?}");
+    assert_eq!(w.api_outages(), Vec::new(), "a throttle is not an outage");
+    // Edges: within one window + one test interval (and its jitter) after
+    // the change; a test running when the throttle started (or ended) is
+    // dated at its own start, up to one test before.
+    let late = (WINDOW + TP_INTERVAL + TP_INTERVAL / 10).as_secs_f64() * 1e3;
+    let early = (TP_MAX_DURATION + Duration::from_secs(2)).as_secs_f64() * 1e3;
+    let start_err = ms_between(d.start, injected);
+    let end_err = ms_between(d.end.unwrap(), removed);
+    eprintln!(
+        "FIDELITY throughput degradation: start {start_err:+.0} ms after the throttle, end {end_err:+.0} ms after its removal (allowed -{early:.0}..+{late:.0} ms)"
+    );
+    assert!((-early..=late).contains(&start_err), "{d:#?}");
+    assert!((-early..=late).contains(&end_err), "{d:#?}");
+    let median = d.raw["period"]["median"]["throughput_bps"]
+        .as_f64()
+        .unwrap();
+    assert!(median < threshold, "{d:#?}");
+
+    w.stop();
+    w.verify();
+    let events = w.journal_events();
+    assert_eq!(events.get("degraded_start"), Some(&1), "{events:?}");
+    // The report: the slow period and the tests against the plan.
+    let report = |format: &str| {
+        let out = Command::new(BIN)
+            .args(["report", "--since", "1d", "--format", format, "--data-dir"])
+            .arg(&w.data)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{format}: {text}");
+        text
+    };
+    let md = report("markdown");
+    eprintln!("REPORT EXCERPT\n{md}");
+    assert!(
+        md.contains("| international | international | throughput |"),
+        "{md}"
+    );
+    assert!(md.contains("## Speed against the plan"), "{md}");
+    let json: Value = serde_json::from_str(&report("json")).unwrap();
+    let rows = json["speed_against_plan"]["rows"].as_array().unwrap();
+    let all_day = rows.iter().find(|r| r["hours"] == "all").unwrap();
+    assert!(all_day["tests"].as_u64().unwrap() >= 6, "{all_day}");
+    assert_eq!(all_day["plan_bps"][0].as_f64(), Some(PLAN_MBIT * 1e6));
+    // Every throttled international test is under a quarter of the plan
+    // (4 of 100 Mbit/s); no domestic test is under half of it.
+    let target = |name: &str| {
+        json["speed_against_plan"]["by_target"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["target"] == name)
+            .unwrap_or_else(|| panic!("no row for {name}: {json}"))
+            .clone()
+    };
+    assert!(
+        target(intl)["below_25_percent"].as_u64().unwrap() >= 2,
+        "{json}"
+    );
+    assert_eq!(target(domestic)["below_50_percent"], 0, "{json}");
+    let html = report("html");
+    assert!(html.contains("<section id=\"plan\">"), "{html}");
+    assert!(
+        html.contains("<rect class=\"slow\""),
+        "slow period on the timeline: {html}"
+    );
+    // A plan given on the command line replaces the recorded one.
+    let out = Command::new(BIN)
+        .args([
+            "report",
+            "--since",
+            "1d",
+            "--format",
+            "json",
+            "--plan-download",
+            "1 Gbit/s",
+            "--data-dir",
+        ])
+        .arg(&w.data)
+        .output()
+        .unwrap();
+    let given: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        given["speed_against_plan"]["rows"][2]["plan_bps"][0].as_f64(),
+        Some(1e9),
+        "{given}"
+    );
+    let bad = Command::new(BIN)
+        .args([
+            "report",
+            "--since",
+            "1d",
+            "--plan-download",
+            "100 mbps",
+            "--data-dir",
+        ])
+        .arg(&w.data)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
 }

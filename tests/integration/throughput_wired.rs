@@ -301,6 +301,16 @@ max_bytes_per_day = "3 MB"
         ),
         Some(0.0)
     );
+    // [plan] is exported for the dashboard's "against the plan" panel.
+    assert_eq!(
+        sample(&first, m::PLAN_BPS, &[("direction", "download")]),
+        Some(100e6),
+        "{first}"
+    );
+    assert_eq!(
+        sample(&first, m::PLAN_BPS, &[("direction", "upload")]),
+        None
+    );
     if require(
         promtool_check_metrics("").is_some(),
         "promtool (Debian package `prometheus`) is not installed",
@@ -333,15 +343,18 @@ max_bytes_per_day = "3 MB"
 }
 
 /// promtool's lint wants byte units, but the metrics contract names the
-/// throughput figure `linkwatch_throughput_bits_per_second` (ISPs sell bits):
-/// that one finding, for the gauge and its histogram, is the only one allowed
+/// throughput figure `linkwatch_throughput_bits_per_second` (ISPs sell bits,
+/// and `[plan]` is exported in the same unit so that one divides by the
+/// other): that one finding, for the gauge, its histogram and the plan, is
+/// the only one allowed
 /// (exit 3 is lint; a parse error is exit 1 and fails).
 fn only_the_contract_bits_lint(out: &str) -> bool {
     let findings: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
     !findings.is_empty()
         && findings.iter().all(|l| {
-            (l.starts_with(&format!("{} ", m::THROUGHPUT_BPS))
-                || l.starts_with(&format!("{} ", m::THROUGHPUT_TESTS_BPS)))
+            [m::THROUGHPUT_BPS, m::THROUGHPUT_TESTS_BPS, m::PLAN_BPS]
+                .iter()
+                .any(|name| l.starts_with(&format!("{name} ")))
                 && l.ends_with("use base unit \"bytes\" instead of \"bits\"")
         })
 }
