@@ -34,7 +34,7 @@ mod file;
 mod query;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -75,12 +75,18 @@ pub enum HistoryError {
 /// for the next flush, and the files of earlier batches and runs.
 pub struct HistoryStore {
     dir: PathBuf,
-    names: Vec<String>,
-    /// Throughput targets (by index): every successful result is a test.
-    throughput: Vec<bool>,
+    /// Target names and kinds by index; replaced by a reload.
+    layout: RwLock<Layout>,
     inner: Mutex<Inner>,
     /// Serialises flushes (the buffer lock is not held while writing).
     writer: Mutex<file::Writer>,
+}
+
+/// What the indices of results and rows mean.
+struct Layout {
+    names: Vec<String>,
+    /// Throughput targets (by index): every successful result is a test.
+    throughput: Vec<bool>,
 }
 
 #[derive(Default)]
@@ -125,9 +131,71 @@ impl HistoryStore {
                 current: vec![None; names.len()],
                 pending: Vec::new(),
             }),
-            names,
-            throughput,
+            layout: RwLock::new(Layout { names, throughput }),
         })
+    }
+
+    fn layout(&self) -> std::sync::RwLockReadGuard<'_, Layout> {
+        self.layout.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies a configuration reload: `targets` are the new ones (name, is
+    /// throughput); `kept[i]` is the old index of new target `i` when it is
+    /// kept. A kept target's minute goes on under its new index; rows not
+    /// yet written are renumbered; a removed (or changed) target's
+    /// unwritten rows keep its name under an index past the new targets.
+    /// The files get the new name table before the next rows.
+    pub fn reload(&self, targets: Vec<(String, bool)>, kept: &[Option<usize>]) {
+        let mut layout = self.layout.write().unwrap_or_else(|p| p.into_inner());
+        let mut inner = self.lock();
+        let Inner { current, pending } = &mut *inner;
+        let old_names = std::mem::take(&mut layout.names);
+        let (mut names, mut throughput): (Vec<String>, Vec<bool>) = targets.into_iter().unzip();
+        let mut map: Vec<Option<usize>> = vec![None; old_names.len().max(current.len())];
+        for (new, old) in kept.iter().enumerate() {
+            if let Some(slot) = old.and_then(|o| map.get_mut(o)) {
+                *slot = Some(new);
+            }
+        }
+        let mut index_of = |old: usize, map: &mut Vec<Option<usize>>| -> usize {
+            if let Some(Some(n)) = map.get(old) {
+                return *n;
+            }
+            let n = names.len();
+            names.push(old_names.get(old).cloned().unwrap_or_default());
+            throughput.push(false);
+            if let Some(slot) = map.get_mut(old) {
+                *slot = Some(n);
+            }
+            n
+        };
+        for row in pending.iter_mut() {
+            match row {
+                file::Row::Minute(_, idx, _) | file::Row::Throughput(idx, _) => {
+                    *idx = index_of(*idx, &mut map);
+                }
+            }
+        }
+        let mut moved = vec![None; kept.len()];
+        for (old, slot) in current.iter_mut().enumerate() {
+            let Some((m, acc)) = slot.take() else {
+                continue;
+            };
+            match map.get(old).copied().flatten() {
+                Some(n) if n < moved.len() && kept[n] == Some(old) => moved[n] = Some((m, acc)),
+                _ => {
+                    let n = index_of(old, &mut map);
+                    pending.push(file::Row::Minute(m, n, acc));
+                }
+            }
+        }
+        moved.resize(names.len(), None);
+        *current = moved;
+        self.writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .rename(names.clone());
+        *layout = Layout { names, throughput };
     }
 
     /// The directory holding the files.
@@ -176,7 +244,12 @@ impl HistoryStore {
         };
         let info = &r.observation.info;
         let bytes = info.body_bytes?;
-        let declared = self.throughput.get(r.target).copied().unwrap_or(false);
+        let declared = self
+            .layout()
+            .throughput
+            .get(r.target)
+            .copied()
+            .unwrap_or(false);
         if !declared && bytes < THROUGHPUT_MIN_BYTES {
             return None;
         }
@@ -226,13 +299,14 @@ impl HistoryStore {
         let mut acc = query::Accumulator::new(q);
         file::read_dir(&self.dir, q.since, q.until, &mut acc);
         {
+            let layout = self.layout();
             let inner = self.lock();
             for row in &inner.pending {
-                acc.add_row(&self.names, row);
+                acc.add_row(&layout.names, row);
             }
             for (idx, slot) in inner.current.iter().enumerate() {
                 if let Some((m, minute)) = slot {
-                    acc.add_minute(self.names.get(idx).map(String::as_str), *m, minute);
+                    acc.add_minute(layout.names.get(idx).map(String::as_str), *m, minute);
                 }
             }
         }

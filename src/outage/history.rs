@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::degraded::DegradationHistory;
-use super::event::{DurationClock, Gap, OutageEnded, OutageStarted, Stalled, push_gap};
+use super::event::{DurationClock, EndReason, Gap, OutageEnded, OutageStarted, Stalled, push_gap};
 use super::journal::{self, ChainHead, ChainTail, Entry, Heartbeat, JournalWarning, NumberedLine};
 use super::path::PathEvent;
 use super::ts_ms;
@@ -47,6 +47,10 @@ pub struct OutageRecord {
     pub end_observed: Option<bool>,
     /// Which clock `duration_seconds` comes from.
     pub duration_clock: DurationClock,
+    /// Why it ended when not by recovering (`"removed"`: a reload removed
+    /// its group); absent for a recovery or while open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<EndReason>,
     /// Read offline while no daemon runs: the outage is still open in the
     /// journal, nobody has watched it since this moment (its last heartbeat),
     /// and `duration_seconds` ends here.
@@ -72,6 +76,7 @@ impl From<&OutageEnded> for OutageRecord {
             gaps: e.gaps.clone(),
             end_observed: Some(e.end_observed),
             duration_clock: e.duration_clock,
+            end_reason: e.end_reason,
             observed_until: None,
         }
     }
@@ -100,6 +105,7 @@ impl OutageRecord {
             gaps,
             end_observed: None,
             duration_clock,
+            end_reason: None,
             observed_until: None,
         }
     }
@@ -310,7 +316,7 @@ impl History {
                     let run = h.runs.len().checked_sub(1);
                     h.degradations.apply(&line.entry, run);
                 }
-                Entry::JournalReopened(_) => {}
+                Entry::JournalReopened(_) | Entry::ConfigReload(_) => {}
                 Entry::Path(p) => h.paths.push(p.clone()),
                 Entry::OutageEnd(e) => {
                     h.open.retain(|o| o.record.id != e.id);
