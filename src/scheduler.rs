@@ -1193,4 +1193,102 @@ mod tests {
         assert_eq!(first_offset(i, 3, 4), Duration::from_millis(750));
         assert_eq!(first_offset(i, 0, 0), Duration::ZERO);
     }
+
+    /// Records each probe's target name and start; answers after `hold`.
+    struct Named {
+        hold: Duration,
+        starts: Mutex<Vec<(String, Instant)>>,
+    }
+
+    impl Probe for Named {
+        fn start(self: &Arc<Self>, req: Request, done: Completion) {
+            self.starts
+                .lock()
+                .unwrap()
+                .push((req.target().name.clone(), Instant::now()));
+            let hold = self.hold;
+            tokio::spawn(async move {
+                tokio::time::sleep(hold).await;
+                done.complete(Observation::new(Outcome::Success {
+                    duration: hold,
+                    phases: Phases::default(),
+                }))
+                .await;
+            });
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reload_keeps_the_phase_of_kept_targets_and_never_doubles_a_probe() {
+        // t0 and t1 at 1 s (first slots at 0 and 0.5 s); probes take 300 ms.
+        let old = config(2, Duration::from_secs(1), Duration::from_millis(500), 10);
+        let named = Arc::new(Named {
+            hold: Duration::from_millis(300),
+            starts: Mutex::new(Vec::new()),
+        });
+        let (tx, mut old_rx) = mpsc::channel(1024);
+        let (reload_tx, reload_rx) = mpsc::channel(1);
+        let cancel = CancellationToken::new();
+        let start = Instant::now();
+        let handle = tokio::spawn(
+            Scheduler::new(old.clone(), named.clone(), tx, None)
+                .with_reloads(reload_rx)
+                .run(cancel.clone()),
+        );
+        // At 3.6 s t1's probe of 3.5 s is in flight. New: t1 kept (now
+        // index 0), t0 removed, t9 added.
+        tokio::time::sleep(Duration::from_millis(3600)).await;
+        let mut new = (*old).clone();
+        let mut t9 = new.targets[0].clone();
+        t9.name = "t9".into();
+        new.targets = vec![new.targets[1].clone(), t9];
+        let new = Arc::new(new);
+        let diff = Arc::new(Diff::between(&old, &new));
+        assert_eq!(diff.targets, vec![Some(1), None]);
+        let (switched, new_rx) = oneshot::channel();
+        reload_tx
+            .send(Reload {
+                config: new,
+                prober: named.clone(),
+                diff,
+                switched,
+            })
+            .await
+            .unwrap();
+        let mut new_rx = new_rx.await.unwrap();
+        tokio::time::sleep(Duration::from_millis(4000)).await;
+        cancel.cancel();
+        handle.await.unwrap();
+        let starts = named.starts.lock().unwrap().clone();
+        let of = |n: &str| -> Vec<Duration> {
+            starts
+                .iter()
+                .filter(|(name, _)| name == n)
+                .map(|(_, at)| *at - start)
+                .collect()
+        };
+        // t1: every slot of its grid, before and after, once.
+        let expected: Vec<Duration> = (0..8)
+            .map(|k| Duration::from_millis(500 + 1000 * k))
+            .collect();
+        assert_eq!(of("t1"), expected);
+        // t0: nothing after the reload; t9: spread from the reload on.
+        assert!(of("t0").iter().all(|at| *at < Duration::from_millis(3600)));
+        assert_eq!(of("t0").len(), 4);
+        let t9 = of("t9");
+        assert_eq!(t9.len(), 4, "{t9:?}");
+        assert_eq!(t9[0], Duration::from_millis(3600 + 500));
+        // The probe in flight at the switch came on the old channel, as target 1.
+        let mut old_results = Vec::new();
+        while let Some(r) = old_rx.recv().await {
+            old_results.push(r.target);
+        }
+        assert_eq!(old_results.iter().filter(|t| **t == 1).count(), 4);
+        let mut new_results = Vec::new();
+        while let Some(r) = new_rx.recv().await {
+            new_results.push(r.target);
+        }
+        assert_eq!(new_results.iter().filter(|t| **t == 0).count(), 4);
+        assert_eq!(new_results.iter().filter(|t| **t == 1).count(), 4);
+    }
 }

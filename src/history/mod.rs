@@ -341,3 +341,70 @@ impl HistoryStore {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod reload_tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::probe::{Observation, Outcome};
+
+    fn ok(target: usize, at: Timestamp) -> ProbeResult {
+        ProbeResult {
+            target,
+            at,
+            mono: tokio::time::Instant::now(),
+            lateness: Duration::ZERO,
+            observation: Observation::new(Outcome::Success {
+                duration: Duration::from_millis(5),
+                phases: Default::default(),
+            }),
+        }
+    }
+
+    fn probes(store: &HistoryStore, name: &str, since: Timestamp) -> u64 {
+        let q = HistoryQuery::new(
+            vec![name.into()],
+            since,
+            since + Duration::from_secs(600),
+            600,
+        )
+        .unwrap();
+        store.query(&q)[0]
+            .points
+            .iter()
+            .map(|p| p.summary.probes)
+            .map(u64::from)
+            .sum()
+    }
+
+    #[test]
+    fn a_reload_renumbers_kept_targets_and_keeps_removed_ones_rows_under_their_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0: Timestamp = "2026-12-01T10:00:00Z".parse().unwrap();
+        let names = vec![("a".to_string(), false), ("b".to_string(), false)];
+        let store = HistoryStore::open_at(dir.path(), names, t0).unwrap();
+        // a: 3 probes in minute 0 and 1 in minute 1 (so minute 0 is pending); b: 2.
+        for s in [1, 20, 40] {
+            store.record(&ok(0, t0 + Duration::from_secs(s)));
+        }
+        store.record(&ok(1, t0 + Duration::from_secs(2)));
+        store.record(&ok(0, t0 + Duration::from_secs(61)));
+        store.record(&ok(1, t0 + Duration::from_secs(62)));
+        // New: c added first, a kept (now index 1), b removed.
+        store.reload(
+            vec![("c".into(), false), ("a".into(), false)],
+            &[None, Some(0)],
+        );
+        store.record(&ok(1, t0 + Duration::from_secs(70)));
+        store.record(&ok(0, t0 + Duration::from_secs(71)));
+        for at in [t0, t0 + Duration::from_secs(200)] {
+            // In memory, then from the file (flushed with the new name table).
+            assert_eq!(probes(&store, "a", t0), 5);
+            assert_eq!(probes(&store, "b", t0), 2);
+            assert_eq!(probes(&store, "c", t0), 1);
+            store.flush(at + Duration::from_secs(3600), true).unwrap();
+        }
+    }
+}

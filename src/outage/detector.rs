@@ -1683,4 +1683,81 @@ mod tests {
             assert_eq!(o.start, wall(9.95));
         }
     }
+
+    #[test]
+    fn a_reload_keeps_kept_outages_ends_removed_ones_and_starts_added_targets_unknown() {
+        use crate::config::diff::Diff;
+        let dir = Path::new("/x");
+        let old = config(
+            &[
+                ("lan", None, DownWhen::All),
+                ("gone", None, DownWhen::All),
+                ("wan", None, DownWhen::All),
+            ],
+            &[("a", "lan"), ("g", "gone"), ("w", "wan")],
+            dir,
+        );
+        let mut d = Detector::new(&old);
+        // a and g fail: outages of lan and gone; w is up.
+        let mut stream = seq(0, 0.0, "-----");
+        stream.extend(seq(1, 0.0, "-----"));
+        stream.extend(seq(2, 0.0, "+++++"));
+        let ev = run(&mut d, &stream);
+        let s = started(&ev);
+        assert_eq!(s.len(), 2);
+        let lan_id = s.iter().find(|o| o.group == "lan").unwrap().id.clone();
+        // New: `gone` removed, `w` kept, `x` added to wan, groups reordered.
+        let new = config(
+            &[("wan", None, DownWhen::All), ("lan", None, DownWhen::All)],
+            &[("x", "wan"), ("w", "wan"), ("a", "lan")],
+            dir,
+        );
+        let diff = Diff::between(&old, &new);
+        assert_eq!(diff.targets, vec![None, Some(2), Some(0)]);
+        let ev = d.reload(&new, &diff, at(5.5));
+        let e = ended(&ev);
+        assert_eq!(e.len(), 1, "{ev:?}");
+        assert_eq!(e[0].group, "gone");
+        assert_eq!(e[0].end_reason, Some(EndReason::Removed));
+        assert_eq!(e[0].end, wall(5.5));
+        assert!(started(&ev).is_empty());
+        // lan (now group 1, target 2) goes on: same outage, its streak too.
+        assert_eq!(d.open_outage(1), Some(lan_id.as_str()));
+        assert_eq!(d.target_state(2).unwrap().0, State::Down);
+        assert_eq!(d.target_state(1).unwrap().0, State::Up);
+        assert_eq!(d.target_state(0).unwrap().0, State::Unknown);
+        // wan: w up, x unknown → up (down_when all cannot hold with w up).
+        assert_eq!(d.group_state(0).unwrap().0, State::Up);
+        let ev = run(&mut d, &seq(2, 6.0, "-"));
+        assert!(started(&ev).is_empty() && ended(&ev).is_empty());
+        // lan recovers: its one outage ends normally, not split.
+        let ev = run(&mut d, &seq(2, 7.0, "++"));
+        let e = ended(&ev);
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].id, lan_id);
+        assert_eq!(e[0].start, wall(0.0));
+        assert_eq!(e[0].end_reason, None);
+    }
+
+    #[test]
+    fn a_group_redefined_so_that_it_is_no_longer_down_ends_as_reconfigured() {
+        use crate::config::diff::Diff;
+        let dir = Path::new("/x");
+        let old = config(
+            &[("lan", None, DownWhen::Any)],
+            &[("a", "lan"), ("b", "lan")],
+            dir,
+        );
+        let mut d = Detector::new(&old);
+        let mut stream = seq(0, 0.0, "----");
+        stream.extend(seq(1, 0.0, "++++"));
+        assert_eq!(started(&run(&mut d, &stream)).len(), 1);
+        // `a` is removed: with `b` alone, lan is up.
+        let new = config(&[("lan", None, DownWhen::Any)], &[("b", "lan")], dir);
+        let ev = d.reload(&new, &Diff::between(&old, &new), at(4.5));
+        let e = ended(&ev);
+        assert_eq!(e.len(), 1, "{ev:?}");
+        assert_eq!(e[0].end_reason, Some(EndReason::Reconfigured));
+        assert_eq!(d.group_state(0).unwrap().0, State::Up);
+    }
 }

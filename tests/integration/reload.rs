@@ -225,10 +225,7 @@ fn reload_keeps_state(via: Via) {
     }
     let (first, last) = (series[0], series[series.len() - 1]);
     let expected = (last.0 - first.0).as_millis() as f64 / INTERVAL_MS as f64;
-    for (what, a, b) in [
-        ("lan-up", first.1, last.1),
-        ("lan-down", first.2, last.2),
-    ] {
+    for (what, a, b) in [("lan-up", first.1, last.1), ("lan-down", first.2, last.2)] {
         assert!(
             (b - a - expected).abs() <= 2.0,
             "{what}: {a} -> {b} over {:?}, expected about {expected} more",
@@ -248,7 +245,10 @@ fn reload_keeps_state(via: Via) {
     let text = d.metrics();
     assert!(probes(&text, "wan-new") >= 1.0, "{text}");
     assert!(!text.contains("target=\"gone-down\""), "{text}");
-    assert_eq!(sample(&text, m::CONFIG_LAST_RELOAD_SUCCESSFUL, &[]), Some(1.0));
+    assert_eq!(
+        sample(&text, m::CONFIG_LAST_RELOAD_SUCCESSFUL, &[]),
+        Some(1.0)
+    );
 
     // lan: the same outage, still open, not split; gone: ended as removed.
     let after = outages(&d);
@@ -259,7 +259,11 @@ fn reload_keeps_state(via: Via) {
     let gone_after = of_group(&after, "gone");
     assert_eq!(gone_after.len(), 1, "{after:?}");
     assert_eq!(gone_after[0]["id"], gone_id);
-    assert_eq!(gone_after[0]["end_reason"], "removed", "{:?}", gone_after[0]);
+    assert_eq!(
+        gone_after[0]["end_reason"], "removed",
+        "{:?}",
+        gone_after[0]
+    );
     assert!(of_group(&after, "wan").is_empty(), "{after:?}");
     let listed = Command::new(crate::harness::daemon::BIN)
         .args(["outages", "--data-dir"])
@@ -327,7 +331,10 @@ fn reload_keeps_state(via: Via) {
         d.log().contains(&location).then_some(())
     });
     let text = d.metrics();
-    assert_eq!(sample(&text, m::CONFIG_LAST_RELOAD_SUCCESSFUL, &[]), Some(0.0));
+    assert_eq!(
+        sample(&text, m::CONFIG_LAST_RELOAD_SUCCESSFUL, &[]),
+        Some(0.0)
+    );
     std::thread::sleep(Duration::from_millis(4 * INTERVAL_MS));
     assert!(probes(&d.metrics(), "lan-up") >= before_broken + 2.0);
     assert!(target_status(&d, "wan-new").is_some());
@@ -346,7 +353,10 @@ fn reload_keeps_state(via: Via) {
     .unwrap();
     reload_and_wait(&d, via, "success");
     let text = d.metrics();
-    assert_eq!(sample(&text, m::CONFIG_LAST_RELOAD_SUCCESSFUL, &[]), Some(1.0));
+    assert_eq!(
+        sample(&text, m::CONFIG_LAST_RELOAD_SUCCESSFUL, &[]),
+        Some(1.0)
+    );
     if require(
         promtool_check_metrics("").is_some(),
         "promtool (Debian package `prometheus`) is not installed",
@@ -377,7 +387,10 @@ fn reload_endpoint_takes_only_post() {
     assert_eq!(status, 405);
     assert!(head.to_ascii_lowercase().contains("allow: post"), "{head}");
     let text = d.metrics();
-    assert_eq!(sample(&text, m::CONFIG_LAST_RELOAD_SUCCESSFUL, &[]), Some(1.0));
+    assert_eq!(
+        sample(&text, m::CONFIG_LAST_RELOAD_SUCCESSFUL, &[]),
+        Some(1.0)
+    );
     assert!(sample(&text, m::CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP, &[]).unwrap() > 1.7e9);
     // The same file again: nothing to do, still a success.
     let (status, _, body) = http(d.addr, "POST", "/-/reload");
