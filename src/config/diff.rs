@@ -1,7 +1,7 @@
 //! What a configuration reload changes: targets and groups matched by name
 //! between the running configuration and the new one.
 //!
-//! Decisions (see also `docs/reload.md`):
+//! Decisions (see also README, "Reloading the configuration"):
 //! - A target is **kept** when a target of the same name exists in both and
 //!   its whole definition (group, kind and probe keys, interval, timeout,
 //!   `fail_after`, `recover_after`) is equal: it keeps its state, streaks,
