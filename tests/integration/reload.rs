@@ -196,6 +196,7 @@ fn reload_keeps_state(via: Via) {
         sample_now(&mut series);
         std::thread::sleep(Duration::from_millis(50));
     }
+    let at_switch = series.len();
     let answer = reload_and_wait(&d, via, "success");
     if let Some((status, body)) = &answer {
         assert_eq!(*status, 200, "{body}");
@@ -232,12 +233,18 @@ fn reload_keeps_state(via: Via) {
             last.0 - first.0
         );
     }
+    let (before_switch, after_switch) = (series[at_switch - 1], series[at_switch]);
     eprintln!(
-        "reload via {via:?}: lan-up probes_total {} -> {}, lan-down {} -> {} over {:?} (expected +{expected:.1}); lan outage {lan_id}, gone outage {gone_id}",
+        "reload via {via:?}: lan-up probes_total {} -> {} (last sample before the switch {}, first after {} {:?} later), lan-down {} -> {} (around the switch {} -> {}), over {:?} (expected +{expected:.1}); lan outage {lan_id} open before and after, gone outage {gone_id} ended removed",
         first.1,
         last.1,
+        before_switch.1,
+        after_switch.1,
+        after_switch.0 - before_switch.0,
         first.2,
         last.2,
+        before_switch.2,
+        after_switch.2,
         last.0 - first.0
     );
 
@@ -272,6 +279,23 @@ fn reload_keeps_state(via: Via) {
         .unwrap();
     let listed = String::from_utf8_lossy(&listed.stdout);
     assert!(listed.contains("(removed)"), "{listed}");
+    // The journal with its config_reload line still verifies and reports.
+    for args in [
+        &["outages", "--verify", "--data-dir"][..],
+        &["report", "--since", "1d", "--data-dir"][..],
+    ] {
+        let out = Command::new(crate::harness::daemon::BIN)
+            .args(args)
+            .arg(&data_dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "linkwatch {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 
     // The journal: config_reload with the new digest, before the removal's end.
     let digest = linkwatch::config::parse(
