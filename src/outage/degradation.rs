@@ -1866,6 +1866,39 @@ mod tests {
     }
 
     #[test]
+    fn a_reload_keeps_an_unchanged_group_and_ends_removed_and_redefined_ones() {
+        let mut t = th(60, 1);
+        t.loss_above = Some(0.05);
+        let mut d = Degradations::new(vec![
+            spec("internet", None, t.clone()),
+            spec("gone", None, t.clone()),
+        ]);
+        let a = started(&evs(&loss_stream(&mut d, 0, 0..5, |s| s != 3)))[0]
+            .id
+            .clone();
+        assert_eq!(
+            started(&evs(&loss_stream(&mut d, 1, 0..5, |s| s != 3))).len(),
+            1
+        );
+        // `gone` removed; `internet` unchanged (carried from index 0).
+        let ev = d.reload(vec![spec("internet", None, t.clone())], &[Some(0)], at(5.5));
+        let e = ended(&ev);
+        assert_eq!(e.len(), 1, "{ev:?}");
+        assert_eq!(e[0].group, "gone");
+        assert_eq!(e[0].end_reason, Some(EndReason::Removed));
+        assert_eq!(d.open_degradation(0), Some(a.as_str()));
+        assert_eq!(d.degraded(0), Some(true));
+        // `internet` redefined: its period ends, its window starts again.
+        let ev = d.reload(vec![spec("internet", None, th(30, 1))], &[None], at(6.5));
+        let e = ended(&ev);
+        assert_eq!(e.len(), 1, "{ev:?}");
+        assert_eq!(e[0].id, a);
+        assert_eq!(e[0].end_reason, Some(EndReason::Reconfigured));
+        assert_eq!(d.open_degradation(0), None);
+        assert_eq!(d.degraded(0), None);
+    }
+
+    #[test]
     fn loss_trips_only_with_min_samples() {
         let mut t = th(60, 20);
         t.loss_above = Some(0.05);
