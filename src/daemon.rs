@@ -232,8 +232,16 @@ impl Running {
             parts.outages,
             config.clone(),
         ));
+        // What the file itself says of the start-up-only settings (the
+        // running ones may come from --data-dir or the embedded default's
+        // fallback): a reload warns only about what changed in the file.
+        let file_daemon =
+            load_source(&config.source).map_or_else(|_| config.daemon.clone(), |c| c.daemon);
         let reloader = Arc::new(Reloader {
-            current: tokio::sync::Mutex::new(config.clone()),
+            current: tokio::sync::Mutex::new(Loaded {
+                running: config.clone(),
+                file_daemon,
+            }),
             metrics: parts.metrics.clone(),
             control: control_tx,
         });
@@ -515,11 +523,26 @@ fn history_targets(config: &Config) -> Vec<(String, bool)> {
         .collect()
 }
 
+/// Reads the configuration from `source` (a path, or the embedded default).
+fn load_source(source: &str) -> Result<Config, crate::config::ConfigErrors> {
+    if source == crate::config::DEFAULT_SOURCE {
+        crate::config::default_config()
+    } else {
+        crate::config::load(std::path::Path::new(source))
+    }
+}
+
+/// The configuration running now, and the `[daemon]` settings its file had.
+struct Loaded {
+    running: Arc<Config>,
+    file_daemon: crate::config::DaemonConfig,
+}
+
 /// Re-reads the configuration file on request (SIGHUP, `POST /-/reload`)
 /// and applies it; one reload at a time.
 struct Reloader {
-    /// The configuration running now; held for the whole of a reload.
-    current: tokio::sync::Mutex<Arc<Config>>,
+    /// Held for the whole of a reload.
+    current: tokio::sync::Mutex<Loaded>,
     metrics: Arc<Metrics>,
     control: mpsc::Sender<Apply>,
 }
@@ -566,14 +589,9 @@ impl Reloader {
         outcome
     }
 
-    async fn apply(&self, current: &mut Arc<Config>) -> server::ReloadOutcome {
-        let source = current.source.clone();
-        let loaded = if source == crate::config::DEFAULT_SOURCE {
-            crate::config::default_config()
-        } else {
-            crate::config::load(std::path::Path::new(&source))
-        };
-        let new = match loaded {
+    async fn apply(&self, loaded: &mut Loaded) -> server::ReloadOutcome {
+        let current = loaded.running.clone();
+        let new = match load_source(&current.source) {
             Ok(c) => c,
             Err(errors) => {
                 for e in &errors.0 {
@@ -589,15 +607,18 @@ impl Reloader {
                 return Err(errors.to_string());
             }
         };
-        let diff = Diff::between(current, &new);
+        let mut diff = Diff::between(&current, &new);
+        diff.restart_only = crate::config::diff::restart_only(&loaded.file_daemon, &new.daemon);
+        let file_daemon = new.daemon.clone();
         for key in &diff.restart_only {
             tracing::warn!(
                 key = *key,
                 "this setting changed in the file but only takes effect on a restart; the running value stays"
             );
         }
-        let new = Arc::new(crate::config::diff::with_running_daemon(current, new));
+        let new = Arc::new(crate::config::diff::with_running_daemon(&current, new));
         if new.digest == current.digest {
+            loaded.file_daemon = file_daemon;
             tracing::info!(config_digest = %new.digest, "configuration unchanged; nothing to reload");
             return Ok(format!("unchanged (config_digest {})", new.digest));
         }
@@ -623,7 +644,8 @@ impl Reloader {
         if self.control.send(apply).await.is_err() || applied.await.is_err() {
             return Err("the daemon is stopping; reload not applied".into());
         }
-        *current = new.clone();
+        loaded.running = new.clone();
+        loaded.file_daemon = file_daemon;
         Ok(format!(
             "reloaded: config_digest {}; added {:?}, removed {:?}, changed {:?}{}",
             new.digest,

@@ -368,14 +368,17 @@ fn reload_keeps_state(via: Via) {
     let journal = std::fs::read_to_string(data_dir.join("journal.jsonl")).unwrap();
     assert_eq!(journal.matches("\"config_reload\"").count(), 1);
 
-    // Fixed again: applied, the gauge back at 1.
+    // Fixed again: applied, the gauge back at 1. The listen address is
+    // restart-only: warned about by name, the running one stays.
     std::fs::write(
         &path,
         v2.replace("{data_dir}", data_dir.to_str().unwrap())
-            .replace("interval = \"250ms\"", "interval = \"300ms\""),
+            .replace("interval = \"250ms\"", "interval = \"300ms\"")
+            .replace("listen = \"127.0.0.1:0\"", "listen = \"127.0.0.1:1\""),
     )
     .unwrap();
     reload_and_wait(&d, via, "success");
+    assert!(d.log().contains("daemon.listen"), "{}", d.log());
     let text = d.metrics();
     assert_eq!(
         sample(&text, m::CONFIG_LAST_RELOAD_SUCCESSFUL, &[]),
