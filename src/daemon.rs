@@ -357,8 +357,13 @@ struct Results {
 
 /// Results channels of earlier configurations still in use by probes
 /// started before a reload, each with the map from its target numbering to
-/// the current one (`None`: the target was removed or changed).
-type Draining = Vec<(mpsc::Receiver<ProbeResult>, Vec<Option<usize>>)>;
+/// the current one (`None`: the target was removed or changed), and its
+/// probers, kept until the channel closes (their probes in flight end first).
+type Draining = Vec<(
+    mpsc::Receiver<ProbeResult>,
+    Vec<Option<usize>>,
+    Arc<Probers>,
+)>;
 
 /// The next result from an earlier generation, renumbered; results of
 /// removed targets are discarded (counted nowhere); closed channels go.
@@ -366,7 +371,7 @@ async fn next_draining(draining: &mut Draining) -> ProbeResult {
     std::future::poll_fn(|cx| {
         let mut i = 0;
         while i < draining.len() {
-            let (rx, map) = &mut draining[i];
+            let (rx, map, _) = &mut draining[i];
             match rx.poll_recv(cx) {
                 std::task::Poll::Ready(Some(mut r)) => {
                     if let Some(Some(now)) = map.get(r.target) {
@@ -430,14 +435,14 @@ async fn collect(
                     Some(a) => {
                         if let Some(rx) = current.as_mut() {
                             let switched = switch(a, &scheduler, &mut config, &status, &history, &mut outages).await;
-                            if let Some((new_rx, map)) = switched {
-                                for (_, m) in &mut draining {
+                            if let Some((new_rx, map, retired)) = switched {
+                                for (_, m, _) in &mut draining {
                                     for slot in m.iter_mut() {
                                         *slot = slot.and_then(|i| map.get(i).copied().flatten());
                                     }
                                 }
                                 let old = std::mem::replace(rx, new_rx);
-                                draining.push((old, map));
+                                draining.push((old, map, retired));
                             }
                         }
                     }
@@ -485,7 +490,8 @@ async fn recv_current(current: &mut Option<mpsc::Receiver<ProbeResult>>) -> Opti
 }
 
 /// Applies one reload in the collector (see [`collect`]): returns the new
-/// generation's results channel and the map from the old numbering.
+/// generation's results channel, the map from the old numbering and the
+/// old probers.
 async fn switch(
     a: Apply,
     scheduler: &mpsc::Sender<scheduler::Reload<Probers>>,
@@ -493,7 +499,11 @@ async fn switch(
     status: &StatusStore,
     history: &HistoryStore,
     outages: &mut OutageService,
-) -> Option<(mpsc::Receiver<ProbeResult>, Vec<Option<usize>>)> {
+) -> Option<(
+    mpsc::Receiver<ProbeResult>,
+    Vec<Option<usize>>,
+    Arc<Probers>,
+)> {
     let (switched, new_rx) = oneshot::channel();
     let reload = scheduler::Reload {
         config: a.config.clone(),
@@ -503,7 +513,7 @@ async fn switch(
     };
     // Either fails only when the scheduler has stopped: nothing to switch.
     scheduler.send(reload).await.ok()?;
-    let new_rx = new_rx.await.ok()?;
+    let scheduler::Switched { results, retired } = new_rx.await.ok()?;
     let kept = &a.diff.targets;
     status.reload(&a.config, kept);
     history.reload(history_targets(&a.config), kept);
@@ -511,7 +521,7 @@ async fn switch(
     let map = a.diff.old_to_new(config.targets.len());
     *config = a.config;
     let _ = a.done.send(());
-    Some((new_rx, map))
+    Some((results, map, retired))
 }
 
 /// What the history store keeps of each target: its name and whether it is a throughput test.

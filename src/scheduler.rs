@@ -110,11 +110,19 @@ pub struct Reload<P> {
     pub prober: Arc<P>,
     /// From the running configuration to `config`.
     pub diff: Arc<Diff>,
-    /// Receives the channel of the new generation's results once the
-    /// scheduler has switched. Results of probes started before the switch
-    /// keep arriving on the previous channel, numbered in the old
-    /// configuration, until it closes.
-    pub switched: oneshot::Sender<mpsc::Receiver<ProbeResult>>,
+    /// Told once the scheduler has switched.
+    pub switched: oneshot::Sender<Switched<P>>,
+}
+
+/// What a switch hands back: the channel of the new generation's results,
+/// and the previous probers. Results of probes started before the switch
+/// keep arriving on the previous channel, numbered in the old
+/// configuration, until it closes; the previous probers must live until
+/// then (the shared ICMP socket completes its probes in flight: dropping it
+/// would lose them).
+pub struct Switched<P> {
+    pub results: mpsc::Receiver<ProbeResult>,
+    pub retired: Arc<P>,
 }
 
 /// The first slot of target `index` of `count`, as an offset from the start.
@@ -522,13 +530,16 @@ impl<P: Probe> Run<P> {
         let (tx, rx) = mpsc::channel(self.s.results.max_capacity());
         self.s.results = tx;
         self.s.config = config;
-        self.s.prober = r.prober;
+        let retired = std::mem::replace(&mut self.s.prober, r.prober);
         tracing::debug!(
             targets = n,
             "scheduler switched to the reloaded configuration"
         );
         // The collector is gone only when the daemon is stopping.
-        let _ = r.switched.send(rx);
+        let _ = r.switched.send(Switched {
+            results: rx,
+            retired,
+        });
     }
 
     /// Starts (or queues, or skips) every target whose slot is at or before `now`.
@@ -1255,7 +1266,10 @@ mod tests {
             })
             .await
             .unwrap();
-        let mut new_rx = new_rx.await.unwrap();
+        let switched = new_rx.await.unwrap();
+        // The previous probers come back, to be kept until their probes end.
+        assert!(Arc::ptr_eq(&switched.retired, &named));
+        let mut new_rx = switched.results;
         tokio::time::sleep(Duration::from_millis(4000)).await;
         cancel.cancel();
         handle.await.unwrap();

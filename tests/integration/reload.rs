@@ -150,12 +150,15 @@ fn reload_keeps_state(via: Via) {
     // lan: one target up, one down (down_when any): an outage open all along.
     // gone: its only target refused: an outage, removed by the reload.
     // wan: `wan-a` changes port (changed), `wan-new` is added.
+    let icmp = "\n[[target]]\nname = \"lan-icmp\"\ngroup = \"lan\"\nkind = \"icmp\"\nhost = \"127.0.0.1\"\n";
     let v1 = head(&["lan", "gone", "wan"])
+        + icmp
         + &target("lan-up", "lan", up)
         + &target("lan-down", "lan", down)
         + &target("gone-down", "gone", gone)
         + &target("wan-a", "wan", up);
     let v2 = head(&["lan", "wan"])
+        + icmp
         + &target("lan-up", "lan", up)
         + &target("lan-down", "lan", down)
         + &target("wan-a", "wan", up2)
@@ -182,13 +185,14 @@ fn reload_keeps_state(via: Via) {
     // Sample the kept targets' counters every 50 ms across the switch.
     let data_dir = d.data_dir();
     std::fs::write(&path, v2.replace("{data_dir}", data_dir.to_str().unwrap())).unwrap();
-    let mut series: Vec<(Instant, f64, f64)> = Vec::new();
-    let sample_now = |series: &mut Vec<(Instant, f64, f64)>| {
+    let mut series: Vec<(Instant, f64, f64, f64)> = Vec::new();
+    let sample_now = |series: &mut Vec<(Instant, f64, f64, f64)>| {
         let text = d.metrics();
         series.push((
             Instant::now(),
             probes(&text, "lan-up"),
             probes(&text, "lan-down"),
+            probes(&text, "lan-icmp"),
         ));
     };
     let t0 = Instant::now();
@@ -216,7 +220,7 @@ fn reload_keeps_state(via: Via) {
     // count over the whole window is the schedule's (no lost slot).
     for w in series.windows(2) {
         let slots = ((w[1].0 - w[0].0).as_millis() as f64 / INTERVAL_MS as f64).floor() + 1.0;
-        for (a, b) in [(w[0].1, w[1].1), (w[0].2, w[1].2)] {
+        for (a, b) in [(w[0].1, w[1].1), (w[0].2, w[1].2), (w[0].3, w[1].3)] {
             assert!(b >= a, "probes_total went back: {a} -> {b}");
             assert!(
                 b - a <= slots,
@@ -235,7 +239,7 @@ fn reload_keeps_state(via: Via) {
     }
     let (before_switch, after_switch) = (series[at_switch - 1], series[at_switch]);
     eprintln!(
-        "reload via {via:?}: lan-up probes_total {} -> {} (last sample before the switch {}, first after {} {:?} later), lan-down {} -> {} (around the switch {} -> {}), over {:?} (expected +{expected:.1}); lan outage {lan_id} open before and after, gone outage {gone_id} ended removed",
+        "reload via {via:?}: lan-up probes_total {} -> {} (last sample before the switch {}, first after {} {:?} later), lan-down {} -> {} (around the switch {} -> {}), lan-icmp {} -> {} (around the switch {} -> {}), over {:?} (expected +{expected:.1}); lan outage {lan_id} open before and after, gone outage {gone_id} ended removed",
         first.1,
         last.1,
         before_switch.1,
@@ -245,6 +249,10 @@ fn reload_keeps_state(via: Via) {
         last.2,
         before_switch.2,
         after_switch.2,
+        first.3,
+        last.3,
+        before_switch.3,
+        after_switch.3,
         last.0 - first.0
     );
 
