@@ -12,6 +12,10 @@
 //! 3. the journal writes `daemon_stop`; what the disk does not take in time is
 //!    logged in full and saved to a fallback file; the lock is released;
 //! 4. the HTTP server stops last, so a final scrape still sees everything.
+//!
+//! Reload (SIGHUP, `POST /-/reload`, [`Reloader`]): the file is read and
+//! validated and the new probers set up first, so a reload that fails
+//! changes nothing; then one switch between two results (see [`collect`]).
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -95,6 +95,8 @@ struct Inner {
     current: Vec<Option<(i64, Minute)>>,
     /// Finished minutes and throughput tests not yet written.
     pending: Vec<file::Row>,
+    /// A reload's new name table, for the writer before `pending`'s rows.
+    rename: Option<Vec<String>>,
 }
 
 impl HistoryStore {
@@ -130,6 +132,7 @@ impl HistoryStore {
             inner: Mutex::new(Inner {
                 current: vec![None; names.len()],
                 pending: Vec::new(),
+                rename: None,
             }),
             layout: RwLock::new(Layout { names, throughput }),
         })
@@ -146,9 +149,16 @@ impl HistoryStore {
     /// unwritten rows keep its name under an index past the new targets.
     /// The files get the new name table before the next rows.
     pub fn reload(&self, targets: Vec<(String, bool)>, kept: &[Option<usize>]) {
+        // Never waits for the writer (a flush may be stuck on a frozen
+        // disk): the new name table goes with the renumbered rows, and the
+        // flush that takes them writes it first.
         let mut layout = self.layout.write().unwrap_or_else(|p| p.into_inner());
         let mut inner = self.lock();
-        let Inner { current, pending } = &mut *inner;
+        let Inner {
+            current,
+            pending,
+            rename,
+        } = &mut *inner;
         let old_names = std::mem::take(&mut layout.names);
         let (mut names, mut throughput): (Vec<String>, Vec<bool>) = targets.into_iter().unzip();
         let mut map: Vec<Option<usize>> = vec![None; old_names.len().max(current.len())];
@@ -191,10 +201,7 @@ impl HistoryStore {
         }
         moved.resize(names.len(), None);
         *current = moved;
-        self.writer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .rename(names.clone());
+        *rename = Some(names.clone());
         *layout = Layout { names, throughput };
     }
 
@@ -218,7 +225,9 @@ impl HistoryStore {
         };
         let test = self.throughput_test(r);
         let mut inner = self.lock();
-        let Inner { current, pending } = &mut *inner;
+        let Inner {
+            current, pending, ..
+        } = &mut *inner;
         let Some(slot) = current.get_mut(r.target) else {
             return;
         };
@@ -271,19 +280,28 @@ impl HistoryStore {
     /// files past the retention once an hour.
     pub fn flush(&self, now: Timestamp, all: bool) -> Result<usize, HistoryError> {
         let now_minute = now.as_second().div_euclid(60);
-        let rows = {
+        let (rows, rename) = {
             let mut inner = self.lock();
-            let Inner { current, pending } = &mut *inner;
+            let Inner {
+                current,
+                pending,
+                rename,
+            } = &mut *inner;
             for (idx, slot) in current.iter_mut().enumerate() {
                 let done = matches!(slot, Some((m, _)) if all || *m < now_minute);
                 if done && let Some((m, acc)) = slot.take() {
                     pending.push(file::Row::Minute(m, idx, acc));
                 }
             }
-            std::mem::take(pending)
+            (std::mem::take(pending), rename.take())
         };
         let n = rows.len();
         let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(names) = rename {
+            // Written before `rows` (renumbered by the reload), and again
+            // after a failed write.
+            writer.rename(names);
+        }
         if let Err(e) = writer.write(&rows, now) {
             // Keep the rows for the next attempt (the disk may come back).
             self.lock().pending.splice(0..0, rows);
