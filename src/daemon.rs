@@ -12,6 +12,10 @@
 //! 3. the journal writes `daemon_stop`; what the disk does not take in time is
 //!    logged in full and saved to a fallback file; the lock is released;
 //! 4. the HTTP server stops last, so a final scrape still sees everything.
+//!
+//! Reload (SIGHUP, `POST /-/reload`, [`Reloader`]): the file is read and
+//! validated and the new probers set up first, so a reload that fails
+//! changes nothing; then one switch between two results (see [`collect`]).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -25,12 +29,13 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::config::diff::Diff;
 use crate::history::HistoryStore;
 use crate::metrics::Metrics;
 use crate::outage::lock::{DataDirLock, LockError};
 use crate::outage::{OutageHandle, OutageService, StartOptions};
 use crate::probe::{ProbeResult, Probers};
-use crate::scheduler::Scheduler;
+use crate::scheduler::{self, Scheduler};
 use crate::sdnotify::Notifier;
 use crate::server::{self, AppState};
 use crate::status::StatusStore;
@@ -190,6 +195,8 @@ struct Running {
     watchdog: Option<JoinHandle<()>>,
     history: Arc<HistoryStore>,
     history_stop: CancellationToken,
+    /// Takes SIGHUP and `POST /-/reload` ([`Reloader::serve`]).
+    reload_task: JoinHandle<()>,
 }
 
 impl Running {
@@ -197,6 +204,7 @@ impl Running {
     /// tells systemd we are ready.
     fn spawn(config: Arc<Config>, parts: Parts) -> Self {
         let scheduler_alive = Arc::new(AtomicBool::new(true));
+        let (reload_tx, reload_rx) = mpsc::channel(4);
         let state = Arc::new(AppState {
             metrics: parts.metrics.clone(),
             status: parts.status.clone(),
@@ -204,6 +212,7 @@ impl Running {
             history: parts.history.clone(),
             scheduler_alive: scheduler_alive.clone(),
             started: jiff::Timestamp::now(),
+            reload: Some(reload_tx),
         });
         let server_stop = CancellationToken::new();
         let server = tokio::spawn(server::serve(
@@ -213,14 +222,34 @@ impl Running {
             HTTP_GRACE,
         ));
         let (tx, rx) = mpsc::channel::<ProbeResult>(config.targets.len().clamp(64, 65_536));
+        let (control_tx, control_rx) = mpsc::channel(1);
+        let (sched_reload_tx, sched_reload_rx) = mpsc::channel(1);
         let collector = tokio::spawn(collect(
-            rx,
+            Results {
+                rx,
+                control: control_rx,
+                scheduler: sched_reload_tx,
+            },
             parts.metrics.clone(),
             parts.status,
             parts.history.clone(),
             parts.outages,
             config.clone(),
         ));
+        // What the file itself says of the start-up-only settings (the
+        // running ones may come from --data-dir or the embedded default's
+        // fallback): a reload warns only about what changed in the file.
+        let file_daemon =
+            load_source(&config.source).map_or_else(|_| config.daemon.clone(), |c| c.daemon);
+        let reloader = Arc::new(Reloader {
+            current: tokio::sync::Mutex::new(Loaded {
+                running: config.clone(),
+                file_daemon,
+            }),
+            metrics: parts.metrics.clone(),
+            control: control_tx,
+        });
+        let reload_task = tokio::spawn(reloader.serve(reload_rx));
         let history_stop = CancellationToken::new();
         tokio::spawn(
             parts
@@ -231,6 +260,7 @@ impl Running {
         let cancel = CancellationToken::new();
         let scheduler = tokio::spawn(
             Scheduler::new(config.clone(), parts.probers, tx, Some(parts.metrics))
+                .with_reloads(sched_reload_rx)
                 .run(cancel.clone()),
         );
         let notifier = Arc::new(Notifier::from_env());
@@ -251,6 +281,7 @@ impl Running {
             watchdog,
             history: parts.history,
             history_stop,
+            reload_task,
         }
     }
 
@@ -270,6 +301,9 @@ impl Running {
         if let Some(w) = &self.watchdog {
             w.abort();
         }
+        // No reload starts once stopping; one in progress is cut (it changes
+        // nothing until the collector applies it, which then is drained anyway).
+        self.reload_task.abort();
         self.stop_scheduler().await;
         match tokio::time::timeout(remaining(), self.collector).await {
             // Writes daemon_stop; outages still open stay open and are
@@ -309,25 +343,124 @@ impl Running {
     }
 }
 
+/// A reload on its way to the collector, with the probers already built.
+struct Apply {
+    config: Arc<Config>,
+    diff: Arc<Diff>,
+    prober: Arc<Probers>,
+    done: oneshot::Sender<()>,
+}
+
+/// The collector's inputs: probe results, and reloads (passed on to the
+/// scheduler, which answers with the new generation's results channel).
+struct Results {
+    rx: mpsc::Receiver<ProbeResult>,
+    control: mpsc::Receiver<Apply>,
+    scheduler: mpsc::Sender<scheduler::Reload<Probers>>,
+}
+
+/// Results channels of earlier configurations still in use by probes
+/// started before a reload, each with the map from its target numbering to
+/// the current one (`None`: the target was removed or changed), and its
+/// probers, kept until the channel closes (their probes in flight end first).
+type Draining = Vec<(
+    mpsc::Receiver<ProbeResult>,
+    Vec<Option<usize>>,
+    Arc<Probers>,
+)>;
+
+/// The next result from an earlier generation, renumbered; results of
+/// removed targets are discarded (counted nowhere); closed channels go.
+async fn next_draining(draining: &mut Draining) -> ProbeResult {
+    std::future::poll_fn(|cx| {
+        let mut i = 0;
+        while i < draining.len() {
+            let (rx, map, _) = &mut draining[i];
+            match rx.poll_recv(cx) {
+                std::task::Poll::Ready(Some(mut r)) => {
+                    if let Some(Some(now)) = map.get(r.target) {
+                        r.target = *now;
+                        return std::task::Poll::Ready(r);
+                    }
+                    tracing::debug!(
+                        target_index = r.target,
+                        "result of a probe of a target the reload removed; discarded"
+                    );
+                }
+                std::task::Poll::Ready(None) => {
+                    draining.swap_remove(i);
+                }
+                std::task::Poll::Pending => i += 1,
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
 /// Consumes probe results: metrics, status store, outage detector (which
 /// journals before it announces), debug log of failures. Returns the outage
 /// service once every sender is gone, for an orderly close.
+///
+/// A reload is applied here, between two results, in one step: the
+/// scheduler switches first (and moves the per-target metrics) while this
+/// task waits, then the status store, the history and the outage service
+/// follow. Results of probes started before the switch arrive on the
+/// previous channel and are renumbered (or discarded, for a removed
+/// target); they are read before the new channel's, so a kept target's
+/// results stay in order and none is lost or counted twice.
 async fn collect(
-    mut rx: mpsc::Receiver<ProbeResult>,
+    inputs: Results,
     metrics: Arc<Metrics>,
     status: Arc<StatusStore>,
     history: Arc<HistoryStore>,
     mut outages: OutageService,
-    config: Arc<Config>,
+    mut config: Arc<Config>,
 ) -> OutageService {
+    let Results {
+        rx,
+        mut control,
+        scheduler,
+    } = inputs;
+    let mut current = Some(rx);
+    let mut draining: Draining = Vec::new();
+    let mut control_open = true;
     // The degradation windows need time to pass without results too.
     let mut tick = tokio::time::interval(crate::outage::degraded::TICK_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        if current.is_none() && draining.is_empty() {
+            break;
+        }
         let r = tokio::select! {
-            r = rx.recv() => match r {
+            biased;
+            apply = control.recv(), if control_open => {
+                match apply {
+                    Some(a) => {
+                        if let Some(rx) = current.as_mut() {
+                            let switched = switch(a, &scheduler, &mut config, &status, &history, &mut outages).await;
+                            if let Some((new_rx, map, retired)) = switched {
+                                for (_, m, _) in &mut draining {
+                                    for slot in m.iter_mut() {
+                                        *slot = slot.and_then(|i| map.get(i).copied().flatten());
+                                    }
+                                }
+                                let old = std::mem::replace(rx, new_rx);
+                                draining.push((old, map, retired));
+                            }
+                        }
+                    }
+                    None => control_open = false,
+                }
+                continue;
+            }
+            r = next_draining(&mut draining), if !draining.is_empty() => r,
+            r = recv_current(&mut current), if current.is_some() => match r {
                 Some(r) => r,
-                None => break,
+                None => {
+                    current = None;
+                    continue;
+                }
             },
             _ = tick.tick() => {
                 outages.tick().await;
@@ -353,12 +486,201 @@ async fn collect(
     outages
 }
 
+async fn recv_current(current: &mut Option<mpsc::Receiver<ProbeResult>>) -> Option<ProbeResult> {
+    match current {
+        Some(rx) => rx.recv().await,
+        None => None,
+    }
+}
+
+/// Applies one reload in the collector (see [`collect`]): returns the new
+/// generation's results channel, the map from the old numbering and the
+/// old probers.
+async fn switch(
+    a: Apply,
+    scheduler: &mpsc::Sender<scheduler::Reload<Probers>>,
+    config: &mut Arc<Config>,
+    status: &StatusStore,
+    history: &HistoryStore,
+    outages: &mut OutageService,
+) -> Option<(
+    mpsc::Receiver<ProbeResult>,
+    Vec<Option<usize>>,
+    Arc<Probers>,
+)> {
+    let (switched, new_rx) = oneshot::channel();
+    let reload = scheduler::Reload {
+        config: a.config.clone(),
+        prober: a.prober,
+        diff: a.diff.clone(),
+        switched,
+    };
+    // Either fails only when the scheduler has stopped: nothing to switch.
+    scheduler.send(reload).await.ok()?;
+    let scheduler::Switched { results, retired } = new_rx.await.ok()?;
+    let kept = &a.diff.targets;
+    status.reload(&a.config, kept);
+    history.reload(history_targets(&a.config), kept);
+    outages.reload(config, &a.config, &a.diff).await;
+    let map = a.diff.old_to_new(config.targets.len());
+    *config = a.config;
+    let _ = a.done.send(());
+    Some((results, map, retired))
+}
+
+/// What the history store keeps of each target: its name and whether it is a throughput test.
+fn history_targets(config: &Config) -> Vec<(String, bool)> {
+    config
+        .targets
+        .iter()
+        .map(|t| (t.name.clone(), t.kind() == crate::config::Kind::Throughput))
+        .collect()
+}
+
+/// Reads the configuration from `source` (a path, or the embedded default).
+fn load_source(source: &str) -> Result<Config, crate::config::ConfigErrors> {
+    if source == crate::config::DEFAULT_SOURCE {
+        crate::config::default_config()
+    } else {
+        crate::config::load(std::path::Path::new(source))
+    }
+}
+
+/// The configuration running now, and the `[daemon]` settings its file had.
+struct Loaded {
+    running: Arc<Config>,
+    file_daemon: crate::config::DaemonConfig,
+}
+
+/// Re-reads the configuration file on request (SIGHUP, `POST /-/reload`)
+/// and applies it; one reload at a time.
+struct Reloader {
+    /// Held for the whole of a reload.
+    current: tokio::sync::Mutex<Loaded>,
+    metrics: Arc<Metrics>,
+    control: mpsc::Sender<Apply>,
+}
+
+impl Reloader {
+    /// Takes SIGHUP and the HTTP endpoint's requests until aborted.
+    async fn serve(
+        self: Arc<Self>,
+        mut requests: mpsc::Receiver<oneshot::Sender<server::ReloadOutcome>>,
+    ) {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!(error = %e, "failed to listen for SIGHUP; reload with POST /-/reload");
+                None
+            }
+        };
+        loop {
+            tokio::select! {
+                Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                    tracing::info!(signal = "SIGHUP", "reloading the configuration");
+                    let _ = self.reload().await;
+                }
+                req = requests.recv() => match req {
+                    Some(reply) => {
+                        tracing::info!(via = server::RELOAD_PATH, "reloading the configuration");
+                        let outcome = self.reload().await;
+                        let _ = reply.send(outcome);
+                    }
+                    None => return,
+                },
+            }
+        }
+    }
+
+    /// Re-reads and validates the file, then applies it. A file that does
+    /// not validate changes nothing: every problem is logged with file, line
+    /// and column, and `linkwatch_config_last_reload_successful` goes to 0.
+    async fn reload(&self) -> server::ReloadOutcome {
+        let mut current = self.current.lock().await;
+        let outcome = self.apply(&mut current).await;
+        self.metrics.reload_done(outcome.is_ok());
+        outcome
+    }
+
+    async fn apply(&self, loaded: &mut Loaded) -> server::ReloadOutcome {
+        let current = loaded.running.clone();
+        let new = match load_source(&current.source) {
+            Ok(c) => c,
+            Err(errors) => {
+                for e in &errors.0 {
+                    tracing::error!(
+                        file = %e.file,
+                        line = e.line,
+                        column = e.column,
+                        key = %e.key,
+                        problem = %e,
+                        "configuration reload failed; nothing changed"
+                    );
+                }
+                return Err(errors.to_string());
+            }
+        };
+        let mut diff = Diff::between(&current, &new);
+        diff.restart_only = crate::config::diff::restart_only(&loaded.file_daemon, &new.daemon);
+        let file_daemon = new.daemon.clone();
+        for key in &diff.restart_only {
+            tracing::warn!(
+                key = *key,
+                "this setting changed in the file but only takes effect on a restart; the running value stays"
+            );
+        }
+        let new = Arc::new(crate::config::diff::with_running_daemon(&current, new));
+        if new.digest == current.digest {
+            loaded.file_daemon = file_daemon;
+            tracing::info!(config_digest = %new.digest, "configuration unchanged; nothing to reload");
+            return Ok(format!("unchanged (config_digest {})", new.digest));
+        }
+        let prober = match Probers::new(&new).await {
+            Ok(p) => Arc::new(p),
+            Err(e) => {
+                tracing::error!(error = %e, "configuration reload failed: the probes of the new configuration could not be set up; nothing changed");
+                return Err(format!("failed to set up probes: {e}"));
+            }
+        };
+        if let Some(icmp) = prober.icmp() {
+            for (family, mode) in icmp.modes() {
+                self.metrics.set_icmp_mode(family, mode.as_str());
+            }
+        }
+        let (done, applied) = oneshot::channel();
+        let apply = Apply {
+            config: new.clone(),
+            diff: Arc::new(diff.clone()),
+            prober,
+            done,
+        };
+        if self.control.send(apply).await.is_err() || applied.await.is_err() {
+            return Err("the daemon is stopping; reload not applied".into());
+        }
+        loaded.running = new.clone();
+        loaded.file_daemon = file_daemon;
+        Ok(format!(
+            "reloaded: config_digest {}; added {:?}, removed {:?}, changed {:?}{}",
+            new.digest,
+            diff.added,
+            diff.removed,
+            diff.changed,
+            if diff.restart_only.is_empty() {
+                String::new()
+            } else {
+                format!("; restart needed for {}", diff.restart_only.join(", "))
+            }
+        ))
+    }
+}
+
 /// Resolves on the first SIGINT, SIGTERM or SIGABRT. SIGABRT is what
 /// systemd sends when the watchdog is not fed (a stalled journal withholds
 /// it): handled like a stop, queued journal lines are written or dumped
-/// rather than lost. SIGHUP is logged and ignored (configuration reload is
-/// not supported; restart to apply a new config) rather than killing the
-/// daemon, which is its default action.
+/// rather than lost. SIGHUP reloads the configuration (the running daemon
+/// listens for it, [`Reloader::serve`]); it is taken here too so that one
+/// arriving before the daemon runs does not kill it (its default action).
 pub async fn shutdown_signal() -> std::io::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     /// `SIGABRT` on Linux (tokio names no kind for it).
@@ -373,7 +695,7 @@ pub async fn shutdown_signal() -> std::io::Result<()> {
             _ = int.recv() => { tracing::info!(signal = "SIGINT", "received stop signal"); return Ok(()); }
             _ = abrt.recv() => { tracing::error!(signal = "SIGABRT", "received abort signal (systemd watchdog?); stopping in order"); return Ok(()); }
             _ = hup.recv() => {
-                tracing::warn!(signal = "SIGHUP", "configuration reload is not supported; restart linkwatch to apply a changed config");
+                tracing::debug!(signal = "SIGHUP", "SIGHUP received (the daemon reloads its configuration)");
             }
         }
     }

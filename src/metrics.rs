@@ -14,6 +14,7 @@
 //! process metrics) stay in an owned `prometheus` registry, encoded after.
 
 use std::io::Write;
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -47,6 +48,10 @@ pub const THROUGHPUT_BPS: &str = "linkwatch_throughput_bits_per_second";
 pub const THROUGHPUT_TESTS_BPS: &str = "linkwatch_throughput_tests_bits_per_second";
 pub const THROUGHPUT_BYTES_TOTAL: &str = "linkwatch_throughput_bytes_total";
 pub const PLAN_BPS: &str = "linkwatch_plan_bits_per_second";
+pub const CONFIG_LAST_RELOAD_SUCCESSFUL: &str = "linkwatch_config_last_reload_successful";
+pub const CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP: &str =
+    "linkwatch_config_last_reload_success_timestamp_seconds";
+pub const CONFIG_RELOADS_TOTAL: &str = "linkwatch_config_reloads_total";
 
 /// Buckets for throughput tests in bits per second: 100 kbit/s (a throttled
 /// mobile link) to 10 Gbit/s, 1-2-5 per decade (log-spaced, steps of ×2-2.5,
@@ -148,7 +153,10 @@ struct TargetMetrics {
 /// All metrics of the probe pipeline.
 pub struct Metrics {
     registry: Registry,
-    targets: Vec<TargetMetrics>,
+    /// By target index; replaced (kept targets moved) by a reload.
+    targets: RwLock<Vec<TargetMetrics>>,
+    targets_gauge: IntGaugeVec,
+    reload: ReloadMetrics,
     icmp_mode: IntGaugeVec,
     cert_expiry: GaugeVec,
     download_bps: GaugeVec,
@@ -166,6 +174,13 @@ pub struct Metrics {
     pub concurrency_limit: IntGauge,
     /// Probes that waited for a permit under `max_concurrency`.
     pub queued: IntCounter,
+}
+
+/// The outcome of configuration reloads (Prometheus's names).
+struct ReloadMetrics {
+    successful: IntGauge,
+    success_timestamp: prometheus::Gauge,
+    total: IntCounterVec,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -265,6 +280,30 @@ impl Metrics {
             PROBES_QUEUED_TOTAL,
             "Probes that waited for a free slot because daemon.max_concurrency probes were in flight.",
         )?;
+        let reload = ReloadMetrics {
+            successful: IntGauge::new(
+                CONFIG_LAST_RELOAD_SUCCESSFUL,
+                "1 if the last configuration reload applied (1 at start), 0 if the file did not validate.",
+            )?,
+            success_timestamp: prometheus::Gauge::new(
+                CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP,
+                "Unix time of the last configuration applied (the start, until a reload succeeds).",
+            )?,
+            total: IntCounterVec::new(
+                Opts::new(
+                    CONFIG_RELOADS_TOTAL,
+                    "Configuration reloads (SIGHUP, POST /-/reload) by result (success, failure).",
+                ),
+                &["result"],
+            )?,
+        };
+        reload.successful.set(1);
+        reload
+            .success_timestamp
+            .set(jiff::Timestamp::now().as_millisecond() as f64 / 1e3);
+        for result in ["success", "failure"] {
+            reload.total.with_label_values(&[result]);
+        }
 
         let collectors: Vec<Box<dyn Collector>> = vec![
             Box::new(build_info.clone()),
@@ -282,6 +321,9 @@ impl Metrics {
             Box::new(in_flight.clone()),
             Box::new(concurrency_limit.clone()),
             Box::new(targets_gauge.clone()),
+            Box::new(reload.successful.clone()),
+            Box::new(reload.success_timestamp.clone()),
+            Box::new(reload.total.clone()),
         ];
         for c in collectors {
             registry.register(c)?;
@@ -304,59 +346,11 @@ impl Metrics {
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
 
-        let targets = config
-            .targets
-            .iter()
-            .map(|t| {
-                let values = target_labels(t);
-                let l = [values[0].as_str(), values[1].as_str(), values[2].as_str()];
-                match t.kind() {
-                    Kind::Http => {
-                        download_bps.with_label_values(&l);
-                        http_status.with_label_values(&l);
-                        if matches!(&t.spec, crate::config::TargetSpec::Http(h) if h.url.scheme() == "https")
-                        {
-                            cert_expiry.with_label_values(&l);
-                        }
-                    }
-                    Kind::Dns => {
-                        dns_answers.with_label_values(&l);
-                    }
-                    Kind::Throughput => {
-                        if let crate::config::TargetSpec::Throughput(s) = &t.spec {
-                            let tl = [l[0], l[1], s.direction.as_str()];
-                            throughput_tests.with_label_values(&tl);
-                            throughput_bytes.with_label_values(&tl);
-                            if s.url.scheme() == "https" {
-                                cert_expiry.with_label_values(&l);
-                            }
-                        }
-                    }
-                    Kind::Icmp | Kind::Tcp => {}
-                }
-                TargetMetrics {
-                    labels: format!(
-                        "target=\"{}\",group=\"{}\",kind=\"{}\"",
-                        escape(l[0]),
-                        escape(l[1]),
-                        escape(l[2])
-                    ),
-                    values,
-                    kind: t.kind(),
-                    success: AtomicI64::new(0),
-                    probes: Default::default(),
-                    buckets: Default::default(),
-                    duration_sum: AtomicF64::default(),
-                    phases: Default::default(),
-                    errors: Default::default(),
-                    skipped: Default::default(),
-                }
-            })
-            .collect();
-
-        let metrics = Self {
+        let m = Self {
             registry,
-            targets,
+            targets: RwLock::new(Vec::new()),
+            targets_gauge,
+            reload,
             icmp_mode,
             cert_expiry,
             download_bps,
@@ -372,8 +366,10 @@ impl Metrics {
             concurrency_limit,
             queued,
         };
-        metrics.set_plan(config.plan.as_ref());
-        Ok(metrics)
+        let targets = config.targets.iter().map(|t| m.series(t)).collect();
+        *m.targets.write().unwrap_or_else(|p| p.into_inner()) = targets;
+        m.set_plan(config.plan.as_ref());
+        Ok(m)
     }
 
     /// Exports `[plan]` (at start, and again after a reload): one series per
@@ -384,6 +380,121 @@ impl Metrics {
             if let Some(bps) = plan.and_then(|p| p.rate(d)) {
                 self.plan.with_label_values(&[d.as_str()]).set(bps);
             }
+        }
+    }
+
+    /// Creates target `t`'s series (at 0) and returns its per-target metrics.
+    fn series(&self, t: &Target) -> TargetMetrics {
+        let values = target_labels(t);
+        let l = [values[0].as_str(), values[1].as_str(), values[2].as_str()];
+        match t.kind() {
+            Kind::Http => {
+                self.download_bps.with_label_values(&l);
+                self.http_status.with_label_values(&l);
+                if matches!(&t.spec, crate::config::TargetSpec::Http(h) if h.url.scheme() == "https")
+                {
+                    self.cert_expiry.with_label_values(&l);
+                }
+            }
+            Kind::Dns => {
+                self.dns_answers.with_label_values(&l);
+            }
+            Kind::Throughput => {
+                if let crate::config::TargetSpec::Throughput(s) = &t.spec {
+                    let tl = [l[0], l[1], s.direction.as_str()];
+                    self.throughput_tests.with_label_values(&tl);
+                    self.throughput_bytes.with_label_values(&tl);
+                    if s.url.scheme() == "https" {
+                        self.cert_expiry.with_label_values(&l);
+                    }
+                }
+            }
+            Kind::Icmp | Kind::Tcp => {}
+        }
+        TargetMetrics {
+            labels: format!(
+                "target=\"{}\",group=\"{}\",kind=\"{}\"",
+                escape(l[0]),
+                escape(l[1]),
+                escape(l[2])
+            ),
+            values,
+            kind: t.kind(),
+            success: AtomicI64::new(0),
+            probes: Default::default(),
+            buckets: Default::default(),
+            duration_sum: AtomicF64::default(),
+            phases: Default::default(),
+            errors: Default::default(),
+            skipped: Default::default(),
+        }
+    }
+
+    /// Removes target `t`'s registry-held series (a reload removed or changed it).
+    fn drop_series(&self, t: &Target) {
+        let values = target_labels(t);
+        let l = [values[0].as_str(), values[1].as_str(), values[2].as_str()];
+        for family in [&self.download_bps, &self.cert_expiry] {
+            let _ = family.remove_label_values(&l);
+        }
+        for family in [&self.http_status, &self.dns_answers] {
+            let _ = family.remove_label_values(&l);
+        }
+        if let crate::config::TargetSpec::Throughput(s) = &t.spec {
+            let tl = [l[0], l[1], s.direction.as_str()];
+            let _ = self.throughput_bps.remove_label_values(&tl);
+            let _ = self.throughput_tests.remove_label_values(&tl);
+            let _ = self.throughput_bytes.remove_label_values(&tl);
+        }
+    }
+
+    /// Applies a configuration reload from `old` to `new`: target `i` of
+    /// `new` keeps the counters of old target `kept[i]` (so
+    /// `linkwatch_probes_total` goes on without a reset); the others start at
+    /// 0 and the series of removed targets go. Called at the scheduler's
+    /// swap point, while no result is being recorded.
+    pub fn reload(&self, old: &Config, new: &Config, kept: &[Option<usize>]) {
+        let kept_old: Vec<usize> = kept.iter().flatten().copied().collect();
+        for (i, t) in old.targets.iter().enumerate() {
+            if !kept_old.contains(&i) {
+                self.drop_series(t);
+            }
+        }
+        let mut targets = self.targets.write().unwrap_or_else(|p| p.into_inner());
+        let mut before: Vec<Option<TargetMetrics>> = std::mem::take(&mut *targets)
+            .into_iter()
+            .map(Some)
+            .collect();
+        *targets = new
+            .targets
+            .iter()
+            .zip(kept.iter().chain(std::iter::repeat(&None)))
+            .map(|(t, k)| {
+                k.and_then(|o| before.get_mut(o))
+                    .and_then(Option::take)
+                    .unwrap_or_else(|| self.series(t))
+            })
+            .collect();
+        self.set_plan(new.plan.as_ref());
+        for kind in Kind::ALL {
+            let n = new.targets.iter().filter(|t| t.kind() == kind).count();
+            self.targets_gauge
+                .with_label_values(&[kind.as_str()])
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Records the outcome of a reload attempt.
+    pub fn reload_done(&self, ok: bool) {
+        self.reload.successful.set(i64::from(ok));
+        self.reload
+            .total
+            .with_label_values(&[if ok { "success" } else { "failure" }])
+            .inc();
+        if ok {
+            self.reload
+                .success_timestamp
+                .set(jiff::Timestamp::now().as_millisecond() as f64 / 1e3);
         }
     }
 
@@ -399,7 +510,8 @@ impl Metrics {
 
     /// Records one probe result.
     pub fn record(&self, result: &ProbeResult) {
-        let Some(t) = self.targets.get(result.target) else {
+        let targets = self.targets.read().unwrap_or_else(|p| p.into_inner());
+        let Some(t) = targets.get(result.target) else {
             return;
         };
         let outcome = &result.observation.outcome;
@@ -467,7 +579,12 @@ impl Metrics {
 
     /// Counts probe slots skipped for a target, and why.
     pub fn add_skipped(&self, target: usize, why: Skip, n: u64) {
-        if let Some(t) = self.targets.get(target) {
+        if let Some(t) = self
+            .targets
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(target)
+        {
             t.skipped[why as usize].fetch_add(n, Ordering::Relaxed);
         }
     }
@@ -483,7 +600,7 @@ impl Metrics {
 
     /// Writes the per-target families, in the layout `TextEncoder` uses.
     fn encode_targets(&self, w: &mut Vec<u8>) {
-        let ts = &self.targets;
+        let ts = &*self.targets.read().unwrap_or_else(|p| p.into_inner());
         family(
             w,
             PROBE_SUCCESS,

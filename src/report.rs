@@ -73,6 +73,10 @@ pub struct ReportOutage {
     pub gaps: Vec<[String; 2]>,
     /// `false` when the end is only known to lie in an unobserved gap.
     pub end_observed: Option<bool>,
+    /// Ended by a configuration reload (`removed`, `reconfigured`), not by
+    /// the group coming back; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<crate::outage::event::EndReason>,
     /// Still open, with no daemon running: nobody has watched it since this
     /// moment, and its durations end here.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -260,6 +264,7 @@ pub fn build_with_plan(
                 targets: r.targets.clone(),
                 gaps: r.gaps.iter().map(|g| [fmt(g.from), fmt(g.to)]).collect(),
                 end_observed: r.end_observed,
+                end_reason: r.end_reason,
                 observed_until: r.observed_until.map(fmt),
             }
         })
@@ -620,7 +625,10 @@ pub(crate) fn end_text(o: &ReportOutage) -> String {
             None => "ongoing".to_string(),
         },
         (Some(e), Some(false)) => format!("{e} (not observed)"),
-        (Some(e), _) => e.clone(),
+        (Some(e), _) => match o.end_reason {
+            Some(why) => format!("{e} ({})", why.describe()),
+            None => e.clone(),
+        },
     }
 }
 

@@ -48,7 +48,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -56,6 +56,7 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
+use crate::config::diff::Diff;
 use crate::config::{Config, Kind, TargetSpec};
 use crate::metrics::{Metrics, Skip};
 use crate::probe::seam::Slots;
@@ -66,7 +67,9 @@ use crate::probe::{Completion, Probe, ProbeResult, Request};
 /// target's busy flag, counted in `linkwatch_probes_in_flight`.
 struct Bookkeeping {
     semaphore: Arc<Semaphore>,
-    busy: Box<[AtomicBool]>,
+    /// Shared with the next generation's bookkeeping for targets a reload
+    /// keeps, so a probe started before the swap still holds its target.
+    busy: Box<[Arc<AtomicBool>]>,
     metrics: Option<Arc<Metrics>>,
     budgets: Budgets,
 }
@@ -96,6 +99,30 @@ pub struct Scheduler<P: Probe> {
     results: mpsc::Sender<ProbeResult>,
     metrics: Option<Arc<Metrics>>,
     semaphore: Arc<Semaphore>,
+    reloads: Option<mpsc::Receiver<Reload<P>>>,
+}
+
+/// A configuration reload for the running scheduler, applied between two
+/// scheduling steps ([`Scheduler::with_reloads`]).
+pub struct Reload<P> {
+    pub config: Arc<Config>,
+    /// Probers built for `config`.
+    pub prober: Arc<P>,
+    /// From the running configuration to `config`.
+    pub diff: Arc<Diff>,
+    /// Told once the scheduler has switched.
+    pub switched: oneshot::Sender<Switched<P>>,
+}
+
+/// What a switch hands back: the channel of the new generation's results,
+/// and the previous probers. Results of probes started before the switch
+/// keep arriving on the previous channel, numbered in the old
+/// configuration, until it closes; the previous probers must live until
+/// then (the shared ICMP socket completes its probes in flight: dropping it
+/// would lose them).
+pub struct Switched<P> {
+    pub results: mpsc::Receiver<ProbeResult>,
+    pub retired: Arc<P>,
 }
 
 /// The first slot of target `index` of `count`, as an offset from the start.
@@ -125,7 +152,8 @@ pub fn catch_up(slot: Instant, interval: Duration, now: Instant) -> (Instant, In
 /// The daily data budgets of throughput targets, by target index.
 pub struct Budgets {
     tz: TimeZone,
-    targets: Box<[Option<Budget>]>,
+    /// Shared with the next generation for targets a reload keeps (the day's spending goes on).
+    targets: Box<[Option<Arc<Budget>>]>,
 }
 
 /// One throughput target's budget.
@@ -163,7 +191,7 @@ impl Budgets {
             .targets
             .iter()
             .map(|t| match &t.spec {
-                TargetSpec::Throughput(s) => Some(Budget {
+                TargetSpec::Throughput(s) => Some(Arc::new(Budget {
                     per_test: s.max_bytes,
                     per_day: s.max_bytes_per_day,
                     day: Mutex::new(Day {
@@ -171,11 +199,30 @@ impl Budgets {
                         spent: 0,
                         told: false,
                     }),
-                }),
+                })),
                 _ => None,
             })
             .collect();
         Self { tz, targets }
+    }
+
+    /// The budgets of `config` after a reload: target `i` keeps old target
+    /// `kept[i]`'s budget (and what it spent today).
+    fn reloaded(&self, config: &Config, kept: &[Option<usize>]) -> Self {
+        let fresh = Self::new(config, self.tz.clone());
+        let targets = fresh
+            .targets
+            .iter()
+            .zip(kept.iter().chain(std::iter::repeat(&None)))
+            .map(|(new, k)| {
+                k.and_then(|o| self.targets.get(o).cloned().flatten())
+                    .or_else(|| new.clone())
+            })
+            .collect();
+        Self {
+            tz: self.tz.clone(),
+            targets,
+        }
     }
 
     /// The day record of target `i` as of `now`, reset on a new local day.
@@ -220,6 +267,14 @@ impl Budgets {
             let mut day = self.today(b, now);
             day.spent = day.spent.saturating_add(bytes);
         }
+    }
+}
+
+/// The next reload, or `None` once the sender is gone.
+async fn recv<P>(reloads: &mut Option<mpsc::Receiver<Reload<P>>>) -> Option<Reload<P>> {
+    match reloads {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -288,7 +343,14 @@ impl<P: Probe> Scheduler<P> {
             results,
             metrics,
             semaphore,
+            reloads: None,
         }
+    }
+
+    /// Takes configuration reloads from `reloads` while running.
+    pub fn with_reloads(mut self, reloads: mpsc::Receiver<Reload<P>>) -> Self {
+        self.reloads = Some(reloads);
+        self
     }
 
     /// Runs until `cancel` fires and every probe in flight has ended.
@@ -360,7 +422,7 @@ impl<P: Probe> Run<P> {
             queued: vec![false; n],
             slots: Arc::new(Bookkeeping {
                 semaphore: s.semaphore.clone(),
-                busy: (0..n).map(|_| AtomicBool::new(false)).collect(),
+                busy: (0..n).map(|_| Arc::new(AtomicBool::new(false))).collect(),
                 metrics: s.metrics.clone(),
                 budgets: Budgets::new(&s.config, tz),
             }),
@@ -371,13 +433,14 @@ impl<P: Probe> Run<P> {
     }
 
     async fn schedule(&mut self, cancel: &CancellationToken) {
-        let Some(&Reverse((first, _))) = self.heap.peek() else {
-            cancel.cancelled().await;
-            return;
-        };
+        let first = self
+            .heap
+            .peek()
+            .map_or_else(Instant::now, |Reverse((first, _))| *first);
         let sleep = tokio::time::sleep_until(first);
         tokio::pin!(sleep);
         let mut armed = first;
+        let mut reloads = self.s.reloads.take();
         loop {
             if let Some(&Reverse((next, _))) = self.heap.peek()
                 && next != armed
@@ -397,8 +460,86 @@ impl<P: Probe> Run<P> {
                     }
                 }
                 () = &mut sleep, if !self.heap.is_empty() => self.due(Instant::now()),
+                reload = recv(&mut reloads), if reloads.is_some() => match reload {
+                    Some(r) => self.reload(r),
+                    None => reloads = None,
+                },
             }
         }
+    }
+
+    /// Switches to a reloaded configuration at this one point between two
+    /// scheduling steps. A kept target keeps its grid (schedule phase), its
+    /// busy flag (a probe in flight still holds it: never two at once) and
+    /// its daily budget; an added target's first slot is spread over its
+    /// interval from now, as at start. Probes waiting for a permit are
+    /// renumbered, those of removed targets dropped. The per-target metrics
+    /// move to the new numbering here too: the collector waits for
+    /// [`Reload::switched`] before recording anything more.
+    fn reload(&mut self, r: Reload<P>) {
+        let now = Instant::now();
+        let kept = &r.diff.targets;
+        let kept_of = |i: usize| kept.get(i).copied().flatten();
+        let old_to_new = r.diff.old_to_new(self.s.config.targets.len());
+        let config = r.config;
+        let n = config.targets.len();
+        if let Some(m) = &self.s.metrics {
+            m.reload(&self.s.config, &config, kept);
+        }
+        self.grid = (0..n)
+            .map(|i| match kept_of(i).and_then(|o| self.grid.get(o)) {
+                Some(g) => *g,
+                None => now + first_offset(config.targets[i].interval, i, n),
+            })
+            .collect();
+        self.jitter = config.targets.iter().map(max_jitter).collect();
+        self.heap = self
+            .grid
+            .iter()
+            .zip(&self.jitter)
+            .enumerate()
+            .map(|(i, (g, m))| Reverse((*g + jitter(*m), i)))
+            .collect();
+        self.tests = config
+            .targets
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.kind() == Kind::Throughput)
+            .map(|(i, _)| i)
+            .collect();
+        let waiting = std::mem::take(&mut self.waiting);
+        self.queued = vec![false; n];
+        for (old, slot) in waiting {
+            if let Some(Some(new)) = old_to_new.get(old) {
+                self.queued[*new] = true;
+                self.waiting.push_back((*new, slot));
+            }
+        }
+        let busy = (0..n)
+            .map(|i| match kept_of(i).and_then(|o| self.slots.busy.get(o)) {
+                Some(b) => b.clone(),
+                None => Arc::new(AtomicBool::new(false)),
+            })
+            .collect();
+        self.slots = Arc::new(Bookkeeping {
+            semaphore: self.s.semaphore.clone(),
+            busy,
+            metrics: self.s.metrics.clone(),
+            budgets: self.slots.budgets.reloaded(&config, kept),
+        });
+        let (tx, rx) = mpsc::channel(self.s.results.max_capacity());
+        self.s.results = tx;
+        self.s.config = config;
+        let retired = std::mem::replace(&mut self.s.prober, r.prober);
+        tracing::debug!(
+            targets = n,
+            "scheduler switched to the reloaded configuration"
+        );
+        // The collector is gone only when the daemon is stopping.
+        let _ = r.switched.send(Switched {
+            results: rx,
+            retired,
+        });
     }
 
     /// Starts (or queues, or skips) every target whose slot is at or before `now`.
@@ -1062,5 +1203,106 @@ mod tests {
         assert_eq!(first_offset(i, 0, 4), Duration::ZERO);
         assert_eq!(first_offset(i, 3, 4), Duration::from_millis(750));
         assert_eq!(first_offset(i, 0, 0), Duration::ZERO);
+    }
+
+    /// Records each probe's target name and start; answers after `hold`.
+    struct Named {
+        hold: Duration,
+        starts: Mutex<Vec<(String, Instant)>>,
+    }
+
+    impl Probe for Named {
+        fn start(self: &Arc<Self>, req: Request, done: Completion) {
+            self.starts
+                .lock()
+                .unwrap()
+                .push((req.target().name.clone(), Instant::now()));
+            let hold = self.hold;
+            tokio::spawn(async move {
+                tokio::time::sleep(hold).await;
+                done.complete(Observation::new(Outcome::Success {
+                    duration: hold,
+                    phases: Phases::default(),
+                }))
+                .await;
+            });
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reload_keeps_the_phase_of_kept_targets_and_never_doubles_a_probe() {
+        // t0 and t1 at 1 s (first slots at 0 and 0.5 s); probes take 300 ms.
+        let old = config(2, Duration::from_secs(1), Duration::from_millis(500), 10);
+        let named = Arc::new(Named {
+            hold: Duration::from_millis(300),
+            starts: Mutex::new(Vec::new()),
+        });
+        let (tx, mut old_rx) = mpsc::channel(1024);
+        let (reload_tx, reload_rx) = mpsc::channel(1);
+        let cancel = CancellationToken::new();
+        let start = Instant::now();
+        let handle = tokio::spawn(
+            Scheduler::new(old.clone(), named.clone(), tx, None)
+                .with_reloads(reload_rx)
+                .run(cancel.clone()),
+        );
+        // At 3.6 s t1's probe of 3.5 s is in flight. New: t1 kept (now
+        // index 0), t0 removed, t9 added.
+        tokio::time::sleep(Duration::from_millis(3600)).await;
+        let mut new = (*old).clone();
+        let mut t9 = new.targets[0].clone();
+        t9.name = "t9".into();
+        new.targets = vec![new.targets[1].clone(), t9];
+        let new = Arc::new(new);
+        let diff = Arc::new(Diff::between(&old, &new));
+        assert_eq!(diff.targets, vec![Some(1), None]);
+        let (switched, new_rx) = oneshot::channel();
+        reload_tx
+            .send(Reload {
+                config: new,
+                prober: named.clone(),
+                diff,
+                switched,
+            })
+            .await
+            .unwrap();
+        let switched = new_rx.await.unwrap();
+        // The previous probers come back, to be kept until their probes end.
+        assert!(Arc::ptr_eq(&switched.retired, &named));
+        let mut new_rx = switched.results;
+        tokio::time::sleep(Duration::from_millis(4000)).await;
+        cancel.cancel();
+        handle.await.unwrap();
+        let starts = named.starts.lock().unwrap().clone();
+        let of = |n: &str| -> Vec<Duration> {
+            starts
+                .iter()
+                .filter(|(name, _)| name == n)
+                .map(|(_, at)| *at - start)
+                .collect()
+        };
+        // t1: every slot of its grid, before and after, once.
+        let expected: Vec<Duration> = (0..8)
+            .map(|k| Duration::from_millis(500 + 1000 * k))
+            .collect();
+        assert_eq!(of("t1"), expected);
+        // t0: nothing after the reload; t9: spread from the reload on.
+        assert!(of("t0").iter().all(|at| *at < Duration::from_millis(3600)));
+        assert_eq!(of("t0").len(), 4);
+        let t9 = of("t9");
+        assert_eq!(t9.len(), 4, "{t9:?}");
+        assert_eq!(t9[0], Duration::from_millis(3600 + 500));
+        // The probe in flight at the switch came on the old channel, as target 1.
+        let mut old_results = Vec::new();
+        while let Some(r) = old_rx.recv().await {
+            old_results.push(r.target);
+        }
+        assert_eq!(old_results.iter().filter(|t| **t == 1).count(), 4);
+        let mut new_results = Vec::new();
+        while let Some(r) = new_rx.recv().await {
+            new_results.push(r.target);
+        }
+        assert_eq!(new_results.iter().filter(|t| **t == 0).count(), 4);
+        assert_eq!(new_results.iter().filter(|t| **t == 1).count(), 4);
     }
 }

@@ -133,8 +133,8 @@ fn ts_option<S: Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Err
 /// it only copies the report; formatting for the API happens in `status`.
 pub struct StatusStore {
     targets: Mutex<Vec<(TargetStatus, Option<Latest>)>>,
-    /// Per target, what to scrub from the details shown.
-    secrets: Vec<Secrets>,
+    /// Per target, what to scrub from the details shown (replaced by a reload).
+    secrets: std::sync::RwLock<Vec<Secrets>>,
 }
 
 /// A target's latest report and when its probe started.
@@ -142,32 +142,45 @@ type Latest = (Timestamp, Observation);
 
 impl StatusStore {
     pub fn new(config: &Config) -> Self {
-        let targets = config
-            .targets
-            .iter()
-            .map(|t| TargetStatus {
-                name: t.name.clone(),
-                group: t.group.clone(),
-                kind: t.kind().as_str(),
-                probes: describe(&t.spec),
-                interval_seconds: t.interval.as_secs_f64(),
-                timeout_seconds: t.timeout.as_secs_f64(),
-                probes_total: 0,
-                successes_total: 0,
-                last: None,
-                state: State::Unknown,
-                state_since: None,
-            })
-            .map(|t| (t, None))
-            .collect();
+        let targets = config.targets.iter().map(|t| (fresh(t), None)).collect();
         Self {
             targets: Mutex::new(targets),
-            secrets: config
-                .targets
-                .iter()
-                .map(|t| Secrets::of(&t.spec))
-                .collect(),
+            secrets: std::sync::RwLock::new(
+                config
+                    .targets
+                    .iter()
+                    .map(|t| Secrets::of(&t.spec))
+                    .collect(),
+            ),
         }
+    }
+
+    /// Applies a configuration reload: target `i` of `config` keeps the
+    /// status of old target `kept[i]` (counts, last result, state); the
+    /// others start `unknown` with nothing probed.
+    pub fn reload(&self, config: &Config, kept: &[Option<usize>]) {
+        // Same lock order as `snapshot`: secrets, then targets.
+        let mut secrets = self.secrets.write().unwrap_or_else(|p| p.into_inner());
+        let mut targets = self.lock();
+        let mut old: Vec<Option<(TargetStatus, Option<Latest>)>> = std::mem::take(&mut *targets)
+            .into_iter()
+            .map(Some)
+            .collect();
+        *targets = config
+            .targets
+            .iter()
+            .zip(kept.iter().chain(std::iter::repeat(&None)))
+            .map(|(t, k)| {
+                k.and_then(|o| old.get_mut(o))
+                    .and_then(Option::take)
+                    .unwrap_or_else(|| (fresh(t), None))
+            })
+            .collect();
+        *secrets = config
+            .targets
+            .iter()
+            .map(|t| Secrets::of(&t.spec))
+            .collect();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(TargetStatus, Option<Latest>)>> {
@@ -191,9 +204,10 @@ impl StatusStore {
 
     /// Every target's status, in configuration order.
     fn snapshot(&self) -> Vec<TargetStatus> {
+        let secrets = self.secrets.read().unwrap_or_else(|p| p.into_inner());
         self.lock()
             .iter()
-            .zip(&self.secrets)
+            .zip(secrets.iter())
             .map(|((t, last), secrets)| TargetStatus {
                 last: last.as_ref().map(|(at, report)| {
                     let mut l = LastResult::from_parts(*at, report);
@@ -214,6 +228,23 @@ impl StatusStore {
             groups: outages.groups(),
             targets: self.snapshot(),
         }
+    }
+}
+
+/// A target's status before its first probe.
+fn fresh(t: &crate::config::Target) -> TargetStatus {
+    TargetStatus {
+        name: t.name.clone(),
+        group: t.group.clone(),
+        kind: t.kind().as_str(),
+        probes: describe(&t.spec),
+        interval_seconds: t.interval.as_secs_f64(),
+        timeout_seconds: t.timeout.as_secs_f64(),
+        probes_total: 0,
+        successes_total: 0,
+        last: None,
+        state: State::Unknown,
+        state_since: None,
     }
 }
 

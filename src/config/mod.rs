@@ -6,6 +6,7 @@
 //! across tables in `graph`; `validate` holds the pure value rules.
 
 mod degraded;
+pub mod diff;
 mod error;
 mod graph;
 mod model;

@@ -61,6 +61,8 @@ pub struct Writer {
     names: Vec<String>,
     open: Option<(Date, std::fs::File, PathBuf)>,
     expired_hour: Option<i64>,
+    /// The name table changed (a reload): write it again before the next rows.
+    renamed: bool,
 }
 
 impl Writer {
@@ -71,7 +73,15 @@ impl Writer {
             names,
             open: None,
             expired_hour: None,
+            renamed: false,
         }
+    }
+
+    /// The indices name `names` from now on (a reload): the next batch
+    /// starts with the new name table, which readers apply to the rows after it.
+    pub fn rename(&mut self, names: Vec<String>) {
+        self.names = names;
+        self.renamed = true;
     }
 
     /// Writes `rows` (with the name table first in a new file), then fsyncs.
@@ -81,6 +91,7 @@ impl Writer {
         }
         let day = day_of(now);
         let mut text = String::with_capacity(rows.len() * 48);
+        let mut table = self.renamed;
         if self.open.as_ref().is_none_or(|(d, _, _)| *d != day) {
             let path = self.dir.join(format!("{day}.{}.{EXT}", self.run));
             let file = std::fs::OpenOptions::new()
@@ -92,12 +103,13 @@ impl Writer {
                     source,
                 })?;
             let fresh = file.metadata().map(|m| m.len() == 0).unwrap_or(true);
-            if fresh {
-                for (i, n) in self.names.iter().enumerate() {
-                    text.push_str(&format!("N\t{i}\t{n}\n"));
-                }
-            }
+            table |= fresh;
             self.open = Some((day, file, path));
+        }
+        if table {
+            for (i, n) in self.names.iter().enumerate() {
+                text.push_str(&format!("N\t{i}\t{n}\n"));
+            }
         }
         for r in rows {
             r.write_to(&mut text);
@@ -110,7 +122,9 @@ impl Writer {
             .map_err(|source| HistoryError::Write {
                 path: path.clone(),
                 source,
-            })
+            })?;
+        self.renamed = false;
+        Ok(())
     }
 
     /// Deletes files of days more than `keep_days` before `now`'s day; at

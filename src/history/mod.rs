@@ -34,7 +34,7 @@ mod file;
 mod query;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -75,12 +75,18 @@ pub enum HistoryError {
 /// for the next flush, and the files of earlier batches and runs.
 pub struct HistoryStore {
     dir: PathBuf,
-    names: Vec<String>,
-    /// Throughput targets (by index): every successful result is a test.
-    throughput: Vec<bool>,
+    /// Target names and kinds by index; replaced by a reload.
+    layout: RwLock<Layout>,
     inner: Mutex<Inner>,
     /// Serialises flushes (the buffer lock is not held while writing).
     writer: Mutex<file::Writer>,
+}
+
+/// What the indices of results and rows mean.
+struct Layout {
+    names: Vec<String>,
+    /// Throughput targets (by index): every successful result is a test.
+    throughput: Vec<bool>,
 }
 
 #[derive(Default)]
@@ -89,6 +95,8 @@ struct Inner {
     current: Vec<Option<(i64, Minute)>>,
     /// Finished minutes and throughput tests not yet written.
     pending: Vec<file::Row>,
+    /// A reload's new name table, for the writer before `pending`'s rows.
+    rename: Option<Vec<String>>,
 }
 
 impl HistoryStore {
@@ -124,10 +132,77 @@ impl HistoryStore {
             inner: Mutex::new(Inner {
                 current: vec![None; names.len()],
                 pending: Vec::new(),
+                rename: None,
             }),
-            names,
-            throughput,
+            layout: RwLock::new(Layout { names, throughput }),
         })
+    }
+
+    fn layout(&self) -> std::sync::RwLockReadGuard<'_, Layout> {
+        self.layout.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies a configuration reload: `targets` are the new ones (name, is
+    /// throughput); `kept[i]` is the old index of new target `i` when it is
+    /// kept. A kept target's minute goes on under its new index; rows not
+    /// yet written are renumbered; a removed (or changed) target's
+    /// unwritten rows keep its name under an index past the new targets.
+    /// The files get the new name table before the next rows.
+    pub fn reload(&self, targets: Vec<(String, bool)>, kept: &[Option<usize>]) {
+        // Never waits for the writer (a flush may be stuck on a frozen
+        // disk): the new name table goes with the renumbered rows, and the
+        // flush that takes them writes it first.
+        let mut layout = self.layout.write().unwrap_or_else(|p| p.into_inner());
+        let mut inner = self.lock();
+        let Inner {
+            current,
+            pending,
+            rename,
+        } = &mut *inner;
+        let old_names = std::mem::take(&mut layout.names);
+        let (mut names, mut throughput): (Vec<String>, Vec<bool>) = targets.into_iter().unzip();
+        let mut map: Vec<Option<usize>> = vec![None; old_names.len().max(current.len())];
+        for (new, old) in kept.iter().enumerate() {
+            if let Some(slot) = old.and_then(|o| map.get_mut(o)) {
+                *slot = Some(new);
+            }
+        }
+        let mut index_of = |old: usize, map: &mut Vec<Option<usize>>| -> usize {
+            if let Some(Some(n)) = map.get(old) {
+                return *n;
+            }
+            let n = names.len();
+            names.push(old_names.get(old).cloned().unwrap_or_default());
+            throughput.push(false);
+            if let Some(slot) = map.get_mut(old) {
+                *slot = Some(n);
+            }
+            n
+        };
+        for row in pending.iter_mut() {
+            match row {
+                file::Row::Minute(_, idx, _) | file::Row::Throughput(idx, _) => {
+                    *idx = index_of(*idx, &mut map);
+                }
+            }
+        }
+        let mut moved = vec![None; kept.len()];
+        for (old, slot) in current.iter_mut().enumerate() {
+            let Some((m, acc)) = slot.take() else {
+                continue;
+            };
+            match map.get(old).copied().flatten() {
+                Some(n) if n < moved.len() && kept[n] == Some(old) => moved[n] = Some((m, acc)),
+                _ => {
+                    let n = index_of(old, &mut map);
+                    pending.push(file::Row::Minute(m, n, acc));
+                }
+            }
+        }
+        moved.resize(names.len(), None);
+        *current = moved;
+        *rename = Some(names.clone());
+        *layout = Layout { names, throughput };
     }
 
     /// The directory holding the files.
@@ -150,7 +225,9 @@ impl HistoryStore {
         };
         let test = self.throughput_test(r);
         let mut inner = self.lock();
-        let Inner { current, pending } = &mut *inner;
+        let Inner {
+            current, pending, ..
+        } = &mut *inner;
         let Some(slot) = current.get_mut(r.target) else {
             return;
         };
@@ -176,7 +253,12 @@ impl HistoryStore {
         };
         let info = &r.observation.info;
         let bytes = info.body_bytes?;
-        let declared = self.throughput.get(r.target).copied().unwrap_or(false);
+        let declared = self
+            .layout()
+            .throughput
+            .get(r.target)
+            .copied()
+            .unwrap_or(false);
         if !declared && bytes < THROUGHPUT_MIN_BYTES {
             return None;
         }
@@ -198,19 +280,28 @@ impl HistoryStore {
     /// files past the retention once an hour.
     pub fn flush(&self, now: Timestamp, all: bool) -> Result<usize, HistoryError> {
         let now_minute = now.as_second().div_euclid(60);
-        let rows = {
+        let (rows, rename) = {
             let mut inner = self.lock();
-            let Inner { current, pending } = &mut *inner;
+            let Inner {
+                current,
+                pending,
+                rename,
+            } = &mut *inner;
             for (idx, slot) in current.iter_mut().enumerate() {
                 let done = matches!(slot, Some((m, _)) if all || *m < now_minute);
                 if done && let Some((m, acc)) = slot.take() {
                     pending.push(file::Row::Minute(m, idx, acc));
                 }
             }
-            std::mem::take(pending)
+            (std::mem::take(pending), rename.take())
         };
         let n = rows.len();
         let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(names) = rename {
+            // Written before `rows` (renumbered by the reload), and again
+            // after a failed write.
+            writer.rename(names);
+        }
         if let Err(e) = writer.write(&rows, now) {
             // Keep the rows for the next attempt (the disk may come back).
             self.lock().pending.splice(0..0, rows);
@@ -226,13 +317,14 @@ impl HistoryStore {
         let mut acc = query::Accumulator::new(q);
         file::read_dir(&self.dir, q.since, q.until, &mut acc);
         {
+            let layout = self.layout();
             let inner = self.lock();
             for row in &inner.pending {
-                acc.add_row(&self.names, row);
+                acc.add_row(&layout.names, row);
             }
             for (idx, slot) in inner.current.iter().enumerate() {
                 if let Some((m, minute)) = slot {
-                    acc.add_minute(self.names.get(idx).map(String::as_str), *m, minute);
+                    acc.add_minute(layout.names.get(idx).map(String::as_str), *m, minute);
                 }
             }
         }
@@ -284,3 +376,70 @@ pub fn read_tests(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod reload_tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::probe::{Observation, Outcome};
+
+    fn ok(target: usize, at: Timestamp) -> ProbeResult {
+        ProbeResult {
+            target,
+            at,
+            mono: tokio::time::Instant::now(),
+            lateness: Duration::ZERO,
+            observation: Observation::new(Outcome::Success {
+                duration: Duration::from_millis(5),
+                phases: Default::default(),
+            }),
+        }
+    }
+
+    fn probes(store: &HistoryStore, name: &str, since: Timestamp) -> u64 {
+        let q = HistoryQuery::new(
+            vec![name.into()],
+            since,
+            since + Duration::from_secs(600),
+            600,
+        )
+        .unwrap();
+        store.query(&q)[0]
+            .points
+            .iter()
+            .map(|p| p.summary.probes)
+            .map(u64::from)
+            .sum()
+    }
+
+    #[test]
+    fn a_reload_renumbers_kept_targets_and_keeps_removed_ones_rows_under_their_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0: Timestamp = "2026-12-01T10:00:00Z".parse().unwrap();
+        let names = vec![("a".to_string(), false), ("b".to_string(), false)];
+        let store = HistoryStore::open_at(dir.path(), names, t0).unwrap();
+        // a: 3 probes in minute 0 and 1 in minute 1 (so minute 0 is pending); b: 2.
+        for s in [1, 20, 40] {
+            store.record(&ok(0, t0 + Duration::from_secs(s)));
+        }
+        store.record(&ok(1, t0 + Duration::from_secs(2)));
+        store.record(&ok(0, t0 + Duration::from_secs(61)));
+        store.record(&ok(1, t0 + Duration::from_secs(62)));
+        // New: c added first, a kept (now index 1), b removed.
+        store.reload(
+            vec![("c".into(), false), ("a".into(), false)],
+            &[None, Some(0)],
+        );
+        store.record(&ok(1, t0 + Duration::from_secs(70)));
+        store.record(&ok(0, t0 + Duration::from_secs(71)));
+        for at in [t0, t0 + Duration::from_secs(200)] {
+            // In memory, then from the file (flushed with the new name table).
+            assert_eq!(probes(&store, "a", t0), 5);
+            assert_eq!(probes(&store, "b", t0), 2);
+            assert_eq!(probes(&store, "c", t0), 1);
+            store.flush(at + Duration::from_secs(3600), true).unwrap();
+        }
+    }
+}

@@ -70,7 +70,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::detector::{Stamp, State, truncate_ms};
-use super::event::{DurationClock, Gap};
+use super::event::{DurationClock, EndReason, Gap};
 use super::ts_ms;
 
 /// Thresholds of one group (`[group.degraded]`, resolved by the caller).
@@ -256,6 +256,11 @@ pub struct DegradedEnded {
     pub triggers: Vec<Trigger>,
     pub figures: PeriodFigures,
     pub gaps: Vec<Gap>,
+    /// Why it ended when not by the figures recovering or the group going
+    /// down: a reload removed (`removed`) or redefined (`reconfigured`) its
+    /// group. Absent otherwise (and in older journals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<EndReason>,
 }
 
 /// What the tracker reports.
@@ -1093,48 +1098,121 @@ pub struct Degradations {
 impl Degradations {
     pub fn new(specs: Vec<GroupSpec>) -> Self {
         let n = specs.len();
-        let groups: Vec<Track> = specs
-            .into_iter()
-            .map(|s| Track {
-                name: s.name,
-                needs: s.needs.filter(|u| *u < n),
-                th: Th::new(&s.thresholds),
-                settle: s.settle,
-                win: Window::new(),
-                state: State::Unknown,
-                down_since: None,
-                floor_ms: 0,
-                phase: Phase::Idle,
-                adopted: None,
-                good_since: None,
-                judged: false,
-                history: VecDeque::new(),
-                accounted: None,
-                owed: Duration::ZERO,
-            })
-            .collect();
-        let depth = |mut g: usize| {
-            let mut d = 0;
-            while let Some(u) = groups[g].needs {
-                d += 1;
-                g = u;
-                if d > groups.len() {
-                    break;
-                }
-            }
-            d
-        };
-        let mut order: Vec<usize> = (0..n).collect();
-        order.sort_by_key(|g| depth(*g));
+        let groups: Vec<Track> = specs.into_iter().map(|s| Track::new(s, n)).collect();
         Self {
+            order: order_of(&groups),
             groups,
-            order,
             ids: HashSet::new(),
             pending: 0,
             now: None,
         }
     }
 
+    /// Applies a configuration reload at `now`: `specs` are the new groups;
+    /// `carry[g]` is the old index of new group `g` when it is unchanged
+    /// (same definition and members), and then it keeps its window, state
+    /// and open degradation. Every other old group's open degradation ends
+    /// at `now`, with `end_reason` `removed` (its group is gone) or
+    /// `reconfigured` (redefined: its window starts again, empty).
+    pub fn reload(
+        &mut self,
+        specs: Vec<GroupSpec>,
+        carry: &[Option<usize>],
+        now: Stamp,
+    ) -> Vec<DegradationEvent> {
+        let mut events = Vec::new();
+        for old in 0..self.groups.len() {
+            if carry.contains(&Some(old)) {
+                continue;
+            }
+            let reason = if specs.iter().any(|s| s.name == self.groups[old].name) {
+                EndReason::Reconfigured
+            } else {
+                EndReason::Removed
+            };
+            let before = events.len();
+            if let Some(a) = self.groups[old].adopted.take() {
+                events.push(unobserved_end(&self.groups[old].name, a, now.wall, false));
+            }
+            self.end(old, now, false, &mut events);
+            for ev in &mut events[before..] {
+                if let DegradationEvent::Ended(e) = ev {
+                    e.end_reason = Some(reason);
+                }
+            }
+        }
+        let n = specs.len();
+        let mut old: Vec<Option<Track>> = std::mem::take(&mut self.groups)
+            .into_iter()
+            .map(Some)
+            .collect();
+        self.groups = specs
+            .into_iter()
+            .zip(carry.iter().chain(std::iter::repeat(&None)))
+            .map(|(s, c)| {
+                let fresh = Track::new(s, n);
+                match c.and_then(|o| old.get_mut(o)).and_then(Option::take) {
+                    Some(mut t) => {
+                        t.needs = fresh.needs;
+                        t
+                    }
+                    None => fresh,
+                }
+            })
+            .collect();
+        self.order = order_of(&self.groups);
+        self.pending = self
+            .groups
+            .iter()
+            .filter(|t| matches!(t.phase, Phase::Pending(_)))
+            .count();
+        events
+    }
+}
+
+impl Track {
+    /// A group of `n` as `s` describes it, nothing known yet.
+    fn new(s: GroupSpec, n: usize) -> Self {
+        Track {
+            name: s.name,
+            needs: s.needs.filter(|u| *u < n),
+            th: Th::new(&s.thresholds),
+            settle: s.settle,
+            win: Window::new(),
+            state: State::Unknown,
+            down_since: None,
+            floor_ms: 0,
+            phase: Phase::Idle,
+            adopted: None,
+            good_since: None,
+            judged: false,
+            history: VecDeque::new(),
+            accounted: None,
+            owed: Duration::ZERO,
+        }
+    }
+}
+
+/// Groups ordered upstream first.
+fn order_of(groups: &[Track]) -> Vec<usize> {
+    let n = groups.len();
+    let depth = |mut g: usize| {
+        let mut d = 0;
+        while let Some(u) = groups[g].needs {
+            d += 1;
+            g = u;
+            if d > groups.len() {
+                break;
+            }
+        }
+        d
+    };
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|g| depth(*g));
+    order
+}
+
+impl Degradations {
     /// Marks ids as taken (ids already in the journal).
     pub fn reserve_ids<I: IntoIterator<Item = String>>(&mut self, ids: I) {
         self.ids.extend(ids);
@@ -1502,6 +1580,7 @@ impl Degradations {
             triggers: Trigger::list(o.triggers),
             figures: o.period.finish(),
             gaps: o.gaps,
+            end_reason: None,
         }));
     }
 
@@ -1617,6 +1696,7 @@ fn unobserved_end(
         triggers: a.triggers,
         figures: PeriodFigures::default(),
         gaps,
+        end_reason: None,
     })
 }
 
@@ -1783,6 +1863,39 @@ mod tests {
 
     fn h_quantile_empty() -> Option<f64> {
         Histogram::default().quantile(P50)
+    }
+
+    #[test]
+    fn a_reload_keeps_an_unchanged_group_and_ends_removed_and_redefined_ones() {
+        let mut t = th(60, 1);
+        t.loss_above = Some(0.05);
+        let mut d = Degradations::new(vec![
+            spec("internet", None, t.clone()),
+            spec("gone", None, t.clone()),
+        ]);
+        let a = started(&evs(&loss_stream(&mut d, 0, 0..5, |s| s != 3)))[0]
+            .id
+            .clone();
+        assert_eq!(
+            started(&evs(&loss_stream(&mut d, 1, 0..5, |s| s != 3))).len(),
+            1
+        );
+        // `gone` removed; `internet` unchanged (carried from index 0).
+        let ev = d.reload(vec![spec("internet", None, t.clone())], &[Some(0)], at(5.5));
+        let e = ended(&ev);
+        assert_eq!(e.len(), 1, "{ev:?}");
+        assert_eq!(e[0].group, "gone");
+        assert_eq!(e[0].end_reason, Some(EndReason::Removed));
+        assert_eq!(d.open_degradation(0), Some(a.as_str()));
+        assert_eq!(d.degraded(0), Some(true));
+        // `internet` redefined: its period ends, its window starts again.
+        let ev = d.reload(vec![spec("internet", None, th(30, 1))], &[None], at(6.5));
+        let e = ended(&ev);
+        assert_eq!(e.len(), 1, "{ev:?}");
+        assert_eq!(e[0].id, a);
+        assert_eq!(e[0].end_reason, Some(EndReason::Reconfigured));
+        assert_eq!(d.open_degradation(0), None);
+        assert_eq!(d.degraded(0), None);
     }
 
     #[test]

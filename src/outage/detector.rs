@@ -41,7 +41,10 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::event::{DurationClock, Gap, OutageEnded, OutageResumed, OutageStarted, push_gap};
+use super::event::{
+    DurationClock, EndReason, Gap, OutageEnded, OutageResumed, OutageStarted, push_gap,
+};
+use crate::config::diff::Diff;
 use crate::config::{Config, DownWhen};
 
 /// A moment: wall-clock time and monotonic offset since an arbitrary fixed epoch.
@@ -319,75 +322,232 @@ pub struct Detector {
 
 impl Detector {
     pub fn new(config: &Config) -> Self {
-        let index = |name: &str| config.groups.iter().position(|g| g.name == name);
-        let targets: Vec<TargetTrack> = config
-            .targets
-            .iter()
-            .map(|t| TargetTrack {
-                name: t.name.clone(),
-                group: index(&t.group).unwrap_or(usize::MAX),
-                fail_after: t.fail_after.max(1),
-                recover_after: t.recover_after.max(1),
-                interval: t.interval,
-                state: State::Unknown,
-                since: None,
-                fail_streak: 0,
-                fail_first: None,
-                ok_streak: 0,
-                ok_first: None,
-                last: None,
-                streak_edge: None,
-                edge: None,
-            })
+        let targets: Vec<TargetTrack> = (0..config.targets.len())
+            .map(|i| TargetTrack::new(config, i))
             .collect();
-        let groups: Vec<GroupTrack> = config
-            .groups
-            .iter()
-            .enumerate()
-            .map(|(gi, g)| GroupTrack {
-                name: g.name.clone(),
-                needs: g.needs.as_deref().and_then(index),
-                down_when: g.down_when,
-                targets: (0..targets.len())
-                    .filter(|ti| targets[*ti].group == gi)
-                    .collect(),
-                state: State::Unknown,
-                since: None,
-                down_start: None,
-                down_lower: Duration::ZERO,
-                down_edge: None,
-                pending_gaps: Vec::new(),
-                pending: false,
-                open: None,
-                adopted: None,
-                history: VecDeque::new(),
-                accounted: None,
-                owed: Duration::ZERO,
-            })
+        let groups: Vec<GroupTrack> = (0..config.groups.len())
+            .map(|gi| GroupTrack::new(config, gi, &targets))
             .collect();
-        let mut order = Vec::with_capacity(groups.len());
-        let depth = |mut g: usize| {
-            let mut d = 0;
-            while let Some(u) = groups[g].needs {
-                d += 1;
-                g = u;
-                if d > groups.len() {
-                    break;
-                }
-            }
-            d
-        };
-        order.extend(0..groups.len());
-        order.sort_by_key(|g| depth(*g));
         Self {
+            order: order_of(&groups),
             targets,
             groups,
-            order,
             ids: HashSet::new(),
             stalls: VecDeque::new(),
         }
     }
 
+    /// Applies a configuration reload at `now` ([`Diff`] from the running
+    /// configuration to `config`). Kept targets keep their state and
+    /// streaks; added and changed ones start `Unknown`. A group that still
+    /// exists keeps its state and open outage and is judged again with its
+    /// new members and `down_when` (an outage that is no longer down by the
+    /// new definition ends at `now` with `end_reason: "reconfigured"`). The
+    /// open outage of a removed group ends at `now` with `end_reason:
+    /// "removed"`; one it had not announced yet (cause still settling) is
+    /// dropped, since it was never shown.
+    pub fn reload(&mut self, config: &Config, diff: &Diff, now: Stamp) -> Vec<Event> {
+        let now = Stamp {
+            wall: truncate_ms(now.wall),
+            mono: now.mono,
+        };
+        let mut old_targets: Vec<Option<TargetTrack>> = std::mem::take(&mut self.targets)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut targets: Vec<TargetTrack> = Vec::with_capacity(config.targets.len());
+        for (i, kept) in diff.targets.iter().enumerate() {
+            let fresh = TargetTrack::new(config, i);
+            match kept
+                .and_then(|o| old_targets.get_mut(o))
+                .and_then(Option::take)
+            {
+                Some(mut t) => {
+                    t.group = fresh.group;
+                    targets.push(t);
+                }
+                None => targets.push(fresh),
+            }
+        }
+        let mut old_groups: Vec<Option<GroupTrack>> = std::mem::take(&mut self.groups)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut groups: Vec<GroupTrack> = Vec::with_capacity(config.groups.len());
+        let mut rejudge = Vec::new();
+        for (gi, kept) in diff.groups.iter().enumerate() {
+            let fresh = GroupTrack::new(config, gi, &targets);
+            match kept
+                .and_then(|o| old_groups.get_mut(o))
+                .and_then(Option::take)
+            {
+                Some(mut g) => {
+                    g.needs = fresh.needs;
+                    g.down_when = fresh.down_when;
+                    g.targets = fresh.targets;
+                    if !diff.groups_unchanged.get(gi).copied().unwrap_or(false) {
+                        rejudge.push(gi);
+                    }
+                    groups.push(g);
+                }
+                None => groups.push(fresh),
+            }
+        }
+        self.targets = targets;
+        self.groups = groups;
+        self.order = order_of(&self.groups);
+        let mut events = Vec::new();
+        for mut gone in old_groups.into_iter().flatten() {
+            end_removed(&mut gone, now, &mut events);
+        }
+        for g in rejudge {
+            let before = events.len();
+            self.update_group(g, now, None, &mut events);
+            for ev in &mut events[before..] {
+                if let Event::Ended(e) = ev {
+                    e.end_reason = Some(EndReason::Reconfigured);
+                }
+            }
+        }
+        self.resolve_pending(&mut events);
+        events
+    }
+}
+
+/// Ends the outage of a group a reload removed, at `now`.
+fn end_removed(grp: &mut GroupTrack, now: Stamp, events: &mut Vec<Event>) {
+    if let Some(a) = grp.adopted.take() {
+        // Adopted from the previous run and not seen again: as recovery
+        // closes one whose group is gone, at its last sign of life.
+        let mut gaps = a.gaps;
+        push_gap(
+            &mut gaps,
+            Gap {
+                from: a.last_seen,
+                to: now.wall.max(a.last_seen),
+            },
+        );
+        events.push(Event::Ended(OutageEnded {
+            id: a.id,
+            group: grp.name.clone(),
+            cause: a.cause,
+            start: a.start,
+            start_observed: a.start_observed,
+            end: a.last_seen,
+            duration_seconds: wall_seconds(a.start, a.last_seen),
+            duration_clock: DurationClock::Wall,
+            end_observed: false,
+            targets: a.targets,
+            gaps,
+            end_reason: Some(EndReason::Removed),
+        }));
+    }
+    if grp.pending {
+        tracing::info!(group = %grp.name, "group removed by a reload while down, before its outage was announced; no outage recorded");
+    }
+    if let Some(open) = grp.open.take() {
+        let end = open.wall_at(now);
+        let (duration_seconds, clock) = match open.start_mono {
+            Some(start_mono) => (
+                now.mono.saturating_sub(start_mono).as_secs_f64(),
+                DurationClock::Monotonic,
+            ),
+            None => (wall_seconds(open.start, end), DurationClock::Wall),
+        };
+        events.push(Event::Ended(OutageEnded {
+            id: open.id,
+            group: grp.name.clone(),
+            cause: open.cause,
+            start: open.start,
+            start_observed: open.start_observed,
+            end,
+            duration_seconds,
+            duration_clock: clock,
+            end_observed: true,
+            targets: open.targets,
+            gaps: open.gaps,
+            end_reason: Some(EndReason::Removed),
+        }));
+    }
+}
+
+/// Groups ordered upstream first.
+fn order_of(groups: &[GroupTrack]) -> Vec<usize> {
+    let mut order = Vec::with_capacity(groups.len());
+    let depth = |mut g: usize| {
+        let mut d = 0;
+        while let Some(u) = groups[g].needs {
+            d += 1;
+            g = u;
+            if d > groups.len() {
+                break;
+            }
+        }
+        d
+    };
+    order.extend(0..groups.len());
+    order.sort_by_key(|g| depth(*g));
+    order
+}
+
+impl TargetTrack {
+    /// Target `i` of `config`, `Unknown`.
+    fn new(config: &Config, i: usize) -> Self {
+        let t = &config.targets[i];
+        Self {
+            name: t.name.clone(),
+            group: config
+                .groups
+                .iter()
+                .position(|g| g.name == t.group)
+                .unwrap_or(usize::MAX),
+            fail_after: t.fail_after.max(1),
+            recover_after: t.recover_after.max(1),
+            interval: t.interval,
+            state: State::Unknown,
+            since: None,
+            fail_streak: 0,
+            fail_first: None,
+            ok_streak: 0,
+            ok_first: None,
+            last: None,
+            streak_edge: None,
+            edge: None,
+        }
+    }
+}
+
+impl GroupTrack {
+    /// Group `gi` of `config` over `targets` (built from the same config), `Unknown`.
+    fn new(config: &Config, gi: usize, targets: &[TargetTrack]) -> Self {
+        let g = &config.groups[gi];
+        Self {
+            name: g.name.clone(),
+            needs: g
+                .needs
+                .as_deref()
+                .and_then(|n| config.groups.iter().position(|x| x.name == n)),
+            down_when: g.down_when,
+            targets: (0..targets.len())
+                .filter(|ti| targets[*ti].group == gi)
+                .collect(),
+            state: State::Unknown,
+            since: None,
+            down_start: None,
+            down_lower: Duration::ZERO,
+            down_edge: None,
+            pending_gaps: Vec::new(),
+            pending: false,
+            open: None,
+            adopted: None,
+            history: VecDeque::new(),
+            accounted: None,
+            owed: Duration::ZERO,
+        }
+    }
+}
+
+impl Detector {
     /// Marks ids as taken (ids already in the journal), so new ones never collide.
     pub fn reserve_ids<I: IntoIterator<Item = String>>(&mut self, ids: I) {
         self.ids.extend(ids);
@@ -685,6 +845,7 @@ impl Detector {
                 end_observed: false,
                 targets: a.targets,
                 gaps,
+                end_reason: None,
             }));
         }
         if let Some(open) = grp.open.take() {
@@ -738,6 +899,7 @@ impl Detector {
                 end_observed: edge.is_none(),
                 targets: open.targets,
                 gaps,
+                end_reason: None,
             }));
         }
         grp.down_start = None;
@@ -1520,5 +1682,82 @@ mod tests {
             assert!(!o.start_observed);
             assert_eq!(o.start, wall(9.95));
         }
+    }
+
+    #[test]
+    fn a_reload_keeps_kept_outages_ends_removed_ones_and_starts_added_targets_unknown() {
+        use crate::config::diff::Diff;
+        let dir = Path::new("/x");
+        let old = config(
+            &[
+                ("lan", None, DownWhen::All),
+                ("gone", None, DownWhen::All),
+                ("wan", None, DownWhen::All),
+            ],
+            &[("a", "lan"), ("g", "gone"), ("w", "wan")],
+            dir,
+        );
+        let mut d = Detector::new(&old);
+        // a and g fail: outages of lan and gone; w is up.
+        let mut stream = seq(0, 0.0, "-----");
+        stream.extend(seq(1, 0.0, "-----"));
+        stream.extend(seq(2, 0.0, "+++++"));
+        let ev = run(&mut d, &stream);
+        let s = started(&ev);
+        assert_eq!(s.len(), 2);
+        let lan_id = s.iter().find(|o| o.group == "lan").unwrap().id.clone();
+        // New: `gone` removed, `w` kept, `x` added to wan, groups reordered.
+        let new = config(
+            &[("wan", None, DownWhen::All), ("lan", None, DownWhen::All)],
+            &[("x", "wan"), ("w", "wan"), ("a", "lan")],
+            dir,
+        );
+        let diff = Diff::between(&old, &new);
+        assert_eq!(diff.targets, vec![None, Some(2), Some(0)]);
+        let ev = d.reload(&new, &diff, at(5.5));
+        let e = ended(&ev);
+        assert_eq!(e.len(), 1, "{ev:?}");
+        assert_eq!(e[0].group, "gone");
+        assert_eq!(e[0].end_reason, Some(EndReason::Removed));
+        assert_eq!(e[0].end, wall(5.5));
+        assert!(started(&ev).is_empty());
+        // lan (now group 1, target 2) goes on: same outage, its streak too.
+        assert_eq!(d.open_outage(1), Some(lan_id.as_str()));
+        assert_eq!(d.target_state(2).unwrap().0, State::Down);
+        assert_eq!(d.target_state(1).unwrap().0, State::Up);
+        assert_eq!(d.target_state(0).unwrap().0, State::Unknown);
+        // wan: w up, x unknown → up (down_when all cannot hold with w up).
+        assert_eq!(d.group_state(0).unwrap().0, State::Up);
+        let ev = run(&mut d, &seq(2, 6.0, "-"));
+        assert!(started(&ev).is_empty() && ended(&ev).is_empty());
+        // lan recovers: its one outage ends normally, not split.
+        let ev = run(&mut d, &seq(2, 7.0, "++"));
+        let e = ended(&ev);
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].id, lan_id);
+        assert_eq!(e[0].start, wall(0.0));
+        assert_eq!(e[0].end_reason, None);
+    }
+
+    #[test]
+    fn a_group_redefined_so_that_it_is_no_longer_down_ends_as_reconfigured() {
+        use crate::config::diff::Diff;
+        let dir = Path::new("/x");
+        let old = config(
+            &[("lan", None, DownWhen::Any)],
+            &[("a", "lan"), ("b", "lan")],
+            dir,
+        );
+        let mut d = Detector::new(&old);
+        let mut stream = seq(0, 0.0, "----");
+        stream.extend(seq(1, 0.0, "++++"));
+        assert_eq!(started(&run(&mut d, &stream)).len(), 1);
+        // `a` is removed: with `b` alone, lan is up.
+        let new = config(&[("lan", None, DownWhen::Any)], &[("b", "lan")], dir);
+        let ev = d.reload(&new, &Diff::between(&old, &new), at(4.5));
+        let e = ended(&ev);
+        assert_eq!(e.len(), 1, "{ev:?}");
+        assert_eq!(e[0].end_reason, Some(EndReason::Reconfigured));
+        assert_eq!(d.group_state(0).unwrap().0, State::Up);
     }
 }

@@ -335,6 +335,88 @@ pub struct OutageEnded {
     /// Targets of the group that were down at any time during the outage.
     pub targets: Vec<String>,
     pub gaps: Vec<Gap>,
+    /// Why it ended when not because the group came up: absent for a
+    /// recovery (and in older journals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<EndReason>,
+}
+
+/// Why an outage (or a degradation period) ended other than by recovering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// A configuration reload removed its group: monitoring of it stopped
+    /// at `end`; nothing is known about the group after that.
+    Removed,
+    /// A configuration reload changed its group (members, `down_when`,
+    /// thresholds) and the group, judged by its new definition, is not down
+    /// (or not degraded) any more.
+    Reconfigured,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Removed => "removed",
+            EndReason::Reconfigured => "reconfigured",
+        }
+    }
+
+    /// For people (reports, the page): why the period ended without recovering.
+    pub fn describe(self) -> &'static str {
+        match self {
+            EndReason::Removed => {
+                "monitoring stopped: the group was removed from the configuration"
+            }
+            EndReason::Reconfigured => "the group was redefined in the configuration",
+        }
+    }
+}
+
+/// `config_reload`: the configuration file was re-read and applied (a file
+/// that did not validate changes nothing and writes no line).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigReload {
+    /// SHA-256 of the new configuration text (as in `daemon_start`).
+    pub config_digest: String,
+    pub config_source: String,
+    /// The digest that was running before.
+    pub previous_digest: String,
+    /// Target names added, removed, and changed (a changed target restarts as a new one).
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+    /// Groups added and removed (an open outage of a removed group ends
+    /// with `end_reason: "removed"`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub added_groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_groups: Vec<String>,
+    /// Changed keys that only a restart applies (their running values stay).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restart_only: Vec<String>,
+    /// The new `[plan]` and throughput targets, as `daemon_start` records
+    /// them: the report judges tests after the reload against these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PlanRecord>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub throughput_targets: Vec<ThroughputTarget>,
+}
+
+impl ConfigReload {
+    pub fn emit(&self) {
+        tracing::info!(
+            config_digest = %self.config_digest,
+            previous_digest = %self.previous_digest,
+            config_source = %self.config_source,
+            added = %self.added.join(","),
+            removed = %self.removed.join(","),
+            changed = %self.changed.join(","),
+            added_groups = %self.added_groups.join(","),
+            removed_groups = %self.removed_groups.join(","),
+            "configuration reloaded"
+        );
+    }
 }
 
 impl OutageEnded {
@@ -350,6 +432,7 @@ impl OutageEnded {
             end_observed = self.end_observed,
             gaps = self.gaps.len(),
             targets = %self.targets.join(","),
+            end_reason = self.end_reason.map_or("recovered", EndReason::as_str),
             "outage ended"
         );
         metrics

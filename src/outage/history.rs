@@ -9,7 +9,8 @@ use serde::Serialize;
 
 use super::degraded::DegradationHistory;
 use super::event::{
-    DurationClock, Gap, OutageEnded, OutageStarted, PlanRecord, Stalled, ThroughputTarget, push_gap,
+    DurationClock, EndReason, Gap, OutageEnded, OutageStarted, PlanRecord, Stalled,
+    ThroughputTarget, push_gap,
 };
 use super::journal::{self, ChainHead, ChainTail, Entry, Heartbeat, JournalWarning, NumberedLine};
 use super::path::PathEvent;
@@ -49,6 +50,10 @@ pub struct OutageRecord {
     pub end_observed: Option<bool>,
     /// Which clock `duration_seconds` comes from.
     pub duration_clock: DurationClock,
+    /// Why it ended when not by recovering (`"removed"`: a reload removed
+    /// its group); absent for a recovery or while open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<EndReason>,
     /// Read offline while no daemon runs: the outage is still open in the
     /// journal, nobody has watched it since this moment (its last heartbeat),
     /// and `duration_seconds` ends here.
@@ -74,6 +79,7 @@ impl From<&OutageEnded> for OutageRecord {
             gaps: e.gaps.clone(),
             end_observed: Some(e.end_observed),
             duration_clock: e.duration_clock,
+            end_reason: e.end_reason,
             observed_until: None,
         }
     }
@@ -102,6 +108,7 @@ impl OutageRecord {
             gaps,
             end_observed: None,
             duration_clock,
+            end_reason: None,
             observed_until: None,
         }
     }
@@ -150,6 +157,35 @@ pub struct Run {
     pub plan: Option<PlanRecord>,
     /// Its throughput targets.
     pub throughput_targets: Vec<ThroughputTarget>,
+    /// The plan and throughput targets each `config_reload` of the run
+    /// switched to, oldest first.
+    pub reloads: Vec<RunConfig>,
+}
+
+/// A run's `[plan]` and throughput targets from a moment on (a reload).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunConfig {
+    pub at: Timestamp,
+    pub plan: Option<PlanRecord>,
+    pub throughput_targets: Vec<ThroughputTarget>,
+}
+
+impl Run {
+    /// The `[plan]` and throughput targets in force at `at`: the last reload
+    /// at or before it, or the run's start.
+    pub fn config_at(&self, at: Timestamp) -> (Option<PlanRecord>, &[ThroughputTarget]) {
+        match self.reloads.iter().rev().find(|r| r.at <= at) {
+            Some(r) => (r.plan, &r.throughput_targets),
+            None => (self.plan, &self.throughput_targets),
+        }
+    }
+
+    /// Every throughput target the run had, at start or after a reload.
+    pub fn all_throughput_targets(&self) -> impl Iterator<Item = &ThroughputTarget> {
+        self.throughput_targets
+            .iter()
+            .chain(self.reloads.iter().flat_map(|r| &r.throughput_targets))
+    }
 }
 
 /// An outage still open at the end of the journal, with its bookkeeping.
@@ -268,6 +304,7 @@ impl History {
                         site: ds.site.clone(),
                         plan: ds.plan,
                         throughput_targets: ds.throughput_targets.clone(),
+                        reloads: Vec::new(),
                     });
                 }
                 Entry::DaemonStop(_) => {
@@ -317,6 +354,15 @@ impl History {
                 Entry::DegradedStart(_) | Entry::DegradedResume(_) | Entry::DegradedEnd(_) => {
                     let run = h.runs.len().checked_sub(1);
                     h.degradations.apply(&line.entry, run);
+                }
+                Entry::ConfigReload(r) => {
+                    if let Some(run) = h.runs.last_mut() {
+                        run.reloads.push(RunConfig {
+                            at: line.ts,
+                            plan: r.plan,
+                            throughput_targets: r.throughput_targets.clone(),
+                        });
+                    }
                 }
                 Entry::JournalReopened(_) => {}
                 Entry::Path(p) => h.paths.push(p.clone()),

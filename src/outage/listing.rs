@@ -131,7 +131,11 @@ fn table(records: &[OutageWithPaths], with_path: bool) -> String {
                     None => "open".to_string(),
                 },
                 (Some(e), Some(false)) => format!("{} (unobserved)", ts_ms::format(&e)),
-                (Some(e), _) => ts_ms::format(&e),
+                (Some(e), _) => match r.end_reason {
+                    // Not a recovery: monitoring of the group stopped (or changed) here.
+                    Some(why) => format!("{} ({})", ts_ms::format(&e), why.as_str()),
+                    None => ts_ms::format(&e),
+                },
             };
             let gaps = if r.gaps.is_empty() {
                 "-".to_string()
@@ -342,6 +346,7 @@ mod tests {
                     end_observed: true,
                     targets: vec!["isp-dns".into()],
                     gaps: vec![],
+                    end_reason: None,
                 }),
             )
             .unwrap();

@@ -77,6 +77,28 @@ impl LiveOutages {
         }
     }
 
+    /// After a reload: the groups of `config`, in its order; a kept group
+    /// keeps what is shown of it, an added one starts unknown.
+    pub fn regroup(&mut self, config: &Config, detector: &Detector) {
+        let before = std::mem::take(&mut self.groups);
+        self.groups = config
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(g, grp)| {
+                let kept = before.iter().find(|b| b.name == grp.name);
+                GroupStatus {
+                    name: grp.name.clone(),
+                    needs: grp.needs.clone(),
+                    state: kept.map_or(State::Unknown, |k| k.state),
+                    since: kept.and_then(|k| k.since),
+                    outage: detector.open_outage(g).map(str::to_string),
+                    degraded: None,
+                }
+            })
+            .collect();
+    }
+
     pub fn set_group(
         &mut self,
         group: usize,

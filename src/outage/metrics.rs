@@ -129,6 +129,67 @@ impl OutageMetrics {
 }
 
 /// The group itself and every group upstream of it on its `needs` chain.
+impl OutageMetrics {
+    /// After a reload from `old` to `new`: the series of removed (and
+    /// changed) targets and of removed groups go; those of added targets
+    /// and groups are created (`unknown`, counters at 0); kept ones stay.
+    pub fn reload(&self, old: &Config, new: &Config, kept: &[Option<usize>]) {
+        let kept_old: Vec<usize> = kept.iter().flatten().copied().collect();
+        for (i, t) in old.targets.iter().enumerate() {
+            if !kept_old.contains(&i) {
+                let _ = self.target_up.remove_label_values(&[
+                    t.name.as_str(),
+                    t.group.as_str(),
+                    t.kind().as_str(),
+                ]);
+            }
+        }
+        for (t, k) in new.targets.iter().zip(kept) {
+            if k.is_none() {
+                self.target_up
+                    .with_label_values(&[t.name.as_str(), t.group.as_str(), t.kind().as_str()])
+                    .set(f64::NAN);
+            }
+        }
+        for g in &old.groups {
+            let name = g.name.as_str();
+            let gone = new.group(name).is_none();
+            if gone {
+                let _ = self.group_up.remove_label_values(&[name]);
+                let _ = self.downtime_seconds_total.remove_label_values(&[name]);
+            }
+            let causes = possible_causes(new, name);
+            for cause in possible_causes(old, name) {
+                if gone || !causes.contains(&cause) {
+                    let _ = self
+                        .outage_active
+                        .remove_label_values(&[name, cause.as_str()]);
+                    let _ = self
+                        .outages_total
+                        .remove_label_values(&[name, cause.as_str()]);
+                }
+            }
+        }
+        for g in &new.groups {
+            let name = g.name.as_str();
+            if old.group(name).is_none() {
+                self.group_up.with_label_values(&[name]).set(f64::NAN);
+                self.downtime_seconds_total.with_label_values(&[name]);
+            }
+            let causes = possible_causes(old, name);
+            for cause in possible_causes(new, name) {
+                if !causes.contains(&cause) {
+                    self.outage_active
+                        .with_label_values(&[name, cause.as_str()])
+                        .set(0.0);
+                    self.outages_total
+                        .with_label_values(&[name, cause.as_str()]);
+                }
+            }
+        }
+    }
+}
+
 pub fn possible_causes(config: &Config, group: &str) -> Vec<String> {
     let mut out = vec![group.to_string()];
     let mut cur = config.group(group).and_then(|g| g.needs.clone());

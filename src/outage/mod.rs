@@ -34,11 +34,12 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::Config;
+use crate::config::diff::Diff;
 use crate::probe::ProbeResult;
 use clock::Anchor;
 use degraded::SlowPeriods;
 use detector::{Detector, Event, State};
-use event::{DaemonStart, DaemonStop, Stalled};
+use event::{ConfigReload, DaemonStart, DaemonStop, Stalled};
 use history::History;
 use journal::{
     Entry, FileSink, Heartbeat, JournalCounters, JournalPusher, JournalQueue, JournalSink,
@@ -562,6 +563,69 @@ impl OutageService {
             }
             Event::Gaps { id, gaps } => write(&self.live).set_gaps(&id, &gaps),
         }
+    }
+
+    /// Applies a configuration reload from `old` to `config` (`diff` between
+    /// them) at this moment: journals `config_reload` (first, so that the
+    /// outage ends it causes follow it in the journal), then moves the
+    /// detector, the degradation tracker, the live view and the metrics'
+    /// label sets to the new configuration. Called by the collector between
+    /// two results, so no result is judged half in the old configuration
+    /// and half in the new.
+    pub async fn reload(&mut self, old: &Config, config: &Config, diff: &Diff) {
+        let mono = lock(&self.stalls).elapsed(self.anchor.elapsed());
+        let now = detector::Stamp {
+            wall: Timestamp::now(),
+            mono,
+        };
+        let record = ConfigReload {
+            config_digest: config.digest.clone(),
+            config_source: config.source.clone(),
+            previous_digest: old.digest.clone(),
+            added: diff.added.clone(),
+            removed: diff.removed.clone(),
+            changed: diff.changed.clone(),
+            added_groups: diff.added_groups.clone(),
+            removed_groups: diff.removed_groups.clone(),
+            restart_only: diff.restart_only.iter().map(|k| k.to_string()).collect(),
+            plan: event::PlanRecord::of(config),
+            throughput_targets: event::ThroughputTarget::of(config),
+        };
+        record.emit();
+        self.journal
+            .push(now.wall, Entry::ConfigReload(record))
+            .await;
+        // Downtime of groups that stay is accrued up to here in the old layout.
+        self.downtime_at = mono;
+        for (g, d) in self.detector.take_downtime(mono) {
+            if let Some(name) = self.group_names.get(g) {
+                self.metrics
+                    .downtime_seconds_total
+                    .with_label_values(&[name.as_str()])
+                    .inc_by(d.as_secs_f64());
+            }
+        }
+        let events = self.detector.reload(config, diff, now);
+        let (slow_events, restarted) = self.slow.reload(old, config, diff, now);
+        self.target_labels = target_labels(config);
+        self.group_names = config.groups.iter().map(|g| g.name.clone()).collect();
+        self.timeouts = config.targets.iter().map(|t| t.timeout).collect();
+        write(&self.live).regroup(config, &self.detector);
+        for ev in events {
+            self.handle_event(ev).await;
+        }
+        self.degradation_events(slow_events).await;
+        // A group whose degradation tracking started again learns its state.
+        for g in restarted {
+            if let Some((state, Some(since))) = self.detector.group_state(g)
+                && state != State::Unknown
+            {
+                let events = self.slow.group_state(g, state, since);
+                self.degradation_events(events).await;
+            }
+        }
+        // Last: the ends above set the series of removed groups, which go now.
+        self.metrics.reload(old, config, &diff.targets);
     }
 
     /// Simulates `kill -9`: the writer stops at once and writes nothing more.

@@ -77,5 +77,6 @@ fn close_unobserved(record: &OutageRecord, last_seen: Timestamp, gap: Gap) -> Ou
         end_observed: false,
         targets: record.targets.clone(),
         gaps,
+        end_reason: None,
     }
 }

@@ -24,6 +24,7 @@ use crate::outage::OutageRecord;
 use crate::outage::degraded::DegradationRecord;
 use crate::outage::degraded::listing::figures_text;
 use crate::outage::detector::State;
+use crate::outage::event::EndReason;
 use crate::status::Status;
 use svg::{Seg, Segment};
 
@@ -68,6 +69,9 @@ pub struct Period {
     pub duration_clock: String,
     /// Degradations: the thresholds crossed (`loss`, `rtt_p50`, …).
     pub triggers: Vec<String>,
+    /// Why it ended when it did not recover (a reload removed or redefined
+    /// its group), in words.
+    pub end_reason: Option<&'static str>,
     /// Degradations: how bad, in words — the window's figures at the start,
     /// and the period's median and worst once it ended (empty otherwise).
     pub figures: Vec<(&'static str, String)>,
@@ -91,6 +95,7 @@ impl From<&OutageRecord> for Period {
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default(),
             triggers: Vec::new(),
+            end_reason: r.end_reason.map(EndReason::describe),
             figures: Vec::new(),
         }
     }
@@ -114,6 +119,7 @@ impl From<&DegradationRecord> for Period {
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default(),
             triggers: r.triggers.iter().map(|t| t.as_str().to_string()).collect(),
+            end_reason: r.end_reason.map(EndReason::describe),
             figures: {
                 let mut f = vec![("at start", figures_text(&r.figures))];
                 if let Some(p) = r.period.as_ref().filter(|p| p.snapshots > 0) {
@@ -776,9 +782,10 @@ pub fn detail_page(p: &Period, charts: &[Series], status: &Status, tz: &TimeZone
     fact("start", esc(&fmt_time(p.start, tz)));
     fact(
         "end",
-        match p.end {
-            Some(e) => esc(&fmt_time(e, tz)),
-            None => "ongoing".into(),
+        match (p.end, p.end_reason) {
+            (Some(e), Some(why)) => format!("{} — {}", esc(&fmt_time(e, tz)), esc(why)),
+            (Some(e), None) => esc(&fmt_time(e, tz)),
+            (None, _) => "ongoing".into(),
         },
     );
     fact(

@@ -59,6 +59,7 @@ fn period(kind: Kind, group: &str, start: &str, end: Option<&str>) -> Period {
         end_observed: None,
         duration_clock: "monotonic".into(),
         triggers: vec!["loss".into()],
+        end_reason: None,
         figures: vec![("at start", "loss 12.5% · rtt p50 31 ms".into())],
     }
 }

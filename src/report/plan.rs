@@ -131,7 +131,7 @@ pub(super) fn build(
     let mut names: Vec<String> = runs
         .iter()
         .filter(|r| r.started < until)
-        .flat_map(|r| r.throughput_targets.iter().map(|t| t.target.clone()))
+        .flat_map(|r| r.all_throughput_targets().map(|t| t.target.clone()))
         .collect();
     names.sort();
     names.dedup();
@@ -143,14 +143,11 @@ pub(super) fn build(
     for target in crate::history::read_tests(data_dir, &names, since, until) {
         // The run's own record of the target: its direction and its plan.
         let of = |at: Timestamp| {
-            let run = run_at(runs, at)?;
-            let t = run
-                .throughput_targets
-                .iter()
-                .find(|t| t.target == target.target)?;
+            let (run_plan, targets) = run_at(runs, at)?.config_at(at);
+            let t = targets.iter().find(|t| t.target == target.target)?;
             let plan = given
                 .and_then(|p| p.rate(&t.direction))
-                .or_else(|| run.plan.and_then(|p| p.rate(&t.direction)))
+                .or_else(|| run_plan.and_then(|p| p.rate(&t.direction)))
                 .filter(|r| *r > 0.0);
             Some((t, plan))
         };
@@ -590,6 +587,53 @@ mod tests {
         download_bps: Some(200e6),
         upload_bps: None,
     };
+
+    /// A `config_reload` that changes `[plan]` judges the tests after it by
+    /// the new promise, those before by the old one.
+    #[test]
+    fn a_reload_changes_the_plan_from_its_moment_on() {
+        let dir = data(
+            &[("00:00:00", Some(PLAN_100))],
+            &[("10:00:00", 0, 80.0), ("13:00:00", 0, 80.0)],
+            "21:00:00",
+        );
+        let counters = JournalCounters {
+            writes: prometheus::IntCounter::new("w", "w").unwrap(),
+            errors: prometheus::IntCounter::new("e", "e").unwrap(),
+        };
+        let tail = journal::read(dir.path()).unwrap().tail;
+        let mut w = JournalWriter::new(
+            Box::new(FileSink::open(dir.path(), false).unwrap()),
+            &tail,
+            counters,
+        );
+        let Entry::DaemonStart(ds) = start(None) else {
+            unreachable!()
+        };
+        let reload = crate::outage::event::ConfigReload {
+            config_digest: "e".into(),
+            config_source: "<test>".into(),
+            previous_digest: "d".into(),
+            added: vec![],
+            removed: vec![],
+            changed: vec![],
+            added_groups: vec![],
+            removed_groups: vec![],
+            restart_only: vec![],
+            plan: Some(PLAN_200),
+            throughput_targets: ds.throughput_targets,
+        };
+        w.append(at("12:00:00"), &Entry::ConfigReload(reload))
+            .unwrap();
+        drop(w);
+        let r = build(dir.path(), at("00:00:00"), at("23:30:00"), "UTC").unwrap();
+        let t = r.speed_against_plan.as_ref().unwrap();
+        let all = t.rows.iter().find(|r| r.hours == Hours::All).unwrap();
+        assert_eq!(all.plan_bps, [100e6, 200e6]);
+        // 80 of 100 before the reload, 80 of 200 (below 50 %) after it.
+        assert_eq!((all.tests, all.below_50_percent), (2, 1));
+        assert_eq!(all.median_percent_of_plan, Some(60.0));
+    }
 
     #[test]
     fn tests_are_judged_against_the_plan_in_force_by_evening_peak_and_rest() {

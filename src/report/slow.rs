@@ -34,6 +34,9 @@ pub struct ReportSlowPeriod {
     pub end_observed: Option<bool>,
     /// Ended because the group went down (an outage followed).
     pub superseded: Option<bool>,
+    /// Ended by a reload (`removed`, `reconfigured`), not by recovering.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<crate::outage::event::EndReason>,
 }
 
 /// The slow periods of `history` overlapping `[since, until)`.
@@ -64,6 +67,7 @@ pub(super) fn build(
                 period: r.period,
                 end_observed: r.end_observed,
                 superseded: r.superseded,
+                end_reason: r.end_reason,
             }
         })
         .collect()
@@ -74,7 +78,10 @@ fn end_text(p: &ReportSlowPeriod) -> String {
         (None, _, _) => "ongoing".to_string(),
         (Some(e), Some(false), _) => format!("{e} (not observed)"),
         (Some(e), _, Some(true)) => format!("{e} (became an outage)"),
-        (Some(e), _, _) => e.clone(),
+        (Some(e), _, _) => match p.end_reason {
+            Some(why) => format!("{e} ({})", why.describe()),
+            None => e.clone(),
+        },
     }
 }
 

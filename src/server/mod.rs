@@ -48,6 +48,9 @@ pub const MAX_BUF: usize = 16 * 1024;
 /// Header count limit.
 pub const MAX_HEADERS: usize = 32;
 
+/// The reload endpoint's path.
+pub const RELOAD_PATH: &str = "/-/reload";
+
 /// Everything the handlers read.
 pub struct AppState {
     pub metrics: Arc<Metrics>,
@@ -57,6 +60,48 @@ pub struct AppState {
     /// Cleared when the scheduler has stopped or died; `/healthz` then fails.
     pub scheduler_alive: Arc<AtomicBool>,
     pub started: jiff::Timestamp,
+    /// Where `POST /-/reload` asks for a configuration reload; `None`: not offered.
+    pub reload: Option<ReloadRequests>,
+}
+
+/// The answer to a reload request: `Ok` with a summary, or `Err` with
+/// every problem (one per line, `file:line:column: …`).
+pub type ReloadOutcome = Result<String, String>;
+
+/// Sends reload requests to the daemon, each with where its outcome goes.
+pub type ReloadRequests = tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<ReloadOutcome>>;
+
+/// `POST /-/reload` (as Prometheus and blackbox_exporter): re-reads the
+/// configuration file; 200 with a summary when applied, 400 with the
+/// problems when the file does not validate (nothing changes then), 503
+/// while the daemon cannot take it. Any other method: 405, `Allow: POST`.
+async fn reload(state: &AppState, method: &Method) -> Response<Body> {
+    if method != Method::POST {
+        let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "use POST to reload\n");
+        r.headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+        return r;
+    }
+    let Some(requests) = &state.reload else {
+        return text(StatusCode::NOT_FOUND, "reload is not offered\n");
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if requests.send(tx).await.is_err() {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping\n");
+    }
+    match rx.await {
+        Ok(Ok(summary)) => response(
+            StatusCode::OK,
+            "text/plain; charset=utf-8",
+            format!("{summary}\n").into_bytes(),
+        ),
+        Ok(Err(problems)) => response(
+            StatusCode::BAD_REQUEST,
+            "text/plain; charset=utf-8",
+            format!("{problems}\n").into_bytes(),
+        ),
+        Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping\n"),
+    }
 }
 
 type Body = Full<Bytes>;
@@ -108,6 +153,9 @@ pub async fn serve(
                 let state = state.clone();
                 let (method, uri) = (req.method().clone(), req.uri().clone());
                 async move {
+                    if uri.path() == RELOAD_PATH {
+                        return Ok::<_, Infallible>(reload(&state, &method).await);
+                    }
                     // Encoding 10 000 targets' metrics takes tens of
                     // milliseconds: do it off the runtime's worker threads so
                     // probes keep their schedule during a scrape.

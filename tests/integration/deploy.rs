@@ -198,6 +198,7 @@ fn systemd_analyze_verifies_the_unit() {
     let unit = read(&deploy("systemd/linkwatch.service"));
     for line in [
         "ExecStart=/usr/local/bin/linkwatch run --config /etc/linkwatch/config.toml",
+        "ExecReload=/bin/kill -HUP $MAINPID",
         "DynamicUser=yes",
         "StateDirectory=linkwatch",
         "AmbientCapabilities=CAP_NET_RAW",

@@ -25,6 +25,7 @@ mod netns_outage;
 mod netns_stall;
 mod page_browser;
 mod path_trace;
+mod reload;
 mod tcp;
 mod throughput;
 mod throughput_wired;

@@ -45,8 +45,8 @@ struct Rtt {
 #[derive(Clone)]
 pub struct WindowRtt {
     desc: Arc<Desc>,
-    groups: Arc<Vec<String>>,
-    values: Arc<Mutex<Vec<Rtt>>>,
+    /// Per group (config order): its name and figures; replaced on a reload.
+    values: Arc<Mutex<Vec<(String, Rtt)>>>,
 }
 
 impl WindowRtt {
@@ -57,19 +57,25 @@ impl WindowRtt {
             vec!["group".into()],
             HashMap::new(),
         )?;
-        let n = groups.len();
         Ok(Self {
             desc: Arc::new(desc),
-            groups: Arc::new(groups),
-            values: Arc::new(Mutex::new(vec![Rtt::default(); n])),
+            values: Arc::new(Mutex::new(
+                groups.into_iter().map(|g| (g, Rtt::default())).collect(),
+            )),
         })
     }
 
     fn set(&self, g: usize, v: Rtt) {
         let mut values = self.values.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(slot) = values.get_mut(g) {
-            *slot = v;
+            slot.1 = v;
         }
+    }
+
+    /// The groups are now `groups` (a reload): figures start empty until the next tick.
+    fn regroup(&self, groups: Vec<String>) {
+        *self.values.lock().unwrap_or_else(|p| p.into_inner()) =
+            groups.into_iter().map(|g| (g, Rtt::default())).collect();
     }
 }
 
@@ -80,10 +86,8 @@ impl Collector for WindowRtt {
 
     fn collect(&self) -> Vec<MetricFamily> {
         let values = self.values.lock().unwrap_or_else(|p| p.into_inner());
-        let metrics = self
-            .groups
+        let metrics = values
             .iter()
-            .zip(values.iter())
             .map(|(name, v)| {
                 let mut label = LabelPair::default();
                 label.set_name("group".into());
@@ -117,6 +121,52 @@ impl Collector for WindowRtt {
 }
 
 impl DegradationMetrics {
+    /// After a reload from `old` to `new`: removed groups' series go, added
+    /// ones are created, the per-group gauges follow the new group order.
+    pub fn reload(&mut self, old: &Config, new: &Config) {
+        for g in &old.groups {
+            let name = g.name.as_str();
+            let gone = new.group(name).is_none();
+            if gone {
+                let _ = self.group_degraded.remove_label_values(&[name]);
+                let _ = self.group_loss_ratio.remove_label_values(&[name]);
+                let _ = self.degraded_seconds_total.remove_label_values(&[name]);
+            }
+            let causes = possible_causes(new, name);
+            for cause in possible_causes(old, name) {
+                if gone || !causes.contains(&cause) {
+                    let _ = self
+                        .degradations_total
+                        .remove_label_values(&[name, cause.as_str()]);
+                }
+            }
+        }
+        self.per_group = new
+            .groups
+            .iter()
+            .map(|g| {
+                let name = g.name.as_str();
+                self.degraded_seconds_total.with_label_values(&[name]);
+                for cause in possible_causes(new, name) {
+                    self.degradations_total
+                        .with_label_values(&[name, cause.as_str()]);
+                }
+                let gauges = [
+                    self.group_degraded.with_label_values(&[name]),
+                    self.group_loss_ratio.with_label_values(&[name]),
+                ];
+                if old.group(name).is_none() {
+                    for gauge in &gauges {
+                        gauge.set(f64::NAN);
+                    }
+                }
+                gauges
+            })
+            .collect();
+        self.group_rtt_seconds
+            .regroup(new.groups.iter().map(|g| g.name.clone()).collect());
+    }
+
     pub fn register(config: &Config, registry: &Registry) -> Result<Self, prometheus::Error> {
         let group_degraded = GaugeVec::new(
             Opts::new(

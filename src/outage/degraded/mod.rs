@@ -37,6 +37,7 @@ use super::history::History;
 use super::journal::Entry;
 use super::ts_ms;
 use crate::config::Direction;
+use crate::config::diff::Diff;
 use crate::config::{Config, Kind};
 use crate::probe::{Observation, Outcome};
 pub use metrics::DegradationMetrics;
@@ -85,6 +86,22 @@ pub fn group_specs(config: &Config) -> Vec<GroupSpec> {
                 },
                 settle,
             }
+        })
+        .collect()
+}
+
+/// Per target: its group index and what its results feed.
+fn targets_of(config: &Config) -> Vec<(usize, SampleKind)> {
+    config
+        .targets
+        .iter()
+        .map(|t| {
+            let g = config
+                .groups
+                .iter()
+                .position(|g| g.name == t.group)
+                .unwrap_or(usize::MAX);
+            (g, sample_kind(t.kind()))
         })
         .collect()
 }
@@ -251,25 +268,14 @@ impl SlowPeriods {
                     triggers: r.triggers.clone(),
                     figures: Default::default(),
                     gaps,
+                    end_reason: None,
                 }));
             }
         }
-        let targets = config
-            .targets
-            .iter()
-            .map(|t| {
-                let g = config
-                    .groups
-                    .iter()
-                    .position(|g| g.name == t.group)
-                    .unwrap_or(usize::MAX);
-                (g, sample_kind(t.kind()))
-            })
-            .collect();
         Ok((
             Self {
                 tracker,
-                targets,
+                targets: targets_of(config),
                 target_down: vec![false; config.targets.len()],
                 metrics,
                 live: Arc::new(RwLock::new(live)),
@@ -277,6 +283,60 @@ impl SlowPeriods {
             },
             closed,
         ))
+    }
+
+    /// Applies a configuration reload from `old` to `config` at `now`: an
+    /// unchanged group keeps its window and open degradation; a changed or
+    /// removed group's open degradation ends (see
+    /// [`Degradations::reload`]). Returns the events and the new indices of
+    /// the groups whose tracking started again (the caller tells them their
+    /// group's current state).
+    pub fn reload(
+        &mut self,
+        old: &Config,
+        config: &Config,
+        diff: &Diff,
+        now: Stamp,
+    ) -> (Vec<DegradationEvent>, Vec<usize>) {
+        let carry: Vec<Option<usize>> = diff
+            .groups
+            .iter()
+            .zip(&diff.groups_unchanged)
+            .map(|(o, unchanged)| if *unchanged { *o } else { None })
+            .collect();
+        let events = self.tracker.reload(group_specs(config), &carry, now);
+        self.metrics.reload(old, config);
+        self.targets = targets_of(config);
+        let was_down = std::mem::take(&mut self.target_down);
+        self.target_down = diff
+            .targets
+            .iter()
+            .map(|k| k.and_then(|o| was_down.get(o).copied()).unwrap_or(false))
+            .collect();
+        self.group_names = config.groups.iter().map(|g| g.name.clone()).collect();
+        let mut live = write(&self.live);
+        let before = std::mem::take(&mut live.degraded);
+        live.degraded = config
+            .groups
+            .iter()
+            .zip(&carry)
+            .map(|(g, c)| {
+                let known = c.and_then(|_| {
+                    before
+                        .iter()
+                        .find(|(n, _)| *n == g.name)
+                        .and_then(|(_, d)| *d)
+                });
+                (g.name.clone(), known)
+            })
+            .collect();
+        let restarted = carry
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.is_none())
+            .map(|(g, _)| g)
+            .collect();
+        (events, restarted)
     }
 
     /// The live view the API reads.

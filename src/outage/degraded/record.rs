@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::outage::degradation::{
     DegradedEnded, DegradedResumed, DegradedStarted, Figures, PeriodFigures, Trigger,
 };
-use crate::outage::event::{DurationClock, Gap};
+use crate::outage::event::{DurationClock, EndReason, Gap};
 use crate::outage::history::Run;
 use crate::outage::journal::Entry;
 use crate::outage::ts_ms;
@@ -41,6 +41,11 @@ pub struct DegradationRecord {
     pub period: Option<PeriodFigures>,
     /// Ended because the group went down (an outage followed); `null` while open.
     pub superseded: Option<bool>,
+    /// Ended by a reload that removed (`removed`) or redefined
+    /// (`reconfigured`) its group, not by the figures recovering; absent
+    /// otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<EndReason>,
 }
 
 impl DegradationRecord {
@@ -60,6 +65,7 @@ impl DegradationRecord {
             figures: e.figures.clone(),
             period: None,
             superseded: None,
+            end_reason: None,
         }
     }
 
@@ -79,6 +85,7 @@ impl DegradationRecord {
             figures: e.figures.clone(),
             period: None,
             superseded: None,
+            end_reason: None,
         }
     }
 
@@ -98,6 +105,7 @@ impl DegradationRecord {
             figures: figures.unwrap_or_default(),
             period: Some(e.figures.clone()),
             superseded: Some(e.superseded),
+            end_reason: e.end_reason,
         }
     }
 

@@ -22,7 +22,8 @@ use serde::{Deserialize, Serialize};
 
 use super::degradation::{DegradedEnded, DegradedResumed, DegradedStarted};
 use super::event::{
-    DaemonStart, DaemonStop, JournalReopened, OutageEnded, OutageResumed, OutageStarted, Stalled,
+    ConfigReload, DaemonStart, DaemonStop, JournalReopened, OutageEnded, OutageResumed,
+    OutageStarted, Stalled,
 };
 use super::path::PathEvent;
 use super::ts_ms;
@@ -79,6 +80,8 @@ pub enum Entry {
     Stall(Stalled),
     /// A traceroute snapshot (see [`super::path`]).
     Path(PathEvent),
+    /// The configuration was reloaded (SIGHUP or `POST /-/reload`).
+    ConfigReload(ConfigReload),
 }
 
 impl Entry {
@@ -96,6 +99,7 @@ impl Entry {
             Entry::JournalReopened(_) => "journal_reopened",
             Entry::Stall(_) => "stall",
             Entry::Path(_) => "path",
+            Entry::ConfigReload(_) => "config_reload",
         }
     }
 }
