@@ -184,3 +184,36 @@ async fn isp_loss_degrades_isp_and_internet_with_cause_isp_and_survives_a_crash(
     assert!(rec.figures.loss_ratio.is_some() && rec.period.is_some());
     s.shutdown(Duration::from_secs(2)).await;
 }
+
+/// A throughput target (30 min interval) in a group does not hold the
+/// group's announcements back by `fail_after` tests (90 min): `settle` is
+/// the time the group's other targets need to call it down.
+#[test]
+fn throughput_targets_do_not_stretch_the_wait_for_an_outage() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path());
+    let mut slow = c.targets[0].clone();
+    slow.name = "speed".into();
+    slow.interval = Duration::from_secs(1800);
+    slow.fail_after = 3;
+    slow.spec = crate::config::parse(
+        "[[group]]\nname = \"g\"\n[[target]]\nname = \"t\"\ngroup = \"g\"\nkind = \"throughput\"\nurl = \"http://127.0.0.1:9/big\"\n",
+        "<test>",
+    )
+    .unwrap()
+    .targets[0]
+    .spec
+    .clone();
+    assert_eq!(slow.kind(), crate::config::Kind::Throughput);
+    let group = slow.group.clone();
+    c.targets.push(slow);
+    let g = c.groups.iter().position(|x| x.name == group).unwrap();
+    let others = c
+        .targets
+        .iter()
+        .filter(|t| t.group == group && t.name != "speed")
+        .map(|t| t.interval * t.fail_after)
+        .max()
+        .unwrap();
+    assert_eq!(super::group_specs(&c)[g].settle, others);
+}
