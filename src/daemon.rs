@@ -260,6 +260,7 @@ impl Running {
         let cancel = CancellationToken::new();
         let scheduler = tokio::spawn(
             Scheduler::new(config.clone(), parts.probers, tx, Some(parts.metrics))
+                .with_spent_today(spent_today(&config))
                 .with_reloads(sched_reload_rx)
                 .run(cancel.clone()),
         );
@@ -699,4 +700,47 @@ pub async fn shutdown_signal() -> std::io::Result<()> {
             }
         }
     }
+}
+
+/// What each throughput target (by index) spent of its daily data budget
+/// since local midnight, as the history store recorded it: a restart (or a
+/// crash loop) does not get a fresh budget. Empty without throughput targets
+/// (the store is then not read at all).
+fn spent_today(config: &Config) -> Vec<u64> {
+    let names: Vec<String> = config
+        .targets
+        .iter()
+        .filter(|t| t.kind() == crate::config::Kind::Throughput)
+        .map(|t| t.name.clone())
+        .collect();
+    if names.is_empty() {
+        return Vec::new();
+    }
+    let now = jiff::Timestamp::now();
+    let midnight = now
+        .to_zoned(jiff::tz::TimeZone::system())
+        .start_of_day()
+        .map_or(now, |z| z.timestamp());
+    let moved = crate::history::bytes_moved(&config.daemon.data_dir, &names, midnight, now);
+    let spent: Vec<u64> = config
+        .targets
+        .iter()
+        .map(|t| {
+            names
+                .iter()
+                .position(|n| *n == t.name)
+                .and_then(|i| moved.get(i).copied())
+                .unwrap_or(0)
+        })
+        .collect();
+    for (t, bytes) in config.targets.iter().zip(&spent) {
+        if *bytes > 0 {
+            tracing::info!(
+                target_name = %t.name,
+                bytes = *bytes,
+                "throughput budget: bytes already spent today, before this start"
+            );
+        }
+    }
+    spent
 }

@@ -100,6 +100,8 @@ pub struct Scheduler<P: Probe> {
     metrics: Option<Arc<Metrics>>,
     semaphore: Arc<Semaphore>,
     reloads: Option<mpsc::Receiver<Reload<P>>>,
+    /// Bytes each target already spent today (by index), from before a restart.
+    spent_today: Vec<u64>,
 }
 
 /// A configuration reload for the running scheduler, applied between two
@@ -343,8 +345,16 @@ impl<P: Probe> Scheduler<P> {
             results,
             metrics,
             semaphore,
+            spent_today: Vec::new(),
             reloads: None,
         }
+    }
+
+    /// Starts the daily data budgets with what each target (by index)
+    /// already spent today, before a restart.
+    pub fn with_spent_today(mut self, spent: Vec<u64>) -> Self {
+        self.spent_today = spent;
+        self
     }
 
     /// Takes configuration reloads from `reloads` while running.
@@ -424,7 +434,16 @@ impl<P: Probe> Run<P> {
                 semaphore: s.semaphore.clone(),
                 busy: (0..n).map(|_| Arc::new(AtomicBool::new(false))).collect(),
                 metrics: s.metrics.clone(),
-                budgets: Budgets::new(&s.config, tz),
+                budgets: {
+                    let b = Budgets::new(&s.config, tz);
+                    let now = Timestamp::now();
+                    for (i, bytes) in s.spent_today.iter().enumerate() {
+                        if *bytes > 0 {
+                            b.charge(i, *bytes, now);
+                        }
+                    }
+                    b
+                },
             }),
             skipped: RateLimited::default(),
             delayed: RateLimited::default(),
@@ -1118,6 +1137,36 @@ mod tests {
             text.lines()
                 .any(|l| l.starts_with("linkwatch_probes_skipped_total{")
                     && l.ends_with("reason=\"behind\"} 0")),
+            "{text}"
+        );
+    }
+
+    /// What a previous run spent today counts: after a restart with 20 of
+    /// 25 bytes spent, no 10-byte test fits any more.
+    #[tokio::test(start_paused = true)]
+    async fn a_budget_spent_before_a_restart_stays_spent() {
+        let cfg = throughput_config(10, 25);
+        let metrics = Arc::new(Metrics::new(&cfg).unwrap());
+        let spender = Spender::new(10, Duration::ZERO);
+        let (tx, mut rx) = mpsc::channel(1024);
+        let cancel = CancellationToken::new();
+        let sched = Scheduler::new(cfg, spender.clone(), tx, Some(metrics.clone()))
+            .with_spent_today(vec![20]);
+        let utc_hour = jiff::Timestamp::now().to_zoned(TimeZone::UTC).hour();
+        let tz = TimeZone::fixed(jiff::tz::offset(12 - utc_hour));
+        let handle = tokio::spawn(sched.run_in(cancel.clone(), tz));
+        let collect = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        tokio::time::sleep(Duration::from_secs(100 * 10 - 1)).await;
+        cancel.cancel();
+        handle.await.unwrap();
+        collect.await.unwrap();
+        assert_eq!(spender.starts.lock().unwrap().len(), 0);
+        let text = String::from_utf8(metrics.encode().unwrap()).unwrap();
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("linkwatch_probes_skipped_total{")
+                    && l.contains("reason=\"budget\"")
+                    && l.ends_with(" 10")),
             "{text}"
         );
     }

@@ -150,3 +150,35 @@ fn old_days_expire_and_queries_are_bounded() {
         Err(QueryError::TooManyPoints(_))
     ));
 }
+
+/// The bytes a day's throughput tests moved, read back after a restart:
+/// what the daily budget carries over.
+#[test]
+fn bytes_moved_adds_up_the_tests_of_a_range_per_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = ts("2026-12-01T10:00:05Z");
+    let targets = vec![("speed".to_string(), true), ("other".to_string(), true)];
+    let store = HistoryStore::open_at(dir.path(), targets, t0).unwrap();
+    let test = |target: usize, at: &str, bytes: u64| {
+        let mut r = result(target, ts(at), Some(2000));
+        r.observation.info.body_bytes = Some(bytes);
+        r
+    };
+    store.record(&test(0, "2026-12-01T09:00:05Z", 7_000_000));
+    store.record(&test(0, "2026-12-01T10:00:05Z", 5_000_000));
+    store.record(&test(0, "2026-12-01T10:30:05Z", 4_000_000));
+    store.record(&test(1, "2026-12-01T10:31:05Z", 9_000_000));
+    // A failed test is no figure and moves nothing the store knows of.
+    store.record(&result(0, ts("2026-12-01T10:40:05Z"), None));
+    store.flush(ts("2026-12-01T10:50:00Z"), true).unwrap();
+    let names = ["speed".to_string(), "other".to_string(), "none".to_string()];
+    assert_eq!(
+        bytes_moved(
+            dir.path(),
+            &names,
+            ts("2026-12-01T10:00:00Z"),
+            ts("2026-12-01T11:00:00Z")
+        ),
+        [9_000_000, 9_000_000, 0]
+    );
+}
