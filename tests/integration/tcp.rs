@@ -38,10 +38,13 @@ async fn listener_succeeds_with_connect_phase() {
 
 #[tokio::test]
 async fn closed_port_is_connect_refused() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
+    // Bound but not listening: the port stays ours (no parallel test can
+    // take it, as one could a freed port) and connecting to it is refused.
+    let holder = tokio::net::TcpSocket::new_v4().unwrap();
+    holder.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = holder.local_addr().unwrap().port();
     let report = probe_once("127.0.0.1", port).await;
+    drop(holder);
     match &report.outcome {
         Outcome::Error(e) => assert_eq!(e.reason, Reason::ConnectRefused, "{e}"),
         other => panic!("expected refused, got {other:?}"),
