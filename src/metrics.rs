@@ -24,6 +24,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use crate::config::diff::carry_over;
 use crate::config::{Config, Direction, Kind, Plan, Target};
 use crate::probe::{Outcome, Phase, ProbeResult, RESULTS, Reason};
 
@@ -461,20 +462,12 @@ impl Metrics {
             }
         }
         let mut targets = self.targets.write().unwrap_or_else(|p| p.into_inner());
-        let mut before: Vec<Option<TargetMetrics>> = std::mem::take(&mut *targets)
-            .into_iter()
-            .map(Some)
-            .collect();
-        *targets = new
-            .targets
-            .iter()
-            .zip(kept.iter().chain(std::iter::repeat(&None)))
-            .map(|(t, k)| {
-                k.and_then(|o| before.get_mut(o))
-                    .and_then(Option::take)
-                    .unwrap_or_else(|| self.series(t))
-            })
-            .collect();
+        *targets = carry_over(
+            std::mem::take(&mut *targets),
+            kept,
+            new.targets.len(),
+            |i| self.series(&new.targets[i]),
+        );
         self.set_plan(new.plan.as_ref());
         for kind in Kind::ALL {
             let n = new.targets.iter().filter(|t| t.kind() == kind).count();

@@ -13,6 +13,7 @@ use jiff::Timestamp;
 use serde::{Serialize, Serializer};
 
 use crate::config::Config;
+use crate::config::diff::carry_over;
 pub use crate::config::redact::{REDACTED, redact_url, secret_param};
 use crate::outage::detector::State;
 use crate::outage::{GroupStatus, OutageHandle, TargetStates};
@@ -162,20 +163,12 @@ impl StatusStore {
         // Same lock order as `snapshot`: secrets, then targets.
         let mut secrets = self.secrets.write().unwrap_or_else(|p| p.into_inner());
         let mut targets = self.lock();
-        let mut old: Vec<Option<(TargetStatus, Option<Latest>)>> = std::mem::take(&mut *targets)
-            .into_iter()
-            .map(Some)
-            .collect();
-        *targets = config
-            .targets
-            .iter()
-            .zip(kept.iter().chain(std::iter::repeat(&None)))
-            .map(|(t, k)| {
-                k.and_then(|o| old.get_mut(o))
-                    .and_then(Option::take)
-                    .unwrap_or_else(|| (fresh(t), None))
-            })
-            .collect();
+        *targets = carry_over(
+            std::mem::take(&mut *targets),
+            kept,
+            config.targets.len(),
+            |i| (fresh(&config.targets[i]), None),
+        );
         *secrets = config
             .targets
             .iter()

@@ -153,6 +153,28 @@ impl Diff {
     }
 }
 
+/// Moves per-target (or per-group) state to a new configuration's
+/// numbering: item `i` of the result is `old[kept[i]]` when kept, else
+/// `fresh(i)`. Each old item moves at most once; the rest are dropped.
+pub fn carry_over<T>(
+    old: Vec<T>,
+    kept: &[Option<usize>],
+    n: usize,
+    mut fresh: impl FnMut(usize) -> T,
+) -> Vec<T> {
+    let mut old: Vec<Option<T>> = old.into_iter().map(Some).collect();
+    (0..n)
+        .map(|i| {
+            kept.get(i)
+                .copied()
+                .flatten()
+                .and_then(|o| old.get_mut(o))
+                .and_then(Option::take)
+                .unwrap_or_else(|| fresh(i))
+        })
+        .collect()
+}
+
 /// The `[daemon]` keys that differ between `old` and `new` and are read only
 /// at start-up: the listener, the data directory and its lock, the log
 /// format, the probe concurrency bound (the semaphore), path tracing limits
