@@ -145,6 +145,35 @@ pub struct Adopted {
     pub last_seen: Timestamp,
 }
 
+impl Adopted {
+    /// Ends it unseen: never seen down again by this run, so it ended at its
+    /// last sign of life, with the time up to `now` as a gap.
+    fn end_unseen(self, group: &str, now: Timestamp, end_reason: Option<EndReason>) -> OutageEnded {
+        let mut gaps = self.gaps;
+        push_gap(
+            &mut gaps,
+            Gap {
+                from: self.last_seen,
+                to: now.max(self.last_seen),
+            },
+        );
+        OutageEnded {
+            id: self.id,
+            group: group.to_string(),
+            cause: self.cause,
+            start: self.start,
+            start_observed: self.start_observed,
+            end: self.last_seen,
+            duration_seconds: wall_seconds(self.start, self.last_seen),
+            duration_clock: DurationClock::Wall,
+            end_observed: false,
+            targets: self.targets,
+            gaps,
+            end_reason,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct TargetTrack {
     name: String,
@@ -419,28 +448,11 @@ fn end_removed(grp: &mut GroupTrack, now: Stamp, events: &mut Vec<Event>) {
     if let Some(a) = grp.adopted.take() {
         // Adopted from the previous run and not seen again: as recovery
         // closes one whose group is gone, at its last sign of life.
-        let mut gaps = a.gaps;
-        push_gap(
-            &mut gaps,
-            Gap {
-                from: a.last_seen,
-                to: now.wall.max(a.last_seen),
-            },
-        );
-        events.push(Event::Ended(OutageEnded {
-            id: a.id,
-            group: grp.name.clone(),
-            cause: a.cause,
-            start: a.start,
-            start_observed: a.start_observed,
-            end: a.last_seen,
-            duration_seconds: wall_seconds(a.start, a.last_seen),
-            duration_clock: DurationClock::Wall,
-            end_observed: false,
-            targets: a.targets,
-            gaps,
-            end_reason: Some(EndReason::Removed),
-        }));
+        events.push(Event::Ended(a.end_unseen(
+            &grp.name,
+            now.wall,
+            Some(EndReason::Removed),
+        )));
     }
     if grp.pending {
         tracing::info!(group = %grp.name, "group removed by a reload while down, before its outage was announced; no outage recorded");
@@ -828,25 +840,7 @@ impl Detector {
         let grp = &mut self.groups[g];
         if let Some(a) = grp.adopted.take() {
             // Adopted, never seen down again: it ended while nobody watched.
-            let mut gaps = a.gaps;
-            gaps.push(Gap {
-                from: a.last_seen,
-                to: at.wall.max(a.last_seen),
-            });
-            events.push(Event::Ended(OutageEnded {
-                id: a.id,
-                group: grp.name.clone(),
-                cause: a.cause,
-                start: a.start,
-                start_observed: a.start_observed,
-                end: a.last_seen,
-                duration_seconds: wall_seconds(a.start, a.last_seen),
-                duration_clock: DurationClock::Wall,
-                end_observed: false,
-                targets: a.targets,
-                gaps,
-                end_reason: None,
-            }));
+            events.push(Event::Ended(a.end_unseen(&grp.name, at.wall, None)));
         }
         if let Some(open) = grp.open.take() {
             if let Some(start) = grp.down_start {
