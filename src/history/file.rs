@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 
 use super::HistoryError;
-use super::bucket::Minute;
+use super::bucket::{Minute, Tally};
 use super::query::{Accumulator, Throughput};
 
 const EXT: &str = "lwh";
@@ -15,8 +15,8 @@ const EXT: &str = "lwh";
 /// One line to write.
 #[derive(Debug, Clone)]
 pub enum Row {
-    /// Minute (Unix s / 60), target index, summary.
-    Minute(i64, usize, Minute),
+    /// Target index, the minute's summary.
+    Minute(usize, Tally),
     Throughput(usize, Throughput),
 }
 
@@ -24,17 +24,15 @@ impl Row {
     fn write_to(&self, out: &mut String) {
         use std::fmt::Write as _;
         match self {
-            Row::Minute(m, idx, s) => {
-                let _ = writeln!(
+            Row::Minute(idx, tally) => {
+                let (m, s) = (tally.minute, tally.to_minute());
+                let _ = write!(
                     out,
-                    "M\t{m}\t{idx}\t{}\t{}\t{}\t{}\t{}\t{}",
-                    s.probes,
-                    s.failures,
-                    s.sum_us,
-                    s.min_us,
-                    s.max_us,
-                    s.sparse_hist()
+                    "M\t{m}\t{idx}\t{}\t{}\t{}\t{}\t{}\t",
+                    s.probes, s.failures, s.sum_us, s.min_us, s.max_us,
                 );
+                s.write_sparse_hist(out);
+                out.push('\n');
             }
             Row::Throughput(idx, t) => {
                 let _ = writeln!(
@@ -80,7 +78,7 @@ impl Writer {
             return Ok(());
         }
         let day = day_of(now);
-        let mut text = String::with_capacity(rows.len() * 48);
+        let mut text = String::with_capacity(rows.len() * 64);
         if self.open.as_ref().is_none_or(|(d, _, _)| *d != day) {
             let path = self.dir.join(format!("{day}.{}.{EXT}", self.run));
             let file = std::fs::OpenOptions::new()

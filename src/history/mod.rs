@@ -42,6 +42,7 @@ use jiff::Timestamp;
 use crate::config::Config;
 use crate::probe::{Outcome, ProbeResult};
 
+use bucket::Tally;
 pub use bucket::{BUCKETS, Minute};
 pub use query::{HistoryQuery, Point, QueryError, Series, Throughput};
 
@@ -85,8 +86,8 @@ pub struct HistoryStore {
 
 #[derive(Default)]
 struct Inner {
-    /// Per target: the minute being accumulated.
-    current: Vec<Option<(i64, Minute)>>,
+    /// Per target: the minute being accumulated (empty: none yet).
+    current: Vec<Tally>,
     /// Finished minutes and throughput tests not yet written.
     pending: Vec<file::Row>,
 }
@@ -122,7 +123,7 @@ impl HistoryStore {
             writer: Mutex::new(file::Writer::new(dir.clone(), run, names.clone())),
             dir,
             inner: Mutex::new(Inner {
-                current: vec![None; names.len()],
+                current: vec![Tally::default(); names.len()],
                 pending: Vec::new(),
             }),
             names,
@@ -154,17 +155,13 @@ impl HistoryStore {
         let Some(slot) = current.get_mut(r.target) else {
             return;
         };
-        match slot {
-            Some((m, acc)) if *m == minute => acc.add(rtt),
-            _ => {
-                if let Some((m, acc)) = slot.take() {
-                    pending.push(file::Row::Minute(m, r.target, acc));
-                }
-                let mut acc = Minute::default();
-                acc.add(rtt);
-                *slot = Some((minute, acc));
-            }
+        if !slot.is_empty() && (slot.minute != minute || slot.full()) {
+            pending.push(file::Row::Minute(r.target, std::mem::take(slot)));
         }
+        if slot.is_empty() {
+            slot.minute = minute;
+        }
+        slot.add(rtt);
         if let Some(t) = test {
             pending.push(file::Row::Throughput(r.target, t));
         }
@@ -202,9 +199,8 @@ impl HistoryStore {
             let mut inner = self.lock();
             let Inner { current, pending } = &mut *inner;
             for (idx, slot) in current.iter_mut().enumerate() {
-                let done = matches!(slot, Some((m, _)) if all || *m < now_minute);
-                if done && let Some((m, acc)) = slot.take() {
-                    pending.push(file::Row::Minute(m, idx, acc));
+                if !slot.is_empty() && (all || slot.minute < now_minute) {
+                    pending.push(file::Row::Minute(idx, std::mem::take(slot)));
                 }
             }
             std::mem::take(pending)
@@ -231,8 +227,12 @@ impl HistoryStore {
                 acc.add_row(&self.names, row);
             }
             for (idx, slot) in inner.current.iter().enumerate() {
-                if let Some((m, minute)) = slot {
-                    acc.add_minute(self.names.get(idx).map(String::as_str), *m, minute);
+                if !slot.is_empty() {
+                    acc.add_minute(
+                        self.names.get(idx).map(String::as_str),
+                        slot.minute,
+                        &slot.to_minute(),
+                    );
                 }
             }
         }
