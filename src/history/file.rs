@@ -56,13 +56,13 @@ fn day_of(t: Timestamp) -> Date {
 pub struct Writer {
     dir: PathBuf,
     run: i64,
-    names: Vec<String>,
+    names: std::sync::Arc<[String]>,
     open: Option<(Date, std::fs::File, PathBuf)>,
     expired_hour: Option<i64>,
 }
 
 impl Writer {
-    pub fn new(dir: PathBuf, run: i64, names: Vec<String>) -> Self {
+    pub fn new(dir: PathBuf, run: i64, names: std::sync::Arc<[String]>) -> Self {
         Self {
             dir,
             run,

@@ -34,7 +34,7 @@ mod file;
 mod query;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -76,7 +76,8 @@ pub enum HistoryError {
 /// for the next flush, and the files of earlier batches and runs.
 pub struct HistoryStore {
     dir: PathBuf,
-    names: Vec<String>,
+    /// Shared with the writer (one copy of 10 000 names, not two).
+    names: Arc<[String]>,
     /// Throughput targets (by index): every successful result is a test.
     throughput: Vec<bool>,
     inner: Mutex<Inner>,
@@ -118,6 +119,7 @@ impl HistoryStore {
             source,
         })?;
         let (names, throughput): (Vec<String>, Vec<bool>) = targets.into_iter().unzip();
+        let names: Arc<[String]> = names.into();
         let run = now.as_millisecond();
         Ok(Self {
             writer: Mutex::new(file::Writer::new(dir.clone(), run, names.clone())),
@@ -213,6 +215,15 @@ impl HistoryStore {
             return Err(e);
         }
         writer.expire(now, RETENTION_DAYS);
+        // Give the emptied buffer back: the next minute's rows fill it
+        // without growing a new one step by step.
+        let mut rows = rows;
+        rows.clear();
+        let mut inner = self.lock();
+        if inner.pending.capacity() < rows.capacity() {
+            rows.append(&mut inner.pending);
+            inner.pending = rows;
+        }
         Ok(n)
     }
 
