@@ -96,15 +96,23 @@ impl Minute {
     /// The histogram as `bucket:count` pairs of non-empty buckets.
     pub fn sparse_hist(&self) -> String {
         let mut s = String::new();
+        self.write_sparse_hist(&mut s);
+        s
+    }
+
+    /// [`Minute::sparse_hist`] appended to `out` (no allocation of its own).
+    pub fn write_sparse_hist(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let mut first = true;
         for (i, &c) in self.hist.iter().enumerate() {
             if c > 0 {
-                if !s.is_empty() {
-                    s.push(',');
+                if !first {
+                    out.push(',');
                 }
-                s.push_str(&format!("{i}:{c}"));
+                first = false;
+                let _ = write!(out, "{i}:{c}");
             }
         }
-        s
     }
 
     /// Parses [`Minute::sparse_hist`]'s output into `self.hist`.
@@ -118,6 +126,64 @@ impl Minute {
             *self.hist.get_mut(i)? += c.parse::<u32>().ok()?;
         }
         Some(())
+    }
+}
+
+/// One target's minute while it is counted and until it is written: what a
+/// [`Minute`] holds, in 80 bytes instead of 128 plus the minute. Counts are
+/// `u16`: a minute at the shortest interval (100 ms) has 600 probes; a
+/// caller that finds one full ([`Tally::full`]) writes it out and starts
+/// another row of the same minute, which readers add up.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tally {
+    /// Unix seconds / 60.
+    pub minute: i64,
+    sum_us: u64,
+    min_us: u32,
+    max_us: u32,
+    /// 0: nothing counted yet (the slot is free).
+    probes: u16,
+    failures: u16,
+    hist: [u16; BUCKETS.len() + 1],
+}
+
+impl Tally {
+    pub fn is_empty(&self) -> bool {
+        self.probes == 0
+    }
+
+    /// No further probe can be counted.
+    pub fn full(&self) -> bool {
+        self.probes == u16::MAX
+    }
+
+    /// As [`Minute::add`].
+    pub fn add(&mut self, rtt: Option<Duration>) {
+        self.probes += 1;
+        let Some(rtt) = rtt else {
+            self.failures += 1;
+            return;
+        };
+        let us = u32::try_from(rtt.as_micros()).unwrap_or(u32::MAX);
+        let ok_before = self.probes - 1 - self.failures;
+        if ok_before == 0 || us < self.min_us {
+            self.min_us = us;
+        }
+        self.max_us = self.max_us.max(us);
+        self.sum_us += u64::from(us);
+        let b = BUCKETS.partition_point(|&ub| ub < us);
+        self.hist[b] += 1;
+    }
+
+    pub fn to_minute(&self) -> Minute {
+        Minute {
+            probes: u32::from(self.probes),
+            failures: u32::from(self.failures),
+            sum_us: self.sum_us,
+            min_us: self.min_us,
+            max_us: self.max_us,
+            hist: self.hist.map(u32::from),
+        }
     }
 }
 
@@ -140,6 +206,31 @@ mod tests {
         assert!(m.quantile_us(0.0).unwrap() >= 10_000.0);
         let p90 = m.quantile_us(0.9).unwrap();
         assert!((40_000.0..=50_000.0).contains(&p90), "{p90}");
+    }
+
+    #[test]
+    fn a_tally_counts_as_a_minute_does() {
+        let mut m = Minute::default();
+        let mut t = Tally::default();
+        assert!(t.is_empty());
+        for i in 0..600u64 {
+            let rtt = (i % 7 != 0).then(|| Duration::from_micros(i * i * 37 % 9_000_000));
+            m.add(rtt);
+            t.add(rtt);
+        }
+        assert_eq!(t.to_minute(), m);
+        assert!(!t.is_empty() && !t.full());
+        // Failures first: the minimum is the first success's.
+        let (mut m, mut t) = (Minute::default(), Tally::default());
+        for rtt in [
+            None,
+            Some(Duration::from_millis(9)),
+            Some(Duration::from_millis(3)),
+        ] {
+            m.add(rtt);
+            t.add(rtt);
+        }
+        assert_eq!(t.to_minute(), m);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 
 use super::HistoryError;
-use super::bucket::Minute;
+use super::bucket::{Minute, Tally};
 use super::query::{RowSink, Throughput};
 
 const EXT: &str = "lwh";
@@ -15,8 +15,8 @@ const EXT: &str = "lwh";
 /// One line to write.
 #[derive(Debug, Clone)]
 pub enum Row {
-    /// Minute (Unix s / 60), target index, summary.
-    Minute(i64, usize, Minute),
+    /// Target index, the minute's summary.
+    Minute(usize, Tally),
     Throughput(usize, Throughput),
 }
 
@@ -24,17 +24,15 @@ impl Row {
     fn write_to(&self, out: &mut String) {
         use std::fmt::Write as _;
         match self {
-            Row::Minute(m, idx, s) => {
-                let _ = writeln!(
+            Row::Minute(idx, tally) => {
+                let (m, s) = (tally.minute, tally.to_minute());
+                let _ = write!(
                     out,
-                    "M\t{m}\t{idx}\t{}\t{}\t{}\t{}\t{}\t{}",
-                    s.probes,
-                    s.failures,
-                    s.sum_us,
-                    s.min_us,
-                    s.max_us,
-                    s.sparse_hist()
+                    "M\t{m}\t{idx}\t{}\t{}\t{}\t{}\t{}\t",
+                    s.probes, s.failures, s.sum_us, s.min_us, s.max_us,
                 );
+                s.write_sparse_hist(out);
+                out.push('\n');
             }
             Row::Throughput(idx, t) => {
                 let _ = writeln!(
@@ -58,7 +56,7 @@ fn day_of(t: Timestamp) -> Date {
 pub struct Writer {
     dir: PathBuf,
     run: i64,
-    names: Vec<String>,
+    names: std::sync::Arc<[String]>,
     open: Option<(Date, std::fs::File, PathBuf)>,
     expired_hour: Option<i64>,
     /// The name table changed (a reload): write it again before the next rows.
@@ -66,7 +64,7 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn new(dir: PathBuf, run: i64, names: Vec<String>) -> Self {
+    pub fn new(dir: PathBuf, run: i64, names: std::sync::Arc<[String]>) -> Self {
         Self {
             dir,
             run,
@@ -79,7 +77,7 @@ impl Writer {
 
     /// The indices name `names` from now on (a reload): the next batch
     /// starts with the new name table, which readers apply to the rows after it.
-    pub fn rename(&mut self, names: Vec<String>) {
+    pub fn rename(&mut self, names: std::sync::Arc<[String]>) {
         self.names = names;
         self.renamed = true;
     }
@@ -90,7 +88,7 @@ impl Writer {
             return Ok(());
         }
         let day = day_of(now);
-        let mut text = String::with_capacity(rows.len() * 48);
+        let mut text = String::with_capacity(rows.len() * 64);
         let mut table = self.renamed;
         if self.open.as_ref().is_none_or(|(d, _, _)| *d != day) {
             let path = self.dir.join(format!("{day}.{}.{EXT}", self.run));

@@ -34,7 +34,7 @@ mod file;
 mod query;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -42,6 +42,7 @@ use jiff::Timestamp;
 use crate::config::Config;
 use crate::probe::{Outcome, ProbeResult};
 
+use bucket::Tally;
 pub use bucket::{BUCKETS, Minute};
 pub use query::{HistoryQuery, Point, QueryError, RowSink, Series, TargetTests, Throughput};
 
@@ -84,19 +85,20 @@ pub struct HistoryStore {
 
 /// What the indices of results and rows mean.
 struct Layout {
-    names: Vec<String>,
+    /// Shared with the writer (one copy of 10 000 names, not two).
+    names: Arc<[String]>,
     /// Throughput targets (by index): every successful result is a test.
     throughput: Vec<bool>,
 }
 
 #[derive(Default)]
 struct Inner {
-    /// Per target: the minute being accumulated.
-    current: Vec<Option<(i64, Minute)>>,
+    /// Per target: the minute being accumulated (empty: none yet).
+    current: Vec<Tally>,
     /// Finished minutes and throughput tests not yet written.
     pending: Vec<file::Row>,
     /// A reload's new name table, for the writer before `pending`'s rows.
-    rename: Option<Vec<String>>,
+    rename: Option<Arc<[String]>>,
 }
 
 impl HistoryStore {
@@ -125,12 +127,13 @@ impl HistoryStore {
             source,
         })?;
         let (names, throughput): (Vec<String>, Vec<bool>) = targets.into_iter().unzip();
+        let names: Arc<[String]> = names.into();
         let run = now.as_millisecond();
         Ok(Self {
             writer: Mutex::new(file::Writer::new(dir.clone(), run, names.clone())),
             dir,
             inner: Mutex::new(Inner {
-                current: vec![None; names.len()],
+                current: vec![Tally::default(); names.len()],
                 pending: Vec::new(),
                 rename: None,
             }),
@@ -159,7 +162,7 @@ impl HistoryStore {
             pending,
             rename,
         } = &mut *inner;
-        let old_names = std::mem::take(&mut layout.names);
+        let old_names = std::mem::replace(&mut layout.names, Arc::from(Vec::<String>::new()));
         let (mut names, mut throughput): (Vec<String>, Vec<bool>) = targets.into_iter().unzip();
         let mut map: Vec<Option<usize>> = vec![None; old_names.len().max(current.len())];
         for (new, old) in kept.iter().enumerate() {
@@ -181,26 +184,28 @@ impl HistoryStore {
         };
         for row in pending.iter_mut() {
             match row {
-                file::Row::Minute(_, idx, _) | file::Row::Throughput(idx, _) => {
+                file::Row::Minute(idx, _) | file::Row::Throughput(idx, _) => {
                     *idx = index_of(*idx, &mut map);
                 }
             }
         }
-        let mut moved = vec![None; kept.len()];
+        let mut moved = vec![Tally::default(); kept.len()];
         for (old, slot) in current.iter_mut().enumerate() {
-            let Some((m, acc)) = slot.take() else {
+            if slot.is_empty() {
                 continue;
-            };
+            }
+            let acc = std::mem::take(slot);
             match map.get(old).copied().flatten() {
-                Some(n) if n < moved.len() && kept[n] == Some(old) => moved[n] = Some((m, acc)),
+                Some(n) if n < moved.len() && kept[n] == Some(old) => moved[n] = acc,
                 _ => {
                     let n = index_of(old, &mut map);
-                    pending.push(file::Row::Minute(m, n, acc));
+                    pending.push(file::Row::Minute(n, acc));
                 }
             }
         }
-        moved.resize(names.len(), None);
+        moved.resize(names.len(), Tally::default());
         *current = moved;
+        let names: Arc<[String]> = names.into();
         *rename = Some(names.clone());
         *layout = Layout { names, throughput };
     }
@@ -231,17 +236,13 @@ impl HistoryStore {
         let Some(slot) = current.get_mut(r.target) else {
             return;
         };
-        match slot {
-            Some((m, acc)) if *m == minute => acc.add(rtt),
-            _ => {
-                if let Some((m, acc)) = slot.take() {
-                    pending.push(file::Row::Minute(m, r.target, acc));
-                }
-                let mut acc = Minute::default();
-                acc.add(rtt);
-                *slot = Some((minute, acc));
-            }
+        if !slot.is_empty() && (slot.minute != minute || slot.full()) {
+            pending.push(file::Row::Minute(r.target, std::mem::take(slot)));
         }
+        if slot.is_empty() {
+            slot.minute = minute;
+        }
+        slot.add(rtt);
         if let Some(t) = test {
             pending.push(file::Row::Throughput(r.target, t));
         }
@@ -288,9 +289,8 @@ impl HistoryStore {
                 rename,
             } = &mut *inner;
             for (idx, slot) in current.iter_mut().enumerate() {
-                let done = matches!(slot, Some((m, _)) if all || *m < now_minute);
-                if done && let Some((m, acc)) = slot.take() {
-                    pending.push(file::Row::Minute(m, idx, acc));
+                if !slot.is_empty() && (all || slot.minute < now_minute) {
+                    pending.push(file::Row::Minute(idx, std::mem::take(slot)));
                 }
             }
             (std::mem::take(pending), rename.take())
@@ -308,6 +308,15 @@ impl HistoryStore {
             return Err(e);
         }
         writer.expire(now, RETENTION_DAYS);
+        // Give the emptied buffer back: the next minute's rows fill it
+        // without growing a new one step by step.
+        let mut rows = rows;
+        rows.clear();
+        let mut inner = self.lock();
+        if inner.pending.capacity() < rows.capacity() {
+            rows.append(&mut inner.pending);
+            inner.pending = rows;
+        }
         Ok(n)
     }
 
@@ -323,8 +332,12 @@ impl HistoryStore {
                 acc.add_row(&layout.names, row);
             }
             for (idx, slot) in inner.current.iter().enumerate() {
-                if let Some((m, minute)) = slot {
-                    acc.add_minute(layout.names.get(idx).map(String::as_str), *m, minute);
+                if !slot.is_empty() {
+                    acc.add_minute(
+                        layout.names.get(idx).map(String::as_str),
+                        slot.minute,
+                        &slot.to_minute(),
+                    );
                 }
             }
         }

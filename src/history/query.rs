@@ -218,7 +218,11 @@ impl Accumulator {
     /// A row not written yet, of this run (`names` by index).
     pub fn add_row(&mut self, names: &[String], row: &Row) {
         match row {
-            Row::Minute(m, idx, s) => self.add_minute(names.get(*idx).map(String::as_str), *m, s),
+            Row::Minute(idx, s) => self.add_minute(
+                names.get(*idx).map(String::as_str),
+                s.minute,
+                &s.to_minute(),
+            ),
             Row::Throughput(idx, t) => {
                 if let Some(i) = names.get(*idx).and_then(|n| self.wanted(n)) {
                     self.add_throughput_to(i, t.clone());

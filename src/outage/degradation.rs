@@ -58,8 +58,10 @@
 //! - Cost: amortised O(1) per sample (ring push/pop, histogram add/remove,
 //!   counter updates, an O(1) threshold check); O(window samples) once per
 //!   trip for back-dating. Memory per group: three histograms of
-//!   [`BUCKETS`] × 4 bytes (13.8 KiB), 8 bytes per probe sample in the window
-//!   in the ring, plus 8 bytes per "bad" sample in the window, capped at
+//!   [`BUCKETS`] × 4 bytes (13.8 KiB), 4 bytes per probe sample in the window
+//!   in the ring (8 for a sample more than 4 s from the one before it: a
+//!   sparse or out-of-order one), in 16 KiB chunks, plus 8 bytes per "bad"
+//!   sample in the window, capped at
 //!   [`MAX_WINDOW_SAMPLES`] samples whatever the rate (the oldest are expired
 //!   early beyond it); 32 KiB of period histograms while a degradation is open.
 
@@ -409,7 +411,8 @@ fn quantile_over(permille: u64, n: u64, over: u64) -> bool {
 // Window
 
 /// Most probe samples one group's window holds; beyond it the oldest are
-/// expired early (the window then covers less time). 8 bytes each: 32 MiB.
+/// expired early (the window then covers less time). 4 bytes each when
+/// dense: 16 MiB.
 pub const MAX_WINDOW_SAMPLES: usize = 1 << 22;
 
 const P50: u64 = 500;
@@ -511,6 +514,208 @@ impl Entry {
     }
 }
 
+/// Bits of an [`Entry`] other than its time (bucket, class, flags).
+const PAYLOAD_BITS: u32 = 18;
+const PAYLOAD_MASK: u64 = (1 << PAYLOAD_BITS) - 1;
+/// A ring word with this bit set is a time marker, not a sample.
+const MARKER: u32 = 1 << 31;
+/// A sample word's time delta: signed, in the bits above the payload.
+const DELTA_BITS: u32 = 31 - PAYLOAD_BITS;
+const DELTA_MIN: i64 = -(1 << (DELTA_BITS - 1));
+const DELTA_MAX: i64 = (1 << (DELTA_BITS - 1)) - 1;
+/// A marker's delta: signed, 31 bits.
+const MARKER_MIN: i64 = -(1 << 30);
+const MARKER_MAX: i64 = (1 << 30) - 1;
+
+/// The window's samples in arrival order, 4 bytes each.
+///
+/// A sample is stored as its payload and the difference of its time to the
+/// previous sample's (13 signed bits: ±4 s, always enough at the rates where
+/// memory matters); a larger difference (out-of-order results, sparse
+/// targets) goes into a marker word before it, so such a sample takes 8
+/// bytes, as an [`Entry`] does. The front sample's time is kept aside (its
+/// stored delta is zeroed when it becomes the front), the back one's too, so
+/// both ends decode in O(1) and a walk from the back subtracts the deltas.
+#[derive(Debug, Clone, Default)]
+struct Ring {
+    words: Words,
+    /// Samples held (markers not counted).
+    len: usize,
+    front_ms: u64,
+    back_ms: u64,
+}
+
+/// Words per chunk of [`Words`] (16 KiB).
+const CHUNK: usize = 4096;
+
+/// A deque of `u32` in fixed chunks: memory follows the length (one chunk
+/// of slack at each end) instead of doubling, and growing never copies.
+#[derive(Debug, Clone, Default)]
+struct Words {
+    chunks: VecDeque<Box<[u32; CHUNK]>>,
+    /// Index of the first word in the first chunk.
+    head: usize,
+    len: usize,
+    /// An emptied chunk kept for the next push (no allocation per chunk
+    /// in the steady state).
+    spare: Option<Box<[u32; CHUNK]>>,
+}
+
+impl Words {
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn clear(&mut self) {
+        if self.spare.is_none() {
+            self.spare = self.chunks.pop_front();
+        }
+        self.chunks.clear();
+        self.head = 0;
+        self.len = 0;
+    }
+
+    fn push_back(&mut self, w: u32) {
+        let end = self.head + self.len;
+        if end == self.chunks.len() * CHUNK {
+            let chunk = self.spare.take().unwrap_or_else(|| Box::new([0; CHUNK]));
+            self.chunks.push_back(chunk);
+        }
+        if let Some(c) = self.chunks.back_mut() {
+            c[end % CHUNK] = w;
+        }
+        self.len += 1;
+    }
+
+    fn front_mut(&mut self) -> Option<&mut u32> {
+        if self.len == 0 {
+            return None;
+        }
+        let head = self.head;
+        self.chunks.front_mut().map(|c| &mut c[head])
+    }
+
+    fn front(&self) -> Option<u32> {
+        if self.len == 0 {
+            return None;
+        }
+        self.chunks.front().map(|c| c[self.head])
+    }
+
+    fn pop_front(&mut self) -> Option<u32> {
+        let w = self.front()?;
+        self.len -= 1;
+        self.head += 1;
+        if self.head == CHUNK || self.len == 0 {
+            if let Some(c) = self.chunks.pop_front() {
+                self.spare = Some(c);
+            }
+            self.head = 0;
+            if self.len == 0 {
+                self.chunks.clear();
+            }
+        }
+        Some(w)
+    }
+
+    /// The words, last first.
+    fn iter_rev(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..self.len)
+            .rev()
+            .map(move |i| self.chunks[(self.head + i) / CHUNK][(self.head + i) % CHUNK])
+    }
+}
+
+fn sample_word(payload: u64, delta: i64) -> u32 {
+    let d = (delta as u32) & ((1 << DELTA_BITS) - 1);
+    (d << PAYLOAD_BITS) | payload as u32
+}
+
+fn marker_word(delta: i64) -> u32 {
+    MARKER | ((delta as u32) & !MARKER)
+}
+
+/// The signed delta of a word (sample or marker).
+fn word_delta(w: u32) -> i64 {
+    if w & MARKER != 0 {
+        // Sign-extend 31 bits.
+        i64::from(((w << 1) as i32) >> 1)
+    } else {
+        i64::from(((w << 1) as i32) >> (PAYLOAD_BITS + 1))
+    }
+}
+
+fn entry_of(w: u32, ms: u64) -> Entry {
+    Entry((ms & MS_MASK) | ((u64::from(w) & PAYLOAD_MASK) << 40))
+}
+
+impl Ring {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn clear(&mut self) {
+        self.words.clear();
+        self.len = 0;
+    }
+
+    fn push_back(&mut self, e: Entry) {
+        let payload = (e.0 >> 40) & PAYLOAD_MASK;
+        let ms = e.ms();
+        if self.len == 0 {
+            self.words.clear();
+            self.front_ms = ms;
+            self.back_ms = ms;
+            self.words.push_back(sample_word(payload, 0));
+            self.len = 1;
+            return;
+        }
+        let mut delta = ms.wrapping_sub(self.back_ms) as i64;
+        while !(DELTA_MIN..=DELTA_MAX).contains(&delta) {
+            let step = delta.clamp(MARKER_MIN, MARKER_MAX);
+            self.words.push_back(marker_word(step));
+            delta -= step;
+        }
+        self.words.push_back(sample_word(payload, delta));
+        self.back_ms = ms;
+        self.len += 1;
+    }
+
+    fn front(&self) -> Option<Entry> {
+        self.words.front().map(|w| entry_of(w, self.front_ms))
+    }
+
+    fn pop_front(&mut self) -> Option<Entry> {
+        let e = self.front()?;
+        self.words.pop_front();
+        self.len -= 1;
+        let mut ms = self.front_ms;
+        while let Some(w) = self.words.front_mut() {
+            ms = ms.wrapping_add(word_delta(*w) as u64);
+            if *w & MARKER != 0 {
+                self.words.pop_front();
+            } else {
+                // The new front: its time is kept aside, its delta spent.
+                *w = sample_word(u64::from(*w) & PAYLOAD_MASK, 0);
+                break;
+            }
+        }
+        self.front_ms = ms;
+        Some(e)
+    }
+
+    /// The samples, newest first.
+    fn iter_rev(&self) -> impl Iterator<Item = Entry> + '_ {
+        let mut ms = self.back_ms;
+        self.words.iter_rev().filter_map(move |w| {
+            let at = ms;
+            ms = ms.wrapping_sub(word_delta(w) as u64);
+            (w & MARKER == 0).then(|| entry_of(w, at))
+        })
+    }
+}
+
 /// Successful latencies of one class with their over-threshold counts.
 #[derive(Debug, Clone, Default)]
 struct Pop {
@@ -553,7 +758,7 @@ struct Test {
 /// The sliding window of one group.
 #[derive(Debug, Clone)]
 struct Window {
-    ring: VecDeque<Entry>,
+    ring: Ring,
     /// Mono ms of the ring's bad entries, oldest first.
     bad: VecDeque<u64>,
     loss_total: u64,
@@ -570,7 +775,7 @@ struct Window {
 impl Window {
     fn new() -> Self {
         Self {
-            ring: VecDeque::new(),
+            ring: Ring::default(),
             bad: VecDeque::new(),
             loss_total: 0,
             loss_failed: 0,
@@ -625,7 +830,7 @@ impl Window {
             self.now = Some(at);
         }
         let now = self.now_ms();
-        while let Some(e) = self.ring.front().copied() {
+        while let Some(e) = self.ring.front() {
             if now.saturating_sub(e.ms()) < th.window_ms && self.ring.len() <= MAX_WINDOW_SAMPLES {
                 break;
             }
@@ -791,7 +996,7 @@ impl Window {
         let mut rtt95 = ChangePoint::new(0.05);
         let mut dns95 = ChangePoint::new(0.05);
         let mut http95 = ChangePoint::new(0.05);
-        for e in self.ring.iter().rev() {
+        for e in self.ring.iter_rev() {
             let at = e.ms();
             if e.loss_class() {
                 loss.feed(!e.ok(), at);
@@ -848,7 +1053,7 @@ impl Window {
                 mono: Duration::ZERO,
             });
         let from = ms(start.mono);
-        let n = self.ring.iter().filter(|e| e.ms() >= from).count() as u64;
+        let n = self.ring.iter_rev().filter(|e| e.ms() >= from).count() as u64;
         (start, n)
     }
 
@@ -2276,6 +2481,49 @@ mod tests {
             m |= Trigger::HttpP95.bit();
         }
         (total, failed, lat, m)
+    }
+
+    #[test]
+    fn ring_keeps_entries_exactly_whatever_the_gaps() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut ring = Ring::default();
+        let mut plain: VecDeque<Entry> = VecDeque::new();
+        let mut ms: u64 = 1 << 30;
+        for i in 0..20_000 {
+            // Mostly dense, sometimes out of order or far apart (markers).
+            ms = match rng.random_range(0..10) {
+                0 => ms.saturating_sub(rng.random_range(0..10_000)),
+                1 => ms + rng.random_range(4_000..3_000_000_000),
+                _ => ms + rng.random_range(0..3),
+            } & MS_MASK;
+            let e = Entry::new(
+                ms,
+                rng.random_range(0..BUCKETS),
+                rng.random_range(0..3),
+                rng.random(),
+                rng.random(),
+                rng.random(),
+                rng.random(),
+            );
+            ring.push_back(e);
+            plain.push_back(e);
+            if rng.random_range(0..3) == 0 {
+                assert_eq!(ring.pop_front(), plain.pop_front(), "pop {i}");
+            }
+            assert_eq!(ring.front(), plain.front().copied(), "front {i}");
+            assert_eq!(ring.len(), plain.len());
+            if i % 997 == 0 {
+                assert!(ring.iter_rev().eq(plain.iter().rev().copied()), "walk {i}");
+            }
+        }
+        // Dense samples take one word each.
+        let mut dense = Ring::default();
+        for i in 0..1000 {
+            dense.push_back(Entry::new(5_000 + i / 10, 3, RTT, true, true, false, false));
+        }
+        assert_eq!(dense.words.len(), 1000);
+        while dense.pop_front().is_some() {}
+        assert_eq!((dense.len(), dense.words.len()), (0, 0));
     }
 
     #[test]

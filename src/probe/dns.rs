@@ -60,7 +60,9 @@ pub struct DnsProber {
     dot: TlsConfigs,
     doh: TlsConfigs,
     /// The question of each DNS target, by index in `Config::targets`.
-    questions: Vec<Option<Question>>,
+    /// Per target; boxed, as most targets of a large config are not DNS
+    /// ones (8 bytes each instead of a whole `Question`).
+    questions: Vec<Option<Box<Question>>>,
 }
 
 /// A DNS target's query, built once: the message (to check replies against)
@@ -149,7 +151,7 @@ impl DnsProber {
                     target: target.name.clone(),
                     detail,
                 })?;
-            questions.push(Some(question));
+            questions.push(Some(Box::new(question)));
             let (configs, ca_file) = match &spec.server {
                 DnsServer::Tls { ca_file, .. } => (&mut dot, ca_file),
                 DnsServer::Https { ca_file, .. } => (&mut doh, ca_file),
@@ -182,7 +184,7 @@ impl DnsProber {
         let mut phases = Phases::default();
         let built;
         let question = match self.questions.get(index) {
-            Some(Some(q)) if q.target == target.name => Ok(q),
+            Some(Some(q)) if q.target == target.name => Ok(&**q),
             // A target the prober was not built for: ask its question anyway.
             _ => match Question::new(&target.name, spec) {
                 Ok(q) => {
