@@ -66,8 +66,13 @@ pub enum StartError {
 
 /// Runs the daemon until `shutdown` resolves. `on_listen` receives the bound
 /// HTTP address (useful with port 0).
+///
+/// `file_daemon` is what the file itself says of `[daemon]` (the running
+/// `config.daemon` may differ by `--data-dir` or the embedded default's
+/// fallback): a reload warns only about start-up settings changed in the file.
 pub async fn run(
     config: Config,
+    file_daemon: crate::config::DaemonConfig,
     shutdown: impl Future<Output = ()>,
     on_listen: Option<oneshot::Sender<SocketAddr>>,
 ) -> Result<(), StartError> {
@@ -84,7 +89,9 @@ pub async fn run(
     if let Some(tx) = on_listen {
         let _ = tx.send(parts.addr);
     }
-    Running::spawn(config, parts).until_stopped(shutdown).await;
+    Running::spawn(config, file_daemon, parts)
+        .until_stopped(shutdown)
+        .await;
     Ok(())
 }
 
@@ -202,7 +209,7 @@ struct Running {
 impl Running {
     /// Starts the server, the collector, the scheduler and the watchdog, and
     /// tells systemd we are ready.
-    fn spawn(config: Arc<Config>, parts: Parts) -> Self {
+    fn spawn(config: Arc<Config>, file_daemon: crate::config::DaemonConfig, parts: Parts) -> Self {
         let scheduler_alive = Arc::new(AtomicBool::new(true));
         let (reload_tx, reload_rx) = mpsc::channel(4);
         let state = Arc::new(AppState {
@@ -236,11 +243,6 @@ impl Running {
             parts.outages,
             config.clone(),
         ));
-        // What the file itself says of the start-up-only settings (the
-        // running ones may come from --data-dir or the embedded default's
-        // fallback): a reload warns only about what changed in the file.
-        let file_daemon =
-            load_source(&config.source).map_or_else(|_| config.daemon.clone(), |c| c.daemon);
         let reloader = Arc::new(Reloader {
             current: tokio::sync::Mutex::new(Loaded {
                 running: config.clone(),

@@ -13,6 +13,9 @@ pub(super) fn run(logging: &Logging, config: Option<&Path>, data_dir: Option<&Pa
     logging.init(cfg.daemon.log_format);
     let json_logs =
         logging.format.unwrap_or(cfg.daemon.log_format) == crate::config::LogFormat::Json;
+    // What the file says, before the command line or the fallback change
+    // it: a reload compares the next file with this, not with the override.
+    let file_daemon = cfg.daemon.clone();
     match (data_dir, config) {
         (Some(dir), _) => cfg.daemon.data_dir = dir.to_path_buf(),
         // The embedded default must run for anyone: fall back from
@@ -20,10 +23,10 @@ pub(super) fn run(logging: &Logging, config: Option<&Path>, data_dir: Option<&Pa
         (None, None) => cfg.daemon.data_dir = default_data_dir(&cfg.daemon.data_dir),
         (None, Some(_)) => {}
     }
-    run_daemon(cfg, json_logs)
+    run_daemon(cfg, file_daemon, json_logs)
 }
 
-fn run_daemon(cfg: Config, json_logs: bool) -> ExitCode {
+fn run_daemon(cfg: Config, file_daemon: crate::config::DaemonConfig, json_logs: bool) -> ExitCode {
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
@@ -35,6 +38,7 @@ fn run_daemon(cfg: Config, json_logs: bool) -> ExitCode {
         let signals = crate::daemon::shutdown_signal();
         crate::daemon::run(
             cfg,
+            file_daemon,
             async {
                 if let Err(e) = signals.await {
                     tracing::error!(error = %e, "failed to listen for signals; stopping");
