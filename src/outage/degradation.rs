@@ -1115,8 +1115,10 @@ impl ChangePoint {
     }
 }
 
-fn median(values: impl Iterator<Item = f64>) -> Option<f64> {
-    let mut v: Vec<f64> = values.collect();
+/// The median of `values` (the mean of the middle two for an even count),
+/// `None` for none.
+pub(crate) fn median(values: impl IntoIterator<Item = f64>) -> Option<f64> {
+    let mut v: Vec<f64> = values.into_iter().collect();
     if v.is_empty() {
         return None;
     }

@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::csv_field;
 use super::html::esc;
 use crate::config::format_rate;
+use crate::outage::degradation::median;
 use crate::outage::event::PlanRecord;
 use crate::outage::history::{History, Run};
 
@@ -293,19 +294,6 @@ fn summarise(judged: &[Judged<'_>]) -> SpeedAgainstPlan {
         failed_tests_without_plan,
         notes,
     }
-}
-
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
 }
 
 fn plan_text(r: &PlanRow) -> String {
