@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::harness::configs::two_tcp_groups;
 use crate::harness::daemon::{Daemon, promtool_check_metrics, require, sample, sum};
 use linkwatch::metrics as m;
 
@@ -355,40 +356,7 @@ fn outage_is_recorded_served_and_journaled() {
     std::thread::spawn(move || for _ in lan.incoming() {});
     let svc = TcpListener::bind("127.0.0.1:0").unwrap();
     let svc_port = svc.local_addr().unwrap().port();
-    let cfg = format!(
-        r#"
-[daemon]
-listen = "127.0.0.1:0"
-data_dir = "{{data_dir}}"
-
-[defaults]
-interval = "200ms"
-timeout = "150ms"
-fail_after = 3
-recover_after = 2
-
-[[group]]
-name = "lan"
-
-[[group]]
-name = "internet"
-needs = "lan"
-
-[[target]]
-name = "router"
-group = "lan"
-kind = "tcp"
-host = "127.0.0.1"
-port = {lan_port}
-
-[[target]]
-name = "service"
-group = "internet"
-kind = "tcp"
-host = "127.0.0.1"
-port = {svc_port}
-"#
-    );
+    let cfg = two_tcp_groups("{data_dir}", "127.0.0.1:0", lan_port, svc_port, "");
     let stop = Arc::new(AtomicBool::new(false));
     let accept = {
         let stop = stop.clone();
@@ -624,42 +592,13 @@ fn evidence_config(
     svc_port: u16,
     daemon_extra: &str,
 ) -> String {
-    format!(
-        r#"
-[daemon]
-listen = "{listen}"
-data_dir = "{data_dir}"
-# These tests read the journal line by line: no path snapshots in it.
-max_traces_per_minute = 0
-{daemon_extra}
-
-[defaults]
-interval = "200ms"
-timeout = "150ms"
-fail_after = 3
-recover_after = 2
-
-[[group]]
-name = "lan"
-
-[[group]]
-name = "internet"
-needs = "lan"
-
-[[target]]
-name = "router"
-group = "lan"
-kind = "tcp"
-host = "127.0.0.1"
-port = {lan_port}
-
-[[target]]
-name = "service"
-group = "internet"
-kind = "tcp"
-host = "127.0.0.1"
-port = {svc_port}
-"#
+    // These tests read the journal line by line: no path snapshots in it.
+    two_tcp_groups(
+        data_dir,
+        listen,
+        lan_port,
+        svc_port,
+        &format!("max_traces_per_minute = 0\n{daemon_extra}"),
     )
 }
 

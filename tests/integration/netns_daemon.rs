@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::harness::configs::two_tcp_groups;
 use crate::harness::daemon::{BIN, Daemon, sample};
 use crate::harness::netns::{Netns, require_root};
 
@@ -426,42 +427,13 @@ fn run(args: &[&str]) {
 }
 
 fn disk_config(data: &Path, lan_port: u16, svc_port: u16) -> String {
-    format!(
-        r#"
-[daemon]
-listen = "127.0.0.1:0"
-data_dir = "{}"
-# The disk fills with outage lines alone: no path snapshots.
-max_traces_per_minute = 0
-
-[defaults]
-interval = "200ms"
-timeout = "150ms"
-fail_after = 3
-recover_after = 2
-
-[[group]]
-name = "lan"
-
-[[group]]
-name = "internet"
-needs = "lan"
-
-[[target]]
-name = "router"
-group = "lan"
-kind = "tcp"
-host = "127.0.0.1"
-port = {lan_port}
-
-[[target]]
-name = "service"
-group = "internet"
-kind = "tcp"
-host = "127.0.0.1"
-port = {svc_port}
-"#,
-        data.display()
+    // The disk fills with outage lines alone: no path snapshots.
+    two_tcp_groups(
+        &data.display().to_string(),
+        "127.0.0.1:0",
+        lan_port,
+        svc_port,
+        "max_traces_per_minute = 0",
     )
 }
 

@@ -222,3 +222,52 @@ pub fn inner_main() {
         }
     });
 }
+
+/// The daemon config of the loopback outage tests: `lan` (`router`, a TCP
+/// port that accepts) and `internet` (`service` on `svc_port`, down while
+/// nothing listens there), 200 ms probes. `data_dir` may be `{data_dir}`
+/// (the daemon harness's temp directory) or a path; `daemon_extra` is added
+/// to `[daemon]`.
+pub fn two_tcp_groups(
+    data_dir: &str,
+    listen: &str,
+    lan_port: u16,
+    svc_port: u16,
+    daemon_extra: &str,
+) -> String {
+    format!(
+        r#"
+[daemon]
+listen = "{listen}"
+data_dir = "{data_dir}"
+{daemon_extra}
+
+[defaults]
+interval = "200ms"
+timeout = "150ms"
+fail_after = 3
+recover_after = 2
+
+[[group]]
+name = "lan"
+
+[[group]]
+name = "internet"
+needs = "lan"
+
+[[target]]
+name = "router"
+group = "lan"
+kind = "tcp"
+host = "127.0.0.1"
+port = {lan_port}
+
+[[target]]
+name = "service"
+group = "internet"
+kind = "tcp"
+host = "127.0.0.1"
+port = {svc_port}
+"#
+    )
+}
