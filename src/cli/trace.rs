@@ -163,7 +163,12 @@ fn render(t: &Trace, label: &str, started: jiff::Timestamp) -> String {
         }
     }
     let verdict = if t.reached {
-        format!("reached {} in {} hops", t.dest, t.hops.len())
+        format!(
+            "reached {} in {} hop{}",
+            t.dest,
+            t.hops.len(),
+            if t.hops.len() == 1 { "" } else { "s" }
+        )
     } else {
         match t.last_hop() {
             Some(h) => format!(

@@ -187,7 +187,7 @@ impl PathEvent {
     /// "stopped after hop 3 (10.20.0.1)", "reaches the target in 6 hops", …
     pub fn describe(&self) -> String {
         let mut s = match (self.reached, self.last_hop) {
-            (true, _) => format!("reaches the target in {} hops", self.hop_count()),
+            (true, _) => format!("reaches the target in {}", hops(self.hop_count())),
             (false, Some(h)) => format!("stopped after hop {} ({})", h.ttl, h.addr),
             (false, None) => match &self.error {
                 Some(e) if self.hops.is_empty() => format!("not traced: {e}"),
@@ -311,7 +311,7 @@ impl PathSummary {
     /// answered"; a `*` when the trace was cut at its time bound.
     pub fn short(&self) -> String {
         let s = match (self.reached, self.last_hop) {
-            (true, _) => format!("reached in {} hops", self.hops),
+            (true, _) => format!("reached in {}", hops(self.hops)),
             (false, Some(h)) => format!("stopped after hop {} ({})", h.ttl, h.addr),
             (false, None) => "no hop answered".to_string(),
         };
@@ -707,6 +707,12 @@ pub fn compare(snapshot: &PathEvent, baseline: Option<&PathEvent>) -> String {
         Some(b) => format!("{now}; the baseline {}", b.describe()),
         None => format!("{now}; no baseline recorded before it"),
     }
+}
+
+/// "1 hop", "3 hops".
+fn hops(n: impl Into<u64>) -> String {
+    let n = n.into();
+    format!("{n} hop{}", if n == 1 { "" } else { "s" })
 }
 
 #[cfg(test)]
