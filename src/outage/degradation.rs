@@ -65,7 +65,7 @@
 //!   [`MAX_WINDOW_SAMPLES`] samples whatever the rate (the oldest are expired
 //!   early beyond it); 32 KiB of period histograms while a degradation is open.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -73,6 +73,7 @@ use serde::{Deserialize, Serialize};
 
 use super::detector::{Stamp, State, truncate_ms};
 use super::event::{DurationClock, EndReason, Gap};
+use super::ids::Ids;
 use super::ts_ms;
 
 /// Thresholds of one group (`[group.degraded]`, resolved by the caller).
@@ -1297,7 +1298,7 @@ pub struct Degradations {
     groups: Vec<Track>,
     /// Groups ordered upstream first.
     order: Vec<usize>,
-    ids: HashSet<String>,
+    ids: Ids,
     pending: usize,
     now: Option<Stamp>,
 }
@@ -1309,7 +1310,7 @@ impl Degradations {
         Self {
             order: order_of(&groups),
             groups,
-            ids: HashSet::new(),
+            ids: Ids::default(),
             pending: 0,
             now: None,
         }
@@ -1422,7 +1423,7 @@ fn order_of(groups: &[Track]) -> Vec<usize> {
 impl Degradations {
     /// Marks ids as taken (ids already in the journal).
     pub fn reserve_ids<I: IntoIterator<Item = String>>(&mut self, ids: I) {
-        self.ids.extend(ids);
+        self.ids.reserve(ids);
     }
 
     /// Hands over a degradation left open by a previous run. When the group next
@@ -1433,7 +1434,7 @@ impl Degradations {
     pub fn adopt(&mut self, group: &str, d: AdoptedDegradation) -> bool {
         match self.groups.iter_mut().find(|g| g.name == group) {
             Some(g) => {
-                self.ids.insert(d.id.clone());
+                self.ids.take(&d.id);
                 g.adopted = Some(d);
                 true
             }
@@ -1712,13 +1713,7 @@ impl Degradations {
             }
             None => {
                 let base = format!("{}-{}-degraded", p.start.wall.as_millisecond(), name);
-                let mut id = base.clone();
-                let mut n = 2;
-                while self.ids.contains(&id) {
-                    id = format!("{base}-{n}");
-                    n += 1;
-                }
-                self.ids.insert(id.clone());
+                let id = self.ids.mint(base);
                 events.push(DegradationEvent::Started(DegradedStarted {
                     id: id.clone(),
                     group: name,

@@ -35,7 +35,7 @@
 //!   has `start_observed` / `end_observed` false and the unobserved window in its
 //!   gaps. Downtime is not accrued over a stall.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -44,6 +44,7 @@ use serde::Serialize;
 use super::event::{
     DurationClock, EndReason, Gap, OutageEnded, OutageResumed, OutageStarted, push_gap,
 };
+use super::ids::Ids;
 use crate::config::diff::Diff;
 use crate::config::{Config, DownWhen};
 
@@ -344,7 +345,7 @@ pub struct Detector {
     groups: Vec<GroupTrack>,
     /// Groups ordered upstream first.
     order: Vec<usize>,
-    ids: HashSet<String>,
+    ids: Ids,
     /// Recent stalls, oldest first.
     stalls: VecDeque<(Stamp, Stamp)>,
 }
@@ -361,7 +362,7 @@ impl Detector {
             order: order_of(&groups),
             targets,
             groups,
-            ids: HashSet::new(),
+            ids: Ids::default(),
             stalls: VecDeque::new(),
         }
     }
@@ -562,7 +563,7 @@ impl GroupTrack {
 impl Detector {
     /// Marks ids as taken (ids already in the journal), so new ones never collide.
     pub fn reserve_ids<I: IntoIterator<Item = String>>(&mut self, ids: I) {
-        self.ids.extend(ids);
+        self.ids.reserve(ids);
     }
 
     /// Hands over an outage left open by a previous run. When the group is next
@@ -572,7 +573,7 @@ impl Detector {
     pub fn adopt(&mut self, group: &str, outage: Adopted) -> bool {
         match self.groups.iter_mut().find(|g| g.name == group) {
             Some(g) => {
-                self.ids.insert(outage.id.clone());
+                self.ids.take(&outage.id);
                 g.adopted = Some(outage);
                 true
             }
@@ -910,13 +911,7 @@ impl Detector {
         let cause = self.groups[cause].name.clone();
         let name = self.groups[g].name.clone();
         let base = format!("{}-{}", start.wall.as_millisecond(), name);
-        let mut id = base.clone();
-        let mut n = 2;
-        while self.ids.contains(&id) {
-            id = format!("{base}-{n}");
-            n += 1;
-        }
-        self.ids.insert(id.clone());
+        let id = self.ids.mint(base);
         let grp = &mut self.groups[g];
         let mut gaps = std::mem::take(&mut grp.pending_gaps);
         if let Some(e) = grp.down_edge {

@@ -15,6 +15,7 @@ pub mod degraded;
 pub mod detector;
 pub mod event;
 pub mod history;
+pub mod ids;
 pub mod journal;
 pub mod listing;
 pub mod live;
