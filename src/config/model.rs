@@ -255,6 +255,28 @@ impl Target {
         self.spec.kind()
     }
 
+    /// Whether this target's results vote on its group's up/down state. A
+    /// throughput target judges slowness only, unless it sets
+    /// `judge_outages = true`: its tests are minutes apart, so its last
+    /// success says nothing about a blackout that began since.
+    pub fn votes_on_outages(&self) -> bool {
+        match &self.spec {
+            TargetSpec::Throughput(t) => t.judge_outages,
+            _ => true,
+        }
+    }
+
+    /// How long this target's last result keeps its vote on the group: the
+    /// time it needs to call a fault itself (`fail_after` × `interval`) plus
+    /// one probe's time. A target that has not reported within it (its
+    /// probes are skipped, or it tests every 30 minutes) is left out of the
+    /// group's judgement instead of holding the group up on old news.
+    pub fn vote_horizon(&self) -> Duration {
+        self.interval
+            .saturating_mul(self.fail_after.max(1))
+            .saturating_add(self.max_probe_time())
+    }
+
     /// The longest one probe of this target may take: its `timeout`, or for
     /// a throughput test set-up, transfer and answer
     /// ([`ThroughputSpec::worst_case`]). Probes are cut at start + this.
@@ -575,5 +597,57 @@ impl DnsSpec {
             expect: Vec::new(),
             min_answers: 0,
         }
+    }
+}
+
+impl Config {
+    /// What is valid but worth a word at load: throughput targets that test
+    /// more often than every 5 minutes (each test spends data), and groups
+    /// whose voting targets' intervals are more than 10× apart.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = self.throughput_warnings();
+        out.extend(self.mixed_interval_warnings());
+        out
+    }
+
+    /// Groups whose voting targets' intervals are more than 10× apart: the
+    /// slow ones see a fault that long after the fast ones, and until their
+    /// vote expires (`fail_after` × `interval`) they keep a `down_when =
+    /// "all"` group up.
+    fn mixed_interval_warnings(&self) -> Vec<String> {
+        self.groups
+            .iter()
+            .filter_map(|g| {
+                let (mut fast, mut slow): (Option<&Target>, Option<&Target>) = (None, None);
+                for t in self
+                    .targets
+                    .iter()
+                    .filter(|t| t.group == g.name && t.votes_on_outages())
+                {
+                    if fast.is_none_or(|f| t.interval < f.interval) {
+                        fast = Some(t);
+                    }
+                    if slow.is_none_or(|s| t.interval > s.interval) {
+                        slow = Some(t);
+                    }
+                }
+                let (fast, slow) = (fast?, slow?);
+                (slow.interval > fast.interval.saturating_mul(10)).then(|| {
+                    format!(
+                        "group `{}` mixes intervals more than 10x apart (`{}` every {}, `{}` every {}): \
+                         `{}` sees a fault up to {} after `{}`, and until its vote expires its last \
+                         result counts in the group's judgement (a `down_when = \"all\"` group stays up)",
+                        g.name,
+                        fast.name,
+                        humantime::format_duration(fast.interval),
+                        slow.name,
+                        humantime::format_duration(slow.interval),
+                        slow.name,
+                        humantime::format_duration(slow.vote_horizon()),
+                        fast.name,
+                    )
+                })
+            })
+            .collect()
     }
 }

@@ -66,6 +66,10 @@ pub struct ThroughputSpec {
     pub ca_file: Option<PathBuf>,
     /// `false` disables certificate verification (warned about at start).
     pub tls_verify: bool,
+    /// `true`: the target's tests also vote on its group's up/down state.
+    /// By default a throughput target judges slowness only (its tests are
+    /// minutes apart, so its last "up" says nothing about a blackout now).
+    pub judge_outages: bool,
 }
 
 impl ThroughputSpec {
@@ -108,6 +112,7 @@ impl ThroughputSpec {
             ip_version: IpVersion::Any,
             ca_file: None,
             tls_verify: true,
+            judge_outages: false,
         }
     }
 
@@ -137,9 +142,9 @@ impl Plan {
 }
 
 impl Config {
-    /// What is valid but worth a word at load: throughput targets that test
-    /// more often than every 5 minutes (each test spends data).
-    pub fn warnings(&self) -> Vec<String> {
+    /// Throughput targets that test more often than every 5 minutes (each
+    /// test spends data).
+    pub(super) fn throughput_warnings(&self) -> Vec<String> {
         self.targets
             .iter()
             .filter_map(|t| match &t.spec {

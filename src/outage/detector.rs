@@ -195,6 +195,17 @@ struct TargetTrack {
     streak_edge: Option<Edge>,
     /// Set when the last state change was not observed.
     edge: Option<Edge>,
+    /// Whether its results vote on the group's up/down state (a throughput
+    /// target judges slowness only unless it opts in).
+    votes: bool,
+    /// How long its last result keeps its vote ([`crate::config::Target::vote_horizon`]).
+    horizon: Duration,
+    /// The last success.
+    last_ok: Option<Stamp>,
+    /// The last 64 outcomes, newest in bit 0 (1 = failure), and how many
+    /// outcomes have been seen (to know how many bits are real).
+    recent: u64,
+    seen: u32,
 }
 
 impl TargetTrack {
@@ -207,6 +218,11 @@ impl TargetTrack {
         stalls: &VecDeque<(Stamp, Stamp)>,
     ) -> Option<Stamp> {
         let prev = self.last.replace(s);
+        self.recent = (self.recent << 1) | u64::from(!success);
+        self.seen = self.seen.saturating_add(1);
+        if success {
+            self.last_ok = Some(s);
+        }
         let (streak, first, other_streak, other_first, new) = if success {
             (
                 &mut self.ok_streak,
@@ -256,7 +272,65 @@ impl TargetTrack {
         }?;
         Some(first.mono.saturating_sub(self.interval))
     }
+
+    /// Whether its last result still counts in its group's judgement at mono
+    /// `now` (never observed: it counts, as `Unknown`).
+    fn fresh(&self, now: Duration) -> bool {
+        self.last
+            .is_none_or(|l| now.saturating_sub(l.mono) <= self.horizon)
+    }
+
+    /// The failing streak this target needs before its group may count it
+    /// as down: `fail_after`, or more while the link was already losing
+    /// probes at random just before the streak. With a failure ratio `q`
+    /// over the (up to) 32 outcomes before the streak, a streak of `n`
+    /// failures happens by chance with probability `q^n`; the streak must
+    /// make that less than [`CHANCE_STREAK`] (at most `3 × fail_after`).
+    /// On a clean link (`q` ≤ 10 % at the defaults) this is `fail_after`;
+    /// under 36 % loss (20 % each way) it is 7. The start of a real outage
+    /// is back-dated to its first failure either way: only the announcement
+    /// waits.
+    fn need(&self) -> u32 {
+        let fa = self.fail_after;
+        let streak = self.fail_streak.min(64);
+        let known = self.seen.saturating_sub(streak).min(64 - streak).min(32);
+        if known < 8 {
+            return fa;
+        }
+        let before = (self.recent >> streak) & ((1u64 << known) - 1);
+        let q = f64::from(before.count_ones()) / f64::from(known);
+        if q <= 0.0 {
+            return fa;
+        }
+        let n = (CHANCE_STREAK.ln() / q.ln()).ceil();
+        let cap = fa.saturating_mul(3);
+        if !n.is_finite() || n >= f64::from(cap) {
+            return cap.max(fa);
+        }
+        fa.max(n as u32)
+    }
+
+    /// Whether it counts as down for its group at this moment: down, and
+    /// (unless `holding`, i.e. the group is already down) failing now with
+    /// a streak of [`Self::need`].
+    fn counts_down(&self, holding: bool) -> bool {
+        self.state == State::Down && (holding || self.fail_streak >= self.need())
+    }
+
+    /// The first failure of its current failing streak (the lower bound of
+    /// an unobserved one), with that edge.
+    fn streak_start(&self) -> Option<(Stamp, Option<Edge>)> {
+        let first = self.fail_first?;
+        Some(match self.streak_edge {
+            Some(e) if self.fail_streak > 0 => (e.lo, Some(e)),
+            _ => (first, None),
+        })
+    }
 }
+
+/// Probability below which a failing streak is no longer taken for chance
+/// during random loss (see [`TargetTrack::need`]).
+const CHANCE_STREAK: f64 = 1e-3;
 
 /// The window of a change first seen at `first` after the observation `prev`,
 /// when nobody could have seen it: a stall lies between the two (the change is
@@ -348,6 +422,9 @@ pub struct Detector {
     ids: Ids,
     /// Recent stalls, oldest first.
     stalls: VecDeque<(Stamp, Stamp)>,
+    /// The newest monotonic time seen (observations, ticks): targets'
+    /// votes expire against it.
+    now: Duration,
 }
 
 impl Detector {
@@ -364,6 +441,7 @@ impl Detector {
             groups,
             ids: Ids::default(),
             stalls: VecDeque::new(),
+            now: Duration::ZERO,
         }
     }
 
@@ -526,6 +604,11 @@ impl TargetTrack {
             last: None,
             streak_edge: None,
             edge: None,
+            votes: t.votes_on_outages(),
+            horizon: t.vote_horizon(),
+            last_ok: None,
+            recent: 0,
+            seen: 0,
         }
     }
 }
@@ -542,7 +625,7 @@ impl GroupTrack {
                 .and_then(|n| config.groups.iter().position(|x| x.name == n)),
             down_when: g.down_when,
             targets: (0..targets.len())
-                .filter(|ti| targets[*ti].group == gi)
+                .filter(|ti| targets[*ti].group == gi && targets[*ti].votes)
                 .collect(),
             state: State::Unknown,
             since: None,
@@ -599,14 +682,31 @@ impl Detector {
             wall: truncate_ms(wall),
             mono,
         };
-        if let Some(since) = t.feed(stamp, success, &self.stalls) {
+        self.now = self.now.max(mono);
+        let changed = t.feed(stamp, success, &self.stalls);
+        if changed.is_none() && !success && t.state == State::Down && t.votes {
+            // A failing streak that grows may now make the group down (its
+            // need rises above `fail_after` during random loss).
+            let group = t.group;
+            if self.groups.get(group).is_some_and(|g| g.state != State::Down) {
+                self.update_group(group, stamp, None, &mut events);
+                self.resolve_pending(&mut events);
+            }
+            return events;
+        }
+        let Some(t) = self.targets.get_mut(target) else {
+            return events;
+        };
+        if let Some(since) = changed {
             let (state, group, name, edge) = (t.state, t.group, t.name.clone(), t.edge);
             events.push(Event::Target {
                 target,
                 state,
                 since,
             });
-            if let Some(g) = self.groups.get_mut(group) {
+            if t.votes
+                && let Some(g) = self.groups.get_mut(group)
+            {
                 if state == State::Down
                     && let Some(open) = g.open.as_mut()
                     && !open.targets.contains(&name)
@@ -615,6 +715,41 @@ impl Detector {
                 }
                 self.update_group(group, since, edge, &mut events);
             }
+        }
+        self.resolve_pending(&mut events);
+        events
+    }
+
+    /// Lets time pass without an observation: a target that has not reported
+    /// within its vote horizon leaves its group's judgement, which may make
+    /// the group down (the others have failed) or undecided. A group already
+    /// down never comes up this way (no success was seen): it becomes
+    /// `Unknown` and its outage stays open. Call it every second or so.
+    pub fn tick(&mut self, now: Stamp) -> Vec<Event> {
+        let mut events = Vec::new();
+        self.now = self.now.max(now.mono);
+        let now = Stamp {
+            wall: truncate_ms(now.wall),
+            mono: now.mono,
+        };
+        for g in 0..self.groups.len() {
+            let old = self.groups[g].state;
+            let new = self.evaluate(g);
+            if new == old || (old == State::Down && new == State::Unknown) {
+                continue;
+            }
+            if old == State::Down {
+                let grp = &mut self.groups[g];
+                grp.state = State::Unknown;
+                grp.since = Some(now);
+                events.push(Event::Group {
+                    group: g,
+                    state: State::Unknown,
+                    since: now,
+                });
+                continue;
+            }
+            self.update_group(g, now, None, &mut events);
         }
         self.resolve_pending(&mut events);
         events
@@ -664,8 +799,19 @@ impl Detector {
         events
     }
 
-    fn k(&self, g: usize) -> usize {
-        let n = self.groups[g].targets.len();
+    /// The targets whose vote counts now: the group's voting targets that
+    /// have reported within their own horizon (or never yet).
+    fn voters(&self, g: usize) -> impl Iterator<Item = &TargetTrack> + '_ {
+        let now = self.now;
+        self.groups[g]
+            .targets
+            .iter()
+            .map(|t| &self.targets[*t])
+            .filter(move |t| t.fresh(now))
+    }
+
+    /// How many down targets `down_when` asks for out of `n` voters.
+    fn k_of(&self, g: usize, n: usize) -> usize {
         match self.groups[g].down_when {
             DownWhen::All => n,
             DownWhen::Any => 1,
@@ -673,19 +819,29 @@ impl Detector {
         }
     }
 
+    /// How many down targets `down_when` asks for among the current voters.
+    fn k(&self, g: usize) -> usize {
+        self.k_of(g, self.voters(g).count())
+    }
+
+    /// The group's state from its current voters. Going down needs `k`
+    /// targets failing now with streaks of their [`TargetTrack::need`];
+    /// staying down needs `k` targets still down (their hysteresis).
     fn evaluate(&self, g: usize) -> State {
-        let grp = &self.groups[g];
-        if grp.targets.is_empty() {
+        let holding = self.groups[g].state == State::Down;
+        let (mut n, mut down, mut unknown) = (0, 0, 0);
+        for t in self.voters(g) {
+            n += 1;
+            if t.counts_down(holding) {
+                down += 1;
+            } else if t.state == State::Unknown {
+                unknown += 1;
+            }
+        }
+        if n == 0 {
             return State::Unknown;
         }
-        let k = self.k(g);
-        let count = |s: State| {
-            grp.targets
-                .iter()
-                .filter(|t| self.targets[**t].state == s)
-                .count()
-        };
-        let (down, unknown) = (count(State::Down), count(State::Unknown));
+        let k = self.k_of(g, n);
         if down >= k {
             State::Down
         } else if down + unknown < k {
@@ -715,19 +871,15 @@ impl Detector {
         }
         match new {
             State::Down => {
-                let mut downs: Vec<(Stamp, Option<Edge>)> = self.groups[g]
-                    .targets
-                    .iter()
-                    .map(|t| &self.targets[*t])
-                    .filter(|t| t.state == State::Down)
-                    .filter_map(|t| Some((t.since?, t.edge)))
-                    .collect();
-                let k = self.k(g);
-                downs.sort_by_key(|(s, _)| s.mono);
-                // The k-th target to go down decides the start, and whether it was seen.
-                let (start, start_edge) = downs
-                    .get(k.saturating_sub(1))
-                    .copied()
+                // The fault began after the group's last success and by the
+                // first failure seen since: among the targets that make it
+                // down, the first failure of their current streaks that
+                // follows the latest success any of them saw before its
+                // streak. When they all fail from one fault this is the
+                // earliest first failure, whatever `down_when` asks and
+                // however slow the last of them is to notice.
+                let (start, start_edge) = self
+                    .group_start(g)
                     .unwrap_or((trigger, edge));
                 let lowers = self.groups[g]
                     .targets
@@ -735,7 +887,10 @@ impl Detector {
                     .filter(|t| self.targets[**t].state == State::Down)
                     .filter_map(|t| self.targets[*t].down_lower())
                     .collect();
-                let lower = self.kth(g, lowers).unwrap_or(start.mono);
+                let lower = self
+                    .kth(g, lowers)
+                    .unwrap_or(start.mono)
+                    .min(start.mono);
                 let down_names = self.down_target_names(g);
                 let grp = &mut self.groups[g];
                 grp.state = State::Down;
@@ -824,6 +979,21 @@ impl Detector {
                 });
             }
         }
+    }
+
+    /// The best estimate of when group `g`'s down period began (see
+    /// `update_group`), and the edge when that first failure was unseen.
+    fn group_start(&self, g: usize) -> Option<(Stamp, Option<Edge>)> {
+        let down: Vec<&TargetTrack> = self.voters(g).filter(|t| t.counts_down(false)).collect();
+        let last_ok = down
+            .iter()
+            .filter_map(|t| t.last_ok)
+            .map(|s| s.mono)
+            .max();
+        down.iter()
+            .filter_map(|t| t.streak_start())
+            .filter(|(f, _)| last_ok.is_none_or(|l| f.mono > l))
+            .min_by_key(|(f, _)| f.mono)
     }
 
     fn down_target_names(&self, g: usize) -> Vec<String> {
@@ -1219,9 +1389,123 @@ mod tests {
         }
         let mut d = three(DownWhen::All);
         let ev = fail_some(&mut d, 3);
-        // All three were down from the moment the last one was: its first failure.
-        assert_eq!(started(&ev)[0].start, wall(10.2));
+        // One fault: it began after the group's last success (9.2, c) and by
+        // the first failure seen since (10.0, a), not when the last of them
+        // noticed it (10.2).
+        assert_eq!(started(&ev)[0].start, wall(10.0));
         assert_eq!(started(&ev)[0].targets, vec!["a", "b", "c"]);
+    }
+
+    /// A group of `a` probed every second and `slow`, a target that tests
+    /// every 30 s (as a throughput target does).
+    fn fast_and_slow(slow_votes: bool) -> Detector {
+        let mut cfg = config(
+            &[("g", None, DownWhen::All)],
+            &[("a", "g"), ("slow", "g")],
+            Path::new("/x"),
+        );
+        cfg.targets[1].interval = Duration::from_secs(30);
+        if !slow_votes {
+            let url = url::Url::parse("http://127.0.0.1:9/blob").unwrap();
+            cfg.targets[1].spec = crate::config::TargetSpec::Throughput(crate::config::ThroughputSpec::new(
+                url,
+                crate::config::Direction::Download,
+            ));
+        }
+        Detector::new(&cfg)
+    }
+
+    #[test]
+    fn throughput_target_never_holds_a_group_up() {
+        let mut d = fast_and_slow(false);
+        // The speed test succeeded at 0 s and 30 s; a answers until 40 s, then a
+        // blackout: every probe of a fails from 40 s on.
+        let mut ev = Vec::new();
+        for s in 0..50u64 {
+            if s % 30 == 0 {
+                ev.extend(d.observe(1, wall(s as f64), Duration::from_secs(s), true));
+            }
+            ev.extend(d.observe(0, wall(s as f64), Duration::from_secs(s), s < 40));
+        }
+        let st = started(&ev);
+        assert_eq!(st.len(), 1, "the blackout is an outage: {ev:?}");
+        assert_eq!(st[0].start, wall(40.0));
+        assert_eq!(st[0].targets, vec!["a"], "only voting targets are named");
+    }
+
+    #[test]
+    fn a_vote_expires_after_fail_after_intervals() {
+        // `slow` votes (a target every 30 s): its success at 0 s holds the
+        // group up only until its horizon (3 × 30 s + 0.5 s) has passed.
+        let mut d = fast_and_slow(true);
+        let mut ev = Vec::new();
+        ev.extend(d.observe(1, wall(0.0), Duration::ZERO, true));
+        for s in 0..100u64 {
+            ev.extend(d.observe(0, wall(s as f64), Duration::from_secs(s), s < 5));
+            ev.extend(d.tick(Stamp {
+                wall: wall(s as f64 + 0.5),
+                mono: Duration::from_secs_f64(s as f64 + 0.5),
+            }));
+            // its next test is skipped (e.g. the day's data budget is spent)
+        }
+        let st = started(&ev);
+        assert_eq!(st.len(), 1, "{ev:?}");
+        // Announced once `slow`'s vote expired (90.5 s), back-dated to a's
+        // first failure.
+        assert_eq!(st[0].start, wall(5.0));
+        assert_eq!(d.group_state(0).unwrap().0, State::Down);
+    }
+
+    #[test]
+    fn random_loss_needs_a_longer_streak_than_a_clean_link() {
+        let mut d = three(DownWhen::All);
+        // 60 s of every other probe lost on all three targets, then a cut.
+        let mut ev = Vec::new();
+        let mut s = 0.0;
+        for i in 0..60 {
+            for t in 0..3 {
+                // after 20 s, the three targets also lose a run of three or
+                // four probes at the same time every 10 s: by fail_after
+                // alone, each run would be an outage.
+                let lost = i % 2 == 0 || (i >= 20 && (4..7).contains(&(i % 10)));
+                ev.extend(d.observe(t, wall(s), Duration::from_secs_f64(s), !lost));
+            }
+            s += 1.0;
+        }
+        assert!(
+            started(&ev).is_empty(),
+            "runs of three or four amid 50 % loss are no outage: {ev:?}"
+        );
+        let cut = s;
+        for _ in 0..12 {
+            for t in 0..3 {
+                ev.extend(d.observe(t, wall(s), Duration::from_secs_f64(s), false));
+            }
+            s += 1.0;
+        }
+        let st = started(&ev);
+        assert_eq!(st.len(), 1, "a real cut still is: {ev:?}");
+        assert!(st[0].start <= wall(cut), "back-dated to its first failure");
+    }
+
+    #[test]
+    fn clean_link_keeps_fail_after() {
+        let mut d = three(DownWhen::All);
+        let mut ev = Vec::new();
+        for s in 0..30u64 {
+            for t in 0..3 {
+                ev.extend(d.observe(t, wall(s as f64), Duration::from_secs(s), s < 20));
+            }
+        }
+        let st = started(&ev);
+        assert_eq!(st.len(), 1);
+        assert_eq!(st[0].start, wall(20.0));
+        // Announced on the third failure (22 s), as before.
+        assert!(
+            d.group_state(0).unwrap().1.is_some_and(|s| s.wall == wall(20.0)),
+            "{:?}",
+            d.group_state(0)
+        );
     }
 
     #[test]
@@ -1243,8 +1527,8 @@ mod tests {
             if expect == 1 {
                 assert_eq!(
                     started(&ev)[0].start,
-                    wall(10.1),
-                    "the second target's first failure"
+                    wall(10.0),
+                    "the first failure after the group's last success"
                 );
             }
         }
@@ -1382,8 +1666,8 @@ mod tests {
         assert_eq!(started(&ev).len(), 1);
         assert_eq!(
             started(&ev)[0].start,
-            wall(1.5),
-            "the moment both were down"
+            wall(1.0),
+            "the first failure after the group's last success (a at 0.0)"
         );
         // A group with no targets is reported unknown.
         let d = Detector::new(&config(

@@ -384,8 +384,9 @@ impl OutageService {
         self.degradation_events(events).await;
     }
 
-    /// Lets time pass for the degradation windows (expiry, hysteresis, the
-    /// wait for a cause) and exports their figures; call it every
+    /// Lets time pass for the outage detector (targets' votes expire) and
+    /// the degradation windows (expiry, hysteresis, the wait for a cause),
+    /// and exports their figures; call it every
     /// [`degraded::TICK_EVERY`].
     pub async fn tick(&mut self) {
         // The detector's clock (it counts suspends), as the samples carry.
@@ -394,6 +395,10 @@ impl OutageService {
             wall: Timestamp::now(),
             mono,
         };
+        // Targets' votes expire with time, not only with results.
+        for ev in self.detector.tick(now) {
+            self.handle_event(ev).await;
+        }
         let events = self.slow.tick(now);
         self.degradation_events(events).await;
     }

@@ -29,6 +29,7 @@ pub(super) const KEYS: &[&str] = &[
     "ip_version",
     "ca_file",
     "tls_verify",
+    "judge_outages",
 ];
 
 /// Byte units, decimal and binary, as (unit, bytes).
@@ -76,6 +77,7 @@ pub(super) fn parse(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Option<ThroughputSpe
     let ip_version = super::ip_version(w, t);
     let ca_file = w.nonempty(t, "ca_file");
     let tls_verify = w.boolean(t, "tls_verify");
+    let judge_outages = w.boolean(t, "judge_outages");
     let ip = match &url {
         Ok(u) => match u.value.host() {
             Some(url::Host::Ipv4(ip)) => Some(ip.into()),
@@ -139,6 +141,7 @@ pub(super) fn parse(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Option<ThroughputSpe
         ip_version: ip_version.ok()?.map_or(IpVersion::Any, |v| v.value),
         ca_file: ca_file.ok()?.map(|v| PathBuf::from(v.value)),
         tls_verify: tls_verify.ok()?.is_none_or(|v| v.value),
+        judge_outages: judge_outages.ok()?.is_some_and(|v| v.value),
     })
 }
 
