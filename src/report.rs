@@ -921,6 +921,7 @@ mod tests {
             at(100),
             &Entry::DaemonStop(DaemonStop {
                 open_outages: vec![],
+                open_degradations: vec![],
             }),
         )
         .unwrap();

@@ -865,12 +865,13 @@ impl Window {
         }
     }
 
-    /// Adds a sample; `false` if it was too old to count.
-    fn push(&mut self, s: &Sample, th: &Th) -> bool {
+    /// Adds a sample; `None` if it was too old to count, else what it was
+    /// for the end's dating.
+    fn push(&mut self, s: &Sample, th: &Th) -> Option<Fed> {
         self.advance(s.at, th);
         let at = ms(s.at.mono);
         if self.now_ms().saturating_sub(at) >= th.window_ms {
-            return false;
+            return None;
         }
         let (class, a_thr, b_thr) = match s.kind {
             SampleKind::Icmp | SampleKind::Tcp => (RTT, th.rtt_p50, th.rtt_p95),
@@ -888,8 +889,9 @@ impl Window {
                     // The previous newest may have been kept only because it was the newest.
                     self.advance(s.at, th);
                     self.median = median(self.tests.iter().map(|t| t.bps));
+                    return Some(Fed::Test(bps));
                 }
-                return true;
+                return Some(Fed::Nothing);
             }
         };
         let lat = s.latency.filter(|_| s.success).map(ns);
@@ -911,7 +913,7 @@ impl Window {
         if self.ring.len() > MAX_WINDOW_SAMPLES {
             self.advance(s.at, th);
         }
-        true
+        Some(Fed::Probe(e))
     }
 
     /// The thresholds crossed now, as a bit mask of [`Trigger`]s.
@@ -1116,6 +1118,148 @@ impl ChangePoint {
     }
 }
 
+/// What a sample pushed into the window was, for [`EndTrack`].
+#[derive(Debug, Clone, Copy)]
+enum Fed {
+    Probe(Entry),
+    /// A successful throughput test's goodput.
+    Test(f64),
+    /// A failed test: no figure.
+    Nothing,
+}
+
+/// Dates a period's end from the evidence: per trigger, a forward CUSUM
+/// over the period's samples in order, `Σ (bad − rate)`, with `rate` the
+/// threshold's (the loss ratio; 0.05 for a p95, 0.5 for a p50 or the
+/// throughput median). While the fault lasts the sum climbs; once the
+/// figures are good again it falls. The end is the first sample after the
+/// bad one where the sum peaked: from there on, bad samples never came at
+/// the threshold's rate again. A stray bad sample after a long good
+/// stretch adds `1 − rate` but the good ones took `rate` each, so it does
+/// not move the end. The period is *confirmed* ended (announced) only once
+/// a whole window after that end has been seen and the window's figures
+/// are good, so faults separated by less than a window are one record.
+#[derive(Debug, Clone)]
+struct EndTrack {
+    /// Per trigger, in parts per million (exact: a stream at exactly the
+    /// threshold's rate keeps its sum level).
+    rate: [i64; 6],
+    sum: [i64; 6],
+    peak: [i64; 6],
+    /// Per trigger: the end candidate.
+    at: [Option<Stamp>; 6],
+    /// The peak is the newest sample of its population: the next one dates the end.
+    after_peak: [bool; 6],
+    /// How long a slow throughput test stands for the link with no newer one.
+    hold: Duration,
+}
+
+const PPM: i64 = 1_000_000;
+
+impl EndTrack {
+    fn new(th: &Th) -> Self {
+        let ppm = |r: f64| (r.clamp(0.0, 1.0) * PPM as f64).round() as i64;
+        let mut rate = [PPM / 2; 6];
+        rate[Trigger::Loss as usize] = ppm(th.loss.unwrap_or(1.0));
+        rate[Trigger::RttP95 as usize] = PPM / 20;
+        rate[Trigger::DnsP95 as usize] = PPM / 20;
+        rate[Trigger::HttpP95 as usize] = PPM / 20;
+        Self {
+            rate,
+            sum: [0; 6],
+            peak: [0; 6],
+            at: [None; 6],
+            after_peak: [false; 6],
+            hold: Duration::from_millis(th.hold_ms),
+        }
+    }
+
+    fn step(&mut self, t: Trigger, bad: bool, at: Stamp) {
+        let i = t as usize;
+        if self.after_peak[i] {
+            self.at[i] = Some(at);
+            self.after_peak[i] = false;
+        }
+        self.sum[i] += if bad { PPM } else { 0 } - self.rate[i];
+        // Ties go to the later peak: a stretch at exactly the threshold's
+        // rate after a fault is still part of it (the record does not flap).
+        if bad && self.sum[i] >= self.peak[i] {
+            self.peak[i] = self.sum[i];
+            self.at[i] = Some(at);
+            self.after_peak[i] = true;
+        }
+    }
+
+    fn feed(&mut self, fed: Fed, at: Stamp, th: &Th) {
+        match fed {
+            Fed::Probe(e) => {
+                if e.loss_class() {
+                    self.step(Trigger::Loss, !e.ok(), at);
+                }
+                if e.ok() && e.lat() {
+                    match e.class() {
+                        RTT => {
+                            self.step(Trigger::RttP50, e.a(), at);
+                            self.step(Trigger::RttP95, e.b(), at);
+                        }
+                        DNS => self.step(Trigger::DnsP95, e.b(), at),
+                        _ => self.step(Trigger::HttpP95, e.b(), at),
+                    }
+                }
+            }
+            Fed::Test(bps) => {
+                if let Some(thr) = th.throughput {
+                    self.step(Trigger::Throughput, bps < thr, at);
+                }
+            }
+            Fed::Nothing => {}
+        }
+    }
+
+    /// The end so far over the triggers in `mask`: the latest of theirs. A
+    /// slow test with no newer one stands for the link until its hold runs
+    /// out (as the window's figure does).
+    fn end(&self, mask: u8) -> Option<Stamp> {
+        Trigger::ALL
+            .into_iter()
+            .filter(|t| mask & t.bit() != 0)
+            .filter_map(|t| {
+                let i = t as usize;
+                let at = self.at[i]?;
+                Some(if t == Trigger::Throughput && self.after_peak[i] {
+                    Stamp {
+                        wall: at.wall.checked_add(self.hold).unwrap_or(at.wall),
+                        mono: at.mono.saturating_add(self.hold),
+                    }
+                } else {
+                    at
+                })
+            })
+            .max_by_key(|s| s.mono)
+    }
+
+    /// A down period came between the peak and the next sample: that sample
+    /// says nothing of when the slow stretch ended (the outage did).
+    fn interrupt(&mut self) {
+        self.after_peak = [false; 6];
+    }
+
+    /// The window, all of it after the end so far, is over a threshold on
+    /// its own: the fault came back (weaker than the peak), so the end is
+    /// dated from here on.
+    fn rebase(&mut self, now: Stamp) {
+        for i in 0..6 {
+            if self.after_peak[i] {
+                continue;
+            }
+            self.peak[i] = self.sum[i];
+            if self.at[i].is_some() {
+                self.at[i] = Some(now);
+            }
+        }
+    }
+}
+
 /// The median of `values` (the mean of the middle two for an even count),
 /// `None` for none.
 pub(crate) fn median(values: impl IntoIterator<Item = f64>) -> Option<f64> {
@@ -1281,9 +1425,48 @@ struct Track {
     history: VecDeque<(Duration, Duration)>,
     accounted: Option<Duration>,
     owed: Duration,
+    /// Dates the end of the pending or open period.
+    end: EndTrack,
+    /// The last down period inside the pending or open period: its start,
+    /// and its end once up again. The period goes on through it.
+    period_down: Option<(Stamp, Option<Stamp>)>,
 }
 
 impl Track {
+    /// Starts dating the end of a period that starts at `start`, from the
+    /// window's samples since then.
+    fn begin_end_track(&mut self, start: Stamp) {
+        let mut end = EndTrack::new(&self.th);
+        let from = ms(start.mono);
+        let mut probes: Vec<Entry> = self
+            .win
+            .ring
+            .iter_rev()
+            .filter(|e| e.ms() >= from)
+            .collect();
+        probes.reverse();
+        for e in probes {
+            end.feed(Fed::Probe(e), self.win.stamp_of(e.ms()), &self.th);
+        }
+        for t in self.win.tests.iter().filter(|t| t.at.mono >= start.mono) {
+            end.feed(Fed::Test(t.bps), t.at, &self.th);
+        }
+        self.end = end;
+        self.period_down = None;
+    }
+
+    /// The period's end as the evidence dates it: the end so far, unless a
+    /// down period followed it with nothing bad after that down period's
+    /// end: then the period ended where the outage began, if not before
+    /// (`true`: superseded by it).
+    fn dated_end(&self, mask: u8, fallback: Stamp) -> (Stamp, bool) {
+        let e = self.end.end(mask).unwrap_or(fallback);
+        match self.period_down {
+            Some((d, up)) if up.is_none_or(|u| e.mono < u.mono) && e.mono >= d.mono => (d, true),
+            _ => (e, false),
+        }
+    }
+
     fn remember(&mut self, from: Duration, to: Duration) {
         if self.history.len() == HISTORY {
             self.history.pop_front();
@@ -1397,6 +1580,8 @@ impl Track {
             history: VecDeque::new(),
             accounted: None,
             owed: Duration::ZERO,
+            end: EndTrack::new(&Th::new(&s.thresholds)),
+            period_down: None,
         }
     }
 }
@@ -1455,10 +1640,11 @@ impl Degradations {
         if g.state == State::Down || ms(at.mono) < g.floor_ms {
             return events;
         }
-        if !g.win.push(s, &g.th) {
+        let Some(fed) = g.win.push(s, &g.th) else {
             return events;
-        }
+        };
         if matches!(g.phase, Phase::Pending(_) | Phase::Open(_)) {
+            g.end.feed(fed, at, &g.th);
             let tests = u64::from(s.kind == SampleKind::Throughput && s.success);
             match &mut g.phase {
                 Phase::Pending(p) if s.kind != SampleKind::Throughput => p.samples += 1,
@@ -1507,20 +1693,18 @@ impl Degradations {
         }
         g.state = state;
         if state == State::Down {
-            match std::mem::replace(&mut g.phase, Phase::Idle) {
-                Phase::Pending(_) => self.pending -= 1,
-                Phase::Open(o) => {
-                    let at = if since.mono < o.floor() {
-                        Stamp {
-                            wall: since.wall,
-                            mono: o.floor(),
-                        }
-                    } else {
-                        since
-                    };
-                    g.phase = Phase::Open(o);
-                    self.end(group, at, true, &mut events);
+            // An outage inside a slow stretch sits inside its period: the
+            // period goes on, and ends where the outage began only if
+            // nothing bad follows the outage. A pending trip made of the
+            // outage's own first failures (it began about when the outage
+            // did) is dropped: that was no slow period.
+            let margin = (g.th.window / 10).max(Duration::from_secs(1));
+            match &g.phase {
+                Phase::Pending(p) if p.start.mono.saturating_add(margin) >= since.mono => {
+                    g.phase = Phase::Idle;
+                    self.pending -= 1;
                 }
+                Phase::Pending(_) | Phase::Open(_) => g.period_down = Some((since, None)),
                 Phase::Idle => {}
             }
             let g = &mut self.groups[group];
@@ -1533,6 +1717,10 @@ impl Degradations {
         } else if old == State::Down {
             if let Some(d) = g.down_since.take() {
                 g.remember(d.mono, since.mono);
+            }
+            if let Some((_, up @ None)) = &mut g.period_down {
+                *up = Some(since);
+                g.end.interrupt();
             }
             g.win.clear();
             g.floor_ms = ms(since.mono);
@@ -1563,6 +1751,7 @@ impl Degradations {
         match &mut t.phase {
             Phase::Idle if mask != 0 => {
                 let (start, samples) = t.win.back_date(mask, &t.th);
+                t.begin_end_track(start);
                 let tests = t
                     .win
                     .tests
@@ -1594,8 +1783,22 @@ impl Degradations {
                 if mask != 0 && o.period.due(now.mono) {
                     o.period.record(now.mono, &t.win.figures());
                 }
-                if clean_window && let Some(gs) = t.good_since {
-                    self.end(g, gs, false, events);
+                let triggers = o.triggers;
+                let floor = o.floor();
+                let end = t
+                    .end
+                    .end(triggers)
+                    .unwrap_or_else(|| t.win.stamp_of(ms(floor)));
+                let since_end = now.mono.saturating_sub(end.mono);
+                if mask != 0 && since_end >= t.th.window {
+                    t.end.rebase(now);
+                }
+                // Confirmed once a whole window has been seen after the end
+                // (and after the last outage inside it) with every figure good.
+                let seen_from = end.mono.max(Duration::from_millis(t.floor_ms));
+                if mask == 0 && now.mono.saturating_sub(seen_from) >= t.th.window {
+                    let (at, superseded) = t.dated_end(triggers, end);
+                    self.end(g, at, superseded, events);
                 }
             }
         }
@@ -1794,7 +1997,12 @@ impl Degradations {
             if t.accounted.is_none() && t.owed.is_zero() {
                 continue;
             }
-            let certain = t.good_since.map_or(now, |gs| gs.mono.min(now));
+            // Never past the end the evidence dates so far: the journal's
+            // record ends there, and so does the counter.
+            let certain = match &t.phase {
+                Phase::Open(o) => t.end.end(o.triggers).map_or(now, |e| e.mono.min(now)),
+                _ => t.good_since.map_or(now, |gs| gs.mono.min(now)),
+            };
             let mut add = std::mem::take(&mut t.owed);
             if let Some(acc) = t.accounted.as_mut()
                 && certain > *acc
@@ -1815,12 +2023,12 @@ impl Degradations {
     /// degradation adopted from the previous run is not decided yet).
     pub fn degraded(&self, g: usize) -> Option<bool> {
         let t = self.groups.get(g)?;
+        if t.state == State::Down {
+            return Some(false);
+        }
         match t.phase {
             Phase::Pending(_) | Phase::Open(_) => return Some(true),
             Phase::Idle => {}
-        }
-        if t.state == State::Down {
-            return Some(false);
         }
         if t.adopted.is_some() || !t.judged {
             return None;
@@ -2168,7 +2376,7 @@ mod tests {
     }
 
     #[test]
-    fn clean_window_ends_it_after_exactly_one_window() {
+    fn end_is_back_dated_to_the_last_loss_and_announced_one_window_later() {
         let mut t = th(60, 20);
         t.loss_above = Some(0.05);
         let mut d = one(t);
@@ -2181,10 +2389,14 @@ mod tests {
         assert_eq!(started(&all)[0].start, wall(100.0));
         let e = ended(&all);
         assert_eq!(e.len(), 1);
-        // The window holds 60 probes; loss is over 5 % while more than 3 of them
-        // are lost. The last losses are at 180, 185, 190, 195: at 241 only 195,
-        // 190 and 185 remain... the first good evaluation is at 240 + 1 - 60 + 185.
-        let good_from = naive_first_good(0.05, 60, |s| !(100..200).contains(&s) || s % 5 != 0);
+        // The last loss is at 195: the period ends at the first probe after
+        // it, not when the window's figure got back under 5 % (it holds 60
+        // probes, so that was at 240).
+        let good_from = 196;
+        assert_eq!(
+            naive_first_good(0.05, 60, |s| !(100..200).contains(&s) || s % 5 != 0),
+            240
+        );
         assert_eq!(e[0].end, wall(good_from as f64));
         let announced = ev
             .iter()
@@ -2235,8 +2447,9 @@ mod tests {
         assert_eq!(started(&ev).len(), 1, "one degradation, no flapping");
         let e = ended(&ev);
         assert_eq!(e.len(), 1);
-        // Last over window: the one holding 910 (the extra loss), up to 969.
-        assert_eq!(e[0].end, wall(970.0));
+        // The stream stays at or over 5 % until its last loss (980): the
+        // period ends at the probe after it.
+        assert_eq!(e[0].end, wall(981.0));
     }
 
     #[test]
@@ -2320,7 +2533,7 @@ mod tests {
     }
 
     #[test]
-    fn down_supersedes_degraded() {
+    fn an_outage_ends_a_slow_period_only_when_nothing_bad_follows_it() {
         let mut t = th(60, 20);
         t.loss_above = Some(0.05);
         let mut d = one(t.clone());
@@ -2328,21 +2541,59 @@ mod tests {
         let ev = evs(&loss_stream(&mut d, 0, 0..100, |s| s < 50 || s % 4 != 0));
         assert_eq!(started(&ev).len(), 1);
         let ev = d.set_group_state(0, State::Down, at(99.5));
-        let e = ended(&ev);
-        assert_eq!(e.len(), 1);
-        assert!(e[0].superseded && e[0].end_observed);
-        assert_eq!(e[0].end, wall(99.5));
-        assert_eq!(d.degraded(0), Some(false));
-        assert_eq!(d.open_degradation(0), None);
+        assert!(
+            ended(&ev).is_empty(),
+            "the period goes on through the outage"
+        );
+        assert_eq!(d.degraded(0), Some(false), "down is not also degraded");
+        assert!(d.open_degradation(0).is_some());
         // Failures while down are not loss, before or after.
         let ev = loss_stream(&mut d, 0, 100..120, |_| false);
         assert!(ev.is_empty());
         assert!(d.set_group_state(0, State::Up, at(119.5)).is_empty());
-        let ev = loss_stream(&mut d, 0, 119..300, |s| s == 119 || s >= 120);
-        assert!(ev.is_empty(), "{ev:?}");
+        // Clean after the outage: a window after it is up, the period is
+        // ended where the outage began (its last loss at 96 came first, and
+        // the failures leading into the outage continue it).
+        let ev = evs(&loss_stream(&mut d, 0, 120..300, |_| true));
+        let e = ended(&ev);
+        assert_eq!(e.len(), 1, "{ev:?}");
+        assert_eq!(e[0].end, wall(97.0), "the probe after the last loss: {e:?}");
+        assert!(!e[0].superseded);
         assert_eq!(d.window_figures(0).unwrap().loss_ratio, Some(0.0));
 
-        // A trip still settling when the group goes down is dropped.
+        // Loss that leads straight into the outage, then a clean link: the
+        // period ends where the outage began (superseded).
+        let mut d = one(t.clone());
+        d.set_group_state(0, State::Up, at(0.0));
+        let mut ev = evs(&loss_stream(&mut d, 0, 0..100, |s| {
+            s < 50 || s % 4 != 0 && s < 97
+        }));
+        ev.extend(d.set_group_state(0, State::Down, at(97.0)));
+        ev.extend(d.set_group_state(0, State::Up, at(120.0)));
+        ev.extend(evs(&loss_stream(&mut d, 0, 120..300, |_| true)));
+        let e = ended(&ev);
+        assert_eq!(e.len(), 1, "{ev:?}");
+        assert_eq!(e[0].end, wall(97.0));
+        assert!(e[0].superseded);
+
+        // Loss before and after the outage: one period, the outage inside.
+        let mut d = one(t.clone());
+        d.set_group_state(0, State::Up, at(0.0));
+        let mut ev = evs(&loss_stream(&mut d, 0, 0..100, |s| s < 50 || s % 4 != 0));
+        ev.extend(d.set_group_state(0, State::Down, at(99.5)));
+        ev.extend(d.set_group_state(0, State::Up, at(119.5)));
+        ev.extend(evs(&loss_stream(&mut d, 0, 120..400, |s| {
+            s >= 200 || s % 4 != 0
+        })));
+        assert_eq!(started(&ev).len(), 1, "{ev:?}");
+        let e = ended(&ev);
+        assert_eq!(e.len(), 1, "{ev:?}");
+        assert_eq!(e[0].start, wall(52.0));
+        assert_eq!(e[0].end, wall(197.0), "the probe after the last loss (196)");
+        assert!(!e[0].superseded);
+
+        // A trip still settling when the group goes down is dropped: it
+        // was the outage's own first failures.
         let mut d = Degradations::new(vec![GroupSpec {
             settle: Duration::from_secs(3),
             ..spec("internet", None, t)
@@ -2551,7 +2802,7 @@ mod tests {
             };
             let ok = rng.random_range(0.0..1.0) > 0.1;
             let s = probe(0, now, kind, ok, rng.random_range(1.0..200.0));
-            assert!(w.push(&s, &th));
+            assert!(w.push(&s, &th).is_some());
             all.push(s);
             let now_ms = ms(s.at.mono);
             all.retain(|s| now_ms - ms(s.at.mono) < th.window_ms);

@@ -688,7 +688,11 @@ impl Detector {
             // A failing streak that grows may now make the group down (its
             // need rises above `fail_after` during random loss).
             let group = t.group;
-            if self.groups.get(group).is_some_and(|g| g.state != State::Down) {
+            if self
+                .groups
+                .get(group)
+                .is_some_and(|g| g.state != State::Down)
+            {
                 self.update_group(group, stamp, None, &mut events);
                 self.resolve_pending(&mut events);
             }
@@ -878,19 +882,14 @@ impl Detector {
                 // streak. When they all fail from one fault this is the
                 // earliest first failure, whatever `down_when` asks and
                 // however slow the last of them is to notice.
-                let (start, start_edge) = self
-                    .group_start(g)
-                    .unwrap_or((trigger, edge));
+                let (start, start_edge) = self.group_start(g).unwrap_or((trigger, edge));
                 let lowers = self.groups[g]
                     .targets
                     .iter()
                     .filter(|t| self.targets[**t].state == State::Down)
                     .filter_map(|t| self.targets[*t].down_lower())
                     .collect();
-                let lower = self
-                    .kth(g, lowers)
-                    .unwrap_or(start.mono)
-                    .min(start.mono);
+                let lower = self.kth(g, lowers).unwrap_or(start.mono).min(start.mono);
                 let down_names = self.down_target_names(g);
                 let grp = &mut self.groups[g];
                 grp.state = State::Down;
@@ -985,11 +984,7 @@ impl Detector {
     /// `update_group`), and the edge when that first failure was unseen.
     fn group_start(&self, g: usize) -> Option<(Stamp, Option<Edge>)> {
         let down: Vec<&TargetTrack> = self.voters(g).filter(|t| t.counts_down(false)).collect();
-        let last_ok = down
-            .iter()
-            .filter_map(|t| t.last_ok)
-            .map(|s| s.mono)
-            .max();
+        let last_ok = down.iter().filter_map(|t| t.last_ok).map(|s| s.mono).max();
         down.iter()
             .filter_map(|t| t.streak_start())
             .filter(|(f, _)| last_ok.is_none_or(|l| f.mono > l))
@@ -1407,10 +1402,9 @@ mod tests {
         cfg.targets[1].interval = Duration::from_secs(30);
         if !slow_votes {
             let url = url::Url::parse("http://127.0.0.1:9/blob").unwrap();
-            cfg.targets[1].spec = crate::config::TargetSpec::Throughput(crate::config::ThroughputSpec::new(
-                url,
-                crate::config::Direction::Download,
-            ));
+            cfg.targets[1].spec = crate::config::TargetSpec::Throughput(
+                crate::config::ThroughputSpec::new(url, crate::config::Direction::Download),
+            );
         }
         Detector::new(&cfg)
     }
@@ -1502,7 +1496,10 @@ mod tests {
         assert_eq!(st[0].start, wall(20.0));
         // Announced on the third failure (22 s), as before.
         assert!(
-            d.group_state(0).unwrap().1.is_some_and(|s| s.wall == wall(20.0)),
+            d.group_state(0)
+                .unwrap()
+                .1
+                .is_some_and(|s| s.wall == wall(20.0)),
             "{:?}",
             d.group_state(0)
         );

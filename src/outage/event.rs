@@ -234,10 +234,15 @@ impl DaemonStart {
     }
 }
 
-/// `daemon_stop`: a clean stop. Outages still open stay open.
+/// `daemon_stop`: a clean stop. Outages and slow periods still open stay
+/// open (the next start continues or closes them); a reader with no daemon
+/// running ends them, for reading, at the run's last sign of life.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DaemonStop {
     pub open_outages: Vec<String>,
+    /// Slow periods (`degraded_*` ids) open at the stop. Absent in older journals.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub open_degradations: Vec<String>,
 }
 
 /// `outage_start`: a group went down.

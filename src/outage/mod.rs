@@ -650,10 +650,11 @@ impl OutageService {
             t.stop().await;
         }
         self.stall_tick.abort();
-        let open = self.detector.open_ids();
-        self.journal
-            .stop(Entry::DaemonStop(DaemonStop { open_outages: open }), budget)
-            .await;
+        let stop = DaemonStop {
+            open_outages: self.detector.open_ids(),
+            open_degradations: self.slow.open_ids(),
+        };
+        self.journal.stop(Entry::DaemonStop(stop), budget).await;
     }
 }
 

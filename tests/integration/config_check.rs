@@ -743,6 +743,7 @@ fn full_example_parses_to_the_expected_model() {
                     ip_version: IpVersion::V4,
                     ca_file: Some("/etc/ssl/speed.pem".into()),
                     tls_verify: false,
+                    judge_outages: false,
                 }),
             },
             config::Target {

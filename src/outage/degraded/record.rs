@@ -46,6 +46,11 @@ pub struct DegradationRecord {
     /// otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end_reason: Option<EndReason>,
+    /// Open in the journal while no daemon runs: its last sign of life,
+    /// where it is ended for reading (`end`, with `end_observed: false`),
+    /// so that a listing never grows with the reader's clock.
+    #[serde(with = "ts_ms::option", skip_serializing_if = "Option::is_none")]
+    pub observed_until: Option<Timestamp>,
 }
 
 impl DegradationRecord {
@@ -66,6 +71,7 @@ impl DegradationRecord {
             period: None,
             superseded: None,
             end_reason: None,
+            observed_until: None,
         }
     }
 
@@ -86,6 +92,7 @@ impl DegradationRecord {
             period: None,
             superseded: None,
             end_reason: None,
+            observed_until: None,
         }
     }
 
@@ -106,6 +113,7 @@ impl DegradationRecord {
             period: Some(e.figures.clone()),
             superseded: Some(e.superseded),
             end_reason: e.end_reason,
+            observed_until: None,
         }
     }
 
@@ -192,15 +200,19 @@ impl DegradationHistory {
         let mut out = self.closed.clone();
         for o in &self.open {
             let mut r = o.record.clone();
-            r.duration_seconds = now.duration_since(r.start).as_secs_f64().max(0.0);
             r.duration_clock = DurationClock::Wall;
-            if !watched {
+            let until = if watched {
+                now
+            } else {
+                // No daemon watches it: it ended, for reading, at the last
+                // sign of life (unobserved), and never grows with `now`.
                 let last = Self::last_seen(o, runs);
-                r.gaps.push(Gap {
-                    from: last,
-                    to: now.max(last),
-                });
-            }
+                r.end = Some(last);
+                r.end_observed = Some(false);
+                r.observed_until = Some(last);
+                last
+            };
+            r.duration_seconds = until.duration_since(r.start).as_secs_f64().max(0.0);
             out.push(r);
         }
         out.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.id.cmp(&b.id)));

@@ -19,6 +19,7 @@ fn counters() -> JournalCounters {
 fn stop(n: usize) -> Entry {
     Entry::DaemonStop(DaemonStop {
         open_outages: vec![format!("o{n}")],
+        open_degradations: vec![],
     })
 }
 
