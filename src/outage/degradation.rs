@@ -1776,6 +1776,20 @@ impl Degradations {
             }
             Phase::Pending(p) => p.triggers |= mask,
             Phase::Open(o) => {
+                // A threshold the period had not crossed, crossed by a run
+                // that began after the period's end so far: a new fault of
+                // another kind (loss after a throttle), not the same one.
+                let (fresh, had) = (mask & !o.triggers, o.triggers);
+                if fresh != 0
+                    && let Some(end) = t.end.end(had)
+                    && end.mono <= now.mono
+                    && t.win.back_date(fresh, &t.th).0.mono > end.mono
+                {
+                    let (at, superseded) = t.dated_end(had, end);
+                    self.end(g, at, superseded, events);
+                    // The next sample or tick trips the new period.
+                    return;
+                }
                 o.triggers |= mask;
                 // Only while a figure is over: once all are good the period's
                 // (back-dated) end has passed, and the clean window that

@@ -21,6 +21,7 @@ mod icmp;
 mod layering;
 mod netns_daemon;
 mod netns_degraded;
+mod netns_evidence;
 mod netns_outage;
 mod netns_stall;
 mod page_browser;

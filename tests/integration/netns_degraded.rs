@@ -42,18 +42,18 @@ fn degraded_toml(extra: &str) -> String {
 
 /// One degradation as the API and the CLI show it.
 #[derive(Debug, Clone)]
-struct Deg {
-    id: String,
-    group: String,
-    cause: String,
-    start: Timestamp,
-    end: Option<Timestamp>,
-    gaps: usize,
-    triggers: Vec<String>,
-    raw: Value,
+pub(crate) struct Deg {
+    pub id: String,
+    pub group: String,
+    pub cause: String,
+    pub start: Timestamp,
+    pub end: Option<Timestamp>,
+    pub gaps: usize,
+    pub triggers: Vec<String>,
+    pub raw: Value,
 }
 
-fn parse(v: &Value) -> Vec<Deg> {
+pub(crate) fn parse(v: &Value) -> Vec<Deg> {
     v.as_array()
         .unwrap_or_else(|| panic!("not an array: {v}"))
         .iter()
@@ -75,7 +75,7 @@ fn parse(v: &Value) -> Vec<Deg> {
         .collect()
 }
 
-fn api_degradations(w: &Watcher) -> Vec<Deg> {
+pub(crate) fn api_degradations(w: &Watcher) -> Vec<Deg> {
     parse(&w.api("/api/v1/degradations"))
 }
 
@@ -94,7 +94,7 @@ fn cli_degradations(w: &Watcher) -> Vec<Deg> {
 }
 
 /// Polls the API until `done` holds for its degradations.
-fn wait_degradations(
+pub(crate) fn wait_degradations(
     w: &Watcher,
     timeout: Duration,
     what: &str,
@@ -131,7 +131,7 @@ fn wait_all_fine(w: &Watcher) {
     }
 }
 
-fn open_groups(d: &[Deg]) -> Vec<&str> {
+pub(crate) fn open_groups(d: &[Deg]) -> Vec<&str> {
     d.iter()
         .filter(|d| d.end.is_none())
         .map(|d| d.group.as_str())
@@ -494,8 +494,8 @@ fn bufferbloat_trips_rtt_p95() {
 /// The speed-test servers' port; the international one's address (on
 /// `inet`'s `lo`, behind the far link), and the domestic one's (the ISP's own
 /// network, `isp`'s `lo`: its path never crosses the far link).
-const TP_PORT: u16 = 8080;
-const INTL_TP: &str = "10.231.100.10";
+pub(crate) const TP_PORT: u16 = 8080;
+pub(crate) const INTL_TP: &str = "10.231.100.10";
 const DOMESTIC_TP: &str = ISP[2];
 /// The international bottleneck, Mbit/s.
 const THROTTLE_MBIT: u32 = 4;
