@@ -2622,6 +2622,38 @@ mod tests {
     }
 
     #[test]
+    fn loss_after_a_throttle_is_a_record_of_its_own() {
+        let mut t = th(20, 10);
+        t.loss_above = Some(0.05);
+        t.throughput_below = Some(10e6);
+        t.throughput_hold = Duration::from_secs(45);
+        let mut d = one(t);
+        d.set_group_state(0, State::Up, at(0.0));
+        let mut ev = Vec::new();
+        ev.extend(d.observe(&test(0, 0.0, 50.0)));
+        // Probes every second throughout; slow tests at 10 and 20 s, a good
+        // one at 30 s; loss from 40 s to 60 s (every other probe).
+        for s in 1..120u32 {
+            let sec = s as f64;
+            match s {
+                10 | 20 => ev.extend(d.observe(&test(0, sec, 3.0))),
+                30 => ev.extend(d.observe(&test(0, sec, 50.0))),
+                _ => {}
+            }
+            let lost = (40..60).contains(&s) && s % 2 == 0;
+            ev.extend(d.observe(&icmp(0, sec, !lost, 20.0)));
+        }
+        let st = started(&ev);
+        assert_eq!(st.len(), 2, "{ev:?}");
+        let e = ended(&ev);
+        assert_eq!(e.len(), 2, "{ev:?}");
+        assert_eq!((e[0].start, e[0].end), (wall(10.0), wall(30.0)));
+        assert_eq!(e[0].triggers, vec![Trigger::Throughput]);
+        assert_eq!((e[1].start, e[1].end), (wall(40.0), wall(59.0)));
+        assert_eq!(e[1].triggers, vec![Trigger::Loss]);
+    }
+
+    #[test]
     fn throughput_median_and_last_test_rules() {
         let mut t = th(300, 20);
         t.throughput_below = Some(10e6);

@@ -75,7 +75,7 @@ pub(crate) fn parse(v: &Value) -> Vec<Deg> {
         .collect()
 }
 
-pub(crate) fn api_degradations(w: &Watcher) -> Vec<Deg> {
+fn api_degradations(w: &Watcher) -> Vec<Deg> {
     parse(&w.api("/api/v1/degradations"))
 }
 

@@ -20,9 +20,7 @@ use jiff::Timestamp;
 use crate::harness::fakenet::{
     FakeNet, Hop, INET_ICMP, Outage, Params, Watcher, ms_between, timed,
 };
-use crate::netns_degraded::{
-    Deg, INTL_TP, TP_PORT, api_degradations, open_groups, wait_degradations,
-};
+use crate::netns_degraded::{Deg, INTL_TP, TP_PORT, open_groups, wait_degradations};
 
 /// The degradation window of these scenarios (shorter than the 45 s of
 /// clean link between the faults, so that they are separate records).
@@ -357,33 +355,54 @@ fn a_cut_a_throttle_and_random_loss_are_three_records_with_their_own_edges() {
     w.verify();
 }
 
-/// Five repetitions each of random loss (15 s) and of a throttle (15 s,
-/// download tests every 5 s) with clean stretches longer than the window
-/// between them: every slow period's start and end within 2 × the shortest
-/// interval + 2 s of the fault's for loss, and one test interval + 5 s for
-/// the throttle; the spread is printed.
-#[test]
-fn slow_period_edges_hold_in_five_repetitions() {
+/// The two slow faults the repetitions inject on the far link.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Slow {
+    Loss,
+    Throttle,
+}
+
+/// Five repetitions of one slow fault on the far link, with clean stretches
+/// longer than the window between them: every `international` slow period's
+/// start and end within 2 × the shortest interval + 2 s of the fault's for
+/// loss, and one test interval (+10 % jitter) + 5 s for a throttle; the
+/// spread is printed.
+fn five_repetitions(kind: Slow) {
     if !crate::harness::fakenet::can_run() {
         return;
     }
     let net = net_with_speed_test();
-    let tp_interval = Duration::from_secs(5);
+    let tp_interval = Duration::from_secs(10);
     let mut w = net.watch_with(PARAMS, |c| evidence_toml(c, tp_interval));
     wait_first_test(&w, tp_interval * 2 + Duration::from_secs(5));
-    let fault = Duration::from_secs(15);
-    let clean = WINDOW + tp_interval + Duration::from_secs(5);
+    let (fault, limit, want) = match kind {
+        Slow::Loss => (
+            Duration::from_secs(10),
+            2.0 * PARAMS.interval.as_secs_f64() + 2.0,
+            "loss",
+        ),
+        Slow::Throttle => (
+            tp_interval * 2,
+            tp_interval.as_secs_f64() * 1.1 + 5.0,
+            "throughput",
+        ),
+    };
+    let clean = WINDOW + Duration::from_secs(2);
     let mut faults = Vec::new();
-    for rep in 0..5 {
-        let (drop, from) = Drop::start(&net);
-        sleep_until(from, fault);
-        let to = drop.stop();
-        faults.push(("loss", rep, from, to));
-        sleep_until(to, clean);
-        let from = throttle(&net);
-        sleep_until(from, fault);
-        let to = unthrottle(&net);
-        faults.push(("throttle", rep, from, to));
+    for _ in 0..5 {
+        let (from, to) = match kind {
+            Slow::Loss => {
+                let (drop, from) = Drop::start(&net);
+                sleep_until(from, fault);
+                (from, drop.stop())
+            }
+            Slow::Throttle => {
+                let from = throttle(&net);
+                sleep_until(from, fault);
+                (from, unthrottle(&net))
+            }
+        };
+        faults.push((from, to));
         sleep_until(to, clean);
     }
     let all = wait_degradations(&w, WINDOW * 2, "every slow period to end", |d| {
@@ -392,43 +411,35 @@ fn slow_period_edges_hold_in_five_repetitions() {
     assert_eq!(w.api_outages(), Vec::new(), "no outage");
     let intl = of(&all, "international");
     assert_eq!(intl.len(), faults.len(), "one record per fault: {intl:#?}");
-    let tol = 2.0 * PARAMS.interval.as_secs_f64() + 2.0;
-    let tp = tp_interval.as_secs_f64() * 1.1 + 5.0;
-    let mut spread: Vec<(&str, f64, f64)> = Vec::new();
-    for ((kind, rep, from, to), d) in faults.iter().zip(&intl) {
+    let (mut starts, mut ends) = (Vec::new(), Vec::new());
+    for (rep, ((from, to), d)) in faults.iter().zip(&intl).enumerate() {
         let (s, e) = (secs(d.start, *from), secs(d.end.unwrap(), *to));
-        let limit = if *kind == "loss" { tol } else { tp };
-        within(&format!("{kind} #{rep} start"), s, 1.0, limit);
-        within(&format!("{kind} #{rep} end"), e, limit, limit);
-        let want = if *kind == "loss" {
-            "loss"
-        } else {
-            "throughput"
-        };
-        assert!(
-            d.triggers.iter().any(|t| t == want),
-            "{kind} #{rep}: {d:#?}"
-        );
-        spread.push((kind, s, e));
+        within(&format!("{kind:?} #{rep} start"), s, 1.0, limit);
+        within(&format!("{kind:?} #{rep} end"), e, limit, limit);
+        assert!(d.triggers.iter().any(|t| t == want), "#{rep}: {d:#?}");
+        starts.push(s);
+        ends.push(e);
     }
-    for kind in ["loss", "throttle"] {
-        let (s, e): (Vec<f64>, Vec<f64>) = spread
-            .iter()
-            .filter(|(k, ..)| *k == kind)
-            .map(|(_, s, e)| (*s, *e))
-            .unzip();
-        let range = |v: &[f64]| {
-            let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
-            let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            format!("{lo:+.2} .. {hi:+.2} s")
-        };
-        eprintln!(
-            "EVIDENCE {kind} edges over 5 repetitions: start {}, end {}",
-            range(&s),
-            range(&e)
-        );
-    }
-    let _ = api_degradations(&w);
+    let range = |v: &[f64]| {
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        format!("{lo:+.2} .. {hi:+.2} s")
+    };
+    eprintln!(
+        "EVIDENCE {kind:?} edges over 5 repetitions: start {}, end {}",
+        range(&starts),
+        range(&ends)
+    );
     w.stop();
     w.verify();
+}
+
+#[test]
+fn loss_slow_period_edges_hold_in_five_repetitions() {
+    five_repetitions(Slow::Loss);
+}
+
+#[test]
+fn throttle_slow_period_edges_hold_in_five_repetitions() {
+    five_repetitions(Slow::Throttle);
 }

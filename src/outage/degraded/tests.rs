@@ -217,3 +217,43 @@ fn throughput_targets_do_not_stretch_the_wait_for_an_outage() {
         .unwrap();
     assert_eq!(super::group_specs(&c)[g].settle, others);
 }
+
+#[tokio::test]
+async fn clean_stop_lists_the_open_slow_period_and_readers_end_it_at_the_last_sign_of_life() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path());
+    let (mut s, _) = start(&c).await;
+    let lossy = |t: usize, round: usize| t > 0 && round.is_multiple_of(3);
+    feed(&mut s, 40, lossy).await;
+    let open = s.handle().degradations(None, None);
+    assert!(
+        open.iter().any(|d| d.end.is_none()),
+        "a slow period is open: {open:?}"
+    );
+    s.shutdown(Duration::from_secs(2)).await;
+    let listed = match entries(dir.path()).last().unwrap() {
+        Entry::DaemonStop(d) => d.open_degradations.clone(),
+        other => panic!("{other:?}"),
+    };
+    let mut want: Vec<String> = open
+        .iter()
+        .filter(|d| d.end.is_none())
+        .map(|d| d.id.clone())
+        .collect();
+    want.sort();
+    let mut listed_sorted = listed.clone();
+    listed_sorted.sort();
+    assert_eq!(listed_sorted, want, "daemon_stop lists them");
+    // No daemon runs: the reader ends them at the last sign of life, and a
+    // second reading later gives the same figures (nothing grows).
+    let (first, _) = crate::outage::degraded::listing::read_degradations(dir.path(), None).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (second, _) =
+        crate::outage::degraded::listing::read_degradations(dir.path(), None).unwrap();
+    assert_eq!(first, second, "an offline reading does not grow");
+    for d in first.iter().filter(|d| listed.contains(&d.id)) {
+        assert_eq!(d.end_observed, Some(false), "{d:?}");
+        assert!(d.end.is_some() && d.end == d.observed_until, "{d:?}");
+        assert!(d.duration_seconds > 0.0, "{d:?}");
+    }
+}
