@@ -590,6 +590,7 @@ fn full_example_parses_to_the_expected_model() {
             allow_symlinks: false,
             trace: Default::default(),
             site: Some("almaty-home".into()),
+            trusted_peers: config::Cidr::loopback(),
         },
         defaults: full_defaults(),
         groups: vec![
