@@ -347,7 +347,8 @@ port = {port}
     for f in failures.iter().take(10) {
         eprintln!("  failed: {f}");
     }
-    let body = d.metrics();
+    // From the trusted address: the flood's slots may not all be free yet.
+    let body = request_from(SCRAPER, addr, "GET", "/metrics");
     for reason in ["total_cap", "per_peer"] {
         let v = sample(
             &body,
@@ -513,6 +514,16 @@ port = {port}
     assert_eq!(count("idle"), 1.0, "{body}");
 }
 
+/// One HTTP/1.0 request from `src`; the whole answer.
+fn request_from(src: Ipv4Addr, dst: SocketAddr, method: &str, path: &str) -> String {
+    let mut s = connect_from(src, dst, SCRAPE_TIMEOUT).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "{method} {path} HTTP/1.0\r\nContent-Length: 0\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    answer
+}
+
 /// Opens 7 silent connections from each flood address (280: more than the
 /// 256 untrusted slots) and waits until the server has taken them.
 fn fill_untrusted_slots(dst: SocketAddr) -> Vec<TcpStream> {
@@ -570,19 +581,16 @@ port = {port}
 
     let text = config(&b.to_string()).replace("{data_dir}", d.data_dir().to_str().unwrap());
     std::fs::write(d.dir.path().join("config.toml"), text).unwrap();
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(b"POST /-/reload HTTP/1.0\r\nContent-Length: 0\r\n\r\n")
-        .unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
+    // From the trusted address: the untrusted slots may not all be free yet.
+    let answer = request_from(a, addr, "POST", "/-/reload");
     assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
     assert!(!answer.contains("restart needed"), "{answer}");
-    assert!(
-        d.log().contains("HTTP trusted peers changed"),
-        "{}",
+    d.wait_for(Duration::from_secs(5), |d| {
         d.log()
-    );
+            .lines()
+            .any(|l| l.contains("HTTP trusted peers changed") && l.contains("127.0.0.3/32"))
+            .then_some(())
+    });
     // The slots of the first round are free once the server has seen them close.
     std::thread::sleep(Duration::from_millis(300));
     check(b, a);
