@@ -10,8 +10,8 @@
 //! target, a browser at most six per host, so a handful of scrapers and
 //! dashboards use well under 16 from one address and under 256 in all. Each
 //! connection costs one task, one descriptor and at most a 16 KiB head buffer:
-//! 256 of them stay under 5 MiB and a quarter of the common soft descriptor
-//! limit (1024), leaving the probes room. With the header read timeout, one
+//! 256 of them (320 with the trusted peers' 64) stay under 6 MiB and a third
+//! of the common soft descriptor limit (1024), leaving the probes room. With the header read timeout, one
 //! peer can hold 16 slots at most; filling all 256 takes 16 addresses or
 //! more (an IPv6 peer is its /64, the block one host usually has).
 //!
