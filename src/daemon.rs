@@ -212,6 +212,7 @@ impl Running {
     fn spawn(config: Arc<Config>, file_daemon: crate::config::DaemonConfig, parts: Parts) -> Self {
         let scheduler_alive = Arc::new(AtomicBool::new(true));
         let (reload_tx, reload_rx) = mpsc::channel(4);
+        let trusted_peers = server::admission::TrustedPeers::new(&config.daemon.trusted_peers);
         let state = Arc::new(AppState {
             metrics: parts.metrics.clone(),
             status: parts.status.clone(),
@@ -220,6 +221,7 @@ impl Running {
             scheduler_alive: scheduler_alive.clone(),
             started: jiff::Timestamp::now(),
             reload: Some(reload_tx),
+            trusted_peers: trusted_peers.clone(),
         });
         let server_stop = CancellationToken::new();
         let server = tokio::spawn(server::serve(
@@ -250,6 +252,7 @@ impl Running {
             }),
             metrics: parts.metrics.clone(),
             control: control_tx,
+            trusted_peers,
         });
         let reload_task = tokio::spawn(reloader.serve(reload_rx));
         let history_stop = CancellationToken::new();
@@ -562,6 +565,8 @@ struct Reloader {
     current: tokio::sync::Mutex<Loaded>,
     metrics: Arc<Metrics>,
     control: mpsc::Sender<Apply>,
+    /// The HTTP server's `trusted_peers`, which a reload changes in place.
+    trusted_peers: server::admission::TrustedPeers,
 }
 
 impl Reloader {
@@ -661,6 +666,7 @@ impl Reloader {
         if self.control.send(apply).await.is_err() || applied.await.is_err() {
             return Err("the daemon is stopping; reload not applied".into());
         }
+        self.trusted_peers.set(&new.daemon.trusted_peers);
         loaded.running = new.clone();
         loaded.file_daemon = file_daemon;
         Ok(format!(

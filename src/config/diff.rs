@@ -214,9 +214,14 @@ pub fn restart_only(old: &DaemonConfig, new: &DaemonConfig) -> Vec<&'static str>
 }
 
 /// `new` with the start-up-only `[daemon]` settings of the running `old`
-/// (what a reload applies).
+/// (what a reload applies); `trusted_peers`, which a reload changes, is
+/// `new`'s.
 pub fn with_running_daemon(old: &Config, mut new: Config) -> Config {
-    new.daemon = old.daemon.clone();
+    let trusted_peers = std::mem::take(&mut new.daemon.trusted_peers);
+    new.daemon = DaemonConfig {
+        trusted_peers,
+        ..old.daemon.clone()
+    };
     new
 }
 
@@ -287,5 +292,18 @@ mod tests {
         assert_eq!(d.restart_only, vec!["daemon.listen"]);
         let applied = with_running_daemon(&old, new);
         assert_eq!(applied.daemon.listen, old.daemon.listen);
+    }
+
+    #[test]
+    fn trusted_peers_are_reloaded_not_restart_only() {
+        let old = cfg(&format!("{A}{B}"));
+        let text = format!(
+            "[daemon]\ndata_dir = \"/tmp/x\"\ntrusted_peers = [\"10.1.0.0/16\"]\n[[group]]\nname = \"lan\"\n[[group]]\nname = \"wan\"\nneeds = \"lan\"\n{A}{B}"
+        );
+        let new = parse(&text, "t.toml").unwrap();
+        assert!(restart_only(&old.daemon, &new.daemon).is_empty());
+        let applied = with_running_daemon(&old, new.clone());
+        assert_eq!(applied.daemon.trusted_peers, new.daemon.trusted_peers);
+        assert_ne!(applied.daemon.trusted_peers, old.daemon.trusted_peers);
     }
 }

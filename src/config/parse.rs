@@ -14,12 +14,14 @@ use super::degraded;
 use super::error::{ConfigError, ConfigErrors, is_unprintable};
 use super::graph::{self, GroupDraft, TargetDraft};
 use super::model::{
-    Config, DaemonConfig, Defaults, DownWhen, Group, GroupTrace, Kind, LogFormat, Target,
+    Cidr, Config, DaemonConfig, Defaults, DownWhen, Group, GroupTrace, Kind, LogFormat, Target,
     TargetSpec, ThroughputSpec, TraceLimits, TraceProtocol,
 };
 use super::spec;
 use super::validate;
-use super::walk::{At, Got, LineIndex, Need, Problem, Reported, Span, Tbl, Walker};
+use super::walk::{
+    At, Got, LineIndex, Need, Problem, Reported, Span, Tbl, Walker, all_or_reported,
+};
 
 /// Reads and validates the configuration file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
@@ -127,6 +129,7 @@ const DAEMON_KEYS: &[&str] = &[
     "trace_max_hops",
     "trace_timeout",
     "site",
+    "trusted_peers",
 ];
 const DEFAULTS_KEYS: &[&str] = &[
     "interval",
@@ -367,6 +370,7 @@ fn daemon(w: &mut Walker<'_>, root: &Tbl<'_, '_>) -> Option<DaemonConfig> {
             .map(|()| s.clone())
             .map_err(|reason| format!("`site` ({s}) {reason}"))
     });
+    let trusted_peers = trusted_peers(w, &t);
     let default = DaemonConfig::default();
     let trace = TraceLimits {
         max_per_minute: max_traces
@@ -393,7 +397,36 @@ fn daemon(w: &mut Walker<'_>, root: &Tbl<'_, '_>) -> Option<DaemonConfig> {
             .map_or(default.allow_symlinks, |v| v.value),
         trace,
         site: site.ok()?.map(|v| v.value),
+        trusted_peers: trusted_peers.ok()?.unwrap_or(default.trusted_peers),
     })
+}
+
+/// `trusted_peers`: address blocks, each reported at its own item; `None`
+/// when absent (the default: loopback).
+fn trusted_peers(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Result<Option<Vec<Cidr>>, Reported> {
+    const EXPECTED: &str = "an array of address blocks such as [\"127.0.0.0/8\", \"::1/128\"]";
+    if t.get("trusted_peers").is_none() {
+        return Ok(None);
+    }
+    let items = w.array(t, "trusted_peers", EXPECTED)?;
+    let blocks = items
+        .into_iter()
+        .map(|(key, item)| {
+            let DeValue::String(s) = item.get_ref() else {
+                return Err(w.wrong_type(
+                    key,
+                    item,
+                    "an address block string such as \"10.0.0.0/8\"",
+                ));
+            };
+            validate::cidr(s).map_err(|reason| {
+                let message =
+                    format!("`trusted_peers` entry ({s}) is not an address block: {reason}");
+                w.report(item.span(), key, message)
+            })
+        })
+        .collect();
+    all_or_reported(blocks).map(Some)
 }
 
 fn defaults(w: &mut Walker<'_>, root: &Tbl<'_, '_>) -> DefaultsDraft {

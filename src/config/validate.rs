@@ -5,7 +5,7 @@
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use super::model::Host;
+use super::model::{Cidr, Host};
 
 /// Shortest interval a target may use.
 pub(crate) const MIN_INTERVAL: Duration = Duration::from_millis(100);
@@ -23,6 +23,39 @@ pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_PATH_BYTES: usize = 4095;
 /// Longest component of `data_dir` in bytes (Linux `NAME_MAX`).
 const MAX_NAME_BYTES: usize = 255;
+
+/// Parses an address block (`10.0.0.0/8`, `2001:db8::/32`; a bare address
+/// is the block of that one address); the error is the reason it is not one.
+pub(crate) fn cidr(text: &str) -> Result<Cidr, String> {
+    let (addr, prefix) = match text.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (text, None),
+    };
+    let addr: IpAddr = addr
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{}` is not an IPv4 or IPv6 address", addr.trim()))?;
+    let bits = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        None => bits,
+        Some(p) => match p.trim().parse::<u8>() {
+            Ok(n) if n <= bits => n,
+            _ => {
+                return Err(format!(
+                    "the prefix length `{}` must be a number from 0 to {bits}",
+                    p.trim()
+                ));
+            }
+        },
+    };
+    Cidr::new(addr, prefix).ok_or_else(|| match Cidr::containing(addr, prefix) {
+        Some(block) => format!(
+            "the address has bits set past the prefix; write `{block}` for the block, \
+                 or `{addr}/{bits}` for that one address"
+        ),
+        None => "the prefix is longer than the address".to_owned(),
+    })
+}
 
 /// Parses a humane duration string (`500ms`, `5s`, `1m`, `1h 30m`); the
 /// error is the reason it is not one.
@@ -354,6 +387,84 @@ mod tests {
         assert!(duration("fast").is_err());
         assert!(duration("-5s").is_err());
         assert_eq!(format_duration(Duration::from_millis(2500)), "2s 500ms");
+    }
+
+    #[test]
+    fn address_blocks() {
+        let ok = |t: &str| cidr(t).unwrap().to_string();
+        assert_eq!(ok("127.0.0.0/8"), "127.0.0.0/8");
+        assert_eq!(ok("::1/128"), "::1/128");
+        assert_eq!(ok("2001:db8::/32"), "2001:db8::/32");
+        assert_eq!(ok("0.0.0.0/0"), "0.0.0.0/0");
+        assert_eq!(ok("192.0.2.7"), "192.0.2.7/32");
+        assert_eq!(ok("fd00::5"), "fd00::5/128");
+        let block = cidr("10.0.0.0/8").unwrap();
+        assert!(block.contains("10.200.3.4".parse().unwrap()));
+        assert!(block.contains("::ffff:10.0.0.1".parse().unwrap()));
+        assert!(!block.contains("11.0.0.1".parse().unwrap()));
+        assert!(!block.contains("::1".parse().unwrap()));
+        assert!(
+            cidr("::/0")
+                .unwrap()
+                .contains("2001:db8::1".parse().unwrap())
+        );
+        assert_eq!(
+            cidr("10.0.0.1/8").unwrap_err(),
+            "the address has bits set past the prefix; write `10.0.0.0/8` for the block, or `10.0.0.1/32` for that one address"
+        );
+        assert_eq!(
+            cidr("10.0.0.0/33").unwrap_err(),
+            "the prefix length `33` must be a number from 0 to 32"
+        );
+        assert_eq!(
+            cidr("::1/x").unwrap_err(),
+            "the prefix length `x` must be a number from 0 to 128"
+        );
+        assert_eq!(
+            cidr("localhost/8").unwrap_err(),
+            "`localhost` is not an IPv4 or IPv6 address"
+        );
+        assert!(cidr("").is_err());
+        assert!(cidr("10.0.0.0/8/8").is_err());
+    }
+
+    #[test]
+    fn trusted_peers_default_to_loopback_and_bad_entries_are_located() {
+        let base = "[daemon]\ndata_dir = \"/tmp/x\"\n";
+        let group = "[[group]]\nname = \"lan\"\n[[target]]\nname = \"a\"\ngroup = \"lan\"\nkind = \"tcp\"\nhost = \"127.0.0.1\"\nport = 1\n";
+        let c = crate::config::parse(&format!("{base}{group}"), "t.toml").unwrap();
+        let shown: Vec<String> = c
+            .daemon
+            .trusted_peers
+            .iter()
+            .map(|b| b.to_string())
+            .collect();
+        assert_eq!(shown, ["127.0.0.0/8", "::1/128"]);
+        let c =
+            crate::config::parse(&format!("{base}trusted_peers = []\n{group}"), "t.toml").unwrap();
+        assert!(c.daemon.trusted_peers.is_empty());
+        let text = format!(
+            "{base}trusted_peers = [\"10.0.0.0/8\", \"10.1.2.3/16\", 5, \"nope\"]\n{group}"
+        );
+        let errors = crate::config::parse(&text, "t.toml").unwrap_err();
+        let got: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            got,
+            [
+                "t.toml:3:32: key `daemon.trusted_peers[1]`: `trusted_peers` entry (10.1.2.3/16) is not an address block: the address has bits set past the prefix; write `10.1.0.0/16` for the block, or `10.1.2.3/32` for that one address",
+                "t.toml:3:47: key `daemon.trusted_peers[2]`: expected an address block string such as \"10.0.0.0/8\", found integer `5`",
+                "t.toml:3:50: key `daemon.trusted_peers[3]`: `trusted_peers` entry (nope) is not an address block: `nope` is not an IPv4 or IPv6 address",
+            ]
+        );
+        let errors = crate::config::parse(
+            &format!("{base}trusted_peers = \"127.0.0.1\"\n{group}"),
+            "t.toml",
+        )
+        .unwrap_err();
+        assert_eq!(
+            errors.to_string(),
+            "t.toml:3:17: key `daemon.trusted_peers`: expected an array of address blocks such as [\"127.0.0.0/8\", \"::1/128\"], found string `\"127.0.0.1\"`"
+        );
     }
 
     #[test]

@@ -2,9 +2,12 @@
 //!
 //! Hardened for a hostile or broken client: a connection cap in all and per
 //! peer ([`admission`]: extra connections are closed at once, counted and
-//! logged), a short header read timeout (a slowloris client is dropped),
-//! header size and count limits, and a lifetime cap per connection. Requests
-//! carry no body we read.
+//! logged), slots of their own for trusted peers (`[daemon] trusted_peers`:
+//! a flood from elsewhere does not keep the local scraper out), a short
+//! header read timeout for every request head, the first and each next one
+//! on a kept-alive connection (a silent, trickling or idle client is dropped
+//! and counted), header size and count limits, and a lifetime cap per
+//! connection. Requests carry no body we read.
 //!
 //! [`bind`] and [`serve`] are two steps, so that the daemon can fail on a
 //! taken port before it touches anything else.
@@ -15,7 +18,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -34,12 +37,14 @@ use crate::metrics::{self, Metrics};
 use crate::outage::OutageHandle;
 use crate::page::{self, Period, Range};
 use crate::status::StatusStore;
-use admission::Admission;
+use admission::{Admission, TrustedPeers};
 
 /// Time a client has to send a request's headers (and, on a kept-alive
-/// connection, the next request's). A scrape's head is one packet: 3 s
-/// allows for a retransmission or two on a poor link, and bounds how long a
-/// silent or trickling client holds one of its peer's slots.
+/// connection, the next request's, counted from the end of the last
+/// response). A scrape's head is one packet: 3 s allows for a retransmission
+/// or two on a poor link, and bounds how long a silent, trickling or idle
+/// client holds one of its peer's slots. The timer starts once per head:
+/// bytes trickling in do not extend it.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(3);
 /// Longest a single connection may live.
 pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
@@ -62,6 +67,8 @@ pub struct AppState {
     pub started: jiff::Timestamp,
     /// Where `POST /-/reload` asks for a configuration reload; `None`: not offered.
     pub reload: Option<ReloadRequests>,
+    /// `[daemon] trusted_peers`, which a reload may change.
+    pub trusted_peers: TrustedPeers,
 }
 
 /// The answer to a reload request: `Ok` with a summary, or `Err` with
@@ -115,7 +122,8 @@ pub async fn serve(
     grace: Duration,
 ) {
     let graceful = GracefulShutdown::new();
-    let mut admission = Admission::new(state.metrics.registry());
+    let mut admission = Admission::new(state.metrics.registry(), state.trusted_peers.clone());
+    let timeouts = admission.timeouts();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -147,9 +155,14 @@ pub async fn serve(
             continue;
         };
         let state = state.clone();
+        // Requests this connection has sent, to tell a timeout on the first
+        // head from one on an idle kept-alive connection.
+        let requests = Arc::new(AtomicU64::new(0));
+        let counted = requests.clone();
         let conn = builder.serve_connection(
             TokioIo::new(stream),
             service_fn(move |req: Request<Incoming>| {
+                counted.fetch_add(1, Ordering::Relaxed);
                 let state = state.clone();
                 let (method, uri) = (req.method().clone(), req.uri().clone());
                 async move {
@@ -170,9 +183,15 @@ pub async fn serve(
             }),
         );
         let conn = graceful.watch(conn);
+        let timeouts = timeouts.clone();
         tokio::spawn(async move {
             match tokio::time::timeout(CONNECTION_LIFETIME, conn).await {
                 Ok(Ok(())) => {}
+                Ok(Err(e)) if e.is_timeout() => {
+                    let requests = requests.load(Ordering::Relaxed);
+                    timeouts.count(requests);
+                    tracing::debug!(%peer, requests, trusted = permit.trusted(), "HTTP connection closed: no complete request head within the header read timeout");
+                }
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "HTTP connection ended with an error")
                 }

@@ -161,7 +161,7 @@ const INVALID: &[(&str, &[&str])] = &[
     (
         "invalid-several.toml",
         &[
-            "4:1: key `daemon.log_fromat`: unknown key `log_fromat`; valid keys: listen, data_dir, log_format, max_concurrency, allow_symlinks, max_traces_per_minute, trace_max_hops, trace_timeout, site",
+            "4:1: key `daemon.log_fromat`: unknown key `log_fromat`; valid keys: listen, data_dir, log_format, max_concurrency, allow_symlinks, max_traces_per_minute, trace_max_hops, trace_timeout, site, trusted_peers",
             "8:11: key `defaults.timeout`: `timeout` (10s) must be less than `interval` (5s)",
             "24:8: key `target[1].name`: duplicate target name `router` (first defined at line 18)",
             "27:8: key `target[1].host`: `host` (isp-gw..example) must be an IPv4 address, an IPv6 address, a DNS name or \"@gateway\": it has an empty label (two dots in a row, or a leading dot)",
@@ -222,7 +222,7 @@ const INVALID: &[(&str, &[&str])] = &[
     (
         "invalid-unknown-key-daemon.toml",
         &[
-            "3:1: key `daemon.port`: unknown key `port`; valid keys: listen, data_dir, log_format, max_concurrency, allow_symlinks, max_traces_per_minute, trace_max_hops, trace_timeout, site",
+            "3:1: key `daemon.port`: unknown key `port`; valid keys: listen, data_dir, log_format, max_concurrency, allow_symlinks, max_traces_per_minute, trace_max_hops, trace_timeout, site, trusted_peers",
         ],
     ),
     (
@@ -590,6 +590,7 @@ fn full_example_parses_to_the_expected_model() {
             allow_symlinks: false,
             trace: Default::default(),
             site: Some("almaty-home".into()),
+            trusted_peers: config::Cidr::loopback(),
         },
         defaults: full_defaults(),
         groups: vec![
