@@ -210,6 +210,12 @@ pub struct PeriodFigures {
     pub samples: u64,
     /// Successful throughput tests in the same period.
     pub throughput_tests: u64,
+    /// Failed over all ICMP/TCP/DNS probes from the start to the recorded
+    /// end: the loss the period itself saw (the medians above are of the
+    /// sliding window, which at the edges also holds probes from outside
+    /// the period). Absent in older journals and without such probes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_ratio: Option<f64>,
 }
 
 /// `degraded_start`.
@@ -1152,6 +1158,11 @@ struct EndTrack {
     after_peak: [bool; 6],
     /// How long a slow throughput test stands for the link with no newer one.
     hold: Duration,
+    /// The last slow test (the lower bound of a throughput end).
+    slow_test: Option<Stamp>,
+    /// ICMP/TCP/DNS probes and failures fed so far, and at the loss peak.
+    loss_seen: (u64, u64),
+    loss_at_peak: Option<(u64, u64)>,
 }
 
 const PPM: i64 = 1_000_000;
@@ -1171,7 +1182,17 @@ impl EndTrack {
             at: [None; 6],
             after_peak: [false; 6],
             hold: Duration::from_millis(th.hold_ms),
+            slow_test: None,
+            loss_seen: (0, 0),
+            loss_at_peak: None,
         }
+    }
+
+    /// The period's own loss: failed over all ICMP/TCP/DNS probes from its
+    /// start to its last loss peak (all fed so far without one).
+    fn loss_ratio(&self) -> Option<f64> {
+        let (n, bad) = self.loss_at_peak.unwrap_or(self.loss_seen);
+        (n > 0).then(|| bad as f64 / n as f64)
     }
 
     fn step(&mut self, t: Trigger, bad: bool, at: Stamp) {
@@ -1194,7 +1215,12 @@ impl EndTrack {
         match fed {
             Fed::Probe(e) => {
                 if e.loss_class() {
+                    self.loss_seen.0 += 1;
+                    self.loss_seen.1 += u64::from(!e.ok());
                     self.step(Trigger::Loss, !e.ok(), at);
+                    if self.after_peak[Trigger::Loss as usize] {
+                        self.loss_at_peak = Some(self.loss_seen);
+                    }
                 }
                 if e.ok() && e.lat() {
                     match e.class() {
@@ -1209,6 +1235,9 @@ impl EndTrack {
             }
             Fed::Test(bps) => {
                 if let Some(thr) = th.throughput {
+                    if bps < thr {
+                        self.slow_test = Some(at);
+                    }
                     self.step(Trigger::Throughput, bps < thr, at);
                 }
             }
@@ -1216,26 +1245,47 @@ impl EndTrack {
         }
     }
 
-    /// The end so far over the triggers in `mask`: the latest of theirs. A
-    /// slow test with no newer one stands for the link until its hold runs
-    /// out (as the window's figure does).
+    /// The end so far over the triggers in `mask`: the latest of theirs.
+    ///
+    /// Throughput is sparse: its end lies between the last slow test and
+    /// the first good one after it (or the hold's expiry). When a dense
+    /// trigger (loss, latency) in the same period ends inside that span,
+    /// its end is the better estimate and is taken; alone, throughput's
+    /// end is the first good test.
     fn end(&self, mask: u8) -> Option<Stamp> {
-        Trigger::ALL
+        let tp = Trigger::Throughput as usize;
+        let dense = Trigger::ALL
             .into_iter()
-            .filter(|t| mask & t.bit() != 0)
-            .filter_map(|t| {
-                let i = t as usize;
-                let at = self.at[i]?;
-                Some(if t == Trigger::Throughput && self.after_peak[i] {
+            .filter(|t| *t != Trigger::Throughput && mask & t.bit() != 0)
+            .filter_map(|t| self.at[t as usize])
+            .max_by_key(|s| s.mono);
+        let sparse = (mask & Trigger::Throughput.bit() != 0)
+            .then(|| self.at[tp])
+            .flatten()
+            .map(|at| {
+                let hi = if self.after_peak[tp] {
                     Stamp {
                         wall: at.wall.checked_add(self.hold).unwrap_or(at.wall),
                         mono: at.mono.saturating_add(self.hold),
                     }
                 } else {
                     at
-                })
-            })
-            .max_by_key(|s| s.mono)
+                };
+                (self.slow_test.unwrap_or(at), hi)
+            });
+        match (dense, sparse) {
+            // The period lasted at least to its last slow test.
+            (Some(d), Some((lo, _))) => Some(if d.mono >= lo.mono { d } else { lo }),
+            (Some(d), None) => Some(d),
+            (None, Some((_, hi))) => Some(hi),
+            (None, None) => None,
+        }
+    }
+
+    /// Whether the throughput figure is only a slow test still standing (no
+    /// newer test yet): its crossing is no new evidence.
+    fn throughput_held(&self) -> bool {
+        self.after_peak[Trigger::Throughput as usize]
     }
 
     /// A down period came between the peak and the next sample: that sample
@@ -1356,6 +1406,7 @@ impl PeriodStats {
             snapshots: self.snapshots,
             samples: self.samples,
             throughput_tests: self.tests,
+            loss_ratio: None,
         }
     }
 }
@@ -1804,7 +1855,11 @@ impl Degradations {
                     .end(triggers)
                     .unwrap_or_else(|| t.win.stamp_of(ms(floor)));
                 let since_end = now.mono.saturating_sub(end.mono);
-                if mask != 0 && since_end >= t.th.window {
+                let mut evidence = mask;
+                if t.end.throughput_held() {
+                    evidence &= !Trigger::Throughput.bit();
+                }
+                if evidence != 0 && since_end >= t.th.window {
                     t.end.rebase(now);
                 }
                 // Confirmed once a whole window has been seen after the end
@@ -1997,7 +2052,10 @@ impl Degradations {
             end_observed: true,
             superseded,
             triggers: Trigger::list(o.triggers),
-            figures: o.period.finish(),
+            figures: PeriodFigures {
+                loss_ratio: t.end.loss_ratio(),
+                ..o.period.finish()
+            },
             gaps: o.gaps,
             end_reason: None,
         }));
