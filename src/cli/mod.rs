@@ -132,7 +132,7 @@ pub enum Command {
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=64))]
         max_hops: Option<u8>,
         /// Cut the trace after this long (default: daemon.trace_timeout, else 10s).
-        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration)]
         timeout: Option<std::time::Duration>,
         /// Requests per hop.
         #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=10))]
@@ -154,7 +154,7 @@ pub enum Command {
         )]
         url: String,
         /// Give up after this long.
-        #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+        #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = crate::config::parse_duration)]
         timeout: std::time::Duration,
     },
 }

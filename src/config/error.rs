@@ -23,7 +23,7 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}:{}:", escaped(&self.file), self.line, self.column)?;
         if !self.key.is_empty() {
-            write!(f, " key `{}`:", escaped(&self.key))?;
+            write!(f, " key `{}`:", escaped(&shown(&self.key)))?;
         }
         write!(f, " {}", escaped(&self.message))
     }
@@ -68,6 +68,19 @@ pub fn escaped(text: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// Longest value, in characters, a message echoes in full.
+pub const MAX_SHOWN: usize = 200;
+
+/// `text` as a message echoes it: whole up to [`MAX_SHOWN`] characters,
+/// else its first [`MAX_SHOWN`] followed by `…`, so that a runaway value (a
+/// 2 MB string) cannot turn one problem into megabytes of output.
+pub fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(MAX_SHOWN) {
+        None => std::borrow::Cow::Borrowed(text),
+        Some((cut, _)) => std::borrow::Cow::Owned(format!("{}…", &text[..cut])),
+    }
 }
 
 impl std::error::Error for ConfigError {}
