@@ -8,6 +8,7 @@
 mod check;
 mod healthcheck;
 mod outages;
+mod output;
 mod probe;
 mod report;
 mod run;

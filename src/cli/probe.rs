@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::output::{errln, out, then};
 use super::setup::{Logging, load_or_default, runtime};
 use crate::config::{Config, Kind, LogFormat, Target, format_bytes, format_rate};
 use crate::probe::throughput::{EndedBy, ThroughputInfo};
@@ -21,7 +22,7 @@ pub(super) fn probe(logging: &Logging, config: Option<&Path>, only: &[String]) -
     logging.init(LogFormat::Text);
     if let Some(name) = only.iter().find(|name| cfg.target(name).is_none()) {
         let names: Vec<&str> = cfg.targets.iter().map(|t| t.name.as_str()).collect();
-        eprintln!(
+        errln!(
             "no target named `{name}` in {}; targets: {}",
             cfg.source,
             names.join(", ")
@@ -52,12 +53,12 @@ pub(super) fn probe(logging: &Logging, config: Option<&Path>, only: &[String]) -
         .iter()
         .map(|(i, report)| row(&cfg.targets[*i], report))
         .collect();
-    print!("{}", render_table(&HEADER, &table));
-    if reports.iter().all(|(_, r)| r.outcome.is_success()) {
+    let code = if reports.iter().all(|(_, r)| r.outcome.is_success()) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
-    }
+    };
+    then(out(&render_table(&HEADER, &table)), code)
 }
 
 /// Probes the selected targets (all when `only` is empty) at once, each with
@@ -67,7 +68,7 @@ fn probe_all(cfg: &Arc<Config>, only: &[String]) -> Result<Vec<(usize, Observati
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("failed to start the async runtime: {e}");
+            errln!("failed to start the async runtime: {e}");
             return Err(ExitCode::from(1));
         }
     };
@@ -105,7 +106,7 @@ fn probe_all(cfg: &Arc<Config>, only: &[String]) -> Result<Vec<(usize, Observati
     });
     rt.shutdown_timeout(Duration::from_millis(50));
     reports.map_err(|e: crate::probe::SetupError| {
-        eprintln!("linkwatch: {e}");
+        errln!("linkwatch: {e}");
         ExitCode::from(1)
     })
 }
