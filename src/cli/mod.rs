@@ -109,6 +109,7 @@ pub enum Command {
         /// End of the period (default: now).
         #[arg(long, value_name = "T")]
         until: Option<String>,
+        /// Output format.
         #[arg(long, value_enum, default_value = "markdown")]
         format: crate::report::Format,
         /// Time zone for the times shown (IANA name, e.g. Asia/Almaty; default UTC).
@@ -127,6 +128,8 @@ pub enum Command {
         /// A target or group name from --config, or a host (IP address or DNS name).
         #[arg(value_name = "TARGET")]
         target: String,
+        /// Configuration file (TOML) whose target and group names TARGET may be,
+        /// and whose trace settings apply; without it, TARGET is a host.
         #[arg(long, short, value_name = "PATH")]
         config: Option<PathBuf>,
         /// TTLs probed at most (default: daemon.trace_max_hops, else 30).
@@ -148,6 +151,7 @@ pub enum Command {
     },
     /// Ask a running daemon's /healthz (exit 0 healthy, 1 not); for container HEALTHCHECKs.
     Healthcheck {
+        /// The daemon's /healthz URL (plain http; point it at the config's listen address).
         #[arg(
             long,
             value_name = "URL",
@@ -230,5 +234,27 @@ pub fn main() -> ExitCode {
                 json: *json,
             },
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// `--help` explains every argument of every command (`trace -c` had none).
+    #[test]
+    fn every_argument_has_help_text() {
+        let cli = Cli::command();
+        let mut missing = Vec::new();
+        for cmd in std::iter::once(&cli).chain(cli.get_subcommands()) {
+            for arg in cmd.get_arguments() {
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{} {}", cmd.get_name(), arg.get_id()));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "no help text: {missing:?}");
     }
 }
