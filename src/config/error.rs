@@ -23,7 +23,7 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}:{}:", escaped(&self.file), self.line, self.column)?;
         if !self.key.is_empty() {
-            write!(f, " key `{}`:", escaped(&shown(&self.key)))?;
+            write!(f, " key `{}`:", escaped(&self.key))?;
         }
         write!(f, " {}", escaped(&self.message))
     }
@@ -132,6 +132,16 @@ impl std::error::Error for ConfigErrors {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn echoed_values_are_cut_after_200_characters() {
+        let exact = "é".repeat(MAX_SHOWN);
+        assert_eq!(shown(&exact), exact.as_str());
+        let long = format!("{exact}xyz");
+        assert_eq!(shown(&long), format!("{exact}…"));
+        assert_eq!(shown(&"x".repeat(2_000_000)).chars().count(), MAX_SHOWN + 1);
+        assert_eq!(shown(""), "");
+    }
 
     #[test]
     fn escaping_keeps_one_problem_on_one_line() {

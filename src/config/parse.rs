@@ -104,7 +104,9 @@ pub fn parse(text: &str, source: &str) -> Result<Config, ConfigErrors> {
     Err(ConfigErrors(
         problems
             .into_iter()
-            .map(|p| error(&p.span, p.key, p.message))
+            // A key can be the user's own text (an unknown key, a header
+            // name): cut like every echoed value, for messages and logs.
+            .map(|p| error(&p.span, shown(&p.key).into_owned(), p.message))
             .collect(),
     ))
 }
