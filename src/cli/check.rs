@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use super::output::{errln, out_line, then};
 use super::setup::print_config_problems;
 use crate::config;
 use crate::probe::Probers;
@@ -11,21 +12,21 @@ pub(super) fn check(path: &Path) -> ExitCode {
     match config::load(path) {
         Ok(cfg) => {
             for warning in cfg.warnings() {
-                eprintln!("warning: {warning}");
+                errln!("warning: {warning}");
             }
             // What the daemon would fail on at start without touching the
             // network: CA files that cannot be read or parsed.
             if let Err(e) = Probers::check_offline(&cfg) {
-                eprintln!("{}: error: {}", path.display(), chain(&e));
+                errln!("{}: error: {}", path.display(), chain(&e));
                 return ExitCode::from(2);
             }
-            println!(
+            let printed = out_line(&format!(
                 "{}: ok ({}, {})",
                 path.display(),
                 plural(cfg.groups.len(), "group"),
                 plural(cfg.targets.len(), "target")
-            );
-            ExitCode::SUCCESS
+            ));
+            then(printed, ExitCode::SUCCESS)
         }
         Err(errors) => {
             print_config_problems(&errors, "");

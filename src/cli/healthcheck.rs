@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use super::output::errln;
+
 /// Largest response head read; `/healthz` answers with a few bytes.
 const MAX_RESPONSE: u64 = 64 * 1024;
 
@@ -23,21 +25,21 @@ pub(super) fn healthcheck(url: &str, timeout: Duration) -> ExitCode {
     let (addr, host, path) = match parse(url) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("linkwatch healthcheck: {e:#}");
+            errln!("linkwatch healthcheck: {e:#}");
             return ExitCode::from(2);
         }
     };
     match get(addr, &host, &path, timeout) {
         Ok((200, _)) => ExitCode::SUCCESS,
         Ok((status, body)) => {
-            eprintln!(
+            errln!(
                 "linkwatch healthcheck: {url} answered {status}: {}",
                 body.trim()
             );
             ExitCode::FAILURE
         }
         Err(e) => {
-            eprintln!("linkwatch healthcheck: {url}: {e:#}");
+            errln!("linkwatch healthcheck: {url}: {e:#}");
             ExitCode::FAILURE
         }
     }

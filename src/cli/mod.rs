@@ -8,6 +8,7 @@
 mod check;
 mod healthcheck;
 mod outages;
+mod output;
 mod probe;
 mod report;
 mod run;
@@ -108,6 +109,7 @@ pub enum Command {
         /// End of the period (default: now).
         #[arg(long, value_name = "T")]
         until: Option<String>,
+        /// Output format.
         #[arg(long, value_enum, default_value = "markdown")]
         format: crate::report::Format,
         /// Time zone for the times shown (IANA name, e.g. Asia/Almaty; default UTC).
@@ -126,13 +128,15 @@ pub enum Command {
         /// A target or group name from --config, or a host (IP address or DNS name).
         #[arg(value_name = "TARGET")]
         target: String,
+        /// Configuration file (TOML) whose target and group names TARGET may be,
+        /// and whose trace settings apply; without it, TARGET is a host.
         #[arg(long, short, value_name = "PATH")]
         config: Option<PathBuf>,
         /// TTLs probed at most (default: daemon.trace_max_hops, else 30).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=64))]
         max_hops: Option<u8>,
         /// Cut the trace after this long (default: daemon.trace_timeout, else 10s).
-        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration)]
         timeout: Option<std::time::Duration>,
         /// Requests per hop.
         #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=10))]
@@ -147,6 +151,7 @@ pub enum Command {
     },
     /// Ask a running daemon's /healthz (exit 0 healthy, 1 not); for container HEALTHCHECKs.
     Healthcheck {
+        /// The daemon's /healthz URL (plain http; point it at the config's listen address).
         #[arg(
             long,
             value_name = "URL",
@@ -154,7 +159,7 @@ pub enum Command {
         )]
         url: String,
         /// Give up after this long.
-        #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+        #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = crate::config::parse_duration)]
         timeout: std::time::Duration,
     },
 }
@@ -229,5 +234,27 @@ pub fn main() -> ExitCode {
                 json: *json,
             },
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// `--help` explains every argument of every command (`trace -c` had none).
+    #[test]
+    fn every_argument_has_help_text() {
+        let cli = Cli::command();
+        let mut missing = Vec::new();
+        for cmd in std::iter::once(&cli).chain(cli.get_subcommands()) {
+            for arg in cmd.get_arguments() {
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{} {}", cmd.get_name(), arg.get_id()));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "no help text: {missing:?}");
     }
 }

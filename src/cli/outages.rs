@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use super::output::{errln, out, out_line, then};
 use super::setup::resolve_data_dir;
 
 pub(super) fn outages(
@@ -22,22 +23,22 @@ pub(super) fn outages(
         None => None,
         Some(Ok(t)) => Some(t),
         Some(Err(e)) => {
-            eprintln!("linkwatch: --since: {e}");
+            errln!("linkwatch: --since: {e}");
             return ExitCode::from(2);
         }
     };
     if verify {
         return match listing::verify(&dir) {
             Ok(r) => {
-                print!("{}", r.render());
-                if r.ok() {
+                let code = if r.ok() {
                     ExitCode::SUCCESS
                 } else {
                     ExitCode::from(1)
-                }
+                };
+                then(out(&r.render()), code)
             }
             Err(e) => {
-                eprintln!("linkwatch: {e}");
+                errln!("linkwatch: {e}");
                 ExitCode::from(1)
             }
         };
@@ -48,36 +49,37 @@ pub(super) fn outages(
     match listing::read_outages_with_paths(&dir, since) {
         Ok((records, warnings)) => {
             for w in &warnings {
-                eprintln!(
+                errln!(
                     "warning: {}: {w}",
                     crate::outage::journal_path(&dir).display()
                 );
             }
-            if json {
+            let printed = if json {
                 match listing::render_json_with_paths(&records) {
-                    Ok(s) => println!("{s}"),
+                    Ok(s) => out_line(&s),
                     Err(e) => {
-                        eprintln!("linkwatch: failed to render JSON: {e}");
+                        errln!("linkwatch: failed to render JSON: {e}");
                         return ExitCode::from(1);
                     }
                 }
             } else if !crate::outage::journal_path(&dir).exists() {
-                eprintln!(
+                errln!(
                     "no journal at {}: linkwatch has not run with this data directory; pass --data-dir DIR, or --config PATH of the running daemon",
                     crate::outage::journal_path(&dir).display()
                 );
+                Ok(())
             } else if records.is_empty() {
-                println!(
+                out_line(&format!(
                     "no outages recorded in {}",
                     crate::outage::journal_path(&dir).display()
-                );
+                ))
             } else {
-                print!("{}", listing::render_table_with_paths(&records));
-            }
-            ExitCode::SUCCESS
+                out(&listing::render_table_with_paths(&records))
+            };
+            then(printed, ExitCode::SUCCESS)
         }
         Err(e) => {
-            eprintln!("linkwatch: {e}");
+            errln!("linkwatch: {e}");
             ExitCode::from(1)
         }
     }
@@ -90,30 +92,34 @@ fn degradations(dir: &Path, since: Option<jiff::Timestamp>, json: bool) -> ExitC
     match listing::read_degradations(dir, since) {
         Ok((records, warnings)) => {
             for w in &warnings {
-                eprintln!("warning: {}: {w}", journal.display());
+                errln!("warning: {}: {w}", journal.display());
             }
-            if json {
+            let printed = if json {
                 match listing::render_json(&records) {
-                    Ok(s) => println!("{s}"),
+                    Ok(s) => out_line(&s),
                     Err(e) => {
-                        eprintln!("linkwatch: failed to render JSON: {e}");
+                        errln!("linkwatch: failed to render JSON: {e}");
                         return ExitCode::from(1);
                     }
                 }
             } else if !journal.exists() {
-                eprintln!(
+                errln!(
                     "no journal at {}: linkwatch has not run with this data directory; pass --data-dir DIR, or --config PATH of the running daemon",
                     journal.display()
                 );
+                Ok(())
             } else if records.is_empty() {
-                println!("no degradations recorded in {}", journal.display());
+                out_line(&format!(
+                    "no degradations recorded in {}",
+                    journal.display()
+                ))
             } else {
-                print!("{}", listing::render_table(&records));
-            }
-            ExitCode::SUCCESS
+                out(&listing::render_table(&records))
+            };
+            then(printed, ExitCode::SUCCESS)
         }
         Err(e) => {
-            eprintln!("linkwatch: {e}");
+            errln!("linkwatch: {e}");
             ExitCode::from(1)
         }
     }

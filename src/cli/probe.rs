@@ -5,10 +5,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::output::{errln, out, then};
 use super::setup::{Logging, load_or_default, runtime};
 use crate::config::{Config, Kind, LogFormat, Target, format_bytes, format_rate};
 use crate::probe::throughput::{EndedBy, ThroughputInfo};
-use crate::probe::{Observation, Outcome, Probers, Reason};
+use crate::probe::{Observation, Outcome, Phase, Probers, Reason};
 
 const HEADER: [&str; 6] = ["TARGET", "GROUP", "KIND", "RESULT", "TIME", "DETAIL"];
 
@@ -21,7 +22,7 @@ pub(super) fn probe(logging: &Logging, config: Option<&Path>, only: &[String]) -
     logging.init(LogFormat::Text);
     if let Some(name) = only.iter().find(|name| cfg.target(name).is_none()) {
         let names: Vec<&str> = cfg.targets.iter().map(|t| t.name.as_str()).collect();
-        eprintln!(
+        errln!(
             "no target named `{name}` in {}; targets: {}",
             cfg.source,
             names.join(", ")
@@ -52,12 +53,12 @@ pub(super) fn probe(logging: &Logging, config: Option<&Path>, only: &[String]) -
         .iter()
         .map(|(i, report)| row(&cfg.targets[*i], report))
         .collect();
-    print!("{}", render_table(&HEADER, &table));
-    if reports.iter().all(|(_, r)| r.outcome.is_success()) {
+    let code = if reports.iter().all(|(_, r)| r.outcome.is_success()) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
-    }
+    };
+    then(out(&render_table(&HEADER, &table)), code)
 }
 
 /// Probes the selected targets (all when `only` is empty) at once, each with
@@ -67,7 +68,7 @@ fn probe_all(cfg: &Arc<Config>, only: &[String]) -> Result<Vec<(usize, Observati
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("failed to start the async runtime: {e}");
+            errln!("failed to start the async runtime: {e}");
             return Err(ExitCode::from(1));
         }
     };
@@ -105,7 +106,7 @@ fn probe_all(cfg: &Arc<Config>, only: &[String]) -> Result<Vec<(usize, Observati
     });
     rt.shutdown_timeout(Duration::from_millis(50));
     reports.map_err(|e: crate::probe::SetupError| {
-        eprintln!("linkwatch: {e}");
+        errln!("linkwatch: {e}");
         ExitCode::from(1)
     })
 }
@@ -141,18 +142,20 @@ fn row(t: &Target, report: &Observation) -> [String; 6] {
 /// answers, the peer.
 fn success_detail(report: &Observation) -> String {
     let mut extra = Vec::new();
+    let mut first_byte_shown = false;
     if let Outcome::Success { phases, .. } = &report.outcome {
-        let phases: Vec<String> = phases
+        let shown: Vec<String> = phases
             .iter()
             .map(|(p, d)| format!("{}={}", p.as_str(), fmt_ms(d)))
             .collect();
-        if phases.len() > 1 {
-            extra.push(phases.join(" "));
+        if shown.len() > 1 {
+            extra.push(shown.join(" "));
+            first_byte_shown = phases.get(Phase::FirstByte).is_some();
         }
     }
     let info = &report.info;
     if let Some(tp) = &info.throughput {
-        extra.push(throughput_figures(tp, true));
+        extra.push(throughput_figures(tp, true, first_byte_shown));
     } else if let (Some(bytes), Some(bps)) = (info.body_bytes, info.bytes_per_second) {
         // An HTTP download: its size and rate.
         extra.push(format!(
@@ -173,9 +176,15 @@ fn success_detail(report: &Observation) -> String {
     extra.join(" ")
 }
 
-/// A throughput test's figures: rate (when `rate`), bytes, streams, time to
-/// first byte and what ended it (`partial_rate` on a failed test).
-fn throughput_figures(tp: &ThroughputInfo, rate: bool) -> String {
+/// A throughput test's figures: rate (when `rate`), bytes, streams, the wait
+/// for the first byte and what ended it (`partial_rate` on a failed test).
+///
+/// The wait is named like the phase it belongs to. The `first_byte` phase of
+/// a test is its slowest stream's (set-up ends when every stream runs), so
+/// with several streams the first stream's wait is `first_byte_fastest`;
+/// with one stream the two are the same figure, shown once: as the phase
+/// when `first_byte_shown`, else here as `first_byte`.
+fn throughput_figures(tp: &ThroughputInfo, rate: bool, first_byte_shown: bool) -> String {
     let mut parts = vec![format!("{}", tp.direction)];
     if let (true, Some(bps)) = (rate, tp.bits_per_second) {
         let label = if tp.partial { "partial_rate" } else { "rate" };
@@ -183,8 +192,13 @@ fn throughput_figures(tp: &ThroughputInfo, rate: bool) -> String {
     }
     parts.push(format!("bytes={}", format_bytes(tp.bytes)));
     parts.push(format!("streams={}/{}", tp.streams_finished, tp.streams));
-    if let Some(ttfb) = tp.time_to_first_byte_seconds {
-        parts.push(format!("ttfb={}", fmt_ms(Duration::from_secs_f64(ttfb))));
+    if let Some(wait) = tp.time_to_first_byte_seconds {
+        let wait = fmt_ms(Duration::from_secs_f64(wait));
+        if tp.streams > 1 {
+            parts.push(format!("first_byte_fastest={wait}"));
+        } else if !first_byte_shown {
+            parts.push(format!("first_byte={wait}"));
+        }
     }
     if let Some(end) = tp.ended_by {
         let end = match end {
@@ -207,7 +221,9 @@ fn with_figures(detail: String, report: &Observation) -> String {
         Outcome::Success { .. } => false,
     };
     match &report.info.throughput {
-        Some(tp) if tp.bytes > 0 => format!("{detail} ({})", throughput_figures(tp, measured)),
+        Some(tp) if tp.bytes > 0 => {
+            format!("{detail} ({})", throughput_figures(tp, measured, false))
+        }
         _ => detail,
     }
 }
@@ -242,4 +258,39 @@ fn render_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> Str
         line(row.iter().map(String::as_str).collect());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Direction;
+
+    fn download(streams: usize) -> ThroughputInfo {
+        ThroughputInfo {
+            direction: Direction::Download,
+            bits_per_second: Some(8e6),
+            bytes: 1_000_000,
+            transfer_seconds: 1.0,
+            time_to_first_byte_seconds: Some(0.00128),
+            streams,
+            streams_finished: streams,
+            ended_by: Some(EndedBy::MaxBytes),
+            partial: false,
+        }
+    }
+
+    /// One name per figure: `first_byte` is the phase (the slowest stream's
+    /// wait), `first_byte_fastest` the first stream's; never `ttfb`.
+    #[test]
+    fn the_first_byte_wait_is_named_like_its_phase() {
+        let several = throughput_figures(&download(4), true, true);
+        assert!(several.contains("first_byte_fastest=1.280ms"), "{several}");
+        assert!(!several.contains("ttfb"), "{several}");
+        // One stream: the phase already shows the same figure.
+        let one = throughput_figures(&download(1), true, true);
+        assert!(!one.contains("first_byte"), "{one}");
+        // A failed test shows no phases: the figure is the phase's.
+        let failed = throughput_figures(&download(1), false, false);
+        assert!(failed.contains(" first_byte=1.280ms"), "{failed}");
+    }
 }

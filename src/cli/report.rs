@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use super::output::{errln, out, then};
 use super::setup::resolve_data_dir;
 
 pub(super) fn report(
@@ -23,7 +24,7 @@ pub(super) fn report(
     let since = match crate::timeparse::parse_time(since, now) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("linkwatch: --since: {e}");
+            errln!("linkwatch: --since: {e}");
             return ExitCode::from(2);
         }
     };
@@ -31,7 +32,7 @@ pub(super) fn report(
         None => now,
         Some(Ok(t)) => t,
         Some(Err(e)) => {
-            eprintln!("linkwatch: --until: {e}");
+            errln!("linkwatch: --until: {e}");
             return ExitCode::from(2);
         }
     };
@@ -46,7 +47,7 @@ pub(super) fn report(
             match crate::config::parse_rate(text) {
                 Ok(bps) => rates[i] = Some(bps),
                 Err(e) => {
-                    eprintln!("linkwatch: {flag} ({text}): {e}");
+                    errln!("linkwatch: {flag} ({text}): {e}");
                     return ExitCode::from(2);
                 }
             }
@@ -59,16 +60,13 @@ pub(super) fn report(
     match crate::report::build_with_plan(&dir, since, until, tz, plan)
         .and_then(|r| crate::report::render(&r, format))
     {
-        Ok(text) => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
+        Ok(text) => then(out(&text), ExitCode::SUCCESS),
         Err(e @ (ReportError::EmptyPeriod { .. } | ReportError::TimeZone(_))) => {
-            eprintln!("linkwatch: {e}");
+            errln!("linkwatch: {e}");
             ExitCode::from(2)
         }
         Err(e) => {
-            eprintln!("linkwatch: {e}");
+            errln!("linkwatch: {e}");
             ExitCode::from(1)
         }
     }

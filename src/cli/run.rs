@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use super::output::errln;
 use super::setup::{Logging, load_or_default, runtime};
 use crate::config::Config;
 
@@ -30,7 +31,7 @@ fn run_daemon(cfg: Config, file_daemon: crate::config::DaemonConfig, json_logs: 
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("failed to start the async runtime: {e}");
+            errln!("failed to start the async runtime: {e}");
             return ExitCode::from(1);
         }
     };
@@ -58,7 +59,7 @@ fn run_daemon(cfg: Config, file_daemon: crate::config::DaemonConfig, json_logs: 
             if json_logs {
                 tracing::error!(error = %e, "linkwatch could not start");
             } else {
-                eprintln!("linkwatch: {e}");
+                errln!("linkwatch: {e}");
             }
             ExitCode::from(1)
         }

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use tracing_subscriber::EnvFilter;
 
+use super::output::errln;
 use crate::config::{self, Config, ConfigErrors, LogFormat};
 
 /// The data directory for offline commands: `--data-dir`, else the config's, else the default's.
@@ -76,7 +77,7 @@ impl Logging {
             None => EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new("info")),
         }
         .unwrap_or_else(|e| {
-            eprintln!("invalid --log-level/RUST_LOG filter ({e}); using `info`");
+            errln!("invalid --log-level/RUST_LOG filter ({e}); using `info`");
             EnvFilter::new("info")
         });
         let builder = tracing_subscriber::fmt()

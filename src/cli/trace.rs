@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use super::output::{errln, out, out_line, then};
 use super::setup::{Logging, load_or_default, runtime};
 use crate::config::{Config, Host, LogFormat};
 use crate::probe::trace::{self, Trace, TraceOptions, TraceProtocol};
@@ -37,7 +38,7 @@ pub(super) fn trace(logging: &Logging, args: &TraceArgs<'_>) -> ExitCode {
     let (host, label) = match pick_host(cfg.as_ref(), args.target) {
         Ok(h) => h,
         Err(message) => {
-            eprintln!("{message}");
+            errln!("{message}");
             return ExitCode::from(2);
         }
     };
@@ -59,7 +60,7 @@ pub(super) fn trace(logging: &Logging, args: &TraceArgs<'_>) -> ExitCode {
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("failed to start the async runtime: {e}");
+            errln!("failed to start the async runtime: {e}");
             return ExitCode::from(1);
         }
     };
@@ -68,26 +69,27 @@ pub(super) fn trace(logging: &Logging, args: &TraceArgs<'_>) -> ExitCode {
     let t = match result {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("trace to {label} failed: {e}");
+            errln!("trace to {label} failed: {e}");
             return ExitCode::from(1);
         }
     };
-    if args.json {
+    let printed = if args.json {
         match serde_json::to_string_pretty(&t) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => out_line(&s),
             Err(e) => {
-                eprintln!("failed to encode the trace: {e}");
+                errln!("failed to encode the trace: {e}");
                 return ExitCode::from(1);
             }
         }
     } else {
-        print!("{}", render(&t, &label, started));
-    }
-    if t.reached {
+        out(&render(&t, &label, started))
+    };
+    let code = if t.reached {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
-    }
+    };
+    then(printed, code)
 }
 
 /// A configured target's host, a group's trace target, or the argument as a host.

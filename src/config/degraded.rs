@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use super::error::shown;
 use super::model::Plan;
 use super::model::{Kind, Target};
 use super::throughput::{format_rate, parse_rate};
@@ -192,16 +193,23 @@ fn percent(w: &mut Walker<'_>, t: &Tbl<'_, '_>, key: &str) -> Got<f64> {
 }
 
 fn parse_percent(s: &str, key: &str) -> Result<f64, String> {
-    let number = s
-        .trim()
-        .strip_suffix('%')
-        .ok_or_else(|| format!("`{key}` ({s}) must be a percentage such as \"5%\""))?;
-    let v: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{key}` ({s}) must be a percentage such as \"5%\""))?;
+    let number = s.trim().strip_suffix('%').ok_or_else(|| {
+        format!(
+            "`{key}` ({s}) must be a percentage such as \"5%\"",
+            s = shown(s)
+        )
+    })?;
+    let v: f64 = number.trim().parse().map_err(|_| {
+        format!(
+            "`{key}` ({s}) must be a percentage such as \"5%\"",
+            s = shown(s)
+        )
+    })?;
     if !(0.0..=100.0).contains(&v) {
-        return Err(format!("`{key}` ({s}) must be in the range 0%..=100%"));
+        return Err(format!(
+            "`{key}` ({s}) must be in the range 0%..=100%",
+            s = shown(s)
+        ));
     }
     Ok(v)
 }
@@ -228,13 +236,13 @@ fn floor(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Got<Floor> {
         if s.trim().ends_with('%') {
             let p = parse_percent(s, key)?;
             if p == 0.0 {
-                return Err(format!("`{key}` ({s}) must be more than 0%"));
+                return Err(format!("`{key}` ({s}) must be more than 0%", s = shown(s)));
             }
             Ok(Floor::Percent(p))
         } else {
             parse_rate(s).map(Floor::Rate).map_err(|reason| {
                 format!(
-                    "`{key}` ({s}) is not a rate ({reason}); write e.g. \"5 Mbit/s\", or \"50%\" of [plan]"
+                    "`{key}` ({s}) is not a rate ({reason}); write e.g. \"5 Mbit/s\", or \"50%\" of [plan]", s = shown(s)
                 )
             })
         }

@@ -70,6 +70,19 @@ pub fn escaped(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// Longest value, in characters, a message echoes in full.
+pub const MAX_SHOWN: usize = 200;
+
+/// `text` as a message echoes it: whole up to [`MAX_SHOWN`] characters,
+/// else its first [`MAX_SHOWN`] followed by `…`, so that a runaway value (a
+/// 2 MB string) cannot turn one problem into megabytes of output.
+pub fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(MAX_SHOWN) {
+        None => std::borrow::Cow::Borrowed(text),
+        Some((cut, _)) => std::borrow::Cow::Owned(format!("{}…", &text[..cut])),
+    }
+}
+
 impl std::error::Error for ConfigError {}
 
 /// Every problem found in a configuration, in file order.
@@ -119,6 +132,16 @@ impl std::error::Error for ConfigErrors {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn echoed_values_are_cut_after_200_characters() {
+        let exact = "é".repeat(MAX_SHOWN);
+        assert_eq!(shown(&exact), exact.as_str());
+        let long = format!("{exact}xyz");
+        assert_eq!(shown(&long), format!("{exact}…"));
+        assert_eq!(shown(&"x".repeat(2_000_000)).chars().count(), MAX_SHOWN + 1);
+        assert_eq!(shown(""), "");
+    }
 
     #[test]
     fn escaping_keeps_one_problem_on_one_line() {

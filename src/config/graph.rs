@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use super::error::shown;
 use super::model::{DownWhen, Host, Target};
 use super::validate;
 use super::walk::{At, Got, Need, Reported, Span, Walker};
@@ -45,11 +46,15 @@ pub(super) fn check(
     };
     let unknown_group = |what: &str, name: &str| {
         if defined.is_empty() {
-            format!("`{what}` ({name}) names no [[group]]; no groups are defined")
+            format!(
+                "`{what}` ({name}) names no [[group]]; no groups are defined",
+                name = shown(name)
+            )
         } else {
             format!(
                 "`{what}` ({name}) names no [[group]]; defined groups: {}",
-                defined.join(", ")
+                defined.join(", "),
+                name = shown(name)
             )
         }
     };

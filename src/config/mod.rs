@@ -42,6 +42,13 @@ pub const RCODES: &[&str] = &[
     "NXRRSET", "NOTAUTH", "NOTZONE",
 ];
 
+/// Parses a duration as the configuration writes them: `<number><unit>`
+/// parts together, largest unit first (`500ms`, `5s`, `1m30s`); no spaces.
+/// The error is the reason, for a command-line flag's message.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    validate::duration(text)
+}
+
 /// Parses the embedded default configuration.
 pub fn default_config() -> Result<Config, ConfigErrors> {
     parse(DEFAULT_CONFIG, DEFAULT_SOURCE)

@@ -720,11 +720,11 @@ impl Config {
                          result counts in the group's judgement (a `down_when = \"all\"` group stays up)",
                         g.name,
                         fast.name,
-                        humantime::format_duration(fast.interval),
+                        super::validate::format_duration(fast.interval),
                         slow.name,
-                        humantime::format_duration(slow.interval),
+                        super::validate::format_duration(slow.interval),
                         slow.name,
-                        humantime::format_duration(slow.vote_horizon()),
+                        super::validate::format_duration(slow.vote_horizon()),
                         fast.name,
                     )
                 })

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use toml::de::{DeTable, DeValue};
 
 use super::degraded;
-use super::error::{ConfigError, ConfigErrors, is_unprintable};
+use super::error::{ConfigError, ConfigErrors, is_unprintable, shown};
 use super::graph::{self, GroupDraft, TargetDraft};
 use super::model::{
     Cidr, Config, DaemonConfig, Defaults, DownWhen, Group, GroupTrace, Kind, LogFormat, Target,
@@ -106,7 +106,9 @@ pub fn parse(text: &str, source: &str) -> Result<Config, ConfigErrors> {
     Err(ConfigErrors(
         problems
             .into_iter()
-            .map(|p| error(&p.span, p.key, p.message))
+            // A key can be the user's own text (an unknown key, a header
+            // name): cut like every echoed value, for messages and logs.
+            .map(|p| error(&p.span, shown(&p.key).into_owned(), p.message))
             .collect(),
     ))
 }
@@ -190,7 +192,10 @@ fn interval(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Got<Duration> {
         if validate::interval_in_range(d) {
             Ok(())
         } else {
-            Err(format!("`interval` ({s}) must be in the range 100ms..=24h"))
+            Err(format!(
+                "`interval` ({s}) must be in the range 100ms..=24h",
+                s = shown(s)
+            ))
         }
     })
 }
@@ -332,24 +337,28 @@ fn daemon(w: &mut Walker<'_>, root: &Tbl<'_, '_>) -> Option<DaemonConfig> {
         let addr = s.parse::<SocketAddr>().map_err(|_| {
             format!(
                 "`listen` ({s}) must be an IP address and a port, \
-                 e.g. \"127.0.0.1:9898\" or \"[::1]:9898\""
+                 e.g. \"127.0.0.1:9898\" or \"[::1]:9898\"",
+                s = shown(s)
             )
         })?;
         validate::listen(addr)
-            .map_err(|reason| format!("`listen` ({s}) cannot be used: {reason}"))?;
+            .map_err(|reason| format!("`listen` ({s}) cannot be used: {reason}", s = shown(s)))?;
         Ok(addr)
     });
     let data_dir = w.nonempty(&t, "data_dir");
     let data_dir = w.check(&t, "data_dir", data_dir, |s| {
         validate::data_dir(s)
             .map(|()| s.clone())
-            .map_err(|reason| format!("`data_dir` ({s}) cannot be used: {reason}"))
+            .map_err(|reason| format!("`data_dir` ({s}) cannot be used: {reason}", s = shown(s)))
     });
     let log_format = w.string(&t, "log_format");
     let log_format = w.check(&t, "log_format", log_format, |s| match s.as_str() {
         "text" => Ok(LogFormat::Text),
         "json" => Ok(LogFormat::Json),
-        _ => Err(format!("`log_format` ({s}) must be \"text\" or \"json\"")),
+        _ => Err(format!(
+            "`log_format` ({s}) must be \"text\" or \"json\"",
+            s = shown(s)
+        )),
     });
     let max_concurrency = w.integer(&t, "max_concurrency", 1, 1_000_000);
     let allow_symlinks = w.boolean(&t, "allow_symlinks");
@@ -360,7 +369,8 @@ fn daemon(w: &mut Walker<'_>, root: &Tbl<'_, '_>) -> Option<DaemonConfig> {
             Ok(())
         } else {
             Err(format!(
-                "`trace_timeout` ({s}) must be in the range 1s..=60s"
+                "`trace_timeout` ({s}) must be in the range 1s..=60s",
+                s = shown(s)
             ))
         }
     });
@@ -368,7 +378,7 @@ fn daemon(w: &mut Walker<'_>, root: &Tbl<'_, '_>) -> Option<DaemonConfig> {
     let site = w.check(&t, "site", site, |s| {
         validate::site(s)
             .map(|()| s.clone())
-            .map_err(|reason| format!("`site` ({s}) {reason}"))
+            .map_err(|reason| format!("`site` ({s}) {reason}", s = shown(s)))
     });
     let trusted_peers = trusted_peers(w, &t);
     let default = DaemonConfig::default();
@@ -493,10 +503,11 @@ fn group(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> GroupDraft {
         None => Ok(None),
         Some(v) => {
             let key = t.key("down_when");
-            let message = |shown: &str| {
+            let message = |written: &str| {
                 format!(
-                    "`down_when` ({shown}) must be \"all\", \"any\" \
-                     or a number of targets (1 or more)"
+                    "`down_when` ({}) must be \"all\", \"any\" \
+                     or a number of targets (1 or more)",
+                    shown(written)
                 )
             };
             match v.get_ref() {
@@ -521,8 +532,8 @@ fn group(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> GroupDraft {
                             span: v.span(),
                         })),
                         _ => {
-                            let shown = w.snippet(&v.span());
-                            Err(w.report(v.span(), key, message(&shown)))
+                            let written = w.snippet(&v.span());
+                            Err(w.report(v.span(), key, message(&written)))
                         }
                     }
                 }
@@ -535,7 +546,8 @@ fn group(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> GroupDraft {
         validate::host(s).map_err(|reason| {
             format!(
                 "`trace_target` ({s}) must be an IPv4 address, an IPv6 address, \
-                 a DNS name or \"@gateway\": {reason}"
+                 a DNS name or \"@gateway\": {reason}",
+                s = shown(s)
             )
         })
     });
@@ -543,7 +555,10 @@ fn group(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> GroupDraft {
         if (Duration::from_secs(60)..=Duration::from_secs(7 * 86_400)).contains(&d) {
             Ok(())
         } else {
-            Err(format!("`trace_every` ({s}) must be in the range 1m..=7d"))
+            Err(format!(
+                "`trace_every` ({s}) must be in the range 1m..=7d",
+                s = shown(s)
+            ))
         }
     });
     let trace_protocol = w.string(t, "trace_protocol");
@@ -551,7 +566,8 @@ fn group(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> GroupDraft {
         "icmp" => Ok(TraceProtocol::Icmp),
         "udp" => Ok(TraceProtocol::Udp),
         _ => Err(format!(
-            "`trace_protocol` ({s}) must be \"icmp\" or \"udp\""
+            "`trace_protocol` ({s}) must be \"icmp\" or \"udp\"",
+            s = shown(s)
         )),
     });
     GroupDraft {
@@ -572,7 +588,8 @@ fn name(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Need<String> {
             Err("`name` must not be empty".to_owned())
         } else if s.trim() != s {
             Err(format!(
-                "`name` ({s}) must not start or end with whitespace"
+                "`name` ({s}) must not start or end with whitespace",
+                s = shown(s)
             ))
         } else if s.chars().any(is_unprintable) {
             Err(format!(
@@ -581,7 +598,8 @@ fn name(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Need<String> {
             ))
         } else if s.chars().count() > MAX_NAME_LEN {
             Err(format!(
-                "`name` ({s}) is longer than {MAX_NAME_LEN} characters"
+                "`name` ({s}) is longer than {MAX_NAME_LEN} characters",
+                s = shown(s)
             ))
         } else {
             Ok(s.clone())
@@ -599,7 +617,8 @@ fn target(w: &mut Walker<'_>, t: &Tbl<'_, '_>, defaults: &DefaultsDraft) -> Targ
         "dns" => Ok(Kind::Dns),
         "throughput" => Ok(Kind::Throughput),
         _ => Err(format!(
-            "`kind` ({s}) must be one of icmp, tcp, http, dns, throughput"
+            "`kind` ({s}) must be one of icmp, tcp, http, dns, throughput",
+            s = shown(s)
         )),
     });
     let kind = w.missing(t, "kind", kind);
@@ -697,14 +716,21 @@ fn check_target_keys(w: &mut Walker<'_>, t: &Tbl<'_, '_>, kind: Option<Kind>) {
             Some(kind) => {
                 let valid = [TARGET_KEYS, spec::keys(kind)].concat().join(", ");
                 if in_some_kind {
-                    format!("key `{key}` is not valid for kind `{kind}`; valid keys: {valid}")
+                    format!(
+                        "key `{key}` is not valid for kind `{kind}`; valid keys: {valid}",
+                        key = shown(key)
+                    )
                 } else {
-                    format!("unknown key `{key}`; valid keys for kind `{kind}`: {valid}")
+                    format!(
+                        "unknown key `{key}`; valid keys for kind `{kind}`: {valid}",
+                        key = shown(key)
+                    )
                 }
             }
             None => format!(
                 "unknown key `{key}`; valid keys: {} and the keys of the target's kind",
-                TARGET_KEYS.join(", ")
+                TARGET_KEYS.join(", "),
+                key = shown(key)
             ),
         };
         w.report(k.span(), t.key(key), message);

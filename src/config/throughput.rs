@@ -8,6 +8,7 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue};
 use url::Url;
 
+use super::error::shown;
 use super::model::{Config, IpVersion, TargetSpec};
 
 /// Which way the bytes of a throughput test flow; the `direction` label.
@@ -200,13 +201,17 @@ pub fn parse_rate(text: &str) -> Result<f64, String> {
     }
     let value: f64 = number
         .parse()
-        .map_err(|_| format!("`{number}` is not a number"))?;
+        .map_err(|_| format!("`{number}` is not a number", number = shown(number)))?;
     let Some(&(_, scale)) = RATE_UNITS.iter().find(|(u, _)| *u == unit) else {
         let units: Vec<&str> = RATE_UNITS.iter().map(|(u, _)| *u).collect();
         return Err(if unit.is_empty() {
             format!("it has no unit; use one of {}", units.join(", "))
         } else {
-            format!("unknown unit `{unit}`; use one of {}", units.join(", "))
+            format!(
+                "unknown unit `{unit}`; use one of {}",
+                units.join(", "),
+                unit = shown(unit)
+            )
         });
     };
     let bps = value * scale;

@@ -5,6 +5,7 @@
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
+use super::error::{is_unprintable, shown};
 use super::model::{Cidr, Host};
 
 /// Shortest interval a target may use.
@@ -57,25 +58,172 @@ pub(crate) fn cidr(text: &str) -> Result<Cidr, String> {
     })
 }
 
-/// Parses a humane duration string (`500ms`, `5s`, `1m`, `1h 30m`); the
-/// error is the reason it is not one.
+/// Duration units `duration` accepts, longest spelling first within each
+/// unit, with their length in nanoseconds. Months and years are left out on
+/// purpose: their length varies, and `1M` next to `1m` is a trap.
+const DURATION_UNITS: &[(&str, u128)] = &[
+    ("nsec", 1),
+    ("ns", 1),
+    ("usec", 1_000),
+    ("us", 1_000),
+    ("\u{b5}s", 1_000),
+    ("msec", 1_000_000),
+    ("ms", 1_000_000),
+    ("seconds", 1_000_000_000),
+    ("second", 1_000_000_000),
+    ("secs", 1_000_000_000),
+    ("sec", 1_000_000_000),
+    ("s", 1_000_000_000),
+    ("minutes", 60_000_000_000),
+    ("minute", 60_000_000_000),
+    ("mins", 60_000_000_000),
+    ("min", 60_000_000_000),
+    ("m", 60_000_000_000),
+    ("hours", 3_600_000_000_000),
+    ("hour", 3_600_000_000_000),
+    ("hrs", 3_600_000_000_000),
+    ("hr", 3_600_000_000_000),
+    ("h", 3_600_000_000_000),
+    ("days", 86_400_000_000_000),
+    ("day", 86_400_000_000_000),
+    ("d", 86_400_000_000_000),
+    ("weeks", 604_800_000_000_000),
+    ("week", 604_800_000_000_000),
+    ("w", 604_800_000_000_000),
+];
+
+/// The units as the README lists them, for messages.
+pub(crate) const DURATION_UNITS_SHOWN: &str = "ns, us, ms, s, m, h, d, w";
+
+/// Parses a duration: one or more `<number><unit>` parts written together,
+/// largest unit first, each unit once (`500ms`, `5s`, `1m30s`, `1h30m`).
+/// Nothing else is accepted: no space, tab or other whitespace anywhere (so
+/// `1 5s` is not silently 15s), no sign, no fraction, no bare number. The
+/// error is the reason, without the value (the caller shows it).
 pub(crate) fn duration(text: &str) -> Result<Duration, String> {
-    if text.trim().is_empty() {
+    if text.is_empty() {
         return Err("it is empty".to_owned());
     }
-    humantime::parse_duration(text).map_err(|e| {
-        // humantime appends the whole unit list to unknown-unit errors.
-        let reason = e.to_string();
-        match reason.split_once(", supported units") {
-            Some((head, _)) => head.to_owned(),
-            None => reason,
+    if let Some(c) = text
+        .chars()
+        .find(|c| c.is_whitespace() || is_unprintable(*c))
+    {
+        let what = match c {
+            ' ' => "a space".to_owned(),
+            _ => char_name(c),
+        };
+        return Err(format!(
+            "it contains {what}; a duration is written without spaces"
+        ));
+    }
+    let mut total: u128 = 0;
+    let mut last_unit: Option<(u128, &str)> = None;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits == 0 {
+            let c = rest.chars().next().unwrap_or_default();
+            return Err(if last_unit.is_none() {
+                format!("it must start with a number, not `{c}`")
+            } else {
+                format!("expected a number after the unit, found `{c}`")
+            });
         }
-    })
+        let (number, after) = rest.split_at(digits);
+        let unit_len = after.len()
+            - after
+                .trim_start_matches(|c: char| !c.is_ascii_digit())
+                .len();
+        let (unit, after) = after.split_at(unit_len);
+        if unit.is_empty() {
+            return Err(format!(
+                "the number {} has no unit (units: {DURATION_UNITS_SHOWN})",
+                shown(number)
+            ));
+        }
+        if unit.starts_with(['.', ',']) {
+            return Err(
+                "fractions are not accepted; write smaller units, e.g. \"1s500ms\"".to_owned(),
+            );
+        }
+        if ["M", "month", "months", "y", "year", "years"].contains(&unit) {
+            return Err(format!(
+                "unit `{unit}` is not accepted (months and years vary in length); \
+                 use one of {DURATION_UNITS_SHOWN}"
+            ));
+        }
+        let Some(&(_, nanos)) = DURATION_UNITS.iter().find(|(name, _)| *name == unit) else {
+            return Err(format!(
+                "unknown unit `{}`; use one of {DURATION_UNITS_SHOWN}",
+                shown(unit)
+            ));
+        };
+        if let Some((prev, prev_name)) = last_unit
+            && nanos >= prev
+        {
+            return Err(format!(
+                "`{unit}` follows `{prev_name}`; write each unit once, largest first, \
+                     e.g. \"1h30m\""
+            ));
+        }
+        let n: u128 = number
+            .parse()
+            .map_err(|_| "the number is too large".to_owned())?;
+        total = n
+            .checked_mul(nanos)
+            .and_then(|part| total.checked_add(part))
+            .ok_or_else(|| "it is too large".to_owned())?;
+        last_unit = Some((nanos, unit));
+        rest = after;
+    }
+    let secs = u64::try_from(total / 1_000_000_000).map_err(|_| "it is too large".to_owned())?;
+    // The remainder is below 10^9, so it fits.
+    let nanos = u32::try_from(total % 1_000_000_000).unwrap_or(0);
+    Ok(Duration::new(secs, nanos))
 }
 
-/// Formats a duration the way users write them (`2s`, `500ms`, `1m 30s`).
+/// `U+0009 (tab)`-style name of a character that does not show as itself.
+fn char_name(c: char) -> String {
+    let name = match c {
+        ' ' => " (space)",
+        '\t' => " (tab)",
+        '\n' => " (line feed)",
+        '\r' => " (carriage return)",
+        '\u{a0}' => " (no-break space)",
+        '\u{85}' => " (next line)",
+        '\u{2028}' => " (line separator)",
+        '\u{2029}' => " (paragraph separator)",
+        '\u{feff}' => " (byte order mark)",
+        '\u{200b}' => " (zero-width space)",
+        _ => "",
+    };
+    format!("U+{:04X}{name}", c as u32)
+}
+
+/// Formats a duration the way `duration` reads them (`2s`, `500ms`,
+/// `1m30s`): largest unit first, without spaces.
 pub(crate) fn format_duration(d: Duration) -> String {
-    humantime::format_duration(d).to_string()
+    if d.is_zero() {
+        return "0s".to_owned();
+    }
+    let mut nanos = d.as_nanos();
+    let mut out = String::new();
+    for (unit, size) in [
+        ("d", 86_400_000_000_000u128),
+        ("h", 3_600_000_000_000),
+        ("m", 60_000_000_000),
+        ("s", 1_000_000_000),
+        ("ms", 1_000_000),
+        ("us", 1_000),
+        ("ns", 1),
+    ] {
+        let n = nanos / size;
+        if n > 0 {
+            out.push_str(&format!("{n}{unit}"));
+            nanos %= size;
+        }
+    }
+    out
 }
 
 /// Checks an interval against [`MIN_INTERVAL`]..=[`MAX_INTERVAL`].
@@ -157,14 +305,37 @@ pub(crate) fn data_dir(text: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks a URL as written, before it is parsed: no control character
+/// (CR, LF, tab, NUL, DEL, C1), no invisible one and no whitespace anywhere.
+/// The URL parser drops tabs and line breaks and trims the ends without a
+/// word, so `https://exa\r\nmple.org/` would be probed as
+/// `https://example.org/`; a URL never holds such characters (a space in a
+/// path is written `%20`).
+pub(crate) fn url_text(text: &str) -> Result<(), String> {
+    match text
+        .chars()
+        .enumerate()
+        .find(|(_, c)| c.is_whitespace() || is_unprintable(*c))
+    {
+        None => Ok(()),
+        Some((i, c)) => Err(format!(
+            "it contains {} at character {}; a URL cannot hold control characters, \
+             invisible characters or whitespace (write a space in a path or query as %20)",
+            char_name(c),
+            i + 1
+        )),
+    }
+}
+
 /// Checks what a probe takes from an http(s) URL: a host that is a valid DNS
 /// name (or an IP address), a port other than 0, and a request target
 /// (path and query) that HTTP/1.1 can send.
 pub(crate) fn http_url(url: &url::Url) -> Result<(), String> {
     match url.host() {
         None => return Err("it has no host".to_owned()),
-        Some(url::Host::Domain(d)) => dns_name(d, true)
-            .map_err(|reason| format!("its host `{d}` is not a valid DNS name: {reason}"))?,
+        Some(url::Host::Domain(d)) => dns_name(d, true).map_err(|reason| {
+            format!("its host `{}` is not a valid DNS name: {reason}", shown(d))
+        })?,
         Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) => {}
     }
     if url.port() == Some(0) {
@@ -210,7 +381,8 @@ pub(crate) fn dns_name(name: &str, hostname: bool) -> Result<(), String> {
         }
         if label.len() > 63 {
             return Err(format!(
-                "label `{label}` is {} characters long; at most 63 are allowed",
+                "label `{}` is {} characters long; at most 63 are allowed",
+                shown(label),
                 label.len()
             ));
         }
@@ -220,14 +392,15 @@ pub(crate) fn dns_name(name: &str, hostname: bool) -> Result<(), String> {
                 .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
             {
                 return Err(format!(
-                    "label `{label}` contains {c:?}; only letters, digits and `-` are allowed"
+                    "label `{}` contains {c:?}; only letters, digits and `-` are allowed",
+                    shown(label)
                 ));
             }
             if label.starts_with('-') || label.ends_with('-') {
-                return Err(format!("label `{label}` starts or ends with `-`"));
+                return Err(format!("label `{}` starts or ends with `-`", shown(label)));
             }
         } else if let Some(c) = label.chars().find(|c| !c.is_ascii_graphic()) {
-            return Err(format!("label `{label}` contains {c:?}"));
+            return Err(format!("label `{}` contains {c:?}", shown(label)));
         }
     }
     if hostname
@@ -287,7 +460,7 @@ pub(crate) fn dns_server_addr(text: &str, default_port: u16) -> Result<(Host, u1
     if let Some(inner) = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
         let ip: Ipv6Addr = inner
             .parse()
-            .map_err(|_| format!("`{inner}` is not an IPv6 address"))?;
+            .map_err(|_| format!("`{inner}` is not an IPv6 address", inner = shown(inner)))?;
         return Ok((Host::Ip(IpAddr::V6(ip)), default_port));
     }
     let (name, port) = match text.rsplit_once(':') {
@@ -302,7 +475,7 @@ fn parse_port(text: &str) -> Result<u16, String> {
     match text.parse::<u32>() {
         Ok(p @ 1..=65535) => Ok(p as u16),
         Ok(p) => Err(format!("port {p} must be in the range 1..=65535")),
-        Err(_) => Err(format!("port `{text}` is not a number")),
+        Err(_) => Err(format!("port `{text}` is not a number", text = shown(text))),
     }
 }
 
@@ -379,14 +552,118 @@ mod tests {
         assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(duration("5s"), Ok(Duration::from_secs(5)));
         assert_eq!(duration("1m"), Ok(Duration::from_secs(60)));
-        assert_eq!(duration("1h 30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(duration("0"), Ok(Duration::ZERO));
-        let e = duration("5 parsecs").unwrap_err();
-        assert_eq!(e, "unknown time unit \"parsecs\"");
-        assert_eq!(duration(" ").unwrap_err(), "it is empty");
-        assert!(duration("fast").is_err());
-        assert!(duration("-5s").is_err());
-        assert_eq!(format_duration(Duration::from_millis(2500)), "2s 500ms");
+        assert_eq!(duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(duration("2s500ms"), Ok(Duration::from_millis(2500)));
+        assert_eq!(duration("1ns"), Ok(Duration::from_nanos(1)));
+        assert_eq!(duration("250us"), Ok(Duration::from_micros(250)));
+        assert_eq!(duration("0s"), Ok(Duration::ZERO));
+        assert_eq!(duration("5sec"), Ok(Duration::from_secs(5)));
+        assert_eq!(duration("2min"), Ok(Duration::from_secs(120)));
+        assert_eq!(duration("1hour"), Ok(Duration::from_secs(3600)));
+        assert_eq!(duration(""), Err("it is empty".to_owned()));
+    }
+
+    #[test]
+    fn durations_reject_inner_spaces_and_odd_characters() {
+        // `1 5s` was read as 15s; `1h 30m` is written `1h30m`.
+        for text in ["1 5s", "1h 30m", " 5s", "5s ", " "] {
+            let e = duration(text).unwrap_err();
+            assert!(e.contains("a space"), "{text:?}: {e}");
+        }
+        for (text, name) in [
+            ("1m\t30s", "U+0009 (tab)"),
+            ("1m\u{a0}30s", "U+00A0 (no-break space)"),
+            ("1m\u{2028}30s", "U+2028 (line separator)"),
+            ("1m\u{85}30s", "U+0085 (next line)"),
+            ("5s\n", "U+000A (line feed)"),
+            ("5s\r", "U+000D (carriage return)"),
+            ("5\u{200b}s", "U+200B (zero-width space)"),
+            ("5s\0", "U+0000"),
+        ] {
+            let e = duration(text).unwrap_err();
+            assert!(e.contains(name), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn durations_are_number_unit_pairs_largest_first() {
+        assert!(duration("0").unwrap_err().contains("has no unit"));
+        assert!(duration("5").unwrap_err().contains("has no unit"));
+        assert!(duration("1m30").unwrap_err().contains("has no unit"));
+        assert!(
+            duration("fast")
+                .unwrap_err()
+                .contains("start with a number")
+        );
+        assert!(duration("-5s").unwrap_err().contains("start with a number"));
+        assert!(duration("+5s").unwrap_err().contains("start with a number"));
+        assert!(duration("1.5s").unwrap_err().contains("fractions"));
+        assert!(
+            duration("5parsecs")
+                .unwrap_err()
+                .contains("unknown unit `parsecs`")
+        );
+        assert!(duration("5S").unwrap_err().contains("unknown unit `S`"));
+        assert!(duration("1M").unwrap_err().contains("months and years"));
+        assert!(duration("1y").unwrap_err().contains("months and years"));
+        assert!(duration("30s1m").unwrap_err().contains("largest first"));
+        assert!(duration("1s5s").unwrap_err().contains("largest first"));
+        assert!(duration("99999999999999999999999999999999999999999s").is_err());
+        assert!(
+            duration("18446744073709551616s")
+                .unwrap_err()
+                .contains("too large")
+        );
+        assert_eq!(
+            duration("18446744073709551615s"),
+            Ok(Duration::from_secs(u64::MAX))
+        );
+        let long = format!("5{}", "x".repeat(10_000));
+        assert!(duration(&long).unwrap_err().chars().count() < 300);
+    }
+
+    #[test]
+    fn formatted_durations_read_back() {
+        assert_eq!(format_duration(Duration::from_millis(2500)), "2s500ms");
+        assert_eq!(format_duration(Duration::from_secs(90)), "1m30s");
+        assert_eq!(format_duration(Duration::from_secs(7 * 86_400)), "7d");
+        assert_eq!(format_duration(Duration::ZERO), "0s");
+        for d in [
+            Duration::from_nanos(1),
+            Duration::from_nanos(86_400_000_000_001),
+            Duration::from_millis(100),
+            Duration::from_secs(3_723),
+        ] {
+            assert_eq!(duration(&format_duration(d)), Ok(d));
+        }
+    }
+
+    #[test]
+    fn urls_with_control_characters_or_whitespace_are_refused() {
+        assert_eq!(url_text("https://example.org/a%20b?q=1#x"), Ok(()));
+        for (text, name) in [
+            (
+                "https://exa\r\nmple.org/",
+                "U+000D (carriage return) at character 12",
+            ),
+            (
+                "https://example.org/\n",
+                "U+000A (line feed) at character 21",
+            ),
+            ("https://example.org/\ta", "U+0009 (tab)"),
+            ("https://example.org/a\u{1}b", "U+0001 at character 22"),
+            ("https://example.org/\u{7f}", "U+007F"),
+            ("https://example.org/\u{85}", "U+0085 (next line)"),
+            ("https://example.org/\u{2028}", "U+2028 (line separator)"),
+            ("https://example.org/\u{202e}", "U+202E"),
+            (" https://example.org/", "U+0020 (space) at character 1"),
+            ("https://example.org/a b", "U+0020"),
+        ] {
+            let e = url_text(text).unwrap_err();
+            assert!(e.contains(name), "{text:?}: {e}");
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::time::Duration;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+use super::error::shown;
 use super::validate;
 
 pub(super) type Span = Range<usize>;
@@ -127,7 +128,7 @@ impl<'t> Walker<'t> {
             if !allowed.contains(&key) {
                 let message = format!(
                     "unknown key `{}`; valid keys: {}",
-                    k.get_ref(),
+                    shown(k.get_ref()),
                     allowed.join(", ")
                 );
                 self.report(k.span(), t.key(k.get_ref()), message);
@@ -231,13 +232,14 @@ impl<'t> Walker<'t> {
     ) -> Got<Duration> {
         let got = self.string_as(t, key, "a duration string such as \"5s\"");
         self.check(t, key, got, |s| {
+            let written = shown(s);
             let d = validate::duration(s).map_err(|reason| {
                 format!(
-                    "`{key}` ({s}) is not a valid duration ({reason}); \
-                     write e.g. \"500ms\", \"5s\" or \"1m\""
+                    "`{key}` ({written}) is not a valid duration ({reason}); \
+                     write e.g. \"500ms\", \"5s\", \"1m30s\""
                 )
             })?;
-            bounds(d, s).map(|()| d)
+            bounds(d, &written).map(|()| d)
         })
     }
 

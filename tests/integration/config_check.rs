@@ -69,8 +69,31 @@ const INVALID: &[(&str, &[&str])] = &[
     (
         "invalid-duration.toml",
         &[
-            "9:12: key `target[0].interval`: `interval` (5 parsecs) is not a valid duration (unknown time unit \"parsecs\"); write e.g. \"500ms\", \"5s\" or \"1m\"",
+            "9:12: key `target[0].interval`: `interval` (5 parsecs) is not a valid duration (it contains a space; a duration is written without spaces); write e.g. \"500ms\", \"5s\", \"1m30s\"",
             "10:11: key `target[0].timeout`: expected a duration string such as \"5s\", found integer `2`",
+        ],
+    ),
+    (
+        "invalid-duration-strict.toml",
+        &[
+            "5:12: key `defaults.interval`: `interval` (1h 30m) is not a valid duration (it contains a space; a duration is written without spaces); write e.g. \"500ms\", \"5s\", \"1m30s\"",
+            "15:11: key `target[0].timeout`: `timeout` (1 5s) is not a valid duration (it contains a space; a duration is written without spaces); write e.g. \"500ms\", \"5s\", \"1m30s\"",
+            "22:12: key `target[1].interval`: `interval` (1m\\t30s) is not a valid duration (it contains U+0009 (tab); a duration is written without spaces); write e.g. \"500ms\", \"5s\", \"1m30s\"",
+            "29:12: key `target[2].interval`: `interval` (1m\u{a0}30s) is not a valid duration (it contains U+00A0 (no-break space); a duration is written without spaces); write e.g. \"500ms\", \"5s\", \"1m30s\"",
+            "36:12: key `target[3].interval`: `interval` (1m\\u{2028}30s) is not a valid duration (it contains U+2028 (line separator); a duration is written without spaces); write e.g. \"500ms\", \"5s\", \"1m30s\"",
+            "43:11: key `target[4].timeout`: `timeout` (5s\\u{85}) is not a valid duration (it contains U+0085 (next line); a duration is written without spaces); write e.g. \"500ms\", \"5s\", \"1m30s\"",
+            "50:12: key `target[5].interval`: `interval` (30s1m) is not a valid duration (`m` follows `s`; write each unit once, largest first, e.g. \"1h30m\"); write e.g. \"500ms\", \"5s\", \"1m30s\"",
+            "51:11: key `target[5].timeout`: `timeout` (2) is not a valid duration (the number 2 has no unit (units: ns, us, ms, s, m, h, d, w)); write e.g. \"500ms\", \"5s\", \"1m30s\"",
+        ],
+    ),
+    (
+        "invalid-url-control.toml",
+        &[
+            "10:7: key `target[0].url`: `url` (https://exa\\r\\nmple.org/) is not a valid URL: it contains U+000D (carriage return) at character 12; a URL cannot hold control characters, invisible characters or whitespace (write a space in a path or query as %20)",
+            "16:7: key `target[1].url`: `url` (http://example.org/\\r\\nX-Forged: 1) is not a valid URL: it contains U+000D (carriage return) at character 20; a URL cannot hold control characters, invisible characters or whitespace (write a space in a path or query as %20)",
+            "22:7: key `target[2].url`: `url` (https://example.org/a\\u{1}b) is not a valid URL: it contains U+0001 at character 22; a URL cannot hold control characters, invisible characters or whitespace (write a space in a path or query as %20)",
+            "29:10: key `target[3].server`: `server` (https://dns.example/dns-query\\n) is not a valid URL: it contains U+000A (line feed) at character 30; a URL cannot hold control characters, invisible characters or whitespace (write a space in a path or query as %20)",
+            "36:7: key `target[4].url`: `url` ( https://speed.example/100MB.bin) is not a valid URL: it contains U+0020 (space) at character 1; a URL cannot hold control characters, invisible characters or whitespace (write a space in a path or query as %20)",
         ],
     ),
     (
@@ -1503,4 +1526,124 @@ fn check_mutants_with_the_binary(dir: &Path, mutants: &[Vec<u8>]) {
             }
         }
     }
+}
+
+/// Durations are `<number><unit>` parts written together: `1m30s`, `2s500ms`
+/// and `1h30m` are read exactly, through the real `linkwatch check`.
+#[test]
+fn check_command_accepts_durations_written_together() {
+    let bin = env!("CARGO_BIN_EXE_linkwatch");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("together.toml");
+    std::fs::write(
+        &path,
+        r#"[defaults]
+interval = "1m30s"
+timeout = "2s500ms"
+
+[[group]]
+name = "lan"
+trace_every = "1h30m"
+
+[[target]]
+name = "router"
+group = "lan"
+kind = "icmp"
+host = "192.168.1.1"
+"#,
+    )
+    .unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let c = config::load(&path).unwrap();
+    assert_eq!(c.defaults.interval, Duration::from_secs(90));
+    assert_eq!(c.defaults.timeout, Duration::from_millis(2500));
+    assert_eq!(c.groups[0].trace.every, Duration::from_secs(5400));
+}
+
+/// A runaway value (2 MB in one string) is echoed cut at 200 characters and
+/// `…` wherever a message shows it: the value itself, its host or label, a
+/// key, a header name. Before, one such problem was 2,001,085 characters.
+#[test]
+fn check_command_cuts_echoed_values_at_200_characters() {
+    let bin = env!("CARGO_BIN_EXE_linkwatch");
+    let dir = tempfile::tempdir().unwrap();
+    let long = "x".repeat(2_000_000);
+    let text = format!(
+        r#"[defaults]
+timeout = "{long}"
+
+[[group]]
+name = "lan"
+needs = "{long}"
+
+[[target]]
+name = "web"
+group = "lan"
+kind = "http"
+url = "https://{long}.example/"
+headers = {{ "{long}\n" = "1" }}
+
+[[target]]
+name = "dns"
+group = "lan"
+kind = "dns"
+transport = "https"
+server = "https://dns.example/{long} "
+query = "a.{long}"
+record = "{long}"
+
+[[target]]
+name = "{long}"
+group = "lan"
+kind = "icmp"
+host = "{long}"
+{long} = 1
+"#
+    );
+    let path = dir.path().join("long.toml");
+    std::fs::write(&path, &text).unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        &stderr[..stderr.len().min(2000)]
+    );
+    let mut lines: Vec<&str> = stderr.lines().collect();
+    let count = lines.pop().unwrap();
+    assert!(count.ends_with("problems found"), "{count}");
+    assert!(lines.len() >= 10, "{} problems:\n{stderr}", lines.len());
+    let prefix = format!("{}:", path.display());
+    for line in &lines {
+        assert!(line.starts_with(&prefix), "{line}");
+        // A message may echo a value, its host and a key: 3 × 201 characters
+        // plus the prose around them.
+        assert!(
+            line.chars().count() < 1_200,
+            "{} characters: {}…",
+            line.chars().count(),
+            line.chars().take(300).collect::<String>()
+        );
+        assert!(!line.contains(&"x".repeat(201)), "{line}");
+    }
+    // Every problem here is about a long value: each shows it cut, with `…`,
+    // the bare ones at exactly their first 200 characters.
+    for line in &lines {
+        assert!(line.contains('…'), "{line}");
+    }
+    let cut = format!("({}…)", "x".repeat(200));
+    let bare = lines.iter().filter(|l| l.contains(&cut)).count();
+    assert!(bare >= 5, "{bare} bare values cut at 200 in:\n{stderr}");
+    assert!(stderr.len() < 20_000, "{} bytes of problems", stderr.len());
 }

@@ -11,6 +11,7 @@
 mod harness;
 
 mod agent_backfill;
+mod closed_stdout;
 mod config_check;
 mod deploy;
 mod dns_probe;

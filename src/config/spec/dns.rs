@@ -12,6 +12,7 @@ use hickory_proto::rr::{Name, RecordType};
 use toml::de::DeValue;
 use url::Url;
 
+use super::super::error::shown;
 use super::super::model::{DnsServer, DnsSpec, DnsTransport, Host, Nameserver};
 use super::super::validate;
 use super::super::walk::{At, Got, Need, Reported, Tbl, Walker, all_or_reported};
@@ -44,7 +45,8 @@ pub(super) fn parse(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Option<DnsSpec> {
         "tls" => Ok(DnsTransport::Tls),
         "https" => Ok(DnsTransport::Https),
         _ => Err(format!(
-            "`transport` ({s}) must be one of udp, tcp, tls, https"
+            "`transport` ({s}) must be one of udp, tcp, tls, https",
+            s = shown(s)
         )),
     });
     let known_transport = match &transport {
@@ -114,7 +116,8 @@ fn record(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Got<RecordType> {
             Ok(r) if RECORD_TYPES.contains(&upper.as_str()) => Ok(r),
             _ => Err(format!(
                 "`record` ({s}) is not a supported record type; supported: {}",
-                RECORD_TYPES.join(", ")
+                RECORD_TYPES.join(", "),
+                s = shown(s)
             )),
         }
     })
@@ -125,11 +128,13 @@ fn tls_name(w: &mut Walker<'_>, t: &Tbl<'_, '_>, transport: Option<DnsTransport>
     let tls_name = w.string(t, "tls_name");
     let tls_name = w.check(t, "tls_name", tls_name, |s| match validate::host(s) {
         Ok(Host::Gateway) => Err(format!(
-            "`tls_name` ({s}) must be a DNS name or an IP address"
+            "`tls_name` ({s}) must be a DNS name or an IP address",
+            s = shown(s)
         )),
         Ok(_) => Ok(s.clone()),
         Err(reason) => Err(format!(
-            "`tls_name` ({s}) must be a DNS name or an IP address: {reason}"
+            "`tls_name` ({s}) must be a DNS name or an IP address: {reason}",
+            s = shown(s)
         )),
     });
     only_with(w, t, "tls_name", tls_name, transport, &[DnsTransport::Tls])
@@ -144,7 +149,8 @@ fn expect_rcode(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Got<ResponseCode> {
             Some(code) => Ok(ResponseCode::from_low(code as u8)),
             None => Err(format!(
                 "`expect_rcode` ({s}) is not a DNS response code; valid: {}",
-                RCODES.join(", ")
+                RCODES.join(", "),
+                s = shown(s)
             )),
         }
     })
@@ -218,16 +224,22 @@ fn server(w: &mut Walker<'_>, t: &Tbl<'_, '_>, transport: Option<DnsTransport>) 
 /// Parses a DNS `server` for a transport.
 fn server_value(s: &str, transport: DnsTransport) -> Result<ServerAt, String> {
     if transport == DnsTransport::Https {
+        validate::url_text(s)
+            .map_err(|reason| format!("`server` ({}) is not a valid URL: {reason}", shown(s)))?;
         let url = Url::parse(s).map_err(|e| {
-            format!("`server` ({s}) must be an https:// URL with `transport = \"https\"`: {e}")
+            format!(
+                "`server` ({s}) must be an https:// URL with `transport = \"https\"`: {e}",
+                s = shown(s)
+            )
         })?;
         if url.scheme() != "https" || url.host_str().is_none_or(str::is_empty) {
             return Err(format!(
-                "`server` ({s}) must be an https:// URL with `transport = \"https\"`"
+                "`server` ({s}) must be an https:// URL with `transport = \"https\"`",
+                s = shown(s)
             ));
         }
         validate::http_url(&url)
-            .map_err(|reason| format!("`server` ({s}) is not usable: {reason}"))?;
+            .map_err(|reason| format!("`server` ({s}) is not usable: {reason}", s = shown(s)))?;
         return Ok(ServerAt::Url(url));
     }
     validate::dns_server_addr(s, transport.default_port())
@@ -235,16 +247,22 @@ fn server_value(s: &str, transport: DnsTransport) -> Result<ServerAt, String> {
         .map_err(|reason| {
             format!(
                 "`server` ({s}) must be \"address\", \"address:port\", \"[v6]:port\" \
-                 or \"name[:port]\": {reason}"
+                 or \"name[:port]\": {reason}",
+                s = shown(s)
             )
         })
 }
 
 /// The name asked for, as written (a trailing dot makes it fully qualified).
 fn query_name(s: &str) -> Result<Name, String> {
-    validate::dns_name(s, false)
-        .map_err(|reason| format!("`query` ({s}) is not a valid DNS name: {reason}"))?;
-    Name::from_ascii(s).map_err(|e| format!("`query` ({s}) is not a valid DNS name: {e}"))
+    validate::dns_name(s, false).map_err(|reason| {
+        format!(
+            "`query` ({s}) is not a valid DNS name: {reason}",
+            s = shown(s)
+        )
+    })?;
+    Name::from_ascii(s)
+        .map_err(|e| format!("`query` ({s}) is not a valid DNS name: {e}", s = shown(s)))
 }
 
 /// Rejects a DNS key that only means something for some transports.
@@ -291,13 +309,19 @@ fn expect(
                     .parse::<std::net::Ipv4Addr>()
                     .map(|ip| ip.to_string())
                     .map_err(|_| {
-                        format!("`expect` ({s}) is not an IPv4 address, as an A record holds")
+                        format!(
+                            "`expect` ({s}) is not an IPv4 address, as an A record holds",
+                            s = shown(s)
+                        )
                     }),
                 Some(RecordType::AAAA) => s
                     .parse::<std::net::Ipv6Addr>()
                     .map(|ip| ip.to_string())
                     .map_err(|_| {
-                        format!("`expect` ({s}) is not an IPv6 address, as an AAAA record holds")
+                        format!(
+                            "`expect` ({s}) is not an IPv6 address, as an AAAA record holds",
+                            s = shown(s)
+                        )
                     }),
                 _ if s.trim().is_empty() => Err("`expect` entries must not be empty".to_owned()),
                 _ => Ok(s.to_string()),

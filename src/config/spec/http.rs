@@ -7,6 +7,7 @@ use http::{HeaderName, HeaderValue};
 use toml::de::DeValue;
 use url::Url;
 
+use super::super::error::shown;
 use super::super::model::{BodyMatch, HttpMethod, HttpSpec, IpVersion};
 use super::super::validate;
 use super::super::walk::{Reported, Tbl, Walker, all_or_reported};
@@ -37,7 +38,10 @@ pub(super) fn parse(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Option<HttpSpec> {
         match s.to_ascii_uppercase().as_str() {
             "GET" => Ok(HttpMethod::Get),
             "HEAD" => Ok(HttpMethod::Head),
-            _ => Err(format!("`method` ({s}) must be \"GET\" or \"HEAD\"")),
+            _ => Err(format!(
+                "`method` ({s}) must be \"GET\" or \"HEAD\"",
+                s = shown(s)
+            )),
         }
     });
     let headers = headers(w, t);
@@ -55,7 +59,8 @@ pub(super) fn parse(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Option<HttpSpec> {
         regex::Regex::new(s).map(BodyMatch::Regex).map_err(|e| {
             format!(
                 "`body_regex` ({s}) is not a valid regex: {}",
-                regex_reason(&e)
+                regex_reason(&e),
+                s = shown(s)
             )
         })
     });
@@ -103,17 +108,22 @@ pub(super) fn parse(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Option<HttpSpec> {
 
 /// An http or https URL with a host.
 pub(super) fn url_value(s: &str) -> Result<Url, String> {
-    let url = Url::parse(s).map_err(|e| format!("`url` ({s}) is not a valid URL: {e}"))?;
+    validate::url_text(s)
+        .map_err(|reason| format!("`url` ({}) is not a valid URL: {reason}", shown(s)))?;
+    let url =
+        Url::parse(s).map_err(|e| format!("`url` ({s}) is not a valid URL: {e}", s = shown(s)))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!(
             "`url` ({s}) has scheme `{}`; only http and https are supported",
-            url.scheme()
+            url.scheme(),
+            s = shown(s)
         ));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("`url` ({s}) has no host"));
+        return Err(format!("`url` ({s}) has no host", s = shown(s)));
     }
-    validate::http_url(&url).map_err(|reason| format!("`url` ({s}) is not usable: {reason}"))?;
+    validate::http_url(&url)
+        .map_err(|reason| format!("`url` ({s}) is not usable: {reason}", s = shown(s)))?;
     Ok(url)
 }
 
@@ -130,7 +140,10 @@ pub(super) fn headers(
         let name: &str = k.get_ref();
         let key = h.key(name);
         let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
-            let message = format!("header name `{name}` is not a valid HTTP header name");
+            let message = format!(
+                "header name `{name}` is not a valid HTTP header name",
+                name = shown(name)
+            );
             headers.push(Err(w.report(k.span(), key, message)));
             continue;
         };
@@ -143,7 +156,8 @@ pub(super) fn headers(
             let message = format!(
                 "header `{}` ({value}) announces a body the probe never sends, \
                  so every request would wait for it until the timeout; remove it",
-                k.get_ref()
+                k.get_ref(),
+                value = shown(value)
             );
             headers.push(Err(w.report(v.span(), key, message)));
             continue;
@@ -151,7 +165,7 @@ pub(super) fn headers(
         let Ok(value) = HeaderValue::from_str(value) else {
             let message = format!(
                 "header value `{}` contains characters not allowed in HTTP headers",
-                value.escape_debug()
+                shown(value).escape_debug()
             );
             headers.push(Err(w.report(v.span(), key, message)));
             continue;

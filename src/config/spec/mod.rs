@@ -16,6 +16,7 @@ use std::net::IpAddr;
 
 use toml::de::DeValue;
 
+use super::error::shown;
 use super::model::{Host, IpVersion, Kind, TargetSpec};
 use super::validate;
 use super::walk::{At, Got, Need, Tbl, Walker};
@@ -49,7 +50,8 @@ fn host(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Need<Host> {
         validate::host(s).map_err(|reason| {
             format!(
                 "`host` ({s}) must be an IPv4 address, an IPv6 address, \
-                 a DNS name or \"@gateway\": {reason}"
+                 a DNS name or \"@gateway\": {reason}",
+                s = shown(s)
             )
         })
     });
@@ -83,11 +85,11 @@ fn ip_version(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Got<IpVersion> {
             span: v.span(),
         })),
         None => {
-            let shown = match v.get_ref().as_str() {
-                Some(s) => s.to_owned(),
+            let written = match v.get_ref().as_str() {
+                Some(s) => shown(s).into_owned(),
                 None => w.snippet(&v.span()),
             };
-            let message = format!("`ip_version` ({shown}) must be 4, 6 or \"any\"");
+            let message = format!("`ip_version` ({written}) must be 4, 6 or \"any\"");
             Err(w.report(v.span(), t.key("ip_version"), message))
         }
     }

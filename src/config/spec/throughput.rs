@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use toml::de::DeValue;
 
+use super::super::error::shown;
 use super::super::model::{Direction, IpVersion, Plan, ThroughputSpec};
 use super::super::throughput::parse_rate;
 use super::super::validate;
@@ -54,7 +55,8 @@ pub(super) fn parse(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Option<ThroughputSpe
         "download" => Ok(Direction::Download),
         "upload" => Ok(Direction::Upload),
         _ => Err(format!(
-            "`direction` ({s}) must be \"download\" or \"upload\""
+            "`direction` ({s}) must be \"download\" or \"upload\"",
+            s = shown(s)
         )),
     });
     let streams = w.integer(t, "streams", 1, ThroughputSpec::MAX_STREAMS as i64);
@@ -63,11 +65,15 @@ pub(super) fn parse(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Option<ThroughputSpe
     let max_bytes_per_day = bytes(w, t, "max_bytes_per_day");
     let max_duration = w.duration_with(t, "max_duration", |d, s| {
         if d < Duration::from_millis(100) {
-            Err(format!("`max_duration` ({s}) must be at least 100ms"))
+            Err(format!(
+                "`max_duration` ({s}) must be at least 100ms",
+                s = shown(s)
+            ))
         } else if d > ThroughputSpec::MAX_DURATION_LIMIT {
             Err(format!(
                 "`max_duration` ({s}) is above the maximum of {}",
-                validate::format_duration(ThroughputSpec::MAX_DURATION_LIMIT)
+                validate::format_duration(ThroughputSpec::MAX_DURATION_LIMIT),
+                s = shown(s)
             ))
         } else {
             Ok(())
@@ -196,7 +202,10 @@ pub(in super::super) fn plan(
         let got = w.string_as(&t, key, "a rate such as \"100 Mbit/s\"");
         w.check(&t, key, got, |s| {
             parse_rate(s).map_err(|reason| {
-                format!("`{key}` ({s}) is not a rate ({reason}); write e.g. \"100 Mbit/s\"")
+                format!(
+                    "`{key}` ({s}) is not a rate ({reason}); write e.g. \"100 Mbit/s\"",
+                    s = shown(s)
+                )
             })
         })
     };
@@ -269,7 +278,8 @@ fn byte_size(text: &str) -> Result<u64, String> {
         let units: Vec<&str> = BYTE_UNITS.iter().map(|(u, _)| *u).collect();
         return Err(format!(
             "unknown unit `{unit}`; use one of {}",
-            units.join(", ")
+            units.join(", "),
+            unit = shown(unit)
         ));
     };
     let bytes = (value * scale as f64).round();
