@@ -44,9 +44,7 @@ use super::history::OutageRecord;
 use super::journal::{Entry, JournalPusher};
 use super::ts_ms;
 use crate::config::{Config, Host};
-use crate::probe::trace::{
-    self, Hop, REPROBE_QUIET, Reprobe, Trace, TraceOptions, TraceProtocol,
-};
+use crate::probe::trace::{self, Hop, REPROBE_QUIET, Reprobe, Trace, TraceOptions, TraceProtocol};
 
 pub const PATH_HOPS: &str = "linkwatch_path_hops";
 pub const PATH_CHANGES_TOTAL: &str = "linkwatch_path_changes_total";
@@ -1074,7 +1072,11 @@ mod tests {
         let mut got = event(false, Some((2, "10.20.0.1")), false);
         got.hops = vec![
             hop(1, Some("192.168.1.1"), None),
-            hop(2, Some("10.20.0.1"), Some("network unreachable (type 3, code 0)")),
+            hop(
+                2,
+                Some("10.20.0.1"),
+                Some("network unreachable (type 3, code 0)"),
+            ),
         ];
         got.reprobe = Some(Reprobe {
             ttl: 2,

@@ -970,9 +970,7 @@ fn record(
     hop.rtt_ms.push(micros_as_ms(rtt));
     match hop.addr {
         None => hop.addr = Some(reply.from),
-        Some(a) if a != reply.from && !hop.also.contains(&reply.from) => {
-            hop.also.push(reply.from)
-        }
+        Some(a) if a != reply.from && !hop.also.contains(&reply.from) => hop.also.push(reply.from),
         Some(_) => {}
     }
     let end = |ends: &mut Ends| {
