@@ -13,7 +13,8 @@
 //! keeps, per group, the latest request.
 //!
 //! Rate-limited routers: a trace whose answers stop at TTL k re-probes
-//! TTL k + 1 when the group's last baseline had a router there (see
+//! TTL k + 1 when the group's last baseline had a router there (an answer
+//! other than the destination's; see
 //! [`crate::probe::trace`]); when it stays silent the snapshot says "no
 //! answer beyond hop k; routers rate-limit their replies" rather than
 //! "stopped after hop k". Before each re-probe of an outage's start or end
@@ -786,11 +787,12 @@ async fn run_one(shared: &Shared, slot: usize, host: &Host, req: Request) {
         .inc();
     let at = Timestamp::now();
     let event = PathEvent::new(&group, &req, host, protocol, at);
-    // The hops the group's last baseline had: a silent one after the last
-    // answer is probed again (see the module doc).
-    let baseline_hops = shared.store.last_baseline(&group).map_or(0, |b| {
-        trace::hop_mask(b.hops.iter().filter(|h| h.addr.is_some()).map(|h| h.ttl))
-    });
+    // The routers of the group's last baseline: a silent one after the
+    // last answer is probed again (see the module doc).
+    let baseline_hops = shared
+        .store
+        .last_baseline(&group)
+        .map_or(0, |b| trace::hop_mask(baseline_routers(&b)));
     let options = TraceOptions {
         protocol,
         baseline_hops,
@@ -844,6 +846,17 @@ async fn run_one(shared: &Shared, slot: usize, host: &Host, req: Request) {
         }
     }
     shared.store.push(event);
+}
+
+/// The TTLs at which `baseline` had a router: an answer other than the
+/// destination's (whose silence is the break itself, not a router's limit).
+fn baseline_routers(baseline: &PathEvent) -> impl Iterator<Item = u8> + '_ {
+    baseline
+        .hops
+        .iter()
+        .filter(|h| h.addr.is_some_and(|a| Some(a) != baseline.dest))
+        .filter(|h| !(baseline.reached && h.ttl == baseline.hop_count()))
+        .map(|h| h.ttl)
 }
 
 /// "stopped after hop 3 (10.20.0.1); the baseline reaches the target in 6
@@ -1089,6 +1102,24 @@ mod tests {
             "stopped after hop 2 (10.20.0.1): network unreachable"
         );
         assert_eq!(got.summary().short(), "stopped after hop 2 (10.20.0.1)");
+    }
+
+    #[test]
+    fn only_a_baseline_router_is_reprobed_not_the_destination() {
+        let mut b = event(true, Some((3, "10.0.0.9")), false);
+        b.hops = vec![
+            hop(1, Some("192.168.1.1"), None),
+            hop(2, None, None),
+            hop(3, Some("10.0.0.9"), None),
+        ];
+        assert_eq!(baseline_routers(&b).collect::<Vec<_>>(), [1]);
+        // Not reached: every answer is a router's.
+        let mut b = event(false, Some((2, "10.20.0.1")), false);
+        b.hops = vec![
+            hop(1, Some("192.168.1.1"), None),
+            hop(2, Some("10.20.0.1"), None),
+        ];
+        assert_eq!(baseline_routers(&b).collect::<Vec<_>>(), [1, 2]);
     }
 
     #[test]
