@@ -807,7 +807,12 @@ pub async fn trace_quiet(
                 let now = Instant::now();
                 let mut at = last.map_or(now, |l| l + REPROBE_SPACING).max(now);
                 if let Some(q) = quiet {
-                    at = q(at.max(now + REPROBE_QUIET));
+                    at = at.max(now + REPROBE_QUIET);
+                    // No hold asked for a re-probe that cannot be sent.
+                    if at + REPROBE_ROOM > deadline {
+                        break;
+                    }
+                    at = q(at);
                 }
                 if at + REPROBE_ROOM > deadline {
                     break;
