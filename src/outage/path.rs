@@ -193,7 +193,7 @@ impl PathEvent {
     /// Not reached, and the re-probed hop after the last answer stayed
     /// silent (see [`Trace::rate_limited`]).
     pub fn rate_limited(&self) -> bool {
-        !self.reached && self.reprobe.is_some_and(|r| r.received == 0)
+        !self.reached && self.reprobe.is_some_and(|r| r.sent > 0 && r.received == 0)
     }
 
     /// Hops to the farthest answer (0 when nothing answered).

@@ -249,7 +249,7 @@ impl Trace {
     /// routers rate-limit their replies, not a break right after the last
     /// answer.
     pub fn rate_limited(&self) -> bool {
-        !self.reached && self.reprobe.is_some_and(|r| r.received == 0)
+        !self.reached && self.reprobe.is_some_and(|r| r.sent > 0 && r.received == 0)
     }
 
     /// The farthest hop that answered.
@@ -879,7 +879,8 @@ pub async fn trace_quiet(
             for q in requests.iter_mut().skip(first) {
                 q.done = true;
             }
-            reprobe = Some(r);
+            // None sent (no room before the bound): nothing to report.
+            reprobe = (r.sent > 0).then_some(r);
         }
     }
     let Ends { reached, end_ttl } = ends;
