@@ -102,6 +102,8 @@ pub struct Scheduler<P: Probe> {
     reloads: Option<mpsc::Receiver<Reload<P>>>,
     /// Bytes each target already spent today (by index), from before a restart.
     spent_today: Vec<u64>,
+    /// Slots of held groups are skipped ([`crate::outage::path::ProbeHold`]).
+    hold: Option<crate::outage::path::ProbeHold>,
 }
 
 /// A configuration reload for the running scheduler, applied between two
@@ -352,7 +354,15 @@ impl<P: Probe> Scheduler<P> {
             semaphore,
             spent_today: Vec::new(),
             reloads: None,
+            hold: None,
         }
+    }
+
+    /// Skips the slots of the groups `hold` holds (a path trace's re-probe
+    /// needs the router's ICMP error budget the failing probes spend).
+    pub fn with_hold(mut self, hold: Option<crate::outage::path::ProbeHold>) -> Self {
+        self.hold = hold;
+        self
     }
 
     /// Starts the daily data budgets with what each target (by index)
@@ -594,6 +604,14 @@ impl<P: Probe> Run<P> {
                 self.skip(i, missed, now.saturating_duration_since(slot), now);
             }
             if occupied {
+                continue;
+            }
+            if let Some(h) = &self.s.hold
+                && h.holds(&self.s.config.targets[i].group, now)
+            {
+                if let Some(m) = &self.s.metrics {
+                    m.add_skipped(i, Skip::Hold, 1);
+                }
                 continue;
             }
             if !self.within_budget(i) {
