@@ -457,7 +457,7 @@ impl ProbeHold {
     /// A re-probe wants to go at `at`: returns when it may (at least
     /// [`REPROBE_QUIET`] after the previous one), holding `groups` from now
     /// until a little after.
-    fn reprobe_at(&self, at: Instant, groups: Vec<String>, now: Instant) -> Instant {
+    pub(crate) fn reprobe_at(&self, at: Instant, groups: Vec<String>, now: Instant) -> Instant {
         use std::sync::atomic::Ordering;
         let mut st = lock(&self.0.state);
         let at = st.last_reprobe.map_or(at, |l| at.max(l + REPROBE_QUIET));
