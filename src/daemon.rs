@@ -233,6 +233,7 @@ impl Running {
         let (tx, rx) = mpsc::channel::<ProbeResult>(config.targets.len().clamp(64, 65_536));
         let (control_tx, control_rx) = mpsc::channel(1);
         let (sched_reload_tx, sched_reload_rx) = mpsc::channel(1);
+        let hold = parts.outages.path_tracer().map(|t| t.hold());
         let collector = tokio::spawn(collect(
             Results {
                 rx,
@@ -267,6 +268,7 @@ impl Running {
             Scheduler::new(config.clone(), parts.probers, tx, Some(parts.metrics))
                 .with_spent_today(spent_today(&config))
                 .with_reloads(sched_reload_rx)
+                .with_hold(hold)
                 .run(cancel.clone()),
         );
         let notifier = Arc::new(Notifier::from_env());

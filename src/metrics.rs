@@ -69,15 +69,18 @@ pub enum Skip {
     Behind,
     /// A throughput target's `max_bytes_per_day` is spent for today.
     Budget,
+    /// Held while a path trace re-probes (see `outage::path::ProbeHold`).
+    Hold,
 }
 
 impl Skip {
-    pub const ALL: [Skip; 2] = [Skip::Behind, Skip::Budget];
+    pub const ALL: [Skip; 3] = [Skip::Behind, Skip::Budget, Skip::Hold];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Skip::Behind => "behind",
             Skip::Budget => "budget",
+            Skip::Hold => "hold",
         }
     }
 }
@@ -700,7 +703,8 @@ impl Metrics {
             w,
             PROBES_SKIPPED_TOTAL,
             "Scheduled probes not sent: reason \"behind\" when the target's previous slot overran \
-             (the process fell behind), \"budget\" when a throughput target's max_bytes_per_day is spent.",
+             (the process fell behind), \"budget\" when a throughput target's max_bytes_per_day is spent, \
+             \"hold\" when its group was held for a path trace's re-probe.",
             "counter",
         );
         let skip_labels = Skip::ALL.map(|r| format_label("reason", r.as_str()));

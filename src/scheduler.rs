@@ -102,6 +102,8 @@ pub struct Scheduler<P: Probe> {
     reloads: Option<mpsc::Receiver<Reload<P>>>,
     /// Bytes each target already spent today (by index), from before a restart.
     spent_today: Vec<u64>,
+    /// Slots of held groups are skipped ([`crate::outage::path::ProbeHold`]).
+    hold: Option<crate::outage::path::ProbeHold>,
 }
 
 /// A configuration reload for the running scheduler, applied between two
@@ -352,7 +354,15 @@ impl<P: Probe> Scheduler<P> {
             semaphore,
             spent_today: Vec::new(),
             reloads: None,
+            hold: None,
         }
+    }
+
+    /// Skips the slots of the groups `hold` holds (a path trace's re-probe
+    /// needs the router's ICMP error budget the failing probes spend).
+    pub fn with_hold(mut self, hold: Option<crate::outage::path::ProbeHold>) -> Self {
+        self.hold = hold;
+        self
     }
 
     /// Starts the daily data budgets with what each target (by index)
@@ -596,6 +606,14 @@ impl<P: Probe> Run<P> {
             if occupied {
                 continue;
             }
+            if let Some(h) = &self.s.hold
+                && h.holds(&self.s.config.targets[i].group, now)
+            {
+                if let Some(m) = &self.s.metrics {
+                    m.add_skipped(i, Skip::Hold, 1);
+                }
+                continue;
+            }
             if !self.within_budget(i) {
                 continue;
             }
@@ -825,6 +843,38 @@ mod tests {
         cancel.cancel();
         handle.await.unwrap();
         (fake, collect.await.unwrap(), start)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slots_of_a_held_group_are_skipped_until_the_hold_passes() {
+        let cfg = config(2, Duration::from_secs(1), Duration::from_millis(500), 100);
+        let fake = Fake::new(|_, _| Duration::from_millis(1));
+        let hold = crate::outage::path::ProbeHold::default();
+        let start = Instant::now();
+        // Held from 1.2 s to 3.5 s (+ the 0.1 s past the re-probe).
+        let (tx, _rx) = mpsc::channel(1024);
+        let cancel = CancellationToken::new();
+        let sched = Scheduler::new(cfg, fake.clone(), tx, None).with_hold(Some(hold.clone()));
+        let handle = tokio::spawn(sched.run(cancel.clone()));
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        hold.reprobe_at(
+            start + Duration::from_millis(3500),
+            vec!["g".into()],
+            Instant::now(),
+        );
+        tokio::time::sleep(Duration::from_millis(3500)).await;
+        cancel.cancel();
+        handle.await.unwrap();
+        // Target 0 fires at 0, 1, 2, 3, 4 s; target 1 at 0.5, 1.5, …: the
+        // slots in [1.2, 3.6) are skipped.
+        let secs = |i| {
+            fake.starts(i)
+                .iter()
+                .map(|t| (*t - start).as_millis())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(secs(0), [0, 1000, 4000]);
+        assert_eq!(secs(1), [500, 4500]);
     }
 
     #[tokio::test(start_paused = true)]

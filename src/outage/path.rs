@@ -12,6 +12,17 @@
 //! A flood of outages therefore starts no more traces than the limit and
 //! keeps, per group, the latest request.
 //!
+//! Rate-limited routers: a trace whose answers stop at TTL k re-probes
+//! TTL k + 1 when the group's last baseline had a router there (an answer
+//! other than the destination's; see
+//! [`crate::probe::trace`]); when it stays silent the snapshot says "no
+//! answer beyond hop k; routers rate-limit their replies" rather than
+//! "stopped after hop k". Before each re-probe of an outage's start or end
+//! snapshot the tracer raises a [`ProbeHold`] on the groups in an outage
+//! (their failing probes are what spend the router's error budget) and
+//! starts no other trace until it passes; re-probes of traces running side
+//! by side are spaced [`REPROBE_QUIET`] apart, one router budget each.
+//!
 //! Each result is a `path` journal line ([`PathEvent`], in the hash chain
 //! like every event), then kept for the API ([`PathStore`]) and counted:
 //! `linkwatch_path_hops{group}` (the last baseline's hops) and
@@ -34,7 +45,7 @@ use super::history::OutageRecord;
 use super::journal::{Entry, JournalPusher};
 use super::ts_ms;
 use crate::config::{Config, Host};
-use crate::probe::trace::{self, Hop, Trace, TraceOptions, TraceProtocol};
+use crate::probe::trace::{self, Hop, REPROBE_QUIET, Reprobe, Trace, TraceOptions, TraceProtocol};
 
 pub const PATH_HOPS: &str = "linkwatch_path_hops";
 pub const PATH_CHANGES_TOTAL: &str = "linkwatch_path_changes_total";
@@ -45,6 +56,10 @@ pub const MAX_KEPT: usize = 4096;
 
 /// The window of the global rate limit.
 const RATE_WINDOW: Duration = Duration::from_secs(60);
+
+/// A hold lasts this long past the re-probe it makes room for (the request
+/// reaches the router before anything held does).
+const HOLD_AFTER: Duration = Duration::from_millis(100);
 
 /// Why a snapshot was taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -107,6 +122,10 @@ pub struct PathEvent {
     /// Why the trace did not run, or stopped early.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The hop after the last answer probed again because the baseline had
+    /// a router there (see the module doc); absent when it was not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reprobe: Option<Reprobe>,
 }
 
 /// What an outage record says about a snapshot.
@@ -119,6 +138,11 @@ pub struct PathSummary {
     pub hops: u8,
     pub reached: bool,
     pub partial: bool,
+    /// The hop after the last answer, a router in the baseline, stayed
+    /// silent through its re-probes: most likely rate-limited replies, not
+    /// a break after `last_hop`. Absent (false) in records from before.
+    #[serde(default)]
+    pub rate_limited: bool,
 }
 
 impl PathEvent {
@@ -145,6 +169,7 @@ impl PathEvent {
             last_hop: None,
             hops: Vec::new(),
             error: None,
+            reprobe: None,
         }
     }
 
@@ -161,7 +186,14 @@ impl PathEvent {
         self.packets = t.packets;
         self.hops = t.hops;
         self.error = t.error;
+        self.reprobe = t.reprobe;
         self
+    }
+
+    /// Not reached, and the re-probed hop after the last answer stayed
+    /// silent (see [`Trace::rate_limited`]).
+    pub fn rate_limited(&self) -> bool {
+        !self.reached && self.reprobe.is_some_and(|r| r.sent > 0 && r.received == 0)
     }
 
     /// Hops to the farthest answer (0 when nothing answered).
@@ -181,14 +213,27 @@ impl PathEvent {
             hops: self.hop_count(),
             reached: self.reached,
             partial: self.partial,
+            rate_limited: self.rate_limited(),
         }
     }
 
-    /// "stopped after hop 3 (10.20.0.1)", "reaches the target in 6 hops", …
+    /// "stopped after hop 3 (10.20.0.1)", "stopped after hop 2 (10.20.0.1):
+    /// network unreachable", "reaches the target in 6 hops", "no answer
+    /// beyond hop 1 (192.168.1.1); routers rate-limit their replies", …
     pub fn describe(&self) -> String {
         let mut s = match (self.reached, self.last_hop) {
             (true, _) => format!("reaches the target in {}", hops(self.hop_count())),
-            (false, Some(h)) => format!("stopped after hop {} ({})", h.ttl, h.addr),
+            (false, last) if self.rate_limited() => rate_limited_text(last),
+            (false, Some(h)) => {
+                let why = self
+                    .hops
+                    .iter()
+                    .find(|x| x.ttl == h.ttl)
+                    .and_then(|x| x.unreachable.as_deref())
+                    .map(|u| format!(": {}", u.split(" (type ").next().unwrap_or(u)))
+                    .unwrap_or_default();
+                format!("stopped after hop {} ({}){why}", h.ttl, h.addr)
+            }
             (false, None) => match &self.error {
                 Some(e) if self.hops.is_empty() => format!("not traced: {e}"),
                 _ => "no hop answered".to_string(),
@@ -212,6 +257,8 @@ impl PathEvent {
             hops = self.hop_count(),
             last_hop = ?self.last_hop.map(|h| h.addr),
             packets = self.packets,
+            reprobed = ?self.reprobe.map(|r| r.ttl),
+            rate_limited = self.rate_limited(),
             duration_ms = self.duration_ms,
             error = self.error.as_deref().unwrap_or(""),
             "path snapshot recorded"
@@ -312,6 +359,7 @@ impl PathSummary {
     pub fn short(&self) -> String {
         let s = match (self.reached, self.last_hop) {
             (true, _) => format!("reached in {}", hops(self.hops)),
+            (false, last) if self.rate_limited => rate_limited_text(last),
             (false, Some(h)) => format!("stopped after hop {} ({})", h.ttl, h.addr),
             (false, None) => "no hop answered".to_string(),
         };
@@ -363,8 +411,74 @@ struct State {
     started: VecDeque<Instant>,
 }
 
+/// Probes held for a path trace's re-probe: the groups named, until the
+/// instant given (see the module doc). Whoever starts probes asks
+/// [`ProbeHold::holds`] first and skips a slot that falls in a hold: the
+/// failing probes of a group in an outage each cost the router that
+/// answers for the break one of its ICMP errors, and the re-probe needs one
+/// left. Cheap to clone; without a hold, one atomic load per question.
+#[derive(Clone, Default)]
+pub struct ProbeHold(Arc<HoldShared>);
+
+#[derive(Default)]
+struct HoldShared {
+    /// Some hold may be active (set with it, cleared lazily once it passed).
+    any: std::sync::atomic::AtomicBool,
+    state: Mutex<HoldState>,
+}
+
+#[derive(Default)]
+struct HoldState {
+    until: Option<Instant>,
+    groups: Vec<String>,
+    /// When the latest re-probe goes (they are spaced [`REPROBE_QUIET`]).
+    last_reprobe: Option<Instant>,
+}
+
+impl ProbeHold {
+    /// Are the probes of `group` held at `now`?
+    pub fn holds(&self, group: &str, now: Instant) -> bool {
+        use std::sync::atomic::Ordering;
+        if !self.0.any.load(Ordering::Acquire) {
+            return false;
+        }
+        let st = lock(&self.0.state);
+        match st.until {
+            Some(u) if now < u => st.groups.iter().any(|g| g == group),
+            _ => false,
+        }
+    }
+
+    /// The end of the hold in force at `now`, if any.
+    pub fn until(&self, now: Instant) -> Option<Instant> {
+        lock(&self.0.state).until.filter(|u| now < *u)
+    }
+
+    /// A re-probe wants to go at `at`: returns when it may (at least
+    /// [`REPROBE_QUIET`] after the previous one), holding `groups` from now
+    /// until a little after.
+    pub(crate) fn reprobe_at(&self, at: Instant, groups: Vec<String>, now: Instant) -> Instant {
+        use std::sync::atomic::Ordering;
+        let mut st = lock(&self.0.state);
+        let at = st.last_reprobe.map_or(at, |l| at.max(l + REPROBE_QUIET));
+        st.last_reprobe = Some(at);
+        if st.until.is_none_or(|u| u <= now) {
+            st.groups.clear();
+        }
+        for g in groups {
+            if !st.groups.contains(&g) {
+                st.groups.push(g);
+            }
+        }
+        st.until = Some(st.until.map_or(at, |u| u.max(at)) + HOLD_AFTER);
+        self.0.any.store(true, Ordering::Release);
+        at
+    }
+}
+
 struct Shared {
     state: Mutex<State>,
+    hold: ProbeHold,
     wake: Notify,
     max_per_minute: usize,
     options: TraceOptions,
@@ -471,6 +585,7 @@ impl PathTracer {
                 started: VecDeque::new(),
             }),
             wake: Notify::new(),
+            hold: ProbeHold::default(),
             max_per_minute: limits.max_per_minute as usize,
             options: TraceOptions {
                 max_hops: limits.max_hops,
@@ -549,6 +664,11 @@ impl PathTracer {
         }
     }
 
+    /// The hold its re-probes raise on probes (see [`ProbeHold`]).
+    pub fn hold(&self) -> ProbeHold {
+        self.shared.hold.clone()
+    }
+
     /// The store the snapshots go to.
     pub fn store(&self) -> &PathStore {
         &self.shared.store
@@ -565,10 +685,13 @@ impl PathTracer {
 }
 
 /// The requests that may start now (marked busy and counted against the
-/// rate limit), and when to look again.
+/// rate limit), and when to look again. None starts while a re-probe's hold
+/// is in force (`held_until`): its requests would spend the budget the hold
+/// saves.
 fn due(
     st: &mut State,
     max_per_minute: usize,
+    held_until: Option<Instant>,
     now: Instant,
 ) -> (Vec<(usize, Host, Request)>, Instant) {
     while st
@@ -590,6 +713,9 @@ fn due(
             }
         }
         next = next.min(s.next_baseline);
+    }
+    if let Some(u) = held_until.filter(|u| now < *u) {
+        return (Vec::new(), next.min(u));
     }
     let mut order: Vec<usize> = (0..st.slots.len())
         .filter(|&i| !st.slots[i].busy && st.slots[i].pending.is_some())
@@ -619,7 +745,8 @@ async fn dispatch(shared: Arc<Shared>) {
     let mut slots_of: HashMap<tokio::task::Id, usize> = HashMap::new();
     loop {
         let now = Instant::now();
-        let (start, next) = due(&mut lock(&shared.state), shared.max_per_minute, now);
+        let held = shared.hold.until(now);
+        let (start, next) = due(&mut lock(&shared.state), shared.max_per_minute, held, now);
         for (slot, host, req) in start {
             let shared = shared.clone();
             let h = running.spawn(async move { run_one(&shared, slot, &host, req).await });
@@ -660,11 +787,33 @@ async fn run_one(shared: &Shared, slot: usize, host: &Host, req: Request) {
         .inc();
     let at = Timestamp::now();
     let event = PathEvent::new(&group, &req, host, protocol, at);
+    // The routers of the group's last baseline: a silent one after the
+    // last answer is probed again (see the module doc).
+    let baseline_hops = shared
+        .store
+        .last_baseline(&group)
+        .map_or(0, |b| trace::hop_mask(baseline_routers(&b)));
     let options = TraceOptions {
         protocol,
+        baseline_hops,
         ..shared.options
     };
-    let event = match trace::trace_host(host, &options).await {
+    // An outage's snapshot holds the probes of the groups in an outage
+    // before each re-probe; a baseline holds nothing.
+    let hold = |at: tokio::time::Instant| {
+        let now = Instant::now();
+        let groups: Vec<String> = lock(&shared.state)
+            .slots
+            .iter()
+            .filter(|s| s.in_outage || s.group == group)
+            .map(|s| s.group.clone())
+            .collect();
+        let at = shared.hold.reprobe_at(at, groups.clone(), now);
+        tracing::debug!(group = %group, held = ?groups, in_ms = at.saturating_duration_since(now).as_millis() as u64, "holding probes for a path re-probe");
+        at
+    };
+    let quiet: Option<&trace::Quiet<'_>> = req.urgent().then_some(&hold);
+    let event = match trace::trace_host_quiet(host, &options, quiet).await {
         Ok(t) => event.with_trace(t),
         Err(e) => PathEvent {
             error: Some(e.to_string()),
@@ -699,6 +848,17 @@ async fn run_one(shared: &Shared, slot: usize, host: &Host, req: Request) {
     shared.store.push(event);
 }
 
+/// The TTLs at which `baseline` had a router: an answer other than the
+/// destination's (whose silence is the break itself, not a router's limit).
+fn baseline_routers(baseline: &PathEvent) -> impl Iterator<Item = u8> + '_ {
+    baseline
+        .hops
+        .iter()
+        .filter(|h| h.addr.is_some_and(|a| Some(a) != baseline.dest))
+        .filter(|h| !(baseline.reached && h.ttl == baseline.hop_count()))
+        .map(|h| h.ttl)
+}
+
 /// "stopped after hop 3 (10.20.0.1); the baseline reaches the target in 6
 /// hops": a snapshot against the group's last baseline before it.
 pub fn compare(snapshot: &PathEvent, baseline: Option<&PathEvent>) -> String {
@@ -706,6 +866,19 @@ pub fn compare(snapshot: &PathEvent, baseline: Option<&PathEvent>) -> String {
     match baseline {
         Some(b) => format!("{now}; the baseline {}", b.describe()),
         None => format!("{now}; no baseline recorded before it"),
+    }
+}
+
+/// "no answer beyond hop 1 (192.168.1.1); routers rate-limit their
+/// replies": where answers stopped when the next hop, a router in the
+/// baseline, stayed silent through its re-probes.
+fn rate_limited_text(last: Option<LastHop>) -> String {
+    match last {
+        Some(h) => format!(
+            "no answer beyond hop {} ({}); routers rate-limit their replies",
+            h.ttl, h.addr
+        ),
+        None => "no hop answered; routers rate-limit their replies".to_string(),
     }
 }
 
@@ -757,17 +930,17 @@ mod tests {
         for s in &mut st.slots {
             s.pending = Some(req(When::Start, "x"));
         }
-        let (start, next) = due(&mut st, 2, now);
+        let (start, next) = due(&mut st, 2, None, now);
         assert_eq!(start.len(), 2);
         assert_eq!(next, now + RATE_WINDOW);
         // Finished, but the window is full: nothing more starts.
         for s in &mut st.slots {
             s.busy = false;
         }
-        let (start, _) = due(&mut st, 2, now + Duration::from_secs(59));
+        let (start, _) = due(&mut st, 2, None, now + Duration::from_secs(59));
         assert!(start.is_empty());
         // The window frees: the waiting group goes.
-        let (start, _) = due(&mut st, 2, now + Duration::from_secs(60));
+        let (start, _) = due(&mut st, 2, None, now + Duration::from_secs(60));
         assert_eq!(start.len(), 1);
         assert_eq!(st.slots[start[0].0].group, "c");
     }
@@ -777,13 +950,13 @@ mod tests {
         let now = Instant::now();
         let mut st = state(&["a"], now);
         st.slots[0].pending = Some(req(When::Start, "x"));
-        let (start, _) = due(&mut st, 10, now);
+        let (start, _) = due(&mut st, 10, None, now);
         assert_eq!(start.len(), 1);
         st.slots[0].pending = Some(req(When::End, "x"));
-        let (start, _) = due(&mut st, 10, now);
+        let (start, _) = due(&mut st, 10, None, now);
         assert!(start.is_empty(), "the group is busy");
         st.slots[0].busy = false;
-        let (start, _) = due(&mut st, 10, now);
+        let (start, _) = due(&mut st, 10, None, now);
         assert_eq!(start[0].2.when, When::End);
     }
 
@@ -793,7 +966,7 @@ mod tests {
         let mut st = state(&["a", "b"], now);
         let later = now + Duration::from_secs(3600);
         st.slots[1].in_outage = true;
-        let (start, next) = due(&mut st, 1, later);
+        let (start, next) = due(&mut st, 1, None, later);
         assert_eq!(start.len(), 1);
         assert_eq!(start[0].2.when, When::Baseline);
         assert_eq!(st.slots[start[0].0].group, "a");
@@ -805,7 +978,7 @@ mod tests {
             when: When::Baseline,
         });
         st.slots[1].pending = Some(req(When::Start, "y"));
-        let (start, _) = due(&mut st, 1, now);
+        let (start, _) = due(&mut st, 1, None, now);
         assert_eq!(start[0].2.when, When::Start);
     }
 
@@ -829,6 +1002,7 @@ mod tests {
             }),
             hops: Vec::new(),
             error: None,
+            reprobe: None,
         }
     }
 
@@ -844,6 +1018,139 @@ mod tests {
             compare(&event(false, None, true), None),
             "no hop answered (partial: cut at the time bound); no baseline recorded before it"
         );
+    }
+
+    fn hop(ttl: u8, addr: Option<&str>, unreachable: Option<&str>) -> Hop {
+        Hop {
+            ttl,
+            addr: addr.map(|a| a.parse().unwrap()),
+            also: Vec::new(),
+            sent: 3,
+            received: u32::from(addr.is_some()),
+            rtt_ms: Vec::new(),
+            unreachable: unreachable.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_silent_reprobed_hop_reads_as_rate_limiting_not_as_the_break() {
+        let base = event(true, Some((3, "10.0.0.9")), false);
+        let mut e = event(false, Some((1, "192.168.1.1")), false);
+        e.hops = vec![hop(1, Some("192.168.1.1"), None), hop(2, None, None)];
+        // Not re-probed (no baseline router there): the old words.
+        assert_eq!(e.describe(), "stopped after hop 1 (192.168.1.1)");
+        assert!(!e.summary().rate_limited);
+        e.reprobe = Some(Reprobe {
+            ttl: 2,
+            sent: 3,
+            received: 0,
+        });
+        assert!(e.rate_limited());
+        assert_eq!(
+            compare(&e, Some(&base)),
+            "no answer beyond hop 1 (192.168.1.1); routers rate-limit their replies; \
+             the baseline reaches the target in 3 hops"
+        );
+        let sum = e.summary();
+        assert!(sum.rate_limited);
+        assert_eq!(
+            sum.short(),
+            "no answer beyond hop 1 (192.168.1.1); routers rate-limit their replies"
+        );
+        let json = serde_json::to_value(&sum).unwrap();
+        assert_eq!(json["rate_limited"], true);
+        // A summary from before the field reads as not rate-limited.
+        let mut old = json.clone();
+        old.as_object_mut().unwrap().remove("rate_limited");
+        let back: PathSummary = serde_json::from_value(old).unwrap();
+        assert!(!back.rate_limited);
+
+        // Nothing answered at all, hop 1 re-probed in vain.
+        let mut none = event(false, None, false);
+        none.reprobe = Some(Reprobe {
+            ttl: 1,
+            sent: 2,
+            received: 0,
+        });
+        assert_eq!(
+            none.describe(),
+            "no hop answered; routers rate-limit their replies"
+        );
+        assert_eq!(
+            none.summary().short(),
+            "no hop answered; routers rate-limit their replies"
+        );
+
+        // The re-probe got the router's unreachable: the path ends there, named.
+        let mut got = event(false, Some((2, "10.20.0.1")), false);
+        got.hops = vec![
+            hop(1, Some("192.168.1.1"), None),
+            hop(
+                2,
+                Some("10.20.0.1"),
+                Some("network unreachable (type 3, code 0)"),
+            ),
+        ];
+        got.reprobe = Some(Reprobe {
+            ttl: 2,
+            sent: 1,
+            received: 1,
+        });
+        assert!(!got.rate_limited());
+        assert_eq!(
+            got.describe(),
+            "stopped after hop 2 (10.20.0.1): network unreachable"
+        );
+        assert_eq!(got.summary().short(), "stopped after hop 2 (10.20.0.1)");
+    }
+
+    #[test]
+    fn only_a_baseline_router_is_reprobed_not_the_destination() {
+        let mut b = event(true, Some((3, "10.0.0.9")), false);
+        b.hops = vec![
+            hop(1, Some("192.168.1.1"), None),
+            hop(2, None, None),
+            hop(3, Some("10.0.0.9"), None),
+        ];
+        assert_eq!(baseline_routers(&b).collect::<Vec<_>>(), [1]);
+        // Not reached: every answer is a router's.
+        let mut b = event(false, Some((2, "10.20.0.1")), false);
+        b.hops = vec![
+            hop(1, Some("192.168.1.1"), None),
+            hop(2, Some("10.20.0.1"), None),
+        ];
+        assert_eq!(baseline_routers(&b).collect::<Vec<_>>(), [1, 2]);
+    }
+
+    #[test]
+    fn a_hold_names_groups_until_it_passes_and_spaces_reprobes() {
+        let now = Instant::now();
+        let hold = ProbeHold::default();
+        assert!(!hold.holds("internet", now));
+        let at = hold.reprobe_at(
+            now + Duration::from_secs(2),
+            vec!["internet".into(), "dns".into()],
+            now,
+        );
+        assert_eq!(at, now + Duration::from_secs(2));
+        assert!(hold.holds("internet", now));
+        assert!(hold.holds("dns", now + Duration::from_secs(2)));
+        assert!(!hold.holds("lan", now));
+        assert_eq!(hold.until(now), Some(at + HOLD_AFTER));
+        assert!(!hold.holds("internet", at + HOLD_AFTER));
+        // Another trace's re-probe goes a whole quiet spell after this one.
+        let other = hold.reprobe_at(now, vec!["isp".into()], now);
+        assert_eq!(other, at + REPROBE_QUIET);
+        assert!(hold.holds("isp", now) && hold.holds("internet", now));
+        // No trace starts under the hold (its requests would spend the
+        // budget); the dispatcher looks again when it ends.
+        let mut st = state(&["a"], now);
+        st.slots[0].pending = Some(req(When::Start, "x"));
+        let (start, next) = due(&mut st, 10, hold.until(now), now);
+        assert!(start.is_empty());
+        assert_eq!(next, other + HOLD_AFTER);
+        let (start, _) = due(&mut st, 10, hold.until(next), next);
+        assert_eq!(start.len(), 1);
     }
 
     #[test]

@@ -22,6 +22,25 @@
 //! router), [`GIVE_UP_SILENT`] silent TTLs in a row after the last answer,
 //! or `max_hops`. It is cut at [`TraceOptions::bound`] and then `partial`.
 //!
+//! Re-probes: routers rate-limit the ICMP errors they send (Linux: one per
+//! second per peer after a burst of six, `net.ipv4.icmp_ratelimit`; an
+//! unreachable for a missing route is charged twice, once by the routing
+//! code and once by `icmp_send`, so it costs 2 s of that budget). During an
+//! outage the host's own probes spend that budget, and the router that
+//! holds the broken route stays silent: the trace seems to stop one hop
+//! early. So when the answers stop at TTL k, the destination was not
+//! reached and the caller's baseline had a router at k + 1
+//! ([`TraceOptions::baseline_hops`]), TTL k + 1 is probed again with fresh
+//! requests, one at a time, at most [`REPROBES`], [`REPROBE_SPACING`] apart
+//! (each finds the router's budget refilled), and each sent only when an
+//! answer still fits before the bound. A caller that can hold its own
+//! traffic through that router is told before each re-probe
+//! ([`trace_quiet`]); the re-probe then waits [`REPROBE_QUIET`] after it. An
+//! answer ends the re-probes: an unreachable ends the path there as above, a
+//! time-exceeded adds the hop. The result says what was done
+//! ([`Trace::reprobe`]); a re-probed hop that stayed silent is most likely
+//! rate limiting, not where the path breaks ([`Trace::rate_limited`]).
+//!
 //! With [`TraceProtocol::Udp`] (classic traceroute) the requests are UDP
 //! datagrams to port [`UDP_BASE_PORT`] plus the request's index, on an
 //! ordinary UDP socket with `IP_RECVERR` / `IPV6_RECVERR`: it needs no
@@ -78,6 +97,20 @@ const PAYLOAD: usize = 32;
 pub const UDP_BASE_PORT: u16 = 33434;
 /// Messages read per wake-up and queue before yielding.
 const RECV_BATCH: usize = 64;
+/// Re-probes of the hop after the last answer, at most (see the module doc).
+pub const REPROBES: u8 = 3;
+/// Between two requests to the re-probed hop: more than the one second a
+/// Linux router's ICMP error budget takes to refill one error.
+pub const REPROBE_SPACING: Duration = Duration::from_millis(1100);
+/// The quiet a caller that holds its traffic gives each re-probe: an
+/// unreachable for a missing route costs a Linux router 2 s of its budget
+/// (see the module doc), plus room for a request already in flight when the
+/// hold began.
+pub const REPROBE_QUIET: Duration = Duration::from_millis(2500);
+/// A re-probe is sent only when this much is left before the bound: an
+/// answer comes within one round trip (the request is then lost at the
+/// bound, the trace is not partial for it).
+const REPROBE_ROOM: Duration = Duration::from_secs(1);
 
 /// How a trace is run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +121,39 @@ pub struct TraceOptions {
     pub probe_timeout: Duration,
     /// What is sent: ICMP echo or UDP.
     pub protocol: TraceProtocol,
+    /// TTLs at which the caller's baseline had an answer (bit `ttl - 1`):
+    /// the hop after the last answer is re-probed when its bit is set (see
+    /// the module doc). 0: never.
+    pub baseline_hops: u64,
+}
+
+impl TraceOptions {
+    /// Did the baseline have an answer at `ttl`?
+    pub fn baseline_had(&self, ttl: u8) -> bool {
+        (1..=64).contains(&ttl) && self.baseline_hops & (1u64 << (ttl - 1)) != 0
+    }
+}
+
+/// The [`TraceOptions::baseline_hops`] mask of these TTLs (above 64 ignored).
+pub fn hop_mask(ttls: impl IntoIterator<Item = u8>) -> u64 {
+    ttls.into_iter()
+        .filter(|t| (1..=64).contains(t))
+        .fold(0, |m, t| m | 1u64 << (t - 1))
+}
+
+/// Told before each re-probe when the trace's requests will go out (see
+/// the module doc): whoever else sends through the path may hold until then.
+pub type Quiet<'a> = dyn Fn(Instant) -> Instant + Send + Sync + 'a;
+
+/// The re-probes of the hop after the last answer (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reprobe {
+    /// The TTL probed again.
+    pub ttl: u8,
+    /// Requests sent in the re-probes.
+    pub sent: u32,
+    /// Of them, answered.
+    pub received: u32,
 }
 
 impl Default for TraceOptions {
@@ -98,6 +164,7 @@ impl Default for TraceOptions {
             bound: DEFAULT_BOUND,
             probe_timeout: DEFAULT_PROBE_TIMEOUT,
             protocol: TraceProtocol::Icmp,
+            baseline_hops: 0,
         }
     }
 }
@@ -169,9 +236,22 @@ pub struct Trace {
     /// Why the trace stopped early for a local reason (a send failed), if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The hop after the last answer probed again, when it was (see the
+    /// module doc); its requests are also in that hop's `sent` and
+    /// `received`, and in `packets`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reprobe: Option<Reprobe>,
 }
 
 impl Trace {
+    /// Not reached, and the hop after the last answer, where the baseline
+    /// had a router, stayed silent through its re-probes: most likely the
+    /// routers rate-limit their replies, not a break right after the last
+    /// answer.
+    pub fn rate_limited(&self) -> bool {
+        !self.reached && self.reprobe.is_some_and(|r| r.sent > 0 && r.received == 0)
+    }
+
     /// The farthest hop that answered.
     pub fn last_hop(&self) -> Option<&Hop> {
         self.hops.iter().rev().find(|h| h.addr.is_some())
@@ -233,13 +313,22 @@ pub fn group_trace_host(config: &Config, group: &Group) -> Option<Host> {
 
 /// Resolves `host` (a name is looked up now) and traces the path to it.
 pub async fn trace_host(host: &Host, options: &TraceOptions) -> Result<Trace, TraceError> {
+    trace_host_quiet(host, options, None).await
+}
+
+/// [`trace_host`], telling `quiet` before each re-probe (see [`trace_quiet`]).
+pub async fn trace_host_quiet(
+    host: &Host,
+    options: &TraceOptions,
+    quiet: Option<&Quiet<'_>>,
+) -> Result<Trace, TraceError> {
     let (ip, _) = resolve::resolve(host, IpVersion::Any)
         .await
         .map_err(|outcome| TraceError::Resolve {
             host: host.to_string(),
             detail: outcome.to_string(),
         })?;
-    trace(ip, options).await
+    trace_quiet(ip, options, quiet).await
 }
 
 /// One request.
@@ -555,6 +644,18 @@ fn is_port_unreachable(v6: bool, ty: u8, code: u8) -> bool {
 
 /// Traces the path to `dest`. Must run inside the tokio runtime.
 pub async fn trace(dest: IpAddr, options: &TraceOptions) -> Result<Trace, TraceError> {
+    trace_quiet(dest, options, None).await
+}
+
+/// [`trace`], telling `quiet` before each re-probe of the hop after the last
+/// answer (see the module doc) when the request is due; it answers when the
+/// request may go (that instant or later), and may hold other traffic
+/// through the path until then.
+pub async fn trace_quiet(
+    dest: IpAddr,
+    options: &TraceOptions,
+    quiet: Option<&Quiet<'_>>,
+) -> Result<Trace, TraceError> {
     let v6 = dest.is_ipv6();
     let udp = options.protocol == TraceProtocol::Udp;
     let sock = TraceSocket::open(v6, options.protocol)?;
@@ -580,9 +681,7 @@ pub async fn trace(dest: IpAddr, options: &TraceOptions) -> Result<Trace, TraceE
     let mut requests: Vec<Request> = Vec::new();
     let mut next_ttl: u8 = 1;
     let mut next_send = started;
-    // The TTL at which the path ends (destination reached or unreachable).
-    let mut end_ttl: Option<u8> = None;
-    let mut reached = false;
+    let mut ends = Ends::default();
     let mut error = None;
     let mut partial = false;
     let mut buf = vec![0u8; 65_536];
@@ -606,8 +705,8 @@ pub async fn trace(dest: IpAddr, options: &TraceOptions) -> Result<Trace, TraceE
         let sending = error.is_none()
             && !gave_up
             && next_ttl <= max_hops
-            && end_ttl.is_none_or(|e| next_ttl <= e);
-        let limit = end_ttl.unwrap_or(next_ttl.saturating_sub(1));
+            && ends.end_ttl.is_none_or(|e| next_ttl <= e);
+        let limit = ends.end_ttl.unwrap_or(next_ttl.saturating_sub(1));
         if !sending && !waiting_below(&requests, limit) {
             break;
         }
@@ -676,48 +775,115 @@ pub async fn trace(dest: IpAddr, options: &TraceOptions) -> Result<Trace, TraceE
             () = tokio::time::sleep_until(wake) => sock.drain(dest, &mut buf, &mut replies),
         }
         for reply in replies.drain(..) {
-            let index = usize::from(reply.seq.wrapping_sub(base));
-            let Some(req) = requests.get_mut(index) else {
-                continue;
-            };
-            if req.done {
-                continue;
-            }
-            req.done = true;
-            let ttl = req.ttl;
-            let rtt = icmp::rtt(req.sent, req.sent_wall, reply.now, reply.wall);
-            let Some(hop) = hops.get_mut(usize::from(ttl) - 1) else {
-                continue;
-            };
-            hop.received += 1;
-            hop.rtt_ms.push(micros_as_ms(rtt));
-            match hop.addr {
-                None => hop.addr = Some(reply.from),
-                Some(a) if a != reply.from && !hop.also.contains(&reply.from) => {
-                    hop.also.push(reply.from)
-                }
-                Some(_) => {}
-            }
-            match reply.error {
-                None => {
-                    reached = true;
-                    end_ttl = Some(end_ttl.map_or(ttl, |e| e.min(ttl)));
-                }
-                Some((ty, _)) if is_time_exceeded(v6, ty) => {}
-                Some((ty, code)) if udp && is_port_unreachable(v6, ty, code) => {
-                    reached = true;
-                    end_ttl = Some(end_ttl.map_or(ttl, |e| e.min(ttl)));
-                }
-                Some((ty, code)) => {
-                    let what = icmp::classify_icmp(v6, ty, code)
-                        .err()
-                        .unwrap_or("destination unreachable");
-                    hop.unreachable = Some(format!("{what} (type {ty}, code {code})"));
-                    end_ttl = Some(end_ttl.map_or(ttl, |e| e.min(ttl)));
-                }
-            }
+            record(reply, base, &sock, &mut requests, &mut hops, &mut ends);
         }
     }
+    // The hop after the last answer, again (see the module doc).
+    let mut reprobe = None;
+    if !partial && error.is_none() && !ends.reached && ends.end_ttl.is_none() {
+        let farthest = hops
+            .iter()
+            .rev()
+            .find(|h| h.received > 0)
+            .map_or(0, |h| h.ttl);
+        let ttl = farthest.saturating_add(1);
+        let was_sent = hops
+            .get(usize::from(ttl).saturating_sub(1))
+            .is_some_and(|h| h.ttl == ttl && h.sent > 0);
+        if was_sent && options.baseline_had(ttl) {
+            let first = requests.len();
+            let mut r = Reprobe {
+                ttl,
+                sent: 0,
+                received: 0,
+            };
+            let mut last = requests
+                .iter()
+                .filter(|q| q.ttl == ttl)
+                .map(|q| q.sent)
+                .max();
+            // Sends, each after its wait, until one is answered.
+            while r.sent < u32::from(REPROBES) && r.received == 0 && error.is_none() {
+                let now = Instant::now();
+                let mut at = last.map_or(now, |l| l + REPROBE_SPACING).max(now);
+                if let Some(q) = quiet {
+                    at = at.max(now + REPROBE_QUIET);
+                    // No hold asked for a re-probe that cannot be sent.
+                    if at + REPROBE_ROOM > deadline {
+                        break;
+                    }
+                    at = q(at);
+                }
+                if at + REPROBE_ROOM > deadline {
+                    break;
+                }
+                debug!(%dest, ttl, at = ?at.saturating_duration_since(started), "re-probing the hop after the last answer");
+                while Instant::now() < at && r.received == 0 {
+                    if let Err(e) = listen(&sock, dest, at, &mut buf, &mut replies).await {
+                        error = Some(e);
+                        break;
+                    }
+                    r.received += reprobe_answers(
+                        &mut replies,
+                        (base, first),
+                        &sock,
+                        (&mut requests, &mut hops),
+                        &mut ends,
+                    );
+                }
+                if r.received > 0 || error.is_some() {
+                    break;
+                }
+                if let Err(e) = sock.set_ttl(ttl) {
+                    error = Some(format!("failed to set TTL {ttl}: {e}"));
+                    break;
+                }
+                let Ok(index) = u16::try_from(requests.len()) else {
+                    break;
+                };
+                let sent_wall = icmp::wall_now();
+                let sent = Instant::now();
+                if let Err(e) = sock.send(dest, base.wrapping_add(index), &payload) {
+                    error = Some(format!("failed to send to {dest} with TTL {ttl}: {e}"));
+                    break;
+                }
+                requests.push(Request {
+                    ttl,
+                    sent,
+                    sent_wall,
+                    done: false,
+                });
+                if let Some(h) = hops.get_mut(usize::from(ttl) - 1) {
+                    h.sent += 1;
+                }
+                r.sent += 1;
+                last = Some(sent);
+            }
+            // The last ones' answers, until they are lost or the bound.
+            if let Some(l) = last.filter(|_| r.sent > 0) {
+                let until = (l + options.probe_timeout).min(deadline);
+                while Instant::now() < until && r.received == 0 && error.is_none() {
+                    if let Err(e) = listen(&sock, dest, until, &mut buf, &mut replies).await {
+                        error = Some(e);
+                        break;
+                    }
+                    r.received += reprobe_answers(
+                        &mut replies,
+                        (base, first),
+                        &sock,
+                        (&mut requests, &mut hops),
+                        &mut ends,
+                    );
+                }
+            }
+            for q in requests.iter_mut().skip(first) {
+                q.done = true;
+            }
+            // None sent (no room before the bound): nothing to report.
+            reprobe = (r.sent > 0).then_some(r);
+        }
+    }
+    let Ends { reached, end_ttl } = ends;
     let probed = next_ttl.saturating_sub(1);
     let keep = end_ttl.map_or(probed, |e| e.min(probed));
     hops.truncate(usize::from(keep));
@@ -733,7 +899,108 @@ pub async fn trace(dest: IpAddr, options: &TraceOptions) -> Result<Trace, TraceE
         packets,
         hops,
         error,
+        reprobe,
     })
+}
+
+/// Waits for answers until `until` (at most [`POLL_EVERY`]) and reads them into `out`.
+async fn listen(
+    sock: &TraceSocket,
+    dest: IpAddr,
+    until: Instant,
+    buf: &mut [u8],
+    out: &mut Vec<Reply>,
+) -> Result<(), String> {
+    let wake = until.min(Instant::now() + POLL_EVERY);
+    tokio::select! {
+        ready = sock.fd.ready(Interest::READABLE | Interest::ERROR) => match ready {
+            Ok(mut guard) => {
+                sock.drain(dest, buf, out);
+                guard.clear_ready();
+            }
+            Err(e) => return Err(format!("trace socket failed: {e}")),
+        },
+        () = tokio::time::sleep_until(wake) => sock.drain(dest, buf, out),
+    }
+    Ok(())
+}
+
+/// Records the answers in `replies`; returns how many answered a re-probe
+/// (a request from index `first` on; `seq` is `base` plus the index).
+fn reprobe_answers(
+    replies: &mut Vec<Reply>,
+    (base, first): (u16, usize),
+    sock: &TraceSocket,
+    (requests, hops): (&mut [Request], &mut [Hop]),
+    ends: &mut Ends,
+) -> u32 {
+    let mut n = 0;
+    for reply in replies.drain(..) {
+        if record(reply, base, sock, requests, hops, ends).is_some_and(|i| i >= first) {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Where the path ends, as far as the answers say.
+#[derive(Default)]
+struct Ends {
+    /// The destination answered.
+    reached: bool,
+    /// The TTL at which the path ends (destination reached or unreachable).
+    end_ttl: Option<u8>,
+}
+
+/// Applies one answer to its request and hop; returns the request's index,
+/// or `None` when it matches no request still waiting.
+fn record(
+    reply: Reply,
+    base: u16,
+    sock: &TraceSocket,
+    requests: &mut [Request],
+    hops: &mut [Hop],
+    ends: &mut Ends,
+) -> Option<usize> {
+    let (v6, udp) = (sock.v6, sock.udp);
+    let index = usize::from(reply.seq.wrapping_sub(base));
+    let req = requests.get_mut(index)?;
+    if req.done {
+        return None;
+    }
+    req.done = true;
+    let ttl = req.ttl;
+    let rtt = icmp::rtt(req.sent, req.sent_wall, reply.now, reply.wall);
+    let hop = hops.get_mut(usize::from(ttl) - 1)?;
+    hop.received += 1;
+    hop.rtt_ms.push(micros_as_ms(rtt));
+    match hop.addr {
+        None => hop.addr = Some(reply.from),
+        Some(a) if a != reply.from && !hop.also.contains(&reply.from) => hop.also.push(reply.from),
+        Some(_) => {}
+    }
+    let end = |ends: &mut Ends| {
+        ends.end_ttl = Some(ends.end_ttl.map_or(ttl, |e| e.min(ttl)));
+    };
+    match reply.error {
+        None => {
+            ends.reached = true;
+            end(ends);
+        }
+        Some((ty, _)) if is_time_exceeded(v6, ty) => {}
+        Some((ty, code)) if udp && is_port_unreachable(v6, ty, code) => {
+            ends.reached = true;
+            end(ends);
+        }
+        Some((ty, code)) => {
+            let what = icmp::classify_icmp(v6, ty, code)
+                .err()
+                .unwrap_or("destination unreachable");
+            hop.unreachable = Some(format!("{what} (type {ty}, code {code})"));
+            end(ends);
+        }
+    }
+    Some(index)
 }
 
 /// Milliseconds to the microsecond (what the clocks here resolve honestly).
@@ -833,6 +1100,21 @@ mod tests {
     }
 
     #[test]
+    fn the_baseline_mask_names_the_hops_to_reprobe() {
+        let o = TraceOptions {
+            baseline_hops: hop_mask([1, 2, 64, 65, 0]),
+            ..TraceOptions::default()
+        };
+        assert!(o.baseline_had(1) && o.baseline_had(2) && o.baseline_had(64));
+        assert!(!o.baseline_had(3) && !o.baseline_had(0) && !o.baseline_had(65));
+        assert!(!TraceOptions::default().baseline_had(1));
+        // Re-probes fit the default bound after a break's 2 s of waiting.
+        let room = DEFAULT_BOUND.saturating_sub(DEFAULT_PROBE_TIMEOUT + REPROBE_ROOM);
+        assert!(room >= REPROBE_QUIET * 2, "two held re-probes fit");
+        assert!(room >= REPROBE_SPACING * u32::from(REPROBES - 1));
+    }
+
+    #[test]
     fn last_hop_is_the_farthest_answer() {
         let t = Trace {
             dest: "10.0.0.9".parse().unwrap(),
@@ -848,12 +1130,15 @@ mod tests {
                 hop(3, None, 3, &[]),
             ],
             error: None,
+            reprobe: None,
         };
         assert_eq!(t.last_hop().unwrap().ttl, 2);
         assert_eq!(t.addresses().len(), 2);
         let json = serde_json::to_value(&t).unwrap();
         assert_eq!(json["hops"][2]["addr"], serde_json::Value::Null);
         assert!(json.get("error").is_none());
+        assert!(json.get("reprobe").is_none());
+        assert!(!t.rate_limited());
         let back: Trace = serde_json::from_value(json).unwrap();
         assert_eq!(back, t);
     }

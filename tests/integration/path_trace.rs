@@ -689,3 +689,154 @@ host = "127.0.0.1"
         "the group's first target with a host"
     );
 }
+
+/// The international cut as the ISP sees it: its route to the internet
+/// withdrawn (upstream gone), so it answers every packet for the internet
+/// with network unreachable (`!N`), within the kernel's ICMP rate limit.
+fn withdraw_isp_route(net: &FakeNet) {
+    net.isp.ip(&["route", "del", "10.231.100.0/24"]);
+}
+
+/// The snapshot taken at `when` of the outage `id`, in full.
+fn snapshot_of(w: &Watcher, group: &str, id: &str, when: &str) -> Value {
+    let since = Timestamp::now() - Duration::from_secs(600);
+    let all = w.api(&format!("/api/v1/paths?group={group}&since={since}"));
+    all.as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|p| p["id"] == id && p["when"] == when)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {when} snapshot of {id}: {all:#}"))
+}
+
+/// `linkwatch report` (markdown) and `linkwatch outages` of `w`'s data.
+fn report_and_table(w: &Watcher) -> (String, String) {
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .arg("--data-dir")
+            .arg(&w.data)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    (run(&["report", "--since", "1h"]), run(&["outages"]))
+}
+
+/// Every target at 1 s: seven of them behind the cut (two ICMP, TCP, HTTP,
+/// three DNS servers), each a packet a second that the ISP router would
+/// answer with an ICMP error.
+const ONE_SECOND: Params = Params {
+    interval: Duration::from_secs(1),
+    timeout: Duration::from_millis(500),
+    fail_after: 3,
+    recover_after: 2,
+};
+
+#[test]
+fn isp_route_withdrawn_while_probes_spend_its_icmp_budget_the_start_snapshot_does_not_blame_the_home_router()
+ {
+    if !fakenet::can_run() {
+        return;
+    }
+    // The kernel's ICMP rate limits as they are: 1 s per peer, a burst of 6.
+    let net = FakeNet::new();
+    let mut w = net.watch_with(ONE_SECOND, |c| c);
+    let baseline = w.wait("internet baseline", Duration::from_secs(10), |w| {
+        w.api("/api/v1/paths?group=internet")
+            .as_array()
+            .unwrap()
+            .first()
+            .cloned()
+    });
+    assert_eq!(
+        addrs(&baseline).get(1).cloned().flatten().as_deref(),
+        Some(ISP[0]),
+        "the baseline has the ISP router at hop 2: {baseline:#}"
+    );
+
+    withdraw_isp_route(&net);
+    let o = w.wait(
+        "internet outage with its start snapshot",
+        Duration::from_secs(30),
+        |w| {
+            w.api("/api/v1/outages")
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|o| o["group"] == "internet" && !o["path_at_start"].is_null())
+                .cloned()
+        },
+    );
+    let id = o["id"].as_str().unwrap().to_string();
+    let snap = snapshot_of(&w, "internet", &id, "start");
+    println!("start snapshot: {snap:#}");
+    let (report, table) = report_and_table(&w);
+    let section = &report[report
+        .find("## Where the path stopped")
+        .unwrap_or_else(|| panic!("no path section: {report}"))..];
+    println!("{section}\n{table}");
+    // What the snapshot said before re-probes: the home router is the last
+    // hop, the break right after it.
+    assert!(
+        !section.contains("stopped after hop 1 (10.231.1.1)"),
+        "the start snapshot blames the home router: {section}"
+    );
+    assert_start_snapshot(&o, &snap, section, &table);
+    let held = sum(
+        &w.api_text("/metrics"),
+        "linkwatch_probes_skipped_total",
+        &[("reason", "hold")],
+    );
+    println!("probe slots held for re-probes: {held}");
+    assert!(
+        held > 0.0,
+        "the re-probes held the probes of the groups in an outage"
+    );
+
+    // Without the daemon's probes the ISP router has its budget back and
+    // the same trace gets its network unreachable at hop 2 (the evidence).
+    w.stop();
+    std::thread::sleep(REFILL);
+    let (t, out) = trace_in(&net.home, None, &[INET_ICMP[0]]);
+    let t = t.unwrap_or_else(|| panic!("no JSON: {out:?}"));
+    assert_eq!(addrs(&t), some(&PATH[..2]), "{t:#}");
+    let why = t["hops"][1]["unreachable"].as_str().unwrap_or_default();
+    assert!(why.starts_with("network unreachable"), "{t:#}");
+}
+
+/// What a Linux router needs to answer one network unreachable again: the
+/// error is charged twice against its 1 s per-peer budget.
+const REFILL: Duration = Duration::from_millis(2500);
+
+/// The probes of the groups in an outage are held for each re-probe
+/// (`linkwatch_probes_skipped_total{reason="hold"}`), so the ISP router has
+/// an answer again: the re-probe of hop 2 gets its network unreachable, and
+/// the snapshot names the ISP router, not the home router.
+fn assert_start_snapshot(o: &Value, snap: &Value, section: &str, table: &str) {
+    let start = &o["path_at_start"];
+    assert_eq!(start["reached"], false, "{o:#}");
+    assert_eq!(start["rate_limited"], false, "{o:#}");
+    assert_eq!(start["last_hop"]["addr"], ISP[0], "{o:#}");
+    assert_eq!(start["last_hop"]["ttl"], 2, "{o:#}");
+    assert_eq!(addrs(snap), some(&PATH[..2]), "{snap:#}");
+    assert_eq!(snap["reprobe"]["ttl"], 2, "{snap:#}");
+    assert_eq!(snap["reprobe"]["received"], 1, "{snap:#}");
+    let why = snap["hops"][1]["unreachable"].as_str().unwrap_or_default();
+    assert!(why.starts_with("network unreachable"), "{snap:#}");
+    assert_eq!(snap["partial"], false, "{snap:#}");
+    assert!(
+        section.contains(
+            "at the start: stopped after hop 2 (10.231.2.1): network unreachable; the baseline reaches the target in 3 hops"
+        ),
+        "{section}"
+    );
+    let id = o["id"].as_str().unwrap();
+    let row = table.lines().find(|l| l.starts_with(id)).unwrap();
+    assert!(
+        row.ends_with("start: stopped after hop 2 (10.231.2.1)"),
+        "{table}"
+    );
+}
