@@ -754,7 +754,10 @@ fn open_writer(
         writes: metrics.journal_writes_total.clone(),
         errors: metrics.journal_errors_total.clone(),
     };
-    Ok(JournalWriter::new(sink, &history.tail, counters))
+    // The journal file's own end: lines that fallback files add go first.
+    let mut writer = JournalWriter::new(sink, &history.continuation.file_tail, counters);
+    writer.take_back(&history.continuation);
+    Ok(writer)
 }
 
 /// This run's `daemon_start`, with what is known of the previous run.

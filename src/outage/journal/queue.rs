@@ -14,21 +14,18 @@
 //! the stopping service does the same from its side of the queue.
 
 use std::collections::VecDeque;
-use std::fs::OpenOptions;
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use nix::fcntl::OFlag;
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
+use super::fallback::{self, RawLine};
 use super::{ChainHead, Entry, Heartbeat, JournalWriter, write_heartbeat};
 use crate::outage::clock::Anchor;
-use crate::outage::ts_ms;
 
 /// Events the queue holds before a producer waits for room. Outage events
 /// are rare (a few per outage), so this is hours of a stalled disk.
@@ -65,6 +62,9 @@ struct BacklogState {
     stop_by: Option<Instant>,
     /// Set by a simulated crash: exit at once, writing nothing more.
     abandon: bool,
+    /// Lines taken back from fallback files at start, for a dump from the
+    /// stopping side when the thread is stuck (those up to `head` are written).
+    taken_back: Vec<RawLine>,
 }
 
 struct Backlog {
@@ -167,7 +167,8 @@ impl JournalQueue {
                 })
                 .collect(),
             head: writer.head(),
-            events_total: writer.next_seq(),
+            events_total: lines_in(&writer),
+            taken_back: writer.taken_back().cloned().collect(),
             ..BacklogState::default()
         };
         let backlog = Arc::new(Backlog {
@@ -243,17 +244,23 @@ impl JournalQueue {
         }
         // The thread is stuck in a write: dump from here. Only the temporary
         // directory: the data directory's filesystem is the one not answering.
-        let (events, head) = {
+        let (events, head, taken_back) = {
             let mut s = self.backlog.lock();
             s.abandon = true;
-            (std::mem::take(&mut s.events), s.head.clone())
+            (
+                std::mem::take(&mut s.events),
+                s.head.clone(),
+                std::mem::take(&mut s.taken_back),
+            )
         };
         tracing::error!(
             pending = events.len(),
             "the journal writer is stuck (a frozen or hung filesystem?); dumping what it has not confirmed"
         );
         let dirs = [std::env::temp_dir()];
-        let dump = tokio::task::spawn_blocking(move || dump_unwritten(&events, head, &dirs));
+        let dump = tokio::task::spawn_blocking(move || {
+            fallback::dump(&taken_back, &pairs(&events), head, &dirs)
+        });
         if tokio::time::timeout(DUMP_MARGIN / 2, dump).await.is_err() {
             tracing::error!(
                 "the fallback file could not be written in time; the events above are in the log only"
@@ -349,7 +356,7 @@ impl WriterThread {
                     let mut s = self.backlog.lock();
                     s.busy_since = None;
                     s.head = self.writer.head();
-                    s.events_total = self.writer.next_seq();
+                    s.events_total = lines_in(&self.writer);
                     match res {
                         Ok(()) => {
                             s.events.pop_front();
@@ -396,7 +403,8 @@ impl WriterThread {
                         tracing::info!("outage journal closed");
                     } else {
                         let dirs = [self.options.data_dir.clone(), std::env::temp_dir()];
-                        dump_unwritten(&events, head, &dirs);
+                        let taken_back: Vec<RawLine> = self.writer.taken_back().cloned().collect();
+                        fallback::dump(&taken_back, &pairs(&events), head, &dirs);
                     }
                     if let Some(done) = self.done.take() {
                         let _ = done.send(());
@@ -460,74 +468,17 @@ impl WriterThread {
         let mut s = self.backlog.lock();
         s.busy_since = None;
         s.head = self.writer.head();
-        s.events_total = self.writer.next_seq();
+        s.events_total = lines_in(&self.writer);
         drop(s);
         checked.and(written)
     }
 }
 
-/// Logs every unwritten event in full at ERROR, chained after `head` as it
-/// would have been, and writes them to a fallback file in the first of
-/// `dirs` that takes it.
-fn dump_unwritten(events: &VecDeque<Queued>, head: Option<ChainHead>, dirs: &[PathBuf]) {
-    let first = head.as_ref().map_or(0, |h| h.seq + 1);
-    let mut prev = head.map_or_else(|| super::GENESIS.to_string(), |h| h.hash);
-    let mut text = Vec::new();
-    for (seq, q) in (first..).zip(events) {
-        let line = super::Line {
-            seq,
-            prev: prev.clone(),
-            ts: q.ts,
-            entry: q.entry.clone(),
-        };
-        let bytes = serde_json::to_vec(&line).unwrap_or_else(|e| {
-            format!(
-                "{{\"unserialisable\":\"{e}\",\"event\":\"{}\"}}",
-                q.entry.name()
-            )
-            .into_bytes()
-        });
-        let json = String::from_utf8_lossy(&bytes).into_owned();
-        tracing::error!(
-            event = q.entry.name(),
-            ts = %ts_ms::format(&q.ts),
-            line = %json,
-            "journal event could not be written before exit; its full line follows"
-        );
-        prev = super::line_hash(&bytes);
-        text.extend_from_slice(&bytes);
-        text.push(b'\n');
-    }
-    let name = format!(
-        "journal.unwritten.{}.{}.jsonl",
-        std::process::id(),
-        Timestamp::now().as_millisecond()
-    );
-    for dir in dirs {
-        let path = dir.join(&name);
-        match write_new(&path, &text) {
-            Ok(()) => {
-                tracing::error!(path = %path.display(), events = events.len(), "unwritten journal events saved to a fallback file");
-                return;
-            }
-            Err(e) => {
-                tracing::error!(path = %path.display(), error = %e, "failed to write the fallback file")
-            }
-        }
-    }
-    tracing::error!(
-        events = events.len(),
-        "no fallback file could be written; the unwritten events are in the log above only"
-    );
+/// Lines durable in the chain (the head's `seq` + 1).
+fn lines_in(writer: &JournalWriter) -> u64 {
+    writer.head().map_or(0, |h| h.seq + 1)
 }
 
-fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(OFlag::O_NOFOLLOW.bits())
-        .open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
+fn pairs(events: &VecDeque<Queued>) -> Vec<(Timestamp, Entry)> {
+    events.iter().map(|q| (q.ts, q.entry.clone())).collect()
 }
