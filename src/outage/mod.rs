@@ -178,11 +178,20 @@ impl OutageService {
         refuse_symlinks(&data_dir, allow_symlinks)?;
         let metrics = OutageMetrics::register(config, registry)?;
         let history = load_history(&data_dir)?;
+        // Writer children hold the lock while they run (see `journal::child`).
+        let lock_for_children = dir_lock.share().ok();
         let clock = match options.clock {
             Some(c) => c,
             None => ClockSync::detect().await,
         };
-        let mut writer = open_writer(&data_dir, allow_symlinks, options.sink, &history, &metrics)?;
+        let mut writer = open_writer(
+            &data_dir,
+            allow_symlinks,
+            options.sink,
+            &history,
+            &metrics,
+            lock_for_children,
+        )?;
         let anchor = Anchor::now();
         let run = writer.next_seq();
         // Proves the directory is writable before anything else happens.
@@ -640,7 +649,9 @@ impl OutageService {
     /// Outages still open stay open; the next start continues or closes them,
     /// with a gap. What cannot be written in time is logged in full at ERROR
     /// and saved to a fallback file; the data directory's lock is released last.
-    pub async fn shutdown(self, budget: Duration) {
+    /// Returns `false` when the journal's writer was stuck in the kernel (a
+    /// frozen or hung filesystem): nothing else should write there now.
+    pub async fn shutdown(self, budget: Duration) -> bool {
         if let Some(t) = &self.tracer {
             t.stop().await;
         }
@@ -648,7 +659,7 @@ impl OutageService {
         let open = self.detector.open_ids();
         self.journal
             .stop(Entry::DaemonStop(DaemonStop { open_outages: open }), budget)
-            .await;
+            .await
     }
 }
 
@@ -740,15 +751,18 @@ fn open_writer(
     sink: Option<Box<dyn JournalSink>>,
     history: &History,
     metrics: &OutageMetrics,
+    lock: Option<std::fs::File>,
 ) -> Result<JournalWriter, StartError> {
     let sink: Box<dyn JournalSink> = match sink {
         Some(s) => s,
-        None => Box::new(FileSink::open(data_dir, allow_symlinks).map_err(|source| {
-            StartError::NotWritable {
-                path: data_dir.to_path_buf(),
-                source,
-            }
-        })?),
+        None => Box::new(
+            FileSink::open(data_dir, allow_symlinks)
+                .map_err(|source| StartError::NotWritable {
+                    path: data_dir.to_path_buf(),
+                    source,
+                })?
+                .holding(lock),
+        ),
     };
     let counters = JournalCounters {
         writes: metrics.journal_writes_total.clone(),

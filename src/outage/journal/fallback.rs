@@ -268,6 +268,7 @@ pub(super) fn dump(
     events: &[(Timestamp, Entry)],
     head: Option<ChainHead>,
     dirs: &[PathBuf],
+    lock: Option<&std::fs::File>,
 ) -> Option<PathBuf> {
     // Taken-back lines the journal already holds are not repeated.
     let durable = head.as_ref().map(|h| h.seq);
@@ -326,7 +327,7 @@ pub(super) fn dump(
         for later in 0..8 {
             let name = format!("{PREFIX}{}.{}{SUFFIX}", std::process::id(), ms + later);
             let path = dir.join(&name);
-            match write_new(&path, &text) {
+            match write_new(&path, &text, lock) {
                 Ok(()) => {
                     tracing::error!(path = %path.display(), events = count, "unwritten journal events saved to a fallback file; the next start takes them back into the journal");
                     return Some(path);
@@ -346,8 +347,14 @@ pub(super) fn dump(
     None
 }
 
+/// Writes a new file durably, through a child process holding `lock` when
+/// the binary allows it (see [`super::child`]).
+fn write_new(path: &Path, bytes: &[u8], lock: Option<&std::fs::File>) -> io::Result<()> {
+    super::child::create(path, lock, bytes).unwrap_or_else(|| write_new_here(path, bytes))
+}
+
 /// Writes a new file durably; a failed write leaves no partial copy behind.
-fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(super) fn write_new_here(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut f = OpenOptions::new()
         .write(true)
         .create_new(true)

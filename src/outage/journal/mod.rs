@@ -28,6 +28,7 @@ use super::event::{
 use super::path::PathEvent;
 use super::ts_ms;
 
+pub mod child;
 pub mod fallback;
 mod heartbeat;
 pub mod metrics;

@@ -24,7 +24,7 @@ use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
 use super::fallback::{self, RawLine};
-use super::{ChainHead, Entry, Heartbeat, JournalWriter, write_heartbeat};
+use super::{ChainHead, Entry, Heartbeat, JournalWriter};
 use crate::outage::clock::Anchor;
 
 /// Events the queue holds before a producer waits for room. Outage events
@@ -74,6 +74,8 @@ struct Backlog {
     wake: Condvar,
     /// Wakes a producer waiting for room.
     room: Notify,
+    /// The data directory's lock, for the children that write a fallback file.
+    lock: Option<std::fs::File>,
 }
 
 impl Backlog {
@@ -176,6 +178,7 @@ impl JournalQueue {
             stall_bound: options.stall_bound,
             wake: Condvar::new(),
             room: Notify::new(),
+            lock: writer.lock().and_then(|l| l.try_clone().ok()),
         });
         let (done, finished) = oneshot::channel();
         let thread = WriterThread {
@@ -216,8 +219,9 @@ impl JournalQueue {
     /// Queues `last` (the run's `daemon_stop`), lets the thread write until
     /// `within` is nearly spent, and makes sure nothing unwritten is silently
     /// gone: the thread dumps what it could not write, or, if it is stuck
-    /// inside the kernel, this side does.
-    pub async fn stop(mut self, last: Entry, within: Duration) {
+    /// inside the kernel, this side does. Returns `false` in that case: the
+    /// data directory does not answer.
+    pub async fn stop(mut self, last: Entry, within: Duration) -> bool {
         let begun = Instant::now();
         {
             let mut s = self.backlog.lock();
@@ -240,7 +244,7 @@ impl JournalQueue {
             if let Some(t) = self.thread.take() {
                 let _ = tokio::task::spawn_blocking(move || t.join()).await;
             }
-            return;
+            return true;
         }
         // The thread is stuck in a write: dump from here. Only the temporary
         // directory: the data directory's filesystem is the one not answering.
@@ -258,14 +262,22 @@ impl JournalQueue {
             "the journal writer is stuck (a frozen or hung filesystem?); dumping what it has not confirmed"
         );
         let dirs = [std::env::temp_dir()];
+        let backlog = self.backlog.clone();
         let dump = tokio::task::spawn_blocking(move || {
-            fallback::dump(&taken_back, &pairs(&events), head, &dirs)
+            fallback::dump(
+                &taken_back,
+                &pairs(&events),
+                head,
+                &dirs,
+                backlog.lock.as_ref(),
+            )
         });
         if tokio::time::timeout(DUMP_MARGIN / 2, dump).await.is_err() {
             tracing::error!(
                 "the fallback file could not be written in time; the events above are in the log only"
             );
         }
+        false
     }
 
     /// Simulates `kill -9`: the thread exits without writing anything more.
@@ -404,7 +416,13 @@ impl WriterThread {
                     } else {
                         let dirs = [self.options.data_dir.clone(), std::env::temp_dir()];
                         let taken_back: Vec<RawLine> = self.writer.taken_back().cloned().collect();
-                        fallback::dump(&taken_back, &pairs(&events), head, &dirs);
+                        fallback::dump(
+                            &taken_back,
+                            &pairs(&events),
+                            head,
+                            &dirs,
+                            self.writer.lock(),
+                        );
                     }
                     if let Some(done) = self.done.take() {
                         let _ = done.send(());
@@ -464,7 +482,11 @@ impl WriterThread {
             pid: std::process::id(),
             head: self.writer.head(),
         };
-        let written = write_heartbeat(&self.options.data_dir, &hb);
+        let written = super::heartbeat::write_heartbeat_detached(
+            &self.options.data_dir,
+            &hb,
+            self.writer.lock(),
+        );
         let mut s = self.backlog.lock();
         s.busy_since = None;
         s.head = self.writer.head();

@@ -310,7 +310,7 @@ fn dump_after_journal(dir: &Path, events: &[Entry]) -> std::path::PathBuf {
         .enumerate()
         .map(|(i, e)| (crate::outage::testutil::wall(100.0 + i as f64), e.clone()))
         .collect();
-    fallback::dump(&[], &events, head, &[dir.to_path_buf()]).unwrap()
+    fallback::dump(&[], &events, head, &[dir.to_path_buf()], None).unwrap()
 }
 
 fn writer_at(dir: &Path) -> (JournalWriter, JournalContents) {
@@ -418,6 +418,7 @@ fn overlapping_fallback_files_continue_the_chain_once() {
         &[(crate::outage::testutil::wall(300.0), stop(20))],
         w.head(),
         &[dir.path().to_path_buf()],
+        None,
     )
     .unwrap();
     let c = read(dir.path()).unwrap();

@@ -25,6 +25,12 @@ pub trait JournalSink: Send {
     fn reopen_if_replaced(&mut self) -> io::Result<Option<Replaced>> {
         Ok(None)
     }
+
+    /// The data directory's lock, for child processes that write for the
+    /// sink (see [`super::child`]) to hold while they run.
+    fn lock(&self) -> Option<&File> {
+        None
+    }
 }
 
 /// Device and inode: which file a descriptor or a path names.
@@ -62,6 +68,8 @@ pub struct FileSink {
     len: u64,
     /// A failed write could not be cut back: start the next one on a fresh line.
     dirty: bool,
+    /// The data directory's lock (a duplicate), held by writer children.
+    lock: Option<File>,
 }
 
 impl FileSink {
@@ -78,7 +86,15 @@ impl FileSink {
             allow_symlinks,
             len,
             dirty,
+            lock: None,
         })
+    }
+
+    /// Writes through child processes that hold `lock` (a duplicate of the
+    /// data directory's lock) while they run; see [`super::child`].
+    pub fn holding(mut self, lock: Option<File>) -> Self {
+        self.lock = lock;
+        self
     }
 
     /// What the path names now, if it differs from the open file.
@@ -149,6 +165,26 @@ impl JournalSink for FileSink {
             buf.push(b'\n');
         }
         buf.extend_from_slice(bytes);
+        // A child does it when it can: a frozen filesystem then holds the
+        // child, never this thread (see `super::child`).
+        if let Some(result) = super::child::append(&self.file, self.lock.as_ref(), &buf, self.len) {
+            return match result {
+                Ok(()) => {
+                    self.len += buf.len() as u64;
+                    self.dirty = false;
+                    Ok(())
+                }
+                Err(e) => {
+                    if e.to_string().contains("NOT cut back") {
+                        self.dirty = true;
+                    }
+                    Err(io::Error::new(
+                        e.kind(),
+                        format!("failed to append to journal {}: {e}", self.path.display()),
+                    ))
+                }
+            };
+        }
         let result = self
             .file
             .write_all(&buf)
@@ -171,6 +207,10 @@ impl JournalSink for FileSink {
                 ))
             }
         }
+    }
+
+    fn lock(&self) -> Option<&File> {
+        self.lock.as_ref()
     }
 
     fn reopen_if_replaced(&mut self) -> io::Result<Option<Replaced>> {
@@ -359,6 +399,11 @@ impl JournalWriter {
                 Err(e)
             }
         }
+    }
+
+    /// The data directory's lock as the sink holds it (for writer children).
+    pub fn lock(&self) -> Option<&File> {
+        self.sink.lock()
     }
 
     /// Sequence number the next event gets (after the lines taken back).
