@@ -36,6 +36,9 @@ const MAX_ARG: usize = 120 * 1024;
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
+/// In a failed append's answer: the partial write is still in the file.
+pub(super) const NOT_CUT_BACK: &str = "partial write not cut back";
+
 /// Called first by the binary's `main`: runs the child's job when this
 /// process is one (returning its exit code), else enables writing through
 /// children for this process.
@@ -47,15 +50,19 @@ pub fn main_if_child() -> Option<ExitCode> {
     }
     let answer = match child(&args[2..]) {
         Ok(()) => "ok\n".to_string(),
-        Err(e) => format!("err {} {e}\n", e.raw_os_error().unwrap_or(0)),
+        Err((code, e)) => format!("err {} {e}\n", code.unwrap_or(0)),
     };
     // The answer goes to stderr, the parent's pipe (stdout is the lock).
     let _ = io::stderr().write_all(answer.as_bytes());
     Some(ExitCode::SUCCESS)
 }
 
-/// The child's side: one job, then exit.
-fn child(args: &[OsString]) -> io::Result<()> {
+/// The child's side: one job, then exit. An error keeps its OS error code.
+fn child(args: &[OsString]) -> Result<(), (Option<i32>, io::Error)> {
+    job(args).map_err(|e| (e.raw_os_error(), e))
+}
+
+fn job(args: &[OsString]) -> io::Result<()> {
     let arg = |i: usize| {
         args.get(i)
             .ok_or_else(|| io::Error::other("missing argument"))
@@ -73,12 +80,10 @@ fn child(args: &[OsString]) -> io::Result<()> {
                 .and_then(|()| file.sync_data());
             if let Err(e) = written {
                 // Cut our own partial write back (see `FileSink::append`).
-                let cut_back = if file.set_len(cut).is_ok() {
-                    "cut back"
-                } else {
-                    "NOT cut back"
-                };
-                return Err(io::Error::new(e.kind(), format!("{e} ({cut_back})")));
+                if file.set_len(cut).is_err() {
+                    return Err(io::Error::other(format!("{e} ({NOT_CUT_BACK})")));
+                }
+                return Err(e);
             }
             Ok(())
         }

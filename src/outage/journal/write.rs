@@ -175,7 +175,7 @@ impl JournalSink for FileSink {
                     Ok(())
                 }
                 Err(e) => {
-                    if e.to_string().contains("NOT cut back") {
+                    if e.to_string().contains(super::child::NOT_CUT_BACK) {
                         self.dirty = true;
                     }
                     Err(io::Error::new(
