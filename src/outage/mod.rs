@@ -732,7 +732,10 @@ fn write_now(
 fn load_history(data_dir: &Path) -> Result<History, StartError> {
     let history = History::load(data_dir)?;
     for w in &history.warnings {
-        if w.kind == journal::WarningKind::AnchorMissing {
+        if w.kind == journal::WarningKind::Continued {
+            // Not a problem: the writer takes these lines back (and says so).
+            tracing::info!(line = w.line, note = %w.message, "outage journal continues in a fallback file");
+        } else if w.kind == journal::WarningKind::AnchorMissing {
             tracing::error!(line = w.line, kind = ?w.kind, problem = %w.message, "outage journal problem");
         } else {
             tracing::warn!(line = w.line, kind = ?w.kind, problem = %w.message, "outage journal problem");

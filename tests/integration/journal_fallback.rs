@@ -272,6 +272,7 @@ fn sigterm_on_a_frozen_filesystem_exits_within_the_budget() {
     // The writer is now inside a write the kernel holds.
     std::thread::sleep(Duration::from_millis(500));
     let (status, took) = d.terminate(Duration::from_secs(8));
+    eprintln!("exited {took:?} after SIGTERM on a frozen filesystem");
     assert!(
         took < BUDGET + SLACK,
         "exited {took:?} after SIGTERM on a frozen disk; log:\n{}",
