@@ -313,17 +313,39 @@ impl Running {
         // nothing until the collector applies it, which then is drained anyway).
         self.reload_task.abort();
         self.stop_scheduler().await;
-        match tokio::time::timeout(remaining(), self.collector).await {
+        let disk_answers = match tokio::time::timeout(remaining(), self.collector).await {
             // Writes daemon_stop; outages still open stay open and are
             // resumed or closed (with a gap) by the next start. Bounded by
             // itself: what the disk does not take in time is dumped, not lost.
             Ok(Ok(outages)) => outages.shutdown(remaining()).await,
-            Ok(Err(e)) => tracing::error!(error = %e, "result collector failed"),
-            Err(_) => tracing::warn!("result collector did not drain in time"),
-        }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "result collector failed");
+                true
+            }
+            Err(_) => {
+                tracing::warn!("result collector did not drain in time");
+                true
+            }
+        };
         self.history_stop.cancel();
-        if let Err(e) = self.history.flush(jiff::Timestamp::now(), true) {
-            tracing::warn!(error = %e, "failed to write the last history rows");
+        if disk_answers {
+            let history = self.history.clone();
+            let flush =
+                tokio::task::spawn_blocking(move || history.flush(jiff::Timestamp::now(), true));
+            match tokio::time::timeout(remaining(), flush).await {
+                Ok(Ok(Ok(_))) => {}
+                Ok(Ok(Err(e))) => {
+                    tracing::warn!(error = %e, "failed to write the last history rows")
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "the last history flush failed"),
+                Err(_) => tracing::warn!("the last history rows were not written in time"),
+            }
+        } else {
+            // A thread blocked in that filesystem would keep the process
+            // from exiting until it answers again.
+            tracing::error!(
+                "the last history rows are not written: the data directory's filesystem does not answer"
+            );
         }
         self.server_stop.cancel();
         if tokio::time::timeout(remaining(), self.server)

@@ -212,8 +212,11 @@ pub struct History {
     pub warnings: Vec<JournalWarning>,
     /// Path snapshots in journal order.
     pub paths: Vec<PathEvent>,
-    /// Where the next line continues the chain.
+    /// Where the next line continues the chain (after lines that fallback
+    /// files add, see [`journal::fallback`]).
     pub tail: ChainTail,
+    /// What fallback files add to the journal file: the next start appends it.
+    pub continuation: journal::Continuation,
     /// Lines in the file, skipped ones included.
     pub total_lines: u64,
     /// Lines that parsed as journal lines.
@@ -256,6 +259,7 @@ impl History {
         history.warnings = contents.warnings;
         history.warnings.extend(anchors);
         history.tail = contents.tail;
+        history.continuation = contents.continuation;
         history.total_lines = contents.total_lines;
         Ok(history)
     }

@@ -113,6 +113,12 @@ impl DataDirLock {
         Ok(Self { _lock: lock, path })
     }
 
+    /// A duplicate of the locked descriptor: the lock stays held while any
+    /// copy is open (a journal writer child holds one while it runs).
+    pub fn share(&self) -> io::Result<File> {
+        self._lock.try_clone()
+    }
+
     /// Where the lock lives.
     pub fn path(&self) -> &Path {
         &self.path

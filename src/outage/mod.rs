@@ -178,11 +178,20 @@ impl OutageService {
         refuse_symlinks(&data_dir, allow_symlinks)?;
         let metrics = OutageMetrics::register(config, registry)?;
         let history = load_history(&data_dir)?;
+        // Writer children hold the lock while they run (see `journal::child`).
+        let lock_for_children = dir_lock.share().ok();
         let clock = match options.clock {
             Some(c) => c,
             None => ClockSync::detect().await,
         };
-        let mut writer = open_writer(&data_dir, allow_symlinks, options.sink, &history, &metrics)?;
+        let mut writer = open_writer(
+            &data_dir,
+            allow_symlinks,
+            options.sink,
+            &history,
+            &metrics,
+            lock_for_children,
+        )?;
         let anchor = Anchor::now();
         let run = writer.next_seq();
         // Proves the directory is writable before anything else happens.
@@ -645,7 +654,9 @@ impl OutageService {
     /// Outages still open stay open; the next start continues or closes them,
     /// with a gap. What cannot be written in time is logged in full at ERROR
     /// and saved to a fallback file; the data directory's lock is released last.
-    pub async fn shutdown(self, budget: Duration) {
+    /// Returns `false` when the journal's writer was stuck in the kernel (a
+    /// frozen or hung filesystem): nothing else should write there now.
+    pub async fn shutdown(self, budget: Duration) -> bool {
         if let Some(t) = &self.tracer {
             t.stop().await;
         }
@@ -654,7 +665,7 @@ impl OutageService {
             open_outages: self.detector.open_ids(),
             open_degradations: self.slow.open_ids(),
         };
-        self.journal.stop(Entry::DaemonStop(stop), budget).await;
+        self.journal.stop(Entry::DaemonStop(stop), budget).await
     }
 }
 
@@ -727,7 +738,10 @@ fn write_now(
 fn load_history(data_dir: &Path) -> Result<History, StartError> {
     let history = History::load(data_dir)?;
     for w in &history.warnings {
-        if w.kind == journal::WarningKind::AnchorMissing {
+        if w.kind == journal::WarningKind::Continued {
+            // Not a problem: the writer takes these lines back (and says so).
+            tracing::info!(line = w.line, note = %w.message, "outage journal continues in a fallback file");
+        } else if w.kind == journal::WarningKind::AnchorMissing {
             tracing::error!(line = w.line, kind = ?w.kind, problem = %w.message, "outage journal problem");
         } else {
             tracing::warn!(line = w.line, kind = ?w.kind, problem = %w.message, "outage journal problem");
@@ -746,21 +760,27 @@ fn open_writer(
     sink: Option<Box<dyn JournalSink>>,
     history: &History,
     metrics: &OutageMetrics,
+    lock: Option<std::fs::File>,
 ) -> Result<JournalWriter, StartError> {
     let sink: Box<dyn JournalSink> = match sink {
         Some(s) => s,
-        None => Box::new(FileSink::open(data_dir, allow_symlinks).map_err(|source| {
-            StartError::NotWritable {
-                path: data_dir.to_path_buf(),
-                source,
-            }
-        })?),
+        None => Box::new(
+            FileSink::open(data_dir, allow_symlinks)
+                .map_err(|source| StartError::NotWritable {
+                    path: data_dir.to_path_buf(),
+                    source,
+                })?
+                .holding(lock),
+        ),
     };
     let counters = JournalCounters {
         writes: metrics.journal_writes_total.clone(),
         errors: metrics.journal_errors_total.clone(),
     };
-    Ok(JournalWriter::new(sink, &history.tail, counters))
+    // The journal file's own end: lines that fallback files add go first.
+    let mut writer = JournalWriter::new(sink, &history.continuation.file_tail, counters);
+    writer.take_back(&history.continuation);
+    Ok(writer)
 }
 
 /// This run's `daemon_start`, with what is known of the previous run.

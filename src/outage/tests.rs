@@ -563,6 +563,148 @@ async fn unwritten_events_at_stop_are_saved_to_a_fallback_file() {
     assert!(journal::read(dir.path()).unwrap().warnings.is_empty());
 }
 
+/// Fallback files (`journal.unwritten.*`) in `dir`.
+fn fallback_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("journal.unwritten."))
+        .collect()
+}
+
+/// An exit on a full disk leaves one outage's end and another's start in a
+/// fallback file; the next start takes them back before its `daemon_start`:
+/// the first outage keeps its real end, the second is resumed, no `seq` is
+/// used twice and the chain verifies.
+#[tokio::test]
+async fn a_fallback_file_is_taken_back_at_the_next_start_without_forking_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&[("g", None, DownWhen::All)], &[("a", "g")], dir.path());
+    let fail = Arc::new(AtomicBool::new(false));
+    let sink = Flaky {
+        inner: FileSink::open(dir.path(), false).unwrap(),
+        fail: fail.clone(),
+    };
+    let (mut s, h, _) = start(&cfg, Some(Box::new(sink))).await;
+    feed(&mut s, 1, 3, |_| false).await;
+    eventually("outage_start on disk", || entries(dir.path()).len() == 2).await;
+    fail.store(true, Ordering::SeqCst);
+    feed(&mut s, 1, 2, |_| true).await;
+    feed(&mut s, 1, 3, |_| false).await;
+    let shown = h.outages(None, None);
+    assert_eq!(shown.len(), 2);
+    assert!(shown[0].end.is_some() && shown[1].end.is_none());
+    s.shutdown(Duration::from_millis(600)).await;
+    let saved = fallback_files(dir.path());
+    assert_eq!(saved.len(), 1, "{saved:?}");
+
+    // Read offline, journal and fallback file are one chain.
+    let rep = listing::verify(dir.path()).unwrap();
+    assert!(rep.ok(), "{}", rep.render());
+    assert!(
+        rep.problems
+            .iter()
+            .any(|p| p.kind == WarningKind::Continued),
+        "{}",
+        rep.render()
+    );
+    let (offline, _) = listing::read_outages(dir.path(), None).unwrap();
+    assert_eq!(offline.len(), 2);
+    assert_eq!(offline[0].end, shown[0].end);
+    assert_eq!(offline[0].end_observed, Some(true));
+
+    let (mut s, h, _) = start(&cfg, None).await;
+    assert!(
+        fallback_files(dir.path()).is_empty(),
+        "taken back, then removed"
+    );
+    let c = journal::read(dir.path()).unwrap();
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let seqs: Vec<u64> = c.lines.iter().map(|l| l.line.seq).collect();
+    assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>());
+    let names: Vec<&str> = c.lines.iter().map(|l| l.line.entry.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "daemon_start",
+            "outage_start",
+            "outage_end",
+            "outage_start",
+            "daemon_stop",
+            "daemon_start"
+        ]
+    );
+    let recs = h.outages(None, None);
+    assert_eq!(recs.len(), 2, "{recs:?}");
+    assert_eq!(
+        recs[0].end, shown[0].end,
+        "its real end, not an unobserved one"
+    );
+    assert_eq!(recs[0].end_observed, Some(true));
+    assert_eq!(recs[1].id, shown[1].id);
+    assert!(recs[1].end.is_none(), "still open: resumed, not closed");
+    feed(&mut s, 1, 3, |_| false).await;
+    feed(&mut s, 1, 2, |_| true).await;
+    let recs = h.outages(None, None);
+    assert_eq!(recs.len(), 2, "{recs:?}");
+    assert_eq!(recs[1].end_observed, Some(true));
+    s.shutdown(Duration::from_secs(2)).await;
+    assert!(listing::verify(dir.path()).unwrap().ok());
+}
+
+/// The disk is still full at the next start: the lines taken back wait in
+/// front of the queue, and a second exit saves them again with its own; the
+/// start after that appends both files' lines once.
+#[tokio::test]
+async fn lines_taken_back_on_a_still_full_disk_are_saved_again_and_appended_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&[("g", None, DownWhen::All)], &[("a", "g")], dir.path());
+    let fail = Arc::new(AtomicBool::new(false));
+    let sink = |fail: &Arc<AtomicBool>| {
+        Box::new(Flaky {
+            inner: FileSink::open(dir.path(), false).unwrap(),
+            fail: fail.clone(),
+        })
+    };
+    let (mut s, h, _) = start(&cfg, Some(sink(&fail))).await;
+    fail.store(true, Ordering::SeqCst);
+    feed(&mut s, 1, 3, |_| false).await;
+    let id = h.outages(None, None)[0].id.clone();
+    s.shutdown(Duration::from_millis(600)).await;
+    assert_eq!(fallback_files(dir.path()).len(), 1);
+
+    let (s, h, _) = start(&cfg, Some(sink(&fail))).await;
+    assert_eq!(
+        h.outages(None, None)[0].id,
+        id,
+        "recovered from the fallback file"
+    );
+    s.shutdown(Duration::from_millis(600)).await;
+    assert_eq!(fallback_files(dir.path()).len(), 2);
+    assert!(listing::verify(dir.path()).unwrap().ok());
+
+    fail.store(false, Ordering::SeqCst);
+    let (s, h, _) = start(&cfg, None).await;
+    assert!(fallback_files(dir.path()).is_empty());
+    assert_eq!(h.outages(None, None).len(), 1);
+    s.shutdown(Duration::from_secs(2)).await;
+    let c = journal::read(dir.path()).unwrap();
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let names: Vec<&str> = c.lines.iter().map(|l| l.line.entry.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "daemon_start",
+            "outage_start",
+            "daemon_stop",
+            "daemon_start",
+            "daemon_stop",
+            "daemon_start",
+            "daemon_stop"
+        ]
+    );
+}
+
 /// A sink whose writes block while `stall` is set, like a frozen filesystem.
 struct Stalling {
     inner: FileSink,

@@ -19,6 +19,7 @@ mod e2e;
 mod http_probe;
 mod http_slow_clients;
 mod icmp;
+mod journal_fallback;
 mod layering;
 mod netns_daemon;
 mod netns_degraded;

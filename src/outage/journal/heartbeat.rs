@@ -28,16 +28,34 @@ pub struct Heartbeat {
 
 /// Replaces `<data_dir>/heartbeat` atomically (temp file, fsync, rename, fsync dir).
 pub fn write_heartbeat(data_dir: &Path, hb: &Heartbeat) -> io::Result<()> {
+    let bytes = serde_json::to_vec(hb).map_err(io::Error::other)?;
+    write_heartbeat_bytes(data_dir, &bytes)
+}
+
+/// [`write_heartbeat`] through a child process holding `lock` when the
+/// binary allows it (see [`super::child`]), so a frozen filesystem holds the
+/// child, not the writer thread.
+pub(super) fn write_heartbeat_detached(
+    data_dir: &Path,
+    hb: &Heartbeat,
+    lock: Option<&std::fs::File>,
+) -> io::Result<()> {
+    let bytes = serde_json::to_vec(hb).map_err(io::Error::other)?;
+    super::child::heartbeat(data_dir, lock, &bytes)
+        .unwrap_or_else(|| write_heartbeat_bytes(data_dir, &bytes))
+}
+
+/// Replaces the heartbeat file with `bytes`.
+pub(super) fn write_heartbeat_bytes(data_dir: &Path, bytes: &[u8]) -> io::Result<()> {
     let path = data_dir.join(HEARTBEAT_FILE);
     // A unique temporary name: an older write still in flight must not collide.
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = data_dir.join(format!(".{HEARTBEAT_FILE}.{}.{n}.tmp", std::process::id()));
-    let bytes = serde_json::to_vec(hb).map_err(io::Error::other)?;
     let write = || -> io::Result<()> {
         // create_new (O_EXCL) never follows a link planted at the temporary name.
         let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        f.write_all(&bytes)?;
+        f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, &path)?;
         sync_dir(data_dir)

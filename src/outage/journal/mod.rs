@@ -28,6 +28,8 @@ use super::event::{
 use super::path::PathEvent;
 use super::ts_ms;
 
+pub mod child;
+pub mod fallback;
 mod heartbeat;
 pub mod metrics;
 mod queue;
@@ -36,6 +38,7 @@ mod write;
 
 pub use super::chain::{ChainHead, GENESIS, line_hash};
 
+pub use fallback::{Continuation, RawLine};
 pub use heartbeat::{Heartbeat, read_heartbeat, write_heartbeat};
 pub use queue::{JournalHealth, JournalPusher, JournalQueue, QueueOptions, STALL_BOUND};
 pub use read::{

@@ -14,21 +14,18 @@
 //! the stopping service does the same from its side of the queue.
 
 use std::collections::VecDeque;
-use std::fs::OpenOptions;
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use nix::fcntl::OFlag;
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
-use super::{ChainHead, Entry, Heartbeat, JournalWriter, write_heartbeat};
+use super::fallback::{self, RawLine};
+use super::{ChainHead, Entry, Heartbeat, JournalWriter};
 use crate::outage::clock::Anchor;
-use crate::outage::ts_ms;
 
 /// Events the queue holds before a producer waits for room. Outage events
 /// are rare (a few per outage), so this is hours of a stalled disk.
@@ -65,6 +62,9 @@ struct BacklogState {
     stop_by: Option<Instant>,
     /// Set by a simulated crash: exit at once, writing nothing more.
     abandon: bool,
+    /// Lines taken back from fallback files at start, for a dump from the
+    /// stopping side when the thread is stuck (those up to `head` are written).
+    taken_back: Vec<RawLine>,
 }
 
 struct Backlog {
@@ -74,6 +74,8 @@ struct Backlog {
     wake: Condvar,
     /// Wakes a producer waiting for room.
     room: Notify,
+    /// The data directory's lock, for the children that write a fallback file.
+    lock: Option<std::fs::File>,
 }
 
 impl Backlog {
@@ -167,7 +169,8 @@ impl JournalQueue {
                 })
                 .collect(),
             head: writer.head(),
-            events_total: writer.next_seq(),
+            events_total: lines_in(&writer),
+            taken_back: writer.taken_back().cloned().collect(),
             ..BacklogState::default()
         };
         let backlog = Arc::new(Backlog {
@@ -175,6 +178,7 @@ impl JournalQueue {
             stall_bound: options.stall_bound,
             wake: Condvar::new(),
             room: Notify::new(),
+            lock: writer.lock().and_then(|l| l.try_clone().ok()),
         });
         let (done, finished) = oneshot::channel();
         let thread = WriterThread {
@@ -215,8 +219,9 @@ impl JournalQueue {
     /// Queues `last` (the run's `daemon_stop`), lets the thread write until
     /// `within` is nearly spent, and makes sure nothing unwritten is silently
     /// gone: the thread dumps what it could not write, or, if it is stuck
-    /// inside the kernel, this side does.
-    pub async fn stop(mut self, last: Entry, within: Duration) {
+    /// inside the kernel, this side does. Returns `false` in that case: the
+    /// data directory does not answer.
+    pub async fn stop(mut self, last: Entry, within: Duration) -> bool {
         let begun = Instant::now();
         {
             let mut s = self.backlog.lock();
@@ -239,26 +244,40 @@ impl JournalQueue {
             if let Some(t) = self.thread.take() {
                 let _ = tokio::task::spawn_blocking(move || t.join()).await;
             }
-            return;
+            return true;
         }
         // The thread is stuck in a write: dump from here. Only the temporary
         // directory: the data directory's filesystem is the one not answering.
-        let (events, head) = {
+        let (events, head, taken_back) = {
             let mut s = self.backlog.lock();
             s.abandon = true;
-            (std::mem::take(&mut s.events), s.head.clone())
+            (
+                std::mem::take(&mut s.events),
+                s.head.clone(),
+                std::mem::take(&mut s.taken_back),
+            )
         };
         tracing::error!(
             pending = events.len(),
             "the journal writer is stuck (a frozen or hung filesystem?); dumping what it has not confirmed"
         );
         let dirs = [std::env::temp_dir()];
-        let dump = tokio::task::spawn_blocking(move || dump_unwritten(&events, head, &dirs));
+        let backlog = self.backlog.clone();
+        let dump = tokio::task::spawn_blocking(move || {
+            fallback::dump(
+                &taken_back,
+                &pairs(&events),
+                head,
+                &dirs,
+                backlog.lock.as_ref(),
+            )
+        });
         if tokio::time::timeout(DUMP_MARGIN / 2, dump).await.is_err() {
             tracing::error!(
                 "the fallback file could not be written in time; the events above are in the log only"
             );
         }
+        false
     }
 
     /// Simulates `kill -9`: the thread exits without writing anything more.
@@ -349,7 +368,7 @@ impl WriterThread {
                     let mut s = self.backlog.lock();
                     s.busy_since = None;
                     s.head = self.writer.head();
-                    s.events_total = self.writer.next_seq();
+                    s.events_total = lines_in(&self.writer);
                     match res {
                         Ok(()) => {
                             s.events.pop_front();
@@ -396,7 +415,14 @@ impl WriterThread {
                         tracing::info!("outage journal closed");
                     } else {
                         let dirs = [self.options.data_dir.clone(), std::env::temp_dir()];
-                        dump_unwritten(&events, head, &dirs);
+                        let taken_back: Vec<RawLine> = self.writer.taken_back().cloned().collect();
+                        fallback::dump(
+                            &taken_back,
+                            &pairs(&events),
+                            head,
+                            &dirs,
+                            self.writer.lock(),
+                        );
                     }
                     if let Some(done) = self.done.take() {
                         let _ = done.send(());
@@ -456,78 +482,25 @@ impl WriterThread {
             pid: std::process::id(),
             head: self.writer.head(),
         };
-        let written = write_heartbeat(&self.options.data_dir, &hb);
+        let written = super::heartbeat::write_heartbeat_detached(
+            &self.options.data_dir,
+            &hb,
+            self.writer.lock(),
+        );
         let mut s = self.backlog.lock();
         s.busy_since = None;
         s.head = self.writer.head();
-        s.events_total = self.writer.next_seq();
+        s.events_total = lines_in(&self.writer);
         drop(s);
         checked.and(written)
     }
 }
 
-/// Logs every unwritten event in full at ERROR, chained after `head` as it
-/// would have been, and writes them to a fallback file in the first of
-/// `dirs` that takes it.
-fn dump_unwritten(events: &VecDeque<Queued>, head: Option<ChainHead>, dirs: &[PathBuf]) {
-    let first = head.as_ref().map_or(0, |h| h.seq + 1);
-    let mut prev = head.map_or_else(|| super::GENESIS.to_string(), |h| h.hash);
-    let mut text = Vec::new();
-    for (seq, q) in (first..).zip(events) {
-        let line = super::Line {
-            seq,
-            prev: prev.clone(),
-            ts: q.ts,
-            entry: q.entry.clone(),
-        };
-        let bytes = serde_json::to_vec(&line).unwrap_or_else(|e| {
-            format!(
-                "{{\"unserialisable\":\"{e}\",\"event\":\"{}\"}}",
-                q.entry.name()
-            )
-            .into_bytes()
-        });
-        let json = String::from_utf8_lossy(&bytes).into_owned();
-        tracing::error!(
-            event = q.entry.name(),
-            ts = %ts_ms::format(&q.ts),
-            line = %json,
-            "journal event could not be written before exit; its full line follows"
-        );
-        prev = super::line_hash(&bytes);
-        text.extend_from_slice(&bytes);
-        text.push(b'\n');
-    }
-    let name = format!(
-        "journal.unwritten.{}.{}.jsonl",
-        std::process::id(),
-        Timestamp::now().as_millisecond()
-    );
-    for dir in dirs {
-        let path = dir.join(&name);
-        match write_new(&path, &text) {
-            Ok(()) => {
-                tracing::error!(path = %path.display(), events = events.len(), "unwritten journal events saved to a fallback file");
-                return;
-            }
-            Err(e) => {
-                tracing::error!(path = %path.display(), error = %e, "failed to write the fallback file")
-            }
-        }
-    }
-    tracing::error!(
-        events = events.len(),
-        "no fallback file could be written; the unwritten events are in the log above only"
-    );
+/// Lines durable in the chain (the head's `seq` + 1).
+fn lines_in(writer: &JournalWriter) -> u64 {
+    writer.head().map_or(0, |h| h.seq + 1)
 }
 
-fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(OFlag::O_NOFOLLOW.bits())
-        .open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
+fn pairs(events: &VecDeque<Queued>) -> Vec<(Timestamp, Entry)> {
+    events.iter().map(|q| (q.ts, q.entry.clone())).collect()
 }

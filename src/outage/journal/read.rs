@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use super::fallback::Continuation;
 use super::{ChainHead, Entry, GENESIS, JOURNAL_FILE, Line, line_hash};
 
 /// What went wrong with one line of the journal.
@@ -22,6 +23,10 @@ pub enum WarningKind {
     /// The file ends before, or differs from, a chain head that the heartbeat
     /// or a `daemon_start` named: lines were removed or edited at its end.
     AnchorMissing,
+    /// Lines that an exit on a full or stuck disk saved to a fallback file
+    /// (`journal.unwritten.*`), read as the chain's continuation; the next
+    /// daemon start appends them to the journal. Not a problem.
+    Continued,
 }
 
 impl WarningKind {
@@ -87,9 +92,15 @@ impl Default for ChainTail {
 pub struct JournalContents {
     pub lines: Vec<NumberedLine>,
     pub warnings: Vec<JournalWarning>,
+    /// Where the chain ends: after the continuation's lines when there are any.
     pub tail: ChainTail,
-    /// Number of lines in the file (including skipped ones).
+    /// Number of lines in the file (including skipped ones), plus the
+    /// continuation's lines (numbered as they will be once appended).
     pub total_lines: u64,
+    /// Fallback files left by an exit that could not write everything
+    /// (see [`super::fallback`]): what continues the chain and where the
+    /// journal file itself ends.
+    pub continuation: Continuation,
 }
 
 impl JournalContents {
@@ -101,22 +112,27 @@ impl JournalContents {
     }
 }
 
-/// Reads `<data_dir>/journal.jsonl`; a missing file is an empty journal.
+/// Reads `<data_dir>/journal.jsonl` (a missing file is an empty journal) and
+/// continues its chain with the lines of `journal.unwritten.*` fallback files
+/// in the data directory or the temporary directory (see [`super::fallback`]).
 pub fn read(data_dir: &Path) -> io::Result<JournalContents> {
     let path = data_dir.join(JOURNAL_FILE);
-    match std::fs::read(&path) {
-        Ok(bytes) => Ok(parse(&bytes)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(JournalContents::default()),
-        Err(e) => Err(io::Error::new(
-            e.kind(),
-            format!("failed to read journal {}: {e}", path.display()),
-        )),
-    }
+    let mut contents = match std::fs::read(&path) {
+        Ok(bytes) => parse(&bytes),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => JournalContents::default(),
+        Err(e) => {
+            return Err(io::Error::new(
+                e.kind(),
+                format!("failed to read journal {}: {e}", path.display()),
+            ));
+        }
+    };
+    super::fallback::continue_chain(&mut contents, &super::fallback::search_dirs(data_dir));
+    Ok(contents)
 }
 
 /// Parses journal bytes. Never fails: every problem becomes a [`JournalWarning`].
 pub fn parse(bytes: &[u8]) -> JournalContents {
-    let mut out = JournalContents::default();
     let ends_with_newline = bytes.last().is_none_or(|b| *b == b'\n');
     let mut segments: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
     if ends_with_newline {
@@ -124,21 +140,50 @@ pub fn parse(bytes: &[u8]) -> JournalContents {
         segments.pop();
     }
     let count = segments.len();
-    out.total_lines = count as u64;
-    let mut prev_hash = GENESIS.to_string();
-    let mut next_seq = 0u64;
-    let mut after_corrupt: Option<u64> = None;
-    let mut prev_number: Option<u64> = None;
+    let mut p = Parser::default();
+    p.out.total_lines = count as u64;
     for (i, raw) in segments.into_iter().enumerate() {
-        let number = i as u64 + 1;
-        let is_last_unterminated = i + 1 == count && !ends_with_newline;
+        p.line(i as u64 + 1, raw, i + 1 == count && !ends_with_newline);
+    }
+    let mut out = p.out;
+    out.tail.next_seq = p.next_seq;
+    out.tail.last_hash = p.prev_hash;
+    out.tail.needs_newline = !ends_with_newline;
+    out.continuation.file_tail = out.tail.clone();
+    out
+}
+
+/// Reads lines one by one, checking each against the chain so far.
+struct Parser {
+    out: JournalContents,
+    prev_hash: String,
+    next_seq: u64,
+    after_corrupt: Option<u64>,
+    prev_number: Option<u64>,
+}
+
+impl Default for Parser {
+    fn default() -> Self {
+        Self {
+            out: JournalContents::default(),
+            prev_hash: GENESIS.to_string(),
+            next_seq: 0,
+            after_corrupt: None,
+            prev_number: None,
+        }
+    }
+}
+
+impl Parser {
+    fn line(&mut self, number: u64, raw: &[u8], is_last_unterminated: bool) {
+        let out = &mut self.out;
         let parsed = std::str::from_utf8(raw)
             .map_err(|e| format!("not UTF-8: {e}"))
             .and_then(|s| serde_json::from_str::<Line>(s).map_err(|e| e.to_string()));
         let line = match (parsed, is_last_unterminated) {
             (Ok(line), false) => line,
             // A complete, chained line that only lacks its newline is kept.
-            (Ok(line), true) if line.prev == prev_hash => line,
+            (Ok(line), true) if line.prev == self.prev_hash => line,
             (_, true) => {
                 out.tail.torn_line = Some(number);
                 out.warnings.push(JournalWarning {
@@ -149,7 +194,7 @@ pub fn parse(bytes: &[u8]) -> JournalContents {
                         raw.len()
                     ),
                 });
-                continue;
+                return;
             }
             (Err(msg), false) => {
                 out.warnings.push(JournalWarning {
@@ -157,20 +202,21 @@ pub fn parse(bytes: &[u8]) -> JournalContents {
                     kind: WarningKind::Corrupt,
                     message: format!("corrupt line skipped: {msg}"),
                 });
-                after_corrupt = Some(number);
-                continue;
+                self.after_corrupt = Some(number);
+                return;
             }
         };
         // A file reopened by the writer (after a `mv` or `rm`) continues the
         // chain of the file it replaced: its first line starts from there.
-        let continues = prev_number.is_none() && matches!(line.entry, Entry::JournalReopened(_));
-        if (line.prev != prev_hash || line.seq != next_seq) && !continues {
-            let why = if line.prev != prev_hash {
-                match after_corrupt {
+        let continues =
+            self.prev_number.is_none() && matches!(line.entry, Entry::JournalReopened(_));
+        if (line.prev != self.prev_hash || line.seq != self.next_seq) && !continues {
+            let why = if line.prev != self.prev_hash {
+                match self.after_corrupt {
                     Some(c) => format!(
                         "hash chain broken: prev does not match the last valid line (line {c} before it is corrupt)"
                     ),
-                    None => match prev_number {
+                    None => match self.prev_number {
                         Some(p) => format!(
                             "hash chain broken: prev does not match the hash of line {p} (a line was edited, removed or inserted)"
                         ),
@@ -180,8 +226,8 @@ pub fn parse(bytes: &[u8]) -> JournalContents {
                 }
             } else {
                 format!(
-                    "hash chain broken: seq {} where {next_seq} was expected",
-                    line.seq
+                    "hash chain broken: seq {} where {} was expected",
+                    line.seq, self.next_seq
                 )
             };
             out.warnings.push(JournalWarning {
@@ -190,27 +236,29 @@ pub fn parse(bytes: &[u8]) -> JournalContents {
                 message: why,
             });
         }
-        after_corrupt = None;
-        prev_number = Some(number);
+        self.after_corrupt = None;
+        self.prev_number = Some(number);
         let hash = line_hash(raw);
-        prev_hash = hash.clone();
-        next_seq = line.seq + 1;
-        if let Entry::DaemonStart(ds) = &line.entry
-            && let Some(torn) = ds.torn_line
-        {
-            for w in out.warnings.iter_mut().filter(|w| w.line == torn) {
-                w.kind = WarningKind::TornLine;
-                w.message = format!(
-                    "torn line left by a crash (noted by the daemon_start on line {number}), skipped"
-                );
-            }
-        }
-        out.lines.push(NumberedLine { number, line, hash });
+        self.prev_hash = hash.clone();
+        self.next_seq = line.seq + 1;
+        push_line(out, NumberedLine { number, line, hash });
     }
-    out.tail.next_seq = next_seq;
-    out.tail.last_hash = prev_hash;
-    out.tail.needs_newline = !ends_with_newline;
-    out
+}
+
+/// Appends a valid line; a `daemon_start` naming a torn line relabels it.
+pub(super) fn push_line(out: &mut JournalContents, nl: NumberedLine) {
+    if let Entry::DaemonStart(ds) = &nl.line.entry
+        && let Some(torn) = ds.torn_line
+    {
+        for w in out.warnings.iter_mut().filter(|w| w.line == torn) {
+            w.kind = WarningKind::TornLine;
+            w.message = format!(
+                "torn line left by a crash (noted by the daemon_start on line {}), skipped",
+                nl.number
+            );
+        }
+    }
+    out.lines.push(nl);
 }
 
 /// Checks the chain heads that `daemon_start` lines and the heartbeat name:

@@ -298,3 +298,183 @@ fn a_cut_or_edited_tail_fails_the_anchor_check() {
     assert_eq!(w.len(), 1);
     assert!(w[0].message.contains("edited"), "{}", w[0].message);
 }
+
+/// Writes a fallback file in `dir` holding `events` chained after the journal's end.
+fn dump_after_journal(dir: &Path, events: &[Entry]) -> std::path::PathBuf {
+    let c = read(dir).unwrap();
+    let head = c.lines.last().map(|l| ChainHead {
+        seq: l.line.seq,
+        hash: l.hash.clone(),
+    });
+    let events: Vec<(jiff::Timestamp, Entry)> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (crate::outage::testutil::wall(100.0 + i as f64), e.clone()))
+        .collect();
+    fallback::dump(&[], &events, head, &[dir.to_path_buf()], None).unwrap()
+}
+
+fn writer_at(dir: &Path) -> (JournalWriter, JournalContents) {
+    let c = read(dir).unwrap();
+    let w = JournalWriter::new(
+        Box::new(FileSink::open(dir, false).unwrap()),
+        &c.continuation.file_tail,
+        counters(),
+    );
+    (w, c)
+}
+
+#[test]
+fn a_fallback_file_is_read_as_the_chains_continuation() {
+    let dir = tempfile::tempdir().unwrap();
+    write_lines(dir.path(), 3);
+    let path = dump_after_journal(dir.path(), &[stop(10), stop(11)]);
+    let c = read(dir.path()).unwrap();
+    assert_eq!(
+        c.lines
+            .iter()
+            .map(|l| (l.number, l.line.seq))
+            .collect::<Vec<_>>(),
+        [(1, 0), (2, 1), (3, 2), (4, 3), (5, 4)]
+    );
+    assert_eq!(c.tail.next_seq, 5);
+    assert_eq!(c.total_lines, 5);
+    assert_eq!(c.continuation.file_tail.next_seq, 3);
+    assert_eq!(c.continuation.lines.len(), 2);
+    assert_eq!(c.continuation.files, std::slice::from_ref(&path));
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert_eq!(c.warnings[0].kind, WarningKind::Continued);
+    assert!(!c.warnings[0].kind.is_integrity_failure());
+    assert!(
+        c.warnings[0].message.contains("lines 4–5"),
+        "{}",
+        c.warnings[0].message
+    );
+}
+
+#[test]
+fn taking_back_appends_the_lines_once_and_removes_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    write_lines(dir.path(), 3);
+    let path = dump_after_journal(dir.path(), &[stop(10), stop(11)]);
+    let (mut w, c) = writer_at(dir.path());
+    w.take_back(&c.continuation);
+    assert_eq!(w.next_seq(), 5);
+    assert!(!path.exists(), "removed once appended");
+    w.append(crate::outage::testutil::wall(200.0), &stop(12))
+        .unwrap();
+    let after = read(dir.path()).unwrap();
+    assert!(after.warnings.is_empty(), "{:?}", after.warnings);
+    assert_eq!(
+        after.lines.iter().map(|l| l.line.seq).collect::<Vec<_>>(),
+        [0, 1, 2, 3, 4, 5]
+    );
+    assert_eq!(
+        lines_of(dir.path())[3..5],
+        c.continuation
+            .lines
+            .iter()
+            .map(|r| String::from_utf8(r.bytes.clone()).unwrap())
+            .collect::<Vec<_>>()[..],
+        "the saved bytes, not a re-serialisation"
+    );
+}
+
+/// A crash after the append but before the removal: the file's lines are
+/// on the chain already, so the next start removes it and appends nothing.
+#[test]
+fn a_fallback_file_already_appended_is_removed_not_appended_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    write_lines(dir.path(), 3);
+    let path = dump_after_journal(dir.path(), &[stop(10), stop(11)]);
+    let saved = std::fs::read(&path).unwrap();
+    let mut f = OpenOptions::new()
+        .append(true)
+        .open(dir.path().join(JOURNAL_FILE))
+        .unwrap();
+    f.write_all(&saved).unwrap();
+    let (mut w, c) = writer_at(dir.path());
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert!(c.continuation.lines.is_empty());
+    assert_eq!(c.continuation.files, std::slice::from_ref(&path));
+    w.take_back(&c.continuation);
+    assert!(!path.exists());
+    assert_eq!(lines_of(dir.path()).len(), 5);
+    assert_eq!(w.next_seq(), 5);
+}
+
+/// Two exits on a full disk in a row: the second file repeats the first's
+/// lines and adds its own; both are one continuation, each line once.
+#[test]
+fn overlapping_fallback_files_continue_the_chain_once() {
+    let dir = tempfile::tempdir().unwrap();
+    write_lines(dir.path(), 2);
+    let first = dump_after_journal(dir.path(), &[stop(10)]);
+    let (mut w, c) = writer_at(dir.path());
+    // The second run could not write either: it dumps the line taken back
+    // and its own.
+    let taken: Vec<RawLine> = c.continuation.lines.clone();
+    let second = fallback::dump(
+        &taken,
+        &[(crate::outage::testutil::wall(300.0), stop(20))],
+        w.head(),
+        &[dir.path().to_path_buf()],
+        None,
+    )
+    .unwrap();
+    let c = read(dir.path()).unwrap();
+    assert_eq!(
+        c.lines.iter().map(|l| l.line.seq).collect::<Vec<_>>(),
+        [0, 1, 2, 3]
+    );
+    assert!(
+        c.warnings.iter().all(|w| w.kind == WarningKind::Continued),
+        "{:?}",
+        c.warnings
+    );
+    let mut files = c.continuation.files.clone();
+    files.sort();
+    let mut expected = vec![first.clone(), second.clone()];
+    expected.sort();
+    assert_eq!(files, expected);
+    w.take_back(&c.continuation);
+    assert!(!first.exists() && !second.exists());
+    let after = read(dir.path()).unwrap();
+    assert!(after.warnings.is_empty(), "{:?}", after.warnings);
+    assert_eq!(after.lines.len(), 4);
+}
+
+/// A file that does not continue the chain (another chain's, or a fork) is
+/// neither read nor removed; an empty copy in the data directory (a dump
+/// the full disk cut short) is removed; a copy cut mid-line keeps its
+/// complete lines.
+#[test]
+fn unrelated_empty_and_cut_fallback_files() {
+    let dir = tempfile::tempdir().unwrap();
+    write_lines(dir.path(), 3);
+    let foreign = dir
+        .path()
+        .join(format!("{}1.2{}", fallback::PREFIX, fallback::SUFFIX));
+    // Another chain that shares our first line, then forks.
+    let other = tempfile::tempdir().unwrap();
+    write_lines(other.path(), 1);
+    let forked = dump_after_journal(other.path(), &[stop(7)]);
+    std::fs::copy(&forked, &foreign).unwrap();
+    let empty = dir
+        .path()
+        .join(format!("{}1.1{}", fallback::PREFIX, fallback::SUFFIX));
+    std::fs::write(&empty, b"").unwrap();
+    let cut = dump_after_journal(dir.path(), &[stop(10), stop(11)]);
+    let mut bytes = std::fs::read(&cut).unwrap();
+    bytes.truncate(bytes.len() - 20);
+    std::fs::write(&cut, &bytes).unwrap();
+    let (mut w, c) = writer_at(dir.path());
+    assert_eq!(c.lines.len(), 4, "the cut file's complete line");
+    assert!(!c.continuation.files.contains(&foreign));
+    w.take_back(&c.continuation);
+    assert!(foreign.exists(), "not ours: left alone");
+    assert!(!empty.exists() && !cut.exists());
+    let after = read(dir.path()).unwrap();
+    assert!(after.warnings.is_empty(), "{:?}", after.warnings);
+    assert_eq!(after.lines.len(), 4);
+}

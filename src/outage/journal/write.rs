@@ -9,6 +9,7 @@ use jiff::Timestamp;
 use nix::fcntl::OFlag;
 use prometheus::IntCounter;
 
+use super::fallback::{self, Continuation, RawLine};
 use super::{ChainHead, ChainTail, Entry, JOURNAL_FILE, Line, line_hash, sync_dir};
 use crate::outage::event::JournalReopened;
 
@@ -23,6 +24,12 @@ pub trait JournalSink: Send {
     /// never move.
     fn reopen_if_replaced(&mut self) -> io::Result<Option<Replaced>> {
         Ok(None)
+    }
+
+    /// The data directory's lock, for child processes that write for the
+    /// sink (see [`super::child`]) to hold while they run.
+    fn lock(&self) -> Option<&File> {
+        None
     }
 }
 
@@ -61,6 +68,8 @@ pub struct FileSink {
     len: u64,
     /// A failed write could not be cut back: start the next one on a fresh line.
     dirty: bool,
+    /// The data directory's lock (a duplicate), held by writer children.
+    lock: Option<File>,
 }
 
 impl FileSink {
@@ -77,7 +86,15 @@ impl FileSink {
             allow_symlinks,
             len,
             dirty,
+            lock: None,
         })
+    }
+
+    /// Writes through child processes that hold `lock` (a duplicate of the
+    /// data directory's lock) while they run; see [`super::child`].
+    pub fn holding(mut self, lock: Option<File>) -> Self {
+        self.lock = lock;
+        self
     }
 
     /// What the path names now, if it differs from the open file.
@@ -148,6 +165,26 @@ impl JournalSink for FileSink {
             buf.push(b'\n');
         }
         buf.extend_from_slice(bytes);
+        // A child does it when it can: a frozen filesystem then holds the
+        // child, never this thread (see `super::child`).
+        if let Some(result) = super::child::append(&self.file, self.lock.as_ref(), &buf, self.len) {
+            return match result {
+                Ok(()) => {
+                    self.len += buf.len() as u64;
+                    self.dirty = false;
+                    Ok(())
+                }
+                Err(e) => {
+                    if e.to_string().contains(super::child::NOT_CUT_BACK) {
+                        self.dirty = true;
+                    }
+                    Err(io::Error::new(
+                        e.kind(),
+                        format!("failed to append to journal {}: {e}", self.path.display()),
+                    ))
+                }
+            };
+        }
         let result = self
             .file
             .write_all(&buf)
@@ -170,6 +207,10 @@ impl JournalSink for FileSink {
                 ))
             }
         }
+    }
+
+    fn lock(&self) -> Option<&File> {
+        self.lock.as_ref()
     }
 
     fn reopen_if_replaced(&mut self) -> io::Result<Option<Replaced>> {
@@ -215,6 +256,10 @@ pub struct JournalWriter {
     needs_newline: bool,
     counters: JournalCounters,
     failing: bool,
+    /// Lines from fallback files still to append, before anything else.
+    taken_back: std::collections::VecDeque<RawLine>,
+    /// The fallback files they came from: removed once all are appended.
+    fallback_files: Vec<PathBuf>,
 }
 
 impl JournalWriter {
@@ -227,7 +272,59 @@ impl JournalWriter {
             needs_newline: tail.needs_newline,
             counters,
             failing: false,
+            taken_back: Default::default(),
+            fallback_files: Vec::new(),
         }
+    }
+
+    /// Takes back what fallback files add to the chain (see
+    /// [`super::fallback`]): the writer must have been made at
+    /// `continuation.file_tail`. Their lines go before any other line;
+    /// what the disk does not take now is retried before each later write.
+    /// The files are removed once every line is in the journal.
+    pub fn take_back(&mut self, continuation: &Continuation) {
+        self.taken_back = continuation.lines.iter().cloned().collect();
+        self.fallback_files = continuation.files.clone();
+        if !self.taken_back.is_empty() {
+            tracing::warn!(
+                lines = self.taken_back.len(),
+                files = ?self.fallback_files,
+                "taking back journal lines an earlier exit saved to fallback files"
+            );
+        }
+        if let Err(e) = self.flush_taken_back() {
+            tracing::error!(error = %e, pending = self.taken_back.len(), "lines from fallback files not yet appended; retried before the next line");
+        }
+    }
+
+    /// Lines taken back from fallback files and not yet in the journal.
+    pub fn taken_back(&self) -> impl Iterator<Item = &RawLine> {
+        self.taken_back.iter()
+    }
+
+    /// Appends the lines taken back, then removes their files.
+    fn flush_taken_back(&mut self) -> io::Result<()> {
+        while let Some(raw) = self.taken_back.front() {
+            if raw.seq != self.next_seq || raw.prev != self.last_hash {
+                // The journal moved under us (it cannot while we hold the
+                // lock): appending would fork the chain. The files stay.
+                tracing::error!(
+                    seq = raw.seq,
+                    journal_next_seq = self.next_seq,
+                    "a line taken back from a fallback file no longer continues the journal; left in its file"
+                );
+                self.taken_back.clear();
+                self.fallback_files.clear();
+                return Ok(());
+            }
+            let bytes = raw.bytes.clone();
+            self.write_bytes(&bytes, "taken_back")?;
+            self.taken_back.pop_front();
+        }
+        if !self.fallback_files.is_empty() {
+            fallback::remove(&std::mem::take(&mut self.fallback_files));
+        }
+        Ok(())
     }
 
     /// The line `entry` would be if written now (without the newline).
@@ -245,6 +342,8 @@ impl JournalWriter {
     /// When the journal path no longer names the open file, reopens it and
     /// writes `journal_reopened` there, continuing the chain.
     pub fn check_file(&mut self, ts: Timestamp) -> io::Result<()> {
+        // Lines taken back come first, before even a `journal_reopened`.
+        self.flush_taken_back()?;
         let replaced = self.sink.reopen_if_replaced().inspect_err(|e| {
             self.counters.errors.inc();
             tracing::error!(error = %e, "failed to reopen the journal; events are kept in memory and retried");
@@ -265,18 +364,23 @@ impl JournalWriter {
 
     fn write_line(&mut self, ts: Timestamp, entry: &Entry) -> io::Result<()> {
         let line = self.line_bytes(ts, entry)?;
+        self.write_bytes(&line, entry.name())
+    }
+
+    /// Appends one line chained at `next_seq` after `last_hash`.
+    fn write_bytes(&mut self, line: &[u8], event: &str) -> io::Result<()> {
         let mut bytes = Vec::with_capacity(line.len() + 2);
         if self.needs_newline {
             // Terminate a torn tail so it stays a line of its own.
             bytes.push(b'\n');
         }
-        bytes.extend_from_slice(&line);
+        bytes.extend_from_slice(line);
         bytes.push(b'\n');
         match self.sink.append(&bytes) {
             Ok(()) => {
                 self.counters.writes.inc();
                 self.needs_newline = false;
-                self.last_hash = line_hash(&line);
+                self.last_hash = line_hash(line);
                 self.next_seq += 1;
                 if self.failing {
                     tracing::info!("journal writes succeed again; queued events written");
@@ -287,9 +391,9 @@ impl JournalWriter {
             Err(e) => {
                 self.counters.errors.inc();
                 if !self.failing {
-                    tracing::error!(event = entry.name(), error = %e, "journal write failed; events are kept in memory and retried");
+                    tracing::error!(event, error = %e, "journal write failed; events are kept in memory and retried");
                 } else {
-                    tracing::debug!(event = entry.name(), error = %e, "journal write retry failed");
+                    tracing::debug!(event, error = %e, "journal write retry failed");
                 }
                 self.failing = true;
                 Err(e)
@@ -297,9 +401,14 @@ impl JournalWriter {
         }
     }
 
-    /// Sequence number the next line gets.
+    /// The data directory's lock as the sink holds it (for writer children).
+    pub fn lock(&self) -> Option<&File> {
+        self.sink.lock()
+    }
+
+    /// Sequence number the next event gets (after the lines taken back).
     pub fn next_seq(&self) -> u64 {
-        self.next_seq
+        self.next_seq + self.taken_back.len() as u64
     }
 
     /// The last line written (or found at open), `None` for an empty chain.

@@ -5,6 +5,7 @@
 
 pub mod configs;
 pub mod daemon;
+pub mod disk;
 pub mod fakenet;
 pub mod netns;
 pub mod servers;
