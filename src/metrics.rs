@@ -69,7 +69,7 @@ pub enum Skip {
     Behind,
     /// A throughput target's `max_bytes_per_day` is spent for today.
     Budget,
-    /// Held while a path trace re-probes (see `outage::path::ProbeHold`).
+    /// Held while a path trace re-probes (see `probe::hold::ProbeHold`).
     Hold,
 }
 

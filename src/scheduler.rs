@@ -102,8 +102,8 @@ pub struct Scheduler<P: Probe> {
     reloads: Option<mpsc::Receiver<Reload<P>>>,
     /// Bytes each target already spent today (by index), from before a restart.
     spent_today: Vec<u64>,
-    /// Slots of held groups are skipped ([`crate::outage::path::ProbeHold`]).
-    hold: Option<crate::outage::path::ProbeHold>,
+    /// Slots of held groups are skipped ([`crate::probe::hold::ProbeHold`]).
+    hold: Option<crate::probe::hold::ProbeHold>,
 }
 
 /// A configuration reload for the running scheduler, applied between two
@@ -360,7 +360,7 @@ impl<P: Probe> Scheduler<P> {
 
     /// Skips the slots of the groups `hold` holds (a path trace's re-probe
     /// needs the router's ICMP error budget the failing probes spend).
-    pub fn with_hold(mut self, hold: Option<crate::outage::path::ProbeHold>) -> Self {
+    pub fn with_hold(mut self, hold: Option<crate::probe::hold::ProbeHold>) -> Self {
         self.hold = hold;
         self
     }
@@ -849,7 +849,7 @@ mod tests {
     async fn slots_of_a_held_group_are_skipped_until_the_hold_passes() {
         let cfg = config(2, Duration::from_secs(1), Duration::from_millis(500), 100);
         let fake = Fake::new(|_, _| Duration::from_millis(1));
-        let hold = crate::outage::path::ProbeHold::default();
+        let hold = crate::probe::hold::ProbeHold::default();
         let start = Instant::now();
         // Held from 1.2 s to 3.5 s (+ the 0.1 s past the re-probe).
         let (tx, _rx) = mpsc::channel(1024);

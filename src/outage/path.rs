@@ -21,7 +21,7 @@
 //! snapshot the tracer raises a [`ProbeHold`] on the groups in an outage
 //! (their failing probes are what spend the router's error budget) and
 //! starts no other trace until it passes; re-probes of traces running side
-//! by side are spaced [`REPROBE_QUIET`] apart, one router budget each.
+//! by side are spaced [`REPROBE_QUIET`](crate::probe::trace::REPROBE_QUIET) apart, one router budget each.
 //!
 //! Each result is a `path` journal line ([`PathEvent`], in the hash chain
 //! like every event), then kept for the API ([`PathStore`]) and counted:
@@ -45,7 +45,8 @@ use super::history::OutageRecord;
 use super::journal::{Entry, JournalPusher};
 use super::ts_ms;
 use crate::config::{Config, Host};
-use crate::probe::trace::{self, Hop, REPROBE_QUIET, Reprobe, Trace, TraceOptions, TraceProtocol};
+pub use crate::probe::hold::ProbeHold;
+use crate::probe::trace::{self, Hop, Reprobe, Trace, TraceOptions, TraceProtocol};
 
 pub const PATH_HOPS: &str = "linkwatch_path_hops";
 pub const PATH_CHANGES_TOTAL: &str = "linkwatch_path_changes_total";
@@ -56,10 +57,6 @@ pub const MAX_KEPT: usize = 4096;
 
 /// The window of the global rate limit.
 const RATE_WINDOW: Duration = Duration::from_secs(60);
-
-/// A hold lasts this long past the re-probe it makes room for (the request
-/// reaches the router before anything held does).
-const HOLD_AFTER: Duration = Duration::from_millis(100);
 
 /// Why a snapshot was taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -409,71 +406,6 @@ struct State {
     slots: Vec<Slot>,
     /// Start instants of the traces in the last [`RATE_WINDOW`].
     started: VecDeque<Instant>,
-}
-
-/// Probes held for a path trace's re-probe: the groups named, until the
-/// instant given (see the module doc). Whoever starts probes asks
-/// [`ProbeHold::holds`] first and skips a slot that falls in a hold: the
-/// failing probes of a group in an outage each cost the router that
-/// answers for the break one of its ICMP errors, and the re-probe needs one
-/// left. Cheap to clone; without a hold, one atomic load per question.
-#[derive(Clone, Default)]
-pub struct ProbeHold(Arc<HoldShared>);
-
-#[derive(Default)]
-struct HoldShared {
-    /// Some hold may be active (set with it, cleared lazily once it passed).
-    any: std::sync::atomic::AtomicBool,
-    state: Mutex<HoldState>,
-}
-
-#[derive(Default)]
-struct HoldState {
-    until: Option<Instant>,
-    groups: Vec<String>,
-    /// When the latest re-probe goes (they are spaced [`REPROBE_QUIET`]).
-    last_reprobe: Option<Instant>,
-}
-
-impl ProbeHold {
-    /// Are the probes of `group` held at `now`?
-    pub fn holds(&self, group: &str, now: Instant) -> bool {
-        use std::sync::atomic::Ordering;
-        if !self.0.any.load(Ordering::Acquire) {
-            return false;
-        }
-        let st = lock(&self.0.state);
-        match st.until {
-            Some(u) if now < u => st.groups.iter().any(|g| g == group),
-            _ => false,
-        }
-    }
-
-    /// The end of the hold in force at `now`, if any.
-    pub fn until(&self, now: Instant) -> Option<Instant> {
-        lock(&self.0.state).until.filter(|u| now < *u)
-    }
-
-    /// A re-probe wants to go at `at`: returns when it may (at least
-    /// [`REPROBE_QUIET`] after the previous one), holding `groups` from now
-    /// until a little after.
-    pub(crate) fn reprobe_at(&self, at: Instant, groups: Vec<String>, now: Instant) -> Instant {
-        use std::sync::atomic::Ordering;
-        let mut st = lock(&self.0.state);
-        let at = st.last_reprobe.map_or(at, |l| at.max(l + REPROBE_QUIET));
-        st.last_reprobe = Some(at);
-        if st.until.is_none_or(|u| u <= now) {
-            st.groups.clear();
-        }
-        for g in groups {
-            if !st.groups.contains(&g) {
-                st.groups.push(g);
-            }
-        }
-        st.until = Some(st.until.map_or(at, |u| u.max(at)) + HOLD_AFTER);
-        self.0.any.store(true, Ordering::Release);
-        at
-    }
 }
 
 struct Shared {
@@ -892,6 +824,8 @@ fn hops(n: impl Into<u64>) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::probe::hold::HOLD_AFTER;
+    use crate::probe::trace::REPROBE_QUIET;
 
     fn slot(group: &str, every: Duration, now: Instant) -> Slot {
         Slot {

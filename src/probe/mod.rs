@@ -9,6 +9,7 @@
 //! that was running. `net/` holds the network helpers the kinds share.
 
 pub mod dns;
+pub mod hold;
 pub mod http;
 pub mod icmp;
 pub mod net;
