@@ -45,20 +45,23 @@ pub const PROBES_IN_FLIGHT: &str = "linkwatch_probes_in_flight";
 pub const PROBE_CONCURRENCY_LIMIT: &str = "linkwatch_probe_concurrency_limit";
 pub const TARGETS: &str = "linkwatch_targets";
 pub const PROBES_QUEUED_TOTAL: &str = "linkwatch_probes_queued_total";
-pub const THROUGHPUT_BPS: &str = "linkwatch_throughput_bits_per_second";
-pub const THROUGHPUT_TESTS_BPS: &str = "linkwatch_throughput_tests_bits_per_second";
+/// Throughput figures are in bytes per second, Prometheus's base unit (they
+/// were `_bits_per_second` until the rename; dashboards multiply by 8).
+pub const THROUGHPUT_BPS: &str = "linkwatch_throughput_bytes_per_second";
+pub const THROUGHPUT_TESTS_BPS: &str = "linkwatch_throughput_tests_bytes_per_second";
 pub const THROUGHPUT_BYTES_TOTAL: &str = "linkwatch_throughput_bytes_total";
-pub const PLAN_BPS: &str = "linkwatch_plan_bits_per_second";
+pub const PLAN_BPS: &str = "linkwatch_plan_bytes_per_second";
 pub const CONFIG_LAST_RELOAD_SUCCESSFUL: &str = "linkwatch_config_last_reload_successful";
 pub const CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP: &str =
     "linkwatch_config_last_reload_success_timestamp_seconds";
 pub const CONFIG_RELOADS_TOTAL: &str = "linkwatch_config_reloads_total";
 
-/// Buckets for throughput tests in bits per second: 100 kbit/s (a throttled
-/// mobile link) to 10 Gbit/s, 1-2-5 per decade (log-spaced, steps of ×2-2.5,
-/// so a halving of the rate always moves a test by at least one bucket).
+/// Buckets for throughput tests in bytes per second: 100 kbit/s (a throttled
+/// mobile link) to 10 Gbit/s, 1-2-5 per decade of bits (log-spaced, steps of
+/// ×2-2.5, so a halving of the rate always moves a test by at least one bucket).
 pub const THROUGHPUT_BUCKETS: &[f64] = &[
-    1e5, 2e5, 5e5, 1e6, 2e6, 5e6, 1e7, 2e7, 5e7, 1e8, 2e8, 5e8, 1e9, 2e9, 5e9, 1e10,
+    1.25e4, 2.5e4, 6.25e4, 1.25e5, 2.5e5, 6.25e5, 1.25e6, 2.5e6, 6.25e6, 1.25e7, 2.5e7, 6.25e7,
+    1.25e8, 2.5e8, 6.25e8, 1.25e9,
 ];
 
 /// Why a scheduled probe was not sent: the `reason` label of
@@ -239,14 +242,14 @@ impl Metrics {
         let throughput_bps = GaugeVec::new(
             Opts::new(
                 THROUGHPUT_BPS,
-                "Goodput of the target's last good throughput test, bits per second over the transfer phase.",
+                "Goodput of the target's last good throughput test, bytes per second (its ramp left out).",
             ),
             &throughput_labels,
         )?;
         let throughput_tests = HistogramVec::new(
             HistogramOpts::new(
                 THROUGHPUT_TESTS_BPS,
-                "Good throughput tests by goodput, bits per second (for percentiles).",
+                "Good throughput tests by goodput, bytes per second (for percentiles).",
             )
             .buckets(THROUGHPUT_BUCKETS.to_vec()),
             &throughput_labels,
@@ -261,8 +264,8 @@ impl Metrics {
         let plan = GaugeVec::new(
             Opts::new(
                 PLAN_BPS,
-                "The rate [plan] promises, bits per second, by direction (absent without [plan]): \
-                 divide linkwatch_throughput_bits_per_second by it for the share of the plan.",
+                "The rate [plan] promises, bytes per second, by direction (absent without [plan]): \
+                 divide linkwatch_throughput_bytes_per_second by it for the share of the plan.",
             ),
             &["direction"],
         )?;
@@ -382,7 +385,7 @@ impl Metrics {
         self.plan.reset();
         for d in Direction::ALL {
             if let Some(bps) = plan.and_then(|p| p.rate(d)) {
-                self.plan.with_label_values(&[d.as_str()]).set(bps);
+                self.plan.with_label_values(&[d.as_str()]).set(bps / 8.0);
             }
         }
     }
@@ -557,8 +560,11 @@ impl Metrics {
             // Only a good test is a figure; a partial one never is.
             if let (true, false, Some(bps)) = (outcome.is_success(), tp.partial, tp.bits_per_second)
             {
-                self.throughput_bps.with_label_values(&tl).set(bps);
-                self.throughput_tests.with_label_values(&tl).observe(bps);
+                // The figure is in bits per second; the metrics in bytes.
+                self.throughput_bps.with_label_values(&tl).set(bps / 8.0);
+                self.throughput_tests
+                    .with_label_values(&tl)
+                    .observe(bps / 8.0);
             }
         }
         if info.rcode.is_some() {
@@ -823,7 +829,7 @@ mod build_info_tests {
         };
         assert_eq!(
             lines(&format!("[plan]\ndownload = \"100 Mbit/s\"\n{base}")),
-            [format!("{PLAN_BPS}{{direction=\"download\"}} 100000000")]
+            [format!("{PLAN_BPS}{{direction=\"download\"}} 12500000")]
         );
         assert_eq!(
             lines(&format!(

@@ -264,9 +264,12 @@ impl HistoryStore {
             return None;
         }
         let seconds = duration.as_secs_f64();
+        // A throughput test's own figure (its ramp left out), as exported.
         let bps = info
-            .bytes_per_second
-            .map(|b| b * 8.0)
+            .throughput
+            .as_ref()
+            .and_then(|t| t.bits_per_second)
+            .or(info.bytes_per_second.map(|b| b * 8.0))
             .unwrap_or_else(|| bytes as f64 * 8.0 / seconds.max(1e-6));
         Some(Throughput {
             at: r.at,

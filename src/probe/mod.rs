@@ -143,7 +143,8 @@ closed_enum! {
         ConnectionReset => "connection_reset",
         /// Any other local I/O error.
         Io => "io",
-        /// Throughput: the object ended (closed, or a smaller `Content-Length`) before `min_bytes`.
+        /// Throughput: the object ended (closed, or a smaller `Content-Length`) before
+        /// `min_bytes`, or the whole test moved less than that, whatever ended it.
         ShortBody => "short_body",
         /// Throughput: the transfer made no progress for `timeout` (a partial figure).
         Stall => "stall",

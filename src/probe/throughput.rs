@@ -5,7 +5,12 @@
 //! The figure is body bytes over the transfer phase, from the first byte of
 //! any stream to the last byte of any stream, or to the end of the
 //! `max_duration` window when that cut the download (silence at the end of the
-//! window is part of what the link delivered). Bytes are counted as they come
+//! window is part of what the link delivered). A download leaves out its ramp:
+//! bytes are also counted by arrival time in short slots, and the leading
+//! intervals whose rate is still below 90 % of the test's median interval
+//! (TCP slow start, a first flight lost to a shallow queue) are dropped, at
+//! most half of the transfer; the figure is the bytes over the time of the
+//! rest, dips included (see [`stable_phase`]). Bytes are counted as they come
 //! off the wire: `Accept-Encoding: identity` is sent and a compressed body is
 //! never decoded, so a gzip bomb costs at most `max_bytes`. Each body frame is
 //! counted and dropped (no growing buffer); one shared atomic counter caps all
@@ -21,8 +26,9 @@
 //! byte (one deadline from the start of the test); after that, any stream that
 //! makes no progress for `timeout` ends the test as a stall, with its partial
 //! figure. A download whose object ends (a closed connection, or a declared
-//! `Content-Length`) before `min_bytes` is `short_body`, never a fast link. A
-//! test cut by `max_duration` measured what it could and is not short.
+//! `Content-Length`) before `min_bytes` is `short_body`, never a fast link, and
+//! so is any test that moved fewer than `min_bytes` in all, whatever ended it
+//! (a server trickling a few bytes until `max_duration` is not a measurement).
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -67,6 +73,15 @@ static PATTERN: [u8; CHUNK] = pattern();
 const UPLOAD_NOTSENT_LOWAT: u32 = 128 * 1024;
 /// hyper's buffer limit on upload connections (bounds the client-side backlog).
 const UPLOAD_MAX_BUF: usize = 128 * 1024;
+/// Shortest arrival-time slot of a download, and most slots per test.
+const MIN_SLOT: Duration = Duration::from_millis(10);
+const MAX_SLOTS: u32 = 500;
+/// The stable-phase estimate looks at the transfer in about this many
+/// intervals, and trims nothing with fewer than `MIN_INTERVALS`.
+const INTERVALS: usize = 20;
+const MIN_INTERVALS: usize = 5;
+/// A leading interval below this share of the median interval is ramp.
+const RAMP_SHARE: f64 = 0.9;
 
 /// xorshift bytes: a body no link compresses.
 const fn pattern() -> [u8; CHUNK] {
@@ -93,6 +108,16 @@ pub enum EndedBy {
     EndOfObject,
 }
 
+impl EndedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MaxBytes => "max_bytes",
+            Self::MaxDuration => "max_duration",
+            Self::EndOfObject => "end_of_object",
+        }
+    }
+}
+
 /// The result of one test.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ThroughputResult {
@@ -106,6 +131,9 @@ pub struct ThroughputResult {
     pub bytes: u64,
     /// First byte to last byte, all streams together.
     pub transfer: Duration,
+    /// The leading part of a download's transfer left out of the figure as
+    /// ramp (zero for uploads and for a transfer that was stable from the start).
+    pub ramp: Duration,
     /// Download: request sent → first response byte, of the first stream to
     /// answer. Upload: `None` (the response follows the whole body).
     pub time_to_first_byte: Option<Duration>,
@@ -132,6 +160,7 @@ impl ThroughputResult {
             bits_per_second: None,
             bytes: 0,
             transfer: Duration::ZERO,
+            ramp: Duration::ZERO,
             time_to_first_byte: None,
             streams,
             streams_finished: 0,
@@ -278,6 +307,8 @@ impl ThroughputProber {
             result = result.outcome.result_label(),
             bits_per_second = result.bits_per_second,
             bytes = result.bytes,
+            transfer_seconds = result.transfer.as_secs_f64(),
+            ramp_seconds = result.ramp.as_secs_f64(),
             streams_finished = result.streams_finished,
             partial = result.partial,
             "throughput test done"
@@ -356,6 +387,7 @@ impl ThroughputProber {
             max_bytes: spec.max_bytes.max(1),
             min_bytes: spec.min_bytes,
             counter: AtomicU64::new(0),
+            samples: Samples::new(spec.max_duration),
             started: OnceLock::new(),
             abort: CancellationToken::new(),
         };
@@ -379,6 +411,8 @@ struct Ctx {
     min_bytes: u64,
     /// Body bytes claimed by all streams (may pass `max_bytes` by the last frames).
     counter: AtomicU64,
+    /// Download bytes by arrival time, for the stable-phase figure.
+    samples: Samples,
     /// Start of the transfer phase: the first byte of any stream.
     started: OnceLock<Instant>,
     /// Cancelled when a stream failed (or a download reached `max_bytes`).
@@ -589,6 +623,7 @@ async fn download(
             report.bytes += take;
             report.last = Some(now);
             last = now;
+            ctx.samples.add(start, now, take);
         }
         if before + n >= ctx.max_bytes {
             // Enough for the test: the other streams stop too, and the rest
@@ -914,8 +949,24 @@ fn aggregate(
     };
     result.bytes = bytes;
     result.transfer = transfer;
+    // Downloads count bytes as they arrive, so their ramp can be told from
+    // the rest. Uploads count bytes handed to the socket: the first slots hold
+    // a burst into the send buffers, not the link's pace, so an upload keeps
+    // the whole transfer (which ends when the server has read every byte).
+    let (counted, measured) = match (ctx.direction, ctx.started.get(), last) {
+        (Direction::Download, Some(&origin), Some(l)) => {
+            let window = l.saturating_duration_since(origin);
+            let stable = stable_phase(&ctx.samples.snapshot(), ctx.samples.slot, window);
+            result.ramp = stable.ramp;
+            (
+                bytes.saturating_sub(stable.dropped),
+                transfer.saturating_sub(stable.ramp),
+            )
+        }
+        _ => (bytes, transfer),
+    };
     result.bits_per_second =
-        (bytes > 0 && !transfer.is_zero()).then(|| bytes as f64 * 8.0 / transfer.as_secs_f64());
+        (counted > 0 && !measured.is_zero()).then(|| counted as f64 * 8.0 / measured.as_secs_f64());
     result.time_to_first_byte = reports.iter().filter_map(|r| r.ttfb).min();
     result.status = reports.iter().find_map(|r| r.status);
     result.cert_not_after = reports.iter().filter_map(|r| r.cert_not_after).min();
@@ -960,11 +1011,105 @@ fn aggregate(
         );
         return;
     }
+    if bytes < ctx.min_bytes {
+        // Whatever ended it (max_duration on a trickle, a stream's object),
+        // a test this small says nothing about the link's speed.
+        result.outcome = Outcome::error(
+            Reason::ShortBody,
+            format!(
+                "the test of {} moved {bytes} bytes before it ended ({}), less than min_bytes ({})",
+                ctx.url,
+                ended_by.as_str(),
+                ctx.min_bytes
+            ),
+        );
+        result.partial = true;
+        return;
+    }
     result.ended_by = Some(ended_by);
     result.outcome = Outcome::Success {
         duration: transfer,
         phases,
     };
+}
+
+/// Body bytes by arrival time: slot `i` holds the bytes that arrived in
+/// `[i, i + 1) × slot` after the start of the transfer phase (the last slot
+/// also holds anything later).
+struct Samples {
+    slot: Duration,
+    bytes: Box<[AtomicU64]>,
+}
+
+impl Samples {
+    fn new(max_duration: Duration) -> Self {
+        let slot = (max_duration / MAX_SLOTS).max(MIN_SLOT);
+        let n = max_duration.as_nanos() / slot.as_nanos() + 2;
+        let n = usize::try_from(n).unwrap_or(MAX_SLOTS as usize + 2);
+        Self {
+            slot,
+            bytes: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn add(&self, origin: Instant, at: Instant, n: u64) {
+        let i = at.saturating_duration_since(origin).as_nanos() / self.slot.as_nanos();
+        let last = self.bytes.len() - 1;
+        let i = usize::try_from(i).map_or(last, |i| i.min(last));
+        self.bytes[i].fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> Vec<u64> {
+        self.bytes
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect()
+    }
+}
+
+/// What [`stable_phase`] leaves out: the ramp's length and its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stable {
+    ramp: Duration,
+    dropped: u64,
+}
+
+/// The ramp at the start of a transfer of `window` whose bytes arrived in
+/// `slots`: the window is cut into about [`INTERVALS`] equal intervals, and
+/// the leading ones whose bytes are below [`RAMP_SHARE`] of the median
+/// interval's are the ramp, at most half of them. Only a prefix is ever left
+/// out, and only intervals slower than the median: a later dip stays in the
+/// figure, and a burst followed by silence (median zero) drops nothing.
+fn stable_phase(slots: &[u64], slot: Duration, window: Duration) -> Stable {
+    const NONE: Stable = Stable {
+        ramp: Duration::ZERO,
+        dropped: 0,
+    };
+    let full = usize::try_from(window.as_nanos() / slot.as_nanos().max(1))
+        .unwrap_or(usize::MAX)
+        .min(slots.len());
+    let per = (full / INTERVALS).max(1);
+    let count = full / per;
+    if count < MIN_INTERVALS {
+        return NONE;
+    }
+    let intervals: Vec<u64> = slots[..count * per]
+        .chunks(per)
+        .map(|c| c.iter().sum())
+        .collect();
+    let mut sorted = intervals.clone();
+    sorted.sort_unstable();
+    let threshold = sorted[count / 2] as f64 * RAMP_SHARE;
+    let ramp = intervals
+        .iter()
+        .take(count / 2)
+        .take_while(|&&b| (b as f64) < threshold)
+        .count();
+    Stable {
+        // `ramp * per` is at most the slot count, a few hundred.
+        ramp: slot * u32::try_from(ramp * per).unwrap_or(0),
+        dropped: intervals[..ramp].iter().sum(),
+    }
 }
 
 /// Our default headers, then the spec's (which replace defaults of the same name).
@@ -998,6 +1143,89 @@ mod tests {
             .collect::<std::collections::HashSet<_>>()
             .len();
         assert!(distinct > 200, "{distinct} distinct byte values");
+    }
+
+    const MS10: Duration = Duration::from_millis(10);
+
+    /// 300 slots of 10 ms (a 3 s download): `ramp` slots doubling up to
+    /// `rate` bytes a slot, then `rate` a slot.
+    fn slow_start(ramp: usize, rate: u64) -> Vec<u64> {
+        (0..300)
+            .map(|i| {
+                if i < ramp {
+                    rate >> (ramp - i).min(63)
+                } else {
+                    rate
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn stable_phase_drops_a_slow_start_ramp() {
+        let slots = slow_start(60, 2500);
+        let s = stable_phase(&slots, MS10, Duration::from_secs(3));
+        // Intervals of 150 ms: the first (up to 600 ms) are below 90 % of the median.
+        assert_eq!(s.ramp, Duration::from_millis(600), "{s:?}");
+        let total: u64 = slots.iter().sum();
+        let rest = (total - s.dropped) as f64 / 2.4;
+        assert!((rest - 250_000.0).abs() < 1.0, "{rest}");
+    }
+
+    #[test]
+    fn stable_phase_keeps_a_flat_transfer_and_later_dips_whole() {
+        let flat = vec![2500u64; 300];
+        assert_eq!(
+            stable_phase(&flat, MS10, Duration::from_secs(3)).ramp,
+            Duration::ZERO
+        );
+        // A dip in the middle (rebuffering, a loss) is part of the figure.
+        let mut dip = flat.clone();
+        dip[100..160].iter_mut().for_each(|b| *b = 0);
+        assert_eq!(
+            stable_phase(&dip, MS10, Duration::from_secs(3)).ramp,
+            Duration::ZERO
+        );
+        // A burst, then silence until max_duration: the median interval is
+        // empty, nothing is ramp, the whole window counts.
+        let mut burst = vec![0u64; 300];
+        burst[0] = 2_000_000;
+        assert_eq!(
+            stable_phase(&burst, MS10, Duration::from_secs(3)).dropped,
+            0
+        );
+    }
+
+    #[test]
+    fn stable_phase_drops_at_most_half_and_nothing_from_short_transfers() {
+        // Still ramping at the end: only the intervals below 90 % of the
+        // median one (9 of 20) are left out, never more than half.
+        let ramping: Vec<u64> = (0..300).map(|i| i as u64 * 10).collect();
+        let s = stable_phase(&ramping, MS10, Duration::from_secs(3));
+        assert_eq!(s.ramp, Duration::from_millis(1350), "{s:?}");
+        // 40 ms: four slots, too few to tell a ramp from noise.
+        let short = [0, 0, 100, 100, 0];
+        let s = stable_phase(&short, MS10, Duration::from_millis(40));
+        assert_eq!(s.dropped, 0);
+        // A window longer than the slots (clamped, not a panic).
+        let s = stable_phase(&[5, 5], MS10, Duration::from_secs(60));
+        assert_eq!(s.dropped, 0);
+    }
+
+    #[test]
+    fn samples_put_bytes_in_arrival_slots() {
+        let samples = Samples::new(Duration::from_secs(1));
+        assert_eq!(samples.slot, MS10);
+        let t0 = Instant::now();
+        samples.add(t0, t0 + Duration::from_millis(25), 7);
+        samples.add(t0, t0 + Duration::from_secs(3600), 1);
+        let s = samples.snapshot();
+        assert_eq!(s[2], 7);
+        assert_eq!(s[s.len() - 1], 1);
+        // Long tests get wider slots, never more than MAX_SLOTS (+2).
+        let long = Samples::new(Duration::from_secs(300));
+        assert_eq!(long.slot, Duration::from_millis(600));
+        assert!(long.bytes.len() <= MAX_SLOTS as usize + 2);
     }
 
     #[test]

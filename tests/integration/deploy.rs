@@ -509,6 +509,40 @@ fn rules_and_dashboard_use_only_exported_metric_names() {
     }
 }
 
+/// The throughput and plan metrics are in bytes per second (Prometheus's
+/// base unit); a panel that shows them with Grafana's bit unit (`bps`) must
+/// multiply by 8, or every speed would read 8 times too low.
+#[test]
+fn dashboard_shows_the_byte_throughput_metrics_in_bits() {
+    let dash = dashboard();
+    let mut seen = 0;
+    for p in panels(&dash) {
+        let unit = p["fieldConfig"]["defaults"]["unit"].as_str().unwrap_or("");
+        for t in p["targets"].as_array().into_iter().flatten() {
+            let expr = t["expr"].as_str().unwrap();
+            let names = referenced_names(expr);
+            if ![m::THROUGHPUT_BPS, m::THROUGHPUT_TESTS_BPS, m::PLAN_BPS]
+                .iter()
+                .any(|n| names.contains(*n))
+            {
+                continue;
+            }
+            seen += 1;
+            match unit {
+                "bps" => assert!(
+                    expr.trim_start().starts_with("8 * "),
+                    "panel {:?}: bytes per second shown as bps without ×8: {expr}",
+                    p["title"]
+                ),
+                // A ratio of two byte rates has no unit to convert.
+                "percent" | "percentunit" => {}
+                other => panic!("panel {:?}: unit {other:?} for a byte rate", p["title"]),
+            }
+        }
+    }
+    assert!(seen >= 3, "the throughput panels are gone ({seen} queries)");
+}
+
 #[test]
 fn compose_file_is_valid_and_mounts_existing_files() {
     let compose = read(&deploy("compose.yml"));

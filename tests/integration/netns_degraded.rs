@@ -537,20 +537,21 @@ fn throughput_toml(config: String) -> String {
     s
 }
 
-/// The last good test of `target`, bits per second, from `/metrics`.
+/// The last good test of `target`, bits per second, from `/metrics` (bytes there).
 fn last_test(metrics: &str, target: &str) -> Option<f64> {
     sample(
         metrics,
-        "linkwatch_throughput_bits_per_second",
+        "linkwatch_throughput_bytes_per_second",
         &[("target", target), ("direction", "download")],
     )
+    .map(|bytes| bytes * 8.0)
 }
 
 /// Good tests of `target` so far.
 fn tests_of(metrics: &str, target: &str) -> f64 {
     sample(
         metrics,
-        "linkwatch_throughput_tests_bits_per_second_count",
+        "linkwatch_throughput_tests_bytes_per_second_count",
         &[("target", target)],
     )
     .unwrap_or(0.0)
@@ -613,10 +614,10 @@ fn throttled_international_is_one_throughput_degradation_and_domestic_none() {
     assert_eq!(
         sample(
             &baseline,
-            "linkwatch_plan_bits_per_second",
+            "linkwatch_plan_bytes_per_second",
             &[("direction", "download")]
         ),
-        Some(PLAN_MBIT * 1e6)
+        Some(PLAN_MBIT * 1e6 / 8.0)
     );
     assert_eq!(api_degradations(&w).len(), 0);
 

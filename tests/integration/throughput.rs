@@ -163,7 +163,8 @@ async fn download_is_capped_by_max_bytes() {
 
 #[tokio::test]
 async fn slow_link_is_cut_by_max_duration_and_not_short() {
-    // ~400 kB/s: in 800 ms far less than min_bytes, but the object did not end.
+    // ~400 kB/s: the object did not end, max_duration cut a test that moved
+    // more than min_bytes.
     let server = RawServer::start(|tcp| {
         paced(
             tcp,
@@ -175,7 +176,7 @@ async fn slow_link_is_cut_by_max_duration_and_not_short() {
     })
     .await;
     let mut s = spec(server.url(), Direction::Download);
-    s.min_bytes = MB;
+    s.min_bytes = 200_000;
     let r = run(&s).await;
     let bps = good(&r);
     assert_eq!(r.ended_by, Some(EndedBy::MaxDuration));
@@ -186,6 +187,95 @@ async fn slow_link_is_cut_by_max_duration_and_not_short() {
     );
     // 8192 bytes per ≥20 ms: at most 3.3 Mbit/s, and timer slack keeps it above 2.
     assert!((2.0e6..3.4e6).contains(&bps), "{bps}");
+}
+
+#[tokio::test]
+async fn trickle_below_min_bytes_is_short_body_whatever_ended_it() {
+    // Issue 19: a 1 byte/s server with no Content-Length moved 14 bytes in
+    // 3 s (37 bit/s) and counted as a good test ended by max_duration.
+    let server = RawServer::start(|mut tcp| async move {
+        tcp.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+            .await?;
+        loop {
+            tcp.write_all(b"x").await?;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    })
+    .await;
+    let mut s = spec(server.url(), Direction::Download);
+    s.streams = 4;
+    s.min_bytes = 1000;
+    s.max_duration = Duration::from_secs(3);
+    s.timeout = Duration::from_secs(2);
+    let r = run(&s).await;
+    let (why, detail) = reason(&r);
+    assert_eq!(why, Reason::ShortBody, "{detail}");
+    assert!(
+        detail.contains("max_duration") && detail.contains("min_bytes (1000)"),
+        "{detail}"
+    );
+    assert!((8..=20).contains(&r.bytes), "{r:?}");
+    assert_eq!(r.ended_by, None);
+    assert!(
+        r.partial,
+        "a figure from so few bytes is never a result: {r:?}"
+    );
+    assert_eq!(server.conns.load(Ordering::SeqCst), 4);
+}
+
+/// Writes `head`, then an endless body at `rate` bytes/s that starts at
+/// 1/16 of it and doubles every `ramp / 4`: TCP slow start, as a sender's
+/// pacing. Sends whatever is due every 5 ms, so timer slack does not lower the rate.
+async fn ramping(mut tcp: TcpStream, rate: f64, ramp: Duration) -> std::io::Result<()> {
+    tcp.write_all(head_with_length(1 << 40, "").as_bytes())
+        .await?;
+    let block = vec![b'r'; 65536];
+    let start = tokio::time::Instant::now();
+    let step = ramp.as_secs_f64() / 4.0;
+    // Bytes due by `t` seconds: the integral of the doubling rate, then flat.
+    let due = |t: f64| -> f64 {
+        let r = ramp.as_secs_f64();
+        let ramp_bytes = |t: f64| rate * step / std::f64::consts::LN_2 * 2f64.powf((t - r) / step);
+        if t < r {
+            ramp_bytes(t) - ramp_bytes(0.0)
+        } else {
+            ramp_bytes(r) - ramp_bytes(0.0) + rate * (t - r)
+        }
+    };
+    let mut sent = 0u64;
+    loop {
+        let owed = due(start.elapsed().as_secs_f64()) as u64;
+        while sent < owed {
+            let n = (owed - sent).min(block.len() as u64) as usize;
+            tcp.write_all(&block[..n]).await?;
+            sent += n as u64;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn download_figure_leaves_out_the_ramp() {
+    // 4 MB/s after a 600 ms ramp from 250 kB/s: over the 2 s window the whole
+    // transfer averages ~80 % of the rate; the figure is the rate.
+    let rate = 4e6;
+    let server = RawServer::start(move |tcp| ramping(tcp, rate, Duration::from_millis(600))).await;
+    let mut s = spec(server.url(), Direction::Download);
+    s.max_bytes = 100 * MB;
+    s.max_duration = Duration::from_secs(2);
+    let r = run(&s).await;
+    let figure = good(&r) / 8.0;
+    let whole = r.bytes as f64 / r.transfer.as_secs_f64();
+    assert_eq!(r.ended_by, Some(EndedBy::MaxDuration));
+    assert!(
+        (figure - rate).abs() / rate < 0.03,
+        "figure {figure:.0} B/s against the server's {rate:.0} B/s ({r:?})"
+    );
+    assert!(whole < 0.88 * rate, "whole-transfer average {whole:.0} B/s");
+    assert!(
+        r.ramp >= Duration::from_millis(400) && r.ramp <= Duration::from_millis(800),
+        "{r:?}"
+    );
 }
 
 #[tokio::test]

@@ -277,6 +277,7 @@ max_bytes_per_day = "3 MB"
         "{}",
         d.log()
     );
+    // Bytes per second (Prometheus's base unit): over 1 MB/s on loopback.
     assert!(
         sample(&first, m::THROUGHPUT_BPS, &labels).unwrap() > 1e6,
         "{first}"
@@ -304,7 +305,7 @@ max_bytes_per_day = "3 MB"
     // [plan] is exported for the dashboard's "against the plan" panel.
     assert_eq!(
         sample(&first, m::PLAN_BPS, &[("direction", "download")]),
-        Some(100e6),
+        Some(100e6 / 8.0),
         "{first}"
     );
     assert_eq!(
@@ -315,11 +316,13 @@ max_bytes_per_day = "3 MB"
         promtool_check_metrics("").is_some(),
         "promtool (Debian package `prometheus`) is not installed",
     ) {
+        // Lint-clean: the throughput and plan families are in bytes, the
+        // base unit promtool asks for (exit 3 is a lint finding, 1 a parse error).
         let (code, out) = promtool_check_metrics(&first).unwrap();
-        assert!(
-            code == 0 || (code == 3 && only_the_contract_bits_lint(&out)),
-            "promtool check metrics failed ({code}):\n{out}"
-        );
+        assert_eq!(code, 0, "promtool check metrics failed ({code}):\n{out}");
+        for family in [m::THROUGHPUT_BPS, m::THROUGHPUT_TESTS_BPS, m::PLAN_BPS] {
+            assert!(first.contains(&format!("# TYPE {family} ")), "{first}");
+        }
     }
     // 2 MB spent of 3 MB: the next slot (10-11 s after the first) is refused.
     let later = d.wait_for(Duration::from_secs(14), |d| {
@@ -340,23 +343,6 @@ max_bytes_per_day = "3 MB"
     let (status, _) = d.terminate(Duration::from_secs(5));
     assert!(status.success(), "{}", d.log());
     drop(s);
-}
-
-/// promtool's lint wants byte units, but the metrics contract names the
-/// throughput figure `linkwatch_throughput_bits_per_second` (ISPs sell bits,
-/// and `[plan]` is exported in the same unit so that one divides by the
-/// other): that one finding, for the gauge, its histogram and the plan, is
-/// the only one allowed
-/// (exit 3 is lint; a parse error is exit 1 and fails).
-fn only_the_contract_bits_lint(out: &str) -> bool {
-    let findings: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
-    !findings.is_empty()
-        && findings.iter().all(|l| {
-            [m::THROUGHPUT_BPS, m::THROUGHPUT_TESTS_BPS, m::PLAN_BPS]
-                .iter()
-                .any(|name| l.starts_with(&format!("{name} ")))
-                && l.ends_with("use base unit \"bytes\" instead of \"bits\"")
-        })
 }
 
 // ---- fidelity against a tbf bottleneck -------------------------------------
@@ -461,22 +447,46 @@ fn burst_bytes(mbit: u32) -> u32 {
 
 /// tbf queue: 100 ms of the rate, and at least 64 kB, which holds the first
 /// flight of four streams (4 × 10 segments). A shallower queue at 2 Mbit/s
-/// drops most of that flight and leaves streams in 1 s initial
-/// retransmission timeouts: the link is then (rightly) measured below its
-/// rate, which says nothing about the tool.
+/// drops most of that flight and leaves streams in retransmission timeouts.
 fn limit_bytes(mbit: u32) -> u32 {
     (mbit * 1_000_000 / 8 / 10).max(64_000)
 }
 
-/// The figure within ±10 % of a tbf bottleneck at 2, 10 and 50 Mbit/s, both
-/// ways: a server in `far`, `linkwatch probe` in `home`, tbf on both ends of
-/// the link between them (test namespaces only). Goodput sits ~4.4 % under
-/// the shaped rate: tbf counts Ethernet, IP and TCP headers (66 of 1514
-/// bytes). Each case runs three 3 s tests and the median must be within
-/// ±10 %; every run's error is printed. (A cold start, the first test after
-/// the queue changed, can lose its first flight and read up to ~15 % low at
-/// 2 Mbit/s: that is what the link delivered in those 3 s, so it is reported,
-/// not hidden.)
+/// The goodput a bulk TCP transfer can get through a shaper of `mbit` that
+/// counts whole Ethernet frames of `mtu` bytes of IP: each full segment
+/// carries `mtu` − 20 (IPv4) − 20 (TCP) − 12 (timestamps option) bytes of
+/// body in `mtu` + 14 (Ethernet header) bytes of line rate: 1448 of 1514,
+/// 95.6 %, at the usual 1500. (HTTP headers are a few hundred bytes a test.)
+fn goodput_equivalent(mbit: u32, mtu: u32) -> f64 {
+    f64::from(mbit) * 1e6 * f64::from(mtu - 52) / f64::from(mtu + 14)
+}
+
+/// The MTU of `dev` in `ns` (`ip -o link show`: "… mtu 1500 …").
+fn mtu(ns: &Netns, dev: &str) -> u32 {
+    let line = ns.ip(&["-o", "link", "show", "dev", dev]);
+    line.split_whitespace()
+        .skip_while(|w| *w != "mtu")
+        .nth(1)
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("no mtu in {line:?}"))
+}
+
+/// Runs per case of the fidelity test.
+const RUNS: usize = 5;
+
+/// The figure within ±5 % of what a `tc tbf` bottleneck delivers at 2, 10
+/// and 50 Mbit/s, both ways: a server in `far`, `linkwatch probe` in `home`,
+/// tbf on both ends of the link between them (test namespaces only). The
+/// reference is the goodput the shaped rate can carry
+/// ([`goodput_equivalent`]: tbf counts Ethernet, IP and TCP headers, a file
+/// download gets only the body). Each case runs [`RUNS`] 3 s tests with the
+/// default 4 streams after one warm-up test; the median must be within ±5 %
+/// (it has been within ±1.2 %), and the median and spread of each case are
+/// printed. Single runs are not judged: about one in twenty, more often the
+/// first after the shaper changed (printed as the warm-up), has losses and
+/// bursts all through the transfer (not a ramp the figure could leave out)
+/// and reads 5-18 % low (downloads at 2 Mbit/s, uploads at 10 Mbit/s):
+/// that is what the link delivered in those 3 s.
 #[test]
 fn figure_matches_a_tbf_bottleneck_both_ways() {
     if !require_root() {
@@ -491,6 +501,7 @@ fn figure_matches_a_tbf_bottleneck_both_ways() {
         &[("LWT_TP_LISTEN", &format!("{}:{PORT}", l.b_v4))],
     );
     far.wait_listening(PORT);
+    let mtu = mtu(&home, &l.a_if).min(mtu(&far, &l.b_if));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fidelity.toml");
     let base = format!("http://{}:{PORT}", l.b_v4);
@@ -526,10 +537,11 @@ fn figure_matches_a_tbf_bottleneck_both_ways() {
                 &limit_bytes(mbit).to_string(),
             ]);
         }
-        let shaped = f64::from(mbit) * 1e6;
+        let reference = goodput_equivalent(mbit, mtu);
         for name in ["down", "up"] {
             let mut errors = Vec::new();
-            for _ in 0..3 {
+            let mut warm_up = None;
+            for run in 0..=RUNS {
                 let out = home
                     .command(&[
                         BIN,
@@ -544,7 +556,9 @@ fn figure_matches_a_tbf_bottleneck_both_ways() {
                 let table = String::from_utf8_lossy(&out.stdout).into_owned();
                 let r = row(&table, name).to_string();
                 match rate_of(&r).filter(|_| r.contains(" ok ")) {
-                    Some(bps) => errors.push((bps - shaped) / shaped * 100.0),
+                    Some(bps) if run == 0 => warm_up = Some((bps - reference) / reference * 100.0),
+                    Some(bps) => errors.push((bps - reference) / reference * 100.0),
+                    None if run == 0 => {}
                     None => failures.push(format!("{mbit} Mbit/s {name}: no good test: {r}")),
                 }
             }
@@ -555,20 +569,29 @@ fn figure_matches_a_tbf_bottleneck_both_ways() {
             let mut sorted = errors.clone();
             sorted.sort_by(f64::total_cmp);
             let median = sorted[sorted.len() / 2];
+            let (lo, hi) = (sorted[0], sorted[sorted.len() - 1]);
+            let median_bps = reference * (1.0 + median / 100.0);
             report.push(format!(
-                "{mbit:>2} Mbit/s {name:<4}: errors {} %, median {median:+.1} %",
-                runs.join(" ")
+                "{mbit:>2} Mbit/s {name:<4}: median {:.3} Mbit/s = {median:+.1} % of the goodput \
+                 equivalent ({:+.1} % of the line rate), spread {lo:+.1} … {hi:+.1} %, runs {} % \
+                 (warm-up {})",
+                median_bps / 1e6,
+                (median_bps / (f64::from(mbit) * 1e6) - 1.0) * 100.0,
+                runs.join(" "),
+                warm_up.map_or("failed".to_string(), |e| format!("{e:+.1} %"))
             ));
-            if median.abs() > 10.0 {
+            if median.abs() > 5.0 {
                 failures.push(format!(
-                    "{mbit} Mbit/s {name}: median error {median:+.1} % (runs {})",
+                    "{mbit} Mbit/s {name}: median outside ±5 % of {:.3} Mbit/s (runs {} %)",
+                    reference / 1e6,
                     runs.join(" ")
                 ));
             }
         }
     }
     eprintln!(
-        "THROUGHPUT FIDELITY (tbf on both ends, 3 s tests, 4 streams):\n  {}",
+        "THROUGHPUT FIDELITY (tbf on both ends, 100 ms queue, warm-up + {RUNS} × 3 s tests, 4 streams; \
+         reference: goodput equivalent of the tbf rate at MTU {mtu}):\n  {}",
         report.join("\n  ")
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
