@@ -15,15 +15,36 @@ use serde::Serialize;
 
 use crate::outage::chain::ChainHead;
 use crate::outage::history::{History, ReadError};
-use crate::outage::listing::{self, VerifyReport};
+use crate::outage::listing::VerifyReport;
 use crate::outage::lock;
 use crate::outage::path::{self, When};
+use figures::Figures;
 
+pub mod figures;
 mod html;
 mod plan;
 mod slow;
-pub use plan::{Hours, PlanRow, SpeedAgainstPlan};
+pub use plan::{Hours, PlanRow, SpeedAgainstPlan, SpeedTest};
 pub use slow::ReportSlowPeriod;
+
+/// The tables of `linkwatch report --format csv`: one per output, chosen
+/// with `--table` (default `outages`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum CsvTable {
+    /// Every outage of the period, one row each.
+    #[default]
+    Outages,
+    /// Every group: coverage, judged time, downtime, availability.
+    Groups,
+    /// Every slow period (degradation).
+    SlowPeriods,
+    /// Throughput tests against `[plan]`, per direction and hours.
+    Plan,
+    /// Every throughput test, one row each.
+    SpeedTests,
+    /// Availability per day and group.
+    Days,
+}
 
 /// Output formats of `linkwatch report`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -83,16 +104,29 @@ pub struct ReportOutage {
     pub observed_until: Option<String>,
 }
 
-/// Per-group totals over the period.
+/// Per-group totals over the period (every group the configuration or the
+/// journal names, upstream first), from [`figures`].
 #[derive(Debug, Clone, Serialize)]
 pub struct GroupSummary {
     pub group: String,
     pub outages: usize,
     #[serde(serialize_with = "millis")]
     pub downtime_seconds: f64,
-    /// Up time / monitored time, in percent; `null` when nothing was monitored.
+    /// Up time / judged time, in percent; `null` when nothing was judged
+    /// (not monitored, or no verdict yet).
     #[serde(serialize_with = "percent_option")]
     pub availability_percent: Option<f64>,
+    /// Monitored time (a daemon running, not stalled).
+    #[serde(serialize_with = "millis")]
+    pub monitored_seconds: f64,
+    /// Monitored, but the group had no verdict yet.
+    #[serde(serialize_with = "millis")]
+    pub not_judged_seconds: f64,
+    /// Monitored share of the period.
+    #[serde(serialize_with = "percent")]
+    pub coverage_percent: f64,
+    /// The summary in words: "no outage; answered throughout", …
+    pub summary: String,
     #[serde(serialize_with = "millis")]
     pub longest_outage_seconds: f64,
     /// Downtime by cause, largest first.
@@ -166,6 +200,29 @@ pub struct Report {
     pub speed_against_plan: Option<SpeedAgainstPlan>,
     /// Where the path stopped at each outage's start and end, against the baseline.
     pub paths: Vec<OutagePath>,
+    /// Per local day (most recent last), each group's figures.
+    pub days: Vec<ReportDay>,
+}
+
+/// One local day of the period.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportDay {
+    /// `2026-12-06` in the report's time zone.
+    pub date: String,
+    /// Monitored share of the day's part inside the period.
+    #[serde(serialize_with = "percent")]
+    pub coverage_percent: f64,
+    pub groups: Vec<DayGroup>,
+}
+
+/// A group's availability on one day.
+#[derive(Debug, Clone, Serialize)]
+pub struct DayGroup {
+    pub group: String,
+    #[serde(serialize_with = "percent_option")]
+    pub availability_percent: Option<f64>,
+    /// `99.95 %`, `not monitored` or `not yet judged`.
+    pub text: String,
 }
 
 /// An outage's path snapshots in words (see [`crate::outage::path::compare`]).
@@ -200,6 +257,19 @@ pub fn build_with_plan(
     tz_name: &str,
     plan: Option<crate::outage::event::PlanRecord>,
 ) -> Result<Report, ReportError> {
+    build_with(data_dir, since, until, tz_name, plan, &[])
+}
+
+/// [`build_with_plan`], naming `groups` (the configuration's, upstream
+/// first) in the summary even when the journal says nothing of them.
+pub fn build_with(
+    data_dir: &Path,
+    since: Timestamp,
+    until: Timestamp,
+    tz_name: &str,
+    plan: Option<crate::outage::event::PlanRecord>,
+    groups: &[String],
+) -> Result<Report, ReportError> {
     if until <= since {
         return Err(ReportError::EmptyPeriod {
             since: since.to_string(),
@@ -220,21 +290,21 @@ pub fn build_with_plan(
     let history = History::load(data_dir)?;
     let now = Timestamp::now();
     let liveness = lock::probe(data_dir);
-    let records = listing::outages(&history, Some(since), now, &liveness);
+    let figs = Figures::new(&history, now, &liveness);
+    let records: Vec<_> = figs
+        .outages()
+        .iter()
+        .filter(|r| r.overlaps(Some(since), None))
+        .cloned()
+        .collect();
     let verify = VerifyReport::of(&history);
 
     // Coverage: the union of runs clipped to the period, less their stalls.
-    let runs = monitored_spans(&history, since, until);
-    let stall_spans = union(
-        history
-            .stalls
-            .iter()
-            .filter_map(|s| clip(s.from, s.to, since, until))
-            .collect(),
-    );
-    let monitored_spans = subtract(&runs, &stall_spans);
-    let monitored = total_seconds(&monitored_spans);
-    let stalled = (total_seconds(&runs) - monitored).max(0.0);
+    let runs = figs.runs(since, until);
+    let stall_spans = figs.stalls(since, until);
+    let monitored_spans = figs.monitored(since, until);
+    let monitored = figures::total(&monitored_spans);
+    let stalled = (figures::total(&runs) - monitored).max(0.0);
     let unmonitored = unmonitored(&monitored_spans, since, until)
         .into_iter()
         .map(|(a, b)| [fmt(a), fmt(b)])
@@ -242,7 +312,7 @@ pub fn build_with_plan(
     let overlapping_runs: Vec<_> = history
         .runs
         .iter()
-        .filter(|r| clip(r.started, r.alive_until, since, until).is_some())
+        .filter(|r| figures::clip(r.started, r.alive_until, since, until).is_some())
         .collect();
     let period = secs(since, until);
 
@@ -250,8 +320,11 @@ pub fn build_with_plan(
         .iter()
         .filter(|r| r.overlaps(Some(since), Some(until)))
         .map(|r| {
-            let end = r.end.or(r.observed_until).unwrap_or(now);
-            let in_period = clip(r.start, end, since, until).map_or(0.0, |(a, b)| secs(a, b));
+            let end = figs.outage_end(r);
+            let in_period = figures::total(&figures::intersect(
+                &figures::clip(r.start, end, since, until).into_iter().collect::<Vec<_>>(),
+                &monitored_spans,
+            ));
             ReportOutage {
                 id: r.id.clone(),
                 group: r.group.clone(),
@@ -306,7 +379,12 @@ pub fn build_with_plan(
         })
         .collect();
 
-    let groups = group_summaries(&outages, monitored);
+    let names = group_names(groups, &figs);
+    let summaries = names
+        .iter()
+        .map(|g| group_summary(&figs, g, since, until))
+        .collect();
+    let days = days(&figs, &names, since, until, &tz);
 
     Ok(Report {
         generated: fmt(now),
@@ -339,35 +417,25 @@ pub fn build_with_plan(
         journal_ok: verify.ok(),
         journal_problems: verify.problems.iter().map(|p| p.to_string()).collect(),
         journal_head: verify.head,
-        groups,
+        groups: summaries,
         outages,
         paths,
         slow_periods: slow::build(&history, since, until, now, &liveness, &fmt),
         speed_against_plan: plan::build(data_dir, &history, since, until, &tz, plan),
+        days,
     })
 }
 
-/// When a daemon was running within `[since, until)`: the union of runs,
-/// clipped, in order.
-fn monitored_spans(
-    history: &History,
-    since: Timestamp,
-    until: Timestamp,
-) -> Vec<(Timestamp, Timestamp)> {
-    union(
-        history
-            .runs
-            .iter()
-            .filter_map(|r| clip(r.started, r.alive_until, since, until))
-            .collect(),
-    )
-}
-
-fn total_seconds(spans: &[(Timestamp, Timestamp)]) -> f64 {
-    spans
-        .iter()
-        .map(|(a, b)| secs(*a, *b))
-        .fold(0.0, |x, y| x + y)
+/// The groups a report covers: `configured` in their order (upstream
+/// first), then any other group the journal names, by name.
+pub fn group_names(configured: &[String], figs: &Figures) -> Vec<String> {
+    let mut v: Vec<String> = configured.to_vec();
+    for g in figs.journal_groups() {
+        if !v.contains(&g) {
+            v.push(g);
+        }
+    }
+    v
 }
 
 /// The holes between `monitored` spans within `[since, until)`.
@@ -390,41 +458,96 @@ fn unmonitored(
     out
 }
 
-/// Per-group totals, groups by name.
-fn group_summaries(outages: &[ReportOutage], monitored: f64) -> Vec<GroupSummary> {
-    let mut group_names: Vec<String> = outages.iter().map(|o| o.group.clone()).collect();
-    group_names.sort();
-    group_names.dedup();
-    group_names
-        .into_iter()
-        .map(|g| {
-            let of: Vec<&ReportOutage> = outages.iter().filter(|o| o.group == g).collect();
-            let downtime = of
-                .iter()
-                .map(|o| o.duration_in_period_seconds)
-                .fold(0.0, |x, y| x + y);
-            let mut by_cause: Vec<CauseDowntime> = Vec::new();
-            for o in &of {
-                match by_cause.iter_mut().find(|c| c.cause == o.cause) {
-                    Some(c) => c.downtime_seconds += o.duration_in_period_seconds,
-                    None => by_cause.push(CauseDowntime {
-                        cause: o.cause.clone(),
-                        downtime_seconds: o.duration_in_period_seconds,
-                    }),
-                }
+/// A group's totals over the period, from the shared [`figures`].
+fn group_summary(figs: &Figures, g: &str, since: Timestamp, until: Timestamp) -> GroupSummary {
+    let f = figs.group(g, since, until);
+    let coverage = f.coverage_percent();
+    let summary = if f.outages > 0 {
+        format!(
+            "{} outage{}, {} down",
+            f.outages,
+            if f.outages == 1 { "" } else { "s" },
+            human(f.down_seconds)
+        )
+    } else if f.monitored_seconds <= 0.0 {
+        "not monitored".to_string()
+    } else if f.judged_seconds < 0.001 {
+        "no outage; not yet judged".to_string()
+    } else if coverage >= 99.95 && f.not_judged_seconds < 1.0 {
+        "no outage; answered throughout".to_string()
+    } else {
+        format!(
+            "no outage; answered throughout the {} monitored ({:.2} % of the period{})",
+            human(f.judged_seconds),
+            coverage,
+            if f.not_judged_seconds >= 1.0 {
+                format!("; {} not yet judged", human(f.not_judged_seconds))
+            } else {
+                String::new()
             }
-            by_cause.sort_by(|a, b| b.downtime_seconds.total_cmp(&a.downtime_seconds));
-            GroupSummary {
-                availability_percent: (monitored > 0.0)
-                    .then(|| (100.0 * (1.0 - downtime / monitored)).clamp(0.0, 100.0)),
-                outages: of.len(),
-                downtime_seconds: downtime,
-                longest_outage_seconds: of.iter().map(|o| o.duration_seconds).fold(0.0, f64::max),
-                downtime_by_cause: by_cause,
-                group: g,
-            }
-        })
-        .collect()
+        )
+    };
+    GroupSummary {
+        group: g.to_string(),
+        outages: f.outages,
+        downtime_seconds: f.down_seconds,
+        availability_percent: f.availability_percent,
+        monitored_seconds: f.monitored_seconds,
+        not_judged_seconds: f.not_judged_seconds,
+        coverage_percent: coverage,
+        summary,
+        longest_outage_seconds: f.longest_outage_seconds,
+        downtime_by_cause: figs
+            .down_by_cause(g, since, until)
+            .into_iter()
+            .map(|(cause, downtime_seconds)| CauseDowntime {
+                cause,
+                downtime_seconds,
+            })
+            .collect(),
+    }
+}
+
+/// Most days the report lists (the most recent ones).
+const MAX_DAYS: usize = 62;
+
+/// Per local day touching the period, each group's figures.
+fn days(
+    figs: &Figures,
+    groups: &[String],
+    since: Timestamp,
+    until: Timestamp,
+    tz: &TimeZone,
+) -> Vec<ReportDay> {
+    let mut out = Vec::new();
+    let mut day = since.to_zoned(tz.clone()).date();
+    let last = until.to_zoned(tz.clone()).date();
+    while day <= last {
+        let start = day.to_zoned(tz.clone()).map_or(since, |z| z.timestamp());
+        let Ok(next) = day.tomorrow() else { break };
+        let end = next.to_zoned(tz.clone()).map_or(until, |z| z.timestamp());
+        if let Some((a, b)) = figures::clip(start, end, since, until) {
+            let mon = figures::total(&figs.monitored(a, b));
+            out.push(ReportDay {
+                date: day.to_string(),
+                coverage_percent: 100.0 * mon / secs(a, b).max(1e-9),
+                groups: groups
+                    .iter()
+                    .map(|g| {
+                        let f = figs.group(g, a, b);
+                        DayGroup {
+                            group: g.clone(),
+                            availability_percent: f.availability_percent,
+                            text: f.availability_text(),
+                        }
+                    })
+                    .collect(),
+            });
+        }
+        day = next;
+    }
+    let skip = out.len().saturating_sub(MAX_DAYS);
+    out.split_off(skip)
 }
 
 /// Each hop's address, `*` for a silent one; trailing silent hops as one `* xN`.
@@ -441,54 +564,6 @@ fn hop_list(hops: &[crate::probe::trace::Hop]) -> Vec<String> {
         0 => {}
         1 => out.push("*".to_string()),
         n => out.push(format!("* x{n}")),
-    }
-    out
-}
-
-fn clip(
-    a: Timestamp,
-    b: Timestamp,
-    lo: Timestamp,
-    hi: Timestamp,
-) -> Option<(Timestamp, Timestamp)> {
-    let a = a.max(lo);
-    let b = b.min(hi);
-    (b > a).then_some((a, b))
-}
-
-/// Sorted, disjoint union of `spans`.
-fn union(mut spans: Vec<(Timestamp, Timestamp)>) -> Vec<(Timestamp, Timestamp)> {
-    spans.sort();
-    let mut merged: Vec<(Timestamp, Timestamp)> = Vec::new();
-    for (a, b) in spans {
-        match merged.last_mut() {
-            Some(last) if a <= last.1 => last.1 = last.1.max(b),
-            _ => merged.push((a, b)),
-        }
-    }
-    merged
-}
-
-/// `spans` less `holes`, both sorted and disjoint.
-fn subtract(
-    spans: &[(Timestamp, Timestamp)],
-    holes: &[(Timestamp, Timestamp)],
-) -> Vec<(Timestamp, Timestamp)> {
-    let mut out = Vec::new();
-    for &(a, b) in spans {
-        let mut cursor = a;
-        for &(ha, hb) in holes {
-            if hb <= cursor || ha >= b {
-                continue;
-            }
-            if ha > cursor {
-                out.push((cursor, ha));
-            }
-            cursor = cursor.max(hb);
-        }
-        if cursor < b {
-            out.push((cursor, b));
-        }
     }
     out
 }
@@ -516,15 +591,20 @@ pub fn human(secs: f64) -> String {
     }
 }
 
-/// Renders the report in `format`.
+/// Renders the report in `format` (CSV: the outages table).
 pub fn render(report: &Report, format: Format) -> Result<String, ReportError> {
+    render_with(report, format, CsvTable::default())
+}
+
+/// Renders the report in `format`; CSV gives the one table `table`.
+pub fn render_with(report: &Report, format: Format, table: CsvTable) -> Result<String, ReportError> {
     Ok(match format {
         Format::Json => {
             let mut s = serde_json::to_string_pretty(report)?;
             s.push('\n');
             s
         }
-        Format::Csv => render_csv(report),
+        Format::Csv => render_csv(report, table),
         Format::Markdown => render_markdown(report),
         Format::Html => render_html(report),
     })
@@ -538,8 +618,23 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-fn render_csv(r: &Report) -> String {
-    let mut out = String::from(
+/// One CSV table: a header line, then one row per item (the header alone
+/// when there is none).
+fn render_csv(r: &Report, table: CsvTable) -> String {
+    let mut out = String::new();
+    match table {
+        CsvTable::Outages => csv_outages(&mut out, r),
+        CsvTable::Groups => csv_groups(&mut out, r),
+        CsvTable::SlowPeriods => slow::csv(&mut out, &r.slow_periods),
+        CsvTable::Plan => plan::csv(&mut out, r.speed_against_plan.as_ref()),
+        CsvTable::SpeedTests => plan::csv_tests(&mut out, r.speed_against_plan.as_ref()),
+        CsvTable::Days => csv_days(&mut out, r),
+    }
+    out
+}
+
+fn csv_outages(out: &mut String, r: &Report) {
+    out.push_str(
         "id,group,cause,start,end,duration_seconds,duration_in_period_seconds,targets,gaps,end_observed,path_at_start,path_at_end\n",
     );
     for o in &r.outages {
@@ -569,9 +664,45 @@ fn render_csv(r: &Report) -> String {
             at(|p| &p.at_end),
         );
     }
-    slow::csv(&mut out, &r.slow_periods);
-    plan::csv(&mut out, r.speed_against_plan.as_ref());
-    out
+}
+
+fn csv_groups(out: &mut String, r: &Report) {
+    out.push_str(
+        "group,outages,downtime_seconds,availability_percent,monitored_seconds,not_judged_seconds,coverage_percent,longest_outage_seconds,summary\n",
+    );
+    for g in &r.groups {
+        let _ = writeln!(
+            out,
+            "{},{},{:.3},{},{:.3},{:.3},{:.3},{:.3},{}",
+            csv_field(&g.group),
+            g.outages,
+            g.downtime_seconds,
+            g.availability_percent
+                .map_or(String::new(), |a| format!("{a:.3}")),
+            g.monitored_seconds,
+            g.not_judged_seconds,
+            g.coverage_percent,
+            g.longest_outage_seconds,
+            csv_field(&g.summary),
+        );
+    }
+}
+
+fn csv_days(out: &mut String, r: &Report) {
+    out.push_str("date,group,coverage_percent,availability_percent\n");
+    for d in &r.days {
+        for g in &d.groups {
+            let _ = writeln!(
+                out,
+                "{},{},{:.3},{}",
+                d.date,
+                csv_field(&g.group),
+                d.coverage_percent,
+                g.availability_percent
+                    .map_or(String::new(), |a| format!("{a:.3}")),
+            );
+        }
+    }
 }
 
 fn caveats(r: &Report) -> Vec<String> {
@@ -604,16 +735,66 @@ pub fn witness_check(r: &Report) -> String {
     match &r.journal_head {
         None => "Journal head: the journal is empty".to_string(),
         Some(h) => format!(
-            "Journal head: line seq {seq}, SHA-256 {hash}. To check it against an independent \
-             witness, query the Prometheus that scraped this daemon: \
-             every value of linkwatch_journal_events_total it recorded before this report was \
-             generated must be at most {total}, and wherever it was exactly {total}, \
-             linkwatch_journal_head_info must carry hash=\"{prefix}\"",
-            seq = h.seq,
-            hash = h.hash,
-            total = h.seq + 1,
-            prefix = h.hash_prefix(),
+            "Journal head: line seq {}, SHA-256 {}. {}",
+            h.seq,
+            h.hash,
+            witness_instructions(h)
         ),
+    }
+}
+
+/// How to check the head `h` against the metrics a Prometheus scraped.
+pub(crate) fn witness_instructions(h: &ChainHead) -> String {
+    format!(
+        "To check it against an independent \
+         witness, query the Prometheus that scraped this daemon: \
+         every value of linkwatch_journal_events_total it recorded before this report was \
+         generated must be at most {total}, and wherever it was exactly {total}, \
+         linkwatch_journal_head_info must carry hash=\"{prefix}\"",
+        total = h.seq + 1,
+        prefix = h.hash_prefix(),
+    )
+}
+
+/// A group's summary row: group, summary, availability, coverage,
+/// downtime, longest outage, downtime by cause.
+pub(crate) fn group_cells(g: &GroupSummary) -> [String; 7] {
+    let causes: Vec<String> = g
+        .downtime_by_cause
+        .iter()
+        .map(|c| format!("{}: {}", c.cause, human(c.downtime_seconds)))
+        .collect();
+    [
+        g.group.clone(),
+        g.summary.clone(),
+        availability_text(g),
+        format!("{:.2} %", g.coverage_percent),
+        if g.outages == 0 {
+            "-".into()
+        } else {
+            human(g.downtime_seconds)
+        },
+        if g.outages == 0 {
+            "-".into()
+        } else {
+            human(g.longest_outage_seconds)
+        },
+        if causes.is_empty() {
+            "-".into()
+        } else {
+            causes.join(", ")
+        },
+    ]
+}
+
+/// `99.995 %`, `not monitored` or `not yet judged`.
+pub(crate) fn availability_text(g: &GroupSummary) -> String {
+    match g.availability_percent {
+        // Floored: 99.9996 is not 100 %.
+        Some(a) if a < 100.0 => format!("{:.3} %", (a * 1000.0).floor() / 1000.0),
+        Some(_) => "100 %".into(),
+        None if g.monitored_seconds <= 0.0 => "not monitored".into(),
+        None => "not yet judged".into(),
     }
 }
 
@@ -717,30 +898,19 @@ fn render_markdown(r: &Report) -> String {
     }
     let _ = writeln!(out, "\n## Summary by group\n");
     if r.groups.is_empty() {
-        let _ = writeln!(out, "No outages were recorded in this period.");
+        let _ = writeln!(
+            out,
+            "No group is known: no outage was recorded in this period and no configuration names one (pass --config)."
+        );
     } else {
         let _ = writeln!(
             out,
-            "| group | outages | downtime | availability | longest | downtime by cause |"
+            "| group | summary | availability | coverage | downtime | longest | downtime by cause |"
         );
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|---|");
+        let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---|");
         for g in &r.groups {
-            let causes: Vec<String> = g
-                .downtime_by_cause
-                .iter()
-                .map(|c| format!("{}: {}", c.cause, human(c.downtime_seconds)))
-                .collect();
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {} | {} |",
-                g.group,
-                g.outages,
-                human(g.downtime_seconds),
-                g.availability_percent
-                    .map_or("n/a".to_string(), |a| format!("{a:.3} %")),
-                human(g.longest_outage_seconds),
-                causes.join(", ")
-            );
+            let c = group_cells(g);
+            let _ = writeln!(out, "| {} |", c.join(" | "));
         }
     }
     if !r.outages.is_empty() {
@@ -786,6 +956,7 @@ fn render_markdown(r: &Report) -> String {
     }
     slow::markdown(&mut out, &r.slow_periods);
     plan::markdown(&mut out, r.speed_against_plan.as_ref(), &r.time_zone);
+    plan::markdown_tests(&mut out, r.speed_against_plan.as_ref());
     let _ = writeln!(out, "\n---\n\n{DEFINITIONS}");
     out
 }

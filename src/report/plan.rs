@@ -95,6 +95,27 @@ pub struct SpeedAgainstPlan {
     pub failed_tests_without_plan: u64,
     /// Why tests are missing from the table (or why there is none), for people.
     pub notes: Vec<String>,
+    /// Every test of the period, good and failed, oldest first (with or
+    /// without a plan).
+    pub tests: Vec<SpeedTest>,
+}
+
+/// One throughput test.
+#[derive(Debug, Clone, Serialize)]
+pub struct SpeedTest {
+    /// When it started, in the report's time zone (RFC 3339); a failed
+    /// test: the minute it started in.
+    pub time: String,
+    pub target: String,
+    pub group: String,
+    pub direction: String,
+    /// Goodput; `null` for a failed test.
+    pub mbit_per_second: Option<f64>,
+    /// Goodput as a share of the plan in force; `null` without a plan or
+    /// for a failed test.
+    pub percent_of_plan: Option<f64>,
+    /// Failed tests this row stands for (failures are counted per minute).
+    pub failed: u64,
 }
 
 /// A test as the table counts it.
@@ -109,6 +130,9 @@ struct Judged<'a> {
     percent: Option<f64>,
     /// Failed tests this entry stands for (0 for a good test).
     failures: u64,
+    at: Timestamp,
+    /// Goodput, `None` for failures.
+    bps: Option<f64>,
 }
 
 /// The run in force at `at`: the last one started at or before it.
@@ -162,6 +186,8 @@ pub(super) fn build(
                     plan,
                     percent: plan.map(|p| 100.0 * t.bits_per_second / p),
                     failures: 0,
+                    at: t.at,
+                    bps: Some(t.bits_per_second),
                 });
             }
         }
@@ -179,11 +205,26 @@ pub(super) fn build(
                     plan,
                     percent: None,
                     failures: u64::from(n),
+                    at: minute,
+                    bps: None,
                 });
             }
         }
     }
     let mut table = (!judged.is_empty()).then(|| summarise(&judged))?;
+    judged.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.target.cmp(b.target)));
+    table.tests = judged
+        .iter()
+        .map(|j| SpeedTest {
+            time: super::format_in(j.at, tz),
+            target: j.target.to_string(),
+            group: j.group.to_string(),
+            direction: j.direction.to_string(),
+            mbit_per_second: j.bps.map(|b| (b / 1e4).round() / 100.0),
+            percent_of_plan: j.percent.map(|p| (p * 10.0).round() / 10.0),
+            failed: j.failures,
+        })
+        .collect();
     if let Some(p) = given {
         let named: Vec<String> = [("download", p.download_bps), ("upload", p.upload_bps)]
             .iter()
@@ -293,6 +334,7 @@ fn summarise(judged: &[Judged<'_>]) -> SpeedAgainstPlan {
         tests_without_plan,
         failed_tests_without_plan,
         notes,
+        tests: Vec::new(),
     }
 }
 
@@ -458,15 +500,13 @@ pub(super) fn html(table: Option<&SpeedAgainstPlan>, tz: &str) -> String {
     b
 }
 
-/// A third CSV table after a blank line, only when there are rows.
+/// The CSV table of the rows against the plan (the header alone without).
 pub(super) fn csv(out: &mut String, table: Option<&SpeedAgainstPlan>) {
-    let Some(t) = table.filter(|t| !t.rows.is_empty()) else {
-        return;
-    };
     out.push_str(
-        "\nplan_direction,plan_bps,hours,tests,below_50_percent,below_25_percent,median_percent_of_plan,failed_tests\n",
+        "plan_direction,plan_bps,hours,tests,below_50_percent,below_25_percent,median_percent_of_plan,failed_tests\n",
     );
-    for r in &t.rows {
+    let rows = table.map_or(&[][..], |t| &t.rows[..]);
+    for r in rows {
         let plans: Vec<String> = r.plan_bps.iter().map(|b| format!("{b:.0}")).collect();
         let _ = writeln!(
             out,
@@ -484,6 +524,89 @@ pub(super) fn csv(out: &mut String, table: Option<&SpeedAgainstPlan>) {
             r.median_percent_of_plan
                 .map_or(String::new(), |m| format!("{m:.3}")),
             r.failed_tests,
+        );
+    }
+}
+
+/// The columns of the table of every test.
+const TEST_HEAD: [&str; 6] = [
+    "time",
+    "target",
+    "direction",
+    "Mbit/s",
+    "% of plan",
+    "group",
+];
+
+fn test_cells(t: &SpeedTest) -> [String; 6] {
+    [
+        t.time.clone(),
+        t.target.clone(),
+        t.direction.clone(),
+        match t.mbit_per_second {
+            Some(m) => format!("{m:.2}"),
+            None if t.failed == 1 => "failed".into(),
+            None => format!("{} failed", t.failed),
+        },
+        t.percent_of_plan
+            .map_or("-".into(), |p| format!("{p:.1} %")),
+        t.group.clone(),
+    ]
+}
+
+/// Every speed test, as a Markdown table.
+pub(super) fn markdown_tests(out: &mut String, table: Option<&SpeedAgainstPlan>) {
+    let Some(t) = table.filter(|t| !t.tests.is_empty()) else {
+        return;
+    };
+    let _ = writeln!(out, "\n## Speed tests\n");
+    let _ = writeln!(out, "| {} |", TEST_HEAD.join(" | "));
+    let _ = writeln!(out, "|---|---|---|---:|---:|---|");
+    for test in &t.tests {
+        let _ = writeln!(out, "| {} |", test_cells(test).join(" | "));
+    }
+}
+
+/// Every speed test, as an HTML table scrolling in its own box on a phone.
+pub(super) fn html_tests(table: Option<&SpeedAgainstPlan>) -> String {
+    let Some(t) = table.filter(|t| !t.tests.is_empty()) else {
+        return String::new();
+    };
+    let mut b = String::from(
+        "<section id=\"speedtests\"><h2>Speed tests</h2><div class=\"scroll\"><table><thead><tr>",
+    );
+    for h in TEST_HEAD {
+        let _ = write!(b, "<th>{}</th>", esc(h));
+    }
+    b.push_str("</tr></thead><tbody>");
+    for test in &t.tests {
+        b.push_str("<tr>");
+        for (i, c) in test_cells(test).iter().enumerate() {
+            let num = if i == 3 || i == 4 { " class=\"num\"" } else { "" };
+            let c = if i == 0 { super::html::spaced(c) } else { c.clone() };
+            let _ = write!(b, "<td{num}>{}</td>", esc(&c));
+        }
+        b.push_str("</tr>");
+    }
+    b.push_str("</tbody></table></div></section>");
+    b
+}
+
+/// Every speed test as a CSV table (the header alone without tests).
+pub(super) fn csv_tests(out: &mut String, table: Option<&SpeedAgainstPlan>) {
+    out.push_str("time,target,group,direction,mbit_per_second,percent_of_plan,failed_tests\n");
+    let tests = table.map_or(&[][..], |t| &t.tests[..]);
+    for t in tests {
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{},{}",
+            t.time,
+            csv_field(&t.target),
+            csv_field(&t.group),
+            csv_field(&t.direction),
+            t.mbit_per_second.map_or(String::new(), |m| format!("{m:.2}")),
+            t.percent_of_plan.map_or(String::new(), |p| format!("{p:.1}")),
+            t.failed,
         );
     }
 }
