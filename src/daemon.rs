@@ -220,6 +220,7 @@ impl Running {
             scheduler_alive: scheduler_alive.clone(),
             started: jiff::Timestamp::now(),
             reload: Some(reload_tx),
+            data_dir: config.daemon.data_dir.clone(),
         });
         let server_stop = CancellationToken::new();
         let server = tokio::spawn(server::serve(

@@ -74,15 +74,6 @@ fn page(status: &Status, periods: &[Period]) -> String {
     let store = HistoryStore::open_at(dir.path(), names.clone(), status.now).unwrap();
     let all: Vec<String> = names.into_iter().map(|(n, _)| n).collect();
     let now = status.now;
-    let cov = store.query(
-        &HistoryQuery::new(
-            all.clone(),
-            Timestamp::from_second(now.as_second() - 30 * 86_400).unwrap(),
-            now,
-            COVERAGE_STEP,
-        )
-        .unwrap(),
-    );
     let charts = store.query(
         &HistoryQuery::new(
             all,
@@ -95,7 +86,9 @@ fn page(status: &Status, periods: &[Period]) -> String {
     status_page(&PageData {
         status,
         periods,
-        coverage: &cov,
+        figures: &[],
+        monitored: &[],
+        plans: &[],
         charts: &charts,
         range: Range::H24,
         uncharted: 0,
