@@ -1016,11 +1016,11 @@ mod tests {
         assert_eq!(r.unmonitored.len(), 1);
         assert!(r.outages.is_empty());
         let md = render(&r, Format::Markdown).unwrap();
-        assert!(md.contains("No outages were recorded"));
+        assert!(md.contains("No group is known"), "{md}");
         assert!(md.contains("Monitoring covered 0.00 %"));
         let html = render(&r, Format::Html).unwrap();
         for part in [
-            "No outages were recorded",
+            "No group is known",
             "Monitoring covered 0.00 %",
             "Not monitored:",
             "linkwatch outages --verify",
@@ -1045,6 +1045,84 @@ mod tests {
             build(dir.path(), since, until, "Mars/Olympus"),
             Err(ReportError::TimeZone(_))
         ));
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn every_group_is_summarised_with_the_shared_figures_and_csv_is_one_table() {
+        use figures::tests::{at, measured};
+        let dir = tempfile::tempdir().unwrap();
+        measured(dir.path());
+        let groups: Vec<String> = ["lan", "isp", "internet", "dns"].map(String::from).into();
+        let r = build_with(dir.path(), at(0.0), at(213.0), "UTC", None, &groups).unwrap();
+        let names: Vec<&str> = r.groups.iter().map(|g| g.group.as_str()).collect();
+        assert_eq!(names, ["lan", "isp", "internet", "dns"], "configuration order");
+        let g = |n: &str| r.groups.iter().find(|g| g.group == n).unwrap();
+        // Zero successes: 0 %, not the share of the seconds before the first probe.
+        assert_eq!(g("lan").availability_percent, Some(0.0));
+        assert!((g("isp").availability_percent.unwrap() - 78.497).abs() < 0.01);
+        assert!((g("isp").downtime_seconds - 45.8).abs() < 1e-6);
+        assert_eq!(g("internet").summary, "no outage; answered throughout");
+        assert_eq!(g("internet").availability_percent, Some(100.0));
+        // The same numbers as the page's and the API's function.
+        let h = History::load(dir.path()).unwrap();
+        let f = Figures::new(&h, Timestamp::now(), &lock::probe(dir.path()));
+        for s in &r.groups {
+            let want = f.group(&s.group, at(0.0), at(213.0));
+            assert_eq!(s.availability_percent, want.availability_percent, "{}", s.group);
+            assert_eq!(s.downtime_seconds, want.down_seconds, "{}", s.group);
+        }
+        // A longer period: coverage is said, not "throughout".
+        let r2 = build_with(dir.path(), at(0.0), at(426.0), "UTC", None, &groups).unwrap();
+        let internet = r2.groups.iter().find(|g| g.group == "internet").unwrap();
+        assert!(
+            internet.summary.starts_with("no outage; answered throughout the 3m 33s monitored (50.00 % of the period"),
+            "{}",
+            internet.summary
+        );
+        let md = render(&r, Format::Markdown).unwrap();
+        assert!(md.contains("| lan | 1 outage, 3m 33s down | 0.000 % | 100.00 % |"), "{md}");
+        assert!(md.contains("| internet | no outage; answered throughout | 100 % | 100.00 % | - | - | - |"), "{md}");
+        let html = render(&r, Format::Html).unwrap();
+        let hash = &r.journal_head.as_ref().unwrap().hash;
+        assert_eq!(html.matches(hash.as_str()).count(), 1, "the head hash once");
+        assert!(html.contains("<td>internet</td><td>no outage; answered throughout</td>"), "{html}");
+        // CSV: one well-formed table per output.
+        for table in [
+            CsvTable::Outages,
+            CsvTable::Groups,
+            CsvTable::SlowPeriods,
+            CsvTable::Plan,
+            CsvTable::SpeedTests,
+            CsvTable::Days,
+        ] {
+            let csv = render_with(&r, Format::Csv, table).unwrap();
+            // Fields outside quotes (no quoted line breaks here).
+            let fields = |l: &str| {
+                let mut quoted = false;
+                1 + l
+                    .chars()
+                    .filter(|c| {
+                        if *c == '"' {
+                            quoted = !quoted;
+                        }
+                        *c == ',' && !quoted
+                    })
+                    .count()
+            };
+            let mut lines = csv.lines();
+            let columns = fields(lines.next().unwrap());
+            assert!(!csv.contains("\n\n"), "{table:?}: {csv}");
+            for l in lines {
+                assert_eq!(fields(l), columns, "{table:?}: {l}");
+            }
+        }
+        let csv = render_with(&r, Format::Csv, CsvTable::Groups).unwrap();
+        assert_eq!(csv.lines().count(), 5, "{csv}");
+        assert!(csv.contains("\nlan,1,212.600,0.000,213.000,0.400,100.000,"), "{csv}");
+        assert_eq!(render(&r, Format::Csv).unwrap(), render_with(&r, Format::Csv, CsvTable::Outages).unwrap());
+        let csv = render_with(&r, Format::Csv, CsvTable::Days).unwrap();
+        assert!(csv.contains("\n2026-11-01,lan,100.000,0.000\n"), "{csv}");
     }
 
     #[test]

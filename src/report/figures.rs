@@ -373,7 +373,8 @@ pub fn intersect(a: &[Span], b: &[Span]) -> Vec<Span> {
 
 /// Seconds covered by `spans`.
 pub fn total(spans: &[Span]) -> f64 {
-    spans.iter().map(|(a, b)| secs(*a, *b)).sum()
+    // A fold from +0.0: an empty `sum()` of f64 is -0.0, which JSON shows.
+    spans.iter().map(|(a, b)| secs(*a, *b)).fold(0.0, |x, y| x + y)
 }
 
 /// Seconds from `a` to `b`, never negative.
@@ -383,4 +384,4 @@ pub fn secs(a: Timestamp, b: Timestamp) -> f64 {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests;
+pub(crate) mod tests;

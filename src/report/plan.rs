@@ -617,7 +617,7 @@ mod tests {
     use super::*;
     use crate::outage::event::{DaemonStart, PlanRecord, ThroughputTarget};
     use crate::outage::journal::{self, Entry, FileSink, JournalCounters, JournalWriter};
-    use crate::report::{Format, build, render};
+    use crate::report::{CsvTable, Format, build, render, render_with};
 
     fn start(plan: Option<PlanRecord>) -> Entry {
         Entry::DaemonStart(DaemonStart {
@@ -829,11 +829,34 @@ mod tests {
             serde_json::from_str(&render(&r, Format::Json).unwrap()).unwrap();
         assert_eq!(json["speed_against_plan"]["rows"][2]["hours"], "all");
         assert_eq!(json["speed_against_plan"]["rows"][2]["below_50_percent"], 4);
-        let csv = render(&r, Format::Csv).unwrap();
+        let csv = render_with(&r, Format::Csv, CsvTable::Plan).unwrap();
+        assert!(csv.starts_with("plan_direction,plan_bps,"), "{csv}");
         assert!(
             csv.contains("\ndownload,100000000 200000000,all,5,4,1,30.000,1\n"),
             "{csv}"
         );
+        assert!(!csv.contains("\n\n"), "one table, no blank line: {csv}");
+
+        // Every test, good, failed and without a plan, in every format.
+        assert_eq!(t.tests.len(), 7, "{:?}", t.tests);
+        assert!(t.tests.windows(2).all(|w| w[0].time <= w[1].time));
+        let good: Vec<&SpeedTest> = t.tests.iter().filter(|x| x.failed == 0).collect();
+        assert_eq!(good.len(), 6);
+        assert!(
+            good.iter()
+                .any(|x| x.percent_of_plan == Some(25.0) && x.direction == "download"),
+            "{good:?}"
+        );
+        assert!(good.iter().any(|x| x.percent_of_plan.is_none()), "the test without a plan");
+        assert!(md.contains("## Speed tests"), "{md}");
+        assert!(md.contains("| time | target | direction | Mbit/s | % of plan | group |"), "{md}");
+        assert!(md.contains(" | 25.0 % | international |"), "{md}");
+        assert!(html.contains("<section id=\"speedtests\"><h2>Speed tests</h2><div class=\"scroll\">"), "{html}");
+        let csv = render_with(&r, Format::Csv, CsvTable::SpeedTests).unwrap();
+        assert!(csv.starts_with("time,target,group,direction,mbit_per_second,percent_of_plan,failed_tests\n"), "{csv}");
+        assert_eq!(csv.lines().count(), 8, "{csv}");
+        assert!(csv.lines().all(|l| l.split(',').count() == 7), "{csv}");
+        assert_eq!(json["speed_against_plan"]["tests"].as_array().unwrap().len(), 7);
 
         // The evening in another zone: 10:00 and 12:00 UTC are 18:00 and
         // 20:00 in Asia/Shanghai (+08:00), the UTC evening is past midnight.
@@ -862,7 +885,7 @@ mod tests {
             md.contains("1 throughput test(s) (1 more failed) were recorded in this period, but no [plan] was configured"),
             "{md}"
         );
-        assert!(!md.contains("| direction |"), "{md}");
+        assert!(!md.contains("| direction | plan |"), "{md}");
         assert!(
             render(&r, Format::Html)
                 .unwrap()
