@@ -340,7 +340,7 @@ pub fn throughput_chart(series: &Series, tz: &jiff::tz::TimeZone, plan: Option<f
     let mut s = String::new();
     let _ = write!(
         s,
-        "<svg class=\"chart\" viewBox=\"0 0 {W} {H}\" role=\"img\" data-chart=\"{}-throughput\"><title>Throughput of {}: {} tests{} (log scale)</title>\
+        "<svg class=\"chart\" viewBox=\"0 0 {W} {H}\" role=\"img\" data-chart=\"{}-throughput\"><title>Throughput of {}: {} tests{} (bit/s, log scale)</title>\
 <rect class=\"plot\" x=\"{PAD_L}\" y=\"{TOP}\" width=\"{plot_w:.1}\" height=\"{plot_h}\"/>",
         esc(&series.target),
         esc(&series.target),
@@ -356,10 +356,16 @@ pub fn throughput_chart(series: &Series, tz: &jiff::tz::TimeZone, plan: Option<f
             PAD_L + plot_w,
             PAD_L - 4.0,
             y + 4.0,
-            rate(10f64.powf(d))
+            rate_short(10f64.powf(d))
         );
         d += 1.0;
     }
+    let _ = write!(
+        s,
+        "<text class=\"ax\" x=\"{:.1}\" y=\"{:.1}\">bit/s, log scale</text>",
+        PAD_L + 4.0,
+        TOP + 12.0
+    );
     if let Some(p) = plan.filter(|p| *p > 0.0) {
         let y = y_of(p);
         let _ = write!(
@@ -387,6 +393,20 @@ pub fn throughput_chart(series: &Series, tz: &jiff::tz::TimeZone, plan: Option<f
     }
     s.push_str("</svg>");
     s
+}
+
+/// An axis label that fits the margin: `100M`, `1G`, `10k` (bit/s).
+fn rate_short(bps: f64) -> String {
+    let (v, unit) = if bps >= 1e9 {
+        (bps / 1e9, "G")
+    } else if bps >= 1e6 {
+        (bps / 1e6, "M")
+    } else if bps >= 1e3 {
+        (bps / 1e3, "k")
+    } else {
+        (bps, "")
+    };
+    format!("{v:.0}{unit}")
 }
 
 /// `12.3 Mbit/s`.
