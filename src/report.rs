@@ -322,7 +322,9 @@ pub fn build_with(
         .map(|r| {
             let end = figs.outage_end(r);
             let in_period = figures::total(&figures::intersect(
-                &figures::clip(r.start, end, since, until).into_iter().collect::<Vec<_>>(),
+                &figures::clip(r.start, end, since, until)
+                    .into_iter()
+                    .collect::<Vec<_>>(),
                 &monitored_spans,
             ));
             ReportOutage {
@@ -597,7 +599,11 @@ pub fn render(report: &Report, format: Format) -> Result<String, ReportError> {
 }
 
 /// Renders the report in `format`; CSV gives the one table `table`.
-pub fn render_with(report: &Report, format: Format, table: CsvTable) -> Result<String, ReportError> {
+pub fn render_with(
+    report: &Report,
+    format: Format,
+    table: CsvTable,
+) -> Result<String, ReportError> {
     Ok(match format {
         Format::Json => {
             let mut s = serde_json::to_string_pretty(report)?;
@@ -965,7 +971,7 @@ fn render_markdown(r: &Report) -> String {
 const VERIFY: &str = "To verify: run `linkwatch outages --verify` on the monitoring machine; it recomputes the journal's hash chain and prints the head hash, which must equal the one above unless lines were added since.";
 
 /// The footer that defines the report's terms (both formats).
-const DEFINITIONS: &str = "Start is the first failed probe of the streak that declared the outage; end is the first successful probe of the streak that ended it. An edge marked \"not observed\" happened while linkwatch was not running or stalled: a start is then the earliest moment it could have been and an end the last moment the group was seen down, and the true moment lies in the adjacent unobserved period. \"Likely cause\" is the farthest-upstream group that was down when the outage started. Durations come from the monotonic clock when one process saw both ends, otherwise from the wall clock. Availability is up time divided by monitored time; unmonitored time counts neither way.";
+const DEFINITIONS: &str = "Start is the first failed probe of the streak that declared the outage; end is the first successful probe of the streak that ended it. An edge marked \"not observed\" happened while linkwatch was not running or stalled: a start is then the earliest moment it could have been and an end the last moment the group was seen down, and the true moment lies in the adjacent unobserved period. \"Likely cause\" is the farthest-upstream group that was down when the outage started. Durations come from the monotonic clock when one process saw both ends, otherwise from the wall clock. Availability is up time divided by judged time: the time monitored (a daemon running, not stalled) in which the group had a verdict; unmonitored time and time before a group's first verdict (\"not yet judged\") count neither way. The status page, /api/v1/availability and this report compute it with the same function over the same journal.";
 
 fn render_html(r: &Report) -> String {
     html::render(r, &caveats(r), VERIFY, DEFINITIONS)
@@ -1056,7 +1062,11 @@ mod tests {
         let groups: Vec<String> = ["lan", "isp", "internet", "dns"].map(String::from).into();
         let r = build_with(dir.path(), at(0.0), at(213.0), "UTC", None, &groups).unwrap();
         let names: Vec<&str> = r.groups.iter().map(|g| g.group.as_str()).collect();
-        assert_eq!(names, ["lan", "isp", "internet", "dns"], "configuration order");
+        assert_eq!(
+            names,
+            ["lan", "isp", "internet", "dns"],
+            "configuration order"
+        );
         let g = |n: &str| r.groups.iter().find(|g| g.group == n).unwrap();
         // Zero successes: 0 %, not the share of the seconds before the first probe.
         assert_eq!(g("lan").availability_percent, Some(0.0));
@@ -1069,24 +1079,41 @@ mod tests {
         let f = Figures::new(&h, Timestamp::now(), &lock::probe(dir.path()));
         for s in &r.groups {
             let want = f.group(&s.group, at(0.0), at(213.0));
-            assert_eq!(s.availability_percent, want.availability_percent, "{}", s.group);
+            assert_eq!(
+                s.availability_percent, want.availability_percent,
+                "{}",
+                s.group
+            );
             assert_eq!(s.downtime_seconds, want.down_seconds, "{}", s.group);
         }
         // A longer period: coverage is said, not "throughout".
         let r2 = build_with(dir.path(), at(0.0), at(426.0), "UTC", None, &groups).unwrap();
         let internet = r2.groups.iter().find(|g| g.group == "internet").unwrap();
         assert!(
-            internet.summary.starts_with("no outage; answered throughout the 3m 33s monitored (50.00 % of the period"),
+            internet.summary.starts_with(
+                "no outage; answered throughout the 3m 33s monitored (50.00 % of the period"
+            ),
             "{}",
             internet.summary
         );
         let md = render(&r, Format::Markdown).unwrap();
-        assert!(md.contains("| lan | 1 outage, 3m 33s down | 0.000 % | 100.00 % |"), "{md}");
-        assert!(md.contains("| internet | no outage; answered throughout | 100 % | 100.00 % | - | - | - |"), "{md}");
+        assert!(
+            md.contains("| lan | 1 outage, 3m 33s down | 0.000 % | 100.00 % |"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| internet | no outage; answered throughout | 100 % | 100.00 % | - | - | - |"
+            ),
+            "{md}"
+        );
         let html = render(&r, Format::Html).unwrap();
         let hash = &r.journal_head.as_ref().unwrap().hash;
         assert_eq!(html.matches(hash.as_str()).count(), 1, "the head hash once");
-        assert!(html.contains("<td>internet</td><td>no outage; answered throughout</td>"), "{html}");
+        assert!(
+            html.contains("<td>internet</td><td>no outage; answered throughout</td>"),
+            "{html}"
+        );
         // CSV: one well-formed table per output.
         for table in [
             CsvTable::Outages,
@@ -1119,8 +1146,14 @@ mod tests {
         }
         let csv = render_with(&r, Format::Csv, CsvTable::Groups).unwrap();
         assert_eq!(csv.lines().count(), 5, "{csv}");
-        assert!(csv.contains("\nlan,1,212.600,0.000,213.000,0.400,100.000,"), "{csv}");
-        assert_eq!(render(&r, Format::Csv).unwrap(), render_with(&r, Format::Csv, CsvTable::Outages).unwrap());
+        assert!(
+            csv.contains("\nlan,1,212.600,0.000,213.000,0.400,100.000,"),
+            "{csv}"
+        );
+        assert_eq!(
+            render(&r, Format::Csv).unwrap(),
+            render_with(&r, Format::Csv, CsvTable::Outages).unwrap()
+        );
         let csv = render_with(&r, Format::Csv, CsvTable::Days).unwrap();
         assert!(csv.contains("\n2026-11-01,lan,100.000,0.000\n"), "{csv}");
     }

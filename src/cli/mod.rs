@@ -209,10 +209,9 @@ pub fn main() -> ExitCode {
             config.as_deref(),
             since,
             until.as_deref(),
-            *format,
+            (*format, *table),
             tz,
             [plan_download.as_deref(), plan_upload.as_deref()],
-            *table,
         ),
         Command::Trace {
             target,

@@ -10,10 +10,10 @@ pub(super) fn report(
     config_path: Option<&Path>,
     since: &str,
     until: Option<&str>,
-    format: crate::report::Format,
+    // The format, and with CSV the table.
+    (format, table): (crate::report::Format, crate::report::CsvTable),
     tz: &str,
     plan: [Option<&str>; 2],
-    table: crate::report::CsvTable,
 ) -> ExitCode {
     use crate::report::ReportError;
     let dir = match resolve_data_dir(data_dir, config_path) {
@@ -84,7 +84,11 @@ fn report_groups(config_path: Option<&Path>, data_dir: &Path) -> Vec<String> {
         Some(p) => Some(p.to_path_buf()),
         None => crate::outage::history::History::load(data_dir)
             .ok()
-            .and_then(|h| h.runs.last().map(|r| std::path::PathBuf::from(&r.config_source)))
+            .and_then(|h| {
+                h.runs
+                    .last()
+                    .map(|r| std::path::PathBuf::from(&r.config_source))
+            })
             .filter(|p| p.is_file()),
     };
     let Some(path) = path else {

@@ -387,8 +387,10 @@ pub fn throughput_chart(series: &Series, tz: &jiff::tz::TimeZone, plan: Option<f
             esc(&fmt_time_short(t.at, tz)),
             rate(t.bits_per_second),
             t.seconds,
-            plan.filter(|p| *p > 0.0)
-                .map_or(String::new(), |p| format!(", {:.0} % of plan", 100.0 * t.bits_per_second / p))
+            plan.filter(|p| *p > 0.0).map_or(String::new(), |p| format!(
+                ", {:.0} % of plan",
+                100.0 * t.bits_per_second / p
+            ))
         );
     }
     s.push_str("</svg>");

@@ -208,7 +208,11 @@ fn undecided_and_unmonitored_groups_never_read_100_percent() {
         card("lan")
     );
     assert!(!card("lan").contains("100 %"), "{}", card("lan"));
-    assert!(card("isp").contains("<dt>30 days</dt><dd>100 %</dd>"), "{}", card("isp"));
+    assert!(
+        card("isp").contains("<dt>30 days</dt><dd>100 %</dd>"),
+        "{}",
+        card("isp")
+    );
     // Before the run: grey, not green.
     assert!(card("isp").contains("s-gap"), "{}", card("isp"));
 }
@@ -218,8 +222,18 @@ fn all_good_counts_from_the_last_slow_period_and_names_every_slow_group_upstream
     let now = ts("2026-12-01T10:40:13Z");
     let st = status(now, &[("isp", State::Up), ("internet", State::Up)]);
     let ps = [
-        period(Kind::Outage, "isp", "2026-12-01T10:00:00Z", Some("2026-12-01T10:05:00Z")),
-        period(Kind::Degradation, "internet", "2026-12-01T10:20:00Z", Some("2026-12-01T10:38:13Z")),
+        period(
+            Kind::Outage,
+            "isp",
+            "2026-12-01T10:00:00Z",
+            Some("2026-12-01T10:05:00Z"),
+        ),
+        period(
+            Kind::Degradation,
+            "internet",
+            "2026-12-01T10:20:00Z",
+            Some("2026-12-01T10:38:13Z"),
+        ),
     ];
     let html = page(&st, &ps);
     assert!(
@@ -264,17 +278,30 @@ fn throughput_is_on_a_log_axis_with_the_plan_line() {
     assert!(svg.contains("class=\"plan\""), "{svg}");
     assert!(svg.contains("plan 100.0 Mbit/s"), "{svg}");
     // Decades from 1 Mbit/s to 100 Gbit/s: 2 Mbit/s is not on the floor.
-    assert!(svg.contains(">1M</text>") && svg.contains(">100G</text>"), "{svg}");
+    assert!(
+        svg.contains(">1M</text>") && svg.contains(">100G</text>"),
+        "{svg}"
+    );
     let ys: Vec<f64> = svg
         .split("<circle class=\"tp\"")
         .skip(1)
         .map(|c| {
-            c.split("cy=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap()
+            c.split("cy=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
         })
         .collect();
     // The plot's floor is y = 100; on a linear axis to 40 Gbit/s both
     // would sit on it, 0.005 px apart.
-    assert!(ys[0] < 96.0 && ys[0] - ys[1] > 3.0, "2 and 3 Mbit/s apart: {ys:?}");
+    assert!(
+        ys[0] < 96.0 && ys[0] - ys[1] > 3.0,
+        "2 and 3 Mbit/s apart: {ys:?}"
+    );
     assert!(svg.contains("2.0 Mbit/s in 1.00 s, 2 % of plan"), "{svg}");
 }
 

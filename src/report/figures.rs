@@ -208,10 +208,7 @@ impl<'a> Figures<'a> {
     /// Where an outage ends for figures: its end, else `now` while watched,
     /// else its last sign of life.
     pub fn outage_end(&self, o: &OutageRecord) -> Timestamp {
-        o.end
-            .or(o.observed_until)
-            .unwrap_or(self.now)
-            .max(o.start)
+        o.end.or(o.observed_until).unwrap_or(self.now).max(o.start)
     }
 
     /// The group's outages as spans within `[since, until)` (not yet less
@@ -237,7 +234,10 @@ impl<'a> Figures<'a> {
                 .filter(|o| o.group == group && o.start >= r.started && o.start <= r.alive_until)
                 .map(|o| o.start)
                 .min();
-            let window = r.started.checked_add(FIRST_VERDICT_WINDOW).unwrap_or(r.started);
+            let window = r
+                .started
+                .checked_add(FIRST_VERDICT_WINDOW)
+                .unwrap_or(r.started);
             // An outage carried over from the run before covers the start.
             let carried = self
                 .outages
@@ -299,7 +299,12 @@ impl<'a> Figures<'a> {
 
     /// The seconds of the group's outages attributed to each cause within
     /// `[since, until)` and monitored, largest first.
-    pub fn down_by_cause(&self, group: &str, since: Timestamp, until: Timestamp) -> Vec<(String, f64)> {
+    pub fn down_by_cause(
+        &self,
+        group: &str,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> Vec<(String, f64)> {
         let monitored = self.monitored(since, until);
         let mut by: Vec<(String, f64)> = Vec::new();
         for o in self.outages.iter().filter(|o| o.group == group) {
@@ -374,7 +379,10 @@ pub fn intersect(a: &[Span], b: &[Span]) -> Vec<Span> {
 /// Seconds covered by `spans`.
 pub fn total(spans: &[Span]) -> f64 {
     // A fold from +0.0: an empty `sum()` of f64 is -0.0, which JSON shows.
-    spans.iter().map(|(a, b)| secs(*a, *b)).fold(0.0, |x, y| x + y)
+    spans
+        .iter()
+        .map(|(a, b)| secs(*a, *b))
+        .fold(0.0, |x, y| x + y)
 }
 
 /// Seconds from `a` to `b`, never negative.

@@ -191,7 +191,6 @@ impl Timeline {
         let skip = out.len().saturating_sub(MAX_DAYS);
         out.split_off(skip)
     }
-
 }
 
 fn short(t: Timestamp, tz: &TimeZone) -> String {
@@ -404,7 +403,7 @@ pub fn render(r: &Report, caveats: &[String], verify: &str, definitions: &str) -
     if let Some(t) = Timeline::of(r) {
         let _ = write!(
             b,
-            "<section id=\"timeline\"><h2>Day by day</h2>{}<p class=\"legend\"><span class=\"k mon\">■</span> monitored, up \
+            "<section id=\"timeline\"><h2>Day by day</h2><div class=\"scroll\">{}</div><p class=\"legend\"><span class=\"k mon\">■</span> monitored, up \
 <span class=\"k out\">■</span> outage (any group) <span class=\"k slow\">■</span> slow <span class=\"k gap\">▄</span> not monitored</p>\
 <h2>Availability per day</h2>{}</section>",
             timeline_svg(&t),
@@ -419,7 +418,11 @@ pub fn render(r: &Report, caveats: &[String], verify: &str, definitions: &str) -
         for g in &r.groups {
             b.push_str("<tr>");
             for (i, c) in super::group_cells(g).iter().enumerate() {
-                let num = if (2..=5).contains(&i) { " class=\"num\"" } else { "" };
+                let num = if (2..=5).contains(&i) {
+                    " class=\"num\""
+                } else {
+                    ""
+                };
                 let _ = write!(b, "<td{num}>{}</td>", esc(c));
             }
             b.push_str("</tr>");
@@ -463,7 +466,7 @@ table.page{width:100%;border-collapse:collapse;table-layout:fixed}table.page>the
 h1{font-size:1.5rem;margin:8px 0 2px}h2{font-size:1.1rem;margin:18px 0 6px;break-after:avoid}\
 .lead{color:#5b626b;margin:0 0 8px}\
 table{border-collapse:collapse;width:100%;margin:4px 0}th,td{border:1px solid #d5d8dd;padding:3px 6px;text-align:left;vertical-align:top;font-size:13px;overflow-wrap:break-word}\
-th{background:#f1f2f4}tr{break-inside:avoid}td.num{text-align:right;font-variant-numeric:tabular-nums}tr.total td{font-weight:600}td.id{font-size:11px;color:#5b626b;word-break:break-all}\
+th{background:#f1f2f4}tr{break-inside:avoid}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}tr.total td{font-weight:600}td.id{font-size:11px;color:#5b626b;word-break:break-all}\
 code{font-size:12px;overflow-wrap:anywhere}.note{color:#a11}\
 svg.timeline{width:100%;height:auto;display:block}\
 .grid{stroke:#d5d8dd;stroke-width:.6}.ax,.day{font-size:10px;fill:#5b626b;font-family:system-ui,sans-serif}\
@@ -472,7 +475,7 @@ svg.timeline{width:100%;height:auto;display:block}\
 svg.av{width:60px;height:8px;vertical-align:middle}.avbg{fill:#e3e5e8}.avok{fill:#1f8a44}.avbad{fill:#c8252c}td.na{color:#5b626b}\
 .scroll{overflow-x:auto;max-width:100%}.scroll>table{margin:0}\
 footer{margin-top:18px;border-top:1px solid #d5d8dd;font-size:12px;color:#3b4047}\
-@media (max-width:600px){body{padding:0 8px}th,td{font-size:12px;padding:2px 4px}.perday svg.av{display:none}li,.lead,code{overflow-wrap:anywhere}#plan table{display:block;overflow-x:auto}.perday svg.av{display:none}#outages thead{display:none}#outages table,#outages tbody,#outages tr,#outages td{display:block;width:auto}#outages tr{border:1px solid #d5d8dd;margin:0 0 8px;padding:4px 0}#outages td{border:0;padding:1px 6px}#outages td::before{content:attr(data-label) \": \";color:#5b626b}}\
+@media (max-width:600px){body{padding:0 8px}th,td{font-size:12px;padding:2px 4px}.perday svg.av{display:none}li,.lead,code{overflow-wrap:anywhere}#plan table{display:block;overflow-x:auto}svg.timeline{min-width:640px}#groups td:nth-child(2){min-width:12em}#outages thead{display:none}#outages table,#outages tbody,#outages tr,#outages td{display:block;width:auto}#outages tr{border:1px solid #d5d8dd;margin:0 0 8px;padding:4px 0}#outages td{border:0;padding:1px 6px}#outages td::before{content:attr(data-label) \": \";color:#5b626b}}\
 @media print{@page{size:A4;margin:12mm 10mm 14mm}body{max-width:none;padding:0;font-size:11px}\
 th,td{font-size:10.5px}a{color:inherit;text-decoration:none}svg.timeline{break-inside:avoid}}";
 

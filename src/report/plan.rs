@@ -539,8 +539,15 @@ const TEST_HEAD: [&str; 6] = [
 ];
 
 fn test_cells(t: &SpeedTest) -> [String; 6] {
+    // `2026-12-06 17:04:38`: the zone is the report's, said at its top.
+    let time: String = t
+        .time
+        .chars()
+        .take(19)
+        .collect::<String>()
+        .replacen('T', " ", 1);
     [
-        t.time.clone(),
+        time,
         t.target.clone(),
         t.direction.clone(),
         match t.mbit_per_second {
@@ -582,9 +589,12 @@ pub(super) fn html_tests(table: Option<&SpeedAgainstPlan>) -> String {
     for test in &t.tests {
         b.push_str("<tr>");
         for (i, c) in test_cells(test).iter().enumerate() {
-            let num = if i == 3 || i == 4 { " class=\"num\"" } else { "" };
-            let c = if i == 0 { super::html::spaced(c) } else { c.clone() };
-            let _ = write!(b, "<td{num}>{}</td>", esc(&c));
+            let num = if i == 3 || i == 4 {
+                " class=\"num\""
+            } else {
+                ""
+            };
+            let _ = write!(b, "<td{num}>{}</td>", esc(c));
         }
         b.push_str("</tr>");
     }
@@ -604,8 +614,10 @@ pub(super) fn csv_tests(out: &mut String, table: Option<&SpeedAgainstPlan>) {
             csv_field(&t.target),
             csv_field(&t.group),
             csv_field(&t.direction),
-            t.mbit_per_second.map_or(String::new(), |m| format!("{m:.2}")),
-            t.percent_of_plan.map_or(String::new(), |p| format!("{p:.1}")),
+            t.mbit_per_second
+                .map_or(String::new(), |m| format!("{m:.2}")),
+            t.percent_of_plan
+                .map_or(String::new(), |p| format!("{p:.1}")),
             t.failed,
         );
     }
@@ -847,16 +859,36 @@ mod tests {
                 .any(|x| x.percent_of_plan == Some(25.0) && x.direction == "download"),
             "{good:?}"
         );
-        assert!(good.iter().any(|x| x.percent_of_plan.is_none()), "the test without a plan");
+        assert!(
+            good.iter().any(|x| x.percent_of_plan.is_none()),
+            "the test without a plan"
+        );
         assert!(md.contains("## Speed tests"), "{md}");
-        assert!(md.contains("| time | target | direction | Mbit/s | % of plan | group |"), "{md}");
+        assert!(
+            md.contains("| time | target | direction | Mbit/s | % of plan | group |"),
+            "{md}"
+        );
         assert!(md.contains(" | 25.0 % | international |"), "{md}");
-        assert!(html.contains("<section id=\"speedtests\"><h2>Speed tests</h2><div class=\"scroll\">"), "{html}");
+        assert!(
+            html.contains("<section id=\"speedtests\"><h2>Speed tests</h2><div class=\"scroll\">"),
+            "{html}"
+        );
         let csv = render_with(&r, Format::Csv, CsvTable::SpeedTests).unwrap();
-        assert!(csv.starts_with("time,target,group,direction,mbit_per_second,percent_of_plan,failed_tests\n"), "{csv}");
+        assert!(
+            csv.starts_with(
+                "time,target,group,direction,mbit_per_second,percent_of_plan,failed_tests\n"
+            ),
+            "{csv}"
+        );
         assert_eq!(csv.lines().count(), 8, "{csv}");
         assert!(csv.lines().all(|l| l.split(',').count() == 7), "{csv}");
-        assert_eq!(json["speed_against_plan"]["tests"].as_array().unwrap().len(), 7);
+        assert_eq!(
+            json["speed_against_plan"]["tests"]
+                .as_array()
+                .unwrap()
+                .len(),
+            7
+        );
 
         // The evening in another zone: 10:00 and 12:00 UTC are 18:00 and
         // 20:00 in Asia/Shanghai (+08:00), the UTC evening is past midnight.

@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::html::{esc, spaced};
 use super::figures::clip;
+use super::html::{esc, spaced};
 use super::{csv_field, human, secs};
 use crate::outage::degradation::{Figures, PeriodFigures};
 use crate::outage::degraded::listing::{degradations, figures_text};

@@ -465,14 +465,13 @@ fn page_figures<'a>(
     let alive = crate::outage::lock::Liveness::Alive {
         pid: std::process::id().to_string(),
     };
-    crate::report::figures::Figures::new(history, now, &alive)
-        .with_undecided(
-            status
-                .groups
-                .iter()
-                .filter(|g| g.state == State::Unknown)
-                .map(|g| (g.name.as_str(), g.since)),
-        )
+    crate::report::figures::Figures::new(history, now, &alive).with_undecided(
+        status
+            .groups
+            .iter()
+            .filter(|g| g.state == State::Unknown)
+            .map(|g| (g.name.as_str(), g.since)),
+    )
 }
 
 fn status_page(state: &AppState, query: &str) -> String {

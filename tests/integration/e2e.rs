@@ -517,7 +517,10 @@ fn outage_is_recorded_served_and_journaled() {
     assert_eq!(r["groups"][0]["group"], "lan");
     // The run covered a few seconds of the hour: the summary says how much.
     let lan = r["groups"][0]["summary"].as_str().unwrap();
-    assert!(lan.starts_with("no outage; answered throughout the "), "{lan}");
+    assert!(
+        lan.starts_with("no outage; answered throughout the "),
+        "{lan}"
+    );
     assert!(lan.contains(" % of the period)"), "{lan}");
     assert_eq!(r["groups"][1]["group"], "internet");
     assert_eq!(r["groups"][1]["outages"], 1);
@@ -1052,8 +1055,11 @@ port = {web}
     d.wait_for(Duration::from_secs(10), |d| {
         let b = d.metrics();
         (sample(&b, "linkwatch_group_up", &[("group", "isp")]) == Some(1.0)
-            && sample(&b, "linkwatch_outage_active", &[("group", "lan"), ("cause", "lan")])
-                == Some(1.0))
+            && sample(
+                &b,
+                "linkwatch_outage_active",
+                &[("group", "lan"), ("cause", "lan")],
+            ) == Some(1.0))
         .then_some(())
     });
     std::thread::sleep(Duration::from_secs(1));
@@ -1061,14 +1067,12 @@ port = {web}
     stop.store(true, Ordering::Relaxed);
     accept.join().unwrap();
     d.wait_for(Duration::from_secs(10), |d| {
-        (sample(&d.metrics(), "linkwatch_group_up", &[("group", "isp")]) == Some(0.0))
-            .then_some(())
+        (sample(&d.metrics(), "linkwatch_group_up", &[("group", "isp")]) == Some(0.0)).then_some(())
     });
     std::thread::sleep(Duration::from_secs(2));
     serve_on(isp_port);
     d.wait_for(Duration::from_secs(10), |d| {
-        (sample(&d.metrics(), "linkwatch_group_up", &[("group", "isp")]) == Some(1.0))
-            .then_some(())
+        (sample(&d.metrics(), "linkwatch_group_up", &[("group", "isp")]) == Some(1.0)).then_some(())
     });
     std::thread::sleep(Duration::from_secs(1));
 
@@ -1104,13 +1108,18 @@ port = {web}
     assert!(isp_api > 20.0 && isp_api < 95.0, "{api}");
     let isp_page: f64 = page_of("isp").trim_end_matches(" %").parse().unwrap();
     // Floored to 1/100 on the page; the clock moved a little in between.
-    assert!((isp_page - isp_api).abs() < 0.3, "page {isp_page} vs API {isp_api}");
+    assert!(
+        (isp_page - isp_api).abs() < 0.3,
+        "page {isp_page} vs API {isp_api}"
+    );
 
     // A fixed window in the past: the API and the report agree exactly.
     let until = jiff::Timestamp::now()
         .checked_sub(jiff::SignedDuration::from_millis(300))
         .unwrap();
-    let since = until.checked_sub(jiff::SignedDuration::from_secs(3600)).unwrap();
+    let since = until
+        .checked_sub(jiff::SignedDuration::from_secs(3600))
+        .unwrap();
     let (since_s, until_s) = (format!("{since:.3}"), format!("{until:.3}"));
     let (status, fixed) = d.get(&format!(
         "/api/v1/availability?since={since_s}&until={until_s}"
@@ -1124,7 +1133,11 @@ port = {web}
         ],
         &data,
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let names: Vec<&str> = report["groups"]
         .as_array()
@@ -1132,7 +1145,11 @@ port = {web}
         .iter()
         .map(|g| g["group"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["lan", "isp", "internet"], "every group, in configuration order");
+    assert_eq!(
+        names,
+        ["lan", "isp", "internet"],
+        "every group, in configuration order"
+    );
     for g in fixed.as_array().unwrap() {
         let name = g["group"].as_str().unwrap();
         let r = report["groups"]
@@ -1153,7 +1170,10 @@ port = {web}
             g["monitored_seconds"].as_f64().unwrap(),
             r["monitored_seconds"].as_f64().unwrap(),
         );
-        assert!((a - b).abs() <= 1.0, "{name}: API monitored {a} vs report {b}");
+        assert!(
+            (a - b).abs() <= 1.0,
+            "{name}: API monitored {a} vs report {b}"
+        );
     }
     // Equal to the journal: isp's outage as recorded.
     let (_, outages) = d.get("/api/v1/outages");

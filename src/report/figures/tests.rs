@@ -232,14 +232,26 @@ fn zero_successes_over_restarts_and_stalls_stay_at_0_percent() {
     let f = Figures::new(&h, at(1000.0), &Liveness::NotRunning);
     let isp = f.group("isp", at(0.0), at(240.0));
     assert!(close(isp.not_judged_seconds, 0.0, 1e-9), "{isp:?}");
-    assert!(close(isp.availability_percent.unwrap(), 50.0, 1e-9), "{isp:?}");
+    assert!(
+        close(isp.availability_percent.unwrap(), 50.0, 1e-9),
+        "{isp:?}"
+    );
 }
 
 #[test]
 fn span_arithmetic() {
     let s = |a: f64, b: f64| (at(a), at(b));
-    assert_eq!(union(vec![s(5.0, 9.0), s(0.0, 3.0), s(2.0, 4.0)]), vec![s(0.0, 4.0), s(5.0, 9.0)]);
-    assert_eq!(subtract(&[s(0.0, 10.0)], &[s(2.0, 3.0), s(8.0, 12.0)]), vec![s(0.0, 2.0), s(3.0, 8.0)]);
-    assert_eq!(intersect(&[s(0.0, 10.0)], &[s(2.0, 3.0), s(8.0, 12.0)]), vec![s(2.0, 3.0), s(8.0, 10.0)]);
+    assert_eq!(
+        union(vec![s(5.0, 9.0), s(0.0, 3.0), s(2.0, 4.0)]),
+        vec![s(0.0, 4.0), s(5.0, 9.0)]
+    );
+    assert_eq!(
+        subtract(&[s(0.0, 10.0)], &[s(2.0, 3.0), s(8.0, 12.0)]),
+        vec![s(0.0, 2.0), s(3.0, 8.0)]
+    );
+    assert_eq!(
+        intersect(&[s(0.0, 10.0)], &[s(2.0, 3.0), s(8.0, 12.0)]),
+        vec![s(2.0, 3.0), s(8.0, 10.0)]
+    );
     assert_eq!(total(&[]).to_bits(), 0.0f64.to_bits());
 }
