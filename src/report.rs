@@ -14,13 +14,12 @@ use jiff::{Timestamp, tz::TimeZone};
 use serde::Serialize;
 
 use crate::outage::chain::ChainHead;
+use crate::outage::figures::{self, Figures};
 use crate::outage::history::{History, ReadError};
 use crate::outage::listing::VerifyReport;
 use crate::outage::lock;
 use crate::outage::path::{self, When};
-use figures::Figures;
 
-pub mod figures;
 mod html;
 mod plan;
 mod slow;

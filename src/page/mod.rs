@@ -25,7 +25,7 @@ use crate::outage::degraded::DegradationRecord;
 use crate::outage::degraded::listing::figures_text;
 use crate::outage::detector::State;
 use crate::outage::event::EndReason;
-use crate::report::figures::{Figures, GroupFigures, Span};
+use crate::outage::figures::{Figures, GroupFigures, Span};
 use crate::status::Status;
 use svg::{Seg, Segment};
 
@@ -213,7 +213,7 @@ pub struct PageData<'a> {
     pub periods: &'a [Period],
     /// Per group, in the order of `status.groups`: its figures for the
     /// [`windows`] (today, 7 days, 30 days), from the shared
-    /// [`crate::report::figures`] (the report and the API compute the same).
+    /// [`crate::outage::figures`] (the report and the API compute the same).
     pub figures: &'a [[GroupFigures; 3]],
     /// When a daemon was monitoring over the last 30 days (the journal's runs
     /// less stalls): the bars' grey.
@@ -487,7 +487,7 @@ fn monitored_in(monitored: &[Span], from: Timestamp, to: Timestamp) -> f64 {
     if to <= from {
         return 0.0;
     }
-    crate::report::figures::total(&crate::report::figures::intersect(&[(from, to)], monitored))
+    crate::outage::figures::total(&crate::outage::figures::intersect(&[(from, to)], monitored))
 }
 
 /// The segments of a group's bar over the last `span` seconds in `n` parts.

@@ -162,7 +162,7 @@ fn names_are_escaped_and_every_chart_has_a_title() {
 
 #[test]
 fn undecided_and_unmonitored_groups_never_read_100_percent() {
-    use crate::report::figures::Figures;
+    use crate::outage::figures::Figures;
     let now = ts("2026-12-01T10:40:13Z");
     let st = status(now, &[("lan", State::Unknown), ("isp", State::Up)]);
     // One run from 10:30 on, watched by this daemon; lan has no verdict yet.

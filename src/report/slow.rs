@@ -6,11 +6,11 @@ use std::fmt::Write as _;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::figures::clip;
 use super::html::{esc, spaced};
 use super::{csv_field, human, secs};
 use crate::outage::degradation::{Figures, PeriodFigures};
 use crate::outage::degraded::listing::{degradations, figures_text};
+use crate::outage::figures::clip;
 use crate::outage::history::History;
 use crate::outage::lock::Liveness;
 

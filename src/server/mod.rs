@@ -458,14 +458,14 @@ fn page_figures<'a>(
     status: &crate::status::Status,
     now: jiff::Timestamp,
     data_dir: &std::path::Path,
-) -> crate::report::figures::Figures<'a> {
+) -> crate::outage::figures::Figures<'a> {
     use crate::outage::detector::State;
     // This daemon watches the journal (it holds the data directory's lock).
     let _ = data_dir;
     let alive = crate::outage::lock::Liveness::Alive {
         pid: std::process::id().to_string(),
     };
-    crate::report::figures::Figures::new(history, now, &alive).with_undecided(
+    crate::outage::figures::Figures::new(history, now, &alive).with_undecided(
         status
             .groups
             .iter()

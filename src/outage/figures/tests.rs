@@ -167,6 +167,17 @@ fn a_router_never_reachable_is_0_percent_and_isp_is_downtime_over_judged_time() 
 
     let other = f.group("internet", since, until);
     assert_eq!(other.availability_percent, Some(100.0));
+    assert_eq!(
+        lan.up_seconds.to_bits(),
+        0.0f64.to_bits(),
+        "never up is exactly 0 s"
+    );
+    // Always up is exactly 100 % whatever the monitored seconds are.
+    for end in [0.123, 5.367, 7.1, 213.0, 86_399.999] {
+        let g = f.group("internet", since, at(end));
+        assert_eq!(g.availability_percent, Some(100.0), "{end}");
+        assert_eq!(g.availability_text(), "100 %", "{end}");
+    }
     assert_eq!(other.outages, 0);
     assert_eq!(other.down_seconds.to_bits(), 0.0f64.to_bits(), "not -0.0");
 

@@ -23,10 +23,10 @@
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::outage::history::{History, OutageRecord};
-use crate::outage::listing;
-use crate::outage::lock::Liveness;
-use crate::outage::ts_ms;
+use super::history::{History, OutageRecord};
+use super::listing;
+use super::lock::Liveness;
+use super::ts_ms;
 
 /// A half-open interval `[from, to)`.
 pub type Span = (Timestamp, Timestamp);
@@ -269,11 +269,14 @@ impl<'a> Figures<'a> {
             &intersect(&self.not_judged_spans(group, since, until), &monitored),
             &down,
         );
+        // Up as spans too, so that "never up" is exactly 0 s, not a
+        // difference of two sums off by 1e-14.
+        let up = subtract(&subtract(&monitored, &not_judged), &down);
         let monitored_s = total(&monitored);
         let down_s = total(&down);
         let not_judged_s = total(&not_judged);
-        let judged = (monitored_s - not_judged_s).max(0.0);
-        let up = (judged - down_s).max(0.0);
+        let up_s = total(&up);
+        let judged = up_s + down_s;
         let of: Vec<&OutageRecord> = self
             .outages
             .iter()
@@ -288,10 +291,11 @@ impl<'a> Figures<'a> {
             not_judged_seconds: not_judged_s,
             judged_seconds: judged,
             down_seconds: down_s,
-            up_seconds: up,
+            up_seconds: up_s,
             // Judged time under a millisecond is rounding, not a verdict.
             availability_percent: (judged >= 0.001)
-                .then(|| (100.0 * up / judged).clamp(0.0, 100.0)),
+                // The ratio first: x / x is exactly 1, 100·x / x need not be.
+                .then(|| (100.0 * (up_s / judged)).clamp(0.0, 100.0)),
             outages: of.len(),
             longest_outage_seconds: of.iter().map(|o| o.duration_seconds).fold(0.0, f64::max),
         }
