@@ -473,7 +473,7 @@ svg.timeline{width:100%;height:auto;display:block}\
 .mon{fill:#cfe8d6}.out{fill:#c8252c}.slow{fill:#d08700}.gap{fill:#9aa0a6}\
 .k{font-size:14px}.k.mon{color:#9fd3ae}.k.out{color:#c8252c}.k.slow{color:#d08700}.k.gap{color:#9aa0a6}.legend{font-size:12px;color:#5b626b}\
 svg.av{width:60px;height:8px;vertical-align:middle}.avbg{fill:#e3e5e8}.avok{fill:#1f8a44}.avbad{fill:#c8252c}td.na{color:#5b626b}\
-.scroll{overflow-x:auto;max-width:100%}.scroll>table{margin:0}\
+.scroll{overflow-x:auto;max-width:100%}.scroll>table{margin:0}#speedtests td:first-child{min-width:6.4em}\
 footer{margin-top:18px;border-top:1px solid #d5d8dd;font-size:12px;color:#3b4047}\
 @media (max-width:600px){body{padding:0 8px}th,td{font-size:12px;padding:2px 4px}.perday svg.av{display:none}li,.lead,code{overflow-wrap:anywhere}#plan table{display:block;overflow-x:auto}svg.timeline{min-width:640px}#groups td:nth-child(2){min-width:12em}#outages thead{display:none}#outages table,#outages tbody,#outages tr,#outages td{display:block;width:auto}#outages tr{border:1px solid #d5d8dd;margin:0 0 8px;padding:4px 0}#outages td{border:0;padding:1px 6px}#outages td::before{content:attr(data-label) \": \";color:#5b626b}}\
 @media print{@page{size:A4;margin:12mm 10mm 14mm}body{max-width:none;padding:0;font-size:11px}\
