@@ -256,18 +256,20 @@ pub fn build_with_plan(
     tz_name: &str,
     plan: Option<crate::outage::event::PlanRecord>,
 ) -> Result<Report, ReportError> {
-    build_with(data_dir, since, until, tz_name, plan, &[])
+    build_with(data_dir, since, until, tz_name, plan, Some(&[]))
 }
 
 /// [`build_with_plan`], naming `groups` (the configuration's, upstream
-/// first) in the summary even when the journal says nothing of them.
+/// first) in the summary even when the journal says nothing of them;
+/// `None`: those of the configuration file the journal's last run recorded,
+/// when it still loads.
 pub fn build_with(
     data_dir: &Path,
     since: Timestamp,
     until: Timestamp,
     tz_name: &str,
     plan: Option<crate::outage::event::PlanRecord>,
-    groups: &[String],
+    groups: Option<&[String]>,
 ) -> Result<Report, ReportError> {
     if until <= since {
         return Err(ReportError::EmptyPeriod {
@@ -380,6 +382,14 @@ pub fn build_with(
         })
         .collect();
 
+    let recorded;
+    let groups = match groups {
+        Some(g) => g,
+        None => {
+            recorded = recorded_groups(&history);
+            &recorded[..]
+        }
+    };
     let names = group_names(groups, &figs);
     let summaries = names
         .iter()
@@ -425,6 +435,26 @@ pub fn build_with(
         speed_against_plan: plan::build(data_dir, &history, since, until, &tz, plan),
         days,
     })
+}
+
+/// The groups of the configuration file the journal's last run recorded,
+/// in order, when it still exists and loads; none otherwise.
+fn recorded_groups(history: &History) -> Vec<String> {
+    let Some(path) = history
+        .runs
+        .last()
+        .map(|r| std::path::PathBuf::from(&r.config_source))
+        .filter(|p| p.is_file())
+    else {
+        return Vec::new();
+    };
+    match crate::config::load(&path) {
+        Ok(c) => c.groups.iter().map(|g| g.name.clone()).collect(),
+        Err(_) => {
+            tracing::debug!(path = %path.display(), "the recorded configuration does not load; the report names the journal's groups only");
+            Vec::new()
+        }
+    }
 }
 
 /// The groups a report covers: `configured` in their order (upstream
@@ -1059,7 +1089,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         measured(dir.path());
         let groups: Vec<String> = ["lan", "isp", "internet", "dns"].map(String::from).into();
-        let r = build_with(dir.path(), at(0.0), at(213.0), "UTC", None, &groups).unwrap();
+        let r = build_with(dir.path(), at(0.0), at(213.0), "UTC", None, Some(&groups)).unwrap();
         let names: Vec<&str> = r.groups.iter().map(|g| g.group.as_str()).collect();
         assert_eq!(
             names,
@@ -1086,7 +1116,7 @@ mod tests {
             assert_eq!(s.downtime_seconds, want.down_seconds, "{}", s.group);
         }
         // A longer period: coverage is said, not "throughout".
-        let r2 = build_with(dir.path(), at(0.0), at(426.0), "UTC", None, &groups).unwrap();
+        let r2 = build_with(dir.path(), at(0.0), at(426.0), "UTC", None, Some(&groups)).unwrap();
         let internet = r2.groups.iter().find(|g| g.group == "internet").unwrap();
         assert!(
             internet.summary.starts_with(

@@ -57,8 +57,13 @@ pub(super) fn report(
         download_bps: rates[0],
         upload_bps: rates[1],
     });
-    let groups = report_groups(config_path, &dir);
-    match crate::report::build_with(&dir, since, until, tz, plan, &groups)
+    // The summary names the groups of `--config`, else of the configuration
+    // file the journal's last run recorded (see `report::build_with`).
+    let groups: Option<Vec<String>> = match config_path.map(crate::config::load) {
+        Some(Ok(c)) => Some(c.groups.iter().map(|g| g.name.clone()).collect()),
+        _ => None,
+    };
+    match crate::report::build_with(&dir, since, until, tz, plan, groups.as_deref())
         .and_then(|r| crate::report::render_with(&r, format, table))
     {
         Ok(text) => {
@@ -72,33 +77,6 @@ pub(super) fn report(
         Err(e) => {
             eprintln!("linkwatch: {e}");
             ExitCode::from(1)
-        }
-    }
-}
-
-/// The groups the summary names even without an outage, upstream first:
-/// those of `--config`, else of the configuration file the journal's last
-/// run recorded (when it still loads). Groups only the journal names follow.
-fn report_groups(config_path: Option<&Path>, data_dir: &Path) -> Vec<String> {
-    let path = match config_path {
-        Some(p) => Some(p.to_path_buf()),
-        None => crate::outage::history::History::load(data_dir)
-            .ok()
-            .and_then(|h| {
-                h.runs
-                    .last()
-                    .map(|r| std::path::PathBuf::from(&r.config_source))
-            })
-            .filter(|p| p.is_file()),
-    };
-    let Some(path) = path else {
-        return Vec::new();
-    };
-    match crate::config::load(&path) {
-        Ok(c) => c.groups.iter().map(|g| g.name.clone()).collect(),
-        Err(_) => {
-            tracing::debug!(path = %path.display(), "configuration does not load; the report names the journal's groups only");
-            Vec::new()
         }
     }
 }
