@@ -222,6 +222,8 @@ impl Running {
             started: jiff::Timestamp::now(),
             reload: Some(reload_tx),
             trusted_peers: trusted_peers.clone(),
+            data_dir: config.daemon.data_dir.clone(),
+            journal_cache: Default::default(),
         });
         let server_stop = CancellationToken::new();
         let server = tokio::spawn(server::serve(

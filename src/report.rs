@@ -14,16 +14,36 @@ use jiff::{Timestamp, tz::TimeZone};
 use serde::Serialize;
 
 use crate::outage::chain::ChainHead;
+use crate::outage::figures::{self, Figures};
 use crate::outage::history::{History, ReadError};
-use crate::outage::listing::{self, VerifyReport};
+use crate::outage::listing::VerifyReport;
 use crate::outage::lock;
 use crate::outage::path::{self, When};
 
 mod html;
 mod plan;
 mod slow;
-pub use plan::{Hours, PlanRow, SpeedAgainstPlan};
+pub use plan::{Hours, PlanRow, SpeedAgainstPlan, SpeedTest};
 pub use slow::ReportSlowPeriod;
+
+/// The tables of `linkwatch report --format csv`: one per output, chosen
+/// with `--table` (default `outages`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum CsvTable {
+    /// Every outage of the period, one row each.
+    #[default]
+    Outages,
+    /// Every group: coverage, judged time, downtime, availability.
+    Groups,
+    /// Every slow period (degradation).
+    SlowPeriods,
+    /// Throughput tests against `[plan]`, per direction and hours.
+    Plan,
+    /// Every throughput test, one row each.
+    SpeedTests,
+    /// Availability per day and group.
+    Days,
+}
 
 /// Output formats of `linkwatch report`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -83,16 +103,29 @@ pub struct ReportOutage {
     pub observed_until: Option<String>,
 }
 
-/// Per-group totals over the period.
+/// Per-group totals over the period (every group the configuration or the
+/// journal names, upstream first), from [`figures`].
 #[derive(Debug, Clone, Serialize)]
 pub struct GroupSummary {
     pub group: String,
     pub outages: usize,
     #[serde(serialize_with = "millis")]
     pub downtime_seconds: f64,
-    /// Up time / monitored time, in percent; `null` when nothing was monitored.
+    /// Up time / judged time, in percent; `null` when nothing was judged
+    /// (not monitored, or no verdict yet).
     #[serde(serialize_with = "percent_option")]
     pub availability_percent: Option<f64>,
+    /// Monitored time (a daemon running, not stalled).
+    #[serde(serialize_with = "millis")]
+    pub monitored_seconds: f64,
+    /// Monitored, but the group had no verdict yet.
+    #[serde(serialize_with = "millis")]
+    pub not_judged_seconds: f64,
+    /// Monitored share of the period.
+    #[serde(serialize_with = "percent")]
+    pub coverage_percent: f64,
+    /// The summary in words: "no outage; answered throughout", …
+    pub summary: String,
     #[serde(serialize_with = "millis")]
     pub longest_outage_seconds: f64,
     /// Downtime by cause, largest first.
@@ -166,6 +199,29 @@ pub struct Report {
     pub speed_against_plan: Option<SpeedAgainstPlan>,
     /// Where the path stopped at each outage's start and end, against the baseline.
     pub paths: Vec<OutagePath>,
+    /// Per local day (most recent last), each group's figures.
+    pub days: Vec<ReportDay>,
+}
+
+/// One local day of the period.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportDay {
+    /// `2026-12-06` in the report's time zone.
+    pub date: String,
+    /// Monitored share of the day's part inside the period.
+    #[serde(serialize_with = "percent")]
+    pub coverage_percent: f64,
+    pub groups: Vec<DayGroup>,
+}
+
+/// A group's availability on one day.
+#[derive(Debug, Clone, Serialize)]
+pub struct DayGroup {
+    pub group: String,
+    #[serde(serialize_with = "percent_option")]
+    pub availability_percent: Option<f64>,
+    /// `99.95 %`, `not monitored` or `not yet judged`.
+    pub text: String,
 }
 
 /// An outage's path snapshots in words (see [`crate::outage::path::compare`]).
@@ -200,6 +256,21 @@ pub fn build_with_plan(
     tz_name: &str,
     plan: Option<crate::outage::event::PlanRecord>,
 ) -> Result<Report, ReportError> {
+    build_with(data_dir, since, until, tz_name, plan, Some(&[]))
+}
+
+/// [`build_with_plan`], naming `groups` (the configuration's, upstream
+/// first) in the summary even when the journal says nothing of them;
+/// `None`: those of the configuration file the journal's last run recorded,
+/// when it still loads.
+pub fn build_with(
+    data_dir: &Path,
+    since: Timestamp,
+    until: Timestamp,
+    tz_name: &str,
+    plan: Option<crate::outage::event::PlanRecord>,
+    groups: Option<&[String]>,
+) -> Result<Report, ReportError> {
     if until <= since {
         return Err(ReportError::EmptyPeriod {
             since: since.to_string(),
@@ -220,21 +291,21 @@ pub fn build_with_plan(
     let history = History::load(data_dir)?;
     let now = Timestamp::now();
     let liveness = lock::probe(data_dir);
-    let records = listing::outages(&history, Some(since), now, &liveness);
+    let figs = Figures::new(&history, now, &liveness);
+    let records: Vec<_> = figs
+        .outages()
+        .iter()
+        .filter(|r| r.overlaps(Some(since), None))
+        .cloned()
+        .collect();
     let verify = VerifyReport::of(&history);
 
     // Coverage: the union of runs clipped to the period, less their stalls.
-    let runs = monitored_spans(&history, since, until);
-    let stall_spans = union(
-        history
-            .stalls
-            .iter()
-            .filter_map(|s| clip(s.from, s.to, since, until))
-            .collect(),
-    );
-    let monitored_spans = subtract(&runs, &stall_spans);
-    let monitored = total_seconds(&monitored_spans);
-    let stalled = (total_seconds(&runs) - monitored).max(0.0);
+    let runs = figs.runs(since, until);
+    let stall_spans = figs.stalls(since, until);
+    let monitored_spans = figs.monitored(since, until);
+    let monitored = figures::total(&monitored_spans);
+    let stalled = (figures::total(&runs) - monitored).max(0.0);
     let unmonitored = unmonitored(&monitored_spans, since, until)
         .into_iter()
         .map(|(a, b)| [fmt(a), fmt(b)])
@@ -242,7 +313,7 @@ pub fn build_with_plan(
     let overlapping_runs: Vec<_> = history
         .runs
         .iter()
-        .filter(|r| clip(r.started, r.alive_until, since, until).is_some())
+        .filter(|r| figures::clip(r.started, r.alive_until, since, until).is_some())
         .collect();
     let period = secs(since, until);
 
@@ -250,8 +321,13 @@ pub fn build_with_plan(
         .iter()
         .filter(|r| r.overlaps(Some(since), Some(until)))
         .map(|r| {
-            let end = r.end.or(r.observed_until).unwrap_or(now);
-            let in_period = clip(r.start, end, since, until).map_or(0.0, |(a, b)| secs(a, b));
+            let end = figs.outage_end(r);
+            let in_period = figures::total(&figures::intersect(
+                &figures::clip(r.start, end, since, until)
+                    .into_iter()
+                    .collect::<Vec<_>>(),
+                &monitored_spans,
+            ));
             ReportOutage {
                 id: r.id.clone(),
                 group: r.group.clone(),
@@ -306,7 +382,20 @@ pub fn build_with_plan(
         })
         .collect();
 
-    let groups = group_summaries(&outages, monitored);
+    let recorded;
+    let groups = match groups {
+        Some(g) => g,
+        None => {
+            recorded = recorded_groups(&history);
+            &recorded[..]
+        }
+    };
+    let names = group_names(groups, &figs);
+    let summaries = names
+        .iter()
+        .map(|g| group_summary(&figs, g, since, until))
+        .collect();
+    let days = days(&figs, &names, since, until, &tz);
 
     Ok(Report {
         generated: fmt(now),
@@ -339,35 +428,45 @@ pub fn build_with_plan(
         journal_ok: verify.ok(),
         journal_problems: verify.problems.iter().map(|p| p.to_string()).collect(),
         journal_head: verify.head,
-        groups,
+        groups: summaries,
         outages,
         paths,
         slow_periods: slow::build(&history, since, until, now, &liveness, &fmt),
         speed_against_plan: plan::build(data_dir, &history, since, until, &tz, plan),
+        days,
     })
 }
 
-/// When a daemon was running within `[since, until)`: the union of runs,
-/// clipped, in order.
-fn monitored_spans(
-    history: &History,
-    since: Timestamp,
-    until: Timestamp,
-) -> Vec<(Timestamp, Timestamp)> {
-    union(
-        history
-            .runs
-            .iter()
-            .filter_map(|r| clip(r.started, r.alive_until, since, until))
-            .collect(),
-    )
+/// The groups of the configuration file the journal's last run recorded,
+/// in order, when it still exists and loads; none otherwise.
+fn recorded_groups(history: &History) -> Vec<String> {
+    let Some(path) = history
+        .runs
+        .last()
+        .map(|r| std::path::PathBuf::from(&r.config_source))
+        .filter(|p| p.is_file())
+    else {
+        return Vec::new();
+    };
+    match crate::config::load(&path) {
+        Ok(c) => c.groups.iter().map(|g| g.name.clone()).collect(),
+        Err(_) => {
+            tracing::debug!(path = %path.display(), "the recorded configuration does not load; the report names the journal's groups only");
+            Vec::new()
+        }
+    }
 }
 
-fn total_seconds(spans: &[(Timestamp, Timestamp)]) -> f64 {
-    spans
-        .iter()
-        .map(|(a, b)| secs(*a, *b))
-        .fold(0.0, |x, y| x + y)
+/// The groups a report covers: `configured` in their order (upstream
+/// first), then any other group the journal names, by name.
+pub fn group_names(configured: &[String], figs: &Figures) -> Vec<String> {
+    let mut v: Vec<String> = configured.to_vec();
+    for g in figs.journal_groups() {
+        if !v.contains(&g) {
+            v.push(g);
+        }
+    }
+    v
 }
 
 /// The holes between `monitored` spans within `[since, until)`.
@@ -390,41 +489,96 @@ fn unmonitored(
     out
 }
 
-/// Per-group totals, groups by name.
-fn group_summaries(outages: &[ReportOutage], monitored: f64) -> Vec<GroupSummary> {
-    let mut group_names: Vec<String> = outages.iter().map(|o| o.group.clone()).collect();
-    group_names.sort();
-    group_names.dedup();
-    group_names
-        .into_iter()
-        .map(|g| {
-            let of: Vec<&ReportOutage> = outages.iter().filter(|o| o.group == g).collect();
-            let downtime = of
-                .iter()
-                .map(|o| o.duration_in_period_seconds)
-                .fold(0.0, |x, y| x + y);
-            let mut by_cause: Vec<CauseDowntime> = Vec::new();
-            for o in &of {
-                match by_cause.iter_mut().find(|c| c.cause == o.cause) {
-                    Some(c) => c.downtime_seconds += o.duration_in_period_seconds,
-                    None => by_cause.push(CauseDowntime {
-                        cause: o.cause.clone(),
-                        downtime_seconds: o.duration_in_period_seconds,
-                    }),
-                }
+/// A group's totals over the period, from the shared [`figures`].
+fn group_summary(figs: &Figures, g: &str, since: Timestamp, until: Timestamp) -> GroupSummary {
+    let f = figs.group(g, since, until);
+    let coverage = f.coverage_percent();
+    let summary = if f.outages > 0 {
+        format!(
+            "{} outage{}, {} down",
+            f.outages,
+            if f.outages == 1 { "" } else { "s" },
+            human(f.down_seconds)
+        )
+    } else if f.monitored_seconds <= 0.0 {
+        "not monitored".to_string()
+    } else if f.judged_seconds < 0.001 {
+        "no outage; not yet judged".to_string()
+    } else if coverage >= 99.95 && f.not_judged_seconds < 1.0 {
+        "no outage; answered throughout".to_string()
+    } else {
+        format!(
+            "no outage; answered throughout the {} monitored ({:.2} % of the period{})",
+            human(f.judged_seconds),
+            coverage,
+            if f.not_judged_seconds >= 1.0 {
+                format!("; {} not yet judged", human(f.not_judged_seconds))
+            } else {
+                String::new()
             }
-            by_cause.sort_by(|a, b| b.downtime_seconds.total_cmp(&a.downtime_seconds));
-            GroupSummary {
-                availability_percent: (monitored > 0.0)
-                    .then(|| (100.0 * (1.0 - downtime / monitored)).clamp(0.0, 100.0)),
-                outages: of.len(),
-                downtime_seconds: downtime,
-                longest_outage_seconds: of.iter().map(|o| o.duration_seconds).fold(0.0, f64::max),
-                downtime_by_cause: by_cause,
-                group: g,
-            }
-        })
-        .collect()
+        )
+    };
+    GroupSummary {
+        group: g.to_string(),
+        outages: f.outages,
+        downtime_seconds: f.down_seconds,
+        availability_percent: f.availability_percent,
+        monitored_seconds: f.monitored_seconds,
+        not_judged_seconds: f.not_judged_seconds,
+        coverage_percent: coverage,
+        summary,
+        longest_outage_seconds: f.longest_outage_seconds,
+        downtime_by_cause: figs
+            .down_by_cause(g, since, until)
+            .into_iter()
+            .map(|(cause, downtime_seconds)| CauseDowntime {
+                cause,
+                downtime_seconds,
+            })
+            .collect(),
+    }
+}
+
+/// Most days the report lists (the most recent ones).
+const MAX_DAYS: usize = 62;
+
+/// Per local day touching the period, each group's figures.
+fn days(
+    figs: &Figures,
+    groups: &[String],
+    since: Timestamp,
+    until: Timestamp,
+    tz: &TimeZone,
+) -> Vec<ReportDay> {
+    let mut out = Vec::new();
+    let mut day = since.to_zoned(tz.clone()).date();
+    let last = until.to_zoned(tz.clone()).date();
+    while day <= last {
+        let start = day.to_zoned(tz.clone()).map_or(since, |z| z.timestamp());
+        let Ok(next) = day.tomorrow() else { break };
+        let end = next.to_zoned(tz.clone()).map_or(until, |z| z.timestamp());
+        if let Some((a, b)) = figures::clip(start, end, since, until) {
+            let mon = figures::total(&figs.monitored(a, b));
+            out.push(ReportDay {
+                date: day.to_string(),
+                coverage_percent: 100.0 * mon / secs(a, b).max(1e-9),
+                groups: groups
+                    .iter()
+                    .map(|g| {
+                        let f = figs.group(g, a, b);
+                        DayGroup {
+                            group: g.clone(),
+                            availability_percent: f.availability_percent,
+                            text: f.availability_text(),
+                        }
+                    })
+                    .collect(),
+            });
+        }
+        day = next;
+    }
+    let skip = out.len().saturating_sub(MAX_DAYS);
+    out.split_off(skip)
 }
 
 /// Each hop's address, `*` for a silent one; trailing silent hops as one `* xN`.
@@ -441,54 +595,6 @@ fn hop_list(hops: &[crate::probe::trace::Hop]) -> Vec<String> {
         0 => {}
         1 => out.push("*".to_string()),
         n => out.push(format!("* x{n}")),
-    }
-    out
-}
-
-fn clip(
-    a: Timestamp,
-    b: Timestamp,
-    lo: Timestamp,
-    hi: Timestamp,
-) -> Option<(Timestamp, Timestamp)> {
-    let a = a.max(lo);
-    let b = b.min(hi);
-    (b > a).then_some((a, b))
-}
-
-/// Sorted, disjoint union of `spans`.
-fn union(mut spans: Vec<(Timestamp, Timestamp)>) -> Vec<(Timestamp, Timestamp)> {
-    spans.sort();
-    let mut merged: Vec<(Timestamp, Timestamp)> = Vec::new();
-    for (a, b) in spans {
-        match merged.last_mut() {
-            Some(last) if a <= last.1 => last.1 = last.1.max(b),
-            _ => merged.push((a, b)),
-        }
-    }
-    merged
-}
-
-/// `spans` less `holes`, both sorted and disjoint.
-fn subtract(
-    spans: &[(Timestamp, Timestamp)],
-    holes: &[(Timestamp, Timestamp)],
-) -> Vec<(Timestamp, Timestamp)> {
-    let mut out = Vec::new();
-    for &(a, b) in spans {
-        let mut cursor = a;
-        for &(ha, hb) in holes {
-            if hb <= cursor || ha >= b {
-                continue;
-            }
-            if ha > cursor {
-                out.push((cursor, ha));
-            }
-            cursor = cursor.max(hb);
-        }
-        if cursor < b {
-            out.push((cursor, b));
-        }
     }
     out
 }
@@ -516,15 +622,24 @@ pub fn human(secs: f64) -> String {
     }
 }
 
-/// Renders the report in `format`.
+/// Renders the report in `format` (CSV: the outages table).
 pub fn render(report: &Report, format: Format) -> Result<String, ReportError> {
+    render_with(report, format, CsvTable::default())
+}
+
+/// Renders the report in `format`; CSV gives the one table `table`.
+pub fn render_with(
+    report: &Report,
+    format: Format,
+    table: CsvTable,
+) -> Result<String, ReportError> {
     Ok(match format {
         Format::Json => {
             let mut s = serde_json::to_string_pretty(report)?;
             s.push('\n');
             s
         }
-        Format::Csv => render_csv(report),
+        Format::Csv => render_csv(report, table),
         Format::Markdown => render_markdown(report),
         Format::Html => render_html(report),
     })
@@ -538,8 +653,23 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-fn render_csv(r: &Report) -> String {
-    let mut out = String::from(
+/// One CSV table: a header line, then one row per item (the header alone
+/// when there is none).
+fn render_csv(r: &Report, table: CsvTable) -> String {
+    let mut out = String::new();
+    match table {
+        CsvTable::Outages => csv_outages(&mut out, r),
+        CsvTable::Groups => csv_groups(&mut out, r),
+        CsvTable::SlowPeriods => slow::csv(&mut out, &r.slow_periods),
+        CsvTable::Plan => plan::csv(&mut out, r.speed_against_plan.as_ref()),
+        CsvTable::SpeedTests => plan::csv_tests(&mut out, r.speed_against_plan.as_ref()),
+        CsvTable::Days => csv_days(&mut out, r),
+    }
+    out
+}
+
+fn csv_outages(out: &mut String, r: &Report) {
+    out.push_str(
         "id,group,cause,start,end,duration_seconds,duration_in_period_seconds,targets,gaps,end_observed,path_at_start,path_at_end\n",
     );
     for o in &r.outages {
@@ -569,9 +699,45 @@ fn render_csv(r: &Report) -> String {
             at(|p| &p.at_end),
         );
     }
-    slow::csv(&mut out, &r.slow_periods);
-    plan::csv(&mut out, r.speed_against_plan.as_ref());
-    out
+}
+
+fn csv_groups(out: &mut String, r: &Report) {
+    out.push_str(
+        "group,outages,downtime_seconds,availability_percent,monitored_seconds,not_judged_seconds,coverage_percent,longest_outage_seconds,summary\n",
+    );
+    for g in &r.groups {
+        let _ = writeln!(
+            out,
+            "{},{},{:.3},{},{:.3},{:.3},{:.3},{:.3},{}",
+            csv_field(&g.group),
+            g.outages,
+            g.downtime_seconds,
+            g.availability_percent
+                .map_or(String::new(), |a| format!("{a:.3}")),
+            g.monitored_seconds,
+            g.not_judged_seconds,
+            g.coverage_percent,
+            g.longest_outage_seconds,
+            csv_field(&g.summary),
+        );
+    }
+}
+
+fn csv_days(out: &mut String, r: &Report) {
+    out.push_str("date,group,coverage_percent,availability_percent\n");
+    for d in &r.days {
+        for g in &d.groups {
+            let _ = writeln!(
+                out,
+                "{},{},{:.3},{}",
+                d.date,
+                csv_field(&g.group),
+                d.coverage_percent,
+                g.availability_percent
+                    .map_or(String::new(), |a| format!("{a:.3}")),
+            );
+        }
+    }
 }
 
 fn caveats(r: &Report) -> Vec<String> {
@@ -604,16 +770,66 @@ pub fn witness_check(r: &Report) -> String {
     match &r.journal_head {
         None => "Journal head: the journal is empty".to_string(),
         Some(h) => format!(
-            "Journal head: line seq {seq}, SHA-256 {hash}. To check it against an independent \
-             witness, query the Prometheus that scraped this daemon: \
-             every value of linkwatch_journal_events_total it recorded before this report was \
-             generated must be at most {total}, and wherever it was exactly {total}, \
-             linkwatch_journal_head_info must carry hash=\"{prefix}\"",
-            seq = h.seq,
-            hash = h.hash,
-            total = h.seq + 1,
-            prefix = h.hash_prefix(),
+            "Journal head: line seq {}, SHA-256 {}. {}",
+            h.seq,
+            h.hash,
+            witness_instructions(h)
         ),
+    }
+}
+
+/// How to check the head `h` against the metrics a Prometheus scraped.
+pub(crate) fn witness_instructions(h: &ChainHead) -> String {
+    format!(
+        "To check it against an independent \
+         witness, query the Prometheus that scraped this daemon: \
+         every value of linkwatch_journal_events_total it recorded before this report was \
+         generated must be at most {total}, and wherever it was exactly {total}, \
+         linkwatch_journal_head_info must carry hash=\"{prefix}\"",
+        total = h.seq + 1,
+        prefix = h.hash_prefix(),
+    )
+}
+
+/// A group's summary row: group, summary, availability, coverage,
+/// downtime, longest outage, downtime by cause.
+pub(crate) fn group_cells(g: &GroupSummary) -> [String; 7] {
+    let causes: Vec<String> = g
+        .downtime_by_cause
+        .iter()
+        .map(|c| format!("{}: {}", c.cause, human(c.downtime_seconds)))
+        .collect();
+    [
+        g.group.clone(),
+        g.summary.clone(),
+        availability_text(g),
+        format!("{:.2} %", g.coverage_percent),
+        if g.outages == 0 {
+            "-".into()
+        } else {
+            human(g.downtime_seconds)
+        },
+        if g.outages == 0 {
+            "-".into()
+        } else {
+            human(g.longest_outage_seconds)
+        },
+        if causes.is_empty() {
+            "-".into()
+        } else {
+            causes.join(", ")
+        },
+    ]
+}
+
+/// `99.995 %`, `not monitored` or `not yet judged`.
+pub(crate) fn availability_text(g: &GroupSummary) -> String {
+    match g.availability_percent {
+        // Floored: 99.9996 is not 100 %.
+        Some(a) if a < 100.0 => format!("{:.3} %", (a * 1000.0).floor() / 1000.0),
+        Some(_) => "100 %".into(),
+        None if g.monitored_seconds <= 0.0 => "not monitored".into(),
+        None => "not yet judged".into(),
     }
 }
 
@@ -717,30 +933,19 @@ fn render_markdown(r: &Report) -> String {
     }
     let _ = writeln!(out, "\n## Summary by group\n");
     if r.groups.is_empty() {
-        let _ = writeln!(out, "No outages were recorded in this period.");
+        let _ = writeln!(
+            out,
+            "No group is known: no outage was recorded in this period and no configuration names one (pass --config)."
+        );
     } else {
         let _ = writeln!(
             out,
-            "| group | outages | downtime | availability | longest | downtime by cause |"
+            "| group | summary | availability | coverage | downtime | longest | downtime by cause |"
         );
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|---|");
+        let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---|");
         for g in &r.groups {
-            let causes: Vec<String> = g
-                .downtime_by_cause
-                .iter()
-                .map(|c| format!("{}: {}", c.cause, human(c.downtime_seconds)))
-                .collect();
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {} | {} |",
-                g.group,
-                g.outages,
-                human(g.downtime_seconds),
-                g.availability_percent
-                    .map_or("n/a".to_string(), |a| format!("{a:.3} %")),
-                human(g.longest_outage_seconds),
-                causes.join(", ")
-            );
+            let c = group_cells(g);
+            let _ = writeln!(out, "| {} |", c.join(" | "));
         }
     }
     if !r.outages.is_empty() {
@@ -786,6 +991,7 @@ fn render_markdown(r: &Report) -> String {
     }
     slow::markdown(&mut out, &r.slow_periods);
     plan::markdown(&mut out, r.speed_against_plan.as_ref(), &r.time_zone);
+    plan::markdown_tests(&mut out, r.speed_against_plan.as_ref());
     let _ = writeln!(out, "\n---\n\n{DEFINITIONS}");
     out
 }
@@ -794,7 +1000,7 @@ fn render_markdown(r: &Report) -> String {
 const VERIFY: &str = "To verify: run `linkwatch outages --verify` on the monitoring machine; it recomputes the journal's hash chain and prints the head hash, which must equal the one above unless lines were added since.";
 
 /// The footer that defines the report's terms (both formats).
-const DEFINITIONS: &str = "Start is the first failed probe of the streak that declared the outage; end is the first successful probe of the streak that ended it. An edge marked \"not observed\" happened while linkwatch was not running or stalled: a start is then the earliest moment it could have been and an end the last moment the group was seen down, and the true moment lies in the adjacent unobserved period. \"Likely cause\" is the farthest-upstream group that was down when the outage started. Durations come from the monotonic clock when one process saw both ends, otherwise from the wall clock. Availability is up time divided by monitored time; unmonitored time counts neither way.";
+const DEFINITIONS: &str = "Start is the first failed probe of the streak that declared the outage; end is the first successful probe of the streak that ended it. An edge marked \"not observed\" happened while linkwatch was not running or stalled: a start is then the earliest moment it could have been and an end the last moment the group was seen down, and the true moment lies in the adjacent unobserved period. \"Likely cause\" is the farthest-upstream group that was down when the outage started. Durations come from the monotonic clock when one process saw both ends, otherwise from the wall clock. Availability is up time divided by judged time: the time monitored (a daemon running, not stalled) in which the group had a verdict; unmonitored time and time before a group's first verdict (\"not yet judged\") count neither way. The status page, /api/v1/availability and this report compute it with the same function over the same journal.";
 
 fn render_html(r: &Report) -> String {
     html::render(r, &caveats(r), VERIFY, DEFINITIONS)
@@ -845,11 +1051,11 @@ mod tests {
         assert_eq!(r.unmonitored.len(), 1);
         assert!(r.outages.is_empty());
         let md = render(&r, Format::Markdown).unwrap();
-        assert!(md.contains("No outages were recorded"));
+        assert!(md.contains("No group is known"), "{md}");
         assert!(md.contains("Monitoring covered 0.00 %"));
         let html = render(&r, Format::Html).unwrap();
         for part in [
-            "No outages were recorded",
+            "No group is known",
             "Monitoring covered 0.00 %",
             "Not monitored:",
             "linkwatch outages --verify",
@@ -874,6 +1080,111 @@ mod tests {
             build(dir.path(), since, until, "Mars/Olympus"),
             Err(ReportError::TimeZone(_))
         ));
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn every_group_is_summarised_with_the_shared_figures_and_csv_is_one_table() {
+        use figures::tests::{at, measured};
+        let dir = tempfile::tempdir().unwrap();
+        measured(dir.path());
+        let groups: Vec<String> = ["lan", "isp", "internet", "dns"].map(String::from).into();
+        let r = build_with(dir.path(), at(0.0), at(213.0), "UTC", None, Some(&groups)).unwrap();
+        let names: Vec<&str> = r.groups.iter().map(|g| g.group.as_str()).collect();
+        assert_eq!(
+            names,
+            ["lan", "isp", "internet", "dns"],
+            "configuration order"
+        );
+        let g = |n: &str| r.groups.iter().find(|g| g.group == n).unwrap();
+        // Zero successes: 0 %, not the share of the seconds before the first probe.
+        assert_eq!(g("lan").availability_percent, Some(0.0));
+        assert!((g("isp").availability_percent.unwrap() - 78.497).abs() < 0.01);
+        assert!((g("isp").downtime_seconds - 45.8).abs() < 1e-6);
+        assert_eq!(g("internet").summary, "no outage; answered throughout");
+        assert_eq!(g("internet").availability_percent, Some(100.0));
+        // The same numbers as the page's and the API's function.
+        let h = History::load(dir.path()).unwrap();
+        let f = Figures::new(&h, Timestamp::now(), &lock::probe(dir.path()));
+        for s in &r.groups {
+            let want = f.group(&s.group, at(0.0), at(213.0));
+            assert_eq!(
+                s.availability_percent, want.availability_percent,
+                "{}",
+                s.group
+            );
+            assert_eq!(s.downtime_seconds, want.down_seconds, "{}", s.group);
+        }
+        // A longer period: coverage is said, not "throughout".
+        let r2 = build_with(dir.path(), at(0.0), at(426.0), "UTC", None, Some(&groups)).unwrap();
+        let internet = r2.groups.iter().find(|g| g.group == "internet").unwrap();
+        assert!(
+            internet.summary.starts_with(
+                "no outage; answered throughout the 3m 33s monitored (50.00 % of the period"
+            ),
+            "{}",
+            internet.summary
+        );
+        let md = render(&r, Format::Markdown).unwrap();
+        assert!(
+            md.contains("| lan | 1 outage, 3m 33s down | 0.000 % | 100.00 % |"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| internet | no outage; answered throughout | 100 % | 100.00 % | - | - | - |"
+            ),
+            "{md}"
+        );
+        let html = render(&r, Format::Html).unwrap();
+        let hash = &r.journal_head.as_ref().unwrap().hash;
+        assert_eq!(html.matches(hash.as_str()).count(), 1, "the head hash once");
+        assert!(
+            html.contains("<td>internet</td><td>no outage; answered throughout</td>"),
+            "{html}"
+        );
+        // CSV: one well-formed table per output.
+        for table in [
+            CsvTable::Outages,
+            CsvTable::Groups,
+            CsvTable::SlowPeriods,
+            CsvTable::Plan,
+            CsvTable::SpeedTests,
+            CsvTable::Days,
+        ] {
+            let csv = render_with(&r, Format::Csv, table).unwrap();
+            // Fields outside quotes (no quoted line breaks here).
+            let fields = |l: &str| {
+                let mut quoted = false;
+                1 + l
+                    .chars()
+                    .filter(|c| {
+                        if *c == '"' {
+                            quoted = !quoted;
+                        }
+                        *c == ',' && !quoted
+                    })
+                    .count()
+            };
+            let mut lines = csv.lines();
+            let columns = fields(lines.next().unwrap());
+            assert!(!csv.contains("\n\n"), "{table:?}: {csv}");
+            for l in lines {
+                assert_eq!(fields(l), columns, "{table:?}: {l}");
+            }
+        }
+        let csv = render_with(&r, Format::Csv, CsvTable::Groups).unwrap();
+        assert_eq!(csv.lines().count(), 5, "{csv}");
+        assert!(
+            csv.contains("\nlan,1,212.600,0.000,213.000,0.400,100.000,"),
+            "{csv}"
+        );
+        assert_eq!(
+            render(&r, Format::Csv).unwrap(),
+            render_with(&r, Format::Csv, CsvTable::Outages).unwrap()
+        );
+        let csv = render_with(&r, Format::Csv, CsvTable::Days).unwrap();
+        assert!(csv.contains("\n2026-11-01,lan,100.000,0.000\n"), "{csv}");
     }
 
     #[test]

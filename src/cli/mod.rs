@@ -122,6 +122,9 @@ pub enum Command {
         /// The same for upload tests.
         #[arg(long, value_name = "RATE")]
         plan_upload: Option<String>,
+        /// With --format csv: which table to print (one well-formed CSV table per run).
+        #[arg(long, value_enum, value_name = "NAME", default_value = "outages")]
+        table: crate::report::CsvTable,
     },
     /// Trace the path to a target once (hop by hop, like `mtr --report`); exit 1 if it is not reached.
     Trace {
@@ -209,12 +212,13 @@ pub fn main() -> ExitCode {
             tz,
             plan_download,
             plan_upload,
+            table,
         } => report::report(
             data_dir.as_deref(),
             config.as_deref(),
             since,
             until.as_deref(),
-            *format,
+            (*format, *table),
             tz,
             [plan_download.as_deref(), plan_upload.as_deref()],
         ),

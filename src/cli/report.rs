@@ -11,7 +11,8 @@ pub(super) fn report(
     config_path: Option<&Path>,
     since: &str,
     until: Option<&str>,
-    format: crate::report::Format,
+    // The format, and with CSV the table.
+    (format, table): (crate::report::Format, crate::report::CsvTable),
     tz: &str,
     plan: [Option<&str>; 2],
 ) -> ExitCode {
@@ -57,8 +58,14 @@ pub(super) fn report(
         download_bps: rates[0],
         upload_bps: rates[1],
     });
-    match crate::report::build_with_plan(&dir, since, until, tz, plan)
-        .and_then(|r| crate::report::render(&r, format))
+    // The summary names the groups of `--config`, else of the configuration
+    // file the journal's last run recorded (see `report::build_with`).
+    let groups: Option<Vec<String>> = match config_path.map(crate::config::load) {
+        Some(Ok(c)) => Some(c.groups.iter().map(|g| g.name.clone()).collect()),
+        _ => None,
+    };
+    match crate::report::build_with(&dir, since, until, tz, plan, groups.as_deref())
+        .and_then(|r| crate::report::render_with(&r, format, table))
     {
         Ok(text) => then(out(&text), ExitCode::SUCCESS),
         Err(e @ (ReportError::EmptyPeriod { .. } | ReportError::TimeZone(_))) => {

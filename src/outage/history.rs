@@ -153,6 +153,8 @@ pub struct Run {
     pub clock_synchronized: Option<bool>,
     /// Its `daemon_start`'s site (`[daemon] site`), when set.
     pub site: Option<String>,
+    /// Where its configuration came from (a file's path), as recorded.
+    pub config_source: String,
     /// Its `[plan]`, when configured and recorded.
     pub plan: Option<PlanRecord>,
     /// Its throughput targets.
@@ -306,6 +308,7 @@ impl History {
                         clean: false,
                         clock_synchronized: ds.clock_synchronized,
                         site: ds.site.clone(),
+                        config_source: ds.config_source.clone(),
                         plan: ds.plan,
                         throughput_targets: ds.throughput_targets.clone(),
                         reloads: Vec::new(),

@@ -14,6 +14,7 @@ pub mod degradation;
 pub mod degraded;
 pub mod detector;
 pub mod event;
+pub mod figures;
 pub mod history;
 pub mod ids;
 pub mod journal;

@@ -25,6 +25,7 @@ use crate::outage::degraded::DegradationRecord;
 use crate::outage::degraded::listing::figures_text;
 use crate::outage::detector::State;
 use crate::outage::event::EndReason;
+use crate::outage::figures::{Figures, GroupFigures, Span};
 use crate::status::Status;
 use svg::{Seg, Segment};
 
@@ -148,6 +149,7 @@ impl Period {
 /// Chart periods the page offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Range {
+    H1,
     H3,
     H24,
     D7,
@@ -155,7 +157,18 @@ pub enum Range {
 }
 
 impl Range {
-    pub const ALL: [Range; 4] = [Range::H3, Range::H24, Range::D7, Range::D30];
+    pub const ALL: [Range; 5] = [Range::H1, Range::H3, Range::H24, Range::D7, Range::D30];
+
+    /// The default range for data going back to `first` (the first run's
+    /// start): the shortest range holding all of it, at most 24 h, so that
+    /// a new install is not a sliver at the right edge.
+    pub fn fitted(first: Option<Timestamp>, now: Timestamp) -> Range {
+        let age = first.map_or(0, |f| now.as_second() - f.as_second());
+        [Range::H1, Range::H3]
+            .into_iter()
+            .find(|r| age <= r.seconds())
+            .unwrap_or(Range::H24)
+    }
 
     pub fn parse(s: &str) -> Option<Range> {
         Range::ALL.into_iter().find(|r| r.label() == s)
@@ -163,6 +176,7 @@ impl Range {
 
     pub fn label(self) -> &'static str {
         match self {
+            Range::H1 => "1h",
             Range::H3 => "3h",
             Range::H24 => "24h",
             Range::D7 => "7d",
@@ -172,6 +186,7 @@ impl Range {
 
     pub fn seconds(self) -> i64 {
         match self {
+            Range::H1 => 3600,
             Range::H3 => 3 * 3600,
             Range::H24 => 86_400,
             Range::D7 => 7 * 86_400,
@@ -179,9 +194,10 @@ impl Range {
         }
     }
 
-    /// Seconds per chart point (180–360 points per chart).
+    /// Seconds per chart point (60–360 points per chart; the history keeps minutes).
     pub fn step(self) -> i64 {
         match self {
+            Range::H1 => 60,
             Range::H3 => 60,
             Range::H24 => 300,
             Range::D7 => 1800,
@@ -190,17 +206,20 @@ impl Range {
     }
 }
 
-/// Step of the coverage series the bars and availability use.
-pub const COVERAGE_STEP: i64 = 900;
-
 /// Everything the status page shows.
 pub struct PageData<'a> {
     pub status: &'a Status,
     /// Outages and degradations of the last 30 days (and open ones), any order.
     pub periods: &'a [Period],
-    /// Per target, the last 30 days in [`COVERAGE_STEP`] steps: which
-    /// quarter hours were monitored at all.
-    pub coverage: &'a [Series],
+    /// Per group, in the order of `status.groups`: its figures for the
+    /// [`windows`] (today, 7 days, 30 days), from the shared
+    /// [`crate::outage::figures`] (the report and the API compute the same).
+    pub figures: &'a [[GroupFigures; 3]],
+    /// When a daemon was monitoring over the last 30 days (the journal's runs
+    /// less stalls): the bars' grey.
+    pub monitored: &'a [Span],
+    /// The promised rate (`[plan]`) of each throughput target's direction.
+    pub plans: &'a [(String, f64)],
     /// The charted targets over `range`.
     pub charts: &'a [Series],
     pub range: Range,
@@ -319,11 +338,10 @@ pub fn verdict(d: &PageData) -> (String, &'static str) {
     // names what the user feels; its cause names whom to call.
     let rank = |g: &str| d.status.groups.iter().position(|x| x.name == g);
     if let Some(o) = open.iter().max_by_key(|p| rank(&p.group)) {
-        let others: Vec<&str> = open
-            .iter()
-            .filter(|p| p.id != o.id)
-            .map(|p| p.group.as_str())
-            .collect();
+        // The other groups down, upstream first.
+        let mut others: Vec<&Period> = open.iter().copied().filter(|p| p.id != o.id).collect();
+        others.sort_by_key(|p| rank(&p.group));
+        let others: Vec<&str> = others.iter().map(|p| p.group.as_str()).collect();
         let mut s = format!(
             "{} is down since {} ({}) — likely cause: {}",
             title_case(&o.group),
@@ -342,25 +360,40 @@ pub fn verdict(d: &PageData) -> (String, &'static str) {
             "down",
         );
     }
-    if let Some(p) = d
+    let mut slow: Vec<&Period> = d
         .periods
         .iter()
-        .find(|p| p.kind == Kind::Degradation && p.end.is_none())
-    {
-        return (
-            format!(
-                "{} is slow since {} ({}){}",
-                title_case(&p.group),
-                clock(p.start, d.tz),
-                human(now.duration_since(p.start).as_secs_f64()),
-                if p.triggers.is_empty() {
-                    String::new()
+        .filter(|p| p.kind == Kind::Degradation && p.end.is_none())
+        .collect();
+    // Every slow group, upstream first (configuration order).
+    slow.sort_by_key(|p| (rank(&p.group).unwrap_or(usize::MAX), p.start));
+    slow.dedup_by(|a, b| a.group == b.group);
+    if let Some(first) = slow.iter().min_by_key(|p| p.start) {
+        let names: Vec<String> = slow.iter().map(|p| p.group.clone()).collect();
+        let triggers: Vec<String> = slow
+            .iter()
+            .filter(|p| !p.triggers.is_empty())
+            .map(|p| {
+                if slow.len() == 1 {
+                    p.triggers.join(", ")
                 } else {
-                    format!(": {}", p.triggers.join(", "))
+                    format!("{} {}", p.group, p.triggers.join(", "))
                 }
-            ),
-            "degraded",
+            })
+            .collect();
+        let s = format!(
+            "{} {} slow since {} ({}){}",
+            title_case(&join_and(&names)),
+            if slow.len() == 1 { "is" } else { "are" },
+            clock(first.start, d.tz),
+            human(now.duration_since(first.start).as_secs_f64()),
+            if triggers.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", triggers.join("; "))
+            }
         );
+        return (s, "degraded");
     }
     if d.status.groups.is_empty() || d.status.groups.iter().all(|g| g.state == State::Unknown) {
         return (
@@ -375,17 +408,19 @@ pub fn verdict(d: &PageData) -> (String, &'static str) {
         .filter(|g| g.state == State::Unknown)
         .map(|g| g.name.as_str())
         .collect();
-    let last_end = d
+    // Good means neither down nor slow: from the last end of either.
+    let last = d
         .periods
         .iter()
-        .filter(|p| p.kind == Kind::Outage)
-        .filter_map(|p| p.end)
-        .max();
-    let since = last_end.unwrap_or(d.status.started).max(d.status.started);
-    let what = if last_end.is_some_and(|e| e >= d.status.started) {
-        "since the last outage"
-    } else {
-        "since linkwatch started"
+        .filter_map(|p| p.end.map(|e| (e, p.kind)))
+        .max_by_key(|(e, _)| *e);
+    let since = last
+        .map_or(d.status.started, |(e, _)| e)
+        .max(d.status.started);
+    let what = match last {
+        Some((e, Kind::Outage)) if e >= d.status.started => "since the last outage",
+        Some((e, Kind::Degradation)) if e >= d.status.started => "since the last slow period",
+        _ => "since linkwatch started",
     };
     let mut s = format!(
         "All good for {} ({what})",
@@ -395,6 +430,15 @@ pub fn verdict(d: &PageData) -> (String, &'static str) {
         s.push_str(&format!("; not decided yet: {}", unknown.join(", ")));
     }
     (s, "up")
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn join_and(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
 }
 
 fn title_case(s: &str) -> String {
@@ -415,85 +459,42 @@ fn group_targets<'a>(d: &'a PageData, group: &str) -> Vec<&'a str> {
         .collect()
 }
 
-/// Seconds of each coverage step a group was monitored: minutes with a
-/// probe of its best-covered target (exact to the minute, whatever the
-/// probe interval was when the history was written).
-fn monitored_steps(d: &PageData, group: &str) -> Vec<f64> {
-    let mut out: Vec<f64> = Vec::new();
-    for t in d.status.targets.iter().filter(|t| t.group == group) {
-        let Some(s) = d.coverage.iter().find(|s| s.target == t.name) else {
-            continue;
-        };
-        if out.is_empty() {
-            out = vec![0.0; s.points.len()];
-        }
-        for (o, p) in out.iter_mut().zip(&s.points) {
-            let secs = (f64::from(p.minutes) * 60.0).min(COVERAGE_STEP as f64);
-            *o = o.max(secs);
-        }
-    }
-    out
+/// The card's availability windows as of `now` in `tz`: today (since local
+/// midnight), the last 7 days, the last 30 days.
+pub fn windows(now: Timestamp, tz: &TimeZone) -> [(&'static str, Timestamp); 3] {
+    let today = now
+        .to_zoned(tz.clone())
+        .start_of_day()
+        .map(|z| z.timestamp())
+        .unwrap_or(now);
+    let ago = |days: i64| Timestamp::from_second(now.as_second() - days * 86_400).unwrap_or(now);
+    [("today", today), ("7 days", ago(7)), ("30 days", ago(30))]
 }
 
-/// Seconds monitored in `[from, to)` according to `steps` (a step partly
-/// inside counts in proportion).
-fn monitored_secs(d: &PageData, steps: &[f64], from: Timestamp, to: Timestamp) -> f64 {
-    let Some(first) = d.coverage.first() else {
-        return 0.0;
-    };
-    let base = first.since.as_second();
-    let mut total = 0.0;
-    for (i, secs) in steps.iter().enumerate() {
-        if *secs <= 0.0 {
-            continue;
-        }
-        let (sa, sb) = (
-            base + i as i64 * COVERAGE_STEP,
-            base + (i as i64 + 1) * COVERAGE_STEP,
-        );
-        let a = sa.max(from.as_second());
-        let b = sb.min(to.as_second());
-        if b > a {
-            total += secs * (b - a) as f64 / COVERAGE_STEP as f64;
-        }
-    }
-    total
-}
-
-/// Availability of `group` over `[from, now)`: 1 − down / monitored.
-fn availability(d: &PageData, group: &str, steps: &[f64], from: Timestamp) -> Option<f64> {
-    let now = d.status.now;
-    let monitored = monitored_secs(d, steps, from, now);
-    if monitored <= 0.0 {
-        return None;
-    }
-    let down: f64 = d
-        .periods
+/// Every group's figures over the [`windows`], in the order of `status.groups`.
+pub fn group_figures(figs: &Figures, status: &Status, tz: &TimeZone) -> Vec<[GroupFigures; 3]> {
+    let now = figs.now();
+    let w = windows(now, tz);
+    status
+        .groups
         .iter()
-        .filter(|p| p.kind == Kind::Outage && p.group == group)
-        .map(|p| p.overlap(from, now, now))
-        .sum();
-    Some((1.0 - down / monitored).clamp(0.0, 1.0))
+        .map(|g| w.map(|(_, from)| figs.group(&g.name, from, now)))
+        .collect()
 }
 
-fn pct(a: Option<f64>) -> String {
-    match a {
-        None => "no data".into(),
-        Some(a) if a >= 1.0 => "100 %".into(),
-        Some(a) => format!("{:.2} %", (a * 1e4).floor() / 100.0),
+/// Seconds of `[from, to)` inside `monitored`.
+fn monitored_in(monitored: &[Span], from: Timestamp, to: Timestamp) -> f64 {
+    if to <= from {
+        return 0.0;
     }
+    crate::outage::figures::total(&crate::outage::figures::intersect(&[(from, to)], monitored))
 }
 
 /// The segments of a group's bar over the last `span` seconds in `n` parts.
-fn segments(d: &PageData, group: &str, steps: &[f64], span: i64, n: i64) -> Vec<Segment> {
+fn segments(d: &PageData, group: &str, span: i64, n: i64) -> Vec<Segment> {
     let now = d.status.now.as_second();
     let seg_len = span / n;
     let end = (now / seg_len + 1) * seg_len;
-    let base = d
-        .coverage
-        .first()
-        .map(|s| s.since.as_second())
-        .unwrap_or(now);
     (0..n)
         .map(|i| {
             let a = end - (n - i) * seg_len;
@@ -505,15 +506,7 @@ fn segments(d: &PageData, group: &str, steps: &[f64], span: i64, n: i64) -> Vec<
                 .iter()
                 .filter(|p| p.group == group && p.overlap(from, to, d.status.now) > 0.0)
                 .collect();
-            let monitored = (a.max(base)..b.min(now + 1))
-                .step_by(COVERAGE_STEP as usize)
-                .any(|t| {
-                    let idx = (t - base) / COVERAGE_STEP;
-                    usize::try_from(idx)
-                        .ok()
-                        .and_then(|i| steps.get(i))
-                        .is_some_and(|s| *s > 0.0)
-                });
+            let monitored = monitored_in(d.monitored, from, to) > 0.0;
             let (seg, note) = if let Some(p) = hits.iter().find(|p| p.kind == Kind::Outage) {
                 (
                     Seg::Down,
@@ -581,21 +574,29 @@ pub fn status_page(d: &PageData) -> String {
     );
     b.push_str("<section class=\"groups\"><h2>Groups</h2>");
     let now = d.status.now;
-    let today = now
-        .to_zoned(d.tz.clone())
-        .start_of_day()
-        .map(|z| z.timestamp())
-        .unwrap_or(now);
-    let ago = |days: i64| Timestamp::from_second(now.as_second() - days * 86_400).unwrap_or(now);
-    for g in &d.status.groups {
+    let labels = windows(now, d.tz).map(|(l, _)| l);
+    for (gi, g) in d.status.groups.iter().enumerate() {
         let state = card_state(g.state, &g.name, d.periods);
-        let steps = monitored_steps(d, &g.name);
+        let avail: String = labels
+            .iter()
+            .enumerate()
+            .map(|(i, label)| {
+                let f = d.figures.get(gi).map(|w| &w[i]);
+                let text = f.map_or("not monitored".into(), GroupFigures::availability_text);
+                let na = f.is_none_or(|f| f.availability_percent.is_none());
+                format!(
+                    "<div><dt>{label}</dt><dd{}>{}</dd></div>",
+                    if na { " class=\"na\"" } else { "" },
+                    esc(&text)
+                )
+            })
+            .collect();
         let targets = group_targets(d, &g.name);
         let _ = write!(
             b,
             "<article class=\"card c-{state}\" data-group=\"{}\" data-state=\"{state}\">\
 <h3>{}<span class=\"state\"><span aria-hidden=\"true\">{}</span> {state}</span></h3><p class=\"since\">{}{}</p>\
-<dl class=\"avail\"><div><dt>today</dt><dd>{}</dd></div><div><dt>7 days</dt><dd>{}</dd></div><div><dt>30 days</dt><dd>{}</dd></div></dl>",
+<dl class=\"avail\">{avail}</dl>",
             esc(&g.name),
             esc(&g.name),
             icon(state),
@@ -611,16 +612,13 @@ pub fn status_page(d: &PageData) -> String {
                 Some(n) => format!(" · needs {}", esc(n)),
                 None => String::new(),
             },
-            pct(availability(d, &g.name, &steps, today)),
-            pct(availability(d, &g.name, &steps, ago(7))),
-            pct(availability(d, &g.name, &steps, ago(30))),
         );
         for (label, span, n) in [
             ("24 h", 86_400, 96),
             ("7 days", 7 * 86_400, 168),
             ("30 days", 30 * 86_400, 120),
         ] {
-            let segs = segments(d, &g.name, &steps, span, n);
+            let segs = segments(d, &g.name, span, n);
             let _ = write!(
                 b,
                 "<div class=\"barrow\"><span class=\"barlabel\">{label}</span>{}</div>",
@@ -735,7 +733,12 @@ fn targets_section(b: &mut String, d: &PageData) {
             )
         );
         if !s.throughput.is_empty() {
-            b.push_str(&svg::throughput_chart(s, d.tz));
+            let plan = d
+                .plans
+                .iter()
+                .find(|(t, _)| *t == s.target)
+                .map(|(_, bps)| *bps);
+            b.push_str(&svg::throughput_chart(s, d.tz, plan));
         }
         if let Some(l) = t.and_then(|t| t.last.as_ref())
             && l.result != "success"

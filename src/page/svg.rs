@@ -302,51 +302,113 @@ fn point(
 }
 
 /// Throughput tests as dots on a time axis (bits per second).
-pub fn throughput_chart(series: &Series, tz: &jiff::tz::TimeZone) -> String {
-    const H: f64 = 110.0;
+/// The throughput tests of `series` on a log axis (decades from the slowest
+/// test to the fastest or the plan, whichever is higher), with the promised
+/// rate `plan` (bits per second) drawn as a dashed line.
+pub fn throughput_chart(series: &Series, tz: &jiff::tz::TimeZone, plan: Option<f64>) -> String {
+    const H: f64 = 120.0;
     const TOP: f64 = 8.0;
     const BOTTOM: f64 = 20.0;
     let plot_w = W - PAD_L - PAD_R;
     let plot_h = H - TOP - BOTTOM;
-    let max = series
+    let rates = series
         .throughput
         .iter()
         .map(|t| t.bits_per_second)
-        .fold(0.0, f64::max)
-        .max(1.0)
-        * 1.15;
+        .filter(|b| *b > 0.0);
+    let lo = rates
+        .clone()
+        .fold(f64::INFINITY, f64::min)
+        .min(plan.unwrap_or(f64::INFINITY));
+    let hi = rates.fold(0.0, f64::max).max(plan.unwrap_or(0.0));
+    // Whole decades around the data, at least one.
+    let lo_dec = if lo.is_finite() && lo > 0.0 {
+        lo.log10().floor()
+    } else {
+        5.0
+    };
+    let hi_dec = if hi > 0.0 {
+        hi.log10().ceil().max(lo_dec + 1.0)
+    } else {
+        lo_dec + 1.0
+    };
+    let y_of = |bps: f64| {
+        let v = bps.max(10f64.powf(lo_dec)).log10();
+        TOP + plot_h * (1.0 - (v - lo_dec) / (hi_dec - lo_dec))
+    };
     let span = (series.until.as_second() - series.since.as_second()).max(1) as f64;
     let mut s = String::new();
     let _ = write!(
         s,
-        "<svg class=\"chart\" viewBox=\"0 0 {W} {H}\" role=\"img\" data-chart=\"{}-throughput\"><title>Throughput of {}: {} tests</title>\
+        "<svg class=\"chart\" viewBox=\"0 0 {W} {H}\" role=\"img\" data-chart=\"{}-throughput\"><title>Throughput of {}: {} tests{} (bit/s, log scale)</title>\
 <rect class=\"plot\" x=\"{PAD_L}\" y=\"{TOP}\" width=\"{plot_w:.1}\" height=\"{plot_h}\"/>",
         esc(&series.target),
         esc(&series.target),
-        series.throughput.len()
+        series.throughput.len(),
+        plan.map_or(String::new(), |p| format!(", plan {}", rate(p)))
     );
-    for t in &series.throughput {
-        let x = PAD_L + plot_w * ((t.at.as_second() - series.since.as_second()) as f64 / span);
-        let y = TOP + plot_h * (1.0 - t.bits_per_second / max);
+    let mut d = lo_dec;
+    while d <= hi_dec {
+        let y = y_of(10f64.powf(d));
         let _ = write!(
             s,
-            "<circle class=\"tp\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"3\"><title>{}: {} in {:.2} s</title></circle>",
-            esc(&fmt_time_short(t.at, tz)),
-            rate(t.bits_per_second),
-            t.seconds
+            "<line class=\"grid\" x1=\"{PAD_L}\" x2=\"{:.1}\" y1=\"{y:.1}\" y2=\"{y:.1}\"/><text class=\"ax\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            PAD_L + plot_w,
+            PAD_L - 4.0,
+            y + 4.0,
+            rate_short(10f64.powf(d))
+        );
+        d += 1.0;
+    }
+    let _ = write!(
+        s,
+        "<text class=\"ax\" x=\"{:.1}\" y=\"{:.1}\">bit/s, log scale</text>",
+        PAD_L + 4.0,
+        TOP + 12.0
+    );
+    if let Some(p) = plan.filter(|p| *p > 0.0) {
+        let y = y_of(p);
+        let _ = write!(
+            s,
+            "<line class=\"plan\" x1=\"{PAD_L}\" x2=\"{:.1}\" y1=\"{y:.1}\" y2=\"{y:.1}\"><title>plan: {}</title></line><text class=\"ax plan-label\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">plan {}</text>",
+            PAD_L + plot_w,
+            rate(p),
+            PAD_L + plot_w - 4.0,
+            y - 3.0,
+            rate(p)
         );
     }
-    for frac in [0.0, 1.0] {
+    for t in &series.throughput {
+        let x = PAD_L + plot_w * ((t.at.as_second() - series.since.as_second()) as f64 / span);
+        let y = y_of(t.bits_per_second);
         let _ = write!(
             s,
-            "<text class=\"ax\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-            PAD_L - 4.0,
-            TOP + plot_h * (1.0 - frac) + 4.0,
-            rate(max * frac)
+            "<circle class=\"tp\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"3\"><title>{}: {} in {:.2} s{}</title></circle>",
+            esc(&fmt_time_short(t.at, tz)),
+            rate(t.bits_per_second),
+            t.seconds,
+            plan.filter(|p| *p > 0.0).map_or(String::new(), |p| format!(
+                ", {:.0} % of plan",
+                100.0 * t.bits_per_second / p
+            ))
         );
     }
     s.push_str("</svg>");
     s
+}
+
+/// An axis label that fits the margin: `100M`, `1G`, `10k` (bit/s).
+fn rate_short(bps: f64) -> String {
+    let (v, unit) = if bps >= 1e9 {
+        (bps / 1e9, "G")
+    } else if bps >= 1e6 {
+        (bps / 1e6, "M")
+    } else if bps >= 1e3 {
+        (bps / 1e3, "k")
+    } else {
+        (bps, "")
+    };
+    format!("{v:.0}{unit}")
 }
 
 /// `12.3 Mbit/s`.

@@ -74,15 +74,6 @@ fn page(status: &Status, periods: &[Period]) -> String {
     let store = HistoryStore::open_at(dir.path(), names.clone(), status.now).unwrap();
     let all: Vec<String> = names.into_iter().map(|(n, _)| n).collect();
     let now = status.now;
-    let cov = store.query(
-        &HistoryQuery::new(
-            all.clone(),
-            Timestamp::from_second(now.as_second() - 30 * 86_400).unwrap(),
-            now,
-            COVERAGE_STEP,
-        )
-        .unwrap(),
-    );
     let charts = store.query(
         &HistoryQuery::new(
             all,
@@ -95,7 +86,9 @@ fn page(status: &Status, periods: &[Period]) -> String {
     status_page(&PageData {
         status,
         periods,
-        coverage: &cov,
+        figures: &[],
+        monitored: &[],
+        plans: &[],
         charts: &charts,
         range: Range::H24,
         uncharted: 0,
@@ -165,4 +158,160 @@ fn names_are_escaped_and_every_chart_has_a_title() {
             .count()
     );
     assert_eq!(svgs, 3 + 1, "three bars and one chart");
+}
+
+#[test]
+fn undecided_and_unmonitored_groups_never_read_100_percent() {
+    use crate::outage::figures::Figures;
+    let now = ts("2026-12-01T10:40:13Z");
+    let st = status(now, &[("lan", State::Unknown), ("isp", State::Up)]);
+    // One run from 10:30 on, watched by this daemon; lan has no verdict yet.
+    let mut h = crate::outage::history::History::default();
+    h.runs.push(crate::outage::history::Run {
+        start_seq: 0,
+        started: ts("2026-12-01T10:30:00Z"),
+        alive_until: now,
+        clean: false,
+        clock_synchronized: Some(true),
+        site: None,
+        config_source: String::new(),
+        plan: None,
+        throughput_targets: vec![],
+        reloads: vec![],
+    });
+    let alive = crate::outage::lock::Liveness::Alive { pid: "1".into() };
+    let figs = Figures::new(&h, now, &alive).with_undecided([("lan", None)]);
+    let figures = group_figures(&figs, &st, &TimeZone::UTC);
+    let html = status_page(&PageData {
+        status: &st,
+        periods: &[],
+        figures: &figures,
+        monitored: &figs.monitored(ts("2026-11-01T00:00:00Z"), now),
+        plans: &[],
+        charts: &[],
+        range: Range::H1,
+        uncharted: 0,
+        tz: &TimeZone::UTC,
+    });
+    let card = |g: &str| {
+        html.split(&format!("data-group=\"{g}\""))
+            .nth(1)
+            .unwrap()
+            .split("</article>")
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        card("lan").contains("<dt>today</dt><dd class=\"na\">not yet judged</dd>"),
+        "{}",
+        card("lan")
+    );
+    assert!(!card("lan").contains("100 %"), "{}", card("lan"));
+    assert!(
+        card("isp").contains("<dt>30 days</dt><dd>100 %</dd>"),
+        "{}",
+        card("isp")
+    );
+    // Before the run: grey, not green.
+    assert!(card("isp").contains("s-gap"), "{}", card("isp"));
+}
+
+#[test]
+fn all_good_counts_from_the_last_slow_period_and_names_every_slow_group_upstream_first() {
+    let now = ts("2026-12-01T10:40:13Z");
+    let st = status(now, &[("isp", State::Up), ("internet", State::Up)]);
+    let ps = [
+        period(
+            Kind::Outage,
+            "isp",
+            "2026-12-01T10:00:00Z",
+            Some("2026-12-01T10:05:00Z"),
+        ),
+        period(
+            Kind::Degradation,
+            "internet",
+            "2026-12-01T10:20:00Z",
+            Some("2026-12-01T10:38:13Z"),
+        ),
+    ];
+    let html = page(&st, &ps);
+    assert!(
+        html.contains("All good for 2 min (since the last slow period)"),
+        "{html}"
+    );
+    let ps = [
+        period(Kind::Degradation, "internet", "2026-12-01T10:20:00Z", None),
+        period(Kind::Degradation, "isp", "2026-12-01T10:21:00Z", None),
+    ];
+    let html = page(&st, &ps);
+    assert!(
+        html.contains("Isp and internet are slow since 10:20:00 (20 min): isp loss; internet loss"),
+        "{html}"
+    );
+}
+
+#[test]
+fn throughput_is_on_a_log_axis_with_the_plan_line() {
+    use crate::history::Throughput;
+    let now = ts("2026-12-01T10:40:13Z");
+    let mut s = crate::history::Series {
+        target: "speed".into(),
+        since: ts("2026-12-01T09:40:13Z"),
+        until: now,
+        step_seconds: 60,
+        points: vec![],
+        throughput: vec![],
+    };
+    for (i, bps) in [2e6, 3e6, 40e9].into_iter().enumerate() {
+        s.throughput.push(Throughput {
+            at: ts("2026-12-01T10:00:00Z")
+                .checked_add(jiff::SignedDuration::from_mins(i as i64))
+                .unwrap(),
+            bytes: 1_000_000,
+            seconds: 1.0,
+            bits_per_second: bps,
+        });
+    }
+    let svg = svg::throughput_chart(&s, &TimeZone::UTC, Some(100e6));
+    assert!(svg.contains("log scale"), "{svg}");
+    assert!(svg.contains("class=\"plan\""), "{svg}");
+    assert!(svg.contains("plan 100.0 Mbit/s"), "{svg}");
+    // Decades from 1 Mbit/s to 100 Gbit/s: 2 Mbit/s is not on the floor.
+    assert!(
+        svg.contains(">1M</text>") && svg.contains(">100G</text>"),
+        "{svg}"
+    );
+    let ys: Vec<f64> = svg
+        .split("<circle class=\"tp\"")
+        .skip(1)
+        .map(|c| {
+            c.split("cy=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    // The plot's floor is y = 100; on a linear axis to 40 Gbit/s both
+    // would sit on it, 0.005 px apart.
+    assert!(
+        ys[0] < 96.0 && ys[0] - ys[1] > 3.0,
+        "2 and 3 Mbit/s apart: {ys:?}"
+    );
+    assert!(svg.contains("2.0 Mbit/s in 1.00 s, 2 % of plan"), "{svg}");
+}
+
+#[test]
+fn the_default_range_fits_the_data() {
+    let now = ts("2026-12-01T10:40:13Z");
+    let ago = |s: i64| Some(Timestamp::from_second(now.as_second() - s).unwrap());
+    assert_eq!(Range::fitted(ago(600), now), Range::H1);
+    assert_eq!(Range::fitted(ago(7200), now), Range::H3);
+    assert_eq!(Range::fitted(ago(5 * 86_400), now), Range::H24);
+    assert_eq!(Range::fitted(None, now), Range::H1);
+    assert_eq!(Range::parse("1h"), Some(Range::H1));
 }

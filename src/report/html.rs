@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
-use super::{Report, ReportOutage, end_text, gaps_text, human, start_text, witness_check};
+use super::{Report, ReportOutage, end_text, gaps_text, human, start_text};
 
 /// Most day rows the timeline draws (the most recent ones).
 const MAX_DAYS: usize = 62;
@@ -91,7 +91,6 @@ struct Timeline {
     until: Timestamp,
     tz: TimeZone,
     marks: Vec<Mark>,
-    outages: Vec<(String, Timestamp, Timestamp)>,
 }
 
 impl Timeline {
@@ -141,7 +140,6 @@ impl Timeline {
                 ),
             });
         }
-        let mut outages = Vec::new();
         for o in &r.outages {
             let Some(start) = ts(&o.start) else { continue };
             let end = o
@@ -149,7 +147,6 @@ impl Timeline {
                 .as_deref()
                 .and_then(ts)
                 .unwrap_or(generated.min(until));
-            outages.push((o.group.clone(), start, end));
             marks.push(Mark {
                 from: start,
                 to: end,
@@ -168,7 +165,6 @@ impl Timeline {
             until,
             tz,
             marks,
-            outages,
         })
     }
 
@@ -194,39 +190,6 @@ impl Timeline {
         }
         let skip = out.len().saturating_sub(MAX_DAYS);
         out.split_off(skip)
-    }
-
-    /// Seconds of `[a, b)` inside the period and monitored.
-    fn monitored(&self, a: Timestamp, b: Timestamp) -> f64 {
-        let (a, b) = (a.max(self.since), b.min(self.until));
-        if b <= a {
-            return 0.0;
-        }
-        let gaps: f64 = self
-            .marks
-            .iter()
-            .filter(|m| m.class == "gap")
-            .map(|m| overlap(m.from, m.to, a, b))
-            .sum();
-        (b.duration_since(a).as_secs_f64() - gaps).max(0.0)
-    }
-
-    fn down(&self, group: &str, a: Timestamp, b: Timestamp) -> f64 {
-        let (a, b) = (a.max(self.since), b.min(self.until));
-        self.outages
-            .iter()
-            .filter(|(g, _, _)| g == group)
-            .map(|(_, s, e)| overlap(*s, *e, a, b))
-            .sum()
-    }
-}
-
-fn overlap(a: Timestamp, b: Timestamp, lo: Timestamp, hi: Timestamp) -> f64 {
-    let (a, b) = (a.max(lo), b.min(hi));
-    if b > a {
-        b.duration_since(a).as_secs_f64()
-    } else {
-        0.0
     }
 }
 
@@ -306,53 +269,44 @@ fn timeline_svg(t: &Timeline) -> String {
     s
 }
 
-/// Availability per day and group: a table with a bar in each cell.
-fn per_day_table(r: &Report, t: &Timeline) -> String {
-    let days = t.days();
+/// Availability per day and group (from the report's [`super::ReportDay`]s,
+/// the same figures as the summary): a table with a bar in each cell.
+fn per_day_table(r: &Report) -> String {
     let groups: Vec<&str> = r.groups.iter().map(|g| g.group.as_str()).collect();
-    let mut s = String::from("<table class=\"perday\"><thead><tr><th>day</th><th>monitored</th>");
+    let mut s = String::from(
+        "<div class=\"scroll\"><table class=\"perday\"><thead><tr><th>day</th><th>monitored</th>",
+    );
     for g in &groups {
         let _ = write!(s, "<th>{}</th>", esc(g));
     }
-    if groups.is_empty() {
-        s.push_str("<th>availability</th>");
-    }
     s.push_str("</tr></thead><tbody>");
-    for (day, a, b) in days.iter().rev() {
-        let mon = t.monitored(*a, *b);
-        let span = overlap(*a, *b, t.since, t.until);
+    for day in r.days.iter().rev() {
         let _ = write!(
             s,
-            "<tr><td>{}</td><td>{}</td>",
-            day.strftime("%a %Y-%m-%d"),
-            if span > 0.0 {
-                format!("{:.1} %", 100.0 * mon / span)
-            } else {
-                "–".into()
-            }
+            "<tr><td>{}</td><td class=\"num\">{:.1} %</td>",
+            esc(&day.date),
+            day.coverage_percent
         );
-        let cell = |down: f64| -> String {
-            if mon <= 0.0 {
-                return "<td class=\"na\">no data</td>".into();
+        for g in &day.groups {
+            match g.availability_percent {
+                None => {
+                    let _ = write!(s, "<td class=\"na\">{}</td>", esc(&g.text));
+                }
+                Some(av) => {
+                    let _ = write!(
+                        s,
+                        "<td><svg class=\"av\" viewBox=\"0 0 100 8\" preserveAspectRatio=\"none\" role=\"img\"><title>{} available</title><rect class=\"avbg\" width=\"100\" height=\"8\"/><rect class=\"{}\" width=\"{:.2}\" height=\"8\"/></svg> {}</td>",
+                        esc(&g.text),
+                        if av >= 99.9 { "avok" } else { "avbad" },
+                        av,
+                        esc(&g.text)
+                    );
+                }
             }
-            let av = (1.0 - down / mon).clamp(0.0, 1.0);
-            format!(
-                "<td><svg class=\"av\" viewBox=\"0 0 100 8\" preserveAspectRatio=\"none\" role=\"img\"><title>{:.3} % available</title><rect class=\"avbg\" width=\"100\" height=\"8\"/><rect class=\"{}\" width=\"{:.2}\" height=\"8\"/></svg> {:.3} %</td>",
-                av * 100.0,
-                if av >= 0.999 { "avok" } else { "avbad" },
-                av * 100.0,
-                av * 100.0
-            )
-        };
-        if groups.is_empty() {
-            s.push_str(&cell(0.0));
-        }
-        for g in &groups {
-            s.push_str(&cell(t.down(g, *a, *b)));
         }
         s.push_str("</tr>");
     }
-    s.push_str("</tbody></table>");
+    s.push_str("</tbody></table></div>");
     s
 }
 
@@ -404,15 +358,22 @@ pub fn render(r: &Report, caveats: &[String], verify: &str, definitions: &str) -
         b,
         "<li>Monitoring coverage: {:.2} % of the period ({} of {}), {} run(s)</li>\
 <li>Journal integrity (hash chain): <strong>{integrity}</strong></li>\
-<li>Journal head hash: <code class=\"hash\">{}</code></li><li>{}</li><li>{}</li>\
+<li>Journal head hash: {}</li><li>{}</li>\
 <li>Runs without a confirmed synchronized clock: {}</li>",
         r.coverage_percent,
         esc(&human(r.monitored_seconds)),
         esc(&human(r.period_seconds)),
         r.runs,
-        esc(&head_hash),
+        match &r.journal_head {
+            Some(h) => format!(
+                "<code class=\"hash\">{}</code> (line seq {}). {}",
+                esc(&h.hash),
+                h.seq,
+                esc(&super::witness_instructions(h))
+            ),
+            None => esc(&head_hash),
+        },
         code_spans(verify),
-        esc(&witness_check(r)),
         r.unsynchronized_runs
     );
     if r.stalls > 0 {
@@ -442,37 +403,31 @@ pub fn render(r: &Report, caveats: &[String], verify: &str, definitions: &str) -
     if let Some(t) = Timeline::of(r) {
         let _ = write!(
             b,
-            "<section id=\"timeline\"><h2>Day by day</h2>{}<p class=\"legend\"><span class=\"k mon\">■</span> monitored, up \
+            "<section id=\"timeline\"><h2>Day by day</h2><div class=\"scroll\">{}</div><p class=\"legend\"><span class=\"k mon\">■</span> monitored, up \
 <span class=\"k out\">■</span> outage (any group) <span class=\"k slow\">■</span> slow <span class=\"k gap\">▄</span> not monitored</p>\
 <h2>Availability per day</h2>{}</section>",
             timeline_svg(&t),
-            per_day_table(r, &t)
+            per_day_table(r)
         );
     }
     b.push_str("<section id=\"groups\"><h2>Summary by group</h2>");
     if r.groups.is_empty() {
-        b.push_str("<p>No outages were recorded in this period.</p>");
+        b.push_str("<p>No group is known: no outage was recorded in this period and no configuration names one (pass --config).</p>");
     } else {
-        b.push_str("<table><thead><tr><th>group</th><th>outages</th><th>downtime</th><th>availability</th><th>longest</th><th>downtime by cause</th></tr></thead><tbody>");
+        b.push_str("<div class=\"scroll\"><table><thead><tr><th>group</th><th>summary</th><th>availability</th><th>coverage</th><th>downtime</th><th>longest</th><th>downtime by cause</th></tr></thead><tbody>");
         for g in &r.groups {
-            let causes: Vec<String> = g
-                .downtime_by_cause
-                .iter()
-                .map(|c| format!("{}: {}", c.cause, human(c.downtime_seconds)))
-                .collect();
-            let _ = write!(
-                b,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&g.group),
-                g.outages,
-                esc(&human(g.downtime_seconds)),
-                g.availability_percent
-                    .map_or("n/a".to_string(), |a| format!("{a:.3} %")),
-                esc(&human(g.longest_outage_seconds)),
-                esc(&causes.join(", "))
-            );
+            b.push_str("<tr>");
+            for (i, c) in super::group_cells(g).iter().enumerate() {
+                let num = if (2..=5).contains(&i) {
+                    " class=\"num\""
+                } else {
+                    ""
+                };
+                let _ = write!(b, "<td{num}>{}</td>", esc(c));
+            }
+            b.push_str("</tr>");
         }
-        b.push_str("</tbody></table>");
+        b.push_str("</tbody></table></div>");
     }
     b.push_str("</section>");
     if !r.outages.is_empty() {
@@ -487,6 +442,7 @@ pub fn render(r: &Report, caveats: &[String], verify: &str, definitions: &str) -
         r.speed_against_plan.as_ref(),
         &r.time_zone,
     ));
+    b.push_str(&super::plan::html_tests(r.speed_against_plan.as_ref()));
     paths_section(&mut b, r);
     let _ = write!(b, "<footer><p>{}</p></footer>", esc(definitions));
     format!(
@@ -510,15 +466,16 @@ table.page{width:100%;border-collapse:collapse;table-layout:fixed}table.page>the
 h1{font-size:1.5rem;margin:8px 0 2px}h2{font-size:1.1rem;margin:18px 0 6px;break-after:avoid}\
 .lead{color:#5b626b;margin:0 0 8px}\
 table{border-collapse:collapse;width:100%;margin:4px 0}th,td{border:1px solid #d5d8dd;padding:3px 6px;text-align:left;vertical-align:top;font-size:13px;overflow-wrap:break-word}\
-th{background:#f1f2f4}tr{break-inside:avoid}td.num{text-align:right;font-variant-numeric:tabular-nums}tr.total td{font-weight:600}td.id{font-size:11px;color:#5b626b;word-break:break-all}\
+th{background:#f1f2f4}tr{break-inside:avoid}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}tr.total td{font-weight:600}td.id{font-size:11px;color:#5b626b;word-break:break-all}\
 code{font-size:12px;overflow-wrap:anywhere}.note{color:#a11}\
 svg.timeline{width:100%;height:auto;display:block}\
 .grid{stroke:#d5d8dd;stroke-width:.6}.ax,.day{font-size:10px;fill:#5b626b;font-family:system-ui,sans-serif}\
 .mon{fill:#cfe8d6}.out{fill:#c8252c}.slow{fill:#d08700}.gap{fill:#9aa0a6}\
 .k{font-size:14px}.k.mon{color:#9fd3ae}.k.out{color:#c8252c}.k.slow{color:#d08700}.k.gap{color:#9aa0a6}.legend{font-size:12px;color:#5b626b}\
 svg.av{width:60px;height:8px;vertical-align:middle}.avbg{fill:#e3e5e8}.avok{fill:#1f8a44}.avbad{fill:#c8252c}td.na{color:#5b626b}\
+.scroll{overflow-x:auto;max-width:100%}.scroll>table{margin:0}#speedtests td:first-child{min-width:6.4em}\
 footer{margin-top:18px;border-top:1px solid #d5d8dd;font-size:12px;color:#3b4047}\
-@media (max-width:600px){body{padding:0 8px}th,td{font-size:12px;padding:2px 4px}.perday svg.av{display:none}li,.lead,code{overflow-wrap:anywhere}#groups table,#plan table{display:block;overflow-x:auto}#outages thead{display:none}#outages table,#outages tbody,#outages tr,#outages td{display:block;width:auto}#outages tr{border:1px solid #d5d8dd;margin:0 0 8px;padding:4px 0}#outages td{border:0;padding:1px 6px}#outages td::before{content:attr(data-label) \": \";color:#5b626b}}\
+@media (max-width:600px){body{padding:0 8px}th,td{font-size:12px;padding:2px 4px}.perday svg.av{display:none}li,.lead,code{overflow-wrap:anywhere}#plan table{display:block;overflow-x:auto}svg.timeline{min-width:640px}#groups td:nth-child(2){min-width:12em}#outages thead{display:none}#outages table,#outages tbody,#outages tr,#outages td{display:block;width:auto}#outages tr{border:1px solid #d5d8dd;margin:0 0 8px;padding:4px 0}#outages td{border:0;padding:1px 6px}#outages td::before{content:attr(data-label) \": \";color:#5b626b}}\
 @media print{@page{size:A4;margin:12mm 10mm 14mm}body{max-width:none;padding:0;font-size:11px}\
 th,td{font-size:10.5px}a{color:inherit;text-decoration:none}svg.timeline{break-inside:avoid}}";
 

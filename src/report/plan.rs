@@ -95,6 +95,27 @@ pub struct SpeedAgainstPlan {
     pub failed_tests_without_plan: u64,
     /// Why tests are missing from the table (or why there is none), for people.
     pub notes: Vec<String>,
+    /// Every test of the period, good and failed, oldest first (with or
+    /// without a plan).
+    pub tests: Vec<SpeedTest>,
+}
+
+/// One throughput test.
+#[derive(Debug, Clone, Serialize)]
+pub struct SpeedTest {
+    /// When it started, in the report's time zone (RFC 3339); a failed
+    /// test: the minute it started in.
+    pub time: String,
+    pub target: String,
+    pub group: String,
+    pub direction: String,
+    /// Goodput; `null` for a failed test.
+    pub mbit_per_second: Option<f64>,
+    /// Goodput as a share of the plan in force; `null` without a plan or
+    /// for a failed test.
+    pub percent_of_plan: Option<f64>,
+    /// Failed tests this row stands for (failures are counted per minute).
+    pub failed: u64,
 }
 
 /// A test as the table counts it.
@@ -109,6 +130,9 @@ struct Judged<'a> {
     percent: Option<f64>,
     /// Failed tests this entry stands for (0 for a good test).
     failures: u64,
+    at: Timestamp,
+    /// Goodput, `None` for failures.
+    bps: Option<f64>,
 }
 
 /// The run in force at `at`: the last one started at or before it.
@@ -162,6 +186,8 @@ pub(super) fn build(
                     plan,
                     percent: plan.map(|p| 100.0 * t.bits_per_second / p),
                     failures: 0,
+                    at: t.at,
+                    bps: Some(t.bits_per_second),
                 });
             }
         }
@@ -179,11 +205,26 @@ pub(super) fn build(
                     plan,
                     percent: None,
                     failures: u64::from(n),
+                    at: minute,
+                    bps: None,
                 });
             }
         }
     }
     let mut table = (!judged.is_empty()).then(|| summarise(&judged))?;
+    judged.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.target.cmp(b.target)));
+    table.tests = judged
+        .iter()
+        .map(|j| SpeedTest {
+            time: super::format_in(j.at, tz),
+            target: j.target.to_string(),
+            group: j.group.to_string(),
+            direction: j.direction.to_string(),
+            mbit_per_second: j.bps.map(|b| (b / 1e4).round() / 100.0),
+            percent_of_plan: j.percent.map(|p| (p * 10.0).round() / 10.0),
+            failed: j.failures,
+        })
+        .collect();
     if let Some(p) = given {
         let named: Vec<String> = [("download", p.download_bps), ("upload", p.upload_bps)]
             .iter()
@@ -293,6 +334,7 @@ fn summarise(judged: &[Judged<'_>]) -> SpeedAgainstPlan {
         tests_without_plan,
         failed_tests_without_plan,
         notes,
+        tests: Vec::new(),
     }
 }
 
@@ -458,15 +500,13 @@ pub(super) fn html(table: Option<&SpeedAgainstPlan>, tz: &str) -> String {
     b
 }
 
-/// A third CSV table after a blank line, only when there are rows.
+/// The CSV table of the rows against the plan (the header alone without).
 pub(super) fn csv(out: &mut String, table: Option<&SpeedAgainstPlan>) {
-    let Some(t) = table.filter(|t| !t.rows.is_empty()) else {
-        return;
-    };
     out.push_str(
-        "\nplan_direction,plan_bps,hours,tests,below_50_percent,below_25_percent,median_percent_of_plan,failed_tests\n",
+        "plan_direction,plan_bps,hours,tests,below_50_percent,below_25_percent,median_percent_of_plan,failed_tests\n",
     );
-    for r in &t.rows {
+    let rows = table.map_or(&[][..], |t| &t.rows[..]);
+    for r in rows {
         let plans: Vec<String> = r.plan_bps.iter().map(|b| format!("{b:.0}")).collect();
         let _ = writeln!(
             out,
@@ -488,13 +528,108 @@ pub(super) fn csv(out: &mut String, table: Option<&SpeedAgainstPlan>) {
     }
 }
 
+/// The columns of the table of every test.
+const TEST_HEAD: [&str; 6] = [
+    "time",
+    "target",
+    "direction",
+    "Mbit/s",
+    "% of plan",
+    "group",
+];
+
+fn test_cells(t: &SpeedTest) -> [String; 6] {
+    // `2026-12-06 17:04:38`: the zone is the report's, said at its top.
+    let time: String = t
+        .time
+        .chars()
+        .take(19)
+        .collect::<String>()
+        .replacen('T', " ", 1);
+    [
+        time,
+        t.target.clone(),
+        t.direction.clone(),
+        match t.mbit_per_second {
+            Some(m) => format!("{m:.2}"),
+            None if t.failed == 1 => "failed".into(),
+            None => format!("{} failed", t.failed),
+        },
+        t.percent_of_plan
+            .map_or("-".into(), |p| format!("{p:.1} %")),
+        t.group.clone(),
+    ]
+}
+
+/// Every speed test, as a Markdown table.
+pub(super) fn markdown_tests(out: &mut String, table: Option<&SpeedAgainstPlan>) {
+    let Some(t) = table.filter(|t| !t.tests.is_empty()) else {
+        return;
+    };
+    let _ = writeln!(out, "\n## Speed tests\n");
+    let _ = writeln!(out, "| {} |", TEST_HEAD.join(" | "));
+    let _ = writeln!(out, "|---|---|---|---:|---:|---|");
+    for test in &t.tests {
+        let _ = writeln!(out, "| {} |", test_cells(test).join(" | "));
+    }
+}
+
+/// Every speed test, as an HTML table scrolling in its own box on a phone.
+pub(super) fn html_tests(table: Option<&SpeedAgainstPlan>) -> String {
+    let Some(t) = table.filter(|t| !t.tests.is_empty()) else {
+        return String::new();
+    };
+    let mut b = String::from(
+        "<section id=\"speedtests\"><h2>Speed tests</h2><div class=\"scroll\"><table><thead><tr>",
+    );
+    for h in TEST_HEAD {
+        let _ = write!(b, "<th>{}</th>", esc(h));
+    }
+    b.push_str("</tr></thead><tbody>");
+    for test in &t.tests {
+        b.push_str("<tr>");
+        for (i, c) in test_cells(test).iter().enumerate() {
+            let num = if i == 3 || i == 4 {
+                " class=\"num\""
+            } else {
+                ""
+            };
+            let _ = write!(b, "<td{num}>{}</td>", esc(c));
+        }
+        b.push_str("</tr>");
+    }
+    b.push_str("</tbody></table></div></section>");
+    b
+}
+
+/// Every speed test as a CSV table (the header alone without tests).
+pub(super) fn csv_tests(out: &mut String, table: Option<&SpeedAgainstPlan>) {
+    out.push_str("time,target,group,direction,mbit_per_second,percent_of_plan,failed_tests\n");
+    let tests = table.map_or(&[][..], |t| &t.tests[..]);
+    for t in tests {
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{},{}",
+            t.time,
+            csv_field(&t.target),
+            csv_field(&t.group),
+            csv_field(&t.direction),
+            t.mbit_per_second
+                .map_or(String::new(), |m| format!("{m:.2}")),
+            t.percent_of_plan
+                .map_or(String::new(), |p| format!("{p:.1}")),
+            t.failed,
+        );
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::outage::event::{DaemonStart, PlanRecord, ThroughputTarget};
     use crate::outage::journal::{self, Entry, FileSink, JournalCounters, JournalWriter};
-    use crate::report::{Format, build, render};
+    use crate::report::{CsvTable, Format, build, render, render_with};
 
     fn start(plan: Option<PlanRecord>) -> Entry {
         Entry::DaemonStart(DaemonStart {
@@ -706,10 +841,53 @@ mod tests {
             serde_json::from_str(&render(&r, Format::Json).unwrap()).unwrap();
         assert_eq!(json["speed_against_plan"]["rows"][2]["hours"], "all");
         assert_eq!(json["speed_against_plan"]["rows"][2]["below_50_percent"], 4);
-        let csv = render(&r, Format::Csv).unwrap();
+        let csv = render_with(&r, Format::Csv, CsvTable::Plan).unwrap();
+        assert!(csv.starts_with("plan_direction,plan_bps,"), "{csv}");
         assert!(
             csv.contains("\ndownload,100000000 200000000,all,5,4,1,30.000,1\n"),
             "{csv}"
+        );
+        assert!(!csv.contains("\n\n"), "one table, no blank line: {csv}");
+
+        // Every test, good, failed and without a plan, in every format.
+        assert_eq!(t.tests.len(), 7, "{:?}", t.tests);
+        assert!(t.tests.windows(2).all(|w| w[0].time <= w[1].time));
+        let good: Vec<&SpeedTest> = t.tests.iter().filter(|x| x.failed == 0).collect();
+        assert_eq!(good.len(), 6);
+        assert!(
+            good.iter()
+                .any(|x| x.percent_of_plan == Some(25.0) && x.direction == "download"),
+            "{good:?}"
+        );
+        assert!(
+            good.iter().any(|x| x.percent_of_plan.is_none()),
+            "the test without a plan"
+        );
+        assert!(md.contains("## Speed tests"), "{md}");
+        assert!(
+            md.contains("| time | target | direction | Mbit/s | % of plan | group |"),
+            "{md}"
+        );
+        assert!(md.contains(" | 25.0 % | international |"), "{md}");
+        assert!(
+            html.contains("<section id=\"speedtests\"><h2>Speed tests</h2><div class=\"scroll\">"),
+            "{html}"
+        );
+        let csv = render_with(&r, Format::Csv, CsvTable::SpeedTests).unwrap();
+        assert!(
+            csv.starts_with(
+                "time,target,group,direction,mbit_per_second,percent_of_plan,failed_tests\n"
+            ),
+            "{csv}"
+        );
+        assert_eq!(csv.lines().count(), 8, "{csv}");
+        assert!(csv.lines().all(|l| l.split(',').count() == 7), "{csv}");
+        assert_eq!(
+            json["speed_against_plan"]["tests"]
+                .as_array()
+                .unwrap()
+                .len(),
+            7
         );
 
         // The evening in another zone: 10:00 and 12:00 UTC are 18:00 and
@@ -739,7 +917,7 @@ mod tests {
             md.contains("1 throughput test(s) (1 more failed) were recorded in this period, but no [plan] was configured"),
             "{md}"
         );
-        assert!(!md.contains("| direction |"), "{md}");
+        assert!(!md.contains("| direction | plan |"), "{md}");
         assert!(
             render(&r, Format::Html)
                 .unwrap()

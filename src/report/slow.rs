@@ -7,9 +7,10 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::html::{esc, spaced};
-use super::{clip, csv_field, human, secs};
+use super::{csv_field, human, secs};
 use crate::outage::degradation::{Figures, PeriodFigures};
 use crate::outage::degraded::listing::{degradations, figures_text};
+use crate::outage::figures::clip;
 use crate::outage::history::History;
 use crate::outage::lock::Liveness;
 
@@ -171,11 +172,8 @@ pub(super) fn html(periods: &[ReportSlowPeriod]) -> String {
 /// A second CSV table after a blank line, only when there are slow periods
 /// (so a report without any is byte-for-byte what it was).
 pub(super) fn csv(out: &mut String, periods: &[ReportSlowPeriod]) {
-    if periods.is_empty() {
-        return;
-    }
     out.push_str(
-        "\nslow_period_id,group,cause,start,end,duration_seconds,duration_in_period_seconds,triggers,loss_ratio,rtt_p50_seconds,rtt_p95_seconds,dns_p95_seconds,http_p95_seconds,throughput_bps,median_loss_ratio,median_rtt_p95_seconds,gaps,end_observed\n",
+        "slow_period_id,group,cause,start,end,duration_seconds,duration_in_period_seconds,triggers,loss_ratio,rtt_p50_seconds,rtt_p95_seconds,dns_p95_seconds,http_p95_seconds,throughput_bps,median_loss_ratio,median_rtt_p95_seconds,gaps,end_observed\n",
     );
     let num = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.6}"));
     for p in periods {

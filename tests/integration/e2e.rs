@@ -513,12 +513,21 @@ fn outage_is_recorded_served_and_journaled() {
     assert_eq!(r["runs"], 1);
     assert_eq!(r["outages"].as_array().unwrap().len(), 1);
     assert_eq!(r["outages"][0]["cause"], "internet");
-    assert_eq!(r["groups"][0]["group"], "internet");
-    assert_eq!(r["groups"][0]["outages"], 1);
+    // Every group of the daemon's configuration, upstream first.
+    assert_eq!(r["groups"][0]["group"], "lan");
+    // The run covered a few seconds of the hour: the summary says how much.
+    let lan = r["groups"][0]["summary"].as_str().unwrap();
+    assert!(
+        lan.starts_with("no outage; answered throughout the "),
+        "{lan}"
+    );
+    assert!(lan.contains(" % of the period)"), "{lan}");
+    assert_eq!(r["groups"][1]["group"], "internet");
+    assert_eq!(r["groups"][1]["outages"], 1);
     let monitored = r["monitored_seconds"].as_f64().unwrap();
     assert!(monitored > 1.0 && monitored < 60.0, "{monitored}");
     let md = report("markdown");
-    assert!(md.contains("| internet | 1 |"), "{md}");
+    assert!(md.contains("| internet | 1 outage, "), "{md}");
     assert!(md.contains("Journal integrity (hash chain): intact"));
     let csv = report("csv");
     assert_eq!(csv.lines().count(), 2, "{csv}");
@@ -974,4 +983,235 @@ fn an_open_outage_read_offline_at_two_moments_has_the_same_duration() {
     assert!(o1["observed_until"].is_string(), "{o1}");
     let dur = o1["duration_seconds"].as_f64().unwrap();
     assert!(dur > 0.3 && dur < 10.0, "{dur}");
+}
+
+/// The availability on `/` (each card's "30 days"), `GET /api/v1/availability`
+/// and `linkwatch report` come from one function over the journal: a router
+/// never reachable is 0.00 % everywhere (not the share of the moments before
+/// its first probe), a group down for a while is downtime over judged time in
+/// all three, and a group always up is 100 %.
+#[test]
+fn page_report_and_api_agree_on_every_group() {
+    let router = closed_port();
+    let web = open_port();
+    let isp = TcpListener::bind("127.0.0.1:0").unwrap();
+    let isp_port = isp.local_addr().unwrap().port();
+    let cfg = format!(
+        r#"
+[daemon]
+listen = "127.0.0.1:0"
+data_dir = "{{data_dir}}"
+max_traces_per_minute = 0
+
+[defaults]
+# Loose enough that a loaded machine does not time the open ports out.
+interval = "300ms"
+timeout = "250ms"
+fail_after = 3
+recover_after = 2
+
+[[group]]
+name = "lan"
+
+[[group]]
+name = "isp"
+
+[[group]]
+name = "internet"
+
+[[target]]
+name = "router"
+group = "lan"
+kind = "tcp"
+host = "127.0.0.1"
+port = {router}
+
+[[target]]
+name = "isp-gw"
+group = "isp"
+kind = "tcp"
+host = "127.0.0.1"
+port = {isp_port}
+
+[[target]]
+name = "web"
+group = "internet"
+kind = "tcp"
+host = "127.0.0.1"
+port = {web}
+"#
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let accept = {
+        let stop = stop.clone();
+        isp.set_nonblocking(true).unwrap();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let _ = isp.accept();
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    let mut d = Daemon::start(&cfg);
+    d.wait_for(Duration::from_secs(10), |d| {
+        let b = d.metrics();
+        (sample(&b, "linkwatch_group_up", &[("group", "isp")]) == Some(1.0)
+            && sample(
+                &b,
+                "linkwatch_outage_active",
+                &[("group", "lan"), ("cause", "lan")],
+            ) == Some(1.0))
+        .then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    // isp down for about two seconds, then back.
+    stop.store(true, Ordering::Relaxed);
+    accept.join().unwrap();
+    d.wait_for(Duration::from_secs(10), |d| {
+        (sample(&d.metrics(), "linkwatch_group_up", &[("group", "isp")]) == Some(0.0)).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    serve_on(isp_port);
+    d.wait_for(Duration::from_secs(10), |d| {
+        (sample(&d.metrics(), "linkwatch_group_up", &[("group", "isp")]) == Some(1.0)).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(1));
+
+    // The page and the API back to back (the figures move with the clock).
+    let fetched = Instant::now();
+    let (status, page) = d.get("/");
+    assert_eq!(status, 200);
+    let (status, api) = d.get("/api/v1/availability?since=30d");
+    assert_eq!(status, 200, "{api}");
+    let api: serde_json::Value = serde_json::from_str(&api).unwrap();
+    let api_of = |g: &str| {
+        api.as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["group"] == g)
+            .unwrap_or_else(|| panic!("{g} missing: {api}"))
+            .clone()
+    };
+    // The card's "30 days" figure.
+    let page_of = |g: &str| -> String {
+        let card = page
+            .split(&format!("data-group=\"{g}\""))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no card for {g}"));
+        let after = card.split("<dt>30 days</dt>").nth(1).unwrap();
+        let dd = after.split_once('>').unwrap().1;
+        dd.split_once("</dd>").unwrap().0.to_string()
+    };
+    assert_eq!(api_of("lan")["availability_percent"], 0.0, "{api}");
+    assert_eq!(page_of("lan"), "0.00 %");
+    assert_eq!(api_of("internet")["availability_percent"], 100.0, "{api}");
+    assert_eq!(page_of("internet"), "100 %", "{api}\n{page}");
+    let isp_api = api_of("isp")["availability_percent"].as_f64().unwrap();
+    assert!(isp_api > 20.0 && isp_api < 95.0, "{api}");
+    let isp_page: f64 = page_of("isp").trim_end_matches(" %").parse().unwrap();
+    // Floored to 1/100 on the page; and up time grew by at most `dt` between
+    // the two reads, which moves up/judged by at most down·dt/judged².
+    let dt = fetched.elapsed().as_secs_f64();
+    let isp = api_of("isp");
+    let (down, judged) = (
+        isp["down_seconds"].as_f64().unwrap(),
+        isp["judged_seconds"].as_f64().unwrap(),
+    );
+    let drift = 100.0 * down * dt / (judged * judged);
+    assert!(
+        (isp_page - isp_api).abs() <= 0.01 + 0.001 + drift,
+        "page {isp_page} vs API {isp_api} (drift up to {drift})\n{api}\n{}",
+        page.split("data-group=\"isp\"")
+            .nth(1)
+            .unwrap()
+            .split("<div class=\"barrow")
+            .next()
+            .unwrap()
+    );
+
+    // A fixed window in the past: the API and the report agree exactly.
+    let until = jiff::Timestamp::now()
+        .checked_sub(jiff::SignedDuration::from_millis(300))
+        .unwrap();
+    let since = until
+        .checked_sub(jiff::SignedDuration::from_secs(3600))
+        .unwrap();
+    let (since_s, until_s) = (format!("{since:.3}"), format!("{until:.3}"));
+    let (status, fixed) = d.get(&format!(
+        "/api/v1/availability?since={since_s}&until={until_s}"
+    ));
+    assert_eq!(status, 200, "{fixed}");
+    let fixed: serde_json::Value = serde_json::from_str(&fixed).unwrap();
+    let data = d.data_dir();
+    let out = cli(
+        &[
+            "report", "--since", &since_s, "--until", &until_s, "--format", "json", "--tz", "UTC",
+        ],
+        &data,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = report["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["group"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["lan", "isp", "internet"],
+        "every group, in configuration order"
+    );
+    for g in fixed.as_array().unwrap() {
+        let name = g["group"].as_str().unwrap();
+        let r = report["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["group"] == name)
+            .unwrap();
+        let a = g["availability_percent"].as_f64().unwrap();
+        let b = r["availability_percent"].as_f64().unwrap();
+        assert!((a - b).abs() <= 0.01, "{name}: API {a} vs report {b}");
+        let (a, b) = (
+            g["down_seconds"].as_f64().unwrap(),
+            r["downtime_seconds"].as_f64().unwrap(),
+        );
+        assert!((a - b).abs() <= 1.0, "{name}: API down {a} vs report {b}");
+        let (a, b) = (
+            g["monitored_seconds"].as_f64().unwrap(),
+            r["monitored_seconds"].as_f64().unwrap(),
+        );
+        assert!(
+            (a - b).abs() <= 1.0,
+            "{name}: API monitored {a} vs report {b}"
+        );
+    }
+    // Equal to the journal: isp's outage as recorded.
+    let (_, outages) = d.get("/api/v1/outages");
+    let outages: serde_json::Value = serde_json::from_str(&outages).unwrap();
+    let isp_down: f64 = outages
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["group"] == "isp")
+        .map(|o| o["duration_seconds"].as_f64().unwrap())
+        .sum();
+    let isp_fixed = fixed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["group"] == "isp")
+        .unwrap();
+    assert!(
+        (isp_fixed["down_seconds"].as_f64().unwrap() - isp_down).abs() <= 1.0,
+        "{isp_fixed} vs journal {isp_down}"
+    );
+    assert_eq!(report["groups"][0]["availability_percent"], 0.0);
+    let (status, _) = d.terminate(Duration::from_secs(5));
+    assert!(status.success());
 }

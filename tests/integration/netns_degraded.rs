@@ -356,8 +356,16 @@ fn isp_loss_is_an_isp_degradation_with_downstream_cause_isp_and_ends_when_the_lo
     assert!(report.contains("Slow periods"), "{report}");
     assert!(report.contains("| isp | isp | loss |"), "{report}");
     for format in ["csv", "json", "html"] {
+        // CSV: one table per run; the slow periods are `--table slow-periods`.
+        let table: &[&str] = if format == "csv" {
+            &["--table", "slow-periods"]
+        } else {
+            &[]
+        };
         let out = Command::new(BIN)
-            .args(["report", "--since", "1d", "--format", format, "--data-dir"])
+            .args(["report", "--since", "1d", "--format", format])
+            .args(table)
+            .arg("--data-dir")
             .arg(&w.data)
             .output()
             .unwrap();
