@@ -743,14 +743,7 @@ impl Detector {
                 continue;
             }
             if old == State::Down {
-                let grp = &mut self.groups[g];
-                grp.state = State::Unknown;
-                grp.since = Some(now);
-                events.push(Event::Group {
-                    group: g,
-                    state: State::Unknown,
-                    since: now,
-                });
+                self.mark_unknown(g, now, &mut events);
                 continue;
             }
             self.update_group(g, now, None, &mut events);
@@ -967,17 +960,20 @@ impl Detector {
                 }
                 self.end(g, since, edge, events);
             }
-            State::Unknown => {
-                let grp = &mut self.groups[g];
-                grp.state = State::Unknown;
-                grp.since = Some(trigger);
-                events.push(Event::Group {
-                    group: g,
-                    state: State::Unknown,
-                    since: trigger,
-                });
-            }
+            State::Unknown => self.mark_unknown(g, trigger, events),
         }
+    }
+
+    /// Group `g` is undecided from `at` (an open outage stays open).
+    fn mark_unknown(&mut self, g: usize, at: Stamp, events: &mut Vec<Event>) {
+        let grp = &mut self.groups[g];
+        grp.state = State::Unknown;
+        grp.since = Some(at);
+        events.push(Event::Group {
+            group: g,
+            state: State::Unknown,
+            since: at,
+        });
     }
 
     /// The best estimate of when group `g`'s down period began (see

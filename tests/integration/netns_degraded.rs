@@ -633,25 +633,7 @@ fn throttled_international_is_one_throughput_degradation_and_domestic_none() {
     );
     assert_eq!(api_degradations(&w).len(), 0);
 
-    let dev = net.far.a_if.clone();
-    let limit = (THROTTLE_MBIT * 1_000_000 / 8 * 64 / 1000).to_string();
-    let injected = timed(|| {
-        net.inet.exec(&[
-            "tc",
-            "qdisc",
-            "add",
-            "dev",
-            &dev,
-            "root",
-            "tbf",
-            "rate",
-            &format!("{THROTTLE_MBIT}mbit"),
-            "burst",
-            "5000",
-            "limit",
-            &limit,
-        ]);
-    });
+    let injected = net.throttle_far(THROTTLE_MBIT);
     let open = wait_degradations(
         &w,
         WINDOW + TP_INTERVAL * 2 + Duration::from_secs(10),
@@ -700,9 +682,7 @@ fn throttled_international_is_one_throughput_degradation_and_domestic_none() {
         "{throttled}"
     );
 
-    let removed = timed(|| {
-        net.inet.exec(&["tc", "qdisc", "del", "dev", &dev, "root"]);
-    });
+    let removed = net.unthrottle_far();
     let all = wait_degradations(
         &w,
         WINDOW * 2 + TP_INTERVAL * 2 + Duration::from_secs(5),

@@ -82,35 +82,12 @@ fn net_with_speed_test() -> FakeNet {
     net
 }
 
-/// tbf at `THROTTLE_MBIT` on the far link (its far side, in `inet`), with a
-/// queue of at most 64 ms, so probes are delayed, not lost.
 fn throttle(net: &FakeNet) -> Timestamp {
-    let dev = net.far.a_if.clone();
-    let limit = (THROTTLE_MBIT * 1_000_000 / 8 * 64 / 1000).to_string();
-    timed(|| {
-        net.inet.exec(&[
-            "tc",
-            "qdisc",
-            "add",
-            "dev",
-            &dev,
-            "root",
-            "tbf",
-            "rate",
-            &format!("{THROTTLE_MBIT}mbit"),
-            "burst",
-            "5000",
-            "limit",
-            &limit,
-        ]);
-    })
+    net.throttle_far(THROTTLE_MBIT)
 }
 
 fn unthrottle(net: &FakeNet) -> Timestamp {
-    let dev = net.far.a_if.clone();
-    timed(|| {
-        net.inet.exec(&["tc", "qdisc", "del", "dev", &dev, "root"]);
-    })
+    net.unthrottle_far()
 }
 
 /// Random drop of `DROP` both ways on the far link, in `isp`. Echo requests

@@ -406,6 +406,28 @@ impl FakeNet {
         })
     }
 
+    /// tbf at `mbit` on the far link (its far side, in `inet`) with a queue of
+    /// at most 64 ms, so probes are delayed, not lost; returns the instant.
+    pub fn throttle_far(&self, mbit: u32) -> Timestamp {
+        let dev = self.far.a_if.clone();
+        let limit = (mbit * 1_000_000 / 8 * 64 / 1000).to_string();
+        let rate = format!("{mbit}mbit");
+        timed(|| {
+            self.inet.exec(&[
+                "tc", "qdisc", "add", "dev", &dev, "root", "tbf", "rate", &rate, "burst", "5000",
+                "limit", &limit,
+            ]);
+        })
+    }
+
+    /// Removes [`Self::throttle_far`]'s tbf; returns the instant.
+    pub fn unthrottle_far(&self) -> Timestamp {
+        let dev = self.far.a_if.clone();
+        timed(|| {
+            self.inet.exec(&["tc", "qdisc", "del", "dev", &dev, "root"]);
+        })
+    }
+
     /// Starts linkwatch in `home` and waits until every group is up.
     pub fn watch(&self, params: Params) -> Watcher {
         self.watch_with(params, |c| c)
