@@ -166,6 +166,9 @@ pub struct Report {
     pub speed_against_plan: Option<SpeedAgainstPlan>,
     /// Where the path stopped at each outage's start and end, against the baseline.
     pub paths: Vec<OutagePath>,
+    /// History files of the period that could not be read in full (their
+    /// throughput tests and minutes are missing); empty when all was read.
+    pub history_damaged_files: Vec<crate::history::FileDamage>,
 }
 
 /// An outage's path snapshots in words (see [`crate::outage::path::compare`]).
@@ -344,6 +347,7 @@ pub fn build_with_plan(
         paths,
         slow_periods: slow::build(&history, since, until, now, &liveness, &fmt),
         speed_against_plan: plan::build(data_dir, &history, since, until, &tz, plan),
+        history_damaged_files: crate::history::damaged_files(data_dir, since, until),
     })
 }
 
@@ -586,6 +590,20 @@ fn caveats(r: &Report) -> Vec<String> {
         v.push(format!(
             "Monitoring covered {:.2} % of the period; nothing is claimed about the unmonitored time.",
             r.coverage_percent
+        ));
+    }
+    if !r.history_damaged_files.is_empty() {
+        let d = &r.history_damaged_files;
+        v.push(format!(
+            "The history of this period is incomplete: {} history file(s) are damaged ({}), so throughput tests and per-minute figures in their damaged parts are missing.",
+            d.len(),
+            d.iter()
+                .map(|f| match &f.error {
+                    Some(e) => format!("{}: unreadable, {e}", f.file),
+                    None => format!("{}: {} damaged row(s), {} bytes skipped", f.file, f.damaged_rows, f.skipped_bytes),
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
         ));
     }
     if r.unsynchronized_runs > 0 {

@@ -79,7 +79,7 @@ pub enum HistoryError {
         #[source]
         source: std::io::Error,
     },
-    #[error("failed to create the history metric: {0}")]
+    #[error("failed to set up the history metric: {0}")]
     Metric(String),
     #[error("failed to write history file {path}: {source}")]
     Write {
@@ -169,8 +169,10 @@ impl HistoryStore {
     }
 
     /// Registers the store's metric (`linkwatch_history_damaged_rows_total`).
-    pub fn register_metrics(&self, registry: &prometheus::Registry) -> prometheus::Result<()> {
-        registry.register(Box::new(self.damaged_rows.clone()))
+    pub fn register_metrics(&self, registry: &prometheus::Registry) -> Result<(), HistoryError> {
+        registry
+            .register(Box::new(self.damaged_rows.clone()))
+            .map_err(|e| HistoryError::Metric(e.to_string()))
     }
 
     /// Counts the damaged rows of `found` not counted yet.
