@@ -37,10 +37,12 @@
 //! # Bound
 //! Files of days older than [`RETENTION_DAYS`] are deleted at the first flush
 //! of each hour. Disk use is at most about
-//! `targets × 1440 rows/day × (~60 + name) bytes × (RETENTION_DAYS + 1)`, plus one
-//! `T` line (~40 bytes) per throughput test: measured 89.5 KB per target per
-//! day at a 1 s interval with RTTs spread over five buckets
-//! (`benches/history_store.rs`), ~2.8 MB per target for the whole retention.
+//! `targets × 1440 rows/day × (~61 + name) bytes × (RETENTION_DAYS + 1)`, plus
+//! one `t` line (~40 bytes + name) per throughput test: measured 90.9 KB per
+//! target per day at a 1 s interval with RTTs spread over five buckets and
+//! 2-3 character names, 108.5 KB with 15-character names (format 1: 89.5 KB
+//! either way; `benches/history_store.rs`), 2.8-3.4 MB per target for the
+//! whole retention.
 
 mod bucket;
 mod file;
