@@ -171,14 +171,27 @@ const MAX_LINE: usize = 64 * 1024;
 /// last line is not (yet) damage.
 const SETTLING: Duration = Duration::from_secs(10);
 
+/// Files read whole and found undamaged, by size and modification time:
+/// the rows of them that a later query does not ask for need no check (a
+/// file is not rewritten; one that changes gets another stamp).
+#[derive(Default)]
+pub struct Clean(Mutex<HashMap<PathBuf, (u64, SystemTime)>>);
+
+impl Clean {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, (u64, SystemTime)>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// Feeds every row of files whose day may hold `[since, until)` to `acc`.
 /// Returns the files of those days that could not be read in full, each
-/// warned about once per process.
+/// warned about once per process. `clean`: files known undamaged.
 pub fn read_dir(
     dir: &Path,
     since: Timestamp,
     until: Timestamp,
     acc: &mut impl RowSink,
+    clean: Option<&Clean>,
 ) -> Vec<(PathBuf, FileDamage)> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
@@ -196,7 +209,7 @@ pub fn read_dir(
     files.sort();
     let mut damaged = Vec::new();
     for (_, path) in files {
-        let damage = match read_file(&path, acc) {
+        let damage = match read_file(&path, acc, clean) {
             Ok(d) => d,
             Err(e) => FileDamage {
                 error: Some(e.to_string()),
@@ -250,16 +263,24 @@ fn warn_once(path: &Path, d: &FileDamage) {
 /// Bytes first: a row of a target the query does not ask for is checked
 /// for shape and dropped, without UTF-8 checks or number parsing (most rows
 /// of a store with many targets).
-fn read_file(path: &Path, acc: &mut impl RowSink) -> std::io::Result<FileDamage> {
+fn read_file(
+    path: &Path,
+    acc: &mut impl RowSink,
+    clean: Option<&Clean>,
+) -> std::io::Result<FileDamage> {
     let file = std::fs::File::open(path)?;
-    let settling = file
-        .metadata()?
-        .modified()
-        .ok()
+    let meta = file.metadata()?;
+    let modified = meta.modified().ok();
+    let settling = modified
         .and_then(|m| SystemTime::now().duration_since(m).ok())
         .is_none_or(|age| age < SETTLING);
-    let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
+    let stamp = modified.map(|m| (meta.len(), m));
+    let trusted = clean.is_some_and(|c| stamp.is_some() && c.lock().get(path) == stamp.as_ref());
+    // Up to the size it had: a batch appended while this reads is not seen
+    // half written (a settled file's last line is then whole).
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, file.take(meta.len()));
     let mut scan = Scan::new(acc);
+    scan.trusted = trusted;
     let mut line = Vec::with_capacity(256);
     loop {
         let room = (MAX_LINE - line.len()) as u64;
@@ -286,7 +307,15 @@ fn read_file(path: &Path, acc: &mut impl RowSink) -> std::io::Result<FileDamage>
             line.clear();
         }
     }
-    Ok(scan.finish())
+    let damage = scan.finish();
+    if let (Some(c), Some(stamp)) = (clean, stamp) {
+        if damage.is_damaged() || settling {
+            c.lock().remove(path);
+        } else {
+            c.lock().insert(path.to_path_buf(), stamp);
+        }
+    }
+    Ok(damage)
 }
 
 /// A byte no line of a history file contains: a line end, or damage.
@@ -353,6 +382,9 @@ struct Scan<'a, S: RowSink> {
     /// any is more than a control byte (a lost row, not a mangled line end).
     stretch: (usize, bool),
     damage: FileDamage,
+    /// The file was read whole before and found undamaged: rows not asked
+    /// for are taken unchecked.
+    trusted: bool,
 }
 
 impl<'a, S: RowSink> Scan<'a, S> {
@@ -366,6 +398,7 @@ impl<'a, S: RowSink> Scan<'a, S> {
             next_name: 0,
             stretch: (0, false),
             damage: FileDamage::default(),
+            trusted: false,
         }
     }
 
@@ -511,6 +544,9 @@ impl<'a, S: RowSink> Scan<'a, S> {
     /// to the sink when its target is wanted, checked for shape otherwise.
     fn row(&mut self, minute: bool, slot: Slot, time: &[u8], rest: &[u8]) -> bool {
         let Slot::Wanted(series) = slot else {
+            if self.trusted && slot == Slot::Unwanted {
+                return true;
+            }
             let fields = if minute { 6 } else { 3 };
             // Shape only: digits (`:`, `,` in the histogram, `.` in
             // seconds) and exactly the row's fields.

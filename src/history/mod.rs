@@ -104,6 +104,8 @@ pub struct HistoryStore {
     damaged_rows: prometheus::IntCounter,
     /// Damaged rows counted so far, by file (every query reads them again).
     counted: Mutex<std::collections::HashMap<PathBuf, u64>>,
+    /// Files found undamaged: later queries skip their unwanted rows unchecked.
+    clean: file::Clean,
 }
 
 /// What the indices of results and rows mean.
@@ -167,6 +169,7 @@ impl HistoryStore {
             )
             .map_err(|e| HistoryError::Metric(e.to_string()))?,
             counted: Mutex::default(),
+            clean: file::Clean::default(),
         })
     }
 
@@ -373,7 +376,7 @@ impl HistoryStore {
     /// from disk and from memory (what is not flushed yet).
     pub fn query(&self, q: &HistoryQuery) -> Vec<Series> {
         let mut acc = query::Accumulator::new(q);
-        let damaged = file::read_dir(&self.dir, q.since, q.until, &mut acc);
+        let damaged = file::read_dir(&self.dir, q.since, q.until, &mut acc, Some(&self.clean));
         let damaged = self.count_damage(&damaged);
         {
             let layout = self.layout();
@@ -432,7 +435,7 @@ pub fn read_tests(
 ) -> Vec<TargetTests> {
     let mut acc = query::TestCollector::new(targets, since, until);
     if !targets.is_empty() {
-        file::read_dir(&data_dir.join("history"), since, until, &mut acc);
+        file::read_dir(&data_dir.join("history"), since, until, &mut acc, None);
     }
     acc.finish()
 }
@@ -442,7 +445,7 @@ pub fn read_tests(
 /// process): for `linkwatch report`, which says its history is incomplete.
 pub fn damaged_files(data_dir: &Path, since: Timestamp, until: Timestamp) -> Vec<FileDamage> {
     let mut nothing = query::TestCollector::new(&[], since, until);
-    file::read_dir(&data_dir.join("history"), since, until, &mut nothing)
+    file::read_dir(&data_dir.join("history"), since, until, &mut nothing, None)
         .into_iter()
         .map(|(_, d)| d)
         .collect()

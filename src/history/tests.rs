@@ -548,3 +548,41 @@ fn previous_release_damaged_reload_table_does_not_misname_rows() {
     assert_eq!(probes, [[42, 42, 43, 42], [30; 4]]);
     assert_eq!(counts(&damaged).0, 2);
 }
+
+#[test]
+fn damage_in_rows_not_asked_for_is_found_also_after_the_file_was_read_clean() {
+    let (_dir, file, store) = four_minutes();
+    let bytes = std::fs::read(&file).unwrap();
+    damage(&file, &bytes); // settled, undamaged
+    let only_icmp = HistoryQuery::new(
+        vec!["icmp-gw".into()],
+        ts(T0),
+        ts(T0) + Duration::from_secs(240),
+        60,
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let s = store.query(&only_icmp);
+        assert!(s[0].damaged_files.is_empty(), "{:?}", s[0].damaged_files);
+    }
+    // Letters in tcp-web's second row (its probes field): a changed file.
+    let mut bytes = bytes;
+    let starts = line_starts(&bytes);
+    let row = &bytes[starts[1]..starts[2]];
+    assert!(row.windows(7).any(|w| w == b"tcp-web"));
+    let at = starts[1] + row.iter().rposition(|b| *b == b'\t').unwrap() - 3;
+    bytes[at] = b'x';
+    damage(&file, &bytes);
+    let s = store.query(&only_icmp);
+    assert_eq!(
+        s[0].points
+            .iter()
+            .map(|p| p.summary.probes)
+            .collect::<Vec<_>>(),
+        [42; 4]
+    );
+    assert_eq!(
+        counts(&s[0].damaged_files),
+        (1, (starts[2] - starts[1]) as u64)
+    );
+}
