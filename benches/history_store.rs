@@ -1,6 +1,8 @@
 //! The history store's costs: recording a probe result (the hot path),
 //! writing a minute's batch, disk per target per day, and serving 30 days of
-//! one target and 24 h of 50 targets from 30 days of files.
+//! one target and 24 h of 50 targets from 30 days of files; then the same
+//! queries over the same rows in the previous release's file format (a name
+//! table and rows by index), as ratios measured in the same run.
 //!
 //! ```sh
 //! cargo bench --bench history_store            # 50 targets × 30 days
@@ -35,6 +37,19 @@ fn result(target: usize, at: Timestamp, rtt_us: u64, ok: bool) -> ProbeResult {
             },
             info: Info::default(),
         },
+    }
+}
+
+/// Dates the files an hour back, as a store's files of past days are (a
+/// file written in the last seconds may still be being appended to).
+fn settle(dir: &std::path::Path) {
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for e in std::fs::read_dir(dir).unwrap() {
+        let f = std::fs::File::options()
+            .write(true)
+            .open(e.unwrap().path())
+            .unwrap();
+        f.set_modified(old).unwrap();
     }
 }
 
@@ -145,16 +160,84 @@ fn main() {
         bytes as f64 / targets as f64 / days as f64 / 1e3
     );
 
-    // 2. Serving.
+    // 2. Serving, from this format and from the previous one.
     let end = Timestamp::from_second(start + days * 86_400).unwrap();
+    let serve = |store: &HistoryStore, label: &str| -> Vec<f64> {
+        println!("-- serving from {label}");
+        serve(store, start, end, days, targets)
+    };
+    settle(store.dir());
+    let now_fmt = serve(&store, "this release's files (a name on every row)");
+    let v1 = tempfile::tempdir().unwrap();
+    let v1_bytes = convert_to_v1(store.dir(), &v1.path().join("history"));
+    settle(&v1.path().join("history"));
+    let names: Vec<(String, bool)> = (0..targets).map(|i| (format!("t{i}"), false)).collect();
+    let old = HistoryStore::open_at(v1.path(), names, now).unwrap();
+    let old_fmt = serve(
+        &old,
+        "the previous release's files (a name table, rows by index)",
+    );
+    let ratios: Vec<String> = now_fmt
+        .iter()
+        .zip(&old_fmt)
+        .map(|(a, b)| format!("{:.2}", a / b))
+        .collect();
+    println!(
+        "this format / previous format, same rows, same run: serve time [{}], disk {:.3}",
+        ratios.join(", "),
+        bytes as f64 / v1_bytes as f64
+    );
+
+    // 3. Disk with longer names: `isp-resolver-NN` (15 characters).
+    let long = tempfile::tempdir().unwrap();
+    let store = HistoryStore::open_at(
+        long.path(),
+        (0..targets)
+            .map(|i| (format!("isp-resolver-{i:02}"), false))
+            .collect(),
+        Timestamp::from_second(start).unwrap(),
+    )
+    .unwrap();
+    for minute in 0..1440 {
+        for k in 0..per_minute {
+            let at = Timestamp::from_second(start + minute * 60 + i64::from(k)).unwrap();
+            for i in 0..targets {
+                let r = next();
+                store.record(&result(i, at, 5_000 + r % 20_000, r % 100 != 0));
+            }
+        }
+        if minute % 60 == 59 {
+            let at = Timestamp::from_second(start + minute * 60 + 60).unwrap();
+            store.flush(at, false).unwrap();
+        }
+    }
+    store.flush(now, true).unwrap();
+    let long_bytes = dir_size(store.dir());
+    let v1_long = tempfile::tempdir().unwrap();
+    let v1_long_bytes = convert_to_v1(store.dir(), v1_long.path());
+    println!(
+        "disk with 15-character names: {:.1} KB per target per day (previous format {:.1} KB)",
+        long_bytes as f64 / targets as f64 / 1e3,
+        v1_long_bytes as f64 / targets as f64 / 1e3
+    );
+}
+
+/// Times the queries; returns the best of three of each, in seconds.
+fn serve(store: &HistoryStore, start: i64, end: Timestamp, days: i64, targets: usize) -> Vec<f64> {
+    let mut out = Vec::new();
     let day_ago = Timestamp::from_second(end.as_second() - 86_400).unwrap();
     let begin = Timestamp::from_second(start).unwrap();
     let time = |q: &HistoryQuery| {
         let mut best = Duration::MAX;
         let mut points = 0;
-        for _ in 0..3 {
+        for i in 0..3 {
             let t0 = Instant::now();
             let s = store.query(q);
+            if i == 0 {
+                // The first read of a file checks every row; later ones
+                // trust a file found undamaged (unchanged since).
+                print!("(first read {:.1} ms) ", t0.elapsed().as_secs_f64() * 1e3);
+            }
             best = best.min(t0.elapsed());
             points = s.iter().map(|s| s.points.len()).sum::<usize>();
             let json = serde_json::to_vec(&s).unwrap();
@@ -164,12 +247,14 @@ fn main() {
     };
     let one = HistoryQuery::new(vec!["t0".into()], begin, end, 7200).unwrap();
     let (d, p) = time(&one);
+    out.push(d.as_secs_f64());
     println!(
         "serve {days} days of one target (2 h steps): {:.1} ms, {p} points",
         d.as_secs_f64() * 1e3
     );
     let one_fine = HistoryQuery::new(vec!["t0".into()], begin, end, 1800).unwrap();
     let (d, p) = time(&one_fine);
+    out.push(d.as_secs_f64());
     println!(
         "serve {days} days of one target (30 min steps): {:.1} ms, {p} points",
         d.as_secs_f64() * 1e3
@@ -177,6 +262,7 @@ fn main() {
     let fifty: Vec<String> = (0..targets.min(50)).map(|i| format!("t{i}")).collect();
     let q = HistoryQuery::new(fifty.clone(), day_ago, end, 300).unwrap();
     let (d, p) = time(&q);
+    out.push(d.as_secs_f64());
     println!(
         "serve 24 h of {} targets (5 min steps): {:.1} ms, {p} points",
         fifty.len(),
@@ -184,9 +270,54 @@ fn main() {
     );
     let q = HistoryQuery::new(fifty.clone(), day_ago, end, 60).unwrap();
     let (d, p) = time(&q);
+    out.push(d.as_secs_f64());
     println!(
         "serve 24 h of {} targets (1 min steps): {:.1} ms, {p} points",
         fifty.len(),
         d.as_secs_f64() * 1e3
     );
+    // What `/` reads for its bars: 30 days of every target, 15 min steps.
+    let q = HistoryQuery::new(fifty.clone(), begin, end, 900).unwrap();
+    let (d, p) = time(&q);
+    out.push(d.as_secs_f64());
+    println!(
+        "serve {days} days of {} targets (15 min steps): {:.1} ms, {p} points",
+        fifty.len(),
+        d.as_secs_f64() * 1e3
+    );
+    out
+}
+
+/// Writes the files of `from` as the previous release did (the name table
+/// first, rows by index) under `to`; returns the bytes written.
+fn convert_to_v1(from: &std::path::Path, to: &std::path::Path) -> u64 {
+    std::fs::create_dir_all(to).unwrap();
+    let mut total = 0;
+    for e in std::fs::read_dir(from).unwrap() {
+        let path = e.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut names: Vec<&str> = Vec::new();
+        let mut rows = String::new();
+        for line in text.lines() {
+            let f: Vec<&str> = line.splitn(4, '\t').collect();
+            let idx = match names.iter().position(|n| *n == f[2]) {
+                Some(i) => i,
+                None => {
+                    names.push(f[2]);
+                    names.len() - 1
+                }
+            };
+            let kind = if f[0] == "m" { "M" } else { "T" };
+            rows.push_str(&format!("{kind}\t{}\t{idx}\t{}\n", f[1], f[3]));
+        }
+        let mut out: String = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| format!("N\t{i}\t{n}\n"))
+            .collect();
+        out.push_str(&rows);
+        total += out.len() as u64;
+        std::fs::write(to.join(path.file_name().unwrap()), out).unwrap();
+    }
+    total
 }

@@ -128,6 +128,7 @@ impl Parts {
         let status = Arc::new(StatusStore::new(config));
         // Reads the stored history; like everything above, before the journal.
         let history = Arc::new(HistoryStore::open(config)?);
+        history.register_metrics(metrics.registry())?;
         let (mut outages, outage_handle) = OutageService::start_with(
             config,
             metrics.registry(),

@@ -201,6 +201,9 @@ pub struct Report {
     pub paths: Vec<OutagePath>,
     /// Per local day (most recent last), each group's figures.
     pub days: Vec<ReportDay>,
+    /// History files of the period that could not be read in full (their
+    /// throughput tests and minutes are missing); empty when all was read.
+    pub history_damaged_files: Vec<crate::history::FileDamage>,
 }
 
 /// One local day of the period.
@@ -434,6 +437,7 @@ pub fn build_with(
         slow_periods: slow::build(&history, since, until, now, &liveness, &fmt),
         speed_against_plan: plan::build(data_dir, &history, since, until, &tz, plan),
         days,
+        history_damaged_files: crate::history::damaged_files(data_dir, since, until),
     })
 }
 
@@ -752,6 +756,20 @@ fn caveats(r: &Report) -> Vec<String> {
         v.push(format!(
             "Monitoring covered {:.2} % of the period; nothing is claimed about the unmonitored time.",
             r.coverage_percent
+        ));
+    }
+    if !r.history_damaged_files.is_empty() {
+        let d = &r.history_damaged_files;
+        v.push(format!(
+            "The history of this period is incomplete: {} history file(s) are damaged ({}), so throughput tests and per-minute figures in their damaged parts are missing.",
+            d.len(),
+            d.iter()
+                .map(|f| match &f.error {
+                    Some(e) => format!("{}: unreadable, {e}", f.file),
+                    None => format!("{}: {} damaged row(s), {} bytes skipped", f.file, f.damaged_rows, f.skipped_bytes),
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
         ));
     }
     if r.unsynchronized_runs > 0 {

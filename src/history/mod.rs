@@ -6,28 +6,43 @@
 //! # On disk
 //! `<data_dir>/history/<YYYY-MM-DD>.<run>.lwh`, one text file per UTC day and
 //! daemon run (`run` = the run's start in Unix milliseconds), so two runs never
-//! share a file and nothing is rewritten. Lines, tab separated:
+//! share a file and nothing is rewritten. Lines, tab separated, each naming
+//! its target, so that every line stands alone:
 //!
 //! ```text
-//! N  <idx> <target name>                                  (names of this run, first)
-//! M  <minute> <idx> <probes> <failures> <sum_us> <min_us> <max_us> <bucket:count,…>
-//! T  <at_ms> <idx> <bytes> <seconds> <bits_per_second>     (a throughput test)
+//! m  <minute> <target name> <probes> <failures> <sum_us> <min_us> <max_us> <bucket:count,…>
+//! t  <at_ms> <target name> <bytes> <seconds> <bits_per_second>   (a throughput test)
 //! ```
 //!
 //! `minute` is Unix seconds / 60. Rows are appended in batches by
 //! [`HistoryStore::flush`] (the daemon calls it every [`FLUSH_INTERVAL`] and at
 //! shutdown): one `write` and one `fsync` per batch, never one per probe. A
 //! minute may appear in several rows (a partial minute flushed at shutdown,
-//! then continued by the next run): readers add them up. A torn last line (a
-//! crash mid-write) and any malformed line are skipped.
+//! then continued by the next run): readers add them up.
+//!
+//! Files of earlier releases (format 1: a name table `N <idx> <name>` at the
+//! start and after a reload, rows `M`/`T` with the index) are read too.
+//!
+//! # Damage
+//! The reader takes every line that reads as one and skips the rest: a torn
+//! last line (a crash mid-write), garbage (up to the next line end, control
+//! byte or line start), a line with a mangled name. Control bytes split lines
+//! (a line end turned into NUL loses nothing), and a line start found inside
+//! garbage is read from there. What was skipped is counted per file
+//! ([`FileDamage`]): said once per file and process in the log, counted in
+//! `linkwatch_history_damaged_rows_total`, and listed with every answer it
+//! touches (`damaged_files`). In a format 1 file, rows whose name line was lost
+//! count as damaged: format 2 has no such line to lose.
 //!
 //! # Bound
 //! Files of days older than [`RETENTION_DAYS`] are deleted at the first flush
 //! of each hour. Disk use is at most about
-//! `targets × 1440 rows/day × ~62 bytes × (RETENTION_DAYS + 1)`, plus one
-//! `T` line (~40 bytes) per throughput test: measured 89.5 KB per target per
-//! day at a 1 s interval with RTTs spread over five buckets
-//! (`benches/history_store.rs`), ~2.8 MB per target for the whole retention.
+//! `targets × 1440 rows/day × (~61 + name) bytes × (RETENTION_DAYS + 1)`, plus
+//! one `t` line (~40 bytes + name) per throughput test: measured 90.9 KB per
+//! target per day at a 1 s interval with RTTs spread over five buckets and
+//! 2-3 character names, 108.5 KB with 15-character names (format 1: 89.5 KB
+//! either way; `benches/history_store.rs`), 2.8-3.4 MB per target for the
+//! whole retention.
 
 mod bucket;
 mod file;
@@ -44,7 +59,9 @@ use crate::probe::{Outcome, ProbeResult};
 
 use bucket::Tally;
 pub use bucket::{BUCKETS, Minute};
-pub use query::{HistoryQuery, Point, QueryError, RowSink, Series, TargetTests, Throughput};
+pub use query::{
+    FileDamage, HistoryQuery, Point, QueryError, RowSink, Series, TargetTests, Throughput,
+};
 
 /// How often buffered rows are written (and fsynced).
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(60);
@@ -64,6 +81,8 @@ pub enum HistoryError {
         #[source]
         source: std::io::Error,
     },
+    #[error("failed to set up the history metric: {0}")]
+    Metric(String),
     #[error("failed to write history file {path}: {source}")]
     Write {
         path: PathBuf,
@@ -81,6 +100,12 @@ pub struct HistoryStore {
     inner: Mutex<Inner>,
     /// Serialises flushes (the buffer lock is not held while writing).
     writer: Mutex<file::Writer>,
+    /// `linkwatch_history_damaged_rows_total`.
+    damaged_rows: prometheus::IntCounter,
+    /// Damaged rows counted so far, by file (every query reads them again).
+    counted: Mutex<std::collections::HashMap<PathBuf, u64>>,
+    /// Files found undamaged: later queries skip their unwanted rows unchecked.
+    clean: file::Clean,
 }
 
 /// What the indices of results and rows mean.
@@ -138,7 +163,34 @@ impl HistoryStore {
                 rename: None,
             }),
             layout: RwLock::new(Layout { names, throughput }),
+            damaged_rows: prometheus::IntCounter::new(
+                "linkwatch_history_damaged_rows_total",
+                "History rows skipped as damaged (unreadable stretches of the files, rows whose target's name was lost), each file counted once.",
+            )
+            .map_err(|e| HistoryError::Metric(e.to_string()))?,
+            counted: Mutex::default(),
+            clean: file::Clean::default(),
         })
+    }
+
+    /// Registers the store's metric (`linkwatch_history_damaged_rows_total`).
+    pub fn register_metrics(&self, registry: &prometheus::Registry) -> Result<(), HistoryError> {
+        registry
+            .register(Box::new(self.damaged_rows.clone()))
+            .map_err(|e| HistoryError::Metric(e.to_string()))
+    }
+
+    /// Counts the damaged rows of `found` not counted yet.
+    fn count_damage(&self, found: &[(PathBuf, FileDamage)]) -> Vec<FileDamage> {
+        let mut counted = self.counted.lock().unwrap_or_else(|p| p.into_inner());
+        for (path, d) in found {
+            let seen = counted.entry(path.clone()).or_default();
+            if d.damaged_rows > *seen {
+                self.damaged_rows.inc_by(d.damaged_rows - *seen);
+                *seen = d.damaged_rows;
+            }
+        }
+        found.iter().map(|(_, d)| d.clone()).collect()
     }
 
     fn layout(&self) -> std::sync::RwLockReadGuard<'_, Layout> {
@@ -327,7 +379,8 @@ impl HistoryStore {
     /// from disk and from memory (what is not flushed yet).
     pub fn query(&self, q: &HistoryQuery) -> Vec<Series> {
         let mut acc = query::Accumulator::new(q);
-        file::read_dir(&self.dir, q.since, q.until, &mut acc);
+        let damaged = file::read_dir(&self.dir, q.since, q.until, &mut acc, Some(&self.clean));
+        let damaged = self.count_damage(&damaged);
         {
             let layout = self.layout();
             let inner = self.lock();
@@ -344,7 +397,7 @@ impl HistoryStore {
                 }
             }
         }
-        acc.finish()
+        acc.finish(&damaged)
     }
 
     /// Runs until `stop`, flushing every [`FLUSH_INTERVAL`]; the final
@@ -385,9 +438,20 @@ pub fn read_tests(
 ) -> Vec<TargetTests> {
     let mut acc = query::TestCollector::new(targets, since, until);
     if !targets.is_empty() {
-        file::read_dir(&data_dir.join("history"), since, until, &mut acc);
+        file::read_dir(&data_dir.join("history"), since, until, &mut acc, None);
     }
     acc.finish()
+}
+
+/// The files under `<data_dir>/history` whose days may hold `[since,
+/// until)` that could not be read in full (each warned about once per
+/// process): for `linkwatch report`, which says its history is incomplete.
+pub fn damaged_files(data_dir: &Path, since: Timestamp, until: Timestamp) -> Vec<FileDamage> {
+    let mut nothing = query::TestCollector::new(&[], since, until);
+    file::read_dir(&data_dir.join("history"), since, until, &mut nothing, None)
+        .into_iter()
+        .map(|(_, d)| d)
+        .collect()
 }
 
 /// Bytes the good throughput tests of `targets` moved in `[since, until)`,

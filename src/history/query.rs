@@ -151,6 +151,34 @@ pub struct Series {
     pub points: Vec<Point>,
     /// Every throughput test in the period, oldest first.
     pub throughput: Vec<Throughput>,
+    /// The files of the period that could not be read in full: rows in
+    /// their damaged parts are missing from `points` and `throughput`. The
+    /// same list on every series of an answer (a damaged line does not
+    /// always say whose row it was); empty when all was read.
+    pub damaged_files: Vec<FileDamage>,
+}
+
+/// A history file that could not be read in full.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FileDamage {
+    /// The file's name in `<data_dir>/history`.
+    pub file: String,
+    /// Unreadable stretches (each at least part of a row, usually one row),
+    /// and rows whose target's name was lost (files of earlier releases).
+    pub damaged_rows: u64,
+    /// Bytes skipped: unreadable stretches, mangled line ends, such rows.
+    pub skipped_bytes: u64,
+    /// Why the file could not be read at all (it is not a file, no
+    /// permission, …); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl FileDamage {
+    /// Anything skipped or unreadable.
+    pub fn is_damaged(&self) -> bool {
+        self.damaged_rows > 0 || self.skipped_bytes > 0 || self.error.is_some()
+    }
 }
 
 fn ts<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
@@ -200,6 +228,7 @@ impl Accumulator {
                 step_seconds: q.step,
                 points: points.clone(),
                 throughput: Vec::new(),
+                damaged_files: Vec::new(),
             });
         }
         Self {
@@ -231,9 +260,11 @@ impl Accumulator {
         }
     }
 
-    pub fn finish(mut self) -> Vec<Series> {
+    /// The series, each saying which files of the period were `damaged`.
+    pub fn finish(mut self, damaged: &[FileDamage]) -> Vec<Series> {
         for s in &mut self.series {
             s.throughput.sort_by_key(|t| t.at);
+            s.damaged_files = damaged.to_vec();
         }
         self.series
     }

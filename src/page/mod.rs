@@ -637,6 +637,7 @@ pub fn status_page(d: &PageData) -> String {
         "<p class=\"legend\"><span class=\"k s-up\">█</span> up <span class=\"k s-down\">█</span> outage \
 <span class=\"k s-degraded\">▆</span> degraded <span class=\"k s-gap\">▁</span> not monitored</p></section>",
     );
+    b.push_str(&history_damage_note(d));
     periods_section(&mut b, d);
     targets_section(&mut b, d);
     b.push_str("</main>");
@@ -862,3 +863,23 @@ pub fn detail_page(p: &Period, charts: &[Series], status: &Status, tz: &TimeZone
 
 #[cfg(test)]
 mod tests;
+
+/// One sentence when history files behind the page's charts could not be
+/// read in full: the charts miss what was in them (the bars and the
+/// availability come from the journal).
+fn history_damage_note(d: &PageData) -> String {
+    let mut files: Vec<&crate::history::FileDamage> =
+        d.charts.iter().flat_map(|s| &s.damaged_files).collect();
+    files.sort_by(|a, b| a.file.cmp(&b.file));
+    files.dedup_by(|a, b| a.file == b.file);
+    if files.is_empty() {
+        return String::new();
+    }
+    let rows: u64 = files.iter().map(|f| f.damaged_rows).sum();
+    format!(
+        "<p class=\"history-damaged\" data-history=\"damaged\">History is incomplete: {} history file{} could not be read in full ({rows} damaged row{} skipped), so the charts miss what was in them; see the log or <a href=\"/api/v1/history\">/api/v1/history</a> (<code>damaged_files</code>).</p>",
+        files.len(),
+        if files.len() == 1 { "" } else { "s" },
+        if rows == 1 { "" } else { "s" },
+    )
+}

@@ -262,6 +262,7 @@ fn throughput_is_on_a_log_axis_with_the_plan_line() {
         step_seconds: 60,
         points: vec![],
         throughput: vec![],
+        damaged_files: vec![],
     };
     for (i, bps) in [2e6, 3e6, 40e9].into_iter().enumerate() {
         s.throughput.push(Throughput {

@@ -16,6 +16,7 @@ mod config_check;
 mod deploy;
 mod dns_probe;
 mod e2e;
+mod history_damage;
 mod http_probe;
 mod http_slow_clients;
 mod icmp;
