@@ -20,6 +20,7 @@ use jiff::Timestamp;
 use crate::harness::fakenet::{
     FakeNet, Hop, INET_ICMP, Outage, Params, Watcher, ms_between, timed,
 };
+use crate::harness::netns::Netns;
 use crate::netns_degraded::{Deg, INTL_TP, TP_PORT, open_groups, wait_degradations};
 
 /// The degradation window of these scenarios (shorter than the 45 s of
@@ -90,16 +91,29 @@ fn unthrottle(net: &FakeNet) -> Timestamp {
     net.unthrottle_far()
 }
 
-/// Random drop of `DROP` both ways on the far link, in `isp`. Echo requests
-/// to and replies from the internet hosts have counted rules of their own,
-/// so the round-trip loss the wire caused can be read back.
+/// Random drop of `DROP` both ways on a link, in the namespace that
+/// forwards over it. Echo requests to and replies from the international
+/// hosts have counted rules of their own, so the round-trip loss the wire
+/// caused can be read back.
 struct Drop<'a> {
-    net: &'a FakeNet,
+    ns: &'a Netns,
+}
+
+/// Where [`Drop`] drops.
+#[derive(Debug, Clone, Copy)]
+enum On {
+    /// router ↔ isp: every group above `lan`.
+    IspLink,
+    /// isp ↔ inet: `internet`, `dns` and `international`.
+    FarLink,
 }
 
 impl<'a> Drop<'a> {
-    fn start(net: &'a FakeNet) -> (Self, Timestamp) {
-        let dev = net.far.b_if.as_str();
+    fn start(net: &'a FakeNet, on: On) -> (Self, Timestamp) {
+        let (ns, dev) = match on {
+            On::IspLink => (&net.router, net.uplink.b_if.as_str()),
+            On::FarLink => (&net.isp, net.far.b_if.as_str()),
+        };
         let hosts = [INET_ICMP[0], INET_ICMP[1], INTL_TP].join(",");
         let p = DROP.to_string();
         let random = ["-m", "statistic", "--mode", "random", "--probability", &p];
@@ -122,18 +136,17 @@ impl<'a> Drop<'a> {
             for r in &rules {
                 let mut args = vec!["iptables", "-w", "-A", "FORWARD"];
                 args.extend(r.iter().copied());
-                net.isp.exec(&args);
+                ns.exec(&args);
             }
         });
-        (Self { net }, at)
+        (Self { ns }, at)
     }
 
     /// The round-trip loss of the echoes to the internet hosts so far:
     /// 1 − (1 − requests dropped) × (1 − replies dropped).
     fn echo_loss(&self) -> (f64, f64) {
         let text = self
-            .net
-            .isp
+            .ns
             .exec(&["iptables", "-w", "-L", "FORWARD", "-v", "-x", "-n"]);
         // (dropped, passed) for requests (to the hosts) and replies (from them).
         let (mut req, mut rep) = ((0.0, 0.0), (0.0, 0.0));
@@ -163,7 +176,7 @@ impl<'a> Drop<'a> {
 
     fn stop(self) -> Timestamp {
         timed(|| {
-            self.net.isp.exec(&["iptables", "-w", "-F", "FORWARD"]);
+            self.ns.exec(&["iptables", "-w", "-F", "FORWARD"]);
         })
     }
 }
@@ -227,12 +240,14 @@ fn of<'a>(d: &'a [Deg], group: &str) -> Vec<&'a Deg> {
     d.iter().filter(|d| d.group == group).collect()
 }
 
-/// A blackout, a throttle and random loss on the far link, 45 s of clean
-/// link between them (the exact sequence): for `international`
-/// (an ICMP pair at 1 s and a download test every 30 s, `down_when =
-/// "all"`) one outage and two slow periods, each with its own edges; the
-/// loss is also one slow period of `internet` and of `dns`, and no outage
-/// anywhere; the loss figure is the wire's within 5 points.
+/// A blackout and a throttle on the far link, then 20 % random drop both
+/// ways on the ISP link, 45 s of clean link between them (the exact
+/// sequence): for `international` (three ICMP targets at 1 s and a download
+/// test every 30 s, `down_when = "all"`) one outage and two slow periods,
+/// each with its own edges; the loss is one slow period of each group above
+/// `lan` (`isp`, `internet`, `dns`, `international`, all of two or more
+/// targets), none of `lan`, and no outage anywhere; the loss figure is the
+/// wire's within 5 points.
 #[test]
 fn a_cut_a_throttle_and_random_loss_are_three_records_with_their_own_edges() {
     if !crate::harness::fakenet::can_run() {
@@ -276,9 +291,10 @@ fn a_cut_a_throttle_and_random_loss_are_three_records_with_their_own_edges() {
     sleep_until(throttled, Duration::from_secs(90));
     let unthrottled = unthrottle(&net);
 
-    // 3. Random loss: 90 s, 45 s after the throttle.
+    // 3. Random loss: 90 s on the ISP link (every group above `lan` sees it),
+    // 45 s after the throttle.
     sleep_until(unthrottled, Duration::from_secs(45));
-    let (drop, dropped) = Drop::start(&net);
+    let (drop, dropped) = Drop::start(&net, On::IspLink);
     sleep_until(dropped, Duration::from_secs(90));
     let (wire_loss, echoes) = drop.echo_loss();
     let undropped = drop.stop();
@@ -339,7 +355,8 @@ fn a_cut_a_throttle_and_random_loss_are_three_records_with_their_own_edges() {
             "loss figure {period_loss} vs the wire's {wire_loss}"
         )));
     }
-    for g in ["internet", "dns"] {
+    assert!(of(&all, "lan").is_empty(), "the LAN was clean: {all:#?}");
+    for g in ["isp", "internet", "dns"] {
         let d: Vec<&Deg> = of(&all, g)
             .into_iter()
             .filter(|d| d.end.is_some_and(|e| e > dropped))
@@ -400,7 +417,7 @@ fn five_repetitions(kind: Slow) {
     for _ in 0..5 {
         let (from, to) = match kind {
             Slow::Loss => {
-                let (drop, from) = Drop::start(&net);
+                let (drop, from) = Drop::start(&net, On::FarLink);
                 sleep_until(from, fault);
                 (from, drop.stop())
             }
