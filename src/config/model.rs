@@ -732,3 +732,81 @@ impl Config {
             .collect()
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    const BASE: &str = r#"
+[[group]]
+name = "intl"
+
+[[target]]
+name = "fast"
+group = "intl"
+kind = "tcp"
+host = "127.0.0.1"
+port = 9
+interval = "1s"
+timeout = "500ms"
+"#;
+
+    #[test]
+    fn a_group_mixing_intervals_more_than_10x_apart_is_warned_about() {
+        let slow = r#"
+[[target]]
+name = "slow"
+group = "intl"
+kind = "tcp"
+host = "127.0.0.1"
+port = 9
+interval = "30s"
+"#;
+        let cfg = super::super::parse(&format!("{BASE}{slow}"), "t.toml").unwrap();
+        let w = cfg.warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("group `intl` mixes intervals more than 10x apart")
+                && w[0].contains("`fast` every 1s")
+                && w[0].contains("`slow` every 30s"),
+            "{w:?}"
+        );
+        // 10x apart exactly is fine.
+        let ten = slow.replace("30s", "10s");
+        let cfg = super::super::parse(&format!("{BASE}{ten}"), "t.toml").unwrap();
+        assert!(cfg.warnings().is_empty(), "{:?}", cfg.warnings());
+    }
+
+    #[test]
+    fn throughput_targets_vote_only_when_they_opt_in() {
+        let tp = r#"
+[[target]]
+name = "speed"
+group = "intl"
+kind = "throughput"
+url = "http://127.0.0.1:9/blob"
+interval = "30m"
+"#;
+        let cfg = super::super::parse(&format!("{BASE}{tp}"), "t.toml").unwrap();
+        let speed = cfg.targets.iter().find(|t| t.name == "speed").unwrap();
+        assert!(!speed.votes_on_outages());
+        assert!(
+            !cfg.warnings().iter().any(|w| w.contains("mixes intervals")),
+            "a target that does not vote mixes nothing: {:?}",
+            cfg.warnings()
+        );
+        let opted = tp.replace(
+            "interval = \"30m\"",
+            "interval = \"30m\"\njudge_outages = true",
+        );
+        let cfg = super::super::parse(&format!("{BASE}{opted}"), "t.toml").unwrap();
+        let speed = cfg.targets.iter().find(|t| t.name == "speed").unwrap();
+        assert!(speed.votes_on_outages());
+        // Its vote lasts fail_after (3) × 30 min plus its longest test.
+        assert!(speed.vote_horizon() >= std::time::Duration::from_secs(3 * 1800));
+        assert!(
+            cfg.warnings().iter().any(|w| w.contains("mixes intervals")),
+            "{:?}",
+            cfg.warnings()
+        );
+    }
+}
