@@ -248,7 +248,6 @@ fn of<'a>(d: &'a [Deg], group: &str) -> Vec<&'a Deg> {
 /// `lan` (`isp`, `internet`, `dns`, `international`, all of two or more
 /// targets), none of `lan`, and no outage anywhere; the loss figure is the
 /// wire's within 5 points.
-#[test]
 fn a_cut_a_throttle_and_random_loss_are_three_records_with_their_own_edges() {
     if !crate::harness::fakenet::can_run() {
         return;
@@ -469,12 +468,41 @@ fn five_repetitions(kind: Slow) {
     w.verify();
 }
 
+/// The three scenarios above, each in its own fake internet, side by side:
+/// they spend most of their minutes waiting on the clock (the 60 s,
+/// 45 s and 90 s), so running them as one test keeps them from holding three
+/// of the suite's test threads for six minutes. Every scenario runs to its
+/// end; the test fails naming each one that failed.
 #[test]
-fn loss_slow_period_edges_hold_in_five_repetitions() {
-    five_repetitions(Slow::Loss);
-}
-
-#[test]
-fn throttle_slow_period_edges_hold_in_five_repetitions() {
-    five_repetitions(Slow::Throttle);
+fn evidence_under_mixed_faults_and_five_repetitions_of_each_slow_fault() {
+    if !crate::harness::fakenet::can_run() {
+        return;
+    }
+    let scenarios: [(&str, fn()); 3] = [
+        (
+            "a_cut_a_throttle_and_random_loss_are_three_records_with_their_own_edges",
+            a_cut_a_throttle_and_random_loss_are_three_records_with_their_own_edges,
+        ),
+        ("loss_slow_period_edges_hold_in_five_repetitions", || {
+            five_repetitions(Slow::Loss)
+        }),
+        (
+            "throttle_slow_period_edges_hold_in_five_repetitions",
+            || five_repetitions(Slow::Throttle),
+        ),
+    ];
+    let failed: Vec<String> = std::thread::scope(|scope| {
+        let running: Vec<_> = scenarios
+            .iter()
+            .map(|(name, f)| (*name, scope.spawn(*f)))
+            .collect();
+        running
+            .into_iter()
+            .filter_map(|(name, h)| h.join().is_err().then(|| name.to_string()))
+            .collect()
+    });
+    assert!(
+        failed.is_empty(),
+        "failed (see their panics above): {failed:?}"
+    );
 }
