@@ -21,6 +21,7 @@ mod http_probe;
 mod http_slow_clients;
 mod icmp;
 mod journal_fallback;
+mod journal_fixture;
 mod layering;
 mod netns_daemon;
 mod netns_degraded;
