@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod history;
+pub mod journal;
 pub mod metrics;
 pub mod outage;
 pub mod page;

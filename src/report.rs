@@ -13,12 +13,10 @@ use std::path::Path;
 use jiff::{Timestamp, tz::TimeZone};
 use serde::Serialize;
 
-use crate::outage::chain::ChainHead;
+use crate::journal::ChainHead;
+use crate::journal::{Ledger as History, ReadError, VerifyReport, When, lock};
 use crate::outage::figures::{self, Figures};
-use crate::outage::history::{History, ReadError};
-use crate::outage::listing::VerifyReport;
-use crate::outage::lock;
-use crate::outage::path::{self, When};
+use crate::outage::path;
 
 mod html;
 mod plan;
@@ -96,7 +94,7 @@ pub struct ReportOutage {
     /// Ended by a configuration reload (`removed`, `reconfigured`), not by
     /// the group coming back; absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub end_reason: Option<crate::outage::event::EndReason>,
+    pub end_reason: Option<crate::journal::EndReason>,
     /// Still open, with no daemon running: nobody has watched it since this
     /// moment, and its durations end here.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -257,7 +255,7 @@ pub fn build_with_plan(
     since: Timestamp,
     until: Timestamp,
     tz_name: &str,
-    plan: Option<crate::outage::event::PlanRecord>,
+    plan: Option<crate::journal::PlanRecord>,
 ) -> Result<Report, ReportError> {
     build_with(data_dir, since, until, tz_name, plan, Some(&[]))
 }
@@ -271,7 +269,7 @@ pub fn build_with(
     since: Timestamp,
     until: Timestamp,
     tz_name: &str,
-    plan: Option<crate::outage::event::PlanRecord>,
+    plan: Option<crate::journal::PlanRecord>,
     groups: Option<&[String]>,
 ) -> Result<Report, ReportError> {
     if until <= since {
@@ -287,7 +285,7 @@ pub fn build_with(
     };
     let fmt = |t: Timestamp| format_in(t, &tz);
 
-    let journal = crate::outage::journal_path(data_dir);
+    let journal = crate::journal::journal_path(data_dir);
     if !journal.exists() {
         return Err(ReportError::NoJournal(journal));
     }
@@ -1063,7 +1061,7 @@ mod tests {
             build(dir.path(), since, until, "UTC"),
             Err(ReportError::NoJournal(_))
         ));
-        std::fs::write(crate::outage::journal_path(dir.path()), "").unwrap();
+        std::fs::write(crate::journal::journal_path(dir.path()), "").unwrap();
         let r = build(dir.path(), since, until, "UTC").unwrap();
         assert_eq!(r.coverage_percent, 0.0);
         assert_eq!(r.unmonitored.len(), 1);
@@ -1208,8 +1206,8 @@ mod tests {
     #[test]
     #[allow(clippy::unwrap_used)]
     fn stalls_are_not_monitored_time() {
-        use crate::outage::event::{DaemonStart, DaemonStop, StallCause, Stalled};
-        use crate::outage::journal::{self, Entry, FileSink, JournalCounters, JournalWriter};
+        use crate::journal::{self, Entry, FileSink, JournalCounters, JournalWriter};
+        use crate::journal::{DaemonStart, DaemonStop, StallCause, Stalled};
         let dir = tempfile::tempdir().unwrap();
         let t0: Timestamp = "2026-11-01T10:00:00Z".parse().unwrap();
         let at = |s: i64| t0.checked_add(jiff::SignedDuration::from_secs(s)).unwrap();

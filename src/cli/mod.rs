@@ -170,7 +170,7 @@ pub enum Command {
 /// Parses the arguments and runs the command.
 pub fn main() -> ExitCode {
     // A journal writer child of the daemon (before any parsing).
-    if let Some(code) = crate::outage::journal::child::main_if_child() {
+    if let Some(code) = crate::journal::child::main_if_child() {
         return code;
     }
     let cli = Cli::parse();

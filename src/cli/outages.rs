@@ -28,7 +28,7 @@ pub(super) fn outages(
         }
     };
     if verify {
-        return match listing::verify(&dir) {
+        return match crate::journal::verify(&dir) {
             Ok(r) => {
                 let code = if r.ok() {
                     ExitCode::SUCCESS
@@ -51,7 +51,7 @@ pub(super) fn outages(
             for w in &warnings {
                 errln!(
                     "warning: {}: {w}",
-                    crate::outage::journal_path(&dir).display()
+                    crate::journal::journal_path(&dir).display()
                 );
             }
             let printed = if json {
@@ -62,16 +62,16 @@ pub(super) fn outages(
                         return ExitCode::from(1);
                     }
                 }
-            } else if !crate::outage::journal_path(&dir).exists() {
+            } else if !crate::journal::journal_path(&dir).exists() {
                 errln!(
                     "no journal at {}: linkwatch has not run with this data directory; pass --data-dir DIR, or --config PATH of the running daemon",
-                    crate::outage::journal_path(&dir).display()
+                    crate::journal::journal_path(&dir).display()
                 );
                 Ok(())
             } else if records.is_empty() {
                 out_line(&format!(
                     "no outages recorded in {}",
-                    crate::outage::journal_path(&dir).display()
+                    crate::journal::journal_path(&dir).display()
                 ))
             } else {
                 out(&listing::render_table_with_paths(&records))
@@ -88,7 +88,7 @@ pub(super) fn outages(
 /// `linkwatch outages --degraded`: the degradation periods.
 fn degradations(dir: &Path, since: Option<jiff::Timestamp>, json: bool) -> ExitCode {
     use crate::outage::degraded::listing;
-    let journal = crate::outage::journal_path(dir);
+    let journal = crate::journal::journal_path(dir);
     match listing::read_degradations(dir, since) {
         Ok((records, warnings)) => {
             for w in &warnings {

@@ -54,7 +54,7 @@ pub(super) fn report(
             }
         }
     }
-    let plan = (rates != [None, None]).then_some(crate::outage::event::PlanRecord {
+    let plan = (rates != [None, None]).then_some(crate::journal::PlanRecord {
         download_bps: rates[0],
         upload_bps: rates[1],
     });

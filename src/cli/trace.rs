@@ -131,7 +131,7 @@ fn pick_host(cfg: Option<&Config>, arg: &str) -> Result<(Host, String), String> 
 /// The mtr `--report` layout: one line per hop, loss, sent, last/avg/best/worst/stdev in ms.
 fn render(t: &Trace, label: &str, started: jiff::Timestamp) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "Start: {}", crate::outage::ts_ms::format(&started));
+    let _ = writeln!(out, "Start: {}", crate::journal::ts_ms::format(&started));
     let _ = writeln!(
         out,
         "HOST: {:<30} Loss%   Snt   Last   Avg  Best  Wrst StDev",

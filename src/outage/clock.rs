@@ -1,12 +1,7 @@
-//! Time at start: whether the system clock is synchronized, and the anchor
-//! that ties this process's monotonic offsets to the wall clock.
+//! Time at start: whether the system clock is synchronized (the anchor of
+//! monotonic offsets is [`crate::journal::Anchor`]).
 
 use std::time::Duration;
-
-use jiff::Timestamp;
-use tokio::time::Instant;
-
-use super::detector::truncate_ms;
 
 /// Whether the system clock was synchronized at start, and how that was found out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,28 +56,5 @@ impl ClockSync {
                 check: "unknown: timedatectl did not answer within 2s".to_string(),
             },
         }
-    }
-}
-
-/// This run's time origin: monotonic offsets are measured from `epoch`, which
-/// was at wall time `wall` (truncated to the journal's milliseconds).
-#[derive(Debug, Clone, Copy)]
-pub struct Anchor {
-    pub epoch: Instant,
-    pub wall: Timestamp,
-}
-
-impl Anchor {
-    /// Anchors now.
-    pub fn now() -> Self {
-        Self {
-            epoch: Instant::now(),
-            wall: truncate_ms(Timestamp::now()),
-        }
-    }
-
-    /// Monotonic time since the anchor.
-    pub fn elapsed(&self) -> Duration {
-        Instant::now().saturating_duration_since(self.epoch)
     }
 }

@@ -41,12 +41,12 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::event::{
-    DurationClock, EndReason, Gap, OutageEnded, OutageResumed, OutageStarted, push_gap,
-};
 use super::ids::Ids;
 use crate::config::diff::Diff;
 use crate::config::{Config, DownWhen};
+use crate::journal::{
+    DurationClock, EndReason, Gap, OutageEnded, OutageResumed, OutageStarted, push_gap,
+};
 
 /// A moment: wall-clock time and monotonic offset since an arbitrary fixed epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -23,10 +23,10 @@
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::history::{History, OutageRecord};
 use super::listing;
-use super::lock::Liveness;
-use super::ts_ms;
+use crate::journal::lock::Liveness;
+use crate::journal::ts_ms;
+use crate::journal::{Ledger, OutageRecord};
 
 /// A half-open interval `[from, to)`.
 pub type Span = (Timestamp, Timestamp);
@@ -97,7 +97,7 @@ fn millis<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
 
 /// The journal read for figures, as of `now`.
 pub struct Figures<'a> {
-    history: &'a History,
+    history: &'a Ledger,
     outages: Vec<OutageRecord>,
     watched: bool,
     now: Timestamp,
@@ -108,7 +108,7 @@ pub struct Figures<'a> {
 impl<'a> Figures<'a> {
     /// Figures of `history` read at `now`; `liveness` says whether a daemon
     /// watches it (then open outages and the last run reach `now`).
-    pub fn new(history: &'a History, now: Timestamp, liveness: &Liveness) -> Self {
+    pub fn new(history: &'a Ledger, now: Timestamp, liveness: &Liveness) -> Self {
         Self {
             history,
             outages: listing::outages(history, None, now, liveness),

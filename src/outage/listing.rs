@@ -5,14 +5,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde::Serialize;
 
-use super::event::DurationClock;
-use super::history::{History, OutageRecord, ReadError};
-use super::journal::{ChainHead, JournalWarning, WarningKind};
-use super::lock::{self, Liveness};
 use super::path::{self, OutageWithPaths};
-use super::ts_ms;
+use crate::journal::DurationClock;
+use crate::journal::JournalWarning;
+use crate::journal::lock::{self, Liveness};
+use crate::journal::ts_ms;
+use crate::journal::{Ledger, OutageRecord, ReadError};
 
 /// A heartbeat older than this means no daemon is watching right now.
 const STALE_HEARTBEAT: Duration = Duration::from_secs(30);
@@ -23,7 +22,7 @@ pub fn read_outages_with_paths(
     data_dir: &Path,
     since: Option<Timestamp>,
 ) -> Result<(Vec<OutageWithPaths>, Vec<JournalWarning>), ReadError> {
-    let history = History::load(data_dir)?;
+    let history = Ledger::load(data_dir)?;
     let records = outages(&history, since, Timestamp::now(), &lock::probe(data_dir));
     Ok((path::with_paths(records, &history.paths), history.warnings))
 }
@@ -34,7 +33,7 @@ pub fn read_outages(
     data_dir: &Path,
     since: Option<Timestamp>,
 ) -> Result<(Vec<OutageRecord>, Vec<JournalWarning>), ReadError> {
-    let history = History::load(data_dir)?;
+    let history = Ledger::load(data_dir)?;
     let records = outages(&history, since, Timestamp::now(), &lock::probe(data_dir));
     Ok((records, history.warnings))
 }
@@ -47,7 +46,7 @@ pub fn read_outages(
 /// `now`. With none alive it ends, for reading, at its last sign of life
 /// (`observed_until`) and never grows with the reader's clock.
 pub fn outages(
-    history: &History,
+    history: &Ledger,
     since: Option<Timestamp>,
     now: Timestamp,
     liveness: &Liveness,
@@ -75,7 +74,7 @@ pub fn outages(
 /// Whether a daemon is watching this journal at `now`: it holds the data
 /// directory's lock, or (no lock file) its run has not stopped and wrote a
 /// heartbeat recently.
-pub fn watched(history: &History, now: Timestamp, liveness: &Liveness) -> bool {
+pub fn watched(history: &Ledger, now: Timestamp, liveness: &Liveness) -> bool {
     match liveness {
         Liveness::Alive { .. } => true,
         Liveness::NotRunning => false,
@@ -222,86 +221,12 @@ pub(super) fn human_duration(secs: f64) -> String {
     }
 }
 
-/// The result of `linkwatch outages --verify`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct VerifyReport {
-    /// Lines in the file.
-    pub lines: u64,
-    /// Lines that parsed and were checked.
-    pub valid: u64,
-    /// The first line whose hash chain link is broken.
-    pub first_broken_line: Option<u64>,
-    /// Every problem, by line number.
-    pub problems: Vec<JournalWarning>,
-    /// The last line of the chain, to hold against a witness (the metrics
-    /// `linkwatch_journal_events_total` and `linkwatch_journal_head_info`).
-    pub head: Option<ChainHead>,
-}
-
-impl VerifyReport {
-    /// The chain check of a loaded journal.
-    pub fn of(history: &History) -> Self {
-        Self {
-            lines: history.total_lines,
-            valid: history.valid_lines,
-            first_broken_line: history.first_chain_break().map(|w| w.line),
-            problems: history.warnings.clone(),
-            head: history.head(),
-        }
-    }
-
-    /// No broken link and no corrupt line (a torn line left by a crash is not tampering).
-    pub fn ok(&self) -> bool {
-        self.first_broken_line.is_none()
-            && !self.problems.iter().any(|p| p.kind.is_integrity_failure())
-    }
-
-    /// Human summary, one problem per line.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        if self.ok() {
-            out.push_str(&format!(
-                "journal ok: {} lines, hash chain intact\n",
-                self.valid
-            ));
-            if let Some(h) = &self.head {
-                out.push_str(&format!("head: seq {} hash {}\n", h.seq, h.hash));
-            }
-        } else {
-            match self.first_broken_line {
-                Some(n) => {
-                    out.push_str(&format!("journal NOT ok: hash chain broken at line {n}\n"))
-                }
-                None if self
-                    .problems
-                    .iter()
-                    .any(|p| p.kind == WarningKind::AnchorMissing) =>
-                {
-                    out.push_str(
-                        "journal NOT ok: its end does not hold the chain head recorded earlier\n",
-                    )
-                }
-                None => out.push_str("journal NOT ok: corrupt lines\n"),
-            }
-        }
-        for p in &self.problems {
-            out.push_str(&format!("  {p}\n"));
-        }
-        out
-    }
-}
-
-/// Checks the journal's hash chain and names every problem by line number.
-pub fn verify(data_dir: &Path) -> Result<VerifyReport, ReadError> {
-    Ok(VerifyReport::of(&History::load(data_dir)?))
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::outage::event::{DurationClock, OutageEnded, OutageStarted};
-    use crate::outage::journal::{self, Entry, FileSink, JournalCounters, JournalWriter};
+    use crate::journal::{self, Entry, FileSink, JournalCounters, JournalWriter};
+    use crate::journal::{DurationClock, OutageEnded, OutageStarted, WarningKind, verify};
     use crate::outage::testutil::wall;
 
     fn write(dir: &Path) {

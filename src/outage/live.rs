@@ -7,16 +7,17 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::clock::Anchor;
-use super::degraded::{self, DegradationRecord, LiveDegradations};
+use super::degraded::{self, LiveDegradations, SlowPeriodRecord};
 use super::detector::{Detector, State};
-use super::event::{Gap, OutageEnded, OutageResumed, OutageStarted};
-use super::history::OutageRecord;
-use super::journal::JournalHealth;
-use super::path::{OutageWithPaths, PathEvent, PathStore};
+use super::path::{OutageWithPaths, PathStore};
 use super::stall::StallWatch;
-use super::ts_ms;
 use crate::config::Config;
+use crate::journal::Anchor;
+use crate::journal::JournalHealth;
+use crate::journal::OutageRecord;
+use crate::journal::PathEvent;
+use crate::journal::ts_ms;
+use crate::journal::{Gap, OutageEnded, OutageResumed, OutageStarted};
 
 /// A group's state for the status page.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -195,7 +196,7 @@ impl OutageHandle {
         &self,
         since: Option<Timestamp>,
         until: Option<Timestamp>,
-    ) -> Vec<DegradationRecord> {
+    ) -> Vec<SlowPeriodRecord> {
         degraded::read(&self.degradations).records(
             since,
             until,
@@ -210,7 +211,7 @@ impl OutageHandle {
     }
 
     /// `Err` with a reason when journal writes have stalled beyond
-    /// [`super::journal::STALL_BOUND`] (`/healthz` and the watchdog use it).
+    /// [`crate::journal::STALL_BOUND`] (`/healthz` and the watchdog use it).
     pub fn journal_health(&self) -> Result<(), String> {
         self.journal.check()
     }

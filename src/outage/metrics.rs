@@ -3,8 +3,8 @@
 
 use prometheus::{Counter, CounterVec, GaugeVec, IntCounter, IntCounterVec, Opts, Registry};
 
-use super::event::StallCause;
 use crate::config::Config;
+use crate::journal::StallCause;
 
 pub const TARGET_UP: &str = "linkwatch_target_up";
 pub const GROUP_UP: &str = "linkwatch_group_up";

@@ -1,5 +1,5 @@
-//! Outages: the [`detector`] (pure state machine), the [`journal`] (hash-chained
-//! evidence file and heartbeat), recovery across restarts, and the async
+//! Outages: the [`detector`] (pure state machine) feeding the journal
+//! ([`crate::journal`]: hash-chained evidence file and heartbeat), recovery across restarts, and the async
 //! [`OutageService`] tying them to metrics, logs and the HTTP API.
 //!
 //! Order per event: the detector's decision is shown by the API, logged and
@@ -8,24 +8,19 @@
 //! stays queued (retried every second, reported by `/healthz`, the watchdog and
 //! `linkwatch_journal_backlog_*`) and monitoring goes on.
 
-pub mod chain;
 pub mod clock;
 pub mod degradation;
 pub mod degraded;
 pub mod detector;
 pub mod event;
 pub mod figures;
-pub mod history;
 pub mod ids;
-pub mod journal;
 pub mod listing;
 pub mod live;
-pub mod lock;
 pub mod metrics;
 pub mod path;
 mod recovery;
 pub mod stall;
-pub mod ts_ms;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -37,26 +32,23 @@ use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::config::diff::Diff;
+use crate::journal::{
+    self, Anchor, ConfigReload, DaemonStart, DaemonStop, DataDirLock, Entry, FileSink, Heartbeat,
+    JournalCounters, JournalPusher, JournalQueue, JournalSink, JournalWriter, Ledger, LockError,
+    QueueOptions, Stalled, lock,
+};
 use crate::probe::ProbeResult;
-use clock::Anchor;
 use degraded::SlowPeriods;
 use detector::{Detector, Event, State};
-use event::{ConfigReload, DaemonStart, DaemonStop, Stalled};
-use history::History;
-use journal::{
-    Entry, FileSink, Heartbeat, JournalCounters, JournalPusher, JournalQueue, JournalSink,
-    JournalWriter, QueueOptions,
-};
 use live::{LiveOutages, write};
-use lock::{DataDirLock, LockError};
 use stall::StallWatch;
 
+pub use crate::journal::When;
+pub use crate::journal::{JournalHealth, OutageRecord};
 pub use clock::ClockSync;
-pub use history::OutageRecord;
-pub use journal::JournalHealth;
 pub use live::{GroupStatus, OutageHandle};
 pub use metrics::OutageMetrics;
-pub use path::{PathTracer, When};
+pub use path::PathTracer;
 
 /// How often the heartbeat file is replaced (and the journal file checked).
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
@@ -75,7 +67,7 @@ pub enum StartError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    ReadJournal(#[from] history::ReadError),
+    ReadJournal(#[from] journal::ReadError),
     #[error("failed to register outage metrics: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error("failed to start the journal writer thread: {0}")]
@@ -380,8 +372,8 @@ impl OutageService {
             }
             tracing::debug!(
                 target_index = result.target,
-                probe_start = %ts_ms::format(&result.at),
-                stall_to = %ts_ms::format(&stall.event.to),
+                probe_start = %journal::ts_ms::format(&result.at),
+                stall_to = %journal::ts_ms::format(&stall.event.to),
                 "probe succeeded across a stall; counted as seen at the stall's end"
             );
             self.observe_at(result.target, stall.to.wall, stall.to.mono, true)
@@ -447,9 +439,9 @@ impl OutageService {
                 .map_or("?", |l| l[0].as_str());
             tracing::warn!(
                 target_name = target,
-                probe_start = %ts_ms::format(&result.at),
-                stall_from = %ts_ms::format(&stall.from),
-                stall_to = %ts_ms::format(&stall.to),
+                probe_start = %journal::ts_ms::format(&result.at),
+                stall_from = %journal::ts_ms::format(&stall.from),
+                stall_to = %journal::ts_ms::format(&stall.to),
                 "probe timed out across a stall; not counted as a failure (further ones of this stall: linkwatch_probes_voided_total)"
             );
         }
@@ -604,8 +596,8 @@ impl OutageService {
             added_groups: diff.added_groups.clone(),
             removed_groups: diff.removed_groups.clone(),
             restart_only: diff.restart_only.iter().map(|k| k.to_string()).collect(),
-            plan: event::PlanRecord::of(config),
-            throughput_targets: event::ThroughputTarget::of(config),
+            plan: journal::PlanRecord::of(config),
+            throughput_targets: journal::ThroughputTarget::of(config),
         };
         record.emit();
         self.journal
@@ -736,8 +728,8 @@ fn write_now(
 }
 
 /// The previous runs, with every journal problem logged.
-fn load_history(data_dir: &Path) -> Result<History, StartError> {
-    let history = History::load(data_dir)?;
+fn load_history(data_dir: &Path) -> Result<Ledger, StartError> {
+    let history = Ledger::load(data_dir)?;
     for w in &history.warnings {
         if w.kind == journal::WarningKind::Continued {
             // Not a problem: the writer takes these lines back (and says so).
@@ -759,7 +751,7 @@ fn open_writer(
     data_dir: &Path,
     allow_symlinks: bool,
     sink: Option<Box<dyn JournalSink>>,
-    history: &History,
+    history: &Ledger,
     metrics: &OutageMetrics,
     lock: Option<std::fs::File>,
 ) -> Result<JournalWriter, StartError> {
@@ -785,7 +777,7 @@ fn open_writer(
 }
 
 /// This run's `daemon_start`, with what is known of the previous run.
-fn daemon_start(config: &Config, clock: &ClockSync, history: &History) -> DaemonStart {
+fn daemon_start(config: &Config, clock: &ClockSync, history: &Ledger) -> DaemonStart {
     let previous = history.runs.last();
     DaemonStart {
         version: env!("CARGO_PKG_VERSION").to_string(),
@@ -799,8 +791,8 @@ fn daemon_start(config: &Config, clock: &ClockSync, history: &History) -> Daemon
         torn_line: history.tail.torn_line,
         previous_head: history.heartbeat.as_ref().and_then(|hb| hb.head.clone()),
         site: config.daemon.site.clone(),
-        plan: event::PlanRecord::of(config),
-        throughput_targets: event::ThroughputTarget::of(config),
+        plan: journal::PlanRecord::of(config),
+        throughput_targets: journal::ThroughputTarget::of(config),
     }
 }
 
@@ -812,11 +804,6 @@ fn heartbeat(run: u64, anchor: &Anchor, writer: &JournalWriter) -> Heartbeat {
         pid: std::process::id(),
         head: writer.head(),
     }
-}
-
-/// Where the journal of a data directory lives.
-pub fn journal_path(data_dir: &Path) -> PathBuf {
-    data_dir.join(journal::JOURNAL_FILE)
 }
 
 #[cfg(test)]

@@ -30,23 +30,21 @@
 //! addresses differ from the previous complete baseline's).
 
 use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use jiff::Timestamp;
 use prometheus::{GaugeVec, IntCounterVec, Opts, Registry};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
-use super::history::OutageRecord;
-use super::journal::{Entry, JournalPusher};
-use super::ts_ms;
 use crate::config::{Config, Host};
+use crate::journal::OutageRecord;
+use crate::journal::{Entry, JournalPusher, LastHop, PathEvent, PathSummary, When};
 pub use crate::probe::hold::ProbeHold;
-use crate::probe::trace::{self, Hop, Reprobe, Trace, TraceOptions, TraceProtocol};
+use crate::probe::trace::{self, Trace, TraceOptions, TraceProtocol};
 
 pub const PATH_HOPS: &str = "linkwatch_path_hops";
 pub const PATH_CHANGES_TOTAL: &str = "linkwatch_path_changes_total";
@@ -57,90 +55,6 @@ pub const MAX_KEPT: usize = 4096;
 
 /// The window of the global rate limit.
 const RATE_WINDOW: Duration = Duration::from_secs(60);
-
-/// Why a snapshot was taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum When {
-    /// An outage or degradation period started.
-    Start,
-    /// It ended.
-    End,
-    /// The regular snapshot of the normal path.
-    Baseline,
-}
-
-impl When {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            When::Start => "start",
-            When::End => "end",
-            When::Baseline => "baseline",
-        }
-    }
-}
-
-/// The farthest hop that answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LastHop {
-    pub ttl: u8,
-    pub addr: IpAddr,
-}
-
-/// `path`: one traceroute snapshot, tied to an outage or degradation id
-/// (`null` for a baseline).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PathEvent {
-    pub id: Option<String>,
-    pub group: String,
-    pub when: When,
-    /// The host traced to, as configured.
-    pub target: String,
-    /// When the trace started.
-    #[serde(with = "ts_ms")]
-    pub at: Timestamp,
-    /// The address traced to; `null` when the host could not be resolved.
-    pub dest: Option<IpAddr>,
-    /// `dgram` or `raw`; `null` when no socket was opened.
-    pub mode: Option<String>,
-    /// `icmp` (echo requests) or `udp` (datagrams to ports 33434 and up):
-    /// the group's `trace_protocol`. Lines written before UDP traces
-    /// existed lack it and were ICMP.
-    #[serde(default)]
-    pub protocol: TraceProtocol,
-    pub reached: bool,
-    /// Cut at the time bound.
-    pub partial: bool,
-    pub duration_ms: f64,
-    /// Requests sent (echo requests or UDP datagrams).
-    pub packets: u32,
-    pub last_hop: Option<LastHop>,
-    pub hops: Vec<Hop>,
-    /// Why the trace did not run, or stopped early.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// The hop after the last answer probed again because the baseline had
-    /// a router there (see the module doc); absent when it was not.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reprobe: Option<Reprobe>,
-}
-
-/// What an outage record says about a snapshot.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PathSummary {
-    #[serde(with = "ts_ms")]
-    pub at: Timestamp,
-    pub last_hop: Option<LastHop>,
-    /// Hops to the last one that answered (the destination when reached).
-    pub hops: u8,
-    pub reached: bool,
-    pub partial: bool,
-    /// The hop after the last answer, a router in the baseline, stayed
-    /// silent through its re-probes: most likely rate-limited replies, not
-    /// a break after `last_hop`. Absent (false) in records from before.
-    #[serde(default)]
-    pub rate_limited: bool,
-}
 
 impl PathEvent {
     fn new(
@@ -185,61 +99,6 @@ impl PathEvent {
         self.error = t.error;
         self.reprobe = t.reprobe;
         self
-    }
-
-    /// Not reached, and the re-probed hop after the last answer stayed
-    /// silent (see [`Trace::rate_limited`]).
-    pub fn rate_limited(&self) -> bool {
-        !self.reached && self.reprobe.is_some_and(|r| r.sent > 0 && r.received == 0)
-    }
-
-    /// Hops to the farthest answer (0 when nothing answered).
-    pub fn hop_count(&self) -> u8 {
-        self.last_hop.map_or(0, |h| h.ttl)
-    }
-
-    /// Every responding address in TTL order.
-    pub fn addresses(&self) -> Vec<IpAddr> {
-        self.hops.iter().filter_map(|h| h.addr).collect()
-    }
-
-    pub fn summary(&self) -> PathSummary {
-        PathSummary {
-            at: self.at,
-            last_hop: self.last_hop,
-            hops: self.hop_count(),
-            reached: self.reached,
-            partial: self.partial,
-            rate_limited: self.rate_limited(),
-        }
-    }
-
-    /// "stopped after hop 3 (10.20.0.1)", "stopped after hop 2 (10.20.0.1):
-    /// network unreachable", "reaches the target in 6 hops", "no answer
-    /// beyond hop 1 (192.168.1.1); routers rate-limit their replies", …
-    pub fn describe(&self) -> String {
-        let mut s = match (self.reached, self.last_hop) {
-            (true, _) => format!("reaches the target in {}", hops(self.hop_count())),
-            (false, last) if self.rate_limited() => rate_limited_text(last),
-            (false, Some(h)) => {
-                let why = self
-                    .hops
-                    .iter()
-                    .find(|x| x.ttl == h.ttl)
-                    .and_then(|x| x.unreachable.as_deref())
-                    .map(|u| format!(": {}", u.split(" (type ").next().unwrap_or(u)))
-                    .unwrap_or_default();
-                format!("stopped after hop {} ({}){why}", h.ttl, h.addr)
-            }
-            (false, None) => match &self.error {
-                Some(e) if self.hops.is_empty() => format!("not traced: {e}"),
-                _ => "no hop answered".to_string(),
-            },
-        };
-        if self.partial {
-            s.push_str(" (partial: cut at the time bound)");
-        }
-        s
     }
 
     /// The log line for a recorded snapshot.
@@ -348,20 +207,6 @@ pub fn with_paths(records: Vec<OutageRecord>, paths: &[PathEvent]) -> Vec<Outage
             record,
         })
         .collect()
-}
-
-impl PathSummary {
-    /// "stopped after hop 2 (10.231.2.1)", "reached in 3 hops", "no hop
-    /// answered"; a `*` when the trace was cut at its time bound.
-    pub fn short(&self) -> String {
-        let s = match (self.reached, self.last_hop) {
-            (true, _) => format!("reached in {}", hops(self.hops)),
-            (false, last) if self.rate_limited => rate_limited_text(last),
-            (false, Some(h)) => format!("stopped after hop {} ({})", h.ttl, h.addr),
-            (false, None) => "no hop answered".to_string(),
-        };
-        if self.partial { s + "*" } else { s }
-    }
 }
 
 /// An outage record as the API shows it: the record and its path summaries.
@@ -801,29 +646,11 @@ pub fn compare(snapshot: &PathEvent, baseline: Option<&PathEvent>) -> String {
     }
 }
 
-/// "no answer beyond hop 1 (192.168.1.1); routers rate-limit their
-/// replies": where answers stopped when the next hop, a router in the
-/// baseline, stayed silent through its re-probes.
-fn rate_limited_text(last: Option<LastHop>) -> String {
-    match last {
-        Some(h) => format!(
-            "no answer beyond hop {} ({}); routers rate-limit their replies",
-            h.ttl, h.addr
-        ),
-        None => "no hop answered; routers rate-limit their replies".to_string(),
-    }
-}
-
-/// "1 hop", "3 hops".
-fn hops(n: impl Into<u64>) -> String {
-    let n = n.into();
-    format!("{n} hop{}", if n == 1 { "" } else { "s" })
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::journal::{Hop, Reprobe};
     use crate::probe::hold::HOLD_AFTER;
     use crate::probe::trace::REPROBE_QUIET;
 

@@ -7,10 +7,10 @@
 use jiff::Timestamp;
 
 use super::detector::{Adopted, Detector};
-use super::event::{DurationClock, Gap, OutageEnded};
-use super::history::{History, OutageRecord};
 use super::live::OpenEntry;
-use super::ts_ms;
+use crate::journal::ts_ms;
+use crate::journal::{DurationClock, Gap, OutageEnded};
+use crate::journal::{Ledger, OutageRecord};
 
 /// What recovery made of the previous run's open outages.
 #[derive(Debug, Default)]
@@ -22,7 +22,7 @@ pub struct Recovered {
 }
 
 /// Adopts or closes every outage `history` left open; `now` is this run's start.
-pub fn recover(history: &History, detector: &mut Detector, now: Timestamp) -> Recovered {
+pub fn recover(history: &Ledger, detector: &mut Detector, now: Timestamp) -> Recovered {
     detector.reserve_ids(history.ids.iter().cloned());
     let mut out = Recovered::default();
     for o in &history.open {

@@ -18,7 +18,7 @@ use jiff::Timestamp;
 use nix::time::{ClockId, clock_gettime};
 
 use super::detector::Stamp;
-use super::event::{StallCause, Stalled};
+use crate::journal::{StallCause, Stalled};
 
 /// How often the service checks its clocks.
 pub const TICK: Duration = Duration::from_millis(250);

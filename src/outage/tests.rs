@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::journal::{self, Entry, FileSink, JournalSink, WarningKind};
 use super::testutil::{chain, config};
 use super::*;
 use crate::config::DownWhen;
+use crate::journal::{self, Entry, FileSink, JournalSink, WarningKind, journal_path};
 
 fn clock() -> Option<ClockSync> {
     Some(ClockSync {
@@ -213,7 +213,7 @@ async fn outage_is_journaled_logged_counted_and_served() {
     assert!(warnings.is_empty());
     assert_eq!(recs, all);
     assert!(listing::render_table(&recs).contains("internet"));
-    assert!(listing::verify(&data).unwrap().ok());
+    assert!(journal::verify(&data).unwrap().ok());
 }
 
 #[tokio::test]
@@ -341,7 +341,7 @@ async fn torn_tail_after_a_crash_is_named_in_the_next_daemon_start() {
         .unwrap();
     let (s, _, _) = start(&cfg, None).await;
     s.shutdown(Duration::from_secs(2)).await;
-    let rep = listing::verify(dir.path()).unwrap();
+    let rep = journal::verify(dir.path()).unwrap();
     assert!(rep.ok(), "{}", rep.render());
     assert_eq!(rep.problems.len(), 1);
     assert_eq!(
@@ -418,7 +418,7 @@ async fn disk_errors_queue_events_and_retry_until_written() {
         Some(3.0)
     );
     s.shutdown(Duration::from_secs(2)).await;
-    assert!(listing::verify(dir.path()).unwrap().ok());
+    assert!(journal::verify(dir.path()).unwrap().ok());
 }
 
 #[tokio::test]
@@ -484,12 +484,12 @@ async fn a_cut_tail_fails_verify_through_the_heartbeat_and_the_next_daemon_start
     let (mut s, _, _) = start(&cfg, None).await;
     feed(&mut s, 3, 3, |t| t != 2).await;
     s.shutdown(Duration::from_secs(2)).await;
-    assert!(listing::verify(dir.path()).unwrap().ok());
+    assert!(journal::verify(dir.path()).unwrap().ok());
     let path = journal_path(dir.path());
     let text = std::fs::read_to_string(&path).unwrap();
     let kept: Vec<&str> = text.lines().collect();
     std::fs::write(&path, kept[..kept.len() - 1].join("\n") + "\n").unwrap();
-    let rep = listing::verify(dir.path()).unwrap();
+    let rep = journal::verify(dir.path()).unwrap();
     assert!(!rep.ok(), "{}", rep.render());
     assert!(rep.render().contains("ends before"), "{}", rep.render());
     // A restart carries the heartbeat's anchor into its daemon_start: even
@@ -497,7 +497,7 @@ async fn a_cut_tail_fails_verify_through_the_heartbeat_and_the_next_daemon_start
     let (s, _, _) = start(&cfg, None).await;
     s.shutdown(Duration::from_secs(2)).await;
     std::fs::remove_file(dir.path().join(journal::HEARTBEAT_FILE)).unwrap();
-    let rep = listing::verify(dir.path()).unwrap();
+    let rep = journal::verify(dir.path()).unwrap();
     assert!(!rep.ok(), "{}", rep.render());
     assert!(
         rep.problems
@@ -599,7 +599,7 @@ async fn a_fallback_file_is_taken_back_at_the_next_start_without_forking_the_cha
     assert_eq!(saved.len(), 1, "{saved:?}");
 
     // Read offline, journal and fallback file are one chain.
-    let rep = listing::verify(dir.path()).unwrap();
+    let rep = journal::verify(dir.path()).unwrap();
     assert!(rep.ok(), "{}", rep.render());
     assert!(
         rep.problems
@@ -649,7 +649,7 @@ async fn a_fallback_file_is_taken_back_at_the_next_start_without_forking_the_cha
     assert_eq!(recs.len(), 2, "{recs:?}");
     assert_eq!(recs[1].end_observed, Some(true));
     s.shutdown(Duration::from_secs(2)).await;
-    assert!(listing::verify(dir.path()).unwrap().ok());
+    assert!(journal::verify(dir.path()).unwrap().ok());
 }
 
 /// The disk is still full at the next start: the lines taken back wait in
@@ -681,7 +681,7 @@ async fn lines_taken_back_on_a_still_full_disk_are_saved_again_and_appended_once
     );
     s.shutdown(Duration::from_millis(600)).await;
     assert_eq!(fallback_files(dir.path()).len(), 2);
-    assert!(listing::verify(dir.path()).unwrap().ok());
+    assert!(journal::verify(dir.path()).unwrap().ok());
 
     fail.store(false, Ordering::SeqCst);
     let (s, h, _) = start(&cfg, None).await;
@@ -829,8 +829,8 @@ async fn a_stall_is_journaled_once_and_timeouts_it_cut_are_voided() {
         })
         .collect();
     assert_eq!(stalls.len(), 1, "{stalls:?}");
-    assert_eq!(stalls[0].cause, event::StallCause::ProcessStopped);
-    let history = History::load(dir.path()).unwrap();
+    assert_eq!(stalls[0].cause, journal::StallCause::ProcessStopped);
+    let history = Ledger::load(dir.path()).unwrap();
     assert_eq!(history.stalls, stalls);
 }
 

@@ -20,11 +20,11 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
 use crate::history::Series;
+use crate::journal::EndReason;
+use crate::journal::SlowPeriodRecord as DegradationRecord;
 use crate::outage::OutageRecord;
-use crate::outage::degraded::DegradationRecord;
 use crate::outage::degraded::listing::figures_text;
 use crate::outage::detector::State;
-use crate::outage::event::EndReason;
 use crate::outage::figures::{Figures, GroupFigures, Span};
 use crate::status::Status;
 use svg::{Seg, Segment};

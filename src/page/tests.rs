@@ -166,8 +166,8 @@ fn undecided_and_unmonitored_groups_never_read_100_percent() {
     let now = ts("2026-12-01T10:40:13Z");
     let st = status(now, &[("lan", State::Unknown), ("isp", State::Up)]);
     // One run from 10:30 on, watched by this daemon; lan has no verdict yet.
-    let mut h = crate::outage::history::History::default();
-    h.runs.push(crate::outage::history::Run {
+    let mut h = crate::journal::Ledger::default();
+    h.runs.push(crate::journal::Run {
         start_seq: 0,
         started: ts("2026-12-01T10:30:00Z"),
         alive_until: now,
@@ -179,7 +179,7 @@ fn undecided_and_unmonitored_groups_never_read_100_percent() {
         throughput_targets: vec![],
         reloads: vec![],
     });
-    let alive = crate::outage::lock::Liveness::Alive { pid: "1".into() };
+    let alive = crate::journal::Liveness::Alive { pid: "1".into() };
     let figs = Figures::new(&h, now, &alive).with_undecided([("lan", None)]);
     let figures = group_figures(&figs, &st, &TimeZone::UTC);
     let html = status_page(&PageData {

@@ -72,6 +72,7 @@ use super::icmp::{self, IcmpMode, IcmpSetupError};
 use super::net::resolve;
 pub use crate::config::TraceProtocol;
 use crate::config::{Config, DnsServer, Group, Host, IpVersion, Nameserver, Target, TargetSpec};
+pub use crate::journal::{Hop, Reprobe};
 
 /// Hops probed at most when nothing else is said (as traceroute and mtr).
 pub const DEFAULT_MAX_HOPS: u8 = 30;
@@ -145,17 +146,6 @@ pub fn hop_mask(ttls: impl IntoIterator<Item = u8>) -> u64 {
 /// the module doc): whoever else sends through the path may hold until then.
 pub type Quiet<'a> = dyn Fn(Instant) -> Instant + Send + Sync + 'a;
 
-/// The re-probes of the hop after the last answer (see the module doc).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reprobe {
-    /// The TTL probed again.
-    pub ttl: u8,
-    /// Requests sent in the re-probes.
-    pub sent: u32,
-    /// Of them, answered.
-    pub received: u32,
-}
-
 impl Default for TraceOptions {
     fn default() -> Self {
         Self {
@@ -166,51 +156,6 @@ impl Default for TraceOptions {
             protocol: TraceProtocol::Icmp,
             baseline_hops: 0,
         }
-    }
-}
-
-/// One TTL of a trace.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Hop {
-    pub ttl: u8,
-    /// The first address that answered at this TTL; `null` for a silent hop.
-    pub addr: Option<IpAddr>,
-    /// Other addresses that answered at this TTL (load-balanced paths).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub also: Vec<IpAddr>,
-    pub sent: u32,
-    pub received: u32,
-    /// Round-trip times of the answered requests, in milliseconds.
-    pub rtt_ms: Vec<f64>,
-    /// The ICMP error that ended the path at this hop (`host unreachable`, …).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unreachable: Option<String>,
-}
-
-impl Hop {
-    /// Lost requests over sent ones (0 when none was sent).
-    pub fn loss(&self) -> f64 {
-        if self.sent == 0 {
-            0.0
-        } else {
-            f64::from(self.sent - self.received.min(self.sent)) / f64::from(self.sent)
-        }
-    }
-
-    fn stat(&self, f: impl Fn(&[f64]) -> f64) -> Option<f64> {
-        (!self.rtt_ms.is_empty()).then(|| f(&self.rtt_ms))
-    }
-
-    pub fn best_ms(&self) -> Option<f64> {
-        self.stat(|r| r.iter().copied().fold(f64::INFINITY, f64::min))
-    }
-
-    pub fn worst_ms(&self) -> Option<f64> {
-        self.stat(|r| r.iter().copied().fold(0.0, f64::max))
-    }
-
-    pub fn avg_ms(&self) -> Option<f64> {
-        self.stat(|r| r.iter().sum::<f64>() / r.len() as f64)
     }
 }
 

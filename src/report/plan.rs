@@ -14,9 +14,9 @@ use serde::Serialize;
 use super::csv_field;
 use super::html::esc;
 use crate::config::format_rate;
+use crate::journal::PlanRecord;
+use crate::journal::{Ledger as History, Run};
 use crate::outage::degradation::median;
-use crate::outage::event::PlanRecord;
-use crate::outage::history::{History, Run};
 
 /// The evening peak: tests starting from 18:00 to before 23:00 local time,
 /// when a shared link is busiest.
@@ -627,8 +627,8 @@ pub(super) fn csv_tests(out: &mut String, table: Option<&SpeedAgainstPlan>) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::outage::event::{DaemonStart, PlanRecord, ThroughputTarget};
-    use crate::outage::journal::{self, Entry, FileSink, JournalCounters, JournalWriter};
+    use crate::journal::{self, Entry, FileSink, JournalCounters, JournalWriter};
+    use crate::journal::{DaemonStart, PlanRecord, ThroughputTarget};
     use crate::report::{CsvTable, Format, build, render, render_with};
 
     fn start(plan: Option<PlanRecord>) -> Entry {
@@ -733,7 +733,7 @@ mod tests {
         let Entry::DaemonStart(ds) = start(None) else {
             unreachable!()
         };
-        let reload = crate::outage::event::ConfigReload {
+        let reload = crate::journal::ConfigReload {
             config_digest: "e".into(),
             config_source: "<test>".into(),
             previous_digest: "d".into(),

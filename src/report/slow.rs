@@ -8,11 +8,11 @@ use serde::Serialize;
 
 use super::html::{esc, spaced};
 use super::{csv_field, human, secs};
-use crate::outage::degradation::{Figures, PeriodFigures};
+use crate::journal::Ledger as History;
+use crate::journal::Liveness;
+use crate::journal::{Figures, PeriodFigures};
 use crate::outage::degraded::listing::{degradations, figures_text};
 use crate::outage::figures::clip;
-use crate::outage::history::History;
-use crate::outage::lock::Liveness;
 
 /// One degradation period as the report shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -37,7 +37,7 @@ pub struct ReportSlowPeriod {
     pub superseded: Option<bool>,
     /// Ended by a reload (`removed`, `reconfigured`), not by recovering.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub end_reason: Option<crate::outage::event::EndReason>,
+    pub end_reason: Option<crate::journal::EndReason>,
 }
 
 /// The slow periods of `history` overlapping `[since, until)`.

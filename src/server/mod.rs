@@ -81,13 +81,7 @@ pub struct AppState {
 /// file changed (a page view parsed 5 000 lines in 30 ms otherwise).
 #[derive(Default)]
 pub struct JournalCache(
-    std::sync::Mutex<
-        Option<(
-            u64,
-            std::time::SystemTime,
-            Arc<crate::outage::history::History>,
-        )>,
-    >,
+    std::sync::Mutex<Option<(u64, std::time::SystemTime, Arc<crate::journal::Ledger>)>>,
 );
 
 /// The answer to a reload request: `Ok` with a summary, or `Err` with
@@ -482,8 +476,8 @@ fn periods(state: &AppState, now: jiff::Timestamp) -> Vec<Period> {
 /// "not monitored". The heartbeat, which `History::load` also reads, changes
 /// nothing here: the daemon itself watches the journal, so its last run
 /// reaches now.
-fn load_history(state: &AppState) -> Arc<crate::outage::history::History> {
-    let path = crate::outage::journal_path(&state.data_dir);
+fn load_history(state: &AppState) -> Arc<crate::journal::Ledger> {
+    let path = crate::journal::journal_path(&state.data_dir);
     let stamp = std::fs::metadata(&path)
         .ok()
         .and_then(|m| Some((m.len(), m.modified().ok()?)));
@@ -499,7 +493,7 @@ fn load_history(state: &AppState) -> Arc<crate::outage::history::History> {
         return h.clone();
     }
     let history = Arc::new(
-        crate::outage::history::History::load(&state.data_dir).unwrap_or_else(|e| {
+        crate::journal::Ledger::load(&state.data_dir).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "failed to read the journal for the page's figures");
             Default::default()
         }),
@@ -511,7 +505,7 @@ fn load_history(state: &AppState) -> Arc<crate::outage::history::History> {
 /// The shared figures over `history` as this daemon sees them: it watches
 /// the journal, and its `unknown` groups are not yet judged.
 fn page_figures<'a>(
-    history: &'a crate::outage::history::History,
+    history: &'a crate::journal::Ledger,
     status: &crate::status::Status,
     now: jiff::Timestamp,
     data_dir: &std::path::Path,
@@ -519,7 +513,7 @@ fn page_figures<'a>(
     use crate::outage::detector::State;
     // This daemon watches the journal (it holds the data directory's lock).
     let _ = data_dir;
-    let alive = crate::outage::lock::Liveness::Alive {
+    let alive = crate::journal::Liveness::Alive {
         pid: std::process::id().to_string(),
     };
     crate::outage::figures::Figures::new(history, now, &alive).with_undecided(

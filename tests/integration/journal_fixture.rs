@@ -78,7 +78,10 @@ const PERIOD: [&str; 4] = [
 fn a_v0_1_journal_verifies_and_lists_as_it_did() {
     let dir = data_dir();
     let d = dir.path();
-    assert_eq!(run(d, &["outages", "--verify"]), golden("outages-verify.txt"));
+    assert_eq!(
+        run(d, &["outages", "--verify"]),
+        golden("outages-verify.txt")
+    );
     assert_eq!(run(d, &["outages"]), golden("outages.txt"));
     assert_eq!(run(d, &["outages", "--json"]), golden("outages.json"));
     assert_eq!(

@@ -5,22 +5,21 @@ use std::path::Path;
 
 use jiff::Timestamp;
 
-use super::record::DegradationRecord;
 use crate::config::format_rate;
-use crate::outage::degradation::{Figures, Trigger};
-use crate::outage::history::{History, ReadError};
-use crate::outage::journal::JournalWarning;
+use crate::journal::JournalWarning;
+use crate::journal::lock::{self, Liveness};
+use crate::journal::ts_ms;
+use crate::journal::{Figures, SlowPeriodRecord, Trigger};
+use crate::journal::{Ledger, ReadError};
 use crate::outage::listing::{human_duration, text_table, watched};
-use crate::outage::lock::{self, Liveness};
-use crate::outage::ts_ms;
 
 /// Degradations recorded in `<data_dir>/journal.jsonl` that end at or after
 /// `since` (open ones always), oldest first, plus the journal's problems.
 pub fn read_degradations(
     data_dir: &Path,
     since: Option<Timestamp>,
-) -> Result<(Vec<DegradationRecord>, Vec<JournalWarning>), ReadError> {
-    let history = History::load(data_dir)?;
+) -> Result<(Vec<SlowPeriodRecord>, Vec<JournalWarning>), ReadError> {
+    let history = Ledger::load(data_dir)?;
     let liveness = lock::probe(data_dir);
     let records = degradations(&history, since, None, Timestamp::now(), &liveness);
     Ok((records, history.warnings))
@@ -28,12 +27,12 @@ pub fn read_degradations(
 
 /// The degradations of `history` overlapping `[since, until)`, as read at `now`.
 pub fn degradations(
-    history: &History,
+    history: &Ledger,
     since: Option<Timestamp>,
     until: Option<Timestamp>,
     now: Timestamp,
     liveness: &Liveness,
-) -> Vec<DegradationRecord> {
+) -> Vec<SlowPeriodRecord> {
     history
         .degradations
         .records(&history.runs, now, watched(history, now, liveness))
@@ -84,7 +83,7 @@ pub fn figures_text(f: &Figures) -> String {
 
 /// Renders degradations as a text table, one row per period: the window
 /// figures at the start, and the period's medians once it ended.
-pub fn render_table(records: &[DegradationRecord]) -> String {
+pub fn render_table(records: &[SlowPeriodRecord]) -> String {
     let header = [
         "ID", "GROUP", "CAUSE", "START", "END", "DURATION", "TRIGGERS", "FIGURES", "GAPS",
     ];
@@ -130,6 +129,6 @@ pub fn render_table(records: &[DegradationRecord]) -> String {
 }
 
 /// Renders degradations as the API's JSON array.
-pub fn render_json(records: &[DegradationRecord]) -> Result<String, serde_json::Error> {
+pub fn render_json(records: &[SlowPeriodRecord]) -> Result<String, serde_json::Error> {
     serde_json::to_string_pretty(records)
 }

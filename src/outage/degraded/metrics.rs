@@ -8,7 +8,7 @@ use prometheus::proto::{LabelPair, Metric, MetricFamily, MetricType, Quantile, S
 use prometheus::{CounterVec, Gauge, GaugeVec, IntCounterVec, Opts, Registry};
 
 use crate::config::Config;
-use crate::outage::degradation::Figures;
+use crate::journal::Figures;
 use crate::outage::metrics::possible_causes;
 
 pub const GROUP_DEGRADED: &str = "linkwatch_group_degraded";

@@ -18,7 +18,6 @@
 
 pub mod listing;
 pub mod metrics;
-pub mod record;
 #[cfg(test)]
 mod tests;
 
@@ -28,20 +27,20 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::degradation::{
-    AdoptedDegradation, DegradationEvent, Degradations, DegradedEnded, DegradedResumed,
-    DegradedStarted, GroupSpec, Sample, SampleKind, Thresholds,
+    AdoptedDegradation, DegradationEvent, Degradations, GroupSpec, Sample, SampleKind, Thresholds,
 };
 use super::detector::{Stamp, State};
-use super::event::{DurationClock, Gap};
-use super::history::History;
-use super::journal::Entry;
-use super::ts_ms;
 use crate::config::Direction;
 use crate::config::diff::Diff;
 use crate::config::{Config, Kind};
+use crate::journal::Entry;
+use crate::journal::Ledger;
+use crate::journal::ts_ms;
+use crate::journal::{DegradedEnded, DegradedResumed, DegradedStarted};
+use crate::journal::{DurationClock, Gap};
+pub use crate::journal::{SlowPeriodLedger, SlowPeriodRecord};
 use crate::probe::{Observation, Outcome};
 pub use metrics::DegradationMetrics;
-pub use record::{DegradationHistory, DegradationRecord};
 
 /// How often the window figures are exported and time passes in the tracker.
 pub const TICK_EVERY: Duration = Duration::from_secs(1);
@@ -125,16 +124,16 @@ fn sample_kind(kind: Kind) -> SampleKind {
 /// Degradations as this process knows them, for the API.
 #[derive(Debug, Default)]
 pub struct LiveDegradations {
-    closed: Vec<DegradationRecord>,
+    closed: Vec<SlowPeriodRecord>,
     /// Open ones with their monotonic start, when it is this process's.
-    open: Vec<(DegradationRecord, Option<Duration>)>,
+    open: Vec<(SlowPeriodRecord, Option<Duration>)>,
     /// Per group (config order): degraded, not, or not yet known.
     degraded: Vec<(String, Option<bool>)>,
 }
 
 impl LiveDegradations {
     fn started(&mut self, e: &DegradedStarted, start_mono: Option<Duration>) {
-        self.open.push((DegradationRecord::open(e), start_mono));
+        self.open.push((SlowPeriodRecord::open(e), start_mono));
     }
 
     fn resumed(&mut self, e: &DegradedResumed) {
@@ -151,7 +150,7 @@ impl LiveDegradations {
             .find(|(r, _)| r.id == e.id)
             .map(|(r, _)| r.figures.clone());
         self.open.retain(|(r, _)| r.id != e.id);
-        self.closed.push(DegradationRecord::ended(e, figures));
+        self.closed.push(SlowPeriodRecord::ended(e, figures));
     }
 
     /// Degradations overlapping `[since, until)`, oldest first; open ones
@@ -163,8 +162,8 @@ impl LiveDegradations {
         until: Option<Timestamp>,
         now: Timestamp,
         now_mono: Duration,
-    ) -> Vec<DegradationRecord> {
-        let mut out: Vec<DegradationRecord> = self
+    ) -> Vec<SlowPeriodRecord> {
+        let mut out: Vec<SlowPeriodRecord> = self
             .closed
             .iter()
             .filter(|r| r.overlaps(since, until))
@@ -220,7 +219,7 @@ impl SlowPeriods {
     pub fn new(
         config: &Config,
         registry: &prometheus::Registry,
-        history: &History,
+        history: &Ledger,
         now: Timestamp,
     ) -> Result<(Self, Vec<DegradationEvent>), prometheus::Error> {
         let metrics = DegradationMetrics::register(config, registry)?;
@@ -237,7 +236,7 @@ impl SlowPeriods {
         };
         let mut closed = Vec::new();
         for o in &history.degradations.open {
-            let last_seen = DegradationHistory::last_seen(o, &history.runs);
+            let last_seen = SlowPeriodLedger::last_seen(o, &history.runs);
             let r = &o.record;
             let adopted = AdoptedDegradation {
                 id: r.id.clone(),

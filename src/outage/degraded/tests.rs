@@ -8,8 +8,8 @@ use jiff::Timestamp;
 use tokio::time::Instant;
 
 use crate::config::{Config, Degraded};
-use crate::outage::degradation::Trigger;
-use crate::outage::journal::{self, Entry};
+use crate::journal::{self, Entry};
+use crate::journal::Trigger;
 use crate::outage::testutil::chain;
 use crate::outage::{ClockSync, OutageService, StartOptions};
 use crate::probe::{Observation, Outcome, Phases, ProbeResult};
@@ -171,13 +171,13 @@ async fn isp_loss_degrades_isp_and_internet_with_cause_isp_and_survives_a_crash(
         .count();
     assert_eq!(starts, 1);
     // The history and the listing agree.
-    let h = crate::outage::history::History::load(dir.path()).unwrap();
+    let h = crate::journal::Ledger::load(dir.path()).unwrap();
     let recs = super::listing::degradations(
         &h,
         None,
         None,
         Timestamp::now(),
-        &crate::outage::lock::Liveness::NotRunning,
+        &crate::journal::lock::Liveness::NotRunning,
     );
     let rec = recs.iter().find(|r| r.id == isp_id).unwrap();
     assert_eq!(rec.gaps.len(), 1);

@@ -6,10 +6,10 @@ use std::path::Path;
 use jiff::{SignedDuration, Timestamp};
 
 use super::*;
-use crate::outage::event::{
+use crate::journal::{self, Entry, FileSink, JournalCounters, JournalWriter};
+use crate::journal::{
     DaemonStart, DaemonStop, DurationClock, OutageEnded, OutageStarted, StallCause, Stalled,
 };
-use crate::outage::journal::{self, Entry, FileSink, JournalCounters, JournalWriter};
 
 pub(crate) fn t0() -> Timestamp {
     "2026-11-01T10:00:00Z".parse().unwrap()
@@ -145,7 +145,7 @@ fn close(a: f64, b: f64, tol: f64) -> bool {
 fn a_router_never_reachable_is_0_percent_and_isp_is_downtime_over_judged_time() {
     let dir = tempfile::tempdir().unwrap();
     measured(dir.path());
-    let h = History::load(dir.path()).unwrap();
+    let h = Ledger::load(dir.path()).unwrap();
     let f = Figures::new(&h, at(1000.0), &Liveness::NotRunning);
     let (since, until) = (at(0.0), at(213.0));
 
@@ -194,7 +194,7 @@ fn undecided_groups_are_not_yet_judged_never_100_percent() {
     let mut j = J::new(dir.path());
     j.start(0.0);
     drop(j);
-    let h = History::load(dir.path()).unwrap();
+    let h = Ledger::load(dir.path()).unwrap();
     // A daemon watching: the run reaches now.
     let alive = Liveness::Alive { pid: "1".into() };
     let f = Figures::new(&h, at(600.0), &alive).with_undecided([("wan", None)]);
@@ -224,7 +224,7 @@ fn zero_successes_over_restarts_and_stalls_stay_at_0_percent() {
     j.outage_start("lan", 203.0);
     j.stop(300.0);
     drop(j);
-    let h = History::load(dir.path()).unwrap();
+    let h = Ledger::load(dir.path()).unwrap();
     let f = Figures::new(&h, at(1000.0), &Liveness::NotRunning);
     let lan = f.group("lan", at(0.0), at(300.0));
     assert!(close(lan.monitored_seconds, 170.0, 1e-6), "{lan:?}");
@@ -240,7 +240,7 @@ fn zero_successes_over_restarts_and_stalls_stay_at_0_percent() {
     j.outage_start("isp", 120.0);
     j.stop(240.0);
     drop(j);
-    let h = History::load(dir.path()).unwrap();
+    let h = Ledger::load(dir.path()).unwrap();
     let f = Figures::new(&h, at(1000.0), &Liveness::NotRunning);
     let isp = f.group("isp", at(0.0), at(240.0));
     assert!(close(isp.not_judged_seconds, 0.0, 1e-9), "{isp:?}");

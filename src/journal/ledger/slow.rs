@@ -1,23 +1,24 @@
-//! Degradation periods as the API, the CLI and the report show them, and
+//! Slow periods (the journal's and the API's "degradations") as the API, the CLI and the report show them, and
 //! their replay from the journal (`degraded_start`, `degraded_resume`,
 //! `degraded_end`).
 
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::outage::degradation::{
+use super::run::Run;
+use crate::journal::line::Entry;
+use crate::journal::record::gap::Gap;
+use crate::journal::record::outage::{DurationClock, EndReason};
+use crate::journal::record::slow::{
     DegradedEnded, DegradedResumed, DegradedStarted, Figures, PeriodFigures, Trigger,
 };
-use crate::outage::event::{DurationClock, EndReason, Gap};
-use crate::outage::history::Run;
-use crate::outage::journal::Entry;
-use crate::outage::ts_ms;
+use crate::journal::ts_ms;
 
 /// One degradation period (`GET /api/v1/degradations`): the outage record's
 /// shape (without `targets`: a degradation is a group's figure, not a set of
 /// targets down) plus `triggers` and `figures`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DegradationRecord {
+pub struct SlowPeriodRecord {
     pub id: String,
     pub group: String,
     pub cause: String,
@@ -53,7 +54,7 @@ pub struct DegradationRecord {
     pub observed_until: Option<Timestamp>,
 }
 
-impl DegradationRecord {
+impl SlowPeriodRecord {
     /// A degradation that has not ended (yet).
     pub fn open(e: &DegradedStarted) -> Self {
         Self {
@@ -129,30 +130,30 @@ impl DegradationRecord {
 
 /// A degradation still open at the end of the journal.
 #[derive(Debug, Clone, PartialEq)]
-pub struct OpenDegradation {
-    pub record: DegradationRecord,
+pub struct OpenSlowPeriod {
+    pub record: SlowPeriodRecord,
     /// Index into the runs of the last run that saw it.
     pub last_run: Option<usize>,
 }
 
 /// The journal's degradations, replayed in order.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct DegradationHistory {
-    pub closed: Vec<DegradationRecord>,
-    pub open: Vec<OpenDegradation>,
+pub struct SlowPeriodLedger {
+    pub closed: Vec<SlowPeriodRecord>,
+    pub open: Vec<OpenSlowPeriod>,
     /// Every degradation id seen.
     pub ids: Vec<String>,
 }
 
-impl DegradationHistory {
+impl SlowPeriodLedger {
     /// Replays one journal entry (others are ignored); `run` is the index of
     /// the run that wrote it.
     pub fn apply(&mut self, entry: &Entry, run: Option<usize>) {
         match entry {
             Entry::DegradedStart(e) => {
                 self.ids.push(e.id.clone());
-                self.open.push(OpenDegradation {
-                    record: DegradationRecord::open(e),
+                self.open.push(OpenSlowPeriod {
+                    record: SlowPeriodRecord::open(e),
                     last_run: run,
                 });
             }
@@ -163,8 +164,8 @@ impl DegradationHistory {
                     o.last_run = run;
                 } else {
                     self.ids.push(e.id.clone());
-                    self.open.push(OpenDegradation {
-                        record: DegradationRecord::resumed(e),
+                    self.open.push(OpenSlowPeriod {
+                        record: SlowPeriodRecord::resumed(e),
                         last_run: run,
                     });
                 }
@@ -179,14 +180,14 @@ impl DegradationHistory {
                 if !self.ids.contains(&e.id) {
                     self.ids.push(e.id.clone());
                 }
-                self.closed.push(DegradationRecord::ended(e, figures));
+                self.closed.push(SlowPeriodRecord::ended(e, figures));
             }
             _ => {}
         }
     }
 
     /// Last moment `o` was known on: the end of the last run that saw it.
-    pub fn last_seen(o: &OpenDegradation, runs: &[Run]) -> Timestamp {
+    pub fn last_seen(o: &OpenSlowPeriod, runs: &[Run]) -> Timestamp {
         o.last_run
             .and_then(|r| runs.get(r))
             .map_or(o.record.start, |r| r.alive_until)
@@ -196,7 +197,7 @@ impl DegradationHistory {
     /// Every degradation, oldest start first; open ones get a duration up to
     /// `now` and, when `watched` is false (no daemon is running), the time
     /// since their last sign of life as a trailing gap.
-    pub fn records(&self, runs: &[Run], now: Timestamp, watched: bool) -> Vec<DegradationRecord> {
+    pub fn records(&self, runs: &[Run], now: Timestamp, watched: bool) -> Vec<SlowPeriodRecord> {
         let mut out = self.closed.clone();
         for o in &self.open {
             let mut r = o.record.clone();

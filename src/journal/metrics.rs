@@ -6,7 +6,7 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{Gauge, GaugeVec, IntCounter, IntGauge, Opts, Registry};
 
-use super::JournalHealth;
+use super::queue::JournalHealth;
 
 pub const JOURNAL_BACKLOG_EVENTS: &str = "linkwatch_journal_backlog_events";
 pub const JOURNAL_BACKLOG_OLDEST_SECONDS: &str = "linkwatch_journal_backlog_oldest_seconds";

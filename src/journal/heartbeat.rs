@@ -1,14 +1,14 @@
 //! The heartbeat file: the last moment the daemon was known alive.
 
-use std::fs::OpenOptions;
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::{ChainHead, HEARTBEAT_FILE, sync_dir};
-use crate::outage::ts_ms;
+use super::chain::ChainHead;
+use super::disk::{HEARTBEAT_FILE, write_heartbeat_bytes};
+use super::ts_ms;
 
 /// The heartbeat file's content: the last moment the daemon was known alive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,30 +43,6 @@ pub(super) fn write_heartbeat_detached(
     let bytes = serde_json::to_vec(hb).map_err(io::Error::other)?;
     super::child::heartbeat(data_dir, lock, &bytes)
         .unwrap_or_else(|| write_heartbeat_bytes(data_dir, &bytes))
-}
-
-/// Replaces the heartbeat file with `bytes`.
-pub(super) fn write_heartbeat_bytes(data_dir: &Path, bytes: &[u8]) -> io::Result<()> {
-    let path = data_dir.join(HEARTBEAT_FILE);
-    // A unique temporary name: an older write still in flight must not collide.
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = data_dir.join(format!(".{HEARTBEAT_FILE}.{}.{n}.tmp", std::process::id()));
-    let write = || -> io::Result<()> {
-        // create_new (O_EXCL) never follows a link planted at the temporary name.
-        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
-        sync_dir(data_dir)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io::Error::new(
-            e.kind(),
-            format!("failed to write heartbeat {}: {e}", path.display()),
-        )
-    })
 }
 
 /// Reads the heartbeat; `Ok(None)` when there is none, `Err` with a message when unreadable.

@@ -89,10 +89,10 @@ fn job(args: &[OsString]) -> io::Result<()> {
         }
         // heartbeat <data_dir> <bytes>
         Some("heartbeat") => {
-            super::heartbeat::write_heartbeat_bytes(Path::new(arg(1)?), arg(2)?.as_bytes())
+            super::disk::write_heartbeat_bytes(Path::new(arg(1)?), arg(2)?.as_bytes())
         }
         // create <path> <bytes>: a new file, durable, nothing left on failure.
-        Some("create") => super::fallback::write_new_here(Path::new(arg(1)?), arg(2)?.as_bytes()),
+        Some("create") => super::disk::write_new_here(Path::new(arg(1)?), arg(2)?.as_bytes()),
         _ => Err(io::Error::other("unknown job")),
     }
 }

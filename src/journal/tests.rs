@@ -6,8 +6,15 @@ use std::path::Path;
 
 use prometheus::IntCounter;
 
+use super::record::DaemonStop;
 use super::*;
-use crate::outage::event::DaemonStop;
+
+/// Wall time `secs` after a fixed base (2026-11-01T10:00:00Z).
+fn wall(secs: f64) -> jiff::Timestamp {
+    let base: jiff::Timestamp = "2026-11-01T10:00:00Z".parse().unwrap();
+    base.checked_add(jiff::SignedDuration::from_secs_f64(secs))
+        .unwrap()
+}
 
 fn counters() -> JournalCounters {
     JournalCounters {
@@ -32,8 +39,7 @@ fn write_lines(dir: &Path, n: usize) {
         counters(),
     );
     for i in 0..n {
-        w.append(crate::outage::testutil::wall(i as f64 + 0.1234), &stop(i))
-            .unwrap();
+        w.append(wall(i as f64 + 0.1234), &stop(i)).unwrap();
     }
 }
 
@@ -177,7 +183,7 @@ fn heartbeat_is_replaced_atomically() {
     assert_eq!(read_heartbeat(dir.path()).unwrap(), None);
     let hb = Heartbeat {
         run: 7,
-        wall: crate::outage::testutil::wall(1.0),
+        wall: wall(1.0),
         mono_ms: 1000,
         pid: 1,
         head: None,
@@ -217,7 +223,7 @@ fn a_moved_or_removed_journal_is_reopened_and_the_chain_goes_on() {
         &ChainTail::default(),
         counters(),
     );
-    let t = crate::outage::testutil::wall;
+    let t = wall;
     w.append(t(0.0), &stop(0)).unwrap();
     w.append(t(1.0), &stop(1)).unwrap();
     let before = contents(dir.path());
@@ -267,8 +273,7 @@ fn a_symlinked_journal_is_refused_unless_allowed() {
         &ChainTail::default(),
         counters(),
     );
-    w.append(crate::outage::testutil::wall(0.0), &stop(0))
-        .unwrap();
+    w.append(wall(0.0), &stop(0)).unwrap();
     assert!(std::fs::read_to_string(&victim).unwrap().lines().count() == 2);
 }
 
@@ -309,7 +314,7 @@ fn dump_after_journal(dir: &Path, events: &[Entry]) -> std::path::PathBuf {
     let events: Vec<(jiff::Timestamp, Entry)> = events
         .iter()
         .enumerate()
-        .map(|(i, e)| (crate::outage::testutil::wall(100.0 + i as f64), e.clone()))
+        .map(|(i, e)| (wall(100.0 + i as f64), e.clone()))
         .collect();
     fallback::dump(&[], &events, head, &[dir.to_path_buf()], None).unwrap()
 }
@@ -361,8 +366,7 @@ fn taking_back_appends_the_lines_once_and_removes_the_file() {
     w.take_back(&c.continuation);
     assert_eq!(w.next_seq(), 5);
     assert!(!path.exists(), "removed once appended");
-    w.append(crate::outage::testutil::wall(200.0), &stop(12))
-        .unwrap();
+    w.append(wall(200.0), &stop(12)).unwrap();
     let after = read(dir.path()).unwrap();
     assert!(after.warnings.is_empty(), "{:?}", after.warnings);
     assert_eq!(
@@ -416,7 +420,7 @@ fn overlapping_fallback_files_continue_the_chain_once() {
     let taken: Vec<RawLine> = c.continuation.lines.clone();
     let second = fallback::dump(
         &taken,
-        &[(crate::outage::testutil::wall(300.0), stop(20))],
+        &[(wall(300.0), stop(20))],
         w.head(),
         &[dir.path().to_path_buf()],
         None,

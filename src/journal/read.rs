@@ -3,114 +3,10 @@
 use std::io;
 use std::path::Path;
 
-use serde::Serialize;
-
-use super::fallback::Continuation;
-use super::{ChainHead, Entry, GENESIS, JOURNAL_FILE, Line, line_hash};
-
-/// What went wrong with one line of the journal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WarningKind {
-    /// The last line is incomplete (a crash mid-write); it is skipped.
-    TornLastLine,
-    /// A torn line left by a crash, terminated by the next run (named in its `daemon_start`).
-    TornLine,
-    /// A line in the middle that is not a valid journal line; skipped.
-    Corrupt,
-    /// A valid line whose `prev`/`seq` does not continue the chain.
-    ChainBroken,
-    /// The file ends before, or differs from, a chain head that the heartbeat
-    /// or a `daemon_start` named: lines were removed or edited at its end.
-    AnchorMissing,
-    /// Lines that an exit on a full or stuck disk saved to a fallback file
-    /// (`journal.unwritten.*`), read as the chain's continuation; the next
-    /// daemon start appends them to the journal. Not a problem.
-    Continued,
-}
-
-impl WarningKind {
-    /// Whether the problem means the journal is not what was written
-    /// (a torn line left by a crash is not tampering).
-    pub fn is_integrity_failure(self) -> bool {
-        matches!(
-            self,
-            WarningKind::Corrupt | WarningKind::ChainBroken | WarningKind::AnchorMissing
-        )
-    }
-}
-
-/// A problem found while reading the journal, by 1-based line number.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct JournalWarning {
-    pub line: u64,
-    pub kind: WarningKind,
-    pub message: String,
-}
-
-impl std::fmt::Display for JournalWarning {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "line {}: {}", self.line, self.message)
-    }
-}
-
-/// A valid journal line with its position.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NumberedLine {
-    /// 1-based line number in the file.
-    pub number: u64,
-    pub line: Line,
-    /// Hex SHA-256 of the line's bytes.
-    pub hash: String,
-}
-
-/// Where the next line continues the chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChainTail {
-    pub next_seq: u64,
-    /// Hash of the last valid line ([`GENESIS`] for an empty journal).
-    pub last_hash: String,
-    /// The file does not end with a newline: the next write must start with one.
-    pub needs_newline: bool,
-    /// Line number of a torn last line, if any.
-    pub torn_line: Option<u64>,
-}
-
-impl Default for ChainTail {
-    fn default() -> Self {
-        Self {
-            next_seq: 0,
-            last_hash: GENESIS.to_string(),
-            needs_newline: false,
-            torn_line: None,
-        }
-    }
-}
-
-/// The parsed journal: valid lines in file order, warnings, and the chain tail.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct JournalContents {
-    pub lines: Vec<NumberedLine>,
-    pub warnings: Vec<JournalWarning>,
-    /// Where the chain ends: after the continuation's lines when there are any.
-    pub tail: ChainTail,
-    /// Number of lines in the file (including skipped ones), plus the
-    /// continuation's lines (numbered as they will be once appended).
-    pub total_lines: u64,
-    /// Fallback files left by an exit that could not write everything
-    /// (see [`super::fallback`]): what continues the chain and where the
-    /// journal file itself ends.
-    pub continuation: Continuation,
-}
-
-impl JournalContents {
-    /// The first line where the hash chain is broken.
-    pub fn first_chain_break(&self) -> Option<&JournalWarning> {
-        self.warnings
-            .iter()
-            .find(|w| w.kind == WarningKind::ChainBroken)
-    }
-}
+use super::chain::{ChainHead, GENESIS, line_hash};
+use super::contents::{JournalContents, JournalWarning, NumberedLine, WarningKind, push_line};
+use super::disk::JOURNAL_FILE;
+use super::line::{Entry, Line};
 
 /// Reads `<data_dir>/journal.jsonl` (a missing file is an empty journal) and
 /// continues its chain with the lines of `journal.unwritten.*` fallback files
@@ -243,22 +139,6 @@ impl Parser {
         self.next_seq = line.seq + 1;
         push_line(out, NumberedLine { number, line, hash });
     }
-}
-
-/// Appends a valid line; a `daemon_start` naming a torn line relabels it.
-pub(super) fn push_line(out: &mut JournalContents, nl: NumberedLine) {
-    if let Entry::DaemonStart(ds) = &nl.line.entry
-        && let Some(torn) = ds.torn_line
-    {
-        for w in out.warnings.iter_mut().filter(|w| w.line == torn) {
-            w.kind = WarningKind::TornLine;
-            w.message = format!(
-                "torn line left by a crash (noted by the daemon_start on line {}), skipped",
-                nl.number
-            );
-        }
-    }
-    out.lines.push(nl);
 }
 
 /// Checks the chain heads that `daemon_start` lines and the heartbeat name:

@@ -23,9 +23,13 @@ use jiff::Timestamp;
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
-use super::fallback::{self, RawLine};
-use super::{ChainHead, Entry, Heartbeat, JournalWriter};
-use crate::outage::clock::Anchor;
+use super::anchor::Anchor;
+use super::chain::ChainHead;
+use super::contents::RawLine;
+use super::fallback;
+use super::heartbeat::Heartbeat;
+use super::line::Entry;
+use super::write::JournalWriter;
 
 /// Events the queue holds before a producer waits for room. Outage events
 /// are rare (a few per outage), so this is hours of a stalled disk.

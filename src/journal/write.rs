@@ -9,9 +9,12 @@ use jiff::Timestamp;
 use nix::fcntl::OFlag;
 use prometheus::IntCounter;
 
-use super::fallback::{self, Continuation, RawLine};
-use super::{ChainHead, ChainTail, Entry, JOURNAL_FILE, Line, line_hash, sync_dir};
-use crate::outage::event::JournalReopened;
+use super::chain::{ChainHead, line_hash};
+use super::contents::{ChainTail, Continuation, RawLine};
+use super::disk::{JOURNAL_FILE, sync_dir};
+use super::fallback;
+use super::line::{Entry, Line};
+use super::record::run::JournalReopened;
 
 /// Where journal lines go. The seam that lets tests inject disk errors.
 pub trait JournalSink: Send {

@@ -15,16 +15,20 @@
 
 use std::collections::HashMap;
 use std::fs::OpenOptions;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 use nix::fcntl::OFlag;
 
-use super::read::{JournalContents, NumberedLine, push_line};
-use super::{ChainHead, ChainTail, Entry, GENESIS, JournalWarning, Line, WarningKind, line_hash};
-use crate::outage::ts_ms;
+use super::chain::{ChainHead, GENESIS, line_hash};
+use super::contents::{
+    JournalContents, JournalWarning, NumberedLine, RawLine, WarningKind, push_line,
+};
+use super::disk::{sync_dir, write_new_here};
+use super::line::{Entry, Line};
+use super::ts_ms;
 
 /// Fallback file names start with this and end with [`SUFFIX`].
 pub const PREFIX: &str = "journal.unwritten.";
@@ -33,37 +37,6 @@ pub const SUFFIX: &str = ".jsonl";
 /// A fallback file holds at most the queue's capacity of lines; anything
 /// larger is not one of ours.
 const MAX_FILE_BYTES: u64 = 64 << 20;
-
-/// One chained line as written (without its newline).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawLine {
-    pub seq: u64,
-    pub prev: String,
-    pub bytes: Vec<u8>,
-}
-
-impl RawLine {
-    /// This line as a chain position.
-    pub fn head(&self) -> ChainHead {
-        ChainHead {
-            seq: self.seq,
-            hash: line_hash(&self.bytes),
-        }
-    }
-}
-
-/// What fallback files add to the journal file's chain.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Continuation {
-    /// Where the journal file's own chain ends: a writer continues there,
-    /// appending [`Self::lines`] first.
-    pub file_tail: ChainTail,
-    /// Lines past the journal file's end, in chain order.
-    pub lines: Vec<RawLine>,
-    /// Fallback files whose every line is on the chain once [`Self::lines`]
-    /// are appended: removed then.
-    pub files: Vec<PathBuf>,
-}
 
 /// Where fallback files are looked for: the data directory, then the
 /// temporary directory (where an exit writes them when the data directory
@@ -353,28 +326,6 @@ fn write_new(path: &Path, bytes: &[u8], lock: Option<&std::fs::File>) -> io::Res
     super::child::create(path, lock, bytes).unwrap_or_else(|| write_new_here(path, bytes))
 }
 
-/// Writes a new file durably; a failed write leaves no partial copy behind.
-pub(super) fn write_new_here(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(OFlag::O_NOFOLLOW.bits())
-        .open(path)?;
-    let written = f.write_all(bytes).and_then(|()| f.sync_all());
-    if written.is_err() {
-        drop(f);
-        let _ = std::fs::remove_file(path);
-    }
-    written?;
-    if let Some(dir) = path.parent()
-        && let Err(e) = super::sync_dir(dir)
-    {
-        tracing::warn!(dir = %dir.display(), error = %e, "fallback file written, but its directory entry could not be synced");
-    }
-    Ok(())
-}
-
 /// Removes fallback files whose lines are now in the journal.
 pub(super) fn remove(files: &[PathBuf]) {
     for path in files {
@@ -382,7 +333,7 @@ pub(super) fn remove(files: &[PathBuf]) {
             Ok(()) => {
                 tracing::info!(path = %path.display(), "fallback journal file taken back into the journal; removed");
                 if let Some(dir) = path.parent()
-                    && let Err(e) = super::sync_dir(dir)
+                    && let Err(e) = sync_dir(dir)
                 {
                     tracing::warn!(dir = %dir.display(), error = %e, "failed to sync the directory after removing a fallback file");
                 }

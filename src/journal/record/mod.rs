@@ -1,0 +1,20 @@
+//! The records the journal carries, one file per family. Producers (the
+//! outage detector, the slow-period tracker, the path tracer, the service)
+//! build them; their `serde` names are the journal's contract
+//! (`/work/shared/DESIGN.md`) and do not change.
+
+pub mod gap;
+pub mod outage;
+pub mod path;
+pub mod run;
+pub mod slow;
+pub mod stall;
+
+pub use gap::{Gap, push_gap};
+pub use outage::{DurationClock, EndReason, OutageEnded, OutageResumed, OutageStarted};
+pub use path::{Hop, LastHop, PathEvent, PathSummary, Reprobe, TraceProtocol, When};
+pub use run::{
+    ConfigReload, DaemonStart, DaemonStop, JournalReopened, PlanRecord, ThroughputTarget,
+};
+pub use slow::{DegradedEnded, DegradedResumed, DegradedStarted, Figures, PeriodFigures, Trigger};
+pub use stall::{StallCause, Stalled};
