@@ -2,7 +2,7 @@
 """Cost of a journal line written through a child process (issue 19 item 4).
 
 The daemon appends each journal line through a short-lived child
-(`/proc/self/exe __journal-io append …`, see src/outage/journal/child.rs) so
+(`/proc/self/exe __journal-io append …`, see src/journal/child.rs) so
 that a frozen filesystem holds the child, never the daemon. This measures one
 line's write + fdatasync done in-process against the same line done by the
 child, on the filesystem of DIR, and prints both and their ratio.

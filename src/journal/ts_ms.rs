@@ -32,7 +32,7 @@ pub mod option {
 
     pub fn serialize<S: Serializer>(ts: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
         match ts {
-            Some(t) => s.serialize_str(&super::format(t)),
+            Some(t) => s.serialize_str(&crate::journal::ts_ms::format(t)),
             None => s.serialize_none(),
         }
     }

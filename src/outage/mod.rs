@@ -8,19 +8,19 @@
 //! stays queued (retried every second, reported by `/healthz`, the watchdog and
 //! `linkwatch_journal_backlog_*`) and monitoring goes on.
 
-pub mod clock;
+mod clock;
 pub mod degradation;
 pub mod degraded;
 pub mod detector;
-pub mod event;
+mod event;
 pub mod figures;
-pub mod ids;
+mod ids;
 pub mod listing;
-pub mod live;
-pub mod metrics;
+mod live;
+mod metrics;
 pub mod path;
 mod recovery;
-pub mod stall;
+mod stall;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};

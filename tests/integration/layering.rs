@@ -14,7 +14,10 @@ use std::path::{Path, PathBuf};
 /// pieces; the server and the report read what the status read model, the
 /// outage service and the metrics hold (the status model shows the outage
 /// service's states); those consume probe results that the scheduler asks
-/// the probes for; everything is configured by `config`.
+/// the probes for; everything is configured by `config`. The journal sits
+/// just above `config`: the records it carries are its own, and every
+/// module that produces them (outage detection, slow periods, the path
+/// tracer's hop records in `probe::trace`) imports them from it.
 const ORDER: &[&str] = &[
     "cli",
     "daemon",
@@ -27,6 +30,7 @@ const ORDER: &[&str] = &[
     "scheduler",
     "metrics",
     "probe",
+    "journal",
     "config",
     "sdnotify",
     "timeparse",
@@ -63,13 +67,24 @@ fn code_only(text: &str) -> String {
 
 /// The top-level modules a piece of code names through `crate::`.
 fn imports(code: &str) -> BTreeSet<String> {
+    names_after(code, "crate::")
+}
+
+/// The first path segment after each occurrence of `prefix` (which ends in
+/// `::`); for `prefix{a::X, b, c::{..}}`, the first segment of each item in
+/// the braces. An occurrence preceded by `::` is part of a longer path and
+/// does not count (`super::super::x` is not `super::x`).
+fn names_after(code: &str, prefix: &str) -> BTreeSet<String> {
     let mut found = BTreeSet::new();
-    let mut rest = code;
-    while let Some(i) = rest.find("crate::") {
-        let after = &rest[i + "crate::".len()..];
+    let mut from = 0;
+    while let Some(i) = code[from..].find(prefix).map(|i| from + i) {
+        let longer = code[..i].ends_with("::");
+        let after = &code[i + prefix.len()..];
+        from = i + prefix.len();
+        if longer || after.starts_with("super::") {
+            continue;
+        }
         if let Some(group) = after.strip_prefix('{') {
-            // `use crate::{a::X, b, c::{..}}`: the first segment of each
-            // top-level item in the braces.
             let mut depth = 0usize;
             let mut item_start = true;
             let mut name = String::new();
@@ -100,7 +115,6 @@ fn imports(code: &str) -> BTreeSet<String> {
                 found.insert(name);
             }
         }
-        rest = after;
     }
     found
 }
@@ -174,4 +188,161 @@ fn the_import_reader_sees_grouped_and_plain_paths() {
     let got: Vec<String> = imports(code).into_iter().collect();
     assert_eq!(got, ["config", "metrics", "outage", "probe", "status"]);
     assert!(imports(&code_only("// see crate::server\n")).is_empty());
+}
+
+/// Top-level modules whose second level (the files and folders directly
+/// inside them) must have no cycle either. Add a module here to hold its
+/// inside to the same rule.
+const SECOND_LEVEL: &[&str] = &["journal"];
+
+/// The node of the module's face (`mod.rs`): it declares and re-exports
+/// every submodule, so a submodule that imports through the face (or names
+/// an item defined in `mod.rs`) closes a cycle.
+const FACE: &str = "(face: mod.rs)";
+
+/// `top`'s second-level modules → the ones each imports. A file's node is
+/// its first path component under `src/<top>/`; `tests` nodes (test-only
+/// code) and the code after a file's first `#[cfg(test)]` (its inline test
+/// module, whose `super` is the file itself) are left out. Imports are read
+/// from `crate::<top>::` paths and from the `super::` chains that reach
+/// `<top>` from the file's depth.
+fn second_level_graph(top: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src").join(top);
+    let mut files = Vec::new();
+    rust_files(&dir, &mut files);
+    let node_of = |f: &Path| -> String {
+        let rel = f.strip_prefix(&dir).unwrap();
+        let first = rel.components().next().unwrap().as_os_str();
+        Path::new(first)
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()
+    };
+    let nodes: BTreeSet<String> = files
+        .iter()
+        .map(|f| node_of(f))
+        .filter(|n| n != "mod" && n != "tests")
+        .collect();
+    let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for f in &files {
+        let node = node_of(f);
+        if node == "tests" {
+            continue;
+        }
+        let text = std::fs::read_to_string(f).unwrap();
+        let code = code_only(text.split("#[cfg(test)]").next().unwrap_or(""));
+        if node == "mod" {
+            // The face: every submodule it declares.
+            let declared = g.entry(FACE.to_string()).or_default();
+            for n in &nodes {
+                if code.contains(&format!("mod {n};")) {
+                    declared.insert(n.clone());
+                }
+            }
+            continue;
+        }
+        // How many `super::` lead from this file's module to `top`.
+        let rel = f.strip_prefix(&dir).unwrap();
+        let mut depth = rel.components().count();
+        if rel.file_name().is_some_and(|n| n == "mod.rs") {
+            depth -= 1;
+        }
+        let up = "super::".repeat(depth);
+        let mut names = names_after(&code, &format!("crate::{top}::"));
+        names.extend(names_after(&code, &up));
+        let entry = g.entry(node.clone()).or_default();
+        for name in names {
+            if name == "super" || name == "self" {
+                continue;
+            }
+            let to = if nodes.contains(&name) {
+                name
+            } else {
+                FACE.to_string()
+            };
+            if to != node {
+                entry.insert(to);
+            }
+        }
+    }
+    g
+}
+
+/// Every cycle's nodes (strongly connected components of more than one node).
+fn cycles(g: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
+    let reach = |from: &str| -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![from.to_string()];
+        while let Some(n) = todo.pop() {
+            for d in g.get(&n).into_iter().flatten() {
+                if seen.insert(d.clone()) {
+                    todo.push(d.clone());
+                }
+            }
+        }
+        seen
+    };
+    let mut out: Vec<Vec<String>> = Vec::new();
+    let mut placed = BTreeSet::new();
+    for n in g.keys() {
+        if placed.contains(n) {
+            continue;
+        }
+        let from_n = reach(n);
+        if !from_n.contains(n) {
+            continue;
+        }
+        let scc: Vec<String> = from_n
+            .iter()
+            .filter(|m| reach(m).contains(n))
+            .cloned()
+            .collect();
+        placed.extend(scc.iter().cloned());
+        out.push(scc);
+    }
+    out
+}
+
+#[test]
+fn second_level_modules_have_no_cycle() {
+    let mut problems = Vec::new();
+    for top in SECOND_LEVEL {
+        let g = second_level_graph(top);
+        println!("second level of `{top}` (importer -> imported):");
+        for (m, deps) in &g {
+            let deps: Vec<&str> = deps.iter().map(String::as_str).collect();
+            println!("  {m:<16} -> {}", deps.join(", "));
+        }
+        for c in cycles(&g) {
+            problems.push(format!(
+                "cycle inside `{top}`: {} (import from the submodule that defines a name, not through `{top}`'s face; move what two files share below both)",
+                c.join(" <-> ")
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_second_level_reader_finds_cycles_and_face_imports() {
+    let code = "use super::super::x::Y;\nuse super::{a::B, c};\nlet z = crate::j::d::f();";
+    let got: Vec<String> = names_after(code, "super::").into_iter().collect();
+    assert_eq!(got, ["a", "c"]);
+    assert_eq!(
+        names_after(code, "super::super::")
+            .into_iter()
+            .collect::<Vec<_>>(),
+        ["x"]
+    );
+    let g: BTreeMap<String, BTreeSet<String>> = [
+        ("a", vec!["b"]),
+        ("b", vec!["c"]),
+        ("c", vec!["a"]),
+        ("d", vec!["a"]),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.into_iter().map(String::from).collect()))
+    .collect();
+    assert_eq!(cycles(&g), vec![vec!["a", "b", "c"]]);
 }

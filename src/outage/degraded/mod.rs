@@ -17,7 +17,7 @@
 //!   update; no lock, no allocation. Gauges are set once a second, on tick.
 
 pub mod listing;
-pub mod metrics;
+mod metrics;
 #[cfg(test)]
 mod tests;
 

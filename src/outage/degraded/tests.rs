@@ -8,8 +8,8 @@ use jiff::Timestamp;
 use tokio::time::Instant;
 
 use crate::config::{Config, Degraded};
-use crate::journal::{self, Entry};
 use crate::journal::Trigger;
+use crate::journal::{self, Entry};
 use crate::outage::testutil::chain;
 use crate::outage::{ClockSync, OutageService, StartOptions};
 use crate::probe::{Observation, Outcome, Phases, ProbeResult};
