@@ -21,8 +21,8 @@ use jiff::tz::TimeZone;
 
 use crate::history::Series;
 use crate::journal::EndReason;
+use crate::journal::OutageRecord;
 use crate::journal::SlowPeriodRecord as DegradationRecord;
-use crate::outage::OutageRecord;
 use crate::outage::degraded::listing::figures_text;
 use crate::outage::detector::State;
 use crate::outage::figures::{Figures, GroupFigures, Span};

@@ -109,3 +109,34 @@ fn a_v0_1_journal_reports_as_it_did() {
         );
     }
 }
+
+/// The journal's writer, given the fixture's records again, writes the
+/// same bytes: field names, order and the hash chain are unchanged.
+#[test]
+fn the_writer_writes_a_v0_1_journal_byte_for_byte() {
+    use linkwatch::journal::{self, FileSink, JournalCounters, JournalWriter};
+    let original = std::fs::read(fixture().join("journal.jsonl")).unwrap();
+    let contents = journal::parse(&original);
+    assert!(contents.warnings.is_empty(), "{:?}", contents.warnings);
+    assert_eq!(contents.lines.len(), 17);
+    let dir = tempfile::tempdir().unwrap();
+    let counters = JournalCounters {
+        writes: prometheus::IntCounter::new("w", "w").unwrap(),
+        errors: prometheus::IntCounter::new("e", "e").unwrap(),
+    };
+    let tail = journal::read(dir.path()).unwrap().tail;
+    let mut w = JournalWriter::new(
+        Box::new(FileSink::open(dir.path(), false).unwrap()),
+        &tail,
+        counters,
+    );
+    for nl in &contents.lines {
+        w.append(nl.line.ts, &nl.line.entry).unwrap();
+    }
+    drop(w);
+    let rewritten = std::fs::read(dir.path().join(journal::JOURNAL_FILE)).unwrap();
+    assert_eq!(
+        String::from_utf8(rewritten).unwrap(),
+        String::from_utf8(original).unwrap()
+    );
+}

@@ -201,8 +201,8 @@ const SECOND_LEVEL: &[&str] = &["journal"];
 const FACE: &str = "(face: mod.rs)";
 
 /// `top`'s second-level modules → the ones each imports. A file's node is
-/// its first path component under `src/<top>/`; `tests` nodes (test-only
-/// code) and the code after a file's first `#[cfg(test)]` (its inline test
+/// its first path component under `src/<top>/`; test files (`tests.rs`,
+/// `tests/`) and the code after a file's first `#[cfg(test)]` (its inline test
 /// module, whose `super` is the file itself) are left out. Imports are read
 /// from `crate::<top>::` paths and from the `super::` chains that reach
 /// `<top>` from the file's depth.
@@ -227,7 +227,7 @@ fn second_level_graph(top: &str) -> BTreeMap<String, BTreeSet<String>> {
     let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for f in &files {
         let node = node_of(f);
-        if node == "tests" {
+        if node == "tests" || f.file_name().is_some_and(|n| n == "tests.rs") {
             continue;
         }
         let text = std::fs::read_to_string(f).unwrap();
