@@ -13,7 +13,7 @@
 //! directory's lock (inherited as its stdout) until it ends, so no new daemon
 //! reads or writes the journal while a line of the old one may still land;
 //! the next start then finds that line on the chain and does not append it
-//! twice from the fallback file (see [`super::fallback`]).
+//! twice from the fallback file (see `fallback`).
 //!
 //! Only the binary enables this ([`main_if_child`]); elsewhere (library
 //! users, unit tests) the writes happen in the calling thread, as they do

@@ -98,7 +98,7 @@ pub struct JournalContents {
     /// continuation's lines (numbered as they will be once appended).
     pub total_lines: u64,
     /// Fallback files left by an exit that could not write everything
-    /// (see [`crate::journal::fallback`]): what continues the chain and where the
+    /// (see `fallback`): what continues the chain and where the
     /// journal file itself ends.
     pub continuation: Continuation,
 }

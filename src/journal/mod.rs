@@ -24,17 +24,17 @@
 //! `/api/v1/degradations` in the API and `linkwatch_*degraded*` in the
 //! metrics (contract names, unchanged).
 //!
-//! The read model is the [`Ledger`] ([`ledger`]): the journal and heartbeat
+//! The read model is the [`Ledger`] (`ledger`): the journal and heartbeat
 //! replayed into runs, outages, slow periods, stalls and path snapshots.
 //!
-//! Files, from the ground up: [`ts_ms`] and [`chain`] (line hashing),
-//! [`record`] (the journaled types), [`line`] (envelope and `Entry`),
-//! [`disk`] (file names, durable writes), [`child`] (the `__journal-io`
-//! writer child), [`contents`] (what a read yields), [`fallback`] (lines
-//! saved when the journal refuses them), [`read`] (parse, check, anchors),
-//! [`heartbeat`], [`write`] (the writer), [`queue`] (its thread), [`metrics`],
-//! [`lock`] (one writer per data directory), [`anchor`] (this run's time
-//! origin), [`ledger`] (the read model) and [`verify`] (`--verify`).
+//! Files, from the ground up: [`ts_ms`] and `chain` (line hashing),
+//! [`record`] (the journaled types), `line` (envelope and `Entry`),
+//! `disk` (file names, durable writes), [`child`] (the `__journal-io`
+//! writer child), `contents` (what a read yields), `fallback` (lines
+//! saved when the journal refuses them), `read` (parse, check, anchors),
+//! `heartbeat`, `write` (the writer), `queue` (its thread), [`metrics`],
+//! [`lock`] (one writer per data directory), `anchor` (this run's time
+//! origin), `ledger` (the read model) and `verify` (`--verify`).
 
 mod anchor;
 mod chain;

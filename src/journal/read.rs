@@ -10,7 +10,7 @@ use super::line::{Entry, Line};
 
 /// Reads `<data_dir>/journal.jsonl` (a missing file is an empty journal) and
 /// continues its chain with the lines of `journal.unwritten.*` fallback files
-/// in the data directory or the temporary directory (see [`super::fallback`]).
+/// in the data directory or the temporary directory (see `fallback`).
 pub fn read(data_dir: &Path) -> io::Result<JournalContents> {
     let path = data_dir.join(JOURNAL_FILE);
     let mut contents = match std::fs::read(&path) {

@@ -281,7 +281,7 @@ impl JournalWriter {
     }
 
     /// Takes back what fallback files add to the chain (see
-    /// [`super::fallback`]): the writer must have been made at
+    /// `fallback`): the writer must have been made at
     /// `continuation.file_tail`. Their lines go before any other line;
     /// what the disk does not take now is retried before each later write.
     /// The files are removed once every line is in the journal.

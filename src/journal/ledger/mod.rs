@@ -55,7 +55,7 @@ pub struct Ledger {
     /// Path snapshots in journal order.
     pub paths: Vec<PathEvent>,
     /// Where the next line continues the chain (after lines that fallback
-    /// files add, see [`crate::journal::fallback`]).
+    /// files add, see `fallback`).
     pub tail: ChainTail,
     /// What fallback files add to the journal file: the next start appends it.
     pub continuation: Continuation,

@@ -127,6 +127,6 @@ impl OutageRecord {
 #[derive(Debug, Clone, PartialEq)]
 pub struct OpenOutage {
     pub record: OutageRecord,
-    /// Index into [`History::runs`] of the last run that saw it down.
+    /// Index into [`Ledger::runs`](super::Ledger::runs) of the last run that saw it down.
     pub last_run: Option<usize>,
 }

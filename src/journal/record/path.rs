@@ -151,7 +151,7 @@ pub struct Reprobe {
 
 impl PathEvent {
     /// Not reached, and the re-probed hop after the last answer stayed
-    /// silent (see [`Trace::rate_limited`]).
+    /// silent (see `probe::trace::Trace::rate_limited`).
     pub fn rate_limited(&self) -> bool {
         !self.reached && self.reprobe.is_some_and(|r| r.sent > 0 && r.received == 0)
     }
