@@ -10,7 +10,6 @@
 
 pub mod chain;
 pub mod clock;
-pub mod degradation;
 pub mod degraded;
 pub mod detector;
 pub mod event;
@@ -23,7 +22,10 @@ pub mod live;
 pub mod lock;
 pub mod metrics;
 pub mod path;
+pub mod period;
 mod recovery;
+pub mod slow;
+pub use slow as degradation;
 pub mod stall;
 pub mod ts_ms;
 
