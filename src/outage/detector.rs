@@ -41,10 +41,9 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::event::{
-    DurationClock, EndReason, Gap, OutageEnded, OutageResumed, OutageStarted, push_gap,
-};
+use super::event::{EndReason, Gap, OutageEnded, OutageResumed, OutageStarted, push_gap};
 use super::ids::Ids;
+use super::period::{self, Carried, Closed, Life, Open, Phase, add};
 pub use super::period::{Stamp, truncate_ms};
 use crate::config::diff::Diff;
 use crate::config::{Config, DownWhen};
@@ -140,32 +139,42 @@ pub struct Adopted {
     pub last_seen: Timestamp,
 }
 
-impl Adopted {
-    /// Ends it unseen: never seen down again by this run, so it ended at its
-    /// last sign of life, with the time up to `now` as a gap.
-    fn end_unseen(self, group: &str, now: Timestamp, end_reason: Option<EndReason>) -> OutageEnded {
-        let mut gaps = self.gaps;
-        push_gap(
-            &mut gaps,
-            Gap {
-                from: self.last_seen,
-                to: now.max(self.last_seen),
-            },
-        );
-        OutageEnded {
-            id: self.id,
-            group: group.to_string(),
-            cause: self.cause,
-            start: self.start,
-            start_observed: self.start_observed,
-            end: self.last_seen,
-            duration_seconds: wall_seconds(self.start, self.last_seen),
-            duration_clock: DurationClock::Wall,
-            end_observed: false,
-            targets: self.targets,
-            gaps,
-            end_reason,
-        }
+impl From<Adopted> for Carried<Outage> {
+    fn from(a: Adopted) -> Self {
+        let start_observed = a.start_observed;
+        let outage = Outage {
+            start_observed,
+            targets: a.targets,
+        };
+        Carried::new(a.id, a.cause, a.start, a.gaps, a.last_seen, outage)
+    }
+}
+
+/// What an outage keeps besides its lifecycle ([`period`]).
+#[derive(Debug, Clone, PartialEq)]
+struct Outage {
+    start_observed: bool,
+    targets: Vec<String>,
+}
+
+/// A group's outages: the pending one waits with the stalls met meanwhile.
+type Outages = Life<Outage, Vec<Gap>, Outage>;
+
+/// The `outage_end` of a closed outage of `group`.
+fn outage_ended(group: &str, c: Closed<Outage>, end_reason: Option<EndReason>) -> OutageEnded {
+    OutageEnded {
+        id: c.id,
+        group: group.to_string(),
+        cause: c.cause,
+        start: c.start,
+        start_observed: c.extra.start_observed,
+        end: c.end,
+        duration_seconds: c.duration_seconds,
+        duration_clock: c.clock,
+        end_observed: c.end_observed,
+        targets: c.extra.targets,
+        gaps: c.gaps,
+        end_reason,
     }
 }
 
@@ -351,33 +360,6 @@ fn unobserved(
 }
 
 #[derive(Debug)]
-struct Open {
-    id: String,
-    cause: String,
-    start: Timestamp,
-    /// Set when the outage started in this process.
-    start_mono: Option<Duration>,
-    start_observed: bool,
-    /// Set when the outage was adopted from a previous run and seen down again.
-    resumed: Option<Stamp>,
-    targets: Vec<String>,
-    gaps: Vec<Gap>,
-}
-
-impl Open {
-    /// The wall time of moment `s` in this outage's frame: its start plus the
-    /// monotonic time since (so that a wall-clock step cannot bend it, and
-    /// its end and its gaps line up to the millisecond).
-    fn wall_at(&self, s: Stamp) -> Timestamp {
-        match (self.start_mono, self.resumed) {
-            (Some(start_mono), _) => add(self.start, s.mono.saturating_sub(start_mono)),
-            (None, Some(resumed)) => add(resumed.wall, s.mono.saturating_sub(resumed.mono)),
-            (None, None) => s.wall,
-        }
-    }
-}
-
-#[derive(Debug)]
 struct GroupTrack {
     name: String,
     needs: Option<usize>,
@@ -390,21 +372,12 @@ struct GroupTrack {
     down_lower: Duration,
     /// Set when the current down period began unseen.
     down_edge: Option<Edge>,
-    /// Stalls met while down and not yet announced.
-    pending_gaps: Vec<Gap>,
-    /// Down, outage not announced yet (its cause is still being settled).
-    pending: bool,
-    open: Option<Open>,
-    adopted: Option<Adopted>,
-    /// Recent finished down periods of this process, `(lower bound, end)` in mono.
-    history: VecDeque<(Duration, Duration)>,
-    /// Downtime accounted up to here (mono) while down.
-    accounted: Option<Duration>,
-    /// Downtime of ended outages not yet handed out.
-    owed: Duration,
+    /// Its outage: pending while down and not announced yet (its cause is
+    /// still being settled), open, or carried over from the previous run;
+    /// recent finished down periods of this process, `(lower bound, end)`
+    /// in mono; downtime not yet handed out.
+    life: Outages,
 }
-
-const HISTORY: usize = 16;
 
 /// The outage state machine for one configuration.
 #[derive(Debug)]
@@ -518,61 +491,25 @@ impl Detector {
 
 /// Ends the outage of a group a reload removed, at `now`.
 fn end_removed(grp: &mut GroupTrack, now: Stamp, events: &mut Vec<Event>) {
-    if let Some(a) = grp.adopted.take() {
+    let removed = Some(EndReason::Removed);
+    if let Some(a) = grp.life.carried.take() {
         // Adopted from the previous run and not seen again: as recovery
         // closes one whose group is gone, at its last sign of life.
-        events.push(Event::Ended(a.end_unseen(
-            &grp.name,
-            now.wall,
-            Some(EndReason::Removed),
-        )));
+        let closed = a.end_unseen(now.wall, true);
+        events.push(Event::Ended(outage_ended(&grp.name, closed, removed)));
     }
-    if grp.pending {
+    if grp.life.phase.is_pending() {
         tracing::info!(group = %grp.name, "group removed by a reload while down, before its outage was announced; no outage recorded");
     }
-    if let Some(open) = grp.open.take() {
-        let end = open.wall_at(now);
-        let (duration_seconds, clock) = match open.start_mono {
-            Some(start_mono) => (
-                now.mono.saturating_sub(start_mono).as_secs_f64(),
-                DurationClock::Monotonic,
-            ),
-            None => (wall_seconds(open.start, end), DurationClock::Wall),
-        };
-        events.push(Event::Ended(OutageEnded {
-            id: open.id,
-            group: grp.name.clone(),
-            cause: open.cause,
-            start: open.start,
-            start_observed: open.start_observed,
-            end,
-            duration_seconds,
-            duration_clock: clock,
-            end_observed: true,
-            targets: open.targets,
-            gaps: open.gaps,
-            end_reason: Some(EndReason::Removed),
-        }));
+    if let Some(open) = grp.life.phase.take_open() {
+        let closed = open.close(now, true);
+        events.push(Event::Ended(outage_ended(&grp.name, closed, removed)));
     }
 }
 
 /// Groups ordered upstream first.
 fn order_of(groups: &[GroupTrack]) -> Vec<usize> {
-    let mut order = Vec::with_capacity(groups.len());
-    let depth = |mut g: usize| {
-        let mut d = 0;
-        while let Some(u) = groups[g].needs {
-            d += 1;
-            g = u;
-            if d > groups.len() {
-                break;
-            }
-        }
-        d
-    };
-    order.extend(0..groups.len());
-    order.sort_by_key(|g| depth(*g));
-    order
+    period::upstream_first(groups.len(), |g| groups[g].needs)
 }
 
 impl TargetTrack {
@@ -626,13 +563,7 @@ impl GroupTrack {
             down_start: None,
             down_lower: Duration::ZERO,
             down_edge: None,
-            pending_gaps: Vec::new(),
-            pending: false,
-            open: None,
-            adopted: None,
-            history: VecDeque::new(),
-            accounted: None,
-            owed: Duration::ZERO,
+            life: Outages::default(),
         }
     }
 }
@@ -648,14 +579,8 @@ impl Detector {
     /// `Up` it is closed with `end_observed: false`. Returns `false` if the group
     /// does not exist in this configuration.
     pub fn adopt(&mut self, group: &str, outage: Adopted) -> bool {
-        match self.groups.iter_mut().find(|g| g.name == group) {
-            Some(g) => {
-                self.ids.take(&outage.id);
-                g.adopted = Some(outage);
-                true
-            }
-            None => false,
-        }
+        let life = self.groups.iter_mut().find(|g| g.name == group);
+        period::adopt(&mut self.ids, life.map(|g| &mut g.life), outage.into())
     }
 
     /// Feeds one probe result of target index `target` (into `Config::targets`).
@@ -706,10 +631,10 @@ impl Detector {
                 && let Some(g) = self.groups.get_mut(group)
             {
                 if state == State::Down
-                    && let Some(open) = g.open.as_mut()
-                    && !open.targets.contains(&name)
+                    && let Some(open) = g.life.phase.open_mut()
+                    && !open.extra.targets.contains(&name)
                 {
-                    open.targets.push(name);
+                    open.extra.targets.push(name);
                 }
                 self.update_group(group, since, edge, &mut events);
             }
@@ -769,22 +694,21 @@ impl Detector {
         };
         let mut events = Vec::new();
         for grp in &mut self.groups {
-            if let Some(acc) = grp.accounted.as_mut() {
-                grp.owed += from.mono.saturating_sub(*acc);
-                *acc = (*acc).max(to.mono);
-            }
-            if let Some(open) = grp.open.as_mut() {
-                let gap = Gap {
-                    from: open.wall_at(from),
-                    to: open.wall_at(to),
-                };
-                push_gap(&mut open.gaps, gap);
-                events.push(Event::Gaps {
-                    id: open.id.clone(),
-                    gaps: open.gaps.clone(),
-                });
-            } else if grp.pending {
-                push_gap(&mut grp.pending_gaps, gap);
+            grp.life.time.stall(from.mono, to.mono);
+            match &mut grp.life.phase {
+                Phase::Open(open) => {
+                    let gap = Gap {
+                        from: open.wall_at(from),
+                        to: open.wall_at(to),
+                    };
+                    push_gap(&mut open.gaps, gap);
+                    events.push(Event::Gaps {
+                        id: open.id.clone(),
+                        gaps: open.gaps.clone(),
+                    });
+                }
+                Phase::Pending(gaps) => push_gap(gaps, gap),
+                Phase::Idle => {}
             }
         }
         events
@@ -848,6 +772,8 @@ impl Detector {
         values.get(self.k(g).checked_sub(1)?).copied()
     }
 
+    /// Judges group `g` again after a change at `trigger` (`edge`: the
+    /// change was unseen) and moves it to its new state.
     fn update_group(
         &mut self,
         g: usize,
@@ -861,112 +787,108 @@ impl Detector {
             return;
         }
         match new {
-            State::Down => {
-                // The fault began after the group's last success and by the
-                // first failure seen since: among the targets that make it
-                // down, the first failure of their current streaks that
-                // follows the latest success any of them saw before its
-                // streak. When they all fail from one fault this is the
-                // earliest first failure, whatever `down_when` asks and
-                // however slow the last of them is to notice.
-                let (start, start_edge) = self.group_start(g).unwrap_or((trigger, edge));
-                let lowers = self.groups[g]
-                    .targets
-                    .iter()
-                    .filter(|t| self.targets[**t].state == State::Down)
-                    .filter_map(|t| self.targets[*t].down_lower())
-                    .collect();
-                let lower = self.kth(g, lowers).unwrap_or(start.mono).min(start.mono);
-                let down_names = self.down_target_names(g);
-                let grp = &mut self.groups[g];
-                grp.state = State::Down;
-                grp.since = Some(start);
-                events.push(Event::Group {
-                    group: g,
-                    state: State::Down,
-                    since: start,
-                });
-                if grp.open.is_some() || grp.pending {
-                    // Down → Unknown → Down: the same outage goes on.
-                    return;
-                }
-                grp.down_start = Some(start);
-                grp.down_lower = lower;
-                grp.down_edge = start_edge;
-                grp.pending_gaps.clear();
-                // Downtime counts from the first failure seen, not from a guess.
-                grp.accounted = Some(start_edge.map_or(start.mono, |e| e.hi.mono));
-                if let Some(a) = grp.adopted.take() {
-                    let gap = Gap {
-                        from: a.last_seen,
-                        to: start.wall.max(a.last_seen),
-                    };
-                    let mut gaps = a.gaps;
-                    gaps.push(gap);
-                    let mut targets = a.targets;
-                    for n in down_names {
-                        if !targets.contains(&n) {
-                            targets.push(n);
-                        }
-                    }
-                    events.push(Event::Resumed(OutageResumed {
-                        id: a.id.clone(),
-                        group: grp.name.clone(),
-                        cause: a.cause.clone(),
-                        start: a.start,
-                        gap,
-                        targets: targets.clone(),
-                    }));
-                    grp.open = Some(Open {
-                        id: a.id,
-                        cause: a.cause,
-                        start: a.start,
-                        start_mono: None,
-                        start_observed: a.start_observed,
-                        resumed: Some(start),
-                        targets,
-                        gaps,
-                    });
-                } else {
-                    grp.pending = true;
-                }
-            }
-            State::Up => {
-                let floor = self.groups[g].down_start;
-                let mut since = trigger;
-                if let Some(f) = floor
-                    && old != State::Up
-                    && since.mono < f.mono
-                {
-                    since = f;
-                }
-                self.groups[g].state = State::Up;
-                self.groups[g].since = Some(since);
-                events.push(Event::Group {
-                    group: g,
-                    state: State::Up,
-                    since,
-                });
-                if self.groups[g].pending {
-                    // Ending before its cause settled: decide with what is known now.
-                    let cause = self.cause_of(g, true).unwrap_or(g);
-                    self.announce(g, cause, events);
-                }
-                self.end(g, since, edge, events);
-            }
+            State::Down => self.mark_down(g, trigger, edge, events),
+            State::Up => self.mark_up(g, old, trigger, edge, events),
             State::Unknown => self.mark_unknown(g, trigger, events),
         }
     }
 
+    /// Group `g` is down: its outage goes on, resumes (adopted) or waits
+    /// for its cause (pending).
+    fn mark_down(&mut self, g: usize, trigger: Stamp, edge: Option<Edge>, events: &mut Vec<Event>) {
+        // The fault began after the group's last success and by the
+        // first failure seen since: among the targets that make it
+        // down, the first failure of their current streaks that
+        // follows the latest success any of them saw before its
+        // streak. When they all fail from one fault this is the
+        // earliest first failure, whatever `down_when` asks and
+        // however slow the last of them is to notice.
+        let (start, start_edge) = self.group_start(g).unwrap_or((trigger, edge));
+        let lowers = self.groups[g]
+            .targets
+            .iter()
+            .filter(|t| self.targets[**t].state == State::Down)
+            .filter_map(|t| self.targets[*t].down_lower())
+            .collect();
+        let lower = self.kth(g, lowers).unwrap_or(start.mono).min(start.mono);
+        let down_names = self.down_target_names(g);
+        self.set_state(g, State::Down, start, events);
+        let grp = &mut self.groups[g];
+        if !grp.life.phase.is_idle() {
+            // Down → Unknown → Down: the same outage goes on.
+            return;
+        }
+        grp.down_start = Some(start);
+        grp.down_lower = lower;
+        grp.down_edge = start_edge;
+        // Downtime counts from the first failure seen, not from a guess.
+        grp.life
+            .time
+            .begin(start_edge.map_or(start.mono, |e| e.hi.mono));
+        grp.life.phase = match grp.life.carried.take() {
+            Some(a) => {
+                let (gap, mut open) = a.resume(start, |o| o);
+                let targets = &mut open.extra.targets;
+                for n in down_names {
+                    if !targets.contains(&n) {
+                        targets.push(n);
+                    }
+                }
+                events.push(Event::Resumed(OutageResumed {
+                    id: open.id.clone(),
+                    group: grp.name.clone(),
+                    cause: open.cause.clone(),
+                    start: open.start,
+                    gap,
+                    targets: targets.clone(),
+                }));
+                Phase::Open(open)
+            }
+            None => Phase::Pending(Vec::new()),
+        };
+    }
+
+    /// Group `g` is up (it was `old`): its outage ends, announced first if
+    /// its cause was still settling.
+    fn mark_up(
+        &mut self,
+        g: usize,
+        old: State,
+        trigger: Stamp,
+        edge: Option<Edge>,
+        events: &mut Vec<Event>,
+    ) {
+        let floor = self.groups[g].down_start;
+        let mut since = trigger;
+        if let Some(f) = floor
+            && old != State::Up
+            && since.mono < f.mono
+        {
+            since = f;
+        }
+        self.set_state(g, State::Up, since, events);
+        if self.groups[g].life.phase.is_pending() {
+            // Ending before its cause settled: decide with what is known now.
+            let cause = self.cause_of(g, true).unwrap_or(g);
+            self.announce(g, cause, events);
+        }
+        self.end(g, since, edge, events);
+    }
+
     /// Group `g` is undecided from `at` (an open outage stays open).
     fn mark_unknown(&mut self, g: usize, at: Stamp, events: &mut Vec<Event>) {
+        self.set_state(g, State::Unknown, at, events);
+    }
+
+    /// Group `g` is `state` from `since`.
+    fn set_state(&mut self, g: usize, state: State, since: Stamp, events: &mut Vec<Event>) {
         let grp = &mut self.groups[g];
-        grp.state = State::Unknown;
-        grp.since = Some(at);
+        grp.state = state;
+        grp.since = Some(since);
         events.push(Event::Group {
             group: g,
-            state: State::Unknown,
-            since: at,
+            state,
+            since,
         });
     }
 
@@ -994,68 +916,42 @@ impl Detector {
     /// not seen (then `at` is the last moment it was known down).
     fn end(&mut self, g: usize, at: Stamp, edge: Option<Edge>, events: &mut Vec<Event>) {
         let grp = &mut self.groups[g];
-        if let Some(a) = grp.adopted.take() {
+        if let Some(a) = grp.life.carried.take() {
             // Adopted, never seen down again: it ended while nobody watched.
-            events.push(Event::Ended(a.end_unseen(&grp.name, at.wall, None)));
+            let closed = a.end_unseen(at.wall, true);
+            events.push(Event::Ended(outage_ended(&grp.name, closed, None)));
         }
-        if let Some(open) = grp.open.take() {
+        if let Some(open) = grp.life.phase.take_open() {
             if let Some(start) = grp.down_start {
-                let lower = grp.down_lower;
-                if grp.history.len() == HISTORY {
-                    grp.history.pop_front();
-                }
-                grp.history.push_back((lower, at.mono.max(start.mono)));
+                grp.life.remember(grp.down_lower, at.mono.max(start.mono));
             }
-            if let Some(acc) = grp.accounted.take() {
-                grp.owed += at.mono.saturating_sub(acc);
-            }
-            let end = open.wall_at(at);
-            let (duration_seconds, clock) = match open.start_mono {
-                Some(start_mono) => (
-                    at.mono.saturating_sub(start_mono).as_secs_f64(),
-                    DurationClock::Monotonic,
-                ),
-                None => (wall_seconds(open.start, end), DurationClock::Wall),
-            };
-            let mut gaps = open.gaps;
+            grp.life.time.stop(at.mono);
+            let mut closed = open.close(at, edge.is_none());
             if let Some(e) = edge {
                 // The true end lies in the last gap: from the last moment seen
                 // down to the first success seen. A stall that began before
                 // `end` is folded in from `end` on: the group was seen down
                 // then, so the process ran (a stall's start is its last tick
                 // before stopping, a little early).
+                let end = closed.end;
                 let mut last = Gap {
                     from: end,
                     to: add(end, e.hi.mono.saturating_sub(at.mono)),
                 };
-                gaps.retain(|g| {
+                closed.gaps.retain(|g| {
                     let after = g.to >= end;
                     if after {
                         last.to = last.to.max(g.to);
                     }
                     !after
                 });
-                gaps.push(last);
+                closed.gaps.push(last);
             }
-            events.push(Event::Ended(OutageEnded {
-                id: open.id,
-                group: grp.name.clone(),
-                cause: open.cause,
-                start: open.start,
-                start_observed: open.start_observed,
-                end,
-                duration_seconds,
-                duration_clock: clock,
-                end_observed: edge.is_none(),
-                targets: open.targets,
-                gaps,
-                end_reason: None,
-            }));
+            events.push(Event::Ended(outage_ended(&grp.name, closed, None)));
         }
         grp.down_start = None;
         grp.down_edge = None;
-        grp.pending_gaps.clear();
-        grp.pending = false;
+        grp.life.phase = Phase::Idle;
     }
 
     fn announce(&mut self, g: usize, cause: usize, events: &mut Vec<Event>) {
@@ -1065,10 +961,9 @@ impl Detector {
         let targets = self.down_target_names(g);
         let cause = self.groups[cause].name.clone();
         let name = self.groups[g].name.clone();
-        let base = format!("{}-{}", start.wall.as_millisecond(), name);
-        let id = self.ids.mint(base);
+        let id = period::mint(&mut self.ids, start.wall, &name, "");
         let grp = &mut self.groups[g];
-        let mut gaps = std::mem::take(&mut grp.pending_gaps);
+        let mut gaps = grp.life.phase.take_pending().unwrap_or_default();
         if let Some(e) = grp.down_edge {
             push_gap(&mut gaps, e.gap());
         }
@@ -1082,23 +977,17 @@ impl Detector {
             targets: targets.clone(),
             gaps: gaps.clone(),
         }));
-        grp.pending = false;
-        grp.open = Some(Open {
-            id,
-            cause,
-            start: start.wall,
-            start_mono: Some(start.mono),
+        let outage = Outage {
             start_observed,
-            resumed: None,
             targets,
-            gaps,
-        });
+        };
+        grp.life.phase = Phase::Open(Open::new(id, cause, start, gaps, outage));
     }
 
     fn resolve_pending(&mut self, events: &mut Vec<Event>) {
         for i in 0..self.order.len() {
             let g = self.order[i];
-            if self.groups[g].pending
+            if self.groups[g].life.phase.is_pending()
                 && let Some(cause) = self.cause_of(g, false)
             {
                 self.announce(g, cause, events);
@@ -1111,38 +1000,26 @@ impl Detector {
     /// (unless `force`, which treats those as not down).
     fn cause_of(&self, g: usize, force: bool) -> Option<usize> {
         let s = self.groups[g].down_start?.mono;
-        let mut cause = g;
-        let mut cur = self.groups[g].needs;
-        let mut hops = 0;
-        while let Some(u) = cur {
-            hops += 1;
-            if hops > self.groups.len() {
-                break;
-            }
-            cur = self.groups[u].needs;
+        let needs = |u: usize| self.groups[u].needs;
+        period::farthest_upstream(g, self.groups.len(), needs, |u| {
             if self.groups[u].targets.is_empty() {
-                continue; // cannot be judged; look further upstream
+                return Some(false); // cannot be judged; look further upstream
             }
             match self.down_at(u, s) {
-                Some(true) => cause = u,
-                Some(false) => {}
-                None if force => {}
-                None => return None,
+                None if force => Some(false),
+                affected => affected,
             }
-        }
-        Some(cause)
+        })
     }
 
     /// Whether group `u` was down at mono `s`: `Some(true/false)`, or `None` when
     /// that is not settled yet.
     fn down_at(&self, u: usize, s: Duration) -> Option<bool> {
         let grp = &self.groups[u];
-        if grp.history.iter().any(|(lo, end)| *lo <= s && s < *end) {
+        if grp.life.recent().any(|(lo, end)| *lo <= s && s < *end) {
             return Some(true);
         }
-        if grp.down_start.is_some()
-            && (grp.state == State::Down || grp.open.is_some() || grp.pending)
-        {
+        if grp.down_start.is_some() && (grp.state == State::Down || !grp.life.phase.is_idle()) {
             return Some(grp.down_lower <= s);
         }
         match grp.state {
@@ -1174,7 +1051,7 @@ impl Detector {
         for g in 0..self.groups.len() {
             // Only a down group (or one owed time) accrues: skip the scan of
             // its targets otherwise, which per probe is O(targets).
-            if self.groups[g].accounted.is_none() && self.groups[g].owed.is_zero() {
+            if !self.groups[g].life.time.due() {
                 continue;
             }
             let certain = self.groups[g]
@@ -1186,15 +1063,7 @@ impl Detector {
                 })
                 .min()
                 .map_or(now, |m| m.min(now));
-            let grp = &mut self.groups[g];
-            let mut add = std::mem::take(&mut grp.owed);
-            if let Some(acc) = grp.accounted.as_mut()
-                && certain > *acc
-            {
-                add += certain - *acc;
-                *acc = certain;
-            }
-            if !add.is_zero() {
+            if let Some(add) = self.groups[g].life.time.take(certain) {
                 out.push((g, add));
             }
         }
@@ -1213,11 +1082,7 @@ impl Detector {
 
     /// Id of the outage open for group `g` (announced or adopted).
     pub fn open_outage(&self, g: usize) -> Option<&str> {
-        let grp = self.groups.get(g)?;
-        grp.open
-            .as_ref()
-            .map(|o| o.id.as_str())
-            .or(grp.adopted.as_ref().map(|a| a.id.as_str()))
+        self.groups.get(g)?.life.open_id()
     }
 
     /// Ids of every outage open or adopted and not yet settled.
@@ -1226,14 +1091,6 @@ impl Detector {
             .filter_map(|g| self.open_outage(g).map(str::to_string))
             .collect()
     }
-}
-
-fn add(ts: Timestamp, d: Duration) -> Timestamp {
-    truncate_ms(ts.checked_add(d).unwrap_or(ts))
-}
-
-fn wall_seconds(from: Timestamp, to: Timestamp) -> f64 {
-    to.duration_since(from).as_secs_f64().max(0.0)
 }
 
 #[cfg(test)]

@@ -25,9 +25,19 @@ pub mod path;
 pub mod period;
 mod recovery;
 pub mod slow;
-pub use slow as degradation;
 pub mod stall;
 pub mod ts_ms;
+
+/// The slow-period tracker under its former name, for the rooms that still
+/// import it so (the read side in `degraded/`, the journal, the report) until
+/// they say `slow`: nothing else lives here.
+pub mod degradation {
+    pub(crate) use super::slow::median;
+    pub use super::slow::{
+        AdoptedSlowPeriod as AdoptedDegradation, SlowEvent as DegradationEvent,
+        SlowTracker as Degradations, *,
+    };
+}
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -393,7 +403,7 @@ impl OutageService {
         self.observe_at(result.target, at.wall, at.mono, success)
             .await;
         let events = self.slow.observe(result.target, at, &result.observation);
-        self.degradation_events(events).await;
+        self.slow_period_events(events).await;
     }
 
     /// Lets time pass for the outage detector (targets' votes expire) and
@@ -412,24 +422,22 @@ impl OutageService {
             self.handle_event(ev).await;
         }
         let events = self.slow.tick(now);
-        self.degradation_events(events).await;
+        self.slow_period_events(events).await;
     }
 
     /// Logs, counts and shows each degradation event, and queues it for the
     /// journal (as outage events are).
-    async fn degradation_events(&mut self, events: Vec<degradation::DegradationEvent>) {
+    async fn slow_period_events(&mut self, events: Vec<slow::SlowEvent>) {
         for ev in events {
             self.slow.publish(&ev);
             // A path snapshot at the edges of a slow period too, tied to its id.
             if let Some(t) = &self.tracer {
                 match &ev {
-                    degradation::DegradationEvent::Started(e) => {
+                    slow::SlowEvent::Started(e) => {
                         t.request(&e.group, Some(e.id.clone()), When::Start)
                     }
-                    degradation::DegradationEvent::Resumed(e) => t.outage_resumed(&e.group, &e.id),
-                    degradation::DegradationEvent::Ended(e) => {
-                        t.request(&e.group, Some(e.id.clone()), When::End)
-                    }
+                    slow::SlowEvent::Resumed(e) => t.outage_resumed(&e.group, &e.id),
+                    slow::SlowEvent::Ended(e) => t.request(&e.group, Some(e.id.clone()), When::End),
                 }
             }
             self.journal
@@ -540,7 +548,7 @@ impl OutageService {
                 let outage = self.detector.open_outage(group).map(str::to_string);
                 write(&self.live).set_group(group, state, since.wall, outage);
                 let events = self.slow.group_state(group, state, since);
-                self.degradation_events(events).await;
+                self.slow_period_events(events).await;
             }
             Event::Started(e) => {
                 let start_mono = self
@@ -632,14 +640,14 @@ impl OutageService {
         for ev in events {
             self.handle_event(ev).await;
         }
-        self.degradation_events(slow_events).await;
+        self.slow_period_events(slow_events).await;
         // A group whose degradation tracking started again learns its state.
         for g in restarted {
             if let Some((state, Some(since))) = self.detector.group_state(g)
                 && state != State::Unknown
             {
                 let events = self.slow.group_state(g, state, since);
-                self.degradation_events(events).await;
+                self.slow_period_events(events).await;
             }
         }
         // Last: the ends above set the series of removed groups, which go now.

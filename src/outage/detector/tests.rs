@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use super::*;
+use crate::outage::event::DurationClock;
 use crate::outage::testutil::{chain, config, wall};
 
 /// Feeds `(target, second, success)` with wall = base + second and mono = second.

@@ -70,7 +70,7 @@ pub struct Figures {
     pub samples: u64,
 }
 
-/// Figures over a whole degradation: the window figures are sampled once a
+/// Figures over a whole slow period: the window figures are sampled once a
 /// second (monotonic) from the announcement to the end, while a figure is
 /// over its threshold (not over the clean window that confirms the end).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -112,7 +112,7 @@ pub(crate) fn median(values: impl IntoIterator<Item = f64>) -> Option<f64> {
 
 pub(super) const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
 
-/// Sampled window figures of an open degradation (fixed size).
+/// Sampled window figures of an open slow period (fixed size).
 #[derive(Debug, Clone)]
 pub(super) struct PeriodStats {
     /// loss (ppm), rtt p50, rtt p95, dns p95, http p95 (ns), throughput (bit/s), samples.

@@ -1,7 +1,22 @@
-//! Degradation windows: a pure state machine (no I/O, no clock of its own) fed
-//! probe samples with their wall and monotonic times ([`Stamp`]) and the groups'
-//! up/down states from the outage [`Detector`](super::detector::Detector); it
-//! emits degradation events and exposes the window figures for metrics.
+//! Slow periods: the [`SlowTracker`], a pure state machine (no I/O, no clock
+//! of its own) fed probe samples with their wall and monotonic times
+//! ([`Stamp`]) and the groups' up/down states from the outage
+//! [`Detector`](super::detector::Detector); it emits slow-period events and
+//! exposes the window figures for metrics. Its periods live the lifecycle of
+//! [`period`] (pending, open, ended; adoption, ids, time); this module only
+//! judges which thresholds trip, and when a period ends.
+//!
+//! Names: the code says "slow period" throughout. The contract keeps its
+//! older names, unchanged: journal events `degraded_start`,
+//! `degraded_resume` and `degraded_end` (the record types
+//! [`DegradedStarted`], [`DegradedResumed`], [`DegradedEnded`]), ids ending
+//! in `-degraded`, metrics `linkwatch_degraded_*` (hence
+//! [`SlowTracker::degraded`] and [`SlowTracker::take_degraded_time`]) and
+//! the configuration section `[degraded]`.
+//!
+//! Files: [`window`] (the sliding window and back-dating), [`histogram`],
+//! [`end`] (dating the end), [`figures`] (window and period figures,
+//! triggers), [`sample`] (the input).
 //!
 //! Rules (the DESIGN contract, plus the decisions noted here):
 //! - Per group, a sliding window of the last `window` holds every probe sample
@@ -23,16 +38,16 @@
 //!   last successful test while it is younger than `throughput_hold` (tests run
 //!   30 minutes apart, so the last one stands for the link until the next);
 //!   one test is enough. Failed or partial tests are never figures.
-//! - A degradation *trips* when a figure crosses its threshold. Its start is
+//! - A slow period *trips* when a figure crosses its threshold. Its start is
 //!   back-dated to the window's change point for that figure: the "bad" sample
 //!   (a loss, an RTT over the threshold, a slow test) from which on the bad
 //!   samples exceed the threshold's rate by the most (CUSUM), so the figure
 //!   over the rest of the window is over its threshold from there; a step
 //!   change is dated to its first bad sample and a stray old one is ignored.
 //!   With several triggers, the earliest of their change points.
-//! - A tripped degradation is *pending* (the gauge already says degraded) and is
+//! - A tripped slow period is *pending* (the gauge already says degraded) and is
 //!   announced only when (a) `settle` has passed since the trip, so that a
-//!   failing streak about to become an outage does not leave a degradation in
+//!   failing streak about to become an outage does not leave a slow period in
 //!   the journal (the caller sets `settle` to the time the outage detector needs
 //!   to call the group down), and (b) its cause is settled.
 //! - `cause`: the farthest-upstream group on the `needs` chain that is degraded
@@ -42,10 +57,10 @@
 //!   ended before `start`. While an upstream group could still trip with such a
 //!   start (it has bad samples dated before that moment in its window) the
 //!   announcement waits: at most one upstream window.
-//! - A degradation ends when every figure has been on the good side for a whole
+//! - A slow period ends when every figure has been on the good side for a whole
 //!   `window` (hysteresis); the end is back-dated to the first evaluation that
 //!   found every figure good, as outages end at the first success.
-//! - Down supersedes: when the caller reports a group down, an open degradation
+//! - Down supersedes: when the caller reports a group down, an open slow period
 //!   ends at the (back-dated) start of the down period (`superseded: true`), a
 //!   pending one is dropped, and the window is cleared; samples are ignored
 //!   while down, and after the group is up again only samples from the up
@@ -63,9 +78,8 @@
 //!   sparse or out-of-order one), in 16 KiB chunks, plus 8 bytes per "bad"
 //!   sample in the window, capped at
 //!   [`MAX_WINDOW_SAMPLES`] samples whatever the rate (the oldest are expired
-//!   early beyond it); 32 KiB of period histograms while a degradation is open.
+//!   early beyond it); 32 KiB of period histograms while a slow period is open.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -74,7 +88,7 @@ use serde::{Deserialize, Serialize};
 use super::detector::State;
 use super::event::{DurationClock, EndReason, Gap};
 use super::ids::Ids;
-use super::period::{Stamp, truncate_ms};
+use super::period::{self, Carried, Closed, Life, Open, Phase, Stamp, truncate_ms};
 use super::ts_ms;
 use end::EndTrack;
 use figures::PeriodStats;
@@ -107,7 +121,7 @@ pub struct DegradedStarted {
     pub figures: Figures,
 }
 
-/// A degradation open when the previous run ended is still on.
+/// A slow period open when the previous run ended is still on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DegradedResumed {
     pub id: String,
@@ -150,15 +164,15 @@ pub struct DegradedEnded {
 
 /// What the tracker reports.
 #[derive(Debug, Clone, PartialEq)]
-pub enum DegradationEvent {
+pub enum SlowEvent {
     Started(DegradedStarted),
     Resumed(DegradedResumed),
     Ended(DegradedEnded),
 }
 
-/// A degradation left open by a previous run, handed to [`Degradations::adopt`].
+/// A slow period left open by a previous run, handed to [`SlowTracker::adopt`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct AdoptedDegradation {
+pub struct AdoptedSlowPeriod {
     pub id: String,
     pub cause: String,
     pub start: Timestamp,
@@ -166,6 +180,12 @@ pub struct AdoptedDegradation {
     pub gaps: Vec<Gap>,
     /// The last moment it was known to be on (the previous run's last sign of life).
     pub last_seen: Timestamp,
+}
+
+impl From<AdoptedSlowPeriod> for Carried<Vec<Trigger>> {
+    fn from(a: AdoptedSlowPeriod) -> Self {
+        Carried::new(a.id, a.cause, a.start, a.gaps, a.last_seen, a.triggers)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -178,37 +198,16 @@ struct Pending {
     tests: u64,
 }
 
+/// What an open slow period keeps besides its lifecycle ([`period`]): every
+/// threshold crossed so far and its sampled figures.
 #[derive(Debug, Clone)]
-struct Open {
-    id: String,
-    cause: String,
-    start: Timestamp,
-    /// Set when it started in this process.
-    start_mono: Option<Duration>,
-    /// Set when it was adopted from a previous run and seen degraded again.
-    resumed: Option<Stamp>,
+struct Slow {
     triggers: u8,
-    gaps: Vec<Gap>,
     period: Box<PeriodStats>,
 }
 
-impl Open {
-    /// Earliest mono this process vouches for.
-    fn floor(&self) -> Duration {
-        self.start_mono
-            .or(self.resumed.map(|r| r.mono))
-            .unwrap_or(Duration::ZERO)
-    }
-}
-
-#[derive(Debug, Clone)]
-enum Phase {
-    Idle,
-    Pending(Pending),
-    Open(Open),
-}
-
-const HISTORY: usize = 16;
+/// A group's slow periods.
+type SlowLife = Life<Vec<Trigger>, Pending, Slow>;
 
 #[derive(Debug)]
 struct Track {
@@ -221,15 +220,13 @@ struct Track {
     down_since: Option<Stamp>,
     /// Samples before this mono (ms) are ignored (the up moment after a down period).
     floor_ms: u64,
-    phase: Phase,
-    adopted: Option<AdoptedDegradation>,
+    /// Its slow period (pending, open or carried over from the previous
+    /// run); recent ended slow and down periods, `(start, end)` in mono;
+    /// time not yet handed out.
+    life: SlowLife,
     /// First evaluation of the current all-good stretch.
     good_since: Option<Stamp>,
     judged: bool,
-    /// Recent ended degradation and down periods, `(start, end)` in mono.
-    history: VecDeque<(Duration, Duration)>,
-    accounted: Option<Duration>,
-    owed: Duration,
     /// Dates the end of the pending or open period.
     end: EndTrack,
     /// The last down period inside the pending or open period: its start,
@@ -273,16 +270,13 @@ impl Track {
     }
 
     fn remember(&mut self, from: Duration, to: Duration) {
-        if self.history.len() == HISTORY {
-            self.history.pop_front();
-        }
-        self.history.push_back((from, to.max(from)));
+        self.life.remember(from, to.max(from));
     }
 }
 
-/// The degradation state machine for every group.
+/// The slow period state machine for every group.
 #[derive(Debug)]
-pub struct Degradations {
+pub struct SlowTracker {
     groups: Vec<Track>,
     /// Groups ordered upstream first.
     order: Vec<usize>,
@@ -291,7 +285,7 @@ pub struct Degradations {
     now: Option<Stamp>,
 }
 
-impl Degradations {
+impl SlowTracker {
     pub fn new(specs: Vec<GroupSpec>) -> Self {
         let n = specs.len();
         let groups: Vec<Track> = specs.into_iter().map(|s| Track::new(s, n)).collect();
@@ -307,7 +301,7 @@ impl Degradations {
     /// Applies a configuration reload at `now`: `specs` are the new groups;
     /// `carry[g]` is the old index of new group `g` when it is unchanged
     /// (same definition and members), and then it keeps its window, state
-    /// and open degradation. Every other old group's open degradation ends
+    /// and open slow period. Every other old group's open slow period ends
     /// at `now`, with `end_reason` `removed` (its group is gone) or
     /// `reconfigured` (redefined: its window starts again, empty).
     pub fn reload(
@@ -315,7 +309,7 @@ impl Degradations {
         specs: Vec<GroupSpec>,
         carry: &[Option<usize>],
         now: Stamp,
-    ) -> Vec<DegradationEvent> {
+    ) -> Vec<SlowEvent> {
         let mut events = Vec::new();
         for old in 0..self.groups.len() {
             if carry.contains(&Some(old)) {
@@ -327,12 +321,12 @@ impl Degradations {
                 EndReason::Removed
             };
             let before = events.len();
-            if let Some(a) = self.groups[old].adopted.take() {
+            if let Some(a) = self.groups[old].life.carried.take() {
                 events.push(unobserved_end(&self.groups[old].name, a, now.wall, false));
             }
             self.end(old, now, false, &mut events);
             for ev in &mut events[before..] {
-                if let DegradationEvent::Ended(e) = ev {
+                if let SlowEvent::Ended(e) = ev {
                     e.end_reason = Some(reason);
                 }
             }
@@ -360,7 +354,7 @@ impl Degradations {
         self.pending = self
             .groups
             .iter()
-            .filter(|t| matches!(t.phase, Phase::Pending(_)))
+            .filter(|t| t.life.phase.is_pending())
             .count();
         events
     }
@@ -378,13 +372,9 @@ impl Track {
             state: State::Unknown,
             down_since: None,
             floor_ms: 0,
-            phase: Phase::Idle,
-            adopted: None,
+            life: SlowLife::default(),
             good_since: None,
             judged: false,
-            history: VecDeque::new(),
-            accounted: None,
-            owed: Duration::ZERO,
             end: EndTrack::new(&Th::new(&s.thresholds)),
             period_down: None,
         }
@@ -393,47 +383,27 @@ impl Track {
 
 /// Groups ordered upstream first.
 fn order_of(groups: &[Track]) -> Vec<usize> {
-    let n = groups.len();
-    let depth = |mut g: usize| {
-        let mut d = 0;
-        while let Some(u) = groups[g].needs {
-            d += 1;
-            g = u;
-            if d > groups.len() {
-                break;
-            }
-        }
-        d
-    };
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by_key(|g| depth(*g));
-    order
+    period::upstream_first(groups.len(), |g| groups[g].needs)
 }
 
-impl Degradations {
+impl SlowTracker {
+    /// Hands over a slow period left open by a previous run. When the group next
+    /// trips it continues under the same id (a `Resumed` event with the gap);
+    /// when a whole window passes without a trip, or the group goes down, it is
+    /// closed with `end_observed: false` at `last_seen`. Returns `false` if the
+    /// group does not exist.
+    pub fn adopt(&mut self, group: &str, d: AdoptedSlowPeriod) -> bool {
+        let life = self.groups.iter_mut().find(|g| g.name == group);
+        period::adopt(&mut self.ids, life.map(|g| &mut g.life), d.into())
+    }
+
     /// Marks ids as taken (ids already in the journal).
     pub fn reserve_ids<I: IntoIterator<Item = String>>(&mut self, ids: I) {
         self.ids.reserve(ids);
     }
 
-    /// Hands over a degradation left open by a previous run. When the group next
-    /// trips it continues under the same id (a `Resumed` event with the gap);
-    /// when a whole window passes without a trip, or the group goes down, it is
-    /// closed with `end_observed: false` at `last_seen`. Returns `false` if the
-    /// group does not exist.
-    pub fn adopt(&mut self, group: &str, d: AdoptedDegradation) -> bool {
-        match self.groups.iter_mut().find(|g| g.name == group) {
-            Some(g) => {
-                self.ids.take(&d.id);
-                g.adopted = Some(d);
-                true
-            }
-            None => false,
-        }
-    }
-
     /// Feeds one probe sample.
-    pub fn observe(&mut self, s: &Sample) -> Vec<DegradationEvent> {
+    pub fn observe(&mut self, s: &Sample) -> Vec<SlowEvent> {
         let mut events = Vec::new();
         // Wall times are truncated to milliseconds where they leave the module
         // (starts, ends, gaps), not here on the hot path.
@@ -448,14 +418,14 @@ impl Degradations {
         let Some(fed) = g.win.push(s, &g.th) else {
             return events;
         };
-        if matches!(g.phase, Phase::Pending(_) | Phase::Open(_)) {
+        if !g.life.phase.is_idle() {
             g.end.feed(fed, at, &g.th);
             let tests = u64::from(s.kind == SampleKind::Throughput && s.success);
-            match &mut g.phase {
+            match &mut g.life.phase {
                 Phase::Pending(p) if s.kind != SampleKind::Throughput => p.samples += 1,
                 Phase::Pending(p) => p.tests += tests,
-                Phase::Open(o) if s.kind != SampleKind::Throughput => o.period.samples += 1,
-                Phase::Open(o) => o.period.tests += tests,
+                Phase::Open(o) if s.kind != SampleKind::Throughput => o.extra.period.samples += 1,
+                Phase::Open(o) => o.extra.period.tests += tests,
                 Phase::Idle => {}
             }
         }
@@ -466,7 +436,7 @@ impl Degradations {
 
     /// Lets time pass without a sample (expiry, hysteresis, cause waits);
     /// call it every second or so.
-    pub fn tick(&mut self, now: Stamp) -> Vec<DegradationEvent> {
+    pub fn tick(&mut self, now: Stamp) -> Vec<SlowEvent> {
         let mut events = Vec::new();
         self.bump(now);
         for g in 0..self.groups.len() {
@@ -482,12 +452,7 @@ impl Degradations {
     }
 
     /// The group's up/down state from the outage detector (`since`: back-dated).
-    pub fn set_group_state(
-        &mut self,
-        group: usize,
-        state: State,
-        since: Stamp,
-    ) -> Vec<DegradationEvent> {
+    pub fn set_group_state(&mut self, group: usize, state: State, since: Stamp) -> Vec<SlowEvent> {
         let mut events = Vec::new();
         let Some(g) = self.groups.get_mut(group) else {
             return events;
@@ -504,16 +469,16 @@ impl Degradations {
             // outage's own first failures (it began about when the outage
             // did) is dropped: that was no slow period.
             let margin = (g.th.window / 10).max(Duration::from_secs(1));
-            match &g.phase {
+            match &g.life.phase {
                 Phase::Pending(p) if p.start.mono.saturating_add(margin) >= since.mono => {
-                    g.phase = Phase::Idle;
+                    g.life.phase = Phase::Idle;
                     self.pending -= 1;
                 }
                 Phase::Pending(_) | Phase::Open(_) => g.period_down = Some((since, None)),
                 Phase::Idle => {}
             }
             let g = &mut self.groups[group];
-            if let Some(a) = g.adopted.take() {
+            if let Some(a) = g.life.carried.take() {
                 events.push(unobserved_end(&g.name, a, since.wall, true));
             }
             g.down_since = Some(since);
@@ -541,7 +506,7 @@ impl Degradations {
         }
     }
 
-    fn step(&mut self, g: usize, now: Stamp, events: &mut Vec<DegradationEvent>) {
+    fn step(&mut self, g: usize, now: Stamp, events: &mut Vec<SlowEvent>) {
         let t = &mut self.groups[g];
         let mask = t.win.crossing(&t.th);
         t.judged |= mask != 0 || t.win.judged(&t.th);
@@ -553,7 +518,7 @@ impl Degradations {
         let clean_window = t
             .good_since
             .is_some_and(|gs| now.mono.saturating_sub(gs.mono) >= t.th.window);
-        match &mut t.phase {
+        match &mut t.life.phase {
             Phase::Idle if mask != 0 => {
                 let (start, samples) = t.win.back_date(mask, &t.th);
                 t.begin_end_track(start);
@@ -563,7 +528,7 @@ impl Degradations {
                     .iter()
                     .filter(|x| x.at.mono >= start.mono)
                     .count() as u64;
-                t.phase = Phase::Pending(Pending {
+                t.life.phase = Phase::Pending(Pending {
                     trip: now,
                     start,
                     triggers: mask,
@@ -574,7 +539,7 @@ impl Degradations {
                 self.pending += 1;
             }
             Phase::Idle => {
-                if clean_window && let Some(a) = t.adopted.take() {
+                if clean_window && let Some(a) = t.life.carried.take() {
                     let gs = t.good_since.map_or(now.wall, |s| s.wall);
                     events.push(unobserved_end(&t.name, a, gs, false));
                 }
@@ -584,7 +549,7 @@ impl Degradations {
                 // A threshold the period had not crossed, crossed by a run
                 // that began after the period's end so far: a new fault of
                 // another kind (loss after a throttle), not the same one.
-                let (fresh, had) = (mask & !o.triggers, o.triggers);
+                let (fresh, had) = (mask & !o.extra.triggers, o.extra.triggers);
                 if fresh != 0
                     && let Some(end) = t.end.end(had)
                     && end.mono <= now.mono
@@ -595,14 +560,14 @@ impl Degradations {
                     // The next sample or tick trips the new period.
                     return;
                 }
-                o.triggers |= mask;
+                o.extra.triggers |= mask;
                 // Only while a figure is over: once all are good the period's
                 // (back-dated) end has passed, and the clean window that
                 // confirms it is not part of the period.
-                if mask != 0 && o.period.due(now.mono) {
-                    o.period.record(now.mono, &t.win.figures());
+                if mask != 0 && o.extra.period.due(now.mono) {
+                    o.extra.period.record(now.mono, &t.win.figures());
                 }
-                let triggers = o.triggers;
+                let triggers = o.extra.triggers;
                 let floor = o.floor();
                 let end = t
                     .end
@@ -627,15 +592,15 @@ impl Degradations {
         }
     }
 
-    /// Announces the pending degradations whose wait is over, upstream first.
-    fn resolve(&mut self, events: &mut Vec<DegradationEvent>) {
+    /// Announces the pending slow periods whose wait is over, upstream first.
+    fn resolve(&mut self, events: &mut Vec<SlowEvent>) {
         if self.pending == 0 {
             return;
         }
         let Some(now) = self.now else { return };
         for i in 0..self.order.len() {
             let g = self.order[i];
-            let Phase::Pending(p) = &self.groups[g].phase else {
+            let Phase::Pending(p) = &self.groups[g].life.phase else {
                 continue;
             };
             if now.mono < p.trip.mono.saturating_add(self.groups[g].settle) {
@@ -648,46 +613,34 @@ impl Degradations {
     }
 
     /// The farthest-upstream group degraded or down at `start` of `g`'s
-    /// degradation; `None` while an upstream group could still turn out to be.
+    /// slow period; `None` while an upstream group could still turn out to be.
     fn cause_of(&self, g: usize, start: Duration, now: Duration) -> Option<usize> {
         let limit = start.saturating_add(self.groups[g].th.window / 10);
-        let mut cause = g;
-        let mut cur = self.groups[g].needs;
-        let mut hops = 0;
-        while let Some(u) = cur {
-            hops += 1;
-            if hops > self.groups.len() {
-                break;
-            }
-            cur = self.groups[u].needs;
-            match self.affected(u, start, limit, now) {
-                Some(true) => cause = u,
-                Some(false) => {}
-                None => return None,
-            }
-        }
-        Some(cause)
+        let needs = |u: usize| self.groups[u].needs;
+        period::farthest_upstream(g, self.groups.len(), needs, |u| {
+            self.affected(u, start, limit, now)
+        })
     }
 
-    /// Whether group `u` had a degradation or down period that began no later
+    /// Whether group `u` had a slow period or down period that began no later
     /// than `limit` and had not ended before `start`; `None` if not yet settled.
     fn affected(&self, u: usize, start: Duration, limit: Duration, now: Duration) -> Option<bool> {
         let t = &self.groups[u];
         if t.state == State::Down && t.down_since.is_some_and(|d| d.mono <= limit) {
             return Some(true);
         }
-        match &t.phase {
+        match &t.life.phase {
             Phase::Pending(p) if p.start.mono <= limit => return Some(true),
             Phase::Open(o) if o.floor() <= limit => return Some(true),
             _ => {}
         }
-        if t.history
-            .iter()
+        if t.life
+            .recent()
             .any(|(from, to)| *from <= limit && *to >= start)
         {
             return Some(true);
         }
-        if t.adopted.is_some() {
+        if t.life.carried.is_some() {
             return None;
         }
         if now < limit {
@@ -699,8 +652,8 @@ impl Degradations {
         }
     }
 
-    fn announce(&mut self, g: usize, cause: usize, events: &mut Vec<DegradationEvent>) {
-        let Phase::Pending(p) = std::mem::replace(&mut self.groups[g].phase, Phase::Idle) else {
+    fn announce(&mut self, g: usize, cause: usize, events: &mut Vec<SlowEvent>) {
+        let Some(p) = self.groups[g].life.phase.take_pending() else {
             return;
         };
         self.pending -= 1;
@@ -708,111 +661,68 @@ impl Degradations {
         let name = self.groups[g].name.clone();
         let mut period = Box::new(PeriodStats::new(p.samples));
         period.tests = p.tests;
-        let open = match self.groups[g].adopted.take() {
+        let triggers = Trigger::list(p.triggers);
+        let mut open = match self.groups[g].life.carried.take() {
             Some(a) => {
-                let gap = Gap {
-                    from: a.last_seen,
-                    to: p.start.wall.max(a.last_seen),
-                };
-                let mut gaps = a.gaps;
-                gaps.push(gap);
-                let triggers = a.triggers.iter().fold(p.triggers, |m, t| m | t.bit());
-                events.push(DegradationEvent::Resumed(DegradedResumed {
-                    id: a.id.clone(),
+                let (gap, open) = a.resume(p.start, |had| Slow {
+                    triggers: had.iter().fold(p.triggers, |m, t| m | t.bit()),
+                    period,
+                });
+                events.push(SlowEvent::Resumed(DegradedResumed {
+                    id: open.id.clone(),
                     group: name,
-                    cause: a.cause.clone(),
-                    start: a.start,
+                    cause: open.cause.clone(),
+                    start: open.start,
                     gap,
-                    triggers: Trigger::list(p.triggers),
+                    triggers,
                     figures: p.figures,
                 }));
-                Open {
-                    id: a.id,
-                    cause: a.cause,
-                    start: a.start,
-                    start_mono: None,
-                    resumed: Some(p.start),
-                    triggers,
-                    gaps,
-                    period,
-                }
+                open
             }
             None => {
-                let base = format!("{}-{}-degraded", p.start.wall.as_millisecond(), name);
-                let id = self.ids.mint(base);
-                events.push(DegradationEvent::Started(DegradedStarted {
+                let id = period::mint(&mut self.ids, p.start.wall, &name, "-degraded");
+                events.push(SlowEvent::Started(DegradedStarted {
                     id: id.clone(),
                     group: name,
                     cause: cause.clone(),
                     start: p.start.wall,
-                    triggers: Trigger::list(p.triggers),
+                    triggers,
                     figures: p.figures,
                 }));
-                Open {
-                    id,
-                    cause,
-                    start: p.start.wall,
-                    start_mono: Some(p.start.mono),
-                    resumed: None,
+                let slow = Slow {
                     triggers: p.triggers,
-                    gaps: Vec::new(),
                     period,
-                }
+                };
+                Open::new(id, cause, p.start, Vec::new(), slow)
             }
         };
         let t = &mut self.groups[g];
-        let mut open = open;
         if let Some(now) = t.win.now {
-            open.period.record(now.mono, &t.win.figures());
+            open.extra.period.record(now.mono, &t.win.figures());
         }
-        t.accounted = Some(p.start.mono);
-        t.phase = Phase::Open(open);
+        t.life.time.begin(p.start.mono);
+        t.life.phase = Phase::Open(open);
     }
 
-    fn end(&mut self, g: usize, at: Stamp, superseded: bool, events: &mut Vec<DegradationEvent>) {
-        let at = Stamp {
-            wall: truncate_ms(at.wall),
-            mono: at.mono,
-        };
+    fn end(&mut self, g: usize, at: Stamp, superseded: bool, events: &mut Vec<SlowEvent>) {
         let t = &mut self.groups[g];
-        let Phase::Open(o) = std::mem::replace(&mut t.phase, Phase::Idle) else {
+        let Phase::Open(o) = std::mem::replace(&mut t.life.phase, Phase::Idle) else {
             return;
         };
         let floor = o.floor();
-        let at_mono = at.mono.max(floor);
-        t.remember(floor, at_mono);
-        if let Some(acc) = t.accounted.take() {
-            t.owed += at_mono.saturating_sub(acc);
-        }
-        let (end, duration_seconds, clock) = match (o.start_mono, o.resumed) {
-            (Some(s), _) => {
-                let d = at_mono.saturating_sub(s);
-                (add(o.start, d), d.as_secs_f64(), DurationClock::Monotonic)
-            }
-            (None, Some(r)) => {
-                let end = add(r.wall, at_mono.saturating_sub(r.mono));
-                (end, wall_seconds(o.start, end), DurationClock::Wall)
-            }
-            (None, None) => (at.wall, wall_seconds(o.start, at.wall), DurationClock::Wall),
+        let at = Stamp {
+            wall: truncate_ms(at.wall),
+            mono: at.mono.max(floor),
         };
-        events.push(DegradationEvent::Ended(DegradedEnded {
-            id: o.id,
-            group: t.name.clone(),
-            cause: o.cause,
-            start: o.start,
-            end,
-            duration_seconds,
-            duration_clock: clock,
-            end_observed: true,
-            superseded,
-            triggers: Trigger::list(o.triggers),
-            figures: PeriodFigures {
-                loss_ratio: t.end.loss_ratio(),
-                ..o.period.finish()
-            },
-            gaps: o.gaps,
-            end_reason: None,
-        }));
+        t.remember(floor, at.mono);
+        t.life.time.stop(at.mono);
+        let (closed, slow) = o.close(at, true).split();
+        let figures = PeriodFigures {
+            loss_ratio: t.end.loss_ratio(),
+            ..slow.period.finish()
+        };
+        let triggers = Trigger::list(slow.triggers);
+        events.push(slow_ended(&t.name, closed, superseded, triggers, figures));
     }
 
     /// Degraded time to add per group since the last call, never past the
@@ -820,23 +730,16 @@ impl Degradations {
     pub fn take_degraded_time(&mut self, now: Duration) -> Vec<(usize, Duration)> {
         let mut out = Vec::new();
         for (g, t) in self.groups.iter_mut().enumerate() {
-            if t.accounted.is_none() && t.owed.is_zero() {
+            if !t.life.time.due() {
                 continue;
             }
             // Never past the end the evidence dates so far: the journal's
             // record ends there, and so does the counter.
-            let certain = match &t.phase {
-                Phase::Open(o) => t.end.end(o.triggers).map_or(now, |e| e.mono.min(now)),
+            let certain = match &t.life.phase {
+                Phase::Open(o) => t.end.end(o.extra.triggers).map_or(now, |e| e.mono.min(now)),
                 _ => t.good_since.map_or(now, |gs| gs.mono.min(now)),
             };
-            let mut add = std::mem::take(&mut t.owed);
-            if let Some(acc) = t.accounted.as_mut()
-                && certain > *acc
-            {
-                add += certain - *acc;
-                *acc = certain;
-            }
-            if !add.is_zero() {
+            if let Some(add) = t.life.time.take(certain) {
                 out.push((g, add));
             }
         }
@@ -846,17 +749,16 @@ impl Degradations {
     /// Whether group `g` is degraded: `Some(true)` from the trip (even while
     /// the announcement waits), `Some(false)` while down or judged fine,
     /// `None` while unknown (no figure has had enough samples yet, or a
-    /// degradation adopted from the previous run is not decided yet).
+    /// slow period adopted from the previous run is not decided yet).
     pub fn degraded(&self, g: usize) -> Option<bool> {
         let t = self.groups.get(g)?;
         if t.state == State::Down {
             return Some(false);
         }
-        match t.phase {
-            Phase::Pending(_) | Phase::Open(_) => return Some(true),
-            Phase::Idle => {}
+        if !t.life.phase.is_idle() {
+            return Some(true);
         }
-        if t.adopted.is_some() || !t.judged {
+        if t.life.carried.is_some() || !t.judged {
             return None;
         }
         Some(false)
@@ -882,64 +784,58 @@ impl Degradations {
         self.groups.get(g).map(|t| t.win.figures())
     }
 
-    /// Id of the degradation open for group `g` (announced or adopted).
-    pub fn open_degradation(&self, g: usize) -> Option<&str> {
-        let t = self.groups.get(g)?;
-        match &t.phase {
-            Phase::Open(o) => Some(o.id.as_str()),
-            _ => t.adopted.as_ref().map(|a| a.id.as_str()),
-        }
+    /// Id of the slow period open for group `g` (announced or adopted).
+    pub fn open_period(&self, g: usize) -> Option<&str> {
+        self.groups.get(g)?.life.open_id()
     }
 
-    /// Monotonic start of the degradation open for `g`, when it started in this process.
+    /// Monotonic start of the slow period open for `g`, when it started in this process.
     pub fn open_start_mono(&self, g: usize) -> Option<Duration> {
-        match &self.groups.get(g)?.phase {
-            Phase::Open(o) => o.start_mono,
-            _ => None,
-        }
+        self.groups.get(g)?.life.phase.open()?.start_mono
     }
 
-    /// Ids of every degradation open or adopted and not yet settled.
+    /// Ids of every slow period open or adopted and not yet settled.
     pub fn open_ids(&self) -> Vec<String> {
         (0..self.groups.len())
-            .filter_map(|g| self.open_degradation(g).map(str::to_string))
+            .filter_map(|g| self.open_period(g).map(str::to_string))
             .collect()
     }
 }
 
-/// An adopted degradation closed without being seen to end.
+/// An adopted slow period closed without being seen to end.
 fn unobserved_end(
     group: &str,
-    a: AdoptedDegradation,
+    a: Carried<Vec<Trigger>>,
     seen_again: Timestamp,
     superseded: bool,
-) -> DegradationEvent {
-    let mut gaps = a.gaps;
-    gaps.push(Gap {
-        from: a.last_seen,
-        to: truncate_ms(seen_again).max(a.last_seen),
-    });
-    DegradationEvent::Ended(DegradedEnded {
-        id: a.id,
+) -> SlowEvent {
+    let (closed, triggers) = a.end_unseen(seen_again, false).split();
+    let figures = PeriodFigures::default();
+    slow_ended(group, closed, superseded, triggers, figures)
+}
+
+/// The `degraded_end` of a closed slow period of `group`.
+fn slow_ended(
+    group: &str,
+    c: Closed<()>,
+    superseded: bool,
+    triggers: Vec<Trigger>,
+    figures: PeriodFigures,
+) -> SlowEvent {
+    SlowEvent::Ended(DegradedEnded {
+        id: c.id,
         group: group.to_string(),
-        cause: a.cause,
-        start: a.start,
-        end: a.last_seen,
-        duration_seconds: wall_seconds(a.start, a.last_seen),
-        duration_clock: DurationClock::Wall,
-        end_observed: false,
+        cause: c.cause,
+        start: c.start,
+        end: c.end,
+        duration_seconds: c.duration_seconds,
+        duration_clock: c.clock,
+        end_observed: c.end_observed,
         superseded,
-        triggers: a.triggers,
-        figures: PeriodFigures::default(),
-        gaps,
+        triggers,
+        figures,
+        gaps: c.gaps,
         end_reason: None,
     })
 }
-
-fn add(ts: Timestamp, d: Duration) -> Timestamp {
-    truncate_ms(ts.checked_add(d).unwrap_or(ts))
-}
-
-fn wall_seconds(from: Timestamp, to: Timestamp) -> f64 {
-    to.duration_since(from).as_secs_f64().max(0.0)
-}
+//END

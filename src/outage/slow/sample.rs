@@ -24,7 +24,7 @@ pub struct Thresholds {
     pub http_p95_above: Option<Duration>,
 }
 
-/// One group as the degradation tracker sees it.
+/// One group as the slow period tracker sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroupSpec {
     pub name: String,

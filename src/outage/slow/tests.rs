@@ -1,6 +1,8 @@
 //! Tests of the slow-period tracker: the histogram, the window, trips, back-dating, ends, causes, adoption and time accounting.
 #![allow(clippy::unwrap_used)]
 
+use std::collections::VecDeque;
+
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
@@ -39,8 +41,8 @@ fn spec(name: &str, needs: Option<usize>, thresholds: Thresholds) -> GroupSpec {
     }
 }
 
-fn one(thresholds: Thresholds) -> Degradations {
-    Degradations::new(vec![spec("internet", None, thresholds)])
+fn one(thresholds: Thresholds) -> SlowTracker {
+    SlowTracker::new(vec![spec("internet", None, thresholds)])
 }
 
 fn probe(group: usize, secs: f64, kind: SampleKind, ok: bool, ms: f64) -> Sample {
@@ -69,19 +71,19 @@ fn test(group: usize, secs: f64, mbps: f64) -> Sample {
     }
 }
 
-fn started(ev: &[DegradationEvent]) -> Vec<&DegradedStarted> {
+fn started(ev: &[SlowEvent]) -> Vec<&DegradedStarted> {
     ev.iter()
         .filter_map(|e| match e {
-            DegradationEvent::Started(s) => Some(s),
+            SlowEvent::Started(s) => Some(s),
             _ => None,
         })
         .collect()
 }
 
-fn ended(ev: &[DegradationEvent]) -> Vec<&DegradedEnded> {
+fn ended(ev: &[SlowEvent]) -> Vec<&DegradedEnded> {
     ev.iter()
         .filter_map(|e| match e {
-            DegradationEvent::Ended(s) => Some(s),
+            SlowEvent::Ended(s) => Some(s),
             _ => None,
         })
         .collect()
@@ -89,11 +91,11 @@ fn ended(ev: &[DegradationEvent]) -> Vec<&DegradedEnded> {
 
 /// Feeds one ICMP probe per second for `secs`; `ok(second)` says which succeed.
 fn loss_stream(
-    d: &mut Degradations,
+    d: &mut SlowTracker,
     g: usize,
     secs: std::ops::Range<u32>,
     ok: impl Fn(u32) -> bool,
-) -> Vec<(u32, DegradationEvent)> {
+) -> Vec<(u32, SlowEvent)> {
     let mut out = Vec::new();
     for s in secs {
         for e in d.observe(&icmp(g, s as f64, ok(s), 20.0)) {
@@ -103,7 +105,7 @@ fn loss_stream(
     out
 }
 
-fn evs(v: &[(u32, DegradationEvent)]) -> Vec<DegradationEvent> {
+fn evs(v: &[(u32, SlowEvent)]) -> Vec<SlowEvent> {
     v.iter().map(|(_, e)| e.clone()).collect()
 }
 
@@ -161,7 +163,7 @@ fn h_quantile_empty() -> Option<f64> {
 fn a_reload_keeps_an_unchanged_group_and_ends_removed_and_redefined_ones() {
     let mut t = th(60, 1);
     t.loss_above = Some(0.05);
-    let mut d = Degradations::new(vec![
+    let mut d = SlowTracker::new(vec![
         spec("internet", None, t.clone()),
         spec("gone", None, t.clone()),
     ]);
@@ -178,7 +180,7 @@ fn a_reload_keeps_an_unchanged_group_and_ends_removed_and_redefined_ones() {
     assert_eq!(e.len(), 1, "{ev:?}");
     assert_eq!(e[0].group, "gone");
     assert_eq!(e[0].end_reason, Some(EndReason::Removed));
-    assert_eq!(d.open_degradation(0), Some(a.as_str()));
+    assert_eq!(d.open_period(0), Some(a.as_str()));
     assert_eq!(d.degraded(0), Some(true));
     // `internet` redefined: its period ends, its window starts again.
     let ev = d.reload(vec![spec("internet", None, th(30, 1))], &[None], at(6.5));
@@ -186,7 +188,7 @@ fn a_reload_keeps_an_unchanged_group_and_ends_removed_and_redefined_ones() {
     assert_eq!(e.len(), 1, "{ev:?}");
     assert_eq!(e[0].id, a);
     assert_eq!(e[0].end_reason, Some(EndReason::Reconfigured));
-    assert_eq!(d.open_degradation(0), None);
+    assert_eq!(d.open_period(0), None);
     assert_eq!(d.degraded(0), None);
 }
 
@@ -202,7 +204,7 @@ fn loss_trips_only_with_min_samples() {
     // Good probes until 20 samples: 5/20 lost trips at the 20th.
     let ev = loss_stream(&mut d, 0, 10..30, |_| true);
     assert_eq!(ev.len(), 1);
-    let (when, DegradationEvent::Started(s)) = &ev[0] else {
+    let (when, SlowEvent::Started(s)) = &ev[0] else {
         panic!("{ev:?}")
     };
     assert_eq!(*when, 19, "trips with the 20th sample");
@@ -282,7 +284,7 @@ fn end_is_back_dated_to_the_last_loss_and_announced_one_window_later() {
     assert_eq!(e[0].end, wall(good_from as f64));
     let announced = ev
         .iter()
-        .find(|(_, e)| matches!(e, DegradationEvent::Ended(_)))
+        .find(|(_, e)| matches!(e, SlowEvent::Ended(_)))
         .unwrap()
         .0;
     assert_eq!(announced, good_from + 60, "exactly one window later");
@@ -353,7 +355,7 @@ fn cause_is_farthest_upstream_degraded_group() {
     let mut t = th(60, 20);
     t.loss_above = Some(0.05);
     let chain = || {
-        Degradations::new(vec![
+        SlowTracker::new(vec![
             spec("lan", None, t.clone()),
             spec("isp", Some(0), t.clone()),
             spec("international", Some(1), t.clone()),
@@ -428,7 +430,7 @@ fn an_outage_ends_a_slow_period_only_when_nothing_bad_follows_it() {
         "the period goes on through the outage"
     );
     assert_eq!(d.degraded(0), Some(false), "down is not also degraded");
-    assert!(d.open_degradation(0).is_some());
+    assert!(d.open_period(0).is_some());
     // Failures while down are not loss, before or after.
     let ev = loss_stream(&mut d, 0, 100..120, |_| false);
     assert!(ev.is_empty());
@@ -476,7 +478,7 @@ fn an_outage_ends_a_slow_period_only_when_nothing_bad_follows_it() {
 
     // A trip still settling when the group goes down is dropped: it
     // was the outage's own first failures.
-    let mut d = Degradations::new(vec![GroupSpec {
+    let mut d = SlowTracker::new(vec![GroupSpec {
         settle: Duration::from_secs(3),
         ..spec("internet", None, t)
     }]);
@@ -529,7 +531,7 @@ fn throughput_median_and_last_test_rules() {
     // Tests 30 minutes apart: the last one stands until the next.
     let mut d = one(t.clone());
     let mut ev = Vec::new();
-    let tick = |d: &mut Degradations, s: u32| d.tick(at(s as f64));
+    let tick = |d: &mut SlowTracker, s: u32| d.tick(at(s as f64));
     ev.extend(d.observe(&test(0, 0.0, 50.0)));
     for s in (60..1800).step_by(60) {
         ev.extend(tick(&mut d, s));
@@ -737,7 +739,7 @@ fn window_expiry_matches_naive_recomputation() {
 fn adopted_degradation_resumes_or_closes_unobserved() {
     let mut t = th(60, 20);
     t.loss_above = Some(0.05);
-    let adopted = || AdoptedDegradation {
+    let adopted = || AdoptedSlowPeriod {
         id: "old-internet-degraded".into(),
         cause: "internet".into(),
         start: wall(-500.0),
@@ -745,15 +747,15 @@ fn adopted_degradation_resumes_or_closes_unobserved() {
         gaps: vec![],
         last_seen: wall(-100.0),
     };
-    // Still lossy: the same degradation continues, with the gap.
+    // Still lossy: the same slow period continues, with the gap.
     let mut d = one(t.clone());
     assert!(d.adopt("internet", adopted()));
     assert!(!d.adopt("nope", adopted()));
     assert_eq!(d.degraded(0), None);
-    assert_eq!(d.open_degradation(0), Some("old-internet-degraded"));
+    assert_eq!(d.open_period(0), Some("old-internet-degraded"));
     let ev = evs(&loss_stream(&mut d, 0, 0..100, |s| s % 4 != 0));
     assert!(started(&ev).is_empty());
-    let DegradationEvent::Resumed(r) = &ev[0] else {
+    let SlowEvent::Resumed(r) = &ev[0] else {
         panic!("{ev:?}")
     };
     assert_eq!(r.id, "old-internet-degraded");
@@ -793,7 +795,7 @@ fn adopted_degradation_resumes_or_closes_unobserved() {
     let mut d = one(t);
     d.adopt("internet", adopted());
     let e = d.set_group_state(0, State::Down, at(3.0));
-    assert!(matches!(&e[..], [DegradationEvent::Ended(x)] if !x.end_observed && x.superseded));
+    assert!(matches!(&e[..], [SlowEvent::Ended(x)] if !x.end_observed && x.superseded));
     assert_eq!(d.open_ids(), Vec::<String>::new());
 }
 
@@ -855,7 +857,7 @@ fn ids_never_collide_and_figures_serialise_with_contract_keys() {
     assert_eq!(&back, s[0]);
 }
 
-/// `cargo test --release --lib outage::degradation::tests::cost -- --ignored --nocapture`
+/// `cargo test --release --lib outage::slow period::tests::cost -- --ignored --nocapture`
 #[test]
 #[ignore = "a measurement, run by hand in release mode"]
 fn cost_per_sample_at_10k_targets() {
@@ -864,7 +866,7 @@ fn cost_per_sample_at_10k_targets() {
     t.rtt_p50_above = Some(Duration::from_millis(200));
     t.rtt_p95_above = Some(Duration::from_millis(600));
     let groups = 10;
-    let mut d = Degradations::new(
+    let mut d = SlowTracker::new(
         (0..groups)
             .map(|g| spec(&format!("g{g}"), None, t.clone()))
             .collect(),
