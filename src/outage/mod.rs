@@ -339,7 +339,7 @@ impl OutageService {
         Ok(())
     }
 
-    /// The path tracer, when enabled (degradation periods request through it too).
+    /// The path tracer, when enabled (slow periods request through it too).
     pub fn path_tracer(&self) -> Option<&PathTracer> {
         self.tracer.as_ref()
     }
@@ -362,7 +362,7 @@ impl OutageService {
     /// moment of the stall, not at the probe's start: it is fed to the
     /// detector at the stall's end, so a recovery it reports is bounded by
     /// the stall (unobserved), and its duration, which holds the stall, is no
-    /// RTT sample for the degradation windows.
+    /// RTT sample for the slow-period windows.
     pub async fn observe(&mut self, result: &ProbeResult) {
         self.check_stalls().await;
         let raw = result.mono.saturating_duration_since(self.anchor.epoch);
@@ -407,7 +407,7 @@ impl OutageService {
     }
 
     /// Lets time pass for the outage detector (targets' votes expire) and
-    /// the degradation windows (expiry, hysteresis, the wait for a cause),
+    /// the slow-period windows (expiry, hysteresis, the wait for a cause),
     /// and exports their figures; call it every
     /// [`degraded::TICK_EVERY`].
     pub async fn tick(&mut self) {
@@ -425,7 +425,7 @@ impl OutageService {
         self.slow_period_events(events).await;
     }
 
-    /// Logs, counts and shows each degradation event, and queues it for the
+    /// Logs, counts and shows each slow-period event, and queues it for the
     /// journal (as outage events are).
     async fn slow_period_events(&mut self, events: Vec<slow::SlowEvent>) {
         for ev in events {
@@ -594,7 +594,7 @@ impl OutageService {
     /// Applies a configuration reload from `old` to `config` (`diff` between
     /// them) at this moment: journals `config_reload` (first, so that the
     /// outage ends it causes follow it in the journal), then moves the
-    /// detector, the degradation tracker, the live view and the metrics'
+    /// detector, the slow-period tracker, the live view and the metrics'
     /// label sets to the new configuration. Called by the collector between
     /// two results, so no result is judged half in the old configuration
     /// and half in the new.
@@ -641,7 +641,7 @@ impl OutageService {
             self.handle_event(ev).await;
         }
         self.slow_period_events(slow_events).await;
-        // A group whose degradation tracking started again learns its state.
+        // A group whose slow-period tracking started again learns its state.
         for g in restarted {
             if let Some((state, Some(since))) = self.detector.group_state(g)
                 && state != State::Unknown
