@@ -1075,6 +1075,20 @@ impl Detector {
         self.targets.get(t).map(|t| (t.state, t.since))
     }
 
+    /// Whether target `t`'s group counts it down now: it votes, and it is
+    /// down with a failing streak of its loss-adjusted need (held once its
+    /// group is down). A target down by its own `fail_after` streak during
+    /// random loss is not, yet.
+    pub fn counted_down(&self, t: usize) -> bool {
+        self.targets.get(t).is_some_and(|tr| {
+            let holding = self
+                .groups
+                .get(tr.group)
+                .is_some_and(|g| g.state == State::Down);
+            tr.votes && tr.counts_down(holding)
+        })
+    }
+
     /// State of group `g` and since when.
     pub fn group_state(&self, g: usize) -> Option<(State, Option<Stamp>)> {
         self.groups.get(g).map(|g| (g.state, g.since))

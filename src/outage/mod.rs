@@ -402,6 +402,16 @@ impl OutageService {
         }
         self.observe_at(result.target, at.wall, at.mono, success)
             .await;
+        // The slow-period windows leave out a target's samples only while
+        // its group counts it down (an outage of that target, not loss of
+        // its group): under random loss its own `fail_after` streak is not
+        // enough, and dropping from there on would starve the window.
+        let counted = if self.detector.counted_down(result.target) {
+            State::Down
+        } else {
+            State::Up
+        };
+        self.slow.target_state(result.target, counted);
         let events = self.slow.observe(result.target, at, &result.observation);
         self.slow_period_events(events).await;
     }
@@ -532,7 +542,6 @@ impl OutageService {
                 if let Some(states) = &self.target_states {
                     states.set(target, state, since.wall);
                 }
-                self.slow.target_state(target, state);
             }
             Event::Group {
                 group,
