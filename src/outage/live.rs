@@ -7,7 +7,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::degraded::{self, LiveDegradations, SlowPeriodRecord};
+use super::degraded::{self, LiveSlowPeriods, SlowPeriodRecord};
 use super::detector::{Detector, State};
 use super::path::{OutageWithPaths, PathStore};
 use super::stall::StallWatch;
@@ -151,7 +151,7 @@ impl LiveOutages {
 #[derive(Clone)]
 pub struct OutageHandle {
     pub(super) live: Arc<RwLock<LiveOutages>>,
-    pub(super) degradations: Arc<RwLock<LiveDegradations>>,
+    pub(super) degradations: Arc<RwLock<LiveSlowPeriods>>,
     pub(super) anchor: Anchor,
     pub(super) journal: JournalHealth,
     /// Maps the monotonic clock to the detector's (which counts suspends).
@@ -190,7 +190,7 @@ impl OutageHandle {
         out
     }
 
-    /// Degradations overlapping `[since, until)`, oldest first; open ones have
+    /// Slow periods overlapping `[since, until)`, oldest first; open ones have
     /// `end: None` and their duration so far.
     pub fn degradations(
         &self,

@@ -9,7 +9,6 @@
 //! `linkwatch_journal_backlog_*`) and monitoring goes on.
 
 mod clock;
-pub mod degradation;
 pub mod degraded;
 pub mod detector;
 mod event;
@@ -19,7 +18,9 @@ pub mod listing;
 mod live;
 mod metrics;
 pub mod path;
+pub mod period;
 mod recovery;
+pub mod slow;
 mod stall;
 
 use std::path::{Path, PathBuf};
@@ -319,7 +320,7 @@ impl OutageService {
         Ok(())
     }
 
-    /// The path tracer, when enabled (degradation periods request through it too).
+    /// The path tracer, when enabled (slow periods request through it too).
     pub fn path_tracer(&self) -> Option<&PathTracer> {
         self.tracer.as_ref()
     }
@@ -342,7 +343,7 @@ impl OutageService {
     /// moment of the stall, not at the probe's start: it is fed to the
     /// detector at the stall's end, so a recovery it reports is bounded by
     /// the stall (unobserved), and its duration, which holds the stall, is no
-    /// RTT sample for the degradation windows.
+    /// RTT sample for the slow-period windows.
     pub async fn observe(&mut self, result: &ProbeResult) {
         self.check_stalls().await;
         let raw = result.mono.saturating_duration_since(self.anchor.epoch);
@@ -382,12 +383,22 @@ impl OutageService {
         }
         self.observe_at(result.target, at.wall, at.mono, success)
             .await;
+        // The slow-period windows leave out a target's samples only while
+        // its group counts it down (an outage of that target, not loss of
+        // its group): under random loss its own `fail_after` streak is not
+        // enough, and dropping from there on would starve the window.
+        let counted = if self.detector.counted_down(result.target) {
+            State::Down
+        } else {
+            State::Up
+        };
+        self.slow.target_state(result.target, counted);
         let events = self.slow.observe(result.target, at, &result.observation);
-        self.degradation_events(events).await;
+        self.slow_period_events(events).await;
     }
 
     /// Lets time pass for the outage detector (targets' votes expire) and
-    /// the degradation windows (expiry, hysteresis, the wait for a cause),
+    /// the slow-period windows (expiry, hysteresis, the wait for a cause),
     /// and exports their figures; call it every
     /// [`degraded::TICK_EVERY`].
     pub async fn tick(&mut self) {
@@ -402,24 +413,22 @@ impl OutageService {
             self.handle_event(ev).await;
         }
         let events = self.slow.tick(now);
-        self.degradation_events(events).await;
+        self.slow_period_events(events).await;
     }
 
-    /// Logs, counts and shows each degradation event, and queues it for the
+    /// Logs, counts and shows each slow-period event, and queues it for the
     /// journal (as outage events are).
-    async fn degradation_events(&mut self, events: Vec<degradation::DegradationEvent>) {
+    async fn slow_period_events(&mut self, events: Vec<slow::SlowEvent>) {
         for ev in events {
             self.slow.publish(&ev);
             // A path snapshot at the edges of a slow period too, tied to its id.
             if let Some(t) = &self.tracer {
                 match &ev {
-                    degradation::DegradationEvent::Started(e) => {
+                    slow::SlowEvent::Started(e) => {
                         t.request(&e.group, Some(e.id.clone()), When::Start)
                     }
-                    degradation::DegradationEvent::Resumed(e) => t.outage_resumed(&e.group, &e.id),
-                    degradation::DegradationEvent::Ended(e) => {
-                        t.request(&e.group, Some(e.id.clone()), When::End)
-                    }
+                    slow::SlowEvent::Resumed(e) => t.outage_resumed(&e.group, &e.id),
+                    slow::SlowEvent::Ended(e) => t.request(&e.group, Some(e.id.clone()), When::End),
                 }
             }
             self.journal
@@ -514,7 +523,6 @@ impl OutageService {
                 if let Some(states) = &self.target_states {
                     states.set(target, state, since.wall);
                 }
-                self.slow.target_state(target, state);
             }
             Event::Group {
                 group,
@@ -530,7 +538,7 @@ impl OutageService {
                 let outage = self.detector.open_outage(group).map(str::to_string);
                 write(&self.live).set_group(group, state, since.wall, outage);
                 let events = self.slow.group_state(group, state, since);
-                self.degradation_events(events).await;
+                self.slow_period_events(events).await;
             }
             Event::Started(e) => {
                 let start_mono = self
@@ -576,7 +584,7 @@ impl OutageService {
     /// Applies a configuration reload from `old` to `config` (`diff` between
     /// them) at this moment: journals `config_reload` (first, so that the
     /// outage ends it causes follow it in the journal), then moves the
-    /// detector, the degradation tracker, the live view and the metrics'
+    /// detector, the slow-period tracker, the live view and the metrics'
     /// label sets to the new configuration. Called by the collector between
     /// two results, so no result is judged half in the old configuration
     /// and half in the new.
@@ -622,14 +630,14 @@ impl OutageService {
         for ev in events {
             self.handle_event(ev).await;
         }
-        self.degradation_events(slow_events).await;
-        // A group whose degradation tracking started again learns its state.
+        self.slow_period_events(slow_events).await;
+        // A group whose slow-period tracking started again learns its state.
         for g in restarted {
             if let Some((state, Some(since))) = self.detector.group_state(g)
                 && state != State::Unknown
             {
                 let events = self.slow.group_state(g, state, since);
-                self.degradation_events(events).await;
+                self.slow_period_events(events).await;
             }
         }
         // Last: the ends above set the series of removed groups, which go now.

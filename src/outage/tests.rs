@@ -902,3 +902,57 @@ async fn a_success_that_crossed_a_stall_ends_an_outage_unobserved_within_the_sta
     );
     assert!(sent_wall < stall.from);
 }
+
+/// Under random loss a target's own `fail_after` streak is no outage of its
+/// group (the group needs a longer streak, [`detector::Detector`]'s
+/// loss-adjusted need): such a target keeps feeding its group's slow-period
+/// window, every probe of it, so the window's loss is the link's.
+#[tokio::test]
+async fn a_target_down_by_its_own_streak_but_not_counted_down_keeps_feeding_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        &[("isp", None, DownWhen::All)],
+        &[("isp-dns", "isp")],
+        dir.path(),
+    );
+    let (mut s, _h, reg) = start(&cfg, None).await;
+    // Random loss (about 45 %) with no streak of 3 first (the group's need
+    // rises to 7), then a streak of 3 (the target is down, its group is
+    // not), then more of the same loss.
+    let pattern = "SFSSFSFFSSFSFSSFFSFSSFSFSSFSF".to_string() + "FFF" + "SSFSFSSFSFFSSFS";
+    let ok = crate::probe::Outcome::Success {
+        duration: Duration::from_millis(5),
+        phases: Default::default(),
+    };
+    let mut target_went_down = false;
+    for c in pattern.chars() {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let outcome = match c {
+            'S' => ok.clone(),
+            _ => crate::probe::Outcome::Timeout { phase: None },
+        };
+        s.observe(&result(&s, Duration::ZERO, outcome)).await;
+        target_went_down |= s.detector.target_state(0).unwrap().0 == detector::State::Down;
+        assert_ne!(
+            s.detector.group_state(0).unwrap().0,
+            detector::State::Down,
+            "the group never counts the target down"
+        );
+    }
+    assert!(target_went_down, "the target's own streak made it down");
+    s.tick().await;
+    let failed = pattern.chars().filter(|c| *c == 'F').count();
+    let expect = failed as f64 / pattern.len() as f64;
+    let got = gauge(
+        &reg,
+        degraded::metrics::GROUP_LOSS_RATIO,
+        &[("group", "isp")],
+    )
+    .unwrap();
+    assert!(
+        (got - expect).abs() < 1e-9,
+        "window loss {got}, every probe's {expect} ({failed} of {})",
+        pattern.len()
+    );
+    s.shutdown(Duration::from_secs(2)).await;
+}

@@ -16,7 +16,7 @@ use super::html::esc;
 use crate::config::format_rate;
 use crate::journal::PlanRecord;
 use crate::journal::{Ledger as History, Run};
-use crate::outage::degradation::median;
+use crate::outage::slow::median;
 
 /// The evening peak: tests starting from 18:00 to before 23:00 local time,
 /// when a shared link is busiest.

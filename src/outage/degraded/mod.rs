@@ -1,5 +1,5 @@
 //! Degradation periods wired to the daemon: the pure
-//! [`Degradations`](super::degradation::Degradations) tracker fed every probe
+//! [`SlowTracker`](super::slow::SlowTracker) tracker fed every probe
 //! result and the detector's group states, its events journaled (by the
 //! outage service, in the same hash chain), logged, counted and shown by the
 //! API; periods left open by the previous run adopted as outages are.
@@ -17,7 +17,7 @@
 //!   update; no lock, no allocation. Gauges are set once a second, on tick.
 
 pub mod listing;
-mod metrics;
+pub(crate) mod metrics;
 #[cfg(test)]
 mod tests;
 
@@ -26,10 +26,10 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::degradation::{
-    AdoptedDegradation, DegradationEvent, Degradations, GroupSpec, Sample, SampleKind, Thresholds,
-};
 use super::detector::{Stamp, State};
+use super::slow::{
+    AdoptedSlowPeriod, GroupSpec, Sample, SampleKind, SlowEvent, SlowTracker, Thresholds,
+};
 use crate::config::Direction;
 use crate::config::diff::Diff;
 use crate::config::{Config, Kind};
@@ -121,9 +121,9 @@ fn sample_kind(kind: Kind) -> SampleKind {
     }
 }
 
-/// Degradations as this process knows them, for the API.
+/// Slow periods as this process knows them, for the API.
 #[derive(Debug, Default)]
-pub struct LiveDegradations {
+pub struct LiveSlowPeriods {
     closed: Vec<SlowPeriodRecord>,
     /// Open ones with their monotonic start, when it is this process's.
     open: Vec<(SlowPeriodRecord, Option<Duration>)>,
@@ -131,7 +131,7 @@ pub struct LiveDegradations {
     degraded: Vec<(String, Option<bool>)>,
 }
 
-impl LiveDegradations {
+impl LiveSlowPeriods {
     fn started(&mut self, e: &DegradedStarted, start_mono: Option<Duration>) {
         self.open.push((SlowPeriodRecord::open(e), start_mono));
     }
@@ -153,7 +153,7 @@ impl LiveDegradations {
         self.closed.push(SlowPeriodRecord::ended(e, figures));
     }
 
-    /// Degradations overlapping `[since, until)`, oldest first; open ones
+    /// Slow periods overlapping `[since, until)`, oldest first; open ones
     /// have `end: null` and their duration so far (`now_mono`: this
     /// process's monotonic offset).
     pub fn records(
@@ -192,23 +192,23 @@ impl LiveDegradations {
     }
 }
 
-pub(super) fn read(lock: &RwLock<LiveDegradations>) -> RwLockReadGuard<'_, LiveDegradations> {
+pub(super) fn read(lock: &RwLock<LiveSlowPeriods>) -> RwLockReadGuard<'_, LiveSlowPeriods> {
     lock.read().unwrap_or_else(|p| p.into_inner())
 }
 
-fn write(lock: &RwLock<LiveDegradations>) -> RwLockWriteGuard<'_, LiveDegradations> {
+fn write(lock: &RwLock<LiveSlowPeriods>) -> RwLockWriteGuard<'_, LiveSlowPeriods> {
     lock.write().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Degradation tracking inside the outage service.
 pub struct SlowPeriods {
-    tracker: Degradations,
+    tracker: SlowTracker,
     /// Per target: its group index and what its results feed.
     targets: Vec<(usize, SampleKind)>,
     /// Per target: down after hysteresis (its samples are not fed).
     target_down: Vec<bool>,
     metrics: DegradationMetrics,
-    live: Arc<RwLock<LiveDegradations>>,
+    live: Arc<RwLock<LiveSlowPeriods>>,
     group_names: Vec<String>,
 }
 
@@ -221,11 +221,11 @@ impl SlowPeriods {
         registry: &prometheus::Registry,
         history: &Ledger,
         now: Timestamp,
-    ) -> Result<(Self, Vec<DegradationEvent>), prometheus::Error> {
+    ) -> Result<(Self, Vec<SlowEvent>), prometheus::Error> {
         let metrics = DegradationMetrics::register(config, registry)?;
-        let mut tracker = Degradations::new(group_specs(config));
+        let mut tracker = SlowTracker::new(group_specs(config));
         tracker.reserve_ids(history.degradations.ids.iter().cloned());
-        let mut live = LiveDegradations {
+        let mut live = LiveSlowPeriods {
             closed: history.degradations.closed.clone(),
             open: Vec::new(),
             degraded: config
@@ -238,7 +238,7 @@ impl SlowPeriods {
         for o in &history.degradations.open {
             let last_seen = SlowPeriodLedger::last_seen(o, &history.runs);
             let r = &o.record;
-            let adopted = AdoptedDegradation {
+            let adopted = AdoptedSlowPeriod {
                 id: r.id.clone(),
                 cause: r.cause.clone(),
                 start: r.start,
@@ -259,7 +259,7 @@ impl SlowPeriods {
             } else {
                 let mut gaps = r.gaps.clone();
                 gaps.push(unobserved);
-                closed.push(DegradationEvent::Ended(DegradedEnded {
+                closed.push(SlowEvent::Ended(DegradedEnded {
                     id: r.id.clone(),
                     group: r.group.clone(),
                     cause: r.cause.clone(),
@@ -292,7 +292,7 @@ impl SlowPeriods {
     /// Applies a configuration reload from `old` to `config` at `now`: an
     /// unchanged group keeps its window and open degradation; a changed or
     /// removed group's open degradation ends (see
-    /// [`Degradations::reload`]). Returns the events and the new indices of
+    /// [`SlowTracker::reload`]). Returns the events and the new indices of
     /// the groups whose tracking started again (the caller tells them their
     /// group's current state).
     pub fn reload(
@@ -301,7 +301,7 @@ impl SlowPeriods {
         config: &Config,
         diff: &Diff,
         now: Stamp,
-    ) -> (Vec<DegradationEvent>, Vec<usize>) {
+    ) -> (Vec<SlowEvent>, Vec<usize>) {
         let carry: Vec<Option<usize>> = diff
             .groups
             .iter()
@@ -344,7 +344,7 @@ impl SlowPeriods {
     }
 
     /// The live view the API reads.
-    pub fn live(&self) -> Arc<RwLock<LiveDegradations>> {
+    pub fn live(&self) -> Arc<RwLock<LiveSlowPeriods>> {
         self.live.clone()
     }
 
@@ -357,7 +357,7 @@ impl SlowPeriods {
         target: usize,
         at: Stamp,
         observation: &Observation,
-    ) -> Vec<DegradationEvent> {
+    ) -> Vec<SlowEvent> {
         let outcome = &observation.outcome;
         let Some(&(group, kind)) = self.targets.get(target) else {
             return Vec::new();
@@ -396,17 +396,12 @@ impl SlowPeriods {
     }
 
     /// A group's state changed (`since`: back-dated).
-    pub fn group_state(
-        &mut self,
-        group: usize,
-        state: State,
-        since: Stamp,
-    ) -> Vec<DegradationEvent> {
+    pub fn group_state(&mut self, group: usize, state: State, since: Stamp) -> Vec<SlowEvent> {
         self.tracker.set_group_state(group, state, since)
     }
 
     /// Lets time pass; exports the window figures and degraded time.
-    pub fn tick(&mut self, now: Stamp) -> Vec<DegradationEvent> {
+    pub fn tick(&mut self, now: Stamp) -> Vec<SlowEvent> {
         let events = self.tracker.tick(now);
         for (g, d) in self.tracker.take_degraded_time(now.mono) {
             if let Some(name) = self.group_names.get(g) {
@@ -433,9 +428,9 @@ impl SlowPeriods {
     }
 
     /// After `ev` is journaled: logs, counts and shows it.
-    pub fn publish(&mut self, ev: &DegradationEvent) {
+    pub fn publish(&mut self, ev: &SlowEvent) {
         match ev {
-            DegradationEvent::Started(e) => {
+            SlowEvent::Started(e) => {
                 tracing::warn!(
                     id = %e.id,
                     group = %e.group,
@@ -453,7 +448,7 @@ impl SlowPeriods {
                 let start_mono = g.and_then(|g| self.tracker.open_start_mono(g));
                 write(&self.live).started(e, start_mono);
             }
-            DegradationEvent::Resumed(e) => {
+            SlowEvent::Resumed(e) => {
                 tracing::warn!(
                     id = %e.id,
                     group = %e.group,
@@ -466,7 +461,7 @@ impl SlowPeriods {
                 );
                 write(&self.live).resumed(e);
             }
-            DegradationEvent::Ended(e) => {
+            SlowEvent::Ended(e) => {
                 tracing::info!(
                     id = %e.id,
                     group = %e.group,
@@ -492,10 +487,10 @@ impl SlowPeriods {
 }
 
 /// The journal entry of an event.
-pub fn entry(ev: &DegradationEvent) -> Entry {
+pub fn entry(ev: &SlowEvent) -> Entry {
     match ev {
-        DegradationEvent::Started(e) => Entry::DegradedStart(e.clone()),
-        DegradationEvent::Resumed(e) => Entry::DegradedResume(e.clone()),
-        DegradationEvent::Ended(e) => Entry::DegradedEnd(e.clone()),
+        SlowEvent::Started(e) => Entry::DegradedStart(e.clone()),
+        SlowEvent::Resumed(e) => Entry::DegradedResume(e.clone()),
+        SlowEvent::Ended(e) => Entry::DegradedEnd(e.clone()),
     }
 }

@@ -1,0 +1,912 @@
+//! Tests of the slow-period tracker: the histogram, the window, trips, back-dating, ends, causes, adoption and time accounting.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::VecDeque;
+
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+use super::histogram::*;
+use super::window::*;
+use super::*;
+use crate::outage::testutil::wall;
+
+fn at(secs: f64) -> Stamp {
+    Stamp {
+        wall: truncate_ms(wall(secs)),
+        mono: Duration::from_secs_f64(secs),
+    }
+}
+
+fn th(window_s: u64, min: u32) -> Thresholds {
+    Thresholds {
+        window: Duration::from_secs(window_s),
+        min_samples: min,
+        loss_above: None,
+        rtt_p50_above: None,
+        rtt_p95_above: None,
+        throughput_below: None,
+        throughput_hold: Duration::ZERO,
+        dns_p95_above: None,
+        http_p95_above: None,
+    }
+}
+
+fn spec(name: &str, needs: Option<usize>, thresholds: Thresholds) -> GroupSpec {
+    GroupSpec {
+        name: name.into(),
+        needs,
+        thresholds,
+        settle: Duration::ZERO,
+    }
+}
+
+fn one(thresholds: Thresholds) -> SlowTracker {
+    SlowTracker::new(vec![spec("internet", None, thresholds)])
+}
+
+fn probe(group: usize, secs: f64, kind: SampleKind, ok: bool, ms: f64) -> Sample {
+    Sample {
+        group,
+        at: at(secs),
+        kind,
+        success: ok,
+        latency: ok.then(|| Duration::from_secs_f64(ms / 1000.0)),
+        throughput_bps: None,
+    }
+}
+
+fn icmp(group: usize, secs: f64, ok: bool, ms: f64) -> Sample {
+    probe(group, secs, SampleKind::Icmp, ok, ms)
+}
+
+fn test(group: usize, secs: f64, mbps: f64) -> Sample {
+    Sample {
+        group,
+        at: at(secs),
+        kind: SampleKind::Throughput,
+        success: true,
+        latency: None,
+        throughput_bps: Some(mbps * 1e6),
+    }
+}
+
+fn started(ev: &[SlowEvent]) -> Vec<&DegradedStarted> {
+    ev.iter()
+        .filter_map(|e| match e {
+            SlowEvent::Started(s) => Some(s),
+            _ => None,
+        })
+        .collect()
+}
+
+fn ended(ev: &[SlowEvent]) -> Vec<&DegradedEnded> {
+    ev.iter()
+        .filter_map(|e| match e {
+            SlowEvent::Ended(s) => Some(s),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Feeds one ICMP probe per second for `secs`; `ok(second)` says which succeed.
+fn loss_stream(
+    d: &mut SlowTracker,
+    g: usize,
+    secs: std::ops::Range<u32>,
+    ok: impl Fn(u32) -> bool,
+) -> Vec<(u32, SlowEvent)> {
+    let mut out = Vec::new();
+    for s in secs {
+        for e in d.observe(&icmp(g, s as f64, ok(s), 20.0)) {
+            out.push((s, e));
+        }
+    }
+    out
+}
+
+fn evs(v: &[(u32, SlowEvent)]) -> Vec<SlowEvent> {
+    v.iter().map(|(_, e)| e.clone()).collect()
+}
+
+#[test]
+fn histogram_quantile_error_bound_and_resolution() {
+    // Every value is within 1/64 of its bucket's representative.
+    let mut rng = StdRng::seed_from_u64(7);
+    for _ in 0..100_000 {
+        let v = 10f64.powf(rng.random_range(3.0..11.5)) as u64;
+        let r = representative(bucket(v));
+        assert!(
+            (r - v as f64).abs() <= v as f64 / 64.0,
+            "{v} -> bucket {} -> {r}",
+            bucket(v)
+        );
+        let (lo, w) = bucket_bounds(bucket(v));
+        assert!(lo <= v && v < lo + w, "{v} not in [{lo}, {})", lo + w);
+    }
+    // Buckets are contiguous.
+    for b in 1..BUCKETS {
+        let (lo, _) = bucket_bounds(b);
+        let (plo, pw) = bucket_bounds(b - 1);
+        assert_eq!(plo + pw, lo, "bucket {b}");
+        assert_eq!(bucket(lo), b);
+    }
+    // Quantiles of random sets against the exact nearest-rank ones.
+    for _ in 0..200 {
+        let n = rng.random_range(1..500usize);
+        let mut h = Histogram::default();
+        let mut v: Vec<u64> = (0..n)
+            .map(|_| (rng.random_range(0.1f64..2.0) * 1e6) as u64)
+            .collect();
+        v.iter().for_each(|x| h.add(*x));
+        v.sort_unstable();
+        for q in [P50, P95] {
+            let exact = v[rank(q, n as u64).unwrap() as usize - 1] as f64;
+            let got = h.quantile(q).unwrap();
+            assert!((got - exact).abs() <= exact / 64.0, "q{q} {got} vs {exact}");
+        }
+    }
+    // A 20 % change is at least 6 buckets at LAN and internet scales.
+    for base_us in [200u64, 500, 2000, 20_000, 100_000, 300_000] {
+        let b = base_us * 1000;
+        let moved = bucket(b * 6 / 5) - bucket(b);
+        assert!(moved >= 6, "{base_us} µs: {moved} buckets");
+    }
+    assert_eq!(h_quantile_empty(), None);
+}
+
+fn h_quantile_empty() -> Option<f64> {
+    Histogram::default().quantile(P50)
+}
+
+#[test]
+fn a_reload_keeps_an_unchanged_group_and_ends_removed_and_redefined_ones() {
+    let mut t = th(60, 1);
+    t.loss_above = Some(0.05);
+    let mut d = SlowTracker::new(vec![
+        spec("internet", None, t.clone()),
+        spec("gone", None, t.clone()),
+    ]);
+    let a = started(&evs(&loss_stream(&mut d, 0, 0..5, |s| s != 3)))[0]
+        .id
+        .clone();
+    assert_eq!(
+        started(&evs(&loss_stream(&mut d, 1, 0..5, |s| s != 3))).len(),
+        1
+    );
+    // `gone` removed; `internet` unchanged (carried from index 0).
+    let ev = d.reload(vec![spec("internet", None, t.clone())], &[Some(0)], at(5.5));
+    let e = ended(&ev);
+    assert_eq!(e.len(), 1, "{ev:?}");
+    assert_eq!(e[0].group, "gone");
+    assert_eq!(e[0].end_reason, Some(EndReason::Removed));
+    assert_eq!(d.open_period(0), Some(a.as_str()));
+    assert_eq!(d.degraded(0), Some(true));
+    // `internet` redefined: its period ends, its window starts again.
+    let ev = d.reload(vec![spec("internet", None, th(30, 1))], &[None], at(6.5));
+    let e = ended(&ev);
+    assert_eq!(e.len(), 1, "{ev:?}");
+    assert_eq!(e[0].id, a);
+    assert_eq!(e[0].end_reason, Some(EndReason::Reconfigured));
+    assert_eq!(d.open_period(0), None);
+    assert_eq!(d.degraded(0), None);
+}
+
+#[test]
+fn loss_trips_only_with_min_samples() {
+    let mut t = th(60, 20);
+    t.loss_above = Some(0.05);
+    let mut d = one(t.clone());
+    // 10 probes, half lost: far over 5 %, but fewer than 20 samples.
+    let ev = loss_stream(&mut d, 0, 0..10, |s| s % 2 == 0);
+    assert!(ev.is_empty(), "{ev:?}");
+    assert_eq!(d.degraded(0), None, "nothing judged yet");
+    // Good probes until 20 samples: 5/20 lost trips at the 20th.
+    let ev = loss_stream(&mut d, 0, 10..30, |_| true);
+    assert_eq!(ev.len(), 1);
+    let (when, SlowEvent::Started(s)) = &ev[0] else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(*when, 19, "trips with the 20th sample");
+    assert_eq!(s.triggers, vec![Trigger::Loss]);
+    assert_eq!(s.start, wall(1.0), "back-dated to the first loss");
+    assert_eq!(s.cause, "internet");
+    assert_eq!(s.figures.loss_ratio, Some(0.25));
+    assert_eq!(s.figures.samples, 20);
+    assert_eq!(
+        s.id,
+        format!("{}-internet-degraded", wall(1.0).as_millisecond())
+    );
+    assert_eq!(d.degraded(0), Some(true));
+
+    // min_samples 1: the first loss trips at once.
+    t.min_samples = 1;
+    let mut d = one(t);
+    let ev = loss_stream(&mut d, 0, 0..5, |s| s != 3);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].0, 3);
+    assert_eq!(started(&evs(&ev))[0].start, wall(3.0));
+}
+
+#[test]
+fn rtt_p95_trips_on_a_bufferbloat_rise() {
+    let mut t = th(60, 20);
+    t.rtt_p50_above = Some(Duration::from_millis(500));
+    t.rtt_p95_above = Some(Duration::from_millis(100));
+    let mut d = one(t);
+    let mut rng = StdRng::seed_from_u64(3);
+    let mut events = Vec::new();
+    // 20 ms ± 5, then from 120 s a queue builds: +100 ms per second up to 400 ms.
+    for s in 0..300u32 {
+        let base = 20.0 + rng.random_range(-5.0..5.0);
+        let queue = if s >= 120 {
+            (100.0 * (s - 120 + 1) as f64).min(400.0)
+        } else {
+            0.0
+        };
+        events.extend(d.observe(&icmp(0, s as f64, true, base + queue)));
+    }
+    let s = started(&events);
+    assert_eq!(s.len(), 1, "{events:?}");
+    assert_eq!(s[0].triggers, vec![Trigger::RttP95]);
+    assert_eq!(s[0].start, wall(120.0), "the first probe over 100 ms");
+    let p95 = s[0].figures.rtt_p95_seconds.unwrap();
+    assert!(p95 > 0.1, "{p95}");
+    assert!(s[0].figures.rtt_p50_seconds.unwrap() < 0.03);
+    // Metrics view: p50 climbs with the queue later on.
+    let f = d.window_figures(0).unwrap();
+    assert!((f.rtt_p50_seconds.unwrap() - 0.42).abs() < 0.02, "{f:?}");
+    assert_eq!(f.loss_ratio, Some(0.0));
+}
+
+#[test]
+fn end_is_back_dated_to_the_last_loss_and_announced_one_window_later() {
+    let mut t = th(60, 20);
+    t.loss_above = Some(0.05);
+    let mut d = one(t);
+    // 20 % loss from 100 to 200 s, then clean.
+    let ev = loss_stream(&mut d, 0, 0..400, |s| {
+        !(100..200).contains(&s) || s % 5 != 0
+    });
+    let all = evs(&ev);
+    assert_eq!(started(&all).len(), 1);
+    assert_eq!(started(&all)[0].start, wall(100.0));
+    let e = ended(&all);
+    assert_eq!(e.len(), 1);
+    // The last loss is at 195: the period ends at the first probe after
+    // it, not when the window's figure got back under 5 % (it holds 60
+    // probes, so that was at 240).
+    let good_from = 196;
+    assert_eq!(
+        naive_first_good(0.05, 60, |s| !(100..200).contains(&s) || s % 5 != 0),
+        240
+    );
+    assert_eq!(e[0].end, wall(good_from as f64));
+    let announced = ev
+        .iter()
+        .find(|(_, e)| matches!(e, SlowEvent::Ended(_)))
+        .unwrap()
+        .0;
+    assert_eq!(announced, good_from + 60, "exactly one window later");
+    assert_eq!(
+        e[0].duration_seconds,
+        (good_from - 100) as f64,
+        "monotonic duration"
+    );
+    assert_eq!(e[0].duration_clock, DurationClock::Monotonic);
+    assert!(e[0].end_observed && !e[0].superseded);
+    assert_eq!(e[0].triggers, vec![Trigger::Loss]);
+    let f = &e[0].figures;
+    assert!(f.worst.loss_ratio.unwrap() >= 0.2 - 1e-9, "{f:?}");
+    assert!(f.median.loss_ratio.unwrap() > 0.05, "{f:?}");
+    assert_eq!(f.worst.samples, 60);
+    assert_eq!(
+        f.samples,
+        (announced - 100 + 1) as u64,
+        "probes from the start"
+    );
+    assert_eq!(d.degraded(0), Some(false));
+}
+
+/// The first second from which the 60-probe window (one probe a second) is
+/// at or below `limit` for good, computed naively.
+fn naive_first_good(limit: f64, window: u32, ok: impl Fn(u32) -> bool) -> u32 {
+    let over = |s: u32| {
+        let from = (s + 1).saturating_sub(window);
+        let lost = (from..=s).filter(|x| !ok(*x)).count() as f64;
+        lost > limit * (s + 1 - from) as f64
+    };
+    (1..1000).rev().find(|s| over(*s - 1)).unwrap()
+}
+
+#[test]
+fn borderline_stream_does_not_flap() {
+    let mut t = th(60, 20);
+    t.loss_above = Some(0.05);
+    let mut d = one(t);
+    // 3 losses in every 60 probes (exactly 5 %, not over) plus one more every
+    // 100 s: the window is over for 60 s, then good for 40 s, and so on.
+    let lossy = |s: u32| s < 1000 && (s.is_multiple_of(20) || s % 100 == 10);
+    let ev = evs(&loss_stream(&mut d, 0, 0..1200, |s| !lossy(s)));
+    assert_eq!(started(&ev).len(), 1, "one degradation, no flapping");
+    let e = ended(&ev);
+    assert_eq!(e.len(), 1);
+    // The stream stays at or over 5 % until its last loss (980): the
+    // period ends at the probe after it.
+    assert_eq!(e[0].end, wall(981.0));
+}
+
+#[test]
+fn back_dated_start_ignores_a_stray_old_loss() {
+    let mut t = th(300, 20);
+    t.loss_above = Some(0.05);
+    let mut d = one(t);
+    // One stray loss at 10 s, then 20 % loss from 100 s (first loss at 101).
+    let ev = evs(&loss_stream(&mut d, 0, 0..400, |s| {
+        s != 10 && !(s >= 100 && s % 5 == 1)
+    }));
+    let s = started(&ev);
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].start, wall(101.0), "within one interval of the change");
+}
+
+#[test]
+fn cause_is_farthest_upstream_degraded_group() {
+    let mut t = th(60, 20);
+    t.loss_above = Some(0.05);
+    let chain = || {
+        SlowTracker::new(vec![
+            spec("lan", None, t.clone()),
+            spec("isp", Some(0), t.clone()),
+            spec("international", Some(1), t.clone()),
+        ])
+    };
+    // ISP loss: isp and international both lose 20 %, international's
+    // losses come first (it trips first), lan is clean.
+    let mut d = chain();
+    let mut ev = Vec::new();
+    for s in 0..300u32 {
+        let lossy = s >= 100 && s % 5 == 0;
+        let sec = s as f64;
+        ev.extend(d.observe(&icmp(2, sec, !lossy, 30.0)));
+        ev.extend(d.observe(&icmp(1, sec + 0.4, !lossy, 10.0)));
+        ev.extend(d.observe(&icmp(0, sec + 0.8, true, 1.0)));
+    }
+    let s = started(&ev);
+    assert_eq!(s.len(), 2, "{s:?}");
+    let intl = s.iter().find(|x| x.group == "international").unwrap();
+    let isp = s.iter().find(|x| x.group == "isp").unwrap();
+    assert_eq!(intl.cause, "isp");
+    assert_eq!(isp.cause, "isp");
+    assert_eq!(intl.start, wall(100.0));
+    assert_eq!(isp.start, wall(100.4));
+    // International alone: its own cause, announced once isp is settled.
+    let mut d = chain();
+    let mut ev = Vec::new();
+    for s in 0..300u32 {
+        let lossy = s >= 100 && s % 5 == 0;
+        let sec = s as f64;
+        ev.extend(d.observe(&icmp(2, sec, !lossy, 30.0)));
+        ev.extend(d.observe(&icmp(1, sec + 0.4, true, 10.0)));
+        ev.extend(d.observe(&icmp(0, sec + 0.8, true, 1.0)));
+    }
+    let s = started(&ev);
+    assert_eq!(s.len(), 1);
+    assert_eq!(
+        (s[0].group.as_str(), s[0].cause.as_str()),
+        ("international", "international")
+    );
+    assert_eq!(d.degraded(1), Some(false));
+    // An upstream outage at the start is a cause too.
+    let mut d = chain();
+    for g in 0..3 {
+        d.set_group_state(g, State::Up, at(0.0));
+    }
+    let mut ev = Vec::new();
+    for s in 0..300u32 {
+        let sec = s as f64;
+        if s == 99 {
+            ev.extend(d.set_group_state(1, State::Down, at(99.5)));
+        }
+        let lossy = s >= 100 && s % 5 == 0;
+        ev.extend(d.observe(&icmp(2, sec, !lossy, 30.0)));
+    }
+    let s = started(&ev);
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].cause, "isp");
+}
+
+#[test]
+fn an_outage_ends_a_slow_period_only_when_nothing_bad_follows_it() {
+    let mut t = th(60, 20);
+    t.loss_above = Some(0.05);
+    let mut d = one(t.clone());
+    d.set_group_state(0, State::Up, at(0.0));
+    let ev = evs(&loss_stream(&mut d, 0, 0..100, |s| s < 50 || s % 4 != 0));
+    assert_eq!(started(&ev).len(), 1);
+    let ev = d.set_group_state(0, State::Down, at(99.5));
+    assert!(
+        ended(&ev).is_empty(),
+        "the period goes on through the outage"
+    );
+    assert_eq!(d.degraded(0), Some(false), "down is not also degraded");
+    assert!(d.open_period(0).is_some());
+    // Failures while down are not loss, before or after.
+    let ev = loss_stream(&mut d, 0, 100..120, |_| false);
+    assert!(ev.is_empty());
+    assert!(d.set_group_state(0, State::Up, at(119.5)).is_empty());
+    // Clean after the outage: a window after it is up, the period is
+    // ended where the outage began (its last loss at 96 came first, and
+    // the failures leading into the outage continue it).
+    let ev = evs(&loss_stream(&mut d, 0, 120..300, |_| true));
+    let e = ended(&ev);
+    assert_eq!(e.len(), 1, "{ev:?}");
+    assert_eq!(e[0].end, wall(97.0), "the probe after the last loss: {e:?}");
+    assert!(!e[0].superseded);
+    assert_eq!(d.window_figures(0).unwrap().loss_ratio, Some(0.0));
+
+    // Loss that leads straight into the outage, then a clean link: the
+    // period ends where the outage began (superseded).
+    let mut d = one(t.clone());
+    d.set_group_state(0, State::Up, at(0.0));
+    let mut ev = evs(&loss_stream(&mut d, 0, 0..100, |s| {
+        s < 50 || s % 4 != 0 && s < 97
+    }));
+    ev.extend(d.set_group_state(0, State::Down, at(97.0)));
+    ev.extend(d.set_group_state(0, State::Up, at(120.0)));
+    ev.extend(evs(&loss_stream(&mut d, 0, 120..300, |_| true)));
+    let e = ended(&ev);
+    assert_eq!(e.len(), 1, "{ev:?}");
+    assert_eq!(e[0].end, wall(97.0));
+    assert!(e[0].superseded);
+
+    // Loss before and after the outage: one period, the outage inside.
+    let mut d = one(t.clone());
+    d.set_group_state(0, State::Up, at(0.0));
+    let mut ev = evs(&loss_stream(&mut d, 0, 0..100, |s| s < 50 || s % 4 != 0));
+    ev.extend(d.set_group_state(0, State::Down, at(99.5)));
+    ev.extend(d.set_group_state(0, State::Up, at(119.5)));
+    ev.extend(evs(&loss_stream(&mut d, 0, 120..400, |s| {
+        s >= 200 || s % 4 != 0
+    })));
+    assert_eq!(started(&ev).len(), 1, "{ev:?}");
+    let e = ended(&ev);
+    assert_eq!(e.len(), 1, "{ev:?}");
+    assert_eq!(e[0].start, wall(52.0));
+    assert_eq!(e[0].end, wall(197.0), "the probe after the last loss (196)");
+    assert!(!e[0].superseded);
+
+    // A trip still settling when the group goes down is dropped: it
+    // was the outage's own first failures.
+    let mut d = SlowTracker::new(vec![GroupSpec {
+        settle: Duration::from_secs(3),
+        ..spec("internet", None, t)
+    }]);
+    d.set_group_state(0, State::Up, at(0.0));
+    let mut ev = evs(&loss_stream(&mut d, 0, 0..64, |s| s < 60));
+    assert_eq!(d.degraded(0), Some(true), "tripped, waiting to settle");
+    ev.extend(d.set_group_state(0, State::Down, at(60.0)));
+    ev.extend(evs(&loss_stream(&mut d, 0, 64..70, |_| false)));
+    assert!(ev.is_empty(), "{ev:?}");
+    assert_eq!(d.degraded(0), Some(false));
+}
+
+#[test]
+fn loss_after_a_throttle_is_a_record_of_its_own() {
+    let mut t = th(20, 10);
+    t.loss_above = Some(0.05);
+    t.throughput_below = Some(10e6);
+    t.throughput_hold = Duration::from_secs(45);
+    let mut d = one(t);
+    d.set_group_state(0, State::Up, at(0.0));
+    let mut ev = Vec::new();
+    ev.extend(d.observe(&test(0, 0.0, 50.0)));
+    // Probes every second throughout; slow tests at 10 and 20 s, a good
+    // one at 30 s; loss from 40 s to 60 s (every other probe).
+    for s in 1..120u32 {
+        let sec = s as f64;
+        match s {
+            10 | 20 => ev.extend(d.observe(&test(0, sec, 3.0))),
+            30 => ev.extend(d.observe(&test(0, sec, 50.0))),
+            _ => {}
+        }
+        let lost = (40..60).contains(&s) && s % 2 == 0;
+        ev.extend(d.observe(&icmp(0, sec, !lost, 20.0)));
+    }
+    let st = started(&ev);
+    assert_eq!(st.len(), 2, "{ev:?}");
+    let e = ended(&ev);
+    assert_eq!(e.len(), 2, "{ev:?}");
+    assert_eq!((e[0].start, e[0].end), (wall(10.0), wall(30.0)));
+    assert_eq!(e[0].triggers, vec![Trigger::Throughput]);
+    assert_eq!((e[1].start, e[1].end), (wall(40.0), wall(59.0)));
+    assert_eq!(e[1].triggers, vec![Trigger::Loss]);
+}
+
+#[test]
+fn throughput_median_and_last_test_rules() {
+    let mut t = th(300, 20);
+    t.throughput_below = Some(10e6);
+    t.throughput_hold = Duration::from_secs(2700);
+    // Tests 30 minutes apart: the last one stands until the next.
+    let mut d = one(t.clone());
+    let mut ev = Vec::new();
+    let tick = |d: &mut SlowTracker, s: u32| d.tick(at(s as f64));
+    ev.extend(d.observe(&test(0, 0.0, 50.0)));
+    for s in (60..1800).step_by(60) {
+        ev.extend(tick(&mut d, s));
+    }
+    assert!(ev.is_empty());
+    assert_eq!(d.degraded(0), Some(false), "one test is a judgement");
+    ev.extend(d.observe(&test(0, 1800.0, 3.0)));
+    let s = started(&ev);
+    assert_eq!(s.len(), 1, "one slow test is enough");
+    assert_eq!(s[0].start, wall(1800.0));
+    assert_eq!(s[0].triggers, vec![Trigger::Throughput]);
+    assert_eq!(s[0].figures.throughput_bps, Some(3e6));
+    for s in (1860..3600).step_by(60) {
+        ev.extend(tick(&mut d, s));
+    }
+    assert!(
+        ended(&ev).is_empty(),
+        "still slow while the last test stands"
+    );
+    ev.extend(d.observe(&test(0, 3600.0, 40.0)));
+    for s in (3660..4200).step_by(60) {
+        ev.extend(tick(&mut d, s));
+    }
+    let e = ended(&ev);
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].end, wall(3600.0));
+    assert_eq!(e[0].figures.worst.throughput_bps, Some(3e6));
+    assert_eq!(e[0].figures.throughput_tests, 2);
+
+    // Several tests in the window: the median decides, not one slow test.
+    let mut d = one(t.clone());
+    let mut ev = Vec::new();
+    for (i, mbps) in [20.0, 20.0, 3.0, 20.0].into_iter().enumerate() {
+        ev.extend(d.observe(&test(0, i as f64 * 60.0, mbps)));
+    }
+    assert!(ev.is_empty(), "{ev:?}");
+    for (i, mbps) in [3.0, 3.0, 3.0].into_iter().enumerate() {
+        ev.extend(d.observe(&test(0, 240.0 + i as f64 * 60.0, mbps)));
+    }
+    let s = started(&ev);
+    assert_eq!(s.len(), 1);
+    // Window (300 s) at 360 s: 20@120? no: 3@120, 20@180, 3@240, 3@300, 3@360.
+    assert_eq!(
+        s[0].start,
+        wall(240.0),
+        "the change point of the slow tests"
+    );
+
+    // A slow last test stops counting after the hold: it ends.
+    let mut d = one(t);
+    let mut ev = d.observe(&test(0, 0.0, 1.0));
+    assert_eq!(started(&ev).len(), 1);
+    for s in (60..4000).step_by(60) {
+        ev.extend(d.tick(at(s as f64)));
+    }
+    let e = ended(&ev);
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].end, wall(2700.0));
+    // A failed (partial) test is no figure.
+    let mut d = one(th(300, 20));
+    let mut s = test(0, 0.0, 1.0);
+    s.success = false;
+    d.observe(&s);
+    assert_eq!(d.window_figures(0).unwrap().throughput_bps, None);
+}
+
+/// Naive window state recomputed from every sample.
+fn naive(all: &[Sample], now_ms: u64, t: &Th) -> (u64, u64, [Vec<u64>; 3], u8) {
+    let mut lat: [Vec<u64>; 3] = Default::default();
+    let (mut total, mut failed) = (0, 0);
+    for s in all.iter().filter(|s| now_ms - ms(s.at.mono) < t.window_ms) {
+        let class = match s.kind {
+            SampleKind::Icmp | SampleKind::Tcp => 0,
+            SampleKind::Dns => 1,
+            SampleKind::Http => 2,
+            SampleKind::Throughput => continue,
+        };
+        if class != 2 {
+            total += 1;
+            failed += u64::from(!s.success);
+        }
+        if s.success
+            && let Some(l) = s.latency
+        {
+            lat[class].push(ns(l));
+        }
+    }
+    lat.iter_mut().for_each(|v| v.sort_unstable());
+    let q = |v: &Vec<u64>, permille, thr: Option<u64>| {
+        thr.is_some_and(|thr| {
+            v.len() as u64 >= t.min && v[rank(permille, v.len() as u64).unwrap() as usize - 1] > thr
+        })
+    };
+    let mut m = 0;
+    if t.loss
+        .is_some_and(|l| total >= t.min && failed as f64 > l * total as f64)
+    {
+        m |= Trigger::Loss.bit();
+    }
+    if q(&lat[0], P50, t.rtt_p50) {
+        m |= Trigger::RttP50.bit();
+    }
+    if q(&lat[0], P95, t.rtt_p95) {
+        m |= Trigger::RttP95.bit();
+    }
+    if q(&lat[1], P95, t.dns_p95) {
+        m |= Trigger::DnsP95.bit();
+    }
+    if q(&lat[2], P95, t.http_p95) {
+        m |= Trigger::HttpP95.bit();
+    }
+    (total, failed, lat, m)
+}
+
+#[test]
+fn ring_keeps_entries_exactly_whatever_the_gaps() {
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut ring = Ring::default();
+    let mut plain: VecDeque<Entry> = VecDeque::new();
+    let mut ms: u64 = 1 << 30;
+    for i in 0..20_000 {
+        // Mostly dense, sometimes out of order or far apart (markers).
+        ms = match rng.random_range(0..10) {
+            0 => ms.saturating_sub(rng.random_range(0..10_000)),
+            1 => ms + rng.random_range(4_000..3_000_000_000),
+            _ => ms + rng.random_range(0..3),
+        } & MS_MASK;
+        let e = Entry::new(
+            ms,
+            rng.random_range(0..BUCKETS),
+            rng.random_range(0..3),
+            rng.random(),
+            rng.random(),
+            rng.random(),
+            rng.random(),
+        );
+        ring.push_back(e);
+        plain.push_back(e);
+        if rng.random_range(0..3) == 0 {
+            assert_eq!(ring.pop_front(), plain.pop_front(), "pop {i}");
+        }
+        assert_eq!(ring.front(), plain.front().copied(), "front {i}");
+        assert_eq!(ring.len(), plain.len());
+        if i % 997 == 0 {
+            assert!(ring.iter_rev().eq(plain.iter().rev().copied()), "walk {i}");
+        }
+    }
+    // Dense samples take one word each.
+    let mut dense = Ring::default();
+    for i in 0..1000 {
+        dense.push_back(Entry::new(5_000 + i / 10, 3, RTT, true, true, false, false));
+    }
+    assert_eq!(dense.words.len(), 1000);
+    while dense.pop_front().is_some() {}
+    assert_eq!((dense.len(), dense.words.len()), (0, 0));
+}
+
+#[test]
+fn window_expiry_matches_naive_recomputation() {
+    let mut t = th(30, 5);
+    t.loss_above = Some(0.1);
+    t.rtt_p50_above = Some(Duration::from_millis(40));
+    t.rtt_p95_above = Some(Duration::from_millis(80));
+    t.dns_p95_above = Some(Duration::from_millis(100));
+    t.http_p95_above = Some(Duration::from_millis(300));
+    let th = Th::new(&t);
+    let mut w = Window::new();
+    let mut rng = StdRng::seed_from_u64(42);
+    let mut all = Vec::new();
+    let mut now = 0.0;
+    for i in 0..20_000 {
+        // Bursts and lulls, so the window both fills and empties.
+        now += if i % 2000 < 100 {
+            rng.random_range(0.0..0.05)
+        } else {
+            rng.random_range(0.0..3.0)
+        };
+        let kind = match rng.random_range(0..4) {
+            0 => SampleKind::Icmp,
+            1 => SampleKind::Tcp,
+            2 => SampleKind::Dns,
+            _ => SampleKind::Http,
+        };
+        let ok = rng.random_range(0.0..1.0) > 0.1;
+        let s = probe(0, now, kind, ok, rng.random_range(1.0..200.0));
+        assert!(w.push(&s, &th).is_some());
+        all.push(s);
+        let now_ms = ms(s.at.mono);
+        all.retain(|s| now_ms - ms(s.at.mono) < th.window_ms);
+        let (total, failed, lat, mask) = naive(&all, now_ms, &th);
+        assert_eq!((w.loss_total, w.loss_failed), (total, failed), "sample {i}");
+        for (pop, v) in [&w.rtt, &w.dns, &w.http].into_iter().zip(&lat) {
+            assert_eq!(pop.n(), v.len() as u64);
+            for q in [P50, P95] {
+                let exact = rank(q, v.len() as u64).map(|r| bucket(v[r as usize - 1]));
+                assert_eq!(pop.hist.quantile_bucket(q), exact, "sample {i} q{q}");
+            }
+        }
+        assert_eq!(w.crossing(&th), mask, "sample {i}");
+        assert_eq!(w.ring.len(), all.len());
+    }
+}
+
+#[test]
+fn adopted_degradation_resumes_or_closes_unobserved() {
+    let mut t = th(60, 20);
+    t.loss_above = Some(0.05);
+    let adopted = || AdoptedSlowPeriod {
+        id: "old-internet-degraded".into(),
+        cause: "internet".into(),
+        start: wall(-500.0),
+        triggers: vec![Trigger::RttP95],
+        gaps: vec![],
+        last_seen: wall(-100.0),
+    };
+    // Still lossy: the same slow period continues, with the gap.
+    let mut d = one(t.clone());
+    assert!(d.adopt("internet", adopted()));
+    assert!(!d.adopt("nope", adopted()));
+    assert_eq!(d.degraded(0), None);
+    assert_eq!(d.open_period(0), Some("old-internet-degraded"));
+    let ev = evs(&loss_stream(&mut d, 0, 0..100, |s| s % 4 != 0));
+    assert!(started(&ev).is_empty());
+    let SlowEvent::Resumed(r) = &ev[0] else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(r.id, "old-internet-degraded");
+    assert_eq!(
+        r.gap,
+        Gap {
+            from: wall(-100.0),
+            to: wall(0.0)
+        }
+    );
+    let ev = evs(&loss_stream(&mut d, 0, 100..300, |_| true));
+    let e = ended(&ev);
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].id, "old-internet-degraded");
+    assert!(e[0].end_observed);
+    assert_eq!(e[0].duration_clock, DurationClock::Wall);
+    assert_eq!(e[0].triggers, vec![Trigger::Loss, Trigger::RttP95]);
+    assert_eq!(e[0].gaps.len(), 1);
+    // Clean after the restart: closed at the last moment seen, unobserved.
+    let mut d = one(t.clone());
+    d.adopt("internet", adopted());
+    let ev = evs(&loss_stream(&mut d, 0, 0..100, |_| true));
+    let e = ended(&ev);
+    assert_eq!(e.len(), 1);
+    assert!(!e[0].end_observed);
+    assert_eq!(e[0].end, wall(-100.0));
+    assert_eq!(e[0].duration_seconds, 400.0);
+    assert_eq!(
+        e[0].gaps,
+        vec![Gap {
+            from: wall(-100.0),
+            to: wall(0.0)
+        }]
+    );
+    assert_eq!(ev.len(), 1);
+    // Down after the restart: closed unobserved, superseded.
+    let mut d = one(t);
+    d.adopt("internet", adopted());
+    let e = d.set_group_state(0, State::Down, at(3.0));
+    assert!(matches!(&e[..], [SlowEvent::Ended(x)] if !x.end_observed && x.superseded));
+    assert_eq!(d.open_ids(), Vec::<String>::new());
+}
+
+#[test]
+fn degraded_time_accrues_from_the_back_dated_start_to_the_end() {
+    let mut t = th(60, 20);
+    t.loss_above = Some(0.05);
+    let mut d = one(t);
+    let ok = |s: u32| !(100..200).contains(&s) || !s.is_multiple_of(5);
+    let mut total = Duration::ZERO;
+    let mut ev = Vec::new();
+    for s in 0..400u32 {
+        ev.extend(d.observe(&icmp(0, s as f64, ok(s), 20.0)));
+        total += d
+            .take_degraded_time(Duration::from_secs(s as u64))
+            .iter()
+            .map(|x| x.1)
+            .sum::<Duration>();
+    }
+    let e = ended(&ev);
+    assert_eq!(total.as_secs_f64(), e[0].duration_seconds);
+    assert!(d.take_degraded_time(Duration::from_secs(500)).is_empty());
+}
+
+#[test]
+fn ids_never_collide_and_figures_serialise_with_contract_keys() {
+    let mut t = th(60, 1);
+    t.loss_above = Some(0.05);
+    let mut d = one(t);
+    d.reserve_ids([format!("{}-internet-degraded", wall(0.0).as_millisecond())]);
+    let ev = d.observe(&icmp(0, 0.0, false, 0.0));
+    let s = started(&ev);
+    assert_eq!(
+        s[0].id,
+        format!("{}-internet-degraded-2", wall(0.0).as_millisecond())
+    );
+    let json = serde_json::to_value(s[0]).unwrap();
+    assert_eq!(json["triggers"], serde_json::json!(["loss"]));
+    assert_eq!(json["start"], "2026-11-01T10:00:00.000Z");
+    let keys: Vec<&str> = json["figures"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "dns_p95_seconds",
+            "http_p95_seconds",
+            "loss_ratio",
+            "rtt_p50_seconds",
+            "rtt_p95_seconds",
+            "samples",
+            "throughput_bps"
+        ]
+    );
+    let back: DegradedStarted = serde_json::from_value(json).unwrap();
+    assert_eq!(&back, s[0]);
+}
+
+/// `cargo test --release --lib outage::slow period::tests::cost -- --ignored --nocapture`
+#[test]
+#[ignore = "a measurement, run by hand in release mode"]
+fn cost_per_sample_at_10k_targets() {
+    let mut t = th(300, 20);
+    t.loss_above = Some(0.05);
+    t.rtt_p50_above = Some(Duration::from_millis(200));
+    t.rtt_p95_above = Some(Duration::from_millis(600));
+    let groups = 10;
+    let mut d = SlowTracker::new(
+        (0..groups)
+            .map(|g| spec(&format!("g{g}"), None, t.clone()))
+            .collect(),
+    );
+    let mut rng = StdRng::seed_from_u64(1);
+    // 10 000 targets probed once a second, 10 minutes: the window fills and expires.
+    let samples: Vec<Sample> = (0..600 * 10_000u64)
+        .map(|i| {
+            let secs = (i / 10_000) as f64 + (i % 10_000) as f64 / 10_000.0;
+            let ok = rng.random_range(0u32..100) != 0;
+            icmp(
+                (i % groups as u64) as usize,
+                secs,
+                ok,
+                rng.random_range(10.0..50.0),
+            )
+        })
+        .collect();
+    // On-CPU time of this thread (ns), immune to other load on the machine.
+    let cpu = || {
+        std::fs::read_to_string("/proc/thread-self/schedstat")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+    };
+    #[allow(clippy::disallowed_types)]
+    let t0 = std::time::Instant::now();
+    let c0 = cpu();
+    let mut events = 0;
+    for s in &samples {
+        events += d.observe(s).len();
+    }
+    let el = t0.elapsed();
+    let n = samples.len() as f64;
+    let cpu_ns = cpu().zip(c0).map(|(b, a)| (b - a) / n);
+    println!(
+        "degradation windows: {} samples in {:?}: {:.1} ns/sample wall, {:.1} ns/sample on CPU ({events} events), ring {} entries/group",
+        samples.len(),
+        el,
+        el.as_nanos() as f64 / n,
+        cpu_ns.unwrap_or(f64::NAN),
+        d.groups[0].win.ring.len(),
+    );
+}
