@@ -18,7 +18,7 @@ use crate::outage::figures::{self, Figures};
 use crate::outage::history::{History, ReadError};
 use crate::outage::listing::VerifyReport;
 use crate::outage::lock;
-use crate::outage::path::{self, When};
+use crate::path::{self, When};
 
 mod html;
 mod plan;
@@ -227,7 +227,7 @@ pub struct DayGroup {
     pub text: String,
 }
 
-/// An outage's path snapshots in words (see [`crate::outage::path::compare`]).
+/// An outage's path snapshots in words (see [`crate::path::compare`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct OutagePath {
     pub id: String,

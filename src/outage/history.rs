@@ -13,8 +13,8 @@ use super::event::{
     ThroughputTarget, push_gap,
 };
 use super::journal::{self, ChainHead, ChainTail, Entry, Heartbeat, JournalWarning, NumberedLine};
-use super::path::PathEvent;
 use super::ts_ms;
+use crate::path::{PathEvent, PeriodRecord, WithPaths};
 
 /// Reading the journal failed as a whole (the file exists but cannot be read).
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +82,15 @@ impl From<&OutageEnded> for OutageRecord {
             end_reason: e.end_reason,
             observed_until: None,
         }
+    }
+}
+
+/// An outage record as the API shows it: the record and its path summaries.
+pub type OutageWithPaths = WithPaths<OutageRecord>;
+
+impl PeriodRecord for OutageRecord {
+    fn period_id(&self) -> &str {
+        &self.id
     }
 }
 

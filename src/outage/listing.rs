@@ -8,11 +8,11 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::event::DurationClock;
-use super::history::{History, OutageRecord, ReadError};
+use super::history::{History, OutageRecord, OutageWithPaths, ReadError};
 use super::journal::{ChainHead, JournalWarning, WarningKind};
 use super::lock::{self, Liveness};
-use super::path::{self, OutageWithPaths};
 use super::ts_ms;
+use crate::path;
 
 /// A heartbeat older than this means no daemon is watching right now.
 const STALE_HEARTBEAT: Duration = Duration::from_secs(30);

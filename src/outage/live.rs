@@ -11,12 +11,12 @@ use super::clock::Anchor;
 use super::degraded::{self, DegradationRecord, LiveDegradations};
 use super::detector::{Detector, State};
 use super::event::{Gap, OutageEnded, OutageResumed, OutageStarted};
-use super::history::OutageRecord;
+use super::history::{OutageRecord, OutageWithPaths};
 use super::journal::JournalHealth;
-use super::path::{OutageWithPaths, PathEvent, PathStore};
 use super::stall::StallWatch;
 use super::ts_ms;
 use crate::config::Config;
+use crate::path::{PathEvent, PathStore};
 
 /// A group's state for the status page.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -22,10 +22,8 @@ pub mod listing;
 pub mod live;
 pub mod lock;
 pub mod metrics;
-pub mod path;
 mod recovery;
 pub mod stall;
-pub mod ts_ms;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -37,6 +35,7 @@ use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::config::diff::Diff;
+use crate::path::{self, PathTracer, When};
 use crate::probe::ProbeResult;
 use clock::Anchor;
 use degraded::SlowPeriods;
@@ -51,12 +50,13 @@ use live::{LiveOutages, write};
 use lock::{DataDirLock, LockError};
 use stall::StallWatch;
 
+/// The one timestamp format, where the outage files have always found it.
+pub use crate::ts_ms;
 pub use clock::ClockSync;
 pub use history::OutageRecord;
 pub use journal::JournalHealth;
 pub use live::{GroupStatus, OutageHandle};
 pub use metrics::OutageMetrics;
-pub use path::{PathTracer, When};
 
 /// How often the heartbeat file is replaced (and the journal file checked).
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
@@ -318,10 +318,15 @@ impl OutageService {
             tracing::info!("path tracing is off (daemon.max_traces_per_minute = 0)");
             return Ok(());
         }
+        let journal = self.journal.pusher();
+        let record: path::Recorder = Arc::new(move |event| {
+            let journal = journal.clone();
+            Box::pin(async move { journal.push(Timestamp::now(), Entry::Path(event)).await })
+        });
         self.tracer = Some(PathTracer::start(
             config,
             registry,
-            self.journal.pusher(),
+            record,
             self.paths.clone(),
         )?);
         Ok(())

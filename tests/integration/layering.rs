@@ -24,12 +24,14 @@ const ORDER: &[&str] = &[
     "status",
     "history",
     "outage",
+    "path",
     "scheduler",
     "metrics",
     "probe",
     "config",
     "sdnotify",
     "timeparse",
+    "ts_ms",
 ];
 
 /// Every `.rs` file under `dir`, sorted.

@@ -25,8 +25,8 @@ use super::event::{
     ConfigReload, DaemonStart, DaemonStop, JournalReopened, OutageEnded, OutageResumed,
     OutageStarted, Stalled,
 };
-use super::path::PathEvent;
 use super::ts_ms;
+use crate::path::PathEvent;
 
 pub mod child;
 pub mod fallback;
@@ -81,7 +81,7 @@ pub enum Entry {
     JournalReopened(JournalReopened),
     /// A period the running daemon observed nothing (a gap; not monitored time).
     Stall(Stalled),
-    /// A traceroute snapshot (see [`super::path`]).
+    /// A traceroute snapshot (see [`crate::path`]).
     Path(PathEvent),
     /// The configuration was reloaded (SIGHUP or `POST /-/reload`).
     ConfigReload(ConfigReload),
