@@ -33,6 +33,8 @@
 //! Files, in the order a snapshot flows: [`tracer`](PathTracer) takes
 //! requests, `dispatch` starts and records traces, `store` keeps them for
 //! the API, `event` is the record and its words, `metrics` counts them.
+//!
+//! [`ProbeHold`]: crate::probe::hold::ProbeHold
 
 mod dispatch;
 mod event;

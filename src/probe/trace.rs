@@ -52,10 +52,13 @@
 //!
 //! RTTs are the kernel's receive stamp (`SO_TIMESTAMPNS`, also delivered
 //! with error-queue messages) minus the wall clock just before `sendto`,
-//! checked against the monotonic clock like the probes' (see the ICMP socket's `rtt`).
+//! checked against the monotonic clock like the probes' (see `rtt` in the
+//! ICMP engine's `socket`).
 //!
 //! Files: `model` (options and results), `socket` (one trace's socket),
 //! `run` (the schedule, the re-probes, the answers recorded).
+//!
+//! [`IcmpSetupError`]: super::icmp::IcmpSetupError
 
 mod model;
 mod run;

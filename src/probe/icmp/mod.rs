@@ -39,6 +39,9 @@
 //! `family` sends it on the family's socket (opened by `socket`) and
 //! registers it in the `table`, `receive` completes it from the reply that
 //! `wire` decodes. The path tracer uses `wire` and `socket` only.
+//!
+//! [`Probe::start`]: crate::probe::Probe::start
+//! [`Completion`]: crate::probe::Completion
 
 mod family;
 mod prober;

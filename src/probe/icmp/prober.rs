@@ -97,7 +97,7 @@ impl IcmpProber {
     }
 
     /// Sends the echo request once `ip` is known, when a place under
-    /// [`RAW_IN_FLIGHT`] is free (waiting for one in a task otherwise).
+    /// [`RAW_IN_FLIGHT`](super::family::RAW_IN_FLIGHT) is free (waiting for one in a task otherwise).
     fn echo(
         self: &Arc<Self>,
         req: Request,

@@ -27,7 +27,7 @@ pub(super) struct Waiter {
     pub(super) done: Completion,
     /// How long resolving the host took; `None` for a literal address.
     pub(super) resolved: Option<Duration>,
-    /// RAW mode: the request's place under [`RAW_IN_FLIGHT`], freed with it.
+    /// RAW mode: the request's place under [`RAW_IN_FLIGHT`](super::family::RAW_IN_FLIGHT), freed with it.
     pub(super) _permit: Option<OwnedSemaphorePermit>,
 }
 
