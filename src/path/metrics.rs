@@ -11,14 +11,17 @@ pub const PATH_TRACES_TOTAL: &str = "linkwatch_path_traces_total";
 
 /// The path metrics.
 #[derive(Clone)]
-pub struct PathMetrics {
+pub(super) struct PathMetrics {
     pub hops: GaugeVec,
     pub changes: IntCounterVec,
     pub traces: IntCounterVec,
 }
 
 impl PathMetrics {
-    pub fn register(config: &Config, registry: &Registry) -> Result<Self, prometheus::Error> {
+    pub(super) fn register(
+        config: &Config,
+        registry: &Registry,
+    ) -> Result<Self, prometheus::Error> {
         let m = Self {
             hops: GaugeVec::new(
                 Opts::new(

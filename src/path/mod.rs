@@ -47,6 +47,6 @@ mod tests;
 
 pub use dispatch::Recorder;
 pub use event::{LastHop, PathEvent, PathSummary, When, compare};
-pub use metrics::{PATH_CHANGES_TOTAL, PATH_HOPS, PATH_TRACES_TOTAL, PathMetrics};
-pub use store::{MAX_KEPT, PathStore, PeriodRecord, WithPaths, with_paths};
+pub use metrics::{PATH_CHANGES_TOTAL, PATH_HOPS, PATH_TRACES_TOTAL};
+pub use store::{PathStore, PeriodRecord, WithPaths, with_paths};
 pub use tracer::PathTracer;
