@@ -12,6 +12,7 @@ pub mod journal;
 pub mod metrics;
 pub mod outage;
 pub mod page;
+pub mod path;
 pub mod probe;
 pub mod report;
 pub mod scheduler;

@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::journal::ChainHead;
 use crate::journal::{Ledger as History, ReadError, VerifyReport, When, lock};
 use crate::outage::figures::{self, Figures};
-use crate::outage::path;
+use crate::path;
 
 mod html;
 mod plan;
@@ -225,7 +225,7 @@ pub struct DayGroup {
     pub text: String,
 }
 
-/// An outage's path snapshots in words (see [`crate::outage::path::compare`]).
+/// An outage's path snapshots in words (see [`crate::path::compare`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct OutagePath {
     pub id: String,

@@ -482,3 +482,52 @@ fn unrelated_empty_and_cut_fallback_files() {
     assert!(after.warnings.is_empty(), "{:?}", after.warnings);
     assert_eq!(after.lines.len(), 4);
 }
+
+/// A `path` snapshot line of a trace that stopped after hop 2 (its test
+/// moved here with the tracer's move out of `outage`: the line is the journal's).
+fn path_event() -> crate::path::PathEvent {
+    crate::path::PathEvent {
+        id: None,
+        group: "isp".into(),
+        when: crate::path::When::Baseline,
+        target: "10.0.0.9".into(),
+        at: jiff::Timestamp::UNIX_EPOCH,
+        dest: Some("10.0.0.9".parse().unwrap()),
+        mode: Some("dgram".into()),
+        protocol: crate::probe::trace::TraceProtocol::Icmp,
+        reached: false,
+        partial: true,
+        duration_ms: 1.0,
+        packets: 3,
+        last_hop: Some(crate::path::LastHop {
+            ttl: 2,
+            addr: "10.0.0.2".parse().unwrap(),
+        }),
+        hops: Vec::new(),
+        error: None,
+        reprobe: None,
+    }
+}
+
+#[test]
+fn the_journal_line_round_trips() {
+    let e = path_event();
+    let line = serde_json::to_string(&Entry::Path(e.clone())).unwrap();
+    assert!(line.contains(r#""event":"path""#), "{line}");
+    assert!(line.contains(r#""when":"baseline""#), "{line}");
+    let back: Entry = serde_json::from_str(&line).unwrap();
+    assert_eq!(back, Entry::Path(e.clone()));
+    assert!(line.contains(r#""protocol":"icmp""#), "{line}");
+
+    // A line from before UDP traces (no `protocol`) reads as ICMP.
+    let old = line.replace(r#""protocol":"icmp","#, "");
+    assert!(!old.contains("protocol"), "{old}");
+    let back: Entry = serde_json::from_str(&old).unwrap();
+    assert_eq!(back, Entry::Path(e.clone()));
+    let udp = crate::path::PathEvent {
+        protocol: crate::probe::trace::TraceProtocol::Udp,
+        ..e
+    };
+    let line = serde_json::to_string(&Entry::Path(udp)).unwrap();
+    assert!(line.contains(r#""protocol":"udp""#), "{line}");
+}

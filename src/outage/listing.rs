@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::path::{self, OutageWithPaths};
 use crate::journal::DurationClock;
 use crate::journal::JournalWarning;
 use crate::journal::lock::{self, Liveness};
 use crate::journal::ts_ms;
 use crate::journal::{Ledger, OutageRecord, ReadError};
+use crate::path::{self, OutageWithPaths};
 
 /// A heartbeat older than this means no daemon is watching right now.
 const STALE_HEARTBEAT: Duration = Duration::from_secs(30);

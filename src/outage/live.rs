@@ -9,7 +9,6 @@ use serde::Serialize;
 
 use super::degraded::{self, LiveSlowPeriods, SlowPeriodRecord};
 use super::detector::{Detector, State};
-use super::path::{OutageWithPaths, PathStore};
 use super::stall::StallWatch;
 use crate::config::Config;
 use crate::journal::Anchor;
@@ -18,6 +17,7 @@ use crate::journal::OutageRecord;
 use crate::journal::PathEvent;
 use crate::journal::ts_ms;
 use crate::journal::{Gap, OutageEnded, OutageResumed, OutageStarted};
+use crate::path::{OutageWithPaths, PathStore};
 
 /// A group's state for the status page.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -17,7 +17,6 @@ mod ids;
 pub mod listing;
 mod live;
 mod metrics;
-pub mod path;
 pub mod period;
 mod recovery;
 pub mod slow;
@@ -38,6 +37,7 @@ use crate::journal::{
     JournalCounters, JournalPusher, JournalQueue, JournalSink, JournalWriter, Ledger, LockError,
     QueueOptions, Stalled, lock,
 };
+use crate::path::{self, PathTracer};
 use crate::probe::ProbeResult;
 use degraded::SlowPeriods;
 use detector::{Detector, Event, State};
@@ -49,7 +49,6 @@ pub use crate::journal::{JournalHealth, OutageRecord};
 pub use clock::ClockSync;
 pub use live::{GroupStatus, OutageHandle};
 pub use metrics::OutageMetrics;
-pub use path::PathTracer;
 
 /// How often the heartbeat file is replaced (and the journal file checked).
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
@@ -311,10 +310,15 @@ impl OutageService {
             tracing::info!("path tracing is off (daemon.max_traces_per_minute = 0)");
             return Ok(());
         }
+        let journal = self.journal.pusher();
+        let record: path::Recorder = Arc::new(move |event| {
+            let journal = journal.clone();
+            Box::pin(async move { journal.push(Timestamp::now(), Entry::Path(event)).await })
+        });
         self.tracer = Some(PathTracer::start(
             config,
             registry,
-            self.journal.pusher(),
+            record,
             self.paths.clone(),
         )?);
         Ok(())

@@ -1,6 +1,6 @@
 //! A hold on probes while a path trace re-probes: the groups named, until
 //! an instant. The scheduler asks [`ProbeHold::holds`] before each slot; the
-//! path tracer (`outage::path`) raises the hold. It lives here, below both,
+//! path tracer (`path`) raises the hold. It lives here, below both,
 //! so that neither imports the other.
 
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -27,6 +27,7 @@ const ORDER: &[&str] = &[
     "status",
     "history",
     "outage",
+    "path",
     "scheduler",
     "metrics",
     "probe",
