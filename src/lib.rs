@@ -17,4 +17,5 @@ pub mod scheduler;
 pub mod sdnotify;
 pub mod server;
 pub mod status;
+pub(crate) mod text;
 pub mod timeparse;

@@ -19,6 +19,8 @@ use crate::outage::history::{History, ReadError};
 use crate::outage::listing::VerifyReport;
 use crate::outage::lock;
 use crate::outage::path::{self, When};
+use crate::text::DurationStyle::Spaced;
+use crate::text::duration;
 
 mod html;
 mod plan;
@@ -502,7 +504,7 @@ fn group_summary(figs: &Figures, g: &str, since: Timestamp, until: Timestamp) ->
             "{} outage{}, {} down",
             f.outages,
             if f.outages == 1 { "" } else { "s" },
-            human(f.down_seconds)
+            duration(f.down_seconds, Spaced)
         )
     } else if f.monitored_seconds <= 0.0 {
         "not monitored".to_string()
@@ -513,10 +515,13 @@ fn group_summary(figs: &Figures, g: &str, since: Timestamp, until: Timestamp) ->
     } else {
         format!(
             "no outage; answered throughout the {} monitored ({:.2} % of the period{})",
-            human(f.judged_seconds),
+            duration(f.judged_seconds, Spaced),
             coverage,
             if f.not_judged_seconds >= 1.0 {
-                format!("; {} not yet judged", human(f.not_judged_seconds))
+                format!(
+                    "; {} not yet judged",
+                    duration(f.not_judged_seconds, Spaced)
+                )
             } else {
                 String::new()
             }
@@ -613,17 +618,29 @@ fn format_in(t: Timestamp, tz: &TimeZone) -> String {
     z.strftime("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string()
 }
 
-/// `1h 02m 03s` style durations for people.
-pub fn human(secs: f64) -> String {
-    let total = secs.round() as u64;
-    let (h, m, s) = (total / 3600, total % 3600 / 60, total % 60);
-    if h > 0 {
-        format!("{h}h {m:02}m {s:02}s")
-    } else if m > 0 {
-        format!("{m}m {s:02}s")
-    } else {
-        format!("{:.1}s", secs)
+/// RFC 3339 times with room to wrap: `2026-12-01 15:59:34.600 +00:00`.
+fn spaced(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len() + 8);
+    for (i, &c) in chars.iter().enumerate() {
+        let prev = i.checked_sub(1).and_then(|j| chars.get(j)).copied();
+        let next = chars.get(i + 1).copied();
+        let digit = |c: Option<char>| c.is_some_and(|c| c.is_ascii_digit());
+        if c == 'T' && digit(prev) && digit(next) {
+            out.push(' ');
+            continue;
+        }
+        // The offset after milliseconds: `.600+00:00`.
+        if (c == '+' || c == '-')
+            && i >= 4
+            && chars[i - 4] == '.'
+            && chars[i - 3..i].iter().all(char::is_ascii_digit)
+        {
+            out.push(' ');
+        }
+        out.push(c);
     }
+    out
 }
 
 /// Renders the report in `format` (CSV: the outages table).
@@ -815,7 +832,7 @@ pub(crate) fn group_cells(g: &GroupSummary) -> [String; 7] {
     let causes: Vec<String> = g
         .downtime_by_cause
         .iter()
-        .map(|c| format!("{}: {}", c.cause, human(c.downtime_seconds)))
+        .map(|c| format!("{}: {}", c.cause, duration(c.downtime_seconds, Spaced)))
         .collect();
     [
         g.group.clone(),
@@ -825,12 +842,12 @@ pub(crate) fn group_cells(g: &GroupSummary) -> [String; 7] {
         if g.outages == 0 {
             "-".into()
         } else {
-            human(g.downtime_seconds)
+            duration(g.downtime_seconds, Spaced)
         },
         if g.outages == 0 {
             "-".into()
         } else {
-            human(g.longest_outage_seconds)
+            duration(g.longest_outage_seconds, Spaced)
         },
         if causes.is_empty() {
             "-".into()
@@ -916,8 +933,8 @@ fn render_markdown(r: &Report) -> String {
         out,
         "- Monitoring coverage: {:.2} % of the period ({} of {}), {} run(s)",
         r.coverage_percent,
-        human(r.monitored_seconds),
-        human(r.period_seconds),
+        duration(r.monitored_seconds, Spaced),
+        duration(r.period_seconds, Spaced),
         r.runs
     );
     if r.stalls > 0 {
@@ -925,7 +942,7 @@ fn render_markdown(r: &Report) -> String {
             out,
             "- Stalls (the daemon was stopped or the system suspended; not monitored): {}, {} in all",
             r.stalls,
-            human(r.stalled_seconds)
+            duration(r.stalled_seconds, Spaced)
         );
     }
     let _ = writeln!(
@@ -980,7 +997,7 @@ fn render_markdown(r: &Report) -> String {
                 "| {} | {} | {} | {} | {} | {} | {} |",
                 start_text(o),
                 end,
-                human(o.duration_seconds),
+                duration(o.duration_seconds, Spaced),
                 o.group,
                 o.cause,
                 o.targets.join(", "),
@@ -1030,9 +1047,9 @@ mod tests {
 
     #[test]
     fn human_durations() {
-        assert_eq!(human(3.25), "3.2s");
-        assert_eq!(human(61.0), "1m 01s");
-        assert_eq!(human(3723.0), "1h 02m 03s");
+        assert_eq!(duration(3.25, Spaced), "3.2s");
+        assert_eq!(duration(61.0, Spaced), "1m 01s");
+        assert_eq!(duration(3723.0, Spaced), "1h 02m 03s");
     }
 
     #[test]

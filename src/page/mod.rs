@@ -27,6 +27,8 @@ use crate::outage::detector::State;
 use crate::outage::event::EndReason;
 use crate::outage::figures::{Figures, GroupFigures, Span};
 use crate::status::Status;
+use crate::text::DurationStyle::Sentence;
+use crate::text::{duration, esc};
 use svg::{Seg, Segment};
 
 /// The page's stylesheet.
@@ -228,43 +230,6 @@ pub struct PageData<'a> {
     pub tz: &'a TimeZone,
 }
 
-/// Escapes text for HTML element content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
-}
-
-/// `38 min`, `2 h 5 min`, `6 days`: a rough length for sentences.
-pub fn human(secs: f64) -> String {
-    let s = secs.max(0.0).round() as i64;
-    match s {
-        0..60 => format!("{s} s"),
-        60..3600 => format!("{} min", s / 60),
-        3600..86_400 => {
-            let m = (s % 3600) / 60;
-            if m == 0 {
-                format!("{} h", s / 3600)
-            } else {
-                format!("{} h {m} min", s / 3600)
-            }
-        }
-        _ => {
-            let d = s / 86_400;
-            format!("{d} day{}", if d == 1 { "" } else { "s" })
-        }
-    }
-}
-
 /// `12.3 ms`.
 pub fn fmt_ms(secs: f64) -> String {
     let ms = secs * 1e3;
@@ -346,7 +311,7 @@ pub fn verdict(d: &PageData) -> (String, &'static str) {
             "{} is down since {} ({}) — likely cause: {}",
             title_case(&o.group),
             clock(o.start, d.tz),
-            human(now.duration_since(o.start).as_secs_f64()),
+            duration(now.duration_since(o.start).as_secs_f64(), Sentence),
             o.cause
         );
         if !others.is_empty() {
@@ -386,7 +351,7 @@ pub fn verdict(d: &PageData) -> (String, &'static str) {
             title_case(&join_and(&names)),
             if slow.len() == 1 { "is" } else { "are" },
             clock(first.start, d.tz),
-            human(now.duration_since(first.start).as_secs_f64()),
+            duration(now.duration_since(first.start).as_secs_f64(), Sentence),
             if triggers.is_empty() {
                 String::new()
             } else {
@@ -424,7 +389,7 @@ pub fn verdict(d: &PageData) -> (String, &'static str) {
     };
     let mut s = format!(
         "All good for {} ({what})",
-        human(now.duration_since(since).as_secs_f64())
+        duration(now.duration_since(since).as_secs_f64(), Sentence)
     );
     if !unknown.is_empty() {
         s.push_str(&format!("; not decided yet: {}", unknown.join(", ")));
@@ -513,7 +478,7 @@ fn segments(d: &PageData, group: &str, span: i64, n: i64) -> Vec<Segment> {
                     format!(
                         "outage from {}, {}, cause {}",
                         fmt_time_short(p.start, d.tz),
-                        human(p.duration_seconds),
+                        duration(p.duration_seconds, Sentence),
                         p.cause
                     ),
                 )
@@ -604,7 +569,7 @@ pub fn status_page(d: &PageData) -> String {
                 Some(s) => format!(
                     "since {} ({})",
                     esc(&fmt_time(s, d.tz)),
-                    human(now.duration_since(s).as_secs_f64())
+                    duration(now.duration_since(s).as_secs_f64(), Sentence)
                 ),
                 None => "no decision yet".into(),
             },
@@ -670,7 +635,7 @@ fn periods_section(b: &mut String, d: &PageData) {
                 Some(e) => esc(&fmt_time(e, d.tz)),
                 None => "<em>ongoing</em>".into(),
             },
-            esc(&human(p.duration_seconds)),
+            esc(&duration(p.duration_seconds, Sentence)),
             esc(&p.cause),
             if p.gaps.is_empty() {
                 String::new()
@@ -796,7 +761,7 @@ pub fn detail_page(p: &Period, charts: &[Series], status: &Status, tz: &TimeZone
         "duration",
         format!(
             "{} ({:.3} s, {} clock)",
-            esc(&human(p.duration_seconds)),
+            esc(&duration(p.duration_seconds, Sentence)),
             p.duration_seconds,
             esc(&p.duration_clock)
         ),
@@ -824,7 +789,7 @@ pub fn detail_page(p: &Period, charts: &[Series], status: &Status, tz: &TimeZone
                         "{} – {} ({})",
                         esc(&fmt_time(*a, tz)),
                         esc(&fmt_time(*b, tz)),
-                        esc(&human(b.duration_since(*a).as_secs_f64()))
+                        esc(&duration(b.duration_since(*a).as_secs_f64(), Sentence))
                     )
                 })
                 .collect::<Vec<_>>()

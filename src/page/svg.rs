@@ -6,8 +6,10 @@ use std::fmt::Write as _;
 
 use jiff::Timestamp;
 
-use super::{Kind, Period, esc, fmt_ms, fmt_time_short, human};
+use super::{Kind, Period, fmt_ms, fmt_time_short};
 use crate::history::{Point, Series};
+use crate::text::DurationStyle::Sentence;
+use crate::text::{duration, esc};
 
 /// Chart width in viewBox units; the SVG scales to its container.
 const W: f64 = 600.0;
@@ -206,7 +208,7 @@ pub fn latency_chart(
                 (to - from).max(3.0),
                 m.kind.word(),
                 esc(&m.group),
-                esc(&human(m.duration_seconds)),
+                esc(&duration(m.duration_seconds, Sentence)),
             );
         }
     }

@@ -13,25 +13,12 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
-use super::{Report, ReportOutage, end_text, gaps_text, human, start_text};
+use super::{Report, ReportOutage, end_text, gaps_text, spaced, start_text};
+use crate::text::DurationStyle::Spaced;
+use crate::text::{duration, esc};
 
 /// Most day rows the timeline draws (the most recent ones).
 const MAX_DAYS: usize = 62;
-
-pub(super) fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
-}
 
 /// Inline code in the shared sentences (`like this`) as `<code>`.
 fn code_spans(s: &str) -> String {
@@ -46,31 +33,6 @@ fn code_spans(s: &str) -> String {
             }
         })
         .collect()
-}
-
-/// RFC 3339 times with room to wrap: `2026-12-01 15:59:34.600 +00:00`.
-pub(super) fn spaced(s: &str) -> String {
-    let chars: Vec<char> = s.chars().collect();
-    let mut out = String::with_capacity(s.len() + 8);
-    for (i, &c) in chars.iter().enumerate() {
-        let prev = i.checked_sub(1).and_then(|j| chars.get(j)).copied();
-        let next = chars.get(i + 1).copied();
-        let digit = |c: Option<char>| c.is_some_and(|c| c.is_ascii_digit());
-        if c == 'T' && digit(prev) && digit(next) {
-            out.push(' ');
-            continue;
-        }
-        // The offset after milliseconds: `.600+00:00`.
-        if (c == '+' || c == '-')
-            && i >= 4
-            && chars[i - 4] == '.'
-            && chars[i - 3..i].iter().all(char::is_ascii_digit)
-        {
-            out.push(' ');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn ts(s: &str) -> Option<Timestamp> {
@@ -134,7 +96,7 @@ impl Timeline {
                     "{} slow from {} ({}), {}, likely cause {}",
                     p.group,
                     short(start, &tz),
-                    human(p.duration_seconds),
+                    duration(p.duration_seconds, Spaced),
                     p.triggers.join(", "),
                     p.cause
                 ),
@@ -155,7 +117,7 @@ impl Timeline {
                     "outage of {} from {} ({}), likely cause {}",
                     o.group,
                     short(start, &tz),
-                    human(o.duration_seconds),
+                    duration(o.duration_seconds, Spaced),
                     o.cause
                 ),
             });
@@ -319,7 +281,7 @@ fn outage_rows(outages: &[ReportOutage]) -> String {
             "<tr><td data-label=\"start\">{}</td><td data-label=\"end\">{}</td><td data-label=\"duration\">{}</td><td data-label=\"group\">{}</td><td data-label=\"likely cause\">{}</td><td data-label=\"failing targets\">{}</td><td data-label=\"unobserved\">{}</td><td class=\"id\" data-label=\"id\">{}</td></tr>",
             esc(&spaced(&start_text(o))),
             esc(&spaced(&end)),
-            esc(&human(o.duration_seconds)),
+            esc(&duration(o.duration_seconds, Spaced)),
             esc(&o.group),
             esc(&o.cause),
             esc(&o.targets.join(", ")),
@@ -361,8 +323,8 @@ pub fn render(r: &Report, caveats: &[String], verify: &str, definitions: &str) -
 <li>Journal head hash: {}</li><li>{}</li>\
 <li>Runs without a confirmed synchronized clock: {}</li>",
         r.coverage_percent,
-        esc(&human(r.monitored_seconds)),
-        esc(&human(r.period_seconds)),
+        esc(&duration(r.monitored_seconds, Spaced)),
+        esc(&duration(r.period_seconds, Spaced)),
         r.runs,
         match &r.journal_head {
             Some(h) => format!(
@@ -381,7 +343,7 @@ pub fn render(r: &Report, caveats: &[String], verify: &str, definitions: &str) -
             b,
             "<li>Stalls (the daemon was stopped or the system suspended; not monitored): {}, {} in all</li>",
             r.stalls,
-            esc(&human(r.stalled_seconds))
+            esc(&duration(r.stalled_seconds, Spaced))
         );
     }
     for c in caveats {

@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 /// pieces; the server and the report read what the status read model, the
 /// outage service and the metrics hold (the status model shows the outage
 /// service's states); those consume probe results that the scheduler asks
-/// the probes for; everything is configured by `config`.
+/// the probes for; everything is configured by `config`; `text` is the
+/// words for people (HTML escaping, durations) that every rendering shares.
 const ORDER: &[&str] = &[
     "cli",
     "daemon",
@@ -30,6 +31,7 @@ const ORDER: &[&str] = &[
     "config",
     "sdnotify",
     "timeparse",
+    "text",
 ];
 
 /// Every `.rs` file under `dir`, sorted.
