@@ -47,6 +47,7 @@
 mod bucket;
 mod file;
 mod query;
+mod row;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -59,9 +60,8 @@ use crate::probe::{Outcome, ProbeResult};
 
 use bucket::Tally;
 pub use bucket::{BUCKETS, Minute};
-pub use query::{
-    FileDamage, HistoryQuery, Point, QueryError, RowSink, Series, TargetTests, Throughput,
-};
+pub use query::{HistoryQuery, Point, QueryError, Series, TargetTests};
+pub use row::{FileDamage, RowSink, Throughput};
 
 /// How often buffered rows are written (and fsynced).
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(60);
@@ -121,7 +121,7 @@ struct Inner {
     /// Per target: the minute being accumulated (empty: none yet).
     current: Vec<Tally>,
     /// Finished minutes and throughput tests not yet written.
-    pending: Vec<file::Row>,
+    pending: Vec<row::Row>,
     /// A reload's new name table, for the writer before `pending`'s rows.
     rename: Option<Arc<[String]>>,
 }
@@ -236,7 +236,7 @@ impl HistoryStore {
         };
         for row in pending.iter_mut() {
             match row {
-                file::Row::Minute(idx, _) | file::Row::Throughput(idx, _) => {
+                row::Row::Minute(idx, _) | row::Row::Throughput(idx, _) => {
                     *idx = index_of(*idx, &mut map);
                 }
             }
@@ -251,7 +251,7 @@ impl HistoryStore {
                 Some(n) if n < moved.len() && kept[n] == Some(old) => moved[n] = acc,
                 _ => {
                     let n = index_of(old, &mut map);
-                    pending.push(file::Row::Minute(n, acc));
+                    pending.push(row::Row::Minute(n, acc));
                 }
             }
         }
@@ -289,14 +289,14 @@ impl HistoryStore {
             return;
         };
         if !slot.is_empty() && (slot.minute != minute || slot.full()) {
-            pending.push(file::Row::Minute(r.target, std::mem::take(slot)));
+            pending.push(row::Row::Minute(r.target, std::mem::take(slot)));
         }
         if slot.is_empty() {
             slot.minute = minute;
         }
         slot.add(rtt);
         if let Some(t) = test {
-            pending.push(file::Row::Throughput(r.target, t));
+            pending.push(row::Row::Throughput(r.target, t));
         }
     }
 
@@ -345,7 +345,7 @@ impl HistoryStore {
             } = &mut *inner;
             for (idx, slot) in current.iter_mut().enumerate() {
                 if !slot.is_empty() && (all || slot.minute < now_minute) {
-                    pending.push(file::Row::Minute(idx, std::mem::take(slot)));
+                    pending.push(row::Row::Minute(idx, std::mem::take(slot)));
                 }
             }
             (std::mem::take(pending), rename.take())
