@@ -282,11 +282,7 @@ pub fn build_with(
             until: until.to_string(),
         });
     }
-    let tz = if tz_name.eq_ignore_ascii_case("utc") {
-        TimeZone::UTC
-    } else {
-        TimeZone::get(tz_name).map_err(|_| ReportError::TimeZone(tz_name.to_string()))?
-    };
+    let tz = time_zone(tz_name)?;
     let fmt = |t: Timestamp| format_in(t, &tz);
 
     let journal = crate::outage::journal_path(data_dir);
@@ -322,7 +318,72 @@ pub fn build_with(
         .collect();
     let period = secs(since, until);
 
-    let outages: Vec<ReportOutage> = records
+    let outages = report_outages(&records, &figs, &monitored_spans, since, until, &fmt);
+
+    let paths = outage_paths(&records, &history, since, until, &fmt);
+
+    let names = report_groups(&history, &figs, groups);
+    let summaries = names
+        .iter()
+        .map(|g| group_summary(&figs, g, since, until))
+        .collect();
+    let days = days(&figs, &names, since, until, &tz);
+
+    Ok(Report {
+        generated: fmt(now),
+        version: env!("CARGO_PKG_VERSION"),
+        sites: sites(&overlapping_runs),
+        time_zone: tz_name.to_string(),
+        since: fmt(since),
+        until: fmt(until),
+        period_seconds: period,
+        monitored_seconds: monitored,
+        coverage_percent: if period > 0.0 {
+            100.0 * monitored / period
+        } else {
+            0.0
+        },
+        unmonitored,
+        stalled_seconds: stalled,
+        stalls: stall_spans.len(),
+        unsynchronized_runs: overlapping_runs
+            .iter()
+            .filter(|r| r.clock_synchronized != Some(true))
+            .count(),
+        runs: overlapping_runs.len(),
+        journal_ok: verify.ok(),
+        journal_problems: verify.problems.iter().map(|p| p.to_string()).collect(),
+        journal_head: verify.head,
+        groups: summaries,
+        outages,
+        paths,
+        slow_periods: slow::build(&history, since, until, now, &liveness, &fmt),
+        speed_against_plan: plan::build(data_dir, &history, since, until, &tz, plan),
+        days,
+        history_damaged_files: crate::history::damaged_files(data_dir, since, until),
+    })
+}
+
+/// The zone `tz_name` names (`UTC` in any case, or an IANA name).
+fn time_zone(tz_name: &str) -> Result<TimeZone, ReportError> {
+    Ok(if tz_name.eq_ignore_ascii_case("utc") {
+        TimeZone::UTC
+    } else {
+        TimeZone::get(tz_name).map_err(|_| ReportError::TimeZone(tz_name.to_string()))?
+    })
+}
+
+/// The outages that overlap `[since, until)`, with the part of each that
+/// fell in monitored time.
+fn report_outages(
+    records: &[crate::outage::OutageRecord],
+    figs: &Figures,
+    monitored_spans: &[figures::Span],
+    since: Timestamp,
+    until: Timestamp,
+    fmt: &dyn Fn(Timestamp) -> String,
+) -> Vec<ReportOutage> {
+    records
         .iter()
         .filter(|r| r.overlaps(Some(since), Some(until)))
         .map(|r| {
@@ -331,7 +392,7 @@ pub fn build_with(
                 &figures::clip(r.start, end, since, until)
                     .into_iter()
                     .collect::<Vec<_>>(),
-                &monitored_spans,
+                monitored_spans,
             ));
             ReportOutage {
                 id: r.id.clone(),
@@ -349,9 +410,19 @@ pub fn build_with(
                 observed_until: r.observed_until.map(fmt),
             }
         })
-        .collect();
+        .collect()
+}
 
-    let paths: Vec<OutagePath> = records
+/// The path snapshots of the outages that overlap `[since, until)`, each
+/// compared with its group's last complete baseline.
+fn outage_paths(
+    records: &[crate::outage::OutageRecord],
+    history: &History,
+    since: Timestamp,
+    until: Timestamp,
+    fmt: &dyn Fn(Timestamp) -> String,
+) -> Vec<OutagePath> {
+    records
         .iter()
         .filter(|r| r.overlaps(Some(since), Some(until)))
         .filter_map(|r| {
@@ -385,62 +456,33 @@ pub fn build_with(
                 hops_at_start: start.map_or_else(Vec::new, |p| hop_list(&p.hops)),
             })
         })
-        .collect();
+        .collect()
+}
 
+/// The `[daemon] site` of each run, once each, in order (`""` for none).
+fn sites(runs: &[&crate::outage::history::Run]) -> Vec<String> {
+    runs.iter().fold(Vec::new(), |mut v, r| {
+        let s = r.site.clone().unwrap_or_default();
+        if !v.contains(&s) {
+            v.push(s);
+        }
+        v
+    })
+}
+
+/// The groups the report covers: `groups` (a configuration's), else those
+/// of the configuration the journal's last run recorded, then any other
+/// group the journal names (see [`group_names`]).
+fn report_groups(history: &History, figs: &Figures, groups: Option<&[String]>) -> Vec<String> {
     let recorded;
     let groups = match groups {
         Some(g) => g,
         None => {
-            recorded = recorded_groups(&history);
+            recorded = recorded_groups(history);
             &recorded[..]
         }
     };
-    let names = group_names(groups, &figs);
-    let summaries = names
-        .iter()
-        .map(|g| group_summary(&figs, g, since, until))
-        .collect();
-    let days = days(&figs, &names, since, until, &tz);
-
-    Ok(Report {
-        generated: fmt(now),
-        version: env!("CARGO_PKG_VERSION"),
-        sites: overlapping_runs.iter().fold(Vec::new(), |mut v, r| {
-            let s = r.site.clone().unwrap_or_default();
-            if !v.contains(&s) {
-                v.push(s);
-            }
-            v
-        }),
-        time_zone: tz_name.to_string(),
-        since: fmt(since),
-        until: fmt(until),
-        period_seconds: period,
-        monitored_seconds: monitored,
-        coverage_percent: if period > 0.0 {
-            100.0 * monitored / period
-        } else {
-            0.0
-        },
-        unmonitored,
-        stalled_seconds: stalled,
-        stalls: stall_spans.len(),
-        unsynchronized_runs: overlapping_runs
-            .iter()
-            .filter(|r| r.clock_synchronized != Some(true))
-            .count(),
-        runs: overlapping_runs.len(),
-        journal_ok: verify.ok(),
-        journal_problems: verify.problems.iter().map(|p| p.to_string()).collect(),
-        journal_head: verify.head,
-        groups: summaries,
-        outages,
-        paths,
-        slow_periods: slow::build(&history, since, until, now, &liveness, &fmt),
-        speed_against_plan: plan::build(data_dir, &history, since, until, &tz, plan),
-        days,
-        history_damaged_files: crate::history::damaged_files(data_dir, since, until),
-    })
+    group_names(groups, figs)
 }
 
 /// The groups of the configuration file the journal's last run recorded,
@@ -928,6 +970,19 @@ fn render_markdown(r: &Report) -> String {
         r.generated, r.version, r.time_zone
     );
     let _ = writeln!(out, "Site: {}.\n", site_line(&r.sites));
+    markdown_evidence(&mut out, r);
+    markdown_groups(&mut out, r);
+    markdown_outages(&mut out, r);
+    markdown_paths(&mut out, r);
+    slow::markdown(&mut out, &r.slow_periods);
+    plan::markdown(&mut out, r.speed_against_plan.as_ref(), &r.time_zone);
+    plan::markdown_tests(&mut out, r.speed_against_plan.as_ref());
+    let _ = writeln!(out, "\n---\n\n{DEFINITIONS}");
+    out
+}
+
+/// The Markdown report's "Evidence quality" section.
+fn markdown_evidence(out: &mut String, r: &Report) {
     let _ = writeln!(out, "## Evidence quality\n");
     let _ = writeln!(
         out,
@@ -966,6 +1021,10 @@ fn render_markdown(r: &Report) -> String {
             let _ = writeln!(out, "- {a} to {b}");
         }
     }
+}
+
+/// The Markdown report's "Summary by group" section.
+fn markdown_groups(out: &mut String, r: &Report) {
     let _ = writeln!(out, "\n## Summary by group\n");
     if r.groups.is_empty() {
         let _ = writeln!(
@@ -983,6 +1042,10 @@ fn render_markdown(r: &Report) -> String {
             let _ = writeln!(out, "| {} |", c.join(" | "));
         }
     }
+}
+
+/// The Markdown report's "Outages" section (none without outages).
+fn markdown_outages(out: &mut String, r: &Report) {
     if !r.outages.is_empty() {
         let _ = writeln!(out, "\n## Outages\n");
         let _ = writeln!(
@@ -1005,6 +1068,10 @@ fn render_markdown(r: &Report) -> String {
             );
         }
     }
+}
+
+/// The Markdown report's "Where the path stopped" section (none without snapshots).
+fn markdown_paths(out: &mut String, r: &Report) {
     if !r.paths.is_empty() {
         let _ = writeln!(out, "\n## Where the path stopped\n");
         for p in &r.paths {
@@ -1024,11 +1091,6 @@ fn render_markdown(r: &Report) -> String {
             "\nA traceroute (ICMP echo, or UDP with the group's `trace_protocol = \"udp\"`, with increasing TTL) is taken when an outage starts and when it ends, and a baseline every `trace_every`; `*` is a hop that did not answer."
         );
     }
-    slow::markdown(&mut out, &r.slow_periods);
-    plan::markdown(&mut out, r.speed_against_plan.as_ref(), &r.time_zone);
-    plan::markdown_tests(&mut out, r.speed_against_plan.as_ref());
-    let _ = writeln!(out, "\n---\n\n{DEFINITIONS}");
-    out
 }
 
 /// How a reader checks the journal behind a report (both formats say it).

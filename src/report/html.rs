@@ -315,6 +315,51 @@ pub fn render(r: &Report, caveats: &[String], verify: &str, definitions: &str) -
         esc(r.version)
     );
     let _ = write!(b, "<p>Site: {}.</p>", esc(&super::site_line(&r.sites)));
+    evidence_section(&mut b, r, caveats, verify, &head_hash);
+    if let Some(t) = Timeline::of(r) {
+        let _ = write!(
+            b,
+            "<section id=\"timeline\"><h2>Day by day</h2><div class=\"scroll\">{}</div><p class=\"legend\"><span class=\"k mon\">■</span> monitored, up \
+<span class=\"k out\">■</span> outage (any group) <span class=\"k slow\">■</span> slow <span class=\"k gap\">▄</span> not monitored</p>\
+<h2>Availability per day</h2>{}</section>",
+            timeline_svg(&t),
+            per_day_table(r)
+        );
+    }
+    groups_section(&mut b, r);
+    if !r.outages.is_empty() {
+        let _ = write!(
+            b,
+            "<section id=\"outages\"><h2>Outages</h2><table><thead><tr><th>start</th><th>end</th><th>duration</th><th>group</th><th>likely cause</th><th>failing targets</th><th>unobserved</th><th>id</th></tr></thead><tbody>{}</tbody></table></section>",
+            outage_rows(&r.outages)
+        );
+    }
+    b.push_str(&super::slow::html(&r.slow_periods));
+    b.push_str(&super::plan::html(
+        r.speed_against_plan.as_ref(),
+        &r.time_zone,
+    ));
+    b.push_str(&super::plan::html_tests(r.speed_against_plan.as_ref()));
+    paths_section(&mut b, r);
+    let _ = write!(b, "<footer><p>{}</p></footer>", esc(definitions));
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\
+<title>Connectivity report {since} to {until}</title><style>{STYLE}</style></head><body>\
+<table class=\"page\"><thead><tr><td><div class=\"running\">Connectivity report · {since} to {until} · times in {tz} · \
+journal {head_short}… · hash chain {integrity}</div></td></tr></thead><tbody><tr><td>{b}</td></tr></tbody></table></body></html>\n",
+        since = esc(&r.since),
+        until = esc(&r.until),
+        tz = esc(&r.time_zone),
+        head_short = esc(&head_short),
+    )
+}
+
+/// The "Evidence quality" section: coverage, the journal's integrity and
+/// head, stalls, caveats and the unmonitored spans.
+fn evidence_section(b: &mut String, r: &Report, caveats: &[String], verify: &str, head_hash: &str) {
+    let integrity = if r.journal_ok { "intact" } else { "BROKEN" };
     b.push_str("<section id=\"evidence\"><h2>Evidence quality</h2><ul>");
     let _ = write!(
         b,
@@ -333,7 +378,7 @@ pub fn render(r: &Report, caveats: &[String], verify: &str, definitions: &str) -
                 h.seq,
                 esc(&super::witness_instructions(h))
             ),
-            None => esc(&head_hash),
+            None => esc(head_hash),
         },
         code_spans(verify),
         r.unsynchronized_runs
@@ -362,16 +407,10 @@ pub fn render(r: &Report, caveats: &[String], verify: &str, definitions: &str) -
         b.push_str("</ul>");
     }
     b.push_str("</section>");
-    if let Some(t) = Timeline::of(r) {
-        let _ = write!(
-            b,
-            "<section id=\"timeline\"><h2>Day by day</h2><div class=\"scroll\">{}</div><p class=\"legend\"><span class=\"k mon\">■</span> monitored, up \
-<span class=\"k out\">■</span> outage (any group) <span class=\"k slow\">■</span> slow <span class=\"k gap\">▄</span> not monitored</p>\
-<h2>Availability per day</h2>{}</section>",
-            timeline_svg(&t),
-            per_day_table(r)
-        );
-    }
+}
+
+/// The "Summary by group" section: one table row per group.
+fn groups_section(b: &mut String, r: &Report) {
     b.push_str("<section id=\"groups\"><h2>Summary by group</h2>");
     if r.groups.is_empty() {
         b.push_str("<p>No group is known: no outage was recorded in this period and no configuration names one (pass --config).</p>");
@@ -392,33 +431,6 @@ pub fn render(r: &Report, caveats: &[String], verify: &str, definitions: &str) -
         b.push_str("</tbody></table></div>");
     }
     b.push_str("</section>");
-    if !r.outages.is_empty() {
-        let _ = write!(
-            b,
-            "<section id=\"outages\"><h2>Outages</h2><table><thead><tr><th>start</th><th>end</th><th>duration</th><th>group</th><th>likely cause</th><th>failing targets</th><th>unobserved</th><th>id</th></tr></thead><tbody>{}</tbody></table></section>",
-            outage_rows(&r.outages)
-        );
-    }
-    b.push_str(&super::slow::html(&r.slow_periods));
-    b.push_str(&super::plan::html(
-        r.speed_against_plan.as_ref(),
-        &r.time_zone,
-    ));
-    b.push_str(&super::plan::html_tests(r.speed_against_plan.as_ref()));
-    paths_section(&mut b, r);
-    let _ = write!(b, "<footer><p>{}</p></footer>", esc(definitions));
-    format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\
-<title>Connectivity report {since} to {until}</title><style>{STYLE}</style></head><body>\
-<table class=\"page\"><thead><tr><td><div class=\"running\">Connectivity report · {since} to {until} · times in {tz} · \
-journal {head_short}… · hash chain {integrity}</div></td></tr></thead><tbody><tr><td>{b}</td></tr></tbody></table></body></html>\n",
-        since = esc(&r.since),
-        until = esc(&r.until),
-        tz = esc(&r.time_zone),
-        head_short = esc(&head_short),
-    )
 }
 
 const STYLE: &str = "\
