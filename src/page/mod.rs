@@ -291,8 +291,30 @@ fn icon(state: &str) -> &'static str {
     }
 }
 
-/// The sentence at the top.
+/// The sentence at the top, and the page's state.
 pub fn verdict(d: &PageData) -> (String, &'static str) {
+    if let Some(s) = down_sentence(d) {
+        return (s, "down");
+    }
+    if let Some(s) = slow_sentence(d) {
+        return (s, "degraded");
+    }
+    if d.status.groups.is_empty() || d.status.groups.iter().all(|g| g.state == State::Unknown) {
+        return (
+            "Waiting for the first results (no group decided yet)".into(),
+            "unknown",
+        );
+    }
+    (good_sentence(d), "up")
+}
+
+/// A group's place in configuration order (upstream first).
+fn rank(d: &PageData, group: &str) -> Option<usize> {
+    d.status.groups.iter().position(|x| x.name == group)
+}
+
+/// The verdict when a group is down.
+fn down_sentence(d: &PageData) -> Option<String> {
     let now = d.status.now;
     let open: Vec<&Period> = d
         .periods
@@ -301,11 +323,10 @@ pub fn verdict(d: &PageData) -> (String, &'static str) {
         .collect();
     // The most downstream open outage (last group in configuration order)
     // names what the user feels; its cause names whom to call.
-    let rank = |g: &str| d.status.groups.iter().position(|x| x.name == g);
-    if let Some(o) = open.iter().max_by_key(|p| rank(&p.group)) {
+    if let Some(o) = open.iter().max_by_key(|p| rank(d, &p.group)) {
         // The other groups down, upstream first.
         let mut others: Vec<&Period> = open.iter().copied().filter(|p| p.id != o.id).collect();
-        others.sort_by_key(|p| rank(&p.group));
+        others.sort_by_key(|p| rank(d, &p.group));
         let others: Vec<&str> = others.iter().map(|p| p.group.as_str()).collect();
         let mut s = format!(
             "{} is down since {} ({}) — likely cause: {}",
@@ -317,21 +338,28 @@ pub fn verdict(d: &PageData) -> (String, &'static str) {
         if !others.is_empty() {
             s.push_str(&format!(". Also down: {}", others.join(", ")));
         }
-        return (s, "down");
+        return Some(s);
     }
     if let Some(g) = d.status.groups.iter().find(|g| g.state == State::Down) {
-        return (
-            format!("{} is down — likely cause: {}", title_case(&g.name), g.name),
-            "down",
-        );
+        return Some(format!(
+            "{} is down — likely cause: {}",
+            title_case(&g.name),
+            g.name
+        ));
     }
+    None
+}
+
+/// The verdict when a group is slow (and none is down).
+fn slow_sentence(d: &PageData) -> Option<String> {
+    let now = d.status.now;
     let mut slow: Vec<&Period> = d
         .periods
         .iter()
         .filter(|p| p.kind == Kind::Degradation && p.end.is_none())
         .collect();
     // Every slow group, upstream first (configuration order).
-    slow.sort_by_key(|p| (rank(&p.group).unwrap_or(usize::MAX), p.start));
+    slow.sort_by_key(|p| (rank(d, &p.group).unwrap_or(usize::MAX), p.start));
     slow.dedup_by(|a, b| a.group == b.group);
     if let Some(first) = slow.iter().min_by_key(|p| p.start) {
         let names: Vec<String> = slow.iter().map(|p| p.group.clone()).collect();
@@ -358,14 +386,14 @@ pub fn verdict(d: &PageData) -> (String, &'static str) {
                 format!(": {}", triggers.join("; "))
             }
         );
-        return (s, "degraded");
+        return Some(s);
     }
-    if d.status.groups.is_empty() || d.status.groups.iter().all(|g| g.state == State::Unknown) {
-        return (
-            "Waiting for the first results (no group decided yet)".into(),
-            "unknown",
-        );
-    }
+    None
+}
+
+/// The verdict when every group decided is up.
+fn good_sentence(d: &PageData) -> String {
+    let now = d.status.now;
     let unknown: Vec<&str> = d
         .status
         .groups
@@ -394,7 +422,7 @@ pub fn verdict(d: &PageData) -> (String, &'static str) {
     if !unknown.is_empty() {
         s.push_str(&format!("; not decided yet: {}", unknown.join(", ")));
     }
-    (s, "up")
+    s
 }
 
 /// `a`, `a and b`, `a, b and c`.
