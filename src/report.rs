@@ -25,7 +25,7 @@ use crate::text::duration;
 mod html;
 mod plan;
 mod slow;
-pub use plan::{Hours, PlanRow, SpeedAgainstPlan, SpeedTest};
+pub use plan::SpeedAgainstPlan;
 pub use slow::ReportSlowPeriod;
 
 /// The tables of `linkwatch report --format csv`: one per output, chosen
@@ -242,7 +242,9 @@ pub struct OutagePath {
     pub hops_at_start: Vec<String>,
 }
 
-/// Builds the report for `[since, until)` from the journal in `data_dir`.
+/// Builds the report for `[since, until)` from the journal in `data_dir`
+/// (the tests' shorthand for [`build_with`]).
+#[cfg(test)]
 pub fn build(
     data_dir: &Path,
     since: Timestamp,
@@ -254,6 +256,7 @@ pub fn build(
 
 /// [`build`], with `[plan]` rates given by the user (`report --plan-download
 /// …`) replacing the ones the journal recorded, for the directions they name.
+#[cfg(test)]
 pub fn build_with_plan(
     data_dir: &Path,
     since: Timestamp,
@@ -686,6 +689,7 @@ fn spaced(s: &str) -> String {
 }
 
 /// Renders the report in `format` (CSV: the outages table).
+#[cfg(test)]
 pub fn render(report: &Report, format: Format) -> Result<String, ReportError> {
     render_with(report, format, CsvTable::default())
 }

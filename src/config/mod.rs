@@ -9,13 +9,13 @@
 //! rates), so that no file of the folder imports one that imports it back.
 
 mod degraded;
-pub mod diff;
+pub(crate) mod diff;
 mod error;
 mod graph;
 mod model;
 mod net;
 mod parse;
-pub mod redact;
+pub(crate) mod redact;
 mod spec;
 mod thresholds;
 mod throughput;

@@ -12,7 +12,7 @@
 //! `data-group="NAME"` and `data-state="up|down|degraded|unknown"`; each chart
 //! is an `<svg>` with a `<title>`.
 
-pub mod svg;
+mod svg;
 
 use std::fmt::Write as _;
 

@@ -12,7 +12,7 @@
 //! [`bind`] and [`serve`] are two steps, so that the daemon can fail on a
 //! taken port before it touches anything else.
 
-pub mod admission;
+pub(crate) mod admission;
 
 use std::convert::Infallible;
 use std::future::Future;
