@@ -177,3 +177,146 @@ fn the_import_reader_sees_grouped_and_plain_paths() {
     assert_eq!(got, ["config", "metrics", "outage", "probe", "status"]);
     assert!(imports(&code_only("// see crate::server\n")).is_empty());
 }
+
+/// Folders whose files must not import each other in a loop (the folder's
+/// face, `mod.rs` or `<folder>.rs`, aside: it declares the files and hands
+/// their names on). `outage` and `probe` join once their rewrites land.
+const FOLDERS_WITHOUT_CIRCLES: &[&str] = &["cli", "config", "history", "page", "report", "server"];
+
+/// file (or subfolder) → the sibling files and subfolders of `folder` it
+/// imports, read from `super::x`, `super::super::x` (from a subfolder) and
+/// `crate::folder::x` paths outside inline test modules.
+fn folder_graph(folder: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src")
+        .join(folder);
+    let mut files = Vec::new();
+    rust_files(&dir, &mut files);
+    let node = |f: &Path| -> Option<String> {
+        let rel = f.strip_prefix(&dir).unwrap();
+        let first = rel.components().next()?.as_os_str().to_string_lossy();
+        let name = first.trim_end_matches(".rs").to_string();
+        (name != "mod" && name != "tests").then_some(name)
+    };
+    let names: BTreeSet<String> = files.iter().filter_map(|f| node(f)).collect();
+    let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for f in &files {
+        let Some(from) = node(f) else { continue };
+        let text = std::fs::read_to_string(f).unwrap();
+        let code = code_only(without_test_module(&text));
+        // In `sub/x.rs`, the folder is `super::super`; in `sub/mod.rs`, `super`.
+        let in_sub = f.parent() != Some(dir.as_path()) && !f.ends_with("mod.rs");
+        let prefixes = [
+            if in_sub { "super::super::" } else { "super::" }.to_string(),
+            format!("crate::{folder}::"),
+        ];
+        let deps = g.entry(from.clone()).or_default();
+        for prefix in &prefixes {
+            for (i, _) in code.match_indices(prefix.as_str()) {
+                let after = &code[i + prefix.len()..];
+                let mut found: Vec<String> = Vec::new();
+                if let Some(group) = after.strip_prefix('{') {
+                    let group = &group[..group.find('}').unwrap_or(group.len())];
+                    found.extend(group.split(',').map(|s| s.trim().to_string()));
+                } else {
+                    found.push(after.to_string());
+                }
+                for item in found {
+                    let name: String = item
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect();
+                    if name != from && names.contains(&name) {
+                        deps.insert(name);
+                    }
+                }
+            }
+        }
+    }
+    g
+}
+
+/// `text` up to its inline test module (`#[cfg(test)]`, maybe more
+/// attributes, then `mod`), if it has one at the top level.
+fn without_test_module(text: &str) -> &str {
+    let mut at = 0;
+    let mut cfg_test = None;
+    for line in text.split_inclusive('\n') {
+        let l = line.trim_end();
+        if l == "#[cfg(test)]" {
+            cfg_test.get_or_insert(at);
+        } else if l.starts_with("mod ") && cfg_test.is_some() {
+            return &text[..cfg_test.unwrap_or(at)];
+        } else if !l.starts_with("#[") {
+            cfg_test = None;
+        }
+        at += line.len();
+    }
+    text
+}
+
+/// A loop of `g`, if any, as the files in order.
+fn find_circle(g: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        g: &BTreeMap<String, BTreeSet<String>>,
+        n: &str,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = path.iter().position(|p| p == n) {
+            return Some(path[i..].to_vec());
+        }
+        if done.contains(n) {
+            return None;
+        }
+        path.push(n.to_string());
+        for d in g.get(n).into_iter().flatten() {
+            if let Some(c) = visit(g, d, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        done.insert(n.to_string());
+        None
+    }
+    let mut done = BTreeSet::new();
+    g.keys()
+        .find_map(|n| visit(g, n, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn files_inside_a_folder_do_not_import_each_other_in_a_loop() {
+    let mut problems = Vec::new();
+    for folder in FOLDERS_WITHOUT_CIRCLES {
+        let g = folder_graph(folder);
+        println!("src/{folder}/:");
+        for (f, deps) in &g {
+            let deps: Vec<&str> = deps.iter().map(String::as_str).collect();
+            println!("  {f:<12} -> {}", deps.join(", "));
+        }
+        if let Some(c) = find_circle(&g) {
+            problems.push(format!(
+                "src/{folder}/: {} -> {} import each other in a loop: move what they share into a lower file",
+                c.join(" -> "),
+                c[0]
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_circle_finder_finds_a_loop_and_only_a_loop() {
+    let g = |edges: &[(&str, &str)]| {
+        let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (a, b) in edges {
+            g.entry(a.to_string()).or_default().insert(b.to_string());
+        }
+        g
+    };
+    assert_eq!(find_circle(&g(&[("a", "b"), ("b", "c"), ("a", "c")])), None);
+    assert_eq!(
+        find_circle(&g(&[("a", "b"), ("b", "c"), ("c", "b")])),
+        Some(vec!["b".to_string(), "c".to_string()])
+    );
+}
