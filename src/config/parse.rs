@@ -309,7 +309,7 @@ fn defaults_degraded(w: &mut Walker<'_>, root: &Tbl<'_, '_>) -> degraded::Partia
 
 /// A group from its draft and resolved thresholds; `None` when a key was
 /// reported.
-fn finish_group(g: GroupDraft, degraded: super::Degraded) -> Option<Group> {
+fn finish_group(g: GroupDraft, degraded: super::thresholds::Degraded) -> Option<Group> {
     Some(Group {
         name: g.name.ok()?.value,
         needs: g.needs.ok()?.map(|n| n.value),

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 use jiff::Timestamp;
 use jiff::civil::Date;
 
-use super::HistoryError;
 use super::bucket::Minute;
+use super::error::HistoryError;
 use super::row::{FileDamage, Row, RowSink, Throughput};
 
 const EXT: &str = "lwh";

@@ -45,6 +45,7 @@
 //! whole retention.
 
 mod bucket;
+mod error;
 mod file;
 mod query;
 mod row;
@@ -60,6 +61,7 @@ use crate::probe::{Outcome, ProbeResult};
 
 use bucket::Tally;
 pub use bucket::{BUCKETS, Minute};
+pub use error::HistoryError;
 pub use query::{HistoryQuery, Point, QueryError, Series, TargetTests};
 pub use row::{FileDamage, RowSink, Throughput};
 
@@ -69,27 +71,6 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_secs(60);
 pub const RETENTION_DAYS: i64 = 30;
 /// An HTTP response body at least this long counts as a throughput test.
 pub const THROUGHPUT_MIN_BYTES: u64 = 1 << 20;
-
-/// Why the history store could not be opened or written.
-#[derive(Debug, thiserror::Error)]
-pub enum HistoryError {
-    #[error(
-        "failed to create the history directory {path}: {source}; give linkwatch's user write access to daemon.data_dir"
-    )]
-    CreateDir {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("failed to set up the history metric: {0}")]
-    Metric(String),
-    #[error("failed to write history file {path}: {source}")]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
 
 /// The store: in-memory accumulators for the current minute, rows waiting
 /// for the next flush, and the files of earlier batches and runs.
