@@ -617,34 +617,12 @@ struct Family {
 mod family {
     use super::Family;
 
-    const fn f(
-        name: &'static str,
-        kind: &'static str,
-        labels: &'static [&'static str],
-        help: &'static str,
-    ) -> Family {
-        Family {
-            name,
-            kind,
-            labels,
-            help,
-            buckets: &[],
-        }
+    const fn f(name: &'static str, kind: &'static str, labels: &'static [&'static str], help: &'static str) -> Family {
+        Family { name, kind, labels, help, buckets: &[] }
     }
 
-    const fn histogram(
-        name: &'static str,
-        labels: &'static [&'static str],
-        buckets: &'static [f64],
-        help: &'static str,
-    ) -> Family {
-        Family {
-            name,
-            kind: "histogram",
-            labels,
-            help,
-            buckets,
-        }
+    const fn histogram(name: &'static str, labels: &'static [&'static str], buckets: &'static [f64], help: &'static str) -> Family {
+        Family { name, kind: "histogram", labels, help, buckets }
     }
 
     const TARGET: &[&str] = &super::TARGET_LABELS;
