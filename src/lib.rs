@@ -1,22 +1,26 @@
 //! linkwatch: a connectivity monitoring daemon.
 //!
-//! Data flow: [`config`] → [`scheduler`] → [`probe`] workers → [`probe::ProbeResult`]s
-//! consumed by [`metrics`] and the status store ([`status`]), served by [`server`];
-//! [`daemon`] wires them together and [`cli`] is the command line.
+//! Data flow: [`config`] → `scheduler` → [`probe`] workers → [`probe::ProbeResult`]s
+//! consumed by [`metrics`] and the status store (`status`), served by `server`;
+//! `daemon` wires them together and [`cli`] is the command line.
+//!
+//! The modules public here are the crate's face (the binary and the
+//! integration tests use them); the others are `pub(crate)`.
 
 pub mod cli;
 pub mod config;
-pub mod daemon;
+pub(crate) mod daemon;
 pub mod history;
 pub mod journal;
 pub mod metrics;
 pub mod outage;
-pub mod page;
+pub(crate) mod page;
 pub mod path;
 pub mod probe;
-pub mod report;
-pub mod scheduler;
-pub mod sdnotify;
-pub mod server;
-pub mod status;
-pub mod timeparse;
+pub(crate) mod report;
+pub(crate) mod scheduler;
+pub(crate) mod sdnotify;
+pub(crate) mod server;
+pub(crate) mod status;
+pub(crate) mod text;
+pub(crate) mod timeparse;

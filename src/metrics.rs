@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::config::diff::carry_over;
@@ -186,7 +186,7 @@ pub struct Metrics {
 /// The outcome of configuration reloads (Prometheus's names).
 struct ReloadMetrics {
     successful: IntGauge,
-    success_timestamp: prometheus::Gauge,
+    success_timestamp: Gauge,
     total: IntCounterVec,
 }
 
@@ -198,185 +198,66 @@ impl Metrics {
     /// Creates the registry and every series the configuration implies.
     pub fn new(config: &Config) -> Result<Self, MetricsError> {
         let registry = Registry::new_custom(None, None)?;
-
-        let build_info = IntGaugeVec::new(
-            Opts::new(
-                BUILD_INFO,
-                "Always 1; labelled with the linkwatch version and [daemon] site (empty when unset).",
-            ),
-            &["version", "site"],
-        )?;
-        let icmp_mode = IntGaugeVec::new(
-            Opts::new(
-                ICMP_SOCKET_MODE,
-                "1 for the ICMP socket mode in use per address family (dgram: unprivileged, raw: CAP_NET_RAW).",
-            ),
-            &["family", "mode"],
-        )?;
-        let cert_expiry = GaugeVec::new(
-            Opts::new(
-                TLS_CERT_EXPIRY,
-                "Earliest notAfter of the certificate chain seen by the last probe, Unix seconds.",
-            ),
-            &TARGET_LABELS,
-        )?;
-        let download_bps = GaugeVec::new(
-            Opts::new(
-                HTTP_DOWNLOAD_BPS,
-                "Body bytes per second over the transfer phase of the last successful HTTP probe.",
-            ),
-            &TARGET_LABELS,
-        )?;
-        let http_status = IntGaugeVec::new(
-            Opts::new(HTTP_STATUS_CODE, "HTTP status code of the last response."),
-            &TARGET_LABELS,
-        )?;
-        let dns_answers = IntGaugeVec::new(
-            Opts::new(
-                DNS_ANSWERS,
-                "Number of answer records in the last DNS response.",
-            ),
-            &TARGET_LABELS,
-        )?;
-        let throughput_labels = ["target", "group", "direction"];
-        let throughput_bps = GaugeVec::new(
-            Opts::new(
-                THROUGHPUT_BPS,
-                "Goodput of the target's last good throughput test, bytes per second (its ramp left out).",
-            ),
-            &throughput_labels,
-        )?;
-        let throughput_tests = HistogramVec::new(
-            HistogramOpts::new(
-                THROUGHPUT_TESTS_BPS,
-                "Good throughput tests by goodput, bytes per second (for percentiles).",
-            )
-            .buckets(THROUGHPUT_BUCKETS.to_vec()),
-            &throughput_labels,
-        )?;
-        let throughput_bytes = IntCounterVec::new(
-            Opts::new(
-                THROUGHPUT_BYTES_TOTAL,
-                "Body bytes moved by throughput tests, failed and partial tests included (data spent).",
-            ),
-            &throughput_labels,
-        )?;
-        let plan = GaugeVec::new(
-            Opts::new(
-                PLAN_BPS,
-                "The rate [plan] promises, bytes per second, by direction (absent without [plan]): \
-                 divide linkwatch_throughput_bytes_per_second by it for the share of the plan.",
-            ),
-            &["direction"],
-        )?;
-        let lateness = Histogram::with_opts(
-            HistogramOpts::new(
-                SCHEDULE_LATENESS_SECONDS,
-                "How late probes started against their schedule, in seconds.",
-            )
-            .buckets(LATENESS_BUCKETS.to_vec()),
-        )?;
-        let in_flight = IntGauge::new(PROBES_IN_FLIGHT, "Probes currently in flight.")?;
-        let concurrency_limit = IntGauge::new(
-            PROBE_CONCURRENCY_LIMIT,
-            "Configured bound on probes in flight (daemon.max_concurrency).",
-        )?;
-        let targets_gauge =
-            IntGaugeVec::new(Opts::new(TARGETS, "Configured targets by kind."), &["kind"])?;
-        let queued = IntCounter::new(
-            PROBES_QUEUED_TOTAL,
-            "Probes that waited for a free slot because daemon.max_concurrency probes were in flight.",
-        )?;
-        let reload = ReloadMetrics {
-            successful: IntGauge::new(
-                CONFIG_LAST_RELOAD_SUCCESSFUL,
-                "1 if the last configuration reload applied (1 at start), 0 if the file did not validate.",
-            )?,
-            success_timestamp: prometheus::Gauge::new(
-                CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP,
-                "Unix time of the last configuration applied (the start, until a reload succeeds).",
-            )?,
-            total: IntCounterVec::new(
-                Opts::new(
-                    CONFIG_RELOADS_TOTAL,
-                    "Configuration reloads (SIGHUP, POST /-/reload) by result (success, failure).",
-                ),
-                &["result"],
-            )?,
+        let r = Register(&registry);
+        let build_info: IntGaugeVec = r.add(&family::BUILD_INFO)?;
+        let m = Self {
+            targets: RwLock::new(Vec::new()),
+            targets_gauge: r.add(&family::TARGETS)?,
+            reload: ReloadMetrics {
+                successful: r.add(&family::RELOAD_SUCCESSFUL)?,
+                success_timestamp: r.add(&family::RELOAD_SUCCESS_TIMESTAMP)?,
+                total: r.add(&family::RELOADS_TOTAL)?,
+            },
+            icmp_mode: r.add(&family::ICMP_SOCKET_MODE)?,
+            cert_expiry: r.add(&family::TLS_CERT_EXPIRY)?,
+            download_bps: r.add(&family::HTTP_DOWNLOAD_BPS)?,
+            http_status: r.add(&family::HTTP_STATUS_CODE)?,
+            dns_answers: r.add(&family::DNS_ANSWERS)?,
+            throughput_bps: r.add(&family::THROUGHPUT_BPS)?,
+            throughput_tests: r.add(&family::THROUGHPUT_TESTS_BPS)?,
+            throughput_bytes: r.add(&family::THROUGHPUT_BYTES_TOTAL)?,
+            plan: r.add(&family::PLAN_BPS)?,
+            last_size: AtomicUsize::new(64 * 1024),
+            lateness: r.add(&family::SCHEDULE_LATENESS_SECONDS)?,
+            in_flight: r.add(&family::PROBES_IN_FLIGHT)?,
+            concurrency_limit: r.add(&family::PROBE_CONCURRENCY_LIMIT)?,
+            queued: r.add(&family::PROBES_QUEUED_TOTAL)?,
+            registry,
         };
-        reload.successful.set(1);
-        reload
-            .success_timestamp
-            .set(jiff::Timestamp::now().as_millisecond() as f64 / 1e3);
-        for result in ["success", "failure"] {
-            reload.total.with_label_values(&[result]);
-        }
-
-        let collectors: Vec<Box<dyn Collector>> = vec![
-            Box::new(build_info.clone()),
-            Box::new(icmp_mode.clone()),
-            Box::new(cert_expiry.clone()),
-            Box::new(download_bps.clone()),
-            Box::new(http_status.clone()),
-            Box::new(dns_answers.clone()),
-            Box::new(throughput_bps.clone()),
-            Box::new(throughput_tests.clone()),
-            Box::new(throughput_bytes.clone()),
-            Box::new(plan.clone()),
-            Box::new(lateness.clone()),
-            Box::new(queued.clone()),
-            Box::new(in_flight.clone()),
-            Box::new(concurrency_limit.clone()),
-            Box::new(targets_gauge.clone()),
-            Box::new(reload.successful.clone()),
-            Box::new(reload.success_timestamp.clone()),
-            Box::new(reload.total.clone()),
-        ];
-        for c in collectors {
-            registry.register(c)?;
-        }
-        registry.register(Box::new(
+        m.registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
 
+        m.reload.successful.set(1);
+        m.reload
+            .success_timestamp
+            .set(jiff::Timestamp::now().as_millisecond() as f64 / 1e3);
+        for result in ["success", "failure"] {
+            m.reload.total.with_label_values(&[result]);
+        }
         build_info
             .with_label_values(&[
                 env!("CARGO_PKG_VERSION"),
                 config.daemon.site.as_deref().unwrap_or(""),
             ])
             .set(1);
-        concurrency_limit.set(i64::try_from(config.daemon.max_concurrency).unwrap_or(i64::MAX));
-        for kind in Kind::ALL {
-            let n = config.targets.iter().filter(|t| t.kind() == kind).count();
-            targets_gauge
-                .with_label_values(&[kind.as_str()])
-                .set(i64::try_from(n).unwrap_or(i64::MAX));
-        }
-
-        let m = Self {
-            registry,
-            targets: RwLock::new(Vec::new()),
-            targets_gauge,
-            reload,
-            icmp_mode,
-            cert_expiry,
-            download_bps,
-            http_status,
-            dns_answers,
-            throughput_bps,
-            throughput_tests,
-            throughput_bytes,
-            plan,
-            last_size: AtomicUsize::new(64 * 1024),
-            lateness,
-            in_flight,
-            concurrency_limit,
-            queued,
-        };
+        m.concurrency_limit
+            .set(i64::try_from(config.daemon.max_concurrency).unwrap_or(i64::MAX));
+        m.count_targets(config);
         let targets = config.targets.iter().map(|t| m.series(t)).collect();
         *m.targets.write().unwrap_or_else(|p| p.into_inner()) = targets;
         m.set_plan(config.plan.as_ref());
         Ok(m)
+    }
+
+    /// `linkwatch_targets`: the configured targets by kind.
+    fn count_targets(&self, config: &Config) {
+        for kind in Kind::ALL {
+            let n = config.targets.iter().filter(|t| t.kind() == kind).count();
+            self.targets_gauge
+                .with_label_values(&[kind.as_str()])
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
     }
 
     /// Exports `[plan]` (at start, and again after a reload): one series per
@@ -475,12 +356,7 @@ impl Metrics {
             |i| self.series(&new.targets[i]),
         );
         self.set_plan(new.plan.as_ref());
-        for kind in Kind::ALL {
-            let n = new.targets.iter().filter(|t| t.kind() == kind).count();
-            self.targets_gauge
-                .with_label_values(&[kind.as_str()])
-                .set(i64::try_from(n).unwrap_or(i64::MAX));
-        }
+        self.count_targets(new);
     }
 
     /// Records the outcome of a reload attempt.
@@ -603,132 +479,248 @@ impl Metrics {
     /// Writes the per-target families, in the layout `TextEncoder` uses.
     fn encode_targets(&self, w: &mut Vec<u8>) {
         let ts = &*self.targets.read().unwrap_or_else(|p| p.into_inner());
-        family(
+        encode_success(w, ts);
+        encode_probes(w, ts);
+        encode_durations(w, ts);
+        encode_phases(w, ts);
+        encode_errors(w, ts);
+        encode_skipped(w, ts);
+    }
+}
+
+fn encode_success(w: &mut Vec<u8>, ts: &[TargetMetrics]) {
+    header(w, &family::PROBE_SUCCESS);
+    for t in ts {
+        line(
             w,
             PROBE_SUCCESS,
-            "1 if the target's last probe succeeded, else 0.",
-            "gauge",
+            &t.labels,
+            "",
+            Value::Int(t.success.load(Ordering::Relaxed)),
         );
-        for t in ts {
+    }
+}
+
+fn encode_probes(w: &mut Vec<u8>, ts: &[TargetMetrics]) {
+    header(w, &family::PROBES_TOTAL);
+    for t in ts {
+        for (i, r) in RESULTS.iter().enumerate() {
+            let v = t.probes[i].load(Ordering::Relaxed);
             line(
                 w,
-                PROBE_SUCCESS,
+                PROBES_TOTAL,
                 &t.labels,
-                "",
-                Value::Int(t.success.load(Ordering::Relaxed)),
+                &format_label("result", r),
+                Value::Uint(v),
             );
         }
-        family(
-            w,
-            PROBES_TOTAL,
-            "Probes completed, by result (success, timeout, error).",
-            "counter",
-        );
-        for t in ts {
-            for (i, r) in RESULTS.iter().enumerate() {
-                let v = t.probes[i].load(Ordering::Relaxed);
-                line(
-                    w,
-                    PROBES_TOTAL,
-                    &t.labels,
-                    &format_label("result", r),
-                    Value::Uint(v),
-                );
-            }
+    }
+}
+
+fn encode_durations(w: &mut Vec<u8>, ts: &[TargetMetrics]) {
+    header(w, &family::PROBE_DURATION_SECONDS);
+    let bucket = format!("{PROBE_DURATION_SECONDS}_bucket");
+    let sum = format!("{PROBE_DURATION_SECONDS}_sum");
+    let count = format!("{PROBE_DURATION_SECONDS}_count");
+    let les: Vec<String> = DURATION_BUCKETS
+        .iter()
+        .map(|b| format_label("le", &b.to_string()))
+        .chain(std::iter::once(format_label("le", "+Inf")))
+        .collect();
+    for t in ts {
+        let mut cum = 0;
+        for (b, le) in t.buckets.iter().zip(&les) {
+            cum += b.load(Ordering::Relaxed);
+            line(w, &bucket, &t.labels, le, Value::Uint(cum));
         }
-        family(
-            w,
-            PROBE_DURATION_SECONDS,
-            "Duration of successful probes in seconds (round-trip time for icmp, connect time for tcp).",
-            "histogram",
-        );
-        let bucket = format!("{PROBE_DURATION_SECONDS}_bucket");
-        let sum = format!("{PROBE_DURATION_SECONDS}_sum");
-        let count = format!("{PROBE_DURATION_SECONDS}_count");
-        let les: Vec<String> = DURATION_BUCKETS
-            .iter()
-            .map(|b| format_label("le", &b.to_string()))
-            .chain(std::iter::once(format_label("le", "+Inf")))
-            .collect();
-        for t in ts {
-            let mut cum = 0;
-            for (b, le) in t.buckets.iter().zip(&les) {
-                cum += b.load(Ordering::Relaxed);
-                line(w, &bucket, &t.labels, le, Value::Uint(cum));
-            }
-            line(w, &sum, &t.labels, "", Value::Float(t.duration_sum.get()));
-            line(w, &count, &t.labels, "", Value::Uint(cum));
+        line(w, &sum, &t.labels, "", Value::Float(t.duration_sum.get()));
+        line(w, &count, &t.labels, "", Value::Uint(cum));
+    }
+}
+
+fn encode_phases(w: &mut Vec<u8>, ts: &[TargetMetrics]) {
+    header(w, &family::PROBE_PHASE_SECONDS);
+    let phase_labels: Vec<String> = Phase::ALL
+        .iter()
+        .map(|p| format_label("phase", p.as_str()))
+        .collect();
+    for t in ts {
+        for p in Phase::for_kind(t.kind) {
+            let v = t.phases[p.index()].get();
+            line(
+                w,
+                PROBE_PHASE_SECONDS,
+                &t.labels,
+                &phase_labels[p.index()],
+                Value::Float(v),
+            );
         }
-        family(
-            w,
-            PROBE_PHASE_SECONDS,
-            "Duration of each phase of the target's last successful probe, in seconds.",
-            "gauge",
-        );
-        let phase_labels: Vec<String> = Phase::ALL
-            .iter()
-            .map(|p| format_label("phase", p.as_str()))
-            .collect();
-        for t in ts {
-            for p in Phase::for_kind(t.kind) {
-                let v = t.phases[p.index()].get();
-                line(
-                    w,
-                    PROBE_PHASE_SECONDS,
-                    &t.labels,
-                    &phase_labels[p.index()],
-                    Value::Float(v),
-                );
-            }
-        }
-        // Failure series appear with a target's first failure of that reason.
-        let mark = w.len();
-        family(
-            w,
-            PROBE_ERRORS_TOTAL,
-            "Failed probes by reason (timeout included as reason \"timeout\").",
-            "counter",
-        );
-        let header = w.len();
-        let reason_labels: Vec<String> = std::iter::once("timeout")
-            .chain(Reason::ALL.iter().map(|r| r.as_str()))
-            .map(|r| format_label("reason", r))
-            .collect();
-        for t in ts {
-            for (e, label) in t.errors.iter().zip(&reason_labels) {
-                let v = e.load(Ordering::Relaxed);
-                if v > 0 {
-                    line(w, PROBE_ERRORS_TOTAL, &t.labels, label, Value::Uint(v));
-                }
-            }
-        }
-        if w.len() == header {
-            w.truncate(mark);
-        }
-        family(
-            w,
-            PROBES_SKIPPED_TOTAL,
-            "Scheduled probes not sent: reason \"behind\" when the target's previous slot overran \
-             (the process fell behind), \"budget\" when a throughput target's max_bytes_per_day is spent, \
-             \"hold\" when its group was held for a path trace's re-probe.",
-            "counter",
-        );
-        let skip_labels = Skip::ALL.map(|r| format_label("reason", r.as_str()));
-        for t in ts {
-            for why in Skip::ALL {
-                if why == Skip::Budget && t.kind != Kind::Throughput {
-                    continue;
-                }
-                line(
-                    w,
-                    PROBES_SKIPPED_TOTAL,
-                    &t.labels,
-                    &skip_labels[why as usize],
-                    Value::Uint(t.skipped[why as usize].load(Ordering::Relaxed)),
-                );
+    }
+}
+
+fn encode_errors(w: &mut Vec<u8>, ts: &[TargetMetrics]) {
+    // Failure series appear with a target's first failure of that reason.
+    let mark = w.len();
+    header(w, &family::PROBE_ERRORS_TOTAL);
+    let head = w.len();
+    let reason_labels: Vec<String> = std::iter::once("timeout")
+        .chain(Reason::ALL.iter().map(|r| r.as_str()))
+        .map(|r| format_label("reason", r))
+        .collect();
+    for t in ts {
+        for (e, label) in t.errors.iter().zip(&reason_labels) {
+            let v = e.load(Ordering::Relaxed);
+            if v > 0 {
+                line(w, PROBE_ERRORS_TOTAL, &t.labels, label, Value::Uint(v));
             }
         }
     }
+    if w.len() == head {
+        w.truncate(mark);
+    }
+}
+
+fn encode_skipped(w: &mut Vec<u8>, ts: &[TargetMetrics]) {
+    header(w, &family::PROBES_SKIPPED_TOTAL);
+    let skip_labels = Skip::ALL.map(|r| format_label("reason", r.as_str()));
+    for t in ts {
+        for why in Skip::ALL {
+            if why == Skip::Budget && t.kind != Kind::Throughput {
+                continue;
+            }
+            line(
+                w,
+                PROBES_SKIPPED_TOTAL,
+                &t.labels,
+                &skip_labels[why as usize],
+                Value::Uint(t.skipped[why as usize].load(Ordering::Relaxed)),
+            );
+        }
+    }
+}
+
+/// One metric family as the exposition describes it: name, type, labels
+/// (for a per-target family, those after `target`, `group`, `kind`), help,
+/// and a histogram's buckets.
+struct Family {
+    name: &'static str,
+    kind: &'static str,
+    labels: &'static [&'static str],
+    help: &'static str,
+    buckets: &'static [f64],
+}
+
+/// Every family, as a table: adding a metric is one row here, plus its
+/// field in [`Metrics`] (registry-held) or its writer (per target). Kept out
+/// of rustfmt so that each row stays one line.
+#[rustfmt::skip]
+mod family {
+    use super::Family;
+
+    const fn f(name: &'static str, kind: &'static str, labels: &'static [&'static str], help: &'static str) -> Family {
+        Family { name, kind, labels, help, buckets: &[] }
+    }
+
+    const fn histogram(name: &'static str, labels: &'static [&'static str], buckets: &'static [f64], help: &'static str) -> Family {
+        Family { name, kind: "histogram", labels, help, buckets }
+    }
+
+    const TARGET: &[&str] = &super::TARGET_LABELS;
+    const THROUGHPUT: &[&str] = &["target", "group", "direction"];
+
+    // Per target, written by `Metrics::encode_targets`.
+    pub(super) const PROBE_SUCCESS: Family =          f(super::PROBE_SUCCESS, "gauge", &[], "1 if the target's last probe succeeded, else 0.");
+    pub(super) const PROBES_TOTAL: Family =           f(super::PROBES_TOTAL, "counter", &["result"], "Probes completed, by result (success, timeout, error).");
+    pub(super) const PROBE_DURATION_SECONDS: Family = histogram(super::PROBE_DURATION_SECONDS, &[], super::DURATION_BUCKETS, "Duration of successful probes in seconds (round-trip time for icmp, connect time for tcp).");
+    pub(super) const PROBE_PHASE_SECONDS: Family =    f(super::PROBE_PHASE_SECONDS, "gauge", &["phase"], "Duration of each phase of the target's last successful probe, in seconds.");
+    pub(super) const PROBE_ERRORS_TOTAL: Family =     f(super::PROBE_ERRORS_TOTAL, "counter", &["reason"], "Failed probes by reason (timeout included as reason \"timeout\").");
+    pub(super) const PROBES_SKIPPED_TOTAL: Family =   f(super::PROBES_SKIPPED_TOTAL, "counter", &["reason"], "Scheduled probes not sent: reason \"behind\" when the target's previous slot overran (the process fell behind), \"budget\" when a throughput target's max_bytes_per_day is spent, \"hold\" when its group was held for a path trace's re-probe.");
+
+    // Held in the registry.
+    pub(super) const BUILD_INFO: Family =             f(super::BUILD_INFO, "gauge", &["version", "site"], "Always 1; labelled with the linkwatch version and [daemon] site (empty when unset).");
+    pub(super) const ICMP_SOCKET_MODE: Family =       f(super::ICMP_SOCKET_MODE, "gauge", &["family", "mode"], "1 for the ICMP socket mode in use per address family (dgram: unprivileged, raw: CAP_NET_RAW).");
+    pub(super) const TLS_CERT_EXPIRY: Family =        f(super::TLS_CERT_EXPIRY, "gauge", TARGET, "Earliest notAfter of the certificate chain seen by the last probe, Unix seconds.");
+    pub(super) const HTTP_DOWNLOAD_BPS: Family =      f(super::HTTP_DOWNLOAD_BPS, "gauge", TARGET, "Body bytes per second over the transfer phase of the last successful HTTP probe.");
+    pub(super) const HTTP_STATUS_CODE: Family =       f(super::HTTP_STATUS_CODE, "gauge", TARGET, "HTTP status code of the last response.");
+    pub(super) const DNS_ANSWERS: Family =            f(super::DNS_ANSWERS, "gauge", TARGET, "Number of answer records in the last DNS response.");
+    pub(super) const THROUGHPUT_BPS: Family =         f(super::THROUGHPUT_BPS, "gauge", THROUGHPUT, "Goodput of the target's last good throughput test, bytes per second (its ramp left out).");
+    pub(super) const THROUGHPUT_TESTS_BPS: Family =   histogram(super::THROUGHPUT_TESTS_BPS, THROUGHPUT, super::THROUGHPUT_BUCKETS, "Good throughput tests by goodput, bytes per second (for percentiles).");
+    pub(super) const THROUGHPUT_BYTES_TOTAL: Family = f(super::THROUGHPUT_BYTES_TOTAL, "counter", THROUGHPUT, "Body bytes moved by throughput tests, failed and partial tests included (data spent).");
+    pub(super) const PLAN_BPS: Family =               f(super::PLAN_BPS, "gauge", &["direction"], "The rate [plan] promises, bytes per second, by direction (absent without [plan]): divide linkwatch_throughput_bytes_per_second by it for the share of the plan.");
+    pub(super) const SCHEDULE_LATENESS_SECONDS: Family = histogram(super::SCHEDULE_LATENESS_SECONDS, &[], super::LATENESS_BUCKETS, "How late probes started against their schedule, in seconds.");
+    pub(super) const PROBES_IN_FLIGHT: Family =       f(super::PROBES_IN_FLIGHT, "gauge", &[], "Probes currently in flight.");
+    pub(super) const PROBE_CONCURRENCY_LIMIT: Family = f(super::PROBE_CONCURRENCY_LIMIT, "gauge", &[], "Configured bound on probes in flight (daemon.max_concurrency).");
+    pub(super) const TARGETS: Family =                f(super::TARGETS, "gauge", &["kind"], "Configured targets by kind.");
+    pub(super) const PROBES_QUEUED_TOTAL: Family =    f(super::PROBES_QUEUED_TOTAL, "counter", &[], "Probes that waited for a free slot because daemon.max_concurrency probes were in flight.");
+    pub(super) const RELOAD_SUCCESSFUL: Family =      f(super::CONFIG_LAST_RELOAD_SUCCESSFUL, "gauge", &[], "1 if the last configuration reload applied (1 at start), 0 if the file did not validate.");
+    pub(super) const RELOAD_SUCCESS_TIMESTAMP: Family = f(super::CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP, "gauge", &[], "Unix time of the last configuration applied (the start, until a reload succeeds).");
+    pub(super) const RELOADS_TOTAL: Family =          f(super::CONFIG_RELOADS_TOTAL, "counter", &["result"], "Configuration reloads (SIGHUP, POST /-/reload) by result (success, failure).");
+}
+
+/// A registry-held metric that a [`Family`] row describes; its type says
+/// the family's kind.
+trait FromFamily: Collector + Clone + Sized + 'static {
+    const KIND: &'static str;
+    fn from_family(f: &Family) -> prometheus::Result<Self>;
+}
+
+macro_rules! from_family {
+    ($kind:literal: $($single:ty),* ; $($vec:ty),*) => {
+        $(impl FromFamily for $single {
+            const KIND: &'static str = $kind;
+            fn from_family(f: &Family) -> prometheus::Result<Self> {
+                <$single>::new(f.name, f.help)
+            }
+        })*
+        $(impl FromFamily for $vec {
+            const KIND: &'static str = $kind;
+            fn from_family(f: &Family) -> prometheus::Result<Self> {
+                <$vec>::new(Opts::new(f.name, f.help), f.labels)
+            }
+        })*
+    };
+}
+from_family!("gauge": IntGauge, Gauge; IntGaugeVec, GaugeVec);
+from_family!("counter": IntCounter; IntCounterVec);
+
+impl FromFamily for Histogram {
+    const KIND: &'static str = "histogram";
+    fn from_family(f: &Family) -> prometheus::Result<Self> {
+        Histogram::with_opts(HistogramOpts::new(f.name, f.help).buckets(f.buckets.to_vec()))
+    }
+}
+
+impl FromFamily for HistogramVec {
+    const KIND: &'static str = "histogram";
+    fn from_family(f: &Family) -> prometheus::Result<Self> {
+        HistogramVec::new(
+            HistogramOpts::new(f.name, f.help).buckets(f.buckets.to_vec()),
+            f.labels,
+        )
+    }
+}
+
+/// Creates the metrics of table rows and registers them.
+struct Register<'a>(&'a Registry);
+
+impl Register<'_> {
+    fn add<T: FromFamily>(&self, f: &Family) -> Result<T, MetricsError> {
+        debug_assert_eq!(f.kind, T::KIND, "{}: the table's type", f.name);
+        let m = T::from_family(f)?;
+        self.0.register(Box::new(m.clone()))?;
+        Ok(m)
+    }
+}
+
+/// `# HELP` and `# TYPE` of a family written by hand.
+fn header(w: &mut Vec<u8>, f: &Family) {
+    let _ = write!(
+        w,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n",
+        name = f.name,
+        help = f.help,
+        kind = f.kind
+    );
 }
 
 /// A sample value.
@@ -736,10 +728,6 @@ enum Value {
     Int(i64),
     Uint(u64),
     Float(f64),
-}
-
-fn family(w: &mut Vec<u8>, name: &str, help: &str, kind: &str) {
-    let _ = write!(w, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
 }
 
 /// `,name="value"` (value escaped), appended after the target labels.

@@ -17,11 +17,13 @@ use crate::journal::ChainHead;
 use crate::journal::{Ledger as History, ReadError, VerifyReport, When, lock};
 use crate::outage::figures::{self, Figures};
 use crate::path;
+use crate::text::DurationStyle::Spaced;
+use crate::text::duration;
 
 mod html;
 mod plan;
 mod slow;
-pub use plan::{Hours, PlanRow, SpeedAgainstPlan, SpeedTest};
+pub use plan::SpeedAgainstPlan;
 pub use slow::ReportSlowPeriod;
 
 /// The tables of `linkwatch report --format csv`: one per output, chosen
@@ -238,7 +240,9 @@ pub struct OutagePath {
     pub hops_at_start: Vec<String>,
 }
 
-/// Builds the report for `[since, until)` from the journal in `data_dir`.
+/// Builds the report for `[since, until)` from the journal in `data_dir`
+/// (the tests' shorthand for [`build_with`]).
+#[cfg(test)]
 pub fn build(
     data_dir: &Path,
     since: Timestamp,
@@ -250,6 +254,7 @@ pub fn build(
 
 /// [`build`], with `[plan]` rates given by the user (`report --plan-download
 /// …`) replacing the ones the journal recorded, for the directions they name.
+#[cfg(test)]
 pub fn build_with_plan(
     data_dir: &Path,
     since: Timestamp,
@@ -278,11 +283,7 @@ pub fn build_with(
             until: until.to_string(),
         });
     }
-    let tz = if tz_name.eq_ignore_ascii_case("utc") {
-        TimeZone::UTC
-    } else {
-        TimeZone::get(tz_name).map_err(|_| ReportError::TimeZone(tz_name.to_string()))?
-    };
+    let tz = time_zone(tz_name)?;
     let fmt = |t: Timestamp| format_in(t, &tz);
 
     let journal = crate::journal::journal_path(data_dir);
@@ -318,7 +319,72 @@ pub fn build_with(
         .collect();
     let period = secs(since, until);
 
-    let outages: Vec<ReportOutage> = records
+    let outages = report_outages(&records, &figs, &monitored_spans, since, until, &fmt);
+
+    let paths = outage_paths(&records, &history, since, until, &fmt);
+
+    let names = report_groups(&history, &figs, groups);
+    let summaries = names
+        .iter()
+        .map(|g| group_summary(&figs, g, since, until))
+        .collect();
+    let days = days(&figs, &names, since, until, &tz);
+
+    Ok(Report {
+        generated: fmt(now),
+        version: env!("CARGO_PKG_VERSION"),
+        sites: sites(&overlapping_runs),
+        time_zone: tz_name.to_string(),
+        since: fmt(since),
+        until: fmt(until),
+        period_seconds: period,
+        monitored_seconds: monitored,
+        coverage_percent: if period > 0.0 {
+            100.0 * monitored / period
+        } else {
+            0.0
+        },
+        unmonitored,
+        stalled_seconds: stalled,
+        stalls: stall_spans.len(),
+        unsynchronized_runs: overlapping_runs
+            .iter()
+            .filter(|r| r.clock_synchronized != Some(true))
+            .count(),
+        runs: overlapping_runs.len(),
+        journal_ok: verify.ok(),
+        journal_problems: verify.problems.iter().map(|p| p.to_string()).collect(),
+        journal_head: verify.head,
+        groups: summaries,
+        outages,
+        paths,
+        slow_periods: slow::build(&history, since, until, now, &liveness, &fmt),
+        speed_against_plan: plan::build(data_dir, &history, since, until, &tz, plan),
+        days,
+        history_damaged_files: crate::history::damaged_files(data_dir, since, until),
+    })
+}
+
+/// The zone `tz_name` names (`UTC` in any case, or an IANA name).
+fn time_zone(tz_name: &str) -> Result<TimeZone, ReportError> {
+    Ok(if tz_name.eq_ignore_ascii_case("utc") {
+        TimeZone::UTC
+    } else {
+        TimeZone::get(tz_name).map_err(|_| ReportError::TimeZone(tz_name.to_string()))?
+    })
+}
+
+/// The outages that overlap `[since, until)`, with the part of each that
+/// fell in monitored time.
+fn report_outages(
+    records: &[crate::journal::OutageRecord],
+    figs: &Figures,
+    monitored_spans: &[figures::Span],
+    since: Timestamp,
+    until: Timestamp,
+    fmt: &dyn Fn(Timestamp) -> String,
+) -> Vec<ReportOutage> {
+    records
         .iter()
         .filter(|r| r.overlaps(Some(since), Some(until)))
         .map(|r| {
@@ -327,7 +393,7 @@ pub fn build_with(
                 &figures::clip(r.start, end, since, until)
                     .into_iter()
                     .collect::<Vec<_>>(),
-                &monitored_spans,
+                monitored_spans,
             ));
             ReportOutage {
                 id: r.id.clone(),
@@ -345,9 +411,19 @@ pub fn build_with(
                 observed_until: r.observed_until.map(fmt),
             }
         })
-        .collect();
+        .collect()
+}
 
-    let paths: Vec<OutagePath> = records
+/// The path snapshots of the outages that overlap `[since, until)`, each
+/// compared with its group's last complete baseline.
+fn outage_paths(
+    records: &[crate::journal::OutageRecord],
+    history: &History,
+    since: Timestamp,
+    until: Timestamp,
+    fmt: &dyn Fn(Timestamp) -> String,
+) -> Vec<OutagePath> {
+    records
         .iter()
         .filter(|r| r.overlaps(Some(since), Some(until)))
         .filter_map(|r| {
@@ -381,62 +457,33 @@ pub fn build_with(
                 hops_at_start: start.map_or_else(Vec::new, |p| hop_list(&p.hops)),
             })
         })
-        .collect();
+        .collect()
+}
 
+/// The `[daemon] site` of each run, once each, in order (`""` for none).
+fn sites(runs: &[&crate::journal::Run]) -> Vec<String> {
+    runs.iter().fold(Vec::new(), |mut v, r| {
+        let s = r.site.clone().unwrap_or_default();
+        if !v.contains(&s) {
+            v.push(s);
+        }
+        v
+    })
+}
+
+/// The groups the report covers: `groups` (a configuration's), else those
+/// of the configuration the journal's last run recorded, then any other
+/// group the journal names (see [`group_names`]).
+fn report_groups(history: &History, figs: &Figures, groups: Option<&[String]>) -> Vec<String> {
     let recorded;
     let groups = match groups {
         Some(g) => g,
         None => {
-            recorded = recorded_groups(&history);
+            recorded = recorded_groups(history);
             &recorded[..]
         }
     };
-    let names = group_names(groups, &figs);
-    let summaries = names
-        .iter()
-        .map(|g| group_summary(&figs, g, since, until))
-        .collect();
-    let days = days(&figs, &names, since, until, &tz);
-
-    Ok(Report {
-        generated: fmt(now),
-        version: env!("CARGO_PKG_VERSION"),
-        sites: overlapping_runs.iter().fold(Vec::new(), |mut v, r| {
-            let s = r.site.clone().unwrap_or_default();
-            if !v.contains(&s) {
-                v.push(s);
-            }
-            v
-        }),
-        time_zone: tz_name.to_string(),
-        since: fmt(since),
-        until: fmt(until),
-        period_seconds: period,
-        monitored_seconds: monitored,
-        coverage_percent: if period > 0.0 {
-            100.0 * monitored / period
-        } else {
-            0.0
-        },
-        unmonitored,
-        stalled_seconds: stalled,
-        stalls: stall_spans.len(),
-        unsynchronized_runs: overlapping_runs
-            .iter()
-            .filter(|r| r.clock_synchronized != Some(true))
-            .count(),
-        runs: overlapping_runs.len(),
-        journal_ok: verify.ok(),
-        journal_problems: verify.problems.iter().map(|p| p.to_string()).collect(),
-        journal_head: verify.head,
-        groups: summaries,
-        outages,
-        paths,
-        slow_periods: slow::build(&history, since, until, now, &liveness, &fmt),
-        speed_against_plan: plan::build(data_dir, &history, since, until, &tz, plan),
-        days,
-        history_damaged_files: crate::history::damaged_files(data_dir, since, until),
-    })
+    group_names(groups, figs)
 }
 
 /// The groups of the configuration file the journal's last run recorded,
@@ -500,7 +547,7 @@ fn group_summary(figs: &Figures, g: &str, since: Timestamp, until: Timestamp) ->
             "{} outage{}, {} down",
             f.outages,
             if f.outages == 1 { "" } else { "s" },
-            human(f.down_seconds)
+            duration(f.down_seconds, Spaced)
         )
     } else if f.monitored_seconds <= 0.0 {
         "not monitored".to_string()
@@ -511,10 +558,13 @@ fn group_summary(figs: &Figures, g: &str, since: Timestamp, until: Timestamp) ->
     } else {
         format!(
             "no outage; answered throughout the {} monitored ({:.2} % of the period{})",
-            human(f.judged_seconds),
+            duration(f.judged_seconds, Spaced),
             coverage,
             if f.not_judged_seconds >= 1.0 {
-                format!("; {} not yet judged", human(f.not_judged_seconds))
+                format!(
+                    "; {} not yet judged",
+                    duration(f.not_judged_seconds, Spaced)
+                )
             } else {
                 String::new()
             }
@@ -611,20 +661,33 @@ fn format_in(t: Timestamp, tz: &TimeZone) -> String {
     z.strftime("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string()
 }
 
-/// `1h 02m 03s` style durations for people.
-pub fn human(secs: f64) -> String {
-    let total = secs.round() as u64;
-    let (h, m, s) = (total / 3600, total % 3600 / 60, total % 60);
-    if h > 0 {
-        format!("{h}h {m:02}m {s:02}s")
-    } else if m > 0 {
-        format!("{m}m {s:02}s")
-    } else {
-        format!("{:.1}s", secs)
+/// RFC 3339 times with room to wrap: `2026-12-01 15:59:34.600 +00:00`.
+fn spaced(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len() + 8);
+    for (i, &c) in chars.iter().enumerate() {
+        let prev = i.checked_sub(1).and_then(|j| chars.get(j)).copied();
+        let next = chars.get(i + 1).copied();
+        let digit = |c: Option<char>| c.is_some_and(|c| c.is_ascii_digit());
+        if c == 'T' && digit(prev) && digit(next) {
+            out.push(' ');
+            continue;
+        }
+        // The offset after milliseconds: `.600+00:00`.
+        if (c == '+' || c == '-')
+            && i >= 4
+            && chars[i - 4] == '.'
+            && chars[i - 3..i].iter().all(char::is_ascii_digit)
+        {
+            out.push(' ');
+        }
+        out.push(c);
     }
+    out
 }
 
 /// Renders the report in `format` (CSV: the outages table).
+#[cfg(test)]
 pub fn render(report: &Report, format: Format) -> Result<String, ReportError> {
     render_with(report, format, CsvTable::default())
 }
@@ -813,7 +876,7 @@ pub(crate) fn group_cells(g: &GroupSummary) -> [String; 7] {
     let causes: Vec<String> = g
         .downtime_by_cause
         .iter()
-        .map(|c| format!("{}: {}", c.cause, human(c.downtime_seconds)))
+        .map(|c| format!("{}: {}", c.cause, duration(c.downtime_seconds, Spaced)))
         .collect();
     [
         g.group.clone(),
@@ -823,12 +886,12 @@ pub(crate) fn group_cells(g: &GroupSummary) -> [String; 7] {
         if g.outages == 0 {
             "-".into()
         } else {
-            human(g.downtime_seconds)
+            duration(g.downtime_seconds, Spaced)
         },
         if g.outages == 0 {
             "-".into()
         } else {
-            human(g.longest_outage_seconds)
+            duration(g.longest_outage_seconds, Spaced)
         },
         if causes.is_empty() {
             "-".into()
@@ -909,13 +972,26 @@ fn render_markdown(r: &Report) -> String {
         r.generated, r.version, r.time_zone
     );
     let _ = writeln!(out, "Site: {}.\n", site_line(&r.sites));
+    markdown_evidence(&mut out, r);
+    markdown_groups(&mut out, r);
+    markdown_outages(&mut out, r);
+    markdown_paths(&mut out, r);
+    slow::markdown(&mut out, &r.slow_periods);
+    plan::markdown(&mut out, r.speed_against_plan.as_ref(), &r.time_zone);
+    plan::markdown_tests(&mut out, r.speed_against_plan.as_ref());
+    let _ = writeln!(out, "\n---\n\n{DEFINITIONS}");
+    out
+}
+
+/// The Markdown report's "Evidence quality" section.
+fn markdown_evidence(out: &mut String, r: &Report) {
     let _ = writeln!(out, "## Evidence quality\n");
     let _ = writeln!(
         out,
         "- Monitoring coverage: {:.2} % of the period ({} of {}), {} run(s)",
         r.coverage_percent,
-        human(r.monitored_seconds),
-        human(r.period_seconds),
+        duration(r.monitored_seconds, Spaced),
+        duration(r.period_seconds, Spaced),
         r.runs
     );
     if r.stalls > 0 {
@@ -923,7 +999,7 @@ fn render_markdown(r: &Report) -> String {
             out,
             "- Stalls (the daemon was stopped or the system suspended; not monitored): {}, {} in all",
             r.stalls,
-            human(r.stalled_seconds)
+            duration(r.stalled_seconds, Spaced)
         );
     }
     let _ = writeln!(
@@ -947,6 +1023,10 @@ fn render_markdown(r: &Report) -> String {
             let _ = writeln!(out, "- {a} to {b}");
         }
     }
+}
+
+/// The Markdown report's "Summary by group" section.
+fn markdown_groups(out: &mut String, r: &Report) {
     let _ = writeln!(out, "\n## Summary by group\n");
     if r.groups.is_empty() {
         let _ = writeln!(
@@ -964,6 +1044,10 @@ fn render_markdown(r: &Report) -> String {
             let _ = writeln!(out, "| {} |", c.join(" | "));
         }
     }
+}
+
+/// The Markdown report's "Outages" section (none without outages).
+fn markdown_outages(out: &mut String, r: &Report) {
     if !r.outages.is_empty() {
         let _ = writeln!(out, "\n## Outages\n");
         let _ = writeln!(
@@ -978,7 +1062,7 @@ fn render_markdown(r: &Report) -> String {
                 "| {} | {} | {} | {} | {} | {} | {} |",
                 start_text(o),
                 end,
-                human(o.duration_seconds),
+                duration(o.duration_seconds, Spaced),
                 o.group,
                 o.cause,
                 o.targets.join(", "),
@@ -986,6 +1070,10 @@ fn render_markdown(r: &Report) -> String {
             );
         }
     }
+}
+
+/// The Markdown report's "Where the path stopped" section (none without snapshots).
+fn markdown_paths(out: &mut String, r: &Report) {
     if !r.paths.is_empty() {
         let _ = writeln!(out, "\n## Where the path stopped\n");
         for p in &r.paths {
@@ -1005,11 +1093,6 @@ fn render_markdown(r: &Report) -> String {
             "\nA traceroute (ICMP echo, or UDP with the group's `trace_protocol = \"udp\"`, with increasing TTL) is taken when an outage starts and when it ends, and a baseline every `trace_every`; `*` is a hop that did not answer."
         );
     }
-    slow::markdown(&mut out, &r.slow_periods);
-    plan::markdown(&mut out, r.speed_against_plan.as_ref(), &r.time_zone);
-    plan::markdown_tests(&mut out, r.speed_against_plan.as_ref());
-    let _ = writeln!(out, "\n---\n\n{DEFINITIONS}");
-    out
 }
 
 /// How a reader checks the journal behind a report (both formats say it).
@@ -1028,9 +1111,9 @@ mod tests {
 
     #[test]
     fn human_durations() {
-        assert_eq!(human(3.25), "3.2s");
-        assert_eq!(human(61.0), "1m 01s");
-        assert_eq!(human(3723.0), "1h 02m 03s");
+        assert_eq!(duration(3.25, Spaced), "3.2s");
+        assert_eq!(duration(61.0, Spaced), "1m 01s");
+        assert_eq!(duration(3723.0, Spaced), "1h 02m 03s");
     }
 
     #[test]

@@ -3,24 +3,30 @@
 //!
 //! `model` is the typed result; `parse` reads the document's own tables
 //! through the generic `walk`er, each kind's keys in `spec`, the checks
-//! across tables in `graph`; `validate` holds the pure value rules.
+//! across tables in `graph`; `validate` holds the pure value rules. The
+//! words the model is made of sit below it: `net` (addresses), `thresholds`
+//! (a group's resolved `degraded` table) and `throughput` (specs, `[plan]`,
+//! rates), so that no file of the folder imports one that imports it back.
 
 mod degraded;
-pub mod diff;
+pub(crate) mod diff;
 mod error;
 mod graph;
 mod model;
+mod net;
 mod parse;
-pub mod redact;
+pub(crate) mod redact;
 mod spec;
+mod thresholds;
 mod throughput;
 mod validate;
 mod walk;
 
-pub use degraded::{Degraded, ThroughputFloor, describe_floor};
+pub use degraded::describe_floor;
 pub use error::{ConfigError, ConfigErrors, escaped};
 pub use model::*;
 pub use parse::{load, parse, parse_bytes};
+pub use thresholds::ThroughputFloor;
 pub use throughput::{RATE_UNITS, format_bytes, format_rate, parse_rate};
 
 /// The embedded default configuration (`config/default.toml`), used by

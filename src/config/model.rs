@@ -1,7 +1,7 @@
 //! The validated configuration: typed values only, produced once by
 //! [`super::parse`] and never re-validated by the parts that consume it.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -10,7 +10,9 @@ use hickory_proto::rr::{Name, RecordType};
 use http::{HeaderName, HeaderValue};
 use url::Url;
 
-use super::degraded::Degraded;
+pub use super::net::{Cidr, Host, IpVersion};
+pub use super::thresholds::Degraded;
+use super::throughput::format_bytes;
 pub use super::throughput::{Direction, Plan, ThroughputSpec};
 
 /// A fully validated linkwatch configuration.
@@ -75,83 +77,6 @@ pub struct DaemonConfig {
     /// `trusted_peers`: addresses whose HTTP connections have slots of their
     /// own, which a connection flood from other addresses cannot take.
     pub trusted_peers: Vec<Cidr>,
-}
-
-/// An address block (`127.0.0.0/8`); the address has no bits set past the
-/// prefix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-impl Cidr {
-    /// The block of `prefix` bits at `addr`; `None` when the prefix is
-    /// longer than the address or `addr` has bits set past it.
-    pub fn new(addr: IpAddr, prefix: u8) -> Option<Self> {
-        Self::containing(addr, prefix).filter(|c| c.addr == addr)
-    }
-
-    /// The block of `prefix` bits that holds `addr`; `None` when the prefix
-    /// is longer than the address.
-    pub fn containing(addr: IpAddr, prefix: u8) -> Option<Self> {
-        let c = Self { addr, prefix };
-        if prefix > c.bits() {
-            return None;
-        }
-        Some(Self {
-            addr: c.network(addr)?,
-            prefix,
-        })
-    }
-
-    /// `127.0.0.0/8` and `::1/128`: the default `trusted_peers`.
-    pub fn loopback() -> Vec<Self> {
-        vec![
-            Self {
-                addr: IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 0)),
-                prefix: 8,
-            },
-            Self {
-                addr: IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
-                prefix: 128,
-            },
-        ]
-    }
-
-    fn bits(&self) -> u8 {
-        if self.addr.is_ipv4() { 32 } else { 128 }
-    }
-
-    /// `ip` with the bits past the prefix cleared, when of the block's family.
-    pub fn network(&self, ip: IpAddr) -> Option<IpAddr> {
-        match ip {
-            IpAddr::V4(v4) if self.addr.is_ipv4() => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                Some(IpAddr::V4((u32::from(v4) & mask).into()))
-            }
-            IpAddr::V6(v6) if self.addr.is_ipv6() => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                Some(IpAddr::V6((u128::from(v6) & mask).into()))
-            }
-            _ => None,
-        }
-    }
-
-    /// Whether `ip` is in the block (an IPv4-mapped IPv6 address as IPv4).
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        self.network(ip.to_canonical()) == Some(self.addr)
-    }
-}
-
-impl std::fmt::Display for Cidr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
-    }
 }
 
 /// The daemon-wide limits on path traces.
@@ -424,34 +349,6 @@ impl TargetSpec {
             TargetSpec::Throughput(_) => Kind::Throughput,
         }
     }
-}
-
-/// Where a probe is sent. Names are resolved on every probe so DNS changes are followed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Host {
-    Ip(IpAddr),
-    Name(String),
-    /// `"@gateway"`: the default route's gateway, read from the routing table per probe.
-    Gateway,
-}
-
-impl std::fmt::Display for Host {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Host::Ip(ip) => write!(f, "{ip}"),
-            Host::Name(n) => f.write_str(n),
-            Host::Gateway => f.write_str("@gateway"),
-        }
-    }
-}
-
-/// Which address family to use when a name resolves to both.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum IpVersion {
-    #[default]
-    Any,
-    V4,
-    V6,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -728,6 +625,34 @@ impl Config {
                         fast.name,
                     )
                 })
+            })
+            .collect()
+    }
+}
+
+impl Config {
+    /// Throughput targets that test more often than every 5 minutes (each
+    /// test spends data).
+    pub(super) fn throughput_warnings(&self) -> Vec<String> {
+        self.targets
+            .iter()
+            .filter_map(|t| match &t.spec {
+                TargetSpec::Throughput(s) if t.interval < ThroughputSpec::WARN_INTERVAL => {
+                    let tests_per_day = (86_400.0 / t.interval.as_secs_f64()).floor();
+                    Some(format!(
+                        "throughput target `{}` tests every {}, more often than every {}: \
+                         up to {} a test, {} a day at most (max_bytes_per_day)",
+                        t.name,
+                        humantime::format_duration(t.interval),
+                        humantime::format_duration(ThroughputSpec::WARN_INTERVAL),
+                        format_bytes(s.max_bytes),
+                        format_bytes(
+                            s.max_bytes_per_day
+                                .min((tests_per_day as u64).saturating_mul(s.max_bytes))
+                        ),
+                    ))
+                }
+                _ => None,
             })
             .collect()
     }

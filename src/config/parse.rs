@@ -214,17 +214,7 @@ fn document(w: &mut Walker<'_>, root: &DeTable<'_>) -> Option<Config> {
     let daemon = daemon(w, &root);
     let defaults = defaults(w, &root);
     let plan = spec::plan(w, &root);
-    let defaults_degraded = match root.get("defaults").map(|v| v.get_ref()) {
-        Some(DeValue::Table(map)) => degraded::table(
-            w,
-            &Tbl {
-                map,
-                span: 0..0,
-                path: "defaults".into(),
-            },
-        ),
-        _ => degraded::Partial::default(),
-    };
+    let defaults_degraded = defaults_degraded(w, &root);
     let (groups, groups_degraded): (Vec<GroupDraft>, Vec<degraded::Partial>) = w
         .array_of_tables(&root, "group")
         .into_iter()
@@ -285,25 +275,7 @@ fn document(w: &mut Walker<'_>, root: &DeTable<'_>) -> Option<Config> {
     let groups = groups
         .into_iter()
         .zip(degraded)
-        .map(|(g, degraded)| {
-            Some(Group {
-                name: g.name.ok()?.value,
-                needs: g.needs.ok()?.map(|n| n.value),
-                down_when: g.down_when.ok()?.map_or(DownWhen::All, |d| d.value),
-                degraded: degraded?,
-                trace: GroupTrace {
-                    target: g.trace_target.ok()?.map(|t| t.value),
-                    every: g
-                        .trace_every
-                        .ok()?
-                        .map_or(GroupTrace::DEFAULT_EVERY, |e| e.value),
-                    protocol: g
-                        .trace_protocol
-                        .ok()?
-                        .map_or(TraceProtocol::default(), |p| p.value),
-                },
-            })
-        })
+        .map(|(g, degraded)| finish_group(g, degraded?))
         .collect::<Option<Vec<_>>>()?;
     let targets = targets
         .into_iter()
@@ -317,6 +289,43 @@ fn document(w: &mut Walker<'_>, root: &DeTable<'_>) -> Option<Config> {
         groups,
         targets,
         plan,
+    })
+}
+
+/// `[defaults.degraded]` as written (empty without one).
+fn defaults_degraded(w: &mut Walker<'_>, root: &Tbl<'_, '_>) -> degraded::Partial {
+    match root.get("defaults").map(|v| v.get_ref()) {
+        Some(DeValue::Table(map)) => degraded::table(
+            w,
+            &Tbl {
+                map,
+                span: 0..0,
+                path: "defaults".into(),
+            },
+        ),
+        _ => degraded::Partial::default(),
+    }
+}
+
+/// A group from its draft and resolved thresholds; `None` when a key was
+/// reported.
+fn finish_group(g: GroupDraft, degraded: super::thresholds::Degraded) -> Option<Group> {
+    Some(Group {
+        name: g.name.ok()?.value,
+        needs: g.needs.ok()?.map(|n| n.value),
+        down_when: g.down_when.ok()?.map_or(DownWhen::All, |d| d.value),
+        degraded,
+        trace: GroupTrace {
+            target: g.trace_target.ok()?.map(|t| t.value),
+            every: g
+                .trace_every
+                .ok()?
+                .map_or(GroupTrace::DEFAULT_EVERY, |e| e.value),
+            protocol: g
+                .trace_protocol
+                .ok()?
+                .map_or(TraceProtocol::default(), |p| p.value),
+        },
     })
 }
 

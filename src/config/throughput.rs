@@ -9,7 +9,7 @@ use http::{HeaderName, HeaderValue};
 use url::Url;
 
 use super::error::shown;
-use super::model::{Config, IpVersion, TargetSpec};
+use super::net::IpVersion;
 
 /// Which way the bytes of a throughput test flow; the `direction` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -139,34 +139,6 @@ impl Plan {
             Direction::Download => self.download_bps,
             Direction::Upload => self.upload_bps,
         }
-    }
-}
-
-impl Config {
-    /// Throughput targets that test more often than every 5 minutes (each
-    /// test spends data).
-    pub(super) fn throughput_warnings(&self) -> Vec<String> {
-        self.targets
-            .iter()
-            .filter_map(|t| match &t.spec {
-                TargetSpec::Throughput(s) if t.interval < ThroughputSpec::WARN_INTERVAL => {
-                    let tests_per_day = (86_400.0 / t.interval.as_secs_f64()).floor();
-                    Some(format!(
-                        "throughput target `{}` tests every {}, more often than every {}: \
-                         up to {} a test, {} a day at most (max_bytes_per_day)",
-                        t.name,
-                        humantime::format_duration(t.interval),
-                        humantime::format_duration(ThroughputSpec::WARN_INTERVAL),
-                        format_bytes(s.max_bytes),
-                        format_bytes(
-                            s.max_bytes_per_day
-                                .min((tests_per_day as u64).saturating_mul(s.max_bytes))
-                        ),
-                    ))
-                }
-                _ => None,
-            })
-            .collect()
     }
 }
 

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use super::error::{is_unprintable, shown};
-use super::model::{Cidr, Host};
+use super::net::{Cidr, Host};
 
 /// Shortest interval a target may use.
 pub(crate) const MIN_INTERVAL: Duration = Duration::from_millis(100);

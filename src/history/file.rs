@@ -10,19 +10,11 @@ use std::time::{Duration, SystemTime};
 use jiff::Timestamp;
 use jiff::civil::Date;
 
-use super::HistoryError;
-use super::bucket::{Minute, Tally};
-use super::query::{FileDamage, RowSink, Throughput};
+use super::bucket::Minute;
+use super::error::HistoryError;
+use super::row::{FileDamage, Row, RowSink, Throughput};
 
 const EXT: &str = "lwh";
-
-/// One line to write.
-#[derive(Debug, Clone)]
-pub enum Row {
-    /// Target index, the minute's summary.
-    Minute(usize, Tally),
-    Throughput(usize, Throughput),
-}
 
 impl Row {
     /// Appends the row's line, naming its target (`names` by index): every

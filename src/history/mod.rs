@@ -45,8 +45,10 @@
 //! whole retention.
 
 mod bucket;
+mod error;
 mod file;
 mod query;
+mod row;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -59,9 +61,9 @@ use crate::probe::{Outcome, ProbeResult};
 
 use bucket::Tally;
 pub use bucket::{BUCKETS, Minute};
-pub use query::{
-    FileDamage, HistoryQuery, Point, QueryError, RowSink, Series, TargetTests, Throughput,
-};
+pub use error::HistoryError;
+pub use query::{HistoryQuery, Point, QueryError, Series, TargetTests};
+pub use row::{FileDamage, RowSink, Throughput};
 
 /// How often buffered rows are written (and fsynced).
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(60);
@@ -69,27 +71,6 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_secs(60);
 pub const RETENTION_DAYS: i64 = 30;
 /// An HTTP response body at least this long counts as a throughput test.
 pub const THROUGHPUT_MIN_BYTES: u64 = 1 << 20;
-
-/// Why the history store could not be opened or written.
-#[derive(Debug, thiserror::Error)]
-pub enum HistoryError {
-    #[error(
-        "failed to create the history directory {path}: {source}; give linkwatch's user write access to daemon.data_dir"
-    )]
-    CreateDir {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("failed to set up the history metric: {0}")]
-    Metric(String),
-    #[error("failed to write history file {path}: {source}")]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
 
 /// The store: in-memory accumulators for the current minute, rows waiting
 /// for the next flush, and the files of earlier batches and runs.
@@ -121,7 +102,7 @@ struct Inner {
     /// Per target: the minute being accumulated (empty: none yet).
     current: Vec<Tally>,
     /// Finished minutes and throughput tests not yet written.
-    pending: Vec<file::Row>,
+    pending: Vec<row::Row>,
     /// A reload's new name table, for the writer before `pending`'s rows.
     rename: Option<Arc<[String]>>,
 }
@@ -236,7 +217,7 @@ impl HistoryStore {
         };
         for row in pending.iter_mut() {
             match row {
-                file::Row::Minute(idx, _) | file::Row::Throughput(idx, _) => {
+                row::Row::Minute(idx, _) | row::Row::Throughput(idx, _) => {
                     *idx = index_of(*idx, &mut map);
                 }
             }
@@ -251,7 +232,7 @@ impl HistoryStore {
                 Some(n) if n < moved.len() && kept[n] == Some(old) => moved[n] = acc,
                 _ => {
                     let n = index_of(old, &mut map);
-                    pending.push(file::Row::Minute(n, acc));
+                    pending.push(row::Row::Minute(n, acc));
                 }
             }
         }
@@ -289,14 +270,14 @@ impl HistoryStore {
             return;
         };
         if !slot.is_empty() && (slot.minute != minute || slot.full()) {
-            pending.push(file::Row::Minute(r.target, std::mem::take(slot)));
+            pending.push(row::Row::Minute(r.target, std::mem::take(slot)));
         }
         if slot.is_empty() {
             slot.minute = minute;
         }
         slot.add(rtt);
         if let Some(t) = test {
-            pending.push(file::Row::Throughput(r.target, t));
+            pending.push(row::Row::Throughput(r.target, t));
         }
     }
 
@@ -345,7 +326,7 @@ impl HistoryStore {
             } = &mut *inner;
             for (idx, slot) in current.iter_mut().enumerate() {
                 if !slot.is_empty() && (all || slot.minute < now_minute) {
-                    pending.push(file::Row::Minute(idx, std::mem::take(slot)));
+                    pending.push(row::Row::Minute(idx, std::mem::take(slot)));
                 }
             }
             (std::mem::take(pending), rename.take())

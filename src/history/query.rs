@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use serde::{Serialize, Serializer};
 
 use super::bucket::Minute;
-use super::file::Row;
+use super::row::{FileDamage, Row, RowSink, Throughput, ts};
 
 /// Most points one series may have (bounds the work and the response).
 pub const MAX_POINTS: i64 = 20_000;
@@ -69,16 +69,6 @@ impl HistoryQuery {
         let span = self.until.as_second() - self.since.as_second();
         (span + self.step - 1) / self.step
     }
-}
-
-/// One throughput test as measured.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Throughput {
-    #[serde(serialize_with = "ts")]
-    pub at: Timestamp,
-    pub bytes: u64,
-    pub seconds: f64,
-    pub bits_per_second: f64,
 }
 
 /// One point of a series: the minutes of one step added up.
@@ -156,43 +146,6 @@ pub struct Series {
     /// same list on every series of an answer (a damaged line does not
     /// always say whose row it was); empty when all was read.
     pub damaged_files: Vec<FileDamage>,
-}
-
-/// A history file that could not be read in full.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct FileDamage {
-    /// The file's name in `<data_dir>/history`.
-    pub file: String,
-    /// Unreadable stretches (each at least part of a row, usually one row),
-    /// and rows whose target's name was lost (files of earlier releases).
-    pub damaged_rows: u64,
-    /// Bytes skipped: unreadable stretches, mangled line ends, such rows.
-    pub skipped_bytes: u64,
-    /// Why the file could not be read at all (it is not a file, no
-    /// permission, …); absent otherwise.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-impl FileDamage {
-    /// Anything skipped or unreadable.
-    pub fn is_damaged(&self) -> bool {
-        self.damaged_rows > 0 || self.skipped_bytes > 0 || self.error.is_some()
-    }
-}
-
-fn ts<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format!("{:.3}", t))
-}
-
-/// What the file reader feeds rows of the wanted targets to.
-pub trait RowSink {
-    /// The index of target `name`, if it is wanted.
-    fn wanted(&self, name: &str) -> Option<usize>;
-    /// A per-minute summary (`minute` = Unix seconds / 60) of wanted target `series`.
-    fn add_minute_to(&mut self, series: usize, minute: i64, s: &Minute);
-    /// A throughput test of wanted target `series`.
-    fn add_throughput_to(&mut self, series: usize, t: Throughput);
 }
 
 /// Collects rows into series.

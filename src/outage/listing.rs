@@ -208,17 +208,7 @@ pub fn render_json_with_paths(records: &[OutageWithPaths]) -> Result<String, ser
 }
 
 pub(super) fn human_duration(secs: f64) -> String {
-    // Round to milliseconds first, so that 19.99994 s carries into 20.000 s.
-    let total_ms = (secs.max(0.0) * 1000.0).round() as u64;
-    let (whole, ms) = (total_ms / 1000, total_ms % 1000);
-    let (h, m, s) = (whole / 3600, whole % 3600 / 60, whole % 60);
-    if h > 0 {
-        format!("{h}h{m:02}m{s:02}s")
-    } else if m > 0 {
-        format!("{m}m{s:02}s")
-    } else {
-        format!("{s}.{ms:03}s")
-    }
+    crate::text::duration(secs, crate::text::DurationStyle::Compact)
 }
 
 #[cfg(test)]

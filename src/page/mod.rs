@@ -12,7 +12,7 @@
 //! `data-group="NAME"` and `data-state="up|down|degraded|unknown"`; each chart
 //! is an `<svg>` with a `<title>`.
 
-pub mod svg;
+mod svg;
 
 use std::fmt::Write as _;
 
@@ -27,6 +27,8 @@ use crate::outage::degraded::listing::figures_text;
 use crate::outage::detector::State;
 use crate::outage::figures::{Figures, GroupFigures, Span};
 use crate::status::Status;
+use crate::text::DurationStyle::Sentence;
+use crate::text::{duration, esc};
 use svg::{Seg, Segment};
 
 /// The page's stylesheet.
@@ -228,43 +230,6 @@ pub struct PageData<'a> {
     pub tz: &'a TimeZone,
 }
 
-/// Escapes text for HTML element content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
-}
-
-/// `38 min`, `2 h 5 min`, `6 days`: a rough length for sentences.
-pub fn human(secs: f64) -> String {
-    let s = secs.max(0.0).round() as i64;
-    match s {
-        0..60 => format!("{s} s"),
-        60..3600 => format!("{} min", s / 60),
-        3600..86_400 => {
-            let m = (s % 3600) / 60;
-            if m == 0 {
-                format!("{} h", s / 3600)
-            } else {
-                format!("{} h {m} min", s / 3600)
-            }
-        }
-        _ => {
-            let d = s / 86_400;
-            format!("{d} day{}", if d == 1 { "" } else { "s" })
-        }
-    }
-}
-
 /// `12.3 ms`.
 pub fn fmt_ms(secs: f64) -> String {
     let ms = secs * 1e3;
@@ -326,8 +291,30 @@ fn icon(state: &str) -> &'static str {
     }
 }
 
-/// The sentence at the top.
+/// The sentence at the top, and the page's state.
 pub fn verdict(d: &PageData) -> (String, &'static str) {
+    if let Some(s) = down_sentence(d) {
+        return (s, "down");
+    }
+    if let Some(s) = slow_sentence(d) {
+        return (s, "degraded");
+    }
+    if d.status.groups.is_empty() || d.status.groups.iter().all(|g| g.state == State::Unknown) {
+        return (
+            "Waiting for the first results (no group decided yet)".into(),
+            "unknown",
+        );
+    }
+    (good_sentence(d), "up")
+}
+
+/// A group's place in configuration order (upstream first).
+fn rank(d: &PageData, group: &str) -> Option<usize> {
+    d.status.groups.iter().position(|x| x.name == group)
+}
+
+/// The verdict when a group is down.
+fn down_sentence(d: &PageData) -> Option<String> {
     let now = d.status.now;
     let open: Vec<&Period> = d
         .periods
@@ -336,37 +323,43 @@ pub fn verdict(d: &PageData) -> (String, &'static str) {
         .collect();
     // The most downstream open outage (last group in configuration order)
     // names what the user feels; its cause names whom to call.
-    let rank = |g: &str| d.status.groups.iter().position(|x| x.name == g);
-    if let Some(o) = open.iter().max_by_key(|p| rank(&p.group)) {
+    if let Some(o) = open.iter().max_by_key(|p| rank(d, &p.group)) {
         // The other groups down, upstream first.
         let mut others: Vec<&Period> = open.iter().copied().filter(|p| p.id != o.id).collect();
-        others.sort_by_key(|p| rank(&p.group));
+        others.sort_by_key(|p| rank(d, &p.group));
         let others: Vec<&str> = others.iter().map(|p| p.group.as_str()).collect();
         let mut s = format!(
             "{} is down since {} ({}) — likely cause: {}",
             title_case(&o.group),
             clock(o.start, d.tz),
-            human(now.duration_since(o.start).as_secs_f64()),
+            duration(now.duration_since(o.start).as_secs_f64(), Sentence),
             o.cause
         );
         if !others.is_empty() {
             s.push_str(&format!(". Also down: {}", others.join(", ")));
         }
-        return (s, "down");
+        return Some(s);
     }
     if let Some(g) = d.status.groups.iter().find(|g| g.state == State::Down) {
-        return (
-            format!("{} is down — likely cause: {}", title_case(&g.name), g.name),
-            "down",
-        );
+        return Some(format!(
+            "{} is down — likely cause: {}",
+            title_case(&g.name),
+            g.name
+        ));
     }
+    None
+}
+
+/// The verdict when a group is slow (and none is down).
+fn slow_sentence(d: &PageData) -> Option<String> {
+    let now = d.status.now;
     let mut slow: Vec<&Period> = d
         .periods
         .iter()
         .filter(|p| p.kind == Kind::Degradation && p.end.is_none())
         .collect();
     // Every slow group, upstream first (configuration order).
-    slow.sort_by_key(|p| (rank(&p.group).unwrap_or(usize::MAX), p.start));
+    slow.sort_by_key(|p| (rank(d, &p.group).unwrap_or(usize::MAX), p.start));
     slow.dedup_by(|a, b| a.group == b.group);
     if let Some(first) = slow.iter().min_by_key(|p| p.start) {
         let names: Vec<String> = slow.iter().map(|p| p.group.clone()).collect();
@@ -386,21 +379,21 @@ pub fn verdict(d: &PageData) -> (String, &'static str) {
             title_case(&join_and(&names)),
             if slow.len() == 1 { "is" } else { "are" },
             clock(first.start, d.tz),
-            human(now.duration_since(first.start).as_secs_f64()),
+            duration(now.duration_since(first.start).as_secs_f64(), Sentence),
             if triggers.is_empty() {
                 String::new()
             } else {
                 format!(": {}", triggers.join("; "))
             }
         );
-        return (s, "degraded");
+        return Some(s);
     }
-    if d.status.groups.is_empty() || d.status.groups.iter().all(|g| g.state == State::Unknown) {
-        return (
-            "Waiting for the first results (no group decided yet)".into(),
-            "unknown",
-        );
-    }
+    None
+}
+
+/// The verdict when every group decided is up.
+fn good_sentence(d: &PageData) -> String {
+    let now = d.status.now;
     let unknown: Vec<&str> = d
         .status
         .groups
@@ -424,12 +417,12 @@ pub fn verdict(d: &PageData) -> (String, &'static str) {
     };
     let mut s = format!(
         "All good for {} ({what})",
-        human(now.duration_since(since).as_secs_f64())
+        duration(now.duration_since(since).as_secs_f64(), Sentence)
     );
     if !unknown.is_empty() {
         s.push_str(&format!("; not decided yet: {}", unknown.join(", ")));
     }
-    (s, "up")
+    s
 }
 
 /// `a`, `a and b`, `a, b and c`.
@@ -513,7 +506,7 @@ fn segments(d: &PageData, group: &str, span: i64, n: i64) -> Vec<Segment> {
                     format!(
                         "outage from {}, {}, cause {}",
                         fmt_time_short(p.start, d.tz),
-                        human(p.duration_seconds),
+                        duration(p.duration_seconds, Sentence),
                         p.cause
                     ),
                 )
@@ -604,7 +597,7 @@ pub fn status_page(d: &PageData) -> String {
                 Some(s) => format!(
                     "since {} ({})",
                     esc(&fmt_time(s, d.tz)),
-                    human(now.duration_since(s).as_secs_f64())
+                    duration(now.duration_since(s).as_secs_f64(), Sentence)
                 ),
                 None => "no decision yet".into(),
             },
@@ -670,7 +663,7 @@ fn periods_section(b: &mut String, d: &PageData) {
                 Some(e) => esc(&fmt_time(e, d.tz)),
                 None => "<em>ongoing</em>".into(),
             },
-            esc(&human(p.duration_seconds)),
+            esc(&duration(p.duration_seconds, Sentence)),
             esc(&p.cause),
             if p.gaps.is_empty() {
                 String::new()
@@ -796,7 +789,7 @@ pub fn detail_page(p: &Period, charts: &[Series], status: &Status, tz: &TimeZone
         "duration",
         format!(
             "{} ({:.3} s, {} clock)",
-            esc(&human(p.duration_seconds)),
+            esc(&duration(p.duration_seconds, Sentence)),
             p.duration_seconds,
             esc(&p.duration_clock)
         ),
@@ -824,7 +817,7 @@ pub fn detail_page(p: &Period, charts: &[Series], status: &Status, tz: &TimeZone
                         "{} – {} ({})",
                         esc(&fmt_time(*a, tz)),
                         esc(&fmt_time(*b, tz)),
-                        esc(&human(b.duration_since(*a).as_secs_f64()))
+                        esc(&duration(b.duration_since(*a).as_secs_f64(), Sentence))
                     )
                 })
                 .collect::<Vec<_>>()

@@ -6,8 +6,10 @@ use std::fmt::Write as _;
 
 use jiff::Timestamp;
 
-use super::{Kind, Period, esc, fmt_ms, fmt_time_short, human};
+use super::{Kind, Period, fmt_ms, fmt_time_short};
 use crate::history::{Point, Series};
+use crate::text::DurationStyle::Sentence;
+use crate::text::{duration, esc};
 
 /// Chart width in viewBox units; the SVG scales to its container.
 const W: f64 = 600.0;
@@ -151,26 +153,7 @@ pub fn latency_chart(
         let span = (series.until.as_second() - series.since.as_second()).max(1) as f64;
         PAD_L + plot_w * ((t.as_second() - series.since.as_second()) as f64 / span).clamp(0.0, 1.0)
     };
-    let (probes, failures) = pts.iter().fold((0u64, 0u64), |(p, f), x| {
-        (
-            p + u64::from(x.summary.probes),
-            f + u64::from(x.summary.failures),
-        )
-    });
-    let mut all = crate::history::Minute::default();
-    for p in pts {
-        all.merge(&p.summary);
-    }
-    let median = all.quantile_us(0.5).map(|us| us / 1e6);
-    let title = format!(
-        "{caption}: median {}, loss {}, {probes} probes",
-        median.map_or("–".into(), fmt_ms),
-        if probes == 0 {
-            "–".to_string()
-        } else {
-            format!("{:.2} %", failures as f64 * 100.0 / probes as f64)
-        }
-    );
+    let (title, probes) = chart_title(pts, caption);
     let mut s = String::new();
     let _ = write!(
         s,
@@ -191,25 +174,7 @@ pub fn latency_chart(
         let sw = (step_w - 0.2).max(0.3);
         point(&mut s, p, x, sw, TOP, plot_h, &y);
     }
-    for m in marks {
-        let from = x_of(m.start.max(series.since));
-        let to = x_of(m.end.unwrap_or(series.until).min(series.until));
-        if to > from {
-            let _ = write!(
-                s,
-                "<rect class=\"mark {}\" x=\"{from:.2}\" y=\"{TOP}\" width=\"{:.2}\" height=\"{plot_h}\"><title>{} {} {}</title></rect>",
-                if m.kind == Kind::Outage {
-                    "m-out"
-                } else {
-                    "m-deg"
-                },
-                (to - from).max(3.0),
-                m.kind.word(),
-                esc(&m.group),
-                esc(&human(m.duration_seconds)),
-            );
-        }
-    }
+    marks_svg(&mut s, marks, series, &x_of, TOP, plot_h);
     // Axes: three RTT labels (none without an RTT), three time labels.
     if sorted.is_empty() {
         let _ = write!(
@@ -256,6 +221,62 @@ pub fn latency_chart(
     }
     s.push_str("</svg>");
     s
+}
+
+/// A latency chart's title: the series' median, loss and probe count; and
+/// the probe count.
+fn chart_title(pts: &[Point], caption: &str) -> (String, u64) {
+    let (probes, failures) = pts.iter().fold((0u64, 0u64), |(p, f), x| {
+        (
+            p + u64::from(x.summary.probes),
+            f + u64::from(x.summary.failures),
+        )
+    });
+    let mut all = crate::history::Minute::default();
+    for p in pts {
+        all.merge(&p.summary);
+    }
+    let median = all.quantile_us(0.5).map(|us| us / 1e6);
+    let title = format!(
+        "{caption}: median {}, loss {}, {probes} probes",
+        median.map_or("–".into(), fmt_ms),
+        if probes == 0 {
+            "–".to_string()
+        } else {
+            format!("{:.2} %", failures as f64 * 100.0 / probes as f64)
+        }
+    );
+    (title, probes)
+}
+
+/// The `marks` (outage and slow periods) over a chart's plot, shaded.
+fn marks_svg(
+    s: &mut String,
+    marks: &[&Period],
+    series: &Series,
+    x_of: &dyn Fn(Timestamp) -> f64,
+    top: f64,
+    plot_h: f64,
+) {
+    for m in marks {
+        let from = x_of(m.start.max(series.since));
+        let to = x_of(m.end.unwrap_or(series.until).min(series.until));
+        if to > from {
+            let _ = write!(
+                s,
+                "<rect class=\"mark {}\" x=\"{from:.2}\" y=\"{top}\" width=\"{:.2}\" height=\"{plot_h}\"><title>{} {} {}</title></rect>",
+                if m.kind == Kind::Outage {
+                    "m-out"
+                } else {
+                    "m-deg"
+                },
+                (to - from).max(3.0),
+                m.kind.word(),
+                esc(&m.group),
+                esc(&duration(m.duration_seconds, Sentence)),
+            );
+        }
+    }
 }
 
 fn point(

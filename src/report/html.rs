@@ -13,25 +13,12 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
-use super::{Report, ReportOutage, end_text, gaps_text, human, start_text};
+use super::{Report, ReportOutage, end_text, gaps_text, spaced, start_text};
+use crate::text::DurationStyle::Spaced;
+use crate::text::{duration, esc};
 
 /// Most day rows the timeline draws (the most recent ones).
 const MAX_DAYS: usize = 62;
-
-pub(super) fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
-}
 
 /// Inline code in the shared sentences (`like this`) as `<code>`.
 fn code_spans(s: &str) -> String {
@@ -46,31 +33,6 @@ fn code_spans(s: &str) -> String {
             }
         })
         .collect()
-}
-
-/// RFC 3339 times with room to wrap: `2026-12-01 15:59:34.600 +00:00`.
-pub(super) fn spaced(s: &str) -> String {
-    let chars: Vec<char> = s.chars().collect();
-    let mut out = String::with_capacity(s.len() + 8);
-    for (i, &c) in chars.iter().enumerate() {
-        let prev = i.checked_sub(1).and_then(|j| chars.get(j)).copied();
-        let next = chars.get(i + 1).copied();
-        let digit = |c: Option<char>| c.is_some_and(|c| c.is_ascii_digit());
-        if c == 'T' && digit(prev) && digit(next) {
-            out.push(' ');
-            continue;
-        }
-        // The offset after milliseconds: `.600+00:00`.
-        if (c == '+' || c == '-')
-            && i >= 4
-            && chars[i - 4] == '.'
-            && chars[i - 3..i].iter().all(char::is_ascii_digit)
-        {
-            out.push(' ');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn ts(s: &str) -> Option<Timestamp> {
@@ -134,7 +96,7 @@ impl Timeline {
                     "{} slow from {} ({}), {}, likely cause {}",
                     p.group,
                     short(start, &tz),
-                    human(p.duration_seconds),
+                    duration(p.duration_seconds, Spaced),
                     p.triggers.join(", "),
                     p.cause
                 ),
@@ -155,7 +117,7 @@ impl Timeline {
                     "outage of {} from {} ({}), likely cause {}",
                     o.group,
                     short(start, &tz),
-                    human(o.duration_seconds),
+                    duration(o.duration_seconds, Spaced),
                     o.cause
                 ),
             });
@@ -319,7 +281,7 @@ fn outage_rows(outages: &[ReportOutage]) -> String {
             "<tr><td data-label=\"start\">{}</td><td data-label=\"end\">{}</td><td data-label=\"duration\">{}</td><td data-label=\"group\">{}</td><td data-label=\"likely cause\">{}</td><td data-label=\"failing targets\">{}</td><td data-label=\"unobserved\">{}</td><td class=\"id\" data-label=\"id\">{}</td></tr>",
             esc(&spaced(&start_text(o))),
             esc(&spaced(&end)),
-            esc(&human(o.duration_seconds)),
+            esc(&duration(o.duration_seconds, Spaced)),
             esc(&o.group),
             esc(&o.cause),
             esc(&o.targets.join(", ")),
@@ -353,53 +315,7 @@ pub fn render(r: &Report, caveats: &[String], verify: &str, definitions: &str) -
         esc(r.version)
     );
     let _ = write!(b, "<p>Site: {}.</p>", esc(&super::site_line(&r.sites)));
-    b.push_str("<section id=\"evidence\"><h2>Evidence quality</h2><ul>");
-    let _ = write!(
-        b,
-        "<li>Monitoring coverage: {:.2} % of the period ({} of {}), {} run(s)</li>\
-<li>Journal integrity (hash chain): <strong>{integrity}</strong></li>\
-<li>Journal head hash: {}</li><li>{}</li>\
-<li>Runs without a confirmed synchronized clock: {}</li>",
-        r.coverage_percent,
-        esc(&human(r.monitored_seconds)),
-        esc(&human(r.period_seconds)),
-        r.runs,
-        match &r.journal_head {
-            Some(h) => format!(
-                "<code class=\"hash\">{}</code> (line seq {}). {}",
-                esc(&h.hash),
-                h.seq,
-                esc(&super::witness_instructions(h))
-            ),
-            None => esc(&head_hash),
-        },
-        code_spans(verify),
-        r.unsynchronized_runs
-    );
-    if r.stalls > 0 {
-        let _ = write!(
-            b,
-            "<li>Stalls (the daemon was stopped or the system suspended; not monitored): {}, {} in all</li>",
-            r.stalls,
-            esc(&human(r.stalled_seconds))
-        );
-    }
-    for c in caveats {
-        let _ = write!(
-            b,
-            "<li class=\"note\"><strong>Note:</strong> {}</li>",
-            esc(c)
-        );
-    }
-    b.push_str("</ul>");
-    if !r.unmonitored.is_empty() {
-        b.push_str("<p>Not monitored:</p><ul class=\"unmonitored\">");
-        for [x, y] in &r.unmonitored {
-            let _ = write!(b, "<li>{} to {}</li>", esc(&spaced(x)), esc(&spaced(y)));
-        }
-        b.push_str("</ul>");
-    }
-    b.push_str("</section>");
+    evidence_section(&mut b, r, caveats, verify, &head_hash);
     if let Some(t) = Timeline::of(r) {
         let _ = write!(
             b,
@@ -410,26 +326,7 @@ pub fn render(r: &Report, caveats: &[String], verify: &str, definitions: &str) -
             per_day_table(r)
         );
     }
-    b.push_str("<section id=\"groups\"><h2>Summary by group</h2>");
-    if r.groups.is_empty() {
-        b.push_str("<p>No group is known: no outage was recorded in this period and no configuration names one (pass --config).</p>");
-    } else {
-        b.push_str("<div class=\"scroll\"><table><thead><tr><th>group</th><th>summary</th><th>availability</th><th>coverage</th><th>downtime</th><th>longest</th><th>downtime by cause</th></tr></thead><tbody>");
-        for g in &r.groups {
-            b.push_str("<tr>");
-            for (i, c) in super::group_cells(g).iter().enumerate() {
-                let num = if (2..=5).contains(&i) {
-                    " class=\"num\""
-                } else {
-                    ""
-                };
-                let _ = write!(b, "<td{num}>{}</td>", esc(c));
-            }
-            b.push_str("</tr>");
-        }
-        b.push_str("</tbody></table></div>");
-    }
-    b.push_str("</section>");
+    groups_section(&mut b, r);
     if !r.outages.is_empty() {
         let _ = write!(
             b,
@@ -457,6 +354,83 @@ journal {head_short}… · hash chain {integrity}</div></td></tr></thead><tbody>
         tz = esc(&r.time_zone),
         head_short = esc(&head_short),
     )
+}
+
+/// The "Evidence quality" section: coverage, the journal's integrity and
+/// head, stalls, caveats and the unmonitored spans.
+fn evidence_section(b: &mut String, r: &Report, caveats: &[String], verify: &str, head_hash: &str) {
+    let integrity = if r.journal_ok { "intact" } else { "BROKEN" };
+    b.push_str("<section id=\"evidence\"><h2>Evidence quality</h2><ul>");
+    let _ = write!(
+        b,
+        "<li>Monitoring coverage: {:.2} % of the period ({} of {}), {} run(s)</li>\
+<li>Journal integrity (hash chain): <strong>{integrity}</strong></li>\
+<li>Journal head hash: {}</li><li>{}</li>\
+<li>Runs without a confirmed synchronized clock: {}</li>",
+        r.coverage_percent,
+        esc(&duration(r.monitored_seconds, Spaced)),
+        esc(&duration(r.period_seconds, Spaced)),
+        r.runs,
+        match &r.journal_head {
+            Some(h) => format!(
+                "<code class=\"hash\">{}</code> (line seq {}). {}",
+                esc(&h.hash),
+                h.seq,
+                esc(&super::witness_instructions(h))
+            ),
+            None => esc(head_hash),
+        },
+        code_spans(verify),
+        r.unsynchronized_runs
+    );
+    if r.stalls > 0 {
+        let _ = write!(
+            b,
+            "<li>Stalls (the daemon was stopped or the system suspended; not monitored): {}, {} in all</li>",
+            r.stalls,
+            esc(&duration(r.stalled_seconds, Spaced))
+        );
+    }
+    for c in caveats {
+        let _ = write!(
+            b,
+            "<li class=\"note\"><strong>Note:</strong> {}</li>",
+            esc(c)
+        );
+    }
+    b.push_str("</ul>");
+    if !r.unmonitored.is_empty() {
+        b.push_str("<p>Not monitored:</p><ul class=\"unmonitored\">");
+        for [x, y] in &r.unmonitored {
+            let _ = write!(b, "<li>{} to {}</li>", esc(&spaced(x)), esc(&spaced(y)));
+        }
+        b.push_str("</ul>");
+    }
+    b.push_str("</section>");
+}
+
+/// The "Summary by group" section: one table row per group.
+fn groups_section(b: &mut String, r: &Report) {
+    b.push_str("<section id=\"groups\"><h2>Summary by group</h2>");
+    if r.groups.is_empty() {
+        b.push_str("<p>No group is known: no outage was recorded in this period and no configuration names one (pass --config).</p>");
+    } else {
+        b.push_str("<div class=\"scroll\"><table><thead><tr><th>group</th><th>summary</th><th>availability</th><th>coverage</th><th>downtime</th><th>longest</th><th>downtime by cause</th></tr></thead><tbody>");
+        for g in &r.groups {
+            b.push_str("<tr>");
+            for (i, c) in super::group_cells(g).iter().enumerate() {
+                let num = if (2..=5).contains(&i) {
+                    " class=\"num\""
+                } else {
+                    ""
+                };
+                let _ = write!(b, "<td{num}>{}</td>", esc(c));
+            }
+            b.push_str("</tr>");
+        }
+        b.push_str("</tbody></table></div>");
+    }
+    b.push_str("</section>");
 }
 
 const STYLE: &str = "\

@@ -12,11 +12,11 @@ use jiff::tz::TimeZone;
 use serde::Serialize;
 
 use super::csv_field;
-use super::html::esc;
 use crate::config::format_rate;
 use crate::journal::PlanRecord;
 use crate::journal::{Ledger as History, Run};
 use crate::outage::slow::median;
+use crate::text::esc;
 
 /// The evening peak: tests starting from 18:00 to before 23:00 local time,
 /// when a shared link is busiest.

@@ -6,13 +6,14 @@ use std::fmt::Write as _;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::html::{esc, spaced};
-use super::{csv_field, human, secs};
+use super::{csv_field, secs, spaced};
 use crate::journal::Ledger as History;
 use crate::journal::Liveness;
 use crate::journal::{Figures, PeriodFigures};
 use crate::outage::degraded::listing::{degradations, figures_text};
 use crate::outage::figures::clip;
+use crate::text::DurationStyle::Spaced;
+use crate::text::{duration, esc};
 
 /// One degradation period as the report shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -127,7 +128,7 @@ pub(super) fn markdown(out: &mut String, periods: &[ReportSlowPeriod]) {
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             p.start,
             end_text(p),
-            human(p.duration_seconds),
+            duration(p.duration_seconds, Spaced),
             p.group,
             p.cause,
             p.triggers.join(", "),
@@ -149,7 +150,7 @@ pub(super) fn html(periods: &[ReportSlowPeriod]) -> String {
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&spaced(&p.start)),
             esc(&spaced(&end_text(p))),
-            human(p.duration_seconds),
+            duration(p.duration_seconds, Spaced),
             esc(&p.group),
             esc(&p.cause),
             esc(&p.triggers.join(", ")),

@@ -12,7 +12,7 @@
 //! [`bind`] and [`serve`] are two steps, so that the daemon can fail on a
 //! taken port before it touches anything else.
 
-pub mod admission;
+pub(crate) mod admission;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -232,132 +232,146 @@ pub fn handle(state: &AppState, method: &Method, uri: &http::Uri) -> Response<Bo
     }
     let query = uri.query().unwrap_or("");
     match uri.path() {
-        "/metrics" => match state.metrics.encode() {
-            Ok(body) => response(StatusCode::OK, metrics::CONTENT_TYPE, body),
-            Err(e) => {
-                tracing::error!(error = %e, "failed to encode metrics");
-                text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "failed to encode metrics\n",
-                )
-            }
-        },
-        "/healthz" => {
-            let journal = state.outages.journal_health();
-            if !state.scheduler_alive.load(Ordering::Acquire) {
-                text(StatusCode::SERVICE_UNAVAILABLE, "scheduler stopped\n")
-            } else if let Err(why) = journal {
-                response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "text/plain; charset=utf-8",
-                    format!("{why}\n").into_bytes(),
-                )
-            } else {
-                text(StatusCode::OK, "ok\n")
-            }
-        }
-        "/api/v1/status" => {
-            let status = state.status.status(&state.outages, state.started);
-            // Through `Value`, whose maps sort their keys: the API has always
-            // listed every object's keys in alphabetical order.
-            match serde_json::to_value(status) {
-                Ok(v) => json(StatusCode::OK, &v),
-                Err(e) => {
-                    tracing::error!(error = %e, "failed to serialize the status");
-                    text(StatusCode::INTERNAL_SERVER_ERROR, "serialization failed\n")
-                }
-            }
-        }
+        "/metrics" => metrics_text(state),
+        "/healthz" => healthz(state),
+        "/api/v1/status" => status_json(state),
         "/api/v1/outages" => match parse_range(query) {
             Ok((since, until)) => json(
                 StatusCode::OK,
                 &state.outages.outages_with_paths(since, until),
             ),
-            Err(msg) => json(
-                StatusCode::BAD_REQUEST,
-                &serde_json::json!({ "error": msg }),
-            ),
+            Err(msg) => bad_request(msg),
         },
         "/api/v1/paths" => match parse_paths_query(query) {
             Ok((group, since)) => json(
                 StatusCode::OK,
                 &state.outages.paths(group.as_deref(), since),
             ),
-            Err(msg) => json(
-                StatusCode::BAD_REQUEST,
-                &serde_json::json!({ "error": msg }),
-            ),
+            Err(msg) => bad_request(msg),
         },
         "/api/v1/history" => match history_query(state, query) {
             Ok(q) => json(StatusCode::OK, &state.history.query(&q)),
-            Err(msg) => json(
-                StatusCode::BAD_REQUEST,
-                &serde_json::json!({ "error": msg }),
-            ),
+            Err(msg) => bad_request(msg),
         },
         "/api/v1/degradations" => match parse_range(query) {
             Ok((since, until)) => json(StatusCode::OK, &state.outages.degradations(since, until)),
-            Err(msg) => json(
-                StatusCode::BAD_REQUEST,
-                &serde_json::json!({ "error": msg }),
-            ),
+            Err(msg) => bad_request(msg),
         },
-        "/api/v1/availability" => match parse_range(query) {
-            Ok((since, until)) => {
-                let now = jiff::Timestamp::now();
-                let until = until.unwrap_or(now).min(now);
-                let since = since.unwrap_or_else(|| {
-                    jiff::Timestamp::from_second(until.as_second() - 86_400).unwrap_or(until)
-                });
-                if since >= until {
-                    json(
-                        StatusCode::BAD_REQUEST,
-                        &serde_json::json!({ "error": "`since` must be before `until` (and before now)" }),
-                    )
-                } else {
-                    let status = state.status.status(&state.outages, state.started);
-                    let history = load_history(state);
-                    let figs = page_figures(&history, &status, now, &state.data_dir);
-                    let groups: Vec<_> = status
-                        .groups
-                        .iter()
-                        .map(|g| figs.group(&g.name, since, until))
-                        .collect();
-                    json(StatusCode::OK, &groups)
-                }
-            }
-            Err(msg) => json(
-                StatusCode::BAD_REQUEST,
-                &serde_json::json!({ "error": msg }),
-            ),
-        },
+        "/api/v1/availability" => availability(state, query),
         "/" => html(status_page(state, query)),
-        "/static/page.css" => {
-            let mut r = response(
-                StatusCode::OK,
-                "text/css; charset=utf-8",
-                page::STYLESHEET.as_bytes().to_vec(),
-            );
-            r.headers_mut().insert(
-                header::CACHE_CONTROL,
-                header::HeaderValue::from_static("max-age=300"),
-            );
-            r
-        }
-        path => match detail_path(path) {
-            Some((kind, id)) => match detail_page(state, kind, id) {
-                Some(body) => html(body),
-                None => text(
-                    StatusCode::NOT_FOUND,
-                    match kind {
-                        page::Kind::Outage => "no such outage\n",
-                        page::Kind::Degradation => "no such slow period\n",
-                    },
-                ),
-            },
-            None => text(StatusCode::NOT_FOUND, "not found\n"),
-        },
+        "/static/page.css" => stylesheet(),
+        path => detail(state, path),
     }
+}
+
+/// `GET /metrics`.
+fn metrics_text(state: &AppState) -> Response<Body> {
+    match state.metrics.encode() {
+        Ok(body) => response(StatusCode::OK, metrics::CONTENT_TYPE, body),
+        Err(e) => {
+            tracing::error!(error = %e, "failed to encode metrics");
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "failed to encode metrics\n",
+            )
+        }
+    }
+}
+
+/// `GET /healthz`: 503 when the scheduler stopped or the journal cannot be written.
+fn healthz(state: &AppState) -> Response<Body> {
+    let journal = state.outages.journal_health();
+    if !state.scheduler_alive.load(Ordering::Acquire) {
+        text(StatusCode::SERVICE_UNAVAILABLE, "scheduler stopped\n")
+    } else if let Err(why) = journal {
+        response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain; charset=utf-8",
+            format!("{why}\n").into_bytes(),
+        )
+    } else {
+        text(StatusCode::OK, "ok\n")
+    }
+}
+
+/// `GET /api/v1/status`.
+fn status_json(state: &AppState) -> Response<Body> {
+    let status = state.status.status(&state.outages, state.started);
+    // Through `Value`, whose maps sort their keys: the API has always
+    // listed every object's keys in alphabetical order.
+    match serde_json::to_value(status) {
+        Ok(v) => json(StatusCode::OK, &v),
+        Err(e) => {
+            tracing::error!(error = %e, "failed to serialize the status");
+            text(StatusCode::INTERNAL_SERVER_ERROR, "serialization failed\n")
+        }
+    }
+}
+
+/// `GET /api/v1/availability`: each group's figures over the range (the last 24 h by default).
+fn availability(state: &AppState, query: &str) -> Response<Body> {
+    match parse_range(query) {
+        Ok((since, until)) => {
+            let now = jiff::Timestamp::now();
+            let until = until.unwrap_or(now).min(now);
+            let since = since.unwrap_or_else(|| {
+                jiff::Timestamp::from_second(until.as_second() - 86_400).unwrap_or(until)
+            });
+            if since >= until {
+                bad_request("`since` must be before `until` (and before now)")
+            } else {
+                let status = state.status.status(&state.outages, state.started);
+                let history = load_history(state);
+                let figs = page_figures(&history, &status, now, &state.data_dir);
+                let groups: Vec<_> = status
+                    .groups
+                    .iter()
+                    .map(|g| figs.group(&g.name, since, until))
+                    .collect();
+                json(StatusCode::OK, &groups)
+            }
+        }
+        Err(msg) => bad_request(msg),
+    }
+}
+
+/// `GET /static/page.css`.
+fn stylesheet() -> Response<Body> {
+    let mut r = response(
+        StatusCode::OK,
+        "text/css; charset=utf-8",
+        page::STYLESHEET.as_bytes().to_vec(),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("max-age=300"),
+    );
+    r
+}
+
+/// An outage's or slow period's page (see [`detail_path`]), else 404.
+fn detail(state: &AppState, path: &str) -> Response<Body> {
+    match detail_path(path) {
+        Some((kind, id)) => match detail_page(state, kind, id) {
+            Some(body) => html(body),
+            None => text(
+                StatusCode::NOT_FOUND,
+                match kind {
+                    page::Kind::Outage => "no such outage\n",
+                    page::Kind::Degradation => "no such slow period\n",
+                },
+            ),
+        },
+        None => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// A 400 answer with the reason as JSON (`{"error": …}`).
+fn bad_request(msg: impl serde::Serialize) -> Response<Body> {
+    json(
+        StatusCode::BAD_REQUEST,
+        &serde_json::json!({ "error": msg }),
+    )
 }
 
 /// Parses `since` and `until` query parameters (RFC 3339, a date, or a span like `7d`).

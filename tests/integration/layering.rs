@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 /// the probes for; everything is configured by `config`. The journal sits
 /// just above `config`: the records it carries are its own, and every
 /// module that produces them (outage detection, slow periods, the path
-/// tracer's hop records in `probe::trace`) imports them from it.
+/// tracer's hop records in `probe::trace`) imports them from it. `text` is the
+/// words for people (HTML escaping, durations) that every rendering shares.
 const ORDER: &[&str] = &[
     "cli",
     "daemon",
@@ -35,6 +36,7 @@ const ORDER: &[&str] = &[
     "config",
     "sdnotify",
     "timeparse",
+    "text",
 ];
 
 /// Every `.rs` file under `dir`, sorted.
@@ -191,134 +193,129 @@ fn the_import_reader_sees_grouped_and_plain_paths() {
     assert!(imports(&code_only("// see crate::server\n")).is_empty());
 }
 
-/// Top-level modules whose second level (the files and folders directly
-/// inside them) must have no cycle either. Add a module here to hold its
-/// inside to the same rule.
-const SECOND_LEVEL: &[&str] = &["journal"];
+/// Folders whose files must not import each other in a loop (the folder's
+/// face, `mod.rs` or `<folder>.rs`, aside: it declares the files and hands
+/// their names on).
+const FOLDERS_WITHOUT_CIRCLES: &[&str] = &[
+    "cli", "config", "history", "journal", "outage", "page", "path", "probe", "report", "server",
+];
 
-/// The node of the module's face (`mod.rs`): it declares and re-exports
-/// every submodule, so a submodule that imports through the face (or names
-/// an item defined in `mod.rs`) closes a cycle.
-const FACE: &str = "(face: mod.rs)";
-
-/// `top`'s second-level modules → the ones each imports. A file's node is
-/// its first path component under `src/<top>/`; test files (`tests.rs`,
-/// `tests/`) and the code after a file's first `#[cfg(test)]` (its inline test
-/// module, whose `super` is the file itself) are left out. Imports are read
-/// from `crate::<top>::` paths and from the `super::` chains that reach
-/// `<top>` from the file's depth.
-fn second_level_graph(top: &str) -> BTreeMap<String, BTreeSet<String>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src").join(top);
+/// file (or subfolder) → the sibling files and subfolders of `folder` it
+/// imports, read from `super::x`, `super::super::x` (from a subfolder) and
+/// `crate::folder::x` paths outside inline test modules.
+fn folder_graph(folder: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src")
+        .join(folder);
     let mut files = Vec::new();
     rust_files(&dir, &mut files);
-    let node_of = |f: &Path| -> String {
+    let node = |f: &Path| -> Option<String> {
         let rel = f.strip_prefix(&dir).unwrap();
-        let first = rel.components().next().unwrap().as_os_str();
-        Path::new(first)
-            .file_stem()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned()
+        let first = rel.components().next()?.as_os_str().to_string_lossy();
+        let name = first.trim_end_matches(".rs").to_string();
+        (name != "mod" && name != "tests").then_some(name)
     };
-    let nodes: BTreeSet<String> = files
-        .iter()
-        .map(|f| node_of(f))
-        .filter(|n| n != "mod" && n != "tests")
-        .collect();
+    let names: BTreeSet<String> = files.iter().filter_map(|f| node(f)).collect();
     let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for f in &files {
-        let node = node_of(f);
-        if node == "tests" || f.file_name().is_some_and(|n| n == "tests.rs") {
-            continue;
-        }
+        let Some(from) = node(f) else { continue };
         let text = std::fs::read_to_string(f).unwrap();
-        let code = code_only(text.split("#[cfg(test)]").next().unwrap_or(""));
-        if node == "mod" {
-            // The face: every submodule it declares.
-            let declared = g.entry(FACE.to_string()).or_default();
-            for n in &nodes {
-                if code.contains(&format!("mod {n};")) {
-                    declared.insert(n.clone());
+        let code = code_only(without_test_module(&text));
+        // In `sub/x.rs`, the folder is `super::super`; in `sub/mod.rs`, `super`.
+        let in_sub = f.parent() != Some(dir.as_path()) && !f.ends_with("mod.rs");
+        let prefixes = [
+            if in_sub { "super::super::" } else { "super::" }.to_string(),
+            format!("crate::{folder}::"),
+        ];
+        let deps = g.entry(from.clone()).or_default();
+        for prefix in &prefixes {
+            for (i, _) in code.match_indices(prefix.as_str()) {
+                let after = &code[i + prefix.len()..];
+                let mut found: Vec<String> = Vec::new();
+                if let Some(group) = after.strip_prefix('{') {
+                    let group = &group[..group.find('}').unwrap_or(group.len())];
+                    found.extend(group.split(',').map(|s| s.trim().to_string()));
+                } else {
+                    found.push(after.to_string());
                 }
-            }
-            continue;
-        }
-        // How many `super::` lead from this file's module to `top`.
-        let rel = f.strip_prefix(&dir).unwrap();
-        let mut depth = rel.components().count();
-        if rel.file_name().is_some_and(|n| n == "mod.rs") {
-            depth -= 1;
-        }
-        let up = "super::".repeat(depth);
-        let mut names = names_after(&code, &format!("crate::{top}::"));
-        names.extend(names_after(&code, &up));
-        let entry = g.entry(node.clone()).or_default();
-        for name in names {
-            if name == "super" || name == "self" {
-                continue;
-            }
-            let to = if nodes.contains(&name) {
-                name
-            } else {
-                FACE.to_string()
-            };
-            if to != node {
-                entry.insert(to);
+                for item in found {
+                    let name: String = item
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect();
+                    if name != from && names.contains(&name) {
+                        deps.insert(name);
+                    }
+                }
             }
         }
     }
     g
 }
 
-/// Every cycle's nodes (strongly connected components of more than one node).
-fn cycles(g: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
-    let reach = |from: &str| -> BTreeSet<String> {
-        let mut seen = BTreeSet::new();
-        let mut todo = vec![from.to_string()];
-        while let Some(n) = todo.pop() {
-            for d in g.get(&n).into_iter().flatten() {
-                if seen.insert(d.clone()) {
-                    todo.push(d.clone());
-                }
+/// `text` up to its inline test module (`#[cfg(test)]`, maybe more
+/// attributes, then `mod`), if it has one at the top level.
+fn without_test_module(text: &str) -> &str {
+    let mut at = 0;
+    let mut cfg_test = None;
+    for line in text.split_inclusive('\n') {
+        let l = line.trim_end();
+        if l == "#[cfg(test)]" {
+            cfg_test.get_or_insert(at);
+        } else if l.starts_with("mod ") && cfg_test.is_some() {
+            return &text[..cfg_test.unwrap_or(at)];
+        } else if !l.starts_with("#[") {
+            cfg_test = None;
+        }
+        at += line.len();
+    }
+    text
+}
+
+/// A loop of `g`, if any, as the files in order.
+fn find_circle(g: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        g: &BTreeMap<String, BTreeSet<String>>,
+        n: &str,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = path.iter().position(|p| p == n) {
+            return Some(path[i..].to_vec());
+        }
+        if done.contains(n) {
+            return None;
+        }
+        path.push(n.to_string());
+        for d in g.get(n).into_iter().flatten() {
+            if let Some(c) = visit(g, d, path, done) {
+                return Some(c);
             }
         }
-        seen
-    };
-    let mut out: Vec<Vec<String>> = Vec::new();
-    let mut placed = BTreeSet::new();
-    for n in g.keys() {
-        if placed.contains(n) {
-            continue;
-        }
-        let from_n = reach(n);
-        if !from_n.contains(n) {
-            continue;
-        }
-        let scc: Vec<String> = from_n
-            .iter()
-            .filter(|m| reach(m).contains(n))
-            .cloned()
-            .collect();
-        placed.extend(scc.iter().cloned());
-        out.push(scc);
+        path.pop();
+        done.insert(n.to_string());
+        None
     }
-    out
+    let mut done = BTreeSet::new();
+    g.keys()
+        .find_map(|n| visit(g, n, &mut Vec::new(), &mut done))
 }
 
 #[test]
-fn second_level_modules_have_no_cycle() {
+fn files_inside_a_folder_do_not_import_each_other_in_a_loop() {
     let mut problems = Vec::new();
-    for top in SECOND_LEVEL {
-        let g = second_level_graph(top);
-        println!("second level of `{top}` (importer -> imported):");
-        for (m, deps) in &g {
+    for folder in FOLDERS_WITHOUT_CIRCLES {
+        let g = folder_graph(folder);
+        println!("src/{folder}/:");
+        for (f, deps) in &g {
             let deps: Vec<&str> = deps.iter().map(String::as_str).collect();
-            println!("  {m:<16} -> {}", deps.join(", "));
+            println!("  {f:<12} -> {}", deps.join(", "));
         }
-        for c in cycles(&g) {
+        if let Some(c) = find_circle(&g) {
             problems.push(format!(
-                "cycle inside `{top}`: {} (import from the submodule that defines a name, not through `{top}`'s face; move what two files share below both)",
-                c.join(" <-> ")
+                "src/{folder}/: {} -> {} import each other in a loop: move what they share into a lower file",
+                c.join(" -> "),
+                c[0]
             ));
         }
     }
@@ -326,24 +323,17 @@ fn second_level_modules_have_no_cycle() {
 }
 
 #[test]
-fn the_second_level_reader_finds_cycles_and_face_imports() {
-    let code = "use super::super::x::Y;\nuse super::{a::B, c};\nlet z = crate::j::d::f();";
-    let got: Vec<String> = names_after(code, "super::").into_iter().collect();
-    assert_eq!(got, ["a", "c"]);
+fn the_circle_finder_finds_a_loop_and_only_a_loop() {
+    let g = |edges: &[(&str, &str)]| {
+        let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (a, b) in edges {
+            g.entry(a.to_string()).or_default().insert(b.to_string());
+        }
+        g
+    };
+    assert_eq!(find_circle(&g(&[("a", "b"), ("b", "c"), ("a", "c")])), None);
     assert_eq!(
-        names_after(code, "super::super::")
-            .into_iter()
-            .collect::<Vec<_>>(),
-        ["x"]
+        find_circle(&g(&[("a", "b"), ("b", "c"), ("c", "b")])),
+        Some(vec!["b".to_string(), "c".to_string()])
     );
-    let g: BTreeMap<String, BTreeSet<String>> = [
-        ("a", vec!["b"]),
-        ("b", vec!["c"]),
-        ("c", vec!["a"]),
-        ("d", vec!["a"]),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.into_iter().map(String::from).collect()))
-    .collect();
-    assert_eq!(cycles(&g), vec![vec!["a", "b", "c"]]);
 }

@@ -46,6 +46,25 @@ const BYTE_UNITS: &[(&str, u64)] = &[
     ("TiB", 1 << 40),
 ];
 
+/// `max_duration` (written `s`): at least 100 ms, at most
+/// [`ThroughputSpec::MAX_DURATION_LIMIT`].
+fn max_duration_in_range(d: Duration, s: &str) -> Result<(), String> {
+    if d < Duration::from_millis(100) {
+        Err(format!(
+            "`max_duration` ({s}) must be at least 100ms",
+            s = shown(s)
+        ))
+    } else if d > ThroughputSpec::MAX_DURATION_LIMIT {
+        Err(format!(
+            "`max_duration` ({s}) is above the maximum of {}",
+            validate::format_duration(ThroughputSpec::MAX_DURATION_LIMIT),
+            s = shown(s)
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 pub(super) fn parse(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Option<ThroughputSpec> {
     let url = w.string(t, "url");
     let url = w.check(t, "url", url, |s| super::http::url_value(s));
@@ -63,22 +82,7 @@ pub(super) fn parse(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Option<ThroughputSpe
     let max_bytes = bytes(w, t, "max_bytes");
     let min_bytes = bytes(w, t, "min_bytes");
     let max_bytes_per_day = bytes(w, t, "max_bytes_per_day");
-    let max_duration = w.duration_with(t, "max_duration", |d, s| {
-        if d < Duration::from_millis(100) {
-            Err(format!(
-                "`max_duration` ({s}) must be at least 100ms",
-                s = shown(s)
-            ))
-        } else if d > ThroughputSpec::MAX_DURATION_LIMIT {
-            Err(format!(
-                "`max_duration` ({s}) is above the maximum of {}",
-                validate::format_duration(ThroughputSpec::MAX_DURATION_LIMIT),
-                s = shown(s)
-            ))
-        } else {
-            Ok(())
-        }
-    });
+    let max_duration = w.duration_with(t, "max_duration", max_duration_in_range);
     let headers = super::http::headers(w, t);
     let ip_version = super::ip_version(w, t);
     let ca_file = w.nonempty(t, "ca_file");
