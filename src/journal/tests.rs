@@ -485,21 +485,21 @@ fn unrelated_empty_and_cut_fallback_files() {
 
 /// A `path` snapshot line of a trace that stopped after hop 2 (its test
 /// moved here with the tracer's move out of `outage`: the line is the journal's).
-fn path_event() -> crate::path::PathEvent {
-    crate::path::PathEvent {
+fn path_event() -> crate::journal::PathEvent {
+    crate::journal::PathEvent {
         id: None,
         group: "isp".into(),
-        when: crate::path::When::Baseline,
+        when: crate::journal::When::Baseline,
         target: "10.0.0.9".into(),
         at: jiff::Timestamp::UNIX_EPOCH,
         dest: Some("10.0.0.9".parse().unwrap()),
         mode: Some("dgram".into()),
-        protocol: crate::probe::trace::TraceProtocol::Icmp,
+        protocol: crate::config::TraceProtocol::Icmp,
         reached: false,
         partial: true,
         duration_ms: 1.0,
         packets: 3,
-        last_hop: Some(crate::path::LastHop {
+        last_hop: Some(crate::journal::LastHop {
             ttl: 2,
             addr: "10.0.0.2".parse().unwrap(),
         }),
@@ -524,8 +524,8 @@ fn the_journal_line_round_trips() {
     assert!(!old.contains("protocol"), "{old}");
     let back: Entry = serde_json::from_str(&old).unwrap();
     assert_eq!(back, Entry::Path(e.clone()));
-    let udp = crate::path::PathEvent {
-        protocol: crate::probe::trace::TraceProtocol::Udp,
+    let udp = crate::journal::PathEvent {
+        protocol: crate::config::TraceProtocol::Udp,
         ..e
     };
     let line = serde_json::to_string(&Entry::Path(udp)).unwrap();
