@@ -9,6 +9,7 @@ pub mod config;
 pub mod daemon;
 pub mod history;
 pub mod metrics;
+pub mod notify;
 pub mod outage;
 pub mod page;
 pub mod probe;

@@ -10,6 +10,7 @@ pub mod diff;
 mod error;
 mod graph;
 mod model;
+pub mod notify;
 mod parse;
 pub mod redact;
 mod spec;

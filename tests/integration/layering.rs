@@ -23,6 +23,7 @@ const ORDER: &[&str] = &[
     "page",
     "status",
     "history",
+    "notify",
     "outage",
     "scheduler",
     "metrics",
