@@ -206,8 +206,9 @@ impl NotifyService {
     pub async fn stop(mut self) {
         self.stop.store(true, Ordering::Release);
         self.cancel.cancel();
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
         for t in self.tasks.drain(..) {
-            let _ = tokio::time::timeout(Duration::from_millis(500), t).await;
+            let _ = tokio::time::timeout_at(deadline, t).await;
         }
         if let Some(t) = self.tailer.take() {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
@@ -660,6 +661,29 @@ async fn deliver(c: Arc<Chan>, metrics: NotifyMetrics, cancel: CancellationToken
     }
 }
 
+/// What `check` can tell about the channels without the network: the TLS
+/// set-up and an e-mail channel's `ca_file` (secrets were read by the parse).
+pub fn check_offline(config: &Config) -> Result<(), SetupError> {
+    for c in &config.notify {
+        let err = |reason: String| SetupError {
+            channel: c.name.clone(),
+            reason,
+        };
+        Sender::new(c.clone()).map_err(err)?;
+        if let crate::config::notify::ChannelKind::Email {
+            ca_file: Some(path),
+            ..
+        } = &c.kind
+        {
+            let pem = std::fs::read(path)
+                .map_err(|e| err(format!("ca_file {}: {e}", path.display())))?;
+            lettre::transport::smtp::client::Certificate::from_pem(&pem)
+                .map_err(|e| err(format!("ca_file {}: {e}", path.display())))?;
+        }
+    }
+    Ok(())
+}
+
 /// `linkwatch notify test --channel NAME`: sends one test message, now,
 /// without the outbox, and returns the channel's answer.
 pub async fn send_test(config: &Config, name: &str) -> Result<String, String> {
@@ -677,4 +701,53 @@ pub async fn send_test(config: &Config, name: &str) -> Result<String, String> {
     let sender = Sender::new(cfg.clone())?;
     let n = message::test_message(config, name);
     sender.send(&n).await.map_err(|e| e.to_string())
+}
+
+/// The daemon's handle: starts the notifier, restarts it on a reload (which
+/// also resumes a channel paused by a rejection), stops it.
+#[derive(Clone)]
+pub struct NotifyHandle {
+    running: Arc<tokio::sync::Mutex<Option<NotifyService>>>,
+    metrics: NotifyMetrics,
+}
+
+impl NotifyHandle {
+    /// Registers the metrics on `registry` and starts the channels of `config`.
+    pub fn start(config: Arc<Config>, registry: &prometheus::Registry) -> Result<Self, SetupError> {
+        let metrics = NotifyMetrics::register(registry).map_err(|e| SetupError {
+            channel: "*".into(),
+            reason: format!("cannot register the notification metrics: {e}"),
+        })?;
+        let service = NotifyService::start(config, metrics.clone())?;
+        Ok(Self {
+            running: Arc::new(tokio::sync::Mutex::new(Some(service))),
+            metrics,
+        })
+    }
+
+    /// Applies a reloaded configuration: the channels restart from their
+    /// outboxes (nothing queued is lost; paused channels are tried again).
+    pub async fn reload(&self, config: Arc<Config>) {
+        let mut running = self.running.lock().await;
+        if let Some(old) = running.take() {
+            old.stop().await;
+        }
+        match NotifyService::start(config, self.metrics.clone()) {
+            Ok(s) => {
+                for c in &s.chans {
+                    self.metrics.set_paused(&c.cfg.name, false);
+                }
+                *running = Some(s);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "notifications stopped: the reloaded channels could not be set up")
+            }
+        }
+    }
+
+    pub async fn stop(&self) {
+        if let Some(s) = self.running.lock().await.take() {
+            s.stop().await;
+        }
+    }
 }
