@@ -310,9 +310,7 @@ pub fn read_secret(path: &Path) -> Result<Secret, String> {
 
 fn secret(w: &mut Walker<'_>, t: &Tbl<'_, '_>, key: &str) -> Got<Secret> {
     let got = w.nonempty(t, key);
-    w.check(t, key, got, |s| {
-        read_secret(Path::new(s)).map_err(|reason| format!("`{key}`: {reason}"))
-    })
+    w.check(t, key, got, |s| read_secret(Path::new(s)))
 }
 
 fn strings(w: &mut Walker<'_>, t: &Tbl<'_, '_>, key: &str) -> Result<Vec<At<String>>, Reported> {

@@ -216,6 +216,14 @@ impl NotifyService {
     }
 }
 
+impl Drop for NotifyService {
+    /// Dropped without [`Self::stop`]: the tailer and the tasks still end.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        self.cancel.cancel();
+    }
+}
+
 /// The last complete line's `seq` in the journal (`None`: no journal yet).
 fn last_seq(journal: &Path) -> Option<u64> {
     let text = std::fs::read(journal).ok()?;
@@ -675,8 +683,8 @@ pub fn check_offline(config: &Config) -> Result<(), SetupError> {
             ..
         } = &c.kind
         {
-            let pem = std::fs::read(path)
-                .map_err(|e| err(format!("ca_file {}: {e}", path.display())))?;
+            let pem =
+                std::fs::read(path).map_err(|e| err(format!("ca_file {}: {e}", path.display())))?;
             lettre::transport::smtp::client::Certificate::from_pem(&pem)
                 .map_err(|e| err(format!("ca_file {}: {e}", path.display())))?;
         }
