@@ -118,11 +118,12 @@ fn cause_words(config: &Config, group: &str, cause: &str) -> String {
         .iter()
         .find(|g| g.name == cause)
         .and_then(|g| g.needs.clone());
+    // Without a `needs` parent the cause is the first group in the chain:
+    // nothing nearer answered or not.
+    let _ = group;
     let mut s = format!("likely cause: {}", cause.to_uppercase_if_short());
     if let Some(p) = parent {
         s.push_str(&format!("; {p} answered"));
-    } else if cause != group {
-        // The cause is the first group in the chain: nothing nearer to ask.
     }
     s
 }

@@ -257,7 +257,7 @@ const INVALID: &[(&str, &[&str])] = &[
     (
         "invalid-unknown-key-top.toml",
         &[
-            "1:1: key `colour`: unknown key `colour`; valid keys: daemon, defaults, group, target, plan",
+            "1:1: key `colour`: unknown key `colour`; valid keys: daemon, defaults, group, target, plan, notify",
         ],
     ),
     (
