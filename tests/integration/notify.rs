@@ -761,3 +761,72 @@ groups = ["nope"]
         "secret in Debug"
     );
 }
+
+#[test]
+fn notify_min_duration_and_outbox_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut journal = FakeJournal::new(&data);
+    let mut rx = Receiver::new(false);
+    let cfg = config(
+        &data,
+        &format!(
+            r#"[[notify]]
+name = "short"
+kind = "webhook"
+url = "http://127.0.0.1:{port}/"
+min_duration = "1m"
+rate_limit = 100
+
+[[notify]]
+name = "bounded"
+kind = "webhook"
+url = "http://127.0.0.1:{port}/"
+max_queue = 5
+rate_limit = 100
+retry_max = "1s"
+"#,
+            port = rx.port
+        ),
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let service = rt
+        .block_on(async { NotifyService::start(cfg.clone(), NotifyMetrics::detached()) })
+        .unwrap();
+    let t0 = Timestamp::now() - jiff::SignedDuration::from_secs(30 * 60);
+    let at = |s: i64| t0 + jiff::SignedDuration::from_secs(s);
+    // Four short outages (10 s), then one of 2 minutes: 10 edges.
+    for i in 0..4 {
+        journal.outage(i, at(60 * i as i64), at(60 * i as i64 + 10));
+    }
+    let (long_start, long_end) = journal.outage(9, at(600), at(720));
+    std::thread::sleep(Duration::from_secs(2));
+    rx.open();
+    wait_until("both channels drained", Duration::from_secs(20), || {
+        rx.events().len() >= 2 + 5
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let got = rx.events();
+    // `short`: only the long outage. `bounded`: a summary of the 6 oldest, then the last 4.
+    let long: Vec<String> = vec![format!("s:{long_start}"), format!("s:{long_end}")];
+    let summary: Vec<&Value> = got.iter().filter(|v| v["event"] == "summary").collect();
+    assert_eq!(summary.len(), 1, "{got:#?}");
+    assert!(
+        summary[0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("6 notifications could not be delivered"),
+        "{got:#?}"
+    );
+    let others: Vec<String> = got
+        .iter()
+        .filter(|v| v["event"] != "summary")
+        .map(|v| v["id"].as_str().unwrap().to_string())
+        .collect();
+    // 2 from `short` and 4 from `bounded` (s:6..s:9, the long outage among them).
+    assert_eq!(others.len(), 6, "{got:#?}");
+    for id in &long {
+        assert_eq!(others.iter().filter(|o| *o == id).count(), 2, "{got:#?}");
+    }
+    rt.block_on(service.stop());
+}
