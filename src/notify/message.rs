@@ -417,6 +417,99 @@ mod tests {
     use super::*;
 
     #[test]
+    fn outage_edges_read_like_the_report() {
+        let text = r#"
+[daemon]
+site = "home"
+[[group]]
+name = "lan"
+[[group]]
+name = "isp"
+needs = "lan"
+[[target]]
+name = "r"
+group = "lan"
+kind = "tcp"
+host = "127.0.0.1"
+port = 9
+[[target]]
+name = "i"
+group = "isp"
+kind = "tcp"
+host = "127.0.0.1"
+port = 9
+"#;
+        let config = crate::config::parse(text, "t.toml").unwrap();
+        let start: Timestamp = "2026-01-01T10:02:00Z".parse().unwrap();
+        let end: Timestamp = "2026-01-01T10:41:42Z".parse().unwrap();
+        let line = |seq, entry| Line {
+            seq,
+            prev: String::new(),
+            ts: start,
+            entry,
+        };
+        let started = crate::outage::event::OutageStarted {
+            id: "o1".into(),
+            group: "isp".into(),
+            cause: "isp".into(),
+            start,
+            start_observed: true,
+            targets: vec![],
+            gaps: vec![],
+        };
+        let d = derive(&config, &line(7, Entry::OutageStart(started))).unwrap();
+        assert_eq!(d.event, NotifyEvent::OutageStart);
+        assert_eq!(d.notification.id, "home:7");
+        assert!(
+            d.notification.text.starts_with("Isp down since ")
+                && d.notification
+                    .text
+                    .ends_with("(likely cause: ISP; lan answered)"),
+            "{}",
+            d.notification.text
+        );
+        let gap = crate::outage::event::Gap {
+            from: start,
+            to: start,
+        };
+        let ended = crate::outage::event::OutageEnded {
+            id: "o1".into(),
+            group: "isp".into(),
+            cause: "isp".into(),
+            start,
+            start_observed: true,
+            end,
+            duration_seconds: 2382.0,
+            duration_clock: crate::outage::event::DurationClock::Monotonic,
+            end_observed: true,
+            targets: vec![],
+            gaps: vec![gap, gap],
+            end_reason: None,
+        };
+        let d = derive(&config, &line(9, Entry::OutageEnd(ended))).unwrap();
+        assert!(
+            d.notification.text.contains(" back at ")
+                && d.notification.text.ends_with(" after 39 min 42 s; 2 gaps"),
+            "{}",
+            d.notification.text
+        );
+        assert_eq!(d.notification.start, Some(start));
+        assert_eq!(d.notification.end, Some(end));
+    }
+
+    #[test]
+    fn quiet_hours_may_wrap_midnight() {
+        let q = crate::config::notify::QuietHours {
+            from: 22 * 60,
+            to: 7 * 60,
+        };
+        assert!(q.contains(23 * 60) && q.contains(0) && q.contains(6 * 60 + 59));
+        assert!(!q.contains(7 * 60) && !q.contains(12 * 60));
+        let d = crate::config::notify::QuietHours { from: 60, to: 120 };
+        assert!(d.contains(90) && !d.contains(120) && !d.contains(0));
+    }
+
+    #[test]
     fn durations_read_like_the_report() {
         assert_eq!(duration(2382.0), "39 min 42 s");
         assert_eq!(duration(12.0), "12 s");
