@@ -298,14 +298,25 @@ impl Tailer {
                     self.last_seq = Some(l.seq);
                     lines.push(Parsed::Line(Box::new(l)));
                 }
-                Err(e) => lines.push(Parsed::Damaged {
-                    after: self.last_seq,
-                    what: if raw.last() == Some(&b'}') {
-                        format!("not a journal line ({e})")
-                    } else {
-                        "a torn line (a crash mid-write)".into()
-                    },
-                }),
+                Err(e) => match serde_json::from_slice::<serde_json::Value>(raw)
+                    .ok()
+                    .and_then(|v| v.get("seq").and_then(serde_json::Value::as_u64))
+                {
+                    // A whole line of an event this version does not know
+                    // (a newer writer): nothing to tell, not damage.
+                    Some(seq) => {
+                        self.last_seq = Some(seq);
+                        lines.push(Parsed::Other(seq));
+                    }
+                    None => lines.push(Parsed::Damaged {
+                        after: self.last_seq,
+                        what: if raw.last() == Some(&b'}') {
+                            format!("not a journal line ({e})")
+                        } else {
+                            "a torn line (a crash mid-write)".into()
+                        },
+                    }),
+                },
             }
         }
         let mut all_written = true;
@@ -347,6 +358,12 @@ impl Tailer {
                         Some(d) => d,
                         None => continue,
                     }
+                }
+                Parsed::Other(seq) => {
+                    if *seq >= next {
+                        next = seq + 1;
+                    }
+                    continue;
                 }
                 Parsed::Damaged { after, what } => {
                     // Told once, by the channels that had read up to it.
@@ -554,7 +571,12 @@ fn latest_states(held: &[Notification]) -> String {
 
 enum Parsed {
     Line(Box<Line>),
-    Damaged { after: Option<u64>, what: String },
+    /// A whole line of an unknown event, by its `seq`.
+    Other(u64),
+    Damaged {
+        after: Option<u64>,
+        what: String,
+    },
 }
 
 /// The delivery loop of one channel.
