@@ -873,3 +873,109 @@ retry_max = "1s"
     }
     rt.block_on(service.stop());
 }
+
+/// An aiosmtpd sink on loopback speaking STARTTLS (`starttls`) or TLS from
+/// the first byte (`tls`) with a certificate of a throwaway CA.
+const TLS_SINK: &str = r#"
+import os, ssl, sys, time
+from aiosmtpd.controller import Controller
+out, port, cert, key, mode = sys.argv[1:6]
+ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+ctx.load_cert_chain(cert, key)
+class Sink:
+    async def handle_DATA(self, server, session, envelope):
+        with open(out, "a") as f:
+            f.write(envelope.content.decode("utf-8", "replace") + "\n----\n")
+            f.flush()
+            os.fsync(f.fileno())
+        return "250 OK stored"
+if mode == "starttls":
+    c = Controller(Sink(), hostname="127.0.0.1", port=int(port), tls_context=ctx, require_starttls=True)
+else:
+    c = Controller(Sink(), hostname="127.0.0.1", port=int(port), ssl_context=ctx)
+c.start()
+print("ready", flush=True)
+while True:
+    time.sleep(3600)
+"#;
+
+#[test]
+fn notify_email_over_starttls_and_tls_with_a_private_ca() {
+    if !crate::harness::daemon::require(
+        Command::new("/usr/bin/python3")
+            .args(["-c", "import aiosmtpd"])
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "python3-aiosmtpd is not installed (apt-get install python3-aiosmtpd)",
+    ) {
+        return;
+    }
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let ca = dir.path().join("ca.pem");
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&ca, ca_cert.pem()).unwrap();
+    std::fs::write(&cert, leaf.pem() + &ca_cert.pem()).unwrap();
+    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+    let script = dir.path().join("tls_sink.py");
+    std::fs::write(&script, TLS_SINK).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for mode in ["starttls", "tls"] {
+        let out = dir.path().join(format!("{mode}.txt"));
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new("/usr/bin/python3")
+            .args([
+                script.to_str().unwrap(),
+                out.to_str().unwrap(),
+                &port.to_string(),
+            ])
+            .args([cert.to_str().unwrap(), key.to_str().unwrap(), mode])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut ready = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut ready)
+            .unwrap();
+        assert_eq!(ready.trim(), "ready", "{mode} sink did not start");
+        let channel = |ca_line: &str| {
+            format!(
+                "[[notify]]\nname = \"mail\"\nkind = \"email\"\nsmtp_host = \"localhost\"\nsmtp_port = {port}\nsecurity = \"{mode}\"\nfrom = \"lw@home.test\"\nto = [\"me@home.test\"]\ntimeout = \"5s\"\n{ca_line}\n"
+            )
+        };
+        // Without the CA the server is not trusted: nothing is sent.
+        let cfg = config(dir.path(), &channel(""));
+        let refused = rt.block_on(linkwatch::notify::send_test(&cfg, "mail"));
+        assert!(refused.is_err(), "{mode}: an untrusted server was accepted");
+        let cfg = config(
+            dir.path(),
+            &channel(&format!("ca_file = \"{}\"", ca.display())),
+        );
+        let answer = rt.block_on(linkwatch::notify::send_test(&cfg, "mail"));
+        let _ = child.kill();
+        let _ = child.wait();
+        let answer = answer.unwrap_or_else(|e| panic!("{mode}: {e}"));
+        assert!(answer.starts_with("SMTP 250"), "{mode}: {answer}");
+        let mail = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(mail.matches("----").count(), 1, "{mode}: {mail}");
+        assert!(
+            mail.contains("test message from linkwatch to channel mail"),
+            "{mail}"
+        );
+    }
+}
