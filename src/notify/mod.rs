@@ -112,6 +112,22 @@ impl NotifyService {
             let path = outbox::path(&data_dir, &cfg.name);
             let mut ob = Outbox::open(&path)
                 .map_err(|e| err(format!("cannot open the outbox {}: {e}", path.display())))?;
+            let journal_next = last.map_or(0, |s| s + 1);
+            if let Some(cursor) = ob.state.cursor
+                && cursor > journal_next
+            {
+                // The journal was replaced by a shorter one (a new data
+                // directory's journal, a restored backup): its seq started
+                // again, and a cursor beyond it would never be reached.
+                tracing::warn!(
+                    channel = %cfg.name,
+                    cursor,
+                    journal_next,
+                    "the journal is shorter than this channel has read; reading on from its end"
+                );
+                ob.append(&[Record::Cursor { next: journal_next }])
+                    .map_err(|e| err(format!("cannot write the outbox {}: {e}", path.display())))?;
+            }
             if ob.state.cursor.is_none() {
                 // A new channel starts at the journal's end: it is told
                 // what happens from now on, not the history.
