@@ -62,6 +62,8 @@ pub enum StartError {
     DataDir(#[from] LockError),
     #[error(transparent)]
     History(#[from] crate::history::HistoryError),
+    #[error(transparent)]
+    Notify(#[from] crate::notify::SetupError),
 }
 
 /// Runs the daemon until `shutdown` resolves. `on_listen` receives the bound
@@ -105,6 +107,7 @@ struct Parts {
     outages: OutageService,
     outage_handle: OutageHandle,
     history: Arc<HistoryStore>,
+    notify: crate::notify::NotifyHandle,
 }
 
 impl Parts {
@@ -142,6 +145,8 @@ impl Parts {
         outages
             .enable_path_tracer(config, metrics.registry())
             .map_err(crate::outage::StartError::Metrics)?;
+        // Notifications: fed from the journal once its lines are durable.
+        let notify = crate::notify::NotifyHandle::start(config.clone(), metrics.registry())?;
         Ok(Self {
             listener,
             addr,
@@ -151,6 +156,7 @@ impl Parts {
             outages,
             outage_handle,
             history,
+            notify,
         })
     }
 }
@@ -205,6 +211,7 @@ struct Running {
     history_stop: CancellationToken,
     /// Takes SIGHUP and `POST /-/reload` ([`Reloader::serve`]).
     reload_task: JoinHandle<()>,
+    notify: crate::notify::NotifyHandle,
 }
 
 impl Running {
@@ -257,6 +264,7 @@ impl Running {
             metrics: parts.metrics.clone(),
             control: control_tx,
             trusted_peers,
+            notify: parts.notify.clone(),
         });
         let reload_task = tokio::spawn(reloader.serve(reload_rx));
         let history_stop = CancellationToken::new();
@@ -293,6 +301,7 @@ impl Running {
             history: parts.history,
             history_stop,
             reload_task,
+            notify: parts.notify,
         }
     }
 
@@ -330,6 +339,7 @@ impl Running {
                 true
             }
         };
+        self.notify.stop().await;
         self.history_stop.cancel();
         if disk_answers {
             let history = self.history.clone();
@@ -594,6 +604,7 @@ struct Reloader {
     control: mpsc::Sender<Apply>,
     /// The HTTP server's `trusted_peers`, which a reload changes in place.
     trusted_peers: server::admission::TrustedPeers,
+    notify: crate::notify::NotifyHandle,
 }
 
 impl Reloader {
@@ -668,6 +679,8 @@ impl Reloader {
         let new = Arc::new(crate::config::diff::with_running_daemon(&current, new));
         if new.digest == current.digest {
             loaded.file_daemon = file_daemon;
+            // Secret files may have changed; paused channels are tried again.
+            self.notify.reload(new.clone()).await;
             tracing::info!(config_digest = %new.digest, "configuration unchanged; nothing to reload");
             return Ok(format!("unchanged (config_digest {})", new.digest));
         }
@@ -694,6 +707,7 @@ impl Reloader {
             return Err("the daemon is stopping; reload not applied".into());
         }
         self.trusted_peers.set(&new.daemon.trusted_peers);
+        self.notify.reload(new.clone()).await;
         loaded.running = new.clone();
         loaded.file_daemon = file_daemon;
         Ok(format!(

@@ -13,6 +13,7 @@ pub(crate) mod daemon;
 pub mod history;
 pub mod journal;
 pub mod metrics;
+pub mod notify;
 pub mod outage;
 pub(crate) mod page;
 pub mod path;

@@ -20,8 +20,16 @@ pub(super) fn check(path: &Path) -> ExitCode {
                 errln!("{}: error: {}", path.display(), chain(&e));
                 return ExitCode::from(2);
             }
+            if let Err(e) = crate::notify::check_offline(&cfg) {
+                errln!("{}: error: {e}", path.display());
+                return ExitCode::from(2);
+            }
+            let channels = match cfg.notify.len() {
+                0 => String::new(),
+                n => format!(", {}", plural(n, "notify channel")),
+            };
             let printed = out_line(&format!(
-                "{}: ok ({}, {})",
+                "{}: ok ({}, {}{channels})",
                 path.display(),
                 plural(cfg.groups.len(), "group"),
                 plural(cfg.targets.len(), "target")

@@ -7,6 +7,7 @@
 
 mod check;
 mod healthcheck;
+mod notify;
 mod outages;
 mod output;
 mod probe;
@@ -152,6 +153,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Notification channels ([[notify]]): `notify test --channel NAME`.
+    Notify {
+        #[command(subcommand)]
+        action: NotifyAction,
+    },
     /// Ask a running daemon's /healthz (exit 0 healthy, 1 not); for container HEALTHCHECKs.
     Healthcheck {
         /// The daemon's /healthz URL (plain http; point it at the config's listen address).
@@ -164,6 +170,20 @@ pub enum Command {
         /// Give up after this long.
         #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = crate::config::parse_duration)]
         timeout: std::time::Duration,
+    },
+}
+
+/// `linkwatch notify …`.
+#[derive(Debug, Subcommand)]
+pub enum NotifyAction {
+    /// Send a test message through one channel now and print its answer (exit 1 if refused).
+    Test {
+        /// Configuration file (TOML) holding the [[notify]] channel.
+        #[arg(long, short, value_name = "PATH")]
+        config: PathBuf,
+        /// The channel's `name`.
+        #[arg(long, value_name = "NAME")]
+        channel: String,
     },
 }
 
@@ -186,6 +206,9 @@ pub fn main() -> ExitCode {
             run::run(&logging, config.as_deref(), data_dir.as_deref())
         }
         Command::Check { config } => check::check(config),
+        Command::Notify {
+            action: NotifyAction::Test { config, channel },
+        } => notify::test(&logging, config, channel),
         Command::Healthcheck { url, timeout } => healthcheck::healthcheck(url, *timeout),
         Command::Probe { config, target } => probe::probe(&logging, config.as_deref(), target),
         Command::Outages {

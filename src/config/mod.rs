@@ -14,6 +14,7 @@ mod error;
 mod graph;
 mod model;
 mod net;
+pub mod notify;
 mod parse;
 pub(crate) mod redact;
 mod spec;

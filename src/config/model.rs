@@ -31,6 +31,8 @@ pub struct Config {
     pub targets: Vec<Target>,
     /// `[plan]`: the rates the ISP contract promises, when given.
     pub plan: Option<Plan>,
+    /// `[[notify]]` channels, in file order.
+    pub notify: Vec<super::notify::NotifyChannel>,
 }
 
 impl Config {
@@ -46,6 +48,7 @@ impl Config {
             groups,
             targets,
             plan: None,
+            notify: Vec::new(),
         }
     }
 

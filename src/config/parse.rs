@@ -120,7 +120,7 @@ fn hex_sha256(text: &str) -> String {
         .collect()
 }
 
-const ROOT_KEYS: &[&str] = &["daemon", "defaults", "group", "target", "plan"];
+const ROOT_KEYS: &[&str] = &["daemon", "defaults", "group", "target", "plan", "notify"];
 const DAEMON_KEYS: &[&str] = &[
     "listen",
     "data_dir",
@@ -234,6 +234,11 @@ fn document(w: &mut Walker<'_>, root: &DeTable<'_>) -> Option<Config> {
         .map(|t| t.map(|t| target(w, &t, &defaults)))
         .collect();
     graph::check(w, &groups, &targets);
+    let group_names: Vec<String> = groups
+        .iter()
+        .filter_map(|g| Some(g.name.as_ref().ok()?.value.clone()))
+        .collect();
+    let notify = super::notify::tables(w, &root, &group_names);
     let plan = plan.ok();
     let group_inputs: Vec<degraded::GroupInput<'_>> = groups
         .iter()
@@ -289,6 +294,7 @@ fn document(w: &mut Walker<'_>, root: &DeTable<'_>) -> Option<Config> {
         groups,
         targets,
         plan,
+        notify: notify?,
     })
 }
 

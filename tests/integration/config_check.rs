@@ -257,7 +257,7 @@ const INVALID: &[(&str, &[&str])] = &[
     (
         "invalid-unknown-key-top.toml",
         &[
-            "1:1: key `colour`: unknown key `colour`; valid keys: daemon, defaults, group, target, plan",
+            "1:1: key `colour`: unknown key `colour`; valid keys: daemon, defaults, group, target, plan, notify",
         ],
     ),
     (
@@ -788,6 +788,7 @@ fn full_example_parses_to_the_expected_model() {
             download_bps: Some(100e6),
             upload_bps: Some(100e6),
         }),
+        notify: Vec::new(),
     };
     assert_eq!(c, expected);
     let kinds: Vec<Kind> = c.targets.iter().map(|t| t.kind()).collect();

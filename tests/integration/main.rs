@@ -28,6 +28,7 @@ mod netns_degraded;
 mod netns_evidence;
 mod netns_outage;
 mod netns_stall;
+mod notify;
 mod page_browser;
 mod path_trace;
 mod reload;

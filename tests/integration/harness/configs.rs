@@ -47,6 +47,7 @@ pub fn config_with(targets: Vec<Target>) -> Config {
         groups: vec![Group::new("g")],
         targets,
         plan: None,
+        notify: Vec::new(),
     }
 }
 
