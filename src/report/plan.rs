@@ -98,6 +98,8 @@ pub struct SpeedAgainstPlan {
     /// Every test of the period, good and failed, oldest first (with or
     /// without a plan).
     pub tests: Vec<SpeedTest>,
+    /// "Against the contract": per direction with a maximum in `[plan]`.
+    pub against_the_contract: Vec<super::contract::ContractVerdict>,
 }
 
 /// One throughput test.
@@ -133,6 +135,9 @@ struct Judged<'a> {
     at: Timestamp,
     /// Goodput, `None` for failures.
     bps: Option<f64>,
+    /// The contract's normal and minimum rates in force (the run's record).
+    normal: Option<f64>,
+    min: Option<f64>,
 }
 
 /// The run in force at `at`: the last one started at or before it.
@@ -174,11 +179,18 @@ pub(super) fn build(
                 .and_then(|p| p.rate(&t.direction))
                 .or_else(|| run_plan.and_then(|p| p.rate(&t.direction)))
                 .filter(|r| *r > 0.0);
-            Some((t, plan))
+            let (normal, min) = match (run_plan, t.direction.as_str()) {
+                (Some(p), "download") => (p.download_normal_bps, p.download_min_bps),
+                (Some(p), "upload") => (p.upload_normal_bps, p.upload_min_bps),
+                _ => (None, None),
+            };
+            Some((t, plan, normal, min))
         };
         for t in &target.tests {
-            if let Some((record, plan)) = of(t.at) {
+            if let Some((record, plan, normal, min)) = of(t.at) {
                 judged.push(Judged {
+                    normal,
+                    min,
                     target: &record.target,
                     group: &record.group,
                     direction: &record.direction,
@@ -196,8 +208,10 @@ pub(super) fn build(
             let last = minute
                 .checked_add(jiff::SignedDuration::from_secs(59))
                 .unwrap_or(minute);
-            if let Some((record, plan)) = of(last) {
+            if let Some((record, plan, normal, min)) = of(last) {
                 judged.push(Judged {
+                    normal,
+                    min,
                     target: &record.target,
                     group: &record.group,
                     direction: &record.direction,
@@ -213,6 +227,24 @@ pub(super) fn build(
     }
     let mut table = (!judged.is_empty()).then(|| summarise(&judged))?;
     judged.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.target.cmp(b.target)));
+    for direction in ["download", "upload"] {
+        let tests: Vec<super::contract::Test> = judged
+            .iter()
+            .filter(|j| j.direction == direction)
+            .filter_map(|j| {
+                Some(super::contract::Test {
+                    at: j.at,
+                    bps: j.bps?,
+                    max: j.plan?,
+                    normal: j.normal,
+                    min: j.min,
+                })
+            })
+            .collect();
+        if let Some(v) = super::contract::build(direction, &tests, tz) {
+            table.against_the_contract.push(v);
+        }
+    }
     table.tests = judged
         .iter()
         .map(|j| SpeedTest {
@@ -335,6 +367,7 @@ fn summarise(judged: &[Judged<'_>]) -> SpeedAgainstPlan {
         failed_tests_without_plan,
         notes,
         tests: Vec::new(),
+        against_the_contract: Vec::new(),
     }
 }
 
@@ -705,10 +738,18 @@ mod tests {
     const PLAN_100: PlanRecord = PlanRecord {
         download_bps: Some(100e6),
         upload_bps: None,
+        download_min_bps: None,
+        upload_min_bps: None,
+        download_normal_bps: None,
+        upload_normal_bps: None,
     };
     const PLAN_200: PlanRecord = PlanRecord {
         download_bps: Some(200e6),
         upload_bps: None,
+        download_min_bps: None,
+        upload_min_bps: None,
+        download_normal_bps: None,
+        upload_normal_bps: None,
     };
 
     /// A `config_reload` that changes `[plan]` judges the tests after it by
@@ -927,6 +968,7 @@ mod tests {
         let given = PlanRecord {
             download_bps: Some(40e6),
             upload_bps: None,
+            ..Default::default()
         };
         let r = crate::report::build_with_plan(
             dir.path(),

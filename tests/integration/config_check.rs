@@ -768,6 +768,7 @@ fn full_example_parses_to_the_expected_model() {
                     ca_file: Some("/etc/ssl/speed.pem".into()),
                     tls_verify: false,
                     judge_outages: false,
+                    congestion: None,
                 }),
             },
             config::Target {
@@ -787,6 +788,7 @@ fn full_example_parses_to_the_expected_model() {
         plan: Some(Plan {
             download_bps: Some(100e6),
             upload_bps: Some(100e6),
+            ..Plan::default()
         }),
     };
     assert_eq!(c, expected);

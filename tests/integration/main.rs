@@ -25,6 +25,7 @@ mod layering;
 mod netns_daemon;
 mod netns_degraded;
 mod netns_evidence;
+mod netns_loaded;
 mod netns_outage;
 mod netns_stall;
 mod page_browser;
