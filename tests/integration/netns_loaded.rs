@@ -14,8 +14,8 @@
 
 use std::time::Duration;
 
-use crate::harness::daemon::BIN;
-use crate::harness::netns::{Netns, link, require_root};
+use crate::harness::daemon::{BIN, Daemon};
+use crate::harness::netns::{Link, Netns, link, require_root};
 
 const PORT: u16 = 8080;
 const SINK_PORT: u16 = 5009;
@@ -109,6 +109,54 @@ fn probe(home: &Netns, config: &std::path::Path) -> String {
         .to_owned()
 }
 
+/// home ─ isp ─ far, routed through `isp`; the throughput server in `far`.
+struct Path {
+    home: Netns,
+    isp: Netns,
+    far: Netns,
+    /// isp (`a`) ↔ home (`b`).
+    lan: Link,
+    /// isp (`a`) ↔ far (`b`).
+    far_link: Link,
+}
+
+impl Path {
+    fn new() -> Self {
+        let (home, isp, far) = (Netns::new(), Netns::new(), Netns::new());
+        let lan = link(&isp, &home, 42);
+        let l = link(&isp, &far, 43);
+        for (ns, dev) in [
+            (&isp, &lan.a_if),
+            (&home, &lan.b_if),
+            (&isp, &l.a_if),
+            (&far, &l.b_if),
+        ] {
+            ns.wait_up(dev);
+        }
+        isp.sysctl("net.ipv4.ip_forward", "1");
+        home.ip(&[
+            "route",
+            "add",
+            "10.231.43.0/24",
+            "via",
+            &lan.a_v4.to_string(),
+        ]);
+        far.ip(&["route", "add", "10.231.42.0/24", "via", &l.a_v4.to_string()]);
+        far.spawn_inner(
+            INNER_SERVE,
+            &[("LWT_TP_LISTEN", &format!("{}:{PORT}", l.b_v4))],
+        );
+        far.wait_listening(PORT);
+        Path {
+            home,
+            isp,
+            far,
+            lan,
+            far_link: l,
+        }
+    }
+}
+
 fn shape(ns: &Netns, dev: &str, latency: u32) {
     ns.exec(&[
         "tc",
@@ -135,32 +183,14 @@ fn bufferbloat_is_graded_against_the_queueing_delay() {
     if !require_root() {
         return;
     }
-    let (home, isp, far) = (Netns::new(), Netns::new(), Netns::new());
-    let lan = link(&isp, &home, 42);
-    let l = link(&isp, &far, 43);
-    for (ns, dev) in [
-        (&isp, &lan.a_if),
-        (&home, &lan.b_if),
-        (&isp, &l.a_if),
-        (&far, &l.b_if),
-    ] {
-        ns.wait_up(dev);
-    }
-    isp.sysctl("net.ipv4.ip_forward", "1");
-    home.ip(&[
-        "route",
-        "add",
-        "10.231.43.0/24",
-        "via",
-        &lan.a_v4.to_string(),
-    ]);
-    far.ip(&["route", "add", "10.231.42.0/24", "via", &l.a_v4.to_string()]);
+    let Path {
+        home,
+        isp,
+        far,
+        lan,
+        far_link: l,
+    } = Path::new();
     let server = l.b_v4.to_string();
-    far.spawn_inner(
-        INNER_SERVE,
-        &[("LWT_TP_LISTEN", &format!("{server}:{PORT}"))],
-    );
-    far.wait_listening(PORT);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("loaded.toml");
     std::fs::write(
@@ -281,4 +311,192 @@ fn bufferbloat_is_graded_against_the_queueing_delay() {
          {probes} probes in the deep-buffer test = {:.1} kB per test",
         per_probe * probes / 1e3
     );
+}
+
+/// The daemon in `home` with `[plan] download = 100 Mbit/s` (normal 60,
+/// minimum 30) tests the download through a tbf of `mbit` in `isp` (towards
+/// home) a few times; its journal records the plan and the target. Synthetic
+/// measuring days are then written as history rows, 10 tests a day (5 in
+/// the morning, 5 from 19:00) on three days a calendar day apart, each
+/// test's figure one of the real tests' (in turn). Returns the report's
+/// "Against the contract" for the download, as JSON.
+fn contract_over_synthetic_days(mbit: u32) -> (serde_json::Value, Vec<f64>) {
+    let Path {
+        home,
+        isp,
+        far: _far,
+        lan,
+        far_link,
+    } = Path::new();
+    isp.exec(&[
+        "tc",
+        "qdisc",
+        "replace",
+        "dev",
+        &lan.a_if,
+        "root",
+        "tbf",
+        "rate",
+        &format!("{mbit}mbit"),
+        "burst",
+        &(mbit * 1_000_000 / 8 / 200).max(5000).to_string(),
+        "latency",
+        "50ms",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cfg = format!(
+        "[daemon]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\n[plan]\ndownload = \"100 Mbit/s\"\n\
+         download_normal = \"60 Mbit/s\"\ndownload_min = \"30 Mbit/s\"\n\n[[group]]\nname = \"net\"\n\n\
+         [[target]]\nname = \"down\"\ngroup = \"net\"\nkind = \"throughput\"\n\
+         url = \"http://{}:{PORT}/1GB.bin\"\ninterval = \"10s\"\ntimeout = \"2s\"\nmax_duration = \"3s\"\n\
+         max_bytes = \"100 MB\"\nmin_bytes = \"100 kB\"\n",
+        data.display(),
+        far_link.b_v4
+    );
+    let path = dir.path().join("plan.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let child = home
+        .command(&[BIN, "run", "--config", path.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut d = Daemon::attach(child, tempfile::tempdir().unwrap());
+    // Two tests (at start and 10 s later), then a clean stop flushes history.
+    std::thread::sleep(Duration::from_secs(17));
+    let (status, _) = d.terminate(Duration::from_secs(10));
+    assert!(status.success(), "{}", d.log());
+    let mut real = Vec::new();
+    for e in std::fs::read_dir(data.join("history")).unwrap() {
+        let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+        for l in text.lines().filter(|l| l.starts_with("t\t")) {
+            real.push(l.split('\t').nth(5).unwrap().parse::<f64>().unwrap());
+        }
+    }
+    assert!(!real.is_empty(), "no test recorded: {}", d.log());
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    let mut i = 0;
+    for offset in [2i64, 4, 6] {
+        let day = today.checked_add(jiff::Span::new().days(offset)).unwrap();
+        let mut rows = String::new();
+        for (h, m) in [(8, 0), (8, 10), (8, 20), (8, 30), (8, 40)]
+            .into_iter()
+            .chain([(19, 0), (19, 10), (19, 20), (19, 30), (19, 40)])
+        {
+            let at: jiff::Timestamp = format!("{day}T{h:02}:{m:02}:00Z").parse().unwrap();
+            let bps = real[i % real.len()];
+            i += 1;
+            rows += &format!(
+                "t\t{}\tdown\t{:.0}\t3.000000\t{bps:.0}\n",
+                at.as_millisecond(),
+                bps * 3.0 / 8.0
+            );
+        }
+        std::fs::write(data.join(format!("history/{day}.1.lwh")), rows).unwrap();
+    }
+    let since = today.checked_add(jiff::Span::new().days(1)).unwrap();
+    let until = today.checked_add(jiff::Span::new().days(8)).unwrap();
+    let out = std::process::Command::new(BIN)
+        .args([
+            "report",
+            "--since",
+            &format!("{since}T00:00:00Z"),
+            "--until",
+            &format!("{until}T00:00:00Z"),
+            "--format",
+            "json",
+            "--tz",
+            "UTC",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let contract = v["speed_against_plan"]["against_the_contract"][0].clone();
+    assert_eq!(contract["direction"], "download", "{v:#}");
+    // Markdown says plainly what this is.
+    let md = std::process::Command::new(BIN)
+        .args([
+            "report",
+            "--since",
+            &format!("{since}T00:00:00Z"),
+            "--until",
+            &format!("{until}T00:00:00Z"),
+            "--tz",
+            "UTC",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let md = String::from_utf8_lossy(&md.stdout);
+    assert!(md.contains("## Against the contract"), "{md}");
+    assert!(
+        md.contains("not the regulator's certified measurement app"),
+        "{md}"
+    );
+    (contract, real)
+}
+
+fn verdicts(c: &serde_json::Value) -> Vec<Option<bool>> {
+    c["criteria_results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["breached"].as_bool())
+        .collect()
+}
+
+/// `[plan] download = "100 Mbit/s"`, normal 60, minimum 30: a link shaped
+/// to 40 Mbit/s breaches (a) and (b), not (c); shaped to 95 Mbit/s, nothing.
+#[test]
+fn plan_verdict_over_measuring_days() {
+    if !require_root() {
+        return;
+    }
+    let (slow, real) = contract_over_synthetic_days(40);
+    eprintln!(
+        "EVIDENCE plan verdict at 40 Mbit/s: real tests {:?} Mbit/s; verdicts {:?}; sampling rules met {}; 80/80 {} %",
+        real.iter()
+            .map(|b| (b / 1e4).round() / 100.0)
+            .collect::<Vec<_>>(),
+        verdicts(&slow),
+        slow["sampling_rules_met"],
+        slow["fcc_80_80_percent"]
+    );
+    assert_eq!(slow["sampling_rules_met"], true, "{slow:#}");
+    assert_eq!(
+        verdicts(&slow),
+        [Some(true), Some(true), Some(false)],
+        "{slow:#}"
+    );
+    assert_eq!(slow["deviation"], true);
+    assert_eq!(slow["peak_below_80_percent"], 15, "{slow:#}");
+
+    let (fast, real) = contract_over_synthetic_days(95);
+    eprintln!(
+        "EVIDENCE plan verdict at 95 Mbit/s: real tests {:?} Mbit/s; verdicts {:?}; 80/80 {} %",
+        real.iter()
+            .map(|b| (b / 1e4).round() / 100.0)
+            .collect::<Vec<_>>(),
+        verdicts(&fast),
+        fast["fcc_80_80_percent"]
+    );
+    assert_eq!(
+        verdicts(&fast),
+        [Some(false), Some(false), Some(false)],
+        "{fast:#}"
+    );
+    assert_eq!(fast["deviation"], false);
 }
