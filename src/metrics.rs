@@ -50,6 +50,10 @@ pub const PROBES_QUEUED_TOTAL: &str = "linkwatch_probes_queued_total";
 pub const THROUGHPUT_BPS: &str = "linkwatch_throughput_bytes_per_second";
 pub const THROUGHPUT_TESTS_BPS: &str = "linkwatch_throughput_tests_bytes_per_second";
 pub const THROUGHPUT_BYTES_TOTAL: &str = "linkwatch_throughput_bytes_total";
+// Latency under load (issue 22): one contiguous block, see `LoadedMetrics`.
+pub const THROUGHPUT_LOADED_RTT: &str = "linkwatch_throughput_loaded_rtt_seconds";
+pub const THROUGHPUT_LATENCY_INCREASE: &str = "linkwatch_throughput_latency_increase_seconds";
+pub const RESPONSIVENESS_RPM: &str = "linkwatch_responsiveness_rpm";
 pub const PLAN_BPS: &str = "linkwatch_plan_bytes_per_second";
 pub const CONFIG_LAST_RELOAD_SUCCESSFUL: &str = "linkwatch_config_last_reload_successful";
 pub const CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP: &str =
@@ -174,6 +178,7 @@ pub struct Metrics {
     throughput_bytes: IntCounterVec,
     /// `[plan]`, one series per direction it names.
     plan: GaugeVec,
+    loaded: LoadedMetrics,
     /// Bytes of the last scrape, to size the next buffer.
     last_size: AtomicUsize,
     pub lateness: Histogram,
@@ -181,6 +186,70 @@ pub struct Metrics {
     pub concurrency_limit: IntGauge,
     /// Probes that waited for a permit under `max_concurrency`.
     pub queued: IntCounter,
+}
+
+/// Latency under load of the last throughput test, by target.
+struct LoadedMetrics {
+    rtt: GaugeVec,
+    increase: GaugeVec,
+    rpm: GaugeVec,
+}
+
+impl LoadedMetrics {
+    fn new(registry: &Registry) -> Result<Self, MetricsError> {
+        let m = Self {
+            rtt: GaugeVec::new(
+                Opts::new(
+                    THROUGHPUT_LOADED_RTT,
+                    "Round trip of a new connection to the test server during the target's last throughput test (counted samples), seconds.",
+                ),
+                &["target", "quantile"],
+            )?,
+            increase: GaugeVec::new(
+                Opts::new(
+                    THROUGHPUT_LATENCY_INCREASE,
+                    "Loaded round trip (median) minus the idle one, in the target's last throughput test, seconds.",
+                ),
+                &["target"],
+            )?,
+            rpm: GaugeVec::new(
+                Opts::new(
+                    RESPONSIVENESS_RPM,
+                    "Round trips per minute under load in the target's last throughput test (draft-ietf-ippm-responsiveness).",
+                ),
+                &["target"],
+            )?,
+        };
+        registry.register(Box::new(m.rtt.clone()))?;
+        registry.register(Box::new(m.increase.clone()))?;
+        registry.register(Box::new(m.rpm.clone()))?;
+        Ok(m)
+    }
+
+    fn drop_series(&self, target: &str) {
+        for q in ["0.5", "0.9"] {
+            let _ = self.rtt.remove_label_values(&[target, q]);
+        }
+        let _ = self.increase.remove_label_values(&[target]);
+        let _ = self.rpm.remove_label_values(&[target]);
+    }
+
+    fn observe(&self, target: &str, l: &crate::probe::loaded::LoadedLatency) {
+        for (q, v) in [
+            ("0.5", l.loaded_rtt_p50_seconds),
+            ("0.9", l.loaded_rtt_p90_seconds),
+        ] {
+            if let Some(v) = v {
+                self.rtt.with_label_values(&[target, q]).set(v);
+            }
+        }
+        if let Some(v) = l.latency_increase_seconds {
+            self.increase.with_label_values(&[target]).set(v);
+        }
+        if let Some(v) = l.rpm {
+            self.rpm.with_label_values(&[target]).set(v);
+        }
+    }
 }
 
 /// The outcome of configuration reloads (Prometheus's names).
@@ -353,7 +422,9 @@ impl Metrics {
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
 
+        let loaded = LoadedMetrics::new(&registry)?;
         let m = Self {
+            loaded,
             registry,
             targets: RwLock::new(Vec::new()),
             targets_gauge,
@@ -452,6 +523,7 @@ impl Metrics {
             let _ = self.throughput_bps.remove_label_values(&tl);
             let _ = self.throughput_tests.remove_label_values(&tl);
             let _ = self.throughput_bytes.remove_label_values(&tl);
+            self.loaded.drop_series(l[0]);
         }
     }
 
@@ -565,6 +637,9 @@ impl Metrics {
                 self.throughput_tests
                     .with_label_values(&tl)
                     .observe(bps / 8.0);
+                if let Some(loaded) = &tp.loaded {
+                    self.loaded.observe(l[0], loaded);
+                }
             }
         }
         if info.rcode.is_some() {
