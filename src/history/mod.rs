@@ -60,7 +60,8 @@ use crate::probe::{Outcome, ProbeResult};
 use bucket::Tally;
 pub use bucket::{BUCKETS, Minute};
 pub use query::{
-    FileDamage, HistoryQuery, Point, QueryError, RowSink, Series, TargetTests, Throughput,
+    FileDamage, HistoryQuery, LoadedRow, Point, QueryError, RowSink, Series, TargetTests,
+    Throughput,
 };
 
 /// How often buffered rows are written (and fsynced).
@@ -328,6 +329,11 @@ impl HistoryStore {
             bytes,
             seconds,
             bits_per_second: bps,
+            loaded: info
+                .throughput
+                .as_ref()
+                .and_then(|t| t.loaded.as_ref())
+                .map(query::LoadedRow::of),
         })
     }
 

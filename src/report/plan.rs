@@ -118,6 +118,11 @@ pub struct SpeedTest {
     pub percent_of_plan: Option<f64>,
     /// Failed tests this row stands for (failures are counted per minute).
     pub failed: u64,
+    /// Latency under load: loaded RTT (median) over idle, milliseconds, and
+    /// its bufferbloat grade (`not_saturated` when goodput never held
+    /// steady); `null` for tests recorded before it was measured.
+    pub latency_increase_ms: Option<f64>,
+    pub grade: Option<String>,
 }
 
 /// A test as the table counts it.
@@ -138,6 +143,7 @@ struct Judged<'a> {
     /// The contract's normal and minimum rates in force (the run's record).
     normal: Option<f64>,
     min: Option<f64>,
+    loaded: Option<crate::history::LoadedRow>,
 }
 
 /// The run in force at `at`: the last one started at or before it.
@@ -189,6 +195,7 @@ pub(super) fn build(
         for t in &target.tests {
             if let Some((record, plan, normal, min)) = of(t.at) {
                 judged.push(Judged {
+                    loaded: t.loaded,
                     normal,
                     min,
                     target: &record.target,
@@ -210,6 +217,7 @@ pub(super) fn build(
                 .unwrap_or(minute);
             if let Some((record, plan, normal, min)) = of(last) {
                 judged.push(Judged {
+                    loaded: None,
                     normal,
                     min,
                     target: &record.target,
@@ -255,6 +263,22 @@ pub(super) fn build(
             mbit_per_second: j.bps.map(|b| (b / 1e4).round() / 100.0),
             percent_of_plan: j.percent.map(|p| (p * 10.0).round() / 10.0),
             failed: j.failures,
+            latency_increase_ms: j
+                .loaded
+                .and_then(|l| l.latency_increase_seconds)
+                .map(|s| (s * 1e4).round() / 10.0),
+            grade: j.loaded.map(|l| {
+                l.grade.map_or_else(
+                    || {
+                        if l.not_saturated {
+                            "not_saturated".to_owned()
+                        } else {
+                            "-".to_owned()
+                        }
+                    },
+                    str::to_owned,
+                )
+            }),
         })
         .collect();
     if let Some(p) = given {
@@ -562,16 +586,17 @@ pub(super) fn csv(out: &mut String, table: Option<&SpeedAgainstPlan>) {
 }
 
 /// The columns of the table of every test.
-const TEST_HEAD: [&str; 6] = [
+const TEST_HEAD: [&str; 7] = [
     "time",
     "target",
     "direction",
     "Mbit/s",
     "% of plan",
     "group",
+    "latency under load",
 ];
 
-fn test_cells(t: &SpeedTest) -> [String; 6] {
+fn test_cells(t: &SpeedTest) -> [String; 7] {
     // `2026-12-06 17:04:38`: the zone is the report's, said at its top.
     let time: String = t
         .time
@@ -591,6 +616,11 @@ fn test_cells(t: &SpeedTest) -> [String; 6] {
         t.percent_of_plan
             .map_or("-".into(), |p| format!("{p:.1} %")),
         t.group.clone(),
+        match (t.latency_increase_ms, &t.grade) {
+            (Some(ms), Some(g)) => format!("+{ms:.1} ms ({g})"),
+            (None, Some(g)) => g.clone(),
+            _ => "-".into(),
+        },
     ]
 }
 
@@ -601,7 +631,7 @@ pub(super) fn markdown_tests(out: &mut String, table: Option<&SpeedAgainstPlan>)
     };
     let _ = writeln!(out, "\n## Speed tests\n");
     let _ = writeln!(out, "| {} |", TEST_HEAD.join(" | "));
-    let _ = writeln!(out, "|---|---|---|---:|---:|---|");
+    let _ = writeln!(out, "|---|---|---|---:|---:|---|---|");
     for test in &t.tests {
         let _ = writeln!(out, "| {} |", test_cells(test).join(" | "));
     }
@@ -637,12 +667,12 @@ pub(super) fn html_tests(table: Option<&SpeedAgainstPlan>) -> String {
 
 /// Every speed test as a CSV table (the header alone without tests).
 pub(super) fn csv_tests(out: &mut String, table: Option<&SpeedAgainstPlan>) {
-    out.push_str("time,target,group,direction,mbit_per_second,percent_of_plan,failed_tests\n");
+    out.push_str("time,target,group,direction,mbit_per_second,percent_of_plan,failed_tests,latency_increase_ms,grade\n");
     let tests = table.map_or(&[][..], |t| &t.tests[..]);
     for t in tests {
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{}",
             t.time,
             csv_field(&t.target),
             csv_field(&t.group),
@@ -652,6 +682,9 @@ pub(super) fn csv_tests(out: &mut String, table: Option<&SpeedAgainstPlan>) {
             t.percent_of_plan
                 .map_or(String::new(), |p| format!("{p:.1}")),
             t.failed,
+            t.latency_increase_ms
+                .map_or(String::new(), |m| format!("{m:.1}")),
+            t.grade.as_deref().unwrap_or(""),
         );
     }
 }
@@ -917,12 +950,12 @@ mod tests {
         let csv = render_with(&r, Format::Csv, CsvTable::SpeedTests).unwrap();
         assert!(
             csv.starts_with(
-                "time,target,group,direction,mbit_per_second,percent_of_plan,failed_tests\n"
+                "time,target,group,direction,mbit_per_second,percent_of_plan,failed_tests,latency_increase_ms,grade\n"
             ),
             "{csv}"
         );
         assert_eq!(csv.lines().count(), 8, "{csv}");
-        assert!(csv.lines().all(|l| l.split(',').count() == 7), "{csv}");
+        assert!(csv.lines().all(|l| l.split(',').count() == 9), "{csv}");
         assert_eq!(
             json["speed_against_plan"]["tests"]
                 .as_array()
