@@ -35,6 +35,9 @@ pub struct Degraded {
     pub dns_p95_above: Option<Duration>,
     /// Over successful HTTP probes (their whole duration).
     pub http_p95_above: Option<Duration>,
+    /// Median latency-under-load increase of the window's download tests
+    /// (and the last one) above this: slow (`loaded_latency`).
+    pub loaded_latency_increase_above: Option<Duration>,
 }
 
 /// `throughput_below`, resolved to bits per second.
@@ -61,6 +64,7 @@ impl Degraded {
             || self.throughput_below.is_some()
             || self.dns_p95_above.is_some()
             || self.http_p95_above.is_some()
+            || self.loaded_latency_increase_above.is_some()
     }
 }
 
@@ -75,6 +79,7 @@ impl Default for Degraded {
             throughput_below: None,
             dns_p95_above: None,
             http_p95_above: None,
+            loaded_latency_increase_above: None,
         }
     }
 }
@@ -88,6 +93,7 @@ pub(super) const KEYS: &[&str] = &[
     "throughput_below",
     "dns_p95_above",
     "http_p95_above",
+    "loaded_latency_increase_above",
 ];
 
 /// A threshold of `throughput_below` as written.
@@ -110,6 +116,7 @@ pub(super) struct Partial {
     throughput_below: Option<At<Floor>>,
     dns_p95_above: Option<At<Duration>>,
     http_p95_above: Option<At<Duration>>,
+    loaded_latency_increase_above: Option<At<Duration>>,
     /// Some key was reported: the table is unusable.
     bad: bool,
 }
@@ -161,7 +168,10 @@ pub(super) fn table(w: &mut Walker<'_>, parent: &Tbl<'_, '_>) -> Partial {
     let throughput_below = keep(&mut bad, floor(w, &t));
     let dns_p95_above = keep(&mut bad, latency(w, &t, "dns_p95_above"));
     let http_p95_above = keep(&mut bad, latency(w, &t, "http_p95_above"));
+    let loaded_latency_increase_above =
+        keep(&mut bad, latency(w, &t, "loaded_latency_increase_above"));
     Partial {
+        loaded_latency_increase_above,
         span: Some(t.span.clone()),
         window,
         min_samples,
@@ -344,6 +354,10 @@ pub(super) fn resolve(
                 throughput_below,
                 dns_p95_above: pick(&g.own.dns_p95_above, &defaults.dns_p95_above),
                 http_p95_above: pick(&g.own.http_p95_above, &defaults.http_p95_above),
+                loaded_latency_increase_above: pick(
+                    &g.own.loaded_latency_increase_above,
+                    &defaults.loaded_latency_increase_above,
+                ),
             };
             let members: Vec<&Target> = targets
                 .iter()

@@ -94,6 +94,9 @@ pub struct Thresholds {
     pub throughput_hold: Duration,
     pub dns_p95_above: Option<Duration>,
     pub http_p95_above: Option<Duration>,
+    /// Latency under load: the median increase of the window's tests (and
+    /// the last one, held like throughput) above this trips `loaded_latency`.
+    pub loaded_latency_above: Option<Duration>,
 }
 
 /// One group as the degradation tracker sees it.
@@ -130,6 +133,8 @@ pub struct Sample {
     pub latency: Option<Duration>,
     /// Goodput of a successful throughput test.
     pub throughput_bps: Option<f64>,
+    /// Its latency under load over idle (graded tests only).
+    pub loaded_increase: Option<Duration>,
 }
 
 /// A threshold that was crossed.
@@ -142,17 +147,20 @@ pub enum Trigger {
     Throughput,
     DnsP95,
     HttpP95,
+    LoadedLatency,
 }
 
 impl Trigger {
-    pub const ALL: [Trigger; 6] = [
+    pub const ALL: [Trigger; 7] = [
         Trigger::Loss,
         Trigger::RttP50,
         Trigger::RttP95,
         Trigger::Throughput,
         Trigger::DnsP95,
         Trigger::HttpP95,
+        Trigger::LoadedLatency,
     ];
+    const N: usize = Trigger::ALL.len();
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -162,6 +170,7 @@ impl Trigger {
             Trigger::Throughput => "throughput",
             Trigger::DnsP95 => "dns_p95",
             Trigger::HttpP95 => "http_p95",
+            Trigger::LoadedLatency => "loaded_latency",
         }
     }
 
@@ -438,6 +447,8 @@ struct Th {
     http_p95: Option<u64>,
     throughput: Option<f64>,
     hold_ms: u64,
+    /// `loaded_latency_above`, seconds.
+    loaded: Option<f64>,
 }
 
 fn ns(d: Duration) -> u64 {
@@ -462,6 +473,7 @@ impl Th {
             http_p95: t.http_p95_above.map(ns),
             throughput: t.throughput_below,
             hold_ms: ms(t.throughput_hold).max(window_ms),
+            loaded: t.loaded_latency_above.map(|d| d.as_secs_f64()),
         }
     }
 }
@@ -760,6 +772,8 @@ impl Pop {
 struct Test {
     at: Stamp,
     bps: f64,
+    /// Latency under load over idle, seconds.
+    increase: Option<f64>,
 }
 
 /// The sliding window of one group.
@@ -891,11 +905,12 @@ impl Window {
                         wall: truncate_ms(s.at.wall),
                         mono: s.at.mono,
                     };
-                    self.tests.push_back(Test { at, bps });
+                    let increase = s.loaded_increase.map(|d| d.as_secs_f64());
+                    self.tests.push_back(Test { at, bps, increase });
                     // The previous newest may have been kept only because it was the newest.
                     self.advance(s.at, th);
                     self.median = median(self.tests.iter().map(|t| t.bps));
-                    return Some(Fed::Test(bps));
+                    return Some(Fed::Test(bps, increase));
                 }
                 return Some(Fed::Nothing);
             }
@@ -950,6 +965,13 @@ impl Window {
             && med < thr
         {
             m |= Trigger::Throughput.bit();
+        }
+        if let (Some(thr), Some(med)) = (
+            th.loaded,
+            median(self.tests.iter().filter_map(|t| t.increase)),
+        ) && med > thr
+        {
+            m |= Trigger::LoadedLatency.bit();
         }
         m
     }
@@ -1128,8 +1150,8 @@ impl ChangePoint {
 #[derive(Debug, Clone, Copy)]
 enum Fed {
     Probe(Entry),
-    /// A successful throughput test's goodput.
-    Test(f64),
+    /// A successful throughput test's goodput and latency increase.
+    Test(f64, Option<f64>),
     /// A failed test: no figure.
     Nothing,
 }
@@ -1149,13 +1171,13 @@ enum Fed {
 struct EndTrack {
     /// Per trigger, in parts per million (exact: a stream at exactly the
     /// threshold's rate keeps its sum level).
-    rate: [i64; 6],
-    sum: [i64; 6],
-    peak: [i64; 6],
+    rate: [i64; Trigger::N],
+    sum: [i64; Trigger::N],
+    peak: [i64; Trigger::N],
     /// Per trigger: the end candidate.
-    at: [Option<Stamp>; 6],
+    at: [Option<Stamp>; Trigger::N],
     /// The peak is the newest sample of its population: the next one dates the end.
-    after_peak: [bool; 6],
+    after_peak: [bool; Trigger::N],
     /// How long a slow throughput test stands for the link with no newer one.
     hold: Duration,
     /// The last slow test (the lower bound of a throughput end).
@@ -1170,17 +1192,17 @@ const PPM: i64 = 1_000_000;
 impl EndTrack {
     fn new(th: &Th) -> Self {
         let ppm = |r: f64| (r.clamp(0.0, 1.0) * PPM as f64).round() as i64;
-        let mut rate = [PPM / 2; 6];
+        let mut rate = [PPM / 2; Trigger::N];
         rate[Trigger::Loss as usize] = ppm(th.loss.unwrap_or(1.0));
         rate[Trigger::RttP95 as usize] = PPM / 20;
         rate[Trigger::DnsP95 as usize] = PPM / 20;
         rate[Trigger::HttpP95 as usize] = PPM / 20;
         Self {
             rate,
-            sum: [0; 6],
-            peak: [0; 6],
-            at: [None; 6],
-            after_peak: [false; 6],
+            sum: [0; Trigger::N],
+            peak: [0; Trigger::N],
+            at: [None; Trigger::N],
+            after_peak: [false; Trigger::N],
             hold: Duration::from_millis(th.hold_ms),
             slow_test: None,
             loss_seen: (0, 0),
@@ -1233,12 +1255,15 @@ impl EndTrack {
                     }
                 }
             }
-            Fed::Test(bps) => {
+            Fed::Test(bps, increase) => {
                 if let Some(thr) = th.throughput {
                     if bps < thr {
                         self.slow_test = Some(at);
                     }
                     self.step(Trigger::Throughput, bps < thr, at);
+                }
+                if let (Some(thr), Some(inc)) = (th.loaded, increase) {
+                    self.step(Trigger::LoadedLatency, inc > thr, at);
                 }
             }
             Fed::Nothing => {}
@@ -1291,7 +1316,7 @@ impl EndTrack {
     /// A down period came between the peak and the next sample: that sample
     /// says nothing of when the slow stretch ended (the outage did).
     fn interrupt(&mut self) {
-        self.after_peak = [false; 6];
+        self.after_peak = [false; Trigger::N];
     }
 
     /// The window, all of it after the end so far, is over a threshold on
@@ -1500,7 +1525,7 @@ impl Track {
             end.feed(Fed::Probe(e), self.win.stamp_of(e.ms()), &self.th);
         }
         for t in self.win.tests.iter().filter(|t| t.at.mono >= start.mono) {
-            end.feed(Fed::Test(t.bps), t.at, &self.th);
+            end.feed(Fed::Test(t.bps, t.increase), t.at, &self.th);
         }
         self.end = end;
         self.period_down = None;
@@ -2217,6 +2242,7 @@ mod tests {
             throughput_hold: Duration::ZERO,
             dns_p95_above: None,
             http_p95_above: None,
+            loaded_latency_above: None,
         }
     }
 
@@ -2241,6 +2267,7 @@ mod tests {
             success: ok,
             latency: ok.then(|| Duration::from_secs_f64(ms / 1000.0)),
             throughput_bps: None,
+            loaded_increase: None,
         }
     }
 
@@ -2256,6 +2283,7 @@ mod tests {
             success: true,
             latency: None,
             throughput_bps: Some(mbps * 1e6),
+            loaded_increase: None,
         }
     }
 
@@ -2709,6 +2737,40 @@ mod tests {
         assert_eq!(e[0].triggers, vec![Trigger::Throughput]);
         assert_eq!((e[1].start, e[1].end), (wall(40.0), wall(59.0)));
         assert_eq!(e[1].triggers, vec![Trigger::Loss]);
+    }
+
+    /// `loaded_latency_above`: bloated tests (fast ones) trip
+    /// `loaded_latency`, not `throughput`, and a good test ends it.
+    #[test]
+    fn loaded_latency_trips_on_the_tests_median_increase() {
+        let mut t = th(20, 10);
+        t.throughput_below = Some(10e6);
+        t.loaded_latency_above = Some(Duration::from_millis(100));
+        t.throughput_hold = Duration::from_secs(45);
+        let mut d = one(t);
+        d.set_group_state(0, State::Up, at(0.0));
+        let bloated = |secs: f64, ms: u64| Sample {
+            loaded_increase: Some(Duration::from_millis(ms)),
+            ..test(0, secs, 50.0)
+        };
+        let mut ev = Vec::new();
+        ev.extend(d.observe(&bloated(0.0, 10)));
+        for s in 1..90u32 {
+            let sec = f64::from(s);
+            match s {
+                10 | 20 => ev.extend(d.observe(&bloated(sec, 450))),
+                30 | 40 | 50 => ev.extend(d.observe(&bloated(sec, 8))),
+                _ => {}
+            }
+            ev.extend(d.observe(&icmp(0, sec, true, 20.0)));
+        }
+        let st = started(&ev);
+        assert_eq!(st.len(), 1, "{ev:?}");
+        assert_eq!(st[0].triggers, vec![Trigger::LoadedLatency]);
+        let e = ended(&ev);
+        assert_eq!(e.len(), 1, "{ev:?}");
+        assert_eq!(e[0].start, wall(10.0));
+        assert_eq!(Trigger::LoadedLatency.as_str(), "loaded_latency");
     }
 
     #[test]
