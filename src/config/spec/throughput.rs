@@ -192,9 +192,10 @@ pub(in super::super) fn timing(
     if spec.worst_case() >= interval {
         let message = format!(
             "`interval` ({shown}) must be longer than a whole test can take: \
-             2 × `timeout` ({}) + `max_duration` ({}) = {}",
+             2 × `timeout` ({}) + `max_duration` ({}) + the idle-latency baseline ({}) = {}",
             validate::format_duration(timeout),
             validate::format_duration(spec.max_duration),
+            validate::format_duration(ThroughputSpec::IDLE_BUDGET),
             validate::format_duration(spec.worst_case())
         );
         w.report(span, t.key("interval"), message);
