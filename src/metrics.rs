@@ -931,3 +931,74 @@ mod build_info_tests {
         );
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod loaded_tests {
+    use super::*;
+    use crate::probe::loaded::{Confidence, LoadedLatency};
+    use crate::probe::throughput::ThroughputInfo;
+    use crate::probe::{Info, Observation, Outcome};
+
+    #[test]
+    fn a_good_tests_latency_under_load_is_exported() {
+        let text = "[[group]]\nname = \"net\"\n\n[[target]]\nname = \"up\"\ngroup = \"net\"\n\
+                    kind = \"throughput\"\nurl = \"http://127.0.0.1:9/upload\"\ndirection = \"upload\"\n";
+        let config = crate::config::parse(text, "<test>").unwrap();
+        let m = Metrics::new(&config).unwrap();
+        let info = Info {
+            throughput: Some(ThroughputInfo {
+                direction: crate::config::Direction::Upload,
+                bits_per_second: Some(19e6),
+                bytes: 1,
+                transfer_seconds: 1.0,
+                time_to_first_byte_seconds: None,
+                streams: 4,
+                streams_finished: 4,
+                ended_by: None,
+                partial: false,
+                loaded: Some(LoadedLatency {
+                    idle_rtt_seconds: Some(0.001),
+                    loaded_rtt_p50_seconds: Some(0.452),
+                    loaded_rtt_p90_seconds: Some(0.484),
+                    self_rtt_p50_seconds: None,
+                    latency_increase_seconds: Some(0.451),
+                    rpm: Some(136.0),
+                    grade: None,
+                    samples: 30,
+                    foreign_samples: 30,
+                    self_samples: 0,
+                    probes_lost: 0,
+                    probe_connections: 35,
+                    confidence: Confidence::Normal,
+                    not_saturated: false,
+                    congestion: None,
+                    note: None,
+                }),
+            }),
+            ..Info::default()
+        };
+        m.record(&ProbeResult {
+            target: 0,
+            at: jiff::Timestamp::now(),
+            mono: tokio::time::Instant::now(),
+            lateness: Duration::ZERO,
+            observation: Observation::with_info(
+                Outcome::Success {
+                    duration: Duration::from_secs(1),
+                    phases: Default::default(),
+                },
+                info,
+            ),
+        });
+        let out = String::from_utf8(m.encode().unwrap()).unwrap();
+        for line in [
+            format!("{THROUGHPUT_LOADED_RTT}{{quantile=\"0.5\",target=\"up\"}} 0.452"),
+            format!("{THROUGHPUT_LOADED_RTT}{{quantile=\"0.9\",target=\"up\"}} 0.484"),
+            format!("{THROUGHPUT_LATENCY_INCREASE}{{target=\"up\"}} 0.451"),
+            format!("{RESPONSIVENESS_RPM}{{target=\"up\"}} 136"),
+        ] {
+            assert!(out.lines().any(|l| l == line), "{line} not in\n{out}");
+        }
+    }
+}
