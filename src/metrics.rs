@@ -50,6 +50,10 @@ pub const PROBES_QUEUED_TOTAL: &str = "linkwatch_probes_queued_total";
 pub const THROUGHPUT_BPS: &str = "linkwatch_throughput_bytes_per_second";
 pub const THROUGHPUT_TESTS_BPS: &str = "linkwatch_throughput_tests_bytes_per_second";
 pub const THROUGHPUT_BYTES_TOTAL: &str = "linkwatch_throughput_bytes_total";
+// Latency under load (issue 22): one contiguous block, see `LoadedMetrics`.
+pub const THROUGHPUT_LOADED_RTT: &str = "linkwatch_throughput_loaded_rtt_seconds";
+pub const THROUGHPUT_LATENCY_INCREASE: &str = "linkwatch_throughput_latency_increase_seconds";
+pub const RESPONSIVENESS_RPM: &str = "linkwatch_responsiveness_rpm";
 pub const PLAN_BPS: &str = "linkwatch_plan_bytes_per_second";
 pub const CONFIG_LAST_RELOAD_SUCCESSFUL: &str = "linkwatch_config_last_reload_successful";
 pub const CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP: &str =
@@ -174,6 +178,7 @@ pub struct Metrics {
     throughput_bytes: IntCounterVec,
     /// `[plan]`, one series per direction it names.
     plan: GaugeVec,
+    loaded: LoadedMetrics,
     /// Bytes of the last scrape, to size the next buffer.
     last_size: AtomicUsize,
     pub lateness: Histogram,
@@ -181,6 +186,40 @@ pub struct Metrics {
     pub concurrency_limit: IntGauge,
     /// Probes that waited for a permit under `max_concurrency`.
     pub queued: IntCounter,
+}
+
+/// Latency under load of the last throughput test, by target.
+struct LoadedMetrics {
+    rtt: GaugeVec,
+    increase: GaugeVec,
+    rpm: GaugeVec,
+}
+
+impl LoadedMetrics {
+    fn drop_series(&self, target: &str) {
+        for q in ["0.5", "0.9"] {
+            let _ = self.rtt.remove_label_values(&[target, q]);
+        }
+        let _ = self.increase.remove_label_values(&[target]);
+        let _ = self.rpm.remove_label_values(&[target]);
+    }
+
+    fn observe(&self, target: &str, l: &crate::probe::loaded::LoadedLatency) {
+        for (q, v) in [
+            ("0.5", l.loaded_rtt_p50_seconds),
+            ("0.9", l.loaded_rtt_p90_seconds),
+        ] {
+            if let Some(v) = v {
+                self.rtt.with_label_values(&[target, q]).set(v);
+            }
+        }
+        if let Some(v) = l.latency_increase_seconds {
+            self.increase.with_label_values(&[target]).set(v);
+        }
+        if let Some(v) = l.rpm {
+            self.rpm.with_label_values(&[target]).set(v);
+        }
+    }
 }
 
 /// The outcome of configuration reloads (Prometheus's names).
@@ -217,6 +256,11 @@ impl Metrics {
             throughput_tests: r.add(&family::THROUGHPUT_TESTS_BPS)?,
             throughput_bytes: r.add(&family::THROUGHPUT_BYTES_TOTAL)?,
             plan: r.add(&family::PLAN_BPS)?,
+            loaded: LoadedMetrics {
+                rtt: r.add(&family::THROUGHPUT_LOADED_RTT)?,
+                increase: r.add(&family::THROUGHPUT_LATENCY_INCREASE)?,
+                rpm: r.add(&family::RESPONSIVENESS_RPM)?,
+            },
             last_size: AtomicUsize::new(64 * 1024),
             lateness: r.add(&family::SCHEDULE_LATENESS_SECONDS)?,
             in_flight: r.add(&family::PROBES_IN_FLIGHT)?,
@@ -333,6 +377,7 @@ impl Metrics {
             let _ = self.throughput_bps.remove_label_values(&tl);
             let _ = self.throughput_tests.remove_label_values(&tl);
             let _ = self.throughput_bytes.remove_label_values(&tl);
+            self.loaded.drop_series(l[0]);
         }
     }
 
@@ -441,6 +486,9 @@ impl Metrics {
                 self.throughput_tests
                     .with_label_values(&tl)
                     .observe(bps / 8.0);
+                if let Some(loaded) = &tp.loaded {
+                    self.loaded.observe(l[0], loaded);
+                }
             }
         }
         if info.rcode.is_some() {
@@ -647,6 +695,9 @@ mod family {
     pub(super) const THROUGHPUT_TESTS_BPS: Family =   histogram(super::THROUGHPUT_TESTS_BPS, THROUGHPUT, super::THROUGHPUT_BUCKETS, "Good throughput tests by goodput, bytes per second (for percentiles).");
     pub(super) const THROUGHPUT_BYTES_TOTAL: Family = f(super::THROUGHPUT_BYTES_TOTAL, "counter", THROUGHPUT, "Body bytes moved by throughput tests, failed and partial tests included (data spent).");
     pub(super) const PLAN_BPS: Family =               f(super::PLAN_BPS, "gauge", &["direction"], "The rate [plan] promises, bytes per second, by direction (absent without [plan]): divide linkwatch_throughput_bytes_per_second by it for the share of the plan.");
+    pub(super) const THROUGHPUT_LOADED_RTT: Family =  f(super::THROUGHPUT_LOADED_RTT, "gauge", &["target", "quantile"], "Round trip of a new connection to the test server during the target's last throughput test (counted samples), seconds.");
+    pub(super) const THROUGHPUT_LATENCY_INCREASE: Family = f(super::THROUGHPUT_LATENCY_INCREASE, "gauge", &["target"], "Loaded round trip (median) minus the idle one, in the target's last throughput test, seconds.");
+    pub(super) const RESPONSIVENESS_RPM: Family =     f(super::RESPONSIVENESS_RPM, "gauge", &["target"], "Round trips per minute under load in the target's last throughput test (draft-ietf-ippm-responsiveness).");
     pub(super) const SCHEDULE_LATENESS_SECONDS: Family = histogram(super::SCHEDULE_LATENESS_SECONDS, &[], super::LATENESS_BUCKETS, "How late probes started against their schedule, in seconds.");
     pub(super) const PROBES_IN_FLIGHT: Family =       f(super::PROBES_IN_FLIGHT, "gauge", &[], "Probes currently in flight.");
     pub(super) const PROBE_CONCURRENCY_LIMIT: Family = f(super::PROBE_CONCURRENCY_LIMIT, "gauge", &[], "Configured bound on probes in flight (daemon.max_concurrency).");
@@ -842,5 +893,76 @@ mod build_info_tests {
             build_info_line(None),
             format!("{BUILD_INFO}{{site=\"\",version=\"{v}\"}} 1")
         );
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod loaded_tests {
+    use super::*;
+    use crate::probe::loaded::{Confidence, LoadedLatency};
+    use crate::probe::throughput::ThroughputInfo;
+    use crate::probe::{Info, Observation, Outcome};
+
+    #[test]
+    fn a_good_tests_latency_under_load_is_exported() {
+        let text = "[[group]]\nname = \"net\"\n\n[[target]]\nname = \"up\"\ngroup = \"net\"\n\
+                    kind = \"throughput\"\nurl = \"http://127.0.0.1:9/upload\"\ndirection = \"upload\"\n";
+        let config = crate::config::parse(text, "<test>").unwrap();
+        let m = Metrics::new(&config).unwrap();
+        let info = Info {
+            throughput: Some(ThroughputInfo {
+                direction: crate::config::Direction::Upload,
+                bits_per_second: Some(19e6),
+                bytes: 1,
+                transfer_seconds: 1.0,
+                time_to_first_byte_seconds: None,
+                streams: 4,
+                streams_finished: 4,
+                ended_by: None,
+                partial: false,
+                loaded: Some(LoadedLatency {
+                    idle_rtt_seconds: Some(0.001),
+                    loaded_rtt_p50_seconds: Some(0.452),
+                    loaded_rtt_p90_seconds: Some(0.484),
+                    self_rtt_p50_seconds: None,
+                    latency_increase_seconds: Some(0.451),
+                    rpm: Some(136.0),
+                    grade: None,
+                    samples: 30,
+                    foreign_samples: 30,
+                    self_samples: 0,
+                    probes_lost: 0,
+                    probe_connections: 35,
+                    confidence: Confidence::Normal,
+                    not_saturated: false,
+                    congestion: None,
+                    note: None,
+                }),
+            }),
+            ..Info::default()
+        };
+        m.record(&ProbeResult {
+            target: 0,
+            at: jiff::Timestamp::now(),
+            mono: tokio::time::Instant::now(),
+            lateness: Duration::ZERO,
+            observation: Observation::with_info(
+                Outcome::Success {
+                    duration: Duration::from_secs(1),
+                    phases: Default::default(),
+                },
+                info,
+            ),
+        });
+        let out = String::from_utf8(m.encode().unwrap()).unwrap();
+        for line in [
+            format!("{THROUGHPUT_LOADED_RTT}{{quantile=\"0.5\",target=\"up\"}} 0.452"),
+            format!("{THROUGHPUT_LOADED_RTT}{{quantile=\"0.9\",target=\"up\"}} 0.484"),
+            format!("{THROUGHPUT_LATENCY_INCREASE}{{target=\"up\"}} 0.451"),
+            format!("{RESPONSIVENESS_RPM}{{target=\"up\"}} 136"),
+        ] {
+            assert!(out.lines().any(|l| l == line), "{line} not in\n{out}");
+        }
     }
 }

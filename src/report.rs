@@ -20,6 +20,7 @@ use crate::path;
 use crate::text::DurationStyle::Spaced;
 use crate::text::duration;
 
+mod contract;
 mod html;
 mod plan;
 mod slow;
@@ -41,6 +42,8 @@ pub enum CsvTable {
     Plan,
     /// Every throughput test, one row each.
     SpeedTests,
+    /// "Against the contract": each criterion's verdict per direction.
+    Contract,
     /// Availability per day and group.
     Days,
 }
@@ -728,6 +731,12 @@ fn render_csv(r: &Report, table: CsvTable) -> String {
         CsvTable::SlowPeriods => slow::csv(&mut out, &r.slow_periods),
         CsvTable::Plan => plan::csv(&mut out, r.speed_against_plan.as_ref()),
         CsvTable::SpeedTests => plan::csv_tests(&mut out, r.speed_against_plan.as_ref()),
+        CsvTable::Contract => contract::csv(
+            &mut out,
+            r.speed_against_plan
+                .as_ref()
+                .map_or(&[][..], |p| &p.against_the_contract),
+        ),
         CsvTable::Days => csv_days(&mut out, r),
     }
     out
@@ -978,6 +987,12 @@ fn render_markdown(r: &Report) -> String {
     markdown_paths(&mut out, r);
     slow::markdown(&mut out, &r.slow_periods);
     plan::markdown(&mut out, r.speed_against_plan.as_ref(), &r.time_zone);
+    contract::markdown(
+        &mut out,
+        r.speed_against_plan
+            .as_ref()
+            .map_or(&[][..], |p| &p.against_the_contract),
+    );
     plan::markdown_tests(&mut out, r.speed_against_plan.as_ref());
     let _ = writeln!(out, "\n---\n\n{DEFINITIONS}");
     out

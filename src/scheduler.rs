@@ -1094,6 +1094,7 @@ mod tests {
                     streams_finished: 1,
                     ended_by: None,
                     partial: false,
+                    loaded: None,
                 }),
                 ..Default::default()
             };

@@ -208,6 +208,40 @@ fn throughput_figures(tp: &ThroughputInfo, rate: bool, first_byte_shown: bool) -
         };
         parts.push(format!("ended_by={end}"));
     }
+    if let (true, Some(l)) = (rate, &tp.loaded) {
+        parts.push(loaded_figures(l));
+    }
+    parts.join(" ")
+}
+
+/// Latency under load: `idle_rtt=1.2ms loaded_rtt=480.1ms/512.0ms
+/// increase=478.9ms rpm=123 grade=F samples=120 cc=cubic` (`confidence=low`,
+/// `not_saturated` when they apply).
+fn loaded_figures(l: &crate::probe::loaded::LoadedLatency) -> String {
+    let ms =
+        |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |s| fmt_ms(Duration::from_secs_f64(s)));
+    let mut parts = vec![
+        format!("idle_rtt={}", ms(l.idle_rtt_seconds)),
+        format!(
+            "loaded_rtt={}/{}",
+            ms(l.loaded_rtt_p50_seconds),
+            ms(l.loaded_rtt_p90_seconds)
+        ),
+        format!("increase={}", ms(l.latency_increase_seconds)),
+        format!(
+            "rpm={}",
+            l.rpm.map_or_else(|| "-".to_owned(), |r| format!("{r:.0}"))
+        ),
+        format!("grade={}", l.grade_text()),
+        format!("samples={}", l.samples),
+        format!("probes={}", l.probe_connections),
+    ];
+    if l.confidence == crate::probe::loaded::Confidence::Low {
+        parts.push("confidence=low".to_owned());
+    }
+    if let Some(cc) = &l.congestion {
+        parts.push(format!("cc={cc}"));
+    }
     parts.join(" ")
 }
 
@@ -276,6 +310,7 @@ mod tests {
             streams_finished: streams,
             ended_by: Some(EndedBy::MaxBytes),
             partial: false,
+            loaded: None,
         }
     }
 

@@ -57,6 +57,7 @@ pub(super) fn report(
     let plan = (rates != [None, None]).then_some(crate::journal::PlanRecord {
         download_bps: rates[0],
         upload_bps: rates[1],
+        ..Default::default()
     });
     // The summary names the groups of `--config`, else of the configuration
     // file the journal's last run recorded (see `report::build_with`).

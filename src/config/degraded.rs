@@ -27,6 +27,7 @@ pub(super) const KEYS: &[&str] = &[
     "throughput_below",
     "dns_p95_above",
     "http_p95_above",
+    "loaded_latency_increase_above",
 ];
 
 /// A threshold of `throughput_below` as written.
@@ -49,6 +50,7 @@ pub(super) struct Partial {
     throughput_below: Option<At<Floor>>,
     dns_p95_above: Option<At<Duration>>,
     http_p95_above: Option<At<Duration>>,
+    loaded_latency_increase_above: Option<At<Duration>>,
     /// Some key was reported: the table is unusable.
     bad: bool,
 }
@@ -100,7 +102,10 @@ pub(super) fn table(w: &mut Walker<'_>, parent: &Tbl<'_, '_>) -> Partial {
     let throughput_below = keep(&mut bad, floor(w, &t));
     let dns_p95_above = keep(&mut bad, latency(w, &t, "dns_p95_above"));
     let http_p95_above = keep(&mut bad, latency(w, &t, "http_p95_above"));
+    let loaded_latency_increase_above =
+        keep(&mut bad, latency(w, &t, "loaded_latency_increase_above"));
     Partial {
+        loaded_latency_increase_above,
         span: Some(t.span.clone()),
         window,
         min_samples,
@@ -283,6 +288,10 @@ pub(super) fn resolve(
                 throughput_below,
                 dns_p95_above: pick(&g.own.dns_p95_above, &defaults.dns_p95_above),
                 http_p95_above: pick(&g.own.http_p95_above, &defaults.http_p95_above),
+                loaded_latency_increase_above: pick(
+                    &g.own.loaded_latency_increase_above,
+                    &defaults.loaded_latency_increase_above,
+                ),
             };
             let members: Vec<&Target> = targets
                 .iter()

@@ -21,6 +21,9 @@ pub struct Degraded {
     pub dns_p95_above: Option<Duration>,
     /// Over successful HTTP probes (their whole duration).
     pub http_p95_above: Option<Duration>,
+    /// Median latency-under-load increase of the window's download tests
+    /// (and the last one) above this: slow (`loaded_latency`).
+    pub loaded_latency_increase_above: Option<Duration>,
 }
 
 /// `throughput_below`, resolved to bits per second.
@@ -47,6 +50,7 @@ impl Degraded {
             || self.throughput_below.is_some()
             || self.dns_p95_above.is_some()
             || self.http_p95_above.is_some()
+            || self.loaded_latency_increase_above.is_some()
     }
 }
 
@@ -61,6 +65,7 @@ impl Default for Degraded {
             throughput_below: None,
             dns_p95_above: None,
             http_p95_above: None,
+            loaded_latency_increase_above: None,
         }
     }
 }

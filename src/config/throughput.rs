@@ -71,6 +71,10 @@ pub struct ThroughputSpec {
     /// By default a throughput target judges slowness only (its tests are
     /// minutes apart, so its last "up" says nothing about a blackout now).
     pub judge_outages: bool,
+    /// `TCP_CONGESTION` for the load connections (`"cubic"`: a loss-based
+    /// sender that fills the buffer, as most home traffic does); `None`:
+    /// the system default.
+    pub congestion: Option<String>,
 }
 
 impl ThroughputSpec {
@@ -114,6 +118,7 @@ impl ThroughputSpec {
             ca_file: None,
             tls_verify: true,
             judge_outages: false,
+            congestion: None,
         }
     }
 
@@ -121,15 +126,35 @@ impl ThroughputSpec {
     /// and (uploads) the wait for the response after the last byte. The
     /// scheduler's deadline for the test is this long.
     pub fn worst_case(&self) -> Duration {
-        self.timeout * 2 + self.max_duration
+        self.timeout * 2 + self.max_duration + Self::IDLE_BUDGET
     }
+
+    /// Longest idle-latency baseline before the load (see `probe::loaded`).
+    pub const IDLE_BUDGET: Duration = Duration::from_secs(2);
 }
 
 /// `[plan]`: what the contract with the ISP promises, in bits per second.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Plan {
     pub download_bps: Option<f64>,
     pub upload_bps: Option<f64>,
+    /// The contract's minimum and normally available rates (`download_min`,
+    /// `download_normal`, …), judged by `criteria`.
+    pub download_min_bps: Option<f64>,
+    pub upload_min_bps: Option<f64>,
+    pub download_normal_bps: Option<f64>,
+    pub upload_normal_bps: Option<f64>,
+    /// `criteria`: only `"bnetza"` (the default) so far.
+    pub criteria: Criteria,
+}
+
+/// How the report judges the tests against the contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Criteria {
+    /// The German regulator's (Allgemeinverfügung of 13 Dec 2021).
+    #[default]
+    Bnetza,
 }
 
 impl Plan {
@@ -279,6 +304,6 @@ mod tests {
             Url::parse("https://example.test/25MB.bin").unwrap(),
             Direction::Upload,
         );
-        assert_eq!(spec.worst_case(), Duration::from_secs(20));
+        assert_eq!(spec.worst_case(), Duration::from_secs(22));
     }
 }

@@ -12,7 +12,7 @@ use jiff::civil::Date;
 
 use super::bucket::Minute;
 use super::error::HistoryError;
-use super::row::{FileDamage, Row, RowSink, Throughput};
+use super::row::{FileDamage, LoadedRow, Row, RowSink, Throughput};
 
 const EXT: &str = "lwh";
 
@@ -39,7 +39,7 @@ impl Row {
                 out.push('\n');
             }
             Row::Throughput(_, t) => {
-                let _ = writeln!(
+                let _ = write!(
                     out,
                     "t\t{}\t{name}\t{}\t{:.6}\t{:.0}",
                     t.at.as_millisecond(),
@@ -47,6 +47,10 @@ impl Row {
                     t.seconds,
                     t.bits_per_second
                 );
+                if let Some(l) = &t.loaded {
+                    l.write(out);
+                }
+                out.push('\n');
             }
         }
     }
@@ -539,10 +543,15 @@ impl<'a, S: RowSink> Scan<'a, S> {
             if self.trusted && slot == Slot::Unwanted {
                 return true;
             }
-            let fields = if minute { 6 } else { 3 };
             // Shape only: digits (`:`, `,` in the histogram, `.` in
-            // seconds) and exactly the row's fields.
-            return parse_i64(time).is_some() && row_shape(rest, fields - 1);
+            // seconds) and exactly the row's fields (a throughput row with
+            // or without its latency under load).
+            return parse_i64(time).is_some()
+                && if minute {
+                    row_shape(rest, 5)
+                } else {
+                    row_shape(rest, 2) || row_shape(rest, 2 + LoadedRow::FIELDS)
+                };
         };
         let (Some(t), Ok(rest)) = (parse_i64(time), std::str::from_utf8(rest)) else {
             return false;
@@ -608,11 +617,19 @@ fn parse_minute<'a>(f: &mut impl Iterator<Item = &'a str>) -> Option<Minute> {
         .then_some(s)
 }
 
+/// A throughput row's fields: bytes, seconds, rate, and (rows since issue
+/// 22) the latency under load; rows of earlier releases end at the rate.
 fn parse_throughput<'a>(f: &mut impl Iterator<Item = &'a str>) -> Option<Throughput> {
-    Some(Throughput {
+    let mut f = f.peekable();
+    let mut t = Throughput {
         at: Timestamp::UNIX_EPOCH,
         bytes: f.next()?.parse().ok()?,
         seconds: f.next()?.parse().ok()?,
         bits_per_second: f.next()?.parse().ok()?,
-    })
+        loaded: None,
+    };
+    if f.peek().is_some() {
+        t.loaded = Some(LoadedRow::parse(&mut f)?);
+    }
+    Some(t)
 }

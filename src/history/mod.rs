@@ -63,7 +63,7 @@ use bucket::Tally;
 pub use bucket::{BUCKETS, Minute};
 pub use error::HistoryError;
 pub use query::{HistoryQuery, Point, QueryError, Series, TargetTests};
-pub use row::{FileDamage, RowSink, Throughput};
+pub use row::{FileDamage, LoadedRow, RowSink, Throughput};
 
 /// How often buffered rows are written (and fsynced).
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(60);
@@ -309,6 +309,11 @@ impl HistoryStore {
             bytes,
             seconds,
             bits_per_second: bps,
+            loaded: info
+                .throughput
+                .as_ref()
+                .and_then(|t| t.loaded.as_ref())
+                .map(row::LoadedRow::of),
         })
     }
 

@@ -23,6 +23,106 @@ pub struct Throughput {
     pub bytes: u64,
     pub seconds: f64,
     pub bits_per_second: f64,
+    /// Latency under load (absent in rows of earlier releases).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loaded: Option<LoadedRow>,
+}
+
+/// A test's latency under load as the history keeps it (microseconds on
+/// disk: `idle p50 p90 samples rpm saturated` after the rate; 0 = none).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LoadedRow {
+    pub idle_rtt_seconds: Option<f64>,
+    pub loaded_rtt_p50_seconds: Option<f64>,
+    pub loaded_rtt_p90_seconds: Option<f64>,
+    pub latency_increase_seconds: Option<f64>,
+    pub samples: u32,
+    pub rpm: Option<f64>,
+    pub not_saturated: bool,
+    /// Bufferbloat grade (A+…F), `None` when not saturated or without samples.
+    pub grade: Option<&'static str>,
+}
+
+impl LoadedRow {
+    /// Fields after a throughput row's rate.
+    pub const FIELDS: usize = 6;
+
+    pub fn of(l: &crate::probe::loaded::LoadedLatency) -> Self {
+        Self::from_parts(
+            l.idle_rtt_seconds,
+            l.loaded_rtt_p50_seconds,
+            l.loaded_rtt_p90_seconds,
+            u32::try_from(l.samples).unwrap_or(u32::MAX),
+            l.rpm,
+            !l.not_saturated,
+        )
+    }
+
+    fn from_parts(
+        idle: Option<f64>,
+        p50: Option<f64>,
+        p90: Option<f64>,
+        samples: u32,
+        rpm: Option<f64>,
+        saturated: bool,
+    ) -> Self {
+        let increase = match (p50, idle) {
+            (Some(l), Some(i)) => Some((l - i).max(0.0)),
+            _ => None,
+        };
+        Self {
+            idle_rtt_seconds: idle,
+            loaded_rtt_p50_seconds: p50,
+            loaded_rtt_p90_seconds: p90,
+            latency_increase_seconds: increase,
+            samples,
+            rpm,
+            not_saturated: !saturated,
+            grade: increase.filter(|_| saturated).map(|s| {
+                crate::probe::loaded::Grade::of(std::time::Duration::from_secs_f64(s)).as_str()
+            }),
+        }
+    }
+
+    /// The on-disk fields (leading tab included).
+    pub fn write(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let us = |v: Option<f64>| v.map_or(0, |s| (s * 1e6).round().max(1.0) as u64);
+        let _ = write!(
+            out,
+            "\t{}\t{}\t{}\t{}\t{}\t{}",
+            us(self.idle_rtt_seconds),
+            us(self.loaded_rtt_p50_seconds),
+            us(self.loaded_rtt_p90_seconds),
+            self.samples,
+            self.rpm.map_or(0, |r| r.round().max(1.0) as u64),
+            u8::from(!self.not_saturated)
+        );
+    }
+
+    /// Reads [`Self::write`]'s fields.
+    pub fn parse<'a>(f: &mut impl Iterator<Item = &'a str>) -> Option<Self> {
+        let mut us = || -> Option<Option<f64>> {
+            let v: u64 = f.next()?.parse().ok()?;
+            Some((v > 0).then(|| v as f64 / 1e6))
+        };
+        let (idle, p50, p90) = (us()?, us()?, us()?);
+        let samples: u32 = f.next()?.parse().ok()?;
+        let rpm: u64 = f.next()?.parse().ok()?;
+        let saturated = match f.next()? {
+            "0" => false,
+            "1" => true,
+            _ => return None,
+        };
+        Some(Self::from_parts(
+            idle,
+            p50,
+            p90,
+            samples,
+            (rpm > 0).then_some(rpm as f64),
+            saturated,
+        ))
+    }
 }
 
 /// A history file that could not be read in full.

@@ -586,3 +586,79 @@ fn damage_in_rows_not_asked_for_is_found_also_after_the_file_was_read_clean() {
         (1, (starts[2] - starts[1]) as u64)
     );
 }
+
+/// A test's latency under load is kept in its row; rows of earlier
+/// releases (no such fields) still read, without it.
+#[test]
+fn throughput_rows_keep_latency_under_load_and_old_rows_still_read() {
+    use crate::probe::loaded::{Confidence, LoadedLatency};
+    use crate::probe::throughput::ThroughputInfo;
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = ts("2026-12-01T10:00:05Z");
+    let store = HistoryStore::open_at(
+        dir.path(),
+        vec![("tp".into(), true), ("b".into(), false)],
+        t0,
+    )
+    .unwrap();
+    let mut r = result(0, t0, Some(3000));
+    r.observation.info = Info {
+        body_bytes: Some(30_000_000),
+        throughput: Some(ThroughputInfo {
+            direction: crate::config::Direction::Upload,
+            bits_per_second: Some(19e6),
+            bytes: 30_000_000,
+            transfer_seconds: 3.0,
+            time_to_first_byte_seconds: None,
+            streams: 4,
+            streams_finished: 4,
+            ended_by: None,
+            partial: false,
+            loaded: Some(LoadedLatency {
+                idle_rtt_seconds: Some(0.002),
+                loaded_rtt_p50_seconds: Some(0.452),
+                loaded_rtt_p90_seconds: Some(0.484),
+                self_rtt_p50_seconds: None,
+                latency_increase_seconds: Some(0.450),
+                rpm: Some(136.0),
+                grade: None,
+                samples: 235,
+                foreign_samples: 50,
+                self_samples: 185,
+                probes_lost: 0,
+                probe_connections: 93,
+                confidence: Confidence::Normal,
+                not_saturated: false,
+                congestion: Some("cubic".into()),
+                note: None,
+            }),
+        }),
+        ..Info::default()
+    };
+    store.record(&r);
+    store.flush(t0 + Duration::from_secs(120), true).unwrap();
+    drop(store);
+    // A row of the previous release, in a file of its own.
+    std::fs::write(
+        dir.path().join("history/2026-12-01.5.lwh"),
+        format!(
+            "t\t{}\ttp\t1000000\t1.000000\t8000000\n",
+            ts("2026-12-01T11:00:00Z").as_millisecond()
+        ),
+    )
+    .unwrap();
+    let tests = read_tests(
+        dir.path(),
+        &["tp".to_string()],
+        ts("2026-12-01T00:00:00Z"),
+        ts("2026-12-02T00:00:00Z"),
+    );
+    let t = &tests[0].tests;
+    assert_eq!(t.len(), 2, "{t:?}");
+    let l = t[0].loaded.unwrap();
+    assert_eq!(l.loaded_rtt_p50_seconds, Some(0.452));
+    assert!((l.latency_increase_seconds.unwrap() - 0.45).abs() < 1e-9);
+    assert_eq!((l.samples, l.rpm, l.grade), (235, Some(136.0), Some("F")));
+    assert_eq!(t[1].loaded, None);
+    assert_eq!(t[1].bits_per_second, 8e6);
+}

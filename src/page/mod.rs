@@ -12,6 +12,7 @@
 //! `data-group="NAME"` and `data-state="up|down|degraded|unknown"`; each chart
 //! is an `<svg>` with a `<title>`.
 
+mod loaded_chart;
 mod svg;
 
 use std::fmt::Write as _;
@@ -733,6 +734,7 @@ fn targets_section(b: &mut String, d: &PageData) {
                 .find(|(t, _)| *t == s.target)
                 .map(|(_, bps)| *bps);
             b.push_str(&svg::throughput_chart(s, d.tz, plan));
+            b.push_str(&loaded_chart::chart(s, d.tz));
         }
         if let Some(l) = t.and_then(|t| t.last.as_ref())
             && l.result != "success"

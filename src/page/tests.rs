@@ -272,6 +272,7 @@ fn throughput_is_on_a_log_axis_with_the_plan_line() {
             bytes: 1_000_000,
             seconds: 1.0,
             bits_per_second: bps,
+            loaded: None,
         });
     }
     let svg = svg::throughput_chart(&s, &TimeZone::UTC, Some(100e6));

@@ -12,6 +12,7 @@ pub mod dns;
 pub mod hold;
 pub mod http;
 pub mod icmp;
+pub mod loaded;
 pub mod net;
 pub mod seam;
 pub mod tcp;

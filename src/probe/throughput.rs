@@ -55,6 +55,7 @@ use url::Url;
 use super::http::{
     Endpoint, apply_headers, classify_hyper, default_headers, drive, request_target,
 };
+use super::loaded::{self, LoadedLatency};
 use super::net::resolve;
 use super::net::stream::{self, Stream, Timed};
 use super::net::tls::{self, TlsConfigs, TlsSetupError};
@@ -150,6 +151,9 @@ pub struct ThroughputResult {
     pub status: Option<u16>,
     /// HTTPS: earliest `notAfter` in the peer's chain, Unix seconds.
     pub cert_not_after: Option<i64>,
+    /// Latency under load (see [`super::loaded`]); `None` when the test
+    /// never reached its transfer phase.
+    pub loaded: Option<LoadedLatency>,
 }
 
 impl ThroughputResult {
@@ -169,6 +173,7 @@ impl ThroughputResult {
             peer: None,
             status: None,
             cert_not_after: None,
+            loaded: None,
         }
     }
 
@@ -193,6 +198,7 @@ impl ThroughputResult {
                     streams_finished: self.streams_finished,
                     ended_by: self.ended_by,
                     partial: self.partial,
+                    loaded: self.loaded.clone(),
                 }),
                 ..Info::default()
             },
@@ -215,6 +221,8 @@ pub struct ThroughputInfo {
     pub streams_finished: usize,
     pub ended_by: Option<EndedBy>,
     pub partial: bool,
+    /// Latency under load, when the test got to its transfer phase.
+    pub loaded: Option<LoadedLatency>,
 }
 
 /// Runs throughput tests with TLS configs built once at start.
@@ -311,6 +319,9 @@ impl ThroughputProber {
             ramp_seconds = result.ramp.as_secs_f64(),
             streams_finished = result.streams_finished,
             partial = result.partial,
+            loaded_rtt_p50_seconds = result.loaded.as_ref().and_then(|l| l.loaded_rtt_p50_seconds),
+            latency_increase_seconds = result.loaded.as_ref().and_then(|l| l.latency_increase_seconds),
+            grade = result.loaded.as_ref().map(|l| l.grade_text()),
             "throughput test done"
         );
         result
@@ -336,6 +347,38 @@ impl ThroughputProber {
         for _ in 0..streams {
             set.spawn(run_stream(Arc::clone(&ctx)));
         }
+        let stop = CancellationToken::new();
+        let load = async {
+            let out = self.join_streams(&ctx, &mut set, streams).await;
+            stop.cancel();
+            out
+        };
+        let sampler = loaded::sample(
+            ctx.addr,
+            ctx.direction,
+            &ctx.counter,
+            &ctx.shared,
+            stop.clone(),
+        );
+        let ((reports, first_error), raw) = tokio::join!(load, sampler);
+        if ctx.started.get().is_some() {
+            result.loaded = Some(loaded::summarise(
+                ctx.idle,
+                ctx.idle_probes,
+                raw,
+                loaded::congestion_of(&ctx.shared),
+            ));
+        }
+        aggregate(&ctx, resolve_time, &reports, first_error, result);
+    }
+
+    /// Waits for every stream; the first error cancels the others.
+    async fn join_streams(
+        &self,
+        ctx: &Arc<Ctx>,
+        set: &mut JoinSet<StreamReport>,
+        streams: usize,
+    ) -> (Vec<StreamReport>, Option<Outcome>) {
         let mut reports = Vec::with_capacity(streams);
         let mut first_error: Option<Outcome> = None;
         while let Some(joined) = set.join_next().await {
@@ -352,7 +395,7 @@ impl ThroughputProber {
             }
             reports.push(report);
         }
-        aggregate(&ctx, resolve_time, &reports, first_error, result);
+        (reports, first_error)
     }
 
     /// Checks the URL, builds the request head and resolves the host (bounded by `timeout`).
@@ -374,12 +417,21 @@ impl ThroughputProber {
         };
         let (ip, resolve_time) =
             resolve::resolve_by(&end.host, spec.ip_version, t0 + spec.timeout).await?;
+        let addr = SocketAddr::new(ip, end.port);
+        // The idle baseline, before any load; the set-up deadline of the
+        // streams starts after it.
+        let (idle, idle_probes) = loaded::idle(
+            addr,
+            Instant::now() + spec.timeout.min(ThroughputSpec::IDLE_BUDGET),
+        )
+        .await;
+        let t0 = Instant::now();
         let ctx = Ctx {
             url: url.clone(),
             target: request_target(url),
             headers,
             direction: spec.direction,
-            addr: SocketAddr::new(ip, end.port),
+            addr,
             tls,
             t0,
             timeout: spec.timeout,
@@ -390,6 +442,10 @@ impl ThroughputProber {
             samples: Samples::new(spec.max_duration),
             started: OnceLock::new(),
             abort: CancellationToken::new(),
+            shared: loaded::Shared::default(),
+            congestion: spec.congestion.clone(),
+            idle,
+            idle_probes,
         };
         Ok((Arc::new(ctx), resolve_time))
     }
@@ -417,6 +473,13 @@ struct Ctx {
     started: OnceLock<Instant>,
     /// Cancelled when a stream failed (or a download reached `max_bytes`).
     abort: CancellationToken,
+    /// The load connections, for `TCP_INFO` samples.
+    shared: loaded::Shared,
+    /// `TCP_CONGESTION` to set on every load connection.
+    congestion: Option<String>,
+    /// Idle baseline (median connect time) and the connects it took.
+    idle: Option<Duration>,
+    idle_probes: usize,
 }
 
 impl Ctx {
@@ -491,6 +554,14 @@ async fn stream_inner(ctx: &Arc<Ctx>, report: &mut StreamReport) -> Result<Strea
     let tls = ctx.tls.as_ref().map(|(c, n)| (c, n.clone()));
     let (stream, opened) = stream::open(ctx.addr, tls, setup_deadline, &mut report.phases).await?;
     report.cert_not_after = opened.cert_not_after;
+    let tcp = match &stream {
+        Stream::Plain(s) => s,
+        Stream::Tls(s) => s.get_ref().0,
+    };
+    if let Some(cc) = &ctx.congestion {
+        loaded::set_congestion(tcp, cc).map_err(|e| Outcome::error(Reason::Io, e))?;
+    }
+    ctx.shared.add(tcp);
     match ctx.direction {
         Direction::Download => download(ctx, report, stream, setup_deadline).await,
         Direction::Upload => upload(ctx, report, stream).await,

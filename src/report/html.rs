@@ -339,6 +339,11 @@ pub fn render(r: &Report, caveats: &[String], verify: &str, definitions: &str) -
         r.speed_against_plan.as_ref(),
         &r.time_zone,
     ));
+    b.push_str(&super::contract::html(
+        r.speed_against_plan
+            .as_ref()
+            .map_or(&[][..], |p| &p.against_the_contract),
+    ));
     b.push_str(&super::plan::html_tests(r.speed_against_plan.as_ref()));
     paths_section(&mut b, r);
     let _ = write!(b, "<footer><p>{}</p></footer>", esc(definitions));

@@ -98,6 +98,8 @@ pub struct SpeedAgainstPlan {
     /// Every test of the period, good and failed, oldest first (with or
     /// without a plan).
     pub tests: Vec<SpeedTest>,
+    /// "Against the contract": per direction with a maximum in `[plan]`.
+    pub against_the_contract: Vec<super::contract::ContractVerdict>,
 }
 
 /// One throughput test.
@@ -116,6 +118,11 @@ pub struct SpeedTest {
     pub percent_of_plan: Option<f64>,
     /// Failed tests this row stands for (failures are counted per minute).
     pub failed: u64,
+    /// Latency under load: loaded RTT (median) over idle, milliseconds, and
+    /// its bufferbloat grade (`not_saturated` when goodput never held
+    /// steady); `null` for tests recorded before it was measured.
+    pub latency_increase_ms: Option<f64>,
+    pub grade: Option<String>,
 }
 
 /// A test as the table counts it.
@@ -133,6 +140,10 @@ struct Judged<'a> {
     at: Timestamp,
     /// Goodput, `None` for failures.
     bps: Option<f64>,
+    /// The contract's normal and minimum rates in force (the run's record).
+    normal: Option<f64>,
+    min: Option<f64>,
+    loaded: Option<crate::history::LoadedRow>,
 }
 
 /// The run in force at `at`: the last one started at or before it.
@@ -174,11 +185,19 @@ pub(super) fn build(
                 .and_then(|p| p.rate(&t.direction))
                 .or_else(|| run_plan.and_then(|p| p.rate(&t.direction)))
                 .filter(|r| *r > 0.0);
-            Some((t, plan))
+            let (normal, min) = match (run_plan, t.direction.as_str()) {
+                (Some(p), "download") => (p.download_normal_bps, p.download_min_bps),
+                (Some(p), "upload") => (p.upload_normal_bps, p.upload_min_bps),
+                _ => (None, None),
+            };
+            Some((t, plan, normal, min))
         };
         for t in &target.tests {
-            if let Some((record, plan)) = of(t.at) {
+            if let Some((record, plan, normal, min)) = of(t.at) {
                 judged.push(Judged {
+                    loaded: t.loaded,
+                    normal,
+                    min,
                     target: &record.target,
                     group: &record.group,
                     direction: &record.direction,
@@ -196,8 +215,11 @@ pub(super) fn build(
             let last = minute
                 .checked_add(jiff::SignedDuration::from_secs(59))
                 .unwrap_or(minute);
-            if let Some((record, plan)) = of(last) {
+            if let Some((record, plan, normal, min)) = of(last) {
                 judged.push(Judged {
+                    loaded: None,
+                    normal,
+                    min,
                     target: &record.target,
                     group: &record.group,
                     direction: &record.direction,
@@ -213,6 +235,24 @@ pub(super) fn build(
     }
     let mut table = (!judged.is_empty()).then(|| summarise(&judged))?;
     judged.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.target.cmp(b.target)));
+    for direction in ["download", "upload"] {
+        let tests: Vec<super::contract::Test> = judged
+            .iter()
+            .filter(|j| j.direction == direction)
+            .filter_map(|j| {
+                Some(super::contract::Test {
+                    at: j.at,
+                    bps: j.bps?,
+                    max: j.plan?,
+                    normal: j.normal,
+                    min: j.min,
+                })
+            })
+            .collect();
+        if let Some(v) = super::contract::build(direction, &tests, tz) {
+            table.against_the_contract.push(v);
+        }
+    }
     table.tests = judged
         .iter()
         .map(|j| SpeedTest {
@@ -223,6 +263,22 @@ pub(super) fn build(
             mbit_per_second: j.bps.map(|b| (b / 1e4).round() / 100.0),
             percent_of_plan: j.percent.map(|p| (p * 10.0).round() / 10.0),
             failed: j.failures,
+            latency_increase_ms: j
+                .loaded
+                .and_then(|l| l.latency_increase_seconds)
+                .map(|s| (s * 1e4).round() / 10.0),
+            grade: j.loaded.map(|l| {
+                l.grade.map_or_else(
+                    || {
+                        if l.not_saturated {
+                            "not_saturated".to_owned()
+                        } else {
+                            "-".to_owned()
+                        }
+                    },
+                    str::to_owned,
+                )
+            }),
         })
         .collect();
     if let Some(p) = given {
@@ -335,6 +391,7 @@ fn summarise(judged: &[Judged<'_>]) -> SpeedAgainstPlan {
         failed_tests_without_plan,
         notes,
         tests: Vec::new(),
+        against_the_contract: Vec::new(),
     }
 }
 
@@ -529,16 +586,17 @@ pub(super) fn csv(out: &mut String, table: Option<&SpeedAgainstPlan>) {
 }
 
 /// The columns of the table of every test.
-const TEST_HEAD: [&str; 6] = [
+const TEST_HEAD: [&str; 7] = [
     "time",
     "target",
     "direction",
     "Mbit/s",
     "% of plan",
     "group",
+    "latency under load",
 ];
 
-fn test_cells(t: &SpeedTest) -> [String; 6] {
+fn test_cells(t: &SpeedTest) -> [String; 7] {
     // `2026-12-06 17:04:38`: the zone is the report's, said at its top.
     let time: String = t
         .time
@@ -558,6 +616,11 @@ fn test_cells(t: &SpeedTest) -> [String; 6] {
         t.percent_of_plan
             .map_or("-".into(), |p| format!("{p:.1} %")),
         t.group.clone(),
+        match (t.latency_increase_ms, &t.grade) {
+            (Some(ms), Some(g)) => format!("+{ms:.1} ms ({g})"),
+            (None, Some(g)) => g.clone(),
+            _ => "-".into(),
+        },
     ]
 }
 
@@ -568,7 +631,7 @@ pub(super) fn markdown_tests(out: &mut String, table: Option<&SpeedAgainstPlan>)
     };
     let _ = writeln!(out, "\n## Speed tests\n");
     let _ = writeln!(out, "| {} |", TEST_HEAD.join(" | "));
-    let _ = writeln!(out, "|---|---|---|---:|---:|---|");
+    let _ = writeln!(out, "|---|---|---|---:|---:|---|---|");
     for test in &t.tests {
         let _ = writeln!(out, "| {} |", test_cells(test).join(" | "));
     }
@@ -604,12 +667,12 @@ pub(super) fn html_tests(table: Option<&SpeedAgainstPlan>) -> String {
 
 /// Every speed test as a CSV table (the header alone without tests).
 pub(super) fn csv_tests(out: &mut String, table: Option<&SpeedAgainstPlan>) {
-    out.push_str("time,target,group,direction,mbit_per_second,percent_of_plan,failed_tests\n");
+    out.push_str("time,target,group,direction,mbit_per_second,percent_of_plan,failed_tests,latency_increase_ms,grade\n");
     let tests = table.map_or(&[][..], |t| &t.tests[..]);
     for t in tests {
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{}",
             t.time,
             csv_field(&t.target),
             csv_field(&t.group),
@@ -619,6 +682,9 @@ pub(super) fn csv_tests(out: &mut String, table: Option<&SpeedAgainstPlan>) {
             t.percent_of_plan
                 .map_or(String::new(), |p| format!("{p:.1}")),
             t.failed,
+            t.latency_increase_ms
+                .map_or(String::new(), |m| format!("{m:.1}")),
+            t.grade.as_deref().unwrap_or(""),
         );
     }
 }
@@ -705,10 +771,18 @@ mod tests {
     const PLAN_100: PlanRecord = PlanRecord {
         download_bps: Some(100e6),
         upload_bps: None,
+        download_min_bps: None,
+        upload_min_bps: None,
+        download_normal_bps: None,
+        upload_normal_bps: None,
     };
     const PLAN_200: PlanRecord = PlanRecord {
         download_bps: Some(200e6),
         upload_bps: None,
+        download_min_bps: None,
+        upload_min_bps: None,
+        download_normal_bps: None,
+        upload_normal_bps: None,
     };
 
     /// A `config_reload` that changes `[plan]` judges the tests after it by
@@ -876,12 +950,12 @@ mod tests {
         let csv = render_with(&r, Format::Csv, CsvTable::SpeedTests).unwrap();
         assert!(
             csv.starts_with(
-                "time,target,group,direction,mbit_per_second,percent_of_plan,failed_tests\n"
+                "time,target,group,direction,mbit_per_second,percent_of_plan,failed_tests,latency_increase_ms,grade\n"
             ),
             "{csv}"
         );
         assert_eq!(csv.lines().count(), 8, "{csv}");
-        assert!(csv.lines().all(|l| l.split(',').count() == 7), "{csv}");
+        assert!(csv.lines().all(|l| l.split(',').count() == 9), "{csv}");
         assert_eq!(
             json["speed_against_plan"]["tests"]
                 .as_array()
@@ -927,6 +1001,7 @@ mod tests {
         let given = PlanRecord {
             download_bps: Some(40e6),
             upload_bps: None,
+            ..Default::default()
         };
         let r = crate::report::build_with_plan(
             dir.path(),

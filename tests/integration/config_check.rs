@@ -41,7 +41,7 @@ const INVALID: &[(&str, &[&str])] = &[
         "invalid-degraded.toml",
         &[
             "3:14: key `defaults.degraded.loss_above`: `loss_above` (150%) must be in the range 0%..=100%",
-            "4:1: key `defaults.degraded.throughput_bogus`: unknown key `throughput_bogus`; valid keys: window, min_samples, loss_above, rtt_p50_above, rtt_p95_above, throughput_below, dns_p95_above, http_p95_above",
+            "4:1: key `defaults.degraded.throughput_bogus`: unknown key `throughput_bogus`; valid keys: window, min_samples, loss_above, rtt_p50_above, rtt_p95_above, throughput_below, dns_p95_above, http_p95_above, loaded_latency_increase_above",
             "9:17: key `group[0].degraded.rtt_p95_above`: `rtt_p95_above` (0ms) must be in the range 1ms..=10m",
             "10:17: key `group[0].degraded.dns_p95_above`: `dns_p95_above` is set for group `lan`, but none of its targets measures it (it is computed over dns targets)",
             "16:20: key `group[1].degraded.throughput_below`: `throughput_below` (50%) is a percentage of the plan's download rate, but no [plan] download is set; add [plan] download = \"100 Mbit/s\" or write an absolute rate such as \"5 Mbit/s\"",
@@ -231,7 +231,7 @@ const INVALID: &[(&str, &[&str])] = &[
             "33:13: key `target[3].min_bytes`: `min_bytes` (\"2 MB\") must not be more than `max_bytes` (1000000): every test would end as short_body",
             "34:21: key `target[3].max_bytes_per_day`: `max_bytes_per_day` (500000) is less than one test's `max_bytes` (1000000): no test could ever run",
             "41:12: key `target[4].interval`: `interval` (5s) of a throughput target must be at least 10s; each test spends up to `max_bytes` of data",
-            "49:12: key `target[5].interval`: `interval` (15s) must be longer than a whole test can take: 2 × `timeout` (5s) + `max_duration` (10s) = 20s",
+            "49:12: key `target[5].interval`: `interval` (15s) must be longer than a whole test can take: 2 × `timeout` (5s) + `max_duration` (10s) + the idle-latency baseline (2s) = 22s",
             "53:12: key `plan.download`: `download` (100 Mbps) is not a rate (unknown unit `Mbps`; use one of bit/s, kbit/s, Mbit/s, Gbit/s, B/s, kB/s, MB/s, GB/s); write e.g. \"100 Mbit/s\"",
             "54:10: key `plan.upload`: expected a rate such as \"100 Mbit/s\", found integer `20`",
         ],
@@ -768,6 +768,7 @@ fn full_example_parses_to_the_expected_model() {
                     ca_file: Some("/etc/ssl/speed.pem".into()),
                     tls_verify: false,
                     judge_outages: false,
+                    congestion: None,
                 }),
             },
             config::Target {
@@ -787,6 +788,7 @@ fn full_example_parses_to_the_expected_model() {
         plan: Some(Plan {
             download_bps: Some(100e6),
             upload_bps: Some(100e6),
+            ..Plan::default()
         }),
         notify: Vec::new(),
     };

@@ -26,6 +26,7 @@ mod layering;
 mod netns_daemon;
 mod netns_degraded;
 mod netns_evidence;
+mod netns_loaded;
 mod netns_outage;
 mod netns_stall;
 mod notify;

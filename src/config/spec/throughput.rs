@@ -31,6 +31,7 @@ pub(super) const KEYS: &[&str] = &[
     "ca_file",
     "tls_verify",
     "judge_outages",
+    "congestion",
 ];
 
 /// Byte units, decimal and binary, as (unit, bytes).
@@ -88,6 +89,18 @@ pub(super) fn parse(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Option<ThroughputSpe
     let ca_file = w.nonempty(t, "ca_file");
     let tls_verify = w.boolean(t, "tls_verify");
     let judge_outages = w.boolean(t, "judge_outages");
+    let congestion = w.string(t, "congestion");
+    let congestion = w.check(t, "congestion", congestion, |s| {
+        if !s.is_empty() && s.len() < 16 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            Ok(s.clone())
+        } else {
+            Err(format!(
+                "`congestion` ({s}) must name a TCP congestion control such as \"cubic\" or \"bbr\" \
+                 (letters, digits, `_`, at most 15)",
+                s = shown(s)
+            ))
+        }
+    });
     let ip = match &url {
         Ok(u) => match u.value.host() {
             Some(url::Host::Ipv4(ip)) => Some(ip.into()),
@@ -152,6 +165,7 @@ pub(super) fn parse(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Option<ThroughputSpe
         ca_file: ca_file.ok()?.map(|v| PathBuf::from(v.value)),
         tls_verify: tls_verify.ok()?.is_none_or(|v| v.value),
         judge_outages: judge_outages.ok()?.is_some_and(|v| v.value),
+        congestion: congestion.ok()?.map(|v| v.value),
     })
 }
 
@@ -182,9 +196,10 @@ pub(in super::super) fn timing(
     if spec.worst_case() >= interval {
         let message = format!(
             "`interval` ({shown}) must be longer than a whole test can take: \
-             2 × `timeout` ({}) + `max_duration` ({}) = {}",
+             2 × `timeout` ({}) + `max_duration` ({}) + the idle-latency baseline ({}) = {}",
             validate::format_duration(timeout),
             validate::format_duration(spec.max_duration),
+            validate::format_duration(ThroughputSpec::IDLE_BUDGET),
             validate::format_duration(spec.worst_case())
         );
         w.report(span, t.key("interval"), message);
@@ -215,7 +230,45 @@ pub(in super::super) fn plan(
     };
     let download = rate(w, "download");
     let upload = rate(w, "upload");
+    let download_min = rate(w, "download_min");
+    let upload_min = rate(w, "upload_min");
+    let download_normal = rate(w, "download_normal");
+    let upload_normal = rate(w, "upload_normal");
+    let criteria = w.string(&t, "criteria");
+    let criteria = w.check(&t, "criteria", criteria, |s| match s.as_str() {
+        "bnetza" => Ok(super::super::throughput::Criteria::Bnetza),
+        _ => Err(format!(
+            "`criteria` ({s}) must be \"bnetza\" (the only criteria built so far)",
+            s = shown(s)
+        )),
+    });
     let (download, upload) = (download?, upload?);
+    let (download_min, upload_min) = (download_min?, upload_min?);
+    let (download_normal, upload_normal) = (download_normal?, upload_normal?);
+    let criteria = criteria?;
+    // The promise in order: minimum ≤ normal ≤ maximum, each that is set.
+    for (dir, min, normal, max) in [
+        ("download", &download_min, &download_normal, &download),
+        ("upload", &upload_min, &upload_normal, &upload),
+    ] {
+        let v = |x: &Option<At<f64>>| x.as_ref().map(|a| a.value);
+        let ordered = [v(min), v(normal), v(max)];
+        let set: Vec<f64> = ordered.iter().flatten().copied().collect();
+        if set.windows(2).any(|w| w[0] > w[1]) {
+            let span = min
+                .as_ref()
+                .or(normal.as_ref())
+                .map_or(t.span.clone(), |a| a.span.clone());
+            let message = format!(
+                "`{dir}_min` ≤ `{dir}_normal` ≤ `{dir}` must hold for the rates that are set"
+            );
+            return Err(w.report(span, t.key(&format!("{dir}_min")), message));
+        }
+        if (min.is_some() || normal.is_some()) && max.is_none() {
+            let message = format!("`{dir}_min`/`{dir}_normal` need the maximum `{dir}` too");
+            return Err(w.report(t.span.clone(), t.key(dir), message));
+        }
+    }
     if download.is_none() && upload.is_none() {
         let message =
             "`[plan]` names no rate; set `download`, `upload` or both, or remove it".into();
@@ -224,10 +277,23 @@ pub(in super::super) fn plan(
     Ok(Some(Plan {
         download_bps: download.map(|v| v.value),
         upload_bps: upload.map(|v| v.value),
+        download_min_bps: download_min.map(|v| v.value),
+        upload_min_bps: upload_min.map(|v| v.value),
+        download_normal_bps: download_normal.map(|v| v.value),
+        upload_normal_bps: upload_normal.map(|v| v.value),
+        criteria: criteria.map(|v| v.value).unwrap_or_default(),
     }))
 }
 
-const PLAN_KEYS: &[&str] = &["download", "upload"];
+const PLAN_KEYS: &[&str] = &[
+    "download",
+    "upload",
+    "download_min",
+    "upload_min",
+    "download_normal",
+    "upload_normal",
+    "criteria",
+];
 
 /// A byte size: an integer of bytes, or a string with a unit; more than 0.
 fn bytes(w: &mut Walker<'_>, t: &Tbl<'_, '_>, key: &str) -> Got<u64> {

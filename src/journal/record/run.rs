@@ -46,12 +46,21 @@ pub struct DaemonStart {
 }
 
 /// `[plan]` as configured, in bits per second.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct PlanRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub download_bps: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload_bps: Option<f64>,
+    /// `[plan]`'s minimum and normal rates (absent in journals of earlier releases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download_min_bps: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_min_bps: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download_normal_bps: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_normal_bps: Option<f64>,
 }
 
 impl PlanRecord {
@@ -60,6 +69,10 @@ impl PlanRecord {
         config.plan.map(|p| Self {
             download_bps: p.download_bps,
             upload_bps: p.upload_bps,
+            download_min_bps: p.download_min_bps,
+            upload_min_bps: p.upload_min_bps,
+            download_normal_bps: p.download_normal_bps,
+            upload_normal_bps: p.upload_normal_bps,
         })
     }
 

@@ -20,17 +20,22 @@ pub enum Trigger {
     Throughput,
     DnsP95,
     HttpP95,
+    LoadedLatency,
 }
 
 impl Trigger {
-    pub const ALL: [Trigger; 6] = [
+    pub const ALL: [Trigger; 7] = [
         Trigger::Loss,
         Trigger::RttP50,
         Trigger::RttP95,
         Trigger::Throughput,
         Trigger::DnsP95,
         Trigger::HttpP95,
+        Trigger::LoadedLatency,
     ];
+
+    /// How many triggers there are (per-trigger arrays).
+    pub const N: usize = Trigger::ALL.len();
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -40,6 +45,7 @@ impl Trigger {
             Trigger::Throughput => "throughput",
             Trigger::DnsP95 => "dns_p95",
             Trigger::HttpP95 => "http_p95",
+            Trigger::LoadedLatency => "loaded_latency",
         }
     }
 

@@ -87,6 +87,7 @@ pub fn group_specs(config: &Config) -> Vec<GroupSpec> {
                         .max(d.window),
                     dns_p95_above: d.dns_p95_above,
                     http_p95_above: d.http_p95_above,
+                    loaded_latency_above: d.loaded_latency_increase_above,
                 },
                 settle,
             }
@@ -385,6 +386,15 @@ impl SlowPeriods {
             success,
             latency,
             throughput_bps,
+            // Latency under load of a graded (saturated) test.
+            loaded_increase: observation
+                .info
+                .throughput
+                .as_ref()
+                .and_then(|tp| tp.loaded.as_ref())
+                .filter(|l| l.grade.is_some())
+                .and_then(|l| l.latency_increase_seconds)
+                .map(Duration::from_secs_f64),
         })
     }
 

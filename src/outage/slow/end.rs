@@ -21,13 +21,13 @@ use crate::outage::period::Stamp;
 pub(super) struct EndTrack {
     /// Per trigger, in parts per million (exact: a stream at exactly the
     /// threshold's rate keeps its sum level).
-    pub(super) rate: [i64; 6],
-    pub(super) sum: [i64; 6],
-    pub(super) peak: [i64; 6],
+    pub(super) rate: [i64; Trigger::N],
+    pub(super) sum: [i64; Trigger::N],
+    pub(super) peak: [i64; Trigger::N],
     /// Per trigger: the end candidate.
-    pub(super) at: [Option<Stamp>; 6],
+    pub(super) at: [Option<Stamp>; Trigger::N],
     /// The peak is the newest sample of its population: the next one dates the end.
-    pub(super) after_peak: [bool; 6],
+    pub(super) after_peak: [bool; Trigger::N],
     /// How long a slow throughput test stands for the link with no newer one.
     pub(super) hold: Duration,
     /// The last slow test (the lower bound of a throughput end).
@@ -42,17 +42,17 @@ pub(super) const PPM: i64 = 1_000_000;
 impl EndTrack {
     pub(super) fn new(th: &Th) -> Self {
         let ppm = |r: f64| (r.clamp(0.0, 1.0) * PPM as f64).round() as i64;
-        let mut rate = [PPM / 2; 6];
+        let mut rate = [PPM / 2; Trigger::N];
         rate[Trigger::Loss as usize] = ppm(th.loss.unwrap_or(1.0));
         rate[Trigger::RttP95 as usize] = PPM / 20;
         rate[Trigger::DnsP95 as usize] = PPM / 20;
         rate[Trigger::HttpP95 as usize] = PPM / 20;
         Self {
             rate,
-            sum: [0; 6],
-            peak: [0; 6],
-            at: [None; 6],
-            after_peak: [false; 6],
+            sum: [0; Trigger::N],
+            peak: [0; Trigger::N],
+            at: [None; Trigger::N],
+            after_peak: [false; Trigger::N],
             hold: Duration::from_millis(th.hold_ms),
             slow_test: None,
             loss_seen: (0, 0),
@@ -105,7 +105,10 @@ impl EndTrack {
                     }
                 }
             }
-            Fed::Test(bps) => {
+            Fed::Test(bps, increase) => {
+                if let (Some(thr), Some(inc)) = (th.loaded, increase) {
+                    self.step(Trigger::LoadedLatency, inc > thr, at);
+                }
                 if let Some(thr) = th.throughput {
                     if bps < thr {
                         self.slow_test = Some(at);
@@ -163,7 +166,7 @@ impl EndTrack {
     /// A down period came between the peak and the next sample: that sample
     /// says nothing of when the slow stretch ended (the outage did).
     pub(super) fn interrupt(&mut self) {
-        self.after_peak = [false; 6];
+        self.after_peak = [false; Trigger::N];
     }
 
     /// The window, all of it after the end so far, is over a threshold on

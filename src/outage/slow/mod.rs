@@ -197,7 +197,7 @@ impl Track {
             end.feed(Fed::Probe(e), self.win.stamp_of(e.ms()), &self.th);
         }
         for t in self.win.tests.iter().filter(|t| t.at.mono >= start.mono) {
-            end.feed(Fed::Test(t.bps), t.at, &self.th);
+            end.feed(Fed::Test(t.bps, t.increase), t.at, &self.th);
         }
         self.end = end;
         self.period_down = None;

@@ -22,6 +22,9 @@ pub struct Thresholds {
     pub throughput_hold: Duration,
     pub dns_p95_above: Option<Duration>,
     pub http_p95_above: Option<Duration>,
+    /// Latency under load: the median increase of the window's tests (and
+    /// the last one, held like throughput) above this trips `loaded_latency`.
+    pub loaded_latency_above: Option<Duration>,
 }
 
 /// One group as the slow period tracker sees it.
@@ -58,4 +61,6 @@ pub struct Sample {
     pub latency: Option<Duration>,
     /// Goodput of a successful throughput test.
     pub throughput_bps: Option<f64>,
+    /// Its latency under load over idle (graded tests only).
+    pub loaded_increase: Option<Duration>,
 }

@@ -29,6 +29,7 @@ fn th(window_s: u64, min: u32) -> Thresholds {
         throughput_hold: Duration::ZERO,
         dns_p95_above: None,
         http_p95_above: None,
+        loaded_latency_above: None,
     }
 }
 
@@ -53,6 +54,7 @@ fn probe(group: usize, secs: f64, kind: SampleKind, ok: bool, ms: f64) -> Sample
         success: ok,
         latency: ok.then(|| Duration::from_secs_f64(ms / 1000.0)),
         throughput_bps: None,
+        loaded_increase: None,
     }
 }
 
@@ -68,6 +70,7 @@ fn test(group: usize, secs: f64, mbps: f64) -> Sample {
         success: true,
         latency: None,
         throughput_bps: Some(mbps * 1e6),
+        loaded_increase: None,
     }
 }
 
@@ -909,4 +912,38 @@ fn cost_per_sample_at_10k_targets() {
         cpu_ns.unwrap_or(f64::NAN),
         d.groups[0].win.ring.len(),
     );
+}
+
+/// `loaded_latency_above`: bloated tests (fast ones) trip
+/// `loaded_latency`, not `throughput`, and a good test ends it.
+#[test]
+fn loaded_latency_trips_on_the_tests_median_increase() {
+    let mut t = th(20, 10);
+    t.throughput_below = Some(10e6);
+    t.loaded_latency_above = Some(Duration::from_millis(100));
+    t.throughput_hold = Duration::from_secs(45);
+    let mut d = one(t);
+    d.set_group_state(0, State::Up, at(0.0));
+    let bloated = |secs: f64, ms: u64| Sample {
+        loaded_increase: Some(Duration::from_millis(ms)),
+        ..test(0, secs, 50.0)
+    };
+    let mut ev = Vec::new();
+    ev.extend(d.observe(&bloated(0.0, 10)));
+    for s in 1..90u32 {
+        let sec = f64::from(s);
+        match s {
+            10 | 20 => ev.extend(d.observe(&bloated(sec, 450))),
+            30 | 40 | 50 => ev.extend(d.observe(&bloated(sec, 8))),
+            _ => {}
+        }
+        ev.extend(d.observe(&icmp(0, sec, true, 20.0)));
+    }
+    let st = started(&ev);
+    assert_eq!(st.len(), 1, "{ev:?}");
+    assert_eq!(st[0].triggers, vec![Trigger::LoadedLatency]);
+    let e = ended(&ev);
+    assert_eq!(e.len(), 1, "{ev:?}");
+    assert_eq!(e[0].start, wall(10.0));
+    assert_eq!(Trigger::LoadedLatency.as_str(), "loaded_latency");
 }

@@ -29,6 +29,8 @@ pub(super) struct Th {
     pub(super) dns_p95: Option<u64>,
     pub(super) http_p95: Option<u64>,
     pub(super) throughput: Option<f64>,
+    /// `loaded_latency_above`, seconds.
+    pub(super) loaded: Option<f64>,
     pub(super) hold_ms: u64,
 }
 
@@ -53,6 +55,7 @@ impl Th {
             dns_p95: t.dns_p95_above.map(ns),
             http_p95: t.http_p95_above.map(ns),
             throughput: t.throughput_below,
+            loaded: t.loaded_latency_above.map(|d| d.as_secs_f64()),
             hold_ms: ms(t.throughput_hold).max(window_ms),
         }
     }
@@ -360,6 +363,8 @@ impl Pop {
 pub(super) struct Test {
     pub(super) at: Stamp,
     pub(super) bps: f64,
+    /// Latency under load over idle, seconds.
+    pub(super) increase: Option<f64>,
 }
 
 /// The sliding window of one group.
@@ -491,11 +496,12 @@ impl Window {
                         wall: truncate_ms(s.at.wall),
                         mono: s.at.mono,
                     };
-                    self.tests.push_back(Test { at, bps });
+                    let increase = s.loaded_increase.map(|d| d.as_secs_f64());
+                    self.tests.push_back(Test { at, bps, increase });
                     // The previous newest may have been kept only because it was the newest.
                     self.advance(s.at, th);
                     self.median = median(self.tests.iter().map(|t| t.bps));
-                    return Some(Fed::Test(bps));
+                    return Some(Fed::Test(bps, increase));
                 }
                 return Some(Fed::Nothing);
             }
@@ -550,6 +556,13 @@ impl Window {
             && med < thr
         {
             m |= Trigger::Throughput.bit();
+        }
+        if let (Some(thr), Some(med)) = (
+            th.loaded,
+            median(self.tests.iter().filter_map(|t| t.increase)),
+        ) && med > thr
+        {
+            m |= Trigger::LoadedLatency.bit();
         }
         m
     }
@@ -728,8 +741,8 @@ impl ChangePoint {
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Fed {
     Probe(Entry),
-    /// A successful throughput test's goodput.
-    Test(f64),
+    /// A successful throughput test's goodput and latency increase.
+    Test(f64, Option<f64>),
     /// A failed test: no figure.
     Nothing,
 }
