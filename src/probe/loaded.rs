@@ -165,34 +165,63 @@ impl LoadedLatency {
     }
 }
 
-/// What the sampler shares with the load: the body-byte counter and the
-/// load connections (duplicated descriptors, for `TCP_INFO`).
+/// What the sampler shares with the load: the load connections
+/// (duplicated descriptors, for `TCP_INFO`) while they are open.
 #[derive(Default)]
 pub struct Shared {
-    pub sockets: Mutex<Vec<socket2::Socket>>,
+    sockets: Mutex<Vec<(u64, socket2::Socket)>>,
+    next: std::sync::atomic::AtomicU64,
+    /// The congestion control of the first load connection, read when it
+    /// was added (the connection may be closed by the time it is reported).
+    congestion: std::sync::OnceLock<String>,
+}
+
+/// A load connection registered with [`Shared`]: dropping it (with the
+/// connection) closes the duplicate. A duplicate that outlived its
+/// connection would keep the socket open: the server would go on sending
+/// into it (a download) or wait for the end of the body (an upload) and
+/// compete with the connections still measuring.
+pub struct Registered<'a> {
+    shared: &'a Shared,
+    id: u64,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.shared
+            .sockets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(id, _)| *id != self.id);
+    }
 }
 
 impl Shared {
-    /// Keeps a duplicate of a load connection's socket for sampling.
-    pub fn add(&self, tcp: &tokio::net::TcpStream) {
+    /// Keeps a duplicate of a load connection's socket for sampling, until
+    /// the returned guard is dropped.
+    pub fn add(&self, tcp: &tokio::net::TcpStream) -> Registered<'_> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
         match socket2::SockRef::from(tcp).try_clone() {
-            Ok(s) => self
-                .sockets
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(s),
+            Ok(s) => {
+                if let Ok(name) = s.tcp_congestion() {
+                    let name = String::from_utf8_lossy(&name);
+                    let _ = self.congestion.set(name.trim_end_matches('\0').to_owned());
+                }
+                self.sockets
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((id, s));
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "failed to duplicate a load connection for TCP_INFO")
             }
         }
+        Registered { shared: self, id }
     }
 
     /// The congestion control of the first load connection.
     fn congestion(&self) -> Option<String> {
-        let sockets = self.sockets.lock().unwrap_or_else(|e| e.into_inner());
-        let name = sockets.first()?.tcp_congestion().ok()?;
-        let name = String::from_utf8_lossy(&name);
-        Some(name.trim_end_matches('\0').to_owned())
+        self.congestion.get().cloned()
     }
 }
 
@@ -338,7 +367,7 @@ pub async fn sample(
             });
         }
         let sockets = shared.sockets.lock().unwrap_or_else(|e| e.into_inner());
-        for s in sockets.iter() {
+        for (_, s) in sockets.iter() {
             match tcp_info::rtt(s, direction) {
                 Ok(Some(rtt)) => taken.self_rtt.push((tick, rtt)),
                 Ok(None) => {}
@@ -590,12 +619,15 @@ mod tests {
         let client = tokio::net::TcpStream::connect(addr).await.unwrap();
         let _server = accept.await.unwrap();
         let shared = Shared::default();
-        shared.add(&client);
+        let registered = shared.add(&client);
         let sockets = shared.sockets.lock().unwrap();
         // The handshake gave the sender an RTT estimate.
-        let rtt = tcp_info::rtt(&sockets[0], Direction::Upload).unwrap();
+        let rtt = tcp_info::rtt(&sockets[0].1, Direction::Upload).unwrap();
         assert!(rtt.is_some_and(|r| r < Duration::from_secs(1)), "{rtt:?}");
         drop(sockets);
+        drop(registered);
+        // The duplicate is closed with its connection; the name stays.
+        assert!(shared.sockets.lock().unwrap().is_empty());
         assert!(congestion_of(&shared).is_some());
         assert!(set_congestion(&client, "no-such-cc").is_err());
     }

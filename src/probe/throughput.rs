@@ -561,7 +561,7 @@ async fn stream_inner(ctx: &Arc<Ctx>, report: &mut StreamReport) -> Result<Strea
     if let Some(cc) = &ctx.congestion {
         loaded::set_congestion(tcp, cc).map_err(|e| Outcome::error(Reason::Io, e))?;
     }
-    ctx.shared.add(tcp);
+    let _registered = ctx.shared.add(tcp);
     match ctx.direction {
         Direction::Download => download(ctx, report, stream, setup_deadline).await,
         Direction::Upload => upload(ctx, report, stream).await,
