@@ -13,7 +13,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::error::shown;
-use super::walk::{At, Got, Reported, Tbl, Walker};
+use super::walk::{At, Got, Need, Reported, Tbl, Walker};
 
 /// The events a channel can be told about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -344,6 +344,34 @@ fn hhmm(s: &str) -> Option<u16> {
 
 fn channel(w: &mut Walker<'_>, t: &Tbl<'_, '_>, groups: &[String]) -> Option<NotifyChannel> {
     w.check_keys(t, KEYS);
+    let name = channel_name(w, t);
+    let kind = channel_kind(w, t);
+    let events = channel_events(w, t);
+    let chosen_groups = channel_groups(w, t, groups);
+    let delivery = delivery(w, t);
+
+    let kind = kind.ok()?;
+    let specific = kind_settings(w, t, &kind.value);
+    reject_foreign_keys(w, t, &kind.value);
+    let delivery = delivery?;
+    Some(NotifyChannel {
+        name: name.ok()?.value,
+        kind: specific?,
+        events: events.ok()?,
+        groups: chosen_groups.ok()?,
+        min_duration: delivery.min_duration,
+        quiet_hours: delivery.quiet_hours,
+        rate_limit: delivery.rate_limit,
+        rate_window: delivery.rate_window,
+        max_queue: delivery.max_queue,
+        max_age: delivery.max_age,
+        retry_max: delivery.retry_max,
+        timeout: delivery.timeout,
+    })
+}
+
+/// `name`: required, and safe as a file name in data_dir.
+fn channel_name(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Need<String> {
     let name = w.nonempty(t, "name");
     let name = w.check(t, "name", name, |s| {
         if s.chars()
@@ -358,7 +386,11 @@ fn channel(w: &mut Walker<'_>, t: &Tbl<'_, '_>, groups: &[String]) -> Option<Not
             ))
         }
     });
-    let name = w.missing(t, "name", name);
+    w.missing(t, "name", name)
+}
+
+/// `kind`: required, one of the four channel kinds.
+fn channel_kind(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Need<String> {
     let kind = w.string(t, "kind");
     let kind = w.check(t, "kind", kind, |s| match s.as_str() {
         "webhook" | "ntfy" | "telegram" | "email" => Ok(s.clone()),
@@ -367,9 +399,12 @@ fn channel(w: &mut Walker<'_>, t: &Tbl<'_, '_>, groups: &[String]) -> Option<Not
             shown(s)
         )),
     });
-    let kind = w.missing(t, "kind", kind);
+    w.missing(t, "kind", kind)
+}
 
-    let events = match t.get("events") {
+/// `events`: the default set when absent; every unknown name is reported.
+fn channel_events(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Result<Vec<NotifyEvent>, Reported> {
+    match t.get("events") {
         None => Ok(DEFAULT_EVENTS.to_vec()),
         Some(_) => strings(w, t, "events").and_then(|items| {
             let mut out = Vec::new();
@@ -394,8 +429,16 @@ fn channel(w: &mut Walker<'_>, t: &Tbl<'_, '_>, groups: &[String]) -> Option<Not
                 None => Ok(out),
             }
         }),
-    };
-    let chosen_groups = strings(w, t, "groups").and_then(|items| {
+    }
+}
+
+/// `groups`: each must be defined by a `[[group]]`.
+fn channel_groups(
+    w: &mut Walker<'_>,
+    t: &Tbl<'_, '_>,
+    groups: &[String],
+) -> Result<Vec<String>, Reported> {
+    strings(w, t, "groups").and_then(|items| {
         let mut failed = None;
         for item in &items {
             if !groups.contains(&item.value) {
@@ -410,7 +453,24 @@ fn channel(w: &mut Walker<'_>, t: &Tbl<'_, '_>, groups: &[String]) -> Option<Not
             Some(r) => Err(r),
             None => Ok(items.into_iter().map(|i| i.value).collect::<Vec<_>>()),
         }
-    });
+    })
+}
+
+/// The kind-independent delivery settings of a channel, defaults applied.
+struct Delivery {
+    min_duration: Duration,
+    quiet_hours: Option<QuietHours>,
+    rate_limit: u32,
+    rate_window: Duration,
+    max_queue: u32,
+    max_age: Duration,
+    retry_max: Duration,
+    timeout: Duration,
+}
+
+/// Reads (and reports on) every delivery setting before giving up on any,
+/// so one bad value does not hide the next.
+fn delivery(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Option<Delivery> {
     let min_duration = w.duration_with(t, "min_duration", |_, _| Ok(()));
     let quiet = w.string(t, "quiet_hours");
     let quiet = w.check(t, "quiet_hours", quiet, |s| {
@@ -455,77 +515,7 @@ fn channel(w: &mut Walker<'_>, t: &Tbl<'_, '_>, groups: &[String]) -> Option<Not
             Err(format!("`timeout` ({s}) must be in the range 100ms..=2m"))
         }
     });
-
-    let kind = kind.ok()?;
-    let specific = kind_settings(w, t, &kind.value);
-    let only = |w: &mut Walker<'_>, keys: &[&str]| {
-        for key in keys {
-            if let Some(v) = t.get(key) {
-                let message = format!(
-                    "`{key}` does not apply to kind = \"{}\"",
-                    shown(&kind.value)
-                );
-                w.report(v.span(), t.key(key), message);
-            }
-        }
-    };
-    match kind.value.as_str() {
-        "webhook" => only(
-            w,
-            &[
-                "api_url",
-                "chat_id",
-                "smtp_host",
-                "smtp_port",
-                "security",
-                "from",
-                "to",
-                "username",
-                "password_file",
-                "ca_file",
-            ],
-        ),
-        "ntfy" => only(
-            w,
-            &[
-                "alertmanager",
-                "api_url",
-                "chat_id",
-                "smtp_host",
-                "smtp_port",
-                "security",
-                "from",
-                "to",
-                "username",
-                "password_file",
-                "ca_file",
-            ],
-        ),
-        "telegram" => only(
-            w,
-            &[
-                "url",
-                "alertmanager",
-                "smtp_host",
-                "smtp_port",
-                "security",
-                "from",
-                "to",
-                "username",
-                "password_file",
-                "ca_file",
-            ],
-        ),
-        _ => only(
-            w,
-            &["url", "alertmanager", "api_url", "chat_id", "token_file"],
-        ),
-    }
-    Some(NotifyChannel {
-        name: name.ok()?.value,
-        kind: specific?,
-        events: events.ok()?,
-        groups: chosen_groups.ok()?,
+    Some(Delivery {
         min_duration: min_duration.ok()?.map_or(Duration::ZERO, |d| d.value),
         quiet_hours: quiet.ok()?.map(|q| q.value),
         rate_limit: rate_limit.ok()?.map_or(10, |v| v.value as u32),
@@ -539,6 +529,56 @@ fn channel(w: &mut Walker<'_>, t: &Tbl<'_, '_>, groups: &[String]) -> Option<Not
         retry_max: retry_max.ok()?.map_or(Duration::from_secs(60), |v| v.value),
         timeout: timeout.ok()?.map_or(Duration::from_secs(10), |v| v.value),
     })
+}
+
+/// Reports every key that belongs to another kind of channel.
+fn reject_foreign_keys(w: &mut Walker<'_>, t: &Tbl<'_, '_>, kind: &str) {
+    let foreign: &[&str] = match kind {
+        "webhook" => &[
+            "api_url",
+            "chat_id",
+            "smtp_host",
+            "smtp_port",
+            "security",
+            "from",
+            "to",
+            "username",
+            "password_file",
+            "ca_file",
+        ],
+        "ntfy" => &[
+            "alertmanager",
+            "api_url",
+            "chat_id",
+            "smtp_host",
+            "smtp_port",
+            "security",
+            "from",
+            "to",
+            "username",
+            "password_file",
+            "ca_file",
+        ],
+        "telegram" => &[
+            "url",
+            "alertmanager",
+            "smtp_host",
+            "smtp_port",
+            "security",
+            "from",
+            "to",
+            "username",
+            "password_file",
+            "ca_file",
+        ],
+        _ => &["url", "alertmanager", "api_url", "chat_id", "token_file"],
+    };
+    for key in foreign {
+        if let Some(v) = t.get(key) {
+            let message = format!("`{key}` does not apply to kind = \"{}\"", shown(kind));
+            w.report(v.span(), t.key(key), message);
+        }
+    }
 }
 
 fn kind_settings(w: &mut Walker<'_>, t: &Tbl<'_, '_>, kind: &str) -> Option<ChannelKind> {

@@ -21,7 +21,7 @@ use serde_json::json;
 use url::Url;
 
 use super::message::Notification;
-use crate::config::notify::{ChannelKind, NotifyChannel, SmtpSecurity};
+use crate::config::notify::{ChannelKind, NotifyChannel, Secret, SmtpSecurity};
 use crate::journal::ts_ms;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -80,81 +80,15 @@ impl Sender {
                 alertmanager,
                 token,
             } => {
-                let body = if *alertmanager {
-                    alertmanager_body(&self.channel.name, n)
-                } else {
-                    webhook_body(n)
-                };
-                let mut headers = vec![(header::CONTENT_TYPE, hv("application/json"))];
-                if let Some(t) = token {
-                    headers.push((header::AUTHORIZATION, bearer(t.expose())?));
-                }
-                let (status, text) = self
-                    .post(url, headers, body.to_string().into(), true)
-                    .await?;
-                http_answer(status, &text, true)
+                self.send_webhook(n, url, *alertmanager, token.as_ref())
+                    .await
             }
-            ChannelKind::Ntfy { url, token } => {
-                let mut headers = vec![
-                    (header::CONTENT_TYPE, hv("text/plain; charset=utf-8")),
-                    (
-                        http::HeaderName::from_static("title"),
-                        HeaderValue::from_str(&ascii(&n.title)).unwrap_or(hv("linkwatch")),
-                    ),
-                    (
-                        http::HeaderName::from_static("tags"),
-                        hv(match n.severity() {
-                            "critical" => "rotating_light",
-                            "warning" => "warning",
-                            _ => "white_check_mark",
-                        }),
-                    ),
-                    (
-                        http::HeaderName::from_static("priority"),
-                        hv(if n.severity() == "critical" {
-                            "high"
-                        } else {
-                            "default"
-                        }),
-                    ),
-                    (
-                        http::HeaderName::from_static("x-linkwatch-id"),
-                        HeaderValue::from_str(&ascii(&n.id)).unwrap_or(hv("")),
-                    ),
-                ];
-                if let Some(t) = token {
-                    headers.push((header::AUTHORIZATION, bearer(t.expose())?));
-                }
-                let body = format!("{}\n[{} seq {}]", n.text, n.id, n.seq);
-                let (status, text) = self.post(url, headers, body.into(), true).await?;
-                http_answer(status, &text, true)
-            }
+            ChannelKind::Ntfy { url, token } => self.send_ntfy(n, url, token.as_ref()).await,
             ChannelKind::Telegram {
                 api_url,
                 chat_id,
                 token,
-            } => {
-                let base = api_url.as_str().trim_end_matches('/');
-                let url = Url::parse(&format!("{base}/bot{}/sendMessage", token.expose()))
-                    .map_err(|_| {
-                        SendError::Rejected("the bot token does not fit in a URL".into())
-                    })?;
-                let body = json!({
-                    "chat_id": chat_id,
-                    "text": format!("{}\n[{}]", n.text, n.id),
-                    "disable_web_page_preview": true,
-                });
-                // The URL holds the token: no error may echo it.
-                let (status, text) = self
-                    .post(
-                        &url,
-                        vec![(header::CONTENT_TYPE, hv("application/json"))],
-                        body.to_string().into(),
-                        false,
-                    )
-                    .await?;
-                telegram_answer(status, &text)
-            }
+            } => self.send_telegram(n, api_url, chat_id, token).await,
             ChannelKind::Email {
                 smtp_host,
                 smtp_port,
@@ -182,6 +116,99 @@ impl Sender {
                 .await
             }
         }
+    }
+
+    /// A JSON (or Alertmanager-compatible) POST to the webhook's URL.
+    async fn send_webhook(
+        &self,
+        n: &Notification,
+        url: &Url,
+        alertmanager: bool,
+        token: Option<&Secret>,
+    ) -> Result<Answer, SendError> {
+        let body = if alertmanager {
+            alertmanager_body(&self.channel.name, n)
+        } else {
+            webhook_body(n)
+        };
+        let mut headers = vec![(header::CONTENT_TYPE, hv("application/json"))];
+        if let Some(t) = token {
+            headers.push((header::AUTHORIZATION, bearer(t.expose())?));
+        }
+        let (status, text) = self
+            .post(url, headers, body.to_string().into(), true)
+            .await?;
+        http_answer(status, &text, true)
+    }
+
+    /// A plain-text POST to the ntfy topic, title, tags and priority in headers.
+    async fn send_ntfy(
+        &self,
+        n: &Notification,
+        url: &Url,
+        token: Option<&Secret>,
+    ) -> Result<Answer, SendError> {
+        let mut headers = vec![
+            (header::CONTENT_TYPE, hv("text/plain; charset=utf-8")),
+            (
+                http::HeaderName::from_static("title"),
+                HeaderValue::from_str(&ascii(&n.title)).unwrap_or(hv("linkwatch")),
+            ),
+            (
+                http::HeaderName::from_static("tags"),
+                hv(match n.severity() {
+                    "critical" => "rotating_light",
+                    "warning" => "warning",
+                    _ => "white_check_mark",
+                }),
+            ),
+            (
+                http::HeaderName::from_static("priority"),
+                hv(if n.severity() == "critical" {
+                    "high"
+                } else {
+                    "default"
+                }),
+            ),
+            (
+                http::HeaderName::from_static("x-linkwatch-id"),
+                HeaderValue::from_str(&ascii(&n.id)).unwrap_or(hv("")),
+            ),
+        ];
+        if let Some(t) = token {
+            headers.push((header::AUTHORIZATION, bearer(t.expose())?));
+        }
+        let body = format!("{}\n[{} seq {}]", n.text, n.id, n.seq);
+        let (status, text) = self.post(url, headers, body.into(), true).await?;
+        http_answer(status, &text, true)
+    }
+
+    /// The Bot API's `sendMessage`; the token is part of the URL.
+    async fn send_telegram(
+        &self,
+        n: &Notification,
+        api_url: &Url,
+        chat_id: &str,
+        token: &Secret,
+    ) -> Result<Answer, SendError> {
+        let base = api_url.as_str().trim_end_matches('/');
+        let url = Url::parse(&format!("{base}/bot{}/sendMessage", token.expose()))
+            .map_err(|_| SendError::Rejected("the bot token does not fit in a URL".into()))?;
+        let body = json!({
+            "chat_id": chat_id,
+            "text": format!("{}\n[{}]", n.text, n.id),
+            "disable_web_page_preview": true,
+        });
+        // The URL holds the token: no error may echo it.
+        let (status, text) = self
+            .post(
+                &url,
+                vec![(header::CONTENT_TYPE, hv("application/json"))],
+                body.to_string().into(),
+                false,
+            )
+            .await?;
+        telegram_answer(status, &text)
     }
 
     /// POSTs `body` to `url`; `show_url` false keeps the URL out of errors.

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::config::notify::NotifyEvent;
 use crate::journal::ts_ms;
-use crate::journal::{Entry, Line};
+use crate::journal::{
+    DaemonStart, DegradedEnded, DegradedStarted, Entry, Line, OutageEnded, OutageStarted,
+};
 
 /// One message as the outbox stores it and the channels send it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -183,99 +185,12 @@ pub fn derive(config: &Config, line: &Line) -> Option<Derived> {
         text,
     };
     let (event, n) = match &line.entry {
-        Entry::OutageStart(o) => {
-            let name = title_case(&o.group);
-            let text = format!(
-                "{name} down since {} ({})",
-                clock(o.start),
-                cause_words(config, &o.group, &o.cause)
-            );
-            let mut n = base("outage_start", format!("{name} down"), text);
-            n.group = Some(o.group.clone());
-            n.cause = Some(o.cause.clone());
-            n.period_id = Some(o.id.clone());
-            n.start = Some(o.start);
-            (NotifyEvent::OutageStart, n)
-        }
-        Entry::OutageEnd(o) => {
-            let name = title_case(&o.group);
-            let mut text = match o.end_reason {
-                None => format!(
-                    "{name} back at {} after {}",
-                    clock(o.end),
-                    duration(o.duration_seconds)
-                ),
-                Some(r) => format!(
-                    "{name}: outage since {} closed at {} after {} ({})",
-                    clock(o.start),
-                    clock(o.end),
-                    duration(o.duration_seconds),
-                    r.describe()
-                ),
-            };
-            match o.gaps.len() {
-                0 => {}
-                1 => text.push_str("; 1 gap"),
-                n => text.push_str(&format!("; {n} gaps")),
-            }
-            if !o.end_observed {
-                text.push_str(" (the end fell in a time linkwatch did not observe)");
-            }
-            let mut n = base("outage_end", format!("{name} back"), text);
-            n.group = Some(o.group.clone());
-            n.cause = Some(o.cause.clone());
-            n.period_id = Some(o.id.clone());
-            n.start = Some(o.start);
-            n.end = Some(o.end);
-            n.duration_seconds = Some(o.duration_seconds);
-            (NotifyEvent::OutageEnd, n)
-        }
-        Entry::DegradedStart(d) => {
-            let what = slow_words(d.figures.loss_ratio, &d.triggers_text());
-            let text = format!("slow: {what} to {} since {}", d.group, clock(d.start));
-            let mut n = base("slow_start", format!("{} slow", title_case(&d.group)), text);
-            n.group = Some(d.group.clone());
-            n.cause = Some(d.cause.clone());
-            n.period_id = Some(d.id.clone());
-            n.start = Some(d.start);
-            (NotifyEvent::SlowStart, n)
-        }
-        Entry::DegradedEnd(d) => {
-            let text = format!(
-                "{} no longer slow at {} after {}",
-                title_case(&d.group),
-                clock(d.end),
-                duration(d.duration_seconds)
-            );
-            let mut n = base(
-                "slow_end",
-                format!("{} fast again", title_case(&d.group)),
-                text,
-            );
-            n.group = Some(d.group.clone());
-            n.cause = Some(d.cause.clone());
-            n.period_id = Some(d.id.clone());
-            n.start = Some(d.start);
-            n.end = Some(d.end);
-            n.duration_seconds = Some(d.duration_seconds);
-            (NotifyEvent::SlowEnd, n)
-        }
+        Entry::OutageStart(o) => (NotifyEvent::OutageStart, outage_start(config, o, &base)),
+        Entry::OutageEnd(o) => (NotifyEvent::OutageEnd, outage_end(o, &base)),
+        Entry::DegradedStart(d) => (NotifyEvent::SlowStart, slow_start(d, &base)),
+        Entry::DegradedEnd(d) => (NotifyEvent::SlowEnd, slow_end(d, &base)),
         Entry::DaemonStart(s) if s.previous_run_clean == Some(false) => {
-            let since = s
-                .previous_run_alive_until
-                .map(|t| format!(" (last seen alive at {})", clock(t)))
-                .unwrap_or_default();
-            let text = format!(
-                "linkwatch restarted after its previous run ended without stopping{since}; the time in between was not observed"
-            );
-            let mut n = base(
-                "daemon_start",
-                "linkwatch restarted after a crash".into(),
-                text,
-            );
-            n.start = s.previous_run_alive_until;
-            n.end = Some(line.ts);
-            (NotifyEvent::DaemonStart, n)
+            (NotifyEvent::DaemonStart, crash_restart(s, line.ts, &base))
         }
         Entry::JournalReopened(r) => {
             let text = format!(
@@ -293,6 +208,110 @@ pub fn derive(config: &Config, line: &Line) -> Option<Derived> {
         event,
         notification: n,
     })
+}
+
+/// The skeleton of a line's notification: event, title and text; the rest
+/// is filled in by the caller.
+type Base<'a> = dyn Fn(&str, String, String) -> Notification + 'a;
+
+fn outage_start(config: &Config, o: &OutageStarted, base: &Base<'_>) -> Notification {
+    let name = title_case(&o.group);
+    let text = format!(
+        "{name} down since {} ({})",
+        clock(o.start),
+        cause_words(config, &o.group, &o.cause)
+    );
+    let mut n = base("outage_start", format!("{name} down"), text);
+    n.group = Some(o.group.clone());
+    n.cause = Some(o.cause.clone());
+    n.period_id = Some(o.id.clone());
+    n.start = Some(o.start);
+    n
+}
+
+fn outage_end(o: &OutageEnded, base: &Base<'_>) -> Notification {
+    let name = title_case(&o.group);
+    let mut text = match o.end_reason {
+        None => format!(
+            "{name} back at {} after {}",
+            clock(o.end),
+            duration(o.duration_seconds)
+        ),
+        Some(r) => format!(
+            "{name}: outage since {} closed at {} after {} ({})",
+            clock(o.start),
+            clock(o.end),
+            duration(o.duration_seconds),
+            r.describe()
+        ),
+    };
+    match o.gaps.len() {
+        0 => {}
+        1 => text.push_str("; 1 gap"),
+        n => text.push_str(&format!("; {n} gaps")),
+    }
+    if !o.end_observed {
+        text.push_str(" (the end fell in a time linkwatch did not observe)");
+    }
+    let mut n = base("outage_end", format!("{name} back"), text);
+    n.group = Some(o.group.clone());
+    n.cause = Some(o.cause.clone());
+    n.period_id = Some(o.id.clone());
+    n.start = Some(o.start);
+    n.end = Some(o.end);
+    n.duration_seconds = Some(o.duration_seconds);
+    n
+}
+
+fn slow_start(d: &DegradedStarted, base: &Base<'_>) -> Notification {
+    let what = slow_words(d.figures.loss_ratio, &d.triggers_text());
+    let text = format!("slow: {what} to {} since {}", d.group, clock(d.start));
+    let mut n = base("slow_start", format!("{} slow", title_case(&d.group)), text);
+    n.group = Some(d.group.clone());
+    n.cause = Some(d.cause.clone());
+    n.period_id = Some(d.id.clone());
+    n.start = Some(d.start);
+    n
+}
+
+fn slow_end(d: &DegradedEnded, base: &Base<'_>) -> Notification {
+    let text = format!(
+        "{} no longer slow at {} after {}",
+        title_case(&d.group),
+        clock(d.end),
+        duration(d.duration_seconds)
+    );
+    let mut n = base(
+        "slow_end",
+        format!("{} fast again", title_case(&d.group)),
+        text,
+    );
+    n.group = Some(d.group.clone());
+    n.cause = Some(d.cause.clone());
+    n.period_id = Some(d.id.clone());
+    n.start = Some(d.start);
+    n.end = Some(d.end);
+    n.duration_seconds = Some(d.duration_seconds);
+    n
+}
+
+/// A start after a run that left no `daemon_stop`.
+fn crash_restart(s: &DaemonStart, at: Timestamp, base: &Base<'_>) -> Notification {
+    let since = s
+        .previous_run_alive_until
+        .map(|t| format!(" (last seen alive at {})", clock(t)))
+        .unwrap_or_default();
+    let text = format!(
+        "linkwatch restarted after its previous run ended without stopping{since}; the time in between was not observed"
+    );
+    let mut n = base(
+        "daemon_start",
+        "linkwatch restarted after a crash".into(),
+        text,
+    );
+    n.start = s.previous_run_alive_until;
+    n.end = Some(at);
+    n
 }
 
 /// A damaged line (torn or not JSON) found while reading the journal.

@@ -358,103 +358,26 @@ impl Tailer {
             return true;
         };
         let start_next = next;
-        let mut records = Vec::new();
         let mut link_back = false;
         // Simulated state for this batch: ids pending and the rate window.
-        let mut pending: Vec<Notification> = ob.state.pending.iter().cloned().collect();
-        let mut recent: Vec<Timestamp> = ob.state.recent.iter().copied().collect();
+        let mut batch = Batch {
+            records: Vec::new(),
+            pending: ob.state.pending.iter().cloned().collect(),
+            recent: ob.state.recent.iter().copied().collect(),
+        };
         for p in lines {
-            let derived = match p {
-                Parsed::Line(l) => {
-                    if l.seq < next {
-                        continue;
-                    }
-                    next = l.seq + 1;
-                    match message::derive(&self.config, l) {
-                        Some(d) => d,
-                        None => continue,
-                    }
-                }
-                Parsed::Other(seq) => {
-                    if *seq >= next {
-                        next = seq + 1;
-                    }
-                    continue;
-                }
-                Parsed::Damaged { after, what } => {
-                    // Told once, by the channels that had read up to it.
-                    let after_next = after.map_or(0, |s| s + 1);
-                    if after_next != next {
-                        continue;
-                    }
-                    message::damage(&self.config, after.unwrap_or(0), Timestamp::now(), what)
-                }
+            let Some(derived) = self.message_of(p, &mut next) else {
+                continue;
             };
-            let n = derived.notification;
             if matches!(
                 derived.event,
                 NotifyEvent::OutageEnd | NotifyEvent::SlowEnd | NotifyEvent::DaemonStart
             ) {
                 link_back = true;
             }
-            if !c.cfg.wants(derived.event) {
-                continue;
-            }
-            if let Some(g) = &n.group
-                && !c.cfg.wants_group(g)
-            {
-                continue;
-            }
-            let min = c.cfg.min_duration;
-            let mut n = n;
-            match derived.event {
-                NotifyEvent::OutageStart | NotifyEvent::SlowStart if !min.is_zero() => {
-                    let start = n.start.unwrap_or(n.at);
-                    n.not_before = start
-                        .checked_add(jiff::SignedDuration::try_from(min).unwrap_or_default())
-                        .ok();
-                }
-                NotifyEvent::OutageEnd | NotifyEvent::SlowEnd
-                    if !min.is_zero()
-                        && n.duration_seconds.unwrap_or(f64::MAX) < min.as_secs_f64() =>
-                {
-                    // Shorter than min_duration: withdraw its start if it
-                    // has not gone out; then the end is not told either.
-                    let start_event = if derived.event == NotifyEvent::OutageEnd {
-                        "outage_start"
-                    } else {
-                        "slow_start"
-                    };
-                    if let Some(i) = pending
-                        .iter()
-                        .position(|p| p.period_id == n.period_id && p.event == start_event)
-                    {
-                        let gone = pending.remove(i);
-                        records.push(Record::Drop {
-                            id: gone.id,
-                            reason: format!(
-                                "shorter than min_duration ({})",
-                                message::duration(min.as_secs_f64())
-                            ),
-                        });
-                        continue;
-                    }
-                }
-                _ => {}
-            }
-            // The rate limit, by event time.
-            let window = jiff::SignedDuration::try_from(c.cfg.rate_window).unwrap_or_default();
-            let since = n.at.checked_sub(window).unwrap_or(n.at);
-            recent.retain(|t| *t >= since);
-            if recent.len() >= c.cfg.rate_limit as usize {
-                recent.push(n.at);
-                records.push(Record::Held { msg: n });
-            } else {
-                recent.push(n.at);
-                pending.push(n.clone());
-                records.push(Record::Msg { msg: n });
-            }
+            batch.queue(&c.cfg, derived);
         }
+        let mut records = batch.records;
         if next == start_next && records.is_empty() {
             return true;
         }
@@ -476,6 +399,39 @@ impl Tailer {
                     "could not write the notification outbox (disk full?); it is left as it was and retried"
                 );
                 false
+            }
+        }
+    }
+
+    /// What one read line makes for a channel whose cursor is `next` (moved
+    /// past the line): `None` for a line already read or one that tells nothing.
+    fn message_of(&self, p: &Parsed, next: &mut u64) -> Option<message::Derived> {
+        match p {
+            Parsed::Line(l) => {
+                if l.seq < *next {
+                    return None;
+                }
+                *next = l.seq + 1;
+                message::derive(&self.config, l)
+            }
+            Parsed::Other(seq) => {
+                if *seq >= *next {
+                    *next = seq + 1;
+                }
+                None
+            }
+            Parsed::Damaged { after, what } => {
+                // Told once, by the channels that had read up to it.
+                let after_next = after.map_or(0, |s| s + 1);
+                if after_next != *next {
+                    return None;
+                }
+                Some(message::damage(
+                    &self.config,
+                    after.unwrap_or(0),
+                    Timestamp::now(),
+                    what,
+                ))
             }
         }
     }
@@ -554,6 +510,79 @@ impl Tailer {
             ob.state.pending.len() + ob.state.held.len(),
             oldest,
         );
+    }
+}
+
+/// The outbox records one tailer pass writes for a channel, with the
+/// channel's pending messages and rate window as they will be after them.
+struct Batch {
+    records: Vec<Record>,
+    pending: Vec<Notification>,
+    recent: Vec<Timestamp>,
+}
+
+impl Batch {
+    /// Applies the channel's filters (`events`, `groups`, `min_duration`,
+    /// the rate limit) to one derived message and records what follows.
+    fn queue(&mut self, cfg: &NotifyChannel, derived: message::Derived) {
+        let n = derived.notification;
+        if !cfg.wants(derived.event) {
+            return;
+        }
+        if let Some(g) = &n.group
+            && !cfg.wants_group(g)
+        {
+            return;
+        }
+        let min = cfg.min_duration;
+        let mut n = n;
+        match derived.event {
+            NotifyEvent::OutageStart | NotifyEvent::SlowStart if !min.is_zero() => {
+                let start = n.start.unwrap_or(n.at);
+                n.not_before = start
+                    .checked_add(jiff::SignedDuration::try_from(min).unwrap_or_default())
+                    .ok();
+            }
+            NotifyEvent::OutageEnd | NotifyEvent::SlowEnd
+                if !min.is_zero() && n.duration_seconds.unwrap_or(f64::MAX) < min.as_secs_f64() =>
+            {
+                // Shorter than min_duration: withdraw its start if it
+                // has not gone out; then the end is not told either.
+                let start_event = if derived.event == NotifyEvent::OutageEnd {
+                    "outage_start"
+                } else {
+                    "slow_start"
+                };
+                if let Some(i) = self
+                    .pending
+                    .iter()
+                    .position(|p| p.period_id == n.period_id && p.event == start_event)
+                {
+                    let gone = self.pending.remove(i);
+                    self.records.push(Record::Drop {
+                        id: gone.id,
+                        reason: format!(
+                            "shorter than min_duration ({})",
+                            message::duration(min.as_secs_f64())
+                        ),
+                    });
+                    return;
+                }
+            }
+            _ => {}
+        }
+        // The rate limit, by event time.
+        let window = jiff::SignedDuration::try_from(cfg.rate_window).unwrap_or_default();
+        let since = n.at.checked_sub(window).unwrap_or(n.at);
+        self.recent.retain(|t| *t >= since);
+        if self.recent.len() >= cfg.rate_limit as usize {
+            self.recent.push(n.at);
+            self.records.push(Record::Held { msg: n });
+        } else {
+            self.recent.push(n.at);
+            self.pending.push(n.clone());
+            self.records.push(Record::Msg { msg: n });
+        }
     }
 }
 
@@ -647,27 +676,8 @@ async fn deliver(c: Arc<Chan>, metrics: NotifyMetrics, cancel: CancellationToken
                 metrics.count(&c.cfg.name, "sent", 1);
                 tracing::info!(channel = %c.cfg.name, id = %head.id, event = %head.event, seq = head.seq, answer = %answer, "notification delivered");
                 backoff = FIRST_RETRY;
-                // Recorded before the next is sent; retried while the disk refuses.
-                loop {
-                    let c2 = c.clone();
-                    let id = head.id.clone();
-                    let r = tokio::task::spawn_blocking(move || {
-                        c2.outbox().append(&[Record::Ack { id }])
-                    })
-                    .await;
-                    match r {
-                        Ok(Ok(())) => break,
-                        Ok(Err(e)) => {
-                            tracing::error!(channel = %c.cfg.name, id = %head.id, error = %e, "could not record a delivery (disk full?); retrying")
-                        }
-                        Err(e) => {
-                            tracing::error!(channel = %c.cfg.name, error = %e, "outbox task failed")
-                        }
-                    }
-                    tokio::select! {
-                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                        () = cancel.cancelled() => return,
-                    }
+                if !acknowledge(&c, &head, &cancel).await {
+                    return;
                 }
             }
             Err(SendError::Rejected(reason)) => {
@@ -691,20 +701,54 @@ async fn deliver(c: Arc<Chan>, metrics: NotifyMetrics, cancel: CancellationToken
                     retry_in = ?backoff,
                     "notification not delivered; retrying"
                 );
-                let kick = c.kick.notified();
-                if !c.kicked.swap(false, Ordering::AcqRel) {
-                    tokio::select! {
-                        () = tokio::time::sleep(backoff) => {}
-                        () = kick => { backoff = FIRST_RETRY; c.kicked.store(false, Ordering::Release); continue; }
-                        () = cancel.cancelled() => return,
-                    }
-                    backoff = (backoff * 2).min(c.cfg.retry_max);
-                } else {
-                    backoff = FIRST_RETRY;
+                if !back_off(&c, &mut backoff, &cancel).await {
+                    return;
                 }
             }
         }
     }
+}
+
+/// Records that `head` was delivered, before the next is sent; retried
+/// while the disk refuses. `false`: cancelled first.
+async fn acknowledge(c: &Arc<Chan>, head: &Notification, cancel: &CancellationToken) -> bool {
+    loop {
+        let c2 = c.clone();
+        let id = head.id.clone();
+        let r =
+            tokio::task::spawn_blocking(move || c2.outbox().append(&[Record::Ack { id }])).await;
+        match r {
+            Ok(Ok(())) => return true,
+            Ok(Err(e)) => {
+                tracing::error!(channel = %c.cfg.name, id = %head.id, error = %e, "could not record a delivery (disk full?); retrying")
+            }
+            Err(e) => {
+                tracing::error!(channel = %c.cfg.name, error = %e, "outbox task failed")
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            () = cancel.cancelled() => return false,
+        }
+    }
+}
+
+/// Waits out `backoff` after a failed attempt (doubling it up to
+/// `retry_max`), or less when an outage's end kicks the channel, which also
+/// resets it. `false`: cancelled first.
+async fn back_off(c: &Chan, backoff: &mut Duration, cancel: &CancellationToken) -> bool {
+    let kick = c.kick.notified();
+    if !c.kicked.swap(false, Ordering::AcqRel) {
+        tokio::select! {
+            () = tokio::time::sleep(*backoff) => {}
+            () = kick => { *backoff = FIRST_RETRY; c.kicked.store(false, Ordering::Release); return true; }
+            () = cancel.cancelled() => return false,
+        }
+        *backoff = (*backoff * 2).min(c.cfg.retry_max);
+    } else {
+        *backoff = FIRST_RETRY;
+    }
+    true
 }
 
 /// What `check` can tell about the channels without the network: the TLS
