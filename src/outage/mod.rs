@@ -194,45 +194,20 @@ impl OutageService {
                 source,
             },
         )?;
-        let start = daemon_start(config, &clock, &history);
-        let mut unwritten = Vec::new();
-        write_now(
-            &mut writer,
-            &mut unwritten,
-            anchor.wall,
-            Entry::DaemonStart(start.clone()),
-        );
-        start.emit();
-
-        let mut detector = Detector::new(config);
-        let recovered = recovery::recover(&history, &mut detector, anchor.wall);
-        let mut closed = history.closed.clone();
-        for ended in recovered.closed {
-            write_now(
-                &mut writer,
-                &mut unwritten,
-                anchor.wall,
-                Entry::OutageEnd(ended.clone()),
-            );
-            ended.emit(&metrics);
-            closed.push(OutageRecord::from(&ended));
-        }
-        let (mut slow, unobserved) = SlowPeriods::new(config, registry, &history, anchor.wall)?;
-        for ev in unobserved {
-            write_now(
-                &mut writer,
-                &mut unwritten,
-                anchor.wall,
-                degraded::entry(&ev),
-            );
-            slow.publish(&ev);
-        }
-        let live = Arc::new(RwLock::new(LiveOutages::new(
+        let Startup {
+            detector,
+            live,
+            slow,
+            unwritten,
+        } = record_start_and_recover(
             config,
-            &detector,
-            closed,
-            recovered.open,
-        )));
+            registry,
+            &clock,
+            &history,
+            &metrics,
+            &mut writer,
+            anchor.wall,
+        )?;
         let journal = JournalQueue::spawn(
             writer,
             unwritten,
@@ -246,18 +221,7 @@ impl OutageService {
         )
         .map_err(StartError::Thread)?;
         journal::metrics::JournalCollector::register(registry, journal.health())?;
-        let stalls = Arc::new(Mutex::new(StallWatch::new(
-            stall::threshold(config.targets.iter().map(|t| t.interval).min()),
-            anchor.elapsed(),
-            Timestamp::now(),
-            stall::suspended_since_boot(),
-        )));
-        let stall_tick = tokio::spawn(stall_task(
-            stalls.clone(),
-            journal.pusher(),
-            metrics.clone(),
-            anchor,
-        ));
+        let (stalls, stall_tick) = spawn_stall_watch(config, &journal, &metrics, anchor);
         let service = OutageService {
             detector,
             journal,
@@ -724,6 +688,92 @@ fn refuse_symlinks(data_dir: &Path, allow_symlinks: bool) -> Result<(), LockErro
         lock::refuse_symlink(&data_dir.join(name), allow_symlinks)?;
     }
     Ok(())
+}
+
+/// What [`OutageService::start_with`] has recorded and recovered before
+/// the journal's writer thread takes the writer.
+struct Startup {
+    detector: Detector,
+    live: Arc<RwLock<LiveOutages>>,
+    slow: SlowPeriods,
+    /// Journal lines the writer refused, for the thread to retry.
+    unwritten: Vec<(Timestamp, Entry)>,
+}
+
+/// Writes `daemon_start`, closes the outages the previous run left open
+/// whose group is gone, adopts the rest, and journals the slow periods
+/// that ended unobserved; `wall` is this run's start.
+fn record_start_and_recover(
+    config: &Config,
+    registry: &prometheus::Registry,
+    clock: &ClockSync,
+    history: &Ledger,
+    metrics: &OutageMetrics,
+    writer: &mut JournalWriter,
+    wall: Timestamp,
+) -> Result<Startup, StartError> {
+    let start = daemon_start(config, clock, history);
+    let mut unwritten = Vec::new();
+    write_now(
+        writer,
+        &mut unwritten,
+        wall,
+        Entry::DaemonStart(start.clone()),
+    );
+    start.emit();
+
+    let mut detector = Detector::new(config);
+    let recovered = recovery::recover(history, &mut detector, wall);
+    let mut closed = history.closed.clone();
+    for ended in recovered.closed {
+        write_now(
+            writer,
+            &mut unwritten,
+            wall,
+            Entry::OutageEnd(ended.clone()),
+        );
+        ended.emit(metrics);
+        closed.push(OutageRecord::from(&ended));
+    }
+    let (mut slow, unobserved) = SlowPeriods::new(config, registry, history, wall)?;
+    for ev in unobserved {
+        write_now(writer, &mut unwritten, wall, degraded::entry(&ev));
+        slow.publish(&ev);
+    }
+    let live = Arc::new(RwLock::new(LiveOutages::new(
+        config,
+        &detector,
+        closed,
+        recovered.open,
+    )));
+    Ok(Startup {
+        detector,
+        live,
+        slow,
+        unwritten,
+    })
+}
+
+/// The stall watch and its ticking task.
+fn spawn_stall_watch(
+    config: &Config,
+    journal: &JournalQueue,
+    metrics: &OutageMetrics,
+    anchor: Anchor,
+) -> (Arc<Mutex<StallWatch>>, JoinHandle<()>) {
+    let stalls = Arc::new(Mutex::new(StallWatch::new(
+        stall::threshold(config.targets.iter().map(|t| t.interval).min()),
+        anchor.elapsed(),
+        Timestamp::now(),
+        stall::suspended_since_boot(),
+    )));
+    let stall_tick = tokio::spawn(stall_task(
+        stalls.clone(),
+        journal.pusher(),
+        metrics.clone(),
+        anchor,
+    ));
+    (stalls, stall_tick)
 }
 
 /// Writes one start-up line at once; what the disk refuses is queued for the writer thread.

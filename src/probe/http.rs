@@ -249,25 +249,7 @@ pub(crate) async fn exchange(
     let url = req.url;
     let end = Endpoint::of(url, "probe")?;
     let http_request = build_request(req)?;
-
-    let (ip, resolve_time) = resolve::resolve_by(&end.host, req.ip_version, deadline).await?;
-    add_phase(&mut acc.phases, Phase::Resolve, resolve_time);
-    acc.info.peer = Some(ip);
-    let addr = std::net::SocketAddr::new(ip, end.port);
-
-    let tls = if end.https {
-        Some((tls, tls::server_name(&end.host_text)?))
-    } else {
-        None
-    };
-    let (stream, opened) = stream::open(addr, tls, deadline, &mut acc.phases).await?;
-    if let Some(not_after) = opened.cert_not_after {
-        acc.info.cert_not_after = Some(
-            acc.info
-                .cert_not_after
-                .map_or(not_after, |seen| seen.min(not_after)),
-        );
-    }
+    let stream = open_stream(req, &end, tls, deadline, acc).await?;
 
     let (timed, first_byte) = Timed::new(stream);
     let (mut sender, conn) =
@@ -352,6 +334,36 @@ pub(crate) async fn exchange(
         exchange: sent.elapsed(),
     })
     // The connection (and any unread rest of the body) is dropped here.
+}
+
+/// Resolves `end`, connects (and does the TLS handshake for `https`),
+/// recording the phases, the peer and the earliest certificate expiry seen.
+async fn open_stream(
+    req: &Request<'_>,
+    end: &Endpoint,
+    tls: &Arc<ClientConfig>,
+    deadline: Instant,
+    acc: &mut Acc,
+) -> Result<stream::Stream, Outcome> {
+    let (ip, resolve_time) = resolve::resolve_by(&end.host, req.ip_version, deadline).await?;
+    add_phase(&mut acc.phases, Phase::Resolve, resolve_time);
+    acc.info.peer = Some(ip);
+    let addr = std::net::SocketAddr::new(ip, end.port);
+
+    let tls = if end.https {
+        Some((tls, tls::server_name(&end.host_text)?))
+    } else {
+        None
+    };
+    let (stream, opened) = stream::open(addr, tls, deadline, &mut acc.phases).await?;
+    if let Some(not_after) = opened.cert_not_after {
+        acc.info.cert_not_after = Some(
+            acc.info
+                .cert_not_after
+                .map_or(not_after, |seen| seen.min(not_after)),
+        );
+    }
+    Ok(stream)
 }
 
 /// Where an `http`/`https` URL points: scheme, host (as configured and as

@@ -622,17 +622,7 @@ async fn download(
     let status = response.status();
     report.status = Some(status.as_u16());
     check_status(ctx, status)?;
-    if let Some(len) = content_length(response.headers())
-        && len < ctx.min_bytes
-    {
-        return Err(Outcome::error(
-            Reason::ShortBody,
-            format!(
-                "{} declares a body of {len} bytes (Content-Length), less than min_bytes ({})",
-                ctx.url, ctx.min_bytes
-            ),
-        ));
-    }
+    check_declared_length(ctx, response.headers())?;
     let start = *ctx.started.get_or_init(|| first);
     report.first = Some(first);
     let end_at = start + ctx.max_duration;
@@ -664,20 +654,7 @@ async fn download(
                 }
                 return Ok(StreamEnd::EndOfObject);
             }
-            Ok(Some(Err(e))) => {
-                let outcome = classify_hyper(&e, &ctx.url);
-                if let Outcome::Error(err) = &outcome
-                    && err.reason == Reason::ConnectionReset
-                    && report.bytes < ctx.min_bytes
-                {
-                    return Err(short_body(
-                        ctx,
-                        report.bytes,
-                        &format!("the connection ended ({})", err.detail),
-                    ));
-                }
-                return Err(outcome);
-            }
+            Ok(Some(Err(e))) => return Err(body_error(ctx, report.bytes, &e)),
             Ok(Some(Ok(frame))) => frame,
         };
         let Ok(data) = frame.into_data() else {
@@ -703,6 +680,39 @@ async fn download(
             return Ok(StreamEnd::MaxBytes);
         }
     }
+}
+
+/// Refuses a response whose Content-Length is below `min_bytes`.
+fn check_declared_length(ctx: &Ctx, headers: &HeaderMap) -> Result<(), Outcome> {
+    if let Some(len) = content_length(headers)
+        && len < ctx.min_bytes
+    {
+        return Err(Outcome::error(
+            Reason::ShortBody,
+            format!(
+                "{} declares a body of {len} bytes (Content-Length), less than min_bytes ({})",
+                ctx.url, ctx.min_bytes
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The outcome of a body read that failed after `bytes` bytes: a reset
+/// before `min_bytes` is a short body.
+fn body_error(ctx: &Ctx, bytes: u64, e: &hyper::Error) -> Outcome {
+    let outcome = classify_hyper(e, &ctx.url);
+    if let Outcome::Error(err) = &outcome
+        && err.reason == Reason::ConnectionReset
+        && bytes < ctx.min_bytes
+    {
+        return short_body(
+            ctx,
+            bytes,
+            &format!("the connection ended ({})", err.detail),
+        );
+    }
+    outcome
 }
 
 fn short_body(ctx: &Ctx, bytes: u64, how: &str) -> Outcome {

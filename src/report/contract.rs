@@ -150,17 +150,19 @@ fn campaign(complete: &[Date]) -> Option<Vec<Date>> {
     None
 }
 
-/// The section for `direction` from its tests (those with a maximum in force).
-pub fn build(direction: &str, tests: &[Test], tz: &TimeZone) -> Option<ContractVerdict> {
-    let last = tests.last()?;
-    let (max, normal, min) = (last.max, last.normal, last.min);
-    let date = |t: Timestamp| t.to_zoned(tz.clone()).date();
-    let mut dates: Vec<Date> = tests.iter().map(|t| date(t.at)).collect();
-    dates.dedup();
-    let of_day = |d: Date| -> Vec<&Test> { tests.iter().filter(|t| date(t.at) == d).collect() };
+/// The calendar day of `t` in the report's time zone.
+fn test_date(t: Timestamp, tz: &TimeZone) -> Date {
+    t.to_zoned(tz.clone()).date()
+}
+
+/// One `Day` per date of `dates`, and the dates whose counted tests
+/// complete a measuring day.
+fn measuring_days(tests: &[Test], dates: &[Date], tz: &TimeZone) -> (Vec<Day>, Vec<Date>) {
+    let of_day =
+        |d: Date| -> Vec<&Test> { tests.iter().filter(|t| test_date(t.at, tz) == d).collect() };
     let mut days = Vec::new();
     let mut complete = Vec::new();
-    for &d in &dates {
+    for &d in dates {
         let these = of_day(d);
         let n = counted(&these);
         if n >= TESTS_PER_DAY {
@@ -179,36 +181,41 @@ pub fn build(direction: &str, tests: &[Test], tz: &TimeZone) -> Option<ContractV
                 .count(),
         });
     }
-    let chosen = campaign(&complete);
+    (days, complete)
+}
+
+/// What is missing for a complete campaign (when none was found).
+fn missing_for_campaign(days: &[Day], complete: &[Date]) -> Vec<String> {
     let mut missing = Vec::new();
-    if chosen.is_none() {
-        for d in &days {
-            if d.counted_tests < TESTS_PER_DAY {
-                missing.push(format!(
-                    "day {} has {} of {TESTS_PER_DAY} tests that count ({} run; 5 min apart, 3 h between the 5th and 6th)",
-                    d.date, d.counted_tests, d.tests
-                ));
-            }
+    for d in days {
+        if d.counted_tests < TESTS_PER_DAY {
+            missing.push(format!(
+                "day {} has {} of {TESTS_PER_DAY} tests that count ({} run; 5 min apart, 3 h between the 5th and 6th)",
+                d.date, d.counted_tests, d.tests
+            ));
         }
-        missing.push(format!(
-            "a campaign needs {DAYS} days with {TESTS_PER_DAY} counted tests each, at least one calendar day apart, within {SPAN_DAYS} days: {} complete day(s) found{}",
-            complete.len(),
-            if complete.len() >= DAYS {
-                ", but not spaced so"
-            } else {
-                ""
-            }
-        ));
     }
-    let judged_dates: Vec<Date> = chosen.clone().unwrap_or_else(|| dates.clone());
-    let judged_days: Vec<&Day> = days
-        .iter()
-        .filter(|d| judged_dates.iter().any(|j| j.to_string() == d.date))
-        .collect();
-    let judged_tests: Vec<&Test> = tests
-        .iter()
-        .filter(|t| judged_dates.contains(&date(t.at)))
-        .collect();
+    missing.push(format!(
+        "a campaign needs {DAYS} days with {TESTS_PER_DAY} counted tests each, at least one calendar day apart, within {SPAN_DAYS} days: {} complete day(s) found{}",
+        complete.len(),
+        if complete.len() >= DAYS {
+            ", but not spaced so"
+        } else {
+            ""
+        }
+    ));
+    missing
+}
+
+/// Criteria (a), (b), (c) judged on `judged_days` and `judged_tests`, and
+/// the number of tests below the normal rate.
+fn judge_criteria(
+    judged_days: &[&Day],
+    judged_tests: &[&Test],
+    max: f64,
+    normal: Option<f64>,
+    min: Option<f64>,
+) -> (Vec<Criterion>, usize) {
     let n_days = judged_days.len();
     // "2 of 3": two thirds of the judged days, at least two.
     let needed = (2 * n_days).div_ceil(3).max(2);
@@ -265,14 +272,44 @@ pub fn build(direction: &str, tests: &[Test], tz: &TimeZone) -> Option<ContractV
             },
         },
     ];
-    let deviation = results.iter().any(|c| c.breached == Some(true));
-    // FCC 80/80: the 20th percentile of the tests, as a share of the maximum.
+    (results, below_normal)
+}
+
+/// FCC 80/80: the 20th percentile of the tests, as a share of the maximum.
+fn fcc_80_80(tests: &[Test]) -> Option<f64> {
     let mut percents: Vec<f64> = tests.iter().map(|t| 100.0 * t.bps / t.max).collect();
     percents.sort_by(f64::total_cmp);
-    let p20 = (!percents.is_empty()).then(|| {
+    (!percents.is_empty()).then(|| {
         let rank = ((0.2 * percents.len() as f64).ceil() as usize).clamp(1, percents.len());
         (percents[rank - 1] * 10.0).round() / 10.0
-    });
+    })
+}
+
+/// The section for `direction` from its tests (those with a maximum in force).
+pub fn build(direction: &str, tests: &[Test], tz: &TimeZone) -> Option<ContractVerdict> {
+    let last = tests.last()?;
+    let (max, normal, min) = (last.max, last.normal, last.min);
+    let mut dates: Vec<Date> = tests.iter().map(|t| test_date(t.at, tz)).collect();
+    dates.dedup();
+    let (days, complete) = measuring_days(tests, &dates, tz);
+    let chosen = campaign(&complete);
+    let missing = if chosen.is_none() {
+        missing_for_campaign(&days, &complete)
+    } else {
+        Vec::new()
+    };
+    let judged_dates: Vec<Date> = chosen.clone().unwrap_or_else(|| dates.clone());
+    let judged_days: Vec<&Day> = days
+        .iter()
+        .filter(|d| judged_dates.iter().any(|j| j.to_string() == d.date))
+        .collect();
+    let judged_tests: Vec<&Test> = tests
+        .iter()
+        .filter(|t| judged_dates.contains(&test_date(t.at, tz)))
+        .collect();
+    let (results, below_normal) = judge_criteria(&judged_days, &judged_tests, max, normal, min);
+    let deviation = results.iter().any(|c| c.breached == Some(true));
+    let p20 = fcc_80_80(tests);
     let peak: Vec<f64> = tests
         .iter()
         .filter(|t| FCC_PEAK.contains(&t.at.to_zoned(tz.clone()).hour()))

@@ -151,32 +151,18 @@ fn run_at(runs: &[Run], at: Timestamp) -> Option<&Run> {
     runs.iter().rev().find(|r| r.started <= at)
 }
 
-/// The table for `[since, until)`, or `None` when the period has no
-/// throughput test at all (good or failed).
-/// `given`: rates from the command line, replacing the recorded ones for the
-/// directions they name.
-pub(super) fn build(
-    data_dir: &Path,
-    history: &History,
-    since: Timestamp,
-    until: Timestamp,
+/// Every test and failure of `tests` that the run in force recorded a
+/// target for, judged against its plan (`given` replacing the recorded
+/// rates for the directions it names).
+fn judge_all<'a>(
+    runs: &'a [Run],
+    tests: Vec<crate::history::TargetTests>,
     tz: &TimeZone,
     given: Option<PlanRecord>,
-) -> Option<SpeedAgainstPlan> {
-    let runs = &history.runs;
-    let mut names: Vec<String> = runs
-        .iter()
-        .filter(|r| r.started < until)
-        .flat_map(|r| r.all_throughput_targets().map(|t| t.target.clone()))
-        .collect();
-    names.sort();
-    names.dedup();
-    if names.is_empty() {
-        return None;
-    }
+) -> Vec<Judged<'a>> {
     let peak = |t: Timestamp| PEAK_HOURS.contains(&t.to_zoned(tz.clone()).hour());
     let mut judged = Vec::new();
-    for target in crate::history::read_tests(data_dir, &names, since, until) {
+    for target in tests {
         // The run's own record of the target: its direction and its plan.
         let of = |at: Timestamp| {
             let (run_plan, targets) = run_at(runs, at)?.config_at(at);
@@ -233,8 +219,16 @@ pub(super) fn build(
             }
         }
     }
-    let mut table = (!judged.is_empty()).then(|| summarise(&judged))?;
-    judged.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.target.cmp(b.target)));
+    judged
+}
+
+/// "Against the contract" per direction with a maximum in force, from the
+/// judged tests in time order.
+fn contract_verdicts(
+    judged: &[Judged<'_>],
+    tz: &TimeZone,
+) -> Vec<super::contract::ContractVerdict> {
+    let mut verdicts = Vec::new();
     for direction in ["download", "upload"] {
         let tests: Vec<super::contract::Test> = judged
             .iter()
@@ -250,46 +244,86 @@ pub(super) fn build(
             })
             .collect();
         if let Some(v) = super::contract::build(direction, &tests, tz) {
-            table.against_the_contract.push(v);
+            verdicts.push(v);
         }
     }
-    table.tests = judged
+    verdicts
+}
+
+/// The listing's row for one judged test.
+fn speed_test(j: &Judged<'_>, tz: &TimeZone) -> SpeedTest {
+    SpeedTest {
+        time: super::format_in(j.at, tz),
+        target: j.target.to_string(),
+        group: j.group.to_string(),
+        direction: j.direction.to_string(),
+        mbit_per_second: j.bps.map(|b| (b / 1e4).round() / 100.0),
+        percent_of_plan: j.percent.map(|p| (p * 10.0).round() / 10.0),
+        failed: j.failures,
+        latency_increase_ms: j
+            .loaded
+            .and_then(|l| l.latency_increase_seconds)
+            .map(|s| (s * 1e4).round() / 10.0),
+        grade: j.loaded.map(|l| {
+            l.grade.map_or_else(
+                || {
+                    if l.not_saturated {
+                        "not_saturated".to_owned()
+                    } else {
+                        "-".to_owned()
+                    }
+                },
+                str::to_owned,
+            )
+        }),
+    }
+}
+
+/// The note that the plan came from the command line.
+fn given_note(p: PlanRecord) -> String {
+    let named: Vec<String> = [("download", p.download_bps), ("upload", p.upload_bps)]
         .iter()
-        .map(|j| SpeedTest {
-            time: super::format_in(j.at, tz),
-            target: j.target.to_string(),
-            group: j.group.to_string(),
-            direction: j.direction.to_string(),
-            mbit_per_second: j.bps.map(|b| (b / 1e4).round() / 100.0),
-            percent_of_plan: j.percent.map(|p| (p * 10.0).round() / 10.0),
-            failed: j.failures,
-            latency_increase_ms: j
-                .loaded
-                .and_then(|l| l.latency_increase_seconds)
-                .map(|s| (s * 1e4).round() / 10.0),
-            grade: j.loaded.map(|l| {
-                l.grade.map_or_else(
-                    || {
-                        if l.not_saturated {
-                            "not_saturated".to_owned()
-                        } else {
-                            "-".to_owned()
-                        }
-                    },
-                    str::to_owned,
-                )
-            }),
-        })
+        .filter_map(|(d, r)| r.map(|r| format!("{d} {}", format_rate(r))))
         .collect();
+    format!(
+        "The plan ({}) was given on the command line (--plan-download/--plan-upload), not taken from the journal.",
+        named.join(", ")
+    )
+}
+
+/// The table for `[since, until)`, or `None` when the period has no
+/// throughput test at all (good or failed).
+/// `given`: rates from the command line, replacing the recorded ones for the
+/// directions they name.
+pub(super) fn build(
+    data_dir: &Path,
+    history: &History,
+    since: Timestamp,
+    until: Timestamp,
+    tz: &TimeZone,
+    given: Option<PlanRecord>,
+) -> Option<SpeedAgainstPlan> {
+    let runs = &history.runs;
+    let mut names: Vec<String> = runs
+        .iter()
+        .filter(|r| r.started < until)
+        .flat_map(|r| r.all_throughput_targets().map(|t| t.target.clone()))
+        .collect();
+    names.sort();
+    names.dedup();
+    if names.is_empty() {
+        return None;
+    }
+    let tests = crate::history::read_tests(data_dir, &names, since, until);
+    let mut judged = judge_all(runs, tests, tz, given);
+    let mut table = (!judged.is_empty()).then(|| summarise(&judged))?;
+    judged.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.target.cmp(b.target)));
+    table
+        .against_the_contract
+        .extend(contract_verdicts(&judged, tz));
+    table.tests = judged.iter().map(|j| speed_test(j, tz)).collect();
     if let Some(p) = given {
-        let named: Vec<String> = [("download", p.download_bps), ("upload", p.upload_bps)]
-            .iter()
-            .filter_map(|(d, r)| r.map(|r| format!("{d} {}", format_rate(r))))
-            .collect();
-        table.notes.push(format!(
-            "The plan ({}) was given on the command line (--plan-download/--plan-upload), not taken from the journal.",
-            named.join(", ")
-        ));
+        table.notes.push(given_note(p));
     }
     Some(table)
 }

@@ -66,19 +66,37 @@ fn max_duration_in_range(d: Duration, s: &str) -> Result<(), String> {
     }
 }
 
-pub(super) fn parse(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Option<ThroughputSpec> {
-    let url = w.string(t, "url");
-    let url = w.check(t, "url", url, |s| super::http::url_value(s));
-    let url = w.missing(t, "url", url);
-    let direction = w.string(t, "direction");
-    let direction = w.check(t, "direction", direction, |s| match s.as_str() {
+/// `direction`: `download` or `upload`.
+fn direction_value(s: &str) -> Result<Direction, String> {
+    match s {
         "download" => Ok(Direction::Download),
         "upload" => Ok(Direction::Upload),
         _ => Err(format!(
             "`direction` ({s}) must be \"download\" or \"upload\"",
             s = shown(s)
         )),
-    });
+    }
+}
+
+/// `congestion`: the name of a TCP congestion control.
+fn congestion_value(s: &str) -> Result<String, String> {
+    if !s.is_empty() && s.len() < 16 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "`congestion` ({s}) must name a TCP congestion control such as \"cubic\" or \"bbr\" \
+             (letters, digits, `_`, at most 15)",
+            s = shown(s)
+        ))
+    }
+}
+
+pub(super) fn parse(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Option<ThroughputSpec> {
+    let url = w.string(t, "url");
+    let url = w.check(t, "url", url, |s| super::http::url_value(s));
+    let url = w.missing(t, "url", url);
+    let direction = w.string(t, "direction");
+    let direction = w.check(t, "direction", direction, |s| direction_value(s));
     let streams = w.integer(t, "streams", 1, ThroughputSpec::MAX_STREAMS as i64);
     let max_bytes = bytes(w, t, "max_bytes");
     let min_bytes = bytes(w, t, "min_bytes");
@@ -90,17 +108,7 @@ pub(super) fn parse(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Option<ThroughputSpe
     let tls_verify = w.boolean(t, "tls_verify");
     let judge_outages = w.boolean(t, "judge_outages");
     let congestion = w.string(t, "congestion");
-    let congestion = w.check(t, "congestion", congestion, |s| {
-        if !s.is_empty() && s.len() < 16 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            Ok(s.clone())
-        } else {
-            Err(format!(
-                "`congestion` ({s}) must name a TCP congestion control such as \"cubic\" or \"bbr\" \
-                 (letters, digits, `_`, at most 15)",
-                s = shown(s)
-            ))
-        }
-    });
+    let congestion = w.check(t, "congestion", congestion, |s| congestion_value(s));
     let ip = match &url {
         Ok(u) => match u.value.host() {
             Some(url::Host::Ipv4(ip)) => Some(ip.into()),

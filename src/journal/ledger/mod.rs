@@ -18,12 +18,13 @@ use crate::journal::contents::{
     ChainTail, Continuation, JournalWarning, NumberedLine, WarningKind,
 };
 use crate::journal::heartbeat::{Heartbeat, read_heartbeat};
-use crate::journal::line::Entry;
+use crate::journal::line::{Entry, Line};
 use crate::journal::read::{check_anchors, read};
 use crate::journal::record::gap::push_gap;
 use crate::journal::record::outage::DurationClock;
 use crate::journal::record::path::PathEvent;
 use crate::journal::record::stall::Stalled;
+use crate::journal::record::{DaemonStart, OutageResumed};
 
 pub use outage::{OpenOutage, OutageRecord};
 pub use run::{Run, RunConfig};
@@ -135,25 +136,7 @@ impl Ledger {
                 run.alive_until = run.alive_until.max(line.ts);
             }
             match &line.entry {
-                Entry::DaemonStart(ds) => {
-                    if let (Some(prev), Some(until)) =
-                        (h.runs.last_mut(), ds.previous_run_alive_until)
-                    {
-                        prev.alive_until = prev.alive_until.max(until);
-                    }
-                    h.runs.push(Run {
-                        start_seq: line.seq,
-                        started: line.ts,
-                        alive_until: line.ts,
-                        clean: false,
-                        clock_synchronized: ds.clock_synchronized,
-                        site: ds.site.clone(),
-                        config_source: ds.config_source.clone(),
-                        plan: ds.plan,
-                        throughput_targets: ds.throughput_targets.clone(),
-                        reloads: Vec::new(),
-                    });
-                }
+                Entry::DaemonStart(ds) => h.start_run(line, ds),
                 Entry::DaemonStop(_) => {
                     if let Some(run) = h.runs.last_mut() {
                         run.clean = true;
@@ -174,30 +157,7 @@ impl Ledger {
                     }
                     h.stalls.push(st.clone());
                 }
-                Entry::OutageResume(e) => {
-                    let last_run = h.runs.len().checked_sub(1);
-                    if let Some(o) = h.open.iter_mut().find(|o| o.record.id == e.id) {
-                        o.record.gaps.push(e.gap);
-                        o.record.targets = e.targets.clone();
-                        o.record.duration_clock = DurationClock::Wall;
-                        o.last_run = last_run;
-                    } else {
-                        // Its start line is lost (corrupt); keep what this line says.
-                        h.ids.push(e.id.clone());
-                        h.open.push(OpenOutage {
-                            record: OutageRecord::open(
-                                &e.id,
-                                &e.group,
-                                &e.cause,
-                                e.start,
-                                &e.targets,
-                                vec![e.gap],
-                                DurationClock::Wall,
-                            ),
-                            last_run,
-                        });
-                    }
-                }
+                Entry::OutageResume(e) => h.resume_outage(e),
                 Entry::DegradedStart(_) | Entry::DegradedResume(_) | Entry::DegradedEnd(_) => {
                     let run = h.runs.len().checked_sub(1);
                     h.degradations.apply(&line.entry, run);
@@ -223,6 +183,53 @@ impl Ledger {
             }
         }
         h
+    }
+
+    /// A `daemon_start` line: the previous run was alive at least until the
+    /// line says, and a new run begins.
+    fn start_run(&mut self, line: &Line, ds: &DaemonStart) {
+        if let (Some(prev), Some(until)) = (self.runs.last_mut(), ds.previous_run_alive_until) {
+            prev.alive_until = prev.alive_until.max(until);
+        }
+        self.runs.push(Run {
+            start_seq: line.seq,
+            started: line.ts,
+            alive_until: line.ts,
+            clean: false,
+            clock_synchronized: ds.clock_synchronized,
+            site: ds.site.clone(),
+            config_source: ds.config_source.clone(),
+            plan: ds.plan,
+            throughput_targets: ds.throughput_targets.clone(),
+            reloads: Vec::new(),
+        });
+    }
+
+    /// An `outage_resume` line: the open outage goes on in the current run
+    /// (or, its start line lost, opens from what this line says).
+    fn resume_outage(&mut self, e: &OutageResumed) {
+        let last_run = self.runs.len().checked_sub(1);
+        if let Some(o) = self.open.iter_mut().find(|o| o.record.id == e.id) {
+            o.record.gaps.push(e.gap);
+            o.record.targets = e.targets.clone();
+            o.record.duration_clock = DurationClock::Wall;
+            o.last_run = last_run;
+        } else {
+            // Its start line is lost (corrupt); keep what this line says.
+            self.ids.push(e.id.clone());
+            self.open.push(OpenOutage {
+                record: OutageRecord::open(
+                    &e.id,
+                    &e.group,
+                    &e.cause,
+                    e.start,
+                    &e.targets,
+                    vec![e.gap],
+                    DurationClock::Wall,
+                ),
+                last_run,
+            });
+        }
     }
 
     /// Last moment outage `o` was known down: the end of the last run that saw it.
