@@ -14,7 +14,7 @@ use jiff::{Timestamp, tz::TimeZone};
 use serde::Serialize;
 
 use crate::journal::ChainHead;
-use crate::journal::{Ledger as History, ReadError, VerifyReport, When, lock};
+use crate::journal::{Ledger, ReadError, VerifyReport, When, lock};
 use crate::outage::figures::{self, Figures};
 use crate::path;
 use crate::text::DurationStyle::Spaced;
@@ -204,7 +204,7 @@ pub struct Report {
     pub paths: Vec<OutagePath>,
     /// Per local day (most recent last), each group's figures.
     pub days: Vec<ReportDay>,
-    /// History files of the period that could not be read in full (their
+    /// Ledger files of the period that could not be read in full (their
     /// throughput tests and minutes are missing); empty when all was read.
     pub history_damaged_files: Vec<crate::history::FileDamage>,
 }
@@ -293,7 +293,7 @@ pub fn build_with(
     if !journal.exists() {
         return Err(ReportError::NoJournal(journal));
     }
-    let history = History::load(data_dir)?;
+    let history = Ledger::load(data_dir)?;
     let now = Timestamp::now();
     let liveness = lock::probe(data_dir);
     let figs = Figures::new(&history, now, &liveness);
@@ -421,7 +421,7 @@ fn report_outages(
 /// compared with its group's last complete baseline.
 fn outage_paths(
     records: &[crate::journal::OutageRecord],
-    history: &History,
+    history: &Ledger,
     since: Timestamp,
     until: Timestamp,
     fmt: &dyn Fn(Timestamp) -> String,
@@ -477,7 +477,7 @@ fn sites(runs: &[&crate::journal::Run]) -> Vec<String> {
 /// The groups the report covers: `groups` (a configuration's), else those
 /// of the configuration the journal's last run recorded, then any other
 /// group the journal names (see [`group_names`]).
-fn report_groups(history: &History, figs: &Figures, groups: Option<&[String]>) -> Vec<String> {
+fn report_groups(history: &Ledger, figs: &Figures, groups: Option<&[String]>) -> Vec<String> {
     let recorded;
     let groups = match groups {
         Some(g) => g,
@@ -491,7 +491,7 @@ fn report_groups(history: &History, figs: &Figures, groups: Option<&[String]>) -
 
 /// The groups of the configuration file the journal's last run recorded,
 /// in order, when it still exists and loads; none otherwise.
-fn recorded_groups(history: &History) -> Vec<String> {
+fn recorded_groups(history: &Ledger) -> Vec<String> {
     let Some(path) = history
         .runs
         .last()
@@ -1218,7 +1218,7 @@ mod tests {
         assert_eq!(g("internet").summary, "no outage; answered throughout");
         assert_eq!(g("internet").availability_percent, Some(100.0));
         // The same numbers as the page's and the API's function.
-        let h = History::load(dir.path()).unwrap();
+        let h = Ledger::load(dir.path()).unwrap();
         let f = Figures::new(&h, Timestamp::now(), &lock::probe(dir.path()));
         for s in &r.groups {
             let want = f.group(&s.group, at(0.0), at(213.0));

@@ -23,8 +23,7 @@ use jiff::tz::TimeZone;
 use crate::history::Series;
 use crate::journal::EndReason;
 use crate::journal::OutageRecord;
-use crate::journal::SlowPeriodRecord as DegradationRecord;
-use crate::outage::degraded::listing::figures_text;
+use crate::journal::{SlowPeriodRecord, describe_figures};
 use crate::outage::detector::State;
 use crate::outage::figures::{Figures, GroupFigures, Span};
 use crate::status::Status;
@@ -105,8 +104,8 @@ impl From<&OutageRecord> for Period {
     }
 }
 
-impl From<&DegradationRecord> for Period {
-    fn from(r: &DegradationRecord) -> Self {
+impl From<&SlowPeriodRecord> for Period {
+    fn from(r: &SlowPeriodRecord) -> Self {
         Self {
             kind: Kind::Degradation,
             id: r.id.clone(),
@@ -125,10 +124,10 @@ impl From<&DegradationRecord> for Period {
             triggers: r.triggers.iter().map(|t| t.as_str().to_string()).collect(),
             end_reason: r.end_reason.map(EndReason::describe),
             figures: {
-                let mut f = vec![("at start", figures_text(&r.figures))];
+                let mut f = vec![("at start", describe_figures(&r.figures))];
                 if let Some(p) = r.period.as_ref().filter(|p| p.snapshots > 0) {
-                    f.push(("median over the period", figures_text(&p.median)));
-                    f.push(("worst", figures_text(&p.worst)));
+                    f.push(("median over the period", describe_figures(&p.median)));
+                    f.push(("worst", describe_figures(&p.worst)));
                 }
                 f
             },
@@ -872,7 +871,7 @@ fn history_damage_note(d: &PageData) -> String {
     }
     let rows: u64 = files.iter().map(|f| f.damaged_rows).sum();
     format!(
-        "<p class=\"history-damaged\" data-history=\"damaged\">History is incomplete: {} history file{} could not be read in full ({rows} damaged row{} skipped), so the charts miss what was in them; see the log or <a href=\"/api/v1/history\">/api/v1/history</a> (<code>damaged_files</code>).</p>",
+        "<p class=\"history-damaged\" data-history=\"damaged\">Ledger is incomplete: {} history file{} could not be read in full ({rows} damaged row{} skipped), so the charts miss what was in them; see the log or <a href=\"/api/v1/history\">/api/v1/history</a> (<code>damaged_files</code>).</p>",
         files.len(),
         if files.len() == 1 { "" } else { "s" },
         if rows == 1 { "" } else { "s" },

@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::csv_field;
 use crate::config::format_rate;
 use crate::journal::PlanRecord;
-use crate::journal::{Ledger as History, Run};
+use crate::journal::{Ledger, Run};
 use crate::outage::slow::median;
 use crate::text::esc;
 
@@ -297,7 +297,7 @@ fn given_note(p: PlanRecord) -> String {
 /// directions they name.
 pub(super) fn build(
     data_dir: &Path,
-    history: &History,
+    history: &Ledger,
     since: Timestamp,
     until: Timestamp,
     tz: &TimeZone,

@@ -7,10 +7,11 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::{csv_field, secs, spaced};
-use crate::journal::Ledger as History;
+use crate::journal::Ledger;
 use crate::journal::Liveness;
+use crate::journal::describe_figures;
 use crate::journal::{Figures, PeriodFigures};
-use crate::outage::degraded::listing::{degradations, figures_text};
+use crate::outage::degraded::listing::degradations;
 use crate::outage::figures::clip;
 use crate::text::DurationStyle::Spaced;
 use crate::text::{duration, esc};
@@ -43,7 +44,7 @@ pub struct ReportSlowPeriod {
 
 /// The slow periods of `history` overlapping `[since, until)`.
 pub(super) fn build(
-    history: &History,
+    history: &Ledger,
     since: Timestamp,
     until: Timestamp,
     now: Timestamp,
@@ -103,7 +104,7 @@ fn gaps_text(p: &ReportSlowPeriod) -> String {
 /// Median and worst over the period, or `-` while open.
 fn over_period(p: &ReportSlowPeriod) -> (String, String) {
     match &p.period {
-        Some(f) if f.snapshots > 0 => (figures_text(&f.median), figures_text(&f.worst)),
+        Some(f) if f.snapshots > 0 => (describe_figures(&f.median), describe_figures(&f.worst)),
         _ => ("-".into(), "-".into()),
     }
 }
@@ -132,7 +133,7 @@ pub(super) fn markdown(out: &mut String, periods: &[ReportSlowPeriod]) {
             p.group,
             p.cause,
             p.triggers.join(", "),
-            figures_text(&p.figures),
+            describe_figures(&p.figures),
             median,
             worst,
             gaps_text(p)
@@ -154,7 +155,7 @@ pub(super) fn html(periods: &[ReportSlowPeriod]) -> String {
             esc(&p.group),
             esc(&p.cause),
             esc(&p.triggers.join(", ")),
-            esc(&figures_text(&p.figures)),
+            esc(&describe_figures(&p.figures)),
             esc(&median),
             esc(&worst),
             esc(&spaced(&gaps_text(p)))

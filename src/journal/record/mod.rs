@@ -16,5 +16,8 @@ pub use path::{Hop, LastHop, PathEvent, PathSummary, Reprobe, TraceProtocol, Whe
 pub use run::{
     ConfigReload, DaemonStart, DaemonStop, JournalReopened, PlanRecord, ThroughputTarget,
 };
-pub use slow::{DegradedEnded, DegradedResumed, DegradedStarted, Figures, PeriodFigures, Trigger};
+pub use slow::{
+    DegradedEnded, DegradedResumed, DegradedStarted, Figures, PeriodFigures, Trigger,
+    describe_figures, triggers_text,
+};
 pub use stall::{StallCause, Stalled};

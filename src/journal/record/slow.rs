@@ -6,6 +6,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::config::format_rate;
 use crate::journal::record::gap::Gap;
 use crate::journal::record::outage::{DurationClock, EndReason};
 use crate::journal::ts_ms;
@@ -154,4 +155,44 @@ pub struct DegradedEnded {
     /// group. Absent otherwise (and in older journals).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_reason: Option<EndReason>,
+}
+
+/// Triggers as `loss,rtt_p95`.
+pub fn triggers_text(t: &[Trigger]) -> String {
+    t.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(",")
+}
+
+/// The figures that were measured, for people: `loss 15.2% · rtt p95 41.0 ms`.
+pub fn describe_figures(f: &Figures) -> String {
+    let ms = |s: f64| {
+        if s < 0.01 {
+            format!("{:.2} ms", s * 1e3)
+        } else {
+            format!("{:.0} ms", s * 1e3)
+        }
+    };
+    let mut parts = Vec::new();
+    if let Some(l) = f.loss_ratio {
+        parts.push(format!("loss {:.1}%", l * 100.0));
+    }
+    if let Some(v) = f.rtt_p50_seconds {
+        parts.push(format!("rtt p50 {}", ms(v)));
+    }
+    if let Some(v) = f.rtt_p95_seconds {
+        parts.push(format!("rtt p95 {}", ms(v)));
+    }
+    if let Some(v) = f.dns_p95_seconds {
+        parts.push(format!("dns p95 {}", ms(v)));
+    }
+    if let Some(v) = f.http_p95_seconds {
+        parts.push(format!("http p95 {}", ms(v)));
+    }
+    if let Some(v) = f.throughput_bps {
+        parts.push(format!("throughput {}", format_rate(v)));
+    }
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join(" · ")
+    }
 }

@@ -5,12 +5,11 @@ use std::path::Path;
 
 use jiff::Timestamp;
 
-use crate::config::format_rate;
 use crate::journal::JournalWarning;
 use crate::journal::lock::{self, Liveness};
 use crate::journal::ts_ms;
-use crate::journal::{Figures, SlowPeriodRecord, Trigger};
 use crate::journal::{Ledger, ReadError};
+use crate::journal::{SlowPeriodRecord, describe_figures, triggers_text};
 use crate::outage::listing::{human_duration, text_table, watched};
 
 /// Degradations recorded in `<data_dir>/journal.jsonl` that end at or after
@@ -41,46 +40,6 @@ pub fn degradations(
         .collect()
 }
 
-/// Triggers as `loss,rtt_p95`.
-pub fn triggers_text(t: &[Trigger]) -> String {
-    t.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(",")
-}
-
-/// The figures that were measured, for people: `loss 15.2% · rtt p95 41.0 ms`.
-pub fn figures_text(f: &Figures) -> String {
-    let ms = |s: f64| {
-        if s < 0.01 {
-            format!("{:.2} ms", s * 1e3)
-        } else {
-            format!("{:.0} ms", s * 1e3)
-        }
-    };
-    let mut parts = Vec::new();
-    if let Some(l) = f.loss_ratio {
-        parts.push(format!("loss {:.1}%", l * 100.0));
-    }
-    if let Some(v) = f.rtt_p50_seconds {
-        parts.push(format!("rtt p50 {}", ms(v)));
-    }
-    if let Some(v) = f.rtt_p95_seconds {
-        parts.push(format!("rtt p95 {}", ms(v)));
-    }
-    if let Some(v) = f.dns_p95_seconds {
-        parts.push(format!("dns p95 {}", ms(v)));
-    }
-    if let Some(v) = f.http_p95_seconds {
-        parts.push(format!("http p95 {}", ms(v)));
-    }
-    if let Some(v) = f.throughput_bps {
-        parts.push(format!("throughput {}", format_rate(v)));
-    }
-    if parts.is_empty() {
-        "-".into()
-    } else {
-        parts.join(" · ")
-    }
-}
-
 /// Renders degradations as a text table, one row per period: the window
 /// figures at the start, and the period's medians once it ended.
 pub fn render_table(records: &[SlowPeriodRecord]) -> String {
@@ -98,10 +57,10 @@ pub fn render_table(records: &[SlowPeriodRecord]) -> String {
             let figures = match &r.period {
                 Some(p) if p.snapshots > 0 => format!(
                     "start: {}; median: {}",
-                    figures_text(&r.figures),
-                    figures_text(&p.median)
+                    describe_figures(&r.figures),
+                    describe_figures(&p.median)
                 ),
-                _ => format!("start: {}", figures_text(&r.figures)),
+                _ => format!("start: {}", describe_figures(&r.figures)),
             };
             let gaps = if r.gaps.is_empty() {
                 "-".to_string()

@@ -446,8 +446,8 @@ impl SlowPeriods {
                     group = %e.group,
                     cause = %e.cause,
                     start = %ts_ms::format(&e.start),
-                    triggers = %listing::triggers_text(&e.triggers),
-                    figures = %listing::figures_text(&e.figures),
+                    triggers = %crate::journal::triggers_text(&e.triggers),
+                    figures = %crate::journal::describe_figures(&e.figures),
                     "degradation started"
                 );
                 self.metrics
@@ -466,7 +466,7 @@ impl SlowPeriods {
                     start = %ts_ms::format(&e.start),
                     gap_from = %ts_ms::format(&e.gap.from),
                     gap_to = %ts_ms::format(&e.gap.to),
-                    triggers = %listing::triggers_text(&e.triggers),
+                    triggers = %crate::journal::triggers_text(&e.triggers),
                     "degradation continues after a restart"
                 );
                 write(&self.live).resumed(e);
@@ -481,8 +481,8 @@ impl SlowPeriods {
                     duration_seconds = e.duration_seconds,
                     end_observed = e.end_observed,
                     superseded = e.superseded,
-                    triggers = %listing::triggers_text(&e.triggers),
-                    median = %listing::figures_text(&e.figures.median),
+                    triggers = %crate::journal::triggers_text(&e.triggers),
+                    median = %crate::journal::describe_figures(&e.figures.median),
                     "degradation ended"
                 );
                 write(&self.live).ended(e);
