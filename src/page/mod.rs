@@ -47,10 +47,19 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The word in class names, URLs and `data-kind` (contract: the API's).
     pub fn word(self) -> &'static str {
         match self {
             Kind::Outage => "outage",
             Kind::Degradation => "degradation",
+        }
+    }
+
+    /// The words a person reads.
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Outage => "outage",
+            Kind::Degradation => "slow period",
         }
     }
 }
@@ -656,7 +665,7 @@ fn periods_section(b: &mut String, d: &PageData) {
             p.kind.word(),
             esc(&url_segment(&p.id)),
             if p.kind == Kind::Outage { "✖" } else { "▲" },
-            p.kind.word(),
+            p.kind.label(),
             esc(&p.group),
             esc(&fmt_time(p.start, d.tz)),
             match p.end {
@@ -765,7 +774,7 @@ pub fn detail_page(p: &Period, charts: &[Series], status: &Status, tz: &TimeZone
         b,
         "<header><h1><a href=\"/\">linkwatch</a> · {} {}</h1><p class=\"meta\">times in {}</p></header><main>\
 <section class=\"detail p-{}\" data-period=\"{}\" data-kind=\"{}\"><dl class=\"facts\">",
-        p.kind.word(),
+        p.kind.label(),
         esc(&p.id),
         esc(&tz_name(tz)),
         p.kind.word(),
@@ -847,12 +856,12 @@ pub fn detail_page(p: &Period, charts: &[Series], status: &Status, tz: &TimeZone
                 s,
                 &[p],
                 tz,
-                &format!("Latency of {} around {} {}", s.target, p.kind.word(), p.id)
+                &format!("Latency of {} around {} {}", s.target, p.kind.label(), p.id)
             )
         );
     }
     b.push_str("</section></main>");
-    document(&format!("linkwatch {} {}", p.kind.word(), p.id), &b, false)
+    document(&format!("linkwatch {} {}", p.kind.label(), p.id), &b, false)
 }
 
 #[cfg(test)]
