@@ -204,7 +204,7 @@ pub struct Report {
     pub paths: Vec<OutagePath>,
     /// Per local day (most recent last), each group's figures.
     pub days: Vec<ReportDay>,
-    /// Ledger files of the period that could not be read in full (their
+    /// History files of the period that could not be read in full (their
     /// throughput tests and minutes are missing); empty when all was read.
     pub history_damaged_files: Vec<crate::history::FileDamage>,
 }

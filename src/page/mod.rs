@@ -880,7 +880,7 @@ fn history_damage_note(d: &PageData) -> String {
     }
     let rows: u64 = files.iter().map(|f| f.damaged_rows).sum();
     format!(
-        "<p class=\"history-damaged\" data-history=\"damaged\">Ledger is incomplete: {} history file{} could not be read in full ({rows} damaged row{} skipped), so the charts miss what was in them; see the log or <a href=\"/api/v1/history\">/api/v1/history</a> (<code>damaged_files</code>).</p>",
+        "<p class=\"history-damaged\" data-history=\"damaged\">History is incomplete: {} history file{} could not be read in full ({rows} damaged row{} skipped), so the charts miss what was in them; see the log or <a href=\"/api/v1/history\">/api/v1/history</a> (<code>damaged_files</code>).</p>",
         files.len(),
         if files.len() == 1 { "" } else { "s" },
         if rows == 1 { "" } else { "s" },
