@@ -305,7 +305,9 @@ pub(super) fn resolve(
         .collect()
 }
 
-/// Resolves a written `throughput_below` against `[plan] download`.
+/// Resolves a written `throughput_below` against `[plan] download` (for
+/// download tests) and `[plan] upload` (for upload tests); a percentage
+/// needs at least one of them.
 fn plan_floor(
     w: &mut Walker<'_>,
     p: &Partial,
@@ -317,15 +319,20 @@ fn plan_floor(
     };
     match f.value {
         Floor::Rate(bps) => Ok(Some(ThroughputFloor {
-            bps,
+            bps: Some(bps),
+            upload_bps: Some(bps),
             percent_of_plan: None,
         })),
-        Floor::Percent(pct) => match plan.and_then(|p| p.download_bps) {
-            Some(promised) => Ok(Some(ThroughputFloor {
-                bps: promised * pct / 100.0,
+        Floor::Percent(pct) => match (
+            plan.and_then(|p| p.download_bps),
+            plan.and_then(|p| p.upload_bps),
+        ) {
+            (down, up) if down.is_some() || up.is_some() => Ok(Some(ThroughputFloor {
+                bps: down.map(|r| r * pct / 100.0),
+                upload_bps: up.map(|r| r * pct / 100.0),
                 percent_of_plan: Some(pct),
             })),
-            None => {
+            _ => {
                 let shown = w.snippet(&f.span);
                 let message = format!(
                     "`throughput_below` ({}) is a percentage of the plan's download rate, \
@@ -445,11 +452,20 @@ fn check_window(
     result
 }
 
-/// `throughput_below` for messages and reports: `5 Mbit/s` or `50% of plan (50 Mbit/s)`.
+/// `throughput_below` for messages and reports: `5 Mbit/s`, `50% of plan
+/// (50 Mbit/s)` (download only) or `50% of plan (50 Mbit/s down, 5 Mbit/s up)`.
 pub fn describe_floor(f: &ThroughputFloor) -> String {
+    let rates = match (f.bps, f.upload_bps) {
+        (Some(d), Some(u)) if f.percent_of_plan.is_some() => {
+            format!("{} down, {} up", format_rate(d), format_rate(u))
+        }
+        (Some(d), _) => format_rate(d),
+        (None, Some(u)) => format!("{} up", format_rate(u)),
+        (None, None) => "no plan rate".to_owned(),
+    };
     match f.percent_of_plan {
-        Some(p) => format!("{p}% of plan ({})", format_rate(f.bps)),
-        None => format_rate(f.bps),
+        Some(p) => format!("{p}% of plan ({rates})"),
+        None => rates,
     }
 }
 
@@ -512,7 +528,8 @@ host = "192.0.2.3"
         assert_eq!(
             isp.throughput_below,
             Some(ThroughputFloor {
-                bps: 50e6,
+                bps: Some(50e6),
+                upload_bps: None,
                 percent_of_plan: Some(50.0)
             })
         );
@@ -520,13 +537,35 @@ host = "192.0.2.3"
         assert_eq!(intl.window, Duration::from_secs(60));
         assert_eq!(intl.loss_above, Some(0.025));
         assert_eq!(intl.rtt_p95_above, Some(Duration::from_millis(600)));
-        assert_eq!(intl.throughput_below.map(|f| f.bps), Some(5e6));
+        assert_eq!(intl.throughput_below.and_then(|f| f.bps), Some(5e6));
+        assert_eq!(intl.throughput_below.and_then(|f| f.upload_bps), Some(5e6));
         assert_eq!(intl.http_p95_above, Some(Duration::from_secs(3)));
         assert_eq!(c.plan.unwrap().download_bps, Some(100e6));
         assert_eq!(
             describe_floor(&isp.throughput_below.unwrap()),
             "50% of plan (50 Mbit/s)"
         );
+    }
+
+    #[test]
+    fn a_percentage_floor_resolves_per_direction_against_the_plan() {
+        let both = BASE.replace(
+            "download = \"100 Mbit/s\"\n",
+            "download = \"100 Mbit/s\"\nupload = \"20 Mbit/s\"\n",
+        );
+        let c = parse(&both, "t").unwrap();
+        let isp = c.group("isp").unwrap().degraded.throughput_below.unwrap();
+        assert_eq!((isp.bps, isp.upload_bps), (Some(50e6), Some(10e6)));
+        assert_eq!(
+            describe_floor(&isp),
+            "50% of plan (50 Mbit/s down, 10 Mbit/s up)"
+        );
+        // Only an upload rate: downloads are not judged by the percentage.
+        let up_only = BASE.replace("download = \"100 Mbit/s\"", "upload = \"20 Mbit/s\"");
+        let c = parse(&up_only, "t").unwrap();
+        let isp = c.group("isp").unwrap().degraded.throughput_below.unwrap();
+        assert_eq!((isp.bps, isp.upload_bps), (None, Some(10e6)));
+        assert_eq!(describe_floor(&isp), "50% of plan (10 Mbit/s up)");
     }
 
     #[test]

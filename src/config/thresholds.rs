@@ -15,7 +15,8 @@ pub struct Degraded {
     /// Over successful ICMP/TCP probes.
     pub rtt_p50_above: Option<Duration>,
     pub rtt_p95_above: Option<Duration>,
-    /// Median of the window's download tests (and the last one).
+    /// Median of the window's download tests (and the last one), and of
+    /// its upload tests, each against its floor.
     pub throughput_below: Option<ThroughputFloor>,
     /// Over successful DNS probes (their whole duration).
     pub dns_p95_above: Option<Duration>,
@@ -26,11 +27,17 @@ pub struct Degraded {
     pub loaded_latency_increase_above: Option<Duration>,
 }
 
-/// `throughput_below`, resolved to bits per second.
+/// `throughput_below`, resolved to bits per second per direction: an
+/// absolute rate is both floors; a percentage resolves against `[plan]
+/// download` for download tests and `[plan] upload` for upload tests
+/// (`None`: that direction is not judged, the plan names no such rate).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ThroughputFloor {
-    pub bps: f64,
-    /// Set when written as a percentage of `[plan] download`.
+    /// The download tests' floor.
+    pub bps: Option<f64>,
+    /// The upload tests' floor.
+    pub upload_bps: Option<f64>,
+    /// Set when written as a percentage of `[plan]`.
     pub percent_of_plan: Option<f64>,
 }
 

@@ -144,17 +144,75 @@ pub struct Plan {
     pub upload_min_bps: Option<f64>,
     pub download_normal_bps: Option<f64>,
     pub upload_normal_bps: Option<f64>,
-    /// `criteria`: only `"bnetza"` (the default) so far.
+    /// `criteria`: `"bnetza"` (the default) or a `[plan.criteria]` table
+    /// of explicit thresholds.
     pub criteria: Criteria,
 }
 
 /// How the report judges the tests against the contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Criteria {
     /// The German regulator's (Allgemeinverfügung of 13 Dec 2021).
     #[default]
     Bnetza,
+    /// `[plan.criteria]`: the same three criteria with explicit thresholds.
+    Custom(CriteriaSet),
+}
+
+/// The thresholds the contract section judges with.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CriteriaSet {
+    /// (a): this share of the maximum must be reached at least once on a
+    /// measuring day (0.9).
+    pub max_share: f64,
+    /// (b): more than this share of the tests below the normal rate is a
+    /// breach (0.1).
+    pub normal_share_below: f64,
+    /// (a) and (c) are breached on `days_needed` of `of_days` measuring
+    /// days (2 of 3).
+    pub days_needed: u32,
+    pub of_days: u32,
+    /// Tests of a whole campaign (30), spread evenly over `of_days` days.
+    pub min_tests: u32,
+}
+
+impl CriteriaSet {
+    /// The published BNetzA thresholds.
+    pub const BNETZA: CriteriaSet = CriteriaSet {
+        max_share: 0.9,
+        normal_share_below: 0.1,
+        days_needed: 2,
+        of_days: 3,
+        min_tests: 30,
+    };
+    /// Most measuring days of a campaign: a day apart, within 14 days.
+    pub const MAX_DAYS: u32 = 7;
+    /// Most tests of a campaign.
+    pub const MAX_TESTS: u32 = 10_000;
+
+    /// Tests needed on each measuring day.
+    pub fn tests_per_day(&self) -> usize {
+        self.min_tests.div_ceil(self.of_days.max(1)) as usize
+    }
+}
+
+impl Criteria {
+    /// Its name in the report (`bnetza`, `custom`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Criteria::Bnetza => "bnetza",
+            Criteria::Custom(_) => "custom",
+        }
+    }
+
+    /// The thresholds it judges with.
+    pub fn set(&self) -> CriteriaSet {
+        match self {
+            Criteria::Bnetza => CriteriaSet::BNETZA,
+            Criteria::Custom(c) => *c,
+        }
+    }
 }
 
 impl Plan {

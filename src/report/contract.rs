@@ -18,6 +18,11 @@
 //! This reproduces the published criteria on linkwatch's own tests; it is
 //! not the regulator's certified measurement app, whose protocol alone
 //! counts as proof there.
+//!
+//! `[plan.criteria]` replaces the thresholds ([`CriteriaSet`]): the share of
+//! the maximum for (a), the share of tests allowed below normal for (b),
+//! "`days_needed` of `of_days`" for (a) and (c), and the tests of a campaign
+//! (`min_tests`, spread evenly over its days). The spacing rules stay.
 
 use std::fmt::Write as _;
 
@@ -26,14 +31,13 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
-use crate::config::format_rate;
+use crate::config::{CriteriaSet, format_rate};
 use crate::text::esc;
 
 /// FCC's peak: 19:00 to before 23:00 local time.
 pub const FCC_PEAK: std::ops::Range<i8> = 19..23;
-/// Tests per measuring day, days per campaign, days the campaign may span.
-pub const TESTS_PER_DAY: usize = 10;
-pub const DAYS: usize = 3;
+/// Days a campaign may span (tests per day and days per campaign: the
+/// [`CriteriaSet`]).
 pub const SPAN_DAYS: i32 = 14;
 pub const MIN_SPACING_SECONDS: i64 = 5 * 60;
 pub const FIFTH_TO_SIXTH_SECONDS: i64 = 3 * 3600;
@@ -47,6 +51,8 @@ pub struct Test {
     pub max: f64,
     pub normal: Option<f64>,
     pub min: Option<f64>,
+    /// The run's `[plan.criteria]` (`None`: BNetzA's).
+    pub criteria: Option<CriteriaSet>,
 }
 
 /// One measuring day.
@@ -54,10 +60,11 @@ pub struct Test {
 pub struct Day {
     pub date: String,
     pub tests: usize,
-    /// Tests that count under the spacing rules (at most 10).
+    /// Tests that count under the spacing rules (at most the tests a
+    /// day needs, 10 under BNetzA).
     pub counted_tests: usize,
     pub best_mbit_per_second: f64,
-    /// 90 % of the maximum reached at least once.
+    /// `max_share` (90 % under BNetzA) of the maximum reached at least once.
     pub reached_90_percent_of_max: bool,
     /// Tests below the minimum (when one is set).
     pub below_minimum: usize,
@@ -78,7 +85,10 @@ pub struct Criterion {
 #[derive(Debug, Clone, Serialize)]
 pub struct ContractVerdict {
     pub direction: String,
+    /// `bnetza` or `custom` (`[plan.criteria]`).
     pub criteria: String,
+    /// The thresholds judged with.
+    pub thresholds: CriteriaSet,
     pub max_bps: f64,
     pub normal_bps: Option<f64>,
     pub min_bps: Option<f64>,
@@ -107,11 +117,11 @@ pub const DISCLAIMER: &str = "This reproduces the published BNetzA criteria (All
 
 /// The greedy count of a day's tests under the spacing rules: in time
 /// order, each at least 5 min after the last counted one, the 6th at least
-/// 3 h after the 5th; at most 10.
-fn counted(day: &[&Test]) -> usize {
+/// 3 h after the 5th; at most `per_day` (10).
+fn counted(day: &[&Test], per_day: usize) -> usize {
     let mut kept: Vec<Timestamp> = Vec::new();
     for t in day {
-        if kept.len() >= TESTS_PER_DAY {
+        if kept.len() >= per_day {
             break;
         }
         let ok = match kept.last() {
@@ -133,18 +143,26 @@ fn counted(day: &[&Test]) -> usize {
     kept.len()
 }
 
-/// The latest 3 complete days, pairwise a calendar day apart, within 14 days.
-fn campaign(complete: &[Date]) -> Option<Vec<Date>> {
-    let n = complete.len();
-    for c in (2..n).rev() {
-        for b in (1..c).rev() {
-            for a in (0..b).rev() {
-                let (da, db, dc) = (complete[a], complete[b], complete[c]);
-                let gap = |x: Date, y: Date| (y - x).get_days();
-                if gap(da, db) >= 2 && gap(db, dc) >= 2 && gap(da, dc) < SPAN_DAYS {
-                    return Some(vec![da, db, dc]);
-                }
+/// The latest `days` (3) complete days, pairwise a calendar day apart,
+/// within 14 days. From each last day, latest first, the latest earlier day
+/// at least 2 days before the one taken leaves the most room for the rest,
+/// so the greedy choice finds a campaign ending there if one exists.
+fn campaign(complete: &[Date], days: usize) -> Option<Vec<Date>> {
+    let gap = |x: Date, y: Date| (y - x).get_days();
+    for last in (0..complete.len()).rev() {
+        let mut chosen = vec![complete[last]];
+        for &d in complete[..last].iter().rev() {
+            if chosen.len() == days.max(1) {
+                break;
             }
+            if chosen.last().is_some_and(|&l| gap(d, l) >= 2) {
+                chosen.push(d);
+            }
+        }
+        let first = chosen.last().copied().unwrap_or(complete[last]);
+        if chosen.len() == days.max(1) && gap(first, complete[last]) < SPAN_DAYS {
+            chosen.reverse();
+            return Some(chosen);
         }
     }
     None
@@ -157,15 +175,20 @@ fn test_date(t: Timestamp, tz: &TimeZone) -> Date {
 
 /// One `Day` per date of `dates`, and the dates whose counted tests
 /// complete a measuring day.
-fn measuring_days(tests: &[Test], dates: &[Date], tz: &TimeZone) -> (Vec<Day>, Vec<Date>) {
+fn measuring_days(
+    tests: &[Test],
+    dates: &[Date],
+    tz: &TimeZone,
+    set: &CriteriaSet,
+) -> (Vec<Day>, Vec<Date>) {
     let of_day =
         |d: Date| -> Vec<&Test> { tests.iter().filter(|t| test_date(t.at, tz) == d).collect() };
     let mut days = Vec::new();
     let mut complete = Vec::new();
     for &d in dates {
         let these = of_day(d);
-        let n = counted(&these);
-        if n >= TESTS_PER_DAY {
+        let n = counted(&these, set.tests_per_day());
+        if n >= set.tests_per_day() {
             complete.push(d);
         }
         let best = these.iter().map(|t| t.bps).fold(0.0, f64::max);
@@ -174,7 +197,7 @@ fn measuring_days(tests: &[Test], dates: &[Date], tz: &TimeZone) -> (Vec<Day>, V
             tests: these.len(),
             counted_tests: n,
             best_mbit_per_second: (best / 1e4).round() / 100.0,
-            reached_90_percent_of_max: these.iter().any(|t| t.bps >= 0.9 * t.max),
+            reached_90_percent_of_max: these.iter().any(|t| t.bps >= set.max_share * t.max),
             below_minimum: these
                 .iter()
                 .filter(|t| t.min.is_some_and(|m| t.bps < m))
@@ -185,20 +208,21 @@ fn measuring_days(tests: &[Test], dates: &[Date], tz: &TimeZone) -> (Vec<Day>, V
 }
 
 /// What is missing for a complete campaign (when none was found).
-fn missing_for_campaign(days: &[Day], complete: &[Date]) -> Vec<String> {
+fn missing_for_campaign(days: &[Day], complete: &[Date], set: &CriteriaSet) -> Vec<String> {
+    let (per_day, n_days) = (set.tests_per_day(), set.of_days as usize);
     let mut missing = Vec::new();
     for d in days {
-        if d.counted_tests < TESTS_PER_DAY {
+        if d.counted_tests < per_day {
             missing.push(format!(
-                "day {} has {} of {TESTS_PER_DAY} tests that count ({} run; 5 min apart, 3 h between the 5th and 6th)",
+                "day {} has {} of {per_day} tests that count ({} run; 5 min apart, 3 h between the 5th and 6th)",
                 d.date, d.counted_tests, d.tests
             ));
         }
     }
     missing.push(format!(
-        "a campaign needs {DAYS} days with {TESTS_PER_DAY} counted tests each, at least one calendar day apart, within {SPAN_DAYS} days: {} complete day(s) found{}",
+        "a campaign needs {n_days} days with {per_day} counted tests each, at least one calendar day apart, within {SPAN_DAYS} days: {} complete day(s) found{}",
         complete.len(),
-        if complete.len() >= DAYS {
+        if complete.len() >= n_days {
             ", but not spaced so"
         } else {
             ""
@@ -215,10 +239,15 @@ fn judge_criteria(
     max: f64,
     normal: Option<f64>,
     min: Option<f64>,
+    set: &CriteriaSet,
 ) -> (Vec<Criterion>, usize) {
     let n_days = judged_days.len();
     // "2 of 3": two thirds of the judged days, at least two.
-    let needed = (2 * n_days).div_ceil(3).max(2);
+    let (k, of) = (set.days_needed as usize, set.of_days.max(1) as usize);
+    let needed = (k * n_days).div_ceil(of).max(k);
+    let max_pct = format_share(set.max_share);
+    let normal_pct = format_share(set.normal_share_below);
+    let tested_pct = format_share(1.0 - set.normal_share_below);
     let bad_a = judged_days
         .iter()
         .filter(|d| !d.reached_90_percent_of_max)
@@ -238,20 +267,20 @@ fn judge_criteria(
     let results = vec![
         Criterion {
             id: "a".into(),
-            text: "90 % of the maximum reached on the measuring days".into(),
+            text: format!("{max_pct} of the maximum reached on the measuring days"),
             breached: Some(bad_a >= needed),
             detail: format!(
-                "{bad_a} of {n_days} measuring day(s) never reached 90 % of {} (breach from {needed})",
+                "{bad_a} of {n_days} measuring day(s) never reached {max_pct} of {} (breach from {needed})",
                 format_rate(max)
             ),
         },
         Criterion {
             id: "b".into(),
-            text: "the normally available rate reached in 90 % of the tests".into(),
-            breached: normal.map(|_| share(below_normal) > 10.0),
+            text: format!("the normally available rate reached in {tested_pct} of the tests"),
+            breached: normal.map(|_| share(below_normal) > 100.0 * set.normal_share_below),
             detail: match normal {
                 Some(n) => format!(
-                    "{below_normal} of {} test(s) ({:.1} %) below {} (breach above 10 %)",
+                    "{below_normal} of {} test(s) ({:.1} %) below {} (breach above {normal_pct})",
                     judged_tests.len(),
                     share(below_normal),
                     format_rate(n)
@@ -261,7 +290,7 @@ fn judge_criteria(
         },
         Criterion {
             id: "c".into(),
-            text: "the minimum never undercut on 2 of 3 measuring days".into(),
+            text: format!("the minimum never undercut on {k} of {of} measuring days"),
             breached: min.map(|_| bad_c >= needed),
             detail: match min {
                 Some(m) => format!(
@@ -273,6 +302,12 @@ fn judge_criteria(
         },
     ];
     (results, below_normal)
+}
+
+/// A share as a percentage for people: `90 %`, `12.5 %`.
+fn format_share(x: f64) -> String {
+    let p = (x * 1000.0).round() / 10.0;
+    format!("{p} %")
 }
 
 /// FCC 80/80: the 20th percentile of the tests, as a share of the maximum.
@@ -289,12 +324,19 @@ fn fcc_80_80(tests: &[Test]) -> Option<f64> {
 pub fn build(direction: &str, tests: &[Test], tz: &TimeZone) -> Option<ContractVerdict> {
     let last = tests.last()?;
     let (max, normal, min) = (last.max, last.normal, last.min);
+    // The criteria in force at the last test, like the rates.
+    let set = last.criteria.unwrap_or(CriteriaSet::BNETZA);
+    let name = if last.criteria.is_some() {
+        "custom"
+    } else {
+        "bnetza"
+    };
     let mut dates: Vec<Date> = tests.iter().map(|t| test_date(t.at, tz)).collect();
     dates.dedup();
-    let (days, complete) = measuring_days(tests, &dates, tz);
-    let chosen = campaign(&complete);
+    let (days, complete) = measuring_days(tests, &dates, tz, &set);
+    let chosen = campaign(&complete, set.of_days as usize);
     let missing = if chosen.is_none() {
-        missing_for_campaign(&days, &complete)
+        missing_for_campaign(&days, &complete, &set)
     } else {
         Vec::new()
     };
@@ -307,7 +349,8 @@ pub fn build(direction: &str, tests: &[Test], tz: &TimeZone) -> Option<ContractV
         .iter()
         .filter(|t| judged_dates.contains(&test_date(t.at, tz)))
         .collect();
-    let (results, below_normal) = judge_criteria(&judged_days, &judged_tests, max, normal, min);
+    let (results, below_normal) =
+        judge_criteria(&judged_days, &judged_tests, max, normal, min, &set);
     let deviation = results.iter().any(|c| c.breached == Some(true));
     let p20 = fcc_80_80(tests);
     let peak: Vec<f64> = tests
@@ -317,7 +360,8 @@ pub fn build(direction: &str, tests: &[Test], tz: &TimeZone) -> Option<ContractV
         .collect();
     Some(ContractVerdict {
         direction: direction.to_owned(),
-        criteria: "bnetza".into(),
+        criteria: name.into(),
+        thresholds: set,
         max_bps: max,
         normal_bps: normal,
         min_bps: min,
@@ -346,6 +390,23 @@ fn verdict_text(b: Option<bool>) -> &'static str {
     }
 }
 
+/// `bnetza`, or `custom` with its thresholds.
+fn criteria_name(v: &ContractVerdict) -> String {
+    let t = &v.thresholds;
+    if v.criteria == "bnetza" {
+        return v.criteria.clone();
+    }
+    format!(
+        "{}: {} of the maximum, at most {} of tests below normal, {} of {} days, {} tests",
+        v.criteria,
+        format_share(t.max_share),
+        format_share(t.normal_share_below),
+        t.days_needed,
+        t.of_days,
+        t.min_tests
+    )
+}
+
 fn lines(v: &ContractVerdict) -> Vec<String> {
     let mut out = vec![format!(
         "{}: maximum {}, normal {}, minimum {} (criteria: {}). Deviation: {}.",
@@ -353,7 +414,7 @@ fn lines(v: &ContractVerdict) -> Vec<String> {
         format_rate(v.max_bps),
         v.normal_bps.map_or("not set".into(), format_rate),
         v.min_bps.map_or("not set".into(), format_rate),
-        v.criteria,
+        criteria_name(v),
         if v.deviation { "yes" } else { "no" }
     )];
     out.push(format!(
@@ -508,6 +569,7 @@ mod tests {
                     max: 100e6,
                     normal: Some(60e6),
                     min: Some(30e6),
+                    criteria: None,
                 });
             }
         }
@@ -528,6 +590,79 @@ mod tests {
         let v = build("download", &t, &TimeZone::UTC).unwrap();
         assert!(!v.deviation, "{v:#?}");
         assert_eq!(v.peak_80_to_95_percent, 15);
+    }
+
+    /// The same tests, judged with `[plan.criteria]`: a 75 % share of the
+    /// maximum and 2 of 2 days flip (a); 40 % below normal allowed flips (b).
+    #[test]
+    fn custom_criteria_flip_the_verdict_and_are_named() {
+        let days = ["2026-11-02", "2026-11-04", "2026-11-06"];
+        let t = campaign_tests(&days, 80.0);
+        let v = build("download", &t, &TimeZone::UTC).unwrap();
+        assert_eq!(v.criteria, "bnetza");
+        let b: Vec<Option<bool>> = v.criteria_results.iter().map(|c| c.breached).collect();
+        assert_eq!(b, [Some(true), Some(false), Some(false)], "{v:#?}");
+        let custom = CriteriaSet {
+            max_share: 0.75,
+            normal_share_below: 0.4,
+            days_needed: 2,
+            of_days: 2,
+            min_tests: 12,
+        };
+        let mut t = campaign_tests(&days, 80.0);
+        for x in &mut t {
+            x.criteria = Some(custom);
+        }
+        let v = build("download", &t, &TimeZone::UTC).unwrap();
+        assert_eq!(v.criteria, "custom");
+        assert_eq!(v.thresholds, custom);
+        let b: Vec<Option<bool>> = v.criteria_results.iter().map(|c| c.breached).collect();
+        assert_eq!(b, [Some(false), Some(false), Some(false)], "{v:#?}");
+        assert!(!v.deviation);
+        // 2 days of 6 counted tests, the latest ones.
+        assert!(v.sampling_rules_met, "{v:#?}");
+        assert_eq!(v.judged_days, ["2026-11-04", "2026-11-06"]);
+        assert!(
+            v.criteria_results[0]
+                .text
+                .starts_with("75 % of the maximum")
+        );
+        assert!(lines(&v)[0].contains("criteria: custom: 75 % of the maximum"));
+        // (b) with a stricter share: 30 % of the tests at 50 Mbit/s, below normal.
+        for x in t.iter_mut().step_by(3) {
+            x.bps = 50e6;
+        }
+        let v = build("download", &t, &TimeZone::UTC).unwrap();
+        assert_eq!(v.criteria_results[1].breached, Some(false), "{v:#?}");
+        for x in &mut t {
+            x.criteria = Some(CriteriaSet {
+                normal_share_below: 0.2,
+                ..custom
+            });
+        }
+        let v = build("download", &t, &TimeZone::UTC).unwrap();
+        assert_eq!(v.criteria_results[1].breached, Some(true), "{v:#?}");
+        assert!(v.criteria_results[1].detail.contains("breach above 20 %"));
+    }
+
+    #[test]
+    fn a_campaign_of_more_days_is_found_greedily() {
+        let c: Vec<Date> = [
+            "2026-11-01",
+            "2026-11-02",
+            "2026-11-04",
+            "2026-11-06",
+            "2026-11-08",
+        ]
+        .iter()
+        .map(|d| d.parse().unwrap())
+        .collect();
+        let got = campaign(&c, 3).unwrap();
+        assert_eq!(got, c[2..5]);
+        let got = campaign(&c, 4).unwrap();
+        assert_eq!(got, c[1..5]);
+        assert_eq!(campaign(&c, 5), None, "11-01 and 11-02 are adjacent");
+        assert_eq!(campaign(&c[..4], 4), None);
     }
 
     #[test]
@@ -552,9 +687,10 @@ mod tests {
                 max: 1.0,
                 normal: None,
                 min: None,
+                criteria: None,
             })
             .collect();
         let refs: Vec<&Test> = day.iter().collect();
-        assert_eq!(counted(&refs), 2);
+        assert_eq!(counted(&refs, CriteriaSet::BNETZA.tests_per_day()), 2);
     }
 }

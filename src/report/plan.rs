@@ -143,6 +143,8 @@ struct Judged<'a> {
     /// The contract's normal and minimum rates in force (the run's record).
     normal: Option<f64>,
     min: Option<f64>,
+    /// The run's `[plan.criteria]` (`None`: BNetzA's).
+    criteria: Option<crate::config::CriteriaSet>,
     loaded: Option<crate::history::LoadedRow>,
 }
 
@@ -176,11 +178,13 @@ fn judge_all<'a>(
                 (Some(p), "upload") => (p.upload_normal_bps, p.upload_min_bps),
                 _ => (None, None),
             };
-            Some((t, plan, normal, min))
+            let criteria = run_plan.and_then(|p| p.criteria);
+            Some((t, plan, normal, min, criteria))
         };
         for t in &target.tests {
-            if let Some((record, plan, normal, min)) = of(t.at) {
+            if let Some((record, plan, normal, min, criteria)) = of(t.at) {
                 judged.push(Judged {
+                    criteria,
                     loaded: t.loaded,
                     normal,
                     min,
@@ -201,8 +205,9 @@ fn judge_all<'a>(
             let last = minute
                 .checked_add(jiff::SignedDuration::from_secs(59))
                 .unwrap_or(minute);
-            if let Some((record, plan, normal, min)) = of(last) {
+            if let Some((record, plan, normal, min, criteria)) = of(last) {
                 judged.push(Judged {
+                    criteria,
                     loaded: None,
                     normal,
                     min,
@@ -240,6 +245,7 @@ fn contract_verdicts(
                     max: j.plan?,
                     normal: j.normal,
                     min: j.min,
+                    criteria: j.criteria,
                 })
             })
             .collect();
@@ -809,6 +815,7 @@ mod tests {
         upload_min_bps: None,
         download_normal_bps: None,
         upload_normal_bps: None,
+        criteria: None,
     };
     const PLAN_200: PlanRecord = PlanRecord {
         download_bps: Some(200e6),
@@ -817,6 +824,7 @@ mod tests {
         upload_min_bps: None,
         download_normal_bps: None,
         upload_normal_bps: None,
+        criteria: None,
     };
 
     /// A `config_reload` that changes `[plan]` judges the tests after it by

@@ -4,6 +4,7 @@
 //! [`ThroughputSpec`](super::ThroughputSpec), plus the
 //! keys several kinds share (`host`, `ip_version`).
 
+mod criteria;
 mod dns;
 mod http;
 mod icmp;

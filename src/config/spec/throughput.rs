@@ -242,14 +242,7 @@ pub(in super::super) fn plan(
     let upload_min = rate(w, "upload_min");
     let download_normal = rate(w, "download_normal");
     let upload_normal = rate(w, "upload_normal");
-    let criteria = w.string(&t, "criteria");
-    let criteria = w.check(&t, "criteria", criteria, |s| match s.as_str() {
-        "bnetza" => Ok(super::super::throughput::Criteria::Bnetza),
-        _ => Err(format!(
-            "`criteria` ({s}) must be \"bnetza\" (the only criteria built so far)",
-            s = shown(s)
-        )),
-    });
+    let criteria = super::criteria::criteria(w, &t);
     let (download, upload) = (download?, upload?);
     let (download_min, upload_min) = (download_min?, upload_min?);
     let (download_normal, upload_normal) = (download_normal?, upload_normal?);

@@ -61,6 +61,10 @@ pub struct PlanRecord {
     pub download_normal_bps: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload_normal_bps: Option<f64>,
+    /// `[plan.criteria]`'s explicit thresholds; absent: BNetzA's (and in
+    /// journals of earlier releases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub criteria: Option<crate::config::CriteriaSet>,
 }
 
 impl PlanRecord {
@@ -73,6 +77,10 @@ impl PlanRecord {
             upload_min_bps: p.upload_min_bps,
             download_normal_bps: p.download_normal_bps,
             upload_normal_bps: p.upload_normal_bps,
+            criteria: match p.criteria {
+                crate::config::Criteria::Bnetza => None,
+                crate::config::Criteria::Custom(c) => Some(c),
+            },
         })
     }
 

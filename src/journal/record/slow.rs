@@ -70,8 +70,12 @@ pub struct Figures {
     pub rtt_p95_seconds: Option<f64>,
     pub dns_p95_seconds: Option<f64>,
     pub http_p95_seconds: Option<f64>,
-    /// Median of the window's tests and the last test.
+    /// Median of the window's download tests and the last one.
     pub throughput_bps: Option<f64>,
+    /// The same of the window's upload tests (judged against their own
+    /// floor). Absent in older journals and without upload tests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput_upload_bps: Option<f64>,
     /// The last successful test, while it still counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throughput_last_bps: Option<f64>,

@@ -75,7 +75,8 @@ pub fn group_specs(config: &Config) -> Vec<GroupSpec> {
                     loss_above: d.loss_above,
                     rtt_p50_above: d.rtt_p50_above,
                     rtt_p95_above: d.rtt_p95_above,
-                    throughput_below: d.throughput_below.map(|f| f.bps),
+                    throughput_below: d.throughput_below.and_then(|f| f.bps),
+                    throughput_upload_below: d.throughput_below.and_then(|f| f.upload_bps),
                     // The last test counts until about the next one is due
                     // (never less than a window).
                     throughput_hold: members
@@ -350,9 +351,10 @@ impl SlowPeriods {
     }
 
     /// Feeds one probe result of `target` started at `at`. A throughput test
-    /// feeds only a good download's goodput (`throughput_below` compares
-    /// downloads with `[plan] download`); a failed, partial or upload test
-    /// says nothing about that figure, and throughput is not in the loss.
+    /// feeds only a good test's goodput, downloads and uploads each to their
+    /// own median (`throughput_below` compares each with its direction's
+    /// floor); a failed or partial test says nothing about that figure, and
+    /// throughput is not in the loss.
     pub fn observe(
         &mut self,
         target: usize,
@@ -370,13 +372,17 @@ impl SlowPeriods {
             Outcome::Success { duration, .. } => (true, Some(*duration)),
             _ => (false, None),
         };
-        let throughput_bps = match &observation.info.throughput {
-            Some(tp) if success && !tp.partial && tp.direction == Direction::Download => {
-                tp.bits_per_second
-            }
-            _ => None,
+        let (throughput_bps, kind) = match &observation.info.throughput {
+            Some(tp) if success && !tp.partial => (
+                tp.bits_per_second,
+                match tp.direction {
+                    Direction::Download => SampleKind::Throughput,
+                    Direction::Upload => SampleKind::ThroughputUpload,
+                },
+            ),
+            _ => (None, kind),
         };
-        if kind == SampleKind::Throughput && throughput_bps.is_none() {
+        if kind.is_throughput() && throughput_bps.is_none() {
             return Vec::new();
         }
         self.tracker.observe(&Sample {

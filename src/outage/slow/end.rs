@@ -17,44 +17,54 @@ use crate::outage::period::Stamp;
 /// not move the end. The period is *confirmed* ended (announced) only once
 /// a whole window after that end has been seen and the window's figures
 /// are good, so faults separated by less than a window are one record.
+///
+/// Upload tests are dated like download tests, in a slot of their own
+/// ([`UP`]) after the triggers': both directions end `throughput`, the
+/// later of their ends counts.
 #[derive(Debug, Clone)]
 pub(super) struct EndTrack {
-    /// Per trigger, in parts per million (exact: a stream at exactly the
-    /// threshold's rate keeps its sum level).
-    pub(super) rate: [i64; Trigger::N],
-    pub(super) sum: [i64; Trigger::N],
-    pub(super) peak: [i64; Trigger::N],
+    /// Per trigger (and [`UP`]), in parts per million (exact: a stream at
+    /// exactly the threshold's rate keeps its sum level).
+    pub(super) rate: [i64; SLOTS],
+    pub(super) sum: [i64; SLOTS],
+    pub(super) peak: [i64; SLOTS],
     /// Per trigger: the end candidate.
-    pub(super) at: [Option<Stamp>; Trigger::N],
+    pub(super) at: [Option<Stamp>; SLOTS],
     /// The peak is the newest sample of its population: the next one dates the end.
-    pub(super) after_peak: [bool; Trigger::N],
+    pub(super) after_peak: [bool; SLOTS],
     /// How long a slow throughput test stands for the link with no newer one.
     pub(super) hold: Duration,
-    /// The last slow test (the lower bound of a throughput end).
+    /// The last slow download test (the lower bound of a throughput end).
     pub(super) slow_test: Option<Stamp>,
+    /// The last slow upload test.
+    pub(super) slow_upload: Option<Stamp>,
     /// ICMP/TCP/DNS probes and failures fed so far, and at the loss peak.
     pub(super) loss_seen: (u64, u64),
     pub(super) loss_at_peak: Option<(u64, u64)>,
 }
 
 pub(super) const PPM: i64 = 1_000_000;
+/// The upload tests' slot (their CUSUM towards `throughput`'s end).
+pub(super) const UP: usize = Trigger::N;
+const SLOTS: usize = Trigger::N + 1;
 
 impl EndTrack {
     pub(super) fn new(th: &Th) -> Self {
         let ppm = |r: f64| (r.clamp(0.0, 1.0) * PPM as f64).round() as i64;
-        let mut rate = [PPM / 2; Trigger::N];
+        let mut rate = [PPM / 2; SLOTS];
         rate[Trigger::Loss as usize] = ppm(th.loss.unwrap_or(1.0));
         rate[Trigger::RttP95 as usize] = PPM / 20;
         rate[Trigger::DnsP95 as usize] = PPM / 20;
         rate[Trigger::HttpP95 as usize] = PPM / 20;
         Self {
             rate,
-            sum: [0; Trigger::N],
-            peak: [0; Trigger::N],
-            at: [None; Trigger::N],
-            after_peak: [false; Trigger::N],
+            sum: [0; SLOTS],
+            peak: [0; SLOTS],
+            at: [None; SLOTS],
+            after_peak: [false; SLOTS],
             hold: Duration::from_millis(th.hold_ms),
             slow_test: None,
+            slow_upload: None,
             loss_seen: (0, 0),
             loss_at_peak: None,
         }
@@ -68,7 +78,10 @@ impl EndTrack {
     }
 
     pub(super) fn step(&mut self, t: Trigger, bad: bool, at: Stamp) {
-        let i = t as usize;
+        self.step_slot(t as usize, bad, at);
+    }
+
+    fn step_slot(&mut self, i: usize, bad: bool, at: Stamp) {
         if self.after_peak[i] {
             self.at[i] = Some(at);
             self.after_peak[i] = false;
@@ -105,7 +118,7 @@ impl EndTrack {
                     }
                 }
             }
-            Fed::Test(bps, increase) => {
+            Fed::Test(bps, increase, false) => {
                 if let (Some(thr), Some(inc)) = (th.loaded, increase) {
                     self.step(Trigger::LoadedLatency, inc > thr, at);
                 }
@@ -114,6 +127,14 @@ impl EndTrack {
                         self.slow_test = Some(at);
                     }
                     self.step(Trigger::Throughput, bps < thr, at);
+                }
+            }
+            Fed::Test(bps, _, true) => {
+                if let Some(thr) = th.throughput_up {
+                    if bps < thr {
+                        self.slow_upload = Some(at);
+                    }
+                    self.step_slot(UP, bps < thr, at);
                 }
             }
             Fed::Nothing => {}
@@ -134,11 +155,9 @@ impl EndTrack {
             .filter(|t| *t != Trigger::Throughput && mask & t.bit() != 0)
             .filter_map(|t| self.at[t as usize])
             .max_by_key(|s| s.mono);
-        let sparse = (mask & Trigger::Throughput.bit() != 0)
-            .then(|| self.at[tp])
-            .flatten()
-            .map(|at| {
-                let hi = if self.after_peak[tp] {
+        let span = |i: usize, slow: Option<Stamp>| {
+            self.at[i].map(|at| {
+                let hi = if self.after_peak[i] {
                     Stamp {
                         wall: at.wall.checked_add(self.hold).unwrap_or(at.wall),
                         mono: at.mono.saturating_add(self.hold),
@@ -146,8 +165,16 @@ impl EndTrack {
                 } else {
                     at
                 };
-                (self.slow_test.unwrap_or(at), hi)
-            });
+                (slow.unwrap_or(at), hi)
+            })
+        };
+        // Both directions: the period lasts until the later one ended.
+        let later = |a: Stamp, b: Stamp| if b.mono > a.mono { b } else { a };
+        let sparse = match (span(tp, self.slow_test), span(UP, self.slow_upload)) {
+            _ if mask & Trigger::Throughput.bit() == 0 => None,
+            (Some((lo, hi)), Some((lo2, hi2))) => Some((later(lo, lo2), later(hi, hi2))),
+            (a, b) => a.or(b),
+        };
         match (dense, sparse) {
             // The period lasted at least to its last slow test.
             (Some(d), Some((lo, _))) => Some(if d.mono >= lo.mono { d } else { lo }),
@@ -160,20 +187,20 @@ impl EndTrack {
     /// Whether the throughput figure is only a slow test still standing (no
     /// newer test yet): its crossing is no new evidence.
     pub(super) fn throughput_held(&self) -> bool {
-        self.after_peak[Trigger::Throughput as usize]
+        self.after_peak[Trigger::Throughput as usize] || self.after_peak[UP]
     }
 
     /// A down period came between the peak and the next sample: that sample
     /// says nothing of when the slow stretch ended (the outage did).
     pub(super) fn interrupt(&mut self) {
-        self.after_peak = [false; Trigger::N];
+        self.after_peak = [false; SLOTS];
     }
 
     /// The window, all of it after the end so far, is over a threshold on
     /// its own: the fault came back (weaker than the peak), so the end is
     /// dated from here on.
     pub(super) fn rebase(&mut self, now: Stamp) {
-        for i in 0..6 {
+        for i in (0..6).chain([UP]) {
             if self.after_peak[i] {
                 continue;
             }

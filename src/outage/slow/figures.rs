@@ -29,8 +29,9 @@ pub(super) const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub(super) struct PeriodStats {
     /// loss (ppm), rtt p50, rtt p95, dns p95, http p95 (ns), throughput (bit/s), samples.
-    pub(super) hists: [Histogram; 7],
-    pub(super) worst: [Option<f64>; 7],
+    /// Index 7: upload throughput (bit/s).
+    pub(super) hists: [Histogram; 8],
+    pub(super) worst: [Option<f64>; 8],
     pub(super) snapshots: u64,
     pub(super) last: Option<Duration>,
     pub(super) samples: u64,
@@ -41,7 +42,7 @@ impl PeriodStats {
     pub(super) fn new(samples: u64) -> Self {
         Self {
             hists: Default::default(),
-            worst: [None; 7],
+            worst: [None; 8],
             snapshots: 0,
             last: None,
             samples,
@@ -66,11 +67,12 @@ impl PeriodStats {
             f.http_p95_seconds.map(|v| v * 1e9),
             f.throughput_bps,
             Some(f.samples as f64),
+            f.throughput_upload_bps,
         ];
         for (i, v) in values.into_iter().enumerate() {
             let Some(v) = v else { continue };
             self.hists[i].add(v.round().max(0.0) as u64);
-            // Throughput and the sample count are worst when lowest.
+            // Throughput (5, 7) and the sample count are worst when lowest.
             let lower_is_worse = i >= 5;
             self.worst[i] = Some(match self.worst[i] {
                 Some(w) if lower_is_worse => w.min(v),
@@ -89,6 +91,7 @@ impl PeriodStats {
             dns_p95_seconds: get(3).map(|v| v / 1e9),
             http_p95_seconds: get(4).map(|v| v / 1e9),
             throughput_bps: get(5),
+            throughput_upload_bps: get(7),
             throughput_last_bps: None,
             samples: get(6).map_or(0, |v| v.round() as u64),
         };

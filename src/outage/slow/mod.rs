@@ -197,7 +197,10 @@ impl Track {
             end.feed(Fed::Probe(e), self.win.stamp_of(e.ms()), &self.th);
         }
         for t in self.win.tests.iter().filter(|t| t.at.mono >= start.mono) {
-            end.feed(Fed::Test(t.bps, t.increase), t.at, &self.th);
+            end.feed(Fed::Test(t.bps, t.increase, false), t.at, &self.th);
+        }
+        for t in self.win.up_tests.iter().filter(|t| t.at.mono >= start.mono) {
+            end.feed(Fed::Test(t.bps, t.increase, true), t.at, &self.th);
         }
         self.end = end;
         self.period_down = None;
@@ -366,11 +369,11 @@ impl SlowTracker {
         };
         if !g.life.phase.is_idle() {
             g.end.feed(fed, at, &g.th);
-            let tests = u64::from(s.kind == SampleKind::Throughput && s.success);
+            let tests = u64::from(s.kind.is_throughput() && s.success);
             match &mut g.life.phase {
-                Phase::Pending(p) if s.kind != SampleKind::Throughput => p.samples += 1,
+                Phase::Pending(p) if !s.kind.is_throughput() => p.samples += 1,
                 Phase::Pending(p) => p.tests += tests,
-                Phase::Open(o) if s.kind != SampleKind::Throughput => o.extra.period.samples += 1,
+                Phase::Open(o) if !s.kind.is_throughput() => o.extra.period.samples += 1,
                 Phase::Open(o) => o.extra.period.tests += tests,
                 Phase::Idle => {}
             }
@@ -472,6 +475,7 @@ impl SlowTracker {
                     .win
                     .tests
                     .iter()
+                    .chain(&t.win.up_tests)
                     .filter(|x| x.at.mono >= start.mono)
                     .count() as u64;
                 t.life.phase = Phase::Pending(Pending {

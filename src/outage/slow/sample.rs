@@ -14,8 +14,12 @@ pub struct Thresholds {
     pub loss_above: Option<f64>,
     pub rtt_p50_above: Option<Duration>,
     pub rtt_p95_above: Option<Duration>,
-    /// Bits per second (a percentage of the plan already resolved).
+    /// Bits per second (a percentage of the plan already resolved): the
+    /// floor of the download tests' median.
     pub throughput_below: Option<f64>,
+    /// The floor of the upload tests' median (a percentage resolved
+    /// against `[plan] upload`); `None`: uploads are not judged.
+    pub throughput_upload_below: Option<f64>,
     /// How long the last successful throughput test stands for the link when
     /// no newer one exists (e.g. 1.5 × the longest throughput interval of the
     /// group, allowing for jitter); never less than `window`.
@@ -47,7 +51,17 @@ pub enum SampleKind {
     Tcp,
     Http,
     Dns,
+    /// A download test.
     Throughput,
+    /// An upload test: its own median and floor, the same trigger.
+    ThroughputUpload,
+}
+
+impl SampleKind {
+    /// A throughput test, either direction.
+    pub fn is_throughput(self) -> bool {
+        matches!(self, Self::Throughput | Self::ThroughputUpload)
+    }
 }
 
 /// One probe result.

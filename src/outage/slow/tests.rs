@@ -26,6 +26,7 @@ fn th(window_s: u64, min: u32) -> Thresholds {
         rtt_p50_above: None,
         rtt_p95_above: None,
         throughput_below: None,
+        throughput_upload_below: None,
         throughput_hold: Duration::ZERO,
         dns_p95_above: None,
         http_p95_above: None,
@@ -610,7 +611,7 @@ fn naive(all: &[Sample], now_ms: u64, t: &Th) -> (u64, u64, [Vec<u64>; 3], u8) {
             SampleKind::Icmp | SampleKind::Tcp => 0,
             SampleKind::Dns => 1,
             SampleKind::Http => 2,
-            SampleKind::Throughput => continue,
+            SampleKind::Throughput | SampleKind::ThroughputUpload => continue,
         };
         if class != 2 {
             total += 1;
@@ -946,4 +947,83 @@ fn loaded_latency_trips_on_the_tests_median_increase() {
     assert_eq!(e.len(), 1, "{ev:?}");
     assert_eq!(e[0].start, wall(10.0));
     assert_eq!(Trigger::LoadedLatency.as_str(), "loaded_latency");
+}
+
+fn upload(group: usize, secs: f64, mbps: f64) -> Sample {
+    Sample {
+        kind: SampleKind::ThroughputUpload,
+        ..test(group, secs, mbps)
+    }
+}
+
+/// Fast downloads at 0/10/20/30 s, uploads at 5 s (good), 15 and 25 s
+/// (slow), 35 s (good); ICMP every second throughout.
+fn mixed_directions(t: Thresholds) -> Vec<SlowEvent> {
+    let mut d = one(t);
+    d.set_group_state(0, State::Up, at(0.0));
+    let mut ev = Vec::new();
+    ev.extend(d.observe(&test(0, 0.0, 50.0)));
+    for s in 1..120u32 {
+        let sec = f64::from(s);
+        match s {
+            10 | 20 | 30 => ev.extend(d.observe(&test(0, sec, 50.0))),
+            5 | 35 => ev.extend(d.observe(&upload(0, sec, 5.0))),
+            15 | 25 => ev.extend(d.observe(&upload(0, sec, 0.5))),
+            _ => {}
+        }
+        ev.extend(d.observe(&icmp(0, sec, true, 20.0)));
+    }
+    ev
+}
+
+/// Uploads have a median and a floor of their own: slow ones trip
+/// `throughput` while the downloads are fast, dated like download tests.
+#[test]
+fn a_slow_upload_trips_throughput_while_downloads_are_fast() {
+    let mut t = th(20, 10);
+    t.throughput_below = Some(10e6);
+    t.throughput_upload_below = Some(3e6);
+    t.throughput_hold = Duration::from_secs(45);
+    let ev = mixed_directions(t);
+    let st = started(&ev);
+    assert_eq!(st.len(), 1, "{ev:?}");
+    assert_eq!(st[0].triggers, vec![Trigger::Throughput]);
+    assert_eq!(
+        st[0].start,
+        wall(15.0),
+        "back-dated to the first slow upload"
+    );
+    assert_eq!(
+        st[0].figures.throughput_bps,
+        Some(50e6),
+        "downloads are fast"
+    );
+    let up = st[0].figures.throughput_upload_bps.unwrap();
+    assert!(up < 3e6, "{up}");
+    let e = ended(&ev);
+    assert_eq!(e.len(), 1, "{ev:?}");
+    assert_eq!((e[0].start, e[0].end), (wall(15.0), wall(35.0)));
+    assert_eq!(e[0].triggers, vec![Trigger::Throughput]);
+    // Downloads at 20 and 30 s, uploads at 15, 25 and 35 s.
+    assert_eq!(e[0].figures.throughput_tests, 5, "uploads count as tests");
+}
+
+/// Without an upload floor (a percentage and no `[plan] upload`), upload
+/// tests judge nothing: the group behaves as a download-only one.
+#[test]
+fn uploads_without_their_floor_judge_nothing() {
+    let mut t = th(20, 10);
+    t.throughput_below = Some(10e6);
+    t.throughput_hold = Duration::from_secs(45);
+    let ev = mixed_directions(t);
+    assert!(ev.is_empty(), "{ev:?}");
+}
+
+/// Old journals have no upload figure; it is left out when absent.
+#[test]
+fn figures_without_an_upload_median_read_and_write_as_before() {
+    let old = r#"{"loss_ratio":null,"rtt_p50_seconds":null,"rtt_p95_seconds":null,"dns_p95_seconds":null,"http_p95_seconds":null,"throughput_bps":3000000.0,"samples":4}"#;
+    let f: Figures = serde_json::from_str(old).unwrap();
+    assert_eq!(f.throughput_upload_bps, None);
+    assert_eq!(serde_json::to_string(&f).unwrap(), old);
 }

@@ -29,6 +29,8 @@ pub(super) struct Th {
     pub(super) dns_p95: Option<u64>,
     pub(super) http_p95: Option<u64>,
     pub(super) throughput: Option<f64>,
+    /// The upload tests' floor.
+    pub(super) throughput_up: Option<f64>,
     /// `loaded_latency_above`, seconds.
     pub(super) loaded: Option<f64>,
     pub(super) hold_ms: u64,
@@ -55,6 +57,7 @@ impl Th {
             dns_p95: t.dns_p95_above.map(ns),
             http_p95: t.http_p95_above.map(ns),
             throughput: t.throughput_below,
+            throughput_up: t.throughput_upload_below,
             loaded: t.loaded_latency_above.map(|d| d.as_secs_f64()),
             hold_ms: ms(t.throughput_hold).max(window_ms),
         }
@@ -378,9 +381,13 @@ pub(super) struct Window {
     pub(super) rtt: Pop,
     pub(super) dns: Pop,
     pub(super) http: Pop,
-    /// Successful tests in the window, and the newest while held.
+    /// Successful download tests in the window, and the newest while held.
     pub(super) tests: VecDeque<Test>,
     pub(super) median: Option<f64>,
+    /// The same of the upload tests: a median of their own, so that fast
+    /// downloads do not hide slow uploads.
+    pub(super) up_tests: VecDeque<Test>,
+    pub(super) up_median: Option<f64>,
     pub(super) now: Option<Stamp>,
 }
 
@@ -396,6 +403,8 @@ impl Window {
             http: Pop::default(),
             tests: VecDeque::new(),
             median: None,
+            up_tests: VecDeque::new(),
+            up_median: None,
             now: None,
         }
     }
@@ -410,6 +419,8 @@ impl Window {
         self.http.clear();
         self.tests.clear();
         self.median = None;
+        self.up_tests.clear();
+        self.up_median = None;
     }
 
     pub(super) fn now_ms(&self) -> u64 {
@@ -461,19 +472,20 @@ impl Window {
         {
             self.bad.pop_front();
         }
-        let mut changed = false;
-        while let Some(t) = self.tests.front() {
-            let age = now.saturating_sub(ms(t.at.mono));
-            let newest = self.tests.len() == 1;
-            if age < th.window_ms || (newest && age < th.hold_ms) {
-                break;
-            }
-            self.tests.pop_front();
-            changed = true;
-        }
-        if changed {
+        if expire_tests(&mut self.tests, now, th) {
             self.median = median(self.tests.iter().map(|t| t.bps));
         }
+        if expire_tests(&mut self.up_tests, now, th) {
+            self.up_median = median(self.up_tests.iter().map(|t| t.bps));
+        }
+    }
+
+    /// The tests of one direction, with their floor, downloads first.
+    pub(super) fn directions<'a>(&'a self, th: &Th) -> [(&'a VecDeque<Test>, Option<f64>); 2] {
+        [
+            (&self.tests, th.throughput),
+            (&self.up_tests, th.throughput_up),
+        ]
     }
 
     /// Adds a sample; `None` if it was too old to count, else what it was
@@ -488,7 +500,8 @@ impl Window {
             SampleKind::Icmp | SampleKind::Tcp => (RTT, th.rtt_p50, th.rtt_p95),
             SampleKind::Dns => (DNS, None, th.dns_p95),
             SampleKind::Http => (HTTP, None, th.http_p95),
-            SampleKind::Throughput => {
+            SampleKind::Throughput | SampleKind::ThroughputUpload => {
+                let upload = s.kind == SampleKind::ThroughputUpload;
                 if let Some(bps) = s.throughput_bps.filter(|b| s.success && b.is_finite())
                     && bps >= 0.0
                 {
@@ -496,12 +509,25 @@ impl Window {
                         wall: truncate_ms(s.at.wall),
                         mono: s.at.mono,
                     };
-                    let increase = s.loaded_increase.map(|d| d.as_secs_f64());
-                    self.tests.push_back(Test { at, bps, increase });
+                    // `loaded_latency` stays the downloads' figure.
+                    let increase = s
+                        .loaded_increase
+                        .filter(|_| !upload)
+                        .map(|d| d.as_secs_f64());
+                    let list = if upload {
+                        &mut self.up_tests
+                    } else {
+                        &mut self.tests
+                    };
+                    list.push_back(Test { at, bps, increase });
                     // The previous newest may have been kept only because it was the newest.
                     self.advance(s.at, th);
-                    self.median = median(self.tests.iter().map(|t| t.bps));
-                    return Some(Fed::Test(bps, increase));
+                    if upload {
+                        self.up_median = median(self.up_tests.iter().map(|t| t.bps));
+                    } else {
+                        self.median = median(self.tests.iter().map(|t| t.bps));
+                    }
+                    return Some(Fed::Test(bps, increase, upload));
                 }
                 return Some(Fed::Nothing);
             }
@@ -552,9 +578,8 @@ impl Window {
         if q(&self.http, P95, self.http.over_b, th.http_p95) {
             m |= Trigger::HttpP95.bit();
         }
-        if let (Some(thr), Some(med)) = (th.throughput, self.median)
-            && med < thr
-        {
+        let below = |floor: Option<f64>, med: Option<f64>| matches!((floor, med), (Some(f), Some(m)) if m < f);
+        if below(th.throughput, self.median) || below(th.throughput_up, self.up_median) {
             m |= Trigger::Throughput.bit();
         }
         if let (Some(thr), Some(med)) = (
@@ -574,6 +599,7 @@ impl Window {
             || self.dns.n() >= th.min
             || self.http.n() >= th.min
             || !self.tests.is_empty()
+            || !self.up_tests.is_empty()
     }
 
     pub(super) fn figures(&self) -> Figures {
@@ -585,6 +611,7 @@ impl Window {
             dns_p95_seconds: self.dns.seconds(P95),
             http_p95_seconds: self.http.seconds(P95),
             throughput_bps: self.median,
+            throughput_upload_bps: self.up_median,
             throughput_last_bps: self.tests.back().map(|t| t.bps),
             samples: self.ring.len() as u64,
         }
@@ -650,12 +677,19 @@ impl Window {
             }
         }
         let mut start = best.map(|b| self.stamp_of(b));
-        if has(Trigger::Throughput)
-            && let Some(thr) = th.throughput
+        // Per direction whose floor is crossed: its own change point.
+        let tripped = |med: Option<f64>, thr: f64| med.is_some_and(|m| m < thr);
+        for ((tests, floor), med) in self
+            .directions(th)
+            .into_iter()
+            .zip([self.median, self.up_median])
         {
+            let Some(thr) = floor.filter(|f| has(Trigger::Throughput) && tripped(med, *f)) else {
+                continue;
+            };
             let mut cp = ChangePoint::new(0.5);
             let mut at = None;
-            for t in self.tests.iter().rev() {
+            for t in tests.iter().rev() {
                 let slow = t.bps < thr;
                 cp.feed(slow, ms(t.at.mono));
                 if slow && cp.at == Some(ms(t.at.mono)) {
@@ -683,12 +717,14 @@ impl Window {
     /// threshold (the earliest a trip could still be back-dated to).
     pub(super) fn first_bad(&self, th: &Th) -> Option<u64> {
         let probe = self.bad.front().copied();
-        let test = th.throughput.and_then(|thr| {
-            self.tests
-                .iter()
-                .find(|t| t.bps < thr)
-                .map(|t| ms(t.at.mono))
-        });
+        let test = self
+            .directions(th)
+            .into_iter()
+            .filter_map(|(tests, floor)| {
+                let thr = floor?;
+                tests.iter().find(|t| t.bps < thr).map(|t| ms(t.at.mono))
+            })
+            .min();
         match (probe, test) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -741,8 +777,25 @@ impl ChangePoint {
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Fed {
     Probe(Entry),
-    /// A successful throughput test's goodput and latency increase.
-    Test(f64, Option<f64>),
+    /// A successful throughput test's goodput, latency increase, and
+    /// whether it was an upload.
+    Test(f64, Option<f64>, bool),
     /// A failed test: no figure.
     Nothing,
+}
+
+/// Drops the tests that left the window, keeping the newest while `hold`
+/// lasts; whether any went.
+fn expire_tests(tests: &mut VecDeque<Test>, now: u64, th: &Th) -> bool {
+    let mut changed = false;
+    while let Some(t) = tests.front() {
+        let age = now.saturating_sub(ms(t.at.mono));
+        let newest = tests.len() == 1;
+        if age < th.window_ms || (newest && age < th.hold_ms) {
+            break;
+        }
+        tests.pop_front();
+        changed = true;
+    }
+    changed
 }
