@@ -200,7 +200,7 @@ impl EndTrack {
     /// its own: the fault came back (weaker than the peak), so the end is
     /// dated from here on.
     pub(super) fn rebase(&mut self, now: Stamp) {
-        for i in (0..6).chain([UP]) {
+        for i in 0..SLOTS {
             if self.after_peak[i] {
                 continue;
             }
