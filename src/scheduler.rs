@@ -31,6 +31,11 @@
 //!   `max_bytes` fit in what is left of `max_bytes_per_day` for the local day
 //!   (bytes of failed and partial tests are spent too); otherwise the slot is
 //!   skipped and counted (`reason="budget"`). Budgets reset at local midnight.
+//! - **Campaign** (`schedule = "campaign"` throughput targets): the slots
+//!   are the planned times of [`crate::campaign::day_plan`] (10 a local
+//!   day, by the BNetzA sampling rules) instead of a grid; the plan carries
+//!   its own jitter. Missed planned slots are skipped and counted as above,
+//!   and the daily budget still caps.
 //! - **Cancellation**: once `cancel` fires no new probe starts; probes in
 //!   flight finish or hit their deadline; [`Scheduler::run`] then returns.
 //!
@@ -52,12 +57,12 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc, onesho
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use jiff::Timestamp;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
 
 use crate::config::diff::Diff;
-use crate::config::{Config, Kind, TargetSpec};
+use crate::config::{Config, Kind, Schedule, Target, TargetSpec};
 use crate::metrics::{Metrics, Skip};
 use crate::probe::seam::Slots;
 use crate::probe::{Completion, Probe, ProbeResult, Request};
@@ -72,13 +77,15 @@ struct Bookkeeping {
     busy: Box<[Arc<AtomicBool>]>,
     metrics: Option<Arc<Metrics>>,
     budgets: Budgets,
+    /// The clock budget days are read from.
+    wall: Wall,
 }
 
 impl Slots for Bookkeeping {
     fn observed(&self, result: &ProbeResult) {
         if let Some(tp) = &result.observation.info.throughput {
             self.budgets
-                .charge(result.target, tp.bytes, jiff::Timestamp::now());
+                .charge(result.target, tp.bytes, self.wall.at(Instant::now()));
         }
     }
 
@@ -104,6 +111,7 @@ pub struct Scheduler<P: Probe> {
     spent_today: Vec<u64>,
     /// Slots of held groups are skipped ([`crate::probe::hold::ProbeHold`]).
     hold: Option<crate::probe::hold::ProbeHold>,
+    wall: Wall,
 }
 
 /// A configuration reload for the running scheduler, applied between two
@@ -300,11 +308,53 @@ fn jitter(max: Duration) -> Duration {
 
 /// How far a target's slots may move: 10 % of the interval for throughput
 /// targets, none for the rest.
-pub fn max_jitter(target: &crate::config::Target) -> Duration {
-    if target.kind() == Kind::Throughput {
+pub fn max_jitter(target: &Target) -> Duration {
+    if target.kind() == Kind::Throughput && campaign(target).is_none() {
         target.interval / 10
     } else {
         Duration::ZERO
+    }
+}
+
+/// `Some` for a `schedule = "campaign"` target.
+fn campaign(target: &Target) -> Option<()> {
+    match &target.spec {
+        TargetSpec::Throughput(s) if s.schedule == Schedule::Campaign => Some(()),
+        _ => None,
+    }
+}
+
+/// Where wall-clock time is read: the system clock, or (tests) a wall time
+/// anchored at a tokio instant and advanced with the tokio clock.
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(test), allow(dead_code))]
+enum Wall {
+    System,
+    Anchored(Timestamp, Instant),
+}
+
+impl Wall {
+    /// The wall-clock time at `at`.
+    fn at(self, at: Instant) -> Timestamp {
+        let (ts, base) = match self {
+            Wall::System => (Timestamp::now(), Instant::now()),
+            Wall::Anchored(ts, base) => (ts, base),
+        };
+        let d = if at >= base {
+            SignedDuration::try_from(at - base).unwrap_or(SignedDuration::MAX)
+        } else {
+            -SignedDuration::try_from(base - at).unwrap_or(SignedDuration::MAX)
+        };
+        ts.saturating_add(d).unwrap_or(ts)
+    }
+
+    /// The tokio instant of wall time `ts`, seen from `now`.
+    fn instant(self, ts: Timestamp, now: Instant) -> Instant {
+        let ahead = ts.duration_since(self.at(now));
+        match Duration::try_from(ahead) {
+            Ok(d) => now + d,
+            Err(_) => now.checked_sub(ahead.unsigned_abs()).unwrap_or(now),
+        }
     }
 }
 
@@ -355,6 +405,7 @@ impl<P: Probe> Scheduler<P> {
             spent_today: Vec::new(),
             reloads: None,
             hold: None,
+            wall: Wall::System,
         }
     }
 
@@ -369,6 +420,14 @@ impl<P: Probe> Scheduler<P> {
     /// already spent today, before a restart.
     pub fn with_spent_today(mut self, spent: Vec<u64>) -> Self {
         self.spent_today = spent;
+        self
+    }
+
+    /// Tests: wall-clock time is `now` at the tokio instant this is called,
+    /// and advances with the tokio clock (which tests pause and move).
+    #[cfg(test)]
+    fn with_wall_clock(mut self, now: Timestamp) -> Self {
+        self.wall = Wall::Anchored(now, Instant::now());
         self
     }
 
@@ -404,6 +463,11 @@ struct Run<P: Probe> {
     jitter: Vec<Duration>,
     /// The throughput targets (speed tests), which never run two at a time.
     tests: Vec<usize>,
+    /// The days of campaigns (and budgets).
+    tz: TimeZone,
+    /// Campaign targets: their plan's seed and the wall time of their next
+    /// planned slot (`grid`); `None` for the rest.
+    plans: Vec<Option<Plan>>,
     /// Probes due but waiting for a concurrency permit, oldest first.
     waiting: VecDeque<(usize, Instant)>,
     queued: Vec<bool>,
@@ -412,17 +476,54 @@ struct Run<P: Probe> {
     delayed: RateLimited,
 }
 
+/// A campaign target's plan: its seed and its next planned test.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    seed: u64,
+    next: Timestamp,
+}
+
+/// The first slot of target `i` of `n` from `start`: spread over its
+/// interval, or a campaign's next planned test.
+fn first_slot(
+    t: &Target,
+    i: usize,
+    n: usize,
+    start: Instant,
+    wall: Wall,
+    tz: &TimeZone,
+) -> (Instant, Option<Plan>) {
+    let spread = start + first_offset(t.interval, i, n);
+    if campaign(t).is_none() {
+        return (spread, None);
+    }
+    let seed = crate::campaign::seed(&t.name);
+    let now = wall.at(start);
+    let Some(next) = crate::campaign::next_after(now, tz, seed) else {
+        return (spread, None);
+    };
+    if let Some(today) = crate::campaign::day_plan(now.to_zoned(tz.clone()).date(), tz, seed) {
+        tracing::info!(
+            target_name = %t.name,
+            today = %crate::campaign::describe(&today, tz),
+            next = %next,
+            "measuring campaign: 10 throughput tests a day at planned times"
+        );
+    }
+    (wall.instant(next, start), Some(Plan { seed, next }))
+}
+
 impl<P: Probe> Run<P> {
     fn new(s: Scheduler<P>, tz: TimeZone) -> Self {
         let start = Instant::now();
         let n = s.config.targets.len();
-        let grid: Vec<Instant> = s
+        let (grid, plans): (Vec<Instant>, Vec<Option<Plan>>) = s
             .config
             .targets
             .iter()
             .enumerate()
-            .map(|(i, t)| start + first_offset(t.interval, i, n))
-            .collect();
+            .map(|(i, t)| first_slot(t, i, n, start, s.wall, &tz))
+            .unzip();
         let max: Vec<Duration> = s.config.targets.iter().map(max_jitter).collect();
         let heap = grid
             .iter()
@@ -443,6 +544,7 @@ impl<P: Probe> Run<P> {
             grid,
             jitter: max,
             tests,
+            plans,
             waiting: VecDeque::new(),
             queued: vec![false; n],
             slots: Arc::new(Bookkeeping {
@@ -450,8 +552,8 @@ impl<P: Probe> Run<P> {
                 busy: (0..n).map(|_| Arc::new(AtomicBool::new(false))).collect(),
                 metrics: s.metrics.clone(),
                 budgets: {
-                    let b = Budgets::new(&s.config, tz);
-                    let now = Timestamp::now();
+                    let b = Budgets::new(&s.config, tz.clone());
+                    let now = s.wall.at(start);
                     for (i, bytes) in s.spent_today.iter().enumerate() {
                         if *bytes > 0 {
                             b.charge(i, *bytes, now);
@@ -459,9 +561,11 @@ impl<P: Probe> Run<P> {
                     }
                     b
                 },
+                wall: s.wall,
             }),
             skipped: RateLimited::default(),
             delayed: RateLimited::default(),
+            tz,
             s,
         }
     }
@@ -520,12 +624,15 @@ impl<P: Probe> Run<P> {
         if let Some(m) = &self.s.metrics {
             m.reload(&self.s.config, &config, kept);
         }
-        self.grid = (0..n)
-            .map(|i| match kept_of(i).and_then(|o| self.grid.get(o)) {
-                Some(g) => *g,
-                None => now + first_offset(config.targets[i].interval, i, n),
-            })
-            .collect();
+        let wall = self.s.wall;
+        (self.grid, self.plans) = (0..n)
+            .map(
+                |i| match kept_of(i).and_then(|o| self.grid.get(o).zip(self.plans.get(o))) {
+                    Some((g, p)) => (*g, *p),
+                    None => first_slot(&config.targets[i], i, n, now, wall, &self.tz),
+                },
+            )
+            .unzip();
         self.jitter = config.targets.iter().map(max_jitter).collect();
         self.heap = self
             .grid
@@ -560,6 +667,7 @@ impl<P: Probe> Run<P> {
             busy,
             metrics: self.s.metrics.clone(),
             budgets: self.slots.budgets.reloaded(&config, kept),
+            wall,
         });
         let (tx, rx) = mpsc::channel(self.s.results.max_capacity());
         self.s.results = tx;
@@ -590,7 +698,10 @@ impl<P: Probe> Run<P> {
             }
             let interval = self.s.config.targets[i].interval;
             let grid = self.grid[i];
-            let (current, next, mut missed) = catch_up(grid, interval, now);
+            let (current, next, mut missed) = match self.planned(i, now) {
+                Some(c) => c,
+                None => catch_up(grid, interval, now),
+            };
             // The planned start: the slot plus its jitter when on time, the
             // grid position of the latest slot when slots were passed over.
             let slot = if current == grid { fire } else { current };
@@ -627,6 +738,36 @@ impl<P: Probe> Run<P> {
                 Err(TryAcquireError::Closed) => {}
             }
         }
+    }
+
+    /// [`catch_up`] for a campaign target: the latest planned slot at or
+    /// before `now`, the next planned one (which becomes its slot), and how
+    /// many planned slots were passed over. `None` for other targets.
+    fn planned(&mut self, i: usize, now: Instant) -> Option<(Instant, Instant, u64)> {
+        let plan = self.plans.get_mut(i)?.as_mut()?;
+        let wall = self.s.wall;
+        let now_ts = wall.at(now);
+        let mut current = plan.next;
+        let mut missed = 0u64;
+        // A stalled process (or a suspend) passed over planned slots: they
+        // are skipped, never run in a burst. Bounded: ten a day.
+        while missed < 100_000 {
+            match crate::campaign::next_after(current, &self.tz, plan.seed) {
+                Some(n) if n <= now_ts => {
+                    current = n;
+                    missed += 1;
+                }
+                _ => break,
+            }
+        }
+        let next = crate::campaign::next_after(current.max(now_ts), &self.tz, plan.seed)?;
+        plan.next = next;
+        let current_at = if missed == 0 {
+            self.grid[i]
+        } else {
+            wall.instant(current, now)
+        };
+        Some((current_at, wall.instant(next, now), missed))
     }
 
     fn skip(&mut self, i: usize, missed: u64, lateness: Duration, now: Instant) {
@@ -666,7 +807,7 @@ impl<P: Probe> Run<P> {
             spent,
             per_day,
             first,
-        } = self.slots.budgets.admit(i, Timestamp::now())
+        } = self.slots.budgets.admit(i, self.s.wall.at(Instant::now()))
         else {
             return true;
         };
@@ -1270,6 +1411,79 @@ mod tests {
             .count();
         assert!(waited >= 2, "{runs:?}");
         assert!(runs.iter().all(|r| r.1 >= start));
+    }
+
+    /// One `schedule = "campaign"` target spending `per_test` of `per_day`.
+    fn campaign_config(per_test: u64, per_day: u64) -> Arc<Config> {
+        let mut cfg = (*throughput_config(per_test, per_day)).clone();
+        if let TargetSpec::Throughput(s) = &mut cfg.targets[0].spec {
+            s.schedule = Schedule::Campaign;
+        }
+        Arc::new(cfg)
+    }
+
+    /// Runs a campaign target from local midnight of 2026-12-07 in Berlin for
+    /// three days and returns the wall-clock starts of its tests.
+    async fn campaign_run(cfg: Arc<Config>, metrics: Option<Arc<Metrics>>) -> Vec<Timestamp> {
+        let tz = TimeZone::get("Europe/Berlin").unwrap();
+        let midnight: Timestamp = "2026-12-06T23:00:00Z".parse().unwrap();
+        let spender = Spender::new(10, Duration::from_secs(60));
+        let (tx, mut rx) = mpsc::channel(1024);
+        let cancel = CancellationToken::new();
+        let start = Instant::now();
+        let sched = Scheduler::new(cfg, spender.clone(), tx, metrics).with_wall_clock(midnight);
+        let handle = tokio::spawn(sched.run_in(cancel.clone(), tz));
+        let collect = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        tokio::time::sleep(Duration::from_secs(3 * 86_400)).await;
+        cancel.cancel();
+        handle.await.unwrap();
+        collect.await.unwrap();
+        let starts = spender.starts.lock().unwrap().clone();
+        starts
+            .iter()
+            .map(|s| midnight + SignedDuration::try_from(*s - start).unwrap())
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_campaign_target_tests_at_the_planned_times_of_each_day() {
+        let cfg = campaign_config(10, 1000);
+        let tz = TimeZone::get("Europe/Berlin").unwrap();
+        let seed = crate::campaign::seed(&cfg.targets[0].name);
+        let starts = campaign_run(cfg, None).await;
+        let mut planned = Vec::new();
+        let mut day = jiff::civil::Date::constant(2026, 12, 7);
+        for _ in 0..3 {
+            planned.extend(crate::campaign::day_plan(day, &tz, seed).unwrap());
+            day = day.tomorrow().unwrap();
+        }
+        // 30 tests, each within a few ms of its planned time (the timer's
+        // millisecond resolution): no grid, no interval, no extra jitter.
+        assert_eq!(starts.len(), 30, "{starts:?}");
+        for (s, p) in starts.iter().zip(&planned) {
+            let late = s.duration_since(*p);
+            assert!(
+                late >= SignedDuration::ZERO && late < SignedDuration::from_millis(10),
+                "started {s}, planned {p}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_daily_budget_still_caps_a_campaign() {
+        // 10 bytes a test, 95 a day: 9 of the 10 planned tests fit each day.
+        let cfg = campaign_config(10, 95);
+        let metrics = Arc::new(Metrics::new(&cfg).unwrap());
+        let starts = campaign_run(cfg, Some(metrics.clone())).await;
+        assert_eq!(starts.len(), 27, "{starts:?}");
+        let text = String::from_utf8(metrics.encode().unwrap()).unwrap();
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("linkwatch_probes_skipped_total{")
+                    && l.contains("reason=\"budget\"")
+                    && l.ends_with(" 3")),
+            "{text}"
+        );
     }
 
     #[test]

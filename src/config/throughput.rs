@@ -75,6 +75,31 @@ pub struct ThroughputSpec {
     /// sender that fills the buffer, as most home traffic does); `None`:
     /// the system default.
     pub congestion: Option<String>,
+    /// When the tests run: every `interval` (the default), or a BNetzA
+    /// measuring campaign of 10 tests a day ([`crate::campaign`]).
+    pub schedule: Schedule,
+}
+
+/// `schedule` of a throughput target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Schedule {
+    /// One test every `interval`, jittered by up to 10 % of it.
+    #[default]
+    Interval,
+    /// 10 tests each local day at planned times that meet the BNetzA
+    /// sampling rules (5 in the morning, 5 in the evening, each at least
+    /// 5 min apart, at least 3 h between the 5th and the 6th).
+    Campaign,
+}
+
+impl Schedule {
+    /// The `schedule` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Schedule::Interval => "interval",
+            Schedule::Campaign => "campaign",
+        }
+    }
 }
 
 impl ThroughputSpec {
@@ -119,6 +144,7 @@ impl ThroughputSpec {
             tls_verify: true,
             judge_outages: false,
             congestion: None,
+            schedule: Schedule::Interval,
         }
     }
 

@@ -769,6 +769,7 @@ fn full_example_parses_to_the_expected_model() {
                     tls_verify: false,
                     judge_outages: false,
                     congestion: None,
+                    schedule: Default::default(),
                 }),
             },
             config::Target {
