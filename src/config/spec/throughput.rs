@@ -182,7 +182,9 @@ pub(super) fn parse(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Option<ThroughputSpe
             };
             let message = format!(
                 "`max_bytes_per_day` ({written}) cannot hold a campaign's {n} tests a day of \
-                 `max_bytes` ({max}) each ({need}): raise it or lower `max_bytes`",
+                 `max_bytes` ({}) each ({}): raise it or lower `max_bytes`",
+                super::super::format_bytes(max),
+                super::super::format_bytes(need),
                 n = crate::campaign::TESTS_PER_DAY
             );
             max_bytes_per_day = Err(w.report(span, t.key("max_bytes_per_day"), message));
