@@ -1424,10 +1424,14 @@ mod tests {
 
     /// Runs a campaign target from local midnight of 2026-12-07 in Berlin for
     /// three days and returns the wall-clock starts of its tests.
-    async fn campaign_run(cfg: Arc<Config>, metrics: Option<Arc<Metrics>>) -> Vec<Timestamp> {
+    async fn campaign_run(
+        cfg: Arc<Config>,
+        metrics: Option<Arc<Metrics>>,
+        hold: Duration,
+    ) -> Vec<Timestamp> {
         let tz = TimeZone::get("Europe/Berlin").unwrap();
         let midnight: Timestamp = "2026-12-06T23:00:00Z".parse().unwrap();
-        let spender = Spender::new(10, Duration::from_secs(60));
+        let spender = Spender::new(10, hold);
         let (tx, mut rx) = mpsc::channel(1024);
         let cancel = CancellationToken::new();
         let start = Instant::now();
@@ -1450,7 +1454,7 @@ mod tests {
         let cfg = campaign_config(10, 1000);
         let tz = TimeZone::get("Europe/Berlin").unwrap();
         let seed = crate::campaign::seed(&cfg.targets[0].name);
-        let starts = campaign_run(cfg, None).await;
+        let starts = campaign_run(cfg, None, Duration::from_secs(60)).await;
         let mut planned = Vec::new();
         let mut day = jiff::civil::Date::constant(2026, 12, 7);
         for _ in 0..3 {
@@ -1474,7 +1478,7 @@ mod tests {
         // 10 bytes a test, 95 a day: 9 of the 10 planned tests fit each day.
         let cfg = campaign_config(10, 95);
         let metrics = Arc::new(Metrics::new(&cfg).unwrap());
-        let starts = campaign_run(cfg, Some(metrics.clone())).await;
+        let starts = campaign_run(cfg, Some(metrics.clone()), Duration::from_secs(60)).await;
         assert_eq!(starts.len(), 27, "{starts:?}");
         let text = String::from_utf8(metrics.encode().unwrap()).unwrap();
         assert!(
@@ -1484,6 +1488,33 @@ mod tests {
                     && l.ends_with(" 3")),
             "{text}"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_campaign_test_still_running_skips_the_next_planned_one() {
+        // Tests that take 20 min outlast the 8-15 min steps: a planned test
+        // that finds the previous one running is skipped and counted, never
+        // started late or twice.
+        let cfg = campaign_config(10, 1000);
+        let metrics = Arc::new(Metrics::new(&cfg).unwrap());
+        let starts = campaign_run(cfg, Some(metrics.clone()), Duration::from_secs(20 * 60)).await;
+        for w in starts.windows(2) {
+            assert!(
+                w[1].duration_since(w[0]) >= SignedDuration::from_mins(20),
+                "{w:?}"
+            );
+        }
+        let text = String::from_utf8(metrics.encode().unwrap()).unwrap();
+        let behind: usize = text
+            .lines()
+            .find(|l| {
+                l.starts_with("linkwatch_probes_skipped_total{") && l.contains("reason=\"behind\"")
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap();
+        assert!(behind > 0 && starts.len() < 30, "{starts:?}");
+        assert_eq!(starts.len() + behind, 30, "{starts:?}");
     }
 
     #[test]
