@@ -7,6 +7,7 @@
 //! The modules public here are the crate's face (the binary and the
 //! integration tests use them); the others are `pub(crate)`.
 
+pub(crate) mod campaign;
 pub mod cli;
 pub mod config;
 pub(crate) mod daemon;

@@ -20,7 +20,7 @@ use crate::path;
 use crate::text::DurationStyle::Spaced;
 use crate::text::duration;
 
-mod contract;
+pub(crate) mod contract;
 mod html;
 mod plan;
 mod slow;

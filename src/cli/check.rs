@@ -34,6 +34,9 @@ pub(super) fn check(path: &Path) -> ExitCode {
                 plural(cfg.groups.len(), "group"),
                 plural(cfg.targets.len(), "target")
             ));
+            let printed = campaigns(&cfg)
+                .iter()
+                .fold(printed, |p, line| p.and_then(|()| out_line(line)));
             then(printed, ExitCode::SUCCESS)
         }
         Err(errors) => {
@@ -41,6 +44,39 @@ pub(super) fn check(path: &Path) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// One line per `schedule = "campaign"` target: what it runs, today's
+/// planned times in the system time zone (the daemon's), the data it spends
+/// and how long a complete sample takes.
+fn campaigns(cfg: &config::Config) -> Vec<String> {
+    let tz = jiff::tz::TimeZone::system();
+    let today = jiff::Zoned::now().with_time_zone(tz.clone()).date();
+    cfg.targets
+        .iter()
+        .filter_map(|t| match &t.spec {
+            config::TargetSpec::Throughput(s) if s.schedule == config::Schedule::Campaign => {
+                Some((t, s))
+            }
+            _ => None,
+        })
+        .map(|(t, s)| {
+            let n = crate::campaign::TESTS_PER_DAY;
+            let times = crate::campaign::day_plan(today, &tz, crate::campaign::seed(&t.name))
+                .map_or_else(|| "-".to_owned(), |p| crate::campaign::describe(&p, &tz));
+            format!(
+                "campaign `{}`: {n} {} tests a day, 5 from 09:00-10:00 and 5 from 19:00-20:00 \
+                 local time, 8-15 min apart; today ({today}, {}): {times}; up to {} of the \
+                 {} daily budget; a complete BNetzA sample (3 measuring days a day apart, \
+                 within 14 days) after 5 full days",
+                t.name,
+                s.direction,
+                tz.iana_name().unwrap_or("system time zone"),
+                config::format_bytes(s.max_bytes.saturating_mul(n as u64)),
+                config::format_bytes(s.max_bytes_per_day),
+            )
+        })
+        .collect()
 }
 
 /// An error and its causes on one line, each cause once (some errors repeat

@@ -28,7 +28,10 @@ pub use error::{ConfigError, ConfigErrors, escaped};
 pub use model::*;
 pub use parse::{load, parse, parse_bytes};
 pub use thresholds::ThroughputFloor;
-pub use throughput::{Criteria, CriteriaSet, RATE_UNITS, format_bytes, format_rate, parse_rate};
+pub use throughput::{
+    Criteria, CriteriaSet, FCC_PEAK, FIFTH_TO_SIXTH_SECONDS, MIN_SPACING_SECONDS, RATE_UNITS,
+    TESTS_PER_DAY, format_bytes, format_rate, parse_rate,
+};
 
 /// The embedded default configuration (`config/default.toml`), used by
 /// `linkwatch run` without `--config`.

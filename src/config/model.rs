@@ -13,7 +13,7 @@ use url::Url;
 pub use super::net::{Cidr, Host, IpVersion};
 pub use super::thresholds::Degraded;
 use super::throughput::format_bytes;
-pub use super::throughput::{Direction, Plan, ThroughputSpec};
+pub use super::throughput::{Direction, Plan, Schedule, ThroughputSpec};
 
 /// A fully validated linkwatch configuration.
 #[derive(Debug, Clone, PartialEq)]

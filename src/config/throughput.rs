@@ -75,6 +75,31 @@ pub struct ThroughputSpec {
     /// sender that fills the buffer, as most home traffic does); `None`:
     /// the system default.
     pub congestion: Option<String>,
+    /// When the tests run: every `interval` (the default), or a BNetzA
+    /// measuring campaign of 10 tests a day ([`crate::campaign`]).
+    pub schedule: Schedule,
+}
+
+/// `schedule` of a throughput target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Schedule {
+    /// One test every `interval`, jittered by up to 10 % of it.
+    #[default]
+    Interval,
+    /// 10 tests each local day at planned times that meet the BNetzA
+    /// sampling rules (5 in the morning, 5 in the evening, each at least
+    /// 5 min apart, at least 3 h between the 5th and the 6th).
+    Campaign,
+}
+
+impl Schedule {
+    /// The `schedule` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Schedule::Interval => "interval",
+            Schedule::Campaign => "campaign",
+        }
+    }
 }
 
 impl ThroughputSpec {
@@ -119,6 +144,7 @@ impl ThroughputSpec {
             tls_verify: true,
             judge_outages: false,
             congestion: None,
+            schedule: Schedule::Interval,
         }
     }
 
@@ -159,6 +185,16 @@ pub enum Criteria {
     /// `[plan.criteria]`: the same three criteria with explicit thresholds.
     Custom(CriteriaSet),
 }
+
+/// BNetzA's sampling rules, which the report's contract section counts by
+/// and a `schedule = "campaign"` target plans by: tests on one measuring
+/// day (30 over 3 days), the shortest spacing of two tests, and the time
+/// between a day's 5th and 6th test.
+pub const TESTS_PER_DAY: usize = 10;
+pub const MIN_SPACING_SECONDS: i64 = 5 * 60;
+pub const FIFTH_TO_SIXTH_SECONDS: i64 = 3 * 3600;
+/// FCC's peak: 19:00 to before 23:00 local time.
+pub const FCC_PEAK: std::ops::Range<i8> = 19..23;
 
 /// The thresholds the contract section judges with.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]

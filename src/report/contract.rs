@@ -31,16 +31,14 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
-use crate::config::{CriteriaSet, format_rate};
+use crate::config::{
+    CriteriaSet, FCC_PEAK, FIFTH_TO_SIXTH_SECONDS, MIN_SPACING_SECONDS, format_rate,
+};
 use crate::text::esc;
 
-/// FCC's peak: 19:00 to before 23:00 local time.
-pub const FCC_PEAK: std::ops::Range<i8> = 19..23;
 /// Days a campaign may span (tests per day and days per campaign: the
 /// [`CriteriaSet`]).
 pub const SPAN_DAYS: i32 = 14;
-pub const MIN_SPACING_SECONDS: i64 = 5 * 60;
-pub const FIFTH_TO_SIXTH_SECONDS: i64 = 3 * 3600;
 
 /// One test as the section counts it.
 #[derive(Debug, Clone, Copy)]

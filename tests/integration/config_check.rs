@@ -13,7 +13,7 @@ use http::{HeaderName, HeaderValue};
 use linkwatch::config::{
     self, BodyMatch, Config, ConfigError, ConfigErrors, Direction, DnsServer, DnsSpec,
     DnsTransport, DownWhen, Host, HttpMethod, HttpSpec, IcmpSpec, IpVersion, Kind, LogFormat,
-    Nameserver, Plan, TargetSpec, TcpSpec, ThroughputSpec,
+    Nameserver, Plan, Schedule, TargetSpec, TcpSpec, ThroughputSpec,
 };
 
 const FIXTURES: &str = "tests/config";
@@ -234,6 +234,16 @@ const INVALID: &[(&str, &[&str])] = &[
             "49:12: key `target[5].interval`: `interval` (15s) must be longer than a whole test can take: 2 × `timeout` (5s) + `max_duration` (10s) + the idle-latency baseline (2s) = 22s",
             "53:12: key `plan.download`: `download` (100 Mbps) is not a rate (unknown unit `Mbps`; use one of bit/s, kbit/s, Mbit/s, Gbit/s, B/s, kB/s, MB/s, GB/s); write e.g. \"100 Mbit/s\"",
             "54:10: key `plan.upload`: expected a rate such as \"100 Mbit/s\", found integer `20`",
+        ],
+    ),
+    (
+        "invalid-campaign.toml",
+        &[
+            "9:12: key `target[0].schedule`: `schedule` (hourly) must be \"interval\" (a test every `interval`) or \"campaign\" (10 tests a day by the BNetzA sampling rules)",
+            "17:12: key `target[1].interval`: `interval` is not used with `schedule = \"campaign\"` (10 tests a day at planned times); remove it, or use `schedule = \"interval\"`",
+            "26:21: key `target[2].max_bytes_per_day`: `max_bytes_per_day` (\"500 MB\") cannot hold a campaign's 10 tests a day of `max_bytes` (100.00 MB) each (1.00 GB): raise it or lower `max_bytes`",
+            "33:12: key `target[3].max_bytes_per_day`: `max_bytes_per_day` (1000000000, the default) cannot hold a campaign's 10 tests a day of `max_bytes` (200.00 MB) each (2.00 GB): raise it or lower `max_bytes`",
+            "42:16: key `target[4].max_duration`: a campaign's tests are 5m apart at least, so a whole test must take less: 2 × `timeout` (5s) + `max_duration` (5m) + the idle-latency baseline (2s) = 5m12s",
         ],
     ),
     (
@@ -769,6 +779,7 @@ fn full_example_parses_to_the_expected_model() {
                     tls_verify: false,
                     judge_outages: false,
                     congestion: None,
+                    schedule: Default::default(),
                 }),
             },
             config::Target {
@@ -1076,6 +1087,57 @@ fn check_command_reports_every_fixture_and_exits_2() {
 }
 
 /// `check` reads every `ca_file` as the daemon's start would: a missing or
+/// `schedule = "campaign"`: parsed as such (its `interval` unused, the
+/// throughput default), and `linkwatch check` lists the campaign with
+/// today's 10 planned times in the time zone it names.
+#[test]
+fn a_campaign_target_parses_and_check_lists_its_plan() {
+    let text = "[[group]]\nname = \"g\"\n[[target]]\nname = \"dl\"\ngroup = \"g\"\n\
+                kind = \"throughput\"\nurl = \"http://127.0.0.1:9/x\"\nschedule = \"campaign\"\n\
+                [[target]]\nname = \"ul\"\ngroup = \"g\"\nkind = \"throughput\"\n\
+                url = \"http://127.0.0.1:9/y\"\ndirection = \"upload\"\nschedule = \"interval\"\n";
+    let cfg = config::parse(text, "campaign.toml").unwrap();
+    let schedules: Vec<Schedule> = cfg
+        .targets
+        .iter()
+        .map(|t| match &t.spec {
+            TargetSpec::Throughput(s) => s.schedule,
+            _ => panic!("not a throughput target"),
+        })
+        .collect();
+    assert_eq!(schedules, [Schedule::Campaign, Schedule::Interval]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("campaign.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_linkwatch"))
+        .args(["check", "--config"])
+        .arg(&path)
+        .env("TZ", "Europe/Berlin")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "one line for the one campaign: {stdout}");
+    let line = lines[1];
+    assert!(
+        line.starts_with("campaign `dl`: 10 download tests a day")
+            && line.contains("Europe/Berlin"),
+        "{line}"
+    );
+    let times = line
+        .split_once("): ")
+        .and_then(|(_, rest)| rest.split_once(';'))
+        .map(|(times, _)| times.split(' ').collect::<Vec<_>>())
+        .unwrap();
+    assert_eq!(times.len(), 10, "{line}");
+    assert!(times.windows(2).all(|w| w[0] < w[1]), "{line}");
+    assert!(
+        times[0] >= "09:00" && times[4] <= "11:00" && times[5] >= "19:00",
+        "{line}"
+    );
+}
+
 /// unparsable one fails the check, naming the target and the file; a real
 /// PEM bundle passes.
 #[test]

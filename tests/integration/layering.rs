@@ -34,6 +34,7 @@ const ORDER: &[&str] = &[
     "metrics",
     "probe",
     "journal",
+    "campaign",
     "config",
     "sdnotify",
     "timeparse",

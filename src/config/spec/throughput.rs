@@ -13,7 +13,7 @@ use std::time::Duration;
 use toml::de::DeValue;
 
 use super::super::error::shown;
-use super::super::model::{Direction, IpVersion, Plan, ThroughputSpec};
+use super::super::model::{Direction, IpVersion, Plan, Schedule, ThroughputSpec};
 use super::super::throughput::parse_rate;
 use super::super::validate;
 use super::super::walk::{At, Got, Reported, Span, Tbl, Walker};
@@ -32,6 +32,7 @@ pub(super) const KEYS: &[&str] = &[
     "tls_verify",
     "judge_outages",
     "congestion",
+    "schedule",
 ];
 
 /// Byte units, decimal and binary, as (unit, bytes).
@@ -78,6 +79,19 @@ fn direction_value(s: &str) -> Result<Direction, String> {
     }
 }
 
+/// `schedule`: `interval` or `campaign`.
+fn schedule_value(s: &str) -> Result<Schedule, String> {
+    match s {
+        "interval" => Ok(Schedule::Interval),
+        "campaign" => Ok(Schedule::Campaign),
+        _ => Err(format!(
+            "`schedule` ({s}) must be \"interval\" (a test every `interval`) or \"campaign\" \
+             (10 tests a day by the BNetzA sampling rules)",
+            s = shown(s)
+        )),
+    }
+}
+
 /// `congestion`: the name of a TCP congestion control.
 fn congestion_value(s: &str) -> Result<String, String> {
     if !s.is_empty() && s.len() < 16 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
@@ -109,6 +123,8 @@ pub(super) fn parse(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Option<ThroughputSpe
     let judge_outages = w.boolean(t, "judge_outages");
     let congestion = w.string(t, "congestion");
     let congestion = w.check(t, "congestion", congestion, |s| congestion_value(s));
+    let schedule = w.string(t, "schedule");
+    let schedule = w.check(t, "schedule", schedule, |s| schedule_value(s));
     let ip = match &url {
         Ok(u) => match u.value.host() {
             Some(url::Host::Ipv4(ip)) => Some(ip.into()),
@@ -150,6 +166,11 @@ pub(super) fn parse(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Option<ThroughputSpe
         );
         max_bytes_per_day = Err(w.report(day.span.clone(), t.key("max_bytes_per_day"), message));
     }
+    if max_bytes.is_ok()
+        && let Err(e) = campaign_budget(w, t, &schedule, &max_bytes_per_day, max)
+    {
+        max_bytes_per_day = Err(e);
+    }
 
     Some(ThroughputSpec {
         url: url.ok()?.value,
@@ -174,6 +195,7 @@ pub(super) fn parse(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Option<ThroughputSpe
         tls_verify: tls_verify.ok()?.is_none_or(|v| v.value),
         judge_outages: judge_outages.ok()?.is_some_and(|v| v.value),
         congestion: congestion.ok()?.map(|v| v.value),
+        schedule: schedule.ok()?.map_or(Schedule::Interval, |v| v.value),
     })
 }
 
@@ -190,6 +212,9 @@ pub(in super::super) fn timing(
     timeout: Duration,
 ) -> bool {
     spec.timeout = timeout;
+    if spec.schedule == Schedule::Campaign {
+        return campaign_timing(w, t, spec, interval_span, timeout);
+    }
     let span = interval_span.unwrap_or_else(|| t.span.clone());
     let shown = validate::format_duration(interval);
     if interval < ThroughputSpec::MIN_INTERVAL {
@@ -211,6 +236,46 @@ pub(in super::super) fn timing(
             validate::format_duration(spec.worst_case())
         );
         w.report(span, t.key("interval"), message);
+        return false;
+    }
+    true
+}
+
+/// [`timing`] of a `schedule = "campaign"` target: its tests run at planned
+/// times, so `interval` must not be set, and a whole test must end within
+/// the 5 minutes the sampling rules put between two tests.
+fn campaign_timing(
+    w: &mut Walker<'_>,
+    t: &Tbl<'_, '_>,
+    spec: &ThroughputSpec,
+    interval_span: Option<Span>,
+    timeout: Duration,
+) -> bool {
+    if let Some(span) = interval_span {
+        let message = "`interval` is not used with `schedule = \"campaign\"` (10 tests a day \
+                       at planned times); remove it, or use `schedule = \"interval\"`"
+            .to_owned();
+        w.report(span, t.key("interval"), message);
+        return false;
+    }
+    let spacing = std::time::Duration::from_secs(super::super::MIN_SPACING_SECONDS as u64);
+    if spec.worst_case() >= spacing {
+        let message = format!(
+            "a campaign's tests are {} apart at least, so a whole test must take less: \
+             2 × `timeout` ({}) + `max_duration` ({}) + the idle-latency baseline ({}) = {}",
+            validate::format_duration(spacing),
+            validate::format_duration(timeout),
+            validate::format_duration(spec.max_duration),
+            validate::format_duration(ThroughputSpec::IDLE_BUDGET),
+            validate::format_duration(spec.worst_case())
+        );
+        let key = if t.get("max_duration").is_some() {
+            "max_duration"
+        } else {
+            "schedule"
+        };
+        let span = t.get(key).map_or_else(|| t.span.clone(), |v| v.span());
+        w.report(span, t.key(key), message);
         return false;
     }
     true
@@ -295,6 +360,42 @@ const PLAN_KEYS: &[&str] = &[
     "upload_normal",
     "criteria",
 ];
+
+/// A campaign's 10 tests a day must fit in the daily budget, or the budget
+/// would end every measuring day short of a complete one.
+fn campaign_budget(
+    w: &mut Walker<'_>,
+    t: &Tbl<'_, '_>,
+    schedule: &Got<Schedule>,
+    max_bytes_per_day: &Got<u64>,
+    max: u64,
+) -> Result<(), Reported> {
+    let (Ok(Some(sch)), Ok(day)) = (schedule, max_bytes_per_day) else {
+        return Ok(());
+    };
+    if sch.value != Schedule::Campaign {
+        return Ok(());
+    }
+    let per_day = day
+        .as_ref()
+        .map_or(ThroughputSpec::DEFAULT_MAX_BYTES_PER_DAY, |d| d.value);
+    let need = max.saturating_mul(super::super::TESTS_PER_DAY as u64);
+    if per_day >= need {
+        return Ok(());
+    }
+    let (span, written) = match day {
+        Some(d) => (d.span.clone(), w.snippet(&d.span).to_owned()),
+        None => (sch.span.clone(), format!("{per_day}, the default")),
+    };
+    let message = format!(
+        "`max_bytes_per_day` ({written}) cannot hold a campaign's {n} tests a day of \
+         `max_bytes` ({}) each ({}): raise it or lower `max_bytes`",
+        super::super::format_bytes(max),
+        super::super::format_bytes(need),
+        n = super::super::TESTS_PER_DAY
+    );
+    Err(w.report(span, t.key("max_bytes_per_day"), message))
+}
 
 /// A byte size: an integer of bytes, or a string with a unit; more than 0.
 fn bytes(w: &mut Walker<'_>, t: &Tbl<'_, '_>, key: &str) -> Got<u64> {
