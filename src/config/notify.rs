@@ -531,49 +531,47 @@ fn delivery(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Option<Delivery> {
     })
 }
 
+/// The keys that belong to one kind of channel or another (the rest of
+/// [`KEYS`] applies to every channel).
+const KIND_KEYS: &[&str] = &[
+    "url",
+    "alertmanager",
+    "token_file",
+    "api_url",
+    "chat_id",
+    "smtp_host",
+    "smtp_port",
+    "security",
+    "from",
+    "to",
+    "username",
+    "password_file",
+    "ca_file",
+];
+
+/// The kind-specific keys a channel of `kind` takes.
+fn own_keys(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "webhook" => &["url", "alertmanager", "token_file"],
+        "ntfy" => &["url", "token_file"],
+        "telegram" => &["token_file", "api_url", "chat_id"],
+        _ => &[
+            "smtp_host",
+            "smtp_port",
+            "security",
+            "from",
+            "to",
+            "username",
+            "password_file",
+            "ca_file",
+        ],
+    }
+}
+
 /// Reports every key that belongs to another kind of channel.
 fn reject_foreign_keys(w: &mut Walker<'_>, t: &Tbl<'_, '_>, kind: &str) {
-    let foreign: &[&str] = match kind {
-        "webhook" => &[
-            "api_url",
-            "chat_id",
-            "smtp_host",
-            "smtp_port",
-            "security",
-            "from",
-            "to",
-            "username",
-            "password_file",
-            "ca_file",
-        ],
-        "ntfy" => &[
-            "alertmanager",
-            "api_url",
-            "chat_id",
-            "smtp_host",
-            "smtp_port",
-            "security",
-            "from",
-            "to",
-            "username",
-            "password_file",
-            "ca_file",
-        ],
-        "telegram" => &[
-            "url",
-            "alertmanager",
-            "smtp_host",
-            "smtp_port",
-            "security",
-            "from",
-            "to",
-            "username",
-            "password_file",
-            "ca_file",
-        ],
-        _ => &["url", "alertmanager", "api_url", "chat_id", "token_file"],
-    };
-    for key in foreign {
+    let own = own_keys(kind);
+    for key in KIND_KEYS.iter().filter(|k| !own.contains(k)) {
         if let Some(v) = t.get(key) {
             let message = format!("`{key}` does not apply to kind = \"{}\"", shown(kind));
             w.report(v.span(), t.key(key), message);

@@ -792,6 +792,44 @@ groups = ["nope"]
     );
 }
 
+/// A key of another kind of channel is named with its place and the kind
+/// it does not apply to; a key of the channel's own kind is not.
+#[test]
+fn notify_keys_of_another_kind_are_named() {
+    let text = r#"[[group]]
+name = "internet"
+
+[[target]]
+name = "t"
+group = "internet"
+kind = "tcp"
+host = "127.0.0.1"
+port = 9
+
+[[notify]]
+name = "hook"
+kind = "webhook"
+url = "http://127.0.0.1:9/x"
+alertmanager = true
+smtp_host = "127.0.0.1"
+chat_id = "1"
+"#;
+    let errors = linkwatch::config::parse(text, "k.toml")
+        .unwrap_err()
+        .to_string();
+    for (at, key) in [("16:13", "smtp_host"), ("17:11", "chat_id")] {
+        let want = format!(
+            "k.toml:{at}: key `notify[0].{key}`: `{key}` does not apply to kind = \"webhook\""
+        );
+        assert!(errors.contains(&want), "{want}\nnot in\n{errors}");
+    }
+    assert!(!errors.contains("`url` does not apply"), "{errors}");
+    assert!(
+        !errors.contains("`alertmanager` does not apply"),
+        "{errors}"
+    );
+}
+
 #[test]
 fn notify_min_duration_and_outbox_bound() {
     let dir = tempfile::tempdir().unwrap();
