@@ -68,7 +68,7 @@ pub use ledger::{
 pub use line::{Entry, Line};
 pub use lock::{DataDirLock, Liveness, LockError};
 pub use queue::{JournalHealth, JournalPusher, JournalQueue, QueueOptions, STALL_BOUND};
-pub use read::{check_anchors, parse, read};
+pub use read::{check_anchors, last_seq, parse, read};
 pub use record::*;
 pub use verify::{VerifyReport, verify};
 pub use write::{FileId, FileSink, JournalCounters, JournalSink, JournalWriter, Replaced};

@@ -8,6 +8,47 @@ use super::contents::{JournalContents, JournalWarning, NumberedLine, WarningKind
 use super::disk::JOURNAL_FILE;
 use super::line::{Entry, Line};
 
+/// The `seq` of the last complete line of the journal file at `path` that
+/// parses (`None`: no such file, or no such line). Reads the file from its
+/// end, a growing chunk at a time, so that it costs a line or two whatever
+/// the journal's length.
+pub fn last_seq(path: &Path) -> Option<u64> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let mut file = std::fs::File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    let mut chunk: u64 = 16 * 1024;
+    loop {
+        let from = len.saturating_sub(chunk);
+        file.seek(SeekFrom::Start(from)).ok()?;
+        let mut bytes = Vec::new();
+        file.by_ref()
+            .take(len - from)
+            .read_to_end(&mut bytes)
+            .ok()?;
+        // Complete lines only: after the chunk's first newline (unless it
+        // starts the file) and up to the last one.
+        let start = if from == 0 {
+            0
+        } else {
+            bytes
+                .iter()
+                .position(|b| *b == b'\n')
+                .map_or(bytes.len(), |i| i + 1)
+        };
+        let end = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let found = bytes
+            .get(start..end.max(start))
+            .unwrap_or_default()
+            .split(|b| *b == b'\n')
+            .rev()
+            .find_map(|l| serde_json::from_slice::<Line>(l).ok().map(|l| l.seq));
+        if found.is_some() || from == 0 {
+            return found;
+        }
+        chunk = chunk.saturating_mul(4);
+    }
+}
+
 /// Reads `<data_dir>/journal.jsonl` (a missing file is an empty journal) and
 /// continues its chain with the lines of `journal.unwritten.*` fallback files
 /// in the data directory or the temporary directory (see `fallback`).

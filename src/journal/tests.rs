@@ -531,3 +531,23 @@ fn the_journal_line_round_trips() {
     let line = serde_json::to_string(&Entry::Path(udp)).unwrap();
     assert!(line.contains(r#""protocol":"udp""#), "{line}");
 }
+
+#[test]
+fn the_last_seq_is_read_from_the_end_past_a_torn_tail_and_long_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(JOURNAL_FILE);
+    assert_eq!(last_seq(&path), None, "no journal");
+    std::fs::write(&path, "").unwrap();
+    assert_eq!(last_seq(&path), None, "an empty journal");
+    write_lines(dir.path(), 500);
+    assert_eq!(last_seq(&path), Some(499));
+    // A torn tail is not a line.
+    let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+    f.write_all(b"{\"seq\":500,\"prev\":\"ab").unwrap();
+    assert_eq!(last_seq(&path), Some(499));
+    // A last line longer than the first chunk read from the end, then one
+    // that does not parse: the chunk grows until a line that does.
+    let long = format!("{{\"x\":\"{}\"}}\n", "y".repeat(100_000));
+    f.write_all(format!("\n{long}").as_bytes()).unwrap();
+    assert_eq!(last_seq(&path), Some(499));
+}

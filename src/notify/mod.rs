@@ -32,7 +32,7 @@ pub mod outbox;
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -101,7 +101,12 @@ impl NotifyService {
     pub fn start(config: Arc<Config>, metrics: NotifyMetrics) -> Result<Self, SetupError> {
         let data_dir = config.daemon.data_dir.clone();
         let journal = data_dir.join(JOURNAL_FILE);
-        let last = last_seq(&journal);
+        // Where a new channel starts; nothing to read without channels.
+        let last = if config.notify.is_empty() {
+            None
+        } else {
+            crate::journal::last_seq(&journal)
+        };
         let mut chans = Vec::new();
         for cfg in &config.notify {
             let err = |reason: String| SetupError {
@@ -238,17 +243,6 @@ impl Drop for NotifyService {
         self.stop.store(true, Ordering::Release);
         self.cancel.cancel();
     }
-}
-
-/// The last complete line's `seq` in the journal (`None`: no journal yet).
-fn last_seq(journal: &Path) -> Option<u64> {
-    let text = std::fs::read(journal).ok()?;
-    let text = String::from_utf8_lossy(&text);
-    let complete = text.rfind('\n').map_or(0, |i| i + 1);
-    text[..complete]
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str::<Line>(l).ok().map(|l| l.seq))
 }
 
 /// Reads the journal as it grows and queues what each channel is told.
