@@ -63,6 +63,27 @@ pub struct Notification {
 }
 
 impl Notification {
+    /// A message of no period yet (group, cause, edges and hold unset):
+    /// what every message starts from.
+    pub fn new(id: String, event: &str, seq: u64, site: String, at: Timestamp) -> Self {
+        Self {
+            id,
+            event: event.to_owned(),
+            seq,
+            site,
+            group: None,
+            cause: None,
+            period_id: None,
+            start: None,
+            end: None,
+            duration_seconds: None,
+            at,
+            not_before: None,
+            title: String::new(),
+            text: String::new(),
+        }
+    }
+
     pub fn severity(&self) -> &'static str {
         match self.event.as_str() {
             "outage_start" | "site_silent" | "journal_damage" => "critical",
@@ -169,20 +190,9 @@ pub struct Derived {
 pub fn derive(config: &Config, line: &Line) -> Option<Derived> {
     let site = site_of(config);
     let base = |event: &str, title: String, text: String| Notification {
-        id: id(&site, line.seq),
-        event: event.to_owned(),
-        seq: line.seq,
-        site: site.clone(),
-        group: None,
-        cause: None,
-        period_id: None,
-        start: None,
-        end: None,
-        duration_seconds: None,
-        at: line.ts,
-        not_before: None,
         title,
         text,
+        ..Notification::new(id(&site, line.seq), event, line.seq, site.clone(), line.ts)
     };
     let (event, n) = match &line.entry {
         Entry::OutageStart(o) => (NotifyEvent::OutageStart, outage_start(config, o, &base)),
@@ -320,20 +330,15 @@ pub fn damage(config: &Config, after_seq: u64, at: Timestamp, what: &str) -> Der
     Derived {
         event: NotifyEvent::JournalDamage,
         notification: Notification {
-            id: format!("{site}:damage:{after_seq}"),
-            event: "journal_damage".into(),
-            seq: after_seq,
-            site,
-            group: None,
-            cause: None,
-            period_id: None,
-            start: None,
-            end: None,
-            duration_seconds: None,
-            at,
-            not_before: None,
             title: "journal damaged".into(),
             text: format!("the evidence journal has a damaged line after seq {after_seq}: {what}"),
+            ..Notification::new(
+                format!("{site}:damage:{after_seq}"),
+                "journal_damage",
+                after_seq,
+                site,
+                at,
+            )
         },
     }
 }
@@ -389,20 +394,17 @@ pub fn summary(site: &str, folded: &[Notification], reason: &str, now: Timestamp
     }
     text.push_str("; the report has them");
     Notification {
-        id: format!("{site}:summary:{first}-{last}"),
-        event: "summary".into(),
-        seq: last,
-        site: site.to_owned(),
-        group: None,
-        cause: None,
-        period_id: None,
         start: Some(from),
         end: Some(to),
-        duration_seconds: None,
-        at: now,
-        not_before: None,
         title: "linkwatch: notifications summarised".into(),
         text,
+        ..Notification::new(
+            format!("{site}:summary:{first}-{last}"),
+            "summary",
+            last,
+            site.to_owned(),
+            now,
+        )
     }
 }
 
@@ -411,23 +413,18 @@ pub fn test_message(config: &Config, channel: &str) -> Notification {
     let site = site_of(config);
     let now = Timestamp::now();
     Notification {
-        id: format!("{site}:test:{}", now.as_millisecond()),
-        event: "test".into(),
-        seq: 0,
-        site,
-        group: None,
-        cause: None,
-        period_id: None,
-        start: None,
-        end: None,
-        duration_seconds: None,
-        at: now,
-        not_before: None,
         title: "linkwatch test".into(),
         text: format!(
             "test message from linkwatch to channel {channel} at {}",
             clock(now)
         ),
+        ..Notification::new(
+            format!("{site}:test:{}", now.as_millisecond()),
+            "test",
+            0,
+            site,
+            now,
+        )
     }
 }
 

@@ -296,20 +296,15 @@ mod tests {
 
     fn msg(id: &str, seq: u64) -> Notification {
         Notification {
-            id: id.into(),
-            event: "outage_start".into(),
-            seq,
-            site: "s".into(),
-            group: None,
-            cause: None,
-            period_id: None,
-            start: None,
-            end: None,
-            duration_seconds: None,
-            at: Timestamp::UNIX_EPOCH,
-            not_before: None,
             title: "t".into(),
             text: "x".into(),
+            ..Notification::new(
+                id.into(),
+                "outage_start",
+                seq,
+                "s".into(),
+                Timestamp::UNIX_EPOCH,
+            )
         }
     }
 
