@@ -1,7 +1,9 @@
 //! Latency under load ("bufferbloat") in every throughput test.
 //!
-//! Before the load starts, an idle baseline: the median of [`IDLE_PROBES`]
-//! TCP connects to the test server (the time to the SYN-ACK). While the
+//! The idle baseline is the median handshake (time to the SYN-ACK) of the
+//! test's own load connections, made before any load flows (the caller
+//! passes it to [`summarise`]; [`idle`] remains for a test without load
+//! connections of its own). While the
 //! load runs, every [`TICK`]:
 //!
 //! - a *foreign* probe: a new TCP connection to the server, timed to its
