@@ -33,6 +33,8 @@ pub struct Config {
     pub plan: Option<Plan>,
     /// `[[notify]]` channels, in file order.
     pub notify: Vec<super::notify::NotifyChannel>,
+    /// `[history]`: how long the history store keeps minutes and hours.
+    pub history: crate::history::Retention,
 }
 
 impl Config {
@@ -49,6 +51,7 @@ impl Config {
             targets,
             plan: None,
             notify: Vec::new(),
+            history: crate::history::Retention::default(),
         }
     }
 
