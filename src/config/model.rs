@@ -34,7 +34,7 @@ pub struct Config {
     /// `[[notify]]` channels, in file order.
     pub notify: Vec<super::notify::NotifyChannel>,
     /// `[history]`: how long the history store keeps minutes and hours.
-    pub history: crate::history::Retention,
+    pub history: HistoryRetention,
 }
 
 impl Config {
@@ -51,7 +51,7 @@ impl Config {
             targets,
             plan: None,
             notify: Vec::new(),
-            history: crate::history::Retention::default(),
+            history: HistoryRetention::default(),
         }
     }
 
@@ -61,6 +61,24 @@ impl Config {
 
     pub fn target(&self, name: &str) -> Option<&Target> {
         self.targets.iter().find(|t| t.name == name)
+    }
+}
+
+/// `[history]`: how long the history store keeps each layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryRetention {
+    /// Days of per-minute rows (`minutes_days`, default 14).
+    pub minutes_days: i64,
+    /// Days of hourly summaries (`hours_days`, default 400).
+    pub hours_days: i64,
+}
+
+impl Default for HistoryRetention {
+    fn default() -> Self {
+        Self {
+            minutes_days: 14,
+            hours_days: 400,
+        }
     }
 }
 

@@ -14,8 +14,8 @@ use super::degraded;
 use super::error::{ConfigError, ConfigErrors, is_unprintable, shown};
 use super::graph::{self, GroupDraft, TargetDraft};
 use super::model::{
-    Cidr, Config, DaemonConfig, Defaults, DownWhen, Group, GroupTrace, Kind, LogFormat, Target,
-    TargetSpec, ThroughputSpec, TraceLimits, TraceProtocol,
+    Cidr, Config, DaemonConfig, Defaults, DownWhen, Group, GroupTrace, HistoryRetention, Kind,
+    LogFormat, Target, TargetSpec, ThroughputSpec, TraceLimits, TraceProtocol,
 };
 use super::spec;
 use super::validate;
@@ -305,8 +305,8 @@ fn document(w: &mut Walker<'_>, root: &DeTable<'_>) -> Option<Config> {
 
 /// `[history]`: `minutes_days` (default 14) and `hours_days` (default 400,
 /// at least `minutes_days`).
-fn history(w: &mut Walker<'_>, root: &Tbl<'_, '_>) -> Option<crate::history::Retention> {
-    let default = crate::history::Retention::default();
+fn history(w: &mut Walker<'_>, root: &Tbl<'_, '_>) -> Option<HistoryRetention> {
+    let default = HistoryRetention::default();
     let t = match w.table(root, "history") {
         Ok(Some(t)) => t,
         Ok(None) => return Some(default),
@@ -332,7 +332,7 @@ fn history(w: &mut Walker<'_>, root: &Tbl<'_, '_>) -> Option<crate::history::Ret
         (Err(_), _) => return None,
     };
     let minutes_days = minutes.map_or(default.minutes_days, |v| v.value);
-    Some(crate::history::Retention {
+    Some(HistoryRetention {
         minutes_days,
         hours_days: hours.map_or(default.hours_days.max(minutes_days), |v| v.value),
     })

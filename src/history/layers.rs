@@ -30,8 +30,9 @@ use super::row::{FileDamage, RowSink, Throughput};
 use super::sealed::{self, Found, Layer, Sealed, Section};
 
 /// How long after an hour's end it is sealed: its last rows are flushed
-/// within a minute of it (and a partial minute at a shutdown at once).
-pub const SEAL_AFTER: i64 = 300;
+/// within a minute of it (a partial minute at a shutdown at once); the
+/// margin covers a flush delayed by a slow disk.
+pub const SEAL_AFTER: i64 = 900;
 
 /// Most hours sealed from one scan of their raw files (bounds memory: a
 /// day file of an earlier release is read four times, not held whole).
@@ -40,23 +41,7 @@ const WINDOW_HOURS: i64 = 6;
 /// Longest one upkeep runs before it leaves the rest to the next flush.
 const BUDGET: Duration = Duration::from_secs(20);
 
-/// How long the store keeps each layer (`[history]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retention {
-    /// Days of per-minute rows (`minutes_days`).
-    pub minutes_days: i64,
-    /// Days of hourly summaries (`hours_days`).
-    pub hours_days: i64,
-}
-
-impl Default for Retention {
-    fn default() -> Self {
-        Self {
-            minutes_days: 14,
-            hours_days: 400,
-        }
-    }
-}
+pub use crate::config::HistoryRetention as Retention;
 
 /// A raw file: its path and the hours its name covers.
 #[derive(Debug, Clone)]
@@ -513,6 +498,8 @@ pub struct Upkeep {
     pub hours_sealed: usize,
     pub days_rolled_up: usize,
     pub files_deleted: usize,
+    /// Spans that could not be sealed or rolled up (said in the log).
+    pub failed: usize,
     /// The time budget ran out: the rest waits for the next call.
     pub more: bool,
 }
@@ -529,6 +516,7 @@ pub fn upkeep(
 ) -> std::io::Result<Upkeep> {
     let started = Instant::now();
     let mut done = Upkeep::default();
+    let mut failed = 0usize;
     let now_s = now.as_second();
     let over = |h: i64| (h + 1) * 3600 + SEAL_AFTER <= now_s;
     let today = day_start(now_s.div_euclid(3600));
@@ -572,8 +560,16 @@ pub fn upkeep(
                 h.start < b && h.end > a
             })
             .collect();
-        seal(dir, &from, a, b)?;
-        done.hours_sealed += (b - a) as usize;
+        match seal(dir, &from, a, b) {
+            Ok(()) => done.hours_sealed += (b - a) as usize,
+            // A raw file that cannot be read (not a file, no permission):
+            // its hours stay raw, read (and reported) as they are, and
+            // sealing them is tried again at the next upkeep.
+            Err(e) => {
+                failed += 1;
+                tracing::warn!(dir = %dir.display(), first_hour = a, hours = b - a, error = %e, "failed to seal history hours; their raw files stay");
+            }
+        }
     }
 
     // 2. Roll up the days that are over, all of whose hours are sealed.
@@ -597,8 +593,13 @@ pub fn upkeep(
             done.more = true;
             break;
         }
-        roll_up(dir, *d0, hours)?;
-        done.days_rolled_up += 1;
+        match roll_up(dir, *d0, hours) {
+            Ok(()) => done.days_rolled_up += 1,
+            Err(e) => {
+                failed += 1;
+                tracing::warn!(dir = %dir.display(), day_start_hour = d0, error = %e, "failed to roll a history day up into hours; its minutes stay");
+            }
+        }
     }
     sync_dir(dir);
 
@@ -606,9 +607,9 @@ pub fn upkeep(
     let inv = inventory(dir);
     let mut gone = Vec::new();
     for r in &inv.raw {
-        let sealed = r
-            .may_hold()
-            .all(|h| inv.minutes.contains(&h) || inv.days.contains(&day_start(h)));
+        let sealed = r.may_hold().all(|h| {
+            h < hours_cutoff || inv.minutes.contains(&h) || inv.days.contains(&day_start(h))
+        });
         if sealed || r.first + r.hours <= hours_cutoff {
             gone.push(r.path.clone());
         }
@@ -638,6 +639,7 @@ pub fn upkeep(
             }
         }
     }
+    done.failed = failed;
     Ok(done)
 }
 

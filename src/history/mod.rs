@@ -403,6 +403,7 @@ impl HistoryStore {
                         hours_sealed = u.hours_sealed,
                         days_rolled_up = u.days_rolled_up,
                         files_deleted = u.files_deleted,
+                        failed = u.failed,
                         more = u.more,
                         "history upkeep"
                     );
@@ -560,6 +561,10 @@ pub fn bytes_moved(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod layer_tests;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
