@@ -584,6 +584,7 @@ async fn switch(
     let kept = &a.diff.targets;
     status.reload(&a.config, kept);
     history.reload(history_targets(&a.config), kept);
+    history.set_retention(a.config.history);
     outages.reload(config, &a.config, &a.diff).await;
     let map = a.diff.old_to_new(config.targets.len());
     *config = a.config;

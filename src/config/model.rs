@@ -35,6 +35,8 @@ pub struct Config {
     pub notify: Vec<super::notify::NotifyChannel>,
     /// `[[peer]]` sites, in file order (unique names, unique tokens).
     pub peers: Vec<super::peer::PeerSpec>,
+    /// `[history]`: how long the history store keeps minutes and hours.
+    pub history: HistoryRetention,
 }
 
 impl Config {
@@ -52,6 +54,7 @@ impl Config {
             plan: None,
             notify: Vec::new(),
             peers: Vec::new(),
+            history: HistoryRetention::default(),
         }
     }
 
@@ -61,6 +64,24 @@ impl Config {
 
     pub fn target(&self, name: &str) -> Option<&Target> {
         self.targets.iter().find(|t| t.name == name)
+    }
+}
+
+/// `[history]`: how long the history store keeps each layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryRetention {
+    /// Days of per-minute rows (`minutes_days`, default 14).
+    pub minutes_days: i64,
+    /// Days of hourly summaries (`hours_days`, default 400).
+    pub hours_days: i64,
+}
+
+impl Default for HistoryRetention {
+    fn default() -> Self {
+        Self {
+            minutes_days: 14,
+            hours_days: 400,
+        }
     }
 }
 

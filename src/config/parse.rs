@@ -14,8 +14,8 @@ use super::degraded;
 use super::error::{ConfigError, ConfigErrors, is_unprintable, shown};
 use super::graph::{self, GroupDraft, TargetDraft};
 use super::model::{
-    Cidr, Config, DaemonConfig, Defaults, DownWhen, Group, GroupTrace, Kind, LogFormat, Target,
-    TargetSpec, ThroughputSpec, TraceLimits, TraceProtocol,
+    Cidr, Config, DaemonConfig, Defaults, DownWhen, Group, GroupTrace, HistoryRetention, Kind,
+    LogFormat, Target, TargetSpec, ThroughputSpec, TraceLimits, TraceProtocol,
 };
 use super::spec;
 use super::validate;
@@ -121,7 +121,7 @@ fn hex_sha256(text: &str) -> String {
 }
 
 const ROOT_KEYS: &[&str] = &[
-    "daemon", "defaults", "group", "target", "plan", "notify", "peer",
+    "daemon", "defaults", "group", "target", "plan", "notify", "peer", "history",
 ];
 const DAEMON_KEYS: &[&str] = &[
     "listen",
@@ -217,6 +217,7 @@ fn document(w: &mut Walker<'_>, root: &DeTable<'_>) -> Option<Config> {
     };
     w.check_keys(&root, ROOT_KEYS);
     let daemon = daemon(w, &root);
+    let history = history(w, &root);
     let defaults = defaults(w, &root);
     let plan = spec::plan(w, &root);
     let defaults_degraded = defaults_degraded(w, &root);
@@ -277,6 +278,7 @@ fn document(w: &mut Walker<'_>, root: &DeTable<'_>) -> Option<Config> {
     );
 
     let daemon = daemon?;
+    let history = history?;
     let plan = plan?;
     let defaults = Defaults {
         interval: defaults.interval.ok()?.0,
@@ -306,6 +308,42 @@ fn document(w: &mut Walker<'_>, root: &DeTable<'_>) -> Option<Config> {
         plan,
         notify: notify?,
         peers: peers?,
+        history,
+    })
+}
+
+/// `[history]`: `minutes_days` (default 14) and `hours_days` (default 400,
+/// at least `minutes_days`).
+fn history(w: &mut Walker<'_>, root: &Tbl<'_, '_>) -> Option<HistoryRetention> {
+    let default = HistoryRetention::default();
+    let t = match w.table(root, "history") {
+        Ok(Some(t)) => t,
+        Ok(None) => return Some(default),
+        Err(_) => return None,
+    };
+    w.check_keys(&t, &["minutes_days", "hours_days"]);
+    let minutes = w.integer(&t, "minutes_days", 2, 400);
+    let hours = w.integer(&t, "hours_days", 2, 3660);
+    let minutes = minutes.ok()?;
+    let hours = match (hours, &minutes) {
+        (Ok(Some(h)), Some(m)) if h.value < m.value => {
+            w.report(
+                h.span.clone(),
+                t.key("hours_days"),
+                format!(
+                    "`hours_days` ({}) must be at least `minutes_days` ({}): a day's hours are made from its minutes",
+                    h.value, m.value
+                ),
+            );
+            return None;
+        }
+        (Ok(h), _) => h,
+        (Err(_), _) => return None,
+    };
+    let minutes_days = minutes.map_or(default.minutes_days, |v| v.value);
+    Some(HistoryRetention {
+        minutes_days,
+        hours_days: hours.map_or(default.hours_days.max(minutes_days), |v| v.value),
     })
 }
 

@@ -56,17 +56,13 @@ impl Row {
     }
 }
 
-fn day_of(t: Timestamp) -> Date {
-    t.to_zoned(jiff::tz::TimeZone::UTC).date()
-}
-
-/// Appends batches to this run's file of the current UTC day.
+/// Appends batches to this run's file of the current UTC hour.
 pub struct Writer {
     dir: PathBuf,
     run: i64,
     names: std::sync::Arc<[String]>,
-    open: Option<(Date, std::fs::File, PathBuf)>,
-    expired_hour: Option<i64>,
+    /// The open file's Unix hour.
+    open: Option<(i64, std::fs::File, PathBuf)>,
 }
 
 impl Writer {
@@ -76,7 +72,6 @@ impl Writer {
             run,
             names,
             open: None,
-            expired_hour: None,
         }
     }
 
@@ -91,10 +86,17 @@ impl Writer {
         if rows.is_empty() {
             return Ok(());
         }
-        let day = day_of(now);
+        let hour = now.as_second().div_euclid(3600);
         let mut text = String::with_capacity(rows.len() * 72);
-        if self.open.as_ref().is_none_or(|(d, _, _)| *d != day) {
-            let path = self.dir.join(format!("{day}.{}.{EXT}", self.run));
+        if self.open.as_ref().is_none_or(|(h, _, _)| *h != hour) {
+            let Some(day) = super::sealed::date_of_hour(hour) else {
+                return Ok(());
+            };
+            let path = self.dir.join(format!(
+                "{day}T{:02}.{}.{EXT}",
+                hour.rem_euclid(24),
+                self.run
+            ));
             let file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -103,7 +105,7 @@ impl Writer {
                     path: path.clone(),
                     source,
                 })?;
-            self.open = Some((day, file, path));
+            self.open = Some((hour, file, path));
         }
         for r in rows {
             r.write_to(&self.names, &mut text);
@@ -119,44 +121,26 @@ impl Writer {
             })?;
         Ok(())
     }
-
-    /// Deletes files of days more than `keep_days` before `now`'s day; at
-    /// most once an hour.
-    pub fn expire(&mut self, now: Timestamp, keep_days: i64) {
-        let hour = now.as_second().div_euclid(3600);
-        if self.expired_hour == Some(hour) {
-            return;
-        }
-        self.expired_hour = Some(hour);
-        let Ok(cutoff) = day_of(now).checked_sub(jiff::Span::new().days(keep_days)) else {
-            return;
-        };
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let path = e.path();
-            if let Some(day) = file_day(&path)
-                && day < cutoff
-            {
-                match std::fs::remove_file(&path) {
-                    Ok(()) => tracing::info!(path = %path.display(), "expired history file"),
-                    Err(e) => {
-                        tracing::warn!(path = %path.display(), error = %e, "failed to delete an expired history file")
-                    }
-                }
-            }
-        }
-    }
 }
 
-/// The day a history file holds, from its name `<date>.<run>.lwh`.
-fn file_day(path: &Path) -> Option<Date> {
-    let name = path.file_name()?.to_str()?;
+/// The hours a raw file's name covers: `<date>T<HH>.<run>.lwh` one (this
+/// release), `<date>.<run>.lwh` a day (earlier releases). `(first Unix
+/// hour, hours)`.
+pub fn raw_span(name: &str) -> Option<(i64, i64)> {
     let rest = name.strip_suffix(EXT)?.strip_suffix('.')?;
-    let (day, run) = rest.split_once('.')?;
+    let (when, run) = rest.split_once('.')?;
     run.parse::<i64>().ok()?;
-    day.parse().ok()
+    match when.split_once('T') {
+        Some((day, hh)) => {
+            let hh: i64 = hh.parse().ok().filter(|h| (0..24).contains(h))?;
+            (when.len() == 13).then_some(())?;
+            Some((
+                super::sealed::hour_of_date(day.parse::<Date>().ok()?)? + hh,
+                1,
+            ))
+        }
+        None => Some((super::sealed::hour_of_date(when.parse::<Date>().ok()?)?, 24)),
+    }
 }
 
 /// Longest stretch the reader holds without a line end (a good line is at
@@ -179,57 +163,9 @@ impl Clean {
     }
 }
 
-/// Feeds every row of files whose day may hold `[since, until)` to `acc`.
-/// Returns the files of those days that could not be read in full, each
-/// warned about once per process. `clean`: files known undamaged.
-pub fn read_dir(
-    dir: &Path,
-    since: Timestamp,
-    until: Timestamp,
-    acc: &mut impl RowSink,
-    clean: Option<&Clean>,
-) -> Vec<(PathBuf, FileDamage)> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let first = day_of(since).yesterday().unwrap_or(day_of(since));
-    let last = day_of(until);
-    let mut files: Vec<(Date, PathBuf)> = entries
-        .flatten()
-        .filter_map(|e| {
-            let p = e.path();
-            file_day(&p).map(|d| (d, p))
-        })
-        .filter(|(d, _)| *d >= first && *d <= last)
-        .collect();
-    files.sort();
-    let mut damaged = Vec::new();
-    for (_, path) in files {
-        let damage = match read_file(&path, acc, clean) {
-            Ok(d) => d,
-            Err(e) => FileDamage {
-                error: Some(e.to_string()),
-                ..FileDamage::default()
-            },
-        };
-        if damage.is_damaged() {
-            let damage = FileDamage {
-                file: path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                ..damage
-            };
-            warn_once(&path, &damage);
-            damaged.push((path, damage));
-        }
-    }
-    damaged
-}
-
 /// Logs a damaged file the first time this process finds it (every query
 /// reads it again: one line, not one per query).
-fn warn_once(path: &Path, d: &FileDamage) {
+pub fn warn_once(path: &Path, d: &FileDamage) {
     static WARNED: std::sync::LazyLock<Mutex<std::collections::HashSet<PathBuf>>> =
         std::sync::LazyLock::new(Default::default);
     let first = WARNED
@@ -259,7 +195,7 @@ fn warn_once(path: &Path, d: &FileDamage) {
 /// Bytes first: a row of a target the query does not ask for is checked
 /// for shape and dropped, without UTF-8 checks or number parsing (most rows
 /// of a store with many targets).
-fn read_file(
+pub fn read_file(
     path: &Path,
     acc: &mut impl RowSink,
     clean: Option<&Clean>,

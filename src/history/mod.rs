@@ -47,8 +47,10 @@
 mod bucket;
 mod error;
 mod file;
+mod layers;
 mod query;
 mod row;
+pub mod sealed;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -62,13 +64,14 @@ use crate::probe::{Outcome, ProbeResult};
 use bucket::Tally;
 pub use bucket::{BUCKETS, Minute};
 pub use error::HistoryError;
+pub use layers::{Retention, SEAL_AFTER, Upkeep, Used};
 pub use query::{HistoryQuery, Point, QueryError, Series, TargetTests};
 pub use row::{FileDamage, LoadedRow, RowSink, Throughput};
 
 /// How often buffered rows are written (and fsynced).
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(60);
-/// Days of per-minute rows kept.
-pub const RETENTION_DAYS: i64 = 30;
+/// Days of per-minute rows kept by default (`[history] minutes_days`).
+pub const RETENTION_DAYS: i64 = 14;
 /// An HTTP response body at least this long counts as a throughput test.
 pub const THROUGHPUT_MIN_BYTES: u64 = 1 << 20;
 
@@ -87,6 +90,12 @@ pub struct HistoryStore {
     counted: Mutex<std::collections::HashMap<PathBuf, u64>>,
     /// Files found undamaged: later queries skip their unwanted rows unchecked.
     clean: file::Clean,
+    /// How long each layer is kept; replaced by a reload.
+    retention: Mutex<Retention>,
+    /// Held by reads (shared) and by the upkeep while it deletes files.
+    swap: RwLock<()>,
+    /// The upkeep's last five-minute slot (`None`: due at the next flush).
+    upkeep: Mutex<Option<i64>>,
 }
 
 /// What the indices of results and rows mean.
@@ -110,7 +119,7 @@ struct Inner {
 impl HistoryStore {
     /// Opens (creates) `<data_dir>/history` for a run starting now.
     pub fn open(config: &Config) -> Result<Self, HistoryError> {
-        Self::open_at(
+        let store = Self::open_at(
             &config.daemon.data_dir,
             config
                 .targets
@@ -118,7 +127,19 @@ impl HistoryStore {
                 .map(|t| (t.name.clone(), t.kind().as_str() == "throughput"))
                 .collect(),
             Timestamp::now(),
-        )
+        )?;
+        store.set_retention(config.history);
+        Ok(store)
+    }
+
+    /// How long each layer is kept from now on (a reload may change it).
+    pub fn set_retention(&self, keep: Retention) {
+        *self.retention.lock().unwrap_or_else(|p| p.into_inner()) = keep;
+    }
+
+    /// How long each layer is kept.
+    pub fn retention(&self) -> Retention {
+        *self.retention.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Opens the store under `data_dir` for targets `(name, is_throughput)`.
@@ -151,6 +172,9 @@ impl HistoryStore {
             .map_err(|e| HistoryError::Metric(e.to_string()))?,
             counted: Mutex::default(),
             clean: file::Clean::default(),
+            retention: Mutex::new(Retention::default()),
+            swap: RwLock::new(()),
+            upkeep: Mutex::new(None),
         })
     }
 
@@ -348,7 +372,8 @@ impl HistoryStore {
             self.lock().pending.splice(0..0, rows);
             return Err(e);
         }
-        writer.expire(now, RETENTION_DAYS);
+        drop(writer);
+        self.upkeep_due(now);
         // Give the emptied buffer back: the next minute's rows fill it
         // without growing a new one step by step.
         let mut rows = rows;
@@ -361,11 +386,66 @@ impl HistoryStore {
         Ok(n)
     }
 
+    /// Seals, rolls up and expires (see [`layers`]) every five minutes of
+    /// `now`, or at once while earlier work is left; never two at a time.
+    fn upkeep_due(&self, now: Timestamp) {
+        let slot = now.as_second().div_euclid(300);
+        let Ok(mut last) = self.upkeep.try_lock() else {
+            return; // another flush is at it
+        };
+        if *last == Some(slot) {
+            return;
+        }
+        match self.upkeep_now(now) {
+            Ok(u) => {
+                if u != Upkeep::default() {
+                    tracing::info!(
+                        hours_sealed = u.hours_sealed,
+                        days_rolled_up = u.days_rolled_up,
+                        files_deleted = u.files_deleted,
+                        failed = u.failed,
+                        more = u.more,
+                        "history upkeep"
+                    );
+                }
+                *last = (!u.more).then_some(slot);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, dir = %self.dir.display(), "history upkeep failed; the raw files stay and it is tried again");
+                *last = Some(slot);
+            }
+        }
+    }
+
+    /// Seals the hours that are over, rolls up the days that are over and
+    /// deletes what is past retention, now (the daemon does it from its
+    /// flushes; tests and the benchmark generator call it).
+    pub fn upkeep_now(&self, now: Timestamp) -> std::io::Result<Upkeep> {
+        layers::upkeep(&self.dir, now, self.retention(), &self.swap)
+    }
+
     /// Rows of `names` between `since` and `until`, in steps of `step`,
-    /// from disk and from memory (what is not flushed yet).
+    /// from disk and from memory (what is not flushed yet). A step of
+    /// whole hours reads the hourly summaries where there are some; so do
+    /// days whose minutes are past retention.
     pub fn query(&self, q: &HistoryQuery) -> Vec<Series> {
+        self.query_read(q).0
+    }
+
+    /// [`Self::query`], and which layers it read.
+    pub fn query_read(&self, q: &HistoryQuery) -> (Vec<Series>, Used) {
         let mut acc = query::Accumulator::new(q);
-        let damaged = file::read_dir(&self.dir, q.since, q.until, &mut acc, Some(&self.clean));
+        let (damaged, used) = {
+            let _r = self.swap.read().unwrap_or_else(|p| p.into_inner());
+            layers::read(
+                &self.dir,
+                q.since,
+                q.until,
+                q.step % 3600 == 0,
+                &mut acc,
+                Some(&self.clean),
+            )
+        };
         let damaged = self.count_damage(&damaged);
         {
             let layout = self.layout();
@@ -383,7 +463,7 @@ impl HistoryStore {
                 }
             }
         }
-        acc.finish(&damaged)
+        (acc.finish(&damaged), used)
     }
 
     /// Runs until `stop`, flushing every [`FLUSH_INTERVAL`]; the final
@@ -424,7 +504,14 @@ pub fn read_tests(
 ) -> Vec<TargetTests> {
     let mut acc = query::TestCollector::new(targets, since, until);
     if !targets.is_empty() {
-        file::read_dir(&data_dir.join("history"), since, until, &mut acc, None);
+        layers::read(
+            &data_dir.join("history"),
+            since,
+            until,
+            false,
+            &mut acc,
+            None,
+        );
     }
     acc.finish()
 }
@@ -434,10 +521,18 @@ pub fn read_tests(
 /// process): for `linkwatch report`, which says its history is incomplete.
 pub fn damaged_files(data_dir: &Path, since: Timestamp, until: Timestamp) -> Vec<FileDamage> {
     let mut nothing = query::TestCollector::new(&[], since, until);
-    file::read_dir(&data_dir.join("history"), since, until, &mut nothing, None)
-        .into_iter()
-        .map(|(_, d)| d)
-        .collect()
+    layers::read(
+        &data_dir.join("history"),
+        since,
+        until,
+        false,
+        &mut nothing,
+        None,
+    )
+    .0
+    .into_iter()
+    .map(|(_, d)| d)
+    .collect()
 }
 
 /// Bytes the good throughput tests of `targets` moved in `[since, until)`,
@@ -466,6 +561,10 @@ pub fn bytes_moved(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod layer_tests;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

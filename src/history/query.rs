@@ -192,7 +192,7 @@ impl Accumulator {
     }
 
     pub fn add_minute(&mut self, name: Option<&str>, minute: i64, s: &Minute) {
-        if let Some(i) = name.and_then(|n| self.wanted(n)) {
+        if let Some(i) = name.and_then(|n| self.index.get(n).copied()) {
             self.add_minute_to(i, minute, s);
         }
     }
@@ -206,7 +206,7 @@ impl Accumulator {
                 &s.to_minute(),
             ),
             Row::Throughput(idx, t) => {
-                if let Some(i) = names.get(*idx).and_then(|n| self.wanted(n)) {
+                if let Some(i) = names.get(*idx).and_then(|n| self.index.get(n).copied()) {
                     self.add_throughput_to(i, t.clone());
                 }
             }
@@ -225,8 +225,31 @@ impl Accumulator {
 
 impl RowSink for Accumulator {
     /// The series index of target `name`, if the query asks for it.
-    fn wanted(&self, name: &str) -> Option<usize> {
+    fn wanted(&mut self, name: &str) -> Option<usize> {
         self.index.get(name).copied()
+    }
+
+    fn wanted_names(&self) -> Option<Vec<(String, usize)>> {
+        Some(self.index.iter().map(|(n, i)| (n.clone(), *i)).collect())
+    }
+
+    fn add_hour_to(&mut self, series: usize, hour: i64, s: &Minute, minutes: u32) {
+        let (since, until) = (self.q.since.as_second(), self.q.until.as_second());
+        let at = hour.saturating_mul(3600);
+        if at.saturating_add(3600) <= since || at >= until {
+            return;
+        }
+        let i = (at.max(since) - since) / self.q.step;
+        let cap = u32::try_from(self.q.step / 60).unwrap_or(u32::MAX);
+        if let Some(p) = self
+            .series
+            .get_mut(series)
+            .and_then(|s| s.points.get_mut(usize::try_from(i).unwrap_or(usize::MAX)))
+        {
+            p.summary.merge(s);
+            // The hour's monitored minutes, at most the step's.
+            p.minutes = p.minutes.saturating_add(minutes).min(cap);
+        }
     }
 
     fn add_minute_to(&mut self, series: usize, minute: i64, s: &Minute) {
@@ -322,8 +345,17 @@ impl TestCollector {
 }
 
 impl RowSink for TestCollector {
-    fn wanted(&self, name: &str) -> Option<usize> {
+    fn wanted(&mut self, name: &str) -> Option<usize> {
         self.index.get(name).copied()
+    }
+
+    fn wanted_names(&self) -> Option<Vec<(String, usize)>> {
+        Some(self.index.iter().map(|(n, i)| (n.clone(), *i)).collect())
+    }
+
+    /// Failed tests of days kept only in hours: by the hour they started in.
+    fn add_hour_to(&mut self, series: usize, hour: i64, s: &Minute, _minutes: u32) {
+        self.add_minute_to(series, hour.saturating_mul(60), s);
     }
 
     fn add_minute_to(&mut self, series: usize, minute: i64, s: &Minute) {

@@ -84,6 +84,37 @@ impl LoadedRow {
         }
     }
 
+    /// The on-disk values (as [`Self::write`] has them): idle, p50, p90
+    /// (µs, 0 = none), samples, RPM (0 = none), saturated (0/1).
+    pub fn to_disk(&self) -> [u64; 6] {
+        let us = |v: Option<f64>| v.map_or(0, |s| (s * 1e6).round().max(1.0) as u64);
+        [
+            us(self.idle_rtt_seconds),
+            us(self.loaded_rtt_p50_seconds),
+            us(self.loaded_rtt_p90_seconds),
+            u64::from(self.samples),
+            self.rpm.map_or(0, |r| r.round().max(1.0) as u64),
+            u64::from(!self.not_saturated),
+        ]
+    }
+
+    /// Reads [`Self::to_disk`]'s values.
+    pub fn from_disk(d: [u64; 6]) -> Option<Self> {
+        let us = |v: u64| (v > 0).then(|| v as f64 / 1e6);
+        Some(Self::from_parts(
+            us(d[0]),
+            us(d[1]),
+            us(d[2]),
+            u32::try_from(d[3]).ok()?,
+            (d[4] > 0).then_some(d[4] as f64),
+            match d[5] {
+                0 => false,
+                1 => true,
+                _ => return None,
+            },
+        ))
+    }
+
     /// The on-disk fields (leading tab included).
     pub fn write(&self, out: &mut String) {
         use std::fmt::Write as _;
@@ -155,9 +186,15 @@ pub(super) fn ts<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> 
 /// What the file reader feeds rows of the wanted targets to.
 pub trait RowSink {
     /// The index of target `name`, if it is wanted.
-    fn wanted(&self, name: &str) -> Option<usize>;
+    fn wanted(&mut self, name: &str) -> Option<usize>;
+    /// The wanted targets with their indices; `None`: every target (the
+    /// sealed files' readers look these up in each file's index).
+    fn wanted_names(&self) -> Option<Vec<(String, usize)>>;
     /// A per-minute summary (`minute` = Unix seconds / 60) of wanted target `series`.
     fn add_minute_to(&mut self, series: usize, minute: i64, s: &Minute);
     /// A throughput test of wanted target `series`.
     fn add_throughput_to(&mut self, series: usize, t: Throughput);
+    /// An hour's summary (`hour` = Unix seconds / 3600) of wanted target
+    /// `series`, with the minutes of it that were monitored.
+    fn add_hour_to(&mut self, series: usize, hour: i64, s: &Minute, minutes: u32);
 }

@@ -250,7 +250,7 @@ pub fn handle(state: &AppState, method: &Method, uri: &http::Uri) -> Response<Bo
             Err(msg) => bad_request(msg),
         },
         "/api/v1/history" => match history_query(state, query) {
-            Ok(q) => json(StatusCode::OK, &state.history.query(&q)),
+            Ok(q) => history_answer(state, &q),
             Err(msg) => bad_request(msg),
         },
         "/api/v1/degradations" => match parse_range(query) {
@@ -465,6 +465,40 @@ fn history_query(state: &AppState, query: &str) -> Result<HistoryQuery, String> 
         ));
     }
     Ok(q)
+}
+
+/// `/api/v1/history`'s answer: each series with the store's retention and
+/// the resolution it was read at (`resolution_seconds`: 3600 when any part
+/// came from the hourly summaries, 60 otherwise).
+fn history_answer(state: &AppState, q: &HistoryQuery) -> Response<Body> {
+    #[derive(serde::Serialize)]
+    struct Retention {
+        minutes_days: i64,
+        hours_days: i64,
+    }
+    #[derive(serde::Serialize)]
+    struct Answer<'a> {
+        #[serde(flatten)]
+        series: &'a crate::history::Series,
+        resolution_seconds: i64,
+        retention: &'a Retention,
+    }
+    let (series, used) = state.history.query_read(q);
+    let keep = state.history.retention();
+    let retention = Retention {
+        minutes_days: keep.minutes_days,
+        hours_days: keep.hours_days,
+    };
+    let resolution_seconds = if used.hours { 3600 } else { 60 };
+    let answer: Vec<Answer<'_>> = series
+        .iter()
+        .map(|series| Answer {
+            series,
+            resolution_seconds,
+            retention: &retention,
+        })
+        .collect();
+    json(StatusCode::OK, &answer)
 }
 
 /// Most points one `/api/v1/history` response carries (~100 MB of JSON).

@@ -59,6 +59,13 @@ const INVALID: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "invalid-history.toml",
+        &[
+            "3:14: key `history.hours_days`: `hours_days` (20) must be at least `minutes_days` (30): a day's hours are made from its minutes",
+            "4:1: key `history.keep`: unknown key `keep`; valid keys: minutes_days, hours_days",
+        ],
+    ),
+    (
         "invalid-duplicate-group.toml",
         &["5:8: key `group[1].name`: duplicate group name `lan` (first defined at line 2)"],
     ),
@@ -267,7 +274,7 @@ const INVALID: &[(&str, &[&str])] = &[
     (
         "invalid-unknown-key-top.toml",
         &[
-            "1:1: key `colour`: unknown key `colour`; valid keys: daemon, defaults, group, target, plan, notify, peer",
+            "1:1: key `colour`: unknown key `colour`; valid keys: daemon, defaults, group, target, plan, notify, peer, history",
         ],
     ),
     (
@@ -804,6 +811,10 @@ fn full_example_parses_to_the_expected_model() {
         }),
         notify: Vec::new(),
         peers: Vec::new(),
+        history: config::HistoryRetention {
+            minutes_days: 7,
+            hours_days: 730,
+        },
     };
     assert_eq!(c, expected);
     let kinds: Vec<Kind> = c.targets.iter().map(|t| t.kind()).collect();

@@ -36,8 +36,12 @@ fn previous_run(data: &std::path::Path, t0: Timestamp) -> PathBuf {
         let at = Timestamp::from_second(t0.as_second() + minute * 60 + 60).unwrap();
         store.flush(at, minute == 3).unwrap();
     }
-    let mut files = std::fs::read_dir(store.dir()).unwrap();
-    let file = files.next().unwrap().unwrap().path();
+    // The raw file (an earlier hour's sealed file, empty, may be beside it).
+    let mut files = std::fs::read_dir(store.dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "lwh"));
+    let file = files.next().unwrap();
     assert!(files.next().is_none());
     file
 }
@@ -50,7 +54,12 @@ fn a_damaged_history_file_is_read_around_said_once_counted_and_stated() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let now = Timestamp::now();
-    let t0 = Timestamp::from_second(now.as_second() / 60 * 60 - 600).unwrap();
+    // Ten minutes ago, all in one hour's file (the history rotates hourly).
+    let mut t0 = now.as_second() / 60 * 60 - 600;
+    if (t0 + 240) / 3600 != t0 / 3600 {
+        t0 = (t0 + 240) / 3600 * 3600 - 300;
+    }
+    let t0 = Timestamp::from_second(t0).unwrap();
     let file = previous_run(&data, t0);
 
     // 64 bytes of garbage before the first line (what lost a target's

@@ -49,6 +49,7 @@ pub fn config_with(targets: Vec<Target>) -> Config {
         plan: None,
         notify: Vec::new(),
         peers: Vec::new(),
+        history: Default::default(),
     }
 }
 
