@@ -943,18 +943,18 @@ All {} targets: <a href=\"/?range={}&amp;page=1#targets\">{} at a time</a>, or b
     for t in &sel.shown {
         let _ = write!(
             b,
-            "<figure class=\"target\" data-target=\"{}\"><figcaption><strong>{}</strong> {} <span class=\"probes\">{}</span> \
-<span class=\"state st-{3}\">{4} {3}</span></figcaption>\
-<img class=\"chart\" src=\"{5}\" loading=\"lazy\" width=\"{6}\" height=\"{7}\" alt=\"Latency and loss of {0} over the last {8}\">",
-            esc(&t.name),
-            esc(t.kind),
-            esc(&t.probes),
-            t.state.as_str(),
-            icon(t.state.as_str()),
-            esc(&chart::url(&t.name, d.range)),
-            chart::WIDTH,
-            chart::HEIGHT,
-            d.range.label(),
+            "<figure class=\"target\" data-target=\"{name}\"><figcaption><strong>{name}</strong> {kind} <span class=\"probes\">{probes}</span> \
+<span class=\"state st-{state}\">{icon} {state}</span></figcaption>\
+<img class=\"chart\" src=\"{src}\" loading=\"lazy\" width=\"{w}\" height=\"{h}\" alt=\"Latency and loss of {name} over the last {range}\">",
+            name = esc(&t.name),
+            kind = esc(t.kind),
+            probes = esc(&t.probes),
+            state = t.state.as_str(),
+            icon = icon(t.state.as_str()),
+            src = esc(&chart::url(&t.name, d.range)),
+            w = chart::WIDTH,
+            h = chart::HEIGHT,
+            range = d.range.label(),
         );
         if let Some(l) = t.last.as_ref()
             && l.result != "success"

@@ -138,6 +138,10 @@ fn names_are_escaped_and_every_chart_has_a_title() {
             .count()
     );
     assert_eq!(svgs, 3, "three bars");
+    assert!(
+        html.contains("<strong>a&quot;&gt;&lt;script&gt;x&lt;/script&gt;-t&lt;1&gt;</strong> icmp"),
+        "{html}"
+    );
     // The target's chart: an image of its own document, the name encoded.
     assert!(
         html.contains("<img class=\"chart\" src=\"/chart/a%22%3E%3Cscript%3Ex%3C%2Fscript%3E-t%3C1%3E.svg?range=24h\" loading=\"lazy\""),
