@@ -10,8 +10,18 @@
 //!
 //! Contract (tests and scripts rely on it): each group's card carries
 //! `data-group="NAME"` and `data-state="up|down|degraded|unknown"`; each chart
-//! is an `<svg>` with a `<title>`.
+//! is an `<svg>` with a `<title>`: the group bars inline, the per-target
+//! charts as SVG documents of their own ([`chart`], `/chart/NAME.svg`) that
+//! the page shows as lazily loaded `<img>` with an `alt` text. The page
+//! itself reads no history: it stays small (≤ 300 KB at 50 targets) and
+//! takes the same time whatever the history holds.
+//!
+//! Which targets are charted ([`select`]): all of them up to
+//! [`FULL_PAGE_TARGETS`]; above that the [`WORST`] worst and links to the
+//! rest, by group (`/?group=NAME`) or all (`/?page=N`), [`LIST_PAGE`] charts
+//! a page.
 
+pub mod chart;
 mod loaded_chart;
 mod svg;
 
@@ -20,13 +30,13 @@ use std::fmt::Write as _;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
-use crate::history::Series;
+use crate::history::{FileDamage, Series};
 use crate::journal::EndReason;
 use crate::journal::OutageRecord;
 use crate::journal::{SlowPeriodRecord, describe_figures};
 use crate::outage::detector::State;
 use crate::outage::figures::{Figures, GroupFigures, Span};
-use crate::status::Status;
+use crate::status::{Status, TargetStatus};
 use crate::text::DurationStyle::Sentence;
 use crate::text::{duration, esc};
 use svg::{Seg, Segment};
@@ -205,13 +215,15 @@ impl Range {
         }
     }
 
-    /// Seconds per chart point (60–360 points per chart; the history keeps minutes).
+    /// Seconds per chart point (60–360 points per chart). The history keeps
+    /// minutes and hourly summaries: 7 and 30 days step by whole hours, so
+    /// that they read hours, not minutes.
     pub fn step(self) -> i64 {
         match self {
             Range::H1 => 60,
             Range::H3 => 60,
             Range::H24 => 300,
-            Range::D7 => 1800,
+            Range::D7 => 3600,
             Range::D30 => 7200,
         }
     }
@@ -229,14 +241,153 @@ pub struct PageData<'a> {
     /// When a daemon was monitoring over the last 30 days (the journal's runs
     /// less stalls): the bars' grey.
     pub monitored: &'a [Span],
-    /// The promised rate (`[plan]`) of each throughput target's direction.
-    pub plans: &'a [(String, f64)],
-    /// The charted targets over `range`.
-    pub charts: &'a [Series],
+    /// The targets charted (as `<img>` of [`chart`]) and how they were chosen.
+    pub targets: Selection<'a>,
     pub range: Range,
-    /// Targets not charted (the page charts a bounded number).
-    pub uncharted: usize,
+    /// History files of the charts' period that could not be read in full.
+    pub damaged: &'a [FileDamage],
     pub tz: &'a TimeZone,
+}
+
+/// Up to this many targets, `/` charts every one; above, the [`WORST`].
+pub const FULL_PAGE_TARGETS: usize = 200;
+/// Targets charted on `/` above [`FULL_PAGE_TARGETS`].
+pub const WORST: usize = 20;
+/// Charts per page of the lists (`/?group=NAME`, `/?page=N`).
+pub const LIST_PAGE: usize = 100;
+
+/// What `/` was asked for: its query (`range`, `group`, `page`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PageQuery {
+    /// `None`: the default (see [`Range::fitted`]).
+    pub range: Option<Range>,
+    /// Only this group's targets.
+    pub group: Option<String>,
+    /// A page of the list (from 1).
+    pub page: Option<usize>,
+}
+
+impl PageQuery {
+    /// Parses `/`'s query; an unknown range or parameter is an error.
+    pub fn parse(query: &str) -> Result<Self, String> {
+        let mut q = PageQuery::default();
+        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+            match k.as_ref() {
+                "range" => {
+                    q.range = Some(Range::parse(&v).ok_or_else(|| {
+                        format!(
+                            "bad `range` `{v}`: one of {}",
+                            Range::ALL.map(Range::label).join(", ")
+                        )
+                    })?)
+                }
+                "group" => q.group = Some(v.into_owned()),
+                "page" => {
+                    q.page = Some(
+                        v.parse::<usize>()
+                            .ok()
+                            .filter(|p| *p >= 1)
+                            .ok_or_else(|| format!("bad `page` `{v}`: a number from 1"))?,
+                    )
+                }
+                _ => return Err(format!("unknown query parameter `{k}`")),
+            }
+        }
+        Ok(q)
+    }
+}
+
+/// Which targets the page charts, and why.
+#[derive(Debug, Clone, Default)]
+pub struct Selection<'a> {
+    pub view: View,
+    pub shown: Vec<&'a TargetStatus>,
+    /// Targets in the view (all pages).
+    pub total: usize,
+    /// This page (from 1) and how many there are.
+    pub page: usize,
+    pub pages: usize,
+}
+
+/// How the charted targets were chosen.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum View {
+    /// Every target (at most [`FULL_PAGE_TARGETS`]).
+    #[default]
+    All,
+    /// The [`WORST`] worst of more than [`FULL_PAGE_TARGETS`].
+    Worst,
+    /// One group's targets, paged.
+    Group(String),
+    /// Every target, paged.
+    Paged,
+}
+
+/// How bad a target looks now, worst first: down, then not yet decided,
+/// then by the share of failed probes since the daemon started, then a
+/// failed last probe; ties in configuration order.
+fn badness(t: &TargetStatus) -> (u8, std::cmp::Reverse<u64>, u8) {
+    let state = match t.state {
+        State::Down => 0,
+        State::Unknown => 1,
+        State::Up => 2,
+    };
+    let failed = t.probes_total.saturating_sub(t.successes_total);
+    // Parts per million failed: comparable across targets of any rate.
+    let ppm = failed.saturating_mul(1_000_000) / t.probes_total.max(1);
+    let last_failed = t.last.as_ref().is_some_and(|l| l.result != "success");
+    (state, std::cmp::Reverse(ppm), u8::from(!last_failed))
+}
+
+/// The targets `q` asks the page to chart; `None` for an unknown group.
+pub fn select<'a>(status: &'a Status, q: &PageQuery) -> Option<Selection<'a>> {
+    let paged = |view: View, all: Vec<&'a TargetStatus>, page: usize| {
+        let pages = all.len().div_ceil(LIST_PAGE).max(1);
+        let page = page.min(pages);
+        Selection {
+            view,
+            total: all.len(),
+            shown: all
+                .into_iter()
+                .skip((page - 1) * LIST_PAGE)
+                .take(LIST_PAGE)
+                .collect(),
+            page,
+            pages,
+        }
+    };
+    let all: Vec<&TargetStatus> = status.targets.iter().collect();
+    Some(match (&q.group, q.page) {
+        (Some(g), page) => {
+            if !status.groups.iter().any(|x| &x.name == g) {
+                return None;
+            }
+            let of: Vec<&TargetStatus> = all.into_iter().filter(|t| &t.group == g).collect();
+            paged(View::Group(g.clone()), of, page.unwrap_or(1))
+        }
+        (None, Some(page)) => paged(View::Paged, all, page),
+        (None, None) if all.len() <= FULL_PAGE_TARGETS => Selection {
+            view: View::All,
+            total: all.len(),
+            shown: all,
+            page: 1,
+            pages: 1,
+        },
+        (None, None) => {
+            let total = all.len();
+            let mut worst = all;
+            // Stable: ties keep configuration order.
+            worst.sort_by_key(|t| badness(t));
+            worst.truncate(WORST);
+            Selection {
+                view: View::Worst,
+                shown: worst,
+                total,
+                page: 1,
+                pages: 1,
+            }
+        }
+    })
 }
 
 /// `12.3 ms`.
@@ -451,14 +602,12 @@ fn title_case(s: &str) -> String {
     }
 }
 
-/// Targets of `group` in the status.
-fn group_targets<'a>(d: &'a PageData, group: &str) -> Vec<&'a str> {
-    d.status
-        .targets
-        .iter()
-        .filter(|t| t.group == group)
-        .map(|t| t.name.as_str())
-        .collect()
+/// Target names a group's card lists (then a link to the group's list).
+const CARD_NAMES: usize = 12;
+
+/// Percent-encodes a query parameter's value.
+fn query_value(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 /// The card's availability windows as of `now` in `tz`: today (since local
@@ -577,6 +726,10 @@ pub fn status_page(d: &PageData) -> String {
     b.push_str("<section class=\"groups\"><h2>Groups</h2>");
     let now = d.status.now;
     let labels = windows(now, d.tz).map(|(l, _)| l);
+    let mut by_group: std::collections::HashMap<&str, Vec<&str>> = Default::default();
+    for t in &d.status.targets {
+        by_group.entry(&t.group).or_default().push(&t.name);
+    }
     for (gi, g) in d.status.groups.iter().enumerate() {
         let state = card_state(g.state, &g.name, d.periods);
         let avail: String = labels
@@ -593,7 +746,7 @@ pub fn status_page(d: &PageData) -> String {
                 )
             })
             .collect();
-        let targets = group_targets(d, &g.name);
+        let targets = by_group.get(g.name.as_str()).map_or(&[][..], Vec::as_slice);
         let _ = write!(
             b,
             "<article class=\"card c-{state}\" data-group=\"{}\" data-state=\"{state}\">\
@@ -627,12 +780,23 @@ pub fn status_page(d: &PageData) -> String {
                 svg::uptime_bar(&format!("{} last {label}", g.name), &segs, d.tz)
             );
         }
+        // A group of thousands lists a few names and links to all of them.
+        let listed = targets.len().min(CARD_NAMES);
         let _ = write!(
             b,
-            "<p class=\"targets\">{} target{}: {}</p></article>",
+            "<p class=\"targets\">{} target{}: {}{}</p></article>",
             targets.len(),
             if targets.len() == 1 { "" } else { "s" },
-            esc(&targets.join(", "))
+            esc(&targets[..listed].join(", ")),
+            if targets.len() > listed {
+                format!(
+                    " and <a href=\"/?group={}#targets\">{} more</a>",
+                    query_value(&g.name),
+                    targets.len() - listed
+                )
+            } else {
+                String::new()
+            }
         );
     }
     b.push_str(
@@ -690,61 +854,109 @@ fn url_segment(s: &str) -> String {
 }
 
 fn targets_section(b: &mut String, d: &PageData) {
+    let sel = &d.targets;
+    // The query every link of the section keeps (the range apart).
+    let keep = |page: Option<usize>| -> String {
+        let mut k = String::new();
+        if let View::Group(g) = &sel.view {
+            k.push_str(&format!("&group={}", query_value(g)));
+        }
+        if let Some(p) = page {
+            k.push_str(&format!("&page={p}"));
+        }
+        k
+    };
+    let this_page = (sel.view != View::All && sel.view != View::Worst).then_some(sel.page);
+    let heading = match &sel.view {
+        View::All => "Latency and loss per target".to_string(),
+        View::Worst => format!(
+            "Latency and loss: the {} worst of {} targets",
+            sel.shown.len(),
+            sel.total
+        ),
+        View::Group(g) => format!(
+            "Latency and loss of {}'s {} target{}",
+            g,
+            sel.total,
+            if sel.total == 1 { "" } else { "s" }
+        ),
+        View::Paged => format!("Latency and loss of all {} targets", sel.total),
+    };
     let _ = write!(
         b,
-        "<section id=\"targets\"><h2>Latency and loss per target</h2><nav class=\"ranges\">"
+        "<section id=\"targets\" data-view=\"{}\"><h2>{}</h2><nav class=\"ranges\">",
+        match sel.view {
+            View::All => "all",
+            View::Worst => "worst",
+            View::Group(_) => "group",
+            View::Paged => "paged",
+        },
+        esc(&heading)
     );
     for r in Range::ALL {
         let _ = write!(
             b,
-            "<a href=\"/?range={0}#targets\"{1}>{0}</a> ",
+            "<a href=\"/?range={0}{2}#targets\"{1}>{0}</a> ",
             r.label(),
             if r == d.range {
                 " aria-current=\"page\""
             } else {
                 ""
-            }
+            },
+            esc(&keep(this_page))
         );
     }
     b.push_str("</nav>");
-    b.push_str(svg::LOSS_LEGEND);
-    for s in d.charts {
-        let t = d.status.targets.iter().find(|t| t.name == s.target);
-        let marks: Vec<&Period> = d
-            .periods
-            .iter()
-            .filter(|p| t.is_some_and(|t| t.group == p.group))
-            .collect();
+    if sel.view == View::Worst {
         let _ = write!(
             b,
-            "<figure class=\"target\" data-target=\"{}\"><figcaption><strong>{}</strong> {} <span class=\"probes\">{}</span>{}</figcaption>{}",
-            esc(&s.target),
-            esc(&s.target),
-            t.map(|t| esc(t.kind)).unwrap_or_default(),
-            t.map(|t| esc(&t.probes)).unwrap_or_default(),
-            t.map(|t| format!(
-                " <span class=\"state st-{0}\">{1} {0}</span>",
-                t.state.as_str(),
-                icon(t.state.as_str())
-            ))
-            .unwrap_or_default(),
-            svg::latency_chart(
-                s,
-                &marks,
-                d.tz,
-                &format!("Latency of {} over the last {}", s.target, d.range.label())
-            )
+            "<p class=\"more\">Down first, then by the share of failed probes since linkwatch started. \
+All {} targets: <a href=\"/?range={}&amp;page=1#targets\">{} at a time</a>, or by group:</p><ul class=\"grouplinks\">",
+            sel.total,
+            d.range.label(),
+            LIST_PAGE
         );
-        if !s.throughput.is_empty() {
-            let plan = d
-                .plans
-                .iter()
-                .find(|(t, _)| *t == s.target)
-                .map(|(_, bps)| *bps);
-            b.push_str(&svg::throughput_chart(s, d.tz, plan));
-            b.push_str(&loaded_chart::chart(s, d.tz));
+        let mut counts: Vec<(&str, usize)> = Vec::new();
+        for g in &d.status.groups {
+            counts.push((&g.name, 0));
         }
-        if let Some(l) = t.and_then(|t| t.last.as_ref())
+        for t in &d.status.targets {
+            if let Some(c) = counts.iter_mut().find(|(g, _)| *g == t.group) {
+                c.1 += 1;
+            }
+        }
+        for (g, n) in counts {
+            let _ = write!(
+                b,
+                "<li><a href=\"/?range={}&amp;group={}#targets\">{}</a> ({n})</li>",
+                d.range.label(),
+                esc(&query_value(g)),
+                esc(g)
+            );
+        }
+        b.push_str("</ul>");
+    }
+    if sel.view != View::All && sel.view != View::Worst {
+        pager(b, d, &keep(None));
+    }
+    b.push_str(svg::LOSS_LEGEND);
+    for t in &sel.shown {
+        let _ = write!(
+            b,
+            "<figure class=\"target\" data-target=\"{name}\"><figcaption><strong>{name}</strong> {kind} <span class=\"probes\">{probes}</span> \
+<span class=\"state st-{state}\">{icon} {state}</span></figcaption>\
+<img class=\"chart\" src=\"{src}\" loading=\"lazy\" width=\"{w}\" height=\"{h}\" alt=\"Latency and loss of {name} over the last {range}\">",
+            name = esc(&t.name),
+            kind = esc(t.kind),
+            probes = esc(&t.probes),
+            state = t.state.as_str(),
+            icon = icon(t.state.as_str()),
+            src = esc(&chart::url(&t.name, d.range)),
+            w = chart::WIDTH,
+            h = chart::HEIGHT,
+            range = d.range.label(),
+        );
+        if let Some(l) = t.last.as_ref()
             && l.result != "success"
         {
             let _ = write!(
@@ -756,14 +968,45 @@ fn targets_section(b: &mut String, d: &PageData) {
         }
         b.push_str("</figure>");
     }
-    if d.uncharted > 0 {
-        let _ = write!(
-            b,
-            "<p>{} more targets are not charted here: see <a href=\"/api/v1/history\">/api/v1/history</a>.</p>",
-            d.uncharted
-        );
+    if sel.view != View::All && sel.view != View::Worst && sel.pages > 1 {
+        pager(b, d, &keep(None));
     }
     b.push_str("</section>");
+}
+
+/// Links to the other pages of a list view.
+fn pager(b: &mut String, d: &PageData, keep: &str) {
+    let sel = &d.targets;
+    if sel.pages <= 1 {
+        let _ = write!(b, "<p class=\"pager\"><a href=\"/#targets\">back to the overview</a></p>");
+        return;
+    }
+    let link = |p: usize, text: &str| {
+        format!(
+            "<a href=\"/?range={}{}&amp;page={p}#targets\">{text}</a>",
+            d.range.label(),
+            esc(keep)
+        )
+    };
+    let _ = write!(
+        b,
+        "<p class=\"pager\">page {} of {} ({}–{} of {}) {} {} · <a href=\"/#targets\">overview</a></p>",
+        sel.page,
+        sel.pages,
+        (sel.page - 1) * LIST_PAGE + 1,
+        ((sel.page - 1) * LIST_PAGE + sel.shown.len()),
+        sel.total,
+        if sel.page > 1 {
+            link(sel.page - 1, "← previous")
+        } else {
+            String::new()
+        },
+        if sel.page < sel.pages {
+            link(sel.page + 1, "next →")
+        } else {
+            String::new()
+        },
+    );
 }
 
 /// The detail view of one outage or degradation, with charts of its
@@ -871,8 +1114,7 @@ mod tests;
 /// read in full: the charts miss what was in them (the bars and the
 /// availability come from the journal).
 fn history_damage_note(d: &PageData) -> String {
-    let mut files: Vec<&crate::history::FileDamage> =
-        d.charts.iter().flat_map(|s| &s.damaged_files).collect();
+    let mut files: Vec<&FileDamage> = d.damaged.iter().collect();
     files.sort_by(|a, b| a.file.cmp(&b.file));
     files.dedup_by(|a, b| a.file == b.file);
     if files.is_empty() {

@@ -72,7 +72,15 @@ pub fn uptime_bar(label: &str, segments: &[Segment], tz: &jiff::tz::TimeZone) ->
         esc(label),
         segments.len()
     );
-    for (i, x) in segments.iter().enumerate() {
+    // A run of equal segments (same state, same explanation) is one
+    // rectangle with one title: a month of "up" is one element, not 120.
+    let mut i = 0;
+    while let Some(x) = segments.get(i) {
+        let run = segments[i..]
+            .iter()
+            .take_while(|y| y.seg == x.seg && y.note == x.note)
+            .count();
+        let last = &segments[i + run - 1];
         let (y, h) = match x.seg {
             Seg::Up | Seg::Down => (0.0, 24.0),
             Seg::Degraded => (6.0, 18.0),
@@ -83,9 +91,9 @@ pub fn uptime_bar(label: &str, segments: &[Segment], tz: &jiff::tz::TimeZone) ->
             "<rect class=\"{}\" x=\"{:.2}\" y=\"{y}\" width=\"{:.2}\" height=\"{h}\"><title>{} – {}: {}{}</title></rect>",
             x.seg.class(),
             i as f64 * w,
-            (w - 0.6).max(0.4),
+            (run as f64 * w - 0.6).max(0.4),
             esc(&fmt_time_short(x.from, tz)),
-            esc(&fmt_time_short(x.to, tz)),
+            esc(&fmt_time_short(last.to, tz)),
             x.seg.word(),
             if x.note.is_empty() {
                 String::new()
@@ -93,6 +101,7 @@ pub fn uptime_bar(label: &str, segments: &[Segment], tz: &jiff::tz::TimeZone) ->
                 format!(" ({})", esc(&x.note))
             }
         );
+        i += run;
     }
     s.push_str("</svg>");
     s

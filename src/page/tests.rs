@@ -2,7 +2,6 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
 use super::*;
-use crate::history::{HistoryQuery, HistoryStore};
 use crate::outage::GroupStatus;
 use crate::status::{Status, TargetStatus};
 
@@ -65,33 +64,14 @@ fn period(kind: Kind, group: &str, start: &str, end: Option<&str>) -> Period {
 }
 
 fn page(status: &Status, periods: &[Period]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let names: Vec<(String, bool)> = status
-        .targets
-        .iter()
-        .map(|t| (t.name.clone(), false))
-        .collect();
-    let store = HistoryStore::open_at(dir.path(), names.clone(), status.now).unwrap();
-    let all: Vec<String> = names.into_iter().map(|(n, _)| n).collect();
-    let now = status.now;
-    let charts = store.query(
-        &HistoryQuery::new(
-            all,
-            Timestamp::from_second(now.as_second() - 86_400).unwrap(),
-            now,
-            300,
-        )
-        .unwrap(),
-    );
     status_page(&PageData {
         status,
         periods,
         figures: &[],
         monitored: &[],
-        plans: &[],
-        charts: &charts,
+        targets: select(status, &PageQuery::default()).unwrap(),
         range: Range::H24,
-        uncharted: 0,
+        damaged: &[],
         tz: &TimeZone::UTC,
     })
 }
@@ -157,7 +137,16 @@ fn names_are_escaped_and_every_chart_has_a_title() {
                 .is_some_and(|(_, after)| after.starts_with("<title>")))
             .count()
     );
-    assert_eq!(svgs, 3 + 1, "three bars and one chart");
+    assert_eq!(svgs, 3, "three bars");
+    assert!(
+        html.contains("<strong>a&quot;&gt;&lt;script&gt;x&lt;/script&gt;-t&lt;1&gt;</strong> icmp"),
+        "{html}"
+    );
+    // The target's chart: an image of its own document, the name encoded.
+    assert!(
+        html.contains("<img class=\"chart\" src=\"/chart/a%22%3E%3Cscript%3Ex%3C%2Fscript%3E-t%3C1%3E.svg?range=24h\" loading=\"lazy\""),
+        "{html}"
+    );
 }
 
 #[test]
@@ -187,10 +176,9 @@ fn undecided_and_unmonitored_groups_never_read_100_percent() {
         periods: &[],
         figures: &figures,
         monitored: &figs.monitored(ts("2026-11-01T00:00:00Z"), now),
-        plans: &[],
-        charts: &[],
+        targets: select(&st, &PageQuery::default()).unwrap(),
         range: Range::H1,
-        uncharted: 0,
+        damaged: &[],
         tz: &TimeZone::UTC,
     });
     let card = |g: &str| {
@@ -316,4 +304,153 @@ fn the_default_range_fits_the_data() {
     assert_eq!(Range::fitted(ago(5 * 86_400), now), Range::H24);
     assert_eq!(Range::fitted(None, now), Range::H1);
     assert_eq!(Range::parse("1h"), Some(Range::H1));
+}
+
+/// `n` targets in `groups` groups (`g0`…), every seventh one down and with
+/// failures: the status of a large installation.
+fn many(now: Timestamp, n: usize, groups: usize) -> Status {
+    let mut st = status(
+        now,
+        &(0..groups)
+            .map(|g| (format!("g{g}"), State::Up))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(|(n, s)| (n.as_str(), *s))
+            .collect::<Vec<_>>(),
+    );
+    st.targets = (0..n)
+        .map(|i| TargetStatus {
+            name: format!("t{i:05}"),
+            group: format!("g{}", i % groups),
+            kind: "icmp",
+            probes: format!("192.0.2.{}", i % 250),
+            interval_seconds: 1.0,
+            timeout_seconds: 0.5,
+            probes_total: 1000,
+            // Failures grow with the index: the worst are the last ones.
+            successes_total: 1000 - (i as u64 % 500),
+            last: None,
+            state: if i % 7 == 3 { State::Down } else { State::Up },
+            state_since: None,
+        })
+        .collect();
+    st
+}
+
+#[test]
+fn ten_thousand_targets_show_the_groups_and_the_20_worst_charts() {
+    let now = ts("2026-12-01T10:40:13Z");
+    let st = many(now, 10_000, 40);
+    let ps: Vec<Period> = (0..40)
+        .map(|g| {
+            period(
+                Kind::Outage,
+                &format!("g{g}"),
+                "2026-11-20T10:02:13Z",
+                Some("2026-11-20T11:02:13Z"),
+            )
+        })
+        .collect();
+    let sel = select(&st, &PageQuery::default()).unwrap();
+    assert_eq!(sel.view, View::Worst);
+    assert_eq!((sel.shown.len(), sel.total), (WORST, 10_000));
+    // Down first, and among those the most failures.
+    assert!(sel.shown.iter().all(|t| t.state == State::Down));
+    assert!(
+        sel.shown
+            .windows(2)
+            .all(|w| w[0].successes_total <= w[1].successes_total)
+    );
+    let html = status_page(&PageData {
+        status: &st,
+        periods: &ps,
+        figures: &[],
+        monitored: &[],
+        targets: sel,
+        range: Range::D30,
+        damaged: &[],
+        tz: &TimeZone::UTC,
+    });
+    assert_eq!(html.matches("<img class=\"chart\"").count(), WORST);
+    assert_eq!(html.matches("<article class=\"card").count(), 40);
+    assert!(html.contains("data-view=\"worst\""));
+    for g in 0..40 {
+        assert!(html.contains(&format!("data-group=\"g{g}\" data-state=\"up\"")));
+        assert!(html.contains(&format!("href=\"/?range=30d&amp;group=g{g}#targets\"")));
+    }
+    assert!(html.contains("href=\"/?range=30d&amp;page=1#targets\""));
+    // A card lists a dozen names and links to the rest.
+    assert!(html.contains("and <a href=\"/?group=g0#targets\">238 more</a>"));
+    assert!(html.len() < 150_000, "{} bytes", html.len());
+
+    // The lists: a group's page, all targets' pages.
+    let q = PageQuery::parse("group=g3&page=2&range=7d").unwrap();
+    let sel = select(&st, &q).unwrap();
+    assert_eq!(sel.view, View::Group("g3".into()));
+    assert_eq!((sel.total, sel.page, sel.pages), (250, 2, 3));
+    assert_eq!(sel.shown.len(), LIST_PAGE);
+    assert!(sel.shown.iter().all(|t| t.group == "g3"));
+    let html = status_page(&PageData {
+        status: &st,
+        periods: &ps,
+        figures: &[],
+        monitored: &[],
+        targets: sel,
+        range: Range::D7,
+        damaged: &[],
+        tz: &TimeZone::UTC,
+    });
+    assert_eq!(html.matches("<img class=\"chart\"").count(), LIST_PAGE);
+    assert!(html.contains("page 2 of 3 (101–200 of 250)"), "{html}");
+    assert!(html.contains("href=\"/?range=7d&amp;group=g3&amp;page=3#targets\">next"));
+    let sel = select(&st, &PageQuery::parse("page=1000").unwrap()).unwrap();
+    assert_eq!((sel.view, sel.page, sel.shown.len()), (View::Paged, 100, 100));
+    assert!(select(&st, &PageQuery::parse("group=nope").unwrap()).is_none());
+    assert!(PageQuery::parse("range=2d").is_err());
+    assert!(PageQuery::parse("page=0").is_err());
+    assert!(PageQuery::parse("bogus=1").is_err());
+}
+
+#[test]
+fn fifty_targets_are_all_charted_in_a_page_under_300_kb() {
+    let now = ts("2026-12-01T10:40:13Z");
+    let st = many(now, 50, 10);
+    // A month of outages and slow periods: every bar has something on it.
+    let ps: Vec<Period> = (0..60)
+        .map(|i| {
+            let start = Timestamp::from_second(now.as_second() - i * 12 * 3600).unwrap();
+            let end = Timestamp::from_second(start.as_second() + 1800).unwrap();
+            let mut p = period(
+                if i % 2 == 0 {
+                    Kind::Outage
+                } else {
+                    Kind::Degradation
+                },
+                &format!("g{}", i % 10),
+                "2026-12-01T00:00:00Z",
+                None,
+            );
+            p.id = format!("p{i}");
+            p.start = start;
+            p.end = Some(end);
+            p
+        })
+        .collect();
+    let monitored = [(ts("2026-11-01T00:00:00Z"), now)];
+    let sel = select(&st, &PageQuery::default()).unwrap();
+    assert_eq!((sel.view.clone(), sel.shown.len()), (View::All, 50));
+    let html = status_page(&PageData {
+        status: &st,
+        periods: &ps,
+        figures: &[],
+        monitored: &monitored,
+        targets: sel,
+        range: Range::D30,
+        damaged: &[],
+        tz: &TimeZone::UTC,
+    });
+    assert_eq!(html.matches("<img class=\"chart\"").count(), 50);
+    assert_eq!(html.matches("loading=\"lazy\"").count(), 50);
+    assert!(html.contains("class=\"s-down\"") && html.contains("class=\"s-degraded\""));
+    assert!(html.len() <= 300_000, "{} bytes", html.len());
 }

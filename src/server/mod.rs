@@ -13,6 +13,7 @@
 //! taken port before it touches anything else.
 
 pub(crate) mod admission;
+mod chart;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -258,8 +259,9 @@ pub fn handle(state: &AppState, method: &Method, uri: &http::Uri) -> Response<Bo
             Err(msg) => bad_request(msg),
         },
         "/api/v1/availability" => availability(state, query),
-        "/" => html(status_page(state, query)),
+        "/" => status_page(state, query),
         "/static/page.css" => stylesheet(),
+        path if path.starts_with(page::chart::PREFIX) => chart::chart(state, path, query),
         path => detail(state, path),
     }
 }
@@ -573,21 +575,10 @@ fn page_figures<'a>(
     )
 }
 
-fn status_page(state: &AppState, query: &str) -> String {
-    let status = state.status.status(&state.outages, state.started);
-    let now = status.now;
-    let history = load_history(state);
-    let figs = page_figures(&history, &status, now, &state.data_dir);
-    let range = url::form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == "range")
-        .and_then(|(_, v)| Range::parse(&v))
-        .unwrap_or_else(|| Range::fitted(history.runs.first().map(|r| r.started), now));
-    let periods = periods(state, now);
-    let ago = |s: i64| jiff::Timestamp::from_second(now.as_second() - s).unwrap_or(now);
-    let monitored = figs.monitored(ago(31 * 86_400), now);
-    let tz = jiff::tz::TimeZone::system();
-    let figures = page::group_figures(&figs, &status, &tz);
-    let plans: Vec<(String, f64)> = history
+/// The `[plan]` rate of each throughput target's direction, as the journal's
+/// last run configured it.
+fn plans(history: &crate::journal::Ledger, now: jiff::Timestamp) -> Vec<(String, f64)> {
+    history
         .runs
         .last()
         .map(|r| {
@@ -601,27 +592,53 @@ fn status_page(state: &AppState, query: &str) -> String {
                 })
                 .collect()
         })
-        .unwrap_or_default();
-    let charted: Vec<String> = status
+        .unwrap_or_default()
+}
+
+/// `GET /`: reads no history but the damage check; the charts are
+/// `/chart/…` images (see [`chart`]).
+fn status_page(state: &AppState, query: &str) -> Response<Body> {
+    let q = match page::PageQuery::parse(query) {
+        Ok(q) => q,
+        Err(msg) => return bad_request(msg),
+    };
+    let status = state.status.status(&state.outages, state.started);
+    let now = status.now;
+    let history = load_history(state);
+    let figs = page_figures(&history, &status, now, &state.data_dir);
+    let range = q
+        .range
+        .unwrap_or_else(|| Range::fitted(history.runs.first().map(|r| r.started), now));
+    let Some(targets) = page::select(&status, &q) else {
+        return text(StatusCode::NOT_FOUND, "no such group\n");
+    };
+    let periods = periods(state, now);
+    let ago = |s: i64| jiff::Timestamp::from_second(now.as_second() - s).unwrap_or(now);
+    let monitored = figs.monitored(ago(31 * 86_400), now);
+    let tz = jiff::tz::TimeZone::system();
+    let figures = page::group_figures(&figs, &status, &tz);
+    // The history files of the charts' period that are damaged: the store
+    // lists them with every answer, here one point of one target.
+    let damaged = status
         .targets
-        .iter()
-        .take(PAGE_CHARTS)
-        .map(|t| t.name.clone())
-        .collect();
-    let charts = HistoryQuery::new(charted, ago(range.seconds()), now, range.step())
-        .map(|q| state.history.query(&q))
+        .first()
+        .and_then(|t| {
+            HistoryQuery::new(vec![t.name.clone()], ago(range.seconds()), now, range.seconds())
+                .ok()
+        })
+        .and_then(|q| state.history.query(&q).into_iter().next())
+        .map(|s| s.damaged_files)
         .unwrap_or_default();
-    page::status_page(&page::PageData {
+    html(page::status_page(&page::PageData {
         status: &status,
         periods: &periods,
         figures: &figures,
         monitored: &monitored,
-        plans: &plans,
-        charts: &charts,
+        targets,
         range,
-        uncharted: status.targets.len().saturating_sub(PAGE_CHARTS),
+        damaged: &damaged,
         tz: &tz,
-    })
+    }))
 }
 
 /// The period kind and id of a detail view's path: `/outage/ID` or

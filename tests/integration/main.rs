@@ -31,6 +31,7 @@ mod netns_outage;
 mod netns_stall;
 mod notify;
 mod page_browser;
+mod page_light;
 mod path_trace;
 mod peer_client;
 mod reload;

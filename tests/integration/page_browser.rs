@@ -351,7 +351,7 @@ fn seed_history(data_dir: &Path, now: Timestamp) {
 fn start_daemon(ns: &Netns, config: &Path, dir: tempfile::TempDir) -> Daemon {
     let child = ns
         .command(&[BIN, "run", "--config", config.to_str().unwrap()])
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", "info,linkwatch::server::chart=debug")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -555,7 +555,21 @@ fn status_page_detail_view_and_report_in_chromium() {
         dom.contains("class=\"s-gap\""),
         "no unmonitored segment on a bar"
     );
-    assert_eq!(dom.matches("class=\"chart\"").count(), TARGETS.len() + 1);
+    // One chart per target, an image of its own SVG loaded lazily (the
+    // page's CSP allows the daemon's images), and Chromium fetched them.
+    assert_eq!(
+        dom.matches("<img class=\"chart\"").count(),
+        TARGETS.len() + 1
+    );
+    assert_eq!(dom.matches("loading=\"lazy\"").count(), TARGETS.len() + 1);
+    let log = d.log();
+    for t in TARGETS.iter().chain(&["secret-api"]) {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("chart served") && l.contains(&format!("target={t} "))),
+            "Chromium did not load the chart of {t}: {log}"
+        );
+    }
     for chunk in dom.split("<svg").skip(1) {
         let after = chunk.split_once('>').map(|(_, a)| a).unwrap_or("");
         assert!(
@@ -578,17 +592,25 @@ fn status_page_detail_view_and_report_in_chromium() {
     assert!(console_messages(&out.stderr).is_empty());
     assert!(std::fs::metadata(&dark).is_ok_and(|m| m.len() > 5_000));
     println!("SCREENSHOT {}", dark.display());
-    // The 7-day charts show the seeded history.
-    let week = look_at(
+    // The 30-day view; its charts (and the 7-day ones) show the seeded history.
+    let month = look_at(
         &ns,
-        &format!("http://{addr}/?range=7d"),
-        "status-7d",
+        &format!("http://{addr}/?range=30d"),
+        "status-30d",
         (3400, 2200),
     );
-    assert!(
-        week.contains("class=\"band\""),
-        "no latency band in the 7-day charts"
-    );
+    assert!(month.contains("src=\"/chart/one-one.svg?range=30d\""));
+    for range in ["7d", "30d"] {
+        let svg = curl(
+            &ns,
+            &format!("http://{addr}/chart/one-one.svg?range={range}"),
+            false,
+        );
+        assert!(
+            svg.contains("class=\"band\""),
+            "no latency band in the {range} chart: {svg}"
+        );
+    }
 
     // The internet outage across the restart: its detail view.
     let outages = api(&ns, addr, "/api/v1/outages");

@@ -1,0 +1,72 @@
+//! `GET /chart/<target>.svg?range=…`: one target's charts for the status
+//! page's `<img>` ([`page::chart`]). 404 for a target not configured, 400
+//! for a bad query; the work is one target's series over one of the page's
+//! ranges (at most 1 440 points), and the answer is cached for the chart's
+//! step.
+
+use http::{Response, StatusCode, header};
+
+use super::{AppState, Body, bad_request, load_history, periods, plans, response};
+use crate::page::{self, Period, chart::ChartError};
+
+/// Serves one chart.
+pub(super) fn chart(state: &AppState, path: &str, query: &str) -> Response<Body> {
+    match render(state, path, query) {
+        Ok((svg, max_age)) => {
+            let mut r = response(StatusCode::OK, "image/svg+xml", svg.into_bytes());
+            let h = r.headers_mut();
+            if let Ok(v) = header::HeaderValue::from_str(&format!("max-age={max_age}")) {
+                h.insert(header::CACHE_CONTROL, v);
+            }
+            if let Ok(v) = header::HeaderValue::from_str(&page::chart::CSP) {
+                h.insert(header::CONTENT_SECURITY_POLICY, v);
+            }
+            h.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                header::HeaderValue::from_static("nosniff"),
+            );
+            r
+        }
+        Err(ChartError::NotFound(msg)) => response(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            format!("{msg}\n").into_bytes(),
+        ),
+        Err(ChartError::BadRequest(msg)) => bad_request(msg),
+    }
+}
+
+/// The chart's SVG and its lifetime in seconds.
+fn render(state: &AppState, path: &str, query: &str) -> Result<(String, i64), ChartError> {
+    let target = page::chart::target_of(path)
+        .ok_or_else(|| ChartError::NotFound("not found".to_string()))?;
+    let range = page::chart::parse_query(query)?;
+    let status = state.status.status(&state.outages, state.started);
+    let Some(t) = status.targets.iter().find(|t| t.name == target) else {
+        return Err(ChartError::NotFound(format!("no such target `{target}`")));
+    };
+    let now = status.now;
+    let q = page::chart::query(&t.name, range, now)
+        .map_err(|e| ChartError::BadRequest(e.to_string()))?;
+    let Some(series) = state.history.query(&q).into_iter().next() else {
+        return Err(ChartError::NotFound(format!("no history of `{target}`")));
+    };
+    let periods = periods(state, now);
+    let marks: Vec<&Period> = periods.iter().filter(|p| p.group == t.group).collect();
+    let plan = plans(&load_history(state), now)
+        .into_iter()
+        .find(|(name, _)| *name == t.name)
+        .map(|(_, bps)| bps);
+    let tz = jiff::tz::TimeZone::system();
+    tracing::debug!(
+        target = %t.name,
+        range = range.label(),
+        points = series.points.len(),
+        rows = page::chart::rows_asked(&q),
+        "chart served"
+    );
+    Ok((
+        page::chart::document(&series, range, &marks, plan, &tz),
+        range.step(),
+    ))
+}
