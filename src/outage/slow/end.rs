@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use super::figures::Trigger;
-use super::window::{DNS, Fed, RTT, Th};
+#[cfg(doc)]
+use super::window::BadSpan;
+use super::window::{DNS, Fed, PopId, RTT, Slot, Th};
 use crate::outage::period::Stamp;
 
 /// Dates a period's end from the evidence: per trigger, a forward CUSUM
@@ -93,6 +95,54 @@ impl EndTrack {
             self.peak[i] = self.sum[i];
             self.at[i] = Some(at);
             self.after_peak[i] = true;
+        }
+    }
+
+    /// Feeds a whole time bucket of the window (the samples between a
+    /// trip's back-dated start and the trip), `stamp` giving the moment of
+    /// a mono ms. The sums at the bucket's last bad sample are the ones a
+    /// walk over the samples sees there ([`BadSpan`]), so the end it dates
+    /// is exact to the bucket (the first sample after the peak, or the
+    /// bucket's newest when that one is in the same bucket).
+    pub(super) fn feed_slot(&mut self, s: &Slot, stamp: impl Fn(u64) -> Stamp) {
+        let first = stamp(s.first_ms());
+        let last = stamp(s.last_ms());
+        for p in PopId::ALL {
+            let (n, bad) = s.counts(p);
+            if n == 0 {
+                continue;
+            }
+            let i = p.trigger() as usize;
+            if self.after_peak[i] {
+                self.at[i] = Some(first);
+                self.after_peak[i] = false;
+            }
+            let before = self.loss_seen;
+            if let Some(b) = s.bad_span(p) {
+                // The sum at the bucket's last bad sample: every bad one,
+                // the rate taken for the samples up to it.
+                let at_last = self.sum[i] + bad as i64 * PPM - b.until_last as i64 * self.rate[i];
+                if at_last >= self.peak[i] {
+                    self.peak[i] = at_last;
+                    self.at[i] = Some(stamp(s.at(b.last)));
+                    self.after_peak[i] = true;
+                    if p == PopId::Loss {
+                        self.loss_at_peak =
+                            Some((before.0 + u64::from(b.until_last), before.1 + bad));
+                    }
+                }
+                if self.after_peak[i] && u64::from(b.until_last) < n {
+                    // Samples after it in the bucket: the first of them
+                    // dates the end; the bucket's newest is the nearest
+                    // moment known.
+                    self.at[i] = Some(last);
+                    self.after_peak[i] = false;
+                }
+            }
+            self.sum[i] += bad as i64 * PPM - n as i64 * self.rate[i];
+            if p == PopId::Loss {
+                self.loss_seen = (before.0 + n, before.1 + bad);
+            }
         }
     }
 

@@ -14,14 +14,20 @@
 //! [`SlowTracker::degraded`] and [`SlowTracker::take_degraded_time`]) and
 //! the configuration section `[degraded]`.
 //!
-//! Files: [`window`] (the sliding window and back-dating), [`histogram`],
+//! Files: [`window`] (the sliding window in time buckets and back-dating), [`histogram`],
 //! [`end`] (dating the end), [`figures`] (window and period figures,
 //! triggers), [`sample`] (the input).
 //!
 //! Rules (the DESIGN contract, plus the decisions noted here):
-//! - Per group, a sliding window of the last `window` holds every probe sample
-//!   (`mono` in milliseconds; a sample is in the window while
-//!   `now - mono < window`, `now` being the newest sample or tick of the group).
+//! - Per group, a sliding window of the last `window` holds the probe samples
+//!   in time buckets of `min(1 s, window/60)` (`mono` in milliseconds, buckets
+//!   aligned to multiples of their width). A bucket holds counts (samples,
+//!   loss, successes and how many were over each threshold) and a sparse
+//!   log-linear histogram of the latencies; the window's figures are the sums
+//!   of its buckets'. A bucket is in the window while `now - start < window`
+//!   (`now` being the newest sample or tick of the group), so a sample leaves
+//!   with its bucket, up to one bucket width early; a late sample goes into
+//!   its own bucket while that is still in the window.
 //! - Figures: `loss_ratio` = failed / all over ICMP, TCP and DNS probes. HTTP is
 //!   left out: an HTTP failure is as often the server's answer (a 5xx, a TLS
 //!   error) as the network, and the issue defines loss over ICMP/TCP/DNS.
@@ -30,8 +36,10 @@
 //!   probes carry no latency and only count towards loss.
 //! - Quantiles are nearest-rank (the `ceil(q·n)`-th smallest). Whether a
 //!   quantile is over its threshold is decided exactly (each sample is compared
-//!   with the threshold when it arrives and counted), so only the reported
-//!   values carry the histogram's error (see [`Histogram`]).
+//!   with the threshold when it arrives and counted in its bucket), so only
+//!   the reported values carry the histogram's error: **at most 1 %** relative
+//!   (1/128: 64 linear sub-buckets per power of two, the bucket's midpoint
+//!   reported; see [`Histogram`]), for latencies up to about 1100 s.
 //! - Each figure needs at least `min_samples` samples of its own population in
 //!   the window (a p95 of three probes is noise). Throughput has its own rule:
 //!   its figure is the median of the successful tests in the window plus the
@@ -44,7 +52,10 @@
 //!   samples exceed the threshold's rate by the most (CUSUM), so the figure
 //!   over the rest of the window is over its threshold from there; a step
 //!   change is dated to its first bad sample and a stray old one is ignored.
-//!   With several triggers, the earliest of their change points.
+//!   With several triggers, the earliest of their change points. The walk is
+//!   over time buckets, a bucket's bad samples taken as its newest: the
+//!   change point is exact to the bucket (exact for a step change), and the
+//!   start is that bucket's first bad sample.
 //! - A tripped slow period is *pending* (the gauge already says degraded) and is
 //!   announced only when (a) `settle` has passed since the trip, so that a
 //!   failing streak about to become an outage does not leave a slow period in
@@ -70,15 +81,15 @@
 //!   newest sample's wall time minus the monotonic difference, at milliseconds.
 //! - Ids are `<start unix ms>-<group>-degraded` (a `-N` suffix if taken): they
 //!   never collide with outage ids (`<ms>-<group>`) of the same journal.
-//! - Cost: amortised O(1) per sample (ring push/pop, histogram add/remove,
-//!   counter updates, an O(1) threshold check); O(window samples) once per
-//!   trip for back-dating. Memory per group: three histograms of
-//!   [`BUCKETS`] × 4 bytes (13.8 KiB), 4 bytes per probe sample in the window
-//!   in the ring (8 for a sample more than 4 s from the one before it: a
-//!   sparse or out-of-order one), in 16 KiB chunks, plus 8 bytes per "bad"
-//!   sample in the window, capped at
-//!   [`MAX_WINDOW_SAMPLES`] samples whatever the rate (the oldest are expired
-//!   early beyond it); 32 KiB of period histograms while a slow period is open.
+//! - Cost: amortised O(1) per sample (a counter update and a binary search in
+//!   the newest bucket's sparse histogram, a dense histogram add), a bucket's
+//!   sparse histogram taken out of the sums as it expires; O(buckets) once per
+//!   trip for back-dating. Memory per group, whatever the number of probes:
+//!   three histograms of [`BUCKETS`] × 4 bytes (26 KiB), and per time bucket
+//!   holding samples ~100 bytes plus 8 per distinct latency bucket hit in it
+//!   (at most `window / bucket` buckets: 300 for a 5 m window; about 1.3 KiB a
+//!   bucket at 10 000 targets on loopback); 72 KiB of period histograms while
+//!   a slow period is open.
 
 use std::time::Duration;
 
@@ -97,8 +108,7 @@ pub(crate) use figures::median;
 use histogram::representative;
 pub use histogram::{BUCKETS, Histogram};
 pub use sample::{GroupSpec, Sample, SampleKind, Thresholds};
-pub use window::MAX_WINDOW_SAMPLES;
-use window::{Entry, Fed, Th, Window, ms};
+use window::{Fed, Th, Window, ms};
 
 mod end;
 mod figures;
@@ -186,15 +196,8 @@ impl Track {
     fn begin_end_track(&mut self, start: Stamp) {
         let mut end = EndTrack::new(&self.th);
         let from = ms(start.mono);
-        let mut probes: Vec<Entry> = self
-            .win
-            .ring
-            .iter_rev()
-            .filter(|e| e.ms() >= from)
-            .collect();
-        probes.reverse();
-        for e in probes {
-            end.feed(Fed::Probe(e), self.win.stamp_of(e.ms()), &self.th);
+        for s in self.win.slots.iter().filter(|s| s.last_ms() >= from) {
+            end.feed_slot(s, |ms| self.win.stamp_of(ms));
         }
         for t in self.win.tests.iter().filter(|t| t.at.mono >= start.mono) {
             end.feed(Fed::Test(t.bps, t.increase, false), t.at, &self.th);
@@ -716,7 +719,7 @@ impl SlowTracker {
 
     /// Successful ICMP/TCP probes in group `g`'s window and the sum of their
     /// RTTs in seconds (from the histogram: each at its bucket's midpoint,
-    /// within 1.6 %), for the summary's `_count` and `_sum`.
+    /// within 0.8 %), for the summary's `_count` and `_sum`.
     pub fn window_rtt_count_sum(&self, g: usize) -> Option<(u64, f64)> {
         let h = &self.groups.get(g)?.win.rtt.hist;
         let sum: f64 = h

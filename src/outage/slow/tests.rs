@@ -1,8 +1,6 @@
 //! Tests of the slow-period tracker: the histogram, the window, trips, back-dating, ends, causes, adoption and time accounting.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::VecDeque;
-
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
@@ -115,13 +113,13 @@ fn evs(v: &[(u32, SlowEvent)]) -> Vec<SlowEvent> {
 
 #[test]
 fn histogram_quantile_error_bound_and_resolution() {
-    // Every value is within 1/64 of its bucket's representative.
+    // Every value is within 1/128 of its bucket's representative.
     let mut rng = StdRng::seed_from_u64(7);
     for _ in 0..100_000 {
         let v = 10f64.powf(rng.random_range(3.0..11.5)) as u64;
         let r = representative(bucket(v));
         assert!(
-            (r - v as f64).abs() <= v as f64 / 64.0,
+            (r - v as f64).abs() <= v as f64 / 128.0,
             "{v} -> bucket {} -> {r}",
             bucket(v)
         );
@@ -147,14 +145,17 @@ fn histogram_quantile_error_bound_and_resolution() {
         for q in [P50, P95] {
             let exact = v[rank(q, n as u64).unwrap() as usize - 1] as f64;
             let got = h.quantile(q).unwrap();
-            assert!((got - exact).abs() <= exact / 64.0, "q{q} {got} vs {exact}");
+            assert!(
+                (got - exact).abs() <= exact / 128.0,
+                "q{q} {got} vs {exact}"
+            );
         }
     }
-    // A 20 % change is at least 6 buckets at LAN and internet scales.
+    // A 20 % change is at least 12 buckets at LAN and internet scales.
     for base_us in [200u64, 500, 2000, 20_000, 100_000, 300_000] {
         let b = base_us * 1000;
         let moved = bucket(b * 6 / 5) - bucket(b);
-        assert!(moved >= 6, "{base_us} µs: {moved} buckets");
+        assert!(moved >= 12, "{base_us} µs: {moved} buckets");
     }
     assert_eq!(h_quantile_empty(), None);
 }
@@ -606,7 +607,8 @@ fn throughput_median_and_last_test_rules() {
 fn naive(all: &[Sample], now_ms: u64, t: &Th) -> (u64, u64, [Vec<u64>; 3], u8) {
     let mut lat: [Vec<u64>; 3] = Default::default();
     let (mut total, mut failed) = (0, 0);
-    for s in all.iter().filter(|s| now_ms - ms(s.at.mono) < t.window_ms) {
+    let start = |s: &Sample| ms(s.at.mono) - ms(s.at.mono) % t.bucket_ms;
+    for s in all.iter().filter(|s| now_ms - start(s) < t.window_ms) {
         let class = match s.kind {
             SampleKind::Icmp | SampleKind::Tcp => 0,
             SampleKind::Dns => 1,
@@ -651,49 +653,6 @@ fn naive(all: &[Sample], now_ms: u64, t: &Th) -> (u64, u64, [Vec<u64>; 3], u8) {
 }
 
 #[test]
-fn ring_keeps_entries_exactly_whatever_the_gaps() {
-    let mut rng = StdRng::seed_from_u64(7);
-    let mut ring = Ring::default();
-    let mut plain: VecDeque<Entry> = VecDeque::new();
-    let mut ms: u64 = 1 << 30;
-    for i in 0..20_000 {
-        // Mostly dense, sometimes out of order or far apart (markers).
-        ms = match rng.random_range(0..10) {
-            0 => ms.saturating_sub(rng.random_range(0..10_000)),
-            1 => ms + rng.random_range(4_000..3_000_000_000),
-            _ => ms + rng.random_range(0..3),
-        } & MS_MASK;
-        let e = Entry::new(
-            ms,
-            rng.random_range(0..BUCKETS),
-            rng.random_range(0..3),
-            rng.random(),
-            rng.random(),
-            rng.random(),
-            rng.random(),
-        );
-        ring.push_back(e);
-        plain.push_back(e);
-        if rng.random_range(0..3) == 0 {
-            assert_eq!(ring.pop_front(), plain.pop_front(), "pop {i}");
-        }
-        assert_eq!(ring.front(), plain.front().copied(), "front {i}");
-        assert_eq!(ring.len(), plain.len());
-        if i % 997 == 0 {
-            assert!(ring.iter_rev().eq(plain.iter().rev().copied()), "walk {i}");
-        }
-    }
-    // Dense samples take one word each.
-    let mut dense = Ring::default();
-    for i in 0..1000 {
-        dense.push_back(Entry::new(5_000 + i / 10, 3, RTT, true, true, false, false));
-    }
-    assert_eq!(dense.words.len(), 1000);
-    while dense.pop_front().is_some() {}
-    assert_eq!((dense.len(), dense.words.len()), (0, 0));
-}
-
-#[test]
 fn window_expiry_matches_naive_recomputation() {
     let mut t = th(30, 5);
     t.loss_above = Some(0.1);
@@ -724,7 +683,9 @@ fn window_expiry_matches_naive_recomputation() {
         assert!(w.push(&s, &th).is_some());
         all.push(s);
         let now_ms = ms(s.at.mono);
-        all.retain(|s| now_ms - ms(s.at.mono) < th.window_ms);
+        // A sample leaves with its time bucket: once the bucket's start is a
+        // whole window old.
+        all.retain(|s| now_ms - (ms(s.at.mono) - ms(s.at.mono) % th.bucket_ms) < th.window_ms);
         let (total, failed, lat, mask) = naive(&all, now_ms, &th);
         assert_eq!((w.loss_total, w.loss_failed), (total, failed), "sample {i}");
         for (pop, v) in [&w.rtt, &w.dns, &w.http].into_iter().zip(&lat) {
@@ -735,7 +696,7 @@ fn window_expiry_matches_naive_recomputation() {
             }
         }
         assert_eq!(w.crossing(&th), mask, "sample {i}");
-        assert_eq!(w.ring.len(), all.len());
+        assert_eq!(w.samples, all.len() as u64);
     }
 }
 
@@ -906,12 +867,13 @@ fn cost_per_sample_at_10k_targets() {
     let n = samples.len() as f64;
     let cpu_ns = cpu().zip(c0).map(|(b, a)| (b - a) / n);
     println!(
-        "degradation windows: {} samples in {:?}: {:.1} ns/sample wall, {:.1} ns/sample on CPU ({events} events), ring {} entries/group",
+        "degradation windows: {} samples in {:?}: {:.1} ns/sample wall, {:.1} ns/sample on CPU ({events} events), {} time buckets and {} heap bytes in group 0's window",
         samples.len(),
         el,
         el.as_nanos() as f64 / n,
         cpu_ns.unwrap_or(f64::NAN),
-        d.groups[0].win.ring.len(),
+        d.groups[0].win.slots.len(),
+        d.groups[0].win.heap_bytes(),
     );
 }
 
@@ -1026,4 +988,340 @@ fn figures_without_an_upload_median_read_and_write_as_before() {
     let f: Figures = serde_json::from_str(old).unwrap();
     assert_eq!(f.throughput_upload_bps, None);
     assert_eq!(serde_json::to_string(&f).unwrap(), old);
+}
+
+/// Exact nearest-rank quantile of sorted `v`.
+fn exact_quantile(v: &[u64], permille: u64) -> f64 {
+    v[rank(permille, v.len() as u64).unwrap() as usize - 1] as f64
+}
+
+/// Value sets that stress a bucketed quantile: random spreads and the
+/// adversarial ones (bucket edges, one value, steps, heavy tails, tiny
+/// and huge values, two far modes).
+fn quantile_sets(rng: &mut StdRng) -> Vec<(String, Vec<u64>)> {
+    let mut sets = Vec::new();
+    for round in 0..40 {
+        let n = rng.random_range(1..3000usize);
+        let uniform: Vec<u64> = (0..n)
+            .map(|_| rng.random_range(100_000..300_000_000))
+            .collect();
+        let log_uniform: Vec<u64> = (0..n)
+            .map(|_| 10f64.powf(rng.random_range(0.0..12.0)) as u64)
+            .collect();
+        // Every value on the lower or upper edge of a random bucket.
+        let edges: Vec<u64> = (0..n)
+            .map(|_| {
+                let (lo, w) = bucket_bounds(rng.random_range(0..BUCKETS - 1));
+                if rng.random() { lo } else { lo + w - 1 }
+            })
+            .collect();
+        let same = vec![rng.random_range(1..1_000_000_000u64); n];
+        let bimodal: Vec<u64> = (0..n)
+            .map(|_| {
+                if rng.random_range(0..100) < 94 {
+                    rng.random_range(5_000..15_000)
+                } else {
+                    rng.random_range(2_000_000_000..3_000_000_000)
+                }
+            })
+            .collect();
+        // Pareto tail (bufferbloat): most small, a few very large.
+        let pareto: Vec<u64> = (0..n)
+            .map(|_| {
+                let u: f64 = rng.random_range(1e-9..1.0);
+                (1e6 * u.powf(-1.0 / 1.2)).min(1e12) as u64
+            })
+            .collect();
+        // Consecutive integers across the exact/linear boundary (64).
+        let tiny: Vec<u64> = (0..n as u64).map(|i| i % 200).collect();
+        // A geometric ladder: one value per 1 % step.
+        let ladder: Vec<u64> = (0..n)
+            .map(|i| (1000.0 * 1.01f64.powi(i as i32 % 2000)) as u64)
+            .collect();
+        for (name, v) in [
+            ("uniform", uniform),
+            ("log-uniform", log_uniform),
+            ("bucket edges", edges),
+            ("one value", same),
+            ("bimodal", bimodal),
+            ("pareto", pareto),
+            ("tiny", tiny),
+            ("ladder", ladder),
+        ] {
+            sets.push((format!("{name} #{round}"), v));
+        }
+    }
+    sets
+}
+
+/// Issue 23: every exported quantile is within 1 % of the exact one, on
+/// random and adversarial sets, straight from a histogram and through a
+/// window of time buckets (merged).
+#[test]
+fn quantiles_are_within_one_percent_of_the_exact_ones() {
+    let mut rng = StdRng::seed_from_u64(23);
+    let qs = [10, 100, 250, P50, 750, 900, P95, 990, 999, 1000];
+    let mut worst = 0f64;
+    for (name, mut v) in quantile_sets(&mut rng) {
+        let mut h = Histogram::default();
+        v.iter().for_each(|x| h.add(*x));
+        v.sort_unstable();
+        for q in qs {
+            let exact = exact_quantile(&v, q);
+            let got = h.quantile(q).unwrap();
+            let err = (got - exact).abs() / exact.max(1.0);
+            worst = worst.max(err);
+            assert!(err <= 0.01, "{name} q{q}: {got} vs exact {exact} ({err})");
+        }
+    }
+    // Through the window: many targets at random moments over several
+    // time buckets, some expired; the figures against the exact quantiles
+    // of the samples still in the window.
+    let mut t = th(10, 1);
+    t.rtt_p95_above = Some(Duration::from_millis(100));
+    let th = Th::new(&t);
+    for round in 0..20 {
+        let mut w = Window::new();
+        let mut all = Vec::new();
+        let mut now = 0.0;
+        for _ in 0..rng.random_range(50..4000) {
+            now += rng.random_range(0.0..0.02);
+            let ms = if round % 2 == 0 {
+                rng.random_range(0.005..2.0)
+            } else {
+                10f64.powf(rng.random_range(-2.0..3.0))
+            };
+            let s = icmp(0, now, true, ms);
+            w.push(&s, &th).unwrap();
+            all.push(s);
+        }
+        let now_ms = ms(all.last().unwrap().at.mono);
+        let mut v: Vec<u64> = all
+            .iter()
+            .filter(|s| now_ms - (ms(s.at.mono) - ms(s.at.mono) % th.bucket_ms) < th.window_ms)
+            .map(|s| ns(s.latency.unwrap()))
+            .collect();
+        v.sort_unstable();
+        let f = w.figures();
+        for (q, got) in [(P50, f.rtt_p50_seconds), (P95, f.rtt_p95_seconds)] {
+            let exact = exact_quantile(&v, q) / 1e9;
+            let got = got.unwrap();
+            assert!(
+                (got - exact).abs() <= exact * 0.01,
+                "round {round} q{q}: {got} vs {exact}"
+            );
+        }
+        assert_eq!(f.samples, v.len() as u64);
+    }
+    // The bound is the buckets' width, not luck: the worst case seen is
+    // under 1/128 and the representative of a bucket's edge is at it.
+    assert!(worst <= 1.0 / 128.0, "{worst}");
+}
+
+/// Issue 23: time buckets merge (histograms add), in any grouping and
+/// order, to the histogram of all their values; a window's histogram is
+/// the sum of its buckets' after any expiry.
+#[test]
+fn histogram_merges_are_associative_and_match_the_window() {
+    let mut rng = StdRng::seed_from_u64(2323);
+    for _ in 0..50 {
+        let parts: Vec<Vec<u64>> = (0..3)
+            .map(|_| {
+                (0..rng.random_range(0..500))
+                    .map(|_| 10f64.powf(rng.random_range(0.0..11.0)) as u64)
+                    .collect()
+            })
+            .collect();
+        let hist = |v: &[u64]| {
+            let mut h = Histogram::default();
+            v.iter().for_each(|x| h.add(*x));
+            h
+        };
+        let [a, b, c] = [hist(&parts[0]), hist(&parts[1]), hist(&parts[2])];
+        let mut ab_c = a.clone();
+        ab_c.merge(&b);
+        ab_c.merge(&c);
+        let mut bc = b.clone();
+        bc.merge(&c);
+        let mut a_bc = a.clone();
+        a_bc.merge(&bc);
+        let mut cba = c.clone();
+        cba.merge(&b);
+        cba.merge(&a);
+        let whole = hist(&parts.concat());
+        for m in [&ab_c, &a_bc, &cba] {
+            assert_eq!(m.counts, whole.counts);
+            assert_eq!(m.total, whole.total);
+        }
+    }
+    // The window's histogram is always the sum of its buckets' histograms.
+    let mut t = th(5, 1);
+    t.rtt_p50_above = Some(Duration::from_millis(10));
+    let th = Th::new(&t);
+    let mut w = Window::new();
+    let mut now = 100.0;
+    for i in 0..5000 {
+        now += rng.random_range(0.0..0.01);
+        // Now and then a late result, back in an older bucket.
+        let at = if i % 50 == 0 { now - 1.7 } else { now };
+        let kind = if i % 3 == 0 {
+            SampleKind::Dns
+        } else {
+            SampleKind::Icmp
+        };
+        w.push(
+            &probe(0, at, kind, i % 7 != 0, rng.random_range(1.0..30.0)),
+            &th,
+        );
+        if i % 97 == 0 {
+            let mut sum = [
+                Histogram::default(),
+                Histogram::default(),
+                Histogram::default(),
+            ];
+            for s in &w.slots {
+                for &(key, count) in &s.hist {
+                    let h = &mut sum[usize::from(key >> 12)];
+                    h.counts[usize::from(key & 0xfff)] += count;
+                    h.total += u64::from(count);
+                }
+            }
+            for (pop, s) in [&w.rtt, &w.dns, &w.http].into_iter().zip(&sum) {
+                assert_eq!(pop.hist.counts, s.counts, "sample {i}");
+                assert_eq!(pop.hist.total, s.total);
+            }
+            assert!(
+                w.slots
+                    .iter()
+                    .zip(w.slots.iter().skip(1))
+                    .all(|(a, b)| a.start < b.start)
+            );
+        }
+    }
+}
+
+/// The per-sample CUSUM change point (the old exact window's) of a stream.
+fn exact_change_point(samples: &[(u64, bool)], rate: f64) -> Option<u64> {
+    let mut cp = ChangePoint::new(rate);
+    for (at, bad) in samples.iter().rev() {
+        cp.feed(*bad, *at);
+    }
+    cp.at
+}
+
+/// Issue 23: edges are exact to the time bucket. With 40 targets probed
+/// every second at random moments and a step (loss, or RTT over the p95
+/// threshold) at a moment anywhere inside a bucket, the slow period
+/// starts in the bucket where the exact per-sample change point is, at
+/// its first bad sample; and it ends in the bucket of the first sample
+/// after the fault.
+#[test]
+fn a_period_starts_in_the_bucket_where_the_threshold_was_first_crossed() {
+    let mut rng = StdRng::seed_from_u64(9);
+    for round in 0..24 {
+        let rtt = round % 2 == 1;
+        let mut t = th(60, 20);
+        if rtt {
+            t.rtt_p95_above = Some(Duration::from_millis(100));
+        } else {
+            t.loss_above = Some(0.05);
+        }
+        let mut d = one(t);
+        // The step: inside second 100, anywhere (near its end included).
+        let step = 100.0 + [0.03, 0.5, 0.97, rng.random_range(0.0..1.0)][round % 4];
+        let stop = 160.0 + rng.random_range(0.0..1.0);
+        let offsets: Vec<f64> = (0..40).map(|_| rng.random_range(0.0..1.0)).collect();
+        let mut stream = Vec::new();
+        for sec in 0..400u32 {
+            for o in &offsets {
+                let at = sec as f64 + o;
+                // A third of the probes bad during the fault.
+                let bad = (step..stop).contains(&at) && rng.random_range(0..3) == 0;
+                stream.push((at, bad));
+            }
+        }
+        stream.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut ev = Vec::new();
+        for (at, bad) in &stream {
+            let s = if rtt {
+                icmp(0, *at, true, if *bad { 300.0 } else { 20.0 })
+            } else {
+                icmp(0, *at, !bad, 20.0)
+            };
+            ev.extend(d.observe(&s));
+        }
+        let ms_of = |s: f64| ms(Duration::from_secs_f64(s)) as i64;
+        let since = |w: Timestamp| w.as_millisecond() - wall(0.0).as_millisecond();
+        // The exact per-sample change point over the first minute of the
+        // fault is its first bad sample (nothing bad before the step).
+        let first_bad = stream.iter().position(|(_, b)| *b).unwrap();
+        let window: Vec<(u64, bool)> = stream[first_bad..first_bad + 2400]
+            .iter()
+            .map(|(a, b)| (ms_of(*a) as u64, *b))
+            .collect();
+        let exact = exact_change_point(&window, 0.05).unwrap() as i64;
+        assert_eq!(exact, ms_of(stream[first_bad].0));
+        let s = started(&ev);
+        assert_eq!(s.len(), 1, "round {round}: {ev:?}");
+        // Wall times of window moments are derived from the newest
+        // sample's at milliseconds: up to 1 ms early.
+        let start = since(s[0].start);
+        assert!(
+            (exact - 1..=exact).contains(&start),
+            "round {round}: start {start} vs first bad {exact} (step {step})"
+        );
+        assert_eq!(
+            (start + 1) / 1000,
+            exact / 1000,
+            "round {round}: its bucket"
+        );
+        // The end: the sample after the forward CUSUM's last peak.
+        let (mut sum, mut peak, mut end) = (0.0, 0.0, None);
+        for (i, (_, bad)) in stream.iter().enumerate().skip(first_bad) {
+            sum += if *bad { 0.95 } else { -0.05 };
+            if *bad && sum >= peak {
+                peak = sum;
+                end = stream.get(i + 1).map(|x| ms_of(x.0));
+            }
+        }
+        let e = ended(&ev);
+        assert_eq!(e.len(), 1, "round {round}");
+        let end = end.unwrap();
+        assert_eq!(
+            since(e[0].end) / 1000,
+            end / 1000,
+            "round {round}: end {:?} vs {end}",
+            e[0].end
+        );
+    }
+}
+
+/// Issue 23: a group's window costs the same memory whatever the number
+/// of probes feeding it: its time buckets hold counts and sparse
+/// histograms, not samples.
+#[test]
+fn window_memory_does_not_grow_with_the_probe_count() {
+    let mut t = th(60, 20);
+    t.loss_above = Some(0.05);
+    t.rtt_p95_above = Some(Duration::from_millis(100));
+    let th = Th::new(&t);
+    let mut bytes = Vec::new();
+    for per_second in [1_000u32, 10_000] {
+        let mut rng = StdRng::seed_from_u64(5);
+        let mut w = Window::new();
+        for sec in 0..90u32 {
+            for i in 0..per_second {
+                let at = sec as f64 + i as f64 / per_second as f64;
+                let ok = rng.random_range(0..100) != 0;
+                w.push(&icmp(0, at, ok, rng.random_range(10.0..50.0)), &th);
+            }
+        }
+        assert_eq!(w.samples, 60 * u64::from(per_second));
+        bytes.push(w.heap_bytes());
+    }
+    // Ten times the probes, the same buckets: within 10 %.
+    let (small, big) = (bytes[0] as f64, bytes[1] as f64);
+    assert!(big <= small * 1.1, "{bytes:?}");
+    // And far below the 4 bytes a sample of the exact window (2.4 MB here).
+    assert!(bytes[1] < 200_000, "{bytes:?}");
 }

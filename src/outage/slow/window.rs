@@ -1,6 +1,8 @@
-//! The sliding window of one group: every probe sample of the last `window`,
-//! packed in a ring, with the counters and histograms that make its figures
-//! O(1) per sample, and the CUSUM change point that back-dates a trip.
+//! The sliding window of one group, in time buckets of at most 1 s: per
+//! bucket, counts and a sparse log-linear histogram of the samples in it
+//! (mergeable: the window's figures are the sums of its buckets', kept up
+//! to date as buckets come and go), and the CUSUM change point that
+//! back-dates a trip to the bucket where the run of bad samples began.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -11,11 +13,6 @@ use super::figures::{Figures, Trigger, median};
 use super::histogram::{Histogram, P50, P95, bucket, quantile_over};
 use super::sample::{Sample, SampleKind, Thresholds};
 use crate::outage::period::{Stamp, truncate_ms};
-
-/// Most probe samples one group's window holds; beyond it the oldest are
-/// expired early (the window then covers less time). 4 bytes each when
-/// dense: 16 MiB.
-pub const MAX_WINDOW_SAMPLES: usize = 1 << 22;
 
 /// Thresholds in the units the window works in.
 #[derive(Debug, Clone)]
@@ -34,6 +31,8 @@ pub(super) struct Th {
     /// `loaded_latency_above`, seconds.
     pub(super) loaded: Option<f64>,
     pub(super) hold_ms: u64,
+    /// Width of the window's time buckets.
+    pub(super) bucket_ms: u64,
 }
 
 pub(super) fn ns(d: Duration) -> u64 {
@@ -60,16 +59,17 @@ impl Th {
             throughput_up: t.throughput_upload_below,
             loaded: t.loaded_latency_above.map(|d| d.as_secs_f64()),
             hold_ms: ms(t.throughput_hold).max(window_ms),
+            bucket_ms: bucket_width_ms(window_ms),
         }
     }
 }
 
-/// Probe classes in the ring.
+/// Probe classes.
 pub(super) const RTT: u64 = 0;
 pub(super) const DNS: u64 = 1;
 pub(super) const HTTP: u64 = 2;
 
-/// A probe sample packed in 8 bytes: mono ms (40 bits), bucket (12), class
+/// A probe sample as it arrives (for the end's dating), packed in 8 bytes: mono ms (40 bits), bucket (12), class
 /// (2), success, latency present, over threshold A (RTT p50), over threshold
 /// B (the class's p95).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,9 +97,6 @@ impl Entry {
                 | (u64::from(b) << 57),
         )
     }
-    pub(super) fn ms(self) -> u64 {
-        self.0 & MS_MASK
-    }
     pub(super) fn bucket(self) -> usize {
         ((self.0 >> 40) & 0xfff) as usize
     }
@@ -121,211 +118,248 @@ impl Entry {
     pub(super) fn loss_class(self) -> bool {
         self.class() != HTTP
     }
-    /// Whether it counts against a configured threshold (for the cause wait).
-    pub(super) fn bad(self, th: &Th) -> bool {
-        (th.loss.is_some() && self.loss_class() && !self.ok()) || self.a() || self.b()
+}
+
+/// Longest time bucket, ms.
+pub(super) const MAX_BUCKET_MS: u64 = 1000;
+
+/// The width of a window's time buckets: at most 1 s and at most 1/60 of
+/// the window (a 1 s window has buckets of 16 ms), so that a figure's
+/// population leaves the window in steps of at most 1/60 of it.
+pub(super) fn bucket_width_ms(window_ms: u64) -> u64 {
+    (window_ms / 60).clamp(1, MAX_BUCKET_MS)
+}
+
+/// The populations whose change points date a start and whose CUSUMs date
+/// an end: loss, then the bad flags of the latency classes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PopId {
+    /// Failed ICMP/TCP/DNS probes among all of them.
+    Loss,
+    /// Successful ICMP/TCP probes over `rtt_p50_above`.
+    RttA,
+    /// Successful ICMP/TCP probes over `rtt_p95_above`.
+    RttB,
+    /// Successful DNS probes over `dns_p95_above`.
+    DnsB,
+    /// Successful HTTP probes over `http_p95_above`.
+    HttpB,
+}
+
+impl PopId {
+    pub(super) const ALL: [PopId; 5] = [
+        PopId::Loss,
+        PopId::RttA,
+        PopId::RttB,
+        PopId::DnsB,
+        PopId::HttpB,
+    ];
+
+    /// The trigger this population's bad samples push towards.
+    pub(super) fn trigger(self) -> Trigger {
+        match self {
+            PopId::Loss => Trigger::Loss,
+            PopId::RttA => Trigger::RttP50,
+            PopId::RttB => Trigger::RttP95,
+            PopId::DnsB => Trigger::DnsP95,
+            PopId::HttpB => Trigger::HttpP95,
+        }
+    }
+
+    /// The share of bad samples at the threshold (the CUSUM's rate).
+    pub(super) fn rate(self, th: &Th) -> f64 {
+        match self {
+            PopId::Loss => th.loss.unwrap_or(1.0),
+            PopId::RttA => 0.5,
+            _ => 0.05,
+        }
     }
 }
 
-/// Bits of an [`Entry`] other than its time (bucket, class, flags).
-pub(super) const PAYLOAD_BITS: u32 = 18;
-pub(super) const PAYLOAD_MASK: u64 = (1 << PAYLOAD_BITS) - 1;
-/// A ring word with this bit set is a time marker, not a sample.
-pub(super) const MARKER: u32 = 1 << 31;
-/// A sample word's time delta: signed, in the bits above the payload.
-pub(super) const DELTA_BITS: u32 = 31 - PAYLOAD_BITS;
-pub(super) const DELTA_MIN: i64 = -(1 << (DELTA_BITS - 1));
-pub(super) const DELTA_MAX: i64 = (1 << (DELTA_BITS - 1)) - 1;
-/// A marker's delta: signed, 31 bits.
-pub(super) const MARKER_MIN: i64 = -(1 << 30);
-pub(super) const MARKER_MAX: i64 = (1 << 30) - 1;
-
-/// The window's samples in arrival order, 4 bytes each.
-///
-/// A sample is stored as its payload and the difference of its time to the
-/// previous sample's (13 signed bits: ±4 s, always enough at the rates where
-/// memory matters); a larger difference (out-of-order results, sparse
-/// targets) goes into a marker word before it, so such a sample takes 8
-/// bytes, as an [`Entry`] does. The front sample's time is kept aside (its
-/// stored delta is zeroed when it becomes the front), the back one's too, so
-/// both ends decode in O(1) and a walk from the back subtracts the deltas.
-#[derive(Debug, Clone, Default)]
-pub(super) struct Ring {
-    pub(super) words: Words,
-    /// Samples held (markers not counted).
-    pub(super) len: usize,
-    pub(super) front_ms: u64,
-    pub(super) back_ms: u64,
+/// Counts of one latency class in a time bucket: successes with a
+/// latency, and how many of them were over threshold A (RTT p50) and B
+/// (the class's p95).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct LatCounts {
+    pub(super) n: u32,
+    pub(super) a: u32,
+    pub(super) b: u32,
 }
 
-/// Words per chunk of [`Words`] (16 KiB).
-pub(super) const CHUNK: usize = 4096;
+/// No bad sample of that population in the bucket.
+const NO_BAD: u16 = u16::MAX;
 
-/// A deque of `u32` in fixed chunks: memory follows the length (one chunk
-/// of slack at each end) instead of doubling, and growing never copies.
-#[derive(Debug, Clone, Default)]
-pub(super) struct Words {
-    pub(super) chunks: VecDeque<Box<[u32; CHUNK]>>,
-    /// Index of the first word in the first chunk.
-    pub(super) head: usize,
-    pub(super) len: usize,
-    /// An emptied chunk kept for the next push (no allocation per chunk
-    /// in the steady state).
-    pub(super) spare: Option<Box<[u32; CHUNK]>>,
+/// Where a population's bad samples lie in a time bucket: offsets (ms from
+/// its start) of the oldest and the newest, how many of the population's
+/// samples came at or after the oldest and at or before the newest. With
+/// them a CUSUM over buckets sees the same sums at a bucket's first and last
+/// bad sample as one over the samples (exact when the samples arrive in
+/// order, as probe results do; a late one is counted on the side it falls).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct BadSpan {
+    pub(super) first: u16,
+    pub(super) last: u16,
+    pub(super) since_first: u32,
+    pub(super) until_last: u32,
 }
 
-impl Words {
-    #[cfg(test)]
-    pub(super) fn len(&self) -> usize {
-        self.len
-    }
+impl BadSpan {
+    const NONE: BadSpan = BadSpan {
+        first: NO_BAD,
+        last: 0,
+        since_first: 0,
+        until_last: 0,
+    };
 
-    pub(super) fn clear(&mut self) {
-        if self.spare.is_none() {
-            self.spare = self.chunks.pop_front();
-        }
-        self.chunks.clear();
-        self.head = 0;
-        self.len = 0;
-    }
-
-    pub(super) fn push_back(&mut self, w: u32) {
-        let end = self.head + self.len;
-        if end == self.chunks.len() * CHUNK {
-            let chunk = self.spare.take().unwrap_or_else(|| Box::new([0; CHUNK]));
-            self.chunks.push_back(chunk);
-        }
-        if let Some(c) = self.chunks.back_mut() {
-            c[end % CHUNK] = w;
-        }
-        self.len += 1;
-    }
-
-    pub(super) fn front_mut(&mut self) -> Option<&mut u32> {
-        if self.len == 0 {
-            return None;
-        }
-        let head = self.head;
-        self.chunks.front_mut().map(|c| &mut c[head])
-    }
-
-    pub(super) fn front(&self) -> Option<u32> {
-        if self.len == 0 {
-            return None;
-        }
-        self.chunks.front().map(|c| c[self.head])
-    }
-
-    pub(super) fn pop_front(&mut self) -> Option<u32> {
-        let w = self.front()?;
-        self.len -= 1;
-        self.head += 1;
-        if self.head == CHUNK || self.len == 0 {
-            if let Some(c) = self.chunks.pop_front() {
-                self.spare = Some(c);
+    /// A sample of the population at `off`; `n` samples of it so far, this one included.
+    fn note(&mut self, off: u16, bad: bool, n: u32) {
+        if bad {
+            if self.first == NO_BAD {
+                *self = BadSpan {
+                    first: off,
+                    last: off,
+                    since_first: 1,
+                    until_last: n,
+                };
+                return;
             }
-            self.head = 0;
-            if self.len == 0 {
-                self.chunks.clear();
-            }
-        }
-        Some(w)
-    }
-
-    /// The words, last first.
-    pub(super) fn iter_rev(&self) -> impl Iterator<Item = u32> + '_ {
-        (0..self.len)
-            .rev()
-            .map(move |i| self.chunks[(self.head + i) / CHUNK][(self.head + i) % CHUNK])
-    }
-}
-
-pub(super) fn sample_word(payload: u64, delta: i64) -> u32 {
-    let d = (delta as u32) & ((1 << DELTA_BITS) - 1);
-    (d << PAYLOAD_BITS) | payload as u32
-}
-
-pub(super) fn marker_word(delta: i64) -> u32 {
-    MARKER | ((delta as u32) & !MARKER)
-}
-
-/// The signed delta of a word (sample or marker).
-pub(super) fn word_delta(w: u32) -> i64 {
-    if w & MARKER != 0 {
-        // Sign-extend 31 bits.
-        i64::from(((w << 1) as i32) >> 1)
-    } else {
-        i64::from(((w << 1) as i32) >> (PAYLOAD_BITS + 1))
-    }
-}
-
-pub(super) fn entry_of(w: u32, ms: u64) -> Entry {
-    Entry((ms & MS_MASK) | ((u64::from(w) & PAYLOAD_MASK) << 40))
-}
-
-impl Ring {
-    pub(super) fn len(&self) -> usize {
-        self.len
-    }
-
-    pub(super) fn clear(&mut self) {
-        self.words.clear();
-        self.len = 0;
-    }
-
-    pub(super) fn push_back(&mut self, e: Entry) {
-        let payload = (e.0 >> 40) & PAYLOAD_MASK;
-        let ms = e.ms();
-        if self.len == 0 {
-            self.words.clear();
-            self.front_ms = ms;
-            self.back_ms = ms;
-            self.words.push_back(sample_word(payload, 0));
-            self.len = 1;
-            return;
-        }
-        let mut delta = ms.wrapping_sub(self.back_ms) as i64;
-        while !(DELTA_MIN..=DELTA_MAX).contains(&delta) {
-            let step = delta.clamp(MARKER_MIN, MARKER_MAX);
-            self.words.push_back(marker_word(step));
-            delta -= step;
-        }
-        self.words.push_back(sample_word(payload, delta));
-        self.back_ms = ms;
-        self.len += 1;
-    }
-
-    pub(super) fn front(&self) -> Option<Entry> {
-        self.words.front().map(|w| entry_of(w, self.front_ms))
-    }
-
-    pub(super) fn pop_front(&mut self) -> Option<Entry> {
-        let e = self.front()?;
-        self.words.pop_front();
-        self.len -= 1;
-        let mut ms = self.front_ms;
-        while let Some(w) = self.words.front_mut() {
-            ms = ms.wrapping_add(word_delta(*w) as u64);
-            if *w & MARKER != 0 {
-                self.words.pop_front();
+            self.first = self.first.min(off);
+            self.since_first += 1;
+            if off >= self.last {
+                self.last = off;
+                self.until_last = n;
             } else {
-                // The new front: its time is kept aside, its delta spent.
-                *w = sample_word(u64::from(*w) & PAYLOAD_MASK, 0);
-                break;
+                self.until_last += 1;
             }
+        } else if self.first != NO_BAD {
+            self.since_first += u32::from(off >= self.first);
+            self.until_last += u32::from(off <= self.last);
         }
-        self.front_ms = ms;
-        Some(e)
+    }
+}
+
+/// One time bucket of a window: every probe sample whose monotonic time
+/// falls in `[start, start + width)`, as counts and a sparse histogram
+/// (mergeable: the window's figures are the sum of its buckets'). Its
+/// size depends on how many distinct latency buckets its samples hit, not
+/// on how many samples there were.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Slot {
+    /// Start of the bucket, mono ms (a multiple of the width).
+    pub(super) start: u64,
+    /// Offsets (ms from `start`) of the oldest and the newest sample.
+    pub(super) first: u16,
+    pub(super) last: u16,
+    /// Probe samples, HTTP failures included.
+    pub(super) samples: u32,
+    pub(super) loss_total: u32,
+    pub(super) loss_failed: u32,
+    /// Per class ([`RTT`], [`DNS`], [`HTTP`]).
+    pub(super) lat: [LatCounts; 3],
+    /// Per [`PopId`]: where its bad samples lie.
+    pub(super) bad: [BadSpan; 5],
+    /// `(class << 12 | latency bucket, count)` of the successes, sorted.
+    pub(super) hist: Vec<(u16, u32)>,
+}
+
+impl Default for BadSpan {
+    fn default() -> Self {
+        BadSpan::NONE
+    }
+}
+
+impl Slot {
+    pub(super) fn new(start: u64, hist: Vec<(u16, u32)>) -> Self {
+        Slot {
+            start,
+            first: u16::MAX,
+            last: 0,
+            samples: 0,
+            loss_total: 0,
+            loss_failed: 0,
+            lat: [LatCounts::default(); 3],
+            bad: [BadSpan::NONE; 5],
+            hist,
+        }
     }
 
-    /// The samples, newest first.
-    pub(super) fn iter_rev(&self) -> impl Iterator<Item = Entry> + '_ {
-        let mut ms = self.back_ms;
-        self.words.iter_rev().filter_map(move |w| {
-            let at = ms;
-            ms = ms.wrapping_sub(word_delta(w) as u64);
-            (w & MARKER == 0).then(|| entry_of(w, at))
-        })
+    /// All samples and bad ones of population `p`.
+    pub(super) fn counts(&self, p: PopId) -> (u64, u64) {
+        let (n, bad) = match p {
+            PopId::Loss => (self.loss_total, self.loss_failed),
+            PopId::RttA => (self.lat[RTT as usize].n, self.lat[RTT as usize].a),
+            PopId::RttB => (self.lat[RTT as usize].n, self.lat[RTT as usize].b),
+            PopId::DnsB => (self.lat[DNS as usize].n, self.lat[DNS as usize].b),
+            PopId::HttpB => (self.lat[HTTP as usize].n, self.lat[HTTP as usize].b),
+        };
+        (u64::from(n), u64::from(bad))
+    }
+
+    /// Where the bad samples of `p` lie, if there are any.
+    pub(super) fn bad_span(&self, p: PopId) -> Option<BadSpan> {
+        let s = self.bad[p as usize];
+        (s.first != NO_BAD).then_some(s)
+    }
+
+    pub(super) fn first_ms(&self) -> u64 {
+        self.start + u64::from(self.first)
+    }
+
+    pub(super) fn last_ms(&self) -> u64 {
+        self.start + u64::from(self.last)
+    }
+
+    /// Mono ms of an offset.
+    pub(super) fn at(&self, off: u16) -> u64 {
+        self.start + u64::from(off)
+    }
+
+    /// Adds a sample `off` ms after the bucket's start.
+    pub(super) fn add(&mut self, e: Entry, off: u16) {
+        self.first = self.first.min(off);
+        self.last = self.last.max(off);
+        self.samples += 1;
+        if e.loss_class() {
+            self.loss_total += 1;
+            self.loss_failed += u32::from(!e.ok());
+            self.bad[PopId::Loss as usize].note(off, !e.ok(), self.loss_total);
+        }
+        if e.ok() && e.lat() {
+            let class = e.class();
+            let c = &mut self.lat[class as usize];
+            c.n += 1;
+            c.a += u32::from(e.a());
+            c.b += u32::from(e.b());
+            let n = c.n;
+            let b = match class {
+                RTT => {
+                    self.bad[PopId::RttA as usize].note(off, e.a(), n);
+                    PopId::RttB
+                }
+                DNS => PopId::DnsB,
+                _ => PopId::HttpB,
+            };
+            self.bad[b as usize].note(off, e.b(), n);
+            let key = ((class as u16) << 12) | e.bucket() as u16;
+            match self.hist.binary_search_by_key(&key, |x| x.0) {
+                Ok(i) => self.hist[i].1 += 1,
+                Err(i) => self.hist.insert(i, (key, 1)),
+            }
+        }
+    }
+
+    /// Whether it holds a sample that counts against a configured threshold.
+    pub(super) fn bad(&self, th: &Th) -> Option<u64> {
+        PopId::ALL
+            .into_iter()
+            .filter(|p| *p != PopId::Loss || th.loss.is_some())
+            .filter_map(|p| self.bad_span(p).map(|s| self.at(s.first)))
+            .min()
+    }
+
+    /// Heap bytes it holds.
+    pub(super) fn heap_bytes(&self) -> usize {
+        self.hist.capacity() * std::mem::size_of::<(u16, u32)>()
     }
 }
 
@@ -341,16 +375,16 @@ impl Pop {
     pub(super) fn n(&self) -> u64 {
         self.hist.total
     }
-    pub(super) fn apply(&mut self, e: Entry, add: bool) {
-        if add {
-            self.hist.add_bucket(e.bucket());
-            self.over_a += u64::from(e.a());
-            self.over_b += u64::from(e.b());
-        } else {
-            self.hist.remove_bucket(e.bucket());
-            self.over_a -= u64::from(e.a());
-            self.over_b -= u64::from(e.b());
-        }
+    pub(super) fn add(&mut self, e: Entry) {
+        self.hist.add_bucket(e.bucket());
+        self.over_a += u64::from(e.a());
+        self.over_b += u64::from(e.b());
+    }
+    /// Takes out a bucket's over-threshold counts (its histogram counts
+    /// are taken out entry by entry).
+    pub(super) fn remove_counts(&mut self, c: LatCounts) {
+        self.over_a -= u64::from(c.a);
+        self.over_b -= u64::from(c.b);
     }
     pub(super) fn clear(&mut self) {
         self.hist.clear();
@@ -370,12 +404,13 @@ pub(super) struct Test {
     pub(super) increase: Option<f64>,
 }
 
-/// The sliding window of one group.
+/// The sliding window of one group, in time buckets.
 #[derive(Debug, Clone)]
 pub(super) struct Window {
-    pub(super) ring: Ring,
-    /// Mono ms of the ring's bad entries, oldest first.
-    pub(super) bad: VecDeque<u64>,
+    /// The time buckets holding samples, oldest first (none empty).
+    pub(super) slots: VecDeque<Slot>,
+    /// Probe samples in the window.
+    pub(super) samples: u64,
     pub(super) loss_total: u64,
     pub(super) loss_failed: u64,
     pub(super) rtt: Pop,
@@ -389,13 +424,15 @@ pub(super) struct Window {
     pub(super) up_tests: VecDeque<Test>,
     pub(super) up_median: Option<f64>,
     pub(super) now: Option<Stamp>,
+    /// An expired bucket's histogram storage, reused by the next bucket.
+    spare: Vec<(u16, u32)>,
 }
 
 impl Window {
     pub(super) fn new() -> Self {
         Self {
-            ring: Ring::default(),
-            bad: VecDeque::new(),
+            slots: VecDeque::new(),
+            samples: 0,
             loss_total: 0,
             loss_failed: 0,
             rtt: Pop::default(),
@@ -406,12 +443,13 @@ impl Window {
             up_tests: VecDeque::new(),
             up_median: None,
             now: None,
+            spare: Vec::new(),
         }
     }
 
     pub(super) fn clear(&mut self) {
-        self.ring.clear();
-        self.bad.clear();
+        self.slots.clear();
+        self.samples = 0;
         self.loss_total = 0;
         self.loss_failed = 0;
         self.rtt.clear();
@@ -427,50 +465,50 @@ impl Window {
         self.now.map_or(0, |s| ms(s.mono))
     }
 
-    pub(super) fn apply(&mut self, e: Entry, add: bool) {
-        let class = e.class();
-        if class != HTTP {
-            if add {
-                self.loss_total += 1;
-                self.loss_failed += u64::from(!e.ok());
-            } else {
-                self.loss_total -= 1;
-                self.loss_failed -= u64::from(!e.ok());
-            }
-        }
-        if e.ok() && e.lat() {
-            match class {
-                RTT => self.rtt.apply(e, add),
-                DNS => self.dns.apply(e, add),
-                _ => self.http.apply(e, add),
-            }
+    fn pop_mut(&mut self, class: u64) -> &mut Pop {
+        match class {
+            RTT => &mut self.rtt,
+            DNS => &mut self.dns,
+            _ => &mut self.http,
         }
     }
 
-    /// Moves `now` forward (never back) and drops what left the window.
+    /// Takes an expired bucket out of the window's sums.
+    fn expire(&mut self, s: Slot) {
+        self.samples -= u64::from(s.samples);
+        self.loss_total -= u64::from(s.loss_total);
+        self.loss_failed -= u64::from(s.loss_failed);
+        for (class, c) in s.lat.iter().enumerate() {
+            self.pop_mut(class as u64).remove_counts(*c);
+        }
+        for &(key, count) in &s.hist {
+            let class = u64::from(key >> 12);
+            self.pop_mut(class)
+                .hist
+                .remove_n(usize::from(key & 0xfff), u64::from(count));
+        }
+        let mut hist = s.hist;
+        hist.clear();
+        if hist.capacity() > self.spare.capacity() {
+            self.spare = hist;
+        }
+    }
+
+    /// Moves `now` forward (never back) and drops what left the window: a
+    /// bucket leaves once its start is a whole window old.
     pub(super) fn advance(&mut self, at: Stamp, th: &Th) {
         if self.now.is_none_or(|n| at.mono > n.mono) {
             self.now = Some(at);
         }
         let now = self.now_ms();
-        while let Some(e) = self.ring.front() {
-            if now.saturating_sub(e.ms()) < th.window_ms && self.ring.len() <= MAX_WINDOW_SAMPLES {
-                break;
-            }
-            self.ring.pop_front();
-            self.apply(e, false);
-            if e.bad(th) && self.bad.front().is_some_and(|b| *b == e.ms()) {
-                self.bad.pop_front();
-            }
-        }
-        // The bad list is only a lower bound for the cause wait: drop what is older
-        // than the window even if its entry was popped out of order.
         while self
-            .bad
+            .slots
             .front()
-            .is_some_and(|b| now.saturating_sub(*b) >= th.window_ms)
+            .is_some_and(|s| now.saturating_sub(s.start) >= th.window_ms)
         {
-            self.bad.pop_front();
+            if let Some(s) = self.slots.pop_front() {
+                self.expire(s);
+            }
         }
         if expire_tests(&mut self.tests, now, th) {
             self.median = median(self.tests.iter().map(|t| t.bps));
@@ -478,6 +516,22 @@ impl Window {
         if expire_tests(&mut self.up_tests, now, th) {
             self.up_median = median(self.up_tests.iter().map(|t| t.bps));
         }
+    }
+
+    /// The bucket starting at `start`, made if missing (in order).
+    fn slot_mut(&mut self, start: u64) -> &mut Slot {
+        let n = self.slots.len();
+        let i = match self.slots.back() {
+            Some(b) if b.start == start => n - 1,
+            Some(b) if b.start < start => n,
+            None => 0,
+            Some(_) => self.slots.partition_point(|s| s.start < start),
+        };
+        if self.slots.get(i).is_none_or(|s| s.start != start) {
+            let hist = std::mem::take(&mut self.spare);
+            self.slots.insert(i, Slot::new(start, hist));
+        }
+        &mut self.slots[i]
     }
 
     /// The tests of one direction, with their floor, downloads first.
@@ -532,6 +586,10 @@ impl Window {
                 return Some(Fed::Nothing);
             }
         };
+        let start = at - at % th.bucket_ms;
+        if self.now_ms().saturating_sub(start) >= th.window_ms {
+            return None;
+        }
         let lat = s.latency.filter(|_| s.success).map(ns);
         let over = |thr: Option<u64>| matches!((lat, thr), (Some(l), Some(t)) if l > t);
         let e = Entry::new(
@@ -543,13 +601,14 @@ impl Window {
             over(a_thr),
             over(b_thr),
         );
-        self.ring.push_back(e);
-        self.apply(e, true);
-        if e.bad(th) {
-            self.bad.push_back(at);
+        self.slot_mut(start).add(e, (at - start) as u16);
+        self.samples += 1;
+        if class != HTTP {
+            self.loss_total += 1;
+            self.loss_failed += u64::from(!s.success);
         }
-        if self.ring.len() > MAX_WINDOW_SAMPLES {
-            self.advance(s.at, th);
+        if e.ok() && e.lat() {
+            self.pop_mut(class).add(e);
         }
         Some(Fed::Probe(e))
     }
@@ -613,7 +672,7 @@ impl Window {
             throughput_bps: self.median,
             throughput_upload_bps: self.up_median,
             throughput_last_bps: self.tests.back().map(|t| t.bps),
-            samples: self.ring.len() as u64,
+            samples: self.samples,
         }
     }
 
@@ -636,41 +695,24 @@ impl Window {
     }
 
     /// The back-dated start of a trip on `mask`: per tripped figure, the
-    /// change point of the window (see [`ChangePoint`]); the earliest of them.
-    /// Also returns the number of probes from there on.
+    /// change point of the window (see [`ChangePoint`]), dated to the
+    /// first bad sample of its time bucket; the earliest of them. Also
+    /// returns the number of probes from there on.
     pub(super) fn back_date(&self, mask: u8, th: &Th) -> (Stamp, u64) {
         let has = |t: Trigger| mask & t.bit() != 0;
-        let mut loss = ChangePoint::new(th.loss.unwrap_or(1.0));
-        let mut p50 = ChangePoint::new(0.5);
-        let mut rtt95 = ChangePoint::new(0.05);
-        let mut dns95 = ChangePoint::new(0.05);
-        let mut http95 = ChangePoint::new(0.05);
-        for e in self.ring.iter_rev() {
-            let at = e.ms();
-            if e.loss_class() {
-                loss.feed(!e.ok(), at);
-            }
-            if !(e.ok() && e.lat()) {
-                continue;
-            }
-            match e.class() {
-                RTT => {
-                    p50.feed(e.a(), at);
-                    rtt95.feed(e.b(), at);
+        let mut cps = PopId::ALL.map(|p| ChangePoint::new(p.rate(th)));
+        for s in self.slots.iter().rev() {
+            for (p, cp) in PopId::ALL.into_iter().zip(&mut cps) {
+                let (n, bad) = s.counts(p);
+                match s.bad_span(p) {
+                    Some(b) => cp.feed_bucket(n, bad, u64::from(b.since_first), s.at(b.first)),
+                    None => cp.feed_bucket(n, 0, 0, 0),
                 }
-                DNS => dns95.feed(e.b(), at),
-                _ => http95.feed(e.b(), at),
             }
         }
         let mut best: Option<u64> = None;
-        for (t, cp) in [
-            (Trigger::Loss, &loss),
-            (Trigger::RttP50, &p50),
-            (Trigger::RttP95, &rtt95),
-            (Trigger::DnsP95, &dns95),
-            (Trigger::HttpP95, &http95),
-        ] {
-            if has(t)
+        for (p, cp) in PopId::ALL.into_iter().zip(&cps) {
+            if has(p.trigger())
                 && let Some(at) = cp.at
             {
                 best = Some(best.map_or(at, |b| b.min(at)));
@@ -709,14 +751,26 @@ impl Window {
                 mono: Duration::ZERO,
             });
         let from = ms(start.mono);
-        let n = self.ring.iter_rev().filter(|e| e.ms() >= from).count() as u64;
+        let n = self
+            .slots
+            .iter()
+            .filter(|s| s.last_ms() >= from)
+            .map(|s| u64::from(s.samples))
+            .sum();
         (start, n)
+    }
+
+    /// Heap bytes held by its time buckets (not the fixed histograms).
+    pub(super) fn heap_bytes(&self) -> usize {
+        self.slots.capacity() * std::mem::size_of::<Slot>()
+            + self.slots.iter().map(Slot::heap_bytes).sum::<usize>()
+            + self.spare.capacity() * std::mem::size_of::<(u16, u32)>()
     }
 
     /// Mono ms of the oldest sample in the window that counts against a
     /// threshold (the earliest a trip could still be back-dated to).
     pub(super) fn first_bad(&self, th: &Th) -> Option<u64> {
-        let probe = self.bad.front().copied();
+        let probe = self.slots.iter().find_map(|s| s.bad(th));
         let test = self
             .directions(th)
             .into_iter()
@@ -757,6 +811,22 @@ impl ChangePoint {
             best: 0.0,
             at: None,
         }
+    }
+
+    /// Feeds a time bucket of `n` samples, `bad` of them bad, the oldest
+    /// bad one at `first_bad` with `since` samples from it on: the sums at
+    /// that sample are the ones a walk over the samples sees there (for a
+    /// step change inside the bucket, its change point).
+    pub(super) fn feed_bucket(&mut self, n: u64, bad: u64, since: u64, first_bad: u64) {
+        if bad > 0 {
+            let excess = (self.bad + bad) as f64 - self.rate * (self.n + since) as f64;
+            if excess > self.best {
+                self.best = excess;
+                self.at = Some(first_bad);
+            }
+        }
+        self.n += n;
+        self.bad += bad;
     }
 
     pub(super) fn feed(&mut self, bad: bool, at: u64) {
