@@ -711,11 +711,12 @@ impl Reloader {
         loaded.running = new.clone();
         loaded.file_daemon = file_daemon;
         Ok(format!(
-            "reloaded: config_digest {}; added {:?}, removed {:?}, changed {:?}{}",
+            "reloaded: config_digest {}; added {:?}, removed {:?}, changed {:?}{}{}",
             new.digest,
             diff.added,
             diff.removed,
             diff.changed,
+            diff.peers_text(),
             if diff.restart_only.is_empty() {
                 String::new()
             } else {

@@ -18,6 +18,7 @@ pub mod notify;
 pub mod outage;
 pub(crate) mod page;
 pub mod path;
+pub mod peer;
 pub mod probe;
 pub(crate) mod report;
 pub(crate) mod scheduler;

@@ -59,6 +59,30 @@ pub const CONFIG_LAST_RELOAD_SUCCESSFUL: &str = "linkwatch_config_last_reload_su
 pub const CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP: &str =
     "linkwatch_config_last_reload_success_timestamp_seconds";
 pub const CONFIG_RELOADS_TOTAL: &str = "linkwatch_config_reloads_total";
+// Peers (issue 20): one contiguous block, see `PeerMetrics`.
+pub const PEER_REQUESTS_TOTAL: &str = "linkwatch_peer_requests_total";
+pub const PEER_UP: &str = "linkwatch_peer_up";
+pub const PEER_LAST_SEEN: &str = "linkwatch_peer_last_seen_timestamp_seconds";
+pub const PEER_CALLS_TOTAL: &str = "linkwatch_peer_calls_total";
+/// The `endpoint` label of the peer families.
+pub const PEER_ENDPOINTS: [&str; 3] = ["observations", "witness", "witnesses"];
+/// The `result` label of `linkwatch_peer_requests_total` (calls we answered).
+pub const PEER_REQUEST_RESULTS: [&str; 5] = [
+    "ok",
+    "unauthorized",
+    "rate_limited",
+    "bad_request",
+    "too_large",
+];
+/// The `result` label of `linkwatch_peer_calls_total` (calls we made).
+pub const PEER_CALL_RESULTS: [&str; 6] = [
+    "ok",
+    "unreachable",
+    "timeout",
+    "http_error",
+    "bad_answer",
+    "rejected",
+];
 
 /// Buckets for throughput tests in bytes per second: 100 kbit/s (a throttled
 /// mobile link) to 10 Gbit/s, 1-2-5 per decade of bits (log-spaced, steps of
@@ -179,6 +203,8 @@ pub struct Metrics {
     /// `[plan]`, one series per direction it names.
     plan: GaugeVec,
     loaded: LoadedMetrics,
+    /// The `[[peer]]` families.
+    pub peer: PeerMetrics,
     /// Bytes of the last scrape, to size the next buffer.
     last_size: AtomicUsize,
     pub lateness: Histogram,
@@ -222,6 +248,91 @@ impl LoadedMetrics {
     }
 }
 
+/// The peer families (issue 20). Every configured peer's series exist from
+/// the start: requests at 0, `linkwatch_peer_up` at 0 until its first call.
+pub struct PeerMetrics {
+    /// `{peer, endpoint, result}`: calls we answered (peer "" when unauthorized).
+    pub requests: IntCounterVec,
+    /// `{peer}`: 1 while the peer called within 3 × witness_every.
+    pub up: IntGaugeVec,
+    /// `{peer}`: Unix time of its last authenticated call.
+    pub last_seen: GaugeVec,
+    /// `{peer, endpoint, result}`: calls we made to peers with a `url`.
+    pub calls: IntCounterVec,
+}
+
+impl PeerMetrics {
+    /// Creates every series of `peers` (and of the unauthorized caller),
+    /// and drops those of peers no longer configured.
+    pub fn set_peers(&self, peers: &[crate::config::peer::PeerSpec]) {
+        for (family, values) in self.existing_labels() {
+            let peer = values.first().map_or("", String::as_str);
+            if peer.is_empty() || peers.iter().any(|p| p.name == peer) {
+                continue;
+            }
+            let values: Vec<&str> = values.iter().map(String::as_str).collect();
+            let _ = match family {
+                "requests" => self.requests.remove_label_values(&values),
+                "calls" => self.calls.remove_label_values(&values),
+                "up" => self.up.remove_label_values(&values),
+                _ => self.last_seen.remove_label_values(&values),
+            };
+        }
+        for e in PEER_ENDPOINTS {
+            self.requests.with_label_values(&["", e, "unauthorized"]);
+        }
+        for p in peers {
+            let n = p.name.as_str();
+            for e in PEER_ENDPOINTS {
+                for r in PEER_REQUEST_RESULTS {
+                    self.requests.with_label_values(&[n, e, r]);
+                }
+                if p.url.is_some() {
+                    for r in PEER_CALL_RESULTS {
+                        self.calls.with_label_values(&[n, e, r]);
+                    }
+                }
+            }
+            self.up.with_label_values(&[n]);
+            self.last_seen.with_label_values(&[n]);
+        }
+    }
+
+    /// The label values (`peer` first, in label order) of every series
+    /// held, by family.
+    fn existing_labels(&self) -> Vec<(&'static str, Vec<String>)> {
+        let mut out = Vec::new();
+        let families: [(&'static str, Vec<prometheus::proto::MetricFamily>); 4] = [
+            ("requests", self.requests.collect()),
+            ("calls", self.calls.collect()),
+            ("up", self.up.collect()),
+            ("last_seen", self.last_seen.collect()),
+        ];
+        for (name, fams) in families {
+            for f in fams {
+                for m in f.get_metric() {
+                    // The exposition sorts labels by name: put them back
+                    // in the family's order.
+                    let value = |label: &str| {
+                        m.get_label()
+                            .iter()
+                            .find(|l| l.name() == label)
+                            .map_or(String::new(), |l| l.value().to_string())
+                    };
+                    let values = match name {
+                        "requests" | "calls" => {
+                            vec![value("peer"), value("endpoint"), value("result")]
+                        }
+                        _ => vec![value("peer")],
+                    };
+                    out.push((name, values));
+                }
+            }
+        }
+        out
+    }
+}
+
 /// The outcome of configuration reloads (Prometheus's names).
 struct ReloadMetrics {
     successful: IntGauge,
@@ -261,6 +372,12 @@ impl Metrics {
                 increase: r.add(&family::THROUGHPUT_LATENCY_INCREASE)?,
                 rpm: r.add(&family::RESPONSIVENESS_RPM)?,
             },
+            peer: PeerMetrics {
+                requests: r.add(&family::PEER_REQUESTS_TOTAL)?,
+                up: r.add(&family::PEER_UP)?,
+                last_seen: r.add(&family::PEER_LAST_SEEN)?,
+                calls: r.add(&family::PEER_CALLS_TOTAL)?,
+            },
             last_size: AtomicUsize::new(64 * 1024),
             lateness: r.add(&family::SCHEDULE_LATENESS_SECONDS)?,
             in_flight: r.add(&family::PROBES_IN_FLIGHT)?,
@@ -291,6 +408,7 @@ impl Metrics {
         let targets = config.targets.iter().map(|t| m.series(t)).collect();
         *m.targets.write().unwrap_or_else(|p| p.into_inner()) = targets;
         m.set_plan(config.plan.as_ref());
+        m.peer.set_peers(&config.peers);
         Ok(m)
     }
 
@@ -402,6 +520,7 @@ impl Metrics {
         );
         self.set_plan(new.plan.as_ref());
         self.count_targets(new);
+        self.peer.set_peers(&new.peers);
     }
 
     /// Records the outcome of a reload attempt.
@@ -706,6 +825,10 @@ mod family {
     pub(super) const RELOAD_SUCCESSFUL: Family =      f(super::CONFIG_LAST_RELOAD_SUCCESSFUL, "gauge", &[], "1 if the last configuration reload applied (1 at start), 0 if the file did not validate.");
     pub(super) const RELOAD_SUCCESS_TIMESTAMP: Family = f(super::CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP, "gauge", &[], "Unix time of the last configuration applied (the start, until a reload succeeds).");
     pub(super) const RELOADS_TOTAL: Family =          f(super::CONFIG_RELOADS_TOTAL, "counter", &["result"], "Configuration reloads (SIGHUP, POST /-/reload) by result (success, failure).");
+    pub(super) const PEER_REQUESTS_TOTAL: Family =    f(super::PEER_REQUESTS_TOTAL, "counter", &["peer", "endpoint", "result"], "Calls to /api/v1/peer/* by calling [[peer]] (\"\" when no token matched), endpoint and result (ok, unauthorized, rate_limited, bad_request, too_large).");
+    pub(super) const PEER_UP: Family =                f(super::PEER_UP, "gauge", &["peer"], "1 if the [[peer]] made an authenticated call within 3 x daemon.witness_every, else 0 (0 from the start until its first call).");
+    pub(super) const PEER_LAST_SEEN: Family =         f(super::PEER_LAST_SEEN, "gauge", &["peer"], "Unix time of the [[peer]]'s last authenticated call (0 until its first).");
+    pub(super) const PEER_CALLS_TOTAL: Family =       f(super::PEER_CALLS_TOTAL, "counter", &["peer", "endpoint", "result"], "Calls this site made to a [[peer]] with a url, by endpoint and result (ok, unreachable, timeout, http_error, bad_answer, rejected).");
 }
 
 /// A registry-held metric that a [`Family`] row describes; its type says
@@ -964,5 +1087,68 @@ mod loaded_tests {
         ] {
             assert!(out.lines().any(|l| l == line), "{line} not in\n{out}");
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod peer_tests {
+    use super::*;
+
+    fn config(dir: &std::path::Path, peers: &[(&str, bool)]) -> Config {
+        use std::os::unix::fs::PermissionsExt;
+        let mut text = String::from(
+            "[[group]]\nname = \"lan\"\n[[target]]\nname = \"router\"\ngroup = \"lan\"\nkind = \"tcp\"\nhost = \"127.0.0.1\"\nport = 9\n",
+        );
+        for (name, url) in peers {
+            let tok = dir.join(name);
+            std::fs::write(&tok, format!("token-{name}")).unwrap();
+            std::fs::set_permissions(&tok, std::fs::Permissions::from_mode(0o600)).unwrap();
+            text += &format!(
+                "[[peer]]\nname = \"{name}\"\ntoken_file = \"{}\"\n",
+                tok.display()
+            );
+            if *url {
+                text += "url = \"http://127.0.0.1:9\"\n";
+            }
+        }
+        crate::config::parse(&text, "<test>").unwrap()
+    }
+
+    fn scrape(m: &Metrics) -> String {
+        String::from_utf8(m.encode().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn every_peer_series_exists_from_the_start_and_goes_with_its_peer() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = config(dir.path(), &[("home", false), ("abroad", true)]);
+        let m = Metrics::new(&old).unwrap();
+        let text = scrape(&m);
+        assert!(
+            text.contains("linkwatch_peer_up{peer=\"home\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("linkwatch_peer_last_seen_timestamp_seconds{peer=\"abroad\"} 0"),
+            "{text}"
+        );
+        assert!(text.contains("linkwatch_peer_requests_total{endpoint=\"witness\",peer=\"\",result=\"unauthorized\"} 0"), "{text}");
+        assert!(text.contains("linkwatch_peer_requests_total{endpoint=\"observations\",peer=\"home\",result=\"too_large\"} 0"), "{text}");
+        assert!(text.contains("linkwatch_peer_calls_total{endpoint=\"witness\",peer=\"abroad\",result=\"timeout\"} 0"), "{text}");
+        // Only peers with a url are called.
+        assert!(
+            !text.contains("linkwatch_peer_calls_total{endpoint=\"witness\",peer=\"home\""),
+            "{text}"
+        );
+        let new = config(dir.path(), &[("abroad", true)]);
+        m.reload(&old, &new, &[Some(0)]);
+        let text = scrape(&m);
+        assert!(!text.contains("peer=\"home\""), "{text}");
+        assert!(
+            text.contains("linkwatch_peer_up{peer=\"abroad\"} 0"),
+            "{text}"
+        );
+        assert!(text.contains("peer=\"\",result=\"unauthorized\""), "{text}");
     }
 }

@@ -44,6 +44,12 @@ pub struct Diff {
     pub added_groups: Vec<String>,
     /// Keys that differ but only take effect on a restart (`daemon.listen`, …).
     pub restart_only: Vec<&'static str>,
+    /// `[[peer]]` names only in the new configuration.
+    pub peers_added: Vec<String>,
+    /// `[[peer]]` names only in the old one.
+    pub peers_removed: Vec<String>,
+    /// `[[peer]]` names in both whose settings differ (url, token, ca_file, compare).
+    pub peers_changed: Vec<String>,
 }
 
 impl Diff {
@@ -116,6 +122,7 @@ impl Diff {
             .filter(|(_, o)| o.is_none())
             .map(|(g, _)| g.name.clone())
             .collect();
+        let (peers_added, peers_removed, peers_changed) = peers(old, new);
         Self {
             targets,
             groups,
@@ -126,6 +133,28 @@ impl Diff {
             removed_groups,
             added_groups,
             restart_only: restart_only(&old.daemon, &new.daemon),
+            peers_added,
+            peers_removed,
+            peers_changed,
+        }
+    }
+
+    /// The peer changes in words (empty when none), for the reload's answer.
+    pub fn peers_text(&self) -> String {
+        let mut parts = Vec::new();
+        for (what, names) in [
+            ("added", &self.peers_added),
+            ("removed", &self.peers_removed),
+            ("changed", &self.peers_changed),
+        ] {
+            if !names.is_empty() {
+                parts.push(format!("{what} {names:?}"));
+            }
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!("; peers {}", parts.join(", "))
         }
     }
 
@@ -151,6 +180,26 @@ impl Diff {
         }
         out
     }
+}
+
+/// `[[peer]]` names added, removed and changed from `old` to `new`.
+fn peers(old: &Config, new: &Config) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let mut added = Vec::new();
+    let mut changed = Vec::new();
+    for p in &new.peers {
+        match old.peers.iter().find(|o| o.name == p.name) {
+            None => added.push(p.name.clone()),
+            Some(o) if o != p => changed.push(p.name.clone()),
+            Some(_) => {}
+        }
+    }
+    let removed = old
+        .peers
+        .iter()
+        .filter(|o| !new.peers.iter().any(|p| p.name == o.name))
+        .map(|o| o.name.clone())
+        .collect();
+    (added, removed, changed)
 }
 
 /// Moves per-target (or per-group) state to a new configuration's
@@ -214,12 +263,15 @@ pub fn restart_only(old: &DaemonConfig, new: &DaemonConfig) -> Vec<&'static str>
 }
 
 /// `new` with the start-up-only `[daemon]` settings of the running `old`
-/// (what a reload applies); `trusted_peers`, which a reload changes, is
-/// `new`'s.
+/// (what a reload applies); `trusted_peers`, `tls_cert`, `tls_key` and
+/// `witness_every`, which a reload changes, are `new`'s.
 pub fn with_running_daemon(old: &Config, mut new: Config) -> Config {
     let trusted_peers = std::mem::take(&mut new.daemon.trusted_peers);
     new.daemon = DaemonConfig {
         trusted_peers,
+        tls_cert: new.daemon.tls_cert.take(),
+        tls_key: new.daemon.tls_key.take(),
+        witness_every: new.daemon.witness_every,
         ..old.daemon.clone()
     };
     new

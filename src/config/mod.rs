@@ -16,6 +16,7 @@ mod model;
 mod net;
 pub mod notify;
 mod parse;
+pub mod peer;
 pub(crate) mod redact;
 mod spec;
 mod thresholds;

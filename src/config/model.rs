@@ -33,6 +33,8 @@ pub struct Config {
     pub plan: Option<Plan>,
     /// `[[notify]]` channels, in file order.
     pub notify: Vec<super::notify::NotifyChannel>,
+    /// `[[peer]]` sites, in file order (unique names, unique tokens).
+    pub peers: Vec<super::peer::PeerSpec>,
 }
 
 impl Config {
@@ -49,6 +51,7 @@ impl Config {
             targets,
             plan: None,
             notify: Vec::new(),
+            peers: Vec::new(),
         }
     }
 
@@ -80,6 +83,13 @@ pub struct DaemonConfig {
     /// `trusted_peers`: addresses whose HTTP connections have slots of their
     /// own, which a connection flood from other addresses cannot take.
     pub trusted_peers: Vec<Cidr>,
+    /// `tls_cert` / `tls_key`: serve HTTPS only, with this PEM certificate
+    /// chain and key (both or neither; re-read on reload).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// How often our journal head is sent to every peer with a `url`; a
+    /// peer counts us silent after three times this.
+    pub witness_every: Duration,
 }
 
 /// The daemon-wide limits on path traces.
@@ -121,6 +131,9 @@ impl Default for DaemonConfig {
             trace: TraceLimits::default(),
             site: None,
             trusted_peers: Cidr::loopback(),
+            tls_cert: None,
+            tls_key: None,
+            witness_every: super::peer::DEFAULT_WITNESS_EVERY,
         }
     }
 }

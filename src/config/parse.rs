@@ -120,7 +120,9 @@ fn hex_sha256(text: &str) -> String {
         .collect()
 }
 
-const ROOT_KEYS: &[&str] = &["daemon", "defaults", "group", "target", "plan", "notify"];
+const ROOT_KEYS: &[&str] = &[
+    "daemon", "defaults", "group", "target", "plan", "notify", "peer",
+];
 const DAEMON_KEYS: &[&str] = &[
     "listen",
     "data_dir",
@@ -132,6 +134,9 @@ const DAEMON_KEYS: &[&str] = &[
     "trace_timeout",
     "site",
     "trusted_peers",
+    "tls_cert",
+    "tls_key",
+    "witness_every",
 ];
 const DEFAULTS_KEYS: &[&str] = &[
     "interval",
@@ -239,6 +244,11 @@ fn document(w: &mut Walker<'_>, root: &DeTable<'_>) -> Option<Config> {
         .filter_map(|g| Some(g.name.as_ref().ok()?.value.clone()))
         .collect();
     let notify = super::notify::tables(w, &root, &group_names);
+    let target_names: Vec<String> = targets
+        .iter()
+        .filter_map(|t| Some(t.as_ref().ok()?.name.as_ref().ok()?.value.clone()))
+        .collect();
+    let peers = super::peer::tables(w, &root, &target_names);
     let plan = plan.ok();
     let group_inputs: Vec<degraded::GroupInput<'_>> = groups
         .iter()
@@ -295,6 +305,7 @@ fn document(w: &mut Walker<'_>, root: &DeTable<'_>) -> Option<Config> {
         targets,
         plan,
         notify: notify?,
+        peers: peers?,
     })
 }
 
@@ -396,6 +407,7 @@ fn daemon(w: &mut Walker<'_>, root: &Tbl<'_, '_>) -> Option<DaemonConfig> {
             .map_err(|reason| format!("`site` ({s}) {reason}", s = shown(s)))
     });
     let trusted_peers = trusted_peers(w, &t);
+    let peer_keys = super::peer::daemon_keys(w, &t);
     let default = DaemonConfig::default();
     let trace = TraceLimits {
         max_per_minute: max_traces
@@ -423,6 +435,9 @@ fn daemon(w: &mut Walker<'_>, root: &Tbl<'_, '_>) -> Option<DaemonConfig> {
         trace,
         site: site.ok()?.map(|v| v.value),
         trusted_peers: trusted_peers.ok()?.unwrap_or(default.trusted_peers),
+        tls_cert: peer_keys.as_ref()?.tls_cert.clone(),
+        tls_key: peer_keys.as_ref()?.tls_key.clone(),
+        witness_every: peer_keys?.witness_every,
     })
 }
 

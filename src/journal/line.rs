@@ -5,8 +5,9 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::journal::record::{
-    ConfigReload, DaemonStart, DaemonStop, DegradedEnded, DegradedResumed, DegradedStarted,
-    JournalReopened, OutageEnded, OutageResumed, OutageStarted, PathEvent, Stalled,
+    ConfigReload, Corroboration, DaemonStart, DaemonStop, DegradedEnded, DegradedResumed,
+    DegradedStarted, JournalReopened, OutageEnded, OutageResumed, OutageStarted, PathEvent,
+    Stalled, WitnessReceived, Witnessed,
 };
 use crate::journal::ts_ms;
 
@@ -43,6 +44,12 @@ pub enum Entry {
     Path(PathEvent),
     /// The configuration was reloaded (SIGHUP or `POST /-/reload`).
     ConfigReload(ConfigReload),
+    /// A peer's journal head received (see [`crate::journal::record::peer`]).
+    Witness(WitnessReceived),
+    /// Our journal head acknowledged by a peer, with its receipt.
+    Witnessed(Witnessed),
+    /// What a peer saw of an outage's or slow period's targets.
+    Corroboration(Corroboration),
 }
 
 impl Entry {
@@ -61,6 +68,9 @@ impl Entry {
             Entry::Stall(_) => "stall",
             Entry::Path(_) => "path",
             Entry::ConfigReload(_) => "config_reload",
+            Entry::Witness(_) => "witness",
+            Entry::Witnessed(_) => "witnessed",
+            Entry::Corroboration(_) => "corroboration",
         }
     }
 }

@@ -184,7 +184,7 @@ const INVALID: &[(&str, &[&str])] = &[
     (
         "invalid-several.toml",
         &[
-            "4:1: key `daemon.log_fromat`: unknown key `log_fromat`; valid keys: listen, data_dir, log_format, max_concurrency, allow_symlinks, max_traces_per_minute, trace_max_hops, trace_timeout, site, trusted_peers",
+            "4:1: key `daemon.log_fromat`: unknown key `log_fromat`; valid keys: listen, data_dir, log_format, max_concurrency, allow_symlinks, max_traces_per_minute, trace_max_hops, trace_timeout, site, trusted_peers, tls_cert, tls_key, witness_every",
             "8:11: key `defaults.timeout`: `timeout` (10s) must be less than `interval` (5s)",
             "24:8: key `target[1].name`: duplicate target name `router` (first defined at line 18)",
             "27:8: key `target[1].host`: `host` (isp-gw..example) must be an IPv4 address, an IPv6 address, a DNS name or \"@gateway\": it has an empty label (two dots in a row, or a leading dot)",
@@ -255,7 +255,7 @@ const INVALID: &[(&str, &[&str])] = &[
     (
         "invalid-unknown-key-daemon.toml",
         &[
-            "3:1: key `daemon.port`: unknown key `port`; valid keys: listen, data_dir, log_format, max_concurrency, allow_symlinks, max_traces_per_minute, trace_max_hops, trace_timeout, site, trusted_peers",
+            "3:1: key `daemon.port`: unknown key `port`; valid keys: listen, data_dir, log_format, max_concurrency, allow_symlinks, max_traces_per_minute, trace_max_hops, trace_timeout, site, trusted_peers, tls_cert, tls_key, witness_every",
         ],
     ),
     (
@@ -267,7 +267,7 @@ const INVALID: &[(&str, &[&str])] = &[
     (
         "invalid-unknown-key-top.toml",
         &[
-            "1:1: key `colour`: unknown key `colour`; valid keys: daemon, defaults, group, target, plan, notify",
+            "1:1: key `colour`: unknown key `colour`; valid keys: daemon, defaults, group, target, plan, notify, peer",
         ],
     ),
     (
@@ -624,6 +624,7 @@ fn full_example_parses_to_the_expected_model() {
             trace: Default::default(),
             site: Some("almaty-home".into()),
             trusted_peers: config::Cidr::loopback(),
+            ..config::DaemonConfig::default()
         },
         defaults: full_defaults(),
         groups: vec![
@@ -802,6 +803,7 @@ fn full_example_parses_to_the_expected_model() {
             ..Plan::default()
         }),
         notify: Vec::new(),
+        peers: Vec::new(),
     };
     assert_eq!(c, expected);
     let kinds: Vec<Kind> = c.targets.iter().map(|t| t.kind()).collect();

@@ -23,6 +23,7 @@ const ORDER: &[&str] = &[
     "cli",
     "daemon",
     "server",
+    "peer",
     "report",
     "page",
     "status",

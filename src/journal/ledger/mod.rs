@@ -172,6 +172,8 @@ impl Ledger {
                     }
                 }
                 Entry::JournalReopened(_) => {}
+                // Peer evidence: read by peer-show's ledger work (issue 20).
+                Entry::Witness(_) | Entry::Witnessed(_) | Entry::Corroboration(_) => {}
                 Entry::Path(p) => h.paths.push(p.clone()),
                 Entry::OutageEnd(e) => {
                     h.open.retain(|o| o.record.id != e.id);

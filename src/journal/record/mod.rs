@@ -6,6 +6,7 @@
 pub mod gap;
 pub mod outage;
 pub mod path;
+pub mod peer;
 pub mod run;
 pub mod slow;
 pub mod stall;
@@ -13,6 +14,10 @@ pub mod stall;
 pub use gap::{Gap, push_gap};
 pub use outage::{DurationClock, EndReason, OutageEnded, OutageResumed, OutageStarted};
 pub use path::{Hop, LastHop, PathEvent, PathSummary, Reprobe, TraceProtocol, When};
+pub use peer::{
+    CorroboratedTarget, Corroboration, PeerVerdict, PeriodKind, Receipt, TargetVerdict,
+    WitnessReceived, Witnessed, judge,
+};
 pub use run::{
     ConfigReload, DaemonStart, DaemonStop, JournalReopened, PlanRecord, ThroughputTarget,
 };

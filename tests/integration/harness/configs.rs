@@ -48,6 +48,7 @@ pub fn config_with(targets: Vec<Target>) -> Config {
         targets,
         plan: None,
         notify: Vec::new(),
+        peers: Vec::new(),
     }
 }
 
