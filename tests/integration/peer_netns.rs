@@ -225,6 +225,10 @@ impl Pki {
         std::fs::write(&ca, ca_cert.pem()).unwrap();
         std::fs::write(&cert, leaf_cert.pem() + &ca_cert.pem()).unwrap();
         std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
         Pki {
             _dir: dir,
             ca,
@@ -925,7 +929,15 @@ fn bad_token_is_401_and_counted() {
     };
     let before = unauthorized(&s.abroad_metrics());
     let home = &s.pn.net.home;
-    let obs = "/api/v1/peer/observations?targets=intl-icmp-0,intl-tcp";
+    let now = Timestamp::now().as_second();
+    let (since, until) = (
+        Timestamp::from_second(now - 300).unwrap(),
+        Timestamp::from_second(now + 60).unwrap(),
+    );
+    let obs = format!(
+        "/api/v1/peer/observations?targets=intl-icmp-0,intl-tcp&since={since}&until={until}"
+    );
+    let obs = obs.as_str();
     let wrong = format!("Authorization: Bearer {}x", s.token);
     let calls: [(&str, Vec<&str>); 4] = [
         ("observations, wrong token", vec!["-H", &wrong]),
