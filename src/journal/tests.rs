@@ -551,3 +551,71 @@ fn the_last_seq_is_read_from_the_end_past_a_torn_tail_and_long_lines() {
     f.write_all(format!("\n{long}").as_bytes()).unwrap();
     assert_eq!(last_seq(&path), Some(499));
 }
+
+/// The peer records sit beside the envelope's `seq`/`prev`/`ts`: written
+/// and read back through the real writer and reader, with the chain intact.
+#[test]
+fn peer_records_round_trip_through_the_writer_and_keep_the_chain() {
+    use super::record::{
+        CorroboratedTarget, Corroboration, PeerVerdict, PeriodKind, Receipt, TargetVerdict,
+        WitnessReceived, Witnessed,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let head = ChainHead {
+        seq: 41,
+        hash: "ab".repeat(32),
+    };
+    let events = vec![
+        Entry::Witness(WitnessReceived {
+            peer: "home".into(),
+            site: "almaty-home".into(),
+            head: head.clone(),
+            at: wall(1.0),
+        }),
+        Entry::Witnessed(Witnessed {
+            peer: "abroad".into(),
+            head,
+            at: wall(2.0),
+            receipt: Receipt {
+                site: "vps".into(),
+                seq: 7,
+                hash: "cd".repeat(32),
+            },
+        }),
+        Entry::Corroboration(Corroboration {
+            period: "o-1".into(),
+            kind: PeriodKind::Outage,
+            peer: "abroad".into(),
+            start: wall(0.0),
+            end: wall(60.0),
+            targets: vec![CorroboratedTarget {
+                peer: "abroad".into(),
+                target: "intl-web".into(),
+                their_target: Some("web".into()),
+                probes: 60,
+                failures: 0,
+                loss_ratio: Some(0.0),
+                verdict: TargetVerdict::Up,
+            }],
+            verdict: PeerVerdict::ReachableElsewhere,
+            summary: PeerVerdict::ReachableElsewhere.sentence("abroad"),
+        }),
+        stop(0),
+    ];
+    let tail = read(dir.path()).unwrap().tail;
+    let mut w = JournalWriter::new(
+        Box::new(FileSink::open(dir.path(), false).unwrap()),
+        &tail,
+        counters(),
+    );
+    for (i, e) in events.iter().enumerate() {
+        w.append(wall(10.0 + i as f64), e).unwrap();
+    }
+    let text = lines_of(dir.path()).join("\n");
+    assert!(text.contains(r#""head":{"seq":41,"hash":"#), "{text}");
+    let c = read(dir.path()).unwrap();
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let read_back: Vec<Entry> = c.lines.iter().map(|l| l.line.entry.clone()).collect();
+    assert_eq!(read_back, events);
+    assert_eq!(c.lines.last().unwrap().line.seq, 3);
+}

@@ -293,6 +293,11 @@ impl OutageService {
         self.tracer.as_ref()
     }
 
+    /// Another producer of this service's journal queue (the peer service's lines).
+    pub fn journal_pusher(&self) -> JournalPusher {
+        self.journal.pusher()
+    }
+
     /// The instant monotonic offsets are measured from.
     pub fn epoch(&self) -> Instant {
         self.anchor.epoch

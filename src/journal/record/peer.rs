@@ -11,10 +11,15 @@
 //!
 //! A peer's answer never changes a past line: these are appended like any
 //! other event.
+//!
+//! A journal head is nested as `head: {seq, hash}`: a record's own fields
+//! sit beside the line envelope's (`seq`, `prev`, `ts`), so a field named
+//! `seq` would be written twice and the line refused when read.
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::journal::chain::ChainHead;
 use crate::journal::ts_ms;
 
 /// `witness`: a peer's journal head received (on the receiving side).
@@ -25,8 +30,7 @@ pub struct WitnessReceived {
     /// The site name the peer gave for itself.
     pub site: String,
     /// Its head: the last line's seq and hash.
-    pub seq: u64,
-    pub hash: String,
+    pub head: ChainHead,
     /// When the peer says it wrote that line.
     #[serde(with = "ts_ms")]
     pub at: Timestamp,
@@ -47,8 +51,7 @@ pub struct Receipt {
 pub struct Witnessed {
     pub peer: String,
     /// Our head that was sent.
-    pub seq: u64,
-    pub hash: String,
+    pub head: ChainHead,
     #[serde(with = "ts_ms")]
     pub at: Timestamp,
     pub receipt: Receipt,
