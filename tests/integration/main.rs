@@ -34,6 +34,7 @@ mod page_browser;
 mod page_light;
 mod path_trace;
 mod peer_client;
+mod peer_netns;
 mod reload;
 mod tcp;
 mod throughput;

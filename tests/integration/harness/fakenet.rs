@@ -560,6 +560,31 @@ pub struct Watcher {
 }
 
 impl Watcher {
+    /// A watcher for a linkwatch in any test namespace `ns` (not started):
+    /// `make(dir, data)` writes whatever files the configuration needs into
+    /// the watcher's own temporary `dir` (token files, certificates) and
+    /// returns the configuration text, whose `data_dir` should be `data`.
+    pub fn prepare(ns: &Netns, params: Params, make: impl FnOnce(&Path, &Path) -> String) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let config = dir.path().join("config.toml");
+        std::fs::write(&config, make(dir.path(), &data)).unwrap();
+        Watcher {
+            home: ns.name().to_string(),
+            params,
+            config,
+            data,
+            daemon: None,
+            earlier_logs: Mutex::new(String::new()),
+            _dir: dir,
+        }
+    }
+
+    /// The watcher's temporary directory (config, data, token files).
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
+    }
+
     /// `ip netns exec <home> <args…>`.
     fn in_home(&self, args: &[&str]) -> Command {
         let mut c = Command::new("ip");
