@@ -35,6 +35,7 @@ mod page_light;
 mod path_trace;
 mod peer_client;
 mod peer_netns;
+mod peer_serve;
 mod reload;
 mod tcp;
 mod throughput;
