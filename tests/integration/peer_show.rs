@@ -607,6 +607,16 @@ fn api_and_detail_view_show_corroboration_as_it_arrives() {
         page.contains("destination — seen down from elsewhere too; this site judged: internet"),
         "{page}"
     );
+    // The status page's list says it in a word per peer.
+    let home = curl(&ns, &format!("http://{addr}/"));
+    assert!(
+        home.contains("<span class=\"elsewhere\">· seen from abroad: also down, backup: no data</span></a></li>"),
+        "{home}"
+    );
+    assert!(
+        home.contains("· seen from abroad: answered</span>"),
+        "{home}"
+    );
     let reach = curl(&ns, &format!("http://{addr}/outage/o-reach"));
     assert!(reach.contains(REACH), "{reach}");
     let none = curl(&ns, &format!("http://{addr}/outage/o-none"));
