@@ -7,6 +7,8 @@
 //! `[[peer]]` tables it reads. [`wire`] holds the JSON bodies and limits both
 //! sides use.
 
+pub mod auth;
+pub mod serve;
 pub mod wire;
 
 pub use wire::{
