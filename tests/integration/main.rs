@@ -36,6 +36,7 @@ mod path_trace;
 mod peer_client;
 mod peer_netns;
 mod peer_serve;
+mod peer_show;
 mod reload;
 mod tcp;
 mod throughput;
