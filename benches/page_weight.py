@@ -10,6 +10,7 @@ chart images, every `/chart/NAME.svg` the page links) with curl: medians of
 REPS runs after one warm-up.
 
     benches/page_weight.py BINARY --targets 50 --days 30 [--reps 11] [--store DIR]
+        [--chart-ranges 24h,30d]
 
 Loopback only; the daemon is stopped at the end. The store is kept under
 --store (default /tmp/page-weight-<targets>x<days>) and reused when present.
@@ -100,6 +101,8 @@ def main():
     ap.add_argument("--reps", type=int, default=11)
     ap.add_argument("--store")
     ap.add_argument("--port", type=int, default=19899)
+    ap.add_argument("--chart-ranges", default="24h,30d",
+                    help="ranges whose charts are fetched too (comma separated; '' for none)")
     a = ap.parse_args()
     store = a.store or f"/tmp/page-weight-{a.targets}x{a.days}"
     t0 = time.time()
@@ -146,7 +149,7 @@ def main():
                   f"(min {min(r[1] for r in runs) * 1e3:.1f}, max {max(r[1] for r in runs) * 1e3:.1f})",
                   flush=True)
             charts = re.findall(r'<img class="chart" src="([^"]+)"', body(base + path))
-            if charts:
+            if charts and path.split("=")[-1] in a.chart_ranges.split(","):
                 # What a browser fetches on top, when every chart is shown
                 # (one after the other here; a browser fetches ~6 at once).
                 totals, sizes = [], []

@@ -150,7 +150,11 @@ pub fn document(
     plan: Option<f64>,
     tz: &jiff::tz::TimeZone,
 ) -> String {
-    let caption = format!("Latency of {} over the last {}", series.target, range.label());
+    let caption = format!(
+        "Latency of {} over the last {}",
+        series.target,
+        range.label()
+    );
     let mut parts = vec![(
         svg::latency_chart(series, marks, tz, &caption),
         f64::from(HEIGHT),
@@ -183,7 +187,10 @@ pub fn document(
         // Each part is an `<svg viewBox=…>` of its own: placed at its offset.
         match part.strip_prefix("<svg ") {
             Some(rest) => {
-                let _ = write!(s, "<svg x=\"0\" y=\"{y}\" width=\"{WIDTH}\" height=\"{h}\" {rest}");
+                let _ = write!(
+                    s,
+                    "<svg x=\"0\" y=\"{y}\" width=\"{WIDTH}\" height=\"{h}\" {rest}"
+                );
             }
             None => s.push_str(part),
         }
@@ -257,8 +264,17 @@ mod tests {
             }],
             damaged_files: vec![],
         };
-        let svg = document(&series, Range::H24, &[], Some(2e6), &jiff::tz::TimeZone::UTC);
-        assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""), "{svg}");
+        let svg = document(
+            &series,
+            Range::H24,
+            &[],
+            Some(2e6),
+            &jiff::tz::TimeZone::UTC,
+        );
+        assert!(
+            svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""),
+            "{svg}"
+        );
         assert!(!svg.contains("<b>") && !svg.contains("\"co\""), "{svg}");
         assert!(
             svg.contains("<title>Latency of we&lt;b&gt; &amp; &quot;co&quot;/x over the last 24h: median –, loss –, 0 probes</title>"),
@@ -271,7 +287,10 @@ mod tests {
             let after = part.split_once('>').unwrap().1;
             assert!(after.starts_with("<title>"), "{part}");
         }
-        assert!(!svg.contains("href") && !svg.contains("url("), "nothing outside");
+        assert!(
+            !svg.contains("href") && !svg.contains("url("),
+            "nothing outside"
+        );
     }
 
     #[test]

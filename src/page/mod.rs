@@ -997,7 +997,10 @@ All {} targets: <a href=\"/?range={}&amp;page=1#targets\">{} at a time</a>, or b
 fn pager(b: &mut String, d: &PageData, keep: &str) {
     let sel = &d.targets;
     if sel.pages <= 1 {
-        let _ = write!(b, "<p class=\"pager\"><a href=\"/#targets\">back to the overview</a></p>");
+        let _ = write!(
+            b,
+            "<p class=\"pager\"><a href=\"/#targets\">back to the overview</a></p>"
+        );
         return;
     }
     let link = |p: usize, text: &str| {

@@ -405,7 +405,10 @@ fn ten_thousand_targets_show_the_groups_and_the_20_worst_charts() {
     assert!(html.contains("page 2 of 3 (101–200 of 250)"), "{html}");
     assert!(html.contains("href=\"/?range=7d&amp;group=g3&amp;page=3#targets\">next"));
     let sel = select(&st, &PageQuery::parse("page=1000").unwrap()).unwrap();
-    assert_eq!((sel.view, sel.page, sel.shown.len()), (View::Paged, 100, 100));
+    assert_eq!(
+        (sel.view, sel.page, sel.shown.len()),
+        (View::Paged, 100, 100)
+    );
     assert!(select(&st, &PageQuery::parse("group=nope").unwrap()).is_none());
     assert!(PageQuery::parse("range=2d").is_err());
     assert!(PageQuery::parse("page=0").is_err());

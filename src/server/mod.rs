@@ -586,7 +586,7 @@ fn history_answer(state: &AppState, q: &HistoryQuery) -> Response<Body> {
 /// Most points one `/api/v1/history` response carries (~100 MB of JSON).
 const MAX_API_POINTS: i64 = 500_000;
 
-/// How many targets the status page charts.
+/// How many targets an outage's detail view charts.
 pub const PAGE_CHARTS: usize = 60;
 
 /// Outages and slow periods (degradations) of the last 30 days, and open ones.
@@ -694,8 +694,8 @@ fn plans(history: &crate::journal::Ledger, now: jiff::Timestamp) -> Vec<(String,
         .unwrap_or_default()
 }
 
-/// `GET /`: reads no history but the damage check; the charts are
-/// `/chart/…` images (see [`chart`]).
+/// `GET /`: reads no history (but, every few minutes, whether files are
+/// damaged: [`chart::damaged`]); the charts are `/chart/…` images.
 fn status_page(state: &AppState, query: &str) -> Response<Body> {
     let q = match page::PageQuery::parse(query) {
         Ok(q) => q,
@@ -716,18 +716,7 @@ fn status_page(state: &AppState, query: &str) -> Response<Body> {
     let monitored = figs.monitored(ago(31 * 86_400), now);
     let tz = jiff::tz::TimeZone::system();
     let figures = page::group_figures(&figs, &status, &tz);
-    // The history files of the charts' period that are damaged: the store
-    // lists them with every answer, here one point of one target.
-    let damaged = status
-        .targets
-        .first()
-        .and_then(|t| {
-            HistoryQuery::new(vec![t.name.clone()], ago(range.seconds()), now, range.seconds())
-                .ok()
-        })
-        .and_then(|q| state.history.query(&q).into_iter().next())
-        .map(|s| s.damaged_files)
-        .unwrap_or_default();
+    let damaged = chart::damaged(state, &status, range);
     html(page::status_page(&page::PageData {
         status: &status,
         periods: &periods,

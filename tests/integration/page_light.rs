@@ -146,7 +146,10 @@ fn fifty_targets_page_is_light_and_charts_are_served_with_their_step() {
         let (status, headers, html) = get(addr, &format!("/{range}"));
         assert_eq!(status, 200, "{html}");
         let csp = header(&headers, "content-security-policy").unwrap();
-        assert!(csp.contains("img-src 'self'") && !csp.contains("unsafe"), "{csp}");
+        assert!(
+            csp.contains("img-src 'self'") && !csp.contains("unsafe"),
+            "{csp}"
+        );
         assert!(
             html.len() <= 300_000,
             "/{range}: {} bytes of HTML",
@@ -164,7 +167,9 @@ fn fifty_targets_page_is_light_and_charts_are_served_with_their_step() {
             assert!(html.contains(&format!("data-group=\"site-{g}\" data-state=\"")));
         }
         assert!(
-            html.contains("alt=\"Latency and loss of we&lt;b&gt; &amp; &quot;co&quot;/x y over the last"),
+            html.contains(
+                "alt=\"Latency and loss of we&lt;b&gt; &amp; &quot;co&quot;/x y over the last"
+            ),
             "the odd name's alt text"
         );
         assert!(html.contains("<strong>we&lt;b&gt; &amp; &quot;co&quot;/x y</strong> tcp"));
@@ -178,7 +183,13 @@ fn fifty_targets_page_is_light_and_charts_are_served_with_their_step() {
     );
 
     // Each chart: an SVG document with its title, cached for its step.
-    for (range, step) in [("1h", 60), ("3h", 60), ("24h", 300), ("7d", 3600), ("30d", 7200)] {
+    for (range, step) in [
+        ("1h", 60),
+        ("3h", 60),
+        ("24h", 300),
+        ("7d", 3600),
+        ("30d", 7200),
+    ] {
         let (status, headers, svg) = get(addr, &format!("/chart/tcp-03.svg?range={range}"));
         assert_eq!(status, 200, "{svg}");
         assert_eq!(header(&headers, "content-type"), Some("image/svg+xml"));
@@ -194,7 +205,9 @@ fn fifty_targets_page_is_light_and_charts_are_served_with_their_step() {
         assert_eq!(header(&headers, "x-content-type-options"), Some("nosniff"));
         assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
         assert!(
-            svg.contains(&format!("<title>Latency of tcp-03 over the last {range}: median ")),
+            svg.contains(&format!(
+                "<title>Latency of tcp-03 over the last {range}: median "
+            )),
             "{svg}"
         );
         assert!(svg.contains("class=\"band\""), "{range}: no latency drawn");
@@ -231,7 +244,10 @@ fn fifty_targets_page_is_light_and_charts_are_served_with_their_step() {
     let (status, _, html) = get(addr, "/?group=site-3&range=7d");
     assert_eq!(status, 200);
     assert!(html.contains("data-view=\"group\""));
-    assert_eq!(html.matches("<img class=\"chart\"").count(), TARGETS / GROUPS);
+    assert_eq!(
+        html.matches("<img class=\"chart\"").count(),
+        TARGETS / GROUPS
+    );
 
     // The charts read what they draw: one target, hourly steps for 7 days.
     let log = d.log();
