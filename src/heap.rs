@@ -7,9 +7,9 @@
 //! both: the scrape buffer raises its dynamic mmap threshold, so the next
 //! one comes from the heap, and small freed chunks stay in its bins. The
 //! daemon fixes the mmap threshold (large buffers are mapped and unmapped)
-//! and trims the heaps after start-up and after each scrape, which costs
-//! about a millisecond of the scrape's tens. Measured in BENCHMARKS.md
-//! ("Issue 23: windows and RSS"). Elsewhere (other C libraries) nothing.
+//! and trims the heaps after start-up and after each scrape (a pass over the
+//! free lists, part of the scrape's time). Measured in BENCHMARKS.md
+//! ("Issue 23: windows and RSS"). With other C libraries: nothing.
 
 /// Allocations from this size on are mapped on their own and unmapped when
 /// freed (glibc's default, made fixed: no dynamic raise after a big free).
