@@ -80,8 +80,11 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     on_listen: Option<oneshot::Sender<SocketAddr>>,
 ) -> Result<(), StartError> {
+    crate::heap::configure();
     let config = Arc::new(config);
     let parts = Parts::start(&config).await?;
+    // The configuration's parse tree and start-up's scratch are freed by now.
+    crate::heap::trim();
     tracing::info!(
         addr = %parts.addr,
         config = %config.source,

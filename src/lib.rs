@@ -11,6 +11,7 @@ pub(crate) mod campaign;
 pub mod cli;
 pub mod config;
 pub(crate) mod daemon;
+pub(crate) mod heap;
 pub mod history;
 pub mod journal;
 pub mod metrics;

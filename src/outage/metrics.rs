@@ -1,6 +1,11 @@
 //! The outage metrics, registered in the caller's registry with every label set
 //! created at start.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{self, LabelPair, MetricFamily, MetricType};
 use prometheus::{Counter, CounterVec, GaugeVec, IntCounter, IntCounterVec, Opts, Registry};
 
 use crate::config::Config;
@@ -21,7 +26,7 @@ pub const PROBES_VOIDED_TOTAL: &str = "linkwatch_probes_voided_total";
 #[derive(Clone)]
 pub struct OutageMetrics {
     /// 1 up, 0 down, NaN while unknown (not yet decided since start).
-    pub target_up: GaugeVec,
+    pub target_up: TargetUp,
     /// 1 up, 0 down, NaN while unknown (no decided targets, or none at all).
     pub group_up: GaugeVec,
     pub outage_active: GaugeVec,
@@ -41,13 +46,7 @@ impl OutageMetrics {
     /// and (group, possible cause) pair.
     pub fn register(config: &Config, registry: &Registry) -> Result<Self, prometheus::Error> {
         let m = Self {
-            target_up: GaugeVec::new(
-                Opts::new(
-                    TARGET_UP,
-                    "Target state after hysteresis: 1 up, 0 down, NaN not yet known",
-                ),
-                &["target", "group", "kind"],
-            )?,
+            target_up: TargetUp::new(config)?,
             group_up: GaugeVec::new(
                 Opts::new(GROUP_UP, "Group state: 1 up, 0 down, NaN not known"),
                 &["group"],
@@ -105,11 +104,6 @@ impl OutageMetrics {
         registry.register(Box::new(m.stalled_seconds_total.clone()))?;
         registry.register(Box::new(m.probes_voided_total.clone()))?;
 
-        for t in &config.targets {
-            m.target_up
-                .with_label_values(&[t.name.as_str(), t.group.as_str(), t.kind().as_str()])
-                .set(f64::NAN);
-        }
         for g in &config.groups {
             m.group_up
                 .with_label_values(&[g.name.as_str()])
@@ -134,23 +128,7 @@ impl OutageMetrics {
     /// changed) targets and of removed groups go; those of added targets
     /// and groups are created (`unknown`, counters at 0); kept ones stay.
     pub fn reload(&self, old: &Config, new: &Config, kept: &[Option<usize>]) {
-        let kept_old: Vec<usize> = kept.iter().flatten().copied().collect();
-        for (i, t) in old.targets.iter().enumerate() {
-            if !kept_old.contains(&i) {
-                let _ = self.target_up.remove_label_values(&[
-                    t.name.as_str(),
-                    t.group.as_str(),
-                    t.kind().as_str(),
-                ]);
-            }
-        }
-        for (t, k) in new.targets.iter().zip(kept) {
-            if k.is_none() {
-                self.target_up
-                    .with_label_values(&[t.name.as_str(), t.group.as_str(), t.kind().as_str()])
-                    .set(f64::NAN);
-            }
-        }
+        self.target_up.reload(new, kept);
         for g in &old.groups {
             let name = g.name.as_str();
             let gone = new.group(name).is_none();
@@ -201,4 +179,200 @@ pub fn possible_causes(config: &Config, group: &str) -> Vec<String> {
         out.push(name);
     }
     out
+}
+
+/// `linkwatch_target_up`: one series per target, in configuration order,
+/// each its value and its labels (the group's name shared). A `GaugeVec`
+/// kept a hash map of labelled gauges, about 450 bytes a target (4.5 MB
+/// at 10 000 targets); this keeps about 60 plus the target's name.
+#[derive(Clone)]
+pub struct TargetUp {
+    desc: Desc,
+    series: Arc<Mutex<Vec<TargetSeries>>>,
+}
+
+struct TargetSeries {
+    target: Box<str>,
+    group: Arc<str>,
+    kind: &'static str,
+    value: f64,
+}
+
+impl TargetUp {
+    fn new(config: &Config) -> Result<Self, prometheus::Error> {
+        let desc = Desc::new(
+            TARGET_UP.to_string(),
+            "Target state after hysteresis: 1 up, 0 down, NaN not yet known".to_string(),
+            vec!["target".into(), "group".into(), "kind".into()],
+            HashMap::new(),
+        )?;
+        Ok(Self {
+            desc,
+            series: Arc::new(Mutex::new(Self::series_of(config, &[], Vec::new()))),
+        })
+    }
+
+    /// The series of `config`'s targets: a kept one (`kept[i]` its old
+    /// index in `old`) keeps its value, the others are unknown (NaN).
+    fn series_of(
+        config: &Config,
+        kept: &[Option<usize>],
+        mut old: Vec<TargetSeries>,
+    ) -> Vec<TargetSeries> {
+        let groups: HashMap<&str, Arc<str>> = config
+            .groups
+            .iter()
+            .map(|g| (g.name.as_str(), Arc::from(g.name.as_str())))
+            .collect();
+        config
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| TargetSeries {
+                target: t.name.as_str().into(),
+                group: groups
+                    .get(t.group.as_str())
+                    .cloned()
+                    .unwrap_or_else(|| Arc::from(t.group.as_str())),
+                kind: t.kind().as_str(),
+                value: kept
+                    .get(i)
+                    .copied()
+                    .flatten()
+                    .and_then(|o| old.get_mut(o))
+                    .map_or(f64::NAN, |s| s.value),
+            })
+            .collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<TargetSeries>> {
+        self.series.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets target `target`'s value (an index of the current configuration).
+    pub fn set(&self, target: usize, value: f64) {
+        if let Some(s) = self.lock().get_mut(target) {
+            s.value = value;
+        }
+    }
+
+    /// Target `target`'s value.
+    pub fn get(&self, target: usize) -> Option<f64> {
+        self.lock().get(target).map(|s| s.value)
+    }
+
+    /// Target `target`'s name.
+    pub fn name(&self, target: usize) -> Option<String> {
+        self.lock().get(target).map(|s| s.target.to_string())
+    }
+
+    /// After a reload to `new` (`kept[i]`: the old index of new target `i`
+    /// when it is unchanged): removed targets' series go, added ones are
+    /// unknown, kept ones keep their value.
+    fn reload(&self, new: &Config, kept: &[Option<usize>]) {
+        let mut series = self.lock();
+        let old = std::mem::take(&mut *series);
+        *series = Self::series_of(new, kept, old);
+    }
+}
+
+impl Collector for TargetUp {
+    fn desc(&self) -> Vec<&Desc> {
+        vec![&self.desc]
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let pair = |name: &str, value: &str| {
+            let mut p = LabelPair::default();
+            p.set_name(name.to_string());
+            p.set_value(value.to_string());
+            p
+        };
+        let metrics = self
+            .lock()
+            .iter()
+            .map(|s| {
+                let mut g = proto::Gauge::default();
+                g.set_value(s.value);
+                let mut m = proto::Metric::default();
+                // Sorted by name, as `GaugeVec` makes them.
+                m.set_label(vec![
+                    pair("group", &s.group),
+                    pair("kind", s.kind),
+                    pair("target", &s.target),
+                ]);
+                m.set_gauge(g);
+                m
+            })
+            .collect();
+        let mut f = MetricFamily::default();
+        f.set_name(TARGET_UP.to_string());
+        f.set_help(self.desc.help.clone());
+        f.set_field_type(MetricType::GAUGE);
+        f.set_metric(metrics);
+        vec![f]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::config::DownWhen;
+    use crate::outage::testutil::config;
+    use prometheus::{Encoder, TextEncoder};
+
+    fn text(r: &Registry) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new().encode(&r.gather(), &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// Issue 23: the compact `linkwatch_target_up` writes the same text as
+    /// the `GaugeVec` it replaces, values, NaN and reloads included.
+    #[test]
+    fn target_up_encodes_like_a_gauge_vec() {
+        let dir = std::path::Path::new("/nonexistent");
+        let groups = [("lan", None, DownWhen::All), ("wan", None, DownWhen::All)];
+        let old = config(&groups, &[("b", "lan"), ("a", "wan"), ("c", "lan")], dir);
+        let new = config(&groups, &[("c", "lan"), ("d", "wan"), ("b", "lan")], dir);
+        let compact = TargetUp::new(&old).unwrap();
+        let vec = GaugeVec::new(
+            Opts::new(
+                TARGET_UP,
+                "Target state after hysteresis: 1 up, 0 down, NaN not yet known",
+            ),
+            &["target", "group", "kind"],
+        )
+        .unwrap();
+        let (r1, r2) = (Registry::new(), Registry::new());
+        r1.register(Box::new(compact.clone())).unwrap();
+        r2.register(Box::new(vec.clone())).unwrap();
+        let set = |cfg: &Config, i: usize, v: f64| {
+            let t = &cfg.targets[i];
+            vec.with_label_values(&[t.name.as_str(), t.group.as_str(), t.kind().as_str()])
+                .set(v);
+        };
+        for i in 0..3 {
+            set(&old, i, f64::NAN);
+        }
+        compact.set(0, 1.0);
+        set(&old, 0, 1.0);
+        compact.set(2, 0.0);
+        set(&old, 2, 0.0);
+        compact.set(7, 1.0);
+        assert_eq!(text(&r1), text(&r2));
+        assert!(
+            text(&r1).contains("linkwatch_target_up{group=\"lan\",kind=\"tcp\",target=\"b\"} 1")
+        );
+        // Reload: c and b kept (old 2 and 0), d new, a removed.
+        compact.reload(&new, &[Some(2), None, Some(0)]);
+        vec.remove_label_values(&["a", "wan", "tcp"]).unwrap();
+        set(&new, 1, f64::NAN);
+        assert_eq!(text(&r1), text(&r2));
+        assert_eq!(compact.get(0), Some(0.0));
+        assert!(compact.get(1).unwrap().is_nan());
+        assert_eq!(compact.name(2).as_deref(), Some("b"));
+    }
 }

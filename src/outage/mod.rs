@@ -117,7 +117,6 @@ pub struct OutageService {
     metrics: OutageMetrics,
     live: Arc<RwLock<LiveOutages>>,
     anchor: Anchor,
-    target_labels: Vec<[String; 3]>,
     group_names: Vec<String>,
     /// When downtime was last accrued (monotonic offset).
     downtime_at: Duration,
@@ -228,7 +227,6 @@ impl OutageService {
             metrics,
             live,
             anchor,
-            target_labels: target_labels(config),
             group_names: config.groups.iter().map(|g| g.name.clone()).collect(),
             downtime_at: Duration::ZERO,
             target_states: None,
@@ -415,10 +413,8 @@ impl OutageService {
         self.metrics.probes_voided_total.inc();
         if self.voided_logged != Some(stall.from) {
             self.voided_logged = Some(stall.from);
-            let target = self
-                .target_labels
-                .get(result.target)
-                .map_or("?", |l| l[0].as_str());
+            let target = self.metrics.target_up.name(result.target);
+            let target = target.as_deref().unwrap_or("?");
             tracing::warn!(
                 target_name = target,
                 probe_start = %journal::ts_ms::format(&result.at),
@@ -487,12 +483,7 @@ impl OutageService {
                 state,
                 since,
             } => {
-                if let Some(l) = self.target_labels.get(target) {
-                    self.metrics
-                        .target_up
-                        .with_label_values(&[l[0].as_str(), l[1].as_str(), l[2].as_str()])
-                        .set(state.gauge());
-                }
+                self.metrics.target_up.set(target, state.gauge());
                 if let Some(states) = &self.target_states {
                     states.set(target, state, since.wall);
                 }
@@ -596,7 +587,6 @@ impl OutageService {
         }
         let events = self.detector.reload(config, diff, now);
         let (slow_events, restarted) = self.slow.reload(old, config, diff, now);
-        self.target_labels = target_labels(config);
         self.group_names = config.groups.iter().map(|g| g.name.clone()).collect();
         self.timeouts = config.targets.iter().map(|t| t.timeout).collect();
         write(&self.live).regroup(config, &self.detector);
@@ -670,21 +660,6 @@ async fn stall_task(
             record_stall(&journal, &metrics, s).await;
         }
     }
-}
-
-/// The label values of `linkwatch_target_up`, by target index.
-fn target_labels(config: &Config) -> Vec<[String; 3]> {
-    config
-        .targets
-        .iter()
-        .map(|t| {
-            [
-                t.name.clone(),
-                t.group.clone(),
-                t.kind().as_str().to_string(),
-            ]
-        })
-        .collect()
 }
 
 /// Refuses a symbolic link at the journal's or the heartbeat's path unless allowed.

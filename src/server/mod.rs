@@ -348,7 +348,10 @@ pub fn handle(state: &AppState, method: &Method, uri: &http::Uri) -> Response<Bo
 
 /// `GET /metrics`.
 fn metrics_text(state: &AppState) -> Response<Body> {
-    match state.metrics.encode() {
+    let encoded = state.metrics.encode();
+    // The registry's families are freed; the body is mapped on its own.
+    crate::heap::trim();
+    match encoded {
         Ok(body) => response(StatusCode::OK, metrics::CONTENT_TYPE, body),
         Err(e) => {
             tracing::error!(error = %e, "failed to encode metrics");

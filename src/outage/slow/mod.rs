@@ -87,9 +87,10 @@
 //!   trip for back-dating. Memory per group, whatever the number of probes:
 //!   three histograms of [`BUCKETS`] × 4 bytes (26 KiB), and per time bucket
 //!   holding samples ~100 bytes plus 8 per distinct latency bucket hit in it
-//!   (at most `window / bucket` buckets: 300 for a 5 m window; about 1.3 KiB a
-//!   bucket at 10 000 targets on loopback); 72 KiB of period histograms while
-//!   a slow period is open.
+//!   (at most `window / bucket` buckets: 300 for a 5 m window; about 1.2 KB a
+//!   bucket whose samples hit ~128 latency buckets, two octaves, as 10 000
+//!   loopback targets do: ~0.4 MB); 72 KiB of period histograms while a slow
+//!   period is open.
 
 use std::time::Duration;
 

@@ -358,6 +358,7 @@ impl Slot {
     }
 
     /// Heap bytes it holds.
+    #[cfg(test)]
     pub(super) fn heap_bytes(&self) -> usize {
         self.hist.capacity() * std::mem::size_of::<(u16, u32)>()
     }
@@ -761,6 +762,7 @@ impl Window {
     }
 
     /// Heap bytes held by its time buckets (not the fixed histograms).
+    #[cfg(test)]
     pub(super) fn heap_bytes(&self) -> usize {
         self.slots.capacity() * std::mem::size_of::<Slot>()
             + self.slots.iter().map(Slot::heap_bytes).sum::<usize>()
