@@ -457,6 +457,8 @@ fn fifty_targets_are_all_charted_in_a_page_under_300_kb() {
     assert_eq!(html.matches("loading=\"lazy\"").count(), 50);
     assert!(html.contains("class=\"s-down\"") && html.contains("class=\"s-degraded\""));
     assert!(html.len() <= 300_000, "{} bytes", html.len());
+}
+
 /// The detail view says what peers saw: each peer's sentence, its targets,
 /// and a cause a peer's verdict changed; a period nobody corroborated has no
 /// such section.
