@@ -39,11 +39,11 @@ impl Rng {
 /// One minute of one target: 60 probes.
 fn minute(rng: &mut Rng) -> Minute {
     let mut m = Minute::default();
-    let down = rng.next() % 2000 == 0;
+    let down = rng.next().is_multiple_of(2000);
     let base = 5_000 + rng.next() % 20_000;
     for _ in 0..60 {
         let r = rng.next();
-        let ok = !down && r % 100 != 0;
+        let ok = !down && !r.is_multiple_of(100);
         m.add(ok.then(|| std::time::Duration::from_micros(base + r % (base / 2))));
     }
     m
