@@ -381,7 +381,10 @@ impl HistoryStore {
             return Err(e);
         }
         drop(writer);
-        self.upkeep_due(now);
+        if !all {
+            // Not at shutdown: sealing may take seconds.
+            self.upkeep_due(now);
+        }
         // Give the emptied buffer back: the next minute's rows fill it
         // without growing a new one step by step.
         let mut rows = rows;
