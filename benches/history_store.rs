@@ -1,8 +1,10 @@
 //! The history store's costs: recording a probe result (the hot path),
 //! writing a minute's batch, disk per target per day, and serving 30 days of
-//! one target and 24 h of 50 targets from 30 days of files; then the same
-//! queries over the same rows in the previous release's file format (a name
-//! table and rows by index), as ratios measured in the same run.
+//! one target and 24 h of 50 targets from 30 days of files (sealed and
+//! rolled up as the fill goes, as a daemon's are); then the same queries
+//! over the same rows in the format of two releases back (text, a name
+//! table and rows by index), as ratios measured in the same run. The page
+//! and API against a release binary: `benches/page_timing.py`.
 //!
 //! ```sh
 //! cargo bench --bench history_store            # 50 targets × 30 days
@@ -169,7 +171,9 @@ fn main() {
     settle(store.dir());
     let now_fmt = serve(&store, "this release's files (a name on every row)");
     let v1 = tempfile::tempdir().unwrap();
-    let v1_bytes = convert_to_v1(store.dir(), &v1.path().join("history"));
+    let text = tempfile::tempdir().unwrap();
+    export_text(&store, targets, start, end, text.path());
+    let v1_bytes = convert_to_v1(text.path(), &v1.path().join("history"));
     settle(&v1.path().join("history"));
     let names: Vec<(String, bool)> = (0..targets).map(|i| (format!("t{i}"), false)).collect();
     let old = HistoryStore::open_at(v1.path(), names, now).unwrap();
@@ -214,7 +218,18 @@ fn main() {
     store.flush(now, true).unwrap();
     let long_bytes = dir_size(store.dir());
     let v1_long = tempfile::tempdir().unwrap();
-    let v1_long_bytes = convert_to_v1(store.dir(), v1_long.path());
+    let text_long = tempfile::tempdir().unwrap();
+    let long_end = Timestamp::from_second(start + 86_400).unwrap();
+    export_text_named(
+        &store,
+        &(0..targets)
+            .map(|i| format!("isp-resolver-{i:02}"))
+            .collect::<Vec<_>>(),
+        start,
+        long_end,
+        text_long.path(),
+    );
+    let v1_long_bytes = convert_to_v1(text_long.path(), v1_long.path());
     println!(
         "disk with 15-character names: {:.1} KB per target per day (previous format {:.1} KB)",
         long_bytes as f64 / targets as f64 / 1e3,
@@ -286,6 +301,56 @@ fn serve(store: &HistoryStore, start: i64, end: Timestamp, days: i64, targets: u
         d.as_secs_f64() * 1e3
     );
     out
+}
+
+/// The store's minutes as the previous release's text files (one per day,
+/// a name on every row), read back through the store: the same rows for
+/// the previous format's figures.
+fn export_text(
+    store: &HistoryStore,
+    targets: usize,
+    start: i64,
+    end: Timestamp,
+    to: &std::path::Path,
+) {
+    let names: Vec<String> = (0..targets).map(|i| format!("t{i}")).collect();
+    export_text_named(store, &names, start, end, to);
+}
+
+fn export_text_named(
+    store: &HistoryStore,
+    names: &[String],
+    start: i64,
+    end: Timestamp,
+    to: &std::path::Path,
+) {
+    std::fs::create_dir_all(to).unwrap();
+    let mut day = start;
+    while day < end.as_second() {
+        let since = Timestamp::from_second(day).unwrap();
+        let until = Timestamp::from_second(day + 86_400).unwrap();
+        let q = HistoryQuery::new(names.to_vec(), since, until, 60).unwrap();
+        let mut out = String::new();
+        for s in store.query(&q) {
+            for p in s.points.iter().filter(|p| p.summary.probes > 0) {
+                let m = &p.summary;
+                out.push_str(&format!(
+                    "m\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+                    p.start.as_second() / 60,
+                    s.target,
+                    m.probes,
+                    m.failures,
+                    m.sum_us,
+                    m.min_us,
+                    m.max_us,
+                    m.sparse_hist()
+                ));
+            }
+        }
+        let date = since.to_zoned(jiff::tz::TimeZone::UTC).date();
+        std::fs::write(to.join(format!("{date}.1.lwh")), out).unwrap();
+        day += 86_400;
+    }
 }
 
 /// Writes the files of `from` as the previous release did (the name table

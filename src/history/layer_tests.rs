@@ -33,10 +33,10 @@ impl Rng {
 fn minute(rng: &mut Rng, probes: u32) -> Minute {
     let mut m = Minute::default();
     // Outages: now and then a minute fails whole.
-    let down = rng.next() % 97 == 0;
+    let down = rng.next().is_multiple_of(97);
     for _ in 0..probes {
         let r = rng.next();
-        let ok = !down && r % 50 != 0;
+        let ok = !down && !r.is_multiple_of(50);
         m.add(ok.then(|| Duration::from_micros(2_000 + r % 80_000)));
     }
     m

@@ -20,7 +20,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use jiff::Timestamp;
 
@@ -418,10 +420,14 @@ fn seal(dir: &Path, raw: &[&Raw], a: i64, b: i64) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A target's day while it is rolled up: per hour the summary and which
+/// minutes were monitored; the tests.
+type Day = (Vec<(Minute, u64)>, Vec<Throughput>);
+
 /// Writes the day starting at hour `d0` as hourly summaries, from its
 /// sealed minute files.
 fn roll_up(dir: &Path, d0: i64, hours: &[i64]) -> std::io::Result<()> {
-    let mut by_target: BTreeMap<String, (Vec<(Minute, u64)>, Vec<Throughput>)> = BTreeMap::new();
+    let mut by_target: BTreeMap<String, Day> = BTreeMap::new();
     let mut bad = 0u64;
     for &h in hours {
         let Some(name) = sealed::file_name(Layer::Minutes, h) else {

@@ -4,24 +4,37 @@
 //! and `GET /api/v1/history` read, and it survives restarts.
 //!
 //! # On disk
-//! `<data_dir>/history/<YYYY-MM-DD>.<run>.lwh`, one text file per UTC day and
-//! daemon run (`run` = the run's start in Unix milliseconds), so two runs never
-//! share a file and nothing is rewritten. Lines, tab separated, each naming
-//! its target, so that every line stands alone:
+//! Three layers in `<data_dir>/history` (see [`layers`] and [`sealed`]):
+//! - raw: `<YYYY-MM-DD>T<HH>.<run>.lwh`, one text file per UTC hour and
+//!   daemon run (`run` = the run's start in Unix milliseconds), so two runs
+//!   never share a file and nothing is rewritten. Lines, tab separated, each
+//!   naming its target, so that every line stands alone:
 //!
 //! ```text
 //! m  <minute> <target name> <probes> <failures> <sum_us> <min_us> <max_us> <bucket:count,…>
 //! t  <at_ms> <target name> <bytes> <seconds> <bits_per_second>   (a throughput test)
 //! ```
 //!
+//! - sealed minutes: `<YYYY-MM-DD>T<HH>.m.lwx`, an hour of every target,
+//!   binary, indexed by target, written [`SEAL_AFTER`] after the hour ends;
+//! - sealed hours: `<YYYY-MM-DD>.h.lwx`, a day of hourly summaries (probes,
+//!   failures, monitored minutes, the same RTT histogram, every throughput
+//!   test), written from the day's minute files once it is over.
+//!
+//! Minute files are kept `minutes_days`, hour files `hours_days`
+//! (`[history]`); a read takes each hour of its period from one layer.
+//!
 //! `minute` is Unix seconds / 60. Rows are appended in batches by
 //! [`HistoryStore::flush`] (the daemon calls it every [`FLUSH_INTERVAL`] and at
 //! shutdown): one `write` and one `fsync` per batch, never one per probe. A
 //! minute may appear in several rows (a partial minute flushed at shutdown,
-//! then continued by the next run): readers add them up.
+//! then continued by the next run): readers add them up. The flush also runs
+//! the upkeep (sealing, roll-ups, expiry) every five minutes.
 //!
-//! Files of earlier releases (format 1: a name table `N <idx> <name>` at the
-//! start and after a reload, rows `M`/`T` with the index) are read too.
+//! Files of earlier releases (`<YYYY-MM-DD>.<run>.lwh`, one per day; format
+//! 1: a name table `N <idx> <name>` at the start and after a reload, rows
+//! `M`/`T` with the index) are read too, and sealed and rolled up like the
+//! hourly ones.
 //!
 //! # Damage
 //! The reader takes every line that reads as one and skips the rest: a torn
@@ -35,14 +48,11 @@
 //! count as damaged: format 2 has no such line to lose.
 //!
 //! # Bound
-//! Files of days older than [`RETENTION_DAYS`] are deleted at the first flush
-//! of each hour. Disk use is at most about
-//! `targets × 1440 rows/day × (~61 + name) bytes × (RETENTION_DAYS + 1)`, plus
-//! one `t` line (~40 bytes + name) per throughput test: measured 90.9 KB per
-//! target per day at a 1 s interval with RTTs spread over five buckets and
-//! 2-3 character names, 108.5 KB with 15-character names (format 1: 89.5 KB
-//! either way; `benches/history_store.rs`), 2.8-3.4 MB per target for the
-//! whole retention.
+//! Disk use per target: ~22 bytes per probed minute for the days of
+//! minutes, ~30 bytes per probed hour for the days of hours (plus each
+//! file's index, ~40 bytes and the name per target), and the raw text of
+//! the last hour or so (~61 bytes plus the name per minute). Measured
+//! figures: `cargo bench --bench history_gen` and BENCHMARKS.md.
 
 mod bucket;
 mod error;
@@ -70,8 +80,6 @@ pub use row::{FileDamage, LoadedRow, RowSink, Throughput};
 
 /// How often buffered rows are written (and fsynced).
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(60);
-/// Days of per-minute rows kept by default (`[history] minutes_days`).
-pub const RETENTION_DAYS: i64 = 14;
 /// An HTTP response body at least this long counts as a throughput test.
 pub const THROUGHPUT_MIN_BYTES: u64 = 1 << 20;
 
@@ -373,7 +381,10 @@ impl HistoryStore {
             return Err(e);
         }
         drop(writer);
-        self.upkeep_due(now);
+        if !all {
+            // Not at shutdown: sealing may take seconds.
+            self.upkeep_due(now);
+        }
         // Give the emptied buffer back: the next minute's rows fill it
         // without growing a new one step by step.
         let mut rows = rows;

@@ -291,7 +291,7 @@ pub fn build(layer: Layer, start: i64, mut sections: Vec<Section>) -> Vec<u8> {
         e.extend_from_slice(&s.records.to_le_bytes());
         e.extend_from_slice(&s.tests.to_le_bytes());
         e.extend_from_slice(&(check(SEED, &s.bytes) as u32).to_le_bytes());
-        let c = check(check(SEED, &e), s.name.as_bytes()) as u64;
+        let c = check(check(SEED, &e), s.name.as_bytes());
         e.extend_from_slice(&c.to_le_bytes());
         out.extend_from_slice(&e);
         name_at += s.name.len();

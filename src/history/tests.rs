@@ -130,9 +130,11 @@ fn old_days_expire_and_queries_are_bounded() {
     for t in [ancient, old] {
         store.record(&result(0, t, Some(10)));
         store.flush(t, true).unwrap();
+        store.upkeep_now(t).unwrap();
     }
     let now = ts("2026-12-01T10:00:05Z");
     store.record(&result(0, now, Some(10)));
+    store.flush(now, false).unwrap();
     store.flush(now, true).unwrap();
     let mut files: Vec<_> = std::fs::read_dir(store.dir())
         .unwrap()
