@@ -85,6 +85,9 @@ impl Notification {
     }
 
     pub fn severity(&self) -> &'static str {
+        if self.resolved() {
+            return "info";
+        }
         match self.event.as_str() {
             "outage_start" | "site_silent" | "journal_damage" => "critical",
             "slow_start" | "daemon_start" | "summary" => "warning",
@@ -93,8 +96,10 @@ impl Notification {
     }
 
     /// Whether this message tells that something is over (resolved).
+    /// A `site_silent` message with an `end` says the site is back.
     pub fn resolved(&self) -> bool {
         matches!(self.event.as_str(), "outage_end" | "slow_end")
+            || (self.event == "site_silent" && self.end.is_some())
     }
 }
 
@@ -431,6 +436,21 @@ pub fn test_message(config: &Config, channel: &str) -> Notification {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_site_back_resolves_what_its_silence_fired() {
+        let at: Timestamp = "2026-01-01T10:02:00Z".parse().unwrap();
+        let mut n = Notification::new("x".into(), "site_silent", 0, "vps".into(), at);
+        n.start = Some(at);
+        assert!(!n.resolved());
+        assert_eq!(n.severity(), "critical");
+        n.end = Some(at);
+        assert!(n.resolved());
+        assert_eq!(n.severity(), "info");
+        let mut o = Notification::new("y".into(), "outage_start", 0, "vps".into(), at);
+        o.end = Some(at);
+        assert!(!o.resolved(), "only site_silent reads its end as resolved");
+    }
 
     #[test]
     fn outage_edges_read_like_the_report() {

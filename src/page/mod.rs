@@ -273,7 +273,10 @@ pub struct PageQuery {
 }
 
 impl PageQuery {
-    /// Parses `/`'s query; an unknown range or parameter is an error.
+    /// Parses `/`'s query; a bad `range` or `page` is an error. Unknown
+    /// parameters are ignored, as they were before: a page is opened from
+    /// links that others decorate (`?utm_source=…`, `?fbclid=…`), and a
+    /// person gains nothing from a 400 there. The API stays strict.
     pub fn parse(query: &str) -> Result<Self, String> {
         let mut q = PageQuery::default();
         for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
@@ -295,7 +298,7 @@ impl PageQuery {
                             .ok_or_else(|| format!("bad `page` `{v}`: a number from 1"))?,
                     )
                 }
-                _ => return Err(format!("unknown query parameter `{k}`")),
+                _ => {}
             }
         }
         Ok(q)

@@ -412,7 +412,7 @@ fn ten_thousand_targets_show_the_groups_and_the_20_worst_charts() {
     assert!(select(&st, &PageQuery::parse("group=nope").unwrap()).is_none());
     assert!(PageQuery::parse("range=2d").is_err());
     assert!(PageQuery::parse("page=0").is_err());
-    assert!(PageQuery::parse("bogus=1").is_err());
+    assert!(PageQuery::parse("fbclid=1&range=7d").is_ok_and(|q| q.range == Some(Range::D7)));
 }
 
 #[test]
