@@ -39,6 +39,7 @@ const ORDER: &[&str] = &[
     "config",
     "sdnotify",
     "timeparse",
+    "heap",
     "text",
 ];
 
