@@ -159,31 +159,38 @@ fn run_cli(args: &[&str]) -> std::process::Output {
 
 /// Recomputes the hash chain of the journal in `data` after `edit` changed
 /// the lines (as parsed JSON), and the chain heads the heartbeat and later
-/// `daemon_start`s name: a forgery the chain check alone cannot tell.
+/// `daemon_start`s name: a forgery the chain check alone cannot tell. Lines
+/// before the first edited one keep their bytes.
 fn rewrite_consistently(data: &Path, edit: impl Fn(&mut Vec<Value>)) {
     let hex = linkwatch::journal::line_hash;
     let path = data.join("journal.jsonl");
     let text = std::fs::read_to_string(&path).unwrap();
-    let old_hashes: Vec<String> = text.lines().map(|l| hex(l.as_bytes())).collect();
-    let mut lines: Vec<Value> = text
-        .lines()
+    let raw: Vec<&str> = text.lines().collect();
+    let before: Vec<Value> = raw
+        .iter()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    let mut lines = before.clone();
     edit(&mut lines);
     let mut renamed = std::collections::HashMap::new();
     let mut prev = "0".repeat(64);
     let mut out = String::new();
     for (i, line) in lines.iter_mut().enumerate() {
-        line["prev"] = Value::String(prev.clone());
+        let old_hash = hex(raw[i].as_bytes());
         if let Some(h) = line.get_mut("previous_head")
             && let Some(old) = h["hash"].as_str()
             && let Some(new) = renamed.get(old)
         {
             h["hash"] = Value::String(String::clone(new));
         }
-        let bytes = serde_json::to_string(line).unwrap();
+        line["prev"] = Value::String(prev.clone());
+        let bytes = if *line == before[i] {
+            raw[i].to_string()
+        } else {
+            serde_json::to_string(line).unwrap()
+        };
         let hash = hex(bytes.as_bytes());
-        renamed.insert(old_hashes[i].clone(), hash.clone());
+        renamed.insert(old_hash, hash.clone());
         out.push_str(&bytes);
         out.push('\n');
         prev = hash;
@@ -270,6 +277,7 @@ fn peer_client_two_daemons_witness_corroborate_and_verify() {
             .map(|c| (*c).clone())
     });
     let took = ended.elapsed();
+    eprintln!("corroboration after {took:?}: {corroboration}");
     let outage_id = events(&journal(&home.data_dir()), "outage_end")[0]["id"].clone();
     assert_eq!(corroboration["peer"], "vps", "{corroboration}");
     assert_eq!(corroboration["period"], outage_id, "{corroboration}");
@@ -317,13 +325,37 @@ fn peer_client_two_daemons_witness_corroborate_and_verify() {
         String::from_utf8_lossy(&ok.stderr)
     );
     assert!(text.contains("witnesses ok: "), "{text}");
+    eprintln!("intact:\n{text}");
 
-    // The home journal rewritten from scratch, consistently: the chain
-    // check passes, the witnesses do not; the first witnessed seq is named.
+    // The home journal rewritten from its outage on, consistently: the
+    // chain check passes, the witnesses do not; the first witnessed seq at
+    // or after the rewritten line is named (those before it still match).
     let mut home = home;
     home.terminate(Duration::from_secs(5));
-    rewrite_consistently(&home.data_dir(), |lines| {
-        lines[0]["pid"] = Value::from(1);
+    let data = home.data_dir();
+    let original = std::fs::read(data.join("journal.jsonl")).unwrap();
+    let witnessed: Vec<u64> = {
+        let mut v: Vec<u64> = events(&journal(&vps.data_dir()), "witness")
+            .iter()
+            .filter(|w| w["peer"] == "home")
+            .filter_map(|w| w["head"]["seq"].as_u64())
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    let forged_seq = start_seq;
+    let expected = *witnessed.iter().find(|s| **s >= forged_seq).unwrap();
+    assert!(
+        witnessed[0] < forged_seq,
+        "a witness before the forgery is needed to show it still matches: {witnessed:?}"
+    );
+    rewrite_consistently(&data, |lines| {
+        let l = lines
+            .iter_mut()
+            .find(|l| l["seq"].as_u64() == Some(forged_seq))
+            .unwrap();
+        // "It was the destination": the outage moved to another group.
+        l["cause"] = Value::from("destination");
     });
     let chain_only = run_cli(&["outages", "--verify", "--config", cfg]);
     assert!(
@@ -334,17 +366,29 @@ fn peer_client_two_daemons_witness_corroborate_and_verify() {
     let bad = run_cli(&["outages", "--verify", "--peer", "vps", "--config", cfg]);
     let text = String::from_utf8_lossy(&bad.stdout);
     assert_eq!(bad.status.code(), Some(1), "{text}");
-    // The vps answered the daemon's own token only; read the first
-    // witnessed seq from its journal.
-    let first = events(&journal(&vps.data_dir()), "witness")
-        .iter()
-        .filter(|w| w["peer"] == "home")
-        .filter_map(|w| w["head"]["seq"].as_u64())
-        .min()
-        .unwrap();
+    eprintln!("rewritten:\n{text}");
     assert!(
-        text.contains(&format!("witnessed seq {first} ")),
-        "expected seq {first} named:\n{text}"
+        text.contains(&format!("witnessed seq {expected} ")),
+        "expected seq {expected} named (witnessed: {witnessed:?}):\n{text}"
+    );
+
+    // The original journal cut short before the last witnessed head: the
+    // chain that is left is intact, the witnessed seq is missing.
+    let last = *witnessed.last().unwrap();
+    let kept: Vec<&[u8]> = original
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .take(last as usize)
+        .collect();
+    let mut cut = kept.join(&b'\n');
+    cut.push(b'\n');
+    std::fs::write(data.join("journal.jsonl"), cut).unwrap();
+    let short = run_cli(&["outages", "--verify", "--peer", "vps", "--config", cfg]);
+    let text = String::from_utf8_lossy(&short.stdout);
+    assert_eq!(short.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!("witnessed seq {last} ")) && text.contains("no line with that seq"),
+        "expected seq {last} named as missing:\n{text}"
     );
     drop(vps);
 }
