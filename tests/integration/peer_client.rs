@@ -584,3 +584,215 @@ fn peer_client_bad_peers_are_counted_and_nothing_is_journaled() {
         "{warns} WARN lines for one failing peer:\n{log}"
     );
 }
+
+/// A CA and a `127.0.0.1` leaf signed by it, as PEM files in `dir`:
+/// (ca.pem, cert.pem, key.pem).
+fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "peer test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".into()]).unwrap();
+    let leaf_cert = leaf.signed_by(&leaf_key, &Issuer::new(ca, ca_key)).unwrap();
+    let (ca_path, cert, key) = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    std::fs::write(&ca_path, ca_cert.pem()).unwrap();
+    std::fs::write(&cert, leaf_cert.pem()).unwrap();
+    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    (ca_path, cert, key)
+}
+
+/// A TCP forwarder the test can cut (connections refused) and restore: the
+/// peer stays up, only the way to it goes.
+struct Forwarder {
+    port: u16,
+    to: u16,
+    stop: Arc<AtomicBool>,
+}
+
+impl Forwarder {
+    fn new(to: u16) -> Self {
+        let mut f = Self {
+            port: 0,
+            to,
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        f.listen(TcpListener::bind("127.0.0.1:0").unwrap());
+        f
+    }
+
+    fn listen(&mut self, l: TcpListener) {
+        self.port = l.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        self.stop = stop.clone();
+        let to = self.to;
+        l.set_nonblocking(true).unwrap();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match l.accept() {
+                    Ok((client, _)) => {
+                        let Ok(upstream) = TcpStream::connect(("127.0.0.1", to)) else {
+                            continue;
+                        };
+                        let _ = client.set_nonblocking(false);
+                        for (mut a, mut b) in [
+                            (client.try_clone().unwrap(), upstream.try_clone().unwrap()),
+                            (upstream, client),
+                        ] {
+                            std::thread::spawn(move || {
+                                let _ = std::io::copy(&mut a, &mut b);
+                                let _ = b.shutdown(std::net::Shutdown::Write);
+                            });
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+    }
+
+    fn cut(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    fn restore(&mut self) {
+        let l = TcpListener::bind(("127.0.0.1", self.port)).unwrap();
+        self.listen(l);
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Restarts `d` on its own config and data directory.
+fn restart(d: &mut Daemon) -> Daemon {
+    d.terminate(Duration::from_secs(5));
+    let dir = std::mem::replace(&mut d.dir, tempfile::tempdir().unwrap());
+    let child = std::process::Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(dir.path().join("config.toml"))
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    Daemon::attach(child, dir)
+}
+
+#[test]
+fn peer_client_pending_corroboration_survives_a_restart_over_https() {
+    let files = tempfile::tempdir().unwrap();
+    let token = token_file(files.path(), "pair.token", "pair-token-https-0123456789");
+    let (ca, cert, key) = tls_files(files.path());
+    let mut home_web = Switchable::new();
+    let vps_web = Switchable::new();
+    // The vps serves HTTPS only and never calls home (a peer without url).
+    let vps_port = free_port();
+    let vps_cfg = site_config(
+        &format!("127.0.0.1:{vps_port}"),
+        "vps",
+        vps_web.port,
+        &peer_table("home", None, &token),
+    )
+    .replacen(
+        "[defaults]",
+        &format!(
+            "tls_cert = \"{}\"\ntls_key = \"{}\"\n\n[defaults]",
+            cert.display(),
+            key.display()
+        ),
+        1,
+    );
+    let vps = Daemon::start(&vps_cfg);
+    let mut way = Forwarder::new(vps_port);
+    let home_cfg = site_config(
+        "127.0.0.1:0",
+        "home",
+        home_web.port,
+        &format!(
+            "{}ca_file = \"{}\"\n",
+            peer_table(
+                "vps",
+                Some(&format!("https://127.0.0.1:{}", way.port)),
+                &token
+            ),
+            ca.display()
+        ),
+    );
+    let mut home = Daemon::start(&home_cfg);
+    // Witnessed over HTTPS, verified against the vps's CA only.
+    home.wait_for(Duration::from_secs(20), |d| {
+        (!events(&journal(&d.data_dir()), "witnessed").is_empty()).then_some(())
+    });
+
+    // The way to the vps is cut; an outage happens and ends at home.
+    way.cut();
+    home.wait_for(Duration::from_secs(10), |d| {
+        (sample(&d.metrics(), "linkwatch_group_up", &[("group", "intl")]) == Some(1.0))
+            .then_some(())
+    });
+    home_web.off();
+    home.wait_for(Duration::from_secs(10), |d| {
+        (!events(&journal(&d.data_dir()), "outage_start").is_empty()).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    home_web.on();
+    home.wait_for(Duration::from_secs(10), |d| {
+        let m = d.metrics();
+        let asked = sample(
+            &m,
+            "linkwatch_peer_calls_total",
+            &[
+                ("peer", "vps"),
+                ("endpoint", "observations"),
+                ("result", "unreachable"),
+            ],
+        )
+        .unwrap_or(0.0);
+        (asked >= 1.0).then_some(())
+    });
+    // Stopped while the corroboration is pending, started again: the
+    // journal says what is missing, and it is asked for again.
+    let mut home = restart(&mut home);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(events(&journal(&home.data_dir()), "corroboration").is_empty());
+    way.restore();
+    let repaired = Instant::now();
+    let c = home.wait_for(Duration::from_secs(60), |d| {
+        events(&journal(&d.data_dir()), "corroboration")
+            .first()
+            .map(|c| (*c).clone())
+    });
+    let took = repaired.elapsed();
+    eprintln!("corroboration {took:?} after the repair: {c}");
+    assert!(took < Duration::from_secs(35), "{took:?}");
+    assert_eq!(c["peer"], "vps");
+    assert_eq!(c["verdict"], "reachable_elsewhere", "{c}");
+    assert!(c["targets"][0]["probes"].as_u64().unwrap() > 0, "{c}");
+    let id = events(&journal(&home.data_dir()), "outage_end")[0]["id"].clone();
+    assert_eq!(c["period"], id);
+
+    // Once answered, a further restart asks for nothing more.
+    let home = restart(&mut home);
+    home.wait_for(Duration::from_secs(20), |d| {
+        let lines = journal(&d.data_dir());
+        (events(&lines, "daemon_start").len() == 3 && events(&lines, "witnessed").len() >= 3)
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(events(&journal(&home.data_dir()), "corroboration").len(), 1);
+    drop(vps);
+}
