@@ -33,6 +33,7 @@ mod notify;
 mod page_browser;
 mod path_trace;
 mod peer_client;
+mod peer_serve;
 mod reload;
 mod tcp;
 mod throughput;
