@@ -407,6 +407,7 @@ async fn corroborate_periods(
         let now = Timestamp::now();
         let next = {
             let book = shared.book();
+            retries.prune(&book, &peer);
             match retries.next(&book, &peer, now) {
                 Next::Ask(p) => Ok(p.clone()),
                 Next::WaitUntil(t) => Err(Some(t)),

@@ -300,6 +300,14 @@ impl Retries {
         }
     }
 
+    /// Forgets the retry state of periods no longer waiting (answered, or
+    /// given up after [`RETRY_FOR`]).
+    pub fn prune(&mut self, book: &Book, peer: &str) {
+        let waiting: BTreeSet<&str> = book.pending(peer).map(|p| p.id.as_str()).collect();
+        self.per_period
+            .retain(|id, _| waiting.contains(id.as_str()));
+    }
+
     /// The peer answered for `period`.
     pub fn succeeded(&mut self, period: &str) {
         self.per_period.remove(period);
