@@ -108,6 +108,8 @@ struct Parts {
     outage_handle: OutageHandle,
     history: Arc<HistoryStore>,
     notify: crate::notify::NotifyHandle,
+    /// The calling side of `[[peer]]`s with a `url` (witnesses, corroboration).
+    peers: crate::peer::caller::PeerCalls,
 }
 
 impl Parts {
@@ -147,6 +149,12 @@ impl Parts {
             .map_err(crate::outage::StartError::Metrics)?;
         // Notifications: fed from the journal once its lines are durable.
         let notify = crate::notify::NotifyHandle::start(config.clone(), metrics.registry())?;
+        // Peers: fed from the journal too; appends through the journal's queue.
+        let peers = crate::peer::caller::PeerCalls::start(
+            config.clone(),
+            outages.journal_pusher(),
+            crate::peer::client::Calls::new(metrics.peer.calls.clone()),
+        );
         Ok(Self {
             listener,
             addr,
@@ -157,6 +165,7 @@ impl Parts {
             outage_handle,
             history,
             notify,
+            peers,
         })
     }
 }
@@ -212,6 +221,7 @@ struct Running {
     /// Takes SIGHUP and `POST /-/reload` ([`Reloader::serve`]).
     reload_task: JoinHandle<()>,
     notify: crate::notify::NotifyHandle,
+    peers: crate::peer::caller::PeerCalls,
 }
 
 impl Running {
@@ -265,6 +275,7 @@ impl Running {
             control: control_tx,
             trusted_peers,
             notify: parts.notify.clone(),
+            peers: parts.peers.clone(),
         });
         let reload_task = tokio::spawn(reloader.serve(reload_rx));
         let history_stop = CancellationToken::new();
@@ -302,6 +313,7 @@ impl Running {
             history_stop,
             reload_task,
             notify: parts.notify,
+            peers: parts.peers,
         }
     }
 
@@ -324,6 +336,14 @@ impl Running {
         // No reload starts once stopping; one in progress is cut (it changes
         // nothing until the collector applies it, which then is drained anyway).
         self.reload_task.abort();
+        // Peer calls in flight are cut; what they would have journaled is
+        // asked for again by the next start (derived from the journal).
+        if tokio::time::timeout(Duration::from_millis(300), self.peers.stop())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the peer service did not stop in time");
+        }
         self.stop_scheduler().await;
         let disk_answers = match tokio::time::timeout(remaining(), self.collector).await {
             // Writes daemon_stop; outages still open stay open and are
@@ -605,6 +625,7 @@ struct Reloader {
     /// The HTTP server's `trusted_peers`, which a reload changes in place.
     trusted_peers: server::admission::TrustedPeers,
     notify: crate::notify::NotifyHandle,
+    peers: crate::peer::caller::PeerCalls,
 }
 
 impl Reloader {
@@ -681,6 +702,7 @@ impl Reloader {
             loaded.file_daemon = file_daemon;
             // Secret files may have changed; paused channels are tried again.
             self.notify.reload(new.clone()).await;
+            self.peers.reload(new.clone()).await;
             tracing::info!(config_digest = %new.digest, "configuration unchanged; nothing to reload");
             return Ok(format!("unchanged (config_digest {})", new.digest));
         }
@@ -708,6 +730,7 @@ impl Reloader {
         }
         self.trusted_peers.set(&new.daemon.trusted_peers);
         self.notify.reload(new.clone()).await;
+        self.peers.reload(new.clone()).await;
         loaded.running = new.clone();
         loaded.file_daemon = file_daemon;
         Ok(format!(

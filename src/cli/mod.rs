@@ -91,6 +91,11 @@ pub enum Command {
         /// Check the journal's hash chain and name the first broken line; exit 1 if broken.
         #[arg(long)]
         verify: bool,
+        /// With --verify: also fetch the heads this peer (a [[peer]] of --config
+        /// with a url) witnessed and check each is on the local chain; exit 1
+        /// naming the first witnessed seq that does not match.
+        #[arg(long, value_name = "NAME", requires = "verify")]
+        peer: Option<String>,
         /// List degradation periods (slow or lossy, not down) instead of outages,
         /// with their triggers and figures.
         #[arg(long, conflicts_with = "verify")]
@@ -217,15 +222,19 @@ pub fn main() -> ExitCode {
             since,
             json,
             verify,
+            peer,
             degraded,
-        } => outages::outages(
-            data_dir.as_deref(),
-            config.as_deref(),
-            since.as_deref(),
-            *json,
-            *verify,
-            *degraded,
-        ),
+        } => match peer {
+            Some(peer) => outages::verify_peer(data_dir.as_deref(), config.as_deref(), peer),
+            None => outages::outages(
+                data_dir.as_deref(),
+                config.as_deref(),
+                since.as_deref(),
+                *json,
+                *verify,
+                *degraded,
+            ),
+        },
         Command::Report {
             data_dir,
             config,

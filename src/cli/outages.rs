@@ -124,3 +124,60 @@ fn degradations(dir: &Path, since: Option<jiff::Timestamp>, json: bool) -> ExitC
         }
     }
 }
+
+/// `linkwatch outages --verify --peer NAME`: the hash chain, then the heads
+/// that peer witnessed held against it. Exit 1 when either fails (or the
+/// peer cannot be asked), 2 on a usage error.
+pub(super) fn verify_peer(
+    data_dir: Option<&Path>,
+    config_path: Option<&Path>,
+    peer: &str,
+) -> ExitCode {
+    let Some(config_path) = config_path else {
+        errln!(
+            "linkwatch: --peer needs --config PATH: the peer's url and token come from its [[peer]] table"
+        );
+        return ExitCode::from(2);
+    };
+    let Some(config) = super::setup::load_or_default(Some(config_path)) else {
+        return ExitCode::from(2);
+    };
+    let dir = data_dir.map_or_else(|| config.daemon.data_dir.clone(), Path::to_path_buf);
+    let chain = match crate::journal::verify(&dir) {
+        Ok(r) => r,
+        Err(e) => {
+            errln!("linkwatch: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            errln!("linkwatch: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let witnessed = runtime.block_on(crate::peer::verify::verify_with_peer(&config, peer, &dir));
+    let mut text = chain.render();
+    let ok = match &witnessed {
+        Ok(w) => {
+            text.push_str(&w.render());
+            chain.ok() && w.ok()
+        }
+        Err(e) => {
+            text.push_str(&format!("witnesses NOT checked: {e}\n"));
+            false
+        }
+    };
+    then(
+        out(&text),
+        if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        },
+    )
+}

@@ -50,6 +50,7 @@ pub mod metrics;
 mod queue;
 mod read;
 pub mod record;
+pub mod tail;
 pub mod ts_ms;
 mod verify;
 mod write;

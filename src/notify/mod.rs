@@ -30,8 +30,6 @@ pub mod metrics;
 pub mod outbox;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -43,7 +41,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::config::notify::{NotifyChannel, NotifyEvent};
-use crate::journal::{JOURNAL_FILE, Line};
+use crate::journal::JOURNAL_FILE;
+use crate::journal::tail::{JournalTail, TailItem};
 use channel::{SendError, Sender};
 use message::Notification;
 pub use metrics::NotifyMetrics;
@@ -177,9 +176,6 @@ impl NotifyService {
                 config: config.clone(),
                 metrics: metrics.clone(),
                 stop: stop.clone(),
-                offset: 0,
-                file_id: None,
-                last_seq: None,
             };
             let handle = std::thread::Builder::new()
                 .name("notify-tailer".into())
@@ -252,17 +248,15 @@ struct Tailer {
     config: Arc<Config>,
     metrics: NotifyMetrics,
     stop: Arc<AtomicBool>,
-    /// Bytes of the journal already read.
-    offset: u64,
-    file_id: Option<(u64, u64)>,
-    /// The last line read (for naming a damaged line's place).
-    last_seq: Option<u64>,
 }
 
 impl Tailer {
-    fn run(mut self) {
+    fn run(self) {
+        // A replaced or shortened file is read from its start; the cursors
+        // skip what was told already.
+        let mut tail = JournalTail::new(self.journal.clone(), false);
         while !self.stop.load(Ordering::Acquire) {
-            self.poll();
+            tail.read(|items| self.derive_all(items));
             let now = Timestamp::now();
             for c in &self.chans {
                 self.maintain(c, now);
@@ -271,82 +265,21 @@ impl Tailer {
         }
     }
 
-    /// Reads new complete lines and derives from them.
-    fn poll(&mut self) {
-        let Ok(mut f) = std::fs::File::open(&self.journal) else {
-            return;
-        };
-        let Ok(meta) = f.metadata() else { return };
-        let id = (meta.dev(), meta.ino());
-        if self.file_id != Some(id) || meta.len() < self.offset {
-            // A new or replaced file: read it from the start; the cursors
-            // skip what was told already.
-            self.file_id = Some(id);
-            self.offset = 0;
-        }
-        if meta.len() == self.offset {
-            return;
-        }
-        if f.seek(SeekFrom::Start(self.offset)).is_err() {
-            return;
-        }
-        let mut bytes = Vec::new();
-        if f.read_to_end(&mut bytes).is_err() {
-            return;
-        }
-        let Some(end) = bytes.iter().rposition(|b| *b == b'\n') else {
-            return;
-        };
-        let bytes = &bytes[..=end];
-        let mut lines = Vec::new();
-        for raw in bytes.split(|b| *b == b'\n') {
-            if raw.is_empty() {
-                continue;
-            }
-            match serde_json::from_slice::<Line>(raw) {
-                Ok(l) => {
-                    self.last_seq = Some(l.seq);
-                    lines.push(Parsed::Line(Box::new(l)));
-                }
-                Err(e) => match serde_json::from_slice::<serde_json::Value>(raw)
-                    .ok()
-                    .and_then(|v| v.get("seq").and_then(serde_json::Value::as_u64))
-                {
-                    // A whole line of an event this version does not know
-                    // (a newer writer): nothing to tell, not damage.
-                    Some(seq) => {
-                        self.last_seq = Some(seq);
-                        lines.push(Parsed::Other(seq));
-                    }
-                    None => lines.push(Parsed::Damaged {
-                        after: self.last_seq,
-                        what: if raw.last() == Some(&b'}') {
-                            format!("not a journal line ({e})")
-                        } else {
-                            "a torn line (a crash mid-write)".into()
-                        },
-                    }),
-                },
-            }
-        }
+    /// Derives `items` for every channel; `false` when a channel could not
+    /// write its outbox (a full disk): the journal is then read again from
+    /// its start, and each channel's cursor skips what it has.
+    fn derive_all(&self, items: &[TailItem]) -> bool {
         let mut all_written = true;
         for c in &self.chans {
-            if !self.derive(c, &lines) {
+            if !self.derive(c, items) {
                 all_written = false;
             }
         }
-        if all_written {
-            self.offset += bytes.len() as u64;
-        } else {
-            // A channel could not write (a full disk): read again from the
-            // start next time; its cursor skips what it has.
-            self.offset = 0;
-            self.file_id = None;
-        }
+        all_written
     }
 
     /// Queues `lines` on `c`; `false` when its outbox could not be written.
-    fn derive(&self, c: &Chan, lines: &[Parsed]) -> bool {
+    fn derive(&self, c: &Chan, lines: &[TailItem]) -> bool {
         let mut ob = c.outbox();
         let Some(mut next) = ob.state.cursor else {
             return true;
@@ -399,22 +332,22 @@ impl Tailer {
 
     /// What one read line makes for a channel whose cursor is `next` (moved
     /// past the line): `None` for a line already read or one that tells nothing.
-    fn message_of(&self, p: &Parsed, next: &mut u64) -> Option<message::Derived> {
+    fn message_of(&self, p: &TailItem, next: &mut u64) -> Option<message::Derived> {
         match p {
-            Parsed::Line(l) => {
+            TailItem::Line { line: l, .. } => {
                 if l.seq < *next {
                     return None;
                 }
                 *next = l.seq + 1;
                 message::derive(&self.config, l)
             }
-            Parsed::Other(seq) => {
+            TailItem::Other { seq, .. } => {
                 if *seq >= *next {
                     *next = seq + 1;
                 }
                 None
             }
-            Parsed::Damaged { after, what } => {
+            TailItem::Damaged { after, what } => {
                 // Told once, by the channels that had read up to it.
                 let after_next = after.map_or(0, |s| s + 1);
                 if after_next != *next {
@@ -606,16 +539,6 @@ fn latest_states(held: &[Notification]) -> String {
     } else {
         format!(". Latest: {}", parts.join(", "))
     }
-}
-
-enum Parsed {
-    Line(Box<Line>),
-    /// A whole line of an unknown event, by its `seq`.
-    Other(u64),
-    Damaged {
-        after: Option<u64>,
-        what: String,
-    },
 }
 
 /// The delivery loop of one channel.

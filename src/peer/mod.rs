@@ -7,7 +7,12 @@
 //! `[[peer]]` tables it reads. [`wire`] holds the JSON bodies and limits both
 //! sides use.
 
+pub mod caller;
+pub mod client;
+pub mod corroborate;
+pub mod verify;
 pub mod wire;
+pub mod witness;
 
 pub use wire::{
     ENDPOINT_OBSERVATIONS, ENDPOINT_WITNESS, ENDPOINT_WITNESSES, MAX_MINUTES_PER_CALL,

@@ -32,6 +32,7 @@ mod netns_stall;
 mod notify;
 mod page_browser;
 mod path_trace;
+mod peer_client;
 mod peer_netns;
 mod reload;
 mod tcp;
