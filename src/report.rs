@@ -21,9 +21,11 @@ use crate::text::DurationStyle::Spaced;
 use crate::text::duration;
 
 pub(crate) mod contract;
+mod elsewhere;
 mod html;
 mod plan;
 mod slow;
+pub use elsewhere::{ReportWitnesses, SeenFromElsewhere};
 pub use plan::SpeedAgainstPlan;
 pub use slow::ReportSlowPeriod;
 
@@ -42,6 +44,8 @@ pub enum CsvTable {
     Plan,
     /// Every throughput test, one row each.
     SpeedTests,
+    /// "Seen from elsewhere": each period, peer and target a peer saw.
+    Corroboration,
     /// "Against the contract": each criterion's verdict per direction.
     Contract,
     /// Availability per day and group.
@@ -104,6 +108,10 @@ pub struct ReportOutage {
     /// moment, and its durations end here.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub observed_until: Option<String>,
+    /// What peers saw of it (`corroboration`, `peer_verdicts`,
+    /// `local_cause`); absent without corroboration.
+    #[serde(flatten)]
+    pub elsewhere: crate::journal::Elsewhere,
 }
 
 /// Per-group totals over the period (every group the configuration or the
@@ -193,10 +201,17 @@ pub struct Report {
     /// The journal's last line (`seq`, full hash): hold it against the
     /// metrics a Prometheus elsewhere recorded (see [`witness_check`]).
     pub journal_head: Option<ChainHead>,
+    /// Heads of this journal other sites acknowledged, and theirs held
+    /// here; absent without peers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub witnesses: Option<ReportWitnesses>,
     pub groups: Vec<GroupSummary>,
     pub outages: Vec<ReportOutage>,
     /// Degradation periods: up, but slow or lossy.
     pub slow_periods: Vec<ReportSlowPeriod>,
+    /// What peers saw of each period; absent without peers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seen_from_elsewhere: Option<SeenFromElsewhere>,
     /// Throughput tests against `[plan]`, by evening peak and the rest;
     /// `null` when the period has no throughput test.
     pub speed_against_plan: Option<SpeedAgainstPlan>,
@@ -265,13 +280,14 @@ pub fn build_with_plan(
     tz_name: &str,
     plan: Option<crate::journal::PlanRecord>,
 ) -> Result<Report, ReportError> {
-    build_with(data_dir, since, until, tz_name, plan, Some(&[]))
+    build_with(data_dir, since, until, tz_name, plan, Some(&[]), Some(&[]))
 }
 
 /// [`build_with_plan`], naming `groups` (the configuration's, upstream
-/// first) in the summary even when the journal says nothing of them;
-/// `None`: those of the configuration file the journal's last run recorded,
-/// when it still loads.
+/// first) in the summary even when the journal says nothing of them, and
+/// `peers` (the configuration's `[[peer]]`s with a `url`: those asked to
+/// corroborate) in "Seen from elsewhere"; `None`: those of the
+/// configuration file the journal's last run recorded, when it still loads.
 pub fn build_with(
     data_dir: &Path,
     since: Timestamp,
@@ -279,6 +295,7 @@ pub fn build_with(
     tz_name: &str,
     plan: Option<crate::journal::PlanRecord>,
     groups: Option<&[String]>,
+    peers: Option<&[String]>,
 ) -> Result<Report, ReportError> {
     if until <= since {
         return Err(ReportError::EmptyPeriod {
@@ -327,6 +344,12 @@ pub fn build_with(
     let paths = outage_paths(&records, &history, since, until, &fmt);
 
     let names = report_groups(&history, &figs, groups);
+    let peers = match peers {
+        Some(p) => p.to_vec(),
+        None => recorded_config(&history).map_or_else(Vec::new, |c| asked_peers(&c)),
+    };
+    let slow_periods = slow::build(&history, since, until, now, &liveness, &fmt);
+    let seen_from_elsewhere = elsewhere::build(&history, &peers, &outages, &slow_periods);
     let summaries = names
         .iter()
         .map(|g| group_summary(&figs, g, since, until))
@@ -358,10 +381,12 @@ pub fn build_with(
         journal_ok: verify.ok(),
         journal_problems: verify.problems.iter().map(|p| p.to_string()).collect(),
         journal_head: verify.head,
+        witnesses: elsewhere::witnesses(&history, &peers, &fmt),
         groups: summaries,
         outages,
         paths,
-        slow_periods: slow::build(&history, since, until, now, &liveness, &fmt),
+        slow_periods,
+        seen_from_elsewhere,
         speed_against_plan: plan::build(data_dir, &history, since, until, &tz, plan),
         days,
         history_damaged_files: crate::history::damaged_files(data_dir, since, until),
@@ -412,6 +437,7 @@ fn report_outages(
                 end_observed: r.end_observed,
                 end_reason: r.end_reason,
                 observed_until: r.observed_until.map(fmt),
+                elsewhere: r.elsewhere.clone(),
             }
         })
         .collect()
@@ -492,21 +518,35 @@ fn report_groups(history: &Ledger, figs: &Figures, groups: Option<&[String]>) ->
 /// The groups of the configuration file the journal's last run recorded,
 /// in order, when it still exists and loads; none otherwise.
 fn recorded_groups(history: &Ledger) -> Vec<String> {
-    let Some(path) = history
+    recorded_config(history).map_or_else(Vec::new, |c| {
+        c.groups.iter().map(|g| g.name.clone()).collect()
+    })
+}
+
+/// The configuration file the journal's last run recorded, when it still
+/// exists and loads.
+fn recorded_config(history: &Ledger) -> Option<crate::config::Config> {
+    let path = history
         .runs
         .last()
         .map(|r| std::path::PathBuf::from(&r.config_source))
-        .filter(|p| p.is_file())
-    else {
-        return Vec::new();
-    };
+        .filter(|p| p.is_file())?;
     match crate::config::load(&path) {
-        Ok(c) => c.groups.iter().map(|g| g.name.clone()).collect(),
+        Ok(c) => Some(c),
         Err(_) => {
             tracing::debug!(path = %path.display(), "the recorded configuration does not load; the report names the journal's groups only");
-            Vec::new()
+            None
         }
     }
+}
+
+/// The peers a configuration asks to corroborate: `[[peer]]`s with a `url`.
+pub fn asked_peers(c: &crate::config::Config) -> Vec<String> {
+    c.peers
+        .iter()
+        .filter(|p| p.url.is_some())
+        .map(|p| p.name.clone())
+        .collect()
 }
 
 /// The groups a report covers: `configured` in their order (upstream
@@ -738,6 +778,7 @@ fn render_csv(r: &Report, table: CsvTable) -> String {
                 .map_or(&[][..], |p| &p.against_the_contract),
         ),
         CsvTable::Days => csv_days(&mut out, r),
+        CsvTable::Corroboration => elsewhere::csv(&mut out, r.seen_from_elsewhere.as_ref()),
     }
     out
 }
@@ -921,6 +962,15 @@ pub(crate) fn availability_text(g: &GroupSummary) -> String {
     }
 }
 
+/// A period's likely cause for people: the cause, and what this site judged
+/// when a peer's verdict changed it (`destination (this site: internet)`).
+pub(crate) fn cause_text(cause: &str, e: &crate::journal::Elsewhere) -> String {
+    match &e.local_cause {
+        Some(local) => format!("{cause} (this site: {local})"),
+        None => cause.to_string(),
+    }
+}
+
 /// An outage's end for people: a time, "ongoing", or a time marked unobserved.
 pub(crate) fn end_text(o: &ReportOutage) -> String {
     match (&o.end, o.end_observed) {
@@ -986,6 +1036,7 @@ fn render_markdown(r: &Report) -> String {
     markdown_outages(&mut out, r);
     markdown_paths(&mut out, r);
     slow::markdown(&mut out, &r.slow_periods);
+    elsewhere::markdown(&mut out, r.seen_from_elsewhere.as_ref());
     plan::markdown(&mut out, r.speed_against_plan.as_ref(), &r.time_zone);
     contract::markdown(
         &mut out,
@@ -1024,6 +1075,9 @@ fn markdown_evidence(out: &mut String, r: &Report) {
     );
     let _ = writeln!(out, "- {}", witness_check(r));
     let _ = writeln!(out, "- {VERIFY}");
+    for w in r.witnesses.iter().flat_map(|w| &w.text) {
+        let _ = writeln!(out, "- {w}");
+    }
     let _ = writeln!(
         out,
         "- Runs without a confirmed synchronized clock: {}",
@@ -1079,7 +1133,7 @@ fn markdown_outages(out: &mut String, r: &Report) {
                 end,
                 duration(o.duration_seconds, Spaced),
                 o.group,
-                o.cause,
+                cause_text(&o.cause, &o.elsewhere),
                 o.targets.join(", "),
                 if gaps.is_empty() { "-" } else { &gaps }
             );
@@ -1203,7 +1257,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         measured(dir.path());
         let groups: Vec<String> = ["lan", "isp", "internet", "dns"].map(String::from).into();
-        let r = build_with(dir.path(), at(0.0), at(213.0), "UTC", None, Some(&groups)).unwrap();
+        let r = build_with(
+            dir.path(),
+            at(0.0),
+            at(213.0),
+            "UTC",
+            None,
+            Some(&groups),
+            None,
+        )
+        .unwrap();
         let names: Vec<&str> = r.groups.iter().map(|g| g.group.as_str()).collect();
         assert_eq!(
             names,
@@ -1230,7 +1293,16 @@ mod tests {
             assert_eq!(s.downtime_seconds, want.down_seconds, "{}", s.group);
         }
         // A longer period: coverage is said, not "throughout".
-        let r2 = build_with(dir.path(), at(0.0), at(426.0), "UTC", None, Some(&groups)).unwrap();
+        let r2 = build_with(
+            dir.path(),
+            at(0.0),
+            at(426.0),
+            "UTC",
+            None,
+            Some(&groups),
+            None,
+        )
+        .unwrap();
         let internet = r2.groups.iter().find(|g| g.group == "internet").unwrap();
         assert!(
             internet.summary.starts_with(

@@ -61,12 +61,25 @@ pub(super) fn report(
     });
     // The summary names the groups of `--config`, else of the configuration
     // file the journal's last run recorded (see `report::build_with`).
-    let groups: Option<Vec<String>> = match config_path.map(crate::config::load) {
-        Some(Ok(c)) => Some(c.groups.iter().map(|g| g.name.clone()).collect()),
-        _ => None,
-    };
-    match crate::report::build_with(&dir, since, until, tz, plan, groups.as_deref())
-        .and_then(|r| crate::report::render_with(&r, format, table))
+    // The same for the peers asked to corroborate ("Seen from elsewhere").
+    let (groups, peers): (Option<Vec<String>>, Option<Vec<String>>) =
+        match config_path.map(crate::config::load) {
+            Some(Ok(c)) => (
+                Some(c.groups.iter().map(|g| g.name.clone()).collect()),
+                Some(crate::report::asked_peers(&c)),
+            ),
+            _ => (None, None),
+        };
+    match crate::report::build_with(
+        &dir,
+        since,
+        until,
+        tz,
+        plan,
+        groups.as_deref(),
+        peers.as_deref(),
+    )
+    .and_then(|r| crate::report::render_with(&r, format, table))
     {
         Ok(text) => then(out(&text), ExitCode::SUCCESS),
         Err(e @ (ReportError::EmptyPeriod { .. } | ReportError::TimeZone(_))) => {

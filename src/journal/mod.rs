@@ -62,9 +62,12 @@ pub use contents::{
 };
 pub use disk::{HEARTBEAT_FILE, JOURNAL_FILE, journal_path};
 pub use heartbeat::{Heartbeat, read_heartbeat, write_heartbeat};
+#[cfg(test)]
+pub(crate) use ledger::peer_fixture;
 pub use ledger::{
-    Ledger, OpenOutage, OpenSlowPeriod, OutageRecord, ReadError, Run, RunConfig, SlowPeriodLedger,
-    SlowPeriodRecord,
+    Corroborations, DESTINATION, Elsewhere, Ledger, OpenOutage, OpenSlowPeriod, OutageRecord,
+    PeerJudgement, PeerWitnessReceived, PeerWitnessed, ReadError, Run, RunConfig, SlowPeriodLedger,
+    SlowPeriodRecord, Witnesses, loss_text, target_word, verdict_word,
 };
 pub use line::{Entry, Line};
 pub use lock::{DataDirLock, Liveness, LockError};

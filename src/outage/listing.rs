@@ -117,10 +117,23 @@ fn path_cell(o: &OutageWithPaths) -> String {
 
 fn table(records: &[OutageWithPaths], with_path: bool) -> String {
     let header = [
-        "ID", "GROUP", "CAUSE", "START", "END", "DURATION", "TARGETS", "GAPS", "PATH",
+        "ID",
+        "GROUP",
+        "CAUSE",
+        "START",
+        "END",
+        "DURATION",
+        "TARGETS",
+        "GAPS",
+        "PATH",
+        "ELSEWHERE",
     ];
-    let columns = if with_path { 9 } else { 8 };
-    let rows: Vec<[String; 9]> = records
+    // What peers saw, only when any outage was corroborated.
+    let elsewhere = records.iter().any(|o| !o.record.elsewhere.is_empty());
+    let mut keep = [true; 10];
+    keep[8] = with_path;
+    keep[9] = elsewhere;
+    let rows: Vec<[String; 10]> = records
         .iter()
         .map(|o| {
             let r = &o.record;
@@ -159,18 +172,32 @@ fn table(records: &[OutageWithPaths], with_path: bool) -> String {
                 r.targets.join(","),
                 gaps,
                 path_cell(o),
+                elsewhere_cell(&r.elsewhere),
             ]
         })
         .collect();
-    text_table(&header, &rows, columns)
+    text_table(&header, &rows, keep)
 }
 
-/// A plain text table: left-aligned columns two spaces apart, the first
-/// `columns` of each row (the listings of outages and of slow periods).
+/// What each peer saw, in a word: `abroad: answered; backup: no data`
+/// (`-` when nobody corroborated the period).
+pub(super) fn elsewhere_cell(e: &crate::journal::Elsewhere) -> String {
+    if e.is_empty() {
+        return "-".to_string();
+    }
+    e.peer_verdicts
+        .iter()
+        .map(|p| format!("{}: {}", p.peer, crate::journal::verdict_word(p.verdict)))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A plain text table: left-aligned columns two spaces apart, the columns
+/// `keep` marks (the listings of outages and of slow periods).
 pub(super) fn text_table<const N: usize>(
     header: &[&str; N],
     rows: &[[String; N]],
-    columns: usize,
+    keep: [bool; N],
 ) -> String {
     let mut widths = header.map(str::len);
     for row in rows {
@@ -182,9 +209,10 @@ pub(super) fn text_table<const N: usize>(
     let mut push_row = |cells: &[&str]| {
         let line: Vec<String> = cells
             .iter()
-            .take(columns)
             .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
+            .zip(keep)
+            .filter(|(_, k)| *k)
+            .map(|((c, w), _)| format!("{c:<w$}"))
             .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');

@@ -23,6 +23,7 @@ use jiff::tz::TimeZone;
 use crate::history::Series;
 use crate::journal::EndReason;
 use crate::journal::OutageRecord;
+use crate::journal::{Elsewhere, loss_text, target_word};
 use crate::journal::{SlowPeriodRecord, describe_figures};
 use crate::outage::detector::State;
 use crate::outage::figures::{Figures, GroupFigures, Span};
@@ -87,6 +88,8 @@ pub struct Period {
     /// Degradations: how bad, in words — the window's figures at the start,
     /// and the period's median and worst once it ended (empty otherwise).
     pub figures: Vec<(&'static str, String)>,
+    /// What peers saw of it (empty without corroboration).
+    pub elsewhere: Elsewhere,
 }
 
 impl From<&OutageRecord> for Period {
@@ -109,6 +112,7 @@ impl From<&OutageRecord> for Period {
             triggers: Vec::new(),
             end_reason: r.end_reason.map(EndReason::describe),
             figures: Vec::new(),
+            elsewhere: r.elsewhere.clone(),
         }
     }
 }
@@ -140,6 +144,7 @@ impl From<&SlowPeriodRecord> for Period {
                 }
                 f
             },
+            elsewhere: r.elsewhere.clone(),
         }
     }
 }
@@ -785,7 +790,17 @@ pub fn detail_page(p: &Period, charts: &[Series], status: &Status, tz: &TimeZone
         let _ = write!(b, "<div><dt>{}</dt><dd>{v}</dd></div>", esc(k));
     };
     fact("group", esc(&p.group));
-    fact("likely cause", esc(&p.cause));
+    fact(
+        "likely cause",
+        match &p.elsewhere.local_cause {
+            Some(local) => format!(
+                "{} — seen down from elsewhere too; this site judged: {}",
+                esc(&p.cause),
+                esc(local)
+            ),
+            None => esc(&p.cause),
+        },
+    );
     fact("start", esc(&fmt_time(p.start, tz)));
     fact(
         "end",
@@ -840,9 +855,9 @@ pub fn detail_page(p: &Period, charts: &[Series], status: &Status, tz: &TimeZone
     for (k, v) in &p.figures {
         fact(k, esc(v));
     }
-    b.push_str(
-        "</dl></section><section id=\"evidence\"><h2>Evidence: the group's targets around it</h2>",
-    );
+    b.push_str("</dl></section>");
+    elsewhere_section(&mut b, &p.elsewhere);
+    b.push_str("<section id=\"evidence\"><h2>Evidence: the group's targets around it</h2>");
     b.push_str(svg::LOSS_LEGEND);
     for s in charts {
         let t = status.targets.iter().find(|t| t.name == s.target);
@@ -862,6 +877,42 @@ pub fn detail_page(p: &Period, charts: &[Series], status: &Status, tz: &TimeZone
     }
     b.push_str("</section></main>");
     document(&format!("linkwatch {} {}", p.kind.label(), p.id), &b, false)
+}
+
+/// "Seen from elsewhere" on a detail view: each peer's verdict in words
+/// and what it saw of each target (nothing without corroboration).
+fn elsewhere_section(b: &mut String, e: &Elsewhere) {
+    if e.is_empty() {
+        return;
+    }
+    b.push_str("<section id=\"elsewhere\"><h2>Seen from elsewhere</h2>");
+    for p in &e.peer_verdicts {
+        let _ = write!(
+            b,
+            "<div class=\"peer\" data-peer=\"{}\"><p class=\"pv pv-{}\"><strong>{}</strong>: {}</p><table class=\"corr\"><thead><tr><th>target</th><th>probes</th><th>failed</th><th>loss</th><th>there</th></tr></thead><tbody>",
+            esc(&p.peer),
+            p.verdict.as_str(),
+            esc(&p.peer),
+            esc(&p.summary)
+        );
+        for t in e.targets_of(&p.peer) {
+            let _ = write!(
+                b,
+                "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"tv-{}\">{}</td></tr>",
+                esc(&match &t.their_target {
+                    Some(theirs) if *theirs != t.target => format!("{} (their {theirs})", t.target),
+                    _ => t.target.clone(),
+                }),
+                t.probes,
+                t.failures,
+                esc(&loss_text(t)),
+                target_word(t.verdict).replace(' ', "-"),
+                target_word(t.verdict)
+            );
+        }
+        b.push_str("</tbody></table></div>");
+    }
+    b.push_str("</section>");
 }
 
 #[cfg(test)]

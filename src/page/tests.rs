@@ -61,6 +61,7 @@ fn period(kind: Kind, group: &str, start: &str, end: Option<&str>) -> Period {
         triggers: vec!["loss".into()],
         end_reason: None,
         figures: vec![("at start", "loss 12.5% · rtt p50 31 ms".into())],
+        elsewhere: Default::default(),
     }
 }
 
@@ -316,4 +317,53 @@ fn the_default_range_fits_the_data() {
     assert_eq!(Range::fitted(ago(5 * 86_400), now), Range::H24);
     assert_eq!(Range::fitted(None, now), Range::H1);
     assert_eq!(Range::parse("1h"), Some(Range::H1));
+}
+
+/// The detail view says what peers saw: each peer's sentence, its targets,
+/// and a cause a peer's verdict changed; a period nobody corroborated has no
+/// such section.
+#[test]
+fn detail_view_shows_what_peers_saw() {
+    use crate::journal::peer_fixture::{self, DEST, NODATA, REACH};
+    let dir = tempfile::tempdir().unwrap();
+    peer_fixture::write(dir.path());
+    let h = crate::journal::Ledger::load(dir.path()).unwrap();
+    let st = status(ts("2026-11-01T11:00:00Z"), &[("internet", State::Up)]);
+    let tz = TimeZone::UTC;
+    let view = |id: &str| {
+        let r = h.closed.iter().find(|r| r.id == id).unwrap();
+        detail_page(&Period::from(r), &[], &st, &tz)
+    };
+    let dest = view("o-dest");
+    assert!(
+        dest.contains(
+            "<dd>destination — seen down from elsewhere too; this site judged: internet</dd>"
+        ),
+        "{dest}"
+    );
+    assert!(dest.contains("<section id=\"elsewhere\"><h2>Seen from elsewhere</h2>"));
+    assert!(dest.contains(&format!(
+        "<p class=\"pv pv-destination_down\"><strong>abroad</strong>: {}</p>",
+        esc(DEST)
+    )));
+    assert!(dest.contains(&format!("<strong>backup</strong>: {}", esc(NODATA))));
+    assert!(dest.contains("<tr><td>intl-web</td><td class=\"num\">40</td><td class=\"num\">40</td><td class=\"num\">100.0 %</td><td class=\"tv-down\">down</td></tr>"), "{dest}");
+    assert!(
+        dest.find("id=\"elsewhere\"").unwrap() < dest.find("<section id=\"evidence\">").unwrap()
+    );
+    let reach = view("o-reach");
+    assert!(reach.contains("<dd>internet</dd>"), "{reach}");
+    assert!(reach.contains(&esc(REACH)));
+    assert!(
+        reach.contains("<td class=\"num\">1.7 %</td><td class=\"tv-up\">up</td>"),
+        "{reach}"
+    );
+    let none = view("o-none");
+    assert!(!none.contains("elsewhere"), "{none}");
+    let slow = Period::from(&h.degradations.closed[0]);
+    let slow = detail_page(&slow, &[], &st, &tz);
+    assert!(
+        slow.contains("pv-mixed") && slow.contains("tv-partial"),
+        "{slow}"
+    );
 }

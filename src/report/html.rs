@@ -283,7 +283,7 @@ fn outage_rows(outages: &[ReportOutage]) -> String {
             esc(&spaced(&end)),
             esc(&duration(o.duration_seconds, Spaced)),
             esc(&o.group),
-            esc(&o.cause),
+            esc(&super::cause_text(&o.cause, &o.elsewhere)),
             esc(&o.targets.join(", ")),
             if gaps.is_empty() {
                 "–".into()
@@ -335,6 +335,7 @@ pub fn render(r: &Report, caveats: &[String], verify: &str, definitions: &str) -
         );
     }
     b.push_str(&super::slow::html(&r.slow_periods));
+    b.push_str(&super::elsewhere::html(r.seen_from_elsewhere.as_ref()));
     b.push_str(&super::plan::html(
         r.speed_against_plan.as_ref(),
         &r.time_zone,
@@ -396,6 +397,9 @@ fn evidence_section(b: &mut String, r: &Report, caveats: &[String], verify: &str
             esc(&duration(r.stalled_seconds, Spaced))
         );
     }
+    for w in r.witnesses.iter().flat_map(|w| &w.text) {
+        let _ = write!(b, "<li class=\"witness\">{}</li>", code_spans(&spaced(w)));
+    }
     for c in caveats {
         let _ = write!(
             b,
@@ -453,6 +457,9 @@ svg.timeline{width:100%;height:auto;display:block}\
 .k{font-size:14px}.k.mon{color:#9fd3ae}.k.out{color:#c8252c}.k.slow{color:#d08700}.k.gap{color:#9aa0a6}.legend{font-size:12px;color:#5b626b}\
 svg.av{width:60px;height:8px;vertical-align:middle}.avbg{fill:#e3e5e8}.avok{fill:#1f8a44}.avbad{fill:#c8252c}td.na{color:#5b626b}\
 .scroll{overflow-x:auto;max-width:100%}.scroll>table{margin:0}#speedtests td:first-child{min-width:6.4em}\
+#elsewhere h3{font-size:.95rem;margin:14px 0 2px}#elsewhere p{margin:3px 0}#elsewhere .cause{color:#5b626b;font-size:12px}#elsewhere .none{color:#5b626b;font-style:italic}\
+#elsewhere .verdict{padding:3px 8px;border-left:4px solid #9aa0a6;background:#f6f7f8}#elsewhere .v-up{border-left-color:#1f8a44}#elsewhere .v-down{border-left-color:#c8252c}#elsewhere .v-mixed{border-left-color:#d08700}\
+table.corr{width:auto;min-width:50%}.t-up{color:#1f8a44}.t-down{color:#c8252c;font-weight:600}.t-partial{color:#a36a00}.t-no-data{color:#5b626b}\
 footer{margin-top:18px;border-top:1px solid #d5d8dd;font-size:12px;color:#3b4047}\
 @media (max-width:600px){body{padding:0 8px}th,td{font-size:12px;padding:2px 4px}.perday svg.av{display:none}li,.lead,code{overflow-wrap:anywhere}#plan table{display:block;overflow-x:auto}svg.timeline{min-width:640px}#groups td:nth-child(2){min-width:12em}#outages thead{display:none}#outages table,#outages tbody,#outages tr,#outages td{display:block;width:auto}#outages tr{border:1px solid #d5d8dd;margin:0 0 8px;padding:4px 0}#outages td{border:0;padding:1px 6px}#outages td::before{content:attr(data-label) \": \";color:#5b626b}}\
 @media print{@page{size:A4;margin:12mm 10mm 14mm}body{max-width:none;padding:0;font-size:11px}\

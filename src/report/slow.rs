@@ -40,6 +40,9 @@ pub struct ReportSlowPeriod {
     /// Ended by a reload (`removed`, `reconfigured`), not by recovering.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end_reason: Option<crate::journal::EndReason>,
+    /// What peers saw of it; absent without corroboration.
+    #[serde(flatten)]
+    pub elsewhere: crate::journal::Elsewhere,
 }
 
 /// The slow periods of `history` overlapping `[since, until)`.
@@ -71,6 +74,7 @@ pub(super) fn build(
                 end_observed: r.end_observed,
                 superseded: r.superseded,
                 end_reason: r.end_reason,
+                elsewhere: r.elsewhere,
             }
         })
         .collect()
@@ -131,7 +135,7 @@ pub(super) fn markdown(out: &mut String, periods: &[ReportSlowPeriod]) {
             end_text(p),
             duration(p.duration_seconds, Spaced),
             p.group,
-            p.cause,
+            super::cause_text(&p.cause, &p.elsewhere),
             p.triggers.join(", "),
             describe_figures(&p.figures),
             median,
@@ -153,7 +157,7 @@ pub(super) fn html(periods: &[ReportSlowPeriod]) -> String {
             esc(&spaced(&end_text(p))),
             duration(p.duration_seconds, Spaced),
             esc(&p.group),
-            esc(&p.cause),
+            esc(&super::cause_text(&p.cause, &p.elsewhere)),
             esc(&p.triggers.join(", ")),
             esc(&describe_figures(&p.figures)),
             esc(&median),

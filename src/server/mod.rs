@@ -236,10 +236,11 @@ pub fn handle(state: &AppState, method: &Method, uri: &http::Uri) -> Response<Bo
         "/healthz" => healthz(state),
         "/api/v1/status" => status_json(state),
         "/api/v1/outages" => match parse_range(query) {
-            Ok((since, until)) => json(
-                StatusCode::OK,
-                &state.outages.outages_with_paths(since, until),
-            ),
+            Ok((since, until)) => json(StatusCode::OK, &{
+                let mut v = state.outages.outages_with_paths(since, until);
+                corroborate(state, v.iter_mut().map(|o| &mut o.record), []);
+                v
+            }),
             Err(msg) => bad_request(msg),
         },
         "/api/v1/paths" => match parse_paths_query(query) {
@@ -254,7 +255,11 @@ pub fn handle(state: &AppState, method: &Method, uri: &http::Uri) -> Response<Bo
             Err(msg) => bad_request(msg),
         },
         "/api/v1/degradations" => match parse_range(query) {
-            Ok((since, until)) => json(StatusCode::OK, &state.outages.degradations(since, until)),
+            Ok((since, until)) => json(StatusCode::OK, &{
+                let mut v = state.outages.degradations(since, until);
+                corroborate(state, [], &mut v);
+                v
+            }),
             Err(msg) => bad_request(msg),
         },
         "/api/v1/availability" => availability(state, query),
@@ -476,13 +481,32 @@ pub const PAGE_CHARTS: usize = 60;
 /// Outages and slow periods (degradations) of the last 30 days, and open ones.
 fn periods(state: &AppState, now: jiff::Timestamp) -> Vec<Period> {
     let since = jiff::Timestamp::from_second(now.as_second() - 31 * 86_400).unwrap_or(now);
-    let outages = state.outages.outages(Some(since), None);
-    let slow = state.outages.degradations(Some(since), None);
+    let mut outages = state.outages.outages(Some(since), None);
+    let mut slow = state.outages.degradations(Some(since), None);
+    corroborate(state, &mut outages, &mut slow);
     outages
         .iter()
         .map(Period::from)
         .chain(slow.iter().map(Period::from))
         .collect()
+}
+
+/// Attaches what peers said (`corroboration` events in the journal) to the
+/// live view's records: corroboration arrives after a period ended, in this
+/// run or an earlier one, and the journal holds it either way.
+fn corroborate<'a>(
+    state: &AppState,
+    outages: impl IntoIterator<Item = &'a mut crate::journal::OutageRecord>,
+    slow: impl IntoIterator<Item = &'a mut crate::journal::SlowPeriodRecord>,
+) {
+    let history = load_history(state);
+    if history.corroborations.is_empty() {
+        return;
+    }
+    outages
+        .into_iter()
+        .for_each(|r| history.corroborate_outage(r));
+    slow.into_iter().for_each(|r| history.corroborate_slow(r));
 }
 
 /// The journal as the page and the API read it (cached until the file

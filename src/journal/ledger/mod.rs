@@ -1,11 +1,15 @@
 //! The journal's read model, the **ledger**: everything on disk about past
 //! runs, loaded once and replayed in order: runs, outages, slow periods,
-//! stalls and path snapshots, the journal's problems and chain tail, and the
-//! heartbeat. Used by recovery at start, by `linkwatch outages`, by
+//! stalls and path snapshots, the journal's problems and chain tail, the
+//! heartbeat, and what peers said (corroboration attached to its period,
+//! witnessed heads: `peer`). Used by recovery at start, by `linkwatch outages`, by
 //! `linkwatch report`, by the status page and by the API. (`crate::history`
 //! is the per-minute RTT store, a different thing.)
 
 mod outage;
+mod peer;
+#[cfg(test)]
+pub(crate) mod peer_fixture;
 mod run;
 mod slow;
 
@@ -24,9 +28,13 @@ use crate::journal::record::gap::push_gap;
 use crate::journal::record::outage::DurationClock;
 use crate::journal::record::path::PathEvent;
 use crate::journal::record::stall::Stalled;
-use crate::journal::record::{DaemonStart, OutageResumed};
+use crate::journal::record::{DaemonStart, OutageResumed, PeriodKind};
 
 pub use outage::{OpenOutage, OutageRecord};
+pub use peer::{
+    Corroborations, DESTINATION, Elsewhere, PeerJudgement, PeerWitnessReceived, PeerWitnessed,
+    Witnesses, loss_text, target_word, verdict_word,
+};
 pub use run::{Run, RunConfig};
 pub use slow::{OpenSlowPeriod, SlowPeriodLedger, SlowPeriodRecord};
 
@@ -37,6 +45,20 @@ pub struct ReadError {
     pub dir: PathBuf,
     #[source]
     pub source: std::io::Error,
+}
+
+fn corroborate_outage(c: &Corroborations, r: &mut OutageRecord, ended: bool) {
+    let events = c.of(PeriodKind::Outage, &r.id);
+    if !events.is_empty() {
+        r.elsewhere.attach(&mut r.cause, events, ended);
+    }
+}
+
+fn corroborate_slow(c: &Corroborations, r: &mut SlowPeriodRecord, ended: bool) {
+    let events = c.of(PeriodKind::Slow, &r.id);
+    if !events.is_empty() {
+        r.elsewhere.attach(&mut r.cause, events, ended);
+    }
 }
 
 /// Everything the journal and the heartbeat say.
@@ -70,6 +92,12 @@ pub struct Ledger {
     pub heartbeat_error: Option<String>,
     /// Degradation periods (slow, not down).
     pub degradations: SlowPeriodLedger,
+    /// Every `corroboration` event, by period (already attached to the
+    /// records above; kept for records read elsewhere, see
+    /// [`Ledger::corroborate_outage`]).
+    pub corroborations: Corroborations,
+    /// `witnessed` and `witness` events.
+    pub witnesses: Witnesses,
 }
 
 impl Ledger {
@@ -173,7 +201,6 @@ impl Ledger {
                 }
                 Entry::JournalReopened(_) => {}
                 // Peer evidence: read by peer-show's ledger work (issue 20).
-                Entry::Witness(_) | Entry::Witnessed(_) | Entry::Corroboration(_) => {}
                 Entry::Path(p) => h.paths.push(p.clone()),
                 Entry::OutageEnd(e) => {
                     h.open.retain(|o| o.record.id != e.id);
@@ -182,9 +209,54 @@ impl Ledger {
                     }
                     h.closed.push(OutageRecord::from(e));
                 }
+                Entry::Corroboration(c) => h.corroborations.add(c),
+                Entry::Witnessed(w) => h.witnesses.witnessed(w, line.ts),
+                Entry::Witness(w) => h.witnesses.received(w, line.ts),
             }
         }
+        h.attach_corroboration();
         h
+    }
+
+    /// Attaches the `corroboration` events to their records (an event may
+    /// come before its period's end line: the whole journal is read first).
+    fn attach_corroboration(&mut self) {
+        if self.corroborations.is_empty() {
+            return;
+        }
+        let c = &self.corroborations;
+        for r in &mut self.closed {
+            corroborate_outage(c, r, true);
+        }
+        for o in &mut self.open {
+            corroborate_outage(c, &mut o.record, false);
+        }
+        for r in &mut self.degradations.closed {
+            corroborate_slow(c, r, true);
+        }
+        for o in &mut self.degradations.open {
+            corroborate_slow(c, &mut o.record, false);
+        }
+    }
+
+    /// Whether the journal holds anything peers said (corroboration or
+    /// witness events).
+    pub fn has_peer_evidence(&self) -> bool {
+        !self.corroborations.is_empty() || !self.witnesses.is_empty()
+    }
+
+    /// Attaches what peers said of outage `r` (a record read elsewhere, e.g.
+    /// the running daemon's live view); `cause` reads `destination` only
+    /// once it ended.
+    pub fn corroborate_outage(&self, r: &mut OutageRecord) {
+        let ended = r.end.is_some();
+        corroborate_outage(&self.corroborations, r, ended);
+    }
+
+    /// [`Self::corroborate_outage`] for a slow period.
+    pub fn corroborate_slow(&self, r: &mut SlowPeriodRecord) {
+        let ended = r.end.is_some() && r.observed_until.is_none();
+        corroborate_slow(&self.corroborations, r, ended);
     }
 
     /// A `daemon_start` line: the previous run was alive at least until the

@@ -4,6 +4,7 @@
 use jiff::Timestamp;
 use serde::Serialize;
 
+use super::peer::Elsewhere;
 use crate::journal::record::gap::Gap;
 use crate::journal::record::outage::{DurationClock, EndReason, OutageEnded, OutageStarted};
 use crate::journal::ts_ms;
@@ -46,6 +47,10 @@ pub struct OutageRecord {
         skip_serializing_if = "Option::is_none"
     )]
     pub observed_until: Option<Timestamp>,
+    /// What peers saw of it (`corroboration`, `peer_verdicts`,
+    /// `local_cause`); absent without corroboration.
+    #[serde(flatten)]
+    pub elsewhere: Elsewhere,
 }
 
 impl From<&OutageEnded> for OutageRecord {
@@ -64,6 +69,7 @@ impl From<&OutageEnded> for OutageRecord {
             duration_clock: e.duration_clock,
             end_reason: e.end_reason,
             observed_until: None,
+            elsewhere: Elsewhere::default(),
         }
     }
 }
@@ -93,6 +99,7 @@ impl OutageRecord {
             duration_clock,
             end_reason: None,
             observed_until: None,
+            elsewhere: Elsewhere::default(),
         }
     }
 

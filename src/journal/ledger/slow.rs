@@ -5,6 +5,7 @@
 use jiff::Timestamp;
 use serde::Serialize;
 
+use super::peer::Elsewhere;
 use super::run::Run;
 use crate::journal::line::Entry;
 use crate::journal::record::gap::Gap;
@@ -52,6 +53,10 @@ pub struct SlowPeriodRecord {
     /// so that a listing never grows with the reader's clock.
     #[serde(with = "ts_ms::option", skip_serializing_if = "Option::is_none")]
     pub observed_until: Option<Timestamp>,
+    /// What peers saw of it (`corroboration`, `peer_verdicts`,
+    /// `local_cause`); absent without corroboration.
+    #[serde(flatten)]
+    pub elsewhere: Elsewhere,
 }
 
 impl SlowPeriodRecord {
@@ -73,6 +78,7 @@ impl SlowPeriodRecord {
             superseded: None,
             end_reason: None,
             observed_until: None,
+            elsewhere: Elsewhere::default(),
         }
     }
 
@@ -94,6 +100,7 @@ impl SlowPeriodRecord {
             superseded: None,
             end_reason: None,
             observed_until: None,
+            elsewhere: Elsewhere::default(),
         }
     }
 
@@ -115,6 +122,7 @@ impl SlowPeriodRecord {
             superseded: Some(e.superseded),
             end_reason: e.end_reason,
             observed_until: None,
+            elsewhere: Elsewhere::default(),
         }
     }
 

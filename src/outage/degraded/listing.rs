@@ -10,7 +10,7 @@ use crate::journal::lock::{self, Liveness};
 use crate::journal::ts_ms;
 use crate::journal::{Ledger, ReadError};
 use crate::journal::{SlowPeriodRecord, describe_figures, triggers_text};
-use crate::outage::listing::{human_duration, text_table, watched};
+use crate::outage::listing::{elsewhere_cell, human_duration, text_table, watched};
 
 /// Degradations recorded in `<data_dir>/journal.jsonl` that end at or after
 /// `since` (open ones always), oldest first, plus the journal's problems.
@@ -44,9 +44,21 @@ pub fn degradations(
 /// figures at the start, and the period's medians once it ended.
 pub fn render_table(records: &[SlowPeriodRecord]) -> String {
     let header = [
-        "ID", "GROUP", "CAUSE", "START", "END", "DURATION", "TRIGGERS", "FIGURES", "GAPS",
+        "ID",
+        "GROUP",
+        "CAUSE",
+        "START",
+        "END",
+        "DURATION",
+        "TRIGGERS",
+        "FIGURES",
+        "GAPS",
+        "ELSEWHERE",
     ];
-    let rows: Vec<[String; 9]> = records
+    // What peers saw, only when any period was corroborated.
+    let mut keep = [true; 10];
+    keep[9] = records.iter().any(|r| !r.elsewhere.is_empty());
+    let rows: Vec<[String; 10]> = records
         .iter()
         .map(|r| {
             let end = match (r.end, r.end_observed) {
@@ -81,10 +93,11 @@ pub fn render_table(records: &[SlowPeriodRecord]) -> String {
                 triggers_text(&r.triggers),
                 figures,
                 gaps,
+                elsewhere_cell(&r.elsewhere),
             ]
         })
         .collect();
-    text_table(&header, &rows, header.len())
+    text_table(&header, &rows, keep)
 }
 
 /// Renders degradations as the API's JSON array.
