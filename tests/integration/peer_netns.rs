@@ -717,6 +717,7 @@ fn web_server_stopped_is_down_at_both_sites_cause_destination() {
     );
     let o = closed_outage(&s.home, "web");
     assert_eq!(o["cause"], "destination", "{o:#}");
+    assert_eq!(o["local_cause"], "web", "what the home judged alone: {o:#}");
     check_record("API", &o, &targets, "down", DESTINATION_DOWN);
     let cli = cli_outages(&s.home);
     assert_eq!(cli.len(), 1, "{cli:#?}");
