@@ -56,6 +56,8 @@ pub enum StartError {
     Metrics(#[from] crate::metrics::MetricsError),
     #[error("{0}")]
     Listen(std::io::Error),
+    #[error("{0}")]
+    Tls(String),
     #[error(transparent)]
     Outage(#[from] crate::outage::StartError),
     #[error(transparent)]
@@ -110,6 +112,10 @@ struct Parts {
     notify: crate::notify::NotifyHandle,
     /// The calling side of `[[peer]]`s with a `url` (witnesses, corroboration).
     peers: crate::peer::caller::PeerCalls,
+    /// `[daemon] tls_cert`/`tls_key` loaded; `None`: plain HTTP.
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    /// `/api/v1/peer/*`.
+    peer: Arc<crate::peer::serve::PeerServer>,
 }
 
 impl Parts {
@@ -123,6 +129,7 @@ impl Parts {
             .await
             .map_err(StartError::Listen)?;
         let addr = listener.local_addr().map_err(StartError::Listen)?;
+        let tls = server::tls::load(&config.daemon).map_err(StartError::Tls)?;
         let probers = Arc::new(Probers::new(config).await?);
         let metrics = Arc::new(Metrics::new(config)?);
         if let Some(icmp) = probers.icmp() {
@@ -155,6 +162,13 @@ impl Parts {
             outages.journal_pusher(),
             crate::peer::client::Calls::new(metrics.peer.calls.clone()),
         );
+        let peer = Arc::new(crate::peer::serve::PeerServer::new(
+            config,
+            metrics.clone(),
+            history.clone(),
+            outages.journal_pusher(),
+            Some(notify.clone()),
+        ));
         Ok(Self {
             listener,
             addr,
@@ -166,6 +180,8 @@ impl Parts {
             history,
             notify,
             peers,
+            tls,
+            peer,
         })
     }
 }
@@ -242,7 +258,10 @@ impl Running {
             trusted_peers: trusted_peers.clone(),
             data_dir: config.daemon.data_dir.clone(),
             journal_cache: Default::default(),
+            peer: Some(parts.peer.clone()),
+            tls: server::tls::TlsSlot::new(parts.tls),
         });
+        let tls = state.tls.clone();
         let server_stop = CancellationToken::new();
         let server = tokio::spawn(server::serve(
             parts.listener,
@@ -276,9 +295,12 @@ impl Running {
             trusted_peers,
             notify: parts.notify.clone(),
             peers: parts.peers.clone(),
+            tls,
+            peer: parts.peer.clone(),
         });
         let reload_task = tokio::spawn(reloader.serve(reload_rx));
         let history_stop = CancellationToken::new();
+        tokio::spawn(parts.peer.clone().watch(history_stop.clone()));
         tokio::spawn(
             parts
                 .history
@@ -626,6 +648,9 @@ struct Reloader {
     trusted_peers: server::admission::TrustedPeers,
     notify: crate::notify::NotifyHandle,
     peers: crate::peer::caller::PeerCalls,
+    /// The server's TLS acceptor: certificate and key re-read on every reload.
+    tls: server::tls::TlsSlot,
+    peer: Arc<crate::peer::serve::PeerServer>,
 }
 
 impl Reloader {
@@ -688,6 +713,16 @@ impl Reloader {
                 return Err(errors.to_string());
             }
         };
+        // Certificate files are re-read on every reload, even of an
+        // unchanged file (a renewed certificate): one that does not load
+        // changes nothing.
+        let tls = match server::tls::load(&new.daemon) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(problem = %e, "configuration reload failed; nothing changed");
+                return Err(e);
+            }
+        };
         let mut diff = Diff::between(&current, &new);
         diff.restart_only = crate::config::diff::restart_only(&loaded.file_daemon, &new.daemon);
         let file_daemon = new.daemon.clone();
@@ -700,6 +735,9 @@ impl Reloader {
         let new = Arc::new(crate::config::diff::with_running_daemon(&current, new));
         if new.digest == current.digest {
             loaded.file_daemon = file_daemon;
+            self.tls.set(tls);
+            // Token files may have changed.
+            self.peer.reload(&new);
             // Secret files may have changed; paused channels are tried again.
             self.notify.reload(new.clone()).await;
             self.peers.reload(new.clone()).await;
@@ -729,6 +767,8 @@ impl Reloader {
             return Err("the daemon is stopping; reload not applied".into());
         }
         self.trusted_peers.set(&new.daemon.trusted_peers);
+        self.tls.set(tls);
+        self.peer.reload(&new);
         self.notify.reload(new.clone()).await;
         self.peers.reload(new.clone()).await;
         loaded.running = new.clone();

@@ -45,12 +45,18 @@ const RETRY_WHILE_STOPPING: Duration = Duration::from_millis(100);
 /// Kept from the stop budget for dumping what could not be written.
 const DUMP_MARGIN: Duration = Duration::from_millis(250);
 
+/// Where the position of an event's line goes once it is durable (taken
+/// once; shared so that the queued event stays cloneable).
+type Ack = Arc<Mutex<Option<oneshot::Sender<ChainHead>>>>;
+
 /// One event waiting to be written.
 #[derive(Debug, Clone)]
 struct Queued {
     queued_at: Instant,
     ts: Timestamp,
     entry: Entry,
+    /// Told the line's seq and hash once written ([`JournalPusher::push_acked`]).
+    ack: Option<Ack>,
 }
 
 #[derive(Debug, Default)]
@@ -124,12 +130,29 @@ pub struct JournalPusher {
 impl JournalPusher {
     /// Queues one event; waits only while the queue is full.
     pub async fn push(&self, ts: Timestamp, entry: Entry) {
-        push_to(&self.backlog, ts, entry).await;
+        push_to(&self.backlog, ts, entry, None).await;
+    }
+
+    /// Queues one event like [`Self::push`]; the receiver gets the seq and
+    /// hash of its line once the line is durable (fsynced). Other events
+    /// are written as before: nothing waits for this one's answer. The
+    /// receiver errs when the line was never written (the daemon stopped
+    /// first and the event went to a fallback file).
+    pub async fn push_acked(&self, ts: Timestamp, entry: Entry) -> oneshot::Receiver<ChainHead> {
+        let (tx, rx) = oneshot::channel();
+        push_to(
+            &self.backlog,
+            ts,
+            entry,
+            Some(Arc::new(Mutex::new(Some(tx)))),
+        )
+        .await;
+        rx
     }
 }
 
 /// Queues one event on `backlog`; waits only while the queue is full.
-async fn push_to(backlog: &Backlog, ts: Timestamp, entry: Entry) {
+async fn push_to(backlog: &Backlog, ts: Timestamp, entry: Entry, ack: Option<Ack>) {
     loop {
         let room = backlog.room.notified();
         {
@@ -139,6 +162,7 @@ async fn push_to(backlog: &Backlog, ts: Timestamp, entry: Entry) {
                     queued_at: Instant::now(),
                     ts,
                     entry,
+                    ack,
                 });
                 drop(s);
                 backlog.wake.notify_one();
@@ -170,6 +194,7 @@ impl JournalQueue {
                     queued_at: now,
                     ts,
                     entry,
+                    ack: None,
                 })
                 .collect(),
             head: writer.head(),
@@ -203,7 +228,7 @@ impl JournalQueue {
 
     /// Queues one event; waits only while the queue is full.
     pub async fn push(&self, ts: Timestamp, entry: Entry) {
-        push_to(&self.backlog, ts, entry).await;
+        push_to(&self.backlog, ts, entry, None).await;
     }
 
     /// A cloneable producer for tasks beside the service (the stall tick).
@@ -233,6 +258,7 @@ impl JournalQueue {
                 queued_at: begun,
                 ts: Timestamp::now(),
                 entry: last,
+                ack: None,
             });
             s.stop_by = Some(begun + within.saturating_sub(DUMP_MARGIN));
         }
@@ -377,8 +403,17 @@ impl WriterThread {
                         Ok(()) => {
                             s.events.pop_front();
                             retry_at = None;
+                            let head = s.head.clone();
                             drop(s);
                             self.backlog.room.notify_waiters();
+                            // The line just written is the head (a
+                            // `journal_reopened` line, if any, came before it).
+                            if let (Some(ack), Some(head)) = (&q.ack, head) {
+                                let tx = ack.lock().unwrap_or_else(|p| p.into_inner()).take();
+                                if let Some(tx) = tx {
+                                    let _ = tx.send(head);
+                                }
+                            }
                         }
                         Err(_) => {
                             let every = if s.stop_by.is_some() {

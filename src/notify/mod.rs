@@ -752,6 +752,14 @@ impl NotifyHandle {
         }
     }
 
+    /// [`NotifyService::push_external`] on the running channels (a peer's
+    /// `site_silent`); nothing while they are being restarted or stopped.
+    pub async fn push_external(&self, event: NotifyEvent, n: Notification) {
+        if let Some(s) = self.running.lock().await.as_ref() {
+            s.push_external(event, n);
+        }
+    }
+
     pub async fn stop(&self) {
         if let Some(s) = self.running.lock().await.take() {
             s.stop().await;

@@ -7,9 +7,11 @@
 //! `[[peer]]` tables it reads. [`wire`] holds the JSON bodies and limits both
 //! sides use.
 
+pub mod auth;
 pub mod caller;
 pub mod client;
 pub mod corroborate;
+pub mod serve;
 pub mod verify;
 pub mod wire;
 pub mod witness;

@@ -87,6 +87,7 @@ impl TrustedPeers {
 pub struct Timeouts {
     no_request: IntCounter,
     idle: IntCounter,
+    handshake: IntCounter,
 }
 
 impl Timeouts {
@@ -94,7 +95,7 @@ impl Timeouts {
         let vec = IntCounterVec::new(
             Opts::new(
                 HTTP_CONNECTIONS_TIMED_OUT_TOTAL,
-                "HTTP connections closed because no complete request head came in time: `no_request` (none since the connection opened) or `idle` (none after an earlier request on a kept-alive connection).",
+                "HTTP connections closed because no complete request head came in time: `no_request` (none since the connection opened) or `idle` (none after an earlier request on a kept-alive connection); `handshake`: a TLS handshake not done within its timeout.",
             ),
             &["reason"],
         )
@@ -105,7 +106,13 @@ impl Timeouts {
         Self {
             no_request: vec.with_label_values(&["no_request"]),
             idle: vec.with_label_values(&["idle"]),
+            handshake: vec.with_label_values(&["handshake"]),
         }
+    }
+
+    /// Counts one TLS connection closed because its handshake took too long.
+    pub fn count_handshake(&self) {
+        self.handshake.inc();
     }
 
     /// Counts one connection closed by the timeout after `requests` requests.

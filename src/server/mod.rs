@@ -7,12 +7,18 @@
 //! header read timeout for every request head, the first and each next one
 //! on a kept-alive connection (a silent, trickling or idle client is dropped
 //! and counted), header size and count limits, and a lifetime cap per
-//! connection. Requests carry no body we read.
+//! connection. Requests carry no body we read, except `POST
+//! /api/v1/peer/witness` (capped and time-bounded, see `crate::peer::serve`).
+//!
+//! With `[daemon] tls_cert` / `tls_key` the listener serves HTTPS only
+//! ([`tls`]); admission, the header read timeout and the lifetime cap apply
+//! to TLS connections alike, and the handshake has its own bound.
 //!
 //! [`bind`] and [`serve`] are two steps, so that the daemon can fail on a
 //! taken port before it touches anything else.
 
 pub(crate) mod admission;
+pub(crate) mod tls;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -74,6 +80,10 @@ pub struct AppState {
     pub data_dir: std::path::PathBuf,
     /// The journal as last read, kept until the file changes.
     pub journal_cache: JournalCache,
+    /// `/api/v1/peer/*` (`[[peer]]`); `None`: answered 404.
+    pub peer: Option<Arc<crate::peer::serve::PeerServer>>,
+    /// The TLS acceptor, replaced by a reload; empty: plain HTTP.
+    pub tls: tls::TlsSlot,
 }
 
 /// The journal read model the page and `/api/v1/availability` last loaded,
@@ -167,18 +177,94 @@ pub async fn serve(
             drop(stream);
             continue;
         };
-        let state = state.clone();
+        let conn = Connection {
+            state: state.clone(),
+            builder: builder.clone(),
+            watcher: graceful.watcher(),
+            timeouts: timeouts.clone(),
+            peer,
+            trusted: permit.trusted(),
+        };
+        match state.tls.get() {
+            None => {
+                tokio::spawn(async move {
+                    conn.serve(stream).await;
+                    drop(permit);
+                });
+            }
+            Some(acceptor) => {
+                tokio::spawn(async move {
+                    match tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                        .await
+                    {
+                        Ok(Ok(tls)) => conn.serve(tls).await,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed")
+                        }
+                        Err(_) => {
+                            conn.timeouts.count_handshake();
+                            tracing::debug!(%peer, "TLS handshake not done within its timeout");
+                        }
+                    }
+                    drop(permit);
+                });
+            }
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::debug!("HTTP connections still open after the grace period; dropping them");
+    }
+}
+
+/// What serving one accepted connection needs.
+struct Connection {
+    state: Arc<AppState>,
+    builder: hyper::server::conn::http1::Builder,
+    watcher: hyper_util::server::graceful::Watcher,
+    timeouts: admission::Timeouts,
+    peer: SocketAddr,
+    /// Whether it has one of the trusted peers' slots.
+    trusted: bool,
+}
+
+impl Connection {
+    /// Serves HTTP/1 on `io` (plain or TLS) until it closes, times out or
+    /// reaches its lifetime cap.
+    async fn serve<I>(self, io: I)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Connection {
+            state,
+            builder,
+            watcher,
+            timeouts,
+            peer,
+            trusted,
+        } = self;
         // Requests this connection has sent, to tell a timeout on the first
         // head from one on an idle kept-alive connection.
         let requests = Arc::new(AtomicU64::new(0));
         let counted = requests.clone();
         let conn = builder.serve_connection(
-            TokioIo::new(stream),
+            TokioIo::new(io),
             service_fn(move |req: Request<Incoming>| {
                 counted.fetch_add(1, Ordering::Relaxed);
                 let state = state.clone();
-                let (method, uri) = (req.method().clone(), req.uri().clone());
                 async move {
+                    if req.uri().path().starts_with(crate::peer::serve::PREFIX) {
+                        let resp = match &state.peer {
+                            Some(p) => p.handle(req).await,
+                            None => text(StatusCode::NOT_FOUND, "no [[peer]] is configured\n"),
+                        };
+                        return Ok::<_, Infallible>(resp);
+                    }
+                    let (method, uri) = (req.method().clone(), req.uri().clone());
+                    drop(req);
                     if uri.path() == RELOAD_PATH {
                         return Ok::<_, Infallible>(reload(&state, &method).await);
                     }
@@ -195,30 +281,19 @@ pub async fn serve(
                 }
             }),
         );
-        let conn = graceful.watch(conn);
-        let timeouts = timeouts.clone();
-        tokio::spawn(async move {
-            match tokio::time::timeout(CONNECTION_LIFETIME, conn).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) if e.is_timeout() => {
-                    let requests = requests.load(Ordering::Relaxed);
-                    timeouts.count(requests);
-                    tracing::debug!(%peer, requests, trusted = permit.trusted(), "HTTP connection closed: no complete request head within the header read timeout");
-                }
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "HTTP connection ended with an error")
-                }
-                Err(_) => tracing::debug!(%peer, "HTTP connection reached its lifetime cap"),
+        let conn = watcher.watch(conn);
+        match tokio::time::timeout(CONNECTION_LIFETIME, conn).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) if e.is_timeout() => {
+                let requests = requests.load(Ordering::Relaxed);
+                timeouts.count(requests);
+                tracing::debug!(%peer, requests, trusted, "HTTP connection closed: no complete request head within the header read timeout");
             }
-            drop(permit);
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::debug!("HTTP connections still open after the grace period; dropping them");
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "HTTP connection ended with an error")
+            }
+            Err(_) => tracing::debug!(%peer, "HTTP connection reached its lifetime cap"),
+        }
     }
 }
 

@@ -65,6 +65,10 @@ const MAY_BE_EMPTY: &[(&str, &str)] = &[
         "no https target in the loopback run",
     ),
     (
+        "alert LinkwatchSiteSilent",
+        "the loopback run configures no [[peer]]",
+    ),
+    (
         "panel Certificate expiry/A",
         "no https target in the loopback run",
     ),
@@ -461,6 +465,10 @@ fn known_metrics() -> BTreeSet<String> {
         m::TARGETS,
         m::THROUGHPUT_BPS,
         m::PLAN_BPS,
+        m::PEER_UP,
+        m::PEER_LAST_SEEN,
+        m::PEER_REQUESTS_TOTAL,
+        m::PEER_CALLS_TOTAL,
     ]
     .iter()
     .chain(OUTAGE_METRICS)

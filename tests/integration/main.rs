@@ -34,6 +34,7 @@ mod page_browser;
 mod path_trace;
 mod peer_client;
 mod peer_netns;
+mod peer_serve;
 mod reload;
 mod tcp;
 mod throughput;
