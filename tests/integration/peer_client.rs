@@ -159,31 +159,38 @@ fn run_cli(args: &[&str]) -> std::process::Output {
 
 /// Recomputes the hash chain of the journal in `data` after `edit` changed
 /// the lines (as parsed JSON), and the chain heads the heartbeat and later
-/// `daemon_start`s name: a forgery the chain check alone cannot tell.
+/// `daemon_start`s name: a forgery the chain check alone cannot tell. Lines
+/// before the first edited one keep their bytes.
 fn rewrite_consistently(data: &Path, edit: impl Fn(&mut Vec<Value>)) {
     let hex = linkwatch::journal::line_hash;
     let path = data.join("journal.jsonl");
     let text = std::fs::read_to_string(&path).unwrap();
-    let old_hashes: Vec<String> = text.lines().map(|l| hex(l.as_bytes())).collect();
-    let mut lines: Vec<Value> = text
-        .lines()
+    let raw: Vec<&str> = text.lines().collect();
+    let before: Vec<Value> = raw
+        .iter()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    let mut lines = before.clone();
     edit(&mut lines);
     let mut renamed = std::collections::HashMap::new();
     let mut prev = "0".repeat(64);
     let mut out = String::new();
     for (i, line) in lines.iter_mut().enumerate() {
-        line["prev"] = Value::String(prev.clone());
+        let old_hash = hex(raw[i].as_bytes());
         if let Some(h) = line.get_mut("previous_head")
             && let Some(old) = h["hash"].as_str()
             && let Some(new) = renamed.get(old)
         {
             h["hash"] = Value::String(String::clone(new));
         }
-        let bytes = serde_json::to_string(line).unwrap();
+        line["prev"] = Value::String(prev.clone());
+        let bytes = if *line == before[i] {
+            raw[i].to_string()
+        } else {
+            serde_json::to_string(line).unwrap()
+        };
         let hash = hex(bytes.as_bytes());
-        renamed.insert(old_hashes[i].clone(), hash.clone());
+        renamed.insert(old_hash, hash.clone());
         out.push_str(&bytes);
         out.push('\n');
         prev = hash;
@@ -270,6 +277,7 @@ fn peer_client_two_daemons_witness_corroborate_and_verify() {
             .map(|c| (*c).clone())
     });
     let took = ended.elapsed();
+    eprintln!("corroboration after {took:?}: {corroboration}");
     let outage_id = events(&journal(&home.data_dir()), "outage_end")[0]["id"].clone();
     assert_eq!(corroboration["peer"], "vps", "{corroboration}");
     assert_eq!(corroboration["period"], outage_id, "{corroboration}");
@@ -317,13 +325,37 @@ fn peer_client_two_daemons_witness_corroborate_and_verify() {
         String::from_utf8_lossy(&ok.stderr)
     );
     assert!(text.contains("witnesses ok: "), "{text}");
+    eprintln!("intact:\n{text}");
 
-    // The home journal rewritten from scratch, consistently: the chain
-    // check passes, the witnesses do not; the first witnessed seq is named.
+    // The home journal rewritten from its outage on, consistently: the
+    // chain check passes, the witnesses do not; the first witnessed seq at
+    // or after the rewritten line is named (those before it still match).
     let mut home = home;
     home.terminate(Duration::from_secs(5));
-    rewrite_consistently(&home.data_dir(), |lines| {
-        lines[0]["pid"] = Value::from(1);
+    let data = home.data_dir();
+    let original = std::fs::read(data.join("journal.jsonl")).unwrap();
+    let witnessed: Vec<u64> = {
+        let mut v: Vec<u64> = events(&journal(&vps.data_dir()), "witness")
+            .iter()
+            .filter(|w| w["peer"] == "home")
+            .filter_map(|w| w["head"]["seq"].as_u64())
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    let forged_seq = start_seq;
+    let expected = *witnessed.iter().find(|s| **s >= forged_seq).unwrap();
+    assert!(
+        witnessed[0] < forged_seq,
+        "a witness before the forgery is needed to show it still matches: {witnessed:?}"
+    );
+    rewrite_consistently(&data, |lines| {
+        let l = lines
+            .iter_mut()
+            .find(|l| l["seq"].as_u64() == Some(forged_seq))
+            .unwrap();
+        // "It was the destination": the outage moved to another group.
+        l["cause"] = Value::from("destination");
     });
     let chain_only = run_cli(&["outages", "--verify", "--config", cfg]);
     assert!(
@@ -334,17 +366,29 @@ fn peer_client_two_daemons_witness_corroborate_and_verify() {
     let bad = run_cli(&["outages", "--verify", "--peer", "vps", "--config", cfg]);
     let text = String::from_utf8_lossy(&bad.stdout);
     assert_eq!(bad.status.code(), Some(1), "{text}");
-    // The vps answered the daemon's own token only; read the first
-    // witnessed seq from its journal.
-    let first = events(&journal(&vps.data_dir()), "witness")
-        .iter()
-        .filter(|w| w["peer"] == "home")
-        .filter_map(|w| w["head"]["seq"].as_u64())
-        .min()
-        .unwrap();
+    eprintln!("rewritten:\n{text}");
     assert!(
-        text.contains(&format!("witnessed seq {first} ")),
-        "expected seq {first} named:\n{text}"
+        text.contains(&format!("witnessed seq {expected} ")),
+        "expected seq {expected} named (witnessed: {witnessed:?}):\n{text}"
+    );
+
+    // The original journal cut short before the last witnessed head: the
+    // chain that is left is intact, the witnessed seq is missing.
+    let last = *witnessed.last().unwrap();
+    let kept: Vec<&[u8]> = original
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .take(last as usize)
+        .collect();
+    let mut cut = kept.join(&b'\n');
+    cut.push(b'\n');
+    std::fs::write(data.join("journal.jsonl"), cut).unwrap();
+    let short = run_cli(&["outages", "--verify", "--peer", "vps", "--config", cfg]);
+    let text = String::from_utf8_lossy(&short.stdout);
+    assert_eq!(short.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!("witnessed seq {last} ")) && text.contains("no line with that seq"),
+        "expected seq {last} named as missing:\n{text}"
     );
     drop(vps);
 }
@@ -539,4 +583,216 @@ fn peer_client_bad_peers_are_counted_and_nothing_is_journaled() {
         warns <= 2,
         "{warns} WARN lines for one failing peer:\n{log}"
     );
+}
+
+/// A CA and a `127.0.0.1` leaf signed by it, as PEM files in `dir`:
+/// (ca.pem, cert.pem, key.pem).
+fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "peer test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".into()]).unwrap();
+    let leaf_cert = leaf.signed_by(&leaf_key, &Issuer::new(ca, ca_key)).unwrap();
+    let (ca_path, cert, key) = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    std::fs::write(&ca_path, ca_cert.pem()).unwrap();
+    std::fs::write(&cert, leaf_cert.pem()).unwrap();
+    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    (ca_path, cert, key)
+}
+
+/// A TCP forwarder the test can cut (connections refused) and restore: the
+/// peer stays up, only the way to it goes.
+struct Forwarder {
+    port: u16,
+    to: u16,
+    stop: Arc<AtomicBool>,
+}
+
+impl Forwarder {
+    fn new(to: u16) -> Self {
+        let mut f = Self {
+            port: 0,
+            to,
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        f.listen(TcpListener::bind("127.0.0.1:0").unwrap());
+        f
+    }
+
+    fn listen(&mut self, l: TcpListener) {
+        self.port = l.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        self.stop = stop.clone();
+        let to = self.to;
+        l.set_nonblocking(true).unwrap();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match l.accept() {
+                    Ok((client, _)) => {
+                        let Ok(upstream) = TcpStream::connect(("127.0.0.1", to)) else {
+                            continue;
+                        };
+                        let _ = client.set_nonblocking(false);
+                        for (mut a, mut b) in [
+                            (client.try_clone().unwrap(), upstream.try_clone().unwrap()),
+                            (upstream, client),
+                        ] {
+                            std::thread::spawn(move || {
+                                let _ = std::io::copy(&mut a, &mut b);
+                                let _ = b.shutdown(std::net::Shutdown::Write);
+                            });
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+    }
+
+    fn cut(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    fn restore(&mut self) {
+        let l = TcpListener::bind(("127.0.0.1", self.port)).unwrap();
+        self.listen(l);
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Restarts `d` on its own config and data directory.
+fn restart(d: &mut Daemon) -> Daemon {
+    d.terminate(Duration::from_secs(5));
+    let dir = std::mem::replace(&mut d.dir, tempfile::tempdir().unwrap());
+    let child = std::process::Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(dir.path().join("config.toml"))
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    Daemon::attach(child, dir)
+}
+
+#[test]
+fn peer_client_pending_corroboration_survives_a_restart_over_https() {
+    let files = tempfile::tempdir().unwrap();
+    let token = token_file(files.path(), "pair.token", "pair-token-https-0123456789");
+    let (ca, cert, key) = tls_files(files.path());
+    let mut home_web = Switchable::new();
+    let vps_web = Switchable::new();
+    // The vps serves HTTPS only and never calls home (a peer without url).
+    let vps_port = free_port();
+    let vps_cfg = site_config(
+        &format!("127.0.0.1:{vps_port}"),
+        "vps",
+        vps_web.port,
+        &peer_table("home", None, &token),
+    )
+    .replacen(
+        "[defaults]",
+        &format!(
+            "tls_cert = \"{}\"\ntls_key = \"{}\"\n\n[defaults]",
+            cert.display(),
+            key.display()
+        ),
+        1,
+    );
+    let vps = Daemon::start(&vps_cfg);
+    let mut way = Forwarder::new(vps_port);
+    let home_cfg = site_config(
+        "127.0.0.1:0",
+        "home",
+        home_web.port,
+        &format!(
+            "{}ca_file = \"{}\"\n",
+            peer_table(
+                "vps",
+                Some(&format!("https://127.0.0.1:{}", way.port)),
+                &token
+            ),
+            ca.display()
+        ),
+    );
+    let mut home = Daemon::start(&home_cfg);
+    // Witnessed over HTTPS, verified against the vps's CA only.
+    home.wait_for(Duration::from_secs(20), |d| {
+        (!events(&journal(&d.data_dir()), "witnessed").is_empty()).then_some(())
+    });
+
+    // The way to the vps is cut; an outage happens and ends at home.
+    way.cut();
+    home.wait_for(Duration::from_secs(10), |d| {
+        (sample(&d.metrics(), "linkwatch_group_up", &[("group", "intl")]) == Some(1.0))
+            .then_some(())
+    });
+    home_web.off();
+    home.wait_for(Duration::from_secs(10), |d| {
+        (!events(&journal(&d.data_dir()), "outage_start").is_empty()).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    home_web.on();
+    home.wait_for(Duration::from_secs(10), |d| {
+        let m = d.metrics();
+        let asked = sample(
+            &m,
+            "linkwatch_peer_calls_total",
+            &[
+                ("peer", "vps"),
+                ("endpoint", "observations"),
+                ("result", "unreachable"),
+            ],
+        )
+        .unwrap_or(0.0);
+        (asked >= 1.0).then_some(())
+    });
+    // Stopped while the corroboration is pending, started again: the
+    // journal says what is missing, and it is asked for again.
+    let mut home = restart(&mut home);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(events(&journal(&home.data_dir()), "corroboration").is_empty());
+    way.restore();
+    let repaired = Instant::now();
+    let c = home.wait_for(Duration::from_secs(60), |d| {
+        events(&journal(&d.data_dir()), "corroboration")
+            .first()
+            .map(|c| (*c).clone())
+    });
+    let took = repaired.elapsed();
+    eprintln!("corroboration {took:?} after the repair: {c}");
+    assert!(took < Duration::from_secs(35), "{took:?}");
+    assert_eq!(c["peer"], "vps");
+    assert_eq!(c["verdict"], "reachable_elsewhere", "{c}");
+    assert!(c["targets"][0]["probes"].as_u64().unwrap() > 0, "{c}");
+    let id = events(&journal(&home.data_dir()), "outage_end")[0]["id"].clone();
+    assert_eq!(c["period"], id);
+
+    // Once answered, a further restart asks for nothing more.
+    let home = restart(&mut home);
+    home.wait_for(Duration::from_secs(20), |d| {
+        let lines = journal(&d.data_dir());
+        (events(&lines, "daemon_start").len() == 3 && events(&lines, "witnessed").len() >= 3)
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(events(&journal(&home.data_dir()), "corroboration").len(), 1);
+    drop(vps);
 }
