@@ -661,6 +661,24 @@ fn periods_section(b: &mut String, d: &PageData) {
     }
     b.push_str("<ul class=\"periods\">");
     for p in list.iter().take(30) {
+        let mut tail = if p.gaps.is_empty() {
+            String::new()
+        } else {
+            format!(" · {} unobserved gap(s)", p.gaps.len())
+        };
+        // What peers saw, a word each (only when corroborated).
+        if !p.elsewhere.is_empty() {
+            let words: Vec<String> = p
+                .elsewhere
+                .peer_verdicts
+                .iter()
+                .map(|v| format!("{}: {}", v.peer, crate::journal::verdict_word(v.verdict)))
+                .collect();
+            tail.push_str(&format!(
+                " <span class=\"elsewhere\">· seen from {}</span>",
+                esc(&words.join(", "))
+            ));
+        }
         let _ = write!(
             b,
             "<li class=\"p-{}\" data-period=\"{}\"><a href=\"/{}/{}\"><span class=\"kind\">{} {}</span> \
@@ -679,11 +697,7 @@ fn periods_section(b: &mut String, d: &PageData) {
             },
             esc(&duration(p.duration_seconds, Sentence)),
             esc(&p.cause),
-            if p.gaps.is_empty() {
-                String::new()
-            } else {
-                format!(" · {} unobserved gap(s)", p.gaps.len())
-            }
+            tail,
         );
     }
     b.push_str("</ul></section>");

@@ -35,6 +35,7 @@ mod path_trace;
 mod peer_client;
 mod peer_netns;
 mod peer_serve;
+mod peer_show;
 mod reload;
 mod tcp;
 mod throughput;
