@@ -88,7 +88,10 @@ pub async fn run(
         targets = config.targets.len(),
         groups = config.groups.len(),
         version = env!("CARGO_PKG_VERSION"),
-        "linkwatch listening on http://{}/metrics", parts.addr
+        tls = parts.tls.is_some(),
+        "linkwatch listening on {}://{}/metrics",
+        if parts.tls.is_some() { "https" } else { "http" },
+        parts.addr
     );
     if let Some(tx) = on_listen {
         let _ = tx.send(parts.addr);

@@ -33,7 +33,8 @@ pub struct PeerSpec {
     pub token_file: PathBuf,
     /// The token: `token_file`'s contents, trimmed.
     pub token: Secret,
-    /// Extra CA certificate (PEM) trusted for an https `url` (self-signed peers).
+    /// The CA certificate (PEM) an https `url` is verified against, instead
+    /// of the web PKI roots (a self-signed peer).
     pub ca_file: Option<PathBuf>,
     /// Our target name -> the peer's target name; a target not listed is
     /// compared under its own name.

@@ -619,3 +619,56 @@ fn peer_records_round_trip_through_the_writer_and_keep_the_chain() {
     assert_eq!(read_back, events);
     assert_eq!(c.lines.last().unwrap().line.seq, 3);
 }
+
+/// `push_acked` hands back the seq and hash of that very line once it is
+/// written, while plain pushes around it go on as before.
+#[tokio::test]
+async fn an_acked_push_is_told_the_position_of_its_own_line() {
+    use super::record::WitnessReceived;
+    let dir = tempfile::tempdir().unwrap();
+    write_lines(dir.path(), 2);
+    let (writer, _) = writer_at(dir.path());
+    let queue = JournalQueue::spawn(
+        writer,
+        Vec::new(),
+        QueueOptions {
+            data_dir: dir.path().to_path_buf(),
+            run: 0,
+            anchor: Anchor::now(),
+            heartbeat_interval: std::time::Duration::from_secs(3600),
+            stall_bound: STALL_BOUND,
+        },
+    )
+    .unwrap();
+    let pusher = queue.pusher();
+    pusher.push(wall(10.0), stop(10)).await;
+    let witness = Entry::Witness(WitnessReceived {
+        peer: "home".into(),
+        site: "almaty-home".into(),
+        head: ChainHead {
+            seq: 9,
+            hash: "0".repeat(64),
+        },
+        at: wall(1.0),
+    });
+    let ack = pusher.push_acked(wall(11.0), witness.clone()).await;
+    pusher.push(wall(12.0), stop(12)).await;
+    let head = tokio::time::timeout(std::time::Duration::from_secs(10), ack)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        queue
+            .stop(stop(13), std::time::Duration::from_secs(2))
+            .await
+    );
+    let lines = lines_of(dir.path());
+    let c = read(dir.path()).unwrap();
+    let own = c.lines.iter().find(|l| l.line.entry == witness).unwrap();
+    assert_eq!(head.seq, own.line.seq);
+    assert_eq!(head.seq, 3, "after 2 lines and one push: {lines:?}");
+    assert_eq!(head.hash, line_hash(lines[3].as_bytes()));
+    assert_eq!(head.hash, own.hash);
+    // The line after it chains on that hash.
+    assert_eq!(c.lines[4].line.prev, head.hash);
+}

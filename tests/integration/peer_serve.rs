@@ -319,6 +319,24 @@ fn a_witness_is_journaled_and_its_receipt_names_that_very_line() {
         witness_body(41).as_bytes(),
     );
     assert_eq!(st, 200, "{body}");
+    // The figures in the README ("what it costs"): one witness exchange.
+    let (_, head, _) = call(
+        d.addr,
+        "POST",
+        "/api/v1/peer/witness",
+        &[
+            ("Authorization", &home),
+            ("Content-Type", "application/json"),
+        ],
+        witness_body(41).as_bytes(),
+    );
+    eprintln!(
+        "peer witness exchange: request {} bytes (body {}), answer {} bytes (body {})",
+        format!("POST /api/v1/peer/witness HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: {home}\r\nContent-Type: application/json\r\nContent-Length: 145\r\n\r\n", d.addr).len() + witness_body(41).len(),
+        witness_body(41).len(),
+        head.len() + 4 + body.len(),
+        body.len()
+    );
     let receipt: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(receipt["site"], "vps");
     let seq = receipt["seq"].as_u64().unwrap();
@@ -356,7 +374,7 @@ fn a_witness_is_journaled_and_its_receipt_names_that_very_line() {
     );
     assert_eq!(st, 200, "{body}");
     let records: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(records.as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(records.as_array().unwrap().len(), 2, "{body}");
     assert_eq!(records[0]["seq"], 41);
     assert_eq!(records[0]["hash"], "ab".repeat(32));
     assert_eq!(records[0]["at"], "2026-12-06T10:02:00.000Z");
@@ -371,7 +389,7 @@ fn a_witness_is_journaled_and_its_receipt_names_that_very_line() {
     );
     assert_eq!((st, body.as_str()), (200, "[]"));
     let m = d.metrics();
-    assert_eq!(requests(&m, "home", "witness", "ok"), 1.0, "{m}");
+    assert_eq!(requests(&m, "home", "witness", "ok"), 2.0, "{m}");
     assert_eq!(requests(&m, "home", "witnesses", "ok"), 1.0, "{m}");
 }
 
@@ -509,14 +527,51 @@ fn tls_call(
     let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
     let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let mut tls = rustls::StreamOwned::new(
+        conn,
+        Counting {
+            inner: tcp,
+            read: 0,
+            written: 0,
+        },
+    );
     while tls.conn.is_handshaking() {
         tls.conn
             .complete_io(&mut tls.sock)
             .map_err(|e| e.to_string())?;
     }
     let (st, _, body) = exchange(&mut tls, addr, method, path, headers, body);
+    eprintln!(
+        "TLS {method} {path}: {} bytes sent, {} received on the wire (handshake included)",
+        tls.sock.written, tls.sock.read
+    );
     Ok((st, body))
+}
+
+/// A stream that counts the bytes through it.
+struct Counting<T> {
+    inner: T,
+    read: usize,
+    written: usize,
+}
+
+impl<T: Read> Read for Counting<T> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n;
+        Ok(n)
+    }
+}
+
+impl<T: Write> Write for Counting<T> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 #[test]
@@ -707,4 +762,111 @@ fn the_deploy_peer_config_passes_check_with_its_token_files() {
             "no LoadCredential for {name}"
         );
     }
+}
+
+/// A webhook receiver on loopback: every request body, in order.
+fn webhook_sink() -> (SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let bodies = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let out = bodies.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { return };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            // Head, then Content-Length bytes of body.
+            let body = loop {
+                let Ok(n) = s.read(&mut chunk) else {
+                    break None;
+                };
+                if n == 0 {
+                    break None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).into_owned();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len = head
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse::<usize>().ok())?
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        break Some(body.to_string());
+                    }
+                }
+            };
+            if let Some(body) = body {
+                out.lock().unwrap().push(body);
+            }
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (addr, bodies)
+}
+
+#[test]
+fn a_peer_that_stops_calling_goes_silent_and_is_told_and_back() {
+    let (sink, bodies) = webhook_sink();
+    // witness_every is 10 s in every site of this file.
+    let s = site(&format!(
+        "\n[[notify]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://{sink}/hook\"\nevents = [\"site_silent\"]\n"
+    ));
+    let d = &s.daemon;
+    let home = bearer(HOME_TOKEN);
+    let witness = |seq| {
+        let (st, _, body) = call(
+            d.addr,
+            "POST",
+            "/api/v1/peer/witness",
+            &[("Authorization", &home)],
+            witness_body(seq).as_bytes(),
+        );
+        assert_eq!(st, 200, "{body}");
+    };
+    let up = |d: &Daemon| sample(&d.metrics(), "linkwatch_peer_up", &[("peer", "home")]);
+    witness(1);
+    d.wait_for(Duration::from_secs(5), |d| {
+        (up(d) == Some(1.0)).then_some(())
+    });
+    // Silent after 3 × 10 s without a call.
+    let t0 = std::time::Instant::now();
+    d.wait_for(Duration::from_secs(40), |d| {
+        (up(d) == Some(0.0)).then_some(())
+    });
+    assert!(
+        t0.elapsed() >= Duration::from_secs(25),
+        "{:?}",
+        t0.elapsed()
+    );
+    let told = |what: &'static str| {
+        let bodies = bodies.clone();
+        move |_: &Daemon| {
+            bodies
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|b| b.contains(what))
+                .cloned()
+        }
+    };
+    let silent = d.wait_for(Duration::from_secs(10), told("home went silent"));
+    let v: serde_json::Value = serde_json::from_str(&silent).unwrap();
+    assert_eq!(v["event"], "site_silent", "{v}");
+    // Office was never seen: neither up nor told.
+    assert_eq!(
+        sample(&d.metrics(), "linkwatch_peer_up", &[("peer", "office")]),
+        Some(0.0)
+    );
+    witness(2);
+    d.wait_for(Duration::from_secs(5), |d| {
+        (up(d) == Some(1.0)).then_some(())
+    });
+    d.wait_for(Duration::from_secs(10), told("home is back"));
+    assert!(!bodies.lock().unwrap().iter().any(|b| b.contains("office")));
 }
