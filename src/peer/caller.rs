@@ -10,6 +10,7 @@
 //! file, the tasks wait on the network, and their journal lines go through
 //! the journal's queue like every other producer's.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
@@ -20,7 +21,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::client::{Calls, PeerClient};
-use super::corroborate::{self, Book};
+use super::corroborate::{self, Backoff, Book, Next, Retries};
 use super::witness::{self, Head};
 use crate::config::Config;
 use crate::journal::tail::{JournalTail, TailItem};
@@ -31,7 +32,7 @@ const POLL: Duration = Duration::from_millis(250);
 
 /// What the journal's reader tells the peer tasks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(super) struct Signal {
+struct Signal {
     /// The journal as it was at start has been read.
     pub caught_up: bool,
     /// Outage and slow-period edges read since.
@@ -54,7 +55,7 @@ impl Signal {
 }
 
 /// What the reader and the peer tasks share.
-pub(super) struct Shared {
+struct Shared {
     config: RwLock<Arc<Config>>,
     book: Mutex<Book>,
     head: Mutex<Option<Head>>,
@@ -92,7 +93,7 @@ impl Shared {
 
     /// This site's name as peers know it.
     pub fn site(&self) -> String {
-        site_of(&self.config())
+        witness::site_of(&self.config())
     }
 
     /// Appends `entry` to the journal (through its queue).
@@ -101,19 +102,10 @@ impl Shared {
     }
 }
 
-/// `[daemon] site`, else `linkwatch` (as notifications name it).
-pub fn site_of(config: &Config) -> String {
-    config
-        .daemon
-        .site
-        .clone()
-        .unwrap_or_else(|| "linkwatch".into())
-}
-
 /// Logs a peer's failing calls without repeating itself: the first failure
 /// and a change of reason at WARN, repeats at DEBUG, the recovery at INFO.
 #[derive(Debug, Default)]
-pub(super) struct FailureLog {
+struct FailureLog {
     failing: Option<&'static str>,
     failed: u64,
 }
@@ -227,13 +219,13 @@ impl Caller {
             let cancel = CancellationToken::new();
             let reachable = Arc::new(tokio::sync::Notify::new());
             let tasks = vec![
-                tokio::spawn(witness::run(
+                tokio::spawn(send_witnesses(
                     self.shared.clone(),
                     client.clone(),
                     reachable.clone(),
                     cancel.clone(),
                 )),
-                tokio::spawn(corroborate::run(
+                tokio::spawn(corroborate_periods(
                     self.shared.clone(),
                     client,
                     spec.compare.clone(),
@@ -336,6 +328,144 @@ fn read_journal(shared: &Shared, path: std::path::PathBuf, stop: &AtomicBool) {
             *s != before
         });
         std::thread::sleep(POLL);
+    }
+}
+
+/// Sends the head to one peer until cancelled: every `witness_every`, at
+/// once at each edge, and, while it fails, after a doubling wait (1 s up to
+/// [`witness::MAX_RETRY`]) with whatever the head is then.
+async fn send_witnesses(
+    shared: Arc<Shared>,
+    client: Arc<PeerClient>,
+    reachable: Arc<tokio::sync::Notify>,
+    cancel: CancellationToken,
+) {
+    let mut signal = shared.subscribe();
+    if !Signal::wait_caught_up(&mut signal, &cancel).await {
+        return;
+    }
+    let mut backoff = Backoff::new(Duration::from_secs(1), witness::MAX_RETRY);
+    let mut failures = FailureLog::default();
+    let mut edges = signal.borrow().edges;
+    loop {
+        let wait = match shared.head() {
+            None => shared.witness_every(),
+            Some(head) => match witness::send(&client, &shared.site(), &head).await {
+                Ok(w) => {
+                    shared.push(Entry::Witnessed(w)).await;
+                    backoff.reset();
+                    failures.recovered(client.name(), witness::ENDPOINT);
+                    reachable.notify_one();
+                    shared.witness_every()
+                }
+                Err((kind, why)) => {
+                    let wait = backoff.next_wait();
+                    failures.failed(client.name(), witness::ENDPOINT, kind, &why, wait);
+                    wait
+                }
+            },
+        };
+        // The next send: after `wait`, or at the next edge.
+        let sleep = tokio::time::sleep(wait);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                () = &mut sleep => break,
+                changed = signal.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let now = signal.borrow().edges;
+                    if now != edges {
+                        edges = now;
+                        break;
+                    }
+                }
+                () = cancel.cancelled() => return,
+            }
+        }
+    }
+}
+
+/// Asks one peer for the periods waiting for it, until cancelled; an
+/// answer is journaled as a `corroboration` line.
+async fn corroborate_periods(
+    shared: Arc<Shared>,
+    client: Arc<PeerClient>,
+    compare: BTreeMap<String, String>,
+    reachable: Arc<tokio::sync::Notify>,
+    cancel: CancellationToken,
+) {
+    let mut signal = shared.subscribe();
+    if !Signal::wait_caught_up(&mut signal, &cancel).await {
+        return;
+    }
+    let peer = client.name().to_owned();
+    let mut retries = Retries::default();
+    let mut failures = FailureLog::default();
+    loop {
+        let now = Timestamp::now();
+        let next = {
+            let book = shared.book();
+            retries.prune(&book, &peer);
+            match retries.next(&book, &peer, now) {
+                Next::Ask(p) => Ok(p.clone()),
+                Next::WaitUntil(t) => Err(Some(t)),
+                Next::Idle => Err(None),
+            }
+        };
+        let until = match next {
+            Ok(period) => {
+                match corroborate::ask(&client, &compare, &period).await {
+                    Ok(c) => {
+                        tracing::info!(
+                            peer = %peer,
+                            period = %period.id,
+                            group = %period.group,
+                            verdict = c.verdict.as_str(),
+                            summary = %c.summary,
+                            "corroboration received"
+                        );
+                        // Settled before the line is queued: the reader
+                        // reads it back later.
+                        shared.book().settle(&peer, &period.id);
+                        shared.push(Entry::Corroboration(c)).await;
+                        failures.recovered(&peer, corroborate::ENDPOINT);
+                        retries.succeeded(&period.id);
+                    }
+                    Err(e) => {
+                        let wait = retries.failed(&period.id, e.is_unreachable(), Timestamp::now());
+                        failures.failed(
+                            &peer,
+                            corroborate::ENDPOINT,
+                            e.result(),
+                            &e.to_string(),
+                            wait,
+                        );
+                    }
+                }
+                continue;
+            }
+            Err(until) => until,
+        };
+        let wait = until.map(|t| {
+            Duration::try_from(t.duration_since(Timestamp::now())).unwrap_or(Duration::ZERO)
+        });
+        tokio::select! {
+            () = async {
+                match wait {
+                    Some(w) => tokio::time::sleep(w).await,
+                    None => std::future::pending().await,
+                }
+            } => {}
+            changed = signal.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            () = reachable.notified() => retries.reachable(),
+            () = cancel.cancelled() => return,
+        }
     }
 }
 

@@ -18,13 +18,10 @@
 //! figures, an HTTP error) delays only that period.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use tokio_util::sync::CancellationToken;
 
-use super::caller::{FailureLog, Shared, Signal};
 use super::client::{CallError, PeerClient};
 
 use crate::config::Config;
@@ -303,6 +300,14 @@ impl Retries {
         }
     }
 
+    /// Forgets the retry state of periods no longer waiting (answered, or
+    /// given up after [`RETRY_FOR`]).
+    pub fn prune(&mut self, book: &Book, peer: &str) {
+        let waiting: BTreeSet<&str> = book.pending(peer).map(|p| p.id.as_str()).collect();
+        self.per_period
+            .retain(|id, _| waiting.contains(id.as_str()));
+    }
+
     /// The peer answered for `period`.
     pub fn succeeded(&mut self, period: &str) {
         self.per_period.remove(period);
@@ -461,76 +466,13 @@ pub fn check_answer(obs: &Observations, call: &ObservationsRequest) -> Result<()
     Ok(())
 }
 
-/// Asks one peer for the periods waiting for it, until cancelled.
-pub(super) async fn run(
-    shared: Arc<Shared>,
-    client: Arc<PeerClient>,
-    compare: BTreeMap<String, String>,
-    reachable: Arc<tokio::sync::Notify>,
-    cancel: CancellationToken,
-) {
-    let mut signal = shared.subscribe();
-    if !Signal::wait_caught_up(&mut signal, &cancel).await {
-        return;
-    }
-    let peer = client.name().to_owned();
-    let mut retries = Retries::default();
-    let mut failures = FailureLog::default();
-    loop {
-        let now = Timestamp::now();
-        let next = {
-            let book = shared.book();
-            match retries.next(&book, &peer, now) {
-                Next::Ask(p) => Ok(p.clone()),
-                Next::WaitUntil(t) => Err(Some(t)),
-                Next::Idle => Err(None),
-            }
-        };
-        let until = match next {
-            Ok(period) => {
-                match ask(&shared, &client, &compare, &period).await {
-                    Ok(()) => {
-                        failures.recovered(&peer, ENDPOINT);
-                        retries.succeeded(&period.id);
-                    }
-                    Err(e) => {
-                        let wait = retries.failed(&period.id, e.is_unreachable(), Timestamp::now());
-                        failures.failed(&peer, ENDPOINT, e.result(), &e.to_string(), wait);
-                    }
-                }
-                continue;
-            }
-            Err(until) => until,
-        };
-        let wait = until.map(|t| {
-            Duration::try_from(t.duration_since(Timestamp::now())).unwrap_or(Duration::ZERO)
-        });
-        tokio::select! {
-            () = async {
-                match wait {
-                    Some(w) => tokio::time::sleep(w).await,
-                    None => std::future::pending().await,
-                }
-            } => {}
-            changed = signal.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-            }
-            () = reachable.notified() => retries.reachable(),
-            () = cancel.cancelled() => return,
-        }
-    }
-}
-
-/// The calls for `period`; journals the corroboration once every call
-/// was answered and checked.
-async fn ask(
-    shared: &Shared,
+/// The calls for `period` to one peer; its `corroboration` record once
+/// every call was answered and checked.
+pub async fn ask(
     client: &PeerClient,
     compare: &BTreeMap<String, String>,
     period: &Period,
-) -> Result<(), CallError> {
+) -> Result<Corroboration, CallError> {
     let asked = asked(period, compare);
     let (since, until) = period.window();
     let mut theirs: Vec<String> = asked.iter().map(|(_, t)| t.clone()).collect();
@@ -551,19 +493,7 @@ async fn ask(
         client.count(ENDPOINT, "ok");
         sums.add(&obs);
     }
-    let c = corroboration(period, client.name(), &asked, &sums);
-    tracing::info!(
-        peer = client.name(),
-        period = %period.id,
-        group = %period.group,
-        verdict = c.verdict.as_str(),
-        summary = %c.summary,
-        "corroboration received"
-    );
-    // Settled before the line is queued: the reader reads it back later.
-    shared.book().settle(client.name(), &period.id);
-    shared.push(Entry::Corroboration(c)).await;
-    Ok(())
+    Ok(corroboration(period, client.name(), &asked, &sums))
 }
 
 #[cfg(test)]

@@ -207,6 +207,9 @@ fn an_unreachable_peer_holds_every_period_back_a_bad_answer_only_its_own() {
     );
     book.settle("abroad", "a");
     assert_eq!(r.next(&book, "abroad", t1), Next::Idle);
+    // Nothing is kept of periods that no longer wait.
+    r.prune(&book, "abroad");
+    assert!(r.per_period.is_empty());
 }
 
 #[test]

@@ -171,7 +171,7 @@ pub async fn verify_with_peer(
         Calls::default(),
     )
     .map_err(|e| e.to_string())?;
-    let site = super::caller::site_of(config);
+    let site = super::witness::site_of(config);
     let query: String = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("site", &site)
         .finish();

@@ -10,15 +10,12 @@
 //! wait (1 s up to [`MAX_RETRY`]) and sends whatever the head is then; an
 //! edge (an outage's end: the link is probably back) tries at once.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use tokio_util::sync::CancellationToken;
 
-use super::caller::{FailureLog, Shared, Signal};
 use super::client::PeerClient;
-use super::corroborate::Backoff;
+use crate::config::Config;
 use crate::journal::{ChainHead, Entry, Receipt, Witnessed};
 use crate::peer::wire::{ENDPOINT_WITNESS, PATH_WITNESS, WitnessRequest};
 
@@ -61,68 +58,16 @@ pub fn receipt_ok(r: &Receipt) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// Sends the head to one peer until cancelled.
-pub(super) async fn run(
-    shared: Arc<Shared>,
-    client: Arc<PeerClient>,
-    reachable: Arc<tokio::sync::Notify>,
-    cancel: CancellationToken,
-) {
-    let mut signal = shared.subscribe();
-    if !Signal::wait_caught_up(&mut signal, &cancel).await {
-        return;
-    }
-    let mut backoff = Backoff::new(Duration::from_secs(1), MAX_RETRY);
-    let mut failures = FailureLog::default();
-    let mut edges = signal.borrow().edges;
-    loop {
-        let wait = match shared.head() {
-            None => shared.witness_every(),
-            Some(head) => match send(&shared, &client, &head).await {
-                Ok(()) => {
-                    backoff.reset();
-                    failures.recovered(client.name(), ENDPOINT);
-                    reachable.notify_one();
-                    shared.witness_every()
-                }
-                Err((kind, why)) => {
-                    let wait = backoff.next_wait();
-                    failures.failed(client.name(), ENDPOINT, kind, &why, wait);
-                    wait
-                }
-            },
-        };
-        // The next send: after `wait`, or at the next edge.
-        let sleep = tokio::time::sleep(wait);
-        tokio::pin!(sleep);
-        loop {
-            tokio::select! {
-                () = &mut sleep => break,
-                changed = signal.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                    let now = signal.borrow().edges;
-                    if now != edges {
-                        edges = now;
-                        break;
-                    }
-                }
-                () = cancel.cancelled() => return,
-            }
-        }
-    }
-}
-
-/// One witness call; journals the receipt. `Err`: the call's result label
-/// and why (for the log).
-async fn send(
-    shared: &Shared,
+/// One witness call: `head` sent to the peer as this `site`'s; the
+/// `witnessed` record of its receipt. `Err`: the call's result label and
+/// why (for the log).
+pub async fn send(
     client: &PeerClient,
+    site: &str,
     head: &Head,
-) -> Result<(), (&'static str, String)> {
+) -> Result<Witnessed, (&'static str, String)> {
     let req = WitnessRequest {
-        site: shared.site(),
+        site: site.to_owned(),
         seq: head.seq,
         hash: head.hash.clone(),
         at: head.at,
@@ -142,18 +87,25 @@ async fn send(
         their_seq = receipt.seq,
         "head witnessed"
     );
-    shared
-        .push(Entry::Witnessed(Witnessed {
-            peer: client.name().to_owned(),
-            head: ChainHead {
-                seq: head.seq,
-                hash: head.hash.clone(),
-            },
-            at: head.at,
-            receipt,
-        }))
-        .await;
-    Ok(())
+    Ok(Witnessed {
+        peer: client.name().to_owned(),
+        head: ChainHead {
+            seq: head.seq,
+            hash: head.hash.clone(),
+        },
+        at: head.at,
+        receipt,
+    })
+}
+
+/// `[daemon] site`, else `linkwatch` (as notifications name it): this
+/// site's name as its peers know it.
+pub fn site_of(config: &Config) -> String {
+    config
+        .daemon
+        .site
+        .clone()
+        .unwrap_or_else(|| "linkwatch".into())
 }
 
 #[cfg(test)]

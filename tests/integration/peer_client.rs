@@ -796,3 +796,65 @@ fn peer_client_pending_corroboration_survives_a_restart_over_https() {
     assert_eq!(events(&journal(&home.data_dir()), "corroboration").len(), 1);
     drop(vps);
 }
+
+/// `POST /-/reload` on `d`; the answer's status and body.
+fn reload(d: &Daemon) -> (u16, String) {
+    let mut s = TcpStream::connect_timeout(&d.addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "POST /-/reload HTTP/1.0\r\nHost: {}\r\nContent-Length: 0\r\n\r\n",
+        d.addr
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+#[test]
+fn peer_client_a_reload_starts_and_stops_the_calls() {
+    let files = tempfile::tempdir().unwrap();
+    let token = token_file(files.path(), "pair.token", "pair-token-reload-0123456789");
+    let home_web = Switchable::new();
+    let vps_web = Switchable::new();
+    let vps = Daemon::start(&site_config(
+        "127.0.0.1:0",
+        "vps",
+        vps_web.port,
+        &peer_table("home", None, &token),
+    ));
+    // No peer at first: nothing calls, nothing is journaled.
+    let without = site_config("127.0.0.1:0", "home", home_web.port, "");
+    let home = Daemon::start(&without);
+    let config = home.dir.path().join("config.toml");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(!home.log().contains("calling peer"), "{}", home.log());
+    // Added by a reload: called at once.
+    let with = without.replace("{data_dir}", home.data_dir().to_str().unwrap())
+        + &peer_table("vps", Some(&format!("http://{}", vps.addr)), &token);
+    std::fs::write(&config, &with).unwrap();
+    let (status, body) = reload(&home);
+    assert_eq!(status, 200, "{body}");
+    home.wait_for(Duration::from_secs(10), |d| {
+        (!events(&journal(&d.data_dir()), "witnessed").is_empty()).then_some(())
+    });
+    // Its url removed by a reload: the calls stop.
+    let only_called = without.replace("{data_dir}", home.data_dir().to_str().unwrap())
+        + &peer_table("vps", None, &token);
+    std::fs::write(&config, only_called).unwrap();
+    let (status, body) = reload(&home);
+    assert_eq!(status, 200, "{body}");
+    home.wait_for(Duration::from_secs(5), |d| {
+        d.log()
+            .contains("no peer with a url any more; peer calls stopped")
+            .then_some(())
+    });
+    drop(vps);
+}
