@@ -10,6 +10,7 @@ host), waits for /healthz, then times, N runs each, one after the other:
   * GET /  (a daemon without a journal yet: its range fits the run, 1 h)
   * GET /?range=24h, /?range=7d, /?range=30d
   * GET /api/v1/history?target=t0&since=365d&step=3600  (one target, a year, 1 h steps)
+  * with --charts: GET /chart/t0.svg?range=24h, 7d, 30d (what the page's images cost)
 
 and prints medians (and min/max) of the wall time and the bytes, as one
 JSON line per request and a Markdown table.
@@ -114,6 +115,8 @@ def main():
     ap.add_argument("--history-table", action="store_true")
     ap.add_argument("--interval", default="10s")
     ap.add_argument("--label", default="")
+    ap.add_argument("--charts", action="store_true",
+                    help="also time /chart/t0.svg for 24h, 7d and 30d (not in releases before the light page)")
     args = ap.parse_args()
 
     lst = listener()
@@ -138,6 +141,9 @@ def main():
             "/?range=30d",
             "/api/v1/history?target=t0&since=365d&step=3600",
         ]
+        if args.charts:
+            # The light page's images (issue 23): one target's chart per range.
+            paths += [f"/chart/t0.svg?range={r}" for r in ("24h", "7d", "30d")]
         for path in paths:
             get(base + path)  # warm: the files in the page cache
             times, sizes = [], []
