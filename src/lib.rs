@@ -13,6 +13,7 @@ pub mod config;
 pub(crate) mod daemon;
 pub(crate) mod heap;
 pub mod history;
+pub mod interference;
 pub mod journal;
 pub mod metrics;
 pub mod notify;

@@ -12,6 +12,7 @@ mod degraded;
 pub(crate) mod diff;
 mod error;
 mod graph;
+pub mod interference;
 mod model;
 mod net;
 pub mod notify;

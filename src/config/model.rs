@@ -37,6 +37,8 @@ pub struct Config {
     pub peers: Vec<super::peer::PeerSpec>,
     /// `[history]`: how long the history store keeps minutes and hours.
     pub history: HistoryRetention,
+    /// `[interference]`: shared settings of the interference checks.
+    pub interference: super::interference::InterferenceConfig,
 }
 
 impl Config {
@@ -55,6 +57,7 @@ impl Config {
             notify: Vec::new(),
             peers: Vec::new(),
             history: HistoryRetention::default(),
+            interference: Default::default(),
         }
     }
 

@@ -121,7 +121,15 @@ fn hex_sha256(text: &str) -> String {
 }
 
 const ROOT_KEYS: &[&str] = &[
-    "daemon", "defaults", "group", "target", "plan", "notify", "peer", "history",
+    "daemon",
+    "defaults",
+    "group",
+    "target",
+    "plan",
+    "notify",
+    "peer",
+    "history",
+    "interference",
 ];
 const DAEMON_KEYS: &[&str] = &[
     "listen",
@@ -218,6 +226,7 @@ fn document(w: &mut Walker<'_>, root: &DeTable<'_>) -> Option<Config> {
     w.check_keys(&root, ROOT_KEYS);
     let daemon = daemon(w, &root);
     let history = history(w, &root);
+    let interference = super::interference::section(w, &root);
     let defaults = defaults(w, &root);
     let plan = spec::plan(w, &root);
     let defaults_degraded = defaults_degraded(w, &root);
@@ -279,6 +288,7 @@ fn document(w: &mut Walker<'_>, root: &DeTable<'_>) -> Option<Config> {
 
     let daemon = daemon?;
     let history = history?;
+    let interference = interference?;
     let plan = plan?;
     let defaults = Defaults {
         interval: defaults.interval.ok()?.0,
@@ -309,6 +319,7 @@ fn document(w: &mut Walker<'_>, root: &DeTable<'_>) -> Option<Config> {
         notify: notify?,
         peers: peers?,
         history,
+        interference,
     })
 }
 

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::journal::record::{
     ConfigReload, Corroboration, DaemonStart, DaemonStop, DegradedEnded, DegradedResumed,
-    DegradedStarted, JournalReopened, OutageEnded, OutageResumed, OutageStarted, PathEvent,
-    Stalled, WitnessReceived, Witnessed,
+    DegradedStarted, InterferenceSeen, JournalReopened, OutageEnded, OutageResumed, OutageStarted,
+    PathEvent, Stalled, WitnessReceived, Witnessed,
 };
 use crate::journal::ts_ms;
 
@@ -50,6 +50,8 @@ pub enum Entry {
     Witnessed(Witnessed),
     /// What a peer saw of an outage's or slow period's targets.
     Corroboration(Corroboration),
+    /// A target showed a sign of interference (see [`crate::interference`]).
+    Interference(InterferenceSeen),
 }
 
 impl Entry {
@@ -71,6 +73,7 @@ impl Entry {
             Entry::Witness(_) => "witness",
             Entry::Witnessed(_) => "witnessed",
             Entry::Corroboration(_) => "corroboration",
+            Entry::Interference(_) => "interference",
         }
     }
 }

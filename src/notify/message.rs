@@ -485,6 +485,7 @@ port = 9
             entry,
         };
         let started = crate::journal::OutageStarted {
+            interference: None,
             id: "o1".into(),
             group: "isp".into(),
             cause: "isp".into(),
@@ -509,6 +510,7 @@ port = 9
             to: start,
         };
         let ended = crate::journal::OutageEnded {
+            interference: None,
             id: "o1".into(),
             group: "isp".into(),
             cause: "isp".into(),

@@ -163,6 +163,7 @@ type Outages = Life<Outage, Vec<Gap>, Outage>;
 /// The `outage_end` of a closed outage of `group`.
 fn outage_ended(group: &str, c: Closed<Outage>, end_reason: Option<EndReason>) -> OutageEnded {
     OutageEnded {
+        interference: None,
         id: c.id,
         group: group.to_string(),
         cause: c.cause,
@@ -969,6 +970,7 @@ impl Detector {
         }
         let start_observed = grp.down_edge.is_none();
         events.push(Event::Started(OutageStarted {
+            interference: None,
             id: id.clone(),
             group: name,
             cause: cause.clone(),

@@ -264,6 +264,7 @@ mod tests {
             w.append(
                 start,
                 &Entry::OutageStart(OutageStarted {
+                    interference: None,
                     id: id.clone(),
                     group: "isp".into(),
                     cause: "lan".into(),
@@ -278,6 +279,7 @@ mod tests {
             w.append(
                 end,
                 &Entry::OutageEnd(OutageEnded {
+                    interference: None,
                     id,
                     group: "isp".into(),
                     cause: "lan".into(),

@@ -63,6 +63,7 @@ fn close_unobserved(record: &OutageRecord, last_seen: Timestamp, gap: Gap) -> Ou
     let mut gaps = record.gaps.clone();
     gaps.push(gap);
     OutageEnded {
+        interference: None,
         id: record.id.clone(),
         group: record.group.clone(),
         cause: record.cause.clone(),

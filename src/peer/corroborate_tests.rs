@@ -44,6 +44,7 @@ fn outage_end(seq: u64, id: &str, at: &str, targets: &[&str]) -> Line {
         prev: crate::journal::GENESIS.into(),
         ts: ts(at),
         entry: Entry::OutageEnd(OutageEnded {
+            interference: None,
             id: id.into(),
             group: "intl".into(),
             cause: "intl".into(),

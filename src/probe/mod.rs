@@ -149,6 +149,23 @@ closed_enum! {
         ShortBody => "short_body",
         /// Throughput: the transfer made no progress for `timeout` (a partial figure).
         Stall => "stall",
+        /// The TCP connection was reset right after the TLS ClientHello went out
+        /// (a timeout after it is `Outcome::Timeout { phase: Some(Phase::Tls) }`).
+        ResetAfterHello => "reset_after_hello",
+        /// The connection was reset right after the HTTP request went out.
+        ResetAfterRequest => "reset_after_request",
+        /// Interference checks ([`crate::interference`]); each failure with one of
+        /// these carries [`crate::interference::Evidence`] in its [`Info`].
+        /// The resolver's answer disagreed with `compare_with` (TLS tie-breaker failed).
+        DnsInconsistent => "dns_inconsistent",
+        /// The resolver answered a bogon address that `compare_with` did not return.
+        DnsBogon => "dns_bogon",
+        /// The TLS chain came from an unexpected issuer, or missed `pin_spki`/`expect_issuer`.
+        TlsIntercepted => "tls_intercepted",
+        /// The real name failed after the ClientHello while `sni_control` succeeded.
+        SniBlocked => "sni_blocked",
+        /// The HTTP answer matched a block-page pattern.
+        Blockpage => "blockpage",
     }
 }
 
@@ -252,6 +269,20 @@ pub struct Info {
     /// Throughput: the test's figures (also on a failed test, marked partial).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub throughput: Option<throughput::ThroughputInfo>,
+    /// HTTPS: the leaf certificate's issuer (its distinguished name, e.g.
+    /// `CN=R11, O=Let's Encrypt, C=US`), also when the chain failed validation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_issuer: Option<String>,
+    /// HTTPS: the leaf's SPKI fingerprint, base64 of SHA-256 (the `pin_spki` form).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_spki: Option<String>,
+    /// What an interference check saw, when one fired (see [`crate::interference`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<crate::interference::Evidence>,
+    /// The extra connection an interference check made for this probe, if any
+    /// (at most one per probe).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra: Option<crate::interference::Extra>,
 }
 
 /// What one probe observed: the outcome and kind-specific facts. (Not a
@@ -447,7 +478,7 @@ mod tests {
         for (i, r) in Reason::ALL.iter().enumerate() {
             assert_eq!(r.index(), i, "{r:?}");
         }
-        assert_eq!(Reason::COUNT, 17);
+        assert_eq!(Reason::COUNT, 24);
         assert_eq!(Reason::ShortBody.as_str(), "short_body");
         assert_eq!(Reason::ConnectRefused.as_str(), "connect_refused");
         assert_eq!(Phase::FirstByte.as_str(), "first_byte");

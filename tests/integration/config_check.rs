@@ -274,7 +274,7 @@ const INVALID: &[(&str, &[&str])] = &[
     (
         "invalid-unknown-key-top.toml",
         &[
-            "1:1: key `colour`: unknown key `colour`; valid keys: daemon, defaults, group, target, plan, notify, peer, history",
+            "1:1: key `colour`: unknown key `colour`; valid keys: daemon, defaults, group, target, plan, notify, peer, history, interference",
         ],
     ),
     (
@@ -815,6 +815,7 @@ fn full_example_parses_to_the_expected_model() {
             minutes_days: 7,
             hours_days: 730,
         },
+        interference: Default::default(),
     };
     assert_eq!(c, expected);
     let kinds: Vec<Kind> = c.targets.iter().map(|t| t.kind()).collect();

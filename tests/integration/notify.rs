@@ -495,6 +495,7 @@ impl FakeJournal {
         let a = self.push(
             start,
             Entry::OutageStart(OutageStarted {
+                interference: None,
                 id: id.clone(),
                 group: "internet".into(),
                 cause: "internet".into(),
@@ -507,6 +508,7 @@ impl FakeJournal {
         let b = self.push(
             end,
             Entry::OutageEnd(OutageEnded {
+                interference: None,
                 id,
                 group: "internet".into(),
                 cause: "internet".into(),

@@ -91,6 +91,7 @@ fn outage(
     let targets: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
     [
         Entry::OutageStart(OutageStarted {
+            interference: None,
             id: id.into(),
             group: group.into(),
             cause: group.into(),
@@ -100,6 +101,7 @@ fn outage(
             gaps: vec![],
         }),
         Entry::OutageEnd(OutageEnded {
+            interference: None,
             id: id.into(),
             group: group.into(),
             cause: group.into(),
@@ -124,6 +126,7 @@ fn slow(base: Timestamp, id: &str, group: &str, (a, b): (i64, i64)) -> [Entry; 2
     };
     [
         Entry::DegradedStart(DegradedStarted {
+            interference: None,
             id: id.into(),
             group: group.into(),
             cause: group.into(),
@@ -132,6 +135,7 @@ fn slow(base: Timestamp, id: &str, group: &str, (a, b): (i64, i64)) -> [Entry; 2
             figures: figures.clone(),
         }),
         Entry::DegradedEnd(DegradedEnded {
+            interference: None,
             id: id.into(),
             group: group.into(),
             cause: group.into(),

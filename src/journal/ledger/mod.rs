@@ -28,7 +28,7 @@ use crate::journal::record::gap::push_gap;
 use crate::journal::record::outage::DurationClock;
 use crate::journal::record::path::PathEvent;
 use crate::journal::record::stall::Stalled;
-use crate::journal::record::{DaemonStart, OutageResumed, PeriodKind};
+use crate::journal::record::{DaemonStart, InterferenceSeen, OutageResumed, PeriodKind};
 
 pub use outage::{OpenOutage, OutageRecord};
 pub use peer::{
@@ -98,6 +98,8 @@ pub struct Ledger {
     pub corroborations: Corroborations,
     /// `witnessed` and `witness` events.
     pub witnesses: Witnesses,
+    /// `interference` events (signs of interference), in journal order.
+    pub interference: Vec<InterferenceSeen>,
 }
 
 impl Ledger {
@@ -212,6 +214,7 @@ impl Ledger {
                 Entry::Corroboration(c) => h.corroborations.add(c),
                 Entry::Witnessed(w) => h.witnesses.witnessed(w, line.ts),
                 Entry::Witness(w) => h.witnesses.received(w, line.ts),
+                Entry::Interference(i) => h.interference.push(i.clone()),
             }
         }
         h.attach_corroboration();

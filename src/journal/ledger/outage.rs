@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::peer::Elsewhere;
 use crate::journal::record::gap::Gap;
+use crate::journal::record::interference::InterferenceSummary;
 use crate::journal::record::outage::{DurationClock, EndReason, OutageEnded, OutageStarted};
 use crate::journal::ts_ms;
 
@@ -51,6 +52,9 @@ pub struct OutageRecord {
     /// `local_cause`); absent without corroboration.
     #[serde(flatten)]
     pub elsewhere: Elsewhere,
+    /// Why its cause is `interference` (checks, targets, names); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interference: Option<Box<InterferenceSummary>>,
 }
 
 impl From<&OutageEnded> for OutageRecord {
@@ -70,6 +74,7 @@ impl From<&OutageEnded> for OutageRecord {
             end_reason: e.end_reason,
             observed_until: None,
             elsewhere: Elsewhere::default(),
+            interference: e.interference.clone(),
         }
     }
 }
@@ -100,6 +105,7 @@ impl OutageRecord {
             end_reason: None,
             observed_until: None,
             elsewhere: Elsewhere::default(),
+            interference: None,
         }
     }
 
@@ -107,6 +113,7 @@ impl OutageRecord {
     pub fn started(e: &OutageStarted) -> Self {
         Self {
             start_observed: e.start_observed,
+            interference: e.interference.clone(),
             ..Self::open(
                 &e.id,
                 &e.group,

@@ -80,6 +80,7 @@ pub fn outage(id: &str, group: &str, (a, b): (f64, f64), targets: &[&str]) -> [E
     let targets: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
     [
         Entry::OutageStart(OutageStarted {
+            interference: None,
             id: id.into(),
             group: group.into(),
             cause: group.into(),
@@ -89,6 +90,7 @@ pub fn outage(id: &str, group: &str, (a, b): (f64, f64), targets: &[&str]) -> [E
             gaps: vec![],
         }),
         Entry::OutageEnd(OutageEnded {
+            interference: None,
             id: id.into(),
             group: group.into(),
             cause: group.into(),
@@ -113,6 +115,7 @@ fn slow(id: &str, group: &str, (a, b): (f64, f64)) -> [Entry; 2] {
     };
     [
         Entry::DegradedStart(DegradedStarted {
+            interference: None,
             id: id.into(),
             group: group.into(),
             cause: group.into(),
@@ -121,6 +124,7 @@ fn slow(id: &str, group: &str, (a, b): (f64, f64)) -> [Entry; 2] {
             figures: figures.clone(),
         }),
         Entry::DegradedEnd(DegradedEnded {
+            interference: None,
             id: id.into(),
             group: group.into(),
             cause: group.into(),

@@ -9,6 +9,7 @@ use super::peer::Elsewhere;
 use super::run::Run;
 use crate::journal::line::Entry;
 use crate::journal::record::gap::Gap;
+use crate::journal::record::interference::InterferenceSummary;
 use crate::journal::record::outage::{DurationClock, EndReason};
 use crate::journal::record::slow::{
     DegradedEnded, DegradedResumed, DegradedStarted, Figures, PeriodFigures, Trigger,
@@ -57,6 +58,9 @@ pub struct SlowPeriodRecord {
     /// `local_cause`); absent without corroboration.
     #[serde(flatten)]
     pub elsewhere: Elsewhere,
+    /// Why its cause is `interference` (checks, targets, names); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interference: Option<Box<InterferenceSummary>>,
 }
 
 impl SlowPeriodRecord {
@@ -79,6 +83,7 @@ impl SlowPeriodRecord {
             end_reason: None,
             observed_until: None,
             elsewhere: Elsewhere::default(),
+            interference: e.interference.clone(),
         }
     }
 
@@ -101,6 +106,7 @@ impl SlowPeriodRecord {
             end_reason: None,
             observed_until: None,
             elsewhere: Elsewhere::default(),
+            interference: None,
         }
     }
 
@@ -123,6 +129,7 @@ impl SlowPeriodRecord {
             end_reason: e.end_reason,
             observed_until: None,
             elsewhere: Elsewhere::default(),
+            interference: e.interference.clone(),
         }
     }
 

@@ -4,6 +4,7 @@
 //! (`/work/shared/DESIGN.md`) and do not change.
 
 pub mod gap;
+pub mod interference;
 pub mod outage;
 pub mod path;
 pub mod peer;
@@ -12,6 +13,7 @@ pub mod slow;
 pub mod stall;
 
 pub use gap::{Gap, push_gap};
+pub use interference::{InterferenceSeen, InterferenceSummary};
 pub use outage::{DurationClock, EndReason, OutageEnded, OutageResumed, OutageStarted};
 pub use path::{Hop, LastHop, PathEvent, PathSummary, Reprobe, TraceProtocol, When};
 pub use peer::{

@@ -4,6 +4,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::journal::record::gap::Gap;
+use crate::journal::record::interference::InterferenceSummary;
 use crate::journal::ts_ms;
 
 fn observed() -> bool {
@@ -42,6 +43,9 @@ pub struct OutageStarted {
     /// Unobserved periods already known at the start (with `start_observed: false`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gaps: Vec<Gap>,
+    /// Present only when `cause` is `interference`: which checks, targets and names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interference: Option<Box<InterferenceSummary>>,
 }
 
 /// `outage_resume`: an outage open when the previous run ended is still down.
@@ -84,6 +88,9 @@ pub struct OutageEnded {
     /// recovery (and in older journals).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_reason: Option<EndReason>,
+    /// Present only when `cause` is `interference`: which checks, targets and names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interference: Option<Box<InterferenceSummary>>,
 }
 
 /// Why an outage (or a degradation period) ended other than by recovering.

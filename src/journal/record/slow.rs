@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::format_rate;
 use crate::journal::record::gap::Gap;
+use crate::journal::record::interference::InterferenceSummary;
 use crate::journal::record::outage::{DurationClock, EndReason};
 use crate::journal::ts_ms;
 
@@ -22,10 +23,13 @@ pub enum Trigger {
     DnsP95,
     HttpP95,
     LoadedLatency,
+    /// A throughput test to a name far below its `control_url` (see
+    /// [`crate::interference::Check::ThrottledName`]).
+    ThrottledName,
 }
 
 impl Trigger {
-    pub const ALL: [Trigger; 7] = [
+    pub const ALL: [Trigger; 8] = [
         Trigger::Loss,
         Trigger::RttP50,
         Trigger::RttP95,
@@ -33,6 +37,7 @@ impl Trigger {
         Trigger::DnsP95,
         Trigger::HttpP95,
         Trigger::LoadedLatency,
+        Trigger::ThrottledName,
     ];
 
     /// How many triggers there are (per-trigger arrays).
@@ -47,6 +52,7 @@ impl Trigger {
             Trigger::DnsP95 => "dns_p95",
             Trigger::HttpP95 => "http_p95",
             Trigger::LoadedLatency => "loaded_latency",
+            Trigger::ThrottledName => "throttled_name",
         }
     }
 
@@ -118,6 +124,9 @@ pub struct DegradedStarted {
     pub triggers: Vec<Trigger>,
     /// Window figures when it tripped.
     pub figures: Figures,
+    /// Present only when `cause` is `interference`: which checks, targets and names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interference: Option<Box<InterferenceSummary>>,
 }
 
 /// A degradation open when the previous run ended is still on.
@@ -159,6 +168,9 @@ pub struct DegradedEnded {
     /// group. Absent otherwise (and in older journals).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_reason: Option<EndReason>,
+    /// Present only when `cause` is `interference`: which checks, targets and names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interference: Option<Box<InterferenceSummary>>,
 }
 
 /// Triggers as `loss,rtt_p95`.

@@ -262,6 +262,7 @@ impl SlowPeriods {
                 let mut gaps = r.gaps.clone();
                 gaps.push(unobserved);
                 closed.push(SlowEvent::Ended(DegradedEnded {
+                    interference: None,
                     id: r.id.clone(),
                     group: r.group.clone(),
                     cause: r.cause.clone(),

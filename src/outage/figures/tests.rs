@@ -76,6 +76,7 @@ impl J {
             .append(
                 at(s),
                 &Entry::OutageStart(OutageStarted {
+                    interference: None,
                     id: id.clone(),
                     group: group.into(),
                     cause: group.into(),
@@ -94,6 +95,7 @@ impl J {
             .append(
                 at(e),
                 &Entry::OutageEnd(OutageEnded {
+                    interference: None,
                     id: id.into(),
                     group: group.into(),
                     cause: group.into(),

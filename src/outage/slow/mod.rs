@@ -119,8 +119,10 @@ mod sample;
 mod tests;
 mod window;
 
-/// What the tracker reports.
+/// What the tracker reports. A few per period edge, never per probe: the
+/// size difference of the variants costs nothing worth a box.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)]
 pub enum SlowEvent {
     Started(DegradedStarted),
     Resumed(DegradedResumed),
@@ -636,6 +638,7 @@ impl SlowTracker {
             None => {
                 let id = period::mint(&mut self.ids, p.start.wall, &name, "-degraded");
                 events.push(SlowEvent::Started(DegradedStarted {
+                    interference: None,
                     id: id.clone(),
                     group: name,
                     cause: cause.clone(),
@@ -777,6 +780,7 @@ fn slow_ended(
     figures: PeriodFigures,
 ) -> SlowEvent {
     SlowEvent::Ended(DegradedEnded {
+        interference: None,
         id: c.id,
         group: group.to_string(),
         cause: c.cause,

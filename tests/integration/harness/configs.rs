@@ -44,12 +44,7 @@ pub fn config_with(targets: Vec<Target>) -> Config {
             ..DaemonConfig::default()
         },
         defaults: Defaults::default(),
-        groups: vec![Group::new("g")],
-        targets,
-        plan: None,
-        notify: Vec::new(),
-        peers: Vec::new(),
-        history: Default::default(),
+        ..Config::new(vec![Group::new("g")], targets)
     }
 }
 
