@@ -297,11 +297,13 @@ impl Plan {
     }
 }
 
-/// The question, for the evidence: `example.org` and `A`.
+/// The question, for the evidence: `example.org` and `A`; the target's
+/// timeout bounds the tie-break.
 pub struct Asked<'a> {
     pub target: &'a str,
     pub name: &'a str,
     pub record: &'a str,
+    pub timeout: Duration,
 }
 
 /// What the consistency check made of a probe.
@@ -311,6 +313,9 @@ pub enum Verdict {
     NoData(String),
     /// Consistent; `tie_break` is the tie-breaker's result when it ran.
     Consistent { tie_break: Option<String> },
+    /// The tie-breaker ran out of time with less than half the target's
+    /// timeout left (the query took the rest): no data, and why.
+    Undecided(String),
     /// A failure with its evidence; `tie_break` ran when `Some`.
     Failed {
         outcome: Outcome,
@@ -387,24 +392,44 @@ pub async fn judge(
         );
     };
     let addr = SocketAddr::new(ip, *port);
+    let left = deadline.saturating_duration_since(Instant::now());
     let result = tie_break(addr, asked.name, config, deadline).await;
     let line = match &result {
-        Ok(()) => format!(
+        TieBreak::Valid => format!(
             "tls {addr} as {}: valid certificate for the name",
             asked.name
         ),
-        Err(e) => format!("tls {addr} as {}: {e}", asked.name),
+        TieBreak::Invalid(e) => format!("tls {addr} as {}: {e}", asked.name),
+        TieBreak::Silent => format!(
+            "tls {addr} as {}: no handshake within the probe's remaining {} ms",
+            asked.name,
+            left.as_millis()
+        ),
     };
     match result {
-        Ok(()) => Verdict::Consistent {
+        TieBreak::Valid => Verdict::Consistent {
             tie_break: Some(line),
         },
-        Err(_) => {
+        // Silence is evidence only when the tie-break had a fair share of
+        // the timeout; a slow query must not make a slow server look forged.
+        TieBreak::Silent if left < asked.timeout / 2 => Verdict::Undecided(line),
+        TieBreak::Invalid(_) | TieBreak::Silent => {
             raw.push(line.clone());
             let detail = format!("{said}; {line}");
             failed(Check::DnsInconsistent, asked, detail, raw, true)
         }
     }
+}
+
+/// What the tie-break's handshake showed.
+enum TieBreak {
+    /// A valid certificate for the name.
+    Valid,
+    /// Anything else that ended the handshake: another issuer, a name
+    /// mismatch, a reset, a refused connection.
+    Invalid(String),
+    /// No handshake by the deadline.
+    Silent,
 }
 
 fn failed(
@@ -432,25 +457,27 @@ async fn tie_break(
     name: &str,
     config: &Arc<ClientConfig>,
     deadline: Instant,
-) -> Result<(), String> {
-    let sni = tls::server_name(name).map_err(|o| describe(&o))?;
+) -> TieBreak {
+    let sni = match tls::server_name(name) {
+        Ok(sni) => sni,
+        Err(o) => return TieBreak::Invalid(describe(&o)),
+    };
     let left = deadline.saturating_duration_since(Instant::now());
     // Leave the probe a moment to report before its own deadline.
     let until = deadline - (left / 10).min(Duration::from_millis(50));
     let mut phases = Phases::default();
     match stream::open(addr, Some((config, sni)), until, &mut phases).await {
-        Ok(_) => Ok(()),
-        Err(Outcome::Timeout { .. }) => Err(format!(
-            "no TLS handshake within the probe's remaining {} ms",
-            left.as_millis()
-        )),
+        Ok(_) => TieBreak::Valid,
+        Err(Outcome::Timeout { .. }) => TieBreak::Silent,
         Err(other) => {
             let detail = describe(&other);
             // The line names the address already.
             let prefix = format!("TLS handshake with {addr} failed: ");
-            Err(detail
-                .strip_prefix(&prefix)
-                .map_or_else(|| detail.clone(), str::to_owned))
+            TieBreak::Invalid(
+                detail
+                    .strip_prefix(&prefix)
+                    .map_or_else(|| detail.clone(), str::to_owned),
+            )
         }
     }
 }
@@ -627,6 +654,7 @@ mod tests {
         target: "isp-resolver",
         name: "example.org",
         record: "A",
+        timeout: Duration::from_secs(1),
     };
 
     #[tokio::test]
@@ -694,5 +722,58 @@ mod tests {
         };
         let v = judge(&plan(true), &store, &ASKED, &servfail, &[], deadline).await;
         assert!(matches!(v, Verdict::NoData(_)), "{v:?}");
+    }
+
+    /// A server that accepts and never answers the ClientHello: silence is
+    /// `dns_inconsistent` with a fair share of the timeout, no data without.
+    #[tokio::test]
+    async fn a_silent_tie_break_counts_only_with_time_to_spare() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hold = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                held.push(s);
+            }
+        });
+        let store = Store::new([1]);
+        store.record(1, Some(answer(&["127.0.0.2"])));
+        let mut plan = plan(true);
+        if let Some((p, _)) = &mut plan.tls {
+            *p = port;
+        }
+        let own = answer(&["127.0.0.1"]);
+        let exempt = [cidr("127.0.0.0/8")];
+        let asked = Asked {
+            timeout: Duration::from_millis(300),
+            ..ASKED
+        };
+        let deadline = Instant::now() + Duration::from_millis(300);
+        let v = judge(&plan, &store, &asked, &own, &exempt, deadline).await;
+        let Verdict::Failed {
+            evidence,
+            tie_break,
+            ..
+        } = v
+        else {
+            panic!("expected a failure: {v:?}");
+        };
+        assert!(tie_break);
+        assert!(
+            evidence.raw[2].contains("no handshake within the probe's remaining"),
+            "{evidence:?}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the tie-break ends before the probe's deadline"
+        );
+
+        let deadline = Instant::now() + Duration::from_millis(100);
+        let v = judge(&plan, &store, &asked, &own, &exempt, deadline).await;
+        assert!(
+            matches!(&v, Verdict::Undecided(l) if l.contains("no handshake")),
+            "{v:?}"
+        );
+        hold.abort();
     }
 }

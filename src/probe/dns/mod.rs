@@ -309,6 +309,7 @@ impl DnsProber {
             target: &target.name,
             name: name.trim_end_matches('.'),
             record: &record,
+            timeout: target.timeout,
         };
         let verdict = compare::judge(
             plan,
@@ -326,6 +327,16 @@ impl DnsProber {
                     compare_with = %plan.with_name,
                     why = %why,
                     "DNS consistency: no data"
+                );
+                outcome
+            }
+            Verdict::Undecided(line) => {
+                info.extra = Some(Extra::TlsTieBreak);
+                tracing::debug!(
+                    target_name = %target.name,
+                    compare_with = %plan.with_name,
+                    tie_break = %line,
+                    "DNS consistency: no data (the query left the tie-break too little time)"
                 );
                 outcome
             }
