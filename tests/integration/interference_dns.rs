@@ -489,6 +489,14 @@ async fn loopback_forged_cdn_bogon_and_compared_resolver_down() {
     };
     assert_eq!(run("doh-site").await["result"], "success");
     assert_eq!(run("isp-site").await["reason"], "dns_inconsistent");
+    // A CDN node the tie-breaker vouched for is not checked again (for an hour).
+    let cdn_before = counts[3].load(Ordering::SeqCst);
+    assert_eq!(run("doh-cdn").await["result"], "success");
+    assert_eq!(run("isp-cdn").await["extra"], "tls_tie_break");
+    let again = run("isp-cdn").await;
+    assert_eq!(again["result"], "success", "{again}");
+    assert!(again["extra"].is_null(), "{again}");
+    assert_eq!(counts[3].load(Ordering::SeqCst), cdn_before + 1);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let stale = run("isp-site").await;
     assert_eq!(stale["result"], "success", "{stale}");

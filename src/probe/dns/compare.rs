@@ -16,7 +16,10 @@
 //! (plus `tie_break_ca_file`): a valid certificate for the name means the
 //! two resolvers merely chose different servers (CDN GeoDNS) and the answer
 //! is consistent; anything else is `dns_inconsistent`. An address both
-//! resolvers return is never suspect, whatever its range.
+//! resolvers return is never suspect, whatever its range. An address the
+//! tie-breaker vouched for is not checked again for [`VOUCHED_FOR`], so a
+//! CDN costs one handshake an hour, not one a probe; a failed tie-break is
+//! repeated on each probe (one extra connection per failed probe at most).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -266,6 +269,33 @@ pub struct Plan {
     pub fresh: Duration,
     /// The TLS tie-breaker's port and client config (`tie_break = "tls"`).
     pub tls: Option<(u16, Arc<ClientConfig>)>,
+    /// Addresses the tie-breaker vouched for, and when: a CDN's other node
+    /// is checked once per [`VOUCHED_FOR`], not on every probe.
+    vouched: Mutex<Vec<(IpAddr, Instant)>>,
+}
+
+/// How long a valid certificate at an address vouches for it.
+pub const VOUCHED_FOR: Duration = Duration::from_secs(3600);
+
+/// Vouched addresses kept per target at most (the oldest is dropped).
+const VOUCHED_MAX: usize = 16;
+
+impl Plan {
+    /// Whether the tie-breaker vouched for `ip` within [`VOUCHED_FOR`].
+    fn vouched(&self, ip: IpAddr) -> bool {
+        let mut list = self.vouched.lock().unwrap_or_else(PoisonError::into_inner);
+        list.retain(|(_, at)| at.elapsed() < VOUCHED_FOR);
+        list.iter().any(|(a, _)| *a == ip)
+    }
+
+    fn vouch(&self, ip: IpAddr) {
+        let mut list = self.vouched.lock().unwrap_or_else(PoisonError::into_inner);
+        list.retain(|(a, _)| *a != ip);
+        if list.len() >= VOUCHED_MAX {
+            list.remove(0);
+        }
+        list.push((ip, Instant::now()));
+    }
 }
 
 impl Plan {
@@ -293,6 +323,7 @@ impl Plan {
                 (Some(t), Some(config)) => Some((t.port, config)),
                 _ => None,
             },
+            vouched: Mutex::default(),
         })
     }
 }
@@ -391,9 +422,15 @@ pub async fn judge(
             false,
         );
     };
+    if plan.vouched(ip) {
+        return Verdict::Consistent { tie_break: None };
+    }
     let addr = SocketAddr::new(ip, *port);
     let left = deadline.saturating_duration_since(Instant::now());
     let result = tie_break(addr, asked.name, config, deadline).await;
+    if matches!(result, TieBreak::Valid) {
+        plan.vouch(ip);
+    }
     let line = match &result {
         TieBreak::Valid => format!(
             "tls {addr} as {}: valid certificate for the name",
@@ -647,6 +684,7 @@ mod tests {
                 let c = tls::client_config(None, true, &[]).unwrap();
                 (443, Arc::new(c))
             }),
+            vouched: Mutex::default(),
         }
     }
 
@@ -722,6 +760,27 @@ mod tests {
         };
         let v = judge(&plan(true), &store, &ASKED, &servfail, &[], deadline).await;
         assert!(matches!(v, Verdict::NoData(_)), "{v:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_vouched_address_skips_the_tie_break_for_an_hour() {
+        let store = Store::new([1]);
+        let p = plan(true);
+        p.vouch(ip("127.0.0.82"));
+        store.record(1, Some(answer(&["127.0.0.81"])));
+        let own = answer(&["127.0.0.82"]);
+        let exempt = [cidr("127.0.0.0/8")];
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let v = judge(&p, &store, &ASKED, &own, &exempt, deadline).await;
+        assert_eq!(v, Verdict::Consistent { tie_break: None });
+        assert!(p.vouched(ip("127.0.0.82")));
+        tokio::time::advance(VOUCHED_FOR).await;
+        assert!(!p.vouched(ip("127.0.0.82")));
+        for last in 0..20 {
+            p.vouch(IpAddr::V4(Ipv4Addr::new(192, 0, 2, last)));
+        }
+        assert_eq!(p.vouched.lock().unwrap().len(), VOUCHED_MAX);
+        assert!(p.vouched(ip("192.0.2.19")) && !p.vouched(ip("192.0.2.0")));
     }
 
     /// A server that accepts and never answers the ClientHello: silence is
