@@ -108,7 +108,7 @@ impl Pki {
         self.path().join("ca.pem").display().to_string()
     }
 
-    /// Writes `<name>.pem` (leaf + its CA) and `<name>.key`.
+    /// Writes `<name>.pem` (the leaf alone) and `<name>.key`.
     fn leaf(&self, file: &str, names: &[&str], forged: bool) {
         let mut params =
             CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
@@ -721,8 +721,31 @@ fn dns_consistency_in_namespaces() {
     let config_path = dir.path().join("config.toml");
     std::fs::write(&config_path, text(&dir.path().join("data"))).unwrap();
     let config_env = [("LWT_CONFIG", config_path.to_str().unwrap())];
+    // Count the tie-breaks' bytes: one handshake each to the forged address
+    // (failed) and to the CDN's other node (valid).
+    for addr in [FORGED_SITE, CDN_B] {
+        home.exec(&[
+            "iptables", "-A", "OUTPUT", "-d", addr, "-p", "tcp", "--dport", "443",
+        ]);
+        home.exec(&[
+            "iptables", "-A", "INPUT", "-s", addr, "-p", "tcp", "--sport", "443",
+        ]);
+    }
     let out = home.run_inner(None, INNER_PROBE, &config_env);
     check_verdicts(&observations(&out), FORGED_SITE, 443);
+    let counters = home.exec(&["iptables", "-L", "-v", "-n", "-x"]);
+    for addr in [FORGED_SITE, CDN_B] {
+        let bytes: Vec<u64> = counters
+            .lines()
+            .filter(|l| l.contains(addr))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .collect();
+        assert!(
+            bytes.iter().all(|&b| b > 0),
+            "no tie-break to {addr}:\n{counters}"
+        );
+        eprintln!("tie-break to {addr}: {bytes:?} bytes (out, in) with the test chain");
+    }
 
     // The real daemon, scheduling every target every 500 ms.
     let params = Params {
