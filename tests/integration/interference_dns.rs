@@ -527,6 +527,27 @@ async fn config_check_rejects_a_comparison_of_different_questions() {
     assert!(err.contains("dnscheck.toml:"), "{err}");
 }
 
+#[test]
+fn a_missing_tie_break_ca_file_fails_the_setup_naming_the_target() {
+    let text = config_text(
+        "192.0.2.53",
+        "https://dns.example/dns-query",
+        "/nonexistent/dnscheck-ca.pem",
+        443,
+        "10.0.0.0/8",
+    )
+    .replace("{data}", "/nonexistent")
+    // Only the tie-breaker's CA file is missing.
+    .replace("ca_file = \"/nonexistent/dnscheck-ca.pem\"\nquery", "query");
+    let config = linkwatch::config::parse(&text, "dnscheck.toml").unwrap();
+    let err = Probers::check_offline(&config).unwrap_err();
+    let text = format!("{err}: {:?}", std::error::Error::source(&err));
+    assert!(
+        text.contains("isp-site") && text.contains("/nonexistent/dnscheck-ca.pem"),
+        "{text}"
+    );
+}
+
 // ---- network namespaces: dnsmasq, a DoH server, TLS servers ----
 
 /// Addresses in `net` (on its `lo`), reached from `home` over the veth link.
