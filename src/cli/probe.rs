@@ -78,7 +78,32 @@ fn probe_all(cfg: &Arc<Config>, only: &[String]) -> Result<Vec<(usize, Observati
         // itself, as the daemon runs them); everything else at once.
         let one_test = Arc::new(tokio::sync::Mutex::new(()));
         let mut set = tokio::task::JoinSet::new();
-        for (i, t) in cfg.targets.iter().enumerate() {
+        let mut reports = Vec::new();
+        // DNS targets some `compare_with` names are probed first, so that
+        // the targets comparing with them find their answers.
+        let compared: Vec<&str> = cfg
+            .targets
+            .iter()
+            .filter_map(|t| match &t.spec {
+                crate::config::TargetSpec::Dns(d) => Some(d.compare.as_ref()?.with.as_str()),
+                _ => None,
+            })
+            .collect();
+        let mut order: Vec<(usize, &crate::config::Target)> =
+            cfg.targets.iter().enumerate().collect();
+        order.sort_by_key(|(_, t)| !compared.contains(&t.name.as_str()));
+        let first = order
+            .iter()
+            .filter(|(_, t)| compared.contains(&t.name.as_str()))
+            .count();
+        for (n, (i, t)) in order.into_iter().enumerate() {
+            if n == first && first > 0 {
+                while let Some(r) = set.join_next().await {
+                    if let Ok(r) = r {
+                        reports.push(r);
+                    }
+                }
+            }
             if !only.is_empty() && !only.contains(&t.name) {
                 continue;
             }
@@ -95,7 +120,6 @@ fn probe_all(cfg: &Arc<Config>, only: &[String]) -> Result<Vec<(usize, Observati
                 (i, probers.probe(i, t, deadline).await)
             });
         }
-        let mut reports = Vec::new();
         while let Some(r) = set.join_next().await {
             if let Ok(r) = r {
                 reports.push(r);

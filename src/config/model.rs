@@ -602,6 +602,30 @@ pub struct DnsSpec {
     /// Answers (as presentation-format RDATA, e.g. `192.0.2.1`) that must all be present.
     pub expect: Vec<String>,
     pub min_answers: u32,
+    /// `compare_with` and its tie-breaker: DNS consistency against another
+    /// dns target asking the same question (see [`crate::interference`]).
+    pub compare: Option<DnsCompare>,
+}
+
+/// `compare_with = "<dns target>"` with `tie_break`, `tie_break_port` and
+/// `tie_break_ca_file`: each probe's addresses are compared with the other
+/// target's latest answer; a disagreement is checked with one TLS handshake.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnsCompare {
+    /// The compared dns target's name (same `query` and `record`; checked at load).
+    pub with: String,
+    /// `tie_break = "tls"` (the default): one TLS handshake to the suspect
+    /// address, SNI = the query name, on `tie_break_port`; `None` for `"none"`.
+    pub tls: Option<TieBreakTls>,
+}
+
+/// The TLS tie-breaker's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TieBreakTls {
+    /// `tie_break_port`, 443 by default.
+    pub port: u16,
+    /// `tie_break_ca_file`: PEM certificates trusted besides the web PKI roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl DnsSpec {
@@ -614,6 +638,7 @@ impl DnsSpec {
             expect_rcode: ResponseCode::NoError,
             expect: Vec::new(),
             min_answers: 0,
+            compare: None,
         }
     }
 }

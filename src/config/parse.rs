@@ -272,6 +272,7 @@ fn document(w: &mut Walker<'_>, root: &DeTable<'_>) -> Option<Config> {
         .map(|t| t.map(|t| target(w, &t, &defaults)))
         .collect();
     graph::check(w, &groups, &targets);
+    spec::check_compare_with(w, &root, &targets);
     let group_names: Vec<String> = groups
         .iter()
         .filter_map(|g| Some(g.name.as_ref().ok()?.value.clone()))

@@ -198,7 +198,7 @@ const INVALID: &[(&str, &[&str])] = &[
             "28:8: key `target[1].port`: `port` (65536) must be in the range 1..=65535",
             "32:9: key `target[2].group`: `group` (wan) names no [[group]]; defined groups: lan, isp",
             "36:10: key `target[2].record`: `record` (AAAAA) is not a supported record type; supported: A, AAAA, CAA, CNAME, DNSKEY, DS, HTTPS, MX, NAPTR, NS, PTR, SOA, SRV, SSHFP, SVCB, TLSA, TXT",
-            "37:1: key `target[2].url`: key `url` is not valid for kind `dns`; valid keys: name, group, kind, interval, timeout, fail_after, recover_after, server, query, record, transport, tls_name, expect_rcode, expect, min_answers, ca_file",
+            "37:1: key `target[2].url`: key `url` is not valid for kind `dns`; valid keys: name, group, kind, interval, timeout, fail_after, recover_after, server, query, record, transport, tls_name, expect_rcode, expect, min_answers, ca_file, compare_with, tie_break, tie_break_port, tie_break_ca_file",
         ],
     ),
     (

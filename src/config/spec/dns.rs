@@ -13,7 +13,10 @@ use toml::de::DeValue;
 use url::Url;
 
 use super::super::error::shown;
-use super::super::model::{DnsServer, DnsSpec, DnsTransport, Host, Nameserver};
+use super::super::graph::TargetDraft;
+use super::super::model::{
+    DnsCompare, DnsServer, DnsSpec, DnsTransport, Host, Nameserver, TargetSpec, TieBreakTls,
+};
 use super::super::validate;
 use super::super::walk::{At, Got, Need, Reported, Tbl, Walker, all_or_reported};
 use super::super::{RCODES, RECORD_TYPES};
@@ -28,6 +31,10 @@ pub(super) const KEYS: &[&str] = &[
     "expect",
     "min_answers",
     "ca_file",
+    "compare_with",
+    "tie_break",
+    "tie_break_port",
+    "tie_break_ca_file",
 ];
 
 /// Where `server` points, before it is joined with the transport's other keys.
@@ -66,6 +73,7 @@ pub(super) fn parse(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Option<DnsSpec> {
     };
     let expect = expect(w, t, record_type);
     let min_answers = w.integer(t, "min_answers", 0, 1000);
+    let compare = compare(w, t, record_type);
     let ca_file = w.nonempty(t, "ca_file");
     let ca_file = only_with(
         w,
@@ -104,7 +112,161 @@ pub(super) fn parse(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Option<DnsSpec> {
             .map_or(ResponseCode::NoError, |v| v.value),
         expect: expect.ok()?,
         min_answers: min_answers.ok()?.map_or(0, |v| v.value) as u32,
+        compare: compare.ok()?,
     })
+}
+
+/// `compare_with` with `tie_break`, `tie_break_port` and `tie_break_ca_file`.
+/// Whether the compared target exists and asks the same question is checked
+/// once every target is read ([`check_compare_with`]).
+fn compare(
+    w: &mut Walker<'_>,
+    t: &Tbl<'_, '_>,
+    record: Option<RecordType>,
+) -> Result<Option<DnsCompare>, Reported> {
+    let with = w.nonempty(t, "compare_with");
+    let tie_break = w.string(t, "tie_break");
+    let tie_break = w.check(t, "tie_break", tie_break, |s| match s.as_str() {
+        "tls" => Ok(true),
+        "none" => Ok(false),
+        _ => Err(format!(
+            "`tie_break` ({s}) must be \"tls\" or \"none\"",
+            s = shown(s)
+        )),
+    });
+    let port = w.integer(t, "tie_break_port", 1, 65_535);
+    let ca_file = w.nonempty(t, "tie_break_ca_file");
+    let with = match with? {
+        Some(with) => with,
+        None => {
+            // The tie-breaker's keys mean nothing without a comparison.
+            let mut failed = false;
+            for key in ["tie_break", "tie_break_port", "tie_break_ca_file"] {
+                if let Some(v) = t.get(key) {
+                    let message = format!(
+                        "`{key}` only applies with `compare_with`, which this target does not set"
+                    );
+                    w.report(v.span(), t.key(key), message);
+                    failed = true;
+                }
+            }
+            return if failed { Err(Reported) } else { Ok(None) };
+        }
+    };
+    if let Some(record) = record
+        && !matches!(record, RecordType::A | RecordType::AAAA)
+    {
+        let message = format!(
+            "`compare_with` compares addresses: it needs `record = \"A\"` or `\"AAAA\"`, \
+             not {record}"
+        );
+        return Err(w.report(with.span, t.key("compare_with"), message));
+    }
+    let tls = tie_break?.is_none_or(|v| v.value);
+    let (port, ca_file) = (port?, ca_file?);
+    if !tls {
+        for (key, set) in [
+            ("tie_break_port", port.as_ref().map(|v| v.span.clone())),
+            (
+                "tie_break_ca_file",
+                ca_file.as_ref().map(|v| v.span.clone()),
+            ),
+        ] {
+            if let Some(span) = set {
+                let message =
+                    format!("`{key}` only applies with `tie_break = \"tls\"`, not \"none\"");
+                return Err(w.report(span, t.key(key), message));
+            }
+        }
+    }
+    Ok(Some(DnsCompare {
+        with: with.value,
+        tls: tls.then(|| TieBreakTls {
+            port: port.map_or(443, |v| v.value as u16),
+            ca_file: ca_file.map(|v| PathBuf::from(v.value)),
+        }),
+    }))
+}
+
+/// Every `compare_with` names another dns target that asks the same question
+/// (same `query`, same `record`): the comparison is of one question asked
+/// of two resolvers. Reported at the `compare_with` value.
+pub(in crate::config) fn check_compare_with(
+    w: &mut Walker<'_>,
+    root: &Tbl<'_, '_>,
+    targets: &[Result<TargetDraft, Reported>],
+) {
+    let Some(DeValue::Array(items)) = root.get("target").map(|v| v.get_ref()) else {
+        return;
+    };
+    let named = |name: &str| {
+        targets.iter().find_map(|d| match d {
+            Ok(d) if d.name.as_ref().is_ok_and(|n| n.value == name) => Some(d),
+            _ => None,
+        })
+    };
+    let dns_names: Vec<&str> = targets
+        .iter()
+        .filter_map(|d| match &d.as_ref().ok()?.target.as_ref()?.spec {
+            TargetSpec::Dns(_) => Some(d.as_ref().ok()?.name.as_ref().ok()?.value.as_str()),
+            _ => None,
+        })
+        .collect();
+    for (i, (item, draft)) in items.iter().zip(targets).enumerate() {
+        let (DeValue::Table(map), Ok(draft)) = (item.get_ref(), draft) else {
+            continue;
+        };
+        let (Some(value), Some(target)) = (map.get("compare_with"), &draft.target) else {
+            continue;
+        };
+        let TargetSpec::Dns(DnsSpec {
+            compare: Some(compare),
+            query,
+            record,
+            ..
+        }) = &target.spec
+        else {
+            continue;
+        };
+        let key = format!("target[{i}].compare_with");
+        let with = shown(&compare.with);
+        let message = if compare.with == target.name {
+            format!("`compare_with` ({with}) names this target itself; name another dns target")
+        } else {
+            match named(&compare.with) {
+                None => format!(
+                    "`compare_with` ({with}) names no [[target]]; dns targets: {}",
+                    dns_names.join(", ")
+                ),
+                // That target's own problems were reported.
+                Some(TargetDraft { target: None, .. }) => continue,
+                Some(TargetDraft {
+                    target: Some(other),
+                    ..
+                }) => match &other.spec {
+                    TargetSpec::Dns(o) if same_name(&o.query, query) && o.record == *record => {
+                        continue;
+                    }
+                    TargetSpec::Dns(o) => format!(
+                        "`compare_with` ({with}) asks {} {}, this target asks {} {}: \
+                         the comparison needs the same question",
+                        o.query, o.record, query, record
+                    ),
+                    other_spec => format!(
+                        "`compare_with` ({with}) names a {} target; it must name a dns target",
+                        other_spec.kind().as_str()
+                    ),
+                },
+            }
+        };
+        w.report(value.span(), key, message);
+    }
+}
+
+/// Names equal as asked (the probe asks every name as fully qualified).
+fn same_name(a: &Name, b: &Name) -> bool {
+    let text = |n: &Name| n.to_ascii().trim_end_matches('.').to_ascii_lowercase();
+    text(a) == text(b)
 }
 
 /// `record`: one of [`RECORD_TYPES`], in any case.
@@ -333,8 +495,129 @@ fn expect(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::config::{TieBreakTls, parse};
+
+    /// Two dns targets asking the same question: `isp` (udp, line 9 on) and
+    /// `doh` (https); `isp_extra` is added to `isp`.
+    fn two(isp_extra: &str, doh_extra: &str) -> String {
+        format!(
+            "[[group]]\nname = \"g\"\n\
+             [[target]]\nname = \"doh\"\ngroup = \"g\"\nkind = \"dns\"\ntransport = \"https\"\n\
+             server = \"https://dns.example/dns-query\"\nquery = \"example.org\"\n{doh_extra}\n\
+             [[target]]\nname = \"isp\"\ngroup = \"g\"\nkind = \"dns\"\nserver = \"192.0.2.53\"\n\
+             query = \"Example.org.\"\n{isp_extra}\n\
+             [[target]]\nname = \"web\"\ngroup = \"g\"\nkind = \"icmp\"\nhost = \"192.0.2.80\"\n"
+        )
+    }
+
+    fn compare_of(c: &crate::config::Config, name: &str) -> Option<DnsCompare> {
+        let t = c.targets.iter().find(|t| t.name == name).unwrap();
+        match &t.spec {
+            TargetSpec::Dns(d) => d.compare.clone(),
+            _ => panic!("not dns"),
+        }
+    }
+
+    #[test]
+    fn compare_with_and_its_tie_breaker_parse_with_defaults() {
+        let c = parse(&two("compare_with = \"doh\"", ""), "t.toml").unwrap();
+        assert_eq!(
+            compare_of(&c, "isp"),
+            Some(DnsCompare {
+                with: "doh".into(),
+                tls: Some(TieBreakTls {
+                    port: 443,
+                    ca_file: None
+                }),
+            })
+        );
+        assert_eq!(compare_of(&c, "doh"), None);
+        let text = two(
+            "compare_with = \"doh\"\ntie_break = \"tls\"\ntie_break_port = 8443\ntie_break_ca_file = \"/etc/ca.pem\"",
+            "",
+        );
+        let c = parse(&text, "t.toml").unwrap();
+        assert_eq!(
+            compare_of(&c, "isp").unwrap().tls,
+            Some(TieBreakTls {
+                port: 8443,
+                ca_file: Some("/etc/ca.pem".into())
+            })
+        );
+        let c = parse(
+            &two("compare_with = \"doh\"\ntie_break = \"none\"", ""),
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(compare_of(&c, "isp").unwrap().tls, None);
+    }
+
+    #[test]
+    fn bad_comparisons_are_positioned_errors() {
+        for (isp, doh, at, words) in [
+            (
+                "compare_with = \"nope\"",
+                "",
+                "t.toml:17:16: key `target[1].compare_with`",
+                "names no [[target]]; dns targets: doh, isp",
+            ),
+            (
+                "compare_with = \"isp\"",
+                "",
+                "t.toml:17:16: key `target[1].compare_with`",
+                "names this target itself",
+            ),
+            (
+                "compare_with = \"web\"",
+                "",
+                "t.toml:17:16: key `target[1].compare_with`",
+                "names a icmp target",
+            ),
+            (
+                "compare_with = \"doh\"",
+                "record = \"AAAA\"",
+                "t.toml:17:16: key `target[1].compare_with`",
+                "asks example.org AAAA, this target asks Example.org. A",
+            ),
+            (
+                "compare_with = \"doh\"\nrecord = \"TXT\"",
+                "record = \"TXT\"",
+                "t.toml:17:16: key `target[1].compare_with`",
+                "needs `record = \"A\"` or `\"AAAA\"`",
+            ),
+            (
+                "tie_break = \"tls\"",
+                "",
+                "t.toml:17:13: key `target[1].tie_break`",
+                "only applies with `compare_with`",
+            ),
+            (
+                "compare_with = \"doh\"\ntie_break = \"maybe\"",
+                "",
+                "t.toml:18:13: key `target[1].tie_break`",
+                "must be \"tls\" or \"none\"",
+            ),
+            (
+                "compare_with = \"doh\"\ntie_break_port = 0",
+                "",
+                "t.toml:18:18: key `target[1].tie_break_port`",
+                "range",
+            ),
+            (
+                "compare_with = \"doh\"\ntie_break = \"none\"\ntie_break_ca_file = \"/x.pem\"",
+                "",
+                "t.toml:19:21: key `target[1].tie_break_ca_file`",
+                "only applies with `tie_break = \"tls\"`",
+            ),
+        ] {
+            let err = parse(&two(isp, doh), "t.toml").unwrap_err().to_string();
+            assert!(err.contains(at), "{at}: {err}");
+            assert!(err.contains(words), "{words}: {err}");
+        }
+    }
 
     #[test]
     fn every_supported_record_type_and_rcode_is_a_hickory_value() {

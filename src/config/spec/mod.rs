@@ -11,6 +11,7 @@ mod icmp;
 mod tcp;
 mod throughput;
 
+pub(super) use dns::check_compare_with;
 pub(super) use throughput::{plan, timing as throughput_timing};
 
 use std::net::IpAddr;

@@ -6,6 +6,11 @@
 //! DoT and DoH the exchange after the connection (and TLS) is up, which are
 //! reported as the `connect` and `tls` phases. A timeout while waiting for the
 //! reply has no phase (`Timeout { phase: None }`).
+//!
+//! A target with `compare_with` also compares its answer with the compared
+//! target's latest one ([`compare`]): `dns_inconsistent` or `dns_bogon`.
+
+pub mod compare;
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -30,8 +35,10 @@ use super::net::{connect, resolve};
 use super::seam::{self, Completion, Probe};
 use super::{Info, Observation, Outcome, Phase, Phases, Reason};
 use crate::config::{
-    Config, DnsServer, DnsSpec, DnsTransport, Host, IpVersion, Nameserver, Target, TargetSpec,
+    Cidr, Config, DnsServer, DnsSpec, DnsTransport, Host, IpVersion, Nameserver, Target, TargetSpec,
 };
+use crate::interference::Extra;
+use compare::{Answer, Asked, Plan, Store, Verdict};
 
 /// Where the system resolver is configured.
 pub const RESOLV_CONF: &str = "/etc/resolv.conf";
@@ -63,6 +70,10 @@ pub struct DnsProber {
     /// Per target; boxed, as most targets of a large config are not DNS
     /// ones (8 bytes each instead of a whole `Question`).
     questions: Vec<Option<Box<Question>>>,
+    /// The latest answer of every target some `compare_with` names.
+    latest: Store,
+    /// `[interference] bogon_exempt`.
+    bogon_exempt: Vec<Cidr>,
 }
 
 /// A DNS target's query, built once: the message (to check replies against)
@@ -73,6 +84,8 @@ pub struct Question {
     wire: Vec<u8>,
     /// The name checked in a DoT server's certificate (`tls_name`, else the host).
     sni: Option<Result<ServerName<'static>, Outcome>>,
+    /// `compare_with`, resolved against the prober's config.
+    compare: Option<Plan>,
 }
 
 impl Question {
@@ -100,6 +113,7 @@ impl Question {
             message,
             wire,
             sni,
+            compare: None,
         })
     }
 
@@ -140,17 +154,43 @@ impl DnsProber {
     pub fn new(config: &Config) -> Result<Self, DnsSetupError> {
         let mut dot = TlsConfigs::new(&[]);
         let mut doh = TlsConfigs::new(&[tls::ALPN_HTTP1]);
+        let mut tie_break = TlsConfigs::new(&[]);
         let mut questions = Vec::with_capacity(config.targets.len());
         for target in &config.targets {
             let TargetSpec::Dns(spec) = &target.spec else {
                 questions.push(None);
                 continue;
             };
-            let question =
+            let mut question =
                 Question::new(&target.name, spec).map_err(|detail| DnsSetupError::Query {
                     target: target.name.clone(),
                     detail,
                 })?;
+            if let Some(c) = &spec.compare {
+                let tls = match &c.tls {
+                    Some(t) => {
+                        let ca_file = t.ca_file.as_deref();
+                        tie_break
+                            .prepare(ca_file, true)
+                            .map_err(|source| DnsSetupError::Tls {
+                                target: target.name.clone(),
+                                source,
+                            })?;
+                        tie_break.get(ca_file, true).cloned()
+                    }
+                    None => None,
+                };
+                // Absent from a loaded config only when the caller kept some
+                // targets (`linkwatch probe -t`): then there is nothing to compare.
+                question.compare = Plan::new(config, c, tls);
+                if question.compare.is_none() {
+                    tracing::debug!(
+                        target_name = %target.name,
+                        compare_with = %c.with,
+                        "the compared target is not probed here: no DNS consistency check"
+                    );
+                }
+            }
             questions.push(Some(Box::new(question)));
             let (configs, ca_file) = match &spec.server {
                 DnsServer::Tls { ca_file, .. } => (&mut dot, ca_file),
@@ -164,10 +204,16 @@ impl DnsProber {
                     source,
                 })?;
         }
+        let compared = questions
+            .iter()
+            .filter_map(|q| Some(q.as_ref()?.compare.as_ref()?.with));
+        let latest = Store::new(compared);
         Ok(Self {
             dot,
             doh,
             questions,
+            latest,
+            bogon_exempt: config.interference.bogon_exempt.clone(),
         })
     }
 
@@ -183,10 +229,14 @@ impl DnsProber {
         let mut info = Info::default();
         let mut phases = Phases::default();
         let built;
-        let question = match self.questions.get(index) {
-            Some(Some(q)) if q.target == target.name => Ok(&**q),
+        let own = match self.questions.get(index) {
+            Some(Some(q)) if q.target == target.name => Some(&**q),
+            _ => None,
+        };
+        let question = match own {
+            Some(q) => Ok(q),
             // A target the prober was not built for: ask its question anyway.
-            _ => match Question::new(&target.name, spec) {
+            None => match Question::new(&target.name, spec) {
                 Ok(q) => {
                     built = q;
                     Ok(&built)
@@ -197,9 +247,17 @@ impl DnsProber {
                 )),
             },
         };
-        let outcome = match question {
+        let mut answer = None;
+        let mut outcome = match question {
             Ok(question) => match self
-                .run(spec, question, deadline, &mut phases, &mut info)
+                .run(
+                    spec,
+                    question,
+                    deadline,
+                    &mut phases,
+                    &mut info,
+                    &mut answer,
+                )
                 .await
             {
                 Ok(rtt) => Outcome::Success {
@@ -210,7 +268,102 @@ impl DnsProber {
             },
             Err(outcome) => outcome,
         };
+        if let Some(q) = own {
+            self.latest
+                .record(index, answer.clone().filter(|_| outcome.is_success()));
+            if let (Some(plan), Some(answer)) = (&q.compare, &answer) {
+                outcome = self
+                    .consistency(plan, target, spec, answer, outcome, deadline, &mut info)
+                    .await;
+            }
+        }
         Observation::with_info(outcome, info)
+    }
+
+    /// The probe's outcome after comparing its `answer` with the compared
+    /// target's latest: unchanged unless the answers are inconsistent. Only
+    /// a reply the probe itself accepted, or rejected for its rcode or its
+    /// answers (a forged NXDOMAIN), is compared.
+    #[allow(clippy::too_many_arguments)]
+    async fn consistency(
+        &self,
+        plan: &Plan,
+        target: &Target,
+        spec: &DnsSpec,
+        answer: &Answer,
+        outcome: Outcome,
+        deadline: Instant,
+        info: &mut Info,
+    ) -> Outcome {
+        let judged = match &outcome {
+            Outcome::Success { .. } => true,
+            Outcome::Error(e) => matches!(e.reason, Reason::Rcode | Reason::AnswerMismatch),
+            Outcome::Timeout { .. } => false,
+        };
+        if !judged {
+            return outcome;
+        }
+        let name = spec.query.to_ascii();
+        let record = spec.record.to_string();
+        let asked = Asked {
+            target: &target.name,
+            name: name.trim_end_matches('.'),
+            record: &record,
+            timeout: target.timeout,
+        };
+        let verdict = compare::judge(
+            plan,
+            &self.latest,
+            &asked,
+            answer,
+            &self.bogon_exempt,
+            deadline,
+        )
+        .await;
+        match verdict {
+            Verdict::NoData(why) => {
+                tracing::debug!(
+                    target_name = %target.name,
+                    compare_with = %plan.with_name,
+                    why = %why,
+                    "DNS consistency: no data"
+                );
+                outcome
+            }
+            Verdict::Undecided(line) => {
+                info.extra = Some(Extra::TlsTieBreak);
+                tracing::debug!(
+                    target_name = %target.name,
+                    compare_with = %plan.with_name,
+                    tie_break = %line,
+                    "DNS consistency: no data (the query left the tie-break too little time)"
+                );
+                outcome
+            }
+            Verdict::Consistent { tie_break } => {
+                if let Some(line) = tie_break {
+                    info.extra = Some(Extra::TlsTieBreak);
+                    tracing::debug!(
+                        target_name = %target.name,
+                        compare_with = %plan.with_name,
+                        tie_break = %line,
+                        "DNS answers differ; the TLS tie-breaker vouched for the address"
+                    );
+                }
+                outcome
+            }
+            Verdict::Failed {
+                outcome,
+                evidence,
+                tie_break,
+            } => {
+                if tie_break {
+                    info.extra = Some(Extra::TlsTieBreak);
+                }
+                info.evidence = Some(evidence);
+                outcome
+            }
+        }
     }
 
     async fn run(
@@ -220,6 +373,7 @@ impl DnsProber {
         deadline: Instant,
         phases: &mut Phases,
         info: &mut Info,
+        answer: &mut Option<Answer>,
     ) -> Result<Duration, Outcome> {
         let (wire, id) = question.with_fresh_id();
         let (reply, rtt, server) = match &spec.server {
@@ -262,6 +416,7 @@ impl DnsProber {
             }
         };
         let reply = decode_reply(id, &question.message, &reply, &server)?;
+        *answer = Some(Answer::from_reply(&reply));
         check_reply(spec, &reply, info)?;
         Ok(rtt)
     }
