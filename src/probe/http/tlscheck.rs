@@ -177,7 +177,7 @@ pub fn judge(
     let failed = validation
         .map(|v| format!("; the chain fails validation ({v})"))
         .unwrap_or_default();
-    let detail = if !pins.is_empty() && !pins.iter().any(|p| *p == facts.spki) {
+    let detail = if !pins.is_empty() && !pins.contains(&facts.spki) {
         format!(
             "the TLS leaf key of {name} at {peer} is not among the {} pinned key(s) (pin_spki); issuer {issuer}{failed}",
             pins.len()
