@@ -474,6 +474,17 @@ pub struct HttpSpec {
     pub ca_file: Option<PathBuf>,
     /// `false` disables certificate verification (warned about at start).
     pub tls_verify: bool,
+    /// `pin_spki`: the leaf keys accepted (base64 SHA-256 of the
+    /// SubjectPublicKeyInfo, canonical form); any other is `tls_intercepted`.
+    pub pin_spki: Vec<String>,
+    /// `expect_issuer`: the issuer's whole DN or one of its values; any other
+    /// issuer is `tls_intercepted`.
+    pub expect_issuer: Option<String>,
+    /// `sni_control`: the TLS name tried on the same address when the real
+    /// handshake is reset or times out (`sni_blocked` when it answers).
+    pub sni_control: Option<String>,
+    /// `blockpage`: this target's block-page rules, tried before `[interference]`'s.
+    pub blockpage: Vec<super::interference::BlockpageRule>,
 }
 
 impl HttpSpec {
@@ -495,6 +506,10 @@ impl HttpSpec {
             max_body: Self::DEFAULT_MAX_BODY,
             ca_file: None,
             tls_verify: true,
+            pin_spki: Vec::new(),
+            expect_issuer: None,
+            sni_control: None,
+            blockpage: Vec::new(),
         }
     }
 }

@@ -17,12 +17,17 @@ use rustls::ClientConfig;
 use tokio::time::Instant;
 use url::Url;
 
-use super::net::resolve;
 use super::net::stream::{self, Timed, add_phase};
 use super::net::tls::{self, TlsConfigs, TlsSetupError};
+use super::net::{resolve, x509};
 use super::seam::{self, Completion, Probe};
 use super::{Info, Observation, Outcome, Phase, Phases, Reason};
+use crate::config::interference::BlockpageRule;
 use crate::config::{BodyMatch, Config, Host, HttpSpec, IpVersion, Target, TargetSpec};
+use crate::interference::{Check, Evidence, Extra};
+
+mod tlscheck;
+pub use tlscheck::ISSUERS_FILE;
 
 /// The User-Agent sent unless a target's `headers` set one.
 pub const USER_AGENT: &str = concat!("linkwatch/", env!("CARGO_PKG_VERSION"));
@@ -41,6 +46,13 @@ pub enum HttpSetupError {
 /// Probes HTTP(S) targets with TLS configs built once at start.
 pub struct HttpProber {
     tls: TlsConfigs,
+    /// For `sni_control` handshakes: the certificate is not judged, only
+    /// that the server answered the name.
+    control: Arc<ClientConfig>,
+    /// `[interference] blockpage`, tried after a target's own rules.
+    blockpage: Vec<BlockpageRule>,
+    /// The usual TLS issuers of each target (`<data_dir>/tls_issuers.json`).
+    issuers: Arc<tlscheck::IssuerBook>,
 }
 
 /// The seam's entry point; the work is [`HttpProber::probe`], in a task of its own.
@@ -81,20 +93,31 @@ impl HttpProber {
                 );
             }
         }
-        Ok(Self { tls })
+        let control = tls::client_config(None, false, &[tls::ALPN_HTTP1])
+            .map(Arc::new)
+            .map_err(|source| HttpSetupError::Tls {
+                target: "(sni_control)".into(),
+                source,
+            })?;
+        Ok(Self {
+            tls,
+            control,
+            blockpage: config.interference.blockpage.clone(),
+            issuers: Arc::new(tlscheck::IssuerBook::new(Some(&config.daemon.data_dir))),
+        })
     }
 
     /// Probes `spec.url` once, following up to `follow_redirects` redirects.
     pub async fn probe(
         &self,
         _index: usize,
-        _target: &Target,
+        target: &Target,
         spec: &HttpSpec,
         deadline: Instant,
     ) -> Observation {
         let start = Instant::now();
         let mut acc = Acc::default();
-        let outcome = self.run(spec, deadline, &mut acc).await;
+        let outcome = self.run(&target.name, spec, deadline, &mut acc).await;
         let mut info = acc.info;
         let outcome = match outcome {
             Ok(()) => {
@@ -118,10 +141,25 @@ impl HttpProber {
         Observation::with_info(outcome, info)
     }
 
-    async fn run(&self, spec: &HttpSpec, deadline: Instant, acc: &mut Acc) -> Result<(), Outcome> {
+    async fn run(
+        &self,
+        target: &str,
+        spec: &HttpSpec,
+        deadline: Instant,
+        acc: &mut Acc,
+    ) -> Result<(), Outcome> {
         let tls = self
             .tls
             .for_probe(spec.ca_file.as_deref(), spec.tls_verify)?;
+        let checks = Checks {
+            prober: self,
+            target,
+            spec,
+            host: Endpoint::of(&spec.url, "probe")
+                .map(|e| e.host_text)
+                .unwrap_or_default(),
+        };
+        let blockpages = !spec.blockpage.is_empty() || !self.blockpage.is_empty();
         let method = match spec.method {
             crate::config::HttpMethod::Get => Method::GET,
             crate::config::HttpMethod::Head => Method::HEAD,
@@ -132,7 +170,7 @@ impl HttpProber {
             let following = spec.follow_redirects > 0;
             let want_body = |status: StatusCode, headers: &HeaderMap| {
                 !(following && redirect_location(status, headers).is_some())
-                    && status_ok(status, &spec.expect_status)
+                    && (blockpages || status_ok(status, &spec.expect_status))
             };
             let request = Request {
                 url: &url,
@@ -141,9 +179,10 @@ impl HttpProber {
                 body: Bytes::new(),
                 ip_version: spec.ip_version,
                 max_body: spec.max_body,
-                keep_body: spec.body_match.is_some(),
+                keep_body: spec.body_match.is_some() || blockpages,
             };
-            let response = exchange(&request, tls, deadline, acc, &want_body).await?;
+            let response =
+                exchange_checked(&request, tls, deadline, acc, &want_body, Some(&checks)).await?;
             acc.info.status = Some(response.status.as_u16());
             if following
                 && let Some(location) = redirect_location(response.status, &response.headers)
@@ -165,6 +204,16 @@ impl HttpProber {
                 })?;
                 redirects += 1;
                 continue;
+            }
+            let status = response.status.as_u16();
+            if let Some((rule, from)) =
+                tlscheck::blockpage(&spec.blockpage, &self.blockpage, status, &response.body)
+            {
+                let evidence =
+                    tlscheck::blockpage_evidence(rule, from, &url, status, &response.body);
+                let detail = evidence.detail.clone();
+                acc.info.evidence = Some(evidence);
+                return Err(Outcome::error(Reason::Blockpage, detail));
             }
             if !status_ok(response.status, &spec.expect_status) {
                 let expected = if spec.expect_status.is_empty() {
@@ -203,6 +252,15 @@ impl HttpProber {
             return Ok(());
         }
     }
+}
+
+/// The interference checks of one probe of an HTTP target, applied to the
+/// connections to the URL's own host (not to redirect hops elsewhere).
+pub(crate) struct Checks<'a> {
+    prober: &'a HttpProber,
+    target: &'a str,
+    spec: &'a HttpSpec,
+    host: String,
 }
 
 /// What a probe accumulates over its hops.
@@ -246,10 +304,27 @@ pub(crate) async fn exchange(
     acc: &mut Acc,
     want_body: &(dyn Fn(StatusCode, &HeaderMap) -> bool + Sync),
 ) -> Result<Response, Outcome> {
+    exchange_checked(req, tls, deadline, acc, want_body, None).await
+}
+
+/// [`exchange`] with an HTTP target's interference checks on its TLS handshake.
+async fn exchange_checked(
+    req: &Request<'_>,
+    tls: &Arc<ClientConfig>,
+    deadline: Instant,
+    acc: &mut Acc,
+    want_body: &(dyn Fn(StatusCode, &HeaderMap) -> bool + Sync),
+    checks: Option<&Checks<'_>>,
+) -> Result<Response, Outcome> {
     let url = req.url;
     let end = Endpoint::of(url, "probe")?;
     let http_request = build_request(req)?;
-    let stream = open_stream(req, &end, tls, deadline, acc).await?;
+    let stream = match checks {
+        Some(c) if end.https && end.host_text == c.host => {
+            open_checked(req, &end, tls, deadline, acc, c).await?
+        }
+        _ => open_stream(req, &end, tls, deadline, acc).await?,
+    };
 
     let (timed, first_byte) = Timed::new(stream);
     let (mut sender, conn) =
@@ -272,6 +347,14 @@ pub(crate) async fn exchange(
     .await
     {
         Ok(Ok(r)) => r,
+        Ok(Err(e)) if is_reset(&e) => {
+            return Err(Outcome::error(
+                Reason::ResetAfterRequest,
+                format!(
+                    "the connection to {url} was reset after the request, before the response: {e}"
+                ),
+            ));
+        }
         Ok(Err(e)) => return Err(classify_hyper(&e, url)),
         Err(_) => {
             let phase = if first_byte.get().is_some() {
@@ -364,6 +447,199 @@ async fn open_stream(
         );
     }
     Ok(stream)
+}
+
+/// Like [`open_stream`] for an HTTPS connection to the target's own host,
+/// with its interference checks: the leaf's issuer and SPKI are recorded
+/// (also when validation fails) and judged against `pin_spki`,
+/// `expect_issuer` and the learned issuers (`tls_intercepted`); a validated
+/// issuer is learned; a handshake reset or timed out is retried once on the
+/// same address with `sni_control` (`sni_blocked` when that one answers).
+async fn open_checked(
+    req: &Request<'_>,
+    end: &Endpoint,
+    tls: &Arc<ClientConfig>,
+    deadline: Instant,
+    acc: &mut Acc,
+    checks: &Checks<'_>,
+) -> Result<stream::Stream, Outcome> {
+    let spec = checks.spec;
+    let (ip, resolve_time) = resolve::resolve_by(&end.host, req.ip_version, deadline).await?;
+    add_phase(&mut acc.phases, Phase::Resolve, resolve_time);
+    acc.info.peer = Some(ip);
+    let addr = std::net::SocketAddr::new(ip, end.port);
+    let name = tls::server_name(&end.host_text)?;
+    let control = spec.sni_control.as_deref();
+    let (opened, seen) = tls::record(stream::open_reserving(
+        addr,
+        Some((tls, name)),
+        deadline,
+        control.is_some(),
+        &mut acc.phases,
+    ))
+    .await;
+    let leaf = match &opened {
+        Ok((stream::Stream::Tls(s), _)) => s
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.to_vec()),
+        _ => None,
+    }
+    .or_else(|| seen.leaf.as_ref().map(|c| c.to_vec()));
+    let facts = leaf.as_deref().and_then(x509::leaf_facts);
+    if let Some(f) = &facts {
+        acc.info.tls_issuer = Some(f.issuer.to_string());
+        acc.info.tls_spki = Some(f.spki.clone());
+    }
+    let validation = match &seen.verdict {
+        Some(Err(e)) => Some(tls::describe(e)),
+        _ => None,
+    };
+    let peer = addr.to_string();
+    let judge = |f: &x509::LeafFacts, validation: Option<&str>| {
+        let usual = checks.prober.issuers.usual(checks.target);
+        tlscheck::judge(
+            f,
+            &spec.pin_spki,
+            spec.expect_issuer.as_deref(),
+            &usual,
+            validation,
+            &end.host_text,
+            &peer,
+        )
+    };
+    let intercepted = |acc: &mut Acc, evidence: Evidence| {
+        let detail = evidence.detail.clone();
+        acc.info.evidence = Some(evidence);
+        Outcome::error(Reason::TlsIntercepted, detail)
+    };
+    match opened {
+        Ok((stream, opened)) => {
+            if let Some(not_after) = opened.cert_not_after {
+                acc.info.cert_not_after = Some(
+                    acc.info
+                        .cert_not_after
+                        .map_or(not_after, |seen| seen.min(not_after)),
+                );
+            }
+            if let Some(f) = &facts {
+                if let Some(evidence) = judge(f, None) {
+                    return Err(intercepted(acc, evidence));
+                }
+                if spec.tls_verify {
+                    checks
+                        .prober
+                        .issuers
+                        .learn(checks.target, &f.issuer.to_string())
+                        .await;
+                }
+            }
+            Ok(stream)
+        }
+        Err(outcome) => {
+            if let (Some(f), Some(v)) = (&facts, &validation)
+                && let Some(evidence) = judge(f, Some(v))
+            {
+                return Err(intercepted(acc, evidence));
+            }
+            let aborted = validation.is_none()
+                && match &outcome {
+                    Outcome::Timeout { phase } => *phase == Some(Phase::Tls),
+                    Outcome::Error(e) => matches!(e.reason, Reason::ResetAfterHello | Reason::Tls),
+                    Outcome::Success { .. } => false,
+                };
+            let Some(control) = control.filter(|_| aborted) else {
+                return Err(outcome);
+            };
+            acc.info.extra = Some(Extra::SniControl);
+            Err(sni_control(
+                checks.prober,
+                addr,
+                &end.host_text,
+                control,
+                deadline,
+                acc,
+                outcome,
+            )
+            .await)
+        }
+    }
+}
+
+/// One handshake with `control` as the server name on `addr`, right after the
+/// real one failed (`failed`): `sni_blocked` when it completes, else the
+/// real failure, with the control's result added to its detail.
+async fn sni_control(
+    prober: &HttpProber,
+    addr: std::net::SocketAddr,
+    name: &str,
+    control: &str,
+    deadline: Instant,
+    acc: &mut Acc,
+    failed: Outcome,
+) -> Outcome {
+    let how = match &failed {
+        Outcome::Timeout { .. } => {
+            "no answer to the ClientHello (timeout in the tls phase)".to_string()
+        }
+        Outcome::Error(e) => format!("{}: {}", e.reason, e.detail),
+        Outcome::Success { .. } => "success".to_string(),
+    };
+    let start = Instant::now();
+    let result = match tls::server_name(control) {
+        Ok(sni) => {
+            let mut phases = Phases::default();
+            stream::open(addr, Some((&prober.control, sni)), deadline, &mut phases)
+                .await
+                .map(|_| start.elapsed())
+        }
+        Err(o) => Err(o),
+    };
+    match result {
+        Ok(took) => {
+            let detail = format!(
+                "TLS to {addr} as {name} failed ({how}); the same address completed a handshake as {control} (sni_control) in {} ms",
+                took.as_millis()
+            );
+            acc.info.evidence = Some(
+                Evidence::new(Check::SniBlocked, name, detail.clone()).with_raw(vec![
+                    format!("{name}: {how}"),
+                    format!("{control}: handshake completed in {} ms", took.as_millis()),
+                ]),
+            );
+            Outcome::error(Reason::SniBlocked, detail)
+        }
+        Err(control_failed) => {
+            let also = match &control_failed {
+                Outcome::Timeout { .. } => "timed out".to_string(),
+                Outcome::Error(e) => format!("{}: {}", e.reason, e.detail),
+                Outcome::Success { .. } => "succeeded".to_string(),
+            };
+            tracing::debug!(address = %addr, name, control, result = %also, "sni_control failed too: not SNI filtering");
+            match failed {
+                Outcome::Error(mut e) => {
+                    e.detail = format!("{}; sni_control {control} failed too ({also})", e.detail);
+                    Outcome::Error(e)
+                }
+                other => other,
+            }
+        }
+    }
+}
+
+/// Whether a request failed because the peer reset the connection
+/// (ECONNRESET, not a close), before any response head.
+fn is_reset(e: &hyper::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(err) = cause {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::ConnectionReset;
+        }
+        cause = err.source();
+    }
+    false
 }
 
 /// Where an `http`/`https` URL points: scheme, host (as configured and as

@@ -690,6 +690,10 @@ fn full_example_parses_to_the_expected_model() {
                     max_body: 4096,
                     ca_file: Some("/etc/ssl/extra.pem".into()),
                     tls_verify: false,
+                    pin_spki: vec![],
+                    expect_issuer: None,
+                    sni_control: None,
+                    blockpage: vec![],
                 }),
             ),
             inherit(
@@ -706,6 +710,10 @@ fn full_example_parses_to_the_expected_model() {
                     max_body: 1024 * 1024,
                     ca_file: None,
                     tls_verify: true,
+                    pin_spki: vec![],
+                    expect_issuer: None,
+                    sni_control: None,
+                    blockpage: vec![],
                 }),
             ),
             inherit(

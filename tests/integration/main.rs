@@ -21,6 +21,7 @@ mod http_probe;
 mod http_slow_clients;
 mod icmp;
 mod interference_dns;
+mod interference_tls;
 mod journal_fallback;
 mod journal_fixture;
 mod layering;

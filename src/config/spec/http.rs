@@ -24,6 +24,10 @@ pub(super) const KEYS: &[&str] = &[
     "max_body",
     "ca_file",
     "tls_verify",
+    "pin_spki",
+    "expect_issuer",
+    "sni_control",
+    "blockpage",
 ];
 
 /// Redirects a target may follow at most.
@@ -77,6 +81,26 @@ pub(super) fn parse(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Option<HttpSpec> {
     let max_body = w.integer(t, "max_body", 1, HttpSpec::MAX_BODY_LIMIT as i64);
     let ca_file = w.nonempty(t, "ca_file");
     let tls_verify = w.boolean(t, "tls_verify");
+    let pin_spki = pin_spki(w, t);
+    let expect_issuer = w.nonempty(t, "expect_issuer");
+    let sni_control = w.nonempty(t, "sni_control");
+    let sni_control = w.check(t, "sni_control", sni_control, |s| sni_name(s));
+    let blockpage = super::super::interference::blockpage_rules(w, t, "blockpage");
+    if let Ok(u) = &url
+        && u.value.scheme() != "https"
+    {
+        // Keys that only mean something over TLS can never apply to http://.
+        for key in ["pin_spki", "expect_issuer", "sni_control"] {
+            if let Some(v) = t.get(key) {
+                let message = format!(
+                    "`{key}` needs an https URL, but `url` ({}) is {}://; remove it or use https",
+                    shown(u.value.as_str()),
+                    u.value.scheme()
+                );
+                w.report(v.span(), t.key(key), message);
+            }
+        }
+    }
     let ip = match &url {
         Ok(u) => match u.value.host() {
             Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
@@ -103,7 +127,63 @@ pub(super) fn parse(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Option<HttpSpec> {
             .map_or(HttpSpec::DEFAULT_MAX_BODY, |v| v.value as u64),
         ca_file: ca_file.ok()?.map(|v| PathBuf::from(v.value)),
         tls_verify: tls_verify.ok()?.is_none_or(|v| v.value),
+        pin_spki: pin_spki.ok()?,
+        expect_issuer: expect_issuer.ok()?.map(|v| v.value.trim().to_owned()),
+        sni_control: sni_control.ok()?.map(|v| v.value),
+        blockpage: blockpage.ok()?,
     })
+}
+
+/// `pin_spki = ["base64…", …]`: each a base64 SHA-256 fingerprint (32 bytes,
+/// curl's `sha256//` prefix allowed). A pin that can never match is an error.
+fn pin_spki(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Result<Vec<String>, Reported> {
+    const EXPECTED: &str = "an array of base64 SHA-256 fingerprints";
+    let items = w.array(t, "pin_spki", EXPECTED)?;
+    if let Some(v) = t.get("pin_spki")
+        && items.is_empty()
+    {
+        let message =
+            "`pin_spki` is empty: it would reject every key; remove it or add a pin".to_owned();
+        return Err(w.report(v.span(), t.key("pin_spki"), message));
+    }
+    let pins = items
+        .into_iter()
+        .map(|(key, item)| {
+            let DeValue::String(s) = item.get_ref() else {
+                return Err(w.wrong_type(key, item, "a base64 SHA-256 fingerprint string"));
+            };
+            crate::probe::net::x509::parse_pin(s.trim()).map_err(|reason| {
+                let message = format!("`pin_spki` entry ({}) can never match: {reason}", shown(s));
+                w.report(item.span(), key, message)
+            })
+        })
+        .collect();
+    all_or_reported(pins)
+}
+
+/// `sni_control`: a DNS name to send as the TLS server name.
+fn sni_name(s: &str) -> Result<String, String> {
+    let name = s.trim().trim_end_matches('.');
+    let valid = !name.is_empty()
+        && name.len() <= 253
+        && name.parse::<IpAddr>().is_err()
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    if valid {
+        Ok(name.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "`sni_control` ({}) must be a DNS name (the TLS server name tried on the same address)",
+            shown(s)
+        ))
+    }
 }
 
 /// An http or https URL with a host.
@@ -189,4 +269,105 @@ fn regex_reason(e: &regex::Error) -> String {
     let text = e.to_string();
     let last = text.lines().last().unwrap_or("").trim();
     last.strip_prefix("error: ").unwrap_or(last).to_owned()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use crate::config::{TargetSpec, parse};
+
+    const BASE: &str =
+        "[[group]]\nname = \"g\"\n[[target]]\nname = \"t\"\ngroup = \"g\"\nkind = \"http\"\n";
+
+    fn spec(tail: &str) -> crate::config::HttpSpec {
+        let c = parse(&format!("{BASE}{tail}"), "t.toml").unwrap();
+        match &c.targets[0].spec {
+            TargetSpec::Http(s) => s.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn interference_keys_parse() {
+        let pin = crate::probe::net::x509::base64_encode(&[9u8; 32]);
+        let s = spec(&format!(
+            "url = \"https://example.org/\"\npin_spki = [\"{pin}\", \"sha256//{pin}\"]\nexpect_issuer = \" Let's Encrypt \"\nsni_control = \"Other.Example\"\nblockpage = [{{ status = 451, body_regex = \"Blocked\" }}]\n"
+        ));
+        assert_eq!(s.pin_spki, [pin.clone(), pin]);
+        assert_eq!(s.expect_issuer.as_deref(), Some("Let's Encrypt"));
+        assert_eq!(s.sni_control.as_deref(), Some("other.example"));
+        assert_eq!(s.blockpage.len(), 1);
+        assert!(s.blockpage[0].matches(451, b"Blocked here"));
+        // Defaults.
+        let s = spec("url = \"http://example.org/\"\nblockpage = [{ body_regex = \"x\" }]\n");
+        assert!(s.pin_spki.is_empty() && s.expect_issuer.is_none() && s.sni_control.is_none());
+        assert_eq!(s.blockpage.len(), 1, "blockpage also applies to http://");
+    }
+
+    #[test]
+    fn bad_interference_keys_name_file_line_column() {
+        let short = crate::probe::net::x509::base64_encode(&[9u8; 20]);
+        for (tail, key, words) in [
+            (
+                "url = \"https://e.org/\"\npin_spki = [\"not base64!\"]".to_string(),
+                "target[0].pin_spki[0]",
+                "not valid base64",
+            ),
+            (
+                format!("url = \"https://e.org/\"\npin_spki = [\"{short}\"]"),
+                "target[0].pin_spki[0]",
+                "20 bytes",
+            ),
+            (
+                "url = \"https://e.org/\"\npin_spki = []".to_string(),
+                "target[0].pin_spki",
+                "empty",
+            ),
+            (
+                "url = \"https://e.org/\"\npin_spki = [3]".to_string(),
+                "target[0].pin_spki[0]",
+                "expected a base64",
+            ),
+            (
+                "url = \"https://e.org/\"\nsni_control = \"not a name\"".to_string(),
+                "target[0].sni_control",
+                "must be a DNS name",
+            ),
+            (
+                "url = \"https://e.org/\"\nsni_control = \"192.0.2.1\"".to_string(),
+                "target[0].sni_control",
+                "must be a DNS name",
+            ),
+            (
+                "url = \"http://e.org/\"\nsni_control = \"other.example\"".to_string(),
+                "target[0].sni_control",
+                "needs an https URL",
+            ),
+            (
+                "url = \"http://e.org/\"\nexpect_issuer = \"X\"".to_string(),
+                "target[0].expect_issuer",
+                "needs an https URL",
+            ),
+            (
+                "url = \"https://e.org/\"\nexpect_issuer = \"\"".to_string(),
+                "target[0].expect_issuer",
+                "must not be empty",
+            ),
+            (
+                "url = \"https://e.org/\"\nblockpage = [{ status = 451 }]".to_string(),
+                "target[0].blockpage[0].body_regex",
+                "missing required key",
+            ),
+        ] {
+            let err = parse(&format!("{BASE}{tail}\n"), "t.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("t.toml:8:") || err.contains("t.toml:7:"),
+                "{err}"
+            );
+            assert!(err.contains(key), "{key}: {err}");
+            assert!(err.contains(words), "{words}: {err}");
+        }
+    }
 }

@@ -46,6 +46,19 @@ pub async fn open(
     deadline: Instant,
     phases: &mut Phases,
 ) -> Result<(Stream, Opened), Outcome> {
+    open_reserving(addr, tls, deadline, false, phases).await
+}
+
+/// [`open`], where with `reserve_half` the handshake gets only half the time
+/// left after the connect (a timeout then is still `Timeout { Tls }`), so that
+/// a check can try the same address once more within the probe's deadline.
+pub async fn open_reserving(
+    addr: SocketAddr,
+    tls: Option<(&Arc<ClientConfig>, ServerName<'static>)>,
+    deadline: Instant,
+    reserve_half: bool,
+    phases: &mut Phases,
+) -> Result<(Stream, Opened), Outcome> {
     let (connected, tcp) = connect::connect(addr, deadline).await;
     let connect_time = connected?;
     add_phase(phases, Phase::Connect, connect_time);
@@ -59,8 +72,13 @@ pub async fn open(
         return Ok((Stream::Plain(tcp), Opened::default()));
     };
     let start = Instant::now();
+    let handshake_deadline = if reserve_half {
+        start + deadline.saturating_duration_since(start) / 2
+    } else {
+        deadline
+    };
     let handshake = TlsConnector::from(Arc::clone(config)).connect(name, tcp);
-    let stream = match tokio::time::timeout_at(deadline, handshake).await {
+    let stream = match tokio::time::timeout_at(handshake_deadline, handshake).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Err(tls::classify_error(&e, &addr.to_string())),
         Err(_) => {

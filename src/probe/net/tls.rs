@@ -84,14 +84,20 @@ pub fn client_config(
             });
         }
     }
-    let mut config = if verify {
-        builder.with_root_certificates(roots).with_no_client_auth()
+    let inner: Arc<dyn ServerCertVerifier> = if verify {
+        rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .map_err(|e| TlsSetupError::Config(rustls::Error::General(e.to_string())))?
     } else {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
-            .with_no_client_auth()
+        Arc::new(AcceptAnyCert(provider))
     };
+    let mut config = builder
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Recording(inner)))
+        .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(config)
 }
@@ -143,6 +149,90 @@ impl TlsConfigs {
                 "no TLS configuration was prepared at start for this target",
             )
         })
+    }
+}
+
+/// What the certificate verifier saw during one handshake, kept for the
+/// caller that ran the handshake inside [`record`]: the leaf (also when it
+/// fails validation, which the handshake's error alone does not carry) and
+/// the verdict.
+#[derive(Debug, Default, Clone)]
+pub struct Seen {
+    pub leaf: Option<CertificateDer<'static>>,
+    /// `None` when verification did not run (the handshake ended before the
+    /// certificate arrived, or a resumed session skipped it).
+    pub verdict: Option<Result<(), rustls::Error>>,
+}
+
+tokio::task_local! {
+    static SEEN: Arc<std::sync::Mutex<Seen>>;
+}
+
+/// Runs `handshake` with the verifier recording into the returned cell.
+/// The verifier is called synchronously while the handshake is polled, so a
+/// task-local slot is per connection without a config per probe (and TLS
+/// session resumption keeps working).
+pub async fn record<F: std::future::Future>(handshake: F) -> (F::Output, Seen) {
+    let cell = Arc::new(std::sync::Mutex::new(Seen::default()));
+    let out = SEEN.scope(Arc::clone(&cell), handshake).await;
+    let seen = cell.lock().map(|s| s.clone()).unwrap_or_default();
+    (out, seen)
+}
+
+/// Wraps the real verifier (web PKI roots plus `ca_file`, or [`AcceptAnyCert`])
+/// and records what it saw when the handshake runs inside [`record`].
+#[derive(Debug)]
+struct Recording(Arc<dyn ServerCertVerifier>);
+
+impl ServerCertVerifier for Recording {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verdict =
+            self.0
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now);
+        let _ = SEEN.try_with(|cell| {
+            if let Ok(mut seen) = cell.lock() {
+                seen.leaf = Some(end_entity.clone().into_owned());
+                seen.verdict = Some(verdict.as_ref().map(|_| ()).map_err(Clone::clone));
+            }
+        });
+        verdict
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+
+    fn requires_raw_public_keys(&self) -> bool {
+        self.0.requires_raw_public_keys()
+    }
+
+    fn root_hint_subjects(&self) -> Option<&[rustls::DistinguishedName]> {
+        self.0.root_hint_subjects()
     }
 }
 
@@ -206,7 +296,8 @@ pub fn server_name(host: &str) -> Result<ServerName<'static>, Outcome> {
     })
 }
 
-/// Maps a failed handshake (or a TLS failure mid-stream) to `Reason::Tls` with its cause.
+/// Maps a failed handshake (or a TLS failure mid-stream) to `Reason::Tls` with its
+/// cause, or to `Reason::ResetAfterHello` when the peer reset the connection.
 pub fn classify_error(e: &io::Error, peer: &str) -> Outcome {
     if let Some(tls) = e
         .get_ref()
@@ -218,8 +309,16 @@ pub fn classify_error(e: &io::Error, peer: &str) -> Outcome {
         );
     }
     match e.kind() {
-        io::ErrorKind::ConnectionReset
-        | io::ErrorKind::ConnectionAborted
+        // The client speaks first in TLS: a reset during the handshake came
+        // after our ClientHello (a middlebox that filters on the name in it,
+        // or a server that refuses the name).
+        io::ErrorKind::ConnectionReset => Outcome::error(
+            Reason::ResetAfterHello,
+            format!(
+                "TLS handshake with {peer} failed: the connection was reset after the ClientHello: {e}"
+            ),
+        ),
+        io::ErrorKind::ConnectionAborted
         | io::ErrorKind::BrokenPipe
         | io::ErrorKind::UnexpectedEof => Outcome::error(
             Reason::Tls,
