@@ -14,6 +14,7 @@ pub mod detector;
 mod event;
 pub mod figures;
 mod ids;
+pub mod interference;
 pub mod listing;
 mod live;
 mod metrics;
