@@ -402,6 +402,14 @@ impl SlowPeriods {
                 .filter(|l| l.grade.is_some())
                 .and_then(|l| l.latency_increase_seconds)
                 .map(Duration::from_secs_f64),
+            interference: super::interference::Sign::of_failure(observation)
+                .map(|s| s.check)
+                .or(observation
+                    .info
+                    .evidence
+                    .as_ref()
+                    .map(|e| e.check)
+                    .filter(|c| *c == crate::interference::Check::ThrottledName)),
         })
     }
 
