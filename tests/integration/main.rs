@@ -19,6 +19,7 @@ mod e2e;
 mod history_damage;
 mod http_probe;
 mod http_slow_clients;
+mod interference_throttle;
 mod icmp;
 mod journal_fallback;
 mod journal_fixture;
