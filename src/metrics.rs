@@ -45,6 +45,8 @@ pub const PROBES_IN_FLIGHT: &str = "linkwatch_probes_in_flight";
 pub const PROBE_CONCURRENCY_LIMIT: &str = "linkwatch_probe_concurrency_limit";
 pub const TARGETS: &str = "linkwatch_targets";
 pub const PROBES_QUEUED_TOTAL: &str = "linkwatch_probes_queued_total";
+pub const INTERFERENCE_TOTAL: &str = "linkwatch_interference_total";
+pub const INTERFERENCE_EXTRA_TOTAL: &str = "linkwatch_interference_extra_total";
 /// Throughput figures are in bytes per second, Prometheus's base unit (they
 /// were `_bits_per_second` until the rename; dashboards multiply by 8).
 pub const THROUGHPUT_BPS: &str = "linkwatch_throughput_bytes_per_second";
@@ -212,6 +214,10 @@ pub struct Metrics {
     pub concurrency_limit: IntGauge,
     /// Probes that waited for a permit under `max_concurrency`.
     pub queued: IntCounter,
+    /// Probes that carried evidence of interference, by target and check.
+    interference: IntCounterVec,
+    /// Extra connections the interference checks made, by target and kind.
+    interference_extra: IntCounterVec,
 }
 
 /// Latency under load of the last throughput test, by target.
@@ -383,6 +389,8 @@ impl Metrics {
             in_flight: r.add(&family::PROBES_IN_FLIGHT)?,
             concurrency_limit: r.add(&family::PROBE_CONCURRENCY_LIMIT)?,
             queued: r.add(&family::PROBES_QUEUED_TOTAL)?,
+            interference: r.add(&family::INTERFERENCE_TOTAL)?,
+            interference_extra: r.add(&family::INTERFERENCE_EXTRA_TOTAL)?,
             registry,
         };
         m.registry.register(Box::new(
@@ -489,6 +497,14 @@ impl Metrics {
         }
         for family in [&self.http_status, &self.dns_answers] {
             let _ = family.remove_label_values(&l);
+        }
+        for c in crate::interference::Check::ALL {
+            let _ = self.interference.remove_label_values(&[l[0], c.as_str()]);
+        }
+        for x in crate::interference::Extra::ALL {
+            let _ = self
+                .interference_extra
+                .remove_label_values(&[l[0], x.as_str()]);
         }
         if let crate::config::TargetSpec::Throughput(s) = &t.spec {
             let tl = [l[0], l[1], s.direction.as_str()];
@@ -609,6 +625,17 @@ impl Metrics {
                     self.loaded.observe(l[0], loaded);
                 }
             }
+        }
+        // Series appear at first use: most targets never show any.
+        if let Some(ev) = &info.evidence {
+            self.interference
+                .with_label_values(&[l[0], ev.check.as_str()])
+                .inc();
+        }
+        if let Some(extra) = info.extra {
+            self.interference_extra
+                .with_label_values(&[l[0], extra.as_str()])
+                .inc();
         }
         if info.rcode.is_some() {
             self.dns_answers
@@ -822,6 +849,8 @@ mod family {
     pub(super) const PROBE_CONCURRENCY_LIMIT: Family = f(super::PROBE_CONCURRENCY_LIMIT, "gauge", &[], "Configured bound on probes in flight (daemon.max_concurrency).");
     pub(super) const TARGETS: Family =                f(super::TARGETS, "gauge", &["kind"], "Configured targets by kind.");
     pub(super) const PROBES_QUEUED_TOTAL: Family =    f(super::PROBES_QUEUED_TOTAL, "counter", &[], "Probes that waited for a free slot because daemon.max_concurrency probes were in flight.");
+    pub(super) const INTERFERENCE_TOTAL: Family =     f(super::INTERFERENCE_TOTAL, "counter", &["target", "check"], "Probes that showed a sign of interference, by target and check (dns_inconsistent, dns_bogon, tls_intercepted, sni_blocked, blockpage, throttled_name).");
+    pub(super) const INTERFERENCE_EXTRA_TOTAL: Family = f(super::INTERFERENCE_EXTRA_TOTAL, "counter", &["target", "check"], "Extra connections the interference checks made (at most one per probe), by target and kind (tls_tie_break, sni_control, throughput_control).");
     pub(super) const RELOAD_SUCCESSFUL: Family =      f(super::CONFIG_LAST_RELOAD_SUCCESSFUL, "gauge", &[], "1 if the last configuration reload applied (1 at start), 0 if the file did not validate.");
     pub(super) const RELOAD_SUCCESS_TIMESTAMP: Family = f(super::CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP, "gauge", &[], "Unix time of the last configuration applied (the start, until a reload succeeds).");
     pub(super) const RELOADS_TOTAL: Family =          f(super::CONFIG_RELOADS_TOTAL, "counter", &["result"], "Configuration reloads (SIGHUP, POST /-/reload) by result (success, failure).");
@@ -1150,5 +1179,61 @@ mod peer_tests {
             "{text}"
         );
         assert!(text.contains("peer=\"\",result=\"unauthorized\""), "{text}");
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod interference_tests {
+    use super::*;
+    use crate::interference::{Check, Evidence, Extra};
+    use crate::probe::{Info, Observation, Outcome, Reason};
+
+    /// Issue 21: a probe with evidence counts once by its check, its extra
+    /// connection once by its kind; the series appear at first use and go
+    /// with their target on a reload.
+    #[test]
+    fn interference_and_its_extra_connections_are_counted_by_target_and_check() {
+        let text = "[[group]]\nname = \"lan\"\n\n[[target]]\nname = \"site\"\n\
+                    group = \"lan\"\nkind = \"tcp\"\nhost = \"127.0.0.1\"\nport = 9\n";
+        let config = crate::config::parse(text, "<test>").unwrap();
+        let m = Metrics::new(&config).unwrap();
+        let lines = |m: &Metrics| -> Vec<String> {
+            String::from_utf8(m.encode().unwrap())
+                .unwrap()
+                .lines()
+                .filter(|l| l.starts_with("linkwatch_interference"))
+                .map(str::to_owned)
+                .collect()
+        };
+        assert!(lines(&m).is_empty(), "no series before first use");
+        let result = |evidence: bool, extra: bool| ProbeResult {
+            target: 0,
+            at: jiff::Timestamp::now(),
+            mono: tokio::time::Instant::now(),
+            lateness: Duration::ZERO,
+            observation: Observation::with_info(
+                Outcome::error(Reason::SniBlocked, "reset"),
+                Info {
+                    evidence: evidence
+                        .then(|| Evidence::new(Check::SniBlocked, "blocked.example", "reset")),
+                    extra: extra.then_some(Extra::SniControl),
+                    ..Info::default()
+                },
+            ),
+        };
+        m.record(&result(true, true));
+        m.record(&result(true, true));
+        m.record(&result(false, true));
+        m.record(&result(false, false));
+        assert_eq!(
+            lines(&m),
+            [
+                "linkwatch_interference_extra_total{check=\"sni_control\",target=\"site\"} 3",
+                "linkwatch_interference_total{check=\"sni_blocked\",target=\"site\"} 2",
+            ]
+        );
+        m.reload(&config, &config, &[None]);
+        assert!(lines(&m).is_empty(), "{:?}", lines(&m));
     }
 }

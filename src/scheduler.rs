@@ -204,7 +204,8 @@ impl Budgets {
             .iter()
             .map(|t| match &t.spec {
                 TargetSpec::Throughput(s) => Some(Arc::new(Budget {
-                    per_test: s.max_bytes,
+                    // With `control_url`, room for the control test too.
+                    per_test: s.bytes_per_test(),
                     per_day: s.max_bytes_per_day,
                     day: Mutex::new(Day {
                         date: None,

@@ -78,6 +78,14 @@ pub struct ThroughputSpec {
     /// When the tests run: every `interval` (the default), or a BNetzA
     /// measuring campaign of 10 tests a day ([`crate::campaign`]).
     pub schedule: Schedule,
+    /// A control on the same server or network: when a test is slow (below
+    /// its group's `throughput_below`, or any test without one), one test of
+    /// this URL follows at once; the target is `throttled_name` when its
+    /// rate is below `throttled_below` × the control's (issue 21).
+    pub control_url: Option<Url>,
+    /// The share of the control's rate below which the name is throttled
+    /// (0.5 for `"50%"`).
+    pub throttled_below: f64,
 }
 
 /// `schedule` of a throughput target.
@@ -145,6 +153,8 @@ impl ThroughputSpec {
             judge_outages: false,
             congestion: None,
             schedule: Schedule::Interval,
+            control_url: None,
+            throttled_below: Self::DEFAULT_THROTTLED_BELOW,
         }
     }
 
@@ -152,8 +162,24 @@ impl ThroughputSpec {
     /// and (uploads) the wait for the response after the last byte. The
     /// scheduler's deadline for the test is this long.
     pub fn worst_case(&self) -> Duration {
+        let tests = if self.control_url.is_some() { 2 } else { 1 };
+        self.one_test() * tests
+    }
+
+    /// The longest one test can take, a control test after it not counted.
+    pub fn one_test(&self) -> Duration {
         self.timeout * 2 + self.max_duration + Self::IDLE_BUDGET
     }
+
+    /// Bytes one scheduled test may spend: its `max_bytes`, twice with a
+    /// `control_url` (the control test is within the same daily budget).
+    pub fn bytes_per_test(&self) -> u64 {
+        let tests = if self.control_url.is_some() { 2 } else { 1 };
+        self.max_bytes.saturating_mul(tests)
+    }
+
+    /// `throttled_below` when the key is not set.
+    pub const DEFAULT_THROTTLED_BELOW: f64 = 0.5;
 
     /// Longest idle-latency baseline before the load (see `probe::loaded`).
     pub const IDLE_BUDGET: Duration = Duration::from_secs(2);

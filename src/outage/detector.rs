@@ -42,10 +42,13 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::ids::Ids;
+use super::interference::{Sign, Tally};
 use super::period::{self, Carried, Closed, Life, Open, Phase, add};
 pub use super::period::{Stamp, truncate_ms};
 use crate::config::diff::Diff;
 use crate::config::{Config, DownWhen};
+use crate::interference::CAUSE;
+use crate::journal::record::InterferenceSummary;
 use crate::journal::{EndReason, Gap, OutageEnded, OutageResumed, OutageStarted, push_gap};
 
 /// State of a target or group.
@@ -137,6 +140,8 @@ pub struct Adopted {
     pub gaps: Vec<Gap>,
     /// The last moment it was known to be down (the previous run's last sign of life).
     pub last_seen: Timestamp,
+    /// Its interference summary, when its cause is `interference`.
+    pub interference: Option<Box<InterferenceSummary>>,
 }
 
 impl From<Adopted> for Carried<Outage> {
@@ -145,6 +150,11 @@ impl From<Adopted> for Carried<Outage> {
         let outage = Outage {
             start_observed,
             targets: a.targets,
+            tally: a
+                .interference
+                .as_deref()
+                .map(Tally::from_summary)
+                .unwrap_or_default(),
         };
         Carried::new(a.id, a.cause, a.start, a.gaps, a.last_seen, outage)
     }
@@ -155,6 +165,9 @@ impl From<Adopted> for Carried<Outage> {
 struct Outage {
     start_observed: bool,
     targets: Vec<String>,
+    /// Failures of its down targets over the whole period (see
+    /// [`super::interference`]): the summary of an `interference` outage.
+    tally: Tally,
 }
 
 /// A group's outages: the pending one waits with the stalls met meanwhile.
@@ -163,7 +176,7 @@ type Outages = Life<Outage, Vec<Gap>, Outage>;
 /// The `outage_end` of a closed outage of `group`.
 fn outage_ended(group: &str, c: Closed<Outage>, end_reason: Option<EndReason>) -> OutageEnded {
     OutageEnded {
-        interference: None,
+        interference: (c.cause == CAUSE).then(|| Box::new(c.extra.tally.summary())),
         id: c.id,
         group: group.to_string(),
         cause: c.cause,
@@ -210,6 +223,8 @@ struct TargetTrack {
     /// outcomes have been seen (to know how many bits are real).
     recent: u64,
     seen: u32,
+    /// The failures of its current failing streak, and their signs.
+    streak_tally: Tally,
 }
 
 impl TargetTrack {
@@ -541,6 +556,7 @@ impl TargetTrack {
             last_ok: None,
             recent: 0,
             seen: 0,
+            streak_tally: Tally::default(),
         }
     }
 }
@@ -592,6 +608,20 @@ impl Detector {
         mono: Duration,
         success: bool,
     ) -> Vec<Event> {
+        self.observe_sign(target, wall, mono, success, None)
+    }
+
+    /// [`Self::observe`] of a result whose failure carried a sign of
+    /// interference (`sign`, only on a failure): it counts towards the cause
+    /// `interference` (see [`super::interference`]).
+    pub fn observe_sign(
+        &mut self,
+        target: usize,
+        wall: Timestamp,
+        mono: Duration,
+        success: bool,
+        sign: Option<Sign<'_>>,
+    ) -> Vec<Event> {
         let mut events = Vec::new();
         let Some(t) = self.targets.get_mut(target) else {
             return events;
@@ -604,6 +634,25 @@ impl Detector {
         };
         self.now = self.now.max(mono);
         let changed = t.feed(stamp, success, &self.stalls);
+        if !success {
+            if t.fail_streak == 1 {
+                t.streak_tally = Tally::default();
+            }
+            t.streak_tally.fail(&t.name, sign);
+        }
+        if changed.is_none()
+            && !success
+            && t.state == State::Down
+            && t.votes
+            && let Some(open) = self
+                .groups
+                .get_mut(t.group)
+                .and_then(|g| g.life.phase.open_mut())
+            && open.extra.targets.contains(&t.name)
+        {
+            // A failure of a target of the open outage: the whole period's tally.
+            open.extra.tally.fail(&t.name, sign);
+        }
         if changed.is_none() && !success && t.state == State::Down && t.votes {
             // A failing streak that grows may now make the group down (its
             // need rises above `fail_after` during random loss).
@@ -633,9 +682,12 @@ impl Detector {
             {
                 if state == State::Down
                     && let Some(open) = g.life.phase.open_mut()
-                    && !open.extra.targets.contains(&name)
                 {
-                    open.extra.targets.push(name);
+                    // It joins the outage with its failing streak.
+                    open.extra.tally.merge(&t.streak_tally);
+                    if !open.extra.targets.contains(&name) {
+                        open.extra.targets.push(name);
+                    }
                 }
                 self.update_group(group, since, edge, &mut events);
             }
@@ -813,6 +865,7 @@ impl Detector {
             .collect();
         let lower = self.kth(g, lowers).unwrap_or(start.mono).min(start.mono);
         let down_names = self.down_target_names(g);
+        let streaks = self.down_streaks(g);
         self.set_state(g, State::Down, start, events);
         let grp = &mut self.groups[g];
         if !grp.life.phase.is_idle() {
@@ -829,6 +882,7 @@ impl Detector {
         grp.life.phase = match grp.life.carried.take() {
             Some(a) => {
                 let (gap, mut open) = a.resume(start, |o| o);
+                open.extra.tally.merge(&streaks);
                 let targets = &mut open.extra.targets;
                 for n in down_names {
                     if !targets.contains(&n) {
@@ -904,6 +958,18 @@ impl Detector {
             .min_by_key(|(f, _)| f.mono)
     }
 
+    /// The failing streaks of group `g`'s down targets, tallied.
+    fn down_streaks(&self, g: usize) -> Tally {
+        let mut tally = Tally::default();
+        for t in &self.groups[g].targets {
+            let t = &self.targets[*t];
+            if t.state == State::Down {
+                tally.merge(&t.streak_tally);
+            }
+        }
+        tally
+    }
+
     fn down_target_names(&self, g: usize) -> Vec<String> {
         self.groups[g]
             .targets
@@ -960,7 +1026,16 @@ impl Detector {
             return;
         };
         let targets = self.down_target_names(g);
-        let cause = self.groups[cause].name.clone();
+        // Its own failures: the failing streaks of its down targets.
+        let tally = self.down_streaks(g);
+        // The farthest-upstream group down is this one, and its failures
+        // are mostly signs of interference: made on purpose, not a broken link.
+        let interference = cause == g && tally.majority();
+        let cause = if interference {
+            CAUSE.to_string()
+        } else {
+            self.groups[cause].name.clone()
+        };
         let name = self.groups[g].name.clone();
         let id = period::mint(&mut self.ids, start.wall, &name, "");
         let grp = &mut self.groups[g];
@@ -970,7 +1045,7 @@ impl Detector {
         }
         let start_observed = grp.down_edge.is_none();
         events.push(Event::Started(OutageStarted {
-            interference: None,
+            interference: interference.then(|| Box::new(tally.summary())),
             id: id.clone(),
             group: name,
             cause: cause.clone(),
@@ -982,6 +1057,7 @@ impl Detector {
         let outage = Outage {
             start_observed,
             targets,
+            tally,
         };
         grp.life.phase = Phase::Open(Open::new(id, cause, start, gaps, outage));
     }

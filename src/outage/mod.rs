@@ -14,6 +14,7 @@ pub mod detector;
 mod event;
 pub mod figures;
 mod ids;
+pub mod interference;
 pub mod listing;
 mod live;
 mod metrics;
@@ -37,8 +38,10 @@ use crate::journal::{
     JournalCounters, JournalPusher, JournalQueue, JournalSink, JournalWriter, Ledger, LockError,
     QueueOptions, Stalled, lock,
 };
+use crate::journal::InterferenceSeen;
 use crate::path::{self, PathTracer};
 use crate::probe::ProbeResult;
+use interference::{LineLimiter, Sign};
 use degraded::SlowPeriods;
 use detector::{Detector, Event, State};
 use live::{LiveOutages, write};
@@ -136,6 +139,19 @@ pub struct OutageService {
     paths: path::PathStore,
     /// Set by [`Self::enable_path_tracer`]: traces at outage start and end.
     tracer: Option<PathTracer>,
+    /// Per target: its name and group's (the `interference` lines).
+    names: Vec<(String, String)>,
+    /// Rate limit of the `interference` lines.
+    lines: LineLimiter,
+}
+
+/// Each target's name and group, in configuration order.
+fn target_names(config: &Config) -> Vec<(String, String)> {
+    config
+        .targets
+        .iter()
+        .map(|t| (t.name.clone(), t.group.clone()))
+        .collect()
 }
 
 /// How often downtime is accrued without an event: accruing walks every
@@ -238,6 +254,8 @@ impl OutageService {
             voided_logged: None,
             paths: path::PathStore::new(&history.paths),
             tracer: None,
+            names: target_names(config),
+            lines: LineLimiter::default(),
         };
         let handle = service.handle();
         Ok((service, handle))
@@ -336,7 +354,9 @@ impl OutageService {
             };
             (at, crossed)
         };
+        self.interference_line(result, at).await;
         let success = result.observation.outcome.is_success();
+        let sign = Sign::of_failure(&result.observation);
         if let Some(stall) = crossed {
             if !success {
                 self.void(result, &stall.event);
@@ -352,7 +372,7 @@ impl OutageService {
                 .await;
             return;
         }
-        self.observe_at(result.target, at.wall, at.mono, success)
+        self.observe_sign(result.target, at.wall, at.mono, success, sign)
             .await;
         // The slow-period windows leave out a target's samples only while
         // its group counts it down (an outage of that target, not loss of
@@ -447,6 +467,44 @@ impl OutageService {
         }
     }
 
+    /// Journals an `interference` line for a probe that carried evidence:
+    /// the first of its (target, check), then at most one an hour while it
+    /// goes on (see [`interference::LineLimiter`]), with a warning.
+    async fn interference_line(&mut self, result: &ProbeResult, at: detector::Stamp) {
+        let Some(ev) = &result.observation.info.evidence else {
+            return;
+        };
+        let Some((target, group)) = self.names.get(result.target) else {
+            return;
+        };
+        let Some(count) = self.lines.seen(target, ev.check, at.mono) else {
+            return;
+        };
+        let line = InterferenceSeen {
+            target: target.clone(),
+            group: group.clone(),
+            check: ev.check.as_str().to_string(),
+            at: detector::truncate_ms(result.at),
+            name: ev.name.clone(),
+            detail: ev.detail.clone(),
+            raw: ev.raw.clone(),
+            count,
+        };
+        tracing::warn!(
+            target_name = %line.target,
+            group = %line.group,
+            check = %line.check,
+            name = %line.name,
+            detail = %line.detail,
+            raw = %line.raw.join("; "),
+            count = line.count,
+            "sign of interference"
+        );
+        self.journal
+            .push(Timestamp::now(), Entry::Interference(line))
+            .await;
+    }
+
     /// [`Self::observe`] with explicit times (`mono` = offset since [`Self::epoch`]).
     pub async fn observe_at(
         &mut self,
@@ -455,7 +513,21 @@ impl OutageService {
         mono: Duration,
         success: bool,
     ) {
-        let events = self.detector.observe(target, wall, mono, success);
+        self.observe_sign(target, wall, mono, success, None).await;
+    }
+
+    /// [`Self::observe_at`] of a failure that carried a sign of interference.
+    async fn observe_sign(
+        &mut self,
+        target: usize,
+        wall: Timestamp,
+        mono: Duration,
+        success: bool,
+        sign: Option<Sign<'_>>,
+    ) {
+        let events = self
+            .detector
+            .observe_sign(target, wall, mono, success, sign);
         let changed = !events.is_empty();
         for ev in events {
             self.handle_event(ev).await;
@@ -589,6 +661,10 @@ impl OutageService {
         let (slow_events, restarted) = self.slow.reload(old, config, diff, now);
         self.group_names = config.groups.iter().map(|g| g.name.clone()).collect();
         self.timeouts = config.targets.iter().map(|t| t.timeout).collect();
+        self.names = target_names(config);
+        let names = &self.names;
+        self.lines
+            .retain(|t| names.iter().any(|(n, _)| n.as_str() == t));
         write(&self.live).regroup(config, &self.detector);
         for ev in events {
             self.handle_event(ev).await;

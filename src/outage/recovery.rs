@@ -39,6 +39,7 @@ pub fn recover(history: &Ledger, detector: &mut Detector, now: Timestamp) -> Rec
             targets: o.record.targets.clone(),
             gaps: o.record.gaps.clone(),
             last_seen,
+            interference: o.record.interference.clone(),
         };
         if detector.adopt(&o.record.group, adopted) {
             tracing::warn!(id = %o.record.id, group = %o.record.group, last_seen = %ts_ms::format(&last_seen), "outage open at the last run; waiting to see whether it goes on");

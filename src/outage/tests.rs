@@ -956,3 +956,137 @@ async fn a_target_down_by_its_own_streak_but_not_counted_down_keeps_feeding_the_
     );
     s.shutdown(Duration::from_secs(2)).await;
 }
+
+/// A probe result of `target` now: a success, or an `sni_blocked` failure
+/// with its evidence (`blocked`), or a timeout.
+fn probe(target: usize, what: &str) -> ProbeResult {
+    use crate::interference::{Check, Evidence, Extra};
+    use crate::probe::{Info, Observation, Outcome, Reason};
+    let observation = match what {
+        "ok" => Observation::new(Outcome::Success {
+            duration: Duration::from_millis(5),
+            phases: Default::default(),
+        }),
+        "blocked" => Observation::with_info(
+            Outcome::error(Reason::SniBlocked, "reset after the hello"),
+            Info {
+                evidence: Some(
+                    Evidence::new(
+                        Check::SniBlocked,
+                        "blocked.example",
+                        "reset after the ClientHello naming blocked.example; the same address completed a handshake as other.example",
+                    )
+                    .with_raw(vec!["sni_control other.example: handshake ok".into()]),
+                ),
+                extra: Some(Extra::SniControl),
+                ..Info::default()
+            },
+        ),
+        _ => Observation::new(Outcome::Timeout { phase: None }),
+    };
+    ProbeResult {
+        target,
+        at: Timestamp::now(),
+        mono: Instant::now(),
+        lateness: Duration::ZERO,
+        observation,
+    }
+}
+
+/// Issue 21: an outage made of sni_blocked failures has the cause
+/// `interference` with its summary, in the journal and in the live API
+/// while open; its `interference` lines are rate limited per (target, check).
+#[tokio::test]
+async fn interference_outage_and_lines_are_journaled_and_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = chain(dir.path());
+    let (mut s, h, reg) = start(&cfg, None).await;
+    for what in ["ok", "ok", "blocked", "blocked", "blocked", "blocked"] {
+        for t in 0..3 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            let r = probe(t, if t == 2 { what } else { "ok" });
+            s.observe(&r).await;
+        }
+    }
+    let open = h.outages(None, None);
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0].cause, "interference");
+    assert_eq!(open[0].end, None);
+    let sum = open[0].interference.as_deref().unwrap();
+    assert_eq!(sum.checks, vec!["sni_blocked"]);
+    assert_eq!(sum.names, vec!["blocked.example"]);
+    assert_eq!(sum.targets, vec!["google"]);
+    for what in ["ok", "ok"] {
+        for t in 0..3 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            s.observe(&probe(t, what)).await;
+        }
+    }
+    settle(&reg).await;
+    let e = entries(dir.path());
+    let lines: Vec<&InterferenceSeen> = e
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Interference(i) => Some(i),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lines.len(), 1, "four probes within the hour: one line");
+    assert_eq!(
+        (
+            lines[0].target.as_str(),
+            lines[0].group.as_str(),
+            lines[0].check.as_str(),
+            lines[0].name.as_str(),
+            lines[0].count
+        ),
+        ("google", "internet", "sni_blocked", "blocked.example", 1)
+    );
+    assert_eq!(lines[0].raw.len(), 1);
+    let end = e
+        .iter()
+        .find_map(|e| match e {
+            Entry::OutageEnd(o) => Some(o),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(end.cause, "interference");
+    let sum = end.interference.as_deref().unwrap();
+    assert_eq!((sum.failures, sum.of_failures), (4, 4));
+    let start = e
+        .iter()
+        .find_map(|e| match e {
+            Entry::OutageStart(o) => Some(o),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(start.interference.as_deref().unwrap().failures, 3);
+    s.shutdown(Duration::from_secs(2)).await;
+}
+
+/// Issue 21: the same group losing its link (timeouts) has an ordinary
+/// outage, never `interference`, and writes no `interference` line.
+#[tokio::test]
+async fn link_down_outage_is_not_interference() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = chain(dir.path());
+    let (mut s, h, reg) = start(&cfg, None).await;
+    for what in ["ok", "ok", "blocked", "timeout", "timeout", "timeout", "timeout"] {
+        for t in 0..3 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            s.observe(&probe(t, if t == 2 { what } else { "ok" }))
+                .await;
+        }
+    }
+    let open = h.outages(None, None);
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0].cause, "internet");
+    assert!(open[0].interference.is_none());
+    settle(&reg).await;
+    s.shutdown(Duration::from_secs(2)).await;
+    let e = entries(dir.path());
+    assert!(
+        e.iter().all(|e| !matches!(e, Entry::OutageStart(o) if o.cause == "interference")),
+        "{e:?}"
+    );
+}

@@ -66,6 +66,11 @@ impl Request {
         &self.config.targets[self.index]
     }
 
+    /// The configuration the target belongs to.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// When the probe must have ended (start + the target's timeout).
     pub fn deadline(&self) -> Instant {
         self.deadline

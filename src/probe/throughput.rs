@@ -29,6 +29,17 @@
 //! `Content-Length`) before `min_bytes` is `short_body`, never a fast link, and
 //! so is any test that moved fewer than `min_bytes` in all, whatever ended it
 //! (a server trickling a few bytes until `max_duration` is not a measurement).
+//!
+//! `control_url` (issue 21, `throttled_name`): when a good test is slow —
+//! below its group's `throughput_below` in its direction, or any good test
+//! when the group sets none — one test of the control URL follows at once,
+//! with the same settings ([`ThroughputProber::run_checked`]). It is counted
+//! as the extra connection `throughput_control`, and its bytes are part of
+//! the test's `bytes` (what the test spent of the daily budget, which the
+//! scheduler sizes for both). When the target's rate is below
+//! `throttled_below` × the control's, the observation carries
+//! [`Evidence`] `throttled_name`; a failed control says nothing. The
+//! test itself stays a success either way: a throttled name is slow, not down.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -62,6 +73,7 @@ use super::net::tls::{self, TlsConfigs, TlsSetupError};
 use super::seam::{self, Completion, Probe};
 use super::{Info, Observation, Outcome, Phase, Phases, Reason};
 use crate::config::{Config, TargetSpec};
+use crate::interference::{Check, Evidence, Extra};
 pub use crate::config::{Direction, ThroughputSpec};
 
 /// Most parallel connections a test may open.
@@ -238,10 +250,92 @@ impl Probe for ThroughputProber {
         let me = self.clone();
         seam::spawn(req.deadline(), done, async move {
             match req.spec::<ThroughputSpec>() {
-                Ok(spec) => me.run(spec).await.observation(),
+                Ok(spec) => {
+                    let slow_below = slow_below(req.config(), req.target(), spec.direction);
+                    me.run_checked(spec, slow_below).await
+                }
                 Err(o) => Observation::new(o),
             }
         });
+    }
+}
+
+/// The rate below which a test of `target` is slow: its group's
+/// `throughput_below` in that direction (`None`: the group judges none).
+fn slow_below(config: &Config, target: &crate::config::Target, direction: Direction) -> Option<f64> {
+    let floor = config.group(&target.group)?.degraded.throughput_below?;
+    match direction {
+        Direction::Download => floor.bps,
+        Direction::Upload => floor.upload_bps,
+    }
+}
+
+/// A good test's figure, or `None`.
+fn good_bps(r: &ThroughputResult) -> Option<f64> {
+    r.bits_per_second
+        .filter(|b| r.outcome.is_success() && !r.partial && b.is_finite())
+}
+
+/// The URL's host, for the evidence's name.
+fn host_of(url: &Url) -> String {
+    url.host_str().unwrap_or_default().to_string()
+}
+
+impl ThroughputProber {
+    /// Runs one test of `spec` and, when it has a `control_url` and the test
+    /// was good but slow (below `slow_below`, or any when `None`), one test
+    /// of the control right after; see the module's notes.
+    pub async fn run_checked(&self, spec: &ThroughputSpec, slow_below: Option<f64>) -> Observation {
+        let result = self.run(spec).await;
+        let mut observation = result.observation();
+        let Some(control_url) = &spec.control_url else {
+            return observation;
+        };
+        let Some(bps) = good_bps(&result) else {
+            return observation;
+        };
+        if slow_below.is_some_and(|floor| bps >= floor) {
+            return observation;
+        }
+        let mut control_spec = spec.clone();
+        control_spec.url = control_url.clone();
+        control_spec.control_url = None;
+        let control = self.run(&control_spec).await;
+        observation.info.extra = Some(Extra::ThroughputControl);
+        if let Some(tp) = &mut observation.info.throughput {
+            tp.bytes = tp.bytes.saturating_add(control.bytes);
+        }
+        let name = host_of(&spec.url);
+        let control_bps = good_bps(&control);
+        let verdict = throttled(bps, control_bps, spec.throttled_below);
+        tracing::debug!(
+            url = %spec.url,
+            control_url = %control_url,
+            bits_per_second = bps,
+            control_bits_per_second = control_bps,
+            control_result = control.outcome.result_label(),
+            throttled = verdict,
+            "throughput control test done"
+        );
+        if verdict && let Some(c) = control_bps {
+            let pct = |x: f64| format!("{:.0}%", x * 100.0);
+            let detail = format!(
+                "a test of {url} moved {a} while a control test of {control_url} right after \
+                 moved {b} ({ratio} of the control's rate; throttled below {th})",
+                url = spec.url,
+                a = crate::config::format_rate(bps),
+                b = crate::config::format_rate(c),
+                ratio = pct(bps / c),
+                th = pct(spec.throttled_below),
+            );
+            observation.info.evidence = Some(
+                Evidence::new(Check::ThrottledName, name, detail).with_raw(vec![
+                    format!("{}: {:.0} bit/s", spec.url, bps),
+                    format!("{control_url}: {c:.0} bit/s"),
+                ]),
+            );
+        }
+        observation
     }
 }
 
@@ -294,12 +388,12 @@ impl ThroughputProber {
         Ok(Self { tls })
     }
 
-    /// Runs one test. Returns within [`ThroughputSpec::worst_case`] (plus a second).
+    /// Runs one test. Returns within [`ThroughputSpec::one_test`] (plus a second).
     pub async fn run(&self, spec: &ThroughputSpec) -> ThroughputResult {
         let streams = spec.streams.clamp(1, MAX_STREAMS);
         let mut result = ThroughputResult::empty(spec, streams);
         let t0 = Instant::now();
-        let hard_stop = t0 + spec.worst_case() + Duration::from_secs(1);
+        let hard_stop = t0 + spec.one_test() + Duration::from_secs(1);
         if tokio::time::timeout_at(hard_stop, self.run_inner(spec, streams, t0, &mut result))
             .await
             .is_err()
@@ -1206,6 +1300,12 @@ fn build_headers(spec: &ThroughputSpec) -> Result<HeaderMap, Outcome> {
     }
     apply_headers(&mut headers, &spec.headers);
     Ok(headers)
+}
+
+/// Whether a test at `bps` is throttled against a good control at
+/// `control`: below `share` of the control's rate. No good control: no.
+pub fn throttled(bps: f64, control: Option<f64>, share: f64) -> bool {
+    control.is_some_and(|c| c > 0.0 && bps < share * c)
 }
 
 #[cfg(test)]

@@ -796,6 +796,8 @@ fn full_example_parses_to_the_expected_model() {
                     judge_outages: false,
                     congestion: None,
                     schedule: Default::default(),
+                    control_url: None,
+                    throttled_below: 0.5,
                 }),
             },
             config::Target {

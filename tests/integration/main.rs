@@ -19,6 +19,7 @@ mod e2e;
 mod history_damage;
 mod http_probe;
 mod http_slow_clients;
+mod interference_throttle;
 mod icmp;
 mod interference_dns;
 mod interference_tls;

@@ -33,6 +33,8 @@ pub(super) const KEYS: &[&str] = &[
     "judge_outages",
     "congestion",
     "schedule",
+    "control_url",
+    "throttled_below",
 ];
 
 /// Byte units, decimal and binary, as (unit, bytes).
@@ -92,6 +94,22 @@ fn schedule_value(s: &str) -> Result<Schedule, String> {
     }
 }
 
+/// `throttled_below`: a percentage of the control's rate, above 0 and below 100.
+fn throttled_below_value(s: &str) -> Result<f64, String> {
+    let pct = s
+        .strip_suffix('%')
+        .map(str::trim)
+        .and_then(|n| n.parse::<f64>().ok())
+        .filter(|p| p.is_finite() && *p > 0.0 && *p < 100.0);
+    pct.map(|p| p / 100.0).ok_or_else(|| {
+        format!(
+            "`throttled_below` ({s}) must be a percentage of the control's rate above 0% and \
+             below 100%, such as \"50%\"",
+            s = shown(s)
+        )
+    })
+}
+
 /// `congestion`: the name of a TCP congestion control.
 fn congestion_value(s: &str) -> Result<String, String> {
     if !s.is_empty() && s.len() < 16 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
@@ -125,6 +143,28 @@ pub(super) fn parse(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Option<ThroughputSpe
     let congestion = w.check(t, "congestion", congestion, |s| congestion_value(s));
     let schedule = w.string(t, "schedule");
     let schedule = w.check(t, "schedule", schedule, |s| schedule_value(s));
+    let control_url = w.string(t, "control_url");
+    let control_url = w.check(t, "control_url", control_url, |s| super::http::url_value(s));
+    let throttled_below = w.string(t, "throttled_below");
+    let mut throttled_below = w.check(t, "throttled_below", throttled_below, |s| {
+        throttled_below_value(s)
+    });
+    if let (Ok(None), Ok(Some(tb))) = (&control_url, &throttled_below) {
+        let message = "`throttled_below` needs `control_url`: it is a share of the control's rate"
+            .to_string();
+        throttled_below = Err(w.report(tb.span.clone(), t.key("throttled_below"), message));
+    }
+    let mut control_url = control_url;
+    if let (Ok(Some(c)), Ok(u)) = (&control_url, &url)
+        && c.value == u.value
+    {
+        let message = format!(
+            "`control_url` ({}) is the target's own `url`: the control must be another name \
+             or path on the same server or network",
+            w.snippet(&c.span)
+        );
+        control_url = Err(w.report(c.span.clone(), t.key("control_url"), message));
+    }
     let ip = match &url {
         Ok(u) => match u.value.host() {
             Some(url::Host::Ipv4(ip)) => Some(ip.into()),
@@ -156,18 +196,28 @@ pub(super) fn parse(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Option<ThroughputSpe
         min_bytes = Err(w.report(min.span.clone(), t.key("min_bytes"), message));
     }
     let mut max_bytes_per_day = max_bytes_per_day;
+    let with_control = matches!(control_url, Ok(Some(_)));
+    let per_test = if with_control { max.saturating_mul(2) } else { max };
     if let (Ok(Some(day)), true) = (&max_bytes_per_day, max_bytes.is_ok())
-        && day.value < max
+        && day.value < per_test
     {
-        let message = format!(
-            "`max_bytes_per_day` ({}) is less than one test's `max_bytes` ({max}): \
-             no test could ever run",
-            w.snippet(&day.span)
-        );
+        let message = if with_control {
+            format!(
+                "`max_bytes_per_day` ({}) is less than a test and its control test \
+                 (2 × `max_bytes` = {per_test}): no test could ever run",
+                w.snippet(&day.span)
+            )
+        } else {
+            format!(
+                "`max_bytes_per_day` ({}) is less than one test's `max_bytes` ({max}): \
+                 no test could ever run",
+                w.snippet(&day.span)
+            )
+        };
         max_bytes_per_day = Err(w.report(day.span.clone(), t.key("max_bytes_per_day"), message));
     }
     if max_bytes.is_ok()
-        && let Err(e) = campaign_budget(w, t, &schedule, &max_bytes_per_day, max)
+        && let Err(e) = campaign_budget(w, t, &schedule, &max_bytes_per_day, per_test)
     {
         max_bytes_per_day = Err(e);
     }
@@ -196,6 +246,10 @@ pub(super) fn parse(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Option<ThroughputSpe
         judge_outages: judge_outages.ok()?.is_some_and(|v| v.value),
         congestion: congestion.ok()?.map(|v| v.value),
         schedule: schedule.ok()?.map_or(Schedule::Interval, |v| v.value),
+        control_url: control_url.ok()?.map(|v| v.value),
+        throttled_below: throttled_below
+            .ok()?
+            .map_or(ThroughputSpec::DEFAULT_THROTTLED_BELOW, |v| v.value),
     })
 }
 
@@ -229,10 +283,15 @@ pub(in super::super) fn timing(
     if spec.worst_case() >= interval {
         let message = format!(
             "`interval` ({shown}) must be longer than a whole test can take: \
-             2 × `timeout` ({}) + `max_duration` ({}) + the idle-latency baseline ({}) = {}",
+             2 × `timeout` ({}) + `max_duration` ({}) + the idle-latency baseline ({}){} = {}",
             validate::format_duration(timeout),
             validate::format_duration(spec.max_duration),
             validate::format_duration(ThroughputSpec::IDLE_BUDGET),
+            if spec.control_url.is_some() {
+                ", twice with `control_url`"
+            } else {
+                ""
+            },
             validate::format_duration(spec.worst_case())
         );
         w.report(span, t.key("interval"), message);
@@ -368,6 +427,7 @@ fn campaign_budget(
     t: &Tbl<'_, '_>,
     schedule: &Got<Schedule>,
     max_bytes_per_day: &Got<u64>,
+    // A test's bytes: `max_bytes`, twice with `control_url`.
     max: u64,
 ) -> Result<(), Reported> {
     let (Ok(Some(sch)), Ok(day)) = (schedule, max_bytes_per_day) else {
@@ -463,8 +523,68 @@ fn byte_size(text: &str) -> Result<u64, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::config::TargetSpec;
+
+    const BASE: &str = "[[group]]\nname = \"isp\"\n\n[[target]]\nname = \"video\"\ngroup = \"isp\"\n\
+                        kind = \"throughput\"\nurl = \"http://video.example/1MB\"\n";
+
+    fn errors(extra: &str) -> Vec<String> {
+        let text = format!("{BASE}{extra}");
+        match crate::config::parse(&text, "mem") {
+            Ok(_) => Vec::new(),
+            Err(e) => e.to_string().lines().map(str::to_owned).collect(),
+        }
+    }
+
+    /// Issue 21: `control_url` and `throttled_below`, and their positioned errors.
+    #[test]
+    fn control_url_and_throttled_below() {
+        let text = format!(
+            "{BASE}control_url = \"http://control.example/1MB\"\nthrottled_below = \"40%\"\n"
+        );
+        let c = crate::config::parse(&text, "mem").unwrap();
+        let TargetSpec::Throughput(s) = &c.targets[0].spec else {
+            unreachable!()
+        };
+        assert_eq!(s.control_url.as_ref().unwrap().as_str(), "http://control.example/1MB");
+        assert!((s.throttled_below - 0.4).abs() < 1e-9);
+        assert_eq!(s.worst_case(), s.one_test() * 2);
+        assert_eq!(s.bytes_per_test(), 2 * s.max_bytes);
+        let c = crate::config::parse(BASE, "mem").unwrap();
+        let TargetSpec::Throughput(s) = &c.targets[0].spec else {
+            unreachable!()
+        };
+        assert_eq!((s.control_url.as_ref(), s.throttled_below), (None, 0.5));
+
+        let e = errors("throttled_below = \"50%\"\n");
+        assert!(
+            e.iter().any(|l| l.contains("9:19")
+                && l.contains("`throttled_below` needs `control_url`")),
+            "{e:?}"
+        );
+        let e = errors("control_url = \"http://control.example/x\"\nthrottled_below = \"150%\"\n");
+        assert!(
+            e.iter().any(|l| l.contains("10:19") && l.contains("below 100%")),
+            "{e:?}"
+        );
+        let e = errors("control_url = \"ftp://control.example/x\"\n");
+        assert!(e.iter().any(|l| l.contains("9:15") && l.contains("ftp")), "{e:?}");
+        let e = errors("control_url = \"http://video.example/1MB\"\n");
+        assert!(
+            e.iter().any(|l| l.contains("9:15") && l.contains("the target's own `url`")),
+            "{e:?}"
+        );
+        let e = errors(
+            "control_url = \"http://control.example/x\"\nmax_bytes = \"10 MB\"\nmax_bytes_per_day = \"15 MB\"\n",
+        );
+        assert!(
+            e.iter().any(|l| l.contains("11:21") && l.contains("a test and its control test")),
+            "{e:?}"
+        );
+    }
 
     #[test]
     fn byte_sizes() {

@@ -39,7 +39,11 @@ use crate::journal::ts_ms;
 use crate::journal::{DegradedEnded, DegradedResumed, DegradedStarted};
 use crate::journal::{DurationClock, Gap};
 pub use crate::journal::{SlowPeriodLedger, SlowPeriodRecord};
+use crate::interference::Check;
+use crate::journal::record::InterferenceSummary;
 use crate::probe::{Observation, Outcome};
+use super::interference::{Sign, Tally};
+use std::collections::VecDeque;
 pub use metrics::DegradationMetrics;
 
 /// How often the window figures are exported and time passes in the tracker.
@@ -209,9 +213,41 @@ pub struct SlowPeriods {
     targets: Vec<(usize, SampleKind)>,
     /// Per target: down after hysteresis (its samples are not fed).
     target_down: Vec<bool>,
+    /// Per target: its name.
+    target_names: Vec<String>,
     metrics: DegradationMetrics,
     live: Arc<RwLock<LiveSlowPeriods>>,
     group_names: Vec<String>,
+    /// Per group: the signs of interference its probes showed lately, for
+    /// the summaries of `interference` slow periods.
+    signs: Vec<GroupSigns>,
+}
+
+/// The signs of interference one group's probes showed.
+#[derive(Debug, Default)]
+struct GroupSigns {
+    /// The latest [`SIGNS_KEPT`]: when, target, check, name.
+    recent: VecDeque<(Timestamp, String, Check, String)>,
+    /// Those of its open `interference` slow period.
+    open: Option<Tally>,
+}
+
+/// Signs kept per group for the start of a period (a window's worth at
+/// the usual rates; the counts come from the tracker, these only name them).
+const SIGNS_KEPT: usize = 64;
+
+/// Adds the checks, targets and names of `t` to `sum` (sorted, no repeats).
+fn enrich(sum: &mut InterferenceSummary, t: &Tally) {
+    let more = t.summary();
+    for (have, add) in [
+        (&mut sum.checks, more.checks),
+        (&mut sum.targets, more.targets),
+        (&mut sum.names, more.names),
+    ] {
+        have.extend(add);
+        have.sort();
+        have.dedup();
+    }
 }
 
 impl SlowPeriods {
@@ -283,10 +319,12 @@ impl SlowPeriods {
             Self {
                 tracker,
                 targets: targets_of(config),
+                target_names: config.targets.iter().map(|t| t.name.clone()).collect(),
                 target_down: vec![false; config.targets.len()],
                 metrics,
                 live: Arc::new(RwLock::new(live)),
                 group_names: config.groups.iter().map(|g| g.name.clone()).collect(),
+                signs: config.groups.iter().map(|_| GroupSigns::default()).collect(),
             },
             closed,
         ))
@@ -311,9 +349,19 @@ impl SlowPeriods {
             .zip(&diff.groups_unchanged)
             .map(|(o, unchanged)| if *unchanged { *o } else { None })
             .collect();
-        let events = self.tracker.reload(group_specs(config), &carry, now);
+        let mut events = self.tracker.reload(group_specs(config), &carry, now);
+        self.fill(&mut events);
+        let mut signs = std::mem::take(&mut self.signs);
+        self.signs = carry
+            .iter()
+            .map(|c| {
+                c.and_then(|o| signs.get_mut(o).map(std::mem::take))
+                    .unwrap_or_default()
+            })
+            .collect();
         self.metrics.reload(old, config);
         self.targets = targets_of(config);
+        self.target_names = config.targets.iter().map(|t| t.name.clone()).collect();
         let was_down = std::mem::take(&mut self.target_down);
         self.target_down = diff
             .targets
@@ -366,6 +414,15 @@ impl SlowPeriods {
         let Some(&(group, kind)) = self.targets.get(target) else {
             return Vec::new();
         };
+        let sign = observation
+            .info
+            .evidence
+            .as_ref()
+            .map(Sign::of_evidence)
+            .or_else(|| Sign::of_failure(observation));
+        if let Some(sign) = sign {
+            self.note_sign(group, target, at.wall, sign);
+        }
         if self.target_down.get(target).copied().unwrap_or(false) {
             return Vec::new();
         }
@@ -386,7 +443,7 @@ impl SlowPeriods {
         if kind.is_throughput() && throughput_bps.is_none() {
             return Vec::new();
         }
-        self.tracker.observe(&Sample {
+        let mut events = self.tracker.observe(&Sample {
             group,
             at,
             kind,
@@ -402,7 +459,70 @@ impl SlowPeriods {
                 .filter(|l| l.grade.is_some())
                 .and_then(|l| l.latency_increase_seconds)
                 .map(Duration::from_secs_f64),
-        })
+            interference: super::interference::Sign::of_failure(observation)
+                .map(|s| s.check)
+                .or(observation
+                    .info
+                    .evidence
+                    .as_ref()
+                    .map(|e| e.check)
+                    .filter(|c| *c == crate::interference::Check::ThrottledName)),
+        });
+        self.fill(&mut events);
+        events
+    }
+
+    /// Keeps a sign of interference of `target` (in `group`) seen at `at`.
+    fn note_sign(&mut self, group: usize, target: usize, at: Timestamp, sign: Sign<'_>) {
+        let Some(name) = self.target_names.get(target) else {
+            return;
+        };
+        let Some(g) = self.signs.get_mut(group) else {
+            return;
+        };
+        if let Some(t) = &mut g.open {
+            t.saw(name, sign);
+        }
+        if g.recent.len() == SIGNS_KEPT {
+            g.recent.pop_front();
+        }
+        g.recent
+            .push_back((at, name.clone(), sign.check, sign.name.to_string()));
+    }
+
+    /// Names the checks, targets and names of `interference` slow periods:
+    /// at the start those seen since it began, at the end all of the period.
+    fn fill(&mut self, events: &mut [SlowEvent]) {
+        for ev in events {
+            let (group, start, sum, starting) = match ev {
+                SlowEvent::Started(e) => (&e.group, e.start, &mut e.interference, true),
+                SlowEvent::Ended(e) => (&e.group, e.start, &mut e.interference, false),
+                SlowEvent::Resumed(_) => continue,
+            };
+            let Some(g) = self.group_names.iter().position(|n| n == group) else {
+                continue;
+            };
+            let Some(signs) = self.signs.get_mut(g) else {
+                continue;
+            };
+            let Some(sum) = sum else {
+                signs.open = None;
+                continue;
+            };
+            let tally = if starting {
+                let mut t = Tally::default();
+                for (at, target, check, name) in &signs.recent {
+                    if *at >= start {
+                        t.saw(target, Sign { check: *check, name });
+                    }
+                }
+                signs.open = Some(t.clone());
+                t
+            } else {
+                signs.open.take().unwrap_or_default()
+            };
+            enrich(sum, &tally);
+        }
     }
 
     /// A target's state after hysteresis changed.
@@ -414,12 +534,15 @@ impl SlowPeriods {
 
     /// A group's state changed (`since`: back-dated).
     pub fn group_state(&mut self, group: usize, state: State, since: Stamp) -> Vec<SlowEvent> {
-        self.tracker.set_group_state(group, state, since)
+        let mut events = self.tracker.set_group_state(group, state, since);
+        self.fill(&mut events);
+        events
     }
 
     /// Lets time pass; exports the window figures and degraded time.
     pub fn tick(&mut self, now: Stamp) -> Vec<SlowEvent> {
-        let events = self.tracker.tick(now);
+        let mut events = self.tracker.tick(now);
+        self.fill(&mut events);
         for (g, d) in self.tracker.take_degraded_time(now.mono) {
             if let Some(name) = self.group_names.get(g) {
                 self.metrics

@@ -257,3 +257,71 @@ async fn clean_stop_lists_the_open_slow_period_and_readers_end_it_at_the_last_si
         assert!(d.duration_seconds > 0.0, "{d:?}");
     }
 }
+
+/// Issue 21: loss of the internet group made of forged DNS answers (every
+/// other probe of its target, never an outage) is a slow period of cause
+/// `interference`, whose summary names the check, the target and the name
+/// the probes showed; the degradation's own counts come with it.
+#[tokio::test]
+async fn loss_of_interference_failures_is_an_interference_slow_period_with_names() {
+    use crate::interference::{Check, Evidence};
+    use crate::probe::{Info, Reason};
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path());
+    let (mut s, _registry) = start(&c).await;
+    for round in 0..60 {
+        for target in 0..3 {
+            let observation = if target == 2 && round % 2 == 1 {
+                Observation::with_info(
+                    Outcome::error(Reason::DnsBogon, "forged"),
+                    Info {
+                        evidence: Some(Evidence::new(
+                            Check::DnsBogon,
+                            "forged.example",
+                            "isp answered 10.9.9.9; doh answered 93.184.216.34",
+                        )),
+                        ..Info::default()
+                    },
+                )
+            } else {
+                Observation::new(Outcome::Success {
+                    duration: Duration::from_millis(5),
+                    phases: Phases::default(),
+                })
+            };
+            let r = ProbeResult {
+                target,
+                at: Timestamp::now(),
+                mono: Instant::now(),
+                lateness: Duration::ZERO,
+                observation,
+            };
+            s.observe(&r).await;
+        }
+        s.tick().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started: Vec<_> = entries(dir.path())
+        .into_iter()
+        .filter_map(|e| match e {
+            Entry::DegradedStart(d) => Some(d),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(started.len(), 1, "{started:?}");
+    assert_eq!(
+        (started[0].group.as_str(), started[0].cause.as_str()),
+        ("internet", "interference")
+    );
+    let sum = started[0].interference.as_deref().unwrap();
+    assert_eq!(sum.checks, vec!["dns_bogon"]);
+    assert_eq!(sum.targets, vec!["google"]);
+    assert_eq!(sum.names, vec!["forged.example"]);
+    assert!(sum.failures > 0 && sum.failures == sum.of_failures, "{sum:?}");
+    assert!(
+        !entries(dir.path())
+            .iter()
+            .any(|e| matches!(e, Entry::OutageStart(_))),
+        "never three failures in a row: no outage"
+    );
+}

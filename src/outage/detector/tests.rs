@@ -442,6 +442,7 @@ fn adopted_outage_resumes_with_a_gap_when_still_down() {
             targets: vec!["a".into()],
             gaps: vec![],
             last_seen: wall(-50.0),
+            interference: None,
             start_observed: true,
         }
     ));
@@ -485,6 +486,7 @@ fn adopted_outage_found_up_is_closed_unobserved() {
             targets: vec!["a".into()],
             gaps: vec![],
             last_seen: wall(-50.0),
+            interference: None,
             start_observed: true,
         },
     );
@@ -777,4 +779,120 @@ fn a_group_redefined_so_that_it_is_no_longer_down_ends_as_reconfigured() {
     assert_eq!(e.len(), 1, "{ev:?}");
     assert_eq!(e[0].end_reason, Some(EndReason::Reconfigured));
     assert_eq!(d.group_state(0).unwrap().0, State::Up);
+}
+
+/// Like [`seq`], with `x` an interference failure (sni_blocked of
+/// `blocked.example`), `-` an ordinary one (a timeout).
+fn signs(d: &mut Detector, t: usize, from: f64, pattern: &str) -> Vec<Event> {
+    let sign = Sign {
+        check: crate::interference::Check::SniBlocked,
+        name: "blocked.example",
+    };
+    pattern
+        .chars()
+        .enumerate()
+        .flat_map(|(i, c)| {
+            let s = from + i as f64;
+            d.observe_sign(
+                t,
+                wall(s),
+                Duration::from_secs_f64(s),
+                c == '+',
+                (c == 'x').then_some(sign),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn failures_mostly_interference_make_the_cause_interference_with_a_summary() {
+    let mut d = single();
+    let ev = signs(&mut d, 0, 0.0, "++xx-x");
+    let s = started(&ev);
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].cause, "interference");
+    let sum = s[0].interference.as_deref().unwrap();
+    assert_eq!(sum.checks, vec!["sni_blocked"]);
+    assert_eq!(sum.targets, vec!["a"]);
+    assert_eq!(sum.names, vec!["blocked.example"]);
+    assert_eq!((sum.failures, sum.of_failures), (2, 3), "the streak that made it down");
+    // Later failures of the period are counted; the cause stays.
+    let ev = signs(&mut d, 0, 6.0, "x--++");
+    let e = ended(&ev);
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].cause, "interference");
+    let sum = e[0].interference.as_deref().unwrap();
+    assert_eq!((sum.failures, sum.of_failures), (4, 7), "over the whole period");
+}
+
+#[test]
+fn a_link_down_outage_never_becomes_interference() {
+    // Timeouts and unreachable failures only.
+    let mut d = single();
+    let ev = signs(&mut d, 0, 0.0, "++---");
+    let s = started(&ev);
+    assert_eq!(s[0].cause, "internet");
+    assert!(s[0].interference.is_none());
+    let ev = signs(&mut d, 0, 5.0, "++");
+    let e = ended(&ev);
+    assert!(e[0].interference.is_none());
+
+    // Signs before the link went down are outvoted by its failures.
+    let mut d = single();
+    let ev = signs(&mut d, 0, 0.0, "+x+x+x-");
+    assert!(started(&ev).is_empty());
+    let ev = signs(&mut d, 0, 7.0, "--");
+    let s = started(&ev);
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].cause, "internet", "half or less is not interference");
+    assert!(s[0].interference.is_none());
+
+    // The LAN is down: every group's outage is the LAN's, whatever the
+    // downstream target's failures carried.
+    let mut d = Detector::new(&chain(Path::new("/nonexistent")));
+    let mut ev = Vec::new();
+    for i in 0..4 {
+        let s = i as f64;
+        ev.extend(d.observe(0, wall(s), Duration::from_secs_f64(s), false));
+        ev.extend(d.observe(1, wall(s), Duration::from_secs_f64(s), false));
+        ev.extend(signs(&mut d, 2, s, "x"));
+    }
+    let s = started(&ev);
+    assert_eq!(s.len(), 3, "{ev:?}");
+    for o in s {
+        assert_eq!(o.cause, "lan", "{}", o.group);
+        assert!(o.interference.is_none());
+    }
+}
+
+#[test]
+fn an_adopted_interference_outage_keeps_its_summary_to_its_end() {
+    let mut d = single();
+    let summary = InterferenceSummary {
+        checks: vec!["blockpage".into()],
+        targets: vec!["a".into()],
+        names: vec!["x.example".into()],
+        failures: 5,
+        of_failures: 5,
+    };
+    assert!(d.adopt(
+        "internet",
+        Adopted {
+            id: "1-internet".into(),
+            cause: "interference".into(),
+            start: wall(-100.0),
+            start_observed: true,
+            targets: vec!["a".into()],
+            gaps: vec![],
+            last_seen: wall(-50.0),
+            interference: Some(Box::new(summary)),
+        }
+    ));
+    let ev = signs(&mut d, 0, 0.0, "xxxx++");
+    let e = ended(&ev);
+    assert_eq!(e.len(), 1);
+    let sum = e[0].interference.as_deref().unwrap();
+    assert_eq!(sum.checks, vec!["blockpage", "sni_blocked"], "sorted");
+    assert_eq!(sum.names, vec!["blocked.example", "x.example"]);
+    assert_eq!((sum.failures, sum.of_failures), (9, 9), "the journaled 5 and this run's 4");
 }

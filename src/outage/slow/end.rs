@@ -168,19 +168,11 @@ impl EndTrack {
                     }
                 }
             }
-            Fed::Test(bps, increase, false) => {
-                if let (Some(thr), Some(inc)) = (th.loaded, increase) {
-                    self.step(Trigger::LoadedLatency, inc > thr, at);
-                }
-                if let Some(thr) = th.throughput {
-                    if bps < thr {
-                        self.slow_test = Some(at);
-                    }
-                    self.step(Trigger::Throughput, bps < thr, at);
-                }
-            }
-            Fed::Test(bps, _, true) => {
-                if let Some(thr) = th.throughput_up {
+            Fed::Test(bps, increase, upload, throttled) => {
+                self.step(Trigger::ThrottledName, throttled, at);
+                if !upload {
+                    self.feed_download(bps, increase, at, th);
+                } else if let Some(thr) = th.throughput_up {
                     if bps < thr {
                         self.slow_upload = Some(at);
                     }
@@ -188,6 +180,19 @@ impl EndTrack {
                 }
             }
             Fed::Nothing => {}
+        }
+    }
+
+    /// A download test's steps towards `loaded_latency` and `throughput`.
+    fn feed_download(&mut self, bps: f64, increase: Option<f64>, at: Stamp, th: &Th) {
+        if let (Some(thr), Some(inc)) = (th.loaded, increase) {
+            self.step(Trigger::LoadedLatency, inc > thr, at);
+        }
+        if let Some(thr) = th.throughput {
+            if bps < thr {
+                self.slow_test = Some(at);
+            }
+            self.step(Trigger::Throughput, bps < thr, at);
         }
     }
 

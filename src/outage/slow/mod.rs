@@ -99,6 +99,8 @@ use jiff::Timestamp;
 use super::detector::State;
 use super::ids::Ids;
 use super::period::{self, Carried, Closed, Life, Open, Phase, Stamp, truncate_ms};
+use crate::interference::{CAUSE, Check};
+use crate::journal::record::InterferenceSummary;
 pub use crate::journal::{
     DegradedEnded, DegradedResumed, DegradedStarted, DurationClock, EndReason, Figures, Gap,
     PeriodFigures, Trigger,
@@ -163,6 +165,10 @@ struct Pending {
 struct Slow {
     triggers: u8,
     period: Box<PeriodStats>,
+    /// When its cause is `interference`: failures with an interference
+    /// reason (and throttled tests), out of all failures (and throttled
+    /// tests), over the period so far.
+    interference: Option<(u64, u64)>,
 }
 
 /// A group's slow periods.
@@ -203,10 +209,18 @@ impl Track {
             end.feed_slot(s, |ms| self.win.stamp_of(ms));
         }
         for t in self.win.tests.iter().filter(|t| t.at.mono >= start.mono) {
-            end.feed(Fed::Test(t.bps, t.increase, false), t.at, &self.th);
+            end.feed(
+                Fed::Test(t.bps, t.increase, false, t.throttled),
+                t.at,
+                &self.th,
+            );
         }
         for t in self.win.up_tests.iter().filter(|t| t.at.mono >= start.mono) {
-            end.feed(Fed::Test(t.bps, t.increase, true), t.at, &self.th);
+            end.feed(
+                Fed::Test(t.bps, t.increase, true, t.throttled),
+                t.at,
+                &self.th,
+            );
         }
         self.end = end;
         self.period_down = None;
@@ -376,6 +390,16 @@ impl SlowTracker {
         if !g.life.phase.is_idle() {
             g.end.feed(fed, at, &g.th);
             let tests = u64::from(s.kind.is_throughput() && s.success);
+            if let Phase::Open(o) = &mut g.life.phase
+                && let Some((signs, of)) = &mut o.extra.interference
+            {
+                let throttled = s.interference == Some(Check::ThrottledName);
+                let lost = !s.success && !s.kind.is_throughput() && s.kind != SampleKind::Http;
+                if throttled || lost {
+                    *of += 1;
+                    *signs += u64::from(throttled || s.interference.is_some());
+                }
+            }
             match &mut g.life.phase {
                 Phase::Pending(p) if !s.kind.is_throughput() => p.samples += 1,
                 Phase::Pending(p) => p.tests += tests,
@@ -613,7 +637,20 @@ impl SlowTracker {
             return;
         };
         self.pending -= 1;
-        let cause = self.groups[cause].name.clone();
+        // Its own group is the farthest upstream, and it is a throttled
+        // name, or its loss is mostly failures with interference reasons.
+        let t = &self.groups[g];
+        let (lost, lost_signs) = t.win.lost_since(p.start.mono);
+        let throttled = t.win.throttled_since(p.start.mono);
+        let has = |tr: Trigger| p.triggers & tr.bit() != 0;
+        let interference = cause == g
+            && (has(Trigger::ThrottledName) || (has(Trigger::Loss) && lost_signs * 2 > lost));
+        let counts = interference.then_some((lost_signs + throttled, lost + throttled));
+        let cause = if interference {
+            CAUSE.to_string()
+        } else {
+            self.groups[cause].name.clone()
+        };
         let name = self.groups[g].name.clone();
         let mut period = Box::new(PeriodStats::new(p.samples));
         period.tests = p.tests;
@@ -623,6 +660,7 @@ impl SlowTracker {
                 let (gap, open) = a.resume(p.start, |had| Slow {
                     triggers: had.iter().fold(p.triggers, |m, t| m | t.bit()),
                     period,
+                    interference: None,
                 });
                 events.push(SlowEvent::Resumed(DegradedResumed {
                     id: open.id.clone(),
@@ -638,7 +676,7 @@ impl SlowTracker {
             None => {
                 let id = period::mint(&mut self.ids, p.start.wall, &name, "-degraded");
                 events.push(SlowEvent::Started(DegradedStarted {
-                    interference: None,
+                    interference: counts.map(|c| summary(p.triggers, c)),
                     id: id.clone(),
                     group: name,
                     cause: cause.clone(),
@@ -649,6 +687,7 @@ impl SlowTracker {
                 let slow = Slow {
                     triggers: p.triggers,
                     period,
+                    interference: counts,
                 };
                 Open::new(id, cause, p.start, Vec::new(), slow)
             }
@@ -679,7 +718,12 @@ impl SlowTracker {
             ..slow.period.finish()
         };
         let triggers = Trigger::list(slow.triggers);
-        events.push(slow_ended(&t.name, closed, superseded, triggers, figures));
+        let interference = slow.interference.map(|c| summary(slow.triggers, c));
+        let mut ended = slow_ended(&t.name, closed, superseded, triggers, figures);
+        if let SlowEvent::Ended(e) = &mut ended {
+            e.interference = interference;
+        }
+        events.push(ended);
     }
 
     /// Degraded time to add per group since the last call, never past the
@@ -757,6 +801,24 @@ impl SlowTracker {
             .filter_map(|g| self.open_period(g).map(str::to_string))
             .collect()
     }
+}
+
+/// The summary of an `interference` slow period as the tracker knows it
+/// (counts, and `throttled_name` when that tripped); the service adds the
+/// checks, targets and names its probes showed.
+fn summary(triggers: u8, (failures, of_failures): (u64, u64)) -> Box<InterferenceSummary> {
+    let checks = if triggers & Trigger::ThrottledName.bit() != 0 {
+        vec![Check::ThrottledName.as_str().to_string()]
+    } else {
+        Vec::new()
+    };
+    Box::new(InterferenceSummary {
+        checks,
+        targets: Vec::new(),
+        names: Vec::new(),
+        failures,
+        of_failures,
+    })
 }
 
 /// An adopted slow period closed without being seen to end.

@@ -77,4 +77,7 @@ pub struct Sample {
     pub throughput_bps: Option<f64>,
     /// Its latency under load over idle (graded tests only).
     pub loaded_increase: Option<Duration>,
+    /// A sign of interference: the check of a failure's interference reason,
+    /// or `throttled_name` on a test that carried that evidence.
+    pub interference: Option<crate::interference::Check>,
 }

@@ -54,6 +54,7 @@ fn probe(group: usize, secs: f64, kind: SampleKind, ok: bool, ms: f64) -> Sample
         latency: ok.then(|| Duration::from_secs_f64(ms / 1000.0)),
         throughput_bps: None,
         loaded_increase: None,
+        interference: None,
     }
 }
 
@@ -70,6 +71,7 @@ fn test(group: usize, secs: f64, mbps: f64) -> Sample {
         latency: None,
         throughput_bps: Some(mbps * 1e6),
         loaded_increase: None,
+        interference: None,
     }
 }
 
@@ -889,6 +891,7 @@ fn loaded_latency_trips_on_the_tests_median_increase() {
     d.set_group_state(0, State::Up, at(0.0));
     let bloated = |secs: f64, ms: u64| Sample {
         loaded_increase: Some(Duration::from_millis(ms)),
+        interference: None,
         ..test(0, secs, 50.0)
     };
     let mut ev = Vec::new();
@@ -1324,4 +1327,110 @@ fn window_memory_does_not_grow_with_the_probe_count() {
     assert!(big <= small * 1.1, "{bytes:?}");
     // And far below the 4 bytes a sample of the exact window (2.4 MB here).
     assert!(bytes[1] < 200_000, "{bytes:?}");
+}
+
+fn throttled(group: usize, secs: f64, mbps: f64) -> Sample {
+    Sample {
+        interference: Some(Check::ThrottledName),
+        ..test(group, secs, mbps)
+    }
+}
+
+fn started_of(ev: &[SlowEvent]) -> Vec<&DegradedStarted> {
+    ev.iter()
+        .filter_map(|e| match e {
+            SlowEvent::Started(s) => Some(s),
+            _ => None,
+        })
+        .collect()
+}
+
+fn ended_of(ev: &[SlowEvent]) -> Vec<&DegradedEnded> {
+    ev.iter()
+        .filter_map(|e| match e {
+            SlowEvent::Ended(s) => Some(s),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Issue 21: tests far below their control trip `throttled_name` (no
+/// throughput floor needed), back-dated to the first throttled test; the
+/// period's cause is `interference`, with its counts at the start and over
+/// the whole period at the end, which comes a window after the first test
+/// that is no longer throttled.
+#[test]
+fn throttled_tests_trip_throttled_name_with_the_cause_interference() {
+    let mut t = th(60, 5);
+    t.throughput_hold = Duration::from_secs(15);
+    let mut d = one(t);
+    d.set_group_state(0, State::Up, at(0.0));
+    let mut ev = Vec::new();
+    for (s, throttle) in [(0.0, false), (10.0, false), (20.0, true), (30.0, true), (40.0, true)] {
+        let sample = if throttle {
+            throttled(0, s, 5.0)
+        } else {
+            test(0, s, 5.0)
+        };
+        ev.extend(d.observe(&sample));
+        ev.extend(d.tick(at(s + 5.0)));
+    }
+    let st = started_of(&ev);
+    assert_eq!(st.len(), 1, "{ev:?}");
+    assert_eq!(st[0].cause, "interference");
+    assert_eq!(st[0].start, at(20.0).wall, "the first throttled test");
+    assert_eq!(st[0].triggers, vec![Trigger::ThrottledName]);
+    let sum = st[0].interference.as_deref().unwrap();
+    assert_eq!(sum.checks, vec!["throttled_name"]);
+    assert_eq!((sum.failures, sum.of_failures), (1, 1));
+    ev.clear();
+    for i in 0..20 {
+        let s = 50.0 + f64::from(i) * 10.0;
+        ev.extend(d.observe(&test(0, s, 5.0)));
+        ev.extend(d.tick(at(s + 5.0)));
+    }
+    let e = ended_of(&ev);
+    assert_eq!(e.len(), 1, "{ev:?}");
+    assert_eq!(e[0].end, at(50.0).wall, "the first test no longer throttled");
+    assert_eq!(e[0].cause, "interference");
+    let sum = e[0].interference.as_deref().unwrap();
+    assert_eq!((sum.failures, sum.of_failures), (3, 3), "over the whole period");
+}
+
+/// Issue 21: loss made mostly of failures with interference reasons (forged
+/// DNS answers) is a slow period of cause `interference`; the same loss
+/// from timeouts is not.
+#[test]
+fn loss_mostly_of_interference_failures_is_interference_and_timeouts_are_not() {
+    for (sign, cause) in [
+        (Some(Check::DnsInconsistent), "interference"),
+        (None, "internet"),
+    ] {
+        let mut t = th(30, 5);
+        t.loss_above = Some(0.1);
+        let mut d = one(t);
+        d.set_group_state(0, State::Up, at(0.0));
+        let mut ev = Vec::new();
+        for i in 0..20 {
+            let s = f64::from(i);
+            ev.extend(d.observe(&icmp(0, s, true, 10.0)));
+            let dns = Sample {
+                interference: sign.filter(|_| i >= 10),
+                ..probe(0, s + 0.5, SampleKind::Dns, i < 10, 10.0)
+            };
+            ev.extend(d.observe(&dns));
+        }
+        let st = started_of(&ev);
+        assert_eq!(st.len(), 1, "{ev:?}");
+        assert_eq!(st[0].cause, cause);
+        assert!(st[0].triggers.contains(&Trigger::Loss));
+        match sign {
+            Some(_) => {
+                let sum = st[0].interference.as_deref().unwrap();
+                assert!(sum.failures * 2 > sum.of_failures, "{sum:?}");
+                assert!(sum.checks.is_empty(), "the service adds the checks it saw");
+            }
+            None => assert!(st[0].interference.is_none()),
+        }
+    }
 }

@@ -254,6 +254,8 @@ pub(super) struct Slot {
     pub(super) samples: u32,
     pub(super) loss_total: u32,
     pub(super) loss_failed: u32,
+    /// Failures among `loss_failed` with an interference reason.
+    pub(super) loss_interference: u32,
     /// Per class ([`RTT`], [`DNS`], [`HTTP`]).
     pub(super) lat: [LatCounts; 3],
     /// Per [`PopId`]: where its bad samples lie.
@@ -277,6 +279,7 @@ impl Slot {
             samples: 0,
             loss_total: 0,
             loss_failed: 0,
+            loss_interference: 0,
             lat: [LatCounts::default(); 3],
             bad: [BadSpan::NONE; 5],
             hist,
@@ -403,6 +406,8 @@ pub(super) struct Test {
     pub(super) bps: f64,
     /// Latency under load over idle, seconds.
     pub(super) increase: Option<f64>,
+    /// It carried evidence `throttled_name` (far below its control).
+    pub(super) throttled: bool,
 }
 
 /// The sliding window of one group, in time buckets.
@@ -414,6 +419,8 @@ pub(super) struct Window {
     pub(super) samples: u64,
     pub(super) loss_total: u64,
     pub(super) loss_failed: u64,
+    /// Failures among `loss_failed` with an interference reason.
+    pub(super) loss_interference: u64,
     pub(super) rtt: Pop,
     pub(super) dns: Pop,
     pub(super) http: Pop,
@@ -436,6 +443,7 @@ impl Window {
             samples: 0,
             loss_total: 0,
             loss_failed: 0,
+            loss_interference: 0,
             rtt: Pop::default(),
             dns: Pop::default(),
             http: Pop::default(),
@@ -453,6 +461,7 @@ impl Window {
         self.samples = 0;
         self.loss_total = 0;
         self.loss_failed = 0;
+        self.loss_interference = 0;
         self.rtt.clear();
         self.dns.clear();
         self.http.clear();
@@ -479,6 +488,7 @@ impl Window {
         self.samples -= u64::from(s.samples);
         self.loss_total -= u64::from(s.loss_total);
         self.loss_failed -= u64::from(s.loss_failed);
+        self.loss_interference -= u64::from(s.loss_interference);
         for (class, c) in s.lat.iter().enumerate() {
             self.pop_mut(class as u64).remove_counts(*c);
         }
@@ -574,7 +584,14 @@ impl Window {
                     } else {
                         &mut self.tests
                     };
-                    list.push_back(Test { at, bps, increase });
+                    let throttled =
+                        s.interference == Some(crate::interference::Check::ThrottledName);
+                    list.push_back(Test {
+                        at,
+                        bps,
+                        increase,
+                        throttled,
+                    });
                     // The previous newest may have been kept only because it was the newest.
                     self.advance(s.at, th);
                     if upload {
@@ -582,7 +599,7 @@ impl Window {
                     } else {
                         self.median = median(self.tests.iter().map(|t| t.bps));
                     }
-                    return Some(Fed::Test(bps, increase, upload));
+                    return Some(Fed::Test(bps, increase, upload, throttled));
                 }
                 return Some(Fed::Nothing);
             }
@@ -602,11 +619,15 @@ impl Window {
             over(a_thr),
             over(b_thr),
         );
-        self.slot_mut(start).add(e, (at - start) as u16);
+        let slot = self.slot_mut(start);
+        slot.add(e, (at - start) as u16);
+        let interfered = class != HTTP && !s.success && s.interference.is_some();
+        slot.loss_interference += u32::from(interfered);
         self.samples += 1;
         if class != HTTP {
             self.loss_total += 1;
             self.loss_failed += u64::from(!s.success);
+            self.loss_interference += u64::from(interfered);
         }
         if e.ok() && e.lat() {
             self.pop_mut(class).add(e);
@@ -649,7 +670,39 @@ impl Window {
         {
             m |= Trigger::LoadedLatency.bit();
         }
+        // The newest test of either direction (held like throughput) was
+        // far below its control.
+        if self.tests.back().is_some_and(|t| t.throttled)
+            || self.up_tests.back().is_some_and(|t| t.throttled)
+        {
+            m |= Trigger::ThrottledName.bit();
+        }
         m
+    }
+
+    /// The tests in the window from `from` (mono) on that were throttled,
+    /// both directions.
+    pub(super) fn throttled_since(&self, from: Duration) -> u64 {
+        self.tests
+            .iter()
+            .chain(&self.up_tests)
+            .filter(|t| t.throttled && t.at.mono >= from)
+            .count() as u64
+    }
+
+    /// Lost probes in the window from `from` (mono) on, and those of them
+    /// with an interference reason (by time bucket).
+    pub(super) fn lost_since(&self, from: Duration) -> (u64, u64) {
+        let from = ms(from);
+        self.slots
+            .iter()
+            .filter(|s| s.last_ms() >= from)
+            .fold((0, 0), |(n, i), s| {
+                (
+                    n + u64::from(s.loss_failed),
+                    i + u64::from(s.loss_interference),
+                )
+            })
     }
 
     /// Whether some figure has enough samples to be judged.
@@ -745,6 +798,22 @@ impl Window {
                 start = Some(at);
             }
         }
+        // Throttled: the first test of the newest run of throttled ones.
+        if has(Trigger::ThrottledName) {
+            for tests in [&self.tests, &self.up_tests] {
+                let first = tests
+                    .iter()
+                    .rev()
+                    .take_while(|t| t.throttled)
+                    .last()
+                    .map(|t| t.at);
+                if let Some(at) = first
+                    && start.is_none_or(|s| at.mono < s.mono)
+                {
+                    start = Some(at);
+                }
+            }
+        }
         let start = start
             .or(self.now.map(|n| self.stamp_of(ms(n.mono))))
             .unwrap_or(Stamp {
@@ -777,8 +846,10 @@ impl Window {
             .directions(th)
             .into_iter()
             .filter_map(|(tests, floor)| {
-                let thr = floor?;
-                tests.iter().find(|t| t.bps < thr).map(|t| ms(t.at.mono))
+                tests
+                    .iter()
+                    .find(|t| t.throttled || floor.is_some_and(|thr| t.bps < thr))
+                    .map(|t| ms(t.at.mono))
             })
             .min();
         match (probe, test) {
@@ -849,9 +920,9 @@ impl ChangePoint {
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Fed {
     Probe(Entry),
-    /// A successful throughput test's goodput, latency increase, and
-    /// whether it was an upload.
-    Test(f64, Option<f64>, bool),
+    /// A successful throughput test's goodput, latency increase, whether
+    /// it was an upload, and whether it was throttled (`throttled_name`).
+    Test(f64, Option<f64>, bool, bool),
     /// A failed test: no figure.
     Nothing,
 }
