@@ -12,6 +12,8 @@
 //! `interference` lines), the [`Extra`] connections the checks may make
 //! (at most one per failed probe, counted), and the cause name [`CAUSE`].
 
+pub mod show;
+
 use serde::Serialize;
 
 use crate::probe::Reason;

@@ -20,6 +20,7 @@ mod history_damage;
 mod http_probe;
 mod http_slow_clients;
 mod icmp;
+mod interference_show;
 mod journal_fallback;
 mod journal_fixture;
 mod layering;
