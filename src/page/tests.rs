@@ -591,6 +591,17 @@ fn a_period_caused_by_interference_says_so_on_the_card_verdict_and_list() {
         html.contains("cause interference (sni_blocked: blocked.example)"),
         "{html}"
     );
+    // For people (`LINKWATCH_SHOTS=DIR`): the page as one file to look at.
+    if let Some(dir) = std::env::var_os("LINKWATCH_SHOTS") {
+        let file = html.replace(
+            "<link rel=\"stylesheet\" href=\"/static/page.css\">",
+            &format!("<style>{STYLESHEET}</style>"),
+        );
+        let _ = std::fs::write(
+            std::path::Path::new(&dir).join("interference-card.html"),
+            file,
+        );
+    }
     // Without lines, no list; an ordinary outage's card says nothing of it.
     let quiet = page(
         &st,

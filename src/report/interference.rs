@@ -402,7 +402,7 @@ pub(super) fn html(s: Option<&SignsOfInterference>) -> String {
             "<div class=\"sign\" data-target=\"{t}\" data-check=\"{c}\"><h3>{t}: {c}</h3><p>{m}. Names: {n}. First seen {f}, last seen {l}; {p} probe{ps} in {k} journal line{ks}.</p><ul>",
             t = esc(&x.target),
             c = esc(&x.check),
-            m = esc(x.meaning),
+            m = esc(&capitalised(x.meaning)),
             n = esc(&x.names.join(", ")),
             f = esc(&spaced(&x.first_seen)),
             l = esc(&spaced(&x.last_seen)),
@@ -439,6 +439,14 @@ pub(super) fn html(s: Option<&SignsOfInterference>) -> String {
     }
     let _ = write!(b, "<p class=\"explain\">{}</p></section>", esc(EXPLAIN));
     b
+}
+
+/// `s` with its first letter upper-case.
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 /// `--table interference`: one row per (target, check) sign (`record`

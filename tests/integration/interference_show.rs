@@ -515,6 +515,8 @@ fn outages_and_every_report_format_show_signs_of_interference() {
         html.contains("CN=Interceptor CA, O=Security Inspection, C=KZ"),
         "{html}"
     );
+    // For people: the report as a file next to the screenshots.
+    let _ = std::fs::write(shots_dir().join("interference-report.html"), &html);
 
     let csv = report("csv", &["--table", "interference"]);
     assert_eq!(csv.lines().count(), 7, "{csv}");
@@ -636,9 +638,10 @@ fn curl(ns: &Netns, url: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Screenshots `url` in `ns` at 390 and 1280 px as `<name>-<width>.png`.
-fn screenshots(ns: &Netns, url: &str, name: &str) {
-    for (w, h) in [(390, 2000), (1280, 2000)] {
+/// Screenshots `url` in `ns` at 390 and 1280 px wide, `h` high, as
+/// `<name>-<width>.png`.
+fn screenshots(ns: &Netns, url: &str, name: &str, h: u32) {
+    for w in [390, 1280] {
         let profile = tempfile::tempdir().unwrap();
         let file = shots_dir().join(format!("{name}-{w}.png"));
         let _ = std::fs::remove_file(&file);
@@ -786,7 +789,7 @@ fn api_page_and_detail_view_show_signs_of_interference() {
         ),
         "{home}"
     );
-    screenshots(&ns, &format!("http://{addr}/"), "page");
+    screenshots(&ns, &format!("http://{addr}/"), "page", 2000);
 
     let detail = curl(&ns, &format!("http://{addr}/outage/o-int"));
     assert!(
@@ -806,7 +809,7 @@ fn api_page_and_detail_view_show_signs_of_interference() {
     assert!(!detail.contains("tls_intercepted"), "{detail}");
     let lan = curl(&ns, &format!("http://{addr}/outage/o-lan"));
     assert!(!lan.contains("id=\"interference\""), "{lan}");
-    screenshots(&ns, &format!("http://{addr}/outage/o-int"), "detail");
+    screenshots(&ns, &format!("http://{addr}/outage/o-int"), "detail", 2000);
 
     // The report of the same journal, in the browser too.
     drop(d);
@@ -821,5 +824,6 @@ fn api_page_and_detail_view_show_signs_of_interference() {
     ]);
     let file = dir.path().join("report.html");
     std::fs::write(&file, html).unwrap();
-    screenshots(&ns, &format!("file://{}", file.display()), "report");
+    // Tall: the section is near the end.
+    screenshots(&ns, &format!("file://{}", file.display()), "report", 4800);
 }
