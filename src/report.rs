@@ -23,9 +23,11 @@ use crate::text::duration;
 pub(crate) mod contract;
 mod elsewhere;
 mod html;
+pub(crate) mod interference;
 mod plan;
 mod slow;
 pub use elsewhere::{ReportWitnesses, SeenFromElsewhere};
+pub use interference::SignsOfInterference;
 pub use plan::SpeedAgainstPlan;
 pub use slow::ReportSlowPeriod;
 
@@ -50,6 +52,9 @@ pub enum CsvTable {
     Contract,
     /// Availability per day and group.
     Days,
+    /// "Signs of interference": each target and check seen, and each
+    /// period whose cause is interference.
+    Interference,
 }
 
 /// Output formats of `linkwatch report`.
@@ -112,6 +117,9 @@ pub struct ReportOutage {
     /// `local_cause`); absent without corroboration.
     #[serde(flatten)]
     pub elsewhere: crate::journal::Elsewhere,
+    /// Why its cause is `interference` (checks, targets, names); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interference: Option<Box<crate::journal::InterferenceSummary>>,
 }
 
 /// Per-group totals over the period (every group the configuration or the
@@ -212,6 +220,10 @@ pub struct Report {
     /// What peers saw of each period; absent without peers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seen_from_elsewhere: Option<SeenFromElsewhere>,
+    /// "Signs of interference"; absent when there is nothing to say (no
+    /// sign, no such period, no configuration read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signs_of_interference: Option<SignsOfInterference>,
     /// Throughput tests against `[plan]`, by evening peak and the rest;
     /// `null` when the period has no throughput test.
     pub speed_against_plan: Option<SpeedAgainstPlan>,
@@ -355,8 +367,13 @@ pub fn build_with(
         .map(|g| group_summary(&figs, g, since, until))
         .collect();
     let days = days(&figs, &names, since, until, &tz);
+    let signs = interference::signs(&history, since, until, &fmt);
+    let configured = history
+        .runs
+        .last()
+        .and_then(|r| interference::configured_in(Path::new(&r.config_source)));
 
-    Ok(Report {
+    let mut report = Report {
         generated: fmt(now),
         version: env!("CARGO_PKG_VERSION"),
         sites: sites(&overlapping_runs),
@@ -387,10 +404,13 @@ pub fn build_with(
         paths,
         slow_periods,
         seen_from_elsewhere,
+        signs_of_interference: None,
         speed_against_plan: plan::build(data_dir, &history, since, until, &tz, plan),
         days,
         history_damaged_files: crate::history::damaged_files(data_dir, since, until),
-    })
+    };
+    report.signs_of_interference = interference::section(&report, signs, configured);
+    Ok(report)
 }
 
 /// The zone `tz_name` names (`UTC` in any case, or an IANA name).
@@ -438,6 +458,7 @@ fn report_outages(
                 end_reason: r.end_reason,
                 observed_until: r.observed_until.map(fmt),
                 elsewhere: r.elsewhere.clone(),
+                interference: r.interference.clone(),
             }
         })
         .collect()
@@ -779,6 +800,7 @@ fn render_csv(r: &Report, table: CsvTable) -> String {
         ),
         CsvTable::Days => csv_days(&mut out, r),
         CsvTable::Corroboration => elsewhere::csv(&mut out, r.seen_from_elsewhere.as_ref()),
+        CsvTable::Interference => interference::csv(&mut out, r.signs_of_interference.as_ref()),
     }
     out
 }
@@ -971,6 +993,17 @@ pub(crate) fn cause_text(cause: &str, e: &crate::journal::Elsewhere) -> String {
     }
 }
 
+/// An outage's likely cause for people: [`cause_text`], with the checks and
+/// names behind a cause `interference`.
+pub(crate) fn outage_cause_text(o: &ReportOutage) -> String {
+    crate::interference::show::cause_cell(
+        &cause_text(&o.cause, &o.elsewhere),
+        o.interference
+            .as_deref()
+            .filter(|_| o.cause == crate::interference::CAUSE),
+    )
+}
+
 /// An outage's end for people: a time, "ongoing", or a time marked unobserved.
 pub(crate) fn end_text(o: &ReportOutage) -> String {
     match (&o.end, o.end_observed) {
@@ -1036,6 +1069,7 @@ fn render_markdown(r: &Report) -> String {
     markdown_outages(&mut out, r);
     markdown_paths(&mut out, r);
     slow::markdown(&mut out, &r.slow_periods);
+    interference::markdown(&mut out, r.signs_of_interference.as_ref());
     elsewhere::markdown(&mut out, r.seen_from_elsewhere.as_ref());
     plan::markdown(&mut out, r.speed_against_plan.as_ref(), &r.time_zone);
     contract::markdown(
@@ -1133,7 +1167,7 @@ fn markdown_outages(out: &mut String, r: &Report) {
                 end,
                 duration(o.duration_seconds, Spaced),
                 o.group,
-                cause_text(&o.cause, &o.elsewhere),
+                outage_cause_text(o),
                 o.targets.join(", "),
                 if gaps.is_empty() { "-" } else { &gaps }
             );

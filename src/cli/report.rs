@@ -79,6 +79,14 @@ pub(super) fn report(
         groups.as_deref(),
         peers.as_deref(),
     )
+    .map(|mut r| {
+        // "Signs of interference" names the checks of `--config` too.
+        if let Some(path) = config_path {
+            let checks = crate::report::interference::configured_in(path);
+            crate::report::interference::reconfigure(&mut r, checks);
+        }
+        r
+    })
     .and_then(|r| crate::report::render_with(&r, format, table))
     {
         Ok(text) => then(out(&text), ExitCode::SUCCESS),

@@ -13,6 +13,8 @@
 //! `interference` lines), the [`Extra`] connections the checks may make
 //! (at most one per failed probe, counted), and the cause name [`CAUSE`].
 
+pub mod show;
+
 use serde::Serialize;
 
 /// The `cause` of an outage or slow period whose failures were mostly signs

@@ -161,7 +161,7 @@ fn table(records: &[OutageWithPaths], with_path: bool) -> String {
             [
                 r.id.clone(),
                 r.group.clone(),
-                r.cause.clone(),
+                crate::interference::show::cause_cell(&r.cause, r.interference.as_deref()),
                 if r.start_observed {
                     ts_ms::format(&r.start)
                 } else {

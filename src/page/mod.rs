@@ -31,8 +31,11 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
 use crate::history::{FileDamage, Series};
+use crate::interference::show as signs;
 use crate::journal::EndReason;
+use crate::journal::InterferenceSeen;
 use crate::journal::OutageRecord;
+use crate::journal::record::InterferenceSummary;
 use crate::journal::{Elsewhere, loss_text, target_word};
 use crate::journal::{SlowPeriodRecord, describe_figures};
 use crate::outage::detector::State;
@@ -100,6 +103,8 @@ pub struct Period {
     pub figures: Vec<(&'static str, String)>,
     /// What peers saw of it (empty without corroboration).
     pub elsewhere: Elsewhere,
+    /// Why its cause is `interference` (checks, targets, names).
+    pub interference: Option<Box<InterferenceSummary>>,
 }
 
 impl From<&OutageRecord> for Period {
@@ -123,6 +128,7 @@ impl From<&OutageRecord> for Period {
             end_reason: r.end_reason.map(EndReason::describe),
             figures: Vec::new(),
             elsewhere: r.elsewhere.clone(),
+            interference: r.interference.clone(),
         }
     }
 }
@@ -155,11 +161,18 @@ impl From<&SlowPeriodRecord> for Period {
                 f
             },
             elsewhere: r.elsewhere.clone(),
+            interference: r.interference.clone(),
         }
     }
 }
 
 impl Period {
+    /// The cause as the page says it: with the checks and names behind a
+    /// cause `interference`.
+    pub fn cause_text(&self) -> String {
+        signs::cause_cell(&self.cause, self.interference.as_deref())
+    }
+
     fn overlap(&self, from: Timestamp, to: Timestamp, now: Timestamp) -> f64 {
         let end = self.end.unwrap_or(now);
         let a = self.start.max(from);
@@ -252,6 +265,8 @@ pub struct PageData<'a> {
     /// History files of the charts' period that could not be read in full.
     pub damaged: &'a [FileDamage],
     pub tz: &'a TimeZone,
+    /// The journal's `interference` lines of the last 24 hours, oldest first.
+    pub interference: &'a [InterferenceSeen],
 }
 
 /// Up to this many targets, `/` charts every one; above, the [`WORST`].
@@ -501,7 +516,7 @@ fn down_sentence(d: &PageData) -> Option<String> {
             title_case(&o.group),
             clock(o.start, d.tz),
             duration(now.duration_since(o.start).as_secs_f64(), Sentence),
-            o.cause
+            o.cause_text()
         );
         if !others.is_empty() {
             s.push_str(&format!(". Also down: {}", others.join(", ")));
@@ -788,6 +803,24 @@ pub fn status_page(d: &PageData) -> String {
                 svg::uptime_bar(&format!("{} last {label}", g.name), &segs, d.tz)
             );
         }
+        // An open period of the group caused by interference says so.
+        if let Some(p) = d
+            .periods
+            .iter()
+            .find(|p| p.group == g.name && p.end.is_none() && p.cause == crate::interference::CAUSE)
+        {
+            let _ = write!(
+                b,
+                "<p class=\"interference\" data-cause=\"interference\"><a href=\"/{}/{}\">{} caused by interference</a>{}</p>",
+                p.kind.word(),
+                esc(&url_segment(&p.id)),
+                title_case(p.kind.label()),
+                p.interference
+                    .as_deref()
+                    .map(|s| format!(": {}", esc(&signs::checks_and_names(s))))
+                    .unwrap_or_default()
+            );
+        }
         // A group of thousands lists a few names and links to all of them.
         let listed = targets.len().min(CARD_NAMES);
         let _ = write!(
@@ -812,6 +845,7 @@ pub fn status_page(d: &PageData) -> String {
 <span class=\"k s-degraded\">▆</span> degraded <span class=\"k s-gap\">▁</span> not monitored</p></section>",
     );
     b.push_str(&history_damage_note(d));
+    interference_section(&mut b, d);
     periods_section(&mut b, d);
     targets_section(&mut b, d);
     b.push_str("</main>");
@@ -863,7 +897,7 @@ fn periods_section(b: &mut String, d: &PageData) {
                 None => "<em>ongoing</em>".into(),
             },
             esc(&duration(p.duration_seconds, Sentence)),
-            esc(&p.cause),
+            esc(&p.cause_text()),
             tail,
         );
     }
@@ -1036,7 +1070,14 @@ fn pager(b: &mut String, d: &PageData, keep: &str) {
 
 /// The detail view of one outage or degradation, with charts of its
 /// targets from an hour before to an hour after.
-pub fn detail_page(p: &Period, charts: &[Series], status: &Status, tz: &TimeZone) -> String {
+/// `signs`: the journal's `interference` lines of its group during it.
+pub fn detail_page(
+    p: &Period,
+    charts: &[Series],
+    status: &Status,
+    tz: &TimeZone,
+    signs: &[InterferenceSeen],
+) -> String {
     let mut b = String::new();
     let _ = write!(
         b,
@@ -1061,9 +1102,12 @@ pub fn detail_page(p: &Period, charts: &[Series], status: &Status, tz: &TimeZone
                 esc(&p.cause),
                 esc(local)
             ),
-            None => esc(&p.cause),
+            None => esc(&p.cause_text()),
         },
     );
+    if let Some(s) = &p.interference {
+        fact("interference", esc(&signs::summary_sentence(s)));
+    }
     fact("start", esc(&fmt_time(p.start, tz)));
     fact(
         "end",
@@ -1119,6 +1163,7 @@ pub fn detail_page(p: &Period, charts: &[Series], status: &Status, tz: &TimeZone
         fact(k, esc(v));
     }
     b.push_str("</dl></section>");
+    detail_signs_section(&mut b, signs, tz);
     elsewhere_section(&mut b, &p.elsewhere);
     b.push_str("<section id=\"evidence\"><h2>Evidence: the group's targets around it</h2>");
     b.push_str(svg::LOSS_LEGEND);
@@ -1180,6 +1225,86 @@ fn elsewhere_section(b: &mut String, e: &Elsewhere) {
 
 #[cfg(test)]
 mod tests;
+
+/// Signs the status page lists at most (the most recent pairs).
+const SIGNS_LISTED: usize = 10;
+
+/// "Signs of interference (last 24 h)": each (target, check) the journal
+/// recorded, the most recent first (nothing when there is none).
+fn interference_section(b: &mut String, d: &PageData) {
+    let mut list = signs::group(d.interference);
+    if list.is_empty() {
+        return;
+    }
+    list.sort_by_key(|s| std::cmp::Reverse(s.last_seen));
+    let _ = write!(
+        b,
+        "<section id=\"interference\"><h2>Signs of interference (last 24 h)</h2><ul class=\"signs\">"
+    );
+    for s in list.iter().take(SIGNS_LISTED) {
+        let latest = s.evidence.last();
+        let _ = write!(
+            b,
+            "<li data-target=\"{t}\" data-check=\"{c}\"><strong>{t}</strong> <span class=\"check\">{c}</span> {n} · {p} probe{ps}, {f} – {l}<br><span class=\"detail\">{m}{det}</span></li>",
+            t = esc(&s.target),
+            c = esc(&s.check),
+            n = esc(&s.names.join(", ")),
+            p = s.probes,
+            ps = if s.probes == 1 { "" } else { "s" },
+            f = esc(&fmt_time_short(s.first_seen, d.tz)),
+            l = esc(&fmt_time_short(s.last_seen, d.tz)),
+            m = esc(s.meaning),
+            det = latest
+                .map(|e| format!(" — {}", esc(&e.detail)))
+                .unwrap_or_default(),
+        );
+    }
+    let _ = write!(
+        b,
+        "</ul><p class=\"more\">{}Evidence, not proof; linkwatch only measures. The raw answers: <a href=\"/api/v1/interference\">/api/v1/interference</a> and <code>linkwatch report</code>.</p></section>",
+        if list.len() > SIGNS_LISTED {
+            format!("{} more not listed. ", list.len() - SIGNS_LISTED)
+        } else {
+            String::new()
+        }
+    );
+}
+
+/// A detail view's "Signs of interference": the lines of the period, with
+/// how each was checked and the raw answers (nothing when there is none).
+fn detail_signs_section(b: &mut String, lines: &[InterferenceSeen], tz: &TimeZone) {
+    if lines.is_empty() {
+        return;
+    }
+    b.push_str("<section id=\"interference\"><h2>Signs of interference during it</h2>");
+    for s in signs::group(lines) {
+        let _ = write!(
+            b,
+            "<div class=\"sign\" data-target=\"{t}\" data-check=\"{c}\"><p><strong>{t}</strong> <span class=\"check\">{c}</span> {n}: {m} ({p} probe{ps}, {f} – {l})</p>",
+            t = esc(&s.target),
+            c = esc(&s.check),
+            n = esc(&s.names.join(", ")),
+            m = esc(s.meaning),
+            p = s.probes,
+            ps = if s.probes == 1 { "" } else { "s" },
+            f = esc(&clock(s.first_seen, tz)),
+            l = esc(&clock(s.last_seen, tz)),
+        );
+        for e in &s.evidence {
+            let _ = write!(
+                b,
+                "<p class=\"detail\">{}: {}</p>",
+                esc(&clock(e.at, tz)),
+                esc(&e.detail)
+            );
+            if !e.raw.is_empty() {
+                let _ = write!(b, "<pre class=\"raw\">{}</pre>", esc(&e.raw.join("\n")));
+            }
+        }
+        b.push_str("</div>");
+    }
+    b.push_str("</section>");
+}
 
 /// One sentence when history files behind the page's charts could not be
 /// read in full: the charts miss what was in them (the bars and the

@@ -61,6 +61,7 @@ fn period(kind: Kind, group: &str, start: &str, end: Option<&str>) -> Period {
         end_reason: None,
         figures: vec![("at start", "loss 12.5% · rtt p50 31 ms".into())],
         elsewhere: Default::default(),
+        interference: None,
     }
 }
 
@@ -74,6 +75,7 @@ fn page(status: &Status, periods: &[Period]) -> String {
         range: Range::H24,
         damaged: &[],
         tz: &TimeZone::UTC,
+        interference: &[],
     })
 }
 
@@ -112,7 +114,7 @@ fn degradation_slots_in_as_a_period_kind() {
     assert!(html.contains("class=\"s-degraded\""));
     // Its detail view says how bad it was, and lists no "targets down".
     let tz = jiff::tz::TimeZone::UTC;
-    let detail = detail_page(&ps[0], &[], &st, &tz);
+    let detail = detail_page(&ps[0], &[], &st, &tz, &[]);
     assert!(
         detail.contains("<dt>at start</dt><dd>loss 12.5% · rtt p50 31 ms</dd>"),
         "{detail}"
@@ -181,6 +183,7 @@ fn undecided_and_unmonitored_groups_never_read_100_percent() {
         range: Range::H1,
         damaged: &[],
         tz: &TimeZone::UTC,
+        interference: &[],
     });
     let card = |g: &str| {
         html.split(&format!("data-group=\"{g}\""))
@@ -371,6 +374,7 @@ fn ten_thousand_targets_show_the_groups_and_the_20_worst_charts() {
         range: Range::D30,
         damaged: &[],
         tz: &TimeZone::UTC,
+        interference: &[],
     });
     assert_eq!(html.matches("<img class=\"chart\"").count(), WORST);
     assert_eq!(html.matches("<article class=\"card").count(), 40);
@@ -400,6 +404,7 @@ fn ten_thousand_targets_show_the_groups_and_the_20_worst_charts() {
         range: Range::D7,
         damaged: &[],
         tz: &TimeZone::UTC,
+        interference: &[],
     });
     assert_eq!(html.matches("<img class=\"chart\"").count(), LIST_PAGE);
     assert!(html.contains("page 2 of 3 (101–200 of 250)"), "{html}");
@@ -452,6 +457,7 @@ fn fifty_targets_are_all_charted_in_a_page_under_300_kb() {
         range: Range::D30,
         damaged: &[],
         tz: &TimeZone::UTC,
+        interference: &[],
     });
     assert_eq!(html.matches("<img class=\"chart\"").count(), 50);
     assert_eq!(html.matches("loading=\"lazy\"").count(), 50);
@@ -472,7 +478,7 @@ fn detail_view_shows_what_peers_saw() {
     let tz = TimeZone::UTC;
     let view = |id: &str| {
         let r = h.closed.iter().find(|r| r.id == id).unwrap();
-        detail_page(&Period::from(r), &[], &st, &tz)
+        detail_page(&Period::from(r), &[], &st, &tz, &[])
     };
     let dest = view("o-dest");
     assert!(
@@ -501,9 +507,122 @@ fn detail_view_shows_what_peers_saw() {
     let none = view("o-none");
     assert!(!none.contains("elsewhere"), "{none}");
     let slow = Period::from(&h.degradations.closed[0]);
-    let slow = detail_page(&slow, &[], &st, &tz);
+    let slow = detail_page(&slow, &[], &st, &tz, &[]);
     assert!(
         slow.contains("pv-mixed") && slow.contains("tv-partial"),
         "{slow}"
     );
+}
+
+#[test]
+fn a_period_caused_by_interference_says_so_on_the_card_verdict_and_list() {
+    use crate::journal::record::{InterferenceSeen, InterferenceSummary};
+    let now = ts("2026-12-01T10:40:13Z");
+    let st = status(now, &[("lan", State::Up), ("internet", State::Down)]);
+    let mut open = period(Kind::Outage, "internet", "2026-12-01T10:02:13Z", None);
+    open.cause = "interference".into();
+    open.interference = Some(Box::new(InterferenceSummary {
+        checks: vec!["sni_blocked".into()],
+        targets: vec!["internet-t<1>".into()],
+        names: vec!["blocked.example".into()],
+        failures: 9,
+        of_failures: 10,
+    }));
+    let plain = period(
+        Kind::Outage,
+        "lan",
+        "2026-12-01T08:00:00Z",
+        Some("2026-12-01T08:01:00Z"),
+    );
+    let line = |s: &str, check: &str, count| InterferenceSeen {
+        target: "internet-t<1>".into(),
+        group: "internet".into(),
+        check: check.into(),
+        at: ts(s),
+        name: "blocked.example".into(),
+        detail: "reset after the ClientHello <b>".into(),
+        raw: vec!["raw".into()],
+        count,
+    };
+    let lines = [
+        line("2026-12-01T10:02:13Z", "sni_blocked", 1),
+        line("2026-12-01T10:30:00Z", "blockpage", 1),
+        line("2026-12-01T10:32:13Z", "sni_blocked", 60),
+    ];
+    let periods = [open.clone(), plain];
+    let html = status_page(&PageData {
+        status: &st,
+        periods: &periods,
+        figures: &[],
+        monitored: &[],
+        targets: select(&st, &PageQuery::default()).unwrap(),
+        range: Range::H24,
+        damaged: &[],
+        tz: &TimeZone::UTC,
+        interference: &lines,
+    });
+    assert!(
+        html.contains("likely cause: interference (sni_blocked: blocked.example)"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<p class=\"interference\" data-cause=\"interference\"><a href=\"/outage/internet-2026-12-01T10%3A02%3A13Z\">Outage caused by interference</a>: sni_blocked: blocked.example</p>"),
+        "{html}"
+    );
+    // Only the group whose period it is.
+    assert_eq!(html.matches("data-cause=\"interference\"").count(), 1);
+    assert!(
+        html.contains("<h2>Signs of interference (last 24 h)</h2>"),
+        "{html}"
+    );
+    // Most recent first; escaped; counts added up.
+    let sni = html.find("data-check=\"sni_blocked\"").unwrap();
+    let bp = html.find("data-check=\"blockpage\"").unwrap();
+    assert!(sni < bp, "{html}");
+    assert!(
+        html.contains("blocked.example · 61 probes, Dec 01 10:02 – Dec 01 10:32"),
+        "{html}"
+    );
+    assert!(
+        html.contains("reset after the ClientHello &lt;b&gt;"),
+        "{html}"
+    );
+    assert!(
+        html.contains("cause interference (sni_blocked: blocked.example)"),
+        "{html}"
+    );
+    // For people (`LINKWATCH_SHOTS=DIR`): the page as one file to look at.
+    if let Some(dir) = std::env::var_os("LINKWATCH_SHOTS") {
+        let file = html.replace(
+            "<link rel=\"stylesheet\" href=\"/static/page.css\">",
+            &format!("<style>{STYLESHEET}</style>"),
+        );
+        let _ = std::fs::write(
+            std::path::Path::new(&dir).join("interference-card.html"),
+            file,
+        );
+    }
+    // Without lines, no list; an ordinary outage's card says nothing of it.
+    let quiet = page(
+        &st,
+        &[period(
+            Kind::Outage,
+            "internet",
+            "2026-12-01T10:02:13Z",
+            None,
+        )],
+    );
+    assert!(!quiet.contains("interference"), "{quiet}");
+
+    let tz = TimeZone::UTC;
+    let detail = detail_page(&open, &[], &st, &tz, &lines[..1]);
+    assert!(
+        detail.contains("<dt>interference</dt><dd>checks sni_blocked; targets internet-t&lt;1&gt;; names blocked.example; 9 of 10 failed probes carried these reasons</dd>"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("<h2>Signs of interference during it</h2>"),
+        "{detail}"
+    );
+    assert!(detail.contains("<pre class=\"raw\">raw</pre>"), "{detail}");
 }

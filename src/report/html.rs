@@ -283,7 +283,7 @@ fn outage_rows(outages: &[ReportOutage]) -> String {
             esc(&spaced(&end)),
             esc(&duration(o.duration_seconds, Spaced)),
             esc(&o.group),
-            esc(&super::cause_text(&o.cause, &o.elsewhere)),
+            esc(&super::outage_cause_text(o)),
             esc(&o.targets.join(", ")),
             if gaps.is_empty() {
                 "–".into()
@@ -335,6 +335,7 @@ pub fn render(r: &Report, caveats: &[String], verify: &str, definitions: &str) -
         );
     }
     b.push_str(&super::slow::html(&r.slow_periods));
+    b.push_str(&super::interference::html(r.signs_of_interference.as_ref()));
     b.push_str(&super::elsewhere::html(r.seen_from_elsewhere.as_ref()));
     b.push_str(&super::plan::html(
         r.speed_against_plan.as_ref(),
@@ -352,13 +353,18 @@ pub fn render(r: &Report, caveats: &[String], verify: &str, definitions: &str) -
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\
-<title>Connectivity report {since} to {until}</title><style>{STYLE}</style></head><body>\
+<title>Connectivity report {since} to {until}</title><style>{STYLE}{extra}</style></head><body>\
 <table class=\"page\"><thead><tr><td><div class=\"running\">Connectivity report · {since} to {until} · times in {tz} · \
 journal {head_short}… · hash chain {integrity}</div></td></tr></thead><tbody><tr><td>{b}</td></tr></tbody></table></body></html>\n",
         since = esc(&r.since),
         until = esc(&r.until),
         tz = esc(&r.time_zone),
         head_short = esc(&head_short),
+        extra = if r.signs_of_interference.is_some() {
+            INTERFERENCE_STYLE
+        } else {
+            ""
+        },
     )
 }
 
@@ -464,6 +470,13 @@ footer{margin-top:18px;border-top:1px solid #d5d8dd;font-size:12px;color:#3b4047
 @media (max-width:600px){body{padding:0 8px}th,td{font-size:12px;padding:2px 4px}.perday svg.av{display:none}li,.lead,code{overflow-wrap:anywhere}#plan table{display:block;overflow-x:auto}svg.timeline{min-width:640px}#groups td:nth-child(2){min-width:12em}#outages thead{display:none}#outages table,#outages tbody,#outages tr,#outages td{display:block;width:auto}#outages tr{border:1px solid #d5d8dd;margin:0 0 8px;padding:4px 0}#outages td{border:0;padding:1px 6px}#outages td::before{content:attr(data-label) \": \";color:#5b626b}}\
 @media print{@page{size:A4;margin:12mm 10mm 14mm}body{max-width:none;padding:0;font-size:11px}\
 th,td{font-size:10.5px}a{color:inherit;text-decoration:none}svg.timeline{break-inside:avoid}}";
+
+/// The style of "Signs of interference", only in a report that has the
+/// section (one without reads byte for byte as before).
+const INTERFERENCE_STYLE: &str = "\
+#interference .summary{font-weight:600}#interference h3{font-size:.95rem;margin:14px 0 2px}#interference .none,#interference .explain{color:#5b626b;font-size:12px}\
+#interference .sign{padding:3px 8px;border-left:4px solid #a36a00;background:#fbf8f1;margin:6px 0}#interference .sign p{margin:3px 0}\
+pre.raw{font-size:12px;margin:2px 0 4px;padding:3px 6px;background:#f1f2f4;white-space:pre-wrap;overflow-wrap:anywhere}.at{color:#5b626b}";
 
 /// "Where the path stopped", as the Markdown report says it.
 fn paths_section(b: &mut String, r: &Report) {

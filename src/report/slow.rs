@@ -43,6 +43,9 @@ pub struct ReportSlowPeriod {
     /// What peers saw of it; absent without corroboration.
     #[serde(flatten)]
     pub elsewhere: crate::journal::Elsewhere,
+    /// Why its cause is `interference` (checks, targets, names); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interference: Option<Box<crate::journal::InterferenceSummary>>,
 }
 
 /// The slow periods of `history` overlapping `[since, until)`.
@@ -75,9 +78,20 @@ pub(super) fn build(
                 superseded: r.superseded,
                 end_reason: r.end_reason,
                 elsewhere: r.elsewhere,
+                interference: r.interference,
             }
         })
         .collect()
+}
+
+/// The likely cause, with the checks and names behind a cause `interference`.
+fn cause(p: &ReportSlowPeriod) -> String {
+    crate::interference::show::cause_cell(
+        &super::cause_text(&p.cause, &p.elsewhere),
+        p.interference
+            .as_deref()
+            .filter(|_| p.cause == crate::interference::CAUSE),
+    )
 }
 
 fn end_text(p: &ReportSlowPeriod) -> String {
@@ -135,7 +149,7 @@ pub(super) fn markdown(out: &mut String, periods: &[ReportSlowPeriod]) {
             end_text(p),
             duration(p.duration_seconds, Spaced),
             p.group,
-            super::cause_text(&p.cause, &p.elsewhere),
+            cause(p),
             p.triggers.join(", "),
             describe_figures(&p.figures),
             median,
@@ -157,7 +171,7 @@ pub(super) fn html(periods: &[ReportSlowPeriod]) -> String {
             esc(&spaced(&end_text(p))),
             duration(p.duration_seconds, Spaced),
             esc(&p.group),
-            esc(&super::cause_text(&p.cause, &p.elsewhere)),
+            esc(&cause(p)),
             esc(&p.triggers.join(", ")),
             esc(&describe_figures(&p.figures)),
             esc(&median),

@@ -339,6 +339,10 @@ pub fn handle(state: &AppState, method: &Method, uri: &http::Uri) -> Response<Bo
             Err(msg) => bad_request(msg),
         },
         "/api/v1/availability" => availability(state, query),
+        "/api/v1/interference" => match parse_range(query) {
+            Ok((since, until)) => json(StatusCode::OK, &interference(state, since, until)),
+            Err(msg) => bad_request(msg),
+        },
         "/" => status_page(state, query),
         "/static/page.css" => stylesheet(),
         path if path.starts_with(page::chart::PREFIX) => chart::chart(state, path, query),
@@ -418,6 +422,24 @@ fn availability(state: &AppState, query: &str) -> Response<Body> {
         }
         Err(msg) => bad_request(msg),
     }
+}
+
+/// `GET /api/v1/interference`: the journal's `interference` lines with
+/// `since <= at < until` (each bound optional), oldest first.
+fn interference(
+    state: &AppState,
+    since: Option<jiff::Timestamp>,
+    until: Option<jiff::Timestamp>,
+) -> Vec<crate::journal::InterferenceSeen> {
+    let history = load_history(state);
+    let mut v: Vec<_> = history
+        .interference
+        .iter()
+        .filter(|l| since.is_none_or(|s| l.at >= s) && until.is_none_or(|u| l.at < u))
+        .cloned()
+        .collect();
+    v.sort_by_key(|l| l.at);
+    v
 }
 
 /// `GET /static/page.css`.
@@ -720,6 +742,7 @@ fn status_page(state: &AppState, query: &str) -> Response<Body> {
     let tz = jiff::tz::TimeZone::system();
     let figures = page::group_figures(&figs, &status, &tz);
     let damaged = chart::damaged(state, &status, range);
+    let signs = interference(state, Some(ago(86_400)), None);
     html(page::status_page(&page::PageData {
         status: &status,
         periods: &periods,
@@ -729,6 +752,7 @@ fn status_page(state: &AppState, query: &str) -> Response<Body> {
         range,
         damaged: &damaged,
         tz: &tz,
+        interference: &signs,
     }))
 }
 
@@ -771,7 +795,11 @@ fn detail_page(state: &AppState, kind: page::Kind, id: &str) -> Option<String> {
         .map(|q| state.history.query(&q))
         .unwrap_or_default();
     let tz = jiff::tz::TimeZone::system();
-    Some(page::detail_page(&p, &charts, &status, &tz))
+    let signs: Vec<_> = interference(state, Some(p.start), None)
+        .into_iter()
+        .filter(|l| l.group == p.group && l.at <= end)
+        .collect();
+    Some(page::detail_page(&p, &charts, &status, &tz, &signs))
 }
 
 /// An HTML response under the page's CSP.

@@ -23,6 +23,7 @@ mod interference_throttle;
 mod icmp;
 mod interference_dns;
 mod interference_tls;
+mod interference_show;
 mod journal_fallback;
 mod journal_fixture;
 mod layering;

@@ -86,7 +86,7 @@ pub fn render_table(records: &[SlowPeriodRecord]) -> String {
             [
                 r.id.clone(),
                 r.group.clone(),
-                r.cause.clone(),
+                crate::interference::show::cause_cell(&r.cause, r.interference.as_deref()),
                 ts_ms::format(&r.start),
                 end,
                 human_duration(r.duration_seconds),

@@ -1,0 +1,397 @@
+//! Signs of interference as people read them: the words `outages`, the
+//! report and the status page share for a period whose cause is
+//! `interference`, the grouping of the journal's `interference` lines by
+//! (target, check), and which checks a configuration turns on.
+//!
+//! Which checks are on is read from the configuration file's text (the keys
+//! of README "Signs of interference"), so a report can say it for any
+//! configuration file that parses as TOML, also one from an older or newer
+//! release.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::{CAUSE, Check};
+use crate::journal::record::{InterferenceSeen, InterferenceSummary};
+
+/// The cause as a table cell says it: `interference (sni_blocked:
+/// blocked.example)` when the period carries a summary, else the cause.
+pub fn cause_cell(cause: &str, summary: Option<&InterferenceSummary>) -> String {
+    match summary {
+        Some(s) if cause == CAUSE => format!("{cause} ({})", checks_and_names(s)),
+        _ => cause.to_string(),
+    }
+}
+
+/// `dns_inconsistent, sni_blocked: blocked.example, example.org`.
+pub fn checks_and_names(s: &InterferenceSummary) -> String {
+    let checks = if s.checks.is_empty() {
+        "no check named".to_string()
+    } else {
+        s.checks.join(", ")
+    };
+    if s.names.is_empty() {
+        checks
+    } else {
+        format!("{checks}: {}", s.names.join(", "))
+    }
+}
+
+/// The summary in one sentence: checks, targets, names and the majority
+/// that made the cause.
+pub fn summary_sentence(s: &InterferenceSummary) -> String {
+    let mut out = format!(
+        "checks {}; targets {}; names {}",
+        list_or_none(&s.checks),
+        list_or_none(&s.targets),
+        list_or_none(&s.names)
+    );
+    if s.of_failures > 0 {
+        out.push_str(&format!(
+            "; {} of {} failed probes carried these reasons",
+            s.failures, s.of_failures
+        ));
+    }
+    out
+}
+
+fn list_or_none(v: &[String]) -> String {
+    if v.is_empty() {
+        "none named".to_string()
+    } else {
+        v.join(", ")
+    }
+}
+
+/// What `check` (a journal label) saw, in words; the label itself for a
+/// check this release does not know.
+pub fn what_it_means(check: &str) -> &'static str {
+    Check::parse(check).map_or("a check this release does not know", Check::describe)
+}
+
+/// One (target, check) pair of `interference` lines.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sign {
+    pub target: String,
+    pub group: String,
+    pub check: String,
+    /// What the check saw, in words.
+    pub meaning: &'static str,
+    /// The names involved, in order of first appearance.
+    pub names: Vec<String>,
+    /// The probe of the first line.
+    #[serde(with = "crate::journal::ts_ms")]
+    pub first_seen: Timestamp,
+    /// The probe of the last line (lines are written at most once an hour
+    /// per pair, so it may have gone on for up to an hour after).
+    #[serde(with = "crate::journal::ts_ms")]
+    pub last_seen: Timestamp,
+    /// Probes that showed it (the lines' `count`s added up).
+    pub probes: u64,
+    /// Journal lines.
+    pub lines: usize,
+    /// Each different (detail, raw) the lines carried, oldest first, at
+    /// most [`EXAMPLES`].
+    pub evidence: Vec<SignEvidence>,
+    /// Further different ones not listed.
+    pub more_evidence: usize,
+}
+
+/// How one line says it was checked, and the raw answers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SignEvidence {
+    #[serde(with = "crate::journal::ts_ms")]
+    pub at: Timestamp,
+    pub name: String,
+    pub detail: String,
+    pub raw: Vec<String>,
+}
+
+/// Different pieces of evidence kept per (target, check).
+pub const EXAMPLES: usize = 5;
+
+/// `lines` grouped by (target, check), in order of first appearance.
+pub fn group<'a>(lines: impl IntoIterator<Item = &'a InterferenceSeen>) -> Vec<Sign> {
+    let mut out: Vec<Sign> = Vec::new();
+    for l in lines {
+        let i = match out
+            .iter()
+            .position(|s| s.target == l.target && s.check == l.check)
+        {
+            Some(i) => i,
+            None => {
+                out.push(Sign {
+                    target: l.target.clone(),
+                    group: l.group.clone(),
+                    check: l.check.clone(),
+                    meaning: what_it_means(&l.check),
+                    names: Vec::new(),
+                    first_seen: l.at,
+                    last_seen: l.at,
+                    probes: 0,
+                    lines: 0,
+                    evidence: Vec::new(),
+                    more_evidence: 0,
+                });
+                out.len() - 1
+            }
+        };
+        let s = &mut out[i];
+        s.first_seen = s.first_seen.min(l.at);
+        s.last_seen = s.last_seen.max(l.at);
+        s.probes = s.probes.saturating_add(l.count);
+        s.lines += 1;
+        if !l.name.is_empty() && !s.names.contains(&l.name) {
+            s.names.push(l.name.clone());
+        }
+        let known = s
+            .evidence
+            .iter()
+            .any(|e| e.detail == l.detail && e.raw == l.raw && e.name == l.name);
+        if !known {
+            if s.evidence.len() < EXAMPLES {
+                s.evidence.push(SignEvidence {
+                    at: l.at,
+                    name: l.name.clone(),
+                    detail: l.detail.clone(),
+                    raw: l.raw.clone(),
+                });
+            } else {
+                s.more_evidence += 1;
+            }
+        }
+    }
+    out
+}
+
+/// One check a configuration turns on for one target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfiguredCheck {
+    pub check: String,
+    pub target: String,
+    /// The keys that turn it on, as written (`compare_with = "doh"`).
+    pub how: String,
+}
+
+/// The checks the configuration text `text` turns on, by check then target
+/// (configuration order); `None` when it is not TOML.
+pub fn configured_checks(text: &str) -> Option<Vec<ConfiguredCheck>> {
+    let root: toml::Table = text.parse().ok()?;
+    let mut out: BTreeMap<Check, Vec<(String, String)>> = BTreeMap::new();
+    let global_blockpage = root
+        .get("interference")
+        .and_then(|i| i.get("blockpage"))
+        .and_then(toml::Value::as_array)
+        .map_or(0, Vec::len);
+    let targets = root
+        .get("target")
+        .and_then(toml::Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    for t in targets {
+        let Some(t) = t.as_table() else { continue };
+        let s = |k: &str| t.get(k).and_then(toml::Value::as_str);
+        let Some(name) = s("name") else { continue };
+        let mut add = |c: Check, how: String| out.entry(c).or_default().push((name.into(), how));
+        match s("kind") {
+            Some("dns") => {
+                if let Some(other) = s("compare_with") {
+                    let tie = s("tie_break").unwrap_or("tls");
+                    let how = format!("compare_with = \"{other}\", tie_break = \"{tie}\"");
+                    add(Check::DnsInconsistent, how.clone());
+                    add(Check::DnsBogon, how);
+                }
+            }
+            Some("http") => {
+                let https = s("url").is_some_and(|u| u.starts_with("https://"));
+                if https {
+                    let mut how = Vec::new();
+                    if let Some(p) = t.get("pin_spki").and_then(toml::Value::as_array) {
+                        how.push(format!("pin_spki ({} key{})", p.len(), plural(p.len())));
+                    }
+                    if let Some(i) = s("expect_issuer") {
+                        how.push(format!("expect_issuer = \"{i}\""));
+                    }
+                    how.push("issuers learned from validated chains".into());
+                    add(Check::TlsIntercepted, how.join(", "));
+                    if let Some(c) = s("sni_control") {
+                        add(Check::SniBlocked, format!("sni_control = \"{c}\""));
+                    }
+                }
+                let own = t
+                    .get("blockpage")
+                    .and_then(toml::Value::as_array)
+                    .map_or(0, Vec::len);
+                let mut how = Vec::new();
+                if own > 0 {
+                    how.push(format!("blockpage ({own} rule{})", plural(own)));
+                }
+                if global_blockpage > 0 {
+                    how.push(format!(
+                        "[interference] blockpage ({global_blockpage} rule{})",
+                        plural(global_blockpage)
+                    ));
+                }
+                if !how.is_empty() {
+                    add(Check::Blockpage, how.join(", "));
+                }
+            }
+            Some("throughput") => {
+                if let Some(c) = s("control_url") {
+                    let below = s("throttled_below").unwrap_or("50%");
+                    add(
+                        Check::ThrottledName,
+                        format!("control_url = \"{c}\", throttled_below = \"{below}\""),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(
+        out.into_iter()
+            .flat_map(|(check, v)| {
+                v.into_iter().map(move |(target, how)| ConfiguredCheck {
+                    check: check.as_str().into(),
+                    target,
+                    how,
+                })
+            })
+            .collect(),
+    )
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(
+        target: &str,
+        check: &str,
+        at: i64,
+        name: &str,
+        detail: &str,
+        count: u64,
+    ) -> InterferenceSeen {
+        InterferenceSeen {
+            target: target.into(),
+            group: "internet".into(),
+            check: check.into(),
+            at: Timestamp::from_second(1_800_000_000 + at).unwrap(),
+            name: name.into(),
+            detail: detail.into(),
+            raw: vec![format!("raw {detail}")],
+            count,
+        }
+    }
+
+    #[test]
+    fn lines_group_by_target_and_check_with_their_evidence() {
+        let lines = [
+            line("web", "sni_blocked", 0, "blocked.example", "reset", 1),
+            line("dns", "dns_bogon", 10, "example.org", "10.0.0.1", 1),
+            line("web", "sni_blocked", 3600, "blocked.example", "reset", 120),
+            line("web", "sni_blocked", 7200, "blocked.example", "timeout", 30),
+        ];
+        let g = group(&lines);
+        assert_eq!(g.len(), 2);
+        assert_eq!(
+            (g[0].target.as_str(), g[0].check.as_str()),
+            ("web", "sni_blocked")
+        );
+        assert_eq!(g[0].probes, 151);
+        assert_eq!(g[0].lines, 3);
+        assert_eq!(
+            g[0].last_seen.as_second() - g[0].first_seen.as_second(),
+            7200
+        );
+        assert_eq!(g[0].evidence.len(), 2, "the same evidence once");
+        assert_eq!(g[0].names, ["blocked.example"]);
+        assert!(g[0].meaning.contains("another name"));
+        assert_eq!(g[1].check, "dns_bogon");
+    }
+
+    #[test]
+    fn the_configuration_says_which_checks_are_on() {
+        let text = r#"
+[interference]
+blockpage = [{ status = 451, body_regex = "Blocked" }]
+[[target]]
+name = "isp-dns"
+kind = "dns"
+compare_with = "doh"
+[[target]]
+name = "doh"
+kind = "dns"
+[[target]]
+name = "web"
+kind = "http"
+url = "https://blocked.example/"
+sni_control = "other.example"
+pin_spki = ["AAAA"]
+[[target]]
+name = "plain"
+kind = "http"
+url = "http://x.example/"
+[[target]]
+name = "dl"
+kind = "throughput"
+control_url = "https://cdn.example/10M"
+"#;
+        let c = configured_checks(text).unwrap();
+        let pairs: Vec<(&str, &str)> = c
+            .iter()
+            .map(|c| (c.check.as_str(), c.target.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("dns_inconsistent", "isp-dns"),
+                ("dns_bogon", "isp-dns"),
+                ("tls_intercepted", "web"),
+                ("sni_blocked", "web"),
+                ("blockpage", "web"),
+                ("blockpage", "plain"),
+                ("throttled_name", "dl"),
+            ]
+        );
+        assert_eq!(c[0].how, "compare_with = \"doh\", tie_break = \"tls\"");
+        assert!(
+            c[2].how.starts_with("pin_spki (1 key), issuers learned"),
+            "{}",
+            c[2].how
+        );
+        assert_eq!(c[5].how, "[interference] blockpage (1 rule)");
+        assert_eq!(
+            configured_checks("[[target]]\nname = \"a\"\nkind = \"icmp\"\n"),
+            Some(vec![])
+        );
+        assert_eq!(configured_checks("not = = toml"), None);
+    }
+
+    #[test]
+    fn a_cause_cell_names_checks_and_names_only_for_interference() {
+        let s = InterferenceSummary {
+            checks: vec!["sni_blocked".into()],
+            targets: vec!["web".into()],
+            names: vec!["blocked.example".into()],
+            failures: 18,
+            of_failures: 20,
+        };
+        assert_eq!(
+            cause_cell("interference", Some(&s)),
+            "interference (sni_blocked: blocked.example)"
+        );
+        assert_eq!(cause_cell("isp", None), "isp");
+        assert_eq!(cause_cell("interference", None), "interference");
+        assert_eq!(
+            summary_sentence(&s),
+            "checks sni_blocked; targets web; names blocked.example; 18 of 20 failed probes carried these reasons"
+        );
+    }
+}
