@@ -4,7 +4,7 @@
 //!
 //! Decisions:
 //! - A [`Tally`] counts failed probes, and those of them that carried an
-//!   interference reason ([`Check::from_reason`]), with the checks, targets
+//!   interference reason ([`FromReason`]), with the checks, targets
 //!   and names seen. A period's cause is `interference` when more than half
 //!   of the counted failures carry one ([`Tally::majority`]). Timeouts and
 //!   unreachable failures count in the denominator only, so a link that goes
@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use crate::interference::{Check, Evidence};
 use crate::journal::record::InterferenceSummary;
-use crate::probe::{Observation, Outcome};
+use crate::probe::{FromReason, Observation, Outcome};
 
 /// At most this many names (and as many targets) per tally.
 pub const MAX_NAMES: usize = 16;
