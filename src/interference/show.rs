@@ -97,6 +97,8 @@ pub struct Sign {
     pub evidence: Vec<SignEvidence>,
     /// Further different ones not listed.
     pub more_evidence: usize,
+    /// The last line's.
+    pub latest: SignEvidence,
 }
 
 /// How one line says it was checked, and the raw answers.
@@ -134,11 +136,26 @@ pub fn group<'a>(lines: impl IntoIterator<Item = &'a InterferenceSeen>) -> Vec<S
                     lines: 0,
                     evidence: Vec::new(),
                     more_evidence: 0,
+                    latest: SignEvidence {
+                        at: l.at,
+                        name: String::new(),
+                        detail: String::new(),
+                        raw: Vec::new(),
+                    },
                 });
                 out.len() - 1
             }
         };
         let s = &mut out[i];
+        let this = SignEvidence {
+            at: l.at,
+            name: l.name.clone(),
+            detail: l.detail.clone(),
+            raw: l.raw.clone(),
+        };
+        if l.at >= s.latest.at {
+            s.latest = this.clone();
+        }
         s.first_seen = s.first_seen.min(l.at);
         s.last_seen = s.last_seen.max(l.at);
         s.probes = s.probes.saturating_add(l.count);
@@ -152,12 +169,7 @@ pub fn group<'a>(lines: impl IntoIterator<Item = &'a InterferenceSeen>) -> Vec<S
             .any(|e| e.detail == l.detail && e.raw == l.raw && e.name == l.name);
         if !known {
             if s.evidence.len() < EXAMPLES {
-                s.evidence.push(SignEvidence {
-                    at: l.at,
-                    name: l.name.clone(),
-                    detail: l.detail.clone(),
-                    raw: l.raw.clone(),
-                });
+                s.evidence.push(this);
             } else {
                 s.more_evidence += 1;
             }
@@ -311,6 +323,7 @@ mod tests {
             7200
         );
         assert_eq!(g[0].evidence.len(), 2, "the same evidence once");
+        assert_eq!(g[0].latest.detail, "timeout");
         assert_eq!(g[0].names, ["blocked.example"]);
         assert!(g[0].meaning.contains("another name"));
         assert_eq!(g[1].check, "dns_bogon");

@@ -1242,7 +1242,7 @@ fn interference_section(b: &mut String, d: &PageData) {
         "<section id=\"interference\"><h2>Signs of interference (last 24 h)</h2><ul class=\"signs\">"
     );
     for s in list.iter().take(SIGNS_LISTED) {
-        let latest = s.evidence.last();
+        let latest = Some(&s.latest);
         let _ = write!(
             b,
             "<li data-target=\"{t}\" data-check=\"{c}\"><strong>{t}</strong> <span class=\"check\">{c}</span> {n} · {p} probe{ps}, {f} – {l}<br><span class=\"detail\">{m}{det}</span></li>",

@@ -67,6 +67,8 @@ pub struct ReportSign {
     pub evidence: Vec<ReportEvidence>,
     /// Further different ones not listed.
     pub more_evidence: usize,
+    /// The last line's (the CSV's `detail` and `raw`).
+    pub latest: ReportEvidence,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -94,6 +96,12 @@ pub(super) fn signs(
     )
     .into_iter()
     .map(|s: Sign| ReportSign {
+        latest: ReportEvidence {
+            at: fmt(s.latest.at),
+            name: s.latest.name,
+            detail: s.latest.detail,
+            raw: s.latest.raw,
+        },
         first_seen: fmt(s.first_seen),
         last_seen: fmt(s.last_seen),
         evidence: s
@@ -455,7 +463,7 @@ pub(super) fn csv(out: &mut String, s: Option<&SignsOfInterference>) {
     out.push_str("record,id,group,targets,checks,names,from,to,probes,of_failures,detail,raw\n");
     let Some(s) = s else { return };
     for x in &s.signs {
-        let last = x.evidence.last();
+        let last = Some(&x.latest);
         let _ = writeln!(
             out,
             "sign,,{},{},{},{},{},{},{},,{},{}",
@@ -485,6 +493,78 @@ pub(super) fn csv(out: &mut String, s: Option<&SignsOfInterference>) {
             p.end.as_deref().unwrap_or(""),
             i.map_or(String::new(), |i| i.failures.to_string()),
             i.map_or(String::new(), |i| i.of_failures.to_string()),
+        );
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use crate::journal::Entry;
+    use crate::journal::peer_fixture::{append, at, start};
+    use crate::journal::record::InterferenceSeen;
+    use crate::report::{CsvTable, Format, build, render, render_with};
+
+    /// Signs in a journal whose configuration the report cannot read: the
+    /// section says what was seen, and that which checks were on is unknown.
+    #[test]
+    fn signs_without_a_configuration_say_the_checks_are_unknown() {
+        let dir = tempfile::tempdir().unwrap();
+        let seen = |s: f64, raw: &str| {
+            Entry::Interference(InterferenceSeen {
+                target: "isp-dns".into(),
+                group: "internet".into(),
+                check: "dns_bogon".into(),
+                at: at(s),
+                name: "example.org".into(),
+                detail: "isp-resolver answered example.org A 10.1.2.3 | a private address".into(),
+                raw: vec![raw.into()],
+                count: 1,
+            })
+        };
+        let mut lines = vec![(0.0, start("home"))];
+        // Seven different answers: five are listed, two counted.
+        for i in 0..7 {
+            lines.push((
+                10.0 + f64::from(i),
+                seen(10.0 + f64::from(i), &format!("isp-resolver: A 10.1.2.{i}")),
+            ));
+        }
+        // Outside the period: not counted.
+        lines.push((700.0, seen(700.0, "late")));
+        append(dir.path(), lines);
+        let r = build(dir.path(), at(0.0), at(600.0), "UTC").unwrap();
+        let s = r.signs_of_interference.as_ref().unwrap();
+        assert!(s.checks_configured.is_none());
+        assert_eq!(s.signs.len(), 1);
+        assert_eq!(s.signs[0].probes, 7);
+        assert_eq!(s.signs[0].evidence.len(), 5);
+        assert_eq!(s.signs[0].more_evidence, 2);
+        assert_eq!(
+            s.summary,
+            "7 probes of 1 target showed signs of interference (dns_bogon)."
+        );
+        let md = render(&r, Format::Markdown).unwrap();
+        assert!(
+            md.contains("The configuration was not available to this report"),
+            "{md}"
+        );
+        assert!(md.contains("| isp-dns | dns_bogon | example.org |"), "{md}");
+        assert!(
+            md.contains("- and 2 other different answer(s), not listed"),
+            "{md}"
+        );
+        assert!(!md.contains("late"), "{md}");
+        let html = render(&r, Format::Html).unwrap();
+        assert!(html.contains("#interference .sign{"), "the section's style");
+        assert!(
+            html.contains("<h3>isp-dns: dns_bogon</h3><p>The resolver answered"),
+            "{html}"
+        );
+        let csv = render_with(&r, Format::Csv, CsvTable::Interference).unwrap();
+        assert!(
+            csv.ends_with(",7,,isp-resolver answered example.org A 10.1.2.3 | a private address,isp-resolver: A 10.1.2.6\n"),
+            "{csv}"
         );
     }
 }
