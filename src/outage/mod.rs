@@ -33,17 +33,17 @@ use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::config::diff::Diff;
+use crate::journal::InterferenceSeen;
 use crate::journal::{
     self, Anchor, ConfigReload, DaemonStart, DaemonStop, DataDirLock, Entry, FileSink, Heartbeat,
     JournalCounters, JournalPusher, JournalQueue, JournalSink, JournalWriter, Ledger, LockError,
     QueueOptions, Stalled, lock,
 };
-use crate::journal::InterferenceSeen;
 use crate::path::{self, PathTracer};
 use crate::probe::ProbeResult;
-use interference::{LineLimiter, Sign};
 use degraded::SlowPeriods;
 use detector::{Detector, Event, State};
+use interference::{LineLimiter, Sign};
 use live::{LiveOutages, write};
 use stall::StallWatch;
 

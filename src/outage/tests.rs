@@ -982,6 +982,10 @@ fn probe(target: usize, what: &str) -> ProbeResult {
                 ..Info::default()
             },
         ),
+        "unreachable" => Observation::new(Outcome::error(
+            Reason::Unreachable,
+            "ICMP destination unreachable",
+        )),
         _ => Observation::new(Outcome::Timeout { phase: None }),
     };
     ProbeResult {
@@ -1071,11 +1075,18 @@ async fn link_down_outage_is_not_interference() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = chain(dir.path());
     let (mut s, h, reg) = start(&cfg, None).await;
-    for what in ["ok", "ok", "blocked", "timeout", "timeout", "timeout", "timeout"] {
+    for what in [
+        "ok",
+        "ok",
+        "blocked",
+        "timeout",
+        "unreachable",
+        "timeout",
+        "unreachable",
+    ] {
         for t in 0..3 {
             tokio::time::sleep(Duration::from_millis(2)).await;
-            s.observe(&probe(t, if t == 2 { what } else { "ok" }))
-                .await;
+            s.observe(&probe(t, if t == 2 { what } else { "ok" })).await;
         }
     }
     let open = h.outages(None, None);
@@ -1086,7 +1097,8 @@ async fn link_down_outage_is_not_interference() {
     s.shutdown(Duration::from_secs(2)).await;
     let e = entries(dir.path());
     assert!(
-        e.iter().all(|e| !matches!(e, Entry::OutageStart(o) if o.cause == "interference")),
+        e.iter()
+            .all(|e| !matches!(e, Entry::OutageStart(o) if o.cause == "interference")),
         "{e:?}"
     );
 }

@@ -73,8 +73,8 @@ use super::net::tls::{self, TlsConfigs, TlsSetupError};
 use super::seam::{self, Completion, Probe};
 use super::{Info, Observation, Outcome, Phase, Phases, Reason};
 use crate::config::{Config, TargetSpec};
-use crate::interference::{Check, Evidence, Extra};
 pub use crate::config::{Direction, ThroughputSpec};
+use crate::interference::{Check, Evidence, Extra};
 
 /// Most parallel connections a test may open.
 pub const MAX_STREAMS: usize = ThroughputSpec::MAX_STREAMS;
@@ -262,7 +262,11 @@ impl Probe for ThroughputProber {
 
 /// The rate below which a test of `target` is slow: its group's
 /// `throughput_below` in that direction (`None`: the group judges none).
-fn slow_below(config: &Config, target: &crate::config::Target, direction: Direction) -> Option<f64> {
+fn slow_below(
+    config: &Config,
+    target: &crate::config::Target,
+    direction: Direction,
+) -> Option<f64> {
     let floor = config.group(&target.group)?.degraded.throughput_below?;
     match direction {
         Direction::Download => floor.bps,

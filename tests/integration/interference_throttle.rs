@@ -76,7 +76,10 @@ async fn a_test_far_below_its_control_is_throttled_name() {
     let prober = ThroughputProber::new([&s]).unwrap();
 
     let o = prober.run_checked(&s, None).await;
-    assert!(o.outcome.is_success(), "a throttled test is still a good test: {o:?}");
+    assert!(
+        o.outcome.is_success(),
+        "a throttled test is still a good test: {o:?}"
+    );
     assert_eq!(o.info.extra, Some(Extra::ThroughputControl));
     let ev = o.info.evidence.as_ref().expect("throttled_name evidence");
     assert_eq!(ev.check, Check::ThrottledName);
@@ -95,7 +98,10 @@ async fn a_test_far_below_its_control_is_throttled_name() {
     assert_eq!((o.info.extra, o.info.evidence.is_none()), (None, true));
 
     // The control at the same speed: a slow server, not a throttled name.
-    let same = spec(&slow_url, Some(&format!("http://127.0.0.1:{}/other", slow.port())));
+    let same = spec(
+        &slow_url,
+        Some(&format!("http://127.0.0.1:{}/other", slow.port())),
+    );
     let o = prober.run_checked(&same, None).await;
     assert_eq!(o.info.extra, Some(Extra::ThroughputControl));
     assert!(o.info.evidence.is_none(), "{:?}", o.info.evidence);
@@ -185,10 +191,23 @@ streams = 1
         .and_then(|a| a.iter().find(|p| p["end"].is_null()))
         .unwrap_or_else(|| panic!("{body}"));
     assert_eq!(open["cause"], "interference", "{body}");
-    assert_eq!(open["triggers"], serde_json::json!(["throttled_name"]), "{body}");
-    assert_eq!(open["interference"]["checks"], serde_json::json!(["throttled_name"]));
-    assert_eq!(open["interference"]["names"], serde_json::json!(["localhost"]));
-    assert_eq!(open["interference"]["targets"], serde_json::json!(["video"]));
+    assert_eq!(
+        open["triggers"],
+        serde_json::json!(["throttled_name"]),
+        "{body}"
+    );
+    assert_eq!(
+        open["interference"]["checks"],
+        serde_json::json!(["throttled_name"])
+    );
+    assert_eq!(
+        open["interference"]["names"],
+        serde_json::json!(["localhost"])
+    );
+    assert_eq!(
+        open["interference"]["targets"],
+        serde_json::json!(["video"])
+    );
     let (status, _) = d.terminate(Duration::from_secs(5));
     assert!(status.success(), "{}", d.log());
     let journal = std::fs::read_to_string(d.data_dir().join("journal.jsonl")).unwrap();
@@ -197,11 +216,17 @@ streams = 1
         .filter(|l| l.contains("\"event\":\"interference\""))
         .collect();
     assert_eq!(lines.len(), 1, "{journal}");
-    assert!(lines[0].contains("\"check\":\"throttled_name\""), "{}", lines[0]);
+    assert!(
+        lines[0].contains("\"check\":\"throttled_name\""),
+        "{}",
+        lines[0]
+    );
     assert!(lines[0].contains("\"count\":1"), "{}", lines[0]);
     assert!(
-        journal.lines().any(|l| l.contains("\"event\":\"degraded_start\"")
-            && l.contains("\"cause\":\"interference\"")),
+        journal
+            .lines()
+            .any(|l| l.contains("\"event\":\"degraded_start\"")
+                && l.contains("\"cause\":\"interference\"")),
         "{journal}"
     );
     drop(rt);

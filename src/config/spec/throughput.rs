@@ -197,7 +197,11 @@ pub(super) fn parse(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Option<ThroughputSpe
     }
     let mut max_bytes_per_day = max_bytes_per_day;
     let with_control = matches!(control_url, Ok(Some(_)));
-    let per_test = if with_control { max.saturating_mul(2) } else { max };
+    let per_test = if with_control {
+        max.saturating_mul(2)
+    } else {
+        max
+    };
     if let (Ok(Some(day)), true) = (&max_bytes_per_day, max_bytes.is_ok())
         && day.value < per_test
     {
@@ -549,7 +553,10 @@ mod tests {
         let TargetSpec::Throughput(s) = &c.targets[0].spec else {
             unreachable!()
         };
-        assert_eq!(s.control_url.as_ref().unwrap().as_str(), "http://control.example/1MB");
+        assert_eq!(
+            s.control_url.as_ref().unwrap().as_str(),
+            "http://control.example/1MB"
+        );
         assert!((s.throttled_below - 0.4).abs() < 1e-9);
         assert_eq!(s.worst_case(), s.one_test() * 2);
         assert_eq!(s.bytes_per_test(), 2 * s.max_bytes);
@@ -561,27 +568,33 @@ mod tests {
 
         let e = errors("throttled_below = \"50%\"\n");
         assert!(
-            e.iter().any(|l| l.contains("9:19")
-                && l.contains("`throttled_below` needs `control_url`")),
+            e.iter()
+                .any(|l| l.contains("9:19") && l.contains("`throttled_below` needs `control_url`")),
             "{e:?}"
         );
         let e = errors("control_url = \"http://control.example/x\"\nthrottled_below = \"150%\"\n");
         assert!(
-            e.iter().any(|l| l.contains("10:19") && l.contains("below 100%")),
+            e.iter()
+                .any(|l| l.contains("10:19") && l.contains("below 100%")),
             "{e:?}"
         );
         let e = errors("control_url = \"ftp://control.example/x\"\n");
-        assert!(e.iter().any(|l| l.contains("9:15") && l.contains("ftp")), "{e:?}");
+        assert!(
+            e.iter().any(|l| l.contains("9:15") && l.contains("ftp")),
+            "{e:?}"
+        );
         let e = errors("control_url = \"http://video.example/1MB\"\n");
         assert!(
-            e.iter().any(|l| l.contains("9:15") && l.contains("the target's own `url`")),
+            e.iter()
+                .any(|l| l.contains("9:15") && l.contains("the target's own `url`")),
             "{e:?}"
         );
         let e = errors(
             "control_url = \"http://control.example/x\"\nmax_bytes = \"10 MB\"\nmax_bytes_per_day = \"15 MB\"\n",
         );
         assert!(
-            e.iter().any(|l| l.contains("11:21") && l.contains("a test and its control test")),
+            e.iter()
+                .any(|l| l.contains("11:21") && l.contains("a test and its control test")),
             "{e:?}"
         );
     }

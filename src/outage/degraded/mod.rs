@@ -27,24 +27,24 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::detector::{Stamp, State};
+use super::interference::{Sign, Tally};
 use super::slow::{
     AdoptedSlowPeriod, GroupSpec, Sample, SampleKind, SlowEvent, SlowTracker, Thresholds,
 };
 use crate::config::Direction;
 use crate::config::diff::Diff;
 use crate::config::{Config, Kind};
+use crate::interference::Check;
 use crate::journal::Entry;
 use crate::journal::Ledger;
+use crate::journal::record::InterferenceSummary;
 use crate::journal::ts_ms;
 use crate::journal::{DegradedEnded, DegradedResumed, DegradedStarted};
 use crate::journal::{DurationClock, Gap};
 pub use crate::journal::{SlowPeriodLedger, SlowPeriodRecord};
-use crate::interference::Check;
-use crate::journal::record::InterferenceSummary;
 use crate::probe::{Observation, Outcome};
-use super::interference::{Sign, Tally};
-use std::collections::VecDeque;
 pub use metrics::DegradationMetrics;
+use std::collections::VecDeque;
 
 /// How often the window figures are exported and time passes in the tracker.
 pub const TICK_EVERY: Duration = Duration::from_secs(1);
@@ -324,7 +324,11 @@ impl SlowPeriods {
                 metrics,
                 live: Arc::new(RwLock::new(live)),
                 group_names: config.groups.iter().map(|g| g.name.clone()).collect(),
-                signs: config.groups.iter().map(|_| GroupSigns::default()).collect(),
+                signs: config
+                    .groups
+                    .iter()
+                    .map(|_| GroupSigns::default())
+                    .collect(),
             },
             closed,
         ))
@@ -513,7 +517,13 @@ impl SlowPeriods {
                 let mut t = Tally::default();
                 for (at, target, check, name) in &signs.recent {
                     if *at >= start {
-                        t.saw(target, Sign { check: *check, name });
+                        t.saw(
+                            target,
+                            Sign {
+                                check: *check,
+                                name,
+                            },
+                        );
                     }
                 }
                 signs.open = Some(t.clone());

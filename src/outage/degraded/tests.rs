@@ -317,7 +317,10 @@ async fn loss_of_interference_failures_is_an_interference_slow_period_with_names
     assert_eq!(sum.checks, vec!["dns_bogon"]);
     assert_eq!(sum.targets, vec!["google"]);
     assert_eq!(sum.names, vec!["forged.example"]);
-    assert!(sum.failures > 0 && sum.failures == sum.of_failures, "{sum:?}");
+    assert!(
+        sum.failures > 0 && sum.failures == sum.of_failures,
+        "{sum:?}"
+    );
     assert!(
         !entries(dir.path())
             .iter()

@@ -815,14 +815,22 @@ fn failures_mostly_interference_make_the_cause_interference_with_a_summary() {
     assert_eq!(sum.checks, vec!["sni_blocked"]);
     assert_eq!(sum.targets, vec!["a"]);
     assert_eq!(sum.names, vec!["blocked.example"]);
-    assert_eq!((sum.failures, sum.of_failures), (2, 3), "the streak that made it down");
+    assert_eq!(
+        (sum.failures, sum.of_failures),
+        (2, 3),
+        "the streak that made it down"
+    );
     // Later failures of the period are counted; the cause stays.
     let ev = signs(&mut d, 0, 6.0, "x--++");
     let e = ended(&ev);
     assert_eq!(e.len(), 1);
     assert_eq!(e[0].cause, "interference");
     let sum = e[0].interference.as_deref().unwrap();
-    assert_eq!((sum.failures, sum.of_failures), (4, 7), "over the whole period");
+    assert_eq!(
+        (sum.failures, sum.of_failures),
+        (4, 7),
+        "over the whole period"
+    );
 }
 
 #[test]
@@ -894,5 +902,9 @@ fn an_adopted_interference_outage_keeps_its_summary_to_its_end() {
     let sum = e[0].interference.as_deref().unwrap();
     assert_eq!(sum.checks, vec!["blockpage", "sni_blocked"], "sorted");
     assert_eq!(sum.names, vec!["blocked.example", "x.example"]);
-    assert_eq!((sum.failures, sum.of_failures), (9, 9), "the journaled 5 and this run's 4");
+    assert_eq!(
+        (sum.failures, sum.of_failures),
+        (9, 9),
+        "the journaled 5 and this run's 4"
+    );
 }

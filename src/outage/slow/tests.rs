@@ -1366,7 +1366,13 @@ fn throttled_tests_trip_throttled_name_with_the_cause_interference() {
     let mut d = one(t);
     d.set_group_state(0, State::Up, at(0.0));
     let mut ev = Vec::new();
-    for (s, throttle) in [(0.0, false), (10.0, false), (20.0, true), (30.0, true), (40.0, true)] {
+    for (s, throttle) in [
+        (0.0, false),
+        (10.0, false),
+        (20.0, true),
+        (30.0, true),
+        (40.0, true),
+    ] {
         let sample = if throttle {
             throttled(0, s, 5.0)
         } else {
@@ -1391,10 +1397,18 @@ fn throttled_tests_trip_throttled_name_with_the_cause_interference() {
     }
     let e = ended_of(&ev);
     assert_eq!(e.len(), 1, "{ev:?}");
-    assert_eq!(e[0].end, at(50.0).wall, "the first test no longer throttled");
+    assert_eq!(
+        e[0].end,
+        at(50.0).wall,
+        "the first test no longer throttled"
+    );
     assert_eq!(e[0].cause, "interference");
     let sum = e[0].interference.as_deref().unwrap();
-    assert_eq!((sum.failures, sum.of_failures), (3, 3), "over the whole period");
+    assert_eq!(
+        (sum.failures, sum.of_failures),
+        (3, 3),
+        "over the whole period"
+    );
 }
 
 /// Issue 21: loss made mostly of failures with interference reasons (forged
