@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use crate::interference::{Check, Evidence};
 use crate::journal::record::InterferenceSummary;
-use crate::probe::{Observation, Outcome};
+use crate::probe::{FromReason, Observation, Outcome};
 
 /// At most this many names (and as many targets) per tally.
 pub const MAX_NAMES: usize = 16;
