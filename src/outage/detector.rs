@@ -1177,6 +1177,14 @@ impl Detector {
         self.groups.get(g)?.life.open_id()
     }
 
+    /// The id and the summary so far of target `t`'s group's open outage,
+    /// when its cause is `interference`.
+    pub fn open_interference(&self, t: usize) -> Option<(&str, InterferenceSummary)> {
+        let g = self.groups.get(self.targets.get(t)?.group)?;
+        let open = g.life.phase.open()?;
+        (open.cause == CAUSE).then(|| (open.id.as_str(), open.extra.tally.summary()))
+    }
+
     /// Ids of every outage open or adopted and not yet settled.
     pub fn open_ids(&self) -> Vec<String> {
         (0..self.groups.len())

@@ -1020,6 +1020,11 @@ async fn interference_outage_and_lines_are_journaled_and_served() {
     assert_eq!(sum.checks, vec!["sni_blocked"]);
     assert_eq!(sum.names, vec!["blocked.example"]);
     assert_eq!(sum.targets, vec!["google"]);
+    assert_eq!(
+        (sum.failures, sum.of_failures),
+        (4, 4),
+        "the live view follows the failures after the start (3)"
+    );
     for what in ["ok", "ok"] {
         for t in 0..3 {
             tokio::time::sleep(Duration::from_millis(2)).await;
