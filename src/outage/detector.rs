@@ -670,9 +670,10 @@ impl Detector {
                 .groups
                 .get_mut(t.group)
                 .and_then(|g| g.life.phase.open_mut())
-            && open.extra.targets.contains(&t.name)
         {
-            // A failure of a target of the open outage: the whole period's tally.
+            // A failure of a down target of the open outage (every down
+            // target of its group is one of its targets; no lookup per
+            // probe): the whole period's tally.
             open.extra.tally.fail(&t.name, sign);
         }
         if changed.is_none() && !success && t.state == State::Down && t.votes {
