@@ -223,8 +223,12 @@ struct TargetTrack {
     /// outcomes have been seen (to know how many bits are real).
     recent: u64,
     seen: u32,
-    /// The failures of its current failing streak, and their signs.
-    streak_tally: Tally,
+    /// Failures of its current failing streak, those with a sign of
+    /// interference, and the signs' checks and names (boxed: most targets
+    /// never show one, and this is per target).
+    streak_fails: u32,
+    streak_signs: u32,
+    streak_seen: Option<Box<Tally>>,
 }
 
 impl TargetTrack {
@@ -279,6 +283,14 @@ impl TargetTrack {
         self.edge = self.streak_edge;
         self.since = Some(self.edge.map_or(first, |e| e.lo));
         self.since
+    }
+
+    /// Its current failing streak, tallied (see [`super::interference`]).
+    fn streak_tally(&self) -> Tally {
+        let mut t = self.streak_seen.as_deref().cloned().unwrap_or_default();
+        t.failures = u64::from(self.streak_signs);
+        t.of_failures = u64::from(self.streak_fails);
+        t
     }
 
     /// Earliest moment the current down period (or failing streak) may have begun:
@@ -556,7 +568,9 @@ impl TargetTrack {
             last_ok: None,
             recent: 0,
             seen: 0,
-            streak_tally: Tally::default(),
+            streak_fails: 0,
+            streak_signs: 0,
+            streak_seen: None,
         }
     }
 }
@@ -636,9 +650,17 @@ impl Detector {
         let changed = t.feed(stamp, success, &self.stalls);
         if !success {
             if t.fail_streak == 1 {
-                t.streak_tally = Tally::default();
+                t.streak_fails = 0;
+                t.streak_signs = 0;
+                t.streak_seen = None;
             }
-            t.streak_tally.fail(&t.name, sign);
+            t.streak_fails = t.streak_fails.saturating_add(1);
+            if let Some(s) = sign {
+                t.streak_signs = t.streak_signs.saturating_add(1);
+                t.streak_seen
+                    .get_or_insert_with(Box::default)
+                    .saw(&t.name, s);
+            }
         }
         if changed.is_none()
             && !success
@@ -648,9 +670,10 @@ impl Detector {
                 .groups
                 .get_mut(t.group)
                 .and_then(|g| g.life.phase.open_mut())
-            && open.extra.targets.contains(&t.name)
         {
-            // A failure of a target of the open outage: the whole period's tally.
+            // A failure of a down target of the open outage (every down
+            // target of its group is one of its targets; no lookup per
+            // probe): the whole period's tally.
             open.extra.tally.fail(&t.name, sign);
         }
         if changed.is_none() && !success && t.state == State::Down && t.votes {
@@ -684,7 +707,7 @@ impl Detector {
                     && let Some(open) = g.life.phase.open_mut()
                 {
                     // It joins the outage with its failing streak.
-                    open.extra.tally.merge(&t.streak_tally);
+                    open.extra.tally.merge(&t.streak_tally());
                     if !open.extra.targets.contains(&name) {
                         open.extra.targets.push(name);
                     }
@@ -964,7 +987,7 @@ impl Detector {
         for t in &self.groups[g].targets {
             let t = &self.targets[*t];
             if t.state == State::Down {
-                tally.merge(&t.streak_tally);
+                tally.merge(&t.streak_tally());
             }
         }
         tally
@@ -1175,6 +1198,14 @@ impl Detector {
     /// Id of the outage open for group `g` (announced or adopted).
     pub fn open_outage(&self, g: usize) -> Option<&str> {
         self.groups.get(g)?.life.open_id()
+    }
+
+    /// The id and the summary so far of target `t`'s group's open outage,
+    /// when its cause is `interference`.
+    pub fn open_interference(&self, t: usize) -> Option<(&str, InterferenceSummary)> {
+        let g = self.groups.get(self.targets.get(t)?.group)?;
+        let open = g.life.phase.open()?;
+        (open.cause == CAUSE).then(|| (open.id.as_str(), open.extra.tally.summary()))
     }
 
     /// Ids of every outage open or adopted and not yet settled.

@@ -12,6 +12,7 @@ use super::detector::{Detector, State};
 use super::stall::StallWatch;
 use crate::config::Config;
 use crate::journal::Anchor;
+use crate::journal::InterferenceSummary;
 use crate::journal::JournalHealth;
 use crate::journal::OutageRecord;
 use crate::journal::PathEvent;
@@ -120,6 +121,13 @@ impl LiveOutages {
         }
         let record = OutageRecord::started(e);
         self.open.push(OpenEntry { record, start_mono });
+    }
+
+    /// The interference summary of open outage `id` so far.
+    pub fn set_interference(&mut self, id: &str, summary: InterferenceSummary) {
+        if let Some(o) = self.open.iter_mut().find(|o| o.record.id == id) {
+            o.record.interference = Some(Box::new(summary));
+        }
     }
 
     /// The gaps of open outage `id` are now `gaps` (a stall overlapped it).

@@ -532,6 +532,10 @@ impl OutageService {
         for ev in events {
             self.handle_event(ev).await;
         }
+        // The live view of an open `interference` outage follows its failures.
+        if !success && let Some((id, summary)) = self.detector.open_interference(target) {
+            write(&self.live).set_interference(id, summary);
+        }
         if !changed && mono.saturating_sub(self.downtime_at) < DOWNTIME_EVERY {
             return;
         }

@@ -982,6 +982,10 @@ fn probe(target: usize, what: &str) -> ProbeResult {
                 ..Info::default()
             },
         ),
+        "unreachable" => Observation::new(Outcome::error(
+            Reason::Unreachable,
+            "ICMP destination unreachable",
+        )),
         _ => Observation::new(Outcome::Timeout { phase: None }),
     };
     ProbeResult {
@@ -1016,6 +1020,11 @@ async fn interference_outage_and_lines_are_journaled_and_served() {
     assert_eq!(sum.checks, vec!["sni_blocked"]);
     assert_eq!(sum.names, vec!["blocked.example"]);
     assert_eq!(sum.targets, vec!["google"]);
+    assert_eq!(
+        (sum.failures, sum.of_failures),
+        (4, 4),
+        "the live view follows the failures after the start (3)"
+    );
     for what in ["ok", "ok"] {
         for t in 0..3 {
             tokio::time::sleep(Duration::from_millis(2)).await;
@@ -1072,7 +1081,13 @@ async fn link_down_outage_is_not_interference() {
     let cfg = chain(dir.path());
     let (mut s, h, reg) = start(&cfg, None).await;
     for what in [
-        "ok", "ok", "blocked", "timeout", "timeout", "timeout", "timeout",
+        "ok",
+        "ok",
+        "blocked",
+        "timeout",
+        "unreachable",
+        "timeout",
+        "unreachable",
     ] {
         for t in 0..3 {
             tokio::time::sleep(Duration::from_millis(2)).await;

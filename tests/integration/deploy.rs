@@ -69,6 +69,10 @@ const MAY_BE_EMPTY: &[(&str, &str)] = &[
         "the loopback run configures no [[peer]]",
     ),
     (
+        "alert LinkwatchInterference",
+        "no probe of the loopback run shows a sign of interference",
+    ),
+    (
         "panel Certificate expiry/A",
         "no https target in the loopback run",
     ),
