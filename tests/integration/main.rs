@@ -24,7 +24,6 @@ mod interference_dns;
 mod interference_show;
 mod interference_throttle;
 mod interference_tls;
-mod interference_throttle;
 mod journal_fallback;
 mod journal_fixture;
 mod layering;
