@@ -94,6 +94,10 @@ const MAY_BE_EMPTY: &[(&str, &str)] = &[
         "no dns group in the loopback run",
     ),
     (
+        "alert LinkwatchOutageInterference",
+        "no probe of the loopback run shows a sign of interference",
+    ),
+    (
         "alert LinkwatchOutage",
         "group broken may be blamed on lan instead",
     ),
