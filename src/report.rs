@@ -531,7 +531,7 @@ fn recorded_config(history: &Ledger) -> Option<crate::config::Config> {
         .last()
         .map(|r| std::path::PathBuf::from(&r.config_source))
         .filter(|p| p.is_file())?;
-    match crate::config::load(&path) {
+    match crate::config::load_for_reading(&path) {
         Ok(c) => Some(c),
         Err(_) => {
             tracing::debug!(path = %path.display(), "the recorded configuration does not load; the report names the journal's groups only");

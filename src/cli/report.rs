@@ -63,7 +63,7 @@ pub(super) fn report(
     // file the journal's last run recorded (see `report::build_with`).
     // The same for the peers asked to corroborate ("Seen from elsewhere").
     let (groups, peers): (Option<Vec<String>>, Option<Vec<String>>) =
-        match config_path.map(crate::config::load) {
+        match config_path.map(crate::config::load_for_reading) {
             Some(Ok(c)) => (
                 Some(c.groups.iter().map(|g| g.name.clone()).collect()),
                 Some(crate::report::asked_peers(&c)),

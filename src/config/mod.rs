@@ -28,7 +28,7 @@ mod walk;
 pub use degraded::describe_floor;
 pub use error::{ConfigError, ConfigErrors, escaped};
 pub use model::*;
-pub use parse::{load, parse, parse_bytes};
+pub use parse::{load, load_for_reading, parse, parse_bytes};
 pub use thresholds::ThroughputFloor;
 pub use throughput::{
     Criteria, CriteriaSet, FCC_PEAK, FIFTH_TO_SIXTH_SECONDS, MIN_SPACING_SECONDS, RATE_UNITS,

@@ -67,6 +67,13 @@ impl Secret {
         Self(s)
     }
 
+    /// A placeholder for a secret file a reader did not open (see
+    /// [`super::load_for_reading`]); unique per path, so two keys naming
+    /// one file still count as one secret.
+    pub(super) fn unread(path: &Path) -> Self {
+        Self(format!("<unread {}>", path.display()))
+    }
+
     /// The secret itself, for the one place that sends it.
     pub fn expose(&self) -> &str {
         &self.0
@@ -310,6 +317,9 @@ pub fn read_secret(path: &Path) -> Result<Secret, String> {
 
 fn secret(w: &mut Walker<'_>, t: &Tbl<'_, '_>, key: &str) -> Got<Secret> {
     let got = w.nonempty(t, key);
+    if w.reading_only {
+        return w.check(t, key, got, |s| Ok(Secret::unread(Path::new(s))));
+    }
     w.check(t, key, got, |s| read_secret(Path::new(s)))
 }
 

@@ -25,9 +25,27 @@ use super::walk::{
 
 /// Reads and validates the configuration file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    load_with(path, false)
+}
+
+/// [`load`] for readers of the data directory (`report`, `outages`): the
+/// files only the daemon needs (peer and notify secrets, `tls_key`,
+/// `tls_cert`, a peer's `ca_file`) are neither read nor checked, so an
+/// operator who may read the journal but not the service's root-only
+/// credentials still gets the configured groups, peers and checks. The
+/// secrets in the result are placeholders that are never sent anywhere:
+/// never start a daemon or a peer call from such a `Config`.
+pub fn load_for_reading(path: &Path) -> Result<Config, ConfigErrors> {
+    load_with(path, true)
+}
+
+fn load_with(path: &Path, reading_only: bool) -> Result<Config, ConfigErrors> {
     let file = path.display().to_string();
     match std::fs::read(path) {
-        Ok(bytes) => parse_bytes(&bytes, &file),
+        Ok(bytes) => match std::str::from_utf8(&bytes) {
+            Ok(text) => parse_with(text, &file, reading_only),
+            Err(_) => parse_bytes(&bytes, &file),
+        },
         Err(e) => Err(ConfigErrors(vec![ConfigError {
             file,
             line: 1,
@@ -66,6 +84,10 @@ pub fn parse_bytes(bytes: &[u8], source: &str) -> Result<Config, ConfigErrors> {
 
 /// Validates configuration `text`; `source` names it in errors and in [`Config::source`].
 pub fn parse(text: &str, source: &str) -> Result<Config, ConfigErrors> {
+    parse_with(text, source, false)
+}
+
+fn parse_with(text: &str, source: &str, reading_only: bool) -> Result<Config, ConfigErrors> {
     let index = LineIndex::new(text);
     let error = |span: &Span, key: String, message: String| {
         let (line, column) = index.position(span.start);
@@ -86,6 +108,7 @@ pub fn parse(text: &str, source: &str) -> Result<Config, ConfigErrors> {
         }
     };
     let mut walker = Walker::new(text, &index);
+    walker.reading_only = reading_only;
     let built = document(&mut walker, root.get_ref());
     let mut problems = walker.problems;
     match built {

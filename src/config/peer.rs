@@ -121,13 +121,20 @@ fn peer(w: &mut Walker<'_>, t: &Tbl<'_, '_>, targets: &[String]) -> Option<PeerS
     let name = w.missing(t, "name", name);
     let url = peer_url(w, t);
     let token_file = w.nonempty(t, "token_file");
+    let reading_only = w.reading_only;
     let token = w.check(t, "token_file", token_file, |s| {
+        if reading_only {
+            return Ok((PathBuf::from(s), Secret::unread(Path::new(s))));
+        }
         read_secret(Path::new(s)).map(|secret| (PathBuf::from(s), secret))
     });
     let token = w.missing(t, "token_file", token);
     let ca_file = w.nonempty(t, "ca_file");
     let ca_file = w.check(t, "ca_file", ca_file, |s| {
         let path = PathBuf::from(s);
+        if reading_only {
+            return Ok(path);
+        }
         match std::fs::metadata(&path) {
             Ok(m) if m.is_file() => Ok(path),
             Ok(_) => Err(format!("`ca_file` ({}) is not a file", shown(s))),
@@ -224,12 +231,19 @@ fn compare(
 /// `[daemon]`'s `tls_cert`, `tls_key` (both or neither; each a readable PEM
 /// file, the key not readable by every user) and `witness_every`.
 pub(super) fn daemon_keys(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Option<PeerDaemonKeys> {
+    let reading_only = w.reading_only;
     let cert = w.nonempty(t, "tls_cert");
     let cert = w.check(t, "tls_cert", cert, |s| {
+        if reading_only {
+            return Ok(PathBuf::from(s));
+        }
         read_cert_chain(Path::new(s)).map(|_| PathBuf::from(s))
     });
     let key = w.nonempty(t, "tls_key");
     let key = w.check(t, "tls_key", key, |s| {
+        if reading_only {
+            return Ok(PathBuf::from(s));
+        }
         read_private_key(Path::new(s)).map(|_| PathBuf::from(s))
     });
     let witness_every = w.duration_with(t, "witness_every", |d, s| {
@@ -324,6 +338,51 @@ mod tests {
         parse(&format!("{BASE}{body}"), "p.toml")
             .unwrap_err()
             .to_string()
+    }
+
+    /// `report` run by an operator who may read the journal but not the
+    /// service's credentials (`/run/credentials/...`, root-only): the
+    /// configuration still loads for reading, with its peers and channels,
+    /// while the daemon's own load refuses it.
+    #[test]
+    fn a_reader_loads_a_config_whose_secrets_it_cannot_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let gone = dir.path().join("credentials");
+        let text = format!(
+            "[daemon]\ntls_cert = \"{g}/tls.crt\"\ntls_key = \"{g}/tls.key\"\n{BASE}[[peer]]\nname = \"abroad\"\nurl = \"https://vps.example:9898\"\ntoken_file = \"{g}/abroad.token\"\nca_file = \"{g}/ca.pem\"\n[[peer]]\nname = \"office\"\ntoken_file = \"{g}/office.token\"\n[[notify]]\nname = \"phone\"\nkind = \"ntfy\"\nurl = \"https://ntfy.example/lw\"\ntoken_file = \"{g}/ntfy.token\"\n",
+            g = gone.display()
+        );
+        let path = dir.path().join("linkwatch.toml");
+        std::fs::write(&path, &text).unwrap();
+        let refused = crate::config::load(&path).unwrap_err().to_string();
+        for key in [
+            "daemon.tls_cert",
+            "daemon.tls_key",
+            "peer[0].token_file",
+            "peer[0].ca_file",
+            "peer[1].token_file",
+            "notify[0].token_file",
+        ] {
+            assert!(refused.contains(key), "{key}: {refused}");
+        }
+        let read = crate::config::load_for_reading(&path).unwrap();
+        let names: Vec<&str> = read.peers.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["abroad", "office"]);
+        assert_eq!(read.notify.len(), 1);
+        assert_ne!(
+            read.peers[0].token, read.peers[1].token,
+            "distinct files, distinct placeholders"
+        );
+        // Everything else is still checked.
+        std::fs::write(
+            &path,
+            text.replace("name = \"office\"", "name = \"abroad\""),
+        )
+        .unwrap();
+        let e = crate::config::load_for_reading(&path)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("peer[1].name"), "{e}");
     }
 
     #[test]

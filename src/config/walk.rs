@@ -67,6 +67,10 @@ pub(super) struct Walker<'t> {
     text: &'t str,
     index: &'t LineIndex<'t>,
     pub problems: Vec<Problem>,
+    /// Reading mode ([`super::load_for_reading`]): files the daemon needs
+    /// (secrets, keys, CA bundles) are neither opened nor checked, so a
+    /// reader without the daemon's rights can still load the file.
+    pub reading_only: bool,
 }
 
 impl<'t> Walker<'t> {
@@ -75,6 +79,7 @@ impl<'t> Walker<'t> {
             text,
             index,
             problems: Vec::new(),
+            reading_only: false,
         }
     }
 

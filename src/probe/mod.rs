@@ -169,6 +169,30 @@ closed_enum! {
     }
 }
 
+/// The interference check a probe failure reason stands for, when it is one
+/// (kept here, not in [`crate::interference`], which the probes import).
+pub trait FromReason {
+    fn from_reason(reason: Reason) -> Option<Self>
+    where
+        Self: Sized;
+}
+
+impl FromReason for crate::interference::Check {
+    /// `throttled_name` is never a probe failure (a slow throughput test
+    /// still succeeded): it is a slow-period trigger.
+    fn from_reason(reason: Reason) -> Option<Self> {
+        use crate::interference::Check;
+        match reason {
+            Reason::DnsInconsistent => Some(Check::DnsInconsistent),
+            Reason::DnsBogon => Some(Check::DnsBogon),
+            Reason::TlsIntercepted => Some(Check::TlsIntercepted),
+            Reason::SniBlocked => Some(Check::SniBlocked),
+            Reason::Blockpage => Some(Check::Blockpage),
+            _ => None,
+        }
+    }
+}
+
 impl std::fmt::Display for Reason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -482,6 +506,18 @@ mod tests {
         assert_eq!(Reason::ShortBody.as_str(), "short_body");
         assert_eq!(Reason::ConnectRefused.as_str(), "connect_refused");
         assert_eq!(Phase::FirstByte.as_str(), "first_byte");
+        use crate::interference::Check;
+        let checks: Vec<Check> = Reason::ALL
+            .into_iter()
+            .filter_map(Check::from_reason)
+            .collect();
+        assert_eq!(checks.len(), Check::ALL.len() - 1, "all but throttled_name");
+        for r in Reason::ALL {
+            if let Some(c) = Check::from_reason(r) {
+                assert_eq!(c.as_str(), r.as_str(), "one label for both");
+            }
+        }
+        assert_eq!(Check::from_reason(Reason::ConnectionReset), None);
         let timeout = Outcome::Timeout { phase: None };
         assert_eq!(timeout.result_label(), RESULT_TIMEOUT);
         assert_eq!(Outcome::error(Reason::Io, "x").result_label(), RESULT_ERROR);

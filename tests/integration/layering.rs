@@ -34,6 +34,7 @@ const ORDER: &[&str] = &[
     "scheduler",
     "metrics",
     "probe",
+    "interference",
     "journal",
     "campaign",
     "config",
