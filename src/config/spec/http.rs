@@ -152,13 +152,57 @@ fn pin_spki(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Result<Vec<String>, Reported
             let DeValue::String(s) = item.get_ref() else {
                 return Err(w.wrong_type(key, item, "a base64 SHA-256 fingerprint string"));
             };
-            crate::probe::net::x509::parse_pin(s.trim()).map_err(|reason| {
+            pin_value(s.trim()).map_err(|reason| {
                 let message = format!("`pin_spki` entry ({}) can never match: {reason}", shown(s));
                 w.report(item.span(), key, message)
             })
         })
         .collect();
     all_or_reported(pins)
+}
+
+/// A `pin_spki` entry as written (optionally with curl's `sha256//` prefix)
+/// to its canonical form (standard base64, padded), or why it can never match.
+pub(crate) fn pin_value(text: &str) -> Result<String, String> {
+    let bare = text.strip_prefix("sha256//").unwrap_or(text);
+    let bytes = base64_decode(bare).ok_or_else(|| "it is not valid base64".to_string())?;
+    if bytes.len() != 32 {
+        return Err(format!(
+            "it decodes to {} bytes, not the 32 of a SHA-256 fingerprint",
+            bytes.len()
+        ));
+    }
+    // Strict decoding (zero trailing bits) makes the padded text canonical.
+    let unpadded = bare.trim_end_matches('=');
+    Ok(format!("{unpadded}="))
+}
+
+/// Standard base64, padding optional but correct when present; `None` for
+/// any other character, a bad length or non-zero trailing bits.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let body = text.trim_end_matches('=');
+    let pad = text.len() - body.len();
+    if pad > 2 || (pad > 0 && !text.len().is_multiple_of(4)) || body.len() % 4 == 1 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(body.len() * 3 / 4);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for c in body.bytes() {
+        let v = ALPHABET.iter().position(|&a| a == c)? as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    if acc != 0 {
+        return None;
+    }
+    Some(out)
 }
 
 /// `sni_control`: a DNS name to send as the TLS server name.
@@ -289,7 +333,7 @@ mod tests {
 
     #[test]
     fn interference_keys_parse() {
-        let pin = crate::probe::net::x509::base64_encode(&[9u8; 32]);
+        let pin = "CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=".to_string(); // [9; 32]
         let s = spec(&format!(
             "url = \"https://example.org/\"\npin_spki = [\"{pin}\", \"sha256//{pin}\"]\nexpect_issuer = \" Let's Encrypt \"\nsni_control = \"Other.Example\"\nblockpage = [{{ status = 451, body_regex = \"Blocked\" }}]\n"
         ));
@@ -305,8 +349,36 @@ mod tests {
     }
 
     #[test]
+    fn pins_must_be_32_bytes_of_strict_base64() {
+        use super::{base64_decode, pin_value};
+        for (raw, text) in [
+            (&b""[..], ""),
+            (b"f", "Zg=="),
+            (b"fo", "Zm8="),
+            (b"foo", "Zm9v"),
+            (b"foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64_decode(text).unwrap(), raw);
+        }
+        assert_eq!(base64_decode("Zm8").unwrap(), b"fo");
+        for bad in ["Zm8==", "Z", "Zm9v!", "Zh==", "Zm8=Zm8=", "Zg==="] {
+            assert_eq!(base64_decode(bad), None, "{bad}");
+        }
+        let good = "CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=";
+        assert_eq!(pin_value(good).unwrap(), good);
+        assert_eq!(pin_value(&format!("sha256//{good}")).unwrap(), good);
+        assert_eq!(pin_value(good.trim_end_matches('=')).unwrap(), good);
+        assert!(pin_value("not base64!").unwrap_err().contains("base64"));
+        assert!(
+            pin_value("CQkJCQkJCQkJCQkJCQkJCQkJCQk=")
+                .unwrap_err()
+                .contains("20 bytes")
+        );
+    }
+
+    #[test]
     fn bad_interference_keys_name_file_line_column() {
-        let short = crate::probe::net::x509::base64_encode(&[9u8; 20]);
+        let short = "CQkJCQkJCQkJCQkJCQkJCQkJCQk="; // [9; 20]
         for (tail, key, words) in [
             (
                 "url = \"https://e.org/\"\npin_spki = [\"not base64!\"]".to_string(),
