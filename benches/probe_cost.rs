@@ -166,11 +166,11 @@ fn main() {
 
         let mut h = http_spec(https.url("https", "/generate_204"));
         h.ca_file = Some(pki.ca_file.clone());
-        let http_target = target("https", TargetSpec::Http(h.clone()));
+        let http_target = target("https", TargetSpec::Http(Box::new(h.clone())));
         let http_prober = HttpProber::new(&config_with(vec![http_target.clone()])).unwrap();
 
         let d = dns_spec(dns_server(dns, DnsTransport::Udp), "bench.test");
-        let dns_target = target("dns", TargetSpec::Dns(d.clone()));
+        let dns_target = target("dns", TargetSpec::Dns(Box::new(d.clone())));
         let dns_prober = DnsProber::new(&config_with(vec![dns_target.clone()])).unwrap();
 
         vec![

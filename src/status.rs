@@ -452,14 +452,14 @@ mod tests {
     use crate::config::{HttpMethod, HttpSpec, TargetSpec};
 
     fn http(url: &str, headers: &[(&str, &str)]) -> TargetSpec {
-        TargetSpec::Http(HttpSpec {
+        TargetSpec::Http(Box::new(HttpSpec {
             method: HttpMethod::Get,
             headers: headers
                 .iter()
                 .map(|(k, v)| (k.parse().unwrap(), v.parse().unwrap()))
                 .collect(),
             ..HttpSpec::new(url.parse().unwrap())
-        })
+        }))
     }
 
     #[test]

@@ -1202,6 +1202,13 @@ impl Detector {
 
     /// The id and the summary so far of target `t`'s group's open outage,
     /// when its cause is `interference`.
+    /// Target `t`'s name and its group's, when `t` is a target.
+    pub fn names_of(&self, t: usize) -> Option<(&str, &str)> {
+        let track = self.targets.get(t)?;
+        let group = self.groups.get(track.group)?;
+        Some((track.name.as_str(), group.name.as_str()))
+    }
+
     pub fn open_interference(&self, t: usize) -> Option<(&str, InterferenceSummary)> {
         let g = self.groups.get(self.targets.get(t)?.group)?;
         let open = g.life.phase.open()?;

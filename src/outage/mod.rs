@@ -139,19 +139,8 @@ pub struct OutageService {
     paths: path::PathStore,
     /// Set by [`Self::enable_path_tracer`]: traces at outage start and end.
     tracer: Option<PathTracer>,
-    /// Per target: its name and group's (the `interference` lines).
-    names: Vec<(String, String)>,
     /// Rate limit of the `interference` lines.
     lines: LineLimiter,
-}
-
-/// Each target's name and group, in configuration order.
-fn target_names(config: &Config) -> Vec<(String, String)> {
-    config
-        .targets
-        .iter()
-        .map(|t| (t.name.clone(), t.group.clone()))
-        .collect()
 }
 
 /// How often downtime is accrued without an event: accruing walks every
@@ -254,7 +243,6 @@ impl OutageService {
             voided_logged: None,
             paths: path::PathStore::new(&history.paths),
             tracer: None,
-            names: target_names(config),
             lines: LineLimiter::default(),
         };
         let handle = service.handle();
@@ -384,7 +372,13 @@ impl OutageService {
             State::Up
         };
         self.slow.target_state(result.target, counted);
-        let events = self.slow.observe(result.target, at, &result.observation);
+        let name = self
+            .detector
+            .names_of(result.target)
+            .map_or("", |(name, _)| name);
+        let events = self
+            .slow
+            .observe(result.target, name, at, &result.observation);
         self.slow_period_events(events).await;
     }
 
@@ -474,15 +468,17 @@ impl OutageService {
         let Some(ev) = &result.observation.info.evidence else {
             return;
         };
-        let Some((target, group)) = self.names.get(result.target) else {
+        // Names from the detector, which holds them anyway: no per-target
+        // copy for a line that is rare (10k targets × 2 names was ~1 MiB).
+        let Some((target, group)) = self.detector.names_of(result.target) else {
             return;
         };
         let Some(count) = self.lines.seen(target, ev.check, at.mono) else {
             return;
         };
         let line = InterferenceSeen {
-            target: target.clone(),
-            group: group.clone(),
+            target: target.to_string(),
+            group: group.to_string(),
             check: ev.check.as_str().to_string(),
             at: detector::truncate_ms(result.at),
             name: ev.name.clone(),
@@ -665,10 +661,8 @@ impl OutageService {
         let (slow_events, restarted) = self.slow.reload(old, config, diff, now);
         self.group_names = config.groups.iter().map(|g| g.name.clone()).collect();
         self.timeouts = config.targets.iter().map(|t| t.timeout).collect();
-        self.names = target_names(config);
-        let names = &self.names;
         self.lines
-            .retain(|t| names.iter().any(|(n, _)| n.as_str() == t));
+            .retain(|t| config.targets.iter().any(|c| c.name == t));
         write(&self.live).regroup(config, &self.detector);
         for ev in events {
             self.handle_event(ev).await;

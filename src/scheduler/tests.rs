@@ -389,7 +389,7 @@ fn throughput_config(per_test: u64, per_day: u64) -> Arc<Config> {
     spec.max_bytes = per_test;
     spec.max_bytes_per_day = per_day;
     spec.max_duration = Duration::from_secs(10);
-    cfg.targets[0].spec = TargetSpec::Throughput(spec);
+    cfg.targets[0].spec = TargetSpec::Throughput(Box::new(spec));
     Arc::new(cfg)
 }
 

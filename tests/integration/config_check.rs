@@ -670,7 +670,7 @@ fn full_example_parses_to_the_expected_model() {
             inherit(
                 "portal",
                 "internet",
-                TargetSpec::Http(HttpSpec {
+                TargetSpec::Http(Box::new(HttpSpec {
                     url: "https://example.org/health?x=1".parse().unwrap(),
                     method: HttpMethod::Head,
                     headers: vec![
@@ -694,12 +694,12 @@ fn full_example_parses_to_the_expected_model() {
                     expect_issuer: None,
                     sni_control: None,
                     blockpage: vec![],
-                }),
+                })),
             ),
             inherit(
                 "portal-regex",
                 "internet",
-                TargetSpec::Http(HttpSpec {
+                TargetSpec::Http(Box::new(HttpSpec {
                     url: "http://192.0.2.80:8080/".parse().unwrap(),
                     method: HttpMethod::Get,
                     headers: vec![],
@@ -714,12 +714,12 @@ fn full_example_parses_to_the_expected_model() {
                     expect_issuer: None,
                     sni_control: None,
                     blockpage: vec![],
-                }),
+                })),
             ),
             inherit(
                 "dmarc",
                 "internet",
-                TargetSpec::Dns(DnsSpec {
+                TargetSpec::Dns(Box::new(DnsSpec {
                     expect_rcode: ResponseCode::NXDomain,
                     record: RecordType::TXT,
                     expect: vec!["v=DMARC1; p=none".into()],
@@ -731,12 +731,12 @@ fn full_example_parses_to_the_expected_model() {
                         }),
                         name("_dmarc.example.com"),
                     )
-                }),
+                })),
             ),
             inherit(
                 "quad9-dot",
                 "internet",
-                TargetSpec::Dns(DnsSpec {
+                TargetSpec::Dns(Box::new(DnsSpec {
                     record: RecordType::AAAA,
                     // Normalised so the probe can compare addresses as text.
                     expect: vec!["2620:fe::fe".into()],
@@ -749,26 +749,26 @@ fn full_example_parses_to_the_expected_model() {
                         },
                         name("example.com"),
                     )
-                }),
+                })),
             ),
             inherit(
                 "doh",
                 "internet",
-                TargetSpec::Dns(DnsSpec::new(
+                TargetSpec::Dns(Box::new(DnsSpec::new(
                     DnsServer::Https {
                         url: "https://dns.example/dns-query".parse().unwrap(),
                         ca_file: None,
                     },
                     name("example.com"),
-                )),
+                ))),
             ),
             inherit(
                 "system-tcp",
                 "isp",
-                TargetSpec::Dns(DnsSpec::new(
+                TargetSpec::Dns(Box::new(DnsSpec::new(
                     DnsServer::Tcp(Nameserver::System),
                     name("example.com."),
-                )),
+                ))),
             ),
             config::Target {
                 name: "intl-upload".into(),
@@ -777,7 +777,7 @@ fn full_example_parses_to_the_expected_model() {
                 timeout: Duration::from_secs(3),
                 fail_after: full_defaults().fail_after,
                 recover_after: full_defaults().recover_after,
-                spec: TargetSpec::Throughput(ThroughputSpec {
+                spec: TargetSpec::Throughput(Box::new(ThroughputSpec {
                     url: "https://speed.example.net/upload".parse().unwrap(),
                     direction: Direction::Upload,
                     streams: 8,
@@ -798,7 +798,7 @@ fn full_example_parses_to_the_expected_model() {
                     schedule: Default::default(),
                     control_url: None,
                     throttled_below: 0.5,
-                }),
+                })),
             },
             config::Target {
                 name: "domestic-download".into(),
@@ -808,10 +808,10 @@ fn full_example_parses_to_the_expected_model() {
                 timeout: Duration::from_secs(5),
                 fail_after: full_defaults().fail_after,
                 recover_after: full_defaults().recover_after,
-                spec: TargetSpec::Throughput(ThroughputSpec::new(
+                spec: TargetSpec::Throughput(Box::new(ThroughputSpec::new(
                     "http://speed.isp.example/25MB.bin".parse().unwrap(),
                     Direction::Download,
-                )),
+                ))),
             },
         ],
         plan: Some(Plan {
@@ -1456,10 +1456,12 @@ fn start_time_problems(c: &Config, ca: &Path) -> Option<String> {
     let foreign_ca = c.targets.iter().any(|t| {
         let file = match &t.spec {
             TargetSpec::Http(h) => h.ca_file.as_deref(),
-            TargetSpec::Dns(DnsSpec {
-                server: DnsServer::Tls { ca_file, .. } | DnsServer::Https { ca_file, .. },
-                ..
-            }) => ca_file.as_deref(),
+            TargetSpec::Dns(d) => match &d.server {
+                DnsServer::Tls { ca_file, .. } | DnsServer::Https { ca_file, .. } => {
+                    ca_file.as_deref()
+                }
+                _ => None,
+            },
             _ => None,
         };
         file.is_some_and(|f| f != ca)

@@ -153,7 +153,7 @@ async fn serve_tcp<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, counter: &Atomic
 }
 
 async fn probe(spec: DnsSpec, timeout: Duration) -> Observation {
-    let t = target("dns", TargetSpec::Dns(spec.clone()));
+    let t = target("dns", TargetSpec::Dns(Box::new(spec.clone())));
     let prober = DnsProber::new(&config_with(vec![t.clone()])).unwrap();
     prober.probe(0, &t, &spec, Instant::now() + timeout).await
 }
@@ -366,7 +366,7 @@ async fn missing_dot_ca_file_fails_setup() {
         ),
         "ok.test",
     );
-    let config = config_with(vec![target("dot", TargetSpec::Dns(spec))]);
+    let config = config_with(vec![target("dot", TargetSpec::Dns(Box::new(spec)))]);
     let Err(err) = DnsProber::new(&config) else {
         panic!("setup succeeded");
     };

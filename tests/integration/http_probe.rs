@@ -10,7 +10,7 @@ use linkwatch::probe::{Observation, Outcome, Phase, Reason};
 use tokio::time::Instant;
 
 async fn probe(spec: HttpSpec, timeout: Duration) -> Observation {
-    let t = target("web", TargetSpec::Http(spec.clone()));
+    let t = target("web", TargetSpec::Http(Box::new(spec.clone())));
     let prober = HttpProber::new(&config_with(vec![t.clone()])).unwrap();
     prober.probe(0, &t, &spec, Instant::now() + timeout).await
 }
@@ -165,7 +165,7 @@ async fn missing_or_bad_ca_file_fails_setup_naming_the_path() {
     for path in [missing, empty] {
         let mut spec = http_spec(url::Url::parse("https://127.0.0.1:1/").unwrap());
         spec.ca_file = Some(path.clone());
-        let config = config_with(vec![target("web", TargetSpec::Http(spec))]);
+        let config = config_with(vec![target("web", TargetSpec::Http(Box::new(spec)))]);
         let Err(err) = HttpProber::new(&config) else {
             panic!("setup with {} succeeded", path.display());
         };

@@ -214,7 +214,7 @@ async fn serve_hello(mode: Hello, tcp: TcpStream, acceptor: TlsAcceptor) {
 // ---------------------------------------------------------------- helpers
 
 fn probe_config(name: &str, spec: &HttpSpec, data_dir: Option<&Path>) -> Config {
-    let mut config = config_with(vec![target(name, TargetSpec::Http(spec.clone()))]);
+    let mut config = config_with(vec![target(name, TargetSpec::Http(Box::new(spec.clone())))]);
     if let Some(d) = data_dir {
         config.daemon.data_dir = d.to_path_buf();
     }

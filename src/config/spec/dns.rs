@@ -219,12 +219,15 @@ pub(in crate::config) fn check_compare_with(
         let (Some(value), Some(target)) = (map.get("compare_with"), &draft.target) else {
             continue;
         };
-        let TargetSpec::Dns(DnsSpec {
+        let TargetSpec::Dns(spec) = &target.spec else {
+            continue;
+        };
+        let DnsSpec {
             compare: Some(compare),
             query,
             record,
             ..
-        }) = &target.spec
+        } = &**spec
         else {
             continue;
         };

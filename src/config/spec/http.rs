@@ -326,7 +326,7 @@ mod tests {
     fn spec(tail: &str) -> crate::config::HttpSpec {
         let c = parse(&format!("{BASE}{tail}"), "t.toml").unwrap();
         match &c.targets[0].spec {
-            TargetSpec::Http(s) => s.clone(),
+            TargetSpec::Http(s) => (**s).clone(),
             other => panic!("{other:?}"),
         }
     }

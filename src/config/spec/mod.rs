@@ -39,9 +39,9 @@ pub(super) fn parse(w: &mut Walker<'_>, t: &Tbl<'_, '_>, kind: Kind) -> Option<T
     match kind {
         Kind::Icmp => icmp::parse(w, t).map(TargetSpec::Icmp),
         Kind::Tcp => tcp::parse(w, t).map(TargetSpec::Tcp),
-        Kind::Http => http::parse(w, t).map(TargetSpec::Http),
-        Kind::Dns => dns::parse(w, t).map(TargetSpec::Dns),
-        Kind::Throughput => throughput::parse(w, t).map(TargetSpec::Throughput),
+        Kind::Http => http::parse(w, t).map(|s| TargetSpec::Http(Box::new(s))),
+        Kind::Dns => dns::parse(w, t).map(|s| TargetSpec::Dns(Box::new(s))),
+        Kind::Throughput => throughput::parse(w, t).map(|s| TargetSpec::Throughput(Box::new(s))),
     }
 }
 

@@ -213,8 +213,6 @@ pub struct SlowPeriods {
     targets: Vec<(usize, SampleKind)>,
     /// Per target: down after hysteresis (its samples are not fed).
     target_down: Vec<bool>,
-    /// Per target: its name.
-    target_names: Vec<String>,
     metrics: DegradationMetrics,
     live: Arc<RwLock<LiveSlowPeriods>>,
     group_names: Vec<String>,
@@ -319,7 +317,6 @@ impl SlowPeriods {
             Self {
                 tracker,
                 targets: targets_of(config),
-                target_names: config.targets.iter().map(|t| t.name.clone()).collect(),
                 target_down: vec![false; config.targets.len()],
                 metrics,
                 live: Arc::new(RwLock::new(live)),
@@ -365,7 +362,6 @@ impl SlowPeriods {
             .collect();
         self.metrics.reload(old, config);
         self.targets = targets_of(config);
-        self.target_names = config.targets.iter().map(|t| t.name.clone()).collect();
         let was_down = std::mem::take(&mut self.target_down);
         self.target_down = diff
             .targets
@@ -408,9 +404,12 @@ impl SlowPeriods {
     /// own median (`throughput_below` compares each with its direction's
     /// floor); a failed or partial test says nothing about that figure, and
     /// throughput is not in the loss.
+    /// `name` is the target's (for the summaries of interference periods;
+    /// the caller has it, so no per-target copy is kept here).
     pub fn observe(
         &mut self,
         target: usize,
+        name: &str,
         at: Stamp,
         observation: &Observation,
     ) -> Vec<SlowEvent> {
@@ -425,7 +424,7 @@ impl SlowPeriods {
             .map(Sign::of_evidence)
             .or_else(|| Sign::of_failure(observation));
         if let Some(sign) = sign {
-            self.note_sign(group, target, at.wall, sign);
+            self.note_sign(group, name, at.wall, sign);
         }
         if self.target_down.get(target).copied().unwrap_or(false) {
             return Vec::new();
@@ -477,10 +476,7 @@ impl SlowPeriods {
     }
 
     /// Keeps a sign of interference of `target` (in `group`) seen at `at`.
-    fn note_sign(&mut self, group: usize, target: usize, at: Timestamp, sign: Sign<'_>) {
-        let Some(name) = self.target_names.get(target) else {
-            return;
-        };
+    fn note_sign(&mut self, group: usize, name: &str, at: Timestamp, sign: Sign<'_>) {
         let Some(g) = self.signs.get_mut(group) else {
             return;
         };
@@ -491,7 +487,7 @@ impl SlowPeriods {
             g.recent.pop_front();
         }
         g.recent
-            .push_back((at, name.clone(), sign.check, sign.name.to_string()));
+            .push_back((at, name.to_string(), sign.check, sign.name.to_string()));
     }
 
     /// Names the checks, targets and names of `interference` slow periods:

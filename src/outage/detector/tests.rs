@@ -150,9 +150,9 @@ fn fast_and_slow(slow_votes: bool) -> Detector {
     cfg.targets[1].interval = Duration::from_secs(30);
     if !slow_votes {
         let url = url::Url::parse("http://127.0.0.1:9/blob").unwrap();
-        cfg.targets[1].spec = crate::config::TargetSpec::Throughput(
+        cfg.targets[1].spec = crate::config::TargetSpec::Throughput(Box::new(
             crate::config::ThroughputSpec::new(url, crate::config::Direction::Download),
-        );
+        ));
     }
     Detector::new(&cfg)
 }
