@@ -14,6 +14,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::{CAUSE, Check};
+use crate::config::{Config, TargetSpec};
 use crate::journal::record::{InterferenceSeen, InterferenceSummary};
 
 /// The cause as a table cell says it: `interference (sni_blocked:
@@ -187,54 +188,47 @@ pub struct ConfiguredCheck {
     pub how: String,
 }
 
-/// The checks the configuration text `text` turns on, by check then target
-/// (configuration order); `None` when it is not TOML.
-pub fn configured_checks(text: &str) -> Option<Vec<ConfiguredCheck>> {
-    let root: toml::Table = text.parse().ok()?;
+/// The checks configuration `c` turns on, by check then target
+/// (configuration order), read from the validated model so the report
+/// never disagrees with what the probes do.
+pub fn configured_checks(c: &Config) -> Vec<ConfiguredCheck> {
     let mut out: BTreeMap<Check, Vec<(String, String)>> = BTreeMap::new();
-    let global_blockpage = root
-        .get("interference")
-        .and_then(|i| i.get("blockpage"))
-        .and_then(toml::Value::as_array)
-        .map_or(0, Vec::len);
-    let targets = root
-        .get("target")
-        .and_then(toml::Value::as_array)
-        .map_or(&[][..], Vec::as_slice);
-    for t in targets {
-        let Some(t) = t.as_table() else { continue };
-        let s = |k: &str| t.get(k).and_then(toml::Value::as_str);
-        let Some(name) = s("name") else { continue };
-        let mut add = |c: Check, how: String| out.entry(c).or_default().push((name.into(), how));
-        match s("kind") {
-            Some("dns") => {
-                if let Some(other) = s("compare_with") {
-                    let tie = s("tie_break").unwrap_or("tls");
-                    let how = format!("compare_with = \"{other}\", tie_break = \"{tie}\"");
+    let global_blockpage = c.interference.blockpage.len();
+    for t in &c.targets {
+        let mut add = |check: Check, how: String| {
+            out.entry(check).or_default().push((t.name.clone(), how));
+        };
+        match &t.spec {
+            TargetSpec::Dns(d) => {
+                if let Some(cmp) = &d.compare {
+                    let how = match &cmp.tls {
+                        Some(tls) => format!(
+                            "compare_with = \"{}\", TLS tie-breaker on port {}",
+                            cmp.with, tls.port
+                        ),
+                        None => format!("compare_with = \"{}\", tie_break = \"none\"", cmp.with),
+                    };
                     add(Check::DnsInconsistent, how.clone());
                     add(Check::DnsBogon, how);
                 }
             }
-            Some("http") => {
-                let https = s("url").is_some_and(|u| u.starts_with("https://"));
-                if https {
+            TargetSpec::Http(h) => {
+                if h.url.scheme() == "https" {
                     let mut how = Vec::new();
-                    if let Some(p) = t.get("pin_spki").and_then(toml::Value::as_array) {
-                        how.push(format!("pin_spki ({} key{})", p.len(), plural(p.len())));
+                    if !h.pin_spki.is_empty() {
+                        let n = h.pin_spki.len();
+                        how.push(format!("pin_spki ({n} key{})", plural(n)));
                     }
-                    if let Some(i) = s("expect_issuer") {
+                    if let Some(i) = &h.expect_issuer {
                         how.push(format!("expect_issuer = \"{i}\""));
                     }
                     how.push("issuers learned from validated chains".into());
                     add(Check::TlsIntercepted, how.join(", "));
-                    if let Some(c) = s("sni_control") {
-                        add(Check::SniBlocked, format!("sni_control = \"{c}\""));
+                    if let Some(control) = &h.sni_control {
+                        add(Check::SniBlocked, format!("sni_control = \"{control}\""));
                     }
                 }
-                let own = t
-                    .get("blockpage")
-                    .and_then(toml::Value::as_array)
-                    .map_or(0, Vec::len);
+                let own = h.blockpage.len();
                 let mut how = Vec::new();
                 if own > 0 {
                     how.push(format!("blockpage ({own} rule{})", plural(own)));
@@ -249,29 +243,27 @@ pub fn configured_checks(text: &str) -> Option<Vec<ConfiguredCheck>> {
                     add(Check::Blockpage, how.join(", "));
                 }
             }
-            Some("throughput") => {
-                if let Some(c) = s("control_url") {
-                    let below = s("throttled_below").unwrap_or("50%");
+            TargetSpec::Throughput(tp) => {
+                if let Some(control) = &tp.control_url {
+                    let below = tp.throttled_below * 100.0;
                     add(
                         Check::ThrottledName,
-                        format!("control_url = \"{c}\", throttled_below = \"{below}\""),
+                        format!("control_url = \"{control}\", throttled_below = \"{below}%\""),
                     );
                 }
             }
-            _ => {}
+            TargetSpec::Icmp(_) | TargetSpec::Tcp(_) => {}
         }
     }
-    Some(
-        out.into_iter()
-            .flat_map(|(check, v)| {
-                v.into_iter().map(move |(target, how)| ConfiguredCheck {
-                    check: check.as_str().into(),
-                    target,
-                    how,
-                })
+    out.into_iter()
+        .flat_map(|(check, v)| {
+            v.into_iter().map(move |(target, how)| ConfiguredCheck {
+                check: check.as_str().into(),
+                target,
+                how,
             })
-            .collect(),
-    )
+        })
+        .collect()
 }
 
 fn plural(n: usize) -> &'static str {
@@ -331,32 +323,48 @@ mod tests {
 
     #[test]
     fn the_configuration_says_which_checks_are_on() {
-        let text = r#"
+        let pin = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
+        let text = format!(
+            r#"
 [interference]
-blockpage = [{ status = 451, body_regex = "Blocked" }]
+blockpage = [{{ status = 451, body_regex = "Blocked" }}]
+[[group]]
+name = "g"
 [[target]]
 name = "isp-dns"
+group = "g"
 kind = "dns"
+server = "127.0.0.1"
+query = "example.org"
 compare_with = "doh"
 [[target]]
 name = "doh"
+group = "g"
 kind = "dns"
+server = "127.0.0.2"
+query = "example.org"
 [[target]]
 name = "web"
+group = "g"
 kind = "http"
 url = "https://blocked.example/"
 sni_control = "other.example"
-pin_spki = ["AAAA"]
+pin_spki = ["{pin}"]
 [[target]]
 name = "plain"
+group = "g"
 kind = "http"
 url = "http://x.example/"
 [[target]]
 name = "dl"
+group = "g"
 kind = "throughput"
+url = "https://blocked.example/10M"
 control_url = "https://cdn.example/10M"
-"#;
-        let c = configured_checks(text).unwrap();
+"#
+        );
+        let config = crate::config::parse(&text, "t.toml").unwrap();
+        let c = configured_checks(&config);
         let pairs: Vec<(&str, &str)> = c
             .iter()
             .map(|c| (c.check.as_str(), c.target.as_str()))
@@ -373,18 +381,27 @@ control_url = "https://cdn.example/10M"
                 ("throttled_name", "dl"),
             ]
         );
-        assert_eq!(c[0].how, "compare_with = \"doh\", tie_break = \"tls\"");
+        assert_eq!(
+            c[0].how,
+            "compare_with = \"doh\", TLS tie-breaker on port 443"
+        );
         assert!(
             c[2].how.starts_with("pin_spki (1 key), issuers learned"),
             "{}",
             c[2].how
         );
         assert_eq!(c[5].how, "[interference] blockpage (1 rule)");
-        assert_eq!(
-            configured_checks("[[target]]\nname = \"a\"\nkind = \"icmp\"\n"),
-            Some(vec![])
+        assert!(
+            c[6].how.ends_with("throttled_below = \"50%\""),
+            "{}",
+            c[6].how
         );
-        assert_eq!(configured_checks("not = = toml"), None);
+        let icmp = crate::config::parse(
+            "[[group]]\nname = \"g\"\n[[target]]\nname = \"a\"\ngroup = \"g\"\nkind = \"icmp\"\nhost = \"127.0.0.1\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(configured_checks(&icmp), vec![]);
     }
 
     #[test]

@@ -127,10 +127,10 @@ pub(super) fn signs(
 }
 
 /// The checks the configuration file at `path` turns on; `None` when it
-/// cannot be read or is not TOML.
+/// does not load (read as a reader: secrets it cannot open do not matter).
 pub(crate) fn configured_in(path: &std::path::Path) -> Option<Vec<ConfiguredCheck>> {
-    let text = std::fs::read_to_string(path).ok()?;
-    show::configured_checks(&text)
+    let config = crate::config::load_for_reading(path).ok()?;
+    Some(show::configured_checks(&config))
 }
 
 /// The section for report `r` (its periods), with `signs` and the checks

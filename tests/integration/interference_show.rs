@@ -76,6 +76,7 @@ name = "doh-dns"
 group = "internet"
 kind = "dns"
 server = "https://127.0.0.1/dns-query"
+transport = "https"
 query = "example.org"
 
 [[target]]
@@ -449,7 +450,7 @@ fn outages_and_every_report_format_show_signs_of_interference() {
     );
     // Which checks were on: from the configuration the run recorded.
     for line in [
-        "- dns_inconsistent on isp-dns: `compare_with = \"doh-dns\", tie_break = \"tls\"`",
+        "- dns_inconsistent on isp-dns: `compare_with = \"doh-dns\", TLS tie-breaker on port 443`",
         "- sni_blocked on blocked-web: `sni_control = \"other.example\"`",
         "- blockpage on blocked-web: `[interference] blockpage (1 rule)`",
         "- throttled_name on dl: `control_url = \"https://cdn.example/10M\", throttled_below = \"50%\"`",
