@@ -1063,7 +1063,7 @@ mod loaded_tests {
         let config = crate::config::parse(text, "<test>").unwrap();
         let m = Metrics::new(&config).unwrap();
         let info = Info {
-            throughput: Some(ThroughputInfo {
+            throughput: Some(Box::new(ThroughputInfo {
                 direction: crate::config::Direction::Upload,
                 bits_per_second: Some(19e6),
                 bytes: 1,
@@ -1091,7 +1091,7 @@ mod loaded_tests {
                     congestion: None,
                     note: None,
                 }),
-            }),
+            })),
             ..Info::default()
         };
         m.record(&ProbeResult {
@@ -1215,8 +1215,9 @@ mod interference_tests {
             observation: Observation::with_info(
                 Outcome::error(Reason::SniBlocked, "reset"),
                 Info {
-                    evidence: evidence
-                        .then(|| Evidence::new(Check::SniBlocked, "blocked.example", "reset")),
+                    evidence: evidence.then(|| {
+                        Box::new(Evidence::new(Check::SniBlocked, "blocked.example", "reset"))
+                    }),
                     extra: extra.then_some(Extra::SniControl),
                     ..Info::default()
                 },

@@ -618,7 +618,7 @@ fn throughput_rows_keep_latency_under_load_and_old_rows_still_read() {
     let mut r = result(0, t0, Some(3000));
     r.observation.info = Info {
         body_bytes: Some(30_000_000),
-        throughput: Some(ThroughputInfo {
+        throughput: Some(Box::new(ThroughputInfo {
             direction: crate::config::Direction::Upload,
             bits_per_second: Some(19e6),
             bytes: 30_000_000,
@@ -646,7 +646,7 @@ fn throughput_rows_keep_latency_under_load_and_old_rows_still_read() {
                 congestion: Some("cubic".into()),
                 note: None,
             }),
-        }),
+        })),
         ..Info::default()
     };
     store.record(&r);

@@ -970,14 +970,14 @@ fn probe(target: usize, what: &str) -> ProbeResult {
         "blocked" => Observation::with_info(
             Outcome::error(Reason::SniBlocked, "reset after the hello"),
             Info {
-                evidence: Some(
+                evidence: Some(Box::new(
                     Evidence::new(
                         Check::SniBlocked,
                         "blocked.example",
                         "reset after the ClientHello naming blocked.example; the same address completed a handshake as other.example",
                     )
                     .with_raw(vec!["sni_control other.example: handshake ok".into()]),
-                ),
+                )),
                 extra: Some(Extra::SniControl),
                 ..Info::default()
             },

@@ -212,7 +212,7 @@ impl HttpProber {
                 let evidence =
                     tlscheck::blockpage_evidence(rule, from, &url, status, &response.body);
                 let detail = evidence.detail.clone();
-                acc.info.evidence = Some(evidence);
+                acc.info.evidence = Some(Box::new(evidence));
                 return Err(Outcome::error(Reason::Blockpage, detail));
             }
             if !status_ok(response.status, &spec.expect_status) {
@@ -512,7 +512,7 @@ async fn open_checked(
     };
     let intercepted = |acc: &mut Acc, evidence: Evidence| {
         let detail = evidence.detail.clone();
-        acc.info.evidence = Some(evidence);
+        acc.info.evidence = Some(Box::new(evidence));
         Outcome::error(Reason::TlsIntercepted, detail)
     };
     match opened {
@@ -603,12 +603,12 @@ async fn sni_control(
                 "TLS to {addr} as {name} failed ({how}); the same address completed a handshake as {control} (sni_control) in {} ms",
                 took.as_millis()
             );
-            acc.info.evidence = Some(
+            acc.info.evidence = Some(Box::new(
                 Evidence::new(Check::SniBlocked, name, detail.clone()).with_raw(vec![
                     format!("{name}: {how}"),
                     format!("{control}: handshake completed in {} ms", took.as_millis()),
                 ]),
-            );
+            ));
             Outcome::error(Reason::SniBlocked, detail)
         }
         Err(control_failed) => {

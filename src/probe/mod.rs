@@ -292,7 +292,7 @@ pub struct Info {
     pub answers: Vec<String>,
     /// Throughput: the test's figures (also on a failed test, marked partial).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub throughput: Option<throughput::ThroughputInfo>,
+    pub throughput: Option<Box<throughput::ThroughputInfo>>,
     /// HTTPS: the leaf certificate's issuer (its distinguished name, e.g.
     /// `CN=R11, O=Let's Encrypt, C=US`), also when the chain failed validation.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -302,7 +302,7 @@ pub struct Info {
     pub tls_spki: Option<String>,
     /// What an interference check saw, when one fired (see [`crate::interference`]).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub evidence: Option<crate::interference::Evidence>,
+    pub evidence: Option<Box<crate::interference::Evidence>>,
     /// The extra connection an interference check made for this probe, if any
     /// (at most one per probe).
     #[serde(skip_serializing_if = "Option::is_none")]

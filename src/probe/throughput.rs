@@ -200,7 +200,7 @@ impl ThroughputResult {
                 status: self.status,
                 body_bytes: Some(self.bytes),
                 cert_not_after: self.cert_not_after,
-                throughput: Some(ThroughputInfo {
+                throughput: Some(Box::new(ThroughputInfo {
                     direction: self.direction,
                     bits_per_second: self.bits_per_second,
                     bytes: self.bytes,
@@ -211,7 +211,7 @@ impl ThroughputResult {
                     ended_by: self.ended_by,
                     partial: self.partial,
                     loaded: self.loaded.clone(),
-                }),
+                })),
                 ..Info::default()
             },
         )
@@ -332,12 +332,12 @@ impl ThroughputProber {
                 ratio = pct(bps / c),
                 th = pct(spec.throttled_below),
             );
-            observation.info.evidence = Some(
+            observation.info.evidence = Some(Box::new(
                 Evidence::new(Check::ThrottledName, name, detail).with_raw(vec![
                     format!("{}: {:.0} bit/s", spec.url, bps),
                     format!("{control_url}: {c:.0} bit/s"),
                 ]),
-            );
+            ));
         }
         observation
     }

@@ -349,7 +349,7 @@ impl Probe for Spender {
         let started = Instant::now();
         self.starts.lock().unwrap().push(started);
         let info = crate::probe::Info {
-            throughput: Some(crate::probe::throughput::ThroughputInfo {
+            throughput: Some(Box::new(crate::probe::throughput::ThroughputInfo {
                 direction: crate::config::Direction::Download,
                 bits_per_second: Some(1e6),
                 bytes: self.bytes,
@@ -360,7 +360,7 @@ impl Probe for Spender {
                 ended_by: None,
                 partial: false,
                 loaded: None,
-            }),
+            })),
             ..Default::default()
         };
         let o = Observation::with_info(

@@ -421,7 +421,7 @@ impl SlowPeriods {
             .info
             .evidence
             .as_ref()
-            .map(Sign::of_evidence)
+            .map(|e| Sign::of_evidence(e))
             .or_else(|| Sign::of_failure(observation));
         if let Some(sign) = sign {
             self.note_sign(group, name, at.wall, sign);

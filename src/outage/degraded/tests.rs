@@ -275,11 +275,11 @@ async fn loss_of_interference_failures_is_an_interference_slow_period_with_names
                 Observation::with_info(
                     Outcome::error(Reason::DnsBogon, "forged"),
                     Info {
-                        evidence: Some(Evidence::new(
+                        evidence: Some(Box::new(Evidence::new(
                             Check::DnsBogon,
                             "forged.example",
                             "isp answered 10.9.9.9; doh answered 93.184.216.34",
-                        )),
+                        ))),
                         ..Info::default()
                     },
                 )

@@ -360,7 +360,7 @@ impl DnsProber {
                 if tie_break {
                     info.extra = Some(Extra::TlsTieBreak);
                 }
-                info.evidence = Some(evidence);
+                info.evidence = Some(Box::new(evidence));
                 outcome
             }
         }
