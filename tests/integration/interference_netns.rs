@@ -14,7 +14,8 @@
 //! becomes outages of cause `interference`; a real outage (the far link down)
 //! never does; clean probing for `LWT_CLEAN_SECS` (default 90) shows no sign,
 //! and the traffic the checks add is measured with iptables counters on
-//! home's link (printed as `COST` lines, see BENCHMARKS.md).
+//! home's link (printed as `COST` lines, see BENCHMARKS.md; `LWT_COST_SECS`,
+//! default 12, is the length of each run without the checks).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -709,14 +710,17 @@ fn clean_probing_with_every_check_on_shows_no_interference() {
     assert!(events(&lines, "degraded_start").is_empty(), "{lines:#?}");
 
     // Cost: the same network without the checks, and without the DoH target.
-    let cost_secs = 20.0;
+    let cost_secs: f64 = std::env::var("LWT_COST_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(12.0);
     let mut rates = vec![("checks on", out_on, in_on)];
     for (label, checks) in [
         ("checks off", Checks::Off),
         ("checks off, no DoH", Checks::OffNoDoh),
     ] {
         let mut w = world.watch(checks);
-        std::thread::sleep(Duration::from_secs(3));
+        std::thread::sleep(Duration::from_secs(2));
         let (o, i) = steady_bytes_per_sec(&world, &w, cost_secs);
         w.stop();
         rates.push((label, o, i));
