@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use linkwatch::metrics as m;
+use linkwatch::probe::http::ISSUERS_FILE;
 use serde_json::Value;
 
 use crate::harness::daemon::{BIN, sample, sum};
@@ -704,6 +705,9 @@ fn clean_probing_with_every_check_on_shows_no_interference() {
             probes(t)
         );
     }
+    // The checks were at work: the site's usual issuer was learned.
+    let issuers = std::fs::read_to_string(w.data.join(ISSUERS_FILE)).unwrap();
+    assert!(issuers.contains("CN=dnscheck test CA"), "{issuers}");
     let lines = journal(&w);
     assert!(events(&lines, "interference").is_empty(), "{lines:#?}");
     assert!(events(&lines, "outage_start").is_empty(), "{lines:#?}");
