@@ -503,6 +503,20 @@ fn interference_on_the_isp_hop_is_an_outage_of_cause_interference() {
             _ => assert_interference(o, WEB_GROUP, "sni_blocked", "site"),
         }
     }
+    // The listing names the checks in the cause column.
+    let out = Command::new(BIN)
+        .args(["outages", "--data-dir"])
+        .arg(&w.data)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}");
+    for cause in [
+        "interference (dns_inconsistent",
+        "interference (sni_blocked",
+    ] {
+        assert!(table.contains(cause), "no {cause} in:\n{table}");
+    }
     let lines = journal(&w);
     for event in ["outage_start", "outage_end"] {
         let got = events(&lines, event);
