@@ -66,7 +66,7 @@ fn reply(query: &[u8], zone: &Zone) -> Option<Vec<u8>> {
 
 /// The test PKI: a CA the prober trusts (`ca.pem`) and a forger's CA it
 /// does not; leaf certificates and keys as PEM files in `dir`.
-struct Pki {
+pub(crate) struct Pki {
     dir: tempfile::TempDir,
     ca: Issuer<'static, KeyPair>,
     forger: Issuer<'static, KeyPair>,
@@ -85,7 +85,7 @@ fn make_ca(name: &str) -> (String, Issuer<'static, KeyPair>) {
 }
 
 impl Pki {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (pem, ca) = make_ca("dnscheck test CA");
         std::fs::write(dir.path().join("ca.pem"), pem).unwrap();
@@ -100,11 +100,11 @@ impl Pki {
         pki
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
-    fn ca_file(&self) -> String {
+    pub(crate) fn ca_file(&self) -> String {
         self.path().join("ca.pem").display().to_string()
     }
 
@@ -552,14 +552,14 @@ fn a_missing_tie_break_ca_file_fails_the_setup_naming_the_target() {
 
 /// Addresses in `net` (on its `lo`), reached from `home` over the veth link.
 const DNSMASQ: &str = "10.231.100.53";
-const DOH: &str = "10.231.100.54";
-const TRUE_SITE: &str = "10.231.100.80";
-const FORGED_SITE: &str = "10.231.100.66";
+pub(crate) const DOH: &str = "10.231.100.54";
+pub(crate) const TRUE_SITE: &str = "10.231.100.80";
+pub(crate) const FORGED_SITE: &str = "10.231.100.66";
 const CDN_A: &str = "10.231.100.81";
 const CDN_B: &str = "10.231.100.82";
 
 const INNER_SERVERS: &str = "interference_dns::inner_servers";
-const INNER_DOH: &str = "interference_dns::inner_doh";
+pub(crate) const INNER_DOH: &str = "interference_dns::inner_doh";
 const INNER_PROBE: &str = "interference_dns::inner_probe";
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -681,7 +681,7 @@ fn dnsmasq(net: &Netns) {
     panic!("dnsmasq does not listen on {DNSMASQ}:53");
 }
 
-fn command_exists(tool: &str) -> bool {
+pub(crate) fn command_exists(tool: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {tool}")])
         .output()

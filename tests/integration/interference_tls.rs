@@ -546,7 +546,7 @@ async fn block_pages_match_the_targets_rules_then_the_shared_ones() {
 // ------------------------------------------------------ namespace test
 
 /// Name of the in-namespace servers of the namespace test, as libtest knows it.
-const INNER_SERVE: &str = "interference_tls::inner_tls_serve";
+pub(crate) const INNER_SERVE: &str = "interference_tls::inner_tls_serve";
 /// Name of the in-namespace prober of the namespace test.
 const INNER_PROBE: &str = "interference_tls::inner_tls_probe";
 
@@ -623,8 +623,12 @@ fn inner_tls_serve() {
         }
         println!("LWT ready");
         // Bounded: the test kills the server when its namespace goes; this
-        // only stops an orphan.
-        tokio::time::sleep(Duration::from_secs(300)).await;
+        // only stops an orphan (`LWT_SERVE_SECS` for longer runs).
+        let secs = std::env::var("LWT_SERVE_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(300);
+        tokio::time::sleep(Duration::from_secs(secs)).await;
         drop(tasks);
     });
 }
@@ -683,10 +687,10 @@ fn results(out: &std::process::Output) -> std::collections::BTreeMap<String, ser
 /// `/etc/netns/<ns>/hosts`: `ip netns exec` bind-mounts it over /etc/hosts
 /// for processes in the namespace, so the names resolve without DNS. Removed
 /// on drop.
-struct NetnsHosts(PathBuf);
+pub(crate) struct NetnsHosts(PathBuf);
 
 impl NetnsHosts {
-    fn new(ns: &Netns, entries: &str) -> Self {
+    pub(crate) fn new(ns: &Netns, entries: &str) -> Self {
         let dir = PathBuf::from("/etc/netns").join(ns.name());
         std::fs::create_dir_all(&dir).unwrap();
         let guard = Self(dir);

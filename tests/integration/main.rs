@@ -21,6 +21,7 @@ mod http_probe;
 mod http_slow_clients;
 mod icmp;
 mod interference_dns;
+mod interference_netns;
 mod interference_show;
 mod interference_throttle;
 mod interference_tls;
