@@ -5,11 +5,8 @@
 //! `sni_control`, `blockpage`, `control_url`) live with their kinds in
 //! `spec/`; [`blockpage_rules`] reads the per-target `blockpage` the same way.
 
-use toml::de::DeValue;
-
 use super::error::shown;
 use super::net::Cidr;
-use super::validate;
 use super::walk::{Reported, Tbl, Walker, all_or_reported};
 
 /// `[interference]`, with its defaults when absent.
@@ -116,26 +113,12 @@ pub(super) fn blockpage_rules(
 }
 
 fn bogon_exempt(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Result<Vec<Cidr>, Reported> {
-    const EXPECTED: &str = "an array of address blocks such as [\"10.0.0.0/8\"]";
-    let items = w.array(t, "bogon_exempt", EXPECTED)?;
-    let blocks = items
-        .into_iter()
-        .map(|(key, item)| {
-            let DeValue::String(s) = item.get_ref() else {
-                return Err(w.wrong_type(
-                    key,
-                    item,
-                    "an address block string such as \"10.0.0.0/8\"",
-                ));
-            };
-            validate::cidr(s).map_err(|reason| {
-                let message =
-                    format!("`bogon_exempt` entry ({s}) is not an address block: {reason}");
-                w.report(item.span(), key, message)
-            })
-        })
-        .collect();
-    all_or_reported(blocks)
+    super::parse::cidr_list(
+        w,
+        t,
+        "bogon_exempt",
+        "an array of address blocks such as [\"10.0.0.0/8\"]",
+    )
 }
 
 #[cfg(test)]

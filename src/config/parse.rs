@@ -517,29 +517,44 @@ fn daemon(w: &mut Walker<'_>, root: &Tbl<'_, '_>) -> Option<DaemonConfig> {
 /// `trusted_peers`: address blocks, each reported at its own item; `None`
 /// when absent (the default: loopback).
 fn trusted_peers(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Result<Option<Vec<Cidr>>, Reported> {
-    const EXPECTED: &str = "an array of address blocks such as [\"127.0.0.0/8\", \"::1/128\"]";
     if t.get("trusted_peers").is_none() {
         return Ok(None);
     }
-    let items = w.array(t, "trusted_peers", EXPECTED)?;
+    cidr_list(
+        w,
+        t,
+        "trusted_peers",
+        "an array of address blocks such as [\"127.0.0.0/8\", \"::1/128\"]",
+    )
+    .map(Some)
+}
+
+/// An array of address blocks at `key` (`trusted_peers`, `bogon_exempt`),
+/// each reported at its own item; empty when absent.
+pub(super) fn cidr_list(
+    w: &mut Walker<'_>,
+    t: &Tbl<'_, '_>,
+    key: &str,
+    expected: &str,
+) -> Result<Vec<Cidr>, Reported> {
+    let items = w.array(t, key, expected)?;
     let blocks = items
         .into_iter()
-        .map(|(key, item)| {
+        .map(|(path, item)| {
             let DeValue::String(s) = item.get_ref() else {
                 return Err(w.wrong_type(
-                    key,
+                    path,
                     item,
                     "an address block string such as \"10.0.0.0/8\"",
                 ));
             };
             validate::cidr(s).map_err(|reason| {
-                let message =
-                    format!("`trusted_peers` entry ({s}) is not an address block: {reason}");
-                w.report(item.span(), key, message)
+                let message = format!("`{key}` entry ({s}) is not an address block: {reason}");
+                w.report(item.span(), path, message)
             })
         })
         .collect();
-    all_or_reported(blocks).map(Some)
+    all_or_reported(blocks)
 }
 
 fn defaults(w: &mut Walker<'_>, root: &Tbl<'_, '_>) -> DefaultsDraft {

@@ -361,55 +361,31 @@ pub fn earliest_not_after(certs: &[CertificateDer<'_>]) -> Option<i64> {
 /// issuer, validity SEQUENCE { notBefore, notAfter }, … }, … }.
 pub fn cert_not_after(der: &[u8]) -> Option<i64> {
     const SEQUENCE: u8 = 0x30;
-    let (tag, cert, _) = der_tlv(der)?;
+    let (tag, cert, _) = super::x509::tlv(der)?;
     if tag != SEQUENCE {
         return None;
     }
-    let (tag, tbs, _) = der_tlv(cert)?;
+    let (tag, tbs, _) = super::x509::tlv(cert)?;
     if tag != SEQUENCE {
         return None;
     }
     let mut rest = tbs;
-    let (tag, _, after) = der_tlv(rest)?;
+    let (tag, _, after) = super::x509::tlv(rest)?;
     if tag == 0xa0 {
         rest = after; // explicit version
     }
     for _ in 0..3 {
         // serialNumber, signature, issuer
-        let (_, _, after) = der_tlv(rest)?;
+        let (_, _, after) = super::x509::tlv(rest)?;
         rest = after;
     }
-    let (tag, validity, _) = der_tlv(rest)?;
+    let (tag, validity, _) = super::x509::tlv(rest)?;
     if tag != SEQUENCE {
         return None;
     }
-    let (_, _, after) = der_tlv(validity)?;
-    let (tag, not_after, _) = der_tlv(after)?;
+    let (_, _, after) = super::x509::tlv(validity)?;
+    let (tag, not_after, _) = super::x509::tlv(after)?;
     parse_time(tag, not_after)
-}
-
-/// Splits one DER TLV off `input`: (tag, content, rest).
-fn der_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, mut rest) = rest.split_first()?;
-    let len = if first < 0x80 {
-        usize::from(first)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let (bytes, after) = rest.split_at(n);
-        rest = after;
-        bytes
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
-    };
-    if rest.len() < len {
-        return None;
-    }
-    let (content, rest) = rest.split_at(len);
-    Some((tag, content, rest))
 }
 
 /// UTCTime (0x17, `YYMMDDHHMMSSZ`) or GeneralizedTime (0x18, `YYYYMMDDHHMMSSZ`) to Unix seconds.

@@ -218,8 +218,9 @@ fn string_value(tag: u8, value: &[u8]) -> String {
     }
 }
 
-/// Splits one DER TLV off `input`: (tag, content, rest).
-fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+/// Splits one DER TLV off `input`: (tag, content, rest); `None` when it
+/// is cut short (also used by `tls` for `notAfter`).
+pub(super) fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, rest) = input.split_first()?;
     let (&first, mut rest) = rest.split_first()?;
     let len = if first < 0x80 {
