@@ -477,6 +477,8 @@ fn known_metrics() -> BTreeSet<String> {
         m::PEER_LAST_SEEN,
         m::PEER_REQUESTS_TOTAL,
         m::PEER_CALLS_TOTAL,
+        m::INTERFERENCE_TOTAL,
+        m::INTERFERENCE_EXTRA_TOTAL,
     ]
     .iter()
     .chain(OUTAGE_METRICS)
