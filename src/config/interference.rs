@@ -113,7 +113,7 @@ pub(super) fn blockpage_rules(
 }
 
 fn bogon_exempt(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Result<Vec<Cidr>, Reported> {
-    super::parse::cidr_list(
+    super::walk::cidr_list(
         w,
         t,
         "bogon_exempt",

@@ -19,9 +19,7 @@ use super::model::{
 };
 use super::spec;
 use super::validate;
-use super::walk::{
-    At, Got, LineIndex, Need, Problem, Reported, Span, Tbl, Walker, all_or_reported,
-};
+use super::walk::{At, Got, LineIndex, Need, Problem, Reported, Span, Tbl, Walker, cidr_list};
 
 /// Reads and validates the configuration file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
@@ -527,34 +525,6 @@ fn trusted_peers(w: &mut Walker<'_>, t: &Tbl<'_, '_>) -> Result<Option<Vec<Cidr>
         "an array of address blocks such as [\"127.0.0.0/8\", \"::1/128\"]",
     )
     .map(Some)
-}
-
-/// An array of address blocks at `key` (`trusted_peers`, `bogon_exempt`),
-/// each reported at its own item; empty when absent.
-pub(super) fn cidr_list(
-    w: &mut Walker<'_>,
-    t: &Tbl<'_, '_>,
-    key: &str,
-    expected: &str,
-) -> Result<Vec<Cidr>, Reported> {
-    let items = w.array(t, key, expected)?;
-    let blocks = items
-        .into_iter()
-        .map(|(path, item)| {
-            let DeValue::String(s) = item.get_ref() else {
-                return Err(w.wrong_type(
-                    path,
-                    item,
-                    "an address block string such as \"10.0.0.0/8\"",
-                ));
-            };
-            validate::cidr(s).map_err(|reason| {
-                let message = format!("`{key}` entry ({s}) is not an address block: {reason}");
-                w.report(item.span(), path, message)
-            })
-        })
-        .collect();
-    all_or_reported(blocks)
 }
 
 fn defaults(w: &mut Walker<'_>, root: &Tbl<'_, '_>) -> DefaultsDraft {

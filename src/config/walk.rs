@@ -363,6 +363,34 @@ impl<'a> LineIndex<'a> {
     }
 }
 
+/// An array of address blocks at `key` (`trusted_peers`, `bogon_exempt`),
+/// each reported at its own item; empty when absent.
+pub(super) fn cidr_list(
+    w: &mut Walker<'_>,
+    t: &Tbl<'_, '_>,
+    key: &str,
+    expected: &str,
+) -> Result<Vec<super::net::Cidr>, Reported> {
+    let items = w.array(t, key, expected)?;
+    let blocks = items
+        .into_iter()
+        .map(|(path, item)| {
+            let DeValue::String(s) = item.get_ref() else {
+                return Err(w.wrong_type(
+                    path,
+                    item,
+                    "an address block string such as \"10.0.0.0/8\"",
+                ));
+            };
+            validate::cidr(s).map_err(|reason| {
+                let message = format!("`{key}` entry ({s}) is not an address block: {reason}");
+                w.report(item.span(), path, message)
+            })
+        })
+        .collect();
+    all_or_reported(blocks)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
