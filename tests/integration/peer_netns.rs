@@ -305,6 +305,8 @@ impl PeerNet {
 struct Sites {
     home: Watcher,
     abroad: Watcher,
+    /// When the peer abroad started probing (its first minute is partial).
+    abroad_up: Timestamp,
     token: String,
     pki: Option<Pki>,
     pn: PeerNet,
@@ -331,12 +333,14 @@ impl Sites {
         let mut home = Watcher::prepare(&pn.net.home, PARAMS, |dir, data| {
             home_toml(dir, data, o, &token, pki.as_ref().map(|p| p.ca.as_path()))
         });
+        let abroad_up = Timestamp::now();
         abroad.start();
         pn.abroad.wait_listening(PORT);
         home.start();
         let s = Sites {
             home,
             abroad,
+            abroad_up,
             token,
             pki,
             pn,
@@ -522,6 +526,7 @@ fn cli_outages(w: &Watcher) -> Vec<Value> {
 fn check_corroboration(
     c: &Value,
     id: &str,
+    abroad_up: Timestamp,
     targets: &[&str],
     verdict: &str,
     overall: &str,
@@ -542,10 +547,21 @@ fn check_corroboration(
     let mut want = targets.to_vec();
     want.sort_unstable();
     assert_eq!(names, want, "corroborated targets: {c:#}");
+    // The peer answers whole minutes, from the start's minute to the end's,
+    // probing each target at least once a second: at least one probe per
+    // second it was up in them (its first minute is partial when it started
+    // within it), less a few for its first probes' start-up.
+    let minute = |t: Timestamp| t.as_second().div_euclid(60) * 60;
+    let window_end = minute(crate::peer_netns::ts(&c["end"])) + 60;
+    let window_start = minute(crate::peer_netns::ts(&c["start"])).max(abroad_up.as_second());
+    let up_secs = u64::try_from(window_end - window_start).unwrap_or(0);
     for t in &ts {
         assert_eq!(t["verdict"], verdict, "{t}: {c:#}");
         let probes = t["probes"].as_u64().unwrap_or(0);
-        assert!(probes >= 60, "the peer's probes of {t} are too few: {c:#}");
+        assert!(
+            probes + 3 >= up_secs.min(60) && probes > 0,
+            "the peer's probes of {t} are too few for {up_secs} s up in the minutes asked: {c:#}"
+        );
         let failures = t["failures"].as_u64().unwrap_or(u64::MAX);
         assert!(failures <= probes, "{t}");
     }
@@ -626,6 +642,7 @@ fn border_down_60s_is_corroborated_up_from_abroad() {
     check_corroboration(
         &c,
         &id,
+        s.abroad_up,
         &targets,
         "up",
         "reachable_elsewhere",
@@ -711,6 +728,7 @@ fn web_server_stopped_is_down_at_both_sites_cause_destination() {
     check_corroboration(
         &c,
         &id,
+        s.abroad_up,
         &targets,
         "down",
         "destination_down",
@@ -1043,6 +1061,7 @@ fn peer_unreachable_during_the_outage_corroborates_within_60s_of_repair() {
     check_corroboration(
         &c,
         &id,
+        s.abroad_up,
         &["intl-icmp-0", "intl-icmp-1", "intl-tcp", "intl-http"],
         "up",
         "reachable_elsewhere",
